@@ -1,0 +1,99 @@
+import { parseArgs } from 'node:util'
+import { ConfigError, loadConfig } from '../app/config.js'
+import { startServer } from '../app/server.js'
+import { resolveTokenSecret } from '../app/token-secret.js'
+import { parseUserId } from '../core/user-id.js'
+import { Tokens } from '../service/tokens.js'
+
+const USAGE = `Usage: presenced <command> [options]
+
+Commands:
+  serve                 start the server (PORT, HOST and PRESENCED_* from the environment)
+  token --user <id>     print a signed access token for a user [--name <display name>] [--ttl <seconds>]
+
+Run 'presenced <command> --help' for a command's options.`
+
+/** Exit codes: 0 ok, 1 failure at run time, 2 bad usage or input. */
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'serve':
+      return serve(rest)
+    case 'token':
+      return token(rest)
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      console.log(USAGE)
+      return command === undefined ? 2 : 0
+    default:
+      console.error(`presenced: unknown command '${command}'\n\n${USAGE}`)
+      return 2
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } } })
+  if (values.help) {
+    console.log(
+      'Usage: presenced serve\n\nStarts presenced; configure it with environment variables (see README).',
+    )
+    return 0
+  }
+  await startServer(loadConfig())
+  return -1
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      user: { type: 'string', short: 'u' },
+      name: { type: 'string' },
+      ttl: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) {
+    console.log(
+      'Usage: presenced token --user <id> [--name <display name>] [--ttl <seconds>]\n\n' +
+        'Prints an HS256 access token, signed with PRESENCED_TOKEN_SECRET or the secret in the data dir.',
+    )
+    return 0
+  }
+  const userId = parseUserId(values.user)
+  if (!userId) {
+    console.error(
+      `presenced token: --user must be a positive 64-bit integer, got ${JSON.stringify(values.user ?? '')}`,
+    )
+    return 2
+  }
+  const ttlSeconds = values.ttl === undefined ? undefined : Number(values.ttl)
+  if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0)) {
+    console.error('presenced token: --ttl must be a positive number of seconds')
+    return 2
+  }
+  const config = loadConfig()
+  const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir))
+  console.log(await tokens.issue(userId, { name: values.name, ttlSeconds }))
+  return 0
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code
+  },
+  (error: unknown) => {
+    if (
+      error instanceof ConfigError ||
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      console.error(`presenced: ${(error as Error).message}`)
+      process.exitCode = 2
+    } else {
+      console.error(error)
+      process.exitCode = 1
+    }
+  },
+)

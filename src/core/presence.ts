@@ -1,0 +1,123 @@
+import type { UserId } from './user-id.js'
+
+/** The user state, in precedence order: the highest live session wins. Values are Roblox's. */
+export const PresenceType = {
+  Offline: 0,
+  Online: 1,
+  InGame: 2,
+  InStudio: 3,
+  /** Only ever shown to the user themself, when they appear offline to everyone else. */
+  Invisible: 4,
+} as const
+export type PresenceType = (typeof PresenceType)[keyof typeof PresenceType]
+
+export type ActivityKind = 'online' | 'inGame' | 'inStudio'
+
+const rankOfKind: Record<ActivityKind, PresenceType> = {
+  online: PresenceType.Online,
+  inGame: PresenceType.InGame,
+  inStudio: PresenceType.InStudio,
+}
+
+/** Where a session came from: the user's own app or studio, an Xbox title, or a game server. */
+export type SessionSource = 'app' | 'title' | 'server'
+
+export type Placement = 'full' | 'fill' | 'snapped' | 'background'
+export type TitleState = 'active' | 'inactive'
+
+export interface RichPresence {
+  id: string
+  scid?: string
+  params: string[]
+}
+
+export interface Activity {
+  kind: ActivityKind
+  /** Roblox side; ids are int64 decimal strings. */
+  placeId?: string
+  rootPlaceId?: string
+  universeId?: string
+  /** The game server instance (uuid). */
+  gameId?: string
+  /** Free text the client reported, or the place name from the catalogue. */
+  location?: string
+  /** Xbox side. */
+  titleId?: string
+  placement?: Placement
+  titleState?: TitleState
+  richPresence?: RichPresence
+}
+
+export interface Session {
+  userId: UserId
+  /** Identifies the session among the user's sessions: one per device, title or game server. */
+  key: string
+  source: SessionSource
+  /** Xbox device type names (XboxOne, Scarlett, PC, iOS, Android, Web, ...), kept as given. */
+  deviceType: string
+  startedAt: number
+  updatedAt: number
+  /** Epoch ms; a session at or past expiresAt does not exist. */
+  expiresAt: number
+  activity: Activity
+}
+
+/** What the store knows of one user: live sessions only, and the durable lastOnline. */
+export interface UserPresence {
+  userId: UserId
+  sessions: readonly Session[]
+  /** Epoch ms of the last instant a session of the user was alive; undefined if never seen. */
+  lastOnline: number | undefined
+}
+
+export type OfflineReason = 'explicit' | 'timeout' | 'server_lost' | 'node_lost' | 'privacy'
+
+export function isLive(session: Pick<Session, 'expiresAt'>, now: number): boolean {
+  return session.expiresAt > now
+}
+
+export function liveSessions(sessions: readonly Session[], now: number): Session[] {
+  return sessions.filter((s) => isLive(s, now))
+}
+
+/** InStudio > InGame > Online > Offline over the sessions alive at `now`. */
+export function deriveUserState(sessions: readonly Session[], now: number): PresenceType {
+  let state: PresenceType = PresenceType.Offline
+  for (const session of sessions) {
+    if (!isLive(session, now)) continue
+    const rank = rankOfKind[session.activity.kind]
+    if (rank > state) state = rank
+  }
+  return state
+}
+
+/**
+ * The live session that defines the user's state: highest kind, then most recently updated.
+ * Its activity is the one single-location views (Roblox) show.
+ */
+export function primarySession(sessions: readonly Session[], now: number): Session | undefined {
+  let best: Session | undefined
+  for (const session of sessions) {
+    if (!isLive(session, now)) continue
+    if (
+      best === undefined ||
+      rankOfKind[session.activity.kind] > rankOfKind[best.activity.kind] ||
+      (rankOfKind[session.activity.kind] === rankOfKind[best.activity.kind] &&
+        session.updatedAt > best.updatedAt)
+    ) {
+      best = session
+    }
+  }
+  return best
+}
+
+/** A presence with every session past expiry removed, as every read must see it. */
+export function atInstant(presence: UserPresence, now: number): UserPresence {
+  return presence.sessions.every((s) => isLive(s, now))
+    ? presence
+    : { ...presence, sessions: liveSessions(presence.sessions, now) }
+}
+
+export function offlinePresence(userId: UserId, lastOnline?: number): UserPresence {
+  return { userId, sessions: [], lastOnline }
+}

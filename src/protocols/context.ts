@@ -1,0 +1,20 @@
+import type { PresenceService } from '../service/presence-service.js'
+import type { Tokens } from '../service/tokens.js'
+
+/** The settings protocols read; the app passes its Config, which has all of them. */
+export interface ProtocolSettings {
+  sessionTtlSeconds: number
+  adminKey: string | undefined
+  rateLimitMax: number
+  rateLimitWindowSeconds: number
+  xboxHeartbeatSeconds: number
+  invisibleAsOffline: boolean
+  flapGraceMs: number
+}
+
+/** What every protocol plugin is registered with. */
+export interface ProtocolContext {
+  service: PresenceService
+  tokens: Tokens
+  settings: ProtocolSettings
+}

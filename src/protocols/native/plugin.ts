@@ -1,0 +1,10 @@
+import type { FastifyInstance } from 'fastify'
+import type { ProtocolContext } from '../context.js'
+
+export async function nativeProtocol(
+  app: FastifyInstance,
+  context: ProtocolContext,
+): Promise<void> {
+  void app
+  void context
+}

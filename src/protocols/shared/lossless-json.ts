@@ -1,0 +1,55 @@
+/**
+ * JSON.parse rounds integers above 2^53. Ids are int64, so before parsing, every integer literal
+ * too long to be exact is turned into a string literal holding the same digits; the id parsers
+ * then accept it exactly or refuse it by name. Bodies without such a literal take the fast path.
+ */
+const LONG_DIGITS = /\d{16}/
+
+export function parseJsonLossless(text: string): unknown {
+  if (!LONG_DIGITS.test(text)) return JSON.parse(text)
+  return JSON.parse(quoteLongIntegers(text))
+}
+
+function quoteLongIntegers(text: string): string {
+  let out = ''
+  let copiedUpTo = 0
+  let i = 0
+  const n = text.length
+  while (i < n) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22 /* " */) {
+      i++
+      while (i < n) {
+        const d = text.charCodeAt(i)
+        if (d === 0x5c /* \ */) i += 2
+        else if (d === 0x22) {
+          i++
+          break
+        } else i++
+      }
+      continue
+    }
+    if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      const start = i
+      i++
+      while (i < n && isDigit(text.charCodeAt(i))) i++
+      const next = text.charCodeAt(i)
+      const isInteger = !(next === 0x2e || next === 0x65 || next === 0x45) // . e E
+      const digits = i - start - (c === 0x2d ? 1 : 0)
+      if (isInteger && digits > 15 && !Number.isSafeInteger(Number(text.slice(start, i)))) {
+        out += text.slice(copiedUpTo, start) + '"' + text.slice(start, i) + '"'
+        copiedUpTo = i
+      } else if (!isInteger) {
+        // skip the rest of the number: fraction and exponent
+        while (i < n && /[0-9.eE+-]/.test(text[i]!)) i++
+      }
+      continue
+    }
+    i++
+  }
+  return copiedUpTo === 0 ? text : out + text.slice(copiedUpTo)
+}
+
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39
+}

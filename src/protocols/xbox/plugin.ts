@@ -1,0 +1,7 @@
+import type { FastifyInstance } from 'fastify'
+import type { ProtocolContext } from '../context.js'
+
+export async function xboxProtocol(app: FastifyInstance, context: ProtocolContext): Promise<void> {
+  void app
+  void context
+}

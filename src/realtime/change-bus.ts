@@ -1,0 +1,21 @@
+import type { UserId } from '../core/user-id.js'
+import type { PresenceChange } from '../store/presence-store.js'
+
+/**
+ * What crosses nodes: raw changes, never projections. Each node projects per subscriber.
+ * - presence: a user's sessions changed;
+ * - settings: a user's privacy settings changed (every watcher must re-project them);
+ * - relation: two users' friendship or block changed.
+ */
+export type BusEvent =
+  | { type: 'presence'; change: PresenceChange }
+  | { type: 'settings'; userId: UserId }
+  | { type: 'relation'; users: readonly [UserId, UserId] }
+
+/** Carries BusEvents to every node. Adapters: LocalChangeBus (one process), RedisChangeBus. */
+export interface ChangeBus {
+  publish(event: BusEvent): Promise<void>
+  /** Handlers run for events published on any node, this one included. Returns unsubscribe. */
+  subscribe(handler: (event: BusEvent) => void): () => void
+  close(): Promise<void>
+}

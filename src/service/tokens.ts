@@ -1,0 +1,66 @@
+import { SignJWT, errors as joseErrors, jwtVerify } from 'jose'
+import { parseUserId, type UserId } from '../core/user-id.js'
+
+export interface TokenClaims {
+  userId: UserId
+  /** Display name carried in the token, if it was issued with one. */
+  name: string | undefined
+  /** The token's id, for revocation. */
+  jti: string | undefined
+  /** Expiry, epoch seconds. */
+  exp: number | undefined
+}
+
+export interface IssueOptions {
+  name?: string
+  /** Lifetime in seconds; default 30 days. */
+  ttlSeconds?: number
+}
+
+/**
+ * Access tokens: HS256 JWTs whose subject is the user id (a decimal string, never a number).
+ * Only HS256 is accepted, so `alg: none` and key-confusion tokens are refused.
+ */
+export class Tokens {
+  readonly #key: Uint8Array
+  readonly #revoked = new Set<string>()
+
+  constructor(secret: string) {
+    this.#key = new TextEncoder().encode(secret)
+  }
+
+  async issue(userId: UserId, options: IssueOptions = {}): Promise<string> {
+    const jwt = new SignJWT(options.name ? { name: options.name } : {})
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(userId)
+      .setIssuedAt()
+      .setJti(crypto.randomUUID())
+      .setExpirationTime(`${options.ttlSeconds ?? 30 * 24 * 3600}s`)
+    return jwt.sign(this.#key)
+  }
+
+  /** The claims of a valid token, or undefined for anything else (never throws). */
+  async verify(token: string): Promise<TokenClaims | undefined> {
+    if (token.length === 0 || token.length > 4096) return undefined
+    try {
+      const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] })
+      const userId = parseUserId(payload.sub)
+      if (!userId) return undefined
+      if (payload.jti && this.#revoked.has(payload.jti)) return undefined
+      return {
+        userId,
+        name: typeof payload.name === 'string' ? payload.name : undefined,
+        jti: payload.jti,
+        exp: payload.exp,
+      }
+    } catch (error) {
+      if (error instanceof joseErrors.JOSEError || error instanceof TypeError) return undefined
+      throw error
+    }
+  }
+
+  /** Ends a login: the token with this id is refused from now on (on this node). */
+  revoke(jti: string): void {
+    this.#revoked.add(jti)
+  }
+}

@@ -1,0 +1,58 @@
+import type {
+  Activity,
+  OfflineReason,
+  Session,
+  SessionSource,
+  UserPresence,
+} from '../core/presence.js'
+import type { UserId } from '../core/user-id.js'
+
+/** One heartbeat: creates the session or refreshes it, moving expiresAt to now + ttlMs. */
+export interface SessionWrite {
+  userId: UserId
+  /** Identifies the session among the user's: e.g. `app:iOS`, `title:1234:XboxOne`, `server:<gameId>`. */
+  key: string
+  source: SessionSource
+  deviceType: string
+  activity: Activity
+  ttlMs: number
+}
+
+/** A change of one user's presence, as the store applied it (atomically). */
+export interface PresenceChange {
+  userId: UserId
+  before: UserPresence
+  after: UserPresence
+  /** Why sessions ended, when the change ended some. */
+  reason?: OfflineReason
+  /** The sessions this change ended, if any. */
+  ended?: readonly Session[]
+}
+
+/**
+ * Where live sessions are kept. Sessions expire on their own: every read computes liveness from
+ * `now`, so a session past `expiresAt` is never returned even before `sweepExpired` has run.
+ * Adapters: MemoryPresenceStore (embedded default), RedisPresenceStore (fleet).
+ */
+export interface PresenceStore {
+  /** Creates or refreshes a session; returns the user's presence before and after. */
+  heartbeat(write: SessionWrite, now: number): Promise<PresenceChange>
+  /** Ends one session at once; undefined if there was no live session with that key. */
+  end(
+    userId: UserId,
+    key: string,
+    now: number,
+    reason: OfflineReason,
+  ): Promise<PresenceChange | undefined>
+  /** The presences of `ids`, in that order, one per entry; unknown users have no sessions. */
+  getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]>
+  /**
+   * Claims and removes up to `limit` sessions whose expiresAt <= now, each exactly once across
+   * every node, updating lastOnline; returns one change per user affected (reason `timeout`).
+   */
+  sweepExpired(now: number, limit: number): Promise<PresenceChange[]>
+  /** Live session and user counts, for metrics. */
+  stats(now: number): Promise<{ sessions: number; users: number }>
+  ready(): Promise<boolean>
+  close(): Promise<void>
+}

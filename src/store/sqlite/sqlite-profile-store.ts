@@ -1,0 +1,174 @@
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  defaultSettings,
+  type Relation,
+  type UserSettings,
+  type Visibility,
+} from '../../core/privacy.js'
+import type { UserId } from '../../core/user-id.js'
+import type { LastOnlineLedger, Place, ProfileStore } from '../profile-store.js'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS settings (
+  user_id TEXT PRIMARY KEY,
+  visibility TEXT NOT NULL,
+  invisible INTEGER NOT NULL,
+  frozen_last_online INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS friends (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked, blocker);
+CREATE TABLE IF NOT EXISTS places (
+  place_id TEXT PRIMARY KEY,
+  universe_id TEXT NOT NULL,
+  root_place_id TEXT NOT NULL,
+  name TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS last_online (user_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+`
+
+interface SettingsRow {
+  visibility: Visibility
+  invisible: number
+  frozen_last_online: number | null
+}
+
+/**
+ * The embedded durable store: one SQLite file in the data dir, written synchronously in WAL mode
+ * so a write that returned survives a crash of the process.
+ */
+export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
+  readonly db: Database.Database
+  readonly #stmt
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true })
+    this.db = new Database(join(dataDir, 'presenced.sqlite'))
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = NORMAL')
+    this.db.exec(SCHEMA)
+    const db = this.db
+    this.#stmt = {
+      getSettings: db.prepare<[string], SettingsRow>(
+        'SELECT visibility, invisible, frozen_last_online FROM settings WHERE user_id = ?',
+      ),
+      putSettings: db.prepare(
+        'INSERT INTO settings (user_id, visibility, invisible, frozen_last_online) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (user_id) DO UPDATE SET visibility = excluded.visibility, invisible = excluded.invisible, frozen_last_online = excluded.frozen_last_online',
+      ),
+      friendsOf: db.prepare<[string], { b: string }>('SELECT b FROM friends WHERE a = ?'),
+      addFriend: db.prepare('INSERT OR IGNORE INTO friends (a, b) VALUES (?, ?)'),
+      removeFriend: db.prepare('DELETE FROM friends WHERE a = ? AND b = ?'),
+      blockedBy: db.prepare<[string], { blocked: string }>(
+        'SELECT blocked FROM blocks WHERE blocker = ?',
+      ),
+      blockersOf: db.prepare<[string], { blocker: string }>(
+        'SELECT blocker FROM blocks WHERE blocked = ?',
+      ),
+      addBlock: db.prepare('INSERT OR IGNORE INTO blocks (blocker, blocked) VALUES (?, ?)'),
+      removeBlock: db.prepare('DELETE FROM blocks WHERE blocker = ? AND blocked = ?'),
+      getPlace: db.prepare<[string], { universe_id: string; root_place_id: string; name: string }>(
+        'SELECT universe_id, root_place_id, name FROM places WHERE place_id = ?',
+      ),
+      putPlace: db.prepare(
+        'INSERT INTO places (place_id, universe_id, root_place_id, name) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (place_id) DO UPDATE SET universe_id = excluded.universe_id, root_place_id = excluded.root_place_id, name = excluded.name',
+      ),
+      allLastOnline: db.prepare<[], { user_id: string; at: number }>(
+        'SELECT user_id, at FROM last_online',
+      ),
+      putLastOnline: db.prepare(
+        'INSERT INTO last_online (user_id, at) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET at = MAX(at, excluded.at)',
+      ),
+    }
+  }
+
+  getSettings(ids: readonly UserId[]): Promise<UserSettings[]> {
+    return Promise.resolve(
+      ids.map((id) => {
+        const row = this.#stmt.getSettings.get(id)
+        if (!row) return defaultSettings
+        return {
+          visibility: row.visibility,
+          invisible: row.invisible === 1,
+          frozenLastOnline: row.frozen_last_online ?? undefined,
+        }
+      }),
+    )
+  }
+
+  putSettings(id: UserId, settings: UserSettings): Promise<void> {
+    this.#stmt.putSettings.run(
+      id,
+      settings.visibility,
+      settings.invisible ? 1 : 0,
+      settings.frozenLastOnline ?? null,
+    )
+    return Promise.resolve()
+  }
+
+  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<Relation[]> {
+    const friends = new Set(this.#stmt.friendsOf.all(viewer).map((r) => r.b))
+    const blocked = new Set(this.#stmt.blockedBy.all(viewer).map((r) => r.blocked))
+    for (const r of this.#stmt.blockersOf.all(viewer)) blocked.add(r.blocker)
+    return Promise.resolve(
+      targets.map((t) => ({ friends: friends.has(t), blocked: blocked.has(t) })),
+    )
+  }
+
+  setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
+    const statement = friends ? this.#stmt.addFriend : this.#stmt.removeFriend
+    this.db.transaction(() => {
+      statement.run(a, b)
+      statement.run(b, a)
+    })()
+    return Promise.resolve()
+  }
+
+  setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
+    ;(isBlocked ? this.#stmt.addBlock : this.#stmt.removeBlock).run(blocker, blocked)
+    return Promise.resolve()
+  }
+
+  listFriends(id: UserId): Promise<UserId[]> {
+    return Promise.resolve(this.#stmt.friendsOf.all(id).map((r) => r.b as UserId))
+  }
+
+  getPlace(placeId: string): Promise<Place | undefined> {
+    const row = this.#stmt.getPlace.get(placeId)
+    return Promise.resolve(
+      row && {
+        placeId,
+        universeId: row.universe_id,
+        rootPlaceId: row.root_place_id,
+        name: row.name,
+      },
+    )
+  }
+
+  putPlace(place: Place): Promise<void> {
+    this.#stmt.putPlace.run(place.placeId, place.universeId, place.rootPlaceId, place.name)
+    return Promise.resolve()
+  }
+
+  *loadLastOnline(): Iterable<[UserId, number]> {
+    for (const row of this.#stmt.allLastOnline.iterate()) yield [row.user_id as UserId, row.at]
+  }
+
+  saveLastOnline(entries: ReadonlyArray<readonly [UserId, number]>): void {
+    this.db.transaction(() => {
+      for (const [id, at] of entries) this.#stmt.putLastOnline.run(id, at)
+    })()
+  }
+
+  ready(): Promise<boolean> {
+    return Promise.resolve(this.db.open)
+  }
+
+  close(): Promise<void> {
+    if (this.db.open) this.db.close()
+    return Promise.resolve()
+  }
+}
