@@ -8,7 +8,15 @@ import {
   type Visibility,
 } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
-import type { LastOnlineLedger, Place, ProfileStore } from '../profile-store.js'
+import type {
+  ApiKeyRecord,
+  LastOnlineLedger,
+  Place,
+  ProfileRecord,
+  ProfileStore,
+  Title,
+  UserProfile,
+} from '../profile-store.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS settings (
@@ -26,6 +34,9 @@ CREATE TABLE IF NOT EXISTS places (
   root_place_id TEXT NOT NULL,
   name TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS titles (title_id TEXT PRIMARY KEY, name TEXT NOT NULL, strings TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, name TEXT NOT NULL, display_name TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, record TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS last_online (user_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 `
 
@@ -76,6 +87,25 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
         'INSERT INTO places (place_id, universe_id, root_place_id, name) VALUES (?, ?, ?, ?) ' +
           'ON CONFLICT (place_id) DO UPDATE SET universe_id = excluded.universe_id, root_place_id = excluded.root_place_id, name = excluded.name',
       ),
+      getTitle: db.prepare<[string], { name: string; strings: string }>(
+        'SELECT name, strings FROM titles WHERE title_id = ?',
+      ),
+      putTitle: db.prepare(
+        'INSERT INTO titles (title_id, name, strings) VALUES (?, ?, ?) ON CONFLICT (title_id) DO UPDATE SET name = excluded.name, strings = excluded.strings',
+      ),
+      getUser: db.prepare<[string], { name: string; display_name: string }>(
+        'SELECT name, display_name FROM users WHERE user_id = ?',
+      ),
+      putUser: db.prepare(
+        'INSERT INTO users (user_id, name, display_name) VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, display_name = excluded.display_name',
+      ),
+      putApiKey: db.prepare(
+        'INSERT INTO api_keys (id, hash, record) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, record = excluded.record',
+      ),
+      getApiKeyByHash: db.prepare<[string], { record: string }>(
+        'SELECT record FROM api_keys WHERE hash = ?',
+      ),
+      listApiKeys: db.prepare<[], { record: string }>('SELECT record FROM api_keys ORDER BY id'),
       allLastOnline: db.prepare<[], { user_id: string; at: number }>(
         'SELECT user_id, at FROM last_online',
       ),
@@ -150,6 +180,81 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
 
   putPlace(place: Place): Promise<void> {
     this.#stmt.putPlace.run(place.placeId, place.universeId, place.rootPlaceId, place.name)
+    return Promise.resolve()
+  }
+
+  getTitle(titleId: string): Promise<Title | undefined> {
+    const row = this.#stmt.getTitle.get(titleId)
+    return Promise.resolve(
+      row && { titleId, name: row.name, strings: JSON.parse(row.strings) as Title['strings'] },
+    )
+  }
+
+  putTitle(title: Title): Promise<void> {
+    this.#stmt.putTitle.run(title.titleId, title.name, JSON.stringify(title.strings))
+    return Promise.resolve()
+  }
+
+  getUser(id: UserId): Promise<UserProfile | undefined> {
+    const row = this.#stmt.getUser.get(id)
+    return Promise.resolve(row && { userId: id, name: row.name, displayName: row.display_name })
+  }
+
+  putUser(user: UserProfile): Promise<void> {
+    this.#stmt.putUser.run(user.userId, user.name, user.displayName)
+    return Promise.resolve()
+  }
+
+  putApiKey(key: ApiKeyRecord): Promise<void> {
+    this.#stmt.putApiKey.run(key.id, key.hash, JSON.stringify(key))
+    return Promise.resolve()
+  }
+
+  getApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    const row = this.#stmt.getApiKeyByHash.get(hash)
+    return Promise.resolve(row && (JSON.parse(row.record) as ApiKeyRecord))
+  }
+
+  listApiKeys(): Promise<ApiKeyRecord[]> {
+    return Promise.resolve(
+      this.#stmt.listApiKeys.all().map((r) => JSON.parse(r.record) as ApiKeyRecord),
+    )
+  }
+
+  importRecords(records: readonly ProfileRecord[]): Promise<void> {
+    const s = this.#stmt
+    this.db.transaction(() => {
+      for (const r of records) {
+        switch (r.type) {
+          case 'settings':
+            s.putSettings.run(
+              r.userId,
+              r.settings.visibility,
+              r.settings.invisible ? 1 : 0,
+              r.settings.frozenLastOnline ?? null,
+            )
+            break
+          case 'friends': {
+            const statement = r.friends ? s.addFriend : s.removeFriend
+            statement.run(r.a, r.b)
+            statement.run(r.b, r.a)
+            break
+          }
+          case 'block':
+            ;(r.isBlocked ? s.addBlock : s.removeBlock).run(r.blocker, r.blocked)
+            break
+          case 'place':
+            s.putPlace.run(r.place.placeId, r.place.universeId, r.place.rootPlaceId, r.place.name)
+            break
+          case 'title':
+            s.putTitle.run(r.title.titleId, r.title.name, JSON.stringify(r.title.strings))
+            break
+          case 'user':
+            s.putUser.run(r.user.userId, r.user.name, r.user.displayName)
+            break
+        }
+      }
+    })()
     return Promise.resolve()
   }
 
