@@ -110,7 +110,12 @@ export async function buildApp(
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable' })
   })
 
-  const context: ProtocolContext = { service, tokens, settings: config }
+  const context: ProtocolContext = {
+    service,
+    tokens,
+    rateLimiter: stores.rateLimiter,
+    settings: config,
+  }
   await app.register(robloxProtocol, context)
   await app.register(xboxProtocol, context)
   await app.register(nativeProtocol, context)

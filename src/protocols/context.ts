@@ -1,5 +1,6 @@
 import type { PresenceService } from '../service/presence-service.js'
 import type { Tokens } from '../service/tokens.js'
+import type { RateLimiter } from '../store/rate-limiter.js'
 
 /** The settings protocols read; the app passes its Config, which has all of them. */
 export interface ProtocolSettings {
@@ -16,5 +17,7 @@ export interface ProtocolSettings {
 export interface ProtocolContext {
   service: PresenceService
   tokens: Tokens
+  /** Shared across nodes in fleet mode. */
+  rateLimiter: RateLimiter
   settings: ProtocolSettings
 }

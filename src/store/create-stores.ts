@@ -1,8 +1,10 @@
 import { LocalChangeBus } from '../realtime/local-change-bus.js'
 import type { ChangeBus } from '../realtime/change-bus.js'
 import { MemoryPresenceStore } from './memory/memory-presence-store.js'
+import { MemoryRateLimiter } from './memory/memory-rate-limiter.js'
 import type { PresenceStore } from './presence-store.js'
 import type { ProfileStore } from './profile-store.js'
+import type { RateLimiter } from './rate-limiter.js'
 import { SqliteProfileStore } from './sqlite/sqlite-profile-store.js'
 
 export interface StoreOptions {
@@ -17,6 +19,7 @@ export interface Stores {
   presence: PresenceStore
   profiles: ProfileStore
   bus: ChangeBus
+  rateLimiter: RateLimiter
 }
 
 /** Options → adapters: the only place that chooses a backend. */
@@ -26,5 +29,11 @@ export async function createStores(options: StoreOptions): Promise<Stores> {
   }
   const profiles = new SqliteProfileStore(options.dataDir)
   const presence = new MemoryPresenceStore({ ledger: profiles })
-  return { mode: 'embedded', presence, profiles, bus: new LocalChangeBus() }
+  return {
+    mode: 'embedded',
+    presence,
+    profiles,
+    bus: new LocalChangeBus(),
+    rateLimiter: new MemoryRateLimiter(),
+  }
 }
