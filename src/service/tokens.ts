@@ -1,4 +1,5 @@
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose'
+import { createHmac } from 'node:crypto'
 import { parseUserId, type UserId } from '../core/user-id.js'
 
 export interface TokenClaims {
@@ -24,6 +25,7 @@ export interface IssueOptions {
 export class Tokens {
   readonly #key: Uint8Array
   readonly #revoked = new Set<string>()
+  readonly #derived = new Map<string, Buffer>()
 
   constructor(secret: string) {
     this.#key = new TextEncoder().encode(secret)
@@ -57,6 +59,19 @@ export class Tokens {
       if (error instanceof joseErrors.JOSEError || error instanceof TypeError) return undefined
       throw error
     }
+  }
+
+  /**
+   * HMAC-SHA256 of `data` under a key derived from the token secret for `purpose`: stateless
+   * tokens of other kinds (e.g. CSRF) need no secret of their own and verify on every node.
+   */
+  mac(purpose: string, data: string): Buffer {
+    let key = this.#derived.get(purpose)
+    if (!key) {
+      key = createHmac('sha256', this.#key).update(`presenced:${purpose}`).digest()
+      this.#derived.set(purpose, key)
+    }
+    return createHmac('sha256', key).update(data).digest()
   }
 
   /** Ends a login: the token with this id is refused from now on (on this node). */
