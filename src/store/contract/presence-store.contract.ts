@@ -1,0 +1,355 @@
+/**
+ * The PresenceStore contract: every adapter must pass it against its real backend.
+ *
+ * @example
+ * presenceStoreContract('memory', async () => {
+ *   const store = new MemoryPresenceStore()
+ *   return { store, cleanup: () => store.close() }
+ * })
+ *
+ * The factory must return a fresh, empty store for every test; `cleanup` closes it and deletes
+ * whatever it wrote (e.g. its Redis keys). Every call passes an explicit `now`, so no test waits.
+ */
+import assert from 'node:assert/strict'
+import { describe, test, type TestContext } from 'node:test'
+import type { Activity, Session } from '../../core/presence.js'
+import { parseUserId, type UserId } from '../../core/user-id.js'
+import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+
+export type PresenceStoreFactory = () => Promise<{
+  store: PresenceStore
+  cleanup(): Promise<void>
+}>
+
+const T0 = Date.UTC(2026, 0, 1)
+const TTL = 60_000
+
+function id(value: string): UserId {
+  const parsed = parseUserId(value)
+  assert.ok(parsed, `test id ${value} must be valid`)
+  return parsed
+}
+
+function write(userId: UserId, key = 'app:iOS', extra: Partial<SessionWrite> = {}): SessionWrite {
+  return {
+    userId,
+    key,
+    source: 'app',
+    deviceType: 'iOS',
+    activity: { kind: 'online' },
+    ttlMs: TTL,
+    ...extra,
+  }
+}
+
+function keys(sessions: readonly Session[]): string[] {
+  return sessions.map((s) => s.key).sort()
+}
+
+function endedKeys(changes: readonly PresenceChange[]): string[] {
+  return changes.flatMap((c) => (c.ended ?? []).map((s) => `${c.userId}/${s.key}`)).sort()
+}
+
+export function presenceStoreContract(name: string, factory: PresenceStoreFactory): void {
+  async function open(t: TestContext): Promise<PresenceStore> {
+    const { store, cleanup } = await factory()
+    t.after(cleanup)
+    return store
+  }
+
+  describe(`PresenceStore contract: ${name}`, () => {
+    test('is ready and starts empty', async (t) => {
+      const store = await open(t)
+      assert.equal(await store.ready(), true)
+      assert.deepEqual(await store.stats(T0), { sessions: 0, users: 0 })
+      const [presence] = await store.getMany([id('1')], T0)
+      assert.deepEqual(presence, { userId: '1', sessions: [], lastOnline: undefined })
+    })
+
+    test('heartbeat creates a session and reports before/after', async (t) => {
+      const store = await open(t)
+      const activity: Activity = {
+        kind: 'inGame',
+        placeId: '1818',
+        rootPlaceId: '1818',
+        universeId: '13058',
+        gameId: '7a4e3c2b-0000-4000-8000-000000000001',
+        location: 'Crossroads',
+      }
+      const change = await store.heartbeat(
+        write(id('42'), 'app:Android', { deviceType: 'Android', activity }),
+        T0,
+      )
+      assert.equal(change.userId, '42')
+      assert.deepEqual(change.before.sessions, [])
+      assert.equal(change.reason, undefined)
+      assert.equal(change.ended, undefined)
+      const expected: Session = {
+        userId: id('42'),
+        key: 'app:Android',
+        source: 'app',
+        deviceType: 'Android',
+        startedAt: T0,
+        updatedAt: T0,
+        expiresAt: T0 + TTL,
+        activity,
+      }
+      assert.deepEqual(change.after.sessions, [expected])
+      assert.equal(change.after.lastOnline, T0)
+      const [read] = await store.getMany([id('42')], T0 + 1)
+      assert.deepEqual(read!.sessions, [expected])
+      assert.equal(read!.lastOnline, T0)
+    })
+
+    test('heartbeat refresh keeps startedAt, moves expiresAt and updatedAt', async (t) => {
+      const store = await open(t)
+      const user = id('7')
+      await store.heartbeat(write(user), T0)
+      const change = await store.heartbeat(
+        write(user, 'app:iOS', { activity: { kind: 'inGame', placeId: '99' } }),
+        T0 + 20_000,
+      )
+      assert.equal(change.before.sessions.length, 1)
+      assert.equal(change.before.sessions[0]!.expiresAt, T0 + TTL)
+      assert.deepEqual(change.before.sessions[0]!.activity, { kind: 'online' })
+      assert.equal(change.after.sessions.length, 1)
+      const session = change.after.sessions[0]!
+      assert.equal(session.startedAt, T0)
+      assert.equal(session.updatedAt, T0 + 20_000)
+      assert.equal(session.expiresAt, T0 + 20_000 + TTL)
+      assert.deepEqual(session.activity, { kind: 'inGame', placeId: '99' })
+      assert.deepEqual(await store.stats(T0 + 20_000), { sessions: 1, users: 1 })
+    })
+
+    test('a heartbeat after expiry starts a new session', async (t) => {
+      const store = await open(t)
+      const user = id('8')
+      await store.heartbeat(write(user), T0)
+      const later = T0 + TTL + 5_000
+      const change = await store.heartbeat(write(user), later)
+      assert.deepEqual(change.before.sessions, [])
+      assert.equal(change.after.sessions[0]!.startedAt, later)
+      assert.equal(change.after.sessions[0]!.expiresAt, later + TTL)
+      // the replaced session must not be swept as a timeout later on
+      const swept = await store.sweepExpired(later + 1, 100)
+      assert.deepEqual(swept, [])
+      assert.equal((await store.getMany([user], later + 1))[0]!.sessions.length, 1)
+    })
+
+    test('each device is its own session', async (t) => {
+      const store = await open(t)
+      const user = id('9')
+      await store.heartbeat(write(user, 'app:iOS'), T0)
+      const change = await store.heartbeat(
+        write(user, 'studio:PC', { deviceType: 'PC', activity: { kind: 'inStudio' } }),
+        T0 + 1,
+      )
+      assert.deepEqual(keys(change.before.sessions), ['app:iOS'])
+      assert.deepEqual(keys(change.after.sessions), ['app:iOS', 'studio:PC'])
+      assert.deepEqual(await store.stats(T0 + 1), { sessions: 2, users: 1 })
+    })
+
+    test('getMany answers in order, one per entry, unknown and duplicate ids included', async (t) => {
+      const store = await open(t)
+      await store.heartbeat(write(id('1')), T0)
+      await store.heartbeat(write(id('3')), T0)
+      const ids = [id('3'), id('2'), id('1'), id('3'), id('1000')]
+      const presences = await store.getMany(ids, T0 + 1)
+      assert.deepEqual(
+        presences.map((p) => p.userId),
+        ids,
+      )
+      assert.deepEqual(
+        presences.map((p) => p.sessions.length),
+        [1, 0, 1, 1, 0],
+      )
+      assert.equal(presences[1]!.lastOnline, undefined)
+      assert.deepEqual(await store.getMany([], T0), [])
+    })
+
+    test('reads never show a session at or past expiresAt, even before sweeping', async (t) => {
+      const store = await open(t)
+      const user = id('11')
+      await store.heartbeat(write(user, 'app:iOS', { ttlMs: 1_000 }), T0)
+      await store.heartbeat(write(user, 'app:PC', { ttlMs: 5_000, deviceType: 'PC' }), T0)
+      const at = async (now: number) => keys((await store.getMany([user], now))[0]!.sessions)
+      assert.deepEqual(await at(T0 + 999), ['app:PC', 'app:iOS'])
+      assert.deepEqual(await at(T0 + 1_000), ['app:PC'])
+      assert.deepEqual(await at(T0 + 4_999), ['app:PC'])
+      assert.deepEqual(await at(T0 + 5_000), [])
+      // a heartbeat's `before` is a read too
+      const change = await store.heartbeat(write(id('11'), 'app:Web'), T0 + 6_000)
+      assert.deepEqual(change.before.sessions, [])
+      assert.equal(change.before.lastOnline, T0)
+    })
+
+    test('end removes one session and reports it', async (t) => {
+      const store = await open(t)
+      const user = id('12')
+      await store.heartbeat(write(user, 'app:iOS'), T0)
+      await store.heartbeat(write(user, 'app:PC', { deviceType: 'PC' }), T0)
+      const change = await store.end(user, 'app:iOS', T0 + 10_000, 'explicit')
+      assert.ok(change)
+      assert.equal(change.userId, '12')
+      assert.equal(change.reason, 'explicit')
+      assert.deepEqual(keys(change.ended ?? []), ['app:iOS'])
+      assert.deepEqual(keys(change.before.sessions), ['app:PC', 'app:iOS'])
+      assert.deepEqual(keys(change.after.sessions), ['app:PC'])
+      assert.equal(change.after.lastOnline, T0 + 10_000)
+      assert.deepEqual(await store.stats(T0 + 10_000), { sessions: 1, users: 1 })
+
+      const last = await store.end(user, 'app:PC', T0 + 11_000, 'explicit')
+      assert.deepEqual(last?.after.sessions, [])
+      assert.equal(last?.after.lastOnline, T0 + 11_000)
+      assert.deepEqual(await store.stats(T0 + 11_000), { sessions: 0, users: 0 })
+      // ended sessions are not swept again
+      assert.deepEqual(await store.sweepExpired(T0 + 10 * TTL, 100), [])
+    })
+
+    test('end of an unknown or already-expired session is undefined', async (t) => {
+      const store = await open(t)
+      const user = id('13')
+      assert.equal(await store.end(user, 'app:iOS', T0, 'explicit'), undefined)
+      await store.heartbeat(write(user), T0)
+      assert.equal(await store.end(user, 'app:PC', T0 + 1, 'explicit'), undefined)
+      assert.equal(await store.end(user, 'app:iOS', T0 + TTL, 'explicit'), undefined)
+      // the sweep still reports the expired session, exactly once
+      const swept = await store.sweepExpired(T0 + TTL, 100)
+      assert.deepEqual(endedKeys(swept), ['13/app:iOS'])
+      assert.equal(swept[0]!.reason, 'timeout')
+    })
+
+    test('sweepExpired claims each expired session exactly once', async (t) => {
+      const store = await open(t)
+      await store.heartbeat(write(id('21')), T0)
+      await store.heartbeat(write(id('22'), 'app:iOS', { ttlMs: 2 * TTL }), T0)
+      assert.deepEqual(await store.sweepExpired(T0 + TTL - 1, 100), [])
+      const first = await store.sweepExpired(T0 + TTL, 100)
+      assert.deepEqual(endedKeys(first), ['21/app:iOS'])
+      assert.deepEqual(await store.sweepExpired(T0 + TTL, 100), [])
+      assert.deepEqual(await store.sweepExpired(T0 + TTL + 1, 100), [])
+      assert.deepEqual(await store.stats(T0 + TTL), { sessions: 1, users: 1 })
+      const second = await store.sweepExpired(T0 + 3 * TTL, 100)
+      assert.deepEqual(endedKeys(second), ['22/app:iOS'])
+      assert.deepEqual(await store.stats(T0 + 3 * TTL), { sessions: 0, users: 0 })
+    })
+
+    test('concurrent sweeps never claim a session twice', async (t) => {
+      const store = await open(t)
+      const users = Array.from({ length: 30 }, (_, i) => id(String(100 + i)))
+      for (const user of users) {
+        await store.heartbeat(write(user, 'app:iOS'), T0)
+        await store.heartbeat(write(user, 'app:PC', { deviceType: 'PC' }), T0)
+      }
+      const now = T0 + TTL + 1
+      const results = await Promise.all([
+        store.sweepExpired(now, 1_000),
+        store.sweepExpired(now, 1_000),
+        store.sweepExpired(now, 1_000),
+      ])
+      const all = endedKeys(results.flat())
+      assert.equal(all.length, 60)
+      assert.equal(new Set(all).size, 60)
+      assert.deepEqual(await store.sweepExpired(now, 1_000), [])
+    })
+
+    test('a sweep returns one timeout change per user, with before, after and ended', async (t) => {
+      const store = await open(t)
+      const user = id('31')
+      await store.heartbeat(write(user, 'app:iOS'), T0)
+      await store.heartbeat(write(user, 'app:PC', { deviceType: 'PC' }), T0 + 1_000)
+      const changes = await store.sweepExpired(T0 + TTL + 1_000, 100)
+      assert.equal(changes.length, 1)
+      const change = changes[0]!
+      assert.equal(change.userId, '31')
+      assert.equal(change.reason, 'timeout')
+      assert.deepEqual(keys(change.ended ?? []), ['app:PC', 'app:iOS'])
+      assert.deepEqual(keys(change.before.sessions), ['app:PC', 'app:iOS'])
+      assert.deepEqual(change.after.sessions, [])
+      assert.equal(change.after.lastOnline, T0 + 1_000)
+    })
+
+    test('lastOnline becomes the last heartbeat time and stays after the sweep', async (t) => {
+      const store = await open(t)
+      const user = id('32')
+      await store.heartbeat(write(user), T0)
+      await store.heartbeat(write(user), T0 + 30_000)
+      const expiry = T0 + 30_000 + TTL
+      // before any sweep, an expired session leaves lastOnline at its last heartbeat
+      assert.equal((await store.getMany([user], expiry + 5))[0]!.lastOnline, T0 + 30_000)
+      const changes = await store.sweepExpired(expiry + 10, 100)
+      assert.equal(changes[0]!.after.lastOnline, T0 + 30_000)
+      const [later] = await store.getMany([user], expiry + 100 * TTL)
+      assert.deepEqual(later, { userId: user, sessions: [], lastOnline: T0 + 30_000 })
+    })
+
+    test('a refreshed session is not swept at its old expiry', async (t) => {
+      const store = await open(t)
+      const user = id('33')
+      await store.heartbeat(write(user), T0)
+      await store.heartbeat(write(user), T0 + 50_000)
+      assert.deepEqual(await store.sweepExpired(T0 + TTL + 1, 100), [])
+      assert.equal((await store.getMany([user], T0 + TTL + 1))[0]!.sessions.length, 1)
+      const changes = await store.sweepExpired(T0 + 50_000 + TTL, 100)
+      assert.deepEqual(endedKeys(changes), ['33/app:iOS'])
+    })
+
+    test('sweepExpired respects its limit and finishes in later calls', async (t) => {
+      const store = await open(t)
+      for (let i = 0; i < 7; i++) await store.heartbeat(write(id(String(200 + i))), T0 + i)
+      const now = T0 + TTL + 100
+      const seen: string[] = []
+      for (let round = 0; round < 10; round++) {
+        const changes = await store.sweepExpired(now, 3)
+        assert.ok(changes.length <= 3, `at most 3 per call, got ${changes.length}`)
+        if (changes.length === 0) break
+        seen.push(...endedKeys(changes))
+      }
+      assert.deepEqual(
+        seen.sort(),
+        Array.from({ length: 7 }, (_, i) => `${200 + i}/app:iOS`),
+      )
+      assert.deepEqual(await store.stats(now), { sessions: 0, users: 0 })
+    })
+
+    test('stats count sessions and users', async (t) => {
+      const store = await open(t)
+      await store.heartbeat(write(id('41'), 'app:iOS'), T0)
+      await store.heartbeat(write(id('41'), 'app:PC'), T0)
+      await store.heartbeat(write(id('42'), 'app:iOS'), T0)
+      assert.deepEqual(await store.stats(T0 + 1), { sessions: 3, users: 2 })
+      await store.end(id('41'), 'app:PC', T0 + 2, 'explicit')
+      assert.deepEqual(await store.stats(T0 + 2), { sessions: 2, users: 2 })
+    })
+
+    test('int64 ids above 2^53 are kept exactly', async (t) => {
+      const store = await open(t)
+      const big = id('9007199254740993')
+      const neighbour = id('9007199254740992')
+      const max = id('9223372036854775807')
+      await store.heartbeat(write(big, 'app:iOS', { activity: { kind: 'online' } }), T0)
+      await store.heartbeat(
+        write(max, 'app:iOS', {
+          activity: {
+            kind: 'inGame',
+            placeId: '9223372036854775806',
+            universeId: '9007199254740995',
+          },
+        }),
+        T0,
+      )
+      const [a, b, c] = await store.getMany([big, neighbour, max], T0 + 1)
+      assert.equal(a!.userId, '9007199254740993')
+      assert.equal(a!.sessions.length, 1)
+      assert.equal(a!.sessions[0]!.userId, '9007199254740993')
+      assert.equal(b!.userId, '9007199254740992')
+      assert.equal(b!.sessions.length, 0)
+      assert.equal(c!.sessions[0]!.activity.placeId, '9223372036854775806')
+      assert.equal(c!.sessions[0]!.activity.universeId, '9007199254740995')
+      const ended = await store.end(max, 'app:iOS', T0 + 2, 'explicit')
+      assert.equal(ended?.userId, '9223372036854775807')
+      const swept = await store.sweepExpired(T0 + TTL, 100)
+      assert.deepEqual(endedKeys(swept), ['9007199254740993/app:iOS'])
+    })
+  })
+}

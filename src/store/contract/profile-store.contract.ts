@@ -1,0 +1,311 @@
+/**
+ * The ProfileStore contract: every adapter must pass it against its real backend.
+ *
+ * @example
+ * profileStoreContract('sqlite', async () => {
+ *   const dir = mkdtempSync(join(tmpdir(), 'presenced-'))
+ *   const store = new SqliteProfileStore(dir)
+ *   return { store, cleanup: async () => { await store.close(); rmSync(dir, { recursive: true }) } }
+ * })
+ *
+ * The factory must return a fresh, empty store for every test; `cleanup` closes it and deletes
+ * whatever it wrote.
+ */
+import assert from 'node:assert/strict'
+import { describe, test, type TestContext } from 'node:test'
+import type { UserSettings } from '../../core/privacy.js'
+import { parseUserId, type UserId } from '../../core/user-id.js'
+import type { ApiKeyRecord, Place, ProfileStore, Title } from '../profile-store.js'
+
+export type ProfileStoreFactory = () => Promise<{
+  store: ProfileStore
+  cleanup(): Promise<void>
+}>
+
+function id(value: string): UserId {
+  const parsed = parseUserId(value)
+  assert.ok(parsed, `test id ${value} must be valid`)
+  return parsed
+}
+
+/** Optional fields may come back absent or undefined: compare them as values. */
+function settingsOf(s: UserSettings): UserSettings {
+  return {
+    visibility: s.visibility,
+    invisible: s.invisible,
+    frozenLastOnline: s.frozenLastOnline ?? undefined,
+  }
+}
+
+function keyOf(k: ApiKeyRecord): ApiKeyRecord {
+  return {
+    id: k.id,
+    name: k.name,
+    hash: k.hash,
+    scopes: [...k.scopes],
+    universes: [...k.universes],
+    createdAt: k.createdAt,
+    expiresAt: k.expiresAt ?? undefined,
+    revokedAt: k.revokedAt ?? undefined,
+  }
+}
+
+const T0 = Date.UTC(2026, 0, 1)
+
+function apiKey(n: number, extra: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  return {
+    id: `key${n}`,
+    name: `key number ${n}`,
+    hash: `${n}`.padStart(64, 'a'),
+    scopes: ['presence:read'],
+    universes: [],
+    createdAt: T0 + n,
+    expiresAt: undefined,
+    revokedAt: undefined,
+    ...extra,
+  }
+}
+
+export function profileStoreContract(name: string, factory: ProfileStoreFactory): void {
+  async function open(t: TestContext): Promise<ProfileStore> {
+    const { store, cleanup } = await factory()
+    t.after(cleanup)
+    return store
+  }
+
+  describe(`ProfileStore contract: ${name}`, () => {
+    test('is ready', async (t) => {
+      const store = await open(t)
+      assert.equal(await store.ready(), true)
+    })
+
+    test('settings default to visible to everyone', async (t) => {
+      const store = await open(t)
+      const settings = await store.getSettings([id('1'), id('2')])
+      assert.deepEqual(settings.map(settingsOf), [
+        { visibility: 'everyone', invisible: false, frozenLastOnline: undefined },
+        { visibility: 'everyone', invisible: false, frozenLastOnline: undefined },
+      ])
+      assert.deepEqual(await store.getSettings([]), [])
+    })
+
+    test('settings put and get, in order, replaced on put', async (t) => {
+      const store = await open(t)
+      await store.putSettings(id('1'), { visibility: 'friends', invisible: false })
+      await store.putSettings(id('2'), {
+        visibility: 'nobody',
+        invisible: true,
+        frozenLastOnline: T0,
+      })
+      const got = await store.getSettings([id('2'), id('3'), id('1'), id('2')])
+      assert.deepEqual(got.map(settingsOf), [
+        { visibility: 'nobody', invisible: true, frozenLastOnline: T0 },
+        { visibility: 'everyone', invisible: false, frozenLastOnline: undefined },
+        { visibility: 'friends', invisible: false, frozenLastOnline: undefined },
+        { visibility: 'nobody', invisible: true, frozenLastOnline: T0 },
+      ])
+      await store.putSettings(id('2'), { visibility: 'everyone', invisible: false })
+      const [after] = await store.getSettings([id('2')])
+      assert.deepEqual(settingsOf(after!), {
+        visibility: 'everyone',
+        invisible: false,
+        frozenLastOnline: undefined,
+      })
+    })
+
+    test('friendship is mutual and can be undone', async (t) => {
+      const store = await open(t)
+      await store.setFriends(id('1'), id('2'), true)
+      await store.setFriends(id('1'), id('3'), true)
+      assert.deepEqual(await store.getRelations(id('2'), [id('1'), id('3')]), [
+        { friends: true, blocked: false },
+        { friends: false, blocked: false },
+      ])
+      assert.deepEqual(await store.getRelations(id('1'), [id('3'), id('2'), id('4')]), [
+        { friends: true, blocked: false },
+        { friends: true, blocked: false },
+        { friends: false, blocked: false },
+      ])
+      assert.deepEqual((await store.listFriends(id('1'))).sort(), ['2', '3'])
+      assert.deepEqual(await store.listFriends(id('2')), ['1'])
+      assert.deepEqual(await store.listFriends(id('4')), [])
+      // setting it twice changes nothing
+      await store.setFriends(id('2'), id('1'), true)
+      assert.deepEqual(await store.listFriends(id('2')), ['1'])
+      await store.setFriends(id('2'), id('1'), false)
+      assert.deepEqual(await store.listFriends(id('1')), ['3'])
+      assert.deepEqual(await store.listFriends(id('2')), [])
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: false, blocked: false },
+      ])
+    })
+
+    test('a block shows in getRelations from either side', async (t) => {
+      const store = await open(t)
+      await store.setBlocked(id('1'), id('2'), true)
+      assert.deepEqual(await store.getRelations(id('1'), [id('2'), id('3')]), [
+        { friends: false, blocked: true },
+        { friends: false, blocked: false },
+      ])
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: false, blocked: true },
+      ])
+      assert.deepEqual(await store.getRelations(id('3'), [id('1'), id('2')]), [
+        { friends: false, blocked: false },
+        { friends: false, blocked: false },
+      ])
+      // friends who block each other are still friends, but blocked
+      await store.setFriends(id('1'), id('2'), true)
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: true, blocked: true },
+      ])
+      await store.setBlocked(id('1'), id('2'), false)
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: true, blocked: false },
+      ])
+      // unblocking one direction leaves the other
+      await store.setBlocked(id('1'), id('2'), true)
+      await store.setBlocked(id('2'), id('1'), true)
+      await store.setBlocked(id('1'), id('2'), false)
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: true, blocked: true },
+      ])
+    })
+
+    test('places put, get, replace; unknown is undefined', async (t) => {
+      const store = await open(t)
+      const place: Place = {
+        placeId: '1818',
+        universeId: '13058',
+        rootPlaceId: '1818',
+        name: 'Crossroads',
+      }
+      await store.putPlace(place)
+      assert.deepEqual(await store.getPlace('1818'), place)
+      assert.equal(await store.getPlace('1819'), undefined)
+      await store.putPlace({ ...place, name: 'Crossroads 2' })
+      assert.equal((await store.getPlace('1818'))?.name, 'Crossroads 2')
+    })
+
+    test('titles keep their rich presence strings', async (t) => {
+      const store = await open(t)
+      const title: Title = {
+        titleId: '1144039928',
+        name: 'Halo',
+        strings: { playing: { default: 'Playing {0}', 'fr-FR': 'Joue à {0}' }, menu: {} },
+      }
+      await store.putTitle(title)
+      assert.deepEqual(await store.getTitle('1144039928'), title)
+      assert.equal(await store.getTitle('1'), undefined)
+      await store.putTitle({ ...title, name: 'Halo Infinite', strings: {} })
+      assert.deepEqual(await store.getTitle('1144039928'), {
+        titleId: '1144039928',
+        name: 'Halo Infinite',
+        strings: {},
+      })
+    })
+
+    test('users put, get, replace', async (t) => {
+      const store = await open(t)
+      await store.putUser({ userId: id('5'), name: 'roblox', displayName: 'Roblox' })
+      assert.deepEqual(await store.getUser(id('5')), {
+        userId: '5',
+        name: 'roblox',
+        displayName: 'Roblox',
+      })
+      assert.equal(await store.getUser(id('6')), undefined)
+      await store.putUser({ userId: id('5'), name: 'roblox', displayName: 'Builderman' })
+      assert.equal((await store.getUser(id('5')))?.displayName, 'Builderman')
+    })
+
+    test('api keys are found by hash and listed', async (t) => {
+      const store = await open(t)
+      assert.deepEqual(await store.listApiKeys(), [])
+      const first = apiKey(1, { scopes: ['presence:read', 'presence:write'], universes: ['13058'] })
+      const second = apiKey(2, { expiresAt: T0 + 86_400_000 })
+      await store.putApiKey(first)
+      await store.putApiKey(second)
+      assert.deepEqual(keyOf((await store.getApiKeyByHash(first.hash))!), first)
+      assert.deepEqual(keyOf((await store.getApiKeyByHash(second.hash))!), second)
+      assert.equal(await store.getApiKeyByHash('f'.repeat(64)), undefined)
+      const listed = (await store.listApiKeys()).map(keyOf).sort((a, b) => a.id.localeCompare(b.id))
+      assert.deepEqual(listed, [first, second])
+      // revoking is a put of the same id: the revoked key is still found, the caller decides
+      await store.putApiKey({ ...first, revokedAt: T0 + 5 })
+      assert.equal((await store.getApiKeyByHash(first.hash))?.revokedAt, T0 + 5)
+      assert.equal((await store.listApiKeys()).length, 2)
+    })
+
+    test('importRecords applies every record type', async (t) => {
+      const store = await open(t)
+      await store.setFriends(id('3'), id('4'), true)
+      await store.setBlocked(id('3'), id('5'), true)
+      await store.importRecords([
+        {
+          type: 'settings',
+          userId: id('1'),
+          settings: { visibility: 'friends', invisible: false },
+        },
+        { type: 'friends', a: id('1'), b: id('2'), friends: true },
+        { type: 'friends', a: id('3'), b: id('4'), friends: false },
+        { type: 'block', blocker: id('2'), blocked: id('6'), isBlocked: true },
+        { type: 'block', blocker: id('3'), blocked: id('5'), isBlocked: false },
+        {
+          type: 'place',
+          place: { placeId: '10', universeId: '11', rootPlaceId: '10', name: 'Ten' },
+        },
+        {
+          type: 'title',
+          title: { titleId: '20', name: 'Twenty', strings: { a: { default: 'A' } } },
+        },
+        { type: 'user', user: { userId: id('1'), name: 'one', displayName: 'One' } },
+      ])
+      assert.equal((await store.getSettings([id('1')]))[0]!.visibility, 'friends')
+      assert.deepEqual(await store.listFriends(id('2')), ['1'])
+      assert.deepEqual(await store.listFriends(id('4')), [])
+      assert.deepEqual(await store.getRelations(id('6'), [id('2')]), [
+        { friends: false, blocked: true },
+      ])
+      assert.deepEqual(await store.getRelations(id('5'), [id('3')]), [
+        { friends: false, blocked: false },
+      ])
+      assert.equal((await store.getPlace('10'))?.name, 'Ten')
+      assert.deepEqual((await store.getTitle('20'))?.strings, { a: { default: 'A' } })
+      assert.equal((await store.getUser(id('1')))?.displayName, 'One')
+      await store.importRecords([])
+    })
+
+    test('int64 ids above 2^53 are kept exactly', async (t) => {
+      const store = await open(t)
+      const big = id('9007199254740993')
+      const neighbour = id('9007199254740992')
+      const max = id('9223372036854775807')
+      await store.putSettings(big, { visibility: 'nobody', invisible: false })
+      const [a, b] = await store.getSettings([big, neighbour])
+      assert.equal(a!.visibility, 'nobody')
+      assert.equal(b!.visibility, 'everyone')
+      await store.setFriends(big, max, true)
+      assert.deepEqual(await store.listFriends(max), ['9007199254740993'])
+      assert.deepEqual(await store.getRelations(max, [big, neighbour]), [
+        { friends: true, blocked: false },
+        { friends: false, blocked: false },
+      ])
+      await store.setBlocked(max, neighbour, true)
+      assert.deepEqual(await store.getRelations(neighbour, [max, big]), [
+        { friends: false, blocked: true },
+        { friends: false, blocked: false },
+      ])
+      const place: Place = {
+        placeId: '9223372036854775807',
+        universeId: '9007199254740993',
+        rootPlaceId: '9007199254740995',
+        name: 'Far away',
+      }
+      await store.putPlace(place)
+      assert.deepEqual(await store.getPlace('9223372036854775807'), place)
+      assert.equal(await store.getPlace('9223372036854775806'), undefined)
+      await store.putUser({ userId: max, name: 'max', displayName: 'Max' })
+      assert.equal((await store.getUser(max))?.userId, '9223372036854775807')
+    })
+  })
+}

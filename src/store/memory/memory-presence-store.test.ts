@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import type { UserId } from '../../core/user-id.js'
+import { presenceStoreContract } from '../contract/presence-store.contract.js'
+import { SqliteProfileStore } from '../sqlite/sqlite-profile-store.js'
+import { MemoryPresenceStore } from './memory-presence-store.js'
+
+presenceStoreContract('memory', async () => {
+  const store = new MemoryPresenceStore()
+  return { store, cleanup: () => store.close() }
+})
+
+presenceStoreContract('memory with a SQLite lastOnline ledger', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-memory-'))
+  const ledger = new SqliteProfileStore(dir)
+  const store = new MemoryPresenceStore({ ledger })
+  return {
+    store,
+    cleanup: async () => {
+      await store.close()
+      await ledger.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+})
+
+const T0 = Date.UTC(2026, 0, 1)
+const user = '9007199254740993' as UserId
+
+test('lastOnline is written behind, flushed on close and reloaded by a new store', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-memory-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  {
+    const ledger = new SqliteProfileStore(dir)
+    // a long interval: only close() may write it
+    const store = new MemoryPresenceStore({ ledger, flushIntervalMs: 3_600_000 })
+    const write = {
+      userId: user,
+      key: 'app:iOS',
+      source: 'app',
+      deviceType: 'iOS',
+      activity: { kind: 'online' },
+      ttlMs: 1_000,
+    } as const
+    await store.heartbeat(write, T0)
+    await store.heartbeat(write, T0 + 500)
+    await store.sweepExpired(T0 + 10_000, 100)
+    assert.deepEqual([...ledger.loadLastOnline()], [])
+    await store.close()
+    assert.deepEqual([...ledger.loadLastOnline()], [[user, T0 + 500]])
+    await ledger.close()
+  }
+  const ledger = new SqliteProfileStore(dir)
+  const store = new MemoryPresenceStore({ ledger })
+  t.after(async () => {
+    await store.close()
+    await ledger.close()
+  })
+  const [presence] = await store.getMany([user, '2' as UserId], T0 + 20_000)
+  assert.deepEqual(presence, { userId: user, sessions: [], lastOnline: T0 + 500 })
+})
+
+test('flush writes only what changed since the last flush', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-memory-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const saved: Array<ReadonlyArray<readonly [UserId, number]>> = []
+  const store = new MemoryPresenceStore({
+    ledger: { loadLastOnline: () => [], saveLastOnline: (entries) => saved.push([...entries]) },
+    flushIntervalMs: 3_600_000,
+  })
+  t.after(() => store.close())
+  const write = (userId: string) =>
+    ({
+      userId: userId as UserId,
+      key: 'app:PC',
+      source: 'app',
+      deviceType: 'PC',
+      activity: { kind: 'online' },
+      ttlMs: 1_000,
+    }) as const
+  await store.heartbeat(write('1'), T0)
+  await store.heartbeat(write('2'), T0 + 1)
+  store.flush()
+  store.flush()
+  await store.heartbeat(write('2'), T0 + 2)
+  store.flush()
+  assert.deepEqual(saved, [
+    [
+      ['1', T0],
+      ['2', T0 + 1],
+    ],
+    [['2', T0 + 2]],
+  ])
+})

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import type { UserId } from '../../core/user-id.js'
+import { profileStoreContract } from '../contract/profile-store.contract.js'
+import { SqliteProfileStore } from './sqlite-profile-store.js'
+
+profileStoreContract('sqlite', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-sqlite-'))
+  const store = new SqliteProfileStore(dir)
+  return {
+    store,
+    cleanup: async () => {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+})
+
+const a = '9007199254740993' as UserId
+const b = '9223372036854775807' as UserId
+
+test('everything survives closing and reopening the data dir', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-sqlite-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const first = new SqliteProfileStore(dir)
+  await first.putSettings(a, { visibility: 'friends', invisible: true, frozenLastOnline: 1234 })
+  await first.setFriends(a, b, true)
+  await first.setBlocked(b, '5' as UserId, true)
+  await first.putPlace({ placeId: '1818', universeId: '13058', rootPlaceId: '1818', name: 'X' })
+  await first.putTitle({ titleId: '20', name: 'T', strings: { s: { default: 'S' } } })
+  await first.putUser({ userId: a, name: 'a', displayName: 'A' })
+  await first.putApiKey({
+    id: 'k1',
+    name: 'ci',
+    hash: 'ab'.repeat(32),
+    scopes: ['admin'],
+    universes: [],
+    createdAt: 1,
+    expiresAt: undefined,
+    revokedAt: undefined,
+  })
+  first.saveLastOnline([[a, 5000]])
+  await first.close()
+  assert.equal(await first.ready(), false)
+
+  const second = new SqliteProfileStore(dir)
+  t.after(() => second.close())
+  assert.deepEqual(await second.getSettings([a]), [
+    { visibility: 'friends', invisible: true, frozenLastOnline: 1234 },
+  ])
+  assert.deepEqual(await second.listFriends(b), [a])
+  assert.deepEqual(await second.getRelations('5' as UserId, [b]), [
+    { friends: false, blocked: true },
+  ])
+  assert.equal((await second.getPlace('1818'))?.universeId, '13058')
+  assert.deepEqual((await second.getTitle('20'))?.strings, { s: { default: 'S' } })
+  assert.equal((await second.getUser(a))?.displayName, 'A')
+  assert.equal((await second.getApiKeyByHash('ab'.repeat(32)))?.id, 'k1')
+  assert.deepEqual([...second.loadLastOnline()], [[a, 5000]])
+})
+
+test('the lastOnline ledger never moves a value back', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-sqlite-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const store = new SqliteProfileStore(dir)
+  t.after(() => store.close())
+  store.saveLastOnline([
+    [a, 5000],
+    [b, 10],
+  ])
+  store.saveLastOnline([
+    [a, 4000],
+    [b, 20],
+  ])
+  assert.deepEqual(
+    new Map(store.loadLastOnline()),
+    new Map([
+      [a, 5000],
+      [b, 20],
+    ]),
+  )
+})
