@@ -38,6 +38,12 @@ export interface Config {
   flapGraceMs: number
   /** PRESENCED_XBOX_HEARTBEAT seconds, default 300: X-Heartbeat-After for Xbox title writes. */
   xboxHeartbeatSeconds: number
+  /** PRESENCED_XBOX_BURST, default 3 (as Xbox): title writes per user and title per 15 s. */
+  xboxBurstMax: number
+  /** PRESENCED_XBOX_SUSTAIN, default 30: Xbox title writes per user and title per 300 s. */
+  xboxSustainMax: number
+  /** PRESENCED_XBOX_TITLE_ID, default 1: the title of an Xbox write naming none (uint32). */
+  xboxDefaultTitleId: string
   /** PRESENCED_INVISIBLE_AS_OFFLINE=1: show a user's own Invisible state as 0 for old clients. */
   invisibleAsOffline: boolean
 }
@@ -59,6 +65,12 @@ function int(env: Env, name: string, fallback: number, min = 0): number {
 function flag(env: Env, name: string): boolean {
   const raw = env[name]?.toLowerCase()
   return raw === '1' || raw === 'true' || raw === 'yes'
+}
+
+function titleId(env: Env, name: string, fallback: number): string {
+  const value = int(env, name, fallback, 1)
+  if (value > 0xffffffff) throw new ConfigError(`${name} must be a 32-bit title id, got ${value}`)
+  return String(value)
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -85,6 +97,9 @@ export function loadConfig(env: Env = process.env): Config {
     sweepIntervalMs: int(env, 'PRESENCED_SWEEP_INTERVAL', 250, 10),
     flapGraceMs: int(env, 'PRESENCED_FLAP_GRACE', 3000, 0),
     xboxHeartbeatSeconds: int(env, 'PRESENCED_XBOX_HEARTBEAT', 300, 1),
+    xboxBurstMax: int(env, 'PRESENCED_XBOX_BURST', 3, 1),
+    xboxSustainMax: int(env, 'PRESENCED_XBOX_SUSTAIN', 30, 1),
+    xboxDefaultTitleId: titleId(env, 'PRESENCED_XBOX_TITLE_ID', 1),
     invisibleAsOffline: flag(env, 'PRESENCED_INVISIBLE_AS_OFFLINE'),
   })
 }

@@ -9,6 +9,9 @@ export interface ProtocolSettings {
   rateLimitMax: number
   rateLimitWindowSeconds: number
   xboxHeartbeatSeconds: number
+  xboxBurstMax: number
+  xboxSustainMax: number
+  xboxDefaultTitleId: string
   invisibleAsOffline: boolean
   flapGraceMs: number
 }
