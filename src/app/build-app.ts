@@ -1,4 +1,7 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { readFileSync } from 'node:fs'
 import { parse as parseQuery } from 'node:querystring'
 import { adminProtocol } from '../protocols/admin/plugin.js'
 import type { ProtocolContext } from '../protocols/context.js'
@@ -12,6 +15,12 @@ import { PresenceService } from '../service/presence-service.js'
 import { Tokens } from '../service/tokens.js'
 import { createStores, type Stores } from '../store/create-stores.js'
 import type { Config } from './config.js'
+import {
+  Metrics,
+  MeteredPresenceService,
+  loggerOptions,
+  registerObservability,
+} from './observability.js'
 import { resolveTokenSecret } from './token-secret.js'
 
 export interface AppOverrides {
@@ -26,15 +35,12 @@ export interface PresencedApp {
   stores: Stores
   janitor: Janitor
   config: Config
+  metrics: Metrics
 }
 
-/** Headers that carry credentials: never logged. */
-const REDACT = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["x-api-key"]',
-  'req.headers["x-csrf-token"]',
-]
+const { version } = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string }
 
 /**
  * Builds presenced without listening: tests call this and `inject`, `server.ts` listens.
@@ -47,20 +53,26 @@ export async function buildApp(
   const clock = overrides.clock ?? systemClock
   const stores = overrides.stores ?? (await createStores(config))
   const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir))
-  const service = new PresenceService({
-    presence: stores.presence,
-    profiles: stores.profiles,
-    bus: stores.bus,
-    clock,
-    sessionTtlMs: config.sessionTtlSeconds * 1000,
-  })
+  const metrics = new Metrics()
+  metrics.trackLiveCounts(stores, clock)
+  const service: PresenceService = new MeteredPresenceService(
+    {
+      presence: stores.presence,
+      profiles: stores.profiles,
+      bus: stores.bus,
+      clock,
+      sessionTtlMs: config.sessionTtlSeconds * 1000,
+    },
+    metrics,
+  )
   const janitor = new Janitor(stores.presence, stores.bus, clock, {
     intervalMs: config.sweepIntervalMs,
     batchSize: 1000,
+    onSweep: metrics.onSweep,
   })
 
   const app = Fastify({
-    logger: { level: config.logLevel, redact: REDACT },
+    logger: loggerOptions(config),
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     // slow or abusive clients must not hold sockets forever
@@ -101,14 +113,35 @@ export async function buildApp(
     (_request, body, done) => done(null, parseQuery(body as string)),
   )
 
-  app.get('/healthz', async () => ({ status: 'ok' }))
-  app.get('/readyz', async (_request, reply) => {
-    const ready = await Promise.all([stores.presence.ready(), stores.profiles.ready()]).then(
-      (r) => r.every(Boolean),
-      () => false,
-    )
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable' })
+  registerObservability(app, { metrics, stores })
+
+  // Swagger collects routes as they are added: it must be registered before the protocols.
+  await app.register(swagger, {
+    openapi: {
+      // 3.1: schemas are JSON Schema 2020-12, so `type: ['integer', 'string']` ids are valid
+      openapi: '3.1.0',
+      info: {
+        title: 'presenced',
+        version,
+        description:
+          'User presence: the Roblox presence API v1, the Xbox Live presence API, the native API and the admin API.',
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          robloxCookie: { type: 'apiKey', in: 'cookie', name: '.ROBLOSECURITY' },
+          xblAuth: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'Authorization',
+            description: 'XBL3.0 x=<userhash>;<token>',
+          },
+          apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+        },
+      },
+    },
   })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
 
   const context: ProtocolContext = {
     service,
@@ -135,5 +168,5 @@ export async function buildApp(
   })
   janitor.start()
 
-  return { app, service, tokens, stores, janitor, config }
+  return { app, service, tokens, stores, janitor, config, metrics }
 }

@@ -46,6 +46,8 @@ export interface Config {
   xboxDefaultTitleId: string
   /** PRESENCED_INVISIBLE_AS_OFFLINE=1: show a user's own Invisible state as 0 for old clients. */
   invisibleAsOffline: boolean
+  /** PRESENCED_SHUTDOWN_TIMEOUT ms, default 10000: after SIGTERM, exit 1 if draining takes longer. */
+  shutdownTimeoutMs: number
 }
 
 export class ConfigError extends Error {}
@@ -65,6 +67,18 @@ function int(env: Env, name: string, fallback: number, min = 0): number {
 function flag(env: Env, name: string): boolean {
   const raw = env[name]?.toLowerCase()
   return raw === '1' || raw === 'true' || raw === 'yes'
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+function logLevel(env: Env): string {
+  const raw = env.LOG_LEVEL || 'info'
+  if (!LOG_LEVELS.includes(raw)) {
+    throw new ConfigError(
+      `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`,
+    )
+  }
+  return raw
 }
 
 function titleId(env: Env, name: string, fallback: number): string {
@@ -89,7 +103,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: env.PRESENCED_REDIS_URL || undefined,
     redisCluster: cluster && cluster.length > 0 ? cluster : undefined,
     redisPrefix: env.PRESENCED_REDIS_PREFIX || 'presenced',
-    logLevel: env.LOG_LEVEL || 'info',
+    logLevel: logLevel(env),
     rateLimitMax: int(env, 'PRESENCED_RATE_LIMIT', 600, 1),
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),
     trustProxy: flag(env, 'PRESENCED_TRUST_PROXY'),
@@ -101,6 +115,7 @@ export function loadConfig(env: Env = process.env): Config {
     xboxSustainMax: int(env, 'PRESENCED_XBOX_SUSTAIN', 30, 1),
     xboxDefaultTitleId: titleId(env, 'PRESENCED_XBOX_TITLE_ID', 1),
     invisibleAsOffline: flag(env, 'PRESENCED_INVISIBLE_AS_OFFLINE'),
+    shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1),
   })
 }
 

@@ -2,29 +2,54 @@ import { buildApp, type PresencedApp } from './build-app.js'
 import type { Config } from './config.js'
 
 /**
- * Starts presenced and listens; the only place that touches process signals. SIGTERM and SIGINT
- * stop accepting, drain in-flight requests, flush durable data, and exit 0.
+ * Starts presenced and listens; the only place that touches process signals.
+ *
+ * On SIGTERM or SIGINT: stop accepting connections, let in-flight requests finish (Fastify's
+ * close; requests arriving on kept-alive sockets meanwhile get 503), close real-time connections
+ * with "going away" (the native plugin's preClose hook), then close the stores, which flushes
+ * durable data (lastOnline write-behind, SQLite). Exit 0 when done, 1 if it takes longer than
+ * `shutdownTimeoutMs` or fails. A second signal exits 1 at once.
  */
 export async function startServer(config: Config): Promise<PresencedApp> {
   const presenced = await buildApp(config)
   const { app } = presenced
-  await app.listen({ port: config.port, host: config.host })
-  app.log.info({ mode: presenced.stores.mode, dataDir: config.dataDir }, 'presenced is up')
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (error) {
+    await app.close()
+    throw error
+  }
+  app.log.info(
+    { mode: presenced.stores.mode, dataDir: config.dataDir, port: config.port },
+    'presenced is up',
+  )
 
   let closing = false
   const shutdown = (signal: string) => {
-    if (closing) return
+    if (closing) {
+      app.log.warn({ signal }, 'second signal: exiting without draining')
+      process.exit(1)
+    }
     closing = true
-    app.log.info({ signal }, 'shutting down')
+    app.log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down')
+    const hardStop = setTimeout(() => {
+      app.log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out')
+      process.exit(1)
+    }, config.shutdownTimeoutMs)
+    // the hard stop must not be what keeps the process alive after a clean close
+    hardStop.unref()
     app.close().then(
-      () => process.exit(0),
+      () => {
+        app.log.info('shut down cleanly')
+        process.exit(0)
+      },
       (error: unknown) => {
         app.log.error({ err: error }, 'shutdown failed')
         process.exit(1)
       },
     )
   }
-  process.once('SIGTERM', () => shutdown('SIGTERM'))
-  process.once('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
   return presenced
 }

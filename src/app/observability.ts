@@ -1,0 +1,224 @@
+import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Clock } from '../service/clock.js'
+import { PresenceService, type HeartbeatInput } from '../service/presence-service.js'
+import type { PresenceServiceDeps } from '../service/presence-service.js'
+import type { Stores } from '../store/create-stores.js'
+import type { UserId } from '../core/user-id.js'
+import type { OfflineReason } from '../core/presence.js'
+import type { Config } from './config.js'
+
+/** Headers that carry credentials: never logged, whoever logs a request's headers. */
+const REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'req.headers["x-csrf-token"]',
+  'res.headers["set-cookie"]',
+  'res.headers["x-csrf-token"]',
+]
+
+/** Query parameters that carry credentials (WebSocket/SSE clients cannot always send headers). */
+const SECRET_QUERY = /([?&](?:access_token|token|api_key|apikey|key|csrf_token)=)[^&#]*/gi
+
+/** A URL as it may be logged: credential-bearing query values replaced. */
+export function redactUrl(url: string): string {
+  return url.includes('?') ? url.replace(SECRET_QUERY, '$1[redacted]') : url
+}
+
+/**
+ * pino options for the app: structured JSON, no secrets. The request serializer replaces
+ * Fastify's default so the logged url never carries `access_token=` and friends.
+ */
+export function loggerOptions(config: Pick<Config, 'logLevel'>): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    serializers: {
+      req(request: FastifyRequest) {
+        return {
+          method: request.method,
+          url: redactUrl(request.url),
+          host: request.host,
+          remoteAddress: request.ip,
+          remotePort: request.socket?.remotePort,
+        }
+      },
+    },
+  }
+}
+
+// Process metrics (CPU, memory, event loop, GC) describe the process, not an app instance: one
+// collector per process, however many apps tests build, merged into each scrape.
+let processRegistry: Registry | undefined
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry })
+  }
+  return processRegistry
+}
+
+/** The app's own metrics, in its own Registry (never prom-client's global one). */
+export class Metrics {
+  readonly registry = new Registry()
+  readonly httpDuration = new Histogram({
+    name: 'presenced_http_request_duration_seconds',
+    help: 'HTTP requests by route pattern, method and status, with their duration.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  })
+  readonly rateLimited = new Counter({
+    name: 'presenced_rate_limited_requests_total',
+    help: 'Requests refused with 429 by a rate limit, by route pattern.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  })
+  readonly heartbeats = new Counter({
+    name: 'presenced_heartbeats_total',
+    help: 'Session heartbeats (creates and refreshes) handled by this node, by session source.',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  })
+  readonly sessionsEnded = new Counter({
+    name: 'presenced_sessions_ended_total',
+    help: 'Sessions ended on request (not by expiry) on this node, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly expiries = new Counter({
+    name: 'presenced_expiries_total',
+    help: 'Users whose sessions expired, as swept by this node.',
+    registers: [this.registry],
+  })
+  readonly sweepLateness = new Histogram({
+    name: 'presenced_sweep_lateness_seconds',
+    help: 'How long after expiresAt the oldest expiry of each sweep was processed.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  })
+
+  /** The Janitor's onSweep hook. */
+  readonly onSweep = (expired: number, latenessMs: number): void => {
+    this.expiries.inc(expired)
+    this.sweepLateness.observe(latenessMs / 1000)
+  }
+
+  /** Live counts, read from the store at scrape time (not kept up to date on every write). */
+  trackLiveCounts(stores: Pick<Stores, 'presence'>, clock: Clock): void {
+    let pending: Promise<{ sessions: number; users: number }> | undefined
+    // both gauges are collected in one scrape: share one stats() call between them
+    const stats = () => {
+      pending ??= stores.presence.stats(clock.now()).finally(() => {
+        setImmediate(() => (pending = undefined))
+      })
+      return pending
+    }
+    new Gauge({
+      name: 'presenced_live_sessions',
+      help: 'Sessions alive now (every device, title and game server session).',
+      registers: [this.registry],
+      async collect() {
+        this.set((await stats()).sessions)
+      },
+    })
+    new Gauge({
+      name: 'presenced_live_users',
+      help: 'Users with at least one live session now.',
+      registers: [this.registry],
+      async collect() {
+        this.set((await stats()).users)
+      },
+    })
+  }
+
+  /** The exposition text: this app's metrics and the process's. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    const merged = Registry.merge([this.registry, processMetrics()])
+    return { contentType: merged.contentType, body: await merged.metrics() }
+  }
+}
+
+/**
+ * The service, counting what it does. Metrics stay out of the service layer: the app subclasses
+ * it here, so protocols keep calling the one PresenceService API.
+ */
+export class MeteredPresenceService extends PresenceService {
+  readonly #metrics: Metrics
+
+  constructor(deps: PresenceServiceDeps, metrics: Metrics) {
+    super(deps)
+    this.#metrics = metrics
+  }
+
+  override async heartbeat(input: HeartbeatInput): ReturnType<PresenceService['heartbeat']> {
+    const change = await super.heartbeat(input)
+    this.#metrics.heartbeats.inc({ source: input.source })
+    return change
+  }
+
+  override async endSession(
+    userId: UserId,
+    key: string,
+    reason?: OfflineReason,
+  ): ReturnType<PresenceService['endSession']> {
+    const change = await super.endSession(userId, key, reason)
+    if (change) this.#metrics.sessionsEnded.inc({ reason: reason ?? 'explicit' })
+    return change
+  }
+}
+
+export interface ObservabilityDeps {
+  metrics: Metrics
+  stores: Stores
+  /** How long /readyz waits for a store before calling it unavailable. */
+  readyTimeoutMs?: number
+}
+
+/**
+ * Request metrics for every route, `/healthz`, `/readyz` and `/metrics`. Call on the root
+ * instance before the protocols are registered, so its hooks cover their routes.
+ */
+export function registerObservability(app: FastifyInstance, deps: ObservabilityDeps): void {
+  const { metrics, stores } = deps
+  const readyTimeoutMs = deps.readyTimeoutMs ?? 2000
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched')
+    const status = reply.statusCode
+    metrics.httpDuration.observe(
+      { method: request.method, route, status: String(status) },
+      reply.elapsedTime / 1000,
+    )
+    if (status === 429) metrics.rateLimited.inc({ route })
+  })
+
+  const hidden = { hide: true }
+
+  app.get('/healthz', { schema: hidden, logLevel: 'warn' }, async () => ({ status: 'ok' }))
+
+  app.get('/readyz', { schema: hidden, logLevel: 'warn' }, async (_request, reply) => {
+    const check = async (store: { ready(): Promise<boolean> }): Promise<boolean> => {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), readyTimeoutMs)
+      })
+      try {
+        return await Promise.race([store.ready().catch(() => false), timeout])
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    const [presence, profiles] = await Promise.all([check(stores.presence), check(stores.profiles)])
+    const ready = presence && profiles
+    return reply
+      .code(ready ? 200 : 503)
+      .send({ status: ready ? 'ready' : 'unavailable', mode: stores.mode, presence, profiles })
+  })
+
+  app.get('/metrics', { schema: hidden, logLevel: 'warn' }, async (_request, reply) => {
+    const { contentType, body } = await metrics.scrape()
+    return reply.type(contentType).send(body)
+  })
+}
