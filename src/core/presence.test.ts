@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import {
+  PresenceType,
+  atInstant,
+  deriveUserState,
+  isLive,
+  liveSessions,
+  offlinePresence,
+  primarySession,
+  type ActivityKind,
+  type Session,
+} from './presence.js'
+import type { UserId } from './user-id.js'
+
+const T0 = Date.UTC(2026, 0, 1)
+const user = '42' as UserId
+
+function session(key: string, kind: ActivityKind, expiresAt: number, updatedAt = T0): Session {
+  return {
+    userId: user,
+    key,
+    source: 'app',
+    deviceType: 'PC',
+    startedAt: T0,
+    updatedAt,
+    expiresAt,
+    activity: { kind },
+  }
+}
+
+test('a session is live strictly before expiresAt', () => {
+  assert.equal(isLive({ expiresAt: T0 + 1 }, T0), true)
+  assert.equal(isLive({ expiresAt: T0 }, T0), false)
+  assert.equal(isLive({ expiresAt: T0 - 1 }, T0), false)
+})
+
+test('state precedence: InStudio > InGame > Online > Offline', () => {
+  const later = T0 + 1000
+  const cases: Array<[ActivityKind[], PresenceType]> = [
+    [[], PresenceType.Offline],
+    [['online'], PresenceType.Online],
+    [['inGame'], PresenceType.InGame],
+    [['inStudio'], PresenceType.InStudio],
+    [['online', 'inGame'], PresenceType.InGame],
+    [['inGame', 'online'], PresenceType.InGame],
+    [['online', 'inStudio', 'inGame'], PresenceType.InStudio],
+    [['inStudio', 'online'], PresenceType.InStudio],
+  ]
+  for (const [kinds, expected] of cases) {
+    const sessions = kinds.map((kind, i) => session(`s${i}`, kind, later))
+    assert.equal(deriveUserState(sessions, T0), expected, `${kinds.join(',')}`)
+  }
+})
+
+test('only live sessions count towards the state', () => {
+  const sessions = [session('studio', 'inStudio', T0 + 10), session('app', 'online', T0 + 100)]
+  assert.equal(deriveUserState(sessions, T0 + 9), PresenceType.InStudio)
+  assert.equal(deriveUserState(sessions, T0 + 10), PresenceType.Online)
+  assert.equal(deriveUserState(sessions, T0 + 100), PresenceType.Offline)
+  assert.deepEqual(
+    liveSessions(sessions, T0 + 10).map((s) => s.key),
+    ['app'],
+  )
+})
+
+test('primarySession: highest kind wins, then the most recently updated', () => {
+  const exp = T0 + 10_000
+  const phone = session('phone', 'online', exp, T0 + 5)
+  const game = session('game', 'inGame', exp, T0 + 1)
+  const game2 = session('game2', 'inGame', exp, T0 + 3)
+  const game3 = session('game3', 'inGame', exp, T0 + 3)
+  assert.equal(primarySession([], T0), undefined)
+  assert.equal(primarySession([phone], T0)?.key, 'phone')
+  assert.equal(primarySession([phone, game], T0)?.key, 'game')
+  assert.equal(primarySession([game, phone, game2], T0)?.key, 'game2')
+  assert.equal(primarySession([game2, game], T0)?.key, 'game2')
+  // an exact tie keeps the first in order, so the answer is stable
+  assert.equal(primarySession([game2, game3], T0)?.key, 'game2')
+  assert.equal(primarySession([game3, game2], T0)?.key, 'game3')
+})
+
+test('primarySession ignores expired sessions', () => {
+  const studio = session('studio', 'inStudio', T0 + 5, T0 + 4)
+  const phone = session('phone', 'online', T0 + 50)
+  assert.equal(primarySession([studio, phone], T0 + 4)?.key, 'studio')
+  assert.equal(primarySession([studio, phone], T0 + 5)?.key, 'phone')
+  assert.equal(primarySession([studio, phone], T0 + 50), undefined)
+})
+
+test('atInstant drops expired sessions and keeps lastOnline', () => {
+  const presence = {
+    userId: user,
+    sessions: [session('a', 'online', T0 + 5), session('b', 'inGame', T0 + 50)],
+    lastOnline: T0,
+  }
+  assert.equal(atInstant(presence, T0), presence)
+  const later = atInstant(presence, T0 + 5)
+  assert.deepEqual(
+    later.sessions.map((s) => s.key),
+    ['b'],
+  )
+  assert.equal(later.lastOnline, T0)
+  assert.equal(presence.sessions.length, 2, 'the input is not modified')
+  assert.deepEqual(atInstant(presence, T0 + 50).sessions, [])
+})
+
+test('offlinePresence', () => {
+  assert.deepEqual(offlinePresence(user), { userId: '42', sessions: [], lastOnline: undefined })
+  assert.deepEqual(offlinePresence(user, T0), { userId: '42', sessions: [], lastOnline: T0 })
+})

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { PresenceType, type Session, type UserPresence } from './presence.js'
+import {
+  accessOf,
+  anonymous,
+  defaultSettings,
+  strangers,
+  visiblePresence,
+  type Access,
+  type Relation,
+  type UserSettings,
+  type Viewer,
+  type Visibility,
+} from './privacy.js'
+import type { UserId } from './user-id.js'
+
+const T0 = Date.UTC(2026, 0, 1)
+const target = '100' as UserId
+const self: Viewer = { kind: 'user', userId: target }
+const other: Viewer = { kind: 'user', userId: '200' as UserId }
+const reader: Viewer = { kind: 'service', keyId: 'k1', scopes: ['presence:read'] }
+const privateReader: Viewer = {
+  kind: 'service',
+  keyId: 'k2',
+  scopes: ['presence:read', 'presence:read:private'],
+}
+const friend: Relation = { friends: true, blocked: false }
+const blocked: Relation = { friends: false, blocked: true }
+const blockedFriend: Relation = { friends: true, blocked: true }
+
+function settings(visibility: Visibility, invisible = false, frozen?: number): UserSettings {
+  return invisible ? { visibility, invisible, frozenLastOnline: frozen } : { visibility, invisible }
+}
+
+test('defaults: visible to everyone', () => {
+  assert.deepEqual(defaultSettings, { visibility: 'everyone', invisible: false })
+  assert.deepEqual(strangers, { friends: false, blocked: false })
+})
+
+test('accessOf over viewer × relation × settings', () => {
+  const full: Access = { kind: 'full' }
+  const presence: Access = { kind: 'presence' }
+  const frozen: Access = { kind: 'hidden', lastOnline: T0 }
+  const nothing: Access = { kind: 'hidden', lastOnline: undefined }
+  const cases: Array<[string, Viewer, Relation, UserSettings, Access]> = [
+    // self sees everything, whatever the settings
+    ['self everyone', self, strangers, settings('everyone'), { kind: 'self' }],
+    ['self nobody', self, strangers, settings('nobody'), { kind: 'self' }],
+    ['self invisible', self, strangers, settings('nobody', true, T0), { kind: 'self' }],
+    // a friend
+    ['friend everyone', other, friend, settings('everyone'), full],
+    ['friend friends', other, friend, settings('friends'), full],
+    ['friend nobody', other, friend, settings('nobody'), presence],
+    ['friend invisible', other, friend, settings('everyone', true, T0), frozen],
+    // a non-friend user
+    ['stranger everyone', other, strangers, settings('everyone'), full],
+    ['stranger friends', other, strangers, settings('friends'), presence],
+    ['stranger nobody', other, strangers, settings('nobody'), presence],
+    ['stranger invisible', other, strangers, settings('friends', true, T0), frozen],
+    // anonymous viewers are non-friends
+    ['anonymous everyone', anonymous, strangers, settings('everyone'), full],
+    ['anonymous friends', anonymous, strangers, settings('friends'), presence],
+    ['anonymous nobody', anonymous, strangers, settings('nobody'), presence],
+    ['anonymous invisible', anonymous, strangers, settings('everyone', true, T0), frozen],
+    // blocked, in either direction (the relation says so), learns nothing
+    ['blocked everyone', other, blocked, settings('everyone'), nothing],
+    ['blocked friends', other, blocked, settings('friends'), nothing],
+    ['blocked nobody', other, blocked, settings('nobody'), nothing],
+    ['blocked invisible', other, blocked, settings('everyone', true, T0), nothing],
+    ['blocked friend', other, blockedFriend, settings('everyone'), nothing],
+    // a service with presence:read is a non-friend
+    ['reader everyone', reader, strangers, settings('everyone'), full],
+    ['reader friends', reader, strangers, settings('friends'), presence],
+    ['reader nobody', reader, strangers, settings('nobody'), presence],
+    ['reader invisible', reader, strangers, settings('everyone', true, T0), frozen],
+    // presence:read:private sees everything but the Invisible state
+    ['private everyone', privateReader, strangers, settings('everyone'), full],
+    ['private nobody', privateReader, strangers, settings('nobody'), full],
+    ['private invisible', privateReader, strangers, settings('nobody', true, T0), full],
+  ]
+  for (const [name, viewer, relation, s, expected] of cases) {
+    assert.deepEqual(accessOf(viewer, target, s, relation), expected, name)
+  }
+})
+
+test('a user id equal to the target only by number is not self', () => {
+  // ids are canonical strings: '100' and '0100' never both exist, but '100' ≠ '1000'
+  assert.deepEqual(
+    accessOf({ kind: 'user', userId: '1000' as UserId }, target, settings('nobody'), strangers),
+    { kind: 'presence' },
+  )
+})
+
+function session(key: string, expiresAt: number): Session {
+  return {
+    userId: target,
+    key,
+    source: 'app',
+    deviceType: 'PC',
+    startedAt: T0,
+    updatedAt: T0,
+    expiresAt,
+    activity: {
+      kind: 'inGame',
+      placeId: '1818',
+      rootPlaceId: '1818',
+      universeId: '13058',
+      gameId: 'g-1',
+      location: 'Crossroads',
+    },
+  }
+}
+
+const online: UserPresence = {
+  userId: target,
+  sessions: [session('live', T0 + 1000), session('expired', T0)],
+  lastOnline: T0 - 5,
+}
+const offline: UserPresence = { userId: target, sessions: [], lastOnline: T0 - 5 }
+
+test('full: state and where, live sessions only', () => {
+  const seen = visiblePresence(online, { kind: 'full' }, settings('everyone'), T0)
+  assert.equal(seen.state, PresenceType.InGame)
+  assert.equal(seen.locationHidden, false)
+  assert.equal(seen.lastOnline, T0 - 5)
+  assert.deepEqual(
+    seen.sessions.map((s) => s.key),
+    ['live'],
+  )
+  assert.equal(seen.sessions[0]!.activity.location, 'Crossroads')
+})
+
+test('presence: the state but no location', () => {
+  const seen = visiblePresence(online, { kind: 'presence' }, settings('friends'), T0)
+  assert.equal(seen.state, PresenceType.InGame)
+  assert.equal(seen.locationHidden, true)
+  assert.equal(seen.lastOnline, T0 - 5)
+  assert.equal(seen.sessions.length, 1)
+  assert.deepEqual(seen.sessions[0]!.activity, { kind: 'inGame' })
+  assert.equal(online.sessions[0]!.activity.placeId, '1818', 'the input is not modified')
+})
+
+test('hidden: Offline, with the lastOnline the access carries', () => {
+  const invisible = settings('everyone', true, T0 - 1000)
+  const seen = visiblePresence(online, { kind: 'hidden', lastOnline: T0 - 1000 }, invisible, T0)
+  assert.deepEqual(seen, {
+    userId: target,
+    state: PresenceType.Offline,
+    sessions: [],
+    lastOnline: T0 - 1000,
+    locationHidden: true,
+  })
+  const toBlocked = visiblePresence(
+    online,
+    { kind: 'hidden', lastOnline: undefined },
+    invisible,
+    T0,
+  )
+  assert.equal(toBlocked.state, PresenceType.Offline)
+  assert.equal(toBlocked.lastOnline, undefined)
+})
+
+test('self: everything, and Invisible while invisible and online', () => {
+  const visible = visiblePresence(online, { kind: 'self' }, settings('nobody'), T0)
+  assert.equal(visible.state, PresenceType.InGame)
+  assert.equal(visible.sessions[0]!.activity.placeId, '1818')
+  const invisible = settings('nobody', true, T0 - 1000)
+  const seen = visiblePresence(online, { kind: 'self' }, invisible, T0)
+  assert.equal(seen.state, PresenceType.Invisible)
+  assert.equal(seen.lastOnline, T0 - 5, 'self sees the real lastOnline')
+  assert.equal(seen.locationHidden, false)
+  assert.equal(
+    visiblePresence(offline, { kind: 'self' }, invisible, T0).state,
+    PresenceType.Offline,
+  )
+  // once the last session expired, an invisible user is simply Offline to themself
+  assert.equal(
+    visiblePresence(online, { kind: 'self' }, invisible, T0 + 1000).state,
+    PresenceType.Offline,
+  )
+})
+
+test('accessOf + visiblePresence: an invisible user looks offline with a frozen lastOnline', () => {
+  const invisible = settings('everyone', true, T0 - 1000)
+  for (const viewer of [other, anonymous, reader]) {
+    const access = accessOf(viewer, target, invisible, strangers)
+    const seen = visiblePresence(online, access, invisible, T0)
+    assert.equal(seen.state, PresenceType.Offline)
+    assert.equal(seen.lastOnline, T0 - 1000)
+    assert.deepEqual(seen.sessions, [])
+  }
+})

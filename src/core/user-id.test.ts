@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { parseInt64Id, parseUserId } from './user-id.js'
+
+test('accepts positive int64 ids, kept exactly as canonical strings', () => {
+  const cases: Array<[unknown, string]> = [
+    ['1', '1'],
+    [1, '1'],
+    ['123456', '123456'],
+    [Number.MAX_SAFE_INTEGER, '9007199254740991'],
+    ['9007199254740992', '9007199254740992'],
+    ['9007199254740993', '9007199254740993'],
+    ['9223372036854775807', '9223372036854775807'],
+    ['1000000000000000000', '1000000000000000000'],
+    [9223372036854775807n, '9223372036854775807'],
+    [1n, '1'],
+  ]
+  for (const [input, expected] of cases) {
+    assert.equal(parseUserId(input), expected, `${typeof input} ${String(input)}`)
+  }
+})
+
+test('refuses anything else', () => {
+  const cases: unknown[] = [
+    '9223372036854775808',
+    '9999999999999999999',
+    '10000000000000000000',
+    '18446744073709551615',
+    '0',
+    0,
+    '-1',
+    -1,
+    '01',
+    '00',
+    '+1',
+    '1.5',
+    1.5,
+    '1.0',
+    '1e3',
+    1e21,
+    2 ** 53,
+    2 ** 53 + 2,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    ' 1',
+    '1 ',
+    '1\n',
+    '\t1',
+    '',
+    '0x10',
+    '١٢',
+    'abc',
+    '12a',
+    0n,
+    -5n,
+    9223372036854775808n,
+    null,
+    undefined,
+    true,
+    {},
+    [1],
+    ['1'],
+  ]
+  for (const input of cases) {
+    assert.equal(parseUserId(input), undefined, `${typeof input} ${JSON.stringify(String(input))}`)
+  }
+})
+
+test('place and universe ids follow the same rules', () => {
+  assert.equal(parseInt64Id('9007199254740993'), '9007199254740993')
+  assert.equal(parseInt64Id('0'), undefined)
+  assert.equal(parseInt64Id(1.5), undefined)
+})

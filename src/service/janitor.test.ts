@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { UserId } from '../core/user-id.js'
+import type { BusEvent } from '../realtime/change-bus.js'
+import { LocalChangeBus } from '../realtime/local-change-bus.js'
+import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
+import type { PresenceChange } from '../store/presence-store.js'
+import { ManualClock } from './clock.js'
+import { Janitor } from './janitor.js'
+
+const TTL = 10_000
+
+function setup(t: import('node:test').TestContext, batchSize = 100) {
+  const clock = new ManualClock()
+  const store = new MemoryPresenceStore()
+  const bus = new LocalChangeBus()
+  const changes: PresenceChange[] = []
+  bus.subscribe((event: BusEvent) => {
+    if (event.type === 'presence') changes.push(event.change)
+  })
+  const sweeps: Array<[number, number]> = []
+  const janitor = new Janitor(store, bus, clock, {
+    intervalMs: 5,
+    batchSize,
+    onSweep: (expired, lateness) => sweeps.push([expired, lateness]),
+  })
+  t.after(async () => {
+    await janitor.stop()
+    await store.close()
+    await bus.close()
+  })
+  const beat = (userId: string, key = 'app:iOS') =>
+    store.heartbeat(
+      {
+        userId: userId as UserId,
+        key,
+        source: 'app',
+        deviceType: 'iOS',
+        activity: { kind: 'online' },
+        ttlMs: TTL,
+      },
+      clock.now(),
+    )
+  return { clock, store, bus, janitor, changes, sweeps, beat }
+}
+
+test('sweepOnce publishes one timeout change per expired user, once', async (t) => {
+  const { clock, janitor, changes, sweeps, beat } = setup(t)
+  const start = clock.now()
+  await beat('1')
+  await beat('1', 'app:PC')
+  await beat('2')
+  clock.advance(TTL - 1)
+  assert.equal(await janitor.sweepOnce(), 0)
+  assert.deepEqual(changes, [])
+  clock.advance(251)
+  assert.equal(await janitor.sweepOnce(), 2)
+  assert.deepEqual(changes.map((c) => [c.userId, c.reason, c.ended?.length]).sort(), [
+    ['1', 'timeout', 2],
+    ['2', 'timeout', 1],
+  ])
+  for (const change of changes) {
+    assert.deepEqual(change.after.sessions, [])
+    assert.equal(change.after.lastOnline, start)
+  }
+  assert.deepEqual(sweeps, [[2, 250]])
+  assert.equal(await janitor.sweepOnce(), 0)
+  assert.equal(changes.length, 2)
+})
+
+test('sweepOnce drains every due session in batches', async (t) => {
+  const { clock, janitor, changes, sweeps, beat } = setup(t, 3)
+  for (let i = 1; i <= 10; i++) await beat(String(i))
+  clock.advance(TTL)
+  assert.equal(await janitor.sweepOnce(), 10)
+  assert.equal(new Set(changes.map((c) => c.userId)).size, 10)
+  assert.deepEqual(
+    sweeps.map(([n]) => n),
+    [3, 3, 3, 1],
+  )
+})
+
+test('a started janitor sweeps on its own and stops cleanly', async (t) => {
+  const { clock, bus, janitor, beat } = setup(t)
+  await beat('7')
+  clock.advance(TTL)
+  const offline = new Promise<PresenceChange>((resolve) => {
+    bus.subscribe((event) => {
+      if (event.type === 'presence' && event.change.reason === 'timeout') resolve(event.change)
+    })
+  })
+  janitor.start()
+  janitor.start()
+  const change = await offline
+  assert.equal(change.userId, '7')
+  await janitor.stop()
+  await janitor.stop()
+})

@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test, type TestContext } from 'node:test'
+import { PresenceType } from '../core/presence.js'
+import { anonymous, type Viewer } from '../core/privacy.js'
+import type { UserId } from '../core/user-id.js'
+import type { BusEvent } from '../realtime/change-bus.js'
+import { LocalChangeBus } from '../realtime/local-change-bus.js'
+import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
+import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
+import { ManualClock } from './clock.js'
+import { Janitor } from './janitor.js'
+import { PresenceService, type HeartbeatInput } from './presence-service.js'
+
+const TTL = 60_000
+const alice = '1' as UserId
+const bob = '2' as UserId
+const carol = '9007199254740993' as UserId
+const asUser = (userId: UserId): Viewer => ({ kind: 'user', userId })
+
+function setup(t: TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-service-'))
+  const clock = new ManualClock()
+  const profiles = new SqliteProfileStore(dir)
+  const presence = new MemoryPresenceStore({ ledger: profiles })
+  const bus = new LocalChangeBus()
+  const events: BusEvent[] = []
+  bus.subscribe((event) => events.push(event))
+  const service = new PresenceService({ presence, profiles, bus, clock, sessionTtlMs: TTL })
+  const janitor = new Janitor(presence, bus, clock, { intervalMs: 1000, batchSize: 100 })
+  t.after(async () => {
+    await presence.close()
+    await profiles.close()
+    await bus.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const beat = (userId: UserId, extra: Partial<HeartbeatInput> = {}) =>
+    service.heartbeat({
+      userId,
+      key: 'app:iOS',
+      source: 'app',
+      deviceType: 'iOS',
+      activity: { kind: 'online' },
+      ...extra,
+    })
+  return { clock, service, janitor, events, beat }
+}
+
+test('heartbeat stores the session for the default TTL and publishes the change', async (t) => {
+  const { clock, service, events, beat } = setup(t)
+  const change = await beat(alice)
+  assert.equal(change.after.sessions[0]!.expiresAt, clock.now() + TTL)
+  assert.deepEqual(events, [{ type: 'presence', change }])
+  const custom = await beat(alice, { key: 'app:PC', ttlMs: 5_000 })
+  assert.equal(
+    custom.after.sessions.find((s) => s.key === 'app:PC')!.expiresAt,
+    clock.now() + 5_000,
+  )
+  const [seen] = await service.lookup(anonymous, [alice])
+  assert.equal(seen!.state, PresenceType.Online)
+  assert.equal(seen!.sessions.length, 2)
+})
+
+test('heartbeat fills universe, root place and name from the places catalogue', async (t) => {
+  const { service, beat } = setup(t)
+  await service.putPlace({
+    placeId: '1818',
+    universeId: '13058',
+    rootPlaceId: '1800',
+    name: 'Crossroads',
+  })
+  const change = await beat(alice, {
+    activity: { kind: 'inGame', placeId: '1818', location: 'typed by the client' },
+  })
+  assert.deepEqual(change.after.sessions[0]!.activity, {
+    kind: 'inGame',
+    placeId: '1818',
+    universeId: '13058',
+    rootPlaceId: '1800',
+    location: 'Crossroads',
+  })
+  const unknown = await beat(bob, { activity: { kind: 'inGame', placeId: '5' } })
+  assert.deepEqual(unknown.after.sessions[0]!.activity, { kind: 'inGame', placeId: '5' })
+})
+
+test('endSession ends at once and publishes; an unknown session publishes nothing', async (t) => {
+  const { clock, service, events, beat } = setup(t)
+  await beat(alice)
+  clock.advance(1_000)
+  const change = await service.endSession(alice, 'app:iOS')
+  assert.equal(change?.reason, 'explicit')
+  assert.equal(events.length, 2)
+  assert.deepEqual(events[1], { type: 'presence', change })
+  assert.equal(await service.endSession(alice, 'app:iOS'), undefined)
+  assert.equal(events.length, 2)
+  const [seen] = await service.lookup(anonymous, [alice])
+  assert.equal(seen!.state, PresenceType.Offline)
+  assert.equal(seen!.lastOnline, clock.now())
+})
+
+test('expiry: offline at once on reads, one timeout event from the janitor', async (t) => {
+  const { clock, service, janitor, events, beat } = setup(t)
+  const start = clock.now()
+  await beat(alice)
+  clock.advance(TTL)
+  const [seen] = await service.lookup(anonymous, [alice])
+  assert.equal(seen!.state, PresenceType.Offline, 'no ghost even before the sweep')
+  events.length = 0
+  assert.equal(await janitor.sweepOnce(), 1)
+  assert.equal(await janitor.sweepOnce(), 0)
+  assert.equal(events.length, 1)
+  const event = events[0]!
+  assert.ok(event.type === 'presence')
+  assert.equal(event.change.userId, alice)
+  assert.equal(event.change.reason, 'timeout')
+  assert.equal(event.change.before.sessions.length, 1)
+  assert.deepEqual(event.change.after.sessions, [])
+  assert.equal(event.change.after.lastOnline, start)
+})
+
+test('lookup answers in order and applies privacy per viewer', async (t) => {
+  const { service, beat } = setup(t)
+  await beat(alice, { activity: { kind: 'inGame', placeId: '1818' } })
+  await beat(bob, { activity: { kind: 'inStudio', location: 'Studio' } })
+  await service.putSettings(bob, { visibility: 'friends', invisible: false })
+  await service.setFriends(alice, bob, true)
+
+  const ids = [bob, carol, alice]
+  const byAnonymous = await service.lookup(anonymous, ids)
+  assert.deepEqual(
+    byAnonymous.map((p) => [p.userId, p.state, p.locationHidden]),
+    [
+      [bob, PresenceType.InStudio, true],
+      [carol, PresenceType.Offline, false],
+      [alice, PresenceType.InGame, false],
+    ],
+  )
+  assert.deepEqual(byAnonymous[0]!.sessions[0]!.activity, { kind: 'inStudio' })
+  const byFriend = await service.lookup(asUser(alice), [bob])
+  assert.equal(byFriend[0]!.locationHidden, false)
+  assert.equal(byFriend[0]!.sessions[0]!.activity.location, 'Studio')
+
+  await service.setBlocked(bob, carol, true)
+  const byBlocked = await service.lookup(asUser(carol), [bob, alice])
+  assert.equal(byBlocked[0]!.state, PresenceType.Offline)
+  assert.equal(byBlocked[0]!.lastOnline, undefined)
+  assert.equal(byBlocked[1]!.state, PresenceType.InGame)
+})
+
+test('putSettings invisible freezes lastOnline for others; self sees Invisible', async (t) => {
+  const { clock, service, events, beat } = setup(t)
+  const start = clock.now()
+  await beat(alice)
+  clock.advance(10_000)
+  const settings = await service.putSettings(alice, { visibility: 'everyone', invisible: true })
+  assert.deepEqual(settings, { visibility: 'everyone', invisible: true, frozenLastOnline: start })
+  assert.deepEqual(events.at(-1), { type: 'settings', userId: alice })
+  clock.advance(10_000)
+  await beat(alice)
+  clock.advance(10_000)
+  // still invisible: a second put keeps the frozen value
+  await service.putSettings(alice, { visibility: 'friends', invisible: true })
+  assert.equal((await service.getSettings(alice)).frozenLastOnline, start)
+
+  const [byOther] = await service.lookup(asUser(bob), [alice])
+  assert.equal(byOther!.state, PresenceType.Offline)
+  assert.equal(byOther!.lastOnline, start)
+  assert.deepEqual(byOther!.sessions, [])
+  const [bySelf] = await service.lookup(asUser(alice), [alice])
+  assert.equal(bySelf!.state, PresenceType.Invisible)
+  assert.equal(bySelf!.lastOnline, start + 20_000)
+
+  await service.putSettings(alice, { visibility: 'everyone', invisible: false })
+  const after = await service.getSettings(alice)
+  assert.equal(after.invisible, false)
+  assert.equal(after.frozenLastOnline, undefined)
+  const [visible] = await service.lookup(asUser(bob), [alice])
+  assert.equal(visible!.state, PresenceType.Online)
+  assert.equal(visible!.lastOnline, start + 20_000)
+})
+
+test('relation changes are published for both users', async (t) => {
+  const { service, events } = setup(t)
+  await service.setFriends(alice, bob, true)
+  await service.setBlocked(bob, carol, true)
+  assert.deepEqual(events, [
+    { type: 'relation', users: [alice, bob] },
+    { type: 'relation', users: [bob, carol] },
+  ])
+  assert.deepEqual(await service.profiles.listFriends(bob), [alice])
+})
+
+test('rawPresences shows sessions without privacy', async (t) => {
+  const { service, beat } = setup(t)
+  await beat(alice, { activity: { kind: 'inGame', placeId: '77' } })
+  await service.putSettings(alice, { visibility: 'nobody', invisible: true })
+  const [raw] = await service.rawPresences([alice])
+  assert.equal(raw!.sessions[0]!.activity.placeId, '77')
+})
