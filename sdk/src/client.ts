@@ -1,0 +1,212 @@
+import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
+import { Transport, type FetchLike, type RetryOptions, type Sleep } from './http.js'
+import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
+import { mapConcurrent } from './pool.js'
+import { PresenceType, presenceFromWire, type Presence } from './presence.js'
+import { subscribe, type SubscribeOptions, type Subscription, type WebSocketLike } from './watch.js'
+import type { RobloxUserPresence, RobloxUserPresencesResponse } from './wire.js'
+import { XboxClient, heartbeatAfterMs } from './xbox.js'
+
+export interface ClientOptions {
+  /** Where presenced listens, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string
+  /** An access token (`presenced token --user 123`), sent as `Authorization: Bearer`. */
+  token?: string
+  /** A `.ROBLOSECURITY` value (or a whole Cookie header); x-csrf-token is handled for you. */
+  cookie?: string
+  /** Defaults to the global fetch. */
+  fetch?: FetchLike
+  /** How many requests one call (a large batch) keeps in flight. @default 4 */
+  maxConcurrency?: number
+  /** 429 handling; `false` disables retrying. */
+  retry?: RetryOptions | false
+  /**
+   * A WebSocket constructor for `subscribe` (browsers and Node 22+ have a global one; in Node 20
+   * pass `ws`'s). Without either, subscriptions use Server-Sent Events over fetch.
+   */
+  WebSocket?: WebSocketLike
+  /** Accept-Language for Xbox rich presence strings. */
+  locale?: string
+  /** Replaces the timer used for backoff waits (tests make it instant). */
+  sleep?: Sleep
+}
+
+export interface AppPresenceInput {
+  /** Free text shown as lastLocation; `Studio` means the user is in the studio. */
+  location?: string
+  /** The place the user is in: the user shows InGame. */
+  placeId?: Id | null
+  /** The game server instance (uuid), a presenced extension. */
+  gameId?: string
+  /** Device platform; otherwise the server derives it from the User-Agent. */
+  platform?: string
+  /** Ends this device's session at once. */
+  disconnect?: boolean
+}
+
+export interface AppPresenceResult {
+  /** When the server wants the next heartbeat, in milliseconds. */
+  heartbeatAfterMs: number | undefined
+}
+
+export interface KeepAliveOptions extends Omit<AppPresenceInput, 'disconnect'> {
+  /** Called when a beat fails; the loop keeps going (except on 401/403). */
+  onError?: (error: unknown) => void
+  /** Aborting stops the heartbeat like stop(). */
+  signal?: AbortSignal
+}
+
+/** The most user ids one `POST /v1/presence/users` accepts. */
+export const ROBLOX_BATCH_LIMIT = 50
+
+/** The interval when the server does not say (its default session TTL is 60 s). */
+const DEFAULT_KEEPALIVE_MS = 30_000
+
+/** Header names a server may use to ask for the next heartbeat, in seconds. */
+const HEARTBEAT_HEADERS = ['x-heartbeat-after', 'heartbeat-after']
+
+/**
+ * A client for presenced (and any server speaking the Roblox presence v1 / Xbox Live presence
+ * APIs). Create it once and share it.
+ *
+ * @example
+ * const client = createClient({ baseUrl: 'http://127.0.0.1:8080', token })
+ * const [me] = await client.getUserPresences([123])
+ * if (me.type === PresenceType.InGame) console.log('playing', me.place?.id)
+ */
+export class PresencedClient {
+  readonly xbox: XboxClient
+  readonly #transport: Transport
+  readonly #concurrency: number
+  readonly #WebSocket: WebSocketLike | undefined
+
+  constructor(options: ClientOptions) {
+    if (typeof options?.baseUrl !== 'string' || !/^https?:\/\//i.test(options.baseUrl)) {
+      throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(options?.baseUrl)}`)
+    }
+    this.#transport = new Transport(options)
+    this.#concurrency = Math.max(1, options.maxConcurrency ?? 4)
+    this.#WebSocket = options.WebSocket
+    this.xbox = new XboxClient(this.#transport, this.#concurrency, options.locale)
+  }
+
+  get baseUrl(): string {
+    return this.#transport.baseUrl
+  }
+
+  /**
+   * The presence of each user, in the order given (duplicates answered alike). Accepts ids or
+   * objects with an `id`; splits into batches of 50 run with bounded concurrency.
+   */
+  async getUserPresences(users: Iterable<Id | HasId>): Promise<Presence[]> {
+    const ids = Array.from(users, (u) => toIdString(u))
+    const distinct = [...new Set(ids)]
+    const batches: string[][] = []
+    for (let i = 0; i < distinct.length; i += ROBLOX_BATCH_LIMIT) {
+      batches.push(distinct.slice(i, i + ROBLOX_BATCH_LIMIT))
+    }
+    const byId = new Map<string, Presence>()
+    await mapConcurrent(batches, this.#concurrency, async (batch) => {
+      const { body } = await this.#transport.request<RobloxUserPresencesResponse>(
+        '/v1/presence/users',
+        {
+          method: 'POST',
+          body: stringifyJson({ userIds: batch.map((id) => BigInt(id)) }),
+          protocol: 'roblox',
+        },
+      )
+      const records: unknown[] = Array.isArray(body?.userPresences) ? body.userPresences : []
+      for (const record of records) {
+        const presence = presenceFromWire(record as RobloxUserPresence)
+        byId.set(presence.userId, presence)
+      }
+    })
+    return ids.map((id) => byId.get(id) ?? offline(id))
+  }
+
+  /** One user's presence. */
+  async getUserPresence(user: Id | HasId): Promise<Presence> {
+    const [presence] = await this.getUserPresences([user])
+    return presence as Presence
+  }
+
+  /** One heartbeat of the caller's app presence (needs a token or cookie). */
+  async registerAppPresence(input: AppPresenceInput = {}): Promise<AppPresenceResult> {
+    const body: Record<string, unknown> = {
+      location: input.location ?? '',
+      placeId:
+        input.placeId === undefined || input.placeId === null
+          ? null
+          : BigInt(toIdString(input.placeId, 'place id')),
+      disconnect: input.disconnect ?? false,
+    }
+    if (input.gameId !== undefined) body.gameId = input.gameId
+    if (input.platform !== undefined) body.platform = input.platform
+    const response = await this.#transport.request('/v1/presence/register-app-presence', {
+      method: 'POST',
+      body: stringifyJson(body),
+      protocol: 'roblox',
+    })
+    let heartbeat: number | undefined
+    for (const name of HEARTBEAT_HEADERS) heartbeat ??= heartbeatAfterMs(response.headers, name)
+    return { heartbeatAfterMs: heartbeat }
+  }
+
+  /**
+   * Keeps the caller online: registers now, then again at the interval the server asks for.
+   * `stop()` sends `disconnect: true`, so watchers see the user leave at once.
+   *
+   * @example
+   * const alive = client.keepAlive({ placeId: 1818, location: 'Crossroads' })
+   * await alive.ready
+   * process.on('SIGINT', () => alive.stop().then(() => process.exit(0)))
+   */
+  keepAlive(options: KeepAliveOptions = {}): HeartbeatHandle {
+    const { onError, signal, ...presence } = options
+    return startHeartbeat({
+      beat: async () => (await this.registerAppPresence(presence)).heartbeatAfterMs,
+      end: async () => {
+        await this.registerAppPresence({ ...presence, disconnect: true })
+      },
+      fallbackIntervalMs: DEFAULT_KEEPALIVE_MS,
+      onError,
+      signal,
+    })
+  }
+
+  /**
+   * Live presence of users: a snapshot, then every change. Iterate it or listen to events.
+   *
+   * @example
+   * const sub = client.subscribe([1, 2, 3])
+   * for await (const event of sub) console.log(event.type, event.presence.userId)
+   */
+  subscribe(users: Iterable<Id | HasId>, options: SubscribeOptions = {}): Subscription {
+    return subscribe(
+      this.#transport,
+      Array.from(users, (u) => toIdString(u)),
+      {
+        WebSocket: this.#WebSocket,
+        ...options,
+      },
+    )
+  }
+}
+
+/** Creates a client. See ClientOptions. */
+export function createClient(options: ClientOptions): PresencedClient {
+  return new PresencedClient(options)
+}
+
+function offline(userId: string): Presence {
+  return {
+    userId,
+    type: PresenceType.Offline,
+    lastLocation: '',
+    place: null,
+    rootPlace: null,
+    universe: null,
+    job: null,
+    lastOnline: new Date(0),
+  }
+}

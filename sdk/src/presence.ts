@@ -1,0 +1,78 @@
+import { isObject } from './http.js'
+import type { RobloxUserPresence } from './wire.js'
+
+/** The user's state, with Roblox's integer values. The highest live session wins. */
+export enum PresenceType {
+  Offline = 0,
+  Online = 1,
+  InGame = 2,
+  InStudio = 3,
+  /** Only ever shown to the user themself, when they appear offline to everyone else. */
+  Invisible = 4,
+}
+
+/** A place, root place or universe: int64 ids are decimal strings, never rounded numbers. */
+export interface Place {
+  readonly id: string
+}
+export type Universe = Place
+
+/** The game server instance the user is in. */
+export interface Job {
+  readonly id: string
+}
+
+/** One user's presence, as the viewer is allowed to see it. */
+export interface Presence {
+  readonly userId: string
+  readonly type: PresenceType
+  /** Free text or the place's name; empty when nothing may be shown. */
+  readonly lastLocation: string
+  readonly place: Place | null
+  readonly rootPlace: Place | null
+  readonly universe: Universe | null
+  readonly job: Job | null
+  /** When a session of the user was last alive (the epoch when never seen). */
+  readonly lastOnline: Date
+}
+
+/** Turns a Roblox v1 record into a Presence; tolerant of missing optional fields. */
+export function presenceFromWire(record: RobloxUserPresence): Presence {
+  const r = record as unknown as Record<string, unknown>
+  return {
+    userId: idOf(r.userId) ?? '0',
+    type: presenceTypeOf(r.userPresenceType),
+    lastLocation: typeof r.lastLocation === 'string' ? r.lastLocation : '',
+    place: objectOf(r.placeId),
+    rootPlace: objectOf(r.rootPlaceId),
+    universe: objectOf(r.universeId),
+    job: typeof r.gameId === 'string' && r.gameId !== '' ? { id: r.gameId } : null,
+    lastOnline: dateOf(r.lastOnline),
+  }
+}
+
+export function presenceTypeOf(value: unknown): PresenceType {
+  return typeof value === 'number' && value in PresenceType
+    ? (value as PresenceType)
+    : PresenceType.Offline
+}
+
+function idOf(value: unknown): string | undefined {
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return String(value)
+  if (typeof value === 'string' && /^\d+$/.test(value) && value !== '0') return value
+  if (isObject(value)) return idOf(value.id)
+  return undefined
+}
+
+function objectOf(value: unknown): { id: string } | null {
+  const id = idOf(value)
+  return id === undefined ? null : { id }
+}
+
+export function dateOf(value: unknown): Date {
+  if (typeof value === 'string' || typeof value === 'number') {
+    const date = new Date(value)
+    if (!Number.isNaN(date.getTime())) return date
+  }
+  return new Date(0)
+}

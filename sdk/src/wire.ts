@@ -1,0 +1,66 @@
+/**
+ * The wire formats the client speaks, defined once. Int64 ids arrive as JSON numbers; the
+ * client parses bodies losslessly, so an id above 2^53 shows up here as a decimal string.
+ */
+export type WireId = number | string
+
+/** Roblox presence v1: one record of `POST /v1/presence/users`. */
+export interface RobloxUserPresence {
+  userPresenceType: number
+  lastLocation: string
+  placeId: WireId | null
+  rootPlaceId: WireId | null
+  gameId: string | null
+  universeId: WireId | null
+  userId: WireId
+  /** ISO-8601 UTC instant, always present. */
+  lastOnline: string
+}
+
+export interface RobloxUserPresencesResponse {
+  userPresences: RobloxUserPresence[]
+}
+
+export interface RobloxErrorResponse {
+  errors: { code: number; message: string }[]
+}
+
+/** Xbox Live presence: `GET /users/...` and `POST /users/batch` records. */
+export interface XboxPresenceRecordWire {
+  xuid: string
+  state: 'Online' | 'Away' | 'Offline'
+  devices?: XboxDeviceRecordWire[]
+  lastSeen?: {
+    deviceType: string
+    titleId: string
+    titleName: string
+    timestamp: string
+  }
+}
+
+export interface XboxDeviceRecordWire {
+  type: string
+  titles?: XboxTitleRecordWire[]
+}
+
+export interface XboxTitleRecordWire {
+  id: string
+  name: string
+  lastModified: string
+  placement?: string
+  state?: string
+  activity?: { richPresence?: string }
+}
+
+/** The body of `POST /users/xuid(x)/devices/current/titles/current` (TitleRequest). */
+export interface XboxTitleRequest {
+  id?: string
+  state: 'active' | 'inactive'
+  placement?: 'full' | 'fill' | 'snapped' | 'background'
+  activity?: {
+    richPresence?: { id: string; scid: string; params?: string[] }
+    media?: Record<string, unknown>
+  }
+}
+
+export type XboxLevel = 'user' | 'device' | 'title' | 'all'

@@ -1,0 +1,256 @@
+import { InvalidIdError } from './errors.js'
+import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
+import { isObject, subjectOf, type Transport } from './http.js'
+import { toIdString } from './ids.js'
+import { mapConcurrent } from './pool.js'
+import { dateOf } from './presence.js'
+import type { XboxLevel, XboxTitleRequest } from './wire.js'
+
+export type { XboxLevel } from './wire.js'
+
+/** The most XUIDs one `POST /users/batch` accepts. */
+export const XBOX_BATCH_LIMIT = 1100
+
+export interface XboxTitle {
+  readonly id: string
+  readonly name: string
+  readonly lastModified: Date
+  readonly placement: string | undefined
+  readonly state: string | undefined
+  /** The rendered rich presence string (level `all` only). */
+  readonly richPresence: string | undefined
+}
+
+export interface XboxDevice {
+  /** Xbox device type name (XboxOne, Scarlett, PC, iOS, Android, Web, ...), kept as given. */
+  readonly type: string
+  readonly titles: readonly XboxTitle[]
+}
+
+export interface XboxPresence {
+  readonly xuid: string
+  readonly state: 'Online' | 'Away' | 'Offline'
+  readonly devices: readonly XboxDevice[]
+  /** Where the user was last seen; only when no device is online. */
+  readonly lastSeen: {
+    readonly deviceType: string
+    readonly titleId: string
+    readonly titleName: string
+    readonly timestamp: Date
+  } | null
+}
+
+export interface XboxBatchQuery {
+  users: readonly (string | number | bigint | { id: string | number | bigint })[]
+  level?: XboxLevel
+  deviceTypes?: readonly string[]
+  titles?: readonly (string | number)[]
+  onlineOnly?: boolean
+}
+
+export interface TitlePresenceOptions {
+  /** The title id; required unless the token names the title. */
+  titleId?: string | number
+  state?: 'active' | 'inactive'
+  placement?: 'full' | 'fill' | 'snapped' | 'background'
+  richPresence?: { id: string; scid: string; params?: string[] }
+  /** Whose presence to write; default: the token's own user. */
+  xuid?: string | number | bigint
+  /** Called when a heartbeat fails (it is retried). */
+  onError?: (error: unknown) => void
+  signal?: AbortSignal
+}
+
+/** The title presence heartbeat's default when the server sends no X-Heartbeat-After. */
+const DEFAULT_HEARTBEAT_MS = 300_000
+
+/**
+ * The Xbox Live presence API of presenced: XBL3.0 authentication, contract version 3.
+ *
+ * @example
+ * const me = await client.xbox.me('all')
+ * const handle = client.xbox.setTitlePresence({ titleId: 1717113201, richPresence: {...} })
+ * await handle.stop() // removes the title presence
+ */
+export class XboxClient {
+  readonly #transport: Transport
+  readonly #concurrency: number
+  readonly #locale: string | undefined
+  #me: string | undefined
+
+  constructor(transport: Transport, concurrency: number, locale?: string) {
+    this.#transport = transport
+    this.#concurrency = concurrency
+    this.#locale = locale
+  }
+
+  /** Presence of many users; above 1100 XUIDs the call is split, order kept. */
+  async batch(query: XboxBatchQuery): Promise<XboxPresence[]> {
+    const users = query.users.map((u) => toIdString(u, 'XUID'))
+    const chunks: string[][] = []
+    for (let i = 0; i < users.length; i += XBOX_BATCH_LIMIT) {
+      chunks.push(users.slice(i, i + XBOX_BATCH_LIMIT))
+    }
+    if (chunks.length === 0) return []
+    const results = await mapConcurrent(chunks, this.#concurrency, async (chunk) => {
+      const body: Record<string, unknown> = { users: chunk }
+      if (query.level !== undefined) body.level = query.level
+      if (query.deviceTypes !== undefined) body.deviceTypes = query.deviceTypes
+      if (query.titles !== undefined) body.titles = query.titles.map(String)
+      if (query.onlineOnly !== undefined) body.onlineOnly = query.onlineOnly
+      const response = await this.#request('POST', '/users/batch', JSON.stringify(body))
+      return Array.isArray(response) ? response.map(xboxPresenceOf) : []
+    })
+    return results.flat()
+  }
+
+  /** One user's presence at a level (default `title`). */
+  async user(xuid: string | number | bigint, level?: XboxLevel): Promise<XboxPresence> {
+    const id = toIdString(xuid, 'XUID')
+    return xboxPresenceOf(await this.#request('GET', `/users/xuid(${id})${levelQuery(level)}`))
+  }
+
+  /** The caller's own presence. */
+  async me(level?: XboxLevel): Promise<XboxPresence> {
+    return xboxPresenceOf(await this.#request('GET', `/users/me${levelQuery(level)}`))
+  }
+
+  /** The presence of the caller's friends (the People group), or of another user's. */
+  async friends(options: { xuid?: string | number | bigint; level?: XboxLevel } = {}) {
+    const who = options.xuid === undefined ? 'me' : `xuid(${toIdString(options.xuid, 'XUID')})`
+    const body = await this.#request(
+      'GET',
+      `/users/${who}/groups/People${levelQuery(options.level)}`,
+    )
+    return Array.isArray(body) ? body.map(xboxPresenceOf) : []
+  }
+
+  /**
+   * Writes the caller's title presence now and keeps it alive at the X-Heartbeat-After interval
+   * the server asks for. `stop()` ends the heartbeat and removes the title presence.
+   */
+  setTitlePresence(options: TitlePresenceOptions = {}): HeartbeatHandle {
+    const request: XboxTitleRequest = { state: options.state ?? 'active' }
+    if (options.titleId !== undefined) request.id = String(options.titleId)
+    if (options.placement !== undefined) request.placement = options.placement
+    if (options.richPresence !== undefined) {
+      request.activity = { richPresence: { params: [], ...options.richPresence } }
+    }
+    const body = JSON.stringify(request)
+    return startHeartbeat({
+      beat: async () => {
+        const path = await this.#titlePath(options.xuid)
+        const response = await this.#transport.request(path, {
+          method: 'POST',
+          body,
+          protocol: 'xbox',
+          auth: 'xbl',
+          headers: this.#headers(),
+          signal: options.signal,
+        })
+        return heartbeatAfterMs(response.headers)
+      },
+      end: () => this.clearTitlePresence({ xuid: options.xuid, titleId: options.titleId }),
+      fallbackIntervalMs: DEFAULT_HEARTBEAT_MS,
+      onError: options.onError,
+      signal: options.signal,
+    })
+  }
+
+  /** Removes the caller's title presence at once. */
+  async clearTitlePresence(
+    options: { xuid?: string | number | bigint; titleId?: string | number } = {},
+  ): Promise<void> {
+    const path = await this.#titlePath(options.xuid)
+    const query = options.titleId === undefined ? '' : `?titleId=${String(options.titleId)}`
+    await this.#request('DELETE', path + query)
+  }
+
+  /** Appear offline (`true`, Cloaked) or visible again (`false`, Active). */
+  async cloak(cloaked: boolean, xuid?: string | number | bigint): Promise<void> {
+    const id = await this.#xuidOf(xuid)
+    const body = JSON.stringify({ state: cloaked ? 'Cloaked' : 'Active' })
+    await this.#request('PUT', `/users/xuid(${id})/state`, body)
+  }
+
+  async #titlePath(xuid: string | number | bigint | undefined): Promise<string> {
+    return `/users/xuid(${await this.#xuidOf(xuid)})/devices/current/titles/current`
+  }
+
+  /** The XUID to write for: the given one, else the token's subject, else asked of /users/me. */
+  async #xuidOf(xuid: string | number | bigint | undefined): Promise<string> {
+    if (xuid !== undefined) return toIdString(xuid, 'XUID')
+    if (this.#me !== undefined) return this.#me
+    const fromToken = this.#transport.token && subjectOf(this.#transport.token)
+    this.#me = fromToken || (await this.me('user')).xuid
+    if (!this.#me) throw new InvalidIdError(this.#me, 'XUID')
+    return this.#me
+  }
+
+  #headers(): Record<string, string> {
+    const headers: Record<string, string> = { 'x-xbl-contract-version': '3' }
+    if (this.#locale !== undefined) headers['accept-language'] = this.#locale
+    return headers
+  }
+
+  async #request(method: string, path: string, body?: string): Promise<unknown> {
+    const response = await this.#transport.request(path, {
+      method,
+      body,
+      protocol: 'xbox',
+      auth: 'xbl',
+      headers: this.#headers(),
+    })
+    return response.body
+  }
+}
+
+function levelQuery(level: XboxLevel | undefined): string {
+  return level === undefined ? '' : `?level=${level}`
+}
+
+/** X-Heartbeat-After (seconds) as milliseconds. */
+export function heartbeatAfterMs(headers: Headers, name = 'x-heartbeat-after'): number | undefined {
+  const raw = headers.get(name)
+  const seconds = raw === null ? NaN : Number(raw)
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined
+}
+
+export function xboxPresenceOf(value: unknown): XboxPresence {
+  const r = isObject(value) ? value : {}
+  const state = r.state === 'Online' || r.state === 'Away' ? r.state : 'Offline'
+  const devices = Array.isArray(r.devices) ? r.devices.filter(isObject).map(deviceOf) : []
+  const seen = isObject(r.lastSeen) ? r.lastSeen : undefined
+  return {
+    xuid: String(r.xuid ?? ''),
+    state,
+    devices,
+    lastSeen: seen
+      ? {
+          deviceType: String(seen.deviceType ?? ''),
+          titleId: String(seen.titleId ?? ''),
+          titleName: String(seen.titleName ?? ''),
+          timestamp: dateOf(seen.timestamp),
+        }
+      : null,
+  }
+}
+
+function deviceOf(d: Record<string, unknown>): XboxDevice {
+  const titles = Array.isArray(d.titles) ? d.titles.filter(isObject) : []
+  return {
+    type: String(d.type ?? ''),
+    titles: titles.map((t) => {
+      const activity = isObject(t.activity) ? t.activity : undefined
+      return {
+        id: String(t.id ?? ''),
+        name: String(t.name ?? ''),
+        lastModified: dateOf(t.lastModified),
+        placement: typeof t.placement === 'string' ? t.placement : undefined,
+        state: typeof t.state === 'string' ? t.state : undefined,
+        richPresence:
+          typeof activity?.richPresence === 'string' ? activity.richPresence : undefined,
+      }
+    }),
+  }
+}
