@@ -83,6 +83,8 @@ export async function buildApp(
         // a member a schema forbids is an error, never silently dropped
         removeAdditional: false,
         coerceTypes: 'array',
+        // int64 ids are `type: ['integer', 'string']` on purpose
+        allowUnionTypes: true,
         allErrors: false,
       },
     },

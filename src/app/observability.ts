@@ -105,36 +105,30 @@ export class Metrics {
     this.sweepLateness.observe(latenessMs / 1000)
   }
 
-  /** Live counts, read from the store at scrape time (not kept up to date on every write). */
+  readonly liveSessions = new Gauge({
+    name: 'presenced_live_sessions',
+    help: 'Sessions alive now (every device, title and game server session).',
+    registers: [this.registry],
+  })
+  readonly liveUsers = new Gauge({
+    name: 'presenced_live_users',
+    help: 'Users with at least one live session now.',
+    registers: [this.registry],
+  })
+  #live: (() => Promise<{ sessions: number; users: number }>) | undefined
+
+  /** Live counts are read from the store at scrape time, not kept up to date on every write. */
   trackLiveCounts(stores: Pick<Stores, 'presence'>, clock: Clock): void {
-    let pending: Promise<{ sessions: number; users: number }> | undefined
-    // both gauges are collected in one scrape: share one stats() call between them
-    const stats = () => {
-      pending ??= stores.presence.stats(clock.now()).finally(() => {
-        setImmediate(() => (pending = undefined))
-      })
-      return pending
-    }
-    new Gauge({
-      name: 'presenced_live_sessions',
-      help: 'Sessions alive now (every device, title and game server session).',
-      registers: [this.registry],
-      async collect() {
-        this.set((await stats()).sessions)
-      },
-    })
-    new Gauge({
-      name: 'presenced_live_users',
-      help: 'Users with at least one live session now.',
-      registers: [this.registry],
-      async collect() {
-        this.set((await stats()).users)
-      },
-    })
+    this.#live = () => stores.presence.stats(clock.now())
   }
 
   /** The exposition text: this app's metrics and the process's. */
   async scrape(): Promise<{ contentType: string; body: string }> {
+    if (this.#live) {
+      const { sessions, users } = await this.#live()
+      this.liveSessions.set(sessions)
+      this.liveUsers.set(users)
+    }
     const merged = Registry.merge([this.registry, processMetrics()])
     return { contentType: merged.contentType, body: await merged.metrics() }
   }

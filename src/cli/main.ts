@@ -91,6 +91,12 @@ main(process.argv.slice(2)).then(
     ) {
       console.error(`presenced: ${(error as Error).message}`)
       process.exitCode = 2
+    } else if (
+      ['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL'].includes((error as { code?: string }).code ?? '')
+    ) {
+      // a listen failure is the operator's to fix, not a crash: say what, not where in the code
+      console.error(`presenced: cannot listen: ${(error as Error).message}`)
+      process.exitCode = 1
     } else {
       console.error(error)
       process.exitCode = 1

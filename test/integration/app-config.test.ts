@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { test } from 'node:test'
+import { ConfigError, loadConfig } from '../../src/app/config.js'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+
+/** Runs the CLI as a user would, with only the given environment on top of PATH. */
+function cli(args: string[], env: Record<string, string>) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    child.on('error', fail)
+    child.on('close', (code) => done({ code, stdout, stderr }))
+  })
+}
+
+test('defaults: port 8080 on every interface, ./data, 60 s sessions, admin API off', () => {
+  const config = loadConfig({})
+  assert.equal(config.port, 8080)
+  assert.equal(config.host, '0.0.0.0')
+  assert.equal(config.dataDir, resolve('./data'))
+  assert.equal(config.sessionTtlSeconds, 60)
+  assert.equal(config.adminKey, undefined)
+  assert.equal(config.tokenSecret, undefined)
+  assert.equal(config.redisUrl, undefined)
+  assert.equal(config.logLevel, 'info')
+  assert.equal(config.shutdownTimeoutMs, 10_000)
+  assert.ok(Object.isFrozen(config))
+})
+
+test('the environment overrides each setting', () => {
+  const config = loadConfig({
+    PORT: '9000',
+    HOST: '127.0.0.1',
+    PRESENCED_DATA_DIR: '/tmp/x',
+    PRESENCED_SESSION_TTL: '30',
+    PRESENCED_ADMIN_KEY: 'k',
+    PRESENCED_REDIS_CLUSTER: 'a:1, b:2,',
+    PRESENCED_TRUST_PROXY: 'true',
+    PRESENCED_SHUTDOWN_TIMEOUT: '2500',
+    LOG_LEVEL: 'debug',
+  })
+  assert.equal(config.port, 9000)
+  assert.equal(config.host, '127.0.0.1')
+  assert.equal(config.dataDir, '/tmp/x')
+  assert.equal(config.sessionTtlSeconds, 30)
+  assert.equal(config.adminKey, 'k')
+  assert.deepEqual(config.redisCluster, ['a:1', 'b:2'])
+  assert.equal(config.trustProxy, true)
+  assert.equal(config.shutdownTimeoutMs, 2500)
+  assert.equal(config.logLevel, 'debug')
+})
+
+test('a bad value fails fast with a message naming the variable and the value', () => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /^PORT must be an integer >= 0, got "eighty"$/],
+    [{ PORT: '70000' }, /^PORT must be at most 65535, got 70000$/],
+    [{ PORT: '-1' }, /^PORT must be an integer >= 0/],
+    [{ PRESENCED_SESSION_TTL: '0' }, /^PRESENCED_SESSION_TTL must be an integer >= 1, got "0"$/],
+    [{ PRESENCED_SESSION_TTL: '1.5' }, /PRESENCED_SESSION_TTL/],
+    [{ PRESENCED_BODY_LIMIT: '10' }, /PRESENCED_BODY_LIMIT must be an integer >= 1024/],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of fatal, error, warn, info/],
+  ]
+  for (const [env, message] of cases) {
+    assert.throws(
+      () => loadConfig(env),
+      (error: unknown) => error instanceof ConfigError && message.test(error.message),
+      JSON.stringify(env),
+    )
+  }
+})
+
+test('presenced serve with a bad PORT prints a clear message and exits 2', async () => {
+  const { code, stderr } = await cli(['serve'], { PORT: 'abc' })
+  assert.equal(code, 2)
+  assert.equal(stderr.trim(), 'presenced: PORT must be an integer >= 0, got "abc"')
+})
+
+test('presenced serve on a port already in use exits 1 saying so', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'presenced-config-'))
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }))
+  const { createServer } = await import('node:net')
+  const blocker = createServer()
+  await new Promise<void>((done) => blocker.listen(0, '127.0.0.1', done))
+  t.after(() => blocker.close())
+  const port = (blocker.address() as { port: number }).port
+  const { code, stderr } = await cli(['serve'], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PRESENCED_DATA_DIR: dataDir,
+  })
+  assert.equal(code, 1)
+  assert.match(
+    stderr.trim(),
+    /^presenced: cannot listen: listen EADDRINUSE: address already in use 127.0.0.1:\d+$/,
+  )
+})
