@@ -89,9 +89,12 @@ test('a started janitor sweeps on its own and stops cleanly', async (t) => {
       if (event.type === 'presence' && event.change.reason === 'timeout') resolve(event.change)
     })
   })
+  // the janitor's timer is unref'd: this guard keeps the test process alive meanwhile
+  const guard = setTimeout(() => assert.fail('the janitor did not sweep within 5 s'), 5_000)
   janitor.start()
   janitor.start()
   const change = await offline
+  clearTimeout(guard)
   assert.equal(change.userId, '7')
   await janitor.stop()
   await janitor.stop()
