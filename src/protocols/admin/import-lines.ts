@@ -1,0 +1,188 @@
+import { defaultSettings, type Visibility } from '../../core/privacy.js'
+import { parseInt64Id, parseUserId } from '../../core/user-id.js'
+import type { ProfileRecord } from '../../store/profile-store.js'
+import { parseJsonLossless } from '../shared/lossless-json.js'
+
+/**
+ * One line of a bulk import (NDJSON), before the store sees it. `settings` records carry no
+ * frozen lastOnline yet: the importer computes it, as a settings change through the service would.
+ */
+export type ImportRecord = ProfileRecord
+
+const visibilities: readonly Visibility[] = ['everyone', 'friends', 'nobody']
+
+const fieldsOf: Record<ProfileRecord['type'], readonly string[]> = {
+  settings: ['type', 'userId', 'visibility', 'invisible'],
+  friends: ['type', 'a', 'b', 'friends'],
+  block: ['type', 'blocker', 'blocked', 'isBlocked'],
+  place: ['type', 'placeId', 'universeId', 'rootPlaceId', 'name'],
+  title: ['type', 'titleId', 'name', 'strings'],
+  user: ['type', 'userId', 'name', 'displayName'],
+}
+
+/** Thrown for a line that cannot be imported; the message says why, without the line number. */
+export class ImportLineError extends Error {}
+
+/**
+ * Parses and validates one NDJSON line into a record.
+ *
+ * @example parseImportLine('{"type":"friends","a":"1","b":"2"}')
+ * // { type: 'friends', a: '1', b: '2', friends: true }
+ */
+export function parseImportLine(line: string): ImportRecord {
+  let value: unknown
+  try {
+    value = parseJsonLossless(line)
+  } catch {
+    throw new ImportLineError('not valid JSON')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ImportLineError('a line must be a JSON object')
+  }
+  const o = value as Record<string, unknown>
+  const type = o.type
+  if (typeof type !== 'string' || !Object.hasOwn(fieldsOf, type)) {
+    throw new ImportLineError(
+      `"type" must be one of ${Object.keys(fieldsOf).join(', ')}, got ${show(type)}`,
+    )
+  }
+  const allowed = fieldsOf[type as ProfileRecord['type']]
+  for (const key of Object.keys(o)) {
+    if (!allowed.includes(key)) throw new ImportLineError(`unknown field ${show(key)} for ${type}`)
+  }
+  switch (type as ProfileRecord['type']) {
+    case 'settings': {
+      const visibility = o.visibility ?? defaultSettings.visibility
+      if (!visibilities.includes(visibility as Visibility)) {
+        throw new ImportLineError(
+          `"visibility" must be one of ${visibilities.join(', ')}, got ${show(visibility)}`,
+        )
+      }
+      return {
+        type: 'settings',
+        userId: userIdField(o, 'userId'),
+        settings: {
+          visibility: visibility as Visibility,
+          invisible: booleanField(o, 'invisible', false),
+        },
+      }
+    }
+    case 'friends': {
+      const a = userIdField(o, 'a')
+      const b = userIdField(o, 'b')
+      if (a === b) throw new ImportLineError('a user cannot be their own friend')
+      return { type: 'friends', a, b, friends: booleanField(o, 'friends', true) }
+    }
+    case 'block': {
+      const blocker = userIdField(o, 'blocker')
+      const blocked = userIdField(o, 'blocked')
+      if (blocker === blocked) throw new ImportLineError('a user cannot block themself')
+      return { type: 'block', blocker, blocked, isBlocked: booleanField(o, 'isBlocked', true) }
+    }
+    case 'place':
+      return {
+        type: 'place',
+        place: {
+          placeId: int64Field(o, 'placeId'),
+          universeId: int64Field(o, 'universeId'),
+          rootPlaceId:
+            o.rootPlaceId === undefined ? int64Field(o, 'placeId') : int64Field(o, 'rootPlaceId'),
+          name: textField(o, 'name', 200),
+        },
+      }
+    case 'title':
+      return {
+        type: 'title',
+        title: {
+          titleId: int64Field(o, 'titleId'),
+          name: textField(o, 'name', 200),
+          strings: stringsField(o.strings),
+        },
+      }
+    case 'user':
+      return {
+        type: 'user',
+        user: {
+          userId: userIdField(o, 'userId'),
+          name: textField(o, 'name', 100),
+          displayName:
+            o.displayName === undefined
+              ? textField(o, 'name', 100)
+              : textField(o, 'displayName', 100),
+        },
+      }
+  }
+}
+
+function userIdField(o: Record<string, unknown>, key: string) {
+  const id = parseUserId(o[key])
+  if (id === undefined) {
+    throw new ImportLineError(`${show(key)} must be a positive 64-bit integer, got ${show(o[key])}`)
+  }
+  return id
+}
+
+function int64Field(o: Record<string, unknown>, key: string): string {
+  const id = parseInt64Id(o[key])
+  if (id === undefined) {
+    throw new ImportLineError(`${show(key)} must be a positive 64-bit integer, got ${show(o[key])}`)
+  }
+  return id
+}
+
+function booleanField(o: Record<string, unknown>, key: string, fallback: boolean): boolean {
+  const value = o[key] ?? fallback
+  if (typeof value !== 'boolean') {
+    throw new ImportLineError(`${show(key)} must be true or false, got ${show(value)}`)
+  }
+  return value
+}
+
+function textField(o: Record<string, unknown>, key: string, max: number): string {
+  const value = o[key]
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    throw new ImportLineError(`${show(key)} must be a string of 1 to ${max} characters`)
+  }
+  return value
+}
+
+function stringsField(value: unknown): Record<string, Record<string, string>> {
+  if (value === undefined) return {}
+  const bad = () =>
+    new ImportLineError('"strings" must map string ids to objects of locale → template strings')
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad()
+  for (const locales of Object.values(value)) {
+    if (typeof locales !== 'object' || locales === null || Array.isArray(locales)) throw bad()
+    for (const template of Object.values(locales as object)) {
+      if (typeof template !== 'string') throw bad()
+    }
+  }
+  return value as Record<string, Record<string, string>>
+}
+
+function show(value: unknown): string {
+  const text = value === undefined ? 'nothing' : JSON.stringify(value)
+  return text.length > 40 ? text.slice(0, 37) + '...' : text
+}
+
+/**
+ * The non-blank lines of an NDJSON buffer with their 1-based numbers, a trailing `\r` removed.
+ * Works on bytes, so a body larger than the biggest JS string still works.
+ */
+export function* linesOf(body: Buffer): Generator<[text: string, lineNumber: number]> {
+  let start = 0
+  let lineNumber = 0
+  const n = body.length
+  while (start < n) {
+    let end = body.indexOf(0x0a, start)
+    if (end < 0) end = n
+    lineNumber++
+    let stop = end
+    if (stop > start && body[stop - 1] === 0x0d) stop--
+    if (stop > start) {
+      const text = body.toString('utf8', start, stop)
+      if (text.trim() !== '') yield [text, lineNumber]
+    }
+    start = end + 1
+  }
+}

@@ -1,0 +1,118 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import type { UserSettings } from '../../core/privacy.js'
+import type { UserId } from '../../core/user-id.js'
+import type { BusEvent } from '../../realtime/change-bus.js'
+import type { PresenceService } from '../../service/presence-service.js'
+import type { ProfileRecord } from '../../store/profile-store.js'
+import { ImportLineError, linesOf, parseImportLine } from './import-lines.js'
+
+export interface ImportResult {
+  /** The number of the last non-blank line. */
+  lines: number
+  records: number
+  byType: Record<ProfileRecord['type'], number>
+  ms: number
+}
+
+/** A line refused during validation: nothing of the import was written. */
+export class ImportRefused extends Error {
+  readonly line: number
+  constructor(line: number, reason: string) {
+    super(`line ${line}: ${reason}`)
+    this.line = line
+  }
+}
+
+export interface ImportOptions {
+  /** Records per store transaction; the event loop gets a turn between chunks. Default 10,000. */
+  chunkSize?: number
+}
+
+/**
+ * Imports an NDJSON body all or nothing as far as input goes: every line is validated first, and
+ * the first bad one refuses the whole body before anything is written. Then the records are
+ * applied in chunks (one store transaction each), so other requests keep being served.
+ *
+ * Settings lines go through the same rule as `PresenceService.putSettings`: a user who becomes
+ * invisible keeps showing others the lastOnline they had at that moment. A settings or relation
+ * event is published on the bus for each applied record, so watchers re-project at once.
+ */
+export async function importNdjson(
+  service: PresenceService,
+  body: Buffer,
+  options: ImportOptions = {},
+): Promise<ImportResult> {
+  const started = performance.now()
+  const chunkSize = options.chunkSize ?? 10_000
+  const byType: ImportResult['byType'] = {
+    settings: 0,
+    friends: 0,
+    block: 0,
+    place: 0,
+    title: 0,
+    user: 0,
+  }
+  let lines = 0
+  // Pass 1: validate everything, keep nothing (re-parsing is cheaper than holding a million
+  // records in memory for a body of hundreds of MiB).
+  for (const [text, lineNumber] of linesOf(body)) {
+    try {
+      byType[parseImportLine(text).type]++
+    } catch (error) {
+      if (error instanceof ImportLineError) throw new ImportRefused(lineNumber, error.message)
+      throw error
+    }
+    lines = lineNumber
+  }
+
+  // Pass 2: apply in chunks.
+  let chunk: ProfileRecord[] = []
+  let records = 0
+  for (const [text] of linesOf(body)) {
+    chunk.push(parseImportLine(text))
+    if (chunk.length >= chunkSize) {
+      records += await applyChunk(service, chunk)
+      chunk = []
+      await yieldToLoop()
+    }
+  }
+  if (chunk.length > 0) records += await applyChunk(service, chunk)
+  return { lines, records, byType, ms: Math.round(performance.now() - started) }
+}
+
+async function applyChunk(service: PresenceService, chunk: ProfileRecord[]): Promise<number> {
+  await freezeLastOnline(service, chunk)
+  await service.profiles.importRecords(chunk)
+  const events: BusEvent[] = []
+  for (const r of chunk) {
+    if (r.type === 'settings') events.push({ type: 'settings', userId: r.userId })
+    else if (r.type === 'friends') events.push({ type: 'relation', users: [r.a, r.b] })
+    else if (r.type === 'block') events.push({ type: 'relation', users: [r.blocker, r.blocked] })
+  }
+  for (const event of events) await service.bus.publish(event)
+  return chunk.length
+}
+
+/**
+ * For users the import makes invisible, the lastOnline others see stays what it was: the frozen
+ * value of an already invisible user is kept, otherwise their current lastOnline is frozen.
+ */
+async function freezeLastOnline(service: PresenceService, chunk: ProfileRecord[]): Promise<void> {
+  const invisible = chunk.filter(
+    (r): r is Extract<ProfileRecord, { type: 'settings' }> =>
+      r.type === 'settings' && r.settings.invisible,
+  )
+  if (invisible.length === 0) return
+  const ids: UserId[] = invisible.map((r) => r.userId)
+  const [current, presences] = await Promise.all([
+    service.profiles.getSettings(ids),
+    service.rawPresences(ids),
+  ])
+  invisible.forEach((record, i) => {
+    const was: UserSettings = current[i]!
+    record.settings = {
+      ...record.settings,
+      frozenLastOnline: was.invisible ? was.frozenLastOnline : presences[i]!.lastOnline,
+    }
+  })
+}

@@ -1,0 +1,95 @@
+import type { FastifyInstance } from 'fastify'
+import { errors } from '../../core/errors.js'
+import type { Scope } from '../../core/privacy.js'
+import { isActive, type ApiKeyInfo, type ApiKeys } from '../../service/api-keys.js'
+import type { Clock } from '../../service/clock.js'
+import { badRequest, requireJsonBody } from './errors.js'
+import { createKeyBody, tags } from './schemas.js'
+
+interface CreateKeyBody {
+  name: string
+  scopes: Scope[]
+  expiresAt?: string
+  expiresIn?: number
+  universes?: unknown[]
+}
+
+/** Instants as ISO-8601, plus whether the key is usable now. */
+function keyView(key: ApiKeyInfo, now: number) {
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString())
+  return {
+    id: key.id,
+    name: key.name,
+    scopes: key.scopes,
+    universes: key.universes,
+    createdAt: iso(key.createdAt),
+    expiresAt: iso(key.expiresAt),
+    revokedAt: iso(key.revokedAt),
+    active: isActive({ ...key, hash: '' }, now),
+  }
+}
+
+/** Scoped API keys: POST/GET /admin/v1/keys, DELETE /admin/v1/keys/{id}. */
+export async function keyRoutes(
+  app: FastifyInstance,
+  options: { apiKeys: ApiKeys; clock: Clock },
+): Promise<void> {
+  const { apiKeys, clock } = options
+  app.addHook('preValidation', requireJsonBody)
+
+  app.post<{ Body: CreateKeyBody }>(
+    '/keys',
+    {
+      schema: {
+        tags,
+        summary: 'Creates a scoped API key; its secret is in this response only',
+        body: createKeyBody,
+      },
+    },
+    async (request, reply) => {
+      const { name, scopes, expiresAt, expiresIn, universes } = request.body
+      if (expiresAt !== undefined && expiresIn !== undefined) {
+        throw badRequest('Give expiresAt or expiresIn, not both.')
+      }
+      let expiry: number | undefined
+      if (expiresAt !== undefined) {
+        expiry = Date.parse(expiresAt)
+        if (!/^\d{4}-\d\d-\d\dT/.test(expiresAt) || Number.isNaN(expiry)) {
+          throw badRequest(
+            `expiresAt must be an ISO-8601 instant, got ${JSON.stringify(expiresAt)}.`,
+          )
+        }
+      } else if (expiresIn !== undefined) {
+        expiry = clock.now() + expiresIn * 1000
+      }
+      const created = await apiKeys.create({
+        name,
+        scopes,
+        expiresAt: expiry,
+        universes: universes as string[],
+      })
+      return reply.code(201).send({ ...keyView(created.key, clock.now()), secret: created.secret })
+    },
+  )
+
+  app.get(
+    '/keys',
+    { schema: { tags, summary: 'Lists API keys (never their secrets)' } },
+    async () => {
+      const now = clock.now()
+      return { keys: (await apiKeys.list()).map((k) => keyView(k, now)) }
+    },
+  )
+
+  app.delete<{ Params: { id: string } }>(
+    '/keys/:id',
+    { schema: { tags, summary: 'Revokes an API key at once' } },
+    async (request) => {
+      const id = request.params.id
+      const revoked = /^[0-9a-f]{16}$/.test(id) ? await apiKeys.revoke(id) : undefined
+      if (!revoked)
+        throw errors.notFound(`No API key has the id ${JSON.stringify(id.slice(0, 40))}.`)
+      return keyView(revoked, clock.now())
+    },
+  )
+}
