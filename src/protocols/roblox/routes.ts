@@ -1,0 +1,70 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Activity } from '../../core/presence.js'
+import type { ProtocolContext } from '../context.js'
+import { unauthorized, type Caller } from './auth.js'
+import { deviceOf, isStudio, parseRegisterRequest, parseUsersRequest } from './requests.js'
+import { registerSchema, usersSchema } from './schemas.js'
+import { robloxPresence, serializeRobloxPresence, serializeUserPresences } from './view.js'
+
+/** Tells a client how many seconds it may wait before its next register-app-presence. */
+export const HEARTBEAT_HEADER = 'x-presence-heartbeat-after'
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+/** The Roblox presence v1 routes; `callerOf` gives the caller resolved by the scope's hooks. */
+export function robloxRoutes(
+  app: FastifyInstance,
+  context: ProtocolContext,
+  callerOf: (request: FastifyRequest) => Caller,
+): void {
+  const { service, settings } = context
+  const viewOptions = { invisibleAsOffline: settings.invisibleAsOffline }
+  // half the TTL leaves room for one lost or slow beat before the session expires
+  const beatAfter = String(Math.max(1, Math.floor(settings.sessionTtlSeconds / 2)))
+
+  app.post('/v1/presence/users', { schema: usersSchema }, async (request, reply) => {
+    const ids = parseUsersRequest(request.body)
+    const visible = await service.lookup(callerOf(request).viewer, ids)
+    const records = visible.map((v) => serializeRobloxPresence(robloxPresence(v, viewOptions)))
+    return sendJson(reply, serializeUserPresences(records))
+  })
+
+  app.post(
+    '/v1/presence/register-app-presence',
+    { schema: registerSchema },
+    async (request, reply) => {
+      const caller = callerOf(request)
+      if (caller.userId === undefined) throw unauthorized()
+      const body = parseRegisterRequest(request.body)
+      const device = deviceOf(body, request.headers['user-agent'])
+      const key = `app:${device.platform}`
+      if (body.disconnect) {
+        await service.endSession(caller.userId, key, 'explicit')
+        return sendJson(reply, '{}')
+      }
+      const activity: Activity = {
+        kind: isStudio(body.location)
+          ? 'inStudio'
+          : body.placeId !== undefined
+            ? 'inGame'
+            : 'online',
+        ...(body.location !== undefined && body.location !== '' && { location: body.location }),
+        ...(body.placeId !== undefined && { placeId: body.placeId }),
+        ...(body.gameId !== undefined && { gameId: body.gameId }),
+      }
+      await service.heartbeat({
+        userId: caller.userId,
+        key,
+        source: 'app',
+        deviceType: device.deviceType,
+        activity,
+      })
+      return sendJson(reply.header(HEARTBEAT_HEADER, beatAfter), '{}')
+    },
+  )
+}
+
+/** Bodies are written as exact JSON text (int64 ids), so Fastify's serializer is bypassed. */
+function sendJson(reply: FastifyReply, body: string): FastifyReply {
+  return reply.code(200).type(JSON_TYPE).send(body)
+}

@@ -1,0 +1,118 @@
+import { PresenceType, primarySession } from '../../core/presence.js'
+import type { VisiblePresence } from '../../core/privacy.js'
+
+/**
+ * One record of Roblox's UserPresence model, in Roblox's field order. Ids are int64 decimal
+ * strings here; `serializeRobloxPresence` writes them as JSON numbers, digit for digit.
+ */
+export interface RobloxUserPresence {
+  /** 0 Offline, 1 Online, 2 InGame, 3 InStudio, 4 Invisible (only ever to the user themself). */
+  userPresenceType: PresenceType
+  lastLocation: string
+  placeId: string | null
+  rootPlaceId: string | null
+  /** The game server instance (uuid). */
+  gameId: string | null
+  universeId: string | null
+  userId: string
+  /** ISO-8601 UTC ending in `Z`; NEVER_ONLINE when the user was never seen or it is hidden. */
+  lastOnline: string
+}
+
+export interface RobloxViewOptions {
+  /** Show a user's own Invisible state (4) as Offline (0), for clients that only know 0-3. */
+  invisibleAsOffline: boolean
+}
+
+/**
+ * The lastOnline of users never seen, or whose lastOnline the viewer may not know: the Unix
+ * epoch, which every date library can represent (clients parse this field unconditionally).
+ */
+export const NEVER_ONLINE = '1970-01-01T00:00:00.000Z'
+
+/** What lastLocation says when there is no location text, or the viewer may not see it. */
+const genericLocation: Record<PresenceType, string> = {
+  [PresenceType.Offline]: 'Offline',
+  [PresenceType.Online]: 'Website',
+  [PresenceType.InGame]: 'Playing',
+  [PresenceType.InStudio]: 'Studio',
+  [PresenceType.Invisible]: 'Offline',
+}
+
+/**
+ * Projects what a viewer may see (privacy already applied by the core) onto Roblox's record.
+ * Pure: no clock, no I/O. The sessions of a VisiblePresence are those alive at lookup time, so
+ * the primary session is chosen among all of them.
+ *
+ * @example
+ * robloxPresence(visible, { invisibleAsOffline: false })
+ * // { userPresenceType: 2, lastLocation: 'Obby', placeId: '1818', ..., lastOnline: '2026-…Z' }
+ */
+export function robloxPresence(
+  presence: VisiblePresence,
+  options: RobloxViewOptions,
+): RobloxUserPresence {
+  const lastOnline =
+    presence.lastOnline === undefined ? NEVER_ONLINE : new Date(presence.lastOnline).toISOString()
+  const state =
+    presence.state === PresenceType.Invisible && options.invisibleAsOffline
+      ? PresenceType.Offline
+      : presence.state
+  const primary =
+    state === PresenceType.Offline
+      ? undefined
+      : primarySession(presence.sessions, Number.NEGATIVE_INFINITY)
+  if (primary === undefined || presence.locationHidden) {
+    return {
+      userPresenceType: state,
+      lastLocation: genericLocation[state],
+      placeId: null,
+      rootPlaceId: null,
+      gameId: null,
+      universeId: null,
+      userId: presence.userId,
+      lastOnline,
+    }
+  }
+  const activity = primary.activity
+  const rank =
+    activity.kind === 'inStudio'
+      ? PresenceType.InStudio
+      : activity.kind === 'inGame'
+        ? PresenceType.InGame
+        : PresenceType.Online
+  return {
+    userPresenceType: state,
+    lastLocation: activity.location || genericLocation[rank],
+    placeId: activity.placeId ?? null,
+    rootPlaceId: activity.rootPlaceId ?? null,
+    gameId: activity.gameId ?? null,
+    universeId: activity.universeId ?? null,
+    userId: presence.userId,
+    lastOnline,
+  }
+}
+
+/** An int64 kept as decimal digits, written as a JSON number without passing through a double. */
+function int64(value: string | null): string {
+  return value === null ? 'null' : /^[0-9]{1,19}$/.test(value) ? value : JSON.stringify(value)
+}
+
+/** One record as JSON, ids as exact JSON numbers (JSON.stringify would need lossy numbers). */
+export function serializeRobloxPresence(record: RobloxUserPresence): string {
+  return (
+    `{"userPresenceType":${record.userPresenceType}` +
+    `,"lastLocation":${JSON.stringify(record.lastLocation)}` +
+    `,"placeId":${int64(record.placeId)}` +
+    `,"rootPlaceId":${int64(record.rootPlaceId)}` +
+    `,"gameId":${record.gameId === null ? 'null' : JSON.stringify(record.gameId)}` +
+    `,"universeId":${int64(record.universeId)}` +
+    `,"userId":${int64(record.userId)}` +
+    `,"lastOnline":"${record.lastOnline}"}`
+  )
+}
+
+/** The body of POST /v1/presence/users from already-serialized records. */
+export function serializeUserPresences(records: readonly string[]): string {
+  return `{"userPresences":[${records.join(',')}]}`
+}
