@@ -46,6 +46,12 @@ export interface Config {
   xboxDefaultTitleId: string
   /** PRESENCED_INVISIBLE_AS_OFFLINE=1: show a user's own Invisible state as 0 for old clients. */
   invisibleAsOffline: boolean
+  /** PRESENCED_REALTIME_QUEUE_BYTES, default 1 MiB: a real-time connection buffering more is cut off as a slow consumer. */
+  realtimeQueueBytes: number
+  /** PRESENCED_REALTIME_REPLAY frames, default 256: how far back a reconnecting subscriber can resume. */
+  realtimeReplayFrames: number
+  /** PRESENCED_REALTIME_RESUME ms, default 60000: how long a dropped real-time stream stays resumable. */
+  realtimeResumeMs: number
   /** PRESENCED_SHUTDOWN_TIMEOUT ms, default 10000: after SIGTERM, exit 1 if draining takes longer. */
   shutdownTimeoutMs: number
 }
@@ -115,6 +121,9 @@ export function loadConfig(env: Env = process.env): Config {
     xboxSustainMax: int(env, 'PRESENCED_XBOX_SUSTAIN', 30, 1),
     xboxDefaultTitleId: titleId(env, 'PRESENCED_XBOX_TITLE_ID', 1),
     invisibleAsOffline: flag(env, 'PRESENCED_INVISIBLE_AS_OFFLINE'),
+    realtimeQueueBytes: int(env, 'PRESENCED_REALTIME_QUEUE_BYTES', 1024 * 1024, 1024),
+    realtimeReplayFrames: int(env, 'PRESENCED_REALTIME_REPLAY', 256, 0),
+    realtimeResumeMs: int(env, 'PRESENCED_REALTIME_RESUME', 60_000, 0),
     shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1),
   })
 }

@@ -14,6 +14,9 @@ export interface ProtocolSettings {
   xboxDefaultTitleId: string
   invisibleAsOffline: boolean
   flapGraceMs: number
+  realtimeQueueBytes: number
+  realtimeReplayFrames: number
+  realtimeResumeMs: number
 }
 
 /** What every protocol plugin is registered with. */
