@@ -1,0 +1,186 @@
+import { readFileSync } from 'node:fs'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions, type Result } from 'ioredis'
+import { errors } from '../../core/errors.js'
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    presencedHeartbeat(
+      value: string,
+      due: string,
+      count: string,
+      ...args: string[]
+    ): Result<[string | null, string], Context>
+    presencedEnd(
+      value: string,
+      due: string,
+      count: string,
+      ...args: string[]
+    ): Result<[string, string] | null, Context>
+    presencedSweep(due: string, count: string, ...args: string[]): Result<string[], Context>
+    presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
+  }
+}
+
+export type RedisClient = Redis | Cluster
+
+/** Where to connect: one Redis by URL, or a cluster by its seed nodes (host:port). */
+export type RedisTarget = { url: string } | { cluster: readonly string[] }
+
+export interface RedisConnectionOptions {
+  /** A command that gets no reply within this many ms fails (as unavailable); default 500. */
+  commandTimeoutMs?: number
+  /** A connection attempt gives up after this many ms; default 1000. */
+  connectTimeoutMs?: number
+  /** Upper bound of the delay between reconnection attempts; default 500 ms. */
+  maxReconnectDelayMs?: number
+}
+
+const scriptsDir = new URL('./scripts/', import.meta.url)
+
+function lua(name: string): string {
+  return readFileSync(new URL(name, scriptsDir), 'utf8')
+}
+
+/** Reply errors that mean "Redis cannot serve now", not "this command is wrong". */
+const TRANSIENT_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/
+
+/**
+ * One ioredis client (single Redis or Cluster) set up to fail fast: no offline queue, a command
+ * timeout, no retries of a request, and reconnection forever in the background. A request made
+ * while Redis is away therefore fails at once with STORE_UNAVAILABLE (503) instead of hanging,
+ * and the node serves again as soon as the client reconnects, with no restart.
+ *
+ * Shared by the adapters of one node: each `retain`s it and `release`s it on close; the last
+ * release disconnects.
+ */
+export class RedisConnection {
+  readonly client: RedisClient
+  readonly isCluster: boolean
+  readonly #target: RedisTarget
+  readonly #options: Required<RedisConnectionOptions>
+  #users = 0
+  #closed = false
+
+  constructor(target: RedisTarget, options: RedisConnectionOptions = {}) {
+    this.#target = target
+    this.#options = {
+      commandTimeoutMs: options.commandTimeoutMs ?? 500,
+      connectTimeoutMs: options.connectTimeoutMs ?? 1000,
+      maxReconnectDelayMs: options.maxReconnectDelayMs ?? 500,
+    }
+    this.isCluster = 'cluster' in target
+    this.client = this.#create(false)
+    // errors surface through the commands that hit them; an unhandled 'error' would crash
+    this.client.on('error', () => {})
+    this.client.defineCommand('presencedHeartbeat', { numberOfKeys: 3, lua: lua('heartbeat.lua') })
+    this.client.defineCommand('presencedEnd', { numberOfKeys: 3, lua: lua('end.lua') })
+    this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: lua('sweep.lua') })
+    // the number of keys varies with the number of rules: passed as the first argument
+    this.client.defineCommand('presencedRateLimit', { lua: lua('rate-limit.lua') })
+  }
+
+  /**
+   * A new client to the same Redis for pub/sub. It keeps an offline queue, so that subscribing
+   * before the connection is up (or while it is re-established) waits instead of failing.
+   */
+  subscriber(): RedisClient {
+    const client = this.#create(true)
+    client.on('error', () => {})
+    return client
+  }
+
+  #create(offlineQueue: boolean): RedisClient {
+    const o = this.#options
+    const retryStrategy = (times: number) => Math.min(times * 100, o.maxReconnectDelayMs)
+    const common: RedisOptions = {
+      connectTimeout: o.connectTimeoutMs,
+      commandTimeout: o.commandTimeoutMs,
+      maxRetriesPerRequest: 0,
+      // commands issued in the same tick go out together: one round trip per node for a batch
+      enableAutoPipelining: true,
+    }
+    if ('url' in this.#target) {
+      return new Redis(this.#target.url, {
+        ...common,
+        enableOfflineQueue: offlineQueue,
+        retryStrategy,
+      })
+    }
+    const nodes = this.#target.cluster.map((seed) => {
+      const at = seed.lastIndexOf(':')
+      return at < 0
+        ? { host: seed, port: 6379 }
+        : { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) }
+    })
+    const options: ClusterOptions = {
+      enableOfflineQueue: offlineQueue,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: retryStrategy,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      slotsRefreshTimeout: o.connectTimeoutMs,
+      redisOptions: common,
+    }
+    return new Cluster(nodes, options)
+  }
+
+  retain(): this {
+    this.#users++
+    return this
+  }
+
+  async release(): Promise<void> {
+    if (--this.#users > 0 || this.#closed) return
+    this.#closed = true
+    await this.client.quit().catch(() => this.client.disconnect())
+  }
+
+  /** Resolves once connected, or after `timeoutMs` regardless (ready() tells the truth). */
+  async waitReady(timeoutMs = 5000): Promise<boolean> {
+    if (this.client.status === 'ready') return true
+    return new Promise((resolve) => {
+      const done = (ready: boolean) => {
+        clearTimeout(timer)
+        this.client.off('ready', onReady)
+        resolve(ready)
+      }
+      const onReady = () => done(true)
+      const timer = setTimeout(() => done(false), timeoutMs)
+      this.client.once('ready', onReady)
+    })
+  }
+
+  /** True when Redis answers a PING now (fails fast while disconnected). */
+  async ready(): Promise<boolean> {
+    if (this.#closed) return false
+    try {
+      return (await this.client.ping()) === 'PONG'
+    } catch {
+      return false
+    }
+  }
+
+  /** Runs Redis commands, turning "Redis is not there" into STORE_UNAVAILABLE. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (error) {
+      throw toStoreError(error)
+    }
+  }
+}
+
+/**
+ * Connection failures, timeouts and cluster outages become STORE_UNAVAILABLE (503 in every
+ * protocol); a reply error that is not transient is a bug and stays what it is.
+ */
+export function toStoreError(error: unknown): unknown {
+  if (
+    error instanceof Error &&
+    error.name === 'ReplyError' &&
+    !TRANSIENT_REPLY.test(error.message)
+  ) {
+    return error
+  }
+  return errors.storeUnavailable()
+}

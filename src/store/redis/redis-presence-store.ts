@@ -1,0 +1,187 @@
+import type { OfflineReason, Session, UserPresence } from '../../core/presence.js'
+import type { UserId } from '../../core/user-id.js'
+import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+import type { RedisKeys } from './keys.js'
+import { decodePresence } from './presence-codec.js'
+import type { RedisConnection } from './redis-connection.js'
+
+/**
+ * Fleet mode: every session in Redis (or a Redis Cluster), shared by any number of stateless
+ * nodes. A user's presence is one JSON value, so a batch read is one MGET on a single Redis, and
+ * one pipelined round trip per shard on a cluster. Heartbeat, end and the expiry claim are Lua
+ * scripts (./scripts) that update the value and its bucket's expiry index atomically.
+ * lastOnline lives in the same value and is as durable as Redis is (run it with AOF).
+ */
+export class RedisPresenceStore implements PresenceStore {
+  readonly #connection: RedisConnection
+  readonly #keys: RedisKeys
+  /** The bucket a sweep starts from, rotating so no bucket waits behind busier ones. */
+  #nextBucket = 0
+
+  constructor(connection: RedisConnection, keys: RedisKeys) {
+    this.#connection = connection.retain()
+    this.#keys = keys
+  }
+
+  heartbeat(write: SessionWrite, now: number): Promise<PresenceChange> {
+    const k = this.#keys
+    const bucket = k.bucketOf(write.userId)
+    return this.#connection.run(async () => {
+      const [before, after] = await this.#connection.client.presencedHeartbeat(
+        k.presence(write.userId),
+        k.due(bucket),
+        k.sessionCount(bucket),
+        write.userId,
+        String(now),
+        write.key,
+        write.source,
+        write.deviceType,
+        JSON.stringify(write.activity),
+        String(write.ttlMs),
+      )
+      return {
+        userId: write.userId,
+        before: decodePresence(write.userId, before, now),
+        after: decodePresence(write.userId, after, now),
+      }
+    })
+  }
+
+  end(
+    userId: UserId,
+    key: string,
+    now: number,
+    reason: OfflineReason,
+  ): Promise<PresenceChange | undefined> {
+    const k = this.#keys
+    const bucket = k.bucketOf(userId)
+    return this.#connection.run(async () => {
+      const reply = await this.#connection.client.presencedEnd(
+        k.presence(userId),
+        k.due(bucket),
+        k.sessionCount(bucket),
+        userId,
+        String(now),
+        key,
+      )
+      if (!reply) return undefined
+      const before = decodePresence(userId, reply[0], now)
+      return {
+        userId,
+        before,
+        after: decodePresence(userId, reply[1], now),
+        reason,
+        ended: before.sessions.filter((s) => s.key === key),
+      }
+    })
+  }
+
+  getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return this.#connection.run(async () => {
+      const raws = await this.#getValues(ids.map((id) => this.#keys.presence(id)))
+      return ids.map((id, i) => decodePresence(id, raws[i], now))
+    })
+  }
+
+  /**
+   * One MGET on a single Redis. On a cluster, MGET only spans one slot, so keys are grouped by
+   * bucket (a bucket is a slot) and the MGETs, issued together, are auto-pipelined per node.
+   */
+  async #getValues(keys: readonly string[]): Promise<(string | null)[]> {
+    const client = this.#connection.client
+    if (!this.#connection.isCluster) return client.mget(...keys)
+    const groups = new Map<string, number[]>()
+    keys.forEach((key, i) => {
+      const tag = key.slice(key.indexOf('{'), key.indexOf('}') + 1)
+      const group = groups.get(tag)
+      if (group) group.push(i)
+      else groups.set(tag, [i])
+    })
+    const out = new Array<string | null>(keys.length).fill(null)
+    await Promise.all(
+      [...groups.values()].map(async (indexes) => {
+        const values = await client.mget(...indexes.map((i) => keys[i]!))
+        indexes.forEach((index, j) => (out[index] = values[j] ?? null))
+      }),
+    )
+    return out
+  }
+
+  sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {
+    const k = this.#keys
+    const client = this.#connection.client
+    return this.#connection.run(async () => {
+      // which buckets have anything due: one cheap round trip (per node) when nothing is
+      const buckets = this.#bucketOrder()
+      const counts = await Promise.all(buckets.map((b) => client.zcount(k.due(b), '-inf', now)))
+      let budget = limit
+      const claims: Array<Promise<string[]>> = []
+      buckets.forEach((bucket, i) => {
+        const take = Math.min(counts[i]!, budget)
+        if (take <= 0) return
+        budget -= take
+        claims.push(
+          client.presencedSweep(
+            k.due(bucket),
+            k.sessionCount(bucket),
+            String(now),
+            String(take),
+            k.presencePrefix(bucket),
+          ),
+        )
+      })
+      const changes: PresenceChange[] = []
+      for (const reply of await Promise.all(claims)) {
+        for (let i = 0; i + 2 < reply.length; i += 3) {
+          const userId = reply[i] as UserId
+          const before = decodePresence(userId, reply[i + 1])
+          const after = decodePresence(userId, reply[i + 2])
+          const kept = new Set(after.sessions.map((s) => s.key))
+          const ended: Session[] = before.sessions.filter((s) => !kept.has(s.key))
+          changes.push({
+            userId,
+            before,
+            after: decodePresence(userId, reply[i + 2], now),
+            reason: 'timeout',
+            ended,
+          })
+        }
+      }
+      return changes
+    })
+  }
+
+  #bucketOrder(): number[] {
+    const n = this.#keys.buckets
+    const start = this.#nextBucket
+    this.#nextBucket = (start + 1) % n
+    return Array.from({ length: n }, (_, i) => (start + i) % n)
+  }
+
+  /** Sessions and users stored (live, or expired and awaiting the sweep), like the memory store. */
+  stats(now: number): Promise<{ sessions: number; users: number }> {
+    void now
+    const k = this.#keys
+    const client = this.#connection.client
+    return this.#connection.run(async () => {
+      const all = Array.from({ length: k.buckets }, (_, b) => b)
+      const [counts, users] = await Promise.all([
+        Promise.all(all.map((b) => client.get(k.sessionCount(b)))),
+        Promise.all(all.map((b) => client.zcard(k.due(b)))),
+      ])
+      return {
+        sessions: counts.reduce((sum, n) => sum + Number(n ?? 0), 0),
+        users: users.reduce((sum, n) => sum + n, 0),
+      }
+    })
+  }
+
+  ready(): Promise<boolean> {
+    return this.#connection.ready()
+  }
+
+  close(): Promise<void> {
+    return this.#connection.release()
+  }
+}

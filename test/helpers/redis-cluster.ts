@@ -1,0 +1,167 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+
+export interface RedisServerProcess {
+  port: number
+  process: ChildProcess
+  /** SIGKILL, and resolves when the process is gone. */
+  kill(): Promise<void>
+}
+
+export interface LocalRedisCluster {
+  /** Seed nodes, `127.0.0.1:port`, masters first. */
+  nodes: string[]
+  servers: RedisServerProcess[]
+  stop(): Promise<void>
+}
+
+/** A port that is free now, with its cluster bus port (port + 10000) free too. */
+export async function freePort(withBus = false): Promise<number> {
+  for (;;) {
+    const port = await listenZero()
+    if (!withBus) return port
+    if (port + 10000 <= 65535 && (await isFree(port + 10000))) return port
+  }
+}
+
+function listenZero(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+}
+
+/**
+ * Starts a redis-server of our own on `port` (a test that stops Redis must never touch the
+ * machine's). Resolves once it answers PING.
+ */
+export async function startRedisServer(
+  port: number,
+  dir: string,
+  extra: string[] = [],
+): Promise<RedisServerProcess> {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...extra],
+    { stdio: 'ignore' },
+  )
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  await waitForPing(port, child)
+  return {
+    port,
+    process: child,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
+    },
+  }
+}
+
+async function waitForPing(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited early`)
+    const client = new Redis(port, '127.0.0.1', {
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      if ((await client.ping()) === 'PONG') return
+    } catch {
+      // not listening yet
+    } finally {
+      client.disconnect()
+    }
+    if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/**
+ * Starts a local Redis Cluster of `masters` masters (and `replicas` replicas per master) on free
+ * ports, with `redis-cli --cluster create`, and waits until every node reports cluster_state:ok.
+ */
+export async function startRedisCluster(
+  options: { masters?: number; replicas?: number } = {},
+): Promise<LocalRedisCluster> {
+  const masters = options.masters ?? 3
+  const replicas = options.replicas ?? 0
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-cluster-'))
+  const servers: RedisServerProcess[] = []
+  const stop = async () => {
+    await Promise.all(servers.map((s) => s.kill()))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    const ports: number[] = []
+    while (ports.length < masters * (1 + replicas)) {
+      const port = await freePort(true)
+      if (!ports.includes(port)) ports.push(port)
+    }
+    for (const port of ports) {
+      servers.push(
+        await startRedisServer(port, dir, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          `nodes-${port}.conf`,
+          '--cluster-node-timeout',
+          '1000',
+          '--appendonly',
+          'no',
+        ]),
+      )
+    }
+    const nodes = ports.map((p) => `127.0.0.1:${p}`)
+    const created = spawnSync(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes'],
+      { encoding: 'utf8', timeout: 30_000 },
+    )
+    if (created.status !== 0) {
+      throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
+    }
+    await waitForClusterOk(ports)
+    return { nodes, servers, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+async function waitForClusterOk(ports: number[], timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (const port of ports) {
+    const client = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 })
+    try {
+      for (;;) {
+        const info = await client.cluster('INFO')
+        const slots = await client.cluster('SLOTS')
+        if (String(info).includes('cluster_state:ok') && (slots as unknown[]).length > 0) break
+        if (Date.now() > deadline) throw new Error(`cluster node ${port} not ok: ${String(info)}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    } finally {
+      client.disconnect()
+    }
+  }
+}
