@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createClient, PresencedError } from '@presenced/client'
+import { fakeServer, json, robloxRecord } from './fake-server.js'
+
+const usersReply = (ids: string[]) =>
+  `{"userPresences":[${ids.map((id) => robloxRecord(id)).join(',')}]}`
+
+function recordingSleep() {
+  const waits: number[] = []
+  return { waits, sleep: async (ms: number) => void waits.push(ms) }
+}
+
+test('a cookie-authenticated write answers the x-csrf-token challenge once and remembers it', async (t) => {
+  const { url, requests } = await fakeServer(t, (req, res) => {
+    if (req.headers['x-csrf-token'] !== 'fresh-token') {
+      return json(
+        res,
+        403,
+        { errors: [{ code: 0, message: 'Token Validation Failed' }] },
+        {
+          'x-csrf-token': 'fresh-token',
+        },
+      )
+    }
+    json(res, 200, {}, { 'x-heartbeat-after': '30' })
+  })
+  const client = createClient({ baseUrl: url, cookie: 'secret-cookie' })
+  const first = await client.registerAppPresence({ location: 'Home' })
+  assert.equal(first.heartbeatAfterMs, 30_000)
+  assert.equal(requests.length, 2)
+  assert.equal(requests[0]!.headers.cookie, '.ROBLOSECURITY=secret-cookie')
+  assert.equal(requests[1]!.body, requests[0]!.body, 'the same request is retried')
+
+  await client.registerAppPresence({ location: 'Home' })
+  assert.equal(requests.length, 3, 'the remembered token passes at the first try')
+  assert.equal(requests[2]!.headers['x-csrf-token'], 'fresh-token')
+})
+
+test('a second CSRF refusal is not retried in a loop', async (t) => {
+  let n = 0
+  const { url, requests } = await fakeServer(t, (_req, res) =>
+    json(
+      res,
+      403,
+      { errors: [{ code: 0, message: 'Token Validation Failed' }] },
+      {
+        'x-csrf-token': `token-${n++}`,
+      },
+    ),
+  )
+  const client = createClient({ baseUrl: url, cookie: '.ROBLOSECURITY=abc; other=1' })
+  const error = await client.registerAppPresence().catch((e: unknown) => e)
+  assert.ok(error instanceof PresencedError)
+  assert.equal(error.status, 403)
+  assert.equal(error.code, 0)
+  assert.equal(error.message, 'Token Validation Failed')
+  assert.equal(requests.length, 2)
+  assert.equal(requests[0]!.headers.cookie, '.ROBLOSECURITY=abc; other=1')
+})
+
+test('429 is retried with exponential backoff from 1 s, honouring Retry-After', async (t) => {
+  const { url, requests } = await fakeServer(t, (_req, res, i) => {
+    if (i === 0) return json(res, 429, { errors: [{ code: 0, message: 'Too many' }] })
+    if (i === 1)
+      return json(res, 429, { errors: [{ code: 0, message: 'Too many' }] }, { 'retry-after': '7' })
+    if (i === 2) return json(res, 429, { errors: [{ code: 0, message: 'Too many' }] })
+    res.writeHead(200, { 'content-type': 'application/json' }).end(usersReply(['5']))
+  })
+  const { waits, sleep } = recordingSleep()
+  const client = createClient({ baseUrl: url, sleep, retry: { jitter: 0 } })
+  const [presence] = await client.getUserPresences([5])
+  assert.equal(presence?.userId, '5')
+  assert.equal(requests.length, 4)
+  assert.deepEqual(waits, [1000, 7000, 4000])
+})
+
+test('429 backoff is capped, jittered, and gives up after maxAttempts with the error', async (t) => {
+  const { url, requests } = await fakeServer(t, (_req, res) =>
+    json(res, 429, { errors: [{ code: 0, message: 'Too many requests' }] }, { 'retry-after': '1' }),
+  )
+  const { waits, sleep } = recordingSleep()
+  const client = createClient({
+    baseUrl: url,
+    sleep,
+    retry: { maxAttempts: 6, maxDelayMs: 5000, jitter: 0.5 },
+  })
+  const error = await client.getUserPresences([1]).catch((e: unknown) => e)
+  assert.ok(error instanceof PresencedError)
+  assert.equal(error.status, 429)
+  assert.equal(error.retryAfterMs, 1000)
+  assert.equal(requests.length, 6)
+  assert.equal(waits.length, 5)
+  const floors = [1000, 2000, 4000, 5000, 5000]
+  waits.forEach((ms, i) => {
+    assert.ok(ms >= floors[i]! && ms <= Math.min(5000, floors[i]! * 1.5), `wait ${i}: ${ms}`)
+  })
+})
+
+test('a Retry-After beyond the cap fails at once; retry: false never retries', async (t) => {
+  const { url, requests } = await fakeServer(t, (_req, res) =>
+    json(res, 429, { errors: [{ code: 0, message: 'slow down' }] }, { 'retry-after': '3600' }),
+  )
+  const { waits, sleep } = recordingSleep()
+  const capped = createClient({ baseUrl: url, sleep })
+  await assert.rejects(capped.getUserPresences([1]), { status: 429, retryAfterMs: 3_600_000 })
+  const never = createClient({ baseUrl: url, sleep, retry: false })
+  await assert.rejects(never.getUserPresences([1]), { status: 429 })
+  assert.equal(requests.length, 2)
+  assert.deepEqual(waits, [])
+})
+
+test('other errors are not retried and carry status, protocol code and message', async (t) => {
+  const { url, requests } = await fakeServer(t, (_req, res) =>
+    json(res, 400, {
+      errors: [{ code: 2, message: 'Too many User Ids being sent in the request.' }],
+    }),
+  )
+  const client = createClient({ baseUrl: url, sleep: async () => {} })
+  const error = await client.getUserPresences([1]).catch((e: unknown) => e)
+  assert.ok(error instanceof PresencedError)
+  assert.deepEqual([error.status, error.code, error.protocol], [400, 2, 'roblox'])
+  assert.equal(error.message, 'Too many User Ids being sent in the request.')
+  assert.equal(requests.length, 1)
+})
+
+test('an unreachable server is a PresencedError with status 0, not a raw fetch failure', async () => {
+  const client = createClient({ baseUrl: 'http://127.0.0.1:1' })
+  const error = await client.getUserPresences([1]).catch((e: unknown) => e)
+  assert.ok(error instanceof PresencedError)
+  assert.equal(error.status, 0)
+  assert.equal(error.protocol, 'network')
+  assert.match(error.message, /Cannot reach presenced at http:\/\/127\.0\.0\.1:1/)
+})
+
+test('a token is sent as Bearer; baseUrl must be an http(s) URL', async (t) => {
+  const { url, requests } = await fakeServer(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(usersReply(['1']))
+  })
+  await createClient({ baseUrl: url + '/', token: 'tok' }).getUserPresences([1])
+  assert.equal(requests[0]!.headers.authorization, 'Bearer tok')
+  assert.equal(requests[0]!.url, '/v1/presence/users')
+  assert.throws(() => createClient({ baseUrl: 'localhost:8080' }), TypeError)
+})
