@@ -21,24 +21,20 @@ function asObject(body: unknown): Body {
   return body as Body
 }
 
-/** `key`, `key[]` and `key[N]` members of a form body, merged in order. */
+/** `key`, `key[]` and `key[N]` members of a body, merged in order (form spellings of a list). */
 function field(body: Body, key: string): unknown {
   const values: unknown[] = []
-  let bracketed = false
+  let list = false
   for (const [name, value] of Object.entries(body)) {
-    if (name === key) {
-      if (Array.isArray(value)) values.push(...(value as unknown[]))
-      else values.push(value)
-      continue
-    }
-    if (name.startsWith(`${key}[`) && /^\[\d*\]$/.test(name.slice(key.length))) {
-      bracketed = true
-      if (Array.isArray(value)) values.push(...(value as unknown[]))
-      else values.push(value)
-    }
+    const bracketed =
+      name !== key && name.startsWith(`${key}[`) && /^\[\d*\]$/.test(name.slice(key.length))
+    if (name !== key && !bracketed) continue
+    if (Array.isArray(value)) values.push(...(value as unknown[]))
+    else values.push(value)
+    list ||= bracketed || Array.isArray(value)
   }
   if (values.length === 0) return undefined
-  return bracketed || values.length > 1 ? values : values[0]
+  return list || values.length > 1 ? values : values[0]
 }
 
 function describe(value: unknown): string {
