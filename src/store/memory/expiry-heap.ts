@@ -1,55 +1,106 @@
-/**
- * A binary min-heap of (expiresAt, userId, key): each expiry costs O(log n), never a scan.
- * Entries are not removed when a session is refreshed; a popped entry whose session has since
- * moved its expiresAt is stale and skipped by the caller.
- */
-export interface ExpiryEntry {
-  at: number
-  userId: string
-  key: string
-}
+import { grown, nextCapacity } from './grown.js'
 
+const NONE = -1
+
+/**
+ * A binary min-heap of (expiresAt, session slot) in parallel typed arrays, indexed by slot: a
+ * refresh moves the session's one entry, an end removes it, each in O(log n). So an expiry costs
+ * O(log n), never a scan, and the heap holds exactly one entry per stored session (no stale
+ * entries to skip or to pay memory for).
+ */
 export class ExpiryHeap {
-  readonly #items: ExpiryEntry[] = []
+  #at = new Float64Array(16)
+  #slot = new Int32Array(16)
+  /** Heap index of each session slot, -1 when it has no entry. */
+  #position = new Int32Array(16).fill(NONE)
+  #size = 0
 
   get size(): number {
-    return this.#items.length
+    return this.#size
   }
 
-  push(entry: ExpiryEntry): void {
-    const items = this.#items
-    items.push(entry)
-    let i = items.length - 1
+  /** Inserts `slot` due at `at`, or moves its entry there. */
+  set(slot: number, at: number): void {
+    if (slot >= this.#position.length) {
+      const old = this.#position.length
+      this.#position = grown(this.#position, nextCapacity(old, slot + 1))
+      this.#position.fill(NONE, old)
+    }
+    let i = this.#position[slot]!
+    if (i === NONE) {
+      i = this.#size++
+      if (i >= this.#at.length) {
+        const capacity = nextCapacity(this.#at.length, i + 1)
+        this.#at = grown(this.#at, capacity)
+        this.#slot = grown(this.#slot, capacity)
+      }
+      this.#place(i, slot, at)
+      this.#up(i)
+      return
+    }
+    const was = this.#at[i]!
+    this.#at[i] = at
+    if (at < was) this.#up(i)
+    else this.#down(i)
+  }
+
+  remove(slot: number): void {
+    const i = slot < this.#position.length ? this.#position[slot]! : NONE
+    if (i === NONE) return
+    this.#position[slot] = NONE
+    const last = --this.#size
+    if (i === last) return
+    // the last entry fills the hole, then moves whichever way its time says
+    const moved = this.#slot[last]!
+    this.#place(i, moved, this.#at[last]!)
+    this.#up(i)
+    this.#down(this.#position[moved]!)
+  }
+
+  /** When the earliest entry is due; Infinity when empty. */
+  peekAt(): number {
+    return this.#size === 0 ? Number.POSITIVE_INFINITY : this.#at[0]!
+  }
+
+  /** Removes the earliest entry and returns its slot; -1 when empty. */
+  pop(): number {
+    if (this.#size === 0) return NONE
+    const slot = this.#slot[0]!
+    this.remove(slot)
+    return slot
+  }
+
+  #place(i: number, slot: number, at: number): void {
+    this.#at[i] = at
+    this.#slot[i] = slot
+    this.#position[slot] = i
+  }
+
+  #up(i: number): void {
+    const slot = this.#slot[i]!
+    const at = this.#at[i]!
     while (i > 0) {
       const parent = (i - 1) >> 1
-      if (items[parent]!.at <= entry.at) break
-      items[i] = items[parent]!
+      if (this.#at[parent]! <= at) break
+      this.#place(i, this.#slot[parent]!, this.#at[parent]!)
       i = parent
     }
-    items[i] = entry
+    this.#place(i, slot, at)
   }
 
-  peek(): ExpiryEntry | undefined {
-    return this.#items[0]
-  }
-
-  pop(): ExpiryEntry | undefined {
-    const items = this.#items
-    const top = items[0]
-    const last = items.pop()
-    if (top === undefined || last === undefined || items.length === 0) return top
-    let i = 0
-    const n = items.length
+  #down(i: number): void {
+    const n = this.#size
+    const slot = this.#slot[i]!
+    const at = this.#at[i]!
     for (;;) {
       const left = 2 * i + 1
       if (left >= n) break
       const right = left + 1
-      const child = right < n && items[right]!.at < items[left]!.at ? right : left
-      if (items[child]!.at >= last.at) break
-      items[i] = items[child]!
+      const child = right < n && this.#at[right]! < this.#at[left]! ? right : left
+      if (this.#at[child]! >= at) break
+      this.#place(i, this.#slot[child]!, this.#at[child]!)
       i = child
     }
-    items[i] = last
-    return top
+    this.#place(i, slot, at)
   }
 }

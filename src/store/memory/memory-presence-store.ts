@@ -1,8 +1,17 @@
-import type { OfflineReason, Session, UserPresence } from '../../core/presence.js'
+import type {
+  Activity,
+  OfflineReason,
+  Session,
+  SessionSource,
+  UserPresence,
+} from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
 import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
 import type { LastOnlineLedger } from '../profile-store.js'
 import { ExpiryHeap } from './expiry-heap.js'
+import { InternPool } from './intern-pool.js'
+import { SessionSlab } from './session-slab.js'
+import { UserTable } from './user-table.js'
 
 export interface MemoryPresenceStoreOptions {
   /** Where lastOnline is kept durably; loaded at start, written behind in batches. */
@@ -11,23 +20,40 @@ export interface MemoryPresenceStoreOptions {
   flushIntervalMs?: number
 }
 
+const NONE = -1
+const SOURCES: readonly SessionSource[] = ['app', 'title', 'server']
+const SOURCE_INDEX: Record<SessionSource, number> = { app: 0, title: 1, server: 2 }
+
 /**
  * The zero-setup default: sessions in this process's memory, lastOnline written behind to a
  * ledger (SQLite). One process only: for several nodes, use RedisPresenceStore.
+ *
+ * Built to hold millions of sessions: users and sessions are rows of typed arrays (UserTable,
+ * SessionSlab), repeated strings and activities are interned once (InternPool), expiry is an
+ * indexed heap; `Session` objects are made only when read. Activities come back frozen and
+ * shared between sessions: copy one to change it.
  */
 export class MemoryPresenceStore implements PresenceStore {
-  readonly #sessions = new Map<string, Session[]>()
-  readonly #lastOnline = new Map<string, number>()
-  readonly #dirty = new Set<string>()
+  readonly #users = new UserTable()
+  readonly #sessions = new SessionSlab()
   readonly #heap = new ExpiryHeap()
+  /** Session keys and device types. */
+  readonly #strings = new InternPool<string>((key) => key)
+  readonly #activities = new InternPool<Activity>(parseActivity)
+  /** User slots whose lastOnline the ledger has not seen yet. */
+  readonly #dirty = new Set<number>()
   readonly #ledger: LastOnlineLedger | undefined
   readonly #flushTimer: NodeJS.Timeout | undefined
   #sessionCount = 0
+  #userCount = 0
 
   constructor(options: MemoryPresenceStoreOptions = {}) {
     this.#ledger = options.ledger
     if (this.#ledger) {
-      for (const [userId, at] of this.#ledger.loadLastOnline()) this.#lastOnline.set(userId, at)
+      for (const [userId, at] of this.#ledger.loadLastOnline()) {
+        const user = this.#users.findOrAdd(userId)
+        if (user !== NONE) this.#users.setLastOnline(user, at)
+      }
       this.#flushTimer = setInterval(() => this.flush(), options.flushIntervalMs ?? 1000)
       // write-behind must not keep the process alive; close() flushes the rest
       this.#flushTimer.unref()
@@ -35,33 +61,41 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   heartbeat(write: SessionWrite, now: number): Promise<PresenceChange> {
-    const before = this.#presence(write.userId, now)
-    const list = this.#list(write.userId)
+    const user = this.#users.findOrAdd(write.userId)
+    if (user === NONE) {
+      return Promise.reject(new TypeError(`not a user id: ${JSON.stringify(write.userId)}`))
+    }
+    const before = this.#presence(write.userId, user, now)
+    const rows = this.#sessions
+    // take the new references before dropping the old ones, which may be the same values
+    const activity = this.#activities.acquire(JSON.stringify(write.activity))
+    const deviceType = this.#strings.acquire(write.deviceType)
+    let slot = this.#find(user, write.key)
+    if (slot === NONE) {
+      slot = rows.alloc()
+      rows.user[slot] = user
+      rows.next[slot] = NONE
+      rows.key[slot] = this.#strings.acquire(write.key)
+      rows.startedAt[slot] = now
+      this.#append(user, slot)
+    } else {
+      this.#activities.release(rows.activity[slot]!)
+      this.#strings.release(rows.deviceType[slot]!)
+      // an expired session that was not swept yet is over: this heartbeat starts a new one
+      if (!(rows.expiresAt[slot]! > now)) rows.startedAt[slot] = now
+    }
     const expiresAt = now + write.ttlMs
-    const index = list.findIndex((s) => s.key === write.key)
-    const existing = index >= 0 ? list[index] : undefined
-    const session: Session = {
-      userId: write.userId,
-      key: write.key,
-      source: write.source,
-      deviceType: write.deviceType,
-      startedAt: existing && existing.expiresAt > now ? existing.startedAt : now,
-      updatedAt: now,
-      expiresAt,
-      activity: write.activity,
-    }
-    if (existing) list[index] = session
-    else {
-      list.push(session)
-      this.#sessionCount++
-    }
-    this.#sessions.set(write.userId, list)
-    this.#heap.push({ at: expiresAt, userId: write.userId, key: write.key })
-    this.#touch(write.userId, now)
+    rows.updatedAt[slot] = now
+    rows.expiresAt[slot] = expiresAt
+    rows.source[slot] = SOURCE_INDEX[write.source]
+    rows.deviceType[slot] = deviceType
+    rows.activity[slot] = activity
+    this.#heap.set(slot, expiresAt)
+    this.#touch(user, now)
     return Promise.resolve({
       userId: write.userId,
       before,
-      after: this.#presence(write.userId, now),
+      after: this.#presence(write.userId, user, now),
     })
   }
 
@@ -71,64 +105,60 @@ export class MemoryPresenceStore implements PresenceStore {
     now: number,
     reason: OfflineReason,
   ): Promise<PresenceChange | undefined> {
-    const before = this.#presence(userId, now)
-    const list = this.#list(userId)
-    const index = list.findIndex((s) => s.key === key)
+    const user = this.#users.find(userId)
+    const slot = user === NONE ? NONE : this.#find(user, key)
     // an expired session that is not yet swept is gone already: the sweep reports its timeout
-    if (index < 0 || list[index]!.expiresAt <= now) return Promise.resolve(undefined)
-    const [ended] = list.splice(index, 1)
-    this.#sessionCount--
-    if (list.length === 0) this.#sessions.delete(userId)
-    this.#touch(userId, now)
+    if (slot === NONE || !(this.#sessions.expiresAt[slot]! > now)) {
+      return Promise.resolve(undefined)
+    }
+    const before = this.#presence(userId, user, now)
+    const ended = this.#session(userId, slot)
+    this.#remove(user, slot)
+    this.#touch(user, now)
     return Promise.resolve({
       userId,
       before,
-      after: this.#presence(userId, now),
+      after: this.#presence(userId, user, now),
       reason,
-      ended: [ended!],
+      ended: [ended],
     })
   }
 
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
-    return Promise.resolve(ids.map((id) => this.#presence(id, now)))
+    return Promise.resolve(ids.map((id) => this.#presence(id, this.#users.find(id), now)))
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {
-    const byUser = new Map<string, { before: UserPresence; ended: Session[] }>()
-    while (byUser.size < limit) {
-      const top = this.#heap.peek()
-      if (top === undefined || top.at > now) break
-      this.#heap.pop()
-      const list = this.#sessions.get(top.userId)
-      const index = list ? list.findIndex((s) => s.key === top.key) : -1
-      // stale entry: the session was refreshed or ended since this entry was pushed
-      if (!list || index < 0 || list[index]!.expiresAt !== top.at) continue
-      let entry = byUser.get(top.userId)
+    const byUser = new Map<number, { before: UserPresence; ended: Session[] }>()
+    while (byUser.size < limit && this.#heap.peekAt() <= now) {
+      const slot = this.#heap.pop()
+      const user = this.#sessions.user[slot]!
+      let entry = byUser.get(user)
       if (!entry) {
+        const userId = this.#users.idOf(user)
         entry = {
+          // as stored before this sweep: the sessions it ends are still in
           before: {
-            userId: top.userId as UserId,
-            sessions: [...list],
-            lastOnline: this.#lastOnline.get(top.userId),
+            userId,
+            sessions: this.#stored(userId, user),
+            lastOnline: this.#users.lastOnline(user),
           },
           ended: [],
         }
-        byUser.set(top.userId, entry)
+        byUser.set(user, entry)
       }
-      const [ended] = list.splice(index, 1)
-      entry.ended.push(ended!)
-      this.#sessionCount--
-      if (list.length === 0) this.#sessions.delete(top.userId)
+      entry.ended.push(this.#session(entry.before.userId, slot))
+      this.#remove(user, slot)
     }
     const changes: PresenceChange[] = []
-    for (const [userId, { before, ended }] of byUser) {
+    for (const [user, { before, ended }] of byUser) {
       // the user was last alive at their last heartbeat, not at the expiry instant
       const lastAlive = Math.max(...ended.map((s) => s.updatedAt))
-      if ((this.#lastOnline.get(userId) ?? 0) < lastAlive) this.#touch(userId, lastAlive)
+      if (!((this.#users.lastOnline(user) ?? 0) >= lastAlive)) this.#touch(user, lastAlive)
       changes.push({
-        userId: userId as UserId,
+        userId: before.userId,
         before,
-        after: this.#presence(userId as UserId, now),
+        after: this.#presence(before.userId, user, now),
         reason: 'timeout',
         ended,
       })
@@ -138,7 +168,7 @@ export class MemoryPresenceStore implements PresenceStore {
 
   stats(now: number): Promise<{ sessions: number; users: number }> {
     void now
-    return Promise.resolve({ sessions: this.#sessionCount, users: this.#sessions.size })
+    return Promise.resolve({ sessions: this.#sessionCount, users: this.#userCount })
   }
 
   ready(): Promise<boolean> {
@@ -149,7 +179,9 @@ export class MemoryPresenceStore implements PresenceStore {
   flush(): void {
     if (!this.#ledger || this.#dirty.size === 0) return
     const batch: Array<readonly [UserId, number]> = []
-    for (const id of this.#dirty) batch.push([id as UserId, this.#lastOnline.get(id)!])
+    for (const user of this.#dirty) {
+      batch.push([this.#users.idOf(user), this.#users.lastOnline(user)!])
+    }
     this.#dirty.clear()
     this.#ledger.saveLastOnline(batch)
   }
@@ -160,19 +192,98 @@ export class MemoryPresenceStore implements PresenceStore {
     return Promise.resolve()
   }
 
-  #touch(userId: string, at: number): void {
-    this.#lastOnline.set(userId, at)
-    if (this.#ledger) this.#dirty.add(userId)
+  #touch(user: number, at: number): void {
+    this.#users.setLastOnline(user, at)
+    if (this.#ledger) this.#dirty.add(user)
   }
 
-  /** The user's stored sessions, expired ones included until the sweep takes them. */
-  #list(userId: string): Session[] {
-    return this.#sessions.get(userId) ?? []
+  /** The user's session slot with this key, expired ones included until swept; -1 if none. */
+  #find(user: number, key: string): number {
+    const keyId = this.#strings.find(key)
+    if (keyId === undefined) return NONE
+    const rows = this.#sessions
+    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
+      if (rows.key[slot] === keyId) return slot
+    }
+    return NONE
   }
 
-  #presence(userId: UserId, now: number): UserPresence {
-    const list = this.#sessions.get(userId)
-    const sessions = list ? list.filter((s) => s.expiresAt > now) : []
-    return { userId, sessions, lastOnline: this.#lastOnline.get(userId) }
+  /** Links a new session last, so reads list a user's sessions in the order they started. */
+  #append(user: number, slot: number): void {
+    const rows = this.#sessions
+    let tail = this.#users.head(user)
+    if (tail === NONE) {
+      this.#users.setHead(user, slot)
+      this.#userCount++
+    } else {
+      while (rows.next[tail] !== NONE) tail = rows.next[tail]!
+      rows.next[tail] = slot
+    }
+    this.#sessionCount++
   }
+
+  /** Unlinks and frees a session, releasing what it held. */
+  #remove(user: number, slot: number): void {
+    const rows = this.#sessions
+    const head = this.#users.head(user)
+    if (head === slot) {
+      this.#users.setHead(user, rows.next[slot]!)
+      if (rows.next[slot] === NONE) this.#userCount--
+    } else {
+      let prev = head
+      while (rows.next[prev] !== slot) prev = rows.next[prev]!
+      rows.next[prev] = rows.next[slot]!
+    }
+    this.#heap.remove(slot)
+    this.#strings.release(rows.key[slot]!)
+    this.#strings.release(rows.deviceType[slot]!)
+    this.#activities.release(rows.activity[slot]!)
+    rows.free(slot)
+    this.#sessionCount--
+  }
+
+  #session(userId: UserId, slot: number): Session {
+    const rows = this.#sessions
+    return {
+      userId,
+      key: this.#strings.value(rows.key[slot]!),
+      source: SOURCES[rows.source[slot]!]!,
+      deviceType: this.#strings.value(rows.deviceType[slot]!),
+      startedAt: rows.startedAt[slot]!,
+      updatedAt: rows.updatedAt[slot]!,
+      expiresAt: rows.expiresAt[slot]!,
+      activity: this.#activities.value(rows.activity[slot]!),
+    }
+  }
+
+  /** Every stored session of the user, expired ones included. */
+  #stored(userId: UserId, user: number): Session[] {
+    const sessions: Session[] = []
+    const rows = this.#sessions
+    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
+      sessions.push(this.#session(userId, slot))
+    }
+    return sessions
+  }
+
+  /** The user's presence at `now`: live sessions only. */
+  #presence(userId: UserId, user: number, now: number): UserPresence {
+    if (user === NONE) return { userId, sessions: [], lastOnline: undefined }
+    const sessions: Session[] = []
+    const rows = this.#sessions
+    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
+      if (rows.expiresAt[slot]! > now) sessions.push(this.#session(userId, slot))
+    }
+    return { userId, sessions, lastOnline: this.#users.lastOnline(user) }
+  }
+}
+
+/** Activities are shared by every session that reports the same one, so they are frozen. */
+function parseActivity(json: string): Activity {
+  const activity = JSON.parse(json) as Activity
+  if (activity.richPresence) {
+    Object.freeze(activity.richPresence.params)
+    Object.freeze(activity.richPresence)
+  }
+  return Object.freeze(activity)
 }
