@@ -4,12 +4,16 @@ import { startServer } from '../app/server.js'
 import { resolveTokenSecret } from '../app/token-secret.js'
 import { parseUserId } from '../core/user-id.js'
 import { Tokens } from '../service/tokens.js'
+import { runImport } from './import-command.js'
+import { runKeys } from './keys-command.js'
 
 const USAGE = `Usage: presenced <command> [options]
 
 Commands:
   serve                 start the server (PORT, HOST and PRESENCED_* from the environment)
   token --user <id>     print a signed access token for a user [--name <display name>] [--ttl <seconds>]
+  import <file>         bulk import settings, relationships, places, users (NDJSON) into a running server
+  keys create|list|revoke  manage scoped API keys of a running server
 
 Run 'presenced <command> --help' for a command's options.`
 
@@ -21,6 +25,10 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest)
     case 'token':
       return token(rest)
+    case 'import':
+      return runImport(rest)
+    case 'keys':
+      return runKeys(rest)
     case undefined:
     case '--help':
     case '-h':

@@ -53,31 +53,50 @@ export async function importNdjson(
     user: 0,
   }
   let lines = 0
-  // Pass 1: validate everything, keep nothing (re-parsing is cheaper than holding a million
-  // records in memory for a body of hundreds of MiB).
+  // Pass 1: validate everything before writing anything. Small bodies (the CLI sends 50k lines
+  // per request) keep their parsed records; for larger ones re-parsing is cheaper than holding
+  // millions of records in memory.
+  let held: ProfileRecord[] | undefined = []
+  let validated = 0
   for (const [text, lineNumber] of linesOf(body)) {
+    let record: ProfileRecord
     try {
-      byType[parseImportLine(text).type]++
+      record = parseImportLine(text)
     } catch (error) {
       if (error instanceof ImportLineError) throw new ImportRefused(lineNumber, error.message)
       throw error
     }
+    byType[record.type]++
+    if (held) {
+      if (held.length < HOLD_LIMIT) held.push(record)
+      else held = undefined
+    }
     lines = lineNumber
+    // validating a large body takes seconds: let other requests through meanwhile
+    if (++validated % 50_000 === 0) await yieldToLoop()
   }
 
   // Pass 2: apply in chunks.
+  const records = held ?? reparse(body)
+  let applied = 0
   let chunk: ProfileRecord[] = []
-  let records = 0
-  for (const [text] of linesOf(body)) {
-    chunk.push(parseImportLine(text))
+  for (const record of records) {
+    chunk.push(record)
     if (chunk.length >= chunkSize) {
-      records += await applyChunk(service, chunk)
+      applied += await applyChunk(service, chunk)
       chunk = []
       await yieldToLoop()
     }
   }
-  if (chunk.length > 0) records += await applyChunk(service, chunk)
-  return { lines, records, byType, ms: Math.round(performance.now() - started) }
+  if (chunk.length > 0) applied += await applyChunk(service, chunk)
+  return { lines, records: applied, byType, ms: Math.round(performance.now() - started) }
+}
+
+/** Records held between the passes at most; above, the body is parsed a second time. */
+const HOLD_LIMIT = 200_000
+
+function* reparse(body: Buffer): Generator<ProfileRecord> {
+  for (const [text] of linesOf(body)) yield parseImportLine(text)
 }
 
 async function applyChunk(service: PresenceService, chunk: ProfileRecord[]): Promise<number> {

@@ -1,0 +1,87 @@
+/** What the admin CLI commands share: where the server is, the admin key, and one request. */
+export interface AdminTarget {
+  url: string
+  adminKey: string
+}
+
+export const DEFAULT_URL = 'http://127.0.0.1:8080'
+
+/** A refusal or failure, with the exit code the command should end with. */
+export class CliError extends Error {
+  readonly exitCode: number
+  readonly line: number | undefined
+  constructor(message: string, exitCode: number, line?: number) {
+    super(message)
+    this.exitCode = exitCode
+    this.line = line
+  }
+}
+
+/**
+ * Resolves --url and --admin-key (else PRESENCED_ADMIN_KEY); a usage error when the key is
+ * missing or the URL is not http(s).
+ */
+export function adminTarget(
+  values: { url?: string | undefined; 'admin-key'?: string | undefined },
+  env: Record<string, string | undefined> = process.env,
+): AdminTarget {
+  const url = (values.url ?? DEFAULT_URL).replace(/\/+$/, '')
+  if (!/^https?:\/\/[^/]/.test(url)) {
+    throw new CliError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`, 2)
+  }
+  const adminKey = values['admin-key'] ?? env.PRESENCED_ADMIN_KEY
+  if (!adminKey) {
+    throw new CliError('no admin key: pass --admin-key or set PRESENCED_ADMIN_KEY', 2)
+  }
+  return { url, adminKey }
+}
+
+/**
+ * One admin API call; resolves with the parsed JSON (undefined for 204) or throws a CliError:
+ * exit 2 for a 400 (the input was refused), 1 for anything else (auth, server, network).
+ */
+export async function adminRequest(
+  target: AdminTarget,
+  method: string,
+  path: string,
+  body?: { type: string; data: string },
+): Promise<unknown> {
+  let response: Response
+  try {
+    response = await fetch(target.url + path, {
+      method,
+      headers: {
+        'x-api-key': target.adminKey,
+        ...(body ? { 'content-type': body.type } : {}),
+      },
+      body: body?.data,
+    })
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause
+    throw new CliError(
+      `cannot reach ${target.url}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+      1,
+    )
+  }
+  const text = await response.text()
+  let parsed: unknown
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text)
+  } catch {
+    parsed = undefined
+  }
+  if (response.ok) return parsed
+  const error = (parsed as { error?: { code?: string; message?: string; line?: number } })?.error
+  const detail = error
+    ? `${error.code ?? ''}: ${error.message ?? ''}`
+    : text.slice(0, 200) || response.statusText
+  const hint =
+    response.status === 404 && error?.code === 'ADMIN_OFF'
+      ? ' (start the server with PRESENCED_ADMIN_KEY set)'
+      : ''
+  throw new CliError(
+    `server answered ${response.status} ${detail}${hint}`,
+    response.status === 400 ? 2 : 1,
+    error?.line,
+  )
+}

@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { FastifyInstance } from 'fastify'
+import { ApiKeys, hasScope, mayWriteUniverse, viewerOfKey } from '../../src/service/api-keys.js'
+import { ManualClock } from '../../src/service/clock.js'
+import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+
+function createKey(app: FastifyInstance, body: unknown, key = ADMIN_KEY) {
+  return app.inject({
+    method: 'POST',
+    url: '/admin/v1/keys',
+    headers: { 'x-api-key': key, 'content-type': 'application/json' },
+    payload: JSON.stringify(body),
+  })
+}
+
+function getSettings(app: FastifyInstance, key: string) {
+  return app.inject({
+    method: 'GET',
+    url: '/admin/v1/users/1/settings',
+    headers: { 'x-api-key': key },
+  })
+}
+
+test('a key is shown once, stored hashed, listed without secret, scopes as given', async (t) => {
+  const clock = new ManualClock()
+  const { app, service } = await startApp(t, { clock })
+  const res = await createKey(app, {
+    name: 'matchmaker',
+    scopes: ['presence:read', 'presence:write'],
+    universes: ['9007199254740993', 12],
+  })
+  assert.equal(res.statusCode, 201, res.body)
+  const created = res.json()
+  assert.match(created.secret, /^pk_[A-Za-z0-9_-]{43}$/)
+  assert.match(created.id, /^[0-9a-f]{16}$/)
+  assert.equal(created.name, 'matchmaker')
+  assert.deepEqual(created.scopes, ['presence:read', 'presence:write'])
+  assert.deepEqual(created.universes, ['9007199254740993', '12'])
+  assert.equal(created.createdAt, new Date(clock.now()).toISOString())
+  assert.equal(created.expiresAt, null)
+  assert.equal(created.revokedAt, null)
+  assert.equal(created.active, true)
+
+  const [stored] = await service.profiles.listApiKeys()
+  assert.notEqual(stored!.hash, created.secret)
+  assert.ok(!JSON.stringify(stored).includes(created.secret), 'the secret is not stored')
+
+  const list = await app.inject({
+    method: 'GET',
+    url: '/admin/v1/keys',
+    headers: { 'x-api-key': ADMIN_KEY },
+  })
+  assert.equal(list.statusCode, 200)
+  assert.ok(!list.body.includes(created.secret))
+  assert.ok(!list.body.includes(stored!.hash))
+  const { secret, ...withoutSecret } = created
+  void secret
+  assert.deepEqual(list.json(), { keys: [withoutSecret] })
+})
+
+test('scopes: an admin-scoped key may use the admin API, others get 403 naming the scope', async (t) => {
+  const { app } = await startApp(t)
+  const admin = (await createKey(app, { name: 'ops', scopes: ['admin'] })).json().secret
+  const reader = (await createKey(app, { name: 'reader', scopes: ['presence:read'] })).json().secret
+  assert.equal((await getSettings(app, admin)).statusCode, 200)
+  // an admin-scoped key can itself create keys
+  assert.equal(
+    (await createKey(app, { name: 'child', scopes: ['presence:read'] }, admin)).statusCode,
+    201,
+  )
+
+  const refused = await getSettings(app, reader)
+  assert.equal(refused.statusCode, 403)
+  assert.equal(refused.json().error.code, 'SCOPE_MISSING')
+  assert.match(refused.json().error.message, /required scope: admin/)
+  const unknown = await getSettings(app, 'pk_' + 'A'.repeat(43))
+  assert.equal(unknown.statusCode, 401)
+})
+
+test('revocation and expiry take effect at once', async (t) => {
+  const clock = new ManualClock()
+  const { app } = await startApp(t, { clock })
+  const a = (await createKey(app, { name: 'a', scopes: ['admin'] })).json()
+  const b = (await createKey(app, { name: 'b', scopes: ['admin'], expiresIn: 60 })).json()
+  const iso = new Date(clock.now() + 3_600_000).toISOString()
+  const c = (await createKey(app, { name: 'c', scopes: ['admin'], expiresAt: iso })).json()
+  assert.equal(b.expiresAt, new Date(clock.now() + 60_000).toISOString())
+  assert.equal(c.expiresAt, iso)
+
+  assert.equal((await getSettings(app, a.secret)).statusCode, 200)
+  const revoked = await app.inject({
+    method: 'DELETE',
+    url: `/admin/v1/keys/${a.id}`,
+    headers: { 'x-api-key': ADMIN_KEY },
+  })
+  assert.equal(revoked.statusCode, 200)
+  assert.equal(revoked.json().active, false)
+  assert.equal(revoked.json().revokedAt, new Date(clock.now()).toISOString())
+  assert.equal((await getSettings(app, a.secret)).statusCode, 401)
+
+  assert.equal((await getSettings(app, b.secret)).statusCode, 200)
+  clock.advance(59_999)
+  assert.equal((await getSettings(app, b.secret)).statusCode, 200)
+  clock.advance(1)
+  assert.equal((await getSettings(app, b.secret)).statusCode, 401)
+  assert.equal((await getSettings(app, c.secret)).statusCode, 200)
+  clock.advance(3_600_000)
+  assert.equal((await getSettings(app, c.secret)).statusCode, 401)
+
+  const list = (
+    await app.inject({ method: 'GET', url: '/admin/v1/keys', headers: { 'x-api-key': ADMIN_KEY } })
+  ).json()
+  assert.deepEqual(
+    list.keys.map((k: { name: string; active: boolean }) => [k.name, k.active]).sort(),
+    [
+      ['a', false],
+      ['b', false],
+      ['c', false],
+    ],
+  )
+  const missing = await app.inject({
+    method: 'DELETE',
+    url: '/admin/v1/keys/0123456789abcdef',
+    headers: { 'x-api-key': ADMIN_KEY },
+  })
+  assert.equal(missing.statusCode, 404)
+  const junk = await app.inject({
+    method: 'DELETE',
+    url: '/admin/v1/keys/..%2F..',
+    headers: { 'x-api-key': ADMIN_KEY },
+  })
+  assert.equal(junk.statusCode, 404)
+})
+
+test('bad key requests are refused with 400 and create nothing', async (t) => {
+  const clock = new ManualClock()
+  const { app, service } = await startApp(t, { clock })
+  const bad: unknown[] = [
+    { scopes: ['admin'] },
+    { name: 'x' },
+    { name: 'x', scopes: [] },
+    { name: 'x', scopes: ['root'] },
+    { name: '', scopes: ['admin'] },
+    { name: 'x', scopes: ['admin'], expiresAt: 'tomorrow' },
+    { name: 'x', scopes: ['admin'], expiresAt: new Date(clock.now() - 1).toISOString() },
+    { name: 'x', scopes: ['admin'], expiresIn: 0 },
+    { name: 'x', scopes: ['admin'], expiresIn: 10, expiresAt: '2030-01-01T00:00:00Z' },
+    { name: 'x', scopes: ['admin'], universes: ['abc'] },
+    { name: 'x', scopes: ['admin'], universes: [0] },
+    { name: 'x', scopes: ['admin'], secret: 'pk_mine' },
+  ]
+  for (const body of bad) {
+    const res = await createKey(app, body)
+    assert.equal(res.statusCode, 400, `${JSON.stringify(body)} → ${res.body}`)
+    assert.equal(res.json().error.code, 'INVALID_REQUEST')
+  }
+  assert.deepEqual(await service.profiles.listApiKeys(), [])
+})
+
+test('ApiKeys helpers: verify, scopes, universe allow-list, viewer', async (t) => {
+  const clock = new ManualClock()
+  const { service } = await startApp(t, { clock })
+  const keys = new ApiKeys(service.profiles, clock)
+  const { secret, key } = await keys.create({
+    name: 'game servers',
+    scopes: ['presence:write', 'presence:read:private'],
+    universes: ['10', '10', '11'],
+  })
+  assert.deepEqual(key.universes, ['10', '11'])
+  const record = await keys.verify(secret)
+  assert.ok(record)
+  assert.equal(await keys.verify(secret + 'x'), undefined)
+  assert.equal(await keys.verify('not-a-key'), undefined)
+  assert.ok(hasScope(record, 'presence:write'))
+  assert.ok(!hasScope(record, 'admin'))
+  assert.ok(mayWriteUniverse(record, '11'))
+  assert.ok(!mayWriteUniverse(record, '12'))
+  assert.ok(!mayWriteUniverse(record, undefined))
+  assert.ok(mayWriteUniverse({ universes: [] }, '12'))
+  assert.deepEqual(viewerOfKey(record), {
+    kind: 'service',
+    keyId: key.id,
+    scopes: ['presence:write', 'presence:read:private'],
+  })
+  assert.ok(await keys.revoke(key.id))
+  assert.equal(await keys.verify(secret), undefined)
+  assert.equal(await keys.revoke('nope'), undefined)
+})
