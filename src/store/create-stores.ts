@@ -1,10 +1,16 @@
 import { LocalChangeBus } from '../realtime/local-change-bus.js'
 import type { ChangeBus } from '../realtime/change-bus.js'
+import { RedisChangeBus } from '../realtime/redis-change-bus.js'
 import { MemoryPresenceStore } from './memory/memory-presence-store.js'
 import { MemoryRateLimiter } from './memory/memory-rate-limiter.js'
 import type { PresenceStore } from './presence-store.js'
 import type { ProfileStore } from './profile-store.js'
 import type { RateLimiter } from './rate-limiter.js'
+import { RedisKeys } from './redis/keys.js'
+import { RedisConnection, type RedisTarget } from './redis/redis-connection.js'
+import { RedisPresenceStore } from './redis/redis-presence-store.js'
+import { RedisProfileStore } from './redis/redis-profile-store.js'
+import { RedisRateLimiter } from './redis/redis-rate-limiter.js'
 import { SqliteProfileStore } from './sqlite/sqlite-profile-store.js'
 
 export interface StoreOptions {
@@ -24,9 +30,10 @@ export interface Stores {
 
 /** Options → adapters: the only place that chooses a backend. */
 export async function createStores(options: StoreOptions): Promise<Stores> {
-  if (options.redisUrl || options.redisCluster) {
-    throw new Error('Redis mode is not available yet')
+  if (options.redisCluster && options.redisCluster.length > 0) {
+    return createRedisStores({ cluster: options.redisCluster }, options)
   }
+  if (options.redisUrl) return createRedisStores({ url: options.redisUrl }, options)
   const profiles = new SqliteProfileStore(options.dataDir)
   const presence = new MemoryPresenceStore({ ledger: profiles })
   return {
@@ -35,5 +42,25 @@ export async function createStores(options: StoreOptions): Promise<Stores> {
     profiles,
     bus: new LocalChangeBus(),
     rateLimiter: new MemoryRateLimiter(),
+  }
+}
+
+/**
+ * Fleet mode: every store on one Redis connection per node (plus a subscriber for the bus).
+ * Waits a few seconds for Redis at start but does not fail without it: the node starts not
+ * ready (/readyz 503, requests 503) and serves as soon as Redis answers.
+ */
+async function createRedisStores(target: RedisTarget, options: StoreOptions): Promise<Stores> {
+  const connection = new RedisConnection(target)
+  const keys = new RedisKeys(options.redisPrefix ?? 'presenced')
+  const bus = new RedisChangeBus(connection, { channel: keys.channel() })
+  await connection.waitReady(5000)
+  await Promise.race([bus.subscribed, new Promise((r) => setTimeout(r, 2000).unref())])
+  return {
+    mode: 'cluster' in target ? 'cluster' : 'redis',
+    presence: new RedisPresenceStore(connection, keys),
+    profiles: new RedisProfileStore(connection, keys),
+    bus,
+    rateLimiter: new RedisRateLimiter(connection, keys),
   }
 }

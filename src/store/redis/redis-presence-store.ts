@@ -79,33 +79,9 @@ export class RedisPresenceStore implements PresenceStore {
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
     if (ids.length === 0) return Promise.resolve([])
     return this.#connection.run(async () => {
-      const raws = await this.#getValues(ids.map((id) => this.#keys.presence(id)))
+      const raws = await this.#connection.mget(ids.map((id) => this.#keys.presence(id)))
       return ids.map((id, i) => decodePresence(id, raws[i], now))
     })
-  }
-
-  /**
-   * One MGET on a single Redis. On a cluster, MGET only spans one slot, so keys are grouped by
-   * bucket (a bucket is a slot) and the MGETs, issued together, are auto-pipelined per node.
-   */
-  async #getValues(keys: readonly string[]): Promise<(string | null)[]> {
-    const client = this.#connection.client
-    if (!this.#connection.isCluster) return client.mget(...keys)
-    const groups = new Map<string, number[]>()
-    keys.forEach((key, i) => {
-      const tag = key.slice(key.indexOf('{'), key.indexOf('}') + 1)
-      const group = groups.get(tag)
-      if (group) group.push(i)
-      else groups.set(tag, [i])
-    })
-    const out = new Array<string | null>(keys.length).fill(null)
-    await Promise.all(
-      [...groups.values()].map(async (indexes) => {
-        const values = await client.mget(...indexes.map((i) => keys[i]!))
-        indexes.forEach((index, j) => (out[index] = values[j] ?? null))
-      }),
-    )
-    return out
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {

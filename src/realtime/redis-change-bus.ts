@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto'
+import type { RedisClient, RedisConnection } from '../store/redis/redis-connection.js'
+import type { BusEvent, ChangeBus } from './change-bus.js'
+
+interface Envelope {
+  /** The publishing node: a node skips its own messages, it delivered them already. */
+  n: string
+  e: BusEvent
+}
+
+export interface RedisChangeBusOptions {
+  channel: string
+  /** Called when a publish could not reach Redis or a message could not be read. */
+  onError?: (error: unknown) => void
+}
+
+/**
+ * Carries BusEvents between nodes over Redis pub/sub, on a subscriber connection of its own.
+ *
+ * Each event reaches the handlers of every node exactly once. The publishing node delivers to
+ * its own handlers at once, in `publish`, and skips its own message when Redis echoes it: local
+ * watchers do not wait for a round trip, and still hear local changes while Redis is away.
+ *
+ * Events of one node arrive everywhere in the order it published them; events of different nodes
+ * may interleave differently on each node (on a cluster they enter Redis at different shards).
+ * Pub/sub is at most once: a node that is disconnected when an event is published misses it.
+ * Watchers resynchronise by reading current presence when they (re)subscribe.
+ */
+export class RedisChangeBus implements ChangeBus {
+  readonly nodeId = randomUUID()
+  /** Resolves once this node listens on the channel. */
+  readonly subscribed: Promise<void>
+  readonly #connection: RedisConnection
+  readonly #subscriber: RedisClient
+  readonly #handlers = new Set<(event: BusEvent) => void>()
+  readonly #options: RedisChangeBusOptions
+  #closed = false
+
+  constructor(connection: RedisConnection, options: RedisChangeBusOptions) {
+    this.#connection = connection.retain()
+    this.#options = options
+    this.#subscriber = connection.subscriber()
+    this.#subscriber.on('message', (channel: string, message: string) => {
+      if (channel === options.channel) this.#receive(message)
+    })
+    this.subscribed = this.#subscriber.subscribe(options.channel).then(() => undefined)
+    // a failed first subscription is retried by ioredis on reconnect; nobody may be awaiting it
+    this.subscribed.catch((error: unknown) => this.#options.onError?.(error))
+  }
+
+  async publish(event: BusEvent): Promise<void> {
+    this.#deliver(event)
+    const envelope: Envelope = { n: this.nodeId, e: event }
+    try {
+      await this.#connection.client.publish(this.#options.channel, JSON.stringify(envelope))
+    } catch (error) {
+      // the change itself is stored; only other nodes' watchers miss this event (see above)
+      this.#options.onError?.(error)
+    }
+  }
+
+  subscribe(handler: (event: BusEvent) => void): () => void {
+    this.#handlers.add(handler)
+    return () => this.#handlers.delete(handler)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#handlers.clear()
+    this.#subscriber.disconnect()
+    await this.#connection.release()
+  }
+
+  #receive(message: string): void {
+    let envelope: Envelope
+    try {
+      envelope = JSON.parse(message) as Envelope
+    } catch (error) {
+      this.#options.onError?.(error)
+      return
+    }
+    if (envelope.n !== this.nodeId) this.#deliver(envelope.e)
+  }
+
+  #deliver(event: BusEvent): void {
+    for (const handler of this.#handlers) {
+      try {
+        handler(event)
+      } catch (error) {
+        // one failing watcher must not keep the event from the others
+        this.#options.onError?.(error)
+      }
+    }
+  }
+}

@@ -1,0 +1,220 @@
+import { defaultSettings, type Relation, type UserSettings } from '../../core/privacy.js'
+import type { UserId } from '../../core/user-id.js'
+import type {
+  ApiKeyRecord,
+  Place,
+  ProfileRecord,
+  ProfileStore,
+  Title,
+  UserProfile,
+} from '../profile-store.js'
+import type { RedisKeys } from './keys.js'
+import type { RedisConnection } from './redis-connection.js'
+
+type Op = [command: string, ...args: string[]]
+
+/** Commands per MULTI of an import on a single Redis: bounded so no transaction is huge. */
+const IMPORT_CHUNK = 5000
+
+/**
+ * Durable data in Redis, for fleet mode: settings and profiles as JSON strings, relationships as
+ * sets, all under the user's hash tag. Each user keeps, beside the friends and blocks sets, the
+ * set of users who blocked them, so `getRelations(viewer, targets)` reads three sets of the
+ * viewer's own slot: one round trip. Durable as far as Redis is: run it with AOF (README).
+ */
+export class RedisProfileStore implements ProfileStore {
+  readonly #connection: RedisConnection
+  readonly #keys: RedisKeys
+
+  constructor(connection: RedisConnection, keys: RedisKeys) {
+    this.#connection = connection.retain()
+    this.#keys = keys
+  }
+
+  get #client() {
+    return this.#connection.client
+  }
+
+  getSettings(ids: readonly UserId[]): Promise<UserSettings[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return this.#connection.run(async () => {
+      const raws = await this.#connection.mget(ids.map((id) => this.#keys.settings(id)))
+      return raws.map((raw) => (raw ? (JSON.parse(raw) as UserSettings) : defaultSettings))
+    })
+  }
+
+  putSettings(id: UserId, settings: UserSettings): Promise<void> {
+    return this.#run([this.#settingsOp(id, settings)])
+  }
+
+  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<Relation[]> {
+    if (targets.length === 0) return Promise.resolve([])
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      // issued together: auto-pipelined into one round trip to the viewer's shard
+      const [friends, blocks, blockedBy] = await Promise.all([
+        this.#client.smismember(k.friends(viewer), ...targets),
+        this.#client.smismember(k.blocks(viewer), ...targets),
+        this.#client.smismember(k.blockedBy(viewer), ...targets),
+      ])
+      return targets.map((_, i) => ({
+        friends: friends[i] === 1,
+        blocked: blocks[i] === 1 || blockedBy[i] === 1,
+      }))
+    })
+  }
+
+  setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
+    return this.#run(this.#friendOps(a, b, friends))
+  }
+
+  setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
+    return this.#run(this.#blockOps(blocker, blocked, isBlocked))
+  }
+
+  listFriends(id: UserId): Promise<UserId[]> {
+    return this.#connection.run(
+      async () => (await this.#client.smembers(this.#keys.friends(id))) as UserId[],
+    )
+  }
+
+  getPlace(placeId: string): Promise<Place | undefined> {
+    return this.#getJson<Place>(this.#keys.place(placeId))
+  }
+
+  putPlace(place: Place): Promise<void> {
+    return this.#run([['set', this.#keys.place(place.placeId), JSON.stringify(place)]])
+  }
+
+  getTitle(titleId: string): Promise<Title | undefined> {
+    return this.#getJson<Title>(this.#keys.title(titleId))
+  }
+
+  putTitle(title: Title): Promise<void> {
+    return this.#run([['set', this.#keys.title(title.titleId), JSON.stringify(title)]])
+  }
+
+  getUser(id: UserId): Promise<UserProfile | undefined> {
+    return this.#getJson<UserProfile>(this.#keys.userProfile(id))
+  }
+
+  putUser(user: UserProfile): Promise<void> {
+    return this.#run([['set', this.#keys.userProfile(user.userId), JSON.stringify(user)]])
+  }
+
+  putApiKey(key: ApiKeyRecord): Promise<void> {
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      const previous = await this.#client.hget(k.apiKeys(), key.id)
+      const record = JSON.stringify(key)
+      const ops: Op[] = [
+        ['hset', k.apiKeys(), key.id, record],
+        ['set', k.apiKeyByHash(key.hash), record],
+      ]
+      const oldHash = previous ? (JSON.parse(previous) as ApiKeyRecord).hash : undefined
+      if (oldHash !== undefined && oldHash !== key.hash) ops.push(['del', k.apiKeyByHash(oldHash)])
+      await this.#apply(ops)
+    })
+  }
+
+  getApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    return this.#getJson<ApiKeyRecord>(this.#keys.apiKeyByHash(hash))
+  }
+
+  listApiKeys(): Promise<ApiKeyRecord[]> {
+    return this.#connection.run(async () =>
+      Object.values(await this.#client.hgetall(this.#keys.apiKeys()))
+        .map((raw) => JSON.parse(raw) as ApiKeyRecord)
+        .sort((a, b) => a.id.localeCompare(b.id)),
+    )
+  }
+
+  importRecords(records: readonly ProfileRecord[]): Promise<void> {
+    const ops: Op[] = []
+    const k = this.#keys
+    for (const r of records) {
+      switch (r.type) {
+        case 'settings':
+          ops.push(this.#settingsOp(r.userId, r.settings))
+          break
+        case 'friends':
+          ops.push(...this.#friendOps(r.a, r.b, r.friends))
+          break
+        case 'block':
+          ops.push(...this.#blockOps(r.blocker, r.blocked, r.isBlocked))
+          break
+        case 'place':
+          ops.push(['set', k.place(r.place.placeId), JSON.stringify(r.place)])
+          break
+        case 'title':
+          ops.push(['set', k.title(r.title.titleId), JSON.stringify(r.title)])
+          break
+        case 'user':
+          ops.push(['set', k.userProfile(r.user.userId), JSON.stringify(r.user)])
+          break
+      }
+    }
+    return this.#run(ops)
+  }
+
+  ready(): Promise<boolean> {
+    return this.#connection.ready()
+  }
+
+  close(): Promise<void> {
+    return this.#connection.release()
+  }
+
+  #settingsOp(id: UserId, settings: UserSettings): Op {
+    const value: UserSettings = { visibility: settings.visibility, invisible: settings.invisible }
+    if (settings.frozenLastOnline !== undefined) value.frozenLastOnline = settings.frozenLastOnline
+    return ['set', this.#keys.settings(id), JSON.stringify(value)]
+  }
+
+  #friendOps(a: UserId, b: UserId, friends: boolean): Op[] {
+    const command = friends ? 'sadd' : 'srem'
+    return [
+      [command, this.#keys.friends(a), b],
+      [command, this.#keys.friends(b), a],
+    ]
+  }
+
+  #blockOps(blocker: UserId, blocked: UserId, isBlocked: boolean): Op[] {
+    const command = isBlocked ? 'sadd' : 'srem'
+    return [
+      [command, this.#keys.blocks(blocker), blocked],
+      [command, this.#keys.blockedBy(blocked), blocker],
+    ]
+  }
+
+  async #getJson<T>(key: string): Promise<T | undefined> {
+    return this.#connection.run(async () => {
+      const raw = await this.#client.get(key)
+      return raw ? (JSON.parse(raw) as T) : undefined
+    })
+  }
+
+  #run(ops: Op[]): Promise<void> {
+    return this.#connection.run(() => this.#apply(ops))
+  }
+
+  /**
+   * On a single Redis, one MULTI per chunk: a write touching two users (a friendship, a block)
+   * lands whole. A cluster cannot span slots in a transaction: the commands are sent together
+   * (auto-pipelined per node) and each is applied; a failure midway is reported, and retrying
+   * the same write is safe because every command is idempotent.
+   */
+  async #apply(ops: Op[]): Promise<void> {
+    if (ops.length === 0) return
+    const client = this.#client
+    if (this.#connection.isCluster) {
+      await Promise.all(ops.map(([command, ...args]) => client.call(command, ...args)))
+      return
+    }
+    for (let i = 0; i < ops.length; i += IMPORT_CHUNK) {
+      const results = await client.multi(ops.slice(i, i + IMPORT_CHUNK)).exec()
+      const failed = results?.find(([error]) => error)
+      if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted')
+    }
+  }
+}
