@@ -4,7 +4,15 @@ import { SignJWT } from 'jose'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import { startApp } from '../helpers/start-app.js'
-import { REGISTER, USERS, assertRobloxError, bearer, lookup, post } from './roblox-helpers.js'
+import {
+  REGISTER,
+  USERS,
+  assertRobloxError,
+  bearer,
+  lookup,
+  post,
+  type Headers,
+} from './roblox-helpers.js'
 
 const DENIED = {
   errors: [{ code: 0, message: 'Authorization has been denied for this request.' }],
@@ -15,12 +23,13 @@ const BANNER =
 
 test('register-app-presence needs a user: 401 in the exact Roblox shape', async (t) => {
   const { app } = await startApp(t)
-  for (const headers of [
+  const anonymousHeaders: Headers[] = [
     {},
     { cookie: '' },
     { cookie: 'other=1' },
     { cookie: '.ROBLOSECURITY=' },
-  ]) {
+  ]
+  for (const headers of anonymousHeaders) {
     const response = await post(app, REGISTER, { location: 'Home' }, headers)
     assert.equal(response.statusCode, 401)
     assert.match(String(response.headers['content-type']), /^application\/json/)
@@ -45,7 +54,7 @@ test('a credential present but invalid or expired is refused with 401, reads inc
     .sign(new TextEncoder().encode('another-secret-another-secret-another'))
   const valid = await tokens.issue('5' as UserId)
   const unsigned = `${valid.split('.').slice(0, 2).join('.')}.`
-  const cases = [
+  const cases: Headers[] = [
     { authorization: `Bearer ${expired}` },
     { authorization: `Bearer ${forged}` },
     { authorization: `Bearer ${unsigned}` },
