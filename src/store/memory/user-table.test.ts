@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { UserTable } from './user-table.js'
+
+test('int64 ids map to stable slots and back, exactly', () => {
+  const table = new UserTable()
+  const ids = [
+    '1',
+    '4294967295',
+    '4294967296',
+    '9007199254740991',
+    '9007199254740992',
+    '9007199254740993',
+    '9223372036854775807',
+    '18446744073709551615',
+  ]
+  const slots = ids.map((id) => table.findOrAdd(id))
+  assert.deepEqual(slots, [0, 1, 2, 3, 4, 5, 6, 7])
+  assert.deepEqual(
+    slots.map((slot) => table.idOf(slot)),
+    ids,
+  )
+  assert.deepEqual(
+    ids.map((id) => table.find(id)),
+    slots,
+  )
+  assert.equal(table.findOrAdd('9007199254740993'), 5)
+  assert.equal(table.size, 8)
+})
+
+test('unknown and non-canonical ids are not found, never aliased', () => {
+  const table = new UserTable()
+  table.findOrAdd('1')
+  table.findOrAdd('16')
+  for (const id of ['2', '01', ' 1', '1 ', '+1', '1.0', '1e0', '0x10', '', 'abc', '-1']) {
+    assert.equal(table.find(id), -1, JSON.stringify(id))
+  }
+  for (const id of ['01', '0x10', '', '18446744073709551616', '99999999999999999999']) {
+    assert.equal(table.findOrAdd(id), -1, JSON.stringify(id))
+  }
+  assert.equal(table.size, 2)
+})
+
+test('columns start empty and survive growth', () => {
+  const table = new UserTable()
+  const n = 50_000
+  for (let i = 0; i < n; i++) {
+    const slot = table.findOrAdd(String(9007199254740000 + i * 7919))
+    assert.equal(table.lastOnline(slot), undefined)
+    assert.equal(table.head(slot), -1)
+    table.setLastOnline(slot, i)
+    table.setHead(slot, i % 3)
+  }
+  assert.equal(table.size, n)
+  for (let i = 0; i < n; i += 997) {
+    const slot = table.find(String(9007199254740000 + i * 7919))
+    assert.equal(slot, i)
+    assert.equal(table.lastOnline(slot), i)
+    assert.equal(table.head(slot), i % 3)
+  }
+  assert.equal(table.find('9007199254740001'), -1)
+})
