@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { FastifyInstance } from 'fastify'
+import type { UserId } from '../../src/core/user-id.js'
+import { ManualClock } from '../../src/service/clock.js'
+import type { Tokens } from '../../src/service/tokens.js'
+import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+
+/*
+ * The privacy policy of issue 3, table-driven through the Roblox API: every viewer × every target
+ * setting × every target state, each record compared field by field with what the policy says,
+ * written out here independently of the core's privacy functions.
+ */
+
+const viewers = ['self', 'friend', 'nonFriend', 'anonymous', 'blocker', 'blocked'] as const
+const settingsKinds = ['everyone', 'friends', 'nobody', 'invisible'] as const
+const states = ['offline', 'online', 'inGame', 'inStudio'] as const
+type ViewerKind = (typeof viewers)[number]
+type SettingKind = (typeof settingsKinds)[number]
+type StateKind = (typeof states)[number]
+
+interface RobloxRecord {
+  userPresenceType: number
+  lastLocation: string
+  placeId: number | null
+  rootPlaceId: number | null
+  gameId: string | null
+  universeId: number | null
+  userId: number
+  lastOnline: string
+}
+
+const T0 = Date.UTC(2026, 2, 1, 12, 0, 0)
+const iso = (ms: number) => new Date(ms).toISOString()
+const EPOCH = '1970-01-01T00:00:00.000Z'
+const GAME_ID = '5f2b7f3e-9c1d-4e0a-8b6f-1a2b3c4d5e6f'
+const PLACE = { placeId: 1818, rootPlaceId: 1800, universeId: 99, name: 'Crossroads' }
+
+const FRIEND = 900001
+const NON_FRIEND = 900002
+const BLOCKER = 900003 // blocked every target
+const BLOCKED = 900004 // blocked by every target
+
+function targetId(setting: SettingKind, state: StateKind): number {
+  return 1000 + settingsKinds.indexOf(setting) * 10 + states.indexOf(state)
+}
+
+/** The record as the target themself sees it: the truth (with 4 while invisible and online). */
+function truth(setting: SettingKind, state: StateKind): RobloxRecord {
+  const userId = targetId(setting, state)
+  const nulls = { placeId: null, rootPlaceId: null, gameId: null, universeId: null }
+  switch (state) {
+    case 'offline':
+      // went offline after its later activity: T0+11s, whatever others are shown
+      return {
+        userPresenceType: 0,
+        lastLocation: 'Offline',
+        ...nulls,
+        userId,
+        lastOnline: iso(T0 + 11_000),
+      }
+    case 'online':
+      return {
+        userPresenceType: setting === 'invisible' ? 4 : 1,
+        lastLocation: 'Website',
+        ...nulls,
+        userId,
+        lastOnline: iso(T0 + 10_000),
+      }
+    case 'inGame':
+    case 'inStudio':
+      return {
+        userPresenceType: setting === 'invisible' ? 4 : state === 'inGame' ? 2 : 3,
+        lastLocation: PLACE.name,
+        placeId: PLACE.placeId,
+        rootPlaceId: PLACE.rootPlaceId,
+        gameId: state === 'inGame' ? GAME_ID : null,
+        universeId: PLACE.universeId,
+        userId,
+        lastOnline: iso(T0 + 10_000),
+      }
+  }
+}
+
+const genericLocation = ['Offline', 'Website', 'Playing', 'Studio']
+const stateType = { offline: 0, online: 1, inGame: 2, inStudio: 3 } as const
+
+/** The policy, spelled out: what `viewer` must see of a target with `setting` in `state`. */
+function expected(viewer: ViewerKind, setting: SettingKind, state: StateKind): RobloxRecord {
+  const real = truth(setting, state)
+  if (viewer === 'self') return real
+  const userId = real.userId
+  const offline = (lastOnline: string): RobloxRecord => ({
+    userPresenceType: 0,
+    lastLocation: 'Offline',
+    placeId: null,
+    rootPlaceId: null,
+    gameId: null,
+    universeId: null,
+    userId,
+    lastOnline,
+  })
+  // blocked either way: Offline, and not even when last seen
+  if (viewer === 'blocker' || viewer === 'blocked') return offline(EPOCH)
+  // invisible: Offline with lastOnline frozen when it went invisible (T0+2s): offline targets
+  // had last been seen at T0+1s, online ones at T0, and their later activity does not show
+  if (setting === 'invisible') return offline(iso(state === 'offline' ? T0 + 1000 : T0))
+  const seesWhere = setting === 'everyone' || (setting === 'friends' && viewer === 'friend')
+  if (seesWhere) return real
+  const type = stateType[state]
+  return {
+    userPresenceType: type,
+    lastLocation: genericLocation[type]!,
+    placeId: null,
+    rootPlaceId: null,
+    gameId: null,
+    universeId: null,
+    userId,
+    lastOnline: real.lastOnline,
+  }
+}
+
+async function register(app: FastifyInstance, tokens: Tokens, userId: number, body: object) {
+  const token = await tokens.issue(String(userId) as UserId)
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/presence/register-app-presence',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    payload: JSON.stringify({ platform: 'PC', ...body }),
+  })
+  assert.equal(res.statusCode, 200, res.body)
+}
+
+async function admin(app: FastifyInstance, method: 'PUT', url: string, body?: object) {
+  const res = await app.inject({
+    method,
+    url,
+    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+    payload: body === undefined ? undefined : JSON.stringify(body),
+  })
+  assert.ok(res.statusCode === 200 || res.statusCode === 204, `${url}: ${res.body}`)
+}
+
+test('privacy table: 6 viewers × 4 settings × 4 states through POST /v1/presence/users', async (t) => {
+  const clock = new ManualClock(T0)
+  const { app, tokens } = await startApp(t, { clock })
+  const targets = settingsKinds.flatMap((setting) =>
+    states.map((state) => ({ setting, state, id: targetId(setting, state) })),
+  )
+
+  await admin(app, 'PUT', `/admin/v1/places/${PLACE.placeId}`, {
+    universeId: PLACE.universeId,
+    rootPlaceId: PLACE.rootPlaceId,
+    name: PLACE.name,
+  })
+  for (const { id } of targets) {
+    await admin(app, 'PUT', `/admin/v1/users/${id}/friends/${FRIEND}`)
+    await admin(app, 'PUT', `/admin/v1/users/${BLOCKER}/blocks/${id}`)
+    await admin(app, 'PUT', `/admin/v1/users/${id}/blocks/${BLOCKED}`)
+  }
+
+  // T0: everyone online; T0+1s: the offline ones leave
+  for (const { id } of targets) await register(app, tokens, id, {})
+  clock.set(T0 + 1000)
+  for (const { id, state } of targets) {
+    if (state === 'offline') await register(app, tokens, id, { disconnect: true })
+  }
+  // T0+2s: settings; going invisible freezes what others see of lastOnline
+  clock.set(T0 + 2000)
+  for (const { id, setting } of targets) {
+    await admin(
+      app,
+      'PUT',
+      `/admin/v1/users/${id}/settings`,
+      setting === 'invisible'
+        ? { visibility: 'everyone', invisible: true }
+        : { visibility: setting, invisible: false },
+    )
+  }
+  // T0+10s: later activity; the offline ones come and go again (gone at T0+11s)
+  clock.set(T0 + 10_000)
+  for (const { id, state } of targets) {
+    if (state === 'online' || state === 'offline') await register(app, tokens, id, {})
+    if (state === 'inGame') {
+      await register(app, tokens, id, { location: 'Game', placeId: PLACE.placeId, gameId: GAME_ID })
+    }
+    if (state === 'inStudio') {
+      await register(app, tokens, id, { location: 'Studio', placeId: PLACE.placeId })
+    }
+  }
+  clock.set(T0 + 11_000)
+  for (const { id, state } of targets) {
+    if (state === 'offline') await register(app, tokens, id, { disconnect: true })
+  }
+  clock.set(T0 + 12_000)
+
+  const viewerIds: Record<Exclude<ViewerKind, 'self' | 'anonymous'>, number> = {
+    friend: FRIEND,
+    nonFriend: NON_FRIEND,
+    blocker: BLOCKER,
+    blocked: BLOCKED,
+  }
+  const lookup = async (viewerId: number | undefined, ids: number[]): Promise<RobloxRecord[]> => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    if (viewerId !== undefined) {
+      headers.authorization = `Bearer ${await tokens.issue(String(viewerId) as UserId)}`
+    }
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/presence/users',
+      headers,
+      payload: JSON.stringify({ userIds: ids }),
+    })
+    assert.equal(res.statusCode, 200, res.body)
+    return (res.json() as { userPresences: RobloxRecord[] }).userPresences
+  }
+
+  let checked = 0
+  for (const viewer of viewers) {
+    const seen = new Map<number, RobloxRecord>()
+    if (viewer === 'self') {
+      for (const { id } of targets) seen.set(id, (await lookup(id, [id]))[0]!)
+    } else {
+      const ids = targets.map((target) => target.id)
+      const records = await lookup(viewer === 'anonymous' ? undefined : viewerIds[viewer], ids)
+      assert.deepEqual(
+        records.map((r) => r.userId),
+        ids,
+      )
+      for (const record of records) seen.set(record.userId, record)
+    }
+    for (const { id, setting, state } of targets) {
+      const record = seen.get(id)!
+      assert.deepEqual(Object.keys(record), [
+        'userPresenceType',
+        'lastLocation',
+        'placeId',
+        'rootPlaceId',
+        'gameId',
+        'universeId',
+        'userId',
+        'lastOnline',
+      ])
+      assert.deepEqual(
+        record,
+        expected(viewer, setting, state),
+        `viewer ${viewer}, target ${setting}, ${state}`,
+      )
+      checked++
+    }
+  }
+  assert.equal(checked, viewers.length * settingsKinds.length * states.length)
+})
