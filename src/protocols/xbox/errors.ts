@@ -1,0 +1,138 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { PresenceError, statusOfKind } from '../../core/errors.js'
+
+/**
+ * The Xbox error catalogue: a stable numeric code per failure (Xbox error codes are integers),
+ * rendered by `sendXboxError`.
+ */
+export const XboxErrorCode = {
+  InvalidRequest: 1000,
+  InvalidJson: 1001,
+  ProhibitedMember: 1002,
+  TooManyUsers: 1003,
+  InvalidXuid: 1004,
+  UnsupportedContractVersion: 1005,
+  Unauthorized: 1006,
+  Forbidden: 1007,
+  NotFound: 1008,
+  MethodNotAllowed: 1009,
+  NotAcceptable: 1010,
+  PayloadTooLarge: 1011,
+  UnsupportedMediaType: 1012,
+  Unavailable: 1013,
+  Internal: 1014,
+} as const
+export type XboxErrorCode = (typeof XboxErrorCode)[keyof typeof XboxErrorCode]
+
+/** A refused Xbox request; the error handler renders it with its status. */
+export class XboxError extends Error {
+  readonly status: number
+  readonly code: XboxErrorCode
+
+  constructor(status: number, code: XboxErrorCode, message: string) {
+    super(message)
+    this.name = 'XboxError'
+    this.status = status
+    this.code = code
+  }
+}
+
+export const badRequest = (message: string, code: XboxErrorCode = XboxErrorCode.InvalidRequest) =>
+  new XboxError(400, code, message)
+
+/**
+ * The body of every Xbox error. `code`/`description`/`source` is the shape Xbox services send;
+ * `errorCode`/`errorMessage` repeat it as the documented ServiceErrorResponse, so clients reading
+ * either find it.
+ */
+export interface XboxErrorBody {
+  code: number
+  source: 'presenced'
+  description: string
+  errorCode: number
+  errorMessage: string
+}
+
+export function sendXboxError(
+  reply: FastifyReply,
+  status: number,
+  code: XboxErrorCode,
+  description: string,
+): FastifyReply {
+  const body: XboxErrorBody = {
+    code,
+    source: 'presenced',
+    description,
+    errorCode: code,
+    errorMessage: description,
+  }
+  return reply.code(status).type('application/json; charset=utf-8').send(body)
+}
+
+const fastifyCodes: Record<string, [number, XboxErrorCode, string]> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [
+    415,
+    XboxErrorCode.UnsupportedMediaType,
+    'The request body must be application/json.',
+  ],
+  FST_ERR_CTP_BODY_TOO_LARGE: [
+    413,
+    XboxErrorCode.PayloadTooLarge,
+    'The request body is too large.',
+  ],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [
+    400,
+    XboxErrorCode.InvalidJson,
+    'The request body is empty; send a JSON object.',
+  ],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [
+    400,
+    XboxErrorCode.InvalidRequest,
+    'The Content-Length does not match the body.',
+  ],
+  INVALID_JSON: [400, XboxErrorCode.InvalidJson, 'The request body is not valid JSON.'],
+}
+
+const codeOfStatus: Record<number, XboxErrorCode> = {
+  401: XboxErrorCode.Unauthorized,
+  403: XboxErrorCode.Forbidden,
+  404: XboxErrorCode.NotFound,
+  406: XboxErrorCode.NotAcceptable,
+  413: XboxErrorCode.PayloadTooLarge,
+  415: XboxErrorCode.UnsupportedMediaType,
+  503: XboxErrorCode.Unavailable,
+}
+
+/** Maps any error of an Xbox route to the Xbox shape; only the unexpected is a 500. */
+export function xboxErrorHandler(
+  error: FastifyError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  if (error instanceof XboxError)
+    return sendXboxError(reply, error.status, error.code, error.message)
+  if (error instanceof PresenceError) {
+    if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter))
+    const status = statusOfKind[error.kind]
+    return sendXboxError(
+      reply,
+      status,
+      codeOfStatus[status] ?? XboxErrorCode.InvalidRequest,
+      error.message,
+    )
+  }
+  const fastifyError = error as FastifyError
+  const known = fastifyError.code ? fastifyCodes[fastifyError.code] : undefined
+  if (known) return sendXboxError(reply, known[0], known[1], known[2])
+  const status = fastifyError.statusCode
+  if (status !== undefined && status >= 400 && status < 500) {
+    return sendXboxError(
+      reply,
+      status,
+      codeOfStatus[status] ?? XboxErrorCode.InvalidRequest,
+      error.message,
+    )
+  }
+  request.log.error({ err: error }, 'xbox request failed')
+  return sendXboxError(reply, 500, XboxErrorCode.Internal, 'Internal error; see the server log.')
+}

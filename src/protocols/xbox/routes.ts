@@ -1,0 +1,326 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Activity } from '../../core/presence.js'
+import type { VisiblePresence } from '../../core/privacy.js'
+import type { UserId } from '../../core/user-id.js'
+import { ApiKeys } from '../../service/api-keys.js'
+import type { Title } from '../../store/profile-store.js'
+import type { RateLimitRule } from '../../store/rate-limiter.js'
+import type { ProtocolContext } from '../context.js'
+import { authenticate, type XboxCaller } from './auth.js'
+import { XboxError, XboxErrorCode, badRequest } from './errors.js'
+import { acceptedLocales } from './rich-presence.js'
+import {
+  batchBodySchema,
+  levelQuerySchema,
+  parseBatchRequest,
+  parseDeviceType,
+  parseLevel,
+  parseStateRequest,
+  parseTitleId,
+  parseTitleRequest,
+  parseXuidSegment,
+  stateRequestSchema,
+  titleRequestSchema,
+} from './schemas.js'
+import { presenceRecord, titleIdsOf, type PresenceRecord, type XboxLevel } from './view.js'
+
+const CONTRACT_VERSION = '3'
+const BURST_WINDOW_MS = 15_000
+const SUSTAIN_WINDOW_MS = 300_000
+
+interface Target {
+  Params: { target: string }
+  Querystring: { level?: string; titleId?: string }
+}
+
+/**
+ * The Xbox Live presence routes (userpresence.xboxlive.com), over the same sessions as every
+ * other protocol. Every request needs `Authorization: XBL3.0 x=<userhash>;<token>` (401),
+ * `x-xbl-contract-version: 3` (400) and an Accept allowing application/json (406).
+ */
+export async function xboxPresenceRoutes(
+  app: FastifyInstance,
+  context: ProtocolContext,
+): Promise<void> {
+  const { service, tokens, settings, rateLimiter } = context
+  const apiKeys = new ApiKeys(service.profiles, service.clock)
+  const callers = new WeakMap<FastifyRequest, XboxCaller>()
+  const heartbeatMs = settings.xboxHeartbeatSeconds * 1000
+  // a title heartbeating on time is never seen offline: network delays get a grace period
+  const titleTtlMs = heartbeatMs + Math.max(10_000, heartbeatMs / 5)
+  const writeRules: RateLimitRule[] = [
+    { name: 'burst', max: settings.xboxBurstMax, windowMs: BURST_WINDOW_MS },
+    { name: 'sustain', max: settings.xboxSustainMax, windowMs: SUSTAIN_WINDOW_MS },
+  ]
+
+  // runs before the body is read, so a refused request is never parsed
+  app.addHook('onRequest', async (request) => {
+    callers.set(request, await authenticate(request, tokens, apiKeys))
+    const version = request.headers['x-xbl-contract-version']
+    if (version === undefined || version === '') {
+      throw badRequest(
+        'The x-xbl-contract-version header is required; presenced supports version 3.',
+        XboxErrorCode.UnsupportedContractVersion,
+      )
+    }
+    if (version !== CONTRACT_VERSION) {
+      throw badRequest(
+        `x-xbl-contract-version ${JSON.stringify(String(version)).slice(0, 40)} is not supported; presenced supports version 3.`,
+        XboxErrorCode.UnsupportedContractVersion,
+      )
+    }
+    if (!acceptsJson(request.headers.accept)) {
+      throw new XboxError(
+        406,
+        XboxErrorCode.NotAcceptable,
+        'Presence responds with application/json only: the Accept header must allow it.',
+      )
+    }
+  })
+
+  const callerOf = (request: FastifyRequest): XboxCaller => callers.get(request)!
+
+  /** The records of `presences` as the caller's view at `level`; filtered out users dropped. */
+  async function records(
+    request: FastifyRequest,
+    presences: readonly VisiblePresence[],
+    level: XboxLevel,
+    filters: { deviceTypes?: Set<string>; titleIds?: Set<string>; onlineOnly?: boolean } = {},
+  ): Promise<PresenceRecord[]> {
+    const titles = new Map<string, Title>()
+    if (level === 'title' || level === 'all') {
+      const ids = titleIdsOf(presences, settings.xboxDefaultTitleId)
+      await Promise.all(
+        [...ids].map(async (id) => {
+          const title = await service.profiles.getTitle(id)
+          if (title) titles.set(id, title)
+        }),
+      )
+    }
+    const options = {
+      level,
+      locales: acceptedLocales(request.headers['accept-language']),
+      titles,
+      platformTitleId: settings.xboxDefaultTitleId,
+      deviceTypes: filters.deviceTypes,
+      titleIds: filters.titleIds,
+    }
+    const out: PresenceRecord[] = []
+    for (const presence of presences) {
+      const record = presenceRecord(presence, options)
+      if (record && !(filters.onlineOnly && record.state === 'Offline')) out.push(record)
+    }
+    return out
+  }
+
+  /** 429 in the shape of Xbox fine-grained rate limiting, per (user, title); true if refused. */
+  async function refusedByLimit(reply: FastifyReply, userId: UserId, titleId: string) {
+    const verdict = await rateLimiter.hit(
+      `xbox:${userId}:${titleId}`,
+      writeRules,
+      service.clock.now(),
+    )
+    if (verdict.allowed) return false
+    await reply
+      .code(429)
+      .header('retry-after', String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))))
+      .type('application/json; charset=utf-8')
+      .send({
+        version: 1,
+        currentRequests: verdict.count,
+        maxRequests: verdict.max,
+        periodInSeconds: verdict.windowMs / 1000,
+        type: verdict.rule,
+      })
+    return true
+  }
+
+  app.post(
+    '/users/batch',
+    { schema: { tags: ['xbox'], summary: 'Presence of up to 1100 users', body: batchBodySchema } },
+    async (request, reply) => {
+      const query = parseBatchRequest(request.body)
+      const presences = await service.lookup(callerOf(request).viewer, query.users)
+      return sendJson(reply, await records(request, presences, query.level, query))
+    },
+  )
+
+  // GET /users/batch would otherwise read as a user named "batch"
+  app.get('/users/batch', async () => {
+    throw new XboxError(405, XboxErrorCode.MethodNotAllowed, 'Use POST /users/batch.')
+  })
+
+  app.get<Target>(
+    '/users/:target',
+    { schema: { tags: ['xbox'], summary: 'Presence of one user', querystring: levelQuerySchema } },
+    async (request, reply) => {
+      const caller = callerOf(request)
+      const xuid = targetOf(request.params.target, caller)
+      const level = parseLevel(request.query.level)
+      const presences = await service.lookup(caller.viewer, [xuid])
+      const [record] = await records(request, presences, level)
+      return sendJson(reply, record)
+    },
+  )
+
+  app.get<Target & { Params: { moniker: string } }>(
+    '/users/:target/groups/:moniker',
+    {
+      schema: {
+        tags: ['xbox'],
+        summary: "Presence of the caller's friends (People)",
+        querystring: levelQuerySchema,
+      },
+    },
+    async (request, reply) => {
+      const caller = callerOf(request)
+      // a friend list is the user's own business: no one else may list it
+      const xuid = ownTarget(
+        request.params.target,
+        caller,
+        'Only your own People group is readable.',
+      )
+      if (request.params.moniker !== 'People') {
+        throw new XboxError(404, XboxErrorCode.NotFound, 'The only group is "People".')
+      }
+      const level = parseLevel(request.query.level)
+      const friends = await service.profiles.listFriends(xuid)
+      const presences = await service.lookup(caller.viewer, friends)
+      return sendJson(reply, await records(request, presences, level))
+    },
+  )
+
+  app.put<Target>(
+    '/users/:target/state',
+    {
+      schema: {
+        tags: ['xbox'],
+        summary: 'Appear offline (Cloaked) or not',
+        body: stateRequestSchema,
+      },
+    },
+    async (request, reply) => {
+      const xuid = ownTarget(request.params.target, callerOf(request))
+      const state = parseStateRequest(request.body)
+      const current = await service.getSettings(xuid)
+      await service.putSettings(xuid, {
+        visibility: current.visibility,
+        invisible: state === 'Cloaked',
+      })
+      return sendJson(reply, { xuid, state })
+    },
+  )
+
+  const titlePath = '/users/:target/devices/current/titles/current'
+
+  app.post<Target>(
+    titlePath,
+    { schema: { tags: ['xbox'], summary: "Write the title's presence", body: titleRequestSchema } },
+    async (request, reply) => {
+      const xuid = ownTarget(request.params.target, callerOf(request))
+      const write = parseTitleRequest(request.body)
+      const titleId = write.id ?? titleIdOf(request) ?? settings.xboxDefaultTitleId
+      const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
+      if (await refusedByLimit(reply, xuid, titleId)) return reply
+      const key = `title:${titleId}:${deviceType}`
+      // members absent from the request keep their values (TitleRequest semantics)
+      const [own] = await service.rawPresences([xuid])
+      const previous = own?.sessions.find((s) => s.key === key)?.activity
+      const activity: Activity = {
+        kind: 'online',
+        titleId,
+        placement: write.placement ?? previous?.placement ?? 'full',
+        titleState: write.state ?? previous?.titleState ?? 'active',
+      }
+      const richPresence = write.richPresence ?? previous?.richPresence
+      if (richPresence) activity.richPresence = richPresence
+      await service.heartbeat({
+        userId: xuid,
+        key,
+        source: 'title',
+        deviceType,
+        activity,
+        ttlMs: titleTtlMs,
+      })
+      return reply
+        .code(200)
+        .header('x-heartbeat-after', String(settings.xboxHeartbeatSeconds))
+        .header('cache-control', 'no-cache')
+        .send()
+    },
+  )
+
+  app.delete<Target>(
+    titlePath,
+    { schema: { tags: ['xbox'], summary: "Remove the title's presence at once" } },
+    async (request, reply) => {
+      const xuid = ownTarget(request.params.target, callerOf(request))
+      const titleId = titleIdOf(request) ?? settings.xboxDefaultTitleId
+      const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
+      if (await refusedByLimit(reply, xuid, titleId)) return reply
+      await service.endSession(xuid, `title:${titleId}:${deviceType}`)
+      return reply.code(200).header('cache-control', 'no-cache').send()
+    },
+  )
+}
+
+/**
+ * The title of a write when its body names none: `?titleId=` or the `x-xbl-title-id` header
+ * (presenced tokens carry no title claim); undefined when neither is given.
+ */
+function titleIdOf(request: FastifyRequest<Target>): string | undefined {
+  const raw = request.query.titleId ?? request.headers['x-xbl-title-id']
+  if (raw === undefined || raw === '') return undefined
+  const titleId = parseTitleId(raw)
+  if (!titleId) throw badRequest('The title id (titleId, x-xbl-title-id) must be a 32-bit integer.')
+  return titleId
+}
+
+function targetOf(segment: string, caller: XboxCaller): UserId {
+  const parsed = parseXuidSegment(segment)
+  if (parsed === undefined) {
+    throw new XboxError(
+      404,
+      XboxErrorCode.NotFound,
+      'No such resource: name the user as me or xuid(<xuid>).',
+    )
+  }
+  if (parsed !== 'me') return parsed
+  if (caller.kind !== 'user') {
+    throw new XboxError(403, XboxErrorCode.Forbidden, 'An API key has no "me": use xuid(<xuid>).')
+  }
+  return caller.userId
+}
+
+function ownTarget(
+  segment: string,
+  caller: XboxCaller,
+  message = 'XUID specified in the claim does not match URI XUID.',
+): UserId {
+  const xuid = targetOf(segment, caller)
+  if (caller.kind !== 'user' || caller.userId !== xuid) {
+    throw new XboxError(403, XboxErrorCode.Forbidden, message)
+  }
+  return xuid
+}
+
+function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
+  return reply
+    .header('cache-control', 'no-cache')
+    .header('x-xbl-contract-version', CONTRACT_VERSION)
+    .type('application/json; charset=utf-8')
+    .send(JSON.stringify(body))
+}
+
+/** Whether an Accept header allows application/json; no header allows anything. */
+export function acceptsJson(header: string | undefined): boolean {
+  if (header === undefined || header.trim() === '') return true
+  for (const part of header.split(',')) {
+    const [range, ...params] = part.split(';')
+    const type = range!.trim().toLowerCase()
+    if (type !== 'application/json' && type !== 'application/*' && type !== '*/*') continue
+    const q = params.map((p) => p.trim().split('=')).find(([name]) => name?.toLowerCase() === 'q')
+    if (q === undefined || Number(q[1]) > 0) return true
+  }
+  return false
+}

@@ -1,0 +1,304 @@
+import type { Placement, RichPresence, TitleState } from '../../core/presence.js'
+import { parseUserId, type UserId } from '../../core/user-id.js'
+import { XboxErrorCode, badRequest } from './errors.js'
+import { xboxLevels, type XboxLevel } from './view.js'
+
+/*
+ * Xbox request bodies are validated here, by hand, rather than by the app's Ajv: it coerces a
+ * scalar into a one-element array (`users: "1"`), which the Xbox API refuses. The JSON schemas
+ * at the end only document the routes (OpenAPI).
+ */
+
+export const MAX_BATCH_USERS = 1100
+const MAX_FILTER_ENTRIES = 100
+const MAX_RICH_PRESENCE_PARAMS = 20
+const MAX_TEXT = 200
+
+export interface BatchQuery {
+  users: UserId[]
+  /** Lower-cased; empty: every device type. */
+  deviceTypes: Set<string>
+  /** Empty: every title. */
+  titleIds: Set<string>
+  level: XboxLevel
+  onlineOnly: boolean
+}
+
+export interface TitleWrite {
+  id?: string
+  state?: TitleState
+  placement?: Placement
+  richPresence?: RichPresence
+}
+
+const placements: readonly Placement[] = ['full', 'fill', 'snapped', 'background']
+const titleStates: readonly TitleState[] = ['active', 'inactive']
+
+/** A title id is a 32-bit unsigned integer, as a number or a decimal string. */
+export function parseTitleId(value: unknown): string | undefined {
+  if (typeof value === 'number') {
+    return Number.isInteger(value) && value > 0 && value <= 0xffffffff ? String(value) : undefined
+  }
+  if (typeof value !== 'string' || !/^[1-9][0-9]{0,9}$/.test(value)) return undefined
+  return Number(value) <= 0xffffffff ? value : undefined
+}
+
+export function parseLevel(value: unknown): XboxLevel {
+  if (value === undefined) return 'title'
+  if (typeof value === 'string' && (xboxLevels as readonly string[]).includes(value)) {
+    return value as XboxLevel
+  }
+  throw badRequest(`level must be one of ${xboxLevels.join(', ')}, got ${show(value)}.`)
+}
+
+/** The XUID of a path segment `xuid(<xuid>)`; `me` is the caller's and handled by the route. */
+export function parseXuidSegment(segment: string): UserId | 'me' | undefined {
+  if (segment === 'me') return 'me'
+  const match = /^xuid\((.*)\)$/i.exec(segment)
+  if (!match) return undefined
+  const xuid = parseUserId(match[1])
+  if (!xuid) throw invalidXuid(match[1])
+  return xuid
+}
+
+export function parseBatchRequest(body: unknown): BatchQuery {
+  const o = objectOf(body, 'The request body')
+  for (const key of Object.keys(o)) {
+    if (!['users', 'deviceTypes', 'titles', 'level', 'onlineOnly'].includes(key)) {
+      throw badRequest(
+        `Prohibited member ${show(key)}: a batch request has only users, deviceTypes, titles, level and onlineOnly.`,
+        XboxErrorCode.ProhibitedMember,
+      )
+    }
+  }
+  if (!Array.isArray(o.users) || o.users.length === 0) {
+    throw badRequest(`users is required: an array of 1 to ${MAX_BATCH_USERS} XUIDs.`)
+  }
+  if (o.users.length > MAX_BATCH_USERS) {
+    throw badRequest(
+      `users has ${o.users.length} XUIDs; at most ${MAX_BATCH_USERS} are allowed.`,
+      XboxErrorCode.TooManyUsers,
+    )
+  }
+  const users = new Set<UserId>()
+  for (const raw of o.users as unknown[]) {
+    const xuid = parseUserId(raw)
+    if (!xuid) throw invalidXuid(raw)
+    users.add(xuid)
+  }
+  const deviceTypes = new Set<string>()
+  for (const raw of arrayOf(o.deviceTypes, 'deviceTypes')) {
+    if (typeof raw !== 'string' || !DEVICE_TYPE.test(raw)) {
+      throw badRequest(`deviceTypes must hold device type names, got ${show(raw)}.`)
+    }
+    deviceTypes.add(raw.toLowerCase())
+  }
+  const titleIds = new Set<string>()
+  for (const raw of arrayOf(o.titles, 'titles')) {
+    const id = parseTitleId(raw)
+    if (!id) throw badRequest(`titles must hold 32-bit title ids, got ${show(raw)}.`)
+    titleIds.add(id)
+  }
+  if (o.onlineOnly !== undefined && typeof o.onlineOnly !== 'boolean') {
+    throw badRequest(`onlineOnly must be true or false, got ${show(o.onlineOnly)}.`)
+  }
+  return {
+    users: [...users],
+    deviceTypes,
+    titleIds,
+    level: parseLevel(o.level),
+    onlineOnly: o.onlineOnly === true,
+  }
+}
+
+/**
+ * A TitleRequest. Only members present are returned: the write keeps the others as they were
+ * (per the Xbox documentation), defaulting to state `active` and placement `full`.
+ */
+export function parseTitleRequest(body: unknown): TitleWrite {
+  const o = objectOf(body, 'The request body')
+  prohibitOthers(o, ['id', 'state', 'placement', 'activity'], 'a TitleRequest')
+  const write: TitleWrite = {}
+  if (o.id !== undefined) {
+    const id = parseTitleId(o.id)
+    if (!id) throw badRequest(`id must be a 32-bit title id, got ${show(o.id)}.`)
+    write.id = id
+  }
+  if (o.state !== undefined) write.state = oneOf(o.state, titleStates, 'state')
+  if (o.placement !== undefined) write.placement = oneOf(o.placement, placements, 'placement')
+  if (o.activity !== undefined) {
+    const activity = objectOf(o.activity, 'activity')
+    prohibitOthers(activity, ['richPresence', 'media'], 'activity')
+    if (activity.media !== undefined) objectOf(activity.media, 'activity.media')
+    if (activity.richPresence !== undefined) {
+      write.richPresence = parseRichPresence(activity.richPresence)
+    }
+  }
+  return write
+}
+
+function parseRichPresence(value: unknown): RichPresence {
+  const o = objectOf(value, 'activity.richPresence')
+  prohibitOthers(o, ['id', 'scid', 'params'], 'activity.richPresence')
+  const id = textOf(o.id, 'activity.richPresence.id')
+  if (id === undefined) throw badRequest('activity.richPresence.id is required.')
+  const scid = textOf(o.scid, 'activity.richPresence.scid')
+  const params: string[] = []
+  const rawParams = arrayOf(o.params, 'activity.richPresence.params')
+  if (rawParams.length > MAX_RICH_PRESENCE_PARAMS) {
+    throw badRequest(`activity.richPresence.params holds at most ${MAX_RICH_PRESENCE_PARAMS}.`)
+  }
+  for (const raw of rawParams) params.push(textOf(raw, 'activity.richPresence.params[]') ?? '')
+  return scid === undefined ? { id, params } : { id, scid, params }
+}
+
+export function parseStateRequest(body: unknown): 'Active' | 'Cloaked' {
+  const o = objectOf(body, 'The request body')
+  prohibitOthers(o, ['state'], 'a state request')
+  if (o.state === 'Active' || o.state === 'Cloaked') return o.state
+  throw badRequest(`state must be "Active" or "Cloaked", got ${show(o.state)}.`)
+}
+
+/** Device type names: XboxOne, Scarlett, PC, iOS, Android, Web, ... (unknown ones kept). */
+const DEVICE_TYPE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/
+
+const knownDeviceTypes = [
+  'Android',
+  'AppleTV',
+  'iOS',
+  'MoLive',
+  'Nintendo',
+  'PC',
+  'PlayStation',
+  'Scarlett',
+  'Web',
+  'Win32',
+  'Windows8',
+  'WindowsOneCore',
+  'WindowsOneCoreMobile',
+  'WindowsPhone',
+  'WindowsPhone7',
+  'Xbox360',
+  'XboxOne',
+]
+const canonicalDeviceType = new Map(knownDeviceTypes.map((t) => [t.toLowerCase(), t]))
+
+/**
+ * The device type a write comes from (`x-xbl-device-type`). Known names are spelled the Xbox
+ * way whatever their case; unknown ones are kept as given; none means `Web`, as the Xbox
+ * documentation says of callers without a device claim.
+ */
+export function parseDeviceType(header: string | string[] | undefined): string {
+  if (header === undefined || header === '') return 'Web'
+  if (typeof header !== 'string' || !DEVICE_TYPE.test(header)) {
+    throw badRequest(`x-xbl-device-type must be a device type name such as XboxOne or PC.`)
+  }
+  return canonicalDeviceType.get(header.toLowerCase()) ?? header
+}
+
+function invalidXuid(value: unknown) {
+  return badRequest(
+    `Invalid XUID ${show(value)}: XUIDs are positive 64-bit integers.`,
+    XboxErrorCode.InvalidXuid,
+  )
+}
+
+function objectOf(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badRequest(`${what} must be a JSON object.`)
+  }
+  return value as Record<string, unknown>
+}
+
+function arrayOf(value: unknown, what: string): unknown[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw badRequest(`${what} must be an array.`)
+  if (value.length > MAX_FILTER_ENTRIES) {
+    throw badRequest(`${what} holds at most ${MAX_FILTER_ENTRIES} entries.`)
+  }
+  return value
+}
+
+function textOf(value: unknown, what: string): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value.length > MAX_TEXT) {
+    throw badRequest(`${what} must be a string of at most ${MAX_TEXT} characters.`)
+  }
+  return value
+}
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], what: string): T {
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T
+  throw badRequest(`${what} must be one of ${allowed.join(', ')}, got ${show(value)}.`)
+}
+
+function prohibitOthers(o: Record<string, unknown>, allowed: readonly string[], what: string) {
+  for (const key of Object.keys(o)) {
+    if (!allowed.includes(key)) {
+      throw badRequest(
+        `Prohibited member ${show(key)} in ${what}; allowed: ${allowed.join(', ')}.`,
+        XboxErrorCode.ProhibitedMember,
+      )
+    }
+  }
+}
+
+function show(value: unknown): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value)
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
+
+// OpenAPI documentation of the routes (validation is above).
+const id = { type: ['integer', 'string'] }
+
+export const batchBodySchema = {
+  type: 'object',
+  required: ['users'],
+  additionalProperties: false,
+  properties: {
+    users: { type: 'array', minItems: 1, maxItems: MAX_BATCH_USERS, items: id },
+    deviceTypes: { type: 'array', items: { type: 'string' } },
+    titles: { type: 'array', items: id },
+    level: { type: 'string', enum: xboxLevels },
+    onlineOnly: { type: 'boolean' },
+  },
+}
+
+export const titleRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    id,
+    state: { type: 'string', enum: titleStates },
+    placement: { type: 'string', enum: placements },
+    activity: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        richPresence: {
+          type: 'object',
+          required: ['id'],
+          additionalProperties: false,
+          properties: {
+            id: { type: 'string' },
+            scid: { type: 'string' },
+            params: { type: 'array', items: { type: 'string' } },
+          },
+        },
+        media: { type: 'object' },
+      },
+    },
+  },
+}
+
+export const stateRequestSchema = {
+  type: 'object',
+  required: ['state'],
+  additionalProperties: false,
+  properties: { state: { type: 'string', enum: ['Active', 'Cloaked'] } },
+}
+
+export const levelQuerySchema = {
+  type: 'object',
+  properties: { level: { type: 'string', enum: xboxLevels } },
+}
