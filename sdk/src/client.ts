@@ -63,7 +63,7 @@ export const ROBLOX_BATCH_LIMIT = 50
 const DEFAULT_KEEPALIVE_MS = 30_000
 
 /** Header names a server may use to ask for the next heartbeat, in seconds. */
-const HEARTBEAT_HEADERS = ['x-heartbeat-after', 'heartbeat-after']
+const HEARTBEAT_HEADERS = ['x-presence-heartbeat-after', 'x-heartbeat-after']
 
 /**
  * A client for presenced (and any server speaking the Roblox presence v1 / Xbox Live presence

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createClient, PresencedError, PresenceType } from '@presenced/client'
+import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+
+const BIG = '9223372036854775807'
+const JOB = '4a3c6a1e-0000-4000-8000-000000000001'
+
+test('SDK against presenced: register, look up typed presences in order, disconnect', async (t) => {
+  const server = await startApp(t, { listen: true })
+  await fetch(`${server.url}/admin/v1/places/1818`, {
+    method: 'PUT',
+    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+    body: '{"universeId":9007199254740993,"rootPlaceId":1818,"name":"Crossroads"}',
+  }).then((r) => assert.equal(r.status, 200))
+
+  const token = await server.tokens.issue(BIG as never)
+  const player = createClient({ baseUrl: server.url, token })
+  const result = await player.registerAppPresence({ placeId: 1818, gameId: JOB })
+  assert.equal(result.heartbeatAfterMs, 30_000, 'half the default 60 s TTL')
+
+  const anonymous = createClient({ baseUrl: server.url })
+  const ids = [5, BIG, 6n, { id: 5 }]
+  const presences = await anonymous.getUserPresences(ids)
+  assert.deepEqual(
+    presences.map((p) => [p.userId, p.type]),
+    [
+      ['5', PresenceType.Offline],
+      [BIG, PresenceType.InGame],
+      ['6', PresenceType.Offline],
+      ['5', PresenceType.Offline],
+    ],
+  )
+  const me = presences[1]!
+  assert.deepEqual(me.place, { id: '1818' })
+  assert.deepEqual(me.rootPlace, { id: '1818' })
+  assert.deepEqual(me.universe, { id: '9007199254740993' }, 'an id above 2^53 stays exact')
+  assert.deepEqual(me.job, { id: JOB })
+  assert.equal(me.lastLocation, 'Crossroads')
+  assert.ok(me.lastOnline instanceof Date)
+
+  await player.registerAppPresence({ disconnect: true })
+  const after = await anonymous.getUserPresence(BIG)
+  assert.equal(after.type, PresenceType.Offline)
+  assert.ok(after.lastOnline.getTime() > 0)
+})
+
+test('SDK against presenced: 120 ids in batches of 50, order kept', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const client = createClient({ baseUrl: server.url, maxConcurrency: 3 })
+  const ids = Array.from({ length: 120 }, (_, i) => 120 - i)
+  const presences = await client.getUserPresences(ids)
+  assert.deepEqual(
+    presences.map((p) => p.userId),
+    ids.map(String),
+  )
+})
+
+test('SDK against presenced: the cookie + x-csrf-token challenge is transparent', async (t) => {
+  const server = await startApp(t, { listen: true, config: { logLevel: 'error' } })
+  const cookie = await server.tokens.issue('77' as never)
+  const client = createClient({ baseUrl: server.url, cookie })
+  await client.registerAppPresence({ location: 'Studio' })
+  const presence = await client.getUserPresence(77)
+  assert.equal(presence.type, PresenceType.InStudio)
+})
+
+test('SDK against presenced: keepAlive keeps the user online and stop() disconnects', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const token = await server.tokens.issue('42' as never)
+  const client = createClient({ baseUrl: server.url, token })
+  const alive = client.keepAlive({ location: 'Lobby' })
+  t.after(() => alive.stop())
+  await alive.ready
+  assert.equal(alive.intervalMs, 30_000)
+  assert.equal((await client.getUserPresence(42)).type, PresenceType.Online)
+  await alive.stop()
+  assert.equal((await client.getUserPresence(42)).type, PresenceType.Offline)
+})
+
+test('SDK against presenced: errors carry status and the Roblox code', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const noAuth = createClient({ baseUrl: server.url })
+  const denied = await noAuth.registerAppPresence({ location: 'x' }).catch((e: unknown) => e)
+  assert.ok(denied instanceof PresencedError)
+  assert.deepEqual(
+    [denied.status, denied.code, denied.message],
+    [401, 0, 'Authorization has been denied for this request.'],
+  )
+  const badToken = createClient({ baseUrl: server.url, token: 'not-a-token' })
+  await assert.rejects(badToken.getUserPresences([1]), { status: 401, protocol: 'roblox' })
+})
+
+test('SDK against presenced: a 429 is retried after Retry-After', async (t) => {
+  const server = await startApp(t, {
+    listen: true,
+    config: { rateLimitMax: 2, rateLimitWindowSeconds: 2 },
+  })
+  const waits: number[] = []
+  const client = createClient({
+    baseUrl: server.url,
+    retry: { maxAttempts: 2 },
+    sleep: async (ms) => void waits.push(ms),
+  })
+  await client.getUserPresences([1])
+  await client.getUserPresences([1])
+  const error = await client.getUserPresences([1]).catch((e: unknown) => e)
+  assert.ok(error instanceof PresencedError)
+  assert.equal(error.status, 429)
+  assert.equal(waits.length, 1, 'retried once, then gave up')
+  assert.ok(waits[0]! >= 1000)
+})
