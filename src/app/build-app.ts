@@ -117,6 +117,17 @@ export async function buildApp(
 
   registerObservability(app, { metrics, stores })
 
+  // Draining: a response finished during close would leave its keep-alive socket idle and open
+  // (Node closes only the sockets idle when close starts), holding the process until the
+  // keep-alive timeout. Responses sent while closing say `Connection: close` instead.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close')
+  })
+
   // Swagger collects routes as they are added: it must be registered before the protocols.
   await app.register(swagger, {
     openapi: {

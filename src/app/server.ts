@@ -13,16 +13,15 @@ import type { Config } from './config.js'
 export async function startServer(config: Config): Promise<PresencedApp> {
   const presenced = await buildApp(config)
   const { app } = presenced
+  let url: string
   try {
-    await app.listen({ port: config.port, host: config.host })
+    url = await app.listen({ port: config.port, host: config.host })
   } catch (error) {
     await app.close()
     throw error
   }
-  app.log.info(
-    { mode: presenced.stores.mode, dataDir: config.dataDir, port: config.port },
-    'presenced is up',
-  )
+  // `url` has the real port when PORT=0 asked for any free one
+  app.log.info({ url, mode: presenced.stores.mode, dataDir: config.dataDir }, 'presenced is up')
 
   let closing = false
   const shutdown = (signal: string) => {
