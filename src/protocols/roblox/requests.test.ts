@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { parse } from 'node:querystring'
+import { RobloxError } from './errors.js'
+import { deviceOf, parseRegisterRequest, parseUsersRequest } from './requests.js'
+
+test('parseUsersRequest: dedupes in first-occurrence order, keeps big ids exact', () => {
+  assert.deepEqual(parseUsersRequest({ userIds: [3, '1', 3, 2, '1'] }), ['3', '1', '2'])
+  assert.deepEqual(parseUsersRequest({ userIds: ['9223372036854775807'] }), ['9223372036854775807'])
+})
+
+test('parseUsersRequest: form spellings', () => {
+  for (const body of [
+    'userIds=1&userIds=2',
+    'userIds[]=1&userIds[]=2',
+    'userIds[0]=1&userIds[1]=2',
+  ]) {
+    assert.deepEqual(parseUsersRequest(parse(body)), ['1', '2'], body)
+  }
+  assert.deepEqual(parseUsersRequest(parse('userIds=7')), ['7'])
+  assert.deepEqual(parseUsersRequest(parse('userIds[]=7')), ['7'])
+})
+
+test('parseUsersRequest: refuses with codes 1 and 2', () => {
+  const codeOf = (body: unknown) => {
+    try {
+      parseUsersRequest(body)
+    } catch (error) {
+      assert.ok(error instanceof RobloxError)
+      assert.equal(error.statusCode, 400)
+      return error.code
+    }
+    return undefined
+  }
+  assert.equal(codeOf({ userIds: [true] }), 1)
+  assert.equal(codeOf({ userIds: '5' }), 1)
+  assert.equal(codeOf(undefined), 1)
+  assert.equal(codeOf({ userIds: Array.from({ length: 51 }, (_, i) => i + 1) }), 2)
+  // the count is of entries sent, as Roblox counts them
+  assert.equal(codeOf({ userIds: Array.from({ length: 51 }, () => 1) }), 2)
+})
+
+test('parseRegisterRequest: coerces form strings, treats placeId 0/null as none', () => {
+  assert.deepEqual(parseRegisterRequest(parse('location=Home&placeId=12&disconnect=true')), {
+    location: 'Home',
+    placeId: '12',
+    gameId: undefined,
+    disconnect: true,
+    platform: undefined,
+  })
+  assert.equal(parseRegisterRequest({ placeId: 0 }).placeId, undefined)
+  assert.equal(parseRegisterRequest({ placeId: null }).placeId, undefined)
+  assert.equal(parseRegisterRequest(undefined).disconnect, false)
+  assert.equal(
+    parseRegisterRequest({ placeId: 1, gameId: '6F1E0C0E-8C5E-4A55-9D8C-0E7E3B1F3F11' }).gameId,
+    '6f1e0c0e-8c5e-4a55-9d8c-0e7e3b1f3f11',
+  )
+  assert.throws(() => parseRegisterRequest({ disconnect: 0 }), RobloxError)
+})
+
+test('deviceOf: platform field, then Studio location, then the User-Agent', () => {
+  const req = (over = {}) => ({ ...parseRegisterRequest({}), ...over })
+  const cases: Array<[object, string | undefined, string, string]> = [
+    [{ platform: 'ios' }, 'RobloxStudio/1', 'iOS', 'iOS'],
+    [{ platform: 'Xbox' }, undefined, 'XboxOne', 'XboxOne'],
+    [{ platform: 'Fridge' }, undefined, 'Fridge', 'Web'],
+    [{ location: 'studio' }, 'Mozilla/5.0 (iPhone)', 'Studio', 'PC'],
+    [{}, 'RobloxStudio/WinInet', 'Studio', 'PC'],
+    [{}, 'Mozilla/5.0 (Linux; Android 14)', 'Android', 'Android'],
+    [{}, 'Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)', 'iOS', 'iOS'],
+    [{}, 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; Xbox; Xbox One)', 'XboxOne', 'XboxOne'],
+    [{}, 'Roblox/WinInet', 'PC', 'PC'],
+    [{}, 'Mozilla/5.0 (Windows NT 10.0) Chrome/120', 'Web', 'Web'],
+    [{}, undefined, 'Web', 'Web'],
+  ]
+  for (const [over, agent, platform, deviceType] of cases) {
+    assert.deepEqual(
+      deviceOf(req(over), agent),
+      { platform, deviceType },
+      `${JSON.stringify(over)} ${agent}`,
+    )
+  }
+})
