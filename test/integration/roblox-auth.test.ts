@@ -197,3 +197,15 @@ test('rate limit per caller: 429 with Retry-After, per user and per address', as
   clock.advance(retryAfter * 1000)
   assert.equal((await post(app, USERS, { userIds: [8] }, me)).statusCode, 200)
 })
+
+test('an anonymous register is 401 whatever its body', async (t) => {
+  const { app } = await startApp(t, { config: { bodyLimit: 1024 } })
+  for (const [body, type] of [
+    ['{', 'application/json'],
+    ['x', 'text/plain'],
+    ['y'.repeat(5000), 'application/json'],
+  ]) {
+    const response = await post(app, REGISTER, body, { 'content-type': type! })
+    assert.deepEqual([response.statusCode, JSON.parse(response.body)], [401, DENIED])
+  }
+})

@@ -31,7 +31,13 @@ export function robloxRoutes(
 
   app.post(
     '/v1/presence/register-app-presence',
-    { schema: registerSchema },
+    {
+      schema: registerSchema,
+      // refuse anonymous callers before their body is even read
+      onRequest: async (request) => {
+        if (callerOf(request).userId === undefined) throw unauthorized()
+      },
+    },
     async (request, reply) => {
       const caller = callerOf(request)
       if (caller.userId === undefined) throw unauthorized()
