@@ -38,7 +38,7 @@ export async function authenticate(
   if (typeof key === 'string' && key !== '') {
     const record = await apiKeys.verify(key)
     if (!record) throw unauthorized('The x-api-key is unknown, expired or revoked.')
-    if (!hasScope(record, 'presence:read')) {
+    if (!hasScope(record, 'presence:read') && !hasScope(record, 'presence:read:private')) {
       throw new XboxError(
         403,
         XboxErrorCode.Forbidden,
