@@ -259,9 +259,12 @@ function errorOf(response: Response, body: unknown, protocol: ErrorProtocol): Pr
   })
 }
 
+/** The useful part of a fetch failure: undici hides the socket error (or several) in `cause`. */
 function reason(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause
-  if (cause?.code) return cause.code
+  const cause = (error as { cause?: { code?: unknown; message?: unknown; errors?: unknown } }).cause
+  const inner = Array.isArray(cause?.errors) ? (cause.errors[0] as typeof cause) : cause
+  if (typeof inner?.code === 'string') return inner.code
+  if (typeof inner?.message === 'string' && inner.message !== '') return inner.message
   return error instanceof Error ? error.message : String(error)
 }
 

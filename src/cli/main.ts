@@ -4,18 +4,26 @@ import { startServer } from '../app/server.js'
 import { resolveTokenSecret } from '../app/token-secret.js'
 import { parseUserId } from '../core/user-id.js'
 import { Tokens } from '../service/tokens.js'
+import { runGet } from './get-command.js'
+import { runHeartbeat } from './heartbeat-command.js'
 import { runImport } from './import-command.js'
 import { runKeys } from './keys-command.js'
+import { runWatch } from './watch-command.js'
 
 const USAGE = `Usage: presenced <command> [options]
 
 Commands:
   serve                 start the server (PORT, HOST and PRESENCED_* from the environment)
   token --user <id>     print a signed access token for a user [--name <display name>] [--ttl <seconds>]
+  get <ids...>          print users' presence as a table [--json]
+  watch <ids...>        show users' presence live until Ctrl-C [--json]
+  heartbeat --token <t> keep a user online until Ctrl-C [--place <id>] [--location <text>]
   import <file>         bulk import settings, relationships, places, users (NDJSON) into a running server
   keys create|list|revoke  manage scoped API keys of a running server
 
-Run 'presenced <command> --help' for a command's options.`
+Client commands talk to --url (default $PRESENCED_URL or http://127.0.0.1:8080).
+Run 'presenced <command> --help' for a command's options.
+Exit codes: 0 ok, 1 server or network error, 2 bad usage or input.`
 
 /** Exit codes: 0 ok, 1 failure at run time, 2 bad usage or input. */
 async function main(argv: string[]): Promise<number> {
@@ -25,6 +33,12 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest)
     case 'token':
       return token(rest)
+    case 'get':
+      return runGet(rest)
+    case 'watch':
+      return runWatch(rest)
+    case 'heartbeat':
+      return runHeartbeat(rest)
     case 'import':
       return runImport(rest)
     case 'keys':
@@ -106,7 +120,8 @@ main(process.argv.slice(2)).then(
       console.error(`presenced: cannot listen: ${(error as Error).message}`)
       process.exitCode = 1
     } else {
-      console.error(error)
+      // an operator reads this, not a debugger: the message, no stack trace
+      console.error(`presenced: ${error instanceof Error ? error.message : String(error)}`)
       process.exitCode = 1
     }
   },

@@ -1,0 +1,110 @@
+import { InvalidIdError, PresencedError, PresenceType, type Presence } from '@presenced/client'
+
+export const DEFAULT_URL = 'http://127.0.0.1:8080'
+
+/** Exit codes of every client command. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const
+
+/** A refusal of the command line itself: printed without a stack, exit 2. */
+export class UsageError extends Error {}
+
+/** --url, else PRESENCED_URL, else the default; must be http(s). */
+export function serverUrl(
+  flag: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): string {
+  const url = (flag ?? env.PRESENCED_URL ?? DEFAULT_URL).replace(/\/+$/, '')
+  if (!/^https?:\/\/[^/]/i.test(url)) {
+    throw new UsageError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`)
+  }
+  return url
+}
+
+/** --token, else PRESENCED_TOKEN; undefined when neither is set. */
+export function tokenOf(
+  flag: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): string | undefined {
+  const token = flag ?? env.PRESENCED_TOKEN
+  return token === undefined || token === '' ? undefined : token
+}
+
+/**
+ * Runs a command body and turns every failure into one clear line and an exit code:
+ * 2 for bad usage or input the server refused as such (400, 413, 415), 1 for the rest
+ * (unreachable server, refused credentials, server errors).
+ */
+export async function runClientCommand(name: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body()
+  } catch (error) {
+    const { message, code } = describeFailure(error)
+    console.error(`presenced ${name}: ${message}`)
+    return code
+  }
+}
+
+export function describeFailure(error: unknown): { message: string; code: number } {
+  if (error instanceof UsageError || error instanceof InvalidIdError) {
+    return { message: error.message, code: EXIT.usage }
+  }
+  const code = (error as { code?: unknown }).code
+  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    return { message: (error as Error).message, code: EXIT.usage }
+  }
+  if (error instanceof PresencedError) {
+    if (error.status === 0) return { message: error.message, code: EXIT.failure }
+    const badInput = error.status === 400 || error.status === 413 || error.status === 415
+    const hint =
+      error.status === 401 ? ' (is the token valid for this server? see `presenced token`)' : ''
+    return {
+      message: `the server answered ${error.status}: ${error.message}${hint}`,
+      code: badInput ? EXIT.usage : EXIT.failure,
+    }
+  }
+  return { message: error instanceof Error ? error.message : String(error), code: EXIT.failure }
+}
+
+/** The state's name as the enum spells it: Offline, Online, InGame, InStudio, Invisible. */
+export function stateName(type: PresenceType): string {
+  return PresenceType[type] ?? String(type)
+}
+
+/** A Presence as plain JSON for machines: ids stay strings, dates ISO-8601. */
+export function presenceJson(p: Presence): Record<string, unknown> {
+  return {
+    userId: p.userId,
+    type: p.type,
+    state: stateName(p.type),
+    lastLocation: p.lastLocation,
+    placeId: p.place?.id ?? null,
+    rootPlaceId: p.rootPlace?.id ?? null,
+    universeId: p.universe?.id ?? null,
+    gameId: p.job?.id ?? null,
+    lastOnline: p.lastOnline.toISOString(),
+  }
+}
+
+/** Where a user is, in a few words: "Crossroads (place 1818)". */
+export function whereOf(p: Presence): string {
+  if (p.type === PresenceType.Offline) return ''
+  const place = p.place ? `place ${p.place.id}` : ''
+  if (p.lastLocation && place) return `${p.lastLocation} (${place})`
+  return p.lastLocation || place
+}
+
+/** When, for a table: ISO without milliseconds, or "never". */
+export function whenOf(date: Date): string {
+  return date.getTime() === 0 ? 'never' : date.toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
+
+/** A plain text table, columns padded to their widest cell. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd()
+  return [line(header), ...rows.map(line)].join('\n')
+}

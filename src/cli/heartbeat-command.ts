@@ -1,0 +1,86 @@
+import { parseArgs } from 'node:util'
+import { createClient } from '@presenced/client'
+import {
+  UsageError,
+  describeFailure,
+  runClientCommand,
+  serverUrl,
+  tokenOf,
+} from './client-command.js'
+
+const USAGE = `Usage: presenced heartbeat --token <token> [--place <id>] [--location <text>] [--game <uuid>]
+
+Keeps a user online until Ctrl-C, beating at the interval the server asks for; on Ctrl-C (or
+SIGTERM) it disconnects, so watchers see the user leave at once.
+
+Options:
+  --token <token>    whose presence (default $PRESENCED_TOKEN); get one with 'presenced token'
+  --place <id>       the place the user is in: the user shows InGame
+  --location <text>  free text shown as lastLocation; 'Studio' shows InStudio
+  --game <uuid>      the game server instance
+  --platform <name>  the device (default: derived by the server)
+  --url <server>     default $PRESENCED_URL or http://127.0.0.1:8080
+  -h, --help         this help
+
+Exit codes: 0 stopped cleanly, 1 server or network error, 2 bad usage or input.`
+
+/** `presenced heartbeat`: the SDK's keepAlive until a signal. */
+export function runHeartbeat(args: string[]): Promise<number> {
+  return runClientCommand('heartbeat', async () => {
+    const { values } = parseArgs({
+      args,
+      options: {
+        token: { type: 'string' },
+        place: { type: 'string' },
+        location: { type: 'string' },
+        game: { type: 'string' },
+        platform: { type: 'string' },
+        url: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+    if (values.help) {
+      console.log(USAGE)
+      return 0
+    }
+    const token = tokenOf(values.token)
+    if (token === undefined) throw new UsageError(`--token is required\n\n${USAGE}`)
+    if (values.place !== undefined && !/^[1-9]\d{0,18}$/.test(values.place)) {
+      throw new UsageError(
+        `--place must be a positive 64-bit integer, got ${JSON.stringify(values.place)}`,
+      )
+    }
+    const client = createClient({ baseUrl: serverUrl(values.url), token })
+    let started = false
+    const alive = client.keepAlive({
+      ...(values.place !== undefined && { placeId: values.place }),
+      ...(values.location !== undefined && { location: values.location }),
+      ...(values.game !== undefined && { gameId: values.game }),
+      ...(values.platform !== undefined && { platform: values.platform }),
+      onError: (error) => {
+        // the first failure is reported once, as the command's own error
+        if (!started) return
+        console.error(`presenced heartbeat: beat failed: ${describeFailure(error).message}`)
+      },
+    })
+    const stopped = new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'))
+      process.once('SIGTERM', () => resolve('SIGTERM'))
+    })
+    try {
+      await alive.ready
+    } catch (error) {
+      // the loop keeps trying after a transient failure; a first failure ends the command
+      await alive.stop().catch(() => {})
+      throw error
+    }
+    started = true
+    console.log(
+      `online; beating every ${Math.round(alive.intervalMs / 1000)} s (Ctrl-C to disconnect)`,
+    )
+    const signal = await stopped
+    await alive.stop()
+    console.log(`${signal}: disconnected`)
+    return 0
+  })
+}

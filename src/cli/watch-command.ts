@@ -1,0 +1,97 @@
+import { parseArgs } from 'node:util'
+import { createClient, type Presence, type PresenceEvent } from '@presenced/client'
+import WebSocket from 'ws'
+import {
+  UsageError,
+  describeFailure,
+  presenceJson,
+  runClientCommand,
+  serverUrl,
+  stateName,
+  tokenOf,
+  whenOf,
+  whereOf,
+} from './client-command.js'
+
+const USAGE = `Usage: presenced watch <user ids...> [--json] [--sse] [--url <server>] [--token <token>]
+
+Shows the presence of users live: their current state, then one line per change, until Ctrl-C.
+Reconnects by itself and resumes where it left off.
+
+Options:
+  --json           one JSON object per event (NDJSON), ids as strings
+  --sse            use Server-Sent Events instead of a WebSocket
+  --url <server>   default $PRESENCED_URL or http://127.0.0.1:8080
+  --token <token>  watch as this user (default $PRESENCED_TOKEN)
+  -h, --help       this help
+
+Exit codes: 0 stopped with Ctrl-C, 1 server or network error, 2 bad usage or input.`
+
+/** `presenced watch`: the SDK's subscribe, printed. */
+export function runWatch(args: string[]): Promise<number> {
+  return runClientCommand('watch', async () => {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean' },
+        sse: { type: 'boolean' },
+        url: { type: 'string' },
+        token: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+    if (values.help) {
+      console.log(USAGE)
+      return 0
+    }
+    const ids = positionals.flatMap((p) => p.split(',')).filter((p) => p !== '')
+    if (ids.length === 0) throw new UsageError(`give at least one user id\n\n${USAGE}`)
+    const client = createClient({
+      baseUrl: serverUrl(values.url),
+      token: tokenOf(values.token),
+      WebSocket: WebSocket as never,
+    })
+    const subscription = client.subscribe(ids, { transport: values.sse ? 'sse' : 'websocket' })
+    const print = values.json ? (e: PresenceEvent) => console.log(jsonLine(e)) : printEvent
+    subscription.on('event', print)
+    subscription.on('reconnecting', ({ delayMs, error }) => {
+      console.error(
+        `presenced watch: connection lost (${describeFailure(error).message}); retrying in ${delayMs} ms`,
+      )
+    })
+    const outcome = await new Promise<{ signal: string } | { error: unknown }>((resolve) => {
+      subscription.on('error', (error) => resolve({ error }))
+      process.once('SIGINT', () => resolve({ signal: 'SIGINT' }))
+      process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }))
+    })
+    subscription.close()
+    if ('error' in outcome) throw outcome.error
+    return 0
+  })
+}
+
+function jsonLine(event: PresenceEvent): string {
+  if (event.type === 'snapshot') {
+    return JSON.stringify({ ...event, presences: event.presences.map(presenceJson) })
+  }
+  return JSON.stringify({ ...event, presence: presenceJson(event.presence) })
+}
+
+function printEvent(event: PresenceEvent): void {
+  const time = new Date().toISOString().slice(11, 19)
+  if (event.type === 'snapshot') {
+    for (const p of event.presences)
+      console.log(`${time}  ${event.reset ? 'reset ' : 'now   '}  ${describe(p)}`)
+    return
+  }
+  const reason = event.type === 'offline' ? `  (${event.reason})` : ''
+  console.log(`${time}  ${event.type.padEnd(7)} ${describe(event.presence)}${reason}`)
+}
+
+function describe(p: Presence): string {
+  const where = whereOf(p)
+  const state = stateName(p.type)
+  const last = p.type === 0 ? `  last online ${whenOf(p.lastOnline)}` : ''
+  return `${p.userId.padEnd(12)} ${state.padEnd(8)}${where ? ' ' + where : ''}${last}`
+}
