@@ -105,3 +105,17 @@ test('presenced serve on a port already in use exits 1 saying so', async (t) => 
     /^presenced: cannot listen: listen EADDRINUSE: address already in use 127.0.0.1:\d+$/,
   )
 })
+
+test('every variable config.ts reads is documented in the README and docs/reference/config.md', async () => {
+  const { readFileSync } = await import('node:fs')
+  const source = readFileSync(join(ROOT, 'src/app/config.ts'), 'utf8')
+  const names = new Set(
+    [...source.matchAll(/env(?:\.|, ')([A-Z][A-Z0-9_]+)/g)].map((match) => match[1]!),
+  )
+  assert.ok(names.size >= 20, `found ${names.size} variables`)
+  for (const doc of ['README.md', 'docs/reference/config.md']) {
+    const text = readFileSync(join(ROOT, doc), 'utf8')
+    const missing = [...names].filter((name) => !text.includes('`' + name + '`'))
+    assert.deepEqual(missing, [], `${doc} must document ${missing.join(', ')}`)
+  }
+})

@@ -164,6 +164,10 @@ test('GET /docs/json is an OpenAPI 3.1 document of the API routes, without ops r
     'the route and its body are documented',
   )
   assert.match(JSON.stringify(doc.paths['/test/v1/things']), /"type":\["integer","string"\]/)
+  // the protocols' own routes are there
+  assert.ok(doc.paths['/v1/presence/users']?.post, 'Roblox batch lookup')
+  assert.ok(doc.paths['/v1/presence/register-app-presence']?.post, 'Roblox register')
+  assert.ok(doc.paths['/admin/v1/places/{placeId}']?.put, 'admin places')
   for (const ops of ['/healthz', '/readyz', '/metrics', '/docs', '/docs/json']) {
     assert.equal(doc.paths[ops], undefined, `${ops} is not part of the API document`)
   }
