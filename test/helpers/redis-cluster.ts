@@ -156,7 +156,12 @@ async function waitForClusterOk(ports: number[], timeoutMs = 20_000): Promise<vo
       for (;;) {
         const info = await client.cluster('INFO')
         const slots = await client.cluster('SLOTS')
-        if (String(info).includes('cluster_state:ok') && (slots as unknown[]).length > 0) break
+        const replication = await client.info('replication')
+        // a replica that never synced has no data age to fail over with: wait for its link
+        const synced =
+          !replication.includes('role:slave') || replication.includes('master_link_status:up')
+        if (String(info).includes('cluster_state:ok') && (slots as unknown[]).length > 0 && synced)
+          break
         if (Date.now() > deadline) throw new Error(`cluster node ${port} not ok: ${String(info)}`)
         await new Promise((r) => setTimeout(r, 100))
       }

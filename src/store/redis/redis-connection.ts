@@ -42,7 +42,8 @@ function lua(name: string): string {
 }
 
 /** Reply errors that mean "Redis cannot serve now", not "this command is wrong". */
-const TRANSIENT_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/
+const TRANSIENT_REPLY =
+  /^(MOVED|ASK|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/
 
 /**
  * One ioredis client (single Redis or Cluster) set up to fail fast: no offline queue, a command
@@ -60,6 +61,7 @@ export class RedisConnection {
   readonly #options: Required<RedisConnectionOptions>
   #users = 0
   #closed = false
+  #refreshing = false
 
   constructor(target: RedisTarget, options: RedisConnectionOptions = {}) {
     this.#target = target
@@ -191,8 +193,24 @@ export class RedisConnection {
     try {
       return await work()
     } catch (error) {
-      throw toStoreError(error)
+      const mapped = toStoreError(error)
+      if (this.isCluster && mapped !== error) this.#refreshSlots()
+      throw mapped
     }
+  }
+
+  /**
+   * After a failover, ioredis follows MOVED for a lone command but not inside an auto-pipelined
+   * batch of mixed commands: the batch fails and the slot map stays stale. Refreshing it here
+   * lets the next request reach the new master. The failed request is not retried, since part
+   * of it may have been applied; the caller retries (a 503 says so).
+   */
+  #refreshSlots(): void {
+    if (this.#refreshing) return
+    this.#refreshing = true
+    ;(this.client as Cluster).refreshSlotsCache(() => {
+      this.#refreshing = false
+    })
   }
 }
 

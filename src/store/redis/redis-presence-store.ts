@@ -107,8 +107,15 @@ export class RedisPresenceStore implements PresenceStore {
           ),
         )
       })
+      // a bucket that failed (e.g. its shard is failing over) is tried again next sweep, but
+      // what other buckets claimed is already removed from Redis and must be reported now
+      const settled = await Promise.allSettled(claims)
+      const failed = settled.find((r) => r.status === 'rejected')
+      if (failed && settled.every((r) => r.status === 'rejected')) throw failed.reason
       const changes: PresenceChange[] = []
-      for (const reply of await Promise.all(claims)) {
+      for (const result of settled) {
+        if (result.status === 'rejected') continue
+        const reply = result.value
         for (let i = 0; i + 2 < reply.length; i += 3) {
           const userId = reply[i] as UserId
           const before = decodePresence(userId, reply[i + 1])
