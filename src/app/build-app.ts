@@ -117,6 +117,15 @@ export async function buildApp(
 
   registerObservability(app, { metrics, stores })
 
+  // Root onClose hooks added before the protocols run after theirs (and after Fastify has
+  // drained the server): the stores close last, once nothing can use them.
+  app.addHook('onClose', async () => {
+    await janitor.stop()
+    await stores.presence.close()
+    await stores.profiles.close()
+    await stores.bus.close()
+  })
+
   // Draining: a response finished during close would leave its keep-alive socket idle and open
   // (Node closes only the sockets idle when close starts), holding the process until the
   // keep-alive timeout. Responses sent while closing say `Connection: close` instead.
@@ -173,12 +182,6 @@ export async function buildApp(
     })
   })
 
-  app.addHook('onClose', async () => {
-    await janitor.stop()
-    await stores.presence.close()
-    await stores.profiles.close()
-    await stores.bus.close()
-  })
   janitor.start()
 
   return { app, service, tokens, stores, janitor, config, metrics }
