@@ -18,7 +18,17 @@ export default tseslint.config(
     files: ['src/core/**/*.ts'],
     rules: restrict([
       {
-        group: ['../store/*', '../realtime/*', '../service/*', '../protocols/*', '../app/*', '../cli/*', 'fastify', 'ioredis', 'better-sqlite3'],
+        group: [
+          '../store/*',
+          '../realtime/*',
+          '../service/*',
+          '../protocols/*',
+          '../app/*',
+          '../cli/*',
+          'fastify',
+          'ioredis',
+          'better-sqlite3',
+        ],
         message: 'core is pure: it imports nothing outside core.',
       },
     ]),
@@ -26,22 +36,35 @@ export default tseslint.config(
   {
     files: ['src/store/**/*.ts', 'src/realtime/**/*.ts'],
     rules: restrict([
-      { group: ['**/service/*', '**/protocols/*', '**/app/*', '**/cli/*'], message: 'store and realtime depend on core only.' },
+      {
+        group: ['**/service/*', '**/protocols/*', '**/app/*', '**/cli/*'],
+        message: 'store and realtime depend on core only.',
+      },
     ]),
   },
   {
     files: ['src/service/**/*.ts'],
     rules: restrict([
-      { group: ['**/protocols/*', '**/app/*', '**/cli/*', 'fastify'], message: 'service depends on core and ports only.' },
+      {
+        group: ['**/protocols/*', '**/app/*', '**/cli/*', 'fastify'],
+        message: 'service depends on core and ports only.',
+      },
     ]),
   },
   {
     files: ['src/protocols/**/*.ts'],
-    rules: restrict([{ group: ['**/app/*', '**/cli/*'], message: 'protocols do not know the app.' }]),
+    rules: restrict([
+      { group: ['**/app/*', '**/cli/*'], message: 'protocols do not know the app.' },
+    ]),
   },
   {
     files: ['sdk/**/*.ts', 'dashboard/**/*.ts'],
-    rules: restrict([{ group: ['**/src/*', '../../src/**'], message: 'the SDK and dashboard import no server code.' }]),
+    rules: restrict([
+      {
+        group: ['**/src/*', '../../src/**'],
+        message: 'the SDK and dashboard import no server code.',
+      },
+    ]),
   },
   {
     files: ['**/*.js'],
