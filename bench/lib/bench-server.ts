@@ -1,7 +1,7 @@
 /**
  * A presenced process for benchmarks: embedded store loaded with N users, each with one live
  * session (a third Online, two thirds InGame in one of 500 catalogued places), then listening.
- * Prints one JSON line on stdout: {port, users, bytesPerSession, rssPerSession, loadSeconds}.
+ * Prints one JSON line on stdout: {port, users, bytesPerSession, rssPerSession, loadSeconds, token}.
  * Run with --expose-gc so the memory figures are taken after a full collection.
  */
 import { mkdtempSync } from 'node:fs'
@@ -71,5 +71,7 @@ console.log(
         before.arrayBuffers) /
       users,
     rssPerSession: (after.rss - before.rss) / users,
+    // user 1's token, for the Xbox bench (XBL3.0 auth)
+    token: await presenced.tokens.issue('1' as UserId),
   }),
 )
