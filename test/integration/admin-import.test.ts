@@ -164,19 +164,19 @@ test('import: auth first, NDJSON only, empty body, invisible freezes lastOnline'
   assert.equal((await service.getSettings(id(7))).frozenLastOnline, seenAt + 10_000)
 })
 
-test('import: a body far above the global 1 MiB limit (300k lines) is accepted', async (t) => {
+test('import: a body far above the global 1 MiB limit (100k lines) is accepted', async (t) => {
   const { app, service } = await startApp(t)
   const lines: string[] = []
-  for (let i = 0; i < 300_000; i++) lines.push(`{"type":"friends","a":"${i + 1}","b":"${i + 2}"}`)
+  for (let i = 0; i < 100_000; i++) lines.push(`{"type":"friends","a":"${i + 1}","b":"${i + 2}"}`)
   const body = lines.join('\n')
-  assert.ok(body.length > 8 * 1024 * 1024)
+  assert.ok(body.length > 3 * 1024 * 1024)
   const started = performance.now()
   const res = await postImport(app, body)
   const ms = performance.now() - started
   assert.equal(res.statusCode, 200, res.body.slice(0, 300))
-  assert.equal(res.json().records, 300_000)
-  assert.deepEqual((await service.profiles.listFriends(id(150_000))).sort(), ['149999', '150001'])
-  t.diagnostic(`300k lines in ${Math.round(ms)} ms (${Math.round(300_000 / (ms / 1000))} lines/s)`)
+  assert.equal(res.json().records, 100_000)
+  assert.deepEqual((await service.profiles.listFriends(id(50_000))).sort(), ['49999', '50001'])
+  t.diagnostic(`100k lines in ${Math.round(ms)} ms (${Math.round(100_000 / (ms / 1000))} lines/s)`)
 })
 
 function runCli(args: string[], env: Record<string, string> = {}) {

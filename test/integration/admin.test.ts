@@ -153,6 +153,12 @@ test('settings: PUT/GET through the service; invisible freezes lastOnline; bus t
     'content-type': 'text/plain',
   })
   assert.equal(text.statusCode, 415)
+  const huge = await call(app, 'PUT', '/admin/v1/users/7/settings', {
+    visibility: 'everyone',
+    padding: 'x'.repeat(2 * 1024 * 1024),
+  })
+  assert.equal(huge.statusCode, 413)
+  assert.equal(huge.json().error.code, 'PAYLOAD_TOO_LARGE')
   assert.deepEqual((await call(app, 'GET', '/admin/v1/users/7/settings')).json(), {
     visibility: 'nobody',
     invisible: true,
