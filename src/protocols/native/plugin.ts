@@ -1,10 +1,77 @@
+import websocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
+import { Fanout } from '../../realtime/fanout.js'
 import type { ProtocolContext } from '../context.js'
+import { requireUser, userOf } from './auth.js'
+import { sendNativeError } from './errors.js'
+import { serveSse } from './sse.js'
+import { renderNative } from './view.js'
+import { CLOSE, serveWebSocket, type RealtimeDeps } from './ws.js'
 
+/** Ids one stream may watch, and one frame may carry. */
+const MAX_IDS = 1000
+/** Largest client frame; `ws` closes with 1009 beyond it. */
+const MAX_FRAME_BYTES = 64 * 1024
+
+/**
+ * The native real-time API (docs/reference/native.md): `GET /api/v1/realtime` (WebSocket) and
+ * `GET /api/v1/realtime/sse` (Server-Sent Events), both fed by one Fanout on the change bus.
+ */
 export async function nativeProtocol(
   app: FastifyInstance,
   context: ProtocolContext,
 ): Promise<void> {
-  void app
-  void context
+  const { service, tokens, settings } = context
+  const fanout = new Fanout(
+    service.bus,
+    {
+      now: () => service.clock.now(),
+      presences: (ids) => service.rawPresences(ids),
+      settings: (ids) => service.profiles.getSettings(ids),
+      relations: (viewer, ids) => service.profiles.getRelations(viewer, ids),
+    },
+    {
+      render: renderNative,
+      flapGraceMs: settings.flapGraceMs,
+      replayFrames: settings.realtimeReplayFrames,
+      resumeWindowMs: settings.realtimeResumeMs,
+      onError: (error) => app.log.warn({ err: error }, 'real-time fanout dropped a change'),
+    },
+  )
+  const deps: RealtimeDeps = {
+    fanout,
+    service,
+    log: app.log,
+    queueBytes: settings.realtimeQueueBytes,
+    maxIds: MAX_IDS,
+    // connection presence must be refreshed well within the session TTL
+    keepaliveMs: Math.min(25_000, Math.floor((settings.sessionTtlSeconds * 1000) / 3)),
+  }
+  const sseStreams = new Set<() => void>()
+
+  // before @fastify/websocket's own preClose, so peers get 1001 rather than no code
+  app.addHook('preClose', async () => {
+    for (const client of app.websocketServer?.clients ?? []) {
+      client.close(CLOSE.goingAway, 'server shutting down')
+    }
+    for (const end of [...sseStreams]) end()
+  })
+  await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } })
+  app.addHook('onClose', async () => fanout.stop())
+
+  const authenticate = requireUser(tokens)
+  app.route({
+    method: 'GET',
+    url: '/api/v1/realtime',
+    preValidation: authenticate,
+    handler: (_request, reply) =>
+      sendNativeError(
+        reply,
+        426,
+        'UPGRADE_REQUIRED',
+        'This endpoint speaks WebSocket; use /api/v1/realtime/sse for Server-Sent Events.',
+      ),
+    wsHandler: (socket, request) => serveWebSocket(socket, userOf(request), deps),
+  })
+  app.get('/api/v1/realtime/sse', { preValidation: authenticate }, serveSse(deps, sseStreams))
 }

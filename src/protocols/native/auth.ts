@@ -1,0 +1,45 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { UserId } from '../../core/user-id.js'
+import type { Tokens } from '../../service/tokens.js'
+import { sendNativeError } from './errors.js'
+
+const users = new WeakMap<FastifyRequest, UserId>()
+
+/** The token of a request: `Authorization: Bearer`, else `?access_token=` (browsers' only way). */
+function tokenOf(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  if (header !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+    return match?.[1]
+  }
+  const query = request.query as Record<string, unknown> | undefined
+  const fromQuery = query?.access_token
+  return typeof fromQuery === 'string' ? fromQuery : undefined
+}
+
+/**
+ * A preValidation hook: refuses the request with 401 before any upgrade or stream starts unless
+ * it carries a valid user token.
+ */
+export function requireUser(tokens: Tokens) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const token = tokenOf(request)
+    const claims = token === undefined ? undefined : await tokens.verify(token)
+    if (!claims) {
+      return sendNativeError(
+        reply,
+        401,
+        'UNAUTHENTICATED',
+        'Authorization has been denied for this request.',
+      )
+    }
+    users.set(request, claims.userId)
+  }
+}
+
+/** The user `requireUser` let through. */
+export function userOf(request: FastifyRequest): UserId {
+  const user = users.get(request)
+  if (user === undefined) throw new Error('native route without requireUser')
+  return user
+}

@@ -1,0 +1,152 @@
+import type { Activity, ActivityKind } from '../../core/presence.js'
+import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
+import { parseJsonLossless } from '../shared/lossless-json.js'
+
+/** What a client may send over the WebSocket (docs/reference/native.md). */
+export type ClientFrame =
+  | { type: 'subscribe'; ids: UserId[] }
+  | { type: 'unsubscribe'; ids: UserId[] }
+  | { type: 'heartbeat'; deviceType: string; activity: Activity }
+  | { type: 'resume'; token: string; since: number }
+
+/** Why a frame was refused; sent back as `{"type":"error",code,message}`. */
+export interface FrameError {
+  error: { code: string; message: string }
+}
+
+const KINDS = new Set<ActivityKind>(['online', 'inGame', 'inStudio'])
+const ACTIVITY_KEYS = new Set([
+  'kind',
+  'placeId',
+  'rootPlaceId',
+  'universeId',
+  'gameId',
+  'location',
+])
+const DEVICE_TYPE = /^[A-Za-z0-9]{1,32}$/
+const GAME_ID = /^[A-Za-z0-9-]{1,64}$/
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/
+
+function fail(code: string, message: string): FrameError {
+  return { error: { code, message } }
+}
+
+/**
+ * Parses one client frame. Never throws: anything malformed comes back as a FrameError naming
+ * the problem, so the connection can answer it and stay open.
+ *
+ * @example parseClientFrame('{"type":"subscribe","ids":["1",2]}', 1000)
+ * // { type: 'subscribe', ids: ['1', '2'] }
+ */
+export function parseClientFrame(text: string, maxIds: number): ClientFrame | FrameError {
+  let value: unknown
+  try {
+    value = parseJsonLossless(text)
+  } catch {
+    return fail('FRAME_INVALID', 'The frame is not valid JSON.')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail('FRAME_INVALID', 'A frame is a JSON object with a "type".')
+  }
+  const frame = value as Record<string, unknown>
+  switch (frame.type) {
+    case 'subscribe':
+    case 'unsubscribe':
+      return parseIds(frame.type, frame.ids ?? frame.userIds, maxIds)
+    case 'heartbeat':
+      return parseHeartbeat(frame)
+    case 'resume': {
+      const token = frame.resume ?? frame.token
+      const since = frame.since
+      if (typeof token !== 'string' || !TOKEN.test(token)) {
+        return fail('FRAME_INVALID', '"resume" must be the token of an earlier snapshot.')
+      }
+      if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
+        return fail('FRAME_INVALID', '"since" must be the last sequence number received (>= 0).')
+      }
+      return { type: 'resume', token, since }
+    }
+    default:
+      return fail(
+        'TYPE_UNKNOWN',
+        `Unknown frame type ${JSON.stringify(String(frame.type)).slice(0, 40)}: expected subscribe, unsubscribe, heartbeat or resume.`,
+      )
+  }
+}
+
+function parseIds(
+  type: 'subscribe' | 'unsubscribe',
+  raw: unknown,
+  maxIds: number,
+): ClientFrame | FrameError {
+  if (!Array.isArray(raw) || raw.length === 0) {
+    return fail('IDS_INVALID', `"ids" must be a non-empty array of user ids.`)
+  }
+  if (raw.length > maxIds) {
+    return fail('TOO_MANY_IDS', `At most ${maxIds} ids per frame.`)
+  }
+  const ids: UserId[] = []
+  for (const item of raw) {
+    const id = parseUserId(item)
+    if (!id) {
+      return fail(
+        'IDS_INVALID',
+        `Invalid user id ${JSON.stringify(String(item)).slice(0, 40)}: user ids are positive 64-bit integers.`,
+      )
+    }
+    ids.push(id)
+  }
+  return { type, ids }
+}
+
+function parseHeartbeat(frame: Record<string, unknown>): ClientFrame | FrameError {
+  const deviceType = frame.deviceType ?? 'Web'
+  if (typeof deviceType !== 'string' || !DEVICE_TYPE.test(deviceType)) {
+    return fail('HEARTBEAT_INVALID', '"deviceType" must be 1-32 letters or digits, e.g. "Web".')
+  }
+  const raw = frame.activity ?? { kind: 'online' }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return fail('HEARTBEAT_INVALID', '"activity" must be an object such as {"kind":"online"}.')
+  }
+  const input = raw as Record<string, unknown>
+  for (const key of Object.keys(input)) {
+    if (!ACTIVITY_KEYS.has(key)) {
+      return fail(
+        'HEARTBEAT_INVALID',
+        `Unknown activity member ${JSON.stringify(key).slice(0, 40)}.`,
+      )
+    }
+  }
+  const kind = input.kind ?? 'online'
+  if (typeof kind !== 'string' || !KINDS.has(kind as ActivityKind)) {
+    return fail('HEARTBEAT_INVALID', '"activity.kind" must be online, inGame or inStudio.')
+  }
+  const activity: Activity = { kind: kind as ActivityKind }
+  for (const key of ['placeId', 'rootPlaceId', 'universeId'] as const) {
+    if (input[key] === undefined || input[key] === null) continue
+    const id = parseInt64Id(input[key])
+    if (!id)
+      return fail('HEARTBEAT_INVALID', `"activity.${key}" must be a positive 64-bit integer.`)
+    activity[key] = id
+  }
+  if (input.gameId !== undefined && input.gameId !== null) {
+    if (typeof input.gameId !== 'string' || !GAME_ID.test(input.gameId)) {
+      return fail('HEARTBEAT_INVALID', '"activity.gameId" must be a server instance id (uuid).')
+    }
+    activity.gameId = input.gameId
+  }
+  if (input.location !== undefined && input.location !== null) {
+    if (typeof input.location !== 'string' || input.location.length > 256) {
+      return fail(
+        'HEARTBEAT_INVALID',
+        '"activity.location" must be a string of at most 256 characters.',
+      )
+    }
+    activity.location = input.location
+  }
+  return { type: 'heartbeat', deviceType, activity }
+}
+
+export function isFrameError(frame: ClientFrame | FrameError): frame is FrameError {
+  return 'error' in frame
+}

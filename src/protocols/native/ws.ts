@@ -1,0 +1,150 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { RawData, WebSocket } from 'ws'
+import type { UserId } from '../../core/user-id.js'
+import type { Fanout } from '../../realtime/fanout.js'
+import type { Sink, Stream } from '../../realtime/stream.js'
+import type { PresenceService } from '../../service/presence-service.js'
+import { ConnectionPresence } from './connection-presence.js'
+import { errorFrame } from './errors.js'
+import { isFrameError, parseClientFrame } from './frames.js'
+
+/** What both transports share. */
+export interface RealtimeDeps {
+  fanout: Fanout
+  service: PresenceService
+  log: FastifyBaseLogger
+  /** Bytes a connection may have buffered and not yet taken before it is cut off. */
+  queueBytes: number
+  /** Ids per stream (and per frame). */
+  maxIds: number
+  /** Ping (WebSocket) / comment (SSE) interval; also how often connection presence is refreshed. */
+  keepaliveMs: number
+}
+
+export const CLOSE = {
+  goingAway: 1001,
+  policy: 1008,
+  slowConsumer: 4008,
+  replaced: 4009,
+} as const
+
+/** Malformed frames tolerated per window before the connection counts as abusive. */
+const STRIKES = 20
+const STRIKE_WINDOW_MS = 10_000
+/** How long a cut-off peer gets to take its close frame before the socket is destroyed. */
+const CLOSE_GRACE_MS = 5_000
+
+/** Serves one authenticated WebSocket connection (docs/reference/native.md). */
+export function serveWebSocket(socket: WebSocket, userId: UserId, deps: RealtimeDeps): void {
+  const { fanout, log } = deps
+  const presence = new ConnectionPresence(deps.service, userId)
+  let open = true
+  let alive = true
+  let fresh = true
+  let strikes: number[] = []
+
+  const close = (code: number, reason: string): void => {
+    if (!open) return
+    open = false
+    fanout.detach(stream, sink)
+    socket.close(code, reason)
+    // a peer that does not read never completes the closing handshake
+    setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
+  }
+
+  const sink: Sink = {
+    send(frame) {
+      if (!open) return
+      if (socket.bufferedAmount + frame.length > deps.queueBytes) {
+        log.info({ stream: stream.id, buffered: socket.bufferedAmount }, 'slow consumer cut off')
+        return close(CLOSE.slowConsumer, 'slow consumer')
+      }
+      socket.send(frame)
+    },
+    replaced() {
+      close(CLOSE.replaced, 'resumed elsewhere')
+    },
+  }
+  let stream: Stream = fanout.open(userId, sink)
+
+  const reply = (frame: string): void => {
+    if (open) sink.send(frame)
+  }
+
+  const strike = (code: string, message: string): void => {
+    const now = Date.now()
+    strikes = strikes.filter((at) => now - at < STRIKE_WINDOW_MS)
+    strikes.push(now)
+    if (strikes.length > STRIKES) return close(CLOSE.policy, 'too many malformed frames')
+    reply(errorFrame(code, message))
+  }
+
+  const onMessage = (data: RawData, isBinary: boolean): void => {
+    if (!open) return
+    if (isBinary) return strike('FRAME_INVALID', 'Frames are JSON text, not binary.')
+    const frame = parseClientFrame(data.toString(), deps.maxIds)
+    if (isFrameError(frame)) return strike(frame.error.code, frame.error.message)
+    switch (frame.type) {
+      case 'subscribe': {
+        if (fanout.watchCount(stream) + frame.ids.length > deps.maxIds) {
+          return strike('TOO_MANY_IDS', `A stream watches at most ${deps.maxIds} users.`)
+        }
+        fresh = false
+        fanout.subscribe(stream, frame.ids).catch((error: unknown) => {
+          log.warn({ err: error }, 'real-time subscribe failed')
+          reply(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
+        })
+        return
+      }
+      case 'unsubscribe':
+        void fanout.unsubscribe(stream, frame.ids)
+        return
+      case 'heartbeat':
+        presence.set(frame.deviceType, frame.activity).catch((error: unknown) => {
+          log.warn({ err: error }, 'real-time heartbeat failed')
+          reply(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
+        })
+        return
+      case 'resume': {
+        if (!fresh || stream.seq > 0) {
+          return strike('RESUME_LATE', 'resume must be the first frame of a connection.')
+        }
+        fresh = false
+        const result = fanout.resume(userId, frame.token, frame.since, sink)
+        if (result.ok) {
+          fanout.close(stream)
+          stream = result.stream
+        } else {
+          reply(JSON.stringify({ type: 'reset', reason: result.reason }))
+        }
+        return
+      }
+    }
+  }
+
+  socket.on('message', onMessage)
+  socket.on('pong', () => {
+    alive = true
+  })
+  const keepalive = setInterval(() => {
+    if (!alive) {
+      log.info({ stream: stream.id }, 'real-time peer stopped answering pings')
+      void presence.end('timeout').catch(() => {})
+      socket.terminate()
+      return
+    }
+    alive = false
+    socket.ping()
+    presence.refresh().catch(() => {})
+  }, deps.keepaliveMs)
+  keepalive.unref()
+
+  socket.on('close', () => {
+    open = false
+    clearInterval(keepalive)
+    fanout.detach(stream, sink)
+    presence.end('explicit').catch((error: unknown) => {
+      log.warn({ err: error }, 'ending a real-time session failed')
+    })
+  })
+}

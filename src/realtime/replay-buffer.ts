@@ -1,0 +1,46 @@
+/**
+ * The last `capacity` frames of one stream, for resume. Frames are numbered without gaps, so the
+ * buffer covers `since` exactly when every frame after it is still held. A frame is kept as a
+ * head and a tail around its sequence number: heads are a handful of constants and tails are
+ * shared by every watcher of the same change, so a full buffer costs two references per frame.
+ */
+export class ReplayBuffer {
+  readonly #capacity: number
+  readonly #heads: string[] = []
+  readonly #tails: string[] = []
+  /** Sequence number of the newest frame; 0 before any. */
+  #last = 0
+
+  constructor(capacity: number) {
+    this.#capacity = Math.max(0, capacity)
+  }
+
+  get last(): number {
+    return this.#last
+  }
+
+  /** Records frame `seq` (which must be last + 1). */
+  push(seq: number, head: string, tail: string): void {
+    this.#last = seq
+    if (this.#capacity === 0) return
+    const slot = (seq - 1) % this.#capacity
+    this.#heads[slot] = head
+    this.#tails[slot] = tail
+  }
+
+  /** True when every frame after `since` can be replayed. */
+  covers(since: number): boolean {
+    if (!Number.isSafeInteger(since) || since < 0 || since > this.#last) return false
+    return this.#last - since <= Math.min(this.#capacity, this.#last)
+  }
+
+  /** The frames after `since`, oldest first; call only when `covers(since)`. */
+  after(since: number): string[] {
+    const frames: string[] = []
+    for (let seq = since + 1; seq <= this.#last; seq++) {
+      const slot = (seq - 1) % this.#capacity
+      frames.push(this.#heads[slot]! + seq + this.#tails[slot]!)
+    }
+    return frames
+  }
+}
