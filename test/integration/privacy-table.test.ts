@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
@@ -35,6 +35,8 @@ const iso = (ms: number) => new Date(ms).toISOString()
 const EPOCH = '1970-01-01T00:00:00.000Z'
 const GAME_ID = '5f2b7f3e-9c1d-4e0a-8b6f-1a2b3c4d5e6f'
 const PLACE = { placeId: 1818, rootPlaceId: 1800, universeId: 99, name: 'Crossroads' }
+/** PRESENCED_XBOX_TITLE_ID's default: the title Roblox game and studio sessions show as. */
+const PLATFORM_TITLE = { id: '1', name: 'Roblox' }
 
 const FRIEND = 900001
 const NON_FRIEND = 900002
@@ -141,13 +143,21 @@ async function admin(app: FastifyInstance, method: 'PUT', url: string, body?: ob
   assert.ok(res.statusCode === 200 || res.statusCode === 204, `${url}: ${res.body}`)
 }
 
-test('privacy table: 6 viewers × 4 settings × 4 states through POST /v1/presence/users', async (t) => {
+/** One server with 16 targets (4 settings × 4 states) and the viewers, at T0+12s. */
+async function setup(t: TestContext) {
   const clock = new ManualClock(T0)
   const { app, tokens } = await startApp(t, { clock })
   const targets = settingsKinds.flatMap((setting) =>
     states.map((state) => ({ setting, state, id: targetId(setting, state) })),
   )
 
+  const imported = await app.inject({
+    method: 'POST',
+    url: '/admin/v1/import',
+    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/x-ndjson' },
+    payload: `{"type":"title","titleId":"${PLATFORM_TITLE.id}","name":"${PLATFORM_TITLE.name}"}\n`,
+  })
+  assert.equal(imported.statusCode, 200, imported.body)
   await admin(app, 'PUT', `/admin/v1/places/${PLACE.placeId}`, {
     universeId: PLACE.universeId,
     rootPlaceId: PLACE.rootPlaceId,
@@ -194,6 +204,11 @@ test('privacy table: 6 viewers × 4 settings × 4 states through POST /v1/presen
   }
   clock.set(T0 + 12_000)
 
+  return { app, tokens, targets }
+}
+
+test('privacy table: 6 viewers × 4 settings × 4 states through POST /v1/presence/users', async (t) => {
+  const { app, tokens, targets } = await setup(t)
   const viewerIds: Record<Exclude<ViewerKind, 'self' | 'anonymous'>, number> = {
     friend: FRIEND,
     nonFriend: NON_FRIEND,
@@ -250,4 +265,121 @@ test('privacy table: 6 viewers × 4 settings × 4 states through POST /v1/presen
     }
   }
   assert.equal(checked, viewers.length * settingsKinds.length * states.length)
+})
+
+interface XboxRecord {
+  xuid: string
+  state: 'Online' | 'Away' | 'Offline'
+  devices?: Array<{ type: string; titles: unknown[] }>
+  lastSeen?: { timestamp: string }
+}
+
+/** The Xbox PresenceRecord (level all) the target themself sees. */
+function xboxTruth(setting: SettingKind, state: StateKind): XboxRecord {
+  const xuid = String(targetId(setting, state))
+  switch (state) {
+    case 'offline':
+      return { xuid, state: 'Offline', lastSeen: { timestamp: iso(T0 + 11_000) } }
+    case 'online':
+      // signed in on a device, in no title
+      return { xuid, state: 'Away', devices: [{ type: 'PC', titles: [] }] }
+    case 'inGame':
+    case 'inStudio':
+      return {
+        xuid,
+        state: 'Online',
+        devices: [
+          {
+            type: 'PC',
+            titles: [
+              {
+                id: PLATFORM_TITLE.id,
+                name: PLATFORM_TITLE.name,
+                lastModified: iso(T0 + 10_000),
+                placement: 'full',
+                state: 'active',
+                activity: { richPresence: PLACE.name },
+              },
+            ],
+          },
+        ],
+      }
+  }
+}
+
+/** The same policy on the Xbox record: hidden is Offline; "not where" keeps devices, no titles. */
+function xboxExpected(viewer: ViewerKind, setting: SettingKind, state: StateKind): XboxRecord {
+  const real = xboxTruth(setting, state)
+  if (viewer === 'self') return real
+  const xuid = real.xuid
+  if (viewer === 'blocker' || viewer === 'blocked') return { xuid, state: 'Offline' }
+  if (setting === 'invisible') {
+    return {
+      xuid,
+      state: 'Offline',
+      lastSeen: { timestamp: iso(state === 'offline' ? T0 + 1000 : T0) },
+    }
+  }
+  const seesWhere = setting === 'everyone' || (setting === 'friends' && viewer === 'friend')
+  if (seesWhere || state === 'offline') return real
+  return { xuid, state: real.state, devices: [{ type: 'PC', titles: [] }] }
+}
+
+test('privacy table on the Xbox API: the same 96 cases through POST /users/batch (level all)', async (t) => {
+  const { app, tokens, targets } = await setup(t)
+  // Xbox has no anonymous reader: a service key with presence:read reads as a non-friend does
+  const created = await app.inject({
+    method: 'POST',
+    url: '/admin/v1/keys',
+    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+    payload: JSON.stringify({ name: 'reader', scopes: ['presence:read'] }),
+  })
+  assert.equal(created.statusCode, 201, created.body)
+  const serviceKey = created.json().secret as string
+  const viewerIds: Record<Exclude<ViewerKind, 'self' | 'anonymous'>, number> = {
+    friend: FRIEND,
+    nonFriend: NON_FRIEND,
+    blocker: BLOCKER,
+    blocked: BLOCKED,
+  }
+  const batch = async (viewerId: number | undefined, ids: number[]): Promise<XboxRecord[]> => {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'x-xbl-contract-version': '3',
+    }
+    if (viewerId === undefined) headers['x-api-key'] = serviceKey
+    else {
+      const token = await tokens.issue(String(viewerId) as UserId)
+      headers.authorization = `XBL3.0 x=0;${token}`
+    }
+    const res = await app.inject({
+      method: 'POST',
+      url: '/users/batch',
+      headers,
+      payload: JSON.stringify({ users: ids, level: 'all' }),
+    })
+    assert.equal(res.statusCode, 200, res.body)
+    return res.json() as XboxRecord[]
+  }
+
+  let checked = 0
+  for (const viewer of viewers) {
+    const seen = new Map<string, XboxRecord>()
+    if (viewer === 'self') {
+      for (const { id } of targets) seen.set(String(id), (await batch(id, [id]))[0]!)
+    } else {
+      const ids = targets.map((target) => target.id)
+      const records = await batch(viewer === 'anonymous' ? undefined : viewerIds[viewer], ids)
+      for (const record of records) seen.set(record.xuid, record)
+    }
+    for (const { id, setting, state } of targets) {
+      assert.deepEqual(
+        seen.get(String(id)),
+        xboxExpected(viewer, setting, state),
+        `viewer ${viewer}, target ${setting}, ${state}`,
+      )
+      checked++
+    }
+  }
+  assert.equal(checked, 96)
 })
