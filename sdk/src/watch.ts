@@ -2,10 +2,11 @@ import { Emitter } from './emitter.js'
 import { PresencedError } from './errors.js'
 import { isObject, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
-import { presenceFromWire, type Presence } from './presence.js'
-import type { RobloxUserPresence } from './wire.js'
+import { stringifyJson } from './ids.js'
+import { PresenceType, dateOf, type Presence } from './presence.js'
 
-export type OfflineReason = 'explicit' | 'timeout' | 'node_lost' | 'privacy' | (string & {})
+export type OfflineReason =
+  'explicit' | 'timeout' | 'server_lost' | 'node_lost' | 'privacy' | (string & {})
 
 /** What a subscription delivers, in order. Every event is the subscriber's own view. */
 export type PresenceEvent =
@@ -13,12 +14,20 @@ export type PresenceEvent =
       type: 'snapshot'
       seq: number
       presences: Presence[]
+      /** The same users with every session, as the native API sends them. */
+      raw: NativePresence[]
       /** True when this snapshot replaces state after a gap that could not be resumed. */
       reset: boolean
     }
-  | { type: 'online'; seq: number; presence: Presence }
-  | { type: 'update'; seq: number; presence: Presence }
-  | { type: 'offline'; seq: number; presence: Presence; reason: OfflineReason }
+  | { type: 'online'; seq: number; presence: Presence; raw: NativePresence }
+  | { type: 'update'; seq: number; presence: Presence; raw: NativePresence }
+  | {
+      type: 'offline'
+      seq: number
+      presence: Presence
+      raw: NativePresence
+      reason: OfflineReason
+    }
 
 export type PresenceEventType = PresenceEvent['type']
 
@@ -33,7 +42,9 @@ export interface SubscriptionEvents {
   open: { transport: 'websocket' | 'sse' }
   /** The connection dropped; the next attempt starts after `delayMs`. */
   reconnecting: { attempt: number; delayMs: number; error: unknown }
-  /** A fatal error (bad credentials, refused ids): the subscription is closed. */
+  /** The server refused one frame (say, a bad id given to add()); the stream goes on. */
+  warning: PresencedError
+  /** A fatal error (refused credentials, stream taken over): the subscription is closed. */
   error: PresencedError
   close: undefined
   [key: string]: unknown
@@ -49,30 +60,54 @@ export interface WebSocketLike {
   ): WebSocketInstance
 }
 
+/**
+ * Handlers take `never` so that any implementation's richer event types fit (the client casts
+ * each event to the few fields it reads).
+ */
 export interface WebSocketInstance {
   readonly readyState: number
   send(data: string): void
   close(code?: number, reason?: string): void
-  onopen: ((event: unknown) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number; reason: string }) => void) | null
-  onerror: ((event: unknown) => void) | null
+  onopen: ((event: never) => void) | null
+  onmessage: ((event: never) => void) | null
+  onclose: ((event: never) => void) | null
+  onerror: ((event: never) => void) | null
 }
 
 export interface SubscribeOptions {
   /** A WebSocket constructor; default the global one; without any, SSE over fetch. */
   WebSocket?: WebSocketLike | undefined
+  /**
+   * Send the token as an Authorization header on the WebSocket upgrade (only `ws` can) rather
+   * than as `?access_token=`. @default true for an injected constructor, false for the global
+   */
+  webSocketHeaders?: boolean
   /** Force a transport. @default 'auto' */
   transport?: 'auto' | 'websocket' | 'sse'
-  /** Reconnect backoff: first wait and cap. @default { minDelayMs: 500, maxDelayMs: 15000 } */
+  /** Reconnect backoff: first wait and cap; `false` makes a dropped connection fatal. */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false
 }
 
+/** What the connection itself reports as the caller's presence (WebSocket only). */
+export interface ConnectionPresence {
+  activity?: {
+    kind?: 'online' | 'inGame' | 'inStudio'
+    placeId?: string | number | bigint
+    rootPlaceId?: string | number | bigint
+    universeId?: string | number | bigint
+    gameId?: string
+    location?: string
+  }
+  /** Xbox device type name. @default 'Web' */
+  deviceType?: string
+}
+
 /** The native API's paths (docs/reference/native.md). */
-export const NATIVE_WS_PATH = '/native/v1/ws'
-export const NATIVE_SSE_PATH = '/native/v1/sse'
+export const NATIVE_WS_PATH = '/api/v1/realtime'
+export const NATIVE_SSE_PATH = '/api/v1/realtime/sse'
 
 interface Connection {
+  readonly kind: 'websocket' | 'sse'
   send(frame: Record<string, unknown>): void
   close(): void
 }
@@ -81,6 +116,11 @@ interface ConnectionHandlers {
   onOpen(): void
   onFrame(frame: Record<string, unknown>): void
   onClose(error: unknown, fatal: boolean): void
+}
+
+interface ResumePoint {
+  token: string
+  since: number
 }
 
 /**
@@ -96,14 +136,18 @@ export class Subscription
   readonly #options: SubscribeOptions
   readonly #ids: Set<string>
   readonly #iterators = new Set<Queue>()
+  /** Ids added while no WebSocket was open: subscribed after the next resume. */
+  readonly #unsent = new Set<string>()
   #connection: Connection | undefined
-  #seq: number | undefined
+  #resume: ResumePoint | undefined
+  #heartbeat: Record<string, unknown> | undefined
+  #resetPending = false
   #attempt = 0
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
   #resolveReady!: () => void
   #rejectReady!: (error: unknown) => void
-  /** Resolves once the first snapshot has arrived. */
+  /** Resolves once the first snapshot has arrived; rejects if the subscription fails first. */
   readonly ready: Promise<void>
 
   constructor(transport: Transport, ids: readonly string[], options: SubscribeOptions) {
@@ -126,20 +170,43 @@ export class Subscription
 
   /** The last sequence number received (what a resume starts after). */
   get seq(): number | undefined {
-    return this.#seq
+    return this.#resume?.since
   }
 
   /** Watches more users; their current presence arrives as a snapshot. */
-  add(ids: Iterable<string>): void {
-    const added = [...ids].filter((id) => !this.#ids.has(id))
+  add(ids: Iterable<string | number | bigint>): void {
+    const added = [...ids].map(String).filter((id) => !this.#ids.has(id))
     for (const id of added) this.#ids.add(id)
-    if (added.length > 0) this.#control('subscribe', added)
+    if (added.length === 0) return
+    if (this.#kind() === 'sse') return this.#reopen()
+    if (this.#connection !== undefined) this.#connection.send({ type: 'subscribe', ids: added })
+    else for (const id of added) this.#unsent.add(id)
   }
 
-  /** Stops watching users. */
-  remove(ids: Iterable<string>): void {
-    const removed = [...ids].filter((id) => this.#ids.delete(id))
-    if (removed.length > 0) this.#control('unsubscribe', removed)
+  /** Stops watching users; no event about them is delivered from now on. */
+  remove(ids: Iterable<string | number | bigint>): void {
+    const removed = [...ids].map(String).filter((id) => this.#ids.delete(id))
+    if (removed.length === 0) return
+    // SSE cannot unsubscribe: events about removed users are dropped here instead
+    if (this.#connection?.kind === 'websocket') {
+      this.#connection.send({ type: 'unsubscribe', ids: removed })
+    }
+  }
+
+  /**
+   * Makes this connection carry the caller's own presence (WebSocket only): the user stays
+   * online while it is open, and goes offline when it closes. Re-sent after a reconnect.
+   */
+  setPresence(presence: ConnectionPresence = {}): void {
+    const activity = presence.activity ?? { kind: 'online' }
+    this.#heartbeat = {
+      type: 'heartbeat',
+      deviceType: presence.deviceType ?? 'Web',
+      activity: Object.fromEntries(
+        Object.entries(activity).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
+      ),
+    }
+    this.#connection?.send(this.#heartbeat)
   }
 
   /** Ends the subscription; iterators finish. */
@@ -151,6 +218,7 @@ export class Subscription
     this.#connection = undefined
     this.#rejectReady(new PresencedError('Subscription closed', { status: 0, protocol: 'native' }))
     for (const queue of this.#iterators) queue.end()
+    this.#iterators.clear()
     this.emit('close', undefined)
   }
 
@@ -161,17 +229,6 @@ export class Subscription
     return queue
   }
 
-  #control(type: 'subscribe' | 'unsubscribe', ids: string[]): void {
-    if (this.#kind() === 'websocket') {
-      this.#connection?.send({ type, userIds: ids.map((id) => BigInt(id)) })
-    } else {
-      // SSE is one-way: reopen the stream on the new set, resuming where it was
-      this.#connection?.close()
-      this.#connection = undefined
-      this.#connect()
-    }
-  }
-
   #kind(): 'websocket' | 'sse' {
     const forced = this.#options.transport
     if (forced === 'websocket' || forced === 'sse') return forced
@@ -179,20 +236,45 @@ export class Subscription
   }
 
   #webSocket(): WebSocketLike | undefined {
-    return (
-      this.#options.WebSocket ??
-      (globalThis as { WebSocket?: WebSocketLike }).WebSocket ??
-      undefined
-    )
+    return this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketLike }).WebSocket
+  }
+
+  /** SSE fixes its ids per request: reopen on the new set, resuming the same stream. */
+  #reopen(): void {
+    if (this.#closed || this.#timer !== undefined) return
+    this.#connection?.close()
+    this.#connection = undefined
+    this.#connect()
   }
 
   #connect(): void {
     if (this.#closed) return
+    const kind = this.#kind()
     const handlers: ConnectionHandlers = {
       onOpen: () => {
-        this.emit('open', { transport: this.#kind() })
+        if (kind === 'websocket') {
+          // resume the stream where it was, else start one; then re-carry our own presence
+          if (this.#resume) {
+            connection.send({
+              type: 'resume',
+              resume: this.#resume.token,
+              since: this.#resume.since,
+            })
+            if (this.#unsent.size > 0)
+              connection.send({ type: 'subscribe', ids: [...this.#unsent] })
+          } else if (this.#ids.size > 0) {
+            connection.send({ type: 'subscribe', ids: [...this.#ids] })
+          } else {
+            this.#resolveReady()
+          }
+          this.#unsent.clear()
+          if (this.#heartbeat) connection.send(this.#heartbeat)
+        }
+        this.emit('open', { transport: kind })
       },
-      onFrame: (frame) => this.#onFrame(frame),
+      onFrame: (frame) => {
+        if (this.#connection === connection) this.#onFrame(frame)
+      },
       onClose: (error, fatal) => {
         if (this.#connection !== connection) return
         this.#connection = undefined
@@ -200,11 +282,15 @@ export class Subscription
         this.#reconnect(error)
       },
     }
-    const ids = [...this.#ids]
-    const connection =
-      this.#kind() === 'websocket'
-        ? openWebSocket(this.#transport, this.#webSocket(), ids, this.#seq, handlers)
-        : openSse(this.#transport, ids, this.#seq, handlers)
+    let connection: Connection
+    try {
+      connection =
+        kind === 'websocket'
+          ? openWebSocket(this.#transport, this.#webSocket(), this.#options, handlers)
+          : openSse(this.#transport, [...this.#ids], this.#resume, handlers)
+    } catch (error) {
+      return this.#fail(error)
+    }
     this.#connection = connection
   }
 
@@ -225,14 +311,8 @@ export class Subscription
   }
 
   #fail(error: unknown): void {
-    const failure =
-      error instanceof PresencedError
-        ? error
-        : new PresencedError(String((error as Error)?.message ?? error), {
-            status: 0,
-            protocol: 'native',
-            cause: error,
-          })
+    if (this.#closed) return
+    const failure = asPresencedError(error)
     this.#rejectReady(failure)
     if (this.listenerCount('error') > 0) this.emit('error', failure)
     for (const queue of this.#iterators) queue.fail(failure)
@@ -241,21 +321,43 @@ export class Subscription
   }
 
   #onFrame(frame: Record<string, unknown>): void {
-    const event = decodeEvent(frame)
-    if (event === undefined) {
-      if (frame.type === 'error') {
-        const error = nativeError(frame)
-        // an error about one frame (say a bad id in add()) is reported; the stream goes on
-        if (this.listenerCount('error') > 0) this.emit('error', error)
+    if (frame.type === 'reset') {
+      // the stream is gone: the next snapshot replaces everything the subscriber knew
+      this.#resume = undefined
+      this.#resetPending = true
+      if (this.#connection?.kind === 'websocket') {
+        this.#connection.send({ type: 'subscribe', ids: [...this.#ids] })
       }
       return
     }
+    if (frame.type === 'error') {
+      const warning = nativeError(frame)
+      if (this.listenerCount('warning') > 0) this.emit('warning', warning)
+      return
+    }
+    const event = decodeEvent(frame)
+    if (event === undefined) return
     this.#attempt = 0
-    if (event.seq > (this.#seq ?? -1) || event.type === 'snapshot') this.#seq = event.seq
-    if (event.type === 'snapshot') this.#resolveReady()
-    this.emit(event.type, event as never)
-    this.emit('event', event)
-    for (const queue of this.#iterators) queue.push(event)
+    const token = typeof frame.resume === 'string' ? frame.resume : this.#resume?.token
+    if (token !== undefined) this.#resume = { token, since: event.seq }
+    let delivered: PresenceEvent = event
+    if (event.type === 'snapshot') {
+      const presences: Presence[] = []
+      const raw: NativePresence[] = []
+      event.presences.forEach((p, i) => {
+        if (!this.#ids.has(p.userId)) return
+        presences.push(p)
+        raw.push(event.raw[i]!)
+      })
+      delivered = { ...event, presences, raw, reset: this.#resetPending }
+      this.#resetPending = false
+      this.#resolveReady()
+    } else if (!this.#ids.has(event.presence.userId)) {
+      return
+    }
+    this.emit(delivered.type, delivered as never)
+    this.emit('event', delivered)
+    for (const queue of this.#iterators) queue.push(delivered)
   }
 }
 
@@ -269,43 +371,123 @@ export function subscribe(
 
 // --- the wire codec: native frames -> typed events ------------------------------------------
 
+/** A presence as the native API sends it (docs/reference/native.md, "Presence"). */
+export interface NativePresence {
+  userId: string
+  state: 'offline' | 'online' | 'inGame' | 'inStudio' | 'invisible'
+  lastOnline: string | null
+  locationHidden: boolean
+  sessions: NativeSession[]
+}
+
+export interface NativeSession {
+  source: string
+  deviceType: string
+  activity: {
+    kind: 'online' | 'inGame' | 'inStudio'
+    placeId?: string
+    rootPlaceId?: string
+    universeId?: string
+    gameId?: string
+    location?: string
+    titleId?: string
+    placement?: string
+    titleState?: string
+    richPresence?: string
+  }
+}
+
+const STATE_TYPES: Record<string, PresenceType> = {
+  offline: PresenceType.Offline,
+  online: PresenceType.Online,
+  inGame: PresenceType.InGame,
+  inStudio: PresenceType.InStudio,
+  invisible: PresenceType.Invisible,
+}
+const KIND_RANK: Record<string, number> = { online: 1, inGame: 2, inStudio: 3 }
+
 export function decodeEvent(frame: Record<string, unknown>): PresenceEvent | undefined {
   const seq = typeof frame.seq === 'number' ? frame.seq : Number(frame.seq ?? 0)
   switch (frame.type) {
     case 'snapshot': {
-      const list = Array.isArray(frame.presences) ? frame.presences : []
-      return {
-        type: 'snapshot',
-        seq,
-        presences: list.map((p) => presenceOf(p)),
-        reset: frame.reset === true,
-      }
+      const raw = (Array.isArray(frame.presences) ? frame.presences : []).map(nativePresenceOf)
+      return { type: 'snapshot', seq, presences: raw.map(presenceOfNative), raw, reset: false }
     }
     case 'online':
-    case 'update':
-      return { type: frame.type, seq, presence: presenceOf(frame.presence) }
-    case 'offline':
-      return {
-        type: 'offline',
-        seq,
-        presence: presenceOf(frame.presence),
-        reason: typeof frame.reason === 'string' ? frame.reason : 'explicit',
-      }
+    case 'update': {
+      const raw = nativePresenceOf(frame.presence, frame.userId)
+      return { type: frame.type, seq, presence: presenceOfNative(raw), raw }
+    }
+    case 'offline': {
+      const raw = nativePresenceOf(frame.presence, frame.userId)
+      const reason = typeof frame.reason === 'string' ? frame.reason : 'explicit'
+      return { type: 'offline', seq, presence: presenceOfNative(raw), raw, reason }
+    }
     default:
       return undefined
   }
 }
 
-function presenceOf(value: unknown): Presence {
-  return presenceFromWire((isObject(value) ? value : {}) as unknown as RobloxUserPresence)
+function nativePresenceOf(value: unknown, userId?: unknown): NativePresence {
+  const r = isObject(value) ? value : {}
+  const id = r.userId ?? userId
+  return {
+    userId: typeof id === 'string' || typeof id === 'number' ? String(id) : '',
+    state: (typeof r.state === 'string' && r.state in STATE_TYPES
+      ? r.state
+      : 'offline') as NativePresence['state'],
+    lastOnline: typeof r.lastOnline === 'string' ? r.lastOnline : null,
+    locationHidden: r.locationHidden === true,
+    sessions: (Array.isArray(r.sessions) ? r.sessions.filter(isObject) : []).map((s) => ({
+      source: String(s.source ?? ''),
+      deviceType: String(s.deviceType ?? ''),
+      activity: (isObject(s.activity)
+        ? s.activity
+        : { kind: 'online' }) as NativeSession['activity'],
+    })),
+  }
+}
+
+/**
+ * The same Presence the Roblox lookups give: the state, and the place of the session that
+ * defines it (highest kind first). An online user's lastOnline is now.
+ */
+export function presenceOfNative(raw: NativePresence): Presence {
+  const type = STATE_TYPES[raw.state] ?? PresenceType.Offline
+  let primary: NativeSession | undefined
+  for (const session of raw.sessions) {
+    const rank = KIND_RANK[session.activity.kind] ?? 0
+    if (primary === undefined || rank > (KIND_RANK[primary.activity.kind] ?? 0)) primary = session
+  }
+  const a = primary?.activity
+  const online = type !== PresenceType.Offline && type !== PresenceType.Invisible
+  const id = (v: unknown) => (typeof v === 'string' && v !== '' ? { id: v } : null)
+  return {
+    userId: raw.userId,
+    type,
+    lastLocation: a?.location ?? '',
+    place: id(a?.placeId),
+    rootPlace: id(a?.rootPlaceId),
+    universe: id(a?.universeId),
+    job: id(a?.gameId),
+    lastOnline:
+      raw.lastOnline !== null ? dateOf(raw.lastOnline) : online ? new Date() : new Date(0),
+  }
 }
 
 function nativeError(frame: Record<string, unknown>): PresencedError {
+  const inner = isObject(frame.error) ? frame.error : frame
   const code =
-    typeof frame.code === 'string' || typeof frame.code === 'number' ? frame.code : undefined
-  const message = typeof frame.message === 'string' ? frame.message : 'Subscription error'
+    typeof inner.code === 'string' || typeof inner.code === 'number' ? inner.code : undefined
+  const message = typeof inner.message === 'string' ? inner.message : 'Subscription error'
   const status = typeof frame.status === 'number' ? frame.status : 0
   return new PresencedError(message, { status, code, protocol: 'native', body: frame })
+}
+
+function asPresencedError(error: unknown): PresencedError {
+  if (error instanceof PresencedError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new PresencedError(message, { status: 0, protocol: 'native', cause: error })
 }
 
 function parseFrame(text: string): Record<string, unknown> | undefined {
@@ -317,51 +499,67 @@ function parseFrame(text: string): Record<string, unknown> | undefined {
   }
 }
 
-function toWsUrl(baseUrl: string): string {
-  return baseUrl.replace(/^http/i, 'ws')
-}
-
 // --- transports ------------------------------------------------------------------------------
+
+/** Close codes after which reconnecting would be wrong: policy, too big, taken over. */
+const FATAL_CLOSE = new Set([1008, 1009, 4009])
 
 function openWebSocket(
   transport: Transport,
   WebSocketCtor: WebSocketLike | undefined,
-  ids: string[],
-  since: number | undefined,
+  options: SubscribeOptions,
   handlers: ConnectionHandlers,
 ): Connection {
-  if (!WebSocketCtor)
-    throw new TypeError('No WebSocket available: pass createClient({ WebSocket })')
-  const socket = new WebSocketCtor(toWsUrl(transport.baseUrl) + NATIVE_WS_PATH, undefined, {
-    headers: transport.authHeaders(),
-  })
+  if (!WebSocketCtor) {
+    throw new PresencedError('No WebSocket available: pass createClient({ WebSocket })', {
+      status: 0,
+      protocol: 'native',
+    })
+  }
+  const useHeaders = options.webSocketHeaders ?? options.WebSocket !== undefined
+  let url = transport.baseUrl.replace(/^http/i, 'ws') + NATIVE_WS_PATH
+  if (!useHeaders && transport.token !== undefined) {
+    url += `?access_token=${encodeURIComponent(transport.token)}`
+  }
+  const socket = new WebSocketCtor(
+    url,
+    undefined,
+    useHeaders ? { headers: transport.authHeaders() } : undefined,
+  )
   let done = false
+  let refused: PresencedError | undefined
   const finish = (error: unknown, fatal: boolean) => {
     if (done) return
     done = true
     handlers.onClose(error, fatal)
   }
+  // frames sent while the socket is still connecting go out right after the opening frames
+  const queued: string[] = []
   socket.onopen = () => {
     handlers.onOpen()
-    const hello: Record<string, unknown> = {
-      type: 'subscribe',
-      userIds: ids.map((id) => BigInt(id)),
-    }
-    if (since !== undefined) hello.since = since
-    socket.send(stringify(hello))
+    for (const text of queued.splice(0)) socket.send(text)
   }
-  socket.onmessage = (event) => {
-    const frame =
-      typeof event.data === 'string' ? parseFrame(event.data) : parseFrame(String(event.data))
+  socket.onmessage = (event: { data: unknown }) => {
+    const frame = parseFrame(typeof event.data === 'string' ? event.data : String(event.data))
     if (frame !== undefined) handlers.onFrame(frame)
   }
-  socket.onerror = (event) => finish((event as { error?: unknown })?.error ?? event, false)
-  socket.onclose = (event) => {
-    // 4401/4403: credentials refused; 1008 policy violation: do not hammer the server
-    const fatal = event.code === 4401 || event.code === 4403 || event.code === 1008
+  socket.onerror = (event: never) => {
+    // `ws` reports a refused upgrade as "Unexpected server response: 401"; browsers say nothing
+    const message = String((event as { message?: unknown })?.message ?? '')
+    const status = Number(/Unexpected server response: (\d+)/.exec(message)?.[1] ?? 0)
+    if (status >= 400 && status < 500 && status !== 429) {
+      refused = new PresencedError(
+        status === 401 ? 'Authorization has been denied for this request.' : message,
+        { status, code: status === 401 ? 'UNAUTHENTICATED' : undefined, protocol: 'native' },
+      )
+    }
+  }
+  socket.onclose = (event: { code: number; reason: string }) => {
+    if (refused) return finish(refused, true)
+    const fatal = FATAL_CLOSE.has(event.code)
     finish(
       new PresencedError(event.reason || `WebSocket closed (${event.code})`, {
-        status: fatal ? (event.code === 4403 ? 403 : 401) : 0,
+        status: 0,
         code: event.code,
         protocol: 'native',
       }),
@@ -369,8 +567,10 @@ function openWebSocket(
     )
   }
   return {
+    kind: 'websocket',
     send: (frame) => {
-      if (socket.readyState === 1) socket.send(stringify(frame))
+      if (socket.readyState === 1) socket.send(stringifyJson(frame))
+      else if (socket.readyState === 0) queued.push(stringifyJson(frame))
     },
     close: () => {
       done = true
@@ -382,12 +582,15 @@ function openWebSocket(
 function openSse(
   transport: Transport,
   ids: string[],
-  since: number | undefined,
+  resume: ResumePoint | undefined,
   handlers: ConnectionHandlers,
 ): Connection {
   const controller = new AbortController()
-  const query = new URLSearchParams({ userIds: ids.join(',') })
-  if (since !== undefined) query.set('since', String(since))
+  const query = new URLSearchParams({ ids: ids.join(',') })
+  if (resume !== undefined) {
+    query.set('resume', resume.token)
+    query.set('since', String(resume.since))
+  }
   const url = `${transport.baseUrl}${NATIVE_SSE_PATH}?${query}`
   void (async () => {
     const response = await transport.fetch(url, {
@@ -420,7 +623,7 @@ function openSse(
       let end: number
       while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
         const block = buffer.slice(0, end)
-        buffer = buffer.slice(end + (buffer[end] === '\r' ? 4 : 2))
+        buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '')
         const data = block
           .split(/\r?\n/)
           .filter((line) => line.startsWith('data:'))
@@ -435,13 +638,18 @@ function openSse(
       false,
     )
   })().catch((error: unknown) => {
-    if (!controller.signal.aborted) handlers.onClose(error, false)
+    if (!controller.signal.aborted) {
+      handlers.onClose(
+        new PresencedError(`Lost the event stream: ${(error as Error)?.message ?? error}`, {
+          status: 0,
+          protocol: 'network',
+          cause: error,
+        }),
+        false,
+      )
+    }
   })
-  return { send: () => {}, close: () => controller.abort() }
-}
-
-function stringify(frame: Record<string, unknown>): string {
-  return JSON.stringify(frame, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+  return { kind: 'sse', send: () => {}, close: () => controller.abort() }
 }
 
 /** A pull queue behind one async iterator. */

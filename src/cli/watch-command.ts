@@ -50,7 +50,7 @@ export function runWatch(args: string[]): Promise<number> {
     const client = createClient({
       baseUrl: serverUrl(values.url),
       token: tokenOf(values.token),
-      WebSocket: WebSocket as never,
+      WebSocket,
     })
     const subscription = client.subscribe(ids, { transport: values.sse ? 'sse' : 'websocket' })
     const print = values.json ? (e: PresenceEvent) => console.log(jsonLine(e)) : printEvent

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict'
+import { test, type TestContext } from 'node:test'
+import {
+  createClient,
+  PresenceType,
+  type PresenceEvent,
+  type Subscription,
+  type WebSocketLike,
+} from '@presenced/client'
+import WebSocket from 'ws'
+import { startApp } from '../helpers/start-app.js'
+
+const PLAYER = '9007199254740993'
+const WATCHER = '500'
+
+/** The `ws` constructor, remembering every socket so a test can cut one. */
+function recordingWebSocket() {
+  const sockets: WebSocket[] = []
+  class Recording extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args)
+      sockets.push(this)
+    }
+  }
+  return { sockets, WebSocket: Recording as unknown as WebSocketLike }
+}
+
+/** Events of a subscription, awaited one by one in order. */
+function eventsOf(sub: Subscription) {
+  const seen: PresenceEvent[] = []
+  const waiters: (() => void)[] = []
+  sub.on('event', (event) => {
+    seen.push(event)
+    for (const wake of waiters.splice(0)) wake()
+  })
+  let read = 0
+  return {
+    seen,
+    async next(): Promise<PresenceEvent> {
+      while (read >= seen.length) await new Promise<void>((resolve) => waiters.push(resolve))
+      return seen[read++]!
+    },
+  }
+}
+
+async function setup(t: TestContext, config = {}) {
+  const server = await startApp(t, { listen: true, config: { flapGraceMs: 0, ...config } })
+  const player = createClient({
+    baseUrl: server.url,
+    token: await server.tokens.issue(PLAYER as never),
+  })
+  const watcherToken = await server.tokens.issue(WATCHER as never)
+  return { server, player, watcherToken }
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`subscribe over ${transport}: snapshot, online, update, offline as typed events`, async (t) => {
+    const { server, player, watcherToken } = await setup(t)
+    const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const sub = client.subscribe([PLAYER, 42n], { transport })
+    t.after(() => sub.close())
+    const events = eventsOf(sub)
+
+    const snapshot = await events.next()
+    assert.equal(snapshot.type, 'snapshot')
+    assert.deepEqual(
+      snapshot.type === 'snapshot' && snapshot.presences.map((p) => [p.userId, p.type]),
+      [
+        [PLAYER, PresenceType.Offline],
+        ['42', PresenceType.Offline],
+      ],
+    )
+
+    await player.registerAppPresence({ placeId: 1818, location: 'Crossroads' })
+    const online = await events.next()
+    assert.equal(online.type, 'online')
+    assert.ok(online.type === 'online')
+    assert.equal(online.seq, snapshot.seq + 1)
+    assert.equal(online.presence.userId, PLAYER, 'an id above 2^53, exact')
+    assert.equal(online.presence.type, PresenceType.InGame)
+    assert.deepEqual(online.presence.place, { id: '1818' })
+
+    await player.registerAppPresence({ location: 'Lobby' })
+    const update = await events.next()
+    assert.equal(update.type, 'update')
+    assert.equal(update.type === 'update' && update.presence.type, PresenceType.Online)
+    assert.equal(update.type === 'update' && update.presence.lastLocation, 'Lobby')
+
+    await player.registerAppPresence({ disconnect: true })
+    const offline = await events.next()
+    assert.equal(offline.type, 'offline')
+    assert.equal(offline.type === 'offline' && offline.reason, 'explicit')
+    assert.equal(offline.seq, snapshot.seq + 3)
+  })
+}
+
+test('the async iterator yields the same ordered events; add() and remove() change the set', async (t) => {
+  const { server, player, watcherToken } = await setup(t)
+  const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+  const sub = client.subscribe([42])
+  t.after(() => sub.close())
+  const iterator = sub[Symbol.asyncIterator]()
+  const first = (await iterator.next()).value as PresenceEvent
+  assert.equal(first.type, 'snapshot')
+
+  sub.add([PLAYER])
+  const added = (await iterator.next()).value as PresenceEvent
+  assert.equal(added.type, 'snapshot')
+  assert.deepEqual(added.type === 'snapshot' && added.presences.map((p) => p.userId), [PLAYER])
+  await player.registerAppPresence({ location: 'Lobby' })
+  const online = (await iterator.next()).value as PresenceEvent
+  assert.equal(online.type, 'online')
+
+  sub.remove([PLAYER])
+  assert.deepEqual([...sub.ids], ['42'])
+  sub.close()
+  assert.equal((await iterator.next()).done, true, 'close() ends the iteration')
+})
+
+test('a dropped WebSocket reconnects and resumes without a gap', async (t) => {
+  const { server, player, watcherToken } = await setup(t)
+  const recording = recordingWebSocket()
+  const client = createClient({
+    baseUrl: server.url,
+    token: watcherToken,
+    WebSocket: recording.WebSocket,
+  })
+  const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50 } })
+  t.after(() => sub.close())
+  const events = eventsOf(sub)
+  const snapshot = await events.next()
+  await player.registerAppPresence({ location: 'Lobby' })
+  assert.equal((await events.next()).type, 'online')
+
+  const reopened = new Promise<void>((resolve) => sub.once('open', () => resolve()))
+  recording.sockets[0]!.terminate()
+  // a change while the connection is down is replayed after the resume
+  await player.registerAppPresence({ placeId: 1818 })
+  await reopened
+  const update = await events.next()
+  assert.equal(update.type, 'update', 'resumed: no fresh snapshot')
+  assert.equal(update.seq, snapshot.seq + 2)
+  assert.equal(recording.sockets.length, 2)
+})
+
+test('when the stream cannot be resumed, a fresh snapshot arrives with reset: true', async (t) => {
+  const { server, player, watcherToken } = await setup(t, { realtimeResumeMs: 0 })
+  const recording = recordingWebSocket()
+  const client = createClient({
+    baseUrl: server.url,
+    token: watcherToken,
+    WebSocket: recording.WebSocket,
+  })
+  const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50 } })
+  t.after(() => sub.close())
+  const events = eventsOf(sub)
+  await events.next()
+  recording.sockets[0]!.terminate()
+  await player.registerAppPresence({ placeId: 1818 })
+  const fresh = await events.next()
+  assert.equal(fresh.type, 'snapshot')
+  assert.ok(fresh.type === 'snapshot' && fresh.reset)
+  assert.equal(fresh.type === 'snapshot' && fresh.presences[0]!.type, PresenceType.InGame)
+})
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`a refused token over ${transport} fails the subscription without retrying`, async (t) => {
+    const { server } = await setup(t)
+    const client = createClient({ baseUrl: server.url, token: 'not-a-token', WebSocket })
+    const sub = client.subscribe([1], { transport })
+    const reconnects: unknown[] = []
+    sub.on('reconnecting', (r) => reconnects.push(r))
+    await assert.rejects(sub.ready, { status: 401 })
+    assert.deepEqual(reconnects, [])
+  })
+}
+
+test('the connection can carry the caller presence', async (t) => {
+  const { server, watcherToken } = await setup(t)
+  const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+  const sub = client.subscribe([WATCHER])
+  t.after(() => sub.close())
+  const events = eventsOf(sub)
+  await events.next()
+  sub.setPresence({ activity: { kind: 'inGame', placeId: 1818n } })
+  const online = await events.next()
+  assert.equal(online.type, 'online')
+  assert.equal(online.type === 'online' && online.presence.type, PresenceType.InGame)
+  assert.equal((await client.getUserPresence(WATCHER)).type, PresenceType.InGame)
+})
