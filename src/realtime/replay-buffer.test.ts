@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ReplayBuffer } from './replay-buffer.js'
+
+test('replays exactly the frames after `since` while they are held', () => {
+  const buffer = new ReplayBuffer(3)
+  assert.equal(buffer.covers(0), true)
+  assert.deepEqual(buffer.after(0), [])
+  for (let seq = 1; seq <= 5; seq++) buffer.push(seq, '{"seq":', `,"n":${seq}}`)
+  assert.equal(buffer.last, 5)
+  assert.deepEqual(buffer.after(2), ['{"seq":3,"n":3}', '{"seq":4,"n":4}', '{"seq":5,"n":5}'])
+  assert.deepEqual(buffer.after(5), [])
+  assert.equal(buffer.covers(2), true)
+  assert.equal(buffer.covers(1), false, 'frame 2 was overwritten')
+  assert.equal(buffer.covers(6), false, 'a seq from the future is not ours')
+  assert.equal(buffer.covers(-1), false)
+  assert.equal(buffer.covers(2.5), false)
+})
+
+test('a zero-capacity buffer only resumes a client that missed nothing', () => {
+  const buffer = new ReplayBuffer(0)
+  buffer.push(1, 'a', 'b')
+  assert.equal(buffer.covers(1), true)
+  assert.equal(buffer.covers(0), false)
+})
