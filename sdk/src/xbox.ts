@@ -56,6 +56,8 @@ export interface TitlePresenceOptions {
   richPresence?: { id: string; scid: string; params?: string[] }
   /** Whose presence to write; default: the token's own user. */
   xuid?: string | number | bigint
+  /** The device the title runs on (sent as x-xbl-device-type); the server has a default. */
+  deviceType?: string
   /** Called when a heartbeat fails (it is retried). */
   onError?: (error: unknown) => void
   signal?: AbortSignal
@@ -145,12 +147,17 @@ export class XboxClient {
           body,
           protocol: 'xbox',
           auth: 'xbl',
-          headers: this.#headers(),
+          headers: this.#headers(options.deviceType),
           signal: options.signal,
         })
         return heartbeatAfterMs(response.headers)
       },
-      end: () => this.clearTitlePresence({ xuid: options.xuid, titleId: options.titleId }),
+      end: () =>
+        this.clearTitlePresence({
+          xuid: options.xuid,
+          titleId: options.titleId,
+          deviceType: options.deviceType,
+        }),
       fallbackIntervalMs: DEFAULT_HEARTBEAT_MS,
       onError: options.onError,
       signal: options.signal,
@@ -159,11 +166,15 @@ export class XboxClient {
 
   /** Removes the caller's title presence at once. */
   async clearTitlePresence(
-    options: { xuid?: string | number | bigint; titleId?: string | number } = {},
+    options: {
+      xuid?: string | number | bigint
+      titleId?: string | number | undefined
+      deviceType?: string | undefined
+    } = {},
   ): Promise<void> {
     const path = await this.#titlePath(options.xuid)
     const query = options.titleId === undefined ? '' : `?titleId=${String(options.titleId)}`
-    await this.#request('DELETE', path + query)
+    await this.#request('DELETE', path + query, undefined, options.deviceType)
   }
 
   /** Appear offline (`true`, Cloaked) or visible again (`false`, Active). */
@@ -187,19 +198,25 @@ export class XboxClient {
     return this.#me
   }
 
-  #headers(): Record<string, string> {
+  #headers(deviceType?: string): Record<string, string> {
     const headers: Record<string, string> = { 'x-xbl-contract-version': '3' }
+    if (deviceType !== undefined) headers['x-xbl-device-type'] = deviceType
     if (this.#locale !== undefined) headers['accept-language'] = this.#locale
     return headers
   }
 
-  async #request(method: string, path: string, body?: string): Promise<unknown> {
+  async #request(
+    method: string,
+    path: string,
+    body?: string,
+    deviceType?: string,
+  ): Promise<unknown> {
     const response = await this.#transport.request(path, {
       method,
       body,
       protocol: 'xbox',
       auth: 'xbl',
-      headers: this.#headers(),
+      headers: this.#headers(deviceType),
     })
     return response.body
   }

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createClient, PresencedError, PresenceType } from '@presenced/client'
+import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+
+const ME = '2533274800000001'
+const FRIEND = '2533274800000002'
+
+test('SDK Xbox against presenced: title presence with heartbeat, batch, me, friends, cloak', async (t) => {
+  const server = await startApp(t, {
+    listen: true,
+    config: { xboxHeartbeatSeconds: 1, xboxBurstMax: 100 },
+  })
+  const admin = (path: string) =>
+    fetch(server.url + path, { method: 'PUT', headers: { 'x-api-key': ADMIN_KEY } })
+  assert.equal((await admin(`/admin/v1/users/${ME}/friends/${FRIEND}`)).status, 204)
+
+  const me = createClient({ baseUrl: server.url, token: await server.tokens.issue(ME as never) })
+  const friend = createClient({
+    baseUrl: server.url,
+    token: await server.tokens.issue(FRIEND as never),
+  })
+
+  const title = me.xbox.setTitlePresence({ titleId: 1717113201, deviceType: 'Scarlett' })
+  t.after(() => title.stop())
+  await title.ready
+  assert.equal(title.intervalMs, 1000, 'X-Heartbeat-After is honoured')
+
+  const mine = await me.xbox.me('all')
+  assert.equal(mine.xuid, ME)
+  assert.equal(mine.state, 'Online')
+  assert.equal(mine.devices[0]!.type, 'Scarlett')
+  assert.equal(mine.devices[0]!.titles[0]!.id, '1717113201')
+  assert.ok(mine.devices[0]!.titles[0]!.lastModified instanceof Date)
+
+  const [record, stranger] = await friend.xbox.batch({ users: [ME, 2533274800000099n] })
+  assert.equal(record!.xuid, ME)
+  assert.equal(record!.state, 'Online')
+  assert.equal(stranger!.state, 'Offline')
+  assert.equal((await friend.xbox.user(ME, 'device')).devices[0]!.type, 'Scarlett')
+  const friends = await friend.xbox.friends()
+  assert.deepEqual(
+    friends.map((f) => [f.xuid, f.state]),
+    [[ME, 'Online']],
+  )
+  // the same sessions show through the Roblox API
+  assert.equal((await friend.getUserPresence(ME)).type, PresenceType.Online)
+
+  await me.xbox.cloak(true)
+  assert.equal((await friend.xbox.user(ME)).state, 'Offline', 'cloaked: appears offline')
+  await me.xbox.cloak(false)
+  assert.equal((await friend.xbox.user(ME)).state, 'Online')
+
+  // a beat or two later the title is still there (the heartbeat keeps it alive past its TTL)
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  assert.equal((await friend.xbox.user(ME)).state, 'Online')
+
+  await title.stop()
+  const after = await friend.xbox.user(ME)
+  assert.notEqual(after.state, 'Online', 'stop() removed the title presence')
+})
+
+test('SDK Xbox against presenced: errors are typed; batches over 1100 are split', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const client = createClient({
+    baseUrl: server.url,
+    token: await server.tokens.issue(ME as never),
+  })
+  const users = Array.from({ length: 1500 }, (_, i) => String(2533274800000000n + BigInt(i + 1)))
+  const records = await client.xbox.batch({ users, level: 'user' })
+  assert.deepEqual(
+    records.map((r) => r.xuid),
+    users,
+  )
+
+  const other = await client.xbox.cloak(true, FRIEND).catch((e: unknown) => e)
+  assert.ok(other instanceof PresencedError)
+  assert.equal(other.status, 403)
+  assert.equal(other.protocol, 'xbox')
+  assert.equal(typeof other.code, 'number')
+
+  const anonymous = createClient({ baseUrl: server.url, token: 'bad' })
+  await assert.rejects(anonymous.xbox.me(), { status: 401, protocol: 'xbox' })
+})
