@@ -1,9 +1,11 @@
+import compress from '@fastify/compress'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { readFileSync } from 'node:fs'
 import { parse as parseQuery } from 'node:querystring'
 import { adminProtocol } from '../protocols/admin/plugin.js'
+import { companionProtocol } from '../protocols/companion/plugin.js'
 import type { ProtocolContext } from '../protocols/context.js'
 import { nativeProtocol } from '../protocols/native/plugin.js'
 import { robloxProtocol } from '../protocols/roblox/plugin.js'
@@ -137,6 +139,10 @@ export async function buildApp(
     if (closing) void reply.header('connection', 'close')
   })
 
+  // gzip/deflate when the client asks (big Xbox batches shrink ~10x); small replies stay as they
+  // are. Registered before the routes: it hooks each route as it is added.
+  await app.register(compress, { threshold: 1024, encodings: ['gzip', 'deflate'] })
+
   // Swagger collects routes as they are added: it must be registered before the protocols.
   await app.register(swagger, {
     openapi: {
@@ -172,6 +178,7 @@ export async function buildApp(
     settings: config,
   }
   await app.register(robloxProtocol, context)
+  await app.register(companionProtocol, context)
   await app.register(xboxProtocol, context)
   await app.register(nativeProtocol, context)
   await app.register(adminProtocol, context)

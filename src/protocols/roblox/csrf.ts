@@ -5,6 +5,11 @@ import type { Tokens } from '../../service/tokens.js'
 export const CSRF_BUCKET_MS = 30 * 60 * 1000
 const LENGTH = 16
 
+/** The subject of a token issued to a caller without credentials: its client address. */
+export function anonymousSubject(address: string): string {
+  return `anon:${address}`
+}
+
 /**
  * Stateless CSRF tokens, bound to one subject (a user id): an HMAC of the subject and a time
  * bucket under a key derived from the token secret. Any node verifies any node's token, and a
@@ -24,6 +29,16 @@ export class CsrfTokens {
 
   issue(subject: string, now: number): string {
     return this.#mac(subject, Math.floor(now / CSRF_BUCKET_MS)).toString('base64url')
+  }
+
+  /**
+   * Whether a caller may use `token`: one issued to this user, or one issued to an anonymous
+   * caller from the same client address (clients that fetch their token with an empty
+   * `POST /v2/logout` before their cookie is set, and never retry). A token issued to another
+   * user never matches: the subjects differ (user ids are digits, `anon:` is not).
+   */
+  accepts(userId: string, address: string, token: string | undefined, now: number): boolean {
+    return this.verify(userId, token, now) || this.verify(anonymousSubject(address), token, now)
   }
 
   verify(subject: string, token: string | undefined, now: number): boolean {

@@ -50,7 +50,8 @@ export async function robloxProtocol(
     // A cross-site page can make the browser send the cookie, never a header it cannot read.
     if (caller.via === 'cookie' && request.method === 'POST') {
       const given = request.headers[CSRF_HEADER]
-      if (!csrf.verify(caller.userId, Array.isArray(given) ? given[0] : given, now)) {
+      const token = Array.isArray(given) ? given[0] : given
+      if (!csrf.accepts(caller.userId, request.ip, token, now)) {
         throw new RobloxError(403, 0, messages.csrf, {
           [CSRF_HEADER]: csrf.issue(caller.userId, now),
         })
