@@ -9,6 +9,7 @@ import { companionProtocol } from '../protocols/companion/plugin.js'
 import type { ProtocolContext } from '../protocols/context.js'
 import { nativeProtocol } from '../protocols/native/plugin.js'
 import { robloxProtocol } from '../protocols/roblox/plugin.js'
+import { serversProtocol } from '../protocols/servers/plugin.js'
 import { parseJsonLossless } from '../protocols/shared/lossless-json.js'
 import { xboxProtocol } from '../protocols/xbox/plugin.js'
 import { systemClock, type Clock } from '../service/clock.js'
@@ -182,6 +183,7 @@ export async function buildApp(
   await app.register(xboxProtocol, context)
   await app.register(nativeProtocol, context)
   await app.register(adminProtocol, context)
+  await app.register(serversProtocol, context)
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({
