@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { anonymous, type Viewer } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
+import { hasScope, viewerOfKey, type ApiKeys } from '../../service/api-keys.js'
 import type { Tokens } from '../../service/tokens.js'
 import { RobloxError, messages } from './errors.js'
 
@@ -12,6 +13,7 @@ export type Credential =
 
 export type Caller =
   | { via: 'none'; viewer: Viewer; userId: undefined }
+  | { via: 'apiKey'; viewer: Viewer; userId: undefined; keyId: string }
   | { via: 'cookie' | 'bearer'; viewer: Viewer; userId: UserId }
 
 /**
@@ -59,11 +61,21 @@ function stripBanner(value: string): string {
 /**
  * Resolves the caller. No credential: anonymous. A credential that is present but invalid or
  * expired is refused with 401 on every route, /users included, rather than silently downgraded
- * to anonymous: the client learns at once that it must sign in again.
+ * to anonymous: the client learns at once that it must sign in again. Without a user credential,
+ * a trusted service may send a scoped API key in `x-api-key` (401 unless live, 403 without
+ * `presence:read`); it reads as `viewerOfKey` and is no user, so it cannot register presence.
  */
-export async function authenticate(headers: IncomingHttpHeaders, tokens: Tokens): Promise<Caller> {
+export async function authenticate(
+  headers: IncomingHttpHeaders,
+  tokens: Tokens,
+  apiKeys?: ApiKeys,
+): Promise<Caller> {
   const credential = readCredential(headers)
-  if (credential.via === 'none') return { via: 'none', viewer: anonymous, userId: undefined }
+  if (credential.via === 'none') {
+    const key = headers['x-api-key']
+    if (apiKeys && typeof key === 'string' && key !== '') return keyCaller(key, apiKeys)
+    return { via: 'none', viewer: anonymous, userId: undefined }
+  }
   const claims = await tokens.verify(credential.token)
   if (!claims) throw unauthorized()
   return {
@@ -71,6 +83,15 @@ export async function authenticate(headers: IncomingHttpHeaders, tokens: Tokens)
     viewer: { kind: 'user', userId: claims.userId },
     userId: claims.userId,
   }
+}
+
+async function keyCaller(secret: string, apiKeys: ApiKeys): Promise<Caller> {
+  const record = await apiKeys.verify(secret)
+  if (!record) throw new RobloxError(401, 0, messages.apiKeyInvalid)
+  if (!hasScope(record, 'presence:read') && !hasScope(record, 'presence:read:private')) {
+    throw new RobloxError(403, 0, messages.scopeMissing('presence:read'))
+  }
+  return { via: 'apiKey', viewer: viewerOfKey(record), userId: undefined, keyId: record.id }
 }
 
 export const unauthorized = () => new RobloxError(401, 0, messages.unauthorized)

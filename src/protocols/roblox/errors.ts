@@ -16,6 +16,9 @@ export const messages = {
   tooManyRequests: 'Too many requests',
   invalidUserIds: 'The user ids are invalid.',
   tooManyUserIds: 'Too many User Ids being sent in the request.',
+  apiKeyInvalid: 'The x-api-key is unknown, expired or revoked.',
+  scopeMissing: (scope: string) =>
+    `This API key lacks the required scope: ${scope}. Verify your API key has the required scopes.`,
 } as const
 
 /** A failure already in Roblox's terms: status, numeric code, message, extra headers. */

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { ApiKeys } from '../../service/api-keys.js'
 import type { ProtocolContext } from '../context.js'
 import { authenticate, type Caller } from './auth.js'
 import { CsrfTokens } from './csrf.js'
@@ -11,7 +12,8 @@ export const CSRF_HEADER = 'x-csrf-token'
  * The Roblox presence API v1: POST /v1/presence/users and /v1/presence/register-app-presence.
  * Registered without fastify-plugin on purpose, so its error handler, validator and hooks stay
  * inside this scope. Every request passes, in order: authentication (401 for a credential that
- * is present but invalid), the per-caller rate limit (429), CSRF for cookie callers (403).
+ * is present but invalid; a scoped API key in `x-api-key` for trusted services), the per-caller
+ * rate limit (429), CSRF for cookie callers (403).
  */
 export async function robloxProtocol(
   app: FastifyInstance,
@@ -19,6 +21,7 @@ export async function robloxProtocol(
 ): Promise<void> {
   const { tokens, rateLimiter, settings, service } = context
   const csrf = new CsrfTokens(tokens)
+  const apiKeys = new ApiKeys(service.profiles, service.clock)
   const callers = new WeakMap<FastifyRequest, Caller>()
   const rule = {
     name: 'roblox',
@@ -35,12 +38,16 @@ export async function robloxProtocol(
   app.setValidatorCompiler(() => () => true)
 
   app.addHook('onRequest', async (request) => {
-    const caller = await authenticate(request.headers, tokens)
+    const caller = await authenticate(request.headers, tokens, apiKeys)
     callers.set(request, caller)
 
     const now = service.clock.now()
     const key =
-      caller.userId !== undefined ? `roblox:user:${caller.userId}` : `roblox:ip:${request.ip}`
+      caller.userId !== undefined
+        ? `roblox:user:${caller.userId}`
+        : caller.via === 'apiKey'
+          ? `roblox:key:${caller.keyId}`
+          : `roblox:ip:${request.ip}`
     const verdict = await rateLimiter.hit(key, [rule], now)
     if (!verdict.allowed) {
       const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))
