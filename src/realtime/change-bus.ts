@@ -17,5 +17,7 @@ export interface ChangeBus {
   publish(event: BusEvent): Promise<void>
   /** Handlers run for events published on any node, this one included. Returns unsubscribe. */
   subscribe(handler: (event: BusEvent) => void): () => void
+  /** How many nodes listen on the bus now (fleet mode); absent on a single-process bus. */
+  nodes?(): Promise<number>
   close(): Promise<void>
 }

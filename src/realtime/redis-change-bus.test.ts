@@ -37,6 +37,8 @@ async function threeNodes(target: RedisTarget) {
 async function everyNodeHearsEachEventOnce(target: RedisTarget) {
   const { buses, received, signal } = await threeNodes(target)
   try {
+    // each node's subscriber counts once, wherever on a cluster it connected
+    for (const bus of buses) assert.equal(await bus.nodes(), 3)
     const events: BusEvent[] = [
       { type: 'settings', userId: '9007199254740993' as UserId },
       { type: 'relation', users: ['1' as UserId, '2' as UserId] },

@@ -64,6 +64,19 @@ export class RedisChangeBus implements ChangeBus {
     return () => this.#handlers.delete(handler)
   }
 
+  /**
+   * Every node keeps one subscriber connection on the channel, so its subscriber count is the
+   * number of live nodes. On a cluster each node counts only its own clients: summed.
+   */
+  async nodes(): Promise<number> {
+    const client = this.#connection.client
+    const servers = 'nodes' in client ? client.nodes('all') : [client]
+    const counts = await this.#connection.run(() =>
+      Promise.all(servers.map((server) => server.pubsub('NUMSUB', this.#options.channel))),
+    )
+    return counts.reduce<number>((sum, reply) => sum + Number((reply as unknown[])[1] ?? 0), 0)
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true

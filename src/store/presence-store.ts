@@ -18,6 +18,13 @@ export interface SessionWrite {
   ttlMs: number
 }
 
+/** A live user as aggregate statistics need it: what each live session is, not when. */
+export interface LiveUser {
+  userId: UserId
+  /** The user's live sessions (at least one). */
+  sessions: ReadonlyArray<Pick<Session, 'source' | 'deviceType' | 'activity'>>
+}
+
 /** A change of one user's presence, as the store applied it (atomically). */
 export interface PresenceChange {
   userId: UserId
@@ -47,12 +54,67 @@ export interface PresenceStore {
   /** The presences of `ids`, in that order, one per entry; unknown users have no sessions. */
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]>
   /**
+   * Applies a game server's full roster at once (PUT semantics, idempotent): every listed player
+   * gets or refreshes the session `server:<gameId>`; players of the previous roster who are not
+   * listed lose theirs (reason `explicit`). Returns the changes a watcher could see: players who
+   * joined (or whose session restarted or changed activity) and players who left; a refresh that
+   * only moves expiry is applied but not returned. Ids must be canonical and distinct.
+   */
+  reportServer(report: ServerReport, now: number): Promise<PresenceChange[]>
+  /** Ends a game server and every player's session on it at once; one change per player. */
+  endServer(gameId: string, now: number, reason: OfflineReason): Promise<PresenceChange[]>
+  /** The roster of a game server as last reported; undefined if unknown or past its expiry. */
+  getServer(gameId: string, now: number): Promise<ServerRoster | undefined>
+  /**
    * Claims and removes up to `limit` sessions whose expiresAt <= now, each exactly once across
-   * every node, updating lastOnline; returns one change per user affected (reason `timeout`).
+   * every node, updating lastOnline; returns one change per user affected
+   * (reason: see `sweepReason`).
    */
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]>
+  /**
+   * Every user with a live session at `now`, in batches of about `batchSize`: what the dashboard
+   * counts per state, universe, place and title. Optional: an adapter without it shows no
+   * breakdowns. Not a consistent snapshot: writes between batches may or may not be seen, but
+   * each user appears at most once.
+   */
+  liveUsers?(now: number, batchSize: number): AsyncIterable<LiveUser[]>
   /** Live session and user counts, for metrics. */
   stats(now: number): Promise<{ sessions: number; users: number }>
   ready(): Promise<boolean>
   close(): Promise<void>
+}
+
+/** A game server's report: everyone connected to that server instance now. */
+export interface ServerReport {
+  /** The server instance (uuid). */
+  gameId: string
+  /** Canonical, distinct ids. */
+  players: readonly UserId[]
+  /** What each player is doing there: inGame, with the place, universe and gameId. */
+  activity: Activity
+  deviceType: string
+  ttlMs: number
+}
+
+/** A game server's roster as last reported. */
+export interface ServerRoster {
+  gameId: string
+  players: UserId[]
+  activity: Activity
+  updatedAt: number
+  expiresAt: number
+}
+
+/** The key of a player's session on a game server: one per server instance. */
+export function serverSessionKey(gameId: string): string {
+  return `server:${gameId}`
+}
+
+/**
+ * Why an expiry ended sessions: a game server's session expires only when the server stopped
+ * reporting (it crashed or lost its network), so it ends as `server_lost`; others as `timeout`.
+ * One change carries one reason: when a sweep ends both kinds for a user, the server's wins.
+ */
+export function sweepReason(ended: readonly Pick<Session, 'source'>[]): OfflineReason {
+  return ended.some((s) => s.source === 'server') ? 'server_lost' : 'timeout'
 }

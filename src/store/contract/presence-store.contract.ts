@@ -322,6 +322,44 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.deepEqual(await store.stats(T0 + 2), { sessions: 2, users: 2 })
     })
 
+    test('liveUsers lists each live user once with its live sessions, in batches', async (t) => {
+      const store = await open(t)
+      if (!store.liveUsers) return t.skip('this adapter has no liveUsers')
+      const game = { kind: 'inGame', placeId: '1818', universeId: '13058' } as const
+      await store.heartbeat(write(id('51'), 'app:iOS'), T0)
+      await store.heartbeat(write(id('51'), 'app:PC', { activity: game }), T0)
+      await store.heartbeat(write(id('52'), 'app:iOS', { ttlMs: 10 }), T0)
+      await store.heartbeat(write(id('9007199254740993'), 'app:iOS'), T0)
+      for (let n = 60; n < 65; n++) await store.heartbeat(write(id(String(n))), T0)
+      await store.end(id('60'), 'app:iOS', T0, 'explicit')
+      const batches = []
+      for await (const batch of store.liveUsers(T0 + 100, 2)) batches.push(batch)
+      assert.ok(
+        batches.every((b) => b.length >= 1 && b.length <= 2),
+        'batches of at most 2',
+      )
+      const users = batches.flat()
+      // 52 expired (not swept), 60 ended
+      assert.deepEqual(users.map((u) => u.userId).sort(), [
+        '51',
+        '61',
+        '62',
+        '63',
+        '64',
+        '9007199254740993',
+      ])
+      const u51 = users.find((u) => u.userId === '51')!
+      assert.deepEqual(
+        u51.sessions
+          .map((s) => ({ source: s.source, deviceType: s.deviceType, activity: s.activity }))
+          .sort((a, b) => a.activity.kind.localeCompare(b.activity.kind)),
+        [
+          { source: 'app', deviceType: 'iOS', activity: game },
+          { source: 'app', deviceType: 'iOS', activity: { kind: 'online' } },
+        ],
+      )
+    })
+
     test('int64 ids above 2^53 are kept exactly', async (t) => {
       const store = await open(t)
       const big = id('9007199254740993')

@@ -6,7 +6,7 @@ import type {
   UserPresence,
 } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
-import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
 import type { LastOnlineLedger } from '../profile-store.js'
 import { ExpiryHeap } from './expiry-heap.js'
 import { InternPool } from './intern-pool.js'
@@ -164,6 +164,34 @@ export class MemoryPresenceStore implements PresenceStore {
       })
     }
     return Promise.resolve(changes)
+  }
+
+  /**
+   * Walks the user table: user slots are never freed or moved, so a walk that yields between
+   * batches (letting writes in) still visits each user once. Activities are the shared, frozen
+   * interned values: no copies.
+   */
+  async *liveUsers(now: number, batchSize: number): AsyncIterable<LiveUser[]> {
+    let batch: LiveUser[] = []
+    for (let user = 0; user < this.#users.size; user++) {
+      const rows = this.#sessions
+      let sessions: Array<LiveUser['sessions'][number]> | undefined
+      for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
+        if (!(rows.expiresAt[slot]! > now)) continue
+        ;(sessions ??= []).push({
+          source: SOURCES[rows.source[slot]!]!,
+          deviceType: this.#strings.value(rows.deviceType[slot]!),
+          activity: this.#activities.value(rows.activity[slot]!),
+        })
+      }
+      if (!sessions) continue
+      batch.push({ userId: this.#users.idOf(user), sessions })
+      if (batch.length >= batchSize) {
+        yield batch
+        batch = []
+      }
+    }
+    if (batch.length > 0) yield batch
   }
 
   stats(now: number): Promise<{ sessions: number; users: number }> {

@@ -1,6 +1,6 @@
 import type { OfflineReason, Session, UserPresence } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
-import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
 import type { RedisKeys } from './keys.js'
 import { decodePresence } from './presence-codec.js'
 import type { RedisConnection } from './redis-connection.js'
@@ -140,6 +140,33 @@ export class RedisPresenceStore implements PresenceStore {
     const start = this.#nextBucket
     this.#nextBucket = (start + 1) % n
     return Array.from({ length: n }, (_, i) => (start + i) % n)
+  }
+
+  /**
+   * Every bucket's expiry index lists the users holding sessions (live, or expired and not yet
+   * swept): read it, then their values by MGET in batches, keeping the live sessions. One bucket
+   * at a time, so a node never holds more than a bucket's ids.
+   */
+  async *liveUsers(now: number, batchSize: number): AsyncIterable<LiveUser[]> {
+    const k = this.#keys
+    const client = this.#connection.client
+    for (let bucket = 0; bucket < k.buckets; bucket++) {
+      const ids = (await this.#connection.run(() =>
+        client.zrange(k.due(bucket), 0, -1),
+      )) as UserId[]
+      for (let i = 0; i < ids.length; i += batchSize) {
+        const chunk = ids.slice(i, i + batchSize)
+        const raws = await this.#connection.run(() =>
+          this.#connection.mget(chunk.map((id) => k.presence(id))),
+        )
+        const batch: LiveUser[] = []
+        chunk.forEach((id, j) => {
+          const presence = decodePresence(id, raws[j], now)
+          if (presence.sessions.length > 0) batch.push(presence)
+        })
+        if (batch.length > 0) yield batch
+      }
+    }
   }
 
   /** Sessions and users stored (live, or expired and awaiting the sweep), like the memory store. */
