@@ -83,3 +83,42 @@ test('the lastOnline ledger never moves a value back', async (t) => {
     ]),
   )
 })
+
+test('reads served from memory follow every write: settings, friends, blocks, import', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-sqlite-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const store = new SqliteProfileStore(dir)
+  t.after(() => store.close())
+  const c = '7' as UserId
+  const strangers = { friends: false, blocked: false }
+  // cache the viewers' (empty) relations first, then change them
+  assert.deepEqual(await store.getRelations(a, [b, c]), [strangers, strangers])
+  assert.deepEqual(await store.getRelations(b, [a]), [strangers])
+  await store.setFriends(a, b, true)
+  assert.deepEqual(await store.getRelations(a, [b, c]), [
+    { friends: true, blocked: false },
+    strangers,
+  ])
+  assert.deepEqual(await store.getRelations(b, [a]), [{ friends: true, blocked: false }])
+  await store.setBlocked(c, a, true)
+  assert.deepEqual(await store.getRelations(a, [c]), [{ friends: false, blocked: true }])
+  assert.deepEqual(await store.getRelations(c, [a]), [{ friends: false, blocked: true }])
+  await store.importRecords([
+    { type: 'friends', a, b, friends: false },
+    { type: 'block', blocker: c, blocked: a, isBlocked: false },
+    { type: 'settings', userId: c, settings: { visibility: 'nobody', invisible: false } },
+  ])
+  assert.deepEqual(await store.getRelations(a, [b, c]), [strangers, strangers])
+  assert.equal((await store.getSettings([c]))[0]!.visibility, 'nobody')
+
+  // a setting back to the defaults reads as the defaults; a changed one as changed
+  await store.putSettings(c, { visibility: 'everyone', invisible: false })
+  await store.putSettings(a, { visibility: 'friends', invisible: true, frozenLastOnline: 9 })
+  const [sa, sc] = await store.getSettings([a, c])
+  assert.deepEqual({ ...sa }, { visibility: 'friends', invisible: true, frozenLastOnline: 9 })
+  assert.deepEqual({ ...sc }, { visibility: 'everyone', invisible: false })
+  // readers share the remembered object: it cannot be changed behind the store's back
+  assert.throws(() => {
+    ;(sa as { invisible: boolean }).invisible = false
+  })
+})

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   defaultSettings,
+  strangers,
   type Relation,
   type UserSettings,
   type Visibility,
@@ -41,18 +42,38 @@ CREATE TABLE IF NOT EXISTS last_online (user_id TEXT PRIMARY KEY, at INTEGER NOT
 `
 
 interface SettingsRow {
+  user_id: string
   visibility: Visibility
   invisible: number
   frozen_last_online: number | null
 }
 
+interface ViewerRelations {
+  friends: ReadonlySet<string>
+  /** Blocked in either direction. */
+  blocked: ReadonlySet<string>
+}
+
+/** How many viewers' friend and block sets are kept in memory (least recently used dropped). */
+const RELATION_CACHE_SIZE = 10_000
+const noRelations: Relation[] = []
+
 /**
  * The embedded durable store: one SQLite file in the data dir, written synchronously in WAL mode
  * so a write that returned survives a crash of the process.
+ *
+ * Reads on the presence read path are answered from memory: every request reads the settings of
+ * each target, and a query per id cost most of a lookup. Settings rows (only users who changed
+ * theirs have one) are loaded at open and written through; the friend and block sets of recent
+ * viewers are cached and dropped on any change to them. This process is the file's only writer.
  */
 export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   readonly db: Database.Database
   readonly #stmt
+  /** Non-default settings by user; absent means defaultSettings. */
+  readonly #settings = new Map<string, UserSettings>()
+  /** Least recently used first (Map order). */
+  readonly #relations = new Map<string, ViewerRelations>()
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true })
@@ -62,8 +83,8 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     this.db.exec(SCHEMA)
     const db = this.db
     this.#stmt = {
-      getSettings: db.prepare<[string], SettingsRow>(
-        'SELECT visibility, invisible, frozen_last_online FROM settings WHERE user_id = ?',
+      allSettings: db.prepare<[], SettingsRow>(
+        'SELECT user_id, visibility, invisible, frozen_last_online FROM settings',
       ),
       putSettings: db.prepare(
         'INSERT INTO settings (user_id, visibility, invisible, frozen_last_online) VALUES (?, ?, ?, ?) ' +
@@ -113,20 +134,20 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
         'INSERT INTO last_online (user_id, at) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET at = MAX(at, excluded.at)',
       ),
     }
+    for (const row of this.#stmt.allSettings.iterate()) {
+      this.#remember(row.user_id, {
+        visibility: row.visibility,
+        invisible: row.invisible === 1,
+        frozenLastOnline: row.frozen_last_online ?? undefined,
+      })
+    }
   }
 
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]> {
-    return Promise.resolve(
-      ids.map((id) => {
-        const row = this.#stmt.getSettings.get(id)
-        if (!row) return defaultSettings
-        return {
-          visibility: row.visibility,
-          invisible: row.invisible === 1,
-          frozenLastOnline: row.frozen_last_online ?? undefined,
-        }
-      }),
-    )
+    const settings = this.#settings
+    const out = new Array<UserSettings>(ids.length)
+    for (let i = 0; i < ids.length; i++) out[i] = settings.get(ids[i]!) ?? defaultSettings
+    return Promise.resolve(out)
   }
 
   putSettings(id: UserId, settings: UserSettings): Promise<void> {
@@ -136,13 +157,15 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
       settings.invisible ? 1 : 0,
       settings.frozenLastOnline ?? null,
     )
+    this.#remember(id, settings)
     return Promise.resolve()
   }
 
   getRelations(viewer: UserId, targets: readonly UserId[]): Promise<Relation[]> {
-    const friends = new Set(this.#stmt.friendsOf.all(viewer).map((r) => r.b))
-    const blocked = new Set(this.#stmt.blockedBy.all(viewer).map((r) => r.blocked))
-    for (const r of this.#stmt.blockersOf.all(viewer)) blocked.add(r.blocker)
+    const { friends, blocked } = this.#relationsOf(viewer)
+    if (friends.size === 0 && blocked.size === 0) {
+      return Promise.resolve(targets.length === 0 ? noRelations : targets.map(() => strangers))
+    }
     return Promise.resolve(
       targets.map((t) => ({ friends: friends.has(t), blocked: blocked.has(t) })),
     )
@@ -154,11 +177,15 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
       statement.run(a, b)
       statement.run(b, a)
     })()
+    this.#relations.delete(a)
+    this.#relations.delete(b)
     return Promise.resolve()
   }
 
   setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
     ;(isBlocked ? this.#stmt.addBlock : this.#stmt.removeBlock).run(blocker, blocked)
+    this.#relations.delete(blocker)
+    this.#relations.delete(blocked)
     return Promise.resolve()
   }
 
@@ -255,6 +282,11 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
         }
       }
     })()
+    // only once the transaction committed: a refused import leaves memory as it was
+    for (const r of records) {
+      if (r.type === 'settings') this.#remember(r.userId, r.settings)
+      else if (r.type === 'friends' || r.type === 'block') this.#relations.clear()
+    }
     return Promise.resolve()
   }
 
@@ -275,5 +307,46 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   close(): Promise<void> {
     if (this.db.open) this.db.close()
     return Promise.resolve()
+  }
+
+  #remember(id: string, settings: UserSettings): void {
+    if (
+      settings.visibility === defaultSettings.visibility &&
+      !settings.invisible &&
+      settings.frozenLastOnline === undefined
+    ) {
+      this.#settings.delete(id)
+    } else {
+      // shared with every reader, like defaultSettings: frozen
+      this.#settings.set(
+        id,
+        Object.freeze({
+          visibility: settings.visibility,
+          invisible: settings.invisible,
+          frozenLastOnline: settings.frozenLastOnline ?? undefined,
+        }),
+      )
+    }
+  }
+
+  #relationsOf(viewer: string): ViewerRelations {
+    const cached = this.#relations.get(viewer)
+    if (cached) {
+      // most recently used last
+      this.#relations.delete(viewer)
+      this.#relations.set(viewer, cached)
+      return cached
+    }
+    const friends = new Set<string>()
+    for (const r of this.#stmt.friendsOf.iterate(viewer)) friends.add(r.b)
+    const blocked = new Set<string>()
+    for (const r of this.#stmt.blockedBy.iterate(viewer)) blocked.add(r.blocked)
+    for (const r of this.#stmt.blockersOf.iterate(viewer)) blocked.add(r.blocker)
+    const relations = { friends, blocked }
+    if (this.#relations.size >= RELATION_CACHE_SIZE) {
+      this.#relations.delete(this.#relations.keys().next().value!)
+    }
+    this.#relations.set(viewer, relations)
+    return relations
   }
 }
