@@ -83,6 +83,11 @@ export class Fanout {
   readonly #byToken = new Map<string, Stream>()
   /** Settings of watched targets; refreshed by `settings` bus events. */
   readonly #settings = new Map<UserId, UserSettings>()
+  /**
+   * The distinct renders last sent for each watched target. A snapshot reuses an equal string
+   * from here instead of keeping its own copy: thousands of watchers then share a few strings.
+   */
+  readonly #renders = new Map<UserId, string[]>()
   /** Targets whose offline is being held for the flap grace period. */
   readonly #held = new Map<UserId, { reason: OfflineReason; timer: NodeJS.Timeout }>()
   readonly #unsubscribe: () => void
@@ -259,7 +264,7 @@ export class Fanout {
     fresh.forEach((id, i) => {
       const watch: Watch = { relation: relationOf(relations[i]), sent: '', online: false }
       const projected = this.#project(stream, id, watch, presences[i]!, now)
-      watch.sent = projected.json
+      watch.sent = this.#intern(id, projected.json)
       watch.online = projected.online
       this.#watchers.add(stream, id, watch)
     })
@@ -355,8 +360,23 @@ export class Fanout {
       const rendered = this.#project(stream, target, watch, presence, now, renders)
       if (this.#emit(stream, target, watch, rendered, reason, holdable)) held = true
     }
+    // a watcher cut off during the loop may have been the last one
+    if (!this.#watchers.isWatched(target)) return this.#forget(target)
     if (held) this.#hold(target, reason)
     else this.#release(target)
+    this.#renders.set(
+      target,
+      [...renders.values()].map((r) => r.json),
+    )
+  }
+
+  #intern(target: UserId, json: string): string {
+    const known = this.#renders.get(target)
+    const same = known?.find((candidate) => candidate === json)
+    if (same !== undefined) return same
+    if (!known) this.#renders.set(target, [json])
+    else if (known.length < 8) known.push(json)
+    return json
   }
 
   /** The viewer's projection of `presence`, rendered once per distinct access. */
@@ -442,6 +462,7 @@ export class Fanout {
   /** Nobody watches `target` any more. */
   #forget(target: UserId): void {
     this.#settings.delete(target)
+    this.#renders.delete(target)
     this.#release(target)
   }
 }

@@ -105,7 +105,8 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     }, deps.keepaliveMs)
     keepalive.unref()
     live.add(end)
-    request.raw.on('close', () => {
+    // the response closes when the peer goes away (the request may close as soon as it is read)
+    res.on('close', () => {
       if (!open) return
       open = false
       clearInterval(keepalive)
