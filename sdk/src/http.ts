@@ -137,11 +137,14 @@ export class Transport {
         })
       } catch (error) {
         if (options.signal?.aborted) throw error
-        throw new PresencedError(`Cannot reach presenced at ${this.baseUrl}: ${reason(error)}`, {
-          status: 0,
-          protocol: 'network',
-          cause: error,
-        })
+        throw new PresencedError(
+          `Cannot reach presenced at ${this.baseUrl}: ${networkReason(error)}`,
+          {
+            status: 0,
+            protocol: 'network',
+            cause: error,
+          },
+        )
       }
 
       // The x-csrf-token challenge: a cookie-authenticated write is refused once with a fresh
@@ -260,7 +263,7 @@ function errorOf(response: Response, body: unknown, protocol: ErrorProtocol): Pr
 }
 
 /** The useful part of a fetch failure: undici hides the socket error (or several) in `cause`. */
-function reason(error: unknown): string {
+export function networkReason(error: unknown): string {
   const cause = (error as { cause?: { code?: unknown; message?: unknown; errors?: unknown } }).cause
   const inner = Array.isArray(cause?.errors) ? (cause.errors[0] as typeof cause) : cause
   if (typeof inner?.code === 'string') return inner.code

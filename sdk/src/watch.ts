@@ -1,6 +1,6 @@
 import { Emitter } from './emitter.js'
 import { PresencedError } from './errors.js'
-import { isObject, type Transport } from './http.js'
+import { isObject, networkReason, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { stringifyJson } from './ids.js'
 import { PresenceType, dateOf, type Presence } from './presence.js'
@@ -528,6 +528,8 @@ function openWebSocket(
   )
   let done = false
   let refused: PresencedError | undefined
+  let opened = false
+  let lastError = ''
   const finish = (error: unknown, fatal: boolean) => {
     if (done) return
     done = true
@@ -536,6 +538,7 @@ function openWebSocket(
   // frames sent while the socket is still connecting go out right after the opening frames
   const queued: string[] = []
   socket.onopen = () => {
+    opened = true
     handlers.onOpen()
     for (const text of queued.splice(0)) socket.send(text)
   }
@@ -546,6 +549,7 @@ function openWebSocket(
   socket.onerror = (event: never) => {
     // `ws` reports a refused upgrade as "Unexpected server response: 401"; browsers say nothing
     const message = String((event as { message?: unknown })?.message ?? '')
+    lastError = message
     const status = Number(/Unexpected server response: (\d+)/.exec(message)?.[1] ?? 0)
     if (status >= 400 && status < 500 && status !== 429) {
       refused = new PresencedError(
@@ -557,11 +561,14 @@ function openWebSocket(
   socket.onclose = (event: { code: number; reason: string }) => {
     if (refused) return finish(refused, true)
     const fatal = FATAL_CLOSE.has(event.code)
+    const message = opened
+      ? event.reason || `WebSocket closed (${event.code})`
+      : `Cannot reach presenced at ${transport.baseUrl}${lastError ? ': ' + lastError : ''}`
     finish(
-      new PresencedError(event.reason || `WebSocket closed (${event.code})`, {
+      new PresencedError(message, {
         status: 0,
         code: event.code,
-        protocol: 'native',
+        protocol: opened ? 'native' : 'network',
       }),
       fatal,
     )
@@ -593,10 +600,18 @@ function openSse(
   }
   const url = `${transport.baseUrl}${NATIVE_SSE_PATH}?${query}`
   void (async () => {
-    const response = await transport.fetch(url, {
-      headers: { accept: 'text/event-stream', ...transport.authHeaders() },
-      signal: controller.signal,
-    })
+    let response: Response
+    try {
+      response = await transport.fetch(url, {
+        headers: { accept: 'text/event-stream', ...transport.authHeaders() },
+        signal: controller.signal,
+      })
+    } catch (error) {
+      if (controller.signal.aborted) return
+      const message = `Cannot reach presenced at ${transport.baseUrl}: ${networkReason(error)}`
+      const failure = new PresencedError(message, { status: 0, protocol: 'network', cause: error })
+      return handlers.onClose(failure, false)
+    }
     if (!response.ok || response.body === null) {
       const text = await response.text().catch(() => '')
       const body = parseFrame(text)

@@ -13,7 +13,7 @@ import {
   whereOf,
 } from './client-command.js'
 
-const USAGE = `Usage: presenced watch <user ids...> [--json] [--sse] [--url <server>] [--token <token>]
+const USAGE = `Usage: presenced watch <user ids...> --token <token> [--json] [--sse] [--url <server>]
 
 Shows the presence of users live: their current state, then one line per change, until Ctrl-C.
 Reconnects by itself and resumes where it left off.
@@ -22,7 +22,7 @@ Options:
   --json           one JSON object per event (NDJSON), ids as strings
   --sse            use Server-Sent Events instead of a WebSocket
   --url <server>   default $PRESENCED_URL or http://127.0.0.1:8080
-  --token <token>  watch as this user (default $PRESENCED_TOKEN)
+  --token <token>  watch as this user, whose view privacy decides (default $PRESENCED_TOKEN)
   -h, --help       this help
 
 Exit codes: 0 stopped with Ctrl-C, 1 server or network error, 2 bad usage or input.`
@@ -47,21 +47,30 @@ export function runWatch(args: string[]): Promise<number> {
     }
     const ids = positionals.flatMap((p) => p.split(',')).filter((p) => p !== '')
     if (ids.length === 0) throw new UsageError(`give at least one user id\n\n${USAGE}`)
+    const token = tokenOf(values.token)
+    if (token === undefined) {
+      throw new UsageError(
+        `--token is required: the real-time API serves signed-in users\n\n${USAGE}`,
+      )
+    }
     const client = createClient({
       baseUrl: serverUrl(values.url),
-      token: tokenOf(values.token),
+      token,
       WebSocket,
     })
     const subscription = client.subscribe(ids, { transport: values.sse ? 'sse' : 'websocket' })
     const print = values.json ? (e: PresenceEvent) => console.log(jsonLine(e)) : printEvent
     subscription.on('event', print)
-    subscription.on('reconnecting', ({ delayMs, error }) => {
-      console.error(
-        `presenced watch: connection lost (${describeFailure(error).message}); retrying in ${delayMs} ms`,
-      )
-    })
+    let opened = false
+    subscription.on('open', () => (opened = true))
     const outcome = await new Promise<{ signal: string } | { error: unknown }>((resolve) => {
       subscription.on('error', (error) => resolve({ error }))
+      subscription.on('reconnecting', ({ delayMs, error }) => {
+        // a server that was never reached is a mistake to report, not an outage to ride out
+        if (!opened) return resolve({ error })
+        const reason = describeFailure(error).message
+        console.error(`presenced watch: connection lost (${reason}); retrying in ${delayMs} ms`)
+      })
       process.once('SIGINT', () => resolve({ signal: 'SIGINT' }))
       process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }))
     })
