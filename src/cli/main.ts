@@ -1,14 +1,10 @@
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../app/config.js'
-import { startServer } from '../app/server.js'
 import { resolveTokenSecret } from '../app/token-secret.js'
 import { parseUserId } from '../core/user-id.js'
 import { Tokens } from '../service/tokens.js'
-import { runGet } from './get-command.js'
-import { runHeartbeat } from './heartbeat-command.js'
 import { runImport } from './import-command.js'
 import { runKeys } from './keys-command.js'
-import { runWatch } from './watch-command.js'
 
 const USAGE = `Usage: presenced <command> [options]
 
@@ -33,12 +29,13 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest)
     case 'token':
       return token(rest)
+    // client commands load only the SDK, never the server's modules
     case 'get':
-      return runGet(rest)
+      return (await import('./get-command.js')).runGet(rest)
     case 'watch':
-      return runWatch(rest)
+      return (await import('./watch-command.js')).runWatch(rest)
     case 'heartbeat':
-      return runHeartbeat(rest)
+      return (await import('./heartbeat-command.js')).runHeartbeat(rest)
     case 'import':
       return runImport(rest)
     case 'keys':
@@ -63,7 +60,9 @@ async function serve(args: string[]): Promise<number> {
     )
     return 0
   }
-  await startServer(loadConfig())
+  const config = loadConfig()
+  const { startServer } = await import('../app/server.js')
+  await startServer(config)
   return -1
 }
 
