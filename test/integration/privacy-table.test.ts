@@ -271,7 +271,7 @@ interface XboxRecord {
   xuid: string
   state: 'Online' | 'Away' | 'Offline'
   devices?: Array<{ type: string; titles: unknown[] }>
-  lastSeen?: { timestamp: string }
+  lastSeen?: { deviceType: string; titleName: string; timestamp: string }
 }
 
 /** The Xbox PresenceRecord (level all) the target themself sees. */
@@ -279,7 +279,11 @@ function xboxTruth(setting: SettingKind, state: StateKind): XboxRecord {
   const xuid = String(targetId(setting, state))
   switch (state) {
     case 'offline':
-      return { xuid, state: 'Offline', lastSeen: { timestamp: iso(T0 + 11_000) } }
+      return {
+        xuid,
+        state: 'Offline',
+        lastSeen: { deviceType: 'Unknown', titleName: '', timestamp: iso(T0 + 11_000) },
+      }
     case 'online':
       // signed in on a device, in no title
       return { xuid, state: 'Away', devices: [{ type: 'PC', titles: [] }] }
@@ -317,7 +321,11 @@ function xboxExpected(viewer: ViewerKind, setting: SettingKind, state: StateKind
     return {
       xuid,
       state: 'Offline',
-      lastSeen: { timestamp: iso(state === 'offline' ? T0 + 1000 : T0) },
+      lastSeen: {
+        deviceType: 'Unknown',
+        titleName: '',
+        timestamp: iso(state === 'offline' ? T0 + 1000 : T0),
+      },
     }
   }
   const seesWhere = setting === 'everyone' || (setting === 'friends' && viewer === 'friend')

@@ -36,7 +36,7 @@ const offlineUnseen = { xuid: TARGET, state: 'Offline' }
 const offlineSeenAt = (timestamp: string) => ({
   xuid: TARGET,
   state: 'Offline',
-  lastSeen: { timestamp },
+  lastSeen: { deviceType: 'Unknown', titleName: '', timestamp },
 })
 
 type Viewer = 'me' | 'friend' | 'non-friend' | 'third-party' | 'private-key' | 'blocker' | 'blocked'

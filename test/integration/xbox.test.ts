@@ -185,7 +185,11 @@ test('a title not refreshed within its heartbeat expires; DELETE ends it at once
   assert.deepEqual(await x.get(OTHER, `/users/xuid(${ME})`), {
     xuid: ME,
     state: 'Offline',
-    lastSeen: { timestamp: new Date(Date.parse(T0) + 77_000).toISOString() },
+    lastSeen: {
+      deviceType: 'Unknown',
+      titleName: '',
+      timestamp: new Date(Date.parse(T0) + 77_000).toISOString(),
+    },
   })
   // DELETE of a title that is not there is still fine (idempotent)
   const again = await x.app.inject({
@@ -255,7 +259,7 @@ test('PUT state Cloaked hides the user from others, not from themself', async (t
   assert.deepEqual(await x.get(OTHER, `/users/xuid(${ME})`), {
     xuid: ME,
     state: 'Offline',
-    lastSeen: { timestamp: T0 },
+    lastSeen: { deviceType: 'Unknown', titleName: '', timestamp: T0 },
   })
   x.clock.advance(60_000)
   await x.writeTitle(ME, { id: TITLE })
@@ -263,7 +267,7 @@ test('PUT state Cloaked hides the user from others, not from themself', async (t
   assert.deepEqual(await x.get(OTHER, `/users/xuid(${ME})?level=user`), {
     xuid: ME,
     state: 'Offline',
-    lastSeen: { timestamp: T0 },
+    lastSeen: { deviceType: 'Unknown', titleName: '', timestamp: T0 },
   })
   assert.equal(((await x.get(ME, '/users/me')) as { state: string }).state, 'Online')
   assert.equal((await put({ state: 'Active' })).statusCode, 200)

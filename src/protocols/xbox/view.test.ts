@@ -36,7 +36,7 @@ test('Offline with lastSeen only when no session; never lastSeen while signed in
   assert.deepEqual(presenceRecord(presence({ lastOnline: 0 }), options), {
     xuid: id,
     state: 'Offline',
-    lastSeen: { timestamp: '1970-01-01T00:00:00.000Z' },
+    lastSeen: { deviceType: 'Unknown', titleName: '', timestamp: '1970-01-01T00:00:00.000Z' },
   })
   assert.deepEqual(presenceRecord(presence({}), options), { xuid: id, state: 'Offline' })
   const online = presenceRecord(presence({ sessions: [session({})], lastOnline: 5 }), {

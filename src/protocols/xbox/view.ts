@@ -31,8 +31,14 @@ export interface DeviceRecord {
   titles?: TitleRecord[]
 }
 
-/** Only the instant: presenced keeps no history of which device or title that was. */
+/**
+ * When the user was last seen. presenced keeps no history of which device or title that was:
+ * `deviceType` is `Unknown` and `titleName` empty (and `titleId` absent), but both are present,
+ * as clients require them (xbox-webapi-python's LastSeen model refuses a record without them).
+ */
 export interface LastSeenRecord {
+  deviceType: string
+  titleName: string
   timestamp: string
 }
 
@@ -116,7 +122,7 @@ export function presenceRecord(
     record.devices = shown.map((d) => deviceRecord(d, options.level))
   }
   if (presence.sessions.length === 0 && presence.lastOnline !== undefined) {
-    record.lastSeen = { timestamp: iso(presence.lastOnline) }
+    record.lastSeen = { deviceType: 'Unknown', titleName: '', timestamp: iso(presence.lastOnline) }
   }
   return record
 }

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { UserId } from '../../src/core/user-id.js'
+import { startApp } from '../helpers/start-app.js'
+import { ISO_Z, json, send } from './wire.js'
+
+/*
+ * Replays of Xbox Live presence clients against a real presenced: xbox-webapi-python (the
+ * PresenceProvider and its pydantic models), xbox-webapi-node (src/providers/userpresence.js)
+ * and a title writing its presence as the Xbox Live API (xbox-live-api) does.
+ */
+
+const ME = '2535428504476914' as UserId
+const OTHER = '2669321029139235'
+const TITLE = '1717113201'
+
+const isStr = (v: unknown) => typeof v === 'string'
+const optional = (v: unknown, check: (v: unknown) => boolean) =>
+  v === undefined || v === null || check(v)
+
+/**
+ * xbox/webapi/api/provider/presence/models.py, as pydantic would validate it: PresenceItem
+ * {xuid: str, state: str, last_seen?: LastSeen, devices?: [DeviceRecord]}, LastSeen
+ * {device_type: str, title_id?: str, title_name: str, timestamp: str}, DeviceRecord
+ * {titles?: [TitleRecord], type?: str}, TitleRecord {id?, name?, lastModified?, placement?,
+ * state?: str, activity?}.
+ */
+function assertPythonPresenceItem(item: unknown): void {
+  const r = item as Record<string, unknown>
+  assert.ok(isStr(r.xuid) && isStr(r.state), JSON.stringify(r))
+  assert.ok(
+    optional(r.lastSeen, (v) => {
+      const s = v as Record<string, unknown>
+      return (
+        isStr(s.deviceType) &&
+        isStr(s.titleName) &&
+        isStr(s.timestamp) &&
+        optional(s.titleId, isStr)
+      )
+    }),
+    `LastSeen needs deviceType, titleName, timestamp: ${JSON.stringify(r.lastSeen)}`,
+  )
+  assert.ok(optional(r.devices, Array.isArray))
+  for (const device of (r.devices as Record<string, unknown>[] | undefined) ?? []) {
+    assert.ok(optional(device.type, isStr) && optional(device.titles, Array.isArray))
+    for (const title of (device.titles as Record<string, unknown>[] | undefined) ?? []) {
+      for (const key of ['id', 'name', 'lastModified', 'placement', 'state']) {
+        assert.ok(optional(title[key], isStr), `TitleRecord.${key}`)
+      }
+    }
+  }
+}
+
+async function world(t: Parameters<typeof startApp>[0]) {
+  const presenced = await startApp(t, { listen: true })
+  const token = await presenced.tokens.issue(ME)
+  // XboxLiveClient: Authorization on the whole session; the provider adds its own headers;
+  // httpx/aiohttp add Accept-Encoding, and the client its Accept-Language and MS-CV
+  const session: [string, string][] = [
+    ['Authorization', `XBL3.0 x=2535428504476914;${token}`],
+    ['Accept-Language', 'en-US'],
+    ['MS-CV', 'nlBFF+75FkeVgg7dthiY8Q.1'],
+    ['Accept-Encoding', 'gzip, deflate'],
+    ['User-Agent', 'python-httpx/0.27.0'],
+  ]
+  const provider: [string, string][] = [
+    ['x-xbl-contract-version', '3'],
+    ['Accept', 'application/json'],
+  ]
+  return { ...presenced, session, provider }
+}
+
+test('a title writes its presence as xbox-live-api does; the XUID is then Online', async (t) => {
+  const { url, session, provider } = await world(t)
+  const write = await send(url, {
+    method: 'POST',
+    path: `/users/xuid(${ME})/devices/current/titles/current`,
+    headers: [
+      ['Host', 'userpresence.xboxlive.com'],
+      ...session,
+      ...provider,
+      ['Content-Type', 'application/json'],
+    ],
+    body: JSON.stringify({ id: TITLE, state: 'active', placement: 'full' }),
+  })
+  assert.equal(write.status, 200, write.text)
+  assert.ok(Number(write.headers['x-heartbeat-after']) > 0)
+})
+
+test('xbox-webapi-python: get_presence_batch and get_presence_own parse into its models', async (t) => {
+  const { url, session, provider } = await world(t)
+  await send(url, {
+    method: 'POST',
+    path: `/users/xuid(${ME})/devices/current/titles/current`,
+    headers: [...session, ...provider, ['Content-Type', 'application/json']],
+    body: JSON.stringify({ id: TITLE, state: 'active' }),
+  })
+
+  // PresenceProvider.get_presence_batch: POST /users/batch, json={"users": [str], "onlineOnly":
+  // False, "level": "user"} (json.dumps spacing), then PresenceBatchResponse.parse_raw
+  for (const level of ['user', 'device', 'title']) {
+    const batch = await send(url, {
+      method: 'POST',
+      path: '/users/batch',
+      headers: [
+        ['Host', 'userpresence.xboxlive.com'],
+        ...session,
+        ...provider,
+        ['Content-Type', 'application/json'],
+      ],
+      body: `{"users": ["${ME}", "${OTHER}"], "onlineOnly": false, "level": "${level}"}`,
+    })
+    assert.equal(batch.status, 200, batch.text)
+    // resp.raise_for_status() then parse: a JSON array of PresenceItem, in the order asked
+    const items = json(batch) as { xuid: string; state: string }[]
+    assert.ok(Array.isArray(items))
+    assert.deepEqual(
+      items.map((i) => [i.xuid, i.state]),
+      [
+        [ME, 'Online'],
+        [OTHER, 'Offline'],
+      ],
+    )
+    items.forEach(assertPythonPresenceItem)
+  }
+
+  // get_presence_own: GET /users/me?level=all
+  const own = await send(url, {
+    method: 'GET',
+    path: '/users/me?level=all',
+    headers: [...session, ...provider],
+  })
+  assert.equal(own.status, 200, own.text)
+  const item = json(own) as { devices: { titles: { id: string; lastModified: string }[] }[] }
+  assertPythonPresenceItem(item)
+  assert.equal(item.devices[0]!.titles[0]!.id, TITLE)
+  assert.match(item.devices[0]!.titles[0]!.lastModified, ISO_Z)
+
+  // an XUID that went offline carries a LastSeen the model accepts
+  const gone = await send(url, {
+    method: 'DELETE',
+    path: `/users/xuid(${ME})/devices/current/titles/current?titleId=${TITLE}`,
+    headers: [...session, ...provider],
+  })
+  assert.equal(gone.status, 200, gone.text)
+  const offline = json(
+    await send(url, {
+      method: 'POST',
+      path: '/users/batch',
+      headers: [...session, ...provider, ['Content-Type', 'application/json']],
+      body: `{"users": ["${ME}"], "onlineOnly": false, "level": "user"}`,
+    }),
+  ) as { state: string; lastSeen: { timestamp: string } }[]
+  assert.equal(offline[0]!.state, 'Offline')
+  assert.match(offline[0]!.lastSeen.timestamp, ISO_Z)
+  offline.forEach(assertPythonPresenceItem)
+})
+
+test('xbox-webapi-node: get_presence_batch (level all) and get_user_presence', async (t) => {
+  const { url, session, provider } = await world(t)
+  // src/providers/userpresence.js: BaseProvider with {'x-xbl-contract-version': '3', Accept}
+  const batch = await send(url, {
+    method: 'POST',
+    path: '/users/batch',
+    headers: [...session.slice(0, 1), ...provider, ['Content-Type', 'application/json']],
+    body: JSON.stringify({ users: [ME, OTHER], onlineOnly: false, level: 'all' }),
+  })
+  assert.equal(batch.status, 200, batch.text)
+  assert.equal((json(batch) as unknown[]).length, 2)
+  const one = await send(url, {
+    method: 'GET',
+    path: `/users/xuid(${OTHER})?level=all`,
+    headers: [...session.slice(0, 1), ...provider],
+  })
+  assert.equal(one.status, 200, one.text)
+  assert.equal((json(one) as { xuid: string }).xuid, OTHER)
+})
