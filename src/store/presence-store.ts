@@ -54,8 +54,21 @@ export interface PresenceStore {
   /** The presences of `ids`, in that order, one per entry; unknown users have no sessions. */
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]>
   /**
+   * Applies a game server's full roster at once (PUT semantics, idempotent): every listed player
+   * gets or refreshes the session `server:<gameId>`; players of the previous roster who are not
+   * listed lose theirs (reason `explicit`). Returns the changes a watcher could see: players who
+   * joined (or whose session restarted or changed activity) and players who left; a refresh that
+   * only moves expiry is applied but not returned. Ids must be canonical and distinct.
+   */
+  reportServer(report: ServerReport, now: number): Promise<PresenceChange[]>
+  /** Ends a game server and every player's session on it at once; one change per player. */
+  endServer(gameId: string, now: number, reason: OfflineReason): Promise<PresenceChange[]>
+  /** The roster of a game server as last reported; undefined if unknown or past its expiry. */
+  getServer(gameId: string, now: number): Promise<ServerRoster | undefined>
+  /**
    * Claims and removes up to `limit` sessions whose expiresAt <= now, each exactly once across
-   * every node, updating lastOnline; returns one change per user affected (reason `timeout`).
+   * every node, updating lastOnline; returns one change per user affected
+   * (reason: see `sweepReason`).
    */
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]>
   /**
@@ -69,4 +82,39 @@ export interface PresenceStore {
   stats(now: number): Promise<{ sessions: number; users: number }>
   ready(): Promise<boolean>
   close(): Promise<void>
+}
+
+/** A game server's report: everyone connected to that server instance now. */
+export interface ServerReport {
+  /** The server instance (uuid). */
+  gameId: string
+  /** Canonical, distinct ids. */
+  players: readonly UserId[]
+  /** What each player is doing there: inGame, with the place, universe and gameId. */
+  activity: Activity
+  deviceType: string
+  ttlMs: number
+}
+
+/** A game server's roster as last reported. */
+export interface ServerRoster {
+  gameId: string
+  players: UserId[]
+  activity: Activity
+  updatedAt: number
+  expiresAt: number
+}
+
+/** The key of a player's session on a game server: one per server instance. */
+export function serverSessionKey(gameId: string): string {
+  return `server:${gameId}`
+}
+
+/**
+ * Why an expiry ended sessions: a game server's session expires only when the server stopped
+ * reporting (it crashed or lost its network), so it ends as `server_lost`; others as `timeout`.
+ * One change carries one reason: when a sweep ends both kinds for a user, the server's wins.
+ */
+export function sweepReason(ended: readonly Pick<Session, 'source'>[]): OfflineReason {
+  return ended.some((s) => s.source === 'server') ? 'server_lost' : 'timeout'
 }

@@ -15,6 +15,7 @@ import { describe, test, type TestContext } from 'node:test'
 import type { Activity, Session } from '../../core/presence.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+import { serverRosterContract } from './server-roster.contract.js'
 
 export type PresenceStoreFactory = () => Promise<{
   store: PresenceStore
@@ -390,4 +391,5 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.deepEqual(endedKeys(swept), ['9007199254740993/app:iOS'])
     })
   })
+  serverRosterContract(name, factory)
 }

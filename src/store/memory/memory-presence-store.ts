@@ -8,6 +8,12 @@ import type {
 import type { UserId } from '../../core/user-id.js'
 import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
 import type { LastOnlineLedger } from '../profile-store.js'
+import {
+  serverSessionKey,
+  sweepReason,
+  type ServerReport,
+  type ServerRoster,
+} from '../presence-store.js'
 import { ExpiryHeap } from './expiry-heap.js'
 import { InternPool } from './intern-pool.js'
 import { SessionSlab } from './session-slab.js'
@@ -23,6 +29,14 @@ export interface MemoryPresenceStoreOptions {
 const NONE = -1
 const SOURCES: readonly SessionSource[] = ['app', 'title', 'server']
 const SOURCE_INDEX: Record<SessionSource, number> = { app: 0, title: 1, server: 2 }
+
+/** A game server's roster: its players' user slots. Every report refreshes them all at once. */
+interface MemoryRoster {
+  players: Set<number>
+  activity: Activity
+  updatedAt: number
+  expiresAt: number
+}
 
 /**
  * The zero-setup default: sessions in this process's memory, lastOnline written behind to a
@@ -42,6 +56,10 @@ export class MemoryPresenceStore implements PresenceStore {
   readonly #activities = new InternPool<Activity>(parseActivity)
   /** User slots whose lastOnline the ledger has not seen yet. */
   readonly #dirty = new Set<number>()
+  /** Game servers by gameId; a roster past its expiry is dropped by the sweep. */
+  readonly #servers = new Map<string, MemoryRoster>()
+  /** No roster expires before this instant: the sweep looks at rosters only from then on. */
+  #rosterCheckAt = Number.POSITIVE_INFINITY
   readonly #ledger: LastOnlineLedger | undefined
   readonly #flushTimer: NodeJS.Timeout | undefined
   #sessionCount = 0
@@ -65,6 +83,11 @@ export class MemoryPresenceStore implements PresenceStore {
     if (user === NONE) {
       return Promise.reject(new TypeError(`not a user id: ${JSON.stringify(write.userId)}`))
     }
+    return Promise.resolve(this.#write(user, write, now))
+  }
+
+  /** A heartbeat of a known user, applied at once (a report applies many without yielding). */
+  #write(user: number, write: SessionWrite, now: number): PresenceChange {
     const before = this.#presence(write.userId, user, now)
     const rows = this.#sessions
     // take the new references before dropping the old ones, which may be the same values
@@ -92,11 +115,7 @@ export class MemoryPresenceStore implements PresenceStore {
     rows.activity[slot] = activity
     this.#heap.set(slot, expiresAt)
     this.#touch(user, now)
-    return Promise.resolve({
-      userId: write.userId,
-      before,
-      after: this.#presence(write.userId, user, now),
-    })
+    return { userId: write.userId, before, after: this.#presence(write.userId, user, now) }
   }
 
   end(
@@ -106,22 +125,24 @@ export class MemoryPresenceStore implements PresenceStore {
     reason: OfflineReason,
   ): Promise<PresenceChange | undefined> {
     const user = this.#users.find(userId)
-    const slot = user === NONE ? NONE : this.#find(user, key)
+    return Promise.resolve(user === NONE ? undefined : this.#end(user, userId, key, now, reason))
+  }
+
+  #end(
+    user: number,
+    userId: UserId,
+    key: string,
+    now: number,
+    reason: OfflineReason,
+  ): PresenceChange | undefined {
+    const slot = this.#find(user, key)
     // an expired session that is not yet swept is gone already: the sweep reports its timeout
-    if (slot === NONE || !(this.#sessions.expiresAt[slot]! > now)) {
-      return Promise.resolve(undefined)
-    }
+    if (slot === NONE || !(this.#sessions.expiresAt[slot]! > now)) return undefined
     const before = this.#presence(userId, user, now)
     const ended = this.#session(userId, slot)
     this.#remove(user, slot)
     this.#touch(user, now)
-    return Promise.resolve({
-      userId,
-      before,
-      after: this.#presence(userId, user, now),
-      reason,
-      ended: [ended],
-    })
+    return { userId, before, after: this.#presence(userId, user, now), reason, ended: [ended] }
   }
 
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
@@ -129,6 +150,7 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {
+    if (now >= this.#rosterCheckAt) this.#dropExpiredRosters(now)
     const byUser = new Map<number, { before: UserPresence; ended: Session[] }>()
     while (byUser.size < limit && this.#heap.peekAt() <= now) {
       const slot = this.#heap.pop()
@@ -159,7 +181,7 @@ export class MemoryPresenceStore implements PresenceStore {
         userId: before.userId,
         before,
         after: this.#presence(before.userId, user, now),
-        reason: 'timeout',
+        reason: sweepReason(ended),
         ended,
       })
     }
@@ -192,6 +214,104 @@ export class MemoryPresenceStore implements PresenceStore {
       }
     }
     if (batch.length > 0) yield batch
+  }
+
+  reportServer(report: ServerReport, now: number): Promise<PresenceChange[]> {
+    // every id is resolved before anything is written: one bad id refuses the whole report
+    const users = new Int32Array(report.players.length)
+    for (let i = 0; i < users.length; i++) {
+      const user = this.#users.findOrAdd(report.players[i]!)
+      if (user === NONE) {
+        return Promise.reject(new TypeError(`not a user id: ${JSON.stringify(report.players[i])}`))
+      }
+      users[i] = user
+    }
+    const key = serverSessionKey(report.gameId)
+    const activityJson = JSON.stringify(report.activity)
+    const expiresAt = now + report.ttlMs
+    const previous = this.#servers.get(report.gameId)
+    const roster: MemoryRoster = {
+      players: new Set(),
+      activity: report.activity,
+      updatedAt: now,
+      expiresAt,
+    }
+    const rows = this.#sessions
+    const changes: PresenceChange[] = []
+    for (let i = 0; i < users.length; i++) {
+      const user = users[i]!
+      roster.players.add(user)
+      const slot = this.#find(user, key)
+      if (
+        slot !== NONE &&
+        rows.expiresAt[slot]! > now &&
+        rows.source[slot] === SOURCE_INDEX.server &&
+        rows.activity[slot] === this.#activities.find(activityJson) &&
+        rows.deviceType[slot] === this.#strings.find(report.deviceType)
+      ) {
+        // the common case, a player still there: only the expiry moves, nobody can see it
+        rows.updatedAt[slot] = now
+        rows.expiresAt[slot] = expiresAt
+        this.#heap.set(slot, expiresAt)
+        this.#touch(user, now)
+        continue
+      }
+      const write: SessionWrite = {
+        userId: report.players[i]!,
+        key,
+        source: 'server',
+        deviceType: report.deviceType,
+        activity: report.activity,
+        ttlMs: report.ttlMs,
+      }
+      changes.push(this.#write(user, write, now))
+    }
+    for (const user of previous?.players ?? []) {
+      if (roster.players.has(user)) continue
+      const change = this.#end(user, this.#users.idOf(user), key, now, 'explicit')
+      if (change) changes.push(change)
+    }
+    this.#servers.set(report.gameId, roster)
+    if (expiresAt < this.#rosterCheckAt) this.#rosterCheckAt = expiresAt
+    return Promise.resolve(changes)
+  }
+
+  endServer(gameId: string, now: number, reason: OfflineReason): Promise<PresenceChange[]> {
+    const roster = this.#servers.get(gameId)
+    if (!roster) return Promise.resolve([])
+    this.#servers.delete(gameId)
+    const key = serverSessionKey(gameId)
+    const changes: PresenceChange[] = []
+    for (const user of roster.players) {
+      const change = this.#end(user, this.#users.idOf(user), key, now, reason)
+      if (change) changes.push(change)
+    }
+    return Promise.resolve(changes)
+  }
+
+  getServer(gameId: string, now: number): Promise<ServerRoster | undefined> {
+    const roster = this.#servers.get(gameId)
+    if (!roster || !(roster.expiresAt > now)) return Promise.resolve(undefined)
+    return Promise.resolve({
+      gameId,
+      players: Array.from(roster.players, (user) => this.#users.idOf(user)),
+      activity: roster.activity,
+      updatedAt: roster.updatedAt,
+      expiresAt: roster.expiresAt,
+    })
+  }
+
+  /**
+   * Forgets the rosters of servers that stopped reporting. Their players' sessions expired at
+   * the same instant (each report refreshes them all), and the sweep ends them as server_lost.
+   */
+  #dropExpiredRosters(now: number): void {
+    let next = Number.POSITIVE_INFINITY
+    for (const [gameId, roster] of this.#servers) {
+      if (!(roster.expiresAt > now)) this.#servers.delete(gameId)
+      else if (roster.expiresAt < next) next = roster.expiresAt
+    }
+    this.#rosterCheckAt = next
   }
 
   stats(now: number): Promise<{ sessions: number; users: number }> {

@@ -62,6 +62,19 @@ export class RedisKeys {
     return `${this.prefix}:{b${bucket}}:n`
   }
 
+  /** Set: the user ids of one game server's roster that fall in this bucket. */
+  serverRoster(bucket: number, gameId: string): string {
+    return `${this.prefix}:{b${bucket}}:srv:${gameId}`
+  }
+
+  /**
+   * String: a game server's last report, JSON `{b: [buckets of its roster], a, d, up, ex}`; its
+   * own hash tag, so servers spread over the cluster.
+   */
+  server(gameId: string): string {
+    return `${this.prefix}:{g:${gameId}}:srv`
+  }
+
   /** String: UserSettings as JSON. */
   settings(id: UserId): string {
     return this.#user(id, 's')

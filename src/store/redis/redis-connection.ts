@@ -17,6 +17,12 @@ declare module 'ioredis' {
       ...args: string[]
     ): Result<[string, string] | null, Context>
     presencedSweep(due: string, count: string, ...args: string[]): Result<string[], Context>
+    presencedServerReport(
+      due: string,
+      count: string,
+      roster: string,
+      ...args: string[]
+    ): Result<Array<string | null>, Context>
     presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
   }
 }
@@ -77,6 +83,10 @@ export class RedisConnection {
     this.client.defineCommand('presencedHeartbeat', { numberOfKeys: 3, lua: lua('heartbeat.lua') })
     this.client.defineCommand('presencedEnd', { numberOfKeys: 3, lua: lua('end.lua') })
     this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: lua('sweep.lua') })
+    this.client.defineCommand('presencedServerReport', {
+      numberOfKeys: 3,
+      lua: lua('server-report.lua'),
+    })
     // the number of keys varies with the number of rules: passed as the first argument
     this.client.defineCommand('presencedRateLimit', { lua: lua('rate-limit.lua') })
   }

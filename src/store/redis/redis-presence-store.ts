@@ -1,6 +1,12 @@
-import type { OfflineReason, Session, UserPresence } from '../../core/presence.js'
+import type { Activity, OfflineReason, Session, UserPresence } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
 import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+import {
+  serverSessionKey,
+  sweepReason,
+  type ServerReport,
+  type ServerRoster,
+} from '../presence-store.js'
 import type { RedisKeys } from './keys.js'
 import { decodePresence } from './presence-codec.js'
 import type { RedisConnection } from './redis-connection.js'
@@ -126,13 +132,141 @@ export class RedisPresenceStore implements PresenceStore {
             userId,
             before,
             after: decodePresence(userId, reply[i + 2], now),
-            reason: 'timeout',
+            reason: sweepReason(ended),
             ended,
           })
         }
       }
       return changes
     })
+  }
+
+  /**
+   * One script per bucket the roster touches, all issued together with the swap of the server's
+   * index (its last report), so they are auto-pipelined: one round trip per shard. Buckets that
+   * only the previous roster had (all their players left) take a second round trip.
+   * A report that fails midway (Redis unavailable) may be partly applied; reports are
+   * idempotent, so the server's retry converges.
+   */
+  reportServer(report: ServerReport, now: number): Promise<PresenceChange[]> {
+    const k = this.#keys
+    const byBucket = new Map<number, UserId[]>()
+    for (const id of report.players) {
+      const bucket = k.bucketOf(id)
+      const ids = byBucket.get(bucket)
+      if (ids) ids.push(id)
+      else byBucket.set(bucket, [id])
+    }
+    const expiresAt = now + report.ttlMs
+    // the roster outlives its sessions, so a late report still finds who left
+    const keepMs = String(2 * report.ttlMs)
+    const activity = JSON.stringify(report.activity)
+    const index: StoredServer = {
+      b: [...byBucket.keys()],
+      a: activity,
+      d: report.deviceType,
+      up: now,
+      ex: expiresAt,
+    }
+    const apply = this.#applyRoster(report.gameId, now, {
+      deviceType: report.deviceType,
+      activity,
+      ttlMs: report.ttlMs,
+      keepMs,
+    })
+    const client = this.#connection.client
+    return this.#connection.run(async () => {
+      const [previous, ...replies] = await Promise.all([
+        client.set(k.server(report.gameId), JSON.stringify(index), 'PX', keepMs, 'GET'),
+        ...[...byBucket].map(([bucket, ids]) => apply(bucket, ids)),
+      ])
+      const emptied = bucketsOf(previous as string | null).filter((b) => !byBucket.has(b))
+      replies.push(...(await Promise.all(emptied.map((bucket) => apply(bucket, [])))))
+      return replies.flatMap((reply) => this.#changes(report.gameId, reply as string[], now))
+    })
+  }
+
+  endServer(gameId: string, now: number, reason: OfflineReason): Promise<PresenceChange[]> {
+    const client = this.#connection.client
+    return this.#connection.run(async () => {
+      const previous = await client.getdel(this.#keys.server(gameId))
+      const apply = this.#applyRoster(gameId, now, {
+        deviceType: '',
+        activity: '',
+        ttlMs: 0,
+        keepMs: '1',
+      })
+      const replies = await Promise.all(bucketsOf(previous).map((bucket) => apply(bucket, [])))
+      return replies.flatMap((reply) => this.#changes(gameId, reply, now, reason))
+    })
+  }
+
+  getServer(gameId: string, now: number): Promise<ServerRoster | undefined> {
+    const k = this.#keys
+    const client = this.#connection.client
+    return this.#connection.run(async () => {
+      const raw = await client.get(k.server(gameId))
+      if (!raw) return undefined
+      const stored = JSON.parse(raw) as StoredServer
+      if (!(stored.ex > now)) return undefined
+      const members = await Promise.all(
+        stored.b.map((bucket) => client.smembers(k.serverRoster(bucket, gameId))),
+      )
+      return {
+        gameId,
+        players: members.flat() as UserId[],
+        activity: JSON.parse(stored.a) as Activity,
+        updatedAt: stored.up,
+        expiresAt: stored.ex,
+      }
+    })
+  }
+
+  #applyRoster(
+    gameId: string,
+    now: number,
+    how: { deviceType: string; activity: string; ttlMs: number; keepMs: string },
+  ): (bucket: number, ids: readonly UserId[]) => Promise<Array<string | null>> {
+    const k = this.#keys
+    const client = this.#connection.client
+    const key = serverSessionKey(gameId)
+    return (bucket, ids) =>
+      client.presencedServerReport(
+        k.due(bucket),
+        k.sessionCount(bucket),
+        k.serverRoster(bucket, gameId),
+        String(now),
+        key,
+        how.deviceType,
+        how.activity,
+        String(how.ttlMs),
+        k.presencePrefix(bucket),
+        how.keepMs,
+        ...ids,
+      )
+  }
+
+  /** The changes of one server-report reply; a player whose session is gone left (`reason`). */
+  #changes(
+    gameId: string,
+    reply: ReadonlyArray<string | null>,
+    now: number,
+    reason: OfflineReason = 'explicit',
+  ): PresenceChange[] {
+    const key = serverSessionKey(gameId)
+    const changes: PresenceChange[] = []
+    for (let i = 0; i + 2 < reply.length; i += 3) {
+      const userId = reply[i] as UserId
+      const before = decodePresence(userId, reply[i + 1], now)
+      const after = decodePresence(userId, reply[i + 2], now)
+      if (after.sessions.some((s) => s.key === key)) {
+        changes.push({ userId, before, after })
+      } else {
+        const ended = before.sessions.filter((s) => s.key === key)
+        changes.push({ userId, before, after, reason, ended })
+      }
+    }
+    return changes
   }
 
   #bucketOrder(): number[] {
@@ -194,4 +328,19 @@ export class RedisPresenceStore implements PresenceStore {
   close(): Promise<void> {
     return this.#connection.release()
   }
+}
+
+/** A game server's last report as kept in Redis (see RedisKeys.server). */
+interface StoredServer {
+  /** The buckets holding part of its roster. */
+  b: number[]
+  /** Activity JSON. */
+  a: string
+  d: string
+  up: number
+  ex: number
+}
+
+function bucketsOf(raw: string | null): number[] {
+  return raw ? (JSON.parse(raw) as StoredServer).b : []
 }
