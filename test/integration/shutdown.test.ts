@@ -4,6 +4,9 @@ import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
+import WebSocket from 'ws'
+import { parseUserId } from '../../src/core/user-id.js'
+import { Tokens } from '../../src/service/tokens.js'
 import { spawnServer } from '../helpers/spawn-server.js'
 
 function tempDir(t: TestContext): string {
@@ -101,4 +104,36 @@ test('a drain that outlasts PRESENCED_SHUTDOWN_TIMEOUT exits 1', async (t) => {
   assert.equal(await server.stop(), 1)
   assert.ok(Date.now() - started < 5000, 'the hard timeout, not the request timeout, ended it')
   await server.logged('shutdown timed out')
+})
+
+test('SIGTERM closes real-time connections with going-away (1001) and still exits 0', async (t) => {
+  const secret = 'shutdown-test-token-secret-0123456789'
+  const server = await spawnServer(t, {
+    PRESENCED_DATA_DIR: tempDir(t),
+    PRESENCED_TOKEN_SECRET: secret,
+  })
+  const token = await new Tokens(secret).issue(parseUserId('123')!)
+
+  const socket = new WebSocket(server.url.replace('http', 'ws') + '/api/v1/realtime', {
+    headers: { authorization: `Bearer ${token}` },
+  })
+  t.after(() => socket.terminate())
+  await new Promise((done, fail) => socket.once('open', done).once('error', fail))
+  const closed = new Promise<number>((done) => socket.once('close', (code) => done(code)))
+
+  const sse = await fetch(server.url + '/api/v1/realtime/sse?ids=456', {
+    headers: { authorization: `Bearer ${token}` },
+  })
+  assert.equal(sse.status, 200)
+  const sseEnded = (async () => {
+    for await (const chunk of sse.body!) void chunk
+    return true
+  })()
+
+  const started = Date.now()
+  assert.equal(await server.stop(), 0)
+  assert.equal(await closed, 1001)
+  assert.equal(await sseEnded, true)
+  // long-lived connections did not hold the drain until the hard timeout
+  assert.ok(Date.now() - started < 5000)
 })
