@@ -126,7 +126,8 @@ test('SIGTERM closes real-time connections with going-away (1001) and still exit
   })
   assert.equal(sse.status, 200)
   const sseEnded = (async () => {
-    for await (const chunk of sse.body!) void chunk
+    const reader = sse.body!.getReader()
+    while (!(await reader.read()).done) continue
     return true
   })()
 
