@@ -10,6 +10,7 @@ import type { ProtocolContext } from '../protocols/context.js'
 import { nativeProtocol } from '../protocols/native/plugin.js'
 import { robloxProtocol } from '../protocols/roblox/plugin.js'
 import { serversProtocol } from '../protocols/servers/plugin.js'
+import { frameworkErrors } from '../protocols/shared/framework-errors.js'
 import { parseJsonLossless } from '../protocols/shared/lossless-json.js'
 import { xboxProtocol } from '../protocols/xbox/plugin.js'
 import { systemClock, type Clock } from '../service/clock.js'
@@ -78,6 +79,8 @@ export async function buildApp(
     logger: loggerOptions(config),
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
+    // a URL refused by the router still gets the owning protocol's error format
+    frameworkErrors,
     // slow or abusive clients must not hold sockets forever
     requestTimeout: 30_000,
     connectionTimeout: 60_000,
