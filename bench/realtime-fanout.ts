@@ -14,7 +14,8 @@
  * every subscriber has its snapshot (after a full GC), divided by N.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import inspector from 'node:inspector'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -30,6 +31,10 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '200' },
     seconds: { type: 'string', default: '10' },
     role: { type: 'string', default: 'server' },
+    /** Skip the baseline (e.g. to profile presenced alone). */
+    'no-baseline': { type: 'boolean', default: false },
+    /** Write the server's CPU profile of presenced's measured phase to this file. */
+    profile: { type: 'string' },
   },
 })
 const N = Number(args.subscribers)
@@ -158,6 +163,12 @@ async function runClients(): Promise<void> {
 
 // ---------------------------------------------------------------- server (main process)
 
+function post(session: inspector.Session, method: string): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    session.post(method, (error, result) => (error ? reject(error) : resolve(result))),
+  )
+}
+
 function settle(): NodeJS.MemoryUsage {
   const gc = (globalThis as { gc?: () => void }).gc
   for (let i = 0; i < 3; i++) gc?.()
@@ -201,6 +212,12 @@ async function phase(
   async function drive(): Promise<PhaseResult> {
     child.send({ cmd: 'measure' })
     await new Promise((resolve) => setTimeout(resolve, 100))
+    const profiler = args.profile ? new inspector.Session() : undefined
+    if (profiler) {
+      profiler.connect()
+      await post(profiler, 'Profiler.enable')
+      await post(profiler, 'Profiler.start')
+    }
     const started = performance.now()
     let changes = 0
     let seed = 12345
@@ -208,11 +225,14 @@ async function phase(
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
         const elapsed = performance.now() - started
-        const due = Math.min(RATE * SECONDS, Math.floor((elapsed / 1000) * RATE))
-        while (changes < due) {
-          seed = (seed * 1103515245 + 12345) >>> 0
+        const dueCount = Math.min(RATE * SECONDS, Math.floor((elapsed / 1000) * RATE))
+        while (changes < dueCount) {
+          seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
           const target = String(FIRST_ID + (seed % N))
-          void change(target, `t${nowMs()}`)
+          // latency counts from when the change was due, so a generator that falls behind
+          // (a saturated server) shows in the figures instead of hiding
+          const due = performance.timeOrigin + started + (changes * 1000) / RATE
+          void change(target, `t${due}`)
           changes++
         }
         if (elapsed >= SECONDS * 1000) {
@@ -222,6 +242,11 @@ async function phase(
       }, tickMs)
     })
     const seconds = (performance.now() - started) / 1000
+    if (profiler) {
+      const { profile } = (await post(profiler, 'Profiler.stop')) as { profile: unknown }
+      writeFileSync(`${args.profile!}.${mode}.cpuprofile`, JSON.stringify(profile))
+      profiler.disconnect()
+    }
     const report = await ask<Report>(child, { cmd: 'close' }, 'report')
     return {
       ...report,
@@ -271,6 +296,11 @@ async function runServer(): Promise<void> {
       }),
   )
   await presenced.app.close()
+  if (args['no-baseline']) {
+    child.kill()
+    rmSync(dataDir, { recursive: true, force: true })
+    return print(ours, ours)
+  }
 
   // baseline: the same watchers, the same bytes, nothing else
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })

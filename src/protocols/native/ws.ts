@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { Duplex } from 'node:stream'
 import type { RawData, WebSocket } from 'ws'
 import type { UserId } from '../../core/user-id.js'
 import type { Fanout } from '../../realtime/fanout.js'
@@ -52,12 +53,25 @@ export function serveWebSocket(socket: WebSocket, userId: UserId, deps: Realtime
     setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
   }
 
+  // Frames emitted together (one batch of changes) leave in one write: the TCP socket is corked
+  // on the first and uncorked once the batch is done. ws exposes no cork of its own.
+  const tcp = (socket as unknown as { _socket?: Duplex })._socket
+  let corked = false
+  const uncork = (): void => {
+    corked = false
+    tcp?.uncork()
+  }
   const sink: Sink = {
     send(frame) {
       if (!open) return
       if (socket.bufferedAmount + frame.length > deps.queueBytes) {
         log.info({ stream: stream.id, buffered: socket.bufferedAmount }, 'slow consumer cut off')
         return close(CLOSE.slowConsumer, 'slow consumer')
+      }
+      if (tcp && !corked) {
+        corked = true
+        tcp.cork()
+        process.nextTick(uncork)
       }
       socket.send(frame)
     },
