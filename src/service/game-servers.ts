@@ -1,0 +1,205 @@
+import { PresenceError } from '../core/errors.js'
+import type { Activity } from '../core/presence.js'
+import { parseInt64Id, parseUserId, type UserId } from '../core/user-id.js'
+import {
+  serverSessionKey,
+  type PresenceChange,
+  type ServerRoster,
+} from '../store/presence-store.js'
+import type { ApiKeyRecord } from '../store/profile-store.js'
+import { mayWriteUniverse } from './api-keys.js'
+import type { PresenceService } from './presence-service.js'
+
+/** Players one report may list: a server bigger than this must not exist; 10,001 is refused. */
+export const MAX_PLAYERS_PER_REPORT = 10_000
+
+/** The device type of server-reported sessions: the server does not know its players' devices. */
+export const SERVER_DEVICE_TYPE = 'GameServer'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** A report as received: every field is checked here, whatever the transport did. */
+export interface ServerReportInput {
+  placeId: unknown
+  universeId?: unknown
+  players: unknown
+}
+
+/** The writer of a report: a key's scopes were checked by the protocol, its universes here. */
+export type ServerWriter = Pick<ApiKeyRecord, 'id' | 'universes'>
+
+export interface ReportOutcome {
+  gameId: string
+  universeId: string | undefined
+  players: number
+  /** Players who came online on this server with this report. */
+  joined: number
+  /** Players of the previous report who are gone. */
+  left: number
+  expiresAt: number
+}
+
+const bad = (code: string, message: string) => new PresenceError('bad_request', code, message)
+
+/**
+ * Game servers report the full set of players connected to them; each player then has one
+ * session `server:<gameId>` (InGame there) that lives as long as the server keeps reporting.
+ * A report is checked whole before anything is written, so bad input never half-applies.
+ *
+ * @example
+ * const servers = new GameServers(service)
+ * await servers.report(key, '7a4e…', { placeId: '1818', players: ['1', '2'] })
+ */
+export class GameServers {
+  readonly #service: PresenceService
+
+  constructor(service: PresenceService) {
+    this.#service = service
+  }
+
+  /** The canonical (lower-case) server instance id, or a 400. */
+  parseGameId(raw: string): string {
+    if (!UUID.test(raw)) {
+      throw bad(
+        'GAME_ID_INVALID',
+        `Invalid gameId ${JSON.stringify(raw.slice(0, 60))}: it must be the server instance's uuid.`,
+      )
+    }
+    return raw.toLowerCase()
+  }
+
+  /** Applies a report (PUT semantics): 400 for bad input, 403 for a universe the key may not write. */
+  async report(writer: ServerWriter, rawGameId: string, input: ServerReportInput) {
+    const gameId = this.parseGameId(rawGameId)
+    const activity = await this.#activity(gameId, input)
+    this.#mayWrite(writer, activity.universeId)
+    const players = parsePlayers(input.players)
+    const service = this.#service
+    const now = service.clock.now()
+    const changes = await service.presence.reportServer(
+      {
+        gameId,
+        players,
+        activity,
+        deviceType: SERVER_DEVICE_TYPE,
+        ttlMs: service.sessionTtlMs,
+      },
+      now,
+    )
+    await this.#publish(changes)
+    const left = changes.filter((c) => c.ended !== undefined).length
+    const key = serverSessionKey(gameId)
+    const joined = changes.filter(
+      (c) => c.ended === undefined && !c.before.sessions.some((s) => s.key === key),
+    ).length
+    return {
+      gameId,
+      universeId: activity.universeId,
+      players: players.length,
+      joined,
+      left,
+      expiresAt: now + service.sessionTtlMs,
+    } satisfies ReportOutcome
+  }
+
+  /** Ends the server and its players' sessions (shutdown); the number of players it had. */
+  async end(writer: ServerWriter, rawGameId: string): Promise<{ gameId: string; ended: number }> {
+    const gameId = this.parseGameId(rawGameId)
+    const service = this.#service
+    if (writer.universes.length > 0) {
+      const roster = await service.presence.getServer(gameId, service.clock.now())
+      if (roster) this.#mayWrite(writer, roster.activity.universeId)
+    }
+    const changes = await service.presence.endServer(gameId, service.clock.now(), 'explicit')
+    await this.#publish(changes)
+    return { gameId, ended: changes.length }
+  }
+
+  /** The roster as last reported; a 404 when unknown or past its expiry (the server is lost). */
+  async roster(rawGameId: string): Promise<ServerRoster> {
+    const gameId = this.parseGameId(rawGameId)
+    const roster = await this.#service.presence.getServer(gameId, this.#service.clock.now())
+    if (!roster) {
+      throw new PresenceError(
+        'not_found',
+        'SERVER_NOT_FOUND',
+        `No live game server ${gameId}: it never reported, was ended, or stopped reporting.`,
+      )
+    }
+    return roster
+  }
+
+  /** Watchers hear every visible change; published together so a Redis bus pipelines them. */
+  async #publish(changes: readonly PresenceChange[]): Promise<void> {
+    const bus = this.#service.bus
+    await Promise.all(changes.map((change) => bus.publish({ type: 'presence', change })))
+  }
+
+  #mayWrite(writer: ServerWriter, universeId: string | undefined): void {
+    if (mayWriteUniverse(writer, universeId)) return
+    throw new PresenceError(
+      'forbidden',
+      'UNIVERSE_FORBIDDEN',
+      universeId === undefined
+        ? 'This API key may only write presence for its universes, and this server has no known universe: send universeId or register the place.'
+        : `This API key may not write presence for universe ${universeId}.`,
+    )
+  }
+
+  /** The players' activity: the place, with universe, root place and name from the catalogue. */
+  async #activity(gameId: string, input: ServerReportInput): Promise<Activity> {
+    const placeId = parseInt64Id(input.placeId)
+    if (placeId === undefined) {
+      throw bad('PLACE_ID_INVALID', 'placeId is required: a positive 64-bit integer.')
+    }
+    let universeId: string | undefined
+    if (input.universeId !== undefined) {
+      universeId = parseInt64Id(input.universeId)
+      if (universeId === undefined) {
+        throw bad('UNIVERSE_ID_INVALID', 'universeId must be a positive 64-bit integer.')
+      }
+    }
+    const place = await this.#service.profiles.getPlace(placeId)
+    if (place && universeId !== undefined && place.universeId !== universeId) {
+      throw bad(
+        'UNIVERSE_MISMATCH',
+        `Place ${placeId} belongs to universe ${place.universeId}, not ${universeId}.`,
+      )
+    }
+    // built in one key order, so equal activities serialize equally (the stores compare them)
+    const activity: Activity = { kind: 'inGame', placeId }
+    const rootPlaceId = place?.rootPlaceId
+    universeId ??= place?.universeId
+    if (rootPlaceId !== undefined) activity.rootPlaceId = rootPlaceId
+    if (universeId !== undefined) activity.universeId = universeId
+    activity.gameId = gameId
+    if (place) activity.location = place.name
+    return activity
+  }
+}
+
+/** Every id checked before anything is written: invalid, duplicate or too many refuse it all. */
+export function parsePlayers(raw: unknown): UserId[] {
+  if (!Array.isArray(raw)) throw bad('PLAYERS_INVALID', 'players must be an array of user ids.')
+  if (raw.length > MAX_PLAYERS_PER_REPORT) {
+    throw bad(
+      'TOO_MANY_PLAYERS',
+      `A report lists at most ${MAX_PLAYERS_PER_REPORT} players; this one has ${raw.length}.`,
+    )
+  }
+  const players = new Array<UserId>(raw.length)
+  const seen = new Set<string>()
+  for (let i = 0; i < raw.length; i++) {
+    const id = parseUserId(raw[i])
+    if (id === undefined) {
+      throw bad(
+        'USER_ID_INVALID',
+        `players[${i}] is ${JSON.stringify(String(raw[i])).slice(0, 60)}: user ids are positive 64-bit integers.`,
+      )
+    }
+    if (seen.has(id)) throw bad('PLAYER_DUPLICATE', `players lists user ${id} twice.`)
+    seen.add(id)
+    players[i] = id
+  }
+  return players
+}

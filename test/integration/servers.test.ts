@@ -1,0 +1,381 @@
+import assert from 'node:assert/strict'
+import { test, type TestContext } from 'node:test'
+import type { FastifyInstance } from 'fastify'
+import { PresenceType, deriveUserState, type OfflineReason } from '../../src/core/presence.js'
+import type { UserId } from '../../src/core/user-id.js'
+import type { Config } from '../../src/app/config.js'
+import { ManualClock } from '../../src/service/clock.js'
+import type { PresenceChange } from '../../src/store/presence-store.js'
+import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+
+const GAME = '6d7c1f0a-5b7e-4f3e-9a51-0c2d9e8b7a61'
+const OTHER = '9a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d'
+const TTL_SECONDS = 30
+
+async function start(t: TestContext, config: Partial<Config> = {}) {
+  const clock = new ManualClock()
+  const app = await startApp(t, { clock, config: { sessionTtlSeconds: TTL_SECONDS, ...config } })
+  return { ...app, clock }
+}
+
+async function createKey(app: FastifyInstance, body: Record<string, unknown>) {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/admin/v1/keys',
+    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+    payload: JSON.stringify({ name: 'game server', ...body }),
+  })
+  assert.equal(res.statusCode, 201, res.body)
+  return res.json() as { id: string; secret: string }
+}
+
+function put(app: FastifyInstance, key: string | undefined, body: unknown, gameId = GAME) {
+  return app.inject({
+    method: 'PUT',
+    url: `/api/v1/servers/${gameId}`,
+    headers: {
+      'content-type': 'application/json',
+      ...(key === undefined ? {} : { 'x-api-key': key }),
+    },
+    payload: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+}
+
+function del(app: FastifyInstance, key: string, gameId = GAME) {
+  return app.inject({
+    method: 'DELETE',
+    url: `/api/v1/servers/${gameId}`,
+    headers: { 'x-api-key': key },
+  })
+}
+
+function get(app: FastifyInstance, key: string | undefined, gameId = GAME) {
+  return app.inject({
+    method: 'GET',
+    url: `/api/v1/servers/${gameId}`,
+    headers: key === undefined ? {} : { 'x-api-key': key },
+  })
+}
+
+function players(...ids: unknown[]) {
+  return { placeId: 1818, universeId: 13058, players: ids }
+}
+
+/** Every change published on the bus, as `user+`, `user~` (update) or `user-reason`. */
+function recordBus(app: StartedApp): { events: string[]; changes: PresenceChange[] } {
+  const out = { events: [] as string[], changes: [] as PresenceChange[] }
+  app.service.bus.subscribe((event) => {
+    if (event.type !== 'presence') return
+    const c = event.change
+    out.changes.push(c)
+    const was = c.before.sessions.length > 0
+    const is = c.after.sessions.length > 0
+    out.events.push(
+      c.ended?.length ? `${c.userId}-${c.reason}` : `${c.userId}${was && is ? '~' : '+'}`,
+    )
+  })
+  return out
+}
+
+async function stateOf(app: StartedApp & { clock: ManualClock }, ids: string[]) {
+  const presences = await app.service.rawPresences(ids as UserId[])
+  return presences.map((p) => deriveUserState(p.sessions, app.clock.now()))
+}
+
+test('no key is 401, a key without the scope is 403 naming it, the right scope passes', async (t) => {
+  const app = await start(t)
+  const reader = await createKey(app.app, { scopes: ['presence:read'] })
+  const writer = await createKey(app.app, { scopes: ['presence:write'] })
+  const admin = await createKey(app.app, { scopes: ['admin'] })
+
+  const none = await put(app.app, undefined, players(1))
+  assert.equal(none.statusCode, 401)
+  assert.equal(none.json().error.code, 'API_KEY_MISSING')
+  const unknown = await put(app.app, 'pk_not-a-key', players(1))
+  assert.equal(unknown.statusCode, 401)
+  assert.equal(unknown.json().error.code, 'API_KEY_INVALID')
+  // the admin key of the admin API is no API key here
+  assert.equal((await put(app.app, ADMIN_KEY, players(1))).statusCode, 401)
+
+  for (const key of [reader.secret, admin.secret]) {
+    const refused = await put(app.app, key, players(1))
+    assert.equal(refused.statusCode, 403)
+    assert.equal(refused.json().error.code, 'SCOPE_MISSING')
+    assert.match(refused.json().error.message, /required scope: presence:write/)
+    assert.equal((await del(app.app, key)).statusCode, 403)
+  }
+  assert.deepEqual(await app.service.presence.stats(app.clock.now()), { sessions: 0, users: 0 })
+
+  const accepted = await put(app.app, writer.secret, players(1, 2))
+  assert.equal(accepted.statusCode, 200, accepted.body)
+  assert.deepEqual(accepted.json(), {
+    gameId: GAME,
+    universeId: '13058',
+    players: 2,
+    joined: 2,
+    left: 0,
+    expiresAt: new Date(app.clock.now() + TTL_SECONDS * 1000).toISOString(),
+  })
+
+  const noRead = await get(app.app, writer.secret)
+  assert.equal(noRead.statusCode, 403)
+  assert.match(noRead.json().error.message, /required scope: presence:read/)
+  assert.equal((await get(app.app, undefined)).statusCode, 401)
+  const roster = await get(app.app, reader.secret)
+  assert.equal(roster.statusCode, 200)
+  assert.deepEqual(roster.json(), {
+    gameId: GAME,
+    placeId: '1818',
+    universeId: '13058',
+    players: ['1', '2'],
+    updatedAt: new Date(app.clock.now()).toISOString(),
+    expiresAt: new Date(app.clock.now() + TTL_SECONDS * 1000).toISOString(),
+  })
+})
+
+test('key expiry and revocation take effect at once', async (t) => {
+  const app = await start(t)
+  const expiring = await createKey(app.app, { scopes: ['presence:write'], expiresIn: 60 })
+  const revoked = await createKey(app.app, { scopes: ['presence:write'] })
+  assert.equal((await put(app.app, expiring.secret, players(1))).statusCode, 200)
+  assert.equal((await put(app.app, revoked.secret, players(1))).statusCode, 200)
+
+  const res = await app.app.inject({
+    method: 'DELETE',
+    url: `/admin/v1/keys/${revoked.id}`,
+    headers: { 'x-api-key': ADMIN_KEY },
+  })
+  assert.equal(res.statusCode, 200, res.body)
+  const afterRevoke = await put(app.app, revoked.secret, players(1))
+  assert.equal(afterRevoke.statusCode, 401)
+  assert.equal(afterRevoke.json().error.code, 'API_KEY_INVALID')
+  assert.equal((await del(app.app, revoked.secret)).statusCode, 401)
+
+  app.clock.advance(59_999)
+  assert.equal((await put(app.app, expiring.secret, players(1))).statusCode, 200)
+  app.clock.advance(1)
+  assert.equal((await put(app.app, expiring.secret, players(1))).statusCode, 401)
+})
+
+test('a key limited to universes writes only servers of those universes', async (t) => {
+  const app = await start(t)
+  const limited = await createKey(app.app, { scopes: ['presence:write'], universes: ['100'] })
+  const any = await createKey(app.app, { scopes: ['presence:write'] })
+  await app.service.putPlace({
+    placeId: '500',
+    universeId: '100',
+    rootPlaceId: '500',
+    name: 'Arena',
+  })
+  await app.service.putPlace({
+    placeId: '600',
+    universeId: '200',
+    rootPlaceId: '600',
+    name: 'Other',
+  })
+
+  assert.equal(
+    (await put(app.app, limited.secret, { placeId: 1, universeId: 100, players: [1] })).statusCode,
+    200,
+  )
+  // the universe from the places catalogue
+  const fromCatalogue = await put(app.app, limited.secret, { placeId: '500', players: [2] }, OTHER)
+  assert.equal(fromCatalogue.statusCode, 200, fromCatalogue.body)
+  const [session] = (await app.service.rawPresences(['2' as UserId]))[0]!.sessions
+  assert.deepEqual(session!.activity, {
+    kind: 'inGame',
+    placeId: '500',
+    rootPlaceId: '500',
+    universeId: '100',
+    gameId: OTHER,
+    location: 'Arena',
+  })
+
+  const before = await app.service.presence.stats(app.clock.now())
+  for (const body of [
+    { placeId: 1, universeId: 200, players: [3] },
+    { placeId: '600', players: [3] },
+    // no universe known at all: a limited key cannot be checked, so it is refused
+    { placeId: 1, players: [3] },
+  ]) {
+    const refused = await put(app.app, limited.secret, body)
+    assert.equal(refused.statusCode, 403, JSON.stringify(body))
+    assert.equal(refused.json().error.code, 'UNIVERSE_FORBIDDEN')
+  }
+  assert.deepEqual(await app.service.presence.stats(app.clock.now()), before)
+
+  // the catalogue and the body must agree
+  const mismatch = await put(app.app, any.secret, { placeId: '600', universeId: 100, players: [3] })
+  assert.equal(mismatch.statusCode, 400)
+  assert.equal(mismatch.json().error.code, 'UNIVERSE_MISMATCH')
+
+  // a server of another universe cannot be shut down by the limited key
+  assert.equal(
+    (await put(app.app, any.secret, { placeId: '600', players: [4] }, OTHER)).statusCode,
+    200,
+  )
+  const end = await del(app.app, limited.secret, OTHER)
+  assert.equal(end.statusCode, 403)
+  assert.deepEqual(await stateOf(app, ['4']), [PresenceType.InGame])
+})
+
+test('a report adds, keeps and removes the right players; DELETE ends them all', async (t) => {
+  const app = await start(t)
+  const key = (await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })).secret
+  const bus = recordBus(app)
+
+  assert.equal((await put(app.app, key, players(1, 2, 3))).json().joined, 3)
+  assert.deepEqual(bus.events.sort(), ['1+', '2+', '3+'])
+  const [one] = await app.service.rawPresences(['1' as UserId])
+  assert.deepEqual(one!.sessions[0]!.key, `server:${GAME}`)
+  assert.deepEqual(one!.sessions[0]!.source, 'server')
+  assert.deepEqual(one!.sessions[0]!.activity.gameId, GAME)
+
+  bus.events.length = 0
+  app.clock.advance(10_000)
+  // same set, another order: a heartbeat for all, nothing visible
+  const same = await put(app.app, key, players(3, 1, 2))
+  assert.deepEqual([same.json().joined, same.json().left], [0, 0])
+  assert.deepEqual(bus.events, [])
+
+  const next = await put(app.app, key, players(2, 3, 4))
+  assert.deepEqual([next.json().joined, next.json().left], [1, 1])
+  assert.deepEqual(bus.events.sort(), ['1-explicit', '4+'])
+  assert.deepEqual(await stateOf(app, ['1', '2', '3', '4']), [0, 2, 2, 2])
+  assert.deepEqual((await get(app.app, key)).json().players.sort(), ['2', '3', '4'])
+
+  bus.events.length = 0
+  const end = await del(app.app, key)
+  assert.equal(end.statusCode, 200)
+  assert.deepEqual(end.json(), { gameId: GAME, ended: 3 })
+  assert.deepEqual(bus.events.sort(), ['2-explicit', '3-explicit', '4-explicit'])
+  assert.deepEqual(await stateOf(app, ['2', '3', '4']), [0, 0, 0])
+  assert.equal((await get(app.app, key)).statusCode, 404)
+  // shutting down twice is fine
+  assert.deepEqual((await del(app.app, key)).json(), { gameId: GAME, ended: 0 })
+})
+
+test('a crashed server: its players expire on time with reason server_lost', async (t) => {
+  const app = await start(t)
+  const key = (await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })).secret
+  await put(app.app, key, players(1, 2))
+  app.clock.advance(20_000)
+  await put(app.app, key, players(1, 2))
+  const bus = recordBus(app)
+
+  app.clock.advance(TTL_SECONDS * 1000 - 1)
+  await app.janitor.sweepOnce()
+  assert.deepEqual(bus.events, [])
+  assert.deepEqual(await stateOf(app, ['1', '2']), [2, 2])
+
+  app.clock.advance(1)
+  // reads do not wait for the sweep
+  assert.deepEqual(await stateOf(app, ['1', '2']), [0, 0])
+  assert.equal((await get(app.app, key)).statusCode, 404)
+  assert.equal(await app.janitor.sweepOnce(), 2)
+  assert.deepEqual(bus.events.sort(), ['1-server_lost', '2-server_lost'])
+  const reasons = new Set<OfflineReason | undefined>(bus.changes.map((c) => c.reason))
+  assert.deepEqual([...reasons], ['server_lost'])
+  const [presence] = await app.service.rawPresences(['1' as UserId])
+  assert.equal(presence!.lastOnline, app.clock.now() - TTL_SECONDS * 1000)
+})
+
+test('server sessions combine with the players’ app sessions', async (t) => {
+  const app = await start(t)
+  const key = (await createKey(app.app, { scopes: ['presence:write'] })).secret
+  const web = { userId: '1' as UserId, key: 'app:Web', source: 'app', deviceType: 'Web' } as const
+  await app.service.heartbeat({ ...web, activity: { kind: 'online' } })
+  assert.deepEqual(await stateOf(app, ['1']), [PresenceType.Online])
+
+  await put(app.app, key, players(1, 2))
+  assert.deepEqual(await stateOf(app, ['1', '2']), [PresenceType.InGame, PresenceType.InGame])
+  // the Roblox view shows the game
+  const roblox = await app.app.inject({
+    method: 'POST',
+    url: '/v1/presence/users',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ userIds: [1] }),
+  })
+  assert.equal(roblox.statusCode, 200, roblox.body)
+  const [view] = roblox.json().userPresences
+  assert.equal(view.userPresenceType, PresenceType.InGame)
+  assert.equal(view.gameId, GAME)
+
+  // the game ends, the app still beats: back to Online
+  app.clock.advance(5_000)
+  await app.service.heartbeat({ ...web, activity: { kind: 'online' } })
+  await put(app.app, key, players(2))
+  assert.deepEqual(await stateOf(app, ['1', '2']), [PresenceType.Online, PresenceType.InGame])
+  await del(app.app, key)
+  assert.deepEqual(await stateOf(app, ['1', '2']), [PresenceType.Online, PresenceType.Offline])
+})
+
+test('bad input is refused whole: 400 and the store unchanged', async (t) => {
+  const app = await start(t)
+  const key = (await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })).secret
+  await put(app.app, key, players(1, 2, 3))
+  const snapshot = async () =>
+    JSON.stringify([
+      await app.service.rawPresences(['1', '2', '3', '4', '5'] as UserId[]),
+      await app.service.presence.stats(app.clock.now()),
+      (await get(app.app, key)).json(),
+    ])
+  const before = await snapshot()
+  const tooMany = Array.from({ length: 10_001 }, (_, i) => i + 1)
+  const cases: Array<[string, unknown, string, string?]> = [
+    ['an invalid id among valid ones', players(4, 5, 0), 'USER_ID_INVALID'],
+    ['a negative id', players(4, -5), 'USER_ID_INVALID'],
+    ['a non-canonical id', players(4, '05'), 'USER_ID_INVALID'],
+    ['an id beyond int64', players(4, '9223372036854775808'), 'USER_ID_INVALID'],
+    ['a fractional id', players(4, 1.5), 'USER_ID_INVALID'],
+    ['an object id', players(4, { id: 5 }), 'INVALID_REQUEST'],
+    ['a duplicate', players(4, 5, 4), 'PLAYER_DUPLICATE'],
+    ['10,001 players', { placeId: 1, players: tooMany }, 'TOO_MANY_PLAYERS'],
+    ['a malformed gameId', players(4), 'GAME_ID_INVALID', 'not-a-uuid'],
+    ['a uuid with a trailing character', players(4), 'GAME_ID_INVALID', `${GAME}0`],
+    // a scalar is coerced to a one-element array (Ajv's coerceTypes: 'array'), then refused
+    ['players not an array', { placeId: 1, players: '4,5' }, 'USER_ID_INVALID'],
+    ['players an object', { placeId: 1, players: { 0: 4 } }, 'INVALID_REQUEST'],
+    ['no players', { placeId: 1 }, 'INVALID_REQUEST'],
+    ['no placeId', { players: [4] }, 'INVALID_REQUEST'],
+    ['a bad placeId', { placeId: 'x', players: [4] }, 'PLACE_ID_INVALID'],
+    ['a bad universeId', { placeId: 1, universeId: 0, players: [4] }, 'UNIVERSE_ID_INVALID'],
+    ['an unknown field', { placeId: 1, players: [4], extra: true }, 'INVALID_REQUEST'],
+    ['an array body', [4, 5], 'INVALID_REQUEST'],
+    ['broken JSON', '{"placeId":1,"players":[4,', 'INVALID_JSON'],
+  ]
+  for (const [what, body, code, gameId] of cases) {
+    const res = await put(app.app, key, body, gameId)
+    assert.equal(res.statusCode, 400, `${what}: ${res.body}`)
+    assert.equal(res.json().error.code, code, what)
+    assert.ok(res.json().error.message.length > 0)
+  }
+  const text = await app.app.inject({
+    method: 'PUT',
+    url: `/api/v1/servers/${GAME}`,
+    headers: { 'content-type': 'text/plain', 'x-api-key': key },
+    payload: '4,5',
+  })
+  assert.equal(text.statusCode, 415)
+  assert.equal((await get(app.app, key, 'nope')).statusCode, 400)
+  assert.equal((await del(app.app, key, 'nope')).statusCode, 400)
+  assert.equal(await snapshot(), before)
+
+  // 10,000 exactly is fine, and int64 ids beyond 2^53 stay exact
+  const full = Array.from({ length: 9_999 }, (_, i) => String(i + 1))
+  const body = `{"placeId":1,"players":[${full.join(',')},9223372036854775807]}`
+  const res = await put(app.app, key, body)
+  assert.equal(res.statusCode, 200, res.body)
+  assert.deepEqual([res.json().players, res.json().joined], [10_000, 9_997])
+  const [max] = await app.service.rawPresences(['9223372036854775807' as UserId])
+  assert.equal(max!.sessions[0]!.userId, '9223372036854775807')
+})
+
+test('a gameId in upper case names the same server', async (t) => {
+  const app = await start(t)
+  const key = (await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })).secret
+  await put(app.app, key, players(1), GAME.toUpperCase())
+  const roster = await get(app.app, key, GAME)
+  assert.equal(roster.statusCode, 200)
+  assert.deepEqual(roster.json().players, ['1'])
+})
