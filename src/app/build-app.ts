@@ -19,6 +19,7 @@ import { PresenceService } from '../service/presence-service.js'
 import { Tokens } from '../service/tokens.js'
 import { createStores, type Stores } from '../store/create-stores.js'
 import type { Config } from './config.js'
+import { dashboard } from './dashboard.js'
 import {
   Metrics,
   MeteredPresenceService,
@@ -187,6 +188,7 @@ export async function buildApp(
   await app.register(nativeProtocol, context)
   await app.register(adminProtocol, context)
   await app.register(serversProtocol, context)
+  await app.register(dashboard, { service, tokens, stores, adminKey: config.adminKey })
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({

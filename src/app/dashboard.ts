@@ -1,0 +1,252 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { UserId } from '../core/user-id.js'
+import { adminAuth } from '../protocols/admin/auth.js'
+import { sendAdminError } from '../protocols/admin/errors.js'
+import { sendNativeError } from '../protocols/native/errors.js'
+import { ApiKeys } from '../service/api-keys.js'
+import { PresenceFeed, type FeedListener } from '../service/presence-feed.js'
+import type { PresenceService } from '../service/presence-service.js'
+import { MAX_TOP, PresenceStats } from '../service/presence-stats.js'
+import type { Tokens } from '../service/tokens.js'
+import type { Stores } from '../store/create-stores.js'
+
+export interface DashboardOptions {
+  service: PresenceService
+  tokens: Tokens
+  stores: Pick<Stores, 'mode'>
+  adminKey: string | undefined
+  /** Time-series sampling interval; default 10 s. */
+  sampleIntervalMs?: number
+}
+
+/** Files under dashboard/ the page is made of: nothing else there is served. */
+const FILES: Record<string, string> = {
+  'index.html': 'text/html; charset=utf-8',
+  'main.js': 'text/javascript; charset=utf-8',
+  'style.css': 'text/css; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
+}
+
+/** The page loads nothing from elsewhere, so the browser may load nothing from elsewhere. */
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ')
+
+/** Public feed streams open at once, so that the feed cannot be used to exhaust a node. */
+const MAX_PUBLIC_STREAMS = 200
+const KEEPALIVE_MS = 15_000
+/** A stream whose peer does not read is cut beyond this much unsent data. */
+const MAX_BUFFERED = 256 * 1024
+
+interface StaticFile {
+  body: Buffer
+  type: string
+  etag: string
+}
+
+function loadFiles(): Map<string, StaticFile> {
+  const dir = new URL('../../dashboard/', import.meta.url)
+  const files = new Map<string, StaticFile>()
+  for (const [name, type] of Object.entries(FILES)) {
+    const body = readFileSync(new URL(name, dir))
+    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"`
+    files.set(name, { body, type, etag })
+  }
+  return files
+}
+
+/**
+ * The operators' dashboard (docs/reference/dashboard.md): the page at `/dashboard`, aggregate
+ * counts at `GET /api/v1/stats`, and a live feed of changes over SSE, public at
+ * `GET /api/v1/stats/feed` and with ids at `GET /admin/v1/stats/feed` (admin key).
+ */
+export async function dashboard(app: FastifyInstance, options: DashboardOptions): Promise<void> {
+  const { service, tokens, adminKey } = options
+  const files = loadFiles()
+  const stats = new PresenceStats(
+    {
+      presence: service.presence,
+      profiles: service.profiles,
+      bus: service.bus,
+      clock: service.clock,
+    },
+    { sampleIntervalMs: options.sampleIntervalMs ?? 10_000 },
+  )
+  const feed = new PresenceFeed({
+    bus: service.bus,
+    profiles: service.profiles,
+    clock: service.clock,
+    // keyed by the token secret (the same on every node), rotating daily: a pseudonym follows a
+    // user through a day's changes and cannot be reversed or linked across days
+    pseudonym: (userId: UserId, at: number) =>
+      tokens
+        .mac(`dashboard-feed:${Math.floor(at / 86_400_000)}`, userId)
+        .toString('base64url')
+        .slice(0, 8),
+  })
+  const apiKeys = new ApiKeys(service.profiles, service.clock)
+  const checkAdmin = adminKey ? adminAuth(adminKey, apiKeys) : undefined
+  const streams = new Set<() => void>()
+  let publicStreams = 0
+
+  stats.start()
+  app.addHook('preClose', async () => {
+    for (const end of [...streams]) end()
+  })
+  app.addHook('onClose', async () => {
+    feed.stop()
+    await stats.stop()
+  })
+
+  const hidden = { hide: true }
+  const sendFile = (name: string, request: FastifyRequest, reply: FastifyReply) => {
+    const file = files.get(name)!
+    void reply
+      .header('content-type', file.type)
+      .header('cache-control', 'no-cache')
+      .header('etag', file.etag)
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', CSP)
+      .header('referrer-policy', 'no-referrer')
+    if (request.headers['if-none-match'] === file.etag) return reply.code(304).send()
+    return reply.send(file.body)
+  }
+  app.get('/dashboard', { schema: hidden }, (request, reply) =>
+    sendFile('index.html', request, reply),
+  )
+  app.get<{ Params: { file: string } }>(
+    '/dashboard/:file',
+    { schema: hidden },
+    (request, reply) => {
+      const name = request.params.file === '' ? 'index.html' : request.params.file
+      if (!Object.hasOwn(FILES, name)) {
+        return sendNativeError(reply, 404, 'NOT_FOUND', `No dashboard file ${name.slice(0, 60)}`)
+      }
+      return sendFile(name, request, reply)
+    },
+  )
+
+  app.get<{ Querystring: { top?: unknown } }>(
+    '/api/v1/stats',
+    {
+      schema: {
+        tags: ['native'],
+        summary: 'Concurrent users: totals by state, top universes, places and titles, last hour',
+        description:
+          'Invisible users are counted nowhere; users whose location is not public count as online but in no breakdown. With the admin key in x-api-key, `all` adds the same numbers over every user.',
+        querystring: {
+          type: 'object',
+          properties: { top: { type: ['integer', 'string'] } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const raw = request.query.top ?? 10
+      const top = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : raw
+      if (typeof top !== 'number' || !Number.isInteger(top) || top < 0 || top > MAX_TOP) {
+        return sendNativeError(
+          reply,
+          400,
+          'TOP_INVALID',
+          `"top" must be an integer from 0 to ${MAX_TOP}.`,
+        )
+      }
+      const admin = request.headers['x-api-key'] !== undefined
+      if (admin) {
+        if (!checkAdmin) {
+          return sendAdminError(reply, 404, 'ADMIN_OFF', 'The admin API is off.')
+        }
+        await checkAdmin(request, reply)
+        if (reply.sent) return reply
+      }
+      const body = admin ? await stats.adminStats(top) : await stats.publicStats(top)
+      return reply.header('cache-control', 'no-store').send({ ...body, mode: options.stores.mode })
+    },
+  )
+
+  const serveFeed =
+    (kind: FeedListener['kind']) => (request: FastifyRequest, reply: FastifyReply) => {
+      if (kind === 'public' && publicStreams >= MAX_PUBLIC_STREAMS) {
+        return sendNativeError(
+          reply,
+          503,
+          'TOO_MANY_STREAMS',
+          'Too many feed streams are open; try again later.',
+        )
+      }
+      reply.hijack()
+      const res = reply.raw
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      })
+      res.write('retry: 2000\n\n')
+      if (kind === 'public') publicStreams++
+      let open = true
+      const send = (batch: object) => {
+        if (!open) return
+        if (res.writableLength > MAX_BUFFERED) return end()
+        res.write(`data: ${JSON.stringify(batch)}\n\n`)
+      }
+      const stop = feed.listen(
+        kind === 'admin' ? { kind: 'admin', send } : { kind: 'public', send },
+      )
+      const keepalive = setInterval(() => {
+        if (open) res.write(': keepalive\n\n')
+      }, KEEPALIVE_MS)
+      keepalive.unref()
+      const end = () => {
+        if (!open) return
+        open = false
+        if (kind === 'public') publicStreams--
+        stop()
+        clearInterval(keepalive)
+        streams.delete(end)
+        res.end()
+      }
+      streams.add(end)
+      request.raw.on('close', end)
+      res.on('close', end)
+    }
+
+  app.get(
+    '/api/v1/stats/feed',
+    {
+      schema: {
+        tags: ['native'],
+        summary:
+          'Server-Sent Events: presence changes, anonymised (pseudonyms, no invisible users, places only when public)',
+      },
+    },
+    serveFeed('public'),
+  )
+  app.get(
+    '/admin/v1/stats/feed',
+    {
+      schema: { tags: ['admin'], summary: 'Server-Sent Events: every presence change, with ids' },
+      onRequest: async (request, reply) => {
+        if (!checkAdmin) {
+          return sendAdminError(
+            reply,
+            404,
+            'ADMIN_OFF',
+            'The admin API is off: set PRESENCED_ADMIN_KEY to turn it on.',
+          )
+        }
+        return checkAdmin(request, reply)
+      },
+    },
+    serveFeed('admin'),
+  )
+}

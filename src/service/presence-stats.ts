@@ -1,0 +1,357 @@
+import { PresenceType, type Activity } from '../core/presence.js'
+import type { UserSettings } from '../core/privacy.js'
+import type { ChangeBus } from '../realtime/change-bus.js'
+import type { LiveUser, PresenceStore } from '../store/presence-store.js'
+import type { ProfileStore } from '../store/profile-store.js'
+import type { Clock } from './clock.js'
+
+/** Users counted by state; `online` counts every user shown online, whatever the state. */
+export interface StatsTotals {
+  online: number
+  inGame: number
+  inStudio: number
+  /** Xbox's Away: signed in with no title, game or studio session (e.g. only an app). */
+  away: number
+  sessions: number
+  /** Online users whose location only friends (or nobody) may see: not in any breakdown. */
+  locationHidden: number
+}
+
+export interface TopEntry {
+  id: string
+  /** From the places or titles catalogue; a universe takes its root place's name. */
+  name: string | null
+  users: number
+}
+
+export interface StatsTop {
+  universes: TopEntry[]
+  places: TopEntry[]
+  titles: TopEntry[]
+}
+
+/** One sample of the time series: epoch ms, users online, users in game (public counts). */
+export type StatsSample = readonly [at: number, online: number, inGame: number]
+
+/** What everyone may see: invisible users are not counted at all, nowhere. */
+export interface PublicStats {
+  at: number
+  /** False when the presence store cannot list live users: counts are then zero. */
+  available: boolean
+  nodes: number
+  totals: StatsTotals
+  top: StatsTop
+  series: { intervalMs: number; samples: StatsSample[] }
+}
+
+/** Operators' view (admin key): every user counted, and how many are invisible. */
+export interface AdminStats extends PublicStats {
+  all: { totals: StatsTotals; top: StatsTop; invisibleUsers: number; invisibleSessions: number }
+}
+
+export interface PresenceStatsDeps {
+  presence: PresenceStore
+  profiles: ProfileStore
+  bus: ChangeBus
+  clock: Clock
+}
+
+export interface PresenceStatsOptions {
+  /** How often the time series samples the online count; default 10 s. */
+  sampleIntervalMs?: number
+  /** How many samples the series keeps; default 360 (an hour at 10 s). */
+  samples?: number
+  /** A computed aggregate is reused for at least this long; default 1000 ms. */
+  minCacheMs?: number
+  /** Users read from the store and settings per batch; default 5000. */
+  batchSize?: number
+}
+
+export const MAX_TOP = 100
+const NAME_TTL_MS = 60_000
+
+/** Counts of one population (public or all) while a pass runs. */
+class Tally {
+  readonly totals: StatsTotals = {
+    online: 0,
+    inGame: 0,
+    inStudio: 0,
+    away: 0,
+    sessions: 0,
+    locationHidden: 0,
+  }
+  readonly universes = new Map<string, number>()
+  readonly places = new Map<string, number>()
+  readonly titles = new Map<string, number>()
+
+  add(user: LiveUser, showsWhere: boolean, rootOf: Map<string, string>): void {
+    let state: PresenceType = PresenceType.Offline
+    let inTitle = false
+    for (const session of user.sessions) {
+      const rank = rankOf(session.activity)
+      if (rank > state) state = rank
+      if (session.source === 'title' || session.activity.kind !== 'online') inTitle = true
+    }
+    const t = this.totals
+    t.online++
+    t.sessions += user.sessions.length
+    if (state === PresenceType.InGame) t.inGame++
+    if (state === PresenceType.InStudio) t.inStudio++
+    if (!inTitle) t.away++
+    if (!showsWhere) {
+      t.locationHidden++
+      return
+    }
+    // a user in two places of one universe is one player of that universe
+    const universes = new Set<string>()
+    const places = new Set<string>()
+    const titles = new Set<string>()
+    for (const { activity } of user.sessions) {
+      if (activity.universeId !== undefined) {
+        universes.add(activity.universeId)
+        if (activity.rootPlaceId !== undefined && !rootOf.has(activity.universeId)) {
+          rootOf.set(activity.universeId, activity.rootPlaceId)
+        }
+      }
+      if (activity.placeId !== undefined) places.add(activity.placeId)
+      if (activity.titleId !== undefined) titles.add(activity.titleId)
+    }
+    for (const id of universes) this.universes.set(id, (this.universes.get(id) ?? 0) + 1)
+    for (const id of places) this.places.set(id, (this.places.get(id) ?? 0) + 1)
+    for (const id of titles) this.titles.set(id, (this.titles.get(id) ?? 0) + 1)
+  }
+}
+
+/** One pass over the live users, sorted once, sliced per request. */
+interface Aggregate {
+  at: number
+  available: boolean
+  nodes: number
+  computeMs: number
+  visible: Ranked
+  all: Ranked
+  invisibleUsers: number
+  invisibleSessions: number
+  /** A root place seen per universe: the universe is shown with that place's name. */
+  rootOf: Map<string, string>
+}
+
+interface Ranked {
+  totals: StatsTotals
+  universes: Array<[string, number]>
+  places: Array<[string, number]>
+  titles: Array<[string, number]>
+}
+
+/**
+ * Aggregate presence for the dashboard: totals by state, concurrent users per universe, place
+ * and title, and a time series of the online count.
+ *
+ * Privacy: the public numbers count an invisible user nowhere (not online, no session, no
+ * place), so no count moves with what an invisible user does; a user whose location only
+ * friends may see counts as online but in no breakdown. Operators with the admin key get a
+ * second set over everyone.
+ *
+ * Cost: a pass reads every live user and their settings, so its result is reused for at least
+ * `minCacheMs`, and for four times as long as it took (a large store is not re-read per request);
+ * concurrent callers share one pass.
+ */
+export class PresenceStats {
+  readonly #deps: PresenceStatsDeps
+  readonly #options: Required<PresenceStatsOptions>
+  readonly #samples: StatsSample[] = []
+  #cached: Aggregate | undefined
+  #pending: Promise<Aggregate> | undefined
+  #timer: NodeJS.Timeout | undefined
+  readonly #names = new Map<string, { name: string | null; at: number }>()
+
+  constructor(deps: PresenceStatsDeps, options: PresenceStatsOptions = {}) {
+    this.#deps = deps
+    this.#options = {
+      sampleIntervalMs: options.sampleIntervalMs ?? 10_000,
+      samples: options.samples ?? 360,
+      minCacheMs: options.minCacheMs ?? 1000,
+      batchSize: options.batchSize ?? 5000,
+    }
+  }
+
+  /** Starts sampling the time series (one sample now, then every interval). */
+  start(): void {
+    if (this.#timer) return
+    const sample = () => void this.sample().catch(() => undefined)
+    sample()
+    this.#timer = setInterval(sample, this.#options.sampleIntervalMs)
+    this.#timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    await this.#pending?.catch(() => undefined)
+  }
+
+  /** Takes one sample of the time series now. */
+  async sample(): Promise<void> {
+    const aggregate = await this.#aggregate()
+    this.#samples.push([
+      aggregate.at,
+      aggregate.visible.totals.online,
+      aggregate.visible.totals.inGame,
+    ])
+    if (this.#samples.length > this.#options.samples) this.#samples.shift()
+  }
+
+  /** The public numbers, with the `top` largest universes, places and titles. */
+  async publicStats(top: number): Promise<PublicStats> {
+    return this.#publicView(await this.#aggregate(), top)
+  }
+
+  /** The public numbers plus the same over every user, invisible ones included. */
+  async adminStats(top: number): Promise<AdminStats> {
+    const aggregate = await this.#aggregate()
+    return {
+      ...(await this.#publicView(aggregate, top)),
+      all: {
+        totals: { ...aggregate.all.totals },
+        top: await this.#top(aggregate, aggregate.all, top),
+        invisibleUsers: aggregate.invisibleUsers,
+        invisibleSessions: aggregate.invisibleSessions,
+      },
+    }
+  }
+
+  async #publicView(aggregate: Aggregate, top: number): Promise<PublicStats> {
+    return {
+      at: aggregate.at,
+      available: aggregate.available,
+      nodes: aggregate.nodes,
+      totals: { ...aggregate.visible.totals },
+      top: await this.#top(aggregate, aggregate.visible, top),
+      series: { intervalMs: this.#options.sampleIntervalMs, samples: [...this.#samples] },
+    }
+  }
+
+  #aggregate(): Promise<Aggregate> {
+    const cached = this.#cached
+    const now = this.#deps.clock.now()
+    if (cached) {
+      const maxAge = Math.max(this.#options.minCacheMs, cached.computeMs * 4)
+      if (now - cached.at < maxAge && now >= cached.at) return Promise.resolve(cached)
+    }
+    this.#pending ??= this.#compute().finally(() => (this.#pending = undefined))
+    return this.#pending
+  }
+
+  async #compute(): Promise<Aggregate> {
+    const { presence, profiles, bus, clock } = this.#deps
+    const now = clock.now()
+    const started = performance.now()
+    const visible = new Tally()
+    const all = new Tally()
+    const rootOf = new Map<string, string>()
+    let invisibleUsers = 0
+    let invisibleSessions = 0
+    const nodes = bus.nodes ? bus.nodes() : Promise.resolve(1)
+    // a rejected count must not go unhandled while the pass runs
+    nodes.catch(() => undefined)
+    if (presence.liveUsers) {
+      for await (const batch of presence.liveUsers(now, this.#options.batchSize)) {
+        const settings = await profiles.getSettings(batch.map((u) => u.userId))
+        batch.forEach((user, i) => {
+          const s: UserSettings = settings[i]!
+          all.add(user, true, rootOf)
+          if (s.invisible) {
+            invisibleUsers++
+            invisibleSessions += user.sessions.length
+            return
+          }
+          visible.add(user, s.visibility === 'everyone', rootOf)
+        })
+      }
+    }
+    const aggregate: Aggregate = {
+      at: now,
+      available: presence.liveUsers !== undefined,
+      nodes: await nodes.catch(() => 0),
+      computeMs: performance.now() - started,
+      visible: rank(visible),
+      all: rank(all),
+      invisibleUsers,
+      invisibleSessions,
+      rootOf,
+    }
+    this.#cached = aggregate
+    return aggregate
+  }
+
+  async #top(aggregate: Aggregate, ranked: Ranked, n: number): Promise<StatsTop> {
+    const take = Math.max(0, Math.min(MAX_TOP, Math.floor(n)))
+    const named = async (
+      entries: Array<[string, number]>,
+      nameOf: (id: string) => Promise<string | null>,
+    ): Promise<TopEntry[]> =>
+      Promise.all(
+        entries.slice(0, take).map(async ([id, users]) => ({ id, name: await nameOf(id), users })),
+      )
+    return {
+      universes: await named(ranked.universes, (id) => {
+        const root = aggregate.rootOf.get(id)
+        return root === undefined ? Promise.resolve(null) : this.#placeName(root)
+      }),
+      places: await named(ranked.places, (id) => this.#placeName(id)),
+      titles: await named(ranked.titles, (id) => this.#titleName(id)),
+    }
+  }
+
+  async #placeName(placeId: string): Promise<string | null> {
+    return this.#cachedName(`p:${placeId}`, async () => {
+      const place = await this.#deps.profiles.getPlace(placeId)
+      return place?.name ?? null
+    })
+  }
+
+  async #titleName(titleId: string): Promise<string | null> {
+    return this.#cachedName(`t:${titleId}`, async () => {
+      const title = await this.#deps.profiles.getTitle(titleId)
+      return title?.name ?? null
+    })
+  }
+
+  /** Catalogue names change rarely: each is kept for a minute. */
+  async #cachedName(key: string, load: () => Promise<string | null>): Promise<string | null> {
+    const now = this.#deps.clock.now()
+    const hit = this.#names.get(key)
+    if (hit && now - hit.at < NAME_TTL_MS && now >= hit.at) return hit.name
+    const name = await load().catch(() => null)
+    if (this.#names.size >= 10_000) this.#names.clear()
+    this.#names.set(key, { name, at: now })
+    return name
+  }
+}
+
+function rankOf(activity: Activity): PresenceType {
+  switch (activity.kind) {
+    case 'inStudio':
+      return PresenceType.InStudio
+    case 'inGame':
+      return PresenceType.InGame
+    default:
+      return PresenceType.Online
+  }
+}
+
+function rank(tally: Tally): Ranked {
+  const sorted = (map: Map<string, number>) =>
+    [...map].sort((a, b) => b[1] - a[1] || compareIds(a[0], b[0]))
+  return {
+    totals: tally.totals,
+    universes: sorted(tally.universes),
+    places: sorted(tally.places),
+    titles: sorted(tally.titles),
+  }
+}
+
+/** Decimal ids by value (shorter is smaller), other ids as text: a stable order for ties. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)
+}
