@@ -106,8 +106,9 @@ test('presenced get: bad input exits 2, an unreachable server exits 1, both with
     [['get', '1', '--url', server.url, '--token', 'forged'], 1, /answered 401/],
     [['frobnicate'], 2, /unknown command 'frobnicate'/],
   ]
-  for (const [args, code, message] of cases) {
-    const result = await run(args)
+  const results = await Promise.all(cases.map(([args]) => run(args)))
+  for (const [i, [args, code, message]] of cases.entries()) {
+    const result = results[i]!
     assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`)
     assert.match(result.stderr, message)
     assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
@@ -115,8 +116,10 @@ test('presenced get: bad input exits 2, an unreachable server exits 1, both with
 })
 
 test('every command answers --help with exit 0', async () => {
-  for (const command of ['get', 'watch', 'heartbeat', 'serve', 'token']) {
-    const result = await run([command, '--help'])
+  const commands = ['get', 'watch', 'heartbeat', 'serve', 'token']
+  const results = await Promise.all(commands.map((command) => run([command, '--help'])))
+  for (const [i, command] of commands.entries()) {
+    const result = results[i]!
     assert.equal(result.code, 0, command)
     assert.match(result.stdout, new RegExp(`^Usage: presenced ${command}`), command)
   }
@@ -127,24 +130,28 @@ test('every command answers --help with exit 0', async () => {
   }
 })
 
-test('presenced heartbeat keeps the user online until SIGINT, then disconnects', async (t) => {
-  const server = await startApp(t, { listen: true })
-  const token = await server.tokens.issue('321' as never)
-  const reader = createClient({ baseUrl: server.url })
-  const child = start(['heartbeat', '--token', token, '--place', '1818', '--url', server.url])
-  killOnEnd(t, child)
-  const done = finished(child)
-  await printed(child, /^online; beating every 30 s/)
-  const online = await reader.getUserPresence(321)
-  assert.equal(online.type, PresenceType.InGame)
-  assert.deepEqual(online.place, { id: '1818' })
+test(
+  'presenced heartbeat keeps the user online until SIGINT, then disconnects',
+  { timeout: 30_000 },
+  async (t) => {
+    const server = await startApp(t, { listen: true })
+    const token = await server.tokens.issue('321' as never)
+    const reader = createClient({ baseUrl: server.url })
+    const child = start(['heartbeat', '--token', token, '--place', '1818', '--url', server.url])
+    killOnEnd(t, child)
+    const done = finished(child)
+    await printed(child, /^online; beating every 30 s/)
+    const online = await reader.getUserPresence(321)
+    assert.equal(online.type, PresenceType.InGame)
+    assert.deepEqual(online.place, { id: '1818' })
 
-  child.kill('SIGINT')
-  const result = await done
-  assert.equal(result.code, 0, result.stderr)
-  assert.match(result.stdout, /SIGINT: disconnected/)
-  assert.equal((await reader.getUserPresence(321)).type, PresenceType.Offline)
-})
+    child.kill('SIGINT')
+    const result = await done
+    assert.equal(result.code, 0, result.stderr)
+    assert.match(result.stdout, /SIGINT: disconnected/)
+    assert.equal((await reader.getUserPresence(321)).type, PresenceType.Offline)
+  },
+)
 
 test('presenced heartbeat: missing or refused token and bad place are clear errors', async (t) => {
   const server = await startApp(t, { listen: true })
@@ -160,56 +167,64 @@ test('presenced heartbeat: missing or refused token and bad place are clear erro
 })
 
 for (const transport of ['websocket', 'sse']) {
-  test(`presenced watch (${transport}) prints the state, then each change, until SIGINT`, async (t) => {
-    const server = await startApp(t, { listen: true, config: { flapGraceMs: 0 } })
-    const watcher = await server.tokens.issue('9' as never)
-    const player = createClient({
-      baseUrl: server.url,
-      token: await server.tokens.issue('123' as never),
-    })
-    const args = ['watch', '123', '--token', watcher, '--url', server.url]
-    const child = start(transport === 'sse' ? [...args, '--sse'] : args)
-    killOnEnd(t, child)
-    const done = finished(child)
-    await printed(child, /now\s+123\s+Offline/)
+  test(
+    `presenced watch (${transport}) prints the state, then each change, until SIGINT`,
+    { timeout: 30_000 },
+    async (t) => {
+      const server = await startApp(t, { listen: true, config: { flapGraceMs: 0 } })
+      const watcher = await server.tokens.issue('9' as never)
+      const player = createClient({
+        baseUrl: server.url,
+        token: await server.tokens.issue('123' as never),
+      })
+      const args = ['watch', '123', '--token', watcher, '--url', server.url]
+      const child = start(transport === 'sse' ? [...args, '--sse'] : args)
+      killOnEnd(t, child)
+      const done = finished(child)
+      await printed(child, /now\s+123\s+Offline/)
 
-    await player.registerAppPresence({ placeId: 1818, location: 'Crossroads' })
-    await printed(child, /online\s+123\s+InGame\s+Crossroads \(place 1818\)/)
-    await player.registerAppPresence({ disconnect: true })
-    await printed(child, /offline\s+123\s+Offline.*\(explicit\)/)
+      await player.registerAppPresence({ placeId: 1818, location: 'Crossroads' })
+      await printed(child, /online\s+123\s+InGame\s+Crossroads \(place 1818\)/)
+      await player.registerAppPresence({ disconnect: true })
+      await printed(child, /offline\s+123\s+Offline.*\(explicit\)/)
 
-    child.kill('SIGINT')
-    const result = await done
-    assert.equal(result.code, 0, result.stderr)
-  })
+      child.kill('SIGINT')
+      const result = await done
+      assert.equal(result.code, 0, result.stderr)
+    },
+  )
 }
 
-test('presenced watch --json prints one event per line; errors exit 1 or 2', async (t) => {
-  const server = await startApp(t, { listen: true })
-  const watcher = await server.tokens.issue('9' as never)
-  const child = start(['watch', '77', '--json', '--token', watcher, '--url', server.url])
-  killOnEnd(t, child)
-  const done = finished(child)
-  const line = await printed(child, /^\{"type":"snapshot"/)
-  const snapshot = JSON.parse(line) as { seq: number; presences: { userId: string }[] }
-  assert.equal(snapshot.seq, 1)
-  assert.equal(snapshot.presences[0]!.userId, '77')
-  child.kill('SIGINT')
-  assert.equal((await done).code, 0)
+test(
+  'presenced watch --json prints one event per line; errors exit 1 or 2',
+  { timeout: 30_000 },
+  async (t) => {
+    const server = await startApp(t, { listen: true })
+    const watcher = await server.tokens.issue('9' as never)
+    const child = start(['watch', '77', '--json', '--token', watcher, '--url', server.url])
+    killOnEnd(t, child)
+    const done = finished(child)
+    const line = await printed(child, /^\{"type":"snapshot"/)
+    const snapshot = JSON.parse(line) as { seq: number; presences: { userId: string }[] }
+    assert.equal(snapshot.seq, 1)
+    assert.equal(snapshot.presences[0]!.userId, '77')
+    child.kill('SIGINT')
+    assert.equal((await done).code, 0)
 
-  const noToken = await run(['watch', '1', '--url', server.url])
-  assert.equal(noToken.code, 2)
-  const refused = await run(['watch', '1', '--token', 'forged', '--url', server.url])
-  assert.equal(refused.code, 1)
-  assert.match(refused.stderr, /401/)
-  const down = await run([
-    'watch',
-    '1',
-    '--token',
-    watcher,
-    '--url',
-    `http://127.0.0.1:${await closedPort()}`,
-  ])
-  assert.equal(down.code, 1)
-  assert.match(down.stderr, /Cannot reach presenced/)
-})
+    const noToken = await run(['watch', '1', '--url', server.url])
+    assert.equal(noToken.code, 2)
+    const refused = await run(['watch', '1', '--token', 'forged', '--url', server.url])
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /401/)
+    const down = await run([
+      'watch',
+      '1',
+      '--token',
+      watcher,
+      '--url',
+      `http://127.0.0.1:${await closedPort()}`,
+    ])
+    assert.equal(down.code, 1)
+    assert.match(down.stderr, /Cannot reach presenced/)
+  },
+)
