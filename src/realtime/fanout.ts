@@ -355,8 +355,7 @@ export class Fanout {
     if (watchers.size === 0) return
     const renders = new Map<string, Rendered>()
     let held = false
-    for (const stream of watchers) {
-      const watch = this.#watchers.get(stream, target)!
+    for (const [stream, watch] of watchers) {
       const rendered = this.#project(stream, target, watch, presence, now, renders)
       if (this.#emit(stream, target, watch, rendered, reason, holdable)) held = true
     }

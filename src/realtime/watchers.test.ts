@@ -11,7 +11,7 @@ test('indexes both ways and leaves nothing behind', () => {
   watchers.add('a', t1, 1)
   watchers.add('a', t2, 2)
   watchers.add('b', t1, 3)
-  assert.deepEqual([...watchers.watchersOf(t1)], ['a', 'b'])
+  assert.deepEqual([...watchers.watchersOf(t1).keys()], ['a', 'b'])
   assert.deepEqual(
     [...watchers.targetsOf('a')],
     [

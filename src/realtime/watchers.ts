@@ -8,10 +8,10 @@ import type { UserId } from '../core/user-id.js'
  * @example
  * const watchers = new Watchers<Conn, { sent: string }>()
  * watchers.add(conn, '42' as UserId, { sent: '' })
- * for (const c of watchers.watchersOf('42' as UserId)) c.send(...)
+ * for (const [conn, watch] of watchers.watchersOf('42' as UserId)) conn.send(watch.sent)
  */
 export class Watchers<C, W> {
-  readonly #byTarget = new Map<UserId, Set<C>>()
+  readonly #byTarget = new Map<UserId, Map<C, W>>()
   readonly #byConnection = new Map<C, Map<UserId, W>>()
 
   /** Adds or replaces the watch of `target` by `connection`. */
@@ -20,8 +20,8 @@ export class Watchers<C, W> {
     if (!targets) this.#byConnection.set(connection, (targets = new Map()))
     targets.set(target, state)
     let connections = this.#byTarget.get(target)
-    if (!connections) this.#byTarget.set(target, (connections = new Set()))
-    connections.add(connection)
+    if (!connections) this.#byTarget.set(target, (connections = new Map()))
+    connections.set(connection, state)
   }
 
   get(connection: C, target: UserId): W | undefined {
@@ -50,8 +50,9 @@ export class Watchers<C, W> {
     return orphans
   }
 
-  watchersOf(target: UserId): ReadonlySet<C> {
-    return this.#byTarget.get(target) ?? empty
+  /** The watchers of `target` with their watch state (one lookup for both). */
+  watchersOf(target: UserId): ReadonlyMap<C, W> {
+    return this.#byTarget.get(target) ?? new Map<C, W>()
   }
 
   targetsOf(connection: C): ReadonlyMap<UserId, W> {
@@ -67,5 +68,3 @@ export class Watchers<C, W> {
     return { targets: this.#byTarget.size, connections: this.#byConnection.size }
   }
 }
-
-const empty: ReadonlySet<never> = new Set()
