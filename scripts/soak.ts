@@ -21,7 +21,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { WebSocket } from 'ws'
@@ -61,6 +61,7 @@ const SECRET = 'soak-token-secret-of-enough-length-0123456789'
 /** Requests of one kind in flight beyond which a tick's requests are skipped (and counted). */
 const MAX_IN_FLIGHT = 64
 const TICK_MS = 20
+const cpus = availableParallelism()
 
 // ---- the server ------------------------------------------------------------------------------
 
@@ -254,6 +255,7 @@ const ticker = setInterval(() => {
 const sockets = new Set<WebSocket>()
 let wsOpened = 0
 let wsErrors = 0
+const wsCloseCodes = new Map<number, number>()
 let stopping = false
 function subscribe(): void {
   const user = randomUser()
@@ -273,7 +275,10 @@ function subscribe(): void {
   socket.on('error', () => wsErrors++)
   socket.on('close', (code) => {
     sockets.delete(socket)
-    if (code !== 1000 && code !== 1005 && !stopping) wsErrors++
+    if (code !== 1000 && code !== 1005 && !stopping) {
+      wsErrors++
+      wsCloseCodes.set(code, (wsCloseCodes.get(code) ?? 0) + 1)
+    }
     if (!stopping) subscribe()
   })
 }
@@ -296,6 +301,8 @@ interface Sample {
   p99: number
   errors: number
   wsFrames: number
+  /** The machine's 1-minute load average: other work on the machine skews latency. */
+  load: number
 }
 const samples: Sample[] = []
 const started = Date.now()
@@ -330,12 +337,23 @@ async function takeSample(): Promise<void> {
     p99: percentile(sorted, 99),
     errors: w.errors4xx + w.errors5xx + w.failures,
     wsFrames: w.wsFrames,
+    load: loadavg()[0]!,
   }
   samples.push(sample)
   console.log(row(sample))
 }
 
-const HEADER = ['t (s)', 'RSS MB', 'heap MB', 'sessions', 'req/s', 'p50 ms', 'p99 ms', 'errors']
+const HEADER = [
+  't (s)',
+  'RSS MB',
+  'heap MB',
+  'sessions',
+  'req/s',
+  'p50 ms',
+  'p99 ms',
+  'errors',
+  'load',
+]
 const pad = (cells: Array<string | number>) => cells.map((c) => String(c).padStart(9)).join(' ')
 const row = (s: Sample) =>
   pad([
@@ -347,6 +365,7 @@ const row = (s: Sample) =>
     s.p50.toFixed(2),
     s.p99.toFixed(2),
     s.errors,
+    s.load.toFixed(1),
   ]) + `   ws frames ${s.wsFrames}`
 
 console.log(
@@ -412,6 +431,12 @@ console.log(
   `\nrequests ${totals.requests}, 4xx ${totals.errors4xx}, 5xx ${totals.errors5xx}, network ` +
     `failures ${totals.failures}, skipped (backlog) ${totals.skipped}; WebSocket connections ` +
     `opened ${wsOpened}, abnormal closes/errors ${wsErrors}, frames ${totals.wsFrames}`,
+)
+if (wsCloseCodes.size > 0) {
+  console.log(`abnormal close codes: ${JSON.stringify(Object.fromEntries(wsCloseCodes))}`)
+}
+console.log(
+  `machine load average (1 min) over the run: median ${median(samples.map((s) => s.load)).toFixed(1)} on ${cpus} CPUs`,
 )
 if (failureSamples.length > 0) console.log(`first failures: ${failureSamples.join('; ')}`)
 console.log(`server exit code after SIGTERM: ${exitCode}`)
