@@ -1,5 +1,6 @@
 import type { PresenceService } from '../service/presence-service.js'
 import type { Tokens } from '../service/tokens.js'
+import type { LeanRoutes } from './shared/lean-routes.js'
 import type { RateLimiter } from '../store/rate-limiter.js'
 
 /** The settings protocols read; the app passes its Config, which has all of them. */
@@ -26,4 +27,6 @@ export interface ProtocolContext {
   /** Shared across nodes in fleet mode. */
   rateLimiter: RateLimiter
   settings: ProtocolSettings
+  /** Where a protocol may add a hot read route answered on node:http (absent: Fastify only). */
+  lean?: LeanRoutes
 }

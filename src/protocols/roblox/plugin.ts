@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import { ApiKeys } from '../../service/api-keys.js'
 import type { ProtocolContext } from '../context.js'
 import { authenticate, type Caller } from './auth.js'
 import { CsrfTokens } from './csrf.js'
 import { RobloxError, installErrorHandler, messages } from './errors.js'
+import { leanUsersRoute } from './lean-users.js'
 import { robloxRoutes } from './routes.js'
 
 export const CSRF_HEADER = 'x-csrf-token'
@@ -37,9 +39,9 @@ export async function robloxProtocol(
   // are checked strictly by requests.ts, and the schemas serve the OpenAPI document.
   app.setValidatorCompiler(() => () => true)
 
-  app.addHook('onRequest', async (request) => {
-    const caller = await authenticate(request.headers, tokens, apiKeys)
-    callers.set(request, caller)
+  /** Every check a request passes before its body is read; shared with the lean /users path. */
+  const admit = async (headers: IncomingHttpHeaders, ip: string, method: string) => {
+    const caller = await authenticate(headers, tokens, apiKeys)
 
     const now = service.clock.now()
     const key =
@@ -47,7 +49,7 @@ export async function robloxProtocol(
         ? `roblox:user:${caller.userId}`
         : caller.via === 'apiKey'
           ? `roblox:key:${caller.keyId}`
-          : `roblox:ip:${request.ip}`
+          : `roblox:ip:${ip}`
     const verdict = await rateLimiter.hit(key, [rule], now)
     if (!verdict.allowed) {
       const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))
@@ -55,16 +57,22 @@ export async function robloxProtocol(
     }
 
     // A cross-site page can make the browser send the cookie, never a header it cannot read.
-    if (caller.via === 'cookie' && request.method === 'POST') {
-      const given = request.headers[CSRF_HEADER]
+    if (caller.via === 'cookie' && method === 'POST') {
+      const given = headers[CSRF_HEADER]
       const token = Array.isArray(given) ? given[0] : given
-      if (!csrf.accepts(caller.userId, request.ip, token, now)) {
+      if (!csrf.accepts(caller.userId, ip, token, now)) {
         throw new RobloxError(403, 0, messages.csrf, {
           [CSRF_HEADER]: csrf.issue(caller.userId, now),
         })
       }
     }
+    return caller
+  }
+
+  app.addHook('onRequest', async (request) => {
+    callers.set(request, await admit(request.headers, request.ip, request.method))
   })
+  context.lean?.add(leanUsersRoute(context, admit))
 
   robloxRoutes(app, context, (request) => {
     const caller = callers.get(request)

@@ -4,12 +4,13 @@ import type { ProtocolContext } from '../context.js'
 import { unauthorized, type Caller } from './auth.js'
 import { deviceOf, isStudio, parseRegisterRequest, parseUsersRequest } from './requests.js'
 import { registerSchema, usersSchema } from './schemas.js'
-import { robloxPresence, serializeRobloxPresence, serializeUserPresences } from './view.js'
+import type { PresenceService } from '../../service/presence-service.js'
+import { serializeUserPresences, serializeVisible, type RobloxViewOptions } from './view.js'
 
 /** Tells a client how many seconds it may wait before its next register-app-presence. */
 export const HEARTBEAT_HEADER = 'x-presence-heartbeat-after'
 
-const JSON_TYPE = 'application/json; charset=utf-8'
+export const JSON_TYPE = 'application/json; charset=utf-8'
 
 /** The Roblox presence v1 routes; `callerOf` gives the caller resolved by the scope's hooks. */
 export function robloxRoutes(
@@ -23,10 +24,7 @@ export function robloxRoutes(
   const beatAfter = String(Math.max(1, Math.floor(settings.sessionTtlSeconds / 2)))
 
   app.post('/v1/presence/users', { schema: usersSchema }, async (request, reply) => {
-    const ids = parseUsersRequest(request.body)
-    const visible = await service.lookup(callerOf(request).viewer, ids)
-    const records = visible.map((v) => serializeRobloxPresence(robloxPresence(v, viewOptions)))
-    return sendJson(reply, serializeUserPresences(records))
+    return sendJson(reply, await usersReply(service, viewOptions, callerOf(request), request.body))
   })
 
   app.post(
@@ -68,6 +66,23 @@ export function robloxRoutes(
       return sendJson(reply.header(HEARTBEAT_HEADER, beatAfter), '{}')
     },
   )
+}
+
+/**
+ * The 200 body of POST /v1/presence/users for a parsed request body; throws RobloxError for a
+ * bad one. Shared by the Fastify route and the lean node:http path (lean-users.ts).
+ */
+export async function usersReply(
+  service: PresenceService,
+  viewOptions: RobloxViewOptions,
+  caller: Caller,
+  body: unknown,
+): Promise<string> {
+  const ids = parseUsersRequest(body)
+  const visible = await service.lookup(caller.viewer, ids)
+  const records = new Array<string>(visible.length)
+  for (let i = 0; i < visible.length; i++) records[i] = serializeVisible(visible[i]!, viewOptions)
+  return serializeUserPresences(records)
 }
 
 /** Bodies are written as exact JSON text (int64 ids), so Fastify's serializer is bypassed. */

@@ -1,4 +1,4 @@
-import { PresenceType, primarySession } from '../../core/presence.js'
+import { PresenceType, primarySession, type Activity } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 
 /**
@@ -115,4 +115,128 @@ export function serializeRobloxPresence(record: RobloxUserPresence): string {
 /** The body of POST /v1/presence/users from already-serialized records. */
 export function serializeUserPresences(records: readonly string[]): string {
   return `{"userPresences":[${records.join(',')}]}`
+}
+
+/*
+ * The read path. serializeVisible(v, o) === serializeRobloxPresence(robloxPresence(v, o)), byte
+ * for byte (view.test.ts holds it to that), without the intermediate record: a 50-id batch is
+ * read far more often than any of its users changes, so what a record shares with others is
+ * written once. Everything before `userId` depends only on the state and the primary session's
+ * activity; the embedded store hands out one frozen object per distinct activity (interned), so
+ * that prefix is kept per activity object in a WeakMap, which lets go of it with the activity.
+ */
+
+const hiddenPrefixes = new Map<PresenceType, string>()
+const activityPrefixes = new WeakMap<Activity, Array<string | undefined>>()
+
+function prefixOf(state: PresenceType, activity: Activity | undefined): string {
+  if (activity === undefined) {
+    let prefix = hiddenPrefixes.get(state)
+    if (prefix === undefined) {
+      prefix = prefixFor(state, genericLocation[state], null, null, null, null)
+      hiddenPrefixes.set(state, prefix)
+    }
+    return prefix
+  }
+  const shared = Object.isFrozen(activity)
+  let byState = shared ? activityPrefixes.get(activity) : undefined
+  let prefix = byState?.[state]
+  if (prefix !== undefined) return prefix
+  const rank =
+    activity.kind === 'inStudio'
+      ? PresenceType.InStudio
+      : activity.kind === 'inGame'
+        ? PresenceType.InGame
+        : PresenceType.Online
+  prefix = prefixFor(
+    state,
+    activity.location || genericLocation[rank],
+    activity.placeId ?? null,
+    activity.rootPlaceId ?? null,
+    activity.gameId ?? null,
+    activity.universeId ?? null,
+  )
+  if (shared) {
+    if (byState === undefined) {
+      byState = []
+      activityPrefixes.set(activity, byState)
+    }
+    byState[state] = prefix
+  }
+  return prefix
+}
+
+function prefixFor(
+  state: PresenceType,
+  lastLocation: string,
+  placeId: string | null,
+  rootPlaceId: string | null,
+  gameId: string | null,
+  universeId: string | null,
+): string {
+  return (
+    `{"userPresenceType":${state}` +
+    `,"lastLocation":${JSON.stringify(lastLocation)}` +
+    `,"placeId":${int64(placeId)}` +
+    `,"rootPlaceId":${int64(rootPlaceId)}` +
+    `,"gameId":${gameId === null ? 'null' : JSON.stringify(gameId)}` +
+    `,"universeId":${int64(universeId)}` +
+    `,"userId":`
+  )
+}
+
+/** One record as JSON, straight from what the viewer may see: see the note above. */
+export function serializeVisible(presence: VisiblePresence, options: RobloxViewOptions): string {
+  const state =
+    presence.state === PresenceType.Invisible && options.invisibleAsOffline
+      ? PresenceType.Offline
+      : presence.state
+  const primary =
+    state === PresenceType.Offline || presence.locationHidden
+      ? undefined
+      : primarySession(presence.sessions, Number.NEGATIVE_INFINITY)
+  const lastOnline = presence.lastOnline === undefined ? NEVER_ONLINE : isoOf(presence.lastOnline)
+  return (
+    prefixOf(state, primary?.activity) +
+    int64(presence.userId) +
+    ',"lastOnline":"' +
+    lastOnline +
+    '"}'
+  )
+}
+
+const DAY_MS = 86_400_000
+let cachedDay = Number.NaN
+let cachedDate = ''
+
+/** `new Date(ms).toISOString()`, with the date part kept from the previous call of the day. */
+export function isoOf(ms: number): string {
+  // outside years 1970-9999 (or not a whole ms) the general path is exact
+  if (!(ms >= 0 && ms < 253_402_300_800_000) || !Number.isInteger(ms)) {
+    return new Date(ms).toISOString()
+  }
+  const day = Math.floor(ms / DAY_MS)
+  if (day !== cachedDay) {
+    cachedDay = day
+    cachedDate = new Date(day * DAY_MS).toISOString().slice(0, 11)
+  }
+  let rest = ms - day * DAY_MS
+  const millis = rest % 1000
+  rest = (rest - millis) / 1000
+  const seconds = rest % 60
+  rest = (rest - seconds) / 60
+  const minutes = rest % 60
+  const hours = (rest - minutes) / 60
+  return (
+    cachedDate +
+    (hours < 10 ? '0' : '') +
+    hours +
+    (minutes < 10 ? ':0' : ':') +
+    minutes +
+    (seconds < 10 ? ':0' : ':') +
+    seconds +
+    (millis < 10 ? '.00' : millis < 100 ? '.0' : '.') +
+    millis +
+    'Z'
+  )
 }

@@ -53,3 +53,23 @@ function quoteLongIntegers(text: string): string {
 function isDigit(code: number): boolean {
   return code >= 0x30 && code <= 0x39
 }
+
+/**
+ * A JSON request body as every JSON route takes it: empty is absent (undefined), long integers
+ * stay exact; invalid JSON throws a 400 error with code INVALID_JSON, which each protocol's
+ * error handler words its own way.
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text === '') return undefined
+  try {
+    return parseJsonLossless(text)
+  } catch {
+    const error = new Error('The request body is not valid JSON.') as Error & {
+      statusCode: number
+      code: string
+    }
+    error.statusCode = 400
+    error.code = 'INVALID_JSON'
+    throw error
+  }
+}

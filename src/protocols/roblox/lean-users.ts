@@ -1,0 +1,58 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { ProtocolContext } from '../context.js'
+import type { LeanReply, LeanRoute } from '../shared/lean-routes.js'
+import { parseJsonBody } from '../shared/lossless-json.js'
+import type { Caller } from './auth.js'
+import { errorBody, renderError } from './errors.js'
+import { JSON_TYPE, usersReply } from './routes.js'
+
+type Admit = (headers: IncomingHttpHeaders, ip: string, method: string) => Promise<Caller>
+
+/**
+ * POST /v1/presence/users on node:http (see shared/lean-routes.ts for when a request comes
+ * here): the Fastify route's steps in its order, with its functions: admission (auth, rate
+ * limit, CSRF) before the body counts, then the JSON body parser, then the route's handler, and
+ * errors rendered by the Roblox error handler's functions. Same status, headers and bytes.
+ */
+export function leanUsersRoute(context: ProtocolContext, admit: Admit): LeanRoute {
+  const viewOptions = { invisibleAsOffline: context.settings.invisibleAsOffline }
+  return {
+    method: 'POST',
+    path: '/v1/presence/users',
+    route: '/v1/presence/users',
+    internalError: {
+      status: 500,
+      headers: { 'content-type': JSON_TYPE },
+      body: errorBody(0, 'An unexpected error occurred.'),
+    },
+    async handle(request, ip, body, log): Promise<LeanReply> {
+      try {
+        const caller = await admit(request.headers, ip, 'POST')
+        let parsed: unknown
+        try {
+          parsed = parseJsonBody(await body())
+        } catch (error) {
+          // as Fastify does after a body parser's error: the client may send more data
+          throw Object.assign(error as Error, { closeConnection: true })
+        }
+        const text = await usersReply(context.service, viewOptions, caller, parsed)
+        return { status: 200, headers: { 'content-type': JSON_TYPE }, body: text }
+      } catch (error) {
+        const rendered = renderError(error)
+        // not a Roblox error: lean-routes logs it and answers internalError, as the handler does
+        if (!rendered) throw error
+        if (rendered.status >= 500) log?.warn({ err: error }, 'Roblox API unavailable')
+        const close = (error as { closeConnection?: boolean }).closeConnection === true
+        return {
+          status: rendered.status,
+          headers: {
+            ...rendered.headers,
+            ...(close && { connection: 'close' }),
+            'content-type': JSON_TYPE,
+          },
+          body: errorBody(rendered.code, rendered.message),
+        }
+      }
+    },
+  }
+}

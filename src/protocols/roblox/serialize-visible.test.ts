@@ -1,0 +1,75 @@
+import fc from 'fast-check'
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { Activity, PresenceType, Session } from '../../core/presence.js'
+import type { VisiblePresence } from '../../core/privacy.js'
+import type { UserId } from '../../core/user-id.js'
+import { isoOf, robloxPresence, serializeRobloxPresence, serializeVisible } from './view.js'
+
+const id = fc.oneof(
+  fc.constant('9223372036854775807'),
+  fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }).map(String),
+)
+const activity: fc.Arbitrary<Activity> = fc.record(
+  {
+    kind: fc.constantFrom('online', 'inGame', 'inStudio'),
+    placeId: id,
+    rootPlaceId: id,
+    universeId: id,
+    gameId: fc.uuid(),
+    location: fc.oneof(fc.constant(''), fc.string(), fc.constant('Obby "quoted" \\ \u2028')),
+  },
+  { requiredKeys: ['kind'] },
+)
+// the embedded store shares frozen activities; other stores return fresh ones
+const stored = fc
+  .tuple(activity, fc.boolean())
+  .map(([a, frozen]) => (frozen ? Object.freeze(a) : a))
+const session: fc.Arbitrary<Session> = fc.record({
+  userId: id.map((v) => v as UserId),
+  key: fc.string(),
+  source: fc.constantFrom('app', 'title', 'server'),
+  deviceType: fc.constant('PC'),
+  startedAt: fc.nat(),
+  updatedAt: fc.nat(100),
+  expiresAt: fc.nat(),
+  activity: stored,
+})
+const presence: fc.Arbitrary<VisiblePresence> = fc.record({
+  userId: id.map((v) => v as UserId),
+  state: fc.constantFrom(0, 1, 2, 3, 4) as fc.Arbitrary<PresenceType>,
+  sessions: fc.array(session, { maxLength: 3 }),
+  lastOnline: fc.option(
+    fc.oneof(fc.integer({ min: 0, max: 4_102_444_800_000 }), fc.constant(1_700_000_000_000.5)),
+    { nil: undefined },
+  ),
+  locationHidden: fc.boolean(),
+})
+
+test('serializeVisible writes the bytes of serializeRobloxPresence(robloxPresence(...))', () => {
+  fc.assert(
+    fc.property(presence, fc.boolean(), (v, invisibleAsOffline) => {
+      const options = { invisibleAsOffline }
+      const expected = serializeRobloxPresence(robloxPresence(v, options))
+      // twice: the second answer comes from the per-activity prefixes
+      assert.equal(serializeVisible(v, options), expected)
+      assert.equal(serializeVisible(v, options), expected)
+      JSON.parse(expected)
+    }),
+    { numRuns: 2000 },
+  )
+})
+
+test('isoOf is Date#toISOString, day changes and edges included', () => {
+  for (const ms of [
+    0, 1, 999, 1000, 86_399_999, 86_400_000, 951_782_400_000, 253_402_300_799_999,
+  ]) {
+    assert.equal(isoOf(ms), new Date(ms).toISOString())
+  }
+  fc.assert(
+    fc.property(fc.integer({ min: -8.64e15, max: 8.64e15 }), (ms) => {
+      assert.equal(isoOf(ms), new Date(ms).toISOString())
+    }),
+    { numRuns: 5000 },
+  )
+})

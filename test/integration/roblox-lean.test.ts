@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict'
+import { request } from 'node:http'
+import { test } from 'node:test'
+import type { UserId } from '../../src/core/user-id.js'
+import { ManualClock } from '../../src/service/clock.js'
+import { startApp, type StartedApp } from '../helpers/start-app.js'
+import { USERS } from './roblox-helpers.js'
+
+/*
+ * POST /v1/presence/users is answered on node:http (protocols/shared/lean-routes.ts) when the
+ * request is ordinary, by Fastify otherwise. Both must answer alike: each request here is sent
+ * as is (lean) and with a query string, which only Fastify takes (same route, same
+ * handler), and the two replies must match byte for byte, headers included (but Date).
+ */
+
+interface Raw {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+}
+
+function send(url: string, path: string, headers: Record<string, string>, body: string) {
+  return new Promise<Raw>((resolve, reject) => {
+    const target = new URL(path, url)
+    const call = request(
+      target,
+      {
+        method: 'POST',
+        headers: { 'content-length': String(Buffer.byteLength(body)), ...headers },
+      },
+      (response) => {
+        const chunks: Buffer[] = []
+        response.on('data', (chunk: Buffer) => chunks.push(chunk))
+        response.on('end', () => {
+          const { date, ...rest } = response.headers
+          void date
+          resolve({ status: response.statusCode!, headers: rest, body: Buffer.concat(chunks) })
+        })
+      },
+    )
+    call.on('error', reject)
+    call.end(body)
+  })
+}
+
+/** Sends the request both ways; asserts the lean path took one and Fastify the other. */
+async function both(app: StartedApp, headers: Record<string, string>, body: string) {
+  const before = app.lean.served
+  const lean = await send(app.url, USERS, headers, body)
+  assert.equal(app.lean.served, before + 1, 'the lean path answered')
+  const fastify = await send(app.url, `${USERS}?via=fastify`, headers, body)
+  assert.equal(app.lean.served, before + 1, 'Fastify answered')
+  return { lean, fastify }
+}
+
+async function seeded(t: Parameters<typeof startApp>[0], config = {}) {
+  const clock = new ManualClock(Date.UTC(2026, 2, 1, 12, 0, 0, 7))
+  const app = await startApp(t, { listen: true, clock, config })
+  const { service } = app
+  await service.putPlace({
+    placeId: '1818',
+    universeId: '13058',
+    rootPlaceId: '1818',
+    name: 'Obby',
+  })
+  await service.heartbeat({
+    userId: '1' as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: { kind: 'inGame', placeId: '1818', gameId: '6f1c1b4e-2f7a-4f5e-9a57-1e2d3c4b5a69' },
+  })
+  await service.heartbeat({
+    userId: '9223372036854775807' as UserId,
+    key: 'app:Web',
+    source: 'app',
+    deviceType: 'Web',
+    activity: { kind: 'online', location: 'Home "quoted"' },
+  })
+  await service.putSettings('2' as UserId, { visibility: 'nobody', invisible: true })
+  await service.heartbeat({
+    userId: '2' as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: { kind: 'inStudio' },
+  })
+  await service.setFriends('1' as UserId, '3' as UserId, true)
+  await service.putSettings('3' as UserId, { visibility: 'friends', invisible: false })
+  await service.heartbeat({
+    userId: '3' as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: { kind: 'inGame', placeId: '1818' },
+  })
+  clock.advance(1234)
+  return app
+}
+
+const json = { 'content-type': 'application/json' }
+
+test('lean and Fastify paths give the same bytes for good and bad requests', async (t) => {
+  const app = await seeded(t)
+  const token = await app.tokens.issue('1' as UserId)
+  const invisibleSelf = await app.tokens.issue('2' as UserId)
+  const many = Array.from({ length: 50 }, (_, i) => i + 1)
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['anonymous', json, JSON.stringify({ userIds: [1, 2, 3, 4] })],
+    ['50 ids', json, JSON.stringify({ userIds: many })],
+    [
+      'int64 beyond 2^53, duplicates',
+      json,
+      '{"userIds":[9223372036854775807,"1",1,9223372036854775807]}',
+    ],
+    ['charset', { 'content-type': 'application/json; charset=utf-8' }, '{"userIds":[1]}'],
+    [
+      'signed in (friend sees where)',
+      { ...json, authorization: `Bearer ${token}` },
+      '{"userIds":[1,2,3]}',
+    ],
+    [
+      'self while invisible',
+      { ...json, authorization: `Bearer ${invisibleSelf}` },
+      '{"userIds":[2]}',
+    ],
+    ['invalid JSON', json, '{"userIds":[1,'],
+    ['empty body', json, ''],
+    ['not an object', json, '[1,2]'],
+    ['no userIds', json, '{}'],
+    ['userIds empty', json, '{"userIds":[]}'],
+    ['51 ids', json, JSON.stringify({ userIds: [...many, 51] })],
+    ['a boolean id', json, '{"userIds":[true]}'],
+    ['a negative id', json, '{"userIds":[-5]}'],
+    ['a fraction', json, '{"userIds":[1.5]}'],
+    ['beyond int64', json, '{"userIds":[9223372036854775808]}'],
+    ['a bad bearer token', { ...json, authorization: 'Bearer nope' }, '{"userIds":[1]}'],
+    ['a malformed Authorization', { ...json, authorization: 'Basic abc' }, '{"userIds":[1]}'],
+    ['an unknown API key', { ...json, 'x-api-key': 'pk_unknown' }, '{"userIds":[1]}'],
+    ['a cookie without CSRF', { ...json, cookie: `.ROBLOSECURITY=${token}` }, '{"userIds":[1]}'],
+  ]
+  for (const [name, headers, body] of cases) {
+    const { lean, fastify } = await both(app, headers, body)
+    assert.equal(lean.status, fastify.status, name)
+    assert.deepEqual(lean.headers, fastify.headers, name)
+    assert.equal(lean.body.toString(), fastify.body.toString(), name)
+  }
+  // the cases did reach the states they name
+  const { lean } = await both(
+    app,
+    json,
+    JSON.stringify({ userIds: [1, 9223372036854775807n.toString()] }),
+  )
+  assert.match(lean.body.toString(), /"userPresenceType":2,"lastLocation":"Obby","placeId":1818/)
+  assert.match(
+    lean.body.toString(),
+    /"userId":9223372036854775807,"lastOnline":"2026-03-01T12:00:00.007Z"/,
+  )
+})
+
+test('lean and Fastify paths refuse alike once the rate limit is reached', async (t) => {
+  const app = await seeded(t, { rateLimitMax: 2 })
+  const first = await both(app, json, '{"userIds":[1]}')
+  assert.equal(first.lean.status, 200)
+  assert.equal(first.fastify.status, 200)
+  const { lean, fastify } = await both(app, json, '{"userIds":[1]}')
+  assert.equal(lean.status, 429)
+  assert.deepEqual(lean.headers, fastify.headers)
+  assert.equal(lean.body.toString(), fastify.body.toString())
+  assert.ok(lean.headers['retry-after'])
+})
+
+test('unusual requests go to Fastify: compression, other types, no length, query strings', async (t) => {
+  const app = await seeded(t)
+  const served = app.lean.served
+  const gzip = await send(
+    app.url,
+    USERS,
+    { ...json, 'accept-encoding': 'gzip' },
+    JSON.stringify({ userIds: Array.from({ length: 50 }, (_, i) => i + 1) }),
+  )
+  assert.equal(gzip.status, 200)
+  assert.equal(gzip.headers['content-encoding'], 'gzip')
+  const form = await send(
+    app.url,
+    USERS,
+    { 'content-type': 'application/x-www-form-urlencoded' },
+    'userIds=1&userIds=2',
+  )
+  assert.equal(form.status, 200)
+  const text = await send(app.url, USERS, { 'content-type': 'text/plain' }, '{"userIds":[1]}')
+  assert.equal(text.status, 415)
+  assert.equal(app.lean.served, served)
+  // and the lean path's requests count in the metrics like Fastify's
+  await send(app.url, USERS, json, '{"userIds":[1]}')
+  assert.equal(app.lean.served, served + 1)
+  const metrics = await app.app.inject({ method: 'GET', url: '/metrics' })
+  assert.match(
+    metrics.body,
+    /presenced_http_request_duration_seconds_count\{method="POST",route="\/v1\/presence\/users",status="200"\} [1-9]/,
+  )
+})
