@@ -389,3 +389,12 @@ test('a slow consumer is cut off with 4008 while others keep receiving', async (
   assert.deepEqual(closed, { code: 4008, reason: 'slow consumer' })
   assert.ok(slow.frames.length < events, `the slow client got ${slow.frames.length} frames`)
 })
+
+test('a connection ends with 4001 when the token that opened it expires', async (t) => {
+  const app = await start(t)
+  const client = await NativeClient.connect(app.url, await app.tokens.issue(A, { ttlSeconds: 1 }))
+  t.after(() => client.socket.terminate())
+  client.send({ type: 'subscribe', ids: [B] })
+  assert.equal((await client.take()).type, 'snapshot')
+  assert.deepEqual(await client.closed, { code: 4001, reason: 'token expired' })
+})

@@ -3,7 +3,7 @@ import type { UserId } from '../../core/user-id.js'
 import type { Tokens } from '../../service/tokens.js'
 import { sendNativeError } from './errors.js'
 
-const users = new WeakMap<FastifyRequest, UserId>()
+const users = new WeakMap<FastifyRequest, { userId: UserId; expiresAt: number | undefined }>()
 
 /** The token of a request: `Authorization: Bearer`, else `?access_token=` (browsers' only way). */
 function tokenOf(request: FastifyRequest): string | undefined {
@@ -33,13 +33,24 @@ export function requireUser(tokens: Tokens) {
         'Authorization has been denied for this request.',
       )
     }
-    users.set(request, claims.userId)
+    users.set(request, {
+      userId: claims.userId,
+      expiresAt: claims.exp === undefined ? undefined : claims.exp * 1000,
+    })
   }
 }
 
 /** The user `requireUser` let through. */
 export function userOf(request: FastifyRequest): UserId {
-  const user = users.get(request)
-  if (user === undefined) throw new Error('native route without requireUser')
-  return user
+  return callerOf(request).userId
+}
+
+/** The user `requireUser` let through, and when their token expires (epoch ms). */
+export function callerOf(request: FastifyRequest): {
+  userId: UserId
+  expiresAt: number | undefined
+} {
+  const caller = users.get(request)
+  if (caller === undefined) throw new Error('native route without requireUser')
+  return caller
 }

@@ -2,7 +2,7 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
 import { Fanout } from '../../realtime/fanout.js'
 import type { ProtocolContext } from '../context.js'
-import { requireUser, userOf } from './auth.js'
+import { callerOf, requireUser } from './auth.js'
 import { sendNativeError } from './errors.js'
 import { serveSse } from './sse.js'
 import { renderNative } from './view.js'
@@ -71,7 +71,10 @@ export async function nativeProtocol(
         'UPGRADE_REQUIRED',
         'This endpoint speaks WebSocket; use /api/v1/realtime/sse for Server-Sent Events.',
       ),
-    wsHandler: (socket, request) => serveWebSocket(socket, userOf(request), deps),
+    wsHandler: (socket, request) => {
+      const caller = callerOf(request)
+      serveWebSocket(socket, caller.userId, caller.expiresAt, deps)
+    },
   })
   app.get('/api/v1/realtime/sse', { preValidation: authenticate }, serveSse(deps, sseStreams))
 }

@@ -26,6 +26,7 @@ export const CLOSE = {
   goingAway: 1001,
   policy: 1008,
   slowConsumer: 4008,
+  tokenExpired: 4001,
   replaced: 4009,
 } as const
 
@@ -36,7 +37,12 @@ const STRIKE_WINDOW_MS = 10_000
 const CLOSE_GRACE_MS = 5_000
 
 /** Serves one authenticated WebSocket connection (docs/reference/native.md). */
-export function serveWebSocket(socket: WebSocket, userId: UserId, deps: RealtimeDeps): void {
+export function serveWebSocket(
+  socket: WebSocket,
+  userId: UserId,
+  tokenExpiresAt: number | undefined,
+  deps: RealtimeDeps,
+): void {
   const { fanout, log } = deps
   const presence = new ConnectionPresence(deps.service, userId)
   let open = true
@@ -153,8 +159,21 @@ export function serveWebSocket(socket: WebSocket, userId: UserId, deps: Realtime
   }, deps.keepaliveMs)
   keepalive.unref()
 
+  // a connection lives no longer than the token that opened it
+  let expiry: NodeJS.Timeout | undefined
+  const armExpiry = (): void => {
+    if (tokenExpiresAt === undefined) return
+    const left = tokenExpiresAt - Date.now()
+    if (left <= 0) return close(CLOSE.tokenExpired, 'token expired')
+    // timers hold at most 2^31-1 ms (~24.8 days); longer tokens re-arm
+    expiry = setTimeout(armExpiry, Math.min(left, 2 ** 31 - 1))
+    expiry.unref()
+  }
+  armExpiry()
+
   socket.on('close', () => {
     open = false
+    clearTimeout(expiry)
     clearInterval(keepalive)
     fanout.detach(stream, sink)
     presence.end('explicit').catch((error: unknown) => {
