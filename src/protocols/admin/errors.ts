@@ -77,4 +77,28 @@ export async function requireJsonBody(request: FastifyRequest): Promise<void> {
       'Send the body as application/json.',
     )
   }
+  refuseCoercibleMembers(request.body)
+}
+
+const ID_MEMBERS = ['universeId', 'rootPlaceId']
+
+/**
+ * The app's Ajv coerces scalars (`true` → 1, `null` → 0, `[5]` → 5): an id must never be made
+ * that way, nor a flag out of `null` or `0`. Checked before validation, on the body as sent.
+ */
+function refuseCoercibleMembers(body: unknown): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return
+  const o = body as Record<string, unknown>
+  const isId = (v: unknown) => typeof v === 'number' || typeof v === 'string'
+  for (const name of ID_MEMBERS) {
+    if (o[name] !== undefined && !isId(o[name])) {
+      throw badRequest(`${name} must be a positive 64-bit integer (a JSON number or string).`)
+    }
+  }
+  if (Array.isArray(o.universes) && !o.universes.every(isId)) {
+    throw badRequest('universes must hold positive 64-bit integers (JSON numbers or strings).')
+  }
+  if (o.invisible !== undefined && typeof o.invisible !== 'boolean') {
+    throw badRequest('invisible must be true or false.')
+  }
 }
