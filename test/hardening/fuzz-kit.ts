@@ -105,9 +105,9 @@ export async function assertRefusedWithoutWrites<T>(
   runs = RUNS,
 ): Promise<void> {
   const before = await f.snapshot()
-  const writesBefore = f.writes()
   await fc.assert(
     fc.asyncProperty(arbitrary, async (input) => {
+      const writesBefore = f.writes()
       const response = await send(input)
       check(response, input)
       assert.equal(f.writes(), writesBefore, `no store write for ${response.statusCode}`)
