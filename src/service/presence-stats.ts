@@ -57,7 +57,10 @@ export interface PresenceStatsDeps {
 }
 
 export interface PresenceStatsOptions {
-  /** How often the time series samples the online count; default 10 s. */
+  /**
+   * How often the time series samples the online count; default 10 s. Stretched to 20 times a
+   * pass's duration, so that sampling a big store costs at most ~5% of a core.
+   */
   sampleIntervalMs?: number
   /** How many samples the series keeps; default 360 (an hour at 10 s). */
   samples?: number
@@ -102,23 +105,41 @@ class Tally {
       t.locationHidden++
       return
     }
+    if (user.sessions.length === 1) {
+      const { activity } = user.sessions[0]!
+      if (activity.universeId !== undefined) this.#count(this.universes, activity.universeId)
+      if (activity.placeId !== undefined) this.#count(this.places, activity.placeId)
+      if (activity.titleId !== undefined) this.#count(this.titles, activity.titleId)
+      this.#root(activity, rootOf)
+      return
+    }
     // a user in two places of one universe is one player of that universe
     const universes = new Set<string>()
     const places = new Set<string>()
     const titles = new Set<string>()
     for (const { activity } of user.sessions) {
-      if (activity.universeId !== undefined) {
-        universes.add(activity.universeId)
-        if (activity.rootPlaceId !== undefined && !rootOf.has(activity.universeId)) {
-          rootOf.set(activity.universeId, activity.rootPlaceId)
-        }
-      }
+      if (activity.universeId !== undefined) universes.add(activity.universeId)
+      this.#root(activity, rootOf)
       if (activity.placeId !== undefined) places.add(activity.placeId)
       if (activity.titleId !== undefined) titles.add(activity.titleId)
     }
-    for (const id of universes) this.universes.set(id, (this.universes.get(id) ?? 0) + 1)
-    for (const id of places) this.places.set(id, (this.places.get(id) ?? 0) + 1)
-    for (const id of titles) this.titles.set(id, (this.titles.get(id) ?? 0) + 1)
+    for (const id of universes) this.#count(this.universes, id)
+    for (const id of places) this.#count(this.places, id)
+    for (const id of titles) this.#count(this.titles, id)
+  }
+
+  #count(map: Map<string, number>, id: string): void {
+    map.set(id, (map.get(id) ?? 0) + 1)
+  }
+
+  #root(activity: Activity, rootOf: Map<string, string>): void {
+    if (
+      activity.universeId !== undefined &&
+      activity.rootPlaceId !== undefined &&
+      !rootOf.has(activity.universeId)
+    ) {
+      rootOf.set(activity.universeId, activity.rootPlaceId)
+    }
   }
 }
 
@@ -163,6 +184,7 @@ export class PresenceStats {
   #cached: Aggregate | undefined
   #pending: Promise<Aggregate> | undefined
   #timer: NodeJS.Timeout | undefined
+  #stopped = false
   readonly #names = new Map<string, { name: string | null; at: number }>()
 
   constructor(deps: PresenceStatsDeps, options: PresenceStatsOptions = {}) {
@@ -177,15 +199,26 @@ export class PresenceStats {
 
   /** Starts sampling the time series (one sample now, then every interval). */
   start(): void {
-    if (this.#timer) return
-    const sample = () => void this.sample().catch(() => undefined)
-    sample()
-    this.#timer = setInterval(sample, this.#options.sampleIntervalMs)
-    this.#timer.unref()
+    if (this.#timer || this.#stopped) return
+    const next = (delayMs: number) => {
+      if (this.#stopped) return
+      this.#timer = setTimeout(() => {
+        this.sample()
+          .catch(() => undefined)
+          // a pass over a big store is not run more often than 1/20 of the time
+          .finally(() => {
+            const computeMs = this.#cached?.computeMs ?? 0
+            next(Math.max(this.#options.sampleIntervalMs, computeMs * 20))
+          })
+      }, delayMs)
+      this.#timer.unref()
+    }
+    next(0)
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer)
+    this.#stopped = true
+    clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#pending?.catch(() => undefined)
   }
@@ -256,6 +289,8 @@ export class PresenceStats {
     nodes.catch(() => undefined)
     if (presence.liveUsers) {
       for await (const batch of presence.liveUsers(now, this.#options.batchSize)) {
+        // let requests in between batches: a pass over a million users takes seconds
+        await new Promise<void>((resolve) => setImmediate(resolve))
         const settings = await profiles.getSettings(batch.map((u) => u.userId))
         batch.forEach((user, i) => {
           const s: UserSettings = settings[i]!
