@@ -81,7 +81,8 @@ class Model {
         userId: userId as UserId,
         before,
         after: this.presence(userId as UserId, now),
-        reason: 'timeout',
+        // a game server's session that expires means the server was lost
+        reason: ended.some((s) => s.source === 'server') ? 'server_lost' : 'timeout',
         ended,
       })
     }

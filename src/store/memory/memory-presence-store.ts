@@ -238,16 +238,20 @@ export class MemoryPresenceStore implements PresenceStore {
     }
     const rows = this.#sessions
     const changes: PresenceChange[] = []
+    // interned ids of what an unchanged session holds; a write may intern them, so re-read then
+    let keyId = this.#strings.find(key)
+    let activityId = this.#activities.find(activityJson)
+    let deviceTypeId = this.#strings.find(report.deviceType)
     for (let i = 0; i < users.length; i++) {
       const user = users[i]!
       roster.players.add(user)
-      const slot = this.#find(user, key)
+      const slot = keyId === undefined ? NONE : this.#findKeyId(user, keyId)
       if (
         slot !== NONE &&
         rows.expiresAt[slot]! > now &&
         rows.source[slot] === SOURCE_INDEX.server &&
-        rows.activity[slot] === this.#activities.find(activityJson) &&
-        rows.deviceType[slot] === this.#strings.find(report.deviceType)
+        rows.activity[slot] === activityId &&
+        rows.deviceType[slot] === deviceTypeId
       ) {
         // the common case, a player still there: only the expiry moves, nobody can see it
         rows.updatedAt[slot] = now
@@ -265,6 +269,9 @@ export class MemoryPresenceStore implements PresenceStore {
         ttlMs: report.ttlMs,
       }
       changes.push(this.#write(user, write, now))
+      keyId = this.#strings.find(key)
+      activityId = this.#activities.find(activityJson)
+      deviceTypeId = this.#strings.find(report.deviceType)
     }
     for (const user of previous?.players ?? []) {
       if (roster.players.has(user)) continue
@@ -348,7 +355,10 @@ export class MemoryPresenceStore implements PresenceStore {
   /** The user's session slot with this key, expired ones included until swept; -1 if none. */
   #find(user: number, key: string): number {
     const keyId = this.#strings.find(key)
-    if (keyId === undefined) return NONE
+    return keyId === undefined ? NONE : this.#findKeyId(user, keyId)
+  }
+
+  #findKeyId(user: number, keyId: number): number {
     const rows = this.#sessions
     for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
       if (rows.key[slot] === keyId) return slot
