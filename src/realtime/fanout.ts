@@ -268,8 +268,14 @@ export class Fanout {
       watch.online = projected.online
       this.#watchers.add(stream, id, watch)
     })
-    const jsons = unique.map((id) => this.#watchers.get(stream, id)!.sent)
-    stream.push(HEADS.snapshot, `,"resume":"${stream.token}","presences":[${jsons.join(',')}]}`)
+    // parts, not one string: the replay buffer then holds references to the shared renders
+    const parts = [`,"resume":"${stream.token}","presences":[`]
+    unique.forEach((id, i) => {
+      if (i > 0) parts.push(',')
+      parts.push(this.#watchers.get(stream, id)!.sent)
+    })
+    parts.push(']}')
+    stream.push(HEADS.snapshot, parts)
   }
 
   async #apply(events: BusEvent[]): Promise<void> {

@@ -1,4 +1,14 @@
 /**
+ * The end of a frame after its sequence number: a string, or parts kept apart so that a large
+ * frame (a snapshot) holds references to shared strings rather than a copy of them.
+ */
+export type Tail = string | readonly string[]
+
+export function tailText(tail: Tail): string {
+  return typeof tail === 'string' ? tail : tail.join('')
+}
+
+/**
  * The last `capacity` frames of one stream, for resume. Frames are numbered without gaps, so the
  * buffer covers `since` exactly when every frame after it is still held. A frame is kept as a
  * head and a tail around its sequence number: heads are a handful of constants and tails are
@@ -7,7 +17,7 @@
 export class ReplayBuffer {
   readonly #capacity: number
   readonly #heads: string[] = []
-  readonly #tails: string[] = []
+  readonly #tails: Tail[] = []
   /** Sequence number of the newest frame; 0 before any. */
   #last = 0
 
@@ -20,7 +30,7 @@ export class ReplayBuffer {
   }
 
   /** Records frame `seq` (which must be last + 1). */
-  push(seq: number, head: string, tail: string): void {
+  push(seq: number, head: string, tail: Tail): void {
     this.#last = seq
     if (this.#capacity === 0) return
     const slot = (seq - 1) % this.#capacity
@@ -39,7 +49,7 @@ export class ReplayBuffer {
     const frames: string[] = []
     for (let seq = since + 1; seq <= this.#last; seq++) {
       const slot = (seq - 1) % this.#capacity
-      frames.push(this.#heads[slot]! + seq + this.#tails[slot]!)
+      frames.push(this.#heads[slot]! + seq + tailText(this.#tails[slot]!))
     }
     return frames
   }

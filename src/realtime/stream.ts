@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Relation, Viewer } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
-import { ReplayBuffer } from './replay-buffer.js'
+import { ReplayBuffer, tailText, type Tail } from './replay-buffer.js'
 
 /** Where a stream's frames go: one WebSocket or SSE response. The transport bounds its queue. */
 export interface Sink {
@@ -50,9 +50,9 @@ export class Stream {
   }
 
   /** Numbers, records and delivers a frame made of `head + seq + tail`. */
-  push(head: string, tail: string): void {
+  push(head: string, tail: Tail): void {
     const seq = ++this.seq
     this.replay.push(seq, head, tail)
-    this.sink?.send(head + seq + tail, seq, this.token)
+    this.sink?.send(head + seq + tailText(tail), seq, this.token)
   }
 }
