@@ -46,7 +46,8 @@ export class Tokens {
     if (token.length === 0 || token.length > 4096) return undefined
     try {
       const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] })
-      const userId = parseUserId(payload.sub)
+      // a JSON number subject would be rounded past 2^53: only the decimal string we issue
+      const userId = typeof payload.sub === 'string' ? parseUserId(payload.sub) : undefined
       if (!userId) return undefined
       if (payload.jti && this.#revoked.has(payload.jti)) return undefined
       return {
