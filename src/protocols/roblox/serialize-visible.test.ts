@@ -4,7 +4,8 @@ import { test } from 'node:test'
 import type { Activity, PresenceType, Session } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
-import { isoOf, robloxPresence, serializeRobloxPresence, serializeVisible } from './view.js'
+import { isoOf } from '../shared/iso-date.js'
+import { robloxPresence, serializeRobloxPresence, serializeVisible } from './view.js'
 
 const id = fc.oneof(
   fc.constant('9223372036854775807'),

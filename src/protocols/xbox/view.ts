@@ -1,6 +1,7 @@
 import type { Placement, Session, TitleState } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import type { Title } from '../../store/profile-store.js'
+import { isoOf } from '../shared/iso-date.js'
 import { renderRichPresence } from './rich-presence.js'
 
 /** How deep a PresenceRecord goes: user node only, + devices, + titles (default), + activity. */
@@ -192,5 +193,5 @@ function titleRecord(session: Session, options: XboxViewOptions): TitleRecord | 
 }
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString()
+  return isoOf(ms)
 }
