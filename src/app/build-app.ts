@@ -82,7 +82,11 @@ export async function buildApp(
   // Hot read routes (POST /v1/presence/users) are answered on node:http before Fastify when
   // nothing about the request needs it: measured, Fastify cost more than the lookup. The routes
   // stay in Fastify for OpenAPI, inject and unusual requests (protocols/shared/lean-routes.ts).
-  const lean = new LeanRoutes({ bodyLimit: config.bodyLimit, enabled: !config.trustProxy })
+  const lean = new LeanRoutes({
+    bodyLimit: config.bodyLimit,
+    enabled: !config.trustProxy,
+    headersTimeoutMs: config.headersTimeoutMs,
+  })
   const app = Fastify({
     serverFactory: lean.serverFactory,
     logger: loggerOptions(config),
@@ -90,8 +94,8 @@ export async function buildApp(
     trustProxy: config.trustProxy,
     // a URL refused by the router still gets the owning protocol's error format
     frameworkErrors,
-    // slow or abusive clients must not hold sockets forever
-    requestTimeout: 30_000,
+    // slow or abusive clients must not hold sockets forever (headers: see LeanRoutes)
+    requestTimeout: config.requestTimeoutMs,
     connectionTimeout: 60_000,
     ajv: {
       customOptions: {

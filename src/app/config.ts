@@ -54,6 +54,10 @@ export interface Config {
   realtimeResumeMs: number
   /** PRESENCED_SHUTDOWN_TIMEOUT ms, default 10000: after SIGTERM, exit 1 if draining takes longer. */
   shutdownTimeoutMs: number
+  /** PRESENCED_HEADERS_TIMEOUT ms, default 10000: a client slower to send its headers gets 408 and is cut off. */
+  headersTimeoutMs: number
+  /** PRESENCED_REQUEST_TIMEOUT ms, default 30000: the same for the whole request, body included (>= the headers timeout). */
+  requestTimeoutMs: number
 }
 
 export class ConfigError extends Error {}
@@ -125,7 +129,25 @@ export function loadConfig(env: Env = process.env): Config {
     realtimeReplayFrames: int(env, 'PRESENCED_REALTIME_REPLAY', 256, 0),
     realtimeResumeMs: int(env, 'PRESENCED_REALTIME_RESUME', 60_000, 0),
     shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1),
+    ...timeouts(env),
   })
+}
+
+/** Slow-client limits; Node refuses a headers timeout longer than the request timeout. */
+function timeouts(env: Env): Pick<Config, 'headersTimeoutMs' | 'requestTimeoutMs'> {
+  const requestTimeoutMs = int(env, 'PRESENCED_REQUEST_TIMEOUT', 30_000, 100)
+  const headersTimeoutMs = int(
+    env,
+    'PRESENCED_HEADERS_TIMEOUT',
+    Math.min(10_000, requestTimeoutMs),
+    100,
+  )
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      `PRESENCED_HEADERS_TIMEOUT (${headersTimeoutMs}) must not exceed PRESENCED_REQUEST_TIMEOUT (${requestTimeoutMs})`,
+    )
+  }
+  return { headersTimeoutMs, requestTimeoutMs }
 }
 
 /** A config for tests: an isolated data dir, quiet logs, everything else default. */

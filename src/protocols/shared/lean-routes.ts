@@ -69,6 +69,7 @@ const PLAIN_JSON = /^application\/json\s*(?:;\s*charset="?utf-8"?\s*)?$/i
 export class LeanRoutes {
   readonly #routes = new Map<string, LeanRoute>()
   readonly #bodyLimit: number
+  readonly #headersTimeoutMs: number | undefined
   #observer: LeanObserver | undefined
   #log: LeanLogger | undefined
   #requestIds = 0
@@ -77,8 +78,9 @@ export class LeanRoutes {
   /** Requests answered here, for tests and benches. */
   served = 0
 
-  constructor(options: { bodyLimit: number; enabled: boolean }) {
+  constructor(options: { bodyLimit: number; enabled: boolean; headersTimeoutMs?: number }) {
     this.#bodyLimit = options.bodyLimit
+    this.#headersTimeoutMs = options.headersTimeoutMs
     this.enabled = options.enabled
   }
 
@@ -107,9 +109,19 @@ export class LeanRoutes {
     fastifyHandler: RequestListener,
     options: { keepAliveTimeout?: number; requestTimeout?: number; connectionTimeout?: number },
   ): Server => {
-    const server = createServer((request, response) => {
-      if (!this.#take(request, response)) fastifyHandler(request, response)
-    })
+    const headersTimeout = this.#headersTimeoutMs
+    const server = createServer(
+      {
+        // Slow clients (slowloris): these timeouts are only enforced when Node checks its
+        // connections, every 30 s by default; a check every second keeps the limits what they say.
+        ...(headersTimeout !== undefined && { headersTimeout }),
+        ...(options.requestTimeout !== undefined && { requestTimeout: options.requestTimeout }),
+        connectionsCheckingInterval: 1000,
+      },
+      (request, response) => {
+        if (!this.#take(request, response)) fastifyHandler(request, response)
+      },
+    )
     // what Fastify sets on the server it makes itself
     if (options.keepAliveTimeout !== undefined) server.keepAliveTimeout = options.keepAliveTimeout
     if (options.requestTimeout !== undefined) server.requestTimeout = options.requestTimeout
