@@ -80,4 +80,33 @@ async function requireJson(request: FastifyRequest): Promise<void> {
       'Send the report as application/json.',
     )
   }
+  refuseCoercible(request.body)
+}
+
+/**
+ * The app's Ajv coerces (`true` → 1, `[7]` → 7, `players: 5` → `[5]`): no player or place may be
+ * made that way. Checked before validation, on the body as sent.
+ */
+function refuseCoercible(body: unknown): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return
+  const o = body as Record<string, unknown>
+  // objects are left to the schema; these are what coercion would turn into ids
+  const coercible = (v: unknown) => typeof v === 'boolean' || v === null || Array.isArray(v)
+  const invalid = (code: string, message: string) => new PresenceError('bad_request', code, message)
+  for (const [name, code] of [
+    ['placeId', 'PLACE_ID_INVALID'],
+    ['universeId', 'UNIVERSE_ID_INVALID'],
+  ] as const) {
+    if (coercible(o[name])) {
+      throw invalid(code, `${name} must be a positive 64-bit integer (a JSON number or string).`)
+    }
+  }
+  const players = o.players
+  if (players === undefined || (typeof players === 'object' && !Array.isArray(players))) return
+  if (!Array.isArray(players) || players.some(coercible)) {
+    throw invalid(
+      'USER_ID_INVALID',
+      'players must be an array of user ids (JSON numbers or strings).',
+    )
+  }
 }
