@@ -173,12 +173,14 @@ export class LeanRoutes {
       reply = route.internalError
     }
     if (response.destroyed) return
+    // one encode, to bytes: measured cheaper than Node writing a long string after the head
+    const bytes = Buffer.from(reply.body, 'utf8')
     response.writeHead(reply.status, {
       ...reply.headers,
       ...(this.#closing && { connection: 'close' }),
-      'content-length': Buffer.byteLength(reply.body),
+      'content-length': bytes.length,
     })
-    response.end(reply.body)
+    response.end(bytes)
     const seconds = (performance.now() - started) / 1000
     this.#observer?.onResponse(route.method, route.route, reply.status, seconds)
     if (log) {
