@@ -3,11 +3,24 @@
  * too long to be exact is turned into a string literal holding the same digits; the id parsers
  * then accept it exactly or refuse it by name. Bodies without such a literal take the fast path.
  */
-const LONG_DIGITS = /\d{16}/
-
 export function parseJsonLossless(text: string): unknown {
-  if (!LONG_DIGITS.test(text)) return JSON.parse(text)
+  if (!hasLongDigits(text)) return JSON.parse(text)
   return JSON.parse(quoteLongIntegers(text))
+}
+
+/**
+ * Whether 16 digits follow each other anywhere. A loop rather than /\d{16}/: measured, the
+ * regex took twice as long as JSON.parse itself on an 1100-XUID batch body.
+ */
+function hasLongDigits(text: string): boolean {
+  let run = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0x30 && c <= 0x39) {
+      if (++run === 16) return true
+    } else run = 0
+  }
+  return false
 }
 
 function quoteLongIntegers(text: string): string {
