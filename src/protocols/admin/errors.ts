@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { PresenceError, statusOfKind } from '../../core/errors.js'
+import { PresenceError } from '../../core/errors.js'
+import { mapErrorToRecord } from '../shared/error-record.js'
 import { ApiKeyInputError } from '../../service/api-keys.js'
 import { ImportRefused } from './importer.js'
 
@@ -21,14 +22,6 @@ export function sendAdminError(
   return reply.code(status).send({ error: { code, message, ...extra } } satisfies AdminErrorBody)
 }
 
-const codeOfFastifyError: Record<string, [number, string]> = {
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE'],
-  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'PAYLOAD_TOO_LARGE'],
-  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'INVALID_JSON'],
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'INVALID_REQUEST'],
-  INVALID_JSON: [400, 'INVALID_JSON'],
-}
-
 /** Maps any error of an admin route to the admin shape; only the unexpected is a 500. */
 export function adminErrorHandler(
   error: FastifyError | Error,
@@ -38,25 +31,10 @@ export function adminErrorHandler(
   if (error instanceof ImportRefused) {
     return sendAdminError(reply, 400, 'IMPORT_LINE_INVALID', error.message, { line: error.line })
   }
-  if (error instanceof PresenceError) {
-    if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter))
-    return sendAdminError(reply, statusOfKind[error.kind], error.code, error.message)
-  }
   if (error instanceof ApiKeyInputError) {
     return sendAdminError(reply, 400, 'INVALID_REQUEST', error.message)
   }
-  const fastifyError = error as FastifyError
-  if (fastifyError.validation) {
-    return sendAdminError(reply, 400, 'INVALID_REQUEST', `Invalid request: ${error.message}.`)
-  }
-  const known = fastifyError.code ? codeOfFastifyError[fastifyError.code] : undefined
-  if (known) return sendAdminError(reply, known[0], known[1], error.message)
-  const status = fastifyError.statusCode
-  if (status !== undefined && status >= 400 && status < 500) {
-    return sendAdminError(reply, status, 'INVALID_REQUEST', error.message)
-  }
-  request.log.error({ err: error }, 'admin request failed')
-  return sendAdminError(reply, 500, 'INTERNAL', 'Internal error; see the server log.')
+  return mapErrorToRecord(error, request, reply, sendAdminError)
 }
 
 export function badRequest(message: string): PresenceError {
