@@ -1,10 +1,24 @@
 import assert from 'node:assert/strict'
-import { test, type TestContext } from 'node:test'
-import type { FastifyInstance } from 'fastify'
+import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
-import { ManualClock } from '../../src/service/clock.js'
-import type { Tokens } from '../../src/service/tokens.js'
-import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+import {
+  BLOCKED,
+  BLOCKER,
+  FRIEND,
+  GAME_ID,
+  NON_FRIEND,
+  PLACE,
+  T0,
+  iso,
+  setupPrivacyScenario,
+  targetId,
+  settingsKinds,
+  states,
+  viewers,
+  type SettingKind,
+  type StateKind,
+  type ViewerKind,
+} from './privacy-scenario.js'
 import { NativeClient, refusedUpgrade, type Frame } from './native-client.js'
 
 /*
@@ -13,13 +27,6 @@ import { NativeClient, refusedUpgrade, type Frame } from './native-client.js'
  * of every snapshot presence compared with what the policy says, written out here independently
  * of the core's privacy functions and of the native view.
  */
-
-const viewers = ['self', 'friend', 'nonFriend', 'anonymous', 'blocker', 'blocked'] as const
-const settingsKinds = ['everyone', 'friends', 'nobody', 'invisible'] as const
-const states = ['offline', 'online', 'inGame', 'inStudio'] as const
-type ViewerKind = (typeof viewers)[number]
-type SettingKind = (typeof settingsKinds)[number]
-type StateKind = (typeof states)[number]
 
 interface NativeActivity {
   kind: string
@@ -38,21 +45,6 @@ interface NativeRecord {
   sessions: Array<{ source: string; deviceType: string; activity: NativeActivity }>
 }
 
-const T0 = Date.UTC(2026, 2, 1, 12, 0, 0)
-const iso = (ms: number) => new Date(ms).toISOString()
-const GAME_ID = '5f2b7f3e-9c1d-4e0a-8b6f-1a2b3c4d5e6f'
-const PLACE = { placeId: 1818, rootPlaceId: 1800, universeId: 99, name: 'Crossroads' }
-
-const FRIEND = 900001
-const NON_FRIEND = 900002
-const BLOCKER = 900003 // blocked every target
-const BLOCKED = 900004 // blocked by every target
-
-function targetId(setting: SettingKind, state: StateKind): number {
-  return 1000 + settingsKinds.indexOf(setting) * 10 + states.indexOf(state)
-}
-
-/** The activity a register-app-presence from platform PC leaves, place details filled in. */
 function activityOf(state: Exclude<StateKind, 'offline'>): NativeActivity {
   if (state === 'online') return { kind: 'online' }
   return {
@@ -108,83 +100,8 @@ function expected(viewer: ViewerKind, setting: SettingKind, state: StateKind): N
   }
 }
 
-async function register(app: FastifyInstance, tokens: Tokens, userId: number, body: object) {
-  const token = await tokens.issue(String(userId) as UserId)
-  const res = await app.inject({
-    method: 'POST',
-    url: '/v1/presence/register-app-presence',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    payload: JSON.stringify({ platform: 'PC', ...body }),
-  })
-  assert.equal(res.statusCode, 200, res.body)
-}
-
-async function admin(app: FastifyInstance, url: string, body?: object) {
-  const res = await app.inject({
-    method: 'PUT',
-    url,
-    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
-    payload: body === undefined ? undefined : JSON.stringify(body),
-  })
-  assert.ok(res.statusCode === 200 || res.statusCode === 204, `${url}: ${res.body}`)
-}
-
-/** One listening server with the 16 targets and the viewers, at T0+12s (as privacy-table). */
-async function setup(t: TestContext) {
-  const clock = new ManualClock(T0)
-  const started = await startApp(t, { clock, listen: true })
-  const { app, tokens } = started
-  const targets = settingsKinds.flatMap((setting) =>
-    states.map((state) => ({ setting, state, id: targetId(setting, state) })),
-  )
-  await admin(app, `/admin/v1/places/${PLACE.placeId}`, {
-    universeId: PLACE.universeId,
-    rootPlaceId: PLACE.rootPlaceId,
-    name: PLACE.name,
-  })
-  for (const { id } of targets) {
-    await admin(app, `/admin/v1/users/${id}/friends/${FRIEND}`)
-    await admin(app, `/admin/v1/users/${BLOCKER}/blocks/${id}`)
-    await admin(app, `/admin/v1/users/${id}/blocks/${BLOCKED}`)
-  }
-  // T0: everyone online; T0+1s: the offline ones leave
-  for (const { id } of targets) await register(app, tokens, id, {})
-  clock.set(T0 + 1000)
-  for (const { id, state } of targets) {
-    if (state === 'offline') await register(app, tokens, id, { disconnect: true })
-  }
-  // T0+2s: settings; going invisible freezes what others see of lastOnline
-  clock.set(T0 + 2000)
-  for (const { id, setting } of targets) {
-    await admin(
-      app,
-      `/admin/v1/users/${id}/settings`,
-      setting === 'invisible'
-        ? { visibility: 'everyone', invisible: true }
-        : { visibility: setting, invisible: false },
-    )
-  }
-  // T0+10s: later activity; the offline ones come and go again (gone at T0+11s)
-  clock.set(T0 + 10_000)
-  for (const { id, state } of targets) {
-    if (state === 'online' || state === 'offline') await register(app, tokens, id, {})
-    if (state === 'inGame') {
-      await register(app, tokens, id, { location: 'Game', placeId: PLACE.placeId, gameId: GAME_ID })
-    }
-    if (state === 'inStudio') {
-      await register(app, tokens, id, { location: 'Studio', placeId: PLACE.placeId })
-    }
-  }
-  clock.set(T0 + 11_000)
-  for (const { id, state } of targets) {
-    if (state === 'offline') await register(app, tokens, id, { disconnect: true })
-  }
-  clock.set(T0 + 12_000)
-  return { ...started, targets }
-}
-
 test('privacy table: 6 viewers × 4 settings × 4 states through the WebSocket snapshot', async (t) => {
-  const { url, tokens, targets } = await setup(t)
+  const { url, tokens, targets } = await setupPrivacyScenario(t, { listen: true })
   const clients: NativeClient[] = []
   t.after(() => Promise.all(clients.map((client) => client.close())))
   const connect = async (userId: number): Promise<NativeClient> => {
