@@ -34,7 +34,7 @@ const presenced = await buildApp(
   }),
 )
 const { service, app } = presenced
-presenced.janitor.stop()
+presenced.service.stop()
 for (let p = 0; p < 500; p++) {
   const placeId = String(1_000_000 + p)
   await service.putPlace({

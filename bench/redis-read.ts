@@ -11,9 +11,12 @@ import { join } from 'node:path'
 import type { Redis } from 'ioredis'
 import type { UserId } from '../src/core/user-id.js'
 import { systemClock } from '../src/service/clock.js'
-import { PresenceService } from '../src/service/presence-service.js'
+import type { PresenceService } from '../src/service/presence-service.js'
+import { Tokens } from '../src/service/tokens.js'
+import { createService } from '../src/app/create-service.js'
+import { testConfig } from '../src/app/config.js'
 import { RedisChangeBus } from '../src/realtime/redis-change-bus.js'
-import { createStores, type Stores } from '../src/store/create-stores.js'
+import { createStores, type Stores } from '../src/app/create-stores.js'
 import { RedisKeys } from '../src/store/redis/keys.js'
 import { RedisConnection } from '../src/store/redis/redis-connection.js'
 import { RedisPresenceStore } from '../src/store/redis/redis-presence-store.js'
@@ -54,7 +57,10 @@ const cases: Case[] = [
 ]
 
 async function measure(stores: Stores, writes: () => number) {
-  const service = new PresenceService({ ...stores, clock: systemClock, sessionTtlMs: 600_000 })
+  const service = createService(stores, testConfig({ dataDir: '', sessionTtlSeconds: 600 }), {
+    clock: systemClock,
+    tokens: new Tokens('bench-secret-of-enough-length-0123456789'),
+  })
   for (let i = 0; i < users; i += 500) {
     await Promise.all(ids.slice(i, i + 500).map((_, j) => cases[3]!.run(service, i + j)))
   }

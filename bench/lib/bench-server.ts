@@ -32,7 +32,7 @@ for (let p = 0; p < 500; p++) {
     name: `Place ${p}`,
   })
 }
-presenced.janitor.stop()
+presenced.service.stop()
 
 gc()
 const before = process.memoryUsage()

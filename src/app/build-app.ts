@@ -1,6 +1,7 @@
 import compress from '@fastify/compress'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import type { Ajv } from 'ajv'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { readFileSync } from 'node:fs'
 import { parse as parseQuery } from 'node:querystring'
@@ -12,21 +13,17 @@ import { robloxProtocol } from '../protocols/roblox/plugin.js'
 import { serversProtocol } from '../protocols/servers/plugin.js'
 import { LeanRoutes } from '../protocols/shared/lean-routes.js'
 import { frameworkErrors } from '../protocols/shared/framework-errors.js'
+import { int64Keyword } from '../protocols/shared/int64-keyword.js'
 import { parseJsonBody } from '../protocols/shared/lossless-json.js'
 import { xboxProtocol } from '../protocols/xbox/plugin.js'
 import { systemClock, type Clock } from '../service/clock.js'
-import { Janitor } from '../service/janitor.js'
-import { PresenceService } from '../service/presence-service.js'
+import type { PresenceService } from '../service/presence-service.js'
 import { Tokens } from '../service/tokens.js'
-import { createStores, type Stores } from '../store/create-stores.js'
 import type { Config } from './config.js'
+import { createService } from './create-service.js'
+import { createStores, type Stores } from './create-stores.js'
 import { dashboard } from './dashboard.js'
-import {
-  Metrics,
-  MeteredPresenceService,
-  loggerOptions,
-  registerObservability,
-} from './observability.js'
+import { Metrics, loggerOptions, registerObservability } from './observability.js'
 import { resolveTokenSecret } from './token-secret.js'
 
 export interface AppOverrides {
@@ -38,8 +35,8 @@ export interface PresencedApp {
   app: FastifyInstance
   service: PresenceService
   tokens: Tokens
+  /** The adapters, for tests and benchmarks; protocols reach them only through the service. */
   stores: Stores
-  janitor: Janitor
   config: Config
   metrics: Metrics
   /** The hot read routes answered on node:http when the app listens. */
@@ -62,22 +59,6 @@ export async function buildApp(
   const stores = overrides.stores ?? (await createStores(config))
   const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir))
   const metrics = new Metrics()
-  metrics.trackLiveCounts(stores, clock)
-  const service: PresenceService = new MeteredPresenceService(
-    {
-      presence: stores.presence,
-      profiles: stores.profiles,
-      bus: stores.bus,
-      clock,
-      sessionTtlMs: config.sessionTtlSeconds * 1000,
-    },
-    metrics,
-  )
-  const janitor = new Janitor(stores.presence, stores.bus, clock, {
-    intervalMs: config.sweepIntervalMs,
-    batchSize: 1000,
-    onSweep: metrics.onSweep,
-  })
 
   // Hot read routes (POST /v1/presence/users) are answered on node:http before Fastify when
   // nothing about the request needs it: measured, Fastify cost more than the lookup. The routes
@@ -101,11 +82,13 @@ export async function buildApp(
       customOptions: {
         // a member a schema forbids is an error, never silently dropped
         removeAdditional: false,
-        coerceTypes: 'array',
+        // no coercion: `true` must never become user 1, `null` never a flag, `5` never `[5]`
+        coerceTypes: false,
         // int64 ids are `type: ['integer', 'string']` on purpose
         allowUnionTypes: true,
         allErrors: false,
       },
+      plugins: [(ajv: Ajv) => ajv.addKeyword(int64Keyword)],
     },
   })
 
@@ -127,6 +110,14 @@ export async function buildApp(
     (_request, body, done) => done(null, parseQuery(body as string)),
   )
 
+  const service = createService(stores, config, {
+    clock,
+    tokens,
+    observer: metrics.observer,
+    onBackgroundError: (error, duty) => app.log.warn({ err: error }, `${duty} failed`),
+  })
+  metrics.trackLiveCounts(service)
+
   registerObservability(app, { metrics, stores })
   lean.observe(
     {
@@ -141,7 +132,7 @@ export async function buildApp(
   // Root onClose hooks added before the protocols run after theirs (and after Fastify has
   // drained the server): the stores close last, once nothing can use them.
   app.addHook('onClose', async () => {
-    await janitor.stop()
+    await service.stop()
     await stores.presence.close()
     await stores.profiles.close()
     await stores.bus.close()
@@ -191,20 +182,14 @@ export async function buildApp(
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  const context: ProtocolContext = {
-    service,
-    tokens,
-    rateLimiter: stores.rateLimiter,
-    lean,
-    settings: config,
-  }
+  const context: ProtocolContext = { service, lean, settings: config }
   await app.register(robloxProtocol, context)
   await app.register(companionProtocol, context)
   await app.register(xboxProtocol, context)
   await app.register(nativeProtocol, context)
   await app.register(adminProtocol, context)
   await app.register(serversProtocol, context)
-  await app.register(dashboard, { service, tokens, stores, adminKey: config.adminKey })
+  await app.register(dashboard, { service, tokens, mode: stores.mode })
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({
@@ -212,7 +197,7 @@ export async function buildApp(
     })
   })
 
-  janitor.start()
+  await service.start()
 
-  return { app, service, tokens, stores, janitor, config, metrics, lean }
+  return { app, service, tokens, stores, config, metrics, lean }
 }

@@ -5,18 +5,17 @@ import type { UserId } from '../core/user-id.js'
 import { adminAuth } from '../protocols/admin/auth.js'
 import { sendAdminError } from '../protocols/admin/errors.js'
 import { sendNativeError } from '../protocols/native/errors.js'
-import { ApiKeys } from '../service/api-keys.js'
-import { PresenceFeed, type FeedListener } from '../service/presence-feed.js'
+import { mapErrorToRecord } from '../protocols/shared/error-record.js'
+import type { FeedListener } from '../service/presence-feed.js'
 import type { PresenceService } from '../service/presence-service.js'
-import { MAX_TOP, PresenceStats } from '../service/presence-stats.js'
+import { MAX_TOP } from '../service/presence-stats.js'
 import type { Tokens } from '../service/tokens.js'
-import type { Stores } from '../store/create-stores.js'
+import type { Stores } from './create-stores.js'
 
 export interface DashboardOptions {
   service: PresenceService
   tokens: Tokens
-  stores: Pick<Stores, 'mode'>
-  adminKey: string | undefined
+  mode: Stores['mode']
   /** Time-series sampling interval; default 10 s. */
   sampleIntervalMs?: number
 }
@@ -70,31 +69,19 @@ function loadFiles(): Map<string, StaticFile> {
  * `GET /api/v1/stats/feed` and with ids at `GET /admin/v1/stats/feed` (admin key).
  */
 export async function dashboard(app: FastifyInstance, options: DashboardOptions): Promise<void> {
-  const { service, tokens, adminKey } = options
+  const { service, tokens } = options
   const files = loadFiles()
-  const stats = new PresenceStats(
-    {
-      presence: service.presence,
-      profiles: service.profiles,
-      bus: service.bus,
-      clock: service.clock,
-    },
-    { sampleIntervalMs: options.sampleIntervalMs ?? 10_000 },
+  const stats = service.createStats({ sampleIntervalMs: options.sampleIntervalMs ?? 10_000 })
+  // keyed by the token secret (the same on every node), rotating daily: a pseudonym follows a
+  // user through a day's changes and cannot be reversed or linked across days
+  const feed = service.createFeed((userId: UserId, at: number) =>
+    tokens
+      .mac(`dashboard-feed:${Math.floor(at / 86_400_000)}`, userId)
+      .toString('base64url')
+      .slice(0, 8),
   )
-  const feed = new PresenceFeed({
-    bus: service.bus,
-    profiles: service.profiles,
-    clock: service.clock,
-    // keyed by the token secret (the same on every node), rotating daily: a pseudonym follows a
-    // user through a day's changes and cannot be reversed or linked across days
-    pseudonym: (userId: UserId, at: number) =>
-      tokens
-        .mac(`dashboard-feed:${Math.floor(at / 86_400_000)}`, userId)
-        .toString('base64url')
-        .slice(0, 8),
-  })
-  const apiKeys = new ApiKeys(service.profiles, service.clock)
-  const checkAdmin = adminKey ? adminAuth(adminKey, apiKeys) : undefined
+  const checkAdmin = service.auth.adminEnabled ? adminAuth(service) : undefined
+  app.setErrorHandler(mapErrorToRecord)
   const streams = new Set<() => void>()
   let publicStreams = 0
 
@@ -165,11 +152,10 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
         if (!checkAdmin) {
           return sendAdminError(reply, 404, 'ADMIN_OFF', 'The admin API is off.')
         }
-        await checkAdmin(request, reply)
-        if (reply.sent) return reply
+        await checkAdmin(request)
       }
       const body = admin ? await stats.adminStats(top) : await stats.publicStats(top)
-      return reply.header('cache-control', 'no-store').send({ ...body, mode: options.stores.mode })
+      return reply.header('cache-control', 'no-store').send({ ...body, mode: options.mode })
     },
   )
 
@@ -244,7 +230,7 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
             'The admin API is off: set PRESENCED_ADMIN_KEY to turn it on.',
           )
         }
-        return checkAdmin(request, reply)
+        return checkAdmin(request)
       },
     },
     serveFeed('admin'),

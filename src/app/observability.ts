@@ -1,12 +1,9 @@
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Clock } from '../service/clock.js'
-import { PresenceService, type HeartbeatInput } from '../service/presence-service.js'
-import type { PresenceServiceDeps } from '../service/presence-service.js'
-import type { Stores } from '../store/create-stores.js'
-import type { UserId } from '../core/user-id.js'
-import type { OfflineReason } from '../core/presence.js'
+import type { ServiceObserver } from '../service/observer.js'
+import type { PresenceService } from '../service/presence-service.js'
 import type { Config } from './config.js'
+import type { Stores } from './create-stores.js'
 
 /** Headers that carry credentials: never logged, whoever logs a request's headers. */
 const REDACT = [
@@ -99,10 +96,14 @@ export class Metrics {
     registers: [this.registry],
   })
 
-  /** The Janitor's onSweep hook. */
-  readonly onSweep = (expired: number, latenessMs: number): void => {
-    this.expiries.inc(expired)
-    this.sweepLateness.observe(latenessMs / 1000)
+  /** What the service reports of every write it makes, whatever its source. */
+  readonly observer: ServiceObserver = {
+    heartbeats: (source, count) => this.heartbeats.inc({ source }, count),
+    sessionsEnded: (reason, count) => this.sessionsEnded.inc({ reason }, count),
+    swept: (users, latenessMs) => {
+      this.expiries.inc(users)
+      this.sweepLateness.observe(latenessMs / 1000)
+    },
   }
 
   readonly liveSessions = new Gauge({
@@ -117,9 +118,9 @@ export class Metrics {
   })
   #live: (() => Promise<{ sessions: number; users: number }>) | undefined
 
-  /** Live counts are read from the store at scrape time, not kept up to date on every write. */
-  trackLiveCounts(stores: Pick<Stores, 'presence'>, clock: Clock): void {
-    this.#live = () => stores.presence.stats(clock.now())
+  /** Live counts are read at scrape time, not kept up to date on every write. */
+  trackLiveCounts(service: Pick<PresenceService, 'liveCounts'>): void {
+    this.#live = () => service.liveCounts()
   }
 
   /** The exposition text: this app's metrics and the process's. */
@@ -131,35 +132,6 @@ export class Metrics {
     }
     const merged = Registry.merge([this.registry, processMetrics()])
     return { contentType: merged.contentType, body: await merged.metrics() }
-  }
-}
-
-/**
- * The service, counting what it does. Metrics stay out of the service layer: the app subclasses
- * it here, so protocols keep calling the one PresenceService API.
- */
-export class MeteredPresenceService extends PresenceService {
-  readonly #metrics: Metrics
-
-  constructor(deps: PresenceServiceDeps, metrics: Metrics) {
-    super(deps)
-    this.#metrics = metrics
-  }
-
-  override async heartbeat(input: HeartbeatInput): ReturnType<PresenceService['heartbeat']> {
-    const change = await super.heartbeat(input)
-    this.#metrics.heartbeats.inc({ source: input.source })
-    return change
-  }
-
-  override async endSession(
-    userId: UserId,
-    key: string,
-    reason?: OfflineReason,
-  ): ReturnType<PresenceService['endSession']> {
-    const change = await super.endSession(userId, key, reason)
-    if (change) this.#metrics.sessionsEnded.inc({ reason: reason ?? 'explicit' })
-    return change
   }
 }
 

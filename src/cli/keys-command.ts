@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { parseInt64Id } from '../core/user-id.js'
-import { isScope, scopes } from '../service/api-keys.js'
+import { isScope, scopes } from '../core/api-key.js'
 import { adminRequest, adminTarget, CliError } from './admin-http.js'
 
 const USAGE = `Usage:

@@ -118,6 +118,17 @@ export function atInstant(presence: UserPresence, now: number): UserPresence {
     : { ...presence, sessions: liveSessions(presence.sessions, now) }
 }
 
+/** A change of one user's presence, as the store applied it (atomically). */
+export interface PresenceChange {
+  userId: UserId
+  before: UserPresence
+  after: UserPresence
+  /** Why sessions ended, when the change ended some. */
+  reason?: OfflineReason
+  /** The sessions this change ended, if any. */
+  ended?: readonly Session[]
+}
+
 export function offlinePresence(userId: UserId, lastOnline?: number): UserPresence {
   return { userId, sessions: [], lastOnline }
 }

@@ -1,16 +1,18 @@
 import type { UserId } from '../core/user-id.js'
-import type { PresenceChange } from '../store/presence-store.js'
+import type { PresenceChange } from '../core/presence.js'
 
 /**
  * What crosses nodes: raw changes, never projections. Each node projects per subscriber.
  * - presence: a user's sessions changed;
  * - settings: a user's privacy settings changed (every watcher must re-project them);
- * - relation: two users' friendship or block changed.
+ * - relation: two users' friendship or block changed;
+ * - revoked: an access token was revoked (logout): every node refuses it from now on.
  */
 export type BusEvent =
   | { type: 'presence'; change: PresenceChange }
   | { type: 'settings'; userId: UserId }
   | { type: 'relation'; users: readonly [UserId, UserId] }
+  | { type: 'revoked'; tokenId: string; expiresAt: number }
 
 /** Carries BusEvents to every node. Adapters: LocalChangeBus (one process), RedisChangeBus. */
 export interface ChangeBus {

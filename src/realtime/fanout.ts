@@ -292,7 +292,7 @@ export class Fanout {
         changed.set(userId, reason ?? changed.get(userId))
       } else if (event.type === 'settings') {
         if (this.#watchers.isWatched(event.userId)) resettled.add(event.userId)
-      } else {
+      } else if (event.type === 'relation') {
         const [a, b] = event.users
         this.#pairsOf(a, b, pairs)
         this.#pairsOf(b, a, pairs)

@@ -1,33 +1,23 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { Scope, Viewer } from '../core/privacy.js'
+import { isActive, isScope, scopes, type ApiKeyInfo, type ApiKeyRecord } from '../core/api-key.js'
+import { fail } from '../core/errors.js'
+import type { Scope } from '../core/privacy.js'
 import { parseInt64Id } from '../core/user-id.js'
-import type { ApiKeyRecord, ProfileStore } from '../store/profile-store.js'
+import type { CredentialStore } from '../store/credential-store.js'
 import type { Clock } from './clock.js'
-
-export const scopes: readonly Scope[] = Object.freeze([
-  'presence:read',
-  'presence:read:private',
-  'presence:write',
-  'admin',
-])
-
-export function isScope(value: unknown): value is Scope {
-  return typeof value === 'string' && (scopes as readonly string[]).includes(value)
-}
 
 export interface CreateKeyInput {
   name: string
   scopes: readonly Scope[]
   /** Epoch ms after which the key is refused; undefined: never expires. */
   expiresAt?: number | undefined
+  /** Or: seconds from now after which the key is refused. */
+  expiresInSeconds?: number | undefined
   /** Universe ids the key may write presence for; empty or undefined: any. */
   universes?: readonly string[] | undefined
 }
 
-/** A key as listed: everything but its hash. */
-export type ApiKeyInfo = Omit<ApiKeyRecord, 'hash'>
-
-export class ApiKeyInputError extends Error {}
+const invalid = (message: string) => fail('INVALID_REQUEST', message)
 
 const SECRET_PREFIX = 'pk_'
 const MAX_NAME = 100
@@ -39,54 +29,57 @@ const MAX_UNIVERSES = 1000
  * store, so a revocation or an expiry takes effect at once, on every node sharing the store.
  *
  * @example
- * const keys = new ApiKeys(service.profiles, service.clock)
+ * const keys = new ApiKeys(credentialStore, systemClock)
  * const { secret } = await keys.create({ name: 'matchmaker', scopes: ['presence:read'] })
  * const key = await keys.verify(secret) // the record, or undefined once revoked or expired
  */
 export class ApiKeys {
-  readonly #profiles: ProfileStore
+  readonly #store: CredentialStore
   readonly #clock: Clock
 
-  constructor(profiles: ProfileStore, clock: Clock) {
-    this.#profiles = profiles
+  constructor(store: CredentialStore, clock: Clock) {
+    this.#store = store
     this.#clock = clock
   }
 
-  /** Creates a key; throws ApiKeyInputError with a clear message for bad input. */
+  /** Creates a key; throws INVALID_REQUEST with a clear message for bad input. */
   async create(input: CreateKeyInput): Promise<{ secret: string; key: ApiKeyInfo }> {
     const now = this.#clock.now()
     const name = typeof input.name === 'string' ? input.name.trim() : ''
     if (name.length === 0 || name.length > MAX_NAME) {
-      throw new ApiKeyInputError(`name must be 1 to ${MAX_NAME} characters`)
+      throw invalid(`name must be 1 to ${MAX_NAME} characters`)
     }
     if (!Array.isArray(input.scopes) || input.scopes.length === 0) {
-      throw new ApiKeyInputError(`scopes must name at least one of ${scopes.join(', ')}`)
+      throw invalid(`scopes must name at least one of ${scopes.join(', ')}`)
     }
     for (const scope of input.scopes) {
       if (!isScope(scope)) {
-        throw new ApiKeyInputError(
-          `unknown scope ${JSON.stringify(scope)}; scopes are ${scopes.join(', ')}`,
-        )
+        throw invalid(`unknown scope ${JSON.stringify(scope)}; scopes are ${scopes.join(', ')}`)
       }
     }
-    if (input.expiresAt !== undefined) {
-      if (!Number.isSafeInteger(input.expiresAt)) {
-        throw new ApiKeyInputError('expiresAt must be an instant')
+    if (input.expiresAt !== undefined && input.expiresInSeconds !== undefined) {
+      throw invalid('Give expiresAt or expiresIn, not both.')
+    }
+    const expiresAt =
+      input.expiresInSeconds !== undefined ? now + input.expiresInSeconds * 1000 : input.expiresAt
+    if (expiresAt !== undefined) {
+      if (!Number.isSafeInteger(expiresAt)) {
+        throw invalid('expiresAt must be an instant')
       }
-      if (input.expiresAt <= now) throw new ApiKeyInputError('expiresAt is in the past')
+      if (expiresAt <= now) throw invalid('expiresAt is in the past')
     }
     const universes: string[] = []
     for (const raw of input.universes ?? []) {
       const id = parseInt64Id(raw)
       if (id === undefined) {
-        throw new ApiKeyInputError(
+        throw invalid(
           `universe id ${JSON.stringify(String(raw)).slice(0, 40)} is not a positive 64-bit integer`,
         )
       }
       if (!universes.includes(id)) universes.push(id)
     }
     if (universes.length > MAX_UNIVERSES) {
-      throw new ApiKeyInputError(`at most ${MAX_UNIVERSES} universes per key`)
+      throw invalid(`at most ${MAX_UNIVERSES} universes per key`)
     }
     const secret = SECRET_PREFIX + randomBytes(32).toString('base64url')
     const record: ApiKeyRecord = {
@@ -96,64 +89,45 @@ export class ApiKeys {
       scopes: [...new Set(input.scopes)],
       universes,
       createdAt: now,
-      expiresAt: input.expiresAt,
+      expiresAt,
       revokedAt: undefined,
     }
-    await this.#profiles.putApiKey(record)
+    await this.#store.putApiKey(record)
     return { secret, key: infoOf(record) }
   }
 
   /** The live key with this secret, or undefined (unknown, revoked or expired). */
   async verify(secret: string): Promise<ApiKeyRecord | undefined> {
     if (!secret.startsWith(SECRET_PREFIX) || secret.length > 200) return undefined
-    const record = await this.#profiles.getApiKeyByHash(hashSecret(secret))
+    const record = await this.#store.getApiKeyByHash(hashSecret(secret))
     if (!record || !isActive(record, this.#clock.now())) return undefined
     return record
   }
 
+  /** Whether the key is usable now. */
+  isActive(key: Pick<ApiKeyInfo, 'revokedAt' | 'expiresAt'>): boolean {
+    return isActive(key, this.#clock.now())
+  }
+
   /** Revokes a key at once; undefined when no key has this id. Revoking twice keeps the first instant. */
   async revoke(id: string): Promise<ApiKeyInfo | undefined> {
-    const record = (await this.#profiles.listApiKeys()).find((k) => k.id === id)
+    const record = (await this.#store.listApiKeys()).find((k) => k.id === id)
     if (!record) return undefined
     if (record.revokedAt === undefined) {
       record.revokedAt = this.#clock.now()
-      await this.#profiles.putApiKey(record)
+      await this.#store.putApiKey(record)
     }
     return infoOf(record)
   }
 
   /** Every key, revoked and expired ones included, without secrets or hashes. */
   async list(): Promise<ApiKeyInfo[]> {
-    return (await this.#profiles.listApiKeys()).map(infoOf)
+    return (await this.#store.listApiKeys()).map(infoOf)
   }
 }
 
 export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex')
-}
-
-export function isActive(record: ApiKeyRecord, now: number): boolean {
-  return (
-    record.revokedAt === undefined && (record.expiresAt === undefined || record.expiresAt > now)
-  )
-}
-
-export function hasScope(record: Pick<ApiKeyRecord, 'scopes'>, scope: Scope): boolean {
-  return record.scopes.includes(scope)
-}
-
-/** Whether the key may write presence for this universe (an empty allow-list allows any). */
-export function mayWriteUniverse(
-  record: Pick<ApiKeyRecord, 'universes'>,
-  universeId: string | undefined,
-): boolean {
-  if (record.universes.length === 0) return true
-  return universeId !== undefined && record.universes.includes(universeId)
-}
-
-/** The viewer a key reads as: privacy applies unless it has presence:read:private. */
-export function viewerOfKey(record: ApiKeyRecord): Viewer {
-  return { kind: 'service', keyId: record.id, scopes: record.scopes.filter(isScope) }
 }
 
 function infoOf(record: ApiKeyRecord): ApiKeyInfo {

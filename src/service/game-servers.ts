@@ -1,14 +1,12 @@
-import { PresenceError } from '../core/errors.js'
-import type { Activity } from '../core/presence.js'
+import { mayWriteUniverse } from '../core/api-key.js'
+import type { KeyCaller } from '../core/caller.js'
+import { fail, type ErrorCode } from '../core/errors.js'
+import type { Activity, PresenceChange } from '../core/presence.js'
+import type { VisiblePresence, Viewer } from '../core/privacy.js'
 import { parseInt64Id, parseUserId, type UserId } from '../core/user-id.js'
-import {
-  serverSessionKey,
-  type PresenceChange,
-  type ServerRoster,
-} from '../store/presence-store.js'
-import type { ApiKeyRecord } from '../store/profile-store.js'
-import { mayWriteUniverse } from './api-keys.js'
-import type { PresenceService } from './presence-service.js'
+import type { CatalogueStore } from '../store/catalogue-store.js'
+import { serverSessionKey, type PresenceStore, type ServerRoster } from '../store/presence-store.js'
+import type { Clock } from './clock.js'
 
 /** Players one report may list: a server bigger than this must not exist; 10,001 is refused. */
 export const MAX_PLAYERS_PER_REPORT = 10_000
@@ -25,8 +23,19 @@ export interface ServerReportInput {
   players: unknown
 }
 
-/** The writer of a report: a key's scopes were checked by the protocol, its universes here. */
-export type ServerWriter = Pick<ApiKeyRecord, 'id' | 'universes'>
+/** The writer of a report: a key whose scope the Authenticator checked; its universes here. */
+export type ServerWriter = Pick<KeyCaller, 'keyId' | 'universes'>
+
+export interface GameServersDeps {
+  presence: PresenceStore
+  catalogue: CatalogueStore
+  clock: Clock
+  sessionTtlMs: number
+  /** Hands applied changes to the service (bus, metrics), with how many players reported. */
+  applied(changes: readonly PresenceChange[], players: number): Promise<void>
+  /** The presences of `ids` as `viewer` may see them. */
+  lookup(viewer: Viewer, ids: readonly UserId[]): Promise<VisiblePresence[]>
+}
 
 export interface ReportOutcome {
   gameId: string
@@ -39,7 +48,7 @@ export interface ReportOutcome {
   expiresAt: number
 }
 
-const bad = (code: string, message: string) => new PresenceError('bad_request', code, message)
+const bad = (code: ErrorCode, message: string) => fail(code, message)
 
 /**
  * Game servers report the full set of players connected to them; each player then has one
@@ -47,14 +56,13 @@ const bad = (code: string, message: string) => new PresenceError('bad_request', 
  * A report is checked whole before anything is written, so bad input never half-applies.
  *
  * @example
- * const servers = new GameServers(service)
- * await servers.report(key, '7a4e…', { placeId: '1818', players: ['1', '2'] })
+ * await service.servers.report(keyCaller, '7a4e…', { placeId: '1818', players: ['1', '2'] })
  */
 export class GameServers {
-  readonly #service: PresenceService
+  readonly #deps: GameServersDeps
 
-  constructor(service: PresenceService) {
-    this.#service = service
+  constructor(deps: GameServersDeps) {
+    this.#deps = deps
   }
 
   /** The canonical (lower-case) server instance id, or a 400. */
@@ -68,25 +76,27 @@ export class GameServers {
     return raw.toLowerCase()
   }
 
-  /** Applies a report (PUT semantics): 400 for bad input, 403 for a universe the key may not write. */
+  /**
+   * Applies a report (PUT semantics): 400 for bad input, 403 for a universe the key may not
+   * write. A game server id belongs to the universe of its live roster: a key that may not write
+   * that universe may not replace the roster either, whatever universe it names.
+   */
   async report(writer: ServerWriter, rawGameId: string, input: ServerReportInput) {
     const gameId = this.parseGameId(rawGameId)
     const activity = await this.#activity(gameId, input)
     this.#mayWrite(writer, activity.universeId)
     const players = parsePlayers(input.players)
-    const service = this.#service
-    const now = service.clock.now()
-    const changes = await service.presence.reportServer(
-      {
-        gameId,
-        players,
-        activity,
-        deviceType: SERVER_DEVICE_TYPE,
-        ttlMs: service.sessionTtlMs,
-      },
+    const { presence, clock, sessionTtlMs } = this.#deps
+    if (writer.universes.length > 0) {
+      const existing = await presence.getServer(gameId, clock.now())
+      if (existing) this.#mayWrite(writer, existing.activity.universeId)
+    }
+    const now = clock.now()
+    const changes = await presence.reportServer(
+      { gameId, players, activity, deviceType: SERVER_DEVICE_TYPE, ttlMs: sessionTtlMs },
       now,
     )
-    await this.#publish(changes)
+    await this.#deps.applied(changes, players.length)
     const left = changes.filter((c) => c.ended !== undefined).length
     const key = serverSessionKey(gameId)
     const joined = changes.filter(
@@ -98,47 +108,49 @@ export class GameServers {
       players: players.length,
       joined,
       left,
-      expiresAt: now + service.sessionTtlMs,
+      expiresAt: now + sessionTtlMs,
     } satisfies ReportOutcome
   }
 
   /** Ends the server and its players' sessions (shutdown); the number of players it had. */
   async end(writer: ServerWriter, rawGameId: string): Promise<{ gameId: string; ended: number }> {
     const gameId = this.parseGameId(rawGameId)
-    const service = this.#service
+    const { presence, clock } = this.#deps
     if (writer.universes.length > 0) {
-      const roster = await service.presence.getServer(gameId, service.clock.now())
+      const roster = await presence.getServer(gameId, clock.now())
       if (roster) this.#mayWrite(writer, roster.activity.universeId)
     }
-    const changes = await service.presence.endServer(gameId, service.clock.now(), 'explicit')
-    await this.#publish(changes)
+    const changes = await presence.endServer(gameId, clock.now(), 'explicit')
+    await this.#deps.applied(changes, 0)
     return { gameId, ended: changes.length }
   }
 
-  /** The roster as last reported; a 404 when unknown or past its expiry (the server is lost). */
-  async roster(rawGameId: string): Promise<ServerRoster> {
+  /**
+   * The roster as `viewer` may see it: a player is listed only where the viewer may know where
+   * that player is (privacy as on every other read: invisible, hidden location and blocked
+   * players are left out). A 404 when unknown or past its expiry (the server is lost).
+   */
+  async roster(viewer: Viewer, rawGameId: string): Promise<ServerRoster> {
     const gameId = this.parseGameId(rawGameId)
-    const roster = await this.#service.presence.getServer(gameId, this.#service.clock.now())
+    const roster = await this.#deps.presence.getServer(gameId, this.#deps.clock.now())
     if (!roster) {
-      throw new PresenceError(
-        'not_found',
+      throw fail(
         'SERVER_NOT_FOUND',
         `No live game server ${gameId}: it never reported, was ended, or stopped reporting.`,
       )
     }
-    return roster
-  }
-
-  /** Watchers hear every visible change; published together so a Redis bus pipelines them. */
-  async #publish(changes: readonly PresenceChange[]): Promise<void> {
-    const bus = this.#service.bus
-    await Promise.all(changes.map((change) => bus.publish({ type: 'presence', change })))
+    const key = serverSessionKey(gameId)
+    const visible = await this.#deps.lookup(viewer, roster.players)
+    const players = roster.players.filter((_, i) => {
+      const seen = visible[i]!
+      return !seen.locationHidden && seen.sessions.some((s) => s.key === key)
+    })
+    return { ...roster, players }
   }
 
   #mayWrite(writer: ServerWriter, universeId: string | undefined): void {
     if (mayWriteUniverse(writer, universeId)) return
-    throw new PresenceError(
-      'forbidden',
+    throw fail(
       'UNIVERSE_FORBIDDEN',
       universeId === undefined
         ? 'This API key may only write presence for its universes, and this server has no known universe: send universeId or register the place.'
@@ -159,7 +171,7 @@ export class GameServers {
         throw bad('UNIVERSE_ID_INVALID', 'universeId must be a positive 64-bit integer.')
       }
     }
-    const place = await this.#service.profiles.getPlace(placeId)
+    const place = await this.#deps.catalogue.getPlace(placeId)
     if (place && universeId !== undefined && place.universeId !== universeId) {
       throw bad(
         'UNIVERSE_MISMATCH',

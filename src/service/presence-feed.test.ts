@@ -7,7 +7,9 @@ import type { Activity } from '../core/presence.js'
 import type { UserId } from '../core/user-id.js'
 import { LocalChangeBus } from '../realtime/local-change-bus.js'
 import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
+import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
 import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
+import { Tokens } from './tokens.js'
 import { ManualClock } from './clock.js'
 import {
   PresenceFeed,
@@ -25,7 +27,29 @@ function setup(t: TestContext, maxPerFlush = 10) {
   const profiles = new SqliteProfileStore(dir)
   const presence = new MemoryPresenceStore()
   const bus = new LocalChangeBus()
-  const service = new PresenceService({ presence, profiles, bus, clock, sessionTtlMs: 60_000 })
+  const service = new PresenceService({
+    stores: {
+      presence,
+      privacy: profiles,
+      catalogue: profiles,
+      credentials: profiles,
+      bus,
+      rateLimiter: new MemoryRateLimiter(),
+    },
+    tokens: new Tokens('unit-test-secret-of-enough-length-0123456789'),
+    clock,
+    settings: {
+      sessionTtlMs: 60_000,
+      sweepIntervalMs: 1000,
+      adminKey: undefined,
+      rateLimits: {
+        requestMax: 1000,
+        requestWindowMs: 60_000,
+        titleBurstMax: 3,
+        titleSustainMax: 30,
+      },
+    },
+  })
   const feed = new PresenceFeed(
     { bus, profiles, clock, pseudonym: (id) => `p${id.length}` },
     { flushMs: 5, maxPerFlush },

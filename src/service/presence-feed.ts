@@ -9,8 +9,8 @@ import {
 import type { Visibility } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
-import type { PresenceChange } from '../store/presence-store.js'
-import type { ProfileStore } from '../store/profile-store.js'
+import type { PresenceChange } from '../core/presence.js'
+import type { PrivacyStore } from '../store/privacy-store.js'
 import type { Clock } from './clock.js'
 
 export type FeedState = 'offline' | 'online' | 'inGame' | 'inStudio'
@@ -65,7 +65,7 @@ export type FeedListener =
 
 export interface PresenceFeedDeps {
   bus: ChangeBus
-  profiles: ProfileStore
+  profiles: Pick<PrivacyStore, 'getSettings'>
   clock: Clock
   /** The public pseudonym of a user id at an instant (see PublicFeedItem.user). */
   pseudonym(userId: UserId, at: number): string

@@ -9,7 +9,9 @@ import type { UserId } from '../core/user-id.js'
 import type { BusEvent } from '../realtime/change-bus.js'
 import { LocalChangeBus } from '../realtime/local-change-bus.js'
 import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
+import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
 import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
+import { Tokens } from './tokens.js'
 import { ManualClock } from './clock.js'
 import { Janitor } from './janitor.js'
 import { PresenceService, type HeartbeatInput } from './presence-service.js'
@@ -28,7 +30,29 @@ function setup(t: TestContext) {
   const bus = new LocalChangeBus()
   const events: BusEvent[] = []
   bus.subscribe((event) => events.push(event))
-  const service = new PresenceService({ presence, profiles, bus, clock, sessionTtlMs: TTL })
+  const service = new PresenceService({
+    stores: {
+      presence,
+      privacy: profiles,
+      catalogue: profiles,
+      credentials: profiles,
+      bus,
+      rateLimiter: new MemoryRateLimiter(),
+    },
+    tokens: new Tokens('unit-test-secret-of-enough-length-0123456789'),
+    clock,
+    settings: {
+      sessionTtlMs: TTL,
+      sweepIntervalMs: 1000,
+      adminKey: undefined,
+      rateLimits: {
+        requestMax: 1000,
+        requestWindowMs: 60_000,
+        titleBurstMax: 3,
+        titleSustainMax: 30,
+      },
+    },
+  })
   const janitor = new Janitor(presence, bus, clock, { intervalMs: 1000, batchSize: 100 })
   t.after(async () => {
     await presence.close()
@@ -45,7 +69,7 @@ function setup(t: TestContext) {
       activity: { kind: 'online' },
       ...extra,
     })
-  return { clock, service, janitor, events, beat }
+  return { clock, service, janitor, events, beat, profiles }
 }
 
 test('heartbeat stores the session for the default TTL and publishes the change', async (t) => {
@@ -182,14 +206,14 @@ test('putSettings invisible freezes lastOnline for others; self sees Invisible',
 })
 
 test('relation changes are published for both users', async (t) => {
-  const { service, events } = setup(t)
+  const { service, events, profiles } = setup(t)
   await service.setFriends(alice, bob, true)
   await service.setBlocked(bob, carol, true)
   assert.deepEqual(events, [
     { type: 'relation', users: [alice, bob] },
     { type: 'relation', users: [bob, carol] },
   ])
-  assert.deepEqual(await service.profiles.listFriends(bob), [alice])
+  assert.deepEqual(await profiles.listFriends(bob), [alice])
 })
 
 test('rawPresences shows sessions without privacy', async (t) => {

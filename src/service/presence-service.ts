@@ -1,4 +1,13 @@
-import type { Activity, OfflineReason, UserPresence } from '../core/presence.js'
+import type { Place, ProfileRecord, Title, UserProfile } from '../core/catalogue.js'
+import { isPrivacyRecord, type CatalogueRecord, type PrivacyRecord } from '../core/catalogue.js'
+import {
+  deriveUserState,
+  type Activity,
+  type OfflineReason,
+  type PresenceChange,
+  type PresenceType,
+  type UserPresence,
+} from '../core/presence.js'
 import {
   accessOf,
   strangers,
@@ -10,69 +19,153 @@ import {
 } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import type { ChangeBus } from '../realtime/change-bus.js'
-import type { PresenceChange, PresenceStore, SessionWrite } from '../store/presence-store.js'
-import type { Place, ProfileStore } from '../store/profile-store.js'
+import { Fanout, type FanoutOptions } from '../realtime/fanout.js'
+import type { CatalogueStore } from '../store/catalogue-store.js'
+import type { CredentialStore } from '../store/credential-store.js'
+import type { PresenceStore, SessionWrite } from '../store/presence-store.js'
+import type { PrivacyStore } from '../store/privacy-store.js'
+import type { RateLimiter } from '../store/rate-limiter.js'
+import { ApiKeys } from './api-keys.js'
+import { Authenticator } from './authenticator.js'
 import type { Clock } from './clock.js'
+import { GameServers } from './game-servers.js'
+import { Janitor } from './janitor.js'
+import type { ServiceObserver } from './observer.js'
+import { PresenceFeed, type PresenceFeedOptions } from './presence-feed.js'
+import { PresenceStats, type PresenceStatsOptions } from './presence-stats.js'
+import { RateLimits, type RateLimitSettings } from './rate-limits.js'
+import { Revocations } from './revocations.js'
+import type { Tokens } from './tokens.js'
 
-export interface PresenceServiceDeps {
+/** The adapters the service runs on; it keeps them to itself. */
+export interface ServiceStores {
   presence: PresenceStore
-  profiles: ProfileStore
+  privacy: PrivacyStore
+  catalogue: CatalogueStore
+  credentials: CredentialStore
   bus: ChangeBus
-  clock: Clock
+  rateLimiter: RateLimiter
+}
+
+export interface ServiceSettings {
   /** How long a session lives after each heartbeat unless the write says otherwise. */
   sessionTtlMs: number
+  /** How often expired sessions are swept (bounds how late an offline event is). */
+  sweepIntervalMs: number
+  /** The operator's admin key; undefined turns the admin API off. */
+  adminKey: string | undefined
+  rateLimits: RateLimitSettings
+  /** How often revocations made on other nodes are polled from the store; default 5 s. */
+  revocationSyncMs?: number
+}
+
+export interface ServiceDeps {
+  stores: ServiceStores
+  tokens: Tokens
+  clock: Clock
+  settings: ServiceSettings
+  observer?: ServiceObserver
+  /** Failures of background duties (sweeps, revocation syncs, fan-out). */
+  onBackgroundError?: (error: unknown, duty: string) => void
 }
 
 export type HeartbeatInput = Omit<SessionWrite, 'ttlMs'> & { ttlMs?: number }
 
-/** The use cases every protocol calls. Privacy is applied here, through the core, once. */
+/** What an operator sees of one user: no privacy applied. */
+export interface RawPresence {
+  presence: UserPresence
+  settings: UserSettings
+  state: PresenceType
+}
+
+/**
+ * The one API every protocol calls, and the one place every rule lives: authentication and
+ * scopes (`auth`), rate limits (`limits`), privacy (applied through the core on every read), the
+ * invisibility rules, and what metrics and the change bus see. It owns the stores: every write,
+ * whatever its source (a device, a game server, an import, an expiry), goes through here, is
+ * published on the change bus and reported to the observer.
+ */
 export class PresenceService {
-  readonly presence: PresenceStore
-  readonly profiles: ProfileStore
-  readonly bus: ChangeBus
-  readonly clock: Clock
-  readonly sessionTtlMs: number
+  readonly auth: Authenticator
+  readonly keys: ApiKeys
+  readonly limits: RateLimits
+  readonly servers: GameServers
+  readonly #stores: ServiceStores
+  readonly #clock: Clock
+  readonly #settings: ServiceSettings
+  readonly #observer: ServiceObserver
+  readonly #revocations: Revocations
+  readonly #janitor: Janitor
+  readonly #onError: (error: unknown, duty: string) => void
+  #unsubscribe: (() => void) | undefined
 
-  constructor(deps: PresenceServiceDeps) {
-    this.presence = deps.presence
-    this.profiles = deps.profiles
-    this.bus = deps.bus
-    this.clock = deps.clock
-    this.sessionTtlMs = deps.sessionTtlMs
+  constructor(deps: ServiceDeps) {
+    const { stores, clock, settings } = deps
+    this.#stores = stores
+    this.#clock = clock
+    this.#settings = settings
+    this.#observer = deps.observer ?? {}
+    this.#onError = deps.onBackgroundError ?? (() => {})
+    this.keys = new ApiKeys(stores.credentials, clock)
+    this.#revocations = new Revocations(stores.credentials, clock, {
+      syncIntervalMs: settings.revocationSyncMs ?? 5000,
+      onError: (error) => this.#onError(error, 'revocation sync'),
+      announce: (tokenId, expiresAt) => stores.bus.publish({ type: 'revoked', tokenId, expiresAt }),
+    })
+    this.auth = new Authenticator({
+      tokens: deps.tokens,
+      keys: this.keys,
+      revocations: this.#revocations,
+      clock,
+      adminKey: settings.adminKey,
+    })
+    this.limits = new RateLimits(stores.rateLimiter, clock, settings.rateLimits)
+    this.servers = new GameServers({
+      presence: stores.presence,
+      catalogue: stores.catalogue,
+      clock,
+      sessionTtlMs: settings.sessionTtlMs,
+      applied: (changes, players) => this.#serverChanges(changes, players),
+      lookup: (viewer, ids) => this.lookup(viewer, ids),
+    })
+    this.#janitor = new Janitor(stores.presence, stores.bus, clock, {
+      intervalMs: settings.sweepIntervalMs,
+      batchSize: 1000,
+      onSweep: (users, lateness) => this.#observer.swept?.(users, lateness),
+    })
   }
 
-  /** Creates or refreshes a session and tells every node. */
-  async heartbeat(input: HeartbeatInput): Promise<PresenceChange> {
-    const activity = await this.#resolvePlace(input.activity)
-    const change = await this.presence.heartbeat(
-      { ...input, activity, ttlMs: input.ttlMs ?? this.sessionTtlMs },
-      this.clock.now(),
-    )
-    await this.bus.publish({ type: 'presence', change })
-    return change
+  /** Starts the background duties: expiry sweeps and revocation syncs. */
+  async start(): Promise<void> {
+    this.#unsubscribe ??= this.#stores.bus.subscribe((event) => {
+      if (event.type === 'revoked') this.#revocations.remember(event.tokenId, event.expiresAt)
+    })
+    await this.#revocations.sync()
+    this.#revocations.start()
+    this.#janitor.start()
   }
 
-  async endSession(
-    userId: UserId,
-    key: string,
-    reason: OfflineReason = 'explicit',
-  ): Promise<PresenceChange | undefined> {
-    const change = await this.presence.end(userId, key, this.clock.now(), reason)
-    if (change) await this.bus.publish({ type: 'presence', change })
-    return change
+  /** Stops the background duties; the stores stay open (their owner closes them). */
+  async stop(): Promise<void> {
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
+    await this.#janitor.stop()
+    await this.#revocations.stop()
   }
 
-  /** The raw presences, without privacy: for trusted code paths (admin, self) only. */
-  async rawPresences(ids: readonly UserId[]): Promise<UserPresence[]> {
-    return this.presence.getMany(ids, this.clock.now())
+  /** Sweeps expired sessions now (tests; the janitor does it on its own otherwise). */
+  sweepExpired(): Promise<number> {
+    return this.#janitor.sweepOnce()
   }
+
+  // ---- presence ----
 
   /** The presences of `ids` as `viewer` may see them, in order. */
   async lookup(viewer: Viewer, ids: readonly UserId[]): Promise<VisiblePresence[]> {
-    const now = this.clock.now()
+    const now = this.#clock.now()
     const [presences, settings, relations] = await Promise.all([
-      this.presence.getMany(ids, now),
-      this.profiles.getSettings(ids),
+      this.#stores.presence.getMany(ids, now),
+      this.#stores.privacy.getSettings(ids),
       this.#relationsOf(viewer, ids),
     ])
     return presences.map((presence, i) => {
@@ -82,55 +175,268 @@ export class PresenceService {
     })
   }
 
+  /** The raw presences, without privacy: for a user's own sessions and operators only. */
+  rawPresences(ids: readonly UserId[]): Promise<UserPresence[]> {
+    return this.#stores.presence.getMany(ids, this.#clock.now())
+  }
+
+  /** One user as an operator sees it. */
+  async rawPresence(id: UserId): Promise<RawPresence> {
+    const now = this.#clock.now()
+    const [[presence], [settings]] = await Promise.all([
+      this.#stores.presence.getMany([id], now),
+      this.#stores.privacy.getSettings([id]),
+    ])
+    return {
+      presence: presence!,
+      settings: settings!,
+      state: deriveUserState(presence!.sessions, now),
+    }
+  }
+
+  /** Creates or refreshes a session and tells every node. */
+  async heartbeat(input: HeartbeatInput): Promise<PresenceChange> {
+    const activity = await this.#resolvePlace(input.activity)
+    const change = await this.#stores.presence.heartbeat(
+      { ...input, activity, ttlMs: input.ttlMs ?? this.#settings.sessionTtlMs },
+      this.#clock.now(),
+    )
+    await this.#publish(change)
+    this.#observer.heartbeats?.(input.source, 1)
+    return change
+  }
+
+  async endSession(
+    userId: UserId,
+    key: string,
+    reason: OfflineReason = 'explicit',
+  ): Promise<PresenceChange | undefined> {
+    const change = await this.#stores.presence.end(userId, key, this.#clock.now(), reason)
+    if (change) {
+      await this.#publish(change)
+      this.#observer.sessionsEnded?.(reason, 1)
+    }
+    return change
+  }
+
+  /** Live session and user counts (metrics read them at scrape time). */
+  liveCounts(): Promise<{ sessions: number; users: number }> {
+    return this.#stores.presence.stats(this.#clock.now())
+  }
+
+  // ---- privacy ----
+
   async getSettings(id: UserId): Promise<UserSettings> {
-    const [settings] = await this.profiles.getSettings([id])
+    const [settings] = await this.#stores.privacy.getSettings([id])
     return settings!
   }
 
   /**
-   * Changes a user's privacy settings. Going invisible freezes the lastOnline others see at
-   * its current value, so nothing about the invisible period leaks.
+   * Changes a user's privacy settings; members left out keep their value. Going invisible
+   * freezes the lastOnline others see at its current value, so nothing about the invisible
+   * period leaks.
    */
   async putSettings(
     id: UserId,
-    next: Pick<UserSettings, 'visibility' | 'invisible'>,
+    change: Partial<Pick<UserSettings, 'visibility' | 'invisible'>>,
   ): Promise<UserSettings> {
     const current = await this.getSettings(id)
-    let frozenLastOnline = current.invisible ? current.frozenLastOnline : undefined
-    if (next.invisible && !current.invisible) {
-      const [presence] = await this.presence.getMany([id], this.clock.now())
-      frozenLastOnline = presence?.lastOnline
+    const next = {
+      visibility: change.visibility ?? current.visibility,
+      invisible: change.invisible ?? current.invisible,
     }
-    const settings: UserSettings = next.invisible
-      ? { visibility: next.visibility, invisible: true, frozenLastOnline }
-      : { visibility: next.visibility, invisible: false }
-    await this.profiles.putSettings(id, settings)
-    await this.bus.publish({ type: 'settings', userId: id })
-    return settings
+    const [settings] = await this.#withFrozenLastOnline([id], [current], [next])
+    await this.#stores.privacy.putSettings(id, settings!)
+    await this.#stores.bus.publish({ type: 'settings', userId: id })
+    return settings!
   }
 
   async setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
-    await this.profiles.setFriends(a, b, friends)
-    await this.bus.publish({ type: 'relation', users: [a, b] })
+    await this.#stores.privacy.setFriends(a, b, friends)
+    await this.#stores.bus.publish({ type: 'relation', users: [a, b] })
   }
 
   async setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
-    await this.profiles.setBlocked(blocker, blocked, isBlocked)
-    await this.bus.publish({ type: 'relation', users: [blocker, blocked] })
+    await this.#stores.privacy.setBlocked(blocker, blocked, isBlocked)
+    await this.#stores.bus.publish({ type: 'relation', users: [blocker, blocked] })
   }
 
-  async putPlace(place: Place): Promise<void> {
-    await this.profiles.putPlace(place)
+  listFriends(id: UserId): Promise<UserId[]> {
+    return this.#stores.privacy.listFriends(id)
+  }
+
+  // ---- catalogue ----
+
+  getPlace(placeId: string): Promise<Place | undefined> {
+    return this.#stores.catalogue.getPlace(placeId)
+  }
+
+  putPlace(place: Place): Promise<void> {
+    return this.#stores.catalogue.putPlace(place)
+  }
+
+  getTitle(titleId: string): Promise<Title | undefined> {
+    return this.#stores.catalogue.getTitle(titleId)
+  }
+
+  /** The titles of the catalogue among `ids`, by id. */
+  async getTitles(ids: Iterable<string>): Promise<Map<string, Title>> {
+    const titles = new Map<string, Title>()
+    await Promise.all(
+      [...ids].map(async (id) => {
+        const title = await this.#stores.catalogue.getTitle(id)
+        if (title) titles.set(id, title)
+      }),
+    )
+    return titles
+  }
+
+  putTitle(title: Title): Promise<void> {
+    return this.#stores.catalogue.putTitle(title)
+  }
+
+  getUser(id: UserId): Promise<UserProfile | undefined> {
+    return this.#stores.catalogue.getUser(id)
+  }
+
+  putUser(user: UserProfile): Promise<void> {
+    return this.#stores.catalogue.putUser(user)
+  }
+
+  /**
+   * Applies records of a bulk import (already validated), with the same rules as the single
+   * writes: a user the import makes invisible keeps showing the lastOnline they had, and every
+   * settings and relation change is published so watchers re-project at once.
+   */
+  async importRecords(records: readonly ProfileRecord[]): Promise<void> {
+    const privacy: PrivacyRecord[] = []
+    const catalogue: CatalogueRecord[] = []
+    for (const record of records) {
+      if (isPrivacyRecord(record)) privacy.push(record)
+      else catalogue.push(record)
+    }
+    const settingsRecords = privacy.filter(
+      (r): r is Extract<PrivacyRecord, { type: 'settings' }> => r.type === 'settings',
+    )
+    if (settingsRecords.length > 0) {
+      const ids = settingsRecords.map((r) => r.userId)
+      const current = await this.#stores.privacy.getSettings(ids)
+      const frozen = await this.#withFrozenLastOnline(
+        ids,
+        current,
+        settingsRecords.map((r) => r.settings),
+      )
+      settingsRecords.forEach((record, i) => (record.settings = frozen[i]!))
+    }
+    if (privacy.length > 0) await this.#stores.privacy.importPrivacy(privacy)
+    if (catalogue.length > 0) await this.#stores.catalogue.importCatalogue(catalogue)
+    const bus = this.#stores.bus
+    for (const r of privacy) {
+      if (r.type === 'settings') await bus.publish({ type: 'settings', userId: r.userId })
+      else if (r.type === 'friends') await bus.publish({ type: 'relation', users: [r.a, r.b] })
+      else await bus.publish({ type: 'relation', users: [r.blocker, r.blocked] })
+    }
+  }
+
+  // ---- real-time and the dashboard ----
+
+  /** A fan-out of changes to real-time subscribers, reading through this service's stores. */
+  createFanout(options: FanoutOptions): Fanout {
+    return new Fanout(
+      this.#stores.bus,
+      {
+        now: () => this.#clock.now(),
+        presences: (ids) => this.rawPresences(ids),
+        settings: (ids) => this.#stores.privacy.getSettings(ids),
+        relations: (viewer, ids) => this.#stores.privacy.getRelations(viewer, ids),
+      },
+      options,
+    )
+  }
+
+  createStats(options: PresenceStatsOptions): PresenceStats {
+    const { presence, privacy, catalogue, bus } = this.#stores
+    return new PresenceStats(
+      {
+        presence,
+        profiles: {
+          getSettings: (ids) => privacy.getSettings(ids),
+          getPlace: (id) => catalogue.getPlace(id),
+          getTitle: (id) => catalogue.getTitle(id),
+        },
+        bus,
+        clock: this.#clock,
+      },
+      options,
+    )
+  }
+
+  createFeed(
+    pseudonym: (userId: UserId, at: number) => string,
+    options?: PresenceFeedOptions,
+  ): PresenceFeed {
+    return new PresenceFeed(
+      { bus: this.#stores.bus, profiles: this.#stores.privacy, clock: this.#clock, pseudonym },
+      options,
+    )
+  }
+
+  /** How many nodes share the change bus (fleet mode), if the bus can tell. */
+  nodes(): Promise<number> | undefined {
+    return this.#stores.bus.nodes?.()
+  }
+
+  // ---- internals ----
+
+  async #publish(change: PresenceChange): Promise<void> {
+    await this.#stores.bus.publish({ type: 'presence', change })
+  }
+
+  /** A game server's changes: published together (a Redis bus pipelines them), then counted. */
+  async #serverChanges(changes: readonly PresenceChange[], players: number): Promise<void> {
+    await Promise.all(changes.map((change) => this.#publish(change)))
+    let ended = 0
+    for (const change of changes) if (change.ended !== undefined) ended++
+    if (ended > 0) this.#observer.sessionsEnded?.('explicit', ended)
+    // every listed player's session was created or refreshed: a heartbeat each, as a device's
+    if (players > 0) this.#observer.heartbeats?.('server', players)
+  }
+
+  /**
+   * The settings to store for users changing from `current` to `next`: whoever becomes
+   * invisible freezes the lastOnline others see at its value now; whoever stays invisible
+   * keeps the frozen value they had.
+   */
+  async #withFrozenLastOnline(
+    ids: readonly UserId[],
+    current: readonly UserSettings[],
+    next: readonly Pick<UserSettings, 'visibility' | 'invisible'>[],
+  ): Promise<UserSettings[]> {
+    const becoming = ids.filter((_, i) => next[i]!.invisible && !current[i]!.invisible)
+    const presences =
+      becoming.length > 0 ? await this.#stores.presence.getMany(becoming, this.#clock.now()) : []
+    const lastOnline = new Map(presences.map((p) => [p.userId, p.lastOnline]))
+    return next.map((settings, i): UserSettings => {
+      if (!settings.invisible) return { visibility: settings.visibility, invisible: false }
+      const was = current[i]!
+      return {
+        visibility: settings.visibility,
+        invisible: true,
+        frozenLastOnline: was.invisible ? was.frozenLastOnline : lastOnline.get(ids[i]!),
+      }
+    })
   }
 
   async #relationsOf(viewer: Viewer, ids: readonly UserId[]): Promise<Relation[] | undefined> {
-    return viewer.kind === 'user' ? this.profiles.getRelations(viewer.userId, ids) : undefined
+    return viewer.kind === 'user'
+      ? this.#stores.privacy.getRelations(viewer.userId, ids)
+      : undefined
   }
 
   /** Fills universe, root place and place name from the catalogue, at write time. */
   async #resolvePlace(activity: Activity): Promise<Activity> {
     if (activity.placeId === undefined) return activity
-    const place = await this.profiles.getPlace(activity.placeId)
+    const place = await this.#stores.catalogue.getPlace(activity.placeId)
     if (!place) return activity
     return {
       ...activity,

@@ -2,7 +2,8 @@ import { PresenceType, type Activity } from '../core/presence.js'
 import type { UserSettings } from '../core/privacy.js'
 import type { ChangeBus } from '../realtime/change-bus.js'
 import type { LiveUser, PresenceStore } from '../store/presence-store.js'
-import type { ProfileStore } from '../store/profile-store.js'
+import type { PrivacyStore } from '../store/privacy-store.js'
+import type { CatalogueStore } from '../store/catalogue-store.js'
 import type { Clock } from './clock.js'
 
 /** Users counted by state; `online` counts every user shown online, whatever the state. */
@@ -51,7 +52,7 @@ export interface AdminStats extends PublicStats {
 
 export interface PresenceStatsDeps {
   presence: PresenceStore
-  profiles: ProfileStore
+  profiles: Pick<PrivacyStore, 'getSettings'> & Pick<CatalogueStore, 'getPlace' | 'getTitle'>
   bus: ChangeBus
   clock: Clock
 }

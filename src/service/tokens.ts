@@ -24,7 +24,6 @@ export interface IssueOptions {
  */
 export class Tokens {
   readonly #key: Uint8Array
-  readonly #revoked = new Set<string>()
   readonly #derived = new Map<string, Buffer>()
 
   constructor(secret: string) {
@@ -41,7 +40,10 @@ export class Tokens {
     return jwt.sign(this.#key)
   }
 
-  /** The claims of a valid token, or undefined for anything else (never throws). */
+  /**
+   * The claims of a token whose signature and claims are valid, or undefined for anything else
+   * (never throws). Whether it was revoked is the Authenticator's question, not this one's.
+   */
   async verify(token: string): Promise<TokenClaims | undefined> {
     if (token.length === 0 || token.length > 4096) return undefined
     try {
@@ -49,7 +51,6 @@ export class Tokens {
       // a JSON number subject would be rounded past 2^53: only the decimal string we issue
       const userId = typeof payload.sub === 'string' ? parseUserId(payload.sub) : undefined
       if (!userId) return undefined
-      if (payload.jti && this.#revoked.has(payload.jti)) return undefined
       return {
         userId,
         name: typeof payload.name === 'string' ? payload.name : undefined,
@@ -73,10 +74,5 @@ export class Tokens {
       this.#derived.set(purpose, key)
     }
     return createHmac('sha256', key).update(data).digest()
-  }
-
-  /** Ends a login: the token with this id is refused from now on (on this node). */
-  revoke(jti: string): void {
-    this.#revoked.add(jti)
   }
 }

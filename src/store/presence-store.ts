@@ -1,11 +1,14 @@
 import type {
   Activity,
   OfflineReason,
+  PresenceChange,
   Session,
   SessionSource,
   UserPresence,
 } from '../core/presence.js'
 import type { UserId } from '../core/user-id.js'
+
+export type { PresenceChange }
 
 /** One heartbeat: creates the session or refreshes it, moving expiresAt to now + ttlMs. */
 export interface SessionWrite {
@@ -23,17 +26,6 @@ export interface LiveUser {
   userId: UserId
   /** The user's live sessions (at least one). */
   sessions: ReadonlyArray<Pick<Session, 'source' | 'deviceType' | 'activity'>>
-}
-
-/** A change of one user's presence, as the store applied it (atomically). */
-export interface PresenceChange {
-  userId: UserId
-  before: UserPresence
-  after: UserPresence
-  /** Why sessions ended, when the change ended some. */
-  reason?: OfflineReason
-  /** The sessions this change ended, if any. */
-  ended?: readonly Session[]
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { startApp } from '../helpers/start-app.js'
 import { assertRobloxError, json, send } from './wire.js'
 
@@ -178,4 +179,60 @@ test('POST /v2/login hands out CSRF tokens and says password sign-in is not offe
   })
   assertRobloxError(second, 400)
   assert.match(second.text, /presenced token --user/)
+})
+
+/** Logs `token` out through the wire (CSRF fetch, then logout); asserts it worked. */
+async function logoutThrough(url: string, token: string): Promise<void> {
+  const bearer: [string, string] = ['Authorization', `Bearer ${token}`]
+  const csrf = await csrfFor(url, [bearer])
+  const logout = await send(url, {
+    method: 'POST',
+    path: '/v2/logout',
+    headers: [bearer, ['X-CSRF-TOKEN', csrf]],
+  })
+  assert.equal(logout.status, 200, logout.text)
+}
+
+async function authenticatedStatus(url: string, token: string): Promise<number> {
+  const me = await send(url, {
+    method: 'GET',
+    path: '/v1/users/authenticated',
+    headers: [['Authorization', `Bearer ${token}`]],
+  })
+  return me.status
+}
+
+test('a logout survives a restart: the revocation is durable', async (t) => {
+  const first = await startApp(t, { listen: true })
+  const token = await first.tokens.issue(ALICE)
+  const other = await first.tokens.issue(ALICE)
+  await logoutThrough(first.url, token)
+  assert.equal(await authenticatedStatus(first.url, token), 401)
+  await first.app.close()
+
+  const second = await startApp(t, { listen: true, dataDir: first.dataDir })
+  assert.equal(await authenticatedStatus(second.url, token), 401, 'revoked after a restart')
+  assert.equal(await authenticatedStatus(second.url, other), 200, 'only that login ended')
+})
+
+test('a logout on one node of a fleet is refused by every node', async (t) => {
+  const prefix = uniquePrefix('logout')
+  t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
+  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix }
+  const a = await startApp(t, { listen: true, config })
+  const b = await startApp(t, { listen: true, config })
+  const token = await a.tokens.issue(ALICE)
+  assert.equal(await authenticatedStatus(b.url, token), 200)
+  await logoutThrough(a.url, token)
+  // node B hears of it over the change bus at once (and polls the store for anything missed)
+  const deadline = Date.now() + 10_000
+  let status = await authenticatedStatus(b.url, token)
+  while (status !== 401 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    status = await authenticatedStatus(b.url, token)
+  }
+  assert.equal(status, 401, 'node B refuses the token node A logged out')
+  // a node started later loads it from Redis
+  const c = await startApp(t, { listen: true, config })
+  assert.equal(await authenticatedStatus(c.url, token), 401)
 })

@@ -265,37 +265,44 @@ test('scripts using fetch/axios: the CSRF fetch variants seen in the wild all ge
   }
 })
 
-test('a client that fetches its token before its cookie is set, and never retries', async (t) => {
+test('a CSRF token fetched anonymously does not authorize a cookie user; the 403 hands a user-bound one', async (t) => {
   const { url, cookie } = await world(t)
   // the token comes from an anonymous POST /v2/logout ...
   const logout = await send(url, { method: 'POST', path: '/v2/logout' })
   assert.equal(logout.status, 403)
-  const token = logout.headers['x-csrf-token'] as string
-  // ... and is sent as-is with the cookie afterwards, by the same client
+  const anonymousToken = logout.headers['x-csrf-token'] as string
+  // ... and is refused once the cookie is set: it was bound to no user (issue 15, item 14)
+  const request = (token: string) =>
+    send(url, {
+      method: 'POST',
+      path: '/v1/presence/register-app-presence',
+      headers: [
+        ['Cookie', `.ROBLOSECURITY=${cookie}`],
+        ['X-CSRF-TOKEN', token],
+        ['Content-Type', 'application/json'],
+      ],
+      body: JSON.stringify({ location: 'Home', placeId: null, disconnect: false }),
+    })
+  const refused = await request(anonymousToken)
+  assert.equal(refused.status, 403, refused.text)
+  assert.deepEqual(json(refused), { errors: [{ code: 0, message: 'Token Validation Failed' }] })
+  const userToken = refused.headers['x-csrf-token'] as string
+  assert.ok(userToken && userToken !== anonymousToken)
+  // every Roblox client retries once with the token of the 403: that one is the user's
+  const beat = await request(userToken)
+  assert.equal(beat.status, 200, beat.text)
+  assert.deepEqual(json(beat), {})
   const presences = await send(url, {
     method: 'POST',
     path: '/v1/presence/users',
     headers: [
       ['Cookie', `.ROBLOSECURITY=${cookie};`],
-      ['X-CSRF-TOKEN', token],
+      ['X-CSRF-TOKEN', userToken],
       ['Content-Type', 'application/json'],
     ],
     body: JSON.stringify({ userIds: [123] }),
   })
   assertPresences(presences, [123])
-  // and for the heartbeat of a signed-in app
-  const beat = await send(url, {
-    method: 'POST',
-    path: '/v1/presence/register-app-presence',
-    headers: [
-      ['Cookie', `.ROBLOSECURITY=${cookie}`],
-      ['X-CSRF-TOKEN', token],
-      ['Content-Type', 'application/json'],
-    ],
-    body: JSON.stringify({ location: 'Home', placeId: null, disconnect: false }),
-  })
-  assert.equal(beat.status, 200, beat.text)
-  assert.deepEqual(json(beat), {})
 })
 
 test('a token issued to one user is refused for another user', async (t) => {

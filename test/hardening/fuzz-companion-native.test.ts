@@ -1,7 +1,6 @@
 import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { ApiKeys } from '../../src/service/api-keys.js'
 import {
   anyJson,
   assertRefusedWithoutWrites,
@@ -77,7 +76,7 @@ test('native: SSE ids that are not user ids, or too many, are a native 400', asy
 
 test('game servers: malformed reports, gameIds and keys are refused whole, nothing written', async (t) => {
   const f = await fixture(t)
-  const keys = new ApiKeys(f.service.profiles, f.clock)
+  const keys = f.service.keys
   const writer = (await keys.create({ name: 'gs', scopes: ['presence:write'] })).secret
   const reader = (await keys.create({ name: 'r', scopes: ['presence:read'] })).secret
   const gameId = '6f1c1a52-3b0e-4a8e-9d65-0a3c0d2f8c11'

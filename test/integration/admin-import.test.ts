@@ -36,9 +36,9 @@ const sample = [
 ].join('\r\n')
 
 test('import applies every record type, ids exact, and reports counts', async (t) => {
-  const { app, service } = await startApp(t)
+  const { app, stores } = await startApp(t)
   const events: unknown[] = []
-  service.bus.subscribe((e) => events.push(e))
+  stores.bus.subscribe((e) => events.push(e))
   const res = await postImport(app, sample + '\n')
   assert.equal(res.statusCode, 200, res.body)
   const result = res.json()
@@ -52,7 +52,7 @@ test('import applies every record type, ids exact, and reports counts', async (t
     title: 1,
     user: 1,
   })
-  const p = service.profiles
+  const p = stores.profiles
   assert.deepEqual(await p.getSettings([id(1), id('9007199254740993'), id(5)]), [
     { visibility: 'friends', invisible: false, frozenLastOnline: undefined },
     { visibility: 'nobody', invisible: false, frozenLastOnline: undefined },
@@ -78,7 +78,7 @@ test('import applies every record type, ids exact, and reports counts', async (t
 })
 
 test('a bad line refuses the whole import, naming the line; nothing is written', async (t) => {
-  const { app, service } = await startApp(t)
+  const { app, stores } = await startApp(t)
   const bad: Array<[string, RegExp]> = [
     ['{"type":"settings","userId":"5","visibility":"public"}', /visibility/],
     ['{"type":"settings","userId":"5","invisible":"yes"}', /invisible/],
@@ -109,16 +109,16 @@ test('a bad line refuses the whole import, naming the line; nothing is written',
     assert.match(error.message, /^line 4: /)
     assert.match(error.message, reason)
   }
-  assert.deepEqual(await service.profiles.getSettings([id(5)]), [
+  assert.deepEqual(await stores.profiles.getSettings([id(5)]), [
     { visibility: 'everyone', invisible: false },
   ])
-  assert.deepEqual(await service.profiles.listFriends(id(5)), [])
-  assert.equal(await service.profiles.getUser(id(5)), undefined)
+  assert.deepEqual(await stores.profiles.listFriends(id(5)), [])
+  assert.equal(await stores.profiles.getUser(id(5)), undefined)
 })
 
 test('import: auth first, NDJSON only, empty body, invisible freezes lastOnline', async (t) => {
   const clock = new ManualClock()
-  const { app, service } = await startApp(t, { clock })
+  const { app, service, stores } = await startApp(t, { clock })
   const unauthenticated = await app.inject({
     method: 'POST',
     url: '/admin/v1/import',
@@ -130,7 +130,7 @@ test('import: auth first, NDJSON only, empty body, invisible freezes lastOnline'
   assert.equal(asJson.statusCode, 415)
   const asText = await postImport(app, '{"type":"friends","a":"1","b":"2"}', 'text/plain')
   assert.equal(asText.statusCode, 415)
-  assert.deepEqual(await service.profiles.listFriends(id(1)), [])
+  assert.deepEqual(await stores.profiles.listFriends(id(1)), [])
   const empty = await postImport(app, '')
   assert.equal(empty.statusCode, 200)
   assert.equal(empty.json().records, 0)
@@ -165,7 +165,7 @@ test('import: auth first, NDJSON only, empty body, invisible freezes lastOnline'
 })
 
 test('import: a body far above the global 1 MiB limit (100k lines) is accepted', async (t) => {
-  const { app, service } = await startApp(t)
+  const { app, stores } = await startApp(t)
   const lines: string[] = []
   for (let i = 0; i < 100_000; i++) lines.push(`{"type":"friends","a":"${i + 1}","b":"${i + 2}"}`)
   const body = lines.join('\n')
@@ -175,7 +175,7 @@ test('import: a body far above the global 1 MiB limit (100k lines) is accepted',
   const ms = performance.now() - started
   assert.equal(res.statusCode, 200, res.body.slice(0, 300))
   assert.equal(res.json().records, 100_000)
-  assert.deepEqual((await service.profiles.listFriends(id(50_000))).sort(), ['49999', '50001'])
+  assert.deepEqual((await stores.profiles.listFriends(id(50_000))).sort(), ['49999', '50001'])
   t.diagnostic(`100k lines in ${Math.round(ms)} ms (${Math.round(100_000 / (ms / 1000))} lines/s)`)
 })
 
@@ -213,7 +213,7 @@ function tempFile(t: TestContext, text: string): string {
 }
 
 test('CLI import: chunks with progress, then a bad line refuses the whole file', async (t) => {
-  const { url, service } = await startApp(t, { listen: true })
+  const { url, stores } = await startApp(t, { listen: true })
   const lines: string[] = []
   for (let i = 0; i < 2500; i++) lines.push(`{"type":"friends","a":"${i + 1}","b":"${i + 2}"}`)
   const good = tempFile(t, lines.join('\n') + '\n')
@@ -223,7 +223,7 @@ test('CLI import: chunks with progress, then a bad line refuses the whole file',
   assert.equal(ok.code, 0, ok.stderr)
   assert.match(ok.stderr, /imported 1000\/2500 lines \(40\.0%\), \d+ lines\/s/)
   assert.match(ok.stderr, /imported 2500\/2500 lines \(100\.0%\)/)
-  assert.deepEqual((await service.profiles.listFriends(id(2500))).sort(), ['2499', '2501'])
+  assert.deepEqual((await stores.profiles.listFriends(id(2500))).sort(), ['2499', '2501'])
 
   const bad = tempFile(
     t,
@@ -231,7 +231,7 @@ test('CLI import: chunks with progress, then a bad line refuses the whole file',
       '\n',
     ),
   )
-  const before = await service.profiles.listFriends(id(9001))
+  const before = await stores.profiles.listFriends(id(9001))
   const refused = await runCli([
     'import',
     bad,
@@ -248,7 +248,7 @@ test('CLI import: chunks with progress, then a bad line refuses the whole file',
     /data\.ndjson:1501: a user cannot block themself; nothing was imported/,
   )
   assert.doesNotMatch(refused.stderr, /imported \d+\//)
-  assert.deepEqual(await service.profiles.listFriends(id(9001)), before)
+  assert.deepEqual(await stores.profiles.listFriends(id(9001)), before)
 })
 
 test('CLI import and keys: usage, auth and network errors have clear messages and codes', async (t) => {

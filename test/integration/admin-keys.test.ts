@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { ApiKeys, hasScope, mayWriteUniverse, viewerOfKey } from '../../src/service/api-keys.js'
+import { hasScope, mayWriteUniverse } from '../../src/core/api-key.js'
 import { ManualClock } from '../../src/service/clock.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
 
@@ -24,7 +24,7 @@ function getSettings(app: FastifyInstance, key: string) {
 
 test('a key is shown once, stored hashed, listed without secret, scopes as given', async (t) => {
   const clock = new ManualClock()
-  const { app, service } = await startApp(t, { clock })
+  const { app, stores } = await startApp(t, { clock })
   const res = await createKey(app, {
     name: 'matchmaker',
     scopes: ['presence:read', 'presence:write'],
@@ -42,7 +42,7 @@ test('a key is shown once, stored hashed, listed without secret, scopes as given
   assert.equal(created.revokedAt, null)
   assert.equal(created.active, true)
 
-  const [stored] = await service.profiles.listApiKeys()
+  const [stored] = await stores.profiles.listApiKeys()
   assert.notEqual(stored!.hash, created.secret)
   assert.ok(!JSON.stringify(stored).includes(created.secret), 'the secret is not stored')
 
@@ -135,7 +135,7 @@ test('revocation and expiry take effect at once', async (t) => {
 
 test('bad key requests are refused with 400 and create nothing', async (t) => {
   const clock = new ManualClock()
-  const { app, service } = await startApp(t, { clock })
+  const { app, stores } = await startApp(t, { clock })
   const bad: unknown[] = [
     { scopes: ['admin'] },
     { name: 'x' },
@@ -153,15 +153,16 @@ test('bad key requests are refused with 400 and create nothing', async (t) => {
   for (const body of bad) {
     const res = await createKey(app, body)
     assert.equal(res.statusCode, 400, `${JSON.stringify(body)} → ${res.body}`)
-    assert.equal(res.json().error.code, 'INVALID_REQUEST')
+    const universes = (body as { universes?: unknown }).universes
+    assert.equal(res.json().error.code, universes ? 'UNIVERSE_ID_INVALID' : 'INVALID_REQUEST')
   }
-  assert.deepEqual(await service.profiles.listApiKeys(), [])
+  assert.deepEqual(await stores.profiles.listApiKeys(), [])
 })
 
 test('ApiKeys helpers: verify, scopes, universe allow-list, viewer', async (t) => {
   const clock = new ManualClock()
   const { service } = await startApp(t, { clock })
-  const keys = new ApiKeys(service.profiles, clock)
+  const keys = service.keys
   const { secret, key } = await keys.create({
     name: 'game servers',
     scopes: ['presence:write', 'presence:read:private'],
@@ -178,7 +179,8 @@ test('ApiKeys helpers: verify, scopes, universe allow-list, viewer', async (t) =
   assert.ok(!mayWriteUniverse(record, '12'))
   assert.ok(!mayWriteUniverse(record, undefined))
   assert.ok(mayWriteUniverse({ universes: [] }, '12'))
-  assert.deepEqual(viewerOfKey(record), {
+  const caller = await service.auth.authenticate({ kind: 'apiKey', secret })
+  assert.deepEqual(caller.viewer, {
     kind: 'service',
     keyId: key.id,
     scopes: ['presence:write', 'presence:read:private'],

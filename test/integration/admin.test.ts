@@ -98,9 +98,9 @@ test('places: PUT then GET, ids kept exact above 2^53; bad input refused', async
 
 test('settings: PUT/GET through the service; invisible freezes lastOnline; bus told', async (t) => {
   const clock = new ManualClock()
-  const { app, service } = await startApp(t, { clock })
+  const { app, service, stores } = await startApp(t, { clock })
   const events: unknown[] = []
-  service.bus.subscribe((e) => events.push(e))
+  stores.bus.subscribe((e) => events.push(e))
   await service.heartbeat({
     userId: '7' as UserId,
     key: 'app:web',
@@ -166,24 +166,24 @@ test('settings: PUT/GET through the service; invisible freezes lastOnline; bus t
 })
 
 test('friends and blocks: mutual friendship, directional blocks, 204, bad pairs refused', async (t) => {
-  const { app, service } = await startApp(t)
+  const { app, stores } = await startApp(t)
   const events: unknown[] = []
-  service.bus.subscribe((e) => events.push(e))
+  stores.bus.subscribe((e) => events.push(e))
   assert.equal((await call(app, 'PUT', '/admin/v1/users/1/friends/2')).statusCode, 204)
   assert.deepEqual(events.at(-1), { type: 'relation', users: ['1', '2'] })
-  assert.deepEqual(await service.profiles.listFriends('2' as UserId), ['1'])
+  assert.deepEqual(await stores.profiles.listFriends('2' as UserId), ['1'])
   assert.deepEqual((await call(app, 'GET', '/admin/v1/users/1/friends')).json(), {
     userId: '1',
     friends: ['2'],
   })
   assert.equal((await call(app, 'DELETE', '/admin/v1/users/2/friends/1')).statusCode, 204)
-  assert.deepEqual(await service.profiles.listFriends('1' as UserId), [])
+  assert.deepEqual(await stores.profiles.listFriends('1' as UserId), [])
 
   assert.equal((await call(app, 'PUT', '/admin/v1/users/3/blocks/4')).statusCode, 204)
-  const [rel] = await service.profiles.getRelations('4' as UserId, ['3' as UserId])
+  const [rel] = await stores.profiles.getRelations('4' as UserId, ['3' as UserId])
   assert.deepEqual(rel, { friends: false, blocked: true })
   assert.equal((await call(app, 'DELETE', '/admin/v1/users/3/blocks/4')).statusCode, 204)
-  const [after] = await service.profiles.getRelations('4' as UserId, ['3' as UserId])
+  const [after] = await stores.profiles.getRelations('4' as UserId, ['3' as UserId])
   assert.deepEqual(after, { friends: false, blocked: false })
 
   for (const url of [

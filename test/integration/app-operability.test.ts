@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { parseUserId, type UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
-import type { Stores } from '../../src/store/create-stores.js'
-import { createStores } from '../../src/store/create-stores.js'
+import type { Stores } from '../../src/app/create-stores.js'
+import { createStores } from '../../src/app/create-stores.js'
 import { startApp } from '../helpers/start-app.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -75,7 +75,7 @@ test('an unknown route answers 404 in the error shape, without the query string'
 
 test('GET /metrics reports requests, heartbeats, expiries, lateness and live counts', async (t) => {
   const clock = new ManualClock()
-  const { app, service, janitor } = await startApp(t, { clock })
+  const { app, service } = await startApp(t, { clock })
   // a route refusing with 429, as every rate limit does, to see the refusal counted
   app.get('/test/limited', async (_request, reply) => reply.code(429).send({ errors: [] }))
 
@@ -95,7 +95,7 @@ test('GET /metrics reports requests, heartbeats, expiries, lateness and live cou
   assert.equal(sample(text, 'presenced_live_users'), 2)
 
   clock.advance(1500)
-  assert.equal(await janitor.sweepOnce(), 1)
+  assert.equal(await service.sweepExpired(), 1)
 
   const response = await app.inject('/metrics')
   assert.equal(response.statusCode, 200)

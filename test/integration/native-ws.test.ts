@@ -240,7 +240,7 @@ test('expiry drives an offline with reason timeout', async (t) => {
   })
   assert.equal((await a.take()).type, 'online')
   clock.advance(1500)
-  await app.janitor.sweepOnce()
+  await app.service.sweepExpired()
   const offline = await a.take()
   assert.deepEqual([offline.type, offline.reason], ['offline', 'timeout'])
   assert.equal(presenceOf(offline).lastOnline, new Date(clock.now() - 1500).toISOString())

@@ -81,7 +81,7 @@ test('teleport, old server first: watchers see one update, never an offline', as
 test('teleport, new server first: the change stream never shows the player offline', async (t) => {
   const { app, watcher, secret } = await start(t, { flapGraceMs: 0 })
   const states: string[] = []
-  app.service.bus.subscribe((event) => {
+  app.stores.bus.subscribe((event) => {
     if (event.type === 'presence' && event.change.userId === PLAYER) {
       states.push(event.change.after.sessions.length > 0 ? 'on' : 'off')
     }

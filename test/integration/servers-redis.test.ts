@@ -46,7 +46,7 @@ function roster(app: FastifyInstance, key: string) {
 test('fleet: a report on node A is the roster on node B; B applies the next one', async (t) => {
   const { a, b, key } = await fleet(t)
   const heard: string[] = []
-  b.service.bus.subscribe((event) => {
+  b.stores.bus.subscribe((event) => {
     if (event.type === 'presence')
       heard.push(`${event.change.userId}:${event.change.reason ?? '+'}`)
   })
@@ -77,7 +77,7 @@ test('fleet: bad input leaves Redis untouched; a lost server expires as server_l
   const snapshot = async () =>
     JSON.stringify([
       await a.service.rawPresences(['1', '2', '3', '4'] as UserId[]),
-      await a.service.presence.stats(clock.now()),
+      await a.stores.presence.stats(clock.now()),
       (await roster(a.app, key)).json(),
     ])
   const before = await snapshot()
@@ -87,16 +87,16 @@ test('fleet: bad input leaves Redis untouched; a lost server expires as server_l
   assert.equal(await snapshot(), before)
 
   const ended: string[] = []
-  a.service.bus.subscribe((event) => {
+  a.stores.bus.subscribe((event) => {
     if (event.type === 'presence') ended.push(`${event.change.userId}:${event.change.reason}`)
   })
   clock.advance(30_000)
   assert.equal((await roster(b.app, key)).statusCode, 404)
   // whichever node sweeps first (their timers run too) claims them, exactly once
-  await b.janitor.sweepOnce()
+  await b.service.sweepExpired()
   await waitFor(() => ended.length >= 3)
   assert.deepEqual(ended.sort(), ['1:server_lost', '2:server_lost', '3:server_lost'])
-  assert.deepEqual(await a.service.presence.stats(clock.now()), { sessions: 0, users: 0 })
+  assert.deepEqual(await a.stores.presence.stats(clock.now()), { sessions: 0, users: 0 })
 })
 
 async function waitFor(done: () => boolean, timeoutMs = 3000): Promise<void> {

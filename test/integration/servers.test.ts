@@ -64,7 +64,7 @@ function players(...ids: unknown[]) {
 /** Every change published on the bus, as `user+`, `user~` (update) or `user-reason`. */
 function recordBus(app: StartedApp): { events: string[]; changes: PresenceChange[] } {
   const out = { events: [] as string[], changes: [] as PresenceChange[] }
-  app.service.bus.subscribe((event) => {
+  app.stores.bus.subscribe((event) => {
     if (event.type !== 'presence') return
     const c = event.change
     out.changes.push(c)
@@ -94,8 +94,10 @@ test('no key is 401, a key without the scope is 403 naming it, the right scope p
   const unknown = await put(app.app, 'pk_not-a-key', players(1))
   assert.equal(unknown.statusCode, 401)
   assert.equal(unknown.json().error.code, 'API_KEY_INVALID')
-  // the admin key of the admin API is no API key here
-  assert.equal((await put(app.app, ADMIN_KEY, players(1))).statusCode, 401)
+  // the admin key of the admin API is valid, for the admin API only: it writes nothing here
+  const asAdmin = await put(app.app, ADMIN_KEY, players(1))
+  assert.equal(asAdmin.statusCode, 403)
+  assert.equal(asAdmin.json().error.code, 'SCOPE_MISSING')
 
   for (const key of [reader.secret, admin.secret]) {
     const refused = await put(app.app, key, players(1))
@@ -104,7 +106,7 @@ test('no key is 401, a key without the scope is 403 naming it, the right scope p
     assert.match(refused.json().error.message, /required scope: presence:write/)
     assert.equal((await del(app.app, key)).statusCode, 403)
   }
-  assert.deepEqual(await app.service.presence.stats(app.clock.now()), { sessions: 0, users: 0 })
+  assert.deepEqual(await app.stores.presence.stats(app.clock.now()), { sessions: 0, users: 0 })
 
   const accepted = await put(app.app, writer.secret, players(1, 2))
   assert.equal(accepted.statusCode, 200, accepted.body)
@@ -191,7 +193,7 @@ test('a key limited to universes writes only servers of those universes', async 
     location: 'Arena',
   })
 
-  const before = await app.service.presence.stats(app.clock.now())
+  const before = await app.stores.presence.stats(app.clock.now())
   for (const body of [
     { placeId: 1, universeId: 200, players: [3] },
     { placeId: '600', players: [3] },
@@ -202,7 +204,7 @@ test('a key limited to universes writes only servers of those universes', async 
     assert.equal(refused.statusCode, 403, JSON.stringify(body))
     assert.equal(refused.json().error.code, 'UNIVERSE_FORBIDDEN')
   }
-  assert.deepEqual(await app.service.presence.stats(app.clock.now()), before)
+  assert.deepEqual(await app.stores.presence.stats(app.clock.now()), before)
 
   // the catalogue and the body must agree
   const mismatch = await put(app.app, any.secret, { placeId: '600', universeId: 100, players: [3] })
@@ -264,7 +266,7 @@ test('a crashed server: its players expire on time with reason server_lost', asy
   const bus = recordBus(app)
 
   app.clock.advance(TTL_SECONDS * 1000 - 1)
-  await app.janitor.sweepOnce()
+  await app.service.sweepExpired()
   assert.deepEqual(bus.events, [])
   assert.deepEqual(await stateOf(app, ['1', '2']), [2, 2])
 
@@ -272,7 +274,7 @@ test('a crashed server: its players expire on time with reason server_lost', asy
   // reads do not wait for the sweep
   assert.deepEqual(await stateOf(app, ['1', '2']), [0, 0])
   assert.equal((await get(app.app, key)).statusCode, 404)
-  assert.equal(await app.janitor.sweepOnce(), 2)
+  assert.equal(await app.service.sweepExpired(), 2)
   assert.deepEqual(bus.events.sort(), ['1-server_lost', '2-server_lost'])
   const reasons = new Set<OfflineReason | undefined>(bus.changes.map((c) => c.reason))
   assert.deepEqual([...reasons], ['server_lost'])
@@ -317,7 +319,7 @@ test('bad input is refused whole: 400 and the store unchanged', async (t) => {
   const snapshot = async () =>
     JSON.stringify([
       await app.service.rawPresences(['1', '2', '3', '4', '5'] as UserId[]),
-      await app.service.presence.stats(app.clock.now()),
+      await app.stores.presence.stats(app.clock.now()),
       (await get(app.app, key)).json(),
     ])
   const before = await snapshot()
@@ -328,13 +330,13 @@ test('bad input is refused whole: 400 and the store unchanged', async (t) => {
     ['a non-canonical id', players(4, '05'), 'USER_ID_INVALID'],
     ['an id beyond int64', players(4, '9223372036854775808'), 'USER_ID_INVALID'],
     ['a fractional id', players(4, 1.5), 'USER_ID_INVALID'],
-    ['an object id', players(4, { id: 5 }), 'INVALID_REQUEST'],
+    ['an object id', players(4, { id: 5 }), 'USER_ID_INVALID'],
     ['a duplicate', players(4, 5, 4), 'PLAYER_DUPLICATE'],
     ['10,001 players', { placeId: 1, players: tooMany }, 'TOO_MANY_PLAYERS'],
     ['a malformed gameId', players(4), 'GAME_ID_INVALID', 'not-a-uuid'],
     ['a uuid with a trailing character', players(4), 'GAME_ID_INVALID', `${GAME}0`],
-    // a scalar is coerced to a one-element array (Ajv's coerceTypes: 'array'), then refused
-    ['players not an array', { placeId: 1, players: '4,5' }, 'USER_ID_INVALID'],
+    // the schema drives validation, and nothing is coerced: a scalar is no one-element array
+    ['players not an array', { placeId: 1, players: '4,5' }, 'INVALID_REQUEST'],
     ['players an object', { placeId: 1, players: { 0: 4 } }, 'INVALID_REQUEST'],
     ['no players', { placeId: 1 }, 'INVALID_REQUEST'],
     ['no placeId', { players: [4] }, 'INVALID_REQUEST'],
@@ -378,4 +380,98 @@ test('a gameId in upper case names the same server', async (t) => {
   const roster = await get(app.app, key, GAME)
   assert.equal(roster.statusCode, 200)
   assert.deepEqual(roster.json().players, ['1'])
+})
+
+/** The value of a Prometheus sample with these labels, or undefined. */
+function metric(text: string, name: string, labels: Record<string, string> = {}) {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
+      return Number(line.slice(line.lastIndexOf(' ') + 1))
+    }
+  }
+  return undefined
+}
+
+test('metrics see game server reports: one heartbeat per player, ended sessions by reason', async (t) => {
+  const app = await start(t)
+  const writer = await createKey(app.app, { scopes: ['presence:write'] })
+  assert.equal((await put(app.app, writer.secret, players(1, 2, 3))).statusCode, 200)
+  let text = (await app.app.inject('/metrics')).body
+  assert.equal(metric(text, 'presenced_heartbeats_total', { source: 'server' }), 3)
+  assert.equal(metric(text, 'presenced_live_sessions'), 3)
+  // a steady report refreshes every player: three more heartbeats, though nothing changed
+  assert.equal((await put(app.app, writer.secret, players(1, 2, 3))).statusCode, 200)
+  // one leaves
+  assert.equal((await put(app.app, writer.secret, players(1, 2))).statusCode, 200)
+  text = (await app.app.inject('/metrics')).body
+  assert.equal(metric(text, 'presenced_heartbeats_total', { source: 'server' }), 8)
+  assert.equal(metric(text, 'presenced_sessions_ended_total', { reason: 'explicit' }), 1)
+  assert.equal((await del(app.app, writer.secret)).statusCode, 200)
+  text = (await app.app.inject('/metrics')).body
+  assert.equal(metric(text, 'presenced_sessions_ended_total', { reason: 'explicit' }), 3)
+  assert.equal(metric(text, 'presenced_live_sessions'), 0)
+})
+
+test('a game server belongs to its universe: a key of another universe cannot replace its roster', async (t) => {
+  const app = await start(t)
+  const ninetyNine = await createKey(app.app, { scopes: ['presence:write'], universes: ['99'] })
+  const five = await createKey(app.app, { scopes: ['presence:write'], universes: ['5'] })
+  const reader = await createKey(app.app, { scopes: ['presence:read:private'] })
+  const first = await put(app.app, ninetyNine.secret, {
+    placeId: 1818,
+    universeId: 99,
+    players: [41, 42, 43],
+  })
+  assert.equal(first.statusCode, 200, first.body)
+  // the key of universe 5 names its own universe, for the server of universe 99
+  const hijack = await put(app.app, five.secret, { placeId: 555, universeId: 5, players: [] })
+  assert.equal(hijack.statusCode, 403, hijack.body)
+  assert.equal(hijack.json().error.code, 'UNIVERSE_FORBIDDEN')
+  // nothing changed: the three players are still there, and the owner still ends its server
+  assert.deepEqual((await get(app.app, reader.secret)).json().players, ['41', '42', '43'])
+  const end = await del(app.app, ninetyNine.secret)
+  assert.equal(end.statusCode, 200, end.body)
+  assert.equal(end.json().ended, 3)
+})
+
+test('GET roster applies privacy: invisible, location-hidden and blocked players are left out', async (t) => {
+  const app = await start(t)
+  const writer = await createKey(app.app, { scopes: ['presence:write'] })
+  const reader = await createKey(app.app, { scopes: ['presence:read'] })
+  const privateReader = await createKey(app.app, { scopes: ['presence:read:private'] })
+  assert.equal((await put(app.app, writer.secret, players(1, 2, 3, 4))).statusCode, 200)
+  const settings = (id: number, body: object) =>
+    app.app.inject({
+      method: 'PUT',
+      url: `/admin/v1/users/${id}/settings`,
+      headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+    })
+  assert.equal((await settings(2, { invisible: true })).statusCode, 200)
+  assert.equal((await settings(3, { visibility: 'nobody' })).statusCode, 200)
+  assert.equal((await settings(4, { visibility: 'friends' })).statusCode, 200)
+  // what the same key sees on the presence API: 2 offline, 3 and 4 online but not where
+  const seen = await app.app.inject({
+    method: 'POST',
+    url: '/v1/presence/users',
+    headers: { 'x-api-key': reader.secret, 'content-type': 'application/json' },
+    payload: '{"userIds":[1,2,3,4]}',
+  })
+  assert.deepEqual(
+    seen
+      .json()
+      .userPresences.map((p: { userPresenceType: number; placeId: unknown }) => [
+        p.userPresenceType,
+        p.placeId,
+      ]),
+    [
+      [2, 1818],
+      [0, null],
+      [2, null],
+      [2, null],
+    ],
+  )
+  assert.deepEqual((await get(app.app, reader.secret)).json().players, ['1'])
+  assert.deepEqual((await get(app.app, privateReader.secret)).json().players, ['1', '2', '3', '4'])
 })

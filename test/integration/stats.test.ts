@@ -36,7 +36,7 @@ async function stats(presenced: StartedApp, query = '', apiKey?: string, since?:
 
 test('stats: invisible users count nowhere, private locations count in no breakdown', async (t) => {
   const presenced = await startApp(t)
-  const { service } = presenced
+  const { service, stores } = presenced
   const game = { kind: 'inGame', placeId: '1818', universeId: '13058' } as const
   await service.putPlace({
     placeId: '1818',
@@ -57,7 +57,7 @@ test('stats: invisible users count nowhere, private locations count in no breakd
   await service.heartbeat(beat('6', 'app:PC', game))
   await service.heartbeat(beat('6', 'app:iOS', { kind: 'online' }))
   await service.putSettings(id('2'), { visibility: 'friends', invisible: false })
-  await service.profiles.putTitle({ titleId: '1234', name: 'Forza', strings: {} })
+  await stores.profiles.putTitle({ titleId: '1234', name: 'Forza', strings: {} })
 
   const { status, body } = await stats(presenced, '?top=5', undefined, Date.now())
   assert.equal(status, 200)

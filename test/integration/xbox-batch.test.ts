@@ -26,8 +26,8 @@ const world: [string, [string, string | undefined][]][] = [
 const users = world.map(([xuid]) => xuid)
 
 async function populate(x: XboxApp) {
-  await x.service.profiles.putTitle({ titleId: A, name: 'Title A', strings: {} })
-  await x.service.profiles.putTitle({ titleId: PLATFORM, name: 'Roblox', strings: {} })
+  await x.stores.profiles.putTitle({ titleId: A, name: 'Title A', strings: {} })
+  await x.stores.profiles.putTitle({ titleId: PLATFORM, name: 'Roblox', strings: {} })
   for (const [xuid, sessions] of world) {
     for (const [deviceType, titleId] of sessions) {
       if (xuid === '15') {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
-import { ApiKeys } from '../../src/service/api-keys.js'
 import { T0, startXbox, type XboxApp } from './xbox-helpers.js'
 
 const TARGET = '500'
@@ -44,7 +43,7 @@ type Setting = 'everyone' | 'friends only' | 'blocked' | 'cloaked'
 
 async function world(t: Parameters<typeof startXbox>[0]) {
   const x = await startXbox(t)
-  await x.service.profiles.putTitle({
+  await x.stores.profiles.putTitle({
     titleId: TITLE,
     name: 'Contoso',
     strings: { map: { default: 'Playing {0}' } },
@@ -52,7 +51,7 @@ async function world(t: Parameters<typeof startXbox>[0]) {
   await x.service.setFriends(TARGET as UserId, FRIEND as UserId, true)
   await x.service.setBlocked(TARGET as UserId, BLOCKER as UserId, true)
   await x.service.setBlocked(BLOCKED as UserId, TARGET as UserId, true)
-  const keys = new ApiKeys(x.service.profiles, x.service.clock)
+  const keys = x.service.keys
   const site = (await keys.create({ name: 'site', scopes: ['presence:read'] })).secret
   const trusted = (await keys.create({ name: 'trusted', scopes: ['presence:read:private'] })).secret
   const written = await x.writeTitle(
@@ -229,7 +228,7 @@ test('one user through Roblox and Xbox shows consistently in both', async (t) =>
   const x = await startXbox(t, { sessionTtlSeconds: 60 })
   const USER = '700'
   const VIEWER = '701'
-  await x.service.profiles.putTitle({ titleId: '1', name: 'Roblox', strings: {} })
+  await x.stores.profiles.putTitle({ titleId: '1', name: 'Roblox', strings: {} })
 
   // signed in through the Roblox app, in no game: Online on Roblox, Away on Xbox
   await robloxRegister(x, USER, { platform: 'iOS' })

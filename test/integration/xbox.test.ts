@@ -458,7 +458,7 @@ test('admin titles catalogue: PUT/GET with the admin key; off without one', asyn
   })
   assert.equal(missing.statusCode, 404)
   assert.equal(
-    ((await x.service.profiles.getTitle(TITLE)) ?? { name: '' }).name,
+    ((await x.stores.profiles.getTitle(TITLE)) ?? { name: '' }).name,
     'Contoso 5',
     'refused writes changed nothing',
   )

@@ -1,6 +1,6 @@
 import { defaultSettings, type Visibility } from '../../core/privacy.js'
 import { parseInt64Id, parseUserId } from '../../core/user-id.js'
-import type { ProfileRecord } from '../../store/profile-store.js'
+import type { ProfileRecord } from '../../core/catalogue.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { PresenceService } from '../../service/presence-service.js'
-import { PresenceError } from '../../core/errors.js'
+import { fail } from '../../core/errors.js'
 import { importNdjson } from './importer.js'
 import { tags } from './schemas.js'
 
@@ -37,8 +37,7 @@ export async function importRoute(
     },
     async (request) => {
       if (!Buffer.isBuffer(request.body)) {
-        throw new PresenceError(
-          'unsupported_media_type',
+        throw fail(
           'UNSUPPORTED_MEDIA_TYPE',
           `Send the import as NDJSON (content-type ${ndjsonTypes[0]}), one JSON object per line.`,
         )

@@ -1,9 +1,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
-import type { UserSettings } from '../../core/privacy.js'
-import type { UserId } from '../../core/user-id.js'
-import type { BusEvent } from '../../realtime/change-bus.js'
+import type { ProfileRecord } from '../../core/catalogue.js'
+import { fail } from '../../core/errors.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import type { ProfileRecord } from '../../store/profile-store.js'
 import { ImportLineError, linesOf, parseImportLine } from './import-lines.js'
 
 export interface ImportResult {
@@ -15,12 +13,8 @@ export interface ImportResult {
 }
 
 /** A line refused during validation: nothing of the import was written. */
-export class ImportRefused extends Error {
-  readonly line: number
-  constructor(line: number, reason: string) {
-    super(`line ${line}: ${reason}`)
-    this.line = line
-  }
+function refused(line: number, reason: string) {
+  return fail('IMPORT_LINE_INVALID', `line ${line}: ${reason}`, { line })
 }
 
 export interface ImportOptions {
@@ -33,9 +27,7 @@ export interface ImportOptions {
  * the first bad one refuses the whole body before anything is written. Then the records are
  * applied in chunks (one store transaction each), so other requests keep being served.
  *
- * Settings lines go through the same rule as `PresenceService.putSettings`: a user who becomes
- * invisible keeps showing others the lastOnline they had at that moment. A settings or relation
- * event is published on the bus for each applied record, so watchers re-project at once.
+ * Each chunk is applied by `PresenceService.importRecords`, with the rules of single writes.
  */
 export async function importNdjson(
   service: PresenceService,
@@ -63,7 +55,7 @@ export async function importNdjson(
     try {
       record = parseImportLine(text)
     } catch (error) {
-      if (error instanceof ImportLineError) throw new ImportRefused(lineNumber, error.message)
+      if (error instanceof ImportLineError) throw refused(lineNumber, error.message)
       throw error
     }
     byType[record.type]++
@@ -100,38 +92,6 @@ function* reparse(body: Buffer): Generator<ProfileRecord> {
 }
 
 async function applyChunk(service: PresenceService, chunk: ProfileRecord[]): Promise<number> {
-  await freezeLastOnline(service, chunk)
-  await service.profiles.importRecords(chunk)
-  const events: BusEvent[] = []
-  for (const r of chunk) {
-    if (r.type === 'settings') events.push({ type: 'settings', userId: r.userId })
-    else if (r.type === 'friends') events.push({ type: 'relation', users: [r.a, r.b] })
-    else if (r.type === 'block') events.push({ type: 'relation', users: [r.blocker, r.blocked] })
-  }
-  for (const event of events) await service.bus.publish(event)
+  await service.importRecords(chunk)
   return chunk.length
-}
-
-/**
- * For users the import makes invisible, the lastOnline others see stays what it was: the frozen
- * value of an already invisible user is kept, otherwise their current lastOnline is frozen.
- */
-async function freezeLastOnline(service: PresenceService, chunk: ProfileRecord[]): Promise<void> {
-  const invisible = chunk.filter(
-    (r): r is Extract<ProfileRecord, { type: 'settings' }> =>
-      r.type === 'settings' && r.settings.invisible,
-  )
-  if (invisible.length === 0) return
-  const ids: UserId[] = invisible.map((r) => r.userId)
-  const [current, presences] = await Promise.all([
-    service.profiles.getSettings(ids),
-    service.rawPresences(ids),
-  ])
-  invisible.forEach((record, i) => {
-    const was: UserSettings = current[i]!
-    record.settings = {
-      ...record.settings,
-      frozenLastOnline: was.invisible ? was.frozenLastOnline : presences[i]!.lastOnline,
-    }
-  })
 }

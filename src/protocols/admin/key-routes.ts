@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
+import type { ApiKeyInfo } from '../../core/api-key.js'
 import { errors } from '../../core/errors.js'
 import type { Scope } from '../../core/privacy.js'
-import { isActive, type ApiKeyInfo, type ApiKeys } from '../../service/api-keys.js'
-import type { Clock } from '../../service/clock.js'
+import type { PresenceService } from '../../service/presence-service.js'
 import { badRequest, requireJsonBody } from './errors.js'
 import { createKeyBody, tags } from './schemas.js'
 
@@ -15,7 +15,7 @@ interface CreateKeyBody {
 }
 
 /** Instants as ISO-8601, plus whether the key is usable now. */
-function keyView(key: ApiKeyInfo, now: number) {
+function keyView(key: ApiKeyInfo, active: boolean) {
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString())
   return {
     id: key.id,
@@ -25,16 +25,17 @@ function keyView(key: ApiKeyInfo, now: number) {
     createdAt: iso(key.createdAt),
     expiresAt: iso(key.expiresAt),
     revokedAt: iso(key.revokedAt),
-    active: isActive({ ...key, hash: '' }, now),
+    active,
   }
 }
 
 /** Scoped API keys: POST/GET /admin/v1/keys, DELETE /admin/v1/keys/{id}. */
 export async function keyRoutes(
   app: FastifyInstance,
-  options: { apiKeys: ApiKeys; clock: Clock },
+  { service }: { service: PresenceService },
 ): Promise<void> {
-  const { apiKeys, clock } = options
+  const apiKeys = service.keys
+  const view = (key: ApiKeyInfo) => keyView(key, apiKeys.isActive(key))
   app.addHook('preValidation', requireJsonBody)
 
   app.post<{ Body: CreateKeyBody }>(
@@ -48,9 +49,6 @@ export async function keyRoutes(
     },
     async (request, reply) => {
       const { name, scopes, expiresAt, expiresIn, universes } = request.body
-      if (expiresAt !== undefined && expiresIn !== undefined) {
-        throw badRequest('Give expiresAt or expiresIn, not both.')
-      }
       let expiry: number | undefined
       if (expiresAt !== undefined) {
         expiry = Date.parse(expiresAt)
@@ -59,26 +57,22 @@ export async function keyRoutes(
             `expiresAt must be an ISO-8601 instant, got ${JSON.stringify(expiresAt)}.`,
           )
         }
-      } else if (expiresIn !== undefined) {
-        expiry = clock.now() + expiresIn * 1000
       }
       const created = await apiKeys.create({
         name,
         scopes,
         expiresAt: expiry,
+        expiresInSeconds: expiresIn,
         universes: universes as string[],
       })
-      return reply.code(201).send({ ...keyView(created.key, clock.now()), secret: created.secret })
+      return reply.code(201).send({ ...view(created.key), secret: created.secret })
     },
   )
 
   app.get(
     '/keys',
     { schema: { tags, summary: 'Lists API keys (never their secrets)' } },
-    async () => {
-      const now = clock.now()
-      return { keys: (await apiKeys.list()).map((k) => keyView(k, now)) }
-    },
+    async () => ({ keys: (await apiKeys.list()).map(view) }),
   )
 
   app.delete<{ Params: { id: string } }>(
@@ -89,7 +83,7 @@ export async function keyRoutes(
       const revoked = /^[0-9a-f]{16}$/.test(id) ? await apiKeys.revoke(id) : undefined
       if (!revoked)
         throw errors.notFound(`No API key has the id ${JSON.stringify(id.slice(0, 40))}.`)
-      return keyView(revoked, clock.now())
+      return view(revoked)
     },
   )
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { errors } from '../../core/errors.js'
-import { deriveUserState, PresenceType, type Session } from '../../core/presence.js'
+import { PresenceType, type Session } from '../../core/presence.js'
 import type { UserSettings } from '../../core/privacy.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import type { PresenceService } from '../../service/presence-service.js'
@@ -64,12 +64,7 @@ export async function adminRoutes(
     },
     async (request) => {
       const id = userIdParam(request.params.id)
-      const current = await service.getSettings(id)
-      const next = await service.putSettings(id, {
-        visibility: request.body.visibility ?? current.visibility,
-        invisible: request.body.invisible ?? current.invisible,
-      })
-      return publicSettings(next)
+      return publicSettings(await service.putSettings(id, request.body))
     },
   )
 
@@ -78,7 +73,7 @@ export async function adminRoutes(
     { schema: { tags, summary: "A user's friends" } },
     async (request) => {
       const id = userIdParam(request.params.id)
-      return { userId: id, friends: await service.profiles.listFriends(id) }
+      return { userId: id, friends: await service.listFriends(id) }
     },
   )
 
@@ -122,7 +117,7 @@ export async function adminRoutes(
     { schema: { tags, summary: 'An entry of the users catalogue' } },
     async (request) => {
       const id = userIdParam(request.params.id)
-      const user = await service.profiles.getUser(id)
+      const user = await service.getUser(id)
       if (!user) throw errors.notFound(`User ${id} is not in the users catalogue.`)
       return user
     },
@@ -139,7 +134,7 @@ export async function adminRoutes(
         name: request.body.name,
         displayName: request.body.displayName ?? request.body.name,
       }
-      await service.profiles.putUser(user)
+      await service.putUser(user)
       return user
     },
   )
@@ -149,20 +144,15 @@ export async function adminRoutes(
     { schema: { tags, summary: "A user's raw presence, without privacy (operators only)" } },
     async (request) => {
       const id = userIdParam(request.params.id)
-      const [[presence], settings] = await Promise.all([
-        service.rawPresences([id]),
-        service.getSettings(id),
-      ])
-      const now = service.clock.now()
-      const state = deriveUserState(presence!.sessions, now)
+      const { presence, settings, state } = await service.rawPresence(id)
       return {
         userId: id,
         state,
         stateName: stateNames[state],
         settings: publicSettings(settings),
-        lastOnline: iso(presence!.lastOnline),
+        lastOnline: iso(presence.lastOnline),
         frozenLastOnline: settings.invisible ? iso(settings.frozenLastOnline) : null,
-        sessions: presence!.sessions.map(sessionView),
+        sessions: presence.sessions.map(sessionView),
       }
     },
   )
@@ -172,7 +162,7 @@ export async function adminRoutes(
     { schema: { tags, summary: 'A place of the catalogue' } },
     async (request) => {
       const placeId = placeIdParam(request.params.placeId)
-      const place = await service.profiles.getPlace(placeId)
+      const place = await service.getPlace(placeId)
       if (!place) throw errors.notFound(`Place ${placeId} is not in the catalogue.`)
       return place
     },

@@ -1,5 +1,6 @@
-/** JSON schemas of the admin API; ids accept JSON numbers or strings and are checked by parsers. */
-const id = { type: ['integer', 'string'] } as const
+import { int64 } from '../shared/int64-keyword.js'
+
+/** JSON schemas of the admin API: they validate every body (no coercion; ids as int64). */
 
 export const visibilitySchema = { type: 'string', enum: ['everyone', 'friends', 'nobody'] } as const
 
@@ -15,8 +16,8 @@ export const placeBody = {
   additionalProperties: false,
   required: ['universeId', 'name'],
   properties: {
-    universeId: id,
-    rootPlaceId: id,
+    universeId: int64('UNIVERSE_ID_INVALID'),
+    rootPlaceId: int64('PLACE_ID_INVALID'),
     name: { type: 'string', minLength: 1, maxLength: 200 },
   },
 } as const
@@ -50,7 +51,7 @@ export const createKeyBody = {
     expiresAt: { type: 'string', maxLength: 40 },
     /** Seconds from now; an alternative to expiresAt. */
     expiresIn: { type: 'integer', minimum: 1 },
-    universes: { type: 'array', maxItems: 1000, items: id },
+    universes: { type: 'array', maxItems: 1000, items: int64('UNIVERSE_ID_INVALID') },
   },
 } as const
 

@@ -1,9 +1,10 @@
-import type { FastifyInstance, FastifyRequest, HTTPMethods } from 'fastify'
+import type { FastifyInstance, HTTPMethods } from 'fastify'
+import { fail } from '../../core/errors.js'
+import { anonymous } from '../../core/privacy.js'
 import type { ProtocolContext } from '../context.js'
-import { CsrfTokens } from '../roblox/csrf.js'
-import { RobloxError, installErrorHandler, messages } from '../roblox/errors.js'
+import { robloxCredential } from '../roblox/auth.js'
+import { installErrorHandler } from '../roblox/errors.js'
 import { authRoutes } from './auth-routes.js'
-import { resolveCaller, type CompanionCaller } from './caller.js'
 import { userRoutes } from './user-routes.js'
 
 /** Every method a path may be called with, for the 405s below. */
@@ -28,14 +29,7 @@ export async function companionProtocol(
   app: FastifyInstance,
   context: ProtocolContext,
 ): Promise<void> {
-  const { tokens, rateLimiter, settings, service } = context
-  const csrf = new CsrfTokens(tokens)
-  const callers = new WeakMap<FastifyRequest, CompanionCaller>()
-  const rule = {
-    name: 'roblox',
-    max: settings.rateLimitMax,
-    windowMs: settings.rateLimitWindowSeconds * 1000,
-  }
+  const { auth, limits } = context.service
 
   installErrorHandler(app)
   // Logout and login bodies are never read: clients send none, `{}` as text/plain, or JSON.
@@ -45,27 +39,21 @@ export async function companionProtocol(
     done(null, undefined)
   })
 
+  // Resolved leniently: an invalid or revoked credential reads as anonymous here, because
+  // `POST /v2/logout` must still hand such a client a CSRF token (clients fetch it that way
+  // before anything else); each route that needs a user authenticates strictly.
   app.addHook('onRequest', async (request) => {
-    const caller = await resolveCaller(request.headers, tokens)
-    callers.set(request, caller)
-    // the same budget as the presence routes: one per user, else per client address
-    const userId = caller.claims?.userId
-    const key = userId !== undefined ? `roblox:user:${userId}` : `roblox:ip:${request.ip}`
-    const verdict = await rateLimiter.hit(key, [rule], service.clock.now())
-    if (!verdict.allowed) {
-      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))
-      throw new RobloxError(429, 0, messages.tooManyRequests, { 'retry-after': String(seconds) })
+    const caller = (await auth.tryAuthenticate(robloxCredential(request.headers))) ?? {
+      kind: 'anonymous',
+      viewer: anonymous,
     }
+    request.caller = caller
+    // the same budget as the presence routes: one per user, else per client address
+    await limits.request(caller, request.ip)
   })
 
-  const callerOf = (request: FastifyRequest): CompanionCaller => {
-    const caller = callers.get(request)
-    if (!caller) throw new Error('companion caller not resolved: onRequest hook did not run')
-    return caller
-  }
-
-  authRoutes(app, context, csrf, callerOf)
-  userRoutes(app, context, callerOf)
+  authRoutes(app, context)
+  userRoutes(app, context)
 
   // Clients JSON.parse every body: a wrong method gets a Roblox-shaped 405, not a bare 404.
   for (const [url, allowed] of ROBLOX_PATHS) {
@@ -74,9 +62,8 @@ export async function companionProtocol(
       url,
       schema: { hide: true },
       handler: async (request) => {
-        throw new RobloxError(
-          405,
-          0,
+        throw fail(
+          'METHOD_NOT_ALLOWED',
           `The requested resource does not support http method '${request.method}'.`,
           { allow: allowed },
         )

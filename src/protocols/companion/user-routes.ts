@@ -1,11 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Caller } from '../../core/caller.js'
+import { fail } from '../../core/errors.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import type { TokenClaims } from '../../service/tokens.js'
 import type { ProtocolContext } from '../context.js'
-import { unauthorized } from '../roblox/auth.js'
-import { RobloxError } from '../roblox/errors.js'
-import type { CompanionCaller } from './caller.js'
+import { robloxCredential } from '../roblox/auth.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 /** presenced keeps no account creation date; the epoch parses everywhere. */
@@ -24,10 +23,10 @@ export interface UserNames {
 export async function namesOf(
   service: PresenceService,
   userId: UserId,
-  claims: TokenClaims | undefined,
+  caller: Caller,
 ): Promise<UserNames> {
-  const entry = await service.profiles.getUser(userId)
-  const claimed = claims?.userId === userId ? claims.name : undefined
+  const entry = await service.getUser(userId)
+  const claimed = caller.kind === 'user' && caller.userId === userId ? caller.name : undefined
   const name = claimed ?? entry?.name ?? `User${userId}`
   return { name, displayName: entry?.displayName ?? name }
 }
@@ -37,23 +36,19 @@ export async function namesOf(
  * `GET /v1/users/{id}` (what clients such as ro.py fetch right after it). Ids are written as
  * JSON numbers digit for digit (int64).
  */
-export function userRoutes(
-  app: FastifyInstance,
-  context: ProtocolContext,
-  callerOf: (request: FastifyRequest) => CompanionCaller,
-): void {
+export function userRoutes(app: FastifyInstance, context: ProtocolContext): void {
   const { service } = context
+  const { auth } = service
 
   app.get(
     '/v1/users/authenticated',
     { schema: { tags: ['companion'], summary: 'The signed-in user' } },
     async (request, reply) => {
-      const { claims } = callerOf(request)
-      if (claims === undefined) throw unauthorized()
-      const names = await namesOf(service, claims.userId, claims)
+      const caller = auth.requireUser(await auth.authenticate(robloxCredential(request.headers)))
+      const names = await namesOf(service, caller.userId, caller)
       return sendJson(
         reply,
-        `{"id":${claims.userId},"name":${JSON.stringify(names.name)}` +
+        `{"id":${caller.userId},"name":${JSON.stringify(names.name)}` +
           `,"displayName":${JSON.stringify(names.displayName)}}`,
       )
     },
@@ -63,12 +58,11 @@ export function userRoutes(
     '/v1/users/:userId',
     { schema: { tags: ['companion'], summary: 'A user by id' } },
     async (request, reply) => {
-      const caller = callerOf(request)
       // a credential that is present but invalid is refused, as on the presence routes
-      if (caller.credential.via !== 'none' && caller.claims === undefined) throw unauthorized()
+      const caller = await auth.authenticate(robloxCredential(request.headers))
       const userId = parseUserId(request.params.userId)
-      if (userId === undefined) throw new RobloxError(404, 3, 'The user id is invalid.')
-      const names = await namesOf(service, userId, caller.claims)
+      if (userId === undefined) throw fail('USER_NOT_FOUND', 'The user id is invalid.')
+      const names = await namesOf(service, userId, caller)
       return sendJson(
         reply,
         `{"description":"","created":"${CREATED}","isBanned":false` +

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../../core/errors.js'
 import type { Activity, ActivityKind } from '../../core/presence.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
@@ -11,7 +12,7 @@ export type ClientFrame =
 
 /** Why a frame was refused; sent back as `{"type":"error",code,message}`. */
 export interface FrameError {
-  error: { code: string; message: string }
+  error: { code: ErrorCode; message: string }
 }
 
 const KINDS = new Set<ActivityKind>(['online', 'inGame', 'inStudio'])
@@ -27,7 +28,7 @@ const DEVICE_TYPE = /^[A-Za-z0-9]{1,32}$/
 const GAME_ID = /^[A-Za-z0-9-]{1,64}$/
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/
 
-function fail(code: string, message: string): FrameError {
+function fail(code: ErrorCode, message: string): FrameError {
   return { error: { code, message } }
 }
 

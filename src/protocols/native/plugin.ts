@@ -1,9 +1,9 @@
 import websocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
-import { Fanout } from '../../realtime/fanout.js'
+import { fail } from '../../core/errors.js'
 import type { ProtocolContext } from '../context.js'
-import { callerOf, requireUser } from './auth.js'
-import { sendNativeError } from './errors.js'
+import { mapErrorToRecord } from '../shared/error-record.js'
+import { requireUser, userOf } from './auth.js'
 import { serveSse } from './sse.js'
 import { renderNative } from './view.js'
 import { CLOSE, serveWebSocket, type RealtimeDeps } from './ws.js'
@@ -21,23 +21,14 @@ export async function nativeProtocol(
   app: FastifyInstance,
   context: ProtocolContext,
 ): Promise<void> {
-  const { service, tokens, settings } = context
-  const fanout = new Fanout(
-    service.bus,
-    {
-      now: () => service.clock.now(),
-      presences: (ids) => service.rawPresences(ids),
-      settings: (ids) => service.profiles.getSettings(ids),
-      relations: (viewer, ids) => service.profiles.getRelations(viewer, ids),
-    },
-    {
-      render: renderNative,
-      flapGraceMs: settings.flapGraceMs,
-      replayFrames: settings.realtimeReplayFrames,
-      resumeWindowMs: settings.realtimeResumeMs,
-      onError: (error) => app.log.warn({ err: error }, 'real-time fanout dropped a change'),
-    },
-  )
+  const { service, settings } = context
+  const fanout = service.createFanout({
+    render: renderNative,
+    flapGraceMs: settings.flapGraceMs,
+    replayFrames: settings.realtimeReplayFrames,
+    resumeWindowMs: settings.realtimeResumeMs,
+    onError: (error) => app.log.warn({ err: error }, 'real-time fanout dropped a change'),
+  })
   const deps: RealtimeDeps = {
     fanout,
     service,
@@ -59,20 +50,20 @@ export async function nativeProtocol(
   await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } })
   app.addHook('onClose', async () => fanout.stop())
 
-  const authenticate = requireUser(tokens)
+  app.setErrorHandler(mapErrorToRecord)
+  const authenticate = requireUser(service)
   app.route({
     method: 'GET',
     url: '/api/v1/realtime',
     preValidation: authenticate,
-    handler: (_request, reply) =>
-      sendNativeError(
-        reply,
-        426,
+    handler: async () => {
+      throw fail(
         'UPGRADE_REQUIRED',
         'This endpoint speaks WebSocket; use /api/v1/realtime/sse for Server-Sent Events.',
-      ),
+      )
+    },
     wsHandler: (socket, request) => {
-      const caller = callerOf(request)
+      const caller = userOf(request)
       serveWebSocket(socket, caller.userId, caller.expiresAt, deps)
     },
   })

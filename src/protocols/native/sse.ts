@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { parseUserId, type UserId } from '../../core/user-id.js'
-import type { Sink, Stream } from '../../realtime/stream.js'
+import type { Sink, Stream } from '../../service/realtime.js'
 import { userOf } from './auth.js'
 import { errorFrame, sendNativeError } from './errors.js'
 import type { RealtimeDeps } from './ws.js'
@@ -57,7 +57,7 @@ function idsOf(raw: unknown, maxIds: number): UserId[] | { code: string; message
  */
 export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const userId = userOf(request)
+    const userId = userOf(request).userId
     const query = (request.query ?? {}) as Record<string, unknown>
     const ids = idsOf(query.ids, deps.maxIds)
     if (!Array.isArray(ids)) return void sendNativeError(reply, 400, ids.code, ids.message)

@@ -1,9 +1,10 @@
+import type { ErrorCode } from '../../core/errors.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Duplex } from 'node:stream'
 import type { RawData, WebSocket } from 'ws'
 import type { UserId } from '../../core/user-id.js'
-import type { Fanout } from '../../realtime/fanout.js'
-import type { Sink, Stream } from '../../realtime/stream.js'
+import type { Fanout } from '../../service/realtime.js'
+import type { Sink, Stream } from '../../service/realtime.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { ConnectionPresence } from './connection-presence.js'
 import { errorFrame } from './errors.js'
@@ -91,7 +92,7 @@ export function serveWebSocket(
     if (open) sink.send(frame)
   }
 
-  const strike = (code: string, message: string): void => {
+  const strike = (code: ErrorCode, message: string): void => {
     const now = Date.now()
     strikes = strikes.filter((at) => now - at < STRIKE_WINDOW_MS)
     strikes.push(now)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { PresenceError, errors } from '../../core/errors.js'
+import { errors, fail } from '../../core/errors.js'
 import { renderError } from './errors.js'
 
 test('PresenceError kinds map to Roblox statuses, codes and headers', () => {
@@ -12,7 +12,7 @@ test('PresenceError kinds map to Roblox statuses, codes and headers', () => {
   })
   assert.deepEqual(renderError(errors.unauthenticated())?.status, 401)
   assert.equal(renderError(errors.userIdInvalid('x'))?.code, 1)
-  const limited = renderError(new PresenceError('rate_limited', 'RATE_LIMITED', 'slow down', 7))
+  const limited = renderError(fail('RATE_LIMITED', 'slow down', { retryAfter: 7 }))
   assert.deepEqual(
     [limited?.status, limited?.message, limited?.headers],
     [429, 'Too many requests', { 'retry-after': '7' }],

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { PresenceError, statusOfKind } from '../../core/errors.js'
+import { PresenceError, fail, type ErrorCode } from '../../core/errors.js'
+import { CSRF_HEADER } from './csrf-header.js'
 
 /** Roblox error codes we answer with; most Roblox errors carry code 0 and a message. */
 export const RobloxCode = {
@@ -8,41 +9,27 @@ export const RobloxCode = {
   InvalidUserIds: 1,
   /** POST /v1/presence/users: more than 50 ids. */
   TooManyUserIds: 2,
+  /** GET /v1/users/{id}: no such user. */
+  UserNotFound: 3,
 } as const
+
+/** The Roblox numeric code of each catalogue code that has one; every other code is 0. */
+const robloxCodes: Partial<Record<ErrorCode, number>> = {
+  USER_IDS_INVALID: RobloxCode.InvalidUserIds,
+  USER_ID_INVALID: RobloxCode.InvalidUserIds,
+  TOO_MANY_USER_IDS: RobloxCode.TooManyUserIds,
+  USER_NOT_FOUND: RobloxCode.UserNotFound,
+}
 
 export const messages = {
   unauthorized: 'Authorization has been denied for this request.',
-  csrf: 'Token Validation Failed',
   tooManyRequests: 'Too many requests',
   invalidUserIds: 'The user ids are invalid.',
   tooManyUserIds: 'Too many User Ids being sent in the request.',
-  apiKeyInvalid: 'The x-api-key is unknown, expired or revoked.',
-  scopeMissing: (scope: string) =>
-    `This API key lacks the required scope: ${scope}. Verify your API key has the required scopes.`,
 } as const
 
-/** A failure already in Roblox's terms: status, numeric code, message, extra headers. */
-export class RobloxError extends Error {
-  readonly statusCode: number
-  readonly code: number
-  readonly headers: Readonly<Record<string, string>>
-
-  constructor(
-    statusCode: number,
-    code: number,
-    message: string,
-    headers: Record<string, string> = {},
-  ) {
-    super(message)
-    this.name = 'RobloxError'
-    this.statusCode = statusCode
-    this.code = code
-    this.headers = headers
-  }
-}
-
-export const badRequest = (message: string, code: number = RobloxCode.Generic) =>
-  new RobloxError(400, code, message)
+export const badRequest = (message: string, code: ErrorCode = 'INVALID_REQUEST') =>
+  fail(code, message)
 
 /** What Fastify's own body-handling errors mean to a Roblox client. */
 const fastifyErrors: Record<string, { status: number; message: string }> = {
@@ -61,7 +48,7 @@ const fastifyErrors: Record<string, { status: number; message: string }> = {
   INVALID_JSON: { status: 400, message: 'The request body is not valid JSON.' },
 }
 
-interface Rendered {
+export interface RenderedError {
   status: number
   code: number
   message: string
@@ -69,27 +56,21 @@ interface Rendered {
 }
 
 /** Maps any error reaching the Roblox routes to Roblox's status and `{errors:[...]}` shape. */
-export function renderError(error: unknown): Rendered | undefined {
-  if (error instanceof RobloxError) {
-    return {
-      status: error.statusCode,
-      code: error.code,
-      message: error.message,
-      headers: { ...error.headers },
-    }
-  }
+export function renderError(error: unknown): RenderedError | undefined {
   if (error instanceof PresenceError) {
-    const status = statusOfKind[error.kind]
     const headers: Record<string, string> = {}
-    if (error.retryAfter !== undefined) headers['retry-after'] = String(error.retryAfter)
+    const { details } = error
+    if (details.retryAfter !== undefined) headers['retry-after'] = String(details.retryAfter)
+    if (details.csrfToken !== undefined) headers[CSRF_HEADER] = details.csrfToken
+    if (details.allow !== undefined) headers.allow = details.allow
+    // Roblox clients match these two messages: they are Roblox's, whatever the cause
     const message =
-      error.kind === 'unauthorized'
+      error.code === 'UNAUTHENTICATED'
         ? messages.unauthorized
         : error.kind === 'rate_limited'
           ? messages.tooManyRequests
           : error.message
-    const code = error.code === 'USER_ID_INVALID' ? RobloxCode.InvalidUserIds : RobloxCode.Generic
-    return { status, code, message, headers }
+    return { status: error.status, code: robloxCodes[error.code] ?? 0, message, headers }
   }
   const fastifyError = error as Partial<FastifyError> | undefined
   const known = fastifyError?.code ? fastifyErrors[fastifyError.code] : undefined

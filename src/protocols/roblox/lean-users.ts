@@ -1,12 +1,9 @@
-import type { IncomingHttpHeaders } from 'node:http'
 import type { ProtocolContext } from '../context.js'
 import type { LeanReply, LeanRoute } from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
-import type { Caller } from './auth.js'
 import { errorBody, renderError } from './errors.js'
+import type { Admit } from './plugin.js'
 import { JSON_TYPE, usersReply } from './routes.js'
-
-type Admit = (headers: IncomingHttpHeaders, ip: string, method: string) => Promise<Caller>
 
 /**
  * POST /v1/presence/users on node:http (see shared/lean-routes.ts for when a request comes

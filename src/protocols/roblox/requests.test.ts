@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { parse } from 'node:querystring'
-import { RobloxError } from './errors.js'
+import { PresenceError } from '../../core/errors.js'
+import { renderError } from './errors.js'
 import { deviceOf, parseRegisterRequest, parseUsersRequest } from './requests.js'
 
 test('parseUsersRequest: dedupes in first-occurrence order, keeps big ids exact', () => {
@@ -26,9 +27,10 @@ test('parseUsersRequest: refuses with codes 1 and 2', () => {
     try {
       parseUsersRequest(body)
     } catch (error) {
-      assert.ok(error instanceof RobloxError)
-      assert.equal(error.statusCode, 400)
-      return error.code
+      assert.ok(error instanceof PresenceError)
+      const rendered = renderError(error)
+      assert.equal(rendered?.status, 400)
+      return rendered?.code
     }
     return undefined
   }
@@ -55,7 +57,7 @@ test('parseRegisterRequest: coerces form strings, treats placeId 0/null as none'
     parseRegisterRequest({ placeId: 1, gameId: '6F1E0C0E-8C5E-4A55-9D8C-0E7E3B1F3F11' }).gameId,
     '6f1e0c0e-8c5e-4a55-9d8c-0e7e3b1f3f11',
   )
-  assert.throws(() => parseRegisterRequest({ disconnect: 0 }), RobloxError)
+  assert.throws(() => parseRegisterRequest({ disconnect: 0 }), PresenceError)
 })
 
 test('deviceOf: platform field, then Studio location, then the User-Agent', () => {

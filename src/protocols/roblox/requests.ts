@@ -1,5 +1,5 @@
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
-import { RobloxCode, badRequest, messages } from './errors.js'
+import { badRequest, messages } from './errors.js'
 
 /** Roblox refuses more ids than this per POST /v1/presence/users. */
 export const MAX_USER_IDS = 50
@@ -53,7 +53,7 @@ export function parseUsersRequest(body: unknown): UserId[] {
   if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw badRequest(
       `${messages.invalidUserIds} The body must be an object with a userIds array.`,
-      RobloxCode.InvalidUserIds,
+      'USER_IDS_INVALID',
     )
   }
   let raw = field(body as Body, 'userIds')
@@ -61,11 +61,10 @@ export function parseUsersRequest(body: unknown): UserId[] {
   if (!Array.isArray(raw) || raw.length === 0) {
     throw badRequest(
       `${messages.invalidUserIds} userIds must be a non-empty array of user ids.`,
-      RobloxCode.InvalidUserIds,
+      'USER_IDS_INVALID',
     )
   }
-  if (raw.length > MAX_USER_IDS)
-    throw badRequest(messages.tooManyUserIds, RobloxCode.TooManyUserIds)
+  if (raw.length > MAX_USER_IDS) throw badRequest(messages.tooManyUserIds, 'TOO_MANY_USER_IDS')
   const seen = new Set<UserId>()
   const ids: UserId[] = []
   for (const value of raw as unknown[]) {
@@ -73,7 +72,7 @@ export function parseUsersRequest(body: unknown): UserId[] {
     if (id === undefined) {
       throw badRequest(
         `${messages.invalidUserIds} ${describe(value)} is not a positive 64-bit integer.`,
-        RobloxCode.InvalidUserIds,
+        'USER_IDS_INVALID',
       )
     }
     if (!seen.has(id)) {

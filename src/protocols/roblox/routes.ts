@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Caller } from '../../core/caller.js'
 import type { Activity } from '../../core/presence.js'
 import type { ProtocolContext } from '../context.js'
-import { unauthorized, type Caller } from './auth.js'
 import { deviceOf, isStudio, parseRegisterRequest, parseUsersRequest } from './requests.js'
 import { registerSchema, usersSchema } from './schemas.js'
 import type { PresenceService } from '../../service/presence-service.js'
@@ -12,19 +12,15 @@ export const HEARTBEAT_HEADER = 'x-presence-heartbeat-after'
 
 export const JSON_TYPE = 'application/json; charset=utf-8'
 
-/** The Roblox presence v1 routes; `callerOf` gives the caller resolved by the scope's hooks. */
-export function robloxRoutes(
-  app: FastifyInstance,
-  context: ProtocolContext,
-  callerOf: (request: FastifyRequest) => Caller,
-): void {
+/** The Roblox presence v1 routes; the scope's onRequest hook has set `request.caller`. */
+export function robloxRoutes(app: FastifyInstance, context: ProtocolContext): void {
   const { service, settings } = context
   const viewOptions = { invisibleAsOffline: settings.invisibleAsOffline }
   // half the TTL leaves room for one lost or slow beat before the session expires
   const beatAfter = String(Math.max(1, Math.floor(settings.sessionTtlSeconds / 2)))
 
   app.post('/v1/presence/users', { schema: usersSchema }, async (request, reply) => {
-    return sendJson(reply, await usersReply(service, viewOptions, callerOf(request), request.body))
+    return sendJson(reply, await usersReply(service, viewOptions, request.caller, request.body))
   })
 
   app.post(
@@ -32,13 +28,10 @@ export function robloxRoutes(
     {
       schema: registerSchema,
       // refuse anonymous callers before their body is even read
-      onRequest: async (request) => {
-        if (callerOf(request).userId === undefined) throw unauthorized()
-      },
+      onRequest: async (request) => void service.auth.requireUser(request.caller),
     },
     async (request, reply) => {
-      const caller = callerOf(request)
-      if (caller.userId === undefined) throw unauthorized()
+      const caller = service.auth.requireUser(request.caller)
       const body = parseRegisterRequest(request.body)
       const device = deviceOf(body, request.headers['user-agent'])
       const key = `app:${device.platform}`

@@ -1,7 +1,7 @@
 /*
- * The wire of the Roblox presence API v1, for the OpenAPI document. Bodies are checked by
- * requests.ts (strict int64 ids, form spellings) and 200 bodies are written by view.ts (exact
- * int64 digits), so these schemas describe rather than drive; keep the three in step.
+ * The wire of the Roblox presence API v1, for the OpenAPI document. Bodies are validated and
+ * normalized in one pass by requests.ts (Roblox's codes, form spellings), which the lean path
+ * shares, and 200 bodies are written by view.ts (exact int64 digits); keep the three in step.
  */
 
 const int64 = {

@@ -121,49 +121,42 @@ export function serializeUserPresences(records: readonly string[]): string {
 /*
  * The read path. serializeVisible(v, o) === serializeRobloxPresence(robloxPresence(v, o)), byte
  * for byte (view.test.ts holds it to that), without the intermediate record: a 50-id batch is
- * read far more often than any of its users changes, so what a record shares with others is
- * written once. Everything before `userId` depends only on the state and the primary session's
- * activity; the embedded store hands out one frozen object per distinct activity (interned), so
- * that prefix is kept per activity object in a WeakMap, which lets go of it with the activity.
+ * read far more often than any of its users changes, so what records share is written once.
+ * Everything before `userId` depends only on the state and the primary session's place fields,
+ * so that prefix is cached by those values (whatever store the activity came from), in a
+ * bounded map that starts over when full.
  */
 
-const hiddenPrefixes = new Map<PresenceType, string>()
-const activityPrefixes = new WeakMap<Activity, Array<string | undefined>>()
+const MAX_PREFIXES = 10_000
+const prefixes = new Map<string, string>()
 
 function prefixOf(state: PresenceType, activity: Activity | undefined): string {
-  if (activity === undefined) {
-    let prefix = hiddenPrefixes.get(state)
-    if (prefix === undefined) {
-      prefix = prefixFor(state, genericLocation[state], null, null, null, null)
-      hiddenPrefixes.set(state, prefix)
-    }
-    return prefix
-  }
-  const shared = Object.isFrozen(activity)
-  let byState = shared ? activityPrefixes.get(activity) : undefined
-  let prefix = byState?.[state]
-  if (prefix !== undefined) return prefix
   const rank =
-    activity.kind === 'inStudio'
-      ? PresenceType.InStudio
-      : activity.kind === 'inGame'
-        ? PresenceType.InGame
-        : PresenceType.Online
+    activity === undefined
+      ? state
+      : activity.kind === 'inStudio'
+        ? PresenceType.InStudio
+        : activity.kind === 'inGame'
+          ? PresenceType.InGame
+          : PresenceType.Online
+  const location = activity?.location || genericLocation[rank]
+  const key =
+    activity === undefined
+      ? String(state)
+      : // ids and uuids hold no '|': with the free text last, no two activities share a key
+        `${state}|${activity.placeId ?? ''}|${activity.rootPlaceId ?? ''}|${activity.gameId ?? ''}|${activity.universeId ?? ''}|${location}`
+  let prefix = prefixes.get(key)
+  if (prefix !== undefined) return prefix
   prefix = prefixFor(
     state,
-    activity.location || genericLocation[rank],
-    activity.placeId ?? null,
-    activity.rootPlaceId ?? null,
-    activity.gameId ?? null,
-    activity.universeId ?? null,
+    location,
+    activity?.placeId ?? null,
+    activity?.rootPlaceId ?? null,
+    activity?.gameId ?? null,
+    activity?.universeId ?? null,
   )
-  if (shared) {
-    if (byState === undefined) {
-      byState = []
-      activityPrefixes.set(activity, byState)
-    }
-    byState[state] = prefix
-  }
+  if (prefixes.size >= MAX_PREFIXES) prefixes.clear()
+  prefixes.set(key, prefix)
   return prefix
 }
 

@@ -1,10 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { PresenceError } from '../../core/errors.js'
-import { ApiKeys } from '../../service/api-keys.js'
-import { GameServers, type ServerReportInput } from '../../service/game-servers.js'
+import type { KeyCaller } from '../../core/caller.js'
+import { fail } from '../../core/errors.js'
+import type { Scope } from '../../core/privacy.js'
+import { noCredential } from '../../service/authenticator.js'
+import type { ServerReportInput } from '../../service/game-servers.js'
 import type { ProtocolContext } from '../context.js'
-import { keyOf, requireKey } from './auth.js'
-import { serversErrorHandler } from './errors.js'
+import { apiKeyCredential } from '../shared/credentials.js'
+import { mapErrorToRecord } from '../shared/error-record.js'
 import { endSchema, reportSchema, rosterSchema } from './schemas.js'
 
 interface Params {
@@ -22,14 +24,21 @@ export async function serversProtocol(
   context: ProtocolContext,
 ): Promise<void> {
   const { service } = context
-  const apiKeys = new ApiKeys(service.profiles, service.clock)
-  const servers = new GameServers(service)
-  const write = requireKey(apiKeys, 'presence:write')
-  const read = requireKey(apiKeys, 'presence:read', 'presence:read:private')
+  const { auth, servers } = service
+  /** An onRequest hook: a live key holding one of `scopes`, checked before the body is read. */
+  const requireKey =
+    (...scopes: [Scope, ...Scope[]]) =>
+    async (request: FastifyRequest): Promise<void> => {
+      const caller = await auth.authenticate(apiKeyCredential(request.headers) ?? noCredential)
+      request.caller = auth.requireScope(caller, ...scopes)
+    }
+  const keyOf = (request: FastifyRequest) => request.caller as KeyCaller
+  const write = requireKey('presence:write')
+  const read = requireKey('presence:read', 'presence:read:private')
 
   await app.register(
     async (scope) => {
-      scope.setErrorHandler(serversErrorHandler)
+      scope.setErrorHandler(mapErrorToRecord)
 
       scope.put<{ Params: Params; Body: ServerReportInput }>(
         '/:gameId',
@@ -54,7 +63,7 @@ export async function serversProtocol(
         '/:gameId',
         { schema: rosterSchema, onRequest: read },
         async (request) => {
-          const roster = await servers.roster(request.params.gameId)
+          const roster = await servers.roster(request.caller.viewer, request.params.gameId)
           return {
             gameId: roster.gameId,
             placeId: roster.activity.placeId ?? null,
@@ -74,39 +83,6 @@ export async function serversProtocol(
 async function requireJson(request: FastifyRequest): Promise<void> {
   const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase()
   if (type !== 'application/json' && type !== 'text/json') {
-    throw new PresenceError(
-      'unsupported_media_type',
-      'UNSUPPORTED_MEDIA_TYPE',
-      'Send the report as application/json.',
-    )
-  }
-  refuseCoercible(request.body)
-}
-
-/**
- * The app's Ajv coerces (`true` → 1, `[7]` → 7, `players: 5` → `[5]`): no player or place may be
- * made that way. Checked before validation, on the body as sent.
- */
-function refuseCoercible(body: unknown): void {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return
-  const o = body as Record<string, unknown>
-  // objects are left to the schema; these are what coercion would turn into ids
-  const coercible = (v: unknown) => typeof v === 'boolean' || v === null || Array.isArray(v)
-  const invalid = (code: string, message: string) => new PresenceError('bad_request', code, message)
-  for (const [name, code] of [
-    ['placeId', 'PLACE_ID_INVALID'],
-    ['universeId', 'UNIVERSE_ID_INVALID'],
-  ] as const) {
-    if (coercible(o[name])) {
-      throw invalid(code, `${name} must be a positive 64-bit integer (a JSON number or string).`)
-    }
-  }
-  const players = o.players
-  if (players === undefined || (typeof players === 'object' && !Array.isArray(players))) return
-  if (!Array.isArray(players) || players.some(coercible)) {
-    throw invalid(
-      'USER_ID_INVALID',
-      'players must be an array of user ids (JSON numbers or strings).',
-    )
+    throw fail('UNSUPPORTED_MEDIA_TYPE', 'Send the report as application/json.')
   }
 }

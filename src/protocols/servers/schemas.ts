@@ -1,8 +1,7 @@
 const tags = ['servers']
 const security = [{ apiKey: [] }]
 
-/** Ids are `['integer', 'string']`: int64 literals beyond 2^53 reach the handler as strings. */
-const int64 = { type: ['integer', 'string'] }
+import { int64 } from '../shared/int64-keyword.js'
 
 const params = {
   type: 'object',
@@ -36,9 +35,9 @@ export const reportSchema = {
     required: ['placeId', 'players'],
     additionalProperties: false,
     properties: {
-      placeId: int64,
-      universeId: int64,
-      players: { type: 'array', items: int64 },
+      placeId: int64('PLACE_ID_INVALID'),
+      universeId: int64('UNIVERSE_ID_INVALID'),
+      players: { type: 'array', items: int64('USER_ID_INVALID') },
     },
   },
   response: {

@@ -1,13 +1,25 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { PresenceError, statusOfKind } from '../../core/errors.js'
+import { PresenceError } from '../../core/errors.js'
+import { validationError } from './int64-keyword.js'
 
-/** Writes one error in a protocol's own shape. */
-export type SendError = (
+/** The error shape of the native, admin and servers APIs. */
+export interface ErrorRecordBody {
+  error: { code: string; message: string; line?: number }
+}
+
+/** Writes `{"error":{code,message}}` (plus `line` for a refused import line). */
+export function sendErrorRecord(
   reply: FastifyReply,
   status: number,
   code: string,
   message: string,
-) => FastifyReply
+  extra: { line?: number } = {},
+): FastifyReply {
+  return reply
+    .code(status)
+    .header('cache-control', 'no-store')
+    .send({ error: { code, message, ...extra } } satisfies ErrorRecordBody)
+}
 
 const codeOfFastifyError: Record<string, [number, string]> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE'],
@@ -18,30 +30,36 @@ const codeOfFastifyError: Record<string, [number, string]> = {
 }
 
 /**
- * Maps any error of a route with upper-case string codes (admin, servers) through `send`:
- * catalogue errors keep their code and status, Fastify's body and validation errors become
- * 4xx, and only the unexpected is a 500 (logged, its details kept out of the reply).
+ * Maps any error of a route speaking the error record (admin, servers, native HTTP): catalogue
+ * errors keep their code and status, Fastify's body and validation errors become 4xx, and only
+ * the unexpected is a 500 (logged, its details kept out of the reply).
  */
 export function mapErrorToRecord(
-  error: FastifyError | Error,
+  raw: FastifyError | Error,
   request: FastifyRequest,
   reply: FastifyReply,
-  send: SendError,
 ): FastifyReply {
+  const error = validationError(raw) ?? raw
   if (error instanceof PresenceError) {
-    if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter))
-    return send(reply, statusOfKind[error.kind], error.code, error.message)
+    const { retryAfter, allow, line } = error.details
+    if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter))
+    if (allow !== undefined) void reply.header('allow', allow)
+    if (error.kind === 'internal') request.log.error({ err: error }, 'request failed')
+    return sendErrorRecord(
+      reply,
+      error.status,
+      error.code,
+      error.message,
+      line === undefined ? {} : { line },
+    )
   }
   const fastifyError = error as FastifyError
-  if (fastifyError.validation) {
-    return send(reply, 400, 'INVALID_REQUEST', `Invalid request: ${error.message}.`)
-  }
   const known = fastifyError.code ? codeOfFastifyError[fastifyError.code] : undefined
-  if (known) return send(reply, known[0], known[1], error.message)
+  if (known) return sendErrorRecord(reply, known[0], known[1], error.message)
   const status = fastifyError.statusCode
   if (status !== undefined && status >= 400 && status < 500) {
-    return send(reply, status, 'INVALID_REQUEST', error.message)
+    return sendErrorRecord(reply, status, 'INVALID_REQUEST', error.message)
   }
   request.log.error({ err: error, url: request.routeOptions.url }, 'request failed')
-  return send(reply, 500, 'INTERNAL', 'Internal error; see the server log.')
+  return sendErrorRecord(reply, 500, 'INTERNAL', 'Internal error; see the server log.')
 }

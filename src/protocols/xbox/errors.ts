@@ -1,9 +1,9 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { PresenceError, statusOfKind } from '../../core/errors.js'
+import { PresenceError, fail, statusOfKind, type ErrorCode } from '../../core/errors.js'
 
 /**
- * The Xbox error catalogue: a stable numeric code per failure (Xbox error codes are integers),
- * rendered by `sendXboxError`.
+ * Xbox error codes: a stable number per failure (Xbox error codes are integers), rendered by
+ * `sendXboxError`.
  */
 export const XboxErrorCode = {
   InvalidRequest: 1000,
@@ -24,21 +24,29 @@ export const XboxErrorCode = {
 } as const
 export type XboxErrorCode = (typeof XboxErrorCode)[keyof typeof XboxErrorCode]
 
-/** A refused Xbox request; the error handler renders it with its status. */
-export class XboxError extends Error {
-  readonly status: number
-  readonly code: XboxErrorCode
-
-  constructor(status: number, code: XboxErrorCode, message: string) {
-    super(message)
-    this.name = 'XboxError'
-    this.status = status
-    this.code = code
-  }
+/** The Xbox number of catalogue codes that have their own; others go by status. */
+const xboxCodes: Partial<Record<ErrorCode, XboxErrorCode>> = {
+  INVALID_JSON: XboxErrorCode.InvalidJson,
+  PROHIBITED_MEMBER: XboxErrorCode.ProhibitedMember,
+  TOO_MANY_USER_IDS: XboxErrorCode.TooManyUsers,
+  XUID_INVALID: XboxErrorCode.InvalidXuid,
+  CONTRACT_VERSION_UNSUPPORTED: XboxErrorCode.UnsupportedContractVersion,
 }
 
-export const badRequest = (message: string, code: XboxErrorCode = XboxErrorCode.InvalidRequest) =>
-  new XboxError(400, code, message)
+const codeOfStatus: Record<number, XboxErrorCode> = {
+  401: XboxErrorCode.Unauthorized,
+  403: XboxErrorCode.Forbidden,
+  404: XboxErrorCode.NotFound,
+  405: XboxErrorCode.MethodNotAllowed,
+  406: XboxErrorCode.NotAcceptable,
+  413: XboxErrorCode.PayloadTooLarge,
+  415: XboxErrorCode.UnsupportedMediaType,
+  500: XboxErrorCode.Internal,
+  503: XboxErrorCode.Unavailable,
+}
+
+export const badRequest = (message: string, code: ErrorCode = 'INVALID_REQUEST') =>
+  fail(code, message)
 
 /**
  * The body of every Xbox error. `code`/`description`/`source` is the shape Xbox services send;
@@ -93,14 +101,26 @@ const fastifyCodes: Record<string, [number, XboxErrorCode, string]> = {
   INVALID_JSON: [400, XboxErrorCode.InvalidJson, 'The request body is not valid JSON.'],
 }
 
-const codeOfStatus: Record<number, XboxErrorCode> = {
-  401: XboxErrorCode.Unauthorized,
-  403: XboxErrorCode.Forbidden,
-  404: XboxErrorCode.NotFound,
-  406: XboxErrorCode.NotAcceptable,
-  413: XboxErrorCode.PayloadTooLarge,
-  415: XboxErrorCode.UnsupportedMediaType,
-  503: XboxErrorCode.Unavailable,
+/**
+ * Xbox's fine-grained rate limiting answers 429 with the rule that refused, not an error record.
+ */
+function sendRateLimited(reply: FastifyReply, error: PresenceError): FastifyReply {
+  const limit = error.details.rateLimit
+  if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter))
+  return reply
+    .code(429)
+    .type('application/json; charset=utf-8')
+    .send(
+      limit
+        ? {
+            version: 1,
+            currentRequests: limit.count,
+            maxRequests: limit.max,
+            periodInSeconds: limit.windowMs / 1000,
+            type: limit.rule,
+          }
+        : { version: 1, type: 'rate' },
+    )
 }
 
 /** Maps any error of an Xbox route to the Xbox shape; only the unexpected is a 500. */
@@ -109,17 +129,13 @@ export function xboxErrorHandler(
   request: FastifyRequest,
   reply: FastifyReply,
 ): FastifyReply {
-  if (error instanceof XboxError)
-    return sendXboxError(reply, error.status, error.code, error.message)
   if (error instanceof PresenceError) {
+    if (error.kind === 'rate_limited') return sendRateLimited(reply, error)
     if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter))
+    if (error.details.allow !== undefined) void reply.header('allow', error.details.allow)
     const status = statusOfKind[error.kind]
-    return sendXboxError(
-      reply,
-      status,
-      codeOfStatus[status] ?? XboxErrorCode.InvalidRequest,
-      error.message,
-    )
+    const code = xboxCodes[error.code] ?? codeOfStatus[status] ?? XboxErrorCode.InvalidRequest
+    return sendXboxError(reply, status, code, error.message)
   }
   const fastifyError = error as FastifyError
   const known = fastifyError.code ? fastifyCodes[fastifyError.code] : undefined

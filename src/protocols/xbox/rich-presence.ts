@@ -1,5 +1,5 @@
 import type { RichPresence } from '../../core/presence.js'
-import type { Title } from '../../store/profile-store.js'
+import type { Title } from '../../core/catalogue.js'
 
 const MAX_LOCALES = 10
 

@@ -1,13 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Caller } from '../../core/caller.js'
+import { fail } from '../../core/errors.js'
 import type { Activity } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
-import { ApiKeys } from '../../service/api-keys.js'
-import type { Title } from '../../store/profile-store.js'
-import type { RateLimitRule } from '../../store/rate-limiter.js'
 import type { ProtocolContext } from '../context.js'
-import { authenticate, type XboxCaller } from './auth.js'
-import { XboxError, XboxErrorCode, badRequest } from './errors.js'
+import { xboxCredential } from './auth.js'
+import { badRequest } from './errors.js'
 import { acceptedLocales } from './rich-presence.js'
 import {
   batchBodySchema,
@@ -25,8 +24,6 @@ import {
 import { presenceRecord, titleIdsOf, type PresenceRecord, type XboxLevel } from './view.js'
 
 const CONTRACT_VERSION = '3'
-const BURST_WINDOW_MS = 15_000
-const SUSTAIN_WINDOW_MS = 300_000
 
 interface Target {
   Params: { target: string }
@@ -42,43 +39,35 @@ export async function xboxPresenceRoutes(
   app: FastifyInstance,
   context: ProtocolContext,
 ): Promise<void> {
-  const { service, tokens, settings, rateLimiter } = context
-  const apiKeys = new ApiKeys(service.profiles, service.clock)
-  const callers = new WeakMap<FastifyRequest, XboxCaller>()
+  const { service, settings } = context
+  const { auth } = service
   const heartbeatMs = settings.xboxHeartbeatSeconds * 1000
   // a title heartbeating on time is never seen offline: network delays get a grace period
   const titleTtlMs = heartbeatMs + Math.max(10_000, heartbeatMs / 5)
-  const writeRules: RateLimitRule[] = [
-    { name: 'burst', max: settings.xboxBurstMax, windowMs: BURST_WINDOW_MS },
-    { name: 'sustain', max: settings.xboxSustainMax, windowMs: SUSTAIN_WINDOW_MS },
-  ]
 
   // runs before the body is read, so a refused request is never parsed
   app.addHook('onRequest', async (request) => {
-    callers.set(request, await authenticate(request, tokens, apiKeys))
+    request.caller = auth.requireReader(await auth.authenticate(xboxCredential(request.headers)))
     const version = request.headers['x-xbl-contract-version']
     if (version === undefined || version === '') {
       throw badRequest(
         'The x-xbl-contract-version header is required; presenced supports version 3.',
-        XboxErrorCode.UnsupportedContractVersion,
+        'CONTRACT_VERSION_UNSUPPORTED',
       )
     }
     if (version !== CONTRACT_VERSION) {
       throw badRequest(
         `x-xbl-contract-version ${JSON.stringify(String(version)).slice(0, 40)} is not supported; presenced supports version 3.`,
-        XboxErrorCode.UnsupportedContractVersion,
+        'CONTRACT_VERSION_UNSUPPORTED',
       )
     }
     if (!acceptsJson(request.headers.accept)) {
-      throw new XboxError(
-        406,
-        XboxErrorCode.NotAcceptable,
+      throw fail(
+        'NOT_ACCEPTABLE',
         'Presence responds with application/json only: the Accept header must allow it.',
       )
     }
   })
-
-  const callerOf = (request: FastifyRequest): XboxCaller => callers.get(request)!
 
   /** The records of `presences` as the caller's view at `level`; filtered out users dropped. */
   async function records(
@@ -87,16 +76,10 @@ export async function xboxPresenceRoutes(
     level: XboxLevel,
     filters: { deviceTypes?: Set<string>; titleIds?: Set<string>; onlineOnly?: boolean } = {},
   ): Promise<PresenceRecord[]> {
-    const titles = new Map<string, Title>()
-    if (level === 'title' || level === 'all') {
-      const ids = titleIdsOf(presences, settings.xboxDefaultTitleId)
-      await Promise.all(
-        [...ids].map(async (id) => {
-          const title = await service.profiles.getTitle(id)
-          if (title) titles.set(id, title)
-        }),
-      )
-    }
+    const titles =
+      level === 'title' || level === 'all'
+        ? await service.getTitles(titleIdsOf(presences, settings.xboxDefaultTitleId))
+        : new Map()
     const options = {
       level,
       locales: acceptedLocales(request.headers['accept-language']),
@@ -113,48 +96,26 @@ export async function xboxPresenceRoutes(
     return out
   }
 
-  /** 429 in the shape of Xbox fine-grained rate limiting, per (user, title); true if refused. */
-  async function refusedByLimit(reply: FastifyReply, userId: UserId, titleId: string) {
-    const verdict = await rateLimiter.hit(
-      `xbox:${userId}:${titleId}`,
-      writeRules,
-      service.clock.now(),
-    )
-    if (verdict.allowed) return false
-    await reply
-      .code(429)
-      .header('retry-after', String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))))
-      .type('application/json; charset=utf-8')
-      .send({
-        version: 1,
-        currentRequests: verdict.count,
-        maxRequests: verdict.max,
-        periodInSeconds: verdict.windowMs / 1000,
-        type: verdict.rule,
-      })
-    return true
-  }
-
   app.post(
     '/users/batch',
     { schema: { tags: ['xbox'], summary: 'Presence of up to 1100 users', body: batchBodySchema } },
     async (request, reply) => {
       const query = parseBatchRequest(request.body)
-      const presences = await service.lookup(callerOf(request).viewer, query.users)
+      const presences = await service.lookup(request.caller.viewer, query.users)
       return sendJson(reply, await records(request, presences, query.level, query))
     },
   )
 
   // GET /users/batch would otherwise read as a user named "batch"
   app.get('/users/batch', async () => {
-    throw new XboxError(405, XboxErrorCode.MethodNotAllowed, 'Use POST /users/batch.')
+    throw fail('METHOD_NOT_ALLOWED', 'Use POST /users/batch.', { allow: 'POST' })
   })
 
   app.get<Target>(
     '/users/:target',
     { schema: { tags: ['xbox'], summary: 'Presence of one user', querystring: levelQuerySchema } },
     async (request, reply) => {
-      const caller = callerOf(request)
+      const caller = request.caller
       const xuid = targetOf(request.params.target, caller)
       const level = parseLevel(request.query.level)
       const presences = await service.lookup(caller.viewer, [xuid])
@@ -173,7 +134,7 @@ export async function xboxPresenceRoutes(
       },
     },
     async (request, reply) => {
-      const caller = callerOf(request)
+      const caller = request.caller
       // a friend list is the user's own business: no one else may list it
       const xuid = ownTarget(
         request.params.target,
@@ -181,10 +142,10 @@ export async function xboxPresenceRoutes(
         'Only your own People group is readable.',
       )
       if (request.params.moniker !== 'People') {
-        throw new XboxError(404, XboxErrorCode.NotFound, 'The only group is "People".')
+        throw fail('NOT_FOUND', 'The only group is "People".')
       }
       const level = parseLevel(request.query.level)
-      const friends = await service.profiles.listFriends(xuid)
+      const friends = await service.listFriends(xuid)
       const presences = await service.lookup(caller.viewer, friends)
       return sendJson(reply, await records(request, presences, level))
     },
@@ -200,13 +161,9 @@ export async function xboxPresenceRoutes(
       },
     },
     async (request, reply) => {
-      const xuid = ownTarget(request.params.target, callerOf(request))
+      const xuid = ownTarget(request.params.target, request.caller)
       const state = parseStateRequest(request.body)
-      const current = await service.getSettings(xuid)
-      await service.putSettings(xuid, {
-        visibility: current.visibility,
-        invisible: state === 'Cloaked',
-      })
+      await service.putSettings(xuid, { invisible: state === 'Cloaked' })
       return sendJson(reply, { xuid, state })
     },
   )
@@ -217,11 +174,11 @@ export async function xboxPresenceRoutes(
     titlePath,
     { schema: { tags: ['xbox'], summary: "Write the title's presence", body: titleRequestSchema } },
     async (request, reply) => {
-      const xuid = ownTarget(request.params.target, callerOf(request))
+      const xuid = ownTarget(request.params.target, request.caller)
       const write = parseTitleRequest(request.body)
       const titleId = write.id ?? titleIdOf(request) ?? settings.xboxDefaultTitleId
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
-      if (await refusedByLimit(reply, xuid, titleId)) return reply
+      await service.limits.titleWrite(xuid, titleId)
       const key = `title:${titleId}:${deviceType}`
       // members absent from the request keep their values (TitleRequest semantics)
       const [own] = await service.rawPresences([xuid])
@@ -254,10 +211,10 @@ export async function xboxPresenceRoutes(
     titlePath,
     { schema: { tags: ['xbox'], summary: "Remove the title's presence at once" } },
     async (request, reply) => {
-      const xuid = ownTarget(request.params.target, callerOf(request))
+      const xuid = ownTarget(request.params.target, request.caller)
       const titleId = titleIdOf(request) ?? settings.xboxDefaultTitleId
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
-      if (await refusedByLimit(reply, xuid, titleId)) return reply
+      await service.limits.titleWrite(xuid, titleId)
       await service.endSession(xuid, `title:${titleId}:${deviceType}`)
       return reply.code(200).header('cache-control', 'no-cache').send()
     },
@@ -276,31 +233,25 @@ function titleIdOf(request: FastifyRequest<Target>): string | undefined {
   return titleId
 }
 
-function targetOf(segment: string, caller: XboxCaller): UserId {
+function targetOf(segment: string, caller: Caller): UserId {
   const parsed = parseXuidSegment(segment)
   if (parsed === undefined) {
-    throw new XboxError(
-      404,
-      XboxErrorCode.NotFound,
-      'No such resource: name the user as me or xuid(<xuid>).',
-    )
+    throw fail('NOT_FOUND', 'No such resource: name the user as me or xuid(<xuid>).')
   }
   if (parsed !== 'me') return parsed
   if (caller.kind !== 'user') {
-    throw new XboxError(403, XboxErrorCode.Forbidden, 'An API key has no "me": use xuid(<xuid>).')
+    throw fail('FORBIDDEN', 'An API key has no "me": use xuid(<xuid>).')
   }
   return caller.userId
 }
 
 function ownTarget(
   segment: string,
-  caller: XboxCaller,
+  caller: Caller,
   message = 'XUID specified in the claim does not match URI XUID.',
 ): UserId {
   const xuid = targetOf(segment, caller)
-  if (caller.kind !== 'user' || caller.userId !== xuid) {
-    throw new XboxError(403, XboxErrorCode.Forbidden, message)
-  }
+  if (caller.kind !== 'user' || caller.userId !== xuid) throw fail('FORBIDDEN', message)
   return xuid
 }
 

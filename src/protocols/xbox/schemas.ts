@@ -1,6 +1,6 @@
 import type { Placement, RichPresence, TitleState } from '../../core/presence.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
-import { XboxErrorCode, badRequest } from './errors.js'
+import { badRequest } from './errors.js'
 import { xboxLevels, type XboxLevel } from './view.js'
 
 /*
@@ -67,7 +67,7 @@ export function parseBatchRequest(body: unknown): BatchQuery {
     if (!['users', 'deviceTypes', 'titles', 'level', 'onlineOnly'].includes(key)) {
       throw badRequest(
         `Prohibited member ${show(key)}: a batch request has only users, deviceTypes, titles, level and onlineOnly.`,
-        XboxErrorCode.ProhibitedMember,
+        'PROHIBITED_MEMBER',
       )
     }
   }
@@ -77,7 +77,7 @@ export function parseBatchRequest(body: unknown): BatchQuery {
   if (o.users.length > MAX_BATCH_USERS) {
     throw badRequest(
       `users has ${o.users.length} XUIDs; at most ${MAX_BATCH_USERS} are allowed.`,
-      XboxErrorCode.TooManyUsers,
+      'TOO_MANY_USER_IDS',
     )
   }
   const users = new Set<UserId>()
@@ -199,7 +199,7 @@ export function parseDeviceType(header: string | string[] | undefined): string {
 function invalidXuid(value: unknown) {
   return badRequest(
     `Invalid XUID ${show(value)}: XUIDs are positive 64-bit integers.`,
-    XboxErrorCode.InvalidXuid,
+    'XUID_INVALID',
   )
 }
 
@@ -237,7 +237,7 @@ function prohibitOthers(o: Record<string, unknown>, allowed: readonly string[], 
     if (!allowed.includes(key)) {
       throw badRequest(
         `Prohibited member ${show(key)} in ${what}; allowed: ${allowed.join(', ')}.`,
-        XboxErrorCode.ProhibitedMember,
+        'PROHIBITED_MEMBER',
       )
     }
   }

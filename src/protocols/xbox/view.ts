@@ -1,6 +1,6 @@
 import type { Placement, Session, TitleState } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
-import type { Title } from '../../store/profile-store.js'
+import type { Title } from '../../core/catalogue.js'
 import { isoOf } from '../shared/iso-date.js'
 import { renderRichPresence } from './rich-presence.js'
 

@@ -15,7 +15,9 @@ import assert from 'node:assert/strict'
 import { describe, test, type TestContext } from 'node:test'
 import type { UserSettings } from '../../core/privacy.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
-import type { ApiKeyRecord, Place, ProfileStore, Title } from '../profile-store.js'
+import type { ApiKeyRecord } from '../../core/api-key.js'
+import type { Place, Title } from '../../core/catalogue.js'
+import type { ProfileStore } from '../profile-store.js'
 
 export type ProfileStoreFactory = () => Promise<{
   store: ProfileStore
@@ -236,11 +238,11 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       assert.equal((await store.listApiKeys()).length, 2)
     })
 
-    test('importRecords applies every record type', async (t) => {
+    test('importPrivacy and importCatalogue apply every record type', async (t) => {
       const store = await open(t)
       await store.setFriends(id('3'), id('4'), true)
       await store.setBlocked(id('3'), id('5'), true)
-      await store.importRecords([
+      await store.importPrivacy([
         {
           type: 'settings',
           userId: id('1'),
@@ -250,6 +252,8 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
         { type: 'friends', a: id('3'), b: id('4'), friends: false },
         { type: 'block', blocker: id('2'), blocked: id('6'), isBlocked: true },
         { type: 'block', blocker: id('3'), blocked: id('5'), isBlocked: false },
+      ])
+      await store.importCatalogue([
         {
           type: 'place',
           place: { placeId: '10', universeId: '11', rootPlaceId: '10', name: 'Ten' },
@@ -272,7 +276,27 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       assert.equal((await store.getPlace('10'))?.name, 'Ten')
       assert.deepEqual((await store.getTitle('20'))?.strings, { a: { default: 'A' } })
       assert.equal((await store.getUser(id('1')))?.displayName, 'One')
-      await store.importRecords([])
+      await store.importPrivacy([])
+      await store.importCatalogue([])
+    })
+
+    test('revoked tokens: listed from an instant on until they expire, then pruned', async (t) => {
+      const store = await open(t)
+      await store.revokeToken({ tokenId: 'a', expiresAt: T0 + 10_000, revokedAt: T0 })
+      await store.revokeToken({ tokenId: 'b', expiresAt: T0 + 20_000, revokedAt: T0 + 5 })
+      await store.revokeToken({ tokenId: 'c', expiresAt: T0 + 1, revokedAt: T0 + 6 })
+      // revoking again keeps the first revocation
+      await store.revokeToken({ tokenId: 'a', expiresAt: T0 + 10_000, revokedAt: T0 + 9 })
+      const ids = async (since: number, now: number) =>
+        (await store.revocationsSince(since, now)).map((r) => r.tokenId).sort()
+      assert.deepEqual(await ids(0, T0), ['a', 'b', 'c'])
+      assert.deepEqual(await ids(T0 + 1, T0), ['b', 'c'])
+      // an expired token need not be listed: it is refused anyway
+      assert.deepEqual(await ids(0, T0 + 2), ['a', 'b'])
+      const [a] = await store.revocationsSince(0, T0 + 2)
+      assert.deepEqual(a, { tokenId: 'a', expiresAt: T0 + 10_000, revokedAt: T0 })
+      await store.pruneRevocations(T0 + 10_000)
+      assert.deepEqual(await ids(0, 0), ['b'])
     })
 
     test('int64 ids above 2^53 are kept exactly', async (t) => {

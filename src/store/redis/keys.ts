@@ -119,6 +119,18 @@ export class RedisKeys {
   }
 
   /**
+   * Sorted sets of revoked tokens (member: token id): scored by when they were revoked (nodes
+   * poll for new ones) and by when they expire (pruning). One hash tag: one script updates both.
+   */
+  revokedByTime(): string {
+    return `${this.prefix}:{rev}:t`
+  }
+
+  revokedByExpiry(): string {
+    return `${this.prefix}:{rev}:x`
+  }
+
+  /**
    * Counter of one fixed window of one rule for one caller. All rules of a caller share a hash
    * tag so one script checks them together; braces in the caller key would break the tag.
    */

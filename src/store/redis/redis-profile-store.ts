@@ -1,13 +1,15 @@
 import { defaultSettings, type Relation, type UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
+import type { ApiKeyRecord } from '../../core/api-key.js'
 import type {
-  ApiKeyRecord,
+  CatalogueRecord,
   Place,
-  ProfileRecord,
-  ProfileStore,
+  PrivacyRecord,
   Title,
   UserProfile,
-} from '../profile-store.js'
+} from '../../core/catalogue.js'
+import type { Revocation } from '../credential-store.js'
+import type { ProfileStore } from '../profile-store.js'
 import type { RedisKeys } from './keys.js'
 import type { RedisConnection } from './redis-connection.js'
 
@@ -129,9 +131,8 @@ export class RedisProfileStore implements ProfileStore {
     )
   }
 
-  importRecords(records: readonly ProfileRecord[]): Promise<void> {
+  importPrivacy(records: readonly PrivacyRecord[]): Promise<void> {
     const ops: Op[] = []
-    const k = this.#keys
     for (const r of records) {
       switch (r.type) {
         case 'settings':
@@ -143,18 +144,81 @@ export class RedisProfileStore implements ProfileStore {
         case 'block':
           ops.push(...this.#blockOps(r.blocker, r.blocked, r.isBlocked))
           break
-        case 'place':
-          ops.push(['set', k.place(r.place.placeId), JSON.stringify(r.place)])
-          break
-        case 'title':
-          ops.push(['set', k.title(r.title.titleId), JSON.stringify(r.title)])
-          break
-        case 'user':
-          ops.push(['set', k.userProfile(r.user.userId), JSON.stringify(r.user)])
-          break
       }
     }
     return this.#run(ops)
+  }
+
+  importCatalogue(records: readonly CatalogueRecord[]): Promise<void> {
+    const k = this.#keys
+    const ops: Op[] = records.map((r): Op => {
+      switch (r.type) {
+        case 'place':
+          return ['set', k.place(r.place.placeId), JSON.stringify(r.place)]
+        case 'title':
+          return ['set', k.title(r.title.titleId), JSON.stringify(r.title)]
+        case 'user':
+          return ['set', k.userProfile(r.user.userId), JSON.stringify(r.user)]
+      }
+    })
+    return this.#run(ops)
+  }
+
+  revokeToken(revocation: Revocation): Promise<void> {
+    const k = this.#keys
+    // NX: revoking twice keeps the first instant; both sets share a slot, so MULTI works on a cluster
+    return this.#connection.run(async () => {
+      const results = await this.#client
+        .multi()
+        .zadd(k.revokedByTime(), 'NX', revocation.revokedAt, revocation.tokenId)
+        .zadd(k.revokedByExpiry(), 'NX', revocation.expiresAt, revocation.tokenId)
+        .exec()
+      const failed = results?.find(([error]) => error)
+      if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted')
+    })
+  }
+
+  revocationsSince(since: number, now: number): Promise<Revocation[]> {
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      const byTime = await this.#client.zrangebyscore(
+        k.revokedByTime(),
+        since,
+        '+inf',
+        'WITHSCORES',
+      )
+      const ids: string[] = []
+      const times: number[] = []
+      for (let i = 0; i < byTime.length; i += 2) {
+        ids.push(byTime[i]!)
+        times.push(Number(byTime[i + 1]))
+      }
+      if (ids.length === 0) return []
+      const expiries = await this.#client.zmscore(k.revokedByExpiry(), ...ids)
+      const out: Revocation[] = []
+      ids.forEach((tokenId, i) => {
+        const expiresAt = Number(expiries[i])
+        if (expiries[i] !== null && expiresAt > now) {
+          out.push({ tokenId, expiresAt, revokedAt: times[i]! })
+        }
+      })
+      return out
+    })
+  }
+
+  pruneRevocations(now: number): Promise<void> {
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      const expired = await this.#client.zrangebyscore(k.revokedByExpiry(), '-inf', now)
+      for (let i = 0; i < expired.length; i += 1000) {
+        const chunk = expired.slice(i, i + 1000)
+        await this.#client
+          .multi()
+          .zrem(k.revokedByTime(), ...chunk)
+          .zrem(k.revokedByExpiry(), ...chunk)
+          .exec()
+      }
+    })
   }
 
   ready(): Promise<boolean> {

@@ -103,7 +103,7 @@ test('reads served from memory follow every write: settings, friends, blocks, im
   await store.setBlocked(c, a, true)
   assert.deepEqual(await store.getRelations(a, [c]), [{ friends: false, blocked: true }])
   assert.deepEqual(await store.getRelations(c, [a]), [{ friends: false, blocked: true }])
-  await store.importRecords([
+  await store.importPrivacy([
     { type: 'friends', a, b, friends: false },
     { type: 'block', blocker: c, blocked: a, isBlocked: false },
     { type: 'settings', userId: c, settings: { visibility: 'nobody', invisible: false } },

@@ -9,15 +9,16 @@ import {
   type Visibility,
 } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
+import type { ApiKeyRecord } from '../../core/api-key.js'
 import type {
-  ApiKeyRecord,
-  LastOnlineLedger,
+  CatalogueRecord,
   Place,
-  ProfileRecord,
-  ProfileStore,
+  PrivacyRecord,
   Title,
   UserProfile,
-} from '../profile-store.js'
+} from '../../core/catalogue.js'
+import type { Revocation } from '../credential-store.js'
+import type { LastOnlineLedger, ProfileStore } from '../profile-store.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS settings (
@@ -39,6 +40,9 @@ CREATE TABLE IF NOT EXISTS titles (title_id TEXT PRIMARY KEY, name TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, name TEXT NOT NULL, display_name TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, record TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS last_online (user_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revoked_tokens (token_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS revoked_tokens_by_time ON revoked_tokens (revoked_at);
+CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_at);
 `
 
 interface SettingsRow {
@@ -127,6 +131,16 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
         'SELECT record FROM api_keys WHERE hash = ?',
       ),
       listApiKeys: db.prepare<[], { record: string }>('SELECT record FROM api_keys ORDER BY id'),
+      revokeToken: db.prepare(
+        'INSERT OR IGNORE INTO revoked_tokens (token_id, expires_at, revoked_at) VALUES (?, ?, ?)',
+      ),
+      revocationsSince: db.prepare<
+        [number, number],
+        { token_id: string; expires_at: number; revoked_at: number }
+      >(
+        'SELECT token_id, expires_at, revoked_at FROM revoked_tokens WHERE revoked_at >= ? AND expires_at > ? ORDER BY revoked_at',
+      ),
+      pruneRevocations: db.prepare('DELETE FROM revoked_tokens WHERE expires_at <= ?'),
       allLastOnline: db.prepare<[], { user_id: string; at: number }>(
         'SELECT user_id, at FROM last_online',
       ),
@@ -248,7 +262,7 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     )
   }
 
-  importRecords(records: readonly ProfileRecord[]): Promise<void> {
+  importPrivacy(records: readonly PrivacyRecord[]): Promise<void> {
     const s = this.#stmt
     this.db.transaction(() => {
       for (const r of records) {
@@ -270,6 +284,22 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
           case 'block':
             ;(r.isBlocked ? s.addBlock : s.removeBlock).run(r.blocker, r.blocked)
             break
+        }
+      }
+    })()
+    // only once the transaction committed: a refused import leaves memory as it was
+    for (const r of records) {
+      if (r.type === 'settings') this.#remember(r.userId, r.settings)
+      else this.#relations.clear()
+    }
+    return Promise.resolve()
+  }
+
+  importCatalogue(records: readonly CatalogueRecord[]): Promise<void> {
+    const s = this.#stmt
+    this.db.transaction(() => {
+      for (const r of records) {
+        switch (r.type) {
           case 'place':
             s.putPlace.run(r.place.placeId, r.place.universeId, r.place.rootPlaceId, r.place.name)
             break
@@ -282,11 +312,26 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
         }
       }
     })()
-    // only once the transaction committed: a refused import leaves memory as it was
-    for (const r of records) {
-      if (r.type === 'settings') this.#remember(r.userId, r.settings)
-      else if (r.type === 'friends' || r.type === 'block') this.#relations.clear()
-    }
+    return Promise.resolve()
+  }
+
+  revokeToken(revocation: Revocation): Promise<void> {
+    this.#stmt.revokeToken.run(revocation.tokenId, revocation.expiresAt, revocation.revokedAt)
+    return Promise.resolve()
+  }
+
+  revocationsSince(since: number, now: number): Promise<Revocation[]> {
+    return Promise.resolve(
+      this.#stmt.revocationsSince.all(since, now).map((row) => ({
+        tokenId: row.token_id,
+        expiresAt: row.expires_at,
+        revokedAt: row.revoked_at,
+      })),
+    )
+  }
+
+  pruneRevocations(now: number): Promise<void> {
+    this.#stmt.pruneRevocations.run(now)
     return Promise.resolve()
   }
 

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import type { Tokens } from '../../service/tokens.js'
+import type { Tokens } from './tokens.js'
 
 /** A token is valid in the bucket it was issued in and the next one: 30 to 60 minutes. */
 export const CSRF_BUCKET_MS = 30 * 60 * 1000

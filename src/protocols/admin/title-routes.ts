@@ -1,11 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import { PresenceError } from '../../core/errors.js'
-import { ApiKeys } from '../../service/api-keys.js'
-import type { Title } from '../../store/profile-store.js'
-import { adminAuth } from '../admin/auth.js'
-import { adminErrorHandler, sendAdminError } from '../admin/errors.js'
-import type { ProtocolContext } from '../context.js'
-import { parseTitleId } from './schemas.js'
+import type { Title } from '../../core/catalogue.js'
+import { fail, type PresenceError } from '../../core/errors.js'
+import type { PresenceService } from '../../service/presence-service.js'
+import { parseTitleId } from '../xbox/schemas.js'
+import { tags } from './schemas.js'
 
 const MAX_NAME = 200
 const MAX_STRINGS = 1000
@@ -23,24 +21,15 @@ const LOCALE = /^(default|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3})$/
  * PUT /admin/v1/titles/1717113201
  * {"name":"Contoso","strings":{"playingMap":{"default":"Playing {0}","fr":"Joue sur {0}"}}}
  */
-export async function titleAdminRoutes(
+export async function titleRoutes(
   app: FastifyInstance,
-  context: ProtocolContext,
+  { service }: { service: PresenceService },
 ): Promise<void> {
-  const { service, settings } = context
-  // With no admin key the routes do not exist: the admin API's own 404 (admin off) answers.
-  if (!settings.adminKey) return
-  app.setErrorHandler(adminErrorHandler)
-  app.addHook(
-    'onRequest',
-    adminAuth(settings.adminKey, new ApiKeys(service.profiles, service.clock)),
-  )
-
   app.put<{ Params: { titleId: string } }>(
-    '/admin/v1/titles/:titleId',
+    '/titles/:titleId',
     {
       schema: {
-        tags: ['admin'],
+        tags,
         summary: 'Create or replace a title of the Xbox titles catalogue',
         body: {
           type: 'object',
@@ -58,18 +47,18 @@ export async function titleAdminRoutes(
     },
     async (request) => {
       const title = parseTitle(titleIdOf(request.params.titleId), request.body)
-      await service.profiles.putTitle(title)
+      await service.putTitle(title)
       return title
     },
   )
 
   app.get<{ Params: { titleId: string } }>(
-    '/admin/v1/titles/:titleId',
-    { schema: { tags: ['admin'], summary: 'A title of the Xbox titles catalogue' } },
-    async (request, reply) => {
+    '/titles/:titleId',
+    { schema: { tags, summary: 'A title of the Xbox titles catalogue' } },
+    async (request) => {
       const titleId = titleIdOf(request.params.titleId)
-      const title = await service.profiles.getTitle(titleId)
-      if (!title) return sendAdminError(reply, 404, 'NOT_FOUND', `No title ${titleId}.`)
+      const title = await service.getTitle(titleId)
+      if (!title) throw fail('NOT_FOUND', `No title ${titleId}.`)
       return title
     },
   )
@@ -126,7 +115,7 @@ function parseTitle(titleId: string, body: unknown): Title {
 }
 
 function invalid(message: string): PresenceError {
-  return new PresenceError('bad_request', 'INVALID_REQUEST', `Invalid title: ${message}.`)
+  return fail('INVALID_REQUEST', `Invalid title: ${message}.`)
 }
 
 function show(value: string): string {

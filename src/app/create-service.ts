@@ -1,0 +1,57 @@
+import type { Clock } from '../service/clock.js'
+import type { ServiceObserver } from '../service/observer.js'
+import { PresenceService } from '../service/presence-service.js'
+import { Tokens } from '../service/tokens.js'
+import type { Config } from './config.js'
+import type { Stores } from './create-stores.js'
+
+export type ServiceConfig = Pick<
+  Config,
+  | 'sessionTtlSeconds'
+  | 'sweepIntervalMs'
+  | 'adminKey'
+  | 'rateLimitMax'
+  | 'rateLimitWindowSeconds'
+  | 'xboxBurstMax'
+  | 'xboxSustainMax'
+>
+
+export interface CreateServiceOptions {
+  clock: Clock
+  tokens: Tokens
+  observer?: ServiceObserver
+  onBackgroundError?: (error: unknown, duty: string) => void
+}
+
+/** The service over a backend's adapters, with the settings of the config. */
+export function createService(
+  stores: Stores,
+  config: ServiceConfig,
+  options: CreateServiceOptions,
+): PresenceService {
+  return new PresenceService({
+    stores: {
+      presence: stores.presence,
+      privacy: stores.profiles,
+      catalogue: stores.profiles,
+      credentials: stores.profiles,
+      bus: stores.bus,
+      rateLimiter: stores.rateLimiter,
+    },
+    tokens: options.tokens,
+    clock: options.clock,
+    settings: {
+      sessionTtlMs: config.sessionTtlSeconds * 1000,
+      sweepIntervalMs: config.sweepIntervalMs,
+      adminKey: config.adminKey,
+      rateLimits: {
+        requestMax: config.rateLimitMax,
+        requestWindowMs: config.rateLimitWindowSeconds * 1000,
+        titleBurstMax: config.xboxBurstMax,
+        titleSustainMax: config.xboxSustainMax,
+      },
+    },
+    ...(options.observer && { observer: options.observer }),
+    ...(options.onBackgroundError && { onBackgroundError: options.onBackgroundError }),
+  })
+}

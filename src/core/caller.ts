@@ -1,0 +1,37 @@
+import type { Scope, Viewer } from './privacy.js'
+import type { UserId } from './user-id.js'
+
+/** How a user's access token reached us; only `cookie` callers need a CSRF token. */
+export type TokenChannel = 'cookie' | 'bearer' | 'xbl' | 'query'
+
+/** A signed-in user. */
+export interface UserCaller {
+  kind: 'user'
+  userId: UserId
+  via: TokenChannel
+  viewer: Viewer
+  /** The token's id (jti), which logout revokes; undefined for tokens that carry none. */
+  tokenId: string | undefined
+  /** When the token expires (epoch ms); a connection it opened lives no longer. */
+  expiresAt: number | undefined
+  /** The display name the token carries, if any. */
+  name: string | undefined
+}
+
+/** A trusted service holding a scoped API key (or the operator's admin key). */
+export interface KeyCaller {
+  kind: 'key'
+  keyId: string
+  scopes: readonly Scope[]
+  /** Universe ids it may write presence for; empty means any. */
+  universes: readonly string[]
+  viewer: Viewer
+}
+
+export interface AnonymousCaller {
+  kind: 'anonymous'
+  viewer: Viewer
+}
+
+/** Who sent a request, as the Authenticator established it. */
+export type Caller = AnonymousCaller | UserCaller | KeyCaller

@@ -1,0 +1,41 @@
+import type { UserSettings } from './privacy.js'
+import type { UserId } from './user-id.js'
+
+/** A place of the catalogue; ids are int64 decimal strings. */
+export interface Place {
+  placeId: string
+  universeId: string
+  rootPlaceId: string
+  name: string
+}
+
+/** A title of the Xbox titles catalogue, with its rich presence strings. */
+export interface Title {
+  titleId: string
+  name: string
+  /** Rich presence string id → locale (e.g. `en-US`, `fr`, or `default`) → template with `{0}` params. */
+  strings: Record<string, Record<string, string>>
+}
+
+/** An entry of the users catalogue (names for the companion endpoints). */
+export interface UserProfile {
+  userId: UserId
+  name: string
+  displayName: string
+}
+
+/** One line of a bulk import. */
+export type ProfileRecord =
+  | { type: 'settings'; userId: UserId; settings: UserSettings }
+  | { type: 'friends'; a: UserId; b: UserId; friends: boolean }
+  | { type: 'block'; blocker: UserId; blocked: UserId; isBlocked: boolean }
+  | { type: 'place'; place: Place }
+  | { type: 'title'; title: Title }
+  | { type: 'user'; user: UserProfile }
+
+export type PrivacyRecord = Extract<ProfileRecord, { type: 'settings' | 'friends' | 'block' }>
+export type CatalogueRecord = Extract<ProfileRecord, { type: 'place' | 'title' | 'user' }>
+
+export function isPrivacyRecord(record: ProfileRecord): record is PrivacyRecord {
+  return record.type === 'settings' || record.type === 'friends' || record.type === 'block'
+}

@@ -1,0 +1,187 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { hasScope, isScope } from '../core/api-key.js'
+import type {
+  AnonymousCaller,
+  Caller,
+  KeyCaller,
+  TokenChannel,
+  UserCaller,
+} from '../core/caller.js'
+import { fail } from '../core/errors.js'
+import { anonymous, type Scope } from '../core/privacy.js'
+import type { ApiKeys } from './api-keys.js'
+import type { Clock } from './clock.js'
+import { CsrfTokens, anonymousSubject } from './csrf.js'
+import type { Revocations } from './revocations.js'
+import type { Tokens } from './tokens.js'
+
+/** A credential as a protocol read it off the wire. */
+export type Credential =
+  | { kind: 'none' }
+  | { kind: 'token'; token: string; via: TokenChannel }
+  | { kind: 'apiKey'; secret: string }
+
+export const noCredential: Credential = Object.freeze({ kind: 'none' })
+
+const anonymousCaller: AnonymousCaller = Object.freeze({ kind: 'anonymous', viewer: anonymous })
+
+/** The operator's admin key (PRESENCED_ADMIN_KEY) as a caller: the admin scope, no universes. */
+const ADMIN_KEY_ID = 'admin'
+
+const DENIED = 'Authorization has been denied for this request.'
+
+/**
+ * Every credential presenced accepts, checked in one place: access tokens (cookie, Bearer,
+ * XBL3.0, `?access_token=`), scoped API keys and the operator's admin key (`x-api-key`). A
+ * credential that is present but invalid, expired or revoked is refused (401), never downgraded
+ * to anonymous: the client learns at once that it must sign in again. Protocols read the
+ * credential off their wire, call `authenticate`, and render its errors in their own shape.
+ *
+ * @example
+ * const caller = await auth.authenticate({ kind: 'token', token, via: 'bearer' })
+ * auth.requireScope(caller, 'presence:write') // throws API_KEY_MISSING / SCOPE_MISSING
+ */
+export class Authenticator {
+  readonly #tokens: Tokens
+  readonly #keys: ApiKeys
+  readonly #revocations: Revocations
+  readonly #clock: Clock
+  readonly #adminDigest: Buffer | undefined
+  readonly #csrf: CsrfTokens
+
+  constructor(deps: {
+    tokens: Tokens
+    keys: ApiKeys
+    revocations: Revocations
+    clock: Clock
+    adminKey: string | undefined
+  }) {
+    this.#tokens = deps.tokens
+    this.#keys = deps.keys
+    this.#revocations = deps.revocations
+    this.#clock = deps.clock
+    this.#adminDigest = deps.adminKey ? digest(deps.adminKey) : undefined
+    this.#csrf = new CsrfTokens(deps.tokens)
+  }
+
+  /** Whether the operator turned the admin API on (an admin key is configured). */
+  get adminEnabled(): boolean {
+    return this.#adminDigest !== undefined
+  }
+
+  async authenticate(credential: Credential): Promise<Caller> {
+    switch (credential.kind) {
+      case 'none':
+        return anonymousCaller
+      case 'token':
+        return this.#user(credential.token, credential.via)
+      case 'apiKey':
+        return this.#key(credential.secret)
+    }
+  }
+
+  /** Like `authenticate`, but a bad token reads as no user (what `POST /v2/logout` needs). */
+  async tryAuthenticate(credential: Credential): Promise<Caller | undefined> {
+    try {
+      return await this.authenticate(credential)
+    } catch {
+      return undefined
+    }
+  }
+
+  /** The caller as a user, or 401. */
+  requireUser(caller: Caller): UserCaller {
+    if (caller.kind === 'user') return caller
+    throw fail('UNAUTHENTICATED', DENIED)
+  }
+
+  /** The caller as a key holding one of `scopes` (the first is named when none is held). */
+  requireScope(caller: Caller, ...scopes: [Scope, ...Scope[]]): KeyCaller {
+    if (caller.kind !== 'key') {
+      throw fail(
+        'API_KEY_MISSING',
+        `Send an API key with the ${scopes[0]} scope in the x-api-key header.`,
+      )
+    }
+    if (!scopes.some((scope) => hasScope(caller, scope))) {
+      throw fail(
+        'SCOPE_MISSING',
+        `This API key lacks the required scope: ${scopes[0]}. Verify your API key has the required scopes.`,
+      )
+    }
+    return caller
+  }
+
+  /** A reader of presence: anyone, but a key must hold a read scope. */
+  requireReader(caller: Caller): Caller {
+    if (caller.kind === 'key') this.requireScope(caller, 'presence:read', 'presence:read:private')
+    return caller
+  }
+
+  /**
+   * Checks the CSRF token of a state-changing request by a cookie caller (a cross-site page can
+   * make the browser send the cookie, never a header it cannot read), else throws 403 with a
+   * fresh token bound to the caller. A user's token is bound to that user only: one issued to
+   * an anonymous caller, or to another user, never authorizes a signed-in user's write.
+   */
+  checkCsrf(caller: Caller, address: string, token: string | undefined): void {
+    const now = this.#clock.now()
+    const subject = caller.kind === 'user' ? caller.userId : anonymousSubject(address)
+    if (this.#csrf.verify(subject, token, now)) return
+    throw fail('CSRF_INVALID', 'Token Validation Failed', {
+      csrfToken: this.#csrf.issue(subject, now),
+    })
+  }
+
+  /** Ends the caller's login: its token is refused from now on, on every node. */
+  async logout(caller: UserCaller): Promise<void> {
+    if (caller.tokenId === undefined) {
+      throw fail('INVALID_REQUEST', 'This token has no id (jti) and cannot be revoked.')
+    }
+    // a token without expiry is remembered for as long as our own tokens can live
+    const expiresAt = caller.expiresAt ?? this.#clock.now() + 365 * 24 * 3600 * 1000
+    await this.#revocations.revoke(caller.tokenId, expiresAt)
+  }
+
+  async #user(token: string, via: TokenChannel): Promise<UserCaller> {
+    const claims = token === '' ? undefined : await this.#tokens.verify(token)
+    if (!claims || (claims.jti !== undefined && this.#revocations.has(claims.jti))) {
+      throw fail('UNAUTHENTICATED', DENIED)
+    }
+    return {
+      kind: 'user',
+      userId: claims.userId,
+      via,
+      viewer: { kind: 'user', userId: claims.userId },
+      tokenId: claims.jti,
+      expiresAt: claims.exp === undefined ? undefined : claims.exp * 1000,
+      name: claims.name,
+    }
+  }
+
+  async #key(secret: string): Promise<KeyCaller> {
+    // compare digests: equal lengths, and no early exit that would time the key's prefix
+    if (this.#adminDigest && timingSafeEqual(digest(secret), this.#adminDigest)) {
+      return keyCaller(ADMIN_KEY_ID, ['admin'], [])
+    }
+    const record = await this.#keys.verify(secret)
+    if (!record) {
+      throw fail('API_KEY_INVALID', 'The x-api-key is unknown, expired or revoked.')
+    }
+    return keyCaller(record.id, record.scopes.filter(isScope), record.universes)
+  }
+}
+
+function keyCaller(keyId: string, scopes: Scope[], universes: readonly string[]): KeyCaller {
+  return {
+    kind: 'key',
+    keyId,
+    scopes,
+    universes,
+    viewer: { kind: 'service', keyId, scopes },
+  }
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest()
+}

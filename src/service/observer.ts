@@ -1,0 +1,14 @@
+import type { OfflineReason, SessionSource } from '../core/presence.js'
+
+/**
+ * What the service tells whoever watches it work (metrics): every write, whatever protocol or
+ * background duty made it, passes here, so a counter cannot miss a source.
+ */
+export interface ServiceObserver {
+  /** Sessions created or refreshed: one per device heartbeat, one per player of a server report. */
+  heartbeats?(source: SessionSource, count: number): void
+  /** Sessions ended on request or because their server left or ended (not by expiry). */
+  sessionsEnded?(reason: OfflineReason, count: number): void
+  /** A sweep turned expired sessions into offline changes, `latenessMs` after expiresAt. */
+  swept?(users: number, latenessMs: number): void
+}

@@ -1,0 +1,71 @@
+import type { Caller } from '../core/caller.js'
+import { fail } from '../core/errors.js'
+import type { UserId } from '../core/user-id.js'
+import type { RateLimiter, RateLimitRule } from '../store/rate-limiter.js'
+import type { Clock } from './clock.js'
+
+export interface RateLimitSettings {
+  /** Requests per window per caller on the Roblox and companion routes. */
+  requestMax: number
+  requestWindowMs: number
+  /** Xbox title writes per user and title: burst (15 s) and sustain (300 s) windows. */
+  titleBurstMax: number
+  titleSustainMax: number
+}
+
+const BURST_WINDOW_MS = 15_000
+const SUSTAIN_WINDOW_MS = 300_000
+
+/**
+ * Every rate limit of the service, counted by the shared RateLimiter (in Redis in fleet mode,
+ * so the fleet shares one budget). A refusal is a RATE_LIMITED error carrying the rule and the
+ * seconds to wait; each protocol renders it in its own 429.
+ */
+export class RateLimits {
+  readonly #limiter: RateLimiter
+  readonly #clock: Clock
+  readonly #request: RateLimitRule[]
+  readonly #titleWrite: RateLimitRule[]
+
+  constructor(limiter: RateLimiter, clock: Clock, settings: RateLimitSettings) {
+    this.#limiter = limiter
+    this.#clock = clock
+    this.#request = [
+      { name: 'roblox', max: settings.requestMax, windowMs: settings.requestWindowMs },
+    ]
+    this.#titleWrite = [
+      { name: 'burst', max: settings.titleBurstMax, windowMs: BURST_WINDOW_MS },
+      { name: 'sustain', max: settings.titleSustainMax, windowMs: SUSTAIN_WINDOW_MS },
+    ]
+  }
+
+  /** One request of the per-caller budget: per user, per key, else per client address. */
+  request(caller: Caller, address: string): Promise<void> {
+    const subject =
+      caller.kind === 'user'
+        ? `user:${caller.userId}`
+        : caller.kind === 'key'
+          ? `key:${caller.keyId}`
+          : `ip:${address}`
+    return this.#hit(`roblox:${subject}`, this.#request)
+  }
+
+  /** One Xbox title write (or delete) by a user for a title. */
+  titleWrite(userId: UserId, titleId: string): Promise<void> {
+    return this.#hit(`xbox:${userId}:${titleId}`, this.#titleWrite)
+  }
+
+  async #hit(key: string, rules: readonly RateLimitRule[]): Promise<void> {
+    const verdict = await this.#limiter.hit(key, rules, this.#clock.now())
+    if (verdict.allowed) return
+    throw fail('RATE_LIMITED', 'Too many requests', {
+      retryAfter: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)),
+      rateLimit: {
+        rule: verdict.rule,
+        count: verdict.count,
+        max: verdict.max,
+        windowMs: verdict.windowMs,
+      },
+    })
+  }
+}
