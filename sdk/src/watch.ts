@@ -4,6 +4,7 @@ import { isObject, networkReason, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { stringifyJson } from './ids.js'
 import { PresenceType, dateOf, type Presence } from './presence.js'
+import type { NativePresence, NativeSession } from './wire.js'
 
 export type OfflineReason =
   'explicit' | 'timeout' | 'server_lost' | 'node_lost' | 'privacy' | (string & {})
@@ -371,32 +372,6 @@ export function subscribe(
 
 // --- the wire codec: native frames -> typed events ------------------------------------------
 
-/** A presence as the native API sends it (docs/reference/native.md, "Presence"). */
-export interface NativePresence {
-  userId: string
-  state: 'offline' | 'online' | 'inGame' | 'inStudio' | 'invisible'
-  lastOnline: string | null
-  locationHidden: boolean
-  sessions: NativeSession[]
-}
-
-export interface NativeSession {
-  source: string
-  deviceType: string
-  activity: {
-    kind: 'online' | 'inGame' | 'inStudio'
-    placeId?: string
-    rootPlaceId?: string
-    universeId?: string
-    gameId?: string
-    location?: string
-    titleId?: string
-    placement?: string
-    titleState?: string
-    richPresence?: string
-  }
-}
-
 const STATE_TYPES: Record<string, PresenceType> = {
   offline: PresenceType.Offline,
   online: PresenceType.Online,
@@ -439,11 +414,11 @@ function nativePresenceOf(value: unknown, userId?: unknown): NativePresence {
     lastOnline: typeof r.lastOnline === 'string' ? r.lastOnline : null,
     locationHidden: r.locationHidden === true,
     sessions: (Array.isArray(r.sessions) ? r.sessions.filter(isObject) : []).map((s) => ({
-      source: String(s.source ?? ''),
+      source: String(s.source ?? '') as NativeSession['source'],
       deviceType: String(s.deviceType ?? ''),
       activity: (isObject(s.activity)
         ? s.activity
-        : { kind: 'online' }) as NativeSession['activity'],
+        : { kind: 'online' }) as unknown as NativeSession['activity'],
     })),
   }
 }

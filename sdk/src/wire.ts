@@ -64,3 +64,38 @@ export interface XboxTitleRequest {
 }
 
 export type XboxLevel = 'user' | 'device' | 'title' | 'all'
+
+/** The native API's states (docs/reference/native.md, "Presence"). */
+export type NativeState = 'offline' | 'online' | 'inGame' | 'inStudio' | 'invisible'
+
+/** A presence as the native API sends it (docs/reference/native.md, "Presence"). */
+export interface NativePresence {
+  userId: string
+  state: NativeState
+  /** ISO-8601; only while offline (an online user is online now), null when not known. */
+  lastOnline: string | null
+  locationHidden: boolean
+  sessions: NativeSession[]
+}
+
+export interface NativeSession {
+  source: 'app' | 'title' | 'server'
+  /** Xbox device type names (XboxOne, Scarlett, PC, iOS, Android, Web, GameServer, ...). */
+  deviceType: string
+  activity: NativeActivity
+}
+
+/** What a session is doing; members appear when known (and when the viewer may see them). */
+export interface NativeActivity {
+  kind: 'online' | 'inGame' | 'inStudio'
+  placeId?: string
+  rootPlaceId?: string
+  universeId?: string
+  gameId?: string
+  location?: string
+  titleId?: string
+  placement?: 'full' | 'fill' | 'snapped' | 'background'
+  titleState?: 'active' | 'inactive'
+  /** Xbox rich presence: a string id of the title's catalogue, with its parameters. */
+  richPresence?: { id: string; scid?: string; params: string[] }
+}

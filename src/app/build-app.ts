@@ -146,7 +146,7 @@ export async function buildApp(
     closing = true
     lean.close()
   })
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', async function closeConnectionWhileClosing(_request, reply) {
     if (closing) void reply.header('connection', 'close')
   })
 

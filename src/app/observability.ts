@@ -150,7 +150,7 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
   const { metrics, stores } = deps
   const readyTimeoutMs = deps.readyTimeoutMs ?? 2000
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', async function observeResponse(request, reply) {
     const route = request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched')
     const status = reply.statusCode
     metrics.httpDuration.observe(

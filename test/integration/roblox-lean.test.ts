@@ -3,6 +3,7 @@ import { request } from 'node:http'
 import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
+import { MIRRORED_HOOKS } from '../../src/protocols/shared/lean-routes.js'
 import { startApp, type StartedApp } from '../helpers/start-app.js'
 import { USERS } from './roblox-helpers.js'
 
@@ -199,4 +200,26 @@ test('unusual requests go to Fastify: compression, other types, no length, query
     metrics.body,
     /presenced_http_request_duration_seconds_count\{method="POST",route="\/v1\/presence\/users",status="200"\} [1-9]/,
   )
+})
+
+test('every hook Fastify runs on a lean route is one the lean path mirrors', async (t) => {
+  const { app } = await startApp(t)
+  await app.ready()
+  const text = app.printRoutes({ includeHooks: true, commonPrefix: false })
+  for (const route of ['/v1/presence/users (POST)']) {
+    const lines = text.split('\n')
+    const at = lines.findIndex((line) => line.includes(route))
+    assert.ok(at >= 0, route)
+    const hooks: Record<string, string[]> = {}
+    for (const line of lines.slice(at + 1)) {
+      const match = /• \((\w+)\) (\[.*\])$/.exec(line)
+      if (!match) break
+      hooks[match[1]!] = (JSON.parse(match[2]!) as string[]).map((name) => name.replace('()', ''))
+    }
+    assert.deepEqual(
+      hooks,
+      MIRRORED_HOOKS,
+      `${route}: a hook was added to the app; mirror it in LeanRoutes and list it in MIRRORED_HOOKS`,
+    )
+  }
 })

@@ -46,7 +46,7 @@ export async function robloxProtocol(
     return caller
   }
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async function admitRobloxCaller(request) {
     request.caller = await admit(request.headers, request.ip, request.method)
   })
   context.lean?.add(leanUsersRoute(context, admit))

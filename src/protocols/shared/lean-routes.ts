@@ -53,6 +53,24 @@ export interface LeanLogger {
   error(object: object, message: string): void
 }
 
+/**
+ * Every hook Fastify runs for a lean route's request, by name, with where the lean path does the
+ * same. A hook added to the app (a root hook reaches every route) must be mirrored here and in
+ * `#serve`, or the two paths differ: test/integration/roblox-lean.test.ts compares this list with
+ * the hooks Fastify has on each lean route and fails on any hook not listed.
+ */
+export const MIRRORED_HOOKS: Readonly<Record<string, readonly string[]>> = {
+  // admitRobloxCaller: the protocol's admission (auth, rate limit, CSRF), which handle() calls;
+  // onRequest: @fastify/compress's, which lean routes need not (they answer uncompressed only)
+  onRequest: ['admitRobloxCaller', 'onRequest'],
+  // @fastify/compress: lean routes take no compressed request body
+  preParsing: ['preParsing'],
+  // closeConnectionWhileClosing: `close()`; onSend: @fastify/compress (nothing asked for it)
+  onSend: ['closeConnectionWhileClosing', 'onSend'],
+  // request metrics: `observe()`'s onResponse
+  onResponse: ['observeResponse'],
+}
+
 /** Levels at which Fastify logs each request, so the lean path does too. */
 const VERBOSE = new Set(['info', 'debug', 'trace'])
 
