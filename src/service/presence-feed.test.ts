@@ -10,6 +10,8 @@ import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
 import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
 import { Tokens } from './tokens.js'
+import { testConfig } from '../app/config.js'
+import { createService } from '../app/create-service.js'
 import { ManualClock } from './clock.js'
 import {
   PresenceFeed,
@@ -17,7 +19,6 @@ import {
   type FeedBatch,
   type PublicFeedItem,
 } from './presence-feed.js'
-import { PresenceService } from './presence-service.js'
 
 const game: Activity = { kind: 'inGame', placeId: '1818', universeId: '13058' }
 
@@ -27,29 +28,11 @@ function setup(t: TestContext, maxPerFlush = 10) {
   const profiles = new SqliteProfileStore(dir)
   const presence = new MemoryPresenceStore()
   const bus = new LocalChangeBus()
-  const service = new PresenceService({
-    stores: {
-      presence,
-      privacy: profiles,
-      catalogue: profiles,
-      credentials: profiles,
-      bus,
-      rateLimiter: new MemoryRateLimiter(),
-    },
-    tokens: new Tokens('unit-test-secret-of-enough-length-0123456789'),
-    clock,
-    settings: {
-      sessionTtlMs: 60_000,
-      sweepIntervalMs: 1000,
-      adminKey: undefined,
-      rateLimits: {
-        requestMax: 1000,
-        requestWindowMs: 60_000,
-        titleBurstMax: 3,
-        titleSustainMax: 30,
-      },
-    },
-  })
+  const service = createService(
+    { mode: 'embedded', presence, profiles, bus, rateLimiter: new MemoryRateLimiter() },
+    testConfig({ dataDir: dir, sessionTtlSeconds: 60 }),
+    { clock, tokens: new Tokens('unit-test-secret-of-enough-length-0123456789') },
+  )
   const feed = new PresenceFeed(
     { bus, profiles, clock, pseudonym: (id) => `p${id.length}` },
     { flushMs: 5, maxPerFlush },

@@ -12,9 +12,11 @@ import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
 import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
 import { Tokens } from './tokens.js'
+import { testConfig } from '../app/config.js'
+import { createService } from '../app/create-service.js'
 import { ManualClock } from './clock.js'
 import { Janitor } from './janitor.js'
-import { PresenceService, type HeartbeatInput } from './presence-service.js'
+import type { HeartbeatInput } from './presence-service.js'
 
 const TTL = 60_000
 const alice = '1' as UserId
@@ -30,29 +32,11 @@ function setup(t: TestContext) {
   const bus = new LocalChangeBus()
   const events: BusEvent[] = []
   bus.subscribe((event) => events.push(event))
-  const service = new PresenceService({
-    stores: {
-      presence,
-      privacy: profiles,
-      catalogue: profiles,
-      credentials: profiles,
-      bus,
-      rateLimiter: new MemoryRateLimiter(),
-    },
-    tokens: new Tokens('unit-test-secret-of-enough-length-0123456789'),
-    clock,
-    settings: {
-      sessionTtlMs: TTL,
-      sweepIntervalMs: 1000,
-      adminKey: undefined,
-      rateLimits: {
-        requestMax: 1000,
-        requestWindowMs: 60_000,
-        titleBurstMax: 3,
-        titleSustainMax: 30,
-      },
-    },
-  })
+  const service = createService(
+    { mode: 'embedded', presence, profiles, bus, rateLimiter: new MemoryRateLimiter() },
+    testConfig({ dataDir: dir, sessionTtlSeconds: TTL / 1000 }),
+    { clock, tokens: new Tokens('unit-test-secret-of-enough-length-0123456789') },
+  )
   const janitor = new Janitor(presence, bus, clock, { intervalMs: 1000, batchSize: 100 })
   t.after(async () => {
     await presence.close()
