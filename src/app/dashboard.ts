@@ -84,6 +84,7 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
   const feed = new PresenceFeed({
     bus: service.bus,
     profiles: service.profiles,
+    presence: service.presence,
     clock: service.clock,
     // keyed by the token secret (the same on every node), rotating daily: a pseudonym follows a
     // user through a day's changes and cannot be reversed or linked across days

@@ -1,15 +1,18 @@
+import type { UserSettings } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import type { PresenceChange } from '../store/presence-store.js'
 
 /**
  * What crosses nodes: raw changes, never projections. Each node projects per subscriber.
  * - presence: a user's sessions changed;
- * - settings: a user's privacy settings changed (every watcher must re-project them);
+ * - settings: a user's privacy settings changed (every watcher must re-project them); `before`
+ *   and `after` let a listener judge each change by the settings in force when it happened
+ *   (absent from events of bulk imports);
  * - relation: two users' friendship or block changed.
  */
 export type BusEvent =
   | { type: 'presence'; change: PresenceChange }
-  | { type: 'settings'; userId: UserId }
+  | { type: 'settings'; userId: UserId; before?: UserSettings; after?: UserSettings }
   | { type: 'relation'; users: readonly [UserId, UserId] }
 
 /** Carries BusEvents to every node. Adapters: LocalChangeBus (one process), RedisChangeBus. */

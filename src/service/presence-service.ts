@@ -105,7 +105,7 @@ export class PresenceService {
       ? { visibility: next.visibility, invisible: true, frozenLastOnline }
       : { visibility: next.visibility, invisible: false }
     await this.profiles.putSettings(id, settings)
-    await this.bus.publish({ type: 'settings', userId: id })
+    await this.bus.publish({ type: 'settings', userId: id, before: current, after: settings })
     return settings
   }
 
