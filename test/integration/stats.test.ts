@@ -104,6 +104,29 @@ test('stats: an invisible user moving changes no public number', async (t) => {
   assert.deepEqual(after.top, before.top)
 })
 
+test("stats: a universe is not named from a hidden user's session", async (t) => {
+  const presenced = await startApp(t)
+  const { service } = presenced
+  // only the invisible player's session knows the universe's root place (its own place is
+  // catalogued); the visible player's place is not
+  await service.putPlace({
+    placeId: '701',
+    universeId: '77',
+    rootPlaceId: '701',
+    name: 'Secret Lobby',
+  })
+  await service.putSettings(id('71'), { visibility: 'everyone', invisible: true })
+  await service.heartbeat(beat('71', 'app:PC', { kind: 'inGame', placeId: '701' }))
+  await service.heartbeat(
+    beat('72', 'app:PC', { kind: 'inGame', placeId: '700', universeId: '77' }),
+  )
+  const { body } = await stats(presenced, '', undefined, Date.now())
+  assert.deepEqual(body.top.universes, [{ id: '77', name: null, users: 1 }])
+  assert.deepEqual(body.top.places, [{ id: '700', name: null, users: 1 }])
+  const admin = await stats(presenced, '', ADMIN_KEY)
+  assert.deepEqual(admin.body.all.top.universes, [{ id: '77', name: 'Secret Lobby', users: 2 }])
+})
+
 test('stats: top is 0..100, bad keys are refused in the admin shape', async (t) => {
   const presenced = await startApp(t)
   for (const bad of ['?top=101', '?top=-1', '?top=abc', '?top=1.5']) {
