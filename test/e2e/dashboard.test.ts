@@ -10,6 +10,7 @@ const PAGE_BUDGET_BYTES = 300 * 1024
 
 const PLAYER = '9007199254740993' as UserId
 const HIDDEN = '9007199254740995' as UserId
+const NEVER_SEEN = '9007199254740997'
 const GAME = '6f1e0c0e-8c5e-4a55-9d8c-0e7e3b1f3f11'
 
 async function admin(presenced: StartedApp, method: string, path: string, body?: unknown) {
@@ -124,7 +125,19 @@ test(
       (id) => document.querySelector('#lookup-result')?.textContent?.includes(id),
       HIDDEN,
     )
-    assert.match(await text(page, '#lookup-result'), /stateOffline/)
+    const hiddenRecord = await text(page, '#lookup-result')
+    assert.match(hiddenRecord, /stateOffline/)
+    // an invisible player reads exactly as a user who was never online
+    await page.fill('#lookup-id', NEVER_SEEN)
+    await page.click('#lookup-form button')
+    await page.waitForFunction(
+      (id) => document.querySelector('#lookup-result')?.textContent?.includes(id),
+      NEVER_SEEN,
+    )
+    assert.equal(
+      (await text(page, '#lookup-result')).replace(NEVER_SEEN, '<id>'),
+      hiddenRecord.replace(HIDDEN, '<id>'),
+    )
 
     // With the admin key: ids in the feed, the invisible user counted apart, sessions.
     await page.fill('#admin-key', ADMIN_KEY)
