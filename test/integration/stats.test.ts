@@ -362,3 +362,25 @@ test('public feed: a user whose location is private makes no event by moving', a
     ['online:inGame:', 'online:inGame:1820'],
   )
 })
+
+test("public feed in fleet mode: a node judges another node's changes by the settings they were made under", async (t) => {
+  const prefix = uniquePrefix('feed')
+  t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
+  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix }
+  const a = await startApp(t, { config, listen: true })
+  const b = await startApp(t, { config, listen: true })
+  const onA = await actors(a)
+  await onA.settings('81', { invisible: true })
+  const feedOnB = await openFeed(t, b)
+  await onA.appPresence('81', 1818)
+  await sleep(AFTER_A_FLUSH_MS)
+  // on A: a move while invisible, then visible again inside one flush interval
+  await onA.appPresence('81', 1819)
+  await onA.settings('81', { invisible: false })
+  await feedOnB.until(() => true)
+  await sleep(AFTER_A_FLUSH_MS)
+  assert.deepEqual(
+    feedOnB.items.map((i) => `${i.type}:${i.state}:${i.where?.placeId ?? ''}`),
+    ['online:inGame:1819'],
+  )
+})
