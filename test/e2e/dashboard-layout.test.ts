@@ -39,18 +39,7 @@ async function assertLayout(page: Page, width: number): Promise<void> {
     !intersects(title, legend),
     `chart legend ${JSON.stringify(legend)} overlaps its title ${JSON.stringify(title)}`,
   )
-  const overflow = await page.evaluate(() => ({
-    scroll: document.documentElement.scrollWidth,
-    client: document.documentElement.clientWidth,
-    wide: Array.from(document.querySelectorAll('body *'))
-      .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
-      .map((e) => `${e.tagName}#${e.id}.${e.className}`)
-      .slice(0, 5),
-  }))
-  assert.ok(
-    overflow.scroll <= overflow.client && overflow.wide.length === 0,
-    `horizontal overflow at ${width} px: ${JSON.stringify(overflow)}`,
-  )
+  await assertNoOverflow(page, width)
 
   const chart = await page.evaluate(() => {
     const svg = document.querySelector<SVGSVGElement>('#chart')!
@@ -87,6 +76,22 @@ async function assertLayout(page: Page, width: number): Promise<void> {
       assert.ok(!intersects(a, b), `axis labels ${a.text} and ${b.text} overlap`)
     }
   }
+}
+
+/** Nothing wider than the viewport: no sideways scrolling. */
+async function assertNoOverflow(page: Page, width: number): Promise<void> {
+  const overflow = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    client: document.documentElement.clientWidth,
+    wide: Array.from(document.querySelectorAll('body *'))
+      .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+      .map((e) => `${e.tagName}#${e.id}.${e.className}`)
+      .slice(0, 5),
+  }))
+  assert.ok(
+    overflow.scroll <= overflow.client && overflow.wide.length === 0,
+    `horizontal overflow at ${width} px: ${JSON.stringify(overflow)}`,
+  )
 }
 
 async function screenshot(page: Page, name: string): Promise<void> {
@@ -229,6 +234,18 @@ for (const width of [1366, 390]) {
       )
       await assertLayout(page, width)
       await screenshot(page, `dashboard-${width}`)
+
+      // the operators' view: ids, every session of a looked-up user; still nothing overflows
+      await page.fill('#admin-key', ADMIN_KEY)
+      await page.click('#key-use')
+      await page.locator('#feed-status[data-state="live"]').waitFor({ timeout: 10_000 })
+      await waitText(page, '#t-online', '3')
+      await page.fill('#lookup-id', '2')
+      await page.click('#lookup-form button')
+      await page.locator('#lookup-result table').waitFor()
+      assert.match((await page.locator('#lookup-result table').textContent()) ?? '', /title:1234/)
+      await assertLayout(page, width)
+      await screenshot(page, `dashboard-${width}-admin`)
       assert.deepEqual(pageErrors, [])
     },
   )
