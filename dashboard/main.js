@@ -108,12 +108,19 @@ function renderStats(stats) {
   const notes = []
   if (!stats.available) notes.push('This presence store cannot list live users: no counts.')
   if (stats.all) {
-    notes.push('Admin view: every user counted, invisible ones included.')
-  } else {
+    // the series is sampled on the server over public counts only
     notes.push(
-      'Public view: invisible users are not counted;' +
-        ` ${number.format(totals.locationHidden)} online with a private location count in no breakdown.`,
+      'Admin view: every user is counted, invisible ones included; the chart shows public counts.',
     )
+  } else {
+    notes.push('Public view: invisible users count as offline.')
+    const hidden = totals.locationHidden
+    if (hidden > 0) {
+      notes.push(
+        `${number.format(hidden)} online ${hidden === 1 ? 'user shares' : 'users share'} their` +
+          ' location only with friends or with nobody, so they are not in the top lists.',
+      )
+    }
   }
   $('note').textContent = notes.join(' ')
   const top = stats.all?.top ?? stats.top
@@ -162,60 +169,89 @@ function svg(tag, attributes) {
   return node
 }
 
+const HOUR_MS = 3600_000
+
 /** @param {any} stats */
 function renderChart(stats) {
   const chart = $('chart')
-  const width = 800
+  // drawn at the chart's own pixel size, so that text and lines are never stretched
+  const width = Math.max(240, Math.round(chart.getBoundingClientRect().width))
   const height = 200
+  chart.setAttribute('viewBox', `0 0 ${width} ${height}`)
   const left = 40
-  const bottom = 18
+  const right = 6
+  const top = 8
+  const bottom = 20
   const end = stats.at
-  const start = end - 3600_000
   /** @type {Array<[number, number, number]>} */
-  const points = stats.series.samples.filter((/** @type {number[]} */ s) => s[0] >= start)
+  const points = stats.series.samples.filter(
+    (/** @type {number[]} */ s) => s[0] >= end - HOUR_MS && s[0] <= end,
+  )
   // the current count, between two samples
   const current = stats.totals
   if (points.length === 0 || points[points.length - 1][0] < end) {
     points.push([end, current.online, current.inGame])
   }
+  // a server younger than an hour has fewer samples: the axis spans what there is, so that its
+  // first minutes fill the chart rather than a sliver at its right edge
+  const start = Math.min(points[0][0], end - 1000)
+  const span = end - start
+  // one count known: it holds over the whole (short) span
+  if (points.length === 1) points.unshift([start, points[0][1], points[0][2]])
+  $('chart-title').textContent =
+    span >= HOUR_MS - 60_000
+      ? 'Concurrent users, last hour'
+      : `Concurrent users since ${clock.format(new Date(start))}`
   const peak = points.reduce((m, p) => Math.max(m, p[1], p[2]), 0)
   const yMax = niceCeiling(Math.max(peak, 4))
-  const x = (/** @type {number} */ t) => left + ((t - start) / (end - start)) * (width - left - 4)
-  const y = (/** @type {number} */ v) => 6 + (1 - v / yMax) * (height - bottom - 6)
+  const x = (/** @type {number} */ t) => left + ((t - start) / span) * (width - left - right)
+  const y = (/** @type {number} */ v) => top + (1 - v / yMax) * (height - bottom - top)
   const nodes = []
   for (const fraction of [0, 0.5, 1]) {
     const value = Math.round(yMax * fraction)
-    nodes.push(svg('line', { class: 'grid', x1: left, x2: width, y1: y(value), y2: y(value) }))
+    nodes.push(
+      svg('line', { class: 'grid', x1: left, x2: width - right, y1: y(value), y2: y(value) }),
+    )
     const label = svg('text', { x: left - 6, y: y(value) + 4, 'text-anchor': 'end' })
     label.textContent = number.format(value)
     nodes.push(label)
   }
-  for (const [minutes, anchor] of /** @type {const} */ ([
-    [60, 'start'],
-    [30, 'middle'],
-    [0, 'end'],
+  for (const [fraction, anchor] of /** @type {const} */ ([
+    [0, 'start'],
+    [0.5, 'middle'],
+    [1, 'end'],
   ])) {
     const label = svg('text', {
-      x: x(end - minutes * 60_000),
-      y: height - 3,
+      x: x(start + fraction * span),
+      y: height - 4,
       'text-anchor': anchor,
     })
-    label.textContent = minutes === 0 ? 'now' : `−${minutes} min`
+    label.textContent = fraction === 1 ? 'now' : ago((1 - fraction) * span)
     nodes.push(label)
   }
-  const line = (/** @type {number} */ index) =>
+  /** @param {number} index */
+  const line = (index) =>
     points.map((p) => `${x(p[0]).toFixed(1)},${y(p[index]).toFixed(1)}`).join(' ')
-  if (points.length > 0) {
-    const first = x(points[0][0]).toFixed(1)
-    const lastX = x(points[points.length - 1][0]).toFixed(1)
-    const base = y(0).toFixed(1)
-    nodes.push(
-      svg('polygon', { class: 'area', points: `${first},${base} ${line(1)} ${lastX},${base}` }),
-    )
-    nodes.push(svg('polyline', { class: 'ingame', points: line(2) }))
-    nodes.push(svg('polyline', { class: 'online', points: line(1) }))
-  }
+  const base = y(0).toFixed(1)
+  const firstX = x(points[0][0]).toFixed(1)
+  const lastX = x(points[points.length - 1][0]).toFixed(1)
+  nodes.push(
+    svg('polygon', { class: 'area', points: `${firstX},${base} ${line(1)} ${lastX},${base}` }),
+  )
+  nodes.push(svg('polyline', { class: 'ingame', points: line(2) }))
+  nodes.push(svg('polyline', { class: 'online', points: line(1) }))
+  const newest = points[points.length - 1]
+  nodes.push(svg('circle', { class: 'now', cx: lastX, cy: y(newest[1]).toFixed(1), r: 3 }))
   chart.replaceChildren(...nodes)
+}
+
+/**
+ * How long ago, for an axis label: "−30 min", "−45 s".
+ * @param {number} ms
+ */
+function ago(ms) {
+  if (ms >= 120_000) return `−${Math.round(ms / 60_000)} min`
+  return `−${ms >= 10_000 ? Math.round(ms / 1000) : (ms / 1000).toFixed(1)} s`
 }
 
 /**
@@ -288,18 +324,44 @@ function onFeedBatch(batch) {
   for (const item of batch.items) list.prepend(feedRow(item))
   if (batch.dropped) {
     const li = el('li')
-    li.append(el('span', 'time', clock.format(new Date())), el('span', 'who', '…'))
+    li.dataset.type = 'busy'
     li.append(
-      el('span', 'state-settings', 'busy'),
-      el('span', 'where', `${batch.dropped} more not shown`),
+      el('span', 'time', clock.format(new Date())),
+      el('span', 'who', '…'),
+      el('span', 'type type-busy', 'busy'),
+      el('span', 'where', `${number.format(batch.dropped)} more not shown`),
     )
     list.prepend(li)
   }
   while (list.children.length > FEED_ITEMS) list.lastElementChild?.remove()
+  showFeedEmpty()
   refreshStatsSoon()
 }
 
-/** @param {any} item */
+/** The empty feed says what it is waiting for, rather than looking broken. */
+function showFeedEmpty() {
+  $('feed-empty').hidden = $('feed').children.length > 0
+}
+
+const STATE_WORDS = /** @type {Record<string, string>} */ ({
+  online: 'online',
+  inGame: 'in game',
+  inStudio: 'in studio',
+  offline: 'offline',
+})
+const REASON_WORDS = /** @type {Record<string, string>} */ ({
+  explicit: 'session ended',
+  timeout: 'timed out',
+  server_lost: 'game server lost',
+  node_lost: 'node lost',
+  privacy: 'privacy',
+})
+
+/**
+ * One row per change: time, who, the event type (online, update, offline, settings: always
+ * the type, in the type's colour), then what the user is doing now and where.
+ * @param {any} item
+ */
 function feedRow(item) {
   const li = el('li')
   li.dataset.type = item.type
@@ -313,36 +375,68 @@ function feedRow(item) {
       void lookup(item.userId)
     })
   }
-  const label =
-    item.type === 'settings' ? 'settings' : item.type === 'update' ? item.state : item.type
-  const state = el(
-    'span',
-    `state-${item.type === 'offline' ? 'offline' : item.type === 'settings' ? 'settings' : item.state}`,
-    label,
-  )
   li.append(
     el('span', 'time', clock.format(new Date(item.at))),
     whoCell,
-    state,
-    el('span', 'where', describeItem(item)),
+    el('span', `type type-${item.type}`, item.type),
+    describeItem(item),
   )
   return li
 }
 
 /** @param {any} item */
 function describeItem(item) {
+  const cell = el('span', 'where')
+  /** @type {Array<Node | string>} */
   const parts = []
-  if (item.reason) parts.push(item.reason)
-  if (item.invisible) parts.push('invisible')
-  if (item.visibility && item.visibility !== 'everyone') parts.push(`visible to ${item.visibility}`)
-  if (item.where) parts.push(describeWhere(item.where))
-  if (item.sessions) {
-    for (const s of item.sessions) parts.push(`${s.deviceType}: ${describeWhere(s.activity)}`)
+  // what the user is doing now; "online" again after the type "online" would only stutter
+  if (item.type === 'update' || (item.type === 'online' && item.state !== 'online')) {
+    parts.push(el('span', `state-${item.state}`, STATE_WORDS[item.state] ?? item.state))
   }
-  return parts.filter(Boolean).join(' · ')
+  if (item.reason) parts.push(REASON_WORDS[item.reason] ?? item.reason)
+  if (item.type === 'settings') {
+    parts.push(item.invisible ? 'invisible' : 'visible', `location: ${item.visibility}`)
+  } else {
+    if (item.invisible) parts.push('invisible')
+    if (item.visibility && item.visibility !== 'everyone') {
+      parts.push(`location: ${item.visibility}`)
+    }
+  }
+  if (item.where) parts.push(...whereNodes(item.where))
+  for (const session of item.sessions ?? []) {
+    const label = el('span', 'session', `${session.deviceType}: `)
+    const where = session.where ? whereNodes(session.where) : []
+    label.append(...(where.length > 0 ? where : [session.activity.kind]))
+    parts.push(label)
+  }
+  parts.forEach((part, i) => {
+    if (i > 0) cell.append(' · ')
+    cell.append(part)
+  })
+  return cell
 }
 
-/** @param {any} where */
+/**
+ * Where, named as the top lists name it: the catalogue name with the id beside it, or the id.
+ * @param {any} where
+ */
+function whereNodes(where) {
+  /** @param {string | undefined} name @param {string} id @param {string} kind */
+  const named = (name, id, kind) => {
+    const span = el('span', 'named')
+    if (name) span.append(el('span', 'name', name), el('span', 'id', id))
+    else span.append(`${kind} ${id}`)
+    return span
+  }
+  const nodes = []
+  if (where.placeId) nodes.push(named(where.placeName, where.placeId, 'place'))
+  else if (where.universeId) nodes.push(named(where.universeName, where.universeId, 'universe'))
+  if (where.titleId) nodes.push(named(where.titleName, where.titleId, 'title'))
+  if (nodes.length === 0 && where.location) nodes.push(el('span', 'name', where.location))
+  return nodes
+}
+
+/** Where as text, for the admin lookup's raw activities. @param {any} where */
 function describeWhere(where) {
   const parts = []
   if (where.location) parts.push(where.location)
@@ -467,6 +561,7 @@ function useKey(key) {
   else sessionStorage.removeItem(KEY_STORAGE)
   renderKeyState()
   $('feed').replaceChildren()
+  showFeedEmpty()
   setFeedStatus('connecting', 'connecting')
   void runFeed()
   void refreshStats()

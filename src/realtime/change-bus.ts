@@ -1,16 +1,18 @@
+import type { UserSettings } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import type { PresenceChange } from '../core/presence.js'
 
 /**
  * What crosses nodes: raw changes, never projections. Each node projects per subscriber.
  * - presence: a user's sessions changed;
- * - settings: a user's privacy settings changed (every watcher must re-project them);
+ * - settings: a user's privacy settings changed (every watcher must re-project them); `before`
+ *   and `after` let a listener judge each change by the settings in force when it happened;
  * - relation: two users' friendship or block changed;
  * - revoked: an access token was revoked (logout): every node refuses it from now on.
  */
 export type BusEvent =
   | { type: 'presence'; change: PresenceChange }
-  | { type: 'settings'; userId: UserId }
+  | { type: 'settings'; userId: UserId; before?: UserSettings; after?: UserSettings }
   | { type: 'relation'; users: readonly [UserId, UserId] }
   | { type: 'revoked'; tokenId: string; expiresAt: number }
 

@@ -13,6 +13,7 @@ import { Tokens } from './tokens.js'
 import { testConfig } from '../app/config.js'
 import { createService } from '../app/create-service.js'
 import { ManualClock } from './clock.js'
+import { Janitor } from './janitor.js'
 import {
   PresenceFeed,
   type AdminFeedItem,
@@ -22,7 +23,7 @@ import {
 
 const game: Activity = { kind: 'inGame', placeId: '1818', universeId: '13058' }
 
-function setup(t: TestContext, maxPerFlush = 10) {
+function setup(t: TestContext, { maxPerFlush = 10, flushMs = 5, maxPending = 10_000 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'presenced-feed-'))
   const clock = new ManualClock()
   const profiles = new SqliteProfileStore(dir)
@@ -34,12 +35,20 @@ function setup(t: TestContext, maxPerFlush = 10) {
     { clock, tokens: new Tokens('unit-test-secret-of-enough-length-0123456789') },
   )
   const feed = new PresenceFeed(
-    { bus, profiles, clock, pseudonym: (id) => `p${id.length}` },
-    { flushMs: 5, maxPerFlush },
+    { bus, profiles, presence, clock, pseudonym: (id) => `p${id}` },
+    { flushMs, maxPerFlush, maxPending },
   )
   const publicBatches: Array<FeedBatch<PublicFeedItem>> = []
+  /** performance.now() when each public batch was sent. */
+  const publicSentAt: number[] = []
   const adminBatches: Array<FeedBatch<AdminFeedItem>> = []
-  const stopPublic = feed.listen({ kind: 'public', send: (b) => publicBatches.push(b) })
+  const stopPublic = feed.listen({
+    kind: 'public',
+    send: (b) => {
+      publicBatches.push(b)
+      publicSentAt.push(performance.now())
+    },
+  })
   const stopAdmin = feed.listen({ kind: 'admin', send: (b) => adminBatches.push(b) })
   t.after(async () => {
     stopPublic()
@@ -50,9 +59,28 @@ function setup(t: TestContext, maxPerFlush = 10) {
   })
   const beat = (userId: string, activity: Activity = { kind: 'online' }, key = 'app:PC') =>
     service.heartbeat({ userId: userId as UserId, key, source: 'app', deviceType: 'PC', activity })
-  const flushed = () => new Promise((resolve) => setTimeout(resolve, 30))
-  return { service, feed, beat, flushed, publicBatches, adminBatches }
+  // generous: the machine may be loaded, and a flush reads settings before it sends
+  const flushed = () => sleep(flushMs * 2 + 150)
+  const publicItems = () => publicBatches.flatMap((b) => b.items)
+  return {
+    service,
+    presence,
+    profiles,
+    bus,
+    clock,
+    feed,
+    beat,
+    flushed,
+    publicBatches,
+    publicSentAt,
+    publicItems,
+    adminBatches,
+  }
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const invisible = { visibility: 'everyone', invisible: true } as const
+const visible = { visibility: 'everyone', invisible: false } as const
 
 test('public feed: pseudonyms, places only when public, nothing of invisible users', async (t) => {
   const { service, beat, flushed, publicBatches, adminBatches } = setup(t)
@@ -72,7 +100,7 @@ test('public feed: pseudonyms, places only when public, nothing of invisible use
         state: 'inGame',
         where: { placeId: '1818', universeId: '13058' },
       },
-      { user: 'p1', type: 'online', state: 'inGame', where: undefined },
+      { user: 'p2', type: 'online', state: 'inGame', where: undefined },
     ],
   )
   assert.ok(!JSON.stringify(publicBatches).includes('"userId"'), 'no ids in public')
@@ -95,7 +123,7 @@ test('public feed: pseudonyms, places only when public, nothing of invisible use
 })
 
 test('feed: a busy batch shows at most maxPerFlush; operators get the rest counted', async (t) => {
-  const { beat, flushed, adminBatches, publicBatches } = setup(t, 2)
+  const { beat, flushed, adminBatches, publicBatches } = setup(t, { maxPerFlush: 2 })
   await Promise.all(['1', '2', '3', '4', '5'].map((id) => beat(id)))
   await flushed()
   assert.ok(adminBatches.every((b) => b.items.length <= 2))
@@ -131,4 +159,118 @@ test('feed: listens to the bus only while someone listens to it', async (t) => {
   await beat('1')
   await flushed()
   assert.equal(publicBatches.length, 0)
+})
+
+test('feed: a session that times out is an offline with reason timeout', async (t) => {
+  const { service, clock, presence, bus, flushed, publicItems } = setup(t)
+  await service.heartbeat({
+    userId: '1' as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: game,
+    ttlMs: 1000,
+  })
+  clock.advance(5000)
+  const janitor = new Janitor(presence, bus, clock, { intervalMs: 60_000, batchSize: 100 })
+  assert.equal(await janitor.sweepOnce(), 1)
+  await flushed()
+  assert.deepEqual(
+    publicItems().map((i) => `${i.type}:${i.state}:${i.reason ?? ''}`),
+    ['online:inGame:', 'offline:offline:timeout'],
+  )
+})
+
+test('feed: a visible change is sent on its own flush instant, whatever hidden changes came before', async (t) => {
+  const flushMs = 400
+  const { service, beat, publicBatches, publicSentAt } = setup(t, { flushMs })
+  await service.putSettings('9' as UserId, invisible)
+  await sleep(flushMs * 2)
+  // the hidden change in the middle of a flush interval, the visible one early in the next
+  await sleep(flushMs * 1.5 - (performance.now() % flushMs))
+  await beat('9', game)
+  await sleep(flushMs * 0.6)
+  const before = performance.now()
+  await beat('1', game)
+  const ownInstant = Math.ceil(before / flushMs) * flushMs
+  while (publicBatches.length === 0) await sleep(10)
+  assert.ok(
+    publicSentAt[0]! >= ownInstant,
+    `sent ${(ownInstant - publicSentAt[0]!).toFixed(0)} ms before its own flush instant`,
+  )
+  assert.deepEqual(
+    publicBatches.flatMap((b) => b.items.map((i) => i.user)),
+    ['p1'],
+  )
+})
+
+test('feed: turning visible, then playing, in one batch: the play is public', async (t) => {
+  const { service, beat, flushed, publicItems } = setup(t, { flushMs: 50 })
+  await service.putSettings('1' as UserId, invisible)
+  await flushed()
+  await service.putSettings('1' as UserId, visible)
+  await beat('1', game)
+  await flushed()
+  assert.deepEqual(
+    publicItems().map((i) => `${i.user}:${i.type}:${i.where?.placeId ?? ''}`),
+    ['p1:online:1818'],
+  )
+})
+
+test('feed: a settings change that does not say what it was (an import) hides the changes before it', async (t) => {
+  const { bus, beat, flushed, publicItems, adminBatches } = setup(t, { flushMs: 50 })
+  await beat('1', game)
+  await bus.publish({ type: 'settings', userId: '1' as UserId })
+  await beat('2', game)
+  await flushed()
+  assert.deepEqual(
+    publicItems().map((i) => `${i.user}:${i.type}`),
+    ['p2:online'],
+    "1's change cannot be judged: left out",
+  )
+  assert.deepEqual(
+    adminBatches.flatMap((b) => b.items.map((i) => `${i.userId}:${i.type}`)),
+    ['1:online', '1:settings', '2:online'],
+  )
+})
+
+test('feed: names places, universes and titles from the catalogues, as the top lists do', async (t) => {
+  const { service, profiles, beat, flushed, publicItems, adminBatches } = setup(t)
+  await service.putPlace({ placeId: '1818', universeId: '13058', rootPlaceId: '1', name: 'Yard' })
+  await service.putPlace({ placeId: '1', universeId: '13058', rootPlaceId: '1', name: 'Town' })
+  await profiles.putTitle({ titleId: '1234', name: 'Forza', strings: {} })
+  await beat('1', { kind: 'inGame', placeId: '1818' })
+  await beat('2', { kind: 'online', titleId: '1234' }, 'title:1234:XboxOne')
+  await beat('3', { kind: 'inGame', placeId: '77' })
+  await flushed()
+  assert.deepEqual(
+    publicItems().map((i) => i.where),
+    [
+      {
+        universeId: '13058',
+        universeName: 'Town',
+        placeId: '1818',
+        placeName: 'Yard',
+        location: 'Yard',
+      },
+      { titleId: '1234', titleName: 'Forza' },
+      { placeId: '77' },
+    ],
+  )
+  const admin = adminBatches.flatMap((b) => b.items)
+  assert.deepEqual(admin[1]!.sessions[0]!.where, { titleId: '1234', titleName: 'Forza' })
+})
+
+test('feed: past its capacity a batch sends nothing public; operators get the count', async (t) => {
+  const flushMs = 1000
+  const { beat, publicBatches, adminBatches } = setup(t, { flushMs, maxPending: 20 })
+  const users = 21
+  // all inside one flush interval: start just after one of its instants
+  await sleep(flushMs - (performance.now() % flushMs) + 10)
+  await Promise.all(Array.from({ length: users }, (_, i) => beat(String(i + 1))))
+  while (adminBatches.length === 0) await sleep(50)
+  assert.equal(publicBatches.length, 0, 'the dropped change could have judged a kept one')
+  const admin = adminBatches[0]!
+  assert.equal(admin.items.length + admin.dropped!, users)
+  assert.equal(admin.dropped, users - 10)
 })

@@ -5,22 +5,33 @@ import {
   type Activity,
   type OfflineReason,
   type Session,
+  type UserPresence,
 } from '../core/presence.js'
-import type { Visibility } from '../core/privacy.js'
+import type { UserSettings, Visibility } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import type { PresenceChange } from '../core/presence.js'
+import type { CatalogueStore } from '../store/catalogue-store.js'
+import type { PresenceStore } from '../store/presence-store.js'
 import type { PrivacyStore } from '../store/privacy-store.js'
+import { CatalogueNames } from './catalogue-names.js'
 import type { Clock } from './clock.js'
 
 export type FeedState = 'offline' | 'online' | 'inGame' | 'inStudio'
 export type FeedType = 'online' | 'update' | 'offline'
 
-/** Where, as the public feed may show it: only for users whose location everyone may see. */
+/**
+ * Where, as the public feed may show it: only for users whose location everyone may see. Names
+ * come from the catalogues, as in the dashboard's top lists (a universe is named after its root
+ * place); `location` is the text the client reported, or the place name.
+ */
 export interface FeedWhere {
   universeId?: string
+  universeName?: string
   placeId?: string
+  placeName?: string
   titleId?: string
+  titleName?: string
   location?: string
 }
 
@@ -31,8 +42,9 @@ export interface PublicFeedItem {
   user: string
   type: FeedType
   state: FeedState
+  /** Why the user went offline; on `offline` items only. */
   reason?: OfflineReason
-  /** Absent when the user's location is not public. */
+  /** Absent when the user's location is not public (or they are nowhere in particular). */
   where?: FeedWhere
 }
 
@@ -46,7 +58,9 @@ export interface AdminFeedItem {
   reason?: OfflineReason
   invisible: boolean
   visibility: Visibility
-  sessions: Array<Pick<Session, 'key' | 'source' | 'deviceType' | 'activity'>>
+  sessions: Array<
+    Pick<Session, 'key' | 'source' | 'deviceType' | 'activity'> & { where?: FeedWhere }
+  >
 }
 
 /**
@@ -65,7 +79,9 @@ export type FeedListener =
 
 export interface PresenceFeedDeps {
   bus: ChangeBus
-  profiles: Pick<PrivacyStore, 'getSettings'>
+  profiles: Pick<PrivacyStore, 'getSettings'> & Pick<CatalogueStore, 'getPlace' | 'getTitle'>
+  /** Read when a user's settings change, to tell the public what that changed for them. */
+  presence: Pick<PresenceStore, 'getMany'>
   clock: Clock
   /** The public pseudonym of a user id at an instant (see PublicFeedItem.user). */
   pseudonym(userId: UserId, at: number): string
@@ -76,6 +92,12 @@ export interface PresenceFeedOptions {
   flushMs?: number
   /** At most this many items per batch; the admin feed counts the rest in `dropped`; default 50. */
   maxPerFlush?: number
+  /**
+   * Changes kept between two flushes; default 10,000. Past it changes are dropped, and the public
+   * part of the batch is withheld: a dropped change could be the one that says how to judge a
+   * kept one.
+   */
+  maxPending?: number
 }
 
 const stateNames: Record<number, FeedState> = {
@@ -85,38 +107,100 @@ const stateNames: Record<number, FeedState> = {
   [PresenceType.InStudio]: 'inStudio',
 }
 
-interface Pending {
+interface PresenceEntry {
+  kind: 'presence'
+  seq: number
+  /** The grid instant (performance.now()) of the flush that sends it. */
+  due: number
   at: number
-  change?: PresenceChange
-  /** A settings change (admin feed only). */
-  settingsOf?: UserId
-  type: FeedType | 'settings'
+  change: PresenceChange
+  type: FeedType
   before: PresenceType
   after: PresenceType
+  /** Settings read as the change arrived; null when they could not be read. */
+  settings?: UserSettings | null
+  ready: Promise<unknown>
+}
+
+interface SettingsEntry {
+  kind: 'settings'
+  seq: number
+  due: number
+  at: number
+  userId: UserId
+  /** From the event; absent on events of bulk imports. */
+  before: UserSettings | undefined
+  after: UserSettings | undefined
+  /** `after`, or read as the change arrived; null when it could not be read. */
+  current?: UserSettings | null
+  /** Read as the change arrived, when the change matters to the public; null on failure. */
+  presence?: UserPresence | null
+  ready: Promise<unknown>
+}
+
+type Entry = PresenceEntry | SettingsEntry
+
+/** Where an activity is, before naming: the root place is kept to name the universe by. */
+interface Place {
+  universeId?: string
+  rootPlaceId?: string
+  placeId?: string
+  titleId?: string
+  location?: string
+}
+
+/** What the public may see of a user: Roblox's anonymous view, reduced to what the feed shows. */
+interface PublicView {
+  state: PresenceType
+  where: Place | undefined
+}
+
+interface Decided {
+  at: number
+  userId: UserId
+  type: FeedType
+  view: PublicView
+  reason?: OfflineReason
 }
 
 /**
  * A sampled, privacy-safe stream of every presence change on the bus (all nodes), for the
- * dashboard. Visible changes only: a refresh heartbeat that changes neither state nor place is
- * not an event. The public projection leaves invisible users out entirely (their changes are
- * not events: a feed that showed "someone hidden moved" would leak), replaces ids by a
- * pseudonym and shows a place only when everyone may see it. Listens to the bus only while
- * someone listens to it.
+ * dashboard. Listens to the bus only while someone listens to it.
+ *
+ * The public projection is the diff of what an anonymous caller may see of each user: a user
+ * who is invisible is offline (turning invisible reads as going offline, turning visible as
+ * coming online), and a place is shown only when everyone may see it (a friends-only user who
+ * moves makes no public event). Each change is judged by the settings in force when it
+ * happened, in the bus's order: the `before` of the user's next settings change when one
+ * follows in the batch, else the settings read as the change arrived. So a change made while
+ * invisible stays hidden even if invisibility ends before the flush.
+ *
+ * Batches are flushed on a fixed grid of `flushMs`, so when a visible change is published
+ * depends only on when it happened, never on whether someone hidden changed something first.
  */
 export class PresenceFeed {
   readonly #deps: PresenceFeedDeps
   readonly #flushMs: number
   readonly #max: number
+  readonly #maxPending: number
+  readonly #names: CatalogueNames
   readonly #listeners = new Set<FeedListener>()
-  #pending: Pending[] = []
+  #entries: Entry[] = []
+  #seq = 0
+  /** Entries with a lower seq may be missing a later change that judges them. */
+  #incompleteBefore = 0
   #dropped = 0
   #timer: NodeJS.Timeout | undefined
+  #flushing = false
   #unsubscribe: (() => void) | undefined
+  #settingsBatch: { ids: UserId[]; read: Promise<UserSettings[] | undefined> } | undefined
 
   constructor(deps: PresenceFeedDeps, options: PresenceFeedOptions = {}) {
     this.#deps = deps
     this.#flushMs = options.flushMs ?? 250
     this.#max = options.maxPerFlush ?? 50
+    this.#maxPending = options.maxPending ?? 10_000
+    this.#names = new CatalogueNames(deps.profiles, deps.clock)
   }
 
   /** Adds a listener; returns its removal. */
@@ -138,19 +222,21 @@ export class PresenceFeed {
     this.#unsubscribe = undefined
     clearTimeout(this.#timer)
     this.#timer = undefined
-    this.#pending = []
+    this.#entries = []
+    this.#incompleteBefore = this.#seq
     this.#dropped = 0
   }
 
   #onEvent(event: BusEvent): void {
     const at = this.#deps.clock.now()
     if (event.type === 'settings') {
-      this.#push({ at, settingsOf: event.userId, type: 'settings', before: 0, after: 0 })
+      this.#onSettings(event.userId, event.before, event.after, at)
       return
     }
     if (event.type !== 'presence') return
     const { change } = event
-    const before = deriveUserState(change.before.sessions, at)
+    const beforeAt = instantBefore(change, at)
+    const before = deriveUserState(change.before.sessions, beforeAt)
     const after = deriveUserState(change.after.sessions, at)
     let type: FeedType
     if (before === PresenceType.Offline && after === PresenceType.Offline) return
@@ -158,89 +244,335 @@ export class PresenceFeed {
     else if (after === PresenceType.Offline) type = 'offline'
     else if (
       before !== after ||
-      whereKey(change.before.sessions, at) !== whereKey(change.after.sessions, at)
+      whereKey(change.before.sessions, beforeAt) !== whereKey(change.after.sessions, at)
     ) {
       type = 'update'
     } else return
-    this.#push({ at, change, type, before, after })
+    if (this.#full()) return
+    const entry: PresenceEntry = {
+      kind: 'presence',
+      seq: this.#seq++,
+      due: this.#due(),
+      at,
+      change,
+      type,
+      before,
+      after,
+      ready: Promise.resolve(),
+    }
+    entry.ready = this.#readSettings(change.userId).then((s) => (entry.settings = s ?? null))
+    this.#append(entry)
   }
 
-  #push(item: Pending): void {
-    // room for changes the public feed will leave out (invisible users, settings)
-    if (this.#pending.length >= this.#max * 4) {
-      this.#dropped++
-      return
+  #onSettings(
+    userId: UserId,
+    before: UserSettings | undefined,
+    after: UserSettings | undefined,
+    at: number,
+  ): void {
+    if (this.#full()) return
+    const entry: SettingsEntry = {
+      kind: 'settings',
+      seq: this.#seq++,
+      due: this.#due(),
+      at,
+      userId,
+      before,
+      after,
+      ready: Promise.resolve(),
     }
-    this.#pending.push(item)
-    this.#timer ??= setTimeout(() => void this.#flush(), this.#flushMs)
+    const reads: Array<Promise<unknown>> = []
+    if (after) entry.current = after
+    else reads.push(this.#readSettings(userId).then((s) => (entry.current = s ?? null)))
+    if (before && after && publicLevel(before) !== publicLevel(after)) {
+      reads.push(
+        this.#deps.presence.getMany([userId], at).then(
+          ([presence]) => (entry.presence = presence ?? null),
+          () => (entry.presence = null),
+        ),
+      )
+    }
+    entry.ready = Promise.all(reads)
+    this.#append(entry)
+  }
+
+  /** True (and the change counted as dropped) when the batch has no room left. */
+  #full(): boolean {
+    if (this.#entries.length < this.#maxPending) return false
+    this.#dropped++
+    this.#incompleteBefore = this.#seq
+    return true
+  }
+
+  #append(entry: Entry): void {
+    this.#entries.push(entry)
+    this.#schedule()
+  }
+
+  /**
+   * The next instant of the flush grid. On the timers' own time base, whatever the (possibly
+   * manual) clock says.
+   */
+  #due(): number {
+    return (Math.floor(performance.now() / this.#flushMs) + 1) * this.#flushMs
+  }
+
+  #schedule(): void {
+    const first = this.#entries[0]
+    if (this.#timer || this.#flushing || !this.#unsubscribe || !first) return
+    const wait = Math.max(0, Math.ceil(first.due - performance.now()))
+    this.#timer = setTimeout(() => void this.#flush(), wait)
+  }
+
+  /** Settings of the users whose changes arrive in one turn of the event loop, in one read. */
+  #readSettings(userId: UserId): Promise<UserSettings | undefined> {
+    let batch = this.#settingsBatch
+    if (!batch) {
+      const ids: UserId[] = []
+      const read = Promise.resolve().then(() => {
+        this.#settingsBatch = undefined
+        return this.#deps.profiles.getSettings(ids)
+      })
+      batch = this.#settingsBatch = { ids, read: read.catch(() => undefined) }
+    }
+    const index = batch.ids.push(userId) - 1
+    return batch.read.then((all) => all?.[index])
   }
 
   async #flush(): Promise<void> {
     this.#timer = undefined
-    const pending = this.#pending
-    const dropped = this.#dropped
-    this.#pending = []
-    this.#dropped = 0
-    if (pending.length === 0) return
-    const ids = pending.map((p) => p.change?.userId ?? p.settingsOf!)
-    const settings = await this.#deps.profiles.getSettings(ids).catch(() => undefined)
-    // without settings nobody's privacy can be known: send nothing rather than guess
-    if (!settings) return
+    this.#flushing = true
+    const subscription = this.#unsubscribe
+    try {
+      // a change that arrived after the grid instant waits for the next one, even when the
+      // timer ran late: it is never sent earlier for having had company
+      const now = performance.now()
+      let count = 0
+      while (count < this.#entries.length && this.#entries[count]!.due <= now) count++
+      if (count === 0) return
+      await Promise.all(this.#entries.slice(0, count).map((e) => e.ready))
+      // a change published while those reads ran may judge one of this batch: let any change
+      // already handed to the bus arrive before deciding
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      if (this.#unsubscribe !== subscription) return
+      const entries = this.#entries
+      this.#entries = entries.slice(count)
+      const dropped = this.#dropped
+      this.#dropped = 0
+      await this.#send(entries, count, dropped)
+    } finally {
+      this.#flushing = false
+      if (this.#entries.length > 0) this.#schedule()
+    }
+  }
+
+  /** Sends the first `count` entries; the ones after them may still judge them. */
+  async #send(entries: readonly Entry[], count: number, dropped: number): Promise<void> {
+    const nextSettings: Array<SettingsEntry | undefined> = []
+    const nextPresence: Array<PresenceEntry | undefined> = []
+    const settingsAfter = new Map<UserId, SettingsEntry>()
+    const presenceAfter = new Map<UserId, PresenceEntry>()
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const entry = entries[i]!
+      if (entry.kind === 'presence') {
+        if (i < count) nextSettings[i] = settingsAfter.get(entry.change.userId)
+        presenceAfter.set(entry.change.userId, entry)
+      } else {
+        if (i < count) nextPresence[i] = presenceAfter.get(entry.userId)
+        settingsAfter.set(entry.userId, entry)
+      }
+    }
+    const decided: Decided[] = []
+    const admin: AdminFeedItem[] = []
+    let adminDropped = dropped
+    for (let i = 0; i < count; i++) {
+      const entry = entries[i]!
+      const complete = entry.seq >= this.#incompleteBefore
+      if (entry.kind === 'presence') {
+        const next = nextSettings[i]
+        const settings = next ? next.before : entry.settings
+        if (complete && settings) {
+          const item = judgePresence(entry, settings)
+          if (item) decided.push(item)
+        }
+        const shown = settings ?? entry.settings
+        if (!shown) adminDropped++
+        else if (admin.length < this.#max) admin.push(await this.#adminPresence(entry, shown))
+        else adminDropped++
+      } else {
+        const presence = nextPresence[i]?.change.before ?? entry.presence
+        if (complete && presence) {
+          const item = judgeSettings(entry, presence)
+          if (item) decided.push(item)
+        }
+        if (!entry.current) adminDropped++
+        else if (admin.length < this.#max) admin.push(adminSettings(entry, entry.current))
+        else adminDropped++
+      }
+    }
     const publicItems: PublicFeedItem[] = []
-    const adminItems: AdminFeedItem[] = []
-    pending.forEach((p, i) => {
-      const s = settings[i]!
-      const userId = ids[i]!
-      const sessions = p.change?.after.sessions ?? []
-      adminItems.push({
-        at: p.at,
-        userId,
-        type: p.type,
-        state: stateNames[p.after]!,
-        before: stateNames[p.before]!,
-        ...(p.change?.reason !== undefined && { reason: p.change.reason }),
-        invisible: s.invisible,
-        visibility: s.visibility,
-        sessions: sessions.map(({ key, source, deviceType, activity }) => ({
-          key,
-          source,
-          deviceType,
-          activity,
-        })),
-      })
-      if (p.type === 'settings' || s.invisible) return
-      const primary = primarySession(sessions, p.at)
-      publicItems.push({
-        at: p.at,
-        user: this.#deps.pseudonym(userId, p.at),
-        type: p.type,
-        state: stateNames[p.after]!,
-        ...(p.change?.reason !== undefined && { reason: p.change.reason }),
-        ...(s.visibility === 'everyone' && primary && { where: whereOf(primary.activity) }),
-      })
-    })
-    const admin = {
-      items: adminItems.slice(0, this.#max),
-      dropped: dropped + Math.max(0, adminItems.length - this.#max),
-    }
-    const shown = { items: publicItems.slice(0, this.#max) }
+    for (const item of decided.slice(0, this.#max)) publicItems.push(await this.#publicItem(item))
     for (const listener of this.#listeners) {
-      if (listener.kind === 'admin') listener.send(admin)
-      else if (shown.items.length > 0) listener.send(shown)
+      if (listener.kind === 'admin') {
+        if (admin.length > 0 || adminDropped > 0) {
+          listener.send({ items: admin, dropped: adminDropped })
+        }
+      } else if (publicItems.length > 0) {
+        listener.send({ items: publicItems })
+      }
     }
+  }
+
+  async #publicItem(item: Decided): Promise<PublicFeedItem> {
+    const where = item.view.where && (await this.#named(item.view.where))
+    return {
+      at: item.at,
+      user: this.#deps.pseudonym(item.userId, item.at),
+      type: item.type,
+      state: stateNames[item.view.state]!,
+      ...(item.reason !== undefined && { reason: item.reason }),
+      ...(where && { where }),
+    }
+  }
+
+  async #adminPresence(entry: PresenceEntry, settings: UserSettings): Promise<AdminFeedItem> {
+    const { change } = entry
+    return {
+      at: entry.at,
+      userId: change.userId,
+      type: entry.type,
+      state: stateNames[entry.after]!,
+      before: stateNames[entry.before]!,
+      ...(change.reason !== undefined && { reason: change.reason }),
+      invisible: settings.invisible,
+      visibility: settings.visibility,
+      sessions: await Promise.all(
+        change.after.sessions.map(async ({ key, source, deviceType, activity }) => {
+          const where = whereOf(activity)
+          return {
+            key,
+            source,
+            deviceType,
+            activity,
+            ...(where && { where: await this.#named(where) }),
+          }
+        }),
+      ),
+    }
+  }
+
+  /** The place, universe and title names, as the top lists show them. */
+  async #named(place: Place): Promise<FeedWhere> {
+    const { universeId, rootPlaceId, placeId, titleId, location } = place
+    const [universeName, placeName, titleName] = await Promise.all([
+      universeId === undefined || rootPlaceId === undefined ? null : this.#names.place(rootPlaceId),
+      placeId === undefined ? null : this.#names.place(placeId),
+      titleId === undefined ? null : this.#names.title(titleId),
+    ])
+    const where: FeedWhere = {}
+    if (universeId !== undefined) where.universeId = universeId
+    if (universeName !== null) where.universeName = universeName
+    if (placeId !== undefined) where.placeId = placeId
+    if (placeName !== null) where.placeName = placeName
+    if (titleId !== undefined) where.titleId = titleId
+    if (titleName !== null) where.titleName = titleName
+    if (location !== undefined) where.location = location
+    return where
   }
 }
 
-function whereOf(activity: Activity): FeedWhere {
-  const where: FeedWhere = {}
+/** The instant to read a change's `before` at: just before the first session it ended expired. */
+function instantBefore(change: PresenceChange, at: number): number {
+  let instant = at
+  for (const session of change.ended ?? []) instant = Math.min(instant, session.expiresAt - 1)
+  return instant
+}
+
+function judgePresence(entry: PresenceEntry, settings: UserSettings): Decided | undefined {
+  const { change, at } = entry
+  const before = publicView(change.before.sessions, settings, instantBefore(change, at))
+  const after = publicView(change.after.sessions, settings, at)
+  const type = diffType(before, after)
+  if (!type) return undefined
+  return {
+    at,
+    userId: change.userId,
+    type,
+    view: after,
+    ...(type === 'offline' && change.reason !== undefined && { reason: change.reason }),
+  }
+}
+
+/**
+ * A change of settings is, to the public, the change of what they see of the user: turning
+ * invisible while online reads as an ordinary sign-out, turning visible as coming online.
+ */
+function judgeSettings(entry: SettingsEntry, presence: UserPresence): Decided | undefined {
+  if (!entry.before || !entry.after) return undefined
+  const before = publicView(presence.sessions, entry.before, entry.at)
+  const after = publicView(presence.sessions, entry.after, entry.at)
+  const type = diffType(before, after)
+  if (!type) return undefined
+  return {
+    at: entry.at,
+    userId: entry.userId,
+    type,
+    view: after,
+    ...(type === 'offline' && { reason: 'explicit' as const }),
+  }
+}
+
+function adminSettings(entry: SettingsEntry, settings: UserSettings): AdminFeedItem {
+  return {
+    at: entry.at,
+    userId: entry.userId,
+    type: 'settings',
+    state: 'offline',
+    before: 'offline',
+    invisible: settings.invisible,
+    visibility: settings.visibility,
+    sessions: [],
+  }
+}
+
+function publicLevel(settings: UserSettings): 'hidden' | 'presence' | 'full' {
+  if (settings.invisible) return 'hidden'
+  return settings.visibility === 'everyone' ? 'full' : 'presence'
+}
+
+const offlineView: PublicView = { state: PresenceType.Offline, where: undefined }
+
+function publicView(sessions: readonly Session[], settings: UserSettings, at: number): PublicView {
+  if (settings.invisible) return offlineView
+  const state = deriveUserState(sessions, at)
+  if (state === PresenceType.Offline) return offlineView
+  const primary = settings.visibility === 'everyone' ? primarySession(sessions, at) : undefined
+  return { state, where: primary && whereOf(primary.activity) }
+}
+
+function diffType(before: PublicView, after: PublicView): FeedType | undefined {
+  if (
+    before.state === after.state &&
+    JSON.stringify(before.where) === JSON.stringify(after.where)
+  ) {
+    return undefined
+  }
+  if (before.state === PresenceType.Offline) return 'online'
+  if (after.state === PresenceType.Offline) return 'offline'
+  return 'update'
+}
+
+function whereOf(activity: Activity): Place | undefined {
+  const where: Place = {}
   if (activity.universeId !== undefined) where.universeId = activity.universeId
+  if (activity.rootPlaceId !== undefined) where.rootPlaceId = activity.rootPlaceId
   if (activity.placeId !== undefined) where.placeId = activity.placeId
   if (activity.titleId !== undefined) where.titleId = activity.titleId
   if (activity.location !== undefined) where.location = activity.location
-  return where
+  return Object.keys(where).length > 0 ? where : undefined
 }
 
 function whereKey(sessions: readonly Session[], now: number): string {
   const primary = primarySession(sessions, now)
-  return primary ? JSON.stringify(whereOf(primary.activity)) : ''
+  return primary ? JSON.stringify(whereOf(primary.activity) ?? {}) : ''
 }

@@ -164,7 +164,12 @@ test('putSettings invisible freezes lastOnline for others; self sees Invisible',
   clock.advance(10_000)
   const settings = await service.putSettings(alice, { visibility: 'everyone', invisible: true })
   assert.deepEqual(settings, { visibility: 'everyone', invisible: true, frozenLastOnline: start })
-  assert.deepEqual(events.at(-1), { type: 'settings', userId: alice })
+  assert.deepEqual(events.at(-1), {
+    type: 'settings',
+    userId: alice,
+    before: { visibility: 'everyone', invisible: false },
+    after: settings,
+  })
   clock.advance(10_000)
   await beat(alice)
   clock.advance(10_000)

@@ -247,7 +247,12 @@ export class PresenceService {
     }
     const [settings] = await this.#withFrozenLastOnline([id], [current], [next])
     await this.#stores.privacy.putSettings(id, settings!)
-    await this.#stores.bus.publish({ type: 'settings', userId: id })
+    await this.#stores.bus.publish({
+      type: 'settings',
+      userId: id,
+      before: current,
+      after: settings!,
+    })
     return settings!
   }
 
@@ -318,9 +323,13 @@ export class PresenceService {
     const settingsRecords = privacy.filter(
       (r): r is Extract<PrivacyRecord, { type: 'settings' }> => r.type === 'settings',
     )
+    const before = new Map<UserId, UserSettings>()
     if (settingsRecords.length > 0) {
       const ids = settingsRecords.map((r) => r.userId)
       const current = await this.#stores.privacy.getSettings(ids)
+      ids.forEach((id, i) => {
+        if (!before.has(id)) before.set(id, current[i]!)
+      })
       const frozen = await this.#withFrozenLastOnline(
         ids,
         current,
@@ -332,8 +341,11 @@ export class PresenceService {
     if (catalogue.length > 0) await this.#stores.catalogue.importCatalogue(catalogue)
     const bus = this.#stores.bus
     for (const r of privacy) {
-      if (r.type === 'settings') await bus.publish({ type: 'settings', userId: r.userId })
-      else if (r.type === 'friends') await bus.publish({ type: 'relation', users: [r.a, r.b] })
+      if (r.type === 'settings') {
+        const was = before.get(r.userId)
+        before.set(r.userId, r.settings)
+        await bus.publish({ type: 'settings', userId: r.userId, before: was, after: r.settings })
+      } else if (r.type === 'friends') await bus.publish({ type: 'relation', users: [r.a, r.b] })
       else await bus.publish({ type: 'relation', users: [r.blocker, r.blocked] })
     }
   }
@@ -375,8 +387,19 @@ export class PresenceService {
     pseudonym: (userId: UserId, at: number) => string,
     options?: PresenceFeedOptions,
   ): PresenceFeed {
+    const { bus, privacy, catalogue, presence } = this.#stores
     return new PresenceFeed(
-      { bus: this.#stores.bus, profiles: this.#stores.privacy, clock: this.#clock, pseudonym },
+      {
+        bus,
+        profiles: {
+          getSettings: (ids) => privacy.getSettings(ids),
+          getPlace: (id) => catalogue.getPlace(id),
+          getTitle: (id) => catalogue.getTitle(id),
+        },
+        presence,
+        clock: this.#clock,
+        pseudonym,
+      },
       options,
     )
   }

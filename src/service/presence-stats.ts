@@ -4,6 +4,7 @@ import type { ChangeBus } from '../realtime/change-bus.js'
 import type { LiveUser, PresenceStore } from '../store/presence-store.js'
 import type { PrivacyStore } from '../store/privacy-store.js'
 import type { CatalogueStore } from '../store/catalogue-store.js'
+import { CatalogueNames } from './catalogue-names.js'
 import type { Clock } from './clock.js'
 
 /** Users counted by state; `online` counts every user shown online, whatever the state. */
@@ -72,7 +73,6 @@ export interface PresenceStatsOptions {
 }
 
 export const MAX_TOP = 100
-const NAME_TTL_MS = 60_000
 
 /** Counts of one population (public or all) while a pass runs. */
 class Tally {
@@ -87,8 +87,13 @@ class Tally {
   readonly universes = new Map<string, number>()
   readonly places = new Map<string, number>()
   readonly titles = new Map<string, number>()
+  /**
+   * A root place seen per universe, from this population's users only: a universe is named after
+   * its root place, and a name known only from a hidden user's session would betray them.
+   */
+  readonly rootOf = new Map<string, string>()
 
-  add(user: LiveUser, showsWhere: boolean, rootOf: Map<string, string>): void {
+  add(user: LiveUser, showsWhere: boolean): void {
     let state: PresenceType = PresenceType.Offline
     let inTitle = false
     for (const session of user.sessions) {
@@ -111,7 +116,7 @@ class Tally {
       if (activity.universeId !== undefined) this.#count(this.universes, activity.universeId)
       if (activity.placeId !== undefined) this.#count(this.places, activity.placeId)
       if (activity.titleId !== undefined) this.#count(this.titles, activity.titleId)
-      this.#root(activity, rootOf)
+      this.#root(activity)
       return
     }
     // a user in two places of one universe is one player of that universe
@@ -120,7 +125,7 @@ class Tally {
     const titles = new Set<string>()
     for (const { activity } of user.sessions) {
       if (activity.universeId !== undefined) universes.add(activity.universeId)
-      this.#root(activity, rootOf)
+      this.#root(activity)
       if (activity.placeId !== undefined) places.add(activity.placeId)
       if (activity.titleId !== undefined) titles.add(activity.titleId)
     }
@@ -133,13 +138,13 @@ class Tally {
     map.set(id, (map.get(id) ?? 0) + 1)
   }
 
-  #root(activity: Activity, rootOf: Map<string, string>): void {
+  #root(activity: Activity): void {
     if (
       activity.universeId !== undefined &&
       activity.rootPlaceId !== undefined &&
-      !rootOf.has(activity.universeId)
+      !this.rootOf.has(activity.universeId)
     ) {
-      rootOf.set(activity.universeId, activity.rootPlaceId)
+      this.rootOf.set(activity.universeId, activity.rootPlaceId)
     }
   }
 }
@@ -154,8 +159,6 @@ interface Aggregate {
   all: Ranked
   invisibleUsers: number
   invisibleSessions: number
-  /** A root place seen per universe: the universe is shown with that place's name. */
-  rootOf: Map<string, string>
 }
 
 interface Ranked {
@@ -163,6 +166,8 @@ interface Ranked {
   universes: Array<[string, number]>
   places: Array<[string, number]>
   titles: Array<[string, number]>
+  /** A root place seen per universe: the universe is shown with that place's name. */
+  rootOf: Map<string, string>
 }
 
 /**
@@ -170,9 +175,9 @@ interface Ranked {
  * and title, and a time series of the online count.
  *
  * Privacy: the public numbers count an invisible user nowhere (not online, no session, no
- * place), so no count moves with what an invisible user does; a user whose location only
- * friends may see counts as online but in no breakdown. Operators with the admin key get a
- * second set over everyone.
+ * place, not even as the source of a universe's name), so no count moves with what an
+ * invisible user does; a user whose location only friends may see counts as online but in no
+ * breakdown. Operators with the admin key get a second set over everyone.
  *
  * Cost: a pass reads every live user and their settings, so its result is reused for at least
  * `minCacheMs`, and for four times as long as it took (a large store is not re-read per request);
@@ -186,10 +191,11 @@ export class PresenceStats {
   #pending: Promise<Aggregate> | undefined
   #timer: NodeJS.Timeout | undefined
   #stopped = false
-  readonly #names = new Map<string, { name: string | null; at: number }>()
+  readonly #names: CatalogueNames
 
   constructor(deps: PresenceStatsDeps, options: PresenceStatsOptions = {}) {
     this.#deps = deps
+    this.#names = new CatalogueNames(deps.profiles, deps.clock)
     this.#options = {
       sampleIntervalMs: options.sampleIntervalMs ?? 10_000,
       samples: options.samples ?? 360,
@@ -247,7 +253,7 @@ export class PresenceStats {
       ...(await this.#publicView(aggregate, top)),
       all: {
         totals: { ...aggregate.all.totals },
-        top: await this.#top(aggregate, aggregate.all, top),
+        top: await this.#top(aggregate.all, top),
         invisibleUsers: aggregate.invisibleUsers,
         invisibleSessions: aggregate.invisibleSessions,
       },
@@ -260,7 +266,7 @@ export class PresenceStats {
       available: aggregate.available,
       nodes: aggregate.nodes,
       totals: { ...aggregate.visible.totals },
-      top: await this.#top(aggregate, aggregate.visible, top),
+      top: await this.#top(aggregate.visible, top),
       series: { intervalMs: this.#options.sampleIntervalMs, samples: [...this.#samples] },
     }
   }
@@ -282,7 +288,6 @@ export class PresenceStats {
     const started = performance.now()
     const visible = new Tally()
     const all = new Tally()
-    const rootOf = new Map<string, string>()
     let invisibleUsers = 0
     let invisibleSessions = 0
     const nodes = bus.nodes ? bus.nodes() : Promise.resolve(1)
@@ -295,13 +300,13 @@ export class PresenceStats {
         const settings = await profiles.getSettings(batch.map((u) => u.userId))
         batch.forEach((user, i) => {
           const s: UserSettings = settings[i]!
-          all.add(user, true, rootOf)
+          all.add(user, true)
           if (s.invisible) {
             invisibleUsers++
             invisibleSessions += user.sessions.length
             return
           }
-          visible.add(user, s.visibility === 'everyone', rootOf)
+          visible.add(user, s.visibility === 'everyone')
         })
       }
     }
@@ -314,13 +319,12 @@ export class PresenceStats {
       all: rank(all),
       invisibleUsers,
       invisibleSessions,
-      rootOf,
     }
     this.#cached = aggregate
     return aggregate
   }
 
-  async #top(aggregate: Aggregate, ranked: Ranked, n: number): Promise<StatsTop> {
+  async #top(ranked: Ranked, n: number): Promise<StatsTop> {
     const take = Math.max(0, Math.min(MAX_TOP, Math.floor(n)))
     const named = async (
       entries: Array<[string, number]>,
@@ -331,37 +335,12 @@ export class PresenceStats {
       )
     return {
       universes: await named(ranked.universes, (id) => {
-        const root = aggregate.rootOf.get(id)
-        return root === undefined ? Promise.resolve(null) : this.#placeName(root)
+        const root = ranked.rootOf.get(id)
+        return root === undefined ? Promise.resolve(null) : this.#names.place(root)
       }),
-      places: await named(ranked.places, (id) => this.#placeName(id)),
-      titles: await named(ranked.titles, (id) => this.#titleName(id)),
+      places: await named(ranked.places, (id) => this.#names.place(id)),
+      titles: await named(ranked.titles, (id) => this.#names.title(id)),
     }
-  }
-
-  async #placeName(placeId: string): Promise<string | null> {
-    return this.#cachedName(`p:${placeId}`, async () => {
-      const place = await this.#deps.profiles.getPlace(placeId)
-      return place?.name ?? null
-    })
-  }
-
-  async #titleName(titleId: string): Promise<string | null> {
-    return this.#cachedName(`t:${titleId}`, async () => {
-      const title = await this.#deps.profiles.getTitle(titleId)
-      return title?.name ?? null
-    })
-  }
-
-  /** Catalogue names change rarely: each is kept for a minute. */
-  async #cachedName(key: string, load: () => Promise<string | null>): Promise<string | null> {
-    const now = this.#deps.clock.now()
-    const hit = this.#names.get(key)
-    if (hit && now - hit.at < NAME_TTL_MS && now >= hit.at) return hit.name
-    const name = await load().catch(() => null)
-    if (this.#names.size >= 10_000) this.#names.clear()
-    this.#names.set(key, { name, at: now })
-    return name
   }
 }
 
@@ -384,6 +363,7 @@ function rank(tally: Tally): Ranked {
     universes: sorted(tally.universes),
     places: sorted(tally.places),
     titles: sorted(tally.titles),
+    rootOf: tally.rootOf,
   }
 }
 

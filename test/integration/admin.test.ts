@@ -117,7 +117,12 @@ test('settings: PUT/GET through the service; invisible freezes lastOnline; bus t
   })
   assert.equal(put.statusCode, 200, put.body)
   assert.deepEqual(put.json(), { visibility: 'friends', invisible: true })
-  assert.deepEqual(events.at(-1), { type: 'settings', userId: '7' })
+  assert.deepEqual(events.at(-1), {
+    type: 'settings',
+    userId: '7',
+    before: { visibility: 'everyone', invisible: false },
+    after: { visibility: 'friends', invisible: true, frozenLastOnline: seenAt },
+  })
   assert.deepEqual((await call(app, 'GET', '/admin/v1/users/7/settings')).json(), {
     visibility: 'friends',
     invisible: true,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import type { HeartbeatInput } from '../../src/service/presence-service.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
@@ -104,6 +104,29 @@ test('stats: an invisible user moving changes no public number', async (t) => {
   assert.deepEqual(after.top, before.top)
 })
 
+test("stats: a universe is not named from a hidden user's session", async (t) => {
+  const presenced = await startApp(t)
+  const { service } = presenced
+  // only the invisible player's session knows the universe's root place (its own place is
+  // catalogued); the visible player's place is not
+  await service.putPlace({
+    placeId: '701',
+    universeId: '77',
+    rootPlaceId: '701',
+    name: 'Secret Lobby',
+  })
+  await service.putSettings(id('71'), { visibility: 'everyone', invisible: true })
+  await service.heartbeat(beat('71', 'app:PC', { kind: 'inGame', placeId: '701' }))
+  await service.heartbeat(
+    beat('72', 'app:PC', { kind: 'inGame', placeId: '700', universeId: '77' }),
+  )
+  const { body } = await stats(presenced, '', undefined, Date.now())
+  assert.deepEqual(body.top.universes, [{ id: '77', name: null, users: 1 }])
+  assert.deepEqual(body.top.places, [{ id: '700', name: null, users: 1 }])
+  const admin = await stats(presenced, '', ADMIN_KEY)
+  assert.deepEqual(admin.body.all.top.universes, [{ id: '77', name: 'Secret Lobby', users: 2 }])
+})
+
 test('stats: top is 0..100, bad keys are refused in the admin shape', async (t) => {
   const presenced = await startApp(t)
   for (const bad of ['?top=101', '?top=-1', '?top=abc', '?top=1.5']) {
@@ -139,4 +162,225 @@ test('stats in fleet mode: two nodes on one Redis count each other and both node
   assert.equal(body.totals.online, 2)
   assert.equal(body.totals.inGame, 1)
   assert.deepEqual(body.top.universes, [{ id: '9007199254740995', name: null, users: 1 }])
+})
+
+// ---------------------------------------------------------------- the public feed over HTTP
+
+interface FeedItem {
+  at: number
+  user: string
+  type: string
+  state: string
+  reason?: string
+  where?: Record<string, string>
+}
+
+/** Reads the public feed (SSE) as the dashboard does; `items` grows as batches arrive. */
+async function openFeed(t: TestContext, presenced: StartedApp) {
+  const abort = new AbortController()
+  t.after(() => abort.abort())
+  const response = await fetch(`${presenced.url}/api/v1/stats/feed`, { signal: abort.signal })
+  assert.equal(response.status, 200)
+  const items: FeedItem[] = []
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+  void (async () => {
+    let buffer = ''
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: '', done: true }))
+      if (done) return
+      buffer += value
+      let end: number
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        for (const line of buffer.slice(0, end).split('\n')) {
+          if (line.startsWith('data: ')) items.push(...JSON.parse(line.slice(6)).items)
+        }
+        buffer = buffer.slice(end + 2)
+      }
+    }
+  })()
+  return {
+    items,
+    /** Waits until an item matches, then returns every item received so far. */
+    async until(match: (item: FeedItem) => boolean): Promise<FeedItem[]> {
+      const deadline = Date.now() + 10_000
+      while (!items.some(match)) {
+        assert.ok(Date.now() < deadline, `no matching feed item; got ${JSON.stringify(items)}`)
+        await sleep(20)
+      }
+      return [...items]
+    },
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** Longer than the feed's flush interval (250 ms): the changes before it are flushed. */
+const AFTER_A_FLUSH_MS = 700
+
+async function http(
+  presenced: StartedApp,
+  method: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string>,
+) {
+  const response = await fetch(`${presenced.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  })
+  const text = await response.text()
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`)
+  return JSON.parse(text)
+}
+
+/** The HTTP surfaces a client uses: admin settings, game-server rosters, Roblox heartbeats. */
+async function actors(presenced: StartedApp) {
+  const admin = { 'x-api-key': ADMIN_KEY }
+  const created = await http(
+    presenced,
+    'POST',
+    '/admin/v1/keys',
+    { name: 'game servers', scopes: ['presence:write'] },
+    admin,
+  )
+  const serverKey = { 'x-api-key': created.secret as string }
+  return {
+    settings: (userId: string, settings: { invisible?: boolean; visibility?: string }) =>
+      http(presenced, 'PUT', `/admin/v1/users/${userId}/settings`, settings, admin),
+    roster: (gameId: string, placeId: number, players: string[]) =>
+      http(presenced, 'PUT', `/api/v1/servers/${gameId}`, { placeId, players }, serverKey),
+    appPresence: async (userId: string, placeId: number) => {
+      const token = await presenced.tokens.issue(id(userId))
+      return http(
+        presenced,
+        'POST',
+        '/v1/presence/register-app-presence',
+        { placeId },
+        { authorization: `Bearer ${token}` },
+      )
+    },
+  }
+}
+
+const server = (n: number) => `6f1e0c0e-8c5e-4a55-9d8c-0e7e3b1f3f${String(n).padStart(2, '0')}`
+
+test('public feed: changes made while invisible stay hidden when invisibility ends before the flush', async (t) => {
+  const presenced = await startApp(t, { listen: true })
+  const act = await actors(presenced)
+  await act.settings('41', { invisible: true })
+  const feed = await openFeed(t, presenced)
+  // on, off and visible again, all inside one flush interval
+  await act.roster(server(1), 1818, ['41'])
+  await act.roster(server(1), 1818, [])
+  await act.settings('41', { invisible: false })
+  // a visible player after: once their change is out, anything of 41's would be out too
+  await act.roster(server(2), 1819, ['42'])
+  const items = await feed.until((i) => i.where?.placeId === '1819')
+  await sleep(AFTER_A_FLUSH_MS)
+  assert.deepEqual(
+    feed.items.map((i) => `${i.type}:${i.state}:${i.where?.placeId ?? ''}`),
+    ['online:inGame:1819'],
+    `only the visible player: ${JSON.stringify(items)}`,
+  )
+})
+
+test('public feed: a user who turns visible comes online where they are; their hidden moves stay hidden', async (t) => {
+  const presenced = await startApp(t, { listen: true })
+  const act = await actors(presenced)
+  await act.settings('41', { invisible: true })
+  const feed = await openFeed(t, presenced)
+  await act.appPresence('41', 1818)
+  await sleep(AFTER_A_FLUSH_MS)
+  // a move while invisible, then visible again inside one flush interval
+  await act.appPresence('41', 1819)
+  await act.settings('41', { invisible: false })
+  await feed.until(() => true)
+  await sleep(AFTER_A_FLUSH_MS)
+  assert.deepEqual(
+    feed.items.map((i) => `${i.type}:${i.state}:${i.where?.placeId ?? ''}`),
+    ['online:inGame:1819'],
+    'seen coming online at 1819, as a public reader of presence sees it; never "moved"',
+  )
+})
+
+test('public feed: going invisible reads as an ordinary sign-out, turning visible as coming online', async (t) => {
+  const presenced = await startApp(t, { listen: true })
+  const act = await actors(presenced)
+  await presenced.service.putPlace({
+    placeId: '1818',
+    universeId: '13058',
+    rootPlaceId: '1818',
+    name: 'Crossroads',
+  })
+  const feed = await openFeed(t, presenced)
+  // 51 signs out for real; 52 goes invisible instead, then visible again
+  const steps = [
+    () => act.roster(server(1), 1818, ['51']),
+    () => act.roster(server(1), 1818, []),
+    () => act.roster(server(2), 1818, ['52']),
+    () => act.settings('52', { invisible: true }),
+    () => act.settings('52', { invisible: false }),
+  ]
+  for (const [n, step] of steps.entries()) {
+    await step()
+    await feed.until(() => feed.items.length > n)
+  }
+  await sleep(AFTER_A_FLUSH_MS)
+  const [online51, offline51, online52, offline52, back52] = feed.items.map(
+    ({ at, user, ...rest }) => {
+      assert.ok(at > 0 && user.length === 8)
+      return rest
+    },
+  )
+  assert.deepEqual(offline52, offline51, 'the same offline, reason included')
+  assert.deepEqual(offline51, { type: 'offline', state: 'offline', reason: 'explicit' })
+  assert.deepEqual(online52, online51)
+  assert.deepEqual(back52, online52, 'back where they are, named as the top lists name it')
+  assert.deepEqual(online51!.where, {
+    universeId: '13058',
+    universeName: 'Crossroads',
+    placeId: '1818',
+    placeName: 'Crossroads',
+    location: 'Crossroads',
+  })
+  assert.equal(feed.items.length, 5)
+})
+
+test('public feed: a user whose location is private makes no event by moving', async (t) => {
+  const presenced = await startApp(t, { listen: true })
+  const act = await actors(presenced)
+  await act.settings('61', { visibility: 'friends' })
+  const feed = await openFeed(t, presenced)
+  await act.appPresence('61', 1818)
+  await feed.until(() => true)
+  await act.appPresence('61', 1819)
+  await act.roster(server(1), 1820, ['62'])
+  await feed.until((i) => i.where?.placeId === '1820')
+  await sleep(AFTER_A_FLUSH_MS)
+  assert.deepEqual(
+    feed.items.map((i) => `${i.type}:${i.state}:${i.where?.placeId ?? ''}`),
+    ['online:inGame:', 'online:inGame:1820'],
+  )
+})
+
+test("public feed in fleet mode: a node judges another node's changes by the settings they were made under", async (t) => {
+  const prefix = uniquePrefix('feed')
+  t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
+  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix }
+  const a = await startApp(t, { config, listen: true })
+  const b = await startApp(t, { config, listen: true })
+  const onA = await actors(a)
+  await onA.settings('81', { invisible: true })
+  const feedOnB = await openFeed(t, b)
+  await onA.appPresence('81', 1818)
+  await sleep(AFTER_A_FLUSH_MS)
+  // on A: a move while invisible, then visible again inside one flush interval
+  await onA.appPresence('81', 1819)
+  await onA.settings('81', { invisible: false })
+  await feedOnB.until(() => true)
+  await sleep(AFTER_A_FLUSH_MS)
+  assert.deepEqual(
+    feedOnB.items.map((i) => `${i.type}:${i.state}:${i.where?.placeId ?? ''}`),
+    ['online:inGame:1819'],
+  )
 })
