@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../app/config.js'
 import { resolveTokenSecret } from '../app/token-secret.js'
@@ -17,6 +18,7 @@ Commands:
   import <file>         bulk import settings, relationships, places, users (NDJSON) into a running server
   keys create|list|revoke  manage scoped API keys of a running server
 
+Options: -h, --help; -v, --version.
 Client commands talk to --url (default $PRESENCED_URL or http://127.0.0.1:8080).
 Run 'presenced <command> --help' for a command's options.
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or input.`
@@ -40,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
       return runImport(rest)
     case 'keys':
       return runKeys(rest)
+    case '--version':
+    case '-v':
+      console.log(version())
+      return 0
     case undefined:
     case '--help':
     case '-h':
@@ -50,6 +56,12 @@ async function main(argv: string[]): Promise<number> {
       console.error(`presenced: unknown command '${command}'\n\n${USAGE}`)
       return 2
   }
+}
+
+/** The package's version; package.json is two levels up from src/cli and from dist/cli alike. */
+function version(): string {
+  const url = new URL('../../package.json', import.meta.url)
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
 }
 
 async function serve(args: string[]): Promise<number> {
