@@ -60,7 +60,9 @@ export async function buildApp(
 ): Promise<PresencedApp> {
   const clock = overrides.clock ?? systemClock
   const stores = overrides.stores ?? (await createStores(config))
-  const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir))
+  const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir), {
+    external: config.jwt,
+  })
   const metrics = new Metrics()
   metrics.trackLiveCounts(stores, clock)
   const service: PresenceService = new MeteredPresenceService(
