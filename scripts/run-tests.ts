@@ -2,10 +2,15 @@
  * Runs every *.test.ts under src, test and sdk with Node's test runner. Node 20 does not find
  * .ts files by itself (`node --test src` would run zero tests and pass), so the list is explicit.
  * Usage: npm test [-- <path filter>...]
+ *
+ * Tests import the SDK's TypeScript source (the `presenced-source` export condition), so an SDK
+ * change is tested without a rebuild; tests that run the CLI through bin/ or pack the packages
+ * use dist/, which is rebuilt first when a source is newer.
  */
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { buildIfStale } from './build.js'
 
 const roots = ['src', 'test', 'sdk']
 const skip = new Set(['node_modules', 'dist', 'data', 'test-output'])
@@ -36,10 +41,19 @@ if (files.length === 0) {
   console.error('no test files found')
   process.exit(1)
 }
+buildIfStale()
 console.log(`running ${files.length} test files`)
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files],
+  [
+    '--conditions=presenced-source',
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=2',
+    '--test-timeout=120000',
+    ...files,
+  ],
   { stdio: 'inherit' },
 )
 process.exit(result.status ?? 1)

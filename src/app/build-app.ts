@@ -57,7 +57,9 @@ export async function buildApp(
 ): Promise<PresencedApp> {
   const clock = overrides.clock ?? systemClock
   const stores = overrides.stores ?? (await createStores(config))
-  const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir))
+  const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir), {
+    external: config.jwt,
+  })
   const metrics = new Metrics()
 
   // Hot read routes (POST /v1/presence/users) are answered on node:http before Fastify when

@@ -1,4 +1,12 @@
+import { createPublicKey } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
+import {
+  EXTERNAL_ALGORITHMS,
+  readJwksFile,
+  type ExternalKeySource,
+  type ExternalTokenOptions,
+} from '../service/external-tokens.js'
 
 /**
  * Every setting of presenced, read once from the environment. Each default is documented here
@@ -17,6 +25,11 @@ export interface Config {
   adminKey: string | undefined
   /** PRESENCED_TOKEN_SECRET: HS256 secret; when unset, one is generated once into the data dir. */
   tokenSecret: string | undefined
+  /**
+   * PRESENCED_JWT_*: a platform's own tokens, accepted besides presenced's; unset by default.
+   * See externalTokens() below and docs/reference/config.md.
+   */
+  jwt: ExternalTokenOptions | undefined
   /** PRESENCED_REDIS_URL, e.g. redis://127.0.0.1:6379: fleet mode on one Redis. */
   redisUrl: string | undefined
   /** PRESENCED_REDIS_CLUSTER, host:port,host:port: fleet mode on a Redis Cluster. */
@@ -110,6 +123,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTtlSeconds: int(env, 'PRESENCED_SESSION_TTL', 60, 1),
     adminKey: env.PRESENCED_ADMIN_KEY || undefined,
     tokenSecret: env.PRESENCED_TOKEN_SECRET || undefined,
+    jwt: externalTokens(env),
     redisUrl: env.PRESENCED_REDIS_URL || undefined,
     redisCluster: cluster && cluster.length > 0 ? cluster : undefined,
     redisPrefix: env.PRESENCED_REDIS_PREFIX || 'presenced',
@@ -148,6 +162,134 @@ function timeouts(env: Env): Pick<Config, 'headersTimeoutMs' | 'requestTimeoutMs
     )
   }
   return { headersTimeoutMs, requestTimeoutMs }
+}
+
+/**
+ * A platform's token verification. The keys are one of PRESENCED_JWT_PUBLIC_KEY (a PEM public
+ * key, inline or a file path) and PRESENCED_JWT_JWKS (an http(s) URL or a file path); the rest
+ * only refine them: PRESENCED_JWT_ISSUER and PRESENCED_JWT_AUDIENCE (comma-separated) unset
+ * means not checked, PRESENCED_JWT_USER_CLAIM defaults to sub, PRESENCED_JWT_ALGORITHMS to
+ * RS256,ES256,EdDSA, PRESENCED_JWT_JWKS_COOLDOWN to 30000 ms and PRESENCED_JWT_JWKS_MAX_AGE to
+ * 600000 ms (jose's own defaults). Keys are read and checked here, so a bad one stops the start.
+ */
+function externalTokens(env: Env): ExternalTokenOptions | undefined {
+  const pem = env.PRESENCED_JWT_PUBLIC_KEY || undefined
+  const jwks = env.PRESENCED_JWT_JWKS || undefined
+  const refinements = [
+    'PRESENCED_JWT_ISSUER',
+    'PRESENCED_JWT_AUDIENCE',
+    'PRESENCED_JWT_USER_CLAIM',
+    'PRESENCED_JWT_ALGORITHMS',
+    'PRESENCED_JWT_JWKS_COOLDOWN',
+    'PRESENCED_JWT_JWKS_MAX_AGE',
+  ].filter((name) => env[name])
+  if (!pem && !jwks) {
+    if (refinements.length > 0) {
+      throw new ConfigError(
+        `${refinements[0]} is set but no keys are: set PRESENCED_JWT_PUBLIC_KEY or PRESENCED_JWT_JWKS`,
+      )
+    }
+    return undefined
+  }
+  if (pem && jwks) {
+    throw new ConfigError('set one of PRESENCED_JWT_PUBLIC_KEY and PRESENCED_JWT_JWKS, not both')
+  }
+  const algorithms = list(env.PRESENCED_JWT_ALGORITHMS) ?? ['RS256', 'ES256', 'EdDSA']
+  const unknown = algorithms.filter(
+    (alg) => !(EXTERNAL_ALGORITHMS as readonly string[]).includes(alg),
+  )
+  if (unknown.length > 0 || algorithms.length === 0) {
+    throw new ConfigError(
+      `PRESENCED_JWT_ALGORITHMS must name some of ${EXTERNAL_ALGORITHMS.join(', ')}, got ${JSON.stringify(env.PRESENCED_JWT_ALGORITHMS)}`,
+    )
+  }
+  const keys = pem ? pemKey(pem, algorithms) : { source: jwksSource(jwks!), algorithms }
+  return Object.freeze({
+    keys: keys.source,
+    issuer: env.PRESENCED_JWT_ISSUER || undefined,
+    audience: list(env.PRESENCED_JWT_AUDIENCE),
+    userClaim: env.PRESENCED_JWT_USER_CLAIM || 'sub',
+    algorithms: keys.algorithms,
+    jwksCooldownMs: int(env, 'PRESENCED_JWT_JWKS_COOLDOWN', 30_000, 0),
+    jwksMaxAgeMs: int(env, 'PRESENCED_JWT_JWKS_MAX_AGE', 600_000, 1000),
+  })
+}
+
+function list(raw: string | undefined): string[] | undefined {
+  const items = raw
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  return items && items.length > 0 ? items : undefined
+}
+
+/** The algorithms a public key can verify, by its type (and curve). */
+const KEY_ALGORITHMS: Record<string, string[]> = {
+  rsa: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'],
+  'rsa-pss': ['PS256', 'PS384', 'PS512'],
+  'ec:prime256v1': ['ES256'],
+  'ec:secp384r1': ['ES384'],
+  'ec:secp521r1': ['ES512'],
+  ed25519: ['EdDSA', 'Ed25519'],
+}
+
+/** The key, and those of the configured algorithms that it can verify. */
+function pemKey(
+  value: string,
+  algorithms: string[],
+): { source: ExternalKeySource; algorithms: string[] } {
+  let pem = value
+  if (!value.trimStart().startsWith('-----BEGIN')) {
+    try {
+      pem = readFileSync(value, 'utf8')
+    } catch (error) {
+      throw new ConfigError(
+        `PRESENCED_JWT_PUBLIC_KEY: cannot read ${value}: ${(error as Error).message}`,
+      )
+    }
+  } else {
+    // a PEM passed through a one-line env file often has its newlines written as \n
+    pem = value.replaceAll('\\n', '\n')
+  }
+  if (/PRIVATE KEY/.test(pem)) {
+    throw new ConfigError('PRESENCED_JWT_PUBLIC_KEY must be a public key, not a private one')
+  }
+  let kind: string
+  try {
+    const key = createPublicKey(pem)
+    const curve = key.asymmetricKeyDetails?.namedCurve
+    kind = curve ? `${key.asymmetricKeyType}:${curve}` : String(key.asymmetricKeyType)
+  } catch (error) {
+    throw new ConfigError(
+      `PRESENCED_JWT_PUBLIC_KEY is not a PEM public key: ${(error as Error).message}`,
+    )
+  }
+  const usable = KEY_ALGORITHMS[kind] ?? []
+  const matching = algorithms.filter((alg) => usable.includes(alg))
+  if (matching.length === 0) {
+    throw new ConfigError(
+      `PRESENCED_JWT_PUBLIC_KEY is a ${kind} key, which verifies ${usable.join(', ') || 'none of the supported algorithms'}: ` +
+        `PRESENCED_JWT_ALGORITHMS (${algorithms.join(',')}) names none of them`,
+    )
+  }
+  return { source: { kind: 'pem', pem }, algorithms: matching }
+}
+
+function jwksSource(value: string): ExternalKeySource {
+  if (/^https?:/i.test(value)) {
+    try {
+      return { kind: 'jwks-url', url: new URL(value).href }
+    } catch {
+      throw new ConfigError(`PRESENCED_JWT_JWKS is not a valid URL: ${JSON.stringify(value)}`)
+    }
+  }
+  const path = resolve(value)
+  try {
+    readJwksFile(path)
+  } catch (error) {
+    throw new ConfigError(`PRESENCED_JWT_JWKS: ${(error as Error).message}`)
+  }
+  return { kind: 'jwks-file', path }
 }
 
 /** A config for tests: an isolated data dir, quiet logs, everything else default. */

@@ -18,14 +18,14 @@ export class CliError extends Error {
 }
 
 /**
- * Resolves --url and --admin-key (else PRESENCED_ADMIN_KEY); a usage error when the key is
- * missing or the URL is not http(s).
+ * Resolves --url (else PRESENCED_URL, else the default) and --admin-key (else
+ * PRESENCED_ADMIN_KEY); a usage error when the key is missing or the URL is not http(s).
  */
 export function adminTarget(
   values: { url?: string | undefined; 'admin-key'?: string | undefined },
   env: Record<string, string | undefined> = process.env,
 ): AdminTarget {
-  const url = (values.url ?? DEFAULT_URL).replace(/\/+$/, '')
+  const url = (values.url ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
   if (!/^https?:\/\/[^/]/.test(url)) {
     throw new CliError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`, 2)
   }

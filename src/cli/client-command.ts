@@ -65,6 +65,33 @@ export function describeFailure(error: unknown): { message: string; code: number
   return { message: error instanceof Error ? error.message : String(error), code: EXIT.failure }
 }
 
+/** How long after a stop signal the same signal is taken for an echo of it (see untilStopped). */
+const SIGNAL_ECHO_MS = 1000
+
+/**
+ * Resolves with the first SIGINT or SIGTERM, for commands that run until stopped. One Ctrl-C
+ * often arrives twice: the terminal signals the whole process group, and npx, in that group,
+ * forwards what it got to its child as well. A repeat within a second is that echo and is
+ * ignored, so the command still stops cleanly (a heartbeat still disconnects); a later one is
+ * the user insisting, and ends the process at once with 130.
+ */
+export function untilStopped(name: string): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let firstAt: number | undefined
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (firstAt === undefined) {
+        firstAt = Date.now()
+        resolve(signal)
+      } else if (Date.now() - firstAt >= SIGNAL_ECHO_MS) {
+        console.error(`presenced ${name}: ${signal} again: exiting without waiting`)
+        process.exit(130)
+      }
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+}
+
 /** The state's name as the enum spells it: Offline, Online, InGame, InStudio, Invisible. */
 export function stateName(type: PresenceType): string {
   return PresenceType[type] ?? String(type)

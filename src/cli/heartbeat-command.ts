@@ -6,6 +6,7 @@ import {
   runClientCommand,
   serverUrl,
   tokenOf,
+  untilStopped,
 } from './client-command.js'
 
 const USAGE = `Usage: presenced heartbeat --token <token> [--place <id>] [--location <text>] [--game <uuid>]
@@ -63,10 +64,7 @@ export function runHeartbeat(args: string[]): Promise<number> {
         console.error(`presenced heartbeat: beat failed: ${describeFailure(error).message}`)
       },
     })
-    const stopped = new Promise<string>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'))
-      process.once('SIGTERM', () => resolve('SIGTERM'))
-    })
+    const stopped = untilStopped('heartbeat')
     try {
       await alive.ready
     } catch (error) {

@@ -14,7 +14,8 @@ line, e.g.
   {"type":"block","blocker":"1","blocked":"2"}
 The whole file is validated first (nothing is sent if a line is bad), then sent in chunks of
 --chunk lines (default 50000) to POST /admin/v1/import, with progress on stderr.
-Options: --url (default http://127.0.0.1:8080), --admin-key (default $PRESENCED_ADMIN_KEY).
+Options: --url (default $PRESENCED_URL or http://127.0.0.1:8080),
+         --admin-key (default $PRESENCED_ADMIN_KEY).
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or a refused line.`
 
 /** `presenced import <file>`: bulk import through a running server, all lines checked first. */

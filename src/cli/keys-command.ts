@@ -11,7 +11,7 @@ const USAGE = `Usage:
 
 Scopes: ${scopes.join(', ')}.
 create prints the secret (shown once) alone on stdout, its details on stderr.
-Common options: --url <server> (default http://127.0.0.1:8080),
+Common options: --url <server> (default $PRESENCED_URL or http://127.0.0.1:8080),
                 --admin-key <key> (default $PRESENCED_ADMIN_KEY)
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or refused input.`
 

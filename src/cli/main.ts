@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../app/config.js'
-import { resolveTokenSecret } from '../app/token-secret.js'
+import { findTokenSecret, tokenSecretPath } from '../app/token-secret.js'
 import { parseUserId } from '../core/user-id.js'
 import { Tokens } from '../service/tokens.js'
 import { runImport } from './import-command.js'
@@ -10,13 +11,14 @@ const USAGE = `Usage: presenced <command> [options]
 
 Commands:
   serve                 start the server (PORT, HOST and PRESENCED_* from the environment)
-  token --user <id>     print a signed access token for a user [--name <display name>] [--ttl <seconds>]
+  token --user <id>     print an access token signed with the server's secret [--name <name>] [--ttl <seconds>]
   get <ids...>          print users' presence as a table [--json]
   watch <ids...>        show users' presence live until Ctrl-C [--json]
   heartbeat --token <t> keep a user online until Ctrl-C [--place <id>] [--location <text>]
   import <file>         bulk import settings, relationships, places, users (NDJSON) into a running server
   keys create|list|revoke  manage scoped API keys of a running server
 
+Options: -h, --help; -v, --version.
 Client commands talk to --url (default $PRESENCED_URL or http://127.0.0.1:8080).
 Run 'presenced <command> --help' for a command's options.
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or input.`
@@ -40,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
       return runImport(rest)
     case 'keys':
       return runKeys(rest)
+    case '--version':
+    case '-v':
+      console.log(version())
+      return 0
     case undefined:
     case '--help':
     case '-h':
@@ -50,6 +56,12 @@ async function main(argv: string[]): Promise<number> {
       console.error(`presenced: unknown command '${command}'\n\n${USAGE}`)
       return 2
   }
+}
+
+/** The package's version; package.json is two levels up from src/cli and from dist/cli alike. */
+function version(): string {
+  const url = new URL('../../package.json', import.meta.url)
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
 }
 
 async function serve(args: string[]): Promise<number> {
@@ -79,7 +91,9 @@ async function token(args: string[]): Promise<number> {
   if (values.help) {
     console.log(
       'Usage: presenced token --user <id> [--name <display name>] [--ttl <seconds>]\n\n' +
-        'Prints an HS256 access token, signed with PRESENCED_TOKEN_SECRET or the secret in the data dir.',
+        'Prints an HS256 access token signed with the secret the server uses: PRESENCED_TOKEN_SECRET,\n' +
+        'else the token-secret file the server generated in its data dir (PRESENCED_DATA_DIR, default\n' +
+        './data of the current folder). Creates no secret: run it where the server runs, or set either.',
     )
     return 0
   }
@@ -96,7 +110,18 @@ async function token(args: string[]): Promise<number> {
     return 2
   }
   const config = loadConfig()
-  const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir))
+  const secret = findTokenSecret(config.tokenSecret, config.dataDir)
+  if (secret === undefined) {
+    // a new secret here would sign tokens that the running server refuses with a bare 401
+    console.error(
+      `presenced token: no token secret: PRESENCED_TOKEN_SECRET is unset and ${tokenSecretPath(config.dataDir)} does not exist.\n` +
+        'A server writes that file into its data dir when it first starts. Run this command in the folder\n' +
+        "where the server runs, or point it at the server's data dir with PRESENCED_DATA_DIR=<dir>, or give\n" +
+        "the server's secret with PRESENCED_TOKEN_SECRET=<secret>.",
+    )
+    return 2
+  }
+  const tokens = new Tokens(secret)
   console.log(await tokens.issue(userId, { name: values.name, ttlSeconds }))
   return 0
 }

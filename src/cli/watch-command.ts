@@ -9,6 +9,7 @@ import {
   serverUrl,
   stateName,
   tokenOf,
+  untilStopped,
   whenOf,
   whereOf,
 } from './client-command.js'
@@ -25,7 +26,9 @@ Options:
   --token <token>  watch as this user, whose view privacy decides (default $PRESENCED_TOKEN)
   -h, --help       this help
 
-Exit codes: 0 stopped with Ctrl-C, 1 server or network error, 2 bad usage or input.`
+Exit codes: 0 stopped with Ctrl-C or SIGTERM, 1 server or network error, 2 bad usage or input.
+(Through npx where /bin/sh is dash, npx itself reports 130 after Ctrl-C: npm runs commands in a
+shell that the same Ctrl-C ends, while presenced exits 0.)`
 
 /** `presenced watch`: the SDK's subscribe, printed. */
 export function runWatch(args: string[]): Promise<number> {
@@ -71,8 +74,7 @@ export function runWatch(args: string[]): Promise<number> {
         const reason = describeFailure(error).message
         console.error(`presenced watch: connection lost (${reason}); retrying in ${delayMs} ms`)
       })
-      process.once('SIGINT', () => resolve({ signal: 'SIGINT' }))
-      process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }))
+      void untilStopped('watch').then((signal) => resolve({ signal }))
     })
     subscription.close()
     if ('error' in outcome) throw outcome.error

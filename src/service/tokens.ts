@@ -1,6 +1,7 @@
-import { SignJWT, errors as joseErrors, jwtVerify } from 'jose'
+import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose'
 import { createHmac } from 'node:crypto'
 import { parseUserId, type UserId } from '../core/user-id.js'
+import { ExternalTokens, type ExternalTokenOptions } from './external-tokens.js'
 
 export interface TokenClaims {
   userId: UserId
@@ -18,16 +19,61 @@ export interface IssueOptions {
   ttlSeconds?: number
 }
 
+export interface TokensOptions {
+  /** A platform's own tokens, accepted besides presenced's (PRESENCED_JWT_*); none when unset. */
+  external?: ExternalTokenOptions | undefined
+  /** How many verified tokens are remembered (least recently used go first). @default 10000 */
+  cacheSize?: number
+  /** Epoch milliseconds. @default Date.now */
+  now?: () => number
+}
+
 /**
- * Access tokens: HS256 JWTs whose subject is the user id (a decimal string, never a number).
- * Only HS256 is accepted, so `alg: none` and key-confusion tokens are refused.
+ * The longest a verified token is remembered, even when it expires later: a key removed from a
+ * platform's JWKS stops working within this time (jose keeps a fetched JWKS 10 minutes anyway).
+ */
+const MAX_REMEMBER_MS = 5 * 60_000
+
+/**
+ * Access tokens. presenced's own are HS256 JWTs whose subject is the user id (a decimal string,
+ * never a number); only HS256 is accepted for them, so `alg: none` and key-confusion tokens are
+ * refused. With `external`, a platform's tokens (RS256, ES256, EdDSA, ...) are accepted too.
+ *
+ * `verify` answers "is the signature valid and are the claims acceptable now" — not "has the
+ * token been revoked": revocation is the caller's check, against the store that keeps it. That
+ * is what lets `verify` remember a verified token until it expires, so a client beating every
+ * few seconds costs one signature check per token, not one per request.
+ *
+ * @example
+ * const tokens = new Tokens(secret)
+ * const token = await tokens.issue('123' as UserId, { ttlSeconds: 3600 })
+ * const claims = await tokens.verify(token) // { userId: '123', ... }, or undefined
  */
 export class Tokens {
-  readonly #key: Uint8Array
+  readonly #secret: Uint8Array<ArrayBuffer>
+  /** Imported once: importing the key on every verify was 15 % of a heartbeat's CPU time. */
+  readonly #hmacKey: Promise<CryptoKey>
+  readonly #external: ExternalTokens | undefined
+  /** token → claims, valid until `until` (epoch ms); Map order is least recently used first. */
+  readonly #verified = new Map<string, { claims: TokenClaims; until: number }>()
+  readonly #cacheSize: number
+  readonly #now: () => number
   readonly #derived = new Map<string, Buffer>()
 
-  constructor(secret: string) {
-    this.#key = new TextEncoder().encode(secret)
+  constructor(secret: string, options: TokensOptions = {}) {
+    this.#secret = new TextEncoder().encode(secret)
+    this.#hmacKey = crypto.subtle.importKey(
+      'raw',
+      this.#secret,
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['sign', 'verify'],
+    )
+    // a rejection surfaces where the key is awaited; this only keeps it from being "unhandled"
+    this.#hmacKey.catch(() => {})
+    this.#external = options.external && new ExternalTokens(options.external)
+    this.#cacheSize = options.cacheSize ?? 10_000
+    this.#now = options.now ?? Date.now
   }
 
   async issue(userId: UserId, options: IssueOptions = {}): Promise<string> {
@@ -37,29 +83,81 @@ export class Tokens {
       .setIssuedAt()
       .setJti(crypto.randomUUID())
       .setExpirationTime(`${options.ttlSeconds ?? 30 * 24 * 3600}s`)
-    return jwt.sign(this.#key)
+    return jwt.sign(await this.#hmacKey)
   }
 
   /**
-   * The claims of a token whose signature and claims are valid, or undefined for anything else
-   * (never throws). Whether it was revoked is the Authenticator's question, not this one's.
+   * The claims of a token whose signature and claims are valid (presenced's own, or the
+   * configured platform's), or undefined for anything else; never throws. A token verified
+   * before is answered from memory with the very same claims until it expires.
    */
   async verify(token: string): Promise<TokenClaims | undefined> {
     if (token.length === 0 || token.length > 4096) return undefined
+    const now = this.#now()
+    return this.#remembered(token, now) ?? (await this.#check(token, now))
+  }
+
+  /** Verified tokens held in memory now, at most `cacheSize` (for metrics and tests). */
+  get rememberedTokens(): number {
+    return this.#verified.size
+  }
+
+  #remembered(token: string, now: number): TokenClaims | undefined {
+    const entry = this.#verified.get(token)
+    if (!entry) return undefined
+    this.#verified.delete(token)
+    if (entry.until <= now) return undefined
+    this.#verified.set(token, entry)
+    return entry.claims
+  }
+
+  async #check(token: string, now: number): Promise<TokenClaims | undefined> {
+    let claims: TokenClaims | undefined
     try {
-      const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] })
-      // a JSON number subject would be rounded past 2^53: only the decimal string we issue
-      const userId = typeof payload.sub === 'string' ? parseUserId(payload.sub) : undefined
-      if (!userId) return undefined
-      return {
-        userId,
-        name: typeof payload.name === 'string' ? payload.name : undefined,
-        jti: payload.jti,
-        exp: payload.exp,
-      }
+      const { alg } = decodeProtectedHeader(token)
+      if (alg === 'HS256') claims = await this.#checkOwn(token, now)
+      else if (this.#external) claims = await this.#checkExternal(this.#external, token, now)
     } catch (error) {
       if (error instanceof joseErrors.JOSEError || error instanceof TypeError) return undefined
       throw error
+    }
+    if (!claims) return undefined
+    Object.freeze(claims)
+    const until = Math.min(now + MAX_REMEMBER_MS, (claims.exp ?? Infinity) * 1000)
+    this.#verified.set(token, { claims, until })
+    if (this.#verified.size > this.#cacheSize) {
+      this.#verified.delete(this.#verified.keys().next().value!)
+    }
+    return claims
+  }
+
+  async #checkExternal(
+    external: ExternalTokens,
+    token: string,
+    now: number,
+  ): Promise<TokenClaims | undefined> {
+    try {
+      return await external.verify(token, now)
+    } catch {
+      // whatever failed (a bad signature, the platform's JWKS endpoint down, a broken key
+      // file), the token is not accepted, and a request is refused rather than crashed
+      return undefined
+    }
+  }
+
+  async #checkOwn(token: string, now: number): Promise<TokenClaims | undefined> {
+    const { payload } = await jwtVerify(token, await this.#hmacKey, {
+      algorithms: ['HS256'],
+      currentDate: new Date(now),
+    })
+    // a JSON number subject would be rounded past 2^53: only the decimal string we issue
+    const userId = typeof payload.sub === 'string' ? parseUserId(payload.sub) : undefined
+    if (!userId) return undefined
+    return {
+      userId,
+      name: typeof payload.name === 'string' ? payload.name : undefined,
+      jti: payload.jti,
+      exp: payload.exp,
     }
   }
 
@@ -70,7 +168,7 @@ export class Tokens {
   mac(purpose: string, data: string): Buffer {
     let key = this.#derived.get(purpose)
     if (!key) {
-      key = createHmac('sha256', this.#key).update(`presenced:${purpose}`).digest()
+      key = createHmac('sha256', this.#secret).update(`presenced:${purpose}`).digest()
       this.#derived.set(purpose, key)
     }
     return createHmac('sha256', key).update(data).digest()

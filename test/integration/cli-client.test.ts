@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import { resolve } from 'node:path'
 import { test, type TestContext } from 'node:test'
@@ -228,3 +229,135 @@ test(
     assert.match(down.stderr, /Cannot reach presenced/)
   },
 )
+
+/**
+ * Ctrl-C in a terminal signals the whole foreground process group, the shell that waits for the
+ * command included; the group here is made by a detached child. npx, in that group, also
+ * forwards the signal to its child: the command then gets the same Ctrl-C twice.
+ */
+for (const [how, command, echo] of [
+  ['alone in its group, with the echo npx sends', [process.execPath, 'bin/presenced.js'], true],
+  // bash waits for a command that handles SIGINT and exits with its status (0 here)
+  [
+    'under a waiting bash',
+    ['bash', '-c', '"$@"; exit $?', 'bash', process.execPath, 'bin/presenced.js'],
+    false,
+  ],
+  // npm exec runs the bin through its script shell; with bash there, npx passes our 0 through
+  // (with dash as /bin/sh the shell itself dies of the Ctrl-C and npx reports 130: npm's doing)
+  ['through npx with a bash script shell', ['npx', 'presenced'], false],
+] as const) {
+  test(
+    `presenced watch exits 0 on a Ctrl-C to its process group (${how})`,
+    { timeout: 60_000 },
+    async (t) => {
+      const server = await startApp(t, { listen: true })
+      const watcher = await server.tokens.issue('9' as never)
+      const child = groupLeader(t, command, [
+        'watch',
+        '123',
+        '--token',
+        watcher,
+        '--url',
+        server.url,
+      ])
+      const done = finished(child)
+      await printed(child, /now\s+123\s+Offline/)
+      process.kill(-child.pid!, 'SIGINT')
+      if (echo) child.kill('SIGINT')
+      const result = await done
+      assert.equal(result.code, 0, result.stderr)
+      assert.equal(child.signalCode, null)
+    },
+  )
+}
+
+test(
+  'presenced heartbeat still disconnects when the same Ctrl-C arrives twice',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startApp(t, { listen: true, config: { flapGraceMs: 0 } })
+    const proxy = await holdingProxy(t, server.url)
+    const token = await server.tokens.issue('321' as never)
+    const child = groupLeader(
+      t,
+      [process.execPath, 'bin/presenced.js'],
+      ['heartbeat', '--token', token, '--place', '1818', '--url', proxy.url],
+    )
+    const done = finished(child)
+    await printed(child, /^online; beating every/)
+    const reader = createClient({ baseUrl: server.url })
+    assert.equal((await reader.getUserPresences(['321']))[0]!.type, PresenceType.InGame)
+
+    process.kill(-child.pid!, 'SIGINT')
+    // the first signal is being handled (its disconnect is on the way) when npx's echo lands
+    await proxy.disconnecting
+    child.kill('SIGINT')
+    proxy.release()
+    const result = await done
+    assert.equal(child.signalCode, null, 'not killed by the echo')
+    assert.equal(result.code, 0, result.stderr)
+    assert.match(result.stdout, /SIGINT: disconnected/)
+    assert.equal((await reader.getUserPresences(['321']))[0]!.type, PresenceType.Offline)
+  },
+)
+
+/** Forwards requests to presenced, holding a disconnect until released (and saying it came). */
+async function holdingProxy(t: TestContext, target: string) {
+  let release!: () => void
+  const released = new Promise<void>((done) => (release = done))
+  let seen!: () => void
+  const disconnecting = new Promise<void>((done) => (seen = done))
+  const proxy = createHttpServer((request, response) => {
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
+    request.on('end', async () => {
+      const body = Buffer.concat(chunks)
+      if (body.includes('"disconnect":true')) {
+        seen()
+        await released
+      }
+      const headers: Record<string, string> = {}
+      for (const name of ['authorization', 'content-type']) {
+        const value = request.headers[name]
+        if (typeof value === 'string') headers[name] = value
+      }
+      const answer = await fetch(target + request.url, {
+        method: request.method,
+        headers,
+        body: body.length > 0 ? body : undefined,
+      })
+      const forwarded: Record<string, string> = {}
+      answer.headers.forEach((value, name) => {
+        if (
+          !['content-length', 'content-encoding', 'transfer-encoding', 'connection'].includes(name)
+        )
+          forwarded[name] = value
+      })
+      response.writeHead(answer.status, forwarded)
+      response.end(Buffer.from(await answer.arrayBuffer()))
+    })
+  })
+  await new Promise<void>((done) => proxy.listen(0, '127.0.0.1', done))
+  t.after(() => new Promise((done) => proxy.close(done)))
+  const { port } = proxy.address() as { port: number }
+  return { url: `http://127.0.0.1:${port}`, disconnecting, release }
+}
+
+/** A child in a process group of its own, killed with its group when the test ends. */
+function groupLeader(t: TestContext, command: readonly string[], args: string[]) {
+  const [file, ...prefix] = command
+  const child = spawn(file!, [...prefix, ...args], {
+    cwd: ROOT,
+    detached: true,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      npm_config_script_shell: 'bash',
+    },
+  })
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL')
+  })
+  return child
+}

@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { test, type TestContext } from 'node:test'
+import { resolveTokenSecret } from '../../src/app/token-secret.js'
 import { Tokens } from '../../src/service/tokens.js'
 import { startApp } from '../helpers/start-app.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 
-function run(command: string, args: string[], env: Record<string, string>) {
+function run(command: string, args: string[], env: Record<string, string>, cwd = ROOT) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
     const child = spawn(command, args, {
-      cwd: ROOT,
+      cwd,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     })
     let stdout = ''
@@ -36,8 +37,15 @@ function tempDir(t: TestContext): string {
 
 const JWT = /^[\w-]+\.[\w-]+\.[\w-]+$/
 
-test('npx presenced token --user 123 prints a token that verifies for user 123', async (t) => {
+test('npx presenced token signs with the secret the server generated in its data dir', async (t) => {
   const dataDir = tempDir(t)
+  // the server makes the secret on its first start, readable by its owner only
+  const { tokens } = await startApp(t, { dataDir, config: { tokenSecret: undefined } })
+  const secretFile = join(dataDir, 'token-secret')
+  assert.equal(statSync(secretFile).mode & 0o777, 0o600)
+  const secret = readFileSync(secretFile, 'utf8')
+  assert.ok(secret.trim().length >= 40)
+
   const { code, stdout, stderr } = await run('npx', ['presenced', 'token', '--user', '123'], {
     PRESENCED_DATA_DIR: dataDir,
   })
@@ -45,34 +53,47 @@ test('npx presenced token --user 123 prints a token that verifies for user 123',
   const printed = stdout.trim()
   assert.match(printed, JWT)
   assert.equal(stdout, printed + '\n', 'only the token, so $(...) captures it')
-
-  // the secret was generated into the data dir, readable by its owner only
-  const secretFile = join(dataDir, 'token-secret')
-  assert.equal(statSync(secretFile).mode & 0o777, 0o600)
-  const secret = readFileSync(secretFile, 'utf8').trim()
-  assert.ok(secret.length >= 40)
-  const claims = await new Tokens(secret).verify(printed)
+  const claims = await tokens.verify(printed)
   assert.equal(claims?.userId, '123')
   assert.ok(claims.exp! > Date.now() / 1000)
-})
 
-test('the secret is generated once and reused; a server on the data dir accepts the token', async (t) => {
-  const dataDir = tempDir(t)
-  const first = await token(['--user', '42'], { PRESENCED_DATA_DIR: dataDir })
-  const secret = readFileSync(join(dataDir, 'token-secret'), 'utf8')
-  const second = await token(['--user', '42', '--name', 'Builderman'], {
+  const named = await token(['--user', '42', '--name', 'Builderman'], {
     PRESENCED_DATA_DIR: dataDir,
   })
-  assert.equal(first.code, 0, first.stderr)
-  assert.equal(second.code, 0, second.stderr)
-  assert.equal(readFileSync(join(dataDir, 'token-secret'), 'utf8'), secret, 'not regenerated')
+  assert.equal(named.code, 0, named.stderr)
+  assert.equal((await tokens.verify(named.stdout.trim()))?.name, 'Builderman')
+  assert.equal(readFileSync(secretFile, 'utf8'), secret, 'the secret was only read')
+})
 
-  // the server resolves the same secret from the same data dir
-  const { tokens } = await startApp(t, { dataDir, config: { tokenSecret: undefined } })
-  assert.equal((await tokens.verify(first.stdout.trim()))?.userId, '42')
-  const named = await tokens.verify(second.stdout.trim())
-  assert.equal(named?.userId, '42')
-  assert.equal(named.name, 'Builderman')
+test('without a secret, token says where it looked and how to point it there, and makes none', async (t) => {
+  const dataDir = tempDir(t)
+  const { code, stdout, stderr } = await token(['--user', '1'], { PRESENCED_DATA_DIR: dataDir })
+  assert.equal(code, 2)
+  assert.equal(stdout, '', 'no token to capture')
+  assert.match(stderr, /^presenced token: no token secret: PRESENCED_TOKEN_SECRET is unset and /)
+  assert.ok(stderr.includes(`${join(dataDir, 'token-secret')} does not exist`), stderr)
+  assert.match(stderr, /PRESENCED_DATA_DIR=<dir>/)
+  assert.match(stderr, /PRESENCED_TOKEN_SECRET=<secret>/)
+  assert.deepEqual(readdirSync(dataDir), [], 'no secret was created')
+})
+
+test('the data dir defaults to ./data of the current folder, as for the server', async (t) => {
+  const folder = tempDir(t)
+  const inFolder = (args: string[]) =>
+    run(process.execPath, [join(ROOT, 'bin/presenced.js'), 'token', ...args], {}, folder)
+  const missing = await inFolder(['--user', '5'])
+  assert.equal(missing.code, 2)
+  assert.ok(missing.stderr.includes(`${join(folder, 'data', 'token-secret')} does not exist`))
+  assert.equal(existsSync(join(folder, 'data')), false)
+
+  // a server started in that folder makes ./data/token-secret; token then finds it
+  const { tokens } = await startApp(t, {
+    dataDir: join(folder, 'data'),
+    config: { tokenSecret: undefined },
+  })
+  const found = await inFolder(['--user', '5'])
+  assert.equal(found.code, 0, found.stderr)
+  assert.equal((await tokens.verify(found.stdout.trim()))?.userId, '5')
 })
 
 test('PRESENCED_TOKEN_SECRET signs instead, and nothing is written to the data dir', async (t) => {
@@ -89,10 +110,10 @@ test('PRESENCED_TOKEN_SECRET signs instead, and nothing is written to the data d
 
 test('int64 user ids above 2^53 are kept exact in the token', async (t) => {
   const dataDir = tempDir(t)
+  const secret = resolveTokenSecret(undefined, dataDir) // as a server's first start does
   const id = '9223372036854775807'
   const { code, stdout } = await token(['--user', id], { PRESENCED_DATA_DIR: dataDir })
   assert.equal(code, 0)
-  const secret = readFileSync(join(dataDir, 'token-secret'), 'utf8').trim()
   assert.equal((await new Tokens(secret).verify(stdout.trim()))?.userId, id)
 })
 

@@ -1,0 +1,355 @@
+/**
+ * A platform's own tokens (PRESENCED_JWT_*), through a running presenced over HTTP: a local JWKS
+ * server with keys made here, heartbeats with those tokens, and reads of what they did.
+ */
+import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test, type TestContext } from 'node:test'
+import {
+  CompactSign,
+  SignJWT,
+  exportJWK,
+  exportPKCS8,
+  exportSPKI,
+  generateKeyPair,
+  type CryptoKey,
+  type JWK,
+} from 'jose'
+import { ConfigError, loadConfig } from '../../src/app/config.js'
+import { startApp } from '../helpers/start-app.js'
+
+const ISSUER = 'https://id.platform.test'
+const AUDIENCE = 'presenced'
+const BIG = '9223372036854775807'
+/** 2^53 + 1: the first integer a JS number cannot hold. */
+const PAST_2_53 = '9007199254740993'
+/** Tests wait longer than this before expecting a rotated key to be fetched. */
+const COOLDOWN_MS = 100
+
+interface SigningKey {
+  kid: string
+  alg: string
+  privateKey: CryptoKey
+  publicKey: CryptoKey
+  jwk: JWK
+}
+
+async function makeKey(alg: 'RS256' | 'ES256' | 'EdDSA', kid: string): Promise<SigningKey> {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true })
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' }
+  return { kid, alg, privateKey, publicKey, jwk }
+}
+
+/** A platform's JWKS endpoint: serves the keys last published, counts its fetches. */
+async function jwksServer(t: TestContext) {
+  let keys: JWK[] = []
+  let fetches = 0
+  const server = createServer((_request, response) => {
+    fetches++
+    response.writeHead(200, { 'content-type': 'application/json' })
+    response.end(JSON.stringify({ keys }))
+  })
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+  t.after(() => new Promise((done) => server.close(done)))
+  const { port } = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    publish: (signing: SigningKey[]) => (keys = signing.map((key) => key.jwk)),
+    fetches: () => fetches,
+  }
+}
+
+/** Claims of a test token; null leaves the claim out. */
+interface SignOptions {
+  iss?: string | null
+  aud?: string | null
+  /** Seconds from now. */
+  expiresIn?: number | null
+  kid?: string
+}
+
+function sign(key: SigningKey, claims: Record<string, unknown>, options: SignOptions = {}) {
+  const { iss = ISSUER, aud = AUDIENCE, expiresIn = 600 } = options
+  const jwt = new SignJWT(claims)
+    .setProtectedHeader({ alg: key.alg, kid: options.kid ?? key.kid, typ: 'JWT' })
+    .setIssuedAt()
+  if (iss !== null) jwt.setIssuer(iss)
+  if (aud !== null) jwt.setAudience(aud)
+  if (expiresIn !== null) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn)
+  return jwt.sign(key.privateKey)
+}
+
+/** A token whose payload is exactly this JSON text (for number literals JS cannot hold). */
+function signRaw(key: SigningKey, payload: string) {
+  return new CompactSign(new TextEncoder().encode(payload))
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
+    .sign(key.privateKey)
+}
+
+/** A Roblox heartbeat with the token; the status code. */
+async function beat(url: string, token: string): Promise<number> {
+  const response = await fetch(`${url}/v1/presence/register-app-presence`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ location: 'Game', placeId: 1818, disconnect: false }),
+  })
+  await response.arrayBuffer()
+  return response.status
+}
+
+/** userPresenceType of a user, read anonymously; the id goes as an exact JSON literal. */
+async function stateOf(url: string, id: string): Promise<number> {
+  const response = await fetch(`${url}/v1/presence/users`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: `{"userIds":[${id}]}`,
+  })
+  const text = await response.text()
+  assert.equal(response.status, 200, text)
+  const match = new RegExp(`"userPresenceType":(\\d),[^}]*"userId":${id},`).exec(text)
+  assert.ok(match, `the reply names user ${id} exactly: ${text}`)
+  return Number(match[1])
+}
+
+function jwtEnv(extra: Record<string, string>) {
+  return loadConfig({ LOG_LEVEL: 'silent', ...extra }).jwt
+}
+
+test('RS256, ES256 and EdDSA tokens from a JWKS URL are accepted; ids past 2^53 stay exact', async (t) => {
+  const [rs, es, ed] = await Promise.all([
+    makeKey('RS256', 'rs-1'),
+    makeKey('ES256', 'es-1'),
+    makeKey('EdDSA', 'ed-1'),
+  ])
+  const jwks = await jwksServer(t)
+  jwks.publish([rs, es, ed])
+  const jwt = jwtEnv({
+    PRESENCED_JWT_JWKS: jwks.url,
+    PRESENCED_JWT_ISSUER: ISSUER,
+    PRESENCED_JWT_AUDIENCE: `other, ${AUDIENCE}`,
+  })
+  const server = await startApp(t, { listen: true, config: { jwt } })
+
+  for (const [key, id] of [
+    [rs, BIG],
+    [es, PAST_2_53],
+    [ed, '42'],
+  ] as const) {
+    assert.equal(await stateOf(server.url, id), 0)
+    assert.equal(await beat(server.url, await sign(key, { sub: id })), 200, key.alg)
+    assert.equal(await stateOf(server.url, id), 2, `${key.alg} made user ${id} InGame`)
+  }
+  // the keys were fetched once and cached, not once per token
+  assert.equal(jwks.fetches(), 1)
+  // presenced's own tokens keep working beside the platform's
+  assert.equal(await beat(server.url, await server.tokens.issue('77' as never)), 200)
+  assert.equal(await stateOf(server.url, '77'), 2)
+})
+
+test('an unknown or forged key is refused; a key rotated into the JWKS is picked up', async (t) => {
+  const [current, next, ghost, forged] = await Promise.all([
+    makeKey('RS256', 'k-1'),
+    makeKey('ES256', 'k-2'),
+    makeKey('RS256', 'ghost'),
+    makeKey('RS256', 'k-1'),
+  ])
+  const jwks = await jwksServer(t)
+  jwks.publish([current])
+  const jwt = jwtEnv({
+    PRESENCED_JWT_JWKS: jwks.url,
+    PRESENCED_JWT_ISSUER: ISSUER,
+    PRESENCED_JWT_AUDIENCE: AUDIENCE,
+    PRESENCED_JWT_JWKS_COOLDOWN: String(COOLDOWN_MS),
+  })
+  const server = await startApp(t, { listen: true, config: { jwt } })
+
+  assert.equal(await beat(server.url, await sign(current, { sub: '1' })), 200)
+  assert.equal(await beat(server.url, await sign(ghost, { sub: '2' })), 401, 'unknown kid')
+  assert.equal(await beat(server.url, await sign(forged, { sub: '3' })), 401, 'kid of another key')
+
+  const rotated = await sign(next, { sub: '4' })
+  await sleep(COOLDOWN_MS * 3)
+  const before = jwks.fetches()
+  assert.equal(await beat(server.url, rotated), 401, 'not published yet')
+  assert.equal(jwks.fetches(), before + 1, 'an unknown kid fetched the JWKS again')
+  jwks.publish([current, next])
+  await sleep(COOLDOWN_MS * 3)
+  assert.equal(await beat(server.url, rotated), 200, 'published: fetched and accepted')
+  assert.equal(await stateOf(server.url, '4'), 2)
+  assert.equal(await stateOf(server.url, '2'), 0)
+  assert.equal(await stateOf(server.url, '3'), 0)
+})
+
+test('wrong issuer or audience, expired, no expiry, alg none and other secrets are refused', async (t) => {
+  const key = await makeKey('ES256', 'es')
+  const jwks = await jwksServer(t)
+  jwks.publish([key])
+  const jwt = jwtEnv({
+    PRESENCED_JWT_JWKS: jwks.url,
+    PRESENCED_JWT_ISSUER: ISSUER,
+    PRESENCED_JWT_AUDIENCE: AUDIENCE,
+  })
+  const server = await startApp(t, { listen: true, config: { jwt } })
+  const claims = { sub: '10' }
+  const none = (payload: object) =>
+    [{ alg: 'none', typ: 'JWT' }, payload].map((part) => b64(JSON.stringify(part))).join('.') + '.'
+  const otherSecret = await new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setExpirationTime('10m')
+    .sign(new TextEncoder().encode('not-the-server-secret-0123456789abcdef'))
+
+  const refused: Record<string, string> = {
+    'wrong issuer': await sign(key, claims, { iss: 'https://evil.test' }),
+    'no issuer': await sign(key, claims, { iss: null }),
+    'wrong audience': await sign(key, claims, { aud: 'someone-else' }),
+    'no audience': await sign(key, claims, { aud: null }),
+    expired: await sign(key, claims, { expiresIn: -5 }),
+    'no expiry': await sign(key, claims, { expiresIn: null }),
+    'alg none': none({ ...claims, iss: ISSUER, aud: AUDIENCE, exp: 4102444800 }),
+    'HS256 with another secret': otherSecret,
+    'kid-less signature of garbage': 'eyJhbGciOiJFUzI1NiJ9.e30.AAAA',
+  }
+  for (const [name, token] of Object.entries(refused)) {
+    assert.equal(await beat(server.url, token), 401, name)
+  }
+  assert.equal(await stateOf(server.url, '10'), 0)
+  assert.equal(await beat(server.url, await sign(key, claims)), 200, 'the same, well formed')
+  assert.equal(await stateOf(server.url, '10'), 2)
+})
+
+test('the user id claim: configurable, exact as a string, a JSON number only while safe', async (t) => {
+  const key = await makeKey('RS256', 'rs')
+  const jwks = await jwksServer(t)
+  jwks.publish([key])
+  const jwt = jwtEnv({
+    PRESENCED_JWT_JWKS: jwks.url,
+    PRESENCED_JWT_USER_CLAIM: 'uid',
+  })
+  const server = await startApp(t, { listen: true, config: { jwt } })
+  const exp = Math.floor(Date.now() / 1000) + 600
+
+  // the configured claim decides, not sub
+  assert.equal(await beat(server.url, await sign(key, { uid: BIG, sub: '5' })), 200)
+  assert.equal(await stateOf(server.url, BIG), 2)
+  assert.equal(await stateOf(server.url, '5'), 0)
+  // a JSON number is taken while a JS number holds it exactly
+  assert.equal(
+    await beat(server.url, await signRaw(key, `{"uid":9007199254740991,"exp":${exp}}`)),
+    200,
+  )
+  assert.equal(await stateOf(server.url, '9007199254740991'), 2)
+  // past 2^53 the number would be rounded to another user: refused, whatever its literal
+  for (const literal of [PAST_2_53, '9223372036854775806', '1e3', '12.5', '0', '-4']) {
+    const token = await signRaw(key, `{"uid":${literal},"exp":${exp}}`)
+    assert.equal(await beat(server.url, token), literal === '1e3' ? 200 : 401, literal)
+  }
+  assert.equal(await stateOf(server.url, '9007199254740992'), 0, 'no rounded neighbour went online')
+  assert.equal(await stateOf(server.url, PAST_2_53), 0)
+  for (const uid of ['abc', '', '0', '9223372036854775808', ' 7', null, true]) {
+    assert.equal(await beat(server.url, await sign(key, { uid })), 401, JSON.stringify(uid))
+  }
+  assert.equal(await beat(server.url, await sign(key, { sub: '8' })), 401, 'no uid claim')
+})
+
+test('a PEM public key verifies its own algorithm only', async (t) => {
+  const [es, rs] = await Promise.all([makeKey('ES256', 'any'), makeKey('RS256', 'any')])
+  const dir = tempDir(t)
+  const pemFile = join(dir, 'platform.pem')
+  writeFileSync(pemFile, await exportSPKI(es.publicKey))
+  const jwt = jwtEnv({ PRESENCED_JWT_PUBLIC_KEY: pemFile, PRESENCED_JWT_ISSUER: ISSUER })
+  assert.deepEqual(jwt?.algorithms, ['ES256'])
+  const server = await startApp(t, { listen: true, config: { jwt }, dataDir: dir })
+  assert.equal(await beat(server.url, await sign(es, { sub: '20' })), 200)
+  assert.equal(await beat(server.url, await sign(rs, { sub: '21' })), 401)
+
+  // inline, as one line with \n escapes (an env file), the same key works too
+  const inline = (await exportSPKI(es.publicKey)).replaceAll('\n', '\\n')
+  const fromEnv = jwtEnv({ PRESENCED_JWT_PUBLIC_KEY: inline })
+  const other = await startApp(t, { listen: true, config: { jwt: fromEnv } })
+  assert.equal(await beat(other.url, await sign(es, { sub: '22' }, { iss: null })), 200)
+})
+
+test('a JWKS file is read at start and again when a token names a key it lacks', async (t) => {
+  const [first, second] = await Promise.all([makeKey('EdDSA', 'f-1'), makeKey('RS256', 'f-2')])
+  const dir = tempDir(t)
+  const file = join(dir, 'jwks.json')
+  writeFileSync(file, JSON.stringify({ keys: [first.jwk] }))
+  const jwt = jwtEnv({
+    PRESENCED_JWT_JWKS: file,
+    PRESENCED_JWT_JWKS_COOLDOWN: String(COOLDOWN_MS),
+  })
+  const server = await startApp(t, { listen: true, config: { jwt }, dataDir: dir })
+  assert.equal(await beat(server.url, await sign(first, { sub: '30' })), 200)
+  const rotated = await sign(second, { sub: '31' })
+  assert.equal(await beat(server.url, rotated), 401)
+  writeFileSync(file, JSON.stringify({ keys: [first.jwk, second.jwk] }))
+  await sleep(COOLDOWN_MS * 3)
+  assert.equal(await beat(server.url, rotated), 200)
+  assert.equal(await stateOf(server.url, '31'), 2)
+})
+
+test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable', async (t) => {
+  const dir = tempDir(t)
+  const rs = await makeKey('RS256', 'x')
+  const publicPem = join(dir, 'public.pem')
+  const privatePem = join(dir, 'private.pem')
+  const badJwks = join(dir, 'bad.json')
+  writeFileSync(publicPem, await exportSPKI(rs.publicKey))
+  writeFileSync(privatePem, await exportPKCS8(rs.privateKey))
+  writeFileSync(badJwks, '{"nokeys":[]}')
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PRESENCED_JWT_ISSUER: ISSUER }, /^PRESENCED_JWT_ISSUER is set but no keys are/],
+    [
+      { PRESENCED_JWT_PUBLIC_KEY: publicPem, PRESENCED_JWT_JWKS: 'https://a.test/jwks' },
+      /not both/,
+    ],
+    [
+      { PRESENCED_JWT_PUBLIC_KEY: join(dir, 'missing.pem') },
+      /PRESENCED_JWT_PUBLIC_KEY: cannot read/,
+    ],
+    [{ PRESENCED_JWT_PUBLIC_KEY: privatePem }, /must be a public key, not a private one/],
+    [
+      { PRESENCED_JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' },
+      /is not a PEM public key/,
+    ],
+    [
+      { PRESENCED_JWT_PUBLIC_KEY: publicPem, PRESENCED_JWT_ALGORITHMS: 'ES256' },
+      /is a rsa key, which verifies RS256.*names none of them/,
+    ],
+    [{ PRESENCED_JWT_JWKS: badJwks }, /PRESENCED_JWT_JWKS: .*is not a JWKS/],
+    [{ PRESENCED_JWT_JWKS: join(dir, 'missing.json') }, /PRESENCED_JWT_JWKS: .*ENOENT/],
+    [{ PRESENCED_JWT_JWKS: 'https://exa mple.test/' }, /PRESENCED_JWT_JWKS is not a valid URL/],
+    [
+      { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_ALGORITHMS: 'RS256,HS256' },
+      /PRESENCED_JWT_ALGORITHMS must name some of RS256/,
+    ],
+    [
+      { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_COOLDOWN: 'soon' },
+      /PRESENCED_JWT_JWKS_COOLDOWN must be an integer/,
+    ],
+  ]
+  for (const [env, message] of cases) {
+    assert.throws(
+      () => loadConfig({ LOG_LEVEL: 'silent', ...env }),
+      (error: unknown) => error instanceof ConfigError && message.test(error.message),
+      JSON.stringify(env),
+    )
+  }
+  assert.equal(loadConfig({}).jwt, undefined, 'off by default')
+})
+
+function b64(text: string): string {
+  return Buffer.from(text).toString('base64url')
+}
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-jwt-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
