@@ -23,6 +23,7 @@ import WebSocket, { WebSocketServer } from 'ws'
 import { buildApp } from '../src/app/build-app.js'
 import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
+import { settle } from './lib/memory.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -167,12 +168,6 @@ function post(session: inspector.Session, method: string): Promise<unknown> {
   return new Promise((resolve, reject) =>
     session.post(method, (error, result) => (error ? reject(error) : resolve(result))),
   )
-}
-
-function settle(): NodeJS.MemoryUsage {
-  const gc = (globalThis as { gc?: () => void }).gc
-  for (let i = 0; i < 3; i++) gc?.()
-  return process.memoryUsage()
 }
 
 function ask<T>(child: ChildProcess, message: ToChild, key: string): Promise<T> {
