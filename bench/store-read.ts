@@ -1,6 +1,6 @@
 /**
  * The embedded store's read alone: `getMany` of random ids over N users with live sessions
- * (lib/store-population.ts), in process. Prints ns per id.
+ * (lib/store-population.ts), in process. Prints ns per id, of wall clock and of CPU time.
  *
  *   npm run bench:store -- --users 1000000 --batches 20000
  *
@@ -59,6 +59,7 @@ if (values.callgrind) execFileSync('callgrind_control', ['--instr=on', String(pr
 const idsOnly = values['ids-only']
 let sessions = 0
 const started = performance.now()
+const cpuBefore = process.cpuUsage()
 for (let b = 0; b < batches; b++) {
   const drawn = batch()
   if (idsOnly) {
@@ -68,6 +69,7 @@ for (let b = 0; b < batches; b++) {
   for (const presence of await store.getMany(drawn, readAt)) sessions += presence.sessions.length
 }
 const elapsed = performance.now() - started
+const cpu = process.cpuUsage(cpuBefore)
 if (sessions !== batches * ids) throw new Error(`expected every user live, read ${sessions}`)
 console.log(
   JSON.stringify({
@@ -75,5 +77,7 @@ console.log(
     batches,
     ids,
     nsPerId: batches > 0 ? Math.round((elapsed * 1e6) / (batches * ids)) : 0,
+    // CPU time: on a machine shared with other work, steadier than the wall clock
+    cpuNsPerId: batches > 0 ? Math.round(((cpu.user + cpu.system) * 1e3) / (batches * ids)) : 0,
   }),
 )

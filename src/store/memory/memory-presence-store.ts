@@ -68,6 +68,9 @@ export class MemoryPresenceStore implements PresenceStore {
   readonly #flushTimer: NodeJS.Timeout | undefined
   #sessionCount = 0
   #userCount = 0
+  /** getMany's scratch: the user row of each id, and what reading ahead loaded. */
+  #readUsers = new Int32Array(64)
+  #readAhead = new Float64Array(64)
 
   constructor(options: MemoryPresenceStoreOptions = {}) {
     this.#ledger = options.ledger
@@ -150,7 +153,25 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
-    return Promise.resolve(ids.map((id) => this.#presence(id, this.#users.find(id), now)))
+    const n = ids.length
+    if (this.#readUsers.length < n) {
+      this.#readUsers = new Int32Array(n)
+      this.#readAhead = new Float64Array(n)
+    }
+    const users = this.#readUsers
+    this.#users.findMany(ids, users)
+    // Read ahead: every user's first session row is loaded in one pass, so that their cache
+    // misses overlap; #presence then finds the rows in cache.
+    const readAhead = this.#readAhead
+    const sessions = this.#sessions
+    for (let i = 0; i < n; i++) {
+      const user = users[i]!
+      const head = user === NONE ? NONE : this.#users.head(user)
+      readAhead[i] = head === NONE ? 0 : sessions.expiresAt(head)
+    }
+    const presences = new Array<UserPresence>(n)
+    for (let i = 0; i < n; i++) presences[i] = this.#presence(ids[i]!, users[i]!, now)
+    return Promise.resolve(presences)
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {

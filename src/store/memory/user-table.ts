@@ -37,6 +37,8 @@ export class UserTable {
   #count = 0
   /** The halves of the id located last: read in place, not returned as a pair. */
   readonly #key = new Uint32Array(2)
+  /** findMany's halves of each id, reused. */
+  #keys = new Uint32Array(2 * 64)
 
   get size(): number {
     return this.#count
@@ -99,39 +101,50 @@ export class UserTable {
   }
 
   /**
+   * find() of many ids at once, their rows into `out` (-1: unknown). Done in passes, so that
+   * the cache misses of different ids overlap instead of each waiting for the one before:
+   * parse and hash every id, then probe every bucket by the id's low half, then confirm every
+   * row by the high half. At a million users each pass is bound by memory, not instructions.
+   */
+  findMany(ids: readonly string[], out: Int32Array): void {
+    const n = ids.length
+    if (this.#keys.length < 2 * n) this.#keys = new Uint32Array(2 * n)
+    const keys = this.#keys
+    const buckets = this.#buckets
+    const mask = (buckets.length >> 1) - 1
+    for (let i = 0; i < n; i++) {
+      out[i] = parseId(ids[i]!, keys, 2 * i) ? hash(keys[2 * i]!, keys[2 * i + 1]!) & mask : NONE
+    }
+    for (let i = 0; i < n; i++) {
+      let bucket = out[i]!
+      if (bucket === NONE) continue
+      const low = keys[2 * i + 1]! | 0
+      for (;;) {
+        const at = bucket << 1
+        const row = buckets[at + 1]! - 1
+        if (row === NONE || buckets[at] === low) {
+          out[i] = row
+          break
+        }
+        bucket = (bucket + 1) & mask
+      }
+    }
+    const u32 = this.#u32
+    for (let i = 0; i < n; i++) {
+      const row = out[i]!
+      // rare: another id with the same low half; the full probe decides
+      if (row !== NONE && u32[row * ROW_I32 + HI] !== keys[2 * i]) out[i] = this.find(ids[i]!)
+    }
+  }
+
+  /**
    * The bucket (index of its first int32) holding `id`, or the empty one where it would go;
    * -1 if `id` is not a canonical decimal below 2^64. Leaves the id's halves in #key.
    */
   #locate(id: string): number {
-    const length = id.length
-    if (length === 0 || length > 20) return NONE
-    const first = id.charCodeAt(0) - 48
-    if (first < 0 || first > 9 || (first === 0 && length > 1)) return NONE
-    let hi = 0
-    let lo = first
-    if (length <= 15) {
-      // below 10^15 < 2^53, a double holds the id exactly
-      for (let i = 1; i < length; i++) {
-        const digit = id.charCodeAt(i) - 48
-        if (digit < 0 || digit > 9) return NONE
-        lo = lo * 10 + digit
-      }
-      hi = Math.floor(lo / TWO_32)
-      lo -= hi * TWO_32
-    } else {
-      // longer ids in two halves: each step stays below 2^37, exact
-      for (let i = 1; i < length; i++) {
-        const digit = id.charCodeAt(i) - 48
-        if (digit < 0 || digit > 9) return NONE
-        const low = lo * 10 + digit
-        const carry = Math.floor(low / TWO_32)
-        lo = low - carry * TWO_32
-        hi = hi * 10 + carry
-      }
-      if (hi >= TWO_32) return NONE
-    }
-    this.#key[0] = hi
-    this.#key[1] = lo
+    if (!parseId(id, this.#key, 0)) return NONE
+    const hi = this.#key[0]!
+    const lo = this.#key[1]!
     const buckets = this.#buckets
     const mask = (buckets.length >> 1) - 1
     const low = lo | 0
@@ -167,6 +180,43 @@ export class UserTable {
     }
     this.#buckets = buckets
   }
+}
+
+/**
+ * Parses a canonical decimal below 2^64 ('0' or no leading zero, digits only, at most 20) into
+ * its high and low 32 bits at `halves[at]` and `halves[at + 1]`; false for anything else.
+ */
+function parseId(id: string, halves: Uint32Array, at: number): boolean {
+  const length = id.length
+  if (length === 0 || length > 20) return false
+  const first = id.charCodeAt(0) - 48
+  if (first < 0 || first > 9 || (first === 0 && length > 1)) return false
+  let hi = 0
+  let lo = first
+  if (length <= 15) {
+    // below 10^15 < 2^53, a double holds the id exactly
+    for (let i = 1; i < length; i++) {
+      const digit = id.charCodeAt(i) - 48
+      if (digit < 0 || digit > 9) return false
+      lo = lo * 10 + digit
+    }
+    hi = Math.floor(lo / TWO_32)
+    lo -= hi * TWO_32
+  } else {
+    // longer ids in two halves: each step stays below 2^37, exact
+    for (let i = 1; i < length; i++) {
+      const digit = id.charCodeAt(i) - 48
+      if (digit < 0 || digit > 9) return false
+      const low = lo * 10 + digit
+      const carry = Math.floor(low / TWO_32)
+      lo = low - carry * TWO_32
+      hi = hi * 10 + carry
+    }
+    if (hi >= TWO_32) return false
+  }
+  halves[at] = hi
+  halves[at + 1] = lo
+  return true
 }
 
 function hash(hi: number, lo: number): number {
