@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { BenchServerInfo } from './lib/bench-server.js'
 import { NEVER_ONLINE, blockedOf, friendsOf } from './lib/population.js'
-import { spawnJson } from './lib/processes.js'
+import { spawnJson, stop } from './lib/processes.js'
 import { sideBySide, type Scenario } from './lib/side-by-side.js'
 
 const { values } = parseArgs({
@@ -31,6 +31,8 @@ const { values } = parseArgs({
     'blocked-ids': { type: 'string', default: '2' },
     checks: { type: 'string', default: '5' },
     scenarios: { type: 'string', default: 'anonymous,signed-in' },
+    /** Writes presenced's CPU profile of everything after its loading to this file. */
+    profile: { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -45,12 +47,11 @@ console.log(`loading ${users.toLocaleString()} users into presenced and the naiv
 const [server, naive] = await Promise.all([
   spawnJson<BenchServerInfo>(
     'bench/lib/bench-server.ts',
-    ['--users', String(users), '--at', String(at)].concat([
-      '--friends',
-      String(values.friends),
-      '--blocked',
-      String(values.blocked),
-    ]),
+    [
+      ...['--users', String(users), '--at', String(at)],
+      ...['--friends', String(values.friends), '--blocked', String(values.blocked)],
+      ...(values.profile ? ['--profile', values.profile] : []),
+    ],
     ['--expose-gc', '--max-old-space-size=8192'],
   ),
   spawnJson<{ port: number }>(
@@ -133,5 +134,6 @@ for (const name of String(values.scenarios).split(',')) {
     checks: Number(values.checks),
   })
 }
-server.child.kill()
 naive.child.kill()
+await stop(server.child)
+if (values.profile) console.log(`presenced's CPU profile: ${values.profile}`)

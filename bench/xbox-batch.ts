@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig } from '../src/app/config.js'
 import type { BenchServerInfo } from './lib/bench-server.js'
 import { STRANGER_ID } from './lib/population.js'
-import { spawnJson } from './lib/processes.js'
+import { spawnJson, stop } from './lib/processes.js'
 import { sideBySide } from './lib/side-by-side.js'
 
 const { values } = parseArgs({
@@ -27,6 +27,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     ids: { type: 'string', default: '1100' },
     checks: { type: 'string', default: '3' },
+    /** Writes presenced's CPU profile of everything after its loading to this file. */
+    profile: { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -39,7 +41,10 @@ console.log(`loading ${users.toLocaleString()} users into presenced and the naiv
 const [server, naive] = await Promise.all([
   spawnJson<BenchServerInfo>(
     'bench/lib/bench-server.ts',
-    ['--users', String(users), '--at', String(at)],
+    [
+      ...['--users', String(users), '--at', String(at)],
+      ...(values.profile ? ['--profile', values.profile] : []),
+    ],
     ['--expose-gc', '--max-old-space-size=8192'],
   ),
   spawnJson<{ port: number }>(
@@ -71,5 +76,6 @@ await sideBySide(
   },
   { rounds: Number(values.rounds), seconds: Number(values.seconds), checks: Number(values.checks) },
 )
-server.child.kill()
 naive.child.kill()
+await stop(server.child)
+if (values.profile) console.log(`presenced's CPU profile: ${values.profile}`)

@@ -3,9 +3,13 @@
  * store, then listening on a free port. Run with --expose-gc so the memory figures are taken
  * after a full collection. Prints one JSON line on stdout (BenchServerInfo).
  *
- *   bench-server.ts --users 1000000 --at <epoch ms> --friends 200 --blocked 20
+ *   bench-server.ts --users 1000000 --at <epoch ms> --friends 200 --blocked 20 [--profile <file>]
+ *
+ * With --profile, the CPU is sampled from the moment it listens, and the profile is written
+ * when the process is told to stop (SIGTERM).
  */
 import { parseArgs } from 'node:util'
+import { startCpuProfile } from './cpu-profile.js'
 import { loadPresenced } from './load-presenced.js'
 import { settle } from './memory.js'
 
@@ -26,6 +30,7 @@ const { values } = parseArgs({
     at: { type: 'string', default: String(Date.now()) },
     friends: { type: 'string', default: '200' },
     blocked: { type: 'string', default: '20' },
+    profile: { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -49,4 +54,12 @@ const info: BenchServerInfo = {
   viewerToken: loaded.viewerToken,
   strangerToken: loaded.strangerToken,
 }
+const profile = values.profile
+const stopProfile = profile ? await startCpuProfile() : undefined
+process.once('SIGTERM', () => {
+  void (async () => {
+    await stopProfile?.(profile!)
+    process.exit(0)
+  })()
+})
 console.log(JSON.stringify(info))

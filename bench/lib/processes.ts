@@ -30,6 +30,14 @@ export function spawnJson<T>(
   })
 }
 
+/** Asks a child to stop (SIGTERM) and resolves once it has exited. */
+export function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  return exited
+}
+
 export function ratio(a: number, b: number): string {
   return `${((a / b) * 100).toFixed(1)} %`
 }
