@@ -1,20 +1,17 @@
 /**
  * Where one read costs its time, in process (no sockets, no load generator): presenced holding
- * N users (as bench-server.ts loads them), then per stage the mean microseconds of one request.
+ * N users (the bench population, lib/population.ts), then per stage the mean microseconds of one request.
  * Less sensitive to a busy machine than the wrk benches; use it to see which stage to work on.
  *
  *   npx tsx bench/read-path.ts                 # 200,000 users
  *   npx tsx bench/read-path.ts --users 1000000 --rounds 2000
  */
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { buildApp } from '../src/app/build-app.js'
-import { testConfig } from '../src/app/config.js'
 import { anonymous } from '../src/core/privacy.js'
 import type { UserId } from '../src/core/user-id.js'
 import { robloxPresence, serializeRobloxPresence } from '../src/protocols/roblox/view.js'
+import { loadPresenced } from './lib/load-presenced.js'
+import { STRANGER_ID, VIEWER_ID } from './lib/population.js'
 
 const { values } = parseArgs({
   options: {
@@ -25,61 +22,47 @@ const { values } = parseArgs({
 const users = Number(values.users)
 const rounds = Number(values.rounds)
 
-const presenced = await buildApp(
-  testConfig({
-    dataDir: mkdtempSync(join(tmpdir(), 'presenced-bench-')),
-    sessionTtlSeconds: 3600,
-    rateLimitMax: 1_000_000_000,
-    logLevel: 'silent',
-  }),
-)
+const { presenced, strangerToken: token } = await loadPresenced({
+  users,
+  at: Date.now(),
+  friends: 200,
+  blocked: 20,
+})
 const { service, app } = presenced
-presenced.service.stop()
-for (let p = 0; p < 500; p++) {
-  const placeId = String(1_000_000 + p)
-  await service.putPlace({
-    placeId,
-    universeId: String(2_000_000 + p),
-    rootPlaceId: placeId,
-    name: `Place ${p}`,
-  })
-}
-for (let i = 1; i <= users; i++) {
-  const inGame = i % 3 !== 0
-  await service.heartbeat({
-    userId: String(i) as UserId,
-    key: 'app:Web',
-    source: 'app',
-    deviceType: 'Web',
-    activity: inGame
-      ? {
-          kind: 'inGame',
-          placeId: String(1_000_000 + (i % 500)),
-          gameId: '6f1c1b4e-2f7a-4f5e-9a57-1e2d3c4b5a69',
-        }
-      : { kind: 'online', location: 'Website' },
-  })
+const store = presenced.stores.presence
+const viewer = { kind: 'user', userId: VIEWER_ID as UserId } as const
+
+function randomIds(n: number): UserId[] {
+  const ids = new Array<UserId>(n)
+  for (let i = 0; i < n; i++) ids[i] = String(1 + Math.floor(Math.random() * users)) as UserId
+  return ids
 }
 
-const randomIds = (n: number): UserId[] =>
-  Array.from({ length: n }, () => String(1 + Math.floor(Math.random() * users)) as UserId)
-const token = await presenced.tokens.issue('1' as UserId)
-
-async function time(name: string, run: () => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < Math.min(200, rounds); i++) await run()
+/** Mean µs of `run` over `count` calls, after a tenth as many to warm up: wall clock and CPU. */
+async function time(name: string, run: () => unknown, count = rounds): Promise<void> {
+  for (let i = 0; i < Math.max(20, count / 10); i++) await run()
   const started = performance.now()
-  for (let i = 0; i < rounds; i++) await run()
-  const us = ((performance.now() - started) * 1000) / rounds
-  console.log(`${name.padEnd(44)} ${us.toFixed(1).padStart(9)} µs`)
+  const cpuBefore = process.cpuUsage()
+  for (let i = 0; i < count; i++) await run()
+  const wall = ((performance.now() - started) * 1000) / count
+  const cpu = process.cpuUsage(cpuBefore)
+  const cpuMicros = (cpu.user + cpu.system) / count
+  console.log(
+    `${name.padEnd(44)} ${wall.toFixed(1).padStart(9)} ${cpuMicros.toFixed(1).padStart(9)}`,
+  )
 }
 
 const viewOptions = { invisibleAsOffline: false }
 console.log(`${users.toLocaleString()} users, ${rounds} rounds per stage, mean per request`)
+// CPU time is steadier than the wall clock on a machine shared with other work
+console.log(`${'stage'.padEnd(44)} ${'wall µs'.padStart(9)} ${'CPU µs'.padStart(9)}`)
+await time('ids: 50 random ids drawn (in every stage)', () => randomIds(50))
+await time('store: getMany (50 ids)', () => store.getMany(randomIds(50), Date.now()))
 await time('roblox: service.lookup (50 ids, anonymous)', () =>
   service.lookup(anonymous, randomIds(50)),
 )
 await time('roblox: service.lookup (50 ids, signed in)', () =>
-  service.lookup({ kind: 'user', userId: '1' as UserId }, randomIds(50)),
+  service.lookup(viewer, randomIds(50)),
 )
 await time('roblox: lookup + view + serialize', async () => {
   const visible = await service.lookup(anonymous, randomIds(50))
@@ -95,29 +78,33 @@ await time('roblox: inject POST /v1/presence/users', () =>
 )
 const xboxRounds = Math.max(20, Math.floor(rounds / 20))
 const xboxHeaders = {
-  authorization: `XBL3.0 x=1;${token}`,
+  authorization: `XBL3.0 x=${STRANGER_ID};${token}`,
   'x-xbl-contract-version': '3',
   accept: 'application/json',
   'content-type': 'application/json',
 }
-async function xboxTime(name: string, run: () => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < 20; i++) await run()
-  const started = performance.now()
-  for (let i = 0; i < xboxRounds; i++) await run()
-  const us = ((performance.now() - started) * 1000) / xboxRounds
-  console.log(`${name.padEnd(44)} ${us.toFixed(1).padStart(9)} µs`)
-}
-await xboxTime('xbox: service.lookup (1100 ids, signed in)', () =>
-  service.lookup({ kind: 'user', userId: '1' as UserId }, randomIds(1100)),
+await time('ids: 1100 random ids drawn (in every stage)', () => randomIds(1100), xboxRounds)
+await time(
+  'store: getMany (1100 ids)',
+  () => store.getMany(randomIds(1100), Date.now()),
+  xboxRounds,
 )
-await xboxTime('xbox: inject POST /users/batch (1100, all)', () =>
-  app.inject({
-    method: 'POST',
-    url: '/users/batch',
-    headers: xboxHeaders,
-    payload: `{"level":"all","users":[${randomIds(1100)
-      .map((id) => `"${id}"`)
-      .join(',')}]}`,
-  }),
+await time(
+  'xbox: service.lookup (1100 ids, signed in)',
+  () => service.lookup(viewer, randomIds(1100)),
+  xboxRounds,
+)
+await time(
+  'xbox: inject POST /users/batch (1100, all)',
+  () =>
+    app.inject({
+      method: 'POST',
+      url: '/users/batch',
+      headers: xboxHeaders,
+      payload: `{"level":"all","users":[${randomIds(1100)
+        .map((id) => `"${id}"`)
+        .join(',')}]}`,
+    }),
+  xboxRounds,
 )
 await app.close()

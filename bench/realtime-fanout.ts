@@ -14,8 +14,7 @@
  * every subscriber has its snapshot (after a full GC), divided by N.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import inspector from 'node:inspector'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -23,6 +22,8 @@ import WebSocket, { WebSocketServer } from 'ws'
 import { buildApp } from '../src/app/build-app.js'
 import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
+import { startCpuProfile } from './lib/cpu-profile.js'
+import { settle } from './lib/memory.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -163,18 +164,6 @@ async function runClients(): Promise<void> {
 
 // ---------------------------------------------------------------- server (main process)
 
-function post(session: inspector.Session, method: string): Promise<unknown> {
-  return new Promise((resolve, reject) =>
-    session.post(method, (error, result) => (error ? reject(error) : resolve(result))),
-  )
-}
-
-function settle(): NodeJS.MemoryUsage {
-  const gc = (globalThis as { gc?: () => void }).gc
-  for (let i = 0; i < 3; i++) gc?.()
-  return process.memoryUsage()
-}
-
 function ask<T>(child: ChildProcess, message: ToChild, key: string): Promise<T> {
   return new Promise((resolve) => {
     const onMessage = (reply: Record<string, unknown>): void => {
@@ -212,12 +201,7 @@ async function phase(
   async function drive(): Promise<PhaseResult> {
     child.send({ cmd: 'measure' })
     await new Promise((resolve) => setTimeout(resolve, 100))
-    const profiler = args.profile ? new inspector.Session() : undefined
-    if (profiler) {
-      profiler.connect()
-      await post(profiler, 'Profiler.enable')
-      await post(profiler, 'Profiler.start')
-    }
+    const stopProfile = args.profile ? await startCpuProfile() : undefined
     const started = performance.now()
     let changes = 0
     let seed = 12345
@@ -242,11 +226,7 @@ async function phase(
       }, tickMs)
     })
     const seconds = (performance.now() - started) / 1000
-    if (profiler) {
-      const { profile } = (await post(profiler, 'Profiler.stop')) as { profile: unknown }
-      writeFileSync(`${args.profile!}.${mode}.cpuprofile`, JSON.stringify(profile))
-      profiler.disconnect()
-    }
+    await stopProfile?.(`${args.profile!}.${mode}.cpuprofile`)
     const report = await ask<Report>(child, { cmd: 'close' }, 'report')
     return {
       ...report,

@@ -1,99 +1,139 @@
 /**
- * POST /v1/presence/users, 50 random ids per request, against presenced holding 1,000,000 users
- * with live sessions (embedded store), beside a bare node:http server returning bytes of the
- * same size, in the same run. Load comes from wrk in a separate process.
+ * `npm run bench`: POST /v1/presence/users against presenced holding 1,000,000 users with live
+ * sessions (embedded store), beside the naive Fastify server (naive-roblox-server.ts) and the
+ * bare node:http server, all answering the same bytes, in one run (lib/side-by-side.ts).
+ * Two scenarios: an anonymous caller asking for 50 random ids, and a signed-in viewer with 200
+ * friends and 20 blocked users asking for 50 ids of which 20 are friends and 2 blocked (presenced
+ * shows those two Offline; the naive server does no privacy).
  *
- *   npm run bench                      # 1,000,000 users, 10 s per target
- *   npm run bench -- --users 100000 --seconds 5 --connections 32
+ *   npm run bench
+ *   npm run bench -- --users 100000 --rounds 2 --seconds 5 --scenarios anonymous
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { spawnJson, ratio } from './lib/processes.js'
-import { runWrk, type LoadResult } from './lib/wrk.js'
+import type { BenchServerInfo } from './lib/bench-server.js'
+import { NEVER_ONLINE, blockedOf, friendsOf } from './lib/population.js'
+import { spawnJson, stop } from './lib/processes.js'
+import { sideBySide, type Scenario } from './lib/side-by-side.js'
 
 const { values } = parseArgs({
   options: {
     users: { type: 'string', default: '1000000' },
+    rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
     ids: { type: 'string', default: '50' },
+    friends: { type: 'string', default: '200' },
+    blocked: { type: 'string', default: '20' },
+    'friend-ids': { type: 'string', default: '20' },
+    'blocked-ids': { type: 'string', default: '2' },
+    checks: { type: 'string', default: '5' },
+    scenarios: { type: 'string', default: 'anonymous,signed-in' },
+    /** Writes presenced's CPU profile of everything after its loading to this file. */
+    profile: { type: 'string' },
   },
 })
 const users = Number(values.users)
-const seconds = Number(values.seconds)
-const connections = Number(values.connections)
-const idsPerRequest = Number(values.ids)
+const ids = Number(values.ids)
+const friends = friendsOf(users, Number(values.friends))
+const blocked = blockedOf(users, Number(values.blocked))
+if (friends.some((id) => blocked.includes(id))) throw new Error('too few users for the relations')
+const at = Date.now()
 const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
 
-console.log(`loading ${users.toLocaleString()} users into the embedded store…`)
-const server = await spawnJson<{
-  port: number
-  loadSeconds: number
-  bytesPerSession: number
-  rssPerSession: number
-}>('bench/lib/bench-server.ts', [String(users)], ['--expose-gc', '--max-old-space-size=8192'])
-const presencedUrl = `http://127.0.0.1:${server.info.port}`
-
-// The bare server answers bytes of the same size as a typical presenced reply.
-const sampleIds = Array.from(
-  { length: idsPerRequest },
-  (_, i) => 1 + Math.floor((i * users) / idsPerRequest),
-)
-const sample = await fetch(`${presencedUrl}/v1/presence/users`, {
-  method: 'POST',
-  headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ userIds: sampleIds }),
-})
-const sampleBody = Buffer.from(await sample.arrayBuffer())
-if (sample.status !== 200) throw new Error(`sample request failed: ${sample.status} ${sampleBody}`)
-writeFileSync(join(dir, 'reply.json'), sampleBody)
-const bare = await spawnJson<{ port: number }>('bench/lib/bare-server.ts', [
-  join(dir, 'reply.json'),
+console.log(`loading ${users.toLocaleString()} users into presenced and the naive server…`)
+const [server, naive] = await Promise.all([
+  spawnJson<BenchServerInfo>(
+    'bench/lib/bench-server.ts',
+    [
+      ...['--users', String(users), '--at', String(at)],
+      ...['--friends', String(values.friends), '--blocked', String(values.blocked)],
+      ...(values.profile ? ['--profile', values.profile] : []),
+    ],
+    ['--expose-gc', '--max-old-space-size=8192'],
+  ),
+  spawnJson<{ port: number }>(
+    'bench/naive-roblox-server.ts',
+    ['--users', String(users), '--at', String(at)],
+    ['--max-old-space-size=8192'],
+  ),
 ])
+const { info } = server
+console.log(
+  `presenced loaded in ${info.loadSeconds.toFixed(1)} s: ${info.bytesPerSession.toFixed(0)} B ` +
+    `heap+external, ${info.rssPerSession.toFixed(0)} B RSS per live session ` +
+    `(goal <= 150 B and <= 200 B)`,
+)
 
-const load = (url: string): LoadResult =>
-  runWrk({
-    url,
+/** presenced's reply for the viewer: the naive reply with the blocked users shown Offline. */
+function withBlockedOffline(naiveReply: Buffer): Buffer {
+  const hidden = new Set(blocked)
+  const body = JSON.parse(naiveReply.toString()) as { userPresences: Array<{ userId: number }> }
+  const userPresences = body.userPresences.map((record) =>
+    hidden.has(record.userId)
+      ? {
+          userPresenceType: 0,
+          lastLocation: 'Offline',
+          placeId: null,
+          rootPlaceId: null,
+          gameId: null,
+          universeId: null,
+          userId: record.userId,
+          lastOnline: NEVER_ONLINE,
+        }
+      : record,
+  )
+  return Buffer.from(JSON.stringify({ userPresences }))
+}
+
+const friendIds = Number(values['friend-ids'])
+const blockedIds = Number(values['blocked-ids'])
+const scenarios: Record<string, Scenario> = {
+  anonymous: {
+    title: 'anonymous',
     path: '/v1/presence/users',
-    users,
-    idsPerRequest,
-    bodyTemplate: 'roblox',
-    seconds,
-    connections,
-    dir,
-  })
+    shape: 'roblox',
+    mix: { users, random: ids },
+    headers: {},
+    connections: Number(values.connections),
+    goals: { vsNaive: 2, vsBare: 0.4 },
+  },
+  'signed-in': {
+    title: `signed-in viewer (${friends.length} friends, ${blocked.length} blocked; per request ${friendIds} friends, ${blockedIds} blocked)`,
+    path: '/v1/presence/users',
+    shape: 'roblox',
+    mix: {
+      users,
+      random: ids - friendIds - blockedIds,
+      lists: [
+        { ids: friends, count: friendIds },
+        { ids: blocked, count: blockedIds },
+      ],
+    },
+    headers: { Authorization: `Bearer ${info.viewerToken}` },
+    connections: Number(values.connections),
+    expected: withBlockedOffline,
+    expectedNote: 'with the blocked users Offline, as privacy requires',
+    goals: { vsNaive: 1.5 },
+  },
+}
 
-// warm both up (JIT, connection pools) before measuring
-runWrk({
-  url: presencedUrl,
-  path: '/v1/presence/users',
-  users,
-  idsPerRequest,
-  bodyTemplate: 'roblox',
-  seconds: 2,
-  connections,
+const servers = {
+  naiveUrl: `http://127.0.0.1:${naive.info.port}`,
+  presencedUrl: `http://127.0.0.1:${info.port}`,
   dir,
-})
-const bareResult = load(`http://127.0.0.1:${bare.info.port}`)
-const presencedResult = load(presencedUrl)
-server.child.kill()
-bare.child.kill()
-
-const row = (name: string, r: LoadResult) =>
-  `${name.padEnd(22)} ${r.requestsPerSecond.toFixed(0).padStart(9)} ${(r.requestsPerSecond * idsPerRequest).toFixed(0).padStart(10)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)}`
-console.log(
-  `\nreply ${sampleBody.length} bytes, ${idsPerRequest} ids/request, ${connections} connections, ${seconds} s each`,
-)
-console.log(
-  `${'target'.padEnd(22)} ${'req/s'.padStart(9)} ${'users/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)}`,
-)
-console.log(row('bare node:http', bareResult))
-console.log(row('presenced', presencedResult))
-console.log(
-  `throughput ratio presenced / bare: ${ratio(presencedResult.requestsPerSecond, bareResult.requestsPerSecond)} (goal >= 75 %)`,
-)
-console.log(
-  `memory per live session: ${server.info.bytesPerSession.toFixed(0)} B heap+external, ${server.info.rssPerSession.toFixed(0)} B rss (goal <= 200 B); load took ${server.info.loadSeconds.toFixed(1)} s`,
-)
+}
+for (const name of String(values.scenarios).split(',')) {
+  const scenario = scenarios[name]
+  if (!scenario) throw new Error(`no scenario ${name}: ${Object.keys(scenarios).join(', ')}`)
+  await sideBySide(scenario, servers, {
+    rounds: Number(values.rounds),
+    seconds: Number(values.seconds),
+    checks: Number(values.checks),
+  })
+}
+naive.child.kill()
+await stop(server.child)
+if (values.profile) console.log(`presenced's CPU profile: ${values.profile}`)

@@ -30,6 +30,7 @@ import { RedisProfileStore } from '../src/store/redis/redis-profile-store.js'
 import { RedisRateLimiter } from '../src/store/redis/redis-rate-limiter.js'
 import { startRedisCluster, type LocalRedisCluster } from '../test/helpers/redis-cluster.js'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
+import { settle } from './lib/memory.js'
 
 const argv = process.argv.slice(2)
 const option = (name: string, fallback: number) => {
@@ -42,9 +43,8 @@ const PLAYERS = option('--players', 5000)
 const ADMIN_KEY = 'bench-admin-key'
 const gc = (globalThis as { gc?: () => void }).gc
 
-function settle(): number {
-  for (let i = 0; gc && i < 3; i++) gc()
-  const m = process.memoryUsage()
+function heapAndBuffers(): number {
+  const m = settle()
   return m.heapUsed + m.arrayBuffers
 }
 
@@ -148,7 +148,7 @@ try {
     return (await res.json()) as { joined: number; left: number }
   }
 
-  const memoryBefore = settle()
+  const memoryBefore = heapAndBuffers()
   const redisBefore = await redisMemory()
   const rows: string[] = []
   for (const [round, shift] of [
@@ -181,7 +181,7 @@ try {
         (mode === 'memory' ? '' : ` ${rt.toFixed(1).padStart(11)}`),
     )
   }
-  const memoryAfter = settle()
+  const memoryAfter = heapAndBuffers()
   const redisAfter = await redisMemory()
   const sessions = (await stores.presence.stats(Date.now())).sessions
 

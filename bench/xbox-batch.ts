@@ -1,92 +1,81 @@
 /**
- * POST /users/batch (Xbox), 1100 random XUIDs per request at level `all`, against presenced
- * holding N users with live sessions (embedded store; two thirds in a game, which Xbox shows as
- * the platform title with its place as rich presence), beside a bare node:http server returning
- * bytes of the same size, in the same run. Load comes from wrk in a separate process.
+ * `npm run bench:xbox`: Xbox's POST /users/batch, 1100 random XUIDs per request at level `all`,
+ * against presenced holding 1,000,000 users with live sessions (embedded store; two thirds in a
+ * game, which Xbox shows as the platform title with the place as rich presence), beside the
+ * naive Fastify server (naive-xbox-server.ts) and the bare node:http server, all answering the
+ * same bytes, in one run (lib/side-by-side.ts). The caller is a signed-in user (XBL3.0) with no
+ * relations among the ids.
  *
- *   npm run bench:xbox                      # 1,000,000 users, 10 s per target
- *   npm run bench:xbox -- --users 100000 --seconds 5 --connections 16
+ *   npm run bench:xbox
+ *   npm run bench:xbox -- --users 100000 --rounds 2 --seconds 5
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ratio, spawnJson } from './lib/processes.js'
-import { runWrk, type LoadResult } from './lib/wrk.js'
+import { loadConfig } from '../src/app/config.js'
+import type { BenchServerInfo } from './lib/bench-server.js'
+import { STRANGER_ID } from './lib/population.js'
+import { spawnJson, stop } from './lib/processes.js'
+import { sideBySide } from './lib/side-by-side.js'
 
 const { values } = parseArgs({
   options: {
     users: { type: 'string', default: '1000000' },
+    rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '16' },
     ids: { type: 'string', default: '1100' },
+    checks: { type: 'string', default: '3' },
+    /** Writes presenced's CPU profile of everything after its loading to this file. */
+    profile: { type: 'string' },
   },
 })
 const users = Number(values.users)
-const seconds = Number(values.seconds)
-const connections = Number(values.connections)
-const idsPerRequest = Number(values.ids)
+const at = Date.now()
 const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
+// the bench server runs with the default configuration: the same platform title
+const platformTitleId = loadConfig({}).xboxDefaultTitleId
 
-console.log(`loading ${users.toLocaleString()} users into the embedded store…`)
-const server = await spawnJson<{ port: number; token: string }>(
-  'bench/lib/bench-server.ts',
-  [String(users)],
-  ['--max-old-space-size=8192'],
-)
-const presencedUrl = `http://127.0.0.1:${server.info.port}`
-const headers = {
-  Authorization: `XBL3.0 x=1;${server.info.token}`,
-  'x-xbl-contract-version': '3',
-  Accept: 'application/json',
-}
-
-// The bare server answers bytes of the same size as a typical presenced reply.
-const sampleIds = Array.from({ length: idsPerRequest }, (_, i) =>
-  String(1 + Math.floor((i * users) / idsPerRequest)),
-)
-const sample = await fetch(`${presencedUrl}/users/batch`, {
-  method: 'POST',
-  headers: { ...headers, 'content-type': 'application/json' },
-  body: JSON.stringify({ level: 'all', users: sampleIds }),
-})
-const sampleBody = Buffer.from(await sample.arrayBuffer())
-if (sample.status !== 200) throw new Error(`sample request failed: ${sample.status} ${sampleBody}`)
-writeFileSync(join(dir, 'reply.json'), sampleBody)
-const bare = await spawnJson<{ port: number }>('bench/lib/bare-server.ts', [
-  join(dir, 'reply.json'),
+console.log(`loading ${users.toLocaleString()} users into presenced and the naive server…`)
+const [server, naive] = await Promise.all([
+  spawnJson<BenchServerInfo>(
+    'bench/lib/bench-server.ts',
+    [
+      ...['--users', String(users), '--at', String(at)],
+      ...(values.profile ? ['--profile', values.profile] : []),
+    ],
+    ['--expose-gc', '--max-old-space-size=8192'],
+  ),
+  spawnJson<{ port: number }>(
+    'bench/naive-xbox-server.ts',
+    ['--users', String(users), '--at', String(at), '--title', platformTitleId],
+    ['--max-old-space-size=8192'],
+  ),
 ])
+console.log(`presenced loaded in ${server.info.loadSeconds.toFixed(1)} s`)
 
-const load = (url: string, duration = seconds): LoadResult =>
-  runWrk({
-    url,
+await sideBySide(
+  {
+    title: 'Xbox batch at level all',
     path: '/users/batch',
-    users,
-    idsPerRequest,
-    bodyTemplate: 'xbox',
-    headers,
-    seconds: duration,
-    connections,
+    shape: 'xbox',
+    mix: { users, random: Number(values.ids) },
+    headers: {
+      Authorization: `XBL3.0 x=${STRANGER_ID};${server.info.strangerToken}`,
+      'x-xbl-contract-version': '3',
+      Accept: 'application/json',
+    },
+    connections: Number(values.connections),
+    goals: { vsNaive: 2, vsBare: 0.25 },
+  },
+  {
+    naiveUrl: `http://127.0.0.1:${naive.info.port}`,
+    presencedUrl: `http://127.0.0.1:${server.info.port}`,
     dir,
-  })
-
-// warm both up (JIT, connection pools) before measuring
-load(presencedUrl, 2)
-const bareResult = load(`http://127.0.0.1:${bare.info.port}`)
-const presencedResult = load(presencedUrl)
-server.child.kill()
-bare.child.kill()
-
-const row = (name: string, r: LoadResult) =>
-  `${name.padEnd(22)} ${r.requestsPerSecond.toFixed(0).padStart(9)} ${(r.requestsPerSecond * idsPerRequest).toFixed(0).padStart(10)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)}`
-console.log(
-  `\nreply ${sampleBody.length} bytes, ${idsPerRequest} XUIDs/request at level all, ${connections} connections, ${seconds} s each`,
+  },
+  { rounds: Number(values.rounds), seconds: Number(values.seconds), checks: Number(values.checks) },
 )
-console.log(
-  `${'target'.padEnd(22)} ${'req/s'.padStart(9)} ${'users/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)}`,
-)
-console.log(row('bare node:http', bareResult))
-console.log(row('presenced', presencedResult))
-console.log(
-  `throughput ratio presenced / bare: ${ratio(presencedResult.requestsPerSecond, bareResult.requestsPerSecond)}`,
-)
+naive.child.kill()
+await stop(server.child)
+if (values.profile) console.log(`presenced's CPU profile: ${values.profile}`)

@@ -1,74 +1,65 @@
 /**
- * A presenced process for benchmarks: embedded store loaded with N users, each with one live
- * session (a third Online, two thirds InGame in one of 500 catalogued places), then listening.
- * Prints one JSON line on stdout: {port, users, bytesPerSession, rssPerSession, loadSeconds, token}.
- * Run with --expose-gc so the memory figures are taken after a full collection.
+ * presenced for the HTTP benches: the bench population (population.ts) loaded into its embedded
+ * store, then listening on a free port. Run with --expose-gc so the memory figures are taken
+ * after a full collection. Prints one JSON line on stdout (BenchServerInfo).
+ *
+ *   bench-server.ts --users 1000000 --at <epoch ms> --friends 200 --blocked 20 [--profile <file>]
+ *
+ * With --profile, the CPU is sampled from the moment it listens, and the profile is written
+ * when the process is told to stop (SIGTERM).
  */
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { buildApp } from '../../src/app/build-app.js'
-import { testConfig } from '../../src/app/config.js'
-import type { UserId } from '../../src/core/user-id.js'
+import { parseArgs } from 'node:util'
+import { startCpuProfile } from './cpu-profile.js'
+import { loadPresenced } from './load-presenced.js'
+import { settle } from './memory.js'
 
-const users = Number(process.argv[2] ?? 1_000_000)
-const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
-
-const presenced = await buildApp(
-  testConfig({
-    dataDir: mkdtempSync(join(tmpdir(), 'presenced-bench-')),
-    sessionTtlSeconds: 3600,
-    rateLimitMax: 1_000_000_000,
-    logLevel: 'silent',
-  }),
-)
-const { service } = presenced
-for (let p = 0; p < 500; p++) {
-  const placeId = String(1_000_000 + p)
-  await service.putPlace({
-    placeId,
-    universeId: String(2_000_000 + p),
-    rootPlaceId: placeId,
-    name: `Place ${p}`,
-  })
+export interface BenchServerInfo {
+  port: number
+  users: number
+  loadSeconds: number
+  /** Heap and off-heap growth per live session over the load. */
+  bytesPerSession: number
+  rssPerSession: number
+  viewerToken: string
+  strangerToken: string
 }
-presenced.service.stop()
 
-gc()
-const before = process.memoryUsage()
-const started = performance.now()
-for (let i = 1; i <= users; i++) {
-  const inGame = i % 3 !== 0
-  await service.heartbeat({
-    userId: String(i) as UserId,
-    key: 'app:Web',
-    source: 'app',
-    deviceType: 'Web',
-    activity: inGame
-      ? {
-          kind: 'inGame',
-          placeId: String(1_000_000 + (i % 500)),
-          gameId: '6f1c1b4e-2f7a-4f5e-9a57-1e2d3c4b5a69',
-        }
-      : { kind: 'online', location: 'Website' },
-  })
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: '1000000' },
+    at: { type: 'string', default: String(Date.now()) },
+    friends: { type: 'string', default: '200' },
+    blocked: { type: 'string', default: '20' },
+    profile: { type: 'string' },
+  },
+})
+const users = Number(values.users)
+
+const before = settle()
+const loaded = await loadPresenced({
+  users,
+  at: Number(values.at),
+  friends: Number(values.friends),
+  blocked: Number(values.blocked),
+})
+const after = settle()
+const address = await loaded.presenced.app.listen({ port: 0, host: '127.0.0.1' })
+const info: BenchServerInfo = {
+  port: Number(new URL(address).port),
+  users,
+  loadSeconds: loaded.loadSeconds,
+  // `external` already includes `arrayBuffers` (the typed arrays of the store)
+  bytesPerSession: (after.heapUsed + after.external - before.heapUsed - before.external) / users,
+  rssPerSession: (after.rss - before.rss) / users,
+  viewerToken: loaded.viewerToken,
+  strangerToken: loaded.strangerToken,
 }
-const loadSeconds = (performance.now() - started) / 1000
-// the load loop never yields to the write-behind timer: flush lastOnline as it would have been
-const store = presenced.stores.presence as { flush?: () => void }
-store.flush?.()
-gc()
-const after = process.memoryUsage()
-const address = await presenced.app.listen({ port: 0, host: '127.0.0.1' })
-console.log(
-  JSON.stringify({
-    port: Number(new URL(address).port),
-    users,
-    loadSeconds,
-    // `external` already includes `arrayBuffers` (the typed arrays of the store)
-    bytesPerSession: (after.heapUsed + after.external - before.heapUsed - before.external) / users,
-    rssPerSession: (after.rss - before.rss) / users,
-    // user 1's token, for the Xbox bench (XBL3.0 auth)
-    token: await presenced.tokens.issue('1' as UserId),
-  }),
-)
+const profile = values.profile
+const stopProfile = profile ? await startCpuProfile() : undefined
+process.once('SIGTERM', () => {
+  void (async () => {
+    await stopProfile?.(profile!)
+    process.exit(0)
+  })()
+})
+console.log(JSON.stringify(info))

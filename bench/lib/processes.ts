@@ -1,7 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 
-/** Spawns a node process (TypeScript through tsx) and resolves with its first JSON stdout line. */
+const children = new Set<ChildProcess>()
+// a bench that throws must not leave a server holding gigabytes behind
+process.once('exit', () => {
+  for (const child of children) child.kill()
+})
+
+/**
+ * Spawns a node process (TypeScript through tsx) and resolves with its first JSON stdout line.
+ * The child is killed when this process exits, if not before.
+ */
 export function spawnJson<T>(
   script: string,
   args: string[],
@@ -12,11 +21,21 @@ export function spawnJson<T>(
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
   })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! })
     lines.once('line', (line) => resolve({ child, info: JSON.parse(line) as T }))
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)))
   })
+}
+
+/** Asks a child to stop (SIGTERM) and resolves once it has exited. */
+export function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  return exited
 }
 
 export function ratio(a: number, b: number): string {

@@ -10,36 +10,114 @@ export interface LoadResult {
 }
 
 /**
- * Drives a POST endpoint with wrk (Debian's `wrk` package) from a separate process. Each request
- * carries `idsPerRequest` random user ids in 1..users, built by wrk's Lua, so no two bodies are
- * alike. Returns throughput and latency percentiles.
+ * Which ids one request asks for: `random` distinct ids drawn from 1..users, plus `count` ids
+ * drawn from each list (e.g. the viewer's friends), all distinct and shuffled. Distinct,
+ * because presenced answers a repeated id once and the naive servers would answer it twice.
+ */
+export interface IdMix {
+  users: number
+  random: number
+  lists?: ReadonlyArray<{ ids: readonly number[]; count: number }>
+}
+
+/** The protocol's request body around the ids. */
+export type BodyShape = 'roblox' | 'xbox'
+
+export function idsPerRequest(mix: IdMix): number {
+  return mix.random + (mix.lists ?? []).reduce((sum, list) => sum + list.count, 0)
+}
+
+/** One request's ids as wrk's script draws them (for the reply checks, in this process). */
+export function drawIds(mix: IdMix): number[] {
+  const seen = new Set<number>()
+  const draw = (pick: () => number, count: number) => {
+    for (let n = 0; n < count;) {
+      const id = pick()
+      if (seen.has(id)) continue
+      seen.add(id)
+      n++
+    }
+  }
+  for (const list of mix.lists ?? []) {
+    draw(() => list.ids[Math.floor(Math.random() * list.ids.length)]!, list.count)
+  }
+  draw(() => 1 + Math.floor(Math.random() * mix.users), mix.random)
+  const ids = [...seen]
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[ids[i], ids[j]] = [ids[j]!, ids[i]!]
+  }
+  return ids
+}
+
+/** What goes before the ids, around each id, and after them. */
+const shapes: Record<BodyShape, { open: string; quote: string; close: string }> = {
+  roblox: { open: '{"userIds":[', quote: '', close: ']}' },
+  xbox: { open: '{"level":"all","users":[', quote: '"', close: ']}' },
+}
+
+export function bodyOf(shape: BodyShape, ids: readonly number[]): string {
+  const { open, quote, close } = shapes[shape]
+  return open + ids.map((id) => quote + id + quote).join(',') + close
+}
+
+/**
+ * Drives a POST endpoint with wrk (Debian's `wrk` package) from a separate process, one thread
+ * (the machine has two cores: one for wrk, one for the server). Every request draws its own
+ * ids (IdMix) in wrk's Lua, so no two bodies are alike. Returns throughput and latency.
  */
 export function runWrk(options: {
   url: string
   path: string
-  users: number
-  idsPerRequest: number
-  bodyTemplate: 'roblox' | 'xbox'
+  mix: IdMix
+  shape: BodyShape
   headers?: Record<string, string>
   seconds: number
   connections: number
   dir: string
 }): LoadResult {
-  const script = join(options.dir, `wrk-${options.bodyTemplate}.lua`)
+  const script = join(options.dir, `wrk-${options.shape}-${process.pid}.lua`)
   const headerLines = Object.entries({ 'Content-Type': 'application/json', ...options.headers })
     .map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)
     .join('\n')
-  const quote = options.bodyTemplate === 'xbox' ? '"' : ''
-  const open = options.bodyTemplate === 'xbox' ? '{"level":"all","users":[' : '{"userIds":['
+  const { open, quote, close } = shapes[options.shape]
+  const lists = (options.mix.lists ?? [])
+    .map((list) => `{ count = ${list.count}, ids = { ${list.ids.join(', ')} } }`)
+    .join(',\n  ')
   writeFileSync(
     script,
     `wrk.method = "POST"
 ${headerLines}
 math.randomseed(os.time())
+local lists = {
+  ${lists}
+}
 request = function()
+  local seen = {}
   local ids = {}
-  for i = 1, ${options.idsPerRequest} do ids[i] = '${quote}' .. math.random(1, ${options.users}) .. '${quote}' end
-  return wrk.format(nil, "${options.path}", nil, '${open}' .. table.concat(ids, ",") .. "]}")
+  local function take(id)
+    if seen[id] then return false end
+    seen[id] = true
+    ids[#ids + 1] = id
+    return true
+  end
+  for _, list in ipairs(lists) do
+    local n = 0
+    while n < list.count do
+      if take(list.ids[math.random(1, #list.ids)]) then n = n + 1 end
+    end
+  end
+  local n = 0
+  while n < ${options.mix.random} do
+    if take(math.random(1, ${options.mix.users})) then n = n + 1 end
+  end
+  for i = #ids, 2, -1 do
+    local j = math.random(1, i)
+    ids[i], ids[j] = ids[j], ids[i]
+  end
+  local parts = {}
+  for i = 1, #ids do parts[i] = '${quote}' .. ids[i] .. '${quote}' end
+  return wrk.format(nil, "${options.path}", nil, '${open}' .. table.concat(parts, ",") .. '${close}')
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %f %f %f %d %d\\n", summary.requests / (summary.duration / 1e6),
@@ -58,14 +136,17 @@ end
       String(options.connections),
       '-d',
       `${options.seconds}s`,
+      // a slow reply is a latency figure, not an error (wrk's default gives up after 2 s)
+      '--timeout',
+      '30s',
       '-s',
       script,
       options.url,
     ],
     { encoding: 'utf8' },
   )
-  const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '))
-  if (!line) throw new Error(`wrk failed: ${run.stderr || run.stdout}`)
+  const line = run.stdout?.split('\n').find((l) => l.startsWith('RESULT '))
+  if (!line) throw new Error(`wrk failed: ${run.error?.message ?? run.stderr ?? run.stdout}`)
   const [rps, p50, p99, errors] = line.split(' ').slice(1).map(Number)
   return { requestsPerSecond: rps!, p50Ms: p50!, p99Ms: p99!, errors: errors! }
 }

@@ -7,6 +7,13 @@ export function grown<T extends Column>(array: T, capacity: number): T {
   return next
 }
 
+/** A copy of `buffer` of `byteLength` bytes (new bytes are 0). */
+export function grownBuffer(buffer: ArrayBuffer, byteLength: number): ArrayBuffer {
+  const next = new ArrayBuffer(byteLength)
+  new Uint8Array(next).set(new Uint8Array(buffer))
+  return next
+}
+
 /** The next capacity when `needed` elements must fit: grows by half, so copies stay rare. */
 export function nextCapacity(current: number, needed: number): number {
   return Math.max(needed, Math.ceil(current * 1.5), 16)

@@ -45,9 +45,10 @@ interface MemoryRoster {
  * The zero-setup default: sessions in this process's memory, lastOnline written behind to a
  * ledger (SQLite). One process only: for several nodes, use RedisPresenceStore.
  *
- * Built to hold millions of sessions: users and sessions are rows of typed arrays (UserTable,
- * SessionSlab), repeated strings and activities are interned once (InternPool), expiry is an
- * indexed heap; `Session` objects are made only when read. Activities come back frozen and
+ * Built to hold millions of sessions: a user is one 24-byte row and a session one 48-byte row,
+ * each kind in one buffer (UserTable, SessionSlab), so reading an id costs a bucket, a user row
+ * and a session row, a cache line or two each; repeated strings and activities are interned
+ * once (InternPool), expiry is an indexed heap; `Session` objects are made only when read. Activities come back frozen and
  * shared between sessions: copy one to change it.
  */
 export class MemoryPresenceStore implements PresenceStore {
@@ -67,6 +68,9 @@ export class MemoryPresenceStore implements PresenceStore {
   readonly #flushTimer: NodeJS.Timeout | undefined
   #sessionCount = 0
   #userCount = 0
+  /** getMany's scratch: the user row of each id, and what reading ahead loaded. */
+  #readUsers = new Int32Array(64)
+  #readAhead = new Float64Array(64)
 
   constructor(options: MemoryPresenceStoreOptions = {}) {
     this.#ledger = options.ledger
@@ -99,23 +103,23 @@ export class MemoryPresenceStore implements PresenceStore {
     let slot = this.#find(user, write.key)
     if (slot === NONE) {
       slot = rows.alloc()
-      rows.user[slot] = user
-      rows.next[slot] = NONE
-      rows.key[slot] = this.#strings.acquire(write.key)
-      rows.startedAt[slot] = now
+      rows.setUser(slot, user)
+      rows.setNext(slot, NONE)
+      rows.setKey(slot, this.#strings.acquire(write.key))
+      rows.setStartedAt(slot, now)
       this.#append(user, slot)
     } else {
-      this.#activities.release(rows.activity[slot]!)
-      this.#strings.release(rows.deviceType[slot]!)
+      this.#activities.release(rows.activity(slot))
+      this.#strings.release(rows.deviceType(slot))
       // an expired session that was not swept yet is over: this heartbeat starts a new one
-      if (!(rows.expiresAt[slot]! > now)) rows.startedAt[slot] = now
+      if (!(rows.expiresAt(slot) > now)) rows.setStartedAt(slot, now)
     }
     const expiresAt = now + write.ttlMs
-    rows.updatedAt[slot] = now
-    rows.expiresAt[slot] = expiresAt
-    rows.source[slot] = SOURCE_INDEX[write.source]
-    rows.deviceType[slot] = deviceType
-    rows.activity[slot] = activity
+    rows.setUpdatedAt(slot, now)
+    rows.setExpiresAt(slot, expiresAt)
+    rows.setSource(slot, SOURCE_INDEX[write.source])
+    rows.setDeviceType(slot, deviceType)
+    rows.setActivity(slot, activity)
     this.#heap.set(slot, expiresAt)
     this.#touch(user, now)
     return { userId: write.userId, before, after: this.#presence(write.userId, user, now) }
@@ -140,7 +144,7 @@ export class MemoryPresenceStore implements PresenceStore {
   ): PresenceChange | undefined {
     const slot = this.#find(user, key)
     // an expired session that is not yet swept is gone already: the sweep reports its timeout
-    if (slot === NONE || !(this.#sessions.expiresAt[slot]! > now)) return undefined
+    if (slot === NONE || !(this.#sessions.expiresAt(slot) > now)) return undefined
     const before = this.#presence(userId, user, now)
     const ended = this.#session(userId, slot)
     this.#remove(user, slot)
@@ -149,7 +153,25 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
-    return Promise.resolve(ids.map((id) => this.#presence(id, this.#users.find(id), now)))
+    const n = ids.length
+    if (this.#readUsers.length < n) {
+      this.#readUsers = new Int32Array(n)
+      this.#readAhead = new Float64Array(n)
+    }
+    const users = this.#readUsers
+    this.#users.findMany(ids, users)
+    // Read ahead: every user's first session row is loaded in one pass, so that their cache
+    // misses overlap; #presence then finds the rows in cache.
+    const readAhead = this.#readAhead
+    const sessions = this.#sessions
+    for (let i = 0; i < n; i++) {
+      const user = users[i]!
+      const head = user === NONE ? NONE : this.#users.head(user)
+      readAhead[i] = head === NONE ? 0 : sessions.expiresAt(head)
+    }
+    const presences = new Array<UserPresence>(n)
+    for (let i = 0; i < n; i++) presences[i] = this.#presence(ids[i]!, users[i]!, now)
+    return Promise.resolve(presences)
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {
@@ -157,7 +179,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const byUser = new Map<number, { before: UserPresence; ended: Session[] }>()
     while (byUser.size < limit && this.#heap.peekAt() <= now) {
       const slot = this.#heap.pop()
-      const user = this.#sessions.user[slot]!
+      const user = this.#sessions.user(slot)
       let entry = byUser.get(user)
       if (!entry) {
         const userId = this.#users.idOf(user)
@@ -201,12 +223,12 @@ export class MemoryPresenceStore implements PresenceStore {
     for (let user = 0; user < this.#users.size; user++) {
       const rows = this.#sessions
       let sessions: Array<LiveUser['sessions'][number]> | undefined
-      for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
-        if (!(rows.expiresAt[slot]! > now)) continue
+      for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
+        if (!(rows.expiresAt(slot) > now)) continue
         ;(sessions ??= []).push({
-          source: SOURCES[rows.source[slot]!]!,
-          deviceType: this.#strings.value(rows.deviceType[slot]!),
-          activity: this.#activities.value(rows.activity[slot]!),
+          source: SOURCES[rows.source(slot)]!,
+          deviceType: this.#strings.value(rows.deviceType(slot)),
+          activity: this.#activities.value(rows.activity(slot)),
         })
       }
       if (!sessions) continue
@@ -251,14 +273,14 @@ export class MemoryPresenceStore implements PresenceStore {
       const slot = keyId === undefined ? NONE : this.#findKeyId(user, keyId)
       if (
         slot !== NONE &&
-        rows.expiresAt[slot]! > now &&
-        rows.source[slot] === SOURCE_INDEX.server &&
-        rows.activity[slot] === activityId &&
-        rows.deviceType[slot] === deviceTypeId
+        rows.expiresAt(slot) > now &&
+        rows.source(slot) === SOURCE_INDEX.server &&
+        rows.activity(slot) === activityId &&
+        rows.deviceType(slot) === deviceTypeId
       ) {
         // the common case, a player still there: only the expiry moves, nobody can see it
-        rows.updatedAt[slot] = now
-        rows.expiresAt[slot] = expiresAt
+        rows.setUpdatedAt(slot, now)
+        rows.setExpiresAt(slot, expiresAt)
         this.#heap.set(slot, expiresAt)
         // lastOnline of a player who stays moves in steps: marking thousands of players dirty
         // per report made the ledger's write-behind the bottleneck of the whole node. It is
@@ -368,8 +390,8 @@ export class MemoryPresenceStore implements PresenceStore {
 
   #findKeyId(user: number, keyId: number): number {
     const rows = this.#sessions
-    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
-      if (rows.key[slot] === keyId) return slot
+    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
+      if (rows.key(slot) === keyId) return slot
     }
     return NONE
   }
@@ -382,8 +404,8 @@ export class MemoryPresenceStore implements PresenceStore {
       this.#users.setHead(user, slot)
       this.#userCount++
     } else {
-      while (rows.next[tail] !== NONE) tail = rows.next[tail]!
-      rows.next[tail] = slot
+      while (rows.next(tail) !== NONE) tail = rows.next(tail)
+      rows.setNext(tail, slot)
     }
     this.#sessionCount++
   }
@@ -393,17 +415,17 @@ export class MemoryPresenceStore implements PresenceStore {
     const rows = this.#sessions
     const head = this.#users.head(user)
     if (head === slot) {
-      this.#users.setHead(user, rows.next[slot]!)
-      if (rows.next[slot] === NONE) this.#userCount--
+      this.#users.setHead(user, rows.next(slot))
+      if (rows.next(slot) === NONE) this.#userCount--
     } else {
       let prev = head
-      while (rows.next[prev] !== slot) prev = rows.next[prev]!
-      rows.next[prev] = rows.next[slot]!
+      while (rows.next(prev) !== slot) prev = rows.next(prev)
+      rows.setNext(prev, rows.next(slot))
     }
     this.#heap.remove(slot)
-    this.#strings.release(rows.key[slot]!)
-    this.#strings.release(rows.deviceType[slot]!)
-    this.#activities.release(rows.activity[slot]!)
+    this.#strings.release(rows.key(slot))
+    this.#strings.release(rows.deviceType(slot))
+    this.#activities.release(rows.activity(slot))
     rows.free(slot)
     this.#sessionCount--
   }
@@ -412,13 +434,13 @@ export class MemoryPresenceStore implements PresenceStore {
     const rows = this.#sessions
     return {
       userId,
-      key: this.#strings.value(rows.key[slot]!),
-      source: SOURCES[rows.source[slot]!]!,
-      deviceType: this.#strings.value(rows.deviceType[slot]!),
-      startedAt: rows.startedAt[slot]!,
-      updatedAt: rows.updatedAt[slot]!,
-      expiresAt: rows.expiresAt[slot]!,
-      activity: this.#activities.value(rows.activity[slot]!),
+      key: this.#strings.value(rows.key(slot)),
+      source: SOURCES[rows.source(slot)]!,
+      deviceType: this.#strings.value(rows.deviceType(slot)),
+      startedAt: rows.startedAt(slot),
+      updatedAt: rows.updatedAt(slot),
+      expiresAt: rows.expiresAt(slot),
+      activity: this.#activities.value(rows.activity(slot)),
     }
   }
 
@@ -426,7 +448,7 @@ export class MemoryPresenceStore implements PresenceStore {
   #stored(userId: UserId, user: number): Session[] {
     const sessions: Session[] = []
     const rows = this.#sessions
-    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
+    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
       sessions.push(this.#session(userId, slot))
     }
     return sessions
@@ -435,11 +457,18 @@ export class MemoryPresenceStore implements PresenceStore {
   /** The user's presence at `now`: live sessions only. */
   #presence(userId: UserId, user: number, now: number): UserPresence {
     if (user === NONE) return { userId, sessions: [], lastOnline: undefined }
-    const sessions: Session[] = []
     const rows = this.#sessions
-    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next[slot]!) {
-      if (rows.expiresAt[slot]! > now) sessions.push(this.#session(userId, slot))
+    // most users have one session: no array is grown for it
+    let first: Session | undefined
+    let more: Session[] | undefined
+    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
+      if (!(rows.expiresAt(slot) > now)) continue
+      const session = this.#session(userId, slot)
+      if (first === undefined) first = session
+      else if (more === undefined) more = [first, session]
+      else more.push(session)
     }
+    const sessions = more ?? (first === undefined ? [] : [first])
     return { userId, sessions, lastOnline: this.#users.lastOnline(user) }
   }
 }

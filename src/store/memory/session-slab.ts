@@ -1,61 +1,117 @@
-import { grown, nextCapacity } from './grown.js'
+import { grownBuffer, nextCapacity } from './grown.js'
 
 const NONE = -1
 
+/*
+ * A session row is 48 bytes in one buffer: a read of a session touches one cache line (at most
+ * two), not one per column.
+ *   float64 words 0, 1, 2   expiresAt (NaN on free slots), updatedAt, startedAt
+ *   int32 words 6..11       user row, next slot, key, deviceType, activity, source
+ */
+const ROW_BYTES = 48
+const ROW_F64 = ROW_BYTES / 8
+const ROW_I32 = ROW_BYTES / 4
+const EXPIRES_AT = 0
+const UPDATED_AT = 1
+const STARTED_AT = 2
+const USER = 6
+const NEXT = 7
+const KEY = 8
+const DEVICE_TYPE = 9
+const ACTIVITY = 10
+const SOURCE = 11
+
 /**
- * The sessions of the memory store as columns of typed arrays, one row per session slot, so a
- * session costs ~45 bytes instead of two objects. Strings and activities are ids into intern
- * pools; `next` chains a user's sessions (and, for free slots, the free list).
- * The arrays are replaced when they grow: read them through the slab, never keep one across
- * an `alloc()`.
+ * The sessions of the memory store, one row per session slot. Strings and activities are ids
+ * into intern pools; `next` chains a user's sessions (and, for free slots, the free list).
  */
 export class SessionSlab {
-  user = new Int32Array(16)
-  next = new Int32Array(16)
-  startedAt = new Float64Array(16)
-  updatedAt = new Float64Array(16)
-  /** NaN on free slots, so nothing ever finds them due. */
-  expiresAt = new Float64Array(16)
-  key = new Int32Array(16)
-  deviceType = new Int32Array(16)
-  activity = new Int32Array(16)
-  source = new Uint8Array(16)
+  #rows = new ArrayBuffer(16 * ROW_BYTES)
+  #f64 = new Float64Array(this.#rows)
+  #i32 = new Int32Array(this.#rows)
+  #capacity = 16
   #used = 0
   #freeHead = NONE
 
-  /** A slot for a new session; its columns are the caller's to fill. */
+  /** A slot for a new session; its fields are the caller's to fill. */
   alloc(): number {
     if (this.#freeHead !== NONE) {
       const slot = this.#freeHead
-      this.#freeHead = this.next[slot]!
+      this.#freeHead = this.next(slot)
       return slot
     }
     const slot = this.#used++
-    if (slot >= this.user.length) this.#grow(slot + 1)
+    if (slot >= this.#capacity) this.#grow(slot + 1)
     return slot
   }
 
   free(slot: number): void {
-    this.expiresAt[slot] = Number.NaN
-    this.next[slot] = this.#freeHead
+    // NaN: nothing ever finds a free slot live or due
+    this.#f64[slot * ROW_F64 + EXPIRES_AT] = Number.NaN
+    this.setNext(slot, this.#freeHead)
     this.#freeHead = slot
   }
 
-  /** Slots ever handed out (free ones included): the bound of every slot index. */
-  get capacity(): number {
-    return this.user.length
+  expiresAt(slot: number): number {
+    return this.#f64[slot * ROW_F64 + EXPIRES_AT]!
+  }
+  setExpiresAt(slot: number, at: number): void {
+    this.#f64[slot * ROW_F64 + EXPIRES_AT] = at
+  }
+  updatedAt(slot: number): number {
+    return this.#f64[slot * ROW_F64 + UPDATED_AT]!
+  }
+  setUpdatedAt(slot: number, at: number): void {
+    this.#f64[slot * ROW_F64 + UPDATED_AT] = at
+  }
+  startedAt(slot: number): number {
+    return this.#f64[slot * ROW_F64 + STARTED_AT]!
+  }
+  setStartedAt(slot: number, at: number): void {
+    this.#f64[slot * ROW_F64 + STARTED_AT] = at
+  }
+  user(slot: number): number {
+    return this.#i32[slot * ROW_I32 + USER]!
+  }
+  setUser(slot: number, user: number): void {
+    this.#i32[slot * ROW_I32 + USER] = user
+  }
+  /** The user's next session slot, -1 after the last. */
+  next(slot: number): number {
+    return this.#i32[slot * ROW_I32 + NEXT]!
+  }
+  setNext(slot: number, next: number): void {
+    this.#i32[slot * ROW_I32 + NEXT] = next
+  }
+  key(slot: number): number {
+    return this.#i32[slot * ROW_I32 + KEY]!
+  }
+  setKey(slot: number, key: number): void {
+    this.#i32[slot * ROW_I32 + KEY] = key
+  }
+  deviceType(slot: number): number {
+    return this.#i32[slot * ROW_I32 + DEVICE_TYPE]!
+  }
+  setDeviceType(slot: number, deviceType: number): void {
+    this.#i32[slot * ROW_I32 + DEVICE_TYPE] = deviceType
+  }
+  activity(slot: number): number {
+    return this.#i32[slot * ROW_I32 + ACTIVITY]!
+  }
+  setActivity(slot: number, activity: number): void {
+    this.#i32[slot * ROW_I32 + ACTIVITY] = activity
+  }
+  source(slot: number): number {
+    return this.#i32[slot * ROW_I32 + SOURCE]!
+  }
+  setSource(slot: number, source: number): void {
+    this.#i32[slot * ROW_I32 + SOURCE] = source
   }
 
   #grow(needed: number): void {
-    const capacity = nextCapacity(this.user.length, needed)
-    this.user = grown(this.user, capacity)
-    this.next = grown(this.next, capacity)
-    this.startedAt = grown(this.startedAt, capacity)
-    this.updatedAt = grown(this.updatedAt, capacity)
-    this.expiresAt = grown(this.expiresAt, capacity)
-    this.key = grown(this.key, capacity)
-    this.deviceType = grown(this.deviceType, capacity)
-    this.activity = grown(this.activity, capacity)
-    this.source = grown(this.source, capacity)
+    this.#capacity = nextCapacity(this.#capacity, needed)
+    this.#rows = grownBuffer(this.#rows, this.#capacity * ROW_BYTES)
+    this.#f64 = new Float64Array(this.#rows)
+    this.#i32 = new Int32Array(this.#rows)
   }
 }

@@ -60,3 +60,30 @@ test('columns start empty and survive growth', () => {
   }
   assert.equal(table.find('9007199254740001'), -1)
 })
+
+test('findMany answers as find does, ids sharing their low 32 bits included', () => {
+  const table = new UserTable()
+  // ids that differ only above bit 32 share a bucket key: the row's high half must decide
+  const sameLow = (k: number) => ((BigInt(k) << 32n) | 7n).toString()
+  for (let k = 0; k < 3000; k++) table.findOrAdd(sameLow(k))
+  for (let i = 0; i < 3000; i++) table.findOrAdd(String(1_000_000_007 + i * 104_729))
+  table.findOrAdd('18446744073709551615')
+  const ids = [
+    ...Array.from({ length: 4000 }, (_, k) => sameLow(k)),
+    ...Array.from({ length: 3100 }, (_, i) => String(1_000_000_007 + i * 104_729)),
+    '0',
+    '18446744073709551615',
+    '18446744073709551616',
+    '01',
+    '',
+    '12a',
+    '99999999999999999999',
+  ]
+  const rows = new Int32Array(ids.length)
+  table.findMany(ids, rows)
+  assert.deepEqual(
+    [...rows],
+    ids.map((id) => table.find(id)),
+  )
+  assert.equal(rows.filter((row) => row >= 0).length, 3000 + 3000 + 1)
+})

@@ -1,134 +1,222 @@
 import type { UserId } from '../../core/user-id.js'
-import { grown, nextCapacity } from './grown.js'
+import { grownBuffer, nextCapacity } from './grown.js'
 
 const NONE = -1
 const TWO_32 = 2 ** 32
-const DECIMAL = /^(?:0|[1-9][0-9]{0,19})$/
-const MAX_UINT64 = 2n ** 64n - 1n
+
+/*
+ * A user row is 24 bytes in one buffer, so everything a read needs of a user comes with one
+ * cache line (at most two):
+ *   float64 word 0       lastOnline, NaN = never
+ *   int32 words 2, 3     the id's high and low 32 bits
+ *   int32 word 4         the first of the user's sessions, -1 = none
+ *   int32 word 5         unused (alignment)
+ */
+const ROW_BYTES = 24
+const ROW_F64 = ROW_BYTES / 8
+const ROW_I32 = ROW_BYTES / 4
+const HI = 2
+const LO = 3
+const HEAD = 4
 
 /**
- * One slot per user ever seen, keyed by the int64 id without keeping its string: the id is held
- * as two uint32 halves and found through an open-addressing hash over typed arrays. A Map of
- * id strings would cost ~100 bytes per user; this costs ~30. Per-user columns ride along:
- * lastOnline (NaN = never) and the first of the user's sessions (-1 = none).
- * Slots are never freed: a user's lastOnline is durable.
+ * One row per user ever seen, keyed by the int64 id without keeping its string: the id is held
+ * as two uint32 halves and found through an open-addressing hash whose buckets hold the id's
+ * low half beside the row, so a probe compares ids without touching other users' rows; the row
+ * confirms the high half. Finding an id allocates nothing: its digits are read in place.
+ * Rows are never freed or moved: a user's lastOnline is durable, and callers keep row numbers.
  */
 export class UserTable {
-  #hi = new Uint32Array(16)
-  #lo = new Uint32Array(16)
-  #lastOnline = new Float64Array(16)
-  #head = new Int32Array(16)
-  /** slot + 1 per bucket, 0 = empty; the length is a power of two. */
-  #buckets = new Int32Array(32)
+  #rows = new ArrayBuffer(16 * ROW_BYTES)
+  #f64 = new Float64Array(this.#rows)
+  #u32 = new Uint32Array(this.#rows)
+  #i32 = new Int32Array(this.#rows)
+  #capacity = 16
+  /** Per bucket two int32: the id's low half and row + 1 (0 = empty); a power of two of them. */
+  #buckets = new Int32Array(2 * 32)
   #count = 0
-  // the halves of the id parsed last, to avoid allocating a pair per lookup
-  #idHi = 0
-  #idLo = 0
+  /** The halves of the id located last: read in place, not returned as a pair. */
+  readonly #key = new Uint32Array(2)
+  /** findMany's halves of each id, reused. */
+  #keys = new Uint32Array(2 * 64)
 
   get size(): number {
     return this.#count
   }
 
-  /** The user's slot, or -1 if unknown (including ids that are not canonical decimals). */
+  /** The user's row, or -1 if unknown (including ids that are not canonical decimals). */
   find(id: string): number {
-    if (!this.#split(id)) return NONE
-    return this.#buckets[this.#bucketOf(this.#idHi, this.#idLo)]! - 1
+    const bucket = this.#locate(id)
+    return bucket === NONE ? NONE : this.#buckets[bucket + 1]! - 1
   }
 
-  /** The user's slot, created if new; -1 if `id` is not a canonical non-negative decimal. */
+  /** The user's row, created if new; -1 if `id` is not a canonical decimal below 2^64. */
   findOrAdd(id: string): number {
-    if (!this.#split(id)) return NONE
-    const hi = this.#idHi
-    const lo = this.#idLo
-    let bucket = this.#bucketOf(hi, lo)
-    const found = this.#buckets[bucket]! - 1
+    let bucket = this.#locate(id)
+    if (bucket === NONE) return NONE
+    const found = this.#buckets[bucket + 1]! - 1
     if (found !== NONE) return found
     // keep the load under 0.6 so probes stay short, for misses too
-    if ((this.#count + 1) * 5 > this.#buckets.length * 3) {
-      this.#rehash(this.#buckets.length * 2)
-      bucket = this.#bucketOf(hi, lo)
+    const bucketCount = this.#buckets.length >> 1
+    if ((this.#count + 1) * 5 > bucketCount * 3) {
+      this.#rehash(bucketCount * 2)
+      bucket = this.#locate(id)
     }
-    const slot = this.#count++
-    if (slot >= this.#hi.length) this.#growSlots(slot + 1)
-    this.#hi[slot] = hi
-    this.#lo[slot] = lo
-    this.#lastOnline[slot] = Number.NaN
-    this.#head[slot] = NONE
-    this.#buckets[bucket] = slot + 1
-    return slot
+    const row = this.#count++
+    if (row >= this.#capacity) this.#grow(row + 1)
+    const hi = this.#key[0]!
+    const lo = this.#key[1]!
+    this.#f64[row * ROW_F64] = Number.NaN
+    this.#u32[row * ROW_I32 + HI] = hi
+    this.#u32[row * ROW_I32 + LO] = lo
+    this.#i32[row * ROW_I32 + HEAD] = NONE
+    this.#buckets[bucket] = lo | 0
+    this.#buckets[bucket + 1] = row + 1
+    return row
   }
 
-  idOf(slot: number): UserId {
-    const hi = this.#hi[slot]!
-    const lo = this.#lo[slot]!
+  idOf(row: number): UserId {
+    const hi = this.#u32[row * ROW_I32 + HI]!
+    const lo = this.#u32[row * ROW_I32 + LO]!
     if (hi < 0x200000) return String(hi * TWO_32 + lo) as UserId
     return ((BigInt(hi) << 32n) | BigInt(lo)).toString() as UserId
   }
 
-  lastOnline(slot: number): number | undefined {
-    const at = this.#lastOnline[slot]!
-    return Number.isNaN(at) ? undefined : at
+  lastOnline(row: number): number | undefined {
+    const at = this.#f64[row * ROW_F64]!
+    return at === at ? at : undefined
   }
 
-  setLastOnline(slot: number, at: number): void {
-    this.#lastOnline[slot] = at
+  setLastOnline(row: number, at: number): void {
+    this.#f64[row * ROW_F64] = at
   }
 
   /** The user's first session slot, -1 if none. */
-  head(slot: number): number {
-    return this.#head[slot]!
+  head(row: number): number {
+    return this.#i32[row * ROW_I32 + HEAD]!
   }
 
-  setHead(slot: number, session: number): void {
-    this.#head[slot] = session
+  setHead(row: number, session: number): void {
+    this.#i32[row * ROW_I32 + HEAD] = session
   }
 
-  #split(id: string): boolean {
-    if (id.length <= 15) {
-      // up to 15 digits the number is exact
-      if (!DECIMAL.test(id)) return false
-      const n = Number(id)
-      this.#idHi = Math.floor(n / TWO_32)
-      this.#idLo = n >>> 0
-      return true
-    }
-    if (!DECIMAL.test(id)) return false
-    const n = BigInt(id)
-    if (n > MAX_UINT64) return false
-    this.#idHi = Number(n >> 32n)
-    this.#idLo = Number(n & 0xffffffffn)
-    return true
-  }
-
-  /** The bucket holding (hi, lo), or the empty bucket where it would go. */
-  #bucketOf(hi: number, lo: number): number {
+  /**
+   * find() of many ids at once, their rows into `out` (-1: unknown). Done in passes, so that
+   * the cache misses of different ids overlap instead of each waiting for the one before:
+   * parse and hash every id, then probe every bucket by the id's low half, then confirm every
+   * row by the high half. At a million users each pass is bound by memory, not instructions.
+   */
+  findMany(ids: readonly string[], out: Int32Array): void {
+    const n = ids.length
+    if (this.#keys.length < 2 * n) this.#keys = new Uint32Array(2 * n)
+    const keys = this.#keys
     const buckets = this.#buckets
-    const mask = buckets.length - 1
+    const mask = (buckets.length >> 1) - 1
+    for (let i = 0; i < n; i++) {
+      out[i] = parseId(ids[i]!, keys, 2 * i) ? hash(keys[2 * i]!, keys[2 * i + 1]!) & mask : NONE
+    }
+    for (let i = 0; i < n; i++) {
+      let bucket = out[i]!
+      if (bucket === NONE) continue
+      const low = keys[2 * i + 1]! | 0
+      for (;;) {
+        const at = bucket << 1
+        const row = buckets[at + 1]! - 1
+        if (row === NONE || buckets[at] === low) {
+          out[i] = row
+          break
+        }
+        bucket = (bucket + 1) & mask
+      }
+    }
+    const u32 = this.#u32
+    for (let i = 0; i < n; i++) {
+      const row = out[i]!
+      // rare: another id with the same low half; the full probe decides
+      if (row !== NONE && u32[row * ROW_I32 + HI] !== keys[2 * i]) out[i] = this.find(ids[i]!)
+    }
+  }
+
+  /**
+   * The bucket (index of its first int32) holding `id`, or the empty one where it would go;
+   * -1 if `id` is not a canonical decimal below 2^64. Leaves the id's halves in #key.
+   */
+  #locate(id: string): number {
+    if (!parseId(id, this.#key, 0)) return NONE
+    const hi = this.#key[0]!
+    const lo = this.#key[1]!
+    const buckets = this.#buckets
+    const mask = (buckets.length >> 1) - 1
+    const low = lo | 0
     let bucket = hash(hi, lo) & mask
     for (;;) {
-      const slot = buckets[bucket]! - 1
-      if (slot === NONE || (this.#lo[slot] === lo && this.#hi[slot] === hi)) return bucket
+      const at = bucket << 1
+      const row = buckets[at + 1]! - 1
+      if (row === NONE) return at
+      if (buckets[at] === low && this.#u32[row * ROW_I32 + HI] === hi) return at
       bucket = (bucket + 1) & mask
     }
   }
 
-  #growSlots(needed: number): void {
-    const capacity = nextCapacity(this.#hi.length, needed)
-    this.#hi = grown(this.#hi, capacity)
-    this.#lo = grown(this.#lo, capacity)
-    this.#lastOnline = grown(this.#lastOnline, capacity)
-    this.#head = grown(this.#head, capacity)
+  #grow(needed: number): void {
+    this.#capacity = nextCapacity(this.#capacity, needed)
+    this.#rows = grownBuffer(this.#rows, this.#capacity * ROW_BYTES)
+    this.#f64 = new Float64Array(this.#rows)
+    this.#u32 = new Uint32Array(this.#rows)
+    this.#i32 = new Int32Array(this.#rows)
   }
 
-  #rehash(size: number): void {
-    this.#buckets = new Int32Array(size)
-    const mask = size - 1
-    for (let slot = 0; slot < this.#count; slot++) {
-      let bucket = hash(this.#hi[slot]!, this.#lo[slot]!) & mask
-      while (this.#buckets[bucket] !== 0) bucket = (bucket + 1) & mask
-      this.#buckets[bucket] = slot + 1
+  /** Reinserts every row into `bucketCount` (a power of two) new buckets. */
+  #rehash(bucketCount: number): void {
+    const buckets = new Int32Array(bucketCount * 2)
+    const mask = bucketCount - 1
+    for (let row = 0; row < this.#count; row++) {
+      const hi = this.#u32[row * ROW_I32 + HI]!
+      const lo = this.#u32[row * ROW_I32 + LO]!
+      let bucket = hash(hi, lo) & mask
+      while (buckets[(bucket << 1) + 1] !== 0) bucket = (bucket + 1) & mask
+      buckets[bucket << 1] = lo | 0
+      buckets[(bucket << 1) + 1] = row + 1
     }
+    this.#buckets = buckets
   }
+}
+
+/**
+ * Parses a canonical decimal below 2^64 ('0' or no leading zero, digits only, at most 20) into
+ * its high and low 32 bits at `halves[at]` and `halves[at + 1]`; false for anything else.
+ */
+function parseId(id: string, halves: Uint32Array, at: number): boolean {
+  const length = id.length
+  if (length === 0 || length > 20) return false
+  const first = id.charCodeAt(0) - 48
+  if (first < 0 || first > 9 || (first === 0 && length > 1)) return false
+  let hi = 0
+  let lo = first
+  if (length <= 15) {
+    // below 10^15 < 2^53, a double holds the id exactly
+    for (let i = 1; i < length; i++) {
+      const digit = id.charCodeAt(i) - 48
+      if (digit < 0 || digit > 9) return false
+      lo = lo * 10 + digit
+    }
+    hi = Math.floor(lo / TWO_32)
+    lo -= hi * TWO_32
+  } else {
+    // longer ids in two halves: each step stays below 2^37, exact
+    for (let i = 1; i < length; i++) {
+      const digit = id.charCodeAt(i) - 48
+      if (digit < 0 || digit > 9) return false
+      const low = lo * 10 + digit
+      const carry = Math.floor(low / TWO_32)
+      lo = low - carry * TWO_32
+      hi = hi * 10 + carry
+    }
+    if (hi >= TWO_32) return false
+  }
+  halves[at] = hi
+  halves[at + 1] = lo
+  return true
 }
 
 function hash(hi: number, lo: number): number {

@@ -1,0 +1,102 @@
+/**
+ * presenced with the bench population (population.ts) in its embedded store, built in this
+ * process and not listening: bench-server.ts listens on it, read-path.ts times its stages.
+ */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildApp, type PresencedApp } from '../../src/app/build-app.js'
+import { testConfig } from '../../src/app/config.js'
+import type { UserId } from '../../src/core/user-id.js'
+import {
+  DEVICE_TYPE,
+  GAME_ID,
+  PLACES,
+  PLATFORM_TITLE_NAME,
+  STRANGER_ID,
+  VIEWER_ID,
+  blockedOf,
+  friendsOf,
+  isInGame,
+  lastOnlineOf,
+  placeOf,
+  placeOfUser,
+} from './population.js'
+
+export interface LoadOptions {
+  users: number
+  /** When the last user's heartbeat happened (epoch ms); see population.ts. */
+  at: number
+  /** The viewer's friends and blocked users among 1..users. */
+  friends: number
+  blocked: number
+}
+
+export interface LoadedPresenced {
+  presenced: PresencedApp
+  loadSeconds: number
+  /** Bearer/XBL3.0 tokens of the viewer (with relations) and of a stranger (none). */
+  viewerToken: string
+  strangerToken: string
+}
+
+export async function loadPresenced(options: LoadOptions): Promise<LoadedPresenced> {
+  const { users, at } = options
+  let clock = at
+  let loading = true
+  const presenced = await buildApp(
+    testConfig({
+      dataDir: mkdtempSync(join(tmpdir(), 'presenced-bench-')),
+      // long enough that no session expires during any bench run
+      sessionTtlSeconds: 86_400,
+      rateLimitMax: 1_000_000_000,
+      logLevel: 'silent',
+    }),
+    // writes happen at the population's instants; reads after the load see the real time
+    { clock: { now: () => (loading ? clock : Date.now()) } },
+  )
+  const { service } = presenced
+  await presenced.service.stop()
+  for (let p = 0; p < PLACES; p++) {
+    const place = placeOf(p)
+    await service.putPlace({ ...place, rootPlaceId: place.placeId })
+  }
+  await presenced.stores.profiles.putTitle({
+    titleId: presenced.config.xboxDefaultTitleId,
+    name: PLATFORM_TITLE_NAME,
+    strings: {},
+  })
+
+  const started = performance.now()
+  for (let i = 1; i <= users; i++) {
+    clock = lastOnlineOf(at, users, i)
+    await service.heartbeat({
+      userId: String(i) as UserId,
+      key: `app:${DEVICE_TYPE}`,
+      source: 'app',
+      deviceType: DEVICE_TYPE,
+      activity: isInGame(i)
+        ? { kind: 'inGame', placeId: placeOfUser(i).placeId, gameId: GAME_ID }
+        : { kind: 'online', location: 'Website' },
+    })
+  }
+  const loadSeconds = (performance.now() - started) / 1000
+  loading = false
+
+  const viewer = VIEWER_ID as UserId
+  for (const friend of friendsOf(users, options.friends)) {
+    await service.setFriends(viewer, String(friend) as UserId, true)
+  }
+  for (const blocked of blockedOf(users, options.blocked)) {
+    await service.setBlocked(viewer, String(blocked) as UserId, true)
+  }
+  // the load loop never yields to the write-behind timer: flush lastOnline as it would have been
+  const store = presenced.stores.presence as { flush?: () => void }
+  store.flush?.()
+  return {
+    presenced,
+    loadSeconds,
+    viewerToken: await presenced.tokens.issue(viewer),
+    strangerToken: await presenced.tokens.issue(STRANGER_ID as UserId),
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Where a CPU profile's time went: the functions with the most samples of their own (self),
+ * and per source file the samples spent in it or below it (total), idle left out.
+ *
+ *   npx tsx bench/profile-summary.ts <file.cpuprofile> [top=25]
+ */
+import { readFileSync } from 'node:fs'
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  children?: number[]
+}
+interface Profile {
+  nodes: ProfileNode[]
+  samples: number[]
+}
+
+const [file, topArg] = process.argv.slice(2)
+if (!file) {
+  console.error('usage: npx tsx bench/profile-summary.ts <file.cpuprofile> [top]')
+  process.exit(1)
+}
+const top = Number(topArg ?? 25)
+const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
+const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+const parent = new Map<number, number>()
+for (const node of profile.nodes)
+  for (const child of node.children ?? []) parent.set(child, node.id)
+
+const where = (node: ProfileNode) => {
+  const { url, lineNumber } = node.callFrame
+  const path = url.replace(/^file:\/\//, '').replace(/^.*?\/(src|bench|node_modules)\//, '$1/')
+  // tsx's transpiled modules report line 0 for every function: no line then
+  return path && lineNumber > 0 ? `${path}:${lineNumber + 1}` : path
+}
+const fileOf = (node: ProfileNode) =>
+  where(node).replace(/:\d+$/, '') || `(${node.callFrame.functionName || 'native'})`
+
+const self = new Map<string, number>()
+const totalByFile = new Map<string, number>()
+let busy = 0
+for (const sample of profile.samples) {
+  const node = byId.get(sample)!
+  if (node.callFrame.functionName === '(idle)') continue
+  busy++
+  const name = `${node.callFrame.functionName || '(anonymous)'} ${where(node)}`.trim()
+  self.set(name, (self.get(name) ?? 0) + 1)
+  // a file counts once per sample, however deep it recurs
+  const files = new Set<string>()
+  for (let id: number | undefined = sample; id !== undefined; id = parent.get(id)) {
+    files.add(fileOf(byId.get(id)!))
+  }
+  files.delete('((root))')
+  for (const f of files) totalByFile.set(f, (totalByFile.get(f) ?? 0) + 1)
+}
+
+const percent = (n: number) => `${((n / busy) * 100).toFixed(1).padStart(5)} %`
+console.log(`${busy} busy samples (idle left out)\n\nself time, top ${top}:`)
+for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+  console.log(`${percent(n)}  ${name}`)
+}
+console.log(`\ntotal time by file (the file or what it called), top ${top}:`)
+for (const [name, n] of [...totalByFile].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+  console.log(`${percent(n)}  ${name}`)
+}
