@@ -120,14 +120,19 @@ export class RedisKeys {
 
   /**
    * Counter of one fixed window of one rule for one caller. All rules of a caller share a hash
-   * tag so one script checks them together; braces in the caller key would break the tag.
+   * tag so one script checks them together. Braces in the caller key would break the tag, so
+   * they are escaped, and `%` too, so that two callers never share a key.
    */
   rateWindow(key: string, rule: string, window: number): string {
-    return `${this.prefix}:rl:{${key.replace(/[{}]/g, '_')}}:${rule}:${window}`
+    return `${this.prefix}:rl:{${key.replace(/[%{}]/g, escapeTagChar)}}:${rule}:${window}`
   }
 
   /** Pub/sub channel of the change bus. */
   channel(): string {
     return `${this.prefix}:bus`
   }
+}
+
+function escapeTagChar(char: string): string {
+  return char === '%' ? '%25' : char === '{' ? '%7B' : '%7D'
 }
