@@ -95,14 +95,10 @@ export class RedisKeys {
     return `${this.prefix}:{b${bucket}}:c`
   }
 
-  /** Set: the user ids of one game server's roster that fall in this bucket. */
-  serverRoster(bucket: number, gameId: string): string {
-    return `${this.prefix}:{b${bucket}}:srv:${gameId}`
-  }
-
   /**
-   * String: a game server's last report, JSON `{b: [buckets of its roster], a, d, up, ex}`; its
-   * own hash tag, so servers spread over the cluster.
+   * String: a game server's last report, JSON `{p: [players], a, d, up, ex}`, kept twice its ttl
+   * so a late report still finds who left; its own hash tag, so servers spread over the cluster.
+   * (A set of players per server and bucket cost ~75 B per player in key overhead.)
    */
   server(gameId: string): string {
     return `${this.prefix}:{g:${gameId}}:srv`

@@ -16,7 +16,7 @@ import { sweepReason, type PresenceChange } from '../presence-store.js'
  * functions instead of a cjson round trip:
  *
  *   [<lastOnline>
- *   ,[<expiresAt>,<expiresAt - updatedAt>,<updatedAt - startedAt>,<key>,<source>,<device>,<activity>]
+ *   ,[<updatedAt - lastOnline>,<expiresAt - updatedAt>,<updatedAt - startedAt>,<key>,<source>,<device>,<activity>]
  *   ,[… one line per session]
  *   ]
  *
@@ -28,7 +28,7 @@ import { sweepReason, type PresenceChange } from '../presence-store.js'
 
 /** A session line: see above. */
 type StoredSession = [
-  expiresAt: number,
+  updatedAgo: number,
   ttl: number,
   age: number,
   key: string,
@@ -43,8 +43,9 @@ type StoredValue = [number, ...StoredSession[]]
 /**
  * `[kind, placeId, rootPlaceId, universeId, gameId, location, titleId, placement, titleState,
  * richPresence]`, kind as its rank (1 online, 2 inGame, 3 inStudio), 0 for a field that is
- * absent, trailing absent fields left out. A game server player's gameId repeats its session key
- * `server:<gameId>`: it is stored as `=` then (and a gameId starting with `=` gets one more).
+ * absent, trailing absent fields left out. Two fields often repeat another and are then stored
+ * as `=`: rootPlaceId equal to placeId, and a game server player's gameId, which its session key
+ * `server:<gameId>` holds (a value that starts with `=` gets one more).
  */
 type StoredActivity = [number, ...Array<string | 0 | StoredRichPresence>]
 
@@ -89,20 +90,31 @@ export function sessionTail(
   return `${SOURCE_CODES[source]},${JSON.stringify(deviceType)},${encodeActivity(activity, key)}]`
 }
 
+/** `value`, `=` when it repeats `same`, or 0 when absent. */
+function shorthand(value: string | undefined, same: string | undefined): string | 0 {
+  if (value === undefined) return 0
+  if (value === same) return '='
+  return value.startsWith('=') ? `=${value}` : value
+}
+
+function expand(stored: string, same: string | undefined): string {
+  if (stored === '=' && same !== undefined) return same
+  return stored.startsWith('=') ? stored.slice(1) : stored
+}
+
+/** The id after `server:` in a game server player's session key. */
+function serverOf(key: string): string | undefined {
+  return key.startsWith(SERVER_KEY) ? key.slice(SERVER_KEY.length) : undefined
+}
+
 export function encodeActivity(activity: Activity, key: string): string {
-  const { gameId, richPresence: rp } = activity
+  const rp = activity.richPresence
   const stored: unknown[] = [
     KIND_RANKS[activity.kind],
     activity.placeId ?? 0,
-    activity.rootPlaceId ?? 0,
+    shorthand(activity.rootPlaceId, activity.placeId),
     activity.universeId ?? 0,
-    gameId === undefined
-      ? 0
-      : key.length === SERVER_KEY.length + gameId.length && key === SERVER_KEY + gameId
-        ? '='
-        : gameId.startsWith('=')
-          ? `=${gameId}`
-          : gameId,
+    shorthand(activity.gameId, serverOf(key)),
     activity.location ?? 0,
     activity.titleId ?? 0,
     activity.placement ?? 0,
@@ -119,17 +131,9 @@ function decodeActivity(stored: StoredActivity, key: string): Activity {
   const activity: Activity = { kind: KINDS[stored[0]]! }
   const n = stored.length
   if (n > 1 && stored[1] !== 0) activity.placeId = stored[1] as string
-  if (n > 2 && stored[2] !== 0) activity.rootPlaceId = stored[2] as string
+  if (n > 2 && stored[2] !== 0) activity.rootPlaceId = expand(stored[2] as string, activity.placeId)
   if (n > 3 && stored[3] !== 0) activity.universeId = stored[3] as string
-  if (n > 4 && stored[4] !== 0) {
-    const gameId = stored[4] as string
-    activity.gameId =
-      gameId === '='
-        ? key.slice(SERVER_KEY.length)
-        : gameId.startsWith('=')
-          ? gameId.slice(1)
-          : gameId
-  }
+  if (n > 4 && stored[4] !== 0) activity.gameId = expand(stored[4] as string, serverOf(key))
   if (n > 5 && stored[5] !== 0) activity.location = stored[5] as string
   if (n > 6 && stored[6] !== 0) activity.titleId = stored[6] as string
   if (n > 7 && stored[7] !== 0) activity.placement = stored[7] as Activity['placement']
@@ -150,11 +154,12 @@ function presenceOf(
 ): UserPresence {
   if (value === null) return { userId, sessions: [], lastOnline: undefined }
   const sessions: Session[] = []
+  const lastOnline = value[0]
   for (let i = 1; i < value.length; i++) {
     const s = value[i] as StoredSession
-    const expiresAt = s[0]
+    const updatedAt = lastOnline + s[0]
+    const expiresAt = updatedAt + s[1]
     if (now !== undefined && expiresAt <= now) continue
-    const updatedAt = expiresAt - s[1]
     sessions.push({
       userId,
       key: s[3],
@@ -166,7 +171,7 @@ function presenceOf(
       activity: decodeActivity(s[6], s[3]),
     })
   }
-  return { userId, sessions, lastOnline: value[0] }
+  return { userId, sessions, lastOnline }
 }
 
 /**
@@ -178,7 +183,136 @@ export function decodePresence(
   raw: string | null | undefined,
   now?: number,
 ): UserPresence {
-  return presenceOf(userId, raw ? (JSON.parse(raw) as StoredValue) : null, now)
+  if (!raw) return presenceOf(userId, null, now)
+  return presenceOf(userId, scanValue(raw) ?? (JSON.parse(raw) as StoredValue), now)
+}
+
+/**
+ * The stored value's own grammar, read in about a third less time than JSON.parse takes (reads
+ * decode every value they fetch); undefined for anything else, which JSON.parse then reads.
+ *
+ *   value    = "[" int *( "\n,[" int "," int "," int "," str "," str "," str "," activity "]" ) "\n]"
+ *   activity = "[" int *( "," ( str / "0" / rich ) ) "]"
+ *   rich     = "[" str ",[" [ str *( "," str ) ] "]" [ "," str ] "]"
+ */
+export function scanValue(raw: string): StoredValue | undefined {
+  const scan = new Scanner(raw)
+  if (!scan.take(OPEN)) return undefined
+  const value: StoredValue = [scan.int()]
+  while (scan.take(LINE_BREAK)) {
+    if (!scan.take(COMMA)) {
+      const end = scan.at === raw.length - 1 && scan.take(CLOSE)
+      return end && !scan.failed ? value : undefined
+    }
+    if (!scan.take(OPEN)) return undefined
+    const updatedAgo = scan.int()
+    const ttl = scan.comma() && scan.int()
+    const age = scan.comma() && scan.int()
+    const key = scan.comma() && scan.str()
+    const source = scan.comma() && scan.str()
+    const deviceType = scan.comma() && scan.str()
+    const activity = scan.comma() && scan.activity()
+    if (!scan.take(CLOSE) || scan.failed) return undefined
+    value.push([updatedAgo, ttl, age, key, source, deviceType, activity] as StoredSession)
+  }
+  return undefined
+}
+
+const OPEN = 0x5b // [
+const CLOSE = 0x5d // ]
+const COMMA = 0x2c
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const LINE_BREAK = 0x0a
+const MINUS = 0x2d
+const ZERO = 0x30
+const NINE = 0x39
+
+/** A cursor over a stored value; `failed` once anything did not match (values are then junk). */
+class Scanner {
+  at = 0
+  failed = false
+
+  constructor(readonly text: string) {}
+
+  take(char: number): boolean {
+    if (this.text.charCodeAt(this.at) !== char) return false
+    this.at++
+    return true
+  }
+
+  /** Takes a comma; true, so that `scan.comma() && scan.next()` reads on (check `failed`). */
+  comma(): true {
+    if (!this.take(COMMA)) this.failed = true
+    return true
+  }
+
+  int(): number {
+    const text = this.text
+    const negative = this.take(MINUS)
+    const start = this.at
+    let value = 0
+    for (let c = text.charCodeAt(this.at); c >= ZERO && c <= NINE; c = text.charCodeAt(++this.at)) {
+      value = value * 10 + (c - ZERO)
+    }
+    if (this.at === start) this.failed = true
+    return negative ? -value : value
+  }
+
+  str(): string {
+    const text = this.text
+    if (!this.take(QUOTE)) {
+      this.failed = true
+      return ''
+    }
+    const start = this.at
+    for (let i = start; i < text.length; i++) {
+      const c = text.charCodeAt(i)
+      if (c === QUOTE) {
+        this.at = i + 1
+        return text.slice(start, i)
+      }
+      if (c === BACKSLASH) {
+        // an escape: find the closing quote, and let JSON.parse unescape
+        for (i += 2; i < text.length && text.charCodeAt(i) !== QUOTE; i++) {
+          if (text.charCodeAt(i) === BACKSLASH) i++
+        }
+        this.at = i + 1
+        return JSON.parse(text.slice(start - 1, i + 1)) as string
+      }
+    }
+    this.failed = true
+    return ''
+  }
+
+  activity(): StoredActivity {
+    if (!this.take(OPEN)) this.failed = true
+    const activity: StoredActivity = [this.int()]
+    while (this.take(COMMA)) {
+      const c = this.text.charCodeAt(this.at)
+      if (c === QUOTE) activity.push(this.str())
+      else if (c === OPEN) activity.push(this.richPresence())
+      else if (this.int() === 0) activity.push(0)
+      else this.failed = true
+    }
+    if (!this.take(CLOSE)) this.failed = true
+    return activity
+  }
+
+  richPresence(): StoredRichPresence {
+    this.take(OPEN)
+    const id = this.str()
+    const params: string[] = []
+    if (!this.take(COMMA) || !this.take(OPEN)) this.failed = true
+    if (!this.take(CLOSE)) {
+      do params.push(this.str())
+      while (!this.failed && this.take(COMMA))
+      if (!this.take(CLOSE)) this.failed = true
+    }
+    const scid = this.take(COMMA) ? this.str() : undefined
+    if (!this.take(CLOSE)) this.failed = true
+    return scid === undefined ? [id, params] : [id, params, scid]
+  }
 }
 
 /**

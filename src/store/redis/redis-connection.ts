@@ -23,7 +23,6 @@ declare module 'ioredis' {
     presencedServerReport(
       timer: string,
       counts: string,
-      roster: string,
       ...args: string[]
     ): Result<string[], Context>
     presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
@@ -96,7 +95,7 @@ export class RedisConnection {
     this.client.defineCommand('presencedDue', { numberOfKeys: 1, lua: lua('due.lua') })
     this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: presenceLua('sweep.lua') })
     this.client.defineCommand('presencedServerReport', {
-      numberOfKeys: 3,
+      numberOfKeys: 2,
       lua: presenceLua('server-report.lua'),
     })
     // the number of keys varies with the number of rules: passed as the first argument

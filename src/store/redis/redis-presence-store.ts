@@ -154,47 +154,50 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   /**
-   * One script per bucket the roster touches, all issued together with the swap of the server's
-   * index (its last report), so they are auto-pipelined: one round trip per shard. Buckets that
-   * only the previous roster had (all their players left) take a second round trip.
+   * The report's players are applied by one script per bucket they fall in, issued together with
+   * the swap of the server's last report (which lists its players), so they are auto-pipelined:
+   * one round trip per shard. Players of the previous report who are not listed now leave in a
+   * second round trip, only when there are any.
    * A report that fails midway (Redis unavailable) may be partly applied; reports are
    * idempotent, so the server's retry converges.
    */
   reportServer(report: ServerReport, now: number): Promise<PresenceChange[]> {
-    const k = this.#keys
-    const byBucket = new Map<number, UserId[]>()
-    for (const id of report.players) {
-      const bucket = k.bucketOf(id)
-      const ids = byBucket.get(bucket)
-      if (ids) ids.push(id)
-      else byBucket.set(bucket, [id])
-    }
-    const expiresAt = now + report.ttlMs
     const index: StoredServer = {
-      b: [...byBucket.keys()],
+      p: [...report.players],
       a: JSON.stringify(report.activity),
       d: report.deviceType,
       up: now,
-      ex: expiresAt,
+      ex: now + report.ttlMs,
     }
-    // the roster outlives its sessions, so a late report still finds who left
+    // the report outlives its sessions, so a late report still finds who left
     const keepMs = String(2 * report.ttlMs)
-    const key = serverSessionKey(report.gameId)
     const apply = this.#applyRoster(report.gameId, now, {
-      tail: sessionTail('server', report.deviceType, report.activity, key),
+      tail: sessionTail(
+        'server',
+        report.deviceType,
+        report.activity,
+        serverSessionKey(report.gameId),
+      ),
       ttlMs: report.ttlMs,
-      keepMs,
       reason: 'explicit',
     })
     const client = this.#connection.client
     return this.#connection.run(async () => {
-      const [previous, ...replies] = await Promise.all([
-        client.set(k.server(report.gameId), JSON.stringify(index), 'PX', keepMs, 'GET'),
-        ...[...byBucket].map(([bucket, ids]) => apply(bucket, ids)),
+      const [previous, ...joined] = await Promise.all([
+        client.set(this.#keys.server(report.gameId), JSON.stringify(index), 'PX', keepMs, 'GET'),
+        ...this.#byBucket(report.players).map(([bucket, ids]) => apply(bucket, ids, [])),
       ])
-      const emptied = bucketsOf(previous as string | null).filter((b) => !byBucket.has(b))
-      replies.push(...(await Promise.all(emptied.map((bucket) => apply(bucket, [])))))
-      return (replies as string[][]).flatMap((reply) => reply.map((m) => this.#change(m)))
+      const listed = new Set<string>(report.players)
+      const left = playersOf(previous as string | null).filter((id) => !listed.has(id))
+      const replies = joined as string[][]
+      if (left.length > 0) {
+        replies.push(
+          ...(await Promise.all(
+            this.#byBucket(left).map(([bucket, ids]) => apply(bucket, [], ids)),
+          )),
+        )
+      }
+      return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
     })
   }
 
@@ -202,26 +205,24 @@ export class RedisPresenceStore implements PresenceStore {
     const client = this.#connection.client
     return this.#connection.run(async () => {
       const previous = await client.getdel(this.#keys.server(gameId))
-      const apply = this.#applyRoster(gameId, now, { tail: '', ttlMs: 0, keepMs: '1', reason })
-      const replies = await Promise.all(bucketsOf(previous).map((bucket) => apply(bucket, [])))
+      const apply = this.#applyRoster(gameId, now, { tail: '', ttlMs: 0, reason })
+      const replies = await Promise.all(
+        this.#byBucket(playersOf(previous)).map(([bucket, ids]) => apply(bucket, [], ids)),
+      )
       return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
     })
   }
 
   getServer(gameId: string, now: number): Promise<ServerRoster | undefined> {
-    const k = this.#keys
     const client = this.#connection.client
     return this.#connection.run(async () => {
-      const raw = await client.get(k.server(gameId))
+      const raw = await client.get(this.#keys.server(gameId))
       if (!raw) return undefined
       const stored = JSON.parse(raw) as StoredServer
       if (!(stored.ex > now)) return undefined
-      const members = await Promise.all(
-        stored.b.map((bucket) => client.smembers(k.serverRoster(bucket, gameId))),
-      )
       return {
         gameId,
-        players: members.flat() as UserId[],
+        players: stored.p,
         activity: JSON.parse(stored.a) as Activity,
         updatedAt: stored.up,
         expiresAt: stored.ex,
@@ -229,19 +230,29 @@ export class RedisPresenceStore implements PresenceStore {
     })
   }
 
+  #byBucket(ids: readonly UserId[]): Array<[number, UserId[]]> {
+    const byBucket = new Map<number, UserId[]>()
+    for (const id of ids) {
+      const bucket = this.#keys.bucketOf(id)
+      const group = byBucket.get(bucket)
+      if (group) group.push(id)
+      else byBucket.set(bucket, [id])
+    }
+    return [...byBucket]
+  }
+
   #applyRoster(
     gameId: string,
     now: number,
-    how: { tail: string; ttlMs: number; keepMs: string; reason: OfflineReason },
-  ): (bucket: number, ids: readonly UserId[]) => Promise<string[]> {
+    how: { tail: string; ttlMs: number; reason: OfflineReason },
+  ): (bucket: number, listed: readonly UserId[], left: readonly UserId[]) => Promise<string[]> {
     const k = this.#keys
     const client = this.#connection.client
     const key = keyText(serverSessionKey(gameId))
-    return (bucket, ids) =>
+    return (bucket, listed, left) =>
       client.presencedServerReport(
         k.dueTimer(bucket),
         k.counts(bucket),
-        k.serverRoster(bucket, gameId),
         String(now),
         key,
         how.tail,
@@ -249,11 +260,12 @@ export class RedisPresenceStore implements PresenceStore {
         k.presencePrefix(bucket),
         k.duePrefix(bucket),
         String(k.dueShards),
-        how.keepMs,
         how.reason,
         this.#channel,
         this.#nodeId,
-        ...ids,
+        String(listed.length),
+        ...listed,
+        ...left,
       )
   }
 
@@ -329,8 +341,8 @@ export class RedisPresenceStore implements PresenceStore {
 
 /** A game server's last report as kept in Redis (see RedisKeys.server). */
 interface StoredServer {
-  /** The buckets holding part of its roster. */
-  b: number[]
+  /** Its players. */
+  p: UserId[]
   /** Activity JSON. */
   a: string
   d: string
@@ -338,6 +350,6 @@ interface StoredServer {
   ex: number
 }
 
-function bucketsOf(raw: string | null): number[] {
-  return raw ? (JSON.parse(raw) as StoredServer).b : []
+function playersOf(raw: string | null): UserId[] {
+  return raw ? (JSON.parse(raw) as StoredServer).p : []
 }

@@ -2,8 +2,9 @@
 -- (its format is described in presence-codec.ts), the bucket's expiry index (keys.ts) and the
 -- change record a script returns and publishes.
 
--- A stored value as lastOnline and its sessions {ex, ttl, age, rest}, where `rest` is the line
--- after the three numbers: <key JSON>,<source>,<device>,<activity>]
+-- A stored value as lastOnline and its sessions {ex, ttl, age, rest}: expiresAt, expiresAt -
+-- updatedAt, updatedAt - startedAt (lines hold updatedAt - lastOnline, ttl, age), and `rest`,
+-- the line after the numbers: <key JSON>,<source>,<device>,<activity>]
 local function parse(raw)
   local sessions = {}
   if not raw then return nil, sessions end
@@ -12,9 +13,11 @@ local function parse(raw)
   local start = stop + 1
   stop = string.find(raw, '\n', start, true)
   while stop do
-    local ex, ttl, age, at = string.match(raw, '^,%[(%-?%d+),(%-?%d+),(%-?%d+),()', start)
+    local up, ttl, age, at = string.match(raw, '^,%[(%-?%d+),(%-?%d+),(%-?%d+),()', start)
+    ttl = tonumber(ttl)
     sessions[#sessions + 1] = {
-      ex = tonumber(ex), ttl = tonumber(ttl), age = tonumber(age), rest = string.sub(raw, at, stop - 1)
+      ex = lo + tonumber(up) + ttl, ttl = ttl, age = tonumber(age),
+      rest = string.sub(raw, at, stop - 1)
     }
     start = stop + 1
     stop = string.find(raw, '\n', start, true)
@@ -25,7 +28,7 @@ end
 local function encode(lo, sessions)
   local lines = {string.format('[%d', lo)}
   for i, s in ipairs(sessions) do
-    lines[i + 1] = string.format(',[%d,%d,%d,%s', s.ex, s.ttl, s.age, s.rest)
+    lines[i + 1] = string.format(',[%d,%d,%d,%s', s.ex - s.ttl - lo, s.ttl, s.age, s.rest)
   end
   lines[#lines + 1] = ']'
   return table.concat(lines, '\n')

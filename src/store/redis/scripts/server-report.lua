@@ -1,9 +1,8 @@
 -- Applies a game server's report to the players of one bucket, atomically with their presence
--- values, the bucket's expiry index and the server's roster in this bucket: a report runs this
--- once per bucket it touches (pipelined), never once per player. Publishes each change.
+-- values and the bucket's expiry index: a report runs this once per bucket it touches
+-- (pipelined), never once per player. Publishes each change.
 -- KEYS[1] - the bucket's timer: shard scored at or before its earliest expiresAt
 -- KEYS[2] - the bucket's counts: hash of s (sessions) and u (users)
--- KEYS[3] - the server's roster in this bucket: set of user ids
 -- ARGV[1] - now, epoch ms
 -- ARGV[2] - session key (server:<gameId>) as JSON text
 -- ARGV[3] - the session line after the key: <source>,<device>,<activity>]
@@ -11,11 +10,12 @@
 -- ARGV[5] - the presence key of the bucket's users without the id (same hash tag: same slot)
 -- ARGV[6] - the bucket's expiry shard keys without the shard
 -- ARGV[7] - how many expiry shards a bucket has
--- ARGV[8] - how long the roster outlives the report, ms
--- ARGV[9] - the reason the sessions of players who left end
--- ARGV[10] - channel to publish each change on ('' for none)
--- ARGV[11] - this node's id
--- ARGV[12..] - the report's players of this bucket; none: every player of the roster leaves
+-- ARGV[8] - the reason the sessions of players who left end
+-- ARGV[9] - channel to publish each change on ('' for none)
+-- ARGV[10] - this node's id
+-- ARGV[11] - how many players the report lists in this bucket (n)
+-- ARGV[12 .. 11+n] - those players: each gets or refreshes the session
+-- ARGV[12+n ..] - players who left (listed before, not now): their live session ends
 -- Returns the change messages of the players a watcher could see change: joined, restarted
 -- (expired, not yet swept) or changed activity (kind h), or left (kind e). A refresh that only
 -- moves expiry is applied, not returned and not published.
@@ -24,7 +24,7 @@ local prefix = ARGV[2] .. ','
 local rest = prefix .. ARGV[3]
 local ttl = tonumber(ARGV[4])
 local shards = tonumber(ARGV[7])
-local first = 12
+local last = 11 + tonumber(ARGV[11])
 local out = {}
 
 local function save(userId, lo, sessions, raw, kind)
@@ -34,16 +34,14 @@ local function save(userId, lo, sessions, raw, kind)
   local after = encode(lo, sessions)
   redis.call('SET', ARGV[5] .. userId, after)
   if kind then
-    local message = change(ARGV[11], userId, ARGV[1], kind, ARGV[9], ARGV[2], raw, after)
-    publish(ARGV[10], message)
+    local message = change(ARGV[10], userId, ARGV[1], kind, ARGV[8], ARGV[2], raw, after)
+    publish(ARGV[9], message)
     out[#out + 1] = message
   end
 end
 
-local listed = {}
-for i = first, #ARGV do
+for i = 12, last do
   local userId = ARGV[i]
-  listed[userId] = true
   local raw = redis.call('GET', ARGV[5] .. userId)
   local lo, sessions = parse(raw)
   local found = nil
@@ -70,33 +68,25 @@ for i = first, #ARGV do
   save(userId, lo, sessions, raw, visible and 'h' or nil)
 end
 
--- players of the previous roster who are not listed leave; an expired session is the sweep's
-for _, userId in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  if not listed[userId] then
-    local raw = redis.call('GET', ARGV[5] .. userId)
-    if raw then
-      local lo, sessions = parse(raw)
-      local kept = {}
-      local ended = false
-      for _, s in ipairs(sessions) do
-        if s.ex > now and has_key(s, prefix) then
-          ended = true
-        else
-          kept[#kept + 1] = s
-        end
+-- an expired session of a player who left is the sweep's to report
+for i = last + 1, #ARGV do
+  local userId = ARGV[i]
+  local raw = redis.call('GET', ARGV[5] .. userId)
+  if raw then
+    local lo, sessions = parse(raw)
+    local kept = {}
+    local ended = false
+    for _, s in ipairs(sessions) do
+      if s.ex > now and has_key(s, prefix) then
+        ended = true
+      else
+        kept[#kept + 1] = s
       end
-      if ended then
-        redis.call('HINCRBY', KEYS[2], 's', -1)
-        save(userId, lo, kept, raw, 'e')
-      end
+    end
+    if ended then
+      redis.call('HINCRBY', KEYS[2], 's', -1)
+      save(userId, lo, kept, raw, 'e')
     end
   end
 end
-
-redis.call('DEL', KEYS[3])
--- unpack has a stack limit: add in chunks
-for i = first, #ARGV, 1000 do
-  redis.call('SADD', KEYS[3], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-if #ARGV >= first then redis.call('PEXPIRE', KEYS[3], ARGV[8]) end
 return out
