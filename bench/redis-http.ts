@@ -42,7 +42,8 @@ const PATH = '/v1/presence/users'
 
 const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
 const redis = await benchRedis(values.url)
-const prefix = uniquePrefix('bench-http')
+// on its own Redis, the production prefix: key length is part of the memory per session
+const prefix = values.url ? uniquePrefix('bench-http') : 'presenced'
 const client = new Redis(redis.url)
 const children: Array<{ kill: () => void }> = []
 

@@ -102,7 +102,8 @@ const serviceOf = (stores: Stores) =>
   new PresenceService({ ...stores, clock: systemClock, sessionTtlMs: 3_600_000 })
 
 const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
-const prefix = uniquePrefix('bench')
+// on its own Redis, the production prefix: key length is part of the memory per session
+const prefix = values.url ? uniquePrefix('bench') : 'presenced'
 const redis = await benchRedis(values.url)
 try {
   const memory = await createStores({ dataDir: dir })
