@@ -107,7 +107,7 @@ function serverOf(key: string): string | undefined {
   return key.startsWith(SERVER_KEY) ? key.slice(SERVER_KEY.length) : undefined
 }
 
-export function encodeActivity(activity: Activity, key: string): string {
+function encodeActivity(activity: Activity, key: string): string {
   const rp = activity.richPresence
   const stored: unknown[] = [
     KIND_RANKS[activity.kind],
