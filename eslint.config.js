@@ -26,6 +26,7 @@ export default tseslint.config(
   },
   {
     files: ['src/store/**/*.ts'],
+    ignores: ['src/store/**/*.test.ts'],
     rules: restrict([
       {
         group: ['**/realtime/*', '**/service/*', '**/protocols/*', '**/app/*', '**/cli/*'],

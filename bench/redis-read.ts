@@ -1,13 +1,19 @@
 /**
- * Read and heartbeat paths of the service in Redis mode beside embedded (memory) mode, in one
- * run, in-process (no HTTP): a 50-id lookup (Roblox batch), an 1100-id lookup (Xbox batch) and a
- * heartbeat. Prints ops/s, the Redis/memory ratio and Redis round trips (socket writes) per op.
- * Usage: npx tsx bench/redis-read.ts [users=20000] [seconds per case=3]
- * Needs the Redis on 127.0.0.1:6379; writes under a unique prefix and deletes it after.
+ * The service's read and heartbeat paths in Redis mode beside embedded (memory) mode, in one run,
+ * in process (no HTTP): lookups of 50 and 1100 ids, a lookup by a signed-in user, heartbeats.
+ * Prints ops/s, the Redis/memory ratio, Redis round trips (socket writes) and commands per
+ * request, and the Redis memory per live session (INFO used_memory) for app sessions and for
+ * game server players.
+ *
+ *   npm run bench:redis -- [users=100000] [seconds per case=3] [--url redis://host:port]
+ *
+ * Starts a redis-server of its own on a free port (`redis-server` must be installed), so memory
+ * counts only what the bench wrote; --url uses another Redis, under a unique prefix deleted after.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { parseArgs } from 'node:util'
 import type { Redis } from 'ioredis'
 import type { UserId } from '../src/core/user-id.js'
 import { systemClock } from '../src/service/clock.js'
@@ -15,18 +21,18 @@ import type { PresenceService } from '../src/service/presence-service.js'
 import { Tokens } from '../src/service/tokens.js'
 import { createService } from '../src/app/create-service.js'
 import { testConfig } from '../src/app/config.js'
-import { RedisChangeBus } from '../src/realtime/redis-change-bus.js'
 import { createStores, type Stores } from '../src/app/create-stores.js'
-import { RedisKeys } from '../src/store/redis/keys.js'
-import { RedisConnection } from '../src/store/redis/redis-connection.js'
-import { RedisPresenceStore } from '../src/store/redis/redis-presence-store.js'
-import { RedisProfileStore } from '../src/store/redis/redis-profile-store.js'
-import { RedisRateLimiter } from '../src/store/redis/redis-rate-limiter.js'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
+import { benchRedis, commandCalls, countedRedisStores, usedMemory } from './redis-setup.js'
 
-const users = Number(process.argv[2] ?? 20_000)
-const seconds = Number(process.argv[3] ?? 3)
-const REDIS_URL = 'redis://127.0.0.1:6379'
+const { values, positionals } = parseArgs({
+  options: { url: { type: 'string' } },
+  allowPositionals: true,
+})
+const users = Number(positionals[0] ?? 100_000)
+const seconds = Number(positionals[1] ?? 3)
+const PLAYERS_PER_SERVER = 100
+const PLACES = 500
 
 interface Case {
   name: string
@@ -36,6 +42,15 @@ interface Case {
 const ids = Array.from({ length: users }, (_, i) => String(1_000_000 + i) as UserId)
 const batch = (i: number, size: number) =>
   Array.from({ length: size }, (_, j) => ids[(i * size + j) % users]!)
+const placeOf = (i: number) => String(1_000_000 + (i % PLACES))
+const heartbeat = (s: PresenceService, i: number, inGame: boolean) =>
+  s.heartbeat({
+    userId: ids[i % users]!,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: inGame ? { kind: 'inGame', placeId: placeOf(i) } : { kind: 'online' },
+  })
 const cases: Case[] = [
   { name: 'lookup 50 ids', run: (s, i) => s.lookup({ kind: 'anonymous' }, batch(i, 50)) },
   { name: 'lookup 1100 ids', run: (s, i) => s.lookup({ kind: 'anonymous' }, batch(i, 1100)) },
@@ -43,27 +58,28 @@ const cases: Case[] = [
     name: 'lookup 50 ids as a user (relations)',
     run: (s, i) => s.lookup({ kind: 'user', userId: ids[i % users]! }, batch(i, 50)),
   },
-  {
-    name: 'heartbeat',
-    run: (s, i) =>
-      s.heartbeat({
-        userId: ids[i % users]!,
-        key: 'app:PC',
-        source: 'app',
-        deviceType: 'PC',
-        activity: { kind: 'inGame', placeId: '1818' },
-      }),
-  },
+  { name: 'heartbeat, online', run: (s, i) => heartbeat(s, i, false) },
+  { name: 'heartbeat, in a place (catalogue read)', run: (s, i) => heartbeat(s, i, true) },
 ]
 
-async function measure(stores: Stores, writes: () => number) {
-  const service = createService(stores, testConfig({ dataDir: '', sessionTtlSeconds: 600 }), {
-    clock: systemClock,
-    tokens: new Tokens('bench-secret-of-enough-length-0123456789'),
-  })
-  for (let i = 0; i < users; i += 500) {
-    await Promise.all(ids.slice(i, i + 500).map((_, j) => cases[3]!.run(service, i + j)))
+async function loadPlaces(service: PresenceService) {
+  for (let p = 0; p < PLACES; p++) {
+    await service.putPlace({
+      placeId: placeOf(p),
+      universeId: String(2_000_000 + p),
+      rootPlaceId: placeOf(p),
+      name: `Place ${p}`,
+    })
   }
+}
+
+async function loadUsers(service: PresenceService) {
+  for (let i = 0; i < users; i += 500) {
+    await Promise.all(ids.slice(i, i + 500).map((_, j) => heartbeat(service, i + j, true)))
+  }
+}
+
+async function measure(service: PresenceService, writes: () => number) {
   const results: Record<string, { opsPerSecond: number; roundTrips: number }> = {}
   for (const c of cases) {
     const end = performance.now() + seconds * 1000
@@ -84,53 +100,89 @@ async function measure(stores: Stores, writes: () => number) {
   return results
 }
 
+const serviceOf = (stores: Stores) =>
+  createService(stores, testConfig({ dataDir: '', sessionTtlSeconds: 3600 }), {
+    clock: systemClock,
+    tokens: new Tokens('bench-secret-of-enough-length-0123456789'),
+  })
+
 const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
-const prefix = uniquePrefix('bench')
+// on its own Redis, the production prefix: key length is part of the memory per session
+const prefix = values.url ? uniquePrefix('bench') : 'presenced'
+const redis = await benchRedis(values.url)
 try {
   const memory = await createStores({ dataDir: dir })
-  const memoryResults = await measure(memory, () => 0)
+  const memoryService = serviceOf(memory)
+  await loadPlaces(memoryService)
+  await loadUsers(memoryService)
+  const memoryResults = await measure(memoryService, () => 0)
   await memory.presence.close()
   await memory.profiles.close()
 
-  // the adapters createStores would build, assembled here to reach the connection
-  const connection = new RedisConnection({ url: REDIS_URL })
-  await connection.waitReady()
-  const keys = new RedisKeys(prefix)
-  const redis: Stores = {
-    mode: 'redis',
-    presence: new RedisPresenceStore(connection, keys),
-    profiles: new RedisProfileStore(connection, keys),
-    bus: new RedisChangeBus(connection, { channel: keys.channel() }),
-    rateLimiter: new RedisRateLimiter(connection, keys),
-  }
-  // every command batch ioredis flushes is one write on the socket: one round trip
-  let writes = 0
+  const { stores, connection, writes } = await countedRedisStores(redis.url, prefix)
   const client = connection.client as Redis
-  const stream = (client as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream
-  const write = stream.write.bind(stream)
-  stream.write = (...args: unknown[]) => {
-    writes++
-    return write(...args)
+  const service = serviceOf(stores)
+  await loadPlaces(service)
+  const emptyBytes = await usedMemory(client)
+  await loadUsers(service)
+  const appSessionBytes = (await usedMemory(client)) - emptyBytes
+  const redisResults = await measure(service, writes)
+
+  // commands per request, as Redis counts them
+  const commands: Record<string, string> = {}
+  for (const c of cases) {
+    const before = await commandCalls(client)
+    for (let i = 0; i < 100; i++) await c.run(service, i)
+    const after = await commandCalls(client)
+    commands[c.name] = Object.entries(after)
+      .map(([name, calls]) => [name, (calls - (before[name] ?? 0)) / 100] as const)
+      .filter(([name, perRequest]) => perRequest > 0 && name !== 'info')
+      .map(([name, perRequest]) => `${name} ${perRequest}`)
+      .join(', ')
   }
-  const redisResults = await measure(redis, () => writes)
-  await redis.presence.close()
-  await redis.profiles.close()
-  await redis.bus.close()
+
+  // as many players again, put online by game servers of 100 players (the service's reports)
+  const servers = service.servers
+  const beforePlayers = await usedMemory(client)
+  for (let s = 0; s * PLAYERS_PER_SERVER < users; s++) {
+    const players = Array.from({ length: PLAYERS_PER_SERVER }, (_, j) =>
+      String(50_000_000 + s * PLAYERS_PER_SERVER + j),
+    )
+    await servers.report(
+      { keyId: 'bench', universes: [] },
+      `6f1c1b4e-2f7a-4f5e-9a57-${String(s).padStart(12, '0')}`,
+      { placeId: placeOf(s), players },
+    )
+  }
+  const playerBytes = (await usedMemory(client)) - beforePlayers
+  const stats = await stores.presence.stats(Date.now())
+  await stores.presence.close()
+  await stores.profiles.close()
+  await stores.bus.close()
 
   console.log(`${users} users with a live session; ${seconds} s per case, 8 in flight`)
-  console.log('case                                 memory ops/s  redis ops/s  ratio  RT/request')
+  console.log(
+    'case                                     memory ops/s  redis ops/s  ratio  RT/request  commands/request',
+  )
   for (const c of cases) {
     const m = memoryResults[c.name]!
     const r = redisResults[c.name]!
     console.log(
-      `${c.name.padEnd(36)} ${m.opsPerSecond.toFixed(0).padStart(12)} ${r.opsPerSecond
+      `${c.name.padEnd(40)} ${m.opsPerSecond.toFixed(0).padStart(12)} ${r.opsPerSecond
         .toFixed(0)
         .padStart(12)} ${(r.opsPerSecond / m.opsPerSecond).toFixed(2).padStart(6)} ${r.roundTrips
         .toFixed(2)
-        .padStart(12)}`,
+        .padStart(11)}  ${commands[c.name]}`,
     )
   }
+  console.log(
+    `Redis memory per live session (INFO used_memory): ${(appSessionBytes / users).toFixed(0)} B ` +
+      `for an app session in a place, ${(playerBytes / users).toFixed(0)} B for a game server's ` +
+      `player (servers of ${PLAYERS_PER_SERVER}); goal <= 300 B. Store holds ` +
+      `${stats.sessions} sessions of ${stats.users} users.`,
+  )
 } finally {
-  await deleteKeys({ url: REDIS_URL }, prefix)
+  if (values.url) await deleteKeys({ url: redis.url }, prefix)
+  await redis.stop()
   rmSync(dir, { recursive: true, force: true })
 }

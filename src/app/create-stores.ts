@@ -58,7 +58,9 @@ async function createRedisStores(target: RedisTarget, options: StoreOptions): Pr
   await Promise.race([bus.subscribed, new Promise((r) => setTimeout(r, 2000).unref())])
   return {
     mode: 'cluster' in target ? 'cluster' : 'redis',
-    presence: new RedisPresenceStore(connection, keys),
+    presence: new RedisPresenceStore(connection, keys, {
+      changes: { channel: keys.channel(), nodeId: bus.nodeId },
+    }),
     profiles: new RedisProfileStore(connection, keys),
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),

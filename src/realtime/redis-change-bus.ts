@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import { changeOf, type ChangeMessage } from '../store/redis/presence-codec.js'
 import type { RedisClient, RedisConnection } from '../store/redis/redis-connection.js'
+import { publishedByStore } from '../store/redis/redis-presence-store.js'
 import type { BusEvent, ChangeBus } from './change-bus.js'
 
 interface Envelope {
@@ -25,6 +27,9 @@ export interface RedisChangeBusOptions {
  * may interleave differently on each node (on a cluster they enter Redis at different shards).
  * Pub/sub is at most once: a node that is disconnected when an event is published misses it.
  * Watchers resynchronise by reading current presence when they (re)subscribe.
+ *
+ * A RedisPresenceStore given this bus's channel and node id publishes presence changes from its
+ * scripts (a ChangeMessage); this bus then only delivers those locally and reads them on others.
  */
 export class RedisChangeBus implements ChangeBus {
   readonly nodeId = randomUUID()
@@ -50,6 +55,7 @@ export class RedisChangeBus implements ChangeBus {
 
   async publish(event: BusEvent): Promise<void> {
     this.#deliver(event)
+    if (event.type === 'presence' && publishedByStore(event.change)) return
     const envelope: Envelope = { n: this.nodeId, e: event }
     try {
       await this.#connection.client.publish(this.#options.channel, JSON.stringify(envelope))
@@ -86,14 +92,16 @@ export class RedisChangeBus implements ChangeBus {
   }
 
   #receive(message: string): void {
-    let envelope: Envelope
+    let event: BusEvent
     try {
-      envelope = JSON.parse(message) as Envelope
+      const envelope = JSON.parse(message) as Envelope | ChangeMessage
+      if (envelope.n === this.nodeId) return
+      event = 'c' in envelope ? { type: 'presence', change: changeOf(envelope.c) } : envelope.e
     } catch (error) {
       this.#options.onError?.(error)
       return
     }
-    if (envelope.n !== this.nodeId) this.#deliver(envelope.e)
+    this.#deliver(event)
   }
 
   #deliver(event: BusEvent): void {

@@ -1,4 +1,7 @@
-/** A fixed-window limit: at most `max` hits per `windowMs`. */
+/**
+ * A fixed-window limit: at most `max` hits per `windowMs`. Windows are aligned on the clock
+ * (`[k·windowMs, (k+1)·windowMs)`), so every node of a fleet agrees where one ends.
+ */
 export interface RateLimitRule {
   /** Reported back when this rule refuses, e.g. `burst` or `sustain`. */
   name: string
@@ -8,20 +11,81 @@ export interface RateLimitRule {
 
 export interface RateLimitVerdict {
   allowed: boolean
-  /** The rule that refused, else the most constrained one. */
+  /**
+   * When refused: the refusing rule whose window ends last (the first of them on a tie), so that
+   * `retryAfterMs` is the wait after which every rule allows again. When allowed: the first rule.
+   */
   rule: string
   /** Hits in that rule's current window, this one included. */
   count: number
   max: number
   windowMs: number
-  /** When refused: how long until the window resets. */
+  /** How long until that rule's window ends. */
   retryAfterMs: number
 }
 
 /**
- * Counts hits per key against one or more rules. Shared by every node in fleet mode
- * (RedisRateLimiter); MemoryRateLimiter is the single-process default.
+ * Counts hits per key against one or more rules. Every hit counts against every rule, refused
+ * or not (a client hammering through a burst limit also spends its sustained budget). Shared by
+ * every node in fleet mode (RedisRateLimiter); MemoryRateLimiter is the single-process default.
+ * `src/store/contract/rate-limiter.contract.ts` is the behaviour both must have.
+ *
+ * @example
+ * const verdict = await limiter.hit(`xbox:${userId}:${titleId}`, [
+ *   { name: 'burst', max: 3, windowMs: 15_000 },
+ *   { name: 'sustain', max: 30, windowMs: 300_000 },
+ * ], clock.now())
+ * if (!verdict.allowed) reply.header('retry-after', Math.ceil(verdict.retryAfterMs / 1000))
  */
 export interface RateLimiter {
   hit(key: string, rules: readonly RateLimitRule[], now: number): Promise<RateLimitVerdict>
+}
+
+/** The verdict of a hit with no rules: nothing limits it. */
+export const UNLIMITED: RateLimitVerdict = Object.freeze({
+  allowed: true,
+  rule: '',
+  count: 0,
+  max: 0,
+  windowMs: 0,
+  retryAfterMs: 0,
+})
+
+/** Where `now` falls for `rule`: the window's index on the clock and when it ends. */
+export function windowOf(rule: RateLimitRule, now: number): { index: number; endsAt: number } {
+  const index = Math.floor(now / rule.windowMs)
+  return { index, endsAt: (index + 1) * rule.windowMs }
+}
+
+/**
+ * One verdict from the counts of each rule's current window (`counts[i]` for `rules[i]`, this
+ * hit included): the adapters differ in where they count, never in what they answer.
+ */
+export function verdictOf(
+  rules: readonly RateLimitRule[],
+  counts: ArrayLike<number>,
+  now: number,
+): RateLimitVerdict {
+  let verdict: RateLimitVerdict = UNLIMITED
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!
+    const count = counts[i]!
+    const allowed = count <= rule.max
+    const retryAfterMs = windowOf(rule, now).endsAt - now
+    const better =
+      i === 0 ||
+      (!allowed && verdict.allowed) ||
+      (!allowed && !verdict.allowed && retryAfterMs > verdict.retryAfterMs)
+    if (better) {
+      verdict = {
+        allowed,
+        rule: rule.name,
+        count,
+        max: rule.max,
+        windowMs: rule.windowMs,
+        retryAfterMs,
+      }
+    }
+  }
+  return verdict
 }

@@ -3,6 +3,9 @@ import type { UserId } from '../../core/user-id.js'
 /** How many buckets users are spread over, unless configured: see RedisKeys. */
 export const DEFAULT_BUCKETS = 64
 
+/** How many expiry shards each bucket's index is split into, unless configured: see RedisKeys. */
+export const DEFAULT_DUE_SHARDS = 128
+
 /**
  * Key builders for the Redis adapters: the one place that knows the key layout.
  *
@@ -13,19 +16,30 @@ export const DEFAULT_BUCKETS = 64
  * sweep can claim and remove an expired session in one step, exactly once across nodes. A tag
  * per user would put the index on another shard than the value and need a two-step claim.
  *
+ * A bucket's expiry index is split into `dueShards` small sorted sets (a user's shard is its id's
+ * last six digits mod `dueShards`, cheap in Lua too) under one timer that says when each shard
+ * may next have something due. Redis keeps a sorted set of up to 128 members as one compact
+ * listpack (~20 B a member) and a larger one as a skiplist (~110 B a member): at the defaults,
+ * shards stay compact up to about a million users.
+ *
  * 64 buckets are 64 slots, enough to spread a cluster of up to ~16 masters; every node of a
- * fleet must use the same prefix and bucket count (changing either orphans the data).
+ * fleet must use the same prefix, bucket and shard counts (changing one orphans the data).
  */
 export class RedisKeys {
   readonly prefix: string
   readonly buckets: number
+  readonly dueShards: number
 
-  constructor(prefix: string, buckets = DEFAULT_BUCKETS) {
+  constructor(prefix: string, buckets = DEFAULT_BUCKETS, dueShards = DEFAULT_DUE_SHARDS) {
     if (!Number.isInteger(buckets) || buckets < 1 || buckets > 16384) {
       throw new RangeError(`buckets must be an integer in 1..16384, got ${buckets}`)
     }
+    if (!Number.isInteger(dueShards) || dueShards < 1 || dueShards > 1_000_000) {
+      throw new RangeError(`dueShards must be an integer in 1..1000000, got ${dueShards}`)
+    }
     this.prefix = prefix
     this.buckets = buckets
+    this.dueShards = dueShards
   }
 
   /** FNV-1a of the decimal id: cheap, stable across nodes and languages. */
@@ -38,11 +52,16 @@ export class RedisKeys {
     return (hash >>> 0) % this.buckets
   }
 
+  /** The expiry shard of a user in its bucket; the scripts compute the same (presence.lua). */
+  dueShardOf(id: string): number {
+    return Number(id.slice(-6)) % this.dueShards
+  }
+
   #user(id: string, kind: string): string {
     return `${this.prefix}:{b${this.bucketOf(id)}}:${kind}:${id}`
   }
 
-  /** String: the user's presence as one JSON value `{lo, s: [sessions]}` (one GET per user). */
+  /** String: the user's presence as one value (see presence-codec.ts): one GET per user. */
   presence(id: UserId): string {
     return this.#user(id, 'p')
   }
@@ -52,24 +71,34 @@ export class RedisKeys {
     return `${this.prefix}:{b${bucket}}:p:`
   }
 
-  /** Sorted set of the bucket: userId scored by the earliest expiresAt among its sessions. */
-  due(bucket: number): string {
-    return `${this.prefix}:{b${bucket}}:due`
+  /** Sorted set of one expiry shard of the bucket: userId scored by its earliest expiresAt. */
+  due(bucket: number, shard: number): string {
+    return `${this.duePrefix(bucket)}${shard}`
   }
 
-  /** Integer: how many sessions the bucket holds. */
-  sessionCount(bucket: number): string {
-    return `${this.prefix}:{b${bucket}}:n`
-  }
-
-  /** Set: the user ids of one game server's roster that fall in this bucket. */
-  serverRoster(bucket: number, gameId: string): string {
-    return `${this.prefix}:{b${bucket}}:srv:${gameId}`
+  /** The expiry shard keys of the bucket without the shard: scripts append it. */
+  duePrefix(bucket: number): string {
+    return `${this.prefix}:{b${bucket}}:d:`
   }
 
   /**
-   * String: a game server's last report, JSON `{b: [buckets of its roster], a, d, up, ex}`; its
-   * own hash tag, so servers spread over the cluster.
+   * Sorted set of the bucket: shard scored by a time at or before its earliest expiresAt, so a
+   * sweep looks only at shards that may have something due. Writes only lower a score; the sweep
+   * raises it again to the shard's real earliest.
+   */
+  dueTimer(bucket: number): string {
+    return `${this.prefix}:{b${bucket}}:t`
+  }
+
+  /** Hash of the bucket: `s` sessions and `u` users it holds (live, or expired and not swept). */
+  counts(bucket: number): string {
+    return `${this.prefix}:{b${bucket}}:c`
+  }
+
+  /**
+   * String: a game server's last report, JSON `{p: [players], a, d, up, ex}`, kept twice its ttl
+   * so a late report still finds who left; its own hash tag, so servers spread over the cluster.
+   * (A set of players per server and bucket cost ~75 B per player in key overhead.)
    */
   server(gameId: string): string {
     return `${this.prefix}:{g:${gameId}}:srv`
@@ -132,14 +161,19 @@ export class RedisKeys {
 
   /**
    * Counter of one fixed window of one rule for one caller. All rules of a caller share a hash
-   * tag so one script checks them together; braces in the caller key would break the tag.
+   * tag so one script checks them together. Braces in the caller key would break the tag, so
+   * they are escaped, and `%` too, so that two callers never share a key.
    */
   rateWindow(key: string, rule: string, window: number): string {
-    return `${this.prefix}:rl:{${key.replace(/[{}]/g, '_')}}:${rule}:${window}`
+    return `${this.prefix}:rl:{${key.replace(/[%{}]/g, escapeTagChar)}}:${rule}:${window}`
   }
 
   /** Pub/sub channel of the change bus. */
   channel(): string {
     return `${this.prefix}:bus`
   }
+}
+
+function escapeTagChar(char: string): string {
+  return char === '%' ? '%25' : char === '{' ? '%7B' : '%7D'
 }

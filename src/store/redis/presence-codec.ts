@@ -1,21 +1,177 @@
-import type { Activity, Session, SessionSource, UserPresence } from '../../core/presence.js'
+import type {
+  Activity,
+  ActivityKind,
+  OfflineReason,
+  RichPresence,
+  Session,
+  SessionSource,
+  UserPresence,
+} from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
+import { sweepReason, type PresenceChange } from '../presence-store.js'
 
-/** A session as the Lua scripts keep it; the activity stays a JSON string (see heartbeat.lua). */
-interface StoredSession {
-  k: string
-  src: SessionSource
-  d: string
-  a: string
-  st: number
-  up: number
-  ex: number
+/*
+ * A user's presence as Redis keeps it: one value that is a JSON document, so a read decodes it
+ * with one JSON.parse, laid out in lines, so the Lua scripts (presence.lua) edit it with string
+ * functions instead of a cjson round trip:
+ *
+ *   [<lastOnline>
+ *   ,[<updatedAt - lastOnline>,<expiresAt - updatedAt>,<updatedAt - startedAt>,<key>,<source>,<device>,<activity>]
+ *   ,[… one line per session]
+ *   ]
+ *
+ * The numbers lead so that Lua reads them with one pattern, and the key follows as its JSON text,
+ * which is how scripts find a session. JSON.stringify never writes a raw line break, so no string
+ * can split a line. Fields are positions, not names (an app session takes ~90 B, a game server's
+ * player ~150 B), because Redis memory per live session is what a fleet pays for.
+ */
+
+/** A session line: see above. */
+type StoredSession = [
+  updatedAgo: number,
+  ttl: number,
+  age: number,
+  key: string,
+  source: string,
+  deviceType: string,
+  activity: StoredActivity,
+]
+
+/** `[lastOnline, ...sessions]` */
+type StoredValue = [number, ...StoredSession[]]
+
+/**
+ * `[kind, placeId, rootPlaceId, universeId, gameId, location, titleId, placement, titleState,
+ * richPresence]`, kind as its rank (1 online, 2 inGame, 3 inStudio), 0 for a field that is
+ * absent, trailing absent fields left out. Two fields often repeat another and are then stored
+ * as `=`: rootPlaceId equal to placeId, and a game server player's gameId, which its session key
+ * `server:<gameId>` holds (a value that starts with `=` gets one more).
+ */
+type StoredActivity = [number, ...Array<string | 0 | StoredRichPresence>]
+
+/** `[id, params]` or `[id, params, scid]` */
+type StoredRichPresence = [string, string[]] | [string, string[], string]
+
+const SOURCE_CODES: Record<SessionSource, string> = { app: '"a"', title: '"t"', server: '"s"' }
+const SOURCES: Record<string, SessionSource> = { a: 'app', t: 'title', s: 'server' }
+const KIND_RANKS: Record<ActivityKind, number> = { online: 1, inGame: 2, inStudio: 3 }
+const KINDS: ReadonlyArray<ActivityKind | undefined> = [undefined, 'online', 'inGame', 'inStudio']
+
+/** The fields encodeActivity and decodeActivity place (see StoredActivity). */
+type Placed =
+  | 'kind'
+  | 'placeId'
+  | 'rootPlaceId'
+  | 'universeId'
+  | 'gameId'
+  | 'location'
+  | 'titleId'
+  | 'placement'
+  | 'titleState'
+  | 'richPresence'
+// A field added to Activity without a position would be dropped silently: fail to compile.
+const everyFieldPlaced: [Exclude<keyof Activity, Placed>] extends [never] ? true : never = true
+void everyFieldPlaced
+
+const SERVER_KEY = 'server:'
+
+/** A session key as the scripts match it: its JSON text. */
+export function keyText(key: string): string {
+  return JSON.stringify(key)
 }
 
-interface StoredPresence {
-  lo?: number
-  /** cjson encodes an empty array as `{}`. */
-  s?: StoredSession[] | Record<string, never>
+/** The end of a session line after its key, as a script writes it: `<source>,<device>,<activity>]`. */
+export function sessionTail(
+  source: SessionSource,
+  deviceType: string,
+  activity: Activity,
+  key: string,
+): string {
+  return `${SOURCE_CODES[source]},${JSON.stringify(deviceType)},${encodeActivity(activity, key)}]`
+}
+
+/** `value`, `=` when it repeats `same`, or 0 when absent. */
+function shorthand(value: string | undefined, same: string | undefined): string | 0 {
+  if (value === undefined) return 0
+  if (value === same) return '='
+  return value.startsWith('=') ? `=${value}` : value
+}
+
+function expand(stored: string, same: string | undefined): string {
+  if (stored === '=' && same !== undefined) return same
+  return stored.startsWith('=') ? stored.slice(1) : stored
+}
+
+/** The id after `server:` in a game server player's session key. */
+function serverOf(key: string): string | undefined {
+  return key.startsWith(SERVER_KEY) ? key.slice(SERVER_KEY.length) : undefined
+}
+
+function encodeActivity(activity: Activity, key: string): string {
+  const rp = activity.richPresence
+  const stored: unknown[] = [
+    KIND_RANKS[activity.kind],
+    activity.placeId ?? 0,
+    shorthand(activity.rootPlaceId, activity.placeId),
+    activity.universeId ?? 0,
+    shorthand(activity.gameId, serverOf(key)),
+    activity.location ?? 0,
+    activity.titleId ?? 0,
+    activity.placement ?? 0,
+    activity.titleState ?? 0,
+    rp === undefined ? 0 : rp.scid === undefined ? [rp.id, rp.params] : [rp.id, rp.params, rp.scid],
+  ]
+  let length = stored.length
+  while (length > 1 && stored[length - 1] === 0) length--
+  stored.length = length
+  return JSON.stringify(stored)
+}
+
+function decodeActivity(stored: StoredActivity, key: string): Activity {
+  const activity: Activity = { kind: KINDS[stored[0]]! }
+  const n = stored.length
+  if (n > 1 && stored[1] !== 0) activity.placeId = stored[1] as string
+  if (n > 2 && stored[2] !== 0) activity.rootPlaceId = expand(stored[2] as string, activity.placeId)
+  if (n > 3 && stored[3] !== 0) activity.universeId = stored[3] as string
+  if (n > 4 && stored[4] !== 0) activity.gameId = expand(stored[4] as string, serverOf(key))
+  if (n > 5 && stored[5] !== 0) activity.location = stored[5] as string
+  if (n > 6 && stored[6] !== 0) activity.titleId = stored[6] as string
+  if (n > 7 && stored[7] !== 0) activity.placement = stored[7] as Activity['placement']
+  if (n > 8 && stored[8] !== 0) activity.titleState = stored[8] as Activity['titleState']
+  if (n > 9 && stored[9] !== 0) {
+    const [id, params, scid] = stored[9] as StoredRichPresence
+    const richPresence: RichPresence = { id, params }
+    if (scid !== undefined) richPresence.scid = scid
+    activity.richPresence = richPresence
+  }
+  return activity
+}
+
+function presenceOf(
+  userId: UserId,
+  value: StoredValue | null,
+  now: number | undefined,
+): UserPresence {
+  if (value === null) return { userId, sessions: [], lastOnline: undefined }
+  const sessions: Session[] = []
+  const lastOnline = value[0]
+  for (let i = 1; i < value.length; i++) {
+    const s = value[i] as StoredSession
+    const updatedAt = lastOnline + s[0]
+    const expiresAt = updatedAt + s[1]
+    if (now !== undefined && expiresAt <= now) continue
+    sessions.push({
+      userId,
+      key: s[3],
+      source: SOURCES[s[4]]!,
+      deviceType: s[5],
+      startedAt: updatedAt - s[2],
+      updatedAt,
+      expiresAt,
+      activity: decodeActivity(s[6], s[3]),
+    })
+  }
+  return { userId, sessions, lastOnline }
 }
 
 /**
@@ -27,22 +183,189 @@ export function decodePresence(
   raw: string | null | undefined,
   now?: number,
 ): UserPresence {
-  if (!raw) return { userId, sessions: [], lastOnline: undefined }
-  const value = JSON.parse(raw) as StoredPresence
-  const stored = Array.isArray(value.s) ? value.s : []
-  const sessions: Session[] = []
-  for (const s of stored) {
-    if (now !== undefined && s.ex <= now) continue
-    sessions.push({
-      userId,
-      key: s.k,
-      source: s.src,
-      deviceType: s.d,
-      startedAt: s.st,
-      updatedAt: s.up,
-      expiresAt: s.ex,
-      activity: JSON.parse(s.a) as Activity,
-    })
+  if (!raw) return presenceOf(userId, null, now)
+  return presenceOf(userId, scanValue(raw) ?? (JSON.parse(raw) as StoredValue), now)
+}
+
+/**
+ * The stored value's own grammar, read in about a third less time than JSON.parse takes (reads
+ * decode every value they fetch); undefined for anything else, which JSON.parse then reads.
+ *
+ *   value    = "[" int *( "\n,[" int "," int "," int "," str "," str "," str "," activity "]" ) "\n]"
+ *   activity = "[" int *( "," ( str / "0" / rich ) ) "]"
+ *   rich     = "[" str ",[" [ str *( "," str ) ] "]" [ "," str ] "]"
+ */
+export function scanValue(raw: string): StoredValue | undefined {
+  const scan = new Scanner(raw)
+  if (!scan.take(OPEN)) return undefined
+  const value: StoredValue = [scan.int()]
+  while (scan.take(LINE_BREAK)) {
+    if (!scan.take(COMMA)) {
+      const end = scan.at === raw.length - 1 && scan.take(CLOSE)
+      return end && !scan.failed ? value : undefined
+    }
+    if (!scan.take(OPEN)) return undefined
+    const updatedAgo = scan.int()
+    const ttl = scan.comma() && scan.int()
+    const age = scan.comma() && scan.int()
+    const key = scan.comma() && scan.str()
+    const source = scan.comma() && scan.str()
+    const deviceType = scan.comma() && scan.str()
+    const activity = scan.comma() && scan.activity()
+    if (!scan.take(CLOSE) || scan.failed) return undefined
+    value.push([updatedAgo, ttl, age, key, source, deviceType, activity] as StoredSession)
   }
-  return { userId, sessions, lastOnline: value.lo ?? undefined }
+  return undefined
+}
+
+const OPEN = 0x5b // [
+const CLOSE = 0x5d // ]
+const COMMA = 0x2c
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const LINE_BREAK = 0x0a
+const MINUS = 0x2d
+const ZERO = 0x30
+const NINE = 0x39
+
+/** A cursor over a stored value; `failed` once anything did not match (values are then junk). */
+class Scanner {
+  at = 0
+  failed = false
+
+  constructor(readonly text: string) {}
+
+  take(char: number): boolean {
+    if (this.text.charCodeAt(this.at) !== char) return false
+    this.at++
+    return true
+  }
+
+  /** Takes a comma; true, so that `scan.comma() && scan.next()` reads on (check `failed`). */
+  comma(): true {
+    if (!this.take(COMMA)) this.failed = true
+    return true
+  }
+
+  int(): number {
+    const text = this.text
+    const negative = this.take(MINUS)
+    const start = this.at
+    let value = 0
+    for (let c = text.charCodeAt(this.at); c >= ZERO && c <= NINE; c = text.charCodeAt(++this.at)) {
+      value = value * 10 + (c - ZERO)
+    }
+    if (this.at === start) this.failed = true
+    return negative ? -value : value
+  }
+
+  str(): string {
+    const text = this.text
+    if (!this.take(QUOTE)) {
+      this.failed = true
+      return ''
+    }
+    const start = this.at
+    for (let i = start; i < text.length; i++) {
+      const c = text.charCodeAt(i)
+      if (c === QUOTE) {
+        this.at = i + 1
+        return text.slice(start, i)
+      }
+      if (c === BACKSLASH) {
+        // an escape: find the closing quote, and let JSON.parse unescape
+        for (i += 2; i < text.length && text.charCodeAt(i) !== QUOTE; i++) {
+          if (text.charCodeAt(i) === BACKSLASH) i++
+        }
+        this.at = i + 1
+        return JSON.parse(text.slice(start - 1, i + 1)) as string
+      }
+    }
+    this.failed = true
+    return ''
+  }
+
+  activity(): StoredActivity {
+    if (!this.take(OPEN)) this.failed = true
+    const activity: StoredActivity = [this.int()]
+    while (this.take(COMMA)) {
+      const c = this.text.charCodeAt(this.at)
+      if (c === QUOTE) activity.push(this.str())
+      else if (c === OPEN) activity.push(this.richPresence())
+      else if (this.int() === 0) activity.push(0)
+      else this.failed = true
+    }
+    if (!this.take(CLOSE)) this.failed = true
+    return activity
+  }
+
+  richPresence(): StoredRichPresence {
+    this.take(OPEN)
+    const id = this.str()
+    const params: string[] = []
+    if (!this.take(COMMA) || !this.take(OPEN)) this.failed = true
+    if (!this.take(CLOSE)) {
+      do params.push(this.str())
+      while (!this.failed && this.take(COMMA))
+      if (!this.take(CLOSE)) this.failed = true
+    }
+    const scid = this.take(COMMA) ? this.str() : undefined
+    if (!this.take(CLOSE)) this.failed = true
+    return scid === undefined ? [id, params] : [id, params, scid]
+  }
+}
+
+/**
+ * One user's change as a script returns it and publishes it (presence.lua `change`):
+ * kind `h` ended nothing, `e` ended the session `key` for `reason`, `s` is a sweep (it ended the
+ * sessions of before that after no longer holds).
+ */
+export type ChangeRecord = [
+  userId: string,
+  now: number,
+  kind: 'h' | 'e' | 's',
+  reason: string,
+  key: string,
+  before: StoredValue | null,
+  after: StoredValue,
+]
+
+/** A change message on the bus channel, from the script that made the change: `n` is the node. */
+export interface ChangeMessage {
+  n: string
+  c: ChangeRecord
+}
+
+/** The PresenceChange of a record: the same on the node that made it and on every other. */
+export function changeOf(record: ChangeRecord): PresenceChange {
+  const [id, now, kind, reason, key, before, after] = record
+  const userId = id as UserId
+  if (kind === 's') {
+    const claimed = presenceOf(userId, before, undefined)
+    const kept = new Set<string>()
+    for (let i = 1; i < after.length; i++) kept.add((after[i] as StoredSession)[3])
+    const ended = claimed.sessions.filter((s) => !kept.has(s.key))
+    return {
+      userId,
+      before: claimed,
+      after: presenceOf(userId, after, now),
+      reason: sweepReason(ended),
+      ended,
+    }
+  }
+  const previous = presenceOf(userId, before, now)
+  const next = presenceOf(userId, after, now)
+  if (kind === 'h') return { userId, before: previous, after: next }
+  return {
+    userId,
+    before: previous,
+    after: next,
+    reason: reason as OfflineReason,
+    ended: previous.sessions.filter((s) => s.key === key),
+  }
+}
+
+/** The change a script replied with (a ChangeMessage's text). */
+export function changeOfReply(reply: string): PresenceChange {
+  return changeOf((JSON.parse(reply) as ChangeMessage).c)
 }

@@ -7,22 +7,24 @@ declare module 'ioredis' {
     presencedHeartbeat(
       value: string,
       due: string,
-      count: string,
+      timer: string,
+      counts: string,
       ...args: string[]
-    ): Result<[string | null, string], Context>
+    ): Result<string, Context>
     presencedEnd(
       value: string,
       due: string,
-      count: string,
+      timer: string,
+      counts: string,
       ...args: string[]
-    ): Result<[string, string] | null, Context>
-    presencedSweep(due: string, count: string, ...args: string[]): Result<string[], Context>
+    ): Result<string | null, Context>
+    presencedDue(timer: string, ...args: string[]): Result<number, Context>
+    presencedSweep(timer: string, counts: string, ...args: string[]): Result<string[], Context>
     presencedServerReport(
-      due: string,
-      count: string,
-      roster: string,
+      timer: string,
+      counts: string,
       ...args: string[]
-    ): Result<Array<string | null>, Context>
+    ): Result<string[], Context>
     presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
   }
 }
@@ -45,6 +47,11 @@ const scriptsDir = new URL('./scripts/', import.meta.url)
 
 function lua(name: string): string {
   return readFileSync(new URL(name, scriptsDir), 'utf8')
+}
+
+/** A presence script with the functions it shares with the others in front of it. */
+function presenceLua(name: string): string {
+  return lua('presence.lua') + lua(name)
 }
 
 /** Reply errors that mean "Redis cannot serve now", not "this command is wrong". */
@@ -80,12 +87,16 @@ export class RedisConnection {
     this.client = this.#create(false)
     // errors surface through the commands that hit them; an unhandled 'error' would crash
     this.client.on('error', () => {})
-    this.client.defineCommand('presencedHeartbeat', { numberOfKeys: 3, lua: lua('heartbeat.lua') })
-    this.client.defineCommand('presencedEnd', { numberOfKeys: 3, lua: lua('end.lua') })
-    this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: lua('sweep.lua') })
+    this.client.defineCommand('presencedHeartbeat', {
+      numberOfKeys: 4,
+      lua: presenceLua('heartbeat.lua'),
+    })
+    this.client.defineCommand('presencedEnd', { numberOfKeys: 4, lua: presenceLua('end.lua') })
+    this.client.defineCommand('presencedDue', { numberOfKeys: 1, lua: lua('due.lua') })
+    this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: presenceLua('sweep.lua') })
     this.client.defineCommand('presencedServerReport', {
-      numberOfKeys: 3,
-      lua: lua('server-report.lua'),
+      numberOfKeys: 2,
+      lua: presenceLua('server-report.lua'),
     })
     // the number of keys varies with the number of rules: passed as the first argument
     this.client.defineCommand('presencedRateLimit', { lua: lua('rate-limit.lua') })

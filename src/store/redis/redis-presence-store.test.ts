@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
-import { after, test } from 'node:test'
+import { after, test, type TestContext } from 'node:test'
+import { setTimeout } from 'node:timers/promises'
 import { startRedisCluster, type LocalRedisCluster } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import type { Session } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
+import { RedisChangeBus } from '../../realtime/redis-change-bus.js'
 import { presenceStoreContract } from '../contract/presence-store.contract.js'
+import type { PresenceChange, SessionWrite } from '../presence-store.js'
 import { RedisKeys } from './keys.js'
 import { RedisConnection, type RedisTarget } from './redis-connection.js'
 import { RedisPresenceStore } from './redis-presence-store.js'
@@ -41,12 +45,12 @@ presenceStoreContract('redis', () => open(single))
 presenceStoreContract('redis cluster (3 masters)', async () => open(await clusterTarget()))
 
 const T0 = Date.UTC(2026, 0, 1)
-const write = (userId: string, key = 'app:iOS') => ({
+const write = (userId: string, key = 'app:iOS'): SessionWrite => ({
   userId: userId as UserId,
   key,
-  source: 'app' as const,
+  source: 'app',
   deviceType: 'iOS',
-  activity: { kind: 'inGame' as const, placeId: '1', richPresence: { id: 'x', params: [] } },
+  activity: { kind: 'inGame', placeId: '1', richPresence: { id: 'x', params: [] } },
   ttlMs: 60_000,
 })
 
@@ -92,4 +96,198 @@ test('sweeps on several connections (nodes) end each session exactly once', asyn
   assert.equal(ended.length, 300)
   assert.equal(new Set(ended).size, 300)
   assert.deepEqual(await nodes[0]!.stats(now), { sessions: 0, users: 0 })
+})
+
+test('every activity field, and keys and devices with odd characters, survive the round trip', async (t) => {
+  const { store, cleanup } = await open(single)
+  t.after(cleanup)
+  const gameId = '3f1c2a9e-0000-4000-8000-00000000000a'
+  const writes: SessionWrite[] = [
+    {
+      ...write('77', `server:${gameId}`),
+      source: 'server',
+      deviceType: 'GameServer',
+      activity: {
+        kind: 'inGame',
+        placeId: '1818',
+        rootPlaceId: '1817',
+        universeId: '13058',
+        gameId,
+        location: 'Obby "2",\n[]',
+      },
+    },
+    {
+      ...write('77', 'title:1717113201:XboxOne'),
+      source: 'title',
+      deviceType: 'XboxOne',
+      activity: {
+        kind: 'online',
+        titleId: '1717113201',
+        placement: 'fill',
+        titleState: 'active',
+        richPresence: { id: 'playingMap', scid: 'abba0123', params: ['Deathmatch', ''] },
+      },
+    },
+    // a gameId that looks like the stored shorthand, in and out of its server's key
+    { ...write('77', 'server:=x'), activity: { kind: 'inStudio', gameId: '=x' } },
+    { ...write('77', 'server:y'), activity: { kind: 'inGame', gameId: '=' } },
+    { ...write('77', 'app:"\n\\,é😀'), deviceType: 'P]C\t,[', activity: { kind: 'online' } },
+    {
+      ...write('77', ''),
+      deviceType: '',
+      activity: { kind: 'inGame', placeId: '', location: '0' },
+    },
+  ]
+  const stored = writes.map((w) => ({ key: w.key, deviceType: w.deviceType, activity: w.activity }))
+  const view = (sessions: readonly Session[]) =>
+    sessions.map((s) => ({ key: s.key, deviceType: s.deviceType, activity: s.activity }))
+  let last: PresenceChange | undefined
+  for (const [i, w] of writes.entries()) last = await store.heartbeat(w, T0 + i)
+  assert.deepEqual(view(last!.after.sessions), stored)
+  const [read] = await store.getMany(['77' as UserId], T0 + 10)
+  assert.deepEqual(view(read!.sessions), stored)
+  assert.deepEqual(
+    read!.sessions.map((s) => s.source),
+    ['server', 'title', 'app', 'app', 'app', 'app'],
+  )
+  // sessions are found by their exact key, odd characters and all
+  const ended = await store.end('77' as UserId, 'app:"\n\\,é😀', T0 + 11, 'explicit')
+  assert.deepEqual(
+    ended!.ended!.map((s) => s.deviceType),
+    ['P]C\t,['],
+  )
+  assert.equal(await store.end('77' as UserId, 'app:"\n\\,é', T0 + 12, 'explicit'), undefined)
+})
+
+/** Counts socket writes (one per batch of commands ioredis flushes: a round trip) per node. */
+function countWrites(client: RedisConnection['client']): () => number[] {
+  const nodes = 'nodes' in client ? client.nodes('master') : [client]
+  const counts = nodes.map(() => 0)
+  nodes.forEach((node, i) => {
+    const stream = (node as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream
+    const write = stream.write.bind(stream)
+    stream.write = (...args: unknown[]) => {
+      counts[i]!++
+      return write(...args)
+    }
+  })
+  return () => [...counts]
+}
+
+async function changesReachOtherNodes(target: RedisTarget, t: TestContext) {
+  const prefix = uniquePrefix('changes')
+  const keys = new RedisKeys(prefix)
+  const nodes = await Promise.all(
+    [0, 1].map(async () => {
+      const connection = new RedisConnection(target)
+      await connection.waitReady()
+      const bus = new RedisChangeBus(connection, { channel: keys.channel() })
+      await bus.subscribed
+      const store = new RedisPresenceStore(connection, keys, {
+        changes: { channel: keys.channel(), nodeId: bus.nodeId },
+      })
+      const heard: PresenceChange[] = []
+      bus.subscribe((event) => {
+        if (event.type === 'presence') heard.push(event.change)
+      })
+      return { connection, bus, store, heard }
+    }),
+  )
+  // a plain subscriber counts what crosses the channel
+  const listener = nodes[0]!.connection.subscriber()
+  const messages: string[] = []
+  listener.on('message', (_channel: string, message: string) => messages.push(message))
+  await listener.subscribe(keys.channel())
+  t.after(async () => {
+    listener.disconnect()
+    await Promise.all(nodes.flatMap((n) => [n.store.close(), n.bus.close()]))
+    await deleteKeys(target, prefix)
+  })
+  const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]]
+
+  // what a service does: the store call, then the bus; one round trip in all, once every node
+  // is connected and has the script (a first call sends it): users on every master warm up
+  const warmUp = 30
+  for (let i = 0; i < warmUp; i++) {
+    const change = await a.store.heartbeat({ ...write(String(100 + i)), ttlMs: 600_000 }, T0)
+    await a.bus.publish({ type: 'presence', change })
+  }
+  const writes = countWrites(a.connection.client)
+  const sent: PresenceChange[] = []
+  const made = async (changes: PresenceChange | PresenceChange[] | undefined) => {
+    for (const change of [changes ?? []].flat()) {
+      sent.push(change)
+      await a.bus.publish({ type: 'presence', change })
+    }
+  }
+  await made(await a.store.heartbeat(write('5'), T0))
+  assert.equal(
+    writes().reduce((sum, n) => sum + n, 0),
+    1,
+    'a heartbeat and its publication: one round trip',
+  )
+  await made(await a.store.heartbeat(write('5', 'app:PC'), T0 + 1))
+  await made(await a.store.end('5' as UserId, 'app:PC', T0 + 2, 'explicit'))
+  const game = '3f1c2a9e-0000-4000-8000-00000000000b'
+  const report = (players: string[]) => ({
+    gameId: game,
+    players: players as UserId[],
+    activity: { kind: 'inGame' as const, placeId: '1818', gameId: game },
+    deviceType: 'GameServer',
+    ttlMs: 30_000,
+  })
+  await made(await a.store.reportServer(report(['6', '7', '5']), T0 + 3))
+  await made(await a.store.reportServer(report(['6']), T0 + 4))
+  await made(await a.store.endServer(game, T0 + 5, 'server_lost'))
+  await made(await a.store.sweepExpired(T0 + 60_001, 100))
+  assert.deepEqual(
+    sent.map((c) => `${c.userId}${c.ended ? `-${c.reason}` : '+'}`),
+    [
+      '5+',
+      '5+',
+      '5-explicit',
+      '6+',
+      '7+',
+      '5+',
+      '7-explicit',
+      '5-explicit',
+      '6-server_lost',
+      '5-timeout',
+    ],
+  )
+  // the writer's watchers heard each change at once; the other node hears the same changes
+  assert.deepEqual(a.heard.slice(warmUp), sent)
+  for (let i = 0; i < 500 && b.heard.length < warmUp + sent.length; i++) await setTimeout(10)
+  // in the order each user's changes were made (users on different shards of a cluster may
+  // interleave differently)
+  const byUser = (changes: PresenceChange[]) => {
+    const users = new Map<string, PresenceChange[]>()
+    for (const c of changes) users.set(c.userId, [...(users.get(c.userId) ?? []), c])
+    return users
+  }
+  const heard = byUser(b.heard)
+  for (const [userId, changes] of byUser(sent)) assert.deepEqual(heard.get(userId), changes)
+  assert.equal(b.heard.length, warmUp + sent.length)
+  // each went over the channel once (a settings event marks the end: nothing is left in flight)
+  await a.bus.publish({ type: 'settings', userId: '5' as UserId })
+  for (let i = 0; i < 500 && messages.length <= warmUp + sent.length; i++) await setTimeout(10)
+  assert.equal(messages.length, warmUp + sent.length + 1)
+  assert.equal(a.heard.length, warmUp + sent.length, 'no echo of its own changes')
+}
+
+test('changes reach another node as their writer saw them, once each (single Redis)', (t) =>
+  changesReachOtherNodes(single, t))
+
+test('changes reach another node as their writer saw them, once each (cluster)', async (t) =>
+  changesReachOtherNodes(await clusterTarget(), t))
+
+test('a batch of 1100 ids on a 3-master cluster is one round trip per master', async (t) => {
+  const { store, connection, cleanup } = await open(await clusterTarget())
+  t.after(cleanup)
+  const ids = Array.from({ length: 1100 }, (_, i) => String(7_000_000 + i) as UserId)
+  for (const id of ids.slice(0, 50)) await store.heartbeat(write(id), T0)
+  const writes = countWrites(connection.client)
+  const presences = await store.getMany(ids, T0 + 1)
+  assert.equal(presences.filter((p) => p.sessions.length > 0).length, 50)
+  assert.deepEqual(writes(), [1, 1, 1])
 })

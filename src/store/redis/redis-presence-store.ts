@@ -1,55 +1,78 @@
-import type { Activity, OfflineReason, Session, UserPresence } from '../../core/presence.js'
+import type { Activity, OfflineReason, UserPresence } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
 import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
-import {
-  serverSessionKey,
-  sweepReason,
-  type ServerReport,
-  type ServerRoster,
-} from '../presence-store.js'
+import { serverSessionKey, type ServerReport, type ServerRoster } from '../presence-store.js'
 import type { RedisKeys } from './keys.js'
-import { decodePresence } from './presence-codec.js'
+import { changeOfReply, decodePresence, keyText, sessionTail } from './presence-codec.js'
 import type { RedisConnection } from './redis-connection.js'
+
+export interface RedisPresenceStoreOptions {
+  /**
+   * Publish every change on this pub/sub channel from the script that makes it, in the same
+   * atomic step, as the message RedisChangeBus reads (`nodeId` is the bus's, so it skips its own
+   * echo). The bus then publishes none of these changes itself (see `publishedByStore`): a
+   * heartbeat costs one round trip, and every node hears a user's changes in the order they
+   * were made. Without it, changes are only returned.
+   */
+  changes?: { channel: string; nodeId: string }
+}
+
+/** Changes this process's stores already published from their scripts. */
+const published = new WeakSet<PresenceChange>()
+
+/** Whether a RedisPresenceStore published this change already: a bus must not again. */
+export function publishedByStore(change: PresenceChange): boolean {
+  return published.has(change)
+}
 
 /**
  * Fleet mode: every session in Redis (or a Redis Cluster), shared by any number of stateless
- * nodes. A user's presence is one JSON value, so a batch read is one MGET on a single Redis, and
- * one pipelined round trip per shard on a cluster. Heartbeat, end and the expiry claim are Lua
- * scripts (./scripts) that update the value and its bucket's expiry index atomically.
- * lastOnline lives in the same value and is as durable as Redis is (run it with AOF).
+ * nodes. A user's presence is one value (presence-codec.ts), so a batch read is one MGET on a
+ * single Redis, and one pipelined round trip per shard on a cluster. Heartbeat, end, server
+ * reports and the expiry claim are Lua scripts (./scripts) that update the value and its
+ * bucket's expiry index atomically, and publish the change. lastOnline lives in the same value
+ * and is as durable as Redis is (run it with AOF).
  */
 export class RedisPresenceStore implements PresenceStore {
   readonly #connection: RedisConnection
   readonly #keys: RedisKeys
+  readonly #channel: string
+  readonly #nodeId: string
   /** The bucket a sweep starts from, rotating so no bucket waits behind busier ones. */
   #nextBucket = 0
 
-  constructor(connection: RedisConnection, keys: RedisKeys) {
+  constructor(
+    connection: RedisConnection,
+    keys: RedisKeys,
+    options: RedisPresenceStoreOptions = {},
+  ) {
     this.#connection = connection.retain()
     this.#keys = keys
+    this.#channel = options.changes?.channel ?? ''
+    this.#nodeId = options.changes?.nodeId ?? ''
   }
 
   heartbeat(write: SessionWrite, now: number): Promise<PresenceChange> {
     const k = this.#keys
-    const bucket = k.bucketOf(write.userId)
+    const id = write.userId
+    const bucket = k.bucketOf(id)
+    const shard = k.dueShardOf(id)
     return this.#connection.run(async () => {
-      const [before, after] = await this.#connection.client.presencedHeartbeat(
-        k.presence(write.userId),
-        k.due(bucket),
-        k.sessionCount(bucket),
-        write.userId,
+      const reply = await this.#connection.client.presencedHeartbeat(
+        k.presence(id),
+        k.due(bucket, shard),
+        k.dueTimer(bucket),
+        k.counts(bucket),
+        id,
         String(now),
-        write.key,
-        write.source,
-        write.deviceType,
-        JSON.stringify(write.activity),
+        String(shard),
+        keyText(write.key),
         String(write.ttlMs),
+        sessionTail(write.source, write.deviceType, write.activity, write.key),
+        this.#channel,
+        this.#nodeId,
       )
-      return {
-        userId: write.userId,
-        before: decodePresence(write.userId, before, now),
-        after: decodePresence(write.userId, after, now),
-      }
+      return this.#change(reply)
     })
   }
 
@@ -61,24 +84,22 @@ export class RedisPresenceStore implements PresenceStore {
   ): Promise<PresenceChange | undefined> {
     const k = this.#keys
     const bucket = k.bucketOf(userId)
+    const shard = k.dueShardOf(userId)
     return this.#connection.run(async () => {
       const reply = await this.#connection.client.presencedEnd(
         k.presence(userId),
-        k.due(bucket),
-        k.sessionCount(bucket),
+        k.due(bucket, shard),
+        k.dueTimer(bucket),
+        k.counts(bucket),
         userId,
         String(now),
-        key,
-      )
-      if (!reply) return undefined
-      const before = decodePresence(userId, reply[0], now)
-      return {
-        userId,
-        before,
-        after: decodePresence(userId, reply[1], now),
+        String(shard),
+        keyText(key),
         reason,
-        ended: before.sessions.filter((s) => s.key === key),
-      }
+        this.#channel,
+        this.#nodeId,
+      )
+      return reply ? this.#change(reply) : undefined
     })
   }
 
@@ -94,9 +115,11 @@ export class RedisPresenceStore implements PresenceStore {
     const k = this.#keys
     const client = this.#connection.client
     return this.#connection.run(async () => {
-      // which buckets have anything due: one cheap round trip (per node) when nothing is
+      // how many users each bucket has due: one cheap round trip (per node) when nothing is
       const buckets = this.#bucketOrder()
-      const counts = await Promise.all(buckets.map((b) => client.zcount(k.due(b), '-inf', now)))
+      const counts = await Promise.all(
+        buckets.map((b) => client.presencedDue(k.dueTimer(b), String(now), k.duePrefix(b))),
+      )
       let budget = limit
       const claims: Array<Promise<string[]>> = []
       buckets.forEach((bucket, i) => {
@@ -105,11 +128,14 @@ export class RedisPresenceStore implements PresenceStore {
         budget -= take
         claims.push(
           client.presencedSweep(
-            k.due(bucket),
-            k.sessionCount(bucket),
+            k.dueTimer(bucket),
+            k.counts(bucket),
             String(now),
             String(take),
             k.presencePrefix(bucket),
+            k.duePrefix(bucket),
+            this.#channel,
+            this.#nodeId,
           ),
         )
       })
@@ -120,69 +146,58 @@ export class RedisPresenceStore implements PresenceStore {
       if (failed && settled.every((r) => r.status === 'rejected')) throw failed.reason
       const changes: PresenceChange[] = []
       for (const result of settled) {
-        if (result.status === 'rejected') continue
-        const reply = result.value
-        for (let i = 0; i + 2 < reply.length; i += 3) {
-          const userId = reply[i] as UserId
-          const before = decodePresence(userId, reply[i + 1])
-          const after = decodePresence(userId, reply[i + 2])
-          const kept = new Set(after.sessions.map((s) => s.key))
-          const ended: Session[] = before.sessions.filter((s) => !kept.has(s.key))
-          changes.push({
-            userId,
-            before,
-            after: decodePresence(userId, reply[i + 2], now),
-            reason: sweepReason(ended),
-            ended,
-          })
-        }
+        if (result.status === 'fulfilled')
+          for (const reply of result.value) changes.push(this.#change(reply))
       }
       return changes
     })
   }
 
   /**
-   * One script per bucket the roster touches, all issued together with the swap of the server's
-   * index (its last report), so they are auto-pipelined: one round trip per shard. Buckets that
-   * only the previous roster had (all their players left) take a second round trip.
+   * The report's players are applied by one script per bucket they fall in, issued together with
+   * the swap of the server's last report (which lists its players), so they are auto-pipelined:
+   * one round trip per shard. Players of the previous report who are not listed now leave in a
+   * second round trip, only when there are any.
    * A report that fails midway (Redis unavailable) may be partly applied; reports are
    * idempotent, so the server's retry converges.
    */
   reportServer(report: ServerReport, now: number): Promise<PresenceChange[]> {
-    const k = this.#keys
-    const byBucket = new Map<number, UserId[]>()
-    for (const id of report.players) {
-      const bucket = k.bucketOf(id)
-      const ids = byBucket.get(bucket)
-      if (ids) ids.push(id)
-      else byBucket.set(bucket, [id])
-    }
-    const expiresAt = now + report.ttlMs
-    // the roster outlives its sessions, so a late report still finds who left
-    const keepMs = String(2 * report.ttlMs)
-    const activity = JSON.stringify(report.activity)
     const index: StoredServer = {
-      b: [...byBucket.keys()],
-      a: activity,
+      p: [...report.players],
+      a: JSON.stringify(report.activity),
       d: report.deviceType,
       up: now,
-      ex: expiresAt,
+      ex: now + report.ttlMs,
     }
+    // the report outlives its sessions, so a late report still finds who left
+    const keepMs = String(2 * report.ttlMs)
     const apply = this.#applyRoster(report.gameId, now, {
-      deviceType: report.deviceType,
-      activity,
+      tail: sessionTail(
+        'server',
+        report.deviceType,
+        report.activity,
+        serverSessionKey(report.gameId),
+      ),
       ttlMs: report.ttlMs,
-      keepMs,
+      reason: 'explicit',
     })
     const client = this.#connection.client
     return this.#connection.run(async () => {
-      const [previous, ...replies] = await Promise.all([
-        client.set(k.server(report.gameId), JSON.stringify(index), 'PX', keepMs, 'GET'),
-        ...[...byBucket].map(([bucket, ids]) => apply(bucket, ids)),
+      const [previous, ...joined] = await Promise.all([
+        client.set(this.#keys.server(report.gameId), JSON.stringify(index), 'PX', keepMs, 'GET'),
+        ...this.#byBucket(report.players).map(([bucket, ids]) => apply(bucket, ids, [])),
       ])
-      const emptied = bucketsOf(previous as string | null).filter((b) => !byBucket.has(b))
-      replies.push(...(await Promise.all(emptied.map((bucket) => apply(bucket, [])))))
-      return replies.flatMap((reply) => this.#changes(report.gameId, reply as string[], now))
+      const listed = new Set<string>(report.players)
+      const left = playersOf(previous as string | null).filter((id) => !listed.has(id))
+      const replies = joined as string[][]
+      if (left.length > 0) {
+        replies.push(
+          ...(await Promise.all(
+            this.#byBucket(left).map(([bucket, ids]) => apply(bucket, [], ids)),
+          )),
+        )
+      }
+      return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
     })
   }
 
@@ -190,31 +205,24 @@ export class RedisPresenceStore implements PresenceStore {
     const client = this.#connection.client
     return this.#connection.run(async () => {
       const previous = await client.getdel(this.#keys.server(gameId))
-      const apply = this.#applyRoster(gameId, now, {
-        deviceType: '',
-        activity: '',
-        ttlMs: 0,
-        keepMs: '1',
-      })
-      const replies = await Promise.all(bucketsOf(previous).map((bucket) => apply(bucket, [])))
-      return replies.flatMap((reply) => this.#changes(gameId, reply, now, reason))
+      const apply = this.#applyRoster(gameId, now, { tail: '', ttlMs: 0, reason })
+      const replies = await Promise.all(
+        this.#byBucket(playersOf(previous)).map(([bucket, ids]) => apply(bucket, [], ids)),
+      )
+      return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
     })
   }
 
   getServer(gameId: string, now: number): Promise<ServerRoster | undefined> {
-    const k = this.#keys
     const client = this.#connection.client
     return this.#connection.run(async () => {
-      const raw = await client.get(k.server(gameId))
+      const raw = await client.get(this.#keys.server(gameId))
       if (!raw) return undefined
       const stored = JSON.parse(raw) as StoredServer
       if (!(stored.ex > now)) return undefined
-      const members = await Promise.all(
-        stored.b.map((bucket) => client.smembers(k.serverRoster(bucket, gameId))),
-      )
       return {
         gameId,
-        players: members.flat() as UserId[],
+        players: stored.p,
         activity: JSON.parse(stored.a) as Activity,
         updatedAt: stored.up,
         expiresAt: stored.ex,
@@ -222,51 +230,50 @@ export class RedisPresenceStore implements PresenceStore {
     })
   }
 
+  #byBucket(ids: readonly UserId[]): Array<[number, UserId[]]> {
+    const byBucket = new Map<number, UserId[]>()
+    for (const id of ids) {
+      const bucket = this.#keys.bucketOf(id)
+      const group = byBucket.get(bucket)
+      if (group) group.push(id)
+      else byBucket.set(bucket, [id])
+    }
+    return [...byBucket]
+  }
+
   #applyRoster(
     gameId: string,
     now: number,
-    how: { deviceType: string; activity: string; ttlMs: number; keepMs: string },
-  ): (bucket: number, ids: readonly UserId[]) => Promise<Array<string | null>> {
+    how: { tail: string; ttlMs: number; reason: OfflineReason },
+  ): (bucket: number, listed: readonly UserId[], left: readonly UserId[]) => Promise<string[]> {
     const k = this.#keys
     const client = this.#connection.client
-    const key = serverSessionKey(gameId)
-    return (bucket, ids) =>
+    const key = keyText(serverSessionKey(gameId))
+    return (bucket, listed, left) =>
       client.presencedServerReport(
-        k.due(bucket),
-        k.sessionCount(bucket),
-        k.serverRoster(bucket, gameId),
+        k.dueTimer(bucket),
+        k.counts(bucket),
         String(now),
         key,
-        how.deviceType,
-        how.activity,
+        how.tail,
         String(how.ttlMs),
         k.presencePrefix(bucket),
-        how.keepMs,
-        ...ids,
+        k.duePrefix(bucket),
+        String(k.dueShards),
+        how.reason,
+        this.#channel,
+        this.#nodeId,
+        String(listed.length),
+        ...listed,
+        ...left,
       )
   }
 
-  /** The changes of one server-report reply; a player whose session is gone left (`reason`). */
-  #changes(
-    gameId: string,
-    reply: ReadonlyArray<string | null>,
-    now: number,
-    reason: OfflineReason = 'explicit',
-  ): PresenceChange[] {
-    const key = serverSessionKey(gameId)
-    const changes: PresenceChange[] = []
-    for (let i = 0; i + 2 < reply.length; i += 3) {
-      const userId = reply[i] as UserId
-      const before = decodePresence(userId, reply[i + 1], now)
-      const after = decodePresence(userId, reply[i + 2], now)
-      if (after.sessions.some((s) => s.key === key)) {
-        changes.push({ userId, before, after })
-      } else {
-        const ended = before.sessions.filter((s) => s.key === key)
-        changes.push({ userId, before, after, reason, ended })
-      }
-    }
-    return changes
+  /** The change of a script's message, marked as published when the script published it. */
+  #change(message: string): PresenceChange {
+    const change = changeOfReply(message)
+    if (this.#channel !== '') published.add(change)
+    return change
   }
 
   #bucketOrder(): number[] {
@@ -278,16 +285,21 @@ export class RedisPresenceStore implements PresenceStore {
 
   /**
    * Every bucket's expiry index lists the users holding sessions (live, or expired and not yet
-   * swept): read it, then their values by MGET in batches, keeping the live sessions. One bucket
-   * at a time, so a node never holds more than a bucket's ids.
+   * swept): read its shards, then their values by MGET in batches, keeping the live sessions.
+   * One bucket at a time, so a node never holds more than a bucket's ids.
    */
   async *liveUsers(now: number, batchSize: number): AsyncIterable<LiveUser[]> {
     const k = this.#keys
     const client = this.#connection.client
     for (let bucket = 0; bucket < k.buckets; bucket++) {
-      const ids = (await this.#connection.run(() =>
-        client.zrange(k.due(bucket), 0, -1),
-      )) as UserId[]
+      // the timer lists every shard that holds someone (and perhaps a few emptied ones)
+      const ids = (await this.#connection.run(async () => {
+        const shards = await client.zrange(k.dueTimer(bucket), 0, -1)
+        const members = await Promise.all(
+          shards.map((shard) => client.zrange(`${k.duePrefix(bucket)}${shard}`, 0, -1)),
+        )
+        return members.flat()
+      })) as UserId[]
       for (let i = 0; i < ids.length; i += batchSize) {
         const chunk = ids.slice(i, i + batchSize)
         const raws = await this.#connection.run(() =>
@@ -310,13 +322,10 @@ export class RedisPresenceStore implements PresenceStore {
     const client = this.#connection.client
     return this.#connection.run(async () => {
       const all = Array.from({ length: k.buckets }, (_, b) => b)
-      const [counts, users] = await Promise.all([
-        Promise.all(all.map((b) => client.get(k.sessionCount(b)))),
-        Promise.all(all.map((b) => client.zcard(k.due(b)))),
-      ])
+      const counts = await Promise.all(all.map((b) => client.hmget(k.counts(b), 's', 'u')))
       return {
-        sessions: counts.reduce((sum, n) => sum + Number(n ?? 0), 0),
-        users: users.reduce((sum, n) => sum + n, 0),
+        sessions: counts.reduce((sum, [s]) => sum + Number(s ?? 0), 0),
+        users: counts.reduce((sum, [, u]) => sum + Number(u ?? 0), 0),
       }
     })
   }
@@ -332,8 +341,8 @@ export class RedisPresenceStore implements PresenceStore {
 
 /** A game server's last report as kept in Redis (see RedisKeys.server). */
 interface StoredServer {
-  /** The buckets holding part of its roster. */
-  b: number[]
+  /** Its players. */
+  p: UserId[]
   /** Activity JSON. */
   a: string
   d: string
@@ -341,6 +350,6 @@ interface StoredServer {
   ex: number
 }
 
-function bucketsOf(raw: string | null): number[] {
-  return raw ? (JSON.parse(raw) as StoredServer).b : []
+function playersOf(raw: string | null): UserId[] {
+  return raw ? (JSON.parse(raw) as StoredServer).p : []
 }

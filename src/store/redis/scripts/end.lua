@@ -1,42 +1,37 @@
--- Ends one live session of a user at once, atomically with the bucket's expiry index.
--- KEYS[1] - the user's presence value: JSON {lo = lastOnline ms, s = [sessions]}
--- KEYS[2] - the bucket's due zset: userId scored by the earliest expiresAt of its sessions
--- KEYS[3] - the bucket's session counter
+-- Ends one live session of a user at once, atomically with the bucket's expiry index, and
+-- publishes the change.
+-- KEYS[1..4] - as in heartbeat.lua: value, the user's expiry shard, the bucket's timer, counts
 -- ARGV[1] - user id
 -- ARGV[2] - now, epoch ms
--- ARGV[3] - session key
--- Returns {before, after}, or nil when no live session has that key. A session already past
--- expiry is left to the sweep, which reports it (as a timeout) exactly once.
+-- ARGV[3] - the user's shard
+-- ARGV[4] - session key as JSON text
+-- ARGV[5] - the reason the session ends
+-- ARGV[6] - channel to publish the change on ('' for none)
+-- ARGV[7] - this node's id
+-- Returns the change message (kind e), or nil when no live session has that key. A session
+-- already past expiry is left to the sweep, which reports it (as a timeout) exactly once.
 local now = tonumber(ARGV[2])
 local raw = redis.call('GET', KEYS[1])
 if not raw then return nil end
-local value = cjson.decode(raw)
-local sessions = type(value.s) == 'table' and value.s or {}
+local lo, sessions = parse(raw)
+local prefix = ARGV[4] .. ','
 
 local kept = {}
 local ended = false
 for _, s in ipairs(sessions) do
-  if s.k == ARGV[3] and s.ex > now then
+  if s.ex > now and has_key(s, prefix) then
     ended = true
   else
     kept[#kept + 1] = s
   end
 end
 if not ended then return nil end
-redis.call('DECR', KEYS[3])
+redis.call('HINCRBY', KEYS[4], 's', -1)
+index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], kept)
 
-if #kept == 0 then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-else
-  local earliest = kept[1].ex
-  for _, s in ipairs(kept) do
-    if s.ex < earliest then earliest = s.ex end
-  end
-  redis.call('ZADD', KEYS[2], earliest, ARGV[1])
-end
-
-value.s = kept
-if value.lo == nil or value.lo < now then value.lo = now end
-local after = cjson.encode(value)
+if lo == nil or lo < now then lo = now end
+local after = encode(lo, kept)
 redis.call('SET', KEYS[1], after)
-return {raw, after}
+local message = change(ARGV[7], ARGV[1], ARGV[2], 'e', ARGV[5], ARGV[4], raw, after)
+publish(ARGV[6], message)
+return message

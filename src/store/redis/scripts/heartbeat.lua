@@ -1,50 +1,49 @@
--- Creates or refreshes one session of a user, atomically with the bucket's expiry index.
--- KEYS[1] - the user's presence value: JSON {lo = lastOnline ms, s = [sessions]}
--- KEYS[2] - the bucket's due zset: userId scored by the earliest expiresAt of its sessions
--- KEYS[3] - the bucket's session counter
+-- Creates or refreshes one session of a user, atomically with the bucket's expiry index, and
+-- publishes the change.
+-- KEYS[1] - the user's presence value
+-- KEYS[2] - the user's expiry shard of the bucket: userId scored by its earliest expiresAt
+-- KEYS[3] - the bucket's timer: shard scored at or before its earliest expiresAt
+-- KEYS[4] - the bucket's counts: hash of s (sessions) and u (users)
 -- ARGV[1] - user id
 -- ARGV[2] - now, epoch ms
--- ARGV[3] - session key
--- ARGV[4] - source
--- ARGV[5] - device type
--- ARGV[6] - activity as JSON, kept opaque (cjson would turn its empty arrays into objects)
--- ARGV[7] - ttl ms
--- Returns {before, after}: the stored value before (false if none) and after the write.
+-- ARGV[3] - the user's shard
+-- ARGV[4] - session key as JSON text
+-- ARGV[5] - ttl ms
+-- ARGV[6] - the session line after the key: <source>,<device>,<activity>]
+-- ARGV[7] - channel to publish the change on ('' for none)
+-- ARGV[8] - this node's id, so it skips its own message
+-- Returns the change message (kind h).
 -- Expired sessions of other keys stay until the sweep claims them, so each ends with one event.
 local now = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[5])
 local raw = redis.call('GET', KEYS[1])
-local value = raw and cjson.decode(raw) or {}
-local sessions = type(value.s) == 'table' and value.s or {}
-local expiresAt = now + tonumber(ARGV[7])
+local lo, sessions = parse(raw)
+local prefix = ARGV[4] .. ','
 
 local found = false
 for _, s in ipairs(sessions) do
-  if s.k == ARGV[3] then
+  if has_key(s, prefix) then
+    local startedAt = s.ex - s.ttl - s.age
     -- a session past expiry that was not swept yet is replaced by a new one
-    if s.ex <= now then s.st = now end
-    s.src = ARGV[4]
-    s.d = ARGV[5]
-    s.a = ARGV[6]
-    s.up = now
-    s.ex = expiresAt
+    if s.ex <= now then startedAt = now end
+    s.ex = now + ttl
+    s.ttl = ttl
+    s.age = now - startedAt
+    s.rest = prefix .. ARGV[6]
     found = true
     break
   end
 end
 if not found then
-  sessions[#sessions + 1] = {k = ARGV[3], src = ARGV[4], d = ARGV[5], a = ARGV[6], st = now, up = now, ex = expiresAt}
-  redis.call('INCR', KEYS[3])
+  sessions[#sessions + 1] = {ex = now + ttl, ttl = ttl, age = 0, rest = prefix .. ARGV[6]}
+  redis.call('HINCRBY', KEYS[4], 's', 1)
 end
+index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], sessions)
 
-local earliest = expiresAt
-for _, s in ipairs(sessions) do
-  if s.ex < earliest then earliest = s.ex end
-end
-redis.call('ZADD', KEYS[2], earliest, ARGV[1])
-
-value.s = sessions
 -- max, not now: nodes' clocks differ a little and lastOnline must never move back
-if value.lo == nil or value.lo < now then value.lo = now end
-local after = cjson.encode(value)
+if lo == nil or lo < now then lo = now end
+local after = encode(lo, sessions)
 redis.call('SET', KEYS[1], after)
-return {raw or false, after}
+local message = change(ARGV[8], ARGV[1], ARGV[2], 'h', '', ARGV[4], raw, after)
+publish(ARGV[7], message)
+return message

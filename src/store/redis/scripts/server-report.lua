@@ -1,116 +1,92 @@
 -- Applies a game server's report to the players of one bucket, atomically with their presence
--- values, the bucket's expiry index and the server's roster in this bucket: a report runs this
--- once per bucket it touches (pipelined), never once per player.
--- KEYS[1] - the bucket's due zset: userId scored by the earliest expiresAt of its sessions
--- KEYS[2] - the bucket's session counter
--- KEYS[3] - the server's roster in this bucket: set of user ids
+-- values and the bucket's expiry index: a report runs this once per bucket it touches
+-- (pipelined), never once per player. Publishes each change.
+-- KEYS[1] - the bucket's timer: shard scored at or before its earliest expiresAt
+-- KEYS[2] - the bucket's counts: hash of s (sessions) and u (users)
 -- ARGV[1] - now, epoch ms
--- ARGV[2] - session key (server:<gameId>)
--- ARGV[3] - device type
--- ARGV[4] - activity as JSON, kept opaque (as in heartbeat.lua)
--- ARGV[5] - ttl ms
--- ARGV[6] - the presence key of the bucket's users without the id (same hash tag: same slot)
--- ARGV[7] - how long the roster outlives the report, ms
--- ARGV[8..] - the report's players of this bucket; none: every player of the roster leaves
--- Returns a flat array {userId, before, after, ...} of the players whose change a watcher could
--- see: joined, restarted (expired, not yet swept), changed activity, or left (their session is
--- in before, not in after). A refresh that only moves expiry is applied and not returned.
+-- ARGV[2] - session key (server:<gameId>) as JSON text
+-- ARGV[3] - the session line after the key: <source>,<device>,<activity>]
+-- ARGV[4] - ttl ms
+-- ARGV[5] - the presence key of the bucket's users without the id (same hash tag: same slot)
+-- ARGV[6] - the bucket's expiry shard keys without the shard
+-- ARGV[7] - how many expiry shards a bucket has
+-- ARGV[8] - the reason the sessions of players who left end
+-- ARGV[9] - channel to publish each change on ('' for none)
+-- ARGV[10] - this node's id
+-- ARGV[11] - how many players the report lists in this bucket (n)
+-- ARGV[12 .. 11+n] - those players: each gets or refreshes the session
+-- ARGV[12+n ..] - players who left (listed before, not now): their live session ends
+-- Returns the change messages of the players a watcher could see change: joined, restarted
+-- (expired, not yet swept) or changed activity (kind h), or left (kind e). A refresh that only
+-- moves expiry is applied, not returned and not published.
 local now = tonumber(ARGV[1])
-local skey = ARGV[2]
-local expiresAt = now + tonumber(ARGV[5])
-local prefix = ARGV[6]
-local first = 8
+local prefix = ARGV[2] .. ','
+local rest = prefix .. ARGV[3]
+local ttl = tonumber(ARGV[4])
+local shards = tonumber(ARGV[7])
+local last = 11 + tonumber(ARGV[11])
 local out = {}
 
-local function index(userId, sessions)
-  if #sessions == 0 then
-    redis.call('ZREM', KEYS[1], userId)
-    return
+local function save(userId, lo, sessions, raw, kind)
+  local shard = shard_of(userId, shards)
+  index(ARGV[6] .. shard, KEYS[1], KEYS[2], shard, userId, sessions)
+  if lo == nil or lo < now then lo = now end
+  local after = encode(lo, sessions)
+  redis.call('SET', ARGV[5] .. userId, after)
+  if kind then
+    local message = change(ARGV[10], userId, ARGV[1], kind, ARGV[8], ARGV[2], raw, after)
+    publish(ARGV[9], message)
+    out[#out + 1] = message
   end
-  local earliest = sessions[1].ex
-  for _, s in ipairs(sessions) do
-    if s.ex < earliest then earliest = s.ex end
-  end
-  redis.call('ZADD', KEYS[1], earliest, userId)
 end
 
-local listed = {}
-for i = first, #ARGV do
+for i = 12, last do
   local userId = ARGV[i]
-  listed[userId] = true
-  local key = prefix .. userId
-  local raw = redis.call('GET', key)
-  local value = raw and cjson.decode(raw) or {}
-  local sessions = type(value.s) == 'table' and value.s or {}
+  local raw = redis.call('GET', ARGV[5] .. userId)
+  local lo, sessions = parse(raw)
   local found = nil
   for _, s in ipairs(sessions) do
-    if s.k == skey then
+    if has_key(s, prefix) then
       found = s
       break
     end
   end
   local visible = true
   if found then
-    visible = found.ex <= now or found.src ~= 'server' or found.d ~= ARGV[3] or found.a ~= ARGV[4]
+    visible = found.ex <= now or found.rest ~= rest
+    local startedAt = found.ex - found.ttl - found.age
     -- a session past expiry that was not swept yet is replaced by a new one
-    if found.ex <= now then found.st = now end
-    found.src = 'server'
-    found.d = ARGV[3]
-    found.a = ARGV[4]
-    found.up = now
-    found.ex = expiresAt
+    if found.ex <= now then startedAt = now end
+    found.ex = now + ttl
+    found.ttl = ttl
+    found.age = now - startedAt
+    found.rest = rest
   else
-    sessions[#sessions + 1] = {k = skey, src = 'server', d = ARGV[3], a = ARGV[4], st = now, up = now, ex = expiresAt}
-    redis.call('INCR', KEYS[2])
+    sessions[#sessions + 1] = {ex = now + ttl, ttl = ttl, age = 0, rest = rest}
+    redis.call('HINCRBY', KEYS[2], 's', 1)
   end
-  index(userId, sessions)
-  value.s = sessions
-  if value.lo == nil or value.lo < now then value.lo = now end
-  local after = cjson.encode(value)
-  redis.call('SET', key, after)
-  if visible then
-    out[#out + 1] = userId
-    out[#out + 1] = raw or false
-    out[#out + 1] = after
-  end
+  save(userId, lo, sessions, raw, visible and 'h' or nil)
 end
 
--- players of the previous roster who are not listed leave; an expired session is the sweep's
-for _, userId in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  if not listed[userId] then
-    local key = prefix .. userId
-    local raw = redis.call('GET', key)
-    if raw then
-      local value = cjson.decode(raw)
-      local sessions = type(value.s) == 'table' and value.s or {}
-      local kept = {}
-      local ended = false
-      for _, s in ipairs(sessions) do
-        if s.k == skey and s.ex > now then
-          ended = true
-        else
-          kept[#kept + 1] = s
-        end
+-- an expired session of a player who left is the sweep's to report
+for i = last + 1, #ARGV do
+  local userId = ARGV[i]
+  local raw = redis.call('GET', ARGV[5] .. userId)
+  if raw then
+    local lo, sessions = parse(raw)
+    local kept = {}
+    local ended = false
+    for _, s in ipairs(sessions) do
+      if s.ex > now and has_key(s, prefix) then
+        ended = true
+      else
+        kept[#kept + 1] = s
       end
-      if ended then
-        redis.call('DECR', KEYS[2])
-        index(userId, kept)
-        value.s = kept
-        if value.lo == nil or value.lo < now then value.lo = now end
-        local after = cjson.encode(value)
-        redis.call('SET', key, after)
-        out[#out + 1] = userId
-        out[#out + 1] = raw
-        out[#out + 1] = after
-      end
+    end
+    if ended then
+      redis.call('HINCRBY', KEYS[2], 's', -1)
+      save(userId, lo, kept, raw, 'e')
     end
   end
 end
-
-redis.call('DEL', KEYS[3])
--- unpack has a stack limit: add in chunks
-for i = first, #ARGV, 1000 do
-  redis.call('SADD', KEYS[3], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-if #ARGV >= first then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
 return out

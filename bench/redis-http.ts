@@ -1,0 +1,199 @@
+/**
+ * Fleet mode over HTTP on this machine, in one run: presenced in Redis mode beside presenced in
+ * embedded mode and beside a naive node:http + ioredis MGET server (bench/redis-naive-server.ts)
+ * returning the same bytes. POST /v1/presence/users with random ids of users put online by game
+ * servers; wrk in a separate process; the targets take turns for several rounds, so the noise of
+ * a shared machine falls on all three alike. Prints req/s per round, the median ratios (goals:
+ * Redis mode >= 75 % of embedded and >= the naive server), Redis round trips and commands per
+ * request, and Redis memory per live session.
+ *
+ *   npm run bench:redis-http -- [--users 100000] [--ids 50] [--seconds 8] [--rounds 3]
+ *                               [--connections 32] [--url redis://host:port]
+ *
+ * Starts a redis-server of its own unless --url is given (then writes under a unique prefix,
+ * deleted after).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
+import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
+import { spawnJson } from './lib/processes.js'
+import { runWrk } from './lib/wrk.js'
+import { benchRedis, commandCalls } from './redis-setup.js'
+
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: '100000' },
+    ids: { type: 'string', default: '50' },
+    seconds: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '32' },
+    url: { type: 'string' },
+  },
+})
+const users = Number(values.users)
+const idsPerRequest = Number(values.ids)
+const seconds = Number(values.seconds)
+const rounds = Number(values.rounds)
+const connections = Number(values.connections)
+const PATH = '/v1/presence/users'
+
+const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
+const redis = await benchRedis(values.url)
+// on its own Redis, the production prefix: key length is part of the memory per session
+const prefix = values.url ? uniquePrefix('bench-http') : 'presenced'
+const client = new Redis(redis.url)
+const children: Array<{ kill: () => void }> = []
+
+interface ServerInfo {
+  port: number
+  statsPort: number
+  loadSeconds: number
+  redisBytesPerSession: number
+}
+
+const post = async (port: number, ids: number[]) => {
+  const response = await fetch(`http://127.0.0.1:${port}${PATH}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ userIds: ids }),
+  })
+  const body = Buffer.from(await response.arrayBuffer())
+  if (response.status !== 200) throw new Error(`${port}: ${response.status} ${body}`)
+  return body
+}
+const writesOf = async (info: ServerInfo) =>
+  ((await (await fetch(`http://127.0.0.1:${info.statsPort}`)).json()) as { writes: number }).writes
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+try {
+  console.log(`loading ${users.toLocaleString()} users into Redis mode and embedded mode…`)
+  const args = ['--users', String(users)]
+  const redisMode = await spawnJson<ServerInfo>('bench/redis-http-server.ts', [
+    ...args,
+    '--mode',
+    'redis',
+    '--url',
+    redis.url,
+    '--prefix',
+    prefix,
+  ])
+  children.push(redisMode.child)
+  const embedded = await spawnJson<ServerInfo>('bench/redis-http-server.ts', args)
+  children.push(embedded.child)
+
+  // the naive server's records: exactly what presenced in Redis mode answers for each user
+  for (let first = 1; first <= users; first += 50) {
+    const ids = Array.from({ length: Math.min(50, users - first + 1) }, (_, i) => first + i)
+    const reply = JSON.parse((await post(redisMode.info.port, ids)).toString()) as {
+      userPresences: Array<{ userId: number }>
+    }
+    const pipeline = client.pipeline()
+    for (const record of reply.userPresences) {
+      pipeline.set(`${prefix}:naive:u:${record.userId}`, JSON.stringify(record))
+    }
+    await pipeline.exec()
+  }
+  const naive = await spawnJson<{ port: number }>('bench/redis-naive-server.ts', [
+    '--url',
+    redis.url,
+    '--prefix',
+    `${prefix}:naive`,
+  ])
+  children.push(naive.child)
+
+  const sampleIds = Array.from({ length: idsPerRequest }, (_, i) =>
+    Math.max(1, Math.floor(((i + 1) * users) / idsPerRequest)),
+  )
+  const [fromRedis, fromEmbedded, fromNaive] = await Promise.all([
+    post(redisMode.info.port, sampleIds),
+    post(embedded.info.port, sampleIds),
+    post(naive.info.port, sampleIds),
+  ])
+  if (!fromNaive.equals(fromRedis)) throw new Error('the naive server answers other bytes')
+  // embedded mode loaded its users at other instants: same layout, other lastOnline digits
+  if (fromEmbedded.length !== fromRedis.length) throw new Error('embedded mode answers other sizes')
+
+  const targets = [
+    { name: 'presenced, embedded mode', port: embedded.info.port },
+    { name: 'presenced, Redis mode', port: redisMode.info.port },
+    { name: 'naive node:http + MGET', port: naive.info.port },
+  ]
+  const wrk = (port: number, duration: number) =>
+    runWrk({
+      url: `http://127.0.0.1:${port}`,
+      path: PATH,
+      mix: { users, random: idsPerRequest },
+      shape: 'roblox',
+      seconds: duration,
+      connections,
+      dir,
+    })
+  for (const target of targets) wrk(target.port, 2)
+
+  const results = targets.map(() => [] as number[])
+  const errors = targets.map(() => 0)
+  let redisWrites = 0
+  let redisRequests = 0
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, target] of targets.entries()) {
+      const before = i === 1 ? await writesOf(redisMode.info) : 0
+      const result = wrk(target.port, seconds)
+      results[i]!.push(result.requestsPerSecond)
+      errors[i]! += result.errors
+      if (i === 1) {
+        redisWrites += (await writesOf(redisMode.info)) - before
+        redisRequests += result.requestsPerSecond * seconds
+      }
+    }
+  }
+
+  // one request alone: round trips (socket writes) and commands, as Redis counts them
+  const writesBefore = await writesOf(redisMode.info)
+  const callsBefore = await commandCalls(client)
+  for (let i = 0; i < 50; i++) await post(redisMode.info.port, sampleIds)
+  const writesAlone = ((await writesOf(redisMode.info)) - writesBefore) / 50
+  const callsAfter = await commandCalls(client)
+  const commands = Object.entries(callsAfter)
+    .map(([name, calls]) => [name, (calls - (callsBefore[name] ?? 0)) / 50] as const)
+    .filter(([name, perRequest]) => perRequest > 0 && name !== 'info')
+    .map(([name, perRequest]) => `${name} ${perRequest}`)
+    .join(', ')
+
+  console.log(
+    `\n${users.toLocaleString()} users online on game servers; reply ${fromRedis.length} bytes ` +
+      `for ${idsPerRequest} ids; ${connections} connections, ${rounds} rounds of ${seconds} s`,
+  )
+  console.log(`${'target'.padEnd(26)} ${'req/s per round'.padEnd(30)} ${'median'.padStart(8)}`)
+  for (const [i, target] of targets.entries()) {
+    const rounds = results[i]!.map((r) => r.toFixed(0).padStart(7)).join(' ')
+    const errorText = errors[i] ? `  (${errors[i]} errors)` : ''
+    console.log(
+      `${target.name.padEnd(26)} ${rounds.padEnd(30)} ${median(results[i]!).toFixed(0).padStart(8)}${errorText}`,
+    )
+  }
+  const [embeddedRps, redisRps, naiveRps] = results.map(median) as [number, number, number]
+  console.log(
+    `Redis mode / embedded mode: ${((redisRps / embeddedRps) * 100).toFixed(0)} % (goal >= 75 %)`,
+  )
+  console.log(
+    `Redis mode / naive server:  ${((redisRps / naiveRps) * 100).toFixed(0)} % (goal >= 100 %)`,
+  )
+  console.log(
+    `Redis round trips per request: ${writesAlone.toFixed(2)} alone, ` +
+      `${(redisWrites / redisRequests).toFixed(2)} under load (auto-pipelining merges requests); ` +
+      `commands per request: ${commands}`,
+  )
+  console.log(
+    `Redis memory per live session: ${redisMode.info.redisBytesPerSession.toFixed(0)} B ` +
+      `(INFO used_memory; goal <= 300 B)`,
+  )
+} finally {
+  for (const child of children) child.kill()
+  if (values.url) await deleteKeys({ url: redis.url }, prefix)
+  client.disconnect()
+  await redis.stop()
+  rmSync(dir, { recursive: true, force: true })
+}

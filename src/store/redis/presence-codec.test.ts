@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import type { Activity, SessionSource } from '../../core/presence.js'
+import type { UserId } from '../../core/user-id.js'
+import { decodePresence, keyText, scanValue, sessionTail } from './presence-codec.js'
+
+/** A value as the scripts write it (presence.lua `encode`). */
+function storedValue(
+  lastOnline: number,
+  sessions: Array<{ updatedAgo: number; ttl: number; age: number; key: string; tail: string }>,
+): string {
+  const lines = sessions.map(
+    (s) => `,[${s.updatedAgo},${s.ttl},${s.age},${keyText(s.key)},${s.tail}`,
+  )
+  return [`[${lastOnline}`, ...lines, ']'].join('\n')
+}
+
+const text = fc.string({ unit: 'binary', maxLength: 12 })
+const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined })
+const activity: fc.Arbitrary<Activity> = fc
+  .record({
+    kind: fc.constantFrom('online', 'inGame', 'inStudio'),
+    placeId: optional(fc.oneof(text, fc.constant('='), fc.constant('=='))),
+    rootPlaceId: optional(fc.oneof(text, fc.constant('='))),
+    universeId: optional(text),
+    gameId: optional(fc.oneof(text, fc.constant('='), fc.constant('=x'))),
+    location: optional(fc.oneof(text, fc.constant('0'))),
+    titleId: optional(text),
+    placement: optional(fc.constantFrom('full', 'fill', 'snapped', 'background')),
+    titleState: optional(fc.constantFrom('active', 'inactive')),
+    richPresence: optional(
+      fc.record(
+        { id: text, scid: optional(text), params: fc.array(text, { maxLength: 3 }) },
+        { requiredKeys: ['id', 'params'] },
+      ),
+    ),
+  })
+  .map((a) => {
+    // absent fields are absent, not undefined, as writers build them
+    const clean = Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined))
+    const rp = clean.richPresence as { id: string; scid?: string; params: string[] } | undefined
+    if (rp)
+      clean.richPresence = rp.scid === undefined ? { id: rp.id, params: rp.params } : { ...rp }
+    return clean as unknown as Activity
+  })
+const session = fc.record({
+  key: fc.oneof(
+    text,
+    text.map((t) => `server:${t}`),
+  ),
+  source: fc.constantFrom<SessionSource>('app', 'title', 'server'),
+  deviceType: text,
+  activity,
+  updatedAgo: fc.integer({ min: -10_000_000, max: 0 }),
+  ttl: fc.integer({ min: 0, max: 10_000_000 }),
+  age: fc.integer({ min: -1000, max: 10_000_000 }),
+})
+
+test('a stored value decodes to what was written, however odd its strings', () => {
+  fc.assert(
+    fc.property(fc.array(session, { maxLength: 4 }), (sessions) => {
+      const lastOnline = 1_796_052_884_468
+      const raw = storedValue(
+        lastOnline,
+        sessions.map((s) => {
+          // a server player's gameId is its key's, as game servers write it
+          const written =
+            s.key.startsWith('server:') && s.activity.gameId === '='
+              ? { ...s, activity: { ...s.activity, gameId: s.key.slice(7) } }
+              : s
+          return { ...written, tail: sessionTail(s.source, s.deviceType, written.activity, s.key) }
+        }),
+      )
+      const decoded = decodePresence('7' as UserId, raw)
+      assert.equal(decoded.lastOnline, lastOnline)
+      // the fast reader reads every value the scripts write, exactly as JSON.parse does
+      assert.deepEqual(scanValue(raw), JSON.parse(raw))
+      assert.equal(decoded.sessions.length, sessions.length)
+      decoded.sessions.forEach((d, i) => {
+        const s = sessions[i]!
+        const gameId =
+          s.key.startsWith('server:') && s.activity.gameId === '='
+            ? s.key.slice(7)
+            : s.activity.gameId
+        assert.deepEqual(d.activity, gameId === undefined ? s.activity : { ...s.activity, gameId })
+        assert.equal(d.key, s.key)
+        assert.equal(d.source, s.source)
+        assert.equal(d.deviceType, s.deviceType)
+        assert.equal(d.updatedAt, lastOnline + s.updatedAgo)
+        assert.equal(d.expiresAt, d.updatedAt + s.ttl)
+        assert.equal(d.startedAt, d.updatedAt - s.age)
+      })
+    }),
+    { numRuns: 500 },
+  )
+})
+
+test('reads drop sessions at or past expiry; a value without sessions keeps lastOnline', () => {
+  const tail = sessionTail('app', 'PC', { kind: 'online' }, 'app:PC')
+  const raw = storedValue(1000, [
+    { updatedAgo: 0, ttl: 50, age: 0, key: 'app:PC', tail },
+    { updatedAgo: -10, ttl: 100, age: 5, key: 'app:iOS', tail },
+  ])
+  assert.deepEqual(
+    decodePresence('7' as UserId, raw, 1050).sessions.map((s) => s.key),
+    ['app:iOS'],
+  )
+  assert.deepEqual(decodePresence('7' as UserId, '[1234\n]'), {
+    userId: '7',
+    sessions: [],
+    lastOnline: 1234,
+  })
+  assert.deepEqual(decodePresence('7' as UserId, null), {
+    userId: '7',
+    sessions: [],
+    lastOnline: undefined,
+  })
+})
+
+test('the fast reader leaves anything else to JSON.parse', () => {
+  for (const raw of [
+    '[1\n',
+    '[1\n,[0,1,2,"k","a","d",[1]]',
+    '[1,2]',
+    '{"lo":1}',
+    '[1\n]x',
+    '[\n]',
+  ]) {
+    assert.equal(scanValue(raw), undefined, JSON.stringify(raw))
+  }
+})
