@@ -59,8 +59,11 @@ function setup(t: TestContext, { maxPerFlush = 10, flushMs = 5, maxPending = 10_
   })
   const beat = (userId: string, activity: Activity = { kind: 'online' }, key = 'app:PC') =>
     service.heartbeat({ userId: userId as UserId, key, source: 'app', deviceType: 'PC', activity })
-  // generous: the machine may be loaded, and a flush reads settings before it sends
-  const flushed = () => sleep(flushMs * 2 + 150)
+  // the grid instant after the last change, then whatever the (maybe loaded) machine needs
+  const flushed = async () => {
+    await sleep(flushMs * 2 + 20)
+    await feed.idle()
+  }
   const publicItems = () => publicBatches.flatMap((b) => b.items)
   return {
     service,

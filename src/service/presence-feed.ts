@@ -217,6 +217,13 @@ export class PresenceFeed {
     return this.#listeners.size
   }
 
+  /** Resolves once every change received so far has been sent or dropped (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.#entries.length > 0 || this.#flushing || this.#timer !== undefined) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+
   stop(): void {
     this.#unsubscribe?.()
     this.#unsubscribe = undefined

@@ -48,7 +48,8 @@ test('Redis stopped mid-run: fast 503s and /readyz 503, then recovery without re
     const elapsed = performance.now() - started
     t.diagnostic(`${response.status} in ${elapsed.toFixed(0)} ms while Redis is down`)
     assert.equal(response.status, 503)
-    assert.ok(elapsed < 1000, `failed in ${elapsed} ms, must be under 1 s`)
+    // the 500 ms command timeout, not a TCP timeout of minutes; generous for a loaded machine
+    assert.ok(elapsed < 3000, `failed in ${elapsed} ms, must be under 3 s`)
     const body = (await response.json()) as { errors: Array<{ code: number; message: string }> }
     assert.equal(body.errors.length, 1)
     assert.equal(typeof body.errors[0]!.code, 'number')
@@ -76,7 +77,8 @@ test('Redis stopped mid-run: fast 503s and /readyz 503, then recovery without re
     const elapsed = performance.now() - started
     t.diagnostic(`${hung.status} in ${elapsed.toFixed(0)} ms while Redis hangs`)
     assert.equal(hung.status, 503)
-    assert.ok(elapsed < 1000, `failed in ${elapsed} ms, must be under 1 s`)
+    // the 500 ms command timeout, not a TCP timeout of minutes; generous for a loaded machine
+    assert.ok(elapsed < 3000, `failed in ${elapsed} ms, must be under 3 s`)
   } finally {
     redis.process.kill('SIGCONT')
   }
