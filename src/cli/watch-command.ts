@@ -27,8 +27,8 @@ Options:
   -h, --help       this help
 
 Exit codes: 0 stopped with Ctrl-C or SIGTERM, 1 server or network error, 2 bad usage or input.
-(Through npx where /bin/sh is dash, npx itself reports 130 after Ctrl-C: npm runs commands in a
-shell that the same Ctrl-C ends, while presenced exits 0.)`
+(npx runs commands through npm's script shell: with dash, as on Debian, the shell dies of the
+Ctrl-C and npx reports 130 while presenced exits 0; this repository's .npmrc sets bash.)`
 
 /** `presenced watch`: the SDK's subscribe, printed. */
 export function runWatch(args: string[]): Promise<number> {
