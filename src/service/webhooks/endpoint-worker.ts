@@ -138,9 +138,12 @@ export class EndpointWorker {
     }
   }
 
-  /** Waits until there is room in the buffer and the lease is valid (or the worker stops). */
+  /**
+   * Waits until the buffer is at most half full and the lease is valid (or the worker stops):
+   * claims then come in batches rather than one event per delivery.
+   */
   async #roomAndLease(): Promise<void> {
-    while (this.#active && (this.#buffered >= this.#maxBuffered || !this.#leaseValid)) {
+    while (this.#active && (this.#buffered > this.#maxBuffered / 2 || !this.#leaseValid)) {
       await this.#idle(this.#deps.settings.pollMs)
     }
   }
@@ -165,8 +168,7 @@ export class EndpointWorker {
       const left = await this.#deliver(lane.queue[0]!)
       if (!left) return
       lane.queue.shift()
-      this.#buffered--
-      this.wake()
+      if (--this.#buffered === Math.floor(this.#maxBuffered / 2)) this.wake()
     }
   }
 

@@ -56,6 +56,9 @@ interface Attempts {
 export class RedisWebhookStore implements WebhookStore {
   readonly #connection: RedisConnection
   readonly #prefix: string
+  /** Finished deliveries waiting for the next batch: one MULTI per endpoint per tick. */
+  #finished: Delivery[] = []
+  #completing: Promise<void> | undefined
 
   constructor(connection: RedisConnection, keys: RedisKeys) {
     this.#connection = connection.retain()
@@ -258,14 +261,35 @@ export class RedisWebhookStore implements WebhookStore {
   }
 
   complete(d: Delivery): Promise<void> {
-    const queue = this.#key(d.webhookId, 'q')
+    this.#finished.push(d)
+    this.#completing ??= new Promise((resolve) => setImmediate(resolve)).then(() => {
+      this.#completing = undefined
+      const finished = this.#finished
+      this.#finished = []
+      return this.#completeAll(finished)
+    })
+    return this.#completing
+  }
+
+  #completeAll(deliveries: readonly Delivery[]): Promise<void> {
+    const byWebhook = new Map<string, string[]>()
+    for (const d of deliveries) {
+      const positions = byWebhook.get(d.webhookId)
+      if (positions) positions.push(d.position)
+      else byWebhook.set(d.webhookId, [d.position])
+    }
     return this.#connection.run(async () => {
-      await this.#client
-        .multi()
-        .xack(queue, GROUP, d.position)
-        .xdel(queue, d.position)
-        .hdel(this.#key(d.webhookId, 'try'), d.position)
-        .exec()
+      await Promise.all(
+        [...byWebhook].map(([id, positions]) => {
+          const queue = this.#key(id, 'q')
+          return this.#client
+            .multi()
+            .xack(queue, GROUP, ...positions)
+            .xdel(queue, ...positions)
+            .hdel(this.#key(id, 'try'), ...positions)
+            .exec()
+        }),
+      )
     })
   }
 

@@ -23,7 +23,6 @@ CREATE TABLE IF NOT EXISTS webhook_queue (
   attempts INTEGER NOT NULL DEFAULT 0,
   last_error TEXT,
   last_attempt_at INTEGER,
-  owner TEXT,
   parked_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS webhook_queue_by_webhook ON webhook_queue (webhook_id, parked_at, seq);
@@ -40,23 +39,33 @@ interface QueueRow {
   attempts: number
   last_error: string | null
   last_attempt_at: number | null
-  owner: string | null
   parked_at: number | null
+}
+
+/** What has been claimed of one queue: every row up to `upTo`, and who holds the unfinished ones. */
+interface Claims {
+  upTo: number
+  owners: Map<number, string>
 }
 
 /**
  * Webhooks in the embedded SQLite file (the profile store's database, shared: one file to back
  * up). A queue is the rows of its endpoint, ordered by an autoincrement `seq` that is never
- * reused, so queue order is insertion order even across restarts. `owner` marks claimed rows; a
- * process killed mid-delivery leaves them claimed, and the next owner reclaims them.
+ * reused, so queue order is insertion order even across restarts.
  *
- * Leases and live nodes are kept in memory: this process is the file's only writer, so there is
- * no one to share them with.
+ * Claims, leases and live nodes are kept in memory: this process is the file's only writer, so
+ * there is no one to share them with, and a claim costs no write. A process killed mid-delivery
+ * takes its claims with it: after a restart its unfinished rows are simply unclaimed, and are
+ * claimed again first, in order. Deliveries finished together are deleted in one transaction.
  */
 export class SqliteWebhookStore implements WebhookStore {
   readonly #db: Database.Database
   readonly #stmt
   readonly #leases = new Map<string, { owner: string; until: number }>()
+  readonly #claims = new Map<string, Claims>()
+  /** Finished deliveries waiting for the next batched delete. */
+  #finished: Delivery[] = []
+  #deleting: Promise<void> | undefined
   readonly #nodes = new Map<string, number>()
   /** Queued rows per endpoint, so enqueue can trim without counting. */
   readonly #queued = new Map<string, number>()
@@ -79,18 +88,18 @@ export class SqliteWebhookStore implements WebhookStore {
       trim: db.prepare(
         'DELETE FROM webhook_queue WHERE seq IN (SELECT seq FROM webhook_queue WHERE webhook_id = ? AND parked_at IS NULL ORDER BY seq LIMIT ?)',
       ),
-      reclaim: db.prepare<[string, string, number, number], QueueRow>(
-        'UPDATE webhook_queue SET owner = ? WHERE seq IN (SELECT seq FROM webhook_queue WHERE webhook_id = ? AND parked_at IS NULL AND owner IS NOT NULL AND seq > ? ORDER BY seq LIMIT ?) RETURNING *',
+      row: db.prepare<[number], QueueRow>(
+        'SELECT * FROM webhook_queue WHERE seq = ? AND parked_at IS NULL',
       ),
-      claim: db.prepare<[string, string, number], QueueRow>(
-        'UPDATE webhook_queue SET owner = ? WHERE seq IN (SELECT seq FROM webhook_queue WHERE webhook_id = ? AND parked_at IS NULL AND owner IS NULL ORDER BY seq LIMIT ?) RETURNING *',
+      claim: db.prepare<[string, number, number], QueueRow>(
+        'SELECT * FROM webhook_queue WHERE webhook_id = ? AND parked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?',
       ),
       failure: db.prepare(
         'UPDATE webhook_queue SET attempts = ?, last_error = ?, last_attempt_at = ? WHERE seq = ? AND parked_at IS NULL',
       ),
       complete: db.prepare('DELETE FROM webhook_queue WHERE seq = ? AND parked_at IS NULL'),
       park: db.prepare(
-        'UPDATE webhook_queue SET attempts = ?, last_error = ?, last_attempt_at = ?, parked_at = ?, owner = NULL WHERE seq = ? AND parked_at IS NULL',
+        'UPDATE webhook_queue SET attempts = ?, last_error = ?, last_attempt_at = ?, parked_at = ? WHERE seq = ? AND parked_at IS NULL',
       ),
       queued: db.prepare<[string, number], QueueRow>(
         'SELECT * FROM webhook_queue WHERE webhook_id = ? AND parked_at IS NULL ORDER BY seq LIMIT ?',
@@ -159,6 +168,7 @@ export class SqliteWebhookStore implements WebhookStore {
     })()
     this.#queued.delete(id)
     this.#leases.delete(id)
+    this.#claims.delete(id)
     return Promise.resolve(deleted)
   }
 
@@ -188,19 +198,32 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   reclaim(webhookId: string, owner: string, cursor: string, count: number): Promise<Reclaimed> {
-    const rows = this.#stmt.reclaim.all(owner, webhookId, Number(cursor) || 0, count)
-    rows.sort((a, b) => a.seq - b.seq)
-    const last = rows.at(-1)
+    const { owners } = this.#claimsOf(webhookId)
+    const after = Number(cursor) || 0
+    const held = [...owners.keys()].filter((seq) => seq > after).sort((a, b) => a - b)
+    const taken = held.slice(0, count)
+    const deliveries: Delivery[] = []
+    for (const seq of taken) {
+      const row = this.#stmt.row.get(seq)
+      if (row) {
+        owners.set(seq, owner)
+        deliveries.push(deliveryOf(row))
+      } else owners.delete(seq)
+    }
+    const last = taken.at(-1)
     return Promise.resolve({
-      deliveries: rows.map(deliveryOf),
-      cursor: last ? String(last.seq) : cursor,
-      done: rows.length < count,
+      deliveries,
+      cursor: last !== undefined ? String(last) : cursor,
+      done: held.length <= count,
     })
   }
 
   claim(webhookId: string, owner: string, count: number): Promise<Delivery[]> {
-    const rows = this.#stmt.claim.all(owner, webhookId, count)
-    rows.sort((a, b) => a.seq - b.seq)
+    const claims = this.#claimsOf(webhookId)
+    const rows = this.#stmt.claim.all(webhookId, claims.upTo, count)
+    for (const row of rows) claims.owners.set(row.seq, owner)
+    const last = rows.at(-1)
+    if (last) claims.upTo = last.seq
     return Promise.resolve(rows.map(deliveryOf))
   }
 
@@ -210,11 +233,26 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   complete(d: Delivery): Promise<void> {
-    if (this.#stmt.complete.run(seqOf(d)).changes > 0) this.#count(d.webhookId, -1)
-    return Promise.resolve()
+    this.#claims.get(d.webhookId)?.owners.delete(seqOf(d))
+    this.#finished.push(d)
+    this.#deleting ??= new Promise((resolve, reject) =>
+      setImmediate(() => {
+        this.#deleting = undefined
+        const finished = this.#finished
+        this.#finished = []
+        try {
+          this.#deleteAll(finished)
+          resolve()
+        } catch (error) {
+          reject(error as Error)
+        }
+      }),
+    )
+    return this.#deleting
   }
 
   park(d: Delivery): Promise<void> {
+    this.#claims.get(d.webhookId)?.owners.delete(seqOf(d))
     const parked = this.#stmt.park.run(
       d.attempts,
       d.lastError ?? null,
@@ -255,6 +293,20 @@ export class SqliteWebhookStore implements WebhookStore {
   /** The database belongs to the profile store, which closes it. */
   close(): Promise<void> {
     return Promise.resolve()
+  }
+
+  #deleteAll(deliveries: readonly Delivery[]): void {
+    this.#db.transaction(() => {
+      for (const d of deliveries) {
+        if (this.#stmt.complete.run(seqOf(d)).changes > 0) this.#count(d.webhookId, -1)
+      }
+    })()
+  }
+
+  #claimsOf(webhookId: string): Claims {
+    let claims = this.#claims.get(webhookId)
+    if (!claims) this.#claims.set(webhookId, (claims = { upTo: 0, owners: new Map() }))
+    return claims
   }
 
   #count(webhookId: string, delta: number): void {
