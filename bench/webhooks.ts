@@ -59,6 +59,8 @@ interface Drained {
   type: 'drained'
   queued: number
   parked: number
+  /** CPU time (user + system) the node spent from the first change until drained, ms. */
+  cpuMs: number
 }
 type FromServer = Started | Finished | Drained
 
@@ -85,6 +87,7 @@ async function serve(): Promise<void> {
   send({ type: 'started', secret, at: Date.now() })
 
   // changes on an absolute schedule: a slow tick is caught up, never skipped
+  const cpu = process.cpuUsage()
   const started = performance.now()
   let made = 0
   let writing = 0
@@ -117,7 +120,13 @@ async function serve(): Promise<void> {
   for (;;) {
     const details = await service.webhooks.get(webhook.id)
     if (details!.queued === 0) {
-      send({ type: 'drained', queued: details!.queued, parked: details!.parked })
+      const used = process.cpuUsage(cpu)
+      send({
+        type: 'drained',
+        queued: details!.queued,
+        parked: details!.parked,
+        cpuMs: (used.user + used.system) / 1000,
+      })
       break
     }
     await new Promise((resolve) => setTimeout(resolve, 50))
@@ -241,5 +250,9 @@ async function run(mode: string): Promise<void> {
       `achieved ${((finished.changes / (finished.at - t0)) * 1000).toFixed(0)} changes/s; ` +
       `last event ${lastArrival - finished.at} ms after the last change; ` +
       `overall p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${all.at(-1)} ms`,
+  )
+  console.log(
+    `node CPU: ${((drained.cpuMs / finished.changes) * 1000).toFixed(0)} µs per change and its event ` +
+      `(${((drained.cpuMs / (drainedAt - t0)) * 100).toFixed(0)} % of one core over the run)`,
   )
 }

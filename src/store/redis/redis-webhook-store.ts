@@ -271,6 +271,12 @@ export class RedisWebhookStore implements WebhookStore {
     return this.#completing
   }
 
+  /**
+   * Plain commands, not a MULTI: they join the connection's automatic pipeline (one write for
+   * everything issued in the tick). Deleting before acknowledging keeps a failure half-way
+   * harmless: an entry acknowledged is deleted already, and a pending entry whose stream entry
+   * is gone is dropped by the next XAUTOCLAIM.
+   */
   #completeAll(deliveries: readonly Delivery[]): Promise<void> {
     const byWebhook = new Map<string, string[]>()
     for (const d of deliveries) {
@@ -280,14 +286,13 @@ export class RedisWebhookStore implements WebhookStore {
     }
     return this.#connection.run(async () => {
       await Promise.all(
-        [...byWebhook].map(([id, positions]) => {
+        [...byWebhook].flatMap(([id, positions]) => {
           const queue = this.#key(id, 'q')
-          return this.#client
-            .multi()
-            .xack(queue, GROUP, ...positions)
-            .xdel(queue, ...positions)
-            .hdel(this.#key(id, 'try'), ...positions)
-            .exec()
+          return [
+            this.#client.hdel(this.#key(id, 'try'), ...positions),
+            this.#client.xdel(queue, ...positions),
+            this.#client.xack(queue, GROUP, ...positions),
+          ]
         }),
       )
     })
