@@ -136,6 +136,8 @@ export async function buildApp(
   app.addHook('onClose', async () => {
     await service.stop()
     await stores.presence.close()
+    // before the profiles: the embedded webhook store shares their database
+    await stores.webhooks?.close()
     await stores.profiles.close()
     await stores.bus.close()
   })

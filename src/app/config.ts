@@ -71,6 +71,22 @@ export interface Config {
   headersTimeoutMs: number
   /** PRESENCED_REQUEST_TIMEOUT ms, default 30000: the same for the whole request, body included (>= the headers timeout). */
   requestTimeoutMs: number
+  /** PRESENCED_WEBHOOK_ATTEMPTS, default 8: tries of a webhook event before it is parked. */
+  webhookAttempts: number
+  /** PRESENCED_WEBHOOK_BACKOFF ms, default 1000: wait after a first failed try, doubled after each (jittered). */
+  webhookBackoffMs: number
+  /** PRESENCED_WEBHOOK_BACKOFF_MAX ms, default 60000: the longest wait between two tries. */
+  webhookBackoffMaxMs: number
+  /** PRESENCED_WEBHOOK_TIMEOUT ms, default 5000: a try without a 2xx answer by then has failed. */
+  webhookTimeoutMs: number
+  /** PRESENCED_WEBHOOK_CONCURRENCY, default 16: requests in flight per endpoint (a user's events stay in order). */
+  webhookConcurrency: number
+  /** PRESENCED_WEBHOOK_LEASE ms, default 15000 (> 2x the timeout): how long a dead node's endpoints wait for another node. */
+  webhookLeaseMs: number
+  /** PRESENCED_WEBHOOK_MAX_QUEUE, default 100000: events queued per endpoint; beyond it the oldest are dropped. */
+  webhookMaxQueued: number
+  /** PRESENCED_WEBHOOK_POLL ms, default 100: how often an idle endpoint looks for events stored by other nodes. */
+  webhookPollMs: number
 }
 
 export class ConfigError extends Error {}
@@ -144,7 +160,52 @@ export function loadConfig(env: Env = process.env): Config {
     realtimeResumeMs: int(env, 'PRESENCED_REALTIME_RESUME', 60_000, 0),
     shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1),
     ...timeouts(env),
+    ...webhooks(env),
   })
+}
+
+type WebhookConfig = Pick<
+  Config,
+  | 'webhookAttempts'
+  | 'webhookBackoffMs'
+  | 'webhookBackoffMaxMs'
+  | 'webhookTimeoutMs'
+  | 'webhookConcurrency'
+  | 'webhookLeaseMs'
+  | 'webhookMaxQueued'
+  | 'webhookPollMs'
+>
+
+/** Webhook delivery; a lease must outlive a try started just before its renewal was due. */
+function webhooks(env: Env): WebhookConfig {
+  const webhookTimeoutMs = int(env, 'PRESENCED_WEBHOOK_TIMEOUT', 5000, 100)
+  const webhookLeaseMs = int(
+    env,
+    'PRESENCED_WEBHOOK_LEASE',
+    Math.max(15_000, 3 * webhookTimeoutMs),
+    200,
+  )
+  if (webhookLeaseMs <= 2 * webhookTimeoutMs) {
+    throw new ConfigError(
+      `PRESENCED_WEBHOOK_LEASE (${webhookLeaseMs}) must exceed twice PRESENCED_WEBHOOK_TIMEOUT (${webhookTimeoutMs})`,
+    )
+  }
+  const webhookConcurrency = int(env, 'PRESENCED_WEBHOOK_CONCURRENCY', 16, 1)
+  if (webhookConcurrency > 256) {
+    throw new ConfigError(
+      `PRESENCED_WEBHOOK_CONCURRENCY must be at most 256, got ${webhookConcurrency}`,
+    )
+  }
+  return {
+    webhookAttempts: int(env, 'PRESENCED_WEBHOOK_ATTEMPTS', 8, 1),
+    webhookBackoffMs: int(env, 'PRESENCED_WEBHOOK_BACKOFF', 1000, 1),
+    webhookBackoffMaxMs: int(env, 'PRESENCED_WEBHOOK_BACKOFF_MAX', 60_000, 1),
+    webhookTimeoutMs,
+    webhookConcurrency,
+    webhookLeaseMs,
+    webhookMaxQueued: int(env, 'PRESENCED_WEBHOOK_MAX_QUEUE', 100_000, 1),
+    webhookPollMs: int(env, 'PRESENCED_WEBHOOK_POLL', 100, 10),
+  }
 }
 
 /** Slow-client limits; Node refuses a headers timeout longer than the request timeout. */

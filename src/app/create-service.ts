@@ -1,3 +1,4 @@
+import { nativeView } from '../protocols/native/view.js'
 import type { Clock } from '../service/clock.js'
 import type { ServiceObserver } from '../service/observer.js'
 import { PresenceService } from '../service/presence-service.js'
@@ -14,6 +15,14 @@ export type ServiceConfig = Pick<
   | 'rateLimitWindowSeconds'
   | 'xboxBurstMax'
   | 'xboxSustainMax'
+  | 'webhookAttempts'
+  | 'webhookBackoffMs'
+  | 'webhookBackoffMaxMs'
+  | 'webhookTimeoutMs'
+  | 'webhookConcurrency'
+  | 'webhookLeaseMs'
+  | 'webhookMaxQueued'
+  | 'webhookPollMs'
 >
 
 export interface CreateServiceOptions {
@@ -51,6 +60,23 @@ export function createService(
         titleSustainMax: config.xboxSustainMax,
       },
     },
+    ...(stores.webhooks && {
+      webhooks: {
+        store: stores.webhooks,
+        // payloads show a presence exactly as the native API does
+        view: nativeView,
+        settings: {
+          maxAttempts: config.webhookAttempts,
+          backoffMs: config.webhookBackoffMs,
+          backoffMaxMs: config.webhookBackoffMaxMs,
+          timeoutMs: config.webhookTimeoutMs,
+          concurrency: config.webhookConcurrency,
+          leaseMs: config.webhookLeaseMs,
+          maxQueued: config.webhookMaxQueued,
+          pollMs: config.webhookPollMs,
+        },
+      },
+    }),
     ...(options.observer && { observer: options.observer }),
     ...(options.onBackgroundError && { onBackgroundError: options.onBackgroundError }),
   })

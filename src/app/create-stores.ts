@@ -12,6 +12,9 @@ import { RedisPresenceStore } from '../store/redis/redis-presence-store.js'
 import { RedisProfileStore } from '../store/redis/redis-profile-store.js'
 import { RedisRateLimiter } from '../store/redis/redis-rate-limiter.js'
 import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
+import { SqliteWebhookStore } from '../store/sqlite/sqlite-webhook-store.js'
+import { RedisWebhookStore } from '../store/redis/redis-webhook-store.js'
+import type { WebhookStore } from '../store/webhook-store.js'
 
 export interface StoreOptions {
   dataDir: string
@@ -26,6 +29,8 @@ export interface Stores {
   profiles: ProfileStore
   bus: ChangeBus
   rateLimiter: RateLimiter
+  /** Absent in stores assembled by hand (some tests and benches): webhooks are then off. */
+  webhooks?: WebhookStore
 }
 
 /** Options → adapters: the only place that chooses a backend. */
@@ -42,6 +47,7 @@ export async function createStores(options: StoreOptions): Promise<Stores> {
     profiles,
     bus: new LocalChangeBus(),
     rateLimiter: new MemoryRateLimiter(),
+    webhooks: new SqliteWebhookStore(profiles.db),
   }
 }
 
@@ -64,5 +70,6 @@ async function createRedisStores(target: RedisTarget, options: StoreOptions): Pr
     profiles: new RedisProfileStore(connection, keys),
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),
+    webhooks: new RedisWebhookStore(connection, keys),
   }
 }

@@ -6,6 +6,7 @@ import { parseUserId } from '../core/user-id.js'
 import { Tokens } from '../service/tokens.js'
 import { runImport } from './import-command.js'
 import { runKeys } from './keys-command.js'
+import { runWebhooks } from './webhooks-command.js'
 
 const USAGE = `Usage: presenced <command> [options]
 
@@ -17,6 +18,7 @@ Commands:
   heartbeat --token <t> keep a user online until Ctrl-C [--place <id>] [--location <text>]
   import <file>         bulk import settings, relationships, places, users (NDJSON) into a running server
   keys create|list|revoke  manage scoped API keys of a running server
+  webhooks create|list|get|update|delete|deliveries|replay  manage webhooks of a running server
 
 Options: -h, --help; -v, --version.
 Client commands talk to --url (default $PRESENCED_URL or http://127.0.0.1:8080).
@@ -42,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return runImport(rest)
     case 'keys':
       return runKeys(rest)
+    case 'webhooks':
+      return runWebhooks(rest)
     case '--version':
     case '-v':
       console.log(version())

@@ -17,13 +17,18 @@ export interface JanitorOptions {
  */
 export class Janitor {
   readonly #store: PresenceStore
-  readonly #bus: ChangeBus
+  readonly #bus: Pick<ChangeBus, 'publish'>
   readonly #clock: Clock
   readonly #options: JanitorOptions
   #timer: NodeJS.Timeout | undefined
   #running: Promise<number> | undefined
 
-  constructor(store: PresenceStore, bus: ChangeBus, clock: Clock, options: JanitorOptions) {
+  constructor(
+    store: PresenceStore,
+    bus: Pick<ChangeBus, 'publish'>,
+    clock: Clock,
+    options: JanitorOptions,
+  ) {
     this.#store = store
     this.#bus = bus
     this.#clock = clock

@@ -18,7 +18,7 @@ import {
   type VisiblePresence,
 } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
-import type { ChangeBus } from '../realtime/change-bus.js'
+import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import { Fanout, type FanoutOptions } from '../realtime/fanout.js'
 import type { CatalogueStore } from '../store/catalogue-store.js'
 import type { CredentialStore } from '../store/credential-store.js'
@@ -36,6 +36,9 @@ import { PresenceStats, type PresenceStatsOptions } from './presence-stats.js'
 import { RateLimits, type RateLimitSettings } from './rate-limits.js'
 import { Revocations } from './revocations.js'
 import type { Tokens } from './tokens.js'
+import type { PresenceView } from './webhooks/webhook-events.js'
+import { Webhooks, defaultWebhookSettings, type WebhookSettings } from './webhooks/webhooks.js'
+import type { WebhookStore } from '../store/webhook-store.js'
 
 /** The adapters the service runs on; it keeps them to itself. */
 export interface ServiceStores {
@@ -67,6 +70,8 @@ export interface ServiceDeps {
   observer?: ServiceObserver
   /** Failures of background duties (sweeps, revocation syncs, fan-out). */
   onBackgroundError?: (error: unknown, duty: string) => void
+  /** Webhooks: their store, the wire view of a presence in payloads, delivery settings; absent: off. */
+  webhooks?: { store: WebhookStore; view: PresenceView; settings: WebhookSettings }
 }
 
 export type HeartbeatInput = Omit<SessionWrite, 'ttlMs'> & { ttlMs?: number }
@@ -90,6 +95,7 @@ export class PresenceService {
   readonly keys: ApiKeys
   readonly limits: RateLimits
   readonly servers: GameServers
+  readonly webhooks: Webhooks
   readonly #stores: ServiceStores
   readonly #clock: Clock
   readonly #settings: ServiceSettings
@@ -128,7 +134,18 @@ export class PresenceService {
       applied: (changes, players) => this.#serverChanges(changes, players),
       lookup: (viewer, ids) => this.lookup(viewer, ids),
     })
-    this.#janitor = new Janitor(stores.presence, stores.bus, clock, {
+    this.webhooks = new Webhooks({
+      store: deps.webhooks?.store,
+      keys: this.keys,
+      clock,
+      settings: deps.webhooks?.settings ?? defaultWebhookSettings,
+      view: deps.webhooks?.view ?? (() => null),
+      settingsOf: (ids) => stores.privacy.getSettings(ids),
+      presencesOf: (ids) => this.rawPresences(ids),
+      onError: (error, duty) => this.#onError(error, duty),
+    })
+    // the janitor's offline changes go out like every other change: bus, then webhooks
+    this.#janitor = new Janitor(stores.presence, { publish: (e) => this.#announce(e) }, clock, {
       intervalMs: settings.sweepIntervalMs,
       batchSize: 1000,
       onSweep: (users, lateness) => this.#observer.swept?.(users, lateness),
@@ -143,6 +160,7 @@ export class PresenceService {
     await this.#revocations.sync()
     this.#revocations.start()
     this.#janitor.start()
+    await this.webhooks.start()
   }
 
   /** Stops the background duties; the stores stay open (their owner closes them). */
@@ -151,6 +169,7 @@ export class PresenceService {
     this.#unsubscribe = undefined
     await this.#janitor.stop()
     await this.#revocations.stop()
+    await this.webhooks.stop()
   }
 
   /** Sweeps expired sessions now (tests; the janitor does it on its own otherwise). */
@@ -247,12 +266,7 @@ export class PresenceService {
     }
     const [settings] = await this.#withFrozenLastOnline([id], [current], [next])
     await this.#stores.privacy.putSettings(id, settings!)
-    await this.#stores.bus.publish({
-      type: 'settings',
-      userId: id,
-      before: current,
-      after: settings!,
-    })
+    await this.#announce({ type: 'settings', userId: id, before: current, after: settings! })
     return settings!
   }
 
@@ -344,7 +358,7 @@ export class PresenceService {
       if (r.type === 'settings') {
         const was = before.get(r.userId)
         before.set(r.userId, r.settings)
-        await bus.publish({ type: 'settings', userId: r.userId, before: was, after: r.settings })
+        await this.#announce({ type: 'settings', userId: r.userId, before: was, after: r.settings })
       } else if (r.type === 'friends') await bus.publish({ type: 'relation', users: [r.a, r.b] })
       else await bus.publish({ type: 'relation', users: [r.blocker, r.blocked] })
     }
@@ -412,7 +426,16 @@ export class PresenceService {
   // ---- internals ----
 
   async #publish(change: PresenceChange): Promise<void> {
-    await this.#stores.bus.publish({ type: 'presence', change })
+    await this.#announce({ type: 'presence', change })
+  }
+
+  /**
+   * A change made on this node goes to every node's watchers (the bus) and, from here only, to
+   * the webhook outbox: enqueued once per change, however many nodes listen.
+   */
+  async #announce(event: BusEvent): Promise<void> {
+    await this.#stores.bus.publish(event)
+    await this.webhooks.record(event)
   }
 
   /** A game server's changes: published together (a Redis bus pipelines them), then counted. */

@@ -8,6 +8,7 @@ import { keyRoutes } from './key-routes.js'
 import { adminRoutes } from './routes.js'
 import { selfSettingsRoutes } from './self-settings.js'
 import { titleRoutes } from './title-routes.js'
+import { webhookRoutes } from './webhook-routes.js'
 
 /**
  * The admin API under /admin/v1 (admin key or an `admin`-scoped API key in `x-api-key`; off,
@@ -33,6 +34,7 @@ export async function adminProtocol(app: FastifyInstance, context: ProtocolConte
       await admin.register(keyRoutes, { service })
       await admin.register(importRoute, { service })
       await admin.register(titleRoutes, { service })
+      await admin.register(webhookRoutes, { service })
     },
     { prefix: '/admin/v1' },
   )

@@ -1,0 +1,67 @@
+import { isScope, type ApiKeyInfo } from '../../core/api-key.js'
+import type { Scope } from '../../core/privacy.js'
+import type { WebhookRecord, WebhookStore } from '../../store/webhook-store.js'
+import type { ApiKeys } from '../api-keys.js'
+import { subscriberOf, type Subscriber } from './webhook-events.js'
+
+/** The scopes that let a key (and so a webhook) read presence, the wider first. */
+export const readScopes: readonly Scope[] = ['presence:read:private', 'presence:read']
+
+/**
+ * This node's copy of the endpoints and of the keys they are bound to, reloaded from the stores
+ * every `refreshMs` (and at once after a change made on this node). Every change is projected for
+ * every subscriber, so the hot path must not read the stores for them; a change made on another
+ * node (an endpoint created, a key revoked) reaches this one within `refreshMs`.
+ */
+export class WebhookRegistry {
+  readonly #store: WebhookStore
+  readonly #keys: ApiKeys
+  #webhooks: WebhookRecord[] = []
+  #byId = new Map<string, WebhookRecord>()
+  #keyInfo = new Map<string, ApiKeyInfo>()
+  #subscribers: Subscriber[] = []
+
+  constructor(store: WebhookStore, keys: ApiKeys) {
+    this.#store = store
+    this.#keys = keys
+  }
+
+  async refresh(): Promise<void> {
+    const [webhooks, keys] = await Promise.all([this.#store.listWebhooks(), this.#keys.list()])
+    this.#webhooks = webhooks
+    this.#byId = new Map(webhooks.map((w) => [w.id, w]))
+    this.#keyInfo = new Map(keys.map((k) => [k.id, k]))
+    this.#subscribers = []
+    for (const webhook of webhooks) {
+      if (!webhook.enabled) continue
+      const key = this.#keyInfo.get(webhook.keyId)
+      if (!key || !this.#keys.isActive(key)) continue
+      const scopes = key.scopes.filter(isScope)
+      if (!readScopes.some((scope) => scopes.includes(scope))) continue
+      this.#subscribers.push(subscriberOf(webhook, { kind: 'service', keyId: key.id, scopes }))
+    }
+  }
+
+  get webhooks(): readonly WebhookRecord[] {
+    return this.#webhooks
+  }
+
+  get(id: string): WebhookRecord | undefined {
+    return this.#byId.get(id)
+  }
+
+  /** Enabled endpoints bound to a live key that may read presence. */
+  get subscribers(): readonly Subscriber[] {
+    return this.#subscribers
+  }
+
+  /** Whether the key exists and is neither revoked nor expired, as of the last refresh. */
+  keyActive(keyId: string): boolean {
+    const key = this.#keyInfo.get(keyId)
+    return key !== undefined && this.#keys.isActive(key)
+  }
+
+  key(keyId: string): ApiKeyInfo | undefined {
+    return this.#keyInfo.get(keyId)
+  }
+}

@@ -1,0 +1,338 @@
+import { randomBytes } from 'node:crypto'
+import { isScope } from '../../core/api-key.js'
+import { fail } from '../../core/errors.js'
+import type { UserPresence } from '../../core/presence.js'
+import type { Scope, UserSettings } from '../../core/privacy.js'
+import type { UserId } from '../../core/user-id.js'
+import type { BusEvent } from '../../realtime/change-bus.js'
+import type {
+  Delivery,
+  DeliveryState,
+  WebhookRecord,
+  WebhookStore,
+} from '../../store/webhook-store.js'
+import type { ApiKeys } from '../api-keys.js'
+import type { Clock } from '../clock.js'
+import type { DeliveryOutcome, DeliverySettings } from './endpoint-worker.js'
+import { HttpSender } from './http-sender.js'
+import { WebhookDispatcher } from './webhook-dispatcher.js'
+import type { PresenceView } from './webhook-events.js'
+import {
+  checkDescription,
+  checkEvents,
+  checkFilter,
+  checkSecret,
+  checkUrl,
+  type CreateWebhookInput,
+  type UpdateWebhookInput,
+} from './webhook-input.js'
+import { WebhookOutbox } from './webhook-outbox.js'
+import { WebhookRegistry, readScopes } from './webhook-registry.js'
+
+export type { Delivery, DeliveryState, WebhookEventType } from '../../store/webhook-store.js'
+export type { CreateWebhookInput, UpdateWebhookInput } from './webhook-input.js'
+
+export interface WebhookSettings extends DeliverySettings {
+  /** How long a node's endpoints wait after it died before another node takes them over. */
+  leaseMs: number
+  /** Queued events kept per endpoint; beyond it the oldest are dropped. */
+  maxQueued: number
+  /** How often each node reloads endpoints and keys (changes made on other nodes); default 1 s. */
+  refreshMs?: number
+}
+
+export const defaultWebhookSettings: Readonly<WebhookSettings> = Object.freeze({
+  maxAttempts: 8,
+  backoffMs: 1000,
+  backoffMaxMs: 60_000,
+  timeoutMs: 5000,
+  concurrency: 16,
+  pollMs: 100,
+  leaseMs: 15_000,
+  maxQueued: 100_000,
+  refreshMs: 1000,
+})
+
+export interface WebhooksDeps {
+  /** Undefined: webhooks are off (hand-assembled stores in some tests and benches). */
+  store: WebhookStore | undefined
+  keys: ApiKeys
+  clock: Clock
+  settings: WebhookSettings
+  view: PresenceView
+  settingsOf(ids: readonly UserId[]): Promise<UserSettings[]>
+  presencesOf(ids: readonly UserId[]): Promise<UserPresence[]>
+  onError(error: unknown, duty: string): void
+  /** Each delivery's outcome (tests and benchmarks watch them). */
+  onOutcome?(outcome: DeliveryOutcome, delivery: Delivery): void
+}
+
+/** An endpoint as operators see it: never its secret. */
+export interface WebhookInfo extends Omit<WebhookRecord, 'secret'> {
+  /** The read scope its key gives it, or null when the key is gone, revoked, expired or cannot read. */
+  scope: Scope | null
+}
+
+export interface WebhookDetails extends WebhookInfo {
+  queued: number
+  parked: number
+  /** Whether this node delivers the endpoint now (it holds its lease). */
+  delivering: boolean
+}
+
+/** The most endpoints a server keeps: every change is projected for each of them. */
+export const MAX_WEBHOOKS = 100
+
+const invalid = (message: string) => fail('INVALID_REQUEST', message)
+
+/**
+ * Webhooks, the use case: endpoints bound to API keys (their CRUD, for the admin API), the
+ * outbox every change of the service passes through, and the delivery of the queues this node
+ * holds the lease of. Behaviour for receivers: docs/reference/webhooks.md.
+ *
+ * @example
+ * const { webhook, secret } = await service.webhooks.create({
+ *   url: 'https://matchmaker.example/presence', keyId: key.id, events: ['online', 'offline'],
+ * })
+ */
+export class Webhooks {
+  readonly #deps: WebhooksDeps
+  readonly #store: WebhookStore | undefined
+  readonly #registry: WebhookRegistry | undefined
+  readonly #outbox: WebhookOutbox | undefined
+  readonly #dispatcher: WebhookDispatcher | undefined
+  readonly #sender = new HttpSender()
+  #refresher: NodeJS.Timeout | undefined
+
+  constructor(deps: WebhooksDeps) {
+    this.#deps = deps
+    const { store, settings } = deps
+    this.#store = store
+    if (!store) return
+    const registry = (this.#registry = new WebhookRegistry(store, deps.keys))
+    this.#dispatcher = new WebhookDispatcher({
+      store,
+      registry,
+      leaseMs: settings.leaseMs,
+      onError: (error) => deps.onError(error, 'webhook leases'),
+      worker: {
+        store,
+        clock: deps.clock,
+        settings,
+        send: (request) => this.#sender.send(request),
+        random: Math.random,
+        onError: (error) => deps.onError(error, 'webhook delivery'),
+        ...(deps.onOutcome && { onOutcome: deps.onOutcome }),
+      },
+    })
+    const dispatcher = this.#dispatcher
+    this.#outbox = new WebhookOutbox({
+      store,
+      registry,
+      clock: deps.clock,
+      view: deps.view,
+      settings: deps.settingsOf,
+      presences: deps.presencesOf,
+      maxQueued: settings.maxQueued,
+      stored: (ids) => dispatcher.wake(ids),
+      onError: (error) => deps.onError(error, 'webhook enqueue'),
+    })
+  }
+
+  /** Whether this server has a webhook store (a real app always has). */
+  get available(): boolean {
+    return this.#store !== undefined
+  }
+
+  async start(): Promise<void> {
+    if (!this.#registry || this.#refresher) return
+    await this.#refresh()
+    this.#refresher = setInterval(
+      () => void this.#refresh(),
+      this.#deps.settings.refreshMs ?? defaultWebhookSettings.refreshMs,
+    )
+    this.#refresher.unref()
+    this.#dispatcher!.start()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#refresher)
+    this.#refresher = undefined
+    await this.#outbox?.idle()
+    await this.#dispatcher?.stop()
+    this.#sender.close()
+  }
+
+  /**
+   * A change made through the service (on this node): its events are stored before this
+   * resolves. Never rejects: a failure to store is reported, the change itself stands.
+   */
+  record(event: BusEvent): Promise<void> {
+    return this.#outbox ? this.#outbox.record(event) : Promise.resolve()
+  }
+
+  /** Settles once every change recorded so far is stored (tests). */
+  async idle(): Promise<void> {
+    await this.#outbox?.idle()
+  }
+
+  /** The endpoints this node delivers now (tests, diagnostics). */
+  get delivering(): string[] {
+    return this.#dispatcher?.owned ?? []
+  }
+
+  async create(input: CreateWebhookInput): Promise<{ webhook: WebhookInfo; secret: string }> {
+    const store = this.#required()
+    const url = checkUrl(input.url)
+    const events = checkEvents(input.events)
+    const filter = checkFilter(input.filter)
+    const description = checkDescription(input.description)
+    const secret = input.secret === undefined ? generateSecret() : checkSecret(input.secret)
+    await this.#checkKey(input.keyId)
+    if ((await store.listWebhooks()).length >= MAX_WEBHOOKS) {
+      throw invalid(`A server keeps at most ${MAX_WEBHOOKS} webhooks; delete one first.`)
+    }
+    const now = this.#deps.clock.now()
+    const record: WebhookRecord = {
+      id: randomBytes(8).toString('hex'),
+      url,
+      secret,
+      keyId: input.keyId,
+      events,
+      filter,
+      enabled: input.enabled ?? true,
+      description,
+      createdAt: now,
+      updatedAt: now,
+    }
+    await store.putWebhook(record)
+    await this.#changed()
+    return { webhook: await this.#info(record), secret }
+  }
+
+  async list(): Promise<WebhookInfo[]> {
+    const webhooks = await this.#required().listWebhooks()
+    const scopes = await this.#scopes()
+    return webhooks.map((w) => infoOf(w, scopes.get(w.keyId) ?? null))
+  }
+
+  async get(id: string): Promise<WebhookDetails | undefined> {
+    const store = this.#required()
+    const record = await store.getWebhook(id)
+    if (!record) return undefined
+    const [info, counts] = await Promise.all([this.#info(record), store.counts(id)])
+    return { ...info, ...counts, delivering: this.delivering.includes(id) }
+  }
+
+  /** Undefined when there is no such endpoint; `secret` only when a new one was generated. */
+  async update(
+    id: string,
+    input: UpdateWebhookInput,
+  ): Promise<{ webhook: WebhookInfo; secret?: string } | undefined> {
+    const store = this.#required()
+    if (input.secret !== undefined && input.rotateSecret) {
+      throw invalid('Give secret or rotateSecret, not both.')
+    }
+    const current = await store.getWebhook(id)
+    if (!current) return undefined
+    const next: WebhookRecord = { ...current, updatedAt: this.#deps.clock.now() }
+    if (input.url !== undefined) next.url = checkUrl(input.url)
+    if (input.events !== undefined) next.events = checkEvents(input.events)
+    if (input.filter !== undefined) next.filter = checkFilter(input.filter)
+    if (input.description !== undefined) next.description = checkDescription(input.description)
+    if (input.enabled !== undefined) next.enabled = input.enabled
+    if (input.secret !== undefined) next.secret = checkSecret(input.secret)
+    if (input.rotateSecret) next.secret = generateSecret()
+    await store.putWebhook(next)
+    await this.#changed()
+    const webhook = await this.#info(next)
+    return input.rotateSecret ? { webhook, secret: next.secret } : { webhook }
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const deleted = await this.#required().deleteWebhook(id)
+    if (deleted) await this.#changed()
+    return deleted
+  }
+
+  /** Undefined when there is no such endpoint. */
+  async deliveries(
+    id: string,
+    state: DeliveryState,
+    limit: number,
+  ): Promise<Delivery[] | undefined> {
+    const store = this.#required()
+    if (!(await store.getWebhook(id))) return undefined
+    return store.listDeliveries(id, state, limit)
+  }
+
+  /** Puts parked events back in the queue (these, or all); undefined when no such endpoint. */
+  async replay(id: string, eventIds?: readonly string[]): Promise<number | undefined> {
+    const store = this.#required()
+    if (!(await store.getWebhook(id))) return undefined
+    const replayed = await store.replay(id, eventIds)
+    this.#dispatcher?.wake([id])
+    return replayed
+  }
+
+  #required(): WebhookStore {
+    if (!this.#store)
+      throw fail('UNAVAILABLE', 'Webhooks are off on this server (no webhook store).')
+    return this.#store
+  }
+
+  async #checkKey(keyId: unknown): Promise<void> {
+    const key =
+      typeof keyId === 'string' && /^[0-9a-f]{16}$/.test(keyId)
+        ? (await this.#deps.keys.list()).find((k) => k.id === keyId)
+        : undefined
+    if (!key) {
+      throw invalid(`keyId ${JSON.stringify(String(keyId)).slice(0, 40)} names no API key.`)
+    }
+    if (!this.#deps.keys.isActive(key)) throw invalid(`API key ${key.id} is revoked or expired.`)
+    if (!readScopes.some((scope) => key.scopes.includes(scope))) {
+      throw invalid(
+        `API key ${key.id} cannot read presence: a webhook's key needs presence:read or presence:read:private.`,
+      )
+    }
+  }
+
+  /** The read scope of every live key, by key id. */
+  async #scopes(): Promise<Map<string, Scope>> {
+    const scopes = new Map<string, Scope>()
+    for (const key of await this.#deps.keys.list()) {
+      if (!this.#deps.keys.isActive(key)) continue
+      const scope = readScopes.find((s) => key.scopes.filter(isScope).includes(s))
+      if (scope) scopes.set(key.id, scope)
+    }
+    return scopes
+  }
+
+  async #info(record: WebhookRecord): Promise<WebhookInfo> {
+    return infoOf(record, (await this.#scopes()).get(record.keyId) ?? null)
+  }
+
+  /** A change made here applies on this node at once (others reload within `refreshMs`). */
+  async #changed(): Promise<void> {
+    await this.#refresh()
+    await this.#dispatcher?.tick()
+  }
+
+  async #refresh(): Promise<void> {
+    try {
+      await this.#registry?.refresh()
+    } catch (error) {
+      this.#deps.onError(error, 'webhook refresh')
+    }
+  }
+}
+
+function infoOf(record: WebhookRecord, scope: Scope | null): WebhookInfo {
+  const { secret, ...info } = record
+  void secret
+  return { ...info, scope }
+}
+
+function generateSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64url')}`
+}

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict'
+import { after } from 'node:test'
+import { startRedisCluster, type LocalRedisCluster } from '../../../test/helpers/redis-cluster.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { webhookStoreContract } from '../contract/webhook-store.contract.js'
+import { RedisKeys } from './keys.js'
+import { RedisConnection, type RedisTarget } from './redis-connection.js'
+import { RedisWebhookStore } from './redis-webhook-store.js'
+
+let cluster: Promise<LocalRedisCluster> | undefined
+async function clusterTarget(): Promise<RedisTarget> {
+  cluster ??= startRedisCluster({ masters: 3 })
+  return { cluster: (await cluster).nodes }
+}
+after(async () => {
+  if (cluster) await (await cluster).stop()
+})
+
+async function open(target: RedisTarget) {
+  const prefix = uniquePrefix('webhooks')
+  const connection = new RedisConnection(target)
+  assert.ok(await connection.waitReady(), 'Redis must be reachable')
+  const store = new RedisWebhookStore(connection, new RedisKeys(prefix))
+  return {
+    store,
+    cleanup: async () => {
+      await store.close()
+      await deleteKeys(target, prefix)
+    },
+  }
+}
+
+webhookStoreContract('redis', () => open({ url: LOCAL_REDIS_URL }))
+webhookStoreContract('redis cluster (3 masters)', async () => open(await clusterTarget()))
