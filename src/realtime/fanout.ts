@@ -8,6 +8,7 @@ import {
   type VisiblePresence,
 } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
+import { performance } from 'node:perf_hooks'
 import type { BusEvent, ChangeBus } from './change-bus.js'
 import { Stream, type Sink, type Watch } from './stream.js'
 import { Watchers } from './watchers.js'
@@ -23,7 +24,11 @@ export interface FanoutSource {
 export interface FanoutOptions {
   /** The wire view: a visible presence as JSON text. Equal texts mean "nothing to send". */
   render(presence: VisiblePresence): string
-  /** Offline events caused by sessions ending are held this long; 0 sends them at once. */
+  /**
+   * Offline events are held this long (0 sends them at once), whatever made the user vanish
+   * from a watcher's view: sessions ending, invisibility, a block. A hidden user must look like
+   * one who went offline, in delay as in content.
+   */
   flapGraceMs: number
   /** Frames each stream keeps for resume. */
   replayFrames: number
@@ -46,7 +51,10 @@ const HEADS = {
   offline: '{"type":"offline","seq":',
 } as const
 
-/** Relations are kept as shared constants: a watch costs a reference, not an object. */
+/**
+ * Relations are kept as shared constants: a watch costs a reference, not an object. Only a
+ * block that keeps a lastOnline needs its own.
+ */
 const RELATIONS: readonly Relation[] = [
   Object.freeze({ friends: false, blocked: false }),
   Object.freeze({ friends: true, blocked: false }),
@@ -54,6 +62,13 @@ const RELATIONS: readonly Relation[] = [
   Object.freeze({ friends: true, blocked: true }),
 ]
 function relationOf(relation: Relation | undefined): Relation {
+  if (relation?.blocked && relation.lastOnline !== undefined) {
+    return Object.freeze({
+      friends: relation.friends,
+      blocked: true,
+      lastOnline: relation.lastOnline,
+    })
+  }
   return RELATIONS[(relation?.friends ? 1 : 0) + (relation?.blocked ? 2 : 0)]!
 }
 
@@ -61,7 +76,8 @@ function relationOf(relation: Relation | undefined): Relation {
 interface Rendered {
   json: string
   online: boolean
-  tails: Partial<Record<EventType, string>>
+  /** By event type, and by reason for offlines. */
+  tails: Record<string, string>
 }
 
 type Task = { bus: BusEvent } | { run: () => Promise<void> }
@@ -88,8 +104,11 @@ export class Fanout {
    * from here instead of keeping its own copy: thousands of watchers then share a few strings.
    */
   readonly #renders = new Map<UserId, string[]>()
-  /** Targets whose offline is being held for the flap grace period. */
-  readonly #held = new Map<UserId, { reason: OfflineReason; timer: NodeJS.Timeout }>()
+  /**
+   * Targets with an offline held for some watcher (`Watch.held`), and when the earliest is due
+   * (monotonic ms): one timer per target, however many watchers wait.
+   */
+  readonly #held = new Map<UserId, { due: number; timer: NodeJS.Timeout }>()
   readonly #unsubscribe: () => void
   #queue: Task[] = []
   #draining = false
@@ -262,7 +281,12 @@ export class Fanout {
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     const now = this.#source.now()
     fresh.forEach((id, i) => {
-      const watch: Watch = { relation: relationOf(relations[i]), sent: '', online: false }
+      const watch: Watch = {
+        relation: relationOf(relations[i]),
+        sent: '',
+        online: false,
+        held: undefined,
+      }
       const projected = this.#project(stream, id, watch, presences[i]!, now)
       watch.sent = this.#intern(id, projected.json)
       watch.online = projected.online
@@ -323,21 +347,23 @@ export class Fanout {
     })
     const presenceOf = new Map(ids.map((id, i) => [id, presences[i]!]))
     const now = this.#source.now()
+    const at = performance.now()
     for (const [id, reason] of changed) {
-      this.#fanOut(id, presenceOf.get(id)!, reason ?? 'explicit', true, now)
+      this.#fanOut(id, presenceOf.get(id)!, reason ?? 'explicit', now, at)
     }
-    for (const id of resettled) {
-      this.#fanOut(id, presenceOf.get(id)!, this.#held.get(id)?.reason ?? 'privacy', false, now)
-    }
+    // a user hidden by settings or a block looks like one who signed out
+    for (const id of resettled) this.#fanOut(id, presenceOf.get(id)!, 'explicit', now, at)
+    const touched = new Set<UserId>()
     for (const { stream, targets: streamTargets } of relationJobs) {
       for (const target of streamTargets) {
         const watch = this.#watchers.get(stream, target)
         if (!watch) continue
         const rendered = this.#project(stream, target, watch, presenceOf.get(target)!, now)
-        const reason = this.#held.get(target)?.reason ?? 'privacy'
-        this.#emit(stream, target, watch, rendered, reason, false)
+        this.#emit(stream, target, watch, rendered, 'explicit', at)
+        touched.add(target)
       }
     }
+    for (const target of touched) this.#settle(target, at)
   }
 
   #pairsOf(viewer: UserId, target: UserId, out: Map<Stream, Set<UserId>>): void {
@@ -354,21 +380,19 @@ export class Fanout {
     target: UserId,
     presence: UserPresence,
     reason: OfflineReason,
-    holdable: boolean,
     now: number,
+    at: number,
   ): void {
     const watchers = this.#watchers.watchersOf(target)
     if (watchers.size === 0) return
     const renders = new Map<string, Rendered>()
-    let held = false
     for (const [stream, watch] of watchers) {
       const rendered = this.#project(stream, target, watch, presence, now, renders)
-      if (this.#emit(stream, target, watch, rendered, reason, holdable)) held = true
+      this.#emit(stream, target, watch, rendered, reason, at)
     }
     // a watcher cut off during the loop may have been the last one
     if (!this.#watchers.isWatched(target)) return this.#forget(target)
-    if (held) this.#hold(target, reason)
-    else this.#release(target)
+    this.#settle(target, at)
     this.#renders.set(
       target,
       [...renders.values()].map((r) => r.json),
@@ -409,44 +433,63 @@ export class Fanout {
     return rendered
   }
 
-  /** Sends the difference between what `stream` was told and `rendered`; true when held. */
+  /**
+   * Sends the difference between what `stream` was told and `rendered`. An offline is held for
+   * the flap grace period from the instant `at` it first showed: the same delay for every cause,
+   * not restarted by later changes, dropped if the target shows online again meanwhile.
+   */
   #emit(
     stream: Stream,
     target: UserId,
     watch: Watch,
     rendered: Rendered,
     reason: OfflineReason,
-    holdable: boolean,
-  ): boolean {
-    if (rendered.json === watch.sent) return false
+    at: number,
+  ): void {
+    if (rendered.json === watch.sent) {
+      watch.held = undefined
+      return
+    }
     let type: EventType
     if (watch.online && !rendered.online) {
-      if (holdable && this.#options.flapGraceMs > 0) return true
+      if (this.#options.flapGraceMs > 0) {
+        const held = (watch.held ??= { since: at, reason })
+        if (at - held.since < this.#options.flapGraceMs) return
+        reason = held.reason
+      }
       type = 'offline'
     } else {
       type = !watch.online && rendered.online ? 'online' : 'update'
     }
-    const tail = (rendered.tails[type] ??=
+    const tail = (rendered.tails[type === 'offline' ? reason : type] ??=
       `,"userId":"${target}","presence":${rendered.json}` +
       (type === 'offline' ? `,"reason":"${reason}"}` : '}'))
+    watch.held = undefined
     watch.sent = rendered.json
     watch.online = rendered.online
     stream.push(HEADS[type], tail)
-    return false
   }
 
-  /** Holds the offline of `target` for the grace period (restarting it), then sends it. */
-  #hold(target: UserId, reason: OfflineReason): void {
-    const previous = this.#held.get(target)
-    if (previous) clearTimeout(previous.timer)
-    const entry = {
-      reason,
-      timer: setTimeout(() => {
-        void this.#run(() => this.#flush(target, entry)).catch((e) => this.#options.onError?.(e))
-      }, this.#options.flapGraceMs),
+  /** Arms the timer of `target` for its earliest held offline, or drops it when none is left. */
+  #settle(target: UserId, at: number): void {
+    let earliest = Infinity
+    for (const watch of this.#watchers.watchersOf(target).values()) {
+      if (watch.held && watch.held.since < earliest) earliest = watch.held.since
     }
-    entry.timer.unref()
-    this.#held.set(target, entry)
+    const entry = this.#held.get(target)
+    if (earliest === Infinity) return this.#release(target)
+    const due = earliest + this.#options.flapGraceMs
+    if (entry?.due === due) return
+    if (entry) clearTimeout(entry.timer)
+    const timer = setTimeout(
+      () => {
+        void this.#run(() => this.#flush(target)).catch((e) => this.#options.onError?.(e))
+      },
+      Math.max(1, Math.ceil(due - at)),
+    )
+    // a held offline alone must not keep the process alive
+    timer.unref()
+    this.#held.set(target, { due, timer })
   }
 
   #release(target: UserId): void {
@@ -456,12 +499,12 @@ export class Fanout {
     this.#held.delete(target)
   }
 
-  async #flush(target: UserId, entry: { reason: OfflineReason }): Promise<void> {
-    if (this.#held.get(target) !== entry) return
-    const [presence] = await this.#source.presences([target])
-    if (this.#held.get(target) !== entry) return
+  /** The grace of some held offline of `target` is over: send what is due. */
+  async #flush(target: UserId): Promise<void> {
     this.#held.delete(target)
-    this.#fanOut(target, presence!, entry.reason, false, this.#source.now())
+    if (!this.#watchers.isWatched(target)) return
+    const [presence] = await this.#source.presences([target])
+    this.#fanOut(target, presence!, 'explicit', this.#source.now(), performance.now())
   }
 
   /** Nobody watches `target` any more. */

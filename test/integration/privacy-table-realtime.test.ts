@@ -88,8 +88,9 @@ function expected(viewer: ViewerKind, setting: SettingKind, state: StateKind): N
   // blocked either way: offline, and not even when last seen
   if (viewer === 'blocker' || viewer === 'blocked') return offline(null)
   // invisible: offline, lastOnline frozen when it went invisible (T0+2s): offline targets had
-  // last been seen at T0+1s, online ones at T0, and their later activity does not show
-  if (setting === 'invisible') return offline(iso(state === 'offline' ? T0 + 1000 : T0))
+  // last been seen at T0+1s; online ones were seen online until T0+2s, so they look as if they
+  // had signed out then; their later activity does not show
+  if (setting === 'invisible') return offline(iso(state === 'offline' ? T0 + 1000 : T0 + 2000))
   const seesWhere = setting === 'everyone' || (setting === 'friends' && viewer === 'friend')
   if (seesWhere || state === 'offline') return real
   // may know it is online, not where: activities keep only their kind
