@@ -7,7 +7,7 @@ import { PresenceType, dateOf, type Presence } from './presence.js'
 import type { NativePresence, NativeSession } from './wire.js'
 
 export type OfflineReason =
-  'explicit' | 'timeout' | 'server_lost' | 'node_lost' | 'privacy' | (string & {})
+  'explicit' | 'timeout' | 'server_lost' | 'node_lost' | (string & {})
 
 /** What a subscription delivers, in order. Every event is the subscriber's own view. */
 export type PresenceEvent =
