@@ -23,6 +23,11 @@ export interface Config {
   sessionTtlSeconds: number
   /** PRESENCED_ADMIN_KEY: the admin API is off while unset. */
   adminKey: string | undefined
+  /**
+   * PRESENCED_METRICS_KEY: the bearer token (or x-api-key) /metrics requires; the admin key is
+   * accepted too. /metrics is off while neither is set: its counts would tell hidden users apart.
+   */
+  metricsKey: string | undefined
   /** PRESENCED_TOKEN_SECRET: HS256 secret; when unset, one is generated once into the data dir. */
   tokenSecret: string | undefined
   /**
@@ -122,6 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: resolve(env.PRESENCED_DATA_DIR || './data'),
     sessionTtlSeconds: int(env, 'PRESENCED_SESSION_TTL', 60, 1),
     adminKey: env.PRESENCED_ADMIN_KEY || undefined,
+    metricsKey: env.PRESENCED_METRICS_KEY || undefined,
     tokenSecret: env.PRESENCED_TOKEN_SECRET || undefined,
     jwt: externalTokens(env),
     redisUrl: env.PRESENCED_REDIS_URL || undefined,

@@ -80,6 +80,7 @@ const catalogue = {
   UNIVERSE_FORBIDDEN: 'forbidden',
   // what is not there
   ADMIN_OFF: 'not_found',
+  METRICS_OFF: 'not_found',
   SERVER_NOT_FOUND: 'not_found',
   USER_NOT_FOUND: 'not_found',
   // limits
