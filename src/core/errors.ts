@@ -86,6 +86,8 @@ const catalogue = {
   // limits
   RATE_LIMITED: 'rate_limited',
   TOO_MANY_STREAMS: 'unavailable',
+  STREAM_LIMIT: 'rate_limited',
+  WATCH_LIMIT: 'rate_limited',
   SLOW_CONSUMER: 'rate_limited',
   // the service itself
   STORE_UNAVAILABLE: 'unavailable',

@@ -36,7 +36,24 @@ export interface FanoutOptions {
   resumeWindowMs: number
   /** Failures of the source while applying bus events (the events are then dropped). */
   onError?: (error: unknown) => void
+  /** What one user, and this node, may hold; unlimited when absent. */
+  limits?: FanoutLimits
 }
+
+/**
+ * Bounds on what streams hold, so that no user, and no churn of dropped connections, can grow
+ * the node's memory without end (docs/reference/native.md, "Limits").
+ */
+export interface FanoutLimits {
+  /** Open streams (connections) per user; also how many dropped streams a user keeps. */
+  streamsPerUser: number
+  /** Users watched across one user's streams, open and dropped; dropped ones give way first. */
+  watchesPerUser: number
+  /** Watches kept by dropped streams on this node; beyond, the oldest dropped streams go. */
+  detachedWatches: number
+}
+
+export type SubscribeResult = 'ok' | 'watch_limit'
 
 export type ResumeResult =
   { ok: true; stream: Stream } | { ok: false; reason: 'unknown' | 'too_old' }
@@ -97,6 +114,9 @@ export class Fanout {
   readonly #watchers = new Watchers<Stream, Watch>()
   readonly #byViewer = new Map<UserId, Set<Stream>>()
   readonly #byToken = new Map<string, Stream>()
+  /** Streams without a connection, oldest first, with the watches each holds. */
+  readonly #detached = new Map<Stream, number>()
+  #detachedWatches = 0
   /** Settings of watched targets; refreshed by `settings` bus events. */
   readonly #settings = new Map<UserId, UserSettings>()
   /**
@@ -124,8 +144,21 @@ export class Fanout {
     })
   }
 
-  /** Opens a new, empty stream for `viewer`, delivering to `sink`. */
-  open(viewer: UserId, sink: Sink): Stream {
+  /** Whether `viewer` may open another stream (fewer open than `streamsPerUser`). */
+  admits(viewer: UserId): boolean {
+    const limit = this.#options.limits?.streamsPerUser
+    if (limit === undefined) return true
+    let open = 0
+    for (const stream of this.#byViewer.get(viewer) ?? []) if (stream.sink) open++
+    return open < limit
+  }
+
+  /**
+   * Opens a new, empty stream for `viewer`, delivering to `sink`; undefined when the user has
+   * as many open streams as allowed.
+   */
+  open(viewer: UserId, sink: Sink): Stream | undefined {
+    if (!this.admits(viewer)) return undefined
     const stream = new Stream(viewer, this.#options.replayFrames)
     stream.sink = sink
     this.#byToken.set(stream.token, stream)
@@ -150,6 +183,7 @@ export class Fanout {
     }
     clearTimeout(stream.expiry)
     stream.expiry = undefined
+    this.#undetach(stream)
     const previous = stream.sink
     stream.sink = sink
     previous?.replaced()
@@ -166,6 +200,10 @@ export class Fanout {
     stream.expiry = setTimeout(() => this.close(stream), this.#options.resumeWindowMs)
     // a detached stream alone must not keep the process alive
     stream.expiry.unref()
+    const watches = this.watchCount(stream)
+    this.#detached.set(stream, watches)
+    this.#detachedWatches += watches
+    this.#bound(stream.viewer)
   }
 
   /** Drops a stream and its watches now. */
@@ -174,6 +212,7 @@ export class Fanout {
     stream.disposed = true
     clearTimeout(stream.expiry)
     stream.sink = undefined
+    this.#undetach(stream)
     this.#byToken.delete(stream.token)
     const streams = this.#byViewer.get(stream.viewer)
     streams?.delete(stream)
@@ -181,9 +220,24 @@ export class Fanout {
     for (const orphan of this.#watchers.removeAll(stream)) this.#forget(orphan)
   }
 
-  /** Watches `ids` (deduplicated); sends one snapshot of exactly those ids, in order. */
-  subscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
-    return this.#run(() => this.#subscribe(stream, ids))
+  /**
+   * Watches `ids` (deduplicated); sends one snapshot of exactly those ids, in order. Refused
+   * whole ('watch_limit', nothing sent) when the user's streams would watch more users than
+   * allowed, once the user's own dropped streams have given way.
+   */
+  subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
+    let result: SubscribeResult = 'ok'
+    return this.#run(async () => {
+      result = await this.#subscribe(stream, ids)
+    }).then(() => result)
+  }
+
+  /**
+   * Whether `viewer` may watch `count` more users now (dropping the user's own dropped streams
+   * if that makes room): a check before work starts; `subscribe` checks again.
+   */
+  hasRoom(viewer: UserId, count: number): boolean {
+    return this.#makeRoom(viewer, count)
   }
 
   unsubscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
@@ -200,12 +254,21 @@ export class Fanout {
     return this.#watchers.targetsOf(stream).size
   }
 
-  stats(): { streams: number; attached: number; targets: number; held: number } {
+  stats(): {
+    streams: number
+    attached: number
+    detached: number
+    detachedWatches: number
+    targets: number
+    held: number
+  } {
     let attached = 0
     for (const stream of this.#byToken.values()) if (stream.sink) attached++
     return {
       streams: this.#byToken.size,
       attached,
+      detached: this.#detached.size,
+      detachedWatches: this.#detachedWatches,
       targets: this.#watchers.size.targets,
       held: this.#held.size,
     }
@@ -267,17 +330,18 @@ export class Fanout {
     }
   }
 
-  async #subscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
-    if (stream.disposed) return
+  async #subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
+    if (stream.disposed) return 'ok'
     const unique = [...new Set(ids)]
     const fresh = unique.filter((id) => !this.#watchers.get(stream, id))
+    if (fresh.length > 0 && !this.#makeRoom(stream.viewer, fresh.length)) return 'watch_limit'
     const unknownSettings = fresh.filter((id) => !this.#settings.has(id))
     const [presences, settings, relations] = await Promise.all([
       this.#source.presences(fresh),
       unknownSettings.length > 0 ? this.#source.settings(unknownSettings) : [],
       fresh.length > 0 ? this.#source.relations(stream.viewer, fresh) : [],
     ])
-    if (stream.disposed) return
+    if (stream.disposed) return 'ok'
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     const now = this.#source.now()
     fresh.forEach((id, i) => {
@@ -300,6 +364,49 @@ export class Fanout {
     })
     parts.push(']}')
     stream.push(HEADS.snapshot, parts)
+    return 'ok'
+  }
+
+  /** Makes room for `count` more watches of `viewer`, dropping its dropped streams, oldest first. */
+  #makeRoom(viewer: UserId, count: number): boolean {
+    const limit = this.#options.limits?.watchesPerUser
+    if (limit === undefined) return true
+    const streams = this.#byViewer.get(viewer)
+    let watches = 0
+    for (const stream of streams ?? []) watches += this.watchCount(stream)
+    if (watches + count <= limit) return true
+    for (const stream of [...(streams ?? [])]) {
+      if (stream.sink) continue
+      watches -= this.watchCount(stream)
+      this.close(stream)
+      if (watches + count <= limit) return true
+    }
+    return false
+  }
+
+  /** Keeps dropped streams within the user's and the node's bounds, dropping the oldest. */
+  #bound(viewer: UserId): void {
+    const limits = this.#options.limits
+    if (!limits) return
+    let detached = 0
+    for (const stream of this.#byViewer.get(viewer) ?? []) if (!stream.sink) detached++
+    for (const stream of [...(this.#byViewer.get(viewer) ?? [])]) {
+      if (detached <= limits.streamsPerUser) break
+      if (stream.sink) continue
+      this.close(stream)
+      detached--
+    }
+    for (const stream of this.#detached.keys()) {
+      if (this.#detachedWatches <= limits.detachedWatches) break
+      this.close(stream)
+    }
+  }
+
+  #undetach(stream: Stream): void {
+    const watches = this.#detached.get(stream)
+    if (watches === undefined) return
+    this.#detached.delete(stream)
+    this.#detachedWatches -= watches
   }
 
   async #apply(events: BusEvent[]): Promise<void> {
