@@ -320,7 +320,8 @@ function metric(text: string, name: string): number {
 async function takeSample(): Promise<void> {
   const w = window
   window = fresh()
-  const text = await (await fetch(`${base}/metrics`)).text()
+  const scrape = { headers: { authorization: `Bearer ${ADMIN_KEY}` } }
+  const text = await (await fetch(`${base}/metrics`, scrape)).text()
   const sorted = w.latencies.sort((a, b) => a - b)
   for (const key of Object.keys(totals) as Array<keyof Window>) {
     if (key === 'latencies') continue

@@ -6,8 +6,7 @@ import { stringifyJson } from './ids.js'
 import { PresenceType, dateOf, type Presence } from './presence.js'
 import type { NativePresence, NativeSession } from './wire.js'
 
-export type OfflineReason =
-  'explicit' | 'timeout' | 'server_lost' | 'node_lost' | 'privacy' | (string & {})
+export type OfflineReason = 'explicit' | 'timeout' | 'server_lost' | 'node_lost' | (string & {})
 
 /** What a subscription delivers, in order. Every event is the subscriber's own view. */
 export type PresenceEvent =

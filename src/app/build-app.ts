@@ -120,7 +120,11 @@ export async function buildApp(
   })
   metrics.trackLiveCounts(service)
 
-  registerObservability(app, { metrics, stores })
+  registerObservability(app, {
+    metrics,
+    stores,
+    metricsKeys: [config.metricsKey, config.adminKey].filter((k): k is string => Boolean(k)),
+  })
   lean.observe(
     {
       onResponse: (method, route, status, seconds) => {

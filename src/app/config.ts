@@ -23,6 +23,11 @@ export interface Config {
   sessionTtlSeconds: number
   /** PRESENCED_ADMIN_KEY: the admin API is off while unset. */
   adminKey: string | undefined
+  /**
+   * PRESENCED_METRICS_KEY: the bearer token (or x-api-key) /metrics requires; the admin key is
+   * accepted too. /metrics is off while neither is set: its counts would tell hidden users apart.
+   */
+  metricsKey: string | undefined
   /** PRESENCED_TOKEN_SECRET: HS256 secret; when unset, one is generated once into the data dir. */
   tokenSecret: string | undefined
   /**
@@ -65,6 +70,14 @@ export interface Config {
   realtimeReplayFrames: number
   /** PRESENCED_REALTIME_RESUME ms, default 60000: how long a dropped real-time stream stays resumable. */
   realtimeResumeMs: number
+  /** PRESENCED_REALTIME_STREAMS_PER_USER, default 10: open real-time connections per user (and dropped streams kept). */
+  realtimeStreamsPerUser: number
+  /** PRESENCED_REALTIME_WATCHES_PER_USER, default 5000: users watched across one user's streams, open and dropped. */
+  realtimeWatchesPerUser: number
+  /** PRESENCED_REALTIME_DETACHED_WATCHES, default 200000: watches dropped streams keep on a node; the oldest go beyond. */
+  realtimeDetachedWatches: number
+  /** PRESENCED_REALTIME_SUBSCRIBE_RATE ids/s, default 1000: ids one connection may subscribe and unsubscribe (bursts of 2 s). */
+  realtimeSubscribeRate: number
   /** PRESENCED_SHUTDOWN_TIMEOUT ms, default 10000: after SIGTERM, exit 1 if draining takes longer. */
   shutdownTimeoutMs: number
   /** PRESENCED_HEADERS_TIMEOUT ms, default 10000: a client slower to send its headers gets 408 and is cut off. */
@@ -138,6 +151,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: resolve(env.PRESENCED_DATA_DIR || './data'),
     sessionTtlSeconds: int(env, 'PRESENCED_SESSION_TTL', 60, 1),
     adminKey: env.PRESENCED_ADMIN_KEY || undefined,
+    metricsKey: env.PRESENCED_METRICS_KEY || undefined,
     tokenSecret: env.PRESENCED_TOKEN_SECRET || undefined,
     jwt: externalTokens(env),
     redisUrl: env.PRESENCED_REDIS_URL || undefined,
@@ -158,6 +172,10 @@ export function loadConfig(env: Env = process.env): Config {
     realtimeQueueBytes: int(env, 'PRESENCED_REALTIME_QUEUE_BYTES', 1024 * 1024, 1024),
     realtimeReplayFrames: int(env, 'PRESENCED_REALTIME_REPLAY', 256, 0),
     realtimeResumeMs: int(env, 'PRESENCED_REALTIME_RESUME', 60_000, 0),
+    realtimeStreamsPerUser: int(env, 'PRESENCED_REALTIME_STREAMS_PER_USER', 10, 1),
+    realtimeWatchesPerUser: int(env, 'PRESENCED_REALTIME_WATCHES_PER_USER', 5000, 1),
+    realtimeDetachedWatches: int(env, 'PRESENCED_REALTIME_DETACHED_WATCHES', 200_000, 0),
+    realtimeSubscribeRate: int(env, 'PRESENCED_REALTIME_SUBSCRIBE_RATE', 1000, 1),
     shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1),
     ...timeouts(env),
     ...webhooks(env),

@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { sendErrorRecord } from '../protocols/shared/error-record.js'
 import type { ServiceObserver } from '../service/observer.js'
 import type { PresenceService } from '../service/presence-service.js'
 import type { Config } from './config.js'
@@ -138,8 +140,27 @@ export class Metrics {
 export interface ObservabilityDeps {
   metrics: Metrics
   stores: Stores
+  /**
+   * The keys /metrics accepts (the metrics key, the admin key); none turns /metrics off. Live
+   * user counts beside the dashboard's public ones would count invisible users, and per-route
+   * counters would show settings changes: only the operator may read them.
+   */
+  metricsKeys: readonly string[]
   /** How long /readyz waits for a store before calling it unavailable. */
   readyTimeoutMs?: number
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest()
+
+/** The credential of a scrape: `Authorization: Bearer <key>` (Prometheus) or `x-api-key`. */
+function scrapeKeyOf(request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization
+  if (typeof authorization === 'string') {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
+    return match?.[1]
+  }
+  const key = request.headers['x-api-key']
+  return typeof key === 'string' && key !== '' ? key : undefined
 }
 
 /**
@@ -183,8 +204,29 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
       .send({ status: ready ? 'ready' : 'unavailable', mode: stores.mode, presence, profiles })
   })
 
-  app.get('/metrics', { schema: hidden, logLevel: 'warn' }, async (_request, reply) => {
+  // compared as digests, in constant time: a key's length or prefix must not show in timings
+  const accepted = deps.metricsKeys.map(digest)
+  app.get('/metrics', { schema: hidden, logLevel: 'warn' }, async (request, reply) => {
+    if (accepted.length === 0) {
+      return sendErrorRecord(
+        reply,
+        404,
+        'METRICS_OFF',
+        'Metrics are off: set PRESENCED_METRICS_KEY and scrape with it as a bearer token.',
+      )
+    }
+    const key = scrapeKeyOf(request)
+    const given = key === undefined ? undefined : digest(key)
+    if (!given || !accepted.some((known) => timingSafeEqual(known, given))) {
+      void reply.header('www-authenticate', 'Bearer realm="metrics"')
+      return sendErrorRecord(
+        reply,
+        401,
+        'UNAUTHENTICATED',
+        'Metrics need the metrics key (or the admin key) as a bearer token.',
+      )
+    }
     const { contentType, body } = await metrics.scrape()
-    return reply.type(contentType).send(body)
+    return reply.type(contentType).header('cache-control', 'no-store').send(body)
   })
 }

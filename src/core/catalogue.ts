@@ -1,4 +1,4 @@
-import type { UserSettings } from './privacy.js'
+import type { BlockSight, UserSettings } from './privacy.js'
 import type { UserId } from './user-id.js'
 
 /** A place of the catalogue; ids are int64 decimal strings. */
@@ -28,7 +28,14 @@ export interface UserProfile {
 export type ProfileRecord =
   | { type: 'settings'; userId: UserId; settings: UserSettings }
   | { type: 'friends'; a: UserId; b: UserId; friends: boolean }
-  | { type: 'block'; blocker: UserId; blocked: UserId; isBlocked: boolean }
+  | {
+      type: 'block'
+      blocker: UserId
+      blocked: UserId
+      isBlocked: boolean
+      /** Set by the service before storing, as for a single block. */
+      sight?: BlockSight | undefined
+    }
   | { type: 'place'; place: Place }
   | { type: 'title'; title: Title }
   | { type: 'user'; user: UserProfile }

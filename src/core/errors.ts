@@ -80,11 +80,14 @@ const catalogue = {
   UNIVERSE_FORBIDDEN: 'forbidden',
   // what is not there
   ADMIN_OFF: 'not_found',
+  METRICS_OFF: 'not_found',
   SERVER_NOT_FOUND: 'not_found',
   USER_NOT_FOUND: 'not_found',
   // limits
   RATE_LIMITED: 'rate_limited',
   TOO_MANY_STREAMS: 'unavailable',
+  STREAM_LIMIT: 'rate_limited',
+  WATCH_LIMIT: 'rate_limited',
   SLOW_CONSUMER: 'rate_limited',
   // the service itself
   STORE_UNAVAILABLE: 'unavailable',

@@ -70,7 +70,11 @@ export interface UserPresence {
   lastOnline: number | undefined
 }
 
-export type OfflineReason = 'explicit' | 'timeout' | 'server_lost' | 'node_lost' | 'privacy'
+/**
+ * Why sessions ended. Hiding a user (invisibility, a block) is no reason of its own: watchers
+ * must not tell it from a user who went offline, so they see `explicit`.
+ */
+export type OfflineReason = 'explicit' | 'timeout' | 'server_lost' | 'node_lost'
 
 export function isLive(session: Pick<Session, 'expiresAt'>, now: number): boolean {
   return session.expiresAt > now

@@ -5,6 +5,9 @@ import {
   accessOf,
   anonymous,
   defaultSettings,
+  lastOnlineSeenAt,
+  nextSettings,
+  publicLastOnline,
   strangers,
   visiblePresence,
   type Access,
@@ -69,6 +72,21 @@ test('accessOf over viewer × relation × settings', () => {
     ['blocked nobody', other, blocked, settings('nobody'), nothing],
     ['blocked invisible', other, blocked, settings('everyone', true, T0), nothing],
     ['blocked friend', other, blockedFriend, settings('everyone'), nothing],
+    // what the viewer saw when the block was made stays, over any settings
+    [
+      'blocked, seen',
+      other,
+      { ...blocked, lastOnline: T0 - 7 },
+      settings('everyone'),
+      { kind: 'hidden', lastOnline: T0 - 7 },
+    ],
+    [
+      'blocked, seen, invisible',
+      other,
+      { ...blocked, lastOnline: T0 - 7 },
+      settings('everyone', true, T0),
+      { kind: 'hidden', lastOnline: T0 - 7 },
+    ],
     // a service with presence:read is a non-friend
     ['reader everyone', reader, strangers, settings('everyone'), full],
     ['reader friends', reader, strangers, settings('friends'), presence],
@@ -190,4 +208,146 @@ test('accessOf + visiblePresence: an invisible user looks offline with a frozen 
     assert.equal(seen.lastOnline, T0 - 1000)
     assert.deepEqual(seen.sessions, [])
   }
+})
+
+test('publicLastOnline: frozen while invisible and after, until seen alive after it ended', () => {
+  const ended: UserSettings = {
+    visibility: 'everyone',
+    invisible: false,
+    frozenLastOnline: T0 - 100,
+    visibleSince: T0,
+  }
+  const cases: Array<[string, UserSettings, number | undefined, number | undefined]> = [
+    ['visible, never invisible', settings('everyone'), T0 + 5, T0 + 5],
+    ['visible, never seen', settings('nobody'), undefined, undefined],
+    ['invisible', settings('everyone', true, T0 - 100), T0 + 5, T0 - 100],
+    ['invisible, never seen before', settings('everyone', true), T0 + 5, undefined],
+    // the real value moved inside the invisible period: the frozen one stands
+    ['ended, last alive while invisible', ended, T0 - 1, T0 - 100],
+    ['ended, last alive when it ended', ended, T0, T0 - 100],
+    // seen alive after invisibility ended: the real value again
+    ['ended, alive since', ended, T0 + 1, T0 + 1],
+    ['ended, never seen', { ...ended, frozenLastOnline: undefined }, undefined, undefined],
+  ]
+  for (const [name, s, real, shown] of cases) assert.equal(publicLastOnline(s, real), shown, name)
+  // every non-self view shows it
+  const seen = visiblePresence({ ...offline, lastOnline: T0 - 1 }, { kind: 'full' }, ended, T0)
+  assert.equal(seen.lastOnline, T0 - 100)
+  const presenceOnly = visiblePresence(
+    { ...offline, lastOnline: T0 - 1 },
+    { kind: 'presence' },
+    ended,
+    T0,
+  )
+  assert.equal(presenceOnly.lastOnline, T0 - 100)
+  const own = visiblePresence({ ...offline, lastOnline: T0 - 1 }, { kind: 'self' }, ended, T0)
+  assert.equal(own.lastOnline, T0 - 1, 'self sees the real value')
+})
+
+test('nextSettings: what going invisible, staying and coming back store', () => {
+  const now = T0 + 50_000
+  const wasOnline: UserPresence = {
+    userId: target,
+    sessions: [session('live', now + 1000)],
+    lastOnline: now - 20_000,
+  }
+  const wasOffline: UserPresence = { userId: target, sessions: [], lastOnline: now - 20_000 }
+  const invisible = (frozen?: number): UserSettings => ({
+    visibility: 'everyone',
+    invisible: true,
+    frozenLastOnline: frozen,
+  })
+  const to = (invisibleNext: boolean) => ({
+    visibility: 'everyone' as const,
+    invisible: invisibleNext,
+  })
+  const cases: Array<[string, UserSettings, boolean, UserPresence, UserSettings]> = [
+    // going invisible while seen online: as if gone offline now
+    ['hide while online', settings('everyone'), true, wasOnline, invisible(now)],
+    ['hide while offline', settings('everyone'), true, wasOffline, invisible(now - 20_000)],
+    [
+      'hide, never seen',
+      settings('everyone'),
+      true,
+      { ...wasOffline, lastOnline: undefined },
+      invisible(undefined),
+    ],
+    ['stay hidden', invisible(T0), true, wasOnline, invisible(T0)],
+    // coming back: the frozen value stands until seen alive after `visibleSince`
+    [
+      'show while offline',
+      invisible(T0),
+      false,
+      wasOffline,
+      { visibility: 'everyone', invisible: false, frozenLastOnline: T0, visibleSince: now },
+    ],
+    [
+      'show while online: seen alive from now on',
+      invisible(T0),
+      false,
+      wasOnline,
+      { visibility: 'everyone', invisible: false, frozenLastOnline: now, visibleSince: now },
+    ],
+    // hiding again before being seen: what others saw is still the frozen value
+    [
+      'hide again unseen',
+      {
+        visibility: 'everyone',
+        invisible: false,
+        frozenLastOnline: T0,
+        visibleSince: now - 10_000,
+      },
+      true,
+      wasOffline,
+      invisible(T0),
+    ],
+    // a later change of visibility keeps a frozen value that still stands, drops a spent one
+    [
+      'visibility change, frozen stands',
+      {
+        visibility: 'everyone',
+        invisible: false,
+        frozenLastOnline: T0,
+        visibleSince: now - 10_000,
+      },
+      false,
+      wasOffline,
+      {
+        visibility: 'everyone',
+        invisible: false,
+        frozenLastOnline: T0,
+        visibleSince: now - 10_000,
+      },
+    ],
+    [
+      'visibility change, frozen spent',
+      {
+        visibility: 'everyone',
+        invisible: false,
+        frozenLastOnline: T0,
+        visibleSince: now - 30_000,
+      },
+      false,
+      wasOffline,
+      { visibility: 'everyone', invisible: false },
+    ],
+  ]
+  for (const [name, current, next, presence, expected] of cases) {
+    assert.deepEqual(nextSettings(current, to(next), presence, now), expected, name)
+  }
+})
+
+test('lastOnlineSeenAt: now for a user seen online, else what is shown', () => {
+  const now = T0 + 500
+  const seenOnline = visiblePresence(online, { kind: 'presence' }, settings('nobody'), T0)
+  assert.equal(lastOnlineSeenAt(seenOnline, now), now)
+  const seenOffline = visiblePresence(offline, { kind: 'full' }, settings('everyone'), T0)
+  assert.equal(lastOnlineSeenAt(seenOffline, now), T0 - 5)
+  const hidden = visiblePresence(
+    online,
+    { kind: 'hidden', lastOnline: T0 - 9 },
+    settings('everyone', true),
+    T0,
+  )
+  assert.equal(lastOnlineSeenAt(hidden, now), T0 - 9)
 })

@@ -15,10 +15,17 @@ export interface UserSettings {
   /** Appear offline to everyone but oneself. */
   invisible: boolean
   /**
-   * lastOnline as it stood when the user went invisible. Others keep seeing this value, so that
-   * nothing about an invisible user's activity leaks through timestamps.
+   * The lastOnline others last saw before the user went invisible (the instant they went
+   * invisible, if they were online then). Others keep seeing it while the user is invisible, and
+   * afterwards until the user is next seen alive (see `visibleSince`), so that nothing about the
+   * invisible period leaks through timestamps.
    */
   frozenLastOnline?: number | undefined
+  /**
+   * When invisibility last ended. The frozen lastOnline stands until the user is seen alive after
+   * this instant; from then on the real one shows again.
+   */
+  visibleSince?: number | undefined
 }
 
 export const defaultSettings: Readonly<UserSettings> = Object.freeze({
@@ -39,6 +46,22 @@ export const anonymous: Viewer = Object.freeze({ kind: 'anonymous' })
 export interface Relation {
   friends: boolean
   blocked: boolean
+  /**
+   * With `blocked`: the target's lastOnline as the viewer last saw it when the block was made
+   * (absent when the viewer knew none). A blocked viewer keeps seeing it, as they would a user
+   * who went offline then.
+   */
+  lastOnline?: number
+}
+
+/**
+ * What each side of a block last saw of the other, kept with the block so that each keeps
+ * seeing what a real offline would show: `blockerSaw` is the blocked user's lastOnline as the
+ * blocker saw it, `blockedSaw` the blocker's as the blocked user saw it.
+ */
+export interface BlockSight {
+  blockerSaw?: number | undefined
+  blockedSaw?: number | undefined
 }
 
 export const strangers: Readonly<Relation> = Object.freeze({ friends: false, blocked: false })
@@ -66,8 +89,8 @@ export function accessOf(
   if (viewer.kind === 'service' && viewer.scopes.includes('presence:read:private')) {
     return { kind: 'full' }
   }
-  // A blocked viewer learns nothing, not even when the target was last seen.
-  if (relation.blocked) return { kind: 'hidden', lastOnline: undefined }
+  // A blocked viewer learns nothing new: the target looks as it did when the block was made.
+  if (relation.blocked) return { kind: 'hidden', lastOnline: relation.lastOnline }
   if (settings.invisible) return { kind: 'hidden', lastOnline: settings.frozenLastOnline }
   switch (settings.visibility) {
     case 'everyone':
@@ -126,7 +149,7 @@ export function visiblePresence(
         userId: presence.userId,
         state: deriveUserState(live.sessions, now),
         sessions: live.sessions,
-        lastOnline: live.lastOnline,
+        lastOnline: publicLastOnline(settings, live.lastOnline),
         locationHidden: false,
       }
     case 'presence':
@@ -134,10 +157,74 @@ export function visiblePresence(
         userId: presence.userId,
         state: deriveUserState(live.sessions, now),
         sessions: live.sessions.map(withoutLocation),
-        lastOnline: live.lastOnline,
+        lastOnline: publicLastOnline(settings, live.lastOnline),
         locationHidden: true,
       }
   }
+}
+
+/**
+ * The lastOnline others may see of a user whose real one is `lastOnline`: the frozen value while
+ * the user is invisible, and after invisibility ended until the user is seen alive again.
+ */
+export function publicLastOnline(
+  settings: UserSettings,
+  lastOnline: number | undefined,
+): number | undefined {
+  if (settings.invisible) return settings.frozenLastOnline
+  const since = settings.visibleSince
+  if (since === undefined || (lastOnline !== undefined && lastOnline > since)) return lastOnline
+  return settings.frozenLastOnline
+}
+
+/**
+ * The lastOnline an onlooker would be left with if the user vanished from their view at `now`,
+ * as if the user went offline then: `now` while they see the user online, else what they see.
+ * Hiding a user (invisibility, a block) freezes this value, so a hidden user looks exactly like
+ * one who really went offline.
+ */
+export function lastOnlineSeenAt(seen: VisiblePresence, now: number): number | undefined {
+  return seen.state === PresenceType.Offline ? seen.lastOnline : now
+}
+
+/**
+ * The settings to store when a user with `current` settings and `presence` changes them to
+ * `next` at `now`:
+ * - going invisible freezes the lastOnline others see (`now` if they see the user online);
+ * - staying invisible keeps the frozen value;
+ * - ending invisibility keeps the frozen value (or `now`, if the user is online and so seen
+ *   alive from now on) until the user is next seen alive (`visibleSince`);
+ * - staying visible drops a frozen value once it no longer stands.
+ */
+export function nextSettings(
+  current: UserSettings,
+  next: Pick<UserSettings, 'visibility' | 'invisible'>,
+  presence: UserPresence,
+  now: number,
+): UserSettings {
+  const visibility = next.visibility
+  const online = deriveUserState(presence.sessions, now) !== PresenceType.Offline
+  if (next.invisible) {
+    if (current.invisible) {
+      return { visibility, invisible: true, frozenLastOnline: current.frozenLastOnline }
+    }
+    const seen = online ? now : publicLastOnline(current, presence.lastOnline)
+    return { visibility, invisible: true, frozenLastOnline: seen }
+  }
+  if (current.invisible) {
+    const frozen = online ? now : current.frozenLastOnline
+    return { visibility, invisible: false, frozenLastOnline: frozen, visibleSince: now }
+  }
+  const since = current.visibleSince
+  if (since !== undefined && !(presence.lastOnline !== undefined && presence.lastOnline > since)) {
+    return {
+      visibility,
+      invisible: false,
+      frozenLastOnline: current.frozenLastOnline,
+      visibleSince: since,
+    }
+  }
+  return { visibility, invisible: false }
 }
 
 function withoutLocation(session: Session): Session {

@@ -11,6 +11,10 @@ export interface ProtocolSettings {
   realtimeQueueBytes: number
   realtimeReplayFrames: number
   realtimeResumeMs: number
+  realtimeStreamsPerUser: number
+  realtimeWatchesPerUser: number
+  realtimeDetachedWatches: number
+  realtimeSubscribeRate: number
 }
 
 /** What every protocol plugin is registered with. */

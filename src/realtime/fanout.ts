@@ -8,6 +8,7 @@ import {
   type VisiblePresence,
 } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
+import { performance } from 'node:perf_hooks'
 import type { BusEvent, ChangeBus } from './change-bus.js'
 import { Stream, type Sink, type Watch } from './stream.js'
 import { Watchers } from './watchers.js'
@@ -23,7 +24,11 @@ export interface FanoutSource {
 export interface FanoutOptions {
   /** The wire view: a visible presence as JSON text. Equal texts mean "nothing to send". */
   render(presence: VisiblePresence): string
-  /** Offline events caused by sessions ending are held this long; 0 sends them at once. */
+  /**
+   * Offline events are held this long (0 sends them at once), whatever made the user vanish
+   * from a watcher's view: sessions ending, invisibility, a block. A hidden user must look like
+   * one who went offline, in delay as in content.
+   */
   flapGraceMs: number
   /** Frames each stream keeps for resume. */
   replayFrames: number
@@ -31,7 +36,24 @@ export interface FanoutOptions {
   resumeWindowMs: number
   /** Failures of the source while applying bus events (the events are then dropped). */
   onError?: (error: unknown) => void
+  /** What one user, and this node, may hold; unlimited when absent. */
+  limits?: FanoutLimits
 }
+
+/**
+ * Bounds on what streams hold, so that no user, and no churn of dropped connections, can grow
+ * the node's memory without end (docs/reference/native.md, "Limits").
+ */
+export interface FanoutLimits {
+  /** Open streams (connections) per user; also how many dropped streams a user keeps. */
+  streamsPerUser: number
+  /** Users watched across one user's streams, open and dropped; dropped ones give way first. */
+  watchesPerUser: number
+  /** Watches kept by dropped streams on this node; beyond, the oldest dropped streams go. */
+  detachedWatches: number
+}
+
+export type SubscribeResult = 'ok' | 'watch_limit'
 
 export type ResumeResult =
   { ok: true; stream: Stream } | { ok: false; reason: 'unknown' | 'too_old' }
@@ -46,7 +68,10 @@ const HEADS = {
   offline: '{"type":"offline","seq":',
 } as const
 
-/** Relations are kept as shared constants: a watch costs a reference, not an object. */
+/**
+ * Relations are kept as shared constants: a watch costs a reference, not an object. Only a
+ * block that keeps a lastOnline needs its own.
+ */
 const RELATIONS: readonly Relation[] = [
   Object.freeze({ friends: false, blocked: false }),
   Object.freeze({ friends: true, blocked: false }),
@@ -54,6 +79,13 @@ const RELATIONS: readonly Relation[] = [
   Object.freeze({ friends: true, blocked: true }),
 ]
 function relationOf(relation: Relation | undefined): Relation {
+  if (relation?.blocked && relation.lastOnline !== undefined) {
+    return Object.freeze({
+      friends: relation.friends,
+      blocked: true,
+      lastOnline: relation.lastOnline,
+    })
+  }
   return RELATIONS[(relation?.friends ? 1 : 0) + (relation?.blocked ? 2 : 0)]!
 }
 
@@ -61,7 +93,8 @@ function relationOf(relation: Relation | undefined): Relation {
 interface Rendered {
   json: string
   online: boolean
-  tails: Partial<Record<EventType, string>>
+  /** By event type, and by reason for offlines. */
+  tails: Record<string, string>
 }
 
 type Task = { bus: BusEvent } | { run: () => Promise<void> }
@@ -81,6 +114,9 @@ export class Fanout {
   readonly #watchers = new Watchers<Stream, Watch>()
   readonly #byViewer = new Map<UserId, Set<Stream>>()
   readonly #byToken = new Map<string, Stream>()
+  /** Streams without a connection, oldest first, with the watches each holds. */
+  readonly #detached = new Map<Stream, number>()
+  #detachedWatches = 0
   /** Settings of watched targets; refreshed by `settings` bus events. */
   readonly #settings = new Map<UserId, UserSettings>()
   /**
@@ -88,8 +124,11 @@ export class Fanout {
    * from here instead of keeping its own copy: thousands of watchers then share a few strings.
    */
   readonly #renders = new Map<UserId, string[]>()
-  /** Targets whose offline is being held for the flap grace period. */
-  readonly #held = new Map<UserId, { reason: OfflineReason; timer: NodeJS.Timeout }>()
+  /**
+   * Targets with an offline held for some watcher (`Watch.held`), and when the earliest is due
+   * (monotonic ms): one timer per target, however many watchers wait.
+   */
+  readonly #held = new Map<UserId, { due: number; timer: NodeJS.Timeout }>()
   readonly #unsubscribe: () => void
   #queue: Task[] = []
   #draining = false
@@ -105,8 +144,21 @@ export class Fanout {
     })
   }
 
-  /** Opens a new, empty stream for `viewer`, delivering to `sink`. */
-  open(viewer: UserId, sink: Sink): Stream {
+  /** Whether `viewer` may open another stream (fewer open than `streamsPerUser`). */
+  admits(viewer: UserId): boolean {
+    const limit = this.#options.limits?.streamsPerUser
+    if (limit === undefined) return true
+    let open = 0
+    for (const stream of this.#byViewer.get(viewer) ?? []) if (stream.sink) open++
+    return open < limit
+  }
+
+  /**
+   * Opens a new, empty stream for `viewer`, delivering to `sink`; undefined when the user has
+   * as many open streams as allowed.
+   */
+  open(viewer: UserId, sink: Sink): Stream | undefined {
+    if (!this.admits(viewer)) return undefined
     const stream = new Stream(viewer, this.#options.replayFrames)
     stream.sink = sink
     this.#byToken.set(stream.token, stream)
@@ -131,6 +183,7 @@ export class Fanout {
     }
     clearTimeout(stream.expiry)
     stream.expiry = undefined
+    this.#undetach(stream)
     const previous = stream.sink
     stream.sink = sink
     previous?.replaced()
@@ -147,6 +200,10 @@ export class Fanout {
     stream.expiry = setTimeout(() => this.close(stream), this.#options.resumeWindowMs)
     // a detached stream alone must not keep the process alive
     stream.expiry.unref()
+    const watches = this.watchCount(stream)
+    this.#detached.set(stream, watches)
+    this.#detachedWatches += watches
+    this.#bound(stream.viewer)
   }
 
   /** Drops a stream and its watches now. */
@@ -155,6 +212,7 @@ export class Fanout {
     stream.disposed = true
     clearTimeout(stream.expiry)
     stream.sink = undefined
+    this.#undetach(stream)
     this.#byToken.delete(stream.token)
     const streams = this.#byViewer.get(stream.viewer)
     streams?.delete(stream)
@@ -162,9 +220,24 @@ export class Fanout {
     for (const orphan of this.#watchers.removeAll(stream)) this.#forget(orphan)
   }
 
-  /** Watches `ids` (deduplicated); sends one snapshot of exactly those ids, in order. */
-  subscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
-    return this.#run(() => this.#subscribe(stream, ids))
+  /**
+   * Watches `ids` (deduplicated); sends one snapshot of exactly those ids, in order. Refused
+   * whole ('watch_limit', nothing sent) when the user's streams would watch more users than
+   * allowed, once the user's own dropped streams have given way.
+   */
+  subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
+    let result: SubscribeResult = 'ok'
+    return this.#run(async () => {
+      result = await this.#subscribe(stream, ids)
+    }).then(() => result)
+  }
+
+  /**
+   * Whether `viewer` may watch `count` more users now (dropping the user's own dropped streams
+   * if that makes room): a check before work starts; `subscribe` checks again.
+   */
+  hasRoom(viewer: UserId, count: number): boolean {
+    return this.#makeRoom(viewer, count)
   }
 
   unsubscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
@@ -181,12 +254,21 @@ export class Fanout {
     return this.#watchers.targetsOf(stream).size
   }
 
-  stats(): { streams: number; attached: number; targets: number; held: number } {
+  stats(): {
+    streams: number
+    attached: number
+    detached: number
+    detachedWatches: number
+    targets: number
+    held: number
+  } {
     let attached = 0
     for (const stream of this.#byToken.values()) if (stream.sink) attached++
     return {
       streams: this.#byToken.size,
       attached,
+      detached: this.#detached.size,
+      detachedWatches: this.#detachedWatches,
       targets: this.#watchers.size.targets,
       held: this.#held.size,
     }
@@ -248,21 +330,27 @@ export class Fanout {
     }
   }
 
-  async #subscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
-    if (stream.disposed) return
+  async #subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
+    if (stream.disposed) return 'ok'
     const unique = [...new Set(ids)]
     const fresh = unique.filter((id) => !this.#watchers.get(stream, id))
+    if (fresh.length > 0 && !this.#makeRoom(stream.viewer, fresh.length)) return 'watch_limit'
     const unknownSettings = fresh.filter((id) => !this.#settings.has(id))
     const [presences, settings, relations] = await Promise.all([
       this.#source.presences(fresh),
       unknownSettings.length > 0 ? this.#source.settings(unknownSettings) : [],
       fresh.length > 0 ? this.#source.relations(stream.viewer, fresh) : [],
     ])
-    if (stream.disposed) return
+    if (stream.disposed) return 'ok'
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     const now = this.#source.now()
     fresh.forEach((id, i) => {
-      const watch: Watch = { relation: relationOf(relations[i]), sent: '', online: false }
+      const watch: Watch = {
+        relation: relationOf(relations[i]),
+        sent: '',
+        online: false,
+        held: undefined,
+      }
       const projected = this.#project(stream, id, watch, presences[i]!, now)
       watch.sent = this.#intern(id, projected.json)
       watch.online = projected.online
@@ -276,6 +364,49 @@ export class Fanout {
     })
     parts.push(']}')
     stream.push(HEADS.snapshot, parts)
+    return 'ok'
+  }
+
+  /** Makes room for `count` more watches of `viewer`, dropping its dropped streams, oldest first. */
+  #makeRoom(viewer: UserId, count: number): boolean {
+    const limit = this.#options.limits?.watchesPerUser
+    if (limit === undefined) return true
+    const streams = this.#byViewer.get(viewer)
+    let watches = 0
+    for (const stream of streams ?? []) watches += this.watchCount(stream)
+    if (watches + count <= limit) return true
+    for (const stream of [...(streams ?? [])]) {
+      if (stream.sink) continue
+      watches -= this.watchCount(stream)
+      this.close(stream)
+      if (watches + count <= limit) return true
+    }
+    return false
+  }
+
+  /** Keeps dropped streams within the user's and the node's bounds, dropping the oldest. */
+  #bound(viewer: UserId): void {
+    const limits = this.#options.limits
+    if (!limits) return
+    let detached = 0
+    for (const stream of this.#byViewer.get(viewer) ?? []) if (!stream.sink) detached++
+    for (const stream of [...(this.#byViewer.get(viewer) ?? [])]) {
+      if (detached <= limits.streamsPerUser) break
+      if (stream.sink) continue
+      this.close(stream)
+      detached--
+    }
+    for (const stream of this.#detached.keys()) {
+      if (this.#detachedWatches <= limits.detachedWatches) break
+      this.close(stream)
+    }
+  }
+
+  #undetach(stream: Stream): void {
+    const watches = this.#detached.get(stream)
+    if (watches === undefined) return
+    this.#detached.delete(stream)
+    this.#detachedWatches -= watches
   }
 
   async #apply(events: BusEvent[]): Promise<void> {
@@ -323,21 +454,23 @@ export class Fanout {
     })
     const presenceOf = new Map(ids.map((id, i) => [id, presences[i]!]))
     const now = this.#source.now()
+    const at = performance.now()
     for (const [id, reason] of changed) {
-      this.#fanOut(id, presenceOf.get(id)!, reason ?? 'explicit', true, now)
+      this.#fanOut(id, presenceOf.get(id)!, reason ?? 'explicit', now, at)
     }
-    for (const id of resettled) {
-      this.#fanOut(id, presenceOf.get(id)!, this.#held.get(id)?.reason ?? 'privacy', false, now)
-    }
+    // a user hidden by settings or a block looks like one who signed out
+    for (const id of resettled) this.#fanOut(id, presenceOf.get(id)!, 'explicit', now, at)
+    const touched = new Set<UserId>()
     for (const { stream, targets: streamTargets } of relationJobs) {
       for (const target of streamTargets) {
         const watch = this.#watchers.get(stream, target)
         if (!watch) continue
         const rendered = this.#project(stream, target, watch, presenceOf.get(target)!, now)
-        const reason = this.#held.get(target)?.reason ?? 'privacy'
-        this.#emit(stream, target, watch, rendered, reason, false)
+        this.#emit(stream, target, watch, rendered, 'explicit', at)
+        touched.add(target)
       }
     }
+    for (const target of touched) this.#settle(target, at)
   }
 
   #pairsOf(viewer: UserId, target: UserId, out: Map<Stream, Set<UserId>>): void {
@@ -354,21 +487,19 @@ export class Fanout {
     target: UserId,
     presence: UserPresence,
     reason: OfflineReason,
-    holdable: boolean,
     now: number,
+    at: number,
   ): void {
     const watchers = this.#watchers.watchersOf(target)
     if (watchers.size === 0) return
     const renders = new Map<string, Rendered>()
-    let held = false
     for (const [stream, watch] of watchers) {
       const rendered = this.#project(stream, target, watch, presence, now, renders)
-      if (this.#emit(stream, target, watch, rendered, reason, holdable)) held = true
+      this.#emit(stream, target, watch, rendered, reason, at)
     }
     // a watcher cut off during the loop may have been the last one
     if (!this.#watchers.isWatched(target)) return this.#forget(target)
-    if (held) this.#hold(target, reason)
-    else this.#release(target)
+    this.#settle(target, at)
     this.#renders.set(
       target,
       [...renders.values()].map((r) => r.json),
@@ -409,44 +540,63 @@ export class Fanout {
     return rendered
   }
 
-  /** Sends the difference between what `stream` was told and `rendered`; true when held. */
+  /**
+   * Sends the difference between what `stream` was told and `rendered`. An offline is held for
+   * the flap grace period from the instant `at` it first showed: the same delay for every cause,
+   * not restarted by later changes, dropped if the target shows online again meanwhile.
+   */
   #emit(
     stream: Stream,
     target: UserId,
     watch: Watch,
     rendered: Rendered,
     reason: OfflineReason,
-    holdable: boolean,
-  ): boolean {
-    if (rendered.json === watch.sent) return false
+    at: number,
+  ): void {
+    if (rendered.json === watch.sent) {
+      watch.held = undefined
+      return
+    }
     let type: EventType
     if (watch.online && !rendered.online) {
-      if (holdable && this.#options.flapGraceMs > 0) return true
+      if (this.#options.flapGraceMs > 0) {
+        const held = (watch.held ??= { since: at, reason })
+        if (at - held.since < this.#options.flapGraceMs) return
+        reason = held.reason
+      }
       type = 'offline'
     } else {
       type = !watch.online && rendered.online ? 'online' : 'update'
     }
-    const tail = (rendered.tails[type] ??=
+    const tail = (rendered.tails[type === 'offline' ? reason : type] ??=
       `,"userId":"${target}","presence":${rendered.json}` +
       (type === 'offline' ? `,"reason":"${reason}"}` : '}'))
+    watch.held = undefined
     watch.sent = rendered.json
     watch.online = rendered.online
     stream.push(HEADS[type], tail)
-    return false
   }
 
-  /** Holds the offline of `target` for the grace period (restarting it), then sends it. */
-  #hold(target: UserId, reason: OfflineReason): void {
-    const previous = this.#held.get(target)
-    if (previous) clearTimeout(previous.timer)
-    const entry = {
-      reason,
-      timer: setTimeout(() => {
-        void this.#run(() => this.#flush(target, entry)).catch((e) => this.#options.onError?.(e))
-      }, this.#options.flapGraceMs),
+  /** Arms the timer of `target` for its earliest held offline, or drops it when none is left. */
+  #settle(target: UserId, at: number): void {
+    let earliest = Infinity
+    for (const watch of this.#watchers.watchersOf(target).values()) {
+      if (watch.held && watch.held.since < earliest) earliest = watch.held.since
     }
-    entry.timer.unref()
-    this.#held.set(target, entry)
+    const entry = this.#held.get(target)
+    if (earliest === Infinity) return this.#release(target)
+    const due = earliest + this.#options.flapGraceMs
+    if (entry?.due === due) return
+    if (entry) clearTimeout(entry.timer)
+    const timer = setTimeout(
+      () => {
+        void this.#run(() => this.#flush(target)).catch((e) => this.#options.onError?.(e))
+      },
+      Math.max(1, Math.ceil(due - at)),
+    )
+    // a held offline alone must not keep the process alive
+    timer.unref()
+    this.#held.set(target, { due, timer })
   }
 
   #release(target: UserId): void {
@@ -456,12 +606,12 @@ export class Fanout {
     this.#held.delete(target)
   }
 
-  async #flush(target: UserId, entry: { reason: OfflineReason }): Promise<void> {
-    if (this.#held.get(target) !== entry) return
-    const [presence] = await this.#source.presences([target])
-    if (this.#held.get(target) !== entry) return
+  /** The grace of some held offline of `target` is over: send what is due. */
+  async #flush(target: UserId): Promise<void> {
     this.#held.delete(target)
-    this.#fanOut(target, presence!, entry.reason, false, this.#source.now())
+    if (!this.#watchers.isWatched(target)) return
+    const [presence] = await this.#source.presences([target])
+    this.#fanOut(target, presence!, 'explicit', this.#source.now(), performance.now())
   }
 
   /** Nobody watches `target` any more. */

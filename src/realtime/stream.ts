@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { OfflineReason } from '../core/presence.js'
 import type { Relation, Viewer } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import { ReplayBuffer, tailText, type Tail } from './replay-buffer.js'
@@ -22,6 +23,14 @@ export interface Watch {
   sent: string
   /** Whether `sent` shows the target online. */
   online: boolean
+  /** An offline of the target this stream has not been sent yet: held for the flap grace. */
+  held: HeldOffline | undefined
+}
+
+/** An offline held back: since when (monotonic ms, `performance.now()`) and why. */
+export interface HeldOffline {
+  since: number
+  reason: OfflineReason
 }
 
 /**

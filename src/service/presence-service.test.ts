@@ -129,7 +129,7 @@ test('expiry: offline at once on reads, one timeout event from the janitor', asy
 })
 
 test('lookup answers in order and applies privacy per viewer', async (t) => {
-  const { service, beat } = setup(t)
+  const { clock, service, beat } = setup(t)
   await beat(alice, { activity: { kind: 'inGame', placeId: '1818' } })
   await beat(bob, { activity: { kind: 'inStudio', location: 'Studio' } })
   await service.putSettings(bob, { visibility: 'friends', invisible: false })
@@ -151,10 +151,17 @@ test('lookup answers in order and applies privacy per viewer', async (t) => {
   assert.equal(byFriend[0]!.sessions[0]!.activity.location, 'Studio')
 
   await service.setBlocked(bob, carol, true)
+  const blockedAt = clock.now()
+  clock.advance(5_000)
+  await beat(bob, { activity: { kind: 'inStudio', location: 'Studio' } })
   const byBlocked = await service.lookup(asUser(carol), [bob, alice])
   assert.equal(byBlocked[0]!.state, PresenceType.Offline)
-  assert.equal(byBlocked[0]!.lastOnline, undefined)
+  // carol saw bob online until the block: as if bob had signed out then, whatever bob does
+  assert.equal(byBlocked[0]!.lastOnline, blockedAt)
   assert.equal(byBlocked[1]!.state, PresenceType.InGame)
+  // and bob sees carol as carol looked then: never seen
+  const [carolByBob] = await service.lookup(asUser(bob), [carol])
+  assert.equal(carolByBob!.lastOnline, undefined)
 })
 
 test('putSettings invisible freezes lastOnline for others; self sees Invisible', async (t) => {
@@ -163,7 +170,9 @@ test('putSettings invisible freezes lastOnline for others; self sees Invisible',
   await beat(alice)
   clock.advance(10_000)
   const settings = await service.putSettings(alice, { visibility: 'everyone', invisible: true })
-  assert.deepEqual(settings, { visibility: 'everyone', invisible: true, frozenLastOnline: start })
+  // others saw alice online until now: frozen as if alice had signed out now
+  const hidden = start + 10_000
+  assert.deepEqual(settings, { visibility: 'everyone', invisible: true, frozenLastOnline: hidden })
   assert.deepEqual(events.at(-1), {
     type: 'settings',
     userId: alice,
@@ -175,23 +184,33 @@ test('putSettings invisible freezes lastOnline for others; self sees Invisible',
   clock.advance(10_000)
   // still invisible: a second put keeps the frozen value
   await service.putSettings(alice, { visibility: 'friends', invisible: true })
-  assert.equal((await service.getSettings(alice)).frozenLastOnline, start)
+  assert.equal((await service.getSettings(alice)).frozenLastOnline, hidden)
 
   const [byOther] = await service.lookup(asUser(bob), [alice])
   assert.equal(byOther!.state, PresenceType.Offline)
-  assert.equal(byOther!.lastOnline, start)
+  assert.equal(byOther!.lastOnline, hidden)
   assert.deepEqual(byOther!.sessions, [])
   const [bySelf] = await service.lookup(asUser(alice), [alice])
   assert.equal(bySelf!.state, PresenceType.Invisible)
   assert.equal(bySelf!.lastOnline, start + 20_000)
 
+  // visible again while online: seen alive from now on, nothing from the invisible period
   await service.putSettings(alice, { visibility: 'everyone', invisible: false })
+  const shown = start + 30_000
   const after = await service.getSettings(alice)
-  assert.equal(after.invisible, false)
-  assert.equal(after.frozenLastOnline, undefined)
+  assert.deepEqual(after, {
+    visibility: 'everyone',
+    invisible: false,
+    frozenLastOnline: shown,
+    visibleSince: shown,
+  })
   const [visible] = await service.lookup(asUser(bob), [alice])
   assert.equal(visible!.state, PresenceType.Online)
-  assert.equal(visible!.lastOnline, start + 20_000)
+  assert.equal(visible!.lastOnline, shown)
+  clock.advance(1_000)
+  await beat(alice)
+  const [seenAgain] = await service.lookup(asUser(bob), [alice])
+  assert.equal(seenAgain!.lastOnline, shown + 1_000)
 })
 
 test('relation changes are published for both users', async (t) => {

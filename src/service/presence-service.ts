@@ -10,8 +10,11 @@ import {
 } from '../core/presence.js'
 import {
   accessOf,
+  lastOnlineSeenAt,
+  nextSettings,
   strangers,
   visiblePresence,
+  type BlockSight,
   type Relation,
   type UserSettings,
   type Viewer,
@@ -251,9 +254,9 @@ export class PresenceService {
   }
 
   /**
-   * Changes a user's privacy settings; members left out keep their value. Going invisible
-   * freezes the lastOnline others see at its current value, so nothing about the invisible
-   * period leaks.
+   * Changes a user's privacy settings; members left out keep their value. The lastOnline others
+   * see is frozen while the user is invisible and until they are next seen alive after
+   * (`nextSettings` in the core), so nothing about the invisible period leaks.
    */
   async putSettings(
     id: UserId,
@@ -264,7 +267,7 @@ export class PresenceService {
       visibility: change.visibility ?? current.visibility,
       invisible: change.invisible ?? current.invisible,
     }
-    const [settings] = await this.#withFrozenLastOnline([id], [current], [next])
+    const [settings] = await this.#nextSettings([id], [current], [next])
     await this.#stores.privacy.putSettings(id, settings!)
     await this.#announce({ type: 'settings', userId: id, before: current, after: settings! })
     return settings!
@@ -275,8 +278,14 @@ export class PresenceService {
     await this.#stores.bus.publish({ type: 'relation', users: [a, b] })
   }
 
+  /**
+   * `blocker` blocks (or unblocks) `blocked`. A block hides each from the other; each keeps
+   * seeing the lastOnline they last saw of the other (the instant of the block if they saw the
+   * other online), as if the other had gone offline then.
+   */
   async setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
-    await this.#stores.privacy.setBlocked(blocker, blocked, isBlocked)
+    const sight = isBlocked ? (await this.#blockSights([{ blocker, blocked }]))[0] : undefined
+    await this.#stores.privacy.setBlocked(blocker, blocked, isBlocked, sight)
     await this.#stores.bus.publish({ type: 'relation', users: [blocker, blocked] })
   }
 
@@ -324,8 +333,9 @@ export class PresenceService {
 
   /**
    * Applies records of a bulk import (already validated), with the same rules as the single
-   * writes: a user the import makes invisible keeps showing the lastOnline they had, and every
-   * settings and relation change is published so watchers re-project at once.
+   * writes: a user the import makes invisible keeps showing the lastOnline they had, a block
+   * keeps what each side last saw, and every settings and relation change is published so
+   * watchers re-project at once.
    */
   async importRecords(records: readonly ProfileRecord[]): Promise<void> {
     const privacy: PrivacyRecord[] = []
@@ -344,12 +354,19 @@ export class PresenceService {
       ids.forEach((id, i) => {
         if (!before.has(id)) before.set(id, current[i]!)
       })
-      const frozen = await this.#withFrozenLastOnline(
+      const stored = await this.#nextSettings(
         ids,
         current,
         settingsRecords.map((r) => r.settings),
       )
-      settingsRecords.forEach((record, i) => (record.settings = frozen[i]!))
+      settingsRecords.forEach((record, i) => (record.settings = stored[i]!))
+    }
+    const blocks = privacy.filter(
+      (r): r is Extract<PrivacyRecord, { type: 'block' }> => r.type === 'block' && r.isBlocked,
+    )
+    if (blocks.length > 0) {
+      const sights = await this.#blockSights(blocks)
+      blocks.forEach((record, i) => (record.sight = sights[i]))
     }
     if (privacy.length > 0) await this.#stores.privacy.importPrivacy(privacy)
     if (catalogue.length > 0) await this.#stores.catalogue.importCatalogue(catalogue)
@@ -448,29 +465,35 @@ export class PresenceService {
     if (players > 0) this.#observer.heartbeats?.('server', players)
   }
 
-  /**
-   * The settings to store for users changing from `current` to `next`: whoever becomes
-   * invisible freezes the lastOnline others see at its value now; whoever stays invisible
-   * keeps the frozen value they had.
-   */
-  async #withFrozenLastOnline(
+  /** The settings to store for users changing from `current` to `next` (core `nextSettings`). */
+  async #nextSettings(
     ids: readonly UserId[],
     current: readonly UserSettings[],
     next: readonly Pick<UserSettings, 'visibility' | 'invisible'>[],
   ): Promise<UserSettings[]> {
-    const becoming = ids.filter((_, i) => next[i]!.invisible && !current[i]!.invisible)
-    const presences =
-      becoming.length > 0 ? await this.#stores.presence.getMany(becoming, this.#clock.now()) : []
-    const lastOnline = new Map(presences.map((p) => [p.userId, p.lastOnline]))
-    return next.map((settings, i): UserSettings => {
-      if (!settings.invisible) return { visibility: settings.visibility, invisible: false }
-      const was = current[i]!
-      return {
-        visibility: settings.visibility,
-        invisible: true,
-        frozenLastOnline: was.invisible ? was.frozenLastOnline : lastOnline.get(ids[i]!),
-      }
-    })
+    const now = this.#clock.now()
+    const presences = await this.#stores.presence.getMany(ids, now)
+    return next.map((settings, i) => nextSettings(current[i]!, settings, presences[i]!, now))
+  }
+
+  /** What each side of each block sees of the other now, to keep with the block. */
+  async #blockSights(
+    blocks: readonly { blocker: UserId; blocked: UserId }[],
+  ): Promise<BlockSight[]> {
+    const now = this.#clock.now()
+    const seen = (viewer: UserId, target: UserId) =>
+      this.lookup({ kind: 'user', userId: viewer }, [target]).then(([p]) =>
+        lastOnlineSeenAt(p!, now),
+      )
+    return Promise.all(
+      blocks.map(async ({ blocker, blocked }) => {
+        const [blockerSaw, blockedSaw] = await Promise.all([
+          seen(blocker, blocked),
+          seen(blocked, blocker),
+        ])
+        return { blockerSaw, blockedSaw }
+      }),
+    )
   }
 
   async #relationsOf(viewer: Viewer, ids: readonly UserId[]): Promise<Relation[] | undefined> {

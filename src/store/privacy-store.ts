@@ -1,5 +1,5 @@
 import type { PrivacyRecord } from '../core/catalogue.js'
-import type { Relation, UserSettings } from '../core/privacy.js'
+import type { BlockSight, Relation, UserSettings } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 
 /**
@@ -9,12 +9,24 @@ import type { UserId } from '../core/user-id.js'
 export interface PrivacyStore {
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]>
   putSettings(id: UserId, settings: UserSettings): Promise<void>
-  /** The relation of `viewer` to each target, in order (blocked in either direction). */
+  /**
+   * The relation of `viewer` to each target, in order (blocked in either direction; with a
+   * block, the target's lastOnline the viewer saw when it was made). On every read of a user
+   * viewer: one in-memory look-up or one round trip, whatever the number of blocks.
+   */
   getRelations(viewer: UserId, targets: readonly UserId[]): Promise<Relation[]>
   /** Friendship is mutual: one call makes both users friends. */
   setFriends(a: UserId, b: UserId, friends: boolean): Promise<void>
-  /** `blocker` blocks (or unblocks) `blocked`. */
-  setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void>
+  /**
+   * `blocker` blocks (or unblocks) `blocked`, keeping `sight` (what each saw of the other) with
+   * the block: getRelations returns it from either side while the block stands.
+   */
+  setBlocked(
+    blocker: UserId,
+    blocked: UserId,
+    isBlocked: boolean,
+    sight?: BlockSight,
+  ): Promise<void>
   listFriends(id: UserId): Promise<UserId[]>
   /** Applies many records at once (one transaction where the backend has them). */
   importPrivacy(records: readonly PrivacyRecord[]): Promise<void>

@@ -108,8 +108,9 @@ test('settings: PUT/GET through the service; invisible freezes lastOnline; bus t
     deviceType: 'Web',
     activity: { kind: 'online' },
   })
-  const seenAt = clock.now()
   clock.advance(5000)
+  // online until it hides: others saw it until now, as if it had signed out now
+  const seenAt = clock.now()
 
   const put = await call(app, 'PUT', '/admin/v1/users/7/settings', {
     visibility: 'friends',

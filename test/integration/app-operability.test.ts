@@ -4,7 +4,7 @@ import { parseUserId, type UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import type { Stores } from '../../src/app/create-stores.js'
 import { createStores } from '../../src/app/create-stores.js'
-import { startApp } from '../helpers/start-app.js'
+import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -90,14 +90,19 @@ test('GET /metrics reports requests, heartbeats, expiries, lateness and live cou
   await service.heartbeat({ ...write, userId: uid('2'), key: 'app:PC', ttlMs: 60_000 })
   await service.endSession(uid('2'), 'app:PC')
 
-  let text = (await app.inject('/metrics')).body
+  let text = (
+    await app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+  ).body
   assert.equal(sample(text, 'presenced_live_sessions'), 2)
   assert.equal(sample(text, 'presenced_live_users'), 2)
 
   clock.advance(1500)
   assert.equal(await service.sweepExpired(), 1)
 
-  const response = await app.inject('/metrics')
+  const response = await app.inject({
+    url: '/metrics',
+    headers: { authorization: `Bearer ${ADMIN_KEY}` },
+  })
   assert.equal(response.statusCode, 200)
   assert.match(String(response.headers['content-type']), /^text\/plain; version=0\.0\.4/)
   text = response.body
@@ -123,7 +128,9 @@ test('each app has its own registry: metrics of one never show in another', asyn
   const a = await startApp(t)
   const b = await startApp(t)
   await a.app.inject('/healthz')
-  const text = (await b.app.inject('/metrics')).body
+  const text = (
+    await b.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+  ).body
   assert.equal(
     sample(text, 'presenced_http_request_duration_seconds_count', { route: '/healthz' }),
     undefined,

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 
 /** A frame as the test sees it. */
@@ -10,6 +11,8 @@ export type Frame = Record<string, unknown> & { type: string; seq?: number }
 export class NativeClient {
   readonly socket: WebSocket
   readonly frames: Frame[] = []
+  /** When each frame arrived (`performance.now()`), by index into `frames`. */
+  readonly arrivals: number[] = []
   #cursor = 0
   #wake: (() => void) | undefined
   readonly closed: Promise<{ code: number; reason: string }>
@@ -18,6 +21,7 @@ export class NativeClient {
     this.socket = socket
     socket.on('message', (data) => {
       this.frames.push(JSON.parse(data.toString()) as Frame)
+      this.arrivals.push(performance.now())
       this.#wake?.()
     })
     this.closed = new Promise((resolve) => {

@@ -158,8 +158,9 @@ test('SSE applies the subscriber’s privacy like every other view', async (t) =
   assert.equal(presence!.locationHidden, true)
   assert.doesNotMatch(JSON.stringify(presence), /1818|abc-123/)
   await app.service.putSettings(B, { visibility: 'nobody', invisible: true })
+  // going invisible looks like signing out
   const hidden = await events.next()
-  assert.deepEqual([hidden!.data.type, hidden!.data.reason], ['offline', 'privacy'])
+  assert.deepEqual([hidden!.data.type, hidden!.data.reason], ['offline', 'explicit'])
 })
 
 test('a slow SSE consumer has its stream ended; others are unaffected', async (t) => {

@@ -195,10 +195,13 @@ test('privacy changes mid-stream change what each subscriber sees at once', asyn
   const activity = (presenceOf(friended).sessions as { activity: Activity }[])[0]!.activity
   assert.equal(activity.placeId, '1818')
 
-  // invisible: offline with reason privacy for others; Invisible for the user themself
+  // invisible: an ordinary offline for others; Invisible for the user themself
+  const hiding = Date.now()
   await app.service.putSettings(B, { visibility: 'friends', invisible: true })
   const hidden = await a.take()
-  assert.deepEqual([hidden.type, hidden.reason], ['offline', 'privacy'])
+  assert.deepEqual([hidden.type, hidden.reason], ['offline', 'explicit'])
+  // B was online until it went invisible: last seen then, as if it had signed out
+  assert.ok(Date.parse(String(presenceOf(hidden).lastOnline)) >= hiding - 1)
   assert.deepEqual(presenceOf(hidden).sessions, [])
   const lastOnline = presenceOf(hidden).lastOnline
   const own = await self.take()
@@ -216,12 +219,12 @@ test('privacy changes mid-stream change what each subscriber sees at once', asyn
   const back = await a.take()
   assert.deepEqual([back.type, back.userId, presenceOf(back).state], ['online', B, 'inGame'])
   assert.notEqual(presenceOf(back).lastOnline, lastOnline === null ? 'x' : undefined)
+  const blocking = Date.now()
   await app.service.setBlocked(B, A, true)
   const blocked = await a.take()
-  assert.deepEqual(
-    [blocked.type, blocked.reason, presenceOf(blocked).lastOnline],
-    ['offline', 'privacy', null],
-  )
+  assert.deepEqual([blocked.type, blocked.reason], ['offline', 'explicit'])
+  // A saw B online until the block: last seen then
+  assert.ok(Date.parse(String(presenceOf(blocked).lastOnline)) >= blocking - 1)
 })
 
 test('expiry drives an offline with reason timeout', async (t) => {

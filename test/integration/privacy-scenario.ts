@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
+import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import type { Tokens } from '../../src/service/tokens.js'
@@ -58,9 +59,16 @@ async function admin(app: FastifyInstance, method: 'PUT', url: string, body?: ob
 }
 
 /** One server (listening if asked) with 16 targets (4 settings × 4 states) and the viewers, at T0+12s. */
-export async function setupPrivacyScenario(t: TestContext, options: { listen?: boolean } = {}) {
+export async function setupPrivacyScenario(
+  t: TestContext,
+  options: { listen?: boolean; config?: Partial<Config> } = {},
+) {
   const clock = new ManualClock(T0)
-  const started = await startApp(t, { clock, listen: options.listen ?? false })
+  const started = await startApp(t, {
+    clock,
+    listen: options.listen ?? false,
+    ...(options.config && { config: options.config }),
+  })
   const { app, tokens } = started
   const targets = settingsKinds.flatMap((setting) =>
     states.map((state) => ({ setting, state, id: targetId(setting, state) })),
@@ -119,5 +127,5 @@ export async function setupPrivacyScenario(t: TestContext, options: { listen?: b
   }
   clock.set(T0 + 12_000)
 
-  return { ...started, targets }
+  return { ...started, clock, targets }
 }

@@ -98,8 +98,9 @@ function expected(viewer: ViewerKind, setting: SettingKind, state: StateKind): R
   // blocked either way: Offline, and not even when last seen
   if (viewer === 'blocker' || viewer === 'blocked') return offline(EPOCH)
   // invisible: Offline with lastOnline frozen when it went invisible (T0+2s): offline targets
-  // had last been seen at T0+1s, online ones at T0, and their later activity does not show
-  if (setting === 'invisible') return offline(iso(state === 'offline' ? T0 + 1000 : T0))
+  // had last been seen at T0+1s; online ones were seen online until T0+2s, so they look as if
+  // they had signed out then; their later activity does not show
+  if (setting === 'invisible') return offline(iso(state === 'offline' ? T0 + 1000 : T0 + 2000))
   const seesWhere = setting === 'everyone' || (setting === 'friends' && viewer === 'friend')
   if (seesWhere) return real
   const type = stateType[state]
@@ -232,7 +233,7 @@ function xboxExpected(viewer: ViewerKind, setting: SettingKind, state: StateKind
       lastSeen: {
         deviceType: 'Unknown',
         titleName: '',
-        timestamp: iso(state === 'offline' ? T0 + 1000 : T0),
+        timestamp: iso(state === 'offline' ? T0 + 1000 : T0 + 2000),
       },
     }
   }

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import { MIRRORED_HOOKS } from '../../src/protocols/shared/lean-routes.js'
-import { startApp, type StartedApp } from '../helpers/start-app.js'
+import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 import { USERS } from './roblox-helpers.js'
 
 /*
@@ -195,7 +195,11 @@ test('unusual requests go to Fastify: compression, other types, no length, query
   // and the lean path's requests count in the metrics like Fastify's
   await send(app.url, USERS, json, '{"userIds":[1]}')
   assert.equal(app.lean.served, served + 1)
-  const metrics = await app.app.inject({ method: 'GET', url: '/metrics' })
+  const metrics = await app.app.inject({
+    method: 'GET',
+    url: '/metrics',
+    headers: { authorization: `Bearer ${ADMIN_KEY}` },
+  })
   assert.match(
     metrics.body,
     /presenced_http_request_duration_seconds_count\{method="POST",route="\/v1\/presence\/users",status="200"\} [1-9]/,

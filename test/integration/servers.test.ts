@@ -397,18 +397,24 @@ test('metrics see game server reports: one heartbeat per player, ended sessions 
   const app = await start(t)
   const writer = await createKey(app.app, { scopes: ['presence:write'] })
   assert.equal((await put(app.app, writer.secret, players(1, 2, 3))).statusCode, 200)
-  let text = (await app.app.inject('/metrics')).body
+  let text = (
+    await app.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+  ).body
   assert.equal(metric(text, 'presenced_heartbeats_total', { source: 'server' }), 3)
   assert.equal(metric(text, 'presenced_live_sessions'), 3)
   // a steady report refreshes every player: three more heartbeats, though nothing changed
   assert.equal((await put(app.app, writer.secret, players(1, 2, 3))).statusCode, 200)
   // one leaves
   assert.equal((await put(app.app, writer.secret, players(1, 2))).statusCode, 200)
-  text = (await app.app.inject('/metrics')).body
+  text = (
+    await app.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+  ).body
   assert.equal(metric(text, 'presenced_heartbeats_total', { source: 'server' }), 8)
   assert.equal(metric(text, 'presenced_sessions_ended_total', { reason: 'explicit' }), 1)
   assert.equal((await del(app.app, writer.secret)).statusCode, 200)
-  text = (await app.app.inject('/metrics')).body
+  text = (
+    await app.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+  ).body
   assert.equal(metric(text, 'presenced_sessions_ended_total', { reason: 'explicit' }), 3)
   assert.equal(metric(text, 'presenced_live_sessions'), 0)
 })

@@ -167,9 +167,17 @@ test('beyond the seed rows: blocks either way, cloaking, self, private keys', as
   }
   x.clock.advance(5000)
   await setting('cloaked')
+  // seen online until cloaking: last seen then, as if the user had signed out
   for (const viewer of ['friend', 'non-friend', 'third-party'] as const) {
-    assert.deepEqual(await seenBy(viewer), offlineSeenAt(T0), `${viewer} × cloaked`)
-    assert.deepEqual(await seenBy(viewer, 'user'), offlineSeenAt(T0))
+    assert.deepEqual(
+      await seenBy(viewer),
+      offlineSeenAt(new Date(Date.parse(T0) + 5000).toISOString()),
+      `${viewer} × cloaked`,
+    )
+    assert.deepEqual(
+      await seenBy(viewer, 'user'),
+      offlineSeenAt(new Date(Date.parse(T0) + 5000).toISOString()),
+    )
   }
   assert.deepEqual(await seenBy('blocker'), offlineUnseen)
   assert.deepEqual(await seenBy('me'), full)

@@ -5,6 +5,10 @@ import { sendErrorRecord } from '../shared/error-record.js'
 export const sendNativeError = sendErrorRecord
 
 /** An in-band error frame; the connection stays open. */
-export function errorFrame(code: ErrorCode, message: string): string {
-  return JSON.stringify({ type: 'error', code, message })
+export function errorFrame(
+  code: ErrorCode,
+  message: string,
+  extra?: { retryAfterMs: number },
+): string {
+  return JSON.stringify({ type: 'error', code, message, ...extra })
 }

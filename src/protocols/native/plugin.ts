@@ -1,10 +1,11 @@
 import websocket from '@fastify/websocket'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { fail } from '../../core/errors.js'
 import type { ProtocolContext } from '../context.js'
 import { mapErrorToRecord } from '../shared/error-record.js'
 import { requireUser, userOf } from './auth.js'
 import { serveSse } from './sse.js'
+import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
 import { CLOSE, serveWebSocket, type RealtimeDeps } from './ws.js'
 
@@ -28,6 +29,11 @@ export async function nativeProtocol(
     replayFrames: settings.realtimeReplayFrames,
     resumeWindowMs: settings.realtimeResumeMs,
     onError: (error) => app.log.warn({ err: error }, 'real-time fanout dropped a change'),
+    limits: {
+      streamsPerUser: settings.realtimeStreamsPerUser,
+      watchesPerUser: settings.realtimeWatchesPerUser,
+      detachedWatches: settings.realtimeDetachedWatches,
+    },
   })
   const deps: RealtimeDeps = {
     fanout,
@@ -35,6 +41,11 @@ export async function nativeProtocol(
     log: app.log,
     queueBytes: settings.realtimeQueueBytes,
     maxIds: MAX_IDS,
+    limits: {
+      streamsPerUser: settings.realtimeStreamsPerUser,
+      watchesPerUser: settings.realtimeWatchesPerUser,
+      subscribeRate: settings.realtimeSubscribeRate,
+    },
     // connection presence must be refreshed well within the session TTL
     keepaliveMs: Math.min(25_000, Math.floor((settings.sessionTtlSeconds * 1000) / 3)),
   }
@@ -52,10 +63,18 @@ export async function nativeProtocol(
 
   app.setErrorHandler(mapErrorToRecord)
   const authenticate = requireUser(service)
+  // refused before any upgrade or stream starts: a clear 429, not a dropped socket
+  const admit = async (request: FastifyRequest): Promise<void> => {
+    await authenticate(request)
+    const caller = userOf(request)
+    // each connection (a reconnect storm too) is a request of the user's budget
+    await service.limits.request(caller, request.ip)
+    if (!fanout.admits(caller.userId)) throw streamLimit(settings.realtimeStreamsPerUser)
+  }
   app.route({
     method: 'GET',
     url: '/api/v1/realtime',
-    preValidation: authenticate,
+    preValidation: admit,
     handler: async () => {
       throw fail(
         'UPGRADE_REQUIRED',
@@ -67,5 +86,5 @@ export async function nativeProtocol(
       serveWebSocket(socket, caller.userId, caller.expiresAt, deps)
     },
   })
-  app.get('/api/v1/realtime/sse', { preValidation: authenticate }, serveSse(deps, sseStreams))
+  app.get('/api/v1/realtime/sse', { preValidation: admit }, serveSse(deps, sseStreams))
 }

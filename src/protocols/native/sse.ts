@@ -3,6 +3,7 @@ import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import { userOf } from './auth.js'
 import { errorFrame, sendNativeError } from './errors.js'
+import { limitMessages } from './limits.js'
 import type { RealtimeDeps } from './ws.js'
 
 /** How long a cut-off SSE peer gets before its socket is destroyed. */
@@ -63,6 +64,15 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     if (!Array.isArray(ids)) return void sendNativeError(reply, 400, ids.code, ids.message)
     const resumePoint = resumePointOf(request, query)
     const { fanout, log } = deps
+    // a resumed stream's watches are the user's already: its new ids are checked on subscribe
+    if (!resumePoint && !fanout.hasRoom(userId, ids.length)) {
+      return void sendNativeError(
+        reply,
+        429,
+        'WATCH_LIMIT',
+        limitMessages.watches(deps.limits.watchesPerUser),
+      )
+    }
 
     reply.hijack()
     const res = reply.raw
@@ -99,7 +109,16 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       },
       replaced: () => end(),
     }
-    let stream: Stream = fanout.open(userId, sink)
+    const opened = fanout.open(userId, sink)
+    if (!opened) {
+      // another connection of the user got the last place after this one was admitted
+      open = false
+      res.end(
+        `data: ${errorFrame('STREAM_LIMIT', limitMessages.streams(deps.limits.streamsPerUser))}\n\n`,
+      )
+      return
+    }
+    let stream: Stream = opened
     const keepalive = setInterval(() => {
       if (open) res.write(': keepalive\n\n')
     }, deps.keepaliveMs)
@@ -126,10 +145,14 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       }
     }
     if (toSubscribe.length === 0) return
-    await fanout.subscribe(stream, toSubscribe).catch((error: unknown) => {
+    const result = await fanout.subscribe(stream, toSubscribe).catch((error: unknown) => {
       log.warn({ err: error }, 'real-time subscribe failed')
       sink.send(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
       end()
     })
+    if (result === 'watch_limit') {
+      sink.send(errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser)))
+      end()
+    }
   }
 }

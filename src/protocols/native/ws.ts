@@ -9,6 +9,8 @@ import type { PresenceService } from '../../service/presence-service.js'
 import { ConnectionPresence } from './connection-presence.js'
 import { errorFrame } from './errors.js'
 import { isFrameError, parseClientFrame } from './frames.js'
+import { limitMessages, type RealtimeLimits } from './limits.js'
+import { TokenBucket } from './token-bucket.js'
 
 /** What both transports share. */
 export interface RealtimeDeps {
@@ -19,6 +21,7 @@ export interface RealtimeDeps {
   queueBytes: number
   /** Ids per stream (and per frame). */
   maxIds: number
+  limits: RealtimeLimits
   /** Ping (WebSocket) / comment (SSE) interval; also how often connection presence is refreshed. */
   keepaliveMs: number
 }
@@ -31,9 +34,14 @@ export const CLOSE = {
   replaced: 4009,
 } as const
 
-/** Malformed frames tolerated per window before the connection counts as abusive. */
+/**
+ * Malformed frames, or frames refused for coming too fast, tolerated per window before the
+ * connection counts as abusive.
+ */
 const STRIKES = 20
 const STRIKE_WINDOW_MS = 10_000
+/** The subscribe budget holds this many seconds of its rate (at least one full frame). */
+const BURST_SECONDS = 2
 /** How long a cut-off peer gets to take its close frame before the socket is destroyed. */
 const CLOSE_GRACE_MS = 5_000
 
@@ -50,6 +58,12 @@ export function serveWebSocket(
   let alive = true
   let fresh = true
   let strikes: number[] = []
+  let throttled: number[] = []
+  const { subscribeRate } = deps.limits
+  const budget = new TokenBucket(
+    subscribeRate,
+    Math.max(subscribeRate * BURST_SECONDS, deps.maxIds),
+  )
 
   const close = (code: number, reason: string): void => {
     if (!open) return
@@ -86,7 +100,15 @@ export function serveWebSocket(
       close(CLOSE.replaced, 'resumed elsewhere')
     },
   }
-  let stream: Stream = fanout.open(userId, sink)
+  const opened = fanout.open(userId, sink)
+  if (!opened) {
+    // another connection of the user got the last place after this one's upgrade was admitted
+    socket.send(errorFrame('STREAM_LIMIT', limitMessages.streams(deps.limits.streamsPerUser)))
+    socket.close(CLOSE.policy, 'too many streams')
+    setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
+    return
+  }
+  let stream: Stream = opened
 
   const reply = (frame: string): void => {
     if (open) sink.send(frame)
@@ -100,6 +122,19 @@ export function serveWebSocket(
     reply(errorFrame(code, message))
   }
 
+  /** Subscribe work beyond the connection's budget: refused whole, with when to try again. */
+  const throttle = (ids: number): void => {
+    const now = Date.now()
+    throttled = throttled.filter((at) => now - at < STRIKE_WINDOW_MS)
+    throttled.push(now)
+    if (throttled.length > STRIKES) return close(CLOSE.policy, 'subscribing too fast')
+    reply(
+      errorFrame('RATE_LIMITED', limitMessages.rate(subscribeRate), {
+        retryAfterMs: budget.waitMs(ids),
+      }),
+    )
+  }
+
   const onMessage = (data: RawData, isBinary: boolean): void => {
     if (!open) return
     if (isBinary) return strike('FRAME_INVALID', 'Frames are JSON text, not binary.')
@@ -110,14 +145,25 @@ export function serveWebSocket(
         if (fanout.watchCount(stream) + frame.ids.length > deps.maxIds) {
           return strike('TOO_MANY_IDS', `A stream watches at most ${deps.maxIds} users.`)
         }
+        if (!budget.take(frame.ids.length)) return throttle(frame.ids.length)
         fresh = false
-        fanout.subscribe(stream, frame.ids).catch((error: unknown) => {
-          log.warn({ err: error }, 'real-time subscribe failed')
-          reply(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
-        })
+        fanout.subscribe(stream, frame.ids).then(
+          (result) => {
+            if (result === 'watch_limit') {
+              reply(errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser)))
+            }
+          },
+          (error: unknown) => {
+            log.warn({ err: error }, 'real-time subscribe failed')
+            reply(
+              errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'),
+            )
+          },
+        )
         return
       }
       case 'unsubscribe':
+        if (!budget.take(frame.ids.length)) return throttle(frame.ids.length)
         void fanout.unsubscribe(stream, frame.ids)
         return
       case 'heartbeat':

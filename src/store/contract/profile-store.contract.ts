@@ -36,6 +36,8 @@ function settingsOf(s: UserSettings): UserSettings {
     visibility: s.visibility,
     invisible: s.invisible,
     frozenLastOnline: s.frozenLastOnline ?? undefined,
+    ...(s.visibleSince !== undefined &&
+      s.visibleSince !== null && { visibleSince: s.visibleSince }),
   }
 }
 
@@ -171,6 +173,91 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       await store.setBlocked(id('1'), id('2'), false)
       assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
         { friends: true, blocked: true },
+      ])
+    })
+
+    test('settings keep a frozen lastOnline after invisibility ended, with its end', async (t) => {
+      const store = await open(t)
+      const ended = {
+        visibility: 'friends',
+        invisible: false,
+        frozenLastOnline: T0,
+        visibleSince: T0 + 9,
+      } as const
+      await store.putSettings(id('1'), ended)
+      assert.deepEqual(settingsOf((await store.getSettings([id('1')]))[0]!), ended)
+      // never seen before: the frozen value is unknown, the end is still kept
+      await store.putSettings(id('2'), {
+        visibility: 'everyone',
+        invisible: false,
+        visibleSince: T0,
+      })
+      assert.deepEqual(settingsOf((await store.getSettings([id('2')]))[0]!), {
+        visibility: 'everyone',
+        invisible: false,
+        frozenLastOnline: undefined,
+        visibleSince: T0,
+      })
+      await store.importPrivacy([{ type: 'settings', userId: id('3'), settings: ended }])
+      assert.deepEqual(settingsOf((await store.getSettings([id('3')]))[0]!), ended)
+    })
+
+    test('a block keeps what each side saw of the other, read from either side', async (t) => {
+      const store = await open(t)
+      // 1 blocks 2: 1 had seen 2 at T0+1, 2 had seen 1 at T0+2
+      await store.setBlocked(id('1'), id('2'), true, { blockerSaw: T0 + 1, blockedSaw: T0 + 2 })
+      await store.setFriends(id('1'), id('3'), true)
+      assert.deepEqual(await store.getRelations(id('1'), [id('2'), id('3')]), [
+        { friends: false, blocked: true, lastOnline: T0 + 1 },
+        { friends: true, blocked: false },
+      ])
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: false, blocked: true, lastOnline: T0 + 2 },
+      ])
+      // a side that had seen nothing keeps seeing nothing
+      await store.setBlocked(id('4'), id('5'), true, { blockerSaw: T0 + 4 })
+      assert.deepEqual(await store.getRelations(id('5'), [id('4')]), [
+        { friends: false, blocked: true },
+      ])
+      assert.deepEqual(await store.getRelations(id('4'), [id('5')]), [
+        { friends: false, blocked: true, lastOnline: T0 + 4 },
+      ])
+      // blocked both ways (the second block saw through the first): unblocking one keeps it
+      await store.setBlocked(id('2'), id('1'), true, { blockerSaw: T0 + 2, blockedSaw: T0 + 1 })
+      await store.setBlocked(id('1'), id('2'), false)
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: false, blocked: true, lastOnline: T0 + 1 },
+      ])
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: false, blocked: true, lastOnline: T0 + 2 },
+      ])
+      // unblocked both ways: gone, and a new block keeps only its own sight
+      await store.setBlocked(id('2'), id('1'), false)
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: false, blocked: false },
+      ])
+      await store.setBlocked(id('2'), id('1'), true)
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: false, blocked: true },
+      ])
+      // an import keeps sights too
+      await store.importPrivacy([
+        {
+          type: 'block',
+          blocker: id('6'),
+          blocked: id('7'),
+          isBlocked: true,
+          sight: { blockerSaw: T0 + 6, blockedSaw: T0 + 7 },
+        },
+      ])
+      assert.deepEqual(await store.getRelations(id('7'), [id('6')]), [
+        { friends: false, blocked: true, lastOnline: T0 + 7 },
+      ])
+      await store.importPrivacy([
+        { type: 'block', blocker: id('6'), blocked: id('7'), isBlocked: false },
+      ])
+      assert.deepEqual(await store.getRelations(id('7'), [id('6')]), [
+        { friends: false, blocked: false },
       ])
     })
 

@@ -124,6 +124,14 @@ export class RedisKeys {
     return this.#user(id, 'bb')
   }
 
+  /**
+   * Hash: for each user blocked either way, that user's lastOnline as this user saw it when the
+   * block was made ('' when none); read with the sets above in getRelations' round trip.
+   */
+  blockSight(id: UserId): string {
+    return this.#user(id, 'bs')
+  }
+
   /** String: UserProfile as JSON. */
   userProfile(id: UserId): string {
     return this.#user(id, 'n')

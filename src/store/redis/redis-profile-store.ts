@@ -1,4 +1,9 @@
-import { defaultSettings, type Relation, type UserSettings } from '../../core/privacy.js'
+import {
+  defaultSettings,
+  type BlockSight,
+  type Relation,
+  type UserSettings,
+} from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { ApiKeyRecord } from '../../core/api-key.js'
 import type {
@@ -54,15 +59,20 @@ export class RedisProfileStore implements ProfileStore {
     const k = this.#keys
     return this.#connection.run(async () => {
       // issued together: auto-pipelined into one round trip to the viewer's shard
-      const [friends, blocks, blockedBy] = await Promise.all([
+      const [friends, blocks, blockedBy, sights] = await Promise.all([
         this.#client.smismember(k.friends(viewer), ...targets),
         this.#client.smismember(k.blocks(viewer), ...targets),
         this.#client.smismember(k.blockedBy(viewer), ...targets),
+        this.#client.hmget(k.blockSight(viewer), ...targets),
       ])
-      return targets.map((_, i) => ({
-        friends: friends[i] === 1,
-        blocked: blocks[i] === 1 || blockedBy[i] === 1,
-      }))
+      return targets.map((_, i): Relation => {
+        const isFriend = friends[i] === 1
+        if (blocks[i] !== 1 && blockedBy[i] !== 1) return { friends: isFriend, blocked: false }
+        const sight = sights[i]
+        return sight
+          ? { friends: isFriend, blocked: true, lastOnline: Number(sight) }
+          : { friends: isFriend, blocked: true }
+      })
     })
   }
 
@@ -70,8 +80,17 @@ export class RedisProfileStore implements ProfileStore {
     return this.#run(this.#friendOps(a, b, friends))
   }
 
-  setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
-    return this.#run(this.#blockOps(blocker, blocked, isBlocked))
+  setBlocked(
+    blocker: UserId,
+    blocked: UserId,
+    isBlocked: boolean,
+    sight?: BlockSight,
+  ): Promise<void> {
+    if (isBlocked) return this.#run(this.#blockOps(blocker, blocked, sight))
+    return this.#connection.run(async () => {
+      await this.#apply(this.#unblockOps(blocker, blocked))
+      await this.#dropSightsUnlessBlocked([[blocker, blocked]])
+    })
   }
 
   listFriends(id: UserId): Promise<UserId[]> {
@@ -142,11 +161,18 @@ export class RedisProfileStore implements ProfileStore {
           ops.push(...this.#friendOps(r.a, r.b, r.friends))
           break
         case 'block':
-          ops.push(...this.#blockOps(r.blocker, r.blocked, r.isBlocked))
+          if (r.isBlocked) ops.push(...this.#blockOps(r.blocker, r.blocked, r.sight))
+          else ops.push(...this.#unblockOps(r.blocker, r.blocked))
           break
       }
     }
-    return this.#run(ops)
+    const unblocked = records.flatMap((r): [UserId, UserId][] =>
+      r.type === 'block' && !r.isBlocked ? [[r.blocker, r.blocked]] : [],
+    )
+    return this.#connection.run(async () => {
+      await this.#apply(ops)
+      await this.#dropSightsUnlessBlocked(unblocked)
+    })
   }
 
   importCatalogue(records: readonly CatalogueRecord[]): Promise<void> {
@@ -232,6 +258,7 @@ export class RedisProfileStore implements ProfileStore {
   #settingsOp(id: UserId, settings: UserSettings): Op {
     const value: UserSettings = { visibility: settings.visibility, invisible: settings.invisible }
     if (settings.frozenLastOnline !== undefined) value.frozenLastOnline = settings.frozenLastOnline
+    if (settings.visibleSince !== undefined) value.visibleSince = settings.visibleSince
     return ['set', this.#keys.settings(id), JSON.stringify(value)]
   }
 
@@ -243,12 +270,40 @@ export class RedisProfileStore implements ProfileStore {
     ]
   }
 
-  #blockOps(blocker: UserId, blocked: UserId, isBlocked: boolean): Op[] {
-    const command = isBlocked ? 'sadd' : 'srem'
+  #blockOps(blocker: UserId, blocked: UserId, sight: BlockSight | undefined): Op[] {
+    const k = this.#keys
     return [
-      [command, this.#keys.blocks(blocker), blocked],
-      [command, this.#keys.blockedBy(blocked), blocker],
+      ['sadd', k.blocks(blocker), blocked],
+      ['sadd', k.blockedBy(blocked), blocker],
+      ['hset', k.blockSight(blocker), blocked, String(sight?.blockerSaw ?? '')],
+      ['hset', k.blockSight(blocked), blocker, String(sight?.blockedSaw ?? '')],
     ]
+  }
+
+  #unblockOps(blocker: UserId, blocked: UserId): Op[] {
+    return [
+      ['srem', this.#keys.blocks(blocker), blocked],
+      ['srem', this.#keys.blockedBy(blocked), blocker],
+    ]
+  }
+
+  /**
+   * Forgets what two users saw of each other once no block stands between them. A block the
+   * other way keeps it: both blocks hold the same sight (the second one saw through the first).
+   * A block made the other way between the check and the delete loses its sight, and shows
+   * `lastOnline` as unknown: never more than the viewer may know.
+   */
+  async #dropSightsUnlessBlocked(pairs: readonly [UserId, UserId][]): Promise<void> {
+    const k = this.#keys
+    const reverse = await Promise.all(
+      pairs.map(([blocker, blocked]) => this.#client.sismember(k.blocks(blocked), blocker)),
+    )
+    const ops: Op[] = []
+    pairs.forEach(([blocker, blocked], i) => {
+      if (reverse[i] === 1) return
+      ops.push(['hdel', k.blockSight(blocker), blocked], ['hdel', k.blockSight(blocked), blocker])
+    })
+    await this.#apply(ops)
   }
 
   async #getJson<T>(key: string): Promise<T | undefined> {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import Database from 'better-sqlite3'
 import type { UserId } from '../../core/user-id.js'
 import { profileStoreContract } from '../contract/profile-store.contract.js'
 import { SqliteProfileStore } from './sqlite-profile-store.js'
@@ -121,4 +122,42 @@ test('reads served from memory follow every write: settings, friends, blocks, im
   assert.throws(() => {
     ;(sa as { invisible: boolean }).invisible = false
   })
+})
+
+test('a data dir from before block sights and visibleSince opens, keeping its blocks', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-sqlite-old-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const old = new Database(join(dir, 'presenced.sqlite'))
+  old.exec(`
+    CREATE TABLE settings (user_id TEXT PRIMARY KEY, visibility TEXT NOT NULL,
+      invisible INTEGER NOT NULL, frozen_last_online INTEGER) WITHOUT ROWID;
+    CREATE TABLE blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL,
+      PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;
+    INSERT INTO settings VALUES ('1', 'nobody', 1, 77);
+    INSERT INTO blocks VALUES ('1', '2');
+  `)
+  old.close()
+  const store = new SqliteProfileStore(dir)
+  t.after(() => store.close())
+  assert.deepEqual(await store.getRelations('2' as UserId, ['1' as UserId]), [
+    { friends: false, blocked: true },
+  ])
+  assert.deepEqual(await store.getSettings(['1' as UserId]), [
+    { visibility: 'nobody', invisible: true, frozenLastOnline: 77 },
+  ])
+  await store.setBlocked('3' as UserId, '2' as UserId, true, { blockerSaw: 5, blockedSaw: 6 })
+  await store.putSettings('4' as UserId, {
+    visibility: 'everyone',
+    invisible: false,
+    frozenLastOnline: 8,
+    visibleSince: 9,
+  })
+  await store.close()
+  const reopened = new SqliteProfileStore(dir)
+  t.after(() => reopened.close())
+  assert.deepEqual(await reopened.getRelations('2' as UserId, ['3' as UserId, '1' as UserId]), [
+    { friends: false, blocked: true, lastOnline: 6 },
+    { friends: false, blocked: true },
+  ])
+  assert.equal((await reopened.getSettings(['4' as UserId]))[0]!.visibleSince, 9)
 })

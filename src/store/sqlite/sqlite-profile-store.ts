@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import {
   defaultSettings,
   strangers,
+  type BlockSight,
   type Relation,
   type UserSettings,
   type Visibility,
@@ -25,10 +26,17 @@ CREATE TABLE IF NOT EXISTS settings (
   user_id TEXT PRIMARY KEY,
   visibility TEXT NOT NULL,
   invisible INTEGER NOT NULL,
-  frozen_last_online INTEGER
+  frozen_last_online INTEGER,
+  visible_since INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS friends (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (
+  blocker TEXT NOT NULL,
+  blocked TEXT NOT NULL,
+  blocker_saw INTEGER,
+  blocked_saw INTEGER,
+  PRIMARY KEY (blocker, blocked)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked, blocker);
 CREATE TABLE IF NOT EXISTS places (
   place_id TEXT PRIMARY KEY,
@@ -45,17 +53,25 @@ CREATE INDEX IF NOT EXISTS revoked_tokens_by_time ON revoked_tokens (revoked_at)
 CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_at);
 `
 
+/** Columns added after the first release: files made before them get them at open. */
+const ADDED_COLUMNS: ReadonlyArray<[table: string, column: string]> = [
+  ['settings', 'visible_since'],
+  ['blocks', 'blocker_saw'],
+  ['blocks', 'blocked_saw'],
+]
+
 interface SettingsRow {
   user_id: string
   visibility: Visibility
   invisible: number
   frozen_last_online: number | null
+  visible_since: number | null
 }
 
 interface ViewerRelations {
   friends: ReadonlySet<string>
-  /** Blocked in either direction. */
-  blocked: ReadonlySet<string>
+  /** Blocked in either direction → the target's lastOnline the viewer saw at the block. */
+  blocked: ReadonlyMap<string, number | undefined>
 }
 
 /** How many viewers' friend and block sets are kept in memory (least recently used dropped). */
@@ -85,25 +101,35 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = NORMAL')
     this.db.exec(SCHEMA)
+    for (const [table, column] of ADDED_COLUMNS) {
+      const columns = this.db.pragma(`table_info(${table})`) as { name: string }[]
+      if (!columns.some((c) => c.name === column)) {
+        this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} INTEGER`)
+      }
+    }
     const db = this.db
     this.#stmt = {
       allSettings: db.prepare<[], SettingsRow>(
-        'SELECT user_id, visibility, invisible, frozen_last_online FROM settings',
+        'SELECT user_id, visibility, invisible, frozen_last_online, visible_since FROM settings',
       ),
       putSettings: db.prepare(
-        'INSERT INTO settings (user_id, visibility, invisible, frozen_last_online) VALUES (?, ?, ?, ?) ' +
-          'ON CONFLICT (user_id) DO UPDATE SET visibility = excluded.visibility, invisible = excluded.invisible, frozen_last_online = excluded.frozen_last_online',
+        'INSERT INTO settings (user_id, visibility, invisible, frozen_last_online, visible_since) VALUES (?, ?, ?, ?, ?) ' +
+          'ON CONFLICT (user_id) DO UPDATE SET visibility = excluded.visibility, invisible = excluded.invisible, ' +
+          'frozen_last_online = excluded.frozen_last_online, visible_since = excluded.visible_since',
       ),
       friendsOf: db.prepare<[string], { b: string }>('SELECT b FROM friends WHERE a = ?'),
       addFriend: db.prepare('INSERT OR IGNORE INTO friends (a, b) VALUES (?, ?)'),
       removeFriend: db.prepare('DELETE FROM friends WHERE a = ? AND b = ?'),
-      blockedBy: db.prepare<[string], { blocked: string }>(
-        'SELECT blocked FROM blocks WHERE blocker = ?',
+      blockedBy: db.prepare<[string], { blocked: string; blocker_saw: number | null }>(
+        'SELECT blocked, blocker_saw FROM blocks WHERE blocker = ?',
       ),
-      blockersOf: db.prepare<[string], { blocker: string }>(
-        'SELECT blocker FROM blocks WHERE blocked = ?',
+      blockersOf: db.prepare<[string], { blocker: string; blocked_saw: number | null }>(
+        'SELECT blocker, blocked_saw FROM blocks WHERE blocked = ?',
       ),
-      addBlock: db.prepare('INSERT OR IGNORE INTO blocks (blocker, blocked) VALUES (?, ?)'),
+      addBlock: db.prepare(
+        'INSERT INTO blocks (blocker, blocked, blocker_saw, blocked_saw) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (blocker, blocked) DO UPDATE SET blocker_saw = excluded.blocker_saw, blocked_saw = excluded.blocked_saw',
+      ),
       removeBlock: db.prepare('DELETE FROM blocks WHERE blocker = ? AND blocked = ?'),
       getPlace: db.prepare<[string], { universe_id: string; root_place_id: string; name: string }>(
         'SELECT universe_id, root_place_id, name FROM places WHERE place_id = ?',
@@ -153,6 +179,7 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
         visibility: row.visibility,
         invisible: row.invisible === 1,
         frozenLastOnline: row.frozen_last_online ?? undefined,
+        visibleSince: row.visible_since ?? undefined,
       })
     }
   }
@@ -165,12 +192,7 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   }
 
   putSettings(id: UserId, settings: UserSettings): Promise<void> {
-    this.#stmt.putSettings.run(
-      id,
-      settings.visibility,
-      settings.invisible ? 1 : 0,
-      settings.frozenLastOnline ?? null,
-    )
+    this.#stmt.putSettings.run(...settingsRow(id, settings))
     this.#remember(id, settings)
     return Promise.resolve()
   }
@@ -181,7 +203,13 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
       return Promise.resolve(targets.length === 0 ? noRelations : targets.map(() => strangers))
     }
     return Promise.resolve(
-      targets.map((t) => ({ friends: friends.has(t), blocked: blocked.has(t) })),
+      targets.map((t): Relation => {
+        if (!blocked.has(t)) return { friends: friends.has(t), blocked: false }
+        const lastOnline = blocked.get(t)
+        return lastOnline === undefined
+          ? { friends: friends.has(t), blocked: true }
+          : { friends: friends.has(t), blocked: true, lastOnline }
+      }),
     )
   }
 
@@ -196,8 +224,22 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     return Promise.resolve()
   }
 
-  setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
-    ;(isBlocked ? this.#stmt.addBlock : this.#stmt.removeBlock).run(blocker, blocked)
+  setBlocked(
+    blocker: UserId,
+    blocked: UserId,
+    isBlocked: boolean,
+    sight?: BlockSight,
+  ): Promise<void> {
+    if (isBlocked) {
+      this.#stmt.addBlock.run(
+        blocker,
+        blocked,
+        sight?.blockerSaw ?? null,
+        sight?.blockedSaw ?? null,
+      )
+    } else {
+      this.#stmt.removeBlock.run(blocker, blocked)
+    }
     this.#relations.delete(blocker)
     this.#relations.delete(blocked)
     return Promise.resolve()
@@ -268,12 +310,7 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
       for (const r of records) {
         switch (r.type) {
           case 'settings':
-            s.putSettings.run(
-              r.userId,
-              r.settings.visibility,
-              r.settings.invisible ? 1 : 0,
-              r.settings.frozenLastOnline ?? null,
-            )
+            s.putSettings.run(...settingsRow(r.userId, r.settings))
             break
           case 'friends': {
             const statement = r.friends ? s.addFriend : s.removeFriend
@@ -282,7 +319,14 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
             break
           }
           case 'block':
-            ;(r.isBlocked ? s.addBlock : s.removeBlock).run(r.blocker, r.blocked)
+            if (r.isBlocked) {
+              s.addBlock.run(
+                r.blocker,
+                r.blocked,
+                r.sight?.blockerSaw ?? null,
+                r.sight?.blockedSaw ?? null,
+              )
+            } else s.removeBlock.run(r.blocker, r.blocked)
             break
         }
       }
@@ -358,7 +402,8 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     if (
       settings.visibility === defaultSettings.visibility &&
       !settings.invisible &&
-      settings.frozenLastOnline === undefined
+      settings.frozenLastOnline === undefined &&
+      settings.visibleSince === undefined
     ) {
       this.#settings.delete(id)
     } else {
@@ -369,6 +414,7 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
           visibility: settings.visibility,
           invisible: settings.invisible,
           frozenLastOnline: settings.frozenLastOnline ?? undefined,
+          ...(settings.visibleSince !== undefined && { visibleSince: settings.visibleSince }),
         }),
       )
     }
@@ -384,9 +430,14 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     }
     const friends = new Set<string>()
     for (const r of this.#stmt.friendsOf.iterate(viewer)) friends.add(r.b)
-    const blocked = new Set<string>()
-    for (const r of this.#stmt.blockedBy.iterate(viewer)) blocked.add(r.blocked)
-    for (const r of this.#stmt.blockersOf.iterate(viewer)) blocked.add(r.blocker)
+    const blocked = new Map<string, number | undefined>()
+    for (const r of this.#stmt.blockedBy.iterate(viewer)) {
+      blocked.set(r.blocked, r.blocker_saw ?? undefined)
+    }
+    // blocked both ways: both rows hold the same sight (the second block saw the first's view)
+    for (const r of this.#stmt.blockersOf.iterate(viewer)) {
+      if (blocked.get(r.blocker) === undefined) blocked.set(r.blocker, r.blocked_saw ?? undefined)
+    }
     const relations = { friends, blocked }
     if (this.#relations.size >= RELATION_CACHE_SIZE) {
       this.#relations.delete(this.#relations.keys().next().value!)
@@ -394,4 +445,17 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     this.#relations.set(viewer, relations)
     return relations
   }
+}
+
+function settingsRow(
+  id: string,
+  settings: UserSettings,
+): [string, string, number, number | null, number | null] {
+  return [
+    id,
+    settings.visibility,
+    settings.invisible ? 1 : 0,
+    settings.frozenLastOnline ?? null,
+    settings.visibleSince ?? null,
+  ]
 }
