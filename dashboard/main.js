@@ -354,7 +354,6 @@ const REASON_WORDS = /** @type {Record<string, string>} */ ({
   timeout: 'timed out',
   server_lost: 'game server lost',
   node_lost: 'node lost',
-  privacy: 'privacy',
 })
 
 /**

@@ -343,7 +343,7 @@ test('a presence:read webhook sees what its key reads: invisible is offline, fri
     eventsOf(receiver, turning).map((e) => [e.type, e.reason]),
     [
       ['online', undefined],
-      ['offline', 'privacy'],
+      ['offline', 'explicit'],
     ],
   )
   // the private key sees through privacy settings, as it does on the HTTP read

@@ -110,8 +110,8 @@ test('invisible users never appear to presence:read; friends-only users move uns
   )
   // turning invisible while online: an offline to presence:read, nothing to the private key
   const turning = judged(online, online, defaultSettings, invisible)
-  turning.reason = 'privacy'
-  assert.deepEqual(rows(turning, subs), [['pub', 'offline', 0, 'privacy']])
+  turning.reason = 'explicit'
+  assert.deepEqual(rows(turning, subs), [['pub', 'offline', 0, 'explicit']])
 })
 
 test('filters: event types, users, and places only as the key may see them', () => {

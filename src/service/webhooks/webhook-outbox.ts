@@ -141,7 +141,8 @@ export class WebhookOutbox {
       userId: event.userId,
       before: { presence, settings: event.before, at },
       after: { presence, settings: event.after, at },
-      reason: 'privacy',
+      // what a real sign-out at this instant would say: hiding never tells a receiver it was hidden
+      reason: 'explicit',
     }
   }
 }
