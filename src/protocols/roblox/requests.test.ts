@@ -83,3 +83,10 @@ test('deviceOf: platform field, then Studio location, then the User-Agent', () =
     )
   }
 })
+
+test('deviceOf: a platform named like an Object.prototype member is just an unknown name', () => {
+  for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']) {
+    const request = parseRegisterRequest({ platform: name })
+    assert.deepEqual(deviceOf(request, undefined), { platform: name, deviceType: 'Web' }, name)
+  }
+})

@@ -168,19 +168,23 @@ export function parseRegisterRequest(body: unknown): RegisterRequest {
   return { location, placeId, gameId: gameId?.toLowerCase(), disconnect, platform }
 }
 
-/** Known platforms, by lower-cased name → canonical name and Xbox-style device type. */
-const platforms: Record<string, { name: string; deviceType: string }> = {
-  ios: { name: 'iOS', deviceType: 'iOS' },
-  android: { name: 'Android', deviceType: 'Android' },
-  xbox: { name: 'XboxOne', deviceType: 'XboxOne' },
-  xboxone: { name: 'XboxOne', deviceType: 'XboxOne' },
-  scarlett: { name: 'Scarlett', deviceType: 'Scarlett' },
-  studio: { name: 'Studio', deviceType: 'PC' },
-  pc: { name: 'PC', deviceType: 'PC' },
-  windows: { name: 'PC', deviceType: 'PC' },
-  mac: { name: 'Mac', deviceType: 'PC' },
-  web: { name: 'Web', deviceType: 'Web' },
-}
+/**
+ * Known platforms, by lower-cased name → canonical name and Xbox-style device type. A Map: the
+ * name is the client's, and a plain object would answer `__proto__` or `constructor` with what
+ * it inherits.
+ */
+const platforms = new Map<string, { name: string; deviceType: string }>([
+  ['ios', { name: 'iOS', deviceType: 'iOS' }],
+  ['android', { name: 'Android', deviceType: 'Android' }],
+  ['xbox', { name: 'XboxOne', deviceType: 'XboxOne' }],
+  ['xboxone', { name: 'XboxOne', deviceType: 'XboxOne' }],
+  ['scarlett', { name: 'Scarlett', deviceType: 'Scarlett' }],
+  ['studio', { name: 'Studio', deviceType: 'PC' }],
+  ['pc', { name: 'PC', deviceType: 'PC' }],
+  ['windows', { name: 'PC', deviceType: 'PC' }],
+  ['mac', { name: 'Mac', deviceType: 'PC' }],
+  ['web', { name: 'Web', deviceType: 'Web' }],
+])
 
 export interface Device {
   /** Names the session: `app:<platform>`. One session per platform and user. */
@@ -195,7 +199,7 @@ export interface Device {
 export function deviceOf(request: RegisterRequest, userAgent: string | undefined): Device {
   const given =
     request.platform ?? (isStudio(request.location) ? 'studio' : platformOfAgent(userAgent))
-  const known = platforms[given.toLowerCase()]
+  const known = platforms.get(given.toLowerCase())
   return known
     ? { platform: known.name, deviceType: known.deviceType }
     : { platform: given, deviceType: 'Web' }
