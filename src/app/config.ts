@@ -7,6 +7,7 @@ import {
   type ExternalKeySource,
   type ExternalTokenOptions,
 } from '../service/external-tokens.js'
+import { invisibleSelfViews, type InvisibleSelfView } from '../protocols/roblox/view.js'
 
 /**
  * Every setting of presenced, read once from the environment. Each default is documented here
@@ -62,8 +63,17 @@ export interface Config {
   xboxSustainMax: number
   /** PRESENCED_XBOX_TITLE_ID, default 1: the title of an Xbox write naming none (uint32). */
   xboxDefaultTitleId: string
-  /** PRESENCED_INVISIBLE_AS_OFFLINE=1: show a user's own Invisible state as 0 for old clients. */
-  invisibleAsOffline: boolean
+  /** PRESENCED_XBOX_READ_BURST, default 30: Xbox presence reads per caller per 15 s. */
+  xboxReadBurstMax: number
+  /** PRESENCED_XBOX_READ_SUSTAIN, default 300: Xbox presence reads per caller per 300 s. */
+  xboxReadSustainMax: number
+  /**
+   * PRESENCED_INVISIBLE_SELF_VIEW, default `state`: what an invisible user reading their own
+   * Roblox presence is shown: their real state 0-3 (`state`), 4 (`invisible`, which clients
+   * knowing only Roblox's 0-3 cannot parse), or 0 (`offline`; the old
+   * PRESENCED_INVISIBLE_AS_OFFLINE=1).
+   */
+  invisibleSelfView: InvisibleSelfView
   /** PRESENCED_REALTIME_QUEUE_BYTES, default 1 MiB: a real-time connection buffering more is cut off as a slow consumer. */
   realtimeQueueBytes: number
   /** PRESENCED_REALTIME_REPLAY frames, default 256: how far back a reconnecting subscriber can resume. */
@@ -133,6 +143,31 @@ function logLevel(env: Env): string {
   return raw
 }
 
+function invisibleSelfView(env: Env): InvisibleSelfView {
+  const raw = env.PRESENCED_INVISIBLE_SELF_VIEW?.toLowerCase() || undefined
+  if (raw !== undefined && !(invisibleSelfViews as readonly string[]).includes(raw)) {
+    throw new ConfigError(
+      `PRESENCED_INVISIBLE_SELF_VIEW must be one of ${invisibleSelfViews.join(', ')}, got ${JSON.stringify(env.PRESENCED_INVISIBLE_SELF_VIEW)}`,
+    )
+  }
+  // the variable this one replaced keeps its meaning; unset or off, it says nothing
+  const legacy = env.PRESENCED_INVISIBLE_AS_OFFLINE
+  if (legacy === undefined || legacy === '')
+    return (raw as InvisibleSelfView | undefined) ?? 'state'
+  if (!flag(env, 'PRESENCED_INVISIBLE_AS_OFFLINE') && !/^(0|false|no)$/i.test(legacy)) {
+    throw new ConfigError(
+      `PRESENCED_INVISIBLE_AS_OFFLINE must be 1 or 0, got ${JSON.stringify(legacy)}; it is replaced by PRESENCED_INVISIBLE_SELF_VIEW=offline`,
+    )
+  }
+  const implied = flag(env, 'PRESENCED_INVISIBLE_AS_OFFLINE') ? 'offline' : undefined
+  if (raw !== undefined && implied !== undefined && raw !== implied) {
+    throw new ConfigError(
+      `PRESENCED_INVISIBLE_AS_OFFLINE=1 (the same as PRESENCED_INVISIBLE_SELF_VIEW=offline) contradicts PRESENCED_INVISIBLE_SELF_VIEW=${raw}: set only PRESENCED_INVISIBLE_SELF_VIEW`,
+    )
+  }
+  return (raw as InvisibleSelfView | undefined) ?? implied ?? 'state'
+}
+
 function titleId(env: Env, name: string, fallback: number): string {
   const value = int(env, name, fallback, 1)
   if (value > 0xffffffff) throw new ConfigError(`${name} must be a 32-bit title id, got ${value}`)
@@ -168,7 +203,9 @@ export function loadConfig(env: Env = process.env): Config {
     xboxBurstMax: int(env, 'PRESENCED_XBOX_BURST', 3, 1),
     xboxSustainMax: int(env, 'PRESENCED_XBOX_SUSTAIN', 30, 1),
     xboxDefaultTitleId: titleId(env, 'PRESENCED_XBOX_TITLE_ID', 1),
-    invisibleAsOffline: flag(env, 'PRESENCED_INVISIBLE_AS_OFFLINE'),
+    xboxReadBurstMax: int(env, 'PRESENCED_XBOX_READ_BURST', 30, 1),
+    xboxReadSustainMax: int(env, 'PRESENCED_XBOX_READ_SUSTAIN', 300, 1),
+    invisibleSelfView: invisibleSelfView(env),
     realtimeQueueBytes: int(env, 'PRESENCED_REALTIME_QUEUE_BYTES', 1024 * 1024, 1024),
     realtimeReplayFrames: int(env, 'PRESENCED_REALTIME_REPLAY', 256, 0),
     realtimeResumeMs: int(env, 'PRESENCED_REALTIME_RESUME', 60_000, 0),

@@ -23,6 +23,8 @@ export type ServiceConfig = Pick<
   | 'webhookLeaseMs'
   | 'webhookMaxQueued'
   | 'webhookPollMs'
+  | 'xboxReadBurstMax'
+  | 'xboxReadSustainMax'
 >
 
 export interface CreateServiceOptions {
@@ -58,6 +60,8 @@ export function createService(
         requestWindowMs: config.rateLimitWindowSeconds * 1000,
         titleBurstMax: config.xboxBurstMax,
         titleSustainMax: config.xboxSustainMax,
+        xboxReadBurstMax: config.xboxReadBurstMax,
+        xboxReadSustainMax: config.xboxReadSustainMax,
       },
     },
     ...(stores.webhooks && {

@@ -72,6 +72,8 @@ const catalogue = {
   RESUME_LATE: 'bad_request',
   // who calls
   UNAUTHENTICATED: 'unauthorized',
+  /** Xbox: no Authorization at all is 403 (an invalid one is 401, so clients know to refresh). */
+  AUTHORIZATION_MISSING: 'forbidden',
   API_KEY_MISSING: 'unauthorized',
   API_KEY_INVALID: 'unauthorized',
   SCOPE_MISSING: 'forbidden',

@@ -1,4 +1,5 @@
 import type { PresenceService } from '../service/presence-service.js'
+import type { InvisibleSelfView } from './roblox/view.js'
 import type { LeanRoutes } from './shared/lean-routes.js'
 
 /** The settings protocols read; the app passes its Config, which has all of them. */
@@ -6,7 +7,7 @@ export interface ProtocolSettings {
   sessionTtlSeconds: number
   xboxHeartbeatSeconds: number
   xboxDefaultTitleId: string
-  invisibleAsOffline: boolean
+  invisibleSelfView: InvisibleSelfView
   flapGraceMs: number
   realtimeQueueBytes: number
   realtimeReplayFrames: number

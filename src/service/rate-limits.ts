@@ -11,6 +11,9 @@ export interface RateLimitSettings {
   /** Xbox title writes per user and title: burst (15 s) and sustain (300 s) windows. */
   titleBurstMax: number
   titleSustainMax: number
+  /** Xbox presence reads per caller (batch, one user, People): burst (15 s) and sustain (300 s). */
+  xboxReadBurstMax: number
+  xboxReadSustainMax: number
 }
 
 const BURST_WINDOW_MS = 15_000
@@ -26,6 +29,7 @@ export class RateLimits {
   readonly #clock: Clock
   readonly #request: RateLimitRule[]
   readonly #titleWrite: RateLimitRule[]
+  readonly #xboxRead: RateLimitRule[]
 
   constructor(limiter: RateLimiter, clock: Clock, settings: RateLimitSettings) {
     this.#limiter = limiter
@@ -37,17 +41,23 @@ export class RateLimits {
       { name: 'burst', max: settings.titleBurstMax, windowMs: BURST_WINDOW_MS },
       { name: 'sustain', max: settings.titleSustainMax, windowMs: SUSTAIN_WINDOW_MS },
     ]
+    this.#xboxRead = [
+      { name: 'burst', max: settings.xboxReadBurstMax, windowMs: BURST_WINDOW_MS },
+      { name: 'sustain', max: settings.xboxReadSustainMax, windowMs: SUSTAIN_WINDOW_MS },
+    ]
   }
 
   /** One request of the per-caller budget: per user, per key, else per client address. */
   request(caller: Caller, address: string): Promise<void> {
-    const subject =
-      caller.kind === 'user'
-        ? `user:${caller.userId}`
-        : caller.kind === 'key'
-          ? `key:${caller.keyId}`
-          : `ip:${address}`
-    return this.#hit(`roblox:${subject}`, this.#request)
+    return this.#hit(`roblox:${subjectOf(caller, address)}`, this.#request)
+  }
+
+  /**
+   * One Xbox presence read (a batch of up to 1100 users counts once), on its own budget: Xbox
+   * limits each service apart, and a reader of Xbox presence may also call the Roblox API.
+   */
+  xboxRead(caller: Caller, address: string): Promise<void> {
+    return this.#hit(`xbox-read:${subjectOf(caller, address)}`, this.#xboxRead)
   }
 
   /** One Xbox title write (or delete) by a user for a title. */
@@ -68,4 +78,13 @@ export class RateLimits {
       },
     })
   }
+}
+
+/** Whose budget a request spends: the user's, the key's, else the client address's. */
+function subjectOf(caller: Caller, address: string): string {
+  return caller.kind === 'user'
+    ? `user:${caller.userId}`
+    : caller.kind === 'key'
+      ? `key:${caller.keyId}`
+      : `ip:${address}`
 }

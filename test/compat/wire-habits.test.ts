@@ -266,9 +266,21 @@ test('every error body is JSON with Content-Type application/json, on every prot
       request: { method: 'GET', path: '/v1/users/authenticated' },
     },
     {
-      name: 'Xbox unauthenticated',
-      status: 401,
+      name: 'Xbox without Authorization',
+      status: 403,
       request: { method: 'GET', path: '/users/me', headers: [['x-xbl-contract-version', '3']] },
+    },
+    {
+      name: 'Xbox with an invalid token',
+      status: 401,
+      request: {
+        method: 'GET',
+        path: '/users/me',
+        headers: [
+          ['authorization', 'XBL3.0 x=1;not-a-token'],
+          ['x-xbl-contract-version', '3'],
+        ],
+      },
     },
   ]
   for (const { name, status, request } of cases) {

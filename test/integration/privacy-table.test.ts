@@ -40,7 +40,7 @@ interface RobloxRecord {
   lastOnline: string
 }
 
-/** The record as the target themself sees it: the truth (with 4 while invisible and online). */
+/** The record as the target themself sees it: the truth (invisible or not, by default). */
 function truth(setting: SettingKind, state: StateKind): RobloxRecord {
   const userId = targetId(setting, state)
   const nulls = { placeId: null, rootPlaceId: null, gameId: null, universeId: null }
@@ -56,7 +56,7 @@ function truth(setting: SettingKind, state: StateKind): RobloxRecord {
       }
     case 'online':
       return {
-        userPresenceType: setting === 'invisible' ? 4 : 1,
+        userPresenceType: 1,
         lastLocation: 'Website',
         ...nulls,
         userId,
@@ -65,7 +65,7 @@ function truth(setting: SettingKind, state: StateKind): RobloxRecord {
     case 'inGame':
     case 'inStudio':
       return {
-        userPresenceType: setting === 'invisible' ? 4 : state === 'inGame' ? 2 : 3,
+        userPresenceType: state === 'inGame' ? 2 : 3,
         lastLocation: PLACE.name,
         placeId: PLACE.placeId,
         rootPlaceId: PLACE.rootPlaceId,
@@ -209,6 +209,7 @@ function xboxTruth(setting: SettingKind, state: StateKind): XboxRecord {
                 id: PLATFORM_TITLE.id,
                 name: PLATFORM_TITLE.name,
                 lastModified: iso(T0 + 10_000),
+                timestamp: `${iso(T0 + 10_000).slice(0, 23)}0000`,
                 placement: 'full',
                 state: 'active',
                 activity: { richPresence: PLACE.name },

@@ -243,8 +243,8 @@ test('text/json and form bodies work like JSON', async (t) => {
   assert.equal((await lookup(app, [31]))[0]!.userPresenceType, 0)
 })
 
-test('privacy: invisible shows 4 to self only (0 with invisibleAsOffline); friends-only hides where', async (t) => {
-  const { app, tokens, service } = await startApp(t)
+test('privacy: invisible shows 4 to self only where the operator opts in; friends-only hides where', async (t) => {
+  const { app, tokens, service } = await startApp(t, { config: { invisibleSelfView: 'invisible' } })
   const me = await bearer(tokens, '40')
   await service.putPlace({ placeId: '1818', universeId: '13058', rootPlaceId: '1818', name: 'X' })
   await register(app, me, { placeId: 1818, gameId: GAME, disconnect: false })
@@ -276,8 +276,8 @@ test('privacy: invisible shows 4 to self only (0 with invisibleAsOffline); frien
   assert.equal(friend!.gameId, GAME)
 })
 
-test('invisibleAsOffline shows an invisible user 0 even to themself', async (t) => {
-  const { app, tokens, service } = await startApp(t, { config: { invisibleAsOffline: true } })
+test("invisibleSelfView 'offline' shows an invisible user 0 even to themself", async (t) => {
+  const { app, tokens, service } = await startApp(t, { config: { invisibleSelfView: 'offline' } })
   const me = await bearer(tokens, '50')
   await register(app, me, { location: 'Home', disconnect: false })
   await service.putSettings(id('50'), { visibility: 'everyone', invisible: true })

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
-import { T0, startXbox, type XboxApp } from './xbox-helpers.js'
+import { T0, seedTimestamp, startXbox, type XboxApp } from './xbox-helpers.js'
 
 const VIEWER = '9'
 const A = '100'
@@ -121,6 +121,7 @@ test('each level has its exact shape, for titles, Roblox sessions and offline us
     id: A,
     name: 'Title A',
     lastModified: T0,
+    timestamp: seedTimestamp(T0),
     placement: 'full',
     state: 'active',
   }

@@ -76,3 +76,6 @@ export async function startXbox(t: TestContext, config: Partial<Config> = {}): P
 }
 
 export const T0 = new Date(Date.UTC(2026, 0, 1)).toISOString()
+
+/** An instant as the Xbox documents' TitleRecord `timestamp` writes it (seven digits, no Z). */
+export const seedTimestamp = (iso: string) => `${iso.slice(0, 23)}0000`

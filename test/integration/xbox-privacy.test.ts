@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
-import { T0, startXbox, type XboxApp } from './xbox-helpers.js'
+import { T0, seedTimestamp, startXbox, type XboxApp } from './xbox-helpers.js'
 
 const TARGET = '500'
 const FRIEND = '501'
@@ -21,6 +21,7 @@ const full = {
           id: TITLE,
           name: 'Contoso',
           lastModified: T0,
+          timestamp: seedTimestamp(T0),
           placement: 'fill',
           state: 'active',
           activity: { richPresence: 'Playing Nirvana' },
@@ -261,6 +262,7 @@ test('one user through Roblox and Xbox shows consistently in both', async (t) =>
             id: '1',
             name: 'Roblox',
             lastModified: T0,
+            timestamp: seedTimestamp(T0),
             placement: 'full',
             state: 'active',
             activity: { richPresence: 'Crossroads' },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ADMIN_KEY } from '../helpers/start-app.js'
-import { T0, startXbox, type XboxApp } from './xbox-helpers.js'
+import { T0, seedTimestamp, startXbox, type XboxApp } from './xbox-helpers.js'
 
 const ME = '2533274790395904'
 const OTHER = '2533274790395905'
@@ -49,6 +49,7 @@ test('a title write answers 200 with X-Heartbeat-After and shows at every level'
     id: TITLE,
     name: 'Contoso 5',
     lastModified: T0,
+    timestamp: seedTimestamp(T0),
     placement: 'fill',
     state: 'active',
   }
@@ -123,11 +124,19 @@ test('a TitleRequest updates only the members it has; state alone is valid', asy
     {
       type: 'Web',
       titles: [
-        { id: '1', name: '', lastModified: T0, placement: 'full', state: 'active' },
+        {
+          id: '1',
+          name: '',
+          lastModified: T0,
+          timestamp: seedTimestamp(T0),
+          placement: 'full',
+          state: 'active',
+        },
         {
           id: TITLE,
           name: 'Contoso 5',
           lastModified: new Date(Date.parse(T0) + 1000).toISOString(),
+          timestamp: seedTimestamp(new Date(Date.parse(T0) + 1000).toISOString()),
           placement: 'snapped',
           state: 'inactive',
           activity: { richPresence: 'Playing A on B' },
@@ -313,18 +322,19 @@ test("GET groups/People lists the caller's friends' presence", async (t) => {
   assert.equal(moniker.statusCode, 404)
 })
 
-test('headers: XBL3.0 auth (401), contract version 3 (400), Accept (406)', async (t) => {
+test('headers: XBL3.0 auth (403 missing, 401 invalid), contract version 3 or vnext (400), Accept (406)', async (t) => {
   const x = await startXbox(t)
   const good = await x.as(ME)
   const cases: [Record<string, string | undefined>, number][] = [
     [{}, 200],
-    [{ authorization: undefined }, 401],
+    [{ authorization: undefined }, 403],
     [{ authorization: good.authorization!.replace('XBL3.0', 'Bearer') }, 401],
     [{ authorization: `XBL3.0 x=1;not-a-token` }, 401],
     [{ authorization: `XBL3.0 ${good.authorization!.split(';')[1]}` }, 401],
     [{ 'x-xbl-contract-version': undefined }, 400],
     [{ 'x-xbl-contract-version': '2' }, 400],
-    [{ 'x-xbl-contract-version': 'vnext' }, 400],
+    [{ 'x-xbl-contract-version': 'vnext' }, 200],
+    [{ 'x-xbl-contract-version': 'vnext2' }, 400],
     [{ accept: 'text/html' }, 406],
     [{ accept: 'application/json;q=0, text/html' }, 406],
     [{ accept: 'text/html, */*;q=0.1' }, 200],

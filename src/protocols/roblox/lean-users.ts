@@ -12,7 +12,7 @@ import { JSON_TYPE, usersReply } from './routes.js'
  * errors rendered by the Roblox error handler's functions. Same status, headers and bytes.
  */
 export function leanUsersRoute(context: ProtocolContext, admit: Admit): LeanRoute {
-  const viewOptions = { invisibleAsOffline: context.settings.invisibleAsOffline }
+  const viewOptions = { invisibleSelfView: context.settings.invisibleSelfView }
   return {
     method: 'POST',
     path: '/v1/presence/users',

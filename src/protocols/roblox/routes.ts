@@ -15,7 +15,7 @@ export const JSON_TYPE = 'application/json; charset=utf-8'
 /** The Roblox presence v1 routes; the scope's onRequest hook has set `request.caller`. */
 export function robloxRoutes(app: FastifyInstance, context: ProtocolContext): void {
   const { service, settings } = context
-  const viewOptions = { invisibleAsOffline: settings.invisibleAsOffline }
+  const viewOptions = { invisibleSelfView: settings.invisibleSelfView }
   // half the TTL leaves room for one lost or slow beat before the session expires
   const beatAfter = String(Math.max(1, Math.floor(settings.sessionTtlSeconds / 2)))
 

@@ -5,7 +5,12 @@ import type { Activity, PresenceType, Session } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { isoOf } from '../shared/iso-date.js'
-import { robloxPresence, serializeRobloxPresence, serializeVisible } from './view.js'
+import {
+  invisibleSelfViews,
+  robloxPresence,
+  serializeRobloxPresence,
+  serializeVisible,
+} from './view.js'
 
 const id = fc.oneof(
   fc.constant('9223372036854775807'),
@@ -49,8 +54,8 @@ const presence: fc.Arbitrary<VisiblePresence> = fc.record({
 
 test('serializeVisible writes the bytes of serializeRobloxPresence(robloxPresence(...))', () => {
   fc.assert(
-    fc.property(presence, fc.boolean(), (v, invisibleAsOffline) => {
-      const options = { invisibleAsOffline }
+    fc.property(presence, fc.constantFrom(...invisibleSelfViews), (v, invisibleSelfView) => {
+      const options = { invisibleSelfView }
       const expected = serializeRobloxPresence(robloxPresence(v, options))
       // twice: the second answer comes from the per-activity prefixes
       assert.equal(serializeVisible(v, options), expected)

@@ -5,7 +5,7 @@ import type { VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { NEVER_ONLINE, robloxPresence, serializeRobloxPresence } from './view.js'
 
-const show = { invisibleAsOffline: false }
+const show = { invisibleSelfView: 'state' } as const
 const uid = '9223372036854775807' as UserId
 
 function session(kind: Session['activity']['kind'], updatedAt: number, extra = {}): Session {
@@ -83,15 +83,17 @@ test('locationHidden: generic locations and null ids for every state', () => {
   }
 })
 
-test('Invisible (4) to self, or 0 and offline-looking with invisibleAsOffline', () => {
+test('an invisible user sees their real state by default; 4 or 0 when the operator says so', () => {
   const v = visible({
     state: PresenceType.Invisible,
-    sessions: [session('inGame', 1, { placeId: '5' })],
+    sessions: [session('online', 2), session('inGame', 1, { placeId: '5' })],
     lastOnline: Date.UTC(2026, 0, 1),
   })
-  assert.equal(robloxPresence(v, show).userPresenceType, 4)
-  assert.equal(robloxPresence(v, show).placeId, '5')
-  const old = robloxPresence(v, { invisibleAsOffline: true })
+  const real = robloxPresence(v, show)
+  assert.deepEqual([real.userPresenceType, real.placeId], [PresenceType.InGame, '5'])
+  const four = robloxPresence(v, { invisibleSelfView: 'invisible' })
+  assert.deepEqual([four.userPresenceType, four.placeId], [PresenceType.Invisible, '5'])
+  const old = robloxPresence(v, { invisibleSelfView: 'offline' })
   assert.deepEqual([old.userPresenceType, old.lastLocation, old.placeId], [0, 'Offline', null])
   assert.equal(old.lastOnline, '2026-01-01T00:00:00.000Z')
 })

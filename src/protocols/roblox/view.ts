@@ -1,4 +1,9 @@
-import { PresenceType, primarySession, type Activity } from '../../core/presence.js'
+import {
+  PresenceType,
+  deriveUserState,
+  primarySession,
+  type Activity,
+} from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import { isoOf } from '../shared/iso-date.js'
 
@@ -7,7 +12,10 @@ import { isoOf } from '../shared/iso-date.js'
  * strings here; `serializeRobloxPresence` writes them as JSON numbers, digit for digit.
  */
 export interface RobloxUserPresence {
-  /** 0 Offline, 1 Online, 2 InGame, 3 InStudio, 4 Invisible (only ever to the user themself). */
+  /**
+   * 0 Offline, 1 Online, 2 InGame, 3 InStudio; 4 Invisible only to the user themself, and only
+   * where the operator opted in (`invisibleSelfView: 'invisible'`).
+   */
   userPresenceType: PresenceType
   lastLocation: string
   placeId: string | null
@@ -20,9 +28,18 @@ export interface RobloxUserPresence {
   lastOnline: string
 }
 
+/**
+ * What an invisible user reading their own presence is shown. Roblox's enum, and clients that
+ * map the number through it (ro.py's PresenceType raises ValueError on 4), know only 0-3:
+ * - `state` (the default): their real state, 0-3, with the place, as if they were visible;
+ * - `invisible`: 4 (Invisible), with the place; an operator's opt-in for clients that know 4;
+ * - `offline`: 0 and an offline-looking record, as everyone else sees them.
+ */
+export type InvisibleSelfView = 'state' | 'invisible' | 'offline'
+export const invisibleSelfViews: readonly InvisibleSelfView[] = ['state', 'invisible', 'offline']
+
 export interface RobloxViewOptions {
-  /** Show a user's own Invisible state (4) as Offline (0), for clients that only know 0-3. */
-  invisibleAsOffline: boolean
+  invisibleSelfView: InvisibleSelfView
 }
 
 /**
@@ -46,7 +63,7 @@ const genericLocation: Record<PresenceType, string> = {
  * the primary session is chosen among all of them.
  *
  * @example
- * robloxPresence(visible, { invisibleAsOffline: false })
+ * robloxPresence(visible, { invisibleSelfView: 'state' })
  * // { userPresenceType: 2, lastLocation: 'Obby', placeId: '1818', ..., lastOnline: '2026-…Z' }
  */
 export function robloxPresence(
@@ -55,10 +72,7 @@ export function robloxPresence(
 ): RobloxUserPresence {
   const lastOnline =
     presence.lastOnline === undefined ? NEVER_ONLINE : new Date(presence.lastOnline).toISOString()
-  const state =
-    presence.state === PresenceType.Invisible && options.invisibleAsOffline
-      ? PresenceType.Offline
-      : presence.state
+  const state = shownState(presence, options)
   const primary =
     state === PresenceType.Offline
       ? undefined
@@ -91,6 +105,20 @@ export function robloxPresence(
     universeId: activity.universeId ?? null,
     userId: presence.userId,
     lastOnline,
+  }
+}
+
+/** The userPresenceType a record carries: the core's state, or what InvisibleSelfView says. */
+function shownState(presence: VisiblePresence, options: RobloxViewOptions): PresenceType {
+  if (presence.state !== PresenceType.Invisible) return presence.state
+  switch (options.invisibleSelfView) {
+    case 'invisible':
+      return PresenceType.Invisible
+    case 'offline':
+      return PresenceType.Offline
+    case 'state':
+      // the sessions of a VisiblePresence are the live ones: no clock is needed
+      return deriveUserState(presence.sessions, Number.NEGATIVE_INFINITY)
   }
 }
 
@@ -181,10 +209,7 @@ function prefixFor(
 
 /** One record as JSON, straight from what the viewer may see: see the note above. */
 export function serializeVisible(presence: VisiblePresence, options: RobloxViewOptions): string {
-  const state =
-    presence.state === PresenceType.Invisible && options.invisibleAsOffline
-      ? PresenceType.Offline
-      : presence.state
+  const state = shownState(presence, options)
   const primary =
     state === PresenceType.Offline || presence.locationHidden
       ? undefined

@@ -19,7 +19,8 @@ test('a whole number written with a fraction or an exponent is kept as its text,
   assert.deepEqual(
     parseJsonLossless('{"ids":[1e3,1.0,1E+2,-2.0e0,0.0,12345678901234567890.0,1e400],"n":1e3}'),
     {
-      ids: ['1e3', '1.0', '1E+2', '-2.0e0', '0.0', '12345678901234567890.0', 1e400],
+      // 1e400 overflows to Infinity, which no integer reader takes either
+      ids: ['1e3', '1.0', '1E+2', '-2.0e0', '0.0', '12345678901234567890.0', Infinity],
       n: '1e3',
     },
   )

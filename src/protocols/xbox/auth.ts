@@ -9,7 +9,9 @@ const XBL = /^XBL3\.0 x=([^;\s]*);(\S+)$/
 /**
  * The credential of an Xbox request: `Authorization: XBL3.0 x=<userhash>;<token>` where the
  * token is one presenced issued, or else an API key in `x-api-key` (a third-party site: it
- * reads as a non-friend unless the key has `presence:read:private`).
+ * reads as a non-friend unless the key has `presence:read:private`). As Xbox documents it, no
+ * credential at all is 403 Forbidden; one that is present but malformed, invalid or expired is
+ * 401, which tells a client to refresh it.
  */
 export function xboxCredential(headers: IncomingHttpHeaders): Credential {
   const header = headers.authorization
@@ -25,5 +27,8 @@ export function xboxCredential(headers: IncomingHttpHeaders): Credential {
   }
   const key = apiKeyCredential(headers)
   if (key) return key
-  throw fail('UNAUTHENTICATED', 'Authorization is required: "XBL3.0 x=<userhash>;<token>".')
+  throw fail(
+    'AUTHORIZATION_MISSING',
+    'Authorization is required: "XBL3.0 x=<userhash>;<token>" (or an API key in x-api-key).',
+  )
 }

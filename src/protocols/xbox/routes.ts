@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import type { Caller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
 import type { Activity } from '../../core/presence.js'
@@ -8,11 +8,11 @@ import type { ProtocolContext } from '../context.js'
 import { xboxCredential } from './auth.js'
 import { badRequest } from './errors.js'
 import { acceptedLocales } from './rich-presence.js'
+import { parseDeviceType } from './device-types.js'
 import {
   batchBodySchema,
   levelQuerySchema,
   parseBatchRequest,
-  parseDeviceType,
   parseLevel,
   parseStateRequest,
   parseTitleId,
@@ -23,7 +23,10 @@ import {
 } from './schemas.js'
 import { presenceRecord, titleIdsOf, type PresenceRecord, type XboxLevel } from './view.js'
 
+/** The contract version presenced speaks, and answers with. */
 const CONTRACT_VERSION = '3'
+/** `vnext` asks for the newest version a service speaks: here, 3. */
+const ACCEPTED_CONTRACT_VERSIONS = /^(3|vnext)$/i
 
 interface Target {
   Params: { target: string }
@@ -32,8 +35,9 @@ interface Target {
 
 /**
  * The Xbox Live presence routes (userpresence.xboxlive.com), over the same sessions as every
- * other protocol. Every request needs `Authorization: XBL3.0 x=<userhash>;<token>` (401),
- * `x-xbl-contract-version: 3` (400) and an Accept allowing application/json (406).
+ * other protocol. Every request needs `Authorization: XBL3.0 x=<userhash>;<token>` (403 when
+ * missing, 401 when invalid), `x-xbl-contract-version: 3` or `vnext` (400) and an Accept
+ * allowing application/json (406); reads also spend the caller's Xbox read budget (429).
  */
 export async function xboxPresenceRoutes(
   app: FastifyInstance,
@@ -47,17 +51,19 @@ export async function xboxPresenceRoutes(
 
   // runs before the body is read, so a refused request is never parsed
   app.addHook('onRequest', async (request) => {
+    // a path or method this API does not serve is answered as such, whoever asks
+    if ((request.routeOptions.config as { unserved?: boolean }).unserved === true) return
     request.caller = auth.requireReader(await auth.authenticate(xboxCredential(request.headers)))
     const version = request.headers['x-xbl-contract-version']
     if (version === undefined || version === '') {
       throw badRequest(
-        'The x-xbl-contract-version header is required; presenced supports version 3.',
+        'The x-xbl-contract-version header is required; presenced supports version 3 (or vnext).',
         'CONTRACT_VERSION_UNSUPPORTED',
       )
     }
-    if (version !== CONTRACT_VERSION) {
+    if (typeof version !== 'string' || !ACCEPTED_CONTRACT_VERSIONS.test(version)) {
       throw badRequest(
-        `x-xbl-contract-version ${JSON.stringify(String(version)).slice(0, 40)} is not supported; presenced supports version 3.`,
+        `x-xbl-contract-version ${JSON.stringify(String(version)).slice(0, 40)} is not supported; presenced supports version 3 (or vnext).`,
         'CONTRACT_VERSION_UNSUPPORTED',
       )
     }
@@ -68,6 +74,12 @@ export async function xboxPresenceRoutes(
       )
     }
   })
+
+  /** Reads spend the caller's Xbox read budget, after the checks every request passes. */
+  const read = {
+    onRequest: async (request: FastifyRequest) =>
+      service.limits.xboxRead(request.caller, request.ip),
+  }
 
   /** The records of `presences` as the caller's view at `level`; filtered out users dropped. */
   async function records(
@@ -98,7 +110,10 @@ export async function xboxPresenceRoutes(
 
   app.post(
     '/users/batch',
-    { schema: { tags: ['xbox'], summary: 'Presence of up to 1100 users', body: batchBodySchema } },
+    {
+      ...read,
+      schema: { tags: ['xbox'], summary: 'Presence of up to 1100 users', body: batchBodySchema },
+    },
     async (request, reply) => {
       const query = parseBatchRequest(request.body)
       const presences = await service.lookup(request.caller.viewer, query.users)
@@ -113,7 +128,10 @@ export async function xboxPresenceRoutes(
 
   app.get<Target>(
     '/users/:target',
-    { schema: { tags: ['xbox'], summary: 'Presence of one user', querystring: levelQuerySchema } },
+    {
+      ...read,
+      schema: { tags: ['xbox'], summary: 'Presence of one user', querystring: levelQuerySchema },
+    },
     async (request, reply) => {
       const caller = request.caller
       const xuid = targetOf(request.params.target, caller)
@@ -127,6 +145,7 @@ export async function xboxPresenceRoutes(
   app.get<Target & { Params: { moniker: string } }>(
     '/users/:target/groups/:moniker',
     {
+      ...read,
       schema: {
         tags: ['xbox'],
         summary: "Presence of the caller's friends (People)",
@@ -212,14 +231,69 @@ export async function xboxPresenceRoutes(
     { schema: { tags: ['xbox'], summary: "Remove the title's presence at once" } },
     async (request, reply) => {
       const xuid = ownTarget(request.params.target, request.caller)
-      const titleId = titleIdOf(request) ?? settings.xboxDefaultTitleId
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
-      await service.limits.titleWrite(xuid, titleId)
-      await service.endSession(xuid, `title:${titleId}:${deviceType}`)
+      // without a named title: whatever this device runs (Xbox knows the title from the token)
+      const named = titleIdOf(request)
+      const titleIds = named !== undefined ? [named] : await runningTitles(xuid, deviceType)
+      // a DELETE that ends nothing still spends a budget, so it cannot be sent without limit
+      for (const titleId of titleIds.length > 0 ? titleIds : [settings.xboxDefaultTitleId]) {
+        await service.limits.titleWrite(xuid, titleId)
+      }
+      for (const titleId of titleIds) {
+        await service.endSession(xuid, `title:${titleId}:${deviceType}`)
+      }
       return reply.code(200).header('cache-control', 'no-cache').send()
     },
   )
+
+  /** The titles a user's device runs, as its title writes named them. */
+  async function runningTitles(xuid: UserId, deviceType: string): Promise<string[]> {
+    const [own] = await service.rawPresences([xuid])
+    const titleIds: string[] = []
+    for (const session of own?.sessions ?? []) {
+      const titleId = session.activity.titleId
+      if (session.source === 'title' && session.deviceType === deviceType && titleId) {
+        titleIds.push(titleId)
+      }
+    }
+    return titleIds
+  }
+
+  // Clients JSON.parse every error: anything else under /users is answered in the Xbox shape,
+  // 405 with Allow where the path is served with other methods, else 404.
+  for (const url of ['/users', '/users/*']) {
+    app.route({
+      method: UNSERVED_METHODS,
+      url,
+      config: { unserved: true },
+      schema: { hide: true },
+      handler: async (request) => {
+        const path = request.url.split('?')[0]!
+        const allow = XBOX_PATHS.find(([pattern]) => pattern.test(path))?.[1]
+        if (allow === undefined) {
+          throw fail('NOT_FOUND', `No Xbox presence resource at ${path.slice(0, 100)}.`)
+        }
+        throw fail(
+          'METHOD_NOT_ALLOWED',
+          `${path.slice(0, 100)} does not support ${request.method}; it supports ${allow}.`,
+          { allow },
+        )
+      },
+    })
+  }
 }
+
+/** Every method a client may try on a path this API does not serve that way. */
+const UNSERVED_METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH']
+
+/** The paths of this API and the methods each serves (for the Allow of a 405). */
+const XBOX_PATHS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^\/users\/batch$/, 'POST'],
+  [/^\/users\/[^/]+$/, 'GET'],
+  [/^\/users\/[^/]+\/groups\/[^/]+$/, 'GET'],
+  [/^\/users\/[^/]+\/state$/, 'PUT'],
+  [/^\/users\/[^/]+\/devices\/current\/titles\/current$/, 'POST, DELETE'],
+]
 
 /**
  * The title of a write when its body names none: `?titleId=` or the `x-xbl-title-id` header

@@ -1,5 +1,6 @@
 import type { Placement, RichPresence, TitleState } from '../../core/presence.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
+import { DEVICE_TYPE, deviceTypeKey } from './device-types.js'
 import { badRequest } from './errors.js'
 import { xboxLevels, type XboxLevel } from './view.js'
 
@@ -16,7 +17,7 @@ const MAX_TEXT = 200
 
 export interface BatchQuery {
   users: UserId[]
-  /** Lower-cased; empty: every device type. */
+  /** Compared by `deviceTypeKey`; empty: every device type. */
   deviceTypes: Set<string>
   /** Empty: every title. */
   titleIds: Set<string>
@@ -91,7 +92,7 @@ export function parseBatchRequest(body: unknown): BatchQuery {
     if (typeof raw !== 'string' || !DEVICE_TYPE.test(raw)) {
       throw badRequest(`deviceTypes must hold device type names, got ${show(raw)}.`)
     }
-    deviceTypes.add(raw.toLowerCase())
+    deviceTypes.add(deviceTypeKey(raw))
   }
   const titleIds = new Set<string>()
   for (const raw of arrayOf(o.titles, 'titles')) {
@@ -157,43 +158,6 @@ export function parseStateRequest(body: unknown): 'Active' | 'Cloaked' {
   prohibitOthers(o, ['state'], 'a state request')
   if (o.state === 'Active' || o.state === 'Cloaked') return o.state
   throw badRequest(`state must be "Active" or "Cloaked", got ${show(o.state)}.`)
-}
-
-/** Device type names: XboxOne, Scarlett, PC, iOS, Android, Web, ... (unknown ones kept). */
-const DEVICE_TYPE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/
-
-const knownDeviceTypes = [
-  'Android',
-  'AppleTV',
-  'iOS',
-  'MoLive',
-  'Nintendo',
-  'PC',
-  'PlayStation',
-  'Scarlett',
-  'Web',
-  'Win32',
-  'Windows8',
-  'WindowsOneCore',
-  'WindowsOneCoreMobile',
-  'WindowsPhone',
-  'WindowsPhone7',
-  'Xbox360',
-  'XboxOne',
-]
-const canonicalDeviceType = new Map(knownDeviceTypes.map((t) => [t.toLowerCase(), t]))
-
-/**
- * The device type a write comes from (`x-xbl-device-type`). Known names are spelled the Xbox
- * way whatever their case; unknown ones are kept as given; none means `Web`, as the Xbox
- * documentation says of callers without a device claim.
- */
-export function parseDeviceType(header: string | string[] | undefined): string {
-  if (header === undefined || header === '') return 'Web'
-  if (typeof header !== 'string' || !DEVICE_TYPE.test(header)) {
-    throw badRequest(`x-xbl-device-type must be a device type name such as XboxOne or PC.`)
-  }
-  return canonicalDeviceType.get(header.toLowerCase()) ?? header
 }
 
 function invalidXuid(value: unknown) {

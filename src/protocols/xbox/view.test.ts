@@ -87,6 +87,7 @@ test('an app session alone is Away; a game session is the platform title', () =>
               id: '1',
               name: '',
               lastModified: '1970-01-01T00:00:01.000Z',
+              timestamp: '1970-01-01T00:00:01.0000000',
               placement: 'full',
               state: 'active',
               activity: { richPresence: 'Obby' },

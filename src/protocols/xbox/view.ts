@@ -3,6 +3,7 @@ import type { VisiblePresence } from '../../core/privacy.js'
 import type { Title } from '../../core/catalogue.js'
 import { isoOf } from '../shared/iso-date.js'
 import { renderRichPresence } from './rich-presence.js'
+import { deviceTypeKey } from './device-types.js'
 
 /** How deep a PresenceRecord goes: user node only, + devices, + titles (default), + activity. */
 export type XboxLevel = 'user' | 'device' | 'title' | 'all'
@@ -20,6 +21,12 @@ export interface TitleRecord {
   name: string
   /** ISO-8601 UTC instant of the title's last write. */
   lastModified: string
+  /**
+   * The same instant as the Xbox documents' TitleRecord sample writes it
+   * (`2012-09-17T07:15:23.4930000`: UTC, seven fraction digits, no zone letter). The live
+   * service and its clients use `lastModified`; both are sent.
+   */
+  timestamp: string
   placement: Placement
   state: TitleState
   /** Only at level `all`, and only when there is a string to show. */
@@ -64,7 +71,7 @@ export interface XboxViewOptions {
    * title, with the place name as its rich presence.
    */
   platformTitleId: string
-  /** Lower-cased device types to keep (OR); empty or absent: all. */
+  /** Device types to keep (OR), as `deviceTypeKey` gives them; empty or absent: all. */
   deviceTypes?: ReadonlySet<string>
   /** Title ids to keep (OR); empty or absent: all. */
   titleIds?: ReadonlySet<string>
@@ -108,7 +115,7 @@ export function presenceRecord(
   let shown = [...devices.values()]
   const byDevice = options.deviceTypes !== undefined && options.deviceTypes.size > 0
   const byTitle = options.titleIds !== undefined && options.titleIds.size > 0
-  if (byDevice) shown = shown.filter((d) => options.deviceTypes!.has(d.type.toLowerCase()))
+  if (byDevice) shown = shown.filter((d) => options.deviceTypes!.has(deviceTypeKey(d.type)))
   if (byTitle) {
     shown = shown
       .map((d) => ({ type: d.type, titles: d.titles.filter((t) => options.titleIds!.has(t.id)) }))
@@ -150,10 +157,11 @@ function deviceRecord(device: FullDevice, level: XboxLevel): DeviceRecord {
   if (level === 'all') return device
   return {
     type: device.type,
-    titles: device.titles.map(({ id, name, lastModified, placement, state }) => ({
+    titles: device.titles.map(({ id, name, lastModified, timestamp, placement, state }) => ({
       id,
       name,
       lastModified,
+      timestamp,
       placement,
       state,
     })),
@@ -170,6 +178,7 @@ function titleRecord(session: Session, options: XboxViewOptions): TitleRecord | 
       id: activity.titleId,
       name: title?.name ?? '',
       lastModified: iso(session.updatedAt),
+      timestamp: seedTimestamp(session.updatedAt),
       placement: activity.placement ?? 'full',
       state: activity.titleState ?? 'active',
     }
@@ -181,6 +190,7 @@ function titleRecord(session: Session, options: XboxViewOptions): TitleRecord | 
       id: options.platformTitleId,
       name: options.titles.get(options.platformTitleId)?.name ?? '',
       lastModified: iso(session.updatedAt),
+      timestamp: seedTimestamp(session.updatedAt),
       placement: 'full',
       state: 'active',
     }
@@ -194,4 +204,9 @@ function titleRecord(session: Session, options: XboxViewOptions): TitleRecord | 
 
 function iso(ms: number): string {
   return isoOf(ms)
+}
+
+/** `2012-09-17T07:15:23.4930000`: the ISO instant with seven fraction digits and no `Z`. */
+function seedTimestamp(ms: number): string {
+  return `${isoOf(ms).slice(0, 23)}0000`
 }
