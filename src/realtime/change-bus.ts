@@ -8,13 +8,16 @@ import type { PresenceChange } from '../core/presence.js'
  * - settings: a user's privacy settings changed (every watcher must re-project them); `before`
  *   and `after` let a listener judge each change by the settings in force when it happened;
  * - relation: two users' friendship or block changed;
- * - revoked: an access token was revoked (logout): every node refuses it from now on.
+ * - revoked: an access token was revoked (logout): every node refuses it from now on;
+ * - place: a place of the catalogue changed (every place, without `placeId`): every node reads
+ *   it again.
  */
 export type BusEvent =
   | { type: 'presence'; change: PresenceChange }
   | { type: 'settings'; userId: UserId; before?: UserSettings; after?: UserSettings }
   | { type: 'relation'; users: readonly [UserId, UserId] }
   | { type: 'revoked'; tokenId: string; expiresAt: number }
+  | { type: 'place'; placeId?: string }
 
 /** Carries BusEvents to every node. Adapters: LocalChangeBus (one process), RedisChangeBus. */
 export interface ChangeBus {

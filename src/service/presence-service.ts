@@ -34,6 +34,7 @@ import type { Clock } from './clock.js'
 import { GameServers } from './game-servers.js'
 import { Janitor } from './janitor.js'
 import type { ServiceObserver } from './observer.js'
+import { PlaceCatalogue, withPlace } from './place-catalogue.js'
 import { PresenceFeed, type PresenceFeedOptions } from './presence-feed.js'
 import { PresenceStats, type PresenceStatsOptions } from './presence-stats.js'
 import { RateLimits, type RateLimitSettings } from './rate-limits.js'
@@ -105,6 +106,7 @@ export class PresenceService {
   readonly #observer: ServiceObserver
   readonly #revocations: Revocations
   readonly #janitor: Janitor
+  readonly #places: PlaceCatalogue
   readonly #onError: (error: unknown, duty: string) => void
   #unsubscribe: (() => void) | undefined
 
@@ -115,6 +117,7 @@ export class PresenceService {
     this.#settings = settings
     this.#observer = deps.observer ?? {}
     this.#onError = deps.onBackgroundError ?? (() => {})
+    this.#places = new PlaceCatalogue(stores.catalogue, clock)
     this.keys = new ApiKeys(stores.credentials, clock)
     this.#revocations = new Revocations(stores.credentials, clock, {
       syncIntervalMs: settings.revocationSyncMs ?? 5000,
@@ -159,6 +162,7 @@ export class PresenceService {
   async start(): Promise<void> {
     this.#unsubscribe ??= this.#stores.bus.subscribe((event) => {
       if (event.type === 'revoked') this.#revocations.remember(event.tokenId, event.expiresAt)
+      else if (event.type === 'place') this.#places.forget(event.placeId)
     })
     await this.#revocations.sync()
     this.#revocations.start()
@@ -185,11 +189,14 @@ export class PresenceService {
   /** The presences of `ids` as `viewer` may see them, in order. */
   async lookup(viewer: Viewer, ids: readonly UserId[]): Promise<VisiblePresence[]> {
     const now = this.#clock.now()
-    const [presences, settings, relations] = await Promise.all([
+    const [found, settings, relations] = await Promise.all([
       this.#stores.presence.getMany(ids, now),
       this.#stores.privacy.getSettings(ids),
       this.#relationsOf(viewer, ids),
     ])
+    // places as the catalogue has them now; no await (no tick) when all are in memory
+    const resolved = this.#places.resolve(found, now)
+    const presences = resolved instanceof Promise ? await resolved : resolved
     return presences.map((presence, i) => {
       const targetSettings = settings[i]!
       const access = accessOf(viewer, presence.userId, targetSettings, relations?.[i] ?? strangers)
@@ -198,15 +205,16 @@ export class PresenceService {
   }
 
   /** The raw presences, without privacy: for a user's own sessions and operators only. */
-  rawPresences(ids: readonly UserId[]): Promise<UserPresence[]> {
-    return this.#stores.presence.getMany(ids, this.#clock.now())
+  async rawPresences(ids: readonly UserId[]): Promise<UserPresence[]> {
+    const now = this.#clock.now()
+    return this.#places.resolve(await this.#stores.presence.getMany(ids, now), now)
   }
 
   /** One user as an operator sees it. */
   async rawPresence(id: UserId): Promise<RawPresence> {
     const now = this.#clock.now()
     const [[presence], [settings]] = await Promise.all([
-      this.#stores.presence.getMany([id], now),
+      this.#stores.presence.getMany([id], now).then((found) => this.#places.resolve(found, now)),
       this.#stores.privacy.getSettings([id]),
     ])
     return {
@@ -299,8 +307,11 @@ export class PresenceService {
     return this.#stores.catalogue.getPlace(placeId)
   }
 
-  putPlace(place: Place): Promise<void> {
-    return this.#stores.catalogue.putPlace(place)
+  /** Names a place; every read shows it at once, on every node (see PlaceCatalogue). */
+  async putPlace(place: Place): Promise<void> {
+    await this.#stores.catalogue.putPlace(place)
+    this.#places.forget(place.placeId)
+    await this.#stores.bus.publish({ type: 'place', placeId: place.placeId })
   }
 
   getTitle(titleId: string): Promise<Title | undefined> {
@@ -370,6 +381,10 @@ export class PresenceService {
     }
     if (privacy.length > 0) await this.#stores.privacy.importPrivacy(privacy)
     if (catalogue.length > 0) await this.#stores.catalogue.importCatalogue(catalogue)
+    if (catalogue.some((r) => r.type === 'place')) {
+      this.#places.forget()
+      await this.#stores.bus.publish({ type: 'place' })
+    }
     const bus = this.#stores.bus
     for (const r of privacy) {
       if (r.type === 'settings') {
@@ -502,16 +517,14 @@ export class PresenceService {
       : undefined
   }
 
-  /** Fills universe, root place and place name from the catalogue, at write time. */
+  /**
+   * Fills universe, root place and place name from the catalogue at write time too, so that
+   * what is stored and published (the dashboard counts by it) already carries them, and reads
+   * find nothing to change until the catalogue does.
+   */
   async #resolvePlace(activity: Activity): Promise<Activity> {
     if (activity.placeId === undefined) return activity
-    const place = await this.#stores.catalogue.getPlace(activity.placeId)
-    if (!place) return activity
-    return {
-      ...activity,
-      universeId: activity.universeId ?? place.universeId,
-      rootPlaceId: activity.rootPlaceId ?? place.rootPlaceId,
-      location: place.name,
-    }
+    const place = await this.#places.place(activity.placeId)
+    return place ? withPlace(activity, place) : activity
   }
 }

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { Place } from '../core/catalogue.js'
+import type { Activity, UserPresence } from '../core/presence.js'
+import type { UserId } from '../core/user-id.js'
+import { ManualClock } from './clock.js'
+import { PlaceCatalogue } from './place-catalogue.js'
+
+const crossroads: Place = { placeId: '1818', universeId: '13058', rootPlaceId: '1800', name: 'X' }
+
+function inPlace(activity: Partial<Activity>): UserPresence {
+  return {
+    userId: '1' as UserId,
+    lastOnline: 0,
+    sessions: [
+      {
+        userId: '1' as UserId,
+        key: 'app:Web',
+        source: 'app',
+        deviceType: 'Web',
+        startedAt: 0,
+        updatedAt: 0,
+        expiresAt: 1e12,
+        activity: { kind: 'inGame', placeId: '1818', ...activity },
+      },
+    ],
+  }
+}
+
+/** A catalogue over a map the test changes, counting the store reads. */
+function setup() {
+  const places = new Map<string, Place>()
+  const reads: string[] = []
+  const clock = new ManualClock()
+  const catalogue = new PlaceCatalogue(
+    {
+      getPlace: async (id) => {
+        reads.push(id)
+        return places.get(id)
+      },
+    },
+    clock,
+  )
+  return { places, reads, clock, catalogue }
+}
+
+test('the catalogue wins for a catalogued place; an uncatalogued one keeps what was sent', async () => {
+  const { places, catalogue, clock } = setup()
+  const sent = [inPlace({ location: 'Game', universeId: '5' })]
+  assert.equal(await catalogue.resolve(sent, clock.now()), sent)
+  places.set('1818', crossroads)
+  catalogue.forget('1818')
+  const [resolved] = await catalogue.resolve(sent, clock.now())
+  assert.deepEqual(resolved!.sessions[0]!.activity, {
+    kind: 'inGame',
+    placeId: '1818',
+    universeId: '13058',
+    rootPlaceId: '1800',
+    location: 'X',
+  })
+  assert.equal(sent[0]!.sessions[0]!.activity.location, 'Game', 'the input is not changed')
+})
+
+test('all cached and already carried: the same array, synchronously, with no store read', async () => {
+  const { places, reads, catalogue, clock } = setup()
+  places.set('1818', crossroads)
+  const carried = [
+    inPlace({ universeId: '13058', rootPlaceId: '1800', location: 'X' }),
+    { userId: '2' as UserId, lastOnline: undefined, sessions: [] },
+  ]
+  await catalogue.resolve(carried, clock.now())
+  reads.length = 0
+  assert.equal(catalogue.resolve(carried, clock.now()), carried)
+  assert.deepEqual(reads, [])
+})
+
+test('a place is read once, remembered even when absent, and read again after forget or a minute', async () => {
+  const { places, reads, catalogue, clock } = setup()
+  const sent = [inPlace({}), inPlace({})]
+  await catalogue.resolve(sent, clock.now())
+  await catalogue.resolve(sent, clock.now())
+  assert.deepEqual(reads, ['1818'])
+  places.set('1818', crossroads)
+  catalogue.forget()
+  assert.equal((await catalogue.resolve(sent, clock.now()))[1]!.sessions[0]!.activity.location, 'X')
+  places.set('1818', { ...crossroads, name: 'Y' })
+  clock.advance(60_000)
+  assert.equal((await catalogue.resolve(sent, clock.now()))[0]!.sessions[0]!.activity.location, 'Y')
+  assert.deepEqual(reads, ['1818', '1818', '1818'])
+})
+
+test('a load that started before a change does not keep what it read', async () => {
+  const places = new Map<string, Place>([['1818', crossroads]])
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  let reads = 0
+  const clock = new ManualClock()
+  const catalogue = new PlaceCatalogue(
+    {
+      getPlace: async (id) => {
+        const place = places.get(id)
+        if (reads++ === 0) await gate
+        return place
+      },
+    },
+    clock,
+  )
+  const slow = catalogue.resolve([inPlace({})], clock.now())
+  places.set('1818', { ...crossroads, name: 'Renamed' })
+  catalogue.forget('1818')
+  release()
+  await slow
+  assert.equal((await catalogue.place('1818'))?.name, 'Renamed')
+})
