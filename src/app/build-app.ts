@@ -12,7 +12,7 @@ import { nativeProtocol } from '../protocols/native/plugin.js'
 import { robloxProtocol } from '../protocols/roblox/plugin.js'
 import { serversProtocol } from '../protocols/servers/plugin.js'
 import { LeanRoutes } from '../protocols/shared/lean-routes.js'
-import { frameworkErrors } from '../protocols/shared/framework-errors.js'
+import { frameworkErrors, unservedPath } from '../protocols/shared/framework-errors.js'
 import { int64Keyword } from '../protocols/shared/int64-keyword.js'
 import { parseJsonBody } from '../protocols/shared/lossless-json.js'
 import { xboxProtocol } from '../protocols/xbox/plugin.js'
@@ -199,11 +199,7 @@ export async function buildApp(
   await app.register(serversProtocol, context)
   await app.register(dashboard, { service, tokens, mode: stores.mode })
 
-  app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({
-      errors: [{ code: 0, message: `No route for ${request.method} ${request.url.split('?')[0]}` }],
-    })
-  })
+  app.setNotFoundHandler(unservedPath)
 
   await service.start()
 

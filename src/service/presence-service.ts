@@ -338,6 +338,11 @@ export class PresenceService {
     return this.#stores.catalogue.getUser(id)
   }
 
+  /** The catalogue's users named `names`, in order (see CatalogueStore.getUsersByNames). */
+  getUsersByNames(names: readonly string[]): Promise<(UserProfile | undefined)[]> {
+    return this.#stores.catalogue.getUsersByNames(names)
+  }
+
   putUser(user: UserProfile): Promise<void> {
     return this.#stores.catalogue.putUser(user)
   }

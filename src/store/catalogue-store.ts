@@ -11,6 +11,12 @@ export interface CatalogueStore {
   getTitle(titleId: string): Promise<Title | undefined>
   putTitle(title: Title): Promise<void>
   getUser(id: UserId): Promise<UserProfile | undefined>
+  /**
+   * The users named `names`, in order (undefined where none is). Names match ignoring the case
+   * of ASCII letters (`Roblox` finds `roblox`; other letters must match exactly). The catalogue
+   * does not make names unique: when several users carry a name, the smallest id answers.
+   */
+  getUsersByNames(names: readonly string[]): Promise<(UserProfile | undefined)[]>
   putUser(user: UserProfile): Promise<void>
   /** Applies many records at once (one transaction where the backend has them). */
   importCatalogue(records: readonly CatalogueRecord[]): Promise<void>

@@ -5,6 +5,7 @@ import type { ProtocolContext } from '../context.js'
 import { robloxCredential } from '../roblox/auth.js'
 import { installErrorHandler } from '../roblox/errors.js'
 import { authRoutes } from './auth-routes.js'
+import { userLookupRoutes } from './user-lookup-routes.js'
 import { userRoutes } from './user-routes.js'
 
 /** Every method a path may be called with, for the 405s below. */
@@ -15,6 +16,8 @@ const ROBLOX_PATHS: ReadonlyArray<readonly [string, HTTPMethods]> = [
   ['/v2/logout', 'POST'],
   ['/v2/login', 'POST'],
   ['/v1/users/authenticated', 'GET'],
+  ['/v1/users', 'POST'],
+  ['/v1/usernames/users', 'POST'],
   ['/v1/presence/users', 'POST'],
   ['/v1/presence/register-app-presence', 'POST'],
 ]
@@ -22,7 +25,8 @@ const ROBLOX_PATHS: ReadonlyArray<readonly [string, HTTPMethods]> = [
 /**
  * The companion endpoints that Roblox clients call around the presence API (auth and users
  * hosts): CSRF tokens from `POST /v2/logout` and `/v2/login`, logout, `GET
- * /v1/users/authenticated` and `GET /v1/users/{id}`. Errors in Roblox's shape. Like every
+ * /v1/users/authenticated`, `GET /v1/users/{id}`, and the batch lookups `POST /v1/users` and
+ * `POST /v1/usernames/users`. Errors in Roblox's shape. Like every
  * protocol it routes by path only: whichever host name the client used reaches the same route.
  */
 export async function companionProtocol(
@@ -54,6 +58,7 @@ export async function companionProtocol(
 
   authRoutes(app, context)
   userRoutes(app, context)
+  await app.register(userLookupRoutes, context)
 
   // Clients JSON.parse every body: a wrong method gets a Roblox-shaped 405, not a bare 404.
   for (const [url, allowed] of ROBLOX_PATHS) {

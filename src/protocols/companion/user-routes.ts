@@ -54,8 +54,9 @@ export function userRoutes(app: FastifyInstance, context: ProtocolContext): void
     },
   )
 
+  // digits only: any other segment (`search`, ...) is a path this service does not serve (404)
   app.get<{ Params: { userId: string } }>(
-    '/v1/users/:userId',
+    '/v1/users/:userId(^\\d+$)',
     { schema: { tags: ['companion'], summary: 'A user by id' } },
     async (request, reply) => {
       // a credential that is present but invalid is refused, as on the presence routes

@@ -29,3 +29,19 @@ export function frameworkErrors(
   }
   return reply.code(status).type('application/json; charset=utf-8').send(errorBody(0, message))
 }
+
+/**
+ * The app's 404, for a path no protocol serves: in the format of the protocol its prefix
+ * belongs to (`/admin/` and `/api/` the error record, `/users` Xbox's), else Roblox's.
+ */
+export function unservedPath(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const path = (request.raw.url ?? '/').split('?')[0]!
+  const message = `No route for ${request.method} ${path.slice(0, 200)}`
+  if (path.startsWith('/admin/') || path.startsWith('/api/')) {
+    return sendAdminError(reply, 404, 'NOT_FOUND', message)
+  }
+  if (path === '/users' || path.startsWith('/users/')) {
+    return sendXboxError(reply, 404, XboxErrorCode.NotFound, message)
+  }
+  return reply.code(404).type('application/json; charset=utf-8').send(errorBody(0, message))
+}

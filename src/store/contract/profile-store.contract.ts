@@ -307,6 +307,44 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       assert.equal((await store.getUser(id('5')))?.displayName, 'Builderman')
     })
 
+    test('users are found by name, in order, ignoring the case of ASCII letters', async (t) => {
+      const store = await open(t)
+      await store.putUser({ userId: id('1'), name: 'Roblox', displayName: 'Roblox' })
+      await store.putUser({ userId: id('9223372036854775807'), name: 'max_int', displayName: 'M' })
+      await store.putUser({ userId: id('3'), name: 'Émile', displayName: 'É' })
+      const found = await store.getUsersByNames(['max_INT', 'nobody', 'ROBLOX', 'roblox', 'émile'])
+      assert.deepEqual(
+        found.map((u) => u?.userId),
+        ['9223372036854775807', undefined, '1', '1', undefined],
+      )
+      assert.deepEqual(found[2], { userId: '1', name: 'Roblox', displayName: 'Roblox' })
+      assert.equal((await store.getUsersByNames(['Émile']))[0]?.userId, '3')
+      assert.deepEqual(await store.getUsersByNames([]), [])
+    })
+
+    test('a renamed user is found by the new name only; a shared name answers the smallest id', async (t) => {
+      const store = await open(t)
+      await store.putUser({ userId: id('10'), name: 'bob', displayName: 'Bob' })
+      await store.putUser({ userId: id('9'), name: 'Bob', displayName: 'Bob too' })
+      await store.putUser({ userId: id('100'), name: 'BOB', displayName: 'Bob three' })
+      assert.equal((await store.getUsersByNames(['bob']))[0]?.userId, '9')
+      await store.putUser({ userId: id('9'), name: 'robert', displayName: 'Robert' })
+      const [bob, robert] = await store.getUsersByNames(['bob', 'Robert'])
+      assert.deepEqual([bob?.userId, robert?.userId], ['10', '9'])
+      // a display name change keeps the name
+      await store.putUser({ userId: id('10'), name: 'bob', displayName: 'Bobby' })
+      assert.equal((await store.getUsersByNames(['bob']))[0]?.displayName, 'Bobby')
+      await store.importCatalogue([
+        { type: 'user', user: { userId: id('10'), name: 'bobby', displayName: 'Bobby' } },
+        { type: 'user', user: { userId: id('11'), name: 'alice', displayName: 'Alice' } },
+      ])
+      const names = await store.getUsersByNames(['bob', 'bobby', 'alice'])
+      assert.deepEqual(
+        names.map((u) => u?.userId),
+        ['100', '10', '11'],
+      )
+    })
+
     test('api keys are found by hash and listed', async (t) => {
       const store = await open(t)
       assert.deepEqual(await store.listApiKeys(), [])

@@ -137,6 +137,14 @@ export class RedisKeys {
     return this.#user(id, 'n')
   }
 
+  /**
+   * Set of the ids of the users named `name`, ASCII case folded (a name index; reads check each
+   * id's profile, so an entry a concurrent rename left behind is harmless).
+   */
+  userName(name: string): string {
+    return `${this.prefix}:uname:${foldName(name)}`
+  }
+
   place(placeId: string): string {
     return `${this.prefix}:place:${placeId}`
   }
@@ -184,4 +192,9 @@ export class RedisKeys {
 
 function escapeTagChar(char: string): string {
   return char === '%' ? '%25' : char === '{' ? '%7B' : '%7D'
+}
+
+/** A name with its ASCII letters lower-cased: how names are matched (as SQLite's NOCASE). */
+export function foldName(name: string): string {
+  return name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase())
 }

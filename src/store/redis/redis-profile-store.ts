@@ -15,7 +15,7 @@ import type {
 } from '../../core/catalogue.js'
 import type { Revocation } from '../credential-store.js'
 import type { ProfileStore } from '../profile-store.js'
-import type { RedisKeys } from './keys.js'
+import { foldName, type RedisKeys } from './keys.js'
 import type { RedisConnection } from './redis-connection.js'
 
 type Op = [command: string, ...args: string[]]
@@ -119,8 +119,41 @@ export class RedisProfileStore implements ProfileStore {
     return this.#getJson<UserProfile>(this.#keys.userProfile(id))
   }
 
+  getUsersByNames(names: readonly string[]): Promise<(UserProfile | undefined)[]> {
+    if (names.length === 0) return Promise.resolve([])
+    return this.#connection.run(async () => {
+      const candidates = await Promise.all(
+        names.map((name) => this.#client.smembers(this.#keys.userName(name))),
+      )
+      const ids = [...new Set(candidates.flat())] as UserId[]
+      const raws =
+        ids.length > 0
+          ? await this.#connection.mget(ids.map((id) => this.#keys.userProfile(id)))
+          : []
+      const profiles = new Map<string, UserProfile>()
+      ids.forEach((id, i) => {
+        const raw = raws[i]
+        if (raw) profiles.set(id, JSON.parse(raw) as UserProfile)
+      })
+      return names.map((name, i) => {
+        const folded = foldName(name)
+        let found: UserProfile | undefined
+        for (const id of candidates[i]!) {
+          const profile = profiles.get(id)
+          // an id the index still holds after a rename no longer carries the name
+          if (!profile || foldName(profile.name) !== folded) continue
+          if (found === undefined || smallerId(profile.userId, found.userId)) found = profile
+        }
+        return found
+      })
+    })
+  }
+
   putUser(user: UserProfile): Promise<void> {
-    return this.#run([['set', this.#keys.userProfile(user.userId), JSON.stringify(user)]])
+    return this.#connection.run(async () => {
+      const [old] = await this.#profiles([user.userId])
+      await this.#apply(this.#userOps(user, old))
+    })
   }
 
   putApiKey(key: ApiKeyRecord): Promise<void> {
@@ -177,17 +210,31 @@ export class RedisProfileStore implements ProfileStore {
 
   importCatalogue(records: readonly CatalogueRecord[]): Promise<void> {
     const k = this.#keys
-    const ops: Op[] = records.map((r): Op => {
-      switch (r.type) {
-        case 'place':
-          return ['set', k.place(r.place.placeId), JSON.stringify(r.place)]
-        case 'title':
-          return ['set', k.title(r.title.titleId), JSON.stringify(r.title)]
-        case 'user':
-          return ['set', k.userProfile(r.user.userId), JSON.stringify(r.user)]
+    return this.#connection.run(async () => {
+      const users = records.flatMap((r) => (r.type === 'user' ? [r.user] : []))
+      // the names users had before, to take them out of the name index
+      const before = new Map<string, UserProfile | undefined>()
+      const olds = await this.#profiles(users.map((u) => u.userId))
+      users.forEach((user, i) => {
+        if (!before.has(user.userId)) before.set(user.userId, olds[i])
+      })
+      const ops: Op[] = []
+      for (const r of records) {
+        switch (r.type) {
+          case 'place':
+            ops.push(['set', k.place(r.place.placeId), JSON.stringify(r.place)])
+            break
+          case 'title':
+            ops.push(['set', k.title(r.title.titleId), JSON.stringify(r.title)])
+            break
+          case 'user':
+            ops.push(...this.#userOps(r.user, before.get(r.user.userId)))
+            before.set(r.user.userId, r.user)
+            break
+        }
       }
+      await this.#apply(ops)
     })
-    return this.#run(ops)
   }
 
   revokeToken(revocation: Revocation): Promise<void> {
@@ -306,6 +353,25 @@ export class RedisProfileStore implements ProfileStore {
     await this.#apply(ops)
   }
 
+  /** A user's profile and name index entry; the old name's entry goes when the name changes. */
+  #userOps(user: UserProfile, old: UserProfile | undefined): Op[] {
+    const k = this.#keys
+    const ops: Op[] = [
+      ['set', k.userProfile(user.userId), JSON.stringify(user)],
+      ['sadd', k.userName(user.name), user.userId],
+    ]
+    if (old && foldName(old.name) !== foldName(user.name)) {
+      ops.push(['srem', k.userName(old.name), user.userId])
+    }
+    return ops
+  }
+
+  async #profiles(ids: readonly UserId[]): Promise<(UserProfile | undefined)[]> {
+    if (ids.length === 0) return []
+    const raws = await this.#connection.mget(ids.map((id) => this.#keys.userProfile(id)))
+    return raws.map((raw) => (raw ? (JSON.parse(raw) as UserProfile) : undefined))
+  }
+
   async #getJson<T>(key: string): Promise<T | undefined> {
     return this.#connection.run(async () => {
       const raw = await this.#client.get(key)
@@ -336,4 +402,9 @@ export class RedisProfileStore implements ProfileStore {
       if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted')
     }
   }
+}
+
+/** Numeric order of canonical decimal ids (no leading zeros): shorter first, then by text. */
+function smallerId(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length < b.length : a < b
 }

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS places (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS titles (title_id TEXT PRIMARY KEY, name TEXT NOT NULL, strings TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, name TEXT NOT NULL, display_name TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS users_by_name ON users (name COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, record TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS last_online (user_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS revoked_tokens (token_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL) WITHOUT ROWID;
@@ -146,6 +147,12 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
       ),
       getUser: db.prepare<[string], { name: string; display_name: string }>(
         'SELECT name, display_name FROM users WHERE user_id = ?',
+      ),
+      // NOCASE folds ASCII letters only, as the port says; ids have no leading zeros, so
+      // ordering by length then text is numeric order
+      getUserByName: db.prepare<[string], { user_id: string; name: string; display_name: string }>(
+        'SELECT user_id, name, display_name FROM users WHERE name = ? COLLATE NOCASE ' +
+          'ORDER BY length(user_id), user_id LIMIT 1',
       ),
       putUser: db.prepare(
         'INSERT INTO users (user_id, name, display_name) VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, display_name = excluded.display_name',
@@ -281,6 +288,17 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   getUser(id: UserId): Promise<UserProfile | undefined> {
     const row = this.#stmt.getUser.get(id)
     return Promise.resolve(row && { userId: id, name: row.name, displayName: row.display_name })
+  }
+
+  getUsersByNames(names: readonly string[]): Promise<(UserProfile | undefined)[]> {
+    return Promise.resolve(
+      names.map((name) => {
+        const row = this.#stmt.getUserByName.get(name)
+        return (
+          row && { userId: row.user_id as UserId, name: row.name, displayName: row.display_name }
+        )
+      }),
+    )
   }
 
   putUser(user: UserProfile): Promise<void> {
