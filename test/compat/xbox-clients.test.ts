@@ -175,3 +175,44 @@ test('xbox-webapi-node: get_presence_batch (level all) and get_user_presence', a
   assert.equal(one.status, 200, one.text)
   assert.equal((json(one) as { xuid: string }).xuid, OTHER)
 })
+
+test('a title that wrote {"id":...} as xbox-live-api does, then DELETEs as the seed documents it, is gone at once', async (t) => {
+  const { url, session, provider } = await world(t)
+  const path = `/users/xuid(${ME})/devices/current/titles/current`
+  // presence_title_request::serialize: the title id as a string, state and placement
+  const write = await send(url, {
+    method: 'POST',
+    path,
+    headers: [
+      ['Host', 'userpresence.xboxlive.com'],
+      ...session,
+      ...provider,
+      ['Content-Type', 'application/json'],
+    ],
+    body: JSON.stringify({ id: '1234', state: 'active', placement: 'full' }),
+  })
+  assert.equal(write.status, 200, write.text)
+  const state = async () =>
+    (
+      json(
+        await send(url, {
+          method: 'POST',
+          path: '/users/batch',
+          headers: [...session, ...provider, ['Content-Type', 'application/json']],
+          body: `{"users": ["${ME}"], "level": "title"}`,
+        }),
+      ) as { state: string; devices?: { titles: { id: string }[] }[] }[]
+    )[0]!
+  assert.equal((await state()).devices?.[0]?.titles[0]?.id, '1234')
+  // DELETE /users/xuid({xuid})/devices/current/titles/current: no body, no title id (the real
+  // service knows the title from the caller's token)
+  const removed = await send(url, {
+    method: 'DELETE',
+    path,
+    headers: [['Host', 'userpresence.xboxlive.com'], ...session, ...provider],
+  })
+  assert.equal(removed.status, 200, removed.text)
+  const after = await state()
+  assert.equal(after.state, 'Offline')
+  assert.equal(after.devices, undefined)
+})
