@@ -38,7 +38,8 @@ export const userPresence = {
     userPresenceType: {
       type: 'integer',
       enum: [0, 1, 2, 3, 4],
-      description: '0 Offline, 1 Online, 2 InGame, 3 InStudio, 4 Invisible (self only).',
+      description:
+        '0 Offline, 1 Online, 2 InGame, 3 InStudio; 4 Invisible only to the user themself, where the operator opted in (PRESENCED_INVISIBLE_SELF_VIEW=invisible).',
     },
     lastLocation: { type: 'string' },
     placeId: nullableInt64,
