@@ -110,5 +110,27 @@ test('a load that started before a change does not keep what it read', async () 
   catalogue.forget('1818')
   release()
   await slow
-  assert.equal((await catalogue.place('1818'))?.name, 'Renamed')
+  const [after] = await catalogue.resolve([inPlace({})], clock.now())
+  assert.equal(after!.sessions[0]!.activity.location, 'Renamed')
+  assert.equal(reads, 2)
+})
+
+test('only sessions written before the last change heard (and a margin) are checked', async () => {
+  const { places, reads, catalogue, clock } = setup()
+  places.set('1818', crossroads)
+  clock.advance(10_000)
+  const stale = (updatedAt: number): UserPresence[] => {
+    const presence = inPlace({ universeId: '13058', rootPlaceId: '1800', location: 'Old' })
+    return [{ ...presence, sessions: [{ ...presence.sessions[0]!, updatedAt }] }]
+  }
+  // written after this node started (plus the margin): stored with the catalogue of its time
+  const later = stale(clock.now())
+  assert.equal(catalogue.resolve(later, clock.now()), later)
+  assert.deepEqual(reads, [])
+  // a change is heard: sessions written before it, or within the margin after, are checked
+  catalogue.forget('1818')
+  const [checked] = await catalogue.resolve(stale(clock.now() + 4_000), clock.now())
+  assert.equal(checked!.sessions[0]!.activity.location, 'X')
+  const trusted = stale(clock.now() + 6_000)
+  assert.equal(catalogue.resolve(trusted, clock.now()), trusted)
 })

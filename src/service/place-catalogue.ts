@@ -5,19 +5,31 @@ import type { Clock } from './clock.js'
 
 /** Places kept in memory; beyond this the cache starts over (a read reloads what it needs). */
 const MAX_PLACES = 100_000
-/**
- * How long the cache is trusted without hearing of a change. Changes are announced on the
- * change bus at once; this only bounds how long a lost announcement (pub/sub delivers at most
- * once) could leave a node showing an old name: the whole cache starts over this often.
- */
+/** How long a cached place is used before it is read again (bounds a lost announcement). */
 const TRUST_MS = 60_000
+/**
+ * Sessions written up to this long after a change heard here are still checked: the writer may
+ * have read the place just before the change, and another node's clock may run ahead.
+ */
+const MARGIN_MS = 5_000
+
+interface Cached {
+  /** null: the place is not in the catalogue (remembered too, so reads do not ask again). */
+  place: Place | null
+  at: number
+}
 
 /**
  * The places catalogue as reads see it: a place's universe, root place and name are applied to
  * every session in that place when it is read, so a change of the catalogue shows on every read
- * at once, in every store, without waiting for the sessions' next heartbeat. The catalogue is
- * kept in memory: a read whose places are all cached does no I/O, and allocates nothing when
- * its sessions already carry the catalogue's values (heartbeats store them so).
+ * at once, in every store, without waiting for the sessions' next heartbeat.
+ *
+ * Heartbeats store a session with the catalogue's values as they read them (`place`, from the
+ * store). So only a session written before the last change this node heard of (announced on the
+ * change bus, or this node's start) can carry old values: those are checked against the
+ * catalogue kept in memory, and corrected. Every other session costs one comparison of its
+ * `updatedAt`, and a read allocates nothing unless something changed. A lost announcement
+ * heals at each session's next heartbeat.
  *
  * For a catalogued place the catalogue is the truth (a place belongs to one universe, as game
  * server reports are held to); an uncatalogued place keeps what the client sent.
@@ -25,31 +37,30 @@ const TRUST_MS = 60_000
 export class PlaceCatalogue {
   readonly #store: Pick<CatalogueStore, 'getPlace'>
   readonly #clock: Clock
-  /** null: the place is not in the catalogue (remembered too, so reads do not ask again). */
-  readonly #places = new Map<string, Place | null>()
-  #since: number
+  readonly #places = new Map<string, Cached>()
+  /** Sessions updated at or before this instant may predate the catalogue: they are checked. */
+  #checkUpTo: number
   /** Moves on every change: a load that started before one must not cache what it read. */
   #generation = 0
 
   constructor(store: Pick<CatalogueStore, 'getPlace'>, clock: Clock) {
     this.#store = store
     this.#clock = clock
-    this.#since = clock.now()
+    // what other nodes stored before this one started was never checked here
+    this.#checkUpTo = clock.now() + MARGIN_MS
   }
 
-  /** Drops what is cached of a place (or of every place): it changed, here or on another node. */
+  /** A place changed (every place, without an id), here or on another node. */
   forget(placeId?: string): void {
     this.#generation++
     if (placeId === undefined) this.#places.clear()
     else this.#places.delete(placeId)
+    this.#checkUpTo = Math.max(this.#checkUpTo, this.#clock.now() + MARGIN_MS)
   }
 
-  /** One place as the catalogue has it now. */
+  /** One place as the store has it now, for a write to carry. */
   async place(placeId: string): Promise<Place | undefined> {
-    this.#expire(this.#clock.now())
-    const cached = this.#places.get(placeId)
-    if (cached !== undefined) return cached ?? undefined
-    return (await this.#load([placeId])).get(placeId) ?? undefined
+    return this.#store.getPlace(placeId)
   }
 
   /**
@@ -57,44 +68,43 @@ export class PlaceCatalogue {
    * input itself, synchronously, when nothing needs loading or changing: the common case.
    */
   resolve(presences: UserPresence[], now: number): UserPresence[] | Promise<UserPresence[]> {
-    this.#expire(now)
+    const checkUpTo = this.#checkUpTo
     let missing: string[] | undefined
     let differs = false
     for (const presence of presences) {
       for (const session of presence.sessions) {
+        if (session.updatedAt > checkUpTo) continue
         const placeId = session.activity.placeId
         if (placeId === undefined) continue
         const cached = this.#places.get(placeId)
-        if (cached === undefined) (missing ??= []).push(placeId)
-        else if (cached !== null && !carries(session.activity, cached)) differs = true
+        if (cached === undefined || !(now - cached.at < TRUST_MS && now >= cached.at)) {
+          ;(missing ??= []).push(placeId)
+        } else if (cached.place !== null && !carries(session.activity, cached.place)) {
+          differs = true
+        }
       }
     }
     if (missing !== undefined) {
-      return this.#load(missing).then((loaded) => this.#apply(presences, loaded))
+      return this.#load(missing, now).then((loaded) => this.#apply(presences, checkUpTo, loaded))
     }
-    return differs ? this.#apply(presences, undefined) : presences
+    return differs ? this.#apply(presences, checkUpTo, undefined) : presences
   }
 
-  #expire(now: number): void {
-    if (now - this.#since < TRUST_MS && now >= this.#since) return
-    this.forget()
-    this.#since = now
-  }
-
-  async #load(placeIds: readonly string[]): Promise<Map<string, Place | null>> {
+  async #load(placeIds: readonly string[], now: number): Promise<Map<string, Place | null>> {
     const generation = this.#generation
     const unique = [...new Set(placeIds)]
     const places = await Promise.all(unique.map((id) => this.#store.getPlace(id)))
     const loaded = new Map(unique.map((id, i) => [id, places[i] ?? null]))
     if (generation === this.#generation) {
       if (this.#places.size + unique.length > MAX_PLACES) this.#places.clear()
-      for (const [id, place] of loaded) this.#places.set(id, place)
+      for (const [id, place] of loaded) this.#places.set(id, { place, at: now })
     }
     return loaded
   }
 
   #apply(
     presences: UserPresence[],
+    checkUpTo: number,
     loaded: ReadonlyMap<string, Place | null> | undefined,
   ): UserPresence[] {
     let out: UserPresence[] | undefined
@@ -104,8 +114,8 @@ export class PlaceCatalogue {
       for (let j = 0; j < presence.sessions.length; j++) {
         const session = presence.sessions[j]!
         const placeId = session.activity.placeId
-        if (placeId === undefined) continue
-        const place = loaded?.get(placeId) ?? this.#places.get(placeId)
+        if (session.updatedAt > checkUpTo || placeId === undefined) continue
+        const place = loaded?.get(placeId) ?? this.#places.get(placeId)?.place
         if (place === undefined || place === null || carries(session.activity, place)) continue
         sessions ??= presence.sessions.slice()
         sessions[j] = { ...session, activity: withPlace(session.activity, place) }
