@@ -4,7 +4,6 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { Ajv } from 'ajv'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { readFileSync } from 'node:fs'
-import { parse as parseQuery } from 'node:querystring'
 import { adminProtocol } from '../protocols/admin/plugin.js'
 import { companionProtocol } from '../protocols/companion/plugin.js'
 import type { ProtocolContext } from '../protocols/context.js'
@@ -14,7 +13,6 @@ import { serversProtocol } from '../protocols/servers/plugin.js'
 import { LeanRoutes } from '../protocols/shared/lean-routes.js'
 import { frameworkErrors, unservedPath } from '../protocols/shared/framework-errors.js'
 import { int64Keyword } from '../protocols/shared/int64-keyword.js'
-import { parseJsonBody } from '../protocols/shared/lossless-json.js'
 import { xboxProtocol } from '../protocols/xbox/plugin.js'
 import { systemClock, type Clock } from '../service/clock.js'
 import type { PresenceService } from '../service/presence-service.js'
@@ -25,6 +23,7 @@ import { createStores, type Stores } from './create-stores.js'
 import { dashboard } from './dashboard.js'
 import { Metrics, loggerOptions, registerObservability } from './observability.js'
 import { resolveTokenSecret } from './token-secret.js'
+import { addBodyParsers } from '../protocols/shared/body-parsers.js'
 
 export interface AppOverrides {
   clock?: Clock
@@ -94,23 +93,7 @@ export async function buildApp(
     },
   })
 
-  // Ids are int64: integer literals too long for a JS number are kept exact (as strings).
-  app.addContentTypeParser(
-    ['application/json', 'text/json'],
-    { parseAs: 'string' },
-    (_request, body, done) => {
-      try {
-        done(null, parseJsonBody(body as string))
-      } catch (error) {
-        done(error as Error, undefined)
-      }
-    },
-  )
-  app.addContentTypeParser(
-    'application/x-www-form-urlencoded',
-    { parseAs: 'string' },
-    (_request, body, done) => done(null, parseQuery(body as string)),
-  )
+  addBodyParsers(app)
 
   const service = createService(stores, config, {
     clock,

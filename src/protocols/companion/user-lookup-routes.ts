@@ -1,13 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { parse as parseQuery } from 'node:querystring'
 import { fail } from '../../core/errors.js'
 import { parseUserId } from '../../core/user-id.js'
 import type { ProtocolContext } from '../context.js'
 import { headerValue } from '../shared/credentials.js'
-import { parseJsonBody } from '../shared/lossless-json.js'
 import { robloxCredential } from '../roblox/auth.js'
 import { CSRF_HEADER } from '../roblox/csrf-header.js'
 import { namesOf } from './user-routes.js'
+import { addBodyParsers } from '../shared/body-parsers.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 /** Ids or names per request, as the users API takes them. */
@@ -33,22 +32,7 @@ export async function userLookupRoutes(
   const { service } = context
   const { auth } = service
 
-  app.addContentTypeParser(
-    ['application/json', 'text/json'],
-    { parseAs: 'string' },
-    (_request, body, done) => {
-      try {
-        done(null, parseJsonBody(body as string))
-      } catch (error) {
-        done(error as Error, undefined)
-      }
-    },
-  )
-  app.addContentTypeParser(
-    'application/x-www-form-urlencoded',
-    { parseAs: 'string' },
-    (_request, body, done) => done(null, parseQuery(body as string)),
-  )
+  addBodyParsers(app)
 
   // as on the presence routes: a credential present but invalid is refused (401), and a
   // cookie caller proves the request is its own (403 with a token, which clients retry with)
