@@ -101,7 +101,7 @@ export async function buildApp(
     observer: metrics.observer,
     onBackgroundError: (error, duty) => app.log.warn({ err: error }, `${duty} failed`),
   })
-  metrics.trackLiveCounts(service)
+  metrics.track(service)
 
   registerObservability(app, {
     metrics,

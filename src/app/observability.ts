@@ -106,7 +106,55 @@ export class Metrics {
       this.expiries.inc(users)
       this.sweepLateness.observe(latenessMs / 1000)
     },
+    busPublished: (type) => this.busPublished.inc({ type }),
+    busReceived: (type) => this.busReceived.inc({ type }),
   }
+
+  readonly busPublished = new Counter({
+    name: 'presenced_bus_events_published_total',
+    help: 'Events this node published on the change bus, by type (presence, settings, relation, revoked, place).',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  })
+  readonly busReceived = new Counter({
+    name: 'presenced_bus_events_received_total',
+    help: 'Events this node received from the change bus, its own included, by type.',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  })
+  readonly busNodes = new Gauge({
+    name: 'presenced_bus_nodes',
+    help: 'Nodes listening on the change bus (fleet mode; 1 for the embedded store).',
+    registers: [this.registry],
+  })
+  readonly realtimeConnections = new Gauge({
+    name: 'presenced_realtime_connections',
+    help: 'Open native real-time connections on this node, by transport (websocket, sse).',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  })
+  readonly realtimeStreams = new Gauge({
+    name: 'presenced_realtime_streams',
+    help: 'Real-time streams on this node: attached to a connection, or detached and kept for a resume.',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  })
+  readonly realtimeSubscriptions = new Gauge({
+    name: 'presenced_realtime_subscriptions',
+    help: 'Watches on this node: one per stream and user it watches.',
+    registers: [this.registry],
+  })
+  readonly realtimeWatchedUsers = new Gauge({
+    name: 'presenced_realtime_watched_users',
+    help: 'Distinct users watched by at least one stream on this node.',
+    registers: [this.registry],
+  })
+  readonly dashboardFeedStreams = new Gauge({
+    name: 'presenced_dashboard_feed_streams',
+    help: 'Open dashboard live-feed streams on this node, by view (public, admin).',
+    labelNames: ['view'] as const,
+    registers: [this.registry],
+  })
 
   readonly liveSessions = new Gauge({
     name: 'presenced_live_sessions',
@@ -118,20 +166,36 @@ export class Metrics {
     help: 'Users with at least one live session now.',
     registers: [this.registry],
   })
-  #live: (() => Promise<{ sessions: number; users: number }>) | undefined
+  #service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes'> | undefined
 
-  /** Live counts are read at scrape time, not kept up to date on every write. */
-  trackLiveCounts(service: Pick<PresenceService, 'liveCounts'>): void {
-    this.#live = () => service.liveCounts()
+  /** Live counts and open connections are read at scrape time, not kept up on every change. */
+  track(service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes'>): void {
+    this.#service = service
+  }
+
+  async #readGauges(service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes'>) {
+    const [{ sessions, users }, nodes] = await Promise.all([
+      service.liveCounts(),
+      service.nodes()?.catch(() => undefined),
+    ])
+    this.liveSessions.set(sessions)
+    this.liveUsers.set(users)
+    this.busNodes.set(nodes ?? 1)
+    const realtime = service.census.counts()
+    for (const [transport, open] of Object.entries(realtime.connections)) {
+      this.realtimeConnections.set({ transport }, open)
+    }
+    this.realtimeStreams.set({ state: 'attached' }, realtime.streams.attached)
+    this.realtimeStreams.set({ state: 'detached' }, realtime.streams.detached)
+    this.realtimeSubscriptions.set(realtime.subscriptions)
+    this.realtimeWatchedUsers.set(realtime.watchedUsers)
+    this.dashboardFeedStreams.set({ view: 'public' }, realtime.feedStreams.public)
+    this.dashboardFeedStreams.set({ view: 'admin' }, realtime.feedStreams.admin)
   }
 
   /** The exposition text: this app's metrics and the process's. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    if (this.#live) {
-      const { sessions, users } = await this.#live()
-      this.liveSessions.set(sessions)
-      this.liveUsers.set(users)
-    }
+    if (this.#service) await this.#readGauges(this.#service)
     const merged = Registry.merge([this.registry, processMetrics()])
     return { contentType: merged.contentType, body: await merged.metrics() }
   }

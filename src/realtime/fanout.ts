@@ -259,16 +259,22 @@ export class Fanout {
     attached: number
     detached: number
     detachedWatches: number
+    subscriptions: number
     targets: number
     held: number
   } {
     let attached = 0
-    for (const stream of this.#byToken.values()) if (stream.sink) attached++
+    let subscriptions = 0
+    for (const stream of this.#byToken.values()) {
+      if (stream.sink) attached++
+      subscriptions += this.#watchers.targetsOf(stream).size
+    }
     return {
       streams: this.#byToken.size,
       attached,
       detached: this.#detached.size,
       detachedWatches: this.#detachedWatches,
+      subscriptions,
       targets: this.#watchers.size.targets,
       held: this.#held.size,
     }

@@ -1,4 +1,5 @@
 import type { OfflineReason, SessionSource } from '../core/presence.js'
+import type { BusEvent } from '../realtime/change-bus.js'
 
 /**
  * What the service tells whoever watches it work (metrics): every write, whatever protocol or
@@ -11,4 +12,8 @@ export interface ServiceObserver {
   sessionsEnded?(reason: OfflineReason, count: number): void
   /** A sweep turned expired sessions into offline changes, `latenessMs` after expiresAt. */
   swept?(users: number, latenessMs: number): void
+  /** This node published an event on the change bus. */
+  busPublished?(type: BusEvent['type']): void
+  /** This node heard an event on the change bus (its own included). */
+  busReceived?(type: BusEvent['type']): void
 }

@@ -217,6 +217,12 @@ export class PresenceFeed {
     return this.#listeners.size
   }
 
+  listenersByKind(): { public: number; admin: number } {
+    const counts = { public: 0, admin: 0 }
+    for (const listener of this.#listeners) counts[listener.kind]++
+    return counts
+  }
+
   /** Resolves once every change received so far has been sent or dropped (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.#entries.length > 0 || this.#flushing || this.#timer !== undefined) {

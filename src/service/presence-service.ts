@@ -38,6 +38,8 @@ import { PlaceCatalogue, withPlace } from './place-catalogue.js'
 import { PresenceFeed, type PresenceFeedOptions } from './presence-feed.js'
 import { PresenceStats, type PresenceStatsOptions } from './presence-stats.js'
 import { RateLimits, type RateLimitSettings } from './rate-limits.js'
+import { observedBus } from './observed-bus.js'
+import { RealtimeCensus } from './realtime-census.js'
 import { Revocations } from './revocations.js'
 import type { Tokens } from './tokens.js'
 import type { PresenceView } from './webhooks/webhook-events.js'
@@ -100,7 +102,10 @@ export class PresenceService {
   readonly limits: RateLimits
   readonly servers: GameServers
   readonly webhooks: Webhooks
+  /** What real-time transports and the dashboard hold open (metrics read it). */
+  readonly census = new RealtimeCensus()
   readonly #stores: ServiceStores
+  readonly #bus: ChangeBus
   readonly #clock: Clock
   readonly #settings: ServiceSettings
   readonly #observer: ServiceObserver
@@ -116,13 +121,18 @@ export class PresenceService {
     this.#clock = clock
     this.#settings = settings
     this.#observer = deps.observer ?? {}
+    const observer = this.#observer
+    this.#bus = observedBus(
+      stores.bus,
+      observer.busPublished && ((type) => observer.busPublished?.(type)),
+    )
     this.#onError = deps.onBackgroundError ?? (() => {})
     this.#places = new PlaceCatalogue(stores.catalogue, clock)
     this.keys = new ApiKeys(stores.credentials, clock)
     this.#revocations = new Revocations(stores.credentials, clock, {
       syncIntervalMs: settings.revocationSyncMs ?? 5000,
       onError: (error) => this.#onError(error, 'revocation sync'),
-      announce: (tokenId, expiresAt) => stores.bus.publish({ type: 'revoked', tokenId, expiresAt }),
+      announce: (tokenId, expiresAt) => this.#bus.publish({ type: 'revoked', tokenId, expiresAt }),
     })
     this.auth = new Authenticator({
       tokens: deps.tokens,
@@ -160,7 +170,8 @@ export class PresenceService {
 
   /** Starts the background duties: expiry sweeps and revocation syncs. */
   async start(): Promise<void> {
-    this.#unsubscribe ??= this.#stores.bus.subscribe((event) => {
+    this.#unsubscribe ??= this.#bus.subscribe((event) => {
+      this.#observer.busReceived?.(event.type)
       if (event.type === 'revoked') this.#revocations.remember(event.tokenId, event.expiresAt)
       else if (event.type === 'place') this.#places.forget(event.placeId)
     })
@@ -283,7 +294,7 @@ export class PresenceService {
 
   async setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
     await this.#stores.privacy.setFriends(a, b, friends)
-    await this.#stores.bus.publish({ type: 'relation', users: [a, b] })
+    await this.#bus.publish({ type: 'relation', users: [a, b] })
   }
 
   /**
@@ -294,7 +305,7 @@ export class PresenceService {
   async setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
     const sight = isBlocked ? (await this.#blockSights([{ blocker, blocked }]))[0] : undefined
     await this.#stores.privacy.setBlocked(blocker, blocked, isBlocked, sight)
-    await this.#stores.bus.publish({ type: 'relation', users: [blocker, blocked] })
+    await this.#bus.publish({ type: 'relation', users: [blocker, blocked] })
   }
 
   listFriends(id: UserId): Promise<UserId[]> {
@@ -311,7 +322,7 @@ export class PresenceService {
   async putPlace(place: Place): Promise<void> {
     await this.#stores.catalogue.putPlace(place)
     this.#places.forget(place.placeId)
-    await this.#stores.bus.publish({ type: 'place', placeId: place.placeId })
+    await this.#bus.publish({ type: 'place', placeId: place.placeId })
   }
 
   getTitle(titleId: string): Promise<Title | undefined> {
@@ -388,9 +399,9 @@ export class PresenceService {
     if (catalogue.length > 0) await this.#stores.catalogue.importCatalogue(catalogue)
     if (catalogue.some((r) => r.type === 'place')) {
       this.#places.forget()
-      await this.#stores.bus.publish({ type: 'place' })
+      await this.#bus.publish({ type: 'place' })
     }
-    const bus = this.#stores.bus
+    const bus = this.#bus
     for (const r of privacy) {
       if (r.type === 'settings') {
         const was = before.get(r.userId)
@@ -405,8 +416,8 @@ export class PresenceService {
 
   /** A fan-out of changes to real-time subscribers, reading through this service's stores. */
   createFanout(options: FanoutOptions): Fanout {
-    return new Fanout(
-      this.#stores.bus,
+    const fanout = new Fanout(
+      this.#bus,
       {
         now: () => this.#clock.now(),
         presences: (ids) => this.rawPresences(ids),
@@ -415,10 +426,12 @@ export class PresenceService {
       },
       options,
     )
+    return this.census.track(fanout)
   }
 
   createStats(options: PresenceStatsOptions): PresenceStats {
-    const { presence, privacy, catalogue, bus } = this.#stores
+    const { presence, privacy, catalogue } = this.#stores
+    const bus = this.#bus
     return new PresenceStats(
       {
         presence,
@@ -438,8 +451,9 @@ export class PresenceService {
     pseudonym: (userId: UserId, at: number) => string,
     options?: PresenceFeedOptions,
   ): PresenceFeed {
-    const { bus, privacy, catalogue, presence } = this.#stores
-    return new PresenceFeed(
+    const { privacy, catalogue, presence } = this.#stores
+    const bus = this.#bus
+    const feed = new PresenceFeed(
       {
         bus,
         profiles: {
@@ -453,11 +467,12 @@ export class PresenceService {
       },
       options,
     )
+    return this.census.track(feed)
   }
 
   /** How many nodes share the change bus (fleet mode), if the bus can tell. */
   nodes(): Promise<number> | undefined {
-    return this.#stores.bus.nodes?.()
+    return this.#bus.nodes?.()
   }
 
   // ---- internals ----
@@ -471,7 +486,7 @@ export class PresenceService {
    * the webhook outbox: enqueued once per change, however many nodes listen.
    */
   async #announce(event: BusEvent): Promise<void> {
-    await this.#stores.bus.publish(event)
+    await this.#bus.publish(event)
     await this.webhooks.record(event)
   }
 

@@ -84,6 +84,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       'x-accel-buffering': 'no',
     })
     res.write('retry: 2000\n\n')
+    res.once('close', deps.service.census.connectionOpened('sse'))
 
     let open = true
     const end = (): void => {

@@ -53,6 +53,7 @@ export function serveWebSocket(
   deps: RealtimeDeps,
 ): void {
   const { fanout, log } = deps
+  socket.once('close', deps.service.census.connectionOpened('websocket'))
   const presence = new ConnectionPresence(deps.service, userId)
   let open = true
   let alive = true

@@ -1,0 +1,22 @@
+import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
+
+/**
+ * The change bus as the service uses it: every publish, whatever its caller (a write, a
+ * revocation, a catalogue change), is counted by type before it goes out.
+ */
+export function observedBus(
+  bus: ChangeBus,
+  published: ((type: BusEvent['type']) => void) | undefined,
+): ChangeBus {
+  if (!published) return bus
+  const observed: ChangeBus = {
+    publish(event) {
+      published(event.type)
+      return bus.publish(event)
+    },
+    subscribe: (handler) => bus.subscribe(handler),
+    close: () => bus.close(),
+  }
+  if (bus.nodes) observed.nodes = () => bus.nodes!()
+  return observed
+}
