@@ -20,7 +20,7 @@ Ids are 64-bit integers; any number of them (sent in batches of 50).
 Options:
   --json           one JSON array, ids as strings, dates as ISO-8601
   --url <server>   default $PRESENCED_URL or http://127.0.0.1:8080
-  --token <token>  see as this user (friends-only details, own Invisible); default $PRESENCED_TOKEN
+  --token <token>  see as this user (friends-only details, your own state while invisible); default $PRESENCED_TOKEN
   -h, --help       this help
 
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or input.`
