@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { after } from 'node:test'
 import { Redis } from 'ioredis'
+import type { RedisTarget } from '../../src/store/redis/redis-connection.js'
 
 export interface RedisServerProcess {
   port: number
@@ -168,5 +170,20 @@ async function waitForClusterOk(ports: number[], timeoutMs = 20_000): Promise<vo
     } finally {
       client.disconnect()
     }
+  }
+}
+
+/**
+ * A 3-master cluster for the calling test file: started by the first test that asks for its
+ * target, stopped when the file's tests are done. Call at the top level of a test file.
+ */
+export function clusterForThisFile(): () => Promise<RedisTarget> {
+  let cluster: Promise<LocalRedisCluster> | undefined
+  after(async () => {
+    if (cluster) await (await cluster).stop()
+  })
+  return async () => {
+    cluster ??= startRedisCluster({ masters: 3 })
+    return { cluster: (await cluster).nodes }
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { after, test, type TestContext } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { setTimeout } from 'node:timers/promises'
-import { startRedisCluster, type LocalRedisCluster } from '../../../test/helpers/redis-cluster.js'
+import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import type { Session } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
@@ -14,15 +14,8 @@ import { RedisPresenceStore } from './redis-presence-store.js'
 
 const single: RedisTarget = { url: LOCAL_REDIS_URL }
 
-let cluster: Promise<LocalRedisCluster> | undefined
 /** One 3-master cluster for this file, started by the first test that needs it. */
-async function clusterTarget(): Promise<RedisTarget> {
-  cluster ??= startRedisCluster({ masters: 3 })
-  return { cluster: (await cluster).nodes }
-}
-after(async () => {
-  if (cluster) await (await cluster).stop()
-})
+const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget) {
   const prefix = uniquePrefix('presence')

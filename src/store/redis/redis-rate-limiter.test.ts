@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { after, test } from 'node:test'
-import { startRedisCluster, type LocalRedisCluster } from '../../../test/helpers/redis-cluster.js'
+import { test } from 'node:test'
+import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { rateLimiterContract } from '../contract/rate-limiter.contract.js'
 import { RedisKeys } from './keys.js'
@@ -14,15 +14,8 @@ const rules = [
   { name: 'sustain', max: 5, windowMs: 60_000 },
 ]
 
-let cluster: Promise<LocalRedisCluster> | undefined
 /** One 3-master cluster for this file, started by the first test that needs it. */
-async function clusterTarget(): Promise<RedisTarget> {
-  cluster ??= startRedisCluster({ masters: 3 })
-  return { cluster: (await cluster).nodes }
-}
-after(async () => {
-  if (cluster) await (await cluster).stop()
-})
+const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget) {
   const prefix = uniquePrefix('rate')

@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict'
-import { after } from 'node:test'
-import { startRedisCluster, type LocalRedisCluster } from '../../../test/helpers/redis-cluster.js'
+import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { webhookStoreContract } from '../contract/webhook-store.contract.js'
 import { RedisKeys } from './keys.js'
 import { RedisConnection, type RedisTarget } from './redis-connection.js'
 import { RedisWebhookStore } from './redis-webhook-store.js'
 
-let cluster: Promise<LocalRedisCluster> | undefined
-async function clusterTarget(): Promise<RedisTarget> {
-  cluster ??= startRedisCluster({ masters: 3 })
-  return { cluster: (await cluster).nodes }
-}
-after(async () => {
-  if (cluster) await (await cluster).stop()
-})
+/** One 3-master cluster for this file, started by the first test that needs it. */
+const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget) {
   const prefix = uniquePrefix('webhooks')
