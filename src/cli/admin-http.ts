@@ -85,3 +85,27 @@ export async function adminRequest(
     error?.line,
   )
 }
+
+/**
+ * Runs an admin command: its failures become a `presenced <name>: …` line and an exit code
+ * (usage mistakes 2, with the command's usage).
+ */
+export async function runAdminCommand(
+  name: string,
+  usage: string,
+  command: () => Promise<number>,
+): Promise<number> {
+  try {
+    return await command()
+  } catch (error) {
+    if (error instanceof CliError) {
+      console.error(`presenced ${name}: ${error.message}`)
+      return error.exitCode
+    }
+    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`presenced ${name}: ${(error as Error).message}\n\n${usage}`)
+      return 2
+    }
+    throw error
+  }
+}

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { ImportLineError, parseImportLine } from '../protocols/admin/import-lines.js'
-import { adminRequest, adminTarget, CliError } from './admin-http.js'
+import { adminRequest, adminTarget, CliError, runAdminCommand } from './admin-http.js'
 
 const USAGE = `Usage: presenced import <file.ndjson> [--url <server>] [--admin-key <key>] [--chunk <lines>]
 
@@ -20,19 +20,7 @@ Exit codes: 0 ok, 1 server or network error, 2 bad usage or a refused line.`
 
 /** `presenced import <file>`: bulk import through a running server, all lines checked first. */
 export async function runImport(args: string[]): Promise<number> {
-  try {
-    return await importFile(args)
-  } catch (error) {
-    if (error instanceof CliError) {
-      console.error(`presenced import: ${error.message}`)
-      return error.exitCode
-    }
-    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`presenced import: ${(error as Error).message}\n\n${USAGE}`)
-      return 2
-    }
-    throw error
-  }
+  return runAdminCommand('import', USAGE, () => importFile(args))
 }
 
 async function importFile(args: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { parseInt64Id } from '../core/user-id.js'
 import { isScope, scopes } from '../core/api-key.js'
-import { adminRequest, adminTarget, CliError } from './admin-http.js'
+import { adminRequest, adminTarget, CliError, runAdminCommand } from './admin-http.js'
 
 const USAGE = `Usage:
   presenced keys create --name <name> --scope <scope> [--scope <scope>...]
@@ -29,19 +29,7 @@ interface KeyView {
 
 /** `presenced keys create|list|revoke`: scoped API keys through a running server's admin API. */
 export async function runKeys(args: string[]): Promise<number> {
-  try {
-    return await keys(args)
-  } catch (error) {
-    if (error instanceof CliError) {
-      console.error(`presenced keys: ${error.message}`)
-      return error.exitCode
-    }
-    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`presenced keys: ${(error as Error).message}\n\n${USAGE}`)
-      return 2
-    }
-    throw error
-  }
+  return runAdminCommand('keys', USAGE, () => keys(args))
 }
 
 async function keys(args: string[]): Promise<number> {

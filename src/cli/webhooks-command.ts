@@ -1,5 +1,11 @@
 import { parseArgs } from 'node:util'
-import { adminRequest, adminTarget, CliError, type AdminTarget } from './admin-http.js'
+import {
+  adminRequest,
+  adminTarget,
+  CliError,
+  runAdminCommand,
+  type AdminTarget,
+} from './admin-http.js'
 
 const USAGE = `Usage:
   presenced webhooks create <endpoint url> --key <API key id> [--event <type>...]
@@ -74,19 +80,7 @@ type Values = {
 
 /** `presenced webhooks …`: webhook endpoints of a running server, through its admin API. */
 export async function runWebhooks(args: string[]): Promise<number> {
-  try {
-    return await webhooks(args)
-  } catch (error) {
-    if (error instanceof CliError) {
-      console.error(`presenced webhooks: ${error.message}`)
-      return error.exitCode
-    }
-    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`presenced webhooks: ${(error as Error).message}\n\n${USAGE}`)
-      return 2
-    }
-    throw error
-  }
+  return runAdminCommand('webhooks', USAGE, () => webhooks(args))
 }
 
 async function webhooks(args: string[]): Promise<number> {
