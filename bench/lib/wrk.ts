@@ -66,6 +66,8 @@ export function bodyOf(shape: BodyShape, ids: readonly number[]): string {
  * (the machine has two cores: one for wrk, one for the server). Every request draws its own
  * ids (IdMix) in wrk's Lua, so no two bodies are alike. Returns throughput and latency.
  */
+let scripts = 0
+
 export function runWrk(options: {
   url: string
   path: string
@@ -76,7 +78,6 @@ export function runWrk(options: {
   connections: number
   dir: string
 }): LoadResult {
-  const script = join(options.dir, `wrk-${options.shape}-${process.pid}.lua`)
   const headerLines = Object.entries({ 'Content-Type': 'application/json', ...options.headers })
     .map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)
     .join('\n')
@@ -84,9 +85,9 @@ export function runWrk(options: {
   const lists = (options.mix.lists ?? [])
     .map((list) => `{ count = ${list.count}, ids = { ${list.ids.join(', ')} } }`)
     .join(',\n  ')
-  writeFileSync(
-    script,
-    `wrk.method = "POST"
+  return runWrkScript({
+    ...options,
+    lua: `wrk.method = "POST"
 ${headerLines}
 math.randomseed(os.time())
 local lists = {
@@ -119,6 +120,25 @@ request = function()
   for i = 1, #ids do parts[i] = '${quote}' .. ids[i] .. '${quote}' end
   return wrk.format(nil, "${options.path}", nil, '${open}' .. table.concat(parts, ",") .. '${close}')
 end
+`,
+  })
+}
+
+/**
+ * Runs wrk (one thread, `--timeout 30s`) with `lua` (which sets `wrk.method`, headers and a
+ * `request` function) plus a `done` that reports; returns throughput and latency.
+ */
+export function runWrkScript(options: {
+  url: string
+  lua: string
+  seconds: number
+  connections: number
+  dir: string
+}): LoadResult {
+  const script = join(options.dir, `wrk-${process.pid}-${++scripts}.lua`)
+  writeFileSync(
+    script,
+    `${options.lua}
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %f %f %f %d %d\\n", summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,

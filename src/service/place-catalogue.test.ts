@@ -134,3 +134,25 @@ test('only sessions written before the last change heard (and a margin) are chec
   const trusted = stale(clock.now() + 6_000)
   assert.equal(catalogue.resolve(trusted, clock.now()), trusted)
 })
+
+test('a write reads its place once, from memory after, again after forget or a minute', async () => {
+  const { places, reads, catalogue, clock } = setup()
+  places.set('1818', crossroads)
+  assert.deepEqual(await catalogue.place('1818'), crossroads)
+  // from memory: no store read, and no promise (no tick) either
+  assert.deepEqual(catalogue.place('1818'), crossroads)
+  assert.equal(await catalogue.place('404'), undefined)
+  assert.equal(catalogue.place('404'), undefined)
+  assert.deepEqual(reads, ['1818', '404'])
+  // a change heard: read again
+  places.set('1818', { ...crossroads, name: 'Renamed' })
+  catalogue.forget('1818')
+  assert.equal((await catalogue.place('1818'))?.name, 'Renamed')
+  // a change not heard (a lost announcement): read again once the minute is over
+  places.set('1818', { ...crossroads, name: 'Unheard' })
+  clock.advance(59_999)
+  assert.equal((await catalogue.place('1818'))?.name, 'Renamed')
+  clock.advance(1)
+  assert.equal((await catalogue.place('1818'))?.name, 'Unheard')
+  assert.deepEqual(reads, ['1818', '404', '1818', '1818'])
+})

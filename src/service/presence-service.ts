@@ -544,7 +544,8 @@ export class PresenceService {
    */
   async #resolvePlace(activity: Activity): Promise<Activity> {
     if (activity.placeId === undefined) return activity
-    const place = await this.#places.place(activity.placeId)
+    const cached = this.#places.place(activity.placeId)
+    const place = cached instanceof Promise ? await cached : cached
     return place ? withPlace(activity, place) : activity
   }
 }

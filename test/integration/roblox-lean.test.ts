@@ -5,7 +5,8 @@ import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import { MIRRORED_HOOKS } from '../../src/protocols/shared/lean-routes.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
-import { USERS } from './roblox-helpers.js'
+import { HEARTBEAT_ROUTE_HOOKS } from '../../src/protocols/roblox/lean-heartbeat.js'
+import { REGISTER, USERS } from './roblox-helpers.js'
 
 /*
  * POST /v1/presence/users is answered on node:http (protocols/shared/lean-routes.ts) when the
@@ -45,11 +46,16 @@ function send(url: string, path: string, headers: Record<string, string>, body: 
 }
 
 /** Sends the request both ways; asserts the lean path took one and Fastify the other. */
-async function both(app: StartedApp, headers: Record<string, string>, body: string) {
+async function both(
+  app: StartedApp,
+  headers: Record<string, string>,
+  body: string,
+  path: string = USERS,
+) {
   const before = app.lean.served
-  const lean = await send(app.url, USERS, headers, body)
+  const lean = await send(app.url, path, headers, body)
   assert.equal(app.lean.served, before + 1, 'the lean path answered')
-  const fastify = await send(app.url, `${USERS}?via=fastify`, headers, body)
+  const fastify = await send(app.url, `${path}?via=fastify`, headers, body)
   assert.equal(app.lean.served, before + 1, 'Fastify answered')
   return { lean, fastify }
 }
@@ -206,11 +212,61 @@ test('unusual requests go to Fastify: compression, other types, no length, query
   )
 })
 
+test('register-app-presence: lean and Fastify paths give the same bytes and the same writes', async (t) => {
+  const app = await seeded(t, { rateLimitMax: 1000 })
+  const token = await app.tokens.issue('5' as UserId)
+  const auth = { ...json, authorization: `Bearer ${token}` }
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['online', auth, '{"location":"Home"}'],
+    ['in a catalogued place', auth, '{"location":"Game","placeId":1818}'],
+    [
+      'in an uncatalogued place, a game id',
+      auth,
+      '{"placeId":"77","gameId":"6F1C1B4E-2F7A-4F5E-9A57-1E2D3C4B5A69"}',
+    ],
+    ['studio, a platform', { ...auth, 'user-agent': 'RobloxStudio/1.0' }, '{"location":"Studio"}'],
+    ['charset', { ...auth, 'content-type': 'application/json; charset=utf-8' }, '{}'],
+    ['disconnect', auth, '{"disconnect":true}'],
+    ['anonymous', json, '{"location":"Home"}'],
+    ['a bad bearer token', { ...json, authorization: 'Bearer nope' }, '{}'],
+    ['a cookie without CSRF', { ...json, cookie: `.ROBLOSECURITY=${token}` }, '{}'],
+    ['an API key without a user', { ...json, 'x-api-key': 'pk_unknown' }, '{}'],
+    ['invalid JSON', auth, '{"location":'],
+    ['empty body', auth, ''],
+    ['not an object', auth, '[1]'],
+    ['a bad placeId', auth, '{"placeId":1.5}'],
+    ['a gameId without a place', auth, '{"gameId":"6f1c1b4e-2f7a-4f5e-9a57-1e2d3c4b5a69"}'],
+    ['disconnect not a boolean', auth, '{"disconnect":"maybe"}'],
+  ]
+  const presenceOf = async () =>
+    JSON.stringify(await app.service.rawPresence('5' as UserId).then((p) => p.presence))
+  for (const [name, headers, body] of cases) {
+    const { lean } = await both(app, headers, body, REGISTER)
+    const afterLean = await presenceOf()
+    // the same request again through Fastify leaves the same presence (times aside: fixed clock)
+    const { fastify } = await both(app, headers, body, REGISTER)
+    assert.equal(await presenceOf(), afterLean, name)
+    assert.equal(lean.status, fastify.status, name)
+    assert.deepEqual(lean.headers, fastify.headers, name)
+    assert.equal(lean.body.toString(), fastify.body.toString(), name)
+  }
+  // the cases did reach the states they name
+  await both(app, auth, '{"location":"Game","placeId":1818}', REGISTER)
+  const { presence } = await app.service.rawPresence('5' as UserId)
+  const inGame = presence.sessions.find((session) => session.activity.kind === 'inGame')
+  assert.equal(inGame?.activity.location, 'Obby')
+  const refused = await send(app.url, REGISTER, json, '{}')
+  assert.equal(refused.status, 401)
+})
+
 test('every hook Fastify runs on a lean route is one the lean path mirrors', async (t) => {
   const { app } = await startApp(t)
   await app.ready()
   const text = app.printRoutes({ includeHooks: true, commonPrefix: false })
-  for (const route of ['/v1/presence/users (POST)']) {
+  const routeHooks: Record<string, Readonly<Record<string, readonly string[]>>> = {
+    [`${REGISTER} (POST)`]: HEARTBEAT_ROUTE_HOOKS,
+  }
+  for (const route of [`${USERS} (POST)`, `${REGISTER} (POST)`]) {
     const lines = text.split('\n')
     const at = lines.findIndex((line) => line.includes(route))
     assert.ok(at >= 0, route)
@@ -220,9 +276,16 @@ test('every hook Fastify runs on a lean route is one the lean path mirrors', asy
       if (!match) break
       hooks[match[1]!] = (JSON.parse(match[2]!) as string[]).map((name) => name.replace('()', ''))
     }
+    const expected: Record<string, string[]> = {}
+    for (const [name, list] of Object.entries(MIRRORED_HOOKS)) expected[name] = [...list]
+    // a route's own hooks run among the app's in Fastify's order: compared as sets
+    for (const [name, list] of Object.entries(routeHooks[route] ?? {})) {
+      expected[name] = [...(expected[name] ?? []), ...list].sort()
+      hooks[name]?.sort()
+    }
     assert.deepEqual(
       hooks,
-      MIRRORED_HOOKS,
+      expected,
       `${route}: a hook was added to the app; mirror it in LeanRoutes and list it in MIRRORED_HOOKS`,
     )
   }

@@ -6,6 +6,7 @@ import { headerValue } from '../shared/credentials.js'
 import { robloxCredential } from './auth.js'
 import { CSRF_HEADER } from './csrf-header.js'
 import { installErrorHandler } from './errors.js'
+import { leanHeartbeatRoute } from './lean-heartbeat.js'
 import { leanUsersRoute } from './lean-users.js'
 import { robloxRoutes } from './routes.js'
 
@@ -50,6 +51,7 @@ export async function robloxProtocol(
     request.caller = await admit(request.headers, request.ip, request.method)
   })
   context.lean?.add(leanUsersRoute(context, admit))
+  context.lean?.add(leanHeartbeatRoute(context, admit))
 
   robloxRoutes(app, context)
 }

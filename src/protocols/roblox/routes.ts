@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { Caller } from '../../core/caller.js'
+import type { Caller, UserCaller } from '../../core/caller.js'
 import type { Activity } from '../../core/presence.js'
 import type { ProtocolContext } from '../context.js'
 import { deviceOf, isStudio, parseRegisterRequest, parseUsersRequest } from './requests.js'
@@ -16,8 +16,7 @@ export const JSON_TYPE = 'application/json; charset=utf-8'
 export function robloxRoutes(app: FastifyInstance, context: ProtocolContext): void {
   const { service, settings } = context
   const viewOptions = { invisibleSelfView: settings.invisibleSelfView }
-  // half the TTL leaves room for one lost or slow beat before the session expires
-  const beatAfter = String(Math.max(1, Math.floor(settings.sessionTtlSeconds / 2)))
+  const beatAfter = heartbeatAfter(settings)
 
   app.post('/v1/presence/users', { schema: usersSchema }, async (request, reply) => {
     return sendJson(reply, await usersReply(service, viewOptions, request.caller, request.body))
@@ -27,38 +26,61 @@ export function robloxRoutes(app: FastifyInstance, context: ProtocolContext): vo
     '/v1/presence/register-app-presence',
     {
       schema: registerSchema,
-      // refuse anonymous callers before their body is even read
-      onRequest: async (request) => void service.auth.requireUser(request.caller),
+      // refuse anonymous callers before their body is even read (the lean path mirrors it)
+      onRequest: async function requireSignedIn(request) {
+        service.auth.requireUser(request.caller)
+      },
     },
     async (request, reply) => {
       const caller = service.auth.requireUser(request.caller)
-      const body = parseRegisterRequest(request.body)
-      const device = deviceOf(body, request.headers['user-agent'])
-      const key = `app:${device.platform}`
-      if (body.disconnect) {
-        await service.endSession(caller.userId, key, 'explicit')
-        return sendJson(reply, '{}')
-      }
-      const activity: Activity = {
-        kind: isStudio(body.location)
-          ? 'inStudio'
-          : body.placeId !== undefined
-            ? 'inGame'
-            : 'online',
-        ...(body.location !== undefined && body.location !== '' && { location: body.location }),
-        ...(body.placeId !== undefined && { placeId: body.placeId }),
-        ...(body.gameId !== undefined && { gameId: body.gameId }),
-      }
-      await service.heartbeat({
-        userId: caller.userId,
-        key,
-        source: 'app',
-        deviceType: device.deviceType,
-        activity,
-      })
-      return sendJson(reply.header(HEARTBEAT_HEADER, beatAfter), '{}')
+      const beat = await registerPresence(
+        service,
+        caller,
+        request.body,
+        request.headers['user-agent'],
+      )
+      return sendJson(beat ? reply.header(HEARTBEAT_HEADER, beatAfter) : reply, '{}')
     },
   )
+}
+
+/** Seconds a client may wait before its next heartbeat: half the TTL, for one lost or slow beat. */
+export function heartbeatAfter(settings: ProtocolContext['settings']): string {
+  return String(Math.max(1, Math.floor(settings.sessionTtlSeconds / 2)))
+}
+
+/**
+ * Applies a register-app-presence body (throws RobloxError for a bad one): a heartbeat of the
+ * caller's session on the device, or its end (`disconnect`). True for a heartbeat, whose reply
+ * tells when to beat next. Shared by the Fastify route and the lean path (lean-heartbeat.ts).
+ */
+export async function registerPresence(
+  service: PresenceService,
+  caller: UserCaller,
+  rawBody: unknown,
+  userAgent: string | undefined,
+): Promise<boolean> {
+  const body = parseRegisterRequest(rawBody)
+  const device = deviceOf(body, userAgent)
+  const key = `app:${device.platform}`
+  if (body.disconnect) {
+    await service.endSession(caller.userId, key, 'explicit')
+    return false
+  }
+  const activity: Activity = {
+    kind: isStudio(body.location) ? 'inStudio' : body.placeId !== undefined ? 'inGame' : 'online',
+    ...(body.location !== undefined && body.location !== '' && { location: body.location }),
+    ...(body.placeId !== undefined && { placeId: body.placeId }),
+    ...(body.gameId !== undefined && { gameId: body.gameId }),
+  }
+  await service.heartbeat({
+    userId: caller.userId,
+    key,
+    source: 'app',
+    deviceType: device.deviceType,
+    activity,
+  })
+  return true
 }
 
 /**
