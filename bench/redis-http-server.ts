@@ -87,6 +87,8 @@ process.on('SIGTERM', () => {
 
 const address = await presenced.app.listen({ port: 0, host: '127.0.0.1' })
 const stats = createServer((_request, response) => {
+  // no keep-alive: a pooled connection closed by the idle timeout between rounds fails a fetch
+  response.writeHead(200, { connection: 'close' })
   response.end(JSON.stringify({ writes: counted?.writes() ?? 0 }))
 })
 stats.listen(0, '127.0.0.1', () => {

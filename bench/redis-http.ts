@@ -9,17 +9,19 @@
  *
  *   npm run bench:redis-http -- [--users 100000] [--ids 50] [--seconds 8] [--rounds 3]
  *                               [--connections 32] [--url redis://host:port]
+ *                               [--profile redis-mode.cpuprofile]
  *
  * Starts a redis-server of its own unless --url is given (then writes under a unique prefix,
  * deleted after).
  */
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
-import { spawnJson } from './lib/processes.js'
+import { spawnJson, stop } from './lib/processes.js'
 import { runWrk } from './lib/wrk.js'
 import { benchRedis, commandCalls } from './redis-setup.js'
 
@@ -31,6 +33,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     url: { type: 'string' },
+    /** Writes the Redis-mode server's CPU profile of its serving here. */
+    profile: { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -45,7 +49,7 @@ const redis = await benchRedis(values.url)
 // on its own Redis, the production prefix: key length is part of the memory per session
 const prefix = values.url ? uniquePrefix('bench-http') : 'presenced'
 const client = new Redis(redis.url)
-const children: Array<{ kill: () => void }> = []
+const children: ChildProcess[] = []
 
 interface ServerInfo {
   port: number
@@ -79,6 +83,7 @@ try {
     redis.url,
     '--prefix',
     prefix,
+    ...(values.profile ? ['--profile', values.profile] : []),
   ])
   children.push(redisMode.child)
   const embedded = await spawnJson<ServerInfo>('bench/redis-http-server.ts', args)
@@ -191,7 +196,7 @@ try {
       `(INFO used_memory; goal <= 300 B)`,
   )
 } finally {
-  for (const child of children) child.kill()
+  for (const child of children) await stop(child)
   if (values.url) await deleteKeys({ url: redis.url }, prefix)
   client.disconnect()
   await redis.stop()
