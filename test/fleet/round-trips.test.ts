@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict'
+import { after, test, type TestContext } from 'node:test'
+import { Redis } from 'ioredis'
+import { testConfig } from '../../src/app/config.js'
+import { createService } from '../../src/app/create-service.js'
+import type { Stores } from '../../src/app/create-stores.js'
+import type { UserId } from '../../src/core/user-id.js'
+import { RedisChangeBus } from '../../src/realtime/redis-change-bus.js'
+import { systemClock } from '../../src/service/clock.js'
+import type { PresenceService } from '../../src/service/presence-service.js'
+import { Tokens } from '../../src/service/tokens.js'
+import { RedisKeys } from '../../src/store/redis/keys.js'
+import {
+  RedisConnection,
+  type RedisClient,
+  type RedisTarget,
+} from '../../src/store/redis/redis-connection.js'
+import { RedisPresenceStore } from '../../src/store/redis/redis-presence-store.js'
+import { RedisProfileStore } from '../../src/store/redis/redis-profile-store.js'
+import { RedisRateLimiter } from '../../src/store/redis/redis-rate-limiter.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
+import { startRedisCluster, type LocalRedisCluster } from '../helpers/redis-cluster.js'
+
+/*
+ * The service's reads and heartbeats in fleet mode, against the real Redis: a lookup is one
+ * round trip per shard (presence and settings MGETs, and a viewer's relations, flushed
+ * together), a heartbeat one (its script publishes the change; the place comes from memory).
+ * Round trips are socket writes on the node's connections; the commands are what Redis MONITOR
+ * shows coming from this node's connection (commands a script runs show as coming from `lua`).
+ */
+
+let cluster: Promise<LocalRedisCluster> | undefined
+after(async () => {
+  if (cluster) await (await cluster).stop()
+})
+
+async function fleetService(t: TestContext, target: RedisTarget) {
+  const prefix = uniquePrefix('round-trips')
+  const connection = new RedisConnection(target)
+  assert.ok(await connection.waitReady(), 'Redis must be reachable')
+  const keys = new RedisKeys(prefix)
+  const bus = new RedisChangeBus(connection, { channel: keys.channel() })
+  await bus.subscribed
+  const stores: Stores = {
+    mode: 'url' in target ? 'redis' : 'cluster',
+    presence: new RedisPresenceStore(connection, keys, {
+      changes: { channel: keys.channel(), nodeId: bus.nodeId },
+    }),
+    profiles: new RedisProfileStore(connection, keys),
+    bus,
+    rateLimiter: new RedisRateLimiter(connection, keys),
+  }
+  const service = createService(stores, testConfig({ dataDir: '', sessionTtlSeconds: 600 }), {
+    clock: systemClock,
+    tokens: new Tokens('round-trips-secret-of-enough-length-0123456789'),
+  })
+  t.after(async () => {
+    await stores.presence.close()
+    await stores.profiles.close()
+    await bus.close()
+    await deleteKeys(target, prefix)
+  })
+  return { service, client: connection.client }
+}
+
+/** Counts socket writes (one per batch of commands ioredis flushes: a round trip) per master. */
+function countWrites(client: RedisClient): () => number[] {
+  const nodes = 'nodes' in client ? client.nodes('master') : [client]
+  const counts = nodes.map(() => 0)
+  nodes.forEach((node, i) => {
+    const stream = (node as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream
+    const write = stream.write.bind(stream)
+    stream.write = (...args: unknown[]) => {
+      counts[i]!++
+      return write(...args)
+    }
+  })
+  return () => [...counts]
+}
+
+const place = { placeId: '1818', universeId: '13058', rootPlaceId: '1818', name: 'Obby' }
+const heartbeat = (service: PresenceService, id: string) =>
+  service.heartbeat({
+    userId: id as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: { kind: 'inGame', placeId: place.placeId },
+  })
+
+test('single Redis: a lookup and a heartbeat are one round trip each, in the commands MONITOR shows', async (t) => {
+  const { service, client } = await fleetService(t, { url: LOCAL_REDIS_URL })
+  await service.putPlace(place)
+  const ids = Array.from({ length: 50 }, (_, i) => String(3_000_000 + i) as UserId)
+  // warm: the scripts are loaded and the place is in memory (as on any node after its first beat)
+  for (const id of ids.slice(0, 20)) await heartbeat(service, id)
+  await service.setFriends(ids[0]!, ids[1]!, true)
+
+  const monitoring = new Redis(LOCAL_REDIS_URL)
+  const monitor = await monitoring.monitor()
+  t.after(() => {
+    monitor.disconnect()
+    monitoring.disconnect()
+  })
+  const stream = (client as Redis).stream
+  const ours = `${stream.localAddress}:${stream.localPort}`
+  const seen: string[][] = []
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source === ours) seen.push(args)
+  })
+  // a PING of ours marks a point in MONITOR's stream: wait until MONITOR has shown it
+  const mark = async () => {
+    const count = seen.length
+    await (client as Redis).ping()
+    for (let i = 0; i < 300 && !seen.slice(count).some((args) => args[0] === 'ping'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    assert.ok(seen.length > count, 'MONITOR showed the PING')
+  }
+  const writes = countWrites(client)
+  /** Round trips of `work`, and the commands MONITOR showed between a PING before and after. */
+  const observe = async (work: () => Promise<unknown>) => {
+    await mark()
+    seen.length = 0
+    const before = writes()[0]!
+    await work()
+    const roundTrips = writes()[0]! - before
+    await mark()
+    const names = seen.map((args) => args[0]!.toLowerCase()).filter((name) => name !== 'ping')
+    return { roundTrips, names }
+  }
+
+  let anonymous: Awaited<ReturnType<PresenceService['lookup']>> = []
+  const read = await observe(async () => {
+    anonymous = await service.lookup({ kind: 'anonymous' }, ids)
+  })
+  assert.equal(anonymous.filter((p) => p.state === 2).length, 20)
+  assert.deepEqual(read, { roundTrips: 1, names: ['mget', 'mget'] })
+  const asUser = await observe(() => service.lookup({ kind: 'user', userId: ids[0]! }, ids))
+  assert.equal(asUser.roundTrips, 1)
+  assert.deepEqual(asUser.names.sort(), [
+    'hmget',
+    'mget',
+    'mget',
+    'smismember',
+    'smismember',
+    'smismember',
+  ])
+  const beat = await observe(() => heartbeat(service, ids[30]!))
+  assert.deepEqual(beat, { roundTrips: 1, names: ['evalsha'] })
+  const [after] = await service.lookup({ kind: 'anonymous' }, [ids[30]!])
+  assert.equal(after!.sessions[0]?.activity.location, 'Obby')
+})
+
+test('3-master cluster: a lookup of 1100 ids is one round trip per master, a heartbeat one', async (t) => {
+  cluster ??= startRedisCluster({ masters: 3 })
+  const { service, client } = await fleetService(t, { cluster: (await cluster).nodes })
+  await service.putPlace(place)
+  const ids = Array.from({ length: 1100 }, (_, i) => String(4_000_000 + i) as UserId)
+  // users on every master, so every node has the script
+  for (const id of ids.slice(0, 60)) await heartbeat(service, id)
+  const writes = countWrites(client)
+  const found = await service.lookup({ kind: 'anonymous' }, ids)
+  assert.equal(found.filter((p) => p.state === 2).length, 60)
+  assert.deepEqual(writes(), [1, 1, 1])
+  await heartbeat(service, ids[100]!)
+  assert.equal(
+    writes().reduce((sum, n) => sum + n, 0),
+    4,
+    'a heartbeat: one round trip',
+  )
+})
