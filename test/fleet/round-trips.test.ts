@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, test, type TestContext } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import { testConfig } from '../../src/app/config.js'
 import { createService } from '../../src/app/create-service.js'
@@ -19,7 +19,7 @@ import { RedisPresenceStore } from '../../src/store/redis/redis-presence-store.j
 import { RedisProfileStore } from '../../src/store/redis/redis-profile-store.js'
 import { RedisRateLimiter } from '../../src/store/redis/redis-rate-limiter.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
-import { startRedisCluster, type LocalRedisCluster } from '../helpers/redis-cluster.js'
+import { clusterForThisFile } from '../helpers/redis-cluster.js'
 
 /*
  * The service's reads and heartbeats in fleet mode, against the real Redis: a lookup is one
@@ -29,10 +29,7 @@ import { startRedisCluster, type LocalRedisCluster } from '../helpers/redis-clus
  * shows coming from this node's connection (commands a script runs show as coming from `lua`).
  */
 
-let cluster: Promise<LocalRedisCluster> | undefined
-after(async () => {
-  if (cluster) await (await cluster).stop()
-})
+const clusterTarget = clusterForThisFile()
 
 async function fleetService(t: TestContext, target: RedisTarget) {
   const prefix = uniquePrefix('round-trips')
@@ -153,8 +150,7 @@ test('single Redis: a lookup and a heartbeat are one round trip each, in the com
 })
 
 test('3-master cluster: a lookup of 1100 ids is one round trip per master, a heartbeat one', async (t) => {
-  cluster ??= startRedisCluster({ masters: 3 })
-  const { service, client } = await fleetService(t, { cluster: (await cluster).nodes })
+  const { service, client } = await fleetService(t, await clusterTarget())
   await service.putPlace(place)
   const ids = Array.from({ length: 1100 }, (_, i) => String(4_000_000 + i) as UserId)
   // users on every master, so every node has the script
