@@ -21,7 +21,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
-import { spawnJson, stop } from './lib/processes.js'
+import { cpuSeconds, spawnJson, stop } from './lib/processes.js'
 import { runWrk } from './lib/wrk.js'
 import { benchRedis, commandCalls } from './redis-setup.js'
 
@@ -122,9 +122,9 @@ try {
   if (fromEmbedded.length !== fromRedis.length) throw new Error('embedded mode answers other sizes')
 
   const targets = [
-    { name: 'presenced, embedded mode', port: embedded.info.port },
-    { name: 'presenced, Redis mode', port: redisMode.info.port },
-    { name: 'naive node:http + MGET', port: naive.info.port },
+    { name: 'presenced, embedded mode', port: embedded.info.port, pid: embedded.child.pid! },
+    { name: 'presenced, Redis mode', port: redisMode.info.port, pid: redisMode.child.pid! },
+    { name: 'naive node:http + MGET', port: naive.info.port, pid: naive.child.pid! },
   ]
   const wrk = (port: number, duration: number) =>
     runWrk({
@@ -139,14 +139,26 @@ try {
   for (const target of targets) wrk(target.port, 2)
 
   const results = targets.map(() => [] as number[])
+  /** CPU µs per request of the target's process and of redis-server, per round. */
+  const cpu = targets.map(() => [] as Array<[number, number]>)
+  // the bench's own redis-server (a --url Redis may be elsewhere: its CPU is not counted)
+  const redisPid = values.url
+    ? undefined
+    : Number(/process_id:(\d+)/.exec(await client.info('server'))?.[1])
   const errors = targets.map(() => 0)
   let redisWrites = 0
   let redisRequests = 0
   for (let round = 0; round < rounds; round++) {
     for (const [i, target] of targets.entries()) {
       const before = i === 1 ? await writesOf(redisMode.info) : 0
+      const cpuBefore = [cpuSeconds(target.pid), redisPid ? cpuSeconds(redisPid) : 0]
       const result = wrk(target.port, seconds)
       results[i]!.push(result.requestsPerSecond)
+      const requests = result.requestsPerSecond * seconds
+      cpu[i]!.push([
+        ((cpuSeconds(target.pid) - cpuBefore[0]!) * 1e6) / requests,
+        redisPid ? ((cpuSeconds(redisPid) - cpuBefore[1]!) * 1e6) / requests : NaN,
+      ])
       errors[i]! += result.errors
       if (i === 1) {
         redisWrites += (await writesOf(redisMode.info)) - before
@@ -171,12 +183,21 @@ try {
     `\n${users.toLocaleString()} users online on game servers; reply ${fromRedis.length} bytes ` +
       `for ${idsPerRequest} ids; ${connections} connections, ${rounds} rounds of ${seconds} s`,
   )
-  console.log(`${'target'.padEnd(26)} ${'req/s per round'.padEnd(30)} ${'median'.padStart(8)}`)
+  console.log(
+    `${'target'.padEnd(26)} ${'req/s per round'.padEnd(30)} ${'median'.padStart(8)}` +
+      `  CPU µs/request: node, redis-server (medians)`,
+  )
   for (const [i, target] of targets.entries()) {
     const rounds = results[i]!.map((r) => r.toFixed(0).padStart(7)).join(' ')
     const errorText = errors[i] ? `  (${errors[i]} errors)` : ''
     console.log(
-      `${target.name.padEnd(26)} ${rounds.padEnd(30)} ${median(results[i]!).toFixed(0).padStart(8)}${errorText}`,
+      `${target.name.padEnd(26)} ${rounds.padEnd(30)} ${median(results[i]!).toFixed(0).padStart(8)}` +
+        `  ${median(cpu[i]!.map((c) => c[0]))
+          .toFixed(0)
+          .padStart(6)}` +
+        `${median(cpu[i]!.map((c) => c[1]))
+          .toFixed(0)
+          .padStart(8)}${errorText}`,
     )
   }
   const [embeddedRps, redisRps, naiveRps] = results.map(median) as [number, number, number]
