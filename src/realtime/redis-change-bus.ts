@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { changeOf, type ChangeMessage } from '../store/redis/presence-codec.js'
+import { changeOfMessage, type ChangeMessage } from '../store/redis/presence-codec.js'
 import type { RedisClient, RedisConnection } from '../store/redis/redis-connection.js'
 import { publishedByStore } from '../store/redis/redis-presence-store.js'
 import type { BusEvent, ChangeBus } from './change-bus.js'
@@ -96,7 +96,7 @@ export class RedisChangeBus implements ChangeBus {
     try {
       const envelope = JSON.parse(message) as Envelope | ChangeMessage
       if (envelope.n === this.nodeId) return
-      event = 'c' in envelope ? { type: 'presence', change: changeOf(envelope.c) } : envelope.e
+      event = 'c' in envelope ? { type: 'presence', change: changeOfMessage(envelope) } : envelope.e
     } catch (error) {
       this.#options.onError?.(error)
       return
