@@ -679,15 +679,14 @@ export class Fanout {
   async #sequence(target: UserId, arrived: PresenceChange[]): Promise<PresenceChange[]> {
     const out: PresenceChange[] = []
     for (const change of arrived) {
-      const known = this.#positions.get(target) ?? NO_HISTORY
+      let known = this.#positions.get(target) ?? NO_HISTORY
       const { epoch, offset } = positionOf(change)
       if (known.epoch !== '' && epoch !== known.epoch) {
-        // the history was lost and started again: the change itself is the news, and the
-        // offsets of the old epoch mean nothing now
+        // the history was lost and started again: the offsets of the old epoch mean nothing
+        // now, and the new epoch is followed from its start
         for (const watch of this.#watchers.watchersOf(target).values()) watch.offset = 0
-        this.#positions.set(target, { epoch, offset })
-        out.push(change)
-        continue
+        known = NO_HISTORY
+        this.#positions.set(target, known)
       }
       const last = known.epoch === epoch ? known.offset : 0
       if (offset <= last) continue
