@@ -12,7 +12,6 @@ test('a position survives its token, which shows nothing of it and is refused un
   ]) {
     const token = tokens.encode(position)
     assert.match(token, /^[A-Za-z0-9_-]{22}$/)
-    assert.ok(!token.includes(String(position.offset)))
     assert.deepEqual(tokens.decode(token), position)
     assert.equal(new PositionTokens(randomBytes(32)).decode(token), undefined)
   }
