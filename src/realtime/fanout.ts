@@ -15,7 +15,13 @@ import {
 import type { UserId } from '../core/user-id.js'
 import { performance } from 'node:perf_hooks'
 import type { BusEvent, ChangeBus } from './change-bus.js'
-import { NO_HISTORY, sameSessions, type HistoryPosition, type HistoryRead } from './history.js'
+import {
+  NO_HISTORY,
+  isPrivacyMark,
+  sameSessions,
+  type HistoryPosition,
+  type HistoryRead,
+} from './history.js'
 import type { PositionTokens } from './position-token.js'
 import { Stream, type Sink, type Watch } from './stream.js'
 import { Watchers } from './watchers.js'
@@ -263,6 +269,16 @@ export class Fanout {
     ])
     const reads = await Promise.all(ids.map((id, i) => this.#source.history(id, from[i]!)))
     if (reads.some((read) => !read.complete)) return 'reset'
+    // who may see what changed since some position: replaying that user's changes under today's
+    // rules could show what was hidden then, so the client gets its current state instead,
+    // read now (after the history, so no later change is skipped)
+    const crossed = ids.flatMap((id, i) =>
+      reads[i]!.changes.some((c) => isPrivacyMark(c) && positionOf(c).offset > from[i]!.offset)
+        ? [i]
+        : [],
+    )
+    const current =
+      crossed.length > 0 ? await this.#source.presences(crossed.map((i) => ids[i]!)) : []
     if (stream.disposed) return 'ok'
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     stream.positions = true
@@ -274,17 +290,34 @@ export class Fanout {
       const start = from[i]!
       const sameEpoch = start.epoch === read.position.epoch
       let changes = read.changes
-      // what the client holds: the change at its position, or the state before the next one
+      // what the client holds: the change at its position, or the state before the next real
+      // one (marks hold no presence), or, when nothing happened since, the state read first
       let base = presences[i]!
       let baseAt = now
-      const first = changes[0]
-      if (first && sameEpoch && positionOf(first).offset === start.offset) {
-        base = first.after
-        baseAt = positionOf(first).at
+      const held = changes[0]
+      if (held && sameEpoch && positionOf(held).offset === start.offset) {
         changes = changes.slice(1)
-      } else if (first) {
-        base = first.before
-        baseAt = positionOf(first).at
+        if (!isPrivacyMark(held)) {
+          base = held.after
+          baseAt = positionOf(held).at
+        }
+      }
+      const next = changes.find((c) => !isPrivacyMark(c))
+      if (next && !(held && !isPrivacyMark(held) && base === held.after)) {
+        base = next.before
+        baseAt = positionOf(next).at
+      }
+      const collapsed = crossed.indexOf(i)
+      if (collapsed >= 0) {
+        // only the current state, shown under the current rules, as one change
+        changes = [
+          {
+            userId: id,
+            before: base,
+            after: current[collapsed]!,
+            position: { epoch: read.position.epoch, offset: read.position.offset, at: now },
+          },
+        ]
       }
       const known = this.#positions.get(id)
       if (!known || known.epoch === '') this.#positions.set(id, read.position)
@@ -300,11 +333,17 @@ export class Fanout {
       const projected = this.#project(stream, id, watch, base, baseAt)
       watch.sent = this.#intern(id, projected.json)
       watch.online = projected.online
+      if (collapsed >= 0) {
+        // what the client shows was projected under earlier rules: whatever it is, the current
+        // state is sent (online or offline as the client last had the user, else an update)
+        watch.sent = ''
+        watch.online = base.sessions.length > 0
+      }
       this.#watchers.add(stream, id, watch)
       for (const change of changes) {
         const position = positionOf(change)
         if (follows) watch.offset = position.offset
-        if (sameSessions(change.before, change.after)) continue
+        if (isPrivacyMark(change) || sameSessions(change.before, change.after)) continue
         const rendered = this.#project(stream, id, watch, change.after, position.at)
         this.#emit(stream, id, watch, rendered, change.reason ?? 'explicit', at)
       }
@@ -452,11 +491,24 @@ export class Fanout {
     }
   }
 
+  /**
+   * Applies a batch in segments of presence changes followed by other events: a change made
+   * after a settings or relation change is projected under the new rules, never the old ones.
+   */
   async #applySafely(events: BusEvent[]): Promise<void> {
-    try {
-      await this.#apply(events)
-    } catch (error) {
-      this.#options.onError?.(error)
+    let start = 0
+    for (let i = 1; i <= events.length; i++) {
+      if (
+        i < events.length &&
+        !(events[i]!.type === 'presence' && events[i - 1]!.type !== 'presence')
+      )
+        continue
+      try {
+        await this.#apply(start === 0 && i === events.length ? events : events.slice(start, i))
+      } catch (error) {
+        this.#options.onError?.(error)
+      }
+      start = i
     }
   }
 
@@ -696,6 +748,8 @@ export class Fanout {
         // an incomplete read (trimmed meanwhile): the change itself carries the latest state
         for (const missed of read.complete ? read.changes : []) {
           const p = positionOf(missed)
+          // a privacy mark carries no presence: the settings or relation event does the work
+          if (isPrivacyMark(missed)) continue
           if (p.epoch === epoch && p.offset > last && p.offset < offset) out.push(missed)
         }
       }

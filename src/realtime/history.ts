@@ -50,12 +50,30 @@ export function isRefresh(change: PresenceChange): boolean {
   return sameSessions(change.before, change.after)
 }
 
+/**
+ * A change of who may see what about a user (its settings, a relation of it) is kept in the
+ * user's history as a mark without presence: a replay never shows changes made before it under
+ * the rules in force after it (a replay that crosses one shows the current state instead).
+ */
+export type PrivacyMark = PresenceChange & { privacy: true }
+
+export function privacyMark(userId: UserId): PrivacyMark {
+  const none = { userId, sessions: [], lastOnline: undefined }
+  return { userId, before: none, after: none, privacy: true }
+}
+
+export function isPrivacyMark(change: PresenceChange): change is PrivacyMark {
+  return (change as Partial<PrivacyMark>).privacy === true
+}
+
 export interface History {
   /**
    * Records a change made on this node and sets its `position`. Fleet stores record in their own
    * scripts (the change arrives with a position already): call this only for changes without one.
    */
   append(change: PresenceChange, at: number): Promise<ChangePosition>
+  /** Records a privacy mark (see PrivacyMark) in the history of each of `ids`. */
+  mark(ids: readonly UserId[], at: number): Promise<void>
   /** Where each user's history stands now, in the order of `ids`. */
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]>
   /** The user's changes since `from` (see HistoryRead). */
@@ -124,6 +142,10 @@ export class MemoryHistory implements History {
     if (log.changes.length > this.#bounds.entries) log.changes.shift()
     this.#trim(log, at)
     return Promise.resolve(position)
+  }
+
+  async mark(ids: readonly UserId[], at: number): Promise<void> {
+    for (const id of ids) await this.append(privacyMark(id), at)
   }
 
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]> {

@@ -5,6 +5,7 @@ import { changeOfMessage, type ChangeMessage } from '../store/redis/presence-cod
 import type { RedisConnection } from '../store/redis/redis-connection.js'
 import {
   NO_HISTORY,
+  privacyMark,
   reaches,
   type History,
   type HistoryBounds,
@@ -54,6 +55,10 @@ export class RedisHistory implements History {
       change.position = position
       return position
     })
+  }
+
+  async mark(ids: readonly UserId[], at: number): Promise<void> {
+    await Promise.all(ids.map((id) => this.append(privacyMark(id), at)))
   }
 
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]> {

@@ -302,7 +302,7 @@ export class PresenceService {
 
   async setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
     await this.#stores.privacy.setFriends(a, b, friends)
-    await this.#bus.publish({ type: 'relation', users: [a, b] })
+    await this.#relationChanged(a, b)
   }
 
   /**
@@ -313,7 +313,7 @@ export class PresenceService {
   async setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
     const sight = isBlocked ? (await this.#blockSights([{ blocker, blocked }]))[0] : undefined
     await this.#stores.privacy.setBlocked(blocker, blocked, isBlocked, sight)
-    await this.#bus.publish({ type: 'relation', users: [blocker, blocked] })
+    await this.#relationChanged(blocker, blocked)
   }
 
   listFriends(id: UserId): Promise<UserId[]> {
@@ -409,14 +409,13 @@ export class PresenceService {
       this.#places.forget()
       await this.#bus.publish({ type: 'place' })
     }
-    const bus = this.#bus
     for (const r of privacy) {
       if (r.type === 'settings') {
         const was = before.get(r.userId)
         before.set(r.userId, r.settings)
         await this.#announce({ type: 'settings', userId: r.userId, before: was, after: r.settings })
-      } else if (r.type === 'friends') await bus.publish({ type: 'relation', users: [r.a, r.b] })
-      else await bus.publish({ type: 'relation', users: [r.blocker, r.blocked] })
+      } else if (r.type === 'friends') await this.#relationChanged(r.a, r.b)
+      else await this.#relationChanged(r.blocker, r.blocked)
     }
   }
 
@@ -505,8 +504,16 @@ export class PresenceService {
     if (event.type === 'presence' && !event.change.position && !isRefresh(event.change)) {
       await this.#history.append(event.change, this.#clock.now())
     }
+    // who may see what changed: a replay must not show earlier changes under the new rules
+    if (event.type === 'settings') await this.#history.mark([event.userId], this.#clock.now())
     await this.#bus.publish(event)
     await this.webhooks.record(event)
+  }
+
+  /** Two users' friendship or block changed: marked in both histories (as settings), then told. */
+  async #relationChanged(a: UserId, b: UserId): Promise<void> {
+    await this.#history.mark([a, b], this.#clock.now())
+    await this.#bus.publish({ type: 'relation', users: [a, b] })
   }
 
   /** A game server's changes: published together (a Redis bus pipelines them), then counted. */

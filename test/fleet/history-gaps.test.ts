@@ -126,3 +126,50 @@ test('embedded: a stream this node no longer holds resumes from its positions (i
   third.send({ type: 'resume', positions: { [PLAYER]: 'A'.repeat(22) } })
   assert.deepEqual(await third.take(), { type: 'reset', reason: 'too_old' })
 })
+
+for (const mode of ['embedded', 'redis'] as const) {
+  test(`${mode}: a resume across a privacy change never replays what was hidden: the current state, once`, async (t) => {
+    const prefix = uniquePrefix('marks')
+    const config = {
+      flapGraceMs: 0,
+      ...(mode === 'redis' && { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix }),
+    }
+    const app = await startApp(t, { config, listen: true })
+    if (mode === 'redis')
+      t.after(async () => void (await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)))
+    const token = await app.tokens.issue(WATCHER as UserId)
+    const first = await NativeClient.connect(app.url, token)
+    first.send({ type: 'subscribe', ids: [PLAYER], positions: true })
+    await first.waitFor((f) => f.type === 'snapshot')
+    await heartbeat(app, 'one')
+    const one = await first.take()
+    await first.close()
+
+    // while the watcher is away the player blocks it, moves twice, unblocks it and moves on
+    await app.service.setBlocked(PLAYER as UserId, WATCHER as UserId, true)
+    await heartbeat(app, 'secret-1')
+    await heartbeat(app, 'secret-2')
+    await app.service.setBlocked(PLAYER as UserId, WATCHER as UserId, false)
+    await heartbeat(app, 'public')
+
+    const second = await NativeClient.connect(app.url, token)
+    t.after(() => second.close())
+    second.send({ type: 'resume', positions: { [PLAYER]: one.pos } })
+    assert.equal((await second.take()).type, 'recovered')
+    const got = await second.take()
+    assert.deepEqual(locations([got]), ['public'])
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.deepEqual(second.pending(), [], 'nothing of the invisible period')
+
+    // and when the user is still hidden, the client is told the user went offline, as live
+    const third = await NativeClient.connect(app.url, token)
+    t.after(() => third.close())
+    await app.service.setBlocked(PLAYER as UserId, WATCHER as UserId, true)
+    await heartbeat(app, 'secret-3')
+    third.send({ type: 'resume', positions: { [PLAYER]: got.pos } })
+    assert.equal((await third.take()).type, 'recovered')
+    const hidden = await third.take()
+    assert.equal(hidden.type, 'offline')
+    assert.deepEqual((hidden.presence as { sessions: unknown[] }).sessions, [])
+  })
+}
