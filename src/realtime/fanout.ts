@@ -165,6 +165,7 @@ export class Fanout {
   /** Gaps filled from the history, and changes dropped as repeats (stats, tests). */
   #gaps = 0
   readonly #unsubscribe: () => void
+  readonly #unresubscribed: (() => void) | undefined
   #queue: Task[] = []
   #draining = false
   #stopped = false
@@ -177,6 +178,43 @@ export class Fanout {
       this.#queue.push({ bus: event })
       this.#kick()
     })
+    this.#unresubscribed = bus.onResubscribed?.(() => {
+      if (this.#stopped) return
+      // a short wait: the subscription is being renewed as the connection comes back
+      setTimeout(() => {
+        if (!this.#stopped) this.#run(() => this.#catchUp()).catch((e) => options.onError?.(e))
+      }, 100).unref()
+    })
+  }
+
+  /**
+   * After the bus was lost for a while: every watched user whose history moved past what this
+   * node applied gets the missed changes from the history, as if their messages had arrived.
+   */
+  async #catchUp(): Promise<void> {
+    const targets = [...this.#positions.keys()]
+    for (let i = 0; i < targets.length; i += 1000) {
+      const chunk = targets.slice(i, i + 1000)
+      const now = await this.#source.positions(chunk)
+      const behind = new Map<UserId, PresenceChange[]>()
+      await Promise.all(
+        chunk.map(async (id, j) => {
+          const known = this.#positions.get(id)
+          const current = now[j]
+          if (!known || !current || current.offset === 0) return
+          if (known.epoch === current.epoch && known.offset >= current.offset) return
+          const from = known.epoch === current.epoch ? known : NO_HISTORY
+          const read = await this.#source.history(id, from)
+          const missed = read.changes.filter(
+            (c) =>
+              !isPrivacyMark(c) &&
+              (positionOf(c).epoch !== known.epoch || positionOf(c).offset > known.offset),
+          )
+          if (missed.length > 0) behind.set(id, missed)
+        }),
+      )
+      if (behind.size > 0) await this.#applyPositioned(behind)
+    }
   }
 
   /** Whether `viewer` may open another stream (fewer open than `streamsPerUser`). */
@@ -451,6 +489,7 @@ export class Fanout {
   stop(): void {
     this.#stopped = true
     this.#unsubscribe()
+    this.#unresubscribed?.()
     for (const { timer } of this.#held.values()) clearTimeout(timer)
     this.#held.clear()
     for (const stream of [...this.#byToken.values()]) this.close(stream)

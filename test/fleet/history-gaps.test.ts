@@ -5,6 +5,11 @@ import { RedisKeys } from '../../src/store/redis/keys.js'
 import { RedisConnection } from '../../src/store/redis/redis-connection.js'
 import { RedisPresenceStore } from '../../src/store/redis/redis-presence-store.js'
 import { NativeClient, type Frame } from '../integration/native-client.js'
+import { Redis } from 'ioredis'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, startRedisServer } from '../helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { startApp, type StartedApp } from '../helpers/start-app.js'
 
@@ -173,3 +178,45 @@ for (const mode of ['embedded', 'redis'] as const) {
     assert.deepEqual((hidden.presence as { sessions: unknown[] }).sessions, [])
   })
 }
+
+test('a node that lost its bus connection catches up from the history when it is back, with no later change to show the gap', async (t) => {
+  // our own Redis: its pub/sub clients are cut, never the machine's
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-gaps-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  const redis = await startRedisServer(port, dir)
+  t.after(() => redis.kill())
+  const url = `redis://127.0.0.1:${port}`
+  const app = await startApp(t, { config: { redisUrl: url, flapGraceMs: 0 }, listen: true })
+  const watcher = await NativeClient.connect(app.url, await app.tokens.issue(WATCHER as UserId))
+  t.after(() => watcher.close())
+  watcher.send({ type: 'subscribe', ids: [PLAYER], positions: true })
+  await watcher.waitFor((f) => f.type === 'snapshot')
+  await heartbeat(app, 'one')
+  assert.deepEqual(locations([await watcher.take()]), ['one'])
+
+  // a change made while the node was away from the bus: recorded, its message never heard
+  const connection = new RedisConnection({ url })
+  assert.ok(await connection.waitReady())
+  const silent = new RedisPresenceStore(connection, new RedisKeys('presenced'), {
+    history: { entries: 32, ageSeconds: 300 },
+  })
+  t.after(() => silent.close())
+  await silent.heartbeat(
+    {
+      userId: PLAYER as UserId,
+      key: 'app:PC',
+      source: 'app',
+      deviceType: 'PC',
+      activity: { kind: 'inGame', placeId: '1818', location: 'missed' },
+      ttlMs: 60_000,
+    },
+    Date.now(),
+  )
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  assert.deepEqual(watcher.pending(), [])
+  const admin = new Redis(port, '127.0.0.1')
+  t.after(() => admin.disconnect())
+  assert.ok(Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')) >= 1)
+  assert.deepEqual(locations([await watcher.take(5000)]), ['missed'])
+})
