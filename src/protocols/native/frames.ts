@@ -73,7 +73,8 @@ export function parseClientFrame(text: string, maxIds: number): ClientFrame | Fr
       return parseHeartbeat(frame)
     case 'resume': {
       const token = frame.resume ?? frame.token
-      const since = frame.since ?? 0
+      // with positions alone (no stream token) there is no sequence to continue
+      const since = frame.since ?? (frame.positions !== undefined ? 0 : undefined)
       let positions: Array<[UserId, string]> | undefined
       if (frame.positions !== undefined) {
         const parsed = parsePositions(frame.positions, maxIds)
