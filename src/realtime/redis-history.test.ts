@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { after, test } from 'node:test'
-import { startRedisCluster, type LocalRedisCluster } from '../../test/helpers/redis-cluster.js'
+import { test } from 'node:test'
+import { clusterForThisFile } from '../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../test/helpers/redis.js'
 import type { UserId } from '../core/user-id.js'
 import { RedisKeys } from '../store/redis/keys.js'
@@ -12,15 +12,8 @@ import { RedisHistory } from './redis-history.js'
 
 const single: RedisTarget = { url: LOCAL_REDIS_URL }
 
-let cluster: Promise<LocalRedisCluster> | undefined
 /** One 3-master cluster for this file, started by the first test that needs it. */
-async function clusterTarget(): Promise<RedisTarget> {
-  cluster ??= startRedisCluster({ masters: 3 })
-  return { cluster: (await cluster).nodes }
-}
-after(async () => {
-  if (cluster) await (await cluster).stop()
-})
+const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget, bounds: HistoryBounds) {
   const prefix = uniquePrefix('hist')
