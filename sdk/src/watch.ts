@@ -140,6 +140,11 @@ export class Subscription
   readonly #unsent = new Set<string>()
   #connection: Connection | undefined
   #resume: ResumePoint | undefined
+  /**
+   * Per watched user, the opaque history position (`pos`) of the last frame about it: lets any
+   * node of a fleet continue the stream when the one that held it is gone.
+   */
+  readonly #positions = new Map<string, string>()
   #heartbeat: Record<string, unknown> | undefined
   #resetPending = false
   #attempt = 0
@@ -179,14 +184,16 @@ export class Subscription
     for (const id of added) this.#ids.add(id)
     if (added.length === 0) return
     if (this.#kind() === 'sse') return this.#reopen()
-    if (this.#connection !== undefined) this.#connection.send({ type: 'subscribe', ids: added })
-    else for (const id of added) this.#unsent.add(id)
+    if (this.#connection !== undefined) {
+      this.#connection.send({ type: 'subscribe', ids: added, positions: true })
+    } else for (const id of added) this.#unsent.add(id)
   }
 
   /** Stops watching users; no event about them is delivered from now on. */
   remove(ids: Iterable<string | number | bigint>): void {
     const removed = [...ids].map(String).filter((id) => this.#ids.delete(id))
     if (removed.length === 0) return
+    for (const id of removed) this.#positions.delete(id)
     // SSE cannot unsubscribe: events about removed users are dropped here instead
     if (this.#connection?.kind === 'websocket') {
       this.#connection.send({ type: 'unsubscribe', ids: removed })
@@ -255,15 +262,19 @@ export class Subscription
         if (kind === 'websocket') {
           // resume the stream where it was, else start one; then re-carry our own presence
           if (this.#resume) {
+            // the node that held the stream resumes it by token; any other node, from the
+            // positions (a node that died, a load balancer that sent us elsewhere)
+            const positions = [...this.#positions].filter(([id]) => this.#ids.has(id))
             connection.send({
               type: 'resume',
               resume: this.#resume.token,
               since: this.#resume.since,
+              ...(positions.length > 0 && { positions: Object.fromEntries(positions) }),
             })
             if (this.#unsent.size > 0)
-              connection.send({ type: 'subscribe', ids: [...this.#unsent] })
+              connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
           } else if (this.#ids.size > 0) {
-            connection.send({ type: 'subscribe', ids: [...this.#ids] })
+            connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
           } else {
             this.#resolveReady()
           }
@@ -320,14 +331,27 @@ export class Subscription
     this.close()
   }
 
+  #keepPositions(frame: Record<string, unknown>, event: PresenceEvent): void {
+    for (const [id, pos] of positionsOf(frame, event)) this.#positions.set(id, pos)
+  }
+
   #onFrame(frame: Record<string, unknown>): void {
     if (frame.type === 'reset') {
       // the stream is gone: the next snapshot replaces everything the subscriber knew
       this.#resume = undefined
+      this.#positions.clear()
       this.#resetPending = true
       if (this.#connection?.kind === 'websocket') {
-        this.#connection.send({ type: 'subscribe', ids: [...this.#ids] })
+        this.#connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
       }
+      return
+    }
+    if (frame.type === 'recovered') {
+      // another node took the stream over from our positions: what we missed follows
+      if (typeof frame.resume === 'string' && typeof frame.seq === 'number') {
+        this.#resume = { token: frame.resume, since: frame.seq }
+      }
+      this.#attempt = 0
       return
     }
     if (frame.type === 'error') {
@@ -340,6 +364,7 @@ export class Subscription
     this.#attempt = 0
     const token = typeof frame.resume === 'string' ? frame.resume : this.#resume?.token
     if (token !== undefined) this.#resume = { token, since: event.seq }
+    this.#keepPositions(frame, event)
     let delivered: PresenceEvent = event
     if (event.type === 'snapshot') {
       const presences: Presence[] = []
@@ -359,6 +384,20 @@ export class Subscription
     this.emit('event', delivered)
     for (const queue of this.#iterators) queue.push(delivered)
   }
+}
+
+/** Positions arrive as `pos`: one per presence of a snapshot, one per event. */
+function positionsOf(
+  frame: Record<string, unknown>,
+  event: PresenceEvent,
+): Array<[string, string]> {
+  if (event.type === 'snapshot') {
+    const pos = Array.isArray(frame.pos) ? frame.pos : []
+    return event.raw.flatMap((p, i): Array<[string, string]> =>
+      typeof pos[i] === 'string' ? [[p.userId, pos[i] as string]] : [],
+    )
+  }
+  return typeof frame.pos === 'string' ? [[event.presence.userId, frame.pos]] : []
 }
 
 export function subscribe(

@@ -127,6 +127,7 @@ export async function buildApp(
     await stores.webhooks?.close()
     await stores.profiles.close()
     await stores.bus.close()
+    await stores.history?.close?.()
   })
 
   // Draining: a response finished during close would leave its keep-alive socket idle and open

@@ -80,6 +80,10 @@ export interface Config {
   realtimeReplayFrames: number
   /** PRESENCED_REALTIME_RESUME ms, default 60000: how long a dropped real-time stream stays resumable. */
   realtimeResumeMs: number
+  /** PRESENCED_REALTIME_HISTORY, default 32: recent changes kept per user, so a stream resumes on any node. */
+  realtimeHistory: number
+  /** PRESENCED_REALTIME_HISTORY_AGE seconds, default 300: changes older than this leave the history. */
+  realtimeHistoryAgeSeconds: number
   /** PRESENCED_REALTIME_STREAMS_PER_USER, default 10: open real-time connections per user (and dropped streams kept). */
   realtimeStreamsPerUser: number
   /** PRESENCED_REALTIME_WATCHES_PER_USER, default 5000: users watched across one user's streams, open and dropped. */
@@ -209,6 +213,8 @@ export function loadConfig(env: Env = process.env): Config {
     realtimeQueueBytes: int(env, 'PRESENCED_REALTIME_QUEUE_BYTES', 1024 * 1024, 1024),
     realtimeReplayFrames: int(env, 'PRESENCED_REALTIME_REPLAY', 256, 0),
     realtimeResumeMs: int(env, 'PRESENCED_REALTIME_RESUME', 60_000, 0),
+    realtimeHistory: int(env, 'PRESENCED_REALTIME_HISTORY', 32, 0),
+    realtimeHistoryAgeSeconds: int(env, 'PRESENCED_REALTIME_HISTORY_AGE', 300, 1),
     realtimeStreamsPerUser: int(env, 'PRESENCED_REALTIME_STREAMS_PER_USER', 10, 1),
     realtimeWatchesPerUser: int(env, 'PRESENCED_REALTIME_WATCHES_PER_USER', 5000, 1),
     realtimeDetachedWatches: int(env, 'PRESENCED_REALTIME_DETACHED_WATCHES', 200_000, 0),

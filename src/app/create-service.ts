@@ -47,6 +47,7 @@ export function createService(
       catalogue: stores.profiles,
       credentials: stores.profiles,
       bus: stores.bus,
+      ...(stores.history && { history: stores.history }),
       rateLimiter: stores.rateLimiter,
     },
     tokens: options.tokens,

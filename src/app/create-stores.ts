@@ -1,5 +1,7 @@
 import { LocalChangeBus } from '../realtime/local-change-bus.js'
 import type { ChangeBus } from '../realtime/change-bus.js'
+import { MemoryHistory, type History, type HistoryBounds } from '../realtime/history.js'
+import { RedisHistory } from '../realtime/redis-history.js'
 import { RedisChangeBus } from '../realtime/redis-change-bus.js'
 import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
@@ -21,6 +23,17 @@ export interface StoreOptions {
   redisUrl?: string | undefined
   redisCluster?: readonly string[] | undefined
   redisPrefix?: string
+  /** PRESENCED_REALTIME_HISTORY / _AGE: each user's recent changes kept for resume. */
+  realtimeHistory?: number
+  realtimeHistoryAgeSeconds?: number
+}
+
+/** The history bounds of the options, with the config's defaults. */
+function historyBounds(options: StoreOptions): HistoryBounds {
+  return {
+    entries: options.realtimeHistory ?? 32,
+    ageSeconds: options.realtimeHistoryAgeSeconds ?? 300,
+  }
 }
 
 export interface Stores {
@@ -28,6 +41,8 @@ export interface Stores {
   presence: PresenceStore
   profiles: ProfileStore
   bus: ChangeBus
+  /** Each user's recent changes (epoch, offsets): where real-time streams resume. */
+  history?: History
   rateLimiter: RateLimiter
   /** Absent in stores assembled by hand (some tests and benches): webhooks are then off. */
   webhooks?: WebhookStore
@@ -46,6 +61,7 @@ export async function createStores(options: StoreOptions): Promise<Stores> {
     presence,
     profiles,
     bus: new LocalChangeBus(),
+    history: new MemoryHistory(historyBounds(options)),
     rateLimiter: new MemoryRateLimiter(),
     webhooks: new SqliteWebhookStore(profiles.db),
   }
@@ -66,7 +82,9 @@ async function createRedisStores(target: RedisTarget, options: StoreOptions): Pr
     mode: 'cluster' in target ? 'cluster' : 'redis',
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
+      history: historyBounds(options),
     }),
+    history: new RedisHistory(connection, keys, historyBounds(options)),
     profiles: new RedisProfileStore(connection, keys),
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),

@@ -131,6 +131,22 @@ export interface PresenceChange {
   reason?: OfflineReason
   /** The sessions this change ended, if any. */
   ended?: readonly Session[]
+  /**
+   * Where the change stands in the user's change history (src/realtime/history.ts), once it is
+   * recorded there: set by the store script or the node that made the change, carried on the bus.
+   */
+  position?: ChangePosition
+}
+
+/**
+ * A change's place in its user's history: `offset` counts the user's changes (1, 2, 3, ...)
+ * within `epoch`, which changes whenever the history was lost and started again; `at` is when
+ * the change was made (epoch ms).
+ */
+export interface ChangePosition {
+  epoch: string
+  offset: number
+  at: number
 }
 
 export function offlinePresence(userId: UserId, lastOnline?: number): UserPresence {

@@ -24,6 +24,11 @@ export interface ChangeBus {
   publish(event: BusEvent): Promise<void>
   /** Handlers run for events published on any node, this one included. Returns unsubscribe. */
   subscribe(handler: (event: BusEvent) => void): () => void
+  /**
+   * Calls `handler` each time this node listens again after losing the bus (a reconnect to
+   * Redis): what was published meanwhile never reached it. Absent on a single-process bus.
+   */
+  onResubscribed?(handler: () => void): () => void
   /** How many nodes listen on the bus now (fleet mode); absent on a single-process bus. */
   nodes?(): Promise<number>
   close(): Promise<void>

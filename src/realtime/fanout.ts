@@ -1,4 +1,9 @@
-import { PresenceType, type OfflineReason, type UserPresence } from '../core/presence.js'
+import {
+  PresenceType,
+  type OfflineReason,
+  type PresenceChange,
+  type UserPresence,
+} from '../core/presence.js'
 import {
   accessOf,
   defaultSettings,
@@ -10,15 +15,27 @@ import {
 import type { UserId } from '../core/user-id.js'
 import { performance } from 'node:perf_hooks'
 import type { BusEvent, ChangeBus } from './change-bus.js'
+import {
+  NO_HISTORY,
+  isPrivacyMark,
+  sameSessions,
+  type HistoryPosition,
+  type HistoryRead,
+} from './history.js'
+import type { PositionTokens } from './position-token.js'
 import { Stream, type Sink, type Watch } from './stream.js'
 import { Watchers } from './watchers.js'
 
-/** Where the fanout reads current state: the service's stores, behind four calls. */
+/** Where the fanout reads current state: the service's stores and history, behind six calls. */
 export interface FanoutSource {
   now(): number
   presences(ids: readonly UserId[]): Promise<UserPresence[]>
   settings(ids: readonly UserId[]): Promise<UserSettings[]>
   relations(viewer: UserId, ids: readonly UserId[]): Promise<Relation[]>
+  /** Where each user's change history stands (history.ts). */
+  positions(ids: readonly UserId[]): Promise<HistoryPosition[]>
+  /** A user's changes since a position (history.ts). */
+  history(userId: UserId, from: HistoryPosition): Promise<HistoryRead>
 }
 
 export interface FanoutOptions {
@@ -38,6 +55,8 @@ export interface FanoutOptions {
   onError?: (error: unknown) => void
   /** What one user, and this node, may hold; unlimited when absent. */
   limits?: FanoutLimits
+  /** Positions as opaque tokens (`pos`); without it streams cannot carry positions. */
+  positionTokens?: PositionTokens
 }
 
 /**
@@ -58,11 +77,15 @@ export type SubscribeResult = 'ok' | 'watch_limit'
 export type ResumeResult =
   { ok: true; stream: Stream } | { ok: false; reason: 'unknown' | 'too_old' }
 
+/** How `recover` ended: `reset` when some user's history no longer reaches back. */
+export type RecoverResult = 'ok' | 'reset' | 'watch_limit'
+
 type EventType = 'online' | 'update' | 'offline'
 
 /** Frame heads; a frame is `head + seq + tail`, so the tail can be shared by many streams. */
 const HEADS = {
   snapshot: '{"type":"snapshot","seq":',
+  recovered: '{"type":"recovered","seq":',
   online: '{"type":"online","seq":',
   update: '{"type":"update","seq":',
   offline: '{"type":"offline","seq":',
@@ -93,8 +116,13 @@ function relationOf(relation: Relation | undefined): Relation {
 interface Rendered {
   json: string
   online: boolean
-  /** By event type, and by reason for offlines. */
+  /** By event type, and by reason for offlines, and by position for streams that carry one. */
   tails: Record<string, string>
+}
+
+/** A positioned change's place; every change applied by `#sequence` has one. */
+function positionOf(change: PresenceChange): { epoch: string; offset: number; at: number } {
+  return change.position!
 }
 
 type Task = { bus: BusEvent } | { run: () => Promise<void> }
@@ -129,7 +157,15 @@ export class Fanout {
    * (monotonic ms): one timer per target, however many watchers wait.
    */
   readonly #held = new Map<UserId, { due: number; timer: NodeJS.Timeout }>()
+  /**
+   * For each watched target, the history position this node has applied: a later change must
+   * come next (offset + 1); a gap is filled from the history, a repeat is dropped.
+   */
+  readonly #positions = new Map<UserId, HistoryPosition>()
+  /** Gaps filled from the history, and changes dropped as repeats (stats, tests). */
+  #gaps = 0
   readonly #unsubscribe: () => void
+  readonly #unresubscribed: (() => void) | undefined
   #queue: Task[] = []
   #draining = false
   #stopped = false
@@ -142,6 +178,43 @@ export class Fanout {
       this.#queue.push({ bus: event })
       this.#kick()
     })
+    this.#unresubscribed = bus.onResubscribed?.(() => {
+      if (this.#stopped) return
+      // a short wait: the subscription is being renewed as the connection comes back
+      setTimeout(() => {
+        if (!this.#stopped) this.#run(() => this.#catchUp()).catch((e) => options.onError?.(e))
+      }, 100).unref()
+    })
+  }
+
+  /**
+   * After the bus was lost for a while: every watched user whose history moved past what this
+   * node applied gets the missed changes from the history, as if their messages had arrived.
+   */
+  async #catchUp(): Promise<void> {
+    const targets = [...this.#positions.keys()]
+    for (let i = 0; i < targets.length; i += 1000) {
+      const chunk = targets.slice(i, i + 1000)
+      const now = await this.#source.positions(chunk)
+      const behind = new Map<UserId, PresenceChange[]>()
+      await Promise.all(
+        chunk.map(async (id, j) => {
+          const known = this.#positions.get(id)
+          const current = now[j]
+          if (!known || !current || current.offset === 0) return
+          if (known.epoch === current.epoch && known.offset >= current.offset) return
+          const from = known.epoch === current.epoch ? known : NO_HISTORY
+          const read = await this.#source.history(id, from)
+          const missed = read.changes.filter(
+            (c) =>
+              !isPrivacyMark(c) &&
+              (positionOf(c).epoch !== known.epoch || positionOf(c).offset > known.offset),
+          )
+          if (missed.length > 0) behind.set(id, missed)
+        }),
+      )
+      if (behind.size > 0) await this.#applyPositioned(behind)
+    }
   }
 
   /** Whether `viewer` may open another stream (fewer open than `streamsPerUser`). */
@@ -190,6 +263,132 @@ export class Fanout {
     let seq = since
     for (const frame of stream.replay.after(since)) sink.send(frame, ++seq, stream.token)
     return { ok: true, stream }
+  }
+
+  /**
+   * Continues, on `stream` (new, empty), a stream of `viewer` that lived elsewhere (another node,
+   * or one forgotten here), from the history positions its client holds: each position is the
+   * `pos` of the last frame it had about that user. Sends `recovered` with the new resume token,
+   * then exactly the changes each user made since its position, in order, projected for the
+   * viewer as they are now; every user is then watched as by `subscribe`. `reset` (nothing sent,
+   * nothing watched) when a position is not one of ours or some user's history no longer reaches
+   * back to it: the client starts over with a snapshot.
+   */
+  recover(stream: Stream, held: ReadonlyArray<readonly [UserId, string]>): Promise<RecoverResult> {
+    let result: RecoverResult = 'ok'
+    return this.#run(async () => {
+      result = await this.#recover(stream, held)
+    }).then(() => result)
+  }
+
+  async #recover(
+    stream: Stream,
+    held: ReadonlyArray<readonly [UserId, string]>,
+  ): Promise<RecoverResult> {
+    const codec = this.#options.positionTokens
+    if (stream.disposed) return 'ok'
+    if (!codec) return 'reset'
+    const ids: UserId[] = []
+    const from: HistoryPosition[] = []
+    for (const [id, token] of held) {
+      const position = codec.decode(token)
+      if (!position) return 'reset'
+      if (this.#watchers.get(stream, id)) continue
+      ids.push(id)
+      from.push(position)
+    }
+    if (ids.length > 0 && !this.#makeRoom(stream.viewer, ids.length)) return 'watch_limit'
+    const unknownSettings = ids.filter((id) => !this.#settings.has(id))
+    // presences before histories: a user with nothing new since its position has exactly this
+    const [presences, settings, relations] = await Promise.all([
+      this.#source.presences(ids),
+      unknownSettings.length > 0 ? this.#source.settings(unknownSettings) : [],
+      ids.length > 0 ? this.#source.relations(stream.viewer, ids) : [],
+    ])
+    const reads = await Promise.all(ids.map((id, i) => this.#source.history(id, from[i]!)))
+    if (reads.some((read) => !read.complete)) return 'reset'
+    // who may see what changed since some position: replaying that user's changes under today's
+    // rules could show what was hidden then, so the client gets its current state instead,
+    // read now (after the history, so no later change is skipped)
+    const crossed = ids.flatMap((id, i) =>
+      reads[i]!.changes.some((c) => isPrivacyMark(c) && positionOf(c).offset > from[i]!.offset)
+        ? [i]
+        : [],
+    )
+    const current =
+      crossed.length > 0 ? await this.#source.presences(crossed.map((i) => ids[i]!)) : []
+    if (stream.disposed) return 'ok'
+    unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
+    stream.positions = true
+    stream.push(HEADS.recovered, `,"resume":"${stream.token}"}`)
+    const now = this.#source.now()
+    const at = performance.now()
+    ids.forEach((id, i) => {
+      const read = reads[i]!
+      const start = from[i]!
+      const sameEpoch = start.epoch === read.position.epoch
+      let changes = read.changes
+      // what the client holds: the change at its position, or the state before the next real
+      // one (marks hold no presence), or, when nothing happened since, the state read first
+      let base = presences[i]!
+      let baseAt = now
+      const held = changes[0]
+      if (held && sameEpoch && positionOf(held).offset === start.offset) {
+        changes = changes.slice(1)
+        if (!isPrivacyMark(held)) {
+          base = held.after
+          baseAt = positionOf(held).at
+        }
+      }
+      const next = changes.find((c) => !isPrivacyMark(c))
+      if (next && !(held && !isPrivacyMark(held) && base === held.after)) {
+        base = next.before
+        baseAt = positionOf(next).at
+      }
+      const collapsed = crossed.indexOf(i)
+      if (collapsed >= 0) {
+        // only the current state, shown under the current rules, as one change
+        changes = [
+          {
+            userId: id,
+            before: base,
+            after: current[collapsed]!,
+            position: { epoch: read.position.epoch, offset: read.position.offset, at: now },
+          },
+        ]
+      }
+      const known = this.#positions.get(id)
+      if (!known || known.epoch === '') this.#positions.set(id, read.position)
+      // offsets count in the epoch the node follows; another one (a lagging node) starts at 0
+      const follows = this.#positions.get(id)!.epoch === read.position.epoch
+      const watch: Watch = {
+        relation: relationOf(relations[i]),
+        sent: '',
+        online: false,
+        held: undefined,
+        offset: follows && sameEpoch ? start.offset : 0,
+      }
+      const projected = this.#project(stream, id, watch, base, baseAt)
+      watch.sent = this.#intern(id, projected.json)
+      watch.online = projected.online
+      if (collapsed >= 0) {
+        // what the client shows was projected under earlier rules: whatever it is, the current
+        // state is sent (online or offline as the client last had the user, else an update)
+        watch.sent = ''
+        watch.online = base.sessions.length > 0
+      }
+      this.#watchers.add(stream, id, watch)
+      for (const change of changes) {
+        const position = positionOf(change)
+        if (follows) watch.offset = position.offset
+        if (isPrivacyMark(change) || sameSessions(change.before, change.after)) continue
+        const rendered = this.#project(stream, id, watch, change.after, position.at)
+        this.#emit(stream, id, watch, rendered, change.reason ?? 'explicit', at)
+      }
+      if (follows) watch.offset = Math.max(watch.offset, read.position.offset)
+      this.#settle(id, at)
+    })
+    return 'ok'
   }
 
   /** The connection of `stream` ended: keep the stream resumable for a while, then drop it. */
@@ -262,6 +461,7 @@ export class Fanout {
     subscriptions: number
     targets: number
     held: number
+    gaps: number
   } {
     let attached = 0
     let subscriptions = 0
@@ -277,6 +477,7 @@ export class Fanout {
       subscriptions,
       targets: this.#watchers.size.targets,
       held: this.#held.size,
+      gaps: this.#gaps,
     }
   }
 
@@ -288,6 +489,7 @@ export class Fanout {
   stop(): void {
     this.#stopped = true
     this.#unsubscribe()
+    this.#unresubscribed?.()
     for (const { timer } of this.#held.values()) clearTimeout(timer)
     this.#held.clear()
     for (const stream of [...this.#byToken.values()]) this.close(stream)
@@ -328,11 +530,24 @@ export class Fanout {
     }
   }
 
+  /**
+   * Applies a batch in segments of presence changes followed by other events: a change made
+   * after a settings or relation change is projected under the new rules, never the old ones.
+   */
   async #applySafely(events: BusEvent[]): Promise<void> {
-    try {
-      await this.#apply(events)
-    } catch (error) {
-      this.#options.onError?.(error)
+    let start = 0
+    for (let i = 1; i <= events.length; i++) {
+      if (
+        i < events.length &&
+        !(events[i]!.type === 'presence' && events[i - 1]!.type !== 'presence')
+      )
+        continue
+      try {
+        await this.#apply(start === 0 && i === events.length ? events : events.slice(start, i))
+      } catch (error) {
+        this.#options.onError?.(error)
+      }
+      start = i
     }
   }
 
@@ -342,7 +557,10 @@ export class Fanout {
     const fresh = unique.filter((id) => !this.#watchers.get(stream, id))
     if (fresh.length > 0 && !this.#makeRoom(stream.viewer, fresh.length)) return 'watch_limit'
     const unknownSettings = fresh.filter((id) => !this.#settings.has(id))
-    const [presences, settings, relations] = await Promise.all([
+    // positions before presences (issued first, and a user's keys share a slot): a change
+    // between the two reads shows in the snapshot and is later dropped as a repeat, never lost
+    const [positions, presences, settings, relations] = await Promise.all([
+      fresh.length > 0 ? this.#source.positions(fresh) : [],
       this.#source.presences(fresh),
       unknownSettings.length > 0 ? this.#source.settings(unknownSettings) : [],
       fresh.length > 0 ? this.#source.relations(stream.viewer, fresh) : [],
@@ -351,11 +569,13 @@ export class Fanout {
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     const now = this.#source.now()
     fresh.forEach((id, i) => {
+      const position = this.#track(id, positions[i] ?? NO_HISTORY)
       const watch: Watch = {
         relation: relationOf(relations[i]),
         sent: '',
         online: false,
         held: undefined,
+        offset: position,
       }
       const projected = this.#project(stream, id, watch, presences[i]!, now)
       watch.sent = this.#intern(id, projected.json)
@@ -368,9 +588,36 @@ export class Fanout {
       if (i > 0) parts.push(',')
       parts.push(this.#watchers.get(stream, id)!.sent)
     })
+    if (stream.positions && this.#options.positionTokens) {
+      parts.push('],"pos":[')
+      unique.forEach((id, i) => {
+        parts.push(i > 0 ? ',"' : '"', this.#pos(id, this.#watchers.get(stream, id)!.offset), '"')
+      })
+    }
     parts.push(']}')
     stream.push(HEADS.snapshot, parts)
     return 'ok'
+  }
+
+  /**
+   * The node starts following `target` at `position` unless it follows it already; returns the
+   * offset a new watch of it starts at (in the epoch the node follows).
+   */
+  #track(target: UserId, position: HistoryPosition): number {
+    const known = this.#positions.get(target)
+    if (!known) {
+      this.#positions.set(target, position)
+      return position.offset
+    }
+    // the node is behind the read (changes on their way): they are not this watch's to get
+    if (known.epoch === position.epoch) return Math.max(known.offset, position.offset)
+    return known.offset
+  }
+
+  /** The opaque position of `target` at `offset` in the epoch this node follows. */
+  #pos(target: UserId, offset: number): string {
+    const epoch = this.#positions.get(target)?.epoch ?? ''
+    return this.#options.positionTokens!.encode(epoch === '' ? NO_HISTORY : { epoch, offset })
   }
 
   /** Makes room for `count` more watches of `viewer`, dropping its dropped streams, oldest first. */
@@ -418,12 +665,20 @@ export class Fanout {
   async #apply(events: BusEvent[]): Promise<void> {
     /** Targets whose sessions changed, with the reason of the last change that ended some. */
     const changed = new Map<UserId, OfflineReason | undefined>()
+    /** Changes with a history position, per target in arrival order: applied one by one. */
+    const positioned = new Map<UserId, PresenceChange[]>()
     const resettled = new Set<UserId>()
     const pairs = new Map<Stream, Set<UserId>>()
     for (const event of events) {
       if (event.type === 'presence') {
         const { userId, before, after, reason } = event.change
         if (!this.#watchers.isWatched(userId)) continue
+        if (event.change.position) {
+          const list = positioned.get(userId)
+          if (list) list.push(event.change)
+          else positioned.set(userId, [event.change])
+          continue
+        }
         // a refresh heartbeat moves expiry only: nothing any watcher sees can differ
         if (!changed.has(userId) && sameSessions(before, after)) continue
         changed.set(userId, reason ?? changed.get(userId))
@@ -435,6 +690,7 @@ export class Fanout {
         this.#pairsOf(b, a, pairs)
       }
     }
+    if (positioned.size > 0) await this.#applyPositioned(positioned)
     if (changed.size === 0 && resettled.size === 0 && pairs.size === 0) return
 
     const relationJobs = [...pairs].map(([stream, targets]) => ({ stream, targets: [...targets] }))
@@ -479,6 +735,69 @@ export class Fanout {
     for (const target of touched) this.#settle(target, at)
   }
 
+  /**
+   * Applies each target's changes in offset order, each once: a repeat (a change this node
+   * applied already, e.g. its own heard back late) is dropped, and a gap (a bus message lost or
+   * still on its way) is filled from the history first. Every watcher gets its own view of each
+   * change, not only of the latest.
+   */
+  async #applyPositioned(positioned: Map<UserId, PresenceChange[]>): Promise<void> {
+    const sequences = await Promise.all(
+      [...positioned].map(([id, changes]) => this.#sequence(id, changes)),
+    )
+    const at = performance.now()
+    for (const changes of sequences) {
+      for (const change of changes) {
+        const position = positionOf(change)
+        const target = change.userId
+        if (!this.#watchers.isWatched(target)) break
+        // a refresh heartbeat moves expiry only: nothing any watcher sees can differ
+        const quiet = sameSessions(change.before, change.after)
+        this.#fanOut(
+          target,
+          change.after,
+          change.reason ?? 'explicit',
+          position.at,
+          at,
+          position.offset,
+          quiet,
+        )
+      }
+    }
+  }
+
+  /** The changes of `target` to apply, in order, from what arrived (see #applyPositioned). */
+  async #sequence(target: UserId, arrived: PresenceChange[]): Promise<PresenceChange[]> {
+    const out: PresenceChange[] = []
+    for (const change of arrived) {
+      let known = this.#positions.get(target) ?? NO_HISTORY
+      const { epoch, offset } = positionOf(change)
+      if (known.epoch !== '' && epoch !== known.epoch) {
+        // the history was lost and started again: the offsets of the old epoch mean nothing
+        // now, and the new epoch is followed from its start
+        for (const watch of this.#watchers.watchersOf(target).values()) watch.offset = 0
+        known = NO_HISTORY
+        this.#positions.set(target, known)
+      }
+      const last = known.epoch === epoch ? known.offset : 0
+      if (offset <= last) continue
+      if (offset > last + 1) {
+        this.#gaps++
+        const read = await this.#source.history(target, known)
+        // an incomplete read (trimmed meanwhile): the change itself carries the latest state
+        for (const missed of read.complete ? read.changes : []) {
+          const p = positionOf(missed)
+          // a privacy mark carries no presence: the settings or relation event does the work
+          if (isPrivacyMark(missed)) continue
+          if (p.epoch === epoch && p.offset > last && p.offset < offset) out.push(missed)
+        }
+      }
+      this.#positions.set(target, { epoch, offset })
+      out.push(change)
+    }
+    return out
+  }
+
   #pairsOf(viewer: UserId, target: UserId, out: Map<Stream, Set<UserId>>): void {
     for (const stream of this.#byViewer.get(viewer) ?? []) {
       if (!this.#watchers.get(stream, target)) continue
@@ -488,21 +807,33 @@ export class Fanout {
     }
   }
 
-  /** Sends every watcher of `target` its own view of `presence`. */
+  /**
+   * Sends every watcher of `target` its own view of `presence`; with `offset`, only to watches
+   * that have not had that change yet, and none at all when the change is `quiet` (nothing any
+   * watcher sees can differ).
+   */
   #fanOut(
     target: UserId,
     presence: UserPresence,
     reason: OfflineReason,
     now: number,
     at: number,
+    offset?: number,
+    quiet = false,
   ): void {
     const watchers = this.#watchers.watchersOf(target)
     if (watchers.size === 0) return
     const renders = new Map<string, Rendered>()
     for (const [stream, watch] of watchers) {
+      if (offset !== undefined) {
+        if (watch.offset >= offset) continue
+        watch.offset = offset
+        if (quiet) continue
+      }
       const rendered = this.#project(stream, target, watch, presence, now, renders)
       this.#emit(stream, target, watch, rendered, reason, at)
     }
+    if (quiet) return
     // a watcher cut off during the loop may have been the last one
     if (!this.#watchers.isWatched(target)) return this.#forget(target)
     this.#settle(target, at)
@@ -574,9 +905,15 @@ export class Fanout {
     } else {
       type = !watch.online && rendered.online ? 'online' : 'update'
     }
-    const tail = (rendered.tails[type === 'offline' ? reason : type] ??=
+    const kind = type === 'offline' ? reason : type
+    const body = () =>
       `,"userId":"${target}","presence":${rendered.json}` +
-      (type === 'offline' ? `,"reason":"${reason}"}` : '}'))
+      (type === 'offline' ? `,"reason":"${reason}"` : '')
+    const tail =
+      stream.positions && this.#options.positionTokens
+        ? (rendered.tails[`${kind}@${watch.offset}`] ??=
+            `${body()},"pos":"${this.#pos(target, watch.offset)}"}`)
+        : (rendered.tails[kind] ??= `${body()}}`)
     watch.held = undefined
     watch.sent = rendered.json
     watch.online = rendered.online
@@ -622,27 +959,9 @@ export class Fanout {
 
   /** Nobody watches `target` any more. */
   #forget(target: UserId): void {
+    this.#positions.delete(target)
     this.#settings.delete(target)
     this.#renders.delete(target)
     this.#release(target)
   }
-}
-
-/** True when two presences have the same sessions apart from their expiry and refresh times. */
-function sameSessions(a: UserPresence, b: UserPresence): boolean {
-  if (a.sessions.length !== b.sessions.length) return false
-  for (let i = 0; i < a.sessions.length; i++) {
-    const x = a.sessions[i]!
-    const y = b.sessions[i]!
-    if (
-      x.key !== y.key ||
-      x.source !== y.source ||
-      x.deviceType !== y.deviceType ||
-      x.startedAt !== y.startedAt ||
-      JSON.stringify(x.activity) !== JSON.stringify(y.activity)
-    ) {
-      return false
-    }
-  }
-  return true
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { changeOf, type ChangeMessage } from '../store/redis/presence-codec.js'
+import { changeOfMessage, type ChangeMessage } from '../store/redis/presence-codec.js'
 import type { RedisClient, RedisConnection } from '../store/redis/redis-connection.js'
 import { publishedByStore } from '../store/redis/redis-presence-store.js'
 import type { BusEvent, ChangeBus } from './change-bus.js'
@@ -38,6 +38,7 @@ export class RedisChangeBus implements ChangeBus {
   readonly #connection: RedisConnection
   readonly #subscriber: RedisClient
   readonly #handlers = new Set<(event: BusEvent) => void>()
+  readonly #resubscribed = new Set<() => void>()
   readonly #options: RedisChangeBusOptions
   #closed = false
 
@@ -49,6 +50,12 @@ export class RedisChangeBus implements ChangeBus {
       if (channel === options.channel) this.#receive(message)
     })
     this.subscribed = this.#subscriber.subscribe(options.channel).then(() => undefined)
+    // ioredis subscribes again on each reconnect; the messages of the gap are lost
+    let connected = false
+    this.#subscriber.on('ready', () => {
+      if (connected) for (const handler of this.#resubscribed) handler()
+      connected = true
+    })
     // a failed first subscription is retried by ioredis on reconnect; nobody may be awaiting it
     this.subscribed.catch((error: unknown) => this.#options.onError?.(error))
   }
@@ -68,6 +75,11 @@ export class RedisChangeBus implements ChangeBus {
   subscribe(handler: (event: BusEvent) => void): () => void {
     this.#handlers.add(handler)
     return () => this.#handlers.delete(handler)
+  }
+
+  onResubscribed(handler: () => void): () => void {
+    this.#resubscribed.add(handler)
+    return () => this.#resubscribed.delete(handler)
   }
 
   /**
@@ -96,7 +108,7 @@ export class RedisChangeBus implements ChangeBus {
     try {
       const envelope = JSON.parse(message) as Envelope | ChangeMessage
       if (envelope.n === this.nodeId) return
-      event = 'c' in envelope ? { type: 'presence', change: changeOf(envelope.c) } : envelope.e
+      event = 'c' in envelope ? { type: 'presence', change: changeOfMessage(envelope) } : envelope.e
     } catch (error) {
       this.#options.onError?.(error)
       return

@@ -25,6 +25,11 @@ export interface Watch {
   online: boolean
   /** An offline of the target this stream has not been sent yet: held for the flap grace. */
   held: HeldOffline | undefined
+  /**
+   * The offset of the target's latest change applied to this watch, in the epoch the fanout
+   * holds for the target: a change at or before it is not applied again.
+   */
+  offset: number
 }
 
 /** An offline held back: since when (monotonic ms, `performance.now()`) and why. */
@@ -47,6 +52,8 @@ export class Stream {
   readonly principal: Viewer
   readonly replay: ReplayBuffer
   seq = 0
+  /** Whether frames carry the watched user's history position (`pos`), for resume anywhere. */
+  positions = false
   sink: Sink | undefined
   /** Pending disposal while detached. */
   expiry: NodeJS.Timeout | undefined

@@ -18,5 +18,6 @@ export function observedBus(
     close: () => bus.close(),
   }
   if (bus.nodes) observed.nodes = () => bus.nodes!()
+  if (bus.onResubscribed) observed.onResubscribed = (handler) => bus.onResubscribed!(handler)
   return observed
 }

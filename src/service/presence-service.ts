@@ -42,6 +42,8 @@ import { observedBus } from './observed-bus.js'
 import { RealtimeCensus } from './realtime-census.js'
 import { Revocations } from './revocations.js'
 import type { Tokens } from './tokens.js'
+import { MemoryHistory, isRefresh, type History } from '../realtime/history.js'
+import { PositionTokens } from '../realtime/position-token.js'
 import type { PresenceView } from './webhooks/webhook-events.js'
 import { Webhooks, defaultWebhookSettings, type WebhookSettings } from './webhooks/webhooks.js'
 import type { WebhookStore } from '../store/webhook-store.js'
@@ -53,6 +55,8 @@ export interface ServiceStores {
   catalogue: CatalogueStore
   credentials: CredentialStore
   bus: ChangeBus
+  /** Each user's recent changes, for resume anywhere; in this process when absent. */
+  history?: History
   rateLimiter: RateLimiter
 }
 
@@ -106,6 +110,8 @@ export class PresenceService {
   readonly census = new RealtimeCensus()
   readonly #stores: ServiceStores
   readonly #bus: ChangeBus
+  readonly #history: History
+  readonly #tokens: Tokens
   readonly #clock: Clock
   readonly #settings: ServiceSettings
   readonly #observer: ServiceObserver
@@ -118,6 +124,8 @@ export class PresenceService {
   constructor(deps: ServiceDeps) {
     const { stores, clock, settings } = deps
     this.#stores = stores
+    this.#history = stores.history ?? new MemoryHistory({ entries: 32, ageSeconds: 300 })
+    this.#tokens = deps.tokens
     this.#clock = clock
     this.#settings = settings
     this.#observer = deps.observer ?? {}
@@ -294,7 +302,7 @@ export class PresenceService {
 
   async setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
     await this.#stores.privacy.setFriends(a, b, friends)
-    await this.#bus.publish({ type: 'relation', users: [a, b] })
+    await this.#relationChanged(a, b)
   }
 
   /**
@@ -305,7 +313,7 @@ export class PresenceService {
   async setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
     const sight = isBlocked ? (await this.#blockSights([{ blocker, blocked }]))[0] : undefined
     await this.#stores.privacy.setBlocked(blocker, blocked, isBlocked, sight)
-    await this.#bus.publish({ type: 'relation', users: [blocker, blocked] })
+    await this.#relationChanged(blocker, blocked)
   }
 
   listFriends(id: UserId): Promise<UserId[]> {
@@ -401,14 +409,13 @@ export class PresenceService {
       this.#places.forget()
       await this.#bus.publish({ type: 'place' })
     }
-    const bus = this.#bus
     for (const r of privacy) {
       if (r.type === 'settings') {
         const was = before.get(r.userId)
         before.set(r.userId, r.settings)
         await this.#announce({ type: 'settings', userId: r.userId, before: was, after: r.settings })
-      } else if (r.type === 'friends') await bus.publish({ type: 'relation', users: [r.a, r.b] })
-      else await bus.publish({ type: 'relation', users: [r.blocker, r.blocked] })
+      } else if (r.type === 'friends') await this.#relationChanged(r.a, r.b)
+      else await this.#relationChanged(r.blocker, r.blocked)
     }
   }
 
@@ -423,8 +430,14 @@ export class PresenceService {
         presences: (ids) => this.rawPresences(ids),
         settings: (ids) => this.#stores.privacy.getSettings(ids),
         relations: (viewer, ids) => this.#stores.privacy.getRelations(viewer, ids),
+        positions: (ids) => this.#history.positions(ids),
+        history: (userId, from) => this.#history.read(userId, from),
       },
-      options,
+      {
+        // every node of a fleet shares the token secret, so reads the positions of the others
+        positionTokens: new PositionTokens(this.#tokens.mac('realtime-position', 'aes-256')),
+        ...options,
+      },
     )
     return this.census.track(fanout)
   }
@@ -486,8 +499,21 @@ export class PresenceService {
    * the webhook outbox: enqueued once per change, however many nodes listen.
    */
   async #announce(event: BusEvent): Promise<void> {
+    // a fleet store recorded the change in the history in its own script; else it is done here,
+    // once, by the node that made the change, before any node can hear of it
+    if (event.type === 'presence' && !event.change.position && !isRefresh(event.change)) {
+      await this.#history.append(event.change, this.#clock.now())
+    }
+    // who may see what changed: a replay must not show earlier changes under the new rules
+    if (event.type === 'settings') await this.#history.mark([event.userId], this.#clock.now())
     await this.#bus.publish(event)
     await this.webhooks.record(event)
+  }
+
+  /** Two users' friendship or block changed: marked in both histories (as settings), then told. */
+  async #relationChanged(a: UserId, b: UserId): Promise<void> {
+    await this.#history.mark([a, b], this.#clock.now())
+    await this.#bus.publish({ type: 'relation', users: [a, b] })
   }
 
   /** A game server's changes: published together (a Redis bus pipelines them), then counted. */

@@ -144,7 +144,11 @@ test('a dropped WebSocket reconnects and resumes without a gap', async (t) => {
 })
 
 test('when the stream cannot be resumed, a fresh snapshot arrives with reset: true', async (t) => {
-  const { server, player, watcherToken } = await setup(t, { realtimeResumeMs: 0 })
+  // the stream is dropped at once and no change is kept in the history: nothing to resume from
+  const { server, player, watcherToken } = await setup(t, {
+    realtimeResumeMs: 0,
+    realtimeHistory: 0,
+  })
   const recording = recordingWebSocket()
   const client = createClient({
     baseUrl: server.url,

@@ -5,10 +5,17 @@ import { parseJsonLossless } from '../shared/lossless-json.js'
 
 /** What a client may send over the WebSocket (docs/reference/native.md). */
 export type ClientFrame =
-  | { type: 'subscribe'; ids: UserId[] }
+  | { type: 'subscribe'; ids: UserId[]; positions: boolean }
   | { type: 'unsubscribe'; ids: UserId[] }
   | { type: 'heartbeat'; deviceType: string; activity: Activity }
-  | { type: 'resume'; token: string; since: number }
+  | {
+      type: 'resume'
+      /** The stream's token and last seq: resumes it on the node that holds it. */
+      token: string | undefined
+      since: number
+      /** Per user, the `pos` of the last frame about it: resumes on any node. */
+      positions: Array<[UserId, string]> | undefined
+    }
 
 /** Why a frame was refused; sent back as `{"type":"error",code,message}`. */
 export interface FrameError {
@@ -27,6 +34,7 @@ const ACTIVITY_KEYS = new Set([
 const DEVICE_TYPE = /^[A-Za-z0-9]{1,32}$/
 const GAME_ID = /^[A-Za-z0-9-]{1,64}$/
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/
+const POSITION = /^[A-Za-z0-9_-]{22}$/
 
 function fail(code: ErrorCode, message: string): FrameError {
   return { error: { code, message } }
@@ -51,21 +59,36 @@ export function parseClientFrame(text: string, maxIds: number): ClientFrame | Fr
   }
   const frame = value as Record<string, unknown>
   switch (frame.type) {
-    case 'subscribe':
+    case 'subscribe': {
+      const parsed = parseIds(frame.type, frame.ids ?? frame.userIds, maxIds)
+      if (isFrameError(parsed) || frame.positions === undefined) return parsed
+      if (typeof frame.positions !== 'boolean') {
+        return fail('FRAME_INVALID', '"positions" must be true or false.')
+      }
+      return { ...parsed, positions: frame.positions } as ClientFrame
+    }
     case 'unsubscribe':
       return parseIds(frame.type, frame.ids ?? frame.userIds, maxIds)
     case 'heartbeat':
       return parseHeartbeat(frame)
     case 'resume': {
       const token = frame.resume ?? frame.token
-      const since = frame.since
+      // with positions alone (no stream token) there is no sequence to continue
+      const since = frame.since ?? (frame.positions !== undefined ? 0 : undefined)
+      let positions: Array<[UserId, string]> | undefined
+      if (frame.positions !== undefined) {
+        const parsed = parsePositions(frame.positions, maxIds)
+        if (!Array.isArray(parsed)) return parsed
+        positions = parsed
+      }
+      if (token === undefined && positions) return { type: 'resume', token, since: 0, positions }
       if (typeof token !== 'string' || !TOKEN.test(token)) {
         return fail('FRAME_INVALID', '"resume" must be the token of an earlier snapshot.')
       }
       if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
         return fail('FRAME_INVALID', '"since" must be the last sequence number received (>= 0).')
       }
-      return { type: 'resume', token, since }
+      return { type: 'resume', token, since, positions }
     }
     default:
       return fail(
@@ -73,6 +96,30 @@ export function parseClientFrame(text: string, maxIds: number): ClientFrame | Fr
         `Unknown frame type ${JSON.stringify(String(frame.type)).slice(0, 40)}: expected subscribe, unsubscribe, heartbeat or resume.`,
       )
   }
+}
+
+/** `{"<userId>": "<pos>", ...}`: the position held for each watched user. */
+function parsePositions(raw: unknown, maxIds: number): Array<[UserId, string]> | FrameError {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return fail('FRAME_INVALID', '"positions" must map user ids to the "pos" last received.')
+  }
+  const entries = Object.entries(raw as Record<string, unknown>)
+  if (entries.length > maxIds) return fail('TOO_MANY_IDS', `At most ${maxIds} ids per frame.`)
+  const out: Array<[UserId, string]> = []
+  for (const [key, value] of entries) {
+    const id = parseUserId(key)
+    if (!id) {
+      return fail(
+        'IDS_INVALID',
+        `Invalid user id ${JSON.stringify(key).slice(0, 40)}: user ids are positive 64-bit integers.`,
+      )
+    }
+    if (typeof value !== 'string' || !POSITION.test(value)) {
+      return fail('FRAME_INVALID', `"positions" values must be "pos" values of earlier frames.`)
+    }
+    out.push([id, value])
+  }
+  return out
 }
 
 function parseIds(
@@ -97,7 +144,7 @@ function parseIds(
     }
     ids.push(id)
   }
-  return { type, ids }
+  return type === 'subscribe' ? { type, ids, positions: false } : { type, ids }
 }
 
 function parseHeartbeat(frame: Record<string, unknown>): ClientFrame | FrameError {

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Duplex } from 'node:stream'
 import type { RawData, WebSocket } from 'ws'
 import type { UserId } from '../../core/user-id.js'
-import type { Fanout } from '../../service/realtime.js'
+import type { Fanout, ResumeResult } from '../../service/realtime.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { ConnectionPresence } from './connection-presence.js'
@@ -148,6 +148,8 @@ export function serveWebSocket(
         }
         if (!budget.take(frame.ids.length)) return throttle(frame.ids.length)
         fresh = false
+        // frames carry each user's history position from now on (resume on any node)
+        if (frame.positions) stream.positions = true
         fanout.subscribe(stream, frame.ids).then(
           (result) => {
             if (result === 'watch_limit') {
@@ -178,13 +180,34 @@ export function serveWebSocket(
           return strike('RESUME_LATE', 'resume must be the first frame of a connection.')
         }
         fresh = false
-        const result = fanout.resume(userId, frame.token, frame.since, sink)
+        const result: ResumeResult =
+          frame.token === undefined
+            ? { ok: false, reason: 'unknown' }
+            : fanout.resume(userId, frame.token, frame.since, sink)
         if (result.ok) {
           fanout.close(stream)
           stream = result.stream
-        } else {
-          reply(JSON.stringify({ type: 'reset', reason: result.reason }))
+          return
         }
+        if (!frame.positions) return reply(JSON.stringify({ type: 'reset', reason: result.reason }))
+        // not held here (another node's, or too old): from the users' histories, on any node
+        const positions = frame.positions
+        if (fanout.watchCount(stream) + positions.length > deps.maxIds) {
+          return strike('TOO_MANY_IDS', `A stream watches at most ${deps.maxIds} users.`)
+        }
+        if (!budget.take(positions.length)) return throttle(positions.length)
+        fanout.recover(stream, positions).then(
+          (recovered) => {
+            if (recovered === 'reset') reply(JSON.stringify({ type: 'reset', reason: 'too_old' }))
+            if (recovered === 'watch_limit') {
+              reply(errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser)))
+            }
+          },
+          (error: unknown) => {
+            log.warn({ err: error }, 'real-time recover failed')
+            reply(JSON.stringify({ type: 'reset', reason: 'unavailable' }))
+          },
+        )
         return
       }
     }

@@ -184,6 +184,24 @@ export class RedisKeys {
     return `${this.prefix}:rl:{${key.replace(/[%{}]/g, escapeTagChar)}}:${rule}:${window}`
   }
 
+  /**
+   * The bucket's change history keys without `m:<id>` (a user's "<epoch> <offset>") or `l:<id>`
+   * (a user's list of recent changes): scripts append them, in the user's slot.
+   */
+  historyPrefix(bucket: number): string {
+    return `${this.prefix}:{b${bucket}}:h`
+  }
+
+  /** String: "<epoch> <offset>", where the user's change history stands. */
+  historyPosition(id: UserId): string {
+    return `${this.historyPrefix(this.bucketOf(id))}m:${id}`
+  }
+
+  /** List of the user's recent changes, "<at> <message>", oldest first. */
+  historyList(id: UserId): string {
+    return `${this.historyPrefix(this.bucketOf(id))}l:${id}`
+  }
+
   /** Pub/sub channel of the change bus. */
   channel(): string {
     return `${this.prefix}:bus`

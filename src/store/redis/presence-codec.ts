@@ -333,6 +333,8 @@ export type ChangeRecord = [
 /** A change message on the bus channel, from the script that made the change: `n` is the node. */
 export interface ChangeMessage {
   n: string
+  /** Where the change stands in its user's history (epoch, offset), when one is kept. */
+  h?: [string, number]
   c: ChangeRecord
 }
 
@@ -365,7 +367,14 @@ export function changeOf(record: ChangeRecord): PresenceChange {
   }
 }
 
+/** The change of a ChangeMessage, with its history position when it has one. */
+export function changeOfMessage(message: ChangeMessage): PresenceChange {
+  const change = changeOf(message.c)
+  if (message.h) change.position = { epoch: message.h[0], offset: message.h[1], at: message.c[1] }
+  return change
+}
+
 /** The change a script replied with (a ChangeMessage's text). */
 export function changeOfReply(reply: string): PresenceChange {
-  return changeOf((JSON.parse(reply) as ChangeMessage).c)
+  return changeOfMessage(JSON.parse(reply) as ChangeMessage)
 }

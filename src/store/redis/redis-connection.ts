@@ -25,6 +25,12 @@ declare module 'ioredis' {
       counts: string,
       ...args: string[]
     ): Result<string[], Context>
+    presencedHistoryAppend(
+      position: string,
+      list: string,
+      ...args: string[]
+    ): Result<[string, number] | null, Context>
+    presencedHistoryRead(position: string, list: string, from: string): Result<string[], Context>
     presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
   }
 }
@@ -107,6 +113,14 @@ export class RedisConnection {
     this.client.defineCommand('presencedServerReport', {
       numberOfKeys: 2,
       lua: presenceLua('server-report.lua'),
+    })
+    this.client.defineCommand('presencedHistoryAppend', {
+      numberOfKeys: 2,
+      lua: presenceLua('history-append.lua'),
+    })
+    this.client.defineCommand('presencedHistoryRead', {
+      numberOfKeys: 2,
+      lua: lua('history-read.lua'),
     })
     // the number of keys varies with the number of rules: passed as the first argument
     this.client.defineCommand('presencedRateLimit', { lua: lua('rate-limit.lua') })

@@ -15,6 +15,11 @@ export interface RedisPresenceStoreOptions {
    * were made. Without it, changes are only returned.
    */
   changes?: { channel: string; nodeId: string }
+  /**
+   * Record every change in its user's history (realtime/redis-history.ts) in the same script:
+   * changes kept per user and their age bound. Without it, no history is kept.
+   */
+  history?: { entries: number; ageSeconds: number }
 }
 
 /** Changes this process's stores already published from their scripts. */
@@ -38,6 +43,7 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #keys: RedisKeys
   readonly #channel: string
   readonly #nodeId: string
+  readonly #history: { entries: string; ageMs: string } | undefined
   /** The bucket a sweep starts from, rotating so no bucket waits behind busier ones. */
   #nextBucket = 0
 
@@ -50,6 +56,17 @@ export class RedisPresenceStore implements PresenceStore {
     this.#keys = keys
     this.#channel = options.changes?.channel ?? ''
     this.#nodeId = options.changes?.nodeId ?? ''
+    const history = options.history
+    this.#history = history && {
+      entries: String(history.entries),
+      ageMs: String(history.ageSeconds * 1000),
+    }
+  }
+
+  /** The scripts' three history arguments for `bucket` (presence.lua `history`). */
+  #hist(bucket: number): [string, string, string] {
+    const h = this.#history
+    return h ? [this.#keys.historyPrefix(bucket), h.entries, h.ageMs] : ['', '0', '0']
   }
 
   heartbeat(write: SessionWrite, now: number): Promise<PresenceChange> {
@@ -71,6 +88,7 @@ export class RedisPresenceStore implements PresenceStore {
         sessionTail(write.source, write.deviceType, write.activity, write.key),
         this.#channel,
         this.#nodeId,
+        ...this.#hist(bucket),
       )
       return this.#change(reply)
     })
@@ -98,6 +116,7 @@ export class RedisPresenceStore implements PresenceStore {
         reason,
         this.#channel,
         this.#nodeId,
+        ...this.#hist(bucket),
       )
       return reply ? this.#change(reply) : undefined
     })
@@ -136,6 +155,7 @@ export class RedisPresenceStore implements PresenceStore {
             k.duePrefix(bucket),
             this.#channel,
             this.#nodeId,
+            ...this.#hist(bucket),
           ),
         )
       })
@@ -263,6 +283,7 @@ export class RedisPresenceStore implements PresenceStore {
         how.reason,
         this.#channel,
         this.#nodeId,
+        ...this.#hist(bucket),
         String(listed.length),
         ...listed,
         ...left,

@@ -8,6 +8,7 @@
 -- ARGV[5] - the reason the session ends
 -- ARGV[6] - channel to publish the change on ('' for none)
 -- ARGV[7] - this node's id
+-- ARGV[8..10] - the bucket's history prefix, changes kept per user, their age in ms (presence.lua)
 -- Returns the change message (kind e), or nil when no live session has that key. A session
 -- already past expiry is left to the sweep, which reports it (as a timeout) exactly once.
 local now = tonumber(ARGV[2])
@@ -32,6 +33,7 @@ index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], kept)
 if lo == nil or lo < now then lo = now end
 local after = encode(lo, kept)
 redis.call('SET', KEYS[1], after)
-local message = change(ARGV[7], ARGV[1], ARGV[2], 'e', ARGV[5], ARGV[4], raw, after)
+local hist = history(ARGV[8], ARGV[9], ARGV[10])
+local message = change(ARGV[7], ARGV[1], ARGV[2], 'e', ARGV[5], ARGV[4], raw, after, hist)
 publish(ARGV[6], message)
 return message

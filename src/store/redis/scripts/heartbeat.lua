@@ -12,6 +12,7 @@
 -- ARGV[6] - the session line after the key: <source>,<device>,<activity>]
 -- ARGV[7] - channel to publish the change on ('' for none)
 -- ARGV[8] - this node's id, so it skips its own message
+-- ARGV[9..11] - the bucket's history prefix, changes kept per user, their age in ms (presence.lua)
 -- Returns the change message (kind h).
 -- Expired sessions of other keys stay until the sweep claims them, so each ends with one event.
 local now = tonumber(ARGV[2])
@@ -21,8 +22,11 @@ local lo, sessions = parse(raw)
 local prefix = ARGV[4] .. ','
 
 local found = false
+-- a refresh (same live session, same line) changes nothing a watcher sees: not in the history
+local visible = true
 for _, s in ipairs(sessions) do
   if has_key(s, prefix) then
+    visible = s.ex <= now or s.rest ~= prefix .. ARGV[6]
     local startedAt = s.ex - s.ttl - s.age
     -- a session past expiry that was not swept yet is replaced by a new one
     if s.ex <= now then startedAt = now end
@@ -44,6 +48,8 @@ index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], sessions)
 if lo == nil or lo < now then lo = now end
 local after = encode(lo, sessions)
 redis.call('SET', KEYS[1], after)
-local message = change(ARGV[8], ARGV[1], ARGV[2], 'h', '', ARGV[4], raw, after)
+local hist = nil
+if visible then hist = history(ARGV[9], ARGV[10], ARGV[11]) end
+local message = change(ARGV[8], ARGV[1], ARGV[2], 'h', '', ARGV[4], raw, after, hist)
 publish(ARGV[7], message)
 return message

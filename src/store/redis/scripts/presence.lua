@@ -64,11 +64,65 @@ local function index(due, timer, counts, shard, userId, sessions)
   redis.call('ZADD', timer, 'LT', e, shard)
 end
 
--- A ChangeMessage (presence-codec.ts): node, then the record [userId, now, kind, reason, key,
--- before, after]. `now` is the script's argument text; values are JSON already.
-local function change(node, userId, now, kind, reason, keyJson, before, after)
-  return '{"n":"' .. node .. '","c":["' .. userId .. '",' .. now .. ',"' .. kind .. '","'
-    .. reason .. '",' .. keyJson .. ',' .. (before or 'null') .. ',' .. after .. ']}'
+-- The user's change history (realtime/history.ts, redis-history.ts), from three script
+-- arguments: the bucket's history key prefix ('' records nothing), the changes kept per user and
+-- their age bound in ms. Keys: <prefix>m:<id> "<epoch> <offset>", <prefix>l:<id> a list of
+-- "<at> <message>", oldest first. The epoch and offset outlive the changes (a day at least), so
+-- an idle user keeps its position; a lost history starts a new epoch (microseconds of TIME).
+local function history(prefix, entries, ageMs)
+  local age = tonumber(ageMs)
+  return {prefix = prefix, entries = tonumber(entries), age = age,
+    ttl = math.max(age, 86400000)}
+end
+
+-- Counts the change in the user's history: its epoch and offset (nil when none is kept).
+local function count(hist, userId)
+  if hist == nil or hist.prefix == '' then return nil end
+  local meta = hist.prefix .. 'm:' .. userId
+  local m = redis.call('GET', meta)
+  local epoch, offset
+  if m then
+    local e, o = string.match(m, '^(%d+) (%d+)$')
+    epoch, offset = e, tonumber(o) + 1
+  else
+    local t = redis.call('TIME')
+    epoch, offset = t[1] .. string.format('%06d', tonumber(t[2])), 1
+    redis.call('DEL', hist.prefix .. 'l:' .. userId)
+  end
+  redis.call('SET', meta, epoch .. ' ' .. offset, 'PX', hist.ttl)
+  return epoch, offset
+end
+
+-- Keeps the change message in the user's history, within its length and age bounds.
+local function keep(hist, userId, now, message)
+  local list = hist.prefix .. 'l:' .. userId
+  if hist.entries <= 0 then
+    redis.call('DEL', list)
+    return
+  end
+  local n = redis.call('RPUSH', list, now .. ' ' .. message)
+  if n > hist.entries then redis.call('LTRIM', list, -hist.entries, -1) end
+  local oldest = tonumber(now) - hist.age
+  for _ = 1, 8 do
+    local first = redis.call('LINDEX', list, 0)
+    if not first or tonumber(string.match(first, '^(%d+)')) >= oldest then break end
+    redis.call('LPOP', list)
+  end
+  redis.call('PEXPIRE', list, hist.age)
+end
+
+-- A ChangeMessage (presence-codec.ts): node, the history position (h, when kept), then the
+-- record [userId, now, kind, reason, key, before, after]. `now` is the script's argument text;
+-- values are JSON already. Recorded in the user's history (`hist`) in the same step.
+local function change(node, userId, now, kind, reason, keyJson, before, after, hist)
+  local epoch, offset = count(hist, userId)
+  local h = ''
+  if epoch then h = ',"h":["' .. epoch .. '",' .. offset .. ']' end
+  local message = '{"n":"' .. node .. '"' .. h .. ',"c":["' .. userId .. '",' .. now .. ',"'
+    .. kind .. '","' .. reason .. '",' .. keyJson .. ',' .. (before or 'null') .. ',' .. after
+    .. ']}'
+  if epoch then keep(hist, userId, now, message) end
+  return message
 end
 
 -- Published in the same atomic step as the write, so every node hears a user's changes in the

@@ -13,9 +13,10 @@
 -- ARGV[8] - the reason the sessions of players who left end
 -- ARGV[9] - channel to publish each change on ('' for none)
 -- ARGV[10] - this node's id
--- ARGV[11] - how many players the report lists in this bucket (n)
--- ARGV[12 .. 11+n] - those players: each gets or refreshes the session
--- ARGV[12+n ..] - players who left (listed before, not now): their live session ends
+-- ARGV[11..13] - the bucket's history prefix, changes kept per user, their age in ms (presence.lua)
+-- ARGV[14] - how many players the report lists in this bucket (n)
+-- ARGV[15 .. 14+n] - those players: each gets or refreshes the session
+-- ARGV[15+n ..] - players who left (listed before, not now): their live session ends
 -- Returns the change messages of the players a watcher could see change: joined, restarted
 -- (expired, not yet swept) or changed activity (kind h), or left (kind e). A refresh that only
 -- moves expiry is applied, not returned and not published.
@@ -24,7 +25,8 @@ local prefix = ARGV[2] .. ','
 local rest = prefix .. ARGV[3]
 local ttl = tonumber(ARGV[4])
 local shards = tonumber(ARGV[7])
-local last = 11 + tonumber(ARGV[11])
+local last = 14 + tonumber(ARGV[14])
+local hist = history(ARGV[11], ARGV[12], ARGV[13])
 local out = {}
 
 local function save(userId, lo, sessions, raw, kind)
@@ -34,13 +36,13 @@ local function save(userId, lo, sessions, raw, kind)
   local after = encode(lo, sessions)
   redis.call('SET', ARGV[5] .. userId, after)
   if kind then
-    local message = change(ARGV[10], userId, ARGV[1], kind, ARGV[8], ARGV[2], raw, after)
+    local message = change(ARGV[10], userId, ARGV[1], kind, ARGV[8], ARGV[2], raw, after, hist)
     publish(ARGV[9], message)
     out[#out + 1] = message
   end
 end
 
-for i = 12, last do
+for i = 15, last do
   local userId = ARGV[i]
   local raw = redis.call('GET', ARGV[5] .. userId)
   local lo, sessions = parse(raw)

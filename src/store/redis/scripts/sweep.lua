@@ -9,11 +9,13 @@
 -- ARGV[4] - the bucket's expiry shard keys without the shard
 -- ARGV[5] - channel to publish each change on ('' for none)
 -- ARGV[6] - this node's id
+-- ARGV[7..9] - the bucket's history prefix, changes kept per user, their age in ms (presence.lua)
 -- Returns the change messages (kind s); lastOnline becomes the last heartbeat of the sessions
 -- that ended (when the user was last alive), never moving back.
 local now = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
 local out = {}
+local hist = history(ARGV[7], ARGV[8], ARGV[9])
 for _, shard in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   if budget <= 0 then break end
   local dueKey = ARGV[4] .. shard
@@ -40,7 +42,7 @@ for _, shard in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
       if lo == nil or lo < lastAlive then lo = lastAlive end
       local after = encode(lo, kept)
       redis.call('SET', ARGV[3] .. userId, after)
-      local message = change(ARGV[6], userId, ARGV[1], 's', '', '""', raw, after)
+      local message = change(ARGV[6], userId, ARGV[1], 's', '', '""', raw, after, hist)
       publish(ARGV[5], message)
       out[#out + 1] = message
     end

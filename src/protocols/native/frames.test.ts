@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { parseClientFrame } from './frames.js'
+
+const POS = 'AAAAAAAAAAAAAAAAAAAAAA'
+
+test('resume frames: by token and seq, with positions, or positions alone; bad ones named', () => {
+  assert.deepEqual(parseClientFrame('{"type":"resume","resume":"abc","since":4}', 10), {
+    type: 'resume',
+    token: 'abc',
+    since: 4,
+    positions: undefined,
+  })
+  assert.deepEqual(
+    parseClientFrame(
+      `{"type":"resume","resume":"abc","since":4,"positions":{"9007199254740993":"${POS}"}}`,
+      10,
+    ),
+    { type: 'resume', token: 'abc', since: 4, positions: [['9007199254740993', POS]] },
+  )
+  assert.deepEqual(parseClientFrame(`{"type":"resume","positions":{"7":"${POS}"}}`, 10), {
+    type: 'resume',
+    token: undefined,
+    since: 0,
+    positions: [['7', POS]],
+  })
+  const refused = (text: string) => {
+    const parsed = parseClientFrame(text, 2)
+    assert.ok('error' in parsed, text)
+    return parsed.error.code
+  }
+  assert.equal(refused('{"type":"resume","resume":"abc"}'), 'FRAME_INVALID')
+  assert.equal(refused('{"type":"resume","positions":[]}'), 'FRAME_INVALID')
+  assert.equal(refused('{"type":"resume","positions":{"7":"short"}}'), 'FRAME_INVALID')
+  assert.equal(refused(`{"type":"resume","positions":{"x":"${POS}"}}`), 'IDS_INVALID')
+  assert.equal(
+    refused(`{"type":"resume","positions":{"1":"${POS}","2":"${POS}","3":"${POS}"}}`),
+    'TOO_MANY_IDS',
+  )
+  assert.equal(refused('{"type":"subscribe","ids":["1"],"positions":"yes"}'), 'FRAME_INVALID')
+  assert.deepEqual(parseClientFrame('{"type":"subscribe","ids":["1"],"positions":true}', 2), {
+    type: 'subscribe',
+    ids: ['1'],
+    positions: true,
+  })
+})

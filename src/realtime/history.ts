@@ -1,0 +1,216 @@
+import { randomBytes } from 'node:crypto'
+import type { ChangePosition, PresenceChange, UserPresence } from '../core/presence.js'
+import type { UserId } from '../core/user-id.js'
+
+/**
+ * Where a user's history stands: `offset` is the number of the user's latest recorded change in
+ * `epoch` (0 and `''` when the user has no history). Centrifuge's stream position, per user.
+ */
+export interface HistoryPosition {
+  epoch: string
+  offset: number
+}
+
+export const NO_HISTORY: HistoryPosition = Object.freeze({ epoch: '', offset: 0 })
+
+/** What `History.read` found. */
+export interface HistoryRead {
+  /** Where the history stands now. */
+  position: HistoryPosition
+  /**
+   * The changes from `from.offset` (included while it is still held) to `position.offset`,
+   * oldest first, each with its `position`.
+   */
+  changes: PresenceChange[]
+  /**
+   * False when the history no longer reaches back to `from`: its epoch changed (the history was
+   * lost and started again) or changes after `from.offset` were trimmed (length or age).
+   */
+  complete: boolean
+}
+
+export interface HistoryBounds {
+  /** Changes kept per user (the newest). */
+  entries: number
+  /** Changes older than this are dropped (seconds). */
+  ageSeconds: number
+}
+
+/**
+ * Per watched user, a bounded log of recent changes with an epoch and consecutive offsets, so
+ * that a real-time stream resumes on any node and a node that missed a bus message fills the gap
+ * (docs/reference/native.md, "Positions and resume"). Adapters: MemoryHistory (embedded mode),
+ * RedisHistory (fleet mode, where the presence scripts record each change as they make it).
+ */
+/**
+ * Changes that alter nothing a watcher could see (a refresh heartbeat moves expiry only) are not
+ * recorded: they carry no position, and the fan-out drops them.
+ */
+export function isRefresh(change: PresenceChange): boolean {
+  return sameSessions(change.before, change.after)
+}
+
+/**
+ * A change of who may see what about a user (its settings, a relation of it) is kept in the
+ * user's history as a mark without presence: a replay never shows changes made before it under
+ * the rules in force after it (a replay that crosses one shows the current state instead).
+ */
+export type PrivacyMark = PresenceChange & { privacy: true }
+
+export function privacyMark(userId: UserId): PrivacyMark {
+  const none = { userId, sessions: [], lastOnline: undefined }
+  return { userId, before: none, after: none, privacy: true }
+}
+
+export function isPrivacyMark(change: PresenceChange): change is PrivacyMark {
+  return (change as Partial<PrivacyMark>).privacy === true
+}
+
+export interface History {
+  /**
+   * Records a change made on this node and sets its `position`. Fleet stores record in their own
+   * scripts (the change arrives with a position already): call this only for changes without one.
+   */
+  append(change: PresenceChange, at: number): Promise<ChangePosition>
+  /** Records a privacy mark (see PrivacyMark) in the history of each of `ids`. */
+  mark(ids: readonly UserId[], at: number): Promise<void>
+  /** Where each user's history stands now, in the order of `ids`. */
+  positions(ids: readonly UserId[]): Promise<HistoryPosition[]>
+  /** The user's changes since `from` (see HistoryRead). */
+  read(userId: UserId, from: HistoryPosition): Promise<HistoryRead>
+  close?(): Promise<void>
+}
+
+/** Whether `changes` (consecutive, oldest first) reach back to just after `from` in `epoch`. */
+export function reaches(
+  from: HistoryPosition,
+  position: HistoryPosition,
+  firstOffset: number | undefined,
+): boolean {
+  if (position.offset === 0) return from.offset === 0
+  if (from.epoch === '') {
+    // a position taken before the user had any history: every change since is the whole history
+    return from.offset === 0 && firstOffset === 1
+  }
+  if (from.epoch !== position.epoch || from.offset > position.offset) return false
+  if (from.offset === position.offset) return true
+  return firstOffset !== undefined && firstOffset <= from.offset + 1
+}
+
+/** How long a user's epoch and offset outlive its last change: at least a day, so an idle user keeps its position. */
+export function positionTtlMs(bounds: HistoryBounds): number {
+  return Math.max(bounds.ageSeconds, 86_400) * 1000
+}
+
+interface UserLog {
+  epoch: string
+  offset: number
+  /** The newest changes, oldest first. */
+  changes: PresenceChange[]
+  /** When the newest change was made. */
+  last: number
+}
+
+/**
+ * Embedded mode's history: in this process, lost with it (a restart starts new epochs). A user
+ * whose changes all aged out is forgotten, and starts a new epoch with its next change.
+ */
+export class MemoryHistory implements History {
+  readonly #bounds: HistoryBounds
+  /** Users by last change, oldest first (re-inserted on each append). */
+  readonly #logs = new Map<UserId, UserLog>()
+  /** Epochs are decimal integers (they fit a position token's 8 bytes): this process's base. */
+  readonly #base = BigInt(Date.now()) * 1_000_000n + BigInt(randomBytes(2).readUInt16BE() % 1000)
+  #epochs = 0n
+  readonly #clock: () => number
+
+  constructor(bounds: HistoryBounds, clock: () => number = Date.now) {
+    this.#bounds = bounds
+    this.#clock = clock
+  }
+
+  append(change: PresenceChange, at: number): Promise<ChangePosition> {
+    this.#expire(at)
+    let log = this.#logs.get(change.userId)
+    if (log) this.#logs.delete(change.userId)
+    else log = { epoch: String(this.#base + ++this.#epochs), offset: 0, changes: [], last: at }
+    this.#logs.set(change.userId, log)
+    const position: ChangePosition = { epoch: log.epoch, offset: ++log.offset, at }
+    change.position = position
+    log.last = at
+    log.changes.push(change)
+    if (log.changes.length > this.#bounds.entries) log.changes.shift()
+    this.#trim(log, at)
+    return Promise.resolve(position)
+  }
+
+  async mark(ids: readonly UserId[], at: number): Promise<void> {
+    for (const id of ids) await this.append(privacyMark(id), at)
+  }
+
+  positions(ids: readonly UserId[]): Promise<HistoryPosition[]> {
+    this.#expire(this.#clock())
+    return Promise.resolve(
+      ids.map((id) => {
+        const log = this.#logs.get(id)
+        return log ? { epoch: log.epoch, offset: log.offset } : NO_HISTORY
+      }),
+    )
+  }
+
+  read(userId: UserId, from: HistoryPosition): Promise<HistoryRead> {
+    const now = this.#clock()
+    this.#expire(now)
+    const log = this.#logs.get(userId)
+    if (!log)
+      return Promise.resolve({
+        position: NO_HISTORY,
+        changes: [],
+        complete: reaches(from, NO_HISTORY, undefined),
+      })
+    this.#trim(log, now)
+    const position = { epoch: log.epoch, offset: log.offset }
+    const first = log.changes[0]?.position?.offset
+    const complete = reaches(from, position, first)
+    const start = from.epoch === log.epoch ? from.offset : 0
+    const changes = complete ? log.changes.filter((c) => c.position!.offset >= start) : []
+    return Promise.resolve({ position, changes, complete })
+  }
+
+  /** Drops the user's changes older than the age bound. */
+  #trim(log: UserLog, now: number): void {
+    const oldest = now - this.#bounds.ageSeconds * 1000
+    let drop = 0
+    while (drop < log.changes.length && log.changes[drop]!.position!.at < oldest) drop++
+    if (drop > 0) log.changes.splice(0, drop)
+  }
+
+  /** Forgets the users idle beyond the position TTL (a few per call: the oldest come first). */
+  #expire(now: number): void {
+    const oldest = now - positionTtlMs(this.#bounds)
+    let checked = 0
+    for (const [id, log] of this.#logs) {
+      if (log.last >= oldest || checked++ >= 4) break
+      this.#logs.delete(id)
+    }
+  }
+}
+
+/** True when two presences have the same sessions apart from their expiry and refresh times. */
+export function sameSessions(a: UserPresence, b: UserPresence): boolean {
+  if (a.sessions.length !== b.sessions.length) return false
+  for (let i = 0; i < a.sessions.length; i++) {
+    const x = a.sessions[i]!
+    const y = b.sessions[i]!
+    if (
+      x.key !== y.key ||
+      x.source !== y.source ||
+      x.deviceType !== y.deviceType ||
+      x.startedAt !== y.startedAt ||
+      JSON.stringify(x.activity) !== JSON.stringify(y.activity)
+    ) {
+      return false
+    }
+  }
+  return true
+}

@@ -1,0 +1,111 @@
+import type { ChangePosition, PresenceChange } from '../core/presence.js'
+import type { UserId } from '../core/user-id.js'
+import type { RedisKeys } from '../store/redis/keys.js'
+import { changeOfMessage, type ChangeMessage } from '../store/redis/presence-codec.js'
+import type { RedisConnection } from '../store/redis/redis-connection.js'
+import {
+  NO_HISTORY,
+  privacyMark,
+  reaches,
+  type History,
+  type HistoryBounds,
+  type HistoryPosition,
+  type HistoryRead,
+} from './history.js'
+
+/** An entry appended by `append` rather than by a presence script: the change as JSON. */
+interface AppendedMessage {
+  n: string
+  h: [string, number]
+  j: PresenceChange
+}
+
+/**
+ * Fleet mode's history, in Redis (or a Redis Cluster): per user a position "<epoch> <offset>"
+ * and a list of its recent changes, in the user's bucket slot (keys.ts `historyPrefix`). The
+ * presence scripts record each change there as they make and publish it (presence.lua `change`),
+ * so a change costs no extra round trip; this adapter reads, and records what no script did.
+ */
+export class RedisHistory implements History {
+  readonly #connection: RedisConnection
+  readonly #keys: RedisKeys
+  readonly #bounds: HistoryBounds
+
+  constructor(connection: RedisConnection, keys: RedisKeys, bounds: HistoryBounds) {
+    this.#connection = connection.retain()
+    this.#keys = keys
+    this.#bounds = bounds
+  }
+
+  append(change: PresenceChange, at: number): Promise<ChangePosition> {
+    const k = this.#keys
+    const id = change.userId
+    return this.#connection.run(async () => {
+      const reply = await this.#connection.client.presencedHistoryAppend(
+        k.historyPosition(id),
+        k.historyList(id),
+        id,
+        String(at),
+        JSON.stringify({ ...change, position: undefined }),
+        k.historyPrefix(k.bucketOf(id)),
+        String(this.#bounds.entries),
+        String(this.#bounds.ageSeconds * 1000),
+      )
+      const position: ChangePosition = { epoch: String(reply![0]), offset: Number(reply![1]), at }
+      change.position = position
+      return position
+    })
+  }
+
+  async mark(ids: readonly UserId[], at: number): Promise<void> {
+    await Promise.all(ids.map((id) => this.append(privacyMark(id), at)))
+  }
+
+  positions(ids: readonly UserId[]): Promise<HistoryPosition[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return this.#connection.run(async () => {
+      const raws = await this.#connection.mget(ids.map((id) => this.#keys.historyPosition(id)))
+      return raws.map(positionOf)
+    })
+  }
+
+  read(userId: UserId, from: HistoryPosition): Promise<HistoryRead> {
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      const reply = await this.#connection.client.presencedHistoryRead(
+        k.historyPosition(userId),
+        k.historyList(userId),
+        // a position of no epoch yet wants the history from its start
+        String(from.epoch === '' ? 1 : Math.max(1, from.offset)),
+      )
+      const position = positionOf(reply[0] ?? null)
+      const changes = reply.slice(1).map(entryOf)
+      const complete = reaches(from, position, changes[0]?.position?.offset)
+      if (!complete) return { position, changes: [], complete }
+      // a position of another epoch (none yet) wants the whole history
+      const start = from.epoch === position.epoch ? from.offset : 0
+      return { position, changes: changes.filter((c) => c.position!.offset >= start), complete }
+    })
+  }
+
+  close(): Promise<void> {
+    return this.#connection.release()
+  }
+}
+
+function positionOf(raw: string | null): HistoryPosition {
+  if (!raw) return NO_HISTORY
+  const space = raw.indexOf(' ')
+  return { epoch: raw.slice(0, space), offset: Number(raw.slice(space + 1)) }
+}
+
+/** One list entry, "<at> <message>", as the change it records, with its position. */
+function entryOf(entry: string): PresenceChange {
+  const space = entry.indexOf(' ')
+  const at = Number(entry.slice(0, space))
+  const message = JSON.parse(entry.slice(space + 1)) as ChangeMessage | AppendedMessage
+  if ('c' in message) return changeOfMessage(message)
+  const change = message.j
+  change.position = { epoch: message.h[0], offset: message.h[1], at }
+  return change
+}
