@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { BenchServerInfo } from './lib/bench-server.js'
-import { NEVER_ONLINE, blockedOf, friendsOf } from './lib/population.js'
+import { blockedOf, friendsOf } from './lib/population.js'
 import { spawnJson, stop } from './lib/processes.js'
 import { sideBySide, type Scenario } from './lib/side-by-side.js'
 
@@ -67,7 +67,12 @@ console.log(
     `(goal <= 150 B and <= 200 B)`,
 )
 
-/** presenced's reply for the viewer: the naive reply with the blocked users shown Offline. */
+/**
+ * presenced's reply for the viewer: the naive reply with the blocked users shown Offline, their
+ * lastOnline the instant of the block (`at`, when the viewer last saw them online; see
+ * lib/load-presenced.ts).
+ */
+const blockedAt = new Date(at).toISOString()
 function withBlockedOffline(naiveReply: Buffer): Buffer {
   const hidden = new Set(blocked)
   const body = JSON.parse(naiveReply.toString()) as { userPresences: Array<{ userId: number }> }
@@ -81,7 +86,7 @@ function withBlockedOffline(naiveReply: Buffer): Buffer {
           gameId: null,
           universeId: null,
           userId: record.userId,
-          lastOnline: NEVER_ONLINE,
+          lastOnline: blockedAt,
         }
       : record,
   )

@@ -3,7 +3,10 @@ import type { LeanReply, LeanRoute } from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { errorBody, renderError } from './errors.js'
 import type { Admit } from './plugin.js'
-import { JSON_TYPE, usersReply } from './routes.js'
+import { parseUsersJson } from './requests.js'
+import { JSON_TYPE, usersReply, usersReplyOf } from './routes.js'
+
+const REPLY_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': JSON_TYPE })
 
 /**
  * POST /v1/presence/users on node:http (see shared/lean-routes.ts for when a request comes
@@ -25,15 +28,23 @@ export function leanUsersRoute(context: ProtocolContext, admit: Admit): LeanRout
     async handle(request, ip, body, log): Promise<LeanReply> {
       try {
         const caller = await admit(request.headers, ip, 'POST')
-        let parsed: unknown
-        try {
-          parsed = parseJsonBody(await body())
-        } catch (error) {
-          // as Fastify does after a body parser's error: the client may send more data
-          throw Object.assign(error as Error, { closeConnection: true })
+        const text = await body()
+        // the plain shape in one pass; anything else as the Fastify route parses it
+        const ids = parseUsersJson(text)
+        let reply: Buffer
+        if (ids !== undefined) {
+          reply = await usersReplyOf(context.service, viewOptions, caller, ids)
+        } else {
+          let parsed: unknown
+          try {
+            parsed = parseJsonBody(text)
+          } catch (error) {
+            // as Fastify does after a body parser's error: the client may send more data
+            throw Object.assign(error as Error, { closeConnection: true })
+          }
+          reply = await usersReply(context.service, viewOptions, caller, parsed)
         }
-        const text = await usersReply(context.service, viewOptions, caller, parsed)
-        return { status: 200, headers: { 'content-type': JSON_TYPE }, body: text }
+        return { status: 200, headers: REPLY_HEADERS, body: reply }
       } catch (error) {
         const rendered = renderError(error)
         // not a Roblox error: lean-routes logs it and answers internalError, as the handler does

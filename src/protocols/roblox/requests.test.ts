@@ -3,7 +3,9 @@ import { test } from 'node:test'
 import { parse } from 'node:querystring'
 import { PresenceError } from '../../core/errors.js'
 import { renderError } from './errors.js'
-import { deviceOf, parseRegisterRequest, parseUsersRequest } from './requests.js'
+import fc from 'fast-check'
+import { parseJsonBody } from '../shared/lossless-json.js'
+import { deviceOf, parseRegisterRequest, parseUsersJson, parseUsersRequest } from './requests.js'
 
 test('parseUsersRequest: dedupes in first-occurrence order, keeps big ids exact', () => {
   assert.deepEqual(parseUsersRequest({ userIds: [3, '1', 3, 2, '1'] }), ['3', '1', '2'])
@@ -89,4 +91,74 @@ test('deviceOf: a platform named like an Object.prototype member is just an unkn
     const request = parseRegisterRequest({ platform: name })
     assert.deepEqual(deviceOf(request, undefined), { platform: name, deviceType: 'Web' }, name)
   }
+})
+
+/** What the general path makes of a JSON body: ids, or the error's message. */
+function generalPath(text: string): string[] | string {
+  try {
+    return parseUsersRequest(parseJsonBody(text))
+  } catch (error) {
+    return (error as Error).message
+  }
+}
+
+test('parseUsersJson: the general path ids for the plain shape, undefined for the rest', () => {
+  const cases: Array<[string, string[] | undefined]> = [
+    ['{"userIds":[1,2,3]}', ['1', '2', '3']],
+    [' \n{ "userIds" :\t[ 3 , 1,3 ,2 ] }\r\n', ['3', '1', '2']],
+    ['{"userIds":[999999999999999]}', ['999999999999999']],
+    [`{"userIds":[${Array.from({ length: 50 }, (_, i) => i + 1).join(',')}]}`, undefined],
+    // the rest is the general path's: errors, big ids, strings, other members, other spellings
+    ['{"userIds":[]}', undefined],
+    [`{"userIds":[${Array.from({ length: 51 }, () => 1).join(',')}]}`, undefined],
+    ['{"userIds":[1000000000000000]}', undefined],
+    ['{"userIds":["1"]}', undefined],
+    ['{"userIds":[0]}', undefined],
+    ['{"userIds":[01]}', undefined],
+    ['{"userIds":[-1]}', undefined],
+    ['{"userIds":[1.0]}', undefined],
+    ['{"userIds":[1e3]}', undefined],
+    ['{"userIds":[1,]}', undefined],
+    ['{"userIds":[1]},', undefined],
+    ['{"userIds":[1],"userIds":[2]}', undefined],
+    ['{"userIds":[1],"x":1}', undefined],
+    ['{"userIds":[1]', undefined],
+    ['{"userIds":1}', undefined],
+    ['{"user\\u0049ds":[1]}', undefined],
+    ['\ufeff{"userIds":[1]}', undefined],
+    ['', undefined],
+  ]
+  cases[3]![1] = Array.from({ length: 50 }, (_, i) => String(i + 1))
+  for (const [text, expected] of cases) {
+    const fast = parseUsersJson(text)
+    assert.deepEqual(fast, expected, text)
+    if (fast !== undefined) assert.deepEqual(fast, generalPath(text), text)
+  }
+})
+
+test('parseUsersJson: never differs from the general path (generated bodies)', () => {
+  const space = fc.constantFrom('', ' ', '\n', '\t', '\r', '  ')
+  const literal = fc.oneof(
+    fc.integer({ min: 0, max: 60 }).map(String),
+    fc.bigInt({ min: 1n, max: 10n ** 17n }).map(String),
+    fc.constantFrom('-1', '1.5', '1e2', '01', '"5"', 'null', 'true', '1.0'),
+  )
+  const body = fc
+    .tuple(
+      fc.array(fc.tuple(space, literal, space), { maxLength: 55 }),
+      space,
+      fc.constantFrom('{"userIds":[', '{ "userIds" : [', '{"userIds":', '{"ids":['),
+      fc.constantFrom(']}', '] }', ']', ']}x', '],"a":1}', ',]}'),
+    )
+    .map(
+      ([items, s, open, close]) =>
+        s + open + items.map(([a, v, b]) => a + v + b).join(',') + close + s,
+    )
+  fc.assert(
+    fc.property(body, (text) => {
+      const fast = parseUsersJson(text)
+      if (fast !== undefined) assert.deepEqual(fast, generalPath(text))
+    }),
+    { numRuns: 5000 },
+  )
 })

@@ -83,6 +83,58 @@ export function parseUsersRequest(body: unknown): UserId[] {
   return ids
 }
 
+/**
+ * The common JSON body `{"userIds":[1,2,…]}` read in one pass over the text, without JSON.parse
+ * or an object per id: distinct ids in first-occurrence order, as parseUsersRequest would give
+ * them. Only 1 to MAX_USER_IDS ids of at most 15 digits (exact as JSON numbers), JSON
+ * whitespace anywhere; undefined for anything else (another member, strings, an error), which
+ * then takes the general path and its errors.
+ */
+export function parseUsersJson(text: string): UserId[] | undefined {
+  const n = text.length
+  let i = skipSpace(text, 0)
+  if (text.charCodeAt(i) !== 0x7b /* { */) return undefined
+  i = skipSpace(text, i + 1)
+  if (!text.startsWith('"userIds"', i)) return undefined
+  i = skipSpace(text, i + 9)
+  if (text.charCodeAt(i) !== 0x3a /* : */) return undefined
+  i = skipSpace(text, i + 1)
+  if (text.charCodeAt(i) !== 0x5b /* [ */) return undefined
+  i = skipSpace(text, i + 1)
+  const ids: UserId[] = []
+  let count = 0
+  for (;;) {
+    const start = i
+    const first = text.charCodeAt(i)
+    if (first < 0x31 || first > 0x39) return undefined
+    i++
+    while (i < n) {
+      const c = text.charCodeAt(i)
+      if (c < 0x30 || c > 0x39) break
+      i++
+    }
+    if (i - start > 15 || ++count > MAX_USER_IDS) return undefined
+    const id = text.slice(start, i) as UserId
+    if (!ids.includes(id)) ids.push(id)
+    i = skipSpace(text, i)
+    const c = text.charCodeAt(i)
+    i = skipSpace(text, i + 1)
+    if (c === 0x5d /* ] */) break
+    if (c !== 0x2c /* , */) return undefined
+  }
+  if (text.charCodeAt(i) !== 0x7d /* } */) return undefined
+  return skipSpace(text, i + 1) === n ? ids : undefined
+}
+
+/** The index of the first character at or after `i` that is not JSON whitespace. */
+function skipSpace(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i)
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i
+    i++
+  }
+}
+
 export interface RegisterRequest {
   /** The client's free text, e.g. `Home`, `Game`, `Studio`; the place name overrides it. */
   location: string | undefined

@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Caller, UserCaller } from '../../core/caller.js'
+import type { UserId } from '../../core/user-id.js'
 import type { Activity } from '../../core/presence.js'
 import type { ProtocolContext } from '../context.js'
 import { deviceOf, isStudio, parseRegisterRequest, parseUsersRequest } from './requests.js'
 import { registerSchema, usersSchema } from './schemas.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import { serializeUserPresences, serializeVisible, type RobloxViewOptions } from './view.js'
+import { writeUsersReply } from './reply-writer.js'
+import type { RobloxViewOptions } from './view.js'
 
 /** Tells a client how many seconds it may wait before its next register-app-presence. */
 export const HEARTBEAT_HEADER = 'x-presence-heartbeat-after'
@@ -92,15 +94,21 @@ export async function usersReply(
   viewOptions: RobloxViewOptions,
   caller: Caller,
   body: unknown,
-): Promise<string> {
-  const ids = parseUsersRequest(body)
-  const visible = await service.lookup(caller.viewer, ids)
-  const records = new Array<string>(visible.length)
-  for (let i = 0; i < visible.length; i++) records[i] = serializeVisible(visible[i]!, viewOptions)
-  return serializeUserPresences(records)
+): Promise<Buffer> {
+  return usersReplyOf(service, viewOptions, caller, parseUsersRequest(body))
+}
+
+/** The 200 body of POST /v1/presence/users for ids already parsed. */
+export async function usersReplyOf(
+  service: PresenceService,
+  viewOptions: RobloxViewOptions,
+  caller: Caller,
+  ids: UserId[],
+): Promise<Buffer> {
+  return writeUsersReply(await service.lookup(caller.viewer, ids), viewOptions)
 }
 
 /** Bodies are written as exact JSON text (int64 ids), so Fastify's serializer is bypassed. */
-function sendJson(reply: FastifyReply, body: string): FastifyReply {
+function sendJson(reply: FastifyReply, body: string | Buffer): FastifyReply {
   return reply.code(200).type(JSON_TYPE).send(body)
 }

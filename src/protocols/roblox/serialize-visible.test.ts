@@ -5,10 +5,12 @@ import type { Activity, PresenceType, Session } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { isoOf } from '../shared/iso-date.js'
+import { resetReplyWriter, writeUsersReply } from './reply-writer.js'
 import {
   invisibleSelfViews,
   robloxPresence,
   serializeRobloxPresence,
+  serializeUserPresences,
   serializeVisible,
 } from './view.js'
 
@@ -63,6 +65,61 @@ test('serializeVisible writes the bytes of serializeRobloxPresence(robloxPresenc
       JSON.parse(expected)
     }),
     { numRuns: 2000 },
+  )
+})
+
+test('writeUsersReply writes the bytes of serializeUserPresences of serializeVisible', () => {
+  resetReplyWriter()
+  fc.assert(
+    fc.property(
+      fc.array(presence, { maxLength: 8 }),
+      fc.constantFrom(...invisibleSelfViews),
+      (visible, invisibleSelfView) => {
+        const options = { invisibleSelfView }
+        const expected = serializeUserPresences(
+          visible.map((v) => serializeRobloxPresence(robloxPresence(v, options))),
+        )
+        // twice: the second answer comes from the cached prefix bytes
+        assert.equal(writeUsersReply(visible, options).toString('utf8'), expected)
+        assert.equal(writeUsersReply(visible, options).toString('utf8'), expected)
+      },
+    ),
+    { numRuns: 2000 },
+  )
+})
+
+test('writeUsersReply: a shared activity keeps one prefix per shown state', () => {
+  const activity = Object.freeze({ kind: 'inGame', placeId: '7', location: 'Obby' } as const)
+  const session = {
+    userId: '5' as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    startedAt: 0,
+    updatedAt: 0,
+    expiresAt: 10,
+    activity,
+  } as const
+  const at = Date.UTC(2026, 10, 30, 23, 59, 59, 999)
+  const self: VisiblePresence = {
+    userId: '5' as UserId,
+    state: 4,
+    sessions: [session],
+    lastOnline: at,
+    locationHidden: false,
+  }
+  const other: VisiblePresence = { ...self, state: 2, lastOnline: at + 1 }
+  for (const invisibleSelfView of invisibleSelfViews) {
+    const options = { invisibleSelfView }
+    const expected = serializeUserPresences([
+      serializeVisible(self, options),
+      serializeVisible(other, options),
+    ])
+    assert.equal(writeUsersReply([self, other], options).toString(), expected)
+  }
+  assert.equal(
+    writeUsersReply([], { invisibleSelfView: 'state' }).toString(),
+    '{"userPresences":[]}',
   )
 })
 

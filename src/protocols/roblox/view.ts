@@ -109,7 +109,7 @@ export function robloxPresence(
 }
 
 /** The userPresenceType a record carries: the core's state, or what InvisibleSelfView says. */
-function shownState(presence: VisiblePresence, options: RobloxViewOptions): PresenceType {
+export function shownState(presence: VisiblePresence, options: RobloxViewOptions): PresenceType {
   if (presence.state !== PresenceType.Invisible) return presence.state
   switch (options.invisibleSelfView) {
     case 'invisible':
@@ -159,6 +159,21 @@ const MAX_PREFIXES = 10_000
 const prefixes = new Map<string, string>()
 
 function prefixOf(state: PresenceType, activity: Activity | undefined): string {
+  const key =
+    activity === undefined
+      ? String(state)
+      : // ids and uuids hold no '|': with the free text last, no two activities share a key
+        `${state}|${activity.kind}|${activity.placeId ?? ''}|${activity.rootPlaceId ?? ''}|${activity.gameId ?? ''}|${activity.universeId ?? ''}|${activity.location ?? ''}`
+  let prefix = prefixes.get(key)
+  if (prefix !== undefined) return prefix
+  prefix = prefixText(state, activity)
+  if (prefixes.size >= MAX_PREFIXES) prefixes.clear()
+  prefixes.set(key, prefix)
+  return prefix
+}
+
+/** A record's text before its user id's digits, for a shown state and primary activity. */
+export function prefixText(state: PresenceType, activity: Activity | undefined): string {
   const rank =
     activity === undefined
       ? state
@@ -168,14 +183,7 @@ function prefixOf(state: PresenceType, activity: Activity | undefined): string {
           ? PresenceType.InGame
           : PresenceType.Online
   const location = activity?.location || genericLocation[rank]
-  const key =
-    activity === undefined
-      ? String(state)
-      : // ids and uuids hold no '|': with the free text last, no two activities share a key
-        `${state}|${activity.placeId ?? ''}|${activity.rootPlaceId ?? ''}|${activity.gameId ?? ''}|${activity.universeId ?? ''}|${location}`
-  let prefix = prefixes.get(key)
-  if (prefix !== undefined) return prefix
-  prefix = prefixFor(
+  return prefixFor(
     state,
     location,
     activity?.placeId ?? null,
@@ -183,9 +191,6 @@ function prefixOf(state: PresenceType, activity: Activity | undefined): string {
     activity?.gameId ?? null,
     activity?.universeId ?? null,
   )
-  if (prefixes.size >= MAX_PREFIXES) prefixes.clear()
-  prefixes.set(key, prefix)
-  return prefix
 }
 
 function prefixFor(
