@@ -28,6 +28,8 @@ interface TitleRecord {
   id: string
   name: string
   lastModified: string
+  /** The same instant as the Xbox documents' sample writes it (seven fraction digits, no Z). */
+  timestamp: string
   placement: string
   state: string
   activity?: { richPresence: string }
@@ -48,6 +50,7 @@ for (let id = 1; id <= users; id++) {
           id: platformTitleId,
           name: PLATFORM_TITLE_NAME,
           lastModified: new Date(lastOnlineOf(at, users, id)).toISOString(),
+          timestamp: `${new Date(lastOnlineOf(at, users, id)).toISOString().slice(0, 23)}0000`,
           placement: 'full',
           state: 'active',
           activity: { richPresence: placeOfUser(id).name },

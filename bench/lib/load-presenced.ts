@@ -50,6 +50,9 @@ export async function loadPresenced(options: LoadOptions): Promise<LoadedPresenc
       // long enough that no session expires during any bench run
       sessionTtlSeconds: 86_400,
       rateLimitMax: 1_000_000_000,
+      // the Xbox read budget is its own (30 per 15 s by default): a bench answered 429s
+      xboxReadBurstMax: 1_000_000_000,
+      xboxReadSustainMax: 1_000_000_000,
       logLevel: 'silent',
     }),
     // writes happen at the population's instants; reads after the load see the real time

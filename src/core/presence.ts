@@ -117,9 +117,11 @@ export function primarySession(sessions: readonly Session[], now: number): Sessi
 
 /** A presence with every session past expiry removed, as every read must see it. */
 export function atInstant(presence: UserPresence, now: number): UserPresence {
-  return presence.sessions.every((s) => isLive(s, now))
-    ? presence
-    : { ...presence, sessions: liveSessions(presence.sessions, now) }
+  const sessions = presence.sessions
+  for (let i = 0; i < sessions.length; i++) {
+    if (!isLive(sessions[i]!, now)) return { ...presence, sessions: liveSessions(sessions, now) }
+  }
+  return presence
 }
 
 /** A change of one user's presence, as the store applied it (atomically). */

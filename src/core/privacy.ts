@@ -79,26 +79,29 @@ export type Access =
   | { kind: 'presence' }
   | { kind: 'hidden'; lastOnline: number | undefined }
 
+// shared answers: a read decides access once per id, and these carry nothing of their own
+const SELF: Access = Object.freeze({ kind: 'self' })
+const FULL: Access = Object.freeze({ kind: 'full' })
+const PRESENCE: Access = Object.freeze({ kind: 'presence' })
+
 export function accessOf(
   viewer: Viewer,
   targetId: UserId,
   settings: UserSettings,
   relation: Relation,
 ): Access {
-  if (viewer.kind === 'user' && viewer.userId === targetId) return { kind: 'self' }
-  if (viewer.kind === 'service' && viewer.scopes.includes('presence:read:private')) {
-    return { kind: 'full' }
-  }
+  if (viewer.kind === 'user' && viewer.userId === targetId) return SELF
+  if (viewer.kind === 'service' && viewer.scopes.includes('presence:read:private')) return FULL
   // A blocked viewer learns nothing new: the target looks as it did when the block was made.
   if (relation.blocked) return { kind: 'hidden', lastOnline: relation.lastOnline }
   if (settings.invisible) return { kind: 'hidden', lastOnline: settings.frozenLastOnline }
   switch (settings.visibility) {
     case 'everyone':
-      return { kind: 'full' }
+      return FULL
     case 'friends':
-      return relation.friends ? { kind: 'full' } : { kind: 'presence' }
+      return relation.friends ? FULL : PRESENCE
     case 'nobody':
-      return { kind: 'presence' }
+      return PRESENCE
   }
 }
 

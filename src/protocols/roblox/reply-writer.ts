@@ -49,17 +49,13 @@ function genericPrefix(state: PresenceType): Buffer {
 
 function prefixOf(state: PresenceType, activity: Activity | undefined): Buffer {
   if (activity === undefined) return genericPrefix(state)
-  if (Object.isFrozen(activity)) {
-    let states = byActivity.get(activity)
-    if (states === undefined) {
-      states = []
-      byActivity.set(activity, states)
-    }
-    let prefix = states[state]
-    if (prefix === undefined) {
-      prefix = Buffer.from(prefixText(state, activity), 'utf8')
-      states[state] = prefix
-    }
+  const states = byActivity.get(activity)
+  const cached = states?.[state]
+  if (cached !== undefined) return cached
+  if (states !== undefined || Object.isFrozen(activity)) {
+    const prefix = Buffer.from(prefixText(state, activity), 'utf8')
+    if (states === undefined) byActivity.set(activity, [])
+    byActivity.get(activity)![state] = prefix
     return prefix
   }
   // ids and uuids hold no '|': with the free text last, no two activities share a key
@@ -105,23 +101,24 @@ function writeIso(out: Buffer, at: number, ms: number): number {
     cachedDay = day
     cachedDate.write(new Date(day * DAY_MS).toISOString().slice(0, 11), 0, 'latin1')
   }
-  cachedDate.copy(out, at)
-  let rest = ms - day * DAY_MS
-  const millis = rest % 1000
-  rest = (rest - millis) / 1000
-  const seconds = rest % 60
-  rest = (rest - seconds) / 60
-  const minutes = rest % 60
-  const hours = (rest - minutes) / 60
+  out.set(cachedDate, at)
+  // below 86,400,000: int32 arithmetic from here
+  const rest = (ms - day * DAY_MS) | 0
+  const seconds = (rest / 1000) | 0
+  const millis = rest - seconds * 1000
+  const minutes = (seconds / 60) | 0
+  const hours = (minutes / 60) | 0
+  const s = seconds - minutes * 60
+  const m = minutes - hours * 60
   let i = at + 11
   out[i++] = 0x30 + ((hours / 10) | 0)
   out[i++] = 0x30 + (hours % 10)
   out[i++] = 0x3a
-  out[i++] = 0x30 + ((minutes / 10) | 0)
-  out[i++] = 0x30 + (minutes % 10)
+  out[i++] = 0x30 + ((m / 10) | 0)
+  out[i++] = 0x30 + (m % 10)
   out[i++] = 0x3a
-  out[i++] = 0x30 + ((seconds / 10) | 0)
-  out[i++] = 0x30 + (seconds % 10)
+  out[i++] = 0x30 + ((s / 10) | 0)
+  out[i++] = 0x30 + (s % 10)
   out[i++] = 0x2e
   out[i++] = 0x30 + ((millis / 100) | 0)
   out[i++] = 0x30 + (((millis / 10) | 0) % 10)
@@ -171,20 +168,32 @@ export function writeUsersReply(
   // text path writes them exactly
   if (unusual) return slowReply(visible, options)
 
+  // TypedArray#set and byte stores: Buffer#copy and #write cost more in checks than in copying
   const out = Buffer.allocUnsafe(size)
-  let at = OPEN.copy(out, 0)
+  out.set(OPEN, 0)
+  let at = OPEN.length
   for (let i = 0; i < n; i++) {
     if (i > 0) out[at++] = 0x2c
     const presence = visible[i]!
-    at += prefixes[i]!.copy(out, at)
-    at += out.write(presence.userId, at, 'latin1')
-    at += LAST_ONLINE.copy(out, at)
+    const prefix = prefixes[i]!
+    out.set(prefix, at)
+    at += prefix.length
+    const id = presence.userId
+    for (let k = 0; k < id.length; k++) out[at++] = id.charCodeAt(k)
+    out.set(LAST_ONLINE, at)
+    at += LAST_ONLINE.length
     const lastOnline = presence.lastOnline
-    at = lastOnline === undefined ? at + NEVER.copy(out, at) : writeIso(out, at, lastOnline)
+    if (lastOnline === undefined) {
+      out.set(NEVER, at)
+      at += NEVER.length
+    } else {
+      at = writeIso(out, at, lastOnline)
+    }
     out[at++] = 0x22
     out[at++] = 0x7d
   }
-  at += CLOSE_BODY.copy(out, at)
+  out.set(CLOSE_BODY, at)
+  at += CLOSE_BODY.length
   if (at !== size) throw new Error(`reply size ${at} is not the ${size} bytes summed`)
   return out
 }

@@ -106,11 +106,12 @@ export function parseUsersJson(text: string): UserId[] | undefined {
   for (;;) {
     const start = i
     const first = text.charCodeAt(i)
-    if (first < 0x31 || first > 0x39) return undefined
+    // NaN past the end fails these tests too
+    if (!(first >= 0x31 && first <= 0x39)) return undefined
     i++
     while (i < n) {
       const c = text.charCodeAt(i)
-      if (c < 0x30 || c > 0x39) break
+      if (!(c >= 0x30 && c <= 0x39)) break
       i++
     }
     if (i - start > 15 || ++count > MAX_USER_IDS) return undefined

@@ -67,14 +67,13 @@ export function sendXboxError(
   code: XboxErrorCode,
   description: string,
 ): FastifyReply {
-  const body: XboxErrorBody = {
-    code,
-    source: 'presenced',
-    description,
-    errorCode: code,
-    errorMessage: description,
-  }
-  return reply.code(status).type('application/json; charset=utf-8').send(body)
+  return reply.code(status).type(JSON_TYPE).send(xboxErrorBody(code, description))
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+function xboxErrorBody(code: XboxErrorCode, description: string): XboxErrorBody {
+  return { code, source: 'presenced', description, errorCode: code, errorMessage: description }
 }
 
 const fastifyCodes: Record<string, [number, XboxErrorCode, string]> = {
@@ -101,27 +100,74 @@ const fastifyCodes: Record<string, [number, XboxErrorCode, string]> = {
   INVALID_JSON: [400, XboxErrorCode.InvalidJson, 'The request body is not valid JSON.'],
 }
 
+/** An error as the Xbox API answers it: status, headers and JSON body. */
+export interface RenderedXboxError {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
 /**
  * Xbox's fine-grained rate limiting answers 429 with the rule that refused, not an error record.
  */
-function sendRateLimited(reply: FastifyReply, error: PresenceError): FastifyReply {
+function rateLimited(error: PresenceError): RenderedXboxError {
   const limit = error.details.rateLimit
-  if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter))
-  return reply
-    .code(429)
-    .type('application/json; charset=utf-8')
-    .send(
-      limit
-        ? {
-            version: 1,
-            currentRequests: limit.count,
-            maxRequests: limit.max,
-            periodInSeconds: limit.windowMs / 1000,
-            type: limit.rule,
-          }
-        : { version: 1, type: 'rate' },
-    )
+  const headers: Record<string, string> = { 'content-type': JSON_TYPE }
+  if (error.retryAfter !== undefined) headers['retry-after'] = String(error.retryAfter)
+  const body = limit
+    ? {
+        version: 1,
+        currentRequests: limit.count,
+        maxRequests: limit.max,
+        periodInSeconds: limit.windowMs / 1000,
+        type: limit.rule,
+      }
+    : { version: 1, type: 'rate' }
+  return { status: 429, headers, body: JSON.stringify(body) }
 }
+
+function rendered(status: number, code: XboxErrorCode, description: string): RenderedXboxError {
+  return {
+    status,
+    headers: { 'content-type': JSON_TYPE },
+    body: JSON.stringify(xboxErrorBody(code, description)),
+  }
+}
+
+/**
+ * Any error of an Xbox route in the Xbox shape; undefined for the unexpected (a 500, logged).
+ * Shared by the error handler and the lean batch route.
+ */
+export function renderXboxError(error: unknown): RenderedXboxError | undefined {
+  if (error instanceof PresenceError) {
+    if (error.kind === 'rate_limited') return rateLimited(error)
+    const status = statusOfKind[error.kind]
+    const code = xboxCodes[error.code] ?? codeOfStatus[status] ?? XboxErrorCode.InvalidRequest
+    const out = rendered(status, code, error.message)
+    if (error.retryAfter !== undefined) out.headers['retry-after'] = String(error.retryAfter)
+    if (error.details.allow !== undefined) out.headers.allow = error.details.allow
+    return out
+  }
+  const fastifyError = error as Partial<FastifyError> | undefined
+  const known = fastifyError?.code ? fastifyCodes[fastifyError.code] : undefined
+  if (known) return rendered(known[0], known[1], known[2])
+  const status = fastifyError?.statusCode
+  if (status !== undefined && status >= 400 && status < 500) {
+    return rendered(
+      status,
+      codeOfStatus[status] ?? XboxErrorCode.InvalidRequest,
+      fastifyError?.message ?? 'Bad request.',
+    )
+  }
+  return undefined
+}
+
+/** The reply to an error the routes did not expect. */
+export const xboxInternalError = rendered(
+  500,
+  XboxErrorCode.Internal,
+  'Internal error; see the server log.',
+)
 
 /** Maps any error of an Xbox route to the Xbox shape; only the unexpected is a 500. */
 export function xboxErrorHandler(
@@ -129,26 +175,10 @@ export function xboxErrorHandler(
   request: FastifyRequest,
   reply: FastifyReply,
 ): FastifyReply {
-  if (error instanceof PresenceError) {
-    if (error.kind === 'rate_limited') return sendRateLimited(reply, error)
-    if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter))
-    if (error.details.allow !== undefined) void reply.header('allow', error.details.allow)
-    const status = statusOfKind[error.kind]
-    const code = xboxCodes[error.code] ?? codeOfStatus[status] ?? XboxErrorCode.InvalidRequest
-    return sendXboxError(reply, status, code, error.message)
+  let out = renderXboxError(error)
+  if (out === undefined) {
+    request.log.error({ err: error }, 'xbox request failed')
+    out = xboxInternalError
   }
-  const fastifyError = error as FastifyError
-  const known = fastifyError.code ? fastifyCodes[fastifyError.code] : undefined
-  if (known) return sendXboxError(reply, known[0], known[1], known[2])
-  const status = fastifyError.statusCode
-  if (status !== undefined && status >= 400 && status < 500) {
-    return sendXboxError(
-      reply,
-      status,
-      codeOfStatus[status] ?? XboxErrorCode.InvalidRequest,
-      error.message,
-    )
-  }
-  request.log.error({ err: error }, 'xbox request failed')
-  return sendXboxError(reply, 500, XboxErrorCode.Internal, 'Internal error; see the server log.')
+  return reply.code(out.status).headers(out.headers).send(out.body)
 }

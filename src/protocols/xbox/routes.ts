@@ -1,4 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { PresenceService } from '../../service/presence-service.js'
+import { leanBatchRoute } from './lean-batch.js'
 import type { Caller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
 import type { Activity } from '../../core/presence.js'
@@ -19,9 +22,17 @@ import {
   parseTitleRequest,
   parseXuidSegment,
   stateRequestSchema,
+  type BatchQuery,
   titleRequestSchema,
 } from './schemas.js'
-import { presenceRecord, titleIdsOf, type PresenceRecord, type XboxLevel } from './view.js'
+import { writeBatch, writeRecords } from './reply-writer.js'
+import {
+  presenceRecord,
+  titleIdsOf,
+  type PresenceRecord,
+  type XboxLevel,
+  type XboxViewOptions,
+} from './view.js'
 
 /** The contract version presenced speaks, and answers with. */
 const CONTRACT_VERSION = '3'
@@ -44,69 +55,30 @@ export async function xboxPresenceRoutes(
   context: ProtocolContext,
 ): Promise<void> {
   const { service, settings } = context
-  const { auth } = service
   const heartbeatMs = settings.xboxHeartbeatSeconds * 1000
   // a title heartbeating on time is never seen offline: network delays get a grace period
   const titleTtlMs = heartbeatMs + Math.max(10_000, heartbeatMs / 5)
 
   // runs before the body is read, so a refused request is never parsed
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async function admitXboxCaller(request) {
     // a path or method this API does not serve is answered as such, whoever asks
     if ((request.routeOptions.config as { unserved?: boolean }).unserved === true) return
-    request.caller = auth.requireReader(await auth.authenticate(xboxCredential(request.headers)))
-    const version = request.headers['x-xbl-contract-version']
-    if (version === undefined || version === '') {
-      throw badRequest(
-        'The x-xbl-contract-version header is required; presenced supports version 3 (or vnext).',
-        'CONTRACT_VERSION_UNSUPPORTED',
-      )
-    }
-    if (typeof version !== 'string' || !ACCEPTED_CONTRACT_VERSIONS.test(version)) {
-      throw badRequest(
-        `x-xbl-contract-version ${JSON.stringify(String(version)).slice(0, 40)} is not supported; presenced supports version 3 (or vnext).`,
-        'CONTRACT_VERSION_UNSUPPORTED',
-      )
-    }
-    if (!acceptsJson(request.headers.accept)) {
-      throw fail(
-        'NOT_ACCEPTABLE',
-        'Presence responds with application/json only: the Accept header must allow it.',
-      )
-    }
+    request.caller = await admitXbox(service, request.headers)
   })
 
   /** Reads spend the caller's Xbox read budget, after the checks every request passes. */
   const read = {
-    onRequest: async (request: FastifyRequest) =>
-      service.limits.xboxRead(request.caller, request.ip),
+    onRequest: async function spendXboxRead(request: FastifyRequest) {
+      return service.limits.xboxRead(request.caller, request.ip)
+    },
   }
 
-  /** The records of `presences` as the caller's view at `level`; filtered out users dropped. */
-  async function records(
+  const records = (
     request: FastifyRequest,
     presences: readonly VisiblePresence[],
     level: XboxLevel,
-    filters: { deviceTypes?: Set<string>; titleIds?: Set<string>; onlineOnly?: boolean } = {},
-  ): Promise<PresenceRecord[]> {
-    const titles =
-      level === 'title' || level === 'all'
-        ? await service.getTitles(titleIdsOf(presences, settings.xboxDefaultTitleId))
-        : new Map()
-    const options = {
-      level,
-      locales: acceptedLocales(request.headers['accept-language']),
-      titles,
-      platformTitleId: settings.xboxDefaultTitleId,
-      deviceTypes: filters.deviceTypes,
-      titleIds: filters.titleIds,
-    }
-    const out: PresenceRecord[] = []
-    for (const presence of presences) {
-      const record = presenceRecord(presence, options)
-      if (record && !(filters.onlineOnly && record.state === 'Offline')) out.push(record)
-    }
-    return out
-  }
+    filters: RecordFilters = {},
+  ) => recordsOf(context, request.headers, presences, level, filters)
 
   app.post(
     '/users/batch',
@@ -116,10 +88,10 @@ export async function xboxPresenceRoutes(
     },
     async (request, reply) => {
       const query = parseBatchRequest(request.body)
-      const presences = await service.lookup(request.caller.viewer, query.users)
-      return sendJson(reply, await records(request, presences, query.level, query))
+      return sendJson(reply, await batchReply(context, request.caller, request.headers, query))
     },
   )
+  context.lean?.add(leanBatchRoute(context))
 
   // GET /users/batch would otherwise read as a user named "batch"
   app.get('/users/batch', async () => {
@@ -166,7 +138,7 @@ export async function xboxPresenceRoutes(
       const level = parseLevel(request.query.level)
       const friends = await service.listFriends(xuid)
       const presences = await service.lookup(caller.viewer, friends)
-      return sendJson(reply, await records(request, presences, level))
+      return sendJson(reply, writeRecords(await records(request, presences, level)))
     },
   )
 
@@ -329,12 +301,13 @@ function ownTarget(
   return xuid
 }
 
+/** A JSON reply: a value is stringified, bytes (already JSON) are sent as they are. */
 function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
   return reply
     .header('cache-control', 'no-cache')
     .header('x-xbl-contract-version', CONTRACT_VERSION)
     .type('application/json; charset=utf-8')
-    .send(JSON.stringify(body))
+    .send(Buffer.isBuffer(body) ? body : JSON.stringify(body))
 }
 
 /** Whether an Accept header allows application/json; no header allows anything. */
@@ -349,3 +322,102 @@ export function acceptsJson(header: string | undefined): boolean {
   }
   return false
 }
+
+/**
+ * Every check an Xbox request passes before its body is read: the caller (403 without a
+ * credential, 401 for a bad one), the contract version (400) and Accept (406). Shared with the
+ * lean batch route.
+ */
+export async function admitXbox(
+  service: PresenceService,
+  headers: IncomingHttpHeaders,
+): Promise<Caller> {
+  const caller = service.auth.requireReader(
+    await service.auth.authenticate(xboxCredential(headers)),
+  )
+  const version = headers['x-xbl-contract-version']
+  if (version === undefined || version === '') {
+    throw badRequest(
+      'The x-xbl-contract-version header is required; presenced supports version 3 (or vnext).',
+      'CONTRACT_VERSION_UNSUPPORTED',
+    )
+  }
+  if (typeof version !== 'string' || !ACCEPTED_CONTRACT_VERSIONS.test(version)) {
+    throw badRequest(
+      `x-xbl-contract-version ${JSON.stringify(String(version)).slice(0, 40)} is not supported; presenced supports version 3 (or vnext).`,
+      'CONTRACT_VERSION_UNSUPPORTED',
+    )
+  }
+  if (!acceptsJson(headers.accept)) {
+    throw fail(
+      'NOT_ACCEPTABLE',
+      'Presence responds with application/json only: the Accept header must allow it.',
+    )
+  }
+  return caller
+}
+
+interface RecordFilters {
+  deviceTypes?: Set<string>
+  titleIds?: Set<string>
+  onlineOnly?: boolean
+}
+
+/** How the caller sees records at `level`: the titles the sessions name, their locales. */
+async function viewOptionsOf(
+  context: ProtocolContext,
+  headers: IncomingHttpHeaders,
+  presences: readonly VisiblePresence[],
+  level: XboxLevel,
+  filters: RecordFilters,
+): Promise<XboxViewOptions> {
+  const { service, settings } = context
+  const titles =
+    level === 'title' || level === 'all'
+      ? await service.getTitles(titleIdsOf(presences, settings.xboxDefaultTitleId))
+      : new Map()
+  return {
+    level,
+    locales: acceptedLocales(headers['accept-language']),
+    titles,
+    platformTitleId: settings.xboxDefaultTitleId,
+    deviceTypes: filters.deviceTypes,
+    titleIds: filters.titleIds,
+  }
+}
+
+/** The records of `presences` as the caller's view at `level`; filtered out users dropped. */
+async function recordsOf(
+  context: ProtocolContext,
+  headers: IncomingHttpHeaders,
+  presences: readonly VisiblePresence[],
+  level: XboxLevel,
+  filters: RecordFilters,
+): Promise<PresenceRecord[]> {
+  const options = await viewOptionsOf(context, headers, presences, level, filters)
+  const out: PresenceRecord[] = []
+  for (const presence of presences) {
+    const record = presenceRecord(presence, options)
+    if (record && !(filters.onlineOnly && record.state === 'Offline')) out.push(record)
+  }
+  return out
+}
+
+/** The 200 body of POST /users/batch for a parsed query (the Fastify and the lean route). */
+export async function batchReply(
+  context: ProtocolContext,
+  caller: Caller,
+  headers: IncomingHttpHeaders,
+  query: BatchQuery,
+): Promise<Buffer> {
+  const presences = await context.service.lookup(caller.viewer, query.users)
+  const options = await viewOptionsOf(context, headers, presences, query.level, query)
+  return writeBatch(presences, options, query.onlineOnly)
+}
+
+/** The headers of every Xbox JSON reply. */
+export const XBOX_JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'cache-control': 'no-cache',
+  'x-xbl-contract-version': CONTRACT_VERSION,
+  'content-type': 'application/json; charset=utf-8',
+})

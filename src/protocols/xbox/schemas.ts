@@ -113,6 +113,92 @@ export function parseBatchRequest(body: unknown): BatchQuery {
 }
 
 /**
+ * The common batch body, `{"users":["1",…],"level":"all"}` (members in either order, `level`
+ * optional, XUIDs as strings of at most 18 digits or numbers of at most 15), read in one pass
+ * over the text without JSON.parse: what parseBatchRequest gives for it. Undefined for anything
+ * else (other members, escapes, errors), which then takes the general path and its errors.
+ */
+export function parseBatchJson(text: string): BatchQuery | undefined {
+  let i = space(text, 0)
+  if (text.charCodeAt(i) !== 0x7b /* { */) return undefined
+  let users: Set<UserId> | undefined
+  let level: XboxLevel | undefined
+  for (;;) {
+    i = space(text, i + 1)
+    if (text.startsWith('"users"', i)) {
+      if (users !== undefined) return undefined
+      i = colon(text, i + 7)
+      if (i < 0 || text.charCodeAt(i) !== 0x5b /* [ */) return undefined
+      users = new Set()
+      let count = 0
+      i = space(text, i + 1)
+      for (;;) {
+        const quoted = text.charCodeAt(i) === 0x22
+        const start = quoted ? i + 1 : i
+        let end = start
+        const first = text.charCodeAt(end)
+        // NaN past the end fails these tests too
+        if (!(first >= 0x31 && first <= 0x39)) return undefined
+        end++
+        for (;;) {
+          const c = text.charCodeAt(end)
+          if (!(c >= 0x30 && c <= 0x39)) break
+          end++
+        }
+        if (end - start > (quoted ? 18 : 15) || ++count > MAX_BATCH_USERS) return undefined
+        users.add(text.slice(start, end) as UserId)
+        if (quoted) {
+          if (text.charCodeAt(end) !== 0x22) return undefined
+          end++
+        }
+        i = space(text, end)
+        const c = text.charCodeAt(i)
+        i = space(text, i + 1)
+        if (c === 0x5d /* ] */) break
+        if (c !== 0x2c /* , */) return undefined
+      }
+    } else if (text.startsWith('"level"', i)) {
+      if (level !== undefined) return undefined
+      i = colon(text, i + 7)
+      if (i < 0 || text.charCodeAt(i) !== 0x22) return undefined
+      const end = text.indexOf('"', i + 1)
+      const value = end < 0 ? '' : text.slice(i + 1, end)
+      if (!(xboxLevels as readonly string[]).includes(value)) return undefined
+      level = value as XboxLevel
+      i = space(text, end + 1)
+    } else {
+      return undefined
+    }
+    const c = text.charCodeAt(i)
+    if (c === 0x7d /* } */) break
+    if (c !== 0x2c /* , */) return undefined
+  }
+  if (users === undefined || space(text, i + 1) !== text.length) return undefined
+  return {
+    users: [...users],
+    deviceTypes: new Set(),
+    titleIds: new Set(),
+    level: level ?? 'title',
+    onlineOnly: false,
+  }
+}
+
+/** The index of the first character at or after `i` that is not JSON whitespace. */
+function space(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i)
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i
+    i++
+  }
+}
+
+/** Past the `:` after a member name at `i` (and its whitespace), or -1. */
+function colon(text: string, i: number): number {
+  i = space(text, i)
+  return text.charCodeAt(i) === 0x3a ? space(text, i + 1) : -1
+}
+
+/**
  * A TitleRequest. Only members present are returned: the write keeps the others as they were
  * (per the Xbox documentation), defaulting to state `active` and placement `full`.
  */

@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict'
+import { request } from 'node:http'
+import { test } from 'node:test'
+import type { UserId } from '../../src/core/user-id.js'
+import { ManualClock } from '../../src/service/clock.js'
+import { BATCH_MIRRORED_HOOKS } from '../../src/protocols/xbox/lean-batch.js'
+import { startApp, type StartedApp } from '../helpers/start-app.js'
+
+/*
+ * POST /users/batch is answered on node:http (protocols/xbox/lean-batch.ts) when the request is
+ * ordinary, by Fastify otherwise. Each request here is sent as is (lean) and with a query string,
+ * which only Fastify takes (same route), and the two replies must match byte for byte, headers
+ * included (but Date).
+ */
+
+const BATCH = '/users/batch'
+
+interface Raw {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+}
+
+function send(url: string, path: string, headers: Record<string, string>, body: string) {
+  return new Promise<Raw>((resolve, reject) => {
+    const call = request(
+      new URL(path, url),
+      {
+        method: 'POST',
+        headers: { 'content-length': String(Buffer.byteLength(body)), ...headers },
+      },
+      (response) => {
+        const chunks: Buffer[] = []
+        response.on('data', (chunk: Buffer) => chunks.push(chunk))
+        response.on('end', () => {
+          const { date, ...rest } = response.headers
+          void date
+          resolve({ status: response.statusCode!, headers: rest, body: Buffer.concat(chunks) })
+        })
+      },
+    )
+    call.on('error', reject)
+    call.end(body)
+  })
+}
+
+async function both(app: StartedApp, headers: Record<string, string>, body: string) {
+  const before = app.lean.served
+  const lean = await send(app.url, BATCH, headers, body)
+  assert.equal(app.lean.served, before + 1, 'the lean path answered')
+  const fastify = await send(app.url, `${BATCH}?via=fastify`, headers, body)
+  assert.equal(app.lean.served, before + 1, 'Fastify answered')
+  return { lean, fastify }
+}
+
+async function seeded(t: Parameters<typeof startApp>[0], config = {}) {
+  const clock = new ManualClock(Date.UTC(2026, 2, 1, 12, 0, 0, 7))
+  const app = await startApp(t, { listen: true, clock, config })
+  const { service } = app
+  await service.putPlace({
+    placeId: '1818',
+    universeId: '13058',
+    rootPlaceId: '1818',
+    name: 'Obby',
+  })
+  await service.putTitle({ titleId: '1234', name: 'Halo "Infinite"', strings: {} })
+  await service.heartbeat({
+    userId: '1' as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: { kind: 'inGame', placeId: '1818' },
+  })
+  await service.heartbeat({
+    userId: '9223372036854775807' as UserId,
+    key: 'title:1234:XboxOne',
+    source: 'title',
+    deviceType: 'XboxOne',
+    activity: {
+      kind: 'online',
+      titleId: '1234',
+      placement: 'full',
+      titleState: 'active',
+      richPresence: { id: 'playing', params: [] },
+    },
+  })
+  await service.heartbeat({
+    userId: '2' as UserId,
+    key: 'app:Web',
+    source: 'app',
+    deviceType: 'Web',
+    activity: { kind: 'online', location: 'Home' },
+  })
+  await service.putSettings('3' as UserId, { visibility: 'friends', invisible: false })
+  await service.heartbeat({
+    userId: '3' as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: { kind: 'inGame', placeId: '1818' },
+  })
+  clock.advance(1234)
+  return app
+}
+
+test('lean and Fastify paths give the same bytes for good and bad batches', async (t) => {
+  const app = await seeded(t)
+  const token = await app.tokens.issue('1' as UserId)
+  const xbl = {
+    'content-type': 'application/json',
+    authorization: `XBL3.0 x=1;${token}`,
+    'x-xbl-contract-version': '3',
+    accept: 'application/json',
+  }
+  const many = Array.from({ length: 1100 }, (_, i) => `"${i + 1}"`).join(',')
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['level all', xbl, '{"level":"all","users":["1","2","3","4","9223372036854775807"]}'],
+    ['default level', xbl, '{"users":["1","2",3,"1"]}'],
+    ['level user', xbl, '{"users":["1","2"],"level":"user"}'],
+    ['level device', xbl, '{"users":["1","2"],"level":"device"}'],
+    ['1100 users', xbl, `{"users":[${many}],"level":"all"}`],
+    ['onlineOnly', xbl, '{"users":["1","4"],"onlineOnly":true}'],
+    ['deviceTypes', xbl, '{"users":["1","9223372036854775807"],"deviceTypes":["XboxOne"]}'],
+    ['accept-language', { ...xbl, 'accept-language': 'fr-FR' }, '{"users":["1"],"level":"all"}'],
+    ['invalid JSON', xbl, '{"users":["1",'],
+    ['empty body', xbl, ''],
+    ['no users', xbl, '{}'],
+    ['users empty', xbl, '{"users":[]}'],
+    ['1101 users', xbl, `{"users":[${many},"1101"]}`],
+    ['a bad XUID', xbl, '{"users":["0"]}'],
+    ['beyond int64', xbl, '{"users":["9223372036854775808"]}'],
+    ['a bad level', xbl, '{"users":["1"],"level":"everything"}'],
+    ['a prohibited member', xbl, '{"users":["1"],"x":1}'],
+    ['no contract version', { ...xbl, 'x-xbl-contract-version': '' }, '{"users":["1"]}'],
+    ['contract version 2', { ...xbl, 'x-xbl-contract-version': '2' }, '{"users":["1"]}'],
+    ['Accept text/html', { ...xbl, accept: 'text/html' }, '{"users":["1"]}'],
+    ['a bad token', { ...xbl, authorization: 'XBL3.0 x=1;nope' }, '{"users":["1"]}'],
+    ['a malformed Authorization', { ...xbl, authorization: 'Bearer x' }, '{"users":["1"]}'],
+    ['no Authorization', { ...xbl, authorization: '' }, '{"users":["1"]}'],
+  ]
+  for (const [name, headers, body] of cases) {
+    const { lean, fastify } = await both(app, headers, body)
+    assert.equal(lean.status, fastify.status, name)
+    assert.deepEqual(lean.headers, fastify.headers, name)
+    assert.equal(lean.body.toString(), fastify.body.toString(), name)
+  }
+  // the cases reached the states they name
+  const { lean } = await both(app, xbl, '{"level":"all","users":["1","9223372036854775807","4"]}')
+  const records = JSON.parse(lean.body.toString()) as Array<{ xuid: string; state: string }>
+  assert.deepEqual(
+    records.map((r) => [r.xuid, r.state]),
+    [
+      ['1', 'Online'],
+      ['9223372036854775807', 'Online'],
+      ['4', 'Offline'],
+    ],
+  )
+  assert.match(lean.body.toString(), /"name":"Halo \\"Infinite\\""/)
+  assert.match(lean.body.toString(), /"richPresence":"Obby"/)
+})
+
+test('lean and Fastify paths refuse alike once the Xbox read budget is spent', async (t) => {
+  const app = await seeded(t, { xboxReadBurstMax: 2 })
+  const token = await app.tokens.issue('1' as UserId)
+  const xbl = {
+    'content-type': 'application/json',
+    authorization: `XBL3.0 x=1;${token}`,
+    'x-xbl-contract-version': '3',
+  }
+  const first = await both(app, xbl, '{"users":["1"]}')
+  assert.equal(first.lean.status, 200)
+  assert.equal(first.fastify.status, 200)
+  const { lean, fastify } = await both(app, xbl, '{"users":["1"]}')
+  assert.equal(lean.status, 429)
+  assert.deepEqual(lean.headers, fastify.headers)
+  // the same rule, Fastify's request counted one after the lean one
+  const count = (raw: Raw) => JSON.parse(raw.body.toString()) as { currentRequests: number }
+  assert.equal(count(fastify).currentRequests, count(lean).currentRequests + 1)
+  assert.equal(
+    lean.body.toString().replace(/"currentRequests":\d+/, ''),
+    fastify.body.toString().replace(/"currentRequests":\d+/, ''),
+  )
+  assert.ok(lean.headers['retry-after'])
+})
+
+test('every hook Fastify runs on POST /users/batch is one the lean path mirrors', async (t) => {
+  const { app } = await startApp(t)
+  await app.ready()
+  const lines = app.printRoutes({ includeHooks: true, commonPrefix: false }).split('\n')
+  const at = lines.findIndex((line) => line.includes('/batch (POST)'))
+  assert.ok(at >= 0)
+  const hooks: Record<string, string[]> = {}
+  for (const line of lines.slice(at + 1)) {
+    const match = /• \((\w+)\) (\[.*\])$/.exec(line)
+    if (!match) break
+    hooks[match[1]!] = (JSON.parse(match[2]!) as string[]).map((name) => name.replace('()', ''))
+  }
+  assert.deepEqual(
+    hooks,
+    BATCH_MIRRORED_HOOKS,
+    'a hook was added to POST /users/batch; mirror it in its lean route and list it there',
+  )
+})
