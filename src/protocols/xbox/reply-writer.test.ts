@@ -82,7 +82,10 @@ const activity: fc.Arbitrary<Activity> = fc
         titleId: fc.constantFrom('10', '1234'),
         placement: fc.constantFrom('full', 'snapped'),
         titleState: fc.constantFrom('active', 'inactive'),
-        richPresence: fc.record({ id: fc.constantFrom('playing', 'x'), params: fc.constant([]) }),
+        richPresence: fc.record({
+          id: fc.constantFrom('playing', 'x'),
+          params: fc.constant<string[]>([]),
+        }),
       },
       { requiredKeys: ['kind'] },
     ),
