@@ -101,7 +101,7 @@ function writeIso(out: Buffer, at: number, ms: number): number {
     cachedDay = day
     cachedDate.write(new Date(day * DAY_MS).toISOString().slice(0, 11), 0, 'latin1')
   }
-  out.set(cachedDate, at)
+  for (let k = 0; k < 11; k++) out[at + k] = cachedDate[k]!
   // below 86,400,000: int32 arithmetic from here
   const rest = (ms - day * DAY_MS) | 0
   const seconds = (rest / 1000) | 0
@@ -168,7 +168,8 @@ export function writeUsersReply(
   // text path writes them exactly
   if (unusual) return slowReply(visible, options)
 
-  // TypedArray#set and byte stores: Buffer#copy and #write cost more in checks than in copying
+  // TypedArray#set for prefixes and byte stores for short runs: Buffer#copy and #write (and
+  // #set on a few bytes) cost more in their checks than in copying
   const out = Buffer.allocUnsafe(size)
   out.set(OPEN, 0)
   let at = OPEN.length
@@ -180,12 +181,10 @@ export function writeUsersReply(
     at += prefix.length
     const id = presence.userId
     for (let k = 0; k < id.length; k++) out[at++] = id.charCodeAt(k)
-    out.set(LAST_ONLINE, at)
-    at += LAST_ONLINE.length
+    for (let k = 0; k < LAST_ONLINE.length; k++) out[at++] = LAST_ONLINE[k]!
     const lastOnline = presence.lastOnline
     if (lastOnline === undefined) {
-      out.set(NEVER, at)
-      at += NEVER.length
+      for (let k = 0; k < NEVER.length; k++) out[at++] = NEVER[k]!
     } else {
       at = writeIso(out, at, lastOnline)
     }

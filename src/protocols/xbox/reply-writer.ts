@@ -81,9 +81,18 @@ class ByteWriter {
   }
 
   raw(chunk: Buffer): void {
-    this.room(chunk.length)
-    this.out.set(chunk, this.at)
-    this.at += chunk.length
+    const n = chunk.length
+    this.room(n)
+    // measured: TypedArray#set costs more in its checks than a short copy by hand
+    if (n < 64) {
+      const out = this.out
+      let at = this.at
+      for (let i = 0; i < n; i++) out[at++] = chunk[i]!
+      this.at = at
+    } else {
+      this.out.set(chunk, this.at)
+      this.at += n
+    }
   }
 
   /** A JSON string, as JSON.stringify writes it. */
@@ -118,8 +127,7 @@ class ByteWriter {
       cachedDate.write(new Date(day * DAY_MS).toISOString().slice(0, 11), 0, 'latin1')
     }
     let i = this.at
-    out.set(cachedDate, i)
-    i += 11
+    for (let k = 0; k < 11; k++) out[i++] = cachedDate[k]!
     // below 86,400,000: int32 arithmetic from here
     const rest = (ms - day * DAY_MS) | 0
     const seconds = (rest / 1000) | 0
@@ -263,7 +271,10 @@ interface PlatformTitle {
   titleId: string
   name: string
   head: Buffer
+  /** `0000"` (the seed timestamp's end), the rest of the title record, `]}]}`. */
   tail: Buffer
+  /** Per device type: from the user's state to `"lastModified":"` of the title. */
+  leads: Map<string, Buffer>
 }
 let platformTitles = new WeakMap<Activity, PlatformTitle>()
 /** Where the placeholder instants stand in the stringified record (names cannot hold these). */
@@ -299,15 +310,56 @@ function platformTitle(activity: Activity, options: XboxViewOptions): PlatformTi
     titleId,
     name,
     head: Buffer.from(text.slice(0, text.indexOf(LAST_MODIFIED_MARK) + 16), 'utf8'),
-    tail: Buffer.from(text.slice(text.indexOf(TIMESTAMP_MARK) + 20), 'utf8'),
+    tail: Buffer.concat([
+      SEED_TAIL,
+      Buffer.from(text.slice(text.indexOf(TIMESTAMP_MARK) + 20), 'utf8'),
+      TITLES_CLOSE,
+    ]),
+    leads: new Map(),
   }
   if (Object.isFrozen(activity)) platformTitles.set(activity, made)
   return made
 }
 
+/** `","state":"Online","devices":[{"type":<type>,"titles":[` and the title's head. */
+function leadOf(title: PlatformTitle, deviceType: string): Buffer {
+  let lead = title.leads.get(deviceType)
+  if (lead === undefined) {
+    lead = Buffer.concat([
+      ONLINE,
+      DEVICES_TYPE,
+      Buffer.from(JSON.stringify(deviceType), 'utf8'),
+      TITLES_OPEN,
+      title.head,
+    ])
+    title.leads.set(deviceType, lead)
+  }
+  return lead
+}
+
+/** A device without titles: from the user's state to the record's end, per state and type. */
+const untitled = new Map<string, Buffer>()
+
+function untitledDevice(online: boolean, deviceType: string): Buffer {
+  const key = (online ? 'y' : 'n') + deviceType
+  let bytes = untitled.get(key)
+  if (bytes === undefined) {
+    bytes = Buffer.concat([
+      online ? ONLINE : AWAY,
+      DEVICES_TYPE,
+      Buffer.from(JSON.stringify(deviceType), 'utf8'),
+      NO_TITLES,
+    ])
+    if (untitled.size >= 1000) untitled.clear()
+    untitled.set(key, bytes)
+  }
+  return bytes
+}
+
 /** Forgets the cached title parts (tests). */
 export function resetBatchWriter(): void {
   platformTitles = new WeakMap()
+  untitled.clear()
 }
 
 /**
@@ -373,30 +425,28 @@ export function writeBatch(
     }
     const activity = session.activity
     const inGame = activity.kind !== 'online'
-    w.raw(inGame ? ONLINE : AWAY)
     if (level === 'user') {
+      w.raw(inGame ? ONLINE : AWAY)
       w.byte(0x7d)
       continue
     }
-    w.raw(DEVICES_TYPE)
-    w.string(session.deviceType)
     if (level === 'device') {
+      w.raw(inGame ? ONLINE : AWAY)
+      w.raw(DEVICES_TYPE)
+      w.string(session.deviceType)
       w.raw(DEVICE_CLOSE)
       continue
     }
     if (!inGame || presence.locationHidden) {
-      w.raw(NO_TITLES)
+      w.raw(untitledDevice(inGame, session.deviceType))
       continue
     }
     const title = platformTitle(activity, options)
-    w.raw(TITLES_OPEN)
-    w.raw(title.head)
+    w.raw(leadOf(title, session.deviceType))
     w.iso(session.updatedAt, 24)
     w.raw(TIMESTAMP_VALUE)
     w.iso(session.updatedAt, 23)
-    w.raw(SEED_TAIL)
     w.raw(title.tail)
-    w.raw(TITLES_CLOSE)
   }
   w.byte(0x5d)
   lastSize = w.at
