@@ -8,6 +8,7 @@
  *
  *   npm run bench
  *   npm run bench -- --users 100000 --rounds 2 --seconds 5 --scenarios anonymous
+ *   npm run bench -- --history 0     # without the real-time resume history
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -33,6 +34,8 @@ const { values } = parseArgs({
     scenarios: { type: 'string', default: 'anonymous,signed-in' },
     /** Writes presenced's CPU profile of everything after its loading to this file. */
     profile: { type: 'string' },
+    /** presenced's PRESENCED_REALTIME_HISTORY (0: no resume history); default: the config's. */
+    history: { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -51,6 +54,7 @@ const [server, naive] = await Promise.all([
       ...['--users', String(users), '--at', String(at)],
       ...['--friends', String(values.friends), '--blocked', String(values.blocked)],
       ...(values.profile ? ['--profile', values.profile] : []),
+      ...(values.history !== undefined ? ['--history', values.history] : []),
     ],
     ['--expose-gc', '--max-old-space-size=8192'],
   ),

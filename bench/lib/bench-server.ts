@@ -4,6 +4,7 @@
  * after a full collection. Prints one JSON line on stdout (BenchServerInfo).
  *
  *   bench-server.ts --users 1000000 --at <epoch ms> --friends 200 --blocked 20 [--profile <file>]
+ *     [--history <changes kept per user for resume>]
  *
  * With --profile, the CPU is sampled from the moment it listens, and the profile is written
  * when the process is told to stop (SIGTERM).
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     friends: { type: 'string', default: '200' },
     blocked: { type: 'string', default: '20' },
     profile: { type: 'string' },
+    history: { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -41,6 +43,7 @@ const loaded = await loadPresenced({
   at: Number(values.at),
   friends: Number(values.friends),
   blocked: Number(values.blocked),
+  ...(values.history !== undefined && { history: Number(values.history) }),
 })
 const after = settle()
 const address = await loaded.presenced.app.listen({ port: 0, host: '127.0.0.1' })

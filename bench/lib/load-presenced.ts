@@ -30,6 +30,8 @@ export interface LoadOptions {
   /** The viewer's friends and blocked users among 1..users. */
   friends: number
   blocked: number
+  /** Changes kept per user for real-time resume (PRESENCED_REALTIME_HISTORY); default: config's. */
+  history?: number
 }
 
 export interface LoadedPresenced {
@@ -50,6 +52,7 @@ export async function loadPresenced(options: LoadOptions): Promise<LoadedPresenc
       // long enough that no session expires during any bench run
       sessionTtlSeconds: 86_400,
       rateLimitMax: 1_000_000_000,
+      ...(options.history !== undefined && { realtimeHistory: options.history }),
       // the Xbox read budget is its own (30 per 15 s by default): a bench answered 429s
       xboxReadBurstMax: 1_000_000_000,
       xboxReadSustainMax: 1_000_000_000,
