@@ -445,6 +445,11 @@ export class Fanout {
     })
   }
 
+  /** Whether any stream of this fan-out (a detached one too) watches `target`. */
+  watches(target: UserId): boolean {
+    return this.#watchers.isWatched(target)
+  }
+
   isWatching(stream: Stream, target: UserId): boolean {
     return this.#watchers.get(stream, target) !== undefined
   }

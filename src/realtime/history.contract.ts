@@ -22,7 +22,7 @@ export type HistoryFactory = (bounds: HistoryBounds) => Promise<{
 const BIG = '9007199254740993' as UserId
 const OTHER = '42' as UserId
 
-function changeOf(userId: UserId, step: number, at: number): PresenceChange {
+export function changeOf(userId: UserId, step: number, at: number): PresenceChange {
   const session = (location: string) => ({
     userId,
     key: 'app:Web',

@@ -1,6 +1,49 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { UserId } from '../core/user-id.js'
 import { MemoryHistory } from './history.js'
-import { historyContract } from './history.contract.js'
+import { changeOf, historyContract } from './history.contract.js'
 
 historyContract('memory', (bounds) =>
   Promise.resolve({ history: new MemoryHistory(bounds), cleanup: () => Promise.resolve() }),
 )
+
+const bounds = { entries: 32, ageSeconds: 300 }
+const A = '9007199254740993' as UserId
+const B = '7' as UserId
+
+test('memory history keeps only watched users; a position across an unwatched change is lost', async () => {
+  const watched = new Set<UserId>()
+  const history = new MemoryHistory(bounds, () => 1_000)
+  history.keepOnly((id) => watched.has(id))
+
+  // nobody watches A: each change gets a position of its own and nothing is kept
+  const first = await history.append(changeOf(A, 1, 1_000), 1_000)
+  const second = await history.append(changeOf(A, 2, 1_000), 1_000)
+  assert.equal(first.offset, 1)
+  assert.equal(second.offset, 1)
+  assert.notEqual(first.epoch, second.epoch)
+  assert.equal((await history.read(A, first)).complete, false)
+
+  // someone starts watching A: its history starts at the position the snapshot reads
+  const [start] = await history.positions([A])
+  watched.add(A)
+  assert.equal(start!.offset, 0)
+  await history.append(changeOf(A, 3, 1_000), 1_000)
+  await history.append(changeOf(A, 4, 1_000), 1_000)
+  const read = await history.read(A, start!)
+  assert.equal(read.complete, true)
+  assert.deepEqual(
+    read.changes.map((c) => c.position?.offset),
+    [1, 2],
+  )
+
+  // nobody watches A any more and it changes: the held position no longer reaches back
+  watched.delete(A)
+  await history.append(changeOf(A, 5, 1_000), 1_000)
+  assert.equal((await history.read(A, read.position)).complete, false)
+  assert.equal((await history.read(A, start!)).complete, false)
+
+  // a user never asked about reads as no history, complete from nothing
+  assert.equal((await history.read(B, { epoch: '', offset: 0 })).complete, true)
+})

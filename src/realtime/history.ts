@@ -78,6 +78,12 @@ export interface History {
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]>
   /** The user's changes since `from` (see HistoryRead). */
   read(userId: UserId, from: HistoryPosition): Promise<HistoryRead>
+  /**
+   * Tells a single-process history which users someone watches now. Nobody can resume a user
+   * nobody watches (in one process every stream is here, its watches outliving its connection
+   * for the resume window), so such a user's changes are given a position and not kept.
+   */
+  keepOnly?(isWatched: (userId: UserId) => boolean): void
   close?(): Promise<void>
 }
 
@@ -102,6 +108,8 @@ export function positionTtlMs(bounds: HistoryBounds): number {
   return Math.max(bounds.ageSeconds, 86_400) * 1000
 }
 
+const everyone = (): boolean => true
+
 interface UserLog {
   epoch: string
   offset: number
@@ -123,14 +131,27 @@ export class MemoryHistory implements History {
   readonly #base = BigInt(Date.now()) * 1_000_000n + BigInt(randomBytes(2).readUInt16BE() % 1000)
   #epochs = 0n
   readonly #clock: () => number
+  #isWatched: (userId: UserId) => boolean = everyone
 
   constructor(bounds: HistoryBounds, clock: () => number = Date.now) {
     this.#bounds = bounds
     this.#clock = clock
   }
 
+  keepOnly(isWatched: (userId: UserId) => boolean): void {
+    this.#isWatched = isWatched
+  }
+
   append(change: PresenceChange, at: number): Promise<ChangePosition> {
     this.#expire(at)
+    if (!this.#isWatched(change.userId)) {
+      // a position of its own (an epoch of one change), nothing kept: a user unwatched across
+      // millions of sessions costs no memory, and a position held from before reads as lost
+      this.#logs.delete(change.userId)
+      const position: ChangePosition = { epoch: String(this.#base + ++this.#epochs), offset: 1, at }
+      change.position = position
+      return Promise.resolve(position)
+    }
     let log = this.#logs.get(change.userId)
     if (log) this.#logs.delete(change.userId)
     else log = { epoch: String(this.#base + ++this.#epochs), offset: 0, changes: [], last: at }
@@ -149,10 +170,17 @@ export class MemoryHistory implements History {
   }
 
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]> {
-    this.#expire(this.#clock())
+    const now = this.#clock()
+    this.#expire(now)
     return Promise.resolve(
       ids.map((id) => {
-        const log = this.#logs.get(id)
+        let log = this.#logs.get(id)
+        if (!log && this.#isWatched !== everyone) {
+          // asked for because someone is about to watch the user: its history starts here, so
+          // that a change made once nobody watches (not kept) makes this position one of the past
+          log = { epoch: String(this.#base + ++this.#epochs), offset: 0, changes: [], last: now }
+          this.#logs.set(id, log)
+        }
         return log ? { epoch: log.epoch, offset: log.offset } : NO_HISTORY
       }),
     )
@@ -166,7 +194,8 @@ export class MemoryHistory implements History {
       return Promise.resolve({
         position: NO_HISTORY,
         changes: [],
-        complete: reaches(from, NO_HISTORY, undefined),
+        // a position of ours names a history forgotten since (aged out, or not kept unwatched)
+        complete: from.epoch === '' && reaches(from, NO_HISTORY, undefined),
       })
     this.#trim(log, now)
     const position = { epoch: log.epoch, offset: log.offset }

@@ -125,6 +125,7 @@ export class PresenceService {
     const { stores, clock, settings } = deps
     this.#stores = stores
     this.#history = stores.history ?? new MemoryHistory({ entries: 32, ageSeconds: 300 })
+    this.#history.keepOnly?.((userId) => this.census.isWatched(userId))
     this.#tokens = deps.tokens
     this.#clock = clock
     this.#settings = settings

@@ -1,3 +1,4 @@
+import type { UserId } from '../core/user-id.js'
 import type { Fanout } from '../realtime/fanout.js'
 import type { PresenceFeed } from './presence-feed.js'
 
@@ -44,6 +45,12 @@ export class RealtimeCensus {
     if ('listenersByKind' in surface) this.#feeds.add(surface)
     else this.#fanouts.add(surface)
     return surface
+  }
+
+  /** Whether a stream of any fan-out of the service watches `userId`. */
+  isWatched(userId: UserId): boolean {
+    for (const fanout of this.#fanouts) if (fanout.watches(userId)) return true
+    return false
   }
 
   counts(): RealtimeCounts {
