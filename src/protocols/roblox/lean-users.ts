@@ -1,7 +1,8 @@
 import type { ProtocolContext } from '../context.js'
 import type { LeanReply, LeanRoute } from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
-import { errorBody, renderError } from './errors.js'
+import { errorBody } from './errors.js'
+import { leanRobloxError } from './lean-heartbeat.js'
 import type { Admit } from './plugin.js'
 import { parseUsersJson } from './requests.js'
 import { JSON_TYPE, usersReply, usersReplyOf } from './routes.js'
@@ -46,20 +47,7 @@ export function leanUsersRoute(context: ProtocolContext, admit: Admit): LeanRout
         }
         return { status: 200, headers: REPLY_HEADERS, body: reply }
       } catch (error) {
-        const rendered = renderError(error)
-        // not a Roblox error: lean-routes logs it and answers internalError, as the handler does
-        if (!rendered) throw error
-        if (rendered.status >= 500) log?.warn({ err: error }, 'Roblox API unavailable')
-        const close = (error as { closeConnection?: boolean }).closeConnection === true
-        return {
-          status: rendered.status,
-          headers: {
-            ...rendered.headers,
-            ...(close && { connection: 'close' }),
-            'content-type': JSON_TYPE,
-          },
-          body: errorBody(rendered.code, rendered.message),
-        }
+        return leanRobloxError(error, log)
       }
     },
   }

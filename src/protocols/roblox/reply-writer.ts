@@ -1,3 +1,4 @@
+import { writeIsoBytes } from '../shared/iso-bytes.js'
 import { PresenceType, primarySession, type Activity } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import {
@@ -28,7 +29,6 @@ const LAST_ONLINE = Buffer.from(',"lastOnline":"', 'latin1')
 /** `,"lastOnline":"` + 24 ISO characters + `"}` */
 const TAIL_BYTES = LAST_ONLINE.length + 24 + 2
 const NEVER = Buffer.from('1970-01-01T00:00:00.000Z', 'latin1')
-const DAY_MS = 86_400_000
 /** The last instant whose ISO form has 24 characters (year 9999). */
 const MAX_ISO_MS = 253_402_300_800_000
 
@@ -90,44 +90,7 @@ function isDigits(id: string): boolean {
   return true
 }
 
-/** The date part (`YYYY-MM-DDT`) of the day last written, as bytes. */
-let cachedDay = Number.NaN
-const cachedDate = Buffer.alloc(11)
-
-/** Writes the 24-byte ISO form of `ms` (a whole ms in years 1970-9999) at `at`. */
-function writeIso(out: Buffer, at: number, ms: number): number {
-  const day = Math.floor(ms / DAY_MS)
-  if (day !== cachedDay) {
-    cachedDay = day
-    cachedDate.write(new Date(day * DAY_MS).toISOString().slice(0, 11), 0, 'latin1')
-  }
-  for (let k = 0; k < 11; k++) out[at + k] = cachedDate[k]!
-  // below 86,400,000: int32 arithmetic from here
-  const rest = (ms - day * DAY_MS) | 0
-  const seconds = (rest / 1000) | 0
-  const millis = rest - seconds * 1000
-  const minutes = (seconds / 60) | 0
-  const hours = (minutes / 60) | 0
-  const s = seconds - minutes * 60
-  const m = minutes - hours * 60
-  let i = at + 11
-  out[i++] = 0x30 + ((hours / 10) | 0)
-  out[i++] = 0x30 + (hours % 10)
-  out[i++] = 0x3a
-  out[i++] = 0x30 + ((m / 10) | 0)
-  out[i++] = 0x30 + (m % 10)
-  out[i++] = 0x3a
-  out[i++] = 0x30 + ((s / 10) | 0)
-  out[i++] = 0x30 + (s % 10)
-  out[i++] = 0x2e
-  out[i++] = 0x30 + ((millis / 100) | 0)
-  out[i++] = 0x30 + (((millis / 10) | 0) % 10)
-  out[i++] = 0x30 + (millis % 10)
-  out[i++] = 0x5a
-  return i
-}
-
-/** A lastOnline that writeIso cannot write: Date's own form (any length). */
+/** A lastOnline that writeIsoBytes cannot write: Date's own form (any length). */
 function isUnusual(ms: number): boolean {
   return !(ms >= 0 && ms < MAX_ISO_MS) || !Number.isInteger(ms)
 }
@@ -186,7 +149,7 @@ export function writeUsersReply(
     if (lastOnline === undefined) {
       for (let k = 0; k < NEVER.length; k++) out[at++] = NEVER[k]!
     } else {
-      at = writeIso(out, at, lastOnline)
+      at = writeIsoBytes(out, at, lastOnline, true)
     }
     out[at++] = 0x22
     out[at++] = 0x7d

@@ -1,3 +1,4 @@
+import { writeIsoBytes } from '../shared/iso-bytes.js'
 import type { Activity } from '../../core/presence.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import {
@@ -46,7 +47,6 @@ const DEVICE_CLOSE = bytes('}]}')
 const QUOTE_CLOSE = bytes('"}}')
 const TIMESTAMP_VALUE = bytes('","timestamp":"')
 const SEED_TAIL = bytes('0000"')
-const DAY_MS = 86_400_000
 const MAX_ISO_MS = 253_402_300_800_000
 
 class ByteWriter {
@@ -120,36 +120,7 @@ class ByteWriter {
   /** An instant's 24-character ISO form (`digits` = 23: without the `Z`). */
   iso(ms: number, digits: 23 | 24): void {
     this.room(24)
-    const out = this.out
-    const day = Math.floor(ms / DAY_MS)
-    if (day !== cachedDay) {
-      cachedDay = day
-      cachedDate.write(new Date(day * DAY_MS).toISOString().slice(0, 11), 0, 'latin1')
-    }
-    let i = this.at
-    for (let k = 0; k < 11; k++) out[i++] = cachedDate[k]!
-    // below 86,400,000: int32 arithmetic from here
-    const rest = (ms - day * DAY_MS) | 0
-    const seconds = (rest / 1000) | 0
-    const millis = rest - seconds * 1000
-    const minutes = (seconds / 60) | 0
-    const hours = (minutes / 60) | 0
-    const sec = seconds - minutes * 60
-    const min = minutes - hours * 60
-    out[i++] = 0x30 + ((hours / 10) | 0)
-    out[i++] = 0x30 + (hours % 10)
-    out[i++] = 0x3a
-    out[i++] = 0x30 + ((min / 10) | 0)
-    out[i++] = 0x30 + (min % 10)
-    out[i++] = 0x3a
-    out[i++] = 0x30 + ((sec / 10) | 0)
-    out[i++] = 0x30 + (sec % 10)
-    out[i++] = 0x2e
-    out[i++] = 0x30 + ((millis / 100) | 0)
-    out[i++] = 0x30 + (((millis / 10) | 0) % 10)
-    out[i++] = 0x30 + (millis % 10)
-    if (digits === 24) out[i++] = 0x5a
-    this.at = i
+    this.at = writeIsoBytes(this.out, this.at, ms, digits === 24)
   }
 
   /** Text as utf-8. */
@@ -158,10 +129,6 @@ class ByteWriter {
     this.at += this.out.write(value, this.at, 'utf8')
   }
 }
-
-/** The date part (`YYYY-MM-DDT`) of the day last written, as bytes. */
-let cachedDay = Number.NaN
-const cachedDate = Buffer.alloc(11)
 
 /** What the last batch took: the next starts with room for as much (plus some). */
 let lastSize = 4096
