@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import type { Activity, UserPresence } from '../core/presence.js'
 import type { UserId } from '../core/user-id.js'
-import { MemoryHistory } from './history.js'
+import { MemoryHistory, sameSessions } from './history.js'
 import { changeOf, historyContract } from './history.contract.js'
 
 historyContract('memory', (bounds) =>
@@ -46,4 +47,44 @@ test('memory history keeps only watched users; a position across an unwatched ch
 
   // a user never asked about reads as no history, complete from nothing
   assert.equal((await history.read(B, { epoch: '', offset: 0 })).complete, true)
+})
+
+test('a refresh is a change of expiry only: activities compare by what they hold, not their text', () => {
+  const session = (activity: Activity, updatedAt = 1_000) => ({
+    userId: B,
+    key: 'title:1',
+    source: 'title' as const,
+    deviceType: 'PC',
+    startedAt: 500,
+    updatedAt,
+    expiresAt: updatedAt + 60_000,
+    activity,
+  })
+  const presence = (activity: Activity, updatedAt?: number): UserPresence => ({
+    userId: B,
+    sessions: [session(activity, updatedAt)],
+    lastOnline: 1_000,
+  })
+  const rich = { id: 'playing', scid: 's', params: ['a', 'b'] }
+  const titled: Activity = { kind: 'online', titleId: '1', placement: 'full', richPresence: rich }
+  // the same activity written with its members in another order, later: a refresh
+  const reordered: Activity = {
+    richPresence: { ...rich },
+    placement: 'full',
+    titleId: '1',
+    kind: 'online',
+  }
+  assert.equal(sameSessions(presence(titled), presence(reordered, 2_000)), true)
+  assert.equal(sameSessions(presence(titled), presence(titled, 2_000)), true)
+  for (const changed of [
+    { ...titled, placement: 'fill' as const },
+    { ...titled, richPresence: { ...rich, params: ['a', 'c'] } },
+    { ...titled, richPresence: { ...rich, params: ['a'] } },
+    { ...titled, richPresence: { ...rich, scid: undefined } },
+    { ...titled, richPresence: undefined },
+    { ...titled, location: 'x' },
+    { ...titled, kind: 'inGame' as const },
+  ]) {
+    assert.equal(sameSessions(presence(titled), presence(changed)), false, JSON.stringify(changed))
+  }
 })

@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import type { ChangePosition, PresenceChange, UserPresence } from '../core/presence.js'
+import type {
+  Activity,
+  ChangePosition,
+  PresenceChange,
+  RichPresence,
+  UserPresence,
+} from '../core/presence.js'
 import type { UserId } from '../core/user-id.js'
 
 /**
@@ -236,10 +242,39 @@ export function sameSessions(a: UserPresence, b: UserPresence): boolean {
       x.source !== y.source ||
       x.deviceType !== y.deviceType ||
       x.startedAt !== y.startedAt ||
-      JSON.stringify(x.activity) !== JSON.stringify(y.activity)
+      !sameActivity(x.activity, y.activity)
     ) {
       return false
     }
   }
+  return true
+}
+
+/**
+ * Field by field: every heartbeat asks (is it a refresh?), and comparing two JSON texts cost a
+ * heartbeat two serializations; the memory store hands out one object per distinct activity,
+ * so an unchanged one is usually the very same object.
+ */
+function sameActivity(a: Activity, b: Activity): boolean {
+  if (a === b) return true
+  return (
+    a.kind === b.kind &&
+    a.placeId === b.placeId &&
+    a.rootPlaceId === b.rootPlaceId &&
+    a.universeId === b.universeId &&
+    a.gameId === b.gameId &&
+    a.location === b.location &&
+    a.titleId === b.titleId &&
+    a.placement === b.placement &&
+    a.titleState === b.titleState &&
+    sameRichPresence(a.richPresence, b.richPresence)
+  )
+}
+
+function sameRichPresence(a: RichPresence | undefined, b: RichPresence | undefined): boolean {
+  if (a === b) return true
+  if (a === undefined || b === undefined) return false
+  if (a.id !== b.id || a.scid !== b.scid || a.params.length !== b.params.length) return false
+  for (let i = 0; i < a.params.length; i++) if (a.params[i] !== b.params[i]) return false
   return true
 }

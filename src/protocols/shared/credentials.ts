@@ -20,9 +20,25 @@ export function headerValue(value: string | string[] | undefined): string | unde
  */
 export function bearerCredential(headers: IncomingHttpHeaders): Credential | undefined {
   const authorization = headers.authorization
-  if (authorization === undefined || authorization.trim() === '') return undefined
+  if (authorization === undefined) return undefined
+  // the usual `Bearer <token>` without a regex: it is read on every request
+  if (authorization.startsWith('Bearer ') && isToken(authorization, 7)) {
+    return { kind: 'token', token: authorization.slice(7), via: 'bearer' }
+  }
+  if (authorization.trim() === '') return undefined
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
   return { kind: 'token', token: match?.[1] ?? '', via: 'bearer' }
+}
+
+/** True when `text` from `start` on is one or more characters none of which is `\s`. */
+function isToken(text: string, start: number): boolean {
+  if (start >= text.length) return false
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    // \s among the characters a header value can hold (latin1): tab to CR, space, NBSP
+    if (c <= 0x20 || c === 0xa0 || c > 0xff) return false
+  }
+  return true
 }
 
 /** `x-api-key: <secret>` as a credential; undefined without it. */
