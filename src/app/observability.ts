@@ -108,7 +108,34 @@ export class Metrics {
     },
     busPublished: (type) => this.busPublished.inc({ type }),
     busReceived: (type) => this.busReceived.inc({ type }),
+    webhookOutcome: (outcome, ageMs) => {
+      this.webhookAttempts.inc({ outcome })
+      if (outcome === 'delivered') this.webhookDeliveryAge.observe(ageMs / 1000)
+    },
   }
+
+  readonly webhookAttempts = new Counter({
+    name: 'presenced_webhook_attempts_total',
+    help: 'Webhook delivery attempts this node ended, by outcome (delivered, retrying, parked, dropped).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
+  readonly webhookDeliveryAge = new Histogram({
+    name: 'presenced_webhook_delivery_age_seconds',
+    help: 'How long after its change each webhook event was delivered (2xx), retries included.',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+    registers: [this.registry],
+  })
+  readonly webhookQueued = new Gauge({
+    name: 'presenced_webhook_queued_events',
+    help: 'Webhook events waiting for delivery in every endpoint queue (shared store: the same on every node).',
+    registers: [this.registry],
+  })
+  readonly webhookParked = new Gauge({
+    name: 'presenced_webhook_parked_events',
+    help: 'Webhook events parked after their last attempt, waiting for a replay (shared store).',
+    registers: [this.registry],
+  })
 
   readonly busPublished = new Counter({
     name: 'presenced_bus_events_published_total',
@@ -166,21 +193,26 @@ export class Metrics {
     help: 'Users with at least one live session now.',
     registers: [this.registry],
   })
-  #service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes'> | undefined
+  #service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes' | 'webhooks'> | undefined
 
   /** Live counts and open connections are read at scrape time, not kept up on every change. */
-  track(service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes'>): void {
+  track(service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes' | 'webhooks'>): void {
     this.#service = service
   }
 
-  async #readGauges(service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes'>) {
-    const [{ sessions, users }, nodes] = await Promise.all([
+  async #readGauges(
+    service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes' | 'webhooks'>,
+  ) {
+    const [{ sessions, users }, nodes, backlog] = await Promise.all([
       service.liveCounts(),
       service.nodes()?.catch(() => undefined),
+      service.webhooks.backlog(),
     ])
     this.liveSessions.set(sessions)
     this.liveUsers.set(users)
     this.busNodes.set(nodes ?? 1)
+    this.webhookQueued.set(backlog.queued)
+    this.webhookParked.set(backlog.parked)
     const realtime = service.census.counts()
     for (const [transport, open] of Object.entries(realtime.connections)) {
       this.realtimeConnections.set({ transport }, open)

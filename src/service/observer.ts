@@ -1,5 +1,6 @@
 import type { OfflineReason, SessionSource } from '../core/presence.js'
 import type { BusEvent } from '../realtime/change-bus.js'
+import type { DeliveryOutcome } from './webhooks/endpoint-worker.js'
 
 /**
  * What the service tells whoever watches it work (metrics): every write, whatever protocol or
@@ -16,4 +17,9 @@ export interface ServiceObserver {
   busPublished?(type: BusEvent['type']): void
   /** This node heard an event on the change bus (its own included). */
   busReceived?(type: BusEvent['type']): void
+  /**
+   * A webhook delivery attempt of this node ended: delivered, failed and to be retried, parked
+   * after its last attempt, or dropped (its key was revoked). `ageMs`: since the change happened.
+   */
+  webhookOutcome?(outcome: DeliveryOutcome, ageMs: number): void
 }

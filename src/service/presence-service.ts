@@ -168,6 +168,8 @@ export class PresenceService {
       settingsOf: (ids) => stores.privacy.getSettings(ids),
       presencesOf: (ids) => this.rawPresences(ids),
       onError: (error, duty) => this.#onError(error, duty),
+      onOutcome: (outcome, delivery) =>
+        this.#observer.webhookOutcome?.(outcome, clock.now() - delivery.createdAt),
     })
     // the janitor's offline changes go out like every other change: bus, then webhooks
     this.#janitor = new Janitor(stores.presence, { publish: (e) => this.#announce(e) }, clock, {

@@ -517,3 +517,67 @@ test('revoking the key stops deliveries, queued ones included; disabling stops n
   assert.equal(disabled.queued, 0)
   assert.equal(disabled.delivering, false)
 })
+
+test('metrics: attempts by outcome, the age of delivered events, queued and parked events', async (t) => {
+  const metricsKey = 'metrics-key-of-the-webhook-test'
+  const { presenced, receiver } = await setup(t, { webhookAttempts: 2, metricsKey })
+  const { app } = presenced
+  const scrape = async () => {
+    const response = await app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${metricsKey}` },
+    })
+    assert.equal(response.statusCode, 200)
+    const samples = new Map<string, number>()
+    for (const line of response.body.split('\n')) {
+      if (line === '' || line.startsWith('#')) continue
+      const at = line.lastIndexOf(' ')
+      samples.set(line.slice(0, at), Number(line.slice(at + 1)))
+    }
+    return samples
+  }
+  const attempts = (samples: Map<string, number>, outcome: string) =>
+    samples.get(`presenced_webhook_attempts_total{outcome="${outcome}"}`) ?? 0
+  // an outcome is counted just after the store records it: scrape until both are in
+  const scrapeWhen = async (done: (samples: Map<string, number>) => boolean) => {
+    const deadline = Date.now() + 10_000
+    let samples = await scrape()
+    while (!done(samples) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      samples = await scrape()
+    }
+    return samples
+  }
+
+  const idle = await scrape()
+  assert.equal(idle.get('presenced_webhook_queued_events'), 0)
+  assert.equal(idle.get('presenced_webhook_parked_events'), 0)
+  assert.equal(idle.get('presenced_webhook_delivery_age_seconds_count'), 0)
+
+  const key = await createKey(app, ['presence:read:private'])
+  const hook = await createHook(app, receiver, key.id)
+  // user 7's event fails both of its tries and is parked; user 8's is delivered at once
+  receiver.answer = (r) => (r.event.userId === '7' ? 500 : 200)
+  await register(presenced, '7')
+  await register(presenced, '8')
+  await receiver.until(() => receiver.requests.length === 3, 10_000, 'three tries')
+  await drained(app, hook.id)
+  const settled = await scrapeWhen((x) => attempts(x, 'delivered') + attempts(x, 'parked') === 2)
+  assert.equal(attempts(settled, 'delivered'), 1)
+  assert.equal(attempts(settled, 'retrying'), 1)
+  assert.equal(attempts(settled, 'parked'), 1)
+  assert.equal(attempts(settled, 'dropped'), 0)
+  assert.equal(settled.get('presenced_webhook_delivery_age_seconds_count'), 1)
+  assert.equal(settled.get('presenced_webhook_queued_events'), 0)
+  assert.equal(settled.get('presenced_webhook_parked_events'), 1)
+
+  receiver.answer = () => 200
+  await call(app, 'POST', `/admin/v1/webhooks/${hook.id}/deliveries/replay`, {})
+  await receiver.until(() => receiver.accepted.length === 2, 10_000, 'the replayed event')
+  await drained(app, hook.id)
+  const replayed = await scrapeWhen((x) => attempts(x, 'delivered') === 2)
+  assert.equal(attempts(replayed, 'delivered'), 2)
+  assert.equal(replayed.get('presenced_webhook_delivery_age_seconds_count'), 2)
+  assert.equal(replayed.get('presenced_webhook_parked_events'), 0)
+})

@@ -216,6 +216,22 @@ export class Webhooks {
     return webhooks.map((w) => infoOf(w, scopes.get(w.keyId) ?? null))
   }
 
+  /**
+   * Events waiting in every endpoint's queue (in flight included) and parked, as the shared
+   * store holds them: the same on every node. Zero when webhooks are off.
+   */
+  async backlog(): Promise<Record<DeliveryState, number>> {
+    const total = { queued: 0, parked: 0 }
+    if (!this.#store) return total
+    const store = this.#store
+    const webhooks = await store.listWebhooks()
+    for (const counts of await Promise.all(webhooks.map((w) => store.counts(w.id)))) {
+      total.queued += counts.queued
+      total.parked += counts.parked
+    }
+    return total
+  }
+
   async get(id: string): Promise<WebhookDetails | undefined> {
     const store = this.#required()
     const record = await store.getWebhook(id)
