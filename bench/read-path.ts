@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util'
 import { anonymous } from '../src/core/privacy.js'
 import type { UserId } from '../src/core/user-id.js'
+import { writeSummariesReply, writeUsersReply } from '../src/protocols/roblox/reply-writer.js'
 import { robloxPresence, serializeRobloxPresence } from '../src/protocols/roblox/view.js'
 import { loadPresenced } from './lib/load-presenced.js'
 import { STRANGER_ID, VIEWER_ID } from './lib/population.js'
@@ -63,6 +64,18 @@ await time('roblox: service.lookup (50 ids, anonymous)', () =>
 )
 await time('roblox: service.lookup (50 ids, signed in)', () =>
   service.lookup(viewer, randomIds(50)),
+)
+await time('roblox: service.lookupSummaries (50 ids, anonymous)', () =>
+  service.lookupSummaries(anonymous, randomIds(50)),
+)
+await time('roblox: service.lookupSummaries (50 ids, signed in)', () =>
+  service.lookupSummaries(viewer, randomIds(50)),
+)
+await time("roblox: the route's read: summaries + bytes", async () =>
+  writeSummariesReply(await service.lookupSummaries(anonymous, randomIds(50)), viewOptions),
+)
+await time('roblox: the full read: lookup + bytes', async () =>
+  writeUsersReply(await service.lookup(anonymous, randomIds(50)), viewOptions),
 )
 await time('roblox: lookup + view + serialize', async () => {
   const visible = await service.lookup(anonymous, randomIds(50))

@@ -9,6 +9,7 @@
  *   npm run bench
  *   npm run bench -- --users 100000 --rounds 2 --seconds 5 --scenarios anonymous
  *   npm run bench -- --history 0     # without the real-time resume history
+ *   npm run bench -- --baseline ../presenced-main   # another checkout's presenced beside, same rounds
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -34,6 +35,8 @@ const { values } = parseArgs({
     scenarios: { type: 'string', default: 'anonymous,signed-in' },
     /** Writes presenced's CPU profile of everything after its loading to this file. */
     profile: { type: 'string' },
+    /** Another checkout (with node_modules) whose presenced runs beside this one's, in the same rounds. */
+    baseline: { type: 'string' },
     /** presenced's PRESENCED_REALTIME_HISTORY (0: no resume history); default: the config's. */
     history: { type: 'string' },
   },
@@ -47,15 +50,15 @@ const at = Date.now()
 const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
 
 console.log(`loading ${users.toLocaleString()} users into presenced and the naive server…`)
-const [server, naive] = await Promise.all([
+const serverArgs = [
+  ...['--users', String(users), '--at', String(at)],
+  ...['--friends', String(values.friends), '--blocked', String(values.blocked)],
+  ...(values.history !== undefined ? ['--history', values.history] : []),
+]
+const [server, naive, baseline] = await Promise.all([
   spawnJson<BenchServerInfo>(
     'bench/lib/bench-server.ts',
-    [
-      ...['--users', String(users), '--at', String(at)],
-      ...['--friends', String(values.friends), '--blocked', String(values.blocked)],
-      ...(values.profile ? ['--profile', values.profile] : []),
-      ...(values.history !== undefined ? ['--history', values.history] : []),
-    ],
+    [...serverArgs, ...(values.profile ? ['--profile', values.profile] : [])],
     ['--expose-gc', '--max-old-space-size=8192'],
   ),
   spawnJson<{ port: number }>(
@@ -63,6 +66,15 @@ const [server, naive] = await Promise.all([
     ['--users', String(users), '--at', String(at)],
     ['--max-old-space-size=8192'],
   ),
+  values.baseline === undefined
+    ? undefined
+    : spawnJson<BenchServerInfo>(
+        'bench/lib/bench-server.ts',
+        serverArgs,
+        ['--expose-gc', '--max-old-space-size=8192'],
+        {},
+        values.baseline,
+      ),
 ])
 const { info } = server
 console.log(
@@ -132,17 +144,27 @@ const scenarios: Record<string, Scenario> = {
 const servers = {
   naiveUrl: `http://127.0.0.1:${naive.info.port}`,
   presencedUrl: `http://127.0.0.1:${info.port}`,
+  ...(baseline && { baselineUrl: `http://127.0.0.1:${baseline.info.port}` }),
   dir,
 }
 for (const name of String(values.scenarios).split(',')) {
   const scenario = scenarios[name]
   if (!scenario) throw new Error(`no scenario ${name}: ${Object.keys(scenarios).join(', ')}`)
-  await sideBySide(scenario, servers, {
-    rounds: Number(values.rounds),
-    seconds: Number(values.seconds),
-    checks: Number(values.checks),
-  })
+  const baselineHeaders =
+    baseline && name === 'signed-in'
+      ? { Authorization: `Bearer ${baseline.info.viewerToken}` }
+      : undefined
+  await sideBySide(
+    scenario,
+    { ...servers, ...(baselineHeaders && { baselineHeaders }) },
+    {
+      rounds: Number(values.rounds),
+      seconds: Number(values.seconds),
+      checks: Number(values.checks),
+    },
+  )
 }
 naive.child.kill()
+if (baseline) await stop(baseline.child)
 await stop(server.child)
 if (values.profile) console.log(`presenced's CPU profile: ${values.profile}`)

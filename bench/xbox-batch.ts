@@ -8,6 +8,7 @@
  *
  *   npm run bench:xbox
  *   npm run bench:xbox -- --users 100000 --rounds 2 --seconds 5
+ *   npm run bench:xbox -- --baseline ../presenced-main   # another checkout's presenced beside
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -29,6 +30,8 @@ const { values } = parseArgs({
     checks: { type: 'string', default: '3' },
     /** Writes presenced's CPU profile of everything after its loading to this file. */
     profile: { type: 'string' },
+    /** Another checkout (with node_modules) whose presenced runs beside this one's, in the same rounds. */
+    baseline: { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -38,7 +41,7 @@ const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
 const platformTitleId = loadConfig({}).xboxDefaultTitleId
 
 console.log(`loading ${users.toLocaleString()} users into presenced and the naive server…`)
-const [server, naive] = await Promise.all([
+const [server, naive, baseline] = await Promise.all([
   spawnJson<BenchServerInfo>(
     'bench/lib/bench-server.ts',
     [
@@ -52,6 +55,15 @@ const [server, naive] = await Promise.all([
     ['--users', String(users), '--at', String(at), '--title', platformTitleId],
     ['--max-old-space-size=8192'],
   ),
+  values.baseline === undefined
+    ? undefined
+    : spawnJson<BenchServerInfo>(
+        'bench/lib/bench-server.ts',
+        ['--users', String(users), '--at', String(at)],
+        ['--expose-gc', '--max-old-space-size=8192'],
+        {},
+        values.baseline,
+      ),
 ])
 console.log(`presenced loaded in ${server.info.loadSeconds.toFixed(1)} s`)
 
@@ -72,10 +84,19 @@ await sideBySide(
   {
     naiveUrl: `http://127.0.0.1:${naive.info.port}`,
     presencedUrl: `http://127.0.0.1:${server.info.port}`,
+    ...(baseline && {
+      baselineUrl: `http://127.0.0.1:${baseline.info.port}`,
+      baselineHeaders: {
+        Authorization: `XBL3.0 x=${STRANGER_ID};${baseline.info.strangerToken}`,
+        'x-xbl-contract-version': '3',
+        Accept: 'application/json',
+      },
+    }),
     dir,
   },
   { rounds: Number(values.rounds), seconds: Number(values.seconds), checks: Number(values.checks) },
 )
 naive.child.kill()
+if (baseline) await stop(baseline.child)
 await stop(server.child)
 if (values.profile) console.log(`presenced's CPU profile: ${values.profile}`)

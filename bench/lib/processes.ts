@@ -17,10 +17,13 @@ export function spawnJson<T>(
   args: string[],
   nodeFlags: string[] = [],
   env: Record<string, string> = {},
+  /** The checkout to run `script` in (a baseline's), default this one. */
+  cwd?: string,
 ): Promise<{ child: ChildProcess; info: T }> {
   const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
+    ...(cwd !== undefined && { cwd }),
   })
   children.add(child)
   child.once('exit', () => children.delete(child))

@@ -41,6 +41,13 @@ export interface Scenario {
 export interface Servers {
   naiveUrl: string
   presencedUrl: string
+  /**
+   * presenced as another checkout builds it (`--baseline <dir>`): a fourth server in the same
+   * rounds, so a change is measured against what it changes in one run.
+   */
+  baselineUrl?: string
+  /** The headers sent to the baseline instead of the scenario's (its own tokens). */
+  baselineHeaders?: Record<string, string>
   /** A scratch directory for reply files and wrk scripts. */
   dir: string
 }
@@ -52,8 +59,8 @@ export interface RunOptions {
   checks: number
 }
 
-const names = ['bare node:http', 'naive fastify', 'presenced'] as const
-type Name = (typeof names)[number]
+const allNames = ['bare node:http', 'naive fastify', 'baseline', 'presenced'] as const
+type Name = (typeof allNames)[number]
 
 export async function sideBySide(
   scenario: Scenario,
@@ -61,6 +68,7 @@ export async function sideBySide(
   options: RunOptions,
 ): Promise<void> {
   const ids = idsPerRequest(scenario.mix)
+  const names = allNames.filter((name) => name !== 'baseline' || servers.baselineUrl)
   console.log(
     `\n== ${scenario.title}: POST ${scenario.path}, ${ids} ids per request, ` +
       `${scenario.connections} connections, ${options.rounds} round${options.rounds === 1 ? '' : 's'} of ${options.seconds} s`,
@@ -73,6 +81,7 @@ export async function sideBySide(
     const urls: Record<Name, string> = {
       'bare node:http': `http://127.0.0.1:${bare.info.port}`,
       'naive fastify': servers.naiveUrl,
+      baseline: servers.baselineUrl ?? '',
       presenced: servers.presencedUrl,
     }
     const load = (name: Name, seconds: number) =>
@@ -81,7 +90,8 @@ export async function sideBySide(
         path: scenario.path,
         mix: scenario.mix,
         shape: scenario.shape,
-        headers: scenario.headers,
+        headers:
+          name === 'baseline' ? (servers.baselineHeaders ?? scenario.headers) : scenario.headers,
         seconds,
         connections: scenario.connections,
         dir: servers.dir,
@@ -95,7 +105,7 @@ export async function sideBySide(
         results.get(name)!.push(load(name, options.seconds))
       }
     }
-    print(scenario, results, ids)
+    print(scenario, results, ids, names)
   } finally {
     bare.child.kill()
   }
@@ -106,6 +116,7 @@ function post(
   url: string,
   scenario: Scenario,
   ids: readonly number[],
+  headers = scenario.headers,
 ): Promise<{ status: number; body: Buffer }> {
   const body = bodyOf(scenario.shape, ids)
   return new Promise((resolve, reject) => {
@@ -115,7 +126,7 @@ function post(
         method: 'POST',
         agent: false,
         headers: {
-          ...scenario.headers,
+          ...headers,
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
         },
@@ -146,6 +157,15 @@ async function checkReplies(scenario: Scenario, servers: Servers, checks: number
     const ids = drawIds(scenario.mix)
     const naive = await post(servers.naiveUrl, scenario, ids)
     const ours = await post(servers.presencedUrl, scenario, ids)
+    if (servers.baselineUrl !== undefined) {
+      const base = await post(servers.baselineUrl, scenario, ids, servers.baselineHeaders)
+      if (!base.body.equals(ours.body)) {
+        const at = firstDifference(ours.body, base.body)
+        throw new Error(
+          `presenced and its baseline differ at byte ${at} of request ${i + 1}:\n presenced ${context(ours.body, at)}\n baseline  ${context(base.body, at)}`,
+        )
+      }
+    }
     if (naive.status !== 200 || ours.status !== 200) {
       throw new Error(
         `check request failed: naive ${naive.status}, presenced ${ours.status}: ${ours.body}`,
@@ -185,7 +205,12 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
-function print(scenario: Scenario, results: Map<Name, LoadResult[]>, ids: number): void {
+function print(
+  scenario: Scenario,
+  results: Map<Name, LoadResult[]>,
+  ids: number,
+  names: readonly Name[],
+): void {
   const rounds = results.get('presenced')!.length
   const n = (value: number, width: number, digits = 0) =>
     value
@@ -230,4 +255,16 @@ function print(scenario: Scenario, results: Map<Name, LoadResult[]>, ids: number
       `(per round ${vsBare.map((x) => (x * 100).toFixed(1)).join(', ')}); ` +
       verdict(median(vsBare), bareGoal, `${(bareGoal ?? 0) * 100} %`),
   )
+  if (names.includes('baseline')) {
+    const vsBase = perRound('baseline')
+    const base = results.get('baseline')!
+    const baseOf = (name: Name) =>
+      base.map((x, r) => x.requestsPerSecond / results.get(name)![r]!.requestsPerSecond)
+    console.log(
+      `presenced / baseline: ${median(vsBase).toFixed(2)}x ` +
+        `(per round ${vsBase.map((x) => x.toFixed(2)).join(', ')}); the baseline: ` +
+        `${median(baseOf('naive fastify')).toFixed(2)}x naive, ` +
+        `${(median(baseOf('bare node:http')) * 100).toFixed(1)} % of bare`,
+    )
+  }
 }

@@ -84,6 +84,11 @@ export function liveSessions(sessions: readonly Session[], now: number): Session
   return sessions.filter((s) => isLive(s, now))
 }
 
+/** The state a live session of this kind puts its user in (Online, InGame or InStudio). */
+export function stateOfKind(kind: ActivityKind): PresenceType {
+  return rankOfKind[kind]
+}
+
 /** InStudio > InGame > Online > Offline over the sessions alive at `now`. */
 export function deriveUserState(sessions: readonly Session[], now: number): PresenceType {
   let state: PresenceType = PresenceType.Offline

@@ -2,6 +2,8 @@ import {
   PresenceType,
   atInstant,
   deriveUserState,
+  primarySession,
+  type Activity,
   type Session,
   type UserPresence,
 } from './presence.js'
@@ -65,6 +67,25 @@ export interface BlockSight {
 }
 
 export const strangers: Readonly<Relation> = Object.freeze({ friends: false, blocked: false })
+/** A friend, not blocked: shared, as `strangers` is, so reads allocate no relation per target. */
+export const befriended: Readonly<Relation> = Object.freeze({ friends: true, blocked: false })
+
+const MAX_SHARED_STRANGERS = 4096
+const strangerLists: Array<readonly Relation[]> = []
+
+/**
+ * `n` strangers, one shared frozen list per length: the relations of a viewer who has none
+ * (the common case) cost no allocation per read.
+ */
+export function strangersOf(n: number): readonly Relation[] {
+  if (n > MAX_SHARED_STRANGERS) return new Array<Relation>(n).fill(strangers)
+  let list = strangerLists[n]
+  if (list === undefined) {
+    list = Object.freeze(new Array<Relation>(n).fill(strangers))
+    strangerLists[n] = list
+  }
+  return list
+}
 
 /**
  * What a viewer may see of a target:
@@ -118,7 +139,8 @@ export interface VisiblePresence {
 
 /**
  * Applies privacy to a presence at instant `now`: the one place where it is applied, for every
- * protocol and transport alike.
+ * protocol and transport alike. Its rules are the four below (shownState, shownLastOnline,
+ * hidesLocation, hidesSessions), which visibleSummary applies too.
  */
 export function visiblePresence(
   presence: UserPresence,
@@ -126,43 +148,125 @@ export function visiblePresence(
   settings: UserSettings,
   now: number,
 ): VisiblePresence {
+  if (hidesSessions(access)) {
+    return {
+      userId: presence.userId,
+      state: PresenceType.Offline,
+      sessions: [],
+      lastOnline: shownLastOnline(access, settings, presence.lastOnline),
+      locationHidden: true,
+    }
+  }
   const live = atInstant(presence, now)
+  const locationHidden = hidesLocation(access)
+  return {
+    userId: presence.userId,
+    state: shownState(access, settings, deriveUserState(live.sessions, now)),
+    sessions: locationHidden ? live.sessions.map(withoutLocation) : live.sessions,
+    lastOnline: shownLastOnline(access, settings, live.lastOnline),
+    locationHidden,
+  }
+}
+
+/**
+ * The compact form of a user's presence at one instant (PresenceStore#summarize): what the
+ * single-location replies (Roblox) need, without Session objects.
+ */
+export interface PresenceSummary {
+  userId: UserId
+  /** Offline..InStudio over the live sessions; after visibleSummary, Invisible for oneself. */
+  state: PresenceType
+  /**
+   * The primary live session's activity (see `primarySession`); undefined when offline, and
+   * after visibleSummary when the viewer may not see where the user is.
+   */
+  activity: Activity | undefined
+  /** The primary live session's updatedAt; 0 without one. */
+  updatedAt: number
+  lastOnline: number | undefined
+}
+
+/**
+ * The summary of `presence` at `now`: what PresenceStore#summarize returns, by definition.
+ *
+ * @example
+ * summaryOf({ userId: '7', sessions: [], lastOnline: 5 }, now)
+ * // { userId: '7', state: 0, activity: undefined, updatedAt: 0, lastOnline: 5 }
+ */
+export function summaryOf(presence: UserPresence, now: number): PresenceSummary {
+  const primary = primarySession(presence.sessions, now)
+  return {
+    userId: presence.userId,
+    state: deriveUserState(presence.sessions, now),
+    activity: primary?.activity,
+    updatedAt: primary?.updatedAt ?? 0,
+    lastOnline: presence.lastOnline,
+  }
+}
+
+/**
+ * Applies privacy to a summary, by visiblePresence's rules: hidden users come out exactly as
+ * offline ones do, and an activity only where the viewer may see where. The summary itself when
+ * nothing changes (the common case: no allocation).
+ */
+export function visibleSummary(
+  summary: PresenceSummary,
+  access: Access,
+  settings: UserSettings,
+): PresenceSummary {
+  const state = hidesSessions(access)
+    ? PresenceType.Offline
+    : shownState(access, settings, summary.state)
+  const activity =
+    state === PresenceType.Offline || hidesLocation(access) ? undefined : summary.activity
+  const lastOnline = shownLastOnline(access, settings, summary.lastOnline)
+  if (
+    state === summary.state &&
+    activity === summary.activity &&
+    lastOnline === summary.lastOnline
+  ) {
+    return summary
+  }
+  return {
+    userId: summary.userId,
+    state,
+    activity,
+    updatedAt: activity === undefined ? 0 : summary.updatedAt,
+    lastOnline,
+  }
+}
+
+/** Whether the viewer sees the user offline whatever the sessions (a block, invisibility). */
+function hidesSessions(access: Access): access is Extract<Access, { kind: 'hidden' }> {
+  return access.kind === 'hidden'
+}
+
+/** Whether the viewer may know that the user is online but not where. */
+function hidesLocation(access: Access): boolean {
+  return access.kind === 'hidden' || access.kind === 'presence'
+}
+
+/** The state the viewer is shown of a user not hidden, whose live state is `state`. */
+function shownState(access: Access, settings: UserSettings, state: PresenceType): PresenceType {
+  return access.kind === 'self' && settings.invisible && state !== PresenceType.Offline
+    ? PresenceType.Invisible
+    : state
+}
+
+/** The lastOnline the viewer is shown of a user whose real one is `lastOnline`. */
+function shownLastOnline(
+  access: Access,
+  settings: UserSettings,
+  lastOnline: number | undefined,
+): number | undefined {
   switch (access.kind) {
     case 'hidden':
-      return {
-        userId: presence.userId,
-        state: PresenceType.Offline,
-        sessions: [],
-        lastOnline: access.lastOnline,
-        locationHidden: true,
-      }
-    case 'self': {
-      const state = deriveUserState(live.sessions, now)
-      return {
-        userId: presence.userId,
-        state:
-          settings.invisible && state !== PresenceType.Offline ? PresenceType.Invisible : state,
-        sessions: live.sessions,
-        lastOnline: live.lastOnline,
-        locationHidden: false,
-      }
-    }
+      return access.lastOnline
+    case 'self':
+      return lastOnline
     case 'full':
-      return {
-        userId: presence.userId,
-        state: deriveUserState(live.sessions, now),
-        sessions: live.sessions,
-        lastOnline: publicLastOnline(settings, live.lastOnline),
-        locationHidden: false,
-      }
     case 'presence':
-      return {
-        userId: presence.userId,
-        state: deriveUserState(live.sessions, now),
-        sessions: live.sessions.map(withoutLocation),
-        lastOnline: publicLastOnline(settings, live.lastOnline),
-        locationHidden: true,
-      }
+      return publicLastOnline(settings, lastOnline)
   }
 }
 

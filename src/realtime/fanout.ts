@@ -31,7 +31,7 @@ export interface FanoutSource {
   now(): number
   presences(ids: readonly UserId[]): Promise<UserPresence[]>
   settings(ids: readonly UserId[]): Promise<UserSettings[]>
-  relations(viewer: UserId, ids: readonly UserId[]): Promise<Relation[]>
+  relations(viewer: UserId, ids: readonly UserId[]): Promise<readonly Relation[]>
   /** Where each user's change history stands (history.ts). */
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]>
   /** A user's changes since a position (history.ts). */

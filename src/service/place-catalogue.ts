@@ -1,5 +1,6 @@
 import type { Place } from '../core/catalogue.js'
 import type { Activity, Session, UserPresence } from '../core/presence.js'
+import type { PresenceSummary } from '../core/privacy.js'
 import type { CatalogueStore } from '../store/catalogue-store.js'
 import type { Clock } from './clock.js'
 
@@ -100,6 +101,59 @@ export class PlaceCatalogue {
       return this.#load(missing, now).then((loaded) => this.#apply(presences, checkUpTo, loaded))
     }
     return differs ? this.#apply(presences, checkUpTo, undefined) : presences
+  }
+
+  /**
+   * resolve() for summaries: each summary's activity (its primary session's, updated at its
+   * `updatedAt`) with its place as the catalogue has it now. The input itself, synchronously,
+   * when nothing needs loading or changing. The primary session does not depend on places, so
+   * this is resolve() then summaryOf, without the sessions.
+   */
+  resolveSummaries(
+    summaries: PresenceSummary[],
+    now: number,
+  ): PresenceSummary[] | Promise<PresenceSummary[]> {
+    const checkUpTo = this.#checkUpTo
+    let missing: string[] | undefined
+    let differs = false
+    for (let i = 0; i < summaries.length; i++) {
+      const summary = summaries[i]!
+      const placeId = summary.activity?.placeId
+      if (placeId === undefined || summary.updatedAt > checkUpTo) continue
+      const cached = this.#places.get(placeId)
+      if (cached === undefined || !(now - cached.at < TRUST_MS && now >= cached.at)) {
+        ;(missing ??= []).push(placeId)
+      } else if (cached.place !== null && !carries(summary.activity!, cached.place)) {
+        differs = true
+      }
+    }
+    if (missing !== undefined) {
+      return this.#load(missing, now).then((loaded) =>
+        this.#applySummaries(summaries, checkUpTo, loaded),
+      )
+    }
+    return differs ? this.#applySummaries(summaries, checkUpTo, undefined) : summaries
+  }
+
+  #applySummaries(
+    summaries: PresenceSummary[],
+    checkUpTo: number,
+    loaded: ReadonlyMap<string, Place | null> | undefined,
+  ): PresenceSummary[] {
+    let out: PresenceSummary[] | undefined
+    for (let i = 0; i < summaries.length; i++) {
+      const summary = summaries[i]!
+      const activity = summary.activity
+      const placeId = activity?.placeId
+      if (activity === undefined || placeId === undefined || summary.updatedAt > checkUpTo) {
+        continue
+      }
+      const place = loaded?.get(placeId) ?? this.#places.get(placeId)?.place
+      if (place === undefined || place === null || carries(activity, place)) continue
+      out ??= summaries.slice()
+      out[i] = { ...summary, activity: withPlace(activity, place) }
+    }
+    return out ?? summaries
   }
 
   async #load(placeIds: readonly string[], now: number): Promise<Map<string, Place | null>> {

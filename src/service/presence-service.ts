@@ -14,7 +14,9 @@ import {
   nextSettings,
   strangers,
   visiblePresence,
+  visibleSummary,
   type BlockSight,
+  type PresenceSummary,
   type Relation,
   type UserSettings,
   type Viewer,
@@ -224,6 +226,28 @@ export class PresenceService {
       const access = accessOf(viewer, presence.userId, targetSettings, relations?.[i] ?? strangers)
       return visiblePresence(presence, access, targetSettings, now)
     })
+  }
+
+  /**
+   * lookup() as summaries (see PresenceSummary): the same privacy, by the same rules
+   * (visibleSummary), for replies that show one location per user. No Session objects.
+   */
+  async lookupSummaries(viewer: Viewer, ids: readonly UserId[]): Promise<PresenceSummary[]> {
+    const now = this.#clock.now()
+    const [found, settings, relations] = await Promise.all([
+      this.#stores.presence.summarize(ids, now),
+      this.#stores.privacy.getSettings(ids),
+      this.#relationsOf(viewer, ids),
+    ])
+    const resolved = this.#places.resolveSummaries(found, now)
+    const summaries = resolved instanceof Promise ? await resolved : resolved
+    for (let i = 0; i < summaries.length; i++) {
+      const summary = summaries[i]!
+      const targetSettings = settings[i]!
+      const access = accessOf(viewer, summary.userId, targetSettings, relations?.[i] ?? strangers)
+      summaries[i] = visibleSummary(summary, access, targetSettings)
+    }
+    return summaries
   }
 
   /** The raw presences, without privacy: for a user's own sessions and operators only. */
@@ -560,7 +584,10 @@ export class PresenceService {
     )
   }
 
-  async #relationsOf(viewer: Viewer, ids: readonly UserId[]): Promise<Relation[] | undefined> {
+  async #relationsOf(
+    viewer: Viewer,
+    ids: readonly UserId[],
+  ): Promise<readonly Relation[] | undefined> {
     return viewer.kind === 'user'
       ? this.#stores.privacy.getRelations(viewer.userId, ids)
       : undefined

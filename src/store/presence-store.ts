@@ -6,6 +6,7 @@ import type {
   SessionSource,
   UserPresence,
 } from '../core/presence.js'
+import type { PresenceSummary } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 
 export type { PresenceChange }
@@ -45,6 +46,12 @@ export interface PresenceStore {
   ): Promise<PresenceChange | undefined>
   /** The presences of `ids`, in that order, one per entry; unknown users have no sessions. */
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]>
+  /**
+   * The summaries of `ids` at `now`, in that order, one per entry: for each, exactly
+   * `summaryOf(presence, now)` (core/privacy.ts) of what getMany would return, without making
+   * its Session objects (the read path of the single-location replies).
+   */
+  summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]>
   /**
    * Applies a game server's full roster at once (PUT semantics, idempotent): every listed player
    * gets or refreshes the session `server:<gameId>`; players of the previous roster who are not

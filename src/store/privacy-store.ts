@@ -12,9 +12,10 @@ export interface PrivacyStore {
   /**
    * The relation of `viewer` to each target, in order (blocked in either direction; with a
    * block, the target's lastOnline the viewer saw when it was made). On every read of a user
-   * viewer: one in-memory look-up or one round trip, whatever the number of blocks.
+   * viewer: one in-memory look-up or one round trip, whatever the number of blocks. The list
+   * and its relations may be shared (frozen): read them, never change them.
    */
-  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<Relation[]>
+  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<readonly Relation[]>
   /** Friendship is mutual: one call makes both users friends. */
   setFriends(a: UserId, b: UserId, friends: boolean): Promise<void>
   /**

@@ -1,6 +1,7 @@
 import { writeIsoBytes } from '../shared/iso-bytes.js'
-import { PresenceType, primarySession, type Activity } from '../../core/presence.js'
-import type { VisiblePresence } from '../../core/privacy.js'
+import { ReplySlab } from '../shared/reply-slab.js'
+import { PresenceType, primarySession, stateOfKind, type Activity } from '../../core/presence.js'
+import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
 import {
   prefixText,
   serializeUserPresences,
@@ -20,7 +21,8 @@ import {
  * per state for records without a place, per interned activity (the embedded store hands out
  * one frozen object per distinct activity) and, for activities that are not shared objects,
  * per their values in a bounded map. The body's exact size is summed first, so it is written
- * once into a buffer of that size, which goes to the socket as it is.
+ * once into a part of a reused slab (shared/reply-slab.ts) of that size, which goes to the
+ * socket as it is. writeSummariesReply writes the same bytes from summaries (the read path).
  */
 
 const OPEN = Buffer.from('{"userPresences":[', 'latin1')
@@ -76,8 +78,20 @@ export function resetReplyWriter(): void {
   byActivity = new WeakMap()
 }
 
-/** Scratch of one write, reused: each record's prefix. */
+/** Scratch of one write, reused: each record's prefix, id and lastOnline (NaN: never). */
 let prefixes: Buffer[] = []
+let userIds: string[] = []
+let lastOnlines = new Float64Array(64)
+
+/** Where replies are written. */
+const slab = new ReplySlab()
+
+function makeRoom(n: number): void {
+  if (prefixes.length >= n) return
+  prefixes = new Array<Buffer>(n)
+  userIds = new Array<string>(n)
+  lastOnlines = new Float64Array(n)
+}
 
 /** Whether `id` is 1 to 19 ASCII digits (what view.ts writes as a bare JSON number). */
 function isDigits(id: string): boolean {
@@ -96,6 +110,19 @@ function isUnusual(ms: number): boolean {
 }
 
 /**
+ * Notes record `i` (its prefix, id and lastOnline) for #write; its size in the body, or -1 when
+ * the record is one the byte path does not write (an id that is not digits, an instant outside
+ * years 1970-9999: never from a store, but the text path writes them exactly).
+ */
+function note(i: number, prefix: Buffer, id: string, lastOnline: number | undefined): number {
+  if (!isDigits(id) || (lastOnline !== undefined && isUnusual(lastOnline))) return -1
+  prefixes[i] = prefix
+  userIds[i] = id
+  lastOnlines[i] = lastOnline === undefined ? Number.NaN : lastOnline
+  return prefix.length + id.length + TAIL_BYTES
+}
+
+/**
  * The reply body for `visible` (privacy applied, in request order) as `options` shows it.
  *
  * @example
@@ -107,9 +134,8 @@ export function writeUsersReply(
   options: RobloxViewOptions,
 ): Buffer {
   const n = visible.length
-  if (prefixes.length < n) prefixes = new Array<Buffer>(n)
+  makeRoom(n)
   let size = OPEN.length + CLOSE_BODY.length + (n > 0 ? n - 1 : 0)
-  let unusual = false
   for (let i = 0; i < n; i++) {
     const presence = visible[i]!
     const state = shownState(presence, options)
@@ -117,36 +143,96 @@ export function writeUsersReply(
       state === PresenceType.Offline || presence.locationHidden
         ? undefined
         : primarySession(presence.sessions, Number.NEGATIVE_INFINITY)
-    const prefix = prefixOf(state, primary?.activity)
-    prefixes[i] = prefix
-    const id = presence.userId
-    const lastOnline = presence.lastOnline
-    if (!isDigits(id) || (lastOnline !== undefined && isUnusual(lastOnline))) {
-      unusual = true
-      break
-    }
-    size += prefix.length + id.length + TAIL_BYTES
+    const bytes = note(i, prefixOf(state, primary?.activity), presence.userId, presence.lastOnline)
+    if (bytes < 0) return slowReply(visible, options)
+    size += bytes
   }
-  // ids that are not digits or instants outside years 1970-9999: never from a store, but the
-  // text path writes them exactly
-  if (unusual) return slowReply(visible, options)
+  return write(n, size)
+}
 
+/**
+ * The same body from summaries (service.lookupSummaries: privacy applied, in request order):
+ * byte for byte what writeUsersReply writes for the viewer's lookup() of the same ids.
+ *
+ * @example
+ * writeSummariesReply(await service.lookupSummaries(viewer, ids), { invisibleSelfView: 'state' })
+ */
+export function writeSummariesReply(
+  summaries: readonly PresenceSummary[],
+  options: RobloxViewOptions,
+): Buffer {
+  const n = summaries.length
+  makeRoom(n)
+  let size = OPEN.length + CLOSE_BODY.length + (n > 0 ? n - 1 : 0)
+  for (let i = 0; i < n; i++) {
+    const summary = summaries[i]!
+    const state = shownSummaryState(summary, options)
+    const activity = state === PresenceType.Offline ? undefined : summary.activity
+    const bytes = note(i, prefixOf(state, activity), summary.userId, summary.lastOnline)
+    if (bytes < 0) return slowReply(summaries.map(visibleOfSummary), options)
+    size += bytes
+  }
+  return write(n, size)
+}
+
+/** shownState (view.ts) of a summary: the primary activity's kind is the live state. */
+function shownSummaryState(summary: PresenceSummary, options: RobloxViewOptions): PresenceType {
+  if (summary.state !== PresenceType.Invisible) return summary.state
+  switch (options.invisibleSelfView) {
+    case 'invisible':
+      return PresenceType.Invisible
+    case 'offline':
+      return PresenceType.Offline
+    case 'state':
+      return summary.activity === undefined
+        ? PresenceType.Offline
+        : stateOfKind(summary.activity.kind)
+  }
+}
+
+/** What the text path needs of a summary: its activity as the one (primary) session. */
+function visibleOfSummary(summary: PresenceSummary): VisiblePresence {
+  const activity = summary.activity
+  return {
+    userId: summary.userId,
+    state: summary.state,
+    sessions:
+      activity === undefined
+        ? []
+        : [
+            {
+              userId: summary.userId,
+              key: '',
+              source: 'app',
+              deviceType: '',
+              startedAt: summary.updatedAt,
+              updatedAt: summary.updatedAt,
+              expiresAt: Number.POSITIVE_INFINITY,
+              activity,
+            },
+          ],
+    lastOnline: summary.lastOnline,
+    locationHidden: activity === undefined,
+  }
+}
+
+/** The body of the `n` records noted, `size` bytes, written into the slab. */
+function write(n: number, size: number): Buffer {
   // TypedArray#set for prefixes and byte stores for short runs: Buffer#copy and #write (and
   // #set on a few bytes) cost more in their checks than in copying
-  const out = Buffer.allocUnsafe(size)
+  const out = slab.take(size)
   out.set(OPEN, 0)
   let at = OPEN.length
   for (let i = 0; i < n; i++) {
     if (i > 0) out[at++] = 0x2c
-    const presence = visible[i]!
     const prefix = prefixes[i]!
     out.set(prefix, at)
     at += prefix.length
-    const id = presence.userId
+    const id = userIds[i]!
     for (let k = 0; k < id.length; k++) out[at++] = id.charCodeAt(k)
     for (let k = 0; k < LAST_ONLINE.length; k++) out[at++] = LAST_ONLINE[k]!
-    const lastOnline = presence.lastOnline
-    if (lastOnline === undefined) {
+    const lastOnline = lastOnlines[i]!
+    if (lastOnline !== lastOnline) {
       for (let k = 0; k < NEVER.length; k++) out[at++] = NEVER[k]!
     } else {
       at = writeIsoBytes(out, at, lastOnline, true)

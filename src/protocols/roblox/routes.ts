@@ -6,7 +6,7 @@ import type { ProtocolContext } from '../context.js'
 import { deviceOf, isStudio, parseRegisterRequest, parseUsersRequest } from './requests.js'
 import { registerSchema, usersSchema } from './schemas.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import { writeUsersReply } from './reply-writer.js'
+import { writeSummariesReply } from './reply-writer.js'
 import type { RobloxViewOptions } from './view.js'
 
 /** Tells a client how many seconds it may wait before its next register-app-presence. */
@@ -105,7 +105,7 @@ export async function usersReplyOf(
   caller: Caller,
   ids: UserId[],
 ): Promise<Buffer> {
-  return writeUsersReply(await service.lookup(caller.viewer, ids), viewOptions)
+  return writeSummariesReply(await service.lookupSummaries(caller.viewer, ids), viewOptions)
 }
 
 /** Bodies are written as exact JSON text (int64 ids), so Fastify's serializer is bypassed. */

@@ -12,7 +12,8 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test, type TestContext } from 'node:test'
-import type { Activity, Session } from '../../core/presence.js'
+import { PresenceType, type Activity, type Session } from '../../core/presence.js'
+import { summaryOf } from '../../core/privacy.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
 import { serverRosterContract } from './server-roster.contract.js'
@@ -359,6 +360,67 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
           { source: 'app', deviceType: 'iOS', activity: { kind: 'online' } },
         ],
       )
+    })
+
+    test('summarize is summaryOf what getMany reads, in order, without expired sessions', async (t) => {
+      const store = await open(t)
+      const game: Activity = {
+        kind: 'inGame',
+        placeId: '1818',
+        rootPlaceId: '1818',
+        universeId: '13058',
+        gameId: '7a4e3c2b-0000-4000-8000-000000000001',
+        location: 'Crossroads',
+      }
+      const studio: Activity = { kind: 'inStudio', placeId: '99', location: 'Studio' }
+      // 21: one app session; 22: online, then a game (the game is primary); 23: two games, the
+      // later one primary, and a studio session that expires first; 24: only an expired one
+      await store.heartbeat(write(id('21')), T0)
+      await store.heartbeat(write(id('22'), 'app:iOS'), T0)
+      await store.heartbeat(write(id('22'), 'server:a', { source: 'server', activity: game }), T0)
+      await store.heartbeat(write(id('23'), 'server:a', { source: 'server', activity: game }), T0)
+      await store.heartbeat(
+        write(id('23'), 'server:b', { source: 'server', activity: { ...game, gameId: 'b' } }),
+        T0 + 5,
+      )
+      await store.heartbeat(
+        write(id('23'), 'app:PC', { deviceType: 'PC', activity: studio, ttlMs: 1_000 }),
+        T0,
+      )
+      await store.heartbeat(write(id('24'), 'app:iOS', { ttlMs: 1_000 }), T0)
+      await store.heartbeat(write(id('9223372036854775807')), T0)
+      const ids = [
+        id('21'),
+        id('22'),
+        id('23'),
+        id('24'),
+        id('25'),
+        id('23'),
+        id('9223372036854775807'),
+      ]
+      for (const now of [T0 + 10, T0 + 999, T0 + 1_000, T0 + TTL + 10]) {
+        const expected = (await store.getMany(ids, now)).map((p) => summaryOf(p, now))
+        assert.deepEqual(await store.summarize(ids, now), expected, `at T0 + ${now - T0}`)
+      }
+      const [, , c, d, e] = await store.summarize(ids, T0 + 999)
+      assert.equal(c!.state, PresenceType.InStudio)
+      assert.equal(c!.activity?.kind, 'inStudio')
+      assert.equal(d!.state, PresenceType.Online)
+      assert.deepEqual(e, {
+        userId: '25',
+        state: PresenceType.Offline,
+        activity: undefined,
+        updatedAt: 0,
+        lastOnline: undefined,
+      })
+      const [, b2, c2, d2] = await store.summarize(ids, T0 + 1_000)
+      assert.equal(b2!.activity?.gameId, game.gameId)
+      assert.equal(c2!.activity?.gameId, 'b')
+      assert.equal(c2!.updatedAt, T0 + 5)
+      assert.equal(d2!.state, PresenceType.Offline)
+      assert.equal(d2!.activity, undefined)
+      assert.equal(d2!.lastOnline, T0)
+      assert.deepEqual(await store.summarize([], T0), [])
     })
 
     test('int64 ids above 2^53 are kept exactly', async (t) => {

@@ -5,6 +5,8 @@ import type {
   SessionSource,
   UserPresence,
 } from '../../core/presence.js'
+import { PresenceType, stateOfKind } from '../../core/presence.js'
+import type { PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
 import type { LastOnlineLedger } from '../profile-store.js'
@@ -154,6 +156,24 @@ export class MemoryPresenceStore implements PresenceStore {
 
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
     const n = ids.length
+    const users = this.#findAll(ids)
+    const presences = new Array<UserPresence>(n)
+    for (let i = 0; i < n; i++) presences[i] = this.#presence(ids[i]!, users[i]!, now)
+    return Promise.resolve(presences)
+  }
+
+  /** getMany's answer as summaries, read from the rows: no Session, no sessions array. */
+  summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
+    const n = ids.length
+    const users = this.#findAll(ids)
+    const summaries = new Array<PresenceSummary>(n)
+    for (let i = 0; i < n; i++) summaries[i] = this.#summary(ids[i]!, users[i]!, now)
+    return Promise.resolve(summaries)
+  }
+
+  /** The user row of each id (-1: unknown), with each user's first session row read ahead. */
+  #findAll(ids: readonly UserId[]): Int32Array {
+    const n = ids.length
     if (this.#readUsers.length < n) {
       this.#readUsers = new Int32Array(n)
       this.#readAhead = new Float64Array(n)
@@ -169,9 +189,7 @@ export class MemoryPresenceStore implements PresenceStore {
       const head = user === NONE ? NONE : this.#users.head(user)
       readAhead[i] = head === NONE ? 0 : sessions.expiresAt(head)
     }
-    const presences = new Array<UserPresence>(n)
-    for (let i = 0; i < n; i++) presences[i] = this.#presence(ids[i]!, users[i]!, now)
-    return Promise.resolve(presences)
+    return users
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {
@@ -452,6 +470,36 @@ export class MemoryPresenceStore implements PresenceStore {
       sessions.push(this.#session(userId, slot))
     }
     return sessions
+  }
+
+  /** summaryOf(#presence(userId, user, now), now), from the rows. */
+  #summary(userId: UserId, user: number, now: number): PresenceSummary {
+    if (user === NONE) {
+      return {
+        userId,
+        state: PresenceType.Offline,
+        activity: undefined,
+        updatedAt: 0,
+        lastOnline: undefined,
+      }
+    }
+    const rows = this.#sessions
+    // primarySession's choice: the highest state, then the latest updatedAt, the first on ties
+    let state: PresenceType = PresenceType.Offline
+    let activity: Activity | undefined
+    let updatedAt = 0
+    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
+      if (!(rows.expiresAt(slot) > now)) continue
+      const candidate = this.#activities.value(rows.activity(slot))
+      const rank = stateOfKind(candidate.kind)
+      const updated = rows.updatedAt(slot)
+      if (activity === undefined || rank > state || (rank === state && updated > updatedAt)) {
+        state = rank
+        activity = candidate
+        updatedAt = updated
+      }
+    }
+    return { userId, state, activity, updatedAt, lastOnline: this.#users.lastOnline(user) }
   }
 
   /** The user's presence at `now`: live sessions only. */

@@ -1,4 +1,5 @@
 import type { Activity, OfflineReason, UserPresence } from '../../core/presence.js'
+import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
 import { serverSessionKey, type ServerReport, type ServerRoster } from '../presence-store.js'
@@ -128,6 +129,12 @@ export class RedisPresenceStore implements PresenceStore {
       const raws = await this.#connection.mget(ids.map((id) => this.#keys.presence(id)))
       return ids.map((id, i) => decodePresence(id, raws[i], now))
     })
+  }
+
+  /** getMany's answer as summaries (the decoding is the cost here, not the Session objects). */
+  async summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
+    const presences = await this.getMany(ids, now)
+    return presences.map((presence) => summaryOf(presence, now))
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {

@@ -1,5 +1,8 @@
 import {
+  befriended,
   defaultSettings,
+  strangers,
+  strangersOf,
   type BlockSight,
   type Relation,
   type UserSettings,
@@ -54,8 +57,8 @@ export class RedisProfileStore implements ProfileStore {
     return this.#run([this.#settingsOp(id, settings)])
   }
 
-  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<Relation[]> {
-    if (targets.length === 0) return Promise.resolve([])
+  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<readonly Relation[]> {
+    if (targets.length === 0) return Promise.resolve(strangersOf(0))
     const k = this.#keys
     return this.#connection.run(async () => {
       // issued together: auto-pipelined into one round trip to the viewer's shard
@@ -67,7 +70,8 @@ export class RedisProfileStore implements ProfileStore {
       ])
       return targets.map((_, i): Relation => {
         const isFriend = friends[i] === 1
-        if (blocks[i] !== 1 && blockedBy[i] !== 1) return { friends: isFriend, blocked: false }
+        // shared frozen relations: nothing allocated per target unless it is blocked
+        if (blocks[i] !== 1 && blockedBy[i] !== 1) return isFriend ? befriended : strangers
         const sight = sights[i]
         return sight
           ? { friends: isFriend, blocked: true, lastOnline: Number(sight) }

@@ -3,7 +3,9 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   defaultSettings,
+  befriended,
   strangers,
+  strangersOf,
   type BlockSight,
   type Relation,
   type UserSettings,
@@ -77,7 +79,6 @@ interface ViewerRelations {
 
 /** How many viewers' friend and block sets are kept in memory (least recently used dropped). */
 const RELATION_CACHE_SIZE = 10_000
-const noRelations: Relation[] = []
 
 /**
  * The embedded durable store: one SQLite file in the data dir, written synchronously in WAL mode
@@ -204,14 +205,14 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     return Promise.resolve()
   }
 
-  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<Relation[]> {
+  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<readonly Relation[]> {
     const { friends, blocked } = this.#relationsOf(viewer)
-    if (friends.size === 0 && blocked.size === 0) {
-      return Promise.resolve(targets.length === 0 ? noRelations : targets.map(() => strangers))
-    }
+    // shared frozen relations: nothing allocated per target unless it is blocked
+    if (friends.size === 0 && blocked.size === 0)
+      return Promise.resolve(strangersOf(targets.length))
     return Promise.resolve(
       targets.map((t): Relation => {
-        if (!blocked.has(t)) return { friends: friends.has(t), blocked: false }
+        if (!blocked.has(t)) return friends.has(t) ? befriended : strangers
         const lastOnline = blocked.get(t)
         return lastOnline === undefined
           ? { friends: friends.has(t), blocked: true }

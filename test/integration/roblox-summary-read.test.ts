@@ -1,0 +1,210 @@
+/*
+ * The read path (summaries) against the full read (presences), byte for byte: over random
+ * presences, settings, relations and viewers, privacy applied by visibleSummary and written by
+ * writeSummariesReply is exactly what visiblePresence and writeUsersReply write, for every
+ * InvisibleSelfView. The rules are shared (core/privacy.ts); this holds the two paths to them.
+ */
+import fc from 'fast-check'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import type { Activity, Session, UserPresence } from '../../src/core/presence.js'
+import {
+  accessOf,
+  anonymous,
+  summaryOf,
+  visiblePresence,
+  visibleSummary,
+  type Relation,
+  type UserSettings,
+  type Viewer,
+} from '../../src/core/privacy.js'
+import type { UserId } from '../../src/core/user-id.js'
+import { testConfig } from '../../src/app/config.js'
+import { createService } from '../../src/app/create-service.js'
+import { LocalChangeBus } from '../../src/realtime/local-change-bus.js'
+import { ManualClock } from '../../src/service/clock.js'
+import { Tokens } from '../../src/service/tokens.js'
+import { MemoryPresenceStore } from '../../src/store/memory/memory-presence-store.js'
+import { MemoryRateLimiter } from '../../src/store/memory/memory-rate-limiter.js'
+import { SqliteProfileStore } from '../../src/store/sqlite/sqlite-profile-store.js'
+import { writeSummariesReply, writeUsersReply } from '../../src/protocols/roblox/reply-writer.js'
+import { invisibleSelfViews } from '../../src/protocols/roblox/view.js'
+
+const NOW = Date.UTC(2026, 5, 1)
+const users = ['1', '2', '3', '9007199254740993', '9223372036854775807'] as UserId[]
+const userId = fc.constantFrom(...users)
+const instant = fc.oneof(
+  fc.constant(NOW),
+  fc.integer({ min: NOW - 100_000, max: NOW + 100_000 }),
+  fc.constant(0),
+)
+const activity: fc.Arbitrary<Activity> = fc.record(
+  {
+    kind: fc.constantFrom('online', 'inGame', 'inStudio'),
+    placeId: fc.constantFrom('1818', '9223372036854775806'),
+    rootPlaceId: fc.constant('1818'),
+    universeId: fc.constant('13058'),
+    gameId: fc.uuid(),
+    location: fc.oneof(fc.constant(''), fc.string(), fc.constant('Obby "quoted" \\ \u2028')),
+  },
+  { requiredKeys: ['kind'] },
+)
+const session = (owner: UserId): fc.Arbitrary<Session> =>
+  fc.record({
+    userId: fc.constant(owner),
+    key: fc.constantFrom('app:iOS', 'app:PC', 'server:a'),
+    source: fc.constantFrom('app', 'title', 'server'),
+    deviceType: fc.constant('PC'),
+    startedAt: instant,
+    // few distinct values: ties between sessions of one kind
+    updatedAt: fc.constantFrom(NOW - 2, NOW - 1, NOW),
+    // some expired (at or before NOW), most live
+    expiresAt: fc.constantFrom(NOW - 1, NOW, NOW + 1, NOW + 60_000),
+    activity,
+  })
+const presence: fc.Arbitrary<UserPresence> = userId.chain((owner) =>
+  fc.record({
+    userId: fc.constant(owner),
+    sessions: fc.array(session(owner), { maxLength: 4 }),
+    lastOnline: fc.option(instant, { nil: undefined }),
+  }),
+)
+const settings: fc.Arbitrary<UserSettings> = fc.record(
+  {
+    visibility: fc.constantFrom('everyone', 'friends', 'nobody'),
+    invisible: fc.boolean(),
+    frozenLastOnline: instant,
+    visibleSince: instant,
+  },
+  { requiredKeys: ['visibility', 'invisible'] },
+)
+const relation: fc.Arbitrary<Relation> = fc.record(
+  { friends: fc.boolean(), blocked: fc.boolean(), lastOnline: instant },
+  { requiredKeys: ['friends', 'blocked'] },
+)
+const viewer: fc.Arbitrary<Viewer> = fc.oneof(
+  fc.constant(anonymous),
+  userId.map((id): Viewer => ({ kind: 'user', userId: id })),
+  fc.constantFrom<Viewer>(
+    { kind: 'service', keyId: 'k', scopes: ['presence:read'] },
+    { kind: 'service', keyId: 'k', scopes: ['presence:read', 'presence:read:private'] },
+  ),
+)
+
+test('visibleSummary + writeSummariesReply = visiblePresence + writeUsersReply, byte for byte', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(presence, settings, relation), { minLength: 1, maxLength: 8 }),
+      viewer,
+      (targets, who) => {
+        const full = targets.map(([p, s, r]) =>
+          visiblePresence(p, accessOf(who, p.userId, s, r), s, NOW),
+        )
+        const summaries = targets.map(([p, s, r]) =>
+          visibleSummary(summaryOf(p, NOW), accessOf(who, p.userId, s, r), s),
+        )
+        for (const invisibleSelfView of invisibleSelfViews) {
+          const options = { invisibleSelfView }
+          const expected = writeUsersReply(full, options).toString()
+          assert.equal(writeSummariesReply(summaries, options).toString(), expected)
+        }
+      },
+    ),
+    { numRuns: 2000 },
+  )
+})
+
+test('service.lookupSummaries writes what service.lookup writes, catalogue and privacy applied', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-summary-'))
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(userId, session('1' as UserId)), { maxLength: 10 }),
+        fc.array(
+          fc.tuple(
+            userId,
+            settings.map((s) => ({ visibility: s.visibility, invisible: s.invisible })),
+          ),
+        ),
+        fc.array(fc.tuple(userId, userId, fc.constantFrom('friends', 'block'))),
+        fc.boolean(),
+        fc.array(viewer, { minLength: 1, maxLength: 4 }),
+        async (beats, changes, relations, renamePlace, viewers) => {
+          const clock = new ManualClock(NOW - 10_000)
+          const run = mkdtempSync(join(dir, 'run-'))
+          const profiles = new SqliteProfileStore(run)
+          const store = new MemoryPresenceStore({ ledger: profiles })
+          const bus = new LocalChangeBus()
+          const service = createService(
+            {
+              mode: 'embedded',
+              presence: store,
+              profiles,
+              bus,
+              rateLimiter: new MemoryRateLimiter(),
+            },
+            testConfig({ dataDir: run, sessionTtlSeconds: 60 }),
+            { clock, tokens: new Tokens('unit-test-secret-of-enough-length-0123456789') },
+          )
+          try {
+            await service.putPlace({
+              placeId: '1818',
+              universeId: '13058',
+              rootPlaceId: '1818',
+              name: 'Crossroads',
+            })
+            for (const [owner, s] of beats) {
+              clock.set(s.updatedAt - 5_000)
+              await service.heartbeat({
+                userId: owner,
+                key: s.key,
+                source: s.source,
+                deviceType: s.deviceType,
+                activity: s.activity,
+                ttlMs: s.expiresAt - s.updatedAt + 5_000,
+              })
+            }
+            for (const [owner, next] of changes) await service.putSettings(owner, next)
+            for (const [a, b, kind] of relations) {
+              if (a === b) continue
+              if (kind === 'friends') await service.setFriends(a, b, true)
+              else await service.setBlocked(a, b, true)
+            }
+            // a catalogue change after the sessions were written: reads show the new name
+            if (renamePlace) {
+              await service.putPlace({
+                placeId: '1818',
+                universeId: '13058',
+                rootPlaceId: '1818',
+                name: 'Renamed',
+              })
+            }
+            clock.set(NOW)
+            const ids = [...users, '404' as UserId, users[0]!]
+            for (const who of viewers) {
+              const full = await service.lookup(who, ids)
+              const summaries = await service.lookupSummaries(who, ids)
+              for (const invisibleSelfView of invisibleSelfViews) {
+                const options = { invisibleSelfView }
+                assert.equal(
+                  writeSummariesReply(summaries, options).toString(),
+                  writeUsersReply(full, options).toString(),
+                )
+              }
+            }
+          } finally {
+            await store.close()
+            await profiles.close()
+            await bus.close()
+          }
+        },
+      ),
+      { numRuns: 60 },
+    )
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
