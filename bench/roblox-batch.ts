@@ -145,6 +145,7 @@ const servers = {
   naiveUrl: `http://127.0.0.1:${naive.info.port}`,
   presencedUrl: `http://127.0.0.1:${info.port}`,
   ...(baseline && { baselineUrl: `http://127.0.0.1:${baseline.info.port}` }),
+  pids: { naive: naive.child.pid, presenced: server.child.pid, baseline: baseline?.child.pid },
   dir,
 }
 for (const name of String(values.scenarios).split(',')) {

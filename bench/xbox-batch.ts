@@ -84,6 +84,7 @@ await sideBySide(
   {
     naiveUrl: `http://127.0.0.1:${naive.info.port}`,
     presencedUrl: `http://127.0.0.1:${server.info.port}`,
+    pids: { naive: naive.child.pid, presenced: server.child.pid, baseline: baseline?.child.pid },
     ...(baseline && {
       baselineUrl: `http://127.0.0.1:${baseline.info.port}`,
       baselineHeaders: {

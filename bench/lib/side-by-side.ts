@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
-import { spawnJson } from './processes.js'
+import { cpuSeconds, spawnJson } from './processes.js'
 import {
   bodyOf,
   drawIds,
@@ -46,6 +46,8 @@ export interface Servers {
    * rounds, so a change is measured against what it changes in one run.
    */
   baselineUrl?: string
+  /** Process ids, for the CPU each server spends per request (read from /proc). */
+  pids?: { naive?: number; presenced?: number; baseline?: number }
   /** The headers sent to the baseline instead of the scenario's (its own tokens). */
   baselineHeaders?: Record<string, string>
   /** A scratch directory for reply files and wrk scripts. */
@@ -58,6 +60,9 @@ export interface RunOptions {
   /** Requests whose replies are compared before timing. */
   checks: number
 }
+
+/** A load's result, with the server's CPU per request (user + system µs; NaN if unknown). */
+type Measured = LoadResult & { cpuMicros: number }
 
 const allNames = ['bare node:http', 'naive fastify', 'baseline', 'presenced'] as const
 type Name = (typeof allNames)[number]
@@ -84,8 +89,16 @@ export async function sideBySide(
       baseline: servers.baselineUrl ?? '',
       presenced: servers.presencedUrl,
     }
-    const load = (name: Name, seconds: number) =>
-      runWrk({
+    const pids: Partial<Record<Name, number>> = {
+      'bare node:http': bare.child.pid,
+      'naive fastify': servers.pids?.naive,
+      baseline: servers.pids?.baseline,
+      presenced: servers.pids?.presenced,
+    }
+    const load = (name: Name, seconds: number): Measured => {
+      const pid = pids[name]
+      const before = pid === undefined ? 0 : cpuSeconds(pid)
+      const result = runWrk({
         url: urls[name],
         path: scenario.path,
         mix: scenario.mix,
@@ -96,9 +109,12 @@ export async function sideBySide(
         connections: scenario.connections,
         dir: servers.dir,
       })
+      const cpu = pid === undefined ? Number.NaN : cpuSeconds(pid) - before
+      return { ...result, cpuMicros: (cpu * 1e6) / (result.requestsPerSecond * seconds) }
+    }
     // JIT, connections and caches warm before anything counts
     for (const name of names) load(name, 2)
-    const results = new Map<Name, LoadResult[]>(names.map((name) => [name, []]))
+    const results = new Map<Name, Measured[]>(names.map((name) => [name, []]))
     for (let round = 0; round < options.rounds; round++) {
       for (let k = 0; k < names.length; k++) {
         const name = names[(round + k) % names.length]!
@@ -207,7 +223,7 @@ function median(values: readonly number[]): number {
 
 function print(
   scenario: Scenario,
-  results: Map<Name, LoadResult[]>,
+  results: Map<Name, Measured[]>,
   ids: number,
   names: readonly Name[],
 ): void {
@@ -219,7 +235,7 @@ function print(
   const roundHeads = Array.from({ length: rounds }, (_, r) => `round ${r + 1}`.padStart(9)).join('')
   console.log(
     `${'req/s'.padEnd(16)}${roundHeads}${'median'.padStart(9)}${'ids/s'.padStart(11)}` +
-      `${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(8)}`,
+      `${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(8)}${'CPU µs/req'.padStart(12)}`,
   )
   for (const name of names) {
     const r = results.get(name)!
@@ -234,7 +250,8 @@ function print(
         n(
           r.reduce((sum, x) => sum + x.errors, 0),
           8,
-        ),
+        ) +
+        n(median(r.map((x) => x.cpuMicros)), 12, 1),
     )
   }
   const ours = results.get('presenced')!
@@ -256,6 +273,11 @@ function print(
       verdict(median(vsBare), bareGoal, `${(bareGoal ?? 0) * 100} %`),
   )
   if (names.includes('baseline')) {
+    const cpuOf = (name: Name) => median(results.get(name)!.map((x) => x.cpuMicros))
+    console.log(
+      `CPU per request, presenced / baseline: ${(cpuOf('presenced') / cpuOf('baseline')).toFixed(2)}x ` +
+        `(${cpuOf('presenced').toFixed(1)} µs against ${cpuOf('baseline').toFixed(1)} µs)`,
+    )
     const vsBase = perRound('baseline')
     const base = results.get('baseline')!
     const baseOf = (name: Name) =>

@@ -2,8 +2,10 @@ import {
   PresenceType,
   atInstant,
   deriveUserState,
+  isLive,
   primarySession,
   type Activity,
+  type SessionSource,
   type Session,
   type UserPresence,
 } from './presence.js'
@@ -184,6 +186,11 @@ export interface PresenceSummary {
   /** The primary live session's updatedAt; 0 without one. */
   updatedAt: number
   lastOnline: number | undefined
+  /** How many live sessions the user has (that the viewer may see: none when hidden). */
+  sessions: number
+  /** The primary live session's device type and source; '' and 'app' without one. */
+  deviceType: string
+  source: SessionSource
 }
 
 /**
@@ -195,12 +202,17 @@ export interface PresenceSummary {
  */
 export function summaryOf(presence: UserPresence, now: number): PresenceSummary {
   const primary = primarySession(presence.sessions, now)
+  let live = 0
+  for (const session of presence.sessions) if (isLive(session, now)) live++
   return {
     userId: presence.userId,
     state: deriveUserState(presence.sessions, now),
     activity: primary?.activity,
     updatedAt: primary?.updatedAt ?? 0,
     lastOnline: presence.lastOnline,
+    sessions: live,
+    deviceType: primary?.deviceType ?? '',
+    source: primary?.source ?? 'app',
   }
 }
 
@@ -214,9 +226,8 @@ export function visibleSummary(
   access: Access,
   settings: UserSettings,
 ): PresenceSummary {
-  const state = hidesSessions(access)
-    ? PresenceType.Offline
-    : shownState(access, settings, summary.state)
+  const hidden = hidesSessions(access)
+  const state = hidden ? PresenceType.Offline : shownState(access, settings, summary.state)
   const activity =
     state === PresenceType.Offline || hidesLocation(access) ? undefined : summary.activity
   const lastOnline = shownLastOnline(access, settings, summary.lastOnline)
@@ -231,8 +242,11 @@ export function visibleSummary(
     userId: summary.userId,
     state,
     activity,
-    updatedAt: activity === undefined ? 0 : summary.updatedAt,
+    updatedAt: hidden ? 0 : summary.updatedAt,
     lastOnline,
+    sessions: hidden ? 0 : summary.sessions,
+    deviceType: hidden ? '' : summary.deviceType,
+    source: hidden ? 'app' : summary.source,
   }
 }
 

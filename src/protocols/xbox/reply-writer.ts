@@ -1,6 +1,7 @@
 import { writeIsoBytes } from '../shared/iso-bytes.js'
-import type { Activity } from '../../core/presence.js'
-import type { VisiblePresence } from '../../core/privacy.js'
+import { ReplySlab } from '../shared/reply-slab.js'
+import { PresenceType, type Activity } from '../../core/presence.js'
+import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
 import {
   presenceRecord,
   type DeviceRecord,
@@ -49,20 +50,43 @@ const TIMESTAMP_VALUE = bytes('","timestamp":"')
 const SEED_TAIL = bytes('0000"')
 const MAX_ISO_MS = 253_402_300_800_000
 
+/** Where batches are written: an 1100-user batch at level `all` is 100-250 KB. */
+const slab = new ReplySlab(4 << 20)
+
 class ByteWriter {
   out: Buffer
-  at = 0
+  at: number
+  /** Where the reply starts in `out`. */
+  start: number
+  /** Where the room in `out` ends: the slab's part given to this reply, or `out`'s end. */
+  end: number
+  /** Whether `out` is the slab, from which `done` takes the reply. */
+  inSlab: boolean
 
   constructor(capacity: number) {
-    this.out = Buffer.allocUnsafe(capacity)
+    const start = slab.open(capacity)
+    this.inSlab = start !== undefined
+    this.out = start !== undefined ? slab.buffer : Buffer.allocUnsafe(capacity)
+    this.start = this.at = start ?? 0
+    this.end = this.start + capacity
   }
 
-  /** Room for `n` more bytes. */
+  /** Room for `n` more bytes: past the room given, the reply moves to a buffer of its own. */
   room(n: number): void {
-    if (this.at + n <= this.out.length) return
-    const grown = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.at + n))
-    grown.set(this.out.subarray(0, this.at), 0)
+    if (this.at + n <= this.end) return
+    const used = this.at - this.start
+    const grown = Buffer.allocUnsafe(Math.max(2 * (this.end - this.start), used + n))
+    grown.set(this.out.subarray(this.start, this.at), 0)
     this.out = grown
+    this.start = 0
+    this.at = used
+    this.end = grown.length
+    this.inSlab = false
+  }
+
+  /** The reply written: its bytes, given away. */
+  done(): Buffer {
+    return this.inSlab ? slab.close(this.at) : this.out.subarray(this.start, this.at)
   }
 
   /** Characters known to be ASCII needing no escape (digits). */
@@ -147,8 +171,8 @@ export function writeRecords(records: readonly PresenceRecord[]): Buffer {
     writeRecord(w, records[i]!)
   }
   w.byte(0x5d)
-  lastSize = w.at
-  return w.out.subarray(0, w.at)
+  lastSize = w.at - w.start
+  return w.done()
 }
 
 function writeRecord(w: ByteWriter, record: PresenceRecord): void {
@@ -416,6 +440,115 @@ export function writeBatch(
     w.raw(title.tail)
   }
   w.byte(0x5d)
-  lastSize = w.at
-  return w.out.subarray(0, w.at)
+  lastSize = w.at - w.start
+  return w.done()
+}
+
+/**
+ * Whether writeSummaryBatch writes this user's record from the summary alone: what writeBatch
+ * writes plain (no session, or one session that is an app's or a game's, no filters), told from
+ * the summary. Others need the full presence (service.lookup of those users).
+ */
+export function plainSummary(
+  summary: PresenceSummary,
+  options: Pick<XboxViewOptions, 'level' | 'deviceTypes' | 'titleIds'>,
+): boolean {
+  if (
+    (options.deviceTypes !== undefined && options.deviceTypes.size > 0) ||
+    (options.titleIds !== undefined && options.titleIds.size > 0) ||
+    !isDigits(summary.userId)
+  ) {
+    return false
+  }
+  const lastOnline = summary.lastOnline
+  if (summary.sessions === 0) return lastOnline === undefined || usualInstant(lastOnline)
+  const level = options.level
+  const activity = summary.activity
+  return (
+    summary.sessions === 1 &&
+    summary.source !== 'title' &&
+    (level === 'user' ||
+      level === 'device' ||
+      activity === undefined ||
+      activity.kind === 'online' ||
+      usualInstant(summary.updatedAt))
+  )
+}
+
+/**
+ * writeBatch's bytes from summaries (service.lookupSummaries): the users for which
+ * plainSummary holds are written from their summary, the others from `full`, their full
+ * presences (service.lookup of exactly those users, in the same order). The same bytes as
+ * writeBatch of the full presences of every user.
+ */
+export function writeSummaryBatch(
+  summaries: readonly PresenceSummary[],
+  full: readonly VisiblePresence[],
+  options: XboxViewOptions,
+  onlineOnly: boolean,
+): Buffer {
+  const w = new ByteWriter(lastSize + (lastSize >> 3))
+  const level = options.level
+  let next = 0
+  w.byte(0x5b)
+  let first = true
+  for (let i = 0; i < summaries.length; i++) {
+    const summary = summaries[i]!
+    if (!plainSummary(summary, options)) {
+      const record = presenceRecord(full[next++]!, options)
+      if (record === undefined || (onlineOnly && record.state === 'Offline')) continue
+      if (!first) w.byte(0x2c)
+      first = false
+      writeRecord(w, record)
+      continue
+    }
+    const online = summary.sessions > 0
+    if (!online && onlineOnly) continue
+    if (!first) w.byte(0x2c)
+    first = false
+    w.raw(XUID_OPEN)
+    w.ascii(summary.userId)
+    if (!online) {
+      const lastOnline = summary.lastOnline
+      if (lastOnline === undefined) {
+        w.raw(OFFLINE)
+      } else {
+        w.raw(OFFLINE_SEEN)
+        w.iso(lastOnline, 24)
+        w.raw(QUOTE_CLOSE)
+        continue
+      }
+      w.byte(0x7d)
+      continue
+    }
+    // the one session's kind: its activity's, or (location hidden) the state it makes
+    const activity = summary.activity
+    const inGame =
+      activity !== undefined ? activity.kind !== 'online' : summary.state !== PresenceType.Online
+    if (level === 'user') {
+      w.raw(inGame ? ONLINE : AWAY)
+      w.byte(0x7d)
+      continue
+    }
+    if (level === 'device') {
+      w.raw(inGame ? ONLINE : AWAY)
+      w.raw(DEVICES_TYPE)
+      w.string(summary.deviceType)
+      w.raw(DEVICE_CLOSE)
+      continue
+    }
+    if (!inGame || activity === undefined) {
+      w.raw(untitledDevice(inGame, summary.deviceType))
+      continue
+    }
+    const title = platformTitle(activity, options)
+    w.raw(leadOf(title, summary.deviceType))
+    w.iso(summary.updatedAt, 24)
+    w.raw(TIMESTAMP_VALUE)
+    w.iso(summary.updatedAt, 23)
+    w.raw(title.tail)
+  }
+  w.byte(0x5d)
+  lastSize = w.at - w.start
+  return w.done()
 }

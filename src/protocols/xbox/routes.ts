@@ -5,6 +5,7 @@ import { leanBatchRoute } from './lean-batch.js'
 import type { Caller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
 import type { Activity } from '../../core/presence.js'
+import type { Title } from '../../core/catalogue.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { ProtocolContext } from '../context.js'
@@ -25,7 +26,7 @@ import {
   type BatchQuery,
   titleRequestSchema,
 } from './schemas.js'
-import { writeBatch, writeRecords } from './reply-writer.js'
+import { plainSummary, writeRecords, writeSummaryBatch } from './reply-writer.js'
 import {
   presenceRecord,
   titleIdsOf,
@@ -370,12 +371,16 @@ async function viewOptionsOf(
   presences: readonly VisiblePresence[],
   level: XboxLevel,
   filters: RecordFilters,
+  /** With the platform title, whatever `presences` name (for records written from summaries). */
+  platformTitle = false,
 ): Promise<XboxViewOptions> {
   const { service, settings } = context
-  const titles =
-    level === 'title' || level === 'all'
-      ? await service.getTitles(titleIdsOf(presences, settings.xboxDefaultTitleId))
-      : new Map()
+  let titles = new Map<string, Title>()
+  if (level === 'title' || level === 'all') {
+    const ids = titleIdsOf(presences, settings.xboxDefaultTitleId)
+    if (platformTitle) ids.add(settings.xboxDefaultTitleId)
+    titles = await service.getTitles(ids)
+  }
   return {
     level,
     locales: acceptedLocales(headers['accept-language']),
@@ -410,9 +415,22 @@ export async function batchReply(
   headers: IncomingHttpHeaders,
   query: BatchQuery,
 ): Promise<Buffer> {
-  const presences = await context.service.lookup(caller.viewer, query.users)
-  const options = await viewOptionsOf(context, headers, presences, query.level, query)
-  return writeBatch(presences, options, query.onlineOnly)
+  const { service } = context
+  // summaries for everyone (no Session objects); full presences only for the users whose record
+  // a summary cannot tell (several sessions, a title's, filters): the same bytes as writeBatch
+  const summaries = await service.lookupSummaries(caller.viewer, query.users)
+  const plainOptions = {
+    level: query.level,
+    deviceTypes: query.deviceTypes,
+    titleIds: query.titleIds,
+  }
+  let fullIds: UserId[] | undefined
+  for (const summary of summaries) {
+    if (!plainSummary(summary, plainOptions)) (fullIds ??= []).push(summary.userId)
+  }
+  const full = fullIds === undefined ? [] : await service.lookup(caller.viewer, fullIds)
+  const options = await viewOptionsOf(context, headers, full, query.level, query, true)
+  return writeSummaryBatch(summaries, full, options, query.onlineOnly)
 }
 
 /** The headers of every Xbox JSON reply. */

@@ -405,6 +405,9 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       const [, , c, d, e] = await store.summarize(ids, T0 + 999)
       assert.equal(c!.state, PresenceType.InStudio)
       assert.equal(c!.activity?.kind, 'inStudio')
+      assert.equal(c!.sessions, 3)
+      assert.equal(c!.deviceType, 'PC')
+      assert.equal(c!.source, 'app')
       assert.equal(d!.state, PresenceType.Online)
       assert.deepEqual(e, {
         userId: '25',
@@ -412,11 +415,16 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
         activity: undefined,
         updatedAt: 0,
         lastOnline: undefined,
+        sessions: 0,
+        deviceType: '',
+        source: 'app',
       })
       const [, b2, c2, d2] = await store.summarize(ids, T0 + 1_000)
       assert.equal(b2!.activity?.gameId, game.gameId)
       assert.equal(c2!.activity?.gameId, 'b')
       assert.equal(c2!.updatedAt, T0 + 5)
+      assert.equal(c2!.sessions, 2)
+      assert.equal(c2!.source, 'server')
       assert.equal(d2!.state, PresenceType.Offline)
       assert.equal(d2!.activity, undefined)
       assert.equal(d2!.lastOnline, T0)

@@ -481,6 +481,9 @@ export class MemoryPresenceStore implements PresenceStore {
         activity: undefined,
         updatedAt: 0,
         lastOnline: undefined,
+        sessions: 0,
+        deviceType: '',
+        source: 'app',
       }
     }
     const rows = this.#sessions
@@ -488,8 +491,11 @@ export class MemoryPresenceStore implements PresenceStore {
     let state: PresenceType = PresenceType.Offline
     let activity: Activity | undefined
     let updatedAt = 0
+    let primary = NONE
+    let live = 0
     for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
       if (!(rows.expiresAt(slot) > now)) continue
+      live++
       const candidate = this.#activities.value(rows.activity(slot))
       const rank = stateOfKind(candidate.kind)
       const updated = rows.updatedAt(slot)
@@ -497,9 +503,19 @@ export class MemoryPresenceStore implements PresenceStore {
         state = rank
         activity = candidate
         updatedAt = updated
+        primary = slot
       }
     }
-    return { userId, state, activity, updatedAt, lastOnline: this.#users.lastOnline(user) }
+    return {
+      userId,
+      state,
+      activity,
+      updatedAt,
+      lastOnline: this.#users.lastOnline(user),
+      sessions: live,
+      deviceType: primary === NONE ? '' : this.#strings.value(rows.deviceType(primary)),
+      source: primary === NONE ? 'app' : SOURCES[rows.source(primary)]!,
+    }
   }
 
   /** The user's presence at `now`: live sessions only. */

@@ -2,7 +2,9 @@
  * The read path (summaries) against the full read (presences), byte for byte: over random
  * presences, settings, relations and viewers, privacy applied by visibleSummary and written by
  * writeSummariesReply is exactly what visiblePresence and writeUsersReply write, for every
- * InvisibleSelfView. The rules are shared (core/privacy.ts); this holds the two paths to them.
+ * InvisibleSelfView; and the Xbox batch written from summaries (writeSummaryBatch) is what
+ * writeBatch writes from full presences, at every level, with and without filters. The rules
+ * are shared (core/privacy.ts); this holds the two paths to them.
  */
 import fc from 'fast-check'
 import assert from 'node:assert/strict'
@@ -32,6 +34,14 @@ import { MemoryRateLimiter } from '../../src/store/memory/memory-rate-limiter.js
 import { SqliteProfileStore } from '../../src/store/sqlite/sqlite-profile-store.js'
 import { writeSummariesReply, writeUsersReply } from '../../src/protocols/roblox/reply-writer.js'
 import { invisibleSelfViews } from '../../src/protocols/roblox/view.js'
+import {
+  plainSummary,
+  writeBatch,
+  writeSummaryBatch,
+} from '../../src/protocols/xbox/reply-writer.js'
+import type { XboxLevel, XboxViewOptions } from '../../src/protocols/xbox/view.js'
+
+const PLATFORM_TITLE = '1000'
 
 const NOW = Date.UTC(2026, 5, 1)
 const users = ['1', '2', '3', '9007199254740993', '9223372036854775807'] as UserId[]
@@ -49,6 +59,10 @@ const activity: fc.Arbitrary<Activity> = fc.record(
     universeId: fc.constant('13058'),
     gameId: fc.uuid(),
     location: fc.oneof(fc.constant(''), fc.string(), fc.constant('Obby "quoted" \\ \u2028')),
+    titleId: fc.constantFrom('1234', '5678'),
+    placement: fc.constantFrom('full', 'snapped'),
+    titleState: fc.constantFrom('active', 'inactive'),
+    richPresence: fc.record({ id: fc.constant('playing'), params: fc.constant([]) }),
   },
   { requiredKeys: ['kind'] },
 )
@@ -57,7 +71,7 @@ const session = (owner: UserId): fc.Arbitrary<Session> =>
     userId: fc.constant(owner),
     key: fc.constantFrom('app:iOS', 'app:PC', 'server:a'),
     source: fc.constantFrom('app', 'title', 'server'),
-    deviceType: fc.constant('PC'),
+    deviceType: fc.constantFrom('PC', 'XboxOne', 'iOS'),
     startedAt: instant,
     // few distinct values: ties between sessions of one kind
     updatedAt: fc.constantFrom(NOW - 2, NOW - 1, NOW),
@@ -132,7 +146,16 @@ test('service.lookupSummaries writes what service.lookup writes, catalogue and p
         fc.array(fc.tuple(userId, userId, fc.constantFrom('friends', 'block'))),
         fc.boolean(),
         fc.array(viewer, { minLength: 1, maxLength: 4 }),
-        async (beats, changes, relations, renamePlace, viewers) => {
+        fc.array(
+          fc.record({
+            level: fc.constantFrom<XboxLevel>('user', 'device', 'title', 'all'),
+            onlineOnly: fc.boolean(),
+            deviceTypes: fc.constantFrom(undefined, new Set<string>(), new Set(['xboxone'])),
+            titleIds: fc.constantFrom(undefined, new Set(['1234'])),
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
+        async (beats, changes, relations, renamePlace, viewers, xboxQueries) => {
           const clock = new ManualClock(NOW - 10_000)
           const run = mkdtempSync(join(dir, 'run-'))
           const profiles = new SqliteProfileStore(run)
@@ -150,6 +173,8 @@ test('service.lookupSummaries writes what service.lookup writes, catalogue and p
             { clock, tokens: new Tokens('unit-test-secret-of-enough-length-0123456789') },
           )
           try {
+            await service.putTitle({ titleId: '1234', name: 'Forza', strings: {} })
+            await service.putTitle({ titleId: PLATFORM_TITLE, name: 'Roblox', strings: {} })
             await service.putPlace({
               placeId: '1818',
               universeId: '13058',
@@ -192,6 +217,24 @@ test('service.lookupSummaries writes what service.lookup writes, catalogue and p
                 assert.equal(
                   writeSummariesReply(summaries, options).toString(),
                   writeUsersReply(full, options).toString(),
+                )
+              }
+              // Xbox: summaries, and full presences only where a summary cannot tell
+              const titles = await service.getTitles(['1234', '5678', PLATFORM_TITLE])
+              for (const query of xboxQueries) {
+                const options: XboxViewOptions = {
+                  ...query,
+                  locales: ['en-US'],
+                  titles,
+                  platformTitleId: PLATFORM_TITLE,
+                }
+                const rest = await service.lookup(
+                  who,
+                  summaries.filter((x) => !plainSummary(x, options)).map((x) => x.userId),
+                )
+                assert.equal(
+                  writeSummaryBatch(summaries, rest, options, query.onlineOnly).toString(),
+                  writeBatch(full, options, query.onlineOnly).toString(),
                 )
               }
             }
