@@ -1,5 +1,4 @@
 import { writeIsoBytes } from '../shared/iso-bytes.js'
-import { ReplySlab } from '../shared/reply-slab.js'
 import { PresenceType, type Activity } from '../../core/presence.js'
 import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
 import {
@@ -50,43 +49,20 @@ const TIMESTAMP_VALUE = bytes('","timestamp":"')
 const SEED_TAIL = bytes('0000"')
 const MAX_ISO_MS = 253_402_300_800_000
 
-/** Where batches are written: an 1100-user batch at level `all` is 100-250 KB. */
-const slab = new ReplySlab(4 << 20)
-
 class ByteWriter {
   out: Buffer
-  at: number
-  /** Where the reply starts in `out`. */
-  start: number
-  /** Where the room in `out` ends: the slab's part given to this reply, or `out`'s end. */
-  end: number
-  /** Whether `out` is the slab, from which `done` takes the reply. */
-  inSlab: boolean
+  at = 0
 
   constructor(capacity: number) {
-    const start = slab.open(capacity)
-    this.inSlab = start !== undefined
-    this.out = start !== undefined ? slab.buffer : Buffer.allocUnsafe(capacity)
-    this.start = this.at = start ?? 0
-    this.end = this.start + capacity
+    this.out = Buffer.allocUnsafe(capacity)
   }
 
-  /** Room for `n` more bytes: past the room given, the reply moves to a buffer of its own. */
+  /** Room for `n` more bytes. */
   room(n: number): void {
-    if (this.at + n <= this.end) return
-    const used = this.at - this.start
-    const grown = Buffer.allocUnsafe(Math.max(2 * (this.end - this.start), used + n))
-    grown.set(this.out.subarray(this.start, this.at), 0)
+    if (this.at + n <= this.out.length) return
+    const grown = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.at + n))
+    grown.set(this.out.subarray(0, this.at), 0)
     this.out = grown
-    this.start = 0
-    this.at = used
-    this.end = grown.length
-    this.inSlab = false
-  }
-
-  /** The reply written: its bytes, given away. */
-  done(): Buffer {
-    return this.inSlab ? slab.close(this.at) : this.out.subarray(this.start, this.at)
   }
 
   /** Characters known to be ASCII needing no escape (digits). */
@@ -171,8 +147,8 @@ export function writeRecords(records: readonly PresenceRecord[]): Buffer {
     writeRecord(w, records[i]!)
   }
   w.byte(0x5d)
-  lastSize = w.at - w.start
-  return w.done()
+  lastSize = w.at
+  return w.out.subarray(0, w.at)
 }
 
 function writeRecord(w: ByteWriter, record: PresenceRecord): void {
@@ -440,8 +416,8 @@ export function writeBatch(
     w.raw(title.tail)
   }
   w.byte(0x5d)
-  lastSize = w.at - w.start
-  return w.done()
+  lastSize = w.at
+  return w.out.subarray(0, w.at)
 }
 
 /**
@@ -549,6 +525,6 @@ export function writeSummaryBatch(
     w.raw(title.tail)
   }
   w.byte(0x5d)
-  lastSize = w.at - w.start
-  return w.done()
+  lastSize = w.at
+  return w.out.subarray(0, w.at)
 }
