@@ -172,7 +172,8 @@ export function visiblePresence(
 
 /**
  * The compact form of a user's presence at one instant (PresenceStore#summarize): what the
- * single-location replies (Roblox) need, without Session objects.
+ * single-location replies need (Roblox; Xbox for users with at most one app or game session),
+ * without Session objects.
  */
 export interface PresenceSummary {
   userId: UserId
@@ -198,7 +199,8 @@ export interface PresenceSummary {
  *
  * @example
  * summaryOf({ userId: '7', sessions: [], lastOnline: 5 }, now)
- * // { userId: '7', state: 0, activity: undefined, updatedAt: 0, lastOnline: 5 }
+ * // { userId: '7', state: 0, activity: undefined, updatedAt: 0, lastOnline: 5, sessions: 0,
+ * //   deviceType: '', source: 'app' }
  */
 export function summaryOf(presence: UserPresence, now: number): PresenceSummary {
   const primary = primarySession(presence.sessions, now)
