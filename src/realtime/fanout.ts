@@ -23,7 +23,7 @@ import {
   type HistoryRead,
 } from './history.js'
 import type { PositionTokens } from './position-token.js'
-import { Stream, type Sink, type Watch } from './stream.js'
+import { Stream, Watch, type Sink } from './stream.js'
 import { Watchers } from './watchers.js'
 
 /** Where the fanout reads current state: the service's stores and history, behind six calls. */
@@ -290,10 +290,11 @@ export class Fanout {
     if (!codec) return 'reset'
     const ids: UserId[] = []
     const from: HistoryPosition[] = []
+    const watching = this.#watchers.index(stream)
     for (const [id, token] of held) {
       const position = codec.decode(token)
       if (!position) return 'reset'
-      if (this.#watchers.get(stream, id)) continue
+      if (watching.has(id)) continue
       ids.push(id)
       from.push(position)
     }
@@ -361,13 +362,14 @@ export class Fanout {
       if (!known || known.epoch === '') this.#positions.set(id, read.position)
       // offsets count in the epoch the node follows; another one (a lagging node) starts at 0
       const follows = this.#positions.get(id)!.epoch === read.position.epoch
-      const watch: Watch = {
-        relation: relationOf(relations[i]),
-        sent: '',
-        online: false,
-        held: undefined,
-        offset: follows && sameEpoch ? start.offset : 0,
-      }
+      const watch = new Watch(
+        stream,
+        this.#watchers.canonical(id),
+        relationOf(relations[i]),
+        '',
+        false,
+        follows && sameEpoch ? start.offset : 0,
+      )
       const projected = this.#project(stream, id, watch, base, baseAt)
       watch.sent = this.#intern(id, projected.json)
       watch.online = projected.online
@@ -377,7 +379,7 @@ export class Fanout {
         watch.sent = ''
         watch.online = base.sessions.length > 0
       }
-      this.#watchers.add(stream, id, watch)
+      this.#watchers.add(watch)
       for (const change of changes) {
         const position = positionOf(change)
         if (follows) watch.offset = position.offset
@@ -441,7 +443,11 @@ export class Fanout {
 
   unsubscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
     return this.#run(async () => {
-      for (const id of ids) if (this.#watchers.remove(stream, id)) this.#forget(id)
+      const watching = this.#watchers.index(stream)
+      for (const id of ids) {
+        const watch = watching.get(id)
+        if (watch && this.#watchers.remove(watch)) this.#forget(watch.target)
+      }
     })
   }
 
@@ -455,7 +461,7 @@ export class Fanout {
   }
 
   watchCount(stream: Stream): number {
-    return this.#watchers.targetsOf(stream).size
+    return stream.watches.length
   }
 
   stats(): {
@@ -472,7 +478,7 @@ export class Fanout {
     let subscriptions = 0
     for (const stream of this.#byToken.values()) {
       if (stream.sink) attached++
-      subscriptions += this.#watchers.targetsOf(stream).size
+      subscriptions += stream.watches.length
     }
     return {
       streams: this.#byToken.size,
@@ -559,7 +565,8 @@ export class Fanout {
   async #subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
     if (stream.disposed) return 'ok'
     const unique = [...new Set(ids)]
-    const fresh = unique.filter((id) => !this.#watchers.get(stream, id))
+    const watching = this.#watchers.index(stream)
+    const fresh = unique.filter((id) => !watching.has(id))
     if (fresh.length > 0 && !this.#makeRoom(stream.viewer, fresh.length)) return 'watch_limit'
     const unknownSettings = fresh.filter((id) => !this.#settings.has(id))
     // positions before presences (issued first, and a user's keys share a slot): a change
@@ -575,28 +582,30 @@ export class Fanout {
     const now = this.#source.now()
     fresh.forEach((id, i) => {
       const position = this.#track(id, positions[i] ?? NO_HISTORY)
-      const watch: Watch = {
-        relation: relationOf(relations[i]),
-        sent: '',
-        online: false,
-        held: undefined,
-        offset: position,
-      }
+      const watch = new Watch(
+        stream,
+        this.#watchers.canonical(id),
+        relationOf(relations[i]),
+        '',
+        false,
+        position,
+      )
       const projected = this.#project(stream, id, watch, presences[i]!, now)
       watch.sent = this.#intern(id, projected.json)
       watch.online = projected.online
-      this.#watchers.add(stream, id, watch)
+      this.#watchers.add(watch)
+      watching.set(id, watch)
     })
     // parts, not one string: the replay buffer then holds references to the shared renders
     const parts = [`,"resume":"${stream.token}","presences":[`]
     unique.forEach((id, i) => {
       if (i > 0) parts.push(',')
-      parts.push(this.#watchers.get(stream, id)!.sent)
+      parts.push(watching.get(id)!.sent)
     })
     if (stream.positions && this.#options.positionTokens) {
       parts.push('],"pos":[')
       unique.forEach((id, i) => {
-        parts.push(i > 0 ? ',"' : '"', this.#pos(id, this.#watchers.get(stream, id)!.offset), '"')
+        parts.push(i > 0 ? ',"' : '"', this.#pos(id, watching.get(id)!.offset), '"')
       })
     }
     parts.push(']}')
@@ -780,7 +789,7 @@ export class Fanout {
       if (known.epoch !== '' && epoch !== known.epoch) {
         // the history was lost and started again: the offsets of the old epoch mean nothing
         // now, and the new epoch is followed from its start
-        for (const watch of this.#watchers.watchersOf(target).values()) watch.offset = 0
+        for (const watch of this.#watchers.watchersOf(target)) watch.offset = 0
         known = NO_HISTORY
         this.#positions.set(target, known)
       }
@@ -827,9 +836,13 @@ export class Fanout {
     quiet = false,
   ): void {
     const watchers = this.#watchers.watchersOf(target)
-    if (watchers.size === 0) return
+    if (watchers.length === 0) return
     const renders = new Map<string, Rendered>()
-    for (const [stream, watch] of watchers) {
+    // from the end: a watcher cut off meanwhile (a slow consumer) leaves the list
+    for (let i = watchers.length - 1; i >= 0; i--) {
+      const watch = watchers[i]
+      if (watch === undefined) continue
+      const stream = watch.connection
       if (offset !== undefined) {
         if (watch.offset >= offset) continue
         watch.offset = offset
@@ -928,7 +941,7 @@ export class Fanout {
   /** Arms the timer of `target` for its earliest held offline, or drops it when none is left. */
   #settle(target: UserId, at: number): void {
     let earliest = Infinity
-    for (const watch of this.#watchers.watchersOf(target).values()) {
+    for (const watch of this.#watchers.watchersOf(target)) {
       if (watch.held && watch.held.since < earliest) earliest = watch.held.since
     }
     const entry = this.#held.get(target)

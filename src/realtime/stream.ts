@@ -3,6 +3,7 @@ import type { OfflineReason } from '../core/presence.js'
 import type { Relation, Viewer } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import { ReplayBuffer, tailText, type Tail } from './replay-buffer.js'
+import type { WatchEntry } from './watchers.js'
 
 /** Where a stream's frames go: one WebSocket or SSE response. The transport bounds its queue. */
 export interface Sink {
@@ -15,21 +16,31 @@ export interface Sink {
   replaced(): void
 }
 
-/** What a stream knows of one watched user. */
-export interface Watch {
-  /** The viewer's relation to the target (one of the shared constants of `relationOf`). */
-  relation: Relation
-  /** The presence JSON last sent for the target (what the subscriber believes). */
-  sent: string
-  /** Whether `sent` shows the target online. */
-  online: boolean
+/**
+ * What a stream knows of one watched user: one object in both lists of the fanout's Watchers
+ * (the stream's and the target's), with nothing else per watch.
+ */
+export class Watch implements WatchEntry<Stream> {
+  /** The watch's place in its target's list (Watchers keeps it). */
+  slot = 0
   /** An offline of the target this stream has not been sent yet: held for the flap grace. */
-  held: HeldOffline | undefined
-  /**
-   * The offset of the target's latest change applied to this watch, in the epoch the fanout
-   * holds for the target: a change at or before it is not applied again.
-   */
-  offset: number
+  held: HeldOffline | undefined = undefined
+
+  constructor(
+    readonly connection: Stream,
+    readonly target: UserId,
+    /** The viewer's relation to the target (one of the shared constants of `relationOf`). */
+    public relation: Relation,
+    /** The presence JSON last sent for the target (what the subscriber believes). */
+    public sent: string,
+    /** Whether `sent` shows the target online. */
+    public online: boolean,
+    /**
+     * The offset of the target's latest change applied to this watch, in the epoch the fanout
+     * holds for the target: a change at or before it is not applied again.
+     */
+    public offset: number,
+  ) {}
 }
 
 /** An offline held back: since when (monotonic ms, `performance.now()`) and why. */
@@ -43,14 +54,15 @@ export interface HeldOffline {
  * that a reconnecting client can resume it by its token.
  */
 export class Stream {
-  /** Public id (session keys, logs); not a credential. */
-  readonly id = randomBytes(9).toString('base64url')
+  #id: string | undefined
   /** Resume token: names the stream to a reconnecting client of the same user. */
   readonly token = randomBytes(16).toString('base64url')
   readonly viewer: UserId
   /** The viewer as privacy sees it. */
   readonly principal: Viewer
   readonly replay: ReplayBuffer
+  /** The users this stream watches (the fanout's Watchers keeps the list). */
+  readonly watches: Watch[] = []
   seq = 0
   /** Whether frames carry the watched user's history position (`pos`), for resume anywhere. */
   positions = false
@@ -63,6 +75,11 @@ export class Stream {
     this.viewer = viewer
     this.principal = Object.freeze({ kind: 'user', userId: viewer })
     this.replay = new ReplayBuffer(replayFrames)
+  }
+
+  /** Public id (logs); not a credential. Made when first asked for. */
+  get id(): string {
+    return (this.#id ??= randomBytes(9).toString('base64url'))
   }
 
   /** Numbers, records and delivers a frame made of `head + seq + tail`. */

@@ -5,6 +5,7 @@ import type { ProtocolContext } from '../context.js'
 import { mapErrorToRecord } from '../shared/error-record.js'
 import { requireUser, userOf } from './auth.js'
 import { serveSse } from './sse.js'
+import { KeepaliveWheel } from './keepalive.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
 import { CLOSE, serveWebSocket, type RealtimeDeps } from './ws.js'
@@ -47,7 +48,9 @@ export async function nativeProtocol(
       subscribeRate: settings.realtimeSubscribeRate,
     },
     // connection presence must be refreshed well within the session TTL
-    keepaliveMs: Math.min(25_000, Math.floor((settings.sessionTtlSeconds * 1000) / 3)),
+    wheel: new KeepaliveWheel(
+      Math.min(25_000, Math.floor((settings.sessionTtlSeconds * 1000) / 3)),
+    ),
   }
   const sseStreams = new Set<() => void>()
 
@@ -59,7 +62,10 @@ export async function nativeProtocol(
     for (const end of [...sseStreams]) end()
   })
   await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } })
-  app.addHook('onClose', async () => fanout.stop())
+  app.addHook('onClose', async () => {
+    deps.wheel.stop()
+    fanout.stop()
+  })
 
   app.setErrorHandler(mapErrorToRecord)
   const authenticate = requireUser(service)

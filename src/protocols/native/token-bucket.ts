@@ -7,6 +7,8 @@
  * const bucket = new TokenBucket(1000, 2000)
  * bucket.take(500) // true while there are 500 tokens; false (and nothing taken) otherwise
  */
+const monotonicNow = (): number => performance.now()
+
 export class TokenBucket {
   readonly #rate: number
   readonly #capacity: number
@@ -17,7 +19,7 @@ export class TokenBucket {
   constructor(
     ratePerSecond: number,
     capacity: number,
-    now: () => number = () => performance.now(),
+    now: () => number = monotonicNow,
   ) {
     this.#rate = ratePerSecond / 1000
     this.#capacity = capacity
