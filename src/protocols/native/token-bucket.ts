@@ -16,11 +16,7 @@ export class TokenBucket {
   #tokens: number
   #at: number
 
-  constructor(
-    ratePerSecond: number,
-    capacity: number,
-    now: () => number = monotonicNow,
-  ) {
+  constructor(ratePerSecond: number, capacity: number, now: () => number = monotonicNow) {
     this.#rate = ratePerSecond / 1000
     this.#capacity = capacity
     this.#now = now
