@@ -23,7 +23,8 @@ import {
   type HistoryRead,
 } from './history.js'
 import type { PositionTokens } from './position-token.js'
-import { Stream, Watch, type Sink } from './stream.js'
+import { SnapshotTail } from './replay-buffer.js'
+import { Stream, Watch, type HeldOffline, type Sink } from './stream.js'
 import { Watchers } from './watchers.js'
 
 /** Where the fanout reads current state: the service's stores and history, behind six calls. */
@@ -157,6 +158,8 @@ export class Fanout {
    * (monotonic ms): one timer per target, however many watchers wait.
    */
   readonly #held = new Map<UserId, { due: number; timer: NodeJS.Timeout }>()
+  /** The offline each watch with `held` set waits to send (few at any time). */
+  readonly #holding = new Map<Watch, HeldOffline>()
   /**
    * For each watched target, the history position this node has applied: a later change must
    * come next (offset + 1); a gap is filled from the history, a repeat is dropped.
@@ -418,6 +421,7 @@ export class Fanout {
     const streams = this.#byViewer.get(stream.viewer)
     streams?.delete(stream)
     if (streams?.size === 0) this.#byViewer.delete(stream.viewer)
+    for (const watch of stream.watches) this.#unhold(watch)
     for (const orphan of this.#watchers.removeAll(stream)) this.#forget(orphan)
   }
 
@@ -446,7 +450,9 @@ export class Fanout {
       const watching = this.#watchers.index(stream)
       for (const id of ids) {
         const watch = watching.get(id)
-        if (watch && this.#watchers.remove(watch)) this.#forget(watch.target)
+        if (!watch) continue
+        this.#unhold(watch)
+        if (this.#watchers.remove(watch)) this.#forget(watch.target)
       }
     })
   }
@@ -503,6 +509,7 @@ export class Fanout {
     this.#unresubscribed?.()
     for (const { timer } of this.#held.values()) clearTimeout(timer)
     this.#held.clear()
+    this.#holding.clear()
     for (const stream of [...this.#byToken.values()]) this.close(stream)
     this.#queue = []
   }
@@ -596,20 +603,17 @@ export class Fanout {
       this.#watchers.add(watch)
       watching.set(id, watch)
     })
-    // parts, not one string: the replay buffer then holds references to the shared renders
-    const parts = [`,"resume":"${stream.token}","presences":[`]
-    unique.forEach((id, i) => {
-      if (i > 0) parts.push(',')
-      parts.push(watching.get(id)!.sent)
-    })
-    if (stream.positions && this.#options.positionTokens) {
-      parts.push('],"pos":[')
-      unique.forEach((id, i) => {
-        parts.push(i > 0 ? ',"' : '"', this.#pos(id, watching.get(id)!.offset), '"')
-      })
-    }
-    parts.push(']}')
-    stream.push(HEADS.snapshot, parts)
+    if (fresh.length > 0) this.#watchers.trim(stream)
+    // references, not one string: the replay buffer then holds the shared renders
+    const shown = unique.map((id) => watching.get(id)!.sent)
+    const tokens =
+      stream.positions && this.#options.positionTokens
+        ? unique.map((id) => this.#pos(id, watching.get(id)!.offset))
+        : undefined
+    stream.push(
+      HEADS.snapshot,
+      new SnapshotTail(`,"resume":"${stream.token}","presences":[`, shown, tokens),
+    )
     return 'ok'
   }
 
@@ -909,13 +913,18 @@ export class Fanout {
     at: number,
   ): void {
     if (rendered.json === watch.sent) {
-      watch.held = undefined
+      this.#unhold(watch)
       return
     }
     let type: EventType
     if (watch.online && !rendered.online) {
       if (this.#options.flapGraceMs > 0) {
-        const held = (watch.held ??= { since: at, reason })
+        let held = watch.held ? this.#holding.get(watch) : undefined
+        if (!held) {
+          held = { since: at, reason }
+          this.#holding.set(watch, held)
+          watch.held = true
+        }
         if (at - held.since < this.#options.flapGraceMs) return
         reason = held.reason
       }
@@ -932,7 +941,7 @@ export class Fanout {
         ? (rendered.tails[`${kind}@${watch.offset}`] ??=
             `${body()},"pos":"${this.#pos(target, watch.offset)}"}`)
         : (rendered.tails[kind] ??= `${body()}}`)
-    watch.held = undefined
+    this.#unhold(watch)
     watch.sent = rendered.json
     watch.online = rendered.online
     stream.push(HEADS[type], tail)
@@ -942,7 +951,9 @@ export class Fanout {
   #settle(target: UserId, at: number): void {
     let earliest = Infinity
     for (const watch of this.#watchers.watchersOf(target)) {
-      if (watch.held && watch.held.since < earliest) earliest = watch.held.since
+      if (!watch.held) continue
+      const since = this.#holding.get(watch)?.since ?? Infinity
+      if (since < earliest) earliest = since
     }
     const entry = this.#held.get(target)
     if (earliest === Infinity) return this.#release(target)
@@ -958,6 +969,12 @@ export class Fanout {
     // a held offline alone must not keep the process alive
     timer.unref()
     this.#held.set(target, { due, timer })
+  }
+
+  #unhold(watch: Watch): void {
+    if (!watch.held) return
+    watch.held = false
+    this.#holding.delete(watch)
   }
 
   #release(target: UserId): void {

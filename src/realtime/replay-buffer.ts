@@ -2,10 +2,35 @@
  * The end of a frame after its sequence number: a string, or parts kept apart so that a large
  * frame (a snapshot) holds references to shared strings rather than a copy of them.
  */
-export type Tail = string | readonly string[]
+export type Tail = string | readonly string[] | SnapshotTail
+
+/**
+ * A snapshot's tail, `,"resume":…,"presences":[p1,p2…]` and, for streams that carry positions,
+ * `,"pos":["q1","q2"…]`, then `]}`: the presences are the shared renders, held by reference in
+ * an array of exactly their number (no separators kept beside them).
+ */
+export class SnapshotTail {
+  readonly open: string
+  readonly presences: readonly string[]
+  readonly positions: readonly string[] | undefined
+
+  constructor(open: string, presences: readonly string[], positions?: readonly string[]) {
+    this.open = open
+    this.presences = presences
+    this.positions = positions
+  }
+
+  text(): string {
+    const presences = this.open + this.presences.join(',')
+    if (!this.positions) return presences + ']}'
+    const pos = this.positions.length > 0 ? `"${this.positions.join('","')}"` : ''
+    return `${presences}],"pos":[${pos}]}`
+  }
+}
 
 export function tailText(tail: Tail): string {
-  return typeof tail === 'string' ? tail : tail.join('')
+  if (typeof tail === 'string') return tail
+  return tail instanceof SnapshotTail ? tail.text() : (tail as readonly string[]).join('')
 }
 
 /**

@@ -16,15 +16,18 @@ export interface Sink {
   replaced(): void
 }
 
+const ONLINE = 1
+const HELD = 2
+/** The slot is kept in the same number as the two flags, above them. */
+const FLAGS = 4
+
 /**
  * What a stream knows of one watched user: one object in both lists of the fanout's Watchers
- * (the stream's and the target's), with nothing else per watch.
+ * (the stream's and the target's), with nothing else per watch. Six fields: the slot and two
+ * flags share one small integer.
  */
 export class Watch implements WatchEntry<Stream> {
-  /** The watch's place in its target's list (Watchers keeps it). */
-  slot = 0
-  /** An offline of the target this stream has not been sent yet: held for the flap grace. */
-  held: HeldOffline | undefined = undefined
+  #bits = 0
 
   constructor(
     readonly connection: Stream,
@@ -33,14 +36,45 @@ export class Watch implements WatchEntry<Stream> {
     public relation: Relation,
     /** The presence JSON last sent for the target (what the subscriber believes). */
     public sent: string,
-    /** Whether `sent` shows the target online. */
-    public online: boolean,
+    online: boolean,
     /**
      * The offset of the target's latest change applied to this watch, in the epoch the fanout
      * holds for the target: a change at or before it is not applied again.
      */
     public offset: number,
-  ) {}
+  ) {
+    this.online = online
+  }
+
+  /** The watch's place in its target's list (Watchers keeps it). */
+  get slot(): number {
+    return Math.floor(this.#bits / FLAGS)
+  }
+
+  set slot(slot: number) {
+    this.#bits = slot * FLAGS + (this.#bits % FLAGS)
+  }
+
+  /** Whether `sent` shows the target online. */
+  get online(): boolean {
+    return (this.#bits & ONLINE) !== 0
+  }
+
+  set online(online: boolean) {
+    this.#bits = online ? this.#bits | ONLINE : this.#bits & ~ONLINE
+  }
+
+  /**
+   * Whether an offline of the target is held back for this stream (the flap grace): what is
+   * held, and since when, the fanout keeps aside (few watches ever have one).
+   */
+  get held(): boolean {
+    return (this.#bits & HELD) !== 0
+  }
+
+  set held(held: boolean) {
+    this.#bits = held ? this.#bits | HELD : this.#bits & ~HELD
+  }
 }
 
 /** An offline held back: since when (monotonic ms, `performance.now()`) and why. */
@@ -62,7 +96,7 @@ export class Stream {
   readonly principal: Viewer
   readonly replay: ReplayBuffer
   /** The users this stream watches (the fanout's Watchers keeps the list). */
-  readonly watches: Watch[] = []
+  watches: Watch[] = []
   seq = 0
   /** Whether frames carry the watched user's history position (`pos`), for resume anywhere. */
   positions = false

@@ -10,7 +10,7 @@ export interface WatchEntry<C> {
 
 /** What a watcher list needs of a connection: its watches, in no particular order. */
 export interface Watching<W> {
-  readonly watches: W[]
+  watches: W[]
 }
 
 /**
@@ -43,6 +43,11 @@ export class Watchers<C extends Watching<W>, W extends WatchEntry<C>> {
     if (!list) this.#byTarget.set(watch.target, (list = []))
     watch.slot = list.length
     list.push(watch)
+  }
+
+  /** Drops the spare room of the connection's list (after adding many at once). */
+  trim(connection: C): void {
+    connection.watches = connection.watches.slice()
   }
 
   get(connection: C, target: UserId): W | undefined {

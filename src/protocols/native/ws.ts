@@ -104,7 +104,20 @@ export function serveWebSocket(
   owned.on('error', onError)
   const tcp = owned._socket
   tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
+  if (tcp) forgetIdleTimer(tcp)
   new Connection(owned, userId, tokenExpiresAt, deps).start()
+}
+
+/**
+ * ws turns the socket's idle timeout (the HTTP server's) off, but net keeps the cleared timer,
+ * with a bound callback, and refreshes it on every read and write: dropped here.
+ */
+function forgetIdleTimer(tcp: Duplex): void {
+  const socket = tcp as Duplex & { timeout?: number } & Record<symbol, unknown>
+  if (socket.timeout !== undefined && socket.timeout !== 0) return
+  for (const key of Object.getOwnPropertySymbols(socket)) {
+    if (key.description === 'timeout') socket[key] = null
+  }
 }
 
 class Connection implements Sink, Kept {
