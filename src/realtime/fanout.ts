@@ -141,7 +141,8 @@ export class Fanout {
   readonly #source: FanoutSource
   readonly #options: FanoutOptions
   readonly #watchers = new Watchers<Stream, Watch>()
-  readonly #byViewer = new Map<UserId, Set<Stream>>()
+  /** Each user's streams, oldest first (an array: most users have one). */
+  readonly #byViewer = new Map<UserId, Stream[]>()
   readonly #byToken = new Map<string, Stream>()
   /** Streams without a connection, oldest first, with the watches each holds. */
   readonly #detached = new Map<Stream, number>()
@@ -239,8 +240,8 @@ export class Fanout {
     stream.sink = sink
     this.#byToken.set(stream.token, stream)
     let streams = this.#byViewer.get(viewer)
-    if (!streams) this.#byViewer.set(viewer, (streams = new Set()))
-    streams.add(stream)
+    if (!streams) this.#byViewer.set(viewer, (streams = []))
+    streams.push(stream)
     return stream
   }
 
@@ -419,8 +420,9 @@ export class Fanout {
     this.#undetach(stream)
     this.#byToken.delete(stream.token)
     const streams = this.#byViewer.get(stream.viewer)
-    streams?.delete(stream)
-    if (streams?.size === 0) this.#byViewer.delete(stream.viewer)
+    const at = streams ? streams.indexOf(stream) : -1
+    if (at >= 0) streams!.splice(at, 1)
+    if (streams?.length === 0) this.#byViewer.delete(stream.viewer)
     for (const watch of stream.watches) this.#unhold(watch)
     for (const orphan of this.#watchers.removeAll(stream)) this.#forget(orphan)
   }
