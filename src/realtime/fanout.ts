@@ -24,7 +24,7 @@ import {
 } from './history.js'
 import type { PositionTokens } from './position-token.js'
 import { SnapshotTail } from './replay-buffer.js'
-import { Stream, Watch, type HeldOffline, type Sink } from './stream.js'
+import { RELATIONS, Stream, Watch, type HeldOffline, type Sink } from './stream.js'
 import { Watchers } from './watchers.js'
 
 /** Where the fanout reads current state: the service's stores and history, behind six calls. */
@@ -92,16 +92,7 @@ const HEADS = {
   offline: '{"type":"offline","seq":',
 } as const
 
-/**
- * Relations are kept as shared constants: a watch costs a reference, not an object. Only a
- * block that keeps a lastOnline needs its own.
- */
-const RELATIONS: readonly Relation[] = [
-  Object.freeze({ friends: false, blocked: false }),
-  Object.freeze({ friends: true, blocked: false }),
-  Object.freeze({ friends: false, blocked: true }),
-  Object.freeze({ friends: true, blocked: true }),
-]
+/** A watch's relation: a shared constant (RELATIONS) unless a block keeps a lastOnline. */
 function relationOf(relation: Relation | undefined): Relation {
   if (relation?.blocked && relation.lastOnline !== undefined) {
     return Object.freeze({

@@ -16,15 +16,34 @@ export interface Sink {
   replaced(): void
 }
 
+/**
+ * The relations most watches have, shared: a watch keeps the index of its own. Only a block that
+ * keeps a lastOnline needs an object of its own (kept aside, see `Watch.relation`).
+ */
+export const RELATIONS: readonly Relation[] = [
+  Object.freeze({ friends: false, blocked: false }),
+  Object.freeze({ friends: true, blocked: false }),
+  Object.freeze({ friends: false, blocked: true }),
+  Object.freeze({ friends: true, blocked: true }),
+]
+
 const ONLINE = 1
 const HELD = 2
-/** The slot is kept in the same number as the two flags, above them. */
-const FLAGS = 4
+/** Two bits: the index of a shared relation. */
+const RELATION_SHIFT = 4
+const RELATION_MASK = 3 * RELATION_SHIFT
+/** The relation is one of its own, in `ownRelations`. */
+const OWN_RELATION = 16
+/** The slot is kept in the same number as the flags, above them. */
+const FLAGS = 32
+
+/** Relations that are not shared constants (a block with a lastOnline): few, kept aside. */
+const ownRelations = new WeakMap<Watch, Relation>()
 
 /**
  * What a stream knows of one watched user: one object in both lists of the fanout's Watchers
- * (the stream's and the target's), with nothing else per watch. Six fields: the slot and two
- * flags share one small integer.
+ * (the stream's and the target's), with nothing else per watch. Five fields: the slot, two
+ * flags and the relation share one small integer.
  */
 export class Watch implements WatchEntry<Stream> {
   #bits = 0
@@ -32,8 +51,7 @@ export class Watch implements WatchEntry<Stream> {
   constructor(
     readonly connection: Stream,
     readonly target: UserId,
-    /** The viewer's relation to the target (one of the shared constants of `relationOf`). */
-    public relation: Relation,
+    relation: Relation,
     /** The presence JSON last sent for the target (what the subscriber believes). */
     public sent: string,
     online: boolean,
@@ -44,6 +62,26 @@ export class Watch implements WatchEntry<Stream> {
     public offset: number,
   ) {
     this.online = online
+    this.relation = relation
+  }
+
+  /** The viewer's relation to the target. */
+  get relation(): Relation {
+    if (this.#bits & OWN_RELATION) return ownRelations.get(this)!
+    return RELATIONS[(this.#bits & RELATION_MASK) / RELATION_SHIFT]!
+  }
+
+  set relation(relation: Relation) {
+    const shared = RELATIONS.indexOf(relation)
+    let bits = this.#bits & ~(RELATION_MASK | OWN_RELATION)
+    if (shared >= 0) {
+      bits |= shared * RELATION_SHIFT
+      ownRelations.delete(this)
+    } else {
+      bits |= OWN_RELATION
+      ownRelations.set(this, relation)
+    }
+    this.#bits = bits
   }
 
   /** The watch's place in its target's list (Watchers keeps it). */

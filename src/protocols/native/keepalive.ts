@@ -4,6 +4,8 @@ export interface Kept {
   keepalive(now: number): void
   /** The wheel's slot holding this connection; -1 when not on the wheel. */
   wheelSlot: number
+  /** The server is shutting down (connections that end themselves then). */
+  shutdown?(): void
 }
 
 const SLOTS = 32
@@ -51,6 +53,11 @@ export class KeepaliveWheel {
     this.#slots[kept.wheelSlot]!.delete(kept)
     kept.wheelSlot = -1
     if (--this.#size === 0) this.stop()
+  }
+
+  /** Every connection on the wheel. */
+  *members(): Generator<Kept> {
+    for (const slot of this.#slots) yield* [...slot]
   }
 
   get size(): number {

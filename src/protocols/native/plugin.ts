@@ -8,7 +8,7 @@ import { serveSse } from './sse.js'
 import { KeepaliveWheel } from './keepalive.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
-import { CLOSE, serveWebSocket, type RealtimeDeps } from './ws.js'
+import { serveWebSocket, type RealtimeDeps } from './ws.js'
 
 /** Ids one stream may watch, and one frame may carry. */
 const MAX_IDS = 1000
@@ -56,12 +56,13 @@ export async function nativeProtocol(
 
   // before @fastify/websocket's own preClose, so peers get 1001 rather than no code
   app.addHook('preClose', async () => {
-    for (const client of app.websocketServer?.clients ?? []) {
-      client.close(CLOSE.goingAway, 'server shutting down')
-    }
+    for (const kept of deps.wheel.members()) kept.shutdown?.()
     for (const end of [...sseStreams]) end()
   })
-  await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } })
+  // connections are found on the keepalive wheel: ws need not track them (a closure each)
+  await app.register(websocket, {
+    options: { maxPayload: MAX_FRAME_BYTES, clientTracking: false },
+  })
   app.addHook('onClose', async () => {
     deps.wheel.stop()
     fanout.stop()

@@ -197,6 +197,10 @@ class Connection implements Sink, Kept {
     socket.send(frame)
   }
 
+  shutdown(): void {
+    this.socket.close(CLOSE.goingAway, 'server shutting down')
+  }
+
   replaced(): void {
     this.#close(CLOSE.replaced, 'resumed elsewhere')
   }
