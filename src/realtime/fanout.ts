@@ -603,10 +603,7 @@ export class Fanout {
       stream.positions && this.#options.positionTokens
         ? unique.map((id) => this.#pos(id, watching.get(id)!.offset))
         : undefined
-    stream.push(
-      HEADS.snapshot,
-      new SnapshotTail(`,"resume":"${stream.token}","presences":[`, shown, tokens),
-    )
+    stream.push(HEADS.snapshot, new SnapshotTail(stream.token, shown, tokens))
     return 'ok'
   }
 
@@ -926,14 +923,17 @@ export class Fanout {
       type = !watch.online && rendered.online ? 'online' : 'update'
     }
     const kind = type === 'offline' ? reason : type
-    const body = () =>
-      `,"userId":"${target}","presence":${rendered.json}` +
-      (type === 'offline' ? `,"reason":"${reason}"` : '')
-    const tail =
-      stream.positions && this.#options.positionTokens
-        ? (rendered.tails[`${kind}@${watch.offset}`] ??=
-            `${body()},"pos":"${this.#pos(target, watch.offset)}"}`)
-        : (rendered.tails[kind] ??= `${body()}}`)
+    // the tail is made once per view and kind (no closure per watcher: this runs for each)
+    const positioned = stream.positions && this.#options.positionTokens !== undefined
+    const key = positioned ? `${kind}@${watch.offset}` : kind
+    let tail = rendered.tails[key]
+    if (tail === undefined) {
+      tail =
+        `,"userId":"${target}","presence":${rendered.json}` +
+        (type === 'offline' ? `,"reason":"${reason}"` : '') +
+        (positioned ? `,"pos":"${this.#pos(target, watch.offset)}"}` : '}')
+      rendered.tails[key] = tail
+    }
     this.#unhold(watch)
     watch.sent = rendered.json
     watch.online = rendered.online
