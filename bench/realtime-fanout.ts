@@ -18,6 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { writeHeapSnapshot } from 'node:v8'
 import WebSocket, { WebSocketServer } from 'ws'
 import { buildApp } from '../src/app/build-app.js'
 import { testConfig } from '../src/app/config.js'
@@ -36,6 +37,8 @@ const { values: args } = parseArgs({
     'no-baseline': { type: 'boolean', default: false },
     /** Write the server's CPU profile of presenced's measured phase to this file. */
     profile: { type: 'string' },
+    /** Write a heap snapshot of the server once presenced's subscribers are connected. */
+    'heap-snapshot': { type: 'string' },
   },
 })
 const N = Number(args.subscribers)
@@ -196,6 +199,7 @@ async function phase(
   await ask(child, { cmd: 'connect', url, tokens, mode }, 'ready')
   const connectSeconds = (performance.now() - connectStarted) / 1000
   const after = settle()
+  if (args['heap-snapshot'] && mode === 'presenced') writeHeapSnapshot(args['heap-snapshot'])
   return await drive()
 
   async function drive(): Promise<PhaseResult> {

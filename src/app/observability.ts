@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { bearerCredential } from '../protocols/shared/credentials.js'
 import { sendErrorRecord } from '../protocols/shared/error-record.js'
 import type { ServiceObserver } from '../service/observer.js'
 import type { PresenceService } from '../service/presence-service.js'
@@ -250,10 +251,9 @@ const digest = (text: string) => createHash('sha256').update(text).digest()
 
 /** The credential of a scrape: `Authorization: Bearer <key>` (Prometheus) or `x-api-key`. */
 function scrapeKeyOf(request: FastifyRequest): string | undefined {
-  const authorization = request.headers.authorization
-  if (typeof authorization === 'string') {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
-    return match?.[1]
+  if (typeof request.headers.authorization === 'string') {
+    const credential = bearerCredential(request.headers)
+    return credential?.kind === 'token' && credential.token !== '' ? credential.token : undefined
   }
   const key = request.headers['x-api-key']
   return typeof key === 'string' && key !== '' ? key : undefined

@@ -23,7 +23,8 @@ import {
   type HistoryRead,
 } from './history.js'
 import type { PositionTokens } from './position-token.js'
-import { Stream, type Sink, type Watch } from './stream.js'
+import { SnapshotTail } from './replay-buffer.js'
+import { RELATIONS, Stream, Watch, type HeldOffline, type Sink } from './stream.js'
 import { Watchers } from './watchers.js'
 
 /** Where the fanout reads current state: the service's stores and history, behind six calls. */
@@ -91,16 +92,7 @@ const HEADS = {
   offline: '{"type":"offline","seq":',
 } as const
 
-/**
- * Relations are kept as shared constants: a watch costs a reference, not an object. Only a
- * block that keeps a lastOnline needs its own.
- */
-const RELATIONS: readonly Relation[] = [
-  Object.freeze({ friends: false, blocked: false }),
-  Object.freeze({ friends: true, blocked: false }),
-  Object.freeze({ friends: false, blocked: true }),
-  Object.freeze({ friends: true, blocked: true }),
-]
+/** A watch's relation: a shared constant (RELATIONS) unless a block keeps a lastOnline. */
 function relationOf(relation: Relation | undefined): Relation {
   if (relation?.blocked && relation.lastOnline !== undefined) {
     return Object.freeze({
@@ -140,7 +132,8 @@ export class Fanout {
   readonly #source: FanoutSource
   readonly #options: FanoutOptions
   readonly #watchers = new Watchers<Stream, Watch>()
-  readonly #byViewer = new Map<UserId, Set<Stream>>()
+  /** Each user's streams, oldest first (an array: most users have one). */
+  readonly #byViewer = new Map<UserId, Stream[]>()
   readonly #byToken = new Map<string, Stream>()
   /** Streams without a connection, oldest first, with the watches each holds. */
   readonly #detached = new Map<Stream, number>()
@@ -157,6 +150,8 @@ export class Fanout {
    * (monotonic ms): one timer per target, however many watchers wait.
    */
   readonly #held = new Map<UserId, { due: number; timer: NodeJS.Timeout }>()
+  /** The offline each watch with `held` set waits to send (few at any time). */
+  readonly #holding = new Map<Watch, HeldOffline>()
   /**
    * For each watched target, the history position this node has applied: a later change must
    * come next (offset + 1); a gap is filled from the history, a repeat is dropped.
@@ -236,8 +231,8 @@ export class Fanout {
     stream.sink = sink
     this.#byToken.set(stream.token, stream)
     let streams = this.#byViewer.get(viewer)
-    if (!streams) this.#byViewer.set(viewer, (streams = new Set()))
-    streams.add(stream)
+    if (!streams) this.#byViewer.set(viewer, (streams = []))
+    streams.push(stream)
     return stream
   }
 
@@ -290,10 +285,11 @@ export class Fanout {
     if (!codec) return 'reset'
     const ids: UserId[] = []
     const from: HistoryPosition[] = []
+    const watching = this.#watchers.index(stream)
     for (const [id, token] of held) {
       const position = codec.decode(token)
       if (!position) return 'reset'
-      if (this.#watchers.get(stream, id)) continue
+      if (watching.has(id)) continue
       ids.push(id)
       from.push(position)
     }
@@ -361,13 +357,14 @@ export class Fanout {
       if (!known || known.epoch === '') this.#positions.set(id, read.position)
       // offsets count in the epoch the node follows; another one (a lagging node) starts at 0
       const follows = this.#positions.get(id)!.epoch === read.position.epoch
-      const watch: Watch = {
-        relation: relationOf(relations[i]),
-        sent: '',
-        online: false,
-        held: undefined,
-        offset: follows && sameEpoch ? start.offset : 0,
-      }
+      const watch = new Watch(
+        stream,
+        this.#watchers.canonical(id),
+        relationOf(relations[i]),
+        '',
+        false,
+        follows && sameEpoch ? start.offset : 0,
+      )
       const projected = this.#project(stream, id, watch, base, baseAt)
       watch.sent = this.#intern(id, projected.json)
       watch.online = projected.online
@@ -377,7 +374,7 @@ export class Fanout {
         watch.sent = ''
         watch.online = base.sessions.length > 0
       }
-      this.#watchers.add(stream, id, watch)
+      this.#watchers.add(watch)
       for (const change of changes) {
         const position = positionOf(change)
         if (follows) watch.offset = position.offset
@@ -414,8 +411,10 @@ export class Fanout {
     this.#undetach(stream)
     this.#byToken.delete(stream.token)
     const streams = this.#byViewer.get(stream.viewer)
-    streams?.delete(stream)
-    if (streams?.size === 0) this.#byViewer.delete(stream.viewer)
+    const at = streams ? streams.indexOf(stream) : -1
+    if (at >= 0) streams!.splice(at, 1)
+    if (streams?.length === 0) this.#byViewer.delete(stream.viewer)
+    for (const watch of stream.watches) this.#unhold(watch)
     for (const orphan of this.#watchers.removeAll(stream)) this.#forget(orphan)
   }
 
@@ -441,7 +440,13 @@ export class Fanout {
 
   unsubscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
     return this.#run(async () => {
-      for (const id of ids) if (this.#watchers.remove(stream, id)) this.#forget(id)
+      const watching = this.#watchers.index(stream)
+      for (const id of ids) {
+        const watch = watching.get(id)
+        if (!watch) continue
+        this.#unhold(watch)
+        if (this.#watchers.remove(watch)) this.#forget(watch.target)
+      }
     })
   }
 
@@ -455,7 +460,7 @@ export class Fanout {
   }
 
   watchCount(stream: Stream): number {
-    return this.#watchers.targetsOf(stream).size
+    return stream.watches.length
   }
 
   stats(): {
@@ -472,7 +477,7 @@ export class Fanout {
     let subscriptions = 0
     for (const stream of this.#byToken.values()) {
       if (stream.sink) attached++
-      subscriptions += this.#watchers.targetsOf(stream).size
+      subscriptions += stream.watches.length
     }
     return {
       streams: this.#byToken.size,
@@ -497,6 +502,7 @@ export class Fanout {
     this.#unresubscribed?.()
     for (const { timer } of this.#held.values()) clearTimeout(timer)
     this.#held.clear()
+    this.#holding.clear()
     for (const stream of [...this.#byToken.values()]) this.close(stream)
     this.#queue = []
   }
@@ -559,7 +565,8 @@ export class Fanout {
   async #subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
     if (stream.disposed) return 'ok'
     const unique = [...new Set(ids)]
-    const fresh = unique.filter((id) => !this.#watchers.get(stream, id))
+    const watching = this.#watchers.index(stream)
+    const fresh = unique.filter((id) => !watching.has(id))
     if (fresh.length > 0 && !this.#makeRoom(stream.viewer, fresh.length)) return 'watch_limit'
     const unknownSettings = fresh.filter((id) => !this.#settings.has(id))
     // positions before presences (issued first, and a user's keys share a slot): a change
@@ -575,32 +582,28 @@ export class Fanout {
     const now = this.#source.now()
     fresh.forEach((id, i) => {
       const position = this.#track(id, positions[i] ?? NO_HISTORY)
-      const watch: Watch = {
-        relation: relationOf(relations[i]),
-        sent: '',
-        online: false,
-        held: undefined,
-        offset: position,
-      }
+      const watch = new Watch(
+        stream,
+        this.#watchers.canonical(id),
+        relationOf(relations[i]),
+        '',
+        false,
+        position,
+      )
       const projected = this.#project(stream, id, watch, presences[i]!, now)
       watch.sent = this.#intern(id, projected.json)
       watch.online = projected.online
-      this.#watchers.add(stream, id, watch)
+      this.#watchers.add(watch)
+      watching.set(id, watch)
     })
-    // parts, not one string: the replay buffer then holds references to the shared renders
-    const parts = [`,"resume":"${stream.token}","presences":[`]
-    unique.forEach((id, i) => {
-      if (i > 0) parts.push(',')
-      parts.push(this.#watchers.get(stream, id)!.sent)
-    })
-    if (stream.positions && this.#options.positionTokens) {
-      parts.push('],"pos":[')
-      unique.forEach((id, i) => {
-        parts.push(i > 0 ? ',"' : '"', this.#pos(id, this.#watchers.get(stream, id)!.offset), '"')
-      })
-    }
-    parts.push(']}')
-    stream.push(HEADS.snapshot, parts)
+    if (fresh.length > 0) this.#watchers.trim(stream)
+    // references, not one string: the replay buffer then holds the shared renders
+    const shown = unique.map((id) => watching.get(id)!.sent)
+    const tokens =
+      stream.positions && this.#options.positionTokens
+        ? unique.map((id) => this.#pos(id, watching.get(id)!.offset))
+        : undefined
+    stream.push(HEADS.snapshot, new SnapshotTail(stream.token, shown, tokens))
     return 'ok'
   }
 
@@ -780,7 +783,7 @@ export class Fanout {
       if (known.epoch !== '' && epoch !== known.epoch) {
         // the history was lost and started again: the offsets of the old epoch mean nothing
         // now, and the new epoch is followed from its start
-        for (const watch of this.#watchers.watchersOf(target).values()) watch.offset = 0
+        for (const watch of this.#watchers.watchersOf(target)) watch.offset = 0
         known = NO_HISTORY
         this.#positions.set(target, known)
       }
@@ -827,9 +830,13 @@ export class Fanout {
     quiet = false,
   ): void {
     const watchers = this.#watchers.watchersOf(target)
-    if (watchers.size === 0) return
+    if (watchers.length === 0) return
     const renders = new Map<string, Rendered>()
-    for (const [stream, watch] of watchers) {
+    // from the end: a watcher cut off meanwhile (a slow consumer) leaves the list
+    for (let i = watchers.length - 1; i >= 0; i--) {
+      const watch = watchers[i]
+      if (watch === undefined) continue
+      const stream = watch.connection
       if (offset !== undefined) {
         if (watch.offset >= offset) continue
         watch.offset = offset
@@ -896,13 +903,18 @@ export class Fanout {
     at: number,
   ): void {
     if (rendered.json === watch.sent) {
-      watch.held = undefined
+      this.#unhold(watch)
       return
     }
     let type: EventType
     if (watch.online && !rendered.online) {
       if (this.#options.flapGraceMs > 0) {
-        const held = (watch.held ??= { since: at, reason })
+        let held = watch.held ? this.#holding.get(watch) : undefined
+        if (!held) {
+          held = { since: at, reason }
+          this.#holding.set(watch, held)
+          watch.held = true
+        }
         if (at - held.since < this.#options.flapGraceMs) return
         reason = held.reason
       }
@@ -911,15 +923,18 @@ export class Fanout {
       type = !watch.online && rendered.online ? 'online' : 'update'
     }
     const kind = type === 'offline' ? reason : type
-    const body = () =>
-      `,"userId":"${target}","presence":${rendered.json}` +
-      (type === 'offline' ? `,"reason":"${reason}"` : '')
-    const tail =
-      stream.positions && this.#options.positionTokens
-        ? (rendered.tails[`${kind}@${watch.offset}`] ??=
-            `${body()},"pos":"${this.#pos(target, watch.offset)}"}`)
-        : (rendered.tails[kind] ??= `${body()}}`)
-    watch.held = undefined
+    // the tail is made once per view and kind (no closure per watcher: this runs for each)
+    const positioned = stream.positions && this.#options.positionTokens !== undefined
+    const key = positioned ? `${kind}@${watch.offset}` : kind
+    let tail = rendered.tails[key]
+    if (tail === undefined) {
+      tail =
+        `,"userId":"${target}","presence":${rendered.json}` +
+        (type === 'offline' ? `,"reason":"${reason}"` : '') +
+        (positioned ? `,"pos":"${this.#pos(target, watch.offset)}"}` : '}')
+      rendered.tails[key] = tail
+    }
+    this.#unhold(watch)
     watch.sent = rendered.json
     watch.online = rendered.online
     stream.push(HEADS[type], tail)
@@ -928,8 +943,10 @@ export class Fanout {
   /** Arms the timer of `target` for its earliest held offline, or drops it when none is left. */
   #settle(target: UserId, at: number): void {
     let earliest = Infinity
-    for (const watch of this.#watchers.watchersOf(target).values()) {
-      if (watch.held && watch.held.since < earliest) earliest = watch.held.since
+    for (const watch of this.#watchers.watchersOf(target)) {
+      if (!watch.held) continue
+      const since = this.#holding.get(watch)?.since ?? Infinity
+      if (since < earliest) earliest = since
     }
     const entry = this.#held.get(target)
     if (earliest === Infinity) return this.#release(target)
@@ -945,6 +962,12 @@ export class Fanout {
     // a held offline alone must not keep the process alive
     timer.unref()
     this.#held.set(target, { due, timer })
+  }
+
+  #unhold(watch: Watch): void {
+    if (!watch.held) return
+    watch.held = false
+    this.#holding.delete(watch)
   }
 
   #release(target: UserId): void {

@@ -2,10 +2,36 @@
  * The end of a frame after its sequence number: a string, or parts kept apart so that a large
  * frame (a snapshot) holds references to shared strings rather than a copy of them.
  */
-export type Tail = string | readonly string[]
+export type Tail = string | readonly string[] | SnapshotTail
+
+/**
+ * A snapshot's tail, `,"resume":…,"presences":[p1,p2…]` and, for streams that carry positions,
+ * `,"pos":["q1","q2"…]`, then `]}`: the presences are the shared renders, held by reference in
+ * an array of exactly their number (no separators kept beside them).
+ */
+export class SnapshotTail {
+  /** The stream's resume token (the stream holds the same string). */
+  readonly token: string
+  readonly presences: readonly string[]
+  readonly positions: readonly string[] | undefined
+
+  constructor(token: string, presences: readonly string[], positions?: readonly string[]) {
+    this.token = token
+    this.presences = presences
+    this.positions = positions
+  }
+
+  text(): string {
+    const presences = `,"resume":"${this.token}","presences":[${this.presences.join(',')}`
+    if (!this.positions) return presences + ']}'
+    const pos = this.positions.length > 0 ? `"${this.positions.join('","')}"` : ''
+    return `${presences}],"pos":[${pos}]}`
+  }
+}
 
 export function tailText(tail: Tail): string {
-  return typeof tail === 'string' ? tail : tail.join('')
+  if (typeof tail === 'string') return tail
+  return tail instanceof SnapshotTail ? tail.text() : (tail as readonly string[]).join('')
 }
 
 /**
@@ -16,8 +42,8 @@ export function tailText(tail: Tail): string {
  */
 export class ReplayBuffer {
   readonly #capacity: number
-  readonly #heads: string[] = []
-  readonly #tails: Tail[] = []
+  /** Frame `seq` at slot `(seq - 1) % capacity`: its head at 2 × slot, its tail after it. */
+  readonly #frames: Array<string | Tail> = []
   /** Sequence number of the newest frame; 0 before any. */
   #last = 0
 
@@ -34,8 +60,8 @@ export class ReplayBuffer {
     this.#last = seq
     if (this.#capacity === 0) return
     const slot = (seq - 1) % this.#capacity
-    this.#heads[slot] = head
-    this.#tails[slot] = tail
+    this.#frames[2 * slot] = head
+    this.#frames[2 * slot + 1] = tail
   }
 
   /** True when every frame after `since` can be replayed. */
@@ -49,7 +75,7 @@ export class ReplayBuffer {
     const frames: string[] = []
     for (let seq = since + 1; seq <= this.#last; seq++) {
       const slot = (seq - 1) % this.#capacity
-      frames.push(this.#heads[slot]! + seq + tailText(this.#tails[slot]!))
+      frames.push((this.#frames[2 * slot] as string) + seq + tailText(this.#frames[2 * slot + 1]!))
     }
     return frames
   }

@@ -39,6 +39,18 @@ export class RealtimeCensus {
     }
   }
 
+  /**
+   * The same count without a closure per connection: a transport that keeps its own state
+   * calls `opened` once and `closed` once.
+   */
+  opened(transport: Transport): void {
+    this.#connections[transport]++
+  }
+
+  closed(transport: Transport): void {
+    this.#connections[transport]--
+  }
+
   track(fanout: Fanout): Fanout
   track(feed: PresenceFeed): PresenceFeed
   track(surface: Fanout | PresenceFeed): Fanout | PresenceFeed {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
+import { prometheusSamples } from '../helpers/prometheus.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { NativeClient } from './native-client.js'
@@ -18,13 +19,7 @@ async function scrape(app: StartedApp): Promise<Map<string, number>> {
     headers: { authorization: `Bearer ${METRICS_KEY}` },
   })
   assert.equal(response.status, 200)
-  const samples = new Map<string, number>()
-  for (const line of (await response.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const at = line.lastIndexOf(' ')
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)))
-  }
-  return samples
+  return prometheusSamples(await response.text())
 }
 
 /** Scrapes until `check` passes (connections close asynchronously), or fails with the last. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/app/config.js'
+import { prometheusSamples } from '../helpers/prometheus.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js'
 import { REGISTER, USERS, bearer, post } from './roblox-helpers.js'
@@ -529,13 +530,7 @@ test('metrics: attempts by outcome, the age of delivered events, queued and park
       headers: { authorization: `Bearer ${metricsKey}` },
     })
     assert.equal(response.statusCode, 200)
-    const samples = new Map<string, number>()
-    for (const line of response.body.split('\n')) {
-      if (line === '' || line.startsWith('#')) continue
-      const at = line.lastIndexOf(' ')
-      samples.set(line.slice(0, at), Number(line.slice(at + 1)))
-    }
-    return samples
+    return prometheusSamples(response.body)
   }
   const attempts = (samples: Map<string, number>, outcome: string) =>
     samples.get(`presenced_webhook_attempts_total{outcome="${outcome}"}`) ?? 0

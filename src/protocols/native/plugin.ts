@@ -5,9 +5,10 @@ import type { ProtocolContext } from '../context.js'
 import { mapErrorToRecord } from '../shared/error-record.js'
 import { requireUser, userOf } from './auth.js'
 import { serveSse } from './sse.js'
+import { KeepaliveWheel } from './keepalive.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
-import { CLOSE, serveWebSocket, type RealtimeDeps } from './ws.js'
+import { serveWebSocket, type RealtimeDeps } from './ws.js'
 
 /** Ids one stream may watch, and one frame may carry. */
 const MAX_IDS = 1000
@@ -47,19 +48,25 @@ export async function nativeProtocol(
       subscribeRate: settings.realtimeSubscribeRate,
     },
     // connection presence must be refreshed well within the session TTL
-    keepaliveMs: Math.min(25_000, Math.floor((settings.sessionTtlSeconds * 1000) / 3)),
+    wheel: new KeepaliveWheel(
+      Math.min(25_000, Math.floor((settings.sessionTtlSeconds * 1000) / 3)),
+    ),
   }
   const sseStreams = new Set<() => void>()
 
   // before @fastify/websocket's own preClose, so peers get 1001 rather than no code
   app.addHook('preClose', async () => {
-    for (const client of app.websocketServer?.clients ?? []) {
-      client.close(CLOSE.goingAway, 'server shutting down')
-    }
+    for (const kept of deps.wheel.members()) kept.shutdown?.()
     for (const end of [...sseStreams]) end()
   })
-  await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } })
-  app.addHook('onClose', async () => fanout.stop())
+  // connections are found on the keepalive wheel: ws need not track them (a closure each)
+  await app.register(websocket, {
+    options: { maxPayload: MAX_FRAME_BYTES, clientTracking: false },
+  })
+  app.addHook('onClose', async () => {
+    deps.wheel.stop()
+    fanout.stop()
+  })
 
   app.setErrorHandler(mapErrorToRecord)
   const authenticate = requireUser(service)

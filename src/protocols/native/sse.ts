@@ -3,6 +3,7 @@ import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import { userOf } from './auth.js'
 import { errorFrame, sendNativeError } from './errors.js'
+import type { Kept } from './keepalive.js'
 import { limitMessages } from './limits.js'
 import type { RealtimeDeps } from './ws.js'
 
@@ -91,7 +92,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       if (!open) return
       open = false
       fanout.detach(stream, sink)
-      clearInterval(keepalive)
+      deps.wheel.remove(keepalive)
       live.delete(end)
       res.end()
       setTimeout(() => res.destroy(), END_GRACE_MS).unref()
@@ -120,16 +121,20 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       return
     }
     let stream: Stream = opened
-    const keepalive = setInterval(() => {
-      if (open) res.write(': keepalive\n\n')
-    }, deps.keepaliveMs)
-    keepalive.unref()
+    // on the keepalive wheel shared by every connection, not a timer of its own
+    const keepalive: Kept = {
+      wheelSlot: -1,
+      keepalive: () => {
+        if (open) res.write(': keepalive\n\n')
+      },
+    }
+    deps.wheel.add(keepalive)
     live.add(end)
     // the response closes when the peer goes away (the request may close as soon as it is read)
     res.on('close', () => {
       if (!open) return
       open = false
-      clearInterval(keepalive)
+      deps.wheel.remove(keepalive)
       live.delete(end)
       fanout.detach(stream, sink)
     })

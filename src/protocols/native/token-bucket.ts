@@ -7,6 +7,8 @@
  * const bucket = new TokenBucket(1000, 2000)
  * bucket.take(500) // true while there are 500 tokens; false (and nothing taken) otherwise
  */
+const monotonicNow = (): number => performance.now()
+
 export class TokenBucket {
   readonly #rate: number
   readonly #capacity: number
@@ -14,11 +16,7 @@ export class TokenBucket {
   #tokens: number
   #at: number
 
-  constructor(
-    ratePerSecond: number,
-    capacity: number,
-    now: () => number = () => performance.now(),
-  ) {
+  constructor(ratePerSecond: number, capacity: number, now: () => number = monotonicNow) {
     this.#rate = ratePerSecond / 1000
     this.#capacity = capacity
     this.#now = now

@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../../core/errors.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Duplex } from 'node:stream'
+import type { ServerResponse } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import type { UserId } from '../../core/user-id.js'
 import type { Fanout, ResumeResult } from '../../service/realtime.js'
@@ -10,6 +11,7 @@ import { ConnectionPresence } from './connection-presence.js'
 import { errorFrame } from './errors.js'
 import { isFrameError, parseClientFrame } from './frames.js'
 import { limitMessages, type RealtimeLimits } from './limits.js'
+import type { KeepaliveWheel, Kept } from './keepalive.js'
 import { TokenBucket } from './token-bucket.js'
 
 /** What both transports share. */
@@ -22,8 +24,11 @@ export interface RealtimeDeps {
   /** Ids per stream (and per frame). */
   maxIds: number
   limits: RealtimeLimits
-  /** Ping (WebSocket) / comment (SSE) interval; also how often connection presence is refreshed. */
-  keepaliveMs: number
+  /**
+   * Pings (WebSocket) and comments (SSE) every `periodMs`, which is also how often connection
+   * presence is refreshed: one timer for all connections.
+   */
+  wheel: KeepaliveWheel
 }
 
 export const CLOSE = {
@@ -45,120 +50,286 @@ const BURST_SECONDS = 2
 /** How long a cut-off peer gets to take its close frame before the socket is destroyed. */
 const CLOSE_GRACE_MS = 5_000
 
-/** Serves one authenticated WebSocket connection (docs/reference/native.md). */
+/** The socket's connection, found by the listeners shared by every socket. */
+const kConnection = Symbol('presenced.connection')
+type Owned = WebSocket & {
+  [kConnection]?: Connection
+  _socket?: Duplex & { _httpMessage?: ServerResponse | null }
+}
+
+const noop = (): void => {}
+
+function onMessage(this: Owned, data: RawData, isBinary: boolean): void {
+  this[kConnection]?.message(data, isBinary)
+}
+function onPong(this: Owned): void {
+  const connection = this[kConnection]
+  if (connection) connection.alive = true
+}
+function onClose(this: Owned): void {
+  this[kConnection]?.closed()
+}
+function onError(this: Owned, error: Error): void {
+  this[kConnection]?.deps.log.warn({ err: error }, 'real-time socket error')
+  this.terminate()
+}
+
+/**
+ * Frames emitted together (one batch of changes) leave each socket in one write: a socket is
+ * corked on its first frame, and every corked socket is uncorked once, after the batch. ws
+ * exposes no cork of its own.
+ */
+let corked: Connection[] = []
+function uncorkAll(): void {
+  const batch = corked
+  corked = []
+  for (const connection of batch) connection.uncork()
+}
+
+/**
+ * Serves one authenticated WebSocket connection (docs/reference/native.md). The connection's
+ * state is one object; its socket's listeners and its keepalive are shared by all connections.
+ */
 export function serveWebSocket(
   socket: WebSocket,
   userId: UserId,
   tokenExpiresAt: number | undefined,
   deps: RealtimeDeps,
 ): void {
-  const { fanout, log } = deps
-  socket.once('close', deps.service.census.connectionOpened('websocket'))
-  const presence = new ConnectionPresence(deps.service, userId)
-  let open = true
-  let alive = true
-  let fresh = true
-  let strikes: number[] = []
-  let throttled: number[] = []
-  const { subscribeRate } = deps.limits
-  const budget = new TokenBucket(
-    subscribeRate,
-    Math.max(subscribeRate * BURST_SECONDS, deps.maxIds),
-  )
+  const owned = socket as Owned
+  // what the upgrade left on the socket (the upgrade's request, reply and logger, through
+  // @fastify/websocket's error listener and the response it assigned) is let go: a
+  // connection holds only its own state
+  owned.removeAllListeners('error')
+  owned.on('error', onError)
+  const tcp = owned._socket
+  tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
+  if (tcp) forgetIdleTimer(tcp)
+  new Connection(owned, userId, tokenExpiresAt, deps).start()
+}
 
-  const close = (code: number, reason: string): void => {
-    if (!open) return
-    open = false
-    fanout.detach(stream, sink)
+/**
+ * ws turns the socket's idle timeout (the HTTP server's) off, but net keeps the cleared timer,
+ * with a bound callback, and refreshes it on every read and write: dropped here.
+ */
+function forgetIdleTimer(tcp: Duplex): void {
+  const socket = tcp as Duplex & { timeout?: number } & Record<symbol, unknown>
+  if (socket.timeout !== undefined && socket.timeout !== 0) return
+  for (const key of Object.getOwnPropertySymbols(socket)) {
+    if (key.description === 'timeout') socket[key] = null
+  }
+}
+
+class Connection implements Sink, Kept {
+  readonly socket: Owned
+  readonly userId: UserId
+  readonly tokenExpiresAt: number | undefined
+  readonly deps: RealtimeDeps
+  wheelSlot = -1
+  /** Whether the peer answered the last ping. */
+  alive = true
+  #open = true
+  /** No frame yet: a resume may still come. */
+  #fresh = true
+  #corked = false
+  #stream: Stream | undefined
+  // made when first needed: most connections never strike, throttle or send a heartbeat
+  #strikes: number[] | undefined
+  #throttled: number[] | undefined
+  #budget: TokenBucket | undefined
+  #presence: ConnectionPresence | undefined
+  #expiry: NodeJS.Timeout | undefined
+
+  constructor(
+    socket: Owned,
+    userId: UserId,
+    tokenExpiresAt: number | undefined,
+    deps: RealtimeDeps,
+  ) {
+    this.socket = socket
+    this.userId = userId
+    this.tokenExpiresAt = tokenExpiresAt
+    this.deps = deps
+  }
+
+  start(): void {
+    const { socket, deps } = this
+    socket[kConnection] = this
+    deps.service.census.opened('websocket')
+    socket.on('close', onClose)
+    const opened = deps.fanout.open(this.userId, this)
+    if (!opened) {
+      // another connection of the user got the last place after this one's upgrade was admitted
+      this.#open = false
+      socket.send(errorFrame('STREAM_LIMIT', limitMessages.streams(deps.limits.streamsPerUser)))
+      socket.close(CLOSE.policy, 'too many streams')
+      setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
+      return
+    }
+    this.#stream = opened
+    socket.on('message', onMessage)
+    socket.on('pong', onPong)
+    deps.wheel.add(this)
+    // a connection lives no longer than the token that opened it
+    this.#armExpiry(Date.now())
+  }
+
+  // ------------------------------------------------------------------ Sink
+
+  send(frame: string): void {
+    if (!this.#open) return
+    const socket = this.socket
+    if (socket.bufferedAmount + frame.length > this.deps.queueBytes) {
+      this.deps.log.info(
+        { stream: this.#stream?.id, buffered: socket.bufferedAmount },
+        'slow consumer cut off',
+      )
+      return this.#close(CLOSE.slowConsumer, 'slow consumer')
+    }
+    if (!this.#corked) {
+      const tcp = socket._socket
+      if (tcp) {
+        this.#corked = true
+        tcp.cork()
+        if (corked.push(this) === 1) process.nextTick(uncorkAll)
+      }
+    }
+    socket.send(frame)
+  }
+
+  shutdown(): void {
+    this.socket.close(CLOSE.goingAway, 'server shutting down')
+  }
+
+  replaced(): void {
+    this.#close(CLOSE.replaced, 'resumed elsewhere')
+  }
+
+  uncork(): void {
+    this.#corked = false
+    this.socket._socket?.uncork()
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  keepalive(now: number): void {
+    if (!this.alive) {
+      this.deps.log.info({ stream: this.#stream?.id }, 'real-time peer stopped answering pings')
+      void this.#presence?.end('timeout').catch(noop)
+      this.socket.terminate()
+      return
+    }
+    this.alive = false
+    this.socket.ping()
+    this.#presence?.refresh().catch(noop)
+    this.#armExpiry(now)
+  }
+
+  /**
+   * Arms the expiry timer once the token has less than two keepalive periods left (each
+   * keepalive looks again): only connections about to expire hold a timer.
+   */
+  #armExpiry(now: number): void {
+    if (this.tokenExpiresAt === undefined || this.#expiry !== undefined) return
+    const left = this.tokenExpiresAt - now
+    if (left <= 0) return this.#close(CLOSE.tokenExpired, 'token expired')
+    if (left > 2 * this.deps.wheel.periodMs) return
+    this.#expiry = setTimeout(() => {
+      this.#expiry = undefined
+      this.#armExpiry(Date.now())
+    }, left)
+    this.#expiry.unref()
+  }
+
+  #close(code: number, reason: string): void {
+    if (!this.#open) return
+    this.#open = false
+    if (this.#stream) this.deps.fanout.detach(this.#stream, this)
+    const socket = this.socket
     socket.close(code, reason)
     // a peer that does not read never completes the closing handshake
     setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
   }
 
-  // Frames emitted together (one batch of changes) leave in one write: the TCP socket is corked
-  // on the first and uncorked once the batch is done. ws exposes no cork of its own.
-  const tcp = (socket as unknown as { _socket?: Duplex })._socket
-  let corked = false
-  const uncork = (): void => {
-    corked = false
-    tcp?.uncork()
-  }
-  const sink: Sink = {
-    send(frame) {
-      if (!open) return
-      if (socket.bufferedAmount + frame.length > deps.queueBytes) {
-        log.info({ stream: stream.id, buffered: socket.bufferedAmount }, 'slow consumer cut off')
-        return close(CLOSE.slowConsumer, 'slow consumer')
-      }
-      if (tcp && !corked) {
-        corked = true
-        tcp.cork()
-        process.nextTick(uncork)
-      }
-      socket.send(frame)
-    },
-    replaced() {
-      close(CLOSE.replaced, 'resumed elsewhere')
-    },
-  }
-  const opened = fanout.open(userId, sink)
-  if (!opened) {
-    // another connection of the user got the last place after this one's upgrade was admitted
-    socket.send(errorFrame('STREAM_LIMIT', limitMessages.streams(deps.limits.streamsPerUser)))
-    socket.close(CLOSE.policy, 'too many streams')
-    setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
-    return
-  }
-  let stream: Stream = opened
-
-  const reply = (frame: string): void => {
-    if (open) sink.send(frame)
+  /** The socket closed (whoever closed it). */
+  closed(): void {
+    this.#open = false
+    this.socket[kConnection] = undefined
+    clearTimeout(this.#expiry)
+    this.#expiry = undefined
+    const { deps } = this
+    deps.service.census.closed('websocket')
+    deps.wheel.remove(this)
+    if (this.#stream) deps.fanout.detach(this.#stream, this)
+    this.#presence?.end('explicit').catch((error: unknown) => {
+      deps.log.warn({ err: error }, 'ending a real-time session failed')
+    })
   }
 
-  const strike = (code: ErrorCode, message: string): void => {
+  // ------------------------------------------------------------------ client frames
+
+  #reply(frame: string): void {
+    if (this.#open) this.send(frame)
+  }
+
+  #strike(code: ErrorCode, message: string): void {
     const now = Date.now()
-    strikes = strikes.filter((at) => now - at < STRIKE_WINDOW_MS)
+    const strikes = (this.#strikes = (this.#strikes ?? []).filter(
+      (at) => now - at < STRIKE_WINDOW_MS,
+    ))
     strikes.push(now)
-    if (strikes.length > STRIKES) return close(CLOSE.policy, 'too many malformed frames')
-    reply(errorFrame(code, message))
+    if (strikes.length > STRIKES) return this.#close(CLOSE.policy, 'too many malformed frames')
+    this.#reply(errorFrame(code, message))
+  }
+
+  #budgetOf(): TokenBucket {
+    const { subscribeRate } = this.deps.limits
+    return (this.#budget ??= new TokenBucket(
+      subscribeRate,
+      Math.max(subscribeRate * BURST_SECONDS, this.deps.maxIds),
+    ))
   }
 
   /** Subscribe work beyond the connection's budget: refused whole, with when to try again. */
-  const throttle = (ids: number): void => {
+  #throttle(ids: number): void {
     const now = Date.now()
-    throttled = throttled.filter((at) => now - at < STRIKE_WINDOW_MS)
+    const throttled = (this.#throttled = (this.#throttled ?? []).filter(
+      (at) => now - at < STRIKE_WINDOW_MS,
+    ))
     throttled.push(now)
-    if (throttled.length > STRIKES) return close(CLOSE.policy, 'subscribing too fast')
-    reply(
-      errorFrame('RATE_LIMITED', limitMessages.rate(subscribeRate), {
-        retryAfterMs: budget.waitMs(ids),
+    if (throttled.length > STRIKES) return this.#close(CLOSE.policy, 'subscribing too fast')
+    this.#reply(
+      errorFrame('RATE_LIMITED', limitMessages.rate(this.deps.limits.subscribeRate), {
+        retryAfterMs: this.#budgetOf().waitMs(ids),
       }),
     )
   }
 
-  const onMessage = (data: RawData, isBinary: boolean): void => {
-    if (!open) return
-    if (isBinary) return strike('FRAME_INVALID', 'Frames are JSON text, not binary.')
-    const frame = parseClientFrame(data.toString(), deps.maxIds)
-    if (isFrameError(frame)) return strike(frame.error.code, frame.error.message)
+  message(data: RawData, isBinary: boolean): void {
+    const stream = this.#stream
+    if (!this.#open || !stream) return
+    const { fanout, log, maxIds, limits } = this.deps
+    if (isBinary) return this.#strike('FRAME_INVALID', 'Frames are JSON text, not binary.')
+    const frame = parseClientFrame(data.toString(), maxIds)
+    if (isFrameError(frame)) return this.#strike(frame.error.code, frame.error.message)
     switch (frame.type) {
       case 'subscribe': {
-        if (fanout.watchCount(stream) + frame.ids.length > deps.maxIds) {
-          return strike('TOO_MANY_IDS', `A stream watches at most ${deps.maxIds} users.`)
+        if (fanout.watchCount(stream) + frame.ids.length > maxIds) {
+          return this.#strike('TOO_MANY_IDS', `A stream watches at most ${maxIds} users.`)
         }
-        if (!budget.take(frame.ids.length)) return throttle(frame.ids.length)
-        fresh = false
+        if (!this.#budgetOf().take(frame.ids.length)) return this.#throttle(frame.ids.length)
+        this.#fresh = false
         // frames carry each user's history position from now on (resume on any node)
         if (frame.positions) stream.positions = true
         fanout.subscribe(stream, frame.ids).then(
           (result) => {
             if (result === 'watch_limit') {
-              reply(errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser)))
+              this.#reply(errorFrame('WATCH_LIMIT', limitMessages.watches(limits.watchesPerUser)))
             }
           },
           (error: unknown) => {
             log.warn({ err: error }, 'real-time subscribe failed')
-            reply(
+            this.#reply(
               errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'),
             )
           },
@@ -166,89 +337,58 @@ export function serveWebSocket(
         return
       }
       case 'unsubscribe':
-        if (!budget.take(frame.ids.length)) return throttle(frame.ids.length)
+        if (!this.#budgetOf().take(frame.ids.length)) return this.#throttle(frame.ids.length)
         void fanout.unsubscribe(stream, frame.ids)
         return
       case 'heartbeat':
-        presence.set(frame.deviceType, frame.activity).catch((error: unknown) => {
-          log.warn({ err: error }, 'real-time heartbeat failed')
-          reply(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
-        })
+        ;(this.#presence ??= new ConnectionPresence(this.deps.service, this.userId))
+          .set(frame.deviceType, frame.activity)
+          .catch((error: unknown) => {
+            log.warn({ err: error }, 'real-time heartbeat failed')
+            this.#reply(
+              errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'),
+            )
+          })
         return
       case 'resume': {
-        if (!fresh || stream.seq > 0) {
-          return strike('RESUME_LATE', 'resume must be the first frame of a connection.')
+        if (!this.#fresh || stream.seq > 0) {
+          return this.#strike('RESUME_LATE', 'resume must be the first frame of a connection.')
         }
-        fresh = false
+        this.#fresh = false
         const result: ResumeResult =
           frame.token === undefined
             ? { ok: false, reason: 'unknown' }
-            : fanout.resume(userId, frame.token, frame.since, sink)
+            : fanout.resume(this.userId, frame.token, frame.since, this)
         if (result.ok) {
           fanout.close(stream)
-          stream = result.stream
+          this.#stream = result.stream
           return
         }
-        if (!frame.positions) return reply(JSON.stringify({ type: 'reset', reason: result.reason }))
+        if (!frame.positions) {
+          return this.#reply(JSON.stringify({ type: 'reset', reason: result.reason }))
+        }
         // not held here (another node's, or too old): from the users' histories, on any node
         const positions = frame.positions
-        if (fanout.watchCount(stream) + positions.length > deps.maxIds) {
-          return strike('TOO_MANY_IDS', `A stream watches at most ${deps.maxIds} users.`)
+        if (fanout.watchCount(stream) + positions.length > maxIds) {
+          return this.#strike('TOO_MANY_IDS', `A stream watches at most ${maxIds} users.`)
         }
-        if (!budget.take(positions.length)) return throttle(positions.length)
+        if (!this.#budgetOf().take(positions.length)) return this.#throttle(positions.length)
         fanout.recover(stream, positions).then(
           (recovered) => {
-            if (recovered === 'reset') reply(JSON.stringify({ type: 'reset', reason: 'too_old' }))
+            if (recovered === 'reset') {
+              this.#reply(JSON.stringify({ type: 'reset', reason: 'too_old' }))
+            }
             if (recovered === 'watch_limit') {
-              reply(errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser)))
+              this.#reply(errorFrame('WATCH_LIMIT', limitMessages.watches(limits.watchesPerUser)))
             }
           },
           (error: unknown) => {
             log.warn({ err: error }, 'real-time recover failed')
-            reply(JSON.stringify({ type: 'reset', reason: 'unavailable' }))
+            this.#reply(JSON.stringify({ type: 'reset', reason: 'unavailable' }))
           },
         )
         return
       }
     }
   }
-
-  socket.on('message', onMessage)
-  socket.on('pong', () => {
-    alive = true
-  })
-  const keepalive = setInterval(() => {
-    if (!alive) {
-      log.info({ stream: stream.id }, 'real-time peer stopped answering pings')
-      void presence.end('timeout').catch(() => {})
-      socket.terminate()
-      return
-    }
-    alive = false
-    socket.ping()
-    presence.refresh().catch(() => {})
-  }, deps.keepaliveMs)
-  keepalive.unref()
-
-  // a connection lives no longer than the token that opened it
-  let expiry: NodeJS.Timeout | undefined
-  const armExpiry = (): void => {
-    if (tokenExpiresAt === undefined) return
-    const left = tokenExpiresAt - Date.now()
-    if (left <= 0) return close(CLOSE.tokenExpired, 'token expired')
-    // timers hold at most 2^31-1 ms (~24.8 days); longer tokens re-arm
-    expiry = setTimeout(armExpiry, Math.min(left, 2 ** 31 - 1))
-    expiry.unref()
-  }
-  armExpiry()
-
-  socket.on('close', () => {
-    open = false
-    clearTimeout(expiry)
-    clearInterval(keepalive)
-    fanout.detach(stream, sink)
-    presence.end('explicit').catch((error: unknown) => {
-      log.warn({ err: error }, 'ending a real-time session failed')
-    })
-  })
 }

@@ -79,6 +79,11 @@ interface ViewerRelations {
 
 /** How many viewers' friend and block sets are kept in memory (least recently used dropped). */
 const RELATION_CACHE_SIZE = 10_000
+/** What most viewers have: one shared record, not an empty set and map each (read only). */
+const NO_RELATIONS: ViewerRelations = Object.freeze({
+  friends: new Set<string>(),
+  blocked: new Map<string, number | undefined>(),
+})
 
 /**
  * The embedded durable store: one SQLite file in the data dir, written synchronously in WAL mode
@@ -457,7 +462,7 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     for (const r of this.#stmt.blockersOf.iterate(viewer)) {
       if (blocked.get(r.blocker) === undefined) blocked.set(r.blocker, r.blocked_saw ?? undefined)
     }
-    const relations = { friends, blocked }
+    const relations = friends.size === 0 && blocked.size === 0 ? NO_RELATIONS : { friends, blocked }
     if (this.#relations.size >= RELATION_CACHE_SIZE) {
       this.#relations.delete(this.#relations.keys().next().value!)
     }
