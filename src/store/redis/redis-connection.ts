@@ -382,13 +382,13 @@ export class RedisConnection {
 
   /** Sends a batch as one pipeline (one write); settles when every reply is in. */
   async #send(batch: Batch): Promise<void> {
-    // a Pipeline, whose public sendCommand takes a Command as it is
-    const pipeline = (this.client as Redis).pipeline() as ChainableCommander &
-      Pick<Pipeline, 'sendCommand'>
-    for (const call of batch.calls) call.add(pipeline)
-    for (const group of batch.mgets) pipeline.sendCommand(new MgetCommand(group.keys))
     let results: Array<[error: Error | null, result: unknown]> | null
     try {
+      // a Pipeline, whose public sendCommand takes a Command as it is
+      const pipeline = (this.client as Redis).pipeline() as ChainableCommander &
+        Pick<Pipeline, 'sendCommand'>
+      for (const call of batch.calls) call.add(pipeline)
+      for (const group of batch.mgets) pipeline.sendCommand(new MgetCommand(group.keys))
       results = await pipeline.exec()
       if (!results) throw new Error('pipeline discarded')
     } catch (error) {
