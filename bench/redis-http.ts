@@ -9,7 +9,11 @@
  *
  *   npm run bench:redis-http -- [--users 100000] [--ids 50] [--seconds 8] [--rounds 3]
  *                               [--connections 32] [--url redis://host:port]
- *                               [--profile redis-mode.cpuprofile]
+ *                               [--profile redis-mode.cpuprofile] [--baseline <dir>]
+ *
+ * `--baseline <dir>`: also runs Redis mode of another checkout (e.g. `git archive main`
+ * unpacked, with node_modules), on the same Redis under its own prefix, as a fourth target:
+ * before/after in one run.
  *
  * Starts a redis-server of its own unless --url is given (then writes under a unique prefix,
  * deleted after).
@@ -35,6 +39,7 @@ const { values } = parseArgs({
     url: { type: 'string' },
     /** Writes the Redis-mode server's CPU profile of its serving here. */
     profile: { type: 'string' },
+    baseline: { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -61,7 +66,9 @@ interface ServerInfo {
 const post = async (port: number, ids: number[]) => {
   const response = await fetch(`http://127.0.0.1:${port}${PATH}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    // identity: the lean node:http path that wrk's requests take (fetch asks for gzip, which
+    // Fastify answers)
+    headers: { 'content-type': 'application/json', 'accept-encoding': 'identity' },
     body: JSON.stringify({ userIds: ids }),
   })
   const body = Buffer.from(await response.arrayBuffer())
@@ -88,6 +95,18 @@ try {
   children.push(redisMode.child)
   const embedded = await spawnJson<ServerInfo>('bench/redis-http-server.ts', args)
   children.push(embedded.child)
+  const baseline = values.baseline
+    ? await spawnJson<ServerInfo>(join(values.baseline, 'bench/redis-http-server.ts'), [
+        ...args,
+        '--mode',
+        'redis',
+        '--url',
+        redis.url,
+        '--prefix',
+        `${prefix}-baseline`,
+      ])
+    : undefined
+  if (baseline) children.push(baseline.child)
 
   // the naive server's records: exactly what presenced in Redis mode answers for each user
   for (let first = 1; first <= users; first += 50) {
@@ -112,12 +131,17 @@ try {
   const sampleIds = Array.from({ length: idsPerRequest }, (_, i) =>
     Math.max(1, Math.floor(((i + 1) * users) / idsPerRequest)),
   )
-  const [fromRedis, fromEmbedded, fromNaive] = await Promise.all([
+  const [fromRedis, fromEmbedded, fromNaive, fromBaseline] = await Promise.all([
     post(redisMode.info.port, sampleIds),
     post(embedded.info.port, sampleIds),
     post(naive.info.port, sampleIds),
+    baseline && post(baseline.info.port, sampleIds),
   ])
   if (!fromNaive.equals(fromRedis)) throw new Error('the naive server answers other bytes')
+  // the baseline loaded its users at other instants too
+  if (fromBaseline && fromBaseline.length !== fromRedis.length) {
+    throw new Error('the baseline answers other sizes')
+  }
   // embedded mode loaded its users at other instants: same layout, other lastOnline digits
   if (fromEmbedded.length !== fromRedis.length) throw new Error('embedded mode answers other sizes')
 
@@ -125,6 +149,9 @@ try {
     { name: 'presenced, embedded mode', port: embedded.info.port, pid: embedded.child.pid! },
     { name: 'presenced, Redis mode', port: redisMode.info.port, pid: redisMode.child.pid! },
     { name: 'naive node:http + MGET', port: naive.info.port, pid: naive.child.pid! },
+    ...(baseline
+      ? [{ name: 'baseline, Redis mode', port: baseline.info.port, pid: baseline.child.pid! }]
+      : []),
   ]
   const wrk = (port: number, duration: number) =>
     runWrk({
@@ -200,13 +227,24 @@ try {
           .padStart(8)}${errorText}`,
     )
   }
-  const [embeddedRps, redisRps, naiveRps] = results.map(median) as [number, number, number]
-  console.log(
-    `Redis mode / embedded mode: ${((redisRps / embeddedRps) * 100).toFixed(0)} % (goal >= 75 %)`,
-  )
-  console.log(
-    `Redis mode / naive server:  ${((redisRps / naiveRps) * 100).toFixed(0)} % (goal >= 100 %)`,
-  )
+
+  /** Median of the per-round ratios of target a to target b (rounds are interleaved). */
+  const perRound = (a: number, b: number) => results[a]!.map((x, r) => x / results[b]![r]!)
+  const show = (a: number, b: number) =>
+    `${(median(perRound(a, b)) * 100).toFixed(0)} % (rounds ` +
+    `${perRound(a, b)
+      .map((x) => (x * 100).toFixed(0))
+      .join(', ')}; of medians ${((median(results[a]!) / median(results[b]!)) * 100).toFixed(0)} %)`
+  console.log(`Redis mode / embedded mode: ${show(1, 0)} (goal >= 75 %)`)
+  console.log(`Redis mode / naive server:  ${show(1, 2)} (goal >= 100 %)`)
+  if (baseline) {
+    console.log(`Redis mode / baseline:      ${show(1, 3)}`)
+    console.log(`baseline / embedded mode:   ${show(3, 0)}`)
+    console.log(`baseline / naive server:    ${show(3, 2)}`)
+    console.log(
+      `baseline Redis memory per live session: ${baseline.info.redisBytesPerSession.toFixed(0)} B`,
+    )
+  }
   console.log(
     `Redis round trips per request: ${writesAlone.toFixed(2)} alone, ` +
       `${(redisWrites / redisRequests).toFixed(2)} under load (auto-pipelining merges requests); ` +

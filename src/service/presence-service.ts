@@ -86,6 +86,12 @@ export interface ServiceDeps {
   webhooks?: { store: WebhookStore; view: PresenceView; settings: WebhookSettings }
 }
 
+/**
+ * What is left of a request's admission once its caller is known (rate limit, CSRF), for a read
+ * to run beside its store round trip: resolves when admitted, throws the refusal.
+ */
+export type Admission = () => Promise<void>
+
 export type HeartbeatInput = Omit<SessionWrite, 'ttlMs'> & { ttlMs?: number }
 
 /** What an operator sees of one user: no privacy applied. */
@@ -210,10 +216,20 @@ export class PresenceService {
 
   // ---- presence ----
 
-  /** The presences of `ids` as `viewer` may see them, in order. */
-  async lookup(viewer: Viewer, ids: readonly UserId[]): Promise<VisiblePresence[]> {
+  /**
+   * The presences of `ids` as `viewer` may see them, in order. `admission`: the rest of the
+   * request's admission (its rate limit, see RateLimits.request), started first and beside the
+   * read, so that in fleet mode its Redis command goes out in the read's round trip; when it
+   * refuses, its error is thrown and the read is dropped.
+   */
+  async lookup(
+    viewer: Viewer,
+    ids: readonly UserId[],
+    admission?: Admission,
+  ): Promise<VisiblePresence[]> {
     const now = this.#clock.now()
-    const [found, settings, relations] = await Promise.all([
+    const [, found, settings, relations] = await Promise.all([
+      admission?.(),
       this.#stores.presence.getMany(ids, now),
       this.#stores.privacy.getSettings(ids),
       this.#relationsOf(viewer, ids),
@@ -231,10 +247,16 @@ export class PresenceService {
   /**
    * lookup() as summaries (see PresenceSummary): the same privacy, by the same rules
    * (visibleSummary), for replies that show one location per user. No Session objects.
+   * `admission` as for lookup(): started first, in the read's round trip.
    */
-  async lookupSummaries(viewer: Viewer, ids: readonly UserId[]): Promise<PresenceSummary[]> {
+  async lookupSummaries(
+    viewer: Viewer,
+    ids: readonly UserId[],
+    admission?: Admission,
+  ): Promise<PresenceSummary[]> {
     const now = this.#clock.now()
-    const [found, settings, relations] = await Promise.all([
+    const [, found, settings, relations] = await Promise.all([
+      admission?.(),
       this.#stores.presence.summarize(ids, now),
       this.#stores.privacy.getSettings(ids),
       this.#relationsOf(viewer, ids),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
+import { buildApp } from '../../src/app/build-app.js'
 import { testConfig } from '../../src/app/config.js'
 import { createService } from '../../src/app/create-service.js'
 import type { Stores } from '../../src/app/create-stores.js'
@@ -141,6 +142,76 @@ test('single Redis: a lookup and a heartbeat are one round trip each, in the com
   assert.deepEqual(beat, { roundTrips: 1, names: ['evalsha'] })
   const [after] = await service.lookup({ kind: 'anonymous' }, [ids[30]!])
   assert.equal(after!.sessions[0]?.activity.location, 'Obby')
+})
+
+test('single Redis over HTTP: a read and its rate limit are one round trip, a refusal still 429', async (t) => {
+  const target = { url: LOCAL_REDIS_URL }
+  const prefix = uniquePrefix('round-trips-http')
+  const connection = new RedisConnection(target)
+  assert.ok(await connection.waitReady(), 'Redis must be reachable')
+  const keys = new RedisKeys(prefix)
+  const bus = new RedisChangeBus(connection, { channel: keys.channel() })
+  await bus.subscribed
+  const stores: Stores = {
+    mode: 'redis',
+    presence: new RedisPresenceStore(connection, keys, {
+      changes: { channel: keys.channel(), nodeId: bus.nodeId },
+    }),
+    profiles: new RedisProfileStore(connection, keys),
+    bus,
+    rateLimiter: new RedisRateLimiter(connection, keys),
+  }
+  const presenced = await buildApp(
+    testConfig({
+      dataDir: '',
+      tokenSecret: 'round-trips-secret-of-enough-length-0123456789',
+      sessionTtlSeconds: 600,
+      rateLimitMax: 6,
+    }),
+    { stores },
+  )
+  const address = await presenced.app.listen({ port: 0, host: '127.0.0.1' })
+  t.after(async () => {
+    await presenced.app.close()
+    await deleteKeys(target, prefix)
+  })
+  const ids = Array.from({ length: 50 }, (_, i) => String(5_000_000 + i) as UserId)
+  await presenced.service.putPlace(place)
+  for (const id of ids.slice(0, 10)) await heartbeat(presenced.service, id)
+  // no sweeps or revocation syncs on the connection while counting
+  await presenced.service.stop()
+  const writes = countWrites(connection.client)
+  // identity: the lean node:http path (a compressed reply goes through Fastify)
+  const post = (body: string) =>
+    fetch(`${address}/v1/presence/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'accept-encoding': 'identity' },
+      body,
+    })
+  const body = JSON.stringify({ userIds: ids.map(Number) })
+  // warm: the rate-limit script is loaded
+  assert.equal((await post(body)).status, 200)
+  // the dashboard's first pass over live users (then one every 10 s) is over
+  for (let last = -1; writes()[0] !== last;) {
+    last = writes()[0]!
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  for (let i = 0; i < 5; i++) {
+    const before = writes()[0]!
+    const response = await post(body)
+    assert.equal(response.status, 200)
+    const reply = (await response.json()) as { userPresences: Array<{ userPresenceType: number }> }
+    assert.equal(reply.userPresences.filter((p) => p.userPresenceType === 2).length, 10)
+    assert.equal(writes()[0]! - before, 1, `request ${i + 1}: one round trip`)
+  }
+  // the budget of 6 is spent: the rate limit was counted with each read, and refuses now,
+  // before a bad body's 400 too
+  const refused = await post(body)
+  assert.equal(refused.status, 429)
+  await refused.arrayBuffer()
+  const badBody = await post('{"userIds": "nope"}')
+  assert.equal(badBody.status, 429)
+  await badBody.arrayBuffer()
 })
 
 test('3-master cluster: a lookup of 1100 ids is one round trip per master, a heartbeat one', async (t) => {

@@ -3,7 +3,7 @@ import type { LeanReply, LeanRoute } from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { errorBody } from './errors.js'
 import { leanRobloxError } from './lean-heartbeat.js'
-import type { Admit } from './plugin.js'
+import type { SplitAdmit } from './plugin.js'
 import { parseUsersJson } from './requests.js'
 import { JSON_TYPE, usersReply, usersReplyOf } from './routes.js'
 
@@ -11,11 +11,12 @@ const REPLY_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content
 
 /**
  * POST /v1/presence/users on node:http (see shared/lean-routes.ts for when a request comes
- * here): the Fastify route's steps in its order, with its functions: admission (auth, rate
- * limit, CSRF) before the body counts, then the JSON body parser, then the route's handler, and
- * errors rendered by the Roblox error handler's functions. Same status, headers and bytes.
+ * here): the Fastify route's steps with its functions: authentication, the JSON body parser,
+ * the route's handler, and errors rendered by the Roblox error handler's functions. The rest of
+ * admission (rate limit, CSRF) runs beside the read, and its refusal still wins over any later
+ * step's error, as in the Fastify route's order. Same status, headers and bytes.
  */
-export function leanUsersRoute(context: ProtocolContext, admit: Admit): LeanRoute {
+export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): LeanRoute {
   const viewOptions = { invisibleSelfView: context.settings.invisibleSelfView }
   return {
     method: 'POST',
@@ -27,14 +28,22 @@ export function leanUsersRoute(context: ProtocolContext, admit: Admit): LeanRout
       body: errorBody(0, 'An unexpected error occurred.'),
     },
     async handle(request, ip, body, log): Promise<LeanReply> {
+      // the rate limit runs beside the read (one Redis round trip in fleet mode); an error of a
+      // step between them waits for it, as its 429 comes first
+      let admission: (() => Promise<void>) | undefined
+      let admitted = false
       try {
-        const caller = await admit(request.headers, ip, 'POST')
+        const caller = await admit.authenticate(request.headers)
+        admission = () => {
+          admitted = true
+          return admit.limit(caller, request.headers, ip, 'POST')
+        }
         const text = await body()
         // the plain shape in one pass; anything else as the Fastify route parses it
         const ids = parseUsersJson(text)
         let reply: Buffer
         if (ids !== undefined) {
-          reply = await usersReplyOf(context.service, viewOptions, caller, ids)
+          reply = await usersReplyOf(context.service, viewOptions, caller, ids, admission)
         } else {
           let parsed: unknown
           try {
@@ -43,11 +52,18 @@ export function leanUsersRoute(context: ProtocolContext, admit: Admit): LeanRout
             // as Fastify does after a body parser's error: the client may send more data
             throw Object.assign(error as Error, { closeConnection: true })
           }
-          reply = await usersReply(context.service, viewOptions, caller, parsed)
+          reply = await usersReply(context.service, viewOptions, caller, parsed, admission)
         }
         return { status: 200, headers: REPLY_HEADERS, body: reply }
       } catch (error) {
-        return leanRobloxError(error, log)
+        const refused =
+          admission && !admitted
+            ? await admission().then(
+                () => error,
+                (e) => e,
+              )
+            : error
+        return leanRobloxError(refused, log)
       }
     },
   }

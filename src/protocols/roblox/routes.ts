@@ -5,7 +5,7 @@ import type { Activity } from '../../core/presence.js'
 import type { ProtocolContext } from '../context.js'
 import { deviceOf, isStudio, parseRegisterRequest, parseUsersRequest } from './requests.js'
 import { registerSchema, usersSchema } from './schemas.js'
-import type { PresenceService } from '../../service/presence-service.js'
+import type { Admission, PresenceService } from '../../service/presence-service.js'
 import { writeSummariesReply } from './reply-writer.js'
 import type { RobloxViewOptions } from './view.js'
 
@@ -94,18 +94,26 @@ export async function usersReply(
   viewOptions: RobloxViewOptions,
   caller: Caller,
   body: unknown,
+  admission?: Admission,
 ): Promise<Buffer> {
-  return usersReplyOf(service, viewOptions, caller, parseUsersRequest(body))
+  return usersReplyOf(service, viewOptions, caller, parseUsersRequest(body), admission)
 }
 
-/** The 200 body of POST /v1/presence/users for ids already parsed. */
+/**
+ * The 200 body of POST /v1/presence/users for ids already parsed; `admission` (the lean path's
+ * rate limit) runs beside the read (PresenceService.lookup).
+ */
 export async function usersReplyOf(
   service: PresenceService,
   viewOptions: RobloxViewOptions,
   caller: Caller,
   ids: UserId[],
+  admission?: Admission,
 ): Promise<Buffer> {
-  return writeSummariesReply(await service.lookupSummaries(caller.viewer, ids), viewOptions)
+  return writeSummariesReply(
+    await service.lookupSummaries(caller.viewer, ids, admission),
+    viewOptions,
+  )
 }
 
 /** Bodies are written as exact JSON text (int64 ids), so Fastify's serializer is bypassed. */

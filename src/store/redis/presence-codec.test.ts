@@ -130,3 +130,25 @@ test('the fast reader leaves anything else to JSON.parse', () => {
     assert.equal(scanValue(raw), undefined, JSON.stringify(raw))
   }
 })
+
+test('users in one place share one frozen activity; a game server player keeps its own gameId', () => {
+  const place: Activity = { kind: 'inGame', placeId: '1818', rootPlaceId: '1818', location: 'Obby' }
+  const appTail = sessionTail('app', 'PC', place, 'app:PC')
+  const read = (key: string, tail: string) =>
+    decodePresence(
+      '7' as UserId,
+      storedValue(1000, [{ updatedAgo: 0, ttl: 50, age: 0, key, tail }]),
+    ).sessions[0]!.activity
+  const a = read('app:PC', appTail)
+  assert.equal(read('app:PC', appTail), a)
+  assert.ok(Object.isFrozen(a))
+  assert.deepEqual(a, place)
+  const onServer = (gameId: string) => {
+    const key = `server:${gameId}`
+    return read(key, sessionTail('server', 'PC', { ...place, gameId }, key))
+  }
+  const [first, second] = [onServer('g-1'), onServer('g-2')]
+  assert.equal(first.gameId, 'g-1')
+  assert.equal(second.gameId, 'g-2')
+  assert.equal(onServer('g-1'), first)
+})

@@ -1,5 +1,14 @@
 import { readFileSync } from 'node:fs'
-import { Cluster, Redis, type ClusterOptions, type RedisOptions, type Result } from 'ioredis'
+import {
+  Cluster,
+  Command,
+  Redis,
+  type ChainableCommander,
+  type ClusterOptions,
+  type Pipeline,
+  type RedisOptions,
+  type Result,
+} from 'ioredis'
 import { errors } from '../../core/errors.js'
 
 declare module 'ioredis' {
@@ -68,6 +77,77 @@ interface MgetWaiter {
   count: number
   resolve: (values: (string | null)[]) => void
   reject: (error: unknown) => void
+}
+
+/** A command of the tick's pipeline (RedisConnection.beside) and what waits for its reply. */
+interface TickCall {
+  add: (pipeline: ChainableCommander) => unknown
+  resolve: (value: unknown) => void
+  reject: (error: unknown) => void
+}
+
+/** Keys of one joined MGET and the callers who share its reply. */
+interface MgetGroup {
+  keys: string[]
+  waiters: MgetWaiter[]
+}
+
+/** What goes out in one write (single Redis): joined MGETs and calls beside them. */
+interface Batch {
+  mgets: MgetGroup[]
+  calls: TickCall[]
+}
+
+/**
+ * An MGET whose RESP bytes are written here into one Buffer (mgetBytes) instead of by ioredis,
+ * which builds a string per key and concatenates them before encoding the whole again. Relies
+ * on ioredis writing a command as what its `toWritable` returns (true of every command, as
+ * custom scripts rely on it too); redis-connection.test.ts checks replies against Redis, which
+ * would refuse an MGET sent without these bytes.
+ */
+export class MgetCommand extends Command {
+  readonly #bytes: Buffer
+
+  constructor(keys: readonly string[]) {
+    super('mget', [], { replyEncoding: 'utf8' })
+    this.#bytes = mgetBytes(keys)
+  }
+
+  override toWritable(): Buffer {
+    return this.#bytes
+  }
+}
+
+const CR = 13
+const LF = 10
+
+/** `MGET key…` as RESP: `*<n+1>\r\n$4\r\nMGET\r\n` then `$<bytes>\r\n<key>\r\n` per key. */
+export function mgetBytes(keys: readonly string[]): Buffer {
+  let size = 32
+  for (const key of keys) size += key.length * 3 + 16
+  const out = Buffer.allocUnsafe(size)
+  let at = out.write(`*${keys.length + 1}\r\n$4\r\nMGET\r\n`, 0, 'latin1')
+  for (const key of keys) {
+    const bytes = Buffer.byteLength(key, 'utf8')
+    out[at++] = 0x24 // $
+    at = writeDigits(out, at, bytes)
+    out[at++] = CR
+    out[at++] = LF
+    at += out.write(key, at, bytes, 'utf8')
+    out[at++] = CR
+    out[at++] = LF
+  }
+  return out.subarray(0, at)
+}
+
+/** Writes the decimal digits of `n` (>= 0) at `at`; returns the offset after them. */
+function writeDigits(out: Buffer, at: number, n: number): number {
+  const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : String(n).length
+  for (let i = at + digits - 1; i >= at; i--) {
+    out[i] = 0x30 + (n % 10)
+    n = Math.floor(n / 10)
+  }
+  return at + digits
 }
 
 /** Reply errors that mean "Redis cannot serve now", not "this command is wrong". */
@@ -233,8 +313,32 @@ export class RedisConnection {
     return out
   }
 
-  /** MGETs asked for in this tick, not yet sent: one command for all of them. */
-  #mgets: { keys: string[]; waiters: MgetWaiter[] } | undefined
+  /** What was asked for and not yet sent (single Redis): one write for all of it. */
+  #pending: Batch | undefined
+  /** A batch is in flight: the next waits for its replies (as ioredis's auto-pipelining). */
+  #sending = false
+
+  /** The batch not yet sent, started (and its sending scheduled) when there is none. */
+  #batch(): Batch {
+    let batch = this.#pending
+    if (batch === undefined) {
+      batch = this.#pending = { mgets: [], calls: [] }
+      // after this turn's I/O callbacks, so that requests that arrived together go together
+      if (!this.#sending) setImmediate(() => this.#flush())
+    }
+    return batch
+  }
+
+  #flush(): void {
+    const batch = this.#pending
+    if (batch === undefined || this.#sending) return
+    this.#pending = undefined
+    this.#sending = true
+    this.#send(batch).finally(() => {
+      this.#sending = false
+      this.#flush()
+    })
+  }
 
   /**
    * The MGETs of one tick (a lookup's presences and settings, and other requests' in flight) go
@@ -244,34 +348,69 @@ export class RedisConnection {
    */
   #joinedMget(keys: readonly string[]): Promise<(string | null)[]> {
     if (keys.length === 0) return Promise.resolve([])
-    let batch = this.#mgets
-    if (batch === undefined || batch.keys.length + keys.length > MAX_JOINED_KEYS) {
-      batch = this.#mgets = { keys: [], waiters: [] }
-      const sending = batch
-      process.nextTick(() => this.#sendMgets(sending))
+    const mgets = this.#batch().mgets
+    let group = mgets[mgets.length - 1]
+    if (group === undefined || group.keys.length + keys.length > MAX_JOINED_KEYS) {
+      group = { keys: [], waiters: [] }
+      mgets.push(group)
     }
-    const from = batch.keys.length
-    for (const key of keys) batch.keys.push(key)
+    const from = group.keys.length
+    for (const key of keys) group.keys.push(key)
+    const joined = group
     return new Promise((resolve, reject) => {
-      batch.waiters.push({ from, count: keys.length, resolve, reject })
+      joined.waiters.push({ from, count: keys.length, resolve, reject })
     })
   }
 
-  #sendMgets(batch: { keys: string[]; waiters: MgetWaiter[] }): void {
-    if (this.#mgets === batch) this.#mgets = undefined
-    if (batch.waiters.length === 1) {
-      const [only] = batch.waiters
-      this.client.mget(...batch.keys).then(only!.resolve, only!.reject)
+  /**
+   * A command that goes out in the same write as this tick's MGET, so that, e.g., a request's
+   * rate limit costs no round trip of its own beside its read: `add` puts it on the tick's
+   * pipeline (e.g. `(p) => p.presencedRateLimit(…)`); resolves with its reply. On a cluster, a
+   * pipeline spans one slot, so the command goes through the client's auto-pipelining instead
+   * (`direct`).
+   */
+  beside<T>(
+    add: (pipeline: ChainableCommander) => unknown,
+    direct: (client: RedisClient) => Promise<T>,
+  ): Promise<T> {
+    if (this.isCluster) return direct(this.client)
+    const batch = this.#batch()
+    return new Promise<T>((resolve, reject) => {
+      batch.calls.push({ add, resolve: resolve as (value: unknown) => void, reject })
+    })
+  }
+
+  /** Sends a batch as one pipeline (one write); settles when every reply is in. */
+  async #send(batch: Batch): Promise<void> {
+    let results: Array<[error: Error | null, result: unknown]> | null
+    try {
+      // a Pipeline, whose public sendCommand takes a Command as it is
+      const pipeline = (this.client as Redis).pipeline() as ChainableCommander &
+        Pick<Pipeline, 'sendCommand'>
+      for (const call of batch.calls) call.add(pipeline)
+      for (const group of batch.mgets) pipeline.sendCommand(new MgetCommand(group.keys))
+      results = await pipeline.exec()
+      if (!results) throw new Error('pipeline discarded')
+    } catch (error) {
+      for (const call of batch.calls) call.reject(error)
+      for (const group of batch.mgets) for (const w of group.waiters) w.reject(error)
       return
     }
-    this.client.mget(...batch.keys).then(
-      (values) => {
-        for (const w of batch.waiters) w.resolve(values.slice(w.from, w.from + w.count))
-      },
-      (error: unknown) => {
-        for (const w of batch.waiters) w.reject(error)
-      },
-    )
+    batch.calls.forEach((call, i) => {
+      const [error, value] = results[i]!
+      if (error) call.reject(error)
+      else call.resolve(value)
+    })
+    batch.mgets.forEach((group, i) => {
+      const [error, reply] = results[batch.calls.length + i]!
+      if (error) {
+        for (const w of group.waiters) w.reject(error)
+        return
+      }
+      const values = reply as (string | null)[]
+      if (group.waiters.length === 1) group.waiters[0]!.resolve(values)
+      else for (const w of group.waiters) w.resolve(values.slice(w.from, w.from + w.count))
+    })
   }
 
   /** Runs Redis commands, turning "Redis is not there" into STORE_UNAVAILABLE. */

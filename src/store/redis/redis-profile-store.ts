@@ -61,12 +61,22 @@ export class RedisProfileStore implements ProfileStore {
     if (targets.length === 0) return Promise.resolve(strangersOf(0))
     const k = this.#keys
     return this.#connection.run(async () => {
-      // issued together: auto-pipelined into one round trip to the viewer's shard
+      // issued together, in the write of the tick's MGET (one round trip to the viewer's shard)
+      const c = this.#connection
+      const member = (key: string) =>
+        c.beside<number[]>(
+          (p) => p.smismember(key, ...targets),
+          (client) => client.smismember(key, ...targets),
+        )
+      const sightKey = k.blockSight(viewer)
       const [friends, blocks, blockedBy, sights] = await Promise.all([
-        this.#client.smismember(k.friends(viewer), ...targets),
-        this.#client.smismember(k.blocks(viewer), ...targets),
-        this.#client.smismember(k.blockedBy(viewer), ...targets),
-        this.#client.hmget(k.blockSight(viewer), ...targets),
+        member(k.friends(viewer)),
+        member(k.blocks(viewer)),
+        member(k.blockedBy(viewer)),
+        c.beside<(string | null)[]>(
+          (p) => p.hmget(sightKey, ...targets),
+          (client) => client.hmget(sightKey, ...targets),
+        ),
       ])
       return targets.map((_, i): Relation => {
         const isFriend = friends[i] === 1

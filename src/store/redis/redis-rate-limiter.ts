@@ -28,11 +28,12 @@ export class RedisRateLimiter implements RateLimiter {
   hit(key: string, rules: readonly RateLimitRule[], now: number): Promise<RateLimitVerdict> {
     if (rules.length === 0) return Promise.resolve(UNLIMITED)
     const windowKeys = rules.map((r) => this.#keys.rateWindow(key, r.name, windowOf(r, now).index))
+    const args = [String(rules.length), ...windowKeys, ...rules.map((r) => String(r.windowMs))]
     return this.#connection.run(async () => {
-      const counts = await this.#connection.client.presencedRateLimit(
-        String(rules.length),
-        ...windowKeys,
-        ...rules.map((r) => String(r.windowMs)),
+      // in the write of this tick's MGET: a read's rate limit adds no round trip
+      const counts = await this.#connection.beside<number[]>(
+        (pipeline) => pipeline.presencedRateLimit(...args),
+        (client) => client.presencedRateLimit(...args),
       )
       return verdictOf(rules, counts, now)
     })

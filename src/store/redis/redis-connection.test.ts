@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { Redis } from 'ioredis'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { RedisConnection, mgetBytes } from './redis-connection.js'
+
+const target = { url: LOCAL_REDIS_URL }
+
+async function open(t: import('node:test').TestContext) {
+  const prefix = uniquePrefix('connection')
+  const connection = new RedisConnection(target).retain()
+  assert.ok(await connection.waitReady(), 'Redis must be reachable')
+  t.after(async () => {
+    await deleteKeys(target, prefix)
+    await connection.release()
+  })
+  const client = connection.client as Redis
+  let writes = 0
+  const stream = (client as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream
+  const write = stream.write.bind(stream)
+  stream.write = (...args: unknown[]) => {
+    writes++
+    return write(...args)
+  }
+  return { prefix, connection, client, writes: () => writes }
+}
+
+test('mgetBytes writes MGET in RESP: lengths in bytes, not characters', () => {
+  assert.equal(
+    mgetBytes(['a', '', 'é{b1}:p:12', 'k'.repeat(1234)]).toString('utf8'),
+    `*5\r\n$4\r\nMGET\r\n$1\r\na\r\n$0\r\n\r\n$11\r\né{b1}:p:12\r\n$1234\r\n${'k'.repeat(1234)}\r\n`,
+  )
+})
+
+// Pins what MgetCommand assumes of ioredis (that a command is written as its toWritable bytes):
+// were that to change, Redis would get an MGET without keys and answer an error.
+test('the joined MGET answers as ioredis own MGET does, for present, missing and non-ASCII keys', async (t) => {
+  const { prefix, connection, client } = await open(t)
+  const keys = Array.from({ length: 1200 }, (_, i) => `${prefix}:{b${i % 7}}:p:${i}`)
+  keys.push(`${prefix}:ü:ключ`, `${prefix}:empty`)
+  const pipeline = client.pipeline()
+  keys.forEach((key, i) => {
+    if (i % 3 !== 0) pipeline.set(key, i % 5 === 0 ? `["ü",${i}]` : `v${i}`)
+  })
+  pipeline.set(`${prefix}:empty`, '')
+  await pipeline.exec()
+  const expected = await client.mget(...keys)
+  assert.ok(expected.some((v) => v === null) && expected.some((v) => v?.includes('ü')))
+  // several callers in one tick share one MGET, each gets its own slice
+  const [all, some, none] = await Promise.all([
+    connection.mget(keys),
+    connection.mget(keys.slice(5, 9)),
+    connection.mget([]),
+  ])
+  assert.deepEqual(all, expected)
+  assert.deepEqual(some, expected.slice(5, 9))
+  assert.deepEqual(none, [])
+})
+
+test('commands beside the MGET go out in its write, each with its own reply or error', async (t) => {
+  const { prefix, connection, client, writes } = await open(t)
+  await client.set(`${prefix}:n`, '41')
+  await client.set(`${prefix}:text`, 'not a number')
+  await client.set(`${prefix}:v`, 'value')
+  const before = writes()
+  const [incremented, refused, values] = await Promise.allSettled([
+    connection.beside<number>(
+      (p) => p.incr(`${prefix}:n`),
+      (c) => c.incr(`${prefix}:n`),
+    ),
+    connection.beside<number>(
+      (p) => p.incr(`${prefix}:text`),
+      (c) => c.incr(`${prefix}:text`),
+    ),
+    connection.mget([`${prefix}:v`, `${prefix}:none`]),
+  ])
+  assert.equal(writes() - before, 1, 'one write for all three')
+  assert.deepEqual(incremented, { status: 'fulfilled', value: 42 })
+  assert.equal(refused.status, 'rejected')
+  assert.match(String((refused as PromiseRejectedResult).reason), /not an integer/)
+  assert.deepEqual(values, { status: 'fulfilled', value: ['value', null] })
+})
