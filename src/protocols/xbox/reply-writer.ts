@@ -376,44 +376,20 @@ export function writeBatch(
     if (session === undefined && onlineOnly) continue
     if (!first) w.byte(0x2c)
     first = false
-    w.raw(XUID_OPEN)
-    w.ascii(presence.userId)
     if (session === undefined) {
-      if (lastOnline === undefined) {
-        w.raw(OFFLINE)
-      } else {
-        w.raw(OFFLINE_SEEN)
-        w.iso(lastOnline, 24)
-        w.raw(QUOTE_CLOSE)
-        continue
-      }
-      w.byte(0x7d)
-      continue
+      writePlainRecord(w, options, presence.userId, lastOnline, undefined, false, undefined, 0)
+    } else {
+      writePlainRecord(
+        w,
+        options,
+        presence.userId,
+        lastOnline,
+        session.deviceType,
+        session.activity.kind !== 'online',
+        presence.locationHidden ? undefined : session.activity,
+        session.updatedAt,
+      )
     }
-    const activity = session.activity
-    const inGame = activity.kind !== 'online'
-    if (level === 'user') {
-      w.raw(inGame ? ONLINE : AWAY)
-      w.byte(0x7d)
-      continue
-    }
-    if (level === 'device') {
-      w.raw(inGame ? ONLINE : AWAY)
-      w.raw(DEVICES_TYPE)
-      w.string(session.deviceType)
-      w.raw(DEVICE_CLOSE)
-      continue
-    }
-    if (!inGame || presence.locationHidden) {
-      w.raw(untitledDevice(inGame, session.deviceType))
-      continue
-    }
-    const title = platformTitle(activity, options)
-    w.raw(leadOf(title, session.deviceType))
-    w.iso(session.updatedAt, 24)
-    w.raw(TIMESTAMP_VALUE)
-    w.iso(session.updatedAt, 23)
-    w.raw(title.tail)
   }
   w.byte(0x5d)
   lastSize = w.at
@@ -464,7 +440,6 @@ export function writeSummaryBatch(
   onlineOnly: boolean,
 ): Buffer {
   const w = new ByteWriter(lastSize + (lastSize >> 3))
-  const level = options.level
   let next = 0
   w.byte(0x5b)
   let first = true
@@ -482,49 +457,72 @@ export function writeSummaryBatch(
     if (!online && onlineOnly) continue
     if (!first) w.byte(0x2c)
     first = false
-    w.raw(XUID_OPEN)
-    w.ascii(summary.userId)
-    if (!online) {
-      const lastOnline = summary.lastOnline
-      if (lastOnline === undefined) {
-        w.raw(OFFLINE)
-      } else {
-        w.raw(OFFLINE_SEEN)
-        w.iso(lastOnline, 24)
-        w.raw(QUOTE_CLOSE)
-        continue
-      }
-      w.byte(0x7d)
-      continue
-    }
-    // the one session's kind: its activity's, or (location hidden) the state it makes
     const activity = summary.activity
-    const inGame =
-      activity !== undefined ? activity.kind !== 'online' : summary.state !== PresenceType.Online
-    if (level === 'user') {
-      w.raw(inGame ? ONLINE : AWAY)
-      w.byte(0x7d)
-      continue
-    }
-    if (level === 'device') {
-      w.raw(inGame ? ONLINE : AWAY)
-      w.raw(DEVICES_TYPE)
-      w.string(summary.deviceType)
-      w.raw(DEVICE_CLOSE)
-      continue
-    }
-    if (!inGame || activity === undefined) {
-      w.raw(untitledDevice(inGame, summary.deviceType))
-      continue
-    }
-    const title = platformTitle(activity, options)
-    w.raw(leadOf(title, summary.deviceType))
-    w.iso(summary.updatedAt, 24)
-    w.raw(TIMESTAMP_VALUE)
-    w.iso(summary.updatedAt, 23)
-    w.raw(title.tail)
+    writePlainRecord(
+      w,
+      options,
+      summary.userId,
+      summary.lastOnline,
+      online ? summary.deviceType : undefined,
+      // the one session's kind: its activity's, or (location hidden) the state it makes
+      activity !== undefined ? activity.kind !== 'online' : summary.state !== PresenceType.Online,
+      activity,
+      summary.updatedAt,
+    )
   }
   w.byte(0x5d)
   lastSize = w.at
   return w.out.subarray(0, w.at)
+}
+
+/**
+ * One plain record (see writeBatch): a user with no live session (`deviceType` undefined), or
+ * with one app or game session on `deviceType`; `activity` undefined when its location is hidden.
+ */
+function writePlainRecord(
+  w: ByteWriter,
+  options: XboxViewOptions,
+  userId: string,
+  lastOnline: number | undefined,
+  deviceType: string | undefined,
+  inGame: boolean,
+  activity: Activity | undefined,
+  updatedAt: number,
+): void {
+  w.raw(XUID_OPEN)
+  w.ascii(userId)
+  if (deviceType === undefined) {
+    if (lastOnline === undefined) {
+      w.raw(OFFLINE)
+      w.byte(0x7d)
+    } else {
+      w.raw(OFFLINE_SEEN)
+      w.iso(lastOnline, 24)
+      w.raw(QUOTE_CLOSE)
+    }
+    return
+  }
+  const level = options.level
+  if (level === 'user') {
+    w.raw(inGame ? ONLINE : AWAY)
+    w.byte(0x7d)
+    return
+  }
+  if (level === 'device') {
+    w.raw(inGame ? ONLINE : AWAY)
+    w.raw(DEVICES_TYPE)
+    w.string(deviceType)
+    w.raw(DEVICE_CLOSE)
+    return
+  }
+  if (!inGame || activity === undefined) {
+    w.raw(untitledDevice(inGame, deviceType))
+    return
+  }
+  const title = platformTitle(activity, options)
+  w.raw(leadOf(title, deviceType))
+  w.iso(updatedAt, 24)
+  w.raw(TIMESTAMP_VALUE)
+  w.iso(updatedAt, 23)
+  w.raw(title.tail)
 }
