@@ -9,6 +9,7 @@
  *   npm run bench
  *   npm run bench -- --users 100000 --rounds 2 --seconds 5 --scenarios anonymous
  *   npm run bench -- --history 0     # without the real-time resume history
+ *   npm run bench -- --catalogue-just-changed   # the minute after a places catalogue change
  *   npm run bench -- --baseline ../presenced-main   # another checkout's presenced beside, same rounds
  */
 import { mkdtempSync } from 'node:fs'
@@ -39,6 +40,8 @@ const { values } = parseArgs({
     baseline: { type: 'string' },
     /** presenced's PRESENCED_REALTIME_HISTORY (0: no resume history); default: the config's. */
     history: { type: 'string' },
+    /** The catalogue changed after every user's last heartbeat: reads check each place. */
+    'catalogue-just-changed': { type: 'boolean', default: false },
   },
 })
 const users = Number(values.users)
@@ -54,6 +57,7 @@ const serverArgs = [
   ...['--users', String(users), '--at', String(at)],
   ...['--friends', String(values.friends), '--blocked', String(values.blocked)],
   ...(values.history !== undefined ? ['--history', values.history] : []),
+  ...(values['catalogue-just-changed'] ? ['--catalogue-just-changed'] : []),
 ]
 const [server, naive, baseline] = await Promise.all([
   spawnJson<BenchServerInfo>(

@@ -4,7 +4,7 @@
  * after a full collection. Prints one JSON line on stdout (BenchServerInfo).
  *
  *   bench-server.ts --users 1000000 --at <epoch ms> --friends 200 --blocked 20 [--profile <file>]
- *     [--history <changes kept per user for resume>]
+ *     [--history <changes kept per user for resume>] [--catalogue-just-changed]
  *
  * With --profile, the CPU is sampled from the moment it listens, and the profile is written
  * when the process is told to stop (SIGTERM).
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     blocked: { type: 'string', default: '20' },
     profile: { type: 'string' },
     history: { type: 'string' },
+    'catalogue-just-changed': { type: 'boolean', default: false },
   },
 })
 const users = Number(values.users)
@@ -44,6 +45,7 @@ const loaded = await loadPresenced({
   friends: Number(values.friends),
   blocked: Number(values.blocked),
   ...(values.history !== undefined && { history: Number(values.history) }),
+  catalogueJustChanged: values['catalogue-just-changed'],
 })
 const after = settle()
 const address = await loaded.presenced.app.listen({ port: 0, host: '127.0.0.1' })

@@ -32,6 +32,13 @@ export interface LoadOptions {
   blocked: number
   /** Changes kept per user for real-time resume (PRESENCED_REALTIME_HISTORY); default: config's. */
   history?: number
+  /**
+   * The places catalogue changed at `at`, after every user's last heartbeat: reads then check
+   * each session's place against the catalogue, as they do for a heartbeat interval after a
+   * real change. By default the catalogue was filled before the users came online, as in a
+   * service running for longer than that.
+   */
+  catalogueJustChanged?: boolean
 }
 
 export interface LoadedPresenced {
@@ -44,7 +51,8 @@ export interface LoadedPresenced {
 
 export async function loadPresenced(options: LoadOptions): Promise<LoadedPresenced> {
   const { users, at } = options
-  let clock = at
+  // the service starts and the places are catalogued a minute before the first heartbeat
+  let clock = options.catalogueJustChanged ? at : lastOnlineOf(at, users, 1) - 60_000
   let loading = true
   const presenced = await buildApp(
     testConfig({
@@ -67,6 +75,7 @@ export async function loadPresenced(options: LoadOptions): Promise<LoadedPresenc
     const place = placeOf(p)
     await service.putPlace({ ...place, rootPlaceId: place.placeId })
   }
+  if (options.catalogueJustChanged) clock = at
   await presenced.stores.profiles.putTitle({
     titleId: presenced.config.xboxDefaultTitleId,
     name: PLATFORM_TITLE_NAME,

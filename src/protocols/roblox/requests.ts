@@ -108,15 +108,21 @@ export function parseUsersJson(text: string): UserId[] | undefined {
     const first = text.charCodeAt(i)
     // NaN past the end fails these tests too
     if (!(first >= 0x31 && first <= 0x39)) return undefined
+    let value = first - 0x30
     i++
     while (i < n) {
       const c = text.charCodeAt(i)
       if (!(c >= 0x30 && c <= 0x39)) break
+      value = value * 10 + (c - 0x30)
       i++
     }
     if (i - start > 15 || ++count > MAX_USER_IDS) return undefined
-    const id = text.slice(start, i) as UserId
-    if (!ids.includes(id)) ids.push(id)
+    // duplicates found by value (exact below 10^15): comparing the sliced strings was 3 % of a
+    // 50-id read
+    if (!seenBefore(value, ids.length)) {
+      seenValues[ids.length] = value
+      ids.push(text.slice(start, i) as UserId)
+    }
     i = skipSpace(text, i)
     const c = text.charCodeAt(i)
     i = skipSpace(text, i + 1)
@@ -125,6 +131,14 @@ export function parseUsersJson(text: string): UserId[] | undefined {
   }
   if (text.charCodeAt(i) !== 0x7d /* } */) return undefined
   return skipSpace(text, i + 1) === n ? ids : undefined
+}
+
+/** parseUsersJson's distinct ids so far, as numbers (at most MAX_USER_IDS of them). */
+const seenValues = new Float64Array(MAX_USER_IDS)
+
+function seenBefore(value: number, count: number): boolean {
+  for (let k = 0; k < count; k++) if (seenValues[k] === value) return true
+  return false
 }
 
 /** The index of the first character at or after `i` that is not JSON whitespace. */
