@@ -6,6 +6,7 @@ import {
   prefixText,
   serializeUserPresences,
   serializeVisible,
+  shownAs,
   shownState,
   type RobloxViewOptions,
 } from './view.js'
@@ -175,19 +176,14 @@ export function writeSummariesReply(
   return write(n, size)
 }
 
-/** shownState (view.ts) of a summary: the primary activity's kind is the live state. */
+/** shownState (view.ts) of a summary. */
 function shownSummaryState(summary: PresenceSummary, options: RobloxViewOptions): PresenceType {
-  if (summary.state !== PresenceType.Invisible) return summary.state
-  switch (options.invisibleSelfView) {
-    case 'invisible':
-      return PresenceType.Invisible
-    case 'offline':
-      return PresenceType.Offline
-    case 'state':
-      return summary.activity === undefined
-        ? PresenceType.Offline
-        : stateOfKind(summary.activity.kind)
-  }
+  return shownAs(summary, summary.state, options, liveSummaryState)
+}
+
+/** The primary activity's kind is a summary's live state. */
+function liveSummaryState(summary: PresenceSummary): PresenceType {
+  return summary.activity === undefined ? PresenceType.Offline : stateOfKind(summary.activity.kind)
 }
 
 /** What the text path needs of a summary: its activity as the one (primary) session. */

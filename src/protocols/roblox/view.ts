@@ -110,16 +110,33 @@ export function robloxPresence(
 
 /** The userPresenceType a record carries: the core's state, or what InvisibleSelfView says. */
 export function shownState(presence: VisiblePresence, options: RobloxViewOptions): PresenceType {
-  if (presence.state !== PresenceType.Invisible) return presence.state
+  return shownAs(presence, presence.state, options, liveStateOf)
+}
+
+/**
+ * `state`, or for an invisible user what InvisibleSelfView shows; `live` gives the user's live
+ * state from `of` when the view asks for it (a function, not a closure: no allocation per record).
+ */
+export function shownAs<T>(
+  of: T,
+  state: PresenceType,
+  options: RobloxViewOptions,
+  live: (of: T) => PresenceType,
+): PresenceType {
+  if (state !== PresenceType.Invisible) return state
   switch (options.invisibleSelfView) {
     case 'invisible':
       return PresenceType.Invisible
     case 'offline':
       return PresenceType.Offline
     case 'state':
-      // the sessions of a VisiblePresence are the live ones: no clock is needed
-      return deriveUserState(presence.sessions, Number.NEGATIVE_INFINITY)
+      return live(of)
   }
+}
+
+/** The sessions of a VisiblePresence are the live ones: no clock is needed. */
+function liveStateOf(presence: VisiblePresence): PresenceType {
+  return deriveUserState(presence.sessions, Number.NEGATIVE_INFINITY)
 }
 
 /** An int64 kept as decimal digits, written as a JSON number without passing through a double. */
