@@ -123,6 +123,15 @@ class ByteWriter {
     this.at = writeIsoBytes(this.out, this.at, ms, digits === 24)
   }
 
+  /** The `n` bytes written from `from` on, once more (e.g. an instant written twice). */
+  again(from: number, n: number): void {
+    this.room(n)
+    const out = this.out
+    let at = this.at
+    for (let i = 0; i < n; i++) out[at++] = out[from + i]!
+    this.at = at
+  }
+
   /** Text as utf-8. */
   text(value: string): void {
     this.room(Buffer.byteLength(value, 'utf8'))
@@ -521,8 +530,10 @@ function writePlainRecord(
   }
   const title = platformTitle(activity, options)
   w.raw(leadOf(title, deviceType))
+  // lastModified and timestamp are the same instant: its digits are worked out once
+  const instant = w.at
   w.iso(updatedAt, 24)
   w.raw(TIMESTAMP_VALUE)
-  w.iso(updatedAt, 23)
+  w.again(instant, 23)
   w.raw(title.tail)
 }
