@@ -130,6 +130,20 @@ export async function buildApp(
     await stores.history?.close?.()
   })
 
+  try {
+    return await registerRoutes(app, { config, stores, service, tokens, metrics, lean })
+  } catch (error) {
+    // a node that cannot start must not hang on what it opened (Redis connections, timers)
+    await app.close().catch(() => undefined)
+    throw error
+  }
+}
+
+async function registerRoutes(
+  app: FastifyInstance,
+  parts: Omit<PresencedApp, 'app'>,
+): Promise<PresencedApp> {
+  const { config, stores, service, tokens, lean } = parts
   // Draining: a response finished during close would leave its keep-alive socket idle and open
   // (Node closes only the sockets idle when close starts), holding the process until the
   // keep-alive timeout. Responses sent while closing say `Connection: close` instead.
@@ -187,5 +201,5 @@ export async function buildApp(
 
   await service.start()
 
-  return { app, service, tokens, stores, config, metrics, lean }
+  return { app, ...parts }
 }

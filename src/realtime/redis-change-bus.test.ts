@@ -2,7 +2,15 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { EventEmitter } from 'node:events'
 import { after, test } from 'node:test'
-import { startRedisCluster, type LocalRedisCluster } from '../../test/helpers/redis-cluster.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  freePort,
+  startRedisCluster,
+  startRedisServer,
+  type LocalRedisCluster,
+} from '../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, uniquePrefix } from '../../test/helpers/redis.js'
 import type { UserId } from '../core/user-id.js'
 import { RedisConnection, type RedisTarget } from '../store/redis/redis-connection.js'
@@ -67,4 +75,40 @@ test('three nodes on one Redis: each hears every event exactly once', () =>
 test('three nodes on a Redis Cluster: each hears every event exactly once', async () => {
   cluster = await startRedisCluster({ masters: 3 })
   await everyNodeHearsEachEventOnce({ cluster: cluster.nodes })
+})
+
+test('a first subscription that times out (Redis stalled at start) is retried until it holds', async (t) => {
+  // our own Redis, stopped with SIGSTOP: the machine's Redis is never stopped
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-bus-stall-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const redis = await startRedisServer(await freePort(), dir)
+  t.after(() => redis.kill())
+  const url = `redis://127.0.0.1:${redis.port}`
+  const connection = new RedisConnection({ url }, { commandTimeoutMs: 200 })
+  assert.ok(await connection.waitReady())
+  const channel = `${uniquePrefix('bus')}:bus`
+  const errors: unknown[] = []
+
+  redis.process.kill('SIGSTOP')
+  let bus: RedisChangeBus
+  try {
+    bus = new RedisChangeBus(connection, { channel, onError: (error) => errors.push(error) })
+    // the SUBSCRIBE times out (200 ms) at least once while Redis is stopped
+    const deadline = Date.now() + 10_000
+    while (errors.length === 0) {
+      assert.ok(Date.now() < deadline, 'no subscription failure seen while Redis was stopped')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  } finally {
+    redis.process.kill('SIGCONT')
+  }
+  t.after(() => bus.close())
+  await bus.subscribed
+  const heard = new Promise<BusEvent>((resolve) => bus.subscribe(resolve))
+  const publisher = new RedisConnection({ url })
+  await publisher.waitReady()
+  const event: BusEvent = { type: 'settings', userId: '9007199254740993' as UserId }
+  await publisher.client.publish(channel, JSON.stringify({ n: 'another node', e: event }))
+  assert.deepEqual(await heard, event)
+  publisher.client.disconnect()
 })

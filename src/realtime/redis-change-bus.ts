@@ -49,15 +49,31 @@ export class RedisChangeBus implements ChangeBus {
     this.#subscriber.on('message', (channel: string, message: string) => {
       if (channel === options.channel) this.#receive(message)
     })
-    this.subscribed = this.#subscriber.subscribe(options.channel).then(() => undefined)
+    this.subscribed = this.#subscribeUntilDone()
     // ioredis subscribes again on each reconnect; the messages of the gap are lost
     let connected = false
     this.#subscriber.on('ready', () => {
       if (connected) for (const handler of this.#resubscribed) handler()
       connected = true
     })
-    // a failed first subscription is retried by ioredis on reconnect; nobody may be awaiting it
-    this.subscribed.catch((error: unknown) => this.#options.onError?.(error))
+  }
+
+  /**
+   * SUBSCRIBE until it succeeds or the bus closes. A refused or timed-out first subscription
+   * (a busy Redis at start) is not retried by ioredis unless the connection drops, and a node
+   * must not start without hearing the fleet, nor fail to start because Redis was slow once.
+   */
+  async #subscribeUntilDone(): Promise<void> {
+    for (let delayMs = 100; !this.#closed; delayMs = Math.min(delayMs * 2, 2000)) {
+      try {
+        await this.#subscriber.subscribe(this.#options.channel)
+        return
+      } catch (error) {
+        if (this.#closed) return
+        this.#options.onError?.(error)
+        await new Promise((resolve) => setTimeout(resolve, delayMs).unref())
+      }
+    }
   }
 
   async publish(event: BusEvent): Promise<void> {
