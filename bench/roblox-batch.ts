@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { BenchServerInfo } from './lib/bench-server.js'
 import { blockedOf, friendsOf } from './lib/population.js'
-import { spawnJson, stop } from './lib/processes.js'
+import { presencedEnv, spawnJson, stop } from './lib/processes.js'
 import { sideBySide, type Scenario } from './lib/side-by-side.js'
 
 const { values } = parseArgs({
@@ -38,6 +38,10 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     /** Another checkout (with node_modules) whose presenced runs beside this one's, in the same rounds. */
     baseline: { type: 'string' },
+    /** presenced (`--malloc`) and the baseline (`--baseline-malloc`) with glibc's malloc as
+     * `npm start` sets it (huge pages: the default) or left plain. */
+    malloc: { type: 'string', default: 'huge' },
+    'baseline-malloc': { type: 'string' },
     /** presenced's PRESENCED_REALTIME_HISTORY (0: no resume history); default: the config's. */
     history: { type: 'string' },
     /** The catalogue changed after every user's last heartbeat: reads check each place. */
@@ -64,6 +68,7 @@ const [server, naive, baseline] = await Promise.all([
     'bench/lib/bench-server.ts',
     [...serverArgs, ...(values.profile ? ['--profile', values.profile] : [])],
     ['--expose-gc', '--max-old-space-size=8192'],
+    presencedEnv(values.malloc),
   ),
   spawnJson<{ port: number }>(
     'bench/naive-roblox-server.ts',
@@ -76,7 +81,7 @@ const [server, naive, baseline] = await Promise.all([
         'bench/lib/bench-server.ts',
         serverArgs,
         ['--expose-gc', '--max-old-space-size=8192'],
-        {},
+        presencedEnv(values['baseline-malloc'] ?? values.malloc),
         values.baseline,
       ),
 ])

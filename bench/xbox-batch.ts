@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig } from '../src/app/config.js'
 import type { BenchServerInfo } from './lib/bench-server.js'
 import { STRANGER_ID } from './lib/population.js'
-import { spawnJson, stop } from './lib/processes.js'
+import { presencedEnv, spawnJson, stop } from './lib/processes.js'
 import { sideBySide } from './lib/side-by-side.js'
 
 const { values } = parseArgs({
@@ -32,6 +32,10 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     /** Another checkout (with node_modules) whose presenced runs beside this one's, in the same rounds. */
     baseline: { type: 'string' },
+    /** presenced (`--malloc`) and the baseline (`--baseline-malloc`) with glibc's malloc as
+     * `npm start` sets it (huge pages: the default) or left plain. */
+    malloc: { type: 'string', default: 'huge' },
+    'baseline-malloc': { type: 'string' },
   },
 })
 const users = Number(values.users)
@@ -49,6 +53,7 @@ const [server, naive, baseline] = await Promise.all([
       ...(values.profile ? ['--profile', values.profile] : []),
     ],
     ['--expose-gc', '--max-old-space-size=8192'],
+    presencedEnv(values.malloc),
   ),
   spawnJson<{ port: number }>(
     'bench/naive-xbox-server.ts',
@@ -61,7 +66,7 @@ const [server, naive, baseline] = await Promise.all([
         'bench/lib/bench-server.ts',
         ['--users', String(users), '--at', String(at)],
         ['--expose-gc', '--max-old-space-size=8192'],
-        {},
+        presencedEnv(values['baseline-malloc'] ?? values.malloc),
         values.baseline,
       ),
 ])

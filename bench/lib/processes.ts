@@ -34,6 +34,21 @@ export function spawnJson<T>(
   })
 }
 
+/**
+ * The environment `npm start` gives presenced (package.json): glibc's malloc backs large
+ * allocations, the stores' buffers among them, with transparent huge pages. Benches start
+ * presenced with it, so they measure it as it runs; `malloc: 'plain'` leaves it out.
+ */
+export function presencedEnv(malloc = 'huge'): Record<string, string> {
+  if (malloc !== 'huge' && malloc !== 'plain')
+    throw new Error(`malloc: huge or plain, not ${malloc}`)
+  if (malloc === 'plain') return {}
+  const tunables = process.env.GLIBC_TUNABLES
+  return {
+    GLIBC_TUNABLES: tunables ? `${tunables}:glibc.malloc.hugetlb=1` : 'glibc.malloc.hugetlb=1',
+  }
+}
+
 /** Asks a child to stop (SIGTERM) and resolves once it has exited. */
 export function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
