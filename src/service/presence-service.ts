@@ -543,8 +543,8 @@ export class PresenceService {
 
   // ---- internals ----
 
-  async #publish(change: PresenceChange): Promise<void> {
-    await this.#announce({ type: 'presence', change })
+  #publish(change: PresenceChange): Promise<void> {
+    return this.#announce({ type: 'presence', change })
   }
 
   /**
