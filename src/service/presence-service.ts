@@ -622,9 +622,9 @@ export class PresenceService {
   /**
    * Fills universe, root place and place name from the catalogue at write time too, so that
    * what is stored and published (the dashboard counts by it) already carries them, and reads
-   * find nothing to change until the catalogue does.
+   * find nothing to change until the catalogue does. Synchronous when the place is in memory
+   * (the common case): no promise to wait for.
    */
-  /** Synchronous when the place is in memory (the common case): no promise to wait for. */
   #resolvePlace(activity: Activity): Activity | Promise<Activity> {
     if (activity.placeId === undefined) return activity
     const cached = this.#places.place(activity.placeId)
