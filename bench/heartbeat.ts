@@ -10,6 +10,11 @@
  *
  *   npm run bench:heartbeat -- [--rounds 3] [--seconds 6] [--connections 50] [--tokens 2000]
  *                              [--profile presenced.cpuprofile] [--redis redis://host:port]
+ *                              [--in-game 0.5]
+ *
+ * `--in-game`: the share of bodies in a catalogued place (the rest online at home). At 0 every
+ * body is the same, so after each user's first heartbeat every one is a refresh (nothing visible
+ * changes), as most heartbeats of a real client are.
  *
  * `--redis` runs presenced in Redis mode on that Redis (under a unique prefix, deleted after).
  * `--baseline <dir>`: also runs the presenced of another checkout (e.g. `git archive main` unpacked,
@@ -32,6 +37,7 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     redis: { type: 'string' },
     baseline: { type: 'string' },
+    'in-game': { type: 'string', default: '0.5' },
   },
 })
 const PATH = '/v1/presence/register-app-presence'
@@ -75,7 +81,7 @@ const names = Object.keys(servers) as Name[]
 const ports = (name: Name) => servers[name]!.info.port
 const pids = (name: Name) => servers[name]!.child.pid!
 
-// one token per request, drawn at random; half the bodies are in a catalogued place
+// one token per request, drawn at random; `--in-game` of the bodies are in a catalogued place
 const lua = `
 wrk.method = "POST"
 math.randomseed(os.time())
@@ -83,7 +89,7 @@ local tokens = { ${tokens.map((t) => JSON.stringify(t)).join(',\n')} }
 request = function()
   local token = tokens[math.random(1, #tokens)]
   local body
-  if math.random() < 0.5 then
+  if math.random() < ${Number(values['in-game'])} then
     body = '{"location":"Game","placeId":' .. (1000000 + math.random(0, ${PLACES - 1})) .. '}'
   else
     body = '{"location":"Home"}'

@@ -59,9 +59,40 @@ function processMetrics(): Registry {
   return processRegistry
 }
 
+/**
+ * Increments of a counter with one label, kept as plain numbers until the counter is read (a
+ * scrape): counters bumped on every write (heartbeats, bus events) cost a Map update there, not
+ * prom-client's label hashing and checks. A scrape shows exactly the same series and values.
+ */
+class PendingCounts {
+  readonly #counts = new Map<string, number>()
+  readonly #label: string
+
+  constructor(label: string) {
+    this.#label = label
+  }
+
+  add(value: string, count: number): void {
+    this.#counts.set(value, (this.#counts.get(value) ?? 0) + count)
+  }
+
+  /** The counter's `collect` option (prom-client calls it on the counter before reading it). */
+  collector(): (this: Counter<string>) => void {
+    const counts = this.#counts
+    const label = this.#label
+    return function collect() {
+      for (const [value, count] of counts) this.inc({ [label]: value }, count)
+      counts.clear()
+    }
+  }
+}
+
 /** The app's own metrics, in its own Registry (never prom-client's global one). */
 export class Metrics {
   readonly registry = new Registry()
+  readonly #heartbeats = new PendingCounts('source')
+  readonly #busPublished = new PendingCounts('type')
+  readonly #busReceived = new PendingCounts('type')
   readonly httpDuration = new Histogram({
     name: 'presenced_http_request_duration_seconds',
     help: 'HTTP requests by route pattern, method and status, with their duration.',
@@ -80,6 +111,7 @@ export class Metrics {
     help: 'Session heartbeats (creates and refreshes) handled by this node, by session source.',
     labelNames: ['source'] as const,
     registers: [this.registry],
+    collect: this.#heartbeats.collector(),
   })
   readonly sessionsEnded = new Counter({
     name: 'presenced_sessions_ended_total',
@@ -101,14 +133,14 @@ export class Metrics {
 
   /** What the service reports of every write it makes, whatever its source. */
   readonly observer: ServiceObserver = {
-    heartbeats: (source, count) => this.heartbeats.inc({ source }, count),
+    heartbeats: (source, count) => this.#heartbeats.add(source, count),
     sessionsEnded: (reason, count) => this.sessionsEnded.inc({ reason }, count),
     swept: (users, latenessMs) => {
       this.expiries.inc(users)
       this.sweepLateness.observe(latenessMs / 1000)
     },
-    busPublished: (type) => this.busPublished.inc({ type }),
-    busReceived: (type) => this.busReceived.inc({ type }),
+    busPublished: (type) => this.#busPublished.add(type, 1),
+    busReceived: (type) => this.#busReceived.add(type, 1),
     webhookOutcome: (outcome, ageMs) => {
       this.webhookAttempts.inc({ outcome })
       if (outcome === 'delivered') this.webhookDeliveryAge.observe(ageMs / 1000)
@@ -143,12 +175,14 @@ export class Metrics {
     help: 'Events this node published on the change bus, by type (presence, settings, relation, revoked, place).',
     labelNames: ['type'] as const,
     registers: [this.registry],
+    collect: this.#busPublished.collector(),
   })
   readonly busReceived = new Counter({
     name: 'presenced_bus_events_received_total',
     help: 'Events this node received from the change bus, its own included, by type.',
     labelNames: ['type'] as const,
     registers: [this.registry],
+    collect: this.#busReceived.collector(),
   })
   readonly busNodes = new Gauge({
     name: 'presenced_bus_nodes',

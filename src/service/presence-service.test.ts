@@ -71,6 +71,21 @@ test('heartbeat stores the session for the default TTL and publishes the change'
   assert.equal(seen!.sessions.length, 2)
 })
 
+test('a refresh that changes nothing visible publishes nothing; a change after it does', async (t) => {
+  const { clock, events, beat } = setup(t)
+  const first = await beat(alice)
+  clock.advance(10_000)
+  const refreshed = await beat(alice)
+  // the refresh is stored: the session lives on from now
+  assert.equal(refreshed.after.sessions[0]!.expiresAt, clock.now() + TTL)
+  assert.deepEqual(events, [{ type: 'presence', change: first }])
+  const moved = await beat(alice, { activity: { kind: 'inGame', placeId: '1818' } })
+  assert.deepEqual(events, [
+    { type: 'presence', change: first },
+    { type: 'presence', change: moved },
+  ])
+})
+
 test('heartbeat fills universe, root place and name from the places catalogue', async (t) => {
   const { service, beat } = setup(t)
   await service.putPlace({

@@ -294,12 +294,16 @@ export class PresenceService {
 
   /** Creates or refreshes a session and tells every node. */
   async heartbeat(input: HeartbeatInput): Promise<PresenceChange> {
-    const activity = await this.#resolvePlace(input.activity)
+    const placed = this.#resolvePlace(input.activity)
+    const activity = placed instanceof Promise ? await placed : placed
     const change = await this.#stores.presence.heartbeat(
       { ...input, activity, ttlMs: input.ttlMs ?? this.#settings.sessionTtlMs },
       this.#clock.now(),
     )
-    await this.#publish(change)
+    // A refresh (the same sessions, only expiry moved) that no history recorded is nothing any
+    // listener acts on (fan-out, dashboard feed and webhooks all drop it): most heartbeats are
+    // refreshes, so they are not published at all.
+    if (change.position || !isRefresh(change)) await this.#publish(change)
     this.#observer.heartbeats?.(input.source, 1)
     return change
   }
@@ -539,8 +543,8 @@ export class PresenceService {
 
   // ---- internals ----
 
-  async #publish(change: PresenceChange): Promise<void> {
-    await this.#announce({ type: 'presence', change })
+  #publish(change: PresenceChange): Promise<void> {
+    return this.#announce({ type: 'presence', change })
   }
 
   /**
@@ -618,12 +622,15 @@ export class PresenceService {
   /**
    * Fills universe, root place and place name from the catalogue at write time too, so that
    * what is stored and published (the dashboard counts by it) already carries them, and reads
-   * find nothing to change until the catalogue does.
+   * find nothing to change until the catalogue does. Synchronous when the place is in memory
+   * (the common case): no promise to wait for.
    */
-  async #resolvePlace(activity: Activity): Promise<Activity> {
+  #resolvePlace(activity: Activity): Activity | Promise<Activity> {
     if (activity.placeId === undefined) return activity
     const cached = this.#places.place(activity.placeId)
-    const place = cached instanceof Promise ? await cached : cached
-    return place ? withPlace(activity, place) : activity
+    if (cached instanceof Promise) {
+      return cached.then((place) => (place ? withPlace(activity, place) : activity))
+    }
+    return cached ? withPlace(activity, cached) : activity
   }
 }

@@ -1,6 +1,11 @@
 import type { UserCaller } from '../../core/caller.js'
 import type { ProtocolContext } from '../context.js'
-import type { LeanLogger, LeanReply, LeanRoute } from '../shared/lean-routes.js'
+import {
+  fixedReply,
+  type LeanLogger,
+  type LeanReply,
+  type LeanRoute,
+} from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { errorBody, renderError } from './errors.js'
 import type { Admit } from './plugin.js'
@@ -26,12 +31,12 @@ export const HEARTBEAT_ROUTE_HOOKS: Readonly<Record<string, readonly string[]>> 
  */
 export function leanHeartbeatRoute(context: ProtocolContext, admit: Admit): LeanRoute {
   const { service } = context
-  const beat: LeanReply = {
+  const beat = fixedReply({
     status: 200,
     headers: { 'content-type': JSON_TYPE, [HEARTBEAT_HEADER]: heartbeatAfter(context.settings) },
     body: '{}',
-  }
-  const ended: LeanReply = { status: 200, headers: { 'content-type': JSON_TYPE }, body: '{}' }
+  })
+  const ended = fixedReply({ status: 200, headers: { 'content-type': JSON_TYPE }, body: '{}' })
   return {
     method: 'POST',
     path: REGISTER,

@@ -41,6 +41,24 @@ export interface LeanReply {
   body: string | Buffer
 }
 
+/** The head and bytes of a reply sent as it is to many requests (see fixedReply). */
+const prepared = new WeakMap<LeanReply, { head: Record<string, string | number>; bytes: Buffer }>()
+
+/**
+ * `reply`, answered as it is to many requests (a heartbeat's `{}`): its bytes and head are made
+ * here, once, where every other reply has its body encoded and its head assembled per request.
+ * The same bytes and headers go out either way.
+ */
+export function fixedReply(reply: LeanReply): LeanReply {
+  const fixed = Object.freeze({ ...reply, headers: Object.freeze({ ...reply.headers }) })
+  const bytes = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body
+  prepared.set(fixed, {
+    head: Object.freeze({ ...fixed.headers, 'content-length': bytes.length }),
+    bytes,
+  })
+  return fixed
+}
+
 export interface LeanObserver {
   /** Called once per answered request, like Fastify's onResponse hooks. */
   onResponse(method: string, route: string, status: number, seconds: number): void
@@ -192,14 +210,20 @@ export class LeanRoutes {
       reply = route.internalError
     }
     if (response.destroyed) return
-    // one encode, to bytes: measured cheaper than Node writing a long string after the head
-    const bytes = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body
-    response.writeHead(reply.status, {
-      ...reply.headers,
-      ...(this.#closing && { connection: 'close' }),
-      'content-length': bytes.length,
-    })
-    response.end(bytes)
+    const fixed = this.#closing ? undefined : prepared.get(reply)
+    if (fixed) {
+      response.writeHead(reply.status, fixed.head)
+      response.end(fixed.bytes)
+    } else {
+      // one encode, to bytes: measured cheaper than Node writing a long string after the head
+      const bytes = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body
+      response.writeHead(reply.status, {
+        ...reply.headers,
+        ...(this.#closing && { connection: 'close' }),
+        'content-length': bytes.length,
+      })
+      response.end(bytes)
+    }
     const seconds = (performance.now() - started) / 1000
     this.#observer?.onResponse(route.method, route.route, reply.status, seconds)
     if (log) {
