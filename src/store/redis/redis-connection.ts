@@ -20,6 +20,10 @@ declare module 'ioredis' {
       counts: string,
       ...args: string[]
     ): Result<string, Context>
+    presencedLimitedHeartbeat(
+      numberOfKeys: string,
+      ...keysThenArgs: string[]
+    ): Result<string | number[], Context>
     presencedEnd(
       value: string,
       due: string,
@@ -67,6 +71,11 @@ function lua(name: string): string {
 /** A presence script with the functions it shares with the others in front of it. */
 function presenceLua(name: string): string {
   return lua('presence.lua') + lua(name)
+}
+
+/** A script that counts rate-limit hits (limit.lua) and then does `names` in that order. */
+function limitLua(...names: string[]): string {
+  return lua('limit.lua') + names.map(lua).join('')
 }
 
 /** Keys of one joined MGET at most (see RedisConnection.mget): a bigger batch starts another. */
@@ -187,6 +196,10 @@ export class RedisConnection {
       numberOfKeys: 4,
       lua: presenceLua('heartbeat.lua'),
     })
+    // the number of keys varies with the number of rules: passed as the first argument
+    this.client.defineCommand('presencedLimitedHeartbeat', {
+      lua: limitLua('presence.lua', 'limited-heartbeat.lua', 'heartbeat.lua'),
+    })
     this.client.defineCommand('presencedEnd', { numberOfKeys: 4, lua: presenceLua('end.lua') })
     this.client.defineCommand('presencedDue', { numberOfKeys: 1, lua: lua('due.lua') })
     this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: presenceLua('sweep.lua') })
@@ -203,7 +216,7 @@ export class RedisConnection {
       lua: lua('history-read.lua'),
     })
     // the number of keys varies with the number of rules: passed as the first argument
-    this.client.defineCommand('presencedRateLimit', { lua: lua('rate-limit.lua') })
+    this.client.defineCommand('presencedRateLimit', { lua: limitLua('rate-limit.lua') })
   }
 
   /**
