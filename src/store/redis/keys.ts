@@ -57,8 +57,16 @@ export class RedisKeys {
     return Number(id.slice(-6)) % this.dueShards
   }
 
+  /** `<prefix>:{b<bucket>}:<kind>:` by kind, then bucket: a key is then one concatenation. */
+  readonly #heads = new Map<string, string[]>()
+
   #user(id: string, kind: string): string {
-    return `${this.prefix}:{b${this.bucketOf(id)}}:${kind}:${id}`
+    let heads = this.#heads.get(kind)
+    if (heads === undefined) {
+      heads = Array.from({ length: this.buckets }, (_, b) => `${this.prefix}:{b${b}}:${kind}:`)
+      this.#heads.set(kind, heads)
+    }
+    return heads[this.bucketOf(id)]! + id
   }
 
   /** String: the user's presence as one value (see presence-codec.ts): one GET per user. */

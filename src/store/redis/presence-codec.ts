@@ -7,6 +7,8 @@ import type {
   SessionSource,
   UserPresence,
 } from '../../core/presence.js'
+import { PresenceType, stateOfKind } from '../../core/presence.js'
+import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { sweepReason, type PresenceChange } from '../presence-store.js'
 
@@ -186,6 +188,72 @@ export function decodePresence(
 ): UserPresence {
   if (!raw) return presenceOf(userId, null, now)
   return presenceOf(userId, scanValue(raw, true) ?? (JSON.parse(raw) as StoredValue), now)
+}
+
+/**
+ * `summaryOf(decodePresence(userId, raw, now), now)` read straight from the stored text, with no
+ * value array and no Session objects (the read path of summaries: decoding is most of what a
+ * node does per id). A value outside scanValue's grammar is decoded as decodePresence does.
+ */
+export function summarizeValue(
+  userId: UserId,
+  raw: string | null | undefined,
+  now: number,
+): PresenceSummary {
+  if (!raw) return summaryOf({ userId, sessions: [], lastOnline: undefined }, now)
+  const scan = new Scanner(raw)
+  if (scan.take(OPEN)) {
+    const lastOnline = scan.int()
+    // primarySession's choice: the highest state, then the latest updatedAt, the first on ties
+    let state: PresenceType = PresenceType.Offline
+    let activity: Activity | undefined
+    let updatedAt = 0
+    let deviceType = ''
+    let source = 'a'
+    let live = 0
+    while (scan.take(LINE_BREAK)) {
+      if (!scan.take(COMMA)) {
+        if (scan.at !== raw.length - 1 || !scan.take(CLOSE) || scan.failed) break
+        return {
+          userId,
+          state,
+          activity,
+          updatedAt,
+          lastOnline,
+          sessions: live,
+          deviceType,
+          source: activity === undefined ? 'app' : SOURCES[source]!,
+        }
+      }
+      if (!scan.take(OPEN)) break
+      const updated = lastOnline + scan.int()
+      const expiresAt = updated + (scan.comma() && scan.int())
+      if (scan.failed) break
+      if (!(expiresAt > now)) {
+        // an expired session is skipped to the end of its line (JSON strings hold no line break)
+        const end = raw.indexOf('\n', scan.at)
+        if (end < 0) break
+        scan.at = end
+        continue
+      }
+      if (scan.comma()) scan.int()
+      const key = scan.comma() && scan.str()
+      const from = scan.comma() && scan.str()
+      const device = scan.comma() && scan.str()
+      const candidate = scan.comma() && internedActivity(scan, key)
+      if (candidate === undefined || !scan.take(CLOSE) || scan.failed) break
+      live++
+      const rank = stateOfKind(candidate.kind)
+      if (activity === undefined || rank > state || (rank === state && updated > updatedAt)) {
+        state = rank
+        activity = candidate
+        updatedAt = updated
+        deviceType = device
+        source = from
+      }
+    }
+  }
+  return summaryOf(decodePresence(userId, raw, now), now)
 }
 
 /**

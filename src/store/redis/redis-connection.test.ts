@@ -30,6 +30,12 @@ test('mgetBytes writes MGET in RESP: lengths in bytes, not characters', () => {
     mgetBytes(['a', '', 'é{b1}:p:12', 'k'.repeat(1234)]).toString('utf8'),
     `*5\r\n$4\r\nMGET\r\n$1\r\na\r\n$0\r\n\r\n$11\r\né{b1}:p:12\r\n$1234\r\n${'k'.repeat(1234)}\r\n`,
   )
+  // a length whose digits outgrow the characters': 60 characters, 120 bytes
+  const wide = `x${'é'.repeat(58)}y`
+  assert.equal(
+    mgetBytes([wide, 'b']).toString('utf8'),
+    `*3\r\n$4\r\nMGET\r\n$118\r\n${wide}\r\n$1\r\nb\r\n`,
+  )
 })
 
 // Pins what MgetCommand assumes of ioredis (that a command is written as its toWritable bytes):

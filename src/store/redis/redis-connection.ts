@@ -137,12 +137,24 @@ export function mgetBytes(keys: readonly string[]): Buffer {
   const out = Buffer.allocUnsafe(size)
   let at = out.write(`*${keys.length + 1}\r\n$4\r\nMGET\r\n`, 0, 'latin1')
   for (const key of keys) {
-    const bytes = Buffer.byteLength(key, 'utf8')
+    const length = key.length
+    const start = at
     out[at++] = 0x24 // $
-    at = writeDigits(out, at, bytes)
+    at = writeDigits(out, at, length)
     out[at++] = CR
     out[at++] = LF
-    at += out.write(key, at, bytes, 'utf8')
+    // ASCII (every key unless its prefix is not) is copied as it is checked: no native call per
+    // key (Buffer.byteLength and write were a third of this function's time)
+    let i = 0
+    for (let c = 0; i < length && (c = key.charCodeAt(i)) < 0x80; i++) out[at + i] = c
+    if (i === length) at += length
+    else {
+      const bytes = Buffer.byteLength(key, 'utf8')
+      at = writeDigits(out, start + 1, bytes)
+      out[at++] = CR
+      out[at++] = LF
+      at += out.write(key, at, bytes, 'utf8')
+    }
     out[at++] = CR
     out[at++] = LF
   }

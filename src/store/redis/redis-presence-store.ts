@@ -1,5 +1,5 @@
 import type { Activity, OfflineReason, UserPresence } from '../../core/presence.js'
-import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
+import type { PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type {
   LimitedWrite,
@@ -11,7 +11,13 @@ import type {
 import { verdictOf, type RateLimitHit, type RateLimiter } from '../rate-limiter.js'
 import { serverSessionKey, type ServerReport, type ServerRoster } from '../presence-store.js'
 import type { RedisKeys } from './keys.js'
-import { changeOfReply, decodePresence, keyText, sessionTail } from './presence-codec.js'
+import {
+  changeOfReply,
+  decodePresence,
+  keyText,
+  sessionTail,
+  summarizeValue,
+} from './presence-codec.js'
 import type { RedisConnection } from './redis-connection.js'
 import { RedisRateLimiter, windowArgs } from './redis-rate-limiter.js'
 
@@ -178,10 +184,15 @@ export class RedisPresenceStore implements PresenceStore {
     })
   }
 
-  /** getMany's answer as summaries (the decoding is the cost here, not the Session objects). */
-  async summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
-    const presences = await this.getMany(ids, now)
-    return presences.map((presence) => summaryOf(presence, now))
+  /** getMany's answer as summaries, read from the stored text without its Session objects. */
+  summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return this.#connection.run(async () => {
+      const raws = await this.#connection.mget(ids.map((id) => this.#keys.presence(id)))
+      const summaries = new Array<PresenceSummary>(ids.length)
+      for (let i = 0; i < ids.length; i++) summaries[i] = summarizeValue(ids[i]!, raws[i], now)
+      return summaries
+    })
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {
