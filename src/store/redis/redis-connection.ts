@@ -338,31 +338,30 @@ export class RedisConnection {
     return out
   }
 
-  /** What was asked for and not yet sent (single Redis): one write for all of it. */
+  /**
+   * What was asked for and not yet sent (single Redis): one write for all of it, after this turn's
+   * I/O callbacks, so that requests that arrived together go together. Batches do not wait for
+   * the one in flight (as ioredis's auto-pipelining does): on a busy machine that wait, a Redis
+   * round trip, left the node idle with requests queued (Redis HTTP bench: 1.14x the req/s of
+   * one batch in flight, 0.06 writes per request either way).
+   */
   #pending: Batch | undefined
-  /** A batch is in flight: the next waits for its replies (as ioredis's auto-pipelining). */
-  #sending = false
 
   /** The batch not yet sent, started (and its sending scheduled) when there is none. */
   #batch(): Batch {
     let batch = this.#pending
     if (batch === undefined) {
       batch = this.#pending = { mgets: [], calls: [] }
-      // after this turn's I/O callbacks, so that requests that arrived together go together
-      if (!this.#sending) setImmediate(() => this.#flush())
+      setImmediate(() => this.#flush())
     }
     return batch
   }
 
   #flush(): void {
     const batch = this.#pending
-    if (batch === undefined || this.#sending) return
+    if (batch === undefined) return
     this.#pending = undefined
-    this.#sending = true
-    this.#send(batch).finally(() => {
-      this.#sending = false
-      this.#flush()
-    })
+    void this.#send(batch)
   }
 
   /**
