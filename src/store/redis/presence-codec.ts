@@ -206,10 +206,8 @@ export function summarizeValue(
     const lastOnline = scan.int()
     // primarySession's choice: the highest state, then the latest updatedAt, the first on ties
     let state: PresenceType = PresenceType.Offline
-    let activity: Activity | undefined
+    let primary: SessionTail | undefined
     let updatedAt = 0
-    let deviceType = ''
-    let source = 'a'
     let live = 0
     while (scan.take(LINE_BREAK)) {
       if (!scan.take(COMMA)) {
@@ -217,12 +215,12 @@ export function summarizeValue(
         return {
           userId,
           state,
-          activity,
+          activity: primary?.activity,
           updatedAt,
           lastOnline,
           sessions: live,
-          deviceType,
-          source: activity === undefined ? 'app' : SOURCES[source]!,
+          deviceType: primary?.deviceType ?? '',
+          source: primary?.source ?? 'app',
         }
       }
       if (!scan.take(OPEN)) break
@@ -237,23 +235,55 @@ export function summarizeValue(
         continue
       }
       if (scan.comma()) scan.int()
-      const key = scan.comma() && scan.str()
-      const from = scan.comma() && scan.str()
-      const device = scan.comma() && scan.str()
-      const candidate = scan.comma() && internedActivity(scan, key)
-      if (candidate === undefined || !scan.take(CLOSE) || scan.failed) break
+      const tail = scan.comma() && sessionTailAt(scan)
+      if (tail === undefined || !scan.take(CLOSE) || scan.failed) break
       live++
-      const rank = stateOfKind(candidate.kind)
-      if (activity === undefined || rank > state || (rank === state && updated > updatedAt)) {
+      const rank = stateOfKind(tail.activity.kind)
+      if (primary === undefined || rank > state || (rank === state && updated > updatedAt)) {
         state = rank
-        activity = candidate
+        primary = tail
         updatedAt = updated
-        deviceType = device
-        source = from
       }
     }
   }
   return summaryOf(decodePresence(userId, raw, now), now)
+}
+
+/** What a summary takes of a session line after its numbers (key, source, device, activity). */
+interface SessionTail {
+  activity: Activity
+  source: SessionSource
+  deviceType: string
+}
+
+/**
+ * Decoded session line ends by their text: everyone on one game server (or with the same device
+ * and activity) has the same one, so a read looks the text up once instead of scanning its
+ * strings and looking its activity up (internedActivity) each time.
+ */
+const sessionTails = new Map<string, SessionTail>()
+const MAX_SESSION_TAILS = 8192
+
+/** The session line end at the scanner (`<key>,<source>,<device>,<activity>]\n`), or undefined. */
+function sessionTailAt(scan: Scanner): SessionTail | undefined {
+  const raw = scan.text
+  const from = scan.at
+  const end = raw.indexOf('\n', from) - 1
+  if (end <= from || raw.charCodeAt(end) !== CLOSE) return undefined
+  const text = raw.slice(from, end)
+  let tail = sessionTails.get(text)
+  if (tail === undefined) {
+    const key = scan.str()
+    const source = scan.comma() && SOURCES[scan.str()]
+    const deviceType = scan.comma() && scan.str()
+    const activity = scan.comma() && internedActivity(scan, key)
+    if (activity === undefined || source === undefined || scan.failed) return undefined
+    tail = { activity, source, deviceType }
+    if (sessionTails.size >= MAX_SESSION_TAILS) sessionTails.clear()
+    sessionTails.set(text, tail)
+  }
+  scan.at = end
+  return tail
 }
 
 /**
