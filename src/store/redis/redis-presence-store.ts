@@ -179,16 +179,21 @@ export class RedisPresenceStore implements PresenceStore {
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
     if (ids.length === 0) return Promise.resolve([])
     return this.#connection.run(async () => {
-      const raws = await this.#connection.mget(ids.map((id) => this.#keys.presence(id)))
+      const raws = await this.#mgetPresences(ids)
       return ids.map((id, i) => decodePresence(id, raws[i], now))
     })
+  }
+
+  #mgetPresences(ids: readonly UserId[]): Promise<(string | null)[]> {
+    const keys = this.#keys
+    return this.#connection.mgetUsers(keys.presenceHeads(), ids, (id) => keys.bucketOf(id))
   }
 
   /** getMany's answer as summaries, read from the stored text without its Session objects. */
   summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
     if (ids.length === 0) return Promise.resolve([])
     return this.#connection.run(async () => {
-      const raws = await this.#connection.mget(ids.map((id) => this.#keys.presence(id)))
+      const raws = await this.#mgetPresences(ids)
       const summaries = new Array<PresenceSummary>(ids.length)
       for (let i = 0; i < ids.length; i++) summaries[i] = summarizeValue(ids[i]!, raws[i], now)
       return summaries
