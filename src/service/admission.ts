@@ -58,20 +58,23 @@ export class RequestAdmission {
         throw refusal
       }
       const step = limited(this.hit)
-      if (step !== undefined) {
-        const outcome = step.then(
-          (done) => {
-            if ('refused' in done) this.#limits.check(done.refused)
-          },
-          // the store failed, verdict unknown: the request answers that failure
-          () => {},
-        )
-        outcome.catch(() => {})
-        this.#outcome = outcome
-        const done = await step
-        if ('refused' in done) this.#limits.check(done.refused)
-        return (done as { change: PresenceChange }).change
+      if (step === undefined) {
+        // the checks passed: the hit alone is left
+        await (this.#outcome = this.#limits.spend(this.hit))
+        return write()
       }
+      const outcome = step.then(
+        (done) => {
+          if ('refused' in done) this.#limits.check(done.refused)
+        },
+        // the store failed, verdict unknown: the request answers that failure
+        () => {},
+      )
+      outcome.catch(() => {})
+      this.#outcome = outcome
+      const done = await step
+      if ('refused' in done) this.#limits.check(done.refused)
+      return (done as { change: PresenceChange }).change
     }
     await this.run()
     return write()
