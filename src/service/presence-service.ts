@@ -30,6 +30,7 @@ import type { CredentialStore } from '../store/credential-store.js'
 import type { PresenceStore, SessionWrite } from '../store/presence-store.js'
 import type { PrivacyStore } from '../store/privacy-store.js'
 import type { RateLimiter } from '../store/rate-limiter.js'
+import type { RequestAdmission } from './admission.js'
 import { ApiKeys } from './api-keys.js'
 import { Authenticator } from './authenticator.js'
 import type { Clock } from './clock.js'
@@ -292,14 +293,23 @@ export class PresenceService {
     }
   }
 
-  /** Creates or refreshes a session and tells every node. */
-  async heartbeat(input: HeartbeatInput): Promise<PresenceChange> {
+  /**
+   * Creates or refreshes a session and tells every node. `admission`: the request's rate limit
+   * and checks, counted in the write's own step when the store can (one Redis round trip in
+   * fleet mode on a single Redis), else run first; when it refuses, nothing is written.
+   */
+  async heartbeat(input: HeartbeatInput, admission?: RequestAdmission): Promise<PresenceChange> {
     const placed = this.#resolvePlace(input.activity)
     const activity = placed instanceof Promise ? await placed : placed
-    const change = await this.#stores.presence.heartbeat(
-      { ...input, activity, ttlMs: input.ttlMs ?? this.#settings.sessionTtlMs },
-      this.#clock.now(),
-    )
+    const write = { ...input, activity, ttlMs: input.ttlMs ?? this.#settings.sessionTtlMs }
+    const { presence, rateLimiter } = this.#stores
+    const now = this.#clock.now()
+    const change = admission
+      ? await admission.admitWith(
+          (hit) => presence.limitedHeartbeat?.(write, now, hit, rateLimiter),
+          () => presence.heartbeat(write, now),
+        )
+      : await presence.heartbeat(write, now)
     // A refresh (the same sessions, only expiry moved) that no history recorded is nothing any
     // listener acts on (fan-out, dashboard feed and webhooks all drop it): most heartbeats are
     // refreshes, so they are not published at all.

@@ -1,7 +1,13 @@
 import type { Caller } from '../core/caller.js'
 import { fail } from '../core/errors.js'
 import type { UserId } from '../core/user-id.js'
-import type { RateLimiter, RateLimitRule } from '../store/rate-limiter.js'
+import type {
+  RateLimitHit,
+  RateLimiter,
+  RateLimitRule,
+  RateLimitVerdict,
+} from '../store/rate-limiter.js'
+import { RequestAdmission } from './admission.js'
 import type { Clock } from './clock.js'
 
 export interface RateLimitSettings {
@@ -49,7 +55,12 @@ export class RateLimits {
 
   /** One request of the per-caller budget: per user, per key, else per client address. */
   request(caller: Caller, address: string): Promise<void> {
-    return this.#hit(`roblox:${subjectOf(caller, address)}`, this.#request)
+    return this.spend(this.requestHit(caller, address))
+  }
+
+  /** The hit `request` counts, for a write to count it in its own step (RequestAdmission). */
+  requestHit(caller: Caller, address: string): RateLimitHit {
+    return { key: `roblox:${subjectOf(caller, address)}`, rules: this.#request }
   }
 
   /**
@@ -57,16 +68,31 @@ export class RateLimits {
    * limits each service apart, and a reader of Xbox presence may also call the Roblox API.
    */
   xboxRead(caller: Caller, address: string): Promise<void> {
-    return this.#hit(`xbox-read:${subjectOf(caller, address)}`, this.#xboxRead)
+    return this.spend({ key: `xbox-read:${subjectOf(caller, address)}`, rules: this.#xboxRead })
   }
 
   /** One Xbox title write (or delete) by a user for a title. */
   titleWrite(userId: UserId, titleId: string): Promise<void> {
-    return this.#hit(`xbox:${userId}:${titleId}`, this.#titleWrite)
+    return this.spend(this.titleWriteHit(userId, titleId))
   }
 
-  async #hit(key: string, rules: readonly RateLimitRule[]): Promise<void> {
-    const verdict = await this.#limiter.hit(key, rules, this.#clock.now())
+  /** The hit `titleWrite` counts, for a write to count it in its own step. */
+  titleWriteHit(userId: UserId, titleId: string): RateLimitHit {
+    return { key: `xbox:${userId}:${titleId}`, rules: this.#titleWrite }
+  }
+
+  /** A request's admission: `hit`, then `checks` (see RequestAdmission). */
+  admission(hit: RateLimitHit, checks?: () => void): RequestAdmission {
+    return new RequestAdmission(this, hit, checks)
+  }
+
+  /** Counts `hit`; throws the refusal (`check`) when a rule refuses. */
+  async spend(hit: RateLimitHit): Promise<void> {
+    this.check(await this.#limiter.hit(hit.key, hit.rules, this.#clock.now()))
+  }
+
+  /** Throws a refusing verdict as RATE_LIMITED with the rule and the seconds to wait. */
+  check(verdict: RateLimitVerdict): void {
     if (verdict.allowed) return
     throw fail('RATE_LIMITED', 'Too many requests', {
       retryAfter: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)),

@@ -8,6 +8,7 @@ import type {
 } from '../core/presence.js'
 import type { PresenceSummary } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
+import type { RateLimitHit, RateLimitVerdict, RateLimiter } from './rate-limiter.js'
 
 export type { PresenceChange }
 
@@ -21,6 +22,9 @@ export interface SessionWrite {
   activity: Activity
   ttlMs: number
 }
+
+/** What a limited write did: its change, or the refusing verdict (nothing written). */
+export type LimitedWrite = { change: PresenceChange } | { refused: RateLimitVerdict }
 
 /** A live user as aggregate statistics need it: what each live session is, not when. */
 export interface LiveUser {
@@ -37,6 +41,18 @@ export interface LiveUser {
 export interface PresenceStore {
   /** Creates or refreshes a session; returns the user's presence before and after. */
   heartbeat(write: SessionWrite, now: number): Promise<PresenceChange>
+  /**
+   * Optional: heartbeat() and a rate-limit hit of `limiter` in one atomic step (fleet mode on a
+   * single Redis: one round trip), the hit counted whatever the verdict and nothing written when
+   * a rule refuses. Undefined (synchronously) when this store cannot count in that limiter's
+   * budget: the caller then counts the hit first.
+   */
+  limitedHeartbeat?(
+    write: SessionWrite,
+    now: number,
+    hit: RateLimitHit,
+    limiter: RateLimiter,
+  ): Promise<LimitedWrite> | undefined
   /** Ends one session at once; undefined if there was no live session with that key. */
   end(
     userId: UserId,

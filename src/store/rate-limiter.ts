@@ -9,6 +9,12 @@ export interface RateLimitRule {
   windowMs: number
 }
 
+/** One hit to count: whose budget (`key`) against which rules (RateLimits builds them). */
+export interface RateLimitHit {
+  key: string
+  rules: readonly RateLimitRule[]
+}
+
 export interface RateLimitVerdict {
   allowed: boolean
   /**

@@ -144,7 +144,8 @@ test('single Redis: a lookup and a heartbeat are one round trip each, in the com
   assert.equal(after!.sessions[0]?.activity.location, 'Obby')
 })
 
-test('single Redis over HTTP: a read and its rate limit are one round trip, a refusal still 429', async (t) => {
+/** The app over a single Redis, listening, its background duties stopped (nothing else writes). */
+async function httpApp(t: TestContext, limits: Partial<Parameters<typeof testConfig>[0]>) {
   const target = { url: LOCAL_REDIS_URL }
   const prefix = uniquePrefix('round-trips-http')
   const connection = new RedisConnection(target)
@@ -166,7 +167,7 @@ test('single Redis over HTTP: a read and its rate limit are one round trip, a re
       dataDir: '',
       tokenSecret: 'round-trips-secret-of-enough-length-0123456789',
       sessionTtlSeconds: 600,
-      rateLimitMax: 6,
+      ...limits,
     }),
     { stores },
   )
@@ -175,8 +176,21 @@ test('single Redis over HTTP: a read and its rate limit are one round trip, a re
     await presenced.app.close()
     await deleteKeys(target, prefix)
   })
-  const ids = Array.from({ length: 50 }, (_, i) => String(5_000_000 + i) as UserId)
   await presenced.service.putPlace(place)
+  return { presenced, address, connection }
+}
+
+/** Waits until nothing of the node's own writes to Redis (the dashboard's first pass) is left. */
+async function quiet(writes: () => number[]): Promise<void> {
+  for (let last = -1; writes()[0] !== last;) {
+    last = writes()[0]!
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+test('single Redis over HTTP: a read and its rate limit are one round trip, a refusal still 429', async (t) => {
+  const { presenced, address, connection } = await httpApp(t, { rateLimitMax: 6 })
+  const ids = Array.from({ length: 50 }, (_, i) => String(5_000_000 + i) as UserId)
   for (const id of ids.slice(0, 10)) await heartbeat(presenced.service, id)
   // no sweeps or revocation syncs on the connection while counting
   await presenced.service.stop()
@@ -191,11 +205,7 @@ test('single Redis over HTTP: a read and its rate limit are one round trip, a re
   const body = JSON.stringify({ userIds: ids.map(Number) })
   // warm: the rate-limit script is loaded
   assert.equal((await post(body)).status, 200)
-  // the dashboard's first pass over live users (then one every 10 s) is over
-  for (let last = -1; writes()[0] !== last;) {
-    last = writes()[0]!
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
+  await quiet(writes)
   for (let i = 0; i < 5; i++) {
     const before = writes()[0]!
     const response = await post(body)
@@ -212,6 +222,107 @@ test('single Redis over HTTP: a read and its rate limit are one round trip, a re
   const badBody = await post('{"userIds": "nope"}')
   assert.equal(badBody.status, 429)
   await badBody.arrayBuffer()
+})
+
+test('single Redis over HTTP: a heartbeat and its rate limit are one round trip; a refused one writes nothing', async (t) => {
+  const { presenced, address, connection } = await httpApp(t, { rateLimitMax: 6 })
+  await presenced.service.stop()
+  const user = '6000001' as UserId
+  const token = await presenced.tokens.issue(user)
+  const writes = countWrites(connection.client)
+  // identity, a length: the lean node:http path
+  const beat = (body: string, headers: Record<string, string> = {}) =>
+    fetch(`${address}/v1/presence/register-app-presence`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'accept-encoding': 'identity',
+        authorization: `Bearer ${token}`,
+        ...headers,
+      },
+      body,
+    })
+  const locationOf = async () => {
+    const { presence } = await presenced.service.rawPresence(user)
+    return presence.sessions.map((s) => s.activity.location)
+  }
+  // warm: the script is loaded (its first call is an EVALSHA, then an EVAL), the place is in
+  // memory (as on any node after its first beat there)
+  assert.equal((await beat(`{"placeId":${place.placeId}}`)).status, 200)
+  await quiet(writes)
+  for (let i = 0; i < 4; i++) {
+    const before = writes()[0]!
+    const response = await beat(`{"placeId":${place.placeId}}`)
+    assert.equal(response.status, 200)
+    assert.equal(response.headers.get('x-presence-heartbeat-after'), '300')
+    await response.arrayBuffer()
+    assert.equal(writes()[0]! - before, 1, `heartbeat ${i + 1}: one round trip`)
+  }
+  assert.deepEqual(await locationOf(), ['Obby'])
+  // a cookie caller without its CSRF token: 403, the hit counted (the 6th), nothing written
+  const cookie = await beat('{"location":"Home"}', {
+    authorization: '',
+    cookie: `.ROBLOSECURITY=${token}`,
+  })
+  assert.equal(cookie.status, 403)
+  await cookie.arrayBuffer()
+  assert.deepEqual(await locationOf(), ['Obby'])
+  // the budget of 6 is spent: refused in the heartbeat's own round trip, nothing written
+  const before = writes()[0]!
+  const refused = await beat('{"location":"Home"}')
+  assert.equal(refused.status, 429)
+  assert.ok(Number(refused.headers.get('retry-after')) >= 1)
+  await refused.arrayBuffer()
+  assert.equal(writes()[0]! - before, 1, 'a refused heartbeat: one round trip')
+  assert.deepEqual(await locationOf(), ['Obby'])
+  // the refusal comes before a bad body's 400 and a cookie's CSRF 403, as in the Fastify route
+  const badBody = await beat('{"placeId":1.5}')
+  assert.equal(badBody.status, 429)
+  await badBody.arrayBuffer()
+  const noCsrf = await beat('{}', { authorization: '', cookie: `.ROBLOSECURITY=${token}` })
+  assert.equal(noCsrf.status, 429)
+  await noCsrf.arrayBuffer()
+  assert.deepEqual(await locationOf(), ['Obby'])
+})
+
+test('single Redis over HTTP: an Xbox title write counts its budget in the heartbeat', async (t) => {
+  const { presenced, address, connection } = await httpApp(t, {
+    xboxBurstMax: 3,
+    xboxSustainMax: 100,
+  })
+  await presenced.service.stop()
+  const user = '2533274790395904' as UserId
+  const token = await presenced.tokens.issue(user)
+  const writes = countWrites(connection.client)
+  const write = (richPresence: string) =>
+    fetch(`${address}/users/xuid(${user})/devices/current/titles/current`, {
+      method: 'POST',
+      headers: {
+        authorization: `XBL3.0 x=2533;${token}`,
+        'x-xbl-contract-version': '3',
+        accept: 'application/json',
+        'content-type': 'application/json',
+        'x-xbl-device-type': 'XboxOne',
+      },
+      body: JSON.stringify({ id: '1234', activity: { richPresence: { id: richPresence } } }),
+    })
+  const richOf = async () => {
+    const { presence } = await presenced.service.rawPresence(user)
+    return presence.sessions.map((s) => s.activity.richPresence?.id)
+  }
+  assert.equal((await write('menu')).status, 200)
+  await quiet(writes)
+  const before = writes()[0]!
+  const second = await write('playing')
+  assert.equal(second.status, 200)
+  await second.arrayBuffer()
+  // the read of the title's previous values, then the heartbeat with its budget
+  assert.equal(writes()[0]! - before, 2, 'a title write: two round trips')
+  assert.equal((await write('lobby')).status, 200)
+  const refused = await write('refused')
+  assert.equal(refused.status, 429)
+  await refused.arrayBuffer()
+  assert.deepEqual(await richOf(), ['lobby'])
 })
 
 test('3-master cluster: a lookup of 1100 ids is one round trip per master, a heartbeat one', async (t) => {

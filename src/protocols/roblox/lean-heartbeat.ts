@@ -1,4 +1,4 @@
-import type { UserCaller } from '../../core/caller.js'
+import type { RequestAdmission } from '../../service/admission.js'
 import type { ProtocolContext } from '../context.js'
 import {
   fixedReply,
@@ -8,7 +8,7 @@ import {
 } from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { errorBody, renderError } from './errors.js'
-import type { Admit } from './plugin.js'
+import type { SplitAdmit } from './plugin.js'
 import { HEARTBEAT_HEADER, JSON_TYPE, heartbeatAfter, registerPresence } from './routes.js'
 
 const REGISTER = '/v1/presence/register-app-presence'
@@ -26,10 +26,12 @@ export const HEARTBEAT_ROUTE_HOOKS: Readonly<Record<string, readonly string[]>> 
  * request comes here): the Fastify route's steps in its order, with its functions: admission
  * (auth, rate limit, CSRF), the signed-in check, then the JSON body parser and the route's
  * handler, errors rendered by the Roblox error handler's functions. Same status, headers and
- * bytes. Measured: Fastify's routing, hooks and reply (compression's onSend included) cost more
- * than the heartbeat itself.
+ * bytes. The rate limit and CSRF go with the write (one Redis round trip in fleet mode; a refused
+ * heartbeat writes nothing), and their refusal still wins over a later step's error, as in the
+ * Fastify route's order. Measured: Fastify's routing, hooks and reply (compression's onSend
+ * included) cost more than the heartbeat itself.
  */
-export function leanHeartbeatRoute(context: ProtocolContext, admit: Admit): LeanRoute {
+export function leanHeartbeatRoute(context: ProtocolContext, admit: SplitAdmit): LeanRoute {
   const { service } = context
   const beat = fixedReply({
     status: 200,
@@ -47,10 +49,11 @@ export function leanHeartbeatRoute(context: ProtocolContext, admit: Admit): Lean
       body: errorBody(0, 'An unexpected error occurred.'),
     },
     async handle(request, ip, body, log): Promise<LeanReply> {
+      let admission: RequestAdmission | undefined
       try {
-        const caller: UserCaller = service.auth.requireUser(
-          await admit(request.headers, ip, 'POST'),
-        )
+        const authenticated = await admit.authenticate(request.headers)
+        admission = admit.admission(authenticated, request.headers, ip, 'POST')
+        const caller = service.auth.requireUser(authenticated)
         let parsed: unknown
         try {
           parsed = parseJsonBody(await body())
@@ -63,10 +66,11 @@ export function leanHeartbeatRoute(context: ProtocolContext, admit: Admit): Lean
           caller,
           parsed,
           request.headers['user-agent'],
+          admission,
         )
         return beating ? beat : ended
       } catch (error) {
-        return leanRobloxError(error, log)
+        return leanRobloxError(admission ? await admission.refusalOr(error) : error, log)
       }
     },
   }

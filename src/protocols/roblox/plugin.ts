@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Caller } from '../../core/caller.js'
+import type { RequestAdmission } from '../../service/admission.js'
 import type { ProtocolContext } from '../context.js'
 import { headerValue } from '../shared/credentials.js'
 import { robloxCredential } from './auth.js'
@@ -16,13 +17,20 @@ export { CSRF_HEADER }
 export type Admit = (headers: IncomingHttpHeaders, ip: string, method: string) => Promise<Caller>
 
 /**
- * The same checks in two steps, for the lean /users path: `authenticate` (401, 403 for a key
- * without the scope), then `limit` (the rate limit's 429, then CSRF's 403), which that path
- * hands to the read so that, in fleet mode, the rate limit shares the read's Redis round trip.
+ * The same checks in two steps, for the lean paths: `authenticate` (401, 403 for a key without
+ * the scope), then `limit` (the rate limit's 429, then CSRF's 403), which those paths hand to
+ * the service call so that, in fleet mode, the rate limit shares its Redis round trip: `limit`
+ * runs it (beside a read), `admission` is the same as data (counted in a heartbeat's write).
  */
 export interface SplitAdmit {
   authenticate(headers: IncomingHttpHeaders): Promise<Caller>
   limit(caller: Caller, headers: IncomingHttpHeaders, ip: string, method: string): Promise<void>
+  admission(
+    caller: Caller,
+    headers: IncomingHttpHeaders,
+    ip: string,
+    method: string,
+  ): RequestAdmission
 }
 
 /**
@@ -47,15 +55,18 @@ export async function robloxProtocol(
   // spellings, and the hot path parses once. The route schemas document the same rules.
   app.setValidatorCompiler(() => () => true)
 
+  const admission: SplitAdmit['admission'] = (caller, headers, ip, method) =>
+    limits.admission(
+      limits.requestHit(caller, ip),
+      caller.kind === 'user' && caller.via === 'cookie' && method === 'POST'
+        ? () => auth.checkCsrf(caller, ip, headerValue(headers[CSRF_HEADER]))
+        : undefined,
+    )
   const split: SplitAdmit = {
     authenticate: async (headers) =>
       auth.requireReader(await auth.authenticate(robloxCredential(headers))),
-    limit: async (caller, headers, ip, method) => {
-      await limits.request(caller, ip)
-      if (caller.kind === 'user' && caller.via === 'cookie' && method === 'POST') {
-        auth.checkCsrf(caller, ip, headerValue(headers[CSRF_HEADER]))
-      }
-    },
+    limit: (caller, headers, ip, method) => admission(caller, headers, ip, method).run(),
+    admission,
   }
   /** Shared with the lean heartbeat path. */
   const admit: Admit = async (headers, ip, method) => {
@@ -68,7 +79,7 @@ export async function robloxProtocol(
     request.caller = await admit(request.headers, request.ip, request.method)
   })
   context.lean?.add(leanUsersRoute(context, split))
-  context.lean?.add(leanHeartbeatRoute(context, admit))
+  context.lean?.add(leanHeartbeatRoute(context, split))
 
   robloxRoutes(app, context)
 }

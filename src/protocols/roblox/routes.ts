@@ -6,6 +6,7 @@ import type { ProtocolContext } from '../context.js'
 import { deviceOf, isStudio, parseRegisterRequest, parseUsersRequest } from './requests.js'
 import { registerSchema, usersSchema } from './schemas.js'
 import type { Admission, PresenceService } from '../../service/presence-service.js'
+import type { RequestAdmission } from '../../service/admission.js'
 import { writeSummariesReply } from './reply-writer.js'
 import type { RobloxViewOptions } from './view.js'
 
@@ -54,18 +55,21 @@ export function heartbeatAfter(settings: ProtocolContext['settings']): string {
 /**
  * Applies a register-app-presence body (throws RobloxError for a bad one): a heartbeat of the
  * caller's session on the device, or its end (`disconnect`). True for a heartbeat, whose reply
- * tells when to beat next. Shared by the Fastify route and the lean path (lean-heartbeat.ts).
+ * tells when to beat next. Shared by the Fastify route and the lean path (lean-heartbeat.ts),
+ * which passes its `admission` (rate limit, CSRF) to be counted in the heartbeat's own step.
  */
 export async function registerPresence(
   service: PresenceService,
   caller: UserCaller,
   rawBody: unknown,
   userAgent: string | undefined,
+  admission?: RequestAdmission,
 ): Promise<boolean> {
   const body = parseRegisterRequest(rawBody)
   const device = deviceOf(body, userAgent)
   const key = `app:${device.platform}`
   if (body.disconnect) {
+    await admission?.run()
     await service.endSession(caller.userId, key, 'explicit')
     return false
   }
@@ -77,13 +81,10 @@ export async function registerPresence(
   if (body.location !== undefined && body.location !== '') activity.location = body.location
   if (body.placeId !== undefined) activity.placeId = body.placeId
   if (body.gameId !== undefined) activity.gameId = body.gameId
-  await service.heartbeat({
-    userId: caller.userId,
-    key,
-    source: 'app',
-    deviceType: device.deviceType,
-    activity,
-  })
+  await service.heartbeat(
+    { userId: caller.userId, key, source: 'app', deviceType: device.deviceType, activity },
+    admission,
+  )
   return true
 }
 

@@ -170,7 +170,6 @@ export async function xboxPresenceRoutes(
       const write = parseTitleRequest(request.body)
       const titleId = write.id ?? titleIdOf(request) ?? settings.xboxDefaultTitleId
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
-      await service.limits.titleWrite(xuid, titleId)
       const key = `title:${titleId}:${deviceType}`
       // members absent from the request keep their values (TitleRequest semantics)
       const [own] = await service.rawPresences([xuid])
@@ -183,14 +182,12 @@ export async function xboxPresenceRoutes(
       }
       const richPresence = write.richPresence ?? previous?.richPresence
       if (richPresence) activity.richPresence = richPresence
-      await service.heartbeat({
-        userId: xuid,
-        key,
-        source: 'title',
-        deviceType,
-        activity,
-        ttlMs: titleTtlMs,
-      })
+      // the title's budget is counted with the write (one Redis round trip in fleet mode)
+      const admission = service.limits.admission(service.limits.titleWriteHit(xuid, titleId))
+      await service.heartbeat(
+        { userId: xuid, key, source: 'title', deviceType, activity, ttlMs: titleTtlMs },
+        admission,
+      )
       return reply
         .code(200)
         .header('x-heartbeat-after', String(settings.xboxHeartbeatSeconds))

@@ -57,13 +57,31 @@ export class RedisKeys {
     return Number(id.slice(-6)) % this.dueShards
   }
 
+  /** `<prefix>:{b<bucket>}:<kind>:` by kind, then bucket: a key is then one concatenation. */
+  readonly #heads = new Map<string, string[]>()
+
   #user(id: string, kind: string): string {
-    return `${this.prefix}:{b${this.bucketOf(id)}}:${kind}:${id}`
+    return this.userKeyHeads(kind)[this.bucketOf(id)]! + id
+  }
+
+  /** What precedes the id in a user's key of `kind` (`p`, `s`…), by bucket; one array per kind. */
+  userKeyHeads(kind: string): readonly string[] {
+    let heads = this.#heads.get(kind)
+    if (heads === undefined) {
+      heads = Array.from({ length: this.buckets }, (_, b) => `${this.prefix}:{b${b}}:${kind}:`)
+      this.#heads.set(kind, heads)
+    }
+    return heads
   }
 
   /** String: the user's presence as one value (see presence-codec.ts): one GET per user. */
   presence(id: UserId): string {
     return this.#user(id, 'p')
+  }
+
+  /** presence(id) is `presenceHeads()[bucketOf(id)] + id` (RedisConnection.mgetUsers). */
+  presenceHeads(): readonly string[] {
+    return this.userKeyHeads('p')
   }
 
   /** The presence key of the bucket's users without the id: the sweep script appends ids. */
@@ -107,6 +125,11 @@ export class RedisKeys {
   /** String: UserSettings as JSON. */
   settings(id: UserId): string {
     return this.#user(id, 's')
+  }
+
+  /** settings(id) is `settingsHeads()[bucketOf(id)] + id` (RedisConnection.mgetUsers). */
+  settingsHeads(): readonly string[] {
+    return this.userKeyHeads('s')
   }
 
   /** Set of the user's friends. */

@@ -3,7 +3,14 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import type { Activity, SessionSource } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
-import { decodePresence, keyText, scanValue, sessionTail } from './presence-codec.js'
+import { summaryOf } from '../../core/privacy.js'
+import {
+  decodePresence,
+  keyText,
+  scanValue,
+  sessionTail,
+  summarizeValue,
+} from './presence-codec.js'
 
 /** A value as the scripts write it (presence.lua `encode`). */
 function storedValue(
@@ -94,6 +101,52 @@ test('a stored value decodes to what was written, however odd its strings', () =
     }),
     { numRuns: 500 },
   )
+})
+
+test('summarizeValue is summaryOf what decodePresence reads, at any instant', () => {
+  const lastOnline = 1_796_052_884_468
+  fc.assert(
+    fc.property(
+      fc.array(session, { maxLength: 4 }),
+      fc.integer({ min: -10_000_000, max: 10_000_000 }),
+      (sessions, offset) => {
+        const raw = storedValue(
+          lastOnline,
+          sessions.map((s) => ({
+            ...s,
+            tail: sessionTail(s.source, s.deviceType, s.activity, s.key),
+          })),
+        )
+        const now = lastOnline + offset
+        const id = '9223372036854775807' as UserId
+        assert.deepEqual(summarizeValue(id, raw, now), summaryOf(decodePresence(id, raw, now), now))
+      },
+    ),
+    { numRuns: 1000 },
+  )
+})
+
+test('summarizeValue reads values outside the fast grammar, and none, as decodePresence', () => {
+  const id = '7' as UserId
+  const tail = sessionTail('app', 'PC', { kind: 'inGame', placeId: '1' }, 'app:PC')
+  for (const raw of [
+    null,
+    '',
+    '[1234\n]',
+    '[1000, [0, 50, 0, "app:PC", "a", "PC", [2, "1"]]]',
+    storedValue(1000, [
+      { updatedAgo: 0, ttl: 50, age: 0, key: 'app:PC', tail },
+      { updatedAgo: 5, ttl: 50, age: 0, key: 'app:iOS', tail },
+    ]),
+  ]) {
+    for (const now of [900, 1049, 1050, 1060]) {
+      assert.deepEqual(
+        summarizeValue(id, raw, now),
+        summaryOf(decodePresence(id, raw, now), now),
+        `${JSON.stringify(raw)} at ${now}`,
+      )
+    }
+  }
 })
 
 test('reads drop sessions at or past expiry; a value without sessions keeps lastOnline', () => {

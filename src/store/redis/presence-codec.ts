@@ -7,6 +7,8 @@ import type {
   SessionSource,
   UserPresence,
 } from '../../core/presence.js'
+import { PresenceType, stateOfKind } from '../../core/presence.js'
+import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { sweepReason, type PresenceChange } from '../presence-store.js'
 
@@ -186,6 +188,102 @@ export function decodePresence(
 ): UserPresence {
   if (!raw) return presenceOf(userId, null, now)
   return presenceOf(userId, scanValue(raw, true) ?? (JSON.parse(raw) as StoredValue), now)
+}
+
+/**
+ * `summaryOf(decodePresence(userId, raw, now), now)` read straight from the stored text, with no
+ * value array and no Session objects (the read path of summaries: decoding is most of what a
+ * node does per id). A value outside scanValue's grammar is decoded as decodePresence does.
+ */
+export function summarizeValue(
+  userId: UserId,
+  raw: string | null | undefined,
+  now: number,
+): PresenceSummary {
+  if (!raw) return summaryOf({ userId, sessions: [], lastOnline: undefined }, now)
+  const scan = new Scanner(raw)
+  if (scan.take(OPEN)) {
+    const lastOnline = scan.int()
+    // primarySession's choice: the highest state, then the latest updatedAt, the first on ties
+    let state: PresenceType = PresenceType.Offline
+    let primary: SessionTail | undefined
+    let updatedAt = 0
+    let live = 0
+    while (scan.take(LINE_BREAK)) {
+      if (!scan.take(COMMA)) {
+        if (scan.at !== raw.length - 1 || !scan.take(CLOSE) || scan.failed) break
+        return {
+          userId,
+          state,
+          activity: primary?.activity,
+          updatedAt,
+          lastOnline,
+          sessions: live,
+          deviceType: primary?.deviceType ?? '',
+          source: primary?.source ?? 'app',
+        }
+      }
+      if (!scan.take(OPEN)) break
+      const updated = lastOnline + scan.int()
+      const expiresAt = updated + (scan.comma() && scan.int())
+      if (scan.failed) break
+      if (!(expiresAt > now)) {
+        // an expired session is skipped to the end of its line (JSON strings hold no line break)
+        const end = raw.indexOf('\n', scan.at)
+        if (end < 0) break
+        scan.at = end
+        continue
+      }
+      if (scan.comma()) scan.int()
+      const tail = scan.comma() && sessionTailAt(scan)
+      if (tail === undefined || !scan.take(CLOSE) || scan.failed) break
+      live++
+      const rank = stateOfKind(tail.activity.kind)
+      if (primary === undefined || rank > state || (rank === state && updated > updatedAt)) {
+        state = rank
+        primary = tail
+        updatedAt = updated
+      }
+    }
+  }
+  return summaryOf(decodePresence(userId, raw, now), now)
+}
+
+/** What a summary takes of a session line after its numbers (key, source, device, activity). */
+interface SessionTail {
+  activity: Activity
+  source: SessionSource
+  deviceType: string
+}
+
+/**
+ * Decoded session line ends by their text: everyone on one game server (or with the same device
+ * and activity) has the same one, so a read looks the text up once instead of scanning its
+ * strings and looking its activity up (internedActivity) each time.
+ */
+const sessionTails = new Map<string, SessionTail>()
+const MAX_SESSION_TAILS = 8192
+
+/** The session line end at the scanner (`<key>,<source>,<device>,<activity>]\n`), or undefined. */
+function sessionTailAt(scan: Scanner): SessionTail | undefined {
+  const raw = scan.text
+  const from = scan.at
+  const end = raw.indexOf('\n', from) - 1
+  if (end <= from || raw.charCodeAt(end) !== CLOSE) return undefined
+  const text = raw.slice(from, end)
+  let tail = sessionTails.get(text)
+  if (tail === undefined) {
+    const key = scan.str()
+    const source = scan.comma() && SOURCES[scan.str()]
+    const deviceType = scan.comma() && scan.str()
+    const activity = scan.comma() && internedActivity(scan, key)
+    if (activity === undefined || source === undefined || scan.failed) return undefined
+    tail = { activity, source, deviceType }
+    if (sessionTails.size >= MAX_SESSION_TAILS) sessionTails.clear()
+    sessionTails.set(text, tail)
+  }
+  scan.at = end
+  return tail
 }
 
 /**

@@ -30,6 +30,12 @@ test('mgetBytes writes MGET in RESP: lengths in bytes, not characters', () => {
     mgetBytes(['a', '', 'é{b1}:p:12', 'k'.repeat(1234)]).toString('utf8'),
     `*5\r\n$4\r\nMGET\r\n$1\r\na\r\n$0\r\n\r\n$11\r\né{b1}:p:12\r\n$1234\r\n${'k'.repeat(1234)}\r\n`,
   )
+  // a length whose digits outgrow the characters': 60 characters, 120 bytes
+  const wide = `x${'é'.repeat(58)}y`
+  assert.equal(
+    mgetBytes([wide, 'b']).toString('utf8'),
+    `*3\r\n$4\r\nMGET\r\n$118\r\n${wide}\r\n$1\r\nb\r\n`,
+  )
 })
 
 // Pins what MgetCommand assumes of ioredis (that a command is written as its toWritable bytes):
@@ -55,6 +61,25 @@ test('the joined MGET answers as ioredis own MGET does, for present, missing and
   assert.deepEqual(all, expected)
   assert.deepEqual(some, expected.slice(5, 9))
   assert.deepEqual(none, [])
+})
+
+test('mgetUsers answers as mget of the whole keys, heads given apart, ASCII or not', async (t) => {
+  const { prefix, connection, client } = await open(t)
+  const heads = [`${prefix}:{b0}:p:`, `${prefix}:{b1}:ü:`]
+  const ids = ['1', '22', '333', 'ключ', '9223372036854775807']
+  const bucketOf = (id: string) => id.length % 2
+  const keys = ids.map((id) => heads[bucketOf(id)]! + id)
+  await client.mset(keys[0]!, 'a', keys[1]!, 'b', keys[3]!, 'd')
+  assert.equal(
+    mgetBytes(['1', 'é'], [Buffer.from('hé:'), Buffer.from('x')]).toString('utf8'),
+    '*3\r\n$4\r\nMGET\r\n$5\r\nhé:1\r\n$3\r\nxé\r\n',
+  )
+  const [users, plain] = await Promise.all([
+    connection.mgetUsers(heads, ids, bucketOf),
+    connection.mget(keys),
+  ])
+  assert.deepEqual(users, ['a', 'b', null, 'd', null])
+  assert.deepEqual(plain, users)
 })
 
 test('commands beside the MGET go out in its write, each with its own reply or error', async (t) => {

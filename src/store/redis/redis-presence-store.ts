@@ -1,11 +1,25 @@
 import type { Activity, OfflineReason, UserPresence } from '../../core/presence.js'
-import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
+import type { PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
-import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+import type {
+  LimitedWrite,
+  LiveUser,
+  PresenceChange,
+  PresenceStore,
+  SessionWrite,
+} from '../presence-store.js'
+import { verdictOf, type RateLimitHit, type RateLimiter } from '../rate-limiter.js'
 import { serverSessionKey, type ServerReport, type ServerRoster } from '../presence-store.js'
 import type { RedisKeys } from './keys.js'
-import { changeOfReply, decodePresence, keyText, sessionTail } from './presence-codec.js'
+import {
+  changeOfReply,
+  decodePresence,
+  keyText,
+  sessionTail,
+  summarizeValue,
+} from './presence-codec.js'
 import type { RedisConnection } from './redis-connection.js'
+import { RedisRateLimiter, windowArgs } from './redis-rate-limiter.js'
 
 export interface RedisPresenceStoreOptions {
   /**
@@ -71,28 +85,67 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   heartbeat(write: SessionWrite, now: number): Promise<PresenceChange> {
+    const client = this.#connection.client
+    return this.#connection.run(async () => {
+      const [keys, args] = this.#heartbeatArgs(write, now)
+      return this.#change(await client.presencedHeartbeat(...(keys as Quad), ...args))
+    })
+  }
+
+  /**
+   * One script (limited-heartbeat.lua) counts the hit and, when every rule allows it, writes.
+   * Single Redis only: in a cluster the caller's windows hash to another slot than the user's.
+   */
+  limitedHeartbeat(
+    write: SessionWrite,
+    now: number,
+    hit: RateLimitHit,
+    limiter: RateLimiter,
+  ): Promise<LimitedWrite> | undefined {
+    const connection = this.#connection
+    if (
+      connection.isCluster ||
+      !(limiter instanceof RedisRateLimiter) ||
+      !limiter.countsIn(connection, this.#keys)
+    ) {
+      return undefined
+    }
+    return connection.run(async () => {
+      const [keys, args] = this.#heartbeatArgs(write, now)
+      const { windows, lengths } = windowArgs(this.#keys, hit, now)
+      for (const window of windows) keys.push(window)
+      for (const length of lengths) args.push(length)
+      for (const rule of hit.rules) args.push(String(rule.max))
+      const reply = await connection.client.presencedLimitedHeartbeat(
+        String(keys.length),
+        ...keys,
+        ...args,
+      )
+      return typeof reply === 'string'
+        ? { change: this.#change(reply) }
+        : { refused: verdictOf(hit.rules, reply, now) }
+    })
+  }
+
+  /** heartbeat.lua's keys and arguments. */
+  #heartbeatArgs(write: SessionWrite, now: number): [keys: string[], args: string[]] {
     const k = this.#keys
     const id = write.userId
     const bucket = k.bucketOf(id)
     const shard = k.dueShardOf(id)
-    return this.#connection.run(async () => {
-      const reply = await this.#connection.client.presencedHeartbeat(
-        k.presence(id),
-        k.due(bucket, shard),
-        k.dueTimer(bucket),
-        k.counts(bucket),
-        id,
-        String(now),
-        String(shard),
-        keyText(write.key),
-        String(write.ttlMs),
-        sessionTail(write.source, write.deviceType, write.activity, write.key),
-        this.#channel,
-        this.#nodeId,
-        ...this.#hist(bucket),
-      )
-      return this.#change(reply)
-    })
+    const keys = [k.presence(id), k.due(bucket, shard), k.dueTimer(bucket), k.counts(bucket)]
+    const args = [
+      id,
+      String(now),
+      String(shard),
+      keyText(write.key),
+      String(write.ttlMs),
+      sessionTail(write.source, write.deviceType, write.activity, write.key),
+      this.#channel,
+      this.#nodeId,
+      ...this.#hist(bucket),
+    ]
+    return [keys, args]
   }
 
   end(
@@ -126,15 +179,25 @@ export class RedisPresenceStore implements PresenceStore {
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
     if (ids.length === 0) return Promise.resolve([])
     return this.#connection.run(async () => {
-      const raws = await this.#connection.mget(ids.map((id) => this.#keys.presence(id)))
+      const raws = await this.#mgetPresences(ids)
       return ids.map((id, i) => decodePresence(id, raws[i], now))
     })
   }
 
-  /** getMany's answer as summaries (the decoding is the cost here, not the Session objects). */
-  async summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
-    const presences = await this.getMany(ids, now)
-    return presences.map((presence) => summaryOf(presence, now))
+  #mgetPresences(ids: readonly UserId[]): Promise<(string | null)[]> {
+    const keys = this.#keys
+    return this.#connection.mgetUsers(keys.presenceHeads(), ids, (id) => keys.bucketOf(id))
+  }
+
+  /** getMany's answer as summaries, read from the stored text without its Session objects. */
+  summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return this.#connection.run(async () => {
+      const raws = await this.#mgetPresences(ids)
+      const summaries = new Array<PresenceSummary>(ids.length)
+      for (let i = 0; i < ids.length; i++) summaries[i] = summarizeValue(ids[i]!, raws[i], now)
+      return summaries
+    })
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {
@@ -366,6 +429,8 @@ export class RedisPresenceStore implements PresenceStore {
     return this.#connection.release()
   }
 }
+
+type Quad = [string, string, string, string]
 
 /** A game server's last report as kept in Redis (see RedisKeys.server). */
 interface StoredServer {

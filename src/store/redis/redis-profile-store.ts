@@ -48,7 +48,8 @@ export class RedisProfileStore implements ProfileStore {
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]> {
     if (ids.length === 0) return Promise.resolve([])
     return this.#connection.run(async () => {
-      const raws = await this.#connection.mget(ids.map((id) => this.#keys.settings(id)))
+      const k = this.#keys
+      const raws = await this.#connection.mgetUsers(k.settingsHeads(), ids, (id) => k.bucketOf(id))
       return raws.map((raw) => (raw ? (JSON.parse(raw) as UserSettings) : defaultSettings))
     })
   }

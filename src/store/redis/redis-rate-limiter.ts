@@ -2,6 +2,7 @@ import {
   UNLIMITED,
   verdictOf,
   windowOf,
+  type RateLimitHit,
   type RateLimitRule,
   type RateLimitVerdict,
   type RateLimiter,
@@ -12,7 +13,8 @@ import type { RedisConnection } from './redis-connection.js'
 /**
  * Fixed windows counted in Redis, so every node of a fleet shares one count per caller. The
  * window index comes from `now` (like MemoryRateLimiter), so windows line up across nodes and
- * tests can drive them with a manual clock; one Lua call counts every rule of a hit at once.
+ * tests can drive them with a manual clock; one Lua call counts every rule of a hit at once
+ * (limit.lua, which RedisPresenceStore's limited heartbeat shares: see `countsIn`).
  * Each window is its own key with its own expiry, so memory follows the callers of the last
  * two windows of each rule.
  */
@@ -27,8 +29,8 @@ export class RedisRateLimiter implements RateLimiter {
 
   hit(key: string, rules: readonly RateLimitRule[], now: number): Promise<RateLimitVerdict> {
     if (rules.length === 0) return Promise.resolve(UNLIMITED)
-    const windowKeys = rules.map((r) => this.#keys.rateWindow(key, r.name, windowOf(r, now).index))
-    const args = [String(rules.length), ...windowKeys, ...rules.map((r) => String(r.windowMs))]
+    const { windows, lengths } = windowArgs(this.#keys, { key, rules }, now)
+    const args = [String(rules.length), ...windows, ...lengths]
     return this.#connection.run(async () => {
       // in the write of this tick's MGET: a read's rate limit adds no round trip
       const counts = await this.#connection.beside<number[]>(
@@ -38,4 +40,27 @@ export class RedisRateLimiter implements RateLimiter {
       return verdictOf(rules, counts, now)
     })
   }
+
+  /**
+   * Whether this limiter counts on `connection` under `keys`: then a script there may count its
+   * hits itself (limit.lua, with `windowArgs`), in the same budget.
+   */
+  countsIn(connection: RedisConnection, keys: RedisKeys): boolean {
+    return connection === this.#connection && keys.prefix === this.#keys.prefix
+  }
+}
+
+/** A hit's window counters and their lengths in ms, as limit.lua takes them, at `now`. */
+export function windowArgs(
+  keys: RedisKeys,
+  hit: RateLimitHit,
+  now: number,
+): { windows: string[]; lengths: string[] } {
+  const windows: string[] = []
+  const lengths: string[] = []
+  for (const rule of hit.rules) {
+    windows.push(keys.rateWindow(hit.key, rule.name, windowOf(rule, now).index))
+    lengths.push(String(rule.windowMs))
+  }
+  return { windows, lengths }
 }

@@ -1,0 +1,82 @@
+import type { LimitedWrite, PresenceChange } from '../store/presence-store.js'
+import type { RateLimitHit } from '../store/rate-limiter.js'
+import type { RateLimits } from './rate-limits.js'
+
+/**
+ * What is left of a request's admission once its caller is known, as data: the rate-limit hit it
+ * spends, then the checks that follow it (CSRF), refusing in that order. The protocol makes it
+ * (RateLimits.admission: it knows which budget and which checks) and hands it to the service
+ * call; it runs once, either with a write that counts the hit in its own store step
+ * (`admitWith`: one Redis round trip in fleet mode, nothing written when refused) or by `run`.
+ */
+export class RequestAdmission {
+  readonly hit: RateLimitHit
+  readonly #limits: RateLimits
+  readonly #checks: (() => void) | undefined
+  #outcome: Promise<void> | undefined
+
+  constructor(limits: RateLimits, hit: RateLimitHit, checks?: () => void) {
+    this.#limits = limits
+    this.hit = hit
+    this.#checks = checks
+  }
+
+  /**
+   * Runs it, once (later calls share the outcome): resolves when admitted, throws the refusal.
+   * Also a read's Admission (PresenceService.lookup), to run beside the read.
+   */
+  readonly run = (): Promise<void> =>
+    (this.#outcome ??= this.#limits.spend(this.hit).then(() => this.#checks?.()))
+
+  /**
+   * The error to answer for a request that failed with `error`: the admission's refusal when it
+   * refuses (run now if nothing ran it, as its refusal comes before any later step's error), else
+   * `error`.
+   */
+  refusalOr(error: unknown): Promise<unknown> {
+    return this.run().then(
+      () => error,
+      (refusal: unknown) => refusal,
+    )
+  }
+
+  /**
+   * Admits `write` in its own step: the checks run first (when one refuses, the hit is counted
+   * alone and the first refusal thrown; nothing is written), then `limited(hit)` counts the hit
+   * and writes only if every rule allows it. When the store cannot (`limited` answers
+   * undefined), or the admission ran already, it runs and then `write`.
+   */
+  async admitWith(
+    limited: (hit: RateLimitHit) => Promise<LimitedWrite> | undefined,
+    write: () => Promise<PresenceChange>,
+  ): Promise<PresenceChange> {
+    if (this.#outcome === undefined) {
+      try {
+        this.#checks?.()
+      } catch (refusal) {
+        await this.run()
+        throw refusal
+      }
+      const step = limited(this.hit)
+      if (step === undefined) {
+        // the checks passed: the hit alone is left
+        await (this.#outcome = this.#limits.spend(this.hit))
+        return write()
+      }
+      const outcome = step.then(
+        (done) => {
+          if ('refused' in done) this.#limits.check(done.refused)
+        },
+        // the store failed, verdict unknown: the request answers that failure
+        () => {},
+      )
+      outcome.catch(() => {})
+      this.#outcome = outcome
+      const done = await step
+      if ('refused' in done) this.#limits.check(done.refused)
+      return (done as { change: PresenceChange }).change
+    }
+    await this.run()
+    return write()
+  }
+}
