@@ -253,22 +253,37 @@ for (const [how, command, echo] of [
     async (t) => {
       const server = await startApp(t, { listen: true })
       const watcher = await server.tokens.issue('9' as never)
-      const child = groupLeader(t, command, [
-        'watch',
-        '123',
-        '--token',
-        watcher,
-        '--url',
-        server.url,
-      ])
-      const done = finished(child)
-      await printed(child, /now\s+123\s+Offline/)
-      process.kill(-child.pid!, 'SIGINT')
-      if (echo) child.kill('SIGINT')
-      const result = await done
-      const seen = `signal ${child.signalCode}; stderr: ${result.stderr}; stdout: ${result.stdout}`
-      assert.equal(result.code, 0, seen)
-      assert.equal(child.signalCode, null, seen)
+      const stop = async () => {
+        const child = groupLeader(t, command, [
+          'watch',
+          '123',
+          '--token',
+          watcher,
+          '--url',
+          server.url,
+        ])
+        const done = finished(child)
+        await printed(child, /now\s+123\s+Offline/)
+        process.kill(-child.pid!, 'SIGINT')
+        if (echo) child.kill('SIGINT')
+        const result = await done
+        const seen = `signal ${child.signalCode}; stderr: ${result.stderr}; stdout: ${result.stdout}`
+        return { code: result.code, signal: child.signalCode, seen }
+      }
+      let outcome = await stop()
+      // npx forwards the Ctrl-C to its script shell too; arriving late (a loaded machine) after
+      // presenced exited 0, it kills that bash, and npx then kills itself with SIGINT: npm's and
+      // bash's race, not presenced's exit. Seen in 1 of ~10 loaded runs: tried up to 3 times.
+      for (
+        let again = 0;
+        command[0] === 'npx' && outcome.signal === 'SIGINT' && again < 2;
+        again++
+      ) {
+        t.diagnostic(`npx died of the forwarded SIGINT (${outcome.seen.trim()}): again`)
+        outcome = await stop()
+      }
+      assert.equal(outcome.code, 0, outcome.seen)
+      assert.equal(outcome.signal, null, outcome.seen)
     },
   )
 }
