@@ -1,50 +1,48 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { UserId } from '../core/user-id.js'
-import { Watchers, type WatchEntry } from './watchers.js'
+import { RELATIONS, WatchList, Watchers } from './watchers.js'
 
 const t1 = '1' as UserId
 const t2 = '2' as UserId
+const t3 = '3' as UserId
 
 interface Conn {
   name: string
-  watches: W[]
+  watches: WatchList
 }
-interface W extends WatchEntry<Conn> {
-  n: number
+const conn = (name: string): Conn => ({ name, watches: new WatchList() })
+
+/** The watchers of `target` as [connection name, watched target, offset]. */
+function watchersOf(watchers: Watchers<Conn>, target: UserId): Array<[string, UserId, number]> {
+  const list = watchers.watchersOf(target)
+  const out: Array<[string, UserId, number]> = []
+  for (let k = 0; k < list.length; k += 2) {
+    const c = list[k] as Conn
+    const w = list[k + 1] as number
+    out.push([c.name, c.watches.target(w), c.watches.offset(w)])
+  }
+  return out
 }
-const conn = (name: string): Conn => ({ name, watches: [] })
-const watch = (connection: Conn, target: UserId, n: number): W => ({
-  connection,
-  target,
-  slot: 0,
-  n,
-})
 
 test('indexes both ways and leaves nothing behind', () => {
-  const watchers = new Watchers<Conn, W>()
+  const watchers = new Watchers<Conn>()
   const a = conn('a')
   const b = conn('b')
-  watchers.add(watch(a, t1, 1))
-  watchers.add(watch(a, t2, 2))
-  watchers.add(watch(b, watchers.canonical('1' as UserId), 3))
-  assert.deepEqual(
-    watchers.watchersOf(t1).map((w) => w.connection.name),
-    ['a', 'b'],
-  )
-  assert.deepEqual(
-    a.watches.map((w) => [w.target, w.n]),
-    [
-      [t1, 1],
-      [t2, 2],
-    ],
-  )
-  assert.equal(watchers.get(b, t1)?.n, 3)
-  assert.equal(watchers.index(a).get(t2)?.n, 2)
-  const first = watchers.get(a, t1)!
-  assert.equal(watchers.remove(first), false, 'b still watches t1')
-  assert.equal(watchers.remove(first), false, 'already gone')
-  assert.equal(watchers.watchersOf(t1)[0]?.slot, 0, 'the last watch moved into the freed slot')
+  watchers.add(a, t1, 1)
+  watchers.add(a, t2, 2)
+  watchers.add(b, watchers.canonical('1' as UserId), 3)
+  assert.deepEqual(watchersOf(watchers, t1), [
+    ['a', t1, 1],
+    ['b', t1, 3],
+  ])
+  assert.equal(watchers.get(b, t1), 0)
+  assert.equal(a.watches.offset(watchers.index(a).get(t2)!), 2)
+  assert.equal(watchers.remove(a, watchers.get(a, t1)), false, 'b still watches t1')
+  assert.equal(watchers.get(a, t1), -1)
+  assert.equal(watchers.get(a, t2), 0, "a's last watch moved into the freed place")
+  assert.deepEqual(watchersOf(watchers, t2), [['a', t2, 2]], 'and its target knows')
+  assert.deepEqual(watchersOf(watchers, t1), [['b', t1, 3]], 'the last pair moved into the slot')
   assert.deepEqual(watchers.size, { targets: 2, connections: 2 })
   assert.deepEqual(watchers.removeAll(a), [t2])
   assert.deepEqual(watchers.removeAll(b), [t1])
@@ -53,21 +51,69 @@ test('indexes both ways and leaves nothing behind', () => {
   assert.equal(watchers.watchersOf(t1).length, 0)
 })
 
+test('keeps both sides consistent through removals in any order', () => {
+  const watchers = new Watchers<Conn>()
+  const conns = ['a', 'b', 'c'].map(conn)
+  for (const c of conns) for (const t of [t1, t2, t3]) watchers.add(c, t, 0)
+  watchers.remove(conns[1]!, watchers.get(conns[1]!, t1))
+  watchers.remove(conns[0]!, watchers.get(conns[0]!, t2))
+  watchers.remove(conns[2]!, watchers.get(conns[2]!, t3))
+  for (const t of [t1, t2, t3]) {
+    const list = watchers.watchersOf(t)
+    assert.equal(list.length, 4)
+    for (let k = 0; k < list.length; k += 2) {
+      const c = list[k] as Conn
+      const w = list[k + 1] as number
+      assert.equal(c.watches.target(w), t)
+      assert.equal(c.watches.slot(w), k / 2)
+    }
+  }
+  assert.deepEqual(
+    conns.map((c) => c.watches.size),
+    [2, 2, 2],
+  )
+})
+
+test('a watch keeps its flags, relation and held offline apart from its slot', () => {
+  const watchers = new Watchers<Conn>()
+  const a = conn('a')
+  const b = conn('b')
+  watchers.add(b, t1, 0)
+  const w = watchers.add(a, t1, 7)
+  const own = Object.freeze({ friends: false, blocked: true, lastOnline: 5 })
+  a.watches.setRelation(w, own)
+  a.watches.setSent(w, '{"x":1}', true)
+  a.watches.hold(w, { since: 1, reason: 'explicit' })
+  watchers.remove(b, 0)
+  assert.equal(a.watches.slot(w), 0)
+  assert.equal(a.watches.relation(w), own)
+  assert.equal(a.watches.online(w), true)
+  assert.equal(a.watches.sent(w), '{"x":1}')
+  assert.equal(a.watches.held(w)?.since, 1)
+  a.watches.setRelation(w, RELATIONS[1]!)
+  a.watches.setSent(w, '{"x":2}', false)
+  assert.equal(a.watches.relation(w), RELATIONS[1])
+  assert.equal(a.watches.online(w), false)
+  assert.equal(a.watches.unhold(w), true)
+  assert.equal(a.watches.holding, false)
+  assert.equal(a.watches.offset(w), 7)
+})
+
 test('a watch removed while its target list is walked from the end is skipped cleanly', () => {
-  const watchers = new Watchers<Conn, W>()
+  const watchers = new Watchers<Conn>()
   const conns = ['a', 'b', 'c', 'd'].map(conn)
-  for (const [i, c] of conns.entries()) watchers.add(watch(c, t1, i))
+  for (const c of conns) watchers.add(c, t1, 0)
   const seen: string[] = []
   const list = watchers.watchersOf(t1)
-  for (let i = list.length - 1; i >= 0; i--) {
-    const w = list[i]
-    if (!w) continue
-    seen.push(w.connection.name)
-    if (w.connection.name === 'c') watchers.removeAll(w.connection)
+  for (let k = list.length - 2; k >= 0; k -= 2) {
+    const c = list[k] as Conn | undefined
+    if (!c) continue
+    seen.push(c.name)
+    if (c.name === 'c') watchers.removeAll(c)
   }
   assert.deepEqual(seen, ['d', 'c', 'b', 'a'])
   assert.deepEqual(
-    watchers.watchersOf(t1).map((w) => w.connection.name),
+    watchersOf(watchers, t1).map(([name]) => name),
     ['a', 'b', 'd'],
   )
 })
