@@ -24,8 +24,6 @@ export class Stream {
   /** Resume token: names the stream to a reconnecting client of the same user. */
   readonly token = randomBytes(16).toString('base64url')
   readonly viewer: UserId
-  /** The viewer as privacy sees it. */
-  readonly principal: Viewer
   readonly replay: ReplayBuffer
   /** The users this stream watches (the fanout's Watchers keeps the list). */
   readonly watches = new WatchList()
@@ -39,8 +37,23 @@ export class Stream {
 
   constructor(viewer: UserId, replayFrames: number) {
     this.viewer = viewer
-    this.principal = Object.freeze({ kind: 'user', userId: viewer })
     this.replay = new ReplayBuffer(replayFrames)
+  }
+
+  /**
+   * The viewer as privacy sees it: the stream itself, a user viewer through the two getters
+   * below, rather than an object of its own in every stream.
+   */
+  get principal(): Viewer {
+    return this
+  }
+
+  get kind(): 'user' {
+    return 'user'
+  }
+
+  get userId(): UserId {
+    return this.viewer
   }
 
   /** Public id (logs); not a credential. Made when first asked for. */
