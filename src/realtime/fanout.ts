@@ -25,7 +25,7 @@ import {
 import type { PositionTokens } from './position-token.js'
 import { SnapshotTail } from './replay-buffer.js'
 import { Stream, type Sink } from './stream.js'
-import { RELATIONS, Watchers } from './watchers.js'
+import { RELATIONS, Watchers, watchOf } from './watchers.js'
 
 /** Where the fanout reads current state: the service's stores and history, behind six calls. */
 export interface FanoutSource {
@@ -773,9 +773,8 @@ export class Fanout {
       if (known.epoch !== '' && epoch !== known.epoch) {
         // the history was lost and started again: the offsets of the old epoch mean nothing
         // now, and the new epoch is followed from its start
-        const list = this.#watchers.watchersOf(target)
-        for (let k = 0; k < list.length; k += 2) {
-          ;(list[k] as Stream).watches.setOffset(list[k + 1] as number, 0)
+        for (const entry of this.#watchers.watchersOf(target)) {
+          this.#watchers.connectionOf(entry).watches.setOffset(watchOf(entry), 0)
         }
         known = NO_HISTORY
         this.#positions.set(target, known)
@@ -826,10 +825,11 @@ export class Fanout {
     if (watchers.length === 0) return
     const renders = new Map<string, Rendered>()
     // from the end: a watcher cut off meanwhile (a slow consumer) leaves the list
-    for (let k = watchers.length - 2; k >= 0; k -= 2) {
-      const stream = watchers[k] as Stream | undefined
-      if (stream === undefined) continue
-      const w = watchers[k + 1] as number
+    for (let k = watchers.length - 1; k >= 0; k--) {
+      const entry = watchers[k]
+      if (entry === undefined) continue
+      const stream = this.#watchers.connectionOf(entry)
+      const w = watchOf(entry)
       const watches = stream.watches
       if (offset !== undefined) {
         if (watches.offset(w) >= offset) continue
@@ -938,11 +938,10 @@ export class Fanout {
   /** Arms the timer of `target` for its earliest held offline, or drops it when none is left. */
   #settle(target: UserId, at: number): void {
     let earliest = Infinity
-    const watchers = this.#watchers.watchersOf(target)
-    for (let k = 0; k < watchers.length; k += 2) {
-      const watches = (watchers[k] as Stream).watches
+    for (const entry of this.#watchers.watchersOf(target)) {
+      const watches = this.#watchers.connectionOf(entry).watches
       if (!watches.holding) continue
-      const since = watches.held(watchers[k + 1] as number)?.since ?? Infinity
+      const since = watches.held(watchOf(entry))?.since ?? Infinity
       if (since < earliest) earliest = since
     }
     const entry = this.#held.get(target)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { UserId } from '../core/user-id.js'
-import { RELATIONS, WatchList, Watchers } from './watchers.js'
+import { RELATIONS, WatchList, Watchers, watchOf } from './watchers.js'
 
 const t1 = '1' as UserId
 const t2 = '2' as UserId
@@ -15,11 +15,10 @@ const conn = (name: string): Conn => ({ name, watches: new WatchList() })
 
 /** The watchers of `target` as [connection name, watched target, offset]. */
 function watchersOf(watchers: Watchers<Conn>, target: UserId): Array<[string, UserId, number]> {
-  const list = watchers.watchersOf(target)
   const out: Array<[string, UserId, number]> = []
-  for (let k = 0; k < list.length; k += 2) {
-    const c = list[k] as Conn
-    const w = list[k + 1] as number
+  for (const entry of watchers.watchersOf(target)) {
+    const c = watchers.connectionOf(entry)
+    const w = watchOf(entry)
     out.push([c.name, c.watches.target(w), c.watches.offset(w)])
   }
   return out
@@ -60,18 +59,24 @@ test('keeps both sides consistent through removals in any order', () => {
   watchers.remove(conns[2]!, watchers.get(conns[2]!, t3))
   for (const t of [t1, t2, t3]) {
     const list = watchers.watchersOf(t)
-    assert.equal(list.length, 4)
-    for (let k = 0; k < list.length; k += 2) {
-      const c = list[k] as Conn
-      const w = list[k + 1] as number
-      assert.equal(c.watches.target(w), t)
-      assert.equal(c.watches.slot(w), k / 2)
-    }
+    assert.equal(list.length, 2)
+    list.forEach((entry, slot) => {
+      const c = watchers.connectionOf(entry)
+      assert.equal(c.watches.target(watchOf(entry)), t)
+      assert.equal(c.watches.slot(watchOf(entry)), slot)
+    })
   }
   assert.deepEqual(
     conns.map((c) => c.watches.size),
     [2, 2, 2],
   )
+  // a member number given back is reused
+  const d = conn('d')
+  watchers.removeAll(conns[0]!)
+  watchers.add(d, t1, 0)
+  assert.equal(d.watches.member, 0)
+  assert.equal(watchers.connectionOf(watchers.watchersOf(t1).at(-1)!), d)
+  assert.deepEqual(watchers.size, { targets: 3, connections: 3 })
 })
 
 test('a watch keeps its flags, relation and held offline apart from its slot', () => {
@@ -105,9 +110,10 @@ test('a watch removed while its target list is walked from the end is skipped cl
   for (const c of conns) watchers.add(c, t1, 0)
   const seen: string[] = []
   const list = watchers.watchersOf(t1)
-  for (let k = list.length - 2; k >= 0; k -= 2) {
-    const c = list[k] as Conn | undefined
-    if (!c) continue
+  for (let k = list.length - 1; k >= 0; k--) {
+    const entry = list[k]
+    if (entry === undefined) continue
+    const c = watchers.connectionOf(entry)
     seen.push(c.name)
     if (c.name === 'c') watchers.removeAll(c)
   }

@@ -44,6 +44,8 @@ const FLAGS = 16
  * 64 bytes besides the two references to it; this costs the four entries.
  */
 export class WatchList {
+  /** @internal The connection's number in its Watchers while it watches anything. */
+  member = -1
   #items: Array<string | number> = []
   /** Relations that are not shared constants (a block with a lastOnline): few, by target. */
   #ownRelations: Map<UserId, Relation> | undefined
@@ -186,24 +188,29 @@ export interface Watching {
   readonly watches: WatchList
 }
 
+/** Watches one connection may have: an entry of a target's list is member × PER_MEMBER + watch. */
+const PER_MEMBER = 2 ** 21
+
 /**
  * The two-way index of who watches whom, as plain lists: each connection has its WatchList,
- * each target one array of (connection, watch number) pairs. A watch is removed from both in
- * O(1) by moving the last entry into its place. Both sides change together, so a closed
- * connection leaves nothing behind.
+ * each target one array of numbers, one per watch, naming the connection (by its member number
+ * here) and the watch in it. A number is 8 bytes where a (connection, watch) pair was 16. A
+ * watch is removed from both lists in O(1) by moving the last entry into its place. Both sides
+ * change together, so a closed connection leaves nothing behind.
  *
  * The target id a watch keeps is the one the target's list already holds, so ten thousand
  * watchers of a user share one string, not ten thousand parsed copies.
  */
 export class Watchers<C extends Watching> {
-  /** Per target: connection, watch number, connection, watch number, ... */
-  readonly #byTarget = new Map<UserId, Array<C | number>>()
-  #connections = 0
+  readonly #byTarget = new Map<UserId, number[]>()
+  /** Connections that watch anything, by member number; free numbers are reused. */
+  readonly #members: Array<C | undefined> = []
+  readonly #free: number[] = []
 
   /** The id the index holds for `target` (share it in new watches), or `target` itself. */
   canonical(target: UserId): UserId {
-    const first = this.#byTarget.get(target)?.[0] as C | undefined
-    return first ? first.watches.target(this.#numberIn(target, 0)) : target
+    const first = this.#byTarget.get(target)?.[0]
+    return first === undefined ? target : this.connectionOf(first).watches.target(watchOf(first))
   }
 
   /**
@@ -212,11 +219,12 @@ export class Watchers<C extends Watching> {
    */
   add(connection: C, target: UserId, offset: number): number {
     const own = connection.watches
-    if (own.size === 0) this.#connections++
+    if (own.size >= PER_MEMBER) throw new Error(`a connection watches at most ${PER_MEMBER} users`)
+    if (own.size === 0) own.member = this.#join(connection)
     let list = this.#byTarget.get(target)
     if (!list) this.#byTarget.set(target, (list = []))
-    const i = own.push(target, offset, list.length / 2)
-    list.push(connection, i)
+    const i = own.push(target, offset, list.length)
+    list.push(own.member * PER_MEMBER + i)
     return i
   }
 
@@ -248,8 +256,8 @@ export class Watchers<C extends Watching> {
     const orphan = this.#unlist(target, own.slot(i))
     const moved = own.removeAt(i)
     // the moved watch's entry in its target's list follows it to its new number
-    if (moved >= 0) this.#byTarget.get(own.target(i))![own.slot(i) * 2 + 1] = i
-    if (own.size === 0) this.#connections--
+    if (moved >= 0) this.#byTarget.get(own.target(i))![own.slot(i)] = own.member * PER_MEMBER + i
+    if (own.size === 0) this.#leave(own)
     return orphan
   }
 
@@ -257,42 +265,51 @@ export class Watchers<C extends Watching> {
   removeAll(connection: C): UserId[] {
     const own = connection.watches
     if (own.size === 0) return []
-    this.#connections--
     const orphans: UserId[] = []
     for (let i = 0; i < own.size; i++) {
       if (this.#unlist(own.target(i), own.slot(i))) orphans.push(own.target(i))
     }
+    this.#leave(own)
     own.clear()
     return orphans
   }
 
-  /** Takes the pair at `slot` out of the list of `target`; true when the list is then empty. */
+  /** The connection an entry of a target's list names. */
+  connectionOf(entry: number): C {
+    return this.#members[Math.floor(entry / PER_MEMBER)]!
+  }
+
+  #join(connection: C): number {
+    const member = this.#free.pop() ?? this.#members.length
+    this.#members[member] = connection
+    return member
+  }
+
+  #leave(own: WatchList): void {
+    this.#members[own.member] = undefined
+    this.#free.push(own.member)
+    own.member = -1
+  }
+
+  /** Takes the entry at `slot` out of the list of `target`; true when the list is then empty. */
   #unlist(target: UserId, slot: number): boolean {
     const list = this.#byTarget.get(target)!
-    const last = list.length - 2
-    if (slot * 2 !== last) {
-      const connection = list[last] as C
-      const i = list[last + 1] as number
-      list[slot * 2] = connection
-      list[slot * 2 + 1] = i
-      connection.watches.setSlot(i, slot)
+    const last = list.pop()!
+    if (slot < list.length) {
+      list[slot] = last
+      this.connectionOf(last).watches.setSlot(watchOf(last), slot)
     }
-    list.length = last
-    if (last > 0) return false
+    if (list.length > 0) return false
     this.#byTarget.delete(target)
     return true
   }
 
-  #numberIn(target: UserId, slot: number): number {
-    return this.#byTarget.get(target)![slot * 2 + 1] as number
-  }
-
   /**
-   * The watchers of `target`: connection at even places, its watch number after it. The array
-   * is live: a watch removed while it is walked (a connection cut off mid fan-out) moves the
-   * last pair into its place, so walk it from the end, two at a time.
+   * The watchers of `target`, an entry per watch: `connectionOf(entry)` and `watchOf(entry)`
+   * name it. The array is live: a watch removed while it is walked (a connection cut off mid
+   * fan-out) moves the last entry into its place, so walk it from the end.
    */
-  watchersOf(target: UserId): ReadonlyArray<C | number> {
+  watchersOf(target: UserId): readonly number[] {
     return this.#byTarget.get(target) ?? NONE
   }
 
@@ -302,8 +319,13 @@ export class Watchers<C extends Watching> {
 
   /** Watched targets and connections that watch anything. */
   get size(): { targets: number; connections: number } {
-    return { targets: this.#byTarget.size, connections: this.#connections }
+    return { targets: this.#byTarget.size, connections: this.#members.length - this.#free.length }
   }
+}
+
+/** The watch number (in its connection's list) an entry of a target's list names. */
+export function watchOf(entry: number): number {
+  return entry % PER_MEMBER
 }
 
 const NONE: readonly never[] = Object.freeze([])
