@@ -104,7 +104,12 @@ export function serveWebSocket(
   owned.on('error', onError)
   const tcp = owned._socket
   tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
-  if (tcp) forgetIdleTimer(tcp)
+  if (tcp) {
+    forgetIdleTimer(tcp)
+    // the peer's address, cached by net when the upgrade was logged (an object and a string
+    // per connection); net reads it again if it is ever asked for
+    ;(tcp as Duplex & { _peername?: unknown })._peername = undefined
+  }
   new Connection(owned, userId, tokenExpiresAt, deps).start()
 }
 
