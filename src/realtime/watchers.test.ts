@@ -123,3 +123,46 @@ test('a watch removed while its target list is walked from the end is skipped cl
     ['a', 'b', 'd'],
   )
 })
+
+test('any sequence of adds and removals keeps both sides the mirror of each other', () => {
+  const watchers = new Watchers<Conn>()
+  const conns = Array.from({ length: 12 }, (_, i) => conn(`c${i}`))
+  const targets = Array.from({ length: 20 }, (_, i) => String(i + 1) as UserId)
+  const model = new Map<Conn, Set<UserId>>(conns.map((c) => [c, new Set()]))
+  let seed = 7
+  const next = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    return seed % n
+  }
+  for (let step = 0; step < 3000; step++) {
+    const c = conns[next(conns.length)]!
+    const t = targets[next(targets.length)]!
+    const op = next(10)
+    const watched = model.get(c)!
+    if (op < 6 && !watched.has(t)) {
+      watchers.add(c, watchers.canonical(t), step)
+      watched.add(t)
+    } else if (op < 9 && watched.has(t)) {
+      const orphan = watchers.remove(c, watchers.get(c, t))
+      watched.delete(t)
+      assert.equal(orphan, ![...model.values()].some((set) => set.has(t)))
+    } else if (op === 9) {
+      watchers.removeAll(c)
+      watched.clear()
+    }
+    for (const t2 of targets) {
+      const entries = watchers.watchersOf(t2)
+      const holders = conns.filter((c2) => model.get(c2)!.has(t2))
+      assert.equal(entries.length, holders.length)
+      assert.equal(watchers.isWatched(t2), holders.length > 0)
+      entries.forEach((entry, slot) => {
+        const c2 = watchers.connectionOf(entry)
+        assert.equal(c2.watches.target(watchOf(entry)), t2)
+        assert.equal(c2.watches.slot(watchOf(entry)), slot)
+      })
+    }
+    for (const c2 of conns) assert.equal(c2.watches.size, model.get(c2)!.size)
+  }
+  const watching = conns.filter((c) => model.get(c)!.size > 0).length
+  assert.equal(watchers.size.connections, watching)
+})

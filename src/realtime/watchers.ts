@@ -40,7 +40,7 @@ const FLAGS = 16
  * number `i` (its place here, which moves when another watch is removed) naming STRIDE entries
  * of one array: its target, the presence JSON last sent for it (what the subscriber believes),
  * the offset of the target's latest change applied to it (in the epoch the fanout follows), and
- * small integer holding its flags and its slot in the target's list. An object per watch cost
+ * a small integer holding its flags and its slot in the target's list. An object per watch cost
  * 64 bytes besides the two references to it; this costs the four entries.
  */
 export class WatchList {
