@@ -824,6 +824,7 @@ export class Fanout {
     const watchers = this.#watchers.watchersOf(target)
     if (watchers.length === 0) return
     const renders = new Map<string, Rendered>()
+    const settings = this.#settings.get(target) ?? defaultSettings
     // from the end: a watcher cut off meanwhile (a slow consumer) leaves the list
     for (let k = watchers.length - 1; k >= 0; k--) {
       const entry = watchers[k]
@@ -836,7 +837,8 @@ export class Fanout {
         watches.setOffset(w, offset)
         if (quiet) continue
       }
-      const rendered = this.#project(stream, target, watches.relation(w), presence, now, renders)
+      const relation = watches.relation(w)
+      const rendered = this.#project(stream, target, relation, presence, now, renders, settings)
       this.#emit(stream, target, w, rendered, reason, at)
     }
     if (quiet) return
@@ -866,8 +868,8 @@ export class Fanout {
     presence: UserPresence,
     now: number,
     renders?: Map<string, Rendered>,
+    settings = this.#settings.get(target) ?? defaultSettings,
   ): Rendered {
-    const settings = this.#settings.get(target) ?? defaultSettings
     const access = accessOf(stream.principal, target, settings, relation)
     const key = access.kind === 'hidden' ? `hidden:${access.lastOnline ?? ''}` : access.kind
     let rendered = renders?.get(key)

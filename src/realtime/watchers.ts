@@ -325,7 +325,8 @@ export class Watchers<C extends Watching> {
 
 /** The watch number (in its connection's list) an entry of a target's list names. */
 export function watchOf(entry: number): number {
-  return entry % PER_MEMBER
+  // not `entry % PER_MEMBER`: entries above 2^31 are doubles, and a double's % is a call
+  return entry - Math.floor(entry / PER_MEMBER) * PER_MEMBER
 }
 
 const NONE: readonly never[] = Object.freeze([])
