@@ -23,7 +23,7 @@ import {
   type HistoryRead,
 } from './history.js'
 import type { PositionTokens } from './position-token.js'
-import { SnapshotTail } from './replay-buffer.js'
+import { SNAPSHOT_HEAD, SnapshotTail, type Frame } from './replay-buffer.js'
 import { Stream, type Sink } from './stream.js'
 import { RELATIONS, Watchers, watchOf } from './watchers.js'
 
@@ -85,7 +85,7 @@ type EventType = 'online' | 'update' | 'offline'
 
 /** Frame heads; a frame is `head + seq + tail`, so the tail can be shared by many streams. */
 const HEADS = {
-  snapshot: '{"type":"snapshot","seq":',
+  snapshot: SNAPSHOT_HEAD,
   recovered: '{"type":"recovered","seq":',
   online: '{"type":"online","seq":',
   update: '{"type":"update","seq":',
@@ -109,7 +109,7 @@ interface Rendered {
   json: string
   online: boolean
   /** By event type, and by reason for offlines, and by position for streams that carry one. */
-  tails: Record<string, string>
+  frames: Record<string, Frame>
 }
 
 /** A positioned change's place; every change applied by `#sequence` has one. */
@@ -314,7 +314,7 @@ export class Fanout {
     if (stream.disposed) return 'ok'
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     stream.positions = true
-    stream.push(HEADS.recovered, `,"resume":"${stream.token}"}`)
+    stream.push({ head: HEADS.recovered, tail: `,"resume":"${stream.token}"}` })
     const now = this.#source.now()
     const at = performance.now()
     ids.forEach((id, i) => {
@@ -592,7 +592,7 @@ export class Fanout {
       stream.positions && this.#options.positionTokens
         ? unique.map((id) => this.#pos(id, watches.offset(watching.get(id)!)))
         : undefined
-    stream.push(HEADS.snapshot, new SnapshotTail(stream.token, shown, tokens))
+    stream.push(new SnapshotTail(stream.token, shown, tokens))
     return 'ok'
   }
 
@@ -878,7 +878,7 @@ export class Fanout {
       rendered = {
         json: this.#options.render(visible),
         online: visible.state !== PresenceType.Offline,
-        tails: {},
+        frames: {},
       }
       renders?.set(key, rendered)
     }
@@ -920,21 +920,22 @@ export class Fanout {
       type = !online && rendered.online ? 'online' : 'update'
     }
     const kind = type === 'offline' ? reason : type
-    // the tail is made once per view and kind (no closure per watcher: this runs for each)
+    // the frame is made once per view and kind (no closure per watcher: this runs for each)
     const positioned = stream.positions && this.#options.positionTokens !== undefined
     const offset = watches.offset(w)
     const key = positioned ? `${kind}@${offset}` : kind
-    let tail = rendered.tails[key]
-    if (tail === undefined) {
-      tail =
+    let frame = rendered.frames[key]
+    if (frame === undefined) {
+      const tail =
         `,"userId":"${target}","presence":${rendered.json}` +
         (type === 'offline' ? `,"reason":"${reason}"` : '') +
         (positioned ? `,"pos":"${this.#pos(target, offset)}"}` : '}')
-      rendered.tails[key] = tail
+      frame = { head: HEADS[type], tail }
+      rendered.frames[key] = frame
     }
     watches.unhold(w)
     watches.setSent(w, rendered.json, rendered.online)
-    stream.push(HEADS[type], tail)
+    stream.push(frame)
   }
 
   /** Arms the timer of `target` for its earliest held offline, or drops it when none is left. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Viewer } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
-import { ReplayBuffer, tailText, type Tail } from './replay-buffer.js'
+import { ReplayBuffer, tailText, type Frame } from './replay-buffer.js'
 import { WatchList } from './watchers.js'
 
 /** Where a stream's frames go: one WebSocket or SSE response. The transport bounds its queue. */
@@ -61,10 +61,10 @@ export class Stream {
     return (this.#id ??= randomBytes(9).toString('base64url'))
   }
 
-  /** Numbers, records and delivers a frame made of `head + seq + tail`. */
-  push(head: string, tail: Tail): void {
+  /** Numbers, records and delivers a frame: `head + seq + tail`. */
+  push(frame: Frame): void {
     const seq = ++this.seq
-    this.replay.push(seq, head, tail)
-    this.sink?.send(head + seq + tailText(tail), seq, this.token)
+    this.replay.push(seq, frame)
+    this.sink?.send(frame.head + seq + tailText(frame.tail), seq, this.token)
   }
 }
