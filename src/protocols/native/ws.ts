@@ -104,12 +104,7 @@ export function serveWebSocket(
   owned.on('error', onError)
   const tcp = owned._socket
   tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
-  if (tcp) {
-    forgetIdleTimer(tcp)
-    // the peer's address, cached by net when the upgrade was logged (an object and a string
-    // per connection); net reads it again if it is ever asked for
-    ;(tcp as Duplex & { _peername?: unknown })._peername = undefined
-  }
+  if (tcp) forgetIdleTimer(tcp)
   new Connection(owned, userId, tokenExpiresAt, deps).start()
 }
 
