@@ -23,9 +23,9 @@ import {
   type HistoryRead,
 } from './history.js'
 import type { PositionTokens } from './position-token.js'
-import { SnapshotTail } from './replay-buffer.js'
-import { RELATIONS, Stream, Watch, type HeldOffline, type Sink } from './stream.js'
-import { Watchers } from './watchers.js'
+import { SNAPSHOT_HEAD, SnapshotTail, type Frame } from './replay-buffer.js'
+import { Stream, type Sink } from './stream.js'
+import { RELATIONS, Watchers, watchOf } from './watchers.js'
 
 /** Where the fanout reads current state: the service's stores and history, behind six calls. */
 export interface FanoutSource {
@@ -85,7 +85,7 @@ type EventType = 'online' | 'update' | 'offline'
 
 /** Frame heads; a frame is `head + seq + tail`, so the tail can be shared by many streams. */
 const HEADS = {
-  snapshot: '{"type":"snapshot","seq":',
+  snapshot: SNAPSHOT_HEAD,
   recovered: '{"type":"recovered","seq":',
   online: '{"type":"online","seq":',
   update: '{"type":"update","seq":',
@@ -109,7 +109,7 @@ interface Rendered {
   json: string
   online: boolean
   /** By event type, and by reason for offlines, and by position for streams that carry one. */
-  tails: Record<string, string>
+  frames: Record<string, Frame>
 }
 
 /** A positioned change's place; every change applied by `#sequence` has one. */
@@ -131,7 +131,7 @@ type Task = { bus: BusEvent } | { run: () => Promise<void> }
 export class Fanout {
   readonly #source: FanoutSource
   readonly #options: FanoutOptions
-  readonly #watchers = new Watchers<Stream, Watch>()
+  readonly #watchers = new Watchers<Stream>()
   /** Each user's streams, oldest first (an array: most users have one). */
   readonly #byViewer = new Map<UserId, Stream[]>()
   readonly #byToken = new Map<string, Stream>()
@@ -146,12 +146,10 @@ export class Fanout {
    */
   readonly #renders = new Map<UserId, string[]>()
   /**
-   * Targets with an offline held for some watcher (`Watch.held`), and when the earliest is due
-   * (monotonic ms): one timer per target, however many watchers wait.
+   * Targets with an offline held for some watcher (`WatchList.held`), and when the earliest is
+   * due (monotonic ms): one timer per target, however many watchers wait.
    */
   readonly #held = new Map<UserId, { due: number; timer: NodeJS.Timeout }>()
-  /** The offline each watch with `held` set waits to send (few at any time). */
-  readonly #holding = new Map<Watch, HeldOffline>()
   /**
    * For each watched target, the history position this node has applied: a later change must
    * come next (offset + 1); a gap is filled from the history, a repeat is dropped.
@@ -316,7 +314,7 @@ export class Fanout {
     if (stream.disposed) return 'ok'
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     stream.positions = true
-    stream.push(HEADS.recovered, `,"resume":"${stream.token}"}`)
+    stream.push({ head: HEADS.recovered, tail: `,"resume":"${stream.token}"}` })
     const now = this.#source.now()
     const at = performance.now()
     ids.forEach((id, i) => {
@@ -357,32 +355,30 @@ export class Fanout {
       if (!known || known.epoch === '') this.#positions.set(id, read.position)
       // offsets count in the epoch the node follows; another one (a lagging node) starts at 0
       const follows = this.#positions.get(id)!.epoch === read.position.epoch
-      const watch = new Watch(
+      const watches = stream.watches
+      const relation = relationOf(relations[i])
+      const w = this.#watchers.add(
         stream,
         this.#watchers.canonical(id),
-        relationOf(relations[i]),
-        '',
-        false,
         follows && sameEpoch ? start.offset : 0,
       )
-      const projected = this.#project(stream, id, watch, base, baseAt)
-      watch.sent = this.#intern(id, projected.json)
-      watch.online = projected.online
+      watches.setRelation(w, relation)
       if (collapsed >= 0) {
         // what the client shows was projected under earlier rules: whatever it is, the current
         // state is sent (online or offline as the client last had the user, else an update)
-        watch.sent = ''
-        watch.online = base.sessions.length > 0
+        watches.setSent(w, '', base.sessions.length > 0)
+      } else {
+        const projected = this.#project(stream, id, relation, base, baseAt)
+        watches.setSent(w, this.#intern(id, projected.json), projected.online)
       }
-      this.#watchers.add(watch)
       for (const change of changes) {
         const position = positionOf(change)
-        if (follows) watch.offset = position.offset
+        if (follows) watches.setOffset(w, position.offset)
         if (isPrivacyMark(change) || sameSessions(change.before, change.after)) continue
-        const rendered = this.#project(stream, id, watch, change.after, position.at)
-        this.#emit(stream, id, watch, rendered, change.reason ?? 'explicit', at)
+        const rendered = this.#project(stream, id, relation, change.after, position.at)
+        this.#emit(stream, id, w, rendered, change.reason ?? 'explicit', at)
       }
-      if (follows) watch.offset = Math.max(watch.offset, read.position.offset)
+      if (follows) watches.setOffset(w, Math.max(watches.offset(w), read.position.offset))
       this.#settle(id, at)
     })
     return 'ok'
@@ -414,7 +410,6 @@ export class Fanout {
     const at = streams ? streams.indexOf(stream) : -1
     if (at >= 0) streams!.splice(at, 1)
     if (streams?.length === 0) this.#byViewer.delete(stream.viewer)
-    for (const watch of stream.watches) this.#unhold(watch)
     for (const orphan of this.#watchers.removeAll(stream)) this.#forget(orphan)
   }
 
@@ -440,12 +435,13 @@ export class Fanout {
 
   unsubscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
     return this.#run(async () => {
-      const watching = this.#watchers.index(stream)
-      for (const id of ids) {
-        const watch = watching.get(id)
-        if (!watch) continue
-        this.#unhold(watch)
-        if (this.#watchers.remove(watch)) this.#forget(watch.target)
+      const dropped = new Set(ids)
+      const watches = stream.watches
+      // from the end: a removal moves the last watch, already looked at, into the freed place
+      for (let w = watches.size - 1; w >= 0; w--) {
+        const target = watches.target(w)
+        if (!dropped.has(target)) continue
+        if (this.#watchers.remove(stream, w)) this.#forget(target)
       }
     })
   }
@@ -456,11 +452,11 @@ export class Fanout {
   }
 
   isWatching(stream: Stream, target: UserId): boolean {
-    return this.#watchers.get(stream, target) !== undefined
+    return this.#watchers.get(stream, target) >= 0
   }
 
   watchCount(stream: Stream): number {
-    return stream.watches.length
+    return stream.watches.size
   }
 
   stats(): {
@@ -477,7 +473,7 @@ export class Fanout {
     let subscriptions = 0
     for (const stream of this.#byToken.values()) {
       if (stream.sink) attached++
-      subscriptions += stream.watches.length
+      subscriptions += stream.watches.size
     }
     return {
       streams: this.#byToken.size,
@@ -502,7 +498,6 @@ export class Fanout {
     this.#unresubscribed?.()
     for (const { timer } of this.#held.values()) clearTimeout(timer)
     this.#held.clear()
-    this.#holding.clear()
     for (const stream of [...this.#byToken.values()]) this.close(stream)
     this.#queue = []
   }
@@ -580,30 +575,24 @@ export class Fanout {
     if (stream.disposed) return 'ok'
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     const now = this.#source.now()
+    const watches = stream.watches
     fresh.forEach((id, i) => {
       const position = this.#track(id, positions[i] ?? NO_HISTORY)
-      const watch = new Watch(
-        stream,
-        this.#watchers.canonical(id),
-        relationOf(relations[i]),
-        '',
-        false,
-        position,
-      )
-      const projected = this.#project(stream, id, watch, presences[i]!, now)
-      watch.sent = this.#intern(id, projected.json)
-      watch.online = projected.online
-      this.#watchers.add(watch)
-      watching.set(id, watch)
+      const w = this.#watchers.add(stream, this.#watchers.canonical(id), position)
+      const relation = relationOf(relations[i])
+      watches.setRelation(w, relation)
+      const projected = this.#project(stream, id, relation, presences[i]!, now)
+      watches.setSent(w, this.#intern(id, projected.json), projected.online)
+      watching.set(id, w)
     })
     if (fresh.length > 0) this.#watchers.trim(stream)
     // references, not one string: the replay buffer then holds the shared renders
-    const shown = unique.map((id) => watching.get(id)!.sent)
+    const shown = unique.map((id) => watches.sent(watching.get(id)!))
     const tokens =
       stream.positions && this.#options.positionTokens
-        ? unique.map((id) => this.#pos(id, watching.get(id)!.offset))
+        ? unique.map((id) => this.#pos(id, watches.offset(watching.get(id)!)))
         : undefined
-    stream.push(HEADS.snapshot, new SnapshotTail(stream.token, shown, tokens))
+    stream.push(new SnapshotTail(stream.token, shown, tokens))
     return 'ok'
   }
 
@@ -718,8 +707,8 @@ export class Fanout {
     })
     relationJobs.forEach((job, i) => {
       job.targets.forEach((target, j) => {
-        const watch = this.#watchers.get(job.stream, target)
-        if (watch) watch.relation = relationOf(relations[i]?.[j])
+        const w = this.#watchers.get(job.stream, target)
+        if (w >= 0) job.stream.watches.setRelation(w, relationOf(relations[i]?.[j]))
       })
     })
     const presenceOf = new Map(ids.map((id, i) => [id, presences[i]!]))
@@ -733,10 +722,11 @@ export class Fanout {
     const touched = new Set<UserId>()
     for (const { stream, targets: streamTargets } of relationJobs) {
       for (const target of streamTargets) {
-        const watch = this.#watchers.get(stream, target)
-        if (!watch) continue
-        const rendered = this.#project(stream, target, watch, presenceOf.get(target)!, now)
-        this.#emit(stream, target, watch, rendered, 'explicit', at)
+        const w = this.#watchers.get(stream, target)
+        if (w < 0) continue
+        const relation = stream.watches.relation(w)
+        const rendered = this.#project(stream, target, relation, presenceOf.get(target)!, now)
+        this.#emit(stream, target, w, rendered, 'explicit', at)
         touched.add(target)
       }
     }
@@ -783,7 +773,9 @@ export class Fanout {
       if (known.epoch !== '' && epoch !== known.epoch) {
         // the history was lost and started again: the offsets of the old epoch mean nothing
         // now, and the new epoch is followed from its start
-        for (const watch of this.#watchers.watchersOf(target)) watch.offset = 0
+        for (const entry of this.#watchers.watchersOf(target)) {
+          this.#watchers.connectionOf(entry).watches.setOffset(watchOf(entry), 0)
+        }
         known = NO_HISTORY
         this.#positions.set(target, known)
       }
@@ -808,7 +800,7 @@ export class Fanout {
 
   #pairsOf(viewer: UserId, target: UserId, out: Map<Stream, Set<UserId>>): void {
     for (const stream of this.#byViewer.get(viewer) ?? []) {
-      if (!this.#watchers.get(stream, target)) continue
+      if (this.#watchers.get(stream, target) < 0) continue
       let targets = out.get(stream)
       if (!targets) out.set(stream, (targets = new Set()))
       targets.add(target)
@@ -832,18 +824,22 @@ export class Fanout {
     const watchers = this.#watchers.watchersOf(target)
     if (watchers.length === 0) return
     const renders = new Map<string, Rendered>()
+    const settings = this.#settings.get(target) ?? defaultSettings
     // from the end: a watcher cut off meanwhile (a slow consumer) leaves the list
-    for (let i = watchers.length - 1; i >= 0; i--) {
-      const watch = watchers[i]
-      if (watch === undefined) continue
-      const stream = watch.connection
+    for (let k = watchers.length - 1; k >= 0; k--) {
+      const entry = watchers[k]
+      if (entry === undefined) continue
+      const stream = this.#watchers.connectionOf(entry)
+      const w = watchOf(entry)
+      const watches = stream.watches
       if (offset !== undefined) {
-        if (watch.offset >= offset) continue
-        watch.offset = offset
+        if (watches.offset(w) >= offset) continue
+        watches.setOffset(w, offset)
         if (quiet) continue
       }
-      const rendered = this.#project(stream, target, watch, presence, now, renders)
-      this.#emit(stream, target, watch, rendered, reason, at)
+      const relation = watches.relation(w)
+      const rendered = this.#project(stream, target, relation, presence, now, renders, settings)
+      this.#emit(stream, target, w, rendered, reason, at)
     }
     if (quiet) return
     // a watcher cut off during the loop may have been the last one
@@ -868,13 +864,13 @@ export class Fanout {
   #project(
     stream: Stream,
     target: UserId,
-    watch: Watch,
+    relation: Relation,
     presence: UserPresence,
     now: number,
     renders?: Map<string, Rendered>,
+    settings = this.#settings.get(target) ?? defaultSettings,
   ): Rendered {
-    const settings = this.#settings.get(target) ?? defaultSettings
-    const access = accessOf(stream.principal, target, settings, watch.relation)
+    const access = accessOf(stream.principal, target, settings, relation)
     const key = access.kind === 'hidden' ? `hidden:${access.lastOnline ?? ''}` : access.kind
     let rendered = renders?.get(key)
     if (!rendered) {
@@ -882,7 +878,7 @@ export class Fanout {
       rendered = {
         json: this.#options.render(visible),
         online: visible.state !== PresenceType.Offline,
-        tails: {},
+        frames: {},
       }
       renders?.set(key, rendered)
     }
@@ -897,55 +893,58 @@ export class Fanout {
   #emit(
     stream: Stream,
     target: UserId,
-    watch: Watch,
+    w: number,
     rendered: Rendered,
     reason: OfflineReason,
     at: number,
   ): void {
-    if (rendered.json === watch.sent) {
-      this.#unhold(watch)
+    const watches = stream.watches
+    if (rendered.json === watches.sent(w)) {
+      watches.unhold(w)
       return
     }
     let type: EventType
-    if (watch.online && !rendered.online) {
+    const online = watches.online(w)
+    if (online && !rendered.online) {
       if (this.#options.flapGraceMs > 0) {
-        let held = watch.held ? this.#holding.get(watch) : undefined
+        let held = watches.held(w)
         if (!held) {
           held = { since: at, reason }
-          this.#holding.set(watch, held)
-          watch.held = true
+          watches.hold(w, held)
         }
         if (at - held.since < this.#options.flapGraceMs) return
         reason = held.reason
       }
       type = 'offline'
     } else {
-      type = !watch.online && rendered.online ? 'online' : 'update'
+      type = !online && rendered.online ? 'online' : 'update'
     }
     const kind = type === 'offline' ? reason : type
-    // the tail is made once per view and kind (no closure per watcher: this runs for each)
+    // the frame is made once per view and kind (no closure per watcher: this runs for each)
     const positioned = stream.positions && this.#options.positionTokens !== undefined
-    const key = positioned ? `${kind}@${watch.offset}` : kind
-    let tail = rendered.tails[key]
-    if (tail === undefined) {
-      tail =
+    const offset = watches.offset(w)
+    const key = positioned ? `${kind}@${offset}` : kind
+    let frame = rendered.frames[key]
+    if (frame === undefined) {
+      const tail =
         `,"userId":"${target}","presence":${rendered.json}` +
         (type === 'offline' ? `,"reason":"${reason}"` : '') +
-        (positioned ? `,"pos":"${this.#pos(target, watch.offset)}"}` : '}')
-      rendered.tails[key] = tail
+        (positioned ? `,"pos":"${this.#pos(target, offset)}"}` : '}')
+      frame = { head: HEADS[type], tail }
+      rendered.frames[key] = frame
     }
-    this.#unhold(watch)
-    watch.sent = rendered.json
-    watch.online = rendered.online
-    stream.push(HEADS[type], tail)
+    watches.unhold(w)
+    watches.setSent(w, rendered.json, rendered.online)
+    stream.push(frame)
   }
 
   /** Arms the timer of `target` for its earliest held offline, or drops it when none is left. */
   #settle(target: UserId, at: number): void {
     let earliest = Infinity
-    for (const watch of this.#watchers.watchersOf(target)) {
-      if (!watch.held) continue
-      const since = this.#holding.get(watch)?.since ?? Infinity
+    for (const entry of this.#watchers.watchersOf(target)) {
+      const watches = this.#watchers.connectionOf(entry).watches
+      if (!watches.holding) continue
+      const since = watches.held(watchOf(entry))?.since ?? Infinity
       if (since < earliest) earliest = since
     }
     const entry = this.#held.get(target)
@@ -962,12 +961,6 @@ export class Fanout {
     // a held offline alone must not keep the process alive
     timer.unref()
     this.#held.set(target, { due, timer })
-  }
-
-  #unhold(watch: Watch): void {
-    if (!watch.held) return
-    watch.held = false
-    this.#holding.delete(watch)
   }
 
   #release(target: UserId): void {

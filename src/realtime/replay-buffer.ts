@@ -5,11 +5,23 @@
 export type Tail = string | readonly string[] | SnapshotTail
 
 /**
+ * A frame without its sequence number (`head + seq + tail`). One frame object is shared by every
+ * stream sent the same view of the same change, so a replay buffer holds one reference per
+ * frame, not a head and a tail.
+ */
+export interface Frame {
+  readonly head: string
+  readonly tail: Tail
+}
+
+export const SNAPSHOT_HEAD = '{"type":"snapshot","seq":'
+
+/**
  * A snapshot's tail, `,"resume":…,"presences":[p1,p2…]` and, for streams that carry positions,
  * `,"pos":["q1","q2"…]`, then `]}`: the presences are the shared renders, held by reference in
  * an array of exactly their number (no separators kept beside them).
  */
-export class SnapshotTail {
+export class SnapshotTail implements Frame {
   /** The stream's resume token (the stream holds the same string). */
   readonly token: string
   readonly presences: readonly string[]
@@ -19,6 +31,15 @@ export class SnapshotTail {
     this.token = token
     this.presences = presences
     this.positions = positions
+  }
+
+  /** A snapshot is a frame of its own (no object besides it). */
+  get head(): string {
+    return SNAPSHOT_HEAD
+  }
+
+  get tail(): Tail {
+    return this
   }
 
   text(): string {
@@ -36,14 +57,14 @@ export function tailText(tail: Tail): string {
 
 /**
  * The last `capacity` frames of one stream, for resume. Frames are numbered without gaps, so the
- * buffer covers `since` exactly when every frame after it is still held. A frame is kept as a
- * head and a tail around its sequence number: heads are a handful of constants and tails are
- * shared by every watcher of the same change, so a full buffer costs two references per frame.
+ * buffer covers `since` exactly when every frame after it is still held. A frame is kept without
+ * its sequence number, as the Frame shared by every watcher of the same change, so a full buffer
+ * costs one reference per frame.
  */
 export class ReplayBuffer {
   readonly #capacity: number
-  /** Frame `seq` at slot `(seq - 1) % capacity`: its head at 2 × slot, its tail after it. */
-  readonly #frames: Array<string | Tail> = []
+  /** Frame `seq` at slot `(seq - 1) % capacity`. */
+  readonly #frames: Frame[] = []
   /** Sequence number of the newest frame; 0 before any. */
   #last = 0
 
@@ -56,12 +77,10 @@ export class ReplayBuffer {
   }
 
   /** Records frame `seq` (which must be last + 1). */
-  push(seq: number, head: string, tail: Tail): void {
+  push(seq: number, frame: Frame): void {
     this.#last = seq
     if (this.#capacity === 0) return
-    const slot = (seq - 1) % this.#capacity
-    this.#frames[2 * slot] = head
-    this.#frames[2 * slot + 1] = tail
+    this.#frames[(seq - 1) % this.#capacity] = frame
   }
 
   /** True when every frame after `since` can be replayed. */
@@ -74,8 +93,8 @@ export class ReplayBuffer {
   after(since: number): string[] {
     const frames: string[] = []
     for (let seq = since + 1; seq <= this.#last; seq++) {
-      const slot = (seq - 1) % this.#capacity
-      frames.push((this.#frames[2 * slot] as string) + seq + tailText(this.#frames[2 * slot + 1]!))
+      const frame = this.#frames[(seq - 1) % this.#capacity]!
+      frames.push(frame.head + seq + tailText(frame.tail))
     }
     return frames
   }

@@ -73,3 +73,14 @@ test('refusals are never remembered and never throw', async () => {
   }
   assert.equal(tokens.rememberedTokens, 0)
 })
+
+test('memory answers only for the very token it verified, not one that differs anywhere', async () => {
+  const tokens = new Tokens(SECRET)
+  const token = await tokens.issue(user('7'))
+  assert.equal((await tokens.verify(token))?.userId, '7')
+  const at = token.length - 10
+  const forged = token.slice(0, at) + (token[at] === 'A' ? 'B' : 'A') + token.slice(at + 1)
+  assert.equal(await tokens.verify(forged), undefined, 'another signature')
+  assert.equal((await tokens.verify(`Bearer ${token}`.slice(7)))?.userId, '7', 'a slice of it')
+  assert.equal(tokens.rememberedTokens, 1)
+})

@@ -1,5 +1,5 @@
 import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose'
-import { createHmac } from 'node:crypto'
+import { createHmac, hash } from 'node:crypto'
 import { parseUserId, type UserId } from '../core/user-id.js'
 import { ExternalTokens, type ExternalTokenOptions } from './external-tokens.js'
 
@@ -43,6 +43,16 @@ interface Remembered {
 }
 
 /**
+ * What the cache of verified tokens is keyed by: the token's SHA-256 (32 one-byte characters),
+ * not the token. A Bearer token is a slice of its request's header and would keep the whole
+ * header alive for as long as it is remembered (about 230 bytes per open real-time connection);
+ * a collision-resistant digest answers only for the very same token.
+ */
+function keyOf(token: string): string {
+  return hash('sha256', token, 'binary')
+}
+
+/**
  * Access tokens. presenced's own are HS256 JWTs whose subject is the user id (a decimal string,
  * never a number); only HS256 is accepted for them, so `alg: none` and key-confusion tokens are
  * refused. With `external`, a platform's tokens (RS256, ES256, EdDSA, ...) are accepted too.
@@ -62,7 +72,7 @@ export class Tokens {
   /** Imported once: importing the key on every verify was 15 % of a heartbeat's CPU time. */
   readonly #hmacKey: Promise<CryptoKey>
   readonly #external: ExternalTokens | undefined
-  /** token → claims until `until` (epoch ms); Map order: about least recently used first. */
+  /** keyOf(token) → claims until `until` (epoch ms); Map order: about least recently used first. */
   readonly #verified = new Map<string, Remembered>()
   /** Counts insertions into #verified: how young an entry is in its order. */
   #placements = 0
@@ -104,7 +114,8 @@ export class Tokens {
   async verify(token: string): Promise<TokenClaims | undefined> {
     if (token.length === 0 || token.length > 4096) return undefined
     const now = this.#now()
-    return this.#remembered(token, now) ?? (await this.#check(token, now))
+    const key = keyOf(token)
+    return this.#remembered(key, now) ?? (await this.#check(token, key, now))
   }
 
   /** Verified tokens held in memory now, at most `cacheSize` (for metrics and tests). */
@@ -112,28 +123,28 @@ export class Tokens {
     return this.#verified.size
   }
 
-  #remembered(token: string, now: number): TokenClaims | undefined {
-    const entry = this.#verified.get(token)
+  #remembered(key: string, now: number): TokenClaims | undefined {
+    const entry = this.#verified.get(key)
     if (!entry) return undefined
     if (entry.until <= now) {
-      this.#verified.delete(token)
+      this.#verified.delete(key)
       return undefined
     }
     // Moving a token to the young end on every hit was a Map delete and insert per request;
     // one that moved in the last eighth of the cache's placements is young enough to stay.
     if (this.#placements - entry.placed > this.#cacheSize >> 3) {
-      this.#verified.delete(token)
-      this.#place(token, entry)
+      this.#verified.delete(key)
+      this.#place(key, entry)
     }
     return entry.claims
   }
 
-  #place(token: string, entry: Remembered): void {
+  #place(key: string, entry: Remembered): void {
     entry.placed = this.#placements++
-    this.#verified.set(token, entry)
+    this.#verified.set(key, entry)
   }
 
-  async #check(token: string, now: number): Promise<TokenClaims | undefined> {
+  async #check(token: string, key: string, now: number): Promise<TokenClaims | undefined> {
     let claims: TokenClaims | undefined
     try {
       const { alg } = decodeProtectedHeader(token)
@@ -146,7 +157,7 @@ export class Tokens {
     if (!claims) return undefined
     Object.freeze(claims)
     const until = Math.min(now + MAX_REMEMBER_MS, (claims.exp ?? Infinity) * 1000)
-    this.#place(token, { claims, until, placed: 0 })
+    this.#place(key, { claims, until, placed: 0 })
     if (this.#verified.size > this.#cacheSize) {
       this.#verified.delete(this.#verified.keys().next().value!)
     }

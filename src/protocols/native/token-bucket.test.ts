@@ -19,3 +19,15 @@ test('a token bucket allows its capacity at once, then its rate', () => {
   assert.equal(bucket.take(2000), true)
   assert.equal(bucket.waitMs(5000), 2000, 'a request beyond capacity waits for a full bucket')
 })
+
+test('a bucket is full again once its rate has refilled what was taken', () => {
+  let now = 0
+  const bucket = new TokenBucket(1000, 2000, () => now)
+  assert.equal(bucket.full, true)
+  bucket.take(500)
+  assert.equal(bucket.full, false)
+  now += 499
+  assert.equal(bucket.full, false)
+  now += 1
+  assert.equal(bucket.full, true)
+})

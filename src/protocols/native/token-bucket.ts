@@ -39,6 +39,12 @@ export class TokenBucket {
     return missing <= 0 ? 0 : Math.ceil(missing / this.#rate)
   }
 
+  /** Whether the bucket is full again: then it is no different from a new one. */
+  get full(): boolean {
+    this.#refill()
+    return this.#tokens >= this.#capacity
+  }
+
   #refill(): void {
     const now = this.#now()
     this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#at) * this.#rate)

@@ -220,6 +220,8 @@ class Connection implements Sink, Kept {
       return
     }
     this.alive = false
+    // a full budget is a new one: most connections subscribe once, and need none after
+    if (this.#budget?.full) this.#budget = undefined
     this.socket.ping()
     this.#presence?.refresh().catch(noop)
     this.#armExpiry(now)
