@@ -60,7 +60,11 @@ export class RateLimits {
 
   /** The hit `request` counts, for a write to count it in its own step (RequestAdmission). */
   requestHit(caller: Caller, address: string): RateLimitHit {
-    return { key: `roblox:${subjectOf(caller, address)}`, rules: this.#request }
+    return {
+      key: `roblox:${subjectOf(caller, address)}`,
+      rules: this.#request,
+      ...(caller.kind === 'user' && { near: caller.userId }),
+    }
   }
 
   /**
@@ -78,7 +82,7 @@ export class RateLimits {
 
   /** The hit `titleWrite` counts, for a write to count it in its own step. */
   titleWriteHit(userId: UserId, titleId: string): RateLimitHit {
-    return { key: `xbox:${userId}:${titleId}`, rules: this.#titleWrite }
+    return { key: `xbox:${userId}:${titleId}`, rules: this.#titleWrite, near: userId }
   }
 
   /** A request's admission: `hit`, then `checks` (see RequestAdmission). */
@@ -88,7 +92,7 @@ export class RateLimits {
 
   /** Counts `hit`; throws the refusal (`check`) when a rule refuses. */
   async spend(hit: RateLimitHit): Promise<void> {
-    this.check(await this.#limiter.hit(hit.key, hit.rules, this.#clock.now()))
+    this.check(await this.#limiter.hit(hit.key, hit.rules, this.#clock.now(), hit.near))
   }
 
   /** Throws a refusing verdict as RATE_LIMITED with the rule and the seconds to wait. */

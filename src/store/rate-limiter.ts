@@ -1,3 +1,4 @@
+import type { UserId } from '../core/user-id.js'
 /**
  * A fixed-window limit: at most `max` hits per `windowMs`. Windows are aligned on the clock
  * (`[k·windowMs, (k+1)·windowMs)`), so every node of a fleet agrees where one ends.
@@ -13,6 +14,12 @@ export interface RateLimitRule {
 export interface RateLimitHit {
   key: string
   rules: readonly RateLimitRule[]
+  /**
+   * The user this budget belongs to, when it is one user's: a store may keep its counters beside
+   * that user's presence (on a Redis Cluster, in the same slot), so that a write of the user's
+   * own presence counts the hit in the same step. A key always comes with the same `near`.
+   */
+  near?: UserId
 }
 
 export interface RateLimitVerdict {
@@ -44,7 +51,13 @@ export interface RateLimitVerdict {
  * if (!verdict.allowed) reply.header('retry-after', Math.ceil(verdict.retryAfterMs / 1000))
  */
 export interface RateLimiter {
-  hit(key: string, rules: readonly RateLimitRule[], now: number): Promise<RateLimitVerdict>
+  hit(
+    key: string,
+    rules: readonly RateLimitRule[],
+    now: number,
+    /** RateLimitHit's `near`: where the counters may be kept. */
+    near?: UserId,
+  ): Promise<RateLimitVerdict>
 }
 
 /** The verdict of a hit with no rules: nothing limits it. */

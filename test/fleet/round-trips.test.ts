@@ -5,9 +5,11 @@ import { buildApp } from '../../src/app/build-app.js'
 import { testConfig } from '../../src/app/config.js'
 import { createService } from '../../src/app/create-service.js'
 import type { Stores } from '../../src/app/create-stores.js'
+import type { Caller } from '../../src/core/caller.js'
 import type { UserId } from '../../src/core/user-id.js'
 import { RedisChangeBus } from '../../src/realtime/redis-change-bus.js'
 import { systemClock } from '../../src/service/clock.js'
+import type { RequestAdmission } from '../../src/service/admission.js'
 import type { PresenceService } from '../../src/service/presence-service.js'
 import { Tokens } from '../../src/service/tokens.js'
 import { RedisKeys } from '../../src/store/redis/keys.js'
@@ -32,7 +34,7 @@ import { clusterForThisFile } from '../helpers/redis-cluster.js'
 
 const clusterTarget = clusterForThisFile()
 
-async function fleetService(t: TestContext, target: RedisTarget) {
+async function fleetService(t: TestContext, target: RedisTarget, rateLimitMax = 600) {
   const prefix = uniquePrefix('round-trips')
   const connection = new RedisConnection(target)
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
@@ -48,7 +50,8 @@ async function fleetService(t: TestContext, target: RedisTarget) {
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),
   }
-  const service = createService(stores, testConfig({ dataDir: '', sessionTtlSeconds: 600 }), {
+  const config = testConfig({ dataDir: '', sessionTtlSeconds: 600, rateLimitMax })
+  const service = createService(stores, config, {
     clock: systemClock,
     tokens: new Tokens('round-trips-secret-of-enough-length-0123456789'),
   })
@@ -341,4 +344,48 @@ test('3-master cluster: a lookup of 1100 ids is one round trip per master, a hea
     4,
     'a heartbeat: one round trip',
   )
+})
+
+test('3-master cluster: a heartbeat with its rate limit is one round trip, in the budget its reads spend', async (t) => {
+  const { service, client } = await fleetService(t, await clusterTarget(), 4)
+  await service.putPlace(place)
+  const userId = '4100007' as UserId
+  const caller: Caller = {
+    kind: 'user',
+    userId,
+    via: 'bearer',
+    viewer: { kind: 'user', userId },
+    tokenId: undefined,
+    expiresAt: undefined,
+    name: undefined,
+  }
+  const admitted = () => service.limits.admission(service.limits.requestHit(caller, '10.0.0.1'))
+  const beat = (admission: RequestAdmission) =>
+    service.heartbeat(
+      {
+        userId,
+        key: 'app:PC',
+        source: 'app',
+        deviceType: 'PC',
+        activity: { kind: 'inGame', placeId: place.placeId },
+      },
+      admission,
+    )
+  // the script and the place on every node first, outside the counts
+  await heartbeat(service, userId)
+  const writes = countWrites(client)
+  await beat(admitted())
+  assert.equal(
+    writes().reduce((sum, n) => sum + n, 0),
+    1,
+    'a heartbeat and its rate limit: one round trip',
+  )
+  // one budget of 4: the heartbeat above, two reads, one more heartbeat; the next is refused
+  await service.limits.request(caller, '10.0.0.1')
+  await service.limits.request(caller, '10.0.0.1')
+  await beat(admitted())
+  await assert.rejects(beat(admitted()), (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'RATE_LIMITED')
+    return true
+  })
 })

@@ -200,11 +200,16 @@ export class RedisKeys {
 
   /**
    * Counter of one fixed window of one rule for one caller. All rules of a caller share a hash
-   * tag so one script checks them together. Braces in the caller key would break the tag, so
-   * they are escaped, and `%` too, so that two callers never share a key.
+   * tag so one script checks them together: the caller key's own, or for one user's budget
+   * (`near`) the user's bucket, so that the user's heartbeat counts it in its own script on a
+   * cluster too. Braces in the caller key would break the tag, so they are escaped, and `%` too,
+   * so that two callers never share a key.
    */
-  rateWindow(key: string, rule: string, window: number): string {
-    return `${this.prefix}:rl:{${key.replace(/[%{}]/g, escapeTagChar)}}:${rule}:${window}`
+  rateWindow(key: string, rule: string, window: number, near?: UserId): string {
+    const escaped = key.replace(/[%{}]/g, escapeTagChar)
+    return near === undefined
+      ? `${this.prefix}:rl:{${escaped}}:${rule}:${window}`
+      : `${this.prefix}:{b${this.bucketOf(near)}}:rl:${escaped}:${rule}:${window}`
   }
 
   /**

@@ -104,7 +104,8 @@ export class RedisPresenceStore implements PresenceStore {
   ): Promise<LimitedWrite> | undefined {
     const connection = this.#connection
     if (
-      connection.isCluster ||
+      // on a cluster the counters must be in the user's slot: a budget of the user's own
+      (connection.isCluster && hit.near !== write.userId) ||
       !(limiter instanceof RedisRateLimiter) ||
       !limiter.countsIn(connection, this.#keys)
     ) {

@@ -1,3 +1,4 @@
+import type { UserId } from '../../core/user-id.js'
 import {
   UNLIMITED,
   verdictOf,
@@ -27,9 +28,14 @@ export class RedisRateLimiter implements RateLimiter {
     this.#keys = keys
   }
 
-  hit(key: string, rules: readonly RateLimitRule[], now: number): Promise<RateLimitVerdict> {
+  hit(
+    key: string,
+    rules: readonly RateLimitRule[],
+    now: number,
+    near?: UserId,
+  ): Promise<RateLimitVerdict> {
     if (rules.length === 0) return Promise.resolve(UNLIMITED)
-    const { windows, lengths } = windowArgs(this.#keys, { key, rules }, now)
+    const { windows, lengths } = windowArgs(this.#keys, { key, rules, near }, now)
     const args = [String(rules.length), ...windows, ...lengths]
     return this.#connection.run(async () => {
       // in the write of this tick's MGET: a read's rate limit adds no round trip
@@ -59,7 +65,7 @@ export function windowArgs(
   const windows: string[] = []
   const lengths: string[] = []
   for (const rule of hit.rules) {
-    windows.push(keys.rateWindow(hit.key, rule.name, windowOf(rule, now).index))
+    windows.push(keys.rateWindow(hit.key, rule.name, windowOf(rule, now).index, hit.near))
     lengths.push(String(rule.windowMs))
   }
   return { windows, lengths }
