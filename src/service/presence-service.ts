@@ -229,12 +229,9 @@ export class PresenceService {
     admission?: Admission,
   ): Promise<VisiblePresence[]> {
     const now = this.#clock.now()
-    const [, found, settings, relations] = await Promise.all([
-      admission?.(),
+    const [, found, settings, relations] = await this.#readForViewer(viewer, ids, admission, () =>
       this.#stores.presence.getMany(ids, now),
-      this.#stores.privacy.getSettings(ids),
-      this.#relationsOf(viewer, ids),
-    ])
+    )
     // places as the catalogue has them now; no await (no tick) when all are in memory
     const resolved = this.#places.resolve(found, now)
     const presences = resolved instanceof Promise ? await resolved : resolved
@@ -256,12 +253,9 @@ export class PresenceService {
     admission?: Admission,
   ): Promise<PresenceSummary[]> {
     const now = this.#clock.now()
-    const [, found, settings, relations] = await Promise.all([
-      admission?.(),
+    const [, found, settings, relations] = await this.#readForViewer(viewer, ids, admission, () =>
       this.#stores.presence.summarize(ids, now),
-      this.#stores.privacy.getSettings(ids),
-      this.#relationsOf(viewer, ids),
-    ])
+    )
     const resolved = this.#places.resolveSummaries(found, now)
     const summaries = resolved instanceof Promise ? await resolved : resolved
     for (let i = 0; i < summaries.length; i++) {
@@ -271,6 +265,24 @@ export class PresenceService {
       summaries[i] = visibleSummary(summary, access, targetSettings)
     }
     return summaries
+  }
+
+  /**
+   * `read` of `ids` beside what privacy needs of them (settings, the viewer's relations), the
+   * admission started first: one tick, so in fleet mode one round trip.
+   */
+  #readForViewer<T>(
+    viewer: Viewer,
+    ids: readonly UserId[],
+    admission: Admission | undefined,
+    read: () => Promise<T[]>,
+  ) {
+    return Promise.all([
+      admission?.(),
+      read(),
+      this.#stores.privacy.getSettings(ids),
+      this.#relationsOf(viewer, ids),
+    ])
   }
 
   /** The raw presences, without privacy: for a user's own sessions and operators only. */

@@ -256,6 +256,12 @@ interface SessionTail {
   deviceType: string
 }
 
+/** The index of the `]` that ends the session line at the scanner (before its `\n`), or -1. */
+function lineEnd(scan: Scanner): number {
+  const end = scan.text.indexOf('\n', scan.at) - 1
+  return end <= scan.at || scan.text.charCodeAt(end) !== CLOSE ? -1 : end
+}
+
 /**
  * Decoded session line ends by their text: everyone on one game server (or with the same device
  * and activity) has the same one, so a read looks the text up once instead of scanning its
@@ -266,11 +272,9 @@ const MAX_SESSION_TAILS = 8192
 
 /** The session line end at the scanner (`<key>,<source>,<device>,<activity>]\n`), or undefined. */
 function sessionTailAt(scan: Scanner): SessionTail | undefined {
-  const raw = scan.text
-  const from = scan.at
-  const end = raw.indexOf('\n', from) - 1
-  if (end <= from || raw.charCodeAt(end) !== CLOSE) return undefined
-  const text = raw.slice(from, end)
+  const end = lineEnd(scan)
+  if (end < 0) return undefined
+  const text = scan.text.slice(scan.at, end)
   let tail = sessionTails.get(text)
   if (tail === undefined) {
     const key = scan.str()
@@ -332,11 +336,9 @@ const MAX_INTERNED = 4096
  * line is not of that shape.
  */
 function internedActivity(scan: Scanner, key: string): Activity | undefined {
-  const raw = scan.text
-  const from = scan.at
-  const end = raw.indexOf('\n', from) - 1
-  if (end <= from || raw.charCodeAt(end) !== CLOSE) return undefined
-  const text = raw.slice(from, end)
+  const end = lineEnd(scan)
+  if (end < 0) return undefined
+  const text = scan.text.slice(scan.at, end)
   const found = interned.get(text)
   // a Map: the text holds `"="`, a gameId stored as "the session key's" (expand): one per key
   let activity = found instanceof Map ? found.get(key) : found
