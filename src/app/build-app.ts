@@ -111,7 +111,7 @@ export async function buildApp(
   lean.observe(
     {
       onResponse: (method, route, status, seconds) => {
-        metrics.httpDuration.observe({ method, route, status: String(status) }, seconds)
+        metrics.httpDuration.observe(method, route, status, seconds)
         if (status === 429) metrics.rateLimited.inc({ route })
       },
     },

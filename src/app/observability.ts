@@ -7,6 +7,7 @@ import type { ServiceObserver } from '../service/observer.js'
 import type { PresenceService } from '../service/presence-service.js'
 import type { Config } from './config.js'
 import type { Stores } from './create-stores.js'
+import { RequestDurations } from './request-durations.js'
 
 /** Headers that carry credentials: never logged, whoever logs a request's headers. */
 const REDACT = [
@@ -93,13 +94,11 @@ export class Metrics {
   readonly #heartbeats = new PendingCounts('source')
   readonly #busPublished = new PendingCounts('type')
   readonly #busReceived = new PendingCounts('type')
-  readonly httpDuration = new Histogram({
+  readonly httpDuration = new RequestDurations({
     name: 'presenced_http_request_duration_seconds',
     help: 'HTTP requests by route pattern, method and status, with their duration.',
-    labelNames: ['method', 'route', 'status'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [this.registry],
-  })
+  }).register(this.registry)
   readonly rateLimited = new Counter({
     name: 'presenced_rate_limited_requests_total',
     help: 'Requests refused with 429 by a rate limit, by route pattern.',
@@ -304,10 +303,7 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
   app.addHook('onResponse', async function observeResponse(request, reply) {
     const route = request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched')
     const status = reply.statusCode
-    metrics.httpDuration.observe(
-      { method: request.method, route, status: String(status) },
-      reply.elapsedTime / 1000,
-    )
+    metrics.httpDuration.observe(request.method, route, status, reply.elapsedTime / 1000)
     if (status === 429) metrics.rateLimited.inc({ route })
   })
 
