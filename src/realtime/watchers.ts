@@ -28,9 +28,9 @@ const STRIDE = 4
 
 // its state: flag bits, and above them its slot in the target's list
 const ONLINE = 1
-/** Two bits: the index of a shared relation. */
-const RELATION_SHIFT = 2
-const RELATION_MASK = 3 * RELATION_SHIFT
+/** Bits 1-2 hold the index of a shared relation: the index times RELATION_UNIT. */
+const RELATION_UNIT = 2
+const RELATION_MASK = 3 * RELATION_UNIT
 /** The relation is one of its own, in `#ownRelations`. */
 const OWN_RELATION = 8
 const FLAGS = 16
@@ -95,7 +95,7 @@ export class WatchList {
   relation(i: number): Relation {
     const state = this.#items[i * STRIDE + STATE] as number
     if (state & OWN_RELATION) return this.#ownRelations!.get(this.target(i))!
-    return RELATIONS[(state & RELATION_MASK) / RELATION_SHIFT]!
+    return RELATIONS[(state & RELATION_MASK) / RELATION_UNIT]!
   }
 
   setRelation(i: number, relation: Relation): void {
@@ -104,7 +104,7 @@ export class WatchList {
     const shared = RELATIONS.indexOf(relation)
     let state = (this.#items[k + STATE] as number) & ~(RELATION_MASK | OWN_RELATION)
     if (shared >= 0) {
-      state |= shared * RELATION_SHIFT
+      state |= shared * RELATION_UNIT
       this.#ownRelations?.delete(target)
     } else {
       state |= OWN_RELATION
