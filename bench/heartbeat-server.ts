@@ -4,6 +4,9 @@
  * Rate limits are out of reach (the bench measures the write, not the 429). Prints {port}.
  * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM.
  * `--redis redis://…` (with `--prefix`): Redis mode on that Redis instead.
+ * `--skeleton`: the same app, but the heartbeat's lean route only reads the body and answers
+ * `{}` (no auth, rate limit, parse or write): what Node's HTTP and the lean path cost in this
+ * process, so bench/heartbeat.ts can show where presenced's CPU per heartbeat goes.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { buildApp } from '../src/app/build-app.js'
 import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
+import { fixedReply } from '../src/protocols/shared/lean-routes.js'
 import { startCpuProfile } from './lib/cpu-profile.js'
 import { countedRedisStores } from './redis-setup.js'
 
@@ -24,6 +28,7 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     prefix: { type: 'string', default: 'bench-heartbeat' },
     secret: { type: 'string' },
+    skeleton: { type: 'boolean', default: false },
   },
 })
 const counted = values.redis ? await countedRedisStores(values.redis, values.prefix) : undefined
@@ -50,6 +55,26 @@ for (let i = 1; i <= Number(values.tokens); i++) {
   tokens.push(await presenced.tokens.issue(String(i) as UserId, { ttlSeconds: 3600 }))
 }
 writeFileSync(values['token-file']!, tokens.join('\n'))
+
+if (values.skeleton) {
+  const path = '/v1/presence/register-app-presence'
+  const answer = fixedReply({
+    status: 200,
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    body: '{}',
+  })
+  // replaces the real route (one route per method and path)
+  presenced.lean.add({
+    method: 'POST',
+    path,
+    route: path,
+    internalError: answer,
+    async handle(_request, _ip, body) {
+      await body()
+      return answer
+    },
+  })
+}
 
 const address = await presenced.app.listen({ port: 0, host: '127.0.0.1' })
 const stopProfile = values.profile ? await startCpuProfile() : undefined

@@ -6,7 +6,10 @@
  * Every request carries one of `--tokens` users' tokens and, at random, an in-game body naming
  * one of 500 catalogued places or an online one. Prints req/s per round, p50/p99, each server's
  * CPU time per request (from /proc: steadier than req/s on a shared machine) and the ratios
- * (goal: presenced >= 70 % of bare).
+ * (goal: presenced >= 70 % of bare). A fourth server, `skeleton`, is presenced itself with the
+ * heartbeat's lean route answering `{}` right after the body: its CPU per request over bare's is
+ * Node's HTTP work and the lean path in presenced's process, presenced's over the skeleton's is
+ * the heartbeat itself (auth, rate limit, parse, write, change bus); the run prints that split.
  *
  *   npm run bench:heartbeat -- [--rounds 3] [--seconds 6] [--connections 50] [--tokens 2000]
  *                              [--profile presenced.cpuprofile] [--redis redis://host:port]
@@ -53,13 +56,17 @@ const serverArgs = (tokens: string) => [
   ...['--tokens', String(values.tokens), '--token-file', tokens, '--secret', secret],
   ...(values.redis ? ['--redis', values.redis, '--prefix', prefix] : []),
 ]
-const [presenced, naive, bare, baseline] = await Promise.all([
+const [presenced, naive, bare, skeleton, baseline] = await Promise.all([
   spawnJson<{ port: number }>('bench/heartbeat-server.ts', [
     ...serverArgs(tokenFile),
     ...(values.profile ? ['--profile', values.profile] : []),
   ]),
   spawnJson<{ port: number }>('bench/naive-heartbeat-server.ts', ['--secret', secret]),
   spawnJson<{ port: number }>('bench/lib/bare-server.ts', [replyFile]),
+  spawnJson<{ port: number }>('bench/heartbeat-server.ts', [
+    ...serverArgs(join(dir, 'skeleton-tokens.txt')),
+    '--skeleton',
+  ]),
   values.baseline
     ? spawnJson<{ port: number }>(
         join(values.baseline, 'bench/heartbeat-server.ts'),
@@ -70,11 +77,12 @@ const [presenced, naive, bare, baseline] = await Promise.all([
 ])
 const tokens = readFileSync(tokenFile, 'utf8').split('\n')
 
-type Name = 'bare node:http' | 'naive fastify' | 'presenced' | 'baseline'
+type Name = 'bare node:http' | 'naive fastify' | 'presenced' | 'skeleton' | 'baseline'
 const servers: Partial<Record<Name, typeof bare>> = {
   'bare node:http': bare,
   'naive fastify': naive,
   presenced,
+  skeleton,
   ...(baseline && { baseline }),
 }
 const names = Object.keys(servers) as Name[]
@@ -142,7 +150,7 @@ try {
   }
   console.log(
     `POST ${PATH}, Bearer, ${tokens.length} users, ${connections} connections, ` +
-      `${rounds} rounds of ${seconds} s; replies checked: 200 {} from all three`,
+      `${rounds} rounds of ${seconds} s; replies checked: 200 {} from every server`,
   )
   for (const name of names) load(name, 2)
   for (const name of names) cpu.get(name)!.length = 0
@@ -199,14 +207,22 @@ try {
         `${(median(results.get('baseline')!.map((x, r) => x.requestsPerSecond / results.get('bare node:http')![r]!.requestsPerSecond)) * 100).toFixed(1)} %`,
     )
   }
-  const cpuRatio = median(cpu.get('bare node:http')!) / median(cpu.get('presenced')!)
+  const cpuOf = (name: Name) => median(cpu.get(name)!)
+  const cpuRatio = cpuOf('bare node:http') / cpuOf('presenced')
   console.log(
     `by CPU per request, presenced / bare: ${(cpuRatio * 100).toFixed(1)} % ` +
       `(bare's CPU time per request over presenced's, medians)`,
   )
+  console.log(
+    `where presenced's CPU per request goes (medians): ${cpuOf('bare node:http').toFixed(1)} µs ` +
+      `as bare, +${(cpuOf('skeleton') - cpuOf('bare node:http')).toFixed(1)} µs for the app's ` +
+      `process and lean path (skeleton), +${(cpuOf('presenced') - cpuOf('skeleton')).toFixed(1)} µs ` +
+      `for the heartbeat itself`,
+  )
 } finally {
   naive.child.kill()
   bare.child.kill()
+  await stop(skeleton.child)
   if (baseline) await stop(baseline.child)
   await stop(presenced.child)
   if (values.redis) {
