@@ -37,6 +37,18 @@ export class SseClient {
     return new SseClient(response, controller)
   }
 
+  /** `POST ${baseUrl}/api/v1/realtime/sse` with a JSON body (positions, resume). */
+  static async post(baseUrl: string, token: string, body: unknown): Promise<SseClient> {
+    const controller = new AbortController()
+    const response = await fetch(`${baseUrl}/api/v1/realtime/sse`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: controller.signal,
+    })
+    return new SseClient(response, controller)
+  }
+
   /** Takes events until one matches; the skipped ones are consumed too. */
   async waitFor(match: (event: SseEvent) => boolean, timeoutMs = 3000): Promise<SseEvent> {
     const deadline = Date.now() + timeoutMs
