@@ -226,6 +226,22 @@ test('SSE: a POST held by its own node resumes by token; new ids get a snapshot'
   )
 })
 
+test('SSE GET: ?positions=1 puts a pos in every frame', async (t) => {
+  const { a, token, step } = await fleet(t)
+  const client = await SseClient.open(a.url, token, [P1])
+  t.after(() => client.close())
+  const plain = await client.waitFor((e) => e.data.type === 'snapshot')
+  assert.equal(plain.data.pos, undefined, 'not asked for')
+  client.close()
+  const positioned = await SseClient.open(a.url, token, [P1], '&positions=1')
+  t.after(() => positioned.close())
+  const snapshot = await positioned.waitFor((e) => e.data.type === 'snapshot')
+  assert.match((snapshot.data.pos as string[])[0]!, /^[A-Za-z0-9_-]{22}$/)
+  await step('s1', [P1])
+  const online = await positioned.waitFor((e) => e.data.type === 'online')
+  assert.match(online.data.pos as string, /^[A-Za-z0-9_-]{22}$/)
+})
+
 test('SSE POST: bad bodies are 4xx in the native error shape, never a 500', async (t) => {
   const app = await startApp(t, { listen: true })
   const token = await app.tokens.issue(WATCHER as UserId)
