@@ -4,7 +4,7 @@ import { isObject, networkReason, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { stringifyJson } from './ids.js'
 import { PresenceType, dateOf, type Presence } from './presence.js'
-import type { NativePresence, NativeSession } from './wire.js'
+import type { NativePresence, NativeSession, NativeSseRequest } from './wire.js'
 
 export type OfflineReason = 'explicit' | 'timeout' | 'server_lost' | 'node_lost' | (string & {})
 
@@ -298,11 +298,27 @@ export class Subscription
       connection =
         kind === 'websocket'
           ? openWebSocket(this.#transport, this.#webSocket(), this.#options, handlers)
-          : openSse(this.#transport, [...this.#ids], this.#resume, handlers)
+          : openSse(this.#transport, this.#sseRequest(), handlers)
     } catch (error) {
       return this.#fail(error)
     }
     this.#connection = connection
+  }
+
+  /**
+   * What an SSE request asks for: positions in frames, and on reconnect the stream's resume
+   * point with the positions held, so that any node of a fleet continues it.
+   */
+  #sseRequest(): NativeSseRequest {
+    const ids = [...this.#ids]
+    if (this.#resume === undefined) return { ids, positions: true }
+    const positions = [...this.#positions].filter(([id]) => this.#ids.has(id))
+    return {
+      ids,
+      resume: this.#resume.token,
+      since: this.#resume.since,
+      positions: positions.length > 0 ? Object.fromEntries(positions) : true,
+    }
   }
 
   #reconnect(error: unknown): void {
@@ -599,24 +615,28 @@ function openWebSocket(
   }
 }
 
+/**
+ * SSE over fetch, always as `POST`: 1000 ids and their positions do not fit a URL, and only a
+ * body can carry the positions that let any node continue the stream.
+ */
 function openSse(
   transport: Transport,
-  ids: string[],
-  resume: ResumePoint | undefined,
+  request: NativeSseRequest,
   handlers: ConnectionHandlers,
 ): Connection {
   const controller = new AbortController()
-  const query = new URLSearchParams({ ids: ids.join(',') })
-  if (resume !== undefined) {
-    query.set('resume', resume.token)
-    query.set('since', String(resume.since))
-  }
-  const url = `${transport.baseUrl}${NATIVE_SSE_PATH}?${query}`
+  const url = `${transport.baseUrl}${NATIVE_SSE_PATH}`
   void (async () => {
     let response: Response
     try {
       response = await transport.fetch(url, {
-        headers: { accept: 'text/event-stream', ...transport.authHeaders() },
+        method: 'POST',
+        headers: {
+          accept: 'text/event-stream',
+          'content-type': 'application/json',
+          ...transport.authHeaders(),
+        },
+        body: stringifyJson(request),
         signal: controller.signal,
       })
     } catch (error) {

@@ -99,3 +99,17 @@ export interface NativeActivity {
   /** Xbox rich presence: a string id of the title's catalogue, with its parameters. */
   richPresence?: { id: string; scid?: string; params: string[] }
 }
+
+/**
+ * The body of `POST /api/v1/realtime/sse` (docs/reference/native.md): the SSE stream of `GET`,
+ * with what does not fit a URL. `positions: true` asks for `pos` in frames; a map of user id to
+ * the last `pos` received continues the stream on any node.
+ */
+export interface NativeSseRequest {
+  ids: WireId[]
+  /** The stream's resume token; `since` is then required. */
+  resume?: string
+  /** The last `seq` received. */
+  since?: number
+  positions?: boolean | Record<string, string>
+}

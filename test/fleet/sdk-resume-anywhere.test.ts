@@ -36,72 +36,74 @@ async function balancer(backend: () => string) {
   }
 }
 
-test('SDK: a subscription whose node goes away resumes on another node from its positions, transparently', async (t) => {
-  const prefix = uniquePrefix('sdk-resume')
-  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, flapGraceMs: 0 }
-  const a = await startApp(t, { config, listen: true })
-  const b = await startApp(t, { config, listen: true })
-  t.after(async () =>
-    t.diagnostic(`deleted ${await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)} keys`),
-  )
-  let target = a.url
-  const lb = await balancer(() => target)
-  t.after(() => lb.close())
-
-  const watcher = createClient({
-    baseUrl: lb.url,
-    token: await a.tokens.issue(WATCHER as UserId),
-    WebSocket,
-  })
-  const sub = watcher.subscribe(PLAYERS, { reconnect: { minDelayMs: 50 } })
-  t.after(() => sub.close())
-  const seen: PresenceEvent[] = []
-  sub.on('event', (event) => seen.push(event))
-  await sub.ready
-  const players = await Promise.all(
-    PLAYERS.map(async (id) =>
-      createClient({ baseUrl: b.url, token: await b.tokens.issue(id as UserId) }),
-    ),
-  )
-  const locationsOf = (id: string) =>
-    seen.flatMap((e) =>
-      e.type !== 'snapshot' && e.presence.userId === id
-        ? [e.raw.sessions[0]?.activity.location ?? '']
-        : [],
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`SDK (${transport}): a subscription whose node goes away resumes on another node from its positions, transparently`, async (t) => {
+    const prefix = uniquePrefix('sdk-resume')
+    const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, flapGraceMs: 0 }
+    const a = await startApp(t, { config, listen: true })
+    const b = await startApp(t, { config, listen: true })
+    t.after(async () =>
+      t.diagnostic(`deleted ${await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)} keys`),
     )
-  const until = async (check: () => boolean, what: string) => {
-    const deadline = Date.now() + 10_000
-    while (!check()) {
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(seen)}`)
-      await new Promise((resolve) => setTimeout(resolve, 20))
+    let target = a.url
+    const lb = await balancer(() => target)
+    t.after(() => lb.close())
+
+    const watcher = createClient({
+      baseUrl: lb.url,
+      token: await a.tokens.issue(WATCHER as UserId),
+      WebSocket,
+    })
+    const sub = watcher.subscribe(PLAYERS, { transport, reconnect: { minDelayMs: 50 } })
+    t.after(() => sub.close())
+    const seen: PresenceEvent[] = []
+    sub.on('event', (event) => seen.push(event))
+    await sub.ready
+    const players = await Promise.all(
+      PLAYERS.map(async (id) =>
+        createClient({ baseUrl: b.url, token: await b.tokens.issue(id as UserId) }),
+      ),
+    )
+    const locationsOf = (id: string) =>
+      seen.flatMap((e) =>
+        e.type !== 'snapshot' && e.presence.userId === id
+          ? [e.raw.sessions[0]?.activity.location ?? '']
+          : [],
+      )
+    const until = async (check: () => boolean, what: string) => {
+      const deadline = Date.now() + 10_000
+      while (!check()) {
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${what}: ${JSON.stringify(seen)}`)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
     }
-  }
 
-  for (const p of players) await p.registerAppPresence({ placeId: 1818, location: 'one' })
-  await until(() => PLAYERS.every((id) => locationsOf(id).length === 1), 'the first changes on A')
+    for (const p of players) await p.registerAppPresence({ placeId: 1818, location: 'one' })
+    await until(() => PLAYERS.every((id) => locationsOf(id).length === 1), 'the first changes on A')
 
-  // node A goes away; the balancer sends the reconnect to B, which never held the stream
-  target = b.url
-  const reopened = new Promise<void>((resolve) => sub.once('open', () => resolve()))
-  await a.app.close()
-  for (const step of ['two', 'three']) {
-    for (const p of players) await p.registerAppPresence({ placeId: 1818, location: step })
-  }
-  await reopened
-  await players[0]!.registerAppPresence({ placeId: 1818, location: 'four' })
-  await until(() => locationsOf(PLAYERS[0]!).at(-1) === 'four', 'the live change on B')
+    // node A goes away; the balancer sends the reconnect to B, which never held the stream
+    target = b.url
+    const reopened = new Promise<void>((resolve) => sub.once('open', () => resolve()))
+    await a.app.close()
+    for (const step of ['two', 'three']) {
+      for (const p of players) await p.registerAppPresence({ placeId: 1818, location: step })
+    }
+    await reopened
+    await players[0]!.registerAppPresence({ placeId: 1818, location: 'four' })
+    await until(() => locationsOf(PLAYERS[0]!).at(-1) === 'four', 'the live change on B')
 
-  assert.deepEqual(locationsOf(PLAYERS[0]!), ['one', 'two', 'three', 'four'])
-  assert.deepEqual(locationsOf(PLAYERS[1]!), ['one', 'two', 'three'])
-  // no fresh snapshot: the one snapshot is the first, and sequence numbers went on without gap
-  assert.deepEqual(
-    seen.filter((e) => e.type === 'snapshot').map((e) => e.type === 'snapshot' && e.reset),
-    [false],
-  )
-  const after = seen.slice(3).map((e) => e.seq)
-  assert.deepEqual(
-    after,
-    after.map((_, i) => after[0]! + i),
-  )
-})
+    assert.deepEqual(locationsOf(PLAYERS[0]!), ['one', 'two', 'three', 'four'])
+    assert.deepEqual(locationsOf(PLAYERS[1]!), ['one', 'two', 'three'])
+    // no fresh snapshot: the one snapshot is the first, and sequence numbers went on without gap
+    assert.deepEqual(
+      seen.filter((e) => e.type === 'snapshot').map((e) => e.type === 'snapshot' && e.reset),
+      [false],
+    )
+    const after = seen.slice(3).map((e) => e.seq)
+    assert.deepEqual(
+      after,
+      after.map((_, i) => after[0]! + i),
+    )
+  })
+}

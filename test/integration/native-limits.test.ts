@@ -64,6 +64,15 @@ test('connections per user are capped: one more gets 429 STREAM_LIMIT before any
     ((await bySse.response.json()) as { error: { code: string } }).error.code,
     'STREAM_LIMIT',
   )
+  // the POST form (positions) is refused the same way, before its body is read
+  const byPost = await fetch(`${app.url}/api/v1/realtime/sse`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ ids: ['1'], positions: true }),
+  })
+  assert.equal(byPost.status, 429)
+  assert.equal(byPost.headers.get('retry-after'), '1')
+  assert.equal(((await byPost.json()) as { error: { code: string } }).error.code, 'STREAM_LIMIT')
   // another user is not affected, and a closed connection frees its place
   await connect(t, app, '7002')
   await open[0]!.close()

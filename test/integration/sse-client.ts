@@ -27,11 +27,28 @@ export class SseClient {
     void this.#pump(response)
   }
 
-  /** Opens `${baseUrl}/api/v1/realtime/sse?ids=…&access_token=…`. */
-  static async open(baseUrl: string, token: string, ids: readonly string[]): Promise<SseClient> {
+  /** Opens `${baseUrl}/api/v1/realtime/sse?ids=…&access_token=…` (plus `extra`, e.g. `&positions=1`). */
+  static async open(
+    baseUrl: string,
+    token: string,
+    ids: readonly string[],
+    extra = '',
+  ): Promise<SseClient> {
     const controller = new AbortController()
-    const query = `ids=${ids.join(',')}&access_token=${encodeURIComponent(token)}`
+    const query = `ids=${ids.join(',')}&access_token=${encodeURIComponent(token)}${extra}`
     const response = await fetch(`${baseUrl}/api/v1/realtime/sse?${query}`, {
+      signal: controller.signal,
+    })
+    return new SseClient(response, controller)
+  }
+
+  /** `POST ${baseUrl}/api/v1/realtime/sse` with a JSON body (positions, resume). */
+  static async post(baseUrl: string, token: string, body: unknown): Promise<SseClient> {
+    const controller = new AbortController()
+    const response = await fetch(`${baseUrl}/api/v1/realtime/sse`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
       signal: controller.signal,
     })
     return new SseClient(response, controller)

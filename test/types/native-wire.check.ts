@@ -8,9 +8,11 @@ import type {
   NativePresence as ServerPresence,
   NativeSession as ServerSession,
 } from '../../src/protocols/native/view.js'
+import type { SseBody as ServerSseBody } from '../../src/protocols/native/sse.js'
 import type {
   NativePresence as WirePresence,
   NativeSession as WireSession,
+  NativeSseRequest as WireSseRequest,
 } from '../../sdk/src/wire.js'
 
 type Equal<A, B> =
@@ -18,3 +20,4 @@ type Equal<A, B> =
 
 export const sessionsAgree: Equal<ServerSession, WireSession> = true
 export const presencesAgree: Equal<ServerPresence, WirePresence> = true
+export const sseRequestsAgree: Equal<ServerSseBody, WireSseRequest> = true

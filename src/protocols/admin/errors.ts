@@ -25,14 +25,4 @@ export function badRequest(message: string): PresenceError {
   return fail('INVALID_REQUEST', message)
 }
 
-/**
- * A preValidation hook for JSON routes: a body in another type (text/plain has a default parser
- * in Fastify) is a 415, not a confusing schema error.
- */
-export async function requireJsonBody(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined) return
-  const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase()
-  if (type !== 'application/json' && type !== 'text/json') {
-    throw fail('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.')
-  }
-}
+export { requireJsonBody } from '../shared/error-record.js'

@@ -98,8 +98,11 @@ export function parseClientFrame(text: string, maxIds: number): ClientFrame | Fr
   }
 }
 
-/** `{"<userId>": "<pos>", ...}`: the position held for each watched user. */
-function parsePositions(raw: unknown, maxIds: number): Array<[UserId, string]> | FrameError {
+/**
+ * `{"<userId>": "<pos>", ...}`: the position held for each watched user (a WebSocket `resume`
+ * frame, or the body of `POST /api/v1/realtime/sse`).
+ */
+export function parsePositions(raw: unknown, maxIds: number): Array<[UserId, string]> | FrameError {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return fail('FRAME_INVALID', '"positions" must map user ids to the "pos" last received.')
   }

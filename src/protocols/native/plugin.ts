@@ -2,9 +2,10 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { fail } from '../../core/errors.js'
 import type { ProtocolContext } from '../context.js'
-import { mapErrorToRecord } from '../shared/error-record.js'
 import { requireUser, userOf } from './auth.js'
-import { serveSse } from './sse.js'
+import { mapErrorToRecord, requireJsonBody } from '../shared/error-record.js'
+import { sseBodySchema } from './schemas.js'
+import { serveSse, sseBodyRequest, sseQueryRequest, type SseBody } from './sse.js'
 import { KeepaliveWheel } from './keepalive.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
@@ -17,7 +18,7 @@ const MAX_FRAME_BYTES = 64 * 1024
 
 /**
  * The native real-time API (docs/reference/native.md): `GET /api/v1/realtime` (WebSocket) and
- * `GET /api/v1/realtime/sse` (Server-Sent Events), both fed by one Fanout on the change bus.
+ * `GET`/`POST /api/v1/realtime/sse` (Server-Sent Events), both fed by one Fanout on the change bus.
  */
 export async function nativeProtocol(
   app: FastifyInstance,
@@ -93,5 +94,15 @@ export async function nativeProtocol(
       serveWebSocket(socket, caller.userId, caller.expiresAt, deps)
     },
   })
-  app.get('/api/v1/realtime/sse', { preValidation: admit }, serveSse(deps, sseStreams))
+  const sse = serveSse(deps, sseStreams)
+  app.get('/api/v1/realtime/sse', { preValidation: admit }, (request, reply) =>
+    sse(request, reply, sseQueryRequest(request, MAX_IDS)),
+  )
+  // positions for 1000 users do not fit a URL: the same stream, asked for in a body
+  app.post<{ Body: SseBody }>(
+    '/api/v1/realtime/sse',
+    // refused (401, 429) before the body is read, as GET is before its stream starts
+    { schema: sseBodySchema, onRequest: admit, preValidation: requireJsonBody },
+    (request, reply) => sse(request, reply, sseBodyRequest(request.body, MAX_IDS)),
+  )
 }

@@ -1,8 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ErrorCode } from '../../core/errors.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import { userOf } from './auth.js'
 import { errorFrame, sendNativeError } from './errors.js'
+import { parsePositions } from './frames.js'
 import type { Kept } from './keepalive.js'
 import { limitMessages } from './limits.js'
 import type { RealtimeDeps } from './ws.js'
@@ -13,6 +15,31 @@ const END_GRACE_MS = 5_000
 interface ResumePoint {
   token: string
   since: number
+}
+
+/** What one SSE request asks for: from its query (`GET`) or its JSON body (`POST`). */
+export interface SseRequest {
+  ids: UserId[]
+  /** Continue the stream this node holds by token. */
+  resume: ResumePoint | undefined
+  /** Frames carry each user's history position (`pos`). */
+  positions: boolean
+  /** The `pos` held per user: continue on any node when `resume` is not held here. */
+  held: Array<[UserId, string]> | undefined
+}
+
+/** Why a request is refused before its stream starts (400 in the native error shape). */
+interface Refusal {
+  code: ErrorCode
+  message: string
+}
+
+/** The body of `POST /api/v1/realtime/sse` as its schema (schemas.ts) lets it through. */
+export interface SseBody {
+  ids: Array<string | number>
+  resume?: string
+  since?: number
+  positions?: boolean | Record<string, string>
 }
 
 /** `Last-Event-ID: <token>.<seq>` (what EventSource sends back) or `?resume=&since=`. */
@@ -32,16 +59,27 @@ function resumePointOf(
   return match ? { token: match[1]!, since: Number(match[2]) } : { token: '', since: -1 }
 }
 
-function idsOf(raw: unknown, maxIds: number): UserId[] | { code: string; message: string } {
-  const text = Array.isArray(raw) ? raw.join(',') : raw
-  if (typeof text !== 'string' || text.trim() === '') {
-    return { code: 'IDS_INVALID', message: '"ids" must be a comma-separated list of user ids.' }
+const tooManyIds = (maxIds: number): Refusal => ({
+  code: 'TOO_MANY_IDS',
+  message: `At most ${maxIds} ids.`,
+})
+
+function idsOf(raw: unknown, maxIds: number): UserId[] | Refusal {
+  const parts = Array.isArray(raw)
+    ? raw.map(String)
+    : typeof raw === 'string' && raw.trim() !== ''
+      ? raw.split(',')
+      : undefined
+  if (parts === undefined || parts.length === 0) {
+    const message = Array.isArray(raw)
+      ? '"ids" must be a non-empty array of user ids.'
+      : '"ids" must be a comma-separated list of user ids.'
+    return { code: 'IDS_INVALID', message }
   }
-  const parts = text.split(',').map((part) => part.trim())
-  if (parts.length > maxIds) return { code: 'TOO_MANY_IDS', message: `At most ${maxIds} ids.` }
+  if (parts.length > maxIds) return tooManyIds(maxIds)
   const ids: UserId[] = []
   for (const part of parts) {
-    const id = parseUserId(part)
+    const id = parseUserId(part.trim())
     if (!id) {
       return {
         code: 'IDS_INVALID',
@@ -53,17 +91,54 @@ function idsOf(raw: unknown, maxIds: number): UserId[] | { code: string; message
   return [...new Set(ids)]
 }
 
+/** `GET /api/v1/realtime/sse?ids=1,2,3[&positions=1]`, resuming by `Last-Event-ID`. */
+export function sseQueryRequest(request: FastifyRequest, maxIds: number): SseRequest | Refusal {
+  const query = (request.query ?? {}) as Record<string, unknown>
+  // `?ids=1&ids=2` arrives as an array: the same list
+  const rawIds = Array.isArray(query.ids) ? query.ids.join(',') : query.ids
+  const ids = idsOf(rawIds, maxIds)
+  if (!Array.isArray(ids)) return ids
+  const positions = query.positions === '1' || query.positions === 'true'
+  return { ids, resume: resumePointOf(request, query), positions, held: undefined }
+}
+
+/** `POST /api/v1/realtime/sse` with `{ids, resume?, since?, positions?}` (already schema-checked). */
+export function sseBodyRequest(body: SseBody, maxIds: number): SseRequest | Refusal {
+  const ids = idsOf(body.ids, maxIds)
+  if (!Array.isArray(ids)) return ids
+  if (body.resume !== undefined && body.since === undefined) {
+    return {
+      code: 'INVALID_REQUEST',
+      message: '"since" (the last sequence number received) is required with "resume".',
+    }
+  }
+  const resume =
+    body.resume === undefined ? undefined : { token: body.resume, since: body.since ?? 0 }
+  if (typeof body.positions !== 'object') {
+    return { ids, resume, positions: body.positions === true, held: undefined }
+  }
+  const held = parsePositions(body.positions, maxIds)
+  if (!Array.isArray(held)) {
+    const { code, message } = held.error
+    return { code: code === 'FRAME_INVALID' ? 'INVALID_REQUEST' : code, message }
+  }
+  return { ids, resume, positions: true, held }
+}
+
 /**
- * `GET /api/v1/realtime/sse?ids=1,2,3`: the same stream as the WebSocket, one way. Each event
- * is `id: <token>.<seq>` + `data: <frame>`, so EventSource resumes by itself.
+ * `GET /api/v1/realtime/sse?ids=1,2,3` and `POST /api/v1/realtime/sse`: the same stream as the
+ * WebSocket, one way. Each event is `id: <token>.<seq>` + `data: <frame>`, so EventSource
+ * resumes by itself; a client holding positions resumes on any node (`POST`).
  */
 export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
-  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  return async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    asked: SseRequest | Refusal,
+  ): Promise<void> => {
+    if (!('ids' in asked)) return void sendNativeError(reply, 400, asked.code, asked.message)
     const userId = userOf(request).userId
-    const query = (request.query ?? {}) as Record<string, unknown>
-    const ids = idsOf(query.ids, deps.maxIds)
-    if (!Array.isArray(ids)) return void sendNativeError(reply, 400, ids.code, ids.message)
-    const resumePoint = resumePointOf(request, query)
+    const { ids, resume: resumePoint, held } = asked
     const { fanout, log } = deps
     // a resumed stream's watches are the user's already: its new ids are checked on subscribe
     if (!resumePoint && !fanout.hasRoom(userId, ids.length)) {
@@ -140,15 +215,44 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     })
 
     let toSubscribe = ids
+    if (asked.positions) stream.positions = true
+    let resumed = false
     if (resumePoint) {
       const result = fanout.resume(userId, resumePoint.token, resumePoint.since, sink)
       if (result.ok) {
         fanout.close(stream)
         stream = result.stream
+        if (asked.positions) stream.positions = true
+        resumed = true
         toSubscribe = ids.filter((id) => !fanout.isWatching(stream, id))
-      } else {
+      } else if (!held) {
         sink.send(JSON.stringify({ type: 'reset', reason: result.reason }))
       }
+    }
+    if (!resumed && held) {
+      // not held here (another node's, or gone): from the users' histories, as the WebSocket
+      // does; the stream watches `ids`, so positions of other users are not recovered
+      const wanted = new Set(ids)
+      const recovered = await fanout
+        .recover(
+          stream,
+          held.filter(([id]) => wanted.has(id)),
+        )
+        .catch((error: unknown) => {
+          log.warn({ err: error }, 'real-time recover failed')
+          return 'unavailable' as const
+        })
+      if (recovered === 'watch_limit') {
+        sink.send(errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser)))
+        return end()
+      }
+      if (recovered !== 'ok') {
+        // as after any reset, the server follows with a fresh snapshot of `ids`
+        sink.send(
+          JSON.stringify({ type: 'reset', reason: recovered === 'reset' ? 'too_old' : recovered }),
+        )
+      }
+      toSubscribe = ids.filter((id) => !fanout.isWatching(stream, id))
     }
     if (toSubscribe.length === 0) return
     const result = await fanout.subscribe(stream, toSubscribe).catch((error: unknown) => {

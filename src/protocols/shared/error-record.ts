@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { PresenceError } from '../../core/errors.js'
+import { PresenceError, fail } from '../../core/errors.js'
 import { validationError } from './int64-keyword.js'
 
 /** The error shape of the native, admin and servers APIs. */
@@ -62,4 +62,16 @@ export function mapErrorToRecord(
   }
   request.log.error({ err: error, url: request.routeOptions.url }, 'request failed')
   return sendErrorRecord(reply, 500, 'INTERNAL', 'Internal error; see the server log.')
+}
+
+/**
+ * A preValidation hook for JSON routes: a body in another type (text/plain has a default parser
+ * in Fastify) is a 415, not a confusing schema error.
+ */
+export async function requireJsonBody(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined) return
+  const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase()
+  if (type !== 'application/json' && type !== 'text/json') {
+    throw fail('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.')
+  }
 }
