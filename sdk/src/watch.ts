@@ -615,9 +615,20 @@ function openWebSocket(
   }
 }
 
+/** The GET form's query of `request`: ids, and resume/since; positions have no place in it. */
+function legacyQuery(request: NativeSseRequest): URLSearchParams {
+  const query = new URLSearchParams({ ids: request.ids.join(',') })
+  if (request.resume !== undefined && request.since !== undefined) {
+    query.set('resume', request.resume)
+    query.set('since', String(request.since))
+  }
+  return query
+}
+
 /**
- * SSE over fetch, always as `POST`: 1000 ids and their positions do not fit a URL, and only a
- * body can carry the positions that let any node continue the stream.
+ * SSE over fetch, as `POST`: 1000 ids and their positions do not fit a URL, and only a
+ * body can carry the positions that let any node continue the stream. A server without the
+ * POST form (404, 405) is asked with GET instead.
  */
 function openSse(
   transport: Transport,
@@ -639,6 +650,14 @@ function openSse(
         body: stringifyJson(request),
         signal: controller.signal,
       })
+      if (response.status === 404 || response.status === 405) {
+        // a presenced from before POST streams: its GET, which resumes on its own node only
+        await response.body?.cancel()
+        response = await transport.fetch(`${url}?${legacyQuery(request)}`, {
+          headers: { accept: 'text/event-stream', ...transport.authHeaders() },
+          signal: controller.signal,
+        })
+      }
     } catch (error) {
       if (controller.signal.aborted) return
       const message = `Cannot reach presenced at ${transport.baseUrl}: ${networkReason(error)}`

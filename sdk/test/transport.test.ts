@@ -142,3 +142,45 @@ test('a token is sent as Bearer; baseUrl must be an http(s) URL', async (t) => {
   assert.equal(requests[0]!.url, '/v1/presence/users')
   assert.throws(() => createClient({ baseUrl: 'localhost:8080' }), TypeError)
 })
+
+test(
+  'SSE against a presenced without the POST form falls back to GET with the ids',
+  { timeout: 10_000 },
+  async (t) => {
+    const presence = {
+      userId: '9007199254740993',
+      state: 'offline',
+      lastOnline: null,
+      locationHidden: false,
+      sessions: [],
+    }
+    const { url, requests } = await fakeServer(t, (request, response) => {
+      if (request.method === 'POST') {
+        return json(response, 404, {
+          message: 'Route POST:/api/v1/realtime/sse not found',
+          error: 'Not Found',
+          statusCode: 404,
+        })
+      }
+      response.writeHead(200, { 'content-type': 'text/event-stream' })
+      const frame = { type: 'snapshot', seq: 1, resume: 'tok', presences: [presence] }
+      response.write(`id: tok.1\ndata: ${JSON.stringify(frame)}\n\n`)
+    })
+    const client = createClient({ baseUrl: url, token: 'a-token' })
+    const sub = client.subscribe(['9007199254740993'], { transport: 'sse' })
+    t.after(() => sub.close())
+    const snapshot = await new Promise<unknown>((resolve) => sub.on('snapshot', resolve))
+    assert.equal(
+      (snapshot as { presences: { userId: string }[] }).presences[0]!.userId,
+      '9007199254740993',
+    )
+    assert.deepEqual(
+      requests.map((r) => r.method),
+      ['POST', 'GET'],
+    )
+    const get = new URL(requests[1]!.url, url)
+    assert.equal(get.pathname, '/api/v1/realtime/sse')
+    assert.equal(get.searchParams.get('ids'), '9007199254740993')
+    assert.equal(requests[1]!.headers.authorization, 'Bearer a-token')
+  },
+)
