@@ -16,13 +16,24 @@ const WATCHER = '500'
 /** The `ws` constructor, remembering every socket so a test can cut one. */
 function recordingWebSocket() {
   const sockets: WebSocket[] = []
+  const gate: { hold: Promise<unknown> | undefined } = { hold: undefined }
   class Recording extends WebSocket {
     constructor(...args: ConstructorParameters<typeof WebSocket>) {
       super(...args)
+      if (sockets.length > 0) {
+        // a later socket's frames wait for `hold`: a test decides what happens before a resume
+        const send = this.send.bind(this) as (...a: unknown[]) => void
+        Object.defineProperty(this, 'send', {
+          value: (...a: unknown[]) => {
+            if (gate.hold === undefined) send(...a)
+            else void gate.hold.then(() => send(...a))
+          },
+        })
+      }
       sockets.push(this)
     }
   }
-  return { sockets, WebSocket: Recording as unknown as WebSocketLike }
+  return { sockets, gate, WebSocket: Recording as unknown as WebSocketLike }
 }
 
 /** Events of a subscription, awaited one by one in order. */
@@ -159,8 +170,12 @@ test('when the stream cannot be resumed, a fresh snapshot arrives with reset: tr
   t.after(() => sub.close())
   const events = eventsOf(sub)
   await events.next()
+  // the resume goes out only once the change is made: a reconnect quicker than the write (a
+  // loaded machine) would otherwise find nothing missed and get the change live
+  const changed = player.registerAppPresence({ placeId: 1818 })
+  recording.gate.hold = changed
   recording.sockets[0]!.terminate()
-  await player.registerAppPresence({ placeId: 1818 })
+  await changed
   const fresh = await events.next()
   assert.equal(fresh.type, 'snapshot')
   assert.ok(fresh.type === 'snapshot' && fresh.reset)
