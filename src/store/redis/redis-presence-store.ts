@@ -14,6 +14,7 @@ import type { RedisKeys } from './keys.js'
 import {
   changeOfReply,
   decodePresence,
+  inheritedElements,
   keyText,
   sessionTail,
   summarizeValue,
@@ -145,6 +146,7 @@ export class RedisPresenceStore implements PresenceStore {
       this.#channel,
       this.#nodeId,
       ...this.#hist(bucket),
+      inheritedElements(write.inherit),
     ]
     return [keys, args]
   }
