@@ -2,8 +2,8 @@
 -- against its caller's rate limit in the same atomic step. When a rule refuses, nothing is
 -- written and the counts are returned; otherwise heartbeat.lua runs and returns its message.
 -- KEYS[1..4], ARGV[1..12] - as heartbeat.lua
--- KEYS[5..4+n] - the caller's rate-limit windows (limit.lua): single Redis only, as in a cluster
---   they hash to another slot than the user's
+-- KEYS[5..4+n] - the caller's rate-limit windows (limit.lua): on a cluster, a budget of the
+--   user's own, whose windows are in the user's slot (RateLimitHit.near)
 -- ARGV[13..12+n] - each window's length in ms; ARGV[13+n..12+2n] - each rule's max
 local limits = #KEYS - 4
 local counts = count_hits(KEYS, 5, ARGV, 13, limits)
