@@ -337,6 +337,7 @@ export class PresenceService {
       deviceType: input.deviceType,
       activity,
       ttlMs: input.ttlMs ?? this.#settings.sessionTtlMs,
+      inherit: input.inherit,
     }
     const { presence, rateLimiter } = this.#stores
     const now = this.#clock.now()
