@@ -4,10 +4,12 @@ import {
   PresenceType,
   atInstant,
   deriveUserState,
+  inheritActivity,
   isLive,
   liveSessions,
   offlinePresence,
   primarySession,
+  type Activity,
   type ActivityKind,
   type Session,
 } from './presence.js'
@@ -108,4 +110,24 @@ test('atInstant drops expired sessions and keeps lastOnline', () => {
 test('offlinePresence', () => {
   assert.deepEqual(offlinePresence(user), { userId: '42', sessions: [], lastOnline: undefined })
   assert.deepEqual(offlinePresence(user, T0), { userId: '42', sessions: [], lastOnline: T0 })
+})
+
+test('inheritActivity: the listed members the previous activity has win, in the same key order', () => {
+  const write: Activity = { kind: 'online', titleId: '1', placement: 'full', titleState: 'active' }
+  const rich = { id: 'menu', params: [] }
+  const previous: Activity = { kind: 'online', titleId: '1', placement: 'fill', richPresence: rich }
+  assert.equal(inheritActivity(write, undefined, ['placement']), write)
+  assert.equal(inheritActivity(write, previous, []), write)
+  // the previous activity has no titleState: the write's stands
+  assert.equal(inheritActivity(write, previous, ['titleState']), write)
+  const merged = inheritActivity(write, previous, ['placement', 'titleState', 'richPresence'])
+  assert.deepEqual(merged, { ...write, placement: 'fill', richPresence: rich })
+  assert.deepEqual(Object.keys(merged), [
+    'kind',
+    'titleId',
+    'placement',
+    'titleState',
+    'richPresence',
+  ])
+  assert.deepEqual(write, { kind: 'online', titleId: '1', placement: 'full', titleState: 'active' })
 })

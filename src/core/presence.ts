@@ -48,6 +48,39 @@ export interface Activity {
   richPresence?: RichPresence
 }
 
+/** The key of a title's session on a device (Xbox title writes): one per title and device type. */
+export function titleSessionKey(titleId: string, deviceType: string): string {
+  return `title:${titleId}:${deviceType}`
+}
+
+/**
+ * Activity members a write may leave to the session it refreshes (SessionWrite.inherit): the
+ * Xbox title members, which a TitleRequest that leaves them out keeps as they were.
+ */
+export type InheritedField = 'placement' | 'titleState' | 'richPresence'
+
+/**
+ * `activity` with each of `fields` taken from `previous` (the live session the write refreshes)
+ * where that has it; `activity`'s own values stand only where it has not. `activity` itself when
+ * nothing is taken; otherwise a copy, members in `activity`'s order, taken ones it lacks after.
+ */
+export function inheritActivity(
+  activity: Activity,
+  previous: Activity | undefined,
+  fields: readonly InheritedField[],
+): Activity {
+  if (previous === undefined) return activity
+  let merged: Activity | undefined
+  for (const field of fields) {
+    if (previous[field] === undefined) continue
+    merged ??= { ...activity }
+    if (field === 'richPresence') merged.richPresence = previous.richPresence
+    else if (field === 'placement') merged.placement = previous.placement
+    else merged.titleState = previous.titleState
+  }
+  return merged ?? activity
+}
+
 export interface Session {
   userId: UserId
   /** Identifies the session among the user's sessions: one per device, title or game server. */

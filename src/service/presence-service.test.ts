@@ -108,6 +108,41 @@ test('heartbeat fills universe, root place and name from the places catalogue', 
   assert.deepEqual(unknown.after.sessions[0]!.activity, { kind: 'inGame', placeId: '5' })
 })
 
+test('titleHeartbeat: members left out keep the values of the title session, else full and active', async (t) => {
+  const { clock, service, events } = setup(t)
+  const title = { userId: carol, titleId: '1234', deviceType: 'XboxOne' }
+  const activityOf = async () => (await service.rawPresence(carol)).presence.sessions[0]?.activity
+  await service.titleHeartbeat(title)
+  const base = { kind: 'online', titleId: '1234' }
+  assert.deepEqual(await activityOf(), { ...base, placement: 'full', titleState: 'active' })
+  const menu = { id: 'menu', params: ['a'] }
+  await service.titleHeartbeat({ ...title, placement: 'fill', richPresence: menu })
+  clock.advance(1000)
+  events.length = 0
+  // nothing left out changes: a refresh, published to no one
+  const refresh = await service.titleHeartbeat({ ...title, titleState: 'active' })
+  assert.deepEqual(refresh.after.sessions[0]!.activity, {
+    ...base,
+    placement: 'fill',
+    titleState: 'active',
+    richPresence: menu,
+  })
+  assert.deepEqual(events, [])
+  await service.titleHeartbeat({ ...title, titleState: 'inactive' })
+  assert.deepEqual(await activityOf(), {
+    ...base,
+    placement: 'fill',
+    titleState: 'inactive',
+    richPresence: menu,
+  })
+  assert.equal(events.length, 1)
+  // another device's session of the title is its own
+  await service.titleHeartbeat({ ...title, deviceType: 'PC' })
+  const pc = (await service.rawPresence(carol)).presence.sessions.find((s) => s.deviceType === 'PC')
+  assert.deepEqual(pc?.key, 'title:1234:PC')
+  assert.deepEqual(pc?.activity, { ...base, placement: 'full', titleState: 'active' })
+})
+
 test('endSession ends at once and publishes; an unknown session publishes nothing', async (t) => {
   const { clock, service, events, beat } = setup(t)
   await beat(alice)

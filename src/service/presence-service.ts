@@ -2,10 +2,15 @@ import type { Place, ProfileRecord, Title, UserProfile } from '../core/catalogue
 import { isPrivacyRecord, type CatalogueRecord, type PrivacyRecord } from '../core/catalogue.js'
 import {
   deriveUserState,
+  titleSessionKey,
   type Activity,
+  type InheritedField,
   type OfflineReason,
+  type Placement,
   type PresenceChange,
   type PresenceType,
+  type RichPresence,
+  type TitleState,
   type UserPresence,
 } from '../core/presence.js'
 import {
@@ -94,6 +99,17 @@ export interface ServiceDeps {
 export type Admission = () => Promise<void>
 
 export type HeartbeatInput = Omit<SessionWrite, 'ttlMs'> & { ttlMs?: number }
+
+/** An Xbox title's presence write on one device (a TitleRequest): members it leaves out are undefined. */
+export interface TitleHeartbeatInput {
+  userId: UserId
+  titleId: string
+  deviceType: string
+  placement?: Placement
+  titleState?: TitleState
+  richPresence?: RichPresence
+  ttlMs?: number
+}
 
 /** What an operator sees of one user: no privacy applied. */
 export interface RawPresence {
@@ -321,6 +337,7 @@ export class PresenceService {
       deviceType: input.deviceType,
       activity,
       ttlMs: input.ttlMs ?? this.#settings.sessionTtlMs,
+      inherit: input.inherit,
     }
     const { presence, rateLimiter } = this.#stores
     const now = this.#clock.now()
@@ -336,6 +353,41 @@ export class PresenceService {
     if (change.position || !isRefresh(change)) await this.#publish(change)
     this.#observer.heartbeats?.(input.source, 1)
     return change
+  }
+
+  /**
+   * Writes a title's presence on a device, as Xbox's TitleRequest does: the members the write
+   * leaves out keep the values of the title's live session there, else placement `full` and
+   * state `active` (no rich presence). The store takes them in the write's own step
+   * (SessionWrite.inherit): nothing is read first, so with its admission it is one Redis round
+   * trip in fleet mode, and a write made in between is never undone.
+   */
+  titleHeartbeat(
+    input: TitleHeartbeatInput,
+    admission?: RequestAdmission,
+  ): Promise<PresenceChange> {
+    const { userId, titleId, deviceType, placement, titleState, richPresence } = input
+    const activity: Activity = {
+      kind: 'online',
+      titleId,
+      placement: placement ?? 'full',
+      titleState: titleState ?? 'active',
+    }
+    if (richPresence) activity.richPresence = richPresence
+    const inherit: InheritedField[] = []
+    if (placement === undefined) inherit.push('placement')
+    if (titleState === undefined) inherit.push('titleState')
+    if (richPresence === undefined) inherit.push('richPresence')
+    const write: HeartbeatInput = {
+      userId,
+      key: titleSessionKey(titleId, deviceType),
+      source: 'title',
+      deviceType,
+      activity,
+    }
+    if (input.ttlMs !== undefined) write.ttlMs = input.ttlMs
+    if (inherit.length > 0) write.inherit = inherit
+    return this.heartbeat(write, admission)
   }
 
   async endSession(

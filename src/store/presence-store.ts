@@ -1,5 +1,6 @@
 import type {
   Activity,
+  InheritedField,
   OfflineReason,
   PresenceChange,
   Session,
@@ -21,6 +22,13 @@ export interface SessionWrite {
   deviceType: string
   activity: Activity
   ttlMs: number
+  /**
+   * Members of `activity` the write leaves out: each takes the value the live session with the
+   * same key has, if it has one, and `activity`'s own (a default, or absent) otherwise
+   * (core `inheritActivity`). Taken in the write's own step, so nothing needs reading first
+   * (an Xbox title write is one Redis round trip) and no write in between is lost.
+   */
+  inherit?: readonly InheritedField[]
 }
 
 /** What a limited write did: its change, or the refusing verdict (nothing written). */

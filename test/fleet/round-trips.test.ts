@@ -147,9 +147,12 @@ test('single Redis: a lookup and a heartbeat are one round trip each, in the com
   assert.equal(after!.sessions[0]?.activity.location, 'Obby')
 })
 
-/** The app over a single Redis, listening, its background duties stopped (nothing else writes). */
-async function httpApp(t: TestContext, limits: Partial<Parameters<typeof testConfig>[0]>) {
-  const target = { url: LOCAL_REDIS_URL }
+/** The app over Redis (a single one unless `target` says), listening, its background duties stopped by the caller. */
+async function httpApp(
+  t: TestContext,
+  limits: Partial<Parameters<typeof testConfig>[0]>,
+  target: RedisTarget = { url: LOCAL_REDIS_URL },
+) {
   const prefix = uniquePrefix('round-trips-http')
   const connection = new RedisConnection(target)
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
@@ -157,7 +160,7 @@ async function httpApp(t: TestContext, limits: Partial<Parameters<typeof testCon
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
   await bus.subscribed
   const stores: Stores = {
-    mode: 'redis',
+    mode: 'url' in target ? 'redis' : 'cluster',
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
     }),
@@ -185,8 +188,9 @@ async function httpApp(t: TestContext, limits: Partial<Parameters<typeof testCon
 
 /** Waits until nothing of the node's own writes to Redis (the dashboard's first pass) is left. */
 async function quiet(writes: () => number[]): Promise<void> {
-  for (let last = -1; writes()[0] !== last;) {
-    last = writes()[0]!
+  const total = () => writes().reduce((sum, n) => sum + n, 0)
+  for (let last = -1; total() !== last;) {
+    last = total()
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
 }
@@ -288,16 +292,26 @@ test('single Redis over HTTP: a heartbeat and its rate limit are one round trip;
   assert.deepEqual(await locationOf(), ['Obby'])
 })
 
-test('single Redis over HTTP: an Xbox title write counts its budget in the heartbeat', async (t) => {
-  const { presenced, address, connection } = await httpApp(t, {
-    xboxBurstMax: 3,
-    xboxSustainMax: 100,
-  })
+/**
+ * Xbox title writes over HTTP: each, with its rate limit and the members it leaves out kept from
+ * the title's session (taken in the write's script, nothing read first), one round trip; the
+ * write over budget refused in its own round trip, having written nothing.
+ */
+async function titleWrites(t: TestContext, target: RedisTarget) {
+  const { presenced, address, connection } = await httpApp(
+    t,
+    { xboxBurstMax: 3, xboxSustainMax: 100 },
+    target,
+  )
   await presenced.service.stop()
   const user = '2533274790395904' as UserId
   const token = await presenced.tokens.issue(user)
+  // a connection to every master (a read across all buckets), outside the counts
+  const everywhere = Array.from({ length: 200 }, (_, i) => String(4_300_000 + i) as UserId)
+  await presenced.service.lookup({ kind: 'anonymous' }, everywhere)
   const writes = countWrites(connection.client)
-  const write = (richPresence: string) =>
+  const total = () => writes().reduce((sum, n) => sum + n, 0)
+  const write = (body: unknown) =>
     fetch(`${address}/users/xuid(${user})/devices/current/titles/current`, {
       method: 'POST',
       headers: {
@@ -307,26 +321,59 @@ test('single Redis over HTTP: an Xbox title write counts its budget in the heart
         'content-type': 'application/json',
         'x-xbl-device-type': 'XboxOne',
       },
-      body: JSON.stringify({ id: '1234', activity: { richPresence: { id: richPresence } } }),
+      body: JSON.stringify(body),
     })
-  const richOf = async () => {
+  const activities = async () => {
     const { presence } = await presenced.service.rawPresence(user)
-    return presence.sessions.map((s) => s.activity.richPresence?.id)
+    return presence.sessions.map((s) => s.activity)
   }
-  assert.equal((await write('menu')).status, 200)
+  // the three writes and the refusal within one 15 s burst window: none starts near its end
+  const intoWindow = Date.now() % 15_000
+  if (intoWindow > 9_000) await new Promise((resolve) => setTimeout(resolve, 15_100 - intoWindow))
+  // warm: the script is loaded (its first call is an EVALSHA, then an EVAL)
+  const menu = { id: 'menu', params: ['a,[b]"', '\\'] }
+  const first = await write({ id: '1234', placement: 'fill', activity: { richPresence: menu } })
+  assert.equal(first.status, 200)
+  await first.arrayBuffer()
   await quiet(writes)
-  const before = writes()[0]!
-  const second = await write('playing')
+
+  let before = total()
+  // left out: placement and rich presence keep their values, from the title's session
+  const second = await write({ id: '1234', state: 'inactive' })
   assert.equal(second.status, 200)
-  await second.arrayBuffer()
-  // the read of the title's previous values, then the heartbeat with its budget
-  assert.equal(writes()[0]! - before, 2, 'a title write: two round trips')
-  assert.equal((await write('lobby')).status, 200)
-  const refused = await write('refused')
+  assert.equal(
+    second.headers.get('x-heartbeat-after'),
+    String(presenced.config.xboxHeartbeatSeconds),
+  )
+  assert.equal(second.headers.get('cache-control'), 'no-cache')
+  assert.equal(await second.text(), '')
+  assert.equal(total() - before, 1, 'a title write and its rate limit: one round trip')
+  const kept = { kind: 'online', titleId: '1234', placement: 'fill', titleState: 'inactive' }
+  assert.deepEqual(await activities(), [{ ...kept, richPresence: menu }])
+
+  before = total()
+  const third = await write({ id: '1234', activity: { richPresence: { id: 'lobby' } } })
+  assert.equal(third.status, 200)
+  await third.arrayBuffer()
+  assert.equal(total() - before, 1, 'a title write and its rate limit: one round trip')
+  const lobby = [{ ...kept, richPresence: { id: 'lobby', params: [] } }]
+  assert.deepEqual(await activities(), lobby)
+
+  // the budget of 3 is spent: refused in the write's own round trip, nothing written
+  before = total()
+  const refused = await write({ id: '1234', placement: 'full', activity: { richPresence: menu } })
   assert.equal(refused.status, 429)
+  assert.ok(Number(refused.headers.get('retry-after')) >= 1)
   await refused.arrayBuffer()
-  assert.deepEqual(await richOf(), ['lobby'])
-})
+  assert.equal(total() - before, 1, 'a refused title write: one round trip')
+  assert.deepEqual(await activities(), lobby)
+}
+
+test('single Redis over HTTP: an Xbox title write and its rate limit are one round trip; a refused one writes nothing', (t) =>
+  titleWrites(t, { url: LOCAL_REDIS_URL }))
+
+test('3-master cluster over HTTP: an Xbox title write and its rate limit are one round trip; a refused one writes nothing', async (t) =>
+  titleWrites(t, await clusterTarget()))
 
 test('3-master cluster: a lookup of 1100 ids is one round trip per master, a heartbeat one', async (t) => {
   const { service, client } = await fleetService(t, await clusterTarget())

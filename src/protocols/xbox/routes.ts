@@ -4,7 +4,7 @@ import type { PresenceService } from '../../service/presence-service.js'
 import { leanBatchRoute } from './lean-batch.js'
 import type { Caller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
-import type { Activity } from '../../core/presence.js'
+import { titleSessionKey } from '../../core/presence.js'
 import type { Title } from '../../core/catalogue.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
@@ -170,22 +170,18 @@ export async function xboxPresenceRoutes(
       const write = parseTitleRequest(request.body)
       const titleId = write.id ?? titleIdOf(request) ?? settings.xboxDefaultTitleId
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
-      const key = `title:${titleId}:${deviceType}`
-      // members absent from the request keep their values (TitleRequest semantics)
-      const [own] = await service.rawPresences([xuid])
-      const previous = own?.sessions.find((s) => s.key === key)?.activity
-      const activity: Activity = {
-        kind: 'online',
-        titleId,
-        placement: write.placement ?? previous?.placement ?? 'full',
-        titleState: write.state ?? previous?.titleState ?? 'active',
-      }
-      const richPresence = write.richPresence ?? previous?.richPresence
-      if (richPresence) activity.richPresence = richPresence
       // the title's budget is counted with the write (one Redis round trip in fleet mode)
       const admission = service.limits.admission(service.limits.titleWriteHit(xuid, titleId))
-      await service.heartbeat(
-        { userId: xuid, key, source: 'title', deviceType, activity, ttlMs: titleTtlMs },
+      await service.titleHeartbeat(
+        {
+          userId: xuid,
+          titleId,
+          deviceType,
+          placement: write.placement,
+          titleState: write.state,
+          richPresence: write.richPresence,
+          ttlMs: titleTtlMs,
+        },
         admission,
       )
       return reply
@@ -210,7 +206,7 @@ export async function xboxPresenceRoutes(
         await service.limits.titleWrite(xuid, titleId)
       }
       for (const titleId of titleIds) {
-        await service.endSession(xuid, `title:${titleId}:${deviceType}`)
+        await service.endSession(xuid, titleSessionKey(titleId, deviceType))
       }
       return reply.code(200).header('cache-control', 'no-cache').send()
     },

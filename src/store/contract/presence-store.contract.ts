@@ -12,7 +12,12 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test, type TestContext } from 'node:test'
-import { PresenceType, type Activity, type Session } from '../../core/presence.js'
+import {
+  PresenceType,
+  type Activity,
+  type InheritedField,
+  type Session,
+} from '../../core/presence.js'
 import { summaryOf } from '../../core/privacy.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
@@ -121,6 +126,92 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.equal(session.expiresAt, T0 + 20_000 + TTL)
       assert.deepEqual(session.activity, { kind: 'inGame', placeId: '99' })
       assert.deepEqual(await store.stats(T0 + 20_000), { sessions: 1, users: 1 })
+    })
+
+    test('a write takes the members it inherits from the live session it refreshes', async (t) => {
+      const store = await open(t)
+      const user = id('2533274790395904')
+      const key = 'title:1234:XboxOne'
+      const all: InheritedField[] = ['placement', 'titleState', 'richPresence']
+      const title = (at: number, activity: Partial<Activity>, inherit?: InheritedField[]) =>
+        store.heartbeat(
+          write(user, key, {
+            source: 'title',
+            deviceType: 'XboxOne',
+            activity: { kind: 'online', titleId: '1234', ...activity },
+            ...(inherit && { inherit }),
+          }),
+          at,
+        )
+      const sessionsAt = async (at: number) => (await store.getMany([user], at))[0]!.sessions
+      // strings with the characters a stored line is made of
+      const rich = { id: 'say "a,[b]"', params: ['x]', '[,"\\', ''], scid: 'c0ffee' }
+      const defaults = { placement: 'full', titleState: 'active' } as const
+
+      // nothing to inherit from: the write's own values
+      let change = await title(T0, defaults, all)
+      assert.deepEqual(change.after.sessions[0]!.activity, {
+        kind: 'online',
+        titleId: '1234',
+        ...defaults,
+      })
+      await title(T0 + 1, { placement: 'fill', titleState: 'inactive', richPresence: rich })
+      const full = { kind: 'online', titleId: '1234', placement: 'fill', titleState: 'inactive' }
+      // every member inherited: nothing changes but the expiry
+      change = await title(T0 + 2, defaults, all)
+      assert.deepEqual(change.before.sessions[0]!.activity, { ...full, richPresence: rich })
+      assert.deepEqual(change.after.sessions[0]!.activity, { ...full, richPresence: rich })
+      assert.equal(change.after.sessions[0]!.expiresAt, T0 + 2 + TTL)
+      // only what is inherited is taken
+      change = await title(T0 + 3, { placement: 'snapped', titleState: 'active' }, ['richPresence'])
+      const snapped = { ...full, placement: 'snapped', titleState: 'active', richPresence: rich }
+      assert.deepEqual(change.after.sessions[0]!.activity, snapped)
+      // members of the write that sit after absent ones, and one it lacks
+      change = await title(T0 + 4, {}, ['titleState'])
+      assert.deepEqual(change.after.sessions[0]!.activity, {
+        kind: 'online',
+        titleId: '1234',
+        titleState: 'active',
+      })
+      // a member the previous session lacks is not taken
+      change = await title(T0 + 5, { richPresence: { id: 'lobby', params: [] } }, [
+        'placement',
+        'titleState',
+      ])
+      assert.deepEqual(change.after.sessions[0]!.activity, {
+        kind: 'online',
+        titleId: '1234',
+        titleState: 'active',
+        richPresence: { id: 'lobby', params: [] },
+      })
+      assert.deepEqual(
+        (await sessionsAt(T0 + 6)).map((s) => s.activity),
+        [change.after.sessions[0]!.activity],
+      )
+      // never from another key's session
+      change = await store.heartbeat(
+        write(user, 'title:1234:PC', {
+          source: 'title',
+          deviceType: 'PC',
+          activity: { kind: 'online', titleId: '1234', ...defaults },
+          inherit: all,
+        }),
+        T0 + 7,
+      )
+      assert.deepEqual(change.after.sessions.find((s) => s.key === 'title:1234:PC')!.activity, {
+        kind: 'online',
+        titleId: '1234',
+        ...defaults,
+      })
+      // never from a session past its expiry
+      const later = T0 + 5 + TTL
+      change = await title(later, defaults, all)
+      assert.deepEqual(change.after.sessions.find((s) => s.key === key)!.activity, {
+        kind: 'online',
+        titleId: '1234',
+        ...defaults,
+      })
+      assert.equal(change.after.sessions.find((s) => s.key === key)!.startedAt, later)
     })
 
     test('a heartbeat after expiry starts a new session', async (t) => {

@@ -5,7 +5,7 @@ import type {
   SessionSource,
   UserPresence,
 } from '../../core/presence.js'
-import { PresenceType, stateOfKind } from '../../core/presence.js'
+import { PresenceType, inheritActivity, stateOfKind } from '../../core/presence.js'
 import type { PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
@@ -99,8 +99,15 @@ export class MemoryPresenceStore implements PresenceStore {
   #write(user: number, write: SessionWrite, now: number): PresenceChange {
     const before = this.#presence(write.userId, user, now)
     const rows = this.#sessions
+    const written = write.inherit
+      ? inheritActivity(
+          write.activity,
+          before.sessions.find((s) => s.key === write.key)?.activity,
+          write.inherit,
+        )
+      : write.activity
     // take the new references before dropping the old ones, which may be the same values
-    const activity = this.#activities.acquire(JSON.stringify(write.activity))
+    const activity = this.#activities.acquire(JSON.stringify(written))
     const deviceType = this.#strings.acquire(write.deviceType)
     let slot = this.#find(user, write.key)
     if (slot === NONE) {

@@ -1,6 +1,7 @@
 import type {
   Activity,
   ActivityKind,
+  InheritedField,
   OfflineReason,
   RichPresence,
   Session,
@@ -91,6 +92,22 @@ export function sessionTail(
   key: string,
 ): string {
   return `${SOURCE_CODES[source]},${JSON.stringify(deviceType)},${encodeActivity(activity, key)}]`
+}
+
+/** Where each inheritable member sits in a StoredActivity, counted from 1 (as Lua does). */
+const INHERITED_AT: Record<InheritedField, number> = {
+  placement: 8,
+  titleState: 9,
+  richPresence: 10,
+}
+
+/**
+ * heartbeat.lua's `inherit` argument for SessionWrite.inherit: the stored activity's elements the
+ * script takes from the live session it refreshes ('' for none).
+ */
+export function inheritedElements(fields: readonly InheritedField[] | undefined): string {
+  if (fields === undefined || fields.length === 0) return ''
+  return fields.map((field) => INHERITED_AT[field]).join(' ')
 }
 
 /** `value`, `=` when it repeats `same`, or 0 when absent. */

@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test'
 import { setTimeout } from 'node:timers/promises'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
-import type { Session } from '../../core/presence.js'
+import type { Activity, InheritedField, Session } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
 import { RedisChangeBus } from '../../realtime/redis-change-bus.js'
 import { presenceStoreContract } from '../contract/presence-store.contract.js'
@@ -150,6 +150,66 @@ test('every activity field, and keys and devices with odd characters, survive th
     ['P]C\t,['],
   )
   assert.equal(await store.end('77' as UserId, 'app:"\n\\,é', T0 + 12, 'explicit'), undefined)
+})
+
+test('an inheriting write stores what a write of its merged activity stores; a refresh is not in the history', async (t) => {
+  const prefix = uniquePrefix('inherit')
+  const connection = new RedisConnection(single)
+  assert.ok(await connection.waitReady(), 'Redis must be reachable')
+  const keys = new RedisKeys(prefix)
+  const store = new RedisPresenceStore(connection, keys, {
+    history: { entries: 8, ageSeconds: 300 },
+  })
+  t.after(async () => {
+    await store.close()
+    await deleteKeys(single, prefix)
+  })
+  const title = (
+    userId: string,
+    activity: Omit<Activity, 'kind'>,
+    inherit?: InheritedField[],
+  ): SessionWrite => ({
+    userId: userId as UserId,
+    key: 'title:1234:XboxOne',
+    source: 'title',
+    deviceType: 'XboxOne',
+    activity: { kind: 'online', titleId: '1234', ...activity },
+    ttlMs: 60_000,
+    ...(inherit && { inherit }),
+  })
+  const rich = { id: 'say "a,[b]"', params: ['x]', '\\'], scid: 'c0ffee' }
+  const all: Omit<Activity, 'kind'> = {
+    placement: 'fill',
+    titleState: 'inactive',
+    richPresence: rich,
+  }
+  // '11' inherits, '12' writes what '11' should end up with
+  for (const user of ['11', '12']) await store.heartbeat(title(user, all), T0)
+  const refresh = await store.heartbeat(
+    title('11', { placement: 'full', titleState: 'active' }, [
+      'placement',
+      'titleState',
+      'richPresence',
+    ]),
+    T0 + 1,
+  )
+  assert.equal(refresh.position, undefined, 'a refresh: not in the history')
+  await store.heartbeat(title('12', all), T0 + 1)
+  const moved = await store.heartbeat(
+    title('11', { placement: 'snapped', titleState: 'active' }, ['richPresence']),
+    T0 + 2,
+  )
+  assert.equal(moved.position?.offset, 2)
+  await store.heartbeat(
+    title('12', { placement: 'snapped', titleState: 'active', richPresence: rich }),
+    T0 + 2,
+  )
+  const [inherited, written] = await connection.client.mget(
+    keys.presence('11' as UserId),
+    keys.presence('12' as UserId),
+  )
+  assert.ok(inherited)
+  assert.equal(inherited, written)
 })
 
 /** Counts socket writes (one per batch of commands ioredis flushes: a round trip) per node. */

@@ -14,6 +14,7 @@ import type { RedisKeys } from './keys.js'
 import {
   changeOfReply,
   decodePresence,
+  inheritedElements,
   keyText,
   sessionTail,
   summarizeValue,
@@ -94,7 +95,8 @@ export class RedisPresenceStore implements PresenceStore {
 
   /**
    * One script (limited-heartbeat.lua) counts the hit and, when every rule allows it, writes.
-   * Single Redis only: in a cluster the caller's windows hash to another slot than the user's.
+   * On a cluster only for a budget of the user's own (`hit.near`): its windows are in the
+   * user's slot; any other caller's hash elsewhere.
    */
   limitedHeartbeat(
     write: SessionWrite,
@@ -145,6 +147,7 @@ export class RedisPresenceStore implements PresenceStore {
       this.#channel,
       this.#nodeId,
       ...this.#hist(bucket),
+      inheritedElements(write.inherit),
     ]
     return [keys, args]
   }

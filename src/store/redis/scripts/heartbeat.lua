@@ -13,6 +13,8 @@
 -- ARGV[7] - channel to publish the change on ('' for none)
 -- ARGV[8] - this node's id, so it skips its own message
 -- ARGV[9..11] - the bucket's history prefix, changes kept per user, their age in ms (presence.lua)
+-- ARGV[12] - the activity elements (1-based, space-separated) this write takes from the live
+--   session it refreshes where that has them (SessionWrite.inherit); '' for none
 -- Returns the change message (kind h).
 -- Expired sessions of other keys stay until the sweep claims them, so each ends with one event.
 local now = tonumber(ARGV[2])
@@ -20,26 +22,28 @@ local ttl = tonumber(ARGV[5])
 local raw = redis.call('GET', KEYS[1])
 local lo, sessions = parse(raw)
 local prefix = ARGV[4] .. ','
+local rest = prefix .. ARGV[6]
 
 local found = false
 -- a refresh (same live session, same line) changes nothing a watcher sees: not in the history
 local visible = true
 for _, s in ipairs(sessions) do
   if has_key(s, prefix) then
-    visible = s.ex <= now or s.rest ~= prefix .. ARGV[6]
+    if ARGV[12] ~= '' and s.ex > now then rest = inherit(rest, s.rest, ARGV[12]) end
+    visible = s.ex <= now or s.rest ~= rest
     local startedAt = s.ex - s.ttl - s.age
     -- a session past expiry that was not swept yet is replaced by a new one
     if s.ex <= now then startedAt = now end
     s.ex = now + ttl
     s.ttl = ttl
     s.age = now - startedAt
-    s.rest = prefix .. ARGV[6]
+    s.rest = rest
     found = true
     break
   end
 end
 if not found then
-  sessions[#sessions + 1] = {ex = now + ttl, ttl = ttl, age = 0, rest = prefix .. ARGV[6]}
+  sessions[#sessions + 1] = {ex = now + ttl, ttl = ttl, age = 0, rest = rest}
   redis.call('HINCRBY', KEYS[4], 's', 1)
 end
 index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], sessions)

@@ -39,6 +39,61 @@ local function has_key(s, prefix)
   return string.sub(s.rest, 1, #prefix) == prefix
 end
 
+-- The texts of the top-level elements of the JSON array text `text` (a string in it may hold
+-- any of , [ ] and escaped quotes).
+local function elements(text)
+  local items = {}
+  local depth, start, i = 0, 2, 2
+  while true do
+    i = string.find(text, '[",%[%]]', i)
+    if not i then return items end
+    local c = string.sub(text, i, i)
+    if c == '"' then
+      repeat
+        i = string.find(text, '["\\]', i + 1)
+        if not i then return items end
+        local escape = string.sub(text, i, i) == '\\'
+        if escape then i = i + 1 end
+      until not escape
+    elseif c == '[' then
+      depth = depth + 1
+    elseif c == ']' then
+      if depth == 0 then
+        items[#items + 1] = string.sub(text, start, i - 1)
+        return items
+      end
+      depth = depth - 1
+    elseif depth == 0 then
+      items[#items + 1] = string.sub(text, start, i - 1)
+      start = i + 1
+    end
+    i = i + 1
+  end
+end
+
+-- A session line's `rest` (<key>,<source>,<device>,<activity>]) whose activity takes the elements
+-- at `positions` (the stored activity's 1-based indexes, space-separated) from the live session
+-- line `was` where that has them (not 0): core inheritActivity on the stored text, spliced so
+-- that the line is exactly what encodeActivity writes for the merged activity (trailing 0s
+-- dropped), and a refresh that changes nothing stays byte for byte the same line.
+local function inherit(rest, was, positions)
+  local line = elements('[' .. rest)
+  local activity = elements(line[#line])
+  local old = elements('[' .. was)
+  old = elements(old[#old])
+  for p in string.gmatch(positions, '%d+') do
+    p = tonumber(p)
+    local value = old[p]
+    if value ~= nil and value ~= '0' then
+      for i = #activity + 1, p - 1 do activity[i] = '0' end
+      activity[p] = value
+    end
+  end
+  while #activity > 1 and activity[#activity] == '0' do activity[#activity] = nil end
+  line[#line] = '[' .. table.concat(activity, ',') .. ']'
+  return table.concat(line, ',') .. ']'
+end
+
 -- The user's expiry shard in its bucket, as RedisKeys.dueShardOf computes it.
 local function shard_of(userId, shards)
   return tostring(tonumber(string.sub(userId, -6)) % shards)
