@@ -1,14 +1,5 @@
+import { errorRecordSchema as error } from '../shared/error-record.js'
 import { int64 } from '../shared/int64-keyword.js'
-
-const error = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
-    },
-  },
-} as const
 
 /**
  * `POST /api/v1/realtime/sse`: the SSE stream of `GET`, with what does not fit a URL (up to 1000

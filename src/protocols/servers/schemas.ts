@@ -1,22 +1,13 @@
 const tags = ['servers']
 const security = [{ apiKey: [] }]
 
+import { errorRecordSchema as error } from '../shared/error-record.js'
 import { int64 } from '../shared/int64-keyword.js'
 
 const params = {
   type: 'object',
   required: ['gameId'],
   properties: { gameId: { type: 'string', description: "The server instance's uuid." } },
-} as const
-
-const error = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
-    },
-  },
 } as const
 
 const errors = { 400: error, 401: error, 403: error, 404: error, 503: error }

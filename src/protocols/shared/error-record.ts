@@ -7,6 +7,17 @@ export interface ErrorRecordBody {
   error: { code: string; message: string; line?: number }
 }
 
+/** ErrorRecordBody as a response schema (`line` is admin's own, documented there). */
+export const errorRecordSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+} as const
+
 /** Writes `{"error":{code,message}}` (plus `line` for a refused import line). */
 export function sendErrorRecord(
   reply: FastifyReply,
