@@ -103,21 +103,10 @@ interface MgetGroup {
   waiters: MgetWaiter[]
 }
 
-/** A rate-limit hit of the tick's joined count (RedisConnection.countHits) and its caller. */
-interface HitWaiter {
-  rules: number
-  resolve: (counts: number[]) => void
-  reject: (error: unknown) => void
-}
-
-/** What goes out in one write (single Redis): joined MGETs, joined hits and calls beside them. */
+/** What goes out in one write (single Redis): joined MGETs and calls beside them. */
 interface Batch {
   mgets: MgetGroup[]
   calls: TickCall[]
-  /** rate-limit.lua's keys and arguments for every hit of `hits`, in order. */
-  hitKeys: string[]
-  hitArgs: string[]
-  hits: HitWaiter[]
 }
 
 /**
@@ -403,7 +392,7 @@ export class RedisConnection {
   #batch(): Batch {
     let batch = this.#pending
     if (batch === undefined) {
-      batch = this.#pending = { mgets: [], calls: [], hitKeys: [], hitArgs: [], hits: [] }
+      batch = this.#pending = { mgets: [], calls: [] }
       setImmediate(() => this.#flush())
     }
     return batch
@@ -442,9 +431,9 @@ export class RedisConnection {
   }
 
   /**
-   * A command that goes out in the same write as this tick's MGET, so that, e.g., a viewer's
-   * relations cost no round trip of their own beside the read: `add` puts it on the tick's
-   * pipeline (e.g. `(p) => p.smismember(…)`); resolves with its reply. On a cluster, a
+   * A command that goes out in the same write as this tick's MGET, so that, e.g., a request's
+   * rate limit costs no round trip of its own beside its read: `add` puts it on the tick's
+   * pipeline (e.g. `(p) => p.presencedRateLimit(…)`); resolves with its reply. On a cluster, a
    * pipeline spans one slot, so the command goes through the client's auto-pipelining instead
    * (`direct`).
    */
@@ -459,31 +448,6 @@ export class RedisConnection {
     })
   }
 
-  /**
-   * Counts one rate-limit hit (rate-limit.lua): `windows`, its rules' current window counters
-   * (one hash tag), `lengths` their window lengths in ms; resolves with each counter's count.
-   * On a single Redis, the tick's hits go as one script call in the write of its MGET: a call
-   * per request cost the node a Command, a timer and a reply each, and Redis a script call.
-   * On a cluster, a script spans one slot: the hit goes alone, auto-pipelined.
-   */
-  countHits(windows: readonly string[], lengths: readonly string[]): Promise<number[]> {
-    if (this.isCluster) {
-      return this.client.presencedRateLimit(
-        String(windows.length),
-        ...windows,
-        String(lengths.length),
-        ...lengths,
-      )
-    }
-    const batch = this.#batch()
-    for (const window of windows) batch.hitKeys.push(window)
-    batch.hitArgs.push(String(lengths.length))
-    for (const length of lengths) batch.hitArgs.push(length)
-    return new Promise((resolve, reject) => {
-      batch.hits.push({ rules: windows.length, resolve, reject })
-    })
-  }
-
   /** Sends a batch as one pipeline (one write); settles when every reply is in. */
   async #send(batch: Batch): Promise<void> {
     let results: Array<[error: Error | null, result: unknown]> | null
@@ -492,13 +456,6 @@ export class RedisConnection {
       const pipeline = (this.client as Redis).pipeline() as ChainableCommander &
         Pick<Pipeline, 'sendCommand'>
       for (const call of batch.calls) call.add(pipeline)
-      if (batch.hits.length > 0) {
-        pipeline.presencedRateLimit(
-          String(batch.hitKeys.length),
-          ...batch.hitKeys,
-          ...batch.hitArgs,
-        )
-      }
       for (const group of batch.mgets) {
         pipeline.sendCommand(new MgetCommand(group.keys, group.heads))
       }
@@ -506,7 +463,6 @@ export class RedisConnection {
       if (!results) throw new Error('pipeline discarded')
     } catch (error) {
       for (const call of batch.calls) call.reject(error)
-      for (const hit of batch.hits) hit.reject(error)
       for (const group of batch.mgets) for (const w of group.waiters) w.reject(error)
       return
     }
@@ -515,17 +471,8 @@ export class RedisConnection {
       if (error) call.reject(error)
       else call.resolve(value)
     })
-    let at = batch.calls.length
-    if (batch.hits.length > 0) {
-      const [error, reply] = results[at++]!
-      let from = 0
-      for (const hit of batch.hits) {
-        if (error) hit.reject(error)
-        else hit.resolve((reply as number[]).slice(from, (from += hit.rules)))
-      }
-    }
     batch.mgets.forEach((group, i) => {
-      const [error, reply] = results[at + i]!
+      const [error, reply] = results[batch.calls.length + i]!
       if (error) {
         for (const w of group.waiters) w.reject(error)
         return

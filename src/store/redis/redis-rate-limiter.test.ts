@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { Redis } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { rateLimiterContract } from '../contract/rate-limiter.contract.js'
@@ -76,45 +75,4 @@ test('every window key expires on its own, within two of its windows', async (t)
     const ttl = await connection.client.pttl(key)
     assert.ok(ttl > 0 && ttl <= 2 * rule.windowMs, `${rule.name}: PTTL ${ttl}`)
   }
-})
-
-test("one tick's hits go as one script call, each answered with its own counts", async (t) => {
-  const { limiter, connection, cleanup } = await open(single)
-  t.after(cleanup)
-  const client = connection.client as Redis
-  const sent: string[] = []
-  const sendCommand = client.sendCommand.bind(client)
-  client.sendCommand = (command, stream) => {
-    sent.push(command.name)
-    return sendCommand(command, stream)
-  }
-  t.after(() => {
-    client.sendCommand = sendCommand
-  })
-  const oneRule = [{ name: 'burst', max: 2, windowMs: 1_000 }]
-  // the same caller twice (its counts follow each other), another with two rules, a third
-  const verdicts = await Promise.all([
-    limiter.hit('user:a', oneRule, T0),
-    limiter.hit('user:b', rules, T0),
-    limiter.hit('user:a', oneRule, T0),
-    limiter.hit('user:a', oneRule, T0),
-    limiter.hit('user:c', oneRule, T0),
-  ])
-  assert.deepEqual(
-    verdicts.map((v) => [v.allowed, v.rule, v.count]),
-    [
-      [true, 'burst', 1],
-      [true, 'burst', 1],
-      [true, 'burst', 2],
-      [false, 'burst', 3],
-      [true, 'burst', 1],
-    ],
-  )
-  assert.deepEqual(
-    sent.filter((name) => name !== 'multi' && name !== 'exec'),
-    ['evalsha'],
-  )
-  // and alone, as before
-  const alone = await limiter.hit('user:b', rules, T0 + 1)
-  assert.deepEqual([alone.allowed, alone.rule, alone.count], [true, 'burst', 2])
 })
