@@ -34,8 +34,15 @@ export class MemoryRateLimiter implements RateLimiter {
   readonly #maxWindows: number
   readonly #sweepIntervalMs: number
   #nextSweepAt = -Infinity
-  readonly #slots = new Map<string, number>()
-  readonly #ids: Array<string | undefined> = []
+  /**
+   * Rule name → caller key → slot. Two lookups, not one by `${rule}\0${key}`: building and
+   * hashing that string per rule per request was most of a hit; a key's hash is computed once.
+   */
+  readonly #slots = new Map<string, Map<string, number>>()
+  #size = 0
+  /** Each slot's rule name and key, to forget it. */
+  readonly #ruleOf: Array<string | undefined> = []
+  readonly #keyOf: Array<string | undefined> = []
   #endsAt = new Float64Array(FIRST_CAPACITY)
   #counts = new Uint32Array(FIRST_CAPACITY)
   #older = new Int32Array(FIRST_CAPACITY)
@@ -58,7 +65,7 @@ export class MemoryRateLimiter implements RateLimiter {
 
   /** Windows held now (ended ones included until they are swept). */
   get size(): number {
-    return this.#slots.size
+    return this.#size
   }
 
   hit(key: string, rules: readonly RateLimitRule[], now: number): Promise<RateLimitVerdict> {
@@ -67,10 +74,14 @@ export class MemoryRateLimiter implements RateLimiter {
     const counts = new Array<number>(rules.length)
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!
-      const id = `${rule.name}\u0000${key}`
-      let slot = this.#slots.get(id)
+      let byKey = this.#slots.get(rule.name)
+      if (byKey === undefined) {
+        byKey = new Map()
+        this.#slots.set(rule.name, byKey)
+      }
+      let slot = byKey.get(key)
       if (slot === undefined) {
-        slot = this.#allocate(id)
+        slot = this.#allocate(rule.name, key, byKey)
         this.#counts[slot] = 0
         this.#endsAt[slot] = windowOf(rule, now).endsAt
       } else {
@@ -87,7 +98,7 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   /** A slot for a new window: a free one, a new one, or the least recently hit one's. */
-  #allocate(id: string): number {
+  #allocate(rule: string, key: string, byKey: Map<string, number>): number {
     let slot = this.#free.pop()
     if (slot === undefined && this.#allocated < this.#maxWindows) {
       slot = this.#allocated++
@@ -96,11 +107,20 @@ export class MemoryRateLimiter implements RateLimiter {
     if (slot === undefined) {
       slot = this.#oldest
       this.#unlink(slot)
-      this.#slots.delete(this.#ids[slot]!)
+      this.#forget(slot)
     }
-    this.#ids[slot] = id
-    this.#slots.set(id, slot)
+    this.#ruleOf[slot] = rule
+    this.#keyOf[slot] = key
+    byKey.set(key, slot)
+    this.#size++
     return slot
+  }
+
+  #forget(slot: number): void {
+    this.#slots.get(this.#ruleOf[slot]!)?.delete(this.#keyOf[slot]!)
+    this.#ruleOf[slot] = undefined
+    this.#keyOf[slot] = undefined
+    this.#size--
   }
 
   #grow(): void {
@@ -138,8 +158,7 @@ export class MemoryRateLimiter implements RateLimiter {
       const next = this.#newer[slot]!
       if (this.#endsAt[slot]! <= now) {
         this.#unlink(slot)
-        this.#slots.delete(this.#ids[slot]!)
-        this.#ids[slot] = undefined
+        this.#forget(slot)
         this.#free.push(slot)
       }
       slot = next
