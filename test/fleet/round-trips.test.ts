@@ -36,7 +36,8 @@ const clusterTarget = clusterForThisFile()
 
 async function fleetService(t: TestContext, target: RedisTarget, rateLimitMax = 600) {
   const prefix = uniquePrefix('round-trips')
-  const connection = new RedisConnection(target)
+  // round trips are counted here, not timeouts: a loaded machine must not turn one into a 503
+  const connection = new RedisConnection(target, { commandTimeoutMs: 10_000 })
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
@@ -154,7 +155,8 @@ async function httpApp(
   target: RedisTarget = { url: LOCAL_REDIS_URL },
 ) {
   const prefix = uniquePrefix('round-trips-http')
-  const connection = new RedisConnection(target)
+  // round trips are counted here, not timeouts: a loaded machine must not turn one into a 503
+  const connection = new RedisConnection(target, { commandTimeoutMs: 10_000 })
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
