@@ -21,7 +21,7 @@ import {
 import { RedisPresenceStore } from '../../src/store/redis/redis-presence-store.js'
 import { RedisProfileStore } from '../../src/store/redis/redis-profile-store.js'
 import { RedisRateLimiter } from '../../src/store/redis/redis-rate-limiter.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
+import { LOCAL_REDIS_URL, deleteKeys, monitorCommands, uniquePrefix } from '../helpers/redis.js'
 import { clusterForThisFile } from '../helpers/redis-cluster.js'
 
 /*
@@ -98,24 +98,19 @@ test('single Redis: a lookup and a heartbeat are one round trip each, in the com
   for (const id of ids.slice(0, 20)) await heartbeat(service, id)
   await service.setFriends(ids[0]!, ids[1]!, true)
 
-  const monitoring = new Redis(LOCAL_REDIS_URL)
-  const monitor = await monitoring.monitor()
-  t.after(() => {
-    monitor.disconnect()
-    monitoring.disconnect()
-  })
   const stream = (client as Redis).stream
   const ours = `${stream.localAddress}:${stream.localPort}`
-  const seen: string[][] = []
-  monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (source === ours) seen.push(args)
+  const seen: string[] = []
+  const monitor = await monitorCommands(LOCAL_REDIS_URL, (name, source) => {
+    if (source === ours) seen.push(name)
   })
+  t.after(() => monitor.close())
   // a PING of ours marks a point in MONITOR's stream: wait until MONITOR has shown it (up to
   // 10 s: on a busy shared Redis, MONITOR's stream lags)
   const mark = async () => {
     const count = seen.length
     await (client as Redis).ping()
-    for (let i = 0; i < 1000 && !seen.slice(count).some((args) => args[0] === 'ping'); i++) {
+    for (let i = 0; i < 1000 && !seen.slice(count).some((name) => name === 'ping'); i++) {
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
     assert.ok(seen.length > count, 'MONITOR showed the PING')
@@ -129,7 +124,7 @@ test('single Redis: a lookup and a heartbeat are one round trip each, in the com
     await work()
     const roundTrips = writes()[0]! - before
     await mark()
-    const names = seen.map((args) => args[0]!.toLowerCase()).filter((name) => name !== 'ping')
+    const names = seen.map((name) => name.toLowerCase()).filter((name) => name !== 'ping')
     return { roundTrips, names }
   }
 

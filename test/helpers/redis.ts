@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { connect } from 'node:net'
 import { Cluster, Redis } from 'ioredis'
 import type { RedisTarget } from '../../src/store/redis/redis-connection.js'
 
@@ -51,4 +52,46 @@ async function scanDelete(client: Redis, pattern: string): Promise<number> {
     for (const key of keys) total += await client.del(key)
   } while (cursor !== '0')
   return total
+}
+
+/**
+ * Redis MONITOR on a socket of its own: `onCommand(name, source)` for every command Redis shows
+ * (`source`: the client's `host:port`, or `lua` for a script's). Not ioredis's `monitor()`: on a
+ * busy shared Redis its first lines can arrive with MONITOR's own reply, which ioredis takes for a
+ * reply to no command and throws ("Command queue state error"). Resolves once MONITOR is on.
+ */
+export async function monitorCommands(
+  url: string,
+  onCommand: (name: string, source: string) => void,
+): Promise<{ close(): void }> {
+  const { hostname, port } = new URL(url)
+  const socket = connect(Number(port || 6379), hostname)
+  socket.setEncoding('utf8')
+  let buffer = ''
+  let started: (() => void) | undefined
+  let failed: ((error: Error) => void) | undefined
+  const ready = new Promise<void>((resolve, reject) => {
+    started = resolve
+    failed = reject
+  })
+  socket.on('error', (error) => failed?.(error))
+  socket.on('data', (chunk: string) => {
+    buffer += chunk
+    let end: number
+    while ((end = buffer.indexOf('\r\n')) >= 0) {
+      const line = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      if (line === '+OK' && started) {
+        started()
+        started = undefined
+        continue
+      }
+      // +<time> [<db> <source>] "<command>" "<arg>"...
+      const match = /^\+\S+ \[\d+ ([^\]]+)\] "([^"]*)"/.exec(line)
+      if (match) onCommand(match[2]!, match[1]!)
+    }
+  })
+  socket.write('MONITOR\r\n')
+  await ready
+  return { close: () => socket.destroy() }
 }
