@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../../core/errors.js'
 import { sendErrorRecord } from '../shared/error-record.js'
+import { limitMessages } from './limits.js'
 
 /** The native HTTP error shape: `{"error":{"code","message"}}`, with the status given. */
 export const sendNativeError = sendErrorRecord
@@ -11,4 +12,20 @@ export function errorFrame(
   extra?: { retryAfterMs: number },
 ): string {
   return JSON.stringify({ type: 'error', code, message, ...extra })
+}
+
+/**
+ * What a client is told when a stream's recovery from positions did not simply work (both
+ * transports): `reset` (history gone, or the store unreadable) or the watch limit; undefined
+ * when it recovered.
+ */
+export function recoveryFrame(
+  outcome: 'ok' | 'reset' | 'watch_limit' | 'unavailable',
+  watchesPerUser: number,
+): string | undefined {
+  if (outcome === 'ok') return undefined
+  if (outcome === 'watch_limit') {
+    return errorFrame('WATCH_LIMIT', limitMessages.watches(watchesPerUser))
+  }
+  return JSON.stringify({ type: 'reset', reason: outcome === 'reset' ? 'too_old' : outcome })
 }

@@ -3,7 +3,7 @@ import type { ErrorCode } from '../../core/errors.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import { userOf } from './auth.js'
-import { errorFrame, sendNativeError } from './errors.js'
+import { errorFrame, recoveryFrame, sendNativeError } from './errors.js'
 import { parsePositions } from './frames.js'
 import type { Kept } from './keepalive.js'
 import { limitMessages } from './limits.js'
@@ -242,16 +242,10 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
           log.warn({ err: error }, 'real-time recover failed')
           return 'unavailable' as const
         })
-      if (recovered === 'watch_limit') {
-        sink.send(errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser)))
-        return end()
-      }
-      if (recovered !== 'ok') {
-        // as after any reset, the server follows with a fresh snapshot of `ids`
-        sink.send(
-          JSON.stringify({ type: 'reset', reason: recovered === 'reset' ? 'too_old' : recovered }),
-        )
-      }
+      const frame = recoveryFrame(recovered, deps.limits.watchesPerUser)
+      // after a reset the server follows with a fresh snapshot of `ids`; the watch limit ends it
+      if (frame !== undefined) sink.send(frame)
+      if (recovered === 'watch_limit') return end()
       toSubscribe = ids.filter((id) => !fanout.isWatching(stream, id))
     }
     if (toSubscribe.length === 0) return

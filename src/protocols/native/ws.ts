@@ -8,7 +8,7 @@ import type { Fanout, ResumeResult } from '../../service/realtime.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { ConnectionPresence } from './connection-presence.js'
-import { errorFrame } from './errors.js'
+import { errorFrame, recoveryFrame } from './errors.js'
 import { isFrameError, parseClientFrame } from './frames.js'
 import { limitMessages, type RealtimeLimits } from './limits.js'
 import type { KeepaliveWheel, Kept } from './keepalive.js'
@@ -377,16 +377,12 @@ class Connection implements Sink, Kept {
         if (!this.#budgetOf().take(positions.length)) return this.#throttle(positions.length)
         fanout.recover(stream, positions).then(
           (recovered) => {
-            if (recovered === 'reset') {
-              this.#reply(JSON.stringify({ type: 'reset', reason: 'too_old' }))
-            }
-            if (recovered === 'watch_limit') {
-              this.#reply(errorFrame('WATCH_LIMIT', limitMessages.watches(limits.watchesPerUser)))
-            }
+            const frame = recoveryFrame(recovered, limits.watchesPerUser)
+            if (frame !== undefined) this.#reply(frame)
           },
           (error: unknown) => {
             log.warn({ err: error }, 'real-time recover failed')
-            this.#reply(JSON.stringify({ type: 'reset', reason: 'unavailable' }))
+            this.#reply(recoveryFrame('unavailable', limits.watchesPerUser)!)
           },
         )
         return
