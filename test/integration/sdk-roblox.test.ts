@@ -94,7 +94,9 @@ test('SDK against presenced: errors carry status and the Roblox code', async (t)
 test('SDK against presenced: a 429 is retried after Retry-After', async (t) => {
   const server = await startApp(t, {
     listen: true,
-    config: { rateLimitMax: 2, rateLimitWindowSeconds: 2 },
+    // a window no loaded machine outlasts between the three requests (its Retry-After within the
+    // SDK's 30 s cap on one wait); the SDK's sleep is a stub
+    config: { rateLimitMax: 2, rateLimitWindowSeconds: 20 },
   })
   const waits: number[] = []
   const client = createClient({
