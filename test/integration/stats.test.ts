@@ -90,6 +90,53 @@ test('stats: invisible users count nowhere, private locations count in no breakd
   assert.equal(admin.body.all.top.universes[0].users, 3)
 })
 
+test('stats: thousands of users and places are counted per id, a user once per universe', async (t) => {
+  const presenced = await startApp(t)
+  const { service } = presenced
+  // more distinct activities than a tally holds before folding them into its counts
+  const expected = { universes: new Map<string, number>(), places: new Map<string, number>() }
+  const titles = new Map<string, number>()
+  const add = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1)
+  for (let i = 1; i <= 6000; i++) {
+    const place = ((i * 7) % 4500) + 1
+    const universe = String((place % 50) + 1)
+    const user = String(i)
+    await service.heartbeat(
+      beat(user, 'app:PC', { kind: 'inGame', placeId: String(place), universeId: universe }),
+    )
+    add(expected.universes, universe)
+    add(expected.places, String(place))
+    if (i % 10 === 0) {
+      // another place of the same universe: one more place counted, the universe once
+      const other = String(place + 50)
+      await service.heartbeat(
+        beat(user, 'app:iOS', { kind: 'inGame', placeId: other, universeId: universe }),
+      )
+      add(expected.places, other)
+    }
+    if (i % 7 === 0) {
+      const title = String((i % 30) + 1)
+      await service.heartbeat(
+        beat(user, `title:${title}:XboxOne`, { kind: 'online', titleId: title }, 'title'),
+      )
+      add(titles, title)
+    }
+  }
+  const ranked = (map: Map<string, number>) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1] || a[0].length - b[0].length || (a[0] < b[0] ? -1 : 1))
+      .slice(0, 100)
+      .map(([id, users]) => ({ id, users }))
+  const { status, body } = await stats(presenced, '?top=100', undefined, Date.now())
+  assert.equal(status, 200)
+  assert.equal(body.totals.online, 6000)
+  const ids = (entries: Array<{ id: string; users: number }>) =>
+    entries.map(({ id, users }) => ({ id, users }))
+  assert.deepEqual(ids(body.top.universes), ranked(expected.universes))
+  assert.deepEqual(ids(body.top.places), ranked(expected.places))
+  assert.deepEqual(ids(body.top.titles), ranked(titles))
+})
+
 test('stats: an invisible user moving changes no public number', async (t) => {
   const presenced = await startApp(t)
   const { service } = presenced
