@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { freePort, startRedisServer } from '../helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { startApp, type StartedApp } from '../helpers/start-app.js'
+import { startNodePair } from '../helpers/start-node-pair.js'
 
 const PLAYER = '9007199254740993'
 const WATCHER = '4242'
@@ -34,13 +35,7 @@ async function heartbeat(node: StartedApp, location: string): Promise<void> {
 }
 
 test('a change whose bus message never arrived is found by the next one’s offset and filled from the history, in order', async (t) => {
-  const prefix = uniquePrefix('gaps')
-  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, flapGraceMs: 0 }
-  const a = await startApp(t, { config, listen: true })
-  const b = await startApp(t, { config, listen: true })
-  t.after(async () =>
-    t.diagnostic(`deleted ${await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)} keys`),
-  )
+  const { a, b, prefix } = await startNodePair(t, 'gaps')
 
   const watcher = await NativeClient.connect(b.url, await b.tokens.issue(WATCHER as UserId))
   t.after(() => watcher.close())
