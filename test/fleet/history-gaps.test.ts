@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import { RedisKeys } from '../../src/store/redis/keys.js'
 import { RedisConnection } from '../../src/store/redis/redis-connection.js'
@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { freePort, startRedisServer } from '../helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { startApp, type StartedApp } from '../helpers/start-app.js'
+import { startNodePair } from '../helpers/start-node-pair.js'
 
 const PLAYER = '9007199254740993'
 const WATCHER = '4242'
@@ -33,42 +34,50 @@ async function heartbeat(node: StartedApp, location: string): Promise<void> {
   assert.equal(res.status, 200, await res.text())
 }
 
-test('a change whose bus message never arrived is found by the next one’s offset and filled from the history, in order', async (t) => {
-  const prefix = uniquePrefix('gaps')
-  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, flapGraceMs: 0 }
-  const a = await startApp(t, { config, listen: true })
-  const b = await startApp(t, { config, listen: true })
-  t.after(async () =>
-    t.diagnostic(`deleted ${await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)} keys`),
-  )
-
-  const watcher = await NativeClient.connect(b.url, await b.tokens.issue(WATCHER as UserId))
+/** A native client of `node` watching PLAYER with positions, its snapshot read. */
+async function watchPlayer(t: TestContext, node: StartedApp): Promise<NativeClient> {
+  const watcher = await NativeClient.connect(node.url, await node.tokens.issue(WATCHER as UserId))
   t.after(() => watcher.close())
   watcher.send({ type: 'subscribe', ids: [PLAYER], positions: true })
   await watcher.waitFor((f) => f.type === 'snapshot')
+  return watcher
+}
 
-  await heartbeat(a, 'one')
-  assert.deepEqual(locations([await watcher.take()]), ['one'])
-
-  // a change recorded in the history exactly as a node makes it, whose pub/sub message is lost:
-  // a store with the history but no channel (the script records it and publishes nothing)
-  const connection = new RedisConnection({ url: LOCAL_REDIS_URL })
+/**
+ * PLAYER moves to `location` in the history of the Redis at `url` under `prefix`, exactly as a
+ * node records it, but through a store with the history and no channel: the script records the
+ * change and publishes nothing.
+ */
+async function recordUnpublished(t: TestContext, url: string, prefix: string, location: string) {
+  const connection = new RedisConnection({ url })
   assert.ok(await connection.waitReady())
   const silent = new RedisPresenceStore(connection, new RedisKeys(prefix), {
     history: { entries: 32, ageSeconds: 300 },
   })
   t.after(() => silent.close())
-  const lost = await silent.heartbeat(
+  return silent.heartbeat(
     {
       userId: PLAYER as UserId,
       key: 'app:PC',
       source: 'app',
       deviceType: 'PC',
-      activity: { kind: 'inGame', placeId: '1818', location: 'lost' },
+      activity: { kind: 'inGame', placeId: '1818', location },
       ttlMs: 60_000,
     },
     Date.now(),
   )
+}
+
+test('a change whose bus message never arrived is found by the next one’s offset and filled from the history, in order', async (t) => {
+  const { a, b, prefix } = await startNodePair(t, 'gaps')
+
+  const watcher = await watchPlayer(t, b)
+
+  await heartbeat(a, 'one')
+  assert.deepEqual(locations([await watcher.take()]), ['one'])
+
+  // a change recorded in the history exactly as a node makes it, whose pub/sub message is lost
+  const lost = await recordUnpublished(t, LOCAL_REDIS_URL, prefix, 'lost')
   assert.equal(lost.position?.offset, 2)
   // nothing arrives: the message was never sent
   await new Promise((resolve) => setTimeout(resolve, 200))
@@ -188,31 +197,12 @@ test('a node that lost its bus connection catches up from the history when it is
   t.after(() => redis.kill())
   const url = `redis://127.0.0.1:${port}`
   const app = await startApp(t, { config: { redisUrl: url, flapGraceMs: 0 }, listen: true })
-  const watcher = await NativeClient.connect(app.url, await app.tokens.issue(WATCHER as UserId))
-  t.after(() => watcher.close())
-  watcher.send({ type: 'subscribe', ids: [PLAYER], positions: true })
-  await watcher.waitFor((f) => f.type === 'snapshot')
+  const watcher = await watchPlayer(t, app)
   await heartbeat(app, 'one')
   assert.deepEqual(locations([await watcher.take()]), ['one'])
 
   // a change made while the node was away from the bus: recorded, its message never heard
-  const connection = new RedisConnection({ url })
-  assert.ok(await connection.waitReady())
-  const silent = new RedisPresenceStore(connection, new RedisKeys('presenced'), {
-    history: { entries: 32, ageSeconds: 300 },
-  })
-  t.after(() => silent.close())
-  await silent.heartbeat(
-    {
-      userId: PLAYER as UserId,
-      key: 'app:PC',
-      source: 'app',
-      deviceType: 'PC',
-      activity: { kind: 'inGame', placeId: '1818', location: 'missed' },
-      ttlMs: 60_000,
-    },
-    Date.now(),
-  )
+  await recordUnpublished(t, url, 'presenced', 'missed')
   await new Promise((resolve) => setTimeout(resolve, 200))
   assert.deepEqual(watcher.pending(), [])
   const admin = new Redis(port, '127.0.0.1')

@@ -4,8 +4,7 @@ import { test } from 'node:test'
 import { createClient, type PresenceEvent } from '@presenced/client'
 import WebSocket from 'ws'
 import type { UserId } from '../../src/core/user-id.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
-import { startApp } from '../helpers/start-app.js'
+import { startNodePair } from '../helpers/start-node-pair.js'
 
 const PLAYERS = ['9007199254740993', '9007199254740995']
 const WATCHER = '500'
@@ -38,13 +37,7 @@ async function balancer(backend: () => string) {
 
 for (const transport of ['websocket', 'sse'] as const) {
   test(`SDK (${transport}): a subscription whose node goes away resumes on another node from its positions, transparently`, async (t) => {
-    const prefix = uniquePrefix('sdk-resume')
-    const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, flapGraceMs: 0 }
-    const a = await startApp(t, { config, listen: true })
-    const b = await startApp(t, { config, listen: true })
-    t.after(async () =>
-      t.diagnostic(`deleted ${await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)} keys`),
-    )
+    const { a, b } = await startNodePair(t, 'sdk-resume')
     let target = a.url
     const lb = await balancer(() => target)
     t.after(() => lb.close())

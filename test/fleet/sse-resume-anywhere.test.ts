@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
+import type { Config } from '../../src/app/config.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+import { startNodePair } from '../helpers/start-node-pair.js'
 import { SseClient, type SseEvent } from '../integration/sse-client.js'
 import { post } from './fleet-node.js'
 
@@ -20,14 +21,8 @@ const P2 = '9007199254740995'
 const HIDDEN = '9007199254740997'
 const IDS = [P1, P2, HIDDEN]
 
-async function fleet(t: TestContext, config: Record<string, unknown> = {}) {
-  const prefix = uniquePrefix('sse-resume')
-  const shared = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, flapGraceMs: 0, ...config }
-  const a = await startApp(t, { config: shared, listen: true })
-  const b = await startApp(t, { config: shared, listen: true })
-  t.after(async () =>
-    t.diagnostic(`deleted ${await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)} keys`),
-  )
+async function fleet(t: TestContext, config: Partial<Config> = {}) {
+  const { a, b } = await startNodePair(t, 'sse-resume', config)
   const blocked = await fetch(`${a.url}/admin/v1/users/${HIDDEN}/blocks/${WATCHER}`, {
     method: 'PUT',
     headers: { 'x-api-key': ADMIN_KEY },

@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
-import { ManualClock } from '../../src/service/clock.js'
+import type { Config } from '../../src/app/config.js'
 import { MIRRORED_HOOKS } from '../../src/protocols/shared/lean-routes.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import {
+  assertSameReply,
+  leanAndFastify,
+  postRaw,
+  routeHooks,
+  startFixedClockApp,
+} from '../helpers/lean-vs-fastify.js'
 import { HEARTBEAT_ROUTE_HOOKS } from '../../src/protocols/roblox/lean-heartbeat.js'
 import { REGISTER, USERS } from './roblox-helpers.js'
 
@@ -15,54 +21,13 @@ import { REGISTER, USERS } from './roblox-helpers.js'
  * handler), and the two replies must match byte for byte, headers included (but Date).
  */
 
-interface Raw {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: Buffer
+/** Sends the request both ways (lean, then Fastify). */
+function both(app: StartedApp, headers: Record<string, string>, body: string, path = USERS) {
+  return leanAndFastify(app, path, headers, body)
 }
 
-function send(url: string, path: string, headers: Record<string, string>, body: string) {
-  return new Promise<Raw>((resolve, reject) => {
-    const target = new URL(path, url)
-    const call = request(
-      target,
-      {
-        method: 'POST',
-        headers: { 'content-length': String(Buffer.byteLength(body)), ...headers },
-      },
-      (response) => {
-        const chunks: Buffer[] = []
-        response.on('data', (chunk: Buffer) => chunks.push(chunk))
-        response.on('end', () => {
-          const { date, ...rest } = response.headers
-          void date
-          resolve({ status: response.statusCode!, headers: rest, body: Buffer.concat(chunks) })
-        })
-      },
-    )
-    call.on('error', reject)
-    call.end(body)
-  })
-}
-
-/** Sends the request both ways; asserts the lean path took one and Fastify the other. */
-async function both(
-  app: StartedApp,
-  headers: Record<string, string>,
-  body: string,
-  path: string = USERS,
-) {
-  const before = app.lean.served
-  const lean = await send(app.url, path, headers, body)
-  assert.equal(app.lean.served, before + 1, 'the lean path answered')
-  const fastify = await send(app.url, `${path}?via=fastify`, headers, body)
-  assert.equal(app.lean.served, before + 1, 'Fastify answered')
-  return { lean, fastify }
-}
-
-async function seeded(t: Parameters<typeof startApp>[0], config = {}) {
-  const clock = new ManualClock(Date.UTC(2026, 2, 1, 12, 0, 0, 7))
-  const app = await startApp(t, { listen: true, clock, config })
+async function seeded(t: TestContext, config: Partial<Config> = {}) {
+  const { app, clock } = await startFixedClockApp(t, config)
   const { service } = app
   await service.putPlace({
     placeId: '1818',
@@ -148,9 +113,7 @@ test('lean and Fastify paths give the same bytes for good and bad requests', asy
   ]
   for (const [name, headers, body] of cases) {
     const { lean, fastify } = await both(app, headers, body)
-    assert.equal(lean.status, fastify.status, name)
-    assert.deepEqual(lean.headers, fastify.headers, name)
-    assert.equal(lean.body.toString(), fastify.body.toString(), name)
+    assertSameReply(lean, fastify, name)
   }
   // the cases did reach the states they name
   const { lean } = await both(
@@ -180,7 +143,7 @@ test('lean and Fastify paths refuse alike once the rate limit is reached', async
 test('unusual requests go to Fastify: compression, other types, no length, query strings', async (t) => {
   const app = await seeded(t)
   const served = app.lean.served
-  const gzip = await send(
+  const gzip = await postRaw(
     app.url,
     USERS,
     { ...json, 'accept-encoding': 'gzip' },
@@ -188,18 +151,18 @@ test('unusual requests go to Fastify: compression, other types, no length, query
   )
   assert.equal(gzip.status, 200)
   assert.equal(gzip.headers['content-encoding'], 'gzip')
-  const form = await send(
+  const form = await postRaw(
     app.url,
     USERS,
     { 'content-type': 'application/x-www-form-urlencoded' },
     'userIds=1&userIds=2',
   )
   assert.equal(form.status, 200)
-  const text = await send(app.url, USERS, { 'content-type': 'text/plain' }, '{"userIds":[1]}')
+  const text = await postRaw(app.url, USERS, { 'content-type': 'text/plain' }, '{"userIds":[1]}')
   assert.equal(text.status, 415)
   assert.equal(app.lean.served, served)
   // and the lean path's requests count in the metrics like Fastify's
-  await send(app.url, USERS, json, '{"userIds":[1]}')
+  await postRaw(app.url, USERS, json, '{"userIds":[1]}')
   assert.equal(app.lean.served, served + 1)
   const metrics = await app.app.inject({
     method: 'GET',
@@ -246,40 +209,29 @@ test('register-app-presence: lean and Fastify paths give the same bytes and the 
     // the same request again through Fastify leaves the same presence (times aside: fixed clock)
     const { fastify } = await both(app, headers, body, REGISTER)
     assert.equal(await presenceOf(), afterLean, name)
-    assert.equal(lean.status, fastify.status, name)
-    assert.deepEqual(lean.headers, fastify.headers, name)
-    assert.equal(lean.body.toString(), fastify.body.toString(), name)
+    assertSameReply(lean, fastify, name)
   }
   // the cases did reach the states they name
   await both(app, auth, '{"location":"Game","placeId":1818}', REGISTER)
   const { presence } = await app.service.rawPresence('5' as UserId)
   const inGame = presence.sessions.find((session) => session.activity.kind === 'inGame')
   assert.equal(inGame?.activity.location, 'Obby')
-  const refused = await send(app.url, REGISTER, json, '{}')
+  const refused = await postRaw(app.url, REGISTER, json, '{}')
   assert.equal(refused.status, 401)
 })
 
 test('every hook Fastify runs on a lean route is one the lean path mirrors', async (t) => {
   const { app } = await startApp(t)
   await app.ready()
-  const text = app.printRoutes({ includeHooks: true, commonPrefix: false })
-  const routeHooks: Record<string, Readonly<Record<string, readonly string[]>>> = {
+  const ownHooks: Record<string, Readonly<Record<string, readonly string[]>>> = {
     [`${REGISTER} (POST)`]: HEARTBEAT_ROUTE_HOOKS,
   }
   for (const route of [`${USERS} (POST)`, `${REGISTER} (POST)`]) {
-    const lines = text.split('\n')
-    const at = lines.findIndex((line) => line.includes(route))
-    assert.ok(at >= 0, route)
-    const hooks: Record<string, string[]> = {}
-    for (const line of lines.slice(at + 1)) {
-      const match = /• \((\w+)\) (\[.*\])$/.exec(line)
-      if (!match) break
-      hooks[match[1]!] = (JSON.parse(match[2]!) as string[]).map((name) => name.replace('()', ''))
-    }
+    const hooks = routeHooks(app, route)
     const expected: Record<string, string[]> = {}
     for (const [name, list] of Object.entries(MIRRORED_HOOKS)) expected[name] = [...list]
     // a route's own hooks run among the app's in Fastify's order: compared as sets
-    for (const [name, list] of Object.entries(routeHooks[route] ?? {})) {
+    for (const [name, list] of Object.entries(ownHooks[route] ?? {})) {
       expected[name] = [...(expected[name] ?? []), ...list].sort()
       hooks[name]?.sort()
     }

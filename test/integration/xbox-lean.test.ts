@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
-import { ManualClock } from '../../src/service/clock.js'
+import type { Config } from '../../src/app/config.js'
 import { BATCH_MIRRORED_HOOKS } from '../../src/protocols/xbox/lean-batch.js'
 import { startApp, type StartedApp } from '../helpers/start-app.js'
+import {
+  assertSameReply,
+  leanAndFastify,
+  routeHooks,
+  startFixedClockApp,
+  type RawReply,
+} from '../helpers/lean-vs-fastify.js'
 
 /*
  * POST /users/batch is answered on node:http (protocols/xbox/lean-batch.ts) when the request is
@@ -15,47 +21,13 @@ import { startApp, type StartedApp } from '../helpers/start-app.js'
 
 const BATCH = '/users/batch'
 
-interface Raw {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: Buffer
+/** Sends the batch both ways (lean, then Fastify). */
+function both(app: StartedApp, headers: Record<string, string>, body: string) {
+  return leanAndFastify(app, BATCH, headers, body)
 }
 
-function send(url: string, path: string, headers: Record<string, string>, body: string) {
-  return new Promise<Raw>((resolve, reject) => {
-    const call = request(
-      new URL(path, url),
-      {
-        method: 'POST',
-        headers: { 'content-length': String(Buffer.byteLength(body)), ...headers },
-      },
-      (response) => {
-        const chunks: Buffer[] = []
-        response.on('data', (chunk: Buffer) => chunks.push(chunk))
-        response.on('end', () => {
-          const { date, ...rest } = response.headers
-          void date
-          resolve({ status: response.statusCode!, headers: rest, body: Buffer.concat(chunks) })
-        })
-      },
-    )
-    call.on('error', reject)
-    call.end(body)
-  })
-}
-
-async function both(app: StartedApp, headers: Record<string, string>, body: string) {
-  const before = app.lean.served
-  const lean = await send(app.url, BATCH, headers, body)
-  assert.equal(app.lean.served, before + 1, 'the lean path answered')
-  const fastify = await send(app.url, `${BATCH}?via=fastify`, headers, body)
-  assert.equal(app.lean.served, before + 1, 'Fastify answered')
-  return { lean, fastify }
-}
-
-async function seeded(t: Parameters<typeof startApp>[0], config = {}) {
-  const clock = new ManualClock(Date.UTC(2026, 2, 1, 12, 0, 0, 7))
-  const app = await startApp(t, { listen: true, clock, config })
+async function seeded(t: TestContext, config: Partial<Config> = {}) {
+  const { app, clock } = await startFixedClockApp(t, config)
   const { service } = app
   await service.putPlace({
     placeId: '1818',
@@ -140,9 +112,7 @@ test('lean and Fastify paths give the same bytes for good and bad batches', asyn
   ]
   for (const [name, headers, body] of cases) {
     const { lean, fastify } = await both(app, headers, body)
-    assert.equal(lean.status, fastify.status, name)
-    assert.deepEqual(lean.headers, fastify.headers, name)
-    assert.equal(lean.body.toString(), fastify.body.toString(), name)
+    assertSameReply(lean, fastify, name)
   }
   // the cases reached the states they name
   const { lean } = await both(app, xbl, '{"level":"all","users":["1","9223372036854775807","4"]}')
@@ -174,7 +144,7 @@ test('lean and Fastify paths refuse alike once the Xbox read budget is spent', a
   assert.equal(lean.status, 429)
   assert.deepEqual(lean.headers, fastify.headers)
   // the same rule, Fastify's request counted one after the lean one
-  const count = (raw: Raw) => JSON.parse(raw.body.toString()) as { currentRequests: number }
+  const count = (raw: RawReply) => JSON.parse(raw.body.toString()) as { currentRequests: number }
   assert.equal(count(fastify).currentRequests, count(lean).currentRequests + 1)
   assert.equal(
     lean.body.toString().replace(/"currentRequests":\d+/, ''),
@@ -186,17 +156,8 @@ test('lean and Fastify paths refuse alike once the Xbox read budget is spent', a
 test('every hook Fastify runs on POST /users/batch is one the lean path mirrors', async (t) => {
   const { app } = await startApp(t)
   await app.ready()
-  const lines = app.printRoutes({ includeHooks: true, commonPrefix: false }).split('\n')
-  const at = lines.findIndex((line) => line.includes('/batch (POST)'))
-  assert.ok(at >= 0)
-  const hooks: Record<string, string[]> = {}
-  for (const line of lines.slice(at + 1)) {
-    const match = /• \((\w+)\) (\[.*\])$/.exec(line)
-    if (!match) break
-    hooks[match[1]!] = (JSON.parse(match[2]!) as string[]).map((name) => name.replace('()', ''))
-  }
   assert.deepEqual(
-    hooks,
+    routeHooks(app, '/batch (POST)'),
     BATCH_MIRRORED_HOOKS,
     'a hook was added to POST /users/batch; mirror it in its lean route and list it there',
   )
