@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
   Cluster,
@@ -49,6 +50,9 @@ declare module 'ioredis' {
 }
 
 export type RedisClient = Redis | Cluster
+
+/** The scripts whose number of keys varies: it is their first argument (see `variadic`). */
+export type VariadicScript = 'presencedLimitedHeartbeat' | 'presencedRateLimit'
 
 /** Where to connect: one Redis by URL, or a cluster by its seed nodes (host:port). */
 export type RedisTarget = { url: string } | { cluster: readonly string[] }
@@ -224,9 +228,10 @@ export class RedisConnection {
       lua: presenceLua('heartbeat.lua'),
     })
     // the number of keys varies with the number of rules: passed as the first argument
-    this.client.defineCommand('presencedLimitedHeartbeat', {
-      lua: limitLua('presence.lua', 'limited-heartbeat.lua', 'heartbeat.lua'),
-    })
+    this.#defineVariadic(
+      'presencedLimitedHeartbeat',
+      limitLua('presence.lua', 'limited-heartbeat.lua', 'heartbeat.lua'),
+    )
     this.client.defineCommand('presencedEnd', { numberOfKeys: 4, lua: presenceLua('end.lua') })
     this.client.defineCommand('presencedDue', { numberOfKeys: 1, lua: lua('due.lua') })
     this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: presenceLua('sweep.lua') })
@@ -242,8 +247,38 @@ export class RedisConnection {
       numberOfKeys: 2,
       lua: lua('history-read.lua'),
     })
-    // the number of keys varies with the number of rules: passed as the first argument
-    this.client.defineCommand('presencedRateLimit', { lua: limitLua('rate-limit.lua') })
+    this.#defineVariadic('presencedRateLimit', limitLua('rate-limit.lua'))
+  }
+
+  /** The text and SHA1 of each variadic script, for EVALSHA and EVAL on a cluster. */
+  readonly #variadic = new Map<VariadicScript, { lua: string; sha: string }>()
+
+  #defineVariadic(name: VariadicScript, text: string): void {
+    this.client.defineCommand(name, { lua: text })
+    this.#variadic.set(name, { lua: text, sha: createHash('sha1').update(text).digest('hex') })
+  }
+
+  /**
+   * Runs a script whose number of keys varies on `keys` and `args`. On a cluster as EVALSHA (EVAL
+   * when Redis does not have it yet), not as the command ioredis defines: ioredis's
+   * auto-pipelining puts a command in the pipeline of the master serving its first key, which
+   * for a defined script of no fixed number of keys is its first argument, the number ("2"). Every
+   * such call went to the pipeline of the master serving slot("2"), and a pipeline holding keys
+   * of two masters fails whole ("All keys in the pipeline should belong to the same slots
+   * allocation group"): a 503 for each request in it. EVALSHA's keys are known to ioredis.
+   */
+  variadic<T>(name: VariadicScript, keys: readonly string[], args: readonly string[]): Promise<T> {
+    const client = this.client
+    if (!this.isCluster) {
+      return client[name](String(keys.length), ...keys, ...args) as Promise<T>
+    }
+    const script = this.#variadic.get(name)!
+    return (client.evalsha(script.sha, keys.length, ...keys, ...args) as Promise<T>).catch(
+      (error: unknown) => {
+        if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
+        return client.eval(script.lua, keys.length, ...keys, ...args) as Promise<T>
+      },
+    )
   }
 
   /**
