@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   Cluster,
   Command,
@@ -190,6 +191,9 @@ function writeDigits(out: Buffer, at: number, n: number): number {
   return at + digits
 }
 
+/** The hash slots of a Redis Cluster. */
+export const CLUSTER_SLOTS = 16384
+
 /** Reply errors that mean "Redis cannot serve now", not "this command is wrong". */
 const TRANSIENT_REPLY =
   /^(MOVED|ASK|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/
@@ -337,9 +341,26 @@ export class RedisConnection {
     await this.client.quit().catch(() => this.client.disconnect())
   }
 
-  /** Resolves once connected, or after `timeoutMs` regardless (ready() tells the truth). */
+  /**
+   * Resolves true once connected and, on a cluster, once the client's slot map has a master for
+   * every slot (coveredSlots); false after `timeoutMs` regardless (ready() tells the truth then).
+   */
   async waitReady(timeoutMs = 5000): Promise<boolean> {
-    if (this.client.status === 'ready') return true
+    const deadline = Date.now() + timeoutMs
+    if (!(await this.#connected(timeoutMs))) return false
+    while (this.coveredSlots() < CLUSTER_SLOTS) {
+      const left = deadline - Date.now()
+      if (this.#closed || left <= 0) return false
+      await new Promise<void>((resolve) =>
+        (this.client as Cluster).refreshSlotsCache(() => resolve()),
+      )
+      if (this.coveredSlots() < CLUSTER_SLOTS) await sleep(Math.min(100, left))
+    }
+    return true
+  }
+
+  #connected(timeoutMs: number): Promise<boolean> {
+    if (this.client.status === 'ready') return Promise.resolve(true)
     return new Promise((resolve) => {
       const done = (ready: boolean) => {
         clearTimeout(timer)
@@ -352,9 +373,34 @@ export class RedisConnection {
     })
   }
 
-  /** True when Redis answers a PING now (fails fast while disconnected). */
+  /** Once every slot had a master in the slot map (ioredis moves a slot, never forgets it). */
+  #covered = false
+
+  /**
+   * How many of the 16384 slots have a master in the client's slot map (all of them on a single
+   * Redis). A cluster client learns the map from one node's CLUSTER SLOTS: while slots are still
+   * being assigned (or that node has not yet heard of all of them), a command for a slot missing
+   * from the map fails, and ioredis asks again only when told to.
+   */
+  coveredSlots(): number {
+    if (!this.isCluster || this.#covered) return CLUSTER_SLOTS
+    const slots = (this.client as Cluster).slots
+    let covered = 0
+    for (let slot = 0; slot < CLUSTER_SLOTS; slot++) if (slots[slot]?.length) covered++
+    this.#covered = covered === CLUSTER_SLOTS
+    return covered
+  }
+
+  /**
+   * True when Redis answers a PING now (fails fast while disconnected) and, on a cluster, the
+   * slot map has a master for every slot; when it has not, the map is asked for again.
+   */
   async ready(): Promise<boolean> {
     if (this.#closed) return false
+    if (this.coveredSlots() < CLUSTER_SLOTS) {
+      this.#refreshSlots()
+      return false
+    }
     try {
       return (await this.client.ping()) === 'PONG'
     } catch {
