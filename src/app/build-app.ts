@@ -55,7 +55,6 @@ export async function buildApp(
   overrides: AppOverrides = {},
 ): Promise<PresencedApp> {
   const clock = overrides.clock ?? systemClock
-  const stores = overrides.stores ?? (await createStores(config))
   const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir), {
     external: config.jwt,
   })
@@ -92,6 +91,9 @@ export async function buildApp(
       plugins: [(ajv: Ajv) => ajv.addKeyword(int64Keyword)],
     },
   })
+
+  // after the app, whose logger says why a node starts not ready
+  const stores = overrides.stores ?? (await createStores(config, app.log))
 
   addBodyParsers(app)
 

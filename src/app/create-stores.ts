@@ -9,7 +9,11 @@ import type { PresenceStore } from '../store/presence-store.js'
 import type { ProfileStore } from '../store/profile-store.js'
 import type { RateLimiter } from '../store/rate-limiter.js'
 import { RedisKeys } from '../store/redis/keys.js'
-import { RedisConnection, type RedisTarget } from '../store/redis/redis-connection.js'
+import {
+  CLUSTER_SLOTS,
+  RedisConnection,
+  type RedisTarget,
+} from '../store/redis/redis-connection.js'
 import { RedisPresenceStore } from '../store/redis/redis-presence-store.js'
 import { RedisProfileStore } from '../store/redis/redis-profile-store.js'
 import { RedisRateLimiter } from '../store/redis/redis-rate-limiter.js'
@@ -48,12 +52,17 @@ export interface Stores {
   webhooks?: WebhookStore
 }
 
+/** Where createStores says that the node starts not ready (the app's logger). */
+export interface StartupLog {
+  warn(details: Record<string, unknown>, message: string): void
+}
+
 /** Options → adapters: the only place that chooses a backend. */
-export async function createStores(options: StoreOptions): Promise<Stores> {
+export async function createStores(options: StoreOptions, log?: StartupLog): Promise<Stores> {
   if (options.redisCluster && options.redisCluster.length > 0) {
-    return createRedisStores({ cluster: options.redisCluster }, options)
+    return createRedisStores({ cluster: options.redisCluster }, options, log)
   }
-  if (options.redisUrl) return createRedisStores({ url: options.redisUrl }, options)
+  if (options.redisUrl) return createRedisStores({ url: options.redisUrl }, options, log)
   const profiles = new SqliteProfileStore(options.dataDir)
   const presence = new MemoryPresenceStore({ ledger: profiles })
   return {
@@ -69,14 +78,30 @@ export async function createStores(options: StoreOptions): Promise<Stores> {
 
 /**
  * Fleet mode: every store on one Redis connection per node (plus a subscriber for the bus).
- * Waits a few seconds for Redis at start but does not fail without it: the node starts not
- * ready (/readyz 503, requests 503) and serves as soon as Redis answers.
+ * Waits a few seconds for Redis at start (on a cluster, for a master of every slot) but does not
+ * fail without it: the node starts not ready (/readyz 503, requests 503), says why in the log,
+ * and serves as soon as Redis answers.
  */
-async function createRedisStores(target: RedisTarget, options: StoreOptions): Promise<Stores> {
+async function createRedisStores(
+  target: RedisTarget,
+  options: StoreOptions,
+  log: StartupLog | undefined,
+): Promise<Stores> {
   const connection = new RedisConnection(target)
   const keys = new RedisKeys(options.redisPrefix ?? 'presenced')
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
-  await connection.waitReady(5000)
+  if (!(await connection.waitReady(5000))) {
+    // never the target itself: a URL may hold a password
+    const covered = connection.coveredSlots()
+    if (connection.client.status === 'ready' && covered < CLUSTER_SLOTS) {
+      log?.warn(
+        { coveredSlots: covered, slots: CLUSTER_SLOTS },
+        'Redis Cluster: not every slot has a master yet; not ready (/readyz 503) until each has',
+      )
+    } else {
+      log?.warn({}, 'Redis did not answer at start; not ready (/readyz 503) until it does')
+    }
+  }
   await Promise.race([bus.subscribed, new Promise((r) => setTimeout(r, 2000).unref())])
   return {
     mode: 'cluster' in target ? 'cluster' : 'redis',

@@ -11,6 +11,8 @@ export interface FleetNode {
   process: ChildProcess
   /** Resolves with the exit code or signal once the process is gone. */
   exited: Promise<number | NodeJS.Signals | null>
+  /** What the node logged (stdout) so far. */
+  output(): string
   kill(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals | null>
 }
 
@@ -42,10 +44,12 @@ export async function startFleetNode(env: Record<string, string>): Promise<Fleet
   )
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  let stdout = ''
   const url = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! })
     const timer = setTimeout(() => reject(new Error(`node did not start:\n${stderr}`)), 30_000)
     lines.on('line', (line) => {
+      stdout += `${line}\n`
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line)
       if (match) {
         clearTimeout(timer)
@@ -58,6 +62,7 @@ export async function startFleetNode(env: Record<string, string>): Promise<Fleet
     url,
     process: child,
     exited,
+    output: () => stdout,
     kill: (signal: NodeJS.Signals = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       return exited

@@ -187,3 +187,96 @@ export function clusterForThisFile(): () => Promise<RedisTarget> {
     return { cluster: (await cluster).nodes }
   }
 }
+
+export interface PartlyAssignedCluster extends LocalRedisCluster {
+  /** Assigns the slots left unassigned, and resolves once every node serves all 16384. */
+  assignTheRest(): Promise<void>
+}
+
+/**
+ * A 3-master cluster whose third master has no slots yet: slots 10923-16383 are unassigned, and
+ * with `cluster-require-full-coverage no` the cluster reports cluster_state:ok all the same
+ * (what a node starting beside a cluster still being set up sees). `assignTheRest` completes it.
+ */
+export async function startPartlyAssignedCluster(): Promise<PartlyAssignedCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-cluster-'))
+  const servers: RedisServerProcess[] = []
+  const stop = async () => {
+    await Promise.all(servers.map((s) => s.kill()))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const ranges: Array<[number, number]> = [
+    [0, 5460],
+    [5461, 10922],
+    [10923, 16383],
+  ]
+  try {
+    const ports: number[] = []
+    while (ports.length < 3) {
+      const port = await freePort(true)
+      if (!ports.includes(port)) ports.push(port)
+    }
+    for (const port of ports) {
+      servers.push(
+        await startRedisServer(port, dir, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          `nodes-${port}.conf`,
+          '--cluster-node-timeout',
+          '1000',
+          '--cluster-require-full-coverage',
+          'no',
+          '--appendonly',
+          'no',
+        ]),
+      )
+    }
+    await onEach(ports, async (client, i) => {
+      if (i > 0) await client.cluster('MEET', '127.0.0.1', ports[0]!)
+      if (i < 2) await client.cluster('ADDSLOTSRANGE', ...ranges[i]!)
+    })
+    await waitForSlots(ports, 16384 - 5461)
+    return {
+      nodes: ports.map((p) => `127.0.0.1:${p}`),
+      servers,
+      stop,
+      assignTheRest: async () => {
+        await onEach([ports[2]!], (client) => client.cluster('ADDSLOTSRANGE', ...ranges[2]!))
+        await waitForSlots(ports, 16384)
+      },
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+async function onEach(
+  ports: number[],
+  work: (client: Redis, index: number) => Promise<unknown>,
+): Promise<void> {
+  for (const [i, port] of ports.entries()) {
+    const client = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 })
+    try {
+      await work(client, i)
+    } finally {
+      client.disconnect()
+    }
+  }
+}
+
+/** Waits until every node knows all 3 masters and serves `count` slots, cluster_state:ok. */
+async function waitForSlots(ports: number[], count: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  await onEach(ports, async (client) => {
+    for (;;) {
+      const info = String(await client.cluster('INFO'))
+      const assigned = /cluster_slots_assigned:(\d+)/.exec(info)?.[1]
+      const known = /cluster_known_nodes:(\d+)/.exec(info)?.[1]
+      if (info.includes('cluster_state:ok') && assigned === String(count) && known === '3') return
+      if (Date.now() > deadline) throw new Error(`cluster not at ${count} slots: ${info}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })
+}

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Redis } from 'ioredis'
+import { startPartlyAssignedCluster } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { RedisConnection, mgetBytes } from './redis-connection.js'
 
@@ -104,4 +105,30 @@ test('commands beside the MGET go out in its write, each with its own reply or e
   assert.equal(refused.status, 'rejected')
   assert.match(String((refused as PromiseRejectedResult).reason), /not an integer/)
   assert.deepEqual(values, { status: 'fulfilled', value: ['value', null] })
+})
+
+test('on a cluster whose slots are not all assigned: not ready until each has a master', async (t) => {
+  const cluster = await startPartlyAssignedCluster()
+  t.after(() => cluster.stop())
+  const connection = new RedisConnection({ cluster: cluster.nodes }).retain()
+  t.after(() => connection.release())
+  // the cluster says ok (full coverage not required) and answers PING, but a third of the
+  // slots have no master: a node must not call itself ready
+  assert.equal(await connection.waitReady(1500), false)
+  assert.equal(connection.coveredSlots(), 16384 - 5461)
+  assert.equal(await connection.ready(), false)
+
+  await cluster.assignTheRest()
+  // ready() asks for the map again when it finds it incomplete
+  const deadline = Date.now() + 10_000
+  while (!(await connection.ready())) {
+    assert.ok(Date.now() < deadline, 'ready once every slot has a master')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  assert.equal(connection.coveredSlots(), 16384)
+  assert.equal(await connection.waitReady(100), true)
+  // a key of the slots assigned last ({b2} is slot 15193), through the auto-pipeline
+  const key = `${uniquePrefix('connection')}:{b2}:x`
+  await connection.run(() => connection.client.set(key, 'v'))
+  assert.equal(await connection.client.get(key), 'v')
 })

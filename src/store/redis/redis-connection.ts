@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   Cluster,
   Command,
@@ -49,6 +51,9 @@ declare module 'ioredis' {
 }
 
 export type RedisClient = Redis | Cluster
+
+/** The scripts whose number of keys varies: it is their first argument (see `variadic`). */
+export type VariadicScript = 'presencedLimitedHeartbeat' | 'presencedRateLimit'
 
 /** Where to connect: one Redis by URL, or a cluster by its seed nodes (host:port). */
 export type RedisTarget = { url: string } | { cluster: readonly string[] }
@@ -186,6 +191,9 @@ function writeDigits(out: Buffer, at: number, n: number): number {
   return at + digits
 }
 
+/** The hash slots of a Redis Cluster. */
+export const CLUSTER_SLOTS = 16384
+
 /** Reply errors that mean "Redis cannot serve now", not "this command is wrong". */
 const TRANSIENT_REPLY =
   /^(MOVED|ASK|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/
@@ -224,9 +232,10 @@ export class RedisConnection {
       lua: presenceLua('heartbeat.lua'),
     })
     // the number of keys varies with the number of rules: passed as the first argument
-    this.client.defineCommand('presencedLimitedHeartbeat', {
-      lua: limitLua('presence.lua', 'limited-heartbeat.lua', 'heartbeat.lua'),
-    })
+    this.#defineVariadic(
+      'presencedLimitedHeartbeat',
+      limitLua('presence.lua', 'limited-heartbeat.lua', 'heartbeat.lua'),
+    )
     this.client.defineCommand('presencedEnd', { numberOfKeys: 4, lua: presenceLua('end.lua') })
     this.client.defineCommand('presencedDue', { numberOfKeys: 1, lua: lua('due.lua') })
     this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: presenceLua('sweep.lua') })
@@ -242,8 +251,38 @@ export class RedisConnection {
       numberOfKeys: 2,
       lua: lua('history-read.lua'),
     })
-    // the number of keys varies with the number of rules: passed as the first argument
-    this.client.defineCommand('presencedRateLimit', { lua: limitLua('rate-limit.lua') })
+    this.#defineVariadic('presencedRateLimit', limitLua('rate-limit.lua'))
+  }
+
+  /** The text and SHA1 of each variadic script, for EVALSHA and EVAL on a cluster. */
+  readonly #variadic = new Map<VariadicScript, { lua: string; sha: string }>()
+
+  #defineVariadic(name: VariadicScript, text: string): void {
+    this.client.defineCommand(name, { lua: text })
+    this.#variadic.set(name, { lua: text, sha: createHash('sha1').update(text).digest('hex') })
+  }
+
+  /**
+   * Runs a script whose number of keys varies on `keys` and `args`. On a cluster as EVALSHA (EVAL
+   * when Redis does not have it yet), not as the command ioredis defines: ioredis's
+   * auto-pipelining puts a command in the pipeline of the master serving its first key, which
+   * for a defined script of no fixed number of keys is its first argument, the number ("2"). Every
+   * such call went to the pipeline of the master serving slot("2"), and a pipeline holding keys
+   * of two masters fails whole ("All keys in the pipeline should belong to the same slots
+   * allocation group"): a 503 for each request in it. EVALSHA's keys are known to ioredis.
+   */
+  variadic<T>(name: VariadicScript, keys: readonly string[], args: readonly string[]): Promise<T> {
+    const client = this.client
+    if (!this.isCluster) {
+      return client[name](String(keys.length), ...keys, ...args) as Promise<T>
+    }
+    const script = this.#variadic.get(name)!
+    return (client.evalsha(script.sha, keys.length, ...keys, ...args) as Promise<T>).catch(
+      (error: unknown) => {
+        if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
+        return client.eval(script.lua, keys.length, ...keys, ...args) as Promise<T>
+      },
+    )
   }
 
   /**
@@ -302,9 +341,26 @@ export class RedisConnection {
     await this.client.quit().catch(() => this.client.disconnect())
   }
 
-  /** Resolves once connected, or after `timeoutMs` regardless (ready() tells the truth). */
+  /**
+   * Resolves true once connected and, on a cluster, once the client's slot map has a master for
+   * every slot (coveredSlots); false after `timeoutMs` regardless (ready() tells the truth then).
+   */
   async waitReady(timeoutMs = 5000): Promise<boolean> {
-    if (this.client.status === 'ready') return true
+    const deadline = Date.now() + timeoutMs
+    if (!(await this.#connected(timeoutMs))) return false
+    while (this.coveredSlots() < CLUSTER_SLOTS) {
+      const left = deadline - Date.now()
+      if (this.#closed || left <= 0) return false
+      await new Promise<void>((resolve) =>
+        (this.client as Cluster).refreshSlotsCache(() => resolve()),
+      )
+      if (this.coveredSlots() < CLUSTER_SLOTS) await sleep(Math.min(100, left))
+    }
+    return true
+  }
+
+  #connected(timeoutMs: number): Promise<boolean> {
+    if (this.client.status === 'ready') return Promise.resolve(true)
     return new Promise((resolve) => {
       const done = (ready: boolean) => {
         clearTimeout(timer)
@@ -317,9 +373,34 @@ export class RedisConnection {
     })
   }
 
-  /** True when Redis answers a PING now (fails fast while disconnected). */
+  /** Once every slot had a master in the slot map (ioredis moves a slot, never forgets it). */
+  #covered = false
+
+  /**
+   * How many of the 16384 slots have a master in the client's slot map (all of them on a single
+   * Redis). A cluster client learns the map from one node's CLUSTER SLOTS: while slots are still
+   * being assigned (or that node has not yet heard of all of them), a command for a slot missing
+   * from the map fails, and ioredis asks again only when told to.
+   */
+  coveredSlots(): number {
+    if (!this.isCluster || this.#covered) return CLUSTER_SLOTS
+    const slots = (this.client as Cluster).slots
+    let covered = 0
+    for (let slot = 0; slot < CLUSTER_SLOTS; slot++) if (slots[slot]?.length) covered++
+    this.#covered = covered === CLUSTER_SLOTS
+    return covered
+  }
+
+  /**
+   * True when Redis answers a PING now (fails fast while disconnected) and, on a cluster, the
+   * slot map has a master for every slot; when it has not, the map is asked for again.
+   */
   async ready(): Promise<boolean> {
     if (this.#closed) return false
+    if (this.coveredSlots() < CLUSTER_SLOTS) {
+      this.#refreshSlots()
+      return false
+    }
     try {
       return (await this.client.ping()) === 'PONG'
     } catch {

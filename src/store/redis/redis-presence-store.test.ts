@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { setTimeout } from 'node:timers/promises'
+import type { Cluster } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import type { Activity, InheritedField, Session } from '../../core/presence.js'
@@ -11,6 +12,7 @@ import type { PresenceChange, SessionWrite } from '../presence-store.js'
 import { RedisKeys } from './keys.js'
 import { RedisConnection, type RedisTarget } from './redis-connection.js'
 import { RedisPresenceStore } from './redis-presence-store.js'
+import { RedisRateLimiter } from './redis-rate-limiter.js'
 
 const single: RedisTarget = { url: LOCAL_REDIS_URL }
 
@@ -343,4 +345,39 @@ test('a batch of 1100 ids on a 3-master cluster is one round trip per master', a
   const presences = await store.getMany(ids, T0 + 1)
   assert.equal(presences.filter((p) => p.sessions.length > 0).length, 50)
   assert.deepEqual(writes(), [1, 1, 1])
+})
+
+test('on a cluster, limited heartbeats of users on every master in one tick each write', async (t) => {
+  const { store, connection, keys, cleanup } = await open(await clusterTarget())
+  t.after(cleanup)
+  const limiter = new RedisRateLimiter(connection, keys)
+  const rules = [
+    { name: 'burst', max: 3, windowMs: 15_000 },
+    { name: 'sustain', max: 30, windowMs: 300_000 },
+  ]
+  // users whose buckets are on the three masters: each write must join the pipeline of its own
+  // master (ioredis auto-pipelines per master; a pipeline holding keys of two fails whole)
+  const ids = Array.from({ length: 12 }, (_, i) => String(8_000_000 + i) as UserId)
+  const cluster = connection.client as Cluster
+  const masters = new Set<string>()
+  for (const id of ids) {
+    masters.add(
+      String(cluster.slots[(await cluster.cluster('KEYSLOT', keys.presence(id))) as number]),
+    )
+  }
+  assert.equal(masters.size, 3, 'the users are spread over the three masters')
+  const written = await Promise.all(
+    ids.map((id) =>
+      store.limitedHeartbeat(write(id), T0, { key: `w:${id}`, rules, near: id }, limiter),
+    ),
+  )
+  assert.deepEqual(
+    written.map((w) => w !== undefined && 'change' in w),
+    ids.map(() => true),
+  )
+  const presences = await store.getMany(ids, T0 + 1)
+  assert.deepEqual(
+    presences.map((p) => p.sessions.length),
+    ids.map(() => 1),
+  )
 })

@@ -119,10 +119,10 @@ export class RedisPresenceStore implements PresenceStore {
       for (const window of windows) keys.push(window)
       for (const length of lengths) args.push(length)
       for (const rule of hit.rules) args.push(String(rule.max))
-      const reply = await connection.client.presencedLimitedHeartbeat(
-        String(keys.length),
-        ...keys,
-        ...args,
+      const reply = await connection.variadic<string | number[]>(
+        'presencedLimitedHeartbeat',
+        keys,
+        args,
       )
       return typeof reply === 'string'
         ? { change: this.#change(reply) }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import type { Cluster } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { rateLimiterContract } from '../contract/rate-limiter.contract.js'
@@ -75,4 +76,24 @@ test('every window key expires on its own, within two of its windows', async (t)
     const ttl = await connection.client.pttl(key)
     assert.ok(ttl > 0 && ttl <= 2 * rule.windowMs, `${rule.name}: PTTL ${ttl}`)
   }
+})
+
+test('on a cluster, hits of callers on every master in one tick each count', async (t) => {
+  const { limiter, keys, connection, cleanup } = await open(await clusterTarget())
+  t.after(cleanup)
+  // ioredis auto-pipelines the tick's commands per master: each hit must join the pipeline of
+  // the master of its own keys (a pipeline holding keys of two masters fails whole, as 503s)
+  const callers = Array.from({ length: 12 }, (_, i) => `caller:${i}`)
+  const cluster = connection.client as Cluster
+  const masters = new Set<string>()
+  for (const caller of callers) {
+    const key = keys.rateWindow(caller, 'burst', Math.floor(T0 / 1_000))
+    masters.add(String(cluster.slots[(await cluster.cluster('KEYSLOT', key)) as number]))
+  }
+  assert.equal(masters.size, 3, 'the callers are spread over the three masters')
+  const verdicts = await Promise.all(callers.map((key) => limiter.hit(key, rules, T0)))
+  assert.deepEqual(
+    verdicts.map((v) => [v.allowed, v.count]),
+    callers.map(() => [true, 1]),
+  )
 })

@@ -36,12 +36,12 @@ export class RedisRateLimiter implements RateLimiter {
   ): Promise<RateLimitVerdict> {
     if (rules.length === 0) return Promise.resolve(UNLIMITED)
     const { windows, lengths } = windowArgs(this.#keys, { key, rules, near }, now)
-    const args = [String(rules.length), ...windows, ...lengths]
-    return this.#connection.run(async () => {
+    const connection = this.#connection
+    return connection.run(async () => {
       // in the write of this tick's MGET: a read's rate limit adds no round trip
-      const counts = await this.#connection.beside<number[]>(
-        (pipeline) => pipeline.presencedRateLimit(...args),
-        (client) => client.presencedRateLimit(...args),
+      const counts = await connection.beside<number[]>(
+        (pipeline) => pipeline.presencedRateLimit(String(windows.length), ...windows, ...lengths),
+        () => connection.variadic('presencedRateLimit', windows, lengths),
       )
       return verdictOf(rules, counts, now)
     })
