@@ -54,6 +54,25 @@ export function titleSessionKey(titleId: string, deviceType: string): string {
 }
 
 /**
+ * The sessions an end of titles on `deviceType` ends (Xbox's DELETE of title presence), among a
+ * user's live `sessions`, in their order: the session of `titleId` there, or when `titleId` is
+ * undefined every title session (source `title`, naming its title) of that device.
+ */
+export function titleSessionsOn(
+  sessions: readonly Session[],
+  deviceType: string,
+  titleId: string | undefined,
+): Session[] {
+  if (titleId !== undefined) {
+    const key = titleSessionKey(titleId, deviceType)
+    return sessions.filter((s) => s.key === key)
+  }
+  return sessions.filter(
+    (s) => s.source === 'title' && s.deviceType === deviceType && !!s.activity.titleId,
+  )
+}
+
+/**
  * Activity members a write may leave to the session it refreshes (SessionWrite.inherit): the
  * Xbox title members, which a TitleRequest that leaves them out keeps as they were.
  */

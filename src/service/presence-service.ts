@@ -3,6 +3,7 @@ import { isPrivacyRecord, type CatalogueRecord, type PrivacyRecord } from '../co
 import {
   deriveUserState,
   titleSessionKey,
+  titleSessionsOn,
   type Activity,
   type InheritedField,
   type OfflineReason,
@@ -32,9 +33,9 @@ import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import { Fanout, type FanoutOptions } from '../realtime/fanout.js'
 import type { CatalogueStore } from '../store/catalogue-store.js'
 import type { CredentialStore } from '../store/credential-store.js'
-import type { PresenceStore, SessionWrite } from '../store/presence-store.js'
+import type { PresenceStore, SessionWrite, TitleEnd } from '../store/presence-store.js'
 import type { PrivacyStore } from '../store/privacy-store.js'
-import type { RateLimiter } from '../store/rate-limiter.js'
+import { titleHit, type RateLimiter, type TitleBudget } from '../store/rate-limiter.js'
 import type { RequestAdmission } from './admission.js'
 import { ApiKeys } from './api-keys.js'
 import { Authenticator } from './authenticator.js'
@@ -109,6 +110,13 @@ export interface TitleHeartbeatInput {
   titleState?: TitleState
   richPresence?: RichPresence
   ttlMs?: number
+}
+
+/** An end of a user's Xbox titles on one device: `titleId`'s only, or every one it runs. */
+export interface EndTitlesInput {
+  userId: UserId
+  deviceType: string
+  titleId?: string
 }
 
 /** What an operator sees of one user: no privacy applied. */
@@ -388,6 +396,48 @@ export class PresenceService {
     if (input.ttlMs !== undefined) write.ttlMs = input.ttlMs
     if (inherit.length > 0) write.inherit = inherit
     return this.heartbeat(write, admission)
+  }
+
+  /**
+   * Ends a user's title presence on a device at once, as Xbox's DELETE of title presence does:
+   * the session of `titleId` there, or without one every title session the device runs (Xbox
+   * knows the title from its token; presenced's tokens name none). `budget`: each title this
+   * counts (the named one, else those found) spends its hit, and when it finds none
+   * `budget.idleTitleId`'s, so a DELETE that ends nothing cannot be sent without limit; the
+   * first refused is thrown and nothing is ended. Finding, counting and ending are one step of
+   * the store when it can (fleet mode: one Redis round trip), so a title started meanwhile is
+   * never left running. Each session ended is its own change (bus, history, webhooks).
+   */
+  async endTitles(input: EndTitlesInput, budget?: TitleBudget): Promise<PresenceChange[]> {
+    const { presence, rateLimiter } = this.#stores
+    const end: TitleEnd = { userId: input.userId, deviceType: input.deviceType, reason: 'explicit' }
+    if (input.titleId !== undefined) end.titleId = input.titleId
+    const now = this.#clock.now()
+    const limited = budget && presence.limitedEndTitles?.(end, now, budget, rateLimiter)
+    let changes: PresenceChange[]
+    if (limited) {
+      const done = await limited
+      if ('refused' in done) this.limits.check(done.refused)
+      changes = (done as { changes: PresenceChange[] }).changes
+    } else {
+      if (budget) {
+        // the titles as they are now; the end below still ends any started in between
+        let titleIds = input.titleId === undefined ? [] : [input.titleId]
+        if (input.titleId === undefined) {
+          const [own] = await presence.getMany([input.userId], now)
+          titleIds = titleSessionsOn(own!.sessions, input.deviceType, undefined).map(
+            (s) => s.activity.titleId!,
+          )
+        }
+        for (const titleId of titleIds.length > 0 ? titleIds : [budget.idleTitleId]) {
+          await this.limits.spend(titleHit(budget, titleId))
+        }
+      }
+      changes = (await presence.endTitles(end, this.#clock.now())).changes
+    }
+    for (const change of changes) await this.#publish(change)
+    if (changes.length > 0) this.#observer.sessionsEnded?.('explicit', changes.length)
+    return changes
   }
 
   async endSession(

@@ -1,11 +1,13 @@
 import type { Caller } from '../core/caller.js'
 import { fail } from '../core/errors.js'
 import type { UserId } from '../core/user-id.js'
-import type {
-  RateLimitHit,
-  RateLimiter,
-  RateLimitRule,
-  RateLimitVerdict,
+import {
+  titleHit,
+  type RateLimitHit,
+  type RateLimiter,
+  type RateLimitRule,
+  type RateLimitVerdict,
+  type TitleBudget,
 } from '../store/rate-limiter.js'
 import { RequestAdmission } from './admission.js'
 import type { Clock } from './clock.js'
@@ -82,7 +84,16 @@ export class RateLimits {
 
   /** The hit `titleWrite` counts, for a write to count it in its own step. */
   titleWriteHit(userId: UserId, titleId: string): RateLimitHit {
-    return { key: `xbox:${userId}:${titleId}`, rules: this.#titleWrite, near: userId }
+    return titleHit(this.titleWrites(userId, titleId), titleId)
+  }
+
+  /**
+   * A user's title-write budgets, one per title, for a write that learns its titles as it runs
+   * (PresenceService.endTitles): each title it counts spends that title's `titleWrite` budget,
+   * and one that finds none spends `idleTitleId`'s.
+   */
+  titleWrites(userId: UserId, idleTitleId: string): TitleBudget {
+    return { key: `xbox:${userId}:`, rules: this.#titleWrite, near: userId, idleTitleId }
   }
 
   /** A request's admission: `hit`, then `checks` (see RequestAdmission). */

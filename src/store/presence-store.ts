@@ -9,7 +9,7 @@ import type {
 } from '../core/presence.js'
 import type { PresenceSummary } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
-import type { RateLimitHit, RateLimitVerdict, RateLimiter } from './rate-limiter.js'
+import type { RateLimitHit, RateLimitVerdict, RateLimiter, TitleBudget } from './rate-limiter.js'
 
 export type { PresenceChange }
 
@@ -33,6 +33,30 @@ export interface SessionWrite {
 
 /** What a limited write did: its change, or the refusing verdict (nothing written). */
 export type LimitedWrite = { change: PresenceChange } | { refused: RateLimitVerdict }
+
+/**
+ * An end of a user's Xbox title sessions on one device (DELETE of title presence): the live
+ * session of `titleId` there (key `title:<titleId>:<deviceType>`), or when `titleId` is
+ * undefined every live title session (source `title`) of that device, whatever it runs.
+ */
+export interface TitleEnd {
+  userId: UserId
+  deviceType: string
+  titleId?: string
+  reason: OfflineReason
+}
+
+/**
+ * What an end of titles did: the titles it counted (the named one, else those it found, in the
+ * user's session order) and one change per session ended, each from the one before, in order.
+ */
+export interface TitlesEnded {
+  titleIds: string[]
+  changes: PresenceChange[]
+}
+
+/** What a limited end of titles did, or the refusing verdict (nothing ended). */
+export type LimitedTitlesEnd = TitlesEnded | { refused: RateLimitVerdict }
 
 /** A live user as aggregate statistics need it: what each live session is, not when. */
 export interface LiveUser {
@@ -68,6 +92,25 @@ export interface PresenceStore {
     now: number,
     reason: OfflineReason,
   ): Promise<PresenceChange | undefined>
+  /**
+   * Ends the title sessions `end` names in one atomic step (see TitleEnd): a title started
+   * while it runs is either ended by it or started after it, never skipped. Sessions already
+   * past expiry are left to the sweep, as end() leaves them.
+   */
+  endTitles(end: TitleEnd, now: number): Promise<TitlesEnded>
+  /**
+   * Optional: endTitles() with `budget`'s hits counted in the same atomic step (fleet mode: one
+   * round trip), one per title it counts (`titleHit`), `budget.idleTitleId`'s when there is
+   * none, in order, stopping at the first refused (those before it stay counted) and then
+   * ending nothing. Undefined (synchronously) when this store cannot count in that limiter's
+   * budget: the caller then counts the hits first.
+   */
+  limitedEndTitles?(
+    end: TitleEnd,
+    now: number,
+    budget: TitleBudget,
+    limiter: RateLimiter,
+  ): Promise<LimitedTitlesEnd> | undefined
   /** The presences of `ids`, in that order, one per entry; unknown users have no sessions. */
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]>
   /**

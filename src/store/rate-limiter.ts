@@ -22,6 +22,28 @@ export interface RateLimitHit {
   near?: UserId
 }
 
+/**
+ * One hit per title for a write that learns its titles as it runs (an Xbox DELETE ending whatever
+ * a device runs): the hit of title `t` is `{ key: key + t, rules, near }` (`titleHit`), and
+ * `idleTitleId`'s is counted when the write finds no title, so a write that does nothing still
+ * spends a budget. A store that counts it in its own step builds the same window keys.
+ */
+export interface TitleBudget {
+  /** The hit key before the title id. */
+  key: string
+  rules: readonly RateLimitRule[]
+  near?: UserId
+  /** The title whose hit is counted when no title is found. */
+  idleTitleId: string
+}
+
+/** The hit `budget` counts for `titleId`. */
+export function titleHit(budget: TitleBudget, titleId: string): RateLimitHit {
+  const hit: RateLimitHit = { key: budget.key + titleId, rules: budget.rules }
+  if (budget.near !== undefined) hit.near = budget.near
+  return hit
+}
+
 export interface RateLimitVerdict {
   allowed: boolean
   /**

@@ -4,7 +4,6 @@ import type { PresenceService } from '../../service/presence-service.js'
 import { leanBatchRoute } from './lean-batch.js'
 import type { Caller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
-import { titleSessionKey } from '../../core/presence.js'
 import type { Title } from '../../core/catalogue.js'
 import type { VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
@@ -198,32 +197,16 @@ export async function xboxPresenceRoutes(
     async (request, reply) => {
       const xuid = ownTarget(request.params.target, request.caller)
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
-      // without a named title: whatever this device runs (Xbox knows the title from the token)
-      const named = titleIdOf(request)
-      const titleIds = named !== undefined ? [named] : await runningTitles(xuid, deviceType)
-      // a DELETE that ends nothing still spends a budget, so it cannot be sent without limit
-      for (const titleId of titleIds.length > 0 ? titleIds : [settings.xboxDefaultTitleId]) {
-        await service.limits.titleWrite(xuid, titleId)
-      }
-      for (const titleId of titleIds) {
-        await service.endSession(xuid, titleSessionKey(titleId, deviceType))
-      }
+      // without a named title: whatever this device runs (Xbox knows the title from the token);
+      // found, counted against each title's budget and ended in one step (one Redis round trip)
+      const titleId = titleIdOf(request)
+      await service.endTitles(
+        { userId: xuid, deviceType, ...(titleId !== undefined && { titleId }) },
+        service.limits.titleWrites(xuid, settings.xboxDefaultTitleId),
+      )
       return reply.code(200).header('cache-control', 'no-cache').send()
     },
   )
-
-  /** The titles a user's device runs, as its title writes named them. */
-  async function runningTitles(xuid: UserId, deviceType: string): Promise<string[]> {
-    const [own] = await service.rawPresences([xuid])
-    const titleIds: string[] = []
-    for (const session of own?.sessions ?? []) {
-      const titleId = session.activity.titleId
-      if (session.source === 'title' && session.deviceType === deviceType && titleId) {
-        titleIds.push(titleId)
-      }
-    }
-    return titleIds
-  }
 
   // Clients JSON.parse every error: anything else under /users is answered in the Xbox shape,
   // 405 with Allow where the path is served with other methods, else 404.

@@ -299,6 +299,105 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.deepEqual(await store.sweepExpired(T0 + 10 * TTL, 100), [])
     })
 
+    test('endTitles ends the live title sessions of one device at once, one change each', async (t) => {
+      const store = await open(t)
+      const user = id('14')
+      const title = (titleId: string, deviceType: string, ttlMs = TTL): SessionWrite => ({
+        userId: user,
+        key: `title:${titleId}:${deviceType}`,
+        source: 'title',
+        deviceType,
+        activity: { kind: 'online', titleId, placement: 'full', titleState: 'active' },
+        ttlMs,
+      })
+      const odd = 'Odd "\\,[é]'
+      await store.heartbeat(title('1234', 'XboxOne'), T0)
+      await store.heartbeat(title('9', 'XboxOne', 1000), T0)
+      await store.heartbeat(write(user, 'app:XboxOne', { deviceType: 'XboxOne' }), T0)
+      await store.heartbeat(title('1234', 'PC'), T0)
+      await store.heartbeat(title('5678', 'XboxOne'), T0)
+      await store.heartbeat(title('42', odd), T0)
+      const now = T0 + 5000
+      const ended = await store.endTitles(
+        { userId: user, deviceType: 'XboxOne', reason: 'explicit' },
+        now,
+      )
+      // the expired title 9 is left to the sweep; the app session on the device is no title
+      assert.deepEqual(ended.titleIds, ['1234', '5678'])
+      assert.equal(ended.changes.length, 2)
+      const [first, second] = ended.changes
+      assert.deepEqual(
+        first!.ended?.map((s) => s.key),
+        ['title:1234:XboxOne'],
+      )
+      assert.deepEqual(
+        second!.ended?.map((s) => s.key),
+        ['title:5678:XboxOne'],
+      )
+      assert.deepEqual(keys(first!.before.sessions), [
+        'app:XboxOne',
+        'title:1234:PC',
+        'title:1234:XboxOne',
+        `title:42:${odd}`,
+        'title:5678:XboxOne',
+      ])
+      // each change starts where the one before ended
+      assert.deepEqual(keys(second!.before.sessions), keys(first!.after.sessions))
+      assert.deepEqual(keys(second!.after.sessions), [
+        'app:XboxOne',
+        'title:1234:PC',
+        `title:42:${odd}`,
+      ])
+      for (const change of ended.changes) {
+        assert.equal(change.reason, 'explicit')
+        assert.equal(change.userId, '14')
+        assert.equal(change.after.lastOnline, now)
+      }
+      const [presence] = await store.getMany([user], now)
+      assert.deepEqual(keys(presence!.sessions), [
+        'app:XboxOne',
+        'title:1234:PC',
+        `title:42:${odd}`,
+      ])
+      assert.deepEqual(await store.stats(now), { sessions: 4, users: 1 })
+
+      // a device type with characters JSON escapes; a named title ends only its own session
+      const oddEnded = await store.endTitles(
+        { userId: user, deviceType: odd, reason: 'explicit' },
+        now,
+      )
+      assert.deepEqual(oddEnded.titleIds, ['42'])
+      assert.deepEqual(endedKeys(oddEnded.changes), [`14/title:42:${odd}`])
+      const named = await store.endTitles(
+        { userId: user, deviceType: 'PC', titleId: '1234', reason: 'explicit' },
+        now,
+      )
+      assert.deepEqual(named.titleIds, ['1234'])
+      assert.deepEqual(endedKeys(named.changes), ['14/title:1234:PC'])
+      // nothing left to end: the named title is still counted, the others none
+      assert.deepEqual(
+        await store.endTitles(
+          { userId: user, deviceType: 'PC', titleId: '1234', reason: 'explicit' },
+          now,
+        ),
+        { titleIds: ['1234'], changes: [] },
+      )
+      assert.deepEqual(
+        await store.endTitles({ userId: user, deviceType: 'XboxOne', reason: 'explicit' }, now),
+        { titleIds: [], changes: [] },
+      )
+      assert.deepEqual(
+        await store.endTitles({ userId: id('15'), deviceType: 'XboxOne', reason: 'explicit' }, now),
+        { titleIds: [], changes: [] },
+      )
+      // the expired title is reported by the sweep, exactly once, as a timeout
+      const swept = await store.sweepExpired(now, 100)
+      assert.deepEqual(endedKeys(swept), ['14/title:9:XboxOne'])
+      assert.equal(swept[0]!.reason, 'timeout')
+      assert.deepEqual(keys((await store.getMany([user], now))[0]!.sessions), ['app:XboxOne'])
+      assert.deepEqual(await store.stats(now), { sessions: 1, users: 1 })
+    })
+
     test('end of an unknown or already-expired session is undefined', async (t) => {
       const store = await open(t)
       const user = id('13')

@@ -5,10 +5,30 @@ import type {
   SessionSource,
   UserPresence,
 } from '../../core/presence.js'
-import { PresenceType, inheritActivity, stateOfKind } from '../../core/presence.js'
+import {
+  PresenceType,
+  inheritActivity,
+  stateOfKind,
+  titleSessionsOn,
+} from '../../core/presence.js'
 import type { PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
-import type { LiveUser, PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+import type {
+  LimitedTitlesEnd,
+  LiveUser,
+  PresenceChange,
+  PresenceStore,
+  SessionWrite,
+  TitleEnd,
+  TitlesEnded,
+} from '../presence-store.js'
+import {
+  titleHit,
+  type RateLimitVerdict,
+  type RateLimiter,
+  type TitleBudget,
+} from '../rate-limiter.js'
+import { MemoryRateLimiter } from './memory-rate-limiter.js'
 import type { LastOnlineLedger } from '../profile-store.js'
 import {
   serverSessionKey,
@@ -142,6 +162,51 @@ export class MemoryPresenceStore implements PresenceStore {
   ): Promise<PresenceChange | undefined> {
     const user = this.#users.find(userId)
     return Promise.resolve(user === NONE ? undefined : this.#end(user, userId, key, now, reason))
+  }
+
+  endTitles(end: TitleEnd, now: number): Promise<TitlesEnded> {
+    // without `admit` nothing refuses
+    return Promise.resolve(this.#endTitles(end, now) as TitlesEnded)
+  }
+
+  /** With a MemoryRateLimiter: its hits are counted in the same tick as the end, atomically. */
+  limitedEndTitles(
+    end: TitleEnd,
+    now: number,
+    budget: TitleBudget,
+    limiter: RateLimiter,
+  ): Promise<LimitedTitlesEnd> | undefined {
+    if (!(limiter instanceof MemoryRateLimiter)) return undefined
+    return Promise.resolve(this.#endTitles(end, now, (titleId) => {
+      const hit = titleHit(budget, titleId)
+      const verdict = limiter.hitNow(hit.key, hit.rules, now)
+      return verdict.allowed ? undefined : verdict
+    }, budget.idleTitleId))
+  }
+
+  /** endTitles, each counted title first passed to `admit` (a refusal ends nothing). */
+  #endTitles(
+    end: TitleEnd,
+    now: number,
+    admit?: (titleId: string) => RateLimitVerdict | undefined,
+    idleTitleId?: string,
+  ): LimitedTitlesEnd {
+    const { userId, deviceType, titleId, reason } = end
+    const user = this.#users.find(userId)
+    const found = titleSessionsOn(this.#presence(userId, user, now).sessions, deviceType, titleId)
+    const titleIds = titleId !== undefined ? [titleId] : found.map((s) => s.activity.titleId!)
+    if (admit) {
+      for (const counted of titleIds.length > 0 ? titleIds : [idleTitleId!]) {
+        const refused = admit(counted)
+        if (refused) return { refused }
+      }
+    }
+    const changes: PresenceChange[] = []
+    for (const session of found) {
+      const change = this.#end(user, userId, session.key, now, reason)
+      if (change) changes.push(change)
+    }
+    return { titleIds, changes }
   }
 
   #end(

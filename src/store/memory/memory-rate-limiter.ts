@@ -69,7 +69,15 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   hit(key: string, rules: readonly RateLimitRule[], now: number): Promise<RateLimitVerdict> {
-    if (rules.length === 0) return Promise.resolve(UNLIMITED)
+    return Promise.resolve(this.hitNow(key, rules, now))
+  }
+
+  /**
+   * hit(), counted and answered in the same tick: a memory store counts a write's hits with it,
+   * atomically (MemoryPresenceStore.limitedEndTitles).
+   */
+  hitNow(key: string, rules: readonly RateLimitRule[], now: number): RateLimitVerdict {
+    if (rules.length === 0) return UNLIMITED
     if (now >= this.#nextSweepAt) this.#sweep(now)
     const counts = new Array<number>(rules.length)
     for (let i = 0; i < rules.length; i++) {
@@ -94,7 +102,7 @@ export class MemoryRateLimiter implements RateLimiter {
       this.#append(slot)
       counts[i] = ++this.#counts[slot]!
     }
-    return Promise.resolve(verdictOf(rules, counts, now))
+    return verdictOf(rules, counts, now)
   }
 
   /** A slot for a new window: a free one, a new one, or the least recently hit one's. */

@@ -206,10 +206,20 @@ export class RedisKeys {
    * so that two callers never share a key.
    */
   rateWindow(key: string, rule: string, window: number, near?: UserId): string {
+    const [before, after] = this.rateWindowAround(key, rule, window, near)
+    return before + after
+  }
+
+  /**
+   * rateWindow(key + suffix, …) as the text before and after the (escaped) suffix, for a script
+   * that learns the suffix as it runs (end-titles.lua: a title id); `before` is the same for
+   * every rule and window.
+   */
+  rateWindowAround(key: string, rule: string, window: number, near?: UserId): [string, string] {
     const escaped = key.replace(/[%{}]/g, escapeTagChar)
     return near === undefined
-      ? `${this.prefix}:rl:{${escaped}}:${rule}:${window}`
-      : `${this.prefix}:{b${this.bucketOf(near)}}:rl:${escaped}:${rule}:${window}`
+      ? [`${this.prefix}:rl:{${escaped}`, `}:${rule}:${window}`]
+      : [`${this.prefix}:{b${this.bucketOf(near)}}:rl:${escaped}`, `:${rule}:${window}`]
   }
 
   /**

@@ -33,6 +33,13 @@ declare module 'ioredis' {
       counts: string,
       ...args: string[]
     ): Result<string | null, Context>
+    presencedEndTitles(
+      value: string,
+      due: string,
+      timer: string,
+      counts: string,
+      ...args: string[]
+    ): Result<Array<string | number>, Context>
     presencedDue(timer: string, ...args: string[]): Result<number, Context>
     presencedSweep(timer: string, counts: string, ...args: string[]): Result<string[], Context>
     presencedServerReport(
@@ -237,6 +244,10 @@ export class RedisConnection {
       limitLua('presence.lua', 'limited-heartbeat.lua', 'heartbeat.lua'),
     )
     this.client.defineCommand('presencedEnd', { numberOfKeys: 4, lua: presenceLua('end.lua') })
+    this.client.defineCommand('presencedEndTitles', {
+      numberOfKeys: 4,
+      lua: limitLua('presence.lua', 'end-titles.lua'),
+    })
     this.client.defineCommand('presencedDue', { numberOfKeys: 1, lua: lua('due.lua') })
     this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: presenceLua('sweep.lua') })
     this.client.defineCommand('presencedServerReport', {

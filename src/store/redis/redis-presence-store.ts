@@ -1,14 +1,24 @@
 import type { Activity, OfflineReason, UserPresence } from '../../core/presence.js'
 import type { PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
+import { titleSessionKey } from '../../core/presence.js'
 import type {
+  LimitedTitlesEnd,
   LimitedWrite,
   LiveUser,
   PresenceChange,
   PresenceStore,
   SessionWrite,
+  TitleEnd,
+  TitlesEnded,
 } from '../presence-store.js'
-import { verdictOf, type RateLimitHit, type RateLimiter } from '../rate-limiter.js'
+import {
+  verdictOf,
+  windowOf,
+  type RateLimitHit,
+  type RateLimiter,
+  type TitleBudget,
+} from '../rate-limiter.js'
 import { serverSessionKey, type ServerReport, type ServerRoster } from '../presence-store.js'
 import type { RedisKeys } from './keys.js'
 import {
@@ -178,6 +188,98 @@ export class RedisPresenceStore implements PresenceStore {
       )
       return reply ? this.#change(reply) : undefined
     })
+  }
+
+  endTitles(end: TitleEnd, now: number): Promise<TitlesEnded> {
+    return this.#connection.run(async () => {
+      const reply = await this.#endTitles(end, now, undefined)
+      return this.#titlesEnded(reply)
+    })
+  }
+
+  /**
+   * One script (end-titles.lua) finds the device's titles, counts each one's hit and, when
+   * every rule allows them, ends them: one round trip. On a cluster only for a budget of the
+   * user's own (`budget.near`), whose counters are in the user's slot.
+   */
+  limitedEndTitles(
+    end: TitleEnd,
+    now: number,
+    budget: TitleBudget,
+    limiter: RateLimiter,
+  ): Promise<LimitedTitlesEnd> | undefined {
+    const connection = this.#connection
+    if (
+      (connection.isCluster && budget.near !== end.userId) ||
+      !(limiter instanceof RedisRateLimiter) ||
+      !limiter.countsIn(connection, this.#keys)
+    ) {
+      return undefined
+    }
+    return connection.run(async () => {
+      const reply = await this.#endTitles(end, now, budget)
+      if (reply[0] === -1) {
+        return { refused: verdictOf(budget.rules, reply.slice(1) as number[], now) }
+      }
+      return this.#titlesEnded(reply)
+    })
+  }
+
+  /** end-titles.lua, with `budget`'s hits counted first when given. */
+  #endTitles(
+    end: TitleEnd,
+    now: number,
+    budget: TitleBudget | undefined,
+  ): Promise<Array<string | number>> {
+    const k = this.#keys
+    const { userId, deviceType, titleId } = end
+    const bucket = k.bucketOf(userId)
+    const shard = k.dueShardOf(userId)
+    const rules = budget?.rules ?? []
+    const args = [
+      userId,
+      String(now),
+      String(shard),
+      JSON.stringify(deviceType),
+      titleId ?? '',
+      titleId === undefined ? '' : keyText(titleSessionKey(titleId, deviceType)),
+      end.reason,
+      this.#channel,
+      this.#nodeId,
+      ...this.#hist(bucket),
+      String(rules.length),
+      budget?.idleTitleId ?? '',
+    ]
+    if (budget !== undefined && rules.length > 0) {
+      const afters: string[] = []
+      let head = ''
+      for (const rule of rules) {
+        const index = windowOf(rule, now).index
+        const [before, after] = k.rateWindowAround(budget.key, rule.name, index, budget.near)
+        head = before
+        afters.push(after)
+      }
+      args.push(head, ...afters)
+      for (const rule of rules) args.push(String(rule.windowMs))
+      for (const rule of rules) args.push(String(rule.max))
+    } else {
+      args.push('')
+    }
+    return this.#connection.client.presencedEndTitles(
+      k.presence(userId),
+      k.due(bucket, shard),
+      k.dueTimer(bucket),
+      k.counts(bucket),
+      ...args,
+    )
+  }
+
+  /** end-titles.lua's reply when nothing refused: the titles it counted, then its messages. */
+  #titlesEnded(reply: Array<string | number>): TitlesEnded {
+    const count = reply[0] as number
+    const titleIds = reply.slice(1, 1 + count) as string[]
+    const changes = (reply.slice(1 + count) as string[]).map((m) => this.#change(m))
+    return { titleIds, changes }
   }
 
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {
