@@ -180,7 +180,7 @@ async function httpApp(
     await deleteKeys(target, prefix)
   })
   await presenced.service.putPlace(place)
-  return { presenced, address, connection }
+  return { presenced, address, connection, keys }
 }
 
 /** Waits until nothing of the node's own writes to Redis (the dashboard's first pass) is left. */
@@ -371,6 +371,157 @@ test('single Redis over HTTP: an Xbox title write and its rate limit are one rou
 
 test('3-master cluster over HTTP: an Xbox title write and its rate limit are one round trip; a refused one writes nothing', async (t) =>
   titleWrites(t, await clusterTarget()))
+
+/**
+ * Xbox title DELETEs over HTTP: each, whatever it ends and with the budget of every title it
+ * counts, one round trip (it was a read, a round trip per title's budget and one per title
+ * ended); one change on the bus and one sessionsEnded per session ended; a refused one ends
+ * nothing, in its own round trip.
+ */
+async function titleDeletes(t: TestContext, target: RedisTarget) {
+  const { presenced, address, connection, keys } = await httpApp(
+    t,
+    { xboxBurstMax: 3, xboxSustainMax: 100 },
+    target,
+  )
+  await presenced.service.stop()
+  const user = '2533274790395905' as UserId
+  const token = await presenced.tokens.issue(user)
+  const everywhere = Array.from({ length: 200 }, (_, i) => String(4_400_000 + i) as UserId)
+  await presenced.service.lookup({ kind: 'anonymous' }, everywhere)
+  // another node's view of the bus: the changes the scripts publish
+  const listener = new RedisConnection(target, { commandTimeoutMs: 10_000 })
+  const otherNode = new RedisChangeBus(listener, { channel: keys.channel() })
+  t.after(async () => {
+    await otherNode.close()
+    await listener.release()
+  })
+  await otherNode.subscribed
+  const heard: string[] = []
+  otherNode.subscribe((event) => {
+    if (event.type === 'presence' && event.change.ended) {
+      for (const s of event.change.ended) heard.push(`${event.change.reason} ${s.key}`)
+    }
+  })
+  const writes = countWrites(connection.client)
+  const total = () => writes().reduce((sum, n) => sum + n, 0)
+  const path = `${address}/users/xuid(${user})/devices/current/titles/current`
+  const call = (method: string, device: string, query = '', body?: unknown) =>
+    fetch(`${path}${query}`, {
+      method,
+      headers: {
+        authorization: `XBL3.0 x=2533;${token}`,
+        'x-xbl-contract-version': '3',
+        accept: 'application/json',
+        'x-xbl-device-type': device,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+      },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    })
+  const titles = async () => {
+    const { presence } = await presenced.service.rawPresence(user)
+    return presence.sessions.map((s) => `${s.deviceType}:${s.activity.titleId}`).sort()
+  }
+  const ended = async () => {
+    const [metric] = (await presenced.metrics.sessionsEnded.get()).values.filter(
+      (v) => v.labels.reason === 'explicit',
+    )
+    return metric?.value ?? 0
+  }
+  /** `heard` once the bus has delivered `n` ended sessions (a real signal, up to 10 s). */
+  const hear = async (n: number) => {
+    for (let i = 0; i < 1000 && heard.length < n; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    return [...heard]
+  }
+  // every request below within one 15 s burst window: none starts near its end
+  const intoWindow = Date.now() % 15_000
+  if (intoWindow > 7_000) await new Promise((resolve) => setTimeout(resolve, 15_100 - intoWindow))
+  // warm (and wait out a cluster node learning the slots, as titleWrites does): 1234 spends 1
+  let first = await call('POST', 'XboxOne', '', { id: '1234' })
+  for (let attempt = 0; first.status === 503 && attempt < 10; attempt++) {
+    await first.arrayBuffer()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    first = await call('POST', 'XboxOne', '', { id: '1234' })
+  }
+  assert.equal(first.status, 200)
+  await first.arrayBuffer()
+  for (const [device, id] of [
+    ['XboxOne', '5678'],
+    ['PC', '4321'],
+  ]) {
+    const written = await call('POST', device!, '', { id })
+    assert.equal(written.status, 200)
+    await written.arrayBuffer()
+  }
+  // the script is loaded (its first call is an EVALSHA, then an EVAL), outside the counts
+  const warm = await call('DELETE', 'Android')
+  assert.equal(warm.status, 200)
+  await warm.arrayBuffer()
+  await quiet(writes)
+  assert.deepEqual(await titles(), ['PC:4321', 'XboxOne:1234', 'XboxOne:5678'])
+  const endedBefore = await ended()
+
+  // no title named: both titles of the Xbox end, each its own change; the PC's title stays
+  let before = total()
+  const both = await call('DELETE', 'XboxOne')
+  assert.equal(both.status, 200)
+  assert.equal(both.headers.get('cache-control'), 'no-cache')
+  assert.equal(await both.text(), '')
+  assert.equal(
+    total() - before,
+    1,
+    'a DELETE ending two titles, with their budgets: one round trip',
+  )
+  assert.deepEqual(await titles(), ['PC:4321'])
+  assert.deepEqual(await hear(2), ['explicit title:1234:XboxOne', 'explicit title:5678:XboxOne'])
+  assert.equal((await ended()) - endedBefore, 2)
+
+  // nothing running there: the default title's budget (the warm-up spent 1, this 2)
+  before = total()
+  const none = await call('DELETE', 'XboxOne')
+  assert.equal(none.status, 200)
+  await none.arrayBuffer()
+  assert.equal(total() - before, 1, 'a DELETE ending nothing: one round trip')
+
+  before = total()
+  const named = await call('DELETE', 'PC', '?titleId=4321')
+  assert.equal(named.status, 200)
+  await named.arrayBuffer()
+  assert.equal(total() - before, 1, 'a named DELETE: one round trip')
+  assert.deepEqual(await titles(), [])
+  assert.deepEqual((await hear(3)).slice(2), ['explicit title:4321:PC'])
+  // the DELETE above spent 1234's budget (the POST 1, the DELETE 2): naming it, ending nothing,
+  // is the third; the next write of 1234 is refused
+  const idle = await call('DELETE', 'XboxOne', '?titleId=1234')
+  assert.equal(idle.status, 200)
+  await idle.arrayBuffer()
+  const refusedWrite = await call('POST', 'XboxOne', '', { id: '1234' })
+  assert.equal(refusedWrite.status, 429)
+  await refusedWrite.arrayBuffer()
+
+  // 5678 runs with its budget spent (the POST 1, the DELETE 2, this one 3): a DELETE of whatever
+  // the Xbox runs is refused in its own round trip and ends nothing
+  const again = await call('POST', 'XboxOne', '', { id: '5678' })
+  assert.equal(again.status, 200)
+  await again.arrayBuffer()
+  before = total()
+  const refused = await call('DELETE', 'XboxOne')
+  assert.equal(refused.status, 429)
+  assert.ok(Number(refused.headers.get('retry-after')) >= 1)
+  assert.equal((await refused.json()).maxRequests, 3)
+  assert.equal(total() - before, 1, 'a refused DELETE: one round trip')
+  assert.deepEqual(await titles(), ['XboxOne:5678'])
+  assert.equal((await ended()) - endedBefore, 3)
+  assert.equal((await hear(3)).length, 3)
+}
+
+test('single Redis over HTTP: an Xbox title DELETE, whatever it ends, is one round trip with its budgets', (t) =>
+  titleDeletes(t, { url: LOCAL_REDIS_URL }))
+
+test('3-master cluster over HTTP: an Xbox title DELETE, whatever it ends, is one round trip with its budgets', async (t) =>
+  titleDeletes(t, await clusterTarget()))
 
 test('3-master cluster: a lookup of 1100 ids is one round trip per master, a heartbeat one', async (t) => {
   const { service, client } = await fleetService(t, await clusterTarget())
