@@ -10,6 +10,7 @@ import type { BusEvent } from '../realtime/change-bus.js'
 import { LocalChangeBus } from '../realtime/local-change-bus.js'
 import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
+import type { RateLimiter } from '../store/rate-limiter.js'
 import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
 import { Tokens } from './tokens.js'
 import { testConfig } from '../app/config.js'
@@ -24,7 +25,7 @@ const bob = '2' as UserId
 const carol = '9007199254740993' as UserId
 const asUser = (userId: UserId): Viewer => ({ kind: 'user', userId })
 
-function setup(t: TestContext) {
+function setup(t: TestContext, rateLimiter: RateLimiter = new MemoryRateLimiter()) {
   const dir = mkdtempSync(join(tmpdir(), 'presenced-service-'))
   const clock = new ManualClock()
   const profiles = new SqliteProfileStore(dir)
@@ -33,7 +34,7 @@ function setup(t: TestContext) {
   const events: BusEvent[] = []
   bus.subscribe((event) => events.push(event))
   const service = createService(
-    { mode: 'embedded', presence, profiles, bus, rateLimiter: new MemoryRateLimiter() },
+    { mode: 'embedded', presence, profiles, bus, rateLimiter },
     testConfig({ dataDir: dir, sessionTtlSeconds: TTL / 1000 }),
     { clock, tokens: new Tokens('unit-test-secret-of-enough-length-0123456789') },
   )
@@ -280,4 +281,82 @@ test('rawPresences shows sessions without privacy', async (t) => {
   await service.putSettings(alice, { visibility: 'nobody', invisible: true })
   const [raw] = await service.rawPresences([alice])
   assert.equal(raw!.sessions[0]!.activity.placeId, '77')
+})
+
+/** The title sessions (device:title) a user has, sorted. */
+async function titlesOf(service: ReturnType<typeof setup>['service'], userId: UserId) {
+  const [own] = await service.rawPresences([userId])
+  return own!.sessions.map((s) => `${s.deviceType}:${s.activity.titleId}`).sort()
+}
+
+test("endTitles ends every title a device runs, one change each, counting each title's budget in the same step", async (t) => {
+  const { clock, service, events } = setup(t)
+  const title = (titleId: string, deviceType = 'XboxOne') =>
+    service.titleHeartbeat({ userId: carol, titleId, deviceType })
+  await title('1234')
+  await title('5678')
+  await title('1234', 'PC')
+  events.length = 0
+  const budget = service.limits.titleWrites(carol, '1')
+  const changes = await service.endTitles({ userId: carol, deviceType: 'XboxOne' }, budget)
+  assert.deepEqual(
+    changes.map((c) => c.ended?.map((s) => s.key)),
+    [['title:1234:XboxOne'], ['title:5678:XboxOne']],
+  )
+  assert.deepEqual(await titlesOf(service, carol), ['PC:1234'])
+  // each session ended is its own change on the bus, as an end of each would publish
+  assert.deepEqual(
+    events.map((e) => (e.type === 'presence' ? e.change.ended?.map((s) => s.key) : e.type)),
+    [['title:1234:XboxOne'], ['title:5678:XboxOne']],
+  )
+  // the budgets it spent are the title writes' (testConfig: 3 per burst window)
+  const spend = (titleId: string) => service.limits.titleWrite(carol, titleId)
+  await spend('1234')
+  await spend('1234')
+  await assert.rejects(spend('1234'), { code: 'RATE_LIMITED' })
+  await spend('5678')
+  // over budget: refused, and nothing ended (the PC's 1234 is over, 5678 is not yet)
+  await title('5678')
+  await assert.rejects(service.endTitles({ userId: carol, deviceType: 'PC' }, budget), {
+    code: 'RATE_LIMITED',
+  })
+  assert.deepEqual(await titlesOf(service, carol), ['PC:1234', 'XboxOne:5678'])
+  // nothing running on a device: the idle title's budget is spent all the same
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(await service.endTitles({ userId: carol, deviceType: 'Web' }, budget), [])
+  }
+  await assert.rejects(service.endTitles({ userId: carol, deviceType: 'Web' }, budget), {
+    code: 'RATE_LIMITED',
+  })
+  clock.advance(15_000)
+  assert.equal((await service.endTitles({ userId: carol, deviceType: 'PC' }, budget)).length, 1)
+})
+
+test('endTitles leaves no title running that started while its budgets were counted', async (t) => {
+  // a limiter the store cannot count with in its own step: the service counts first, then ends;
+  // a title started during that count is ended too, not left running
+  const inner = new MemoryRateLimiter()
+  let during: (() => Promise<unknown>) | undefined
+  const limiter: RateLimiter = {
+    async hit(key, rules, now) {
+      const verdict = await inner.hit(key, rules, now)
+      const started = during
+      during = undefined
+      await started?.()
+      return verdict
+    },
+  }
+  const { service } = setup(t, limiter)
+  const title = (titleId: string) =>
+    service.titleHeartbeat({ userId: carol, titleId, deviceType: 'XboxOne' })
+  await title('1234')
+  during = () => title('5678')
+  const budget = service.limits.titleWrites(carol, '1')
+  const changes = await service.endTitles({ userId: carol, deviceType: 'XboxOne' }, budget)
+  assert.equal(during, undefined, 'the title started while the budgets were counted')
+  assert.deepEqual(
+    changes.map((c) => c.ended?.map((s) => s.key)),
+    [['title:1234:XboxOne'], ['title:5678:XboxOne']],
+  )
+  assert.deepEqual(await titlesOf(service, carol), [])
 })

@@ -429,6 +429,49 @@ test('bad paths and bodies are 4xx in the Xbox shape, never 500', async (t) => {
   assert.deepEqual(await x.get(ME, '/users/me'), { xuid: ME, state: 'Offline' })
 })
 
+test('a DELETE of title presence with bad input is a 4xx in the Xbox shape, never 500, and ends nothing', async (t) => {
+  const x = await startXbox(t)
+  assert.equal((await x.writeTitle(ME, { id: TITLE })).statusCode, 200)
+  const path = `/users/xuid(${ME})/devices/current/titles/current`
+  const cases: [string, Record<string, string>, number][] = [
+    [`${path}?titleId=abc`, {}, 400],
+    [`${path}?titleId=0`, {}, 400],
+    [`${path}?titleId=-1`, {}, 400],
+    [`${path}?titleId=4294967296`, {}, 400],
+    [`${path}?titleId=1.5`, {}, 400],
+    [`${path}?titleId=%7B1%7D`, {}, 400],
+    [`${path}?titleId=${TITLE}&titleId=${TITLE}`, {}, 400],
+    [path, { 'x-xbl-title-id': 'x' }, 400],
+    [path, { 'x-xbl-title-id': '99999999999' }, 400],
+    [path, { 'x-xbl-device-type': '{b1}' }, 400],
+    [path, { 'x-xbl-device-type': 'x'.repeat(200) }, 400],
+    ['/users/xuid(abc)/devices/current/titles/current', {}, 400],
+    ['/users/xuid(9223372036854775808)/devices/current/titles/current', {}, 400],
+    [`/users/xuid(${OTHER})/devices/current/titles/current`, {}, 403],
+    ['/users/nobody/devices/current/titles/current', {}, 404],
+  ]
+  for (const [url, extra, status] of cases) {
+    const response = await x.app.inject({
+      method: 'DELETE',
+      url,
+      headers: { ...(await x.as(ME)), ...extra },
+    })
+    const what = `DELETE ${url} ${JSON.stringify(extra)}`
+    assert.equal(response.statusCode, status, `${what}: ${response.body}`)
+    assert.match(response.headers['content-type'] as string, /^application\/json/, what)
+    const body = response.json() as { code: unknown; description: unknown }
+    assert.equal(typeof body.code, 'number', what)
+    assert.equal(typeof body.description, 'string', what)
+  }
+  // none of those ended the title
+  const record = (await x.get(ME, '/users/me?level=title')) as {
+    state: string
+    devices?: { titles: { id: string }[] }[]
+  }
+  assert.equal(record.state, 'Online')
+  assert.equal(record.devices?.[0]?.titles[0]?.id, TITLE)
+})
+
 test('admin titles catalogue: PUT/GET with the admin key; off without one', async (t) => {
   const x = await startXbox(t)
   const put = await putTitle(x, TITLE, contoso)

@@ -5,12 +5,7 @@ import type {
   SessionSource,
   UserPresence,
 } from '../../core/presence.js'
-import {
-  PresenceType,
-  inheritActivity,
-  stateOfKind,
-  titleSessionsOn,
-} from '../../core/presence.js'
+import { PresenceType, inheritActivity, stateOfKind, titleSessionsOn } from '../../core/presence.js'
 import type { PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type {
@@ -177,11 +172,18 @@ export class MemoryPresenceStore implements PresenceStore {
     limiter: RateLimiter,
   ): Promise<LimitedTitlesEnd> | undefined {
     if (!(limiter instanceof MemoryRateLimiter)) return undefined
-    return Promise.resolve(this.#endTitles(end, now, (titleId) => {
-      const hit = titleHit(budget, titleId)
-      const verdict = limiter.hitNow(hit.key, hit.rules, now)
-      return verdict.allowed ? undefined : verdict
-    }, budget.idleTitleId))
+    return Promise.resolve(
+      this.#endTitles(
+        end,
+        now,
+        (titleId) => {
+          const hit = titleHit(budget, titleId)
+          const verdict = limiter.hitNow(hit.key, hit.rules, now)
+          return verdict.allowed ? undefined : verdict
+        },
+        budget.idleTitleId,
+      ),
+    )
   }
 
   /** endTitles, each counted title first passed to `admit` (a refusal ends nothing). */
