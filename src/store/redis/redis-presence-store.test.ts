@@ -13,6 +13,7 @@ import { RedisKeys } from './keys.js'
 import { RedisConnection, type RedisTarget } from './redis-connection.js'
 import { RedisPresenceStore } from './redis-presence-store.js'
 import { RedisRateLimiter } from './redis-rate-limiter.js'
+import { titleHit, type TitleBudget } from '../rate-limiter.js'
 
 const single: RedisTarget = { url: LOCAL_REDIS_URL }
 
@@ -380,4 +381,64 @@ test('on a cluster, limited heartbeats of users on every master in one tick each
     presences.map((p) => p.sessions.length),
     ids.map(() => 1),
   )
+})
+
+test("a limited end of titles counts in the windows the rate limiter counts in, each title's own", async (t) => {
+  for (const target of [single, await clusterTarget()]) {
+    const { store, connection, keys, cleanup } = await open(target)
+    t.after(cleanup)
+    const limiter = new RedisRateLimiter(connection, keys)
+    const user = '2533274790395906' as UserId
+    const rules = [
+      { name: 'burst', max: 2, windowMs: 15_000 },
+      { name: 'sustain', max: 10, windowMs: 300_000 },
+    ]
+    const title = (titleId: string): SessionWrite => ({
+      userId: user,
+      key: `title:${titleId}:XboxOne`,
+      source: 'title',
+      deviceType: 'XboxOne',
+      activity: { kind: 'online', titleId },
+      ttlMs: 60_000,
+    })
+    // a budget key with the characters a window key escapes, and one near the user
+    const budgets: TitleBudget[] = [
+      { key: `x{%}:${user}:`, rules, idleTitleId: '1' },
+      { key: `xbox:${user}:`, rules, near: user, idleTitleId: '1' },
+    ]
+    for (const budget of budgets) {
+      const end = { userId: user, deviceType: 'XboxOne', reason: 'explicit' as const }
+      const limited = store.limitedEndTitles(end, T0, budget, limiter)
+      if (connection.isCluster && budget.near === undefined) {
+        // on a cluster only a budget in the user's slot is counted in the script
+        assert.equal(limited, undefined)
+        continue
+      }
+      // nothing runs yet: the idle title is counted
+      assert.deepEqual(await limited, { titleIds: [], changes: [] })
+      await store.heartbeat(title('1234'), T0)
+      await store.heartbeat(title('5678'), T0)
+      const done = await store.limitedEndTitles(end, T0, budget, limiter)
+      assert.ok(done && 'changes' in done)
+      assert.deepEqual(done.titleIds, ['1234', '5678'])
+      assert.equal(done.changes.length, 2)
+      // the limiter sees the script's counts: the second hit of each title, and of the idle one
+      for (const titleId of ['1234', '5678', '1']) {
+        const hit = titleHit(budget, titleId)
+        const verdict = await limiter.hit(hit.key, hit.rules, T0, hit.near)
+        assert.deepEqual([verdict.allowed, verdict.count], [true, 2], `${budget.key}${titleId}`)
+      }
+      // over budget: refused with the counts of the title that refused; nothing ended
+      await store.heartbeat(title('5678'), T0)
+      const refused = await store.limitedEndTitles(end, T0, budget, limiter)
+      assert.ok(refused && 'refused' in refused)
+      assert.deepEqual([refused.refused.rule, refused.refused.count], ['burst', 3])
+      const [presence] = await store.getMany([user], T0)
+      assert.deepEqual(
+        presence!.sessions.map((s) => s.key),
+        ['title:5678:XboxOne'],
+      )
+      await store.endTitles(end, T0)
+    }
+  }
 })
