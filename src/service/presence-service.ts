@@ -421,14 +421,16 @@ export class PresenceService {
       changes = (done as { changes: PresenceChange[] }).changes
     } else {
       if (budget) {
-        // the titles as they are now; the end below still ends any started in between
-        let titleIds = input.titleId === undefined ? [] : [input.titleId]
-        if (input.titleId === undefined) {
-          const [own] = await presence.getMany([input.userId], now)
-          titleIds = titleSessionsOn(own!.sessions, input.deviceType, undefined).map(
-            (s) => s.activity.titleId!,
-          )
-        }
+        // counted first, for the titles running now; the end below still ends any started in
+        // between (uncounted: only a store that counts in its own step can count those)
+        const titleIds =
+          input.titleId !== undefined
+            ? [input.titleId]
+            : titleSessionsOn(
+                (await presence.getMany([input.userId], now))[0]!.sessions,
+                input.deviceType,
+                undefined,
+              ).map((s) => s.activity.titleId!)
         for (const titleId of titleIds.length > 0 ? titleIds : [budget.idleTitleId]) {
           await this.limits.spend(titleHit(budget, titleId))
         }
