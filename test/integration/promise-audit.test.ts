@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { test, type TestContext } from 'node:test'
+import type { UserId } from '../../src/core/user-id.js'
+import { ManualClock } from '../../src/service/clock.js'
+import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { SseClient } from './sse-client.js'
+
+/*
+ * The promise audit (hidden looks offline; a credential does only what it was issued for) on
+ * the surfaces the privacy tables do not reach: positions of the real-time streams.
+ */
+
+const T0 = Date.UTC(2026, 5, 1, 9, 0, 0)
+
+async function start(
+  t: TestContext,
+  config = {},
+): Promise<{ app: StartedApp; clock: ManualClock }> {
+  const clock = new ManualClock(T0)
+  const app = await startApp(t, { clock, listen: true, config: { flapGraceMs: 0, ...config } })
+  return { app, clock }
+}
+
+async function call(app: StartedApp, method: string, path: string, headers: object, body?: object) {
+  const res = await fetch(`${app.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  assert.ok(res.status === 200 || res.status === 204, `${method} ${path}: ${res.status} ${text}`)
+}
+
+async function bearer(app: StartedApp, id: string) {
+  return { authorization: `Bearer ${await app.tokens.issue(id as UserId)}` }
+}
+
+async function heartbeat(app: StartedApp, id: string, body: object = {}) {
+  await call(app, 'POST', '/v1/presence/register-app-presence', await bearer(app, id), {
+    platform: 'PC',
+    ...body,
+  })
+}
+
+/** The snapshot of a fresh SSE POST stream with positions: presences and their `pos`. */
+async function positionedSnapshot(app: StartedApp, viewer: string, ids: string[]) {
+  const sse = await SseClient.post(app.url, await app.tokens.issue(viewer as UserId), {
+    ids,
+    positions: true,
+  })
+  try {
+    const snapshot = await sse.waitFor((e) => e.data.type === 'snapshot')
+    const pos = snapshot.data.pos as string[]
+    return new Map(ids.map((id, i) => [id, pos[i]!]))
+  } finally {
+    sse.close()
+  }
+}
+
+test('positions: a hidden user’s pos moves no more than an offline user’s when they act unseen', async (t) => {
+  const { app, clock } = await start(t)
+  const viewer = '7001'
+  const offline = '7002'
+  const invisible = '7003'
+  const blocking = '7004' // blocks the viewer
+  const nobody = '7005' // visibility nobody: the viewer may see whether, not where
+  // all seen once, then offline, so that each has a history
+  for (const id of [offline, invisible, blocking, nobody]) await heartbeat(app, id)
+  clock.set(T0 + 1000)
+  for (const id of [offline, invisible, blocking, nobody]) {
+    await heartbeat(app, id, { disconnect: true })
+  }
+  await call(app, 'PUT', '/v1/presence/settings', await bearer(app, invisible), {
+    invisible: true,
+  })
+  await call(app, 'PUT', `/admin/v1/users/${blocking}/blocks/${viewer}`, { 'x-api-key': ADMIN_KEY })
+  await heartbeat(app, nobody, {})
+  await call(app, 'PUT', '/v1/presence/settings', await bearer(app, nobody), {
+    visibility: 'nobody',
+  })
+  const ids = [offline, invisible, blocking, nobody]
+  const before = await positionedSnapshot(app, viewer, ids)
+  const again = await positionedSnapshot(app, viewer, ids)
+
+  // the hidden users come and go, the nobody-user moves between places: nothing the viewer sees
+  clock.set(T0 + 2000)
+  for (const id of [invisible, blocking]) {
+    await heartbeat(app, id, { location: 'Game', placeId: 1818 })
+    await heartbeat(app, id, { disconnect: true })
+  }
+  await heartbeat(app, nobody, { location: 'Game', placeId: 1818 })
+  await heartbeat(app, nobody, { location: 'Game', placeId: 1819 })
+  const after = await positionedSnapshot(app, viewer, ids)
+
+  // whatever a pos says, it says the same of a user who did nothing and of one who acted unseen
+  const moved = (id: string) => ({
+    twice: before.get(id) !== again.get(id),
+    afterActing: before.get(id) !== after.get(id),
+  })
+  for (const id of [invisible, blocking, nobody]) {
+    assert.deepEqual(moved(id), moved(offline), `user ${id}'s pos against the offline user's`)
+  }
+})
