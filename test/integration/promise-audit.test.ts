@@ -101,3 +101,32 @@ test('positions: a hidden user’s pos moves no more than an offline user’s wh
     assert.deepEqual(moved(id), moved(offline), `user ${id}'s pos against the offline user's`)
   }
 })
+
+test('an SSE stream ends when the token that opened it expires, as a WebSocket does (GET and POST)', async (t) => {
+  const app = await startApp(t, { listen: true })
+  const viewer = '7201' as UserId
+  const streams = [
+    await SseClient.open(app.url, await app.tokens.issue(viewer, { ttlSeconds: 1 }), ['7202']),
+    await SseClient.post(app.url, await app.tokens.issue(viewer, { ttlSeconds: 1 }), {
+      ids: ['7202'],
+      positions: true,
+    }),
+  ]
+  for (const sse of streams) {
+    t.after(() => sse.close())
+    assert.equal((await sse.waitFor(() => true)).data.type, 'snapshot')
+  }
+  for (const sse of streams) {
+    const last = await sse.waitFor(() => true, 5000)
+    assert.deepEqual(last.data, {
+      type: 'error',
+      code: 'UNAUTHENTICATED',
+      message: 'token expired',
+    })
+    // and nothing after it: the stream ended (waitFor fails at once on an ended stream)
+    await assert.rejects(
+      sse.waitFor(() => true, 5000),
+      /no matching SSE event/,
+    )
+  }
+})
