@@ -23,6 +23,11 @@ export type Credential =
 
 export const noCredential: Credential = Object.freeze({ kind: 'none' })
 
+/** What lives on a user's token (a real-time connection): ended when the token is revoked. */
+export interface Revocable {
+  revoked(): void
+}
+
 const anonymousCaller: AnonymousCaller = Object.freeze({ kind: 'anonymous', viewer: anonymous })
 
 /** The operator's admin key (PRESENCED_ADMIN_KEY) as a caller: the admin scope, no universes. */
@@ -48,6 +53,8 @@ export class Authenticator {
   readonly #clock: Clock
   readonly #adminDigest: Buffer | undefined
   readonly #csrf: CsrfTokens
+  /** token id → what lives on that token now (see `hold`) */
+  readonly #held = new Map<string, Set<Revocable>>()
 
   constructor(deps: {
     tokens: Tokens
@@ -62,6 +69,34 @@ export class Authenticator {
     this.#clock = deps.clock
     this.#adminDigest = deps.adminKey ? digest(deps.adminKey) : undefined
     this.#csrf = new CsrfTokens(deps.tokens)
+    deps.revocations.onRevoked((tokenId) => {
+      const holders = this.#held.get(tokenId)
+      if (!holders) return
+      this.#held.delete(tokenId)
+      for (const holder of holders) holder.revoked()
+    })
+  }
+
+  /**
+   * Ties `holder` (a real-time connection) to the token of `caller`: a revocation of that token,
+   * made on any node, ends it at once, as it refuses the token's next request. A token revoked
+   * already ends it now. `release` when the holder ends on its own.
+   */
+  hold(caller: UserCaller, holder: Revocable): void {
+    const tokenId = caller.tokenId
+    if (tokenId === undefined) return
+    if (this.#revocations.has(tokenId)) return holder.revoked()
+    let holders = this.#held.get(tokenId)
+    if (!holders) this.#held.set(tokenId, (holders = new Set()))
+    holders.add(holder)
+  }
+
+  release(caller: UserCaller, holder: Revocable): void {
+    const tokenId = caller.tokenId
+    if (tokenId === undefined) return
+    const holders = this.#held.get(tokenId)
+    if (!holders?.delete(holder) || holders.size > 0) return
+    this.#held.delete(tokenId)
   }
 
   /** Whether the operator turned the admin API on (an admin key is configured). */

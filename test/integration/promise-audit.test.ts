@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { NativeClient } from './native-client.js'
 import { SseClient } from './sse-client.js'
 
 /*
@@ -129,4 +131,86 @@ test('an SSE stream ends when the token that opened it expires, as a WebSocket d
       /no matching SSE event/,
     )
   }
+})
+
+/** `promise`, or a rejection after `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms).unref(),
+    ),
+  ])
+}
+
+/** `POST /v2/logout` with `token` as Bearer (its CSRF token fetched first): the token is revoked. */
+async function logout(app: StartedApp, token: string) {
+  const headers = { authorization: `Bearer ${token}` }
+  const first = await fetch(`${app.url}/v2/logout`, { method: 'POST', headers })
+  const csrf = first.headers.get('x-csrf-token') ?? ''
+  const res = await fetch(`${app.url}/v2/logout`, {
+    method: 'POST',
+    headers: { ...headers, 'x-csrf-token': csrf },
+  })
+  assert.equal(res.status, 200, await res.text())
+}
+
+test('a revoked token ends the WebSocket and SSE streams it opened, at once; others go on', async (t) => {
+  const app = await startApp(t, { listen: true })
+  const viewer = '7301' as UserId
+  const token = await app.tokens.issue(viewer)
+  const other = await app.tokens.issue(viewer)
+  const ws = await NativeClient.connect(app.url, token)
+  const otherWs = await NativeClient.connect(app.url, other)
+  t.after(() => ws.socket.terminate())
+  t.after(() => otherWs.socket.terminate())
+  const sses = [
+    await SseClient.open(app.url, token, ['7302']),
+    await SseClient.post(app.url, token, { ids: ['7302'], positions: true }),
+  ]
+  for (const sse of sses) {
+    t.after(() => sse.close())
+    assert.equal((await sse.waitFor(() => true)).data.type, 'snapshot')
+  }
+  for (const client of [ws, otherWs]) {
+    client.send({ type: 'subscribe', ids: ['7302'] })
+    assert.equal((await client.take()).type, 'snapshot')
+  }
+
+  await logout(app, token)
+  assert.deepEqual(await within(ws.closed, 3000), { code: 4001, reason: 'token revoked' })
+  for (const sse of sses) {
+    const last = await sse.waitFor(() => true, 3000)
+    assert.deepEqual(last.data, {
+      type: 'error',
+      code: 'UNAUTHENTICATED',
+      message: 'token revoked',
+    })
+    await assert.rejects(
+      sse.waitFor(() => true, 3000),
+      /no matching SSE event/,
+    )
+  }
+  // the same user's other login is untouched
+  await heartbeat(app, '7302')
+  assert.equal((await otherWs.take()).type, 'online')
+  assert.equal(otherWs.socket.readyState, otherWs.socket.OPEN)
+})
+
+test('fleet mode: a logout on one node ends the streams its token opened on another', async (t) => {
+  const prefix = uniquePrefix('revoke')
+  t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
+  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix }
+  const a = await startApp(t, { listen: true, config })
+  const b = await startApp(t, { listen: true, config })
+  const token = await a.tokens.issue('7401' as UserId)
+  const ws = await NativeClient.connect(a.url, token)
+  t.after(() => ws.socket.terminate())
+  const sse = await SseClient.open(a.url, token, ['7402'])
+  t.after(() => sse.close())
+  assert.equal((await sse.waitFor(() => true)).data.type, 'snapshot')
+  await logout(b, token)
+  assert.deepEqual(await within(ws.closed, 3000), { code: 4001, reason: 'token revoked' })
+  const last = await sse.waitFor(() => true, 3000)
+  assert.deepEqual(last.data, { type: 'error', code: 'UNAUTHENTICATED', message: 'token revoked' })
 })

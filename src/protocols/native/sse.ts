@@ -169,6 +169,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       if (!open) return
       open = false
       clearTimeout(expiry)
+      deps.service.auth.release(caller, revocable)
       fanout.detach(stream, sink)
       deps.wheel.remove(keepalive)
       live.delete(end)
@@ -180,6 +181,13 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
      * error frame, then the end (the stream stays resumable with a fresh token). The timer is
      * armed once less than two keepalive periods are left (each keepalive looks again).
      */
+    // a revocation of the token (a logout, on any node) ends the stream at once
+    const revocable = {
+      revoked: () => {
+        if (open) res.write(`data: ${errorFrame('UNAUTHENTICATED', 'token revoked')}\n\n`)
+        end()
+      },
+    }
     const armExpiry = (now: number): void => {
       if (caller.expiresAt === undefined || expiry !== undefined || !open) return
       const left = caller.expiresAt - now
@@ -233,11 +241,13 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       if (!open) return
       open = false
       clearTimeout(expiry)
+      deps.service.auth.release(caller, revocable)
       deps.wheel.remove(keepalive)
       live.delete(end)
       fanout.detach(stream, sink)
     })
 
+    deps.service.auth.hold(caller, revocable)
     armExpiry(Date.now())
     if (!open) return
 
