@@ -147,6 +147,20 @@ export class Authenticator {
     return caller
   }
 
+  /**
+   * Whether `credential` still gives `scope` now: a key revoked or expired since it was first
+   * checked no longer does (nor does anything when its store cannot be read). A long-lived stream
+   * opened with a key asks before each delivery, so a revocation takes effect at once there too.
+   */
+  async stillAllows(credential: Credential, scope: Scope): Promise<boolean> {
+    try {
+      this.requireScope(await this.authenticate(credential), scope)
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** A reader of presence: anyone, but a key must hold a read scope. */
   requireReader(caller: Caller): Caller {
     if (caller.kind === 'key') this.requireScope(caller, 'presence:read', 'presence:read:private')

@@ -9,7 +9,8 @@ import { SseClient } from './sse-client.js'
 
 /*
  * The promise audit (hidden looks offline; a credential does only what it was issued for) on
- * the surfaces the privacy tables do not reach: positions of the real-time streams.
+ * the surfaces the privacy tables and auth tests do not reach: positions of the real-time
+ * streams, and the streams' lives against their credential's expiry and revocation.
  */
 
 const T0 = Date.UTC(2026, 5, 1, 9, 0, 0)
@@ -214,3 +215,74 @@ test('fleet mode: a logout on one node ends the streams its token opened on anot
   const last = await sse.waitFor(() => true, 3000)
   assert.deepEqual(last.data, { type: 'error', code: 'UNAUTHENTICATED', message: 'token revoked' })
 })
+
+/** The `data:` lines of an SSE response, as they come, parsed. */
+async function* sseData(response: Response): AsyncGenerator<Record<string, unknown>> {
+  const decoder = new TextDecoder()
+  let buffer = ''
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true })
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      const data = buffer
+        .slice(0, end)
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+      buffer = buffer.slice(end + 2)
+      if (data.length > 0) yield JSON.parse(data.map((l) => l.slice(6)).join('\n'))
+    }
+  }
+}
+
+for (const ending of ['revoked', 'expired'] as const) {
+  test(`the admin feed ends once the admin-scoped key that opened it is ${ending}`, async (t) => {
+    const app = await startApp(t, { listen: true })
+    const created = await fetch(`${app.url}/admin/v1/keys`, {
+      method: 'POST',
+      headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'ops',
+        scopes: ['admin'],
+        ...(ending === 'expired' && { expiresIn: 2 }),
+      }),
+    })
+    const key = (await created.json()) as { id: string; secret: string }
+    const abort = new AbortController()
+    t.after(() => abort.abort())
+    const response = await fetch(`${app.url}/admin/v1/stats/feed`, {
+      headers: { 'x-api-key': key.secret },
+      signal: abort.signal,
+    })
+    assert.equal(response.status, 200)
+    const events = sseData(response)
+    await heartbeat(app, '7501')
+    const first = (await events.next()).value as { items: { userId: string }[] }
+    assert.deepEqual(
+      first.items.map((i) => i.userId),
+      ['7501'],
+    )
+
+    if (ending === 'revoked') {
+      const revoked = await fetch(`${app.url}/admin/v1/keys/${key.id}`, {
+        method: 'DELETE',
+        headers: { 'x-api-key': ADMIN_KEY },
+      })
+      assert.equal(revoked.status, 200)
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, 2100))
+    }
+    await heartbeat(app, '7502')
+    const rest: unknown[] = []
+    const drained = (async () => {
+      for await (const data of events) rest.push(data)
+    })()
+    await within(drained, 3000)
+    assert.deepEqual(rest, [
+      {
+        error: {
+          code: 'API_KEY_INVALID',
+          message: 'The x-api-key is unknown, expired or revoked.',
+        },
+      },
+    ])
+  })
+}
