@@ -286,3 +286,50 @@ for (const ending of ['revoked', 'expired'] as const) {
     ])
   })
 }
+
+/** A fresh SSE POST stream of `viewer` continuing from `positions`: its first frame's type. */
+async function continueFrom(app: StartedApp, viewer: string, positions: Map<string, string>) {
+  const sse = await SseClient.post(app.url, await app.tokens.issue(viewer as UserId), {
+    ids: [...positions.keys()],
+    positions: Object.fromEntries(positions),
+  })
+  try {
+    const first = await sse.waitFor(() => true)
+    return first.data.type === 'reset' ? `reset ${String(first.data.reason)}` : first.data.type
+  } finally {
+    sse.close()
+  }
+}
+
+// KNOWN LEAK, not fixed yet: a user's history is trimmed by changes the subscriber could not see,
+// so a resume from positions answers `reset too_old` for an invisible user who acted more than
+// PRESENCED_REALTIME_HISTORY times since the position, and `recovered` for an offline one (and the
+// other way round after a day: an idle user's position is forgotten, an active hidden user's is
+// not). Fixing it needs the history to say when who-may-see-what last changed (a privacy mark kept
+// apart from the trimmed changes), so that a user hidden from the subscriber throughout recovers
+// as an offline user would. Marked todo so that it runs and shows, without failing the suite.
+test(
+  'positions: a resume from a hidden user’s pos ends as one from an offline user’s, however much they did unseen',
+  { todo: 'known leak: history trimming by unseen changes (see the comment above)' },
+  async (t) => {
+    const { app, clock } = await start(t, { realtimeHistory: 4 })
+    const viewer = '7101'
+    const offline = '7102'
+    const invisible = '7103'
+    for (const id of [offline, invisible]) await heartbeat(app, id)
+    clock.set(T0 + 1000)
+    for (const id of [offline, invisible]) await heartbeat(app, id, { disconnect: true })
+    await call(app, 'PUT', '/v1/presence/settings', await bearer(app, invisible), {
+      invisible: true,
+    })
+    const held = await positionedSnapshot(app, viewer, [offline, invisible])
+    // more unseen changes than the history keeps
+    for (let i = 0; i < 6; i++) {
+      clock.set(T0 + 2000 + i * 1000)
+      await heartbeat(app, invisible, { location: 'Game', placeId: 1818 + i })
+    }
+    await heartbeat(app, invisible, { disconnect: true })
+    const alone = (id: string) => continueFrom(app, viewer, new Map([[id, held.get(id)!]]))
+    assert.equal(await alone(invisible), await alone(offline))
+  },
+)
