@@ -53,8 +53,8 @@ export class Authenticator {
   readonly #clock: Clock
   readonly #adminDigest: Buffer | undefined
   readonly #csrf: CsrfTokens
-  /** token id → what lives on that token now (see `hold`) */
-  readonly #held = new Map<string, Set<Revocable>>()
+  /** token id → what lives on that token now (see `hold`): one holder, or several */
+  readonly #held = new Map<string, Revocable | Revocable[]>()
 
   constructor(deps: {
     tokens: Tokens
@@ -70,33 +70,37 @@ export class Authenticator {
     this.#adminDigest = deps.adminKey ? digest(deps.adminKey) : undefined
     this.#csrf = new CsrfTokens(deps.tokens)
     deps.revocations.onRevoked((tokenId) => {
-      const holders = this.#held.get(tokenId)
-      if (!holders) return
+      const held = this.#held.get(tokenId)
+      if (held === undefined) return
       this.#held.delete(tokenId)
-      for (const holder of holders) holder.revoked()
+      for (const holder of Array.isArray(held) ? held : [held]) holder.revoked()
     })
   }
 
   /**
-   * Ties `holder` (a real-time connection) to the token of `caller`: a revocation of that token,
-   * made on any node, ends it at once, as it refuses the token's next request. A token revoked
-   * already ends it now. `release` when the holder ends on its own.
+   * Ties `holder` (a real-time connection) to the token `tokenId` it was opened with: a
+   * revocation of that token, made on any node, ends it at once, as it refuses the token's next
+   * request. A token revoked already ends it now; a token without an id (a platform's, without
+   * `jti`) cannot be revoked. `release` when the holder ends on its own.
    */
-  hold(caller: UserCaller, holder: Revocable): void {
-    const tokenId = caller.tokenId
+  hold(tokenId: string | undefined, holder: Revocable): void {
     if (tokenId === undefined) return
     if (this.#revocations.has(tokenId)) return holder.revoked()
-    let holders = this.#held.get(tokenId)
-    if (!holders) this.#held.set(tokenId, (holders = new Set()))
-    holders.add(holder)
+    // most tokens open one connection: the holder itself, an array only for several
+    const held = this.#held.get(tokenId)
+    if (held === undefined) this.#held.set(tokenId, holder)
+    else if (Array.isArray(held)) held.push(holder)
+    else this.#held.set(tokenId, [held, holder])
   }
 
-  release(caller: UserCaller, holder: Revocable): void {
-    const tokenId = caller.tokenId
+  release(tokenId: string | undefined, holder: Revocable): void {
     if (tokenId === undefined) return
-    const holders = this.#held.get(tokenId)
-    if (!holders?.delete(holder) || holders.size > 0) return
-    this.#held.delete(tokenId)
+    const held = this.#held.get(tokenId)
+    if (held === holder) return void this.#held.delete(tokenId)
+    if (!Array.isArray(held)) return
+    const at = held.indexOf(holder)
+    if (at >= 0) held.splice(at, 1)
+    if (held.length === 0) this.#held.delete(tokenId)
   }
 
   /** Whether the operator turned the admin API on (an admin key is configured). */

@@ -169,7 +169,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       if (!open) return
       open = false
       clearTimeout(expiry)
-      deps.service.auth.release(caller, revocable)
+      deps.service.auth.release(caller.tokenId, revocable)
       fanout.detach(stream, sink)
       deps.wheel.remove(keepalive)
       live.delete(end)
@@ -241,13 +241,13 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       if (!open) return
       open = false
       clearTimeout(expiry)
-      deps.service.auth.release(caller, revocable)
+      deps.service.auth.release(caller.tokenId, revocable)
       deps.wheel.remove(keepalive)
       live.delete(end)
       fanout.detach(stream, sink)
     })
 
-    deps.service.auth.hold(caller, revocable)
+    deps.service.auth.hold(caller.tokenId, revocable)
     armExpiry(Date.now())
     if (!open) return
 

@@ -137,12 +137,12 @@ class Connection implements Sink, Kept {
   #presence: ConnectionPresence | undefined
   #expiry: NodeJS.Timeout | undefined
 
-  /** Who opened the connection, with which token (its expiry, its id for revocation). */
-  readonly caller: UserCaller
+  /** The id of the token that opened the connection (its revocation ends it). */
+  readonly tokenId: string | undefined
 
   constructor(socket: Owned, caller: UserCaller, deps: RealtimeDeps) {
     this.socket = socket
-    this.caller = caller
+    this.tokenId = caller.tokenId
     this.userId = caller.userId
     this.tokenExpiresAt = caller.expiresAt
     this.deps = deps
@@ -167,7 +167,7 @@ class Connection implements Sink, Kept {
     socket.on('pong', onPong)
     deps.wheel.add(this)
     // a connection lives no longer than the token that opened it
-    deps.service.auth.hold(this.caller, this)
+    deps.service.auth.hold(this.tokenId, this)
     this.#armExpiry(Date.now())
   }
 
@@ -262,7 +262,7 @@ class Connection implements Sink, Kept {
     clearTimeout(this.#expiry)
     this.#expiry = undefined
     const { deps } = this
-    deps.service.auth.release(this.caller, this)
+    deps.service.auth.release(this.tokenId, this)
     deps.service.census.closed('websocket')
     deps.wheel.remove(this)
     if (this.#stream) deps.fanout.detach(this.#stream, this)
