@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { UserId } from '../core/user-id.js'
 import { adminAuth } from '../protocols/admin/auth.js'
+import { apiKeyCredential } from '../protocols/shared/credentials.js'
+import { noCredential } from '../service/authenticator.js'
 import { sendAdminError } from '../protocols/admin/errors.js'
 import { sendNativeError } from '../protocols/native/errors.js'
 import { mapErrorToRecord } from '../protocols/shared/error-record.js'
@@ -43,6 +45,8 @@ const CSP = [
 /** Public feed streams open at once, so that the feed cannot be used to exhaust a node. */
 const MAX_PUBLIC_STREAMS = 200
 const KEEPALIVE_MS = 15_000
+/** The admin API's message for a key that is no longer good (see Authenticator#key). */
+const KEY_GONE = 'The x-api-key is unknown, expired or revoked.'
 /** A stream whose peer does not read is cut beyond this much unsent data. */
 const MAX_BUFFERED = 256 * 1024
 
@@ -180,16 +184,29 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
       res.write('retry: 2000\n\n')
       if (kind === 'public') publicStreams++
       let open = true
-      const send = (batch: object) => {
+      const write = (batch: object) => {
         if (!open) return
         if (res.writableLength > MAX_BUFFERED) return end()
         res.write(`data: ${JSON.stringify(batch)}\n\n`)
       }
+      // the admin feed goes on only while its key does: each batch waits for the key's check
+      // (a store read; batches come at most every 250 ms), so none leaves after a revocation
+      const credential = apiKeyCredential(request.headers) ?? noCredential
+      let checked = Promise.resolve()
+      const stillAdmin = () =>
+        (checked = checked.then(async () => {
+          if (!open || (await service.auth.stillAllows(credential, 'admin'))) return
+          write({ error: { code: 'API_KEY_INVALID', message: KEY_GONE } })
+          end()
+        }))
+      const send =
+        kind === 'public' ? write : (batch: object) => void stillAdmin().then(() => write(batch))
       const stop = feed.listen(
         kind === 'admin' ? { kind: 'admin', send } : { kind: 'public', send },
       )
       const keepalive = setInterval(() => {
         if (open) res.write(': keepalive\n\n')
+        if (kind === 'admin') void stillAdmin()
       }, KEEPALIVE_MS)
       keepalive.unref()
       const end = () => {

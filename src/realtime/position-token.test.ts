@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import { PositionTokens } from './position-token.js'
 
-test('a position survives its token, which shows nothing of it and is refused under another key', () => {
+test('a position survives its token, which shows nothing of it, differs each time and is refused under another key', () => {
   const tokens = new PositionTokens(randomBytes(32))
   for (const position of [
     { epoch: '', offset: 0 },
@@ -11,7 +11,7 @@ test('a position survives its token, which shows nothing of it and is refused un
     { epoch: '1764526330123000123', offset: 2 ** 40 },
   ]) {
     const token = tokens.encode(position)
-    assert.match(token, /^[A-Za-z0-9_-]{22}$/)
+    assert.match(token, /^[A-Za-z0-9_-]{32}$/)
     assert.deepEqual(tokens.decode(token), position)
     assert.equal(new PositionTokens(randomBytes(32)).decode(token), undefined)
   }
@@ -19,6 +19,19 @@ test('a position survives its token, which shows nothing of it and is refused un
   const a = tokens.encode({ epoch: '7', offset: 5 })
   const b = tokens.encode({ epoch: '7', offset: 6 })
   assert.notEqual(a.slice(0, 8), b.slice(0, 8))
+  // and so does one position encoded twice: whether a user's position moved (changes a
+  // subscriber could not see) does not show by comparing tokens
+  const again = new Set(
+    Array.from({ length: 1000 }, () => tokens.encode({ epoch: '7', offset: 5 })),
+  )
+  assert.equal(again.size, 1000)
+  for (const token of again) assert.deepEqual(tokens.decode(token), { epoch: '7', offset: 5 })
+  // a token changed anywhere is not one of ours
+  for (let i = 0; i < 24; i++) {
+    const bytes = Buffer.from(a, 'base64url')
+    bytes[i]! ^= 0x10
+    assert.equal(tokens.decode(bytes.toString('base64url')), undefined, `byte ${i} changed`)
+  }
   assert.equal(tokens.decode('not-a-token'), undefined)
   assert.equal(tokens.decode(''), undefined)
 })

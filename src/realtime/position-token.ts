@@ -1,49 +1,85 @@
-import { createCipheriv, createDecipheriv } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  randomFillSync,
+  type Cipher,
+  type Decipher,
+} from 'node:crypto'
 import type { HistoryPosition } from './history.js'
 
 const MAGIC = 0x7072
+/** Random bytes per token: two tokens of one position are equal only by chance (2^-64). */
+const NONCE_BYTES = 8
+const TOKEN_BYTES = NONCE_BYTES + 16
+/** Nonces are taken from a pool filled at once (a call for 8 bytes costs more than the AES). */
+const POOL_BYTES = 4096
 
 /**
- * A user's history position (epoch, offset) as the opaque 22-character token a subscriber holds
- * (`pos` in frames, `positions` in a resume). It is one AES-256 block under a key derived from
- * the token secret, so every node of a fleet reads it, and a subscriber learns nothing from it:
- * not how many changes a user made that it could not see (an invisible user's, a hidden place).
- * Tampering gains nothing either: a position only says where to replay from, privacy applies.
+ * A user's history position (epoch, offset) as the opaque 32-character token a subscriber holds
+ * (`pos` in frames, `positions` in a resume). It is under a key derived from the token secret, so
+ * every node of a fleet reads it, and a subscriber learns nothing from it: not how many changes a
+ * user made that it could not see (an invisible user's, a hidden place), and not even whether the
+ * position moved, since every token of a position is a new one: a nonce N, then the block
+ * (epoch, offset, magic) XORed with E(N) and encrypted (one AES-256 block each). Tampering gains
+ * nothing either: a changed nonce or block decodes to a wrong magic, and a position only says
+ * where to replay from, privacy applies.
  */
 export class PositionTokens {
-  readonly #key: Buffer
-  readonly #cache = new Map<string, string>()
+  /** ECB without padding: one block in, one block out, so one cipher serves every token. */
+  readonly #cipher: Cipher
+  readonly #decipher: Decipher
+  readonly #pool = Buffer.alloc(POOL_BYTES)
+  #used = POOL_BYTES
 
   /** `key`: 32 bytes. */
   constructor(key: Buffer) {
     if (key.length !== 32) throw new RangeError('a position key is 32 bytes')
-    this.#key = key
+    this.#cipher = createCipheriv('aes-256-ecb', key, null).setAutoPadding(false)
+    this.#decipher = createDecipheriv('aes-256-ecb', key, null).setAutoPadding(false)
   }
 
   encode(position: HistoryPosition): string {
-    const id = `${position.epoch} ${position.offset}`
-    const known = this.#cache.get(id)
-    if (known !== undefined) return known
-    const block = Buffer.alloc(16)
-    block.writeBigUInt64BE(position.epoch === '' ? 0n : BigInt(position.epoch), 0)
-    block.writeUIntBE(position.offset, 8, 6)
-    block.writeUInt16BE(MAGIC, 14)
-    const cipher = createCipheriv('aes-256-ecb', this.#key, null).setAutoPadding(false)
-    const token = Buffer.concat([cipher.update(block), cipher.final()]).toString('base64url')
-    // the last few positions are asked again by each watcher of the same change
-    if (this.#cache.size >= 1024) this.#cache.clear()
-    this.#cache.set(id, token)
-    return token
+    const token = Buffer.alloc(TOKEN_BYTES)
+    if (this.#used === POOL_BYTES) {
+      randomFillSync(this.#pool)
+      this.#used = 0
+    }
+    this.#pool.copy(token, 0, this.#used, (this.#used += NONCE_BYTES))
+    const block = this.#mask(token)
+    xorBigUInt64(block, 0, position.epoch === '' ? 0n : BigInt(position.epoch))
+    xorUInt(block, 8, 6, position.offset)
+    xorUInt(block, 14, 2, MAGIC)
+    this.#cipher.update(block).copy(token, NONCE_BYTES)
+    return token.toString('base64url')
   }
 
   /** The position of a token, or undefined when it is not one of ours. */
   decode(token: string): HistoryPosition | undefined {
     const bytes = Buffer.from(token, 'base64url')
-    if (bytes.length !== 16) return undefined
-    const decipher = createDecipheriv('aes-256-ecb', this.#key, null).setAutoPadding(false)
-    const block = Buffer.concat([decipher.update(bytes), decipher.final()])
+    if (bytes.length !== TOKEN_BYTES) return undefined
+    const block = this.#decipher.update(bytes.subarray(NONCE_BYTES))
+    const mask = this.#mask(bytes)
+    for (let i = 0; i < 16; i++) block[i]! ^= mask[i]!
     if (block.readUInt16BE(14) !== MAGIC) return undefined
     const epoch = block.readBigUInt64BE(0)
     return { epoch: epoch === 0n ? '' : String(epoch), offset: block.readUIntBE(8, 6) }
+  }
+
+  /** E(nonce ‖ 0…0): the mask of a token's block. */
+  #mask(token: Buffer): Buffer {
+    const input = Buffer.alloc(16)
+    token.copy(input, 0, 0, NONCE_BYTES)
+    return this.#cipher.update(input)
+  }
+}
+
+function xorBigUInt64(block: Buffer, at: number, value: bigint): void {
+  block.writeBigUInt64BE(block.readBigUInt64BE(at) ^ value, at)
+}
+
+function xorUInt(block: Buffer, at: number, bytes: number, value: number): void {
+  for (let i = bytes - 1; i >= 0; i--) {
+    block[at + i]! ^= value % 256
+    value = Math.floor(value / 256)
   }
 }

@@ -23,6 +23,11 @@ export type Credential =
 
 export const noCredential: Credential = Object.freeze({ kind: 'none' })
 
+/** What lives on a user's token (a real-time connection): ended when the token is revoked. */
+export interface Revocable {
+  revoked(): void
+}
+
 const anonymousCaller: AnonymousCaller = Object.freeze({ kind: 'anonymous', viewer: anonymous })
 
 /** The operator's admin key (PRESENCED_ADMIN_KEY) as a caller: the admin scope, no universes. */
@@ -48,6 +53,8 @@ export class Authenticator {
   readonly #clock: Clock
   readonly #adminDigest: Buffer | undefined
   readonly #csrf: CsrfTokens
+  /** token id → what lives on that token now (see `hold`): one holder, or several */
+  readonly #held = new Map<string, Revocable | Revocable[]>()
 
   constructor(deps: {
     tokens: Tokens
@@ -62,6 +69,38 @@ export class Authenticator {
     this.#clock = deps.clock
     this.#adminDigest = deps.adminKey ? digest(deps.adminKey) : undefined
     this.#csrf = new CsrfTokens(deps.tokens)
+    deps.revocations.onRevoked((tokenId) => {
+      const held = this.#held.get(tokenId)
+      if (held === undefined) return
+      this.#held.delete(tokenId)
+      for (const holder of Array.isArray(held) ? held : [held]) holder.revoked()
+    })
+  }
+
+  /**
+   * Ties `holder` (a real-time connection) to the token `tokenId` it was opened with: a
+   * revocation of that token, made on any node, ends it at once, as it refuses the token's next
+   * request. A token revoked already ends it now; a token without an id (a platform's, without
+   * `jti`) cannot be revoked. `release` when the holder ends on its own.
+   */
+  hold(tokenId: string | undefined, holder: Revocable): void {
+    if (tokenId === undefined) return
+    if (this.#revocations.has(tokenId)) return holder.revoked()
+    // most tokens open one connection: the holder itself, an array only for several
+    const held = this.#held.get(tokenId)
+    if (held === undefined) this.#held.set(tokenId, holder)
+    else if (Array.isArray(held)) held.push(holder)
+    else this.#held.set(tokenId, [held, holder])
+  }
+
+  release(tokenId: string | undefined, holder: Revocable): void {
+    if (tokenId === undefined) return
+    const held = this.#held.get(tokenId)
+    if (held === holder) return void this.#held.delete(tokenId)
+    if (!Array.isArray(held)) return
+    const at = held.indexOf(holder)
+    if (at >= 0) held.splice(at, 1)
+    if (held.length === 0) this.#held.delete(tokenId)
   }
 
   /** Whether the operator turned the admin API on (an admin key is configured). */
@@ -110,6 +149,20 @@ export class Authenticator {
       )
     }
     return caller
+  }
+
+  /**
+   * Whether `credential` still gives `scope` now: a key revoked or expired since it was first
+   * checked no longer does (nor does anything when its store cannot be read). A long-lived stream
+   * opened with a key asks before each delivery, so a revocation takes effect at once there too.
+   */
+  async stillAllows(credential: Credential, scope: Scope): Promise<boolean> {
+    try {
+      this.requireScope(await this.authenticate(credential), scope)
+      return true
+    } catch {
+      return false
+    }
   }
 
   /** A reader of presence: anyone, but a key must hold a read scope. */

@@ -27,6 +27,7 @@ export class Revocations {
   #since = 0
   #timer: NodeJS.Timeout | undefined
   #syncing: Promise<void> | undefined
+  #onRevoked: ((tokenId: string) => void) | undefined
 
   constructor(store: CredentialStore, clock: Clock, options: RevocationsOptions) {
     this.#store = store
@@ -52,7 +53,15 @@ export class Revocations {
 
   /** A revocation heard from another node. */
   remember(tokenId: string, expiresAt: number): void {
-    if (expiresAt > this.#clock.now()) this.#revoked.set(tokenId, expiresAt)
+    if (expiresAt <= this.#clock.now()) return
+    const known = this.#revoked.has(tokenId)
+    this.#revoked.set(tokenId, expiresAt)
+    if (!known) this.#onRevoked?.(tokenId)
+  }
+
+  /** Called once for each token revoked from now on, however this node learns of it. */
+  onRevoked(listener: (tokenId: string) => void): void {
+    this.#onRevoked = listener
   }
 
   get size(): number {

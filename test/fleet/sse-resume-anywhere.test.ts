@@ -231,10 +231,10 @@ test('SSE GET: ?positions=1 puts a pos in every frame', async (t) => {
   const positioned = await SseClient.open(a.url, token, [P1], '&positions=1')
   t.after(() => positioned.close())
   const snapshot = await positioned.waitFor((e) => e.data.type === 'snapshot')
-  assert.match((snapshot.data.pos as string[])[0]!, /^[A-Za-z0-9_-]{22}$/)
+  assert.match((snapshot.data.pos as string[])[0]!, /^[A-Za-z0-9_-]{32}$/)
   await step('s1', [P1])
   const online = await positioned.waitFor((e) => e.data.type === 'online')
-  assert.match(online.data.pos as string, /^[A-Za-z0-9_-]{22}$/)
+  assert.match(online.data.pos as string, /^[A-Za-z0-9_-]{32}$/)
 })
 
 test('SSE POST: bad bodies are 4xx in the native error shape, never a 500', async (t) => {

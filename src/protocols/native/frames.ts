@@ -34,7 +34,8 @@ const ACTIVITY_KEYS = new Set([
 const DEVICE_TYPE = /^[A-Za-z0-9]{1,32}$/
 const GAME_ID = /^[A-Za-z0-9-]{1,64}$/
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/
-const POSITION = /^[A-Za-z0-9_-]{22}$/
+// 22 characters: a token of an earlier version, which reads as not ours (a reset, not an error)
+const POSITION = /^(?:[A-Za-z0-9_-]{22}|[A-Za-z0-9_-]{32})$/
 
 function fail(code: ErrorCode, message: string): FrameError {
   return { error: { code, message } }

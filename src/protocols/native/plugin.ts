@@ -90,8 +90,7 @@ export async function nativeProtocol(
       )
     },
     wsHandler: (socket, request) => {
-      const caller = userOf(request)
-      serveWebSocket(socket, caller.userId, caller.expiresAt, deps)
+      serveWebSocket(socket, userOf(request), deps)
     },
   })
   const sse = serveSse(deps, sseStreams)

@@ -37,7 +37,10 @@ export const sseBodySchema = {
       },
       positions: {
         type: ['boolean', 'object'],
-        additionalProperties: { type: 'string', pattern: '^[A-Za-z0-9_-]{22}$' },
+        additionalProperties: {
+          type: 'string',
+          pattern: '^(?:[A-Za-z0-9_-]{22}|[A-Za-z0-9_-]{32})$',
+        },
         description:
           'true: frames carry "pos". A map of user id to the last "pos" received: resume from ' +
           'there on any node (at most 1000; frames carry "pos" too).',

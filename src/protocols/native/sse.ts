@@ -137,7 +137,8 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     asked: SseRequest | Refusal,
   ): Promise<void> => {
     if (!('ids' in asked)) return void sendNativeError(reply, 400, asked.code, asked.message)
-    const userId = userOf(request).userId
+    const caller = userOf(request)
+    const userId = caller.userId
     const { ids, resume: resumePoint, held } = asked
     const { fanout, log } = deps
     // a resumed stream's watches are the user's already: its new ids are checked on subscribe
@@ -163,14 +164,43 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     res.once('close', deps.service.census.connectionOpened('sse'))
 
     let open = true
+    let expiry: NodeJS.Timeout | undefined
     const end = (): void => {
       if (!open) return
       open = false
+      clearTimeout(expiry)
+      deps.service.auth.release(caller.tokenId, revocable)
       fanout.detach(stream, sink)
       deps.wheel.remove(keepalive)
       live.delete(end)
       res.end()
       setTimeout(() => res.destroy(), END_GRACE_MS).unref()
+    }
+    /**
+     * A stream lives no longer than the token that opened it, as a WebSocket (close 4001): an
+     * error frame, then the end (the stream stays resumable with a fresh token). The timer is
+     * armed once less than two keepalive periods are left (each keepalive looks again).
+     */
+    // a revocation of the token (a logout, on any node) ends the stream at once
+    const revocable = {
+      revoked: () => {
+        if (open) res.write(`data: ${errorFrame('UNAUTHENTICATED', 'token revoked')}\n\n`)
+        end()
+      },
+    }
+    const armExpiry = (now: number): void => {
+      if (caller.expiresAt === undefined || expiry !== undefined || !open) return
+      const left = caller.expiresAt - now
+      if (left <= 0) {
+        res.write(`data: ${errorFrame('UNAUTHENTICATED', 'token expired')}\n\n`)
+        return end()
+      }
+      if (left > 2 * deps.wheel.periodMs) return
+      expiry = setTimeout(() => {
+        expiry = undefined
+        armExpiry(Date.now())
+      }, left)
+      expiry.unref()
     }
     const sink: Sink = {
       send(frame, seq, token) {
@@ -201,6 +231,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       wheelSlot: -1,
       keepalive: () => {
         if (open) res.write(': keepalive\n\n')
+        armExpiry(Date.now())
       },
     }
     deps.wheel.add(keepalive)
@@ -209,10 +240,16 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     res.on('close', () => {
       if (!open) return
       open = false
+      clearTimeout(expiry)
+      deps.service.auth.release(caller.tokenId, revocable)
       deps.wheel.remove(keepalive)
       live.delete(end)
       fanout.detach(stream, sink)
     })
+
+    deps.service.auth.hold(caller.tokenId, revocable)
+    armExpiry(Date.now())
+    if (!open) return
 
     let toSubscribe = ids
     if (asked.positions) stream.positions = true

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Duplex } from 'node:stream'
 import type { ServerResponse } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
+import type { UserCaller } from '../../core/caller.js'
 import type { UserId } from '../../core/user-id.js'
 import type { Fanout, ResumeResult } from '../../service/realtime.js'
 import type { Sink, Stream } from '../../service/realtime.js'
@@ -35,6 +36,7 @@ export const CLOSE = {
   goingAway: 1001,
   policy: 1008,
   slowConsumer: 4008,
+  /** The token that opened the connection expired, or was revoked. */
   tokenExpired: 4001,
   replaced: 4009,
 } as const
@@ -90,12 +92,7 @@ function uncorkAll(): void {
  * Serves one authenticated WebSocket connection (docs/reference/native.md). The connection's
  * state is one object; its socket's listeners and its keepalive are shared by all connections.
  */
-export function serveWebSocket(
-  socket: WebSocket,
-  userId: UserId,
-  tokenExpiresAt: number | undefined,
-  deps: RealtimeDeps,
-): void {
+export function serveWebSocket(socket: WebSocket, caller: UserCaller, deps: RealtimeDeps): void {
   const owned = socket as Owned
   // what the upgrade left on the socket (the upgrade's request, reply and logger, through
   // @fastify/websocket's error listener and the response it assigned) is let go: a
@@ -105,7 +102,7 @@ export function serveWebSocket(
   const tcp = owned._socket
   tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
   if (tcp) forgetIdleTimer(tcp)
-  new Connection(owned, userId, tokenExpiresAt, deps).start()
+  new Connection(owned, caller, deps).start()
 }
 
 /**
@@ -140,15 +137,14 @@ class Connection implements Sink, Kept {
   #presence: ConnectionPresence | undefined
   #expiry: NodeJS.Timeout | undefined
 
-  constructor(
-    socket: Owned,
-    userId: UserId,
-    tokenExpiresAt: number | undefined,
-    deps: RealtimeDeps,
-  ) {
+  /** The id of the token that opened the connection (its revocation ends it). */
+  readonly tokenId: string | undefined
+
+  constructor(socket: Owned, caller: UserCaller, deps: RealtimeDeps) {
     this.socket = socket
-    this.userId = userId
-    this.tokenExpiresAt = tokenExpiresAt
+    this.tokenId = caller.tokenId
+    this.userId = caller.userId
+    this.tokenExpiresAt = caller.expiresAt
     this.deps = deps
   }
 
@@ -171,7 +167,13 @@ class Connection implements Sink, Kept {
     socket.on('pong', onPong)
     deps.wheel.add(this)
     // a connection lives no longer than the token that opened it
+    deps.service.auth.hold(this.tokenId, this)
     this.#armExpiry(Date.now())
+  }
+
+  /** The token that opened the connection was revoked (a logout, on any node). */
+  revoked(): void {
+    this.#close(CLOSE.tokenExpired, 'token revoked')
   }
 
   // ------------------------------------------------------------------ Sink
@@ -260,6 +262,7 @@ class Connection implements Sink, Kept {
     clearTimeout(this.#expiry)
     this.#expiry = undefined
     const { deps } = this
+    deps.service.auth.release(this.tokenId, this)
     deps.service.census.closed('websocket')
     deps.wheel.remove(this)
     if (this.#stream) deps.fanout.detach(this.#stream, this)

@@ -1,0 +1,335 @@
+import assert from 'node:assert/strict'
+import { test, type TestContext } from 'node:test'
+import type { UserId } from '../../src/core/user-id.js'
+import { ManualClock } from '../../src/service/clock.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
+import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { NativeClient } from './native-client.js'
+import { SseClient } from './sse-client.js'
+
+/*
+ * The promise audit (hidden looks offline; a credential does only what it was issued for) on
+ * the surfaces the privacy tables and auth tests do not reach: positions of the real-time
+ * streams, and the streams' lives against their credential's expiry and revocation.
+ */
+
+const T0 = Date.UTC(2026, 5, 1, 9, 0, 0)
+
+async function start(
+  t: TestContext,
+  config = {},
+): Promise<{ app: StartedApp; clock: ManualClock }> {
+  const clock = new ManualClock(T0)
+  const app = await startApp(t, { clock, listen: true, config: { flapGraceMs: 0, ...config } })
+  return { app, clock }
+}
+
+async function call(app: StartedApp, method: string, path: string, headers: object, body?: object) {
+  const res = await fetch(`${app.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  assert.ok(res.status === 200 || res.status === 204, `${method} ${path}: ${res.status} ${text}`)
+}
+
+async function bearer(app: StartedApp, id: string) {
+  return { authorization: `Bearer ${await app.tokens.issue(id as UserId)}` }
+}
+
+async function heartbeat(app: StartedApp, id: string, body: object = {}) {
+  await call(app, 'POST', '/v1/presence/register-app-presence', await bearer(app, id), {
+    platform: 'PC',
+    ...body,
+  })
+}
+
+/** The snapshot of a fresh SSE POST stream with positions: presences and their `pos`. */
+async function positionedSnapshot(app: StartedApp, viewer: string, ids: string[]) {
+  const sse = await SseClient.post(app.url, await app.tokens.issue(viewer as UserId), {
+    ids,
+    positions: true,
+  })
+  try {
+    const snapshot = await sse.waitFor((e) => e.data.type === 'snapshot')
+    const pos = snapshot.data.pos as string[]
+    return new Map(ids.map((id, i) => [id, pos[i]!]))
+  } finally {
+    sse.close()
+  }
+}
+
+test('positions: a hidden user’s pos moves no more than an offline user’s when they act unseen', async (t) => {
+  const { app, clock } = await start(t)
+  const viewer = '7001'
+  const offline = '7002'
+  const invisible = '7003'
+  const blocking = '7004' // blocks the viewer
+  const nobody = '7005' // visibility nobody: the viewer may see whether, not where
+  // all seen once, then offline, so that each has a history
+  for (const id of [offline, invisible, blocking, nobody]) await heartbeat(app, id)
+  clock.set(T0 + 1000)
+  for (const id of [offline, invisible, blocking, nobody]) {
+    await heartbeat(app, id, { disconnect: true })
+  }
+  await call(app, 'PUT', '/v1/presence/settings', await bearer(app, invisible), {
+    invisible: true,
+  })
+  await call(app, 'PUT', `/admin/v1/users/${blocking}/blocks/${viewer}`, { 'x-api-key': ADMIN_KEY })
+  await heartbeat(app, nobody, {})
+  await call(app, 'PUT', '/v1/presence/settings', await bearer(app, nobody), {
+    visibility: 'nobody',
+  })
+  const ids = [offline, invisible, blocking, nobody]
+  const before = await positionedSnapshot(app, viewer, ids)
+  const again = await positionedSnapshot(app, viewer, ids)
+
+  // the hidden users come and go, the nobody-user moves between places: nothing the viewer sees
+  clock.set(T0 + 2000)
+  for (const id of [invisible, blocking]) {
+    await heartbeat(app, id, { location: 'Game', placeId: 1818 })
+    await heartbeat(app, id, { disconnect: true })
+  }
+  await heartbeat(app, nobody, { location: 'Game', placeId: 1818 })
+  await heartbeat(app, nobody, { location: 'Game', placeId: 1819 })
+  const after = await positionedSnapshot(app, viewer, ids)
+
+  // whatever a pos says, it says the same of a user who did nothing and of one who acted unseen
+  const moved = (id: string) => ({
+    twice: before.get(id) !== again.get(id),
+    afterActing: before.get(id) !== after.get(id),
+  })
+  for (const id of [invisible, blocking, nobody]) {
+    assert.deepEqual(moved(id), moved(offline), `user ${id}'s pos against the offline user's`)
+  }
+})
+
+test('an SSE stream ends when the token that opened it expires, as a WebSocket does (GET and POST)', async (t) => {
+  const app = await startApp(t, { listen: true })
+  const viewer = '7201' as UserId
+  const streams = [
+    await SseClient.open(app.url, await app.tokens.issue(viewer, { ttlSeconds: 1 }), ['7202']),
+    await SseClient.post(app.url, await app.tokens.issue(viewer, { ttlSeconds: 1 }), {
+      ids: ['7202'],
+      positions: true,
+    }),
+  ]
+  for (const sse of streams) {
+    t.after(() => sse.close())
+    assert.equal((await sse.waitFor(() => true)).data.type, 'snapshot')
+  }
+  for (const sse of streams) {
+    const last = await sse.waitFor(() => true, 5000)
+    assert.deepEqual(last.data, {
+      type: 'error',
+      code: 'UNAUTHENTICATED',
+      message: 'token expired',
+    })
+    // and nothing after it: the stream ended (waitFor fails at once on an ended stream)
+    await assert.rejects(
+      sse.waitFor(() => true, 5000),
+      /no matching SSE event/,
+    )
+  }
+})
+
+/** `promise`, or a rejection after `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms).unref(),
+    ),
+  ])
+}
+
+/** `POST /v2/logout` with `token` as Bearer (its CSRF token fetched first): the token is revoked. */
+async function logout(app: StartedApp, token: string) {
+  const headers = { authorization: `Bearer ${token}` }
+  const first = await fetch(`${app.url}/v2/logout`, { method: 'POST', headers })
+  const csrf = first.headers.get('x-csrf-token') ?? ''
+  const res = await fetch(`${app.url}/v2/logout`, {
+    method: 'POST',
+    headers: { ...headers, 'x-csrf-token': csrf },
+  })
+  assert.equal(res.status, 200, await res.text())
+}
+
+test('a revoked token ends the WebSocket and SSE streams it opened, at once; others go on', async (t) => {
+  const app = await startApp(t, { listen: true })
+  const viewer = '7301' as UserId
+  const token = await app.tokens.issue(viewer)
+  const other = await app.tokens.issue(viewer)
+  const ws = await NativeClient.connect(app.url, token)
+  const otherWs = await NativeClient.connect(app.url, other)
+  t.after(() => ws.socket.terminate())
+  t.after(() => otherWs.socket.terminate())
+  const sses = [
+    await SseClient.open(app.url, token, ['7302']),
+    await SseClient.post(app.url, token, { ids: ['7302'], positions: true }),
+  ]
+  for (const sse of sses) {
+    t.after(() => sse.close())
+    assert.equal((await sse.waitFor(() => true)).data.type, 'snapshot')
+  }
+  for (const client of [ws, otherWs]) {
+    client.send({ type: 'subscribe', ids: ['7302'] })
+    assert.equal((await client.take()).type, 'snapshot')
+  }
+
+  await logout(app, token)
+  assert.deepEqual(await within(ws.closed, 3000), { code: 4001, reason: 'token revoked' })
+  for (const sse of sses) {
+    const last = await sse.waitFor(() => true, 3000)
+    assert.deepEqual(last.data, {
+      type: 'error',
+      code: 'UNAUTHENTICATED',
+      message: 'token revoked',
+    })
+    await assert.rejects(
+      sse.waitFor(() => true, 3000),
+      /no matching SSE event/,
+    )
+  }
+  // the same user's other login is untouched
+  await heartbeat(app, '7302')
+  assert.equal((await otherWs.take()).type, 'online')
+  assert.equal(otherWs.socket.readyState, otherWs.socket.OPEN)
+})
+
+test('fleet mode: a logout on one node ends the streams its token opened on another', async (t) => {
+  const prefix = uniquePrefix('revoke')
+  t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
+  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix }
+  const a = await startApp(t, { listen: true, config })
+  const b = await startApp(t, { listen: true, config })
+  const token = await a.tokens.issue('7401' as UserId)
+  const ws = await NativeClient.connect(a.url, token)
+  t.after(() => ws.socket.terminate())
+  const sse = await SseClient.open(a.url, token, ['7402'])
+  t.after(() => sse.close())
+  assert.equal((await sse.waitFor(() => true)).data.type, 'snapshot')
+  await logout(b, token)
+  assert.deepEqual(await within(ws.closed, 3000), { code: 4001, reason: 'token revoked' })
+  const last = await sse.waitFor(() => true, 3000)
+  assert.deepEqual(last.data, { type: 'error', code: 'UNAUTHENTICATED', message: 'token revoked' })
+})
+
+/** The `data:` lines of an SSE response, as they come, parsed. */
+async function* sseData(response: Response): AsyncGenerator<Record<string, unknown>> {
+  const decoder = new TextDecoder()
+  let buffer = ''
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true })
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      const data = buffer
+        .slice(0, end)
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+      buffer = buffer.slice(end + 2)
+      if (data.length > 0) yield JSON.parse(data.map((l) => l.slice(6)).join('\n'))
+    }
+  }
+}
+
+for (const ending of ['revoked', 'expired'] as const) {
+  test(`the admin feed ends once the admin-scoped key that opened it is ${ending}`, async (t) => {
+    const app = await startApp(t, { listen: true })
+    const created = await fetch(`${app.url}/admin/v1/keys`, {
+      method: 'POST',
+      headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'ops',
+        scopes: ['admin'],
+        ...(ending === 'expired' && { expiresIn: 2 }),
+      }),
+    })
+    const key = (await created.json()) as { id: string; secret: string }
+    const abort = new AbortController()
+    t.after(() => abort.abort())
+    const response = await fetch(`${app.url}/admin/v1/stats/feed`, {
+      headers: { 'x-api-key': key.secret },
+      signal: abort.signal,
+    })
+    assert.equal(response.status, 200)
+    const events = sseData(response)
+    await heartbeat(app, '7501')
+    const first = (await events.next()).value as { items: { userId: string }[] }
+    assert.deepEqual(
+      first.items.map((i) => i.userId),
+      ['7501'],
+    )
+
+    if (ending === 'revoked') {
+      const revoked = await fetch(`${app.url}/admin/v1/keys/${key.id}`, {
+        method: 'DELETE',
+        headers: { 'x-api-key': ADMIN_KEY },
+      })
+      assert.equal(revoked.status, 200)
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, 2100))
+    }
+    await heartbeat(app, '7502')
+    const rest: unknown[] = []
+    const drained = (async () => {
+      for await (const data of events) rest.push(data)
+    })()
+    await within(drained, 3000)
+    assert.deepEqual(rest, [
+      {
+        error: {
+          code: 'API_KEY_INVALID',
+          message: 'The x-api-key is unknown, expired or revoked.',
+        },
+      },
+    ])
+  })
+}
+
+/** A fresh SSE POST stream of `viewer` continuing from `positions`: its first frame's type. */
+async function continueFrom(app: StartedApp, viewer: string, positions: Map<string, string>) {
+  const sse = await SseClient.post(app.url, await app.tokens.issue(viewer as UserId), {
+    ids: [...positions.keys()],
+    positions: Object.fromEntries(positions),
+  })
+  try {
+    const first = await sse.waitFor(() => true)
+    return first.data.type === 'reset' ? `reset ${String(first.data.reason)}` : first.data.type
+  } finally {
+    sse.close()
+  }
+}
+
+// KNOWN LEAK, not fixed yet: a user's history is trimmed by changes the subscriber could not see,
+// so a resume from positions answers `reset too_old` for an invisible user who acted more than
+// PRESENCED_REALTIME_HISTORY times since the position, and `recovered` for an offline one (and the
+// other way round after a day: an idle user's position is forgotten, an active hidden user's is
+// not). Fixing it needs the history to say when who-may-see-what last changed (a privacy mark kept
+// apart from the trimmed changes), so that a user hidden from the subscriber throughout recovers
+// as an offline user would. Marked todo so that it runs and shows, without failing the suite.
+test(
+  'positions: a resume from a hidden user’s pos ends as one from an offline user’s, however much they did unseen',
+  { todo: 'known leak: history trimming by unseen changes (see the comment above)' },
+  async (t) => {
+    const { app, clock } = await start(t, { realtimeHistory: 4 })
+    const viewer = '7101'
+    const offline = '7102'
+    const invisible = '7103'
+    for (const id of [offline, invisible]) await heartbeat(app, id)
+    clock.set(T0 + 1000)
+    for (const id of [offline, invisible]) await heartbeat(app, id, { disconnect: true })
+    await call(app, 'PUT', '/v1/presence/settings', await bearer(app, invisible), {
+      invisible: true,
+    })
+    const held = await positionedSnapshot(app, viewer, [offline, invisible])
+    // more unseen changes than the history keeps
+    for (let i = 0; i < 6; i++) {
+      clock.set(T0 + 2000 + i * 1000)
+      await heartbeat(app, invisible, { location: 'Game', placeId: 1818 + i })
+    }
+    await heartbeat(app, invisible, { disconnect: true })
+    const alone = (id: string) => continueFrom(app, viewer, new Map([[id, held.get(id)!]]))
+    assert.equal(await alone(invisible), await alone(offline))
+  },
+)
