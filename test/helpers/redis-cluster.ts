@@ -107,32 +107,8 @@ export async function startRedisCluster(
 ): Promise<LocalRedisCluster> {
   const masters = options.masters ?? 3
   const replicas = options.replicas ?? 0
-  const dir = mkdtempSync(join(tmpdir(), 'presenced-cluster-'))
-  const servers: RedisServerProcess[] = []
-  const stop = async () => {
-    await Promise.all(servers.map((s) => s.kill()))
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const { servers, ports, stop } = await startClusterNodes(masters * (1 + replicas))
   try {
-    const ports: number[] = []
-    while (ports.length < masters * (1 + replicas)) {
-      const port = await freePort(true)
-      if (!ports.includes(port)) ports.push(port)
-    }
-    for (const port of ports) {
-      servers.push(
-        await startRedisServer(port, dir, [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          `nodes-${port}.conf`,
-          '--cluster-node-timeout',
-          '1000',
-          '--appendonly',
-          'no',
-        ]),
-      )
-    }
     const nodes = ports.map((p) => `127.0.0.1:${p}`)
     const created = spawnSync(
       'redis-cli',
@@ -148,6 +124,38 @@ export async function startRedisCluster(
     await stop()
     throw error
   }
+}
+
+/** `count` cluster-enabled redis-servers on free ports, in a folder of their own, not yet joined. */
+async function startClusterNodes(
+  count: number,
+  extraArgs: string[] = [],
+): Promise<{ servers: RedisServerProcess[]; ports: number[]; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-cluster-'))
+  const servers: RedisServerProcess[] = []
+  const stop = async () => {
+    await Promise.all(servers.map((s) => s.kill()))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const ports: number[] = []
+  try {
+    while (ports.length < count) {
+      const port = await freePort(true)
+      if (!ports.includes(port)) ports.push(port)
+    }
+    for (const port of ports) {
+      servers.push(
+        await startRedisServer(port, dir, [
+          ...['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`],
+          ...['--cluster-node-timeout', '1000', '--appendonly', 'no', ...extraArgs],
+        ]),
+      )
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { servers, ports, stop }
 }
 
 async function waitForClusterOk(ports: number[], timeoutMs = 20_000): Promise<void> {
@@ -199,39 +207,16 @@ export interface PartlyAssignedCluster extends LocalRedisCluster {
  * (what a node starting beside a cluster still being set up sees). `assignTheRest` completes it.
  */
 export async function startPartlyAssignedCluster(): Promise<PartlyAssignedCluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'presenced-cluster-'))
-  const servers: RedisServerProcess[] = []
-  const stop = async () => {
-    await Promise.all(servers.map((s) => s.kill()))
-    rmSync(dir, { recursive: true, force: true })
-  }
   const ranges: Array<[number, number]> = [
     [0, 5460],
     [5461, 10922],
     [10923, 16383],
   ]
+  const { servers, ports, stop } = await startClusterNodes(3, [
+    '--cluster-require-full-coverage',
+    'no',
+  ])
   try {
-    const ports: number[] = []
-    while (ports.length < 3) {
-      const port = await freePort(true)
-      if (!ports.includes(port)) ports.push(port)
-    }
-    for (const port of ports) {
-      servers.push(
-        await startRedisServer(port, dir, [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          `nodes-${port}.conf`,
-          '--cluster-node-timeout',
-          '1000',
-          '--cluster-require-full-coverage',
-          'no',
-          '--appendonly',
-          'no',
-        ]),
-      )
-    }
     await onEach(ports, async (client, i) => {
       if (i > 0) await client.cluster('MEET', '127.0.0.1', ports[0]!)
       if (i < 2) await client.cluster('ADDSLOTSRANGE', ...ranges[i]!)
