@@ -48,6 +48,7 @@ export function createService(
       credentials: stores.profiles,
       bus: stores.bus,
       ...(stores.history && { history: stores.history }),
+      ...(stores.checkpoints && { checkpoints: stores.checkpoints }),
       rateLimiter: stores.rateLimiter,
     },
     tokens: options.tokens,

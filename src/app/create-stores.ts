@@ -3,6 +3,8 @@ import type { ChangeBus } from '../realtime/change-bus.js'
 import { MemoryHistory, type History, type HistoryBounds } from '../realtime/history.js'
 import { RedisHistory } from '../realtime/redis-history.js'
 import { RedisChangeBus } from '../realtime/redis-change-bus.js'
+import { RedisStreamCheckpoints } from '../realtime/redis-stream-checkpoints.js'
+import type { StreamCheckpoints } from '../realtime/stream-checkpoints.js'
 import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
 import type { PresenceStore } from '../store/presence-store.js'
@@ -47,6 +49,8 @@ export interface Stores {
   bus: ChangeBus
   /** Each user's recent changes (epoch, offsets): where real-time streams resume. */
   history?: History
+  /** Fleet mode only: where a shutting-down node leaves its SSE streams for another to continue. */
+  checkpoints?: StreamCheckpoints
   rateLimiter: RateLimiter
   /** Absent in stores assembled by hand (some tests and benches): webhooks are then off. */
   webhooks?: WebhookStore
@@ -110,6 +114,7 @@ async function createRedisStores(
       history: historyBounds(options),
     }),
     history: new RedisHistory(connection, keys, historyBounds(options)),
+    checkpoints: new RedisStreamCheckpoints(connection, keys),
     profiles: new RedisProfileStore(connection, keys),
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),

@@ -373,10 +373,11 @@ export class Fanout {
       }
       for (const change of changes) {
         const position = positionOf(change)
+        const prior = watches.offset(w)
         if (follows) watches.setOffset(w, position.offset)
         if (isPrivacyMark(change) || sameSessions(change.before, change.after)) continue
         const rendered = this.#project(stream, id, relation, change.after, position.at)
-        this.#emit(stream, id, w, rendered, change.reason ?? 'explicit', at)
+        this.#emit(stream, id, w, rendered, change.reason ?? 'explicit', at, prior)
       }
       if (follows) watches.setOffset(w, Math.max(watches.offset(w), read.position.offset))
       this.#settle(id, at)
@@ -396,6 +397,24 @@ export class Fanout {
     this.#detached.set(stream, watches)
     this.#detachedWatches += watches
     this.#bound(stream.viewer)
+  }
+
+  /**
+   * Where `stream` stands for its subscriber, for it to continue on another node (`recover`):
+   * the seq of the last frame and, per watched user, the `pos` of what the subscriber was last
+   * sent of it (an offline still held back for the flap grace counts as not sent). Read at one
+   * instant: call it once the stream's connection sends nothing more. Undefined without
+   * position tokens.
+   */
+  checkpoint(stream: Stream): { seq: number; held: Array<[UserId, string]> } | undefined {
+    if (!this.#options.positionTokens || stream.disposed) return undefined
+    const watches = stream.watches
+    const held: Array<[UserId, string]> = []
+    for (let w = 0; w < watches.size; w++) {
+      const target = watches.target(w)
+      held.push([target, this.#pos(target, watches.held(w)?.offset ?? watches.offset(w))])
+    }
+    return { seq: stream.seq, held }
   }
 
   /** Drops a stream and its watches now. */
@@ -774,7 +793,10 @@ export class Fanout {
         // the history was lost and started again: the offsets of the old epoch mean nothing
         // now, and the new epoch is followed from its start
         for (const entry of this.#watchers.watchersOf(target)) {
-          this.#watchers.connectionOf(entry).watches.setOffset(watchOf(entry), 0)
+          const watches = this.#watchers.connectionOf(entry).watches
+          watches.setOffset(watchOf(entry), 0)
+          const held = watches.held(watchOf(entry))
+          if (held) held.offset = 0
         }
         known = NO_HISTORY
         this.#positions.set(target, known)
@@ -832,14 +854,15 @@ export class Fanout {
       const stream = this.#watchers.connectionOf(entry)
       const w = watchOf(entry)
       const watches = stream.watches
+      const prior = watches.offset(w)
       if (offset !== undefined) {
-        if (watches.offset(w) >= offset) continue
+        if (prior >= offset) continue
         watches.setOffset(w, offset)
         if (quiet) continue
       }
       const relation = watches.relation(w)
       const rendered = this.#project(stream, target, relation, presence, now, renders, settings)
-      this.#emit(stream, target, w, rendered, reason, at)
+      this.#emit(stream, target, w, rendered, reason, at, prior)
     }
     if (quiet) return
     // a watcher cut off during the loop may have been the last one
@@ -897,6 +920,7 @@ export class Fanout {
     rendered: Rendered,
     reason: OfflineReason,
     at: number,
+    prior = stream.watches.offset(w),
   ): void {
     const watches = stream.watches
     if (rendered.json === watches.sent(w)) {
@@ -909,7 +933,7 @@ export class Fanout {
       if (this.#options.flapGraceMs > 0) {
         let held = watches.held(w)
         if (!held) {
-          held = { since: at, reason }
+          held = { since: at, reason, offset: prior }
           watches.hold(w, held)
         }
         if (at - held.since < this.#options.flapGraceMs) return

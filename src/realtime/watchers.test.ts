@@ -88,7 +88,7 @@ test('a watch keeps its flags, relation and held offline apart from its slot', (
   const own = Object.freeze({ friends: false, blocked: true, lastOnline: 5 })
   a.watches.setRelation(w, own)
   a.watches.setSent(w, '{"x":1}', true)
-  a.watches.hold(w, { since: 1, reason: 'explicit' })
+  a.watches.hold(w, { since: 1, reason: 'explicit', offset: 0 })
   watchers.remove(b, 0)
   assert.equal(a.watches.slot(w), 0)
   assert.equal(a.watches.relation(w), own)

@@ -6,6 +6,11 @@ import type { UserId } from '../core/user-id.js'
 export interface HeldOffline {
   since: number
   reason: OfflineReason
+  /**
+   * The watch's offset before the change that went offline: where the subscriber still is (a
+   * checkpoint names it, so the offline is sent on the node that resumes the stream).
+   */
+  offset: number
 }
 
 /**

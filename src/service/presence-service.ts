@@ -28,7 +28,7 @@ import {
   type Viewer,
   type VisiblePresence,
 } from '../core/privacy.js'
-import type { UserId } from '../core/user-id.js'
+import { parseUserId, type UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import { Fanout, type FanoutOptions } from '../realtime/fanout.js'
 import type { CatalogueStore } from '../store/catalogue-store.js'
@@ -53,6 +53,7 @@ import { Revocations } from './revocations.js'
 import type { Tokens } from './tokens.js'
 import { MemoryHistory, isRefresh, type History } from '../realtime/history.js'
 import { PositionTokens } from '../realtime/position-token.js'
+import type { StreamCheckpoint, StreamCheckpoints } from '../realtime/stream-checkpoints.js'
 import type { PresenceView } from './webhooks/webhook-events.js'
 import { Webhooks, defaultWebhookSettings, type WebhookSettings } from './webhooks/webhooks.js'
 import type { WebhookStore } from '../store/webhook-store.js'
@@ -66,8 +67,13 @@ export interface ServiceStores {
   bus: ChangeBus
   /** Each user's recent changes, for resume anywhere; in this process when absent. */
   history?: History
+  /** Checkpoints of SSE streams ended by a shutdown, shared by a fleet; absent: none kept. */
+  checkpoints?: StreamCheckpoints
   rateLimiter: RateLimiter
 }
+
+/** Users one stream checkpoint holds at most: an SSE stream's ids (MAX_IDS of the native API). */
+export const CHECKPOINT_MAX_IDS = 1000
 
 export interface ServiceSettings {
   /** How long a session lives after each heartbeat unless the write says otherwise. */
@@ -627,6 +633,55 @@ export class PresenceService {
       },
     )
     return this.census.track(fanout)
+  }
+
+  /**
+   * Whether a stream ended by a shutdown can be left for another node to continue: fleet mode
+   * (an embedded server has no other node).
+   */
+  get keepsCheckpoints(): boolean {
+    return this.#stores.checkpoints !== undefined
+  }
+
+  /**
+   * Leaves where a stream stood (Fanout.checkpoint) under its resume token for `ttlMs`, for
+   * `resumeCheckpoint` on any node. False when nothing was kept: no checkpoints here, nothing
+   * sent yet, or more users than CHECKPOINT_MAX_IDS.
+   */
+  async checkpointStream(
+    token: string,
+    checkpoint: StreamCheckpoint,
+    ttlMs: number,
+  ): Promise<boolean> {
+    const store = this.#stores.checkpoints
+    if (!store || ttlMs <= 0 || checkpoint.seq < 1) return false
+    if (checkpoint.held.length > CHECKPOINT_MAX_IDS) return false
+    await store.save(token, checkpoint, ttlMs)
+    return true
+  }
+
+  /**
+   * The positions to continue `viewer`'s stream `token` from, when it was checkpointed and the
+   * client's last event is the checkpoint's last one (`seq`); the checkpoint is used up either
+   * way. Undefined otherwise: none, expired, used, another user's, or another seq (the client
+   * missed frames, so its state is not what the positions say).
+   */
+  async resumeCheckpoint(
+    viewer: UserId,
+    token: string,
+    seq: number,
+  ): Promise<Array<[UserId, string]> | undefined> {
+    const store = this.#stores.checkpoints
+    if (!store || token === '') return undefined
+    const checkpoint = await store.take(viewer, token)
+    if (!checkpoint || checkpoint.viewer !== viewer || checkpoint.seq !== seq) return undefined
+    const held = checkpoint.held
+    if (!Array.isArray(held) || held.length > CHECKPOINT_MAX_IDS) return undefined
+    const valid = held.every(
+      (entry) =>
+        Array.isArray(entry) && parseUserId(entry[0]) === entry[0] && typeof entry[1] === 'string',
+    )
+    return valid ? held : undefined
   }
 
   createStats(options: PresenceStatsOptions): PresenceStats {

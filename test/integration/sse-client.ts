@@ -27,16 +27,21 @@ export class SseClient {
     void this.#pump(response)
   }
 
-  /** Opens `${baseUrl}/api/v1/realtime/sse?ids=…&access_token=…` (plus `extra`, e.g. `&positions=1`). */
+  /**
+   * Opens `${baseUrl}/api/v1/realtime/sse?ids=…&access_token=…` (plus `extra`, e.g.
+   * `&positions=1`), with `headers` (e.g. the `Last-Event-ID` of an EventSource reconnecting).
+   */
   static async open(
     baseUrl: string,
     token: string,
     ids: readonly string[],
     extra = '',
+    headers: Record<string, string> = {},
   ): Promise<SseClient> {
     const controller = new AbortController()
     const query = `ids=${ids.join(',')}&access_token=${encodeURIComponent(token)}${extra}`
     const response = await fetch(`${baseUrl}/api/v1/realtime/sse?${query}`, {
+      headers,
       signal: controller.signal,
     })
     return new SseClient(response, controller)
@@ -76,6 +81,24 @@ export class SseClient {
         }
       })
     }
+  }
+
+  /** Resolves once the server ended the stream (or `close` aborted it). */
+  ended(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    return (async () => {
+      while (!this.#ended) {
+        const left = deadline - Date.now()
+        if (left <= 0) throw new Error(`the SSE stream did not end within ${timeoutMs} ms`)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left)
+          this.#wake = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      }
+    })()
   }
 
   /** Events received and not yet taken. */

@@ -43,6 +43,7 @@ export async function nativeProtocol(
     log: app.log,
     queueBytes: settings.realtimeQueueBytes,
     maxIds: MAX_IDS,
+    resumeWindowMs: settings.realtimeResumeMs,
     limits: {
       streamsPerUser: settings.realtimeStreamsPerUser,
       watchesPerUser: settings.realtimeWatchesPerUser,
@@ -53,12 +54,13 @@ export async function nativeProtocol(
       Math.min(25_000, Math.floor((settings.sessionTtlSeconds * 1000) / 3)),
     ),
   }
-  const sseStreams = new Set<() => void>()
+  /** Each open SSE stream's shutdown: in a fleet, checkpointed for another node, then ended. */
+  const sseStreams = new Set<() => Promise<void>>()
 
   // before @fastify/websocket's own preClose, so peers get 1001 rather than no code
   app.addHook('preClose', async () => {
     for (const kept of deps.wheel.members()) kept.shutdown?.()
-    for (const end of [...sseStreams]) end()
+    await Promise.all([...sseStreams].map((shutdown) => shutdown()))
   })
   // connections are found on the keepalive wheel: ws need not track them (a closure each)
   await app.register(websocket, {

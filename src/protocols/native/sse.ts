@@ -130,7 +130,7 @@ export function sseBodyRequest(body: SseBody, maxIds: number): SseRequest | Refu
  * WebSocket, one way. Each event is `id: <token>.<seq>` + `data: <frame>`, so EventSource
  * resumes by itself; a client holding positions resumes on any node (`POST`).
  */
-export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
+export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
   return async (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -139,7 +139,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     if (!('ids' in asked)) return void sendNativeError(reply, 400, asked.code, asked.message)
     const caller = userOf(request)
     const userId = caller.userId
-    const { ids, resume: resumePoint, held } = asked
+    const { ids, resume: resumePoint } = asked
     const { fanout, log } = deps
     // a resumed stream's watches are the user's already: its new ids are checked on subscribe
     if (!resumePoint && !fanout.hasRoom(userId, ids.length)) {
@@ -164,6 +164,8 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     res.once('close', deps.service.census.connectionOpened('sse'))
 
     let open = true
+    /** Shutting down: nothing more is sent, so the checkpoint is what the client last got. */
+    let paused = false
     let expiry: NodeJS.Timeout | undefined
     const end = (): void => {
       if (!open) return
@@ -172,9 +174,31 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       deps.service.auth.release(caller.tokenId, revocable)
       fanout.detach(stream, sink)
       deps.wheel.remove(keepalive)
-      live.delete(end)
+      live.delete(shutdown)
       res.end()
       setTimeout(() => res.destroy(), END_GRACE_MS).unref()
+    }
+    /**
+     * The node shuts down: in a fleet, where the stream stands is left under its token for the
+     * node the browser reconnects to (`Last-Event-ID`), then the stream ends.
+     */
+    const shutdown = async (): Promise<void> => {
+      if (!open || paused) return
+      paused = true
+      const point = deps.service.keepsCheckpoints ? fanout.checkpoint(stream) : undefined
+      if (point && point.seq > 0) {
+        // a later request of the stream may have added ids: the browser reconnects with these
+        const wanted = new Set(ids)
+        const checkpoint = {
+          viewer: userId,
+          seq: point.seq,
+          held: point.held.filter(([id]) => wanted.has(id)),
+        }
+        await deps.service
+          .checkpointStream(stream.token, checkpoint, deps.resumeWindowMs)
+          .catch((error: unknown) => log.warn({ err: error }, 'SSE checkpoint not saved'))
+      }
+      end()
     }
     /**
      * A stream lives no longer than the token that opened it, as a WebSocket (close 4001): an
@@ -204,7 +228,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     }
     const sink: Sink = {
       send(frame, seq, token) {
-        if (!open) return
+        if (!open || paused) return
         if (res.writableLength + frame.length > deps.queueBytes) {
           log.info({ stream: stream.id, buffered: res.writableLength }, 'slow SSE consumer cut off')
           res.write(`data: ${errorFrame('SLOW_CONSUMER', 'slow consumer')}\n\n`)
@@ -235,7 +259,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       },
     }
     deps.wheel.add(keepalive)
-    live.add(end)
+    live.add(shutdown)
     // the response closes when the peer goes away (the request may close as soon as it is read)
     res.on('close', () => {
       if (!open) return
@@ -243,7 +267,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
       clearTimeout(expiry)
       deps.service.auth.release(caller.tokenId, revocable)
       deps.wheel.remove(keepalive)
-      live.delete(end)
+      live.delete(shutdown)
       fanout.detach(stream, sink)
     })
 
@@ -254,6 +278,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
     let toSubscribe = ids
     if (asked.positions) stream.positions = true
     let resumed = false
+    let held = asked.held
     if (resumePoint) {
       const result = fanout.resume(userId, resumePoint.token, resumePoint.since, sink)
       if (result.ok) {
@@ -263,7 +288,17 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
         resumed = true
         toSubscribe = ids.filter((id) => !fanout.isWatching(stream, id))
       } else if (!held) {
-        sink.send(JSON.stringify({ type: 'reset', reason: result.reason }))
+        // a stream another node checkpointed as it shut down continues from its positions
+        if (result.reason === 'unknown') {
+          held = await deps.service
+            .resumeCheckpoint(userId, resumePoint.token, resumePoint.since)
+            .catch((error: unknown) => {
+              log.warn({ err: error }, 'SSE checkpoint not read')
+              return undefined
+            })
+          if (!open) return
+        }
+        if (!held) sink.send(JSON.stringify({ type: 'reset', reason: result.reason }))
       }
     }
     if (!resumed && held) {
@@ -279,6 +314,8 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => void>) {
           log.warn({ err: error }, 'real-time recover failed')
           return 'unavailable' as const
         })
+      // a checkpoint's positions do not turn `pos` on for a GET that did not ask for it
+      stream.positions = asked.positions
       const frame = recoveryFrame(recovered, deps.limits.watchesPerUser)
       // after a reset the server follows with a fresh snapshot of `ids`; the watch limit ends it
       if (frame !== undefined) sink.send(frame)

@@ -24,6 +24,8 @@ export interface RealtimeDeps {
   queueBytes: number
   /** Ids per stream (and per frame). */
   maxIds: number
+  /** PRESENCED_REALTIME_RESUME: how long a stream ended by a shutdown stays resumable elsewhere. */
+  resumeWindowMs: number
   limits: RealtimeLimits
   /**
    * Pings (WebSocket) and comments (SSE) every `periodMs`, which is also how often connection

@@ -240,6 +240,14 @@ export class RedisKeys {
     return `${this.historyPrefix(this.bucketOf(id))}l:${id}`
   }
 
+  /**
+   * String: the checkpoint of an SSE stream ended by a shutdown (JSON), in the viewer's slot;
+   * the viewer is part of the key, so only the viewer's own request can find it.
+   */
+  streamCheckpoint(viewer: UserId, token: string): string {
+    return `${this.#user(viewer, 'ck')}:${token}`
+  }
+
   /** Pub/sub channel of the change bus. */
   channel(): string {
     return `${this.prefix}:bus`
