@@ -11,7 +11,11 @@ import { nativeProtocol } from '../protocols/native/plugin.js'
 import { robloxProtocol } from '../protocols/roblox/plugin.js'
 import { serversProtocol } from '../protocols/servers/plugin.js'
 import { LeanRoutes } from '../protocols/shared/lean-routes.js'
-import { frameworkErrors, unservedPath } from '../protocols/shared/framework-errors.js'
+import {
+  clientErrors,
+  frameworkErrors,
+  unservedPath,
+} from '../protocols/shared/framework-errors.js'
 import { int64Keyword } from '../protocols/shared/int64-keyword.js'
 import { xboxProtocol } from '../protocols/xbox/plugin.js'
 import { systemClock, type Clock } from '../service/clock.js'
@@ -75,6 +79,8 @@ export async function buildApp(
     trustProxy: config.trustProxy,
     // a URL refused by the router still gets the owning protocol's error format
     frameworkErrors,
+    // and so does a request Node's HTTP parser refuses (its framing, its headers)
+    clientErrorHandler: clientErrors,
     // slow or abusive clients must not hold sockets forever (headers: see LeanRoutes)
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: 60_000,

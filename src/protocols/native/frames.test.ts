@@ -44,3 +44,15 @@ test('resume frames: by token and seq, with positions, or positions alone; bad o
     positions: true,
   })
 })
+
+test('a subscribe id that is not a string or a number is named as sent, never as a valid id', () => {
+  const message = (ids: string) => {
+    const parsed = parseClientFrame(`{"type":"subscribe","ids":${ids}}`, 10)
+    assert.ok('error' in parsed, ids)
+    assert.equal(parsed.error.code, 'IDS_INVALID')
+    return parsed.error.message
+  }
+  assert.match(message('[[1]]'), /^Invalid user id "\[1\]":/)
+  assert.match(message('[{"1":1}]'), /^Invalid user id "\{\\"1\\":1\}":/)
+  assert.match(message('[7, "x"]'), /^Invalid user id "x":/)
+})

@@ -126,6 +126,15 @@ export function parsePositions(raw: unknown, maxIds: number): Array<[UserId, str
   return out
 }
 
+/**
+ * An id as the client sent it, for an error message: `[1]` and `{"1":1}` as JSON, not as
+ * `String()` has them ("1", "[object Object]"), which would name a valid id or nothing.
+ */
+function shownId(item: unknown): string {
+  const text = typeof item === 'object' && item !== null ? JSON.stringify(item) : String(item)
+  return JSON.stringify(text).slice(0, 40)
+}
+
 function parseIds(
   type: 'subscribe' | 'unsubscribe',
   raw: unknown,
@@ -143,7 +152,7 @@ function parseIds(
     if (!id) {
       return fail(
         'IDS_INVALID',
-        `Invalid user id ${JSON.stringify(String(item)).slice(0, 40)}: user ids are positive 64-bit integers.`,
+        `Invalid user id ${shownId(item)}: user ids are positive 64-bit integers.`,
       )
     }
     ids.push(id)

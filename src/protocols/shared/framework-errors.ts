@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { sendAdminError } from '../admin/errors.js'
 import { errorBody } from '../roblox/errors.js'
+import type { Socket } from 'node:net'
 import { XboxErrorCode, sendXboxError } from '../xbox/errors.js'
 
 /**
@@ -44,4 +45,68 @@ export function unservedPath(request: FastifyRequest, reply: FastifyReply): Fast
     return sendXboxError(reply, 404, XboxErrorCode.NotFound, message)
   }
   return reply.code(404).type('application/json; charset=utf-8').send(errorBody(0, message))
+}
+
+/** What Node's HTTP parser refuses, by the status it is answered with. */
+const CLIENT_ERRORS: Record<number, { reason: string; code: string; message: string }> = {
+  400: {
+    reason: 'Bad Request',
+    code: 'INVALID_REQUEST',
+    message: 'The request is not valid HTTP/1.1 (its framing or a header cannot be parsed).',
+  },
+  408: {
+    reason: 'Request Timeout',
+    code: 'REQUEST_TIMEOUT',
+    message: 'The request took too long.',
+  },
+  431: {
+    reason: 'Request Header Fields Too Large',
+    code: 'HEADERS_TOO_LARGE',
+    message: 'The request headers are too large.',
+  },
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node's HTTP parser refuses before any route sees it
+ * (a Content-Length beside Transfer-Encoding, two Content-Lengths, a malformed chunk, a negative
+ * or non-decimal length, headers too large, too slow) would otherwise get Fastify's
+ * `{"error":"Bad Request","message":"Client Error"}`, in no protocol's format. The path is read
+ * from the bytes the parser got, and the error answered in its protocol's format as the router's
+ * errors are (frameworkErrors); the connection is then closed, as its framing is lost.
+ */
+export function clientErrors(
+  // Fastify types rawPacket as a JSON-ified buffer; Node passes the Buffer itself
+  error: Error & { code?: string; rawPacket?: unknown },
+  socket: Socket,
+): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const status =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? 408
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? 431
+        : 400
+  const { reason, code, message } = CLIENT_ERRORS[status]!
+  const raw = error.rawPacket
+  const requestLine = Buffer.isBuffer(raw) ? raw.subarray(0, 2048).toString('latin1') : ''
+  const path = /^[A-Za-z]+ (\/[^ ?\r\n]*)/.exec(requestLine)?.[1] ?? '/'
+  const body =
+    path.startsWith('/admin/') || path.startsWith('/api/')
+      ? JSON.stringify({ error: { code, message } })
+      : path === '/users' || path.startsWith('/users/')
+        ? JSON.stringify({
+            code: XboxErrorCode.InvalidRequest,
+            source: 'presenced',
+            description: message,
+            errorCode: XboxErrorCode.InvalidRequest,
+            errorMessage: message,
+          })
+        : errorBody(0, message)
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy(error)
 }

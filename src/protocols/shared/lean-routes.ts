@@ -147,6 +147,9 @@ export class LeanRoutes {
     options: { keepAliveTimeout?: number; requestTimeout?: number; connectionTimeout?: number },
   ): Server => {
     const headersTimeout = this.#headersTimeoutMs
+    const listener: RequestListener = (request, response) => {
+      if (!this.#take(request, response)) fastifyHandler(request, response)
+    }
     const server = createServer(
       {
         // Slow clients (slowloris): these timeouts are only enforced when Node checks its
@@ -155,10 +158,12 @@ export class LeanRoutes {
         ...(options.requestTimeout !== undefined && { requestTimeout: options.requestTimeout }),
         connectionsCheckingInterval: 1000,
       },
-      (request, response) => {
-        if (!this.#take(request, response)) fastifyHandler(request, response)
-      },
+      listener,
     )
+    // An Expect other than 100-continue gets Node's own 417 with an empty body, in no protocol's
+    // format. RFC 9110 lets a server ignore an expectation it does not know: the request is
+    // answered as if it had none, errors in its protocol's format.
+    server.on('checkExpectation', listener)
     // what Fastify sets on the server it makes itself
     if (options.keepAliveTimeout !== undefined) server.keepAliveTimeout = options.keepAliveTimeout
     if (options.requestTimeout !== undefined) server.requestTimeout = options.requestTimeout
