@@ -120,6 +120,12 @@ export class ApiKeys {
     return infoOf(record)
   }
 
+  /** The key with this id, revoked and expired ones included, or undefined. */
+  async get(id: string): Promise<ApiKeyInfo | undefined> {
+    const record = (await this.#store.listApiKeys()).find((k) => k.id === id)
+    return record && infoOf(record)
+  }
+
   /** Every key, revoked and expired ones included, without secrets or hashes. */
   async list(): Promise<ApiKeyInfo[]> {
     return (await this.#store.listApiKeys()).map(infoOf)

@@ -18,6 +18,11 @@ export interface DeliverySettings {
   pollMs: number
 }
 
+export interface CurrentEndpoint {
+  webhook: WebhookRecord
+  keyActive: boolean
+}
+
 export type DeliveryOutcome = 'delivered' | 'retrying' | 'parked' | 'dropped'
 
 export interface EndpointWorkerDeps {
@@ -26,9 +31,12 @@ export interface EndpointWorkerDeps {
   settings: DeliverySettings
   /** This node's id: the owner of what it claims. */
   owner: string
-  /** The endpoint as configured now: URL and secret changes apply from the next try. */
-  webhook(): WebhookRecord | undefined
-  keyActive(keyId: string): boolean
+  /**
+   * The endpoint as its store has it now (undefined: deleted) and whether its key is live, read
+   * before every try: a URL or secret change, or a key revoked or expired, made on any node,
+   * applies from the next try, not from this node's next registry refresh.
+   */
+  current(): Promise<CurrentEndpoint | undefined>
   send(request: OutgoingRequest): Promise<SendResult>
   random(): number
   onError(error: unknown): void
@@ -181,11 +189,19 @@ export class EndpointWorker {
         await this.#idle(settings.pollMs)
         continue
       }
-      const webhook = this.#deps.webhook()
+      let current: CurrentEndpoint | undefined
+      try {
+        current = await this.#deps.current()
+      } catch (error) {
+        this.#deps.onError(error)
+        await this.#sleep(STORE_RETRY_MS)
+        continue
+      }
       // deleted: its queue went with it
-      if (!webhook) return true
+      if (!current) return true
+      const { webhook } = current
       // events projected for a revoked key are never delivered, to anyone
-      if (!this.#deps.keyActive(webhook.keyId)) {
+      if (!current.keyActive) {
         if (!(await this.#storeOp(() => this.#deps.store.complete(delivery)))) return false
         this.#deps.onOutcome?.('dropped', delivery)
         return true

@@ -12,7 +12,7 @@ export interface DispatcherDeps {
    */
   leaseMs: number
   /** Everything a worker needs but its endpoint and owner. */
-  worker: Omit<EndpointWorkerDeps, 'owner' | 'webhook' | 'keyActive'>
+  worker: Omit<EndpointWorkerDeps, 'owner' | 'current'>
   onError(error: unknown): void
 }
 
@@ -125,8 +125,7 @@ export class WebhookDispatcher {
     const endpoint = new EndpointWorker(id, {
       ...worker,
       owner: this.node,
-      webhook: () => registry.get(id),
-      keyActive: (keyId) => registry.keyActive(keyId),
+      current: () => registry.current(id),
     })
     endpoint.extendLease(leaseUntil)
     this.#workers.set(id, endpoint)

@@ -11,13 +11,13 @@ export const readScopes: readonly Scope[] = ['presence:read:private', 'presence:
  * This node's copy of the endpoints and of the keys they are bound to, reloaded from the stores
  * every `refreshMs` (and at once after a change made on this node). Every change is projected for
  * every subscriber, so the hot path must not read the stores for them; a change made on another
- * node (an endpoint created, a key revoked) reaches this one within `refreshMs`.
+ * node (an endpoint created, a key revoked) reaches this one within `refreshMs`; a delivery reads
+ * the stores again before each try (`current`), so none goes out with a stale URL or key.
  */
 export class WebhookRegistry {
   readonly #store: WebhookStore
   readonly #keys: ApiKeys
   #webhooks: WebhookRecord[] = []
-  #byId = new Map<string, WebhookRecord>()
   #keyInfo = new Map<string, ApiKeyInfo>()
   #subscribers: Subscriber[] = []
 
@@ -29,7 +29,6 @@ export class WebhookRegistry {
   async refresh(): Promise<void> {
     const [webhooks, keys] = await Promise.all([this.#store.listWebhooks(), this.#keys.list()])
     this.#webhooks = webhooks
-    this.#byId = new Map(webhooks.map((w) => [w.id, w]))
     this.#keyInfo = new Map(keys.map((k) => [k.id, k]))
     this.#subscribers = []
     for (const webhook of webhooks) {
@@ -46,22 +45,19 @@ export class WebhookRegistry {
     return this.#webhooks
   }
 
-  get(id: string): WebhookRecord | undefined {
-    return this.#byId.get(id)
-  }
-
   /** Enabled endpoints bound to a live key that may read presence. */
   get subscribers(): readonly Subscriber[] {
     return this.#subscribers
   }
 
-  /** Whether the key exists and is neither revoked nor expired, as of the last refresh. */
-  keyActive(keyId: string): boolean {
-    const key = this.#keyInfo.get(keyId)
-    return key !== undefined && this.#keys.isActive(key)
-  }
-
-  key(keyId: string): ApiKeyInfo | undefined {
-    return this.#keyInfo.get(keyId)
+  /**
+   * The endpoint and whether its key is live, read from the stores now, not from this copy: what
+   * a delivery checks before each try, so a change made on another node applies at once.
+   */
+  async current(id: string): Promise<{ webhook: WebhookRecord; keyActive: boolean } | undefined> {
+    const webhook = await this.#store.getWebhook(id)
+    if (!webhook) return undefined
+    const key = await this.#keys.get(webhook.keyId)
+    return { webhook, keyActive: key !== undefined && this.#keys.isActive(key) }
   }
 }
