@@ -108,9 +108,12 @@ test('positions: a hidden user’s pos moves no more than an offline user’s wh
 test('an SSE stream ends when the token that opened it expires, as a WebSocket does (GET and POST)', async (t) => {
   const app = await startApp(t, { listen: true })
   const viewer = '7201' as UserId
+  // `exp` is in whole seconds, so a token lives TTL - 1 to TTL s: enough for both snapshots to
+  // arrive before it expires on a loaded machine (a 1 s token expired first once)
+  const TTL = 4
   const streams = [
-    await SseClient.open(app.url, await app.tokens.issue(viewer, { ttlSeconds: 1 }), ['7202']),
-    await SseClient.post(app.url, await app.tokens.issue(viewer, { ttlSeconds: 1 }), {
+    await SseClient.open(app.url, await app.tokens.issue(viewer, { ttlSeconds: TTL }), ['7202']),
+    await SseClient.post(app.url, await app.tokens.issue(viewer, { ttlSeconds: TTL }), {
       ids: ['7202'],
       positions: true,
     }),
@@ -120,7 +123,7 @@ test('an SSE stream ends when the token that opened it expires, as a WebSocket d
     assert.equal((await sse.waitFor(() => true)).data.type, 'snapshot')
   }
   for (const sse of streams) {
-    const last = await sse.waitFor(() => true, 5000)
+    const last = await sse.waitFor(() => true, (TTL + 5) * 1000)
     assert.deepEqual(last.data, {
       type: 'error',
       code: 'UNAUTHENTICATED',
