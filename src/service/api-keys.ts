@@ -111,7 +111,7 @@ export class ApiKeys {
 
   /** Revokes a key at once; undefined when no key has this id. Revoking twice keeps the first instant. */
   async revoke(id: string): Promise<ApiKeyInfo | undefined> {
-    const record = (await this.#store.listApiKeys()).find((k) => k.id === id)
+    const record = await this.#store.getApiKey(id)
     if (!record) return undefined
     if (record.revokedAt === undefined) {
       record.revokedAt = this.#clock.now()

@@ -17,6 +17,8 @@ export interface CredentialStore {
   putApiKey(key: ApiKeyRecord): Promise<void>
   /** The key with this secret hash, revoked or expired ones included (the caller decides). */
   getApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>
+  /** The key with this id, revoked or expired ones included (a webhook's delivery checks it). */
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined>
   listApiKeys(): Promise<ApiKeyRecord[]>
   /** Records a revocation; revoking a token twice keeps the first. */
   revokeToken(revocation: Revocation): Promise<void>

@@ -190,6 +190,13 @@ export class RedisProfileStore implements ProfileStore {
     return this.#getJson<ApiKeyRecord>(this.#keys.apiKeyByHash(hash))
   }
 
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    return this.#connection.run(async () => {
+      const raw = await this.#client.hget(this.#keys.apiKeys(), id)
+      return raw === null ? undefined : (JSON.parse(raw) as ApiKeyRecord)
+    })
+  }
+
   listApiKeys(): Promise<ApiKeyRecord[]> {
     return this.#connection.run(async () =>
       Object.values(await this.#client.hgetall(this.#keys.apiKeys()))

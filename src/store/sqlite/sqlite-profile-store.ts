@@ -169,6 +169,9 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
       getApiKeyByHash: db.prepare<[string], { record: string }>(
         'SELECT record FROM api_keys WHERE hash = ?',
       ),
+      getApiKey: db.prepare<[string], { record: string }>(
+        'SELECT record FROM api_keys WHERE id = ?',
+      ),
       listApiKeys: db.prepare<[], { record: string }>('SELECT record FROM api_keys ORDER BY id'),
       revokeToken: db.prepare(
         'INSERT OR IGNORE INTO revoked_tokens (token_id, expires_at, revoked_at) VALUES (?, ?, ?)',
@@ -319,6 +322,11 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
 
   getApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
     const row = this.#stmt.getApiKeyByHash.get(hash)
+    return Promise.resolve(row && (JSON.parse(row.record) as ApiKeyRecord))
+  }
+
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const row = this.#stmt.getApiKey.get(id)
     return Promise.resolve(row && (JSON.parse(row.record) as ApiKeyRecord))
   }
 
