@@ -86,12 +86,17 @@ export class XboxClient {
     this.#locale = locale
   }
 
-  /** Presence of many users; above 1100 XUIDs the call is split, order kept. */
+  /**
+   * Presence of many users, in the order given (duplicates answered alike); above 1100 distinct
+   * XUIDs the call is split. With `onlineOnly`, users the server leaves out are left out.
+   */
   async batch(query: XboxBatchQuery): Promise<XboxPresence[]> {
     const users = query.users.map((u) => toIdString(u, 'XUID'))
+    // The server answers each XUID once, so duplicates are asked once and matched by xuid.
+    const distinct = [...new Set(users)]
     const chunks: string[][] = []
-    for (let i = 0; i < users.length; i += XBOX_BATCH_LIMIT) {
-      chunks.push(users.slice(i, i + XBOX_BATCH_LIMIT))
+    for (let i = 0; i < distinct.length; i += XBOX_BATCH_LIMIT) {
+      chunks.push(distinct.slice(i, i + XBOX_BATCH_LIMIT))
     }
     if (chunks.length === 0) return []
     const results = await mapConcurrent(chunks, this.#concurrency, async (chunk) => {
@@ -103,7 +108,11 @@ export class XboxClient {
       const response = await this.#request('POST', '/users/batch', JSON.stringify(body))
       return Array.isArray(response) ? response.map(xboxPresenceOf) : []
     })
-    return results.flat()
+    const byXuid = new Map(results.flat().map((record) => [record.xuid, record]))
+    return users.flatMap((xuid) => {
+      const record = byXuid.get(xuid)
+      return record === undefined ? [] : [record]
+    })
   }
 
   /** One user's presence at a level (default `title`). */
