@@ -1,5 +1,5 @@
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
-import { Transport, type FetchLike, type RetryOptions, type Sleep } from './http.js'
+import { Transport, redactUrls, type FetchLike, type RetryOptions, type Sleep } from './http.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
 import { mapConcurrent } from './pool.js'
 import { PresenceType, presenceFromWire, type Presence } from './presence.js'
@@ -82,7 +82,9 @@ export class PresencedClient {
 
   constructor(options: ClientOptions) {
     if (typeof options?.baseUrl !== 'string' || !/^https?:\/\//i.test(options.baseUrl)) {
-      throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(options?.baseUrl)}`)
+      throw new TypeError(
+        `baseUrl must be an http(s) URL, got ${typeof options?.baseUrl === 'string' ? JSON.stringify(redactUrls(options.baseUrl)) : String(options?.baseUrl)}`,
+      )
     }
     this.#transport = new Transport(options)
     this.#concurrency = Math.max(1, options.maxConcurrency ?? 4)

@@ -1,4 +1,5 @@
 import { InvalidIdError, PresencedError, PresenceType, type Presence } from '@presenced/client'
+import { urlProblem } from './admin-http.js'
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080'
 
@@ -14,9 +15,8 @@ export function serverUrl(
   env: Record<string, string | undefined> = process.env,
 ): string {
   const url = (flag ?? env.PRESENCED_URL ?? DEFAULT_URL).replace(/\/+$/, '')
-  if (!/^https?:\/\/[^/]/i.test(url)) {
-    throw new UsageError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`)
-  }
+  const problem = urlProblem(url)
+  if (problem !== undefined) throw new UsageError(problem)
   return url
 }
 

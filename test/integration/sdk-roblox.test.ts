@@ -112,3 +112,20 @@ test('SDK against presenced: a 429 is retried after Retry-After', async (t) => {
   assert.equal(waits.length, 1, 'retried once, then gave up')
   assert.ok(waits[0]! >= 1000)
 })
+
+test('SDK: a baseUrl with user:password@ fails clearly and never echoes the password', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const client = createClient({ baseUrl: server.url.replace('http://', 'http://me:s3cret-pw@') })
+  const failure = await client.getUserPresences([1]).catch((e: unknown) => e)
+  assert.ok(failure instanceof PresencedError)
+  assert.equal(failure.status, 0)
+  assert.equal(failure.protocol, 'network')
+  assert.match(failure.message, /http:\/\/\*\*\*@127\.0\.0\.1/)
+  assert.doesNotMatch(failure.message, /s3cret-pw/)
+
+  assert.throws(
+    () => createClient({ baseUrl: 'ftp://me:s3cret-pw@example.com' }),
+    (e: unknown) =>
+      e instanceof TypeError && /\*\*\*@/.test(e.message) && !/s3cret/.test(e.message),
+  )
+})
