@@ -44,6 +44,15 @@ export interface AppPresenceInput {
   disconnect?: boolean
 }
 
+/** Per-call options. */
+export interface CallOptions {
+  /**
+   * Aborting cancels the call: requests in flight and any 429 backoff wait; the call rejects
+   * with the signal's reason. `AbortSignal.timeout(ms)` makes a deadline.
+   */
+  signal?: AbortSignal
+}
+
 export interface AppPresenceResult {
   /** When the server wants the next heartbeat, in milliseconds. */
   heartbeatAfterMs: number | undefined
@@ -100,7 +109,11 @@ export class PresencedClient {
    * The presence of each user, in the order given (duplicates answered alike). Accepts ids or
    * objects with an `id`; splits into batches of 50 run with bounded concurrency.
    */
-  async getUserPresences(users: Iterable<Id | HasId>): Promise<Presence[]> {
+  async getUserPresences(
+    users: Iterable<Id | HasId>,
+    options: CallOptions = {},
+  ): Promise<Presence[]> {
+    options.signal?.throwIfAborted()
     const ids = Array.from(users, (u) => toIdString(u))
     const distinct = [...new Set(ids)]
     const batches: string[][] = []
@@ -115,6 +128,7 @@ export class PresencedClient {
           method: 'POST',
           body: stringifyJson({ userIds: batch.map((id) => BigInt(id)) }),
           protocol: 'roblox',
+          signal: options.signal,
         },
       )
       const records: unknown[] = Array.isArray(body?.userPresences) ? body.userPresences : []
@@ -127,13 +141,16 @@ export class PresencedClient {
   }
 
   /** One user's presence. */
-  async getUserPresence(user: Id | HasId): Promise<Presence> {
-    const [presence] = await this.getUserPresences([user])
+  async getUserPresence(user: Id | HasId, options: CallOptions = {}): Promise<Presence> {
+    const [presence] = await this.getUserPresences([user], options)
     return presence as Presence
   }
 
   /** One heartbeat of the caller's app presence (needs a token or cookie). */
-  async registerAppPresence(input: AppPresenceInput = {}): Promise<AppPresenceResult> {
+  async registerAppPresence(
+    input: AppPresenceInput = {},
+    options: CallOptions = {},
+  ): Promise<AppPresenceResult> {
     const body: Record<string, unknown> = {
       location: input.location ?? '',
       placeId:
@@ -148,6 +165,7 @@ export class PresencedClient {
       method: 'POST',
       body: stringifyJson(body),
       protocol: 'roblox',
+      signal: options.signal,
     })
     let heartbeat: number | undefined
     for (const name of HEARTBEAT_HEADERS) heartbeat ??= heartbeatAfterMs(response.headers, name)

@@ -46,6 +46,8 @@ export interface XboxBatchQuery {
   deviceTypes?: readonly string[]
   titles?: readonly (string | number)[]
   onlineOnly?: boolean
+  /** Aborting cancels the call (requests in flight and backoff waits). */
+  signal?: AbortSignal
 }
 
 export interface TitlePresenceOptions {
@@ -105,7 +107,13 @@ export class XboxClient {
       if (query.deviceTypes !== undefined) body.deviceTypes = query.deviceTypes
       if (query.titles !== undefined) body.titles = query.titles.map(String)
       if (query.onlineOnly !== undefined) body.onlineOnly = query.onlineOnly
-      const response = await this.#request('POST', '/users/batch', JSON.stringify(body))
+      const response = await this.#request(
+        'POST',
+        '/users/batch',
+        JSON.stringify(body),
+        undefined,
+        query.signal,
+      )
       return Array.isArray(response) ? response.map(xboxPresenceOf) : []
     })
     const byXuid = new Map(results.flat().map((record) => [record.xuid, record]))
@@ -116,22 +124,33 @@ export class XboxClient {
   }
 
   /** One user's presence at a level (default `title`). */
-  async user(xuid: string | number | bigint, level?: XboxLevel): Promise<XboxPresence> {
+  async user(
+    xuid: string | number | bigint,
+    level?: XboxLevel,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<XboxPresence> {
     const id = toIdString(xuid, 'XUID')
-    return xboxPresenceOf(await this.#request('GET', `/users/xuid(${id})${levelQuery(level)}`))
+    const path = `/users/xuid(${id})${levelQuery(level)}`
+    return xboxPresenceOf(await this.#request('GET', path, undefined, undefined, options.signal))
   }
 
   /** The caller's own presence. */
-  async me(level?: XboxLevel): Promise<XboxPresence> {
-    return xboxPresenceOf(await this.#request('GET', `/users/me${levelQuery(level)}`))
+  async me(level?: XboxLevel, options: { signal?: AbortSignal } = {}): Promise<XboxPresence> {
+    const path = `/users/me${levelQuery(level)}`
+    return xboxPresenceOf(await this.#request('GET', path, undefined, undefined, options.signal))
   }
 
   /** The presence of the caller's friends (the People group), or of another user's. */
-  async friends(options: { xuid?: string | number | bigint; level?: XboxLevel } = {}) {
+  async friends(
+    options: { xuid?: string | number | bigint; level?: XboxLevel; signal?: AbortSignal } = {},
+  ) {
     const who = options.xuid === undefined ? 'me' : `xuid(${toIdString(options.xuid, 'XUID')})`
     const body = await this.#request(
       'GET',
       `/users/${who}/groups/People${levelQuery(options.level)}`,
+      undefined,
+      undefined,
+      options.signal,
     )
     return Array.isArray(body) ? body.map(xboxPresenceOf) : []
   }
@@ -219,13 +238,16 @@ export class XboxClient {
     path: string,
     body?: string,
     deviceType?: string,
+    signal?: AbortSignal,
   ): Promise<unknown> {
+    signal?.throwIfAborted()
     const response = await this.#transport.request(path, {
       method,
       body,
       protocol: 'xbox',
       auth: 'xbl',
       headers: this.#headers(deviceType),
+      signal,
     })
     return response.body
   }
