@@ -9,12 +9,15 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const
 /** A refusal of the command line itself: printed without a stack, exit 2. */
 export class UsageError extends Error {}
 
-/** --url, else PRESENCED_URL, else the default; must be http(s). */
+/**
+ * --url, else PRESENCED_URL, else the default; must be http(s). An empty PRESENCED_URL counts
+ * as unset, as for the admin commands (keys, import, webhooks).
+ */
 export function serverUrl(
   flag: string | undefined,
   env: Record<string, string | undefined> = process.env,
 ): string {
-  const url = (flag ?? env.PRESENCED_URL ?? DEFAULT_URL).replace(/\/+$/, '')
+  const url = (flag ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
   const problem = urlProblem(url)
   if (problem !== undefined) throw new UsageError(problem)
   return url
