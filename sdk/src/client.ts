@@ -1,5 +1,5 @@
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
-import { Transport, type FetchLike, type RetryOptions, type Sleep } from './http.js'
+import { Transport, redactUrls, type FetchLike, type RetryOptions, type Sleep } from './http.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
 import { mapConcurrent } from './pool.js'
 import { PresenceType, presenceFromWire, type Presence } from './presence.js'
@@ -44,6 +44,15 @@ export interface AppPresenceInput {
   disconnect?: boolean
 }
 
+/** Per-call options. */
+export interface CallOptions {
+  /**
+   * Aborting cancels the call: requests in flight and any 429 backoff wait; the call rejects
+   * with the signal's reason. `AbortSignal.timeout(ms)` makes a deadline.
+   */
+  signal?: AbortSignal
+}
+
 export interface AppPresenceResult {
   /** When the server wants the next heartbeat, in milliseconds. */
   heartbeatAfterMs: number | undefined
@@ -82,7 +91,9 @@ export class PresencedClient {
 
   constructor(options: ClientOptions) {
     if (typeof options?.baseUrl !== 'string' || !/^https?:\/\//i.test(options.baseUrl)) {
-      throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(options?.baseUrl)}`)
+      throw new TypeError(
+        `baseUrl must be an http(s) URL, got ${typeof options?.baseUrl === 'string' ? JSON.stringify(redactUrls(options.baseUrl)) : String(options?.baseUrl)}`,
+      )
     }
     this.#transport = new Transport(options)
     this.#concurrency = Math.max(1, options.maxConcurrency ?? 4)
@@ -98,7 +109,11 @@ export class PresencedClient {
    * The presence of each user, in the order given (duplicates answered alike). Accepts ids or
    * objects with an `id`; splits into batches of 50 run with bounded concurrency.
    */
-  async getUserPresences(users: Iterable<Id | HasId>): Promise<Presence[]> {
+  async getUserPresences(
+    users: Iterable<Id | HasId>,
+    options: CallOptions = {},
+  ): Promise<Presence[]> {
+    options.signal?.throwIfAborted()
     const ids = Array.from(users, (u) => toIdString(u))
     const distinct = [...new Set(ids)]
     const batches: string[][] = []
@@ -113,6 +128,7 @@ export class PresencedClient {
           method: 'POST',
           body: stringifyJson({ userIds: batch.map((id) => BigInt(id)) }),
           protocol: 'roblox',
+          signal: options.signal,
         },
       )
       const records: unknown[] = Array.isArray(body?.userPresences) ? body.userPresences : []
@@ -125,13 +141,16 @@ export class PresencedClient {
   }
 
   /** One user's presence. */
-  async getUserPresence(user: Id | HasId): Promise<Presence> {
-    const [presence] = await this.getUserPresences([user])
+  async getUserPresence(user: Id | HasId, options: CallOptions = {}): Promise<Presence> {
+    const [presence] = await this.getUserPresences([user], options)
     return presence as Presence
   }
 
   /** One heartbeat of the caller's app presence (needs a token or cookie). */
-  async registerAppPresence(input: AppPresenceInput = {}): Promise<AppPresenceResult> {
+  async registerAppPresence(
+    input: AppPresenceInput = {},
+    options: CallOptions = {},
+  ): Promise<AppPresenceResult> {
     const body: Record<string, unknown> = {
       location: input.location ?? '',
       placeId:
@@ -146,6 +165,7 @@ export class PresencedClient {
       method: 'POST',
       body: stringifyJson(body),
       protocol: 'roblox',
+      signal: options.signal,
     })
     let heartbeat: number | undefined
     for (const name of HEARTBEAT_HEADERS) heartbeat ??= heartbeatAfterMs(response.headers, name)

@@ -138,7 +138,7 @@ export class Transport {
       } catch (error) {
         if (options.signal?.aborted) throw error
         throw new PresencedError(
-          `Cannot reach presenced at ${this.baseUrl}: ${networkReason(error)}`,
+          redactUrls(`Cannot reach presenced at ${this.baseUrl}: ${networkReason(error)}`),
           {
             status: 0,
             protocol: 'network',
@@ -269,6 +269,13 @@ export function networkReason(error: unknown): string {
   if (typeof inner?.code === 'string') return inner.code
   if (typeof inner?.message === 'string' && inner.message !== '') return inner.message
   return error instanceof Error ? error.message : String(error)
+}
+
+const URL_CREDENTIALS = /(\b[a-z][a-z0-9+.-]*:\/\/)[^/?#\s@]*@/gi
+
+/** A message with every URL's `user:password@` shown as `***@`, so no password is echoed. */
+export function redactUrls(text: string): string {
+  return text.replace(URL_CREDENTIALS, '$1***@')
 }
 
 export function isObject(value: unknown): value is Record<string, unknown> {

@@ -14,6 +14,7 @@ export {
   ROBLOX_BATCH_LIMIT,
   type AppPresenceInput,
   type AppPresenceResult,
+  type CallOptions,
   type ClientOptions,
   type KeepAliveOptions,
 } from './client.js'

@@ -1,6 +1,6 @@
 import { Emitter } from './emitter.js'
 import { PresencedError } from './errors.js'
-import { isObject, networkReason, type Transport } from './http.js'
+import { isObject, networkReason, redactUrls, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { stringifyJson } from './ids.js'
 import { PresenceType, dateOf, type Presence } from './presence.js'
@@ -592,7 +592,9 @@ function openWebSocket(
     const fatal = FATAL_CLOSE.has(event.code)
     const message = opened
       ? event.reason || `WebSocket closed (${event.code})`
-      : `Cannot reach presenced at ${transport.baseUrl}${lastError ? ': ' + lastError : ''}`
+      : redactUrls(
+          `Cannot reach presenced at ${transport.baseUrl}${lastError ? ': ' + lastError : ''}`,
+        )
     finish(
       new PresencedError(message, {
         status: 0,
@@ -660,7 +662,9 @@ function openSse(
       }
     } catch (error) {
       if (controller.signal.aborted) return
-      const message = `Cannot reach presenced at ${transport.baseUrl}: ${networkReason(error)}`
+      const message = redactUrls(
+        `Cannot reach presenced at ${transport.baseUrl}: ${networkReason(error)}`,
+      )
       const failure = new PresencedError(message, { status: 0, protocol: 'network', cause: error })
       return handlers.onClose(failure, false)
     }

@@ -46,6 +46,8 @@ export interface XboxBatchQuery {
   deviceTypes?: readonly string[]
   titles?: readonly (string | number)[]
   onlineOnly?: boolean
+  /** Aborting cancels the call (requests in flight and backoff waits). */
+  signal?: AbortSignal
 }
 
 export interface TitlePresenceOptions {
@@ -86,12 +88,17 @@ export class XboxClient {
     this.#locale = locale
   }
 
-  /** Presence of many users; above 1100 XUIDs the call is split, order kept. */
+  /**
+   * Presence of many users, in the order given (duplicates answered alike); above 1100 distinct
+   * XUIDs the call is split. With `onlineOnly`, users the server leaves out are left out.
+   */
   async batch(query: XboxBatchQuery): Promise<XboxPresence[]> {
     const users = query.users.map((u) => toIdString(u, 'XUID'))
+    // The server answers each XUID once, so duplicates are asked once and matched by xuid.
+    const distinct = [...new Set(users)]
     const chunks: string[][] = []
-    for (let i = 0; i < users.length; i += XBOX_BATCH_LIMIT) {
-      chunks.push(users.slice(i, i + XBOX_BATCH_LIMIT))
+    for (let i = 0; i < distinct.length; i += XBOX_BATCH_LIMIT) {
+      chunks.push(distinct.slice(i, i + XBOX_BATCH_LIMIT))
     }
     if (chunks.length === 0) return []
     const results = await mapConcurrent(chunks, this.#concurrency, async (chunk) => {
@@ -100,29 +107,50 @@ export class XboxClient {
       if (query.deviceTypes !== undefined) body.deviceTypes = query.deviceTypes
       if (query.titles !== undefined) body.titles = query.titles.map(String)
       if (query.onlineOnly !== undefined) body.onlineOnly = query.onlineOnly
-      const response = await this.#request('POST', '/users/batch', JSON.stringify(body))
+      const response = await this.#request(
+        'POST',
+        '/users/batch',
+        JSON.stringify(body),
+        undefined,
+        query.signal,
+      )
       return Array.isArray(response) ? response.map(xboxPresenceOf) : []
     })
-    return results.flat()
+    const byXuid = new Map(results.flat().map((record) => [record.xuid, record]))
+    return users.flatMap((xuid) => {
+      const record = byXuid.get(xuid)
+      return record === undefined ? [] : [record]
+    })
   }
 
   /** One user's presence at a level (default `title`). */
-  async user(xuid: string | number | bigint, level?: XboxLevel): Promise<XboxPresence> {
+  async user(
+    xuid: string | number | bigint,
+    level?: XboxLevel,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<XboxPresence> {
     const id = toIdString(xuid, 'XUID')
-    return xboxPresenceOf(await this.#request('GET', `/users/xuid(${id})${levelQuery(level)}`))
+    const path = `/users/xuid(${id})${levelQuery(level)}`
+    return xboxPresenceOf(await this.#request('GET', path, undefined, undefined, options.signal))
   }
 
   /** The caller's own presence. */
-  async me(level?: XboxLevel): Promise<XboxPresence> {
-    return xboxPresenceOf(await this.#request('GET', `/users/me${levelQuery(level)}`))
+  async me(level?: XboxLevel, options: { signal?: AbortSignal } = {}): Promise<XboxPresence> {
+    const path = `/users/me${levelQuery(level)}`
+    return xboxPresenceOf(await this.#request('GET', path, undefined, undefined, options.signal))
   }
 
   /** The presence of the caller's friends (the People group), or of another user's. */
-  async friends(options: { xuid?: string | number | bigint; level?: XboxLevel } = {}) {
+  async friends(
+    options: { xuid?: string | number | bigint; level?: XboxLevel; signal?: AbortSignal } = {},
+  ) {
     const who = options.xuid === undefined ? 'me' : `xuid(${toIdString(options.xuid, 'XUID')})`
     const body = await this.#request(
       'GET',
       `/users/${who}/groups/People${levelQuery(options.level)}`,
+      undefined,
+      undefined,
+      options.signal,
     )
     return Array.isArray(body) ? body.map(xboxPresenceOf) : []
   }
@@ -210,13 +238,16 @@ export class XboxClient {
     path: string,
     body?: string,
     deviceType?: string,
+    signal?: AbortSignal,
   ): Promise<unknown> {
+    signal?.throwIfAborted()
     const response = await this.#transport.request(path, {
       method,
       body,
       protocol: 'xbox',
       auth: 'xbl',
       headers: this.#headers(deviceType),
+      signal,
     })
     return response.body
   }

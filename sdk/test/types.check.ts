@@ -32,6 +32,9 @@ export type EnumValues = Expect<
 >
 
 export const presences: Promise<Presence[]> = client.getUserPresences([1, '2', 3n, { id: 4 }])
+void client.getUserPresences([1], { signal: AbortSignal.timeout(1000) })
+// @ts-expect-error a signal, not a number of milliseconds
+void client.getUserPresences([1], { signal: 1000 })
 // @ts-expect-error a boolean is not an id
 void client.getUserPresences([true])
 // @ts-expect-error an object needs an id

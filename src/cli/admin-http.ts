@@ -6,6 +6,27 @@ export interface AdminTarget {
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080'
 
+const CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i
+
+/** The URL with any `user:password@` shown as `***@`, for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(CREDENTIALS, '$1***@')
+}
+
+/**
+ * Why --url cannot be used, or undefined when it can: it must be http(s), and it may not carry
+ * `user:password@` (fetch refuses such a URL, and the password would be echoed in messages).
+ */
+export function urlProblem(url: string): string | undefined {
+  if (!/^https?:\/\/[^/]/i.test(url)) {
+    return `--url must be an http(s) URL, got ${JSON.stringify(redactUrl(url))}`
+  }
+  if (CREDENTIALS.test(url)) {
+    return `--url must not carry credentials (user:password@), got ${JSON.stringify(redactUrl(url))}`
+  }
+  return undefined
+}
+
 /** A refusal or failure, with the exit code the command should end with. */
 export class CliError extends Error {
   readonly exitCode: number
@@ -26,9 +47,8 @@ export function adminTarget(
   env: Record<string, string | undefined> = process.env,
 ): AdminTarget {
   const url = (values.url ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
-  if (!/^https?:\/\/[^/]/.test(url)) {
-    throw new CliError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`, 2)
-  }
+  const problem = urlProblem(url)
+  if (problem !== undefined) throw new CliError(problem, 2)
   const adminKey = values['admin-key'] ?? env.PRESENCED_ADMIN_KEY
   if (!adminKey) {
     throw new CliError('no admin key: pass --admin-key or set PRESENCED_ADMIN_KEY', 2)
@@ -59,7 +79,7 @@ export async function adminRequest(
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause
     throw new CliError(
-      `cannot reach ${target.url}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+      `cannot reach ${redactUrl(target.url)}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
       1,
     )
   }

@@ -1,4 +1,5 @@
 import { InvalidIdError, PresencedError, PresenceType, type Presence } from '@presenced/client'
+import { urlProblem } from './admin-http.js'
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080'
 
@@ -8,15 +9,17 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const
 /** A refusal of the command line itself: printed without a stack, exit 2. */
 export class UsageError extends Error {}
 
-/** --url, else PRESENCED_URL, else the default; must be http(s). */
+/**
+ * --url, else PRESENCED_URL, else the default; must be http(s). An empty PRESENCED_URL counts
+ * as unset, as for the admin commands (keys, import, webhooks).
+ */
 export function serverUrl(
   flag: string | undefined,
   env: Record<string, string | undefined> = process.env,
 ): string {
-  const url = (flag ?? env.PRESENCED_URL ?? DEFAULT_URL).replace(/\/+$/, '')
-  if (!/^https?:\/\/[^/]/i.test(url)) {
-    throw new UsageError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`)
-  }
+  const url = (flag ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
+  const problem = urlProblem(url)
+  if (problem !== undefined) throw new UsageError(problem)
   return url
 }
 

@@ -379,3 +379,22 @@ function groupLeader(t: TestContext, command: readonly string[], args: string[])
   })
   return child
 }
+
+test('a --url with user:password@ is refused with exit 2, and the password is never printed', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const secretUrl = server.url.replace('http://', 'http://admin:s3cret-pw@')
+  const cases = [
+    ['get', '1', '--url', secretUrl],
+    ['heartbeat', '--token', 'x', '--url', secretUrl],
+    ['keys', 'list', '--admin-key', 'k', '--url', secretUrl],
+    ['get', '1', '--url', 'ftp://admin:s3cret-pw@example.com'],
+  ]
+  const results = await Promise.all(cases.map((args) => run(args)))
+  for (const [i, args] of cases.entries()) {
+    const result = results[i]!
+    assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
+    assert.match(result.stderr, /--url must/)
+    assert.match(result.stderr, /\*\*\*@/)
+    assert.doesNotMatch(result.stderr + result.stdout, /s3cret-pw/, 'the password is not echoed')
+  }
+})

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createServer, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { createClient, PresencedError, PresenceType } from '@presenced/client'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
@@ -111,4 +112,61 @@ test('SDK against presenced: a 429 is retried after Retry-After', async (t) => {
   assert.equal(error.status, 429)
   assert.equal(waits.length, 1, 'retried once, then gave up')
   assert.ok(waits[0]! >= 1000)
+})
+
+test('SDK: a baseUrl with user:password@ fails clearly and never echoes the password', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const client = createClient({ baseUrl: server.url.replace('http://', 'http://me:s3cret-pw@') })
+  const failure = await client.getUserPresences([1]).catch((e: unknown) => e)
+  assert.ok(failure instanceof PresencedError)
+  assert.equal(failure.status, 0)
+  assert.equal(failure.protocol, 'network')
+  assert.match(failure.message, /http:\/\/\*\*\*@127\.0\.0\.1/)
+  assert.doesNotMatch(failure.message, /s3cret-pw/)
+
+  assert.throws(
+    () => createClient({ baseUrl: 'ftp://me:s3cret-pw@example.com' }),
+    (e: unknown) =>
+      e instanceof TypeError && /\*\*\*@/.test(e.message) && !/s3cret/.test(e.message),
+  )
+})
+
+test('SDK: a signal ends a call to a server that never answers, and a 429 backoff wait', async (t) => {
+  // a server that accepts connections and never answers
+  const sockets = new Set<Socket>()
+  const silent = createServer((socket) => void sockets.add(socket))
+  await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done))
+  t.after(() => {
+    for (const socket of sockets) socket.destroy()
+    silent.close()
+  })
+  const { port } = silent.address() as { port: number }
+  const hung = createClient({ baseUrl: `http://127.0.0.1:${port}`, token: 't' })
+  const started = Date.now()
+  await assert.rejects(
+    hung.getUserPresences([1, 2], { signal: AbortSignal.timeout(200) }),
+    (e: unknown) => (e as Error).name === 'TimeoutError',
+  )
+  await assert.rejects(
+    hung.xbox.batch({ users: [1], signal: AbortSignal.timeout(100) }),
+    (e: unknown) => (e as Error).name === 'TimeoutError',
+  )
+  assert.ok(Date.now() - started < 5000, 'the deadline, not the socket, ended the calls')
+
+  // the real backoff timer (Retry-After of a long window) is cut short by the signal
+  const server = await startApp(t, {
+    listen: true,
+    config: { rateLimitMax: 1, rateLimitWindowSeconds: 20 },
+  })
+  const client = createClient({ baseUrl: server.url })
+  await client.getUserPresence(1)
+  const waitStarted = Date.now()
+  const aborted = new AbortController()
+  setTimeout(() => aborted.abort(new Error('gave up')), 200)
+  await assert.rejects(client.getUserPresence(1, { signal: aborted.signal }), /gave up/)
+  assert.ok(Date.now() - waitStarted < 5000, 'the wait for Retry-After was abandoned')
+  await assert.rejects(
+    client.registerAppPresence({}, { signal: AbortSignal.abort() }),
+    (e: unknown) => (e as Error).name === 'AbortError',
+  )
 })

@@ -82,3 +82,26 @@ test('SDK Xbox against presenced: errors are typed; batches over 1100 are split'
   const anonymous = createClient({ baseUrl: server.url, token: 'bad' })
   await assert.rejects(anonymous.xbox.me(), { status: 401, protocol: 'xbox' })
 })
+
+test('SDK Xbox against presenced: batch keeps order and answers duplicates, within and across chunks', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const client = createClient({
+    baseUrl: server.url,
+    token: await server.tokens.issue(ME as never),
+  })
+  // presenced answers each XUID once; the SDK must still answer every position asked
+  const few = [ME, FRIEND, ME, 2533274800000002n, '2533274800000007']
+  const answered = await client.xbox.batch({ users: few, level: 'user' })
+  assert.deepEqual(
+    answered.map((r) => r.xuid),
+    [ME, FRIEND, ME, FRIEND, '2533274800000007'],
+  )
+
+  const many = Array.from({ length: 1100 }, (_, i) => String(2533274800000000n + BigInt(i + 1)))
+  const users = [many[5]!, ...many, many[0]!, many[1099]!]
+  const records = await client.xbox.batch({ users, level: 'user' })
+  assert.deepEqual(
+    records.map((r) => r.xuid),
+    users,
+  )
+})
