@@ -10,6 +10,7 @@ import {
 } from './client-command.js'
 
 const USAGE = `Usage: presenced heartbeat --token <token> [--place <id>] [--location <text>] [--game <uuid>]
+                           [--platform <name>] [--url <server>]
 
 Keeps a user online until Ctrl-C, beating at the interval the server asks for; on Ctrl-C (or
 SIGTERM) it disconnects, so watchers see the user leave at once.
