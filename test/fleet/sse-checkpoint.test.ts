@@ -2,10 +2,8 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
-import { ADMIN_KEY } from '../helpers/start-app.js'
-import { startNodePair } from '../helpers/start-node-pair.js'
 import { SseClient, type SseEvent } from '../integration/sse-client.js'
-import { post } from './fleet-node.js'
+import { HIDDEN, IDS, P1, P2, sseFleet } from './sse-fleet.js'
 
 /*
  * A browser's EventSource can only GET and reconnect with `Last-Event-ID`. When its node shuts
@@ -13,38 +11,10 @@ import { post } from './fleet-node.js'
  * to continues it from there: the changes made meanwhile, no reset. Two nodes on the real Redis.
  */
 
-/** Above 2^53: a JS number would round them. */
-const WATCHER = '9007199254740991'
-const P1 = '9007199254740993'
-const P2 = '9007199254740995'
-/** Blocks the watcher: offline in the snapshot, and nothing of it ever after. */
-const HIDDEN = '9007199254740997'
 const OTHER = '9007199254740999'
-const IDS = [P1, P2, HIDDEN]
 
-async function fleet(t: TestContext, config: Partial<Config> = {}) {
-  const { a, b } = await startNodePair(t, 'sse-checkpoint', { realtimeHistory: 64, ...config })
-  const blocked = await fetch(`${a.url}/admin/v1/users/${HIDDEN}/blocks/${WATCHER}`, {
-    method: 'PUT',
-    headers: { 'x-api-key': ADMIN_KEY },
-  })
-  assert.ok(blocked.ok, `block: ${blocked.status}`)
-  const token = await a.tokens.issue(WATCHER as UserId)
-  const players = new Map(
-    await Promise.all(IDS.map(async (id) => [id, await a.tokens.issue(id as UserId)] as const)),
-  )
-  /** Each user steps to `location` on B (a node the stream never lived on). */
-  const step = async (location: string, ids = IDS) => {
-    for (const id of ids) {
-      const res = await post(
-        `${b.url}/v1/presence/register-app-presence`,
-        { location, placeId: 1818 },
-        players.get(id),
-      )
-      assert.equal(res.status, 200, `${id} ${location}: ${res.status}`)
-    }
-  }
-  return { a, b, token, step }
+function fleet(t: TestContext, config: Partial<Config> = {}) {
+  return sseFleet(t, 'sse-checkpoint', { realtimeHistory: 64, ...config })
 }
 
 const locationOf = (event: SseEvent): string =>

@@ -2,10 +2,9 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import type { Config } from '../../src/app/config.js'
-import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
-import { startNodePair } from '../helpers/start-node-pair.js'
+import { startApp } from '../helpers/start-app.js'
 import { SseClient, type SseEvent } from '../integration/sse-client.js'
-import { post } from './fleet-node.js'
+import { HIDDEN, IDS, P1, P2, WATCHER, sseFleet } from './sse-fleet.js'
 
 /*
  * Server-Sent Events resume on any node, as WebSocket streams do (resume-anywhere.test.ts): two
@@ -13,37 +12,8 @@ import { post } from './fleet-node.js'
  * client continues on B with `POST /api/v1/realtime/sse` and the positions it held.
  */
 
-/** Above 2^53: a JS number would round them. */
-const WATCHER = '9007199254740991'
-const P1 = '9007199254740993'
-const P2 = '9007199254740995'
-/** Blocks the watcher: offline in the snapshot, and nothing of it ever after. */
-const HIDDEN = '9007199254740997'
-const IDS = [P1, P2, HIDDEN]
-
-async function fleet(t: TestContext, config: Partial<Config> = {}) {
-  const { a, b } = await startNodePair(t, 'sse-resume', config)
-  const blocked = await fetch(`${a.url}/admin/v1/users/${HIDDEN}/blocks/${WATCHER}`, {
-    method: 'PUT',
-    headers: { 'x-api-key': ADMIN_KEY },
-  })
-  assert.ok(blocked.ok, `block: ${blocked.status}`)
-  const token = await a.tokens.issue(WATCHER as UserId)
-  const players = new Map(
-    await Promise.all(IDS.map(async (id) => [id, await a.tokens.issue(id as UserId)] as const)),
-  )
-  /** Each user steps to `location` on B (a node the stream never lived on). */
-  const step = async (location: string, ids = IDS) => {
-    for (const id of ids) {
-      const res = await post(
-        `${b.url}/v1/presence/register-app-presence`,
-        { location, placeId: 1818 },
-        players.get(id),
-      )
-      assert.equal(res.status, 200, `${id} ${location}: ${res.status}`)
-    }
-  }
-  return { a, b, token, step }
+function fleet(t: TestContext, config: Partial<Config> = {}) {
+  return sseFleet(t, 'sse-resume', config)
 }
 
 /** Where the stream stands on the client: what a resume needs. */
