@@ -2,7 +2,17 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { sendAdminError } from '../admin/errors.js'
 import { errorBody } from '../roblox/errors.js'
 import type { Socket } from 'node:net'
-import { XboxErrorCode, sendXboxError } from '../xbox/errors.js'
+import { XboxErrorCode, sendXboxError, xboxErrorBody } from '../xbox/errors.js'
+
+/**
+ * The protocol whose error format a path outside every route gets: admin and native (`/admin/`,
+ * `/api/`) the error record, `/users` Xbox's, everything else Roblox's (as the app's 404 does).
+ */
+function ownerOf(path: string): 'record' | 'xbox' | 'roblox' {
+  if (path.startsWith('/admin/') || path.startsWith('/api/')) return 'record'
+  if (path === '/users' || path.startsWith('/users/')) return 'xbox'
+  return 'roblox'
+}
 
 /**
  * Fastify's `frameworkErrors`: a URL the router refuses before any route is chosen (malformed
@@ -21,11 +31,11 @@ export function frameworkErrors(
   const message = tooLong
     ? 'A path segment is too long.'
     : 'The URL is not valid: a path segment is not well-formed percent-encoding.'
-  const path = (request.raw.url ?? '/').split('?')[0]!
-  if (path.startsWith('/admin/') || path.startsWith('/api/')) {
+  const owner = ownerOf((request.raw.url ?? '/').split('?')[0]!)
+  if (owner === 'record') {
     return sendAdminError(reply, status, tooLong ? 'URI_TOO_LONG' : 'INVALID_URL', message)
   }
-  if (path.startsWith('/users/')) {
+  if (owner === 'xbox') {
     return sendXboxError(reply, status, XboxErrorCode.InvalidRequest, message)
   }
   return reply.code(status).type('application/json; charset=utf-8').send(errorBody(0, message))
@@ -38,12 +48,9 @@ export function frameworkErrors(
 export function unservedPath(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const path = (request.raw.url ?? '/').split('?')[0]!
   const message = `No route for ${request.method} ${path.slice(0, 200)}`
-  if (path.startsWith('/admin/') || path.startsWith('/api/')) {
-    return sendAdminError(reply, 404, 'NOT_FOUND', message)
-  }
-  if (path === '/users' || path.startsWith('/users/')) {
-    return sendXboxError(reply, 404, XboxErrorCode.NotFound, message)
-  }
+  const owner = ownerOf(path)
+  if (owner === 'record') return sendAdminError(reply, 404, 'NOT_FOUND', message)
+  if (owner === 'xbox') return sendXboxError(reply, 404, XboxErrorCode.NotFound, message)
   return reply.code(404).type('application/json; charset=utf-8').send(errorBody(0, message))
 }
 
@@ -90,17 +97,12 @@ export function clientErrors(
   const raw = error.rawPacket
   const requestLine = Buffer.isBuffer(raw) ? raw.subarray(0, 2048).toString('latin1') : ''
   const path = /^[A-Za-z]+ (\/[^ ?\r\n]*)/.exec(requestLine)?.[1] ?? '/'
+  const owner = ownerOf(path)
   const body =
-    path.startsWith('/admin/') || path.startsWith('/api/')
+    owner === 'record'
       ? JSON.stringify({ error: { code, message } })
-      : path === '/users' || path.startsWith('/users/')
-        ? JSON.stringify({
-            code: XboxErrorCode.InvalidRequest,
-            source: 'presenced',
-            description: message,
-            errorCode: XboxErrorCode.InvalidRequest,
-            errorMessage: message,
-          })
+      : owner === 'xbox'
+        ? JSON.stringify(xboxErrorBody(XboxErrorCode.InvalidRequest, message))
         : errorBody(0, message)
   if (socket.writable) {
     socket.write(

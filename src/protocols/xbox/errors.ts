@@ -72,7 +72,8 @@ export function sendXboxError(
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
-function xboxErrorBody(code: XboxErrorCode, description: string): XboxErrorBody {
+/** Xbox's error record (also written by hand where no reply object exists: framework-errors.ts). */
+export function xboxErrorBody(code: XboxErrorCode, description: string): XboxErrorBody {
   return { code, source: 'presenced', description, errorCode: code, errorMessage: description }
 }
 
