@@ -697,6 +697,7 @@ export class PresenceService {
         },
         bus,
         clock: this.#clock,
+        place: (id) => this.#places.place(id),
       },
       options,
     )

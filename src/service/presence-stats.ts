@@ -1,3 +1,4 @@
+import type { Place } from '../core/catalogue.js'
 import { PresenceType, type Activity } from '../core/presence.js'
 import type { UserSettings } from '../core/privacy.js'
 import type { ChangeBus } from '../realtime/change-bus.js'
@@ -56,6 +57,12 @@ export interface PresenceStatsDeps {
   profiles: Pick<PrivacyStore, 'getSettings'> & Pick<CatalogueStore, 'getPlace' | 'getTitle'>
   bus: ChangeBus
   clock: Clock
+  /**
+   * A catalogued place as reads apply it (PlaceCatalogue.place): a session stored before its
+   * place was catalogued or moved is counted in the universe the catalogue gives, as
+   * `POST /v1/presence/users` shows it, not in the one its last heartbeat carried.
+   */
+  place(placeId: string): Place | undefined | Promise<Place | undefined>
 }
 
 export interface PresenceStatsOptions {
@@ -77,8 +84,26 @@ export const MAX_TOP = 100
 /** How many distinct activities a tally holds before folding them into its counts. */
 const MAX_PENDING_ACTIVITIES = 4096
 
+/** The catalogue's places a pass has looked up, by id (undefined: not catalogued). */
+type PlacesSeen = Map<string, Place | undefined>
+
+/** An activity's universe and root place: the catalogue's for a catalogued place, else its own. */
+function whereOf(
+  activity: Activity,
+  places: PlacesSeen,
+): { universeId?: string; rootPlaceId?: string } {
+  const place = activity.placeId === undefined ? undefined : places.get(activity.placeId)
+  return place ?? activity
+}
+
 /** Counts of one population (public or all) while a pass runs. */
 class Tally {
+  readonly #places: PlacesSeen
+
+  constructor(places: PlacesSeen) {
+    this.#places = places
+  }
+
   readonly totals: StatsTotals = {
     online: 0,
     inGame: 0,
@@ -133,7 +158,8 @@ class Tally {
       const titles = new Set<string>()
       for (const { activity } of user.sessions) {
         if (!pending.has(activity)) pending.set(activity, 0)
-        if (activity.universeId !== undefined) universes.add(activity.universeId)
+        const { universeId } = whereOf(activity, this.#places)
+        if (universeId !== undefined) universes.add(universeId)
         if (activity.placeId !== undefined) places.add(activity.placeId)
         if (activity.titleId !== undefined) titles.add(activity.titleId)
       }
@@ -148,7 +174,8 @@ class Tally {
   /** Adds the users counted by activity to the counts by id (call before reading them). */
   fold(): void {
     for (const [activity, users] of this.#pending) {
-      const { universeId, placeId, titleId, rootPlaceId } = activity
+      const { placeId, titleId } = activity
+      const { universeId, rootPlaceId } = whereOf(activity, this.#places)
       if (universeId !== undefined && rootPlaceId !== undefined && !this.rootOf.has(universeId)) {
         this.rootOf.set(universeId, rootPlaceId)
       }
@@ -302,8 +329,9 @@ export class PresenceStats {
     const { presence, profiles, bus, clock } = this.#deps
     const now = clock.now()
     const started = performance.now()
-    const visible = new Tally()
-    const all = new Tally()
+    const places: PlacesSeen = new Map()
+    const visible = new Tally(places)
+    const all = new Tally(places)
     let invisibleUsers = 0
     let invisibleSessions = 0
     const nodes = bus.nodes ? bus.nodes() : Promise.resolve(1)
@@ -314,6 +342,7 @@ export class PresenceStats {
         // let requests in between batches: a pass over a million users takes seconds
         await new Promise<void>((resolve) => setImmediate(resolve))
         const settings = await profiles.getSettings(batch.map((u) => u.userId))
+        await this.#lookUpPlaces(batch, places)
         batch.forEach((user, i) => {
           const s: UserSettings = settings[i]!
           all.add(user, true)
@@ -338,6 +367,21 @@ export class PresenceStats {
     }
     this.#cached = aggregate
     return aggregate
+  }
+
+  /** Adds the places of `batch` not seen yet in this pass to `places` (from memory, mostly). */
+  async #lookUpPlaces(batch: readonly LiveUser[], places: PlacesSeen): Promise<void> {
+    let unseen: Set<string> | undefined
+    for (const user of batch) {
+      for (const { activity } of user.sessions) {
+        const id = activity.placeId
+        if (id !== undefined && !places.has(id)) (unseen ??= new Set()).add(id)
+      }
+    }
+    if (unseen === undefined) return
+    const ids = [...unseen]
+    const found = await Promise.all(ids.map((id) => this.#deps.place(id)))
+    ids.forEach((id, i) => places.set(id, found[i]))
   }
 
   async #top(ranked: Ranked, n: number): Promise<StatsTop> {

@@ -174,6 +174,40 @@ test("stats: a universe is not named from a hidden user's session", async (t) =>
   assert.deepEqual(admin.body.all.top.universes, [{ id: '77', name: 'Secret Lobby', users: 2 }])
 })
 
+test('stats: players count in the universe the catalogue gives their place now, as reads show them', async (t) => {
+  const presenced = await startApp(t)
+  const { service } = presenced
+  // 81 and 82 beat before their place is catalogued (82 claiming another universe), 83 after
+  await service.heartbeat(beat('81', 'app:PC', { kind: 'inGame', placeId: '801' }))
+  await service.heartbeat(
+    beat('82', 'app:PC', { kind: 'inGame', placeId: '801', universeId: '999' }),
+  )
+  await service.putPlace({ placeId: '801', universeId: '88', rootPlaceId: '800', name: 'Hub' })
+  await service.putPlace({ placeId: '800', universeId: '88', rootPlaceId: '800', name: 'Plaza' })
+  await service.heartbeat(beat('83', 'app:PC', { kind: 'inGame', placeId: '801' }))
+  // an uncatalogued place keeps what its client said
+  await service.heartbeat(
+    beat('84', 'app:PC', { kind: 'inGame', placeId: '802', universeId: '99' }),
+  )
+  const read = await service.lookup({ kind: 'anonymous' }, ['81', '82', '83'].map(id))
+  assert.deepEqual(
+    read.map((p) => p.sessions.map((s) => s.activity.universeId)),
+    [['88'], ['88'], ['88']],
+    'the read applies the catalogue',
+  )
+  const { body } = await stats(presenced, '', undefined, Date.now())
+  assert.deepEqual(body.top.universes, [
+    { id: '88', name: 'Plaza', users: 3 },
+    { id: '99', name: null, users: 1 },
+  ])
+  assert.deepEqual(body.top.places, [
+    { id: '801', name: 'Hub', users: 3 },
+    { id: '802', name: null, users: 1 },
+  ])
+  const admin = await stats(presenced, '', ADMIN_KEY, Date.now())
+  assert.deepEqual(admin.body.all.top.universes, body.top.universes)
+})
+
 test('stats: top is 0..100, bad keys are refused in the admin shape', async (t) => {
   const presenced = await startApp(t)
   for (const bad of ['?top=101', '?top=-1', '?top=abc', '?top=1.5']) {
