@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 
+/** The servers spawned here exit with the test process (see the file). */
+const EXIT_WITH_PARENT = new URL('../helpers/exit-with-parent.ts', import.meta.url).href
+
 export const FLEET_TOKEN_SECRET = 'fleet-test-token-secret-0123456789abcdef'
 
 export interface FleetNode {
@@ -22,20 +25,25 @@ export interface FleetNode {
  */
 export async function startFleetNode(env: Record<string, string>): Promise<FleetNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'presenced-fleet-'))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
-    cwd: new URL('../../', import.meta.url),
-    env: {
-      ...process.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      PRESENCED_DATA_DIR: dataDir,
-      PRESENCED_TOKEN_SECRET: FLEET_TOKEN_SECRET,
-      PRESENCED_RATE_LIMIT: '100000',
-      ...env,
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--import', EXIT_WITH_PARENT, 'src/cli/main.ts', 'serve'],
+    {
+      cwd: new URL('../../', import.meta.url),
+      env: {
+        ...process.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        PRESENCED_DATA_DIR: dataDir,
+        PRESENCED_TOKEN_SECRET: FLEET_TOKEN_SECRET,
+        PRESENCED_RATE_LIMIT: '100000',
+        ...env,
+      },
+      // stdin: see exit-with-parent.ts
+      stdio: ['pipe', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  )
   const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
     child.once('exit', (code, signal) => {
       rmSync(dataDir, { recursive: true, force: true })
@@ -47,7 +55,7 @@ export async function startFleetNode(env: Record<string, string>): Promise<Fleet
   let stdout = ''
   const url = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! })
-    const timer = setTimeout(() => reject(new Error(`node did not start:\n${stderr}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`node did not start:\n${stderr}`)), 60_000)
     lines.on('line', (line) => {
       stdout += `${line}\n`
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line)

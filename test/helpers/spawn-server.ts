@@ -2,6 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { resolve } from 'node:path'
 import type { TestContext } from 'node:test'
 
+/** The servers spawned here exit with the test process (see the file). */
+const EXIT_WITH_PARENT = new URL('./exit-with-parent.ts', import.meta.url).href
+
 const ROOT = resolve(import.meta.dirname, '../..')
 
 export interface LogLine {
@@ -33,17 +36,22 @@ export async function spawnServer(
   t: TestContext,
   env: Record<string, string>,
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ...env,
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--import', EXIT_WITH_PARENT, 'src/cli/main.ts', 'serve'],
+    {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        ...env,
+      },
+      // stdin: see exit-with-parent.ts
+      stdio: ['pipe', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  )
   const logs: LogLine[] = []
   const waiters: Array<{ match: (line: LogLine) => boolean; done: (line: LogLine) => void }> = []
   let stderr = ''
