@@ -1,6 +1,7 @@
 /**
  * Where a CPU profile's time went: the functions with the most samples of their own (self),
- * and per source file the samples spent in it or below it (total), idle left out.
+ * per function the samples spent in it or below it (inclusive), and per source file the same
+ * (total), idle left out.
  *
  *   npx tsx bench/profile-summary.ts <file.cpuprofile> [top=25]
  */
@@ -38,6 +39,7 @@ const fileOf = (node: ProfileNode) =>
   where(node).replace(/:\d+$/, '') || `(${node.callFrame.functionName || 'native'})`
 
 const self = new Map<string, number>()
+const inclusive = new Map<string, number>()
 const totalByFile = new Map<string, number>()
 let busy = 0
 for (const sample of profile.samples) {
@@ -46,18 +48,27 @@ for (const sample of profile.samples) {
   busy++
   const name = `${node.callFrame.functionName || '(anonymous)'} ${where(node)}`.trim()
   self.set(name, (self.get(name) ?? 0) + 1)
-  // a file counts once per sample, however deep it recurs
+  // a file or function counts once per sample, however deep it recurs
   const files = new Set<string>()
+  const functions = new Set<string>()
   for (let id: number | undefined = sample; id !== undefined; id = parent.get(id)) {
-    files.add(fileOf(byId.get(id)!))
+    const frame = byId.get(id)!
+    files.add(fileOf(frame))
+    functions.add(`${frame.callFrame.functionName || '(anonymous)'} ${where(frame)}`.trim())
   }
   files.delete('((root))')
+  functions.delete('(root)')
   for (const f of files) totalByFile.set(f, (totalByFile.get(f) ?? 0) + 1)
+  for (const f of functions) inclusive.set(f, (inclusive.get(f) ?? 0) + 1)
 }
 
 const percent = (n: number) => `${((n / busy) * 100).toFixed(1).padStart(5)} %`
 console.log(`${busy} busy samples (idle left out)\n\nself time, top ${top}:`)
 for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+  console.log(`${percent(n)}  ${name}`)
+}
+console.log(`\ninclusive time by function (the function or what it called), top ${top}:`)
+for (const [name, n] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) {
   console.log(`${percent(n)}  ${name}`)
 }
 console.log(`\ntotal time by file (the file or what it called), top ${top}:`)

@@ -23,10 +23,12 @@ export class RequestAdmission {
 
   /**
    * Runs it, once (later calls share the outcome): resolves when admitted, throws the refusal.
-   * Also a read's Admission (PresenceService.lookup), to run beside the read.
+   * A method, not an arrow in a field: that field cost every request a closure (a heartbeat
+   * makes one admission per request).
    */
-  readonly run = (): Promise<void> =>
-    (this.#outcome ??= this.#limits.spend(this.hit).then(() => this.#checks?.()))
+  run(): Promise<void> {
+    return (this.#outcome ??= this.#limits.spend(this.hit).then(() => this.#checks?.()))
+  }
 
   /**
    * The error to answer for a request that failed with `error`: the admission's refusal when it

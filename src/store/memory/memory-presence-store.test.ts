@@ -7,6 +7,7 @@ import type { UserId } from '../../core/user-id.js'
 import { presenceStoreContract } from '../contract/presence-store.contract.js'
 import { SqliteProfileStore } from '../sqlite/sqlite-profile-store.js'
 import { MemoryPresenceStore } from './memory-presence-store.js'
+import { MemoryRateLimiter } from './memory-rate-limiter.js'
 
 presenceStoreContract('memory', async () => {
   const store = new MemoryPresenceStore()
@@ -94,4 +95,37 @@ test('flush writes only what changed since the last flush', async (t) => {
     ],
     [['2', T0 + 2]],
   ])
+})
+
+test('a limited heartbeat counts its hit in the memory limiter and writes only when allowed', async (t) => {
+  const store = new MemoryPresenceStore()
+  t.after(() => store.close())
+  const limiter = new MemoryRateLimiter()
+  const hit = { key: `roblox:user:${user}`, rules: [{ name: 'roblox', max: 2, windowMs: 60_000 }] }
+  const write = (location: string) =>
+    ({
+      userId: user,
+      key: 'app:PC',
+      source: 'app',
+      deviceType: 'PC',
+      activity: { kind: 'online', location },
+      ttlMs: 30_000,
+    }) as const
+  const first = await store.limitedHeartbeat(write('a'), T0, hit, limiter)
+  assert.ok(first && 'change' in first)
+  assert.equal(first.change.after.sessions[0]?.activity.location, 'a')
+  assert.ok(await store.limitedHeartbeat(write('b'), T0 + 1, hit, limiter))
+  const refused = await store.limitedHeartbeat(write('c'), T0 + 2, hit, limiter)
+  assert.deepEqual(
+    refused && 'refused' in refused && [refused.refused.rule, refused.refused.count],
+    ['roblox', 3],
+  )
+  // refused: nothing written
+  const [presence] = await store.getMany([user], T0 + 3)
+  assert.equal(presence?.sessions[0]?.activity.location, 'b')
+  // the hit counted with the refusal too, as every limiter counts it
+  assert.equal(limiter.hitNow(hit.key, hit.rules, T0 + 4).count, 4)
+  // another limiter's budget is not this store's to count
+  const elsewhere = { hit: () => Promise.resolve(limiter.hitNow(hit.key, hit.rules, T0)) }
+  assert.equal(store.limitedHeartbeat(write('d'), T0 + 5, hit, elsewhere), undefined)
 })
