@@ -88,6 +88,8 @@ export interface Config {
   realtimeStreamsPerUser: number
   /** PRESENCED_REALTIME_WATCHES_PER_USER, default 5000: users watched across one user's streams, open and dropped. */
   realtimeWatchesPerUser: number
+  /** PRESENCED_REALTIME_LEASE ms, default 30000: in a fleet, how long a node's count of a user's streams lasts unless renewed (a crashed node's stops counting within it). */
+  realtimeLeaseMs: number
   /** PRESENCED_REALTIME_DETACHED_WATCHES, default 200000: watches dropped streams keep on a node; the oldest go beyond. */
   realtimeDetachedWatches: number
   /** PRESENCED_REALTIME_SUBSCRIBE_RATE ids/s, default 1000: ids one connection may subscribe and unsubscribe (bursts of 2 s). */
@@ -217,6 +219,7 @@ export function loadConfig(env: Env = process.env): Config {
     realtimeHistoryAgeSeconds: int(env, 'PRESENCED_REALTIME_HISTORY_AGE', 300, 1),
     realtimeStreamsPerUser: int(env, 'PRESENCED_REALTIME_STREAMS_PER_USER', 10, 1),
     realtimeWatchesPerUser: int(env, 'PRESENCED_REALTIME_WATCHES_PER_USER', 5000, 1),
+    realtimeLeaseMs: int(env, 'PRESENCED_REALTIME_LEASE', 30_000, 1000),
     realtimeDetachedWatches: int(env, 'PRESENCED_REALTIME_DETACHED_WATCHES', 200_000, 0),
     realtimeSubscribeRate: int(env, 'PRESENCED_REALTIME_SUBSCRIBE_RATE', 1000, 1),
     shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1),

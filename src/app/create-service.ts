@@ -49,6 +49,7 @@ export function createService(
       bus: stores.bus,
       ...(stores.history && { history: stores.history }),
       ...(stores.checkpoints && { checkpoints: stores.checkpoints }),
+      ...(stores.holdings && { holdings: stores.holdings }),
       rateLimiter: stores.rateLimiter,
     },
     tokens: options.tokens,

@@ -5,6 +5,8 @@ import { RedisHistory } from '../realtime/redis-history.js'
 import { RedisChangeBus } from '../realtime/redis-change-bus.js'
 import { RedisStreamCheckpoints } from '../realtime/redis-stream-checkpoints.js'
 import type { StreamCheckpoints } from '../realtime/stream-checkpoints.js'
+import { RedisStreamHoldings } from '../realtime/redis-stream-holdings.js'
+import type { StreamHoldings } from '../realtime/stream-holdings.js'
 import { MemoryPresenceStore } from '../store/memory/memory-presence-store.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
 import type { PresenceStore } from '../store/presence-store.js'
@@ -32,6 +34,8 @@ export interface StoreOptions {
   /** PRESENCED_REALTIME_HISTORY / _AGE: each user's recent changes kept for resume. */
   realtimeHistory?: number
   realtimeHistoryAgeSeconds?: number
+  /** PRESENCED_REALTIME_LEASE: how long a node's share of a user's real-time holdings counts. */
+  realtimeLeaseMs?: number
 }
 
 /** The history bounds of the options, with the config's defaults. */
@@ -51,6 +55,8 @@ export interface Stores {
   history?: History
   /** Fleet mode only: where a shutting-down node leaves its SSE streams for another to continue. */
   checkpoints?: StreamCheckpoints
+  /** Fleet mode only: each user's real-time streams and watches summed over the nodes. */
+  holdings?: StreamHoldings
   rateLimiter: RateLimiter
   /** Absent in stores assembled by hand (some tests and benches): webhooks are then off. */
   webhooks?: WebhookStore
@@ -115,6 +121,10 @@ async function createRedisStores(
     }),
     history: new RedisHistory(connection, keys, historyBounds(options)),
     checkpoints: new RedisStreamCheckpoints(connection, keys),
+    holdings: new RedisStreamHoldings(connection, keys, {
+      nodeId: bus.nodeId,
+      leaseMs: options.realtimeLeaseMs ?? 30_000,
+    }),
     profiles: new RedisProfileStore(connection, keys),
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),

@@ -25,6 +25,7 @@ import {
 import type { PositionTokens } from './position-token.js'
 import { SNAPSHOT_HEAD, SnapshotTail, type Frame } from './replay-buffer.js'
 import { Stream, type Sink } from './stream.js'
+import type { Holdings, StreamHoldings } from './stream-holdings.js'
 import { RELATIONS, Watchers, watchOf } from './watchers.js'
 
 /** Where the fanout reads current state: the service's stores and history, behind six calls. */
@@ -58,7 +59,15 @@ export interface FanoutOptions {
   limits?: FanoutLimits
   /** Positions as opaque tokens (`pos`); without it streams cannot carry positions. */
   positionTokens?: PositionTokens
+  /**
+   * Fleet mode: every node's share of each user's open streams and their watches, so that
+   * `streamsPerUser` and `watchesPerUser` hold across the fleet; absent, they hold per node.
+   */
+  holdings?: StreamHoldings
 }
+
+/** How long a stream admitted (`admit`) and not yet opened counts as open. */
+const ADMITTED_MS = 10_000
 
 /**
  * Bounds on what streams hold, so that no user, and no churn of dropped connections, can grow
@@ -157,6 +166,20 @@ export class Fanout {
   readonly #positions = new Map<UserId, HistoryPosition>()
   /** Gaps filled from the history, and changes dropped as repeats (stats, tests). */
   #gaps = 0
+  /**
+   * Fleet mode: per user, when each stream admitted by `admit` and not opened yet stops counting
+   * (monotonic ms); `open` takes the oldest.
+   */
+  readonly #admitted = new Map<UserId, number[]>()
+  /** Users whose holdings changed here since their share was last set (fleet mode). */
+  readonly #changed = new Set<UserId>()
+  /**
+   * Watches a subscribe or recover took in the fleet's count and has not added yet: counted in
+   * every share set meanwhile, so that a set made while it reads does not give them back. One
+   * at a time: subscribes and recovers run one after another (`#run`).
+   */
+  #claiming: { viewer: UserId; watches: number } | undefined
+  readonly #renewal: NodeJS.Timeout | undefined
   readonly #unsubscribe: () => void
   readonly #unresubscribed: (() => void) | undefined
   #queue: Task[] = []
@@ -178,6 +201,13 @@ export class Fanout {
         if (!this.#stopped) this.#run(() => this.#catchUp()).catch((e) => options.onError?.(e))
       }, 100).unref()
     })
+    const holdings = options.holdings
+    if (holdings && options.limits) {
+      // each share lapses unless set again: three renewals per lease ride out a late one
+      this.#renewal = setInterval(() => this.#renew(), Math.max(1, holdings.leaseMs / 3))
+      // the renewal alone must not keep the process alive
+      this.#renewal.unref()
+    }
   }
 
   /**
@@ -210,21 +240,52 @@ export class Fanout {
     }
   }
 
-  /** Whether `viewer` may open another stream (fewer open than `streamsPerUser`). */
+  /**
+   * Whether `viewer` may open another stream on this node (fewer open, and admitted, than
+   * `streamsPerUser`); `admit` asks the fleet too.
+   */
   admits(viewer: UserId): boolean {
     const limit = this.#options.limits?.streamsPerUser
     if (limit === undefined) return true
-    let open = 0
-    for (const stream of this.#byViewer.get(viewer) ?? []) if (stream.sink) open++
-    return open < limit
+    return this.#holdings(viewer).streams < limit
   }
 
   /**
-   * Opens a new, empty stream for `viewer`, delivering to `sink`; undefined when the user has
-   * as many open streams as allowed.
+   * Admits one more stream of `viewer`, for `open` to open soon (a connection about to be
+   * upgraded): false when the user holds `streamsPerUser` open streams, on this node or, in fleet
+   * mode, across the fleet. In fleet mode the place is taken at once (one round trip), so two
+   * nodes admitting the same user together cannot both take the last one; it counts until `open`
+   * takes it, or for ADMITTED_MS. When the fleet's count cannot be reached, this node's decides:
+   * an outage of Redis refuses nobody on its account.
+   */
+  async admit(viewer: UserId): Promise<boolean> {
+    if (!this.admits(viewer)) return false
+    const holdings = this.#options.holdings
+    const limit = this.#options.limits?.streamsPerUser
+    if (!holdings || limit === undefined) return true
+    let admitted = this.#admitted.get(viewer)
+    if (!admitted) this.#admitted.set(viewer, (admitted = []))
+    admitted.push(performance.now() + ADMITTED_MS)
+    if (await this.#claim(viewer, { streams: limit })) return true
+    const left = this.#admitted.get(viewer)
+    left?.pop()
+    if (left?.length === 0) this.#admitted.delete(viewer)
+    return false
+  }
+
+  /**
+   * Opens a new, empty stream for `viewer`, delivering to `sink`: in the place `admit` took for
+   * it, else if the user has fewer open streams than allowed here; undefined otherwise.
    */
   open(viewer: UserId, sink: Sink): Stream | undefined {
-    if (!this.admits(viewer)) return undefined
+    const admitted = this.#admitted.get(viewer)
+    if (admitted && admitted.length > 0) {
+      admitted.shift()
+      if (admitted.length === 0) this.#admitted.delete(viewer)
+    } else {
+      if (!this.admits(viewer)) return undefined
+      this.#holdingsChanged(viewer)
+    }
     const stream = new Stream(viewer, this.#options.replayFrames)
     stream.sink = sink
     this.#byToken.set(stream.token, stream)
@@ -253,6 +314,8 @@ export class Fanout {
     const previous = stream.sink
     stream.sink = sink
     previous?.replaced()
+    // its watches count again; a resume is not refused (they were admitted before)
+    this.#holdingsChanged(viewer)
     let seq = since
     for (const frame of stream.replay.after(since)) sink.send(frame, ++seq, stream.token)
     return { ok: true, stream }
@@ -268,10 +331,14 @@ export class Fanout {
    * back to it: the client starts over with a snapshot.
    */
   recover(stream: Stream, held: ReadonlyArray<readonly [UserId, string]>): Promise<RecoverResult> {
-    let result: RecoverResult = 'ok'
+    let result: RecoverResult | undefined
     return this.#run(async () => {
-      result = await this.#recover(stream, held)
-    }).then(() => result)
+      try {
+        result = await this.#recover(stream, held)
+      } finally {
+        this.#settleClaim(stream, result === 'ok')
+      }
+    }).then(() => result!)
   }
 
   async #recover(
@@ -294,11 +361,14 @@ export class Fanout {
     if (ids.length > 0 && !this.#makeRoom(stream.viewer, ids.length)) return 'watch_limit'
     const unknownSettings = ids.filter((id) => !this.#settings.has(id))
     // presences before histories: a user with nothing new since its position has exactly this
-    const [presences, settings, relations] = await Promise.all([
+    // (the fleet's count is taken in the same round trip as the reads)
+    const [room, presences, settings, relations] = await Promise.all([
+      this.#claimWatches(stream, ids.length),
       this.#source.presences(ids),
       unknownSettings.length > 0 ? this.#source.settings(unknownSettings) : [],
       ids.length > 0 ? this.#source.relations(stream.viewer, ids) : [],
     ])
+    if (!room) return 'watch_limit'
     const reads = await Promise.all(ids.map((id, i) => this.#source.history(id, from[i]!)))
     if (reads.some((read) => !read.complete)) return 'reset'
     // who may see what changed since some position: replaying that user's changes under today's
@@ -389,6 +459,7 @@ export class Fanout {
   detach(stream: Stream, sink: Sink): void {
     if (stream.sink !== sink || stream.disposed) return
     stream.sink = undefined
+    this.#holdingsChanged(stream.viewer)
     if (this.#options.resumeWindowMs <= 0 || stream.seq === 0) return this.close(stream)
     stream.expiry = setTimeout(() => this.close(stream), this.#options.resumeWindowMs)
     // a detached stream alone must not keep the process alive
@@ -422,6 +493,7 @@ export class Fanout {
     if (stream.disposed) return
     stream.disposed = true
     clearTimeout(stream.expiry)
+    if (stream.sink) this.#holdingsChanged(stream.viewer)
     stream.sink = undefined
     this.#undetach(stream)
     this.#byToken.delete(stream.token)
@@ -438,18 +510,33 @@ export class Fanout {
    * allowed, once the user's own dropped streams have given way.
    */
   subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
-    let result: SubscribeResult = 'ok'
+    let result: SubscribeResult | undefined
     return this.#run(async () => {
-      result = await this.#subscribe(stream, ids)
-    }).then(() => result)
+      try {
+        result = await this.#subscribe(stream, ids)
+      } finally {
+        this.#settleClaim(stream, result === 'ok')
+      }
+    }).then(() => result!)
   }
 
   /**
    * Whether `viewer` may watch `count` more users now (dropping the user's own dropped streams
-   * if that makes room): a check before work starts; `subscribe` checks again.
+   * if that makes room), here and, in fleet mode, across the fleet: a check before work starts;
+   * `subscribe` checks again, and takes the room.
    */
-  hasRoom(viewer: UserId, count: number): boolean {
-    return this.#makeRoom(viewer, count)
+  async hasRoom(viewer: UserId, count: number): Promise<boolean> {
+    if (!this.#makeRoom(viewer, count)) return false
+    const holdings = this.#options.holdings
+    const limit = this.#options.limits?.watchesPerUser
+    if (!holdings || limit === undefined) return true
+    try {
+      const others = await holdings.others(viewer)
+      return others.watches + this.#holdings(viewer).watches + count <= limit
+    } catch {
+      // the fleet's count is out of reach: this node's decides (see `admit`)
+      return true
+    }
   }
 
   unsubscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
@@ -462,6 +549,7 @@ export class Fanout {
         if (!dropped.has(target)) continue
         if (this.#watchers.remove(stream, w)) this.#forget(target)
       }
+      if (stream.sink) this.#holdingsChanged(stream.viewer)
     })
   }
 
@@ -511,14 +599,22 @@ export class Fanout {
     return this.#run(async () => {})
   }
 
-  stop(): void {
+  /**
+   * Closes every stream and stops. Resolves once, in fleet mode, this node's shares of its
+   * users' holdings are gone (best effort: else they lapse with their lease), so that a node
+   * shutting down frees its users' places at once; call it before the stores close.
+   */
+  stop(): Promise<void> {
     this.#stopped = true
+    clearInterval(this.#renewal)
     this.#unsubscribe()
     this.#unresubscribed?.()
     for (const { timer } of this.#held.values()) clearTimeout(timer)
     this.#held.clear()
     for (const stream of [...this.#byToken.values()]) this.close(stream)
     this.#queue = []
+    this.#admitted.clear()
+    return this.#setChanged()
   }
 
   #run(run: () => Promise<void>): Promise<void> {
@@ -584,13 +680,16 @@ export class Fanout {
     if (fresh.length > 0 && !this.#makeRoom(stream.viewer, fresh.length)) return 'watch_limit'
     const unknownSettings = fresh.filter((id) => !this.#settings.has(id))
     // positions before presences (issued first, and a user's keys share a slot): a change
-    // between the two reads shows in the snapshot and is later dropped as a repeat, never lost
-    const [positions, presences, settings, relations] = await Promise.all([
+    // between the two reads shows in the snapshot and is later dropped as a repeat, never lost;
+    // the fleet's count is taken in the same round trip as the reads
+    const [room, positions, presences, settings, relations] = await Promise.all([
+      this.#claimWatches(stream, fresh.length),
       fresh.length > 0 ? this.#source.positions(fresh) : [],
       this.#source.presences(fresh),
       unknownSettings.length > 0 ? this.#source.settings(unknownSettings) : [],
       fresh.length > 0 ? this.#source.relations(stream.viewer, fresh) : [],
     ])
+    if (!room) return 'watch_limit'
     if (stream.disposed) return 'ok'
     unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
     const now = this.#source.now()
@@ -651,6 +750,94 @@ export class Fanout {
       if (watches + count <= limit) return true
     }
     return false
+  }
+
+  /**
+   * What `viewer` holds on this node, as its share of the fleet's count: open streams (and
+   * streams admitted, not opened yet) and their watches. Dropped streams are not counted: they
+   * are this node's to bound (`#bound`), and give way to the user's new ones anywhere.
+   */
+  #holdings(viewer: UserId): Holdings {
+    let streams = 0
+    const admitted = this.#admitted.get(viewer)
+    if (admitted) {
+      const now = performance.now()
+      // an admitted connection that never opened (its upgrade failed) stops counting
+      while (admitted.length > 0 && admitted[0]! <= now) admitted.shift()
+      if (admitted.length === 0) this.#admitted.delete(viewer)
+      streams = admitted.length
+    }
+    let watches = this.#claiming?.viewer === viewer ? this.#claiming.watches : 0
+    for (const stream of this.#byViewer.get(viewer) ?? []) {
+      if (!stream.sink) continue
+      streams++
+      watches += stream.watches.size
+    }
+    return { streams, watches }
+  }
+
+  /**
+   * Sets this node's share of `viewer`'s holdings, refused when the fleet's totals would pass
+   * `max`. True when set, and when the fleet's count is out of reach (an outage): this node's
+   * own count, checked before, then decides, as in embedded mode.
+   */
+  async #claim(viewer: UserId, max: Partial<Holdings>): Promise<boolean> {
+    const share = this.#holdings(viewer)
+    try {
+      return (await this.#options.holdings!.set(viewer, share, max)).ok
+    } catch {
+      // set again by the renewal once Redis answers
+      return true
+    }
+  }
+
+  /**
+   * Takes, across the fleet, the room for `count` more watches of `stream` (fleet mode), held in
+   * `#claiming` until `#settleClaim`.
+   */
+  async #claimWatches(stream: Stream, count: number): Promise<boolean> {
+    const limit = this.#options.limits?.watchesPerUser
+    // a stream without a connection holds nothing of the fleet's count
+    if (!this.#options.holdings || limit === undefined || count === 0 || !stream.sink) return true
+    this.#claiming = { viewer: stream.viewer, watches: count }
+    const taken = await this.#claim(stream.viewer, { watches: limit })
+    if (!taken) this.#claiming = undefined
+    return taken
+  }
+
+  /**
+   * A subscribe or recover is over: its claimed watches are now the stream's own (`added`), or
+   * were not added (refused, reset, failed, or the stream closed meanwhile), and the user's
+   * share is set again without them.
+   */
+  #settleClaim(stream: Stream, added: boolean): void {
+    if (this.#claiming === undefined) return
+    this.#claiming = undefined
+    if (!added || stream.disposed || !stream.sink) this.#holdingsChanged(stream.viewer)
+  }
+
+  /** `viewer`'s share changed here: set in the fleet's count, with every other change of this tick. */
+  #holdingsChanged(viewer: UserId): void {
+    if (!this.#options.holdings || !this.#options.limits) return
+    if (this.#changed.size === 0) setImmediate(() => void this.#setChanged())
+    this.#changed.add(viewer)
+  }
+
+  async #setChanged(): Promise<void> {
+    const holdings = this.#options.holdings
+    if (!holdings || this.#changed.size === 0) return
+    const viewers = [...this.#changed]
+    this.#changed.clear()
+    // one script per user, issued together: one round trip (the client pipelines a tick);
+    // a failed set is repaired by the next renewal
+    await Promise.allSettled(viewers.map((viewer) => holdings.set(viewer, this.#holdings(viewer))))
+  }
+
+  /** Sets again the share of every user holding anything here, before their leases lapse. */
+  #renew(): void {
+    for (const viewer of this.#byViewer.keys()) this.#changed.add(viewer)
+    for (const viewer of this.#admitted.keys()) this.#changed.add(viewer)
+    void this.#setChanged()
   }
 
   /** Keeps dropped streams within the user's and the node's bounds, dropping the oldest. */

@@ -54,6 +54,7 @@ import type { Tokens } from './tokens.js'
 import { MemoryHistory, isRefresh, type History } from '../realtime/history.js'
 import { PositionTokens } from '../realtime/position-token.js'
 import type { StreamCheckpoint, StreamCheckpoints } from '../realtime/stream-checkpoints.js'
+import type { StreamHoldings } from '../realtime/stream-holdings.js'
 import type { PresenceView } from './webhooks/webhook-events.js'
 import { Webhooks, defaultWebhookSettings, type WebhookSettings } from './webhooks/webhooks.js'
 import type { WebhookStore } from '../store/webhook-store.js'
@@ -69,6 +70,8 @@ export interface ServiceStores {
   history?: History
   /** Checkpoints of SSE streams ended by a shutdown, shared by a fleet; absent: none kept. */
   checkpoints?: StreamCheckpoints
+  /** Each user's real-time holdings summed over a fleet; absent: the limits hold per node. */
+  holdings?: StreamHoldings
   rateLimiter: RateLimiter
 }
 
@@ -629,6 +632,8 @@ export class PresenceService {
       {
         // every node of a fleet shares the token secret, so reads the positions of the others
         positionTokens: new PositionTokens(this.#tokens.mac('realtime-position', 'aes-256')),
+        // the per-user limits hold across a fleet, counted in the shared store
+        ...(this.#stores.holdings && { holdings: this.#stores.holdings }),
         ...options,
       },
     )

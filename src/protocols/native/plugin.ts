@@ -68,7 +68,8 @@ export async function nativeProtocol(
   })
   app.addHook('onClose', async () => {
     deps.wheel.stop()
-    fanout.stop()
+    // before the stores close (their hooks run after this one): frees the users' fleet places
+    await fanout.stop()
   })
 
   app.setErrorHandler(mapErrorToRecord)
@@ -79,7 +80,7 @@ export async function nativeProtocol(
     const caller = userOf(request)
     // each connection (a reconnect storm too) is a request of the user's budget
     await service.limits.request(caller, request.ip)
-    if (!fanout.admits(caller.userId)) throw streamLimit(settings.realtimeStreamsPerUser)
+    if (!(await fanout.admit(caller.userId))) throw streamLimit(settings.realtimeStreamsPerUser)
   }
   app.route({
     method: 'GET',

@@ -142,7 +142,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
     const { ids, resume: resumePoint } = asked
     const { fanout, log } = deps
     // a resumed stream's watches are the user's already: its new ids are checked on subscribe
-    if (!resumePoint && !fanout.hasRoom(userId, ids.length)) {
+    if (!resumePoint && !(await fanout.hasRoom(userId, ids.length))) {
       return void sendNativeError(
         reply,
         429,

@@ -248,6 +248,14 @@ export class RedisKeys {
     return `${this.#user(viewer, 'ck')}:${token}`
   }
 
+  /**
+   * Hash: what each node holds of the user's real-time streams, `<node id>` → "<streams>
+   * <watches> <until>" (stream-holdings.lua), in the user's slot; one script reads and sets it.
+   */
+  streamHoldings(id: UserId): string {
+    return this.#user(id, 'rt')
+  }
+
   /** Pub/sub channel of the change bus. */
   channel(): string {
     return `${this.prefix}:bus`

@@ -53,6 +53,15 @@ declare module 'ioredis' {
       ...args: string[]
     ): Result<[string, number] | null, Context>
     presencedHistoryRead(position: string, list: string, from: string): Result<string[], Context>
+    presencedStreamHoldings(
+      holdings: string,
+      nodeId: string,
+      leaseMs: string,
+      streams: string,
+      watches: string,
+      maxStreams: string,
+      maxWatches: string,
+    ): Result<[number, number, number], Context>
     presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
   }
 }
@@ -261,6 +270,10 @@ export class RedisConnection {
     this.client.defineCommand('presencedHistoryRead', {
       numberOfKeys: 2,
       lua: lua('history-read.lua'),
+    })
+    this.client.defineCommand('presencedStreamHoldings', {
+      numberOfKeys: 1,
+      lua: lua('stream-holdings.lua'),
     })
     this.#defineVariadic('presencedRateLimit', limitLua('rate-limit.lua'))
   }
