@@ -2,7 +2,7 @@ import compress from '@fastify/compress'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Ajv } from 'ajv'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { readFileSync } from 'node:fs'
 import { adminProtocol } from '../protocols/admin/plugin.js'
 import { companionProtocol } from '../protocols/companion/plugin.js'
@@ -97,6 +97,8 @@ export async function buildApp(
       plugins: [(ajv: Ajv) => ajv.addKeyword(int64Keyword)],
     },
   })
+
+  warnUncheckedPlatformTokens(config, app.log)
 
   // after the app, whose logger says why a node starts not ready
   const stores = overrides.stores ?? (await createStores(config, app.log))
@@ -210,4 +212,23 @@ async function registerRoutes(
   await service.start()
 
   return { app, ...parts }
+}
+
+/**
+ * Without PRESENCED_JWT_ISSUER and PRESENCED_JWT_AUDIENCE, every token the platform's keys sign
+ * is taken as a presenced login, those it issued to its other services (a store, a chat) too:
+ * allowed, since some platforms put no `aud` in their tokens, but said once at start.
+ */
+function warnUncheckedPlatformTokens(config: Config, log: FastifyBaseLogger): void {
+  if (!config.jwt) return
+  const unchecked: Array<[claim: string, variable: string]> = []
+  if (config.jwt.issuer === undefined) unchecked.push(['iss', 'PRESENCED_JWT_ISSUER'])
+  if (config.jwt.audience === undefined) unchecked.push(['aud', 'PRESENCED_JWT_AUDIENCE'])
+  if (unchecked.length === 0) return
+  const claims = unchecked.map(([claim]) => claim).join(' and ')
+  const unset = unchecked.map(([, variable]) => variable)
+  log.warn(
+    { unset },
+    `platform tokens are accepted whatever their ${claims}, those the platform issued for its other services too: set ${unset.join(' and ')}`,
+  )
 }

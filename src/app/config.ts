@@ -122,6 +122,25 @@ export class ConfigError extends Error {}
 
 type Env = Record<string, string | undefined>
 
+/** HS256 wants a key at least as long as its hash (RFC 7518 §3.2): 256 bits. */
+export const MIN_TOKEN_SECRET_BYTES = 32
+
+/**
+ * The token secret, refused when shorter than MIN_TOKEN_SECRET_BYTES: every access token is an
+ * HMAC of known text under it, so a short one is found offline from any single token, and with
+ * it tokens for every user. `source` names where it came from (a variable or a file).
+ */
+export function checkTokenSecret<T extends string | undefined>(secret: T, source: string): T {
+  if (secret === undefined) return secret
+  const bytes = Buffer.byteLength(secret)
+  if (bytes < MIN_TOKEN_SECRET_BYTES) {
+    throw new ConfigError(
+      `${source} must be at least ${MIN_TOKEN_SECRET_BYTES} bytes (a shorter HS256 secret can be guessed from any token it signed), got ${bytes}: make one with \`openssl rand -base64 32\`, or leave PRESENCED_TOKEN_SECRET unset and presenced generates one`,
+    )
+  }
+  return secret
+}
+
 function int(env: Env, name: string, fallback: number, min = 0): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return fallback
@@ -193,7 +212,10 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTtlSeconds: int(env, 'PRESENCED_SESSION_TTL', 60, 1),
     adminKey: env.PRESENCED_ADMIN_KEY || undefined,
     metricsKey: env.PRESENCED_METRICS_KEY || undefined,
-    tokenSecret: env.PRESENCED_TOKEN_SECRET || undefined,
+    tokenSecret: checkTokenSecret(
+      env.PRESENCED_TOKEN_SECRET || undefined,
+      'PRESENCED_TOKEN_SECRET',
+    ),
     jwt: externalTokens(env),
     redisUrl: env.PRESENCED_REDIS_URL || undefined,
     redisCluster: cluster && cluster.length > 0 ? cluster : undefined,

@@ -19,12 +19,51 @@ const REDACT = [
   'res.headers["x-csrf-token"]',
 ]
 
-/** Query parameters that carry credentials (WebSocket/SSE clients cannot always send headers). */
-const SECRET_QUERY = /([?&](?:access_token|token|api_key|apikey|key|csrf_token)=)[^&#]*/gi
+/**
+ * Query parameters that carry credentials (WebSocket/SSE clients cannot always send headers),
+ * by name as the router reads it: decoded, lower case, `-` as `_`.
+ */
+const SECRET_PARAMS = new Set([
+  'access_token',
+  'token',
+  'api_key',
+  'apikey',
+  'x_api_key',
+  'key',
+  'csrf_token',
+  'x_csrf_token',
+])
 
-/** A URL as it may be logged: credential-bearing query values replaced. */
+/**
+ * A URL as it may be logged: credential-bearing query values replaced. The query is found and
+ * split as the router finds and splits it (it starts at the first `?` or `#`; pairs are split on
+ * `&`; a name is percent-decoded), so a token the router hands a route as `access_token` is
+ * redacted however its name was spelled on the wire (`%61ccess_token`, `/sse#access_token=`).
+ */
 export function redactUrl(url: string): string {
-  return url.includes('?') ? url.replace(SECRET_QUERY, '$1[redacted]') : url
+  const start = url.search(/[?#]/)
+  if (start < 0) return url
+  const pairs = url.slice(start + 1).split('&')
+  let redacted = false
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!
+    const eq = pair.indexOf('=')
+    if (eq < 0 || !SECRET_PARAMS.has(paramName(pair.slice(0, eq)))) continue
+    pairs[i] = pair.slice(0, eq + 1) + '[redacted]'
+    redacted = true
+  }
+  return redacted ? url.slice(0, start + 1) + pairs.join('&') : url
+}
+
+/** A query parameter's name as the router reads it (`+` is a space, `%xx` decoded), normalized. */
+function paramName(raw: string): string {
+  let name = raw.replaceAll('+', ' ')
+  try {
+    name = decodeURIComponent(name)
+  } catch {
+    // the router keeps a name it cannot decode as it is; so do we
+  }
+  return name.toLowerCase().replaceAll('-', '_')
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { checkTokenSecret } from './config.js'
 
 /** Where a server keeps the secret it generated: `<data dir>/token-secret`. */
 export function tokenSecretPath(dataDir: string): string {
@@ -15,13 +16,16 @@ export function findTokenSecret(
   configured: string | undefined,
   dataDir: string,
 ): string | undefined {
-  if (configured) return configured
+  if (configured) return checkTokenSecret(configured, 'PRESENCED_TOKEN_SECRET')
+  const path = tokenSecretPath(dataDir)
+  let secret: string
   try {
-    return readFileSync(tokenSecretPath(dataDir), 'utf8').trim()
+    secret = readFileSync(path, 'utf8').trim()
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
     return undefined
   }
+  return checkTokenSecret(secret, path)
 }
 
 /** The configured secret, else the one generated into the data dir on first use. */

@@ -56,6 +56,26 @@ test('a key lacking presence:read gets 403 naming the scope, in the Roblox shape
   assertRobloxError(response, 403, 0, /lacks the required scope: presence:read\b/)
 })
 
+test('the users lookups take a key with a read scope only, as the presence read does', async (t) => {
+  const { app, keys } = await setup(t)
+  const reader = (await keys.create({ name: 'reader', scopes: ['presence:read'] })).secret
+  const writer = (await keys.create({ name: 'writer', scopes: ['presence:write', 'admin'] })).secret
+  const lookups = [
+    { method: 'GET' as const, url: `/v1/users/${ALICE}` },
+    { method: 'POST' as const, url: '/v1/users', payload: { userIds: [ALICE] } },
+    { method: 'POST' as const, url: '/v1/usernames/users', payload: { usernames: ['alice'] } },
+  ]
+  for (const lookup of lookups) {
+    const read = await app.inject({ ...lookup, headers: { 'x-api-key': reader } })
+    assert.equal(read.statusCode, 200, `${lookup.url}: ${read.body}`)
+    // a game server's write key, or an admin key, reads no more here than on /v1/presence/users
+    for (const key of [writer, ADMIN_KEY]) {
+      const refused = await app.inject({ ...lookup, headers: { 'x-api-key': key } })
+      assertRobloxError(refused, 403, 0, /lacks the required scope: presence:read\b/)
+    }
+  }
+})
+
 test('unknown, malformed, expired and revoked keys get 401; the admin key is no read key', async (t) => {
   const { app, keys, clock } = await setup(t)
   const expiring = await keys.create({

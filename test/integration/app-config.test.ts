@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { test } from 'node:test'
@@ -77,6 +77,29 @@ test('a bad value fails fast with a message naming the variable and the value', 
       (error: unknown) => error instanceof ConfigError && message.test(error.message),
       JSON.stringify(env),
     )
+  }
+})
+
+test('a token secret shorter than 32 bytes is refused, from the variable or the data dir', async (t) => {
+  // an HS256 secret of a few bytes is found offline from any one token it signed
+  for (const secret of ['secret', 'x'.repeat(31), 'é'.repeat(15)]) {
+    assert.throws(
+      () => loadConfig({ PRESENCED_TOKEN_SECRET: secret }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /^PRESENCED_TOKEN_SECRET must be at least 32 bytes .*got \d+/.test(error.message),
+      secret,
+    )
+  }
+  assert.equal(loadConfig({ PRESENCED_TOKEN_SECRET: 'é'.repeat(16) }).tokenSecret, 'é'.repeat(16))
+  const dataDir = mkdtempSync(join(tmpdir(), 'presenced-config-'))
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }))
+  writeFileSync(join(dataDir, 'token-secret'), 'short\n')
+  // the server and `presenced token` both refuse a short secret in the data dir
+  for (const args of [['serve'], ['token', '--user', '1']]) {
+    const { code, stderr } = await cli(args, { PRESENCED_DATA_DIR: dataDir, PORT: '0' })
+    assert.equal(code, 2, args.join(' '))
+    assert.match(stderr, /^presenced: .*token-secret must be at least 32 bytes/, args.join(' '))
   }
 })
 

@@ -20,6 +20,7 @@ import {
   type JWK,
 } from 'jose'
 import { ConfigError, loadConfig } from '../../src/app/config.js'
+import { spawnServer } from '../helpers/spawn-server.js'
 import { startApp } from '../helpers/start-app.js'
 
 const ISSUER = 'https://id.platform.test'
@@ -342,6 +343,40 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
     )
   }
   assert.equal(loadConfig({}).jwt, undefined, 'off by default')
+})
+
+test('unchecked iss or aud: such tokens work, and the start says so once, naming the variables', async (t) => {
+  const es = await makeKey('ES256', 'es')
+  const dir = tempDir(t)
+  const pem = join(dir, 'platform.pem')
+  writeFileSync(pem, await exportSPKI(es.publicKey))
+  const warnings = async (env: Record<string, string>) => {
+    const server = await spawnServer(t, {
+      PRESENCED_DATA_DIR: join(dir, 'data'),
+      PRESENCED_JWT_PUBLIC_KEY: pem,
+      LOG_LEVEL: 'info',
+      ...env,
+    })
+    // a token the platform issued for its store, with no issuer: accepted when unchecked
+    const forStore = await sign(es, { sub: '40' }, { aud: 'store', iss: null })
+    const status = await beat(server.url, forStore)
+    assert.equal(await server.stop(), 0)
+    const warned = server.logs.filter((line) =>
+      /^platform tokens are accepted/.test(line.msg ?? ''),
+    )
+    return { status, warned }
+  }
+  const unchecked = await warnings({})
+  assert.equal(unchecked.status, 200)
+  assert.equal(unchecked.warned.length, 1)
+  assert.deepEqual(unchecked.warned[0]!.unset, ['PRESENCED_JWT_ISSUER', 'PRESENCED_JWT_AUDIENCE'])
+  assert.match(unchecked.warned[0]!.msg!, /whatever their iss and aud/)
+  const checked = await warnings({
+    PRESENCED_JWT_ISSUER: ISSUER,
+    PRESENCED_JWT_AUDIENCE: AUDIENCE,
+  })
+  assert.equal(checked.status, 401)
+  assert.deepEqual(checked.warned, [])
 })
 
 function b64(text: string): string {

@@ -34,11 +34,12 @@ export async function userLookupRoutes(
 
   addBodyParsers(app)
 
-  // as on the presence routes: a credential present but invalid is refused (401), and a
-  // cookie caller proves the request is its own (403 with a token, which clients retry with)
+  // as on the presence routes: a credential present but invalid is refused (401), a key reads
+  // only with a read scope (403), and a cookie caller proves the request is its own (403 with
+  // a token, which clients retry with)
   const admit = {
     onRequest: async (request: FastifyRequest) => {
-      const caller = await auth.authenticate(robloxCredential(request.headers))
+      const caller = auth.requireReader(await auth.authenticate(robloxCredential(request.headers)))
       if (caller.kind === 'user' && caller.via === 'cookie') {
         auth.checkCsrf(caller, request.ip, headerValue(request.headers[CSRF_HEADER]))
       }

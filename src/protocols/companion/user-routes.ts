@@ -59,8 +59,9 @@ export function userRoutes(app: FastifyInstance, context: ProtocolContext): void
     '/v1/users/:userId(^\\d+$)',
     { schema: { tags: ['companion'], summary: 'A user by id' } },
     async (request, reply) => {
-      // a credential that is present but invalid is refused, as on the presence routes
-      const caller = await auth.authenticate(robloxCredential(request.headers))
+      // as on the presence routes: a credential present but invalid is refused, and a key
+      // reads only with a read scope
+      const caller = auth.requireReader(await auth.authenticate(robloxCredential(request.headers)))
       const userId = parseUserId(request.params.userId)
       if (userId === undefined) throw fail('USER_NOT_FOUND', 'The user id is invalid.')
       const names = await namesOf(service, userId, caller)
