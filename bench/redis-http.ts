@@ -25,7 +25,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
-import { cpuSeconds, spawnJson, stop } from './lib/processes.js'
+import { cpuSeconds, spawnJson, stop, systemSeconds } from './lib/processes.js'
 import { runWrk } from './lib/wrk.js'
 import { benchRedis, commandCalls } from './redis-setup.js'
 
@@ -166,8 +166,11 @@ try {
   for (const target of targets) wrk(target.port, 2)
 
   const results = targets.map(() => [] as number[])
-  /** CPU µs per request of the target's process and of redis-server, per round. */
-  const cpu = targets.map(() => [] as Array<[number, number]>)
+  /**
+   * CPU µs per request of the target's process, of redis-server, and of the target's process in
+   * the kernel (of the first), per round.
+   */
+  const cpu = targets.map(() => [] as Array<[number, number, number]>)
   // the bench's own redis-server (a --url Redis may be elsewhere: its CPU is not counted)
   const redisPid = values.url
     ? undefined
@@ -178,13 +181,18 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (const [i, target] of targets.entries()) {
       const before = i === 1 ? await writesOf(redisMode.info) : 0
-      const cpuBefore = [cpuSeconds(target.pid), redisPid ? cpuSeconds(redisPid) : 0]
+      const cpuBefore = [
+        cpuSeconds(target.pid),
+        redisPid ? cpuSeconds(redisPid) : 0,
+        systemSeconds(target.pid),
+      ]
       const result = wrk(target.port, seconds)
       results[i]!.push(result.requestsPerSecond)
       const requests = result.requestsPerSecond * seconds
       cpu[i]!.push([
         ((cpuSeconds(target.pid) - cpuBefore[0]!) * 1e6) / requests,
         redisPid ? ((cpuSeconds(redisPid) - cpuBefore[1]!) * 1e6) / requests : NaN,
+        ((systemSeconds(target.pid) - cpuBefore[2]!) * 1e6) / requests,
       ])
       errors[i]! += result.errors
       if (i === 1) {
@@ -212,7 +220,7 @@ try {
   )
   console.log(
     `${'target'.padEnd(26)} ${'req/s per round'.padEnd(30)} ${'median'.padStart(8)}` +
-      `  CPU µs/request: node, redis-server (medians)`,
+      `  CPU µs/request: node (of it in the kernel), redis-server (medians)`,
   )
   for (const [i, target] of targets.entries()) {
     const rounds = results[i]!.map((r) => r.toFixed(0).padStart(7)).join(' ')
@@ -222,6 +230,9 @@ try {
         `  ${median(cpu[i]!.map((c) => c[0]))
           .toFixed(0)
           .padStart(6)}` +
+        ` (${median(cpu[i]!.map((c) => c[2]))
+          .toFixed(0)
+          .padStart(4)})` +
         `${median(cpu[i]!.map((c) => c[1]))
           .toFixed(0)
           .padStart(8)}${errorText}`,

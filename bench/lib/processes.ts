@@ -66,8 +66,16 @@ export function ratio(a: number, b: number): string {
  * what a server costs even when a shared machine gives it less of a core than it would take.
  */
 export function cpuSeconds(pid: number): number {
+  return systemSeconds(pid, true)
+}
+
+/**
+ * CPU seconds of a child in the kernel so far (system time: socket reads and writes, mostly);
+ * with `andUser`, user time too (cpuSeconds).
+ */
+export function systemSeconds(pid: number, andUser = false): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   // fields after the command name (which may hold spaces) in parentheses: utime is the 12th
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
+  return ((andUser ? Number(fields[11]) : 0) + Number(fields[12])) / 100
 }

@@ -102,11 +102,16 @@ function limitLua(...names: string[]): string {
 /** Keys of one joined MGET at most (see RedisConnection.mget): a bigger batch starts another. */
 const MAX_JOINED_KEYS = 5000
 
-interface MgetWaiter {
-  from: number
-  count: number
+/** One caller's keys in a joined MGET, and what waits for their values. */
+interface MgetWaiter extends MgetKeys {
   resolve: (values: (string | null)[]) => void
   reject: (error: unknown) => void
+}
+
+/** Keys of an MGET: `heads[i]` (bytes, when given) followed by `keys[i]` (see mgetBytes). */
+export interface MgetKeys {
+  keys: readonly string[]
+  heads?: ReadonlyArray<Buffer | undefined> | undefined
 }
 
 /** A command of the tick's pipeline (RedisConnection.beside) and what waits for its reply. */
@@ -116,11 +121,10 @@ interface TickCall {
   reject: (error: unknown) => void
 }
 
-/** Keys of one joined MGET and the callers who share its reply. */
+/** The callers who share one joined MGET, each with its keys, in order. */
 interface MgetGroup {
-  keys: string[]
-  /** The bytes in front of each key (mgetBytes), when given apart. */
-  heads: Array<Buffer | undefined>
+  /** Keys of all waiters. */
+  size: number
   waiters: MgetWaiter[]
 }
 
@@ -135,14 +139,16 @@ interface Batch {
  * which builds a string per key and concatenates them before encoding the whole again. Relies
  * on ioredis writing a command as what its `toWritable` returns (true of every command, as
  * custom scripts rely on it too); redis-connection.test.ts checks replies against Redis, which
- * would refuse an MGET sent without these bytes.
+ * would refuse an MGET sent without these bytes. Its reply is the values as the parser gives
+ * them (Buffers, or null): the joined MGET turns each into its caller's string once
+ * (`stringsOf`), instead of ioredis converting the whole reply into another array first.
  */
 export class MgetCommand extends Command {
   readonly #bytes: Buffer
 
-  constructor(keys: readonly string[], heads?: ReadonlyArray<Buffer | undefined>) {
-    super('mget', [], { replyEncoding: 'utf8' })
-    this.#bytes = mgetBytes(keys, heads)
+  constructor(parts: readonly MgetKeys[]) {
+    super('mget', [], { replyEncoding: null })
+    this.#bytes = mgetBytes(parts)
   }
 
   override toWritable(): Buffer {
@@ -150,23 +156,41 @@ export class MgetCommand extends Command {
   }
 }
 
+/** `count` values of an MGET reply of Buffers from `from` on, as utf-8 strings (or null). */
+function stringsOf(values: readonly (Buffer | null)[], from: number, count: number) {
+  const out = new Array<string | null>(count)
+  for (let i = 0; i < count; i++) {
+    const value = values[from + i]
+    out[i] = value == null ? null : value.toString('utf8')
+  }
+  return out
+}
+
 const CR = 13
 const LF = 10
 
 /**
- * `MGET key…` as RESP: `*<n+1>\r\n$4\r\nMGET\r\n` then `$<bytes>\r\n<key>\r\n` per key, where
- * the key is `heads[i]` (bytes, when given) followed by `keys[i]`.
+ * `MGET key…` of the keys of every part in order, as RESP: `*<n+1>\r\n$4\r\nMGET\r\n` then
+ * `$<bytes>\r\n<key>\r\n` per key, where the key is `heads[i]` (bytes, when given) followed by
+ * `keys[i]`.
  */
-export function mgetBytes(
-  keys: readonly string[],
-  heads?: ReadonlyArray<Buffer | undefined>,
-): Buffer {
+export function mgetBytes(parts: readonly MgetKeys[]): Buffer {
   let size = 32
-  for (let k = 0; k < keys.length; k++) {
-    size += keys[k]!.length * 3 + 16 + (heads?.[k]?.length ?? 0)
+  let count = 0
+  for (const { keys, heads } of parts) {
+    count += keys.length
+    for (let k = 0; k < keys.length; k++) {
+      size += keys[k]!.length * 3 + 16 + (heads?.[k]?.length ?? 0)
+    }
   }
   const out = Buffer.allocUnsafe(size)
-  let at = out.write(`*${keys.length + 1}\r\n$4\r\nMGET\r\n`, 0, 'latin1')
+  let at = out.write(`*${count + 1}\r\n$4\r\nMGET\r\n`, 0, 'latin1')
+  for (const part of parts) at = writeKeys(out, at, part)
+  return out.subarray(0, at)
+}
+
+/** Writes the RESP bulk strings of a part's keys at `at`; returns the offset after them. */
+function writeKeys(out: Buffer, at: number, { keys, heads }: MgetKeys): number {
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k]!
     const head = heads?.[k]
@@ -194,7 +218,7 @@ export function mgetBytes(
     out[at++] = CR
     out[at++] = LF
   }
-  return out.subarray(0, at)
+  return at
 }
 
 /** Writes the decimal digits of `n` (>= 0) at `at`; returns the offset after them. */
@@ -520,18 +544,14 @@ export class RedisConnection {
     if (keys.length === 0) return Promise.resolve([])
     const mgets = this.#batch().mgets
     let group = mgets[mgets.length - 1]
-    if (group === undefined || group.keys.length + keys.length > MAX_JOINED_KEYS) {
-      group = { keys: [], heads: [], waiters: [] }
+    if (group === undefined || group.size + keys.length > MAX_JOINED_KEYS) {
+      group = { size: 0, waiters: [] }
       mgets.push(group)
     }
-    const from = group.keys.length
-    for (let k = 0; k < keys.length; k++) {
-      group.keys.push(keys[k]!)
-      group.heads.push(heads?.[k])
-    }
+    group.size += keys.length
     const joined = group
     return new Promise((resolve, reject) => {
-      joined.waiters.push({ from, count: keys.length, resolve, reject })
+      joined.waiters.push({ keys, heads, resolve, reject })
     })
   }
 
@@ -562,7 +582,7 @@ export class RedisConnection {
         Pick<Pipeline, 'sendCommand'>
       for (const call of batch.calls) call.add(pipeline)
       for (const group of batch.mgets) {
-        pipeline.sendCommand(new MgetCommand(group.keys, group.heads))
+        pipeline.sendCommand(new MgetCommand(group.waiters))
       }
       results = await pipeline.exec()
       if (!results) throw new Error('pipeline discarded')
@@ -582,9 +602,12 @@ export class RedisConnection {
         for (const w of group.waiters) w.reject(error)
         return
       }
-      const values = reply as (string | null)[]
-      if (group.waiters.length === 1) group.waiters[0]!.resolve(values)
-      else for (const w of group.waiters) w.resolve(values.slice(w.from, w.from + w.count))
+      const values = reply as (Buffer | null)[]
+      let from = 0
+      for (const w of group.waiters) {
+        w.resolve(stringsOf(values, from, w.keys.length))
+        from += w.keys.length
+      }
     })
   }
 
