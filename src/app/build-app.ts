@@ -101,7 +101,7 @@ export async function buildApp(
   warnUncheckedPlatformTokens(config, app.log)
 
   // after the app, whose logger says why a node starts not ready
-  const stores = overrides.stores ?? (await createStores(config, app.log))
+  const stores = overrides.stores ?? (await createStores(config, app.log, clock))
 
   addBodyParsers(app)
 

@@ -24,6 +24,7 @@ import { RedisRateLimiter } from '../store/redis/redis-rate-limiter.js'
 import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
 import { SqliteWebhookStore } from '../store/sqlite/sqlite-webhook-store.js'
 import { RedisWebhookStore } from '../store/redis/redis-webhook-store.js'
+import { systemClock, type Clock } from '../service/clock.js'
 import type { WebhookStore } from '../store/webhook-store.js'
 
 export interface StoreOptions {
@@ -67,8 +68,15 @@ export interface StartupLog {
   warn(details: Record<string, unknown>, message: string): void
 }
 
-/** Options → adapters: the only place that chooses a backend. */
-export async function createStores(options: StoreOptions, log?: StartupLog): Promise<Stores> {
+/**
+ * Options → adapters: the only place that chooses a backend. `clock` is the service's: the
+ * embedded history ages and forgets by it (Redis by its own).
+ */
+export async function createStores(
+  options: StoreOptions,
+  log?: StartupLog,
+  clock: Clock = systemClock,
+): Promise<Stores> {
   if (options.redisCluster && options.redisCluster.length > 0) {
     return createRedisStores({ cluster: options.redisCluster }, options, log)
   }
@@ -80,7 +88,7 @@ export async function createStores(options: StoreOptions, log?: StartupLog): Pro
     presence,
     profiles,
     bus: new LocalChangeBus(),
-    history: new MemoryHistory(historyBounds(options)),
+    history: new MemoryHistory(historyBounds(options), () => clock.now()),
     rateLimiter: new MemoryRateLimiter(),
     webhooks: new SqliteWebhookStore(profiles.db),
   }

@@ -7,6 +7,7 @@ import {
 import {
   accessOf,
   defaultSettings,
+  type Access,
   visiblePresence,
   type Relation,
   type UserSettings,
@@ -22,7 +23,7 @@ import {
   type HistoryPosition,
   type HistoryRead,
 } from './history.js'
-import type { PositionTokens } from './position-token.js'
+import type { IssuedPosition, PositionTokens } from './position-token.js'
 import { SNAPSHOT_HEAD, SnapshotTail, type Frame } from './replay-buffer.js'
 import { Stream, type Sink } from './stream.js'
 import type { Holdings, StreamHoldings } from './stream-holdings.js'
@@ -38,6 +39,8 @@ export interface FanoutSource {
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]>
   /** A user's changes since a position (history.ts). */
   history(userId: UserId, from: HistoryPosition): Promise<HistoryRead>
+  /** How long a user's position outlives its last change (history.ts `positionTtlMs`). */
+  positionTtlMs: number
 }
 
 export interface FanoutOptions {
@@ -349,10 +352,10 @@ export class Fanout {
     if (stream.disposed) return 'ok'
     if (!codec) return 'reset'
     const ids: UserId[] = []
-    const from: HistoryPosition[] = []
+    const from: IssuedPosition[] = []
     const watching = this.#watchers.index(stream)
     for (const [id, token] of held) {
-      const position = codec.decode(token)
+      const position = codec.decode(token, this.#source.now())
       if (!position) return 'reset'
       if (watching.has(id)) continue
       ids.push(id)
@@ -370,7 +373,15 @@ export class Fanout {
     ])
     if (!room) return 'watch_limit'
     const reads = await Promise.all(ids.map((id, i) => this.#source.history(id, from[i]!)))
-    if (reads.some((read) => !read.complete)) return 'reset'
+    const now = this.#source.now()
+    const settingsOf = new Map(unknownSettings.map((id, i) => [id, settings[i] ?? defaultSettings]))
+    const hidden = ids.map((id, i) => {
+      const targetSettings = settingsOf.get(id) ?? this.#settings.get(id) ?? defaultSettings
+      const access = accessOf(stream.principal, id, targetSettings, relationOf(relations[i]))
+      return this.#hiddenSince(access, from[i]!, reads[i]!, now)
+    })
+    if (hidden.includes('forgotten')) return 'reset'
+    if (reads.some((read, i) => !read.complete && hidden[i] !== 'quiet')) return 'reset'
     // who may see what changed since some position: replaying that user's changes under today's
     // rules could show what was hidden then, so the client gets its current state instead,
     // read now (after the history, so no later change is skipped)
@@ -382,16 +393,16 @@ export class Fanout {
     const current =
       crossed.length > 0 ? await this.#source.presences(crossed.map((i) => ids[i]!)) : []
     if (stream.disposed) return 'ok'
-    unknownSettings.forEach((id, i) => this.#settings.set(id, settings[i] ?? defaultSettings))
+    for (const [id, value] of settingsOf) this.#settings.set(id, value)
     stream.positions = true
     stream.push({ head: HEADS.recovered, tail: `,"resume":"${stream.token}"}` })
-    const now = this.#source.now()
     const at = performance.now()
     ids.forEach((id, i) => {
       const read = reads[i]!
       const start = from[i]!
       const sameEpoch = start.epoch === read.position.epoch
-      let changes = read.changes
+      // hidden throughout: nothing to replay (the subscriber saw none of it), as for an idle user
+      let changes = hidden[i] === 'quiet' ? [] : read.changes
       // what the client holds: the change at its position, or the state before the next real
       // one (marks hold no presence), or, when nothing happened since, the state read first
       let base = presences[i]!
@@ -453,6 +464,35 @@ export class Fanout {
       this.#settle(id, at)
     })
     return 'ok'
+  }
+
+  /**
+   * How a recovery from `from` answers for a user whose access by the subscriber is `access`
+   * now: `quiet` when the user was hidden from the subscriber all along since `from` (hidden now,
+   * and no privacy mark since `from`, so the same rules held throughout), then the subscriber
+   * could see no change of it, and recovers as from an offline user who made none: nothing to
+   * replay, whatever the history kept (trimmed by the changes it did not see, or not). And as
+   * such a user's position is forgotten `positionTtlMs` after its last change, a hidden one's
+   * counts from the lastOnline the subscriber is shown: `forgotten` (a reset) once that is past
+   * for a position issued before it; an offline user's position issued after it was one of no
+   * history, which stays good (docs/reference/native.md, "Positions").
+   * Undefined otherwise: the history decides.
+   */
+  #hiddenSince(
+    access: Access,
+    from: IssuedPosition,
+    read: HistoryRead,
+    now: number,
+  ): 'quiet' | 'forgotten' | undefined {
+    if (access.kind !== 'hidden' || from.issuedAt === undefined) return undefined
+    if (from.epoch === '' || from.epoch !== read.position.epoch) return undefined
+    if (from.offset > read.position.offset) return undefined
+    if (read.lastMark === undefined || read.lastMark > from.offset) return undefined
+    if (access.lastOnline !== undefined) {
+      const forgotten = access.lastOnline + this.#source.positionTtlMs
+      if (from.issuedAt <= forgotten && now > forgotten) return 'forgotten'
+    }
+    return 'quiet'
   }
 
   /** The connection of `stream` ended: keep the stream resumable for a while, then drop it. */
@@ -732,7 +772,8 @@ export class Fanout {
   /** The opaque position of `target` at `offset` in the epoch this node follows. */
   #pos(target: UserId, offset: number): string {
     const epoch = this.#positions.get(target)?.epoch ?? ''
-    return this.#options.positionTokens!.encode(epoch === '' ? NO_HISTORY : { epoch, offset })
+    const position = epoch === '' ? NO_HISTORY : { epoch, offset }
+    return this.#options.positionTokens!.encode(position, this.#source.now())
   }
 
   /** Makes room for `count` more watches of `viewer`, dropping its dropped streams, oldest first. */

@@ -75,6 +75,7 @@ export function historyContract(name: string, factory: HistoryFactory): void {
         position: NO_HISTORY,
         changes: [],
         complete: true,
+        lastMark: undefined,
       })
     })
 
@@ -157,6 +158,26 @@ export function historyContract(name: string, factory: HistoryFactory): void {
       assert.deepEqual(read.changes, [])
       // a position ahead of the history is from another life too
       assert.equal((await history.read(BIG, { epoch, offset: 9 })).complete, false)
+    })
+
+    test('where the privacy last changed outlives the trimming of the changes', async (t) => {
+      const history = await open(t, { entries: 2, ageSeconds: 60 })
+      const [made] = await appendSteps(history, BIG, 1, 1)
+      const epoch = made!.position!.epoch
+      // a new epoch has no mark
+      assert.equal((await history.read(BIG, { epoch, offset: 1 })).lastMark, 0)
+      await history.mark([BIG, OTHER], Date.now())
+      const [marked] = await history.positions([BIG])
+      assert.deepEqual(marked, { epoch, offset: 2 })
+      await appendSteps(history, BIG, 2, 6)
+      // the mark and the changes after it were trimmed: the read no longer reaches, the mark shows
+      const read = await history.read(BIG, { epoch, offset: 1 })
+      assert.equal(read.complete, false)
+      assert.deepEqual(read.position, { epoch, offset: 7 })
+      assert.equal(read.lastMark, 2)
+      // and the other user marked has its own
+      const [other] = await history.positions([OTHER])
+      assert.equal((await history.read(OTHER, other!)).lastMark, other!.offset)
     })
 
     test('a change keeps what a fan-out needs: before, after, reason, ended', async (t) => {

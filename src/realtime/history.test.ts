@@ -13,7 +13,7 @@ const bounds = { entries: 32, ageSeconds: 300 }
 const A = '9007199254740993' as UserId
 const B = '7' as UserId
 
-test('memory history keeps only watched users; a position across an unwatched change is lost', async () => {
+test('memory history keeps only watched users’ changes; a position across an unwatched change is lost', async () => {
   const watched = new Set<UserId>()
   const history = new MemoryHistory(bounds, () => 1_000)
   history.keepOnly((id) => watched.has(id))
@@ -39,11 +39,18 @@ test('memory history keeps only watched users; a position across an unwatched ch
     [1, 2],
   )
 
-  // nobody watches A any more and it changes: the held position no longer reaches back
+  // nobody watches A any more and it changes: the held position no longer reaches back, but A,
+  // watched within the day, keeps counting in its epoch (and where its privacy last changed),
+  // as a watched user does, so that a resume can tell it was hidden throughout (fanout.ts)
   watched.delete(A)
   await history.append(changeOf(A, 5, 1_000), 1_000)
-  assert.equal((await history.read(A, read.position)).complete, false)
+  const unwatched = await history.read(A, read.position)
+  assert.equal(unwatched.complete, false)
+  assert.deepEqual(unwatched.position, { epoch: start!.epoch, offset: 3 })
+  assert.equal(unwatched.lastMark, 0)
   assert.equal((await history.read(A, start!)).complete, false)
+  await history.mark([A], 1_000)
+  assert.equal((await history.read(A, start!)).lastMark, 4)
 
   // a user never asked about reads as no history, complete from nothing
   assert.equal((await history.read(B, { epoch: '', offset: 0 })).complete, true)

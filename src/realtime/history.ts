@@ -33,6 +33,12 @@ export interface HistoryRead {
    * lost and started again) or changes after `from.offset` were trimmed (length or age).
    */
   complete: boolean
+  /**
+   * The offset of the user's latest privacy mark in `position.epoch`, 0 when the epoch has none;
+   * kept apart from the changes, so it outlives their trimming. Undefined when the history cannot
+   * tell (no history, or one recorded by an earlier version).
+   */
+  lastMark: number | undefined
 }
 
 export interface HistoryBounds {
@@ -73,6 +79,8 @@ export function isPrivacyMark(change: PresenceChange): change is PrivacyMark {
 }
 
 export interface History {
+  /** How long a user's epoch and offset outlive its last change (positionTtlMs of the bounds). */
+  readonly positionTtlMs: number
   /**
    * Records a change made on this node and sets its `position`. Fleet stores record in their own
    * scripts (the change arrives with a position already): call this only for changes without one.
@@ -123,6 +131,8 @@ interface UserLog {
   changes: PresenceChange[]
   /** When the newest change was made. */
   last: number
+  /** The offset of the latest privacy mark (0: none in this epoch). */
+  mark: number
 }
 
 /**
@@ -142,7 +152,10 @@ export class MemoryHistory implements History {
   constructor(bounds: HistoryBounds, clock: () => number = Date.now) {
     this.#bounds = bounds
     this.#clock = clock
+    this.positionTtlMs = positionTtlMs(bounds)
   }
+
+  readonly positionTtlMs: number
 
   keepOnly(isWatched: (userId: UserId) => boolean): void {
     this.#isWatched = isWatched
@@ -150,25 +163,43 @@ export class MemoryHistory implements History {
 
   append(change: PresenceChange, at: number): Promise<ChangePosition> {
     this.#expire(at)
-    if (!this.#isWatched(change.userId)) {
+    let log = this.#logs.get(change.userId)
+    const watched = this.#isWatched(change.userId)
+    if (!log && !watched) {
       // a position of its own (an epoch of one change), nothing kept: a user unwatched across
       // millions of sessions costs no memory, and a position held from before reads as lost
-      this.#logs.delete(change.userId)
       const position: ChangePosition = { epoch: String(this.#base + ++this.#epochs), offset: 1, at }
       change.position = position
       return Promise.resolve(position)
     }
-    let log = this.#logs.get(change.userId)
     if (log) this.#logs.delete(change.userId)
-    else log = { epoch: String(this.#base + ++this.#epochs), offset: 0, changes: [], last: at }
+    else log = this.#newLog(at)
     this.#logs.set(change.userId, log)
     const position: ChangePosition = { epoch: log.epoch, offset: ++log.offset, at }
     change.position = position
     log.last = at
+    if (isPrivacyMark(change)) log.mark = position.offset
+    if (!watched) {
+      // a user watched once: its changes are not kept any more, but it keeps counting (and
+      // where its privacy last changed) until idle for a day, as a watched user does, so that a
+      // position held from before tells no more about its unseen changes than an idle user's
+      log.changes.length = 0
+      return Promise.resolve(position)
+    }
     log.changes.push(change)
     if (log.changes.length > this.#bounds.entries) log.changes.shift()
     this.#trim(log, at)
     return Promise.resolve(position)
+  }
+
+  #newLog(now: number): UserLog {
+    return {
+      epoch: String(this.#base + ++this.#epochs),
+      offset: 0,
+      changes: [],
+      last: now,
+      mark: 0,
+    }
   }
 
   async mark(ids: readonly UserId[], at: number): Promise<void> {
@@ -184,7 +215,7 @@ export class MemoryHistory implements History {
         if (!log && this.#isWatched !== everyone) {
           // asked for because someone is about to watch the user: its history starts here, so
           // that a change made once nobody watches (not kept) makes this position one of the past
-          log = { epoch: String(this.#base + ++this.#epochs), offset: 0, changes: [], last: now }
+          log = this.#newLog(now)
           this.#logs.set(id, log)
         }
         return log ? { epoch: log.epoch, offset: log.offset } : NO_HISTORY
@@ -202,6 +233,7 @@ export class MemoryHistory implements History {
         changes: [],
         // a position of ours names a history forgotten since (aged out, or not kept unwatched)
         complete: from.epoch === '' && reaches(from, NO_HISTORY, undefined),
+        lastMark: undefined,
       })
     this.#trim(log, now)
     const position = { epoch: log.epoch, offset: log.offset }
@@ -209,7 +241,7 @@ export class MemoryHistory implements History {
     const complete = reaches(from, position, first)
     const start = from.epoch === log.epoch ? from.offset : 0
     const changes = complete ? log.changes.filter((c) => c.position!.offset >= start) : []
-    return Promise.resolve({ position, changes, complete })
+    return Promise.resolve({ position, changes, complete, lastMark: log.mark })
   }
 
   /** Drops the user's changes older than the age bound. */

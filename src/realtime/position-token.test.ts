@@ -8,7 +8,7 @@ test('a position survives its token, which shows nothing of it, differs each tim
   for (const position of [
     { epoch: '', offset: 0 },
     { epoch: '1764526330123456', offset: 1 },
-    { epoch: '1764526330123000123', offset: 2 ** 40 },
+    { epoch: '1764526330123000123', offset: 2 ** 32 - 1 },
   ]) {
     const token = tokens.encode(position)
     assert.match(token, /^[A-Za-z0-9_-]{32}$/)
@@ -34,4 +34,21 @@ test('a position survives its token, which shows nothing of it, differs each tim
   }
   assert.equal(tokens.decode('not-a-token'), undefined)
   assert.equal(tokens.decode(''), undefined)
+})
+
+test('a token carries the hour it was issued in; tokens without one, and offsets beyond 2^32, read as such', () => {
+  const tokens = new PositionTokens(randomBytes(32))
+  const hour = 3_600_000
+  const at = Date.UTC(2026, 5, 1, 9, 41, 7)
+  const issued = tokens.encode({ epoch: '7', offset: 5 }, at)
+  const start = Date.UTC(2026, 5, 1, 9)
+  for (const now of [at, at + 10 * hour, at + 3 * 365 * 24 * hour]) {
+    assert.deepEqual(tokens.decode(issued, now), { epoch: '7', offset: 5, issuedAt: start })
+  }
+  // no issue hour: an earlier version's token, or one encoded without `at`
+  assert.deepEqual(tokens.decode(tokens.encode({ epoch: '7', offset: 5 }), at), {
+    epoch: '7',
+    offset: 5,
+  })
+  assert.equal(tokens.decode(tokens.encode({ epoch: '7', offset: 2 ** 32 })), undefined)
 })

@@ -5,6 +5,8 @@ import { changeOfMessage, type ChangeMessage } from '../store/redis/presence-cod
 import type { RedisConnection } from '../store/redis/redis-connection.js'
 import {
   NO_HISTORY,
+  isPrivacyMark,
+  positionTtlMs,
   privacyMark,
   reaches,
   type History,
@@ -30,11 +32,13 @@ export class RedisHistory implements History {
   readonly #connection: RedisConnection
   readonly #keys: RedisKeys
   readonly #bounds: HistoryBounds
+  readonly positionTtlMs: number
 
   constructor(connection: RedisConnection, keys: RedisKeys, bounds: HistoryBounds) {
     this.#connection = connection.retain()
     this.#keys = keys
     this.#bounds = bounds
+    this.positionTtlMs = positionTtlMs(bounds)
   }
 
   append(change: PresenceChange, at: number): Promise<ChangePosition> {
@@ -44,12 +48,14 @@ export class RedisHistory implements History {
       const reply = await this.#connection.client.presencedHistoryAppend(
         k.historyPosition(id),
         k.historyList(id),
+        k.historyMark(id),
         id,
         String(at),
         JSON.stringify({ ...change, position: undefined }),
         k.historyPrefix(k.bucketOf(id)),
         String(this.#bounds.entries),
         String(this.#bounds.ageSeconds * 1000),
+        isPrivacyMark(change) ? '1' : '0',
       )
       const position: ChangePosition = { epoch: String(reply![0]), offset: Number(reply![1]), at }
       change.position = position
@@ -75,16 +81,21 @@ export class RedisHistory implements History {
       const reply = await this.#connection.client.presencedHistoryRead(
         k.historyPosition(userId),
         k.historyList(userId),
+        k.historyMark(userId),
         // a position of no epoch yet wants the history from its start
         String(from.epoch === '' ? 1 : Math.max(1, from.offset)),
       )
       const position = positionOf(reply[0] ?? null)
-      const changes = reply.slice(1).map(entryOf)
+      const mark = positionOf(reply[1] || null)
+      // a mark of another epoch (or none kept: written before marks were) tells nothing
+      const lastMark = mark.epoch === position.epoch && reply[0] ? mark.offset : undefined
+      const changes = reply.slice(2).map(entryOf)
       const complete = reaches(from, position, changes[0]?.position?.offset)
-      if (!complete) return { position, changes: [], complete }
+      if (!complete) return { position, changes: [], complete, lastMark }
       // a position of another epoch (none yet) wants the whole history
       const start = from.epoch === position.epoch ? from.offset : 0
-      return { position, changes: changes.filter((c) => c.position!.offset >= start), complete }
+      const since = changes.filter((c) => c.position!.offset >= start)
+      return { position, changes: since, complete, lastMark }
     })
   }
 

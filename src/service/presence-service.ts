@@ -628,6 +628,7 @@ export class PresenceService {
         relations: (viewer, ids) => this.#stores.privacy.getRelations(viewer, ids),
         positions: (ids) => this.#history.positions(ids),
         history: (userId, from) => this.#history.read(userId, from),
+        positionTtlMs: this.#history.positionTtlMs,
       },
       {
         // every node of a fleet shares the token secret, so reads the positions of the others

@@ -223,8 +223,9 @@ export class RedisKeys {
   }
 
   /**
-   * The bucket's change history keys without `m:<id>` (a user's "<epoch> <offset>") or `l:<id>`
-   * (a user's list of recent changes): scripts append them, in the user's slot.
+   * The bucket's change history keys without `m:<id>` (a user's "<epoch> <offset>"), `l:<id>`
+   * (a user's list of recent changes) or `k:<id>` (its latest privacy mark): scripts append
+   * them, in the user's slot.
    */
   historyPrefix(bucket: number): string {
     return `${this.prefix}:{b${bucket}}:h`
@@ -233,6 +234,11 @@ export class RedisKeys {
   /** String: "<epoch> <offset>", where the user's change history stands. */
   historyPosition(id: UserId): string {
     return `${this.historyPrefix(this.bucketOf(id))}m:${id}`
+  }
+
+  /** String: "<epoch> <offset>" of the user's latest privacy mark (offset 0: none in the epoch). */
+  historyMark(id: UserId): string {
+    return `${this.historyPrefix(this.bucketOf(id))}k:${id}`
   }
 
   /** List of the user's recent changes, "<at> <message>", oldest first. */

@@ -50,9 +50,15 @@ declare module 'ioredis' {
     presencedHistoryAppend(
       position: string,
       list: string,
+      mark: string,
       ...args: string[]
     ): Result<[string, number] | null, Context>
-    presencedHistoryRead(position: string, list: string, from: string): Result<string[], Context>
+    presencedHistoryRead(
+      position: string,
+      list: string,
+      mark: string,
+      from: string,
+    ): Result<string[], Context>
     presencedStreamHoldings(
       holdings: string,
       nodeId: string,
@@ -288,11 +294,11 @@ export class RedisConnection {
       lua: presenceLua('server-report.lua'),
     })
     this.client.defineCommand('presencedHistoryAppend', {
-      numberOfKeys: 2,
+      numberOfKeys: 3,
       lua: presenceLua('history-append.lua'),
     })
     this.client.defineCommand('presencedHistoryRead', {
-      numberOfKeys: 2,
+      numberOfKeys: 3,
       lua: lua('history-read.lua'),
     })
     this.client.defineCommand('presencedStreamHoldings', {

@@ -122,18 +122,22 @@ end
 -- The user's change history (realtime/history.ts, redis-history.ts), from three script
 -- arguments: the bucket's history key prefix ('' records nothing), the changes kept per user and
 -- their age bound in ms. Keys: <prefix>m:<id> "<epoch> <offset>", <prefix>l:<id> a list of
--- "<at> <message>", oldest first. The epoch and offset outlive the changes (a day at least), so
--- an idle user keeps its position; a lost history starts a new epoch (microseconds of TIME).
+-- "<at> <message>", oldest first, <prefix>k:<id> "<epoch> <offset>" of the latest privacy mark
+-- (offset 0: none in the epoch; kept beside the list, so it outlives the list's trimming). The
+-- epoch and offset outlive the changes (a day at least), so an idle user keeps its position; a
+-- lost history starts a new epoch (microseconds of TIME).
 local function history(prefix, entries, ageMs)
   local age = tonumber(ageMs)
   return {prefix = prefix, entries = tonumber(entries), age = age,
     ttl = math.max(age, 86400000)}
 end
 
--- Counts the change in the user's history: its epoch and offset (nil when none is kept).
-local function count(hist, userId)
+-- Counts the change in the user's history: its epoch and offset (nil when none is kept); `mark`
+-- when the change is a privacy mark.
+local function count(hist, userId, mark)
   if hist == nil or hist.prefix == '' then return nil end
   local meta = hist.prefix .. 'm:' .. userId
+  local marks = hist.prefix .. 'k:' .. userId
   local m = redis.call('GET', meta)
   local epoch, offset
   if m then
@@ -145,6 +149,14 @@ local function count(hist, userId)
     redis.call('DEL', hist.prefix .. 'l:' .. userId)
   end
   redis.call('SET', meta, epoch .. ' ' .. offset, 'PX', hist.ttl)
+  if mark then
+    redis.call('SET', marks, epoch .. ' ' .. offset, 'PX', hist.ttl)
+  elseif not m then
+    redis.call('SET', marks, epoch .. ' 0', 'PX', hist.ttl)
+  else
+    -- lives as long as the position: a missing one means "not known", never "none"
+    redis.call('PEXPIRE', marks, hist.ttl)
+  end
   return epoch, offset
 end
 
@@ -170,7 +182,7 @@ end
 -- record [userId, now, kind, reason, key, before, after]. `now` is the script's argument text;
 -- values are JSON already. Recorded in the user's history (`hist`) in the same step.
 local function change(node, userId, now, kind, reason, keyJson, before, after, hist)
-  local epoch, offset = count(hist, userId)
+  local epoch, offset = count(hist, userId, false)
   local h = ''
   if epoch then h = ',"h":["' .. epoch .. '",' .. offset .. ']' end
   local message = '{"n":"' .. node .. '"' .. h .. ',"c":["' .. userId .. '",' .. now .. ',"'

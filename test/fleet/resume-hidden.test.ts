@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ADMIN_KEY } from '../helpers/start-app.js'
+import { clusterForThisFile } from '../helpers/redis-cluster.js'
+import { startNodePair } from '../helpers/start-node-pair.js'
+import {
+  bearer,
+  call,
+  continueFrom,
+  heartbeat,
+  positionedSnapshot,
+} from '../integration/positions-steps.js'
+
+/*
+ * The promise audit's "a hidden user resumes as an offline one" (promise-audit.test.ts) in fleet
+ * mode: positions taken on node A, the users busy through A and B, each resumed alone on B. The
+ * history is trimmed in Redis by the hidden users' unseen changes (PRESENCED_REALTIME_HISTORY 4);
+ * where their privacy last changed is kept beside it by the same scripts.
+ */
+
+const clusterTarget = clusterForThisFile()
+
+for (const mode of ['redis', 'redis cluster'] as const) {
+  test(`${mode}: a resume on another node from a hidden user’s pos ends as one from an offline user’s; one whose visibility changed does not`, async (t) => {
+    const cluster = mode === 'redis cluster' ? await clusterTarget() : undefined
+    const { a, b } = await startNodePair(t, 'resume-hidden', {
+      realtimeHistory: 4,
+      ...(cluster && 'cluster' in cluster && { redisCluster: [...cluster.cluster] }),
+    })
+    const viewer = '7601'
+    const offline = '7602'
+    const invisible = '7603'
+    const blocking = '7604' // blocks the viewer
+    const hid = '7605' // online at the pos, invisible and busy after it
+    const revealed = '7606' // invisible at the pos, visible and online after it
+    for (const id of [offline, invisible, blocking, revealed]) {
+      await heartbeat(a, id)
+      await heartbeat(b, id, { disconnect: true })
+    }
+    await call(a, 'PUT', '/v1/presence/settings', await bearer(a, invisible), { invisible: true })
+    await call(b, 'PUT', '/v1/presence/settings', await bearer(b, revealed), { invisible: true })
+    await call(b, 'PUT', `/admin/v1/users/${blocking}/blocks/${viewer}`, { 'x-api-key': ADMIN_KEY })
+    await heartbeat(a, hid, { location: 'Game', placeId: 1818 })
+    const users = [offline, invisible, blocking, hid, revealed]
+    const held = await positionedSnapshot(a, viewer, users)
+
+    // more unseen changes than the history keeps, through both nodes
+    for (const id of [invisible, blocking]) {
+      for (let i = 0; i < 6; i++) {
+        await heartbeat(i % 2 === 0 ? a : b, id, { location: 'Game', placeId: 1818 + i })
+      }
+      await heartbeat(b, id, { disconnect: true })
+    }
+    await call(a, 'PUT', '/v1/presence/settings', await bearer(a, hid), { invisible: true })
+    for (let i = 0; i < 6; i++) await heartbeat(b, hid, { location: 'Game', placeId: 1819 + i })
+    await call(a, 'PUT', '/v1/presence/settings', await bearer(a, revealed), { invisible: false })
+    await heartbeat(a, revealed, { location: 'Game', placeId: 1818 })
+
+    const alone = (id: string) => continueFrom(b, viewer, id, held.get(id)!)
+    assert.equal(await alone(offline), 'recovered')
+    assert.equal(await alone(invisible), 'recovered')
+    assert.equal(await alone(blocking), 'recovered')
+    // who may see them changed since the pos: never nothing
+    assert.equal(await alone(hid), 'reset too_old')
+    assert.equal(await alone(revealed), 'recovered online')
+  })
+}
