@@ -18,7 +18,11 @@ export interface ClientOptions {
   fetch?: FetchLike
   /** How many requests one call (a large batch) keeps in flight. @default 4 */
   maxConcurrency?: number
-  /** 429 handling; `false` disables retrying. */
+  /**
+   * Retries: a 429 for any call; 502/503/504 and a refused or reset connection for idempotent
+   * calls (all of this client's); backoff from 1 s, doubled, capped, jittered, never sooner than
+   * Retry-After. `false` disables retrying.
+   */
   retry?: RetryOptions | false
   /**
    * A WebSocket constructor for `subscribe` (browsers and Node 22+ have a global one; in Node 20
@@ -29,6 +33,8 @@ export interface ClientOptions {
   locale?: string
   /** Replaces the timer used for backoff waits (tests make it instant). */
   sleep?: Sleep
+  /** Replaces Math.random as the source of backoff jitter (tests make it fixed). */
+  random?: () => number
 }
 
 export interface AppPresenceInput {
@@ -47,8 +53,8 @@ export interface AppPresenceInput {
 /** Per-call options. */
 export interface CallOptions {
   /**
-   * Aborting cancels the call: requests in flight and any 429 backoff wait; the call rejects
-   * with the signal's reason. `AbortSignal.timeout(ms)` makes a deadline.
+   * Aborting cancels the call: requests in flight and any backoff wait before a retry; the call
+   * rejects with the signal's reason. `AbortSignal.timeout(ms)` makes a deadline.
    */
   signal?: AbortSignal
 }
@@ -129,6 +135,8 @@ export class PresencedClient {
           body: stringifyJson({ userIds: batch.map((id) => BigInt(id)) }),
           protocol: 'roblox',
           signal: options.signal,
+          // a POST that only reads
+          idempotent: true,
         },
       )
       const records: unknown[] = Array.isArray(body?.userPresences) ? body.userPresences : []
@@ -166,6 +174,8 @@ export class PresencedClient {
       body: stringifyJson(body),
       protocol: 'roblox',
       signal: options.signal,
+      // a heartbeat sets the same state each time: a repeat is harmless
+      idempotent: true,
     })
     let heartbeat: number | undefined
     for (const name of HEARTBEAT_HEADERS) heartbeat ??= heartbeatAfterMs(response.headers, name)

@@ -1,19 +1,36 @@
+import { backoffDelay } from './backoff.js'
 import { PresencedError, type ErrorProtocol } from './errors.js'
 import { parseJsonLossless } from './lossless-json.js'
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>
 
-/** How 429 answers are retried. Other errors are never retried. */
+/**
+ * How failed requests are retried: a 429 for every call; a 502, 503 or 504, and a connection
+ * refused or reset, for idempotent calls (every call of this client: reads, heartbeats, cloak,
+ * clearing a title). Other errors (4xx, 500) are never retried.
+ */
 export interface RetryOptions {
   /** Total attempts including the first; 1 disables retrying. @default 5 */
   maxAttempts?: number
   /** The first backoff; each retry doubles it. @default 1000 */
   baseDelayMs?: number
-  /** No single wait is longer; a Retry-After beyond it fails at once instead. @default 30000 */
+  /**
+   * No single wait is longer, jitter included; a Retry-After beyond it fails at once instead.
+   * @default 30000
+   */
   maxDelayMs?: number
-  /** Up to this fraction of the backoff is added at random, so clients spread out. @default 0.2 */
+  /**
+   * Up to this fraction of each (capped) wait is taken off at random, so clients spread out;
+   * `1` is "full jitter" (anywhere from 0 to the wait). @default 0.2
+   */
   jitter?: number
+  /**
+   * Retry an idempotent call whose connection was refused or reset (the server restarting, a
+   * node leaving a load balancer). `false` fails at once: what a command line wants, where an
+   * unreachable server is more often a wrong URL than an outage. @default true
+   */
+  connectionErrors?: boolean
 }
 
 export interface TransportOptions {
@@ -35,6 +52,12 @@ export interface RequestOptions {
   signal?: AbortSignal | undefined
   /** Xbox calls authenticate with XBL3.0 rather than Bearer. */
   auth?: 'default' | 'xbl' | 'none'
+  /**
+   * Whether repeating the request is harmless, so that a 502/503/504 or a broken connection
+   * may be retried. @default true for GET, HEAD, PUT, DELETE and OPTIONS; POSTs that only read
+   * or beat say so.
+   */
+  idempotent?: boolean
 }
 
 export interface JsonResponse<T = unknown> {
@@ -57,18 +80,41 @@ const defaultSleep: Sleep = (ms, signal) =>
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 
+/** Statuses that say "not now" of a request the server did not carry out (RFC 9110 15.6). */
+const RETRY_STATUSES = new Set([502, 503, 504])
+
+/** Methods whose repetition is harmless by definition (RFC 9110 9.2.2). */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
+
 /**
- * One HTTP exchange with presenced: credentials, the x-csrf-token challenge, 429 backoff,
- * lossless JSON, and errors turned into PresencedError.
+ * Socket failures worth another try of an idempotent call: the connection was refused, reset or
+ * timed out, or a DNS lookup failed for now. A name that does not exist (ENOTFOUND) or a bad
+ * certificate will not fix itself, and an abort is the caller's, so those fail at once.
+ */
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+])
+
+/**
+ * One HTTP exchange with presenced: credentials, the x-csrf-token challenge, retries with
+ * backoff (429; 502/503/504 and broken connections for idempotent calls), lossless JSON, and
+ * errors turned into PresencedError.
  */
 export class Transport {
   readonly baseUrl: string
   readonly token: string | undefined
   readonly cookie: string | undefined
   readonly sleep: Sleep
+  /** The source of jitter (Math.random unless a test injects one), for every backoff. */
+  readonly random: () => number
   readonly #fetch: FetchLike
   readonly #retry: Required<RetryOptions>
-  readonly #random: () => number
   #csrf: string | undefined
 
   constructor(options: TransportOptions) {
@@ -87,9 +133,10 @@ export class Transport {
       baseDelayMs: retry.baseDelayMs ?? 1000,
       maxDelayMs: retry.maxDelayMs ?? 30_000,
       jitter: retry.jitter ?? 0.2,
+      connectionErrors: retry.connectionErrors ?? true,
     }
     this.sleep = options.sleep ?? defaultSleep
-    this.#random = options.random ?? Math.random
+    this.random = options.random ?? Math.random
   }
 
   /** The fetch in use (injected or global), for streaming responses. */
@@ -118,6 +165,8 @@ export class Transport {
 
   async request<T = unknown>(path: string, options: RequestOptions): Promise<JsonResponse<T>> {
     const url = this.baseUrl + path
+    const method = options.method ?? 'GET'
+    const idempotent = options.idempotent ?? IDEMPOTENT_METHODS.has(method)
     let csrfRetried = false
     for (let attempt = 1; ; attempt++) {
       const headers: Record<string, string> = {
@@ -130,13 +179,22 @@ export class Transport {
       let response: Response
       try {
         response = await this.#fetch(url, {
-          method: options.method ?? 'GET',
+          method,
           headers,
           body: options.body,
           signal: options.signal,
         })
       } catch (error) {
         if (options.signal?.aborted) throw error
+        if (
+          idempotent &&
+          this.#retry.connectionErrors &&
+          attempt < this.#retry.maxAttempts &&
+          CONNECTION_ERRORS.has(networkCode(error) ?? '')
+        ) {
+          await this.sleep(this.#backoff(attempt, undefined)!, options.signal)
+          continue
+        }
         throw new PresencedError(
           redactUrls(`Cannot reach presenced at ${this.baseUrl}: ${networkReason(error)}`),
           {
@@ -158,7 +216,9 @@ export class Transport {
         continue
       }
 
-      if (response.status === 429 && attempt < this.#retry.maxAttempts) {
+      const retryable =
+        response.status === 429 || (idempotent && RETRY_STATUSES.has(response.status))
+      if (retryable && attempt < this.#retry.maxAttempts) {
         const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'))
         const delay = this.#backoff(attempt, retryAfterMs)
         if (delay !== undefined) {
@@ -176,15 +236,12 @@ export class Transport {
   }
 
   /**
-   * The wait before retry number `attempt`: 1 s, 2 s, 4 s … capped, plus jitter, and never
-   * less than Retry-After. Undefined when the server asks for a longer wait than the cap.
+   * The wait before retry number `attempt`: 1 s, 2 s, 4 s … capped, jittered within the cap, and
+   * never less than Retry-After. Undefined when the server asks for a longer wait than the cap.
    */
   #backoff(attempt: number, retryAfterMs: number | undefined): number | undefined {
-    const { baseDelayMs, maxDelayMs, jitter } = this.#retry
-    if (retryAfterMs !== undefined && retryAfterMs > maxDelayMs) return undefined
-    const exponential = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1))
-    const jittered = Math.min(maxDelayMs, exponential * (1 + jitter * this.#random()))
-    return Math.max(jittered, retryAfterMs ?? 0)
+    if (retryAfterMs !== undefined && retryAfterMs > this.#retry.maxDelayMs) return undefined
+    return Math.max(backoffDelay(attempt, this.#retry, this.random), retryAfterMs ?? 0)
   }
 }
 
@@ -262,10 +319,27 @@ function errorOf(response: Response, body: unknown, protocol: ErrorProtocol): Pr
   })
 }
 
+interface FetchFailure {
+  code?: unknown
+  message?: unknown
+  errors?: unknown
+}
+
+/** The socket error undici hides in `cause` (the first of several when every address failed). */
+function innerCause(error: unknown): FetchFailure | undefined {
+  const cause = (error as { cause?: FetchFailure } | undefined)?.cause
+  return Array.isArray(cause?.errors) ? (cause.errors[0] as FetchFailure) : cause
+}
+
+/** The code of a fetch failure's socket error (ECONNREFUSED, ...), when there is one. */
+function networkCode(error: unknown): string | undefined {
+  const code = innerCause(error)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
 /** The useful part of a fetch failure: undici hides the socket error (or several) in `cause`. */
 export function networkReason(error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown; message?: unknown; errors?: unknown } }).cause
-  const inner = Array.isArray(cause?.errors) ? (cause.errors[0] as typeof cause) : cause
+  const inner = innerCause(error)
   if (typeof inner?.code === 'string') return inner.code
   if (typeof inner?.message === 'string' && inner.message !== '') return inner.message
   return error instanceof Error ? error.message : String(error)

@@ -1,3 +1,4 @@
+import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
 import { PresencedError } from './errors.js'
 import { isObject, networkReason, redactUrls, type Transport } from './http.js'
@@ -84,8 +85,18 @@ export interface SubscribeOptions {
   webSocketHeaders?: boolean
   /** Force a transport. @default 'auto' */
   transport?: 'auto' | 'websocket' | 'sse'
-  /** Reconnect backoff: first wait and cap; `false` makes a dropped connection fatal. */
+  /**
+   * Reconnect backoff: the first wait, doubled on each failed attempt up to the cap (jitter
+   * included: no wait is longer than `maxDelayMs`); `false` makes a dropped connection fatal.
+   * @default { minDelayMs: 500, maxDelayMs: 15000 }
+   */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false
+  /**
+   * Aborting closes the subscription as `close()` does: the connection, any reconnect waiting
+   * to happen, and the iterators (which finish); `ready` rejects with the signal's reason if the
+   * first snapshot had not arrived.
+   */
+  signal?: AbortSignal
 }
 
 /** What the connection itself reports as the caller's presence (WebSocket only). */
@@ -101,6 +112,12 @@ export interface ConnectionPresence {
   /** Xbox device type name. @default 'Web' */
   deviceType?: string
 }
+
+/**
+ * How much of a reconnect wait is random: wider than a call's retry (0.2), since after a node
+ * goes away every subscriber it held reconnects at the same moment.
+ */
+const RECONNECT_JITTER = 0.5
 
 /** The native API's paths (docs/reference/native.md). */
 export const NATIVE_WS_PATH = '/api/v1/realtime'
@@ -165,6 +182,12 @@ export class Subscription
       this.#rejectReady = reject
     })
     this.ready.catch(() => {})
+    const { signal } = options
+    if (signal?.aborted) {
+      this.#close(signal.reason)
+      return
+    }
+    signal?.addEventListener('abort', () => this.#close(signal.reason), { once: true })
     this.#connect()
   }
 
@@ -218,12 +241,17 @@ export class Subscription
 
   /** Ends the subscription; iterators finish. */
   close(): void {
+    this.#close(new PresencedError('Subscription closed', { status: 0, protocol: 'native' }))
+  }
+
+  /** Closes with `reason` as what a still pending `ready` rejects with. */
+  #close(reason: unknown): void {
     if (this.#closed) return
     this.#closed = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#connection?.close()
     this.#connection = undefined
-    this.#rejectReady(new PresencedError('Subscription closed', { status: 0, protocol: 'native' }))
+    this.#rejectReady(reason)
     for (const queue of this.#iterators) queue.end()
     this.#iterators.clear()
     this.emit('close', undefined)
@@ -325,11 +353,16 @@ export class Subscription
     if (this.#closed) return
     const options = this.#options.reconnect
     if (options === false) return this.#fail(error)
-    const min = options?.minDelayMs ?? 500
-    const max = options?.maxDelayMs ?? 15_000
     this.#attempt++
-    const base = Math.min(max, min * 2 ** (this.#attempt - 1))
-    const delayMs = Math.round(base * (0.8 + 0.4 * Math.random()))
+    const delayMs = backoffDelay(
+      this.#attempt,
+      {
+        baseDelayMs: options?.minDelayMs ?? 500,
+        maxDelayMs: options?.maxDelayMs ?? 15_000,
+        jitter: RECONNECT_JITTER,
+      },
+      this.#transport.random,
+    )
     this.emit('reconnecting', { attempt: this.#attempt, delayMs, error })
     this.#timer = setTimeout(() => {
       this.#timer = undefined

@@ -1,3 +1,4 @@
+import type { CallOptions } from './client.js'
 import { InvalidIdError } from './errors.js'
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
 import { isObject, subjectOf, type Transport } from './http.js'
@@ -65,6 +66,9 @@ export interface TitlePresenceOptions {
   signal?: AbortSignal
 }
 
+/** An XUID as the calls take it. */
+type Xuid = string | number | bigint
+
 /** The title presence heartbeat's default when the server sends no X-Heartbeat-After. */
 const DEFAULT_HEARTBEAT_MS = 300_000
 
@@ -107,13 +111,11 @@ export class XboxClient {
       if (query.deviceTypes !== undefined) body.deviceTypes = query.deviceTypes
       if (query.titles !== undefined) body.titles = query.titles.map(String)
       if (query.onlineOnly !== undefined) body.onlineOnly = query.onlineOnly
-      const response = await this.#request(
-        'POST',
-        '/users/batch',
-        JSON.stringify(body),
-        undefined,
-        query.signal,
-      )
+      // a POST that only reads
+      const response = await this.#request('POST', '/users/batch', JSON.stringify(body), {
+        signal: query.signal,
+        idempotent: true,
+      })
       return Array.isArray(response) ? response.map(xboxPresenceOf) : []
     })
     const byXuid = new Map(results.flat().map((record) => [record.xuid, record]))
@@ -131,13 +133,13 @@ export class XboxClient {
   ): Promise<XboxPresence> {
     const id = toIdString(xuid, 'XUID')
     const path = `/users/xuid(${id})${levelQuery(level)}`
-    return xboxPresenceOf(await this.#request('GET', path, undefined, undefined, options.signal))
+    return xboxPresenceOf(await this.#request('GET', path, undefined, options))
   }
 
   /** The caller's own presence. */
   async me(level?: XboxLevel, options: { signal?: AbortSignal } = {}): Promise<XboxPresence> {
     const path = `/users/me${levelQuery(level)}`
-    return xboxPresenceOf(await this.#request('GET', path, undefined, undefined, options.signal))
+    return xboxPresenceOf(await this.#request('GET', path, undefined, options))
   }
 
   /** The presence of the caller's friends (the People group), or of another user's. */
@@ -149,8 +151,7 @@ export class XboxClient {
       'GET',
       `/users/${who}/groups/People${levelQuery(options.level)}`,
       undefined,
-      undefined,
-      options.signal,
+      options,
     )
     return Array.isArray(body) ? body.map(xboxPresenceOf) : []
   }
@@ -169,7 +170,7 @@ export class XboxClient {
     const body = JSON.stringify(request)
     return startHeartbeat({
       beat: async () => {
-        const path = await this.#titlePath(options.xuid)
+        const path = await this.#titlePath(options.xuid, options.signal)
         const response = await this.#transport.request(path, {
           method: 'POST',
           body,
@@ -177,6 +178,8 @@ export class XboxClient {
           auth: 'xbl',
           headers: this.#headers(options.deviceType),
           signal: options.signal,
+          // a heartbeat writes the same title presence each time: a repeat is harmless
+          idempotent: true,
         })
         return heartbeatAfterMs(response.headers)
       },
@@ -192,36 +195,59 @@ export class XboxClient {
     })
   }
 
-  /** Removes the caller's title presence at once. */
+  /**
+   * Removes the caller's title presence at once.
+   *
+   * @example
+   * await client.xbox.clearTitlePresence({ titleId: 1717113201, signal: AbortSignal.timeout(5000) })
+   */
   async clearTitlePresence(
     options: {
       xuid?: string | number | bigint
       titleId?: string | number | undefined
       deviceType?: string | undefined
-    } = {},
+    } & CallOptions = {},
   ): Promise<void> {
-    const path = await this.#titlePath(options.xuid)
+    const path = await this.#titlePath(options.xuid, options.signal)
     const query = options.titleId === undefined ? '' : `?titleId=${String(options.titleId)}`
-    await this.#request('DELETE', path + query, undefined, options.deviceType)
+    await this.#request('DELETE', path + query, undefined, {
+      deviceType: options.deviceType,
+      signal: options.signal,
+    })
   }
 
-  /** Appear offline (`true`, Cloaked) or visible again (`false`, Active). */
-  async cloak(cloaked: boolean, xuid?: string | number | bigint): Promise<void> {
-    const id = await this.#xuidOf(xuid)
+  /**
+   * Appear offline (`true`, Cloaked) or visible again (`false`, Active); for the caller, or for
+   * `xuid`.
+   *
+   * @example
+   * await client.xbox.cloak(true, { signal: AbortSignal.timeout(5000) })
+   * await client.xbox.cloak(false, '2533274790395904', { signal })
+   */
+  async cloak(cloaked: boolean, options?: CallOptions & { xuid?: Xuid }): Promise<void>
+  async cloak(cloaked: boolean, xuid: Xuid | undefined, options?: CallOptions): Promise<void>
+  async cloak(
+    cloaked: boolean,
+    xuidOrOptions?: Xuid | (CallOptions & { xuid?: Xuid }),
+    options: CallOptions = {},
+  ): Promise<void> {
+    const named = typeof xuidOrOptions === 'object' ? xuidOrOptions : { xuid: xuidOrOptions }
+    const signal = options.signal ?? (typeof xuidOrOptions === 'object' ? named.signal : undefined)
+    const id = await this.#xuidOf(named.xuid, signal)
     const body = JSON.stringify({ state: cloaked ? 'Cloaked' : 'Active' })
-    await this.#request('PUT', `/users/xuid(${id})/state`, body)
+    await this.#request('PUT', `/users/xuid(${id})/state`, body, { signal })
   }
 
-  async #titlePath(xuid: string | number | bigint | undefined): Promise<string> {
-    return `/users/xuid(${await this.#xuidOf(xuid)})/devices/current/titles/current`
+  async #titlePath(xuid: Xuid | undefined, signal: AbortSignal | undefined): Promise<string> {
+    return `/users/xuid(${await this.#xuidOf(xuid, signal)})/devices/current/titles/current`
   }
 
   /** The XUID to write for: the given one, else the token's subject, else asked of /users/me. */
-  async #xuidOf(xuid: string | number | bigint | undefined): Promise<string> {
+  async #xuidOf(xuid: Xuid | undefined, signal: AbortSignal | undefined): Promise<string> {
     if (xuid !== undefined) return toIdString(xuid, 'XUID')
     if (this.#me !== undefined) return this.#me
     const fromToken = this.#transport.token && subjectOf(this.#transport.token)
-    this.#me = fromToken || (await this.me('user')).xuid
+    this.#me = fromToken || (await this.me('user', { signal })).xuid
     if (!this.#me) throw new InvalidIdError(this.#me, 'XUID')
     return this.#me
   }
@@ -236,18 +262,22 @@ export class XboxClient {
   async #request(
     method: string,
     path: string,
-    body?: string,
-    deviceType?: string,
-    signal?: AbortSignal,
+    body: string | undefined,
+    options: {
+      deviceType?: string | undefined
+      signal?: AbortSignal | undefined
+      idempotent?: boolean
+    } = {},
   ): Promise<unknown> {
-    signal?.throwIfAborted()
+    options.signal?.throwIfAborted()
     const response = await this.#transport.request(path, {
       method,
       body,
       protocol: 'xbox',
       auth: 'xbl',
-      headers: this.#headers(deviceType),
-      signal,
+      headers: this.#headers(options.deviceType),
+      signal: options.signal,
+      idempotent: options.idempotent,
     })
     return response.body
   }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
 import { createClient, PresencedError } from '@presenced/client'
 import { fakeServer, json, robloxRecord } from './fake-server.js'
@@ -75,14 +77,17 @@ test('429 is retried with exponential backoff from 1 s, honouring Retry-After', 
   assert.deepEqual(waits, [1000, 7000, 4000])
 })
 
-test('429 backoff is capped, jittered, and gives up after maxAttempts with the error', async (t) => {
+test('429 backoff is capped, jittered within the cap, and gives up after maxAttempts', async (t) => {
   const { url, requests } = await fakeServer(t, (_req, res) =>
     json(res, 429, { errors: [{ code: 0, message: 'Too many requests' }] }, { 'retry-after': '1' }),
   )
   const { waits, sleep } = recordingSleep()
+  // the jitter's random number, fixed: near the most it can take off, then none
+  const draws = [0.9, 0.9, 0.9, 0.9, 0]
   const client = createClient({
     baseUrl: url,
     sleep,
+    random: () => draws.shift()!,
     retry: { maxAttempts: 6, maxDelayMs: 5000, jitter: 0.5 },
   })
   const error = await client.getUserPresences([1]).catch((e: unknown) => e)
@@ -90,11 +95,8 @@ test('429 backoff is capped, jittered, and gives up after maxAttempts with the e
   assert.equal(error.status, 429)
   assert.equal(error.retryAfterMs, 1000)
   assert.equal(requests.length, 6)
-  assert.equal(waits.length, 5)
-  const floors = [1000, 2000, 4000, 5000, 5000]
-  waits.forEach((ms, i) => {
-    assert.ok(ms >= floors[i]! && ms <= Math.min(5000, floors[i]! * 1.5), `wait ${i}: ${ms}`)
-  })
+  // 1 s, 2 s, 4 s, then the 5 s cap; each less up to half of itself, never under Retry-After
+  assert.deepEqual(waits, [1000, 1100, 2200, 2750, 5000])
 })
 
 test('a Retry-After beyond the cap fails at once; retry: false never retries', async (t) => {
@@ -125,12 +127,27 @@ test('other errors are not retried and carry status, protocol code and message',
 })
 
 test('an unreachable server is a PresencedError with status 0, not a raw fetch failure', async () => {
-  const client = createClient({ baseUrl: 'http://127.0.0.1:1' })
+  // a port that was just free: nothing listens there, so the connection is refused
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise((resolve) => probe.close(resolve))
+  const { waits, sleep } = recordingSleep()
+  const baseUrl = `http://127.0.0.1:${port}`
+  const client = createClient({ baseUrl, sleep, retry: { jitter: 0 } })
   const error = await client.getUserPresences([1]).catch((e: unknown) => e)
   assert.ok(error instanceof PresencedError)
   assert.equal(error.status, 0)
   assert.equal(error.protocol, 'network')
-  assert.match(error.message, /Cannot reach presenced at http:\/\/127\.0\.0\.1:1/)
+  assert.equal(error.message, `Cannot reach presenced at ${baseUrl}: ECONNREFUSED`)
+  assert.deepEqual(waits, [1000, 2000, 4000, 8000], 'a refused connection is retried first')
+  // a port fetch refuses to use is no outage: not retried
+  const bad = createClient({ baseUrl: 'http://127.0.0.1:1', sleep })
+  await assert.rejects(bad.getUserPresences([1]), {
+    status: 0,
+    message: /127\.0\.0\.1:1: bad port/,
+  })
+  assert.equal(waits.length, 4)
 })
 
 test('a token is sent as Bearer; baseUrl must be an http(s) URL', async (t) => {

@@ -35,6 +35,14 @@ export const presences: Promise<Presence[]> = client.getUserPresences([1, '2', 3
 void client.getUserPresences([1], { signal: AbortSignal.timeout(1000) })
 // @ts-expect-error a signal, not a number of milliseconds
 void client.getUserPresences([1], { signal: 1000 })
+// every call takes a signal: cloak (with or without an xuid), clearing a title, subscribe
+void client.xbox.cloak(true, { signal: AbortSignal.timeout(1000) })
+void client.xbox.cloak(false, '2533274790395904', { signal: AbortSignal.timeout(1000) })
+void client.xbox.cloak(true, { xuid: 2533274790395904n })
+void client.xbox.clearTitlePresence({ titleId: 1, signal: AbortSignal.timeout(1000) })
+client.subscribe([1], { signal: AbortSignal.timeout(1000) }).close()
+// @ts-expect-error a signal, not a number of milliseconds
+void client.xbox.cloak(true, { signal: 1000 })
 // @ts-expect-error a boolean is not an id
 void client.getUserPresences([true])
 // @ts-expect-error an object needs an id

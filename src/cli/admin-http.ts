@@ -2,6 +2,8 @@
 export interface AdminTarget {
   url: string
   adminKey: string
+  /** --timeout: how long to wait for the server to answer each request; none by default. */
+  timeoutMs?: number | undefined
 }
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080'
@@ -27,6 +29,49 @@ export function urlProblem(url: string): string | undefined {
   return undefined
 }
 
+/**
+ * --timeout SECONDS as milliseconds (undefined when not given), or a problem to report as bad
+ * usage: it must be a positive number.
+ */
+export function parseTimeout(value: string | undefined): { ms?: number; problem?: string } {
+  if (value === undefined) return {}
+  const seconds = Number(value)
+  if (value.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
+    return {
+      problem: `--timeout must be a positive number of seconds, got ${JSON.stringify(value)}`,
+    }
+  }
+  return { ms: Math.round(seconds * 1000) }
+}
+
+/**
+ * fetch, failing when the server has not answered (sent the response headers) within
+ * `timeoutMs`: a server that accepts the connection and says nothing would otherwise hold a
+ * command for undici's 300 s header timeout. The body of a response, an event stream's above
+ * all, is not limited. Without a timeout, fetch itself.
+ */
+export function answerWithin(
+  timeoutMs: number | undefined,
+  fetchImpl: typeof fetch = (input, init) => fetch(input, init),
+): (input: string, init?: RequestInit) => Promise<Response> {
+  if (timeoutMs === undefined) return fetchImpl
+  return async (input, init = {}) => {
+    const deadline = new AbortController()
+    const timer = setTimeout(
+      () => deadline.abort(new Error(`no answer within ${timeoutMs / 1000} s (--timeout)`)),
+      timeoutMs,
+    )
+    const signal = init.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal
+    try {
+      return await fetchImpl(input, { ...init, signal })
+    } catch (error) {
+      throw deadline.signal.aborted ? deadline.signal.reason : error
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
 /** A refusal or failure, with the exit code the command should end with. */
 export class CliError extends Error {
   readonly exitCode: number
@@ -43,7 +88,11 @@ export class CliError extends Error {
  * PRESENCED_ADMIN_KEY); a usage error when the key is missing or the URL is not http(s).
  */
 export function adminTarget(
-  values: { url?: string | undefined; 'admin-key'?: string | undefined },
+  values: {
+    url?: string | undefined
+    'admin-key'?: string | undefined
+    timeout?: string | undefined
+  },
   env: Record<string, string | undefined> = process.env,
 ): AdminTarget {
   const url = (values.url ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
@@ -53,7 +102,9 @@ export function adminTarget(
   if (!adminKey) {
     throw new CliError('no admin key: pass --admin-key or set PRESENCED_ADMIN_KEY', 2)
   }
-  return { url, adminKey }
+  const timeout = parseTimeout(values.timeout)
+  if (timeout.problem !== undefined) throw new CliError(timeout.problem, 2)
+  return { url, adminKey, timeoutMs: timeout.ms }
 }
 
 /**
@@ -68,7 +119,7 @@ export async function adminRequest(
 ): Promise<unknown> {
   let response: Response
   try {
-    response = await fetch(target.url + path, {
+    response = await answerWithin(target.timeoutMs)(target.url + path, {
       method,
       headers: {
         'x-api-key': target.adminKey,
@@ -77,7 +128,7 @@ export async function adminRequest(
       body: body?.data,
     })
   } catch (error) {
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause
+    const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause
     throw new CliError(
       `cannot reach ${redactUrl(target.url)}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
       1,

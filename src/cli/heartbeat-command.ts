@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util'
 import { createClient } from '@presenced/client'
 import {
+  TIMEOUT_OPTION,
   UsageError,
+  commandClientOptions,
   describeFailure,
   runClientCommand,
   serverUrl,
@@ -10,7 +12,7 @@ import {
 } from './client-command.js'
 
 const USAGE = `Usage: presenced heartbeat --token <token> [--place <id>] [--location <text>] [--game <uuid>]
-                           [--platform <name>] [--url <server>]
+                           [--platform <name>] [--url <server>] [--timeout <seconds>]
 
 Keeps a user online until Ctrl-C, beating at the interval the server asks for; on Ctrl-C (or
 SIGTERM) it disconnects, so watchers see the user leave at once.
@@ -22,6 +24,8 @@ Options:
   --game <uuid>      the game server instance
   --platform <name>  the device (default: derived by the server)
   --url <server>     default $PRESENCED_URL or http://127.0.0.1:8080
+  --timeout <s>      give up (exit 1) when the server has not answered a request within s
+                     seconds (each beat and the disconnect); default: wait
   -h, --help         this help
 
 Exit codes: 0 stopped cleanly, 1 server or network error, 2 bad usage or input.`
@@ -38,6 +42,7 @@ export function runHeartbeat(args: string[]): Promise<number> {
         game: { type: 'string' },
         platform: { type: 'string' },
         url: { type: 'string' },
+        ...TIMEOUT_OPTION,
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -52,7 +57,8 @@ export function runHeartbeat(args: string[]): Promise<number> {
         `--place must be a positive 64-bit integer, got ${JSON.stringify(values.place)}`,
       )
     }
-    const client = createClient({ baseUrl: serverUrl(values.url), token })
+    const { fetch, retry } = commandClientOptions(values.timeout)
+    const client = createClient({ baseUrl: serverUrl(values.url), token, fetch, retry })
     let started = false
     const alive = client.keepAlive({
       ...(values.place !== undefined && { placeId: values.place }),

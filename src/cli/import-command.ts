@@ -6,6 +6,7 @@ import { ImportLineError, parseImportLine } from '../protocols/admin/import-line
 import { adminRequest, adminTarget, CliError, runAdminCommand } from './admin-http.js'
 
 const USAGE = `Usage: presenced import <file.ndjson> [--url <server>] [--admin-key <key>] [--chunk <lines>]
+                        [--timeout <seconds>]
 
 Imports settings, friendships, blocks, places, titles and users from NDJSON, one JSON object per
 line, e.g.
@@ -15,7 +16,8 @@ line, e.g.
 The whole file is validated first (nothing is sent if a line is bad), then sent in chunks of
 --chunk lines (default 50000) to POST /admin/v1/import, with progress on stderr.
 Options: --url (default $PRESENCED_URL or http://127.0.0.1:8080),
-         --admin-key (default $PRESENCED_ADMIN_KEY).
+         --admin-key (default $PRESENCED_ADMIN_KEY),
+         --timeout (give up, exit 1, when the server has not answered a chunk within that many s).
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or a refused line.`
 
 /** `presenced import <file>`: bulk import through a running server, all lines checked first. */
@@ -30,6 +32,7 @@ async function importFile(args: string[]): Promise<number> {
     options: {
       url: { type: 'string' },
       'admin-key': { type: 'string' },
+      timeout: { type: 'string' },
       chunk: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

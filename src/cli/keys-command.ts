@@ -12,7 +12,8 @@ const USAGE = `Usage:
 Scopes: ${scopes.join(', ')}.
 create prints the secret (shown once) alone on stdout, its details on stderr.
 Common options: --url <server> (default $PRESENCED_URL or http://127.0.0.1:8080),
-                --admin-key <key> (default $PRESENCED_ADMIN_KEY)
+                --admin-key <key> (default $PRESENCED_ADMIN_KEY),
+                --timeout <seconds> (give up, exit 1, when the server has not answered a request by then)
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or refused input.`
 
 interface KeyView {
@@ -44,6 +45,7 @@ async function keys(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       url: { type: 'string' },
       'admin-key': { type: 'string' },
+      timeout: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })

@@ -1,8 +1,16 @@
 import { parseArgs } from 'node:util'
-import { createClient, type Presence, type PresenceEvent } from '@presenced/client'
+import {
+  createClient,
+  type Presence,
+  type PresenceEvent,
+  type WebSocketLike,
+} from '@presenced/client'
 import WebSocket from 'ws'
 import {
+  TIMEOUT_HELP,
+  TIMEOUT_OPTION,
   UsageError,
+  commandClientOptions,
   describeFailure,
   presenceJson,
   runClientCommand,
@@ -15,6 +23,7 @@ import {
 } from './client-command.js'
 
 const USAGE = `Usage: presenced watch <user ids...> --token <token> [--json] [--sse] [--url <server>]
+                                             [--timeout <seconds>]
 
 Shows the presence of users live: their current state, then one line per change, until Ctrl-C.
 Reconnects by itself and resumes where it left off.
@@ -24,6 +33,7 @@ Options:
   --sse            use Server-Sent Events instead of a WebSocket
   --url <server>   default $PRESENCED_URL or http://127.0.0.1:8080
   --token <token>  watch as this user, whose view privacy decides (default $PRESENCED_TOKEN)
+${TIMEOUT_HELP} (to open the stream)
   -h, --help       this help
 
 Exit codes: 0 stopped with Ctrl-C or SIGTERM, 1 server or network error, 2 bad usage or input.
@@ -41,6 +51,7 @@ export function runWatch(args: string[]): Promise<number> {
         sse: { type: 'boolean' },
         url: { type: 'string' },
         token: { type: 'string' },
+        ...TIMEOUT_OPTION,
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -56,10 +67,13 @@ export function runWatch(args: string[]): Promise<number> {
         `--token is required: the real-time API serves signed-in users\n\n${USAGE}`,
       )
     }
+    const { fetch, retry, timeoutMs } = commandClientOptions(values.timeout)
     const client = createClient({
       baseUrl: serverUrl(values.url),
       token,
-      WebSocket,
+      fetch,
+      retry,
+      WebSocket: timeoutMs === undefined ? WebSocket : handshakeWithin(timeoutMs),
     })
     const subscription = client.subscribe(ids, { transport: values.sse ? 'sse' : 'websocket' })
     const print = values.json ? (e: PresenceEvent) => console.log(jsonLine(e)) : printEvent
@@ -80,6 +94,15 @@ export function runWatch(args: string[]): Promise<number> {
     if ('error' in outcome) throw outcome.error
     return 0
   })
+}
+
+/** `ws` giving up on an upgrade not answered within `timeoutMs` (its handshakeTimeout). */
+function handshakeWithin(timeoutMs: number): WebSocketLike {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[], options?: WebSocket.ClientOptions) {
+      super(url, protocols, { ...options, handshakeTimeout: timeoutMs })
+    }
+  }
 }
 
 function jsonLine(event: PresenceEvent): string {

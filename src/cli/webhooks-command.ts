@@ -27,7 +27,8 @@ create prints the secret (shown once) alone on stdout, its details on stderr; so
 update --rotate-secret. update with any of --universe/--title/--user replaces the whole filter.
 replay without --event-id replays every parked delivery.
 Common options: --url <server> (default $PRESENCED_URL or http://127.0.0.1:8080),
-                --admin-key <key> (default $PRESENCED_ADMIN_KEY)
+                --admin-key <key> (default $PRESENCED_ADMIN_KEY),
+                --timeout <seconds> (give up, exit 1, when the server has not answered a request by then)
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or refused input.`
 
 interface WebhookView {
@@ -107,6 +108,7 @@ async function webhooks(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       url: { type: 'string' },
       'admin-key': { type: 'string' },
+      timeout: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -116,7 +118,11 @@ async function webhooks(args: string[]): Promise<number> {
     return 0
   }
   const target = () =>
-    adminTarget({ url: values.url ?? process.env.PRESENCED_URL, 'admin-key': values['admin-key'] })
+    adminTarget({
+      url: values.url ?? process.env.PRESENCED_URL,
+      'admin-key': values['admin-key'],
+      timeout: values.timeout,
+    })
   switch (action) {
     case 'create': {
       if (rest.length !== 1) throw new CliError('create takes exactly one endpoint URL', 2)

@@ -77,6 +77,8 @@ const catalogue = {
   API_KEY_MISSING: 'unauthorized',
   API_KEY_INVALID: 'unauthorized',
   SCOPE_MISSING: 'forbidden',
+  /** A valid API key on a route for users (a key is no user): 403, not 401, it is valid. */
+  USER_REQUIRED: 'forbidden',
   FORBIDDEN: 'forbidden',
   CSRF_INVALID: 'forbidden',
   UNIVERSE_FORBIDDEN: 'forbidden',

@@ -331,7 +331,8 @@ export class Fanout {
    * then exactly the changes each user made since its position, in order, projected for the
    * viewer as they are now; every user is then watched as by `subscribe`. `reset` (nothing sent,
    * nothing watched) when a position is not one of ours or some user's history no longer reaches
-   * back to it: the client starts over with a snapshot.
+   * back to it: the client starts over with a snapshot. Frames carry `pos` only when the stream
+   * asks for positions (`stream.positions`, set by the caller): holding positions is not asking.
    */
   recover(stream: Stream, held: ReadonlyArray<readonly [UserId, string]>): Promise<RecoverResult> {
     let result: RecoverResult | undefined
@@ -394,7 +395,6 @@ export class Fanout {
       crossed.length > 0 ? await this.#source.presences(crossed.map((i) => ids[i]!)) : []
     if (stream.disposed) return 'ok'
     for (const [id, value] of settingsOf) this.#settings.set(id, value)
-    stream.positions = true
     stream.push({ head: HEADS.recovered, tail: `,"resume":"${stream.token}"}` })
     const at = performance.now()
     ids.forEach((id, i) => {

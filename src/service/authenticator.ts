@@ -128,9 +128,19 @@ export class Authenticator {
     }
   }
 
-  /** The caller as a user, or 401. */
+  /**
+   * The caller as a user: 401 for no credential, 403 for a valid API key (it authenticated, but
+   * a key is no user, and sending it again will not change that). Every route that needs a user
+   * asks here, so the answer is the same in every protocol.
+   */
   requireUser(caller: Caller): UserCaller {
     if (caller.kind === 'user') return caller
+    if (caller.kind === 'key') {
+      throw fail(
+        'USER_REQUIRED',
+        "This route needs a user's token: an API key is not a user. Send Authorization: Bearer <token>.",
+      )
+    }
     throw fail('UNAUTHENTICATED', DENIED)
   }
 

@@ -93,6 +93,11 @@ test('SSE checkpoint: a GET stream of a node shut down continues on another node
     missed.every((e) => e.data.type === 'update'),
     'online already: updates only',
   )
+  assert.deepEqual(
+    missed.map((e) => e.data.pos),
+    missed.map(() => undefined),
+    'the replayed frames carry no pos either: the stream never asked for positions',
+  )
 
   // then live on B, with positions only if asked for
   await step('s4', [P1, HIDDEN])
@@ -121,6 +126,26 @@ test('SSE checkpoint: a GET stream of a node shut down continues on another node
   const third = await SseClient.open(b.url, token, IDS, '', lastEventId(lastId))
   t.after(() => third.close())
   await assertUnknown(third, IDS)
+})
+
+test('SSE checkpoint: a GET stream that asked for positions gets them in the replayed frames too', async (t) => {
+  const { a, b, token, step } = await fleet(t)
+  const first = await SseClient.open(a.url, token, [P1], '&positions=1')
+  t.after(() => first.close())
+  const snapshot = await first.waitFor((e) => e.data.type === 'snapshot')
+  assert.equal((snapshot.data.pos as string[]).length, 1, 'positions asked for')
+  await step('s1', [P1])
+  const lastId = (await first.waitFor((e) => e.data.userId === P1)).id!
+  await a.app.close()
+  await first.ended()
+  await step('s2', [P1])
+
+  const second = await SseClient.open(b.url, token, [P1], '&positions=1', lastEventId(lastId))
+  t.after(() => second.close())
+  assert.equal((await second.waitFor(() => true)).data.type, 'recovered')
+  const missed = await second.waitFor(() => true, 10_000)
+  assert.deepEqual([missed.data.userId, locationOf(missed)], [P1, 's2'])
+  assert.equal(typeof missed.data.pos, 'string')
 })
 
 test('SSE checkpoint: another seq or another viewer gets the unknown-token answer; another viewer does not use it up', async (t) => {

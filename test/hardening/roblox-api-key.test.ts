@@ -128,7 +128,8 @@ test('a user credential wins over x-api-key; a key cannot register presence', as
 
   const before = await app.inject({ method: 'POST', url: USERS, payload: { userIds: [ALICE] } })
   const write = await post(app, REGISTER, { location: 'Website' }, { 'x-api-key': secret })
-  assertRobloxError(write, 401)
+  // valid, but no user: 403, not the 401 that tells a client to sign in again
+  assertRobloxError(write, 403, 0, /an API key is not a user/)
   const after = await app.inject({ method: 'POST', url: USERS, payload: { userIds: [ALICE] } })
   assert.equal(after.body, before.body, 'nothing written')
 })

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { UserSettings } from '../../core/privacy.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { installErrorHandler } from '../roblox/errors.js'
-import { bearerCredential } from '../shared/credentials.js'
+import { bearerOrKeyCredential } from '../shared/credentials.js'
 import { requireJsonBody } from './errors.js'
 import { publicSettings } from './routes.js'
 import { settingsBody } from './schemas.js'
@@ -19,7 +19,7 @@ export async function selfSettingsRoutes(
   installErrorHandler(app)
 
   app.addHook('onRequest', async (request) => {
-    const credential = bearerCredential(request.headers) ?? { kind: 'none' }
+    const credential = bearerOrKeyCredential(request.headers) ?? { kind: 'none' }
     request.caller = auth.requireUser(await auth.authenticate(credential))
   })
 

@@ -2,22 +2,24 @@ import type { FastifyRequest } from 'fastify'
 import type { UserCaller } from '../../core/caller.js'
 import type { Credential } from '../../service/authenticator.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import { bearerCredential } from '../shared/credentials.js'
+import { bearerOrKeyCredential } from '../shared/credentials.js'
 
-/** The token of a request: `Authorization: Bearer`, else `?access_token=` (browsers' only way). */
+/**
+ * The token of a request: `Authorization: Bearer`, else `?access_token=` (browsers' only way).
+ * An `x-api-key` is read too, so that a key is refused as a key (403), not as no credential.
+ */
 function credentialOf(request: FastifyRequest): Credential {
-  const bearer = bearerCredential(request.headers)
-  if (bearer) return bearer
+  const header = bearerOrKeyCredential(request.headers)
+  if (header?.kind === 'token') return header
   const query = request.query as Record<string, unknown> | undefined
   const fromQuery = query?.access_token
-  return typeof fromQuery === 'string'
-    ? { kind: 'token', token: fromQuery, via: 'query' }
-    : { kind: 'none' }
+  if (typeof fromQuery === 'string') return { kind: 'token', token: fromQuery, via: 'query' }
+  return header ?? { kind: 'none' }
 }
 
 /**
- * A preValidation hook: refuses the request with 401 before any upgrade or stream starts unless
- * it carries a valid user token.
+ * A preValidation hook: refuses the request before any upgrade or stream starts unless it
+ * carries a valid user token (401; 403 for an API key, which is no user).
  */
 export function requireUser(service: PresenceService) {
   const { auth } = service

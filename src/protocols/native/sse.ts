@@ -314,8 +314,6 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
           log.warn({ err: error }, 'real-time recover failed')
           return 'unavailable' as const
         })
-      // a checkpoint's positions do not turn `pos` on for a GET that did not ask for it
-      stream.positions = asked.positions
       const frame = recoveryFrame(recovered, deps.limits.watchesPerUser)
       // after a reset the server follows with a fresh snapshot of `ids`; the watch limit ends it
       if (frame !== undefined) sink.send(frame)

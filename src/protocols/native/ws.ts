@@ -380,6 +380,8 @@ class Connection implements Sink, Kept {
           return this.#strike('TOO_MANY_IDS', `A stream watches at most ${maxIds} users.`)
         }
         if (!this.#budgetOf().take(positions.length)) return this.#throttle(positions.length)
+        // a client that holds positions keeps receiving them
+        stream.positions = true
         fanout.recover(stream, positions).then(
           (recovered) => {
             const frame = recoveryFrame(recovered, limits.watchesPerUser)

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { PresenceService } from '../../service/presence-service.js'
+import type { Authenticator } from '../../service/authenticator.js'
 import { leanBatchRoute } from './lean-batch.js'
 import type { Caller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
@@ -106,7 +107,7 @@ export async function xboxPresenceRoutes(
     },
     async (request, reply) => {
       const caller = request.caller
-      const xuid = targetOf(request.params.target, caller)
+      const xuid = targetOf(request.params.target, caller, service.auth)
       const level = parseLevel(request.query.level)
       const presences = await service.lookup(caller.viewer, [xuid])
       const [record] = await records(request, presences, level)
@@ -130,6 +131,7 @@ export async function xboxPresenceRoutes(
       const xuid = ownTarget(
         request.params.target,
         caller,
+        service.auth,
         'Only your own People group is readable.',
       )
       if (request.params.moniker !== 'People') {
@@ -152,7 +154,7 @@ export async function xboxPresenceRoutes(
       },
     },
     async (request, reply) => {
-      const xuid = ownTarget(request.params.target, request.caller)
+      const xuid = ownTarget(request.params.target, request.caller, service.auth)
       const state = parseStateRequest(request.body)
       await service.putSettings(xuid, { invisible: state === 'Cloaked' })
       return sendJson(reply, { xuid, state })
@@ -165,7 +167,7 @@ export async function xboxPresenceRoutes(
     titlePath,
     { schema: { tags: ['xbox'], summary: "Write the title's presence", body: titleRequestSchema } },
     async (request, reply) => {
-      const xuid = ownTarget(request.params.target, request.caller)
+      const xuid = ownTarget(request.params.target, request.caller, service.auth)
       const write = parseTitleRequest(request.body)
       const titleId = write.id ?? titleIdOf(request) ?? settings.xboxDefaultTitleId
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
@@ -195,7 +197,7 @@ export async function xboxPresenceRoutes(
     titlePath,
     { schema: { tags: ['xbox'], summary: "Remove the title's presence at once" } },
     async (request, reply) => {
-      const xuid = ownTarget(request.params.target, request.caller)
+      const xuid = ownTarget(request.params.target, request.caller, service.auth)
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
       // without a named title: whatever this device runs (Xbox knows the title from the token);
       // found, counted against each title's budget and ended in one step (one Redis round trip)
@@ -256,25 +258,25 @@ function titleIdOf(request: FastifyRequest<Target>): string | undefined {
   return titleId
 }
 
-function targetOf(segment: string, caller: Caller): UserId {
+/** The user a path names; `me` is the caller, who must then be a user (the authenticator says). */
+function targetOf(segment: string, caller: Caller, auth: Authenticator): UserId {
   const parsed = parseXuidSegment(segment)
   if (parsed === undefined) {
     throw fail('NOT_FOUND', 'No such resource: name the user as me or xuid(<xuid>).')
   }
-  if (parsed !== 'me') return parsed
-  if (caller.kind !== 'user') {
-    throw fail('FORBIDDEN', 'An API key has no "me": use xuid(<xuid>).')
-  }
-  return caller.userId
+  return parsed === 'me' ? auth.requireUser(caller).userId : parsed
 }
 
+/** The user a path names, who must be the caller: a key is no user, another user is refused. */
 function ownTarget(
   segment: string,
   caller: Caller,
+  auth: Authenticator,
   message = 'XUID specified in the claim does not match URI XUID.',
 ): UserId {
-  const xuid = targetOf(segment, caller)
-  if (caller.kind !== 'user' || caller.userId !== xuid) throw fail('FORBIDDEN', message)
+  const user = auth.requireUser(caller)
+  const xuid = targetOf(segment, caller, auth)
+  if (user.userId !== xuid) throw fail('FORBIDDEN', message)
   return xuid
 }
 
