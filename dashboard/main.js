@@ -238,8 +238,10 @@ function renderChart(stats) {
   nodes.push(
     svg('polygon', { class: 'area', points: `${firstX},${base} ${line(1)} ${lastX},${base}` }),
   )
-  nodes.push(svg('polyline', { class: 'ingame', points: line(2) }))
   nodes.push(svg('polyline', { class: 'online', points: line(1) }))
+  // painted last: in game never exceeds online, so drawn under it the line vanished whenever
+  // every online user was in a game (the online area still shows beneath it)
+  nodes.push(svg('polyline', { class: 'ingame', points: line(2) }))
   const newest = points[points.length - 1]
   nodes.push(svg('circle', { class: 'now', cx: lastX, cy: y(newest[1]).toFixed(1), r: 3 }))
   chart.replaceChildren(...nodes)

@@ -62,6 +62,13 @@ async function assertLayout(page: Page, width: number): Promise<void> {
       labels,
     }
   })
+  assert.deepEqual(
+    await page.evaluate(() =>
+      Array.from(document.querySelectorAll('#chart polyline')).map((l) => l.getAttribute('class')),
+    ),
+    ['online', 'ingame'],
+    'the in-game line is painted over the online one: it shows when every online user is in a game',
+  )
   assert.ok(
     Math.abs(chart.drawnWidth - chart.shownWidth) <= 2,
     `the chart is drawn at its own size, not stretched: ${chart.drawnWidth} vs ${chart.shownWidth}`,
