@@ -44,3 +44,38 @@ test('a server a test spawned exits when the test process is killed', async () =
     parent.kill('SIGKILL')
   }
 })
+
+test('a redis-server a test started is killed when the test process is killed', async () => {
+  const script = `
+    import { mkdtempSync } from 'node:fs'
+    import { tmpdir } from 'node:os'
+    import { join } from 'node:path'
+    import { freePort, startRedisServer } from './test/helpers/redis-cluster.ts'
+    const redis = await startRedisServer(await freePort(), mkdtempSync(join(tmpdir(), 'orphan-')))
+    console.log(JSON.stringify({ pid: redis.process.pid }))
+    setInterval(() => {}, 1000)
+  `
+  const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: new URL('../../', import.meta.url),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const pid = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    parent.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const line = /\{"pid":(\d+)\}/.exec(out)
+      if (line) resolve(Number(line[1]))
+    })
+    parent.once('exit', (code) => reject(new Error(`the parent exited (${code}) first`)))
+  })
+  try {
+    assert.ok(alive(pid), 'redis-server runs while its parent does')
+    parent.kill('SIGKILL')
+    const deadline = Date.now() + 30_000
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    assert.equal(alive(pid), false, 'redis-server was killed with its parent')
+  } finally {
+    if (alive(pid)) process.kill(pid, 'SIGKILL')
+    parent.kill('SIGKILL')
+  }
+})

@@ -63,7 +63,13 @@ export async function startRedisServer(
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...extra],
     { stdio: 'ignore' },
   )
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const watchdog = killWithThisProcess(child)
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      watchdog?.kill('SIGKILL')
+      resolve()
+    }),
+  )
   await waitForPing(port, child)
   return {
     port,
@@ -73,6 +79,24 @@ export async function startRedisServer(
       await exited
     },
   }
+}
+
+/**
+ * A shell holding the read end of a pipe from this process: when this process is gone (a test
+ * killed by a timeout or Ctrl-C), its `read` ends and it kills `child`, so a redis-server does
+ * not live on, orphaned, holding its port and memory for the next run. Unref'd, so it keeps
+ * nothing alive.
+ */
+function killWithThisProcess(child: ChildProcess): ChildProcess | undefined {
+  if (child.pid === undefined) return undefined
+  const watchdog = spawn('sh', ['-c', 'read _ || :; kill -9 "$0" 2>/dev/null', String(child.pid)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  })
+  watchdog.on('error', () => {})
+  watchdog.stdin?.on('error', () => {})
+  watchdog.unref()
+  ;(watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.()
+  return watchdog
 }
 
 async function waitForPing(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
