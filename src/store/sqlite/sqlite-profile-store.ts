@@ -71,19 +71,18 @@ interface SettingsRow {
   visible_since: number | null
 }
 
-interface ViewerRelations {
-  friends: ReadonlySet<string>
-  /** Blocked in either direction → the target's lastOnline the viewer saw at the block. */
-  blocked: ReadonlyMap<string, number | undefined>
-}
+/**
+ * A viewer's relations as reads hand them out: each friend and each user blocked in either
+ * direction → their Relation, built once per viewer and shared (frozen). A read looks each
+ * target up once and allocates nothing per target; with a friend set and a block map apart, a
+ * signed-in 50-id read hashed every id twice and built a record per blocked target.
+ */
+type ViewerRelations = ReadonlyMap<string, Relation>
 
-/** How many viewers' friend and block sets are kept in memory (least recently used dropped). */
+/** How many viewers' relations are kept in memory (least recently used dropped). */
 const RELATION_CACHE_SIZE = 10_000
-/** What most viewers have: one shared record, not an empty set and map each (read only). */
-const NO_RELATIONS: ViewerRelations = Object.freeze({
-  friends: new Set<string>(),
-  blocked: new Map<string, number | undefined>(),
-})
+/** What most viewers have: one shared empty map, not one each (read only). */
+const NO_RELATIONS: ViewerRelations = new Map<string, Relation>()
 
 /**
  * The embedded durable store: one SQLite file in the data dir, written synchronously in WAL mode
@@ -214,19 +213,12 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   }
 
   getRelations(viewer: UserId, targets: readonly UserId[]): Promise<readonly Relation[]> {
-    const { friends, blocked } = this.#relationsOf(viewer)
-    // shared frozen relations: nothing allocated per target unless it is blocked
-    if (friends.size === 0 && blocked.size === 0)
-      return Promise.resolve(strangersOf(targets.length))
-    return Promise.resolve(
-      targets.map((t): Relation => {
-        if (!blocked.has(t)) return friends.has(t) ? befriended : strangers
-        const lastOnline = blocked.get(t)
-        return lastOnline === undefined
-          ? { friends: friends.has(t), blocked: true }
-          : { friends: friends.has(t), blocked: true, lastOnline }
-      }),
-    )
+    const relations = this.#relationsOf(viewer)
+    // shared frozen relations: nothing allocated per target
+    if (relations.size === 0) return Promise.resolve(strangersOf(targets.length))
+    const out = new Array<Relation>(targets.length)
+    for (let i = 0; i < targets.length; i++) out[i] = relations.get(targets[i]!) ?? strangers
+    return Promise.resolve(out)
   }
 
   setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
@@ -470,7 +462,23 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     for (const r of this.#stmt.blockersOf.iterate(viewer)) {
       if (blocked.get(r.blocker) === undefined) blocked.set(r.blocker, r.blocked_saw ?? undefined)
     }
-    const relations = friends.size === 0 && blocked.size === 0 ? NO_RELATIONS : { friends, blocked }
+    let relations: ViewerRelations = NO_RELATIONS
+    if (friends.size > 0 || blocked.size > 0) {
+      const byTarget = new Map<string, Relation>()
+      for (const friend of friends) byTarget.set(friend, befriended)
+      for (const [target, lastOnline] of blocked) {
+        const isFriend = friends.has(target)
+        byTarget.set(
+          target,
+          Object.freeze(
+            lastOnline === undefined
+              ? { friends: isFriend, blocked: true }
+              : { friends: isFriend, blocked: true, lastOnline },
+          ),
+        )
+      }
+      relations = byTarget
+    }
     if (this.#relations.size >= RELATION_CACHE_SIZE) {
       this.#relations.delete(this.#relations.keys().next().value!)
     }
