@@ -27,7 +27,7 @@ export function authRoutes(app: FastifyInstance, context: ProtocolContext): void
     '/v2/logout',
     { ...csrfFirst, schema: { tags: ['companion'], summary: 'CSRF token, or end this login' } },
     async (request, reply: FastifyReply) => {
-      const caller = auth.requireUser(await auth.authenticate(robloxCredential(request.headers)))
+      const caller = auth.requireUser(await auth.authenticate(robloxCredential(request.headers), request.ip))
       await auth.logout(caller)
       request.log.info({ userId: caller.userId }, 'login ended by logout')
       return reply

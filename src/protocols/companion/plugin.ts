@@ -47,7 +47,7 @@ export async function companionProtocol(
   // `POST /v2/logout` must still hand such a client a CSRF token (clients fetch it that way
   // before anything else); each route that needs a user authenticates strictly.
   app.addHook('onRequest', async (request) => {
-    const caller = (await auth.tryAuthenticate(robloxCredential(request.headers))) ?? {
+    const caller = (await auth.tryAuthenticate(robloxCredential(request.headers), request.ip)) ?? {
       kind: 'anonymous',
       viewer: anonymous,
     }

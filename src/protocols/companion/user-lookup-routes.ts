@@ -39,7 +39,7 @@ export async function userLookupRoutes(
   // a token, which clients retry with)
   const admit = {
     onRequest: async (request: FastifyRequest) => {
-      const caller = auth.requireReader(await auth.authenticate(robloxCredential(request.headers)))
+      const caller = auth.requireReader(await auth.authenticate(robloxCredential(request.headers), request.ip))
       if (caller.kind === 'user' && caller.via === 'cookie') {
         auth.checkCsrf(caller, request.ip, headerValue(request.headers[CSRF_HEADER]))
       }
