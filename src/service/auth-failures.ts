@@ -28,8 +28,8 @@ const RULE = 'auth-failures'
 
 /**
  * The limit on guessed credentials: each client address may present at most `max` credentials
- * that are no issued one (an unknown key, a bad signature, a malformed token) per window. Past
- * it, every credential that address presents is refused with RATE_LIMITED until the window
+ * that are no issued one (an unknown key, a bad signature, a malformed token) per window. Once
+ * it has, every credential that address presents is refused with RATE_LIMITED until the window
  * ends, the right ones too: otherwise a guesser would still tell a right guess from a wrong one.
  *
  * Failures are counted by the shared RateLimiter (in Redis in fleet mode: one round trip per
@@ -59,21 +59,23 @@ export class AuthFailures {
   }
 
   /**
-   * Counts one guessed credential from `address`. Returns while it is within the limit (the
-   * caller refuses the credential as it would anyway); past it, throws RATE_LIMITED.
+   * Counts one guessed credential from `address`. Returns while the address is within the limit
+   * (the caller refuses the credential as it would anyway); the `max`-th guess of a window
+   * refuses the address from then on, and a guess past it (counted by a node that had not heard
+   * yet) throws RATE_LIMITED.
    */
   async count(address: string): Promise<void> {
     const now = this.#deps.clock.now()
     const verdict = await this.#deps.limiter.hit(`${RULE}:${address}`, this.#rules, now)
-    if (verdict.allowed) return
+    if (verdict.count < verdict.max) return
     const until = now + verdict.retryAfterMs
     this.remember(address, until)
-    // the one hit that crossed, on whichever node counted it
-    if (verdict.count === verdict.max + 1) {
+    // the one hit that reached the limit, on whichever node counted it
+    if (verdict.count === verdict.max) {
       this.#deps.crossed?.(address, this.#deps.settings)
       this.#deps.announce?.(address, until).catch((error) => this.#deps.onError?.(error))
     }
-    throw this.#refusal(verdict.retryAfterMs)
+    if (!verdict.allowed) throw this.#refusal(verdict.retryAfterMs)
   }
 
   /** `address` is refused until `until` (epoch ms): counted here, or heard from another node. */

@@ -142,19 +142,6 @@ export class Authenticator {
     }
   }
 
-  /**
-   * Like `authenticate`, but a bad token reads as no user (what `POST /v2/logout` needs). An
-   * address refused for guessing is refused here too.
-   */
-  async tryAuthenticate(credential: Credential, address: string): Promise<Caller | undefined> {
-    try {
-      return await this.authenticate(credential, address)
-    } catch (error) {
-      if ((error as { kind?: unknown }).kind === 'rate_limited') throw error
-      return undefined
-    }
-  }
-
   /** Whether /metrics is on: a metrics key or the admin key is configured. */
   get metricsEnabled(): boolean {
     return this.#metricsDigests.length > 0

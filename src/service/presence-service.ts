@@ -243,7 +243,8 @@ export class PresenceService {
     this.#unsubscribe ??= this.#bus.subscribe((event) => {
       this.#observer.busReceived?.(event.type)
       if (event.type === 'revoked') this.#revocations.remember(event.tokenId, event.expiresAt)
-      else if (event.type === 'auth-blocked') this.#authFailures.remember(event.address, event.until)
+      else if (event.type === 'auth-blocked')
+        this.#authFailures.remember(event.address, event.until)
       else if (event.type === 'place') this.#places.forget(event.placeId)
     })
     await this.#revocations.sync()

@@ -167,7 +167,7 @@ export class Tokens {
       else if (this.#external) claims = await this.#checkExternal(this.#external, token, now)
     } catch (error) {
       // jose checks the claims only once the signature holds
-      if (error instanceof joseErrors.JWTClaimValidationFailed) return 'stale'
+      if (isStale(error)) return 'stale'
       if (error instanceof joseErrors.JOSEError || error instanceof TypeError) return 'forged'
       throw error
     }
@@ -230,7 +230,14 @@ const KEYS_UNREADABLE = new Set(['ERR_JOSE_GENERIC', 'ERR_JWKS_TIMEOUT', 'ERR_JW
 
 /** Why a platform's token failed to verify (see TokenRefusal). */
 function refusalOf(error: unknown): TokenRefusal {
-  if (error instanceof joseErrors.JWTClaimValidationFailed) return 'stale'
+  if (isStale(error)) return 'stale'
   if (error instanceof joseErrors.JOSEError && !KEYS_UNREADABLE.has(error.code)) return 'forged'
   return 'unavailable'
+}
+
+/** A genuinely signed token whose claims refuse it now (jose checks them after the signature). */
+function isStale(error: unknown): boolean {
+  return (
+    error instanceof joseErrors.JWTExpired || error instanceof joseErrors.JWTClaimValidationFailed
+  )
 }
