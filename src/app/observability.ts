@@ -216,7 +216,7 @@ export class Metrics {
 
   readonly busPublished = new Counter({
     name: 'presenced_bus_events_published_total',
-    help: 'Events this node published on the change bus, by type (presence, settings, relation, revoked, place).',
+    help: 'Events this node published on the change bus, by type (presence, settings, relation, revoked, auth-blocked, place).',
     labelNames: ['type'] as const,
     registers: [this.registry],
     collect: this.#busPublished.collector(),
