@@ -169,14 +169,24 @@ const recordLimited = (reply: Reply) => {
 }
 
 const userToken = (app: StartedApp) => app.tokens.issue(USER)
+
+/** A surface taking a user's token, where forged tokens are the guesses. */
+function tokenSurface(
+  name: string,
+  call: Surface['call'],
+  limited: Surface['limited'],
+  served = 200,
+): Surface {
+  return { name, call, right: userToken, wrong: forgedToken, served, limited }
+}
 const forgedToken = (i: number) => forged(String(100 + i))
 const wrongKey = (i: number) => Promise.resolve(`pk_guess-${i}`)
 const users = JSON.stringify({ userIds: [1] })
 
 const surfaces: Surface[] = [
-  {
-    name: 'Roblox presence read, Bearer (lean path)',
-    call: (app, from, token) =>
+  tokenSurface(
+    'Roblox presence read, Bearer (lean path)',
+    (app, from, token) =>
       send(
         app.url,
         from,
@@ -185,14 +195,12 @@ const surfaces: Surface[] = [
         { authorization: `Bearer ${token}` },
         users,
       ),
-    right: userToken,
-    wrong: forgedToken,
-    served: 200,
-    limited: robloxLimited,
-  },
-  {
-    name: 'Roblox presence read, forged session cookie (Fastify path)',
-    call: (app, from, token) =>
+    robloxLimited,
+  ),
+  // a cookie caller's POST then meets the CSRF challenge: authenticated, not refused as a guess
+  tokenSurface(
+    'Roblox presence read, forged session cookie (Fastify path)',
+    (app, from, token) =>
       send(
         app.url,
         from,
@@ -201,15 +209,12 @@ const surfaces: Surface[] = [
         { cookie: `.ROBLOSECURITY=${token}`, 'x-csrf-token': 'none' },
         users,
       ),
-    right: userToken,
-    wrong: forgedToken,
-    // a cookie caller's POST then meets the CSRF challenge: authenticated, not refused as a guess
-    served: 403,
-    limited: robloxLimited,
-  },
-  {
-    name: 'Roblox heartbeat, Bearer (lean path)',
-    call: (app, from, token) =>
+    robloxLimited,
+    403,
+  ),
+  tokenSurface(
+    'Roblox heartbeat, Bearer (lean path)',
+    (app, from, token) =>
       send(
         app.url,
         from,
@@ -218,11 +223,8 @@ const surfaces: Surface[] = [
         { authorization: `Bearer ${token}` },
         JSON.stringify({ location: 'Home' }),
       ),
-    right: userToken,
-    wrong: forgedToken,
-    served: 200,
-    limited: robloxLimited,
-  },
+    robloxLimited,
+  ),
   {
     name: 'Roblox presence read, API key',
     call: (app, from, key) =>
@@ -233,27 +235,21 @@ const surfaces: Surface[] = [
     served: 200,
     limited: robloxLimited,
   },
-  {
-    name: 'companion, Bearer',
-    call: (app, from, token) =>
+  tokenSurface(
+    'companion, Bearer',
+    (app, from, token) =>
       send(app.url, from, 'GET', '/v1/users/authenticated', { authorization: `Bearer ${token}` }),
-    right: userToken,
-    wrong: forgedToken,
-    served: 200,
-    limited: robloxLimited,
-  },
-  {
-    name: 'own settings, Bearer',
-    call: (app, from, token) =>
+    robloxLimited,
+  ),
+  tokenSurface(
+    'own settings, Bearer',
+    (app, from, token) =>
       send(app.url, from, 'GET', '/v1/presence/settings', { authorization: `Bearer ${token}` }),
-    right: userToken,
-    wrong: forgedToken,
-    served: 200,
-    limited: robloxLimited,
-  },
-  {
-    name: 'Xbox batch, XBL3.0 (lean path)',
-    call: (app, from, token) =>
+    robloxLimited,
+  ),
+  tokenSurface(
+    'Xbox batch, XBL3.0 (lean path)',
+    (app, from, token) =>
       send(
         app.url,
         from,
@@ -262,42 +258,31 @@ const surfaces: Surface[] = [
         { authorization: `XBL3.0 x=1;${token}`, 'x-xbl-contract-version': '3' },
         JSON.stringify({ users: ['1'] }),
       ),
-    right: userToken,
-    wrong: forgedToken,
-    served: 200,
-    limited: xboxLimited,
-  },
-  {
-    name: 'Xbox own presence, XBL3.0 (Fastify path)',
-    call: (app, from, token) =>
+    xboxLimited,
+  ),
+  tokenSurface(
+    'Xbox own presence, XBL3.0 (Fastify path)',
+    (app, from, token) =>
       send(app.url, from, 'GET', '/users/me', {
         authorization: `XBL3.0 x=1;${token}`,
         'x-xbl-contract-version': '3',
       }),
-    right: userToken,
-    wrong: forgedToken,
-    served: 200,
-    limited: xboxLimited,
-  },
-  {
-    name: 'native SSE, Bearer',
-    call: (app, from, token) =>
+    xboxLimited,
+  ),
+  tokenSurface(
+    'native SSE, Bearer',
+    (app, from, token) =>
       send(app.url, from, 'GET', '/api/v1/realtime/sse?ids=1', {
         authorization: `Bearer ${token}`,
       }),
-    right: userToken,
-    wrong: forgedToken,
-    served: 200,
-    limited: recordLimited,
-  },
-  {
-    name: 'native WebSocket, ?access_token',
-    call: (app, from, token) => upgrade(app.url, from, token),
-    right: userToken,
-    wrong: forgedToken,
-    served: 101,
-    limited: recordLimited,
-  },
+    recordLimited,
+  ),
+  tokenSurface(
+    'native WebSocket, ?access_token',
+    (app, from, token) => upgrade(app.url, from, token),
+    recordLimited,
+    101,
+  ),
   {
     name: 'admin API, admin key',
     call: (app, from, key) => send(app.url, from, 'GET', '/admin/v1/keys', { 'x-api-key': key }),
