@@ -108,7 +108,15 @@ export async function buildApp(
   const service = createService(stores, config, {
     clock,
     tokens,
-    observer: metrics.observer,
+    observer: {
+      ...metrics.observer,
+      // the address, never the credential
+      authLimitReached: (address, limit) =>
+        app.log.warn(
+          { address, limit: limit.max, windowSeconds: limit.windowMs / 1000 },
+          'client address crossed the limit of failed authentications: its credentials are refused until the window ends',
+        ),
+    },
     onBackgroundError: (error, duty) => app.log.warn({ err: error }, `${duty} failed`),
   })
   metrics.track(service)
@@ -116,7 +124,7 @@ export async function buildApp(
   registerObservability(app, {
     metrics,
     stores,
-    metricsKeys: [config.metricsKey, config.adminKey].filter((k): k is string => Boolean(k)),
+    auth: service.auth,
   })
   lean.observe(
     {

@@ -47,6 +47,14 @@ export interface Config {
   /** PRESENCED_RATE_LIMIT requests per PRESENCED_RATE_WINDOW seconds per caller; default 600 per 60. */
   rateLimitMax: number
   rateLimitWindowSeconds: number
+  /**
+   * PRESENCED_AUTH_FAILURE_LIMIT guessed credentials (an unknown key, a bad signature, a
+   * malformed token) per PRESENCED_AUTH_FAILURE_WINDOW seconds per client address; default 20
+   * per 60. Past it, every credential from that address is refused with 429 until the window
+   * ends (expired or revoked tokens do not count).
+   */
+  authFailureLimit: number
+  authFailureWindowSeconds: number
   /** PRESENCED_TRUST_PROXY=1: honour X-Forwarded-For/-Proto/-Host from the front proxy. */
   trustProxy: boolean
   /** PRESENCED_BODY_LIMIT bytes, default 1 MiB: larger bodies get 413. */
@@ -223,6 +231,8 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: logLevel(env),
     rateLimitMax: int(env, 'PRESENCED_RATE_LIMIT', 600, 1),
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),
+    authFailureLimit: int(env, 'PRESENCED_AUTH_FAILURE_LIMIT', 20, 1),
+    authFailureWindowSeconds: int(env, 'PRESENCED_AUTH_FAILURE_WINDOW', 60, 1),
     trustProxy: flag(env, 'PRESENCED_TRUST_PROXY'),
     bodyLimit: int(env, 'PRESENCED_BODY_LIMIT', 1024 * 1024, 1024),
     sweepIntervalMs: int(env, 'PRESENCED_SWEEP_INTERVAL', 250, 10),

@@ -11,6 +11,9 @@ export type ServiceConfig = Pick<
   | 'sessionTtlSeconds'
   | 'sweepIntervalMs'
   | 'adminKey'
+  | 'metricsKey'
+  | 'authFailureLimit'
+  | 'authFailureWindowSeconds'
   | 'rateLimitMax'
   | 'rateLimitWindowSeconds'
   | 'xboxBurstMax'
@@ -58,6 +61,11 @@ export function createService(
       sessionTtlMs: config.sessionTtlSeconds * 1000,
       sweepIntervalMs: config.sweepIntervalMs,
       adminKey: config.adminKey,
+      metricsKey: config.metricsKey,
+      authFailures: {
+        max: config.authFailureLimit,
+        windowMs: config.authFailureWindowSeconds * 1000,
+      },
       rateLimits: {
         requestMax: config.rateLimitMax,
         requestWindowMs: config.rateLimitWindowSeconds * 1000,

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { bearerCredential } from '../protocols/shared/credentials.js'
-import { sendErrorRecord } from '../protocols/shared/error-record.js'
+import { mapErrorToRecord, sendErrorRecord } from '../protocols/shared/error-record.js'
+import type { Authenticator } from '../service/authenticator.js'
 import type { ServiceObserver } from '../service/observer.js'
 import type { PresenceService } from '../service/presence-service.js'
 import type { Config } from './config.js'
@@ -144,6 +144,11 @@ export class Metrics {
     labelNames: ['route'] as const,
     registers: [this.registry],
   })
+  readonly authRefused = new Counter({
+    name: 'presenced_auth_failure_refusals_total',
+    help: 'Requests refused with 429 because their client address sent too many guessed credentials (PRESENCED_AUTH_FAILURE_LIMIT).',
+    registers: [this.registry],
+  })
   readonly heartbeats = new Counter({
     name: 'presenced_heartbeats_total',
     help: 'Session heartbeats (creates and refreshes) handled by this node, by session source.',
@@ -178,6 +183,7 @@ export class Metrics {
       this.sweepLateness.observe(latenessMs / 1000)
     },
     busPublished: (type) => this.#busPublished.add(type, 1),
+    authRefused: () => this.authRefused.inc(),
     busReceived: (type) => this.#busReceived.add(type, 1),
     webhookOutcome: (outcome, ageMs) => {
       this.webhookAttempts.inc({ outcome })
@@ -210,7 +216,7 @@ export class Metrics {
 
   readonly busPublished = new Counter({
     name: 'presenced_bus_events_published_total',
-    help: 'Events this node published on the change bus, by type (presence, settings, relation, revoked, place).',
+    help: 'Events this node published on the change bus, by type (presence, settings, relation, revoked, auth-blocked, place).',
     labelNames: ['type'] as const,
     registers: [this.registry],
     collect: this.#busPublished.collector(),
@@ -310,16 +316,15 @@ export interface ObservabilityDeps {
   metrics: Metrics
   stores: Stores
   /**
-   * The keys /metrics accepts (the metrics key, the admin key); none turns /metrics off. Live
-   * user counts beside the dashboard's public ones would count invisible users, and per-route
-   * counters would show settings changes: only the operator may read them.
+   * Who may read /metrics: the metrics key or the admin key (the service's Authenticator); none
+   * configured turns /metrics off. Live user counts beside the dashboard's public ones would
+   * count invisible users, and per-route counters would show settings changes: only the
+   * operator may read them.
    */
-  metricsKeys: readonly string[]
+  auth: Pick<Authenticator, 'metricsEnabled' | 'allowsMetrics'>
   /** How long /readyz waits for a store before calling it unavailable. */
   readyTimeoutMs?: number
 }
-
-const digest = (text: string) => createHash('sha256').update(text).digest()
 
 /** The credential of a scrape: `Authorization: Bearer <key>` (Prometheus) or `x-api-key`. */
 function scrapeKeyOf(request: FastifyRequest): string | undefined {
@@ -369,10 +374,9 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
       .send({ status: ready ? 'ready' : 'unavailable', mode: stores.mode, presence, profiles })
   })
 
-  // compared as digests, in constant time: a key's length or prefix must not show in timings
-  const accepted = deps.metricsKeys.map(digest)
+  const { auth } = deps
   app.get('/metrics', { schema: hidden, logLevel: 'warn' }, async (request, reply) => {
-    if (accepted.length === 0) {
+    if (!auth.metricsEnabled) {
       return sendErrorRecord(
         reply,
         404,
@@ -381,8 +385,14 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
       )
     }
     const key = scrapeKeyOf(request)
-    const given = key === undefined ? undefined : digest(key)
-    if (!given || !accepted.some((known) => timingSafeEqual(known, given))) {
+    let allowed = false
+    try {
+      allowed = key !== undefined && (await auth.allowsMetrics(key, request.ip))
+    } catch (error) {
+      // an address refused for guessing: 429 with Retry-After, as an error record
+      return mapErrorToRecord(error as Error, request, reply)
+    }
+    if (!allowed) {
       void reply.header('www-authenticate', 'Bearer realm="metrics"')
       return sendErrorRecord(
         reply,

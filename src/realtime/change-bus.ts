@@ -9,6 +9,8 @@ import type { PresenceChange } from '../core/presence.js'
  *   and `after` let a listener judge each change by the settings in force when it happened;
  * - relation: two users' friendship or block changed;
  * - revoked: an access token was revoked (logout): every node refuses it from now on;
+ * - auth-blocked: a client address crossed the limit of guessed credentials: every node refuses
+ *   its credentials until `until` (epoch ms) without asking the shared counter;
  * - place: a place of the catalogue changed (every place, without `placeId`): every node reads
  *   it again.
  */
@@ -17,6 +19,7 @@ export type BusEvent =
   | { type: 'settings'; userId: UserId; before?: UserSettings; after?: UserSettings }
   | { type: 'relation'; users: readonly [UserId, UserId] }
   | { type: 'revoked'; tokenId: string; expiresAt: number }
+  | { type: 'auth-blocked'; address: string; until: number }
   | { type: 'place'; placeId?: string }
 
 /** Carries BusEvents to every node. Adapters: LocalChangeBus (one process), RedisChangeBus. */

@@ -98,10 +98,19 @@ export class ApiKeys {
 
   /** The live key with this secret, or undefined (unknown, revoked or expired). */
   async verify(secret: string): Promise<ApiKeyRecord | undefined> {
-    if (!secret.startsWith(SECRET_PREFIX) || secret.length > 200) return undefined
+    const checked = await this.check(secret)
+    return typeof checked === 'string' ? undefined : checked
+  }
+
+  /**
+   * Like `verify`, but a refused secret says why: `unknown` (no key was ever issued with it) or
+   * `inactive` (a key issued once, revoked or expired since).
+   */
+  async check(secret: string): Promise<ApiKeyRecord | 'unknown' | 'inactive'> {
+    if (!secret.startsWith(SECRET_PREFIX) || secret.length > 200) return 'unknown'
     const record = await this.#store.getApiKeyByHash(hashSecret(secret))
-    if (!record || !isActive(record, this.#clock.now())) return undefined
-    return record
+    if (!record) return 'unknown'
+    return isActive(record, this.#clock.now()) ? record : 'inactive'
   }
 
   /** Whether the key is usable now. */

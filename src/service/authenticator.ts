@@ -10,6 +10,7 @@ import type {
 import { fail } from '../core/errors.js'
 import { anonymous, type Scope } from '../core/privacy.js'
 import type { ApiKeys } from './api-keys.js'
+import type { AuthFailures } from './auth-failures.js'
 import type { Clock } from './clock.js'
 import { CsrfTokens, anonymousSubject } from './csrf.js'
 import type { Revocations } from './revocations.js'
@@ -40,10 +41,17 @@ const DENIED = 'Authorization has been denied for this request.'
  * XBL3.0, `?access_token=`), scoped API keys and the operator's admin key (`x-api-key`). A
  * credential that is present but invalid, expired or revoked is refused (401), never downgraded
  * to anonymous: the client learns at once that it must sign in again. Protocols read the
- * credential off their wire, call `authenticate`, and render its errors in their own shape.
+ * credential off their wire, call `authenticate` with the client's address, and render its
+ * errors in their own shape.
+ *
+ * Guessing is limited here too (AuthFailures): a credential that is no issued one (an unknown
+ * key, a bad signature, a malformed token) counts against its client address, and an address
+ * past the limit has every credential refused (429), right ones too, until its window ends. A
+ * genuine credential refused because it expired or was revoked does not count: clients send
+ * those routinely (a refresh, a logout on another device) and cannot forge them anyway.
  *
  * @example
- * const caller = await auth.authenticate({ kind: 'token', token, via: 'bearer' })
+ * const caller = await auth.authenticate({ kind: 'token', token, via: 'bearer' }, request.ip)
  * auth.requireScope(caller, 'presence:write') // throws API_KEY_MISSING / SCOPE_MISSING
  */
 export class Authenticator {
@@ -52,6 +60,9 @@ export class Authenticator {
   readonly #revocations: Revocations
   readonly #clock: Clock
   readonly #adminDigest: Buffer | undefined
+  /** The keys /metrics accepts (the metrics key, the admin key), as digests. */
+  readonly #metricsDigests: readonly Buffer[]
+  readonly #failures: AuthFailures
   readonly #csrf: CsrfTokens
   /** token id → what lives on that token now (see `hold`): one holder, or several */
   readonly #held = new Map<string, Revocable | Revocable[]>()
@@ -62,12 +73,19 @@ export class Authenticator {
     revocations: Revocations
     clock: Clock
     adminKey: string | undefined
+    /** The key /metrics requires besides the admin key; neither turns /metrics off. */
+    metricsKey?: string | undefined
+    failures: AuthFailures
   }) {
     this.#tokens = deps.tokens
     this.#keys = deps.keys
     this.#revocations = deps.revocations
     this.#clock = deps.clock
     this.#adminDigest = deps.adminKey ? digest(deps.adminKey) : undefined
+    this.#metricsDigests = [deps.metricsKey, deps.adminKey]
+      .filter((key): key is string => Boolean(key))
+      .map(digest)
+    this.#failures = deps.failures
     this.#csrf = new CsrfTokens(deps.tokens)
     deps.revocations.onRevoked((tokenId) => {
       const held = this.#held.get(tokenId)
@@ -108,24 +126,37 @@ export class Authenticator {
     return this.#adminDigest !== undefined
   }
 
-  async authenticate(credential: Credential): Promise<Caller> {
+  /**
+   * The caller `credential` proves, sent from client `address` (`request.ip`: the address the
+   * rate limits see, the front proxy's X-Forwarded-For when it is trusted). Throws 401 for a
+   * credential present but invalid, 429 while `address` is refused for guessing (see above).
+   */
+  async authenticate(credential: Credential, address: string): Promise<Caller> {
     switch (credential.kind) {
       case 'none':
         return anonymousCaller
       case 'token':
-        return this.#user(credential.token, credential.via)
+        return this.#user(credential.token, credential.via, address)
       case 'apiKey':
-        return this.#key(credential.secret)
+        return this.#key(credential.secret, address)
     }
   }
 
-  /** Like `authenticate`, but a bad token reads as no user (what `POST /v2/logout` needs). */
-  async tryAuthenticate(credential: Credential): Promise<Caller | undefined> {
-    try {
-      return await this.authenticate(credential)
-    } catch {
-      return undefined
-    }
+  /** Whether /metrics is on: a metrics key or the admin key is configured. */
+  get metricsEnabled(): boolean {
+    return this.#metricsDigests.length > 0
+  }
+
+  /**
+   * Whether `secret` opens /metrics (the metrics key or the admin key), compared as digests in
+   * constant time. A wrong one counts as a guess from `address`, as anywhere else.
+   */
+  async allowsMetrics(secret: string, address: string): Promise<boolean> {
+    this.#failures.check(address)
+    const given = digest(secret)
+    if (this.#metricsDigests.some((known) => timingSafeEqual(known, given))) return true
+    await this.#failures.count(address)
+    return false
   }
 
   /**
@@ -167,8 +198,14 @@ export class Authenticator {
    * opened with a key asks before each delivery, so a revocation takes effect at once there too.
    */
   async stillAllows(credential: Credential, scope: Scope): Promise<boolean> {
+    if (credential.kind === 'none') return false
     try {
-      this.requireScope(await this.authenticate(credential), scope)
+      // a check of a credential admitted before: neither counted nor refused as a guess
+      const caller =
+        credential.kind === 'token'
+          ? await this.#user(credential.token, credential.via, undefined)
+          : await this.#key(credential.secret, undefined)
+      this.requireScope(caller, scope)
       return true
     } catch {
       return false
@@ -206,9 +243,16 @@ export class Authenticator {
     await this.#revocations.revoke(caller.tokenId, expiresAt)
   }
 
-  async #user(token: string, via: TokenChannel): Promise<UserCaller> {
-    const claims = token === '' ? undefined : await this.#tokens.verify(token)
-    if (!claims || (claims.jti !== undefined && this.#revocations.has(claims.jti))) {
+  /** `address` undefined: a recheck, which AuthFailures neither refuses nor counts. */
+  async #user(token: string, via: TokenChannel, address: string | undefined): Promise<UserCaller> {
+    if (address !== undefined) this.#failures.check(address)
+    const claims = await this.#tokens.check(token)
+    if (typeof claims === 'string') {
+      // an expired token is no guess, nor a platform's keys out of reach
+      if (claims === 'forged' && address !== undefined) await this.#failures.count(address)
+      throw fail('UNAUTHENTICATED', DENIED)
+    }
+    if (claims.jti !== undefined && this.#revocations.has(claims.jti)) {
       throw fail('UNAUTHENTICATED', DENIED)
     }
     return {
@@ -222,13 +266,16 @@ export class Authenticator {
     }
   }
 
-  async #key(secret: string): Promise<KeyCaller> {
+  async #key(secret: string, address: string | undefined): Promise<KeyCaller> {
+    if (address !== undefined) this.#failures.check(address)
     // compare digests: equal lengths, and no early exit that would time the key's prefix
     if (this.#adminDigest && timingSafeEqual(digest(secret), this.#adminDigest)) {
       return keyCaller(ADMIN_KEY_ID, ['admin'], [])
     }
-    const record = await this.#keys.verify(secret)
-    if (!record) {
+    const record = await this.#keys.check(secret)
+    if (typeof record === 'string') {
+      // a key revoked or expired was issued once: no guess
+      if (record === 'unknown' && address !== undefined) await this.#failures.count(address)
       throw fail('API_KEY_INVALID', 'The x-api-key is unknown, expired or revoked.')
     }
     return keyCaller(record.id, record.scopes.filter(isScope), record.universes)

@@ -1,5 +1,6 @@
 import type { OfflineReason, SessionSource } from '../core/presence.js'
 import type { BusEvent } from '../realtime/change-bus.js'
+import type { AuthFailureSettings } from './auth-failures.js'
 import type { DeliveryOutcome } from './webhooks/endpoint-worker.js'
 
 /**
@@ -22,4 +23,8 @@ export interface ServiceObserver {
    * after its last attempt, or dropped (its key was revoked). `ageMs`: since the change happened.
    */
   webhookOutcome?(outcome: DeliveryOutcome, ageMs: number): void
+  /** A request was refused (429) because its client address sent too many guessed credentials. */
+  authRefused?(): void
+  /** `address` has just crossed the limit of guessed credentials (once per window, fleet-wide). */
+  authLimitReached?(address: string, limit: AuthFailureSettings): void
 }

@@ -47,6 +47,7 @@ import { PlaceCatalogue, withPlace } from './place-catalogue.js'
 import { PresenceFeed, type PresenceFeedOptions } from './presence-feed.js'
 import { PresenceStats, type PresenceStatsOptions } from './presence-stats.js'
 import { RateLimits, type RateLimitSettings } from './rate-limits.js'
+import { AuthFailures, type AuthFailureSettings } from './auth-failures.js'
 import { observedBus } from './observed-bus.js'
 import { RealtimeCensus } from './realtime-census.js'
 import { Revocations } from './revocations.js'
@@ -85,7 +86,11 @@ export interface ServiceSettings {
   sweepIntervalMs: number
   /** The operator's admin key; undefined turns the admin API off. */
   adminKey: string | undefined
+  /** The key /metrics requires besides the admin key; neither turns /metrics off. */
+  metricsKey?: string | undefined
   rateLimits: RateLimitSettings
+  /** Guessed credentials per client address (see AuthFailures); default 20 per minute. */
+  authFailures?: AuthFailureSettings
   /** How often revocations made on other nodes are polled from the store; default 5 s. */
   revocationSyncMs?: number
 }
@@ -158,6 +163,7 @@ export class PresenceService {
   readonly #settings: ServiceSettings
   readonly #observer: ServiceObserver
   readonly #revocations: Revocations
+  readonly #authFailures: AuthFailures
   readonly #janitor: Janitor
   readonly #places: PlaceCatalogue
   readonly #onError: (error: unknown, duty: string) => void
@@ -185,12 +191,23 @@ export class PresenceService {
       onError: (error) => this.#onError(error, 'revocation sync'),
       announce: (tokenId, expiresAt) => this.#bus.publish({ type: 'revoked', tokenId, expiresAt }),
     })
+    this.#authFailures = new AuthFailures({
+      limiter: stores.rateLimiter,
+      clock,
+      settings: settings.authFailures ?? { max: 20, windowMs: 60_000 },
+      announce: (address, until) => this.#bus.publish({ type: 'auth-blocked', address, until }),
+      refused: () => this.#observer.authRefused?.(),
+      crossed: (address, limit) => this.#observer.authLimitReached?.(address, limit),
+      onError: (error) => this.#onError(error, 'auth-failure announcement'),
+    })
     this.auth = new Authenticator({
       tokens: deps.tokens,
       keys: this.keys,
       revocations: this.#revocations,
       clock,
       adminKey: settings.adminKey,
+      metricsKey: settings.metricsKey,
+      failures: this.#authFailures,
     })
     this.limits = new RateLimits(stores.rateLimiter, clock, settings.rateLimits)
     this.servers = new GameServers({
@@ -226,6 +243,8 @@ export class PresenceService {
     this.#unsubscribe ??= this.#bus.subscribe((event) => {
       this.#observer.busReceived?.(event.type)
       if (event.type === 'revoked') this.#revocations.remember(event.tokenId, event.expiresAt)
+      else if (event.type === 'auth-blocked')
+        this.#authFailures.remember(event.address, event.until)
       else if (event.type === 'place') this.#places.forget(event.placeId)
     })
     await this.#revocations.sync()

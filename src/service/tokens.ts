@@ -34,6 +34,15 @@ export interface TokensOptions {
  */
 const MAX_REMEMBER_MS = 5 * 60_000
 
+/**
+ * Why a token is refused: `forged` when it is no token this service (or the platform) signed
+ * (bad signature, unknown key, malformed, empty), `stale` when it was genuinely signed but is no
+ * longer (or not yet) valid (expired, not before, wrong issuer or audience: a signature only the
+ * key's holder can make, which no guesser has), `unavailable` when the platform's keys could
+ * not be read (not the client's fault).
+ */
+export type TokenRefusal = 'forged' | 'stale' | 'unavailable'
+
 interface Remembered {
   claims: TokenClaims
   /** Epoch ms the claims are answered from memory until. */
@@ -112,7 +121,13 @@ export class Tokens {
    * before is answered from memory with the very same claims until it expires.
    */
   async verify(token: string): Promise<TokenClaims | undefined> {
-    if (token.length === 0 || token.length > 4096) return undefined
+    const checked = await this.check(token)
+    return typeof checked === 'string' ? undefined : checked
+  }
+
+  /** Like `verify`, but a refused token says why (TokenRefusal); never throws. */
+  async check(token: string): Promise<TokenClaims | TokenRefusal> {
+    if (token.length === 0 || token.length > 4096) return 'forged'
     const now = this.#now()
     const key = keyOf(token)
     return this.#remembered(key, now) ?? (await this.#check(token, key, now))
@@ -144,17 +159,19 @@ export class Tokens {
     this.#verified.set(key, entry)
   }
 
-  async #check(token: string, key: string, now: number): Promise<TokenClaims | undefined> {
-    let claims: TokenClaims | undefined
+  async #check(token: string, key: string, now: number): Promise<TokenClaims | TokenRefusal> {
+    let claims: TokenClaims | TokenRefusal = 'forged'
     try {
       const { alg } = decodeProtectedHeader(token)
-      if (alg === 'HS256') claims = await this.#checkOwn(token, now)
+      if (alg === 'HS256') claims = (await this.#checkOwn(token, now)) ?? 'forged'
       else if (this.#external) claims = await this.#checkExternal(this.#external, token, now)
     } catch (error) {
-      if (error instanceof joseErrors.JOSEError || error instanceof TypeError) return undefined
+      // jose checks the claims only once the signature holds
+      if (isStale(error)) return 'stale'
+      if (error instanceof joseErrors.JOSEError || error instanceof TypeError) return 'forged'
       throw error
     }
-    if (!claims) return undefined
+    if (typeof claims === 'string') return claims
     Object.freeze(claims)
     const until = Math.min(now + MAX_REMEMBER_MS, (claims.exp ?? Infinity) * 1000)
     this.#place(key, { claims, until, placed: 0 })
@@ -168,13 +185,13 @@ export class Tokens {
     external: ExternalTokens,
     token: string,
     now: number,
-  ): Promise<TokenClaims | undefined> {
+  ): Promise<TokenClaims | TokenRefusal> {
     try {
-      return await external.verify(token, now)
-    } catch {
+      return (await external.verify(token, now)) ?? 'forged'
+    } catch (error) {
       // whatever failed (a bad signature, the platform's JWKS endpoint down, a broken key
       // file), the token is not accepted, and a request is refused rather than crashed
-      return undefined
+      return refusalOf(error)
     }
   }
 
@@ -206,4 +223,21 @@ export class Tokens {
     }
     return createHmac('sha256', key).update(data).digest()
   }
+}
+
+/** Errors of jose that are about reading the platform's keys, not about the token. */
+const KEYS_UNREADABLE = new Set(['ERR_JOSE_GENERIC', 'ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID'])
+
+/** Why a platform's token failed to verify (see TokenRefusal). */
+function refusalOf(error: unknown): TokenRefusal {
+  if (isStale(error)) return 'stale'
+  if (error instanceof joseErrors.JOSEError && !KEYS_UNREADABLE.has(error.code)) return 'forged'
+  return 'unavailable'
+}
+
+/** A genuinely signed token whose claims refuse it now (jose checks them after the signature). */
+function isStale(error: unknown): boolean {
+  return (
+    error instanceof joseErrors.JWTExpired || error instanceof joseErrors.JWTClaimValidationFailed
+  )
 }

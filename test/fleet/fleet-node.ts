@@ -38,6 +38,7 @@ export async function startFleetNode(env: Record<string, string>): Promise<Fleet
         PRESENCED_DATA_DIR: dataDir,
         PRESENCED_TOKEN_SECRET: FLEET_TOKEN_SECRET,
         PRESENCED_RATE_LIMIT: '100000',
+        PRESENCED_AUTH_FAILURE_LIMIT: '100000',
         ...env,
       },
       // stdin: see exit-with-parent.ts

@@ -33,6 +33,7 @@ export async function startApp(t: TestContext, options: StartOptions = {}): Prom
     adminKey: ADMIN_KEY,
     tokenSecret: 'test-token-secret-of-enough-length-0123456789',
     rateLimitMax: 100_000,
+    authFailureLimit: 100_000,
     xboxReadBurstMax: 100_000,
     xboxReadSustainMax: 100_000,
     ...options.config,

@@ -179,7 +179,7 @@ test('ApiKeys helpers: verify, scopes, universe allow-list, viewer', async (t) =
   assert.ok(!mayWriteUniverse(record, '12'))
   assert.ok(!mayWriteUniverse(record, undefined))
   assert.ok(mayWriteUniverse({ universes: [] }, '12'))
-  const caller = await service.auth.authenticate({ kind: 'apiKey', secret })
+  const caller = await service.auth.authenticate({ kind: 'apiKey', secret }, '127.0.0.1')
   assert.deepEqual(caller.viewer, {
     kind: 'service',
     keyId: key.id,

@@ -11,6 +11,6 @@ export function adminAuth(service: PresenceService) {
   const { auth } = service
   return async (request: FastifyRequest): Promise<void> => {
     const credential = apiKeyCredential(request.headers) ?? noCredential
-    request.caller = auth.requireScope(await auth.authenticate(credential), 'admin')
+    request.caller = auth.requireScope(await auth.authenticate(credential, request.ip), 'admin')
   }
 }

@@ -20,7 +20,7 @@ export async function selfSettingsRoutes(
 
   app.addHook('onRequest', async (request) => {
     const credential = bearerOrKeyCredential(request.headers) ?? { kind: 'none' }
-    request.caller = auth.requireUser(await auth.authenticate(credential))
+    request.caller = auth.requireUser(await auth.authenticate(credential, request.ip))
   })
 
   app.addHook('preValidation', requireJsonBody)

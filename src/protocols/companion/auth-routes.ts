@@ -2,9 +2,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { fail } from '../../core/errors.js'
 import type { ProtocolContext } from '../context.js'
 import { headerValue } from '../shared/credentials.js'
-import { COOKIE_NAME, robloxCredential } from '../roblox/auth.js'
+import { COOKIE_NAME } from '../roblox/auth.js'
 import { CSRF_HEADER } from '../roblox/csrf-header.js'
 import { clearCookieHeader } from './logout-cookie.js'
+import { strictCaller } from './strict-caller.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
@@ -27,7 +28,7 @@ export function authRoutes(app: FastifyInstance, context: ProtocolContext): void
     '/v2/logout',
     { ...csrfFirst, schema: { tags: ['companion'], summary: 'CSRF token, or end this login' } },
     async (request, reply: FastifyReply) => {
-      const caller = auth.requireUser(await auth.authenticate(robloxCredential(request.headers)))
+      const caller = auth.requireUser(strictCaller(request))
       await auth.logout(caller)
       request.log.info({ userId: caller.userId }, 'login ended by logout')
       return reply

@@ -1,11 +1,10 @@
 import type { FastifyInstance, HTTPMethods } from 'fastify'
 import { fail } from '../../core/errors.js'
-import { anonymous } from '../../core/privacy.js'
 import type { ProtocolContext } from '../context.js'
-import { robloxCredential } from '../roblox/auth.js'
 import { installErrorHandler } from '../roblox/errors.js'
 import { authRoutes } from './auth-routes.js'
 import { userLookupRoutes } from './user-lookup-routes.js'
+import { lenientCaller } from './strict-caller.js'
 import { userRoutes } from './user-routes.js'
 
 /** Every method a path may be called with, for the 405s below. */
@@ -45,12 +44,10 @@ export async function companionProtocol(
 
   // Resolved leniently: an invalid or revoked credential reads as anonymous here, because
   // `POST /v2/logout` must still hand such a client a CSRF token (clients fetch it that way
-  // before anything else); each route that needs a user authenticates strictly.
+  // before anything else); each route that needs a user asks strictCaller, which throws the
+  // credential's refusal.
   app.addHook('onRequest', async (request) => {
-    const caller = (await auth.tryAuthenticate(robloxCredential(request.headers))) ?? {
-      kind: 'anonymous',
-      viewer: anonymous,
-    }
+    const caller = await lenientCaller(auth, request)
     request.caller = caller
     // the same budget as the presence routes: one per user, else per client address
     await limits.request(caller, request.ip)

@@ -3,10 +3,10 @@ import { fail } from '../../core/errors.js'
 import { parseUserId } from '../../core/user-id.js'
 import type { ProtocolContext } from '../context.js'
 import { headerValue } from '../shared/credentials.js'
-import { robloxCredential } from '../roblox/auth.js'
 import { CSRF_HEADER } from '../roblox/csrf-header.js'
 import { namesOf } from './user-routes.js'
 import { addBodyParsers } from '../shared/body-parsers.js'
+import { strictCaller } from './strict-caller.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 /** Ids or names per request, as the users API takes them. */
@@ -39,7 +39,7 @@ export async function userLookupRoutes(
   // a token, which clients retry with)
   const admit = {
     onRequest: async (request: FastifyRequest) => {
-      const caller = auth.requireReader(await auth.authenticate(robloxCredential(request.headers)))
+      const caller = auth.requireReader(strictCaller(request))
       if (caller.kind === 'user' && caller.via === 'cookie') {
         auth.checkCsrf(caller, request.ip, headerValue(request.headers[CSRF_HEADER]))
       }

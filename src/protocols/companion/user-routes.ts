@@ -4,7 +4,7 @@ import { fail } from '../../core/errors.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import type { ProtocolContext } from '../context.js'
-import { robloxCredential } from '../roblox/auth.js'
+import { strictCaller } from './strict-caller.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 /** presenced keeps no account creation date; the epoch parses everywhere. */
@@ -44,7 +44,7 @@ export function userRoutes(app: FastifyInstance, context: ProtocolContext): void
     '/v1/users/authenticated',
     { schema: { tags: ['companion'], summary: 'The signed-in user' } },
     async (request, reply) => {
-      const caller = auth.requireUser(await auth.authenticate(robloxCredential(request.headers)))
+      const caller = auth.requireUser(strictCaller(request))
       const names = await namesOf(service, caller.userId, caller)
       return sendJson(
         reply,
@@ -61,7 +61,7 @@ export function userRoutes(app: FastifyInstance, context: ProtocolContext): void
     async (request, reply) => {
       // as on the presence routes: a credential present but invalid is refused, and a key
       // reads only with a read scope
-      const caller = auth.requireReader(await auth.authenticate(robloxCredential(request.headers)))
+      const caller = auth.requireReader(strictCaller(request))
       const userId = parseUserId(request.params.userId)
       if (userId === undefined) throw fail('USER_NOT_FOUND', 'The user id is invalid.')
       const names = await namesOf(service, userId, caller)

@@ -24,7 +24,7 @@ function credentialOf(request: FastifyRequest): Credential {
 export function requireUser(service: PresenceService) {
   const { auth } = service
   return async (request: FastifyRequest): Promise<void> => {
-    request.caller = auth.requireUser(await auth.authenticate(credentialOf(request)))
+    request.caller = auth.requireUser(await auth.authenticate(credentialOf(request), request.ip))
   }
 }
 

@@ -51,7 +51,7 @@ export function leanHeartbeatRoute(context: ProtocolContext, admit: SplitAdmit):
     async handle(request, ip, body, log): Promise<LeanReply> {
       let admission: RequestAdmission | undefined
       try {
-        const authenticated = await admit.authenticate(request.headers)
+        const authenticated = await admit.authenticate(request.headers, ip)
         admission = admit.admission(authenticated, request.headers, ip, 'POST')
         const caller = service.auth.requireUser(authenticated)
         let parsed: unknown

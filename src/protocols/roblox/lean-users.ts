@@ -33,7 +33,7 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
       let admission: (() => Promise<void>) | undefined
       let admitted = false
       try {
-        const caller = await admit.authenticate(request.headers)
+        const caller = await admit.authenticate(request.headers, ip)
         admission = () => {
           admitted = true
           return admit.limit(caller, request.headers, ip, 'POST')

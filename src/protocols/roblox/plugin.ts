@@ -23,7 +23,7 @@ export type Admit = (headers: IncomingHttpHeaders, ip: string, method: string) =
  * runs it (beside a read), `admission` is the same as data (counted in a heartbeat's write).
  */
 export interface SplitAdmit {
-  authenticate(headers: IncomingHttpHeaders): Promise<Caller>
+  authenticate(headers: IncomingHttpHeaders, ip: string): Promise<Caller>
   limit(caller: Caller, headers: IncomingHttpHeaders, ip: string, method: string): Promise<void>
   admission(
     caller: Caller,
@@ -63,14 +63,14 @@ export async function robloxProtocol(
         : undefined,
     )
   const split: SplitAdmit = {
-    authenticate: async (headers) =>
-      auth.requireReader(await auth.authenticate(robloxCredential(headers))),
+    authenticate: async (headers, ip) =>
+      auth.requireReader(await auth.authenticate(robloxCredential(headers), ip)),
     limit: (caller, headers, ip, method) => admission(caller, headers, ip, method).run(),
     admission,
   }
   /** Shared with the lean heartbeat path. */
   const admit: Admit = async (headers, ip, method) => {
-    const caller = await split.authenticate(headers)
+    const caller = await split.authenticate(headers, ip)
     await split.limit(caller, headers, ip, method)
     return caller
   }

@@ -29,7 +29,10 @@ export async function serversProtocol(
   const requireKey =
     (...scopes: [Scope, ...Scope[]]) =>
     async (request: FastifyRequest): Promise<void> => {
-      const caller = await auth.authenticate(apiKeyCredential(request.headers) ?? noCredential)
+      const caller = await auth.authenticate(
+        apiKeyCredential(request.headers) ?? noCredential,
+        request.ip,
+      )
       request.caller = auth.requireScope(caller, ...scopes)
     }
   const keyOf = (request: FastifyRequest) => request.caller as KeyCaller

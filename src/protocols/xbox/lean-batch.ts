@@ -39,7 +39,7 @@ export function leanBatchRoute(context: ProtocolContext): LeanRoute {
     internalError: xboxInternalError,
     async handle(request, ip, body): Promise<LeanReply> {
       try {
-        const caller = await admitXbox(service, request.headers)
+        const caller = await admitXbox(service, request.headers, ip)
         await service.limits.xboxRead(caller, ip)
         const text = await body()
         let query = parseBatchJson(text)

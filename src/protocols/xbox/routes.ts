@@ -64,7 +64,7 @@ export async function xboxPresenceRoutes(
   app.addHook('onRequest', async function admitXboxCaller(request) {
     // a path or method this API does not serve is answered as such, whoever asks
     if ((request.routeOptions.config as { unserved?: boolean }).unserved === true) return
-    request.caller = await admitXbox(service, request.headers)
+    request.caller = await admitXbox(service, request.headers, request.ip)
   })
 
   /** Reads spend the caller's Xbox read budget, after the checks every request passes. */
@@ -310,9 +310,10 @@ export function acceptsJson(header: string | undefined): boolean {
 export async function admitXbox(
   service: PresenceService,
   headers: IncomingHttpHeaders,
+  ip: string,
 ): Promise<Caller> {
   const caller = service.auth.requireReader(
-    await service.auth.authenticate(xboxCredential(headers)),
+    await service.auth.authenticate(xboxCredential(headers), ip),
   )
   const version = headers['x-xbl-contract-version']
   if (version === undefined || version === '') {
