@@ -212,6 +212,16 @@ test('wrong issuer or audience, expired, no expiry, alg none and other secrets a
     'no audience': await sign(key, claims, { aud: null }),
     expired: await sign(key, claims, { expiresIn: -5 }),
     'no expiry': await sign(key, claims, { expiresIn: null }),
+    'exp beyond year 9999': await sign(key, { ...claims, exp: 1e306 }, { expiresIn: null }),
+    'exp 1e400 (Infinity)': await signRaw(
+      key,
+      `{"sub":"10","iss":"${ISSUER}","aud":"${AUDIENCE}","exp":1e400}`,
+    ),
+    'iat in an hour': await signRaw(
+      key,
+      `{"sub":"10","iss":"${ISSUER}","aud":"${AUDIENCE}","iat":${Math.floor(Date.now() / 1000) + 3600},"exp":${Math.floor(Date.now() / 1000) + 7200}}`,
+    ),
+    'nbf before 1970': await sign(key, { ...claims, nbf: -1e306 }),
     'alg none': none({ ...claims, iss: ISSUER, aud: AUDIENCE, exp: 4102444800 }),
     'HS256 with another secret': otherSecret,
     'kid-less signature of garbage': 'eyJhbGciOiJFUzI1NiJ9.e30.AAAA',
