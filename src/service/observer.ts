@@ -1,5 +1,6 @@
 import type { OfflineReason, SessionSource } from '../core/presence.js'
 import type { BusEvent } from '../realtime/change-bus.js'
+import type { FleetCountOperation } from '../realtime/fanout.js'
 import type { DeliveryOutcome } from './webhooks/endpoint-worker.js'
 
 /**
@@ -22,4 +23,9 @@ export interface ServiceObserver {
    * after its last attempt, or dropped (its key was revoked). `ageMs`: since the change happened.
    */
   webhookOutcome?(outcome: DeliveryOutcome, ageMs: number): void
+  /**
+   * Fleet mode: a read or write of the fleet-wide real-time count (the per-user limits) failed,
+   * its store out of reach; this node's own count decided instead.
+   */
+  fleetCountFailed?(operation: FleetCountOperation): void
 }

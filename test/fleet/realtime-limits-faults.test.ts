@@ -7,6 +7,7 @@ import { Redis } from 'ioredis'
 import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
 import { RedisKeys } from '../../src/store/redis/keys.js'
+import { prometheusSamples } from '../helpers/prometheus.js'
 import { deleteKeys, LOCAL_REDIS_URL, uniquePrefix } from '../helpers/redis.js'
 import { clusterForThisFile, freePort, startRedisServer } from '../helpers/redis-cluster.js'
 import { startApp } from '../helpers/start-app.js'
@@ -123,6 +124,62 @@ test('fleet: Redis lost and back: open streams live on, a new connection gets th
   }
   await held[0]!.close()
   await connectWhenFree(t, b, token)
+})
+
+test('fleet: with Redis down, each failed update of the fleet-wide count is counted in /metrics', async (t) => {
+  // our own Redis, stopped and started again: the machine's Redis is never stopped
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-rt-count-errors-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  let redis = await startRedisServer(port, dir)
+  t.after(() => redis.kill())
+  const metricsKey = 'metrics-key-of-the-count-errors-test'
+  const leaseMs = 1500
+  const { a, b } = await startNodePair(t, 'rt-count-errors', {
+    redisUrl: `redis://127.0.0.1:${port}`,
+    realtimeStreamsPerUser: 2,
+    realtimeLeaseMs: leaseMs,
+    metricsKey,
+  })
+  const UPDATE = 'presenced_realtime_fleet_count_errors_total{operation="update"}'
+  const scrape = async () => {
+    const response = await fetch(`${a.url}/metrics`, {
+      headers: { authorization: `Bearer ${metricsKey}` },
+    })
+    // /metrics reads live counts from the store: it is 503 while Redis is away
+    return response.status === 200 ? prometheusSamples(await response.text()) : undefined
+  }
+  // while Redis is away, read A's registry in process (what the next scrape will show)
+  const inProcess = async () => {
+    const counter = a.metrics.registry.getSingleMetric(
+      'presenced_realtime_fleet_count_errors_total',
+    )
+    const values = (await counter?.get())?.values ?? []
+    return values.find((v) => v.labels.operation === 'update')?.value ?? 0
+  }
+  const token = await a.tokens.issue('9223372036854775803' as UserId)
+  const held = [await connect(t, a, token), await connect(t, a, token)]
+  assert.equal((await refused(b, token)).status, 429, 'counted across the nodes')
+  assert.equal((await scrape())?.get(UPDATE) ?? 0, 0, 'nothing failed while Redis answered')
+
+  await redis.kill()
+  // a change of A's share (a connection closed), then its renewals every third of the lease
+  await held[0]!.close()
+  const { value: failed, ms } = await until(
+    async () => ((await inProcess()) >= 2 ? inProcess() : undefined),
+    leaseMs * 3,
+    'failed updates counted',
+  )
+  t.diagnostic(`${failed} failed updates of A's share counted within ${ms.toFixed(0)} ms`)
+
+  redis = await startRedisServer(port, dir)
+  const { value: samples } = await until(scrape, 5000, 'a scrape once Redis is back')
+  assert.ok(samples.get(UPDATE)! >= failed, `${UPDATE} ${samples.get(UPDATE)}`)
+  assert.equal(
+    samples.get('presenced_realtime_fleet_count_errors_total{operation="claim"}'),
+    undefined,
+    'no connection or subscribe was attempted meanwhile',
+  )
 })
 
 test('fleet on a Redis Cluster: connections are capped across the nodes', async (t) => {
