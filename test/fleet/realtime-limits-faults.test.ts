@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
@@ -28,6 +28,20 @@ import {
  */
 
 const clusterTarget = clusterForThisFile()
+
+/** A redis-server of the test's own on a free port, to stop and start again (empty). */
+async function privateRedis(t: TestContext, label: string) {
+  const dir = mkdtempSync(join(tmpdir(), `presenced-${label}-`))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  let server = await startRedisServer(port, dir)
+  t.after(() => server.kill())
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => server.kill(),
+    start: async () => void (server = await startRedisServer(port, dir)),
+  }
+}
 
 test('fleet: a node that dies stops counting once its lease lapses', async (t) => {
   const prefix = uniquePrefix('rt-crash')
@@ -79,14 +93,10 @@ test('fleet: a node that dies stops counting once its lease lapses', async (t) =
 
 test('fleet: Redis lost and back: open streams live on, a new connection gets the outage’s 503, and the count comes back', async (t) => {
   // our own Redis, stopped and started again empty: the machine's Redis is never stopped
-  const dir = mkdtempSync(join(tmpdir(), 'presenced-rt-outage-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  let redis = await startRedisServer(port, dir)
-  t.after(() => redis.kill())
+  const redis = await privateRedis(t, 'rt-outage')
   const leaseMs = 3000
   const { a, b, prefix } = await startNodePair(t, 'rt-outage', {
-    redisUrl: `redis://127.0.0.1:${port}`,
+    redisUrl: redis.url,
     realtimeStreamsPerUser: 2,
     realtimeLeaseMs: leaseMs,
   })
@@ -95,7 +105,7 @@ test('fleet: Redis lost and back: open streams live on, a new connection gets th
   const held = [await connect(t, a, token), await connect(t, a, token)]
   assert.equal((await refused(b, token)).status, 429)
 
-  await redis.kill()
+  await redis.stop()
   // a new connection fails as every request does while Redis is away (503), not a 429
   const during = await refused(b, token)
   t.diagnostic(`a connection while Redis is down: ${during.status}`)
@@ -107,8 +117,8 @@ test('fleet: Redis lost and back: open streams live on, a new connection gets th
 
   // back, with nothing in it: A sets its share again within a third of its lease (watched in
   // Redis: a connection attempt would itself take a place while the count is missing)
-  redis = await startRedisServer(port, dir)
-  const reader = new Redis(port, '127.0.0.1')
+  await redis.start()
+  const reader = new Redis(redis.url)
   t.after(() => reader.disconnect())
   const key = new RedisKeys(prefix).streamHoldings(user)
   const { ms } = await until(
@@ -128,15 +138,11 @@ test('fleet: Redis lost and back: open streams live on, a new connection gets th
 
 test('fleet: with Redis down, each failed update of the fleet-wide count is counted in /metrics', async (t) => {
   // our own Redis, stopped and started again: the machine's Redis is never stopped
-  const dir = mkdtempSync(join(tmpdir(), 'presenced-rt-count-errors-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  let redis = await startRedisServer(port, dir)
-  t.after(() => redis.kill())
+  const redis = await privateRedis(t, 'rt-count-errors')
   const metricsKey = 'metrics-key-of-the-count-errors-test'
   const leaseMs = 1500
   const { a, b } = await startNodePair(t, 'rt-count-errors', {
-    redisUrl: `redis://127.0.0.1:${port}`,
+    redisUrl: redis.url,
     realtimeStreamsPerUser: 2,
     realtimeLeaseMs: leaseMs,
     metricsKey,
@@ -162,7 +168,7 @@ test('fleet: with Redis down, each failed update of the fleet-wide count is coun
   assert.equal((await refused(b, token)).status, 429, 'counted across the nodes')
   assert.equal((await scrape())?.get(UPDATE) ?? 0, 0, 'nothing failed while Redis answered')
 
-  await redis.kill()
+  await redis.stop()
   // a change of A's share (a connection closed), then its renewals every third of the lease
   await held[0]!.close()
   const { value: failed, ms } = await until(
@@ -172,7 +178,7 @@ test('fleet: with Redis down, each failed update of the fleet-wide count is coun
   )
   t.diagnostic(`${failed} failed updates of A's share counted within ${ms.toFixed(0)} ms`)
 
-  redis = await startRedisServer(port, dir)
+  await redis.start()
   const { value: samples } = await until(scrape, 5000, 'a scrape once Redis is back')
   assert.ok(samples.get(UPDATE)! >= failed, `${UPDATE} ${samples.get(UPDATE)}`)
   assert.equal(
