@@ -321,6 +321,9 @@ function timeouts(env: Env): Pick<Config, 'headersTimeoutMs' | 'requestTimeoutMs
   return { headersTimeoutMs, requestTimeoutMs }
 }
 
+/** The least PRESENCED_JWT_JWKS_COOLDOWN accepted, in ms. */
+export const JWKS_COOLDOWN_MIN_MS = 1000
+
 /**
  * A platform's token verification. The keys are one of PRESENCED_JWT_PUBLIC_KEY (a PEM public
  * key, inline or a file path) and PRESENCED_JWT_JWKS (an http(s) URL or a file path); the rest
@@ -367,7 +370,9 @@ function externalTokens(env: Env): ExternalTokenOptions | undefined {
     audience: list(env.PRESENCED_JWT_AUDIENCE),
     userClaim: env.PRESENCED_JWT_USER_CLAIM || 'sub',
     algorithms: keys.algorithms,
-    jwksCooldownMs: int(env, 'PRESENCED_JWT_JWKS_COOLDOWN', 30_000, 0),
+    // at least a second: with none, every token naming an unknown kid (anyone can make one)
+    // would fetch the platform's JWKS again, a refetch storm at the attacker's pace
+    jwksCooldownMs: int(env, 'PRESENCED_JWT_JWKS_COOLDOWN', 30_000, JWKS_COOLDOWN_MIN_MS),
     jwksMaxAgeMs: int(env, 'PRESENCED_JWT_JWKS_MAX_AGE', 600_000, 1000),
   })
 }

@@ -189,7 +189,15 @@ export class Metrics {
       this.webhookAttempts.inc({ outcome })
       if (outcome === 'delivered') this.webhookDeliveryAge.observe(ageMs / 1000)
     },
+    fleetCountFailed: (operation) => this.realtimeFleetCountErrors.inc({ operation }),
   }
+
+  readonly realtimeFleetCountErrors = new Counter({
+    name: 'presenced_realtime_fleet_count_errors_total',
+    help: 'Fleet mode: reads and writes of the fleet-wide real-time count (per-user limits) that failed, by operation (claim, read, update); the node counted alone meanwhile.',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  })
 
   readonly webhookAttempts = new Counter({
     name: 'presenced_webhook_attempts_total',

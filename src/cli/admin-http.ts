@@ -2,7 +2,7 @@
 export interface AdminTarget {
   url: string
   adminKey: string
-  /** --timeout: how long to wait for the server to answer each request; none by default. */
+  /** --timeout: how long each request may take, its answer read in full; none by default. */
   timeoutMs?: number | undefined
 }
 
@@ -47,28 +47,70 @@ export function parseTimeout(value: string | undefined): { ms?: number; problem?
 /**
  * fetch, failing when the server has not answered (sent the response headers) within
  * `timeoutMs`: a server that accepts the connection and says nothing would otherwise hold a
- * command for undici's 300 s header timeout. The body of a response, an event stream's above
- * all, is not limited. Without a timeout, fetch itself.
+ * command for undici's 300 s header timeout. The body is not limited: this is for an event
+ * stream (`watch --sse`), whose body never ends; a request/response exchange wants
+ * `exchangeWithin`. Without a timeout, fetch itself.
  */
 export function answerWithin(
   timeoutMs: number | undefined,
   fetchImpl: typeof fetch = (input, init) => fetch(input, init),
 ): (input: string, init?: RequestInit) => Promise<Response> {
   if (timeoutMs === undefined) return fetchImpl
-  return async (input, init = {}) => {
-    const deadline = new AbortController()
-    const timer = setTimeout(
-      () => deadline.abort(new Error(`no answer within ${timeoutMs / 1000} s (--timeout)`)),
-      timeoutMs,
-    )
-    const signal = init.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal
-    try {
-      return await fetchImpl(input, { ...init, signal })
-    } catch (error) {
-      throw deadline.signal.aborted ? deadline.signal.reason : error
-    } finally {
-      clearTimeout(timer)
-    }
+  return (input, init = {}) =>
+    withDeadline(timeoutMs, init.signal, (signal) => fetchImpl(input, { ...init, signal }))
+}
+
+/**
+ * fetch, failing when the whole exchange, the response's body included, has not ended within
+ * `timeoutMs`: a server that sends its headers and then stalls (or trickles) the body would
+ * otherwise hold a command for ever, as undici limits only the gap between body chunks (300 s).
+ * The body is read here, within the deadline, and the Response handed on carries it in memory:
+ * for the request/response commands (get, heartbeat, import, keys, webhooks), whose answers are
+ * small. Without a timeout, fetch itself.
+ */
+export function exchangeWithin(
+  timeoutMs: number | undefined,
+  fetchImpl: typeof fetch = (input, init) => fetch(input, init),
+): (input: string, init?: RequestInit) => Promise<Response> {
+  if (timeoutMs === undefined) return fetchImpl
+  return (input, init = {}) =>
+    withDeadline(timeoutMs, init.signal, async (signal) => {
+      const response = await fetchImpl(input, { ...init, signal })
+      // the same signal aborts the body's read when the deadline passes
+      const body = await response.arrayBuffer()
+      const { status, statusText, headers } = response
+      return new Response(NULL_BODY_STATUSES.has(status) ? null : body, {
+        status,
+        statusText,
+        headers,
+      })
+    })
+}
+
+/** Statuses a Response may not be constructed with a body for. */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304])
+
+/**
+ * Runs `work` with a signal aborted after `timeoutMs` (or with `outer`); a failure after the
+ * deadline passed is reported as the deadline, `no answer within N s (--timeout)`.
+ */
+async function withDeadline<T>(
+  timeoutMs: number,
+  outer: AbortSignal | null | undefined,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const deadline = new AbortController()
+  const timer = setTimeout(
+    () => deadline.abort(new Error(`no answer within ${timeoutMs / 1000} s (--timeout)`)),
+    timeoutMs,
+  )
+  const signal = outer ? AbortSignal.any([outer, deadline.signal]) : deadline.signal
+  try {
+    return await work(signal)
+  } catch (error) {
+    throw deadline.signal.aborted ? deadline.signal.reason : error
+  } finally {
+    clearTimeout(timer)
   }
 }
 
@@ -119,7 +161,7 @@ export async function adminRequest(
 ): Promise<unknown> {
   let response: Response
   try {
-    response = await answerWithin(target.timeoutMs)(target.url + path, {
+    response = await exchangeWithin(target.timeoutMs)(target.url + path, {
       method,
       headers: {
         'x-api-key': target.adminKey,

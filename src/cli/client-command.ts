@@ -1,5 +1,5 @@
 import { InvalidIdError, PresencedError, PresenceType, type Presence } from '@presenced/client'
-import { answerWithin, parseTimeout, urlProblem } from './admin-http.js'
+import { exchangeWithin, parseTimeout, urlProblem } from './admin-http.js'
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080'
 
@@ -26,18 +26,19 @@ export function serverUrl(
 /** The --timeout option of every command that calls the server, and its help line. */
 export const TIMEOUT_OPTION = { timeout: { type: 'string' } } as const
 export const TIMEOUT_HELP =
-  '  --timeout <s>    give up (exit 1) when the server has not answered a request within s\n' +
-  '                   seconds; default: wait'
+  '  --timeout <s>    give up (exit 1) when the server has not answered a request in full\n' +
+  '                   (headers and body) within s seconds; default: wait'
 
 /**
- * The SDK client options of a command: with --timeout, a fetch that gives up on a server that
- * does not answer in time (the SDK does not retry that). A refused connection fails at once, not
- * after four retries: at a command line it is more often a wrong --url than an outage.
+ * The SDK client options of a command: with --timeout, a fetch that gives up on a server whose
+ * answer, body included, has not come in full in time (the SDK does not retry that). A refused
+ * connection fails at once, not after four retries: at a command line it is more often a wrong
+ * --url than an outage.
  */
 export function commandClientOptions(timeout: string | undefined) {
   const { ms, problem } = parseTimeout(timeout)
   if (problem !== undefined) throw new UsageError(problem)
-  return { timeoutMs: ms, fetch: answerWithin(ms), retry: { connectionErrors: false } }
+  return { timeoutMs: ms, fetch: exchangeWithin(ms), retry: { connectionErrors: false } }
 }
 
 /** --token, else PRESENCED_TOKEN; undefined when neither is set. */

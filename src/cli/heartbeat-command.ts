@@ -24,8 +24,9 @@ Options:
   --game <uuid>      the game server instance
   --platform <name>  the device (default: derived by the server)
   --url <server>     default $PRESENCED_URL or http://127.0.0.1:8080
-  --timeout <s>      give up (exit 1) when the server has not answered a request within s
-                     seconds (each beat and the disconnect); default: wait
+  --timeout <s>      give up (exit 1) when the server has not answered a request in full
+                     (headers and body) within s seconds (each beat and the disconnect);
+                     default: wait
   -h, --help         this help
 
 Exit codes: 0 stopped cleanly, 1 server or network error, 2 bad usage or input.`

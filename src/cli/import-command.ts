@@ -17,7 +17,8 @@ The whole file is validated first (nothing is sent if a line is bad), then sent 
 --chunk lines (default 50000) to POST /admin/v1/import, with progress on stderr.
 Options: --url (default $PRESENCED_URL or http://127.0.0.1:8080),
          --admin-key (default $PRESENCED_ADMIN_KEY),
-         --timeout (give up, exit 1, when the server has not answered a chunk within that many s).
+         --timeout (give up, exit 1, when the server has not answered a chunk in full within
+         that many s).
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or a refused line.`
 
 /** `presenced import <file>`: bulk import through a running server, all lines checked first. */

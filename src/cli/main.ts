@@ -22,7 +22,8 @@ Commands:
 
 Options: -h, --help; -v, --version.
 Client commands talk to --url (default $PRESENCED_URL or http://127.0.0.1:8080) and take
---timeout <seconds> (give up, exit 1, when the server has not answered a request by then).
+--timeout <seconds> (give up, exit 1, when the server has not answered a request in full,
+body included, by then; watch: when its stream has not opened and sent its first snapshot).
 Run 'presenced <command> --help' for a command's options.
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or input.`
 

@@ -6,8 +6,8 @@ import {
   type WebSocketLike,
 } from '@presenced/client'
 import WebSocket from 'ws'
+import { answerWithin } from './admin-http.js'
 import {
-  TIMEOUT_HELP,
   TIMEOUT_OPTION,
   UsageError,
   commandClientOptions,
@@ -33,7 +33,9 @@ Options:
   --sse            use Server-Sent Events instead of a WebSocket
   --url <server>   default $PRESENCED_URL or http://127.0.0.1:8080
   --token <token>  watch as this user, whose view privacy decides (default $PRESENCED_TOKEN)
-${TIMEOUT_HELP} (to open the stream)
+  --timeout <s>    give up (exit 1) when the stream has not opened and sent the users'
+                   current state within s seconds; after that a quiet stream is normal (and
+                   each reconnection must open within s); default: wait
   -h, --help       this help
 
 Exit codes: 0 stopped with Ctrl-C or SIGTERM, 1 server or network error, 2 bad usage or input.
@@ -67,20 +69,32 @@ export function runWatch(args: string[]): Promise<number> {
         `--token is required: the real-time API serves signed-in users\n\n${USAGE}`,
       )
     }
-    const { fetch, retry, timeoutMs } = commandClientOptions(values.timeout)
+    const { retry, timeoutMs } = commandClientOptions(values.timeout)
+    const sockets = new Set<WebSocket>()
     const client = createClient({
       baseUrl: serverUrl(values.url),
       token,
-      fetch,
+      // an event stream's body never ends: each attempt's headers (or upgrade) are bounded, and
+      // the first snapshot below; not the stream
+      fetch: answerWithin(timeoutMs),
       retry,
-      WebSocket: timeoutMs === undefined ? WebSocket : handshakeWithin(timeoutMs),
+      WebSocket: trackedWebSocket(sockets, timeoutMs),
     })
     const subscription = client.subscribe(ids, { transport: values.sse ? 'sse' : 'websocket' })
     const print = values.json ? (e: PresenceEvent) => console.log(jsonLine(e)) : printEvent
     subscription.on('event', print)
     let opened = false
     subscription.on('open', () => (opened = true))
+    let firstState: NodeJS.Timeout | undefined
     const outcome = await new Promise<{ signal: string } | { error: unknown }>((resolve) => {
+      if (timeoutMs !== undefined) {
+        // a server that opens the stream and then says nothing would hold watch for ever
+        firstState = setTimeout(
+          () => resolve({ error: new Error(`no answer within ${timeoutMs / 1000} s (--timeout)`) }),
+          timeoutMs,
+        )
+        subscription.once('snapshot', () => clearTimeout(firstState))
+      }
       subscription.on('error', (error) => resolve({ error }))
       subscription.on('reconnecting', ({ delayMs, error }) => {
         // a server that was never reached is a mistake to report, not an outage to ride out
@@ -90,17 +104,30 @@ export function runWatch(args: string[]): Promise<number> {
       })
       void untilStopped('watch').then((signal) => resolve({ signal }))
     })
+    clearTimeout(firstState)
     subscription.close()
-    if ('error' in outcome) throw outcome.error
+    if ('error' in outcome) {
+      // a server that says nothing will not answer the close either: ws would wait 30 s for it
+      for (const socket of sockets) socket.terminate()
+      throw outcome.error
+    }
     return 0
   })
 }
 
-/** `ws` giving up on an upgrade not answered within `timeoutMs` (its handshakeTimeout). */
-function handshakeWithin(timeoutMs: number): WebSocketLike {
+/**
+ * `ws`, each socket kept in `sockets` while it lives (so a failing command can drop them at
+ * once), giving up on an upgrade not answered within `timeoutMs` (its handshakeTimeout).
+ */
+function trackedWebSocket(sockets: Set<WebSocket>, timeoutMs: number | undefined): WebSocketLike {
   return class extends WebSocket {
     constructor(url: string, protocols?: string | string[], options?: WebSocket.ClientOptions) {
-      super(url, protocols, { ...options, handshakeTimeout: timeoutMs })
+      super(url, protocols, {
+        ...options,
+        ...(timeoutMs !== undefined && { handshakeTimeout: timeoutMs }),
+      })
+      sockets.add(this)
+      this.once('close', () => sockets.delete(this))
     }
   }
 }

@@ -28,7 +28,8 @@ update --rotate-secret. update with any of --universe/--title/--user replaces th
 replay without --event-id replays every parked delivery.
 Common options: --url <server> (default $PRESENCED_URL or http://127.0.0.1:8080),
                 --admin-key <key> (default $PRESENCED_ADMIN_KEY),
-                --timeout <seconds> (give up, exit 1, when the server has not answered a request by then)
+                --timeout <seconds> (give up, exit 1, when the server has not answered a
+                request in full, body included, by then)
 Exit codes: 0 ok, 1 server or network error, 2 bad usage or refused input.`
 
 interface WebhookView {

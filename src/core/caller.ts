@@ -12,8 +12,11 @@ export interface UserCaller {
   viewer: Viewer
   /** The token's id (jti), which logout revokes; undefined for tokens that carry none. */
   tokenId: string | undefined
-  /** When the token expires (epoch ms); a connection it opened lives no longer. */
-  expiresAt: number | undefined
+  /**
+   * When the token expires (epoch ms); a connection it opened lives no longer, and its revocation
+   * is kept until then. Every accepted token has one.
+   */
+  expiresAt: number
   /** The display name the token carries, if any. */
   name: string | undefined
 }

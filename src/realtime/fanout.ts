@@ -67,7 +67,17 @@ export interface FanoutOptions {
    * `streamsPerUser` and `watchesPerUser` hold across the fleet; absent, they hold per node.
    */
   holdings?: StreamHoldings
+  /**
+   * Fleet mode: a look at the fleet's count that failed (its store out of reach), by what it
+   * was: `claim` a check-and-set for a new stream or new watches, `read` what the other nodes
+   * hold, `update` this node's share set after a change or on renewal. The node's own count
+   * decides meanwhile, and the renewal sets the share again once the store answers.
+   */
+  onFleetCountError?: (operation: FleetCountOperation) => void
 }
+
+/** What a failed look at the fleet's real-time count was (FanoutOptions.onFleetCountError). */
+export type FleetCountOperation = 'claim' | 'read' | 'update'
 
 /** How long a stream admitted (`admit`) and not yet opened counts as open. */
 const ADMITTED_MS = 10_000
@@ -575,6 +585,7 @@ export class Fanout {
       return others.watches + this.#holdings(viewer).watches + count <= limit
     } catch {
       // the fleet's count is out of reach: this node's decides (see `admit`)
+      this.#options.onFleetCountError?.('read')
       return true
     }
   }
@@ -828,6 +839,7 @@ export class Fanout {
       return (await this.#options.holdings!.set(viewer, share, max)).ok
     } catch {
       // set again by the renewal once Redis answers
+      this.#options.onFleetCountError?.('claim')
       return true
     }
   }
@@ -871,7 +883,12 @@ export class Fanout {
     this.#changed.clear()
     // one script per user, issued together: one round trip (the client pipelines a tick);
     // a failed set is repaired by the next renewal
-    await Promise.allSettled(viewers.map((viewer) => holdings.set(viewer, this.#holdings(viewer))))
+    const sets = await Promise.allSettled(
+      viewers.map((viewer) => holdings.set(viewer, this.#holdings(viewer))),
+    )
+    for (const set of sets) {
+      if (set.status === 'rejected') this.#options.onFleetCountError?.('update')
+    }
   }
 
   /** Sets again the share of every user holding anything here, before their leases lapse. */

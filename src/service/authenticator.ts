@@ -238,9 +238,8 @@ export class Authenticator {
     if (caller.tokenId === undefined) {
       throw fail('INVALID_REQUEST', 'This token has no id (jti) and cannot be revoked.')
     }
-    // a token without expiry is remembered for as long as our own tokens can live
-    const expiresAt = caller.expiresAt ?? this.#clock.now() + 365 * 24 * 3600 * 1000
-    await this.#revocations.revoke(caller.tokenId, expiresAt)
+    // kept exactly as long as the token could be valid: every accepted token has an expiry
+    await this.#revocations.revoke(caller.tokenId, caller.expiresAt)
   }
 
   /** `address` undefined: a recheck, which AuthFailures neither refuses nor counts. */
@@ -261,7 +260,7 @@ export class Authenticator {
       via,
       viewer: { kind: 'user', userId: claims.userId },
       tokenId: claims.jti,
-      expiresAt: claims.exp === undefined ? undefined : claims.exp * 1000,
+      expiresAt: claims.exp * 1000,
       name: claims.name,
     }
   }

@@ -9,6 +9,7 @@ import {
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { parseUserId } from '../core/user-id.js'
+import { assertDateClaims } from './token-dates.js'
 import type { TokenClaims } from './tokens.js'
 
 /** Signature algorithms a platform's tokens may use: asymmetric only, never `none` or HMAC. */
@@ -58,7 +59,8 @@ export interface ExternalTokenOptions {
 /**
  * Verifies tokens issued by another identity provider (a game platform's accounts), so its
  * users need no presenced token. Signatures are checked with jose against a PEM key or a JWKS;
- * `iss`, `aud` and `exp` are required as configured; the user id comes from one claim, exactly.
+ * `iss`, `aud` and `exp` are required as configured, dates must be sane (token-dates.ts); the user
+ * id comes from one claim, exactly.
  *
  * @example
  * const platform = new ExternalTokens({ keys: { kind: 'jwks-url', url: 'https://id.example.com/jwks.json' },
@@ -94,13 +96,14 @@ export class ExternalTokens {
       typeof key === 'function'
         ? await jwtVerify(token, key, checks)
         : await jwtVerify(token, key, checks)
+    assertDateClaims(payload, now)
     const userId = parseUserId(payload[this.#options.userClaim])
     if (!userId) return undefined
     return {
       userId,
       name: typeof payload.name === 'string' ? payload.name : undefined,
       jti: payload.jti,
-      exp: payload.exp,
+      exp: payload.exp!,
     }
   }
 }

@@ -1,6 +1,7 @@
 import type { OfflineReason, SessionSource } from '../core/presence.js'
 import type { BusEvent } from '../realtime/change-bus.js'
 import type { AuthFailureSettings } from './auth-failures.js'
+import type { FleetCountOperation } from '../realtime/fanout.js'
 import type { DeliveryOutcome } from './webhooks/endpoint-worker.js'
 
 /**
@@ -27,4 +28,9 @@ export interface ServiceObserver {
   authRefused?(): void
   /** `address` has just crossed the limit of guessed credentials (once per window, fleet-wide). */
   authLimitReached?(address: string, limit: AuthFailureSettings): void
+  /**
+   * Fleet mode: a read or write of the fleet-wide real-time count (the per-user limits) failed,
+   * its store out of reach; this node's own count decided instead.
+   */
+  fleetCountFailed?(operation: FleetCountOperation): void
 }

@@ -653,7 +653,10 @@ export class PresenceService {
         // every node of a fleet shares the token secret, so reads the positions of the others
         positionTokens: new PositionTokens(this.#tokens.mac('realtime-position', 'aes-256')),
         // the per-user limits hold across a fleet, counted in the shared store
-        ...(this.#stores.holdings && { holdings: this.#stores.holdings }),
+        ...(this.#stores.holdings && {
+          holdings: this.#stores.holdings,
+          onFleetCountError: (operation) => this.#observer.fleetCountFailed?.(operation),
+        }),
         ...options,
       },
     )

@@ -2,6 +2,7 @@ import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 
 import { createHmac, hash } from 'node:crypto'
 import { parseUserId, type UserId } from '../core/user-id.js'
 import { ExternalTokens, type ExternalTokenOptions } from './external-tokens.js'
+import { assertDateClaims } from './token-dates.js'
 
 export interface TokenClaims {
   userId: UserId
@@ -9,8 +10,11 @@ export interface TokenClaims {
   name: string | undefined
   /** The token's id, for revocation. */
   jti: string | undefined
-  /** Expiry, epoch seconds. */
-  exp: number | undefined
+  /**
+   * Expiry, epoch seconds: every accepted token has one (a token valid forever could not be
+   * revoked for good without remembering its revocation forever), no later than year 9999.
+   */
+  exp: number
 }
 
 export interface IssueOptions {
@@ -106,12 +110,14 @@ export class Tokens {
   }
 
   async issue(userId: UserId, options: IssueOptions = {}): Promise<string> {
+    // by the clock verify reads: a token issued "now" is never issued in its future
+    const iat = Math.floor(this.#now() / 1000)
     const jwt = new SignJWT(options.name ? { name: options.name } : {})
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(userId)
-      .setIssuedAt()
+      .setIssuedAt(iat)
       .setJti(crypto.randomUUID())
-      .setExpirationTime(`${options.ttlSeconds ?? 30 * 24 * 3600}s`)
+      .setExpirationTime(iat + (options.ttlSeconds ?? 30 * 24 * 3600))
     return jwt.sign(await this.#hmacKey)
   }
 
@@ -173,7 +179,7 @@ export class Tokens {
     }
     if (typeof claims === 'string') return claims
     Object.freeze(claims)
-    const until = Math.min(now + MAX_REMEMBER_MS, (claims.exp ?? Infinity) * 1000)
+    const until = Math.min(now + MAX_REMEMBER_MS, claims.exp * 1000)
     this.#place(key, { claims, until, placed: 0 })
     if (this.#verified.size > this.#cacheSize) {
       this.#verified.delete(this.#verified.keys().next().value!)
@@ -198,8 +204,12 @@ export class Tokens {
   async #checkOwn(token: string, now: number): Promise<TokenClaims | undefined> {
     const { payload } = await jwtVerify(token, await this.#hmacKey, {
       algorithms: ['HS256'],
+      // as for a platform's tokens: one without an expiry would be valid, and its revocation
+      // kept, forever (every token presenced issues has one)
+      requiredClaims: ['exp'],
       currentDate: new Date(now),
     })
+    assertDateClaims(payload, now)
     // a JSON number subject would be rounded past 2^53: only the decimal string we issue
     const userId = typeof payload.sub === 'string' ? parseUserId(payload.sub) : undefined
     if (!userId) return undefined
@@ -207,7 +217,7 @@ export class Tokens {
       userId,
       name: typeof payload.name === 'string' ? payload.name : undefined,
       jti: payload.jti,
-      exp: payload.exp,
+      exp: payload.exp!,
     }
   }
 

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
 import { RedisKeys } from '../../src/store/redis/keys.js'
+import { prometheusSamples } from '../helpers/prometheus.js'
 import { deleteKeys, LOCAL_REDIS_URL, uniquePrefix } from '../helpers/redis.js'
 import { clusterForThisFile, freePort, startRedisServer } from '../helpers/redis-cluster.js'
 import { startApp } from '../helpers/start-app.js'
@@ -27,6 +28,20 @@ import {
  */
 
 const clusterTarget = clusterForThisFile()
+
+/** A redis-server of the test's own on a free port, to stop and start again (empty). */
+async function privateRedis(t: TestContext, label: string) {
+  const dir = mkdtempSync(join(tmpdir(), `presenced-${label}-`))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  let server = await startRedisServer(port, dir)
+  t.after(() => server.kill())
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => server.kill(),
+    start: async () => void (server = await startRedisServer(port, dir)),
+  }
+}
 
 test('fleet: a node that dies stops counting once its lease lapses', async (t) => {
   const prefix = uniquePrefix('rt-crash')
@@ -78,14 +93,10 @@ test('fleet: a node that dies stops counting once its lease lapses', async (t) =
 
 test('fleet: Redis lost and back: open streams live on, a new connection gets the outage’s 503, and the count comes back', async (t) => {
   // our own Redis, stopped and started again empty: the machine's Redis is never stopped
-  const dir = mkdtempSync(join(tmpdir(), 'presenced-rt-outage-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  let redis = await startRedisServer(port, dir)
-  t.after(() => redis.kill())
+  const redis = await privateRedis(t, 'rt-outage')
   const leaseMs = 3000
   const { a, b, prefix } = await startNodePair(t, 'rt-outage', {
-    redisUrl: `redis://127.0.0.1:${port}`,
+    redisUrl: redis.url,
     realtimeStreamsPerUser: 2,
     realtimeLeaseMs: leaseMs,
   })
@@ -94,7 +105,7 @@ test('fleet: Redis lost and back: open streams live on, a new connection gets th
   const held = [await connect(t, a, token), await connect(t, a, token)]
   assert.equal((await refused(b, token)).status, 429)
 
-  await redis.kill()
+  await redis.stop()
   // a new connection fails as every request does while Redis is away (503), not a 429
   const during = await refused(b, token)
   t.diagnostic(`a connection while Redis is down: ${during.status}`)
@@ -106,8 +117,8 @@ test('fleet: Redis lost and back: open streams live on, a new connection gets th
 
   // back, with nothing in it: A sets its share again within a third of its lease (watched in
   // Redis: a connection attempt would itself take a place while the count is missing)
-  redis = await startRedisServer(port, dir)
-  const reader = new Redis(port, '127.0.0.1')
+  await redis.start()
+  const reader = new Redis(redis.url)
   t.after(() => reader.disconnect())
   const key = new RedisKeys(prefix).streamHoldings(user)
   const { ms } = await until(
@@ -123,6 +134,58 @@ test('fleet: Redis lost and back: open streams live on, a new connection gets th
   }
   await held[0]!.close()
   await connectWhenFree(t, b, token)
+})
+
+test('fleet: with Redis down, each failed update of the fleet-wide count is counted in /metrics', async (t) => {
+  // our own Redis, stopped and started again: the machine's Redis is never stopped
+  const redis = await privateRedis(t, 'rt-count-errors')
+  const metricsKey = 'metrics-key-of-the-count-errors-test'
+  const leaseMs = 1500
+  const { a, b } = await startNodePair(t, 'rt-count-errors', {
+    redisUrl: redis.url,
+    realtimeStreamsPerUser: 2,
+    realtimeLeaseMs: leaseMs,
+    metricsKey,
+  })
+  const UPDATE = 'presenced_realtime_fleet_count_errors_total{operation="update"}'
+  const scrape = async () => {
+    const response = await fetch(`${a.url}/metrics`, {
+      headers: { authorization: `Bearer ${metricsKey}` },
+    })
+    // /metrics reads live counts from the store: it is 503 while Redis is away
+    return response.status === 200 ? prometheusSamples(await response.text()) : undefined
+  }
+  // while Redis is away, read A's registry in process (what the next scrape will show)
+  const inProcess = async () => {
+    const counter = a.metrics.registry.getSingleMetric(
+      'presenced_realtime_fleet_count_errors_total',
+    )
+    const values = (await counter?.get())?.values ?? []
+    return values.find((v) => v.labels.operation === 'update')?.value ?? 0
+  }
+  const token = await a.tokens.issue('9223372036854775803' as UserId)
+  const held = [await connect(t, a, token), await connect(t, a, token)]
+  assert.equal((await refused(b, token)).status, 429, 'counted across the nodes')
+  assert.equal((await scrape())?.get(UPDATE) ?? 0, 0, 'nothing failed while Redis answered')
+
+  await redis.stop()
+  // a change of A's share (a connection closed), then its renewals every third of the lease
+  await held[0]!.close()
+  const { value: failed, ms } = await until(
+    async () => ((await inProcess()) >= 2 ? inProcess() : undefined),
+    leaseMs * 3,
+    'failed updates counted',
+  )
+  t.diagnostic(`${failed} failed updates of A's share counted within ${ms.toFixed(0)} ms`)
+
+  await redis.start()
+  const { value: samples } = await until(scrape, 5000, 'a scrape once Redis is back')
+  assert.ok(samples.get(UPDATE)! >= failed, `${UPDATE} ${samples.get(UPDATE)}`)
+  assert.equal(
+    samples.get('presenced_realtime_fleet_count_errors_total{operation="claim"}'),
+    undefined,
+    'no connection or subscribe was attempted meanwhile',
+  )
 })
 
 test('fleet on a Redis Cluster: connections are capped across the nodes', async (t) => {

@@ -546,7 +546,7 @@ test('3-master cluster: a heartbeat with its rate limit is one round trip, in th
     via: 'bearer',
     viewer: { kind: 'user', userId },
     tokenId: undefined,
-    expiresAt: undefined,
+    expiresAt: Date.now() + 3_600_000,
     name: undefined,
   }
   const admitted = () => service.limits.admission(service.limits.requestHit(caller, '10.0.0.1'))

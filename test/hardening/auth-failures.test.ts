@@ -115,6 +115,23 @@ function expired(userId: string): Promise<string> {
     .sign(new TextEncoder().encode(SECRET))
 }
 
+/**
+ * Tokens presenced signed whose claims refuse them (issued two hours ahead of the clock, or with
+ * no expiry): genuine signatures, as a platform whose clock runs ahead makes them.
+ */
+function signedButRefused(userId: string): Promise<string[]> {
+  const now = Math.floor(Date.now() / 1000)
+  const key = new TextEncoder().encode(SECRET)
+  return Promise.all([
+    new SignJWT({ sub: userId })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuedAt(now + 7200)
+      .setExpirationTime(now + 3 * 3600)
+      .sign(key),
+    new SignJWT({ sub: userId }).setProtectedHeader({ alg: 'HS256' }).sign(key),
+  ])
+}
+
 async function start(
   t: TestContext,
   clock: ManualClock,
@@ -425,7 +442,7 @@ test('the window ending restores the address', async (t) => {
   assert.equal((await read(right)).status, 429)
 })
 
-test('expired or revoked credentials that were issued do not count as guesses', async (t) => {
+test('expired, revoked or not-yet-issued credentials that were issued do not count as guesses', async (t) => {
   const clock = new ManualClock()
   const app = await start(t, clock)
   const from = '127.0.4.1'
@@ -437,9 +454,12 @@ test('expired or revoked credentials that were issued do not count as guesses', 
     scopes: ['presence:read'],
   })
   await app.service.keys.revoke(key.id)
+  const [ahead, unending] = await signedButRefused('77')
   for (let i = 0; i < 3 * LIMIT; i++) {
     assert.equal((await read({ authorization: `Bearer ${old}` })).status, 401)
     assert.equal((await read({ 'x-api-key': secret })).status, 401)
+    assert.equal((await read({ authorization: `Bearer ${ahead}` })).status, 401)
+    assert.equal((await read({ authorization: `Bearer ${unending}` })).status, 401)
   }
   const right = { authorization: `Bearer ${await userToken(app)}` }
   assert.equal((await read(right)).status, 200)

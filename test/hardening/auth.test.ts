@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import assert from 'node:assert/strict'
+import { createHmac } from 'node:crypto'
 import { test } from 'node:test'
 import type { InjectOptions } from 'fastify'
 import { SignJWT } from 'jose'
@@ -12,6 +13,12 @@ const SECRET = 'test-token-secret-of-enough-length-0123456789'
 const key = new TextEncoder().encode(SECRET)
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url')
 const now = () => Math.floor(Date.now() / 1000)
+
+/** An HS256 token whose payload is exactly this JSON text (for literals JS cannot write). */
+function signRaw(payload: string): string {
+  const signed = `${b64({ alg: 'HS256', typ: 'JWT' })}.${Buffer.from(payload).toString('base64url')}`
+  return `${signed}.${createHmac('sha256', SECRET).update(signed).digest('base64url')}`
+}
 
 /** Tokens that must be refused everywhere, each with why. */
 async function badTokens(): Promise<Array<[string, string]>> {
@@ -34,6 +41,16 @@ async function badTokens(): Promise<Array<[string, string]>> {
       'payload swapped',
       `${header}.${b64({ sub: SEEDED[1], exp: now() + 3600 })}.${valid.split('.')[2]}`,
     ],
+    // a token valid forever would need its revocation kept forever: every token expires
+    ['no exp', await sign({ sub, jti: 'no-exp' })],
+    // a finite exp that overflows to Infinity in ms: its revocation was lost between nodes
+    ['exp beyond year 9999 (1e306)', await sign({ sub, exp: 1e306 })],
+    ['exp 10000-01-01', await sign({ sub, exp: 253402300800 })],
+    ['exp Infinity (1e400)', signRaw(`{"sub":"${sub}","exp":1e400}`)],
+    ['iat in an hour', await sign({ sub, exp: now() + 7200, iat: now() + 3600 })],
+    ['iat beyond year 9999', await sign({ sub, exp: now() + 3600, iat: 1e306 })],
+    ['nbf before 1970', await sign({ sub, exp: now() + 3600, nbf: -1e306 })],
+    ['iat -Infinity', signRaw(`{"sub":"${sub}","exp":${now() + 3600},"iat":-1e400}`)],
     ['sub negative', await sign({ sub: '-1', exp: now() + 3600 })],
     ['sub beyond int64', await sign({ sub: '9223372036854775808', exp: now() + 3600 })],
     ['sub a number', await sign({ sub: 5, exp: now() + 3600 })],
@@ -210,6 +227,42 @@ test('a revoked login (POST /v2/logout) is refused at once on every protocol', a
     [401],
   )
   codedError(await f.app.inject({ method: 'GET', url: '/api/v1/realtime', headers: bearer }), [401])
+})
+
+test('a logged-out token stays refused for as long as it could be valid, past a year too', async (t) => {
+  const clock = new ManualClock()
+  const { app } = await startApp(t, { clock })
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(key)
+  const status = async (token: string) =>
+    (
+      await app.inject({
+        method: 'GET',
+        url: '/v1/users/authenticated',
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).statusCode
+  const logout = async (token: string) => {
+    const bearer = { authorization: `Bearer ${token}` }
+    const first = await app.inject({ method: 'POST', url: '/v2/logout', headers: bearer })
+    const csrf = first.headers['x-csrf-token']
+    if (csrf === undefined) return first.statusCode
+    const out = await app.inject({
+      method: 'POST',
+      url: '/v2/logout',
+      headers: { ...bearer, 'x-csrf-token': String(csrf) },
+    })
+    return out.statusCode
+  }
+  const twoYears = await sign({ sub: '42', jti: 'two-years', exp: now() + 2 * 365 * 86400 })
+  // without exp, a revocation was kept 365 days: the token then worked again, for ever
+  const forever = await sign({ sub: '43', jti: 'forever', iat: now() })
+  assert.equal(await status(twoYears), 200)
+  assert.equal(await logout(twoYears), 200)
+  await logout(forever)
+  clock.advance(400 * 86400 * 1000)
+  assert.equal(await status(twoYears), 401, 'revoked until its exp, a year later included')
+  assert.equal(await status(forever), 401, 'a token without exp is never valid')
 })
 
 test('CSRF: a token issued to one user is refused for every other, accepted for its own', async (t) => {

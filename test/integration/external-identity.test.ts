@@ -28,7 +28,10 @@ const AUDIENCE = 'presenced'
 const BIG = '9223372036854775807'
 /** 2^53 + 1: the first integer a JS number cannot hold. */
 const PAST_2_53 = '9007199254740993'
-/** Tests wait longer than this before expecting a rotated key to be fetched. */
+/**
+ * Tests wait longer than this before expecting a rotated key to be fetched. Below the least
+ * PRESENCED_JWT_JWKS_COOLDOWN allows (1000), so set past the variable's check (`fastCooldown`).
+ */
 const COOLDOWN_MS = 100
 
 interface SigningKey {
@@ -120,6 +123,11 @@ function jwtEnv(extra: Record<string, string>) {
   return loadConfig({ LOG_LEVEL: 'silent', ...extra }).jwt
 }
 
+/** `jwtEnv` with a JWKS cooldown of COOLDOWN_MS, shorter than the variable accepts. */
+function fastCooldown(extra: Record<string, string>) {
+  return { ...jwtEnv(extra)!, jwksCooldownMs: COOLDOWN_MS }
+}
+
 test('RS256, ES256 and EdDSA tokens from a JWKS URL are accepted; ids past 2^53 stay exact', async (t) => {
   const [rs, es, ed] = await Promise.all([
     makeKey('RS256', 'rs-1'),
@@ -160,11 +168,10 @@ test('an unknown or forged key is refused; a key rotated into the JWKS is picked
   ])
   const jwks = await jwksServer(t)
   jwks.publish([current])
-  const jwt = jwtEnv({
+  const jwt = fastCooldown({
     PRESENCED_JWT_JWKS: jwks.url,
     PRESENCED_JWT_ISSUER: ISSUER,
     PRESENCED_JWT_AUDIENCE: AUDIENCE,
-    PRESENCED_JWT_JWKS_COOLDOWN: String(COOLDOWN_MS),
   })
   const server = await startApp(t, { listen: true, config: { jwt } })
 
@@ -212,6 +219,16 @@ test('wrong issuer or audience, expired, no expiry, alg none and other secrets a
     'no audience': await sign(key, claims, { aud: null }),
     expired: await sign(key, claims, { expiresIn: -5 }),
     'no expiry': await sign(key, claims, { expiresIn: null }),
+    'exp beyond year 9999': await sign(key, { ...claims, exp: 1e306 }, { expiresIn: null }),
+    'exp 1e400 (Infinity)': await signRaw(
+      key,
+      `{"sub":"10","iss":"${ISSUER}","aud":"${AUDIENCE}","exp":1e400}`,
+    ),
+    'iat in an hour': await signRaw(
+      key,
+      `{"sub":"10","iss":"${ISSUER}","aud":"${AUDIENCE}","iat":${Math.floor(Date.now() / 1000) + 3600},"exp":${Math.floor(Date.now() / 1000) + 7200}}`,
+    ),
+    'nbf before 1970': await sign(key, { ...claims, nbf: -1e306 }),
     'alg none': none({ ...claims, iss: ISSUER, aud: AUDIENCE, exp: 4102444800 }),
     'HS256 with another secret': otherSecret,
     'kid-less signature of garbage': 'eyJhbGciOiJFUzI1NiJ9.e30.AAAA',
@@ -281,9 +298,8 @@ test('a JWKS file is read at start and again when a token names a key it lacks',
   const dir = tempDir(t)
   const file = join(dir, 'jwks.json')
   writeFileSync(file, JSON.stringify({ keys: [first.jwk] }))
-  const jwt = jwtEnv({
+  const jwt = fastCooldown({
     PRESENCED_JWT_JWKS: file,
-    PRESENCED_JWT_JWKS_COOLDOWN: String(COOLDOWN_MS),
   })
   const server = await startApp(t, { listen: true, config: { jwt }, dataDir: dir })
   assert.equal(await beat(server.url, await sign(first, { sub: '30' })), 200)
@@ -333,6 +349,15 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
     [
       { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_COOLDOWN: 'soon' },
       /PRESENCED_JWT_JWKS_COOLDOWN must be an integer/,
+    ],
+    [
+      // no cooldown: each token naming an unknown kid would fetch the JWKS again
+      { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_COOLDOWN: '0' },
+      /^PRESENCED_JWT_JWKS_COOLDOWN must be an integer >= 1000, got "0"$/,
+    ],
+    [
+      { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_COOLDOWN: '999' },
+      /^PRESENCED_JWT_JWKS_COOLDOWN must be an integer >= 1000, got "999"$/,
     ],
   ]
   for (const [env, message] of cases) {
