@@ -1,7 +1,8 @@
 /**
  * The service's read and heartbeat paths in Redis mode beside embedded (memory) mode, in one run,
  * in process (no HTTP): lookups of 50 and 1100 ids, a lookup by a signed-in user, heartbeats.
- * Prints ops/s, the Redis/memory ratio, Redis round trips (socket writes) and commands per
+ * Prints ops/s, the Redis/memory ratio, CPU µs per request of this process and of redis-server
+ * (the measures that hold on a shared machine), Redis round trips (socket writes) and commands per
  * request, and the Redis memory per live session (INFO used_memory) for app sessions and for
  * game server players.
  *
@@ -23,6 +24,7 @@ import { createService } from '../src/app/create-service.js'
 import { testConfig } from '../src/app/config.js'
 import { createStores, type Stores } from '../src/app/create-stores.js'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
+import { cpuSeconds } from './lib/processes.js'
 import { benchRedis, commandCalls, countedRedisStores, usedMemory } from './redis-setup.js'
 
 const { values, positionals } = parseArgs({
@@ -79,12 +81,22 @@ async function loadUsers(service: PresenceService) {
   }
 }
 
-async function measure(service: PresenceService, writes: () => number) {
-  const results: Record<string, { opsPerSecond: number; roundTrips: number }> = {}
+interface Result {
+  opsPerSecond: number
+  roundTrips: number
+  /** CPU µs per request: this process, and the Redis server (when its pid is known). */
+  cpu: number
+  redisCpu: number
+}
+
+async function measure(service: PresenceService, writes: () => number, redisPid?: number) {
+  const results: Record<string, Result> = {}
   for (const c of cases) {
     const end = performance.now() + seconds * 1000
     let ops = 0
     const started = performance.now()
+    const cpuBefore = process.cpuUsage()
+    const redisBefore = redisPid ? cpuSeconds(redisPid) : 0
     // 8 requests in flight, like a busy node
     await Promise.all(
       Array.from({ length: 8 }, async () => {
@@ -92,10 +104,18 @@ async function measure(service: PresenceService, writes: () => number) {
       }),
     )
     const elapsed = (performance.now() - started) / 1000
+    const used = process.cpuUsage(cpuBefore)
+    const cpu = (used.user + used.system) / ops
+    const redisCpu = redisPid ? ((cpuSeconds(redisPid) - redisBefore) * 1e6) / ops : NaN
     // round trips of one request alone (in flight, auto-pipelining also merges requests)
     const alone = writes()
     for (let i = 0; i < 50; i++) await c.run(service, i)
-    results[c.name] = { opsPerSecond: ops / elapsed, roundTrips: (writes() - alone) / 50 }
+    results[c.name] = {
+      opsPerSecond: ops / elapsed,
+      roundTrips: (writes() - alone) / 50,
+      cpu,
+      redisCpu,
+    }
   }
   return results
 }
@@ -126,7 +146,10 @@ try {
   const emptyBytes = await usedMemory(client)
   await loadUsers(service)
   const appSessionBytes = (await usedMemory(client)) - emptyBytes
-  const redisResults = await measure(service, writes)
+  const redisPid = values.url
+    ? undefined
+    : Number(/process_id:(\d+)/.exec(await client.info('server'))?.[1])
+  const redisResults = await measure(service, writes, redisPid)
 
   // commands per request, as Redis counts them
   const commands: Record<string, string> = {}
@@ -162,7 +185,8 @@ try {
 
   console.log(`${users} users with a live session; ${seconds} s per case, 8 in flight`)
   console.log(
-    'case                                     memory ops/s  redis ops/s  ratio  RT/request  commands/request',
+    'case                                     memory ops/s  redis ops/s  ratio  ' +
+      'CPU µs/op: memory, redis (node + redis-server)  RT/request  commands/request',
   )
   for (const c of cases) {
     const m = memoryResults[c.name]!
@@ -170,9 +194,11 @@ try {
     console.log(
       `${c.name.padEnd(40)} ${m.opsPerSecond.toFixed(0).padStart(12)} ${r.opsPerSecond
         .toFixed(0)
-        .padStart(12)} ${(r.opsPerSecond / m.opsPerSecond).toFixed(2).padStart(6)} ${r.roundTrips
-        .toFixed(2)
-        .padStart(11)}  ${commands[c.name]}`,
+        .padStart(12)} ${(r.opsPerSecond / m.opsPerSecond).toFixed(2).padStart(6)} ` +
+        `${m.cpu.toFixed(1).padStart(8)} ${r.cpu.toFixed(1).padStart(8)} + ` +
+        `${r.redisCpu.toFixed(1).padStart(7)}${''.padEnd(22)}${r.roundTrips
+          .toFixed(2)
+          .padStart(11)}  ${commands[c.name]}`,
     )
   }
   console.log(

@@ -121,6 +121,8 @@ async function createRedisStores(
     }
   }
   await Promise.race([bus.subscribed, new Promise((r) => setTimeout(r, 2000).unref())])
+  const profiles = new RedisProfileStore(connection, keys)
+  foldStoredSettings(profiles, connection, log)
   return {
     mode: 'cluster' in target ? 'cluster' : 'redis',
     presence: new RedisPresenceStore(connection, keys, {
@@ -133,9 +135,33 @@ async function createRedisStores(
       nodeId: bus.nodeId,
       leaseMs: options.realtimeLeaseMs ?? 30_000,
     }),
-    profiles: new RedisProfileStore(connection, keys),
+    profiles,
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),
     webhooks: new RedisWebhookStore(connection, keys),
   }
+}
+
+/**
+ * Folds the settings an older version stored into the presence values, in the background, once
+ * per Redis (RedisProfileStore.foldStoredSettings); tried again every 10 s while Redis fails it,
+ * until the connection is closed.
+ */
+function foldStoredSettings(
+  profiles: RedisProfileStore,
+  connection: RedisConnection,
+  log: StartupLog | undefined,
+): void {
+  const attempt = () => {
+    if (connection.client.status === 'end') return
+    profiles.foldStoredSettings().catch((error: unknown) => {
+      if (connection.client.status === 'end') return
+      log?.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'Redis: folding stored privacy settings into presence values failed; trying again in 10 s',
+      )
+      setTimeout(attempt, 10_000).unref()
+    })
+  }
+  attempt()
 }

@@ -281,8 +281,13 @@ export class PresenceService {
     admission?: Admission,
   ): Promise<VisiblePresence[]> {
     const now = this.#clock.now()
-    const [, found, settings, relations] = await this.#readForViewer(viewer, ids, admission, () =>
-      this.#stores.presence.getMany(ids, now),
+    const presence = this.#stores.presence
+    const [found, settings, relations] = await this.#readForViewer(
+      viewer,
+      ids,
+      admission,
+      () => presence.getMany(ids, now),
+      () => presence.getManyWithSettings?.(ids, now, this.#stores.privacy),
     )
     // places as the catalogue has them now; no await (no tick) when all are in memory
     const resolved = this.#places.resolve(found, now)
@@ -305,8 +310,13 @@ export class PresenceService {
     admission?: Admission,
   ): Promise<PresenceSummary[]> {
     const now = this.#clock.now()
-    const [, found, settings, relations] = await this.#readForViewer(viewer, ids, admission, () =>
-      this.#stores.presence.summarize(ids, now),
+    const presence = this.#stores.presence
+    const [found, settings, relations] = await this.#readForViewer(
+      viewer,
+      ids,
+      admission,
+      () => presence.summarize(ids, now),
+      () => presence.summarizeWithSettings?.(ids, now, this.#stores.privacy),
     )
     const resolved = this.#places.resolveSummaries(found, now)
     const summaries = resolved instanceof Promise ? await resolved : resolved
@@ -321,20 +331,24 @@ export class PresenceService {
 
   /**
    * `read` of `ids` beside what privacy needs of them (settings, the viewer's relations), the
-   * admission started first: one tick, so in fleet mode one round trip.
+   * admission started first: one tick, so in fleet mode one round trip. `readWithSettings`: the
+   * read and the settings in one, when the presence store holds them (undefined otherwise).
    */
-  #readForViewer<T>(
+  async #readForViewer<T>(
     viewer: Viewer,
     ids: readonly UserId[],
     admission: Admission | undefined,
     read: () => Promise<T[]>,
-  ) {
-    return Promise.all([
-      admission?.(),
-      read(),
-      this.#stores.privacy.getSettings(ids),
+    readWithSettings: () => Promise<[T[], UserSettings[]]> | undefined,
+  ): Promise<[T[], UserSettings[], readonly Relation[] | undefined]> {
+    const admitted = admission?.()
+    const both = readWithSettings() ?? Promise.all([read(), this.#stores.privacy.getSettings(ids)])
+    const [, [found, settings], relations] = await Promise.all([
+      admitted,
+      both,
       this.#relationsOf(viewer, ids),
     ])
+    return [found, settings, relations]
   }
 
   /** The raw presences, without privacy: for a user's own sessions and operators only. */

@@ -7,8 +7,9 @@ import type {
   SessionSource,
   UserPresence,
 } from '../core/presence.js'
-import type { PresenceSummary } from '../core/privacy.js'
+import type { PresenceSummary, UserSettings } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
+import type { PrivacyStore } from './privacy-store.js'
 import type { RateLimitHit, RateLimitVerdict, RateLimiter, TitleBudget } from './rate-limiter.js'
 
 export type { PresenceChange }
@@ -119,6 +120,22 @@ export interface PresenceStore {
    * its Session objects (the read path of the single-location replies).
    */
   summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]>
+  /**
+   * Optional: getMany() beside `privacy.getSettings(ids)`, read together (fleet mode: each user's
+   * settings are folded into its presence value, one MGET for both). Undefined (synchronously)
+   * when this store does not hold `privacy`'s settings: the caller then asks `privacy`.
+   */
+  getManyWithSettings?(
+    ids: readonly UserId[],
+    now: number,
+    privacy: PrivacyStore,
+  ): Promise<[UserPresence[], UserSettings[]]> | undefined
+  /** Optional: summarize() beside `privacy.getSettings(ids)`, as getManyWithSettings. */
+  summarizeWithSettings?(
+    ids: readonly UserId[],
+    now: number,
+    privacy: PrivacyStore,
+  ): Promise<[PresenceSummary[], UserSettings[]]> | undefined
   /**
    * Applies a game server's full roster at once (PUT semantics, idempotent): every listed player
    * gets or refreshes the session `server:<gameId>`; players of the previous roster who are not

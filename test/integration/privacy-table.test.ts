@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { ADMIN_KEY } from '../helpers/start-app.js'
 import {
   BLOCKED,
@@ -26,8 +27,19 @@ import {
 /*
  * The privacy policy of issue 3, table-driven through the Roblox API: every viewer × every target
  * setting × every target state, each record compared field by field with what the policy says,
- * written out here independently of the core's privacy functions.
+ * written out here independently of the core's privacy functions. In embedded mode and in fleet
+ * mode, where reads take the settings folded into each presence value (presence-codec.ts).
  */
+
+const modes = ['embedded', 'fleet (Redis)'] as const
+
+/** The scenario in `mode`: fleet mode on the machine's Redis, under a prefix of its own. */
+function scenario(t: TestContext, mode: (typeof modes)[number]) {
+  if (mode === 'embedded') return setupPrivacyScenario(t)
+  const prefix = uniquePrefix('privacy-table')
+  t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
+  return setupPrivacyScenario(t, { config: { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix } })
+}
 
 interface RobloxRecord {
   userPresenceType: number
@@ -116,65 +128,66 @@ function expected(viewer: ViewerKind, setting: SettingKind, state: StateKind): R
   }
 }
 
-test('privacy table: 6 viewers × 4 settings × 4 states through POST /v1/presence/users', async (t) => {
-  const { app, tokens, targets } = await setupPrivacyScenario(t)
-  const viewerIds: Record<Exclude<ViewerKind, 'self' | 'anonymous'>, number> = {
-    friend: FRIEND,
-    nonFriend: NON_FRIEND,
-    blocker: BLOCKER,
-    blocked: BLOCKED,
-  }
-  const lookup = async (viewerId: number | undefined, ids: number[]): Promise<RobloxRecord[]> => {
-    const headers: Record<string, string> = { 'content-type': 'application/json' }
-    if (viewerId !== undefined) {
-      headers.authorization = `Bearer ${await tokens.issue(String(viewerId) as UserId)}`
+for (const mode of modes)
+  test(`privacy table, ${mode}: 6 viewers × 4 settings × 4 states through POST /v1/presence/users`, async (t) => {
+    const { app, tokens, targets } = await scenario(t, mode)
+    const viewerIds: Record<Exclude<ViewerKind, 'self' | 'anonymous'>, number> = {
+      friend: FRIEND,
+      nonFriend: NON_FRIEND,
+      blocker: BLOCKER,
+      blocked: BLOCKED,
     }
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/presence/users',
-      headers,
-      payload: JSON.stringify({ userIds: ids }),
-    })
-    assert.equal(res.statusCode, 200, res.body)
-    return (res.json() as { userPresences: RobloxRecord[] }).userPresences
-  }
+    const lookup = async (viewerId: number | undefined, ids: number[]): Promise<RobloxRecord[]> => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' }
+      if (viewerId !== undefined) {
+        headers.authorization = `Bearer ${await tokens.issue(String(viewerId) as UserId)}`
+      }
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/presence/users',
+        headers,
+        payload: JSON.stringify({ userIds: ids }),
+      })
+      assert.equal(res.statusCode, 200, res.body)
+      return (res.json() as { userPresences: RobloxRecord[] }).userPresences
+    }
 
-  let checked = 0
-  for (const viewer of viewers) {
-    const seen = new Map<number, RobloxRecord>()
-    if (viewer === 'self') {
-      for (const { id } of targets) seen.set(id, (await lookup(id, [id]))[0]!)
-    } else {
-      const ids = targets.map((target) => target.id)
-      const records = await lookup(viewer === 'anonymous' ? undefined : viewerIds[viewer], ids)
-      assert.deepEqual(
-        records.map((r) => r.userId),
-        ids,
-      )
-      for (const record of records) seen.set(record.userId, record)
+    let checked = 0
+    for (const viewer of viewers) {
+      const seen = new Map<number, RobloxRecord>()
+      if (viewer === 'self') {
+        for (const { id } of targets) seen.set(id, (await lookup(id, [id]))[0]!)
+      } else {
+        const ids = targets.map((target) => target.id)
+        const records = await lookup(viewer === 'anonymous' ? undefined : viewerIds[viewer], ids)
+        assert.deepEqual(
+          records.map((r) => r.userId),
+          ids,
+        )
+        for (const record of records) seen.set(record.userId, record)
+      }
+      for (const { id, setting, state } of targets) {
+        const record = seen.get(id)!
+        assert.deepEqual(Object.keys(record), [
+          'userPresenceType',
+          'lastLocation',
+          'placeId',
+          'rootPlaceId',
+          'gameId',
+          'universeId',
+          'userId',
+          'lastOnline',
+        ])
+        assert.deepEqual(
+          record,
+          expected(viewer, setting, state),
+          `viewer ${viewer}, target ${setting}, ${state}`,
+        )
+        checked++
+      }
     }
-    for (const { id, setting, state } of targets) {
-      const record = seen.get(id)!
-      assert.deepEqual(Object.keys(record), [
-        'userPresenceType',
-        'lastLocation',
-        'placeId',
-        'rootPlaceId',
-        'gameId',
-        'universeId',
-        'userId',
-        'lastOnline',
-      ])
-      assert.deepEqual(
-        record,
-        expected(viewer, setting, state),
-        `viewer ${viewer}, target ${setting}, ${state}`,
-      )
-      checked++
-    }
-  }
-  assert.equal(checked, viewers.length * settingsKinds.length * states.length)
-})
+    assert.equal(checked, viewers.length * settingsKinds.length * states.length)
+  })
 
 interface XboxRecord {
   xuid: string
@@ -243,61 +256,62 @@ function xboxExpected(viewer: ViewerKind, setting: SettingKind, state: StateKind
   return { xuid, state: real.state, devices: [{ type: 'PC', titles: [] }] }
 }
 
-test('privacy table on the Xbox API: the same 96 cases through POST /users/batch (level all)', async (t) => {
-  const { app, tokens, targets } = await setupPrivacyScenario(t)
-  // Xbox has no anonymous reader: a service key with presence:read reads as a non-friend does
-  const created = await app.inject({
-    method: 'POST',
-    url: '/admin/v1/keys',
-    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
-    payload: JSON.stringify({ name: 'reader', scopes: ['presence:read'] }),
-  })
-  assert.equal(created.statusCode, 201, created.body)
-  const serviceKey = created.json().secret as string
-  const viewerIds: Record<Exclude<ViewerKind, 'self' | 'anonymous'>, number> = {
-    friend: FRIEND,
-    nonFriend: NON_FRIEND,
-    blocker: BLOCKER,
-    blocked: BLOCKED,
-  }
-  const batch = async (viewerId: number | undefined, ids: number[]): Promise<XboxRecord[]> => {
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'x-xbl-contract-version': '3',
-    }
-    if (viewerId === undefined) headers['x-api-key'] = serviceKey
-    else {
-      const token = await tokens.issue(String(viewerId) as UserId)
-      headers.authorization = `XBL3.0 x=0;${token}`
-    }
-    const res = await app.inject({
+for (const mode of modes)
+  test(`privacy table on the Xbox API, ${mode}: the same 96 cases through POST /users/batch (level all)`, async (t) => {
+    const { app, tokens, targets } = await scenario(t, mode)
+    // Xbox has no anonymous reader: a service key with presence:read reads as a non-friend does
+    const created = await app.inject({
       method: 'POST',
-      url: '/users/batch',
-      headers,
-      payload: JSON.stringify({ users: ids, level: 'all' }),
+      url: '/admin/v1/keys',
+      headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+      payload: JSON.stringify({ name: 'reader', scopes: ['presence:read'] }),
     })
-    assert.equal(res.statusCode, 200, res.body)
-    return res.json() as XboxRecord[]
-  }
+    assert.equal(created.statusCode, 201, created.body)
+    const serviceKey = created.json().secret as string
+    const viewerIds: Record<Exclude<ViewerKind, 'self' | 'anonymous'>, number> = {
+      friend: FRIEND,
+      nonFriend: NON_FRIEND,
+      blocker: BLOCKER,
+      blocked: BLOCKED,
+    }
+    const batch = async (viewerId: number | undefined, ids: number[]): Promise<XboxRecord[]> => {
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'x-xbl-contract-version': '3',
+      }
+      if (viewerId === undefined) headers['x-api-key'] = serviceKey
+      else {
+        const token = await tokens.issue(String(viewerId) as UserId)
+        headers.authorization = `XBL3.0 x=0;${token}`
+      }
+      const res = await app.inject({
+        method: 'POST',
+        url: '/users/batch',
+        headers,
+        payload: JSON.stringify({ users: ids, level: 'all' }),
+      })
+      assert.equal(res.statusCode, 200, res.body)
+      return res.json() as XboxRecord[]
+    }
 
-  let checked = 0
-  for (const viewer of viewers) {
-    const seen = new Map<string, XboxRecord>()
-    if (viewer === 'self') {
-      for (const { id } of targets) seen.set(String(id), (await batch(id, [id]))[0]!)
-    } else {
-      const ids = targets.map((target) => target.id)
-      const records = await batch(viewer === 'anonymous' ? undefined : viewerIds[viewer], ids)
-      for (const record of records) seen.set(record.xuid, record)
+    let checked = 0
+    for (const viewer of viewers) {
+      const seen = new Map<string, XboxRecord>()
+      if (viewer === 'self') {
+        for (const { id } of targets) seen.set(String(id), (await batch(id, [id]))[0]!)
+      } else {
+        const ids = targets.map((target) => target.id)
+        const records = await batch(viewer === 'anonymous' ? undefined : viewerIds[viewer], ids)
+        for (const record of records) seen.set(record.xuid, record)
+      }
+      for (const { id, setting, state } of targets) {
+        assert.deepEqual(
+          seen.get(String(id)),
+          xboxExpected(viewer, setting, state),
+          `viewer ${viewer}, target ${setting}, ${state}`,
+        )
+        checked++
+      }
     }
-    for (const { id, setting, state } of targets) {
-      assert.deepEqual(
-        seen.get(String(id)),
-        xboxExpected(viewer, setting, state),
-        `viewer ${viewer}, target ${setting}, ${state}`,
-      )
-      checked++
-    }
-  }
-  assert.equal(checked, 96)
-})
+    assert.equal(checked, 96)
+  })

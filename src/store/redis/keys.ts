@@ -122,9 +122,22 @@ export class RedisKeys {
     return `${this.prefix}:{g:${gameId}}:srv`
   }
 
-  /** String: UserSettings as JSON. */
+  /**
+   * String: UserSettings as JSON. A copy is folded into the presence value (presence-codec.ts),
+   * whose scripts find this key by putting `s:` where the presence key has `p:` before the id.
+   */
   settings(id: UserId): string {
     return this.#user(id, 's')
+  }
+
+  /** A SCAN pattern of every user's settings key. */
+  settingsPattern(): string {
+    return `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}:{b*}:s:*`
+  }
+
+  /** String: set once every settings key stored before settings were folded has been folded. */
+  settingsFolded(): string {
+    return `${this.prefix}:settings-folded`
   }
 
   /** settings(id) is `settingsHeads()[bucketOf(id)] + id` (RedisConnection.mgetUsers). */

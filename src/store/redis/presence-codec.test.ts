@@ -3,24 +3,41 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import type { Activity, SessionSource } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
-import { summaryOf } from '../../core/privacy.js'
+import { defaultSettings, summaryOf } from '../../core/privacy.js'
 import {
   decodePresence,
   keyText,
   scanValue,
   sessionTail,
+  settingsOfValue,
+  settingsText,
   summarizeValue,
 } from './presence-codec.js'
 
-/** A value as the scripts write it (presence.lua `encode`). */
+/**
+ * A value as the scripts write it (presence.lua `encode`), with the settings folded in (`0` or
+ * their text), or as written before settings were folded (`settings` undefined).
+ */
 function storedValue(
-  lastOnline: number,
+  lastOnline: number | null,
   sessions: Array<{ updatedAgo: number; ttl: number; age: number; key: string; tail: string }>,
+  settings?: string,
 ): string {
   const lines = sessions.map(
     (s) => `,[${s.updatedAgo},${s.ttl},${s.age},${keyText(s.key)},${s.tail}`,
   )
-  return [`[${lastOnline}`, ...lines, ']'].join('\n')
+  const head = settings === undefined ? `[${lastOnline}` : `[${lastOnline},${settings}`
+  return [head, ...lines, ']'].join('\n')
+}
+
+const hidden = { visibility: 'friends', invisible: true, frozenLastOnline: 5 } as const
+/** The folds a value may carry: none (an older value), the defaults, other settings. */
+const fold = fc.constantFrom(undefined, '0', settingsText(hidden))
+
+/** JSON.parse of a stored value without its settings: what scanValue reads. */
+function parsedSessions(raw: string): unknown[] {
+  const value = JSON.parse(raw) as unknown[]
+  return value.length > 1 && !Array.isArray(value[1]) ? [value[0], ...value.slice(2)] : value
 }
 
 const text = fc.string({ unit: 'binary', maxLength: 12 })
@@ -66,7 +83,7 @@ const session = fc.record({
 
 test('a stored value decodes to what was written, however odd its strings', () => {
   fc.assert(
-    fc.property(fc.array(session, { maxLength: 4 }), (sessions) => {
+    fc.property(fc.array(session, { maxLength: 4 }), fold, (sessions, settings) => {
       const lastOnline = 1_796_052_884_468
       const raw = storedValue(
         lastOnline,
@@ -78,11 +95,16 @@ test('a stored value decodes to what was written, however odd its strings', () =
               : s
           return { ...written, tail: sessionTail(s.source, s.deviceType, written.activity, s.key) }
         }),
+        settings,
       )
       const decoded = decodePresence('7' as UserId, raw)
       assert.equal(decoded.lastOnline, lastOnline)
       // the fast reader reads every value the scripts write, exactly as JSON.parse does
-      assert.deepEqual(scanValue(raw), JSON.parse(raw))
+      assert.deepEqual(scanValue(raw), parsedSessions(raw))
+      assert.deepEqual(
+        settingsOfValue(raw),
+        settings === undefined ? undefined : settings === '0' ? defaultSettings : hidden,
+      )
       assert.equal(decoded.sessions.length, sessions.length)
       decoded.sessions.forEach((d, i) => {
         const s = sessions[i]!
@@ -109,13 +131,15 @@ test('summarizeValue is summaryOf what decodePresence reads, at any instant', ()
     fc.property(
       fc.array(session, { maxLength: 4 }),
       fc.integer({ min: -10_000_000, max: 10_000_000 }),
-      (sessions, offset) => {
+      fold,
+      (sessions, offset, settings) => {
         const raw = storedValue(
           lastOnline,
           sessions.map((s) => ({
             ...s,
             tail: sessionTail(s.source, s.deviceType, s.activity, s.key),
           })),
+          settings,
         )
         const now = lastOnline + offset
         const id = '9223372036854775807' as UserId
@@ -133,7 +157,10 @@ test('summarizeValue reads values outside the fast grammar, and none, as decodeP
     null,
     '',
     '[1234\n]',
+    '[1234,0\n]',
+    `[null,${settingsText(hidden)}\n]`,
     '[1000, [0, 50, 0, "app:PC", "a", "PC", [2, "1"]]]',
+    '[1000, 0, [0, 50, 0, "app:PC", "a", "PC", [2, "1"]]]',
     storedValue(1000, [
       { updatedAgo: 0, ttl: 50, age: 0, key: 'app:PC', tail },
       { updatedAgo: 5, ttl: 50, age: 0, key: 'app:iOS', tail },
@@ -169,6 +196,23 @@ test('reads drop sessions at or past expiry; a value without sessions keeps last
     sessions: [],
     lastOnline: undefined,
   })
+})
+
+test('a user with settings and no lastOnline reads as never online, with its settings', () => {
+  const raw = storedValue(null, [], settingsText(hidden))
+  assert.deepEqual(decodePresence('7' as UserId, raw, 1000), {
+    userId: '7',
+    sessions: [],
+    lastOnline: undefined,
+  })
+  assert.equal(summarizeValue('7' as UserId, raw, 1000).lastOnline, undefined)
+  assert.deepEqual(settingsOfValue(raw), hidden)
+  assert.ok(Object.isFrozen(settingsOfValue(raw)))
+  // no value: the defaults (a user with other settings has a value); an older value: unknown
+  assert.equal(settingsOfValue(null), defaultSettings)
+  assert.equal(settingsOfValue('[1234\n]'), undefined)
+  assert.equal(settingsOfValue(storedValue(1, [], '0')), defaultSettings)
+  assert.equal(settingsText(defaultSettings), '{"visibility":"everyone","invisible":false}')
 })
 
 test('the fast reader leaves anything else to JSON.parse', () => {

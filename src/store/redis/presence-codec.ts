@@ -9,7 +9,12 @@ import type {
   UserPresence,
 } from '../../core/presence.js'
 import { PresenceType, stateOfKind } from '../../core/presence.js'
-import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
+import {
+  defaultSettings,
+  summaryOf,
+  type PresenceSummary,
+  type UserSettings,
+} from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { sweepReason, type PresenceChange } from '../presence-store.js'
 
@@ -18,10 +23,17 @@ import { sweepReason, type PresenceChange } from '../presence-store.js'
  * with one JSON.parse, laid out in lines, so the Lua scripts (presence.lua) edit it with string
  * functions instead of a cjson round trip:
  *
- *   [<lastOnline>
+ *   [<lastOnline>,<settings>
  *   ,[<updatedAt - lastOnline>,<expiresAt - updatedAt>,<updatedAt - startedAt>,<key>,<source>,<device>,<activity>]
  *   ,[… one line per session]
  *   ]
+ *
+ * `<settings>` is the user's privacy settings folded in (0 for the defaults, else the settings
+ * key's JSON text), kept in step with the settings key by every script that writes the value and
+ * by the settings write (settings.lua), in the same atomic step: a read takes what privacy needs
+ * from the one key it fetches. lastOnline is `null` in the value of a user who has settings and
+ * was never online. A value written before settings were folded has no `,<settings>`: its
+ * reader takes the settings key (settingsOfValue), and the next write of the value folds them.
  *
  * The numbers lead so that Lua reads them with one pattern, and the key follows as its JSON text,
  * which is how scripts find a session. JSON.stringify never writes a raw line break, so no string
@@ -41,8 +53,19 @@ type StoredSession = [
   activity: StoredActivity | Activity,
 ]
 
-/** `[lastOnline, ...sessions]` */
-type StoredValue = [number, ...StoredSession[]]
+/**
+ * `[lastOnline, settings, ...sessions]`, or `[lastOnline, ...sessions]` as written before
+ * settings were folded (see sessionsFrom).
+ */
+type StoredValue = [number | null, ...Array<StoredSession | StoredSettings>]
+
+/** The folded settings: 0 for the defaults, else UserSettings as the settings key holds them. */
+type StoredSettings = 0 | Partial<UserSettings>
+
+/** Where a stored value's sessions start: after its settings when it has them. */
+function sessionsFrom(value: StoredValue): number {
+  return value.length > 1 && !Array.isArray(value[1]) ? 2 : 1
+}
 
 /**
  * `[kind, placeId, rootPlaceId, universeId, gameId, location, titleId, placement, titleState,
@@ -174,8 +197,8 @@ function presenceOf(
 ): UserPresence {
   if (value === null) return { userId, sessions: [], lastOnline: undefined }
   const sessions: Session[] = []
-  const lastOnline = value[0]
-  for (let i = 1; i < value.length; i++) {
+  const lastOnline = value[0] ?? 0
+  for (let i = sessionsFrom(value); i < value.length; i++) {
     const s = value[i] as StoredSession
     const updatedAt = lastOnline + s[0]
     const expiresAt = updatedAt + s[1]
@@ -191,7 +214,7 @@ function presenceOf(
       activity: Array.isArray(s[6]) ? decodeActivity(s[6], s[3]) : s[6],
     })
   }
-  return { userId, sessions, lastOnline }
+  return { userId, sessions, lastOnline: value[0] ?? undefined }
 }
 
 /**
@@ -220,7 +243,8 @@ export function summarizeValue(
   if (!raw) return summaryOf({ userId, sessions: [], lastOnline: undefined }, now)
   const scan = new Scanner(raw)
   if (scan.take(OPEN)) {
-    const lastOnline = scan.int()
+    const lastOnline = scan.head()
+    const base = lastOnline ?? 0
     // primarySession's choice: the highest state, then the latest updatedAt, the first on ties
     let state: PresenceType = PresenceType.Offline
     let primary: SessionTail | undefined
@@ -241,7 +265,7 @@ export function summarizeValue(
         }
       }
       if (!scan.take(OPEN)) break
-      const updated = lastOnline + scan.int()
+      const updated = base + scan.int()
       const expiresAt = updated + (scan.comma() && scan.int())
       if (scan.failed) break
       if (!(expiresAt > now)) {
@@ -319,7 +343,7 @@ function sessionTailAt(scan: Scanner): SessionTail | undefined {
 export function scanValue(raw: string, decoded = false): StoredValue | undefined {
   const scan = new Scanner(raw)
   if (!scan.take(OPEN)) return undefined
-  const value: StoredValue = [scan.int()]
+  const value: StoredValue = [scan.head() ?? null]
   while (scan.take(LINE_BREAK)) {
     if (!scan.take(COMMA)) {
       const end = scan.at === raw.length - 1 && scan.take(CLOSE)
@@ -412,6 +436,23 @@ class Scanner {
   comma(): true {
     if (!this.take(COMMA)) this.failed = true
     return true
+  }
+
+  /**
+   * A value's first line after its `[`: lastOnline (undefined for `null`), the folded settings
+   * skipped (settingsOfValue reads them).
+   */
+  head(): number | undefined {
+    const text = this.text
+    let lastOnline: number | undefined
+    if (text.startsWith('null', this.at)) this.at += 4
+    else lastOnline = this.int()
+    if (this.take(COMMA)) {
+      const end = text.indexOf('\n', this.at)
+      if (end < 0) this.failed = true
+      else this.at = end
+    }
+    return lastOnline
   }
 
   int(): number {
@@ -512,7 +553,9 @@ export function changeOf(record: ChangeRecord): PresenceChange {
   if (kind === 's') {
     const claimed = presenceOf(userId, before, undefined)
     const kept = new Set<string>()
-    for (let i = 1; i < after.length; i++) kept.add((after[i] as StoredSession)[3])
+    for (let i = sessionsFrom(after); i < after.length; i++) {
+      kept.add((after[i] as StoredSession)[3])
+    }
     const ended = claimed.sessions.filter((s) => !kept.has(s.key))
     return {
       userId,
@@ -544,4 +587,48 @@ export function changeOfMessage(message: ChangeMessage): PresenceChange {
 /** The change a script replied with (a ChangeMessage's text). */
 export function changeOfReply(reply: string): PresenceChange {
   return changeOfMessage(JSON.parse(reply) as ChangeMessage)
+}
+
+/**
+ * The settings text RedisProfileStore stores, which settings.lua folds into the presence value
+ * (0 when it is the defaults' text: keep the two in step).
+ */
+export function settingsText(settings: UserSettings): string {
+  const value: UserSettings = { visibility: settings.visibility, invisible: settings.invisible }
+  if (settings.frozenLastOnline !== undefined) value.frozenLastOnline = settings.frozenLastOnline
+  if (settings.visibleSince !== undefined) value.visibleSince = settings.visibleSince
+  return JSON.stringify(value)
+}
+
+/** Folded settings by their text: a few users have non-default ones, read again and again. */
+const foldedSettings = new Map<string, Readonly<UserSettings>>()
+const MAX_FOLDED_SETTINGS = 4096
+
+/**
+ * The user's settings folded into its stored value (see the format above): the defaults when
+ * there is no value (a user with settings has one), undefined when the value was written before
+ * settings were folded (its reader takes the settings key instead).
+ */
+export function settingsOfValue(
+  raw: string | null | undefined,
+): Readonly<UserSettings> | undefined {
+  if (!raw) return defaultSettings
+  const end = raw.indexOf('\n')
+  let comma = raw.indexOf(',')
+  if (comma < 0 || comma > end) return undefined
+  comma++
+  if (raw.charCodeAt(comma) === ZERO && comma + 1 === end) return defaultSettings
+  const text = raw.slice(comma, end)
+  let settings = foldedSettings.get(text)
+  if (settings === undefined) {
+    settings = settingsOfText(text)
+    if (foldedSettings.size >= MAX_FOLDED_SETTINGS) foldedSettings.clear()
+    foldedSettings.set(text, settings)
+  }
+  return settings
+}
+
+/** The settings of a settings key's JSON text (as RedisProfileStore reads them), frozen. */
+export function settingsOfText(text: string): Readonly<UserSettings> {
+  return Object.freeze(JSON.parse(text) as UserSettings)
 }

@@ -69,6 +69,7 @@ declare module 'ioredis' {
       maxWatches: string,
     ): Result<[number, number, number], Context>
     presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
+    presencedSettings(settings: string, presence: string, text: string): Result<null, Context>
   }
 }
 
@@ -306,6 +307,10 @@ export class RedisConnection {
       lua: lua('stream-holdings.lua'),
     })
     this.#defineVariadic('presencedRateLimit', limitLua('rate-limit.lua'))
+    this.client.defineCommand('presencedSettings', {
+      numberOfKeys: 2,
+      lua: presenceLua('settings.lua'),
+    })
   }
 
   /** The text and SHA1 of each variadic script, for EVALSHA and EVAL on a cluster. */

@@ -1,5 +1,5 @@
 import type { Activity, OfflineReason, UserPresence } from '../../core/presence.js'
-import type { PresenceSummary } from '../../core/privacy.js'
+import { defaultSettings, type PresenceSummary, type UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { titleSessionKey } from '../../core/presence.js'
 import type {
@@ -20,6 +20,7 @@ import {
   type TitleBudget,
 } from '../rate-limiter.js'
 import { serverSessionKey, type ServerReport, type ServerRoster } from '../presence-store.js'
+import type { PrivacyStore } from '../privacy-store.js'
 import type { RedisKeys } from './keys.js'
 import {
   changeOfReply,
@@ -27,8 +28,11 @@ import {
   inheritedElements,
   keyText,
   sessionTail,
+  settingsOfText,
+  settingsOfValue,
   summarizeValue,
 } from './presence-codec.js'
+import { RedisProfileStore } from './redis-profile-store.js'
 import type { RedisConnection } from './redis-connection.js'
 import { RedisRateLimiter, windowArgs } from './redis-rate-limiter.js'
 
@@ -303,6 +307,62 @@ export class RedisPresenceStore implements PresenceStore {
       const summaries = new Array<PresenceSummary>(ids.length)
       for (let i = 0; i < ids.length; i++) summaries[i] = summarizeValue(ids[i]!, raws[i], now)
       return summaries
+    })
+  }
+
+  getManyWithSettings(
+    ids: readonly UserId[],
+    now: number,
+    privacy: PrivacyStore,
+  ): Promise<[UserPresence[], UserSettings[]]> | undefined {
+    return this.#withSettings(ids, privacy, (id, raw) => decodePresence(id, raw, now))
+  }
+
+  summarizeWithSettings(
+    ids: readonly UserId[],
+    now: number,
+    privacy: PrivacyStore,
+  ): Promise<[PresenceSummary[], UserSettings[]]> | undefined {
+    return this.#withSettings(ids, privacy, (id, raw) => summarizeValue(id, raw, now))
+  }
+
+  /**
+   * Values of `ids` decoded, with the settings folded into them (settings.lua): one MGET. Values
+   * written before settings were folded take their users' settings keys in a second one.
+   */
+  #withSettings<T>(
+    ids: readonly UserId[],
+    privacy: PrivacyStore,
+    decode: (id: UserId, raw: string | null | undefined) => T,
+  ): Promise<[T[], UserSettings[]]> | undefined {
+    if (!(privacy instanceof RedisProfileStore) || !privacy.foldsInto(this.#connection, this.#keys))
+      return undefined
+    if (ids.length === 0) return Promise.resolve([[], []])
+    return this.#connection.run(async () => {
+      const raws = await this.#mgetPresences(ids)
+      const decoded = new Array<T>(ids.length)
+      const settings = new Array<UserSettings>(ids.length)
+      let unfolded: number[] | undefined
+      for (let i = 0; i < ids.length; i++) {
+        const raw = raws[i]
+        decoded[i] = decode(ids[i]!, raw)
+        const folded = settingsOfValue(raw)
+        if (folded !== undefined) settings[i] = folded
+        else (unfolded ??= []).push(i)
+      }
+      if (unfolded !== undefined) {
+        const k = this.#keys
+        const texts = await this.#connection.mgetUsers(
+          k.settingsHeads(),
+          unfolded.map((i) => ids[i]!),
+          (id) => k.bucketOf(id),
+        )
+        unfolded.forEach((i, j) => {
+          const text = texts[j]
+          settings[i] = text ? settingsOfText(text) : defaultSettings
+        })
+      }
+      return [decoded, settings]
     })
   }
 

@@ -8,6 +8,7 @@ import {
   type UserSettings,
 } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
+import type { Cluster, Redis } from 'ioredis'
 import type { ApiKeyRecord } from '../../core/api-key.js'
 import type {
   CatalogueRecord,
@@ -19,6 +20,7 @@ import type {
 import type { Revocation } from '../credential-store.js'
 import type { ProfileStore } from '../profile-store.js'
 import { foldName, type RedisKeys } from './keys.js'
+import { settingsOfText, settingsText } from './presence-codec.js'
 import type { RedisConnection } from './redis-connection.js'
 
 type Op = [command: string, ...args: string[]]
@@ -50,7 +52,7 @@ export class RedisProfileStore implements ProfileStore {
     return this.#connection.run(async () => {
       const k = this.#keys
       const raws = await this.#connection.mgetUsers(k.settingsHeads(), ids, (id) => k.bucketOf(id))
-      return raws.map((raw) => (raw ? (JSON.parse(raw) as UserSettings) : defaultSettings))
+      return raws.map((raw) => (raw ? settingsOfText(raw) : defaultSettings))
     })
   }
 
@@ -316,6 +318,45 @@ export class RedisProfileStore implements ProfileStore {
     })
   }
 
+  /**
+   * Folds every stored settings key into its user's presence value (settings.lua), for data an
+   * older version stored before settings were folded: until then, a user who has settings and no
+   * presence value reads with the defaults. Once per Redis (a key marks it done; running it
+   * again, or on two nodes at once, is harmless). Returns how many keys it folded.
+   */
+  foldStoredSettings(): Promise<number> {
+    const k = this.#keys
+    const client = this.#client
+    return this.#connection.run(async () => {
+      if ((await client.exists(k.settingsFolded())) === 1) return 0
+      const masters = this.#connection.isCluster ? (client as Cluster).nodes('master') : [client]
+      let folded = 0
+      for (const master of masters) {
+        let cursor = '0'
+        do {
+          const [next, found] = await (master as Redis).scan(
+            cursor,
+            'MATCH',
+            k.settingsPattern(),
+            'COUNT',
+            1000,
+          )
+          cursor = next
+          await Promise.all(
+            found.map((key) => {
+              const id = key.slice(key.lastIndexOf(':') + 1)
+              const presence = `${key.slice(0, key.length - id.length - 2)}p:${id}`
+              return client.presencedSettings(key, presence, '')
+            }),
+          )
+          folded += found.length
+        } while (cursor !== '0')
+      }
+      await client.set(k.settingsFolded(), String(folded))
+      return folded
+    })
+  }
+
   ready(): Promise<boolean> {
     return this.#connection.ready()
   }
@@ -324,11 +365,22 @@ export class RedisProfileStore implements ProfileStore {
     return this.#connection.release()
   }
 
+  /** The settings key, and the copy folded into the presence value (settings.lua). */
   #settingsOp(id: UserId, settings: UserSettings): Op {
-    const value: UserSettings = { visibility: settings.visibility, invisible: settings.invisible }
-    if (settings.frozenLastOnline !== undefined) value.frozenLastOnline = settings.frozenLastOnline
-    if (settings.visibleSince !== undefined) value.visibleSince = settings.visibleSince
-    return ['set', this.#keys.settings(id), JSON.stringify(value)]
+    const k = this.#keys
+    return ['presencedSettings', k.settings(id), k.presence(id), settingsText(settings)]
+  }
+
+  /**
+   * Whether reads of `connection` and `keys` find the settings this store keeps folded into the
+   * presence values (RedisPresenceStore.summarizeWithSettings): the same Redis and key layout.
+   */
+  foldsInto(connection: RedisConnection, keys: RedisKeys): boolean {
+    return (
+      connection === this.#connection &&
+      keys.prefix === this.#keys.prefix &&
+      keys.buckets === this.#keys.buckets
+    )
   }
 
   #friendOps(a: UserId, b: UserId, friends: boolean): Op[] {
@@ -415,7 +467,12 @@ export class RedisProfileStore implements ProfileStore {
     if (ops.length === 0) return
     const client = this.#client
     if (this.#connection.isCluster) {
-      await Promise.all(ops.map(([command, ...args]) => client.call(command, ...args)))
+      // a script's name is the command ioredis defines for it (EVALSHA), not a Redis command
+      const send = (command: string, args: string[]) =>
+        command === 'presencedSettings'
+          ? client.presencedSettings(args[0]!, args[1]!, args[2]!)
+          : client.call(command, ...args)
+      await Promise.all(ops.map(([command, ...args]) => send(command, args)))
       return
     }
     for (let i = 0; i < ops.length; i += IMPORT_CHUNK) {

@@ -26,7 +26,7 @@
 -- ended. Sessions already past expiry are left to the sweep, as end.lua leaves them.
 local now = tonumber(ARGV[2])
 local raw = redis.call('GET', KEYS[1])
-local lo, sessions = parse(raw)
+local lo, sessions, fold = parse(raw, settings_key(KEYS[1], ARGV[1]))
 local device = ARGV[4]
 local named = ARGV[5]
 
@@ -93,7 +93,7 @@ for k, i in ipairs(found) do
     if not (ending[j] and (j == i or j < i)) then left[#left + 1] = s end
   end
   kept = left
-  local after = encode(lo, kept)
+  local after = encode(lo, kept, fold)
   local message = change(ARGV[9], ARGV[1], ARGV[2], 'e', ARGV[7], keys[k], before, after, hist)
   publish(ARGV[8], message)
   reply[#reply + 1] = message

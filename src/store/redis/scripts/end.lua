@@ -14,7 +14,7 @@
 local now = tonumber(ARGV[2])
 local raw = redis.call('GET', KEYS[1])
 if not raw then return nil end
-local lo, sessions = parse(raw)
+local lo, sessions, fold = parse(raw, settings_key(KEYS[1], ARGV[1]))
 local prefix = ARGV[4] .. ','
 
 local kept = {}
@@ -31,7 +31,7 @@ redis.call('HINCRBY', KEYS[4], 's', -1)
 index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], kept)
 
 if lo == nil or lo < now then lo = now end
-local after = encode(lo, kept)
+local after = encode(lo, kept, fold)
 redis.call('SET', KEYS[1], after)
 local hist = history(ARGV[8], ARGV[9], ARGV[10])
 local message = change(ARGV[7], ARGV[1], ARGV[2], 'e', ARGV[5], ARGV[4], raw, after, hist)

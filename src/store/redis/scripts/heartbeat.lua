@@ -20,7 +20,7 @@
 local now = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[5])
 local raw = redis.call('GET', KEYS[1])
-local lo, sessions = parse(raw)
+local lo, sessions, fold = parse(raw, settings_key(KEYS[1], ARGV[1]))
 local prefix = ARGV[4] .. ','
 local rest = prefix .. ARGV[6]
 
@@ -50,7 +50,7 @@ index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], sessions)
 
 -- max, not now: nodes' clocks differ a little and lastOnline must never move back
 if lo == nil or lo < now then lo = now end
-local after = encode(lo, sessions)
+local after = encode(lo, sessions, fold)
 redis.call('SET', KEYS[1], after)
 local hist = nil
 if visible then hist = history(ARGV[9], ARGV[10], ARGV[11]) end

@@ -2,14 +2,42 @@
 -- (its format is described in presence-codec.ts), the bucket's expiry index (keys.ts) and the
 -- change record a script returns and publishes.
 
--- A stored value as lastOnline and its sessions {ex, ttl, age, rest}: expiresAt, expiresAt -
--- updatedAt, updatedAt - startedAt (lines hold updatedAt - lastOnline, ttl, age), and `rest`,
--- the line after the numbers: <key JSON>,<source>,<device>,<activity>]
-local function parse(raw)
+-- The settings text of a user with default settings as RedisProfileStore stores it, folded as 0.
+local DEFAULT_SETTINGS = '{"visibility":"everyone","invisible":false}'
+
+-- The user's settings key beside its presence key (keys.ts: `<head>p:<id>` and `<head>s:<id>`).
+local function settings_key(presenceKey, userId)
+  return string.sub(presenceKey, 1, #presenceKey - #userId - 2) .. 's:' .. userId
+end
+
+-- The fold of the settings stored at `settingsKey` (presence-codec.ts): 0 for none or the
+-- defaults, else their JSON text, which holds no line break.
+local function fold_of(settingsKey)
+  local text = redis.call('GET', settingsKey)
+  if not text or text == DEFAULT_SETTINGS then return '0' end
+  return text
+end
+
+-- A stored value as lastOnline (nil for none), its sessions {ex, ttl, age, rest} and the fold of
+-- the user's settings: expiresAt, expiresAt - updatedAt, updatedAt - startedAt (lines hold
+-- updatedAt - lastOnline, ttl, age), and `rest`, the line after the numbers:
+-- <key JSON>,<source>,<device>,<activity>]. A value written before settings were folded (no
+-- fold on its first line), or none, gets the fold of the settings at `settingsKey`, so that
+-- every value a script writes carries it.
+local function parse(raw, settingsKey)
   local sessions = {}
-  if not raw then return nil, sessions end
+  if not raw then return nil, sessions, fold_of(settingsKey) end
   local stop = string.find(raw, '\n', 1, true)
-  local lo = tonumber(string.sub(raw, 2, stop - 1))
+  local first = string.sub(raw, 2, stop - 1)
+  local comma = string.find(first, ',', 1, true)
+  local lo, fold
+  if comma then
+    lo = tonumber(string.sub(first, 1, comma - 1))
+    fold = string.sub(first, comma + 1)
+  else
+    lo = tonumber(first)
+    fold = fold_of(settingsKey)
+  end
   local start = stop + 1
   stop = string.find(raw, '\n', start, true)
   while stop do
@@ -22,11 +50,11 @@ local function parse(raw)
     start = stop + 1
     stop = string.find(raw, '\n', start, true)
   end
-  return lo, sessions
+  return lo, sessions, fold
 end
 
-local function encode(lo, sessions)
-  local lines = {string.format('[%d', lo)}
+local function encode(lo, sessions, fold)
+  local lines = {lo and string.format('[%d,%s', lo, fold) or ('[null,' .. fold)}
   for i, s in ipairs(sessions) do
     lines[i + 1] = string.format(',[%d,%d,%d,%s', s.ex - s.ttl - lo, s.ttl, s.age, s.rest)
   end

@@ -29,11 +29,11 @@ local last = 14 + tonumber(ARGV[14])
 local hist = history(ARGV[11], ARGV[12], ARGV[13])
 local out = {}
 
-local function save(userId, lo, sessions, raw, kind)
+local function save(userId, lo, sessions, fold, raw, kind)
   local shard = shard_of(userId, shards)
   index(ARGV[6] .. shard, KEYS[1], KEYS[2], shard, userId, sessions)
   if lo == nil or lo < now then lo = now end
-  local after = encode(lo, sessions)
+  local after = encode(lo, sessions, fold)
   redis.call('SET', ARGV[5] .. userId, after)
   if kind then
     local message = change(ARGV[10], userId, ARGV[1], kind, ARGV[8], ARGV[2], raw, after, hist)
@@ -45,7 +45,7 @@ end
 for i = 15, last do
   local userId = ARGV[i]
   local raw = redis.call('GET', ARGV[5] .. userId)
-  local lo, sessions = parse(raw)
+  local lo, sessions, fold = parse(raw, settings_key(ARGV[5] .. userId, userId))
   local found = nil
   for _, s in ipairs(sessions) do
     if has_key(s, prefix) then
@@ -67,7 +67,7 @@ for i = 15, last do
     sessions[#sessions + 1] = {ex = now + ttl, ttl = ttl, age = 0, rest = rest}
     redis.call('HINCRBY', KEYS[2], 's', 1)
   end
-  save(userId, lo, sessions, raw, visible and 'h' or nil)
+  save(userId, lo, sessions, fold, raw, visible and 'h' or nil)
 end
 
 -- an expired session of a player who left is the sweep's to report
@@ -75,7 +75,7 @@ for i = last + 1, #ARGV do
   local userId = ARGV[i]
   local raw = redis.call('GET', ARGV[5] .. userId)
   if raw then
-    local lo, sessions = parse(raw)
+    local lo, sessions, fold = parse(raw, settings_key(ARGV[5] .. userId, userId))
     local kept = {}
     local ended = false
     for _, s in ipairs(sessions) do
@@ -87,7 +87,7 @@ for i = last + 1, #ARGV do
     end
     if ended then
       redis.call('HINCRBY', KEYS[2], 's', -1)
-      save(userId, lo, kept, raw, 'e')
+      save(userId, lo, kept, fold, raw, 'e')
     end
   end
 end

@@ -23,7 +23,7 @@ for _, shard in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   budget = budget - #due
   for _, userId in ipairs(due) do
     local raw = redis.call('GET', ARGV[3] .. userId)
-    local lo, sessions = parse(raw)
+    local lo, sessions, fold = parse(raw, settings_key(ARGV[3] .. userId, userId))
     local kept = {}
     local removed = 0
     local lastAlive = nil
@@ -40,7 +40,7 @@ for _, shard in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
     if removed > 0 then
       redis.call('HINCRBY', KEYS[2], 's', -removed)
       if lo == nil or lo < lastAlive then lo = lastAlive end
-      local after = encode(lo, kept)
+      local after = encode(lo, kept, fold)
       redis.call('SET', ARGV[3] .. userId, after)
       local message = change(ARGV[6], userId, ARGV[1], 's', '', '""', raw, after, hist)
       publish(ARGV[5], message)
