@@ -455,9 +455,12 @@ export class Fanout {
       )
       watches.setRelation(w, relation)
       if (collapsed >= 0) {
-        // what the client shows was projected under earlier rules: whatever it is, the current
-        // state is sent (online or offline as the client last had the user, else an update)
-        watches.setSent(w, '', base.sessions.length > 0)
+        // what the client shows was projected under earlier rules, from sessions those rules
+        // may have hidden from it: whatever it is, the current state is sent, as `online` when
+        // the subscriber may see the user online now, else as `offline`. Nothing of the
+        // sessions at the position decides it (a hidden user's would tell what it hid).
+        const shown = this.#project(stream, id, relation, current[collapsed]!, now)
+        watches.setSent(w, '', !shown.online)
       } else {
         const projected = this.#project(stream, id, relation, base, baseAt)
         watches.setSent(w, this.#intern(id, projected.json), projected.online)
@@ -466,7 +469,8 @@ export class Fanout {
         const position = positionOf(change)
         const prior = watches.offset(w)
         if (follows) watches.setOffset(w, position.offset)
-        if (isPrivacyMark(change) || sameSessions(change.before, change.after)) continue
+        if (isPrivacyMark(change)) continue
+        if (collapsed < 0 && sameSessions(change.before, change.after)) continue
         const rendered = this.#project(stream, id, relation, change.after, position.at)
         this.#emit(stream, id, w, rendered, change.reason ?? 'explicit', at, prior)
       }

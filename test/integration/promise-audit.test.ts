@@ -352,6 +352,47 @@ test('positions: who may see a user changed since the pos: the resume shows the 
   assert.equal(await alone(hid), 'reset too_old')
 })
 
+/*
+ * When who may see what about a user changed since a pos (a privacy mark), the resume sends the
+ * user's current state instead of its changes. Which frame it sent depended on the sessions the
+ * user had at the pos, even when those were hidden from the subscriber then: a user hidden and
+ * online at the pos, offline now, came back as `offline` (an offline user: nothing), and one
+ * hidden and online at the pos, visible now, as `update` (an offline user: `online`).
+ */
+for (const after of ['offline', 'online'] as const) {
+  test(`positions: a resume across a privacy mark tells nothing of the sessions a hidden user had at the pos (${after} now)`, async (t) => {
+    const { app, clock } = await start(t, { realtimeHistory: 16 })
+    const viewer = '7151'
+    const users = ['7152', '7153', '7154']
+    const [offline, invisible, blocking] = users as [string, string, string]
+    await lastSeenThenHidden(app, clock, viewer, users)
+    clock.set(T0 + 2000)
+    // online, unseen by the viewer, when it takes its positions
+    for (const id of [invisible, blocking]) await heartbeat(app, id, { placeId: 1818 })
+    const held = await positionedSnapshot(app, viewer, users)
+    clock.set(T0 + 3000)
+    // who may see what changes for each of them (a privacy mark), then each is offline or
+    // visible and online
+    for (const id of users) {
+      const settings = after === 'offline' ? { visibility: 'friends' } : { invisible: false }
+      await call(app, 'PUT', `/admin/v1/users/${id}/settings`, { 'x-api-key': ADMIN_KEY }, settings)
+    }
+    if (after === 'online') {
+      await call(app, 'DELETE', `/admin/v1/users/${blocking}/blocks/${viewer}`, {
+        'x-api-key': ADMIN_KEY,
+      })
+      await heartbeat(app, offline, { placeId: 1818 })
+    } else {
+      for (const id of [invisible, blocking]) await heartbeat(app, id, { disconnect: true })
+    }
+    const alone = (id: string) => continueFrom(app, viewer, id, held.get(id)!)
+    const expected = `recovered ${after}`
+    assert.equal(await alone(offline), expected)
+    assert.equal(await alone(invisible), expected)
+    assert.equal(await alone(blocking), expected)
+  })
+}
+
 test('positions: a day on, a resume from a hidden user’s pos is forgotten as an offline user’s is, whatever they did unseen', async (t) => {
   const DAY = 86_400_000
   const HOUR = 3_600_000
