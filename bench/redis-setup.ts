@@ -52,12 +52,14 @@ export async function countedRedisStores(url: string, prefix: string): Promise<C
   const keys = new RedisKeys(prefix)
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
   await bus.subscribed
+  const profiles = new RedisProfileStore(connection, keys)
+  await profiles.foldStoredSettings() // as every node's start does (create-stores.ts)
   const stores: Stores = {
     mode: 'redis',
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
     }),
-    profiles: new RedisProfileStore(connection, keys),
+    profiles,
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),
   }

@@ -79,10 +79,12 @@ async function redisStores(): Promise<Stores> {
   const connection = new RedisConnection(target, { commandTimeoutMs: 5000 })
   await connection.waitReady()
   const keys = new RedisKeys(prefix)
+  const profiles = new RedisProfileStore(connection, keys)
+  await profiles.foldStoredSettings() // as every node's start does (create-stores.ts)
   const stores: Stores = {
     mode: mode === 'cluster' ? 'cluster' : 'redis',
     presence: new RedisPresenceStore(connection, keys),
-    profiles: new RedisProfileStore(connection, keys),
+    profiles,
     bus: new RedisChangeBus(connection, { channel: keys.channel() }),
     rateLimiter: new RedisRateLimiter(connection, keys),
   }

@@ -122,7 +122,13 @@ async function createRedisStores(
   }
   await Promise.race([bus.subscribed, new Promise((r) => setTimeout(r, 2000).unref())])
   const profiles = new RedisProfileStore(connection, keys)
-  foldStoredSettings(profiles, connection, log)
+  // a fresh or folded Redis answers at once; an older version's data is folded before serving
+  // when that takes a moment, else (or while Redis is out of reach) reads take the settings
+  // keys until it is done
+  const folding = foldStoredSettings(profiles, connection, log)
+  if (connection.client.status === 'ready') {
+    await Promise.race([folding, new Promise((r) => setTimeout(r, 10_000).unref())])
+  }
   return {
     mode: 'cluster' in target ? 'cluster' : 'redis',
     presence: new RedisPresenceStore(connection, keys, {
@@ -145,16 +151,16 @@ async function createRedisStores(
 /**
  * Folds the settings an older version stored into the presence values, in the background, once
  * per Redis (RedisProfileStore.foldStoredSettings); tried again every 10 s while Redis fails it,
- * until the connection is closed.
+ * until the connection is closed. Resolves when the first attempt ends, folded or not.
  */
 function foldStoredSettings(
   profiles: RedisProfileStore,
   connection: RedisConnection,
   log: StartupLog | undefined,
-): void {
-  const attempt = () => {
-    if (connection.client.status === 'end') return
-    profiles.foldStoredSettings().catch((error: unknown) => {
+): Promise<unknown> {
+  const attempt = (): Promise<unknown> => {
+    if (connection.client.status === 'end') return Promise.resolve()
+    return profiles.foldStoredSettings().catch((error: unknown) => {
       if (connection.client.status === 'end') return
       log?.warn(
         { err: error instanceof Error ? error.message : String(error) },
@@ -163,5 +169,5 @@ function foldStoredSettings(
       setTimeout(attempt, 10_000).unref()
     })
   }
-  attempt()
+  return attempt()
 }

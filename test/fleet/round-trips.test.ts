@@ -42,12 +42,14 @@ async function fleetService(t: TestContext, target: RedisTarget, rateLimitMax = 
   const keys = new RedisKeys(prefix)
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
   await bus.subscribed
+  const profiles = new RedisProfileStore(connection, keys)
+  await profiles.foldStoredSettings() // as every node's start does (create-stores.ts)
   const stores: Stores = {
     mode: 'url' in target ? 'redis' : 'cluster',
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
     }),
-    profiles: new RedisProfileStore(connection, keys),
+    profiles,
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),
   }
@@ -156,12 +158,14 @@ async function httpApp(
   const keys = new RedisKeys(prefix)
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
   await bus.subscribed
+  const profiles = new RedisProfileStore(connection, keys)
+  await profiles.foldStoredSettings() // as every node's start does (create-stores.ts)
   const stores: Stores = {
     mode: 'url' in target ? 'redis' : 'cluster',
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
     }),
-    profiles: new RedisProfileStore(connection, keys),
+    profiles,
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),
   }

@@ -130,6 +130,7 @@ test('a read of settings and presences is one MGET; a settings-only value goes w
   const prefix = uniquePrefix('folded')
   t.after(() => deleteKeys(single, prefix))
   const a = await node(t, single, prefix)
+  await a.profiles.foldStoredSettings() // as every node's start does
   const ids = Array.from({ length: 50 }, (_, i) => id(7000 + i))
   for (const user of ids.slice(0, 10)) await a.presence.heartbeat(write(user), T0)
   await a.profiles.putSettings(ids[3]!, invisible)
@@ -213,8 +214,16 @@ test('foldStoredSettings folds the settings keys an older version left, once', a
   )
   await client.set(a.keys.presence(id(22)), `[${T0}\n]`)
   await client.set(a.keys.settings(id(23)), JSON.stringify(defaultSettings))
-  assert.deepEqual((await a.read([id(21)])).settings, [defaultSettings], 'not folded yet')
+  // before the pass, a user with settings and no value reads with its settings (a second MGET)
+  let early: Awaited<ReturnType<typeof a.read>> | undefined
+  const sentEarly = await commandsOf(a.connection, async () => {
+    early = await a.read([id(21)])
+  })
+  assert.deepEqual(early!.settings, [invisible], 'not folded yet, and still invisible')
+  assert.deepEqual(sentEarly, ['mget', 'mget', 'mget', 'mget'])
   assert.equal(await a.profiles.foldStoredSettings(), 3)
+  const sentAfter = await commandsOf(a.connection, () => a.read([id(21)]))
+  assert.deepEqual(sentAfter, ['mget', 'mget'], 'one MGET per read once folded')
   assert.deepEqual((await a.read([id(21), id(22), id(23)])).settings, [
     invisible,
     { visibility: 'nobody', invisible: false },

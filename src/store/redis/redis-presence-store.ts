@@ -328,7 +328,8 @@ export class RedisPresenceStore implements PresenceStore {
 
   /**
    * Values of `ids` decoded, with the settings folded into them (settings.lua): one MGET. Values
-   * written before settings were folded take their users' settings keys in a second one.
+   * written before settings were folded take their users' settings keys in a second one, and so
+   * do missing values until this node knows the fold pass has run (settingsFolded).
    */
   #withSettings<T>(
     ids: readonly UserId[],
@@ -339,6 +340,8 @@ export class RedisPresenceStore implements PresenceStore {
       return undefined
     if (ids.length === 0) return Promise.resolve([[], []])
     return this.#connection.run(async () => {
+      // before the fold pass, a user with no value may have settings an older version stored
+      const foldDone = privacy.settingsFolded
       const raws = await this.#mgetPresences(ids)
       const decoded = new Array<T>(ids.length)
       const settings = new Array<UserSettings>(ids.length)
@@ -346,7 +349,7 @@ export class RedisPresenceStore implements PresenceStore {
       for (let i = 0; i < ids.length; i++) {
         const raw = raws[i]
         decoded[i] = decode(ids[i]!, raw)
-        const folded = settingsOfValue(raw)
+        const folded = raw || foldDone ? settingsOfValue(raw) : undefined
         if (folded !== undefined) settings[i] = folded
         else (unfolded ??= []).push(i)
       }

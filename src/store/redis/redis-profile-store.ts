@@ -37,10 +37,20 @@ const IMPORT_CHUNK = 5000
 export class RedisProfileStore implements ProfileStore {
   readonly #connection: RedisConnection
   readonly #keys: RedisKeys
+  #settingsFolded = false
 
   constructor(connection: RedisConnection, keys: RedisKeys) {
     this.#connection = connection.retain()
     this.#keys = keys
+  }
+
+  /**
+   * Whether this node knows every settings key is folded into a presence value
+   * (foldStoredSettings has run on this Redis): until then, a user with no presence value may
+   * still have settings an older version stored, which reads must not take for the defaults.
+   */
+  get settingsFolded(): boolean {
+    return this.#settingsFolded
   }
 
   get #client() {
@@ -320,15 +330,18 @@ export class RedisProfileStore implements ProfileStore {
 
   /**
    * Folds every stored settings key into its user's presence value (settings.lua), for data an
-   * older version stored before settings were folded: until then, a user who has settings and no
-   * presence value reads with the defaults. Once per Redis (a key marks it done; running it
+   * older version stored before settings were folded: until then, reads take the settings key of
+   * every user with no presence value too (settingsFolded). Once per Redis (a key marks it done; running it
    * again, or on two nodes at once, is harmless). Returns how many keys it folded.
    */
   foldStoredSettings(): Promise<number> {
     const k = this.#keys
     const client = this.#client
     return this.#connection.run(async () => {
-      if ((await client.exists(k.settingsFolded())) === 1) return 0
+      if ((await client.exists(k.settingsFolded())) === 1) {
+        this.#settingsFolded = true
+        return 0
+      }
       const masters = this.#connection.isCluster ? (client as Cluster).nodes('master') : [client]
       let folded = 0
       for (const master of masters) {
@@ -353,6 +366,7 @@ export class RedisProfileStore implements ProfileStore {
         } while (cursor !== '0')
       }
       await client.set(k.settingsFolded(), String(folded))
+      this.#settingsFolded = true
       return folded
     })
   }
