@@ -362,7 +362,12 @@ async function settleWithin<T>(read: () => Promise<T>, ms: number): Promise<T | 
     timer = setTimeout(() => resolve(undefined), ms)
   })
   try {
-    return await Promise.race([Promise.resolve().then(read).catch(() => undefined), timeout])
+    return await Promise.race([
+      Promise.resolve()
+        .then(read)
+        .catch(() => undefined),
+      timeout,
+    ])
   } finally {
     clearTimeout(timer)
   }

@@ -24,7 +24,8 @@ const STORE_GAUGES = [
 
 test('fleet: /metrics answers 200 while Redis is down or hangs, and the store gauges come back', async (t) => {
   // our own Redis, durable with AOF so the session outlives the restart: the machine's is never stopped
-  const redis = await privateRedis(t, 'metrics-outage', ['--appendonly', 'yes', '--appendfsync', 'always'])
+  const aof = ['--appendonly', 'yes', '--appendfsync', 'always']
+  const redis = await privateRedis(t, 'metrics-outage', aof)
   const node = await startApp(t, {
     config: { redisUrl: redis.url, redisPrefix: 'metrics-outage:', metricsKey: METRICS_KEY },
   })
