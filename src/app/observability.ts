@@ -211,16 +211,6 @@ export class Metrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
     registers: [this.registry],
   })
-  readonly webhookQueued = new Gauge({
-    name: 'presenced_webhook_queued_events',
-    help: 'Webhook events waiting for delivery in every endpoint queue (shared store: the same on every node).',
-    registers: [this.registry],
-  })
-  readonly webhookParked = new Gauge({
-    name: 'presenced_webhook_parked_events',
-    help: 'Webhook events parked after their last attempt, waiting for a replay (shared store).',
-    registers: [this.registry],
-  })
 
   readonly busPublished = new Counter({
     name: 'presenced_bus_events_published_total',
@@ -235,11 +225,6 @@ export class Metrics {
     labelNames: ['type'] as const,
     registers: [this.registry],
     collect: this.#busReceived.collector(),
-  })
-  readonly busNodes = new Gauge({
-    name: 'presenced_bus_nodes',
-    help: 'Nodes listening on the change bus (fleet mode; 1 for the embedded store).',
-    registers: [this.registry],
   })
   readonly realtimeConnections = new Gauge({
     name: 'presenced_realtime_connections',
@@ -270,15 +255,38 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  // The gauges below are read from the shared store at scrape time. They are registered in no
+  // registry: each scrape shows those read within its bound, and leaves out those it could not
+  // read (a stale value would look like a fresh one), which presenced_store_reachable says.
   readonly liveSessions = new Gauge({
     name: 'presenced_live_sessions',
     help: 'Sessions alive now (every device, title and game server session).',
-    registers: [this.registry],
+    registers: [],
   })
   readonly liveUsers = new Gauge({
     name: 'presenced_live_users',
     help: 'Users with at least one live session now.',
-    registers: [this.registry],
+    registers: [],
+  })
+  readonly webhookQueued = new Gauge({
+    name: 'presenced_webhook_queued_events',
+    help: 'Webhook events waiting for delivery in every endpoint queue (shared store: the same on every node).',
+    registers: [],
+  })
+  readonly webhookParked = new Gauge({
+    name: 'presenced_webhook_parked_events',
+    help: 'Webhook events parked after their last attempt, waiting for a replay (shared store).',
+    registers: [],
+  })
+  readonly busNodes = new Gauge({
+    name: 'presenced_bus_nodes',
+    help: 'Nodes listening on the change bus (fleet mode; 1 for the embedded store).',
+    registers: [],
+  })
+  readonly storeReachable = new Gauge({
+    name: 'presenced_store_reachable',
+    help: 'Whether this scrape read every gauge it takes from the store in time (1), or left some out (0).',
+    registers: [],
   })
   #service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes' | 'webhooks'> | undefined
 
@@ -287,19 +295,14 @@ export class Metrics {
     this.#service = service
   }
 
+  /**
+   * Sets this node's own gauges, then those the store gives within `timeoutMs`, and returns the
+   * latter (with presenced_store_reachable) for this scrape to show.
+   */
   async #readGauges(
     service: Pick<PresenceService, 'liveCounts' | 'census' | 'nodes' | 'webhooks'>,
-  ) {
-    const [{ sessions, users }, nodes, backlog] = await Promise.all([
-      service.liveCounts(),
-      service.nodes()?.catch(() => undefined),
-      service.webhooks.backlog(),
-    ])
-    this.liveSessions.set(sessions)
-    this.liveUsers.set(users)
-    this.busNodes.set(nodes ?? 1)
-    this.webhookQueued.set(backlog.queued)
-    this.webhookParked.set(backlog.parked)
+    timeoutMs: number,
+  ): Promise<Gauge[]> {
     const realtime = service.census.counts()
     for (const [transport, open] of Object.entries(realtime.connections)) {
       this.realtimeConnections.set({ transport }, open)
@@ -310,13 +313,63 @@ export class Metrics {
     this.realtimeWatchedUsers.set(realtime.watchedUsers)
     this.dashboardFeedStreams.set({ view: 'public' }, realtime.feedStreams.public)
     this.dashboardFeedStreams.set({ view: 'admin' }, realtime.feedStreams.admin)
+
+    const [counts, nodes, backlog] = await Promise.all([
+      settleWithin(() => service.liveCounts(), timeoutMs),
+      settleWithin(async () => (await service.nodes()) ?? 1, timeoutMs),
+      settleWithin(() => service.webhooks.backlog(), timeoutMs),
+    ])
+    const read: Gauge[] = []
+    if (counts) {
+      this.liveSessions.set(counts.sessions)
+      this.liveUsers.set(counts.users)
+      read.push(this.liveSessions, this.liveUsers)
+    }
+    if (nodes !== undefined) {
+      this.busNodes.set(nodes)
+      read.push(this.busNodes)
+    }
+    if (backlog) {
+      this.webhookQueued.set(backlog.queued)
+      this.webhookParked.set(backlog.parked)
+      read.push(this.webhookQueued, this.webhookParked)
+    }
+    this.storeReachable.set(counts && nodes !== undefined && backlog ? 1 : 0)
+    read.push(this.storeReachable)
+    return read
   }
 
-  /** The exposition text: this app's metrics and the process's. */
-  async scrape(): Promise<{ contentType: string; body: string }> {
-    if (this.#service) await this.#readGauges(this.#service)
-    const merged = Registry.merge([this.registry, processMetrics()])
+  /**
+   * The exposition text: this app's metrics and the process's. It never fails for the store:
+   * a gauge the store does not give within `storeTimeoutMs` is left out of this scrape.
+   */
+  async scrape(storeTimeoutMs = 2000): Promise<{ contentType: string; body: string }> {
+    const fromStore = new Registry()
+    if (this.#service) {
+      for (const gauge of await this.#readGauges(this.#service, storeTimeoutMs)) {
+        fromStore.registerMetric(gauge)
+      }
+    }
+    const merged = Registry.merge([this.registry, fromStore, processMetrics()])
     return { contentType: merged.contentType, body: await merged.metrics() }
+  }
+}
+
+/** What `read` resolves to within `ms`, or undefined when it fails or takes longer. */
+async function settleWithin<T>(read: () => Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms)
+  })
+  try {
+    return await Promise.race([
+      Promise.resolve()
+        .then(read)
+        .catch(() => undefined),
+      timeout,
+    ])
+  } finally {
+    clearTimeout(timer)
   }
 }
 
@@ -330,7 +383,10 @@ export interface ObservabilityDeps {
    * operator may read them.
    */
   auth: Pick<Authenticator, 'metricsEnabled' | 'allowsMetrics'>
-  /** How long /readyz waits for a store before calling it unavailable. */
+  /**
+   * How long /readyz waits for a store before calling it unavailable, and /metrics before
+   * leaving out the gauges it reads from the store.
+   */
   readyTimeoutMs?: number
 }
 
@@ -364,17 +420,8 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
   app.get('/healthz', { schema: hidden, logLevel: 'warn' }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', { schema: hidden, logLevel: 'warn' }, async (_request, reply) => {
-    const check = async (store: { ready(): Promise<boolean> }): Promise<boolean> => {
-      let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), readyTimeoutMs)
-      })
-      try {
-        return await Promise.race([store.ready().catch(() => false), timeout])
-      } finally {
-        clearTimeout(timer)
-      }
-    }
+    const check = async (store: { ready(): Promise<boolean> }): Promise<boolean> =>
+      (await settleWithin(() => store.ready(), readyTimeoutMs)) ?? false
     const [presence, profiles] = await Promise.all([check(stores.presence), check(stores.profiles)])
     const ready = presence && profiles
     return reply
@@ -409,7 +456,7 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
         'Metrics need the metrics key (or the admin key) as a bearer token.',
       )
     }
-    const { contentType, body } = await metrics.scrape()
+    const { contentType, body } = await metrics.scrape(readyTimeoutMs)
     return reply.type(contentType).header('cache-control', 'no-store').send(body)
   })
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after } from 'node:test'
+import { after, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import type { RedisTarget } from '../../src/store/redis/redis-connection.js'
 
@@ -78,6 +78,25 @@ export async function startRedisServer(
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
       await exited
     },
+  }
+}
+
+/**
+ * A redis-server of the test's own on a free port, to stop and start again (empty unless `extra`
+ * asks for persistence), killed and its directory removed when the test ends.
+ */
+export async function privateRedis(t: TestContext, label: string, extra: string[] = []) {
+  const dir = mkdtempSync(join(tmpdir(), `presenced-${label}-`))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  let server = await startRedisServer(port, dir, extra)
+  t.after(() => server.kill())
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    /** The running redis-server (to SIGSTOP it, say). */
+    process: () => server.process,
+    stop: () => server.kill(),
+    start: async () => void (server = await startRedisServer(port, dir, extra)),
   }
 }
 
