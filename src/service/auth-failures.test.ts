@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { PresenceError } from '../core/errors.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
-import { AuthFailures } from './auth-failures.js'
+import { AuthFailures, guesser } from './auth-failures.js'
 import { ManualClock } from './clock.js'
 
 /** A RATE_LIMITED refusal asking to wait `seconds`. */
@@ -71,4 +71,24 @@ test('heard refusals end on time', () => {
   assert.throws(() => limit.check('c'), waits(1))
   clock.advance(500)
   limit.check('c')
+})
+
+test('an IPv6 /64 is one guesser; an IPv4-mapped address is its IPv4 one', async () => {
+  assert.equal(guesser('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+  assert.equal(guesser('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64')
+  assert.equal(guesser('2001:db8:1:2::/64'), '2001:db8:1:2::/64', 'a result counts as itself')
+  assert.equal(guesser('::ffff:203.0.113.7'), '203.0.113.7')
+  assert.equal(guesser('203.0.113.7'), '203.0.113.7')
+  assert.equal(guesser('not an address'), 'not an address')
+
+  const clock = new ManualClock(0)
+  const { limit } = failures(clock)
+  // a host walking its /64: each guess from a new address, all counted together
+  await limit.count('2001:db8:1:2::1')
+  await limit.count('2001:db8:1:2::2')
+  assert.throws(() => limit.check('2001:db8:1:2:ffff::3'), waits(10))
+  limit.check('2001:db8:1:3::1')
+  await limit.count('::ffff:198.51.100.1')
+  await limit.count('198.51.100.1')
+  assert.throws(() => limit.check('::ffff:198.51.100.1'), waits(10))
 })

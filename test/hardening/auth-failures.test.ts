@@ -487,6 +487,11 @@ test('behind a trusted proxy, the forwarded client address is counted', async (t
   const right = await userToken(app)
   assert.equal((await read('203.0.113.7', right)).status, 429)
   assert.equal((await read('203.0.113.8', right)).status, 200, 'another client, same proxy')
+  // an IPv6 client holds its /64 whole: a new address per guess is still one guesser
+  for (let i = 1; i <= LIMIT; i++)
+    assert.equal((await read(`2001:db8:7:7::${i}`, await forged('1'))).status, 401)
+  assert.equal((await read('2001:db8:7:7:ffff::1', right)).status, 429)
+  assert.equal((await read('2001:db8:7:8::1', right)).status, 200, 'another /64')
 })
 
 test('in a fleet, the count is shared and a refused address is refused on every node', async (t) => {
