@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { PresenceError } from '../core/errors.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
-import { AuthFailures, guesser } from './auth-failures.js'
+import { AuthFailures } from './auth-failures.js'
+import { clientOf } from './client-address.js'
 import { ManualClock } from './clock.js'
 
 /** A RATE_LIMITED refusal asking to wait `seconds`. */
@@ -74,12 +75,12 @@ test('heard refusals end on time', () => {
 })
 
 test('an IPv6 /64 is one guesser; an IPv4-mapped address is its IPv4 one', async () => {
-  assert.equal(guesser('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
-  assert.equal(guesser('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64')
-  assert.equal(guesser('2001:db8:1:2::/64'), '2001:db8:1:2::/64', 'a result counts as itself')
-  assert.equal(guesser('::ffff:203.0.113.7'), '203.0.113.7')
-  assert.equal(guesser('203.0.113.7'), '203.0.113.7')
-  assert.equal(guesser('not an address'), 'not an address')
+  assert.equal(clientOf('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+  assert.equal(clientOf('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64')
+  assert.equal(clientOf('2001:db8:1:2::/64'), '2001:db8:1:2::/64', 'a result counts as itself')
+  assert.equal(clientOf('::ffff:203.0.113.7'), '203.0.113.7')
+  assert.equal(clientOf('203.0.113.7'), '203.0.113.7')
+  assert.equal(clientOf('not an address'), 'not an address')
 
   const clock = new ManualClock(0)
   const { limit } = failures(clock)

@@ -1,6 +1,6 @@
-import ipaddr from 'ipaddr.js'
 import { fail, type PresenceError } from '../core/errors.js'
 import type { RateLimiter, RateLimitRule } from '../store/rate-limiter.js'
+import { clientOf } from './client-address.js'
 import type { Clock } from './clock.js'
 
 export interface AuthFailureSettings {
@@ -28,34 +28,12 @@ const MAX_BLOCKED = 100_000
 const RULE = 'auth-failures'
 
 /**
- * Whose guesses `address` counts with: an IPv6 client is counted by its /64, which one host or
- * subscriber commonly holds whole (2^64 addresses, each with a budget of its own, would make the
- * limit no limit), an IPv4-mapped one (`::ffff:a.b.c.d`) as its IPv4 address, an IPv4 client by
- * its address. Anything else is counted as it is; a result counts as itself.
- *
- * @example
- * guesser('2001:db8:1:2:aaaa::1') // '2001:db8:1:2::/64'
- * guesser('::ffff:203.0.113.7') // '203.0.113.7'
- */
-export function guesser(address: string): string {
-  if (!ipaddr.isValid(address)) return address
-  const parsed = ipaddr.parse(address)
-  if (parsed.kind() === 'ipv4') return parsed.toString()
-  const v6 = parsed as ipaddr.IPv6
-  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString()
-  return `${v6.parts
-    .slice(0, 4)
-    .map((part) => part.toString(16))
-    .join(':')}::/64`
-}
-
-/**
  * The limit on guessed credentials: each client address may present at most `max` credentials
  * that are no issued one (an unknown key, a bad signature, a malformed token) per window. Once
  * it has, every credential that address presents is refused with RATE_LIMITED until the window
  * ends, the right ones too: otherwise a guesser would still tell a right guess from a wrong one.
  *
- * Addresses are counted as `guesser` groups them (an IPv6 /64 as one).
+ * Addresses are counted as `clientOf` groups them (an IPv6 /64 as one).
  * Failures are counted by the shared RateLimiter (in Redis in fleet mode: one round trip per
  * failure, the budget shared by the fleet). An address past the limit is kept in memory and
  * announced to the other nodes, so a credential that verifies costs no round trip: `check` is a
@@ -75,7 +53,7 @@ export class AuthFailures {
   /** Throws RATE_LIMITED while `address` is refused; no I/O. */
   check(address: string): void {
     if (this.#blocked.size === 0) return
-    address = guesser(address)
+    address = clientOf(address)
     const until = this.#blocked.get(address)
     if (until === undefined) return
     const wait = until - this.#deps.clock.now()
@@ -90,7 +68,7 @@ export class AuthFailures {
    * yet) throws RATE_LIMITED.
    */
   async count(address: string): Promise<void> {
-    address = guesser(address)
+    address = clientOf(address)
     const now = this.#deps.clock.now()
     const verdict = await this.#deps.limiter.hit(`${RULE}:${address}`, this.#rules, now)
     if (verdict.count < verdict.max) return
@@ -106,7 +84,7 @@ export class AuthFailures {
 
   /** `address` is refused until `until` (epoch ms): counted here, or heard from another node. */
   remember(address: string, until: number): void {
-    address = guesser(address)
+    address = clientOf(address)
     const now = this.#deps.clock.now()
     if (until <= now) return
     if (this.#blocked.size >= MAX_BLOCKED && !this.#blocked.has(address)) this.#prune(now)

@@ -11,6 +11,7 @@ import {
 } from '../store/rate-limiter.js'
 import { RequestAdmission } from './admission.js'
 import type { Clock } from './clock.js'
+import { clientOf } from './client-address.js'
 
 export interface RateLimitSettings {
   /** Requests per window per caller on the Roblox and companion routes. */
@@ -121,11 +122,14 @@ export class RateLimits {
   }
 }
 
-/** Whose budget a request spends: the user's, the key's, else the client address's. */
+/**
+ * Whose budget a request spends: the user's, the key's, else the client's (its address, an IPv6
+ * one by its /64: clientOf).
+ */
 function subjectOf(caller: Caller, address: string): string {
   return caller.kind === 'user'
     ? `user:${caller.userId}`
     : caller.kind === 'key'
       ? `key:${caller.keyId}`
-      : `ip:${address}`
+      : `ip:${clientOf(address)}`
 }

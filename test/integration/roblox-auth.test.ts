@@ -192,6 +192,12 @@ test('rate limit per caller: 429 with Retry-After, per user and per address', as
   for (let i = 0; i < 3; i++) assert.equal((await anon(fromA)).statusCode, 200)
   assertRobloxError(await anon(fromA), 429, 0)
   assert.equal((await anon(fromB)).statusCode, 200)
+  // an IPv6 client holds its /64 whole: a new address per request still spends one budget
+  for (let i = 1; i <= 3; i++) {
+    assert.equal((await anon({ remoteAddress: `2001:db8:5:5::${i}` })).statusCode, 200)
+  }
+  assertRobloxError(await anon({ remoteAddress: '2001:db8:5:5:ffff::9' }), 429, 0)
+  assert.equal((await anon({ remoteAddress: '2001:db8:5:6::1' })).statusCode, 200, 'another /64')
 
   // the window ends: allowed again
   clock.advance(retryAfter * 1000)

@@ -1,0 +1,25 @@
+import ipaddr from 'ipaddr.js'
+
+/**
+ * The client a request's address stands for, as the per-address budgets count it (the rate
+ * limits of anonymous callers, the limit on guessed credentials): an IPv6 client by its /64,
+ * which one host or subscriber commonly holds whole (2^64 addresses, each with a budget of its
+ * own, would make a limit no limit), an IPv4-mapped one (`::ffff:a.b.c.d`) as its IPv4 address,
+ * an IPv4 client by its address. Anything else is counted as it is; a result stands for itself.
+ *
+ * @example
+ * clientOf('2001:db8:1:2:aaaa::1') // '2001:db8:1:2::/64'
+ * clientOf('::ffff:203.0.113.7') // '203.0.113.7'
+ */
+export function clientOf(address: string): string {
+  // IPv4 (most requests, an anonymous read's hot path): as it is, nothing parsed
+  if (!address.includes(':') || !ipaddr.isValid(address)) return address
+  const parsed = ipaddr.parse(address)
+  if (parsed.kind() === 'ipv4') return parsed.toString()
+  const v6 = parsed as ipaddr.IPv6
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString()
+  return `${v6.parts
+    .slice(0, 4)
+    .map((part) => part.toString(16))
+    .join(':')}::/64`
+}
