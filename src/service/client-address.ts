@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net'
 import ipaddr from 'ipaddr.js'
 
 /**
@@ -13,7 +14,10 @@ import ipaddr from 'ipaddr.js'
  */
 export function clientOf(address: string): string {
   // IPv4 (most requests, an anonymous read's hot path): as it is, nothing parsed
-  if (!address.includes(':') || !ipaddr.isValid(address)) return address
+  if (!address.includes(':')) return address
+  // what a dual-stack listener (HOST=::) reports for every IPv4 client
+  if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) return address.slice(7)
+  if (!ipaddr.isValid(address)) return address
   const parsed = ipaddr.parse(address)
   if (parsed.kind() === 'ipv4') return parsed.toString()
   const v6 = parsed as ipaddr.IPv6
