@@ -213,7 +213,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
       },
     }
     const armExpiry = (now: number): void => {
-      if (caller.expiresAt === undefined || expiry !== undefined || !open) return
+      if (expiry !== undefined || !open) return
       const left = caller.expiresAt - now
       if (left <= 0) {
         res.write(`data: ${errorFrame('UNAUTHENTICATED', 'token expired')}\n\n`)

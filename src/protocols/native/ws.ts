@@ -122,7 +122,7 @@ function forgetIdleTimer(tcp: Duplex): void {
 class Connection implements Sink, Kept {
   readonly socket: Owned
   readonly userId: UserId
-  readonly tokenExpiresAt: number | undefined
+  readonly tokenExpiresAt: number
   readonly deps: RealtimeDeps
   wheelSlot = -1
   /** Whether the peer answered the last ping. */
@@ -236,7 +236,7 @@ class Connection implements Sink, Kept {
    * keepalive looks again): only connections about to expire hold a timer.
    */
   #armExpiry(now: number): void {
-    if (this.tokenExpiresAt === undefined || this.#expiry !== undefined) return
+    if (this.#expiry !== undefined) return
     const left = this.tokenExpiresAt - now
     if (left <= 0) return this.#close(CLOSE.tokenExpired, 'token expired')
     if (left > 2 * this.deps.wheel.periodMs) return
