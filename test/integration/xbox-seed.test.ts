@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
+import { ManualClock } from '../../src/service/clock.js'
 import { json, send, type WireResponse } from '../compat/wire.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
 
@@ -14,8 +15,12 @@ const ME = '2535428504476914' as UserId
 const FRIEND = '2669321029139235' as UserId
 const TITLE = '1234'
 
-async function xbox(t: Parameters<typeof startApp>[0], config: Partial<Config> = {}) {
-  const app = await startApp(t, { listen: true, config })
+async function xbox(
+  t: Parameters<typeof startApp>[0],
+  config: Partial<Config> = {},
+  clock?: ManualClock,
+) {
+  const app = await startApp(t, { listen: true, config, ...(clock && { clock }) })
   const tokenOf = async (id: UserId) => app.tokens.issue(id)
   const headers = async (id: UserId = ME): Promise<[string, string][]> => [
     ['authorization', `XBL3.0 x=1;${await tokenOf(id)}`],
@@ -241,7 +246,12 @@ test('issue 15 item 8: a platform named __proto__, constructor or toString is ju
 })
 
 test('issue 15 item 12: Xbox reads have a per-caller budget; beyond it, the Xbox 429 body', async (t) => {
-  const { call } = await xbox(t, { xboxReadBurstMax: 3, xboxReadSustainMax: 100 })
+  // a clock that stands still: the burst window (15 s) cannot roll over between the reads
+  const { call } = await xbox(
+    t,
+    { xboxReadBurstMax: 3, xboxReadSustainMax: 100 },
+    new ManualClock(Date.UTC(2026, 0, 1, 12, 0, 1)),
+  )
   const reads: [string, string, unknown][] = [
     ['POST', '/users/batch', { users: [ME] }],
     ['GET', `/users/xuid(${FRIEND})`, undefined],
