@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { createServer, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { createClient, PresencedError, PresenceType } from '@presenced/client'
+import { ManualClock } from '../../src/service/clock.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
 
 const BIG = '9223372036854775807'
@@ -95,8 +96,9 @@ test('SDK against presenced: errors carry status and the Roblox code', async (t)
 test('SDK against presenced: a 429 is retried after Retry-After', async (t) => {
   const server = await startApp(t, {
     listen: true,
-    // a window no loaded machine outlasts between the three requests (its Retry-After within the
-    // SDK's 30 s cap on one wait); the SDK's sleep is a stub
+    // a clock that stands still, so the window cannot roll over between the three requests (its
+    // Retry-After within the SDK's 30 s cap on one wait); the SDK's sleep is a stub
+    clock: new ManualClock(),
     config: { rateLimitMax: 2, rateLimitWindowSeconds: 20 },
   })
   const waits: number[] = []
@@ -156,6 +158,7 @@ test('SDK: a signal ends a call to a server that never answers, and a 429 backof
   // the real backoff timer (Retry-After of a long window) is cut short by the signal
   const server = await startApp(t, {
     listen: true,
+    clock: new ManualClock(),
     config: { rateLimitMax: 1, rateLimitWindowSeconds: 20 },
   })
   const client = createClient({ baseUrl: server.url })
