@@ -26,7 +26,7 @@ const DATE_CLAIMS = ['exp', 'iat', 'nbf'] as const
  * dateClaimsAcceptable({ exp: 1e306 }, Date.now()) // false: beyond year 9999
  * dateClaimsAcceptable({ iat: Date.now() / 1000 + 3600 }, Date.now()) // false: issued in an hour
  */
-export function dateClaimsAcceptable(payload: JWTPayload, nowMs: number): boolean {
+function dateClaimsAcceptable(payload: JWTPayload, nowMs: number): boolean {
   for (const claim of DATE_CLAIMS) {
     const value = payload[claim]
     if (value === undefined) continue
