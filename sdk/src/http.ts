@@ -26,8 +26,8 @@ export interface RetryOptions {
    */
   jitter?: number
   /**
-   * Retry an idempotent call whose connection was refused or reset (the server restarting, a
-   * node leaving a load balancer). `false` fails at once: what a command line wants, where an
+   * Retry an idempotent call whose connection was refused or reset, its answer's body included
+   * (the server restarting, a node leaving a load balancer). `false` fails at once: what a command line wants, where an
    * unreachable server is more often a wrong URL than an outage. @default true
    */
   connectionErrors?: boolean
@@ -228,7 +228,24 @@ export class Transport {
         }
       }
 
-      const text = await response.text()
+      let text: string
+      try {
+        text = await response.text()
+      } catch (error) {
+        // the answer began and the connection ended before its last byte: as unreachable as a
+        // refused connection, and as safe to try again when the request is idempotent
+        if (options.signal?.aborted) throw error
+        if (idempotent && this.#retry.connectionErrors && attempt < this.#retry.maxAttempts) {
+          await this.sleep(this.#backoff(attempt, undefined)!, options.signal)
+          continue
+        }
+        throw new PresencedError(
+          redactUrls(
+            `Lost the connection to presenced at ${this.baseUrl} while reading its answer: ${networkReason(error)}`,
+          ),
+          { status: 0, protocol: 'network', cause: error },
+        )
+      }
       const body = parseBody(text, response.headers.get('content-type'))
       if (!response.ok) throw errorOf(response, body, options.protocol)
       return { status: response.status, headers: response.headers, body: body as T }

@@ -150,6 +150,33 @@ test('an unreachable server is a PresencedError with status 0, not a raw fetch f
   assert.equal(waits.length, 4)
 })
 
+test('a connection lost while the answer is read is a network PresencedError, retried when idempotent', async (t) => {
+  // the status line and headers arrive, then the socket closes half way through the body
+  const { url, requests } = await fakeServer(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+    res.write('{"userPresences":[')
+    setImmediate(() => res.socket?.destroy())
+  })
+  const { waits, sleep } = recordingSleep()
+  const client = createClient({ baseUrl: url, sleep, retry: { jitter: 0 } })
+  const error = await client.getUserPresences([1]).catch((e: unknown) => e)
+  assert.ok(error instanceof PresencedError, `a PresencedError, not ${String(error)}`)
+  assert.equal(error.status, 0)
+  assert.equal(error.protocol, 'network')
+  assert.match(
+    error.message,
+    new RegExp(`^Lost the connection to presenced at ${url} while reading its answer: `),
+  )
+  assert.equal(requests.length, 5, 'an idempotent read is tried again, as for a refused connection')
+  assert.deepEqual(waits, [1000, 2000, 4000, 8000])
+  // without retries for broken connections, one try
+  const once = createClient({ baseUrl: url, sleep, retry: { connectionErrors: false } })
+  const write = await once.registerAppPresence({ location: 'Home' }).catch((e: unknown) => e)
+  assert.ok(write instanceof PresencedError)
+  assert.equal(write.protocol, 'network')
+  assert.equal(requests.length, 6)
+})
+
 test('a token is sent as Bearer; baseUrl must be an http(s) URL', async (t) => {
   const { url, requests } = await fakeServer(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(usersReply(['1']))

@@ -114,6 +114,12 @@ async function withDeadline<T>(
   }
 }
 
+/** The useful part of a fetch failure: undici puts the socket's error in `cause`. */
+function failureReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause
+  return cause?.code ?? cause?.message ?? (error as Error).message
+}
+
 /** A refusal or failure, with the exit code the command should end with. */
 export class CliError extends Error {
   readonly exitCode: number
@@ -170,13 +176,17 @@ export async function adminRequest(
       body: body?.data,
     })
   } catch (error) {
-    const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause
+    throw new CliError(`cannot reach ${redactUrl(target.url)}: ${failureReason(error)}`, 1)
+  }
+  let text: string
+  try {
+    text = await response.text()
+  } catch (error) {
     throw new CliError(
-      `cannot reach ${redactUrl(target.url)}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+      `lost the connection to ${redactUrl(target.url)} while reading its answer: ${failureReason(error)}`,
       1,
     )
   }
-  const text = await response.text()
   let parsed: unknown
   try {
     parsed = text === '' ? undefined : JSON.parse(text)

@@ -146,3 +146,40 @@ test(
     }
   },
 )
+
+test(
+  'a connection lost half way through the answer fails each command with exit 1 and one line, without --timeout',
+  { timeout: 120_000 },
+  async (t) => {
+    // the status line, the headers and the start of the body, then the socket is closed
+    const server = createHttpServer((request, response) => {
+      request.resume()
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+      response.write('{"userPresences":[')
+      setImmediate(() => response.socket?.destroy())
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise((resolve) => server.close(resolve)))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const dir = mkdtempSync(join(tmpdir(), 'presenced-cli-reset-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const lines = join(dir, 'import.ndjson')
+    writeFileSync(lines, '{"type":"friends","a":"1","b":"2"}\n')
+    const commands: string[][] = [
+      ['get', '1'],
+      ['heartbeat', '--token', 'tok'],
+      ['import', lines, '--admin-key', 'k'],
+      ['keys', 'list', '--admin-key', 'k'],
+      ['webhooks', 'list', '--admin-key', 'k'],
+    ]
+    for (const command of commands) {
+      const result = await run([...command, '--url', url], 30_000)
+      const name = command.slice(0, 2).join(' ')
+      assert.equal(result.code, 1, `${name}: ${result.stderr}`)
+      assert.doesNotMatch(result.stderr, /\n\s+at /, `${name}: no stack trace`)
+      // import says first how many lines it validated; the failure is the last line
+      const last = result.stderr.trim().split('\n').at(-1) ?? ''
+      assert.match(last, /^presenced [a-z]+: .*connection/i, `${name}: ${result.stderr}`)
+    }
+  },
+)
