@@ -81,6 +81,15 @@ test('an IPv6 /64 is one guesser; an IPv4-mapped address is its IPv4 one', async
   assert.equal(clientOf('::ffff:203.0.113.7'), '203.0.113.7')
   assert.equal(clientOf('203.0.113.7'), '203.0.113.7')
   assert.equal(clientOf('not an address'), 'not an address')
+  // grouped again from memory, and past the memory's bound (it is cleared), still the same
+  assert.equal(clientOf('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+  for (let i = 0; i < 10_050; i++) {
+    assert.equal(
+      clientOf(`2001:db8:${(i % 65536).toString(16)}:7::${i.toString(16)}`),
+      `2001:db8:${(i % 65536).toString(16)}:7::/64`,
+    )
+  }
+  assert.equal(clientOf('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64')
 
   const clock = new ManualClock(0)
   const { limit } = failures(clock)

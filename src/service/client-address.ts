@@ -17,6 +17,20 @@ export function clientOf(address: string): string {
   if (!address.includes(':')) return address
   // what a dual-stack listener (HOST=::) reports for every IPv4 client
   if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) return address.slice(7)
+  // parsing an IPv6 address costs ~4 µs, and a client sends many requests from one address
+  let client = recent.get(address)
+  if (client === undefined) {
+    if (recent.size >= RECENT_MAX) recent.clear()
+    recent.set(address, (client = groupOf(address)))
+  }
+  return client
+}
+
+/** IPv6 addresses recently grouped; cleared whole when full (an old entry is merely parsed again). */
+const recent = new Map<string, string>()
+const RECENT_MAX = 10_000
+
+function groupOf(address: string): string {
   if (!ipaddr.isValid(address)) return address
   const parsed = ipaddr.parse(address)
   if (parsed.kind() === 'ipv4') return parsed.toString()
