@@ -17,7 +17,9 @@ export function clientOf(address: string): string {
   if (!address.includes(':')) return address
   // what a dual-stack listener (HOST=::) reports for every IPv4 client
   if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) return address.slice(7)
-  // parsing an IPv6 address costs ~4 µs, and a client sends many requests from one address
+  // parsing an IPv6 address costs ~4 µs, and a client sends many requests from one address;
+  // nothing longer than an address (at most 45 characters, a zone aside) is kept
+  if (address.length > 64) return groupOf(address)
   let client = recent.get(address)
   if (client === undefined) {
     if (recent.size >= RECENT_MAX) recent.clear()
