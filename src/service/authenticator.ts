@@ -21,6 +21,11 @@ export type Credential =
   | { kind: 'none' }
   | { kind: 'token'; token: string; via: TokenChannel }
   | { kind: 'apiKey'; secret: string }
+  /**
+   * A credential header no issued credential can produce (`XBL3.0` without `x=<hash>;<token>`,
+   * say): refused with `message` (401), and counted as a guess as a forged token is.
+   */
+  | { kind: 'malformed'; message: string }
 
 export const noCredential: Credential = Object.freeze({ kind: 'none' })
 
@@ -139,6 +144,10 @@ export class Authenticator {
         return this.#user(credential.token, credential.via, address)
       case 'apiKey':
         return this.#key(credential.secret, address)
+      case 'malformed':
+        this.#failures.check(address)
+        await this.#failures.count(address)
+        throw fail('UNAUTHENTICATED', credential.message)
     }
   }
 
@@ -198,7 +207,7 @@ export class Authenticator {
    * opened with a key asks before each delivery, so a revocation takes effect at once there too.
    */
   async stillAllows(credential: Credential, scope: Scope): Promise<boolean> {
-    if (credential.kind === 'none') return false
+    if (credential.kind === 'none' || credential.kind === 'malformed') return false
     try {
       // a check of a credential admitted before: neither counted nor refused as a guess
       const caller =
