@@ -47,6 +47,9 @@ declare module 'ioredis' {
       counts: string,
       ...args: string[]
     ): Result<string[], Context>
+    presencedServerRoster(server: string, report: string, keepMs: string): Result<string[], Context>
+    presencedServerSettle(server: string, kept: string, report: string): Result<number, Context>
+    presencedServerDrop(server: string, report: string): Result<number, Context>
     presencedHistoryAppend(
       position: string,
       list: string,
@@ -314,6 +317,18 @@ export class RedisConnection {
     this.client.defineCommand('presencedServerReport', {
       numberOfKeys: 2,
       lua: presenceLua('server-report.lua'),
+    })
+    this.client.defineCommand('presencedServerRoster', {
+      numberOfKeys: 1,
+      lua: lua('server-roster.lua'),
+    })
+    this.client.defineCommand('presencedServerSettle', {
+      numberOfKeys: 1,
+      lua: lua('server-settle.lua'),
+    })
+    this.client.defineCommand('presencedServerDrop', {
+      numberOfKeys: 1,
+      lua: lua('server-drop.lua'),
     })
     this.client.defineCommand('presencedHistoryAppend', {
       numberOfKeys: 3,
