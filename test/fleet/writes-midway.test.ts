@@ -125,3 +125,48 @@ test('fleet: Redis lost between a server end’s steps: the retry ends its playe
     'both left with the server',
   )
 })
+
+test('fleet: Redis lost right after a webhook is stored: it is answered 201, and a retry cannot register it twice', async (t) => {
+  const { app, proxy } = await fleetBehindProxy(t)
+  const { key } = await app.service.keys.create({ name: 'reader', scopes: ['presence:read'] })
+  const url = 'http://127.0.0.1:9/registered-once'
+  const create = () =>
+    app.app.inject({
+      method: 'POST',
+      url: '/admin/v1/webhooks',
+      headers: { 'x-api-key': ADMIN_KEY },
+      payload: { url, keyId: key.id },
+    })
+  // every command after the one that stores the endpoint hangs
+  let stored = false
+  const stalled = proxy.stallWhen((chunk) => {
+    if (stored) return true
+    stored = chunk.includes(url)
+    return false
+  })
+  const first = await create()
+  await stalled
+  proxy.cut()
+  // a client retries what was refused, as the CLI and any operator would
+  const answered = first.statusCode === 503 ? await retried(create) : first
+  assert.equal(answered.statusCode, 201, answered.body)
+  assert.equal(first.statusCode, 201, `the stored endpoint was refused: ${first.body}`)
+  const { value: listed } = await until(
+    async () => {
+      const response = await app.app.inject({
+        url: '/admin/v1/webhooks',
+        headers: { 'x-api-key': ADMIN_KEY },
+      })
+      return response.statusCode === 200
+        ? (response.json() as { webhooks: Array<{ url: string; scope: string }> }).webhooks
+        : undefined
+    },
+    10_000,
+    'the webhooks listed',
+  )
+  assert.deepEqual(
+    listed.map((w) => w.url),
+    [url],
+  )
+  assert.equal((first.json() as { scope: string }).scope, 'presence:read')
+})
