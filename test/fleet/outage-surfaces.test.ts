@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import type { UserId } from '../../src/core/user-id.js'
 import { privateRedis } from '../helpers/redis-cluster.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { SseClient, type SseEvent } from '../integration/sse-client.js'
 import { until } from './realtime-limits-kit.js'
 
 /*
@@ -15,6 +16,9 @@ import { until } from './realtime-limits-kit.js'
  */
 
 type Format = 'roblox' | 'xbox' | 'record'
+
+/** How often the dashboard's feeds send a keepalive (src/app/dashboard.ts). */
+const FEED_KEEPALIVE_MS = 15_000
 
 interface Surface {
   name: string
@@ -314,5 +318,60 @@ test('fleet: every surface answers 503 in its own format while Redis is away or 
     async () => ((await statusOf(surfaces[0]!)) === 200 ? true : undefined),
     10_000,
     'served again after SIGCONT',
+  )
+})
+
+test('fleet: an admin feed opened with an admin-scoped key outlives a Redis outage and delivers after it', async (t) => {
+  // durable (AOF): the key outlives the restart, as in a fleet's Redis
+  const redis = await privateRedis(t, 'outage-feed', [
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'always',
+  ])
+  const app = await startApp(t, {
+    listen: true,
+    config: { redisUrl: redis.url, redisPrefix: 'outage-feed:' },
+  })
+  const { secret } = await app.service.keys.create({ name: 'ops', scopes: ['admin'] })
+  const feed = await SseClient.get(`${app.url}/admin/v1/stats/feed`, { 'x-api-key': secret })
+  t.after(() => feed.close())
+  assert.equal(feed.status, 200)
+  const beat = (userId: string) =>
+    app.service.heartbeat({
+      userId: userId as UserId,
+      key: 'app:PC',
+      source: 'app',
+      deviceType: 'PC',
+      activity: { kind: 'online' },
+    })
+  const about = (userId: string) => (event: SseEvent) =>
+    JSON.stringify(event.data).includes(`"userId":"${userId}"`)
+  await beat('7601')
+  await feed.waitFor(about('7601'))
+
+  // down for longer than the feed's keepalive, which checks the key again (the store can't tell)
+  await redis.stop()
+  await new Promise((resolve) => setTimeout(resolve, FEED_KEEPALIVE_MS + 1000))
+  await redis.start()
+
+  await until(
+    async () => {
+      try {
+        await beat('7602')
+        return true
+      } catch {
+        return undefined
+      }
+    },
+    10_000,
+    'a heartbeat once Redis is back',
+  )
+  const delivered = await feed.waitFor(about('7602'), 5000)
+  assert.ok(delivered, 'the same stream delivers the change made after the outage')
+  assert.deepEqual(
+    feed.events.filter((e) => 'error' in e.data),
+    [],
+    'no error told: the key was never refused',
   )
 })
