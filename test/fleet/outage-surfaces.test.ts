@@ -17,6 +17,9 @@ import { until } from './realtime-limits-kit.js'
 
 type Format = 'roblox' | 'xbox' | 'record'
 
+/** A durable Redis (AOF), as a fleet's runs: what was stored outlives a restart. */
+const DURABLE = ['--appendonly', 'yes', '--appendfsync', 'always']
+
 /** How often the dashboard's feeds send a keepalive (src/app/dashboard.ts). */
 const FEED_KEEPALIVE_MS = 15_000
 
@@ -254,12 +257,7 @@ async function statusOf(surface: Surface): Promise<number> {
 
 test('fleet: every surface answers 503 in its own format while Redis is away or hangs, and serves again', async (t) => {
   // durable (AOF), as a fleet's Redis runs: the keys and the webhook outlive the restart
-  const redis = await privateRedis(t, 'outage-surfaces', [
-    '--appendonly',
-    'yes',
-    '--appendfsync',
-    'always',
-  ])
+  const redis = await privateRedis(t, 'outage-surfaces', DURABLE)
   const app = await startApp(t, {
     listen: true,
     config: {
@@ -323,12 +321,7 @@ test('fleet: every surface answers 503 in its own format while Redis is away or 
 
 test('fleet: an admin feed opened with an admin-scoped key outlives a Redis outage and delivers after it', async (t) => {
   // durable (AOF): the key outlives the restart, as in a fleet's Redis
-  const redis = await privateRedis(t, 'outage-feed', [
-    '--appendonly',
-    'yes',
-    '--appendfsync',
-    'always',
-  ])
+  const redis = await privateRedis(t, 'outage-feed', DURABLE)
   const app = await startApp(t, {
     listen: true,
     config: { redisUrl: redis.url, redisPrefix: 'outage-feed:' },

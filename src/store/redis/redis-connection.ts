@@ -318,18 +318,13 @@ export class RedisConnection {
       numberOfKeys: 2,
       lua: presenceLua('server-report.lua'),
     })
-    this.client.defineCommand('presencedServerRoster', {
-      numberOfKeys: 1,
-      lua: lua('server-roster.lua'),
-    })
-    this.client.defineCommand('presencedServerSettle', {
-      numberOfKeys: 1,
-      lua: lua('server-settle.lua'),
-    })
-    this.client.defineCommand('presencedServerDrop', {
-      numberOfKeys: 1,
-      lua: lua('server-drop.lua'),
-    })
+    // a game server's last report, swapped, settled and dropped (RedisPresenceStore.reportServer)
+    for (const step of ['Roster', 'Settle', 'Drop'] as const) {
+      this.client.defineCommand(`presencedServer${step}`, {
+        numberOfKeys: 1,
+        lua: lua(`server-${step.toLowerCase()}.lua`),
+      })
+    }
     this.client.defineCommand('presencedHistoryAppend', {
       numberOfKeys: 3,
       lua: presenceLua('history-append.lua'),
