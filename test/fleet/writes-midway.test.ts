@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
+import { Redis } from 'ioredis'
 import type { UserId } from '../../src/core/user-id.js'
 import { privateRedis } from '../helpers/redis-cluster.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
@@ -18,7 +19,9 @@ const GAME = '00000000-0000-4000-8000-00000000beef'
 const STAYS = '9223372036854770001'
 const LEAVES = '9223372036854770002'
 
-async function fleetBehindProxy(t: TestContext): Promise<{ app: StartedApp; proxy: TcpProxy }> {
+async function fleetBehindProxy(
+  t: TestContext,
+): Promise<{ app: StartedApp; proxy: TcpProxy; redisUrl: string }> {
   const redis = await privateRedis(t, 'server-midway')
   const proxy = await startTcpProxy(t, Number(new URL(redis.url).port))
   const app = await startApp(t, {
@@ -28,7 +31,7 @@ async function fleetBehindProxy(t: TestContext): Promise<{ app: StartedApp; prox
       sessionTtlSeconds: 600,
     },
   })
-  return { app, proxy }
+  return { app, proxy, redisUrl: redis.url }
 }
 
 async function serverKey(app: StartedApp): Promise<string> {
@@ -65,7 +68,7 @@ async function retried(call: () => Promise<{ statusCode: number; body: string }>
 const naming = (id: string) => (chunk: Buffer) => chunk.includes(id)
 
 test('fleet: Redis lost between a report’s steps: the retry ends the sessions of the players who left', async (t) => {
-  const { app, proxy } = await fleetBehindProxy(t)
+  const { app, proxy, redisUrl } = await fleetBehindProxy(t)
   const key = await serverKey(app)
   const report = (players: string[]) =>
     app.app.inject({
@@ -91,6 +94,13 @@ test('fleet: Redis lost between a report’s steps: the retry ends the sessions 
     (await app.app.inject({ url: `/api/v1/servers/${GAME}`, headers: { 'x-api-key': key } })).body,
   ) as { players: string[] }
   assert.deepEqual(players, [STAYS])
+  // once their sessions are ended, the last report no longer keeps the players who left
+  const reader = new Redis(redisUrl)
+  t.after(() => reader.disconnect())
+  const [rosterKey] = await reader.keys(`*{g:${GAME}}:srv`)
+  const stored = JSON.parse((await reader.get(rosterKey!))!) as { p: string[]; l?: string[] }
+  assert.deepEqual(stored.p, [STAYS])
+  assert.equal(stored.l, undefined)
 })
 
 test('fleet: Redis lost between a server end’s steps: the retry ends its players', async (t) => {
