@@ -190,17 +190,23 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
         res.write(`data: ${JSON.stringify(batch)}\n\n`)
       }
       // the admin feed goes on only while its key does: each batch waits for the key's check
-      // (a store read; batches come at most every 250 ms), so none leaves after a revocation
+      // (a store read; batches come at most every 250 ms), so none leaves after a revocation;
+      // while the store cannot tell (an outage), batches are held back and the stream stays
+      let checked = Promise.resolve(true)
       const credential = apiKeyCredential(request.headers) ?? noCredential
-      let checked = Promise.resolve()
       const stillAdmin = () =>
         (checked = checked.then(async () => {
-          if (!open || (await service.auth.stillAllows(credential, 'admin'))) return
+          if (!open) return false
+          const allowed = await service.auth.stillAllows(credential, 'admin')
+          if (allowed !== false) return allowed === true
           write({ error: { code: 'API_KEY_INVALID', message: KEY_GONE } })
           end()
+          return false
         }))
       const send =
-        kind === 'public' ? write : (batch: object) => void stillAdmin().then(() => write(batch))
+        kind === 'public'
+          ? write
+          : (batch: object) => void stillAdmin().then((allowed) => allowed && write(batch))
       const stop = feed.listen(
         kind === 'admin' ? { kind: 'admin', send } : { kind: 'public', send },
       )

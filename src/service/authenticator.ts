@@ -7,7 +7,7 @@ import type {
   TokenChannel,
   UserCaller,
 } from '../core/caller.js'
-import { fail } from '../core/errors.js'
+import { PresenceError, fail } from '../core/errors.js'
 import { anonymous, type Scope } from '../core/privacy.js'
 import type { ApiKeys } from './api-keys.js'
 import type { AuthFailures } from './auth-failures.js'
@@ -21,6 +21,11 @@ export type Credential =
   | { kind: 'none' }
   | { kind: 'token'; token: string; via: TokenChannel }
   | { kind: 'apiKey'; secret: string }
+  /**
+   * A credential header no issued credential can produce (`XBL3.0` without `x=<hash>;<token>`,
+   * say): refused with `message` (401), and counted as a guess as a forged token is.
+   */
+  | { kind: 'malformed'; message: string }
 
 export const noCredential: Credential = Object.freeze({ kind: 'none' })
 
@@ -139,6 +144,10 @@ export class Authenticator {
         return this.#user(credential.token, credential.via, address)
       case 'apiKey':
         return this.#key(credential.secret, address)
+      case 'malformed':
+        this.#failures.check(address)
+        await this.#failures.count(address)
+        throw fail('UNAUTHENTICATED', credential.message)
     }
   }
 
@@ -193,12 +202,14 @@ export class Authenticator {
   }
 
   /**
-   * Whether `credential` still gives `scope` now: a key revoked or expired since it was first
-   * checked no longer does (nor does anything when its store cannot be read). A long-lived stream
-   * opened with a key asks before each delivery, so a revocation takes effect at once there too.
+   * Whether `credential` still gives `scope` now: false for a key revoked or expired since it
+   * was first checked, and undefined while its store cannot be read (the store cannot tell:
+   * nothing may be sent on it meanwhile, and it is asked again later; a Redis outage is no
+   * revocation). A long-lived stream opened with a key asks before each delivery, so a
+   * revocation takes effect at once there too.
    */
-  async stillAllows(credential: Credential, scope: Scope): Promise<boolean> {
-    if (credential.kind === 'none') return false
+  async stillAllows(credential: Credential, scope: Scope): Promise<boolean | undefined> {
+    if (credential.kind === 'none' || credential.kind === 'malformed') return false
     try {
       // a check of a credential admitted before: neither counted nor refused as a guess
       const caller =
@@ -207,8 +218,8 @@ export class Authenticator {
           : await this.#key(credential.secret, undefined)
       this.requireScope(caller, scope)
       return true
-    } catch {
-      return false
+    } catch (error) {
+      return error instanceof PresenceError && error.kind === 'unavailable' ? undefined : false
     }
   }
 

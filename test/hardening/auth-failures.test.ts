@@ -286,6 +286,22 @@ const surfaces: Surface[] = [
       }),
     xboxLimited,
   ),
+  {
+    // a header no issued token can make counts as a forged token does (a bad Bearer header does)
+    name: 'Xbox own presence, malformed XBL3.0 headers',
+    call: (app, from, authorization) =>
+      send(app.url, from, 'GET', '/users/me', {
+        authorization,
+        'x-xbl-contract-version': '3',
+      }),
+    right: async (app) => `XBL3.0 x=1;${await userToken(app)}`,
+    wrong: (i) =>
+      Promise.resolve(
+        [`XBL3.0 x=1;guess ${i}`, `XBL3.0 guess-${i}`, `XBL3.0 x=1;`, `Basic guess-${i}`][i % 4]!,
+      ),
+    served: 200,
+    limited: xboxLimited,
+  },
   tokenSurface(
     'native SSE, Bearer',
     (app, from, token) =>

@@ -47,6 +47,13 @@ export class SseClient {
     return new SseClient(response, controller)
   }
 
+  /** Any event stream: `GET url` with `headers` (the dashboard's feeds, say). */
+  static async get(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+    const controller = new AbortController()
+    const response = await fetch(url, { headers, signal: controller.signal })
+    return new SseClient(response, controller)
+  }
+
   /** `POST ${baseUrl}/api/v1/realtime/sse` with a JSON body (positions, resume). */
   static async post(baseUrl: string, token: string, body: unknown): Promise<SseClient> {
     const controller = new AbortController()

@@ -11,17 +11,18 @@ const XBL = /^XBL3\.0 x=([^;\s]*);(\S+)$/
  * token is one presenced issued, or else an API key in `x-api-key` (a third-party site: it
  * reads as a non-friend unless the key has `presence:read:private`). As Xbox documents it, no
  * credential at all is 403 Forbidden; one that is present but malformed, invalid or expired is
- * 401, which tells a client to refresh it.
+ * 401, which tells a client to refresh it (a malformed one counts as a guessed credential).
  */
 export function xboxCredential(headers: IncomingHttpHeaders): Credential {
   const header = headers.authorization
   if (typeof header === 'string' && header !== '') {
     const match = XBL.exec(header.trim())
     if (!match) {
-      throw fail(
-        'UNAUTHENTICATED',
-        'The Authorization header must be "XBL3.0 x=<userhash>;<token>".',
-      )
+      // refused by the authenticator, which counts it as a guessed credential
+      return {
+        kind: 'malformed',
+        message: 'The Authorization header must be "XBL3.0 x=<userhash>;<token>".',
+      }
     }
     return { kind: 'token', token: match[2]!, via: 'xbl' }
   }

@@ -188,7 +188,7 @@ export class Webhooks {
     const filter = checkFilter(input.filter)
     const description = checkDescription(input.description)
     const secret = input.secret === undefined ? generateSecret() : checkSecret(input.secret)
-    await this.#checkKey(input.keyId)
+    const scope = await this.#checkKey(input.keyId)
     if ((await store.listWebhooks()).length >= MAX_WEBHOOKS) {
       throw invalid(`A server keeps at most ${MAX_WEBHOOKS} webhooks; delete one first.`)
     }
@@ -205,9 +205,11 @@ export class Webhooks {
       createdAt: now,
       updatedAt: now,
     }
+    // nothing is read after the write: once stored, the endpoint is answered 201, so a client
+    // retrying a failure does not register it twice
     await store.putWebhook(record)
     await this.#changed()
-    return { webhook: await this.#info(record), secret }
+    return { webhook: infoOf(record, scope), secret }
   }
 
   async list(): Promise<WebhookInfo[]> {
@@ -259,9 +261,10 @@ export class Webhooks {
     if (input.enabled !== undefined) next.enabled = input.enabled
     if (input.secret !== undefined) next.secret = checkSecret(input.secret)
     if (input.rotateSecret) next.secret = generateSecret()
+    // read before the write: once stored, the change is answered (a rotated secret is shown)
+    const webhook = await this.#info(next)
     await store.putWebhook(next)
     await this.#changed()
-    const webhook = await this.#info(next)
     return input.rotateSecret ? { webhook, secret: next.secret } : { webhook }
   }
 
@@ -297,7 +300,8 @@ export class Webhooks {
     return this.#store
   }
 
-  async #checkKey(keyId: unknown): Promise<void> {
+  /** The read scope `keyId`'s key gives a webhook; throws INVALID_REQUEST when it gives none. */
+  async #checkKey(keyId: unknown): Promise<Scope> {
     const key =
       typeof keyId === 'string' && /^[0-9a-f]{16}$/.test(keyId)
         ? (await this.#deps.keys.list()).find((k) => k.id === keyId)
@@ -306,11 +310,13 @@ export class Webhooks {
       throw invalid(`keyId ${JSON.stringify(String(keyId)).slice(0, 40)} names no API key.`)
     }
     if (!this.#deps.keys.isActive(key)) throw invalid(`API key ${key.id} is revoked or expired.`)
-    if (!readScopes.some((scope) => key.scopes.includes(scope))) {
+    const scope = readScopes.find((s) => key.scopes.filter(isScope).includes(s))
+    if (!scope) {
       throw invalid(
         `API key ${key.id} cannot read presence: a webhook's key needs presence:read or presence:read:private.`,
       )
     }
+    return scope
   }
 
   /** The read scope of every live key, by key id. */

@@ -47,6 +47,9 @@ declare module 'ioredis' {
       counts: string,
       ...args: string[]
     ): Result<string[], Context>
+    presencedServerRoster(server: string, report: string, keepMs: string): Result<string[], Context>
+    presencedServerSettle(server: string, kept: string, report: string): Result<number, Context>
+    presencedServerDrop(server: string, report: string): Result<number, Context>
     presencedHistoryAppend(
       position: string,
       list: string,
@@ -241,9 +244,30 @@ function writeDigits(out: Buffer, at: number, n: number): number {
 /** The hash slots of a Redis Cluster. */
 export const CLUSTER_SLOTS = 16384
 
-/** Reply errors that mean "Redis cannot serve now", not "this command is wrong". */
+/**
+ * Reply errors that mean "Redis cannot serve now", not "this command is wrong": among them a
+ * Redis that is full (OOM: maxmemory reached with noeviction) or cannot persist (MISCONF), which
+ * refuse writes until an operator acts, and a script's error when a command it ran was refused so
+ * (the message starts with the command's).
+ */
 const TRANSIENT_REPLY =
-  /^(MOVED|ASK|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/
+  /^(MOVED|ASK|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY|OOM|MISCONF)\b/
+
+/**
+ * Whether a reply error is transient (TRANSIENT_REPLY). A MULTI whose commands Redis refused as
+ * they were queued fails as EXECABORT, the refusals in `previousErrors` (ioredis): transient when
+ * every one is.
+ */
+function isTransientReply(error: Error & { previousErrors?: unknown }): boolean {
+  if (TRANSIENT_REPLY.test(error.message)) return true
+  const previous = error.previousErrors
+  return (
+    error.message.startsWith('EXECABORT') &&
+    Array.isArray(previous) &&
+    previous.length > 0 &&
+    previous.every((e) => e instanceof Error && TRANSIENT_REPLY.test(e.message))
+  )
+}
 
 /**
  * One ioredis client (single Redis or Cluster) set up to fail fast: no offline queue, a command
@@ -294,6 +318,13 @@ export class RedisConnection {
       numberOfKeys: 2,
       lua: presenceLua('server-report.lua'),
     })
+    // a game server's last report, swapped, settled and dropped (RedisPresenceStore.reportServer)
+    for (const step of ['Roster', 'Settle', 'Drop'] as const) {
+      this.client.defineCommand(`presencedServer${step}`, {
+        numberOfKeys: 1,
+        lua: lua(`server-${step.toLowerCase()}.lua`),
+      })
+    }
     this.client.defineCommand('presencedHistoryAppend', {
       numberOfKeys: 3,
       lua: presenceLua('history-append.lua'),
@@ -653,11 +684,7 @@ export class RedisConnection {
  * protocol); a reply error that is not transient is a bug and stays what it is.
  */
 export function toStoreError(error: unknown): unknown {
-  if (
-    error instanceof Error &&
-    error.name === 'ReplyError' &&
-    !TRANSIENT_REPLY.test(error.message)
-  ) {
+  if (error instanceof Error && error.name === 'ReplyError' && !isTransientReply(error)) {
     return error
   }
   return errors.storeUnavailable()

@@ -416,9 +416,10 @@ export class RedisPresenceStore implements PresenceStore {
    * The report's players are applied by one script per bucket they fall in, issued together with
    * the swap of the server's last report (which lists its players), so they are auto-pipelined:
    * one round trip per shard. Players of the previous report who are not listed now leave in a
-   * second round trip, only when there are any.
-   * A report that fails midway (Redis unavailable) may be partly applied; reports are
-   * idempotent, so the server's retry converges.
+   * second round trip, only when there are any, and a third drops them from the last report
+   * (server-settle.lua): until then it keeps them (server-roster.lua). A report that fails
+   * midway (Redis unavailable) may be partly applied; reports are idempotent, and the retry
+   * finds the players who left in the last report whatever step failed, so it converges.
    */
   reportServer(report: ServerReport, now: number): Promise<PresenceChange[]> {
     const index: StoredServer = {
@@ -441,20 +442,24 @@ export class RedisPresenceStore implements PresenceStore {
       reason: 'explicit',
     })
     const client = this.#connection.client
+    const serverKey = this.#keys.server(report.gameId)
+    const written = JSON.stringify(index)
     return this.#connection.run(async () => {
-      const [previous, ...joined] = await Promise.all([
-        client.set(this.#keys.server(report.gameId), JSON.stringify(index), 'PX', keepMs, 'GET'),
+      // the roster swapped beside the listed players' sessions (one round trip); it keeps the
+      // players who left until their sessions are ended, so a retry after a failure ends them
+      const [left, ...joined] = await Promise.all([
+        client.presencedServerRoster(serverKey, written, keepMs),
         ...this.#byBucket(report.players).map(([bucket, ids]) => apply(bucket, ids, [])),
       ])
-      const listed = new Set<string>(report.players)
-      const left = playersOf(previous as string | null).filter((id) => !listed.has(id))
-      const replies = joined as string[][]
+      const replies = joined
       if (left.length > 0) {
         replies.push(
           ...(await Promise.all(
-            this.#byBucket(left).map(([bucket, ids]) => apply(bucket, [], ids)),
+            this.#byBucket(left as UserId[]).map(([bucket, ids]) => apply(bucket, [], ids)),
           )),
         )
+        const kept = `${written.slice(0, -1)},"l":${JSON.stringify(left)}}`
+        await client.presencedServerSettle(serverKey, kept, written)
       }
       return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
     })
@@ -462,12 +467,16 @@ export class RedisPresenceStore implements PresenceStore {
 
   endServer(gameId: string, now: number, reason: OfflineReason): Promise<PresenceChange[]> {
     const client = this.#connection.client
+    const serverKey = this.#keys.server(gameId)
     return this.#connection.run(async () => {
-      const previous = await client.getdel(this.#keys.server(gameId))
+      // forgotten only once its players are ended: a retry after a failure finds them again
+      const previous = await client.get(serverKey)
+      if (previous === null) return []
       const apply = this.#applyRoster(gameId, now, { tail: '', ttlMs: 0, reason })
       const replies = await Promise.all(
         this.#byBucket(playersOf(previous)).map(([bucket, ids]) => apply(bucket, [], ids)),
       )
+      await client.presencedServerDrop(serverKey, previous)
       return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
     })
   }
@@ -610,8 +619,12 @@ interface StoredServer {
   d: string
   up: number
   ex: number
+  /** Players it left out whose sessions were not known to be ended yet (server-roster.lua). */
+  l?: UserId[]
 }
 
-function playersOf(raw: string | null): UserId[] {
-  return raw ? (JSON.parse(raw) as StoredServer).p : []
+/** The players of a last report, and those it left out whose sessions may not be ended yet. */
+function playersOf(raw: string): UserId[] {
+  const stored = JSON.parse(raw) as StoredServer
+  return stored.l ? [...new Set([...stored.p, ...stored.l])] : stored.p
 }
