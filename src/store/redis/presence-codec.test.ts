@@ -9,10 +9,23 @@ import {
   keyText,
   scanValue,
   sessionTail,
+  settingsOfBytes,
   settingsOfValue,
   settingsText,
+  summarizeBytes,
   summarizeValue,
 } from './presence-codec.js'
+
+/**
+ * A value's bytes as an MGET reply holds them: a slice of a larger buffer (the parser's), with
+ * line breaks and brackets on both sides that a reader must not reach.
+ */
+function replied(raw: string | null): Buffer | null {
+  if (raw === null) return null
+  const [before, after] = ['\n]0,\n', '\n]\n,9']
+  const bytes = Buffer.from(before + raw + after, 'utf8')
+  return bytes.subarray(before.length, bytes.length - after.length)
+}
 
 /**
  * A value as the scripts write it (presence.lua `encode`), with the settings folded in (`0` or
@@ -28,6 +41,16 @@ function storedValue(
   )
   const head = settings === undefined ? `[${lastOnline}` : `[${lastOnline},${settings}`
   return [head, ...lines, ']'].join('\n')
+}
+
+/** Sessions with their line ends as the scripts write them (storedValue's input). */
+function withTails<
+  S extends { source: SessionSource; deviceType: string; activity: Activity; key: string },
+>(sessions: S[]): Array<S & { tail: string }> {
+  return sessions.map((s) => ({
+    ...s,
+    tail: sessionTail(s.source, s.deviceType, s.activity, s.key),
+  }))
 }
 
 const hidden = { visibility: 'friends', invisible: true, frozenLastOnline: 5 } as const
@@ -105,6 +128,7 @@ test('a stored value decodes to what was written, however odd its strings', () =
         settingsOfValue(raw),
         settings === undefined ? undefined : settings === '0' ? defaultSettings : hidden,
       )
+      assert.equal(settingsOfBytes(replied(raw)), settingsOfValue(raw))
       assert.equal(decoded.sessions.length, sessions.length)
       decoded.sessions.forEach((d, i) => {
         const s = sessions[i]!
@@ -133,17 +157,14 @@ test('summarizeValue is summaryOf what decodePresence reads, at any instant', ()
       fc.integer({ min: -10_000_000, max: 10_000_000 }),
       fold,
       (sessions, offset, settings) => {
-        const raw = storedValue(
-          lastOnline,
-          sessions.map((s) => ({
-            ...s,
-            tail: sessionTail(s.source, s.deviceType, s.activity, s.key),
-          })),
-          settings,
-        )
+        const raw = storedValue(lastOnline, withTails(sessions), settings)
         const now = lastOnline + offset
         const id = '9223372036854775807' as UserId
-        assert.deepEqual(summarizeValue(id, raw, now), summaryOf(decodePresence(id, raw, now), now))
+        const expected = summaryOf(decodePresence(id, raw, now), now)
+        assert.deepEqual(summarizeValue(id, raw, now), expected)
+        // from the bytes: the line ends decoded, then (read again) found by their bytes
+        assert.deepEqual(summarizeBytes(id, replied(raw), now), expected)
+        assert.deepEqual(summarizeBytes(id, replied(raw), now), expected)
       },
     ),
     { numRuns: 1000 },
@@ -167,13 +188,57 @@ test('summarizeValue reads values outside the fast grammar, and none, as decodeP
     ]),
   ]) {
     for (const now of [900, 1049, 1050, 1060]) {
-      assert.deepEqual(
-        summarizeValue(id, raw, now),
-        summaryOf(decodePresence(id, raw, now), now),
-        `${JSON.stringify(raw)} at ${now}`,
-      )
+      const expected = summaryOf(decodePresence(id, raw, now), now)
+      assert.deepEqual(summarizeValue(id, raw, now), expected, `${JSON.stringify(raw)} at ${now}`)
+      assert.deepEqual(summarizeBytes(id, replied(raw), now), expected, `bytes at ${now}`)
     }
+    assert.equal(settingsOfBytes(replied(raw)), settingsOfValue(raw), JSON.stringify(raw))
   }
+})
+
+/** What `read` returns, or the name of what it throws. */
+function outcome(read: () => unknown): { value: unknown } | { thrown: string } {
+  try {
+    return { value: read() }
+  } catch (error) {
+    return { thrown: (error as Error).name }
+  }
+}
+
+test('summarizeBytes and settingsOfBytes read any damaged value as the text readers do', () => {
+  const lastOnline = 1_796_052_884_468
+  // what the fast readers look for, and some text: damage that keeps a value near the grammar
+  const damage = fc.constantFrom(...'[],\n0123456789-"n=é'.split(''), '', '\u{1F600}', '\\')
+  fc.assert(
+    fc.property(
+      fc.array(session, { maxLength: 3 }),
+      fold,
+      fc.array(fc.tuple(fc.nat(), fc.nat({ max: 3 }), damage), { minLength: 1, maxLength: 3 }),
+      fc.integer({ min: -10_000_000, max: 10_000_000 }),
+      (sessions, settings, damages, offset) => {
+        let raw = storedValue(lastOnline, withTails(sessions), settings)
+        for (const [at, length, text] of damages) {
+          const from = at % (raw.length + 1)
+          raw = raw.slice(0, from) + text + raw.slice(from + length)
+        }
+        // as Redis holds it (a lone surrogate the damage left is stored as U+FFFD)
+        raw = Buffer.from(raw, 'utf8').toString('utf8')
+        const now = lastOnline + offset
+        const id = '7' as UserId
+        // junk that JSON.parse refuses throws from both
+        const expected = outcome(() => summarizeValue(id, raw, now))
+        const bytes = () => summarizeBytes(id, replied(raw), now)
+        assert.deepEqual(outcome(bytes), expected, JSON.stringify(raw))
+        assert.deepEqual(outcome(bytes), expected, JSON.stringify(raw))
+        assert.deepEqual(
+          outcome(() => settingsOfBytes(replied(raw))),
+          outcome(() => settingsOfValue(raw)),
+          JSON.stringify(raw),
+        )
+      },
+    ),
+    { numRuns: 3000 },
+  )
 })
 
 test('reads drop sessions at or past expiry; a value without sessions keeps lastOnline', () => {
@@ -212,6 +277,10 @@ test('a user with settings and no lastOnline reads as never online, with its set
   assert.equal(settingsOfValue(null), defaultSettings)
   assert.equal(settingsOfValue('[1234\n]'), undefined)
   assert.equal(settingsOfValue(storedValue(1, [], '0')), defaultSettings)
+  assert.equal(settingsOfBytes(replied(raw)), settingsOfValue(raw))
+  assert.equal(settingsOfBytes(null), defaultSettings)
+  assert.equal(settingsOfBytes(replied('[1234\n]')), undefined)
+  assert.equal(settingsOfBytes(replied(storedValue(1, [], '0'))), defaultSettings)
   assert.equal(settingsText(defaultSettings), '{"visibility":"everyone","invisible":false}')
 })
 

@@ -245,24 +245,11 @@ export function summarizeValue(
   if (scan.take(OPEN)) {
     const lastOnline = scan.head()
     const base = lastOnline ?? 0
-    // primarySession's choice: the highest state, then the latest updatedAt, the first on ties
-    let state: PresenceType = PresenceType.Offline
-    let primary: SessionTail | undefined
-    let updatedAt = 0
-    let live = 0
+    const lines = new LiveLines()
     while (scan.take(LINE_BREAK)) {
       if (!scan.take(COMMA)) {
         if (scan.at !== raw.length - 1 || !scan.take(CLOSE) || scan.failed) break
-        return {
-          userId,
-          state,
-          activity: primary?.activity,
-          updatedAt,
-          lastOnline,
-          sessions: live,
-          deviceType: primary?.deviceType ?? '',
-          source: primary?.source ?? 'app',
-        }
+        return lines.summary(userId, lastOnline)
       }
       if (!scan.take(OPEN)) break
       const updated = base + scan.int()
@@ -278,16 +265,150 @@ export function summarizeValue(
       if (scan.comma()) scan.int()
       const tail = scan.comma() && sessionTailAt(scan)
       if (tail === undefined || !scan.take(CLOSE) || scan.failed) break
-      live++
-      const rank = stateOfKind(tail.activity.kind)
-      if (primary === undefined || rank > state || (rank === state && updated > updatedAt)) {
-        state = rank
-        primary = tail
-        updatedAt = updated
-      }
+      lines.add(tail, updated)
     }
   }
   return summaryOf(decodePresence(userId, raw, now), now)
+}
+
+/**
+ * summarizeValue of a value as the bytes Redis sent (the MGET reply's Buffer, no string made of
+ * it): the numbers are read from the bytes, and a session line's end is looked up by its bytes
+ * (as a latin1 string: one char per byte, so equal keys are equal bytes) among the line ends
+ * decoded before. Anything else (a line end not seen before, a value outside the grammar) takes
+ * the value's text through summarizeValue, the definition.
+ */
+export function summarizeBytes(
+  userId: UserId,
+  raw: Buffer | null | undefined,
+  now: number,
+): PresenceSummary {
+  if (!raw || raw.length === 0 || raw[0] !== OPEN) return summarizeText(userId, raw, now)
+  const bytes = new ByteScanner(raw)
+  bytes.at = 1
+  let lastOnline: number | undefined
+  if (raw[1] === 0x6e /* n */) {
+    if (raw[2] !== 0x75 || raw[3] !== 0x6c || raw[4] !== 0x6c) {
+      return summarizeText(userId, raw, now)
+    }
+    bytes.at = 5
+  } else lastOnline = bytes.int()
+  if (raw[bytes.at] === COMMA) bytes.at = raw.indexOf(LINE_BREAK, bytes.at)
+  const base = lastOnline ?? 0
+  const lines = new LiveLines()
+  const last = raw.length - 1
+  while (!bytes.failed && bytes.at >= 0 && raw[bytes.at] === LINE_BREAK) {
+    let at = bytes.at + 1
+    if (raw[at] !== COMMA) {
+      if (at !== last || raw[at] !== CLOSE) break
+      return lines.summary(userId, lastOnline)
+    }
+    if (raw[++at] !== OPEN) break
+    bytes.at = at + 1
+    const updated = base + bytes.int()
+    const expiresAt = updated + (bytes.comma() && bytes.int())
+    if (bytes.failed) break
+    const end = raw.indexOf(LINE_BREAK, bytes.at) - 1
+    if (!(expiresAt > now)) {
+      // an expired session is skipped to the end of its line (JSON strings hold no line break)
+      if (end < 0) break
+      bytes.at = end + 1
+      continue
+    }
+    if (bytes.comma()) bytes.int()
+    if (!bytes.comma() || bytes.failed || end <= bytes.at || raw[end] !== CLOSE) break
+    const tail = sessionTailOfBytes(raw, bytes.at, end)
+    if (tail === undefined) break
+    bytes.at = end + 1
+    lines.add(tail, updated)
+  }
+  return summarizeText(userId, raw, now)
+}
+
+function summarizeText(userId: UserId, raw: Buffer | null | undefined, now: number) {
+  return summarizeValue(userId, raw?.toString('utf8'), now)
+}
+
+/** Decoded session line ends by their bytes (see summarizeBytes; sessionTails by text). */
+const sessionTailsByBytes = new Map<string, SessionTail>()
+
+/** The decoded line end `raw[at..end)` (`<key>,<source>,<device>,<activity>`), or undefined. */
+function sessionTailOfBytes(raw: Buffer, at: number, end: number): SessionTail | undefined {
+  const bytes = raw.toString('latin1', at, end)
+  let tail = sessionTailsByBytes.get(bytes)
+  if (tail === undefined) {
+    // the text as summarizeValue reads it: the line end, its `]` and the line break
+    tail = sessionTailAt(new Scanner(`${raw.toString('utf8', at, end)}]\n`))
+    if (tail === undefined) return undefined
+    if (sessionTailsByBytes.size >= MAX_SESSION_TAILS) sessionTailsByBytes.clear()
+    sessionTailsByBytes.set(bytes, tail)
+  }
+  return tail
+}
+
+/** Scanner's numbers and commas over bytes; `at` -1 or `failed` once anything did not match. */
+class ByteScanner {
+  at = 0
+  failed = false
+
+  constructor(readonly bytes: Buffer) {}
+
+  comma(): true {
+    if (this.bytes[this.at] === COMMA) this.at++
+    else this.failed = true
+    return true
+  }
+
+  int(): number {
+    const bytes = this.bytes
+    const negative = bytes[this.at] === MINUS
+    if (negative) this.at++
+    const start = this.at
+    let value = 0
+    for (let c = bytes[this.at]!; c >= ZERO && c <= NINE; c = bytes[++this.at]!) {
+      value = value * 10 + (c - ZERO)
+    }
+    if (this.at === start) this.failed = true
+    return negative ? -value : value
+  }
+}
+
+/** A value's live session lines as a summary reads them, one by one (summaryOf's rules). */
+class LiveLines {
+  state: PresenceType = PresenceType.Offline
+  primary: SessionTail | undefined
+  updatedAt = 0
+  live = 0
+
+  /** primarySession's choice: the highest state, then the latest updatedAt, the first on ties. */
+  add(tail: SessionTail, updated: number): void {
+    this.live++
+    const rank = stateOfKind(tail.activity.kind)
+    const state = this.state
+    if (
+      this.primary === undefined ||
+      rank > state ||
+      (rank === state && updated > this.updatedAt)
+    ) {
+      this.state = rank
+      this.primary = tail
+      this.updatedAt = updated
+    }
+  }
+
+  summary(userId: UserId, lastOnline: number | undefined): PresenceSummary {
+    const primary = this.primary
+    return {
+      userId,
+      state: this.state,
+      activity: primary?.activity,
+      updatedAt: this.updatedAt,
+      lastOnline,
+      sessions: this.live,
+      deviceType: primary?.deviceType ?? '',
+      source: primary?.source ?? 'app',
+    }
+  }
 }
 
 /** What a summary takes of a session line after its numbers (key, source, device, activity). */
@@ -626,6 +747,21 @@ export function settingsOfValue(
     foldedSettings.set(text, settings)
   }
   return settings
+}
+
+/** settingsOfValue of a value as the bytes Redis sent, without a string unless it folds settings. */
+export function settingsOfBytes(
+  raw: Buffer | null | undefined,
+): Readonly<UserSettings> | undefined {
+  if (!raw || raw.length === 0) return defaultSettings
+  let comma = 0
+  for (let c = raw[0]; c !== COMMA; c = raw[++comma]) {
+    // no comma in the first line (or none at all): written before settings were folded
+    if (c === LINE_BREAK || c === undefined) return undefined
+  }
+  if (raw[comma + 1] === ZERO && raw[comma + 2] === LINE_BREAK) return defaultSettings
+  const end = raw.indexOf(LINE_BREAK, comma)
+  return settingsOfValue(raw.toString('utf8', 0, end < 0 ? raw.length : end + 1))
 }
 
 /** The settings of a settings key's JSON text (as RedisProfileStore reads them), frozen. */

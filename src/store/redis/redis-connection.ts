@@ -114,7 +114,9 @@ const MAX_JOINED_KEYS = 5000
 
 /** One caller's keys in a joined MGET, and what waits for their values. */
 interface MgetWaiter extends MgetKeys {
-  resolve: (values: (string | null)[]) => void
+  /** The values as strings, or as the reply's Buffers (mgetUsersBytes). */
+  strings: boolean
+  resolve: (values: (string | null)[] | (Buffer | null)[]) => void
   reject: (error: unknown) => void
 }
 
@@ -503,8 +505,16 @@ export class RedisConnection {
    * hash tag (a user's bucket is one slot) and the MGETs, issued together, are auto-pipelined per node.
    */
   async mget(keys: readonly string[]): Promise<(string | null)[]> {
+    if (!this.isCluster) return this.#joinedMget(true, keys)
+    return this.#clusterMget(keys, (client, slotKeys) => client.mget(...slotKeys))
+  }
+
+  /** MGET on a cluster: one per hash tag (a user's bucket is one slot), issued together. */
+  async #clusterMget<T>(
+    keys: readonly string[],
+    mget: (client: RedisClient, keys: string[]) => Promise<(T | null)[]>,
+  ): Promise<(T | null)[]> {
     const client = this.client
-    if (!this.isCluster) return this.#joinedMget(keys)
     const groups = new Map<string, number[]>()
     keys.forEach((key, i) => {
       const open = key.indexOf('{')
@@ -514,10 +524,13 @@ export class RedisConnection {
       if (group) group.push(i)
       else groups.set(tag, [i])
     })
-    const out = new Array<string | null>(keys.length).fill(null)
+    const out = new Array<T | null>(keys.length).fill(null)
     await Promise.all(
       [...groups.values()].map(async (indexes) => {
-        const values = await client.mget(...indexes.map((i) => keys[i]!))
+        const values = await mget(
+          client,
+          indexes.map((i) => keys[i]!),
+        )
         indexes.forEach((index, j) => (out[index] = values[j] ?? null))
       }),
     )
@@ -538,16 +551,34 @@ export class RedisConnection {
     bucketOf: (id: string) => number,
   ): Promise<(string | null)[]> {
     if (this.isCluster) return this.mget(ids.map((id) => heads[bucketOf(id)]! + id))
+    return this.#joinedMget(true, ids, this.#headsOf(heads, ids, bucketOf))
+  }
+
+  /**
+   * mgetUsers() with the values as the bytes Redis sent (the reply's Buffers, no string made of
+   * them): for readers that decode bytes (summarizeBytes).
+   */
+  mgetUsersBytes(
+    heads: readonly string[],
+    ids: readonly string[],
+    bucketOf: (id: string) => number,
+  ): Promise<(Buffer | null)[]> {
+    if (this.isCluster) {
+      const keys = ids.map((id) => heads[bucketOf(id)]! + id)
+      return this.#clusterMget(keys, (client, slotKeys) => client.mgetBuffer(...slotKeys))
+    }
+    return this.#joinedMget(false, ids, this.#headsOf(heads, ids, bucketOf))
+  }
+
+  /** The bytes of each id's key head (see mgetUsers). */
+  #headsOf(heads: readonly string[], ids: readonly string[], bucketOf: (id: string) => number) {
     let bytes = this.#headBytes.get(heads)
     if (bytes === undefined) {
       bytes = heads.map((head) => Buffer.from(head, 'utf8'))
       this.#headBytes.set(heads, bytes)
     }
     const of = bytes
-    return this.#joinedMget(
-      ids,
-      ids.map((id) => of[bucketOf(id)]!),
-    )
+    return ids.map((id) => of[bucketOf(id)]!)
   }
 
   /**
@@ -582,7 +613,21 @@ export class RedisConnection {
    * costs the node a Command, a timeout timer, a pipeline slot and a reply frame, more than its
    * keys do.
    */
-  #joinedMget(keys: readonly string[], heads?: readonly Buffer[]): Promise<(string | null)[]> {
+  #joinedMget(
+    strings: true,
+    keys: readonly string[],
+    heads?: readonly Buffer[],
+  ): Promise<(string | null)[]>
+  #joinedMget(
+    strings: false,
+    keys: readonly string[],
+    heads?: readonly Buffer[],
+  ): Promise<(Buffer | null)[]>
+  #joinedMget(
+    strings: boolean,
+    keys: readonly string[],
+    heads?: readonly Buffer[],
+  ): Promise<(string | null)[] | (Buffer | null)[]> {
     if (keys.length === 0) return Promise.resolve([])
     const mgets = this.#batch().mgets
     let group = mgets[mgets.length - 1]
@@ -593,7 +638,7 @@ export class RedisConnection {
     group.size += keys.length
     const joined = group
     return new Promise((resolve, reject) => {
-      joined.waiters.push({ keys, heads, resolve, reject })
+      joined.waiters.push({ keys, heads, strings, resolve, reject })
     })
   }
 
@@ -647,8 +692,10 @@ export class RedisConnection {
       const values = reply as (Buffer | null)[]
       let from = 0
       for (const w of group.waiters) {
-        w.resolve(stringsOf(values, from, w.keys.length))
-        from += w.keys.length
+        const count = w.keys.length
+        if (w.strings) w.resolve(stringsOf(values, from, count))
+        else w.resolve(count === values.length ? values : values.slice(from, from + count))
+        from += count
       }
     })
   }

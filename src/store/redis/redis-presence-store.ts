@@ -28,9 +28,9 @@ import {
   inheritedElements,
   keyText,
   sessionTail,
+  settingsOfBytes,
   settingsOfText,
-  settingsOfValue,
-  summarizeValue,
+  summarizeBytes,
 } from './presence-codec.js'
 import { RedisProfileStore } from './redis-profile-store.js'
 import type { RedisConnection } from './redis-connection.js'
@@ -299,13 +299,19 @@ export class RedisPresenceStore implements PresenceStore {
     return this.#connection.mgetUsers(keys.presenceHeads(), ids, (id) => keys.bucketOf(id))
   }
 
+  /** The presence values of `ids` as the bytes Redis sent (see summarizeBytes). */
+  #mgetPresenceBytes(ids: readonly UserId[]): Promise<(Buffer | null)[]> {
+    const keys = this.#keys
+    return this.#connection.mgetUsersBytes(keys.presenceHeads(), ids, (id) => keys.bucketOf(id))
+  }
+
   /** getMany's answer as summaries, read from the stored text without its Session objects. */
   summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
     if (ids.length === 0) return Promise.resolve([])
     return this.#connection.run(async () => {
-      const raws = await this.#mgetPresences(ids)
+      const raws = await this.#mgetPresenceBytes(ids)
       const summaries = new Array<PresenceSummary>(ids.length)
-      for (let i = 0; i < ids.length; i++) summaries[i] = summarizeValue(ids[i]!, raws[i], now)
+      for (let i = 0; i < ids.length; i++) summaries[i] = summarizeBytes(ids[i]!, raws[i], now)
       return summaries
     })
   }
@@ -315,7 +321,9 @@ export class RedisPresenceStore implements PresenceStore {
     now: number,
     privacy: PrivacyStore,
   ): Promise<[UserPresence[], UserSettings[]]> | undefined {
-    return this.#withSettings(ids, privacy, (id, raw) => decodePresence(id, raw, now))
+    return this.#withSettings(ids, privacy, (id, raw) =>
+      decodePresence(id, raw?.toString('utf8'), now),
+    )
   }
 
   summarizeWithSettings(
@@ -323,7 +331,7 @@ export class RedisPresenceStore implements PresenceStore {
     now: number,
     privacy: PrivacyStore,
   ): Promise<[PresenceSummary[], UserSettings[]]> | undefined {
-    return this.#withSettings(ids, privacy, (id, raw) => summarizeValue(id, raw, now))
+    return this.#withSettings(ids, privacy, (id, raw) => summarizeBytes(id, raw, now))
   }
 
   /**
@@ -334,7 +342,7 @@ export class RedisPresenceStore implements PresenceStore {
   #withSettings<T>(
     ids: readonly UserId[],
     privacy: PrivacyStore,
-    decode: (id: UserId, raw: string | null | undefined) => T,
+    decode: (id: UserId, raw: Buffer | null | undefined) => T,
   ): Promise<[T[], UserSettings[]]> | undefined {
     if (!(privacy instanceof RedisProfileStore) || !privacy.foldsInto(this.#connection, this.#keys))
       return undefined
@@ -342,14 +350,14 @@ export class RedisPresenceStore implements PresenceStore {
     return this.#connection.run(async () => {
       // before the fold pass, a user with no value may have settings an older version stored
       const foldDone = privacy.settingsFolded
-      const raws = await this.#mgetPresences(ids)
+      const raws = await this.#mgetPresenceBytes(ids)
       const decoded = new Array<T>(ids.length)
       const settings = new Array<UserSettings>(ids.length)
       let unfolded: number[] | undefined
       for (let i = 0; i < ids.length; i++) {
         const raw = raws[i]
         decoded[i] = decode(ids[i]!, raw)
-        const folded = raw || foldDone ? settingsOfValue(raw) : undefined
+        const folded = (raw && raw.length > 0) || foldDone ? settingsOfBytes(raw) : undefined
         if (folded !== undefined) settings[i] = folded
         else (unfolded ??= []).push(i)
       }
