@@ -6,6 +6,7 @@ import {
 } from '../core/presence.js'
 import {
   accessOf,
+  audienceOf,
   defaultSettings,
   type Access,
   visiblePresence,
@@ -18,6 +19,7 @@ import { performance } from 'node:perf_hooks'
 import type { BusEvent, ChangeBus } from './change-bus.js'
 import {
   NO_HISTORY,
+  concerns,
   isPrivacyMark,
   sameSessions,
   type HistoryPosition,
@@ -386,10 +388,17 @@ export class Fanout {
     const reads = await Promise.all(ids.map((id, i) => this.#source.history(id, from[i]!)))
     const now = this.#source.now()
     const settingsOf = new Map(unknownSettings.map((id, i) => [id, settings[i] ?? defaultSettings]))
+    // whether a mark concerns the subscriber: one that does not left what it may see of the
+    // user as it was, and counts as no mark for it (history.ts `concerns`)
+    const concerning = ids.map((id, i) => {
+      const viewer = stream.principal.kind === 'user' ? stream.principal.userId : undefined
+      const audience = audienceOf(stream.principal, id, relationOf(relations[i]))
+      return (concern: string | undefined) => concerns(concern, viewer, audience)
+    })
     const hidden = ids.map((id, i) => {
       const targetSettings = settingsOf.get(id) ?? this.#settings.get(id) ?? defaultSettings
       const access = accessOf(stream.principal, id, targetSettings, relationOf(relations[i]))
-      return this.#hiddenSince(access, from[i]!, reads[i]!, now)
+      return this.#hiddenSince(access, from[i]!, reads[i]!, now, concerning[i]!)
     })
     if (hidden.includes('forgotten')) return 'reset'
     if (reads.some((read, i) => !read.complete && hidden[i] !== 'quiet')) return 'reset'
@@ -397,7 +406,10 @@ export class Fanout {
     // rules could show what was hidden then, so the client gets its current state instead,
     // read now (after the history, so no later change is skipped)
     const crossed = ids.flatMap((id, i) =>
-      reads[i]!.changes.some((c) => isPrivacyMark(c) && positionOf(c).offset > from[i]!.offset)
+      reads[i]!.changes.some(
+        (c) =>
+          isPrivacyMark(c) && positionOf(c).offset > from[i]!.offset && concerning[i]!(c.concern),
+      )
         ? [i]
         : [],
     )
@@ -483,7 +495,9 @@ export class Fanout {
   /**
    * How a recovery from `from` answers for a user whose access by the subscriber is `access`
    * now: `quiet` when the user was hidden from the subscriber all along since `from` (hidden now,
-   * and no privacy mark since `from`, so the same rules held throughout), then the subscriber
+   * and no privacy mark since `from` that `concerning` it, so the same rules held throughout for
+   * it: a mark that concerns it not, a relation with someone else, a settings change that would
+   * not change what it sees of a visible user, is none for it), then the subscriber
    * could see no change of it, and recovers as from an offline user who made none: nothing to
    * replay, whatever the history kept (trimmed by the changes it did not see, or not). And as
    * such a user's position is forgotten `positionTtlMs` after its last change, a hidden one's
@@ -497,11 +511,17 @@ export class Fanout {
     from: IssuedPosition,
     read: HistoryRead,
     now: number,
+    concerning: (concern: string | undefined) => boolean,
   ): 'quiet' | 'forgotten' | undefined {
     if (access.kind !== 'hidden' || from.issuedAt === undefined) return undefined
     if (from.epoch === '' || from.epoch !== read.position.epoch) return undefined
     if (from.offset > read.position.offset) return undefined
-    if (read.lastMark === undefined || read.lastMark > from.offset) return undefined
+    if (read.lastMark === undefined) return undefined
+    if (read.lastMark > from.offset) {
+      // marks since: none may concern the subscriber, and all must be known
+      if (read.marks === undefined || read.marks.some((m) => concerning(m.concern)))
+        return undefined
+    }
     if (access.lastOnline !== undefined) {
       const forgotten = access.lastOnline + this.#source.positionTtlMs
       if (from.issuedAt <= forgotten && now > forgotten) return 'forgotten'

@@ -437,3 +437,50 @@ test('positions: a day on, a resume from a hidden user’s pos is forgotten as a
   assert.equal(await alone(invisible, later), 'recovered')
   assert.equal(await alone(blocking, later), 'recovered')
 })
+
+/*
+ * A privacy mark that does not concern the subscriber: a friendship or block with someone else,
+ * or a settings change that would not change what it sees of a visible user (a non-friend sees
+ * whether, not where, under `friends` and `nobody` alike). What the subscriber may see of the
+ * user did not change, so the mark is none for it: a hidden user stays "hidden throughout" and
+ * recovers with no frame however much it did unseen, as an offline user with the same mark does.
+ */
+const unrelatedMarks = {
+  'a friendship with someone else': (id: string) =>
+    [['PUT', `/admin/v1/users/${id}/friends/7198`]] as const,
+  'a block of someone else': (id: string) =>
+    [['PUT', `/admin/v1/users/${id}/blocks/7198`]] as const,
+  'a settings change that keeps what a non-friend sees': (id: string) =>
+    [['PUT', `/admin/v1/users/${id}/settings`, { visibility: 'nobody' }]] as const,
+}
+for (const [kind, marks] of Object.entries(unrelatedMarks)) {
+  test(`positions: across ${kind}, a resume from a hidden user’s pos ends as one from an offline user’s with the same mark, however much they did unseen`, async (t) => {
+    const { app, clock } = await start(t, { realtimeHistory: 4 })
+    const viewer = '7161'
+    const users = ['7162', '7163', '7164']
+    const [, invisible, blocking] = users as [string, string, string]
+    const admin = { 'x-api-key': ADMIN_KEY }
+    // where the viewer (no friend of theirs) may know whether, not where, as with `nobody`
+    for (const id of users) {
+      await call(app, 'PUT', `/admin/v1/users/${id}/settings`, admin, { visibility: 'friends' })
+    }
+    await lastSeenThenHidden(app, clock, viewer, users)
+    const held = await positionedSnapshot(app, viewer, users)
+    clock.set(T0 + 2000)
+    for (const id of users) {
+      for (const [method, path, body] of marks(id)) await call(app, method, path, admin, body)
+    }
+    // more unseen changes than the history keeps
+    for (const id of [invisible, blocking]) {
+      for (let i = 0; i < 6; i++) {
+        clock.set(T0 + 3000 + i * 1000)
+        await heartbeat(app, id, { location: 'Game', placeId: 1818 + i })
+      }
+      await heartbeat(app, id, { disconnect: true })
+    }
+    // offline, invisible, blocking
+    const answers = []
+    for (const id of users) answers.push(await continueFrom(app, viewer, id, held.get(id)!))
+    assert.deepEqual(answers, ['recovered', 'recovered', 'recovered'])
+  })
+}
