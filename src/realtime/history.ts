@@ -127,8 +127,23 @@ export function relationConcern(counterpart: UserId): string {
   return `r${counterpart}`
 }
 
-export function settingsConcern(audiences: { friends: boolean; others: boolean }): string {
-  return `s${audiences.friends ? 'f' : ''}${audiences.others ? 'o' : ''}`
+/**
+ * A settings change's concern: `f` and `o` for the audiences it concerns, then `b` when the
+ * user was invisible before it and `a` when after it (so that a resume knows whether it stayed
+ * hidden from everyone throughout, `keptInvisible`).
+ */
+export function settingsConcern(
+  audiences: { friends: boolean; others: boolean },
+  invisible = { before: false, after: false },
+): string {
+  return `s${audiences.friends ? 'f' : ''}${audiences.others ? 'o' : ''}${invisible.before ? 'b' : ''}${invisible.after ? 'a' : ''}`
+}
+
+/** Whether a mark left a user's invisibility as it was, on: not a settings change that ended or began it. */
+export function keptInvisible(mark: MarkRecord): boolean {
+  if (mark.concern === EVERYONE) return false
+  if (mark.concern[0] !== 's') return true
+  return mark.concern.includes('b') && mark.concern.includes('a')
 }
 
 /** Whether a mark concerning `concern` concerns `viewer` (undefined: no user), in `audience`. */

@@ -801,7 +801,13 @@ export class PresenceService {
     // (concerning whom the change concerns: a viewer it did not concern resumes as across none)
     if (event.type === 'settings') {
       const { before, after } = event
-      const concern = before && after ? settingsConcern(settingsAudiences(before, after)) : EVERYONE
+      const concern =
+        before && after
+          ? settingsConcern(settingsAudiences(before, after), {
+              before: before.invisible,
+              after: after.invisible,
+            })
+          : EVERYONE
       await this.#history.mark([event.userId], this.#clock.now(), [concern])
     }
     await this.#bus.publish(event)
