@@ -22,6 +22,7 @@ import {
   concerns,
   isPrivacyMark,
   keptInvisible,
+  relationConcern,
   type MarkRecord,
   sameSessions,
   type HistoryPosition,
@@ -404,7 +405,7 @@ export class Fanout {
       const throughout = (marks: readonly MarkRecord[]) =>
         (relation.blocked &&
           viewer !== undefined &&
-          !marks.some((m) => m.concern === `r${viewer}`)) ||
+          !marks.some((m) => m.concern === relationConcern(viewer))) ||
         (targetSettings.invisible && marks.every(keptInvisible))
       return this.#hiddenSince(access, from[i]!, reads[i]!, now, concerning[i]!, throughout)
     })
