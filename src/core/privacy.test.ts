@@ -4,10 +4,13 @@ import { PresenceType, type Session, type UserPresence } from './presence.js'
 import {
   accessOf,
   anonymous,
+  audienceOf,
+  befriended,
   defaultSettings,
   lastOnlineSeenAt,
   nextSettings,
   publicLastOnline,
+  settingsAudiences,
   strangers,
   visiblePresence,
   type Access,
@@ -350,4 +353,43 @@ test('lastOnlineSeenAt: now for a user seen online, else what is shown', () => {
     T0,
   )
   assert.equal(lastOnlineSeenAt(hidden, now), T0 - 9)
+})
+
+test('settingsAudiences: whom a settings change concerns, judged as if the user were visible', () => {
+  const at = (visibility: Visibility, invisible = false, frozen?: number): UserSettings => ({
+    visibility,
+    invisible,
+    ...(frozen !== undefined && { frozenLastOnline: frozen }),
+  })
+  const none = { friends: false, others: false }
+  // a non-friend sees whether, not where, under friends and nobody alike; friends see where
+  assert.deepEqual(settingsAudiences(at('friends'), at('nobody')), { friends: true, others: false })
+  assert.deepEqual(settingsAudiences(at('everyone'), at('friends')), {
+    friends: false,
+    others: true,
+  })
+  assert.deepEqual(settingsAudiences(at('everyone'), at('everyone')), none)
+  // an invisible user's visibility change concerns whom a visible one's would (never none, so
+  // that it does not tell an invisible user from an offline one)
+  assert.deepEqual(settingsAudiences(at('everyone', true, 5), at('friends', true, 5)), {
+    friends: false,
+    others: true,
+  })
+  assert.deepEqual(settingsAudiences(at('friends', true, 5), at('nobody', true, 5)), {
+    friends: true,
+    others: false,
+  })
+  // invisibility, or the lastOnline others are shown: everyone
+  const all = { friends: true, others: true }
+  assert.deepEqual(settingsAudiences(at('everyone'), at('everyone', true, 5)), all)
+  assert.deepEqual(settingsAudiences(at('nobody', true, 5), at('nobody', true, 6)), all)
+})
+
+test('audienceOf: self, else friends or others by the friendship, a block aside', () => {
+  const me = { kind: 'user', userId: '7' as UserId } as const
+  assert.equal(audienceOf(me, '7' as UserId, strangers), 'self')
+  assert.equal(audienceOf(me, '8' as UserId, befriended), 'friends')
+  assert.equal(audienceOf(me, '8' as UserId, { friends: true, blocked: true }), 'friends')
+  assert.equal(audienceOf(me, '8' as UserId, { friends: false, blocked: true }), 'others')
+  assert.equal(audienceOf(anonymous, '8' as UserId, strangers), 'others')
 })

@@ -128,6 +128,46 @@ export function accessOf(
   }
 }
 
+/**
+ * Which audiences a change of a user's settings from `before` to `after` concerns: whether what
+ * the user's friends (`friends`) and other non-blocked viewers (`others`) may see of the user
+ * changed. It is judged as if the user were visible and unblocked (plus any change of
+ * invisibility or of the lastOnline others are shown), so that a settings change of a hidden user
+ * concerns exactly whom the same change of a visible one would: which marks a resume crosses
+ * must not tell a hidden user from an offline one (docs/reference/native.md, "Positions"). The
+ * user itself is concerned by every settings change; a block's sides by none.
+ */
+export function settingsAudiences(
+  before: UserSettings,
+  after: UserSettings,
+): { friends: boolean; others: boolean } {
+  const same = (relation: Relation) =>
+    asIfVisible(before, relation) === asIfVisible(after, relation)
+  const base =
+    before.invisible === after.invisible &&
+    before.frozenLastOnline === after.frozenLastOnline &&
+    before.visibleSince === after.visibleSince
+  return { friends: !base || !same(befriended), others: !base || !same(strangers) }
+}
+
+function asIfVisible(settings: UserSettings, relation: Relation): Access['kind'] {
+  return accessOf(anonymous, '' as UserId, { ...settings, invisible: false }, relation).kind
+}
+
+/**
+ * Which audience of a target's settings changes (settingsAudiences) a viewer is in, by its
+ * relation to the target: `self`, else `friends` or `others` by the friendship, a block aside
+ * (as settingsAudiences judges as if unblocked).
+ */
+export function audienceOf(
+  viewer: Viewer,
+  targetId: UserId,
+  relation: Relation,
+): 'self' | 'friends' | 'others' {
+  if (viewer.kind === 'user' && viewer.userId === targetId) return 'self'
+  return relation.friends ? 'friends' : 'others'
+}
+
 /** A presence as one viewer may see it: the input of every protocol's view. */
 export interface VisiblePresence {
   userId: UserId

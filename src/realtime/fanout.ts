@@ -6,6 +6,7 @@ import {
 } from '../core/presence.js'
 import {
   accessOf,
+  audienceOf,
   defaultSettings,
   type Access,
   visiblePresence,
@@ -18,7 +19,11 @@ import { performance } from 'node:perf_hooks'
 import type { BusEvent, ChangeBus } from './change-bus.js'
 import {
   NO_HISTORY,
+  concerns,
   isPrivacyMark,
+  keptInvisible,
+  relationConcern,
+  type MarkRecord,
   sameSessions,
   type HistoryPosition,
   type HistoryRead,
@@ -386,18 +391,35 @@ export class Fanout {
     const reads = await Promise.all(ids.map((id, i) => this.#source.history(id, from[i]!)))
     const now = this.#source.now()
     const settingsOf = new Map(unknownSettings.map((id, i) => [id, settings[i] ?? defaultSettings]))
+    // whether a mark concerns the subscriber: one that does not left what it may see of the
+    // user as it was, and counts as no mark for it (history.ts `concerns`)
+    const viewer = stream.principal.kind === 'user' ? stream.principal.userId : undefined
+    const concerning = ids.map((id, i) => {
+      const audience = audienceOf(stream.principal, id, relationOf(relations[i]))
+      return (concern: string | undefined) => concerns(concern, viewer, audience)
+    })
     const hidden = ids.map((id, i) => {
       const targetSettings = settingsOf.get(id) ?? this.#settings.get(id) ?? defaultSettings
-      const access = accessOf(stream.principal, id, targetSettings, relationOf(relations[i]))
-      return this.#hiddenSince(access, from[i]!, reads[i]!, now)
+      const relation = relationOf(relations[i])
+      const access = accessOf(stream.principal, id, targetSettings, relation)
+      const throughout = (marks: readonly MarkRecord[]) =>
+        (relation.blocked &&
+          viewer !== undefined &&
+          !marks.some((m) => m.concern === relationConcern(viewer))) ||
+        (targetSettings.invisible && marks.every(keptInvisible))
+      return this.#hiddenSince(access, from[i]!, reads[i]!, now, concerning[i]!, throughout)
     })
     if (hidden.includes('forgotten')) return 'reset'
-    if (reads.some((read, i) => !read.complete && hidden[i] !== 'quiet')) return 'reset'
+    if (reads.some((read, i) => !read.complete && !hidden[i])) return 'reset'
     // who may see what changed since some position: replaying that user's changes under today's
     // rules could show what was hidden then, so the client gets its current state instead,
     // read now (after the history, so no later change is skipped)
     const crossed = ids.flatMap((id, i) =>
-      reads[i]!.changes.some((c) => isPrivacyMark(c) && positionOf(c).offset > from[i]!.offset)
+      hidden[i] === 'marked' ||
+      reads[i]!.changes.some(
+        (c) =>
+          isPrivacyMark(c) && positionOf(c).offset > from[i]!.offset && concerning[i]!(c.concern),
+      )
         ? [i]
         : [],
     )
@@ -412,7 +434,7 @@ export class Fanout {
       const start = from[i]!
       const sameEpoch = start.epoch === read.position.epoch
       // hidden throughout: nothing to replay (the subscriber saw none of it), as for an idle user
-      let changes = hidden[i] === 'quiet' ? [] : read.changes
+      let changes = hidden[i] ? [] : read.changes
       // what the client holds: the change at its position, or the state before the next real
       // one (marks hold no presence), or, when nothing happened since, the state read first
       let base = presences[i]!
@@ -482,14 +504,18 @@ export class Fanout {
 
   /**
    * How a recovery from `from` answers for a user whose access by the subscriber is `access`
-   * now: `quiet` when the user was hidden from the subscriber all along since `from` (hidden now,
-   * and no privacy mark since `from`, so the same rules held throughout), then the subscriber
-   * could see no change of it, and recovers as from an offline user who made none: nothing to
-   * replay, whatever the history kept (trimmed by the changes it did not see, or not). And as
-   * such a user's position is forgotten `positionTtlMs` after its last change, a hidden one's
-   * counts from the lastOnline the subscriber is shown: `forgotten` (a reset) once that is past
-   * for a position issued before it; an offline user's position issued after it was one of no
-   * history, which stays good (docs/reference/native.md, "Positions").
+   * now, when the user was hidden from the subscriber all along since `from`: hidden now, and
+   * `throughout` the privacy marks since `from` (all known): a block with the subscriber that
+   * none of them changed, or invisibility that each settings mark kept. The subscriber could then
+   * see no change of it, and recovers as from an offline user who made none: `quiet` (nothing to
+   * replay, whatever the history kept, trimmed by the changes it did not see, or not) when no mark
+   * since `from` is `concerning` it (one that does not, a relation with someone else or a
+   * settings change that would not change what it sees of a visible user, is none for it), else
+   * `marked`: the current state as one event, as for an offline user idle but for those marks.
+   * And as such a user's position is forgotten `positionTtlMs` after its last change, a hidden
+   * one's counts from the lastOnline the subscriber is shown: `forgotten` (a reset) once that is
+   * past for a position issued before it; an offline user's position issued after it was one of
+   * no history, which stays good (docs/reference/native.md, "Positions").
    * Undefined otherwise: the history decides.
    */
   #hiddenSince(
@@ -497,16 +523,20 @@ export class Fanout {
     from: IssuedPosition,
     read: HistoryRead,
     now: number,
-  ): 'quiet' | 'forgotten' | undefined {
+    concerning: (concern: string | undefined) => boolean,
+    throughout: (marks: readonly MarkRecord[]) => boolean,
+  ): 'quiet' | 'marked' | 'forgotten' | undefined {
     if (access.kind !== 'hidden' || from.issuedAt === undefined) return undefined
     if (from.epoch === '' || from.epoch !== read.position.epoch) return undefined
     if (from.offset > read.position.offset) return undefined
-    if (read.lastMark === undefined || read.lastMark > from.offset) return undefined
+    if (read.lastMark === undefined) return undefined
+    const marks = read.lastMark > from.offset ? read.marks : []
+    if (marks === undefined || !throughout(marks)) return undefined
     if (access.lastOnline !== undefined) {
       const forgotten = access.lastOnline + this.#source.positionTtlMs
       if (from.issuedAt <= forgotten && now > forgotten) return 'forgotten'
     }
-    return 'quiet'
+    return marks.some((m) => concerning(m.concern)) ? 'marked' : 'quiet'
   }
 
   /** The connection of `stream` ended: keep the stream resumable for a while, then drop it. */

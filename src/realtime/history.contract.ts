@@ -11,7 +11,14 @@ import assert from 'node:assert/strict'
 import { describe, test, type TestContext } from 'node:test'
 import type { PresenceChange } from '../core/presence.js'
 import type { UserId } from '../core/user-id.js'
-import { NO_HISTORY, type History, type HistoryBounds } from './history.js'
+import {
+  MARKS_KEPT,
+  NO_HISTORY,
+  relationConcern,
+  settingsConcern,
+  type History,
+  type HistoryBounds,
+} from './history.js'
 
 export type HistoryFactory = (bounds: HistoryBounds) => Promise<{
   history: History
@@ -76,6 +83,7 @@ export function historyContract(name: string, factory: HistoryFactory): void {
         changes: [],
         complete: true,
         lastMark: undefined,
+        marks: undefined,
       })
     })
 
@@ -178,6 +186,37 @@ export function historyContract(name: string, factory: HistoryFactory): void {
       // and the other user marked has its own
       const [other] = await history.positions([OTHER])
       assert.equal((await history.read(OTHER, other!)).lastMark, other!.offset)
+    })
+
+    test('whom each mark concerns outlives the trimming, as far back as the marks kept go', async (t) => {
+      const history = await open(t, { entries: 2, ageSeconds: 60 })
+      const [made] = await appendSteps(history, BIG, 1, 1)
+      const epoch = made!.position!.epoch
+      assert.deepEqual((await history.read(BIG, { epoch, offset: 1 })).marks, [])
+      await history.mark([BIG, OTHER], Date.now(), [relationConcern(OTHER), relationConcern(BIG)])
+      await history.mark([BIG], Date.now(), [settingsConcern({ friends: false, others: true })])
+      await appendSteps(history, BIG, 2, 6)
+      const read = await history.read(BIG, { epoch, offset: 1 })
+      assert.equal(read.complete, false)
+      assert.deepEqual(read.marks, [
+        { offset: 2, prev: 0, concern: `r${OTHER}` },
+        { offset: 3, prev: 2, concern: 'so' },
+      ])
+      // after the first mark, only the second
+      assert.deepEqual((await history.read(BIG, { epoch, offset: 2 })).marks, [
+        { offset: 3, prev: 2, concern: 'so' },
+      ])
+      // a mark without a concern concerns every viewer
+      await history.mark([BIG], Date.now())
+      const [now] = await history.positions([BIG])
+      assert.deepEqual((await history.read(BIG, { epoch, offset: 8 })).marks, [
+        { offset: now!.offset, prev: 3, concern: '' },
+      ])
+      // more marks than are kept: a position from before the oldest kept cannot tell them all
+      for (let i = 0; i < MARKS_KEPT; i++) await history.mark([BIG], Date.now(), ['sf'])
+      assert.equal((await history.read(BIG, { epoch, offset: 1 })).marks, undefined)
+      const [last] = await history.positions([BIG])
+      assert.equal((await history.read(BIG, { epoch, offset: last!.offset - 1 })).marks?.length, 1)
     })
 
     test('a change keeps what a fan-out needs: before, after, reason, ended', async (t) => {

@@ -39,6 +39,46 @@ export interface HistoryRead {
    * tell (no history, or one recorded by an earlier version).
    */
   lastMark: number | undefined
+  /**
+   * The privacy marks after `from.offset` in `position.epoch`, oldest first, with whom each
+   * concerns; undefined when the history cannot tell them all (trimmed beyond what it keeps of
+   * them, or recorded by an earlier version).
+   */
+  marks: readonly MarkRecord[] | undefined
+}
+
+/** A privacy mark as kept beside the history: its offset, the previous mark's, whom it concerns. */
+export interface MarkRecord {
+  offset: number
+  /** The offset of the user's previous mark in the epoch (0: none). */
+  prev: number
+  concern: string
+}
+
+/** Marks kept per user beside the trimmed changes (the newest). */
+export const MARKS_KEPT = 16
+
+/**
+ * The marks after offset `after`, from `records` (one epoch's, oldest first) followed back from
+ * the latest mark `lastMark` through each one's `prev`; undefined when the chain breaks before
+ * reaching `after` (a mark no longer kept, or recorded without its record).
+ */
+export function marksAfter(
+  records: readonly MarkRecord[],
+  lastMark: number | undefined,
+  after: number,
+): MarkRecord[] | undefined {
+  if (lastMark === undefined) return undefined
+  const found: MarkRecord[] = []
+  let want = lastMark
+  let i = records.length - 1
+  while (want > after) {
+    while (i >= 0 && records[i]!.offset > want) i--
+    if (i < 0 || records[i]!.offset !== want) return undefined
+    found.push(records[i]!)
+    want = records[i]!.prev
+  }
+  return found.reverse()
 }
 
 export interface HistoryBounds {
@@ -67,11 +107,58 @@ export function isRefresh(change: PresenceChange): boolean {
  * user's history as a mark without presence: a replay never shows changes made before it under
  * the rules in force after it (a replay that crosses one shows the current state instead).
  */
-export type PrivacyMark = PresenceChange & { privacy: true }
+export type PrivacyMark = PresenceChange & { privacy: true; concern?: string }
 
-export function privacyMark(userId: UserId): PrivacyMark {
+export function privacyMark(userId: UserId, concern = EVERYONE): PrivacyMark {
   const none = { userId, sessions: [], lastOnline: undefined }
-  return { userId, before: none, after: none, privacy: true }
+  return { userId, before: none, after: none, privacy: true, concern }
+}
+
+/**
+ * Whom a privacy mark concerns, as text: `''` every viewer (what a mark recorded without
+ * knowing says); `r<id>` the other side of a relation (a friendship or block concerns only the
+ * two users); `s` then `f` and/or `o` a settings change, concerning the user itself and the
+ * audiences of core `settingsAudiences` (friends, others). A viewer a mark does not concern sees
+ * the same of the user before and after it, so a resume treats it as no mark for that viewer.
+ */
+export const EVERYONE = ''
+
+export function relationConcern(counterpart: UserId): string {
+  return `r${counterpart}`
+}
+
+/**
+ * A settings change's concern: `f` and `o` for the audiences it concerns, then `b` when the
+ * user was invisible before it and `a` when after it (so that a resume knows whether it stayed
+ * hidden from everyone throughout, `keptInvisible`).
+ */
+export function settingsConcern(
+  audiences: { friends: boolean; others: boolean },
+  invisible = { before: false, after: false },
+): string {
+  return `s${audiences.friends ? 'f' : ''}${audiences.others ? 'o' : ''}${invisible.before ? 'b' : ''}${invisible.after ? 'a' : ''}`
+}
+
+/** Whether a mark left a user's invisibility as it was, on: not a settings change that ended or began it. */
+export function keptInvisible(mark: MarkRecord): boolean {
+  if (mark.concern === EVERYONE) return false
+  if (mark.concern[0] !== 's') return true
+  return mark.concern.includes('b') && mark.concern.includes('a')
+}
+
+/** Whether a mark concerning `concern` concerns `viewer` (undefined: no user), in `audience`. */
+export function concerns(
+  concern: string | undefined,
+  viewer: UserId | undefined,
+  audience: 'self' | 'friends' | 'others',
+): boolean {
+  if (!concern) return true
+  if (concern[0] === 'r') return viewer !== undefined && concern.slice(1) === viewer
+  if (concern[0] === 's') {
+    if (audience === 'self') return true
+    return concern.includes(audience === 'friends' ? 'f' : 'o')
+  }
+  return true
 }
 
 export function isPrivacyMark(change: PresenceChange): change is PrivacyMark {
@@ -86,8 +173,11 @@ export interface History {
    * scripts (the change arrives with a position already): call this only for changes without one.
    */
   append(change: PresenceChange, at: number): Promise<ChangePosition>
-  /** Records a privacy mark (see PrivacyMark) in the history of each of `ids`. */
-  mark(ids: readonly UserId[], at: number): Promise<void>
+  /**
+   * Records a privacy mark (see PrivacyMark) in the history of each of `ids`, concerning whom
+   * `concern` says, in the same order (every viewer when absent).
+   */
+  mark(ids: readonly UserId[], at: number, concern?: readonly string[]): Promise<void>
   /** Where each user's history stands now, in the order of `ids`. */
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]>
   /** The user's changes since `from` (see HistoryRead). */
@@ -133,6 +223,8 @@ interface UserLog {
   last: number
   /** The offset of the latest privacy mark (0: none in this epoch). */
   mark: number
+  /** The latest marks (at most MARKS_KEPT), oldest first. */
+  marks: MarkRecord[]
 }
 
 /**
@@ -178,7 +270,11 @@ export class MemoryHistory implements History {
     const position: ChangePosition = { epoch: log.epoch, offset: ++log.offset, at }
     change.position = position
     log.last = at
-    if (isPrivacyMark(change)) log.mark = position.offset
+    if (isPrivacyMark(change)) {
+      log.marks.push({ offset: position.offset, prev: log.mark, concern: change.concern ?? '' })
+      if (log.marks.length > MARKS_KEPT) log.marks.shift()
+      log.mark = position.offset
+    }
     if (!watched) {
       // a user watched once: its changes are not kept any more, but it keeps counting (and
       // where its privacy last changed) until idle for a day, as a watched user does, so that a
@@ -199,11 +295,12 @@ export class MemoryHistory implements History {
       changes: [],
       last: now,
       mark: 0,
+      marks: [],
     }
   }
 
-  async mark(ids: readonly UserId[], at: number): Promise<void> {
-    for (const id of ids) await this.append(privacyMark(id), at)
+  async mark(ids: readonly UserId[], at: number, concern?: readonly string[]): Promise<void> {
+    for (const [i, id] of ids.entries()) await this.append(privacyMark(id, concern?.[i]), at)
   }
 
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]> {
@@ -234,6 +331,7 @@ export class MemoryHistory implements History {
         // a position of ours names a history forgotten since (aged out, or not kept unwatched)
         complete: from.epoch === '' && reaches(from, NO_HISTORY, undefined),
         lastMark: undefined,
+        marks: undefined,
       })
     this.#trim(log, now)
     const position = { epoch: log.epoch, offset: log.offset }
@@ -241,7 +339,8 @@ export class MemoryHistory implements History {
     const complete = reaches(from, position, first)
     const start = from.epoch === log.epoch ? from.offset : 0
     const changes = complete ? log.changes.filter((c) => c.position!.offset >= start) : []
-    return Promise.resolve({ position, changes, complete, lastMark: log.mark })
+    const marks = marksAfter(log.marks, log.mark, from.epoch === log.epoch ? from.offset : 0)
+    return Promise.resolve({ position, changes, complete, lastMark: log.mark, marks })
   }
 
   /** Drops the user's changes older than the age bound. */

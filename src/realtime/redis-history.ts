@@ -4,7 +4,11 @@ import type { RedisKeys } from '../store/redis/keys.js'
 import { changeOfMessage, type ChangeMessage } from '../store/redis/presence-codec.js'
 import type { RedisConnection } from '../store/redis/redis-connection.js'
 import {
+  EVERYONE,
+  MARKS_KEPT,
   NO_HISTORY,
+  marksAfter,
+  type MarkRecord,
   isPrivacyMark,
   positionTtlMs,
   privacyMark,
@@ -49,6 +53,7 @@ export class RedisHistory implements History {
         k.historyPosition(id),
         k.historyList(id),
         k.historyMark(id),
+        k.historyConcerns(id),
         id,
         String(at),
         JSON.stringify({ ...change, position: undefined }),
@@ -56,6 +61,8 @@ export class RedisHistory implements History {
         String(this.#bounds.entries),
         String(this.#bounds.ageSeconds * 1000),
         isPrivacyMark(change) ? '1' : '0',
+        isPrivacyMark(change) ? (change.concern ?? EVERYONE) : '',
+        String(MARKS_KEPT),
       )
       const position: ChangePosition = { epoch: String(reply![0]), offset: Number(reply![1]), at }
       change.position = position
@@ -63,8 +70,8 @@ export class RedisHistory implements History {
     })
   }
 
-  async mark(ids: readonly UserId[], at: number): Promise<void> {
-    await Promise.all(ids.map((id) => this.append(privacyMark(id), at)))
+  async mark(ids: readonly UserId[], at: number, concern?: readonly string[]): Promise<void> {
+    await Promise.all(ids.map((id, i) => this.append(privacyMark(id, concern?.[i]), at)))
   }
 
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]> {
@@ -82,6 +89,7 @@ export class RedisHistory implements History {
         k.historyPosition(userId),
         k.historyList(userId),
         k.historyMark(userId),
+        k.historyConcerns(userId),
         // a position of no epoch yet wants the history from its start
         String(from.epoch === '' ? 1 : Math.max(1, from.offset)),
       )
@@ -89,13 +97,18 @@ export class RedisHistory implements History {
       const mark = positionOf(reply[1] || null)
       // a mark of another epoch (or none kept: written before marks were) tells nothing
       const lastMark = mark.epoch === position.epoch && reply[0] ? mark.offset : undefined
-      const changes = reply.slice(2).map(entryOf)
+      const marks = marksAfter(
+        recordsOf(reply[2] ?? '', position.epoch),
+        lastMark,
+        from.epoch === position.epoch ? from.offset : 0,
+      )
+      const changes = reply.slice(3).map(entryOf)
       const complete = reaches(from, position, changes[0]?.position?.offset)
-      if (!complete) return { position, changes: [], complete, lastMark }
+      if (!complete) return { position, changes: [], complete, lastMark, marks }
       // a position of another epoch (none yet) wants the whole history
       const start = from.epoch === position.epoch ? from.offset : 0
       const since = changes.filter((c) => c.position!.offset >= start)
-      return { position, changes: since, complete, lastMark }
+      return { position, changes: since, complete, lastMark, marks }
     })
   }
 
@@ -108,6 +121,18 @@ function positionOf(raw: string | null): HistoryPosition {
   if (!raw) return NO_HISTORY
   const space = raw.indexOf(' ')
   return { epoch: raw.slice(0, space), offset: Number(raw.slice(space + 1)) }
+}
+
+/** The mark records of `epoch` in history-read.lua's joined list of "<epoch> <offset> <prev> <concern>". */
+function recordsOf(joined: string, epoch: string): MarkRecord[] {
+  const records: MarkRecord[] = []
+  if (joined === '') return records
+  for (const line of joined.split('\n')) {
+    const [e, offset, prev, concern] = line.split(' ')
+    if (e !== epoch) continue
+    records.push({ offset: Number(offset), prev: Number(prev), concern: concern ?? '' })
+  }
+  return records
 }
 
 /** One list entry, "<at> <message>", as the change it records, with its position. */

@@ -27,6 +27,7 @@ import {
   type UserSettings,
   type Viewer,
   type VisiblePresence,
+  settingsAudiences,
 } from '../core/privacy.js'
 import { parseUserId, type UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
@@ -52,7 +53,14 @@ import { observedBus } from './observed-bus.js'
 import { RealtimeCensus } from './realtime-census.js'
 import { Revocations } from './revocations.js'
 import type { Tokens } from './tokens.js'
-import { MemoryHistory, isRefresh, type History } from '../realtime/history.js'
+import {
+  EVERYONE,
+  MemoryHistory,
+  isRefresh,
+  relationConcern,
+  settingsConcern,
+  type History,
+} from '../realtime/history.js'
 import { PositionTokens } from '../realtime/position-token.js'
 import type { StreamCheckpoint, StreamCheckpoints } from '../realtime/stream-checkpoints.js'
 import type { StreamHoldings } from '../realtime/stream-holdings.js'
@@ -790,14 +798,28 @@ export class PresenceService {
       await this.#history.append(event.change, this.#clock.now())
     }
     // who may see what changed: a replay must not show earlier changes under the new rules
-    if (event.type === 'settings') await this.#history.mark([event.userId], this.#clock.now())
+    // (concerning whom the change concerns: a viewer it did not concern resumes as across none)
+    if (event.type === 'settings') {
+      const { before, after } = event
+      const concern =
+        before && after
+          ? settingsConcern(settingsAudiences(before, after), {
+              before: before.invisible,
+              after: after.invisible,
+            })
+          : EVERYONE
+      await this.#history.mark([event.userId], this.#clock.now(), [concern])
+    }
     await this.#bus.publish(event)
     await this.webhooks.record(event)
   }
 
-  /** Two users' friendship or block changed: marked in both histories (as settings), then told. */
+  /**
+   * Two users' friendship or block changed: marked in both histories (as settings), each mark
+   * concerning the other side only, then told.
+   */
   async #relationChanged(a: UserId, b: UserId): Promise<void> {
-    await this.#history.mark([a, b], this.#clock.now())
+    await this.#history.mark([a, b], this.#clock.now(), [relationConcern(b), relationConcern(a)])
     await this.#bus.publish({ type: 'relation', users: [a, b] })
   }
 

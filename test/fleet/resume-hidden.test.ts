@@ -65,3 +65,73 @@ for (const mode of ['redis', 'redis cluster'] as const) {
     assert.equal(await alone(revealed), 'recovered online')
   })
 }
+
+/*
+ * The promise audit's "across a mark that does (not) concern the subscriber" (promise-audit.test.ts)
+ * in fleet mode: the marks' concerns are kept in Redis beside the trimmed changes (c:<id>).
+ * `visibility` is the users' before the pos; `marks` are made after it, through both nodes.
+ */
+const markCases: Array<{
+  name: string
+  visibility: string
+  marks: (id: string) => Array<[method: string, path: string, body?: object]>
+  expected: string
+}> = [
+  {
+    name: 'across marks that do not concern the subscriber',
+    visibility: 'friends',
+    // a friendship and a block with someone else, a settings change a non-friend would not see
+    marks: (id: string) => [
+      ['PUT', `/admin/v1/users/${id}/friends/7618`],
+      ['PUT', `/admin/v1/users/${id}/blocks/7619`],
+      ['PUT', `/admin/v1/users/${id}/settings`, { visibility: 'nobody' }],
+    ],
+    expected: 'recovered',
+  },
+  {
+    name: 'across a mark that concerns the subscriber (a user hidden throughout)',
+    visibility: 'everyone',
+    // what a non-friend sees of a visible user changes
+    marks: (id: string) => [['PUT', `/admin/v1/users/${id}/settings`, { visibility: 'friends' }]],
+    expected: 'recovered offline',
+  },
+]
+for (const [n, { name, visibility, marks, expected }] of markCases.entries()) {
+  for (const mode of ['redis', 'redis cluster'] as const) {
+    test(`${mode}: ${name}, a resume on another node from a hidden user’s pos ends as one from an offline user’s with the same marks`, async (t) => {
+      const cluster = mode === 'redis cluster' ? await clusterTarget() : undefined
+      const { a, b } = await startNodePair(t, `resume-hidden-marks-${n}`, {
+        realtimeHistory: 4,
+        ...(cluster && 'cluster' in cluster && { redisCluster: [...cluster.cluster] }),
+      })
+      const admin = { 'x-api-key': ADMIN_KEY }
+      const viewer = `76${n + 1}1`
+      const users = [2, 3, 4].map((k) => `76${n + 1}${k}`) // offline, invisible, blocking it
+      const [, invisible, blocking] = users as [string, string, string]
+      for (const id of users) {
+        await call(a, 'PUT', `/admin/v1/users/${id}/settings`, admin, { visibility })
+        await heartbeat(a, id)
+        await heartbeat(b, id, { disconnect: true })
+      }
+      await call(a, 'PUT', '/v1/presence/settings', await bearer(a, invisible), { invisible: true })
+      await call(b, 'PUT', `/admin/v1/users/${blocking}/blocks/${viewer}`, admin)
+      const held = await positionedSnapshot(a, viewer, users)
+
+      for (const id of users) {
+        for (const [k, [method, path, body]] of marks(id).entries()) {
+          await call(k % 2 === 0 ? b : a, method, path, admin, body)
+        }
+      }
+      // more unseen changes than the history keeps, through both nodes
+      for (const id of [invisible, blocking]) {
+        for (let i = 0; i < 6; i++) {
+          await heartbeat(i % 2 === 0 ? a : b, id, { location: 'Game', placeId: 1818 + i })
+        }
+        await heartbeat(b, id, { disconnect: true })
+      }
+      const answers = []
+      for (const id of users) answers.push(await continueFrom(b, viewer, id, held.get(id)!))
+      assert.deepEqual(answers, [expected, expected, expected])
+    })
+  }
+}

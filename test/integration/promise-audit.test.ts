@@ -437,3 +437,134 @@ test('positions: a day on, a resume from a hidden user’s pos is forgotten as a
   assert.equal(await alone(invisible, later), 'recovered')
   assert.equal(await alone(blocking, later), 'recovered')
 })
+
+/** More unseen changes than the history keeps (4 here), from T0 + 3 s: each of `ids` busy, then gone. */
+async function busyUnseen(app: StartedApp, clock: ManualClock, ids: string[], placeId = 1818) {
+  for (const id of ids) {
+    for (let i = 0; i < 6; i++) {
+      clock.set(T0 + 3000 + i * 1000)
+      await heartbeat(app, id, { location: 'Game', placeId: placeId + i })
+    }
+    await heartbeat(app, id, { disconnect: true })
+  }
+}
+
+/** What a resume of `viewer` from `held` answers for each of `ids`, each alone. */
+async function answersFor(
+  app: StartedApp,
+  viewer: string,
+  ids: string[],
+  held: Map<string, string>,
+) {
+  const answers = []
+  for (const id of ids) answers.push(await continueFrom(app, viewer, id, held.get(id)!))
+  return answers
+}
+
+/*
+ * A privacy mark that does not concern the subscriber: a friendship or block with someone else,
+ * or a settings change that would not change what it sees of a visible user (a non-friend sees
+ * whether, not where, under `friends` and `nobody` alike). What the subscriber may see of the
+ * user did not change, so the mark is none for it: a hidden user stays "hidden throughout" and
+ * recovers with no frame however much it did unseen, as an offline user with the same mark does.
+ */
+const unrelatedMarks = {
+  'a friendship with someone else': (id: string) =>
+    [['PUT', `/admin/v1/users/${id}/friends/7198`]] as const,
+  'a block of someone else': (id: string) =>
+    [['PUT', `/admin/v1/users/${id}/blocks/7198`]] as const,
+  'a settings change that keeps what a non-friend sees': (id: string) =>
+    [['PUT', `/admin/v1/users/${id}/settings`, { visibility: 'nobody' }]] as const,
+}
+for (const [kind, marks] of Object.entries(unrelatedMarks)) {
+  test(`positions: across ${kind}, a resume from a hidden user’s pos ends as one from an offline user’s with the same mark, however much they did unseen`, async (t) => {
+    const { app, clock } = await start(t, { realtimeHistory: 4 })
+    const viewer = '7161'
+    const users = ['7162', '7163', '7164']
+    const [, invisible, blocking] = users as [string, string, string]
+    const admin = { 'x-api-key': ADMIN_KEY }
+    // where the viewer (no friend of theirs) may know whether, not where, as with `nobody`
+    for (const id of users) {
+      await call(app, 'PUT', `/admin/v1/users/${id}/settings`, admin, { visibility: 'friends' })
+    }
+    await lastSeenThenHidden(app, clock, viewer, users)
+    const held = await positionedSnapshot(app, viewer, users)
+    clock.set(T0 + 2000)
+    for (const id of users) {
+      for (const [method, path, body] of marks(id)) await call(app, method, path, admin, body)
+    }
+    await busyUnseen(app, clock, [invisible, blocking])
+    // offline, invisible, blocking
+    const answers = await answersFor(app, viewer, users, held)
+    assert.deepEqual(answers, ['recovered', 'recovered', 'recovered'])
+  })
+}
+
+/*
+ * A privacy mark that concerns the subscriber, on a user hidden from it throughout (a block with
+ * it that the mark did not change, or invisibility it kept): what the subscriber may see of the
+ * user was never more than offline, and an offline user with the same mark recovers with one
+ * event of its current state, however long ago its history was trimmed. So does the hidden one.
+ */
+const concerningMarks = {
+  'a settings change a non-friend would see of a visible user': {
+    users: ['offline', 'invisible', 'blocking'],
+    marks: (id: string) => [[`/admin/v1/users/${id}/settings`, { visibility: 'friends' }]] as const,
+  },
+  'a friendship with the subscriber': {
+    users: ['offline', 'invisible'],
+    marks: (id: string) => [[`/admin/v1/users/${id}/friends/7171`]] as const,
+  },
+}
+for (const [kind, { users: kinds, marks }] of Object.entries(concerningMarks)) {
+  test(`positions: across ${kind}, a resume from the pos of a user hidden throughout ends as one from an offline user’s with the same mark, however much they did unseen`, async (t) => {
+    const { app, clock } = await start(t, { realtimeHistory: 4 })
+    const viewer = '7171'
+    const all = ['7172', '7173', '7174']
+    const [, invisible, blocking] = all as [string, string, string]
+    const admin = { 'x-api-key': ADMIN_KEY }
+    await lastSeenThenHidden(app, clock, viewer, all)
+    const held = await positionedSnapshot(app, viewer, all)
+    clock.set(T0 + 2000)
+    const users = all.filter((_, i) => kinds.includes(['offline', 'invisible', 'blocking'][i]!))
+    for (const id of users) {
+      for (const [path, body] of marks(id)) await call(app, 'PUT', path, admin, body)
+    }
+    await busyUnseen(
+      app,
+      clock,
+      [invisible, blocking].filter((id) => users.includes(id)),
+    )
+    const answers = await answersFor(app, viewer, users, held)
+    assert.deepEqual(
+      answers,
+      users.map(() => 'recovered offline'),
+    )
+  })
+}
+
+/*
+ * The guard of the two above: a user hidden at the pos and now, but not throughout (visible to
+ * the subscriber in between: invisibility ended and began again, a block lifted and made again)
+ * had changes the subscriber could see; the history answers, never "hidden throughout".
+ */
+test('positions: a user hidden at the pos and now but seen in between is answered by its history', async (t) => {
+  const { app, clock } = await start(t, { realtimeHistory: 4 })
+  const viewer = '7181'
+  const users = ['7182', '7183', '7184']
+  const [, invisible, blocking] = users as [string, string, string]
+  const admin = { 'x-api-key': ADMIN_KEY }
+  await lastSeenThenHidden(app, clock, viewer, users)
+  const held = await positionedSnapshot(app, viewer, users)
+  clock.set(T0 + 2000)
+  const settings = `/admin/v1/users/${invisible}/settings`
+  const block = `/admin/v1/users/${blocking}/blocks/${viewer}`
+  await call(app, 'PUT', settings, admin, { invisible: false })
+  await call(app, 'DELETE', block, admin)
+  for (const id of [invisible, blocking]) await heartbeat(app, id, { placeId: 1818 })
+  await call(app, 'PUT', settings, admin, { invisible: true })
+  await call(app, 'PUT', block, admin)
+  await busyUnseen(app, clock, [invisible, blocking], 1819)
+  const answers = await answersFor(app, viewer, [invisible, blocking], held)
+  assert.deepEqual(answers, ['reset too_old', 'reset too_old'])
+})

@@ -237,7 +237,8 @@ export class RedisKeys {
 
   /**
    * The bucket's change history keys without `m:<id>` (a user's "<epoch> <offset>"), `l:<id>`
-   * (a user's list of recent changes) or `k:<id>` (its latest privacy mark): scripts append
+   * (a user's list of recent changes), `k:<id>` (its latest privacy mark) or `c:<id>` (its latest
+   * marks and whom they concern): scripts append
    * them, in the user's slot.
    */
   historyPrefix(bucket: number): string {
@@ -252,6 +253,14 @@ export class RedisKeys {
   /** String: "<epoch> <offset>" of the user's latest privacy mark (offset 0: none in the epoch). */
   historyMark(id: UserId): string {
     return `${this.historyPrefix(this.bucketOf(id))}k:${id}`
+  }
+
+  /**
+   * List of the user's latest privacy marks, "<epoch> <offset> <previous mark's offset>
+   * <concern>", oldest first (history.ts MarkRecord).
+   */
+  historyConcerns(id: UserId): string {
+    return `${this.historyPrefix(this.bucketOf(id))}c:${id}`
   }
 
   /** List of the user's recent changes, "<at> <message>", oldest first. */

@@ -54,12 +54,14 @@ declare module 'ioredis' {
       position: string,
       list: string,
       mark: string,
+      concerns: string,
       ...args: string[]
     ): Result<[string, number] | null, Context>
     presencedHistoryRead(
       position: string,
       list: string,
       mark: string,
+      concerns: string,
       from: string,
     ): Result<string[], Context>
     presencedStreamHoldings(
@@ -328,11 +330,11 @@ export class RedisConnection {
       })
     }
     this.client.defineCommand('presencedHistoryAppend', {
-      numberOfKeys: 3,
+      numberOfKeys: 4,
       lua: presenceLua('history-append.lua'),
     })
     this.client.defineCommand('presencedHistoryRead', {
-      numberOfKeys: 3,
+      numberOfKeys: 4,
       lua: lua('history-read.lua'),
     })
     this.client.defineCommand('presencedStreamHoldings', {

@@ -151,7 +151,8 @@ end
 -- arguments: the bucket's history key prefix ('' records nothing), the changes kept per user and
 -- their age bound in ms. Keys: <prefix>m:<id> "<epoch> <offset>", <prefix>l:<id> a list of
 -- "<at> <message>", oldest first, <prefix>k:<id> "<epoch> <offset>" of the latest privacy mark
--- (offset 0: none in the epoch; kept beside the list, so it outlives the list's trimming). The
+-- (offset 0: none in the epoch; kept beside the list, so it outlives the list's trimming),
+-- <prefix>c:<id> the latest marks and whom they concern (history-append.lua). The
 -- epoch and offset outlive the changes (a day at least), so an idle user keeps its position; a
 -- lost history starts a new epoch (microseconds of TIME).
 local function history(prefix, entries, ageMs)
@@ -182,8 +183,10 @@ local function count(hist, userId, mark)
   elseif not m then
     redis.call('SET', marks, epoch .. ' 0', 'PX', hist.ttl)
   else
-    -- lives as long as the position: a missing one means "not known", never "none"
+    -- lives as long as the position: a missing one means "not known", never "none"; so do the
+    -- latest marks' concerns (history-append.lua)
     redis.call('PEXPIRE', marks, hist.ttl)
+    redis.call('PEXPIRE', hist.prefix .. 'c:' .. userId, hist.ttl)
   end
   return epoch, offset
 end
