@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../app/config.js'
 import { findTokenSecret, tokenSecretPath } from '../app/token-secret.js'
 import { parseUserId } from '../core/user-id.js'
 import { Tokens } from '../service/tokens.js'
+import { echoWindowPassed } from './client-command.js'
 import { runImport } from './import-command.js'
 import { runKeys } from './keys-command.js'
 import { runWebhooks } from './webhooks-command.js'
@@ -133,8 +134,9 @@ async function token(args: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
+  async (code) => {
     if (code >= 0) process.exitCode = code
+    await echoWindowPassed()
   },
   (error: unknown) => {
     if (

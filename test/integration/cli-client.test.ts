@@ -319,6 +319,32 @@ test(
   },
 )
 
+test(
+  'presenced watch exits 0 when the echo of its Ctrl-C lands after it has finished',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startApp(t, { listen: true })
+    const watcher = await server.tokens.issue('9' as never)
+    // npx forwards its Ctrl-C when its own loop gets to it: on a busy machine after presenced,
+    // done with the first, is already ending (watch closes in a few ms). Each late echo, 20 to
+    // 120 ms after the first signal, is still the same Ctrl-C: exit 0, not death by SIGINT.
+    for (const lateMs of [20, 50, 80, 120]) {
+      const child = groupLeader(
+        t,
+        [process.execPath, 'bin/presenced.js'],
+        ['watch', '123', '--token', watcher, '--url', server.url],
+      )
+      const done = finished(child)
+      await printed(child, /now\s+123\s+Offline/)
+      process.kill(-child.pid!, 'SIGINT')
+      setTimeout(() => child.kill('SIGINT'), lateMs)
+      const result = await done
+      assert.equal(child.signalCode, null, `echo ${lateMs} ms late: ${result.stderr}`)
+      assert.equal(result.code, 0, `echo ${lateMs} ms late: ${result.stderr}`)
+    }
+  },
+)
+
 /** Forwards requests to presenced, holding a disconnect until released (and saying it came). */
 async function holdingProxy(t: TestContext, target: string) {
   let release!: () => void
