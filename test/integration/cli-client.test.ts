@@ -271,10 +271,11 @@ for (const [how, command, echo] of [
         return { code: result.code, signal: child.signalCode, seen }
       }
       let outcome = await stop()
-      // npx forwards the Ctrl-C to its script shell too; arriving late (a loaded machine) after
-      // presenced exited 0, it kills that bash, and npx then kills itself with SIGINT: npm's and
-      // bash's race, not presenced's exit. Seen in 1 of ~10 loaded runs, and 3 times in a row at
-      // load average 13-17 on 2 cores: tried up to 6 times.
+      // npx forwards the Ctrl-C to its child too. Most of the deaths by SIGINT once seen here (1
+      // in ~10 loaded runs) were presenced itself, killed by that late echo during Node's
+      // teardown; it now waits for the echo (see the late-echo test below). A late echo may
+      // still kill a script shell between npx and presenced (npm's and the shell's race, not
+      // presenced's exit): tried up to 6 times.
       for (
         let again = 0;
         command[0] === 'npx' && outcome.signal === 'SIGINT' && again < 5;
