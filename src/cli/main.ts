@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../app/config.js'
 import { findTokenSecret, tokenSecretPath } from '../app/token-secret.js'
 import { parseUserId } from '../core/user-id.js'
+import { LATEST_NUMERIC_DATE } from '../service/token-dates.js'
 import { Tokens } from '../service/tokens.js'
 import { echoWindowPassed } from './client-command.js'
 import { runImport } from './import-command.js'
@@ -114,6 +115,11 @@ async function token(args: string[]): Promise<number> {
   const ttlSeconds = values.ttl === undefined ? undefined : Number(values.ttl)
   if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0)) {
     console.error('presenced token: --ttl must be a positive number of seconds')
+    return 2
+  }
+  // every server refuses a token whose exp is past year 9999 (401): print none rather than that
+  if (ttlSeconds !== undefined && Date.now() / 1000 + ttlSeconds > LATEST_NUMERIC_DATE) {
+    console.error('presenced token: --ttl must end the token by 9999-12-31T23:59:59Z')
     return 2
   }
   const config = loadConfig()
