@@ -94,6 +94,10 @@ const child: ChildProcess = spawn(
       PRESENCED_TOKEN_SECRET: SECRET,
       PRESENCED_SESSION_TTL: values.ttl,
       PRESENCED_RATE_LIMIT: '1000000000',
+      // the Xbox reads have their own budget (30 per 15 s per caller), which the soak's one API
+      // key at --xbox-rps 20 would exceed at once: every batch past it a 429, and no verdict
+      PRESENCED_XBOX_READ_BURST: '1000000000',
+      PRESENCED_XBOX_READ_SUSTAIN: '1000000000',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   },

@@ -89,6 +89,24 @@ export function describeFailure(error: unknown): { message: string; code: number
 /** How long after a stop signal the same signal is taken for an echo of it (see untilStopped). */
 const SIGNAL_ECHO_MS = 1000
 
+/** When untilStopped saw its first signal (and whether its echo came since), if it did. */
+let stopped: { at: number; echoed: () => void; echo: Promise<void> } | undefined
+
+/**
+ * Waits, after a stop signal, for its echo or the end of the echo window (see untilStopped). A
+ * process ending by itself stops handling signals while Node tears it down, and an echo arriving
+ * then (npx forwards its Ctrl-C, late on a busy machine) kills it with SIGINT: the command's 0
+ * is lost and npx reports 130. Until the window ends the handler still takes it for the echo.
+ */
+export async function echoWindowPassed(): Promise<void> {
+  if (stopped === undefined) return
+  const left = stopped.at + SIGNAL_ECHO_MS - Date.now()
+  if (left <= 0) return
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([stopped.echo, new Promise((resolve) => (timer = setTimeout(resolve, left)))])
+  clearTimeout(timer)
+}
+
 /**
  * Resolves with the first SIGINT or SIGTERM, for commands that run until stopped. One Ctrl-C
  * often arrives twice: the terminal signals the whole process group, and npx, in that group,
@@ -102,8 +120,13 @@ export function untilStopped(name: string): Promise<NodeJS.Signals> {
     const onSignal = (signal: NodeJS.Signals) => {
       if (firstAt === undefined) {
         firstAt = Date.now()
+        let echoed = () => {}
+        const echo = new Promise<void>((resolve) => (echoed = resolve))
+        stopped = { at: firstAt, echoed, echo }
         resolve(signal)
-      } else if (Date.now() - firstAt >= SIGNAL_ECHO_MS) {
+      } else if (Date.now() - firstAt < SIGNAL_ECHO_MS) {
+        stopped?.echoed()
+      } else {
         console.error(`presenced ${name}: ${signal} again: exiting without waiting`)
         process.exit(130)
       }

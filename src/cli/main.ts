@@ -3,7 +3,9 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../app/config.js'
 import { findTokenSecret, tokenSecretPath } from '../app/token-secret.js'
 import { parseUserId } from '../core/user-id.js'
+import { LATEST_NUMERIC_DATE } from '../service/token-dates.js'
 import { Tokens } from '../service/tokens.js'
+import { echoWindowPassed } from './client-command.js'
 import { runImport } from './import-command.js'
 import { runKeys } from './keys-command.js'
 import { runWebhooks } from './webhooks-command.js'
@@ -115,6 +117,11 @@ async function token(args: string[]): Promise<number> {
     console.error('presenced token: --ttl must be a positive number of seconds')
     return 2
   }
+  // every server refuses a token whose exp is past year 9999 (401): print none rather than that
+  if (ttlSeconds !== undefined && Date.now() / 1000 + ttlSeconds > LATEST_NUMERIC_DATE) {
+    console.error('presenced token: --ttl must end the token by 9999-12-31T23:59:59Z')
+    return 2
+  }
   const config = loadConfig()
   const secret = findTokenSecret(config.tokenSecret, config.dataDir)
   if (secret === undefined) {
@@ -133,8 +140,9 @@ async function token(args: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
+  async (code) => {
     if (code >= 0) process.exitCode = code
+    await echoWindowPassed()
   },
   (error: unknown) => {
     if (

@@ -5,6 +5,7 @@ import type { Scope } from '../core/privacy.js'
 import { parseInt64Id } from '../core/user-id.js'
 import type { CredentialStore } from '../store/credential-store.js'
 import type { Clock } from './clock.js'
+import { LATEST_NUMERIC_DATE } from './token-dates.js'
 
 export interface CreateKeyInput {
   name: string
@@ -63,8 +64,12 @@ export class ApiKeys {
     const expiresAt =
       input.expiresInSeconds !== undefined ? now + input.expiresInSeconds * 1000 : input.expiresAt
     if (expiresAt !== undefined) {
-      if (!Number.isSafeInteger(expiresAt)) {
-        throw invalid('expiresAt must be an instant')
+      // a Date holds ms up to 8.64e15, below the largest safe integer: an expiresIn past it was
+      // stored, and every listing of the keys then failed making its date (a 500)
+      if (!Number.isSafeInteger(expiresAt) || expiresAt > LATEST_NUMERIC_DATE * 1000) {
+        throw invalid(
+          `${input.expiresInSeconds !== undefined ? 'expiresIn' : 'expiresAt'} must end by 9999-12-31T23:59:59Z`,
+        )
       }
       if (expiresAt <= now) throw invalid('expiresAt is in the past')
     }

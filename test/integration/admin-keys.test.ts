@@ -146,6 +146,10 @@ test('bad key requests are refused with 400 and create nothing', async (t) => {
     { name: 'x', scopes: ['admin'], expiresAt: new Date(clock.now() - 1).toISOString() },
     { name: 'x', scopes: ['admin'], expiresIn: 0 },
     { name: 'x', scopes: ['admin'], expiresIn: 10, expiresAt: '2030-01-01T00:00:00Z' },
+    // past year 9999 (the last instant every date check here accepts); 9e12 s is a safe
+    // integer of ms beyond what a Date holds: it was stored, and every listing then a 500
+    { name: 'x', scopes: ['admin'], expiresIn: 9_000_000_000_000 },
+    { name: 'x', scopes: ['admin'], expiresAt: '+010000-01-01T00:00:00.000Z' },
     { name: 'x', scopes: ['admin'], universes: ['abc'] },
     { name: 'x', scopes: ['admin'], universes: [0] },
     { name: 'x', scopes: ['admin'], secret: 'pk_mine' },

@@ -143,3 +143,19 @@ test('a bad --user exits 2 with a clear message and prints no token', async (t) 
   assert.match(unknown.stderr, /^presenced: Unknown option '--usr'/)
   assert.equal(existsSync(join(dataDir, 'token-secret')), false, 'no secret made for bad input')
 })
+
+test('a --ttl the server would refuse (0, a fraction, past year 9999) exits 2 and prints no token', async () => {
+  const env = { PRESENCED_TOKEN_SECRET: 'x'.repeat(32) }
+  // 99999999999999 s from now is year ~3.17 million: a token every server refuses (401)
+  const bad = ['0', '1.5', 'abc', '99999999999999']
+  const results = await Promise.all(bad.map((ttl) => token(['--user', '1', '--ttl', ttl], env)))
+  bad.forEach((ttl, i) => {
+    const { code, stdout, stderr } = results[i]!
+    assert.equal(code, 2, `--ttl ${ttl}: ${stdout}${stderr}`)
+    assert.equal(stdout, '', `--ttl ${ttl}`)
+    assert.match(stderr, /^presenced token: --ttl /, `--ttl ${ttl}`)
+  })
+  const year = await token(['--user', '1', '--ttl', String(365 * 24 * 3600)], env)
+  assert.equal(year.code, 0, year.stderr)
+  assert.match(year.stdout.trim(), JWT)
+})

@@ -218,6 +218,21 @@ test('batch refuses every malformed request with 400 and the reason', async (t) 
     assert.match(response.headers['content-type'] as string, /^application\/json/)
     assert.equal(response.json().code, code, JSON.stringify(body)?.slice(0, 80))
   }
+  // a value that is no id is named by its kind, not by String() of it ("[object Object]")
+  for (const [body, said] of [
+    [{ users: [{ id: 1 }] }, /^Invalid XUID an object: /],
+    [{ users: ['1'], titles: [{}] }, /, got an object\.$/],
+    [{ users: ['1'], deviceTypes: [['XboxOne']] }, /, got an array\.$/],
+  ] as const) {
+    const response = await x.app.inject({
+      method: 'POST',
+      url: '/users/batch',
+      headers: { ...(await x.as(VIEWER)), 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+    })
+    assert.equal(response.statusCode, 400)
+    assert.match(response.json().description, said)
+  }
   const notJson = await x.app.inject({
     method: 'POST',
     url: '/users/batch',

@@ -294,6 +294,9 @@ function prohibitOthers(o: Record<string, unknown>, allowed: readonly string[], 
 }
 
 function show(value: unknown): string {
+  // String() of an object or array says "[object Object]" or its items: name its kind instead
+  if (value !== null && typeof value === 'object')
+    return Array.isArray(value) ? 'an array' : 'an object'
   const text = typeof value === 'string' ? JSON.stringify(value) : String(value)
   return text.length > 60 ? `${text.slice(0, 57)}...` : text
 }
