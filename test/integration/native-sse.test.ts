@@ -91,6 +91,34 @@ test('SSE refuses missing or bad tokens and bad ids with JSON errors', async (t)
     assert.equal(response.status, 400, ids)
     assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'IDS_INVALID')
   }
+  // a resume point in the query is the caller's own: refused when malformed, as in the POST form
+  for (const point of [
+    'resume=abc',
+    'resume=abc&since=x',
+    'resume=abc&since=-1',
+    'resume=abc&since=1.5',
+    'resume=a.b&since=1',
+    'resume=&since=1',
+    'since=',
+    'since=9999999999999999',
+    'resume=abc&resume=def&since=1',
+  ]) {
+    const response = await fetch(
+      `${app.url}/api/v1/realtime/sse?ids=1&${point}&access_token=${token}`,
+    )
+    assert.equal(response.status, 400, point)
+    const { error } = (await response.json()) as { error: { code: string; message: string } }
+    assert.equal(error.code, 'INVALID_REQUEST', point)
+    assert.match(error.message, /"(resume|since)"/, point)
+  }
+  // a Last-Event-ID is EventSource's: one that is not ours resets the stream
+  const foreign = await fetch(`${app.url}/api/v1/realtime/sse?ids=1&access_token=${token}`, {
+    headers: { 'last-event-id': 'not-ours' },
+  })
+  assert.equal(foreign.status, 200)
+  const reader = new SseReader(foreign)
+  assert.deepEqual((await reader.next())!.data, { type: 'reset', reason: 'unknown' })
+  await reader.cancel()
 })
 
 test('SSE: snapshot then events, each with a resumable id; Last-Event-ID resumes', async (t) => {

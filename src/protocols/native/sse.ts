@@ -42,21 +42,37 @@ export interface SseBody {
   positions?: boolean | Record<string, string>
 }
 
-/** `Last-Event-ID: <token>.<seq>` (what EventSource sends back) or `?resume=&since=`. */
+/**
+ * `Last-Event-ID: <token>.<seq>` (what EventSource sends back), else `?resume=&since=`. The
+ * header is the browser's: one it cannot have had from us is a stream to reset, as an unknown
+ * one is. The query is the caller's own: a malformed one is refused, as in the `POST` form.
+ */
 function resumePointOf(
   request: FastifyRequest,
   query: Record<string, unknown>,
-): ResumePoint | undefined {
+): ResumePoint | undefined | Refusal {
   const header = request.headers['last-event-id']
-  const raw =
-    typeof header === 'string' && header !== ''
-      ? header
-      : typeof query.resume === 'string' || typeof query.since === 'string'
-        ? `${String(query.resume ?? '')}.${String(query.since ?? '')}`
-        : undefined
-  if (raw === undefined) return undefined
-  const match = /^([A-Za-z0-9_-]{0,64})\.(\d{1,15})$/.exec(raw)
-  return match ? { token: match[1]!, since: Number(match[2]) } : { token: '', since: -1 }
+  if (typeof header === 'string' && header !== '') {
+    const match = /^([A-Za-z0-9_-]{0,64})\.(\d{1,15})$/.exec(header)
+    return match ? { token: match[1]!, since: Number(match[2]) } : { token: '', since: -1 }
+  }
+  const { resume, since } = query
+  if (resume === undefined && since === undefined) return undefined
+  if (
+    resume !== undefined &&
+    (typeof resume !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(resume))
+  ) {
+    return { code: 'INVALID_REQUEST', message: '"resume" must be the resume token of a stream.' }
+  }
+  if (typeof since !== 'string' || !/^\d{1,15}$/.test(since)) {
+    return {
+      code: 'INVALID_REQUEST',
+      message:
+        '"since" (the last sequence number received) must be a non-negative integer, and is required with "resume".',
+    }
+  }
+  // a `since` of no stream named: an unknown one, reset
+  return { token: resume ?? '', since: Number(since) }
 }
 
 const tooManyIds = (maxIds: number): Refusal => ({
@@ -99,7 +115,9 @@ export function sseQueryRequest(request: FastifyRequest, maxIds: number): SseReq
   const ids = idsOf(rawIds, maxIds)
   if (!Array.isArray(ids)) return ids
   const positions = query.positions === '1' || query.positions === 'true'
-  return { ids, resume: resumePointOf(request, query), positions, held: undefined }
+  const resume = resumePointOf(request, query)
+  if (resume !== undefined && 'code' in resume) return resume
+  return { ids, resume, positions, held: undefined }
 }
 
 /** `POST /api/v1/realtime/sse` with `{ids, resume?, since?, positions?}` (already schema-checked). */
