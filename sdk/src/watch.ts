@@ -162,6 +162,8 @@ export class Subscription
    * node of a fleet continue the stream when the one that held it is gone.
    */
   readonly #positions = new Map<string, string>()
+  /** Each watched user's latest presence, from the events delivered so far. */
+  readonly #current = new Map<string, Presence>()
   #heartbeat: Record<string, unknown> | undefined
   #resetPending = false
   #attempt = 0
@@ -196,6 +198,22 @@ export class Subscription
     return this.#ids
   }
 
+  /**
+   * Each watched user's latest presence, as the snapshots and events delivered so far tell it
+   * (a user is here from its first snapshot on). An iterator sees the events after its
+   * creation: one started after `await sub.ready` has missed the first snapshot, and reads the
+   * state it told from here.
+   *
+   * @example
+   * const sub = client.subscribe([123])
+   * await sub.ready
+   * console.log(sub.presences.get('123')?.type) // PresenceType.Offline, say
+   * for await (const event of sub) console.log(event.type, sub.presences.get('123')?.type)
+   */
+  get presences(): ReadonlyMap<string, Presence> {
+    return this.#current
+  }
+
   /** The last sequence number received (what a resume starts after). */
   get seq(): number | undefined {
     return this.#resume?.since
@@ -216,7 +234,10 @@ export class Subscription
   remove(ids: Iterable<string | number | bigint>): void {
     const removed = [...ids].map(String).filter((id) => this.#ids.delete(id))
     if (removed.length === 0) return
-    for (const id of removed) this.#positions.delete(id)
+    for (const id of removed) {
+      this.#positions.delete(id)
+      this.#current.delete(id)
+    }
     // SSE cannot unsubscribe: events about removed users are dropped here instead
     if (this.#connection?.kind === 'websocket') {
       this.#connection.send({ type: 'unsubscribe', ids: removed })
@@ -424,10 +445,15 @@ export class Subscription
         raw.push(event.raw[i]!)
       })
       delivered = { ...event, presences, raw, reset: this.#resetPending }
+      // a reset's snapshot replaces everything known before the gap
+      if (this.#resetPending) this.#current.clear()
+      for (const presence of presences) this.#current.set(presence.userId, presence)
       this.#resetPending = false
       this.#resolveReady()
     } else if (!this.#ids.has(event.presence.userId)) {
       return
+    } else {
+      this.#current.set(event.presence.userId, event.presence)
     }
     this.emit(delivered.type, delivered as never)
     this.emit('event', delivered)

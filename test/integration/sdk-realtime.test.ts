@@ -105,6 +105,32 @@ for (const transport of ['websocket', 'sse'] as const) {
   })
 }
 
+test('presences: the latest state of each watched user, for a reader that starts after ready', async (t) => {
+  const { server, player, watcherToken } = await setup(t)
+  const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+  await player.registerAppPresence({ location: 'Lobby' })
+  const sub = client.subscribe([PLAYER, 42])
+  t.after(() => sub.close())
+  await sub.ready
+  // the snapshot went out before this iterator existed: its state is here
+  assert.deepEqual(
+    [...sub.presences].map(([id, p]) => [id, p.userId, p.type]),
+    [
+      [PLAYER, PLAYER, PresenceType.Online],
+      ['42', '42', PresenceType.Offline],
+    ],
+  )
+  const iterator = sub[Symbol.asyncIterator]()
+  await player.registerAppPresence({ placeId: 1818, location: 'Crossroads' })
+  const update = (await iterator.next()).value as PresenceEvent
+  assert.equal(update.type, 'update')
+  assert.equal(sub.presences.get(PLAYER)?.type, PresenceType.InGame)
+  assert.deepEqual(sub.presences.get(PLAYER)?.place, { id: '1818' })
+  await player.registerAppPresence({ disconnect: true })
+  assert.equal(((await iterator.next()).value as PresenceEvent).type, 'offline')
+  assert.equal(sub.presences.get(PLAYER)?.type, PresenceType.Offline)
+})
+
 test('the async iterator yields the same ordered events; add() and remove() change the set', async (t) => {
   const { server, player, watcherToken } = await setup(t)
   const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
@@ -124,6 +150,7 @@ test('the async iterator yields the same ordered events; add() and remove() chan
 
   sub.remove([PLAYER])
   assert.deepEqual([...sub.ids], ['42'])
+  assert.deepEqual([...sub.presences.keys()], ['42'], 'a removed user is forgotten')
   sub.close()
   assert.equal((await iterator.next()).done, true, 'close() ends the iteration')
 })
