@@ -127,6 +127,23 @@ test('fleet: Redis down at start, then back, then full: one warning each with th
 
   await admin.config('SET', 'maxmemory', '0')
   assert.equal((await register()).status, 200)
+
+  // a Redis that hangs (SIGSTOP): commands time out on a connection that stays open
+  const hungSince = Date.now()
+  redis.process().kill('SIGSTOP')
+  try {
+    for (let i = 0; i < 4; i++) assert.equal((await lookup()).status, 503)
+    await sleep(1500)
+  } finally {
+    redis.process().kill('SIGCONT')
+  }
+  const hung = warnings(node, hungSince)
+  t.diagnostic(`warnings while hung: ${JSON.stringify(hung.map((line) => line.msg))}`)
+  assert.equal(hung.length, 1, JSON.stringify(hung.map((line) => line.msg)))
+  assert.equal(hung[0]!.reason, 'Command timed out')
+  await until(async () => (await lookup()).status === 200, 10_000, 'served after SIGCONT')
+  const backAgain = linesOf(node).filter((line) => /Redis is reachable again/.test(line.msg))
+  assert.equal(backAgain.length, 2, 'a second line saying Redis is back')
   // nothing secret in the log: the token never appears
   assert.ok(!node.output().includes(token))
 })
