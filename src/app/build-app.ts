@@ -102,7 +102,8 @@ export async function buildApp(
   warnUncheckedPlatformTokens(config, app.log)
 
   // after the app, whose logger says why a node starts not ready
-  const stores = overrides.stores ?? (await createStores(config, app.log, clock, metrics.storeObserver))
+  const stores =
+    overrides.stores ?? (await createStores(config, app.log, clock, metrics.storeObserver))
 
   addBodyParsers(app)
 

@@ -195,7 +195,7 @@ export class Metrics {
 
   readonly storeRefusals = new Counter({
     name: 'presenced_store_refusals_total',
-    help: 'Fleet mode: commands Redis refused with a reply that means it cannot serve now, by the reply\'s first word (OOM: full, maxmemory with noeviction; MISCONF: cannot persist; READONLY, CLUSTERDOWN...); each such request was answered 503 STORE_UNAVAILABLE.',
+    help: "Fleet mode: commands Redis refused with a reply that means it cannot serve now, by the reply's first word (OOM: full, maxmemory with noeviction; MISCONF: cannot persist; READONLY, CLUSTERDOWN...); each such request was answered 503 STORE_UNAVAILABLE.",
     labelNames: ['reason'] as const,
     registers: [this.registry],
   })

@@ -2,10 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import type { UserId } from '../../src/core/user-id.js'
-import { Tokens } from '../../src/service/tokens.js'
 import { privateRedis } from '../helpers/redis-cluster.js'
-import { FLEET_TOKEN_SECRET, post, startFleetNode, type FleetNode } from './fleet-node.js'
+import { robloxCallsOf, startFleetNode, type FleetNode } from './fleet-node.js'
 
 /*
  * What an operator reads in a fleet node's log while Redis is down or full: one warning naming
@@ -53,15 +51,7 @@ test('fleet: Redis down at start, then back, then full: one warning each with th
     PRESENCED_METRICS_KEY: METRICS_KEY,
   })
   t.after(() => node.kill())
-  const user = '9223372036854775806'
-  const token = await new Tokens(FLEET_TOKEN_SECRET).issue(user as UserId)
-  const register = () =>
-    post(
-      `${node.url}/v1/presence/register-app-presence`,
-      { location: 'Game', placeId: 1818, disconnect: false },
-      token,
-    )
-  const lookup = () => post(`${node.url}/v1/presence/users`, { userIds: [user] })
+  const { token, register, lookup } = await robloxCallsOf(node, '9223372036854775806')
 
   // a few seconds of outage, with requests in them: reconnection attempts (every 0.5 s), the
   // sweeps and webhook polls (every second) and each 503 meet it
