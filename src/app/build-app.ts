@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Ajv } from 'ajv'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import { isStoreUnavailable } from '../core/errors.js'
+import { warnFailure } from '../protocols/shared/warn-failure.js'
 import { readFileSync } from 'node:fs'
 import { adminProtocol } from '../protocols/admin/plugin.js'
 import { companionProtocol } from '../protocols/companion/plugin.js'
@@ -121,9 +121,7 @@ export async function buildApp(
     },
     // Redis away or refusing: its StoreOutages says so once (with the reason), not every duty
     // every second
-    onBackgroundError: (error, duty) => {
-      if (!isStoreUnavailable(error)) app.log.warn({ err: error }, `${duty} failed`)
-    },
+    onBackgroundError: (error, duty) => warnFailure(app.log, error, `${duty} failed`),
   })
   metrics.track(service)
 
