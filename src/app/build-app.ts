@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Ajv } from 'ajv'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { warnFailure } from '../protocols/shared/warn-failure.js'
 import { readFileSync } from 'node:fs'
 import { adminProtocol } from '../protocols/admin/plugin.js'
 import { companionProtocol } from '../protocols/companion/plugin.js'
@@ -101,7 +102,8 @@ export async function buildApp(
   warnUncheckedPlatformTokens(config, app.log)
 
   // after the app, whose logger says why a node starts not ready
-  const stores = overrides.stores ?? (await createStores(config, app.log, clock))
+  const stores =
+    overrides.stores ?? (await createStores(config, app.log, clock, metrics.storeObserver))
 
   addBodyParsers(app)
 
@@ -117,7 +119,9 @@ export async function buildApp(
           'client address crossed the limit of failed authentications: its credentials are refused until the window ends',
         ),
     },
-    onBackgroundError: (error, duty) => app.log.warn({ err: error }, `${duty} failed`),
+    // Redis away or refusing: its StoreOutages says so once (with the reason), not every duty
+    // every second
+    onBackgroundError: (error, duty) => warnFailure(app.log, error, `${duty} failed`),
   })
   metrics.track(service)
 

@@ -18,6 +18,8 @@ import {
   RedisConnection,
   type RedisTarget,
 } from '../store/redis/redis-connection.js'
+import { StoreOutages, type OutageObserver } from '../store/redis/store-outages.js'
+import { isStoreUnavailable } from '../core/errors.js'
 import { RedisPresenceStore } from '../store/redis/redis-presence-store.js'
 import { RedisProfileStore } from '../store/redis/redis-profile-store.js'
 import { RedisRateLimiter } from '../store/redis/redis-rate-limiter.js'
@@ -63,9 +65,10 @@ export interface Stores {
   webhooks?: WebhookStore
 }
 
-/** Where createStores says that the node starts not ready (the app's logger). */
+/** Where createStores says that the node starts not ready, and Redis's outages (the app's logger). */
 export interface StartupLog {
   warn(details: Record<string, unknown>, message: string): void
+  info(details: Record<string, unknown>, message: string): void
 }
 
 /**
@@ -76,11 +79,14 @@ export async function createStores(
   options: StoreOptions,
   log?: StartupLog,
   clock: Clock = systemClock,
+  observer?: OutageObserver,
 ): Promise<Stores> {
   if (options.redisCluster && options.redisCluster.length > 0) {
-    return createRedisStores({ cluster: options.redisCluster }, options, log)
+    return createRedisStores({ cluster: options.redisCluster }, options, log, observer)
   }
-  if (options.redisUrl) return createRedisStores({ url: options.redisUrl }, options, log)
+  if (options.redisUrl) {
+    return createRedisStores({ url: options.redisUrl }, options, log, observer)
+  }
   const profiles = new SqliteProfileStore(options.dataDir)
   const presence = new MemoryPresenceStore({ ledger: profiles })
   return {
@@ -104,8 +110,10 @@ async function createRedisStores(
   target: RedisTarget,
   options: StoreOptions,
   log: StartupLog | undefined,
+  observer: OutageObserver | undefined,
 ): Promise<Stores> {
-  const connection = new RedisConnection(target)
+  const outages = new StoreOutages({ log, observer })
+  const connection = new RedisConnection(target, { outages })
   const keys = new RedisKeys(options.redisPrefix ?? 'presenced')
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
   if (!(await connection.waitReady(5000))) {
@@ -120,7 +128,10 @@ async function createRedisStores(
       log?.warn({}, 'Redis did not answer at start; not ready (/readyz 503) until it does')
     }
   }
-  await Promise.race([bus.subscribed, new Promise((r) => setTimeout(r, 2000).unref())])
+  // the bus cannot subscribe before Redis answers: no wait for it then (it subscribes later)
+  if (connection.client.status === 'ready') {
+    await Promise.race([bus.subscribed, new Promise((r) => setTimeout(r, 2000).unref())])
+  }
   const profiles = new RedisProfileStore(connection, keys)
   // a fresh or folded Redis answers at once; an older version's data is folded before serving
   // when that takes a moment, else (or while Redis is out of reach) reads take the settings
@@ -162,6 +173,8 @@ function foldStoredSettings(
     if (connection.client.status === 'end') return Promise.resolve()
     return profiles.foldStoredSettings().catch((error: unknown) => {
       if (connection.client.status === 'end') return
+      // Redis away or refusing: StoreOutages says so (once), not every attempt
+      if (isStoreUnavailable(error)) return void setTimeout(attempt, 10_000).unref()
       log?.warn(
         { err: error instanceof Error ? error.message : String(error) },
         'Redis: folding stored privacy settings into presence values failed; trying again in 10 s',

@@ -4,6 +4,7 @@ import { bearerCredential } from '../protocols/shared/credentials.js'
 import { mapErrorToRecord, sendErrorRecord } from '../protocols/shared/error-record.js'
 import type { Authenticator } from '../service/authenticator.js'
 import type { ServiceObserver } from '../service/observer.js'
+import type { OutageObserver } from '../store/redis/store-outages.js'
 import type { PresenceService } from '../service/presence-service.js'
 import type { Config } from './config.js'
 import type { Stores } from './create-stores.js'
@@ -190,6 +191,18 @@ export class Metrics {
       if (outcome === 'delivered') this.webhookDeliveryAge.observe(ageMs / 1000)
     },
     fleetCountFailed: (operation) => this.realtimeFleetCountErrors.inc({ operation }),
+  }
+
+  readonly storeRefusals = new Counter({
+    name: 'presenced_store_refusals_total',
+    help: "Fleet mode: commands Redis refused with a reply that means it cannot serve now, by the reply's first word (OOM: full, maxmemory with noeviction; MISCONF: cannot persist; READONLY, CLUSTERDOWN...); each such request was answered 503 STORE_UNAVAILABLE.",
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  /** What the Redis connection reports of the commands Redis refused (StoreOutages). */
+  readonly storeObserver: OutageObserver = {
+    storeRefused: (reason) => this.storeRefusals.inc({ reason }),
   }
 
   readonly realtimeFleetCountErrors = new Counter({

@@ -148,6 +148,14 @@ export function fail(code: ErrorCode, message: string, details?: ErrorDetails): 
   return new PresenceError(code, message, details)
 }
 
+/**
+ * Whether `error` is STORE_UNAVAILABLE: Redis unreachable or refusing. Its reason is logged where
+ * it is met (StoreOutages, rate-limited), so a caller meeting it logs nothing of its own.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  return error instanceof PresenceError && error.code === 'STORE_UNAVAILABLE'
+}
+
 export const errors = {
   userIdInvalid: (value: unknown) =>
     fail(

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import type { UserId } from '../../src/core/user-id.js'
+import { Tokens } from '../../src/service/tokens.js'
 
 /** The servers spawned here exit with the test process (see the file). */
 const EXIT_WITH_PARENT = new URL('../helpers/exit-with-parent.ts', import.meta.url).href
@@ -88,6 +90,24 @@ export async function post(url: string, body: unknown, token?: string): Promise<
     },
     body: JSON.stringify(body),
   })
+}
+
+/**
+ * A user's Roblox calls on `node`: `register` (an app heartbeat in place 1818, a write) and
+ * `lookup` (an anonymous read of the user's presence, which writes its rate limit).
+ */
+export async function robloxCallsOf(node: { url: string }, user: string) {
+  const token = await new Tokens(FLEET_TOKEN_SECRET).issue(user as UserId)
+  return {
+    token,
+    register: () =>
+      post(
+        `${node.url}/v1/presence/register-app-presence`,
+        { location: 'Game', placeId: 1818, disconnect: false },
+        token,
+      ),
+    lookup: () => post(`${node.url}/v1/presence/users`, { userIds: [user] }),
+  }
 }
 
 /** POST /v1/presence/users on one node; the records in order. */

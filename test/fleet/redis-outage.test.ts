@@ -3,10 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import type { UserId } from '../../src/core/user-id.js'
-import { Tokens } from '../../src/service/tokens.js'
 import { freePort, startRedisServer } from '../helpers/redis-cluster.js'
-import { FLEET_TOKEN_SECRET, post, startFleetNode } from './fleet-node.js'
+import { robloxCallsOf, startFleetNode } from './fleet-node.js'
 
 /** Polls `check` until it holds: waiting for a state, with a deadline, never a fixed sleep. */
 async function until(check: () => Promise<boolean>, timeoutMs: number, what: string) {
@@ -28,15 +26,7 @@ test('Redis stopped mid-run: fast 503s and /readyz 503, then recovery without re
   const node = await startFleetNode({ PRESENCED_REDIS_URL: `redis://127.0.0.1:${port}` })
   t.after(() => node.kill())
 
-  const user = '9223372036854775807'
-  const token = await new Tokens(FLEET_TOKEN_SECRET).issue(user as UserId)
-  const register = () =>
-    post(
-      `${node.url}/v1/presence/register-app-presence`,
-      { location: 'Game', placeId: 1818, disconnect: false },
-      token,
-    )
-  const lookup = () => post(`${node.url}/v1/presence/users`, { userIds: [user] })
+  const { register, lookup } = await robloxCallsOf(node, '9223372036854775807')
   assert.equal((await register()).status, 200)
   assert.equal((await fetch(`${node.url}/readyz`)).status, 200)
 

@@ -10,6 +10,7 @@ import { KeepaliveWheel } from './keepalive.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
 import { serveWebSocket, type RealtimeDeps } from './ws.js'
+import { warnFailure } from '../shared/warn-failure.js'
 
 /** Ids one stream may watch, and one frame may carry. */
 const MAX_IDS = 1000
@@ -30,7 +31,7 @@ export async function nativeProtocol(
     flapGraceMs: settings.flapGraceMs,
     replayFrames: settings.realtimeReplayFrames,
     resumeWindowMs: settings.realtimeResumeMs,
-    onError: (error) => app.log.warn({ err: error }, 'real-time fanout dropped a change'),
+    onError: (error) => warnFailure(app.log, error, 'real-time fanout dropped a change'),
     limits: {
       streamsPerUser: settings.realtimeStreamsPerUser,
       watchesPerUser: settings.realtimeWatchesPerUser,

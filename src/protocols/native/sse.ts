@@ -8,6 +8,7 @@ import { parsePositions } from './frames.js'
 import type { Kept } from './keepalive.js'
 import { limitMessages } from './limits.js'
 import type { RealtimeDeps } from './ws.js'
+import { warnFailure } from '../shared/warn-failure.js'
 
 /** How long a cut-off SSE peer gets before its socket is destroyed. */
 const END_GRACE_MS = 5_000
@@ -214,7 +215,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
         }
         await deps.service
           .checkpointStream(stream.token, checkpoint, deps.resumeWindowMs)
-          .catch((error: unknown) => log.warn({ err: error }, 'SSE checkpoint not saved'))
+          .catch((error: unknown) => warnFailure(log, error, 'SSE checkpoint not saved'))
       }
       end()
     }
@@ -311,7 +312,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
           held = await deps.service
             .resumeCheckpoint(userId, resumePoint.token, resumePoint.since)
             .catch((error: unknown) => {
-              log.warn({ err: error }, 'SSE checkpoint not read')
+              warnFailure(log, error, 'SSE checkpoint not read')
               return undefined
             })
           if (!open) return
@@ -329,7 +330,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
           held.filter(([id]) => wanted.has(id)),
         )
         .catch((error: unknown) => {
-          log.warn({ err: error }, 'real-time recover failed')
+          warnFailure(log, error, 'real-time recover failed')
           return 'unavailable' as const
         })
       const frame = recoveryFrame(recovered, deps.limits.watchesPerUser)
@@ -340,7 +341,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
     }
     if (toSubscribe.length === 0) return
     const result = await fanout.subscribe(stream, toSubscribe).catch((error: unknown) => {
-      log.warn({ err: error }, 'real-time subscribe failed')
+      warnFailure(log, error, 'real-time subscribe failed')
       sink.send(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
       end()
     })

@@ -14,6 +14,7 @@ import { isFrameError, parseClientFrame } from './frames.js'
 import { limitMessages, type RealtimeLimits } from './limits.js'
 import type { KeepaliveWheel, Kept } from './keepalive.js'
 import { TokenBucket } from './token-bucket.js'
+import { warnFailure } from '../shared/warn-failure.js'
 
 /** What both transports share. */
 export interface RealtimeDeps {
@@ -269,7 +270,7 @@ class Connection implements Sink, Kept {
     deps.wheel.remove(this)
     if (this.#stream) deps.fanout.detach(this.#stream, this)
     this.#presence?.end('explicit').catch((error: unknown) => {
-      deps.log.warn({ err: error }, 'ending a real-time session failed')
+      warnFailure(deps.log, error, 'ending a real-time session failed')
     })
   }
 
@@ -335,7 +336,7 @@ class Connection implements Sink, Kept {
             }
           },
           (error: unknown) => {
-            log.warn({ err: error }, 'real-time subscribe failed')
+            warnFailure(log, error, 'real-time subscribe failed')
             this.#reply(
               errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'),
             )
@@ -351,7 +352,7 @@ class Connection implements Sink, Kept {
         ;(this.#presence ??= new ConnectionPresence(this.deps.service, this.userId))
           .set(frame.deviceType, frame.activity)
           .catch((error: unknown) => {
-            log.warn({ err: error }, 'real-time heartbeat failed')
+            warnFailure(log, error, 'real-time heartbeat failed')
             this.#reply(
               errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'),
             )
@@ -388,7 +389,7 @@ class Connection implements Sink, Kept {
             if (frame !== undefined) this.#reply(frame)
           },
           (error: unknown) => {
-            log.warn({ err: error }, 'real-time recover failed')
+            warnFailure(log, error, 'real-time recover failed')
             this.#reply(recoveryFrame('unavailable', limits.watchesPerUser)!)
           },
         )

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PresenceError, fail, type ErrorCode } from '../../core/errors.js'
+import { warnFailure } from '../shared/warn-failure.js'
 import { CSRF_HEADER } from './csrf-header.js'
 
 /** Roblox error codes we answer with; most Roblox errors carry code 0 and a message. */
@@ -103,7 +104,7 @@ export function installErrorHandler(app: FastifyInstance): void {
         .type('application/json; charset=utf-8')
         .send(errorBody(0, 'An unexpected error occurred.'))
     }
-    if (rendered.status >= 500) request.log.warn({ err: error }, 'Roblox API unavailable')
+    if (rendered.status >= 500) warnFailure(request.log, error, 'Roblox API unavailable')
     return reply
       .code(rendered.status)
       .headers(rendered.headers)

@@ -7,6 +7,7 @@ import {
   type LeanRoute,
 } from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
+import { warnFailure } from '../shared/warn-failure.js'
 import { errorBody, renderError } from './errors.js'
 import type { SplitAdmit } from './plugin.js'
 import { HEARTBEAT_HEADER, JSON_TYPE, heartbeatAfter, registerPresence } from './routes.js'
@@ -81,7 +82,7 @@ export function leanRobloxError(error: unknown, log: LeanLogger | undefined): Le
   const rendered = renderError(error)
   // not a Roblox error: lean-routes logs it and answers internalError, as the handler does
   if (!rendered) throw error
-  if (rendered.status >= 500) log?.warn({ err: error }, 'Roblox API unavailable')
+  if (rendered.status >= 500) warnFailure(log, error, 'Roblox API unavailable')
   const close = (error as { closeConnection?: boolean }).closeConnection === true
   return {
     status: rendered.status,

@@ -12,6 +12,7 @@ import {
   type Result,
 } from 'ioredis'
 import { errors } from '../../core/errors.js'
+import { StoreOutages } from './store-outages.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -93,6 +94,8 @@ export interface RedisConnectionOptions {
   connectTimeoutMs?: number
   /** Upper bound of the delay between reconnection attempts; default 500 ms. */
   maxReconnectDelayMs?: number
+  /** Where outages are said and refusals counted (rate-limited there); default: nowhere. */
+  outages?: StoreOutages
 }
 
 const scriptsDir = new URL('./scripts/', import.meta.url)
@@ -286,7 +289,9 @@ export class RedisConnection {
   readonly client: RedisClient
   readonly isCluster: boolean
   readonly #target: RedisTarget
-  readonly #options: Required<RedisConnectionOptions>
+  readonly #options: Required<Omit<RedisConnectionOptions, 'outages'>>
+  /** Says (once, then at most a reminder a minute) that Redis is unreachable or refuses. */
+  readonly outages: StoreOutages
   #users = 0
   #closed = false
   #refreshing = false
@@ -299,9 +304,15 @@ export class RedisConnection {
       maxReconnectDelayMs: options.maxReconnectDelayMs ?? 500,
     }
     this.isCluster = 'cluster' in target
+    this.outages = options.outages ?? new StoreOutages()
     this.client = this.#create(false)
-    // errors surface through the commands that hit them; an unhandled 'error' would crash
-    this.client.on('error', () => {})
+    // errors surface through the commands that hit them; an unhandled 'error' would crash. The
+    // client's own (a reconnection attempt that fails, some every second while Redis is down)
+    // go to `outages`, which says the first and then a reminder now and then, never each one
+    this.client.on('error', (error: unknown) => {
+      if (!this.#closed) this.outages.lost(reasonOf(error))
+    })
+    this.client.on('ready', () => this.outages.back())
     this.client.defineCommand('presencedHeartbeat', {
       numberOfKeys: 4,
       lua: presenceLua('heartbeat.lua'),
@@ -705,11 +716,31 @@ export class RedisConnection {
   /** Runs Redis commands, turning "Redis is not there" into STORE_UNAVAILABLE. */
   async run<T>(work: () => Promise<T>): Promise<T> {
     try {
-      return await work()
+      const result = await work()
+      // a Redis that hung (commands timed out on a connection that stayed up) answers again
+      if (this.outages.unreachable && this.client.status === 'ready') this.outages.back()
+      return result
     } catch (error) {
       const mapped = toStoreError(error)
+      if (mapped !== error) this.#report(error)
       if (this.isCluster && mapped !== error) this.#refreshSlots()
       throw mapped
+    }
+  }
+
+  /**
+   * Gives `outages` the reason of a failure that becomes STORE_UNAVAILABLE: Redis's refusal (OOM,
+   * MISCONF...) or a command that timed out on a connection that looks up. A connection that is
+   * down is said by the client's own 'error' events (with the address it could not reach).
+   */
+  #report(error: unknown): void {
+    if (!(error instanceof Error) || this.#closed) return
+    if (error.name === 'ReplyError') {
+      const previous = (error as { previousErrors?: unknown }).previousErrors
+      const first = Array.isArray(previous) ? previous[0] : undefined
+      this.outages.refused(first instanceof Error ? first.message : error.message)
+    } else if (this.client.status === 'ready' && /timed out/i.test(error.message)) {
+      this.outages.lost(error.message)
     }
   }
 
@@ -726,6 +757,14 @@ export class RedisConnection {
       this.#refreshing = false
     })
   }
+}
+
+/** What a connection error says (`connect ECONNREFUSED 127.0.0.1:6390`), never a stack. */
+function reasonOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const last = (error as { lastNodeError?: unknown }).lastNodeError
+  // a cluster that cannot refresh its slots says why its last node failed
+  return last instanceof Error ? `${error.message}: ${last.message}` : error.message
 }
 
 /**

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { StoreOutages } from './store-outages.js'
+
+function harness() {
+  const said: Array<{ level: 'warn' | 'info'; details: Record<string, unknown>; message: string }> =
+    []
+  const refusals: string[] = []
+  let now = 1_000_000
+  const outages = new StoreOutages({
+    log: {
+      warn: (details, message) => said.push({ level: 'warn', details, message }),
+      info: (details, message) => said.push({ level: 'info', details, message }),
+    },
+    observer: { storeRefused: (reason) => refusals.push(reason) },
+    reminderMs: 60_000,
+    now: () => now,
+  })
+  return { outages, said, refusals, advance: (ms: number) => (now += ms) }
+}
+
+test('unreachable: one warning, then a reminder a minute at most, then one info line when back', () => {
+  const { outages, said, advance } = harness()
+  const reason = 'connect ECONNREFUSED 127.0.0.1:6390'
+  // a reconnection attempt every 0.5 s for 2.5 minutes
+  for (let i = 0; i < 300; i++) {
+    outages.lost(reason)
+    advance(500)
+  }
+  assert.deepEqual(
+    said.map((s) => [s.level, s.details.reason, s.details.downForSeconds]),
+    [
+      ['warn', reason, undefined],
+      ['warn', reason, 60],
+      ['warn', reason, 120],
+    ],
+  )
+  assert.match(said[0]!.message, /Redis is unreachable \(connect ECONNREFUSED 127\.0\.0\.1:6390\)/)
+  assert.equal(outages.unreachable, true)
+  outages.back()
+  outages.back()
+  assert.equal(said.length, 4)
+  assert.deepEqual([said[3]!.level, said[3]!.details.downForSeconds], ['info', 150])
+  assert.equal(outages.unreachable, false)
+  // a new outage is said again
+  outages.lost(reason)
+  assert.equal(said.length, 5)
+  assert.equal(said[4]!.level, 'warn')
+})
+
+test('refusals: each counted by reason, one warning, reminders with the count, a new episode after a quiet minute', () => {
+  const { outages, said, refusals, advance } = harness()
+  const oom = "OOM command not allowed when used memory > 'maxmemory'."
+  for (let i = 0; i < 100; i++) {
+    outages.refused(oom)
+    advance(700)
+  }
+  assert.equal(refusals.length, 100)
+  assert.ok(refusals.every((reason) => reason === 'OOM'))
+  assert.equal(said.length, 2)
+  assert.deepEqual(said[0]!.details, { reason: oom })
+  assert.match(said[0]!.message, /^Redis refuses commands \(OOM command not allowed/)
+  // the reminder counts the refusals since the warning: 0.7 s apart, the 86th is 60.2 s later
+  assert.deepEqual(said[1]!.details, { reason: oom, refusals: 86, refusedForSeconds: 60 })
+  advance(61_000)
+  outages.refused('MISCONF Redis is configured to save RDB snapshots, but it is currently not able')
+  assert.equal(said.length, 3)
+  assert.match(said[2]!.message, /^Redis refuses commands \(MISCONF/)
+  assert.equal(refusals.at(-1), 'MISCONF')
+  // a reply's first word is the label, never free text
+  outages.refused('weird: text')
+  assert.equal(refusals.at(-1), 'other')
+})
+
+test('a reason is one line of at most 200 characters', () => {
+  const { outages, said } = harness()
+  outages.lost(`${'x'.repeat(300)}\nsecond line`)
+  const reason = String(said[0]!.details.reason)
+  assert.equal(reason, `${'x'.repeat(200)}…`)
+})

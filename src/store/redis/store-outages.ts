@@ -1,0 +1,134 @@
+/** Where StoreOutages says what it sees (the app's logger). */
+export interface OutageLog {
+  warn(details: Record<string, unknown>, message: string): void
+  info(details: Record<string, unknown>, message: string): void
+}
+
+/** Told of every write Redis refuses (a metric counts them). */
+export interface OutageObserver {
+  /** `reason` is the first word of Redis's reply: OOM, MISCONF, READONLY... */
+  storeRefused(reason: string): void
+}
+
+export interface StoreOutagesOptions {
+  log?: OutageLog | undefined
+  observer?: OutageObserver | undefined
+  /** While an outage lasts, at most one reminder per this many ms; default 60 000. */
+  reminderMs?: number
+  now?: () => number
+}
+
+interface Episode {
+  reason: string
+  since: number
+  /** When the log last said something of this episode. */
+  saidAt: number
+  /** Refusals only: how many since the log last said something. */
+  count: number
+  /** Refusals only: when the last one came. */
+  lastAt: number
+}
+
+/** At most this much of Redis's own text in a log line. */
+const MAX_REASON = 200
+
+/**
+ * The one place that logs a Redis outage, whoever meets it (requests, sweeps, the change bus,
+ * webhook polls, the connection's reconnection attempts): one warning when Redis becomes
+ * unreachable or starts refusing writes, naming Redis's reason and never a stack, then at most one
+ * reminder per `reminderMs` while it lasts (how long, how many refusals), and one info line when
+ * Redis is reachable again. Callers that meet STORE_UNAVAILABLE therefore log nothing of their own.
+ *
+ * Reachability comes from the client's events (its 'error' while reconnecting, 'ready') and from
+ * commands that time out on a connection that looks up (a Redis that hangs); a refusal (OOM when
+ * Redis is full, MISCONF when it cannot persist) from the replies. Redis does not say when it
+ * accepts writes again: a refusal after a quiet `reminderMs` starts a new episode (a new warning).
+ */
+export class StoreOutages {
+  readonly #log: OutageLog | undefined
+  readonly #observer: OutageObserver | undefined
+  readonly #reminderMs: number
+  readonly #now: () => number
+  #unreachable: Episode | undefined
+  #refusing: Episode | undefined
+
+  constructor(options: StoreOutagesOptions = {}) {
+    this.#log = options.log
+    this.#observer = options.observer
+    this.#reminderMs = options.reminderMs ?? 60_000
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Whether Redis is taken as unreachable now (a success then says it is back). */
+  get unreachable(): boolean {
+    return this.#unreachable !== undefined
+  }
+
+  /** Redis could not be reached (connection refused, reset, timed out): `reason` says why. */
+  lost(reason: string): void {
+    const now = this.#now()
+    const episode = this.#unreachable
+    if (episode === undefined) {
+      const said = clip(reason)
+      this.#unreachable = { reason: said, since: now, saidAt: now, count: 0, lastAt: now }
+      this.#log?.warn(
+        { reason: said },
+        `Redis is unreachable (${said}): requests that need it are answered 503 until it is back`,
+      )
+      return
+    }
+    episode.reason = clip(reason)
+    if (now - episode.saidAt < this.#reminderMs) return
+    episode.saidAt = now
+    const downForSeconds = Math.round((now - episode.since) / 1000)
+    this.#log?.warn(
+      { reason: episode.reason, downForSeconds },
+      `Redis still unreachable after ${downForSeconds} s (${episode.reason})`,
+    )
+  }
+
+  /** Redis answered again after `lost`. */
+  back(): void {
+    const episode = this.#unreachable
+    if (episode === undefined) return
+    this.#unreachable = undefined
+    const downForSeconds = Math.round((this.#now() - episode.since) / 1000)
+    this.#log?.info({ downForSeconds }, `Redis is reachable again after ${downForSeconds} s`)
+  }
+
+  /** Redis refused a command (a reply such as `OOM command not allowed...`). */
+  refused(message: string): void {
+    // Redis's error prefix (OOM, MISCONF...): a few known words, never free text, as a label
+    const word = message.split(/[\s:]/, 1)[0]!
+    const reason = /^[A-Z]{2,16}$/.test(word) ? word : 'other'
+    this.#observer?.storeRefused(reason)
+    const now = this.#now()
+    let episode = this.#refusing
+    if (episode !== undefined && now - episode.lastAt >= this.#reminderMs) episode = undefined
+    if (episode === undefined) {
+      const said = clip(message)
+      this.#refusing = { reason: said, since: now, saidAt: now, count: 0, lastAt: now }
+      this.#log?.warn(
+        { reason: said },
+        `Redis refuses commands (${said}): writes are answered 503 until an operator acts`,
+      )
+      return
+    }
+    episode.count++
+    episode.lastAt = now
+    episode.reason = clip(message)
+    if (now - episode.saidAt < this.#reminderMs) return
+    const refusedForSeconds = Math.round((now - episode.since) / 1000)
+    this.#log?.warn(
+      { reason: episode.reason, refusals: episode.count, refusedForSeconds },
+      `Redis still refuses commands after ${refusedForSeconds} s: ${episode.count} refused since the last warning (${episode.reason})`,
+    )
+    episode.saidAt = now
+    episode.count = 0
+  }
+}
+
+function clip(text: string): string {
+  const line = text.split('\n', 1)[0]!
+  return line.length > MAX_REASON ? `${line.slice(0, MAX_REASON)}…` : line
+}

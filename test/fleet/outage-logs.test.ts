@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { privateRedis } from '../helpers/redis-cluster.js'
+import { robloxCallsOf, startFleetNode, type FleetNode } from './fleet-node.js'
+
+/*
+ * What an operator reads in a fleet node's log while Redis is down or full: one warning naming
+ * Redis's reason (never a stack), not one per reconnection attempt, background duty or request;
+ * one info line when Redis is back; and, for a full Redis, a counter by reason on /metrics.
+ */
+
+const METRICS_KEY = 'metrics-key-of-the-outage-logs-test'
+
+interface Line {
+  level: number
+  msg: string
+  time: number
+  [key: string]: unknown
+}
+
+function linesOf(node: FleetNode): Line[] {
+  return node
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Line)
+}
+
+/** Warnings and errors (pino 40 and up) logged from `since` (epoch ms) on. */
+function warnings(node: FleetNode, since = 0): Line[] {
+  return linesOf(node).filter((line) => line.level >= 40 && line.time >= since)
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+test('fleet: Redis down at start, then back, then full: one warning each with the reason, no stack, never per request', async (t) => {
+  const redis = await privateRedis(t, 'outage-logs')
+  const port = new URL(redis.url).port
+  await redis.stop()
+  const node = await startFleetNode({
+    PRESENCED_REDIS_URL: redis.url,
+    PRESENCED_REDIS_PREFIX: 'outage-logs:',
+    PRESENCED_METRICS_KEY: METRICS_KEY,
+  })
+  t.after(() => node.kill())
+  const { token, register, lookup } = await robloxCallsOf(node, '9223372036854775806')
+
+  // a few seconds of outage, with requests in them: reconnection attempts (every 0.5 s), the
+  // sweeps and webhook polls (every second) and each 503 meet it
+  for (let i = 0; i < 8; i++) {
+    assert.equal((await (i % 2 ? register() : lookup())).status, 503)
+    await sleep(500)
+  }
+  const down = warnings(node)
+  t.diagnostic(`warnings while down: ${JSON.stringify(down.map((line) => line.msg))}`)
+  for (const line of down) {
+    assert.ok(!JSON.stringify(line).includes('"stack"'), `a stack in ${JSON.stringify(line)}`)
+  }
+  const unreachable = down.filter((line) => /unreachable/.test(line.msg))
+  assert.equal(unreachable.length, 1, 'one warning that Redis is unreachable')
+  assert.equal(unreachable[0]!.reason, `connect ECONNREFUSED 127.0.0.1:${port}`)
+  // that one and the startup's "not ready": nothing per attempt, duty or request
+  assert.equal(down.length, 2, JSON.stringify(down.map((line) => line.msg)))
+  assert.match(down[1]!.msg, /did not answer at start/)
+
+  await redis.start()
+  await until(async () => (await fetch(`${node.url}/readyz`)).status === 200, 15_000, 'ready')
+  await until(
+    () => linesOf(node).some((line) => /Redis is reachable again/.test(line.msg)),
+    5000,
+    'the line saying Redis is back',
+  )
+  const back = linesOf(node).filter((line) => /Redis is reachable again/.test(line.msg))
+  assert.equal(back.length, 1)
+  assert.equal(back[0]!.level, 30)
+  assert.equal(typeof back[0]!.downForSeconds, 'number')
+  assert.equal((await register()).status, 200)
+
+  // a full Redis (maxmemory reached, noeviction): writes refused with OOM, and so is nearly every
+  // request (its rate limit writes): a 503 each, and one warning for them all
+  const admin = new Redis(redis.url)
+  admin.on('error', () => {})
+  t.after(() => admin.disconnect())
+  const fullSince = Date.now()
+  await admin.config('SET', 'maxmemory-policy', 'noeviction')
+  await admin.config('SET', 'maxmemory', '1')
+  const refused = 6
+  for (let i = 0; i < refused; i++) {
+    assert.equal((await (i % 2 ? register() : lookup())).status, 503)
+  }
+  // the sweeps and polls of a few more seconds
+  await sleep(2500)
+  const full = warnings(node, fullSince)
+  t.diagnostic(`warnings while full: ${JSON.stringify(full.map((line) => line.msg))}`)
+  assert.equal(full.length, 1, JSON.stringify(full.map((line) => line.msg)))
+  assert.match(String(full[0]!.reason), /^OOM command not allowed/)
+  assert.match(full[0]!.msg, /OOM/)
+  assert.ok(!JSON.stringify(full[0]).includes('"stack"'))
+
+  const metrics = await fetch(`${node.url}/metrics`, {
+    headers: { authorization: `Bearer ${METRICS_KEY}` },
+  })
+  const text = await metrics.text()
+  const counted = /^presenced_store_refusals_total\{reason="OOM"\} (\d+)$/m.exec(text)
+  assert.ok(counted, 'presenced_store_refusals_total{reason="OOM"} on /metrics')
+  assert.ok(Number(counted[1]) >= refused, `${counted[1]} refusals counted, ${refused} made`)
+  // the node stays in its load balancer: every node shares this Redis (docs/guides/operations.md)
+  assert.equal((await fetch(`${node.url}/readyz`)).status, 200)
+
+  await admin.config('SET', 'maxmemory', '0')
+  assert.equal((await register()).status, 200)
+
+  // a Redis that hangs (SIGSTOP): commands time out on a connection that stays open
+  const hungSince = Date.now()
+  redis.process().kill('SIGSTOP')
+  try {
+    for (let i = 0; i < 4; i++) assert.equal((await lookup()).status, 503)
+    await sleep(1500)
+  } finally {
+    redis.process().kill('SIGCONT')
+  }
+  const hung = warnings(node, hungSince)
+  t.diagnostic(`warnings while hung: ${JSON.stringify(hung.map((line) => line.msg))}`)
+  assert.equal(hung.length, 1, JSON.stringify(hung.map((line) => line.msg)))
+  assert.equal(hung[0]!.reason, 'Command timed out')
+  await until(async () => (await lookup()).status === 200, 10_000, 'served after SIGCONT')
+  const backAgain = linesOf(node).filter((line) => /Redis is reachable again/.test(line.msg))
+  assert.equal(backAgain.length, 2, 'a second line saying Redis is back')
+  // nothing secret in the log: the token never appears
+  assert.ok(!node.output().includes(token))
+})
