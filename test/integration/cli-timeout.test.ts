@@ -68,6 +68,15 @@ async function stallingServer(t: TestContext) {
   }
 }
 
+/** A one-line import file for `presenced import`, removed when the test ends. */
+function importFile(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-cli-import-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const lines = join(dir, 'import.ndjson')
+  writeFileSync(lines, '{"type":"friends","a":"1","b":"2"}\n')
+  return lines
+}
+
 /** Runs the CLI; killed (code null) if still running after `killAfterMs`. */
 function run(
   args: string[],
@@ -119,10 +128,7 @@ test(
   { timeout: 120_000 },
   async (t) => {
     const server = await stallingServer(t)
-    const dir = mkdtempSync(join(tmpdir(), 'presenced-cli-stall-'))
-    t.after(() => rmSync(dir, { recursive: true, force: true }))
-    const lines = join(dir, 'import.ndjson')
-    writeFileSync(lines, '{"type":"friends","a":"1","b":"2"}\n')
+    const lines = importFile(t)
     const commands: string[][] = [
       ['get', '1'],
       ['heartbeat', '--token', 'tok'],
@@ -162,10 +168,7 @@ test(
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     t.after(() => new Promise((resolve) => server.close(resolve)))
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-    const dir = mkdtempSync(join(tmpdir(), 'presenced-cli-reset-'))
-    t.after(() => rmSync(dir, { recursive: true, force: true }))
-    const lines = join(dir, 'import.ndjson')
-    writeFileSync(lines, '{"type":"friends","a":"1","b":"2"}\n')
+    const lines = importFile(t)
     const commands: string[][] = [
       ['get', '1'],
       ['heartbeat', '--token', 'tok'],
