@@ -54,6 +54,7 @@ export function createService(
       ...(stores.checkpoints && { checkpoints: stores.checkpoints }),
       ...(stores.holdings && { holdings: stores.holdings }),
       rateLimiter: stores.rateLimiter,
+      localRateLimiter: stores.localRateLimiter,
     },
     tokens: options.tokens,
     clock: options.clock,

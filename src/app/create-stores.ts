@@ -61,6 +61,12 @@ export interface Stores {
   /** Fleet mode only: each user's real-time streams and watches summed over the nodes. */
   holdings?: StreamHoldings
   rateLimiter: RateLimiter
+  /**
+   * Fleet mode: counts a hit in this process when Redis refuses the shared count's write (full,
+   * or unable to persist), so that reads, which Redis still serves then, are served too, each
+   * node holding its own budget meanwhile. Absent: such a hit is a 503.
+   */
+  localRateLimiter?: RateLimiter
   /** Absent in stores assembled by hand (some tests and benches): webhooks are then off. */
   webhooks?: WebhookStore
 }
@@ -155,6 +161,7 @@ async function createRedisStores(
     profiles,
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),
+    localRateLimiter: new MemoryRateLimiter(),
     webhooks: new RedisWebhookStore(connection, keys),
   }
 }

@@ -113,6 +113,11 @@ export interface ErrorDetails {
   rateLimit?: { rule: string; count: number; max: number; windowMs: number }
   /** The line of a refused import. */
   line?: number
+  /**
+   * STORE_UNAVAILABLE only: the store answered and refused a write (Redis full, or unable to
+   * persist), where reads may still be served; unset when it could not be reached at all.
+   */
+  refusesWrites?: boolean
 }
 
 export class PresenceError extends Error {
@@ -162,9 +167,10 @@ export const errors = {
       'USER_ID_INVALID',
       `Invalid user id ${JSON.stringify(String(value)).slice(0, 60)}: user ids are positive 64-bit integers.`,
     ),
-  storeUnavailable: () =>
+  storeUnavailable: (refusesWrites = false) =>
     fail('STORE_UNAVAILABLE', 'The presence store is unavailable. Try again shortly.', {
       retryAfter: 1,
+      ...(refusesWrites ? { refusesWrites } : {}),
     }),
   unauthenticated: () => fail('UNAUTHENTICATED', 'Authorization has been denied for this request.'),
   notFound: (message: string) => fail('NOT_FOUND', message),

@@ -82,6 +82,8 @@ export interface ServiceStores {
   /** Each user's real-time holdings summed over a fleet; absent: the limits hold per node. */
   holdings?: StreamHoldings
   rateLimiter: RateLimiter
+  /** Counts what `rateLimiter` cannot while its store refuses writes (RateLimits.spend). */
+  localRateLimiter?: RateLimiter
 }
 
 /** Users one stream checkpoint holds at most: an SSE stream's ids (MAX_IDS of the native API). */
@@ -217,7 +219,12 @@ export class PresenceService {
       metricsKey: settings.metricsKey,
       failures: this.#authFailures,
     })
-    this.limits = new RateLimits(stores.rateLimiter, clock, settings.rateLimits)
+    this.limits = new RateLimits(
+      stores.rateLimiter,
+      clock,
+      settings.rateLimits,
+      stores.localRateLimiter,
+    )
     this.servers = new GameServers({
       presence: stores.presence,
       catalogue: stores.catalogue,

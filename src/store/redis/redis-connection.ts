@@ -772,8 +772,23 @@ function reasonOf(error: unknown): string {
  * protocol); a reply error that is not transient is a bug and stays what it is.
  */
 export function toStoreError(error: unknown): unknown {
-  if (error instanceof Error && error.name === 'ReplyError' && !isTransientReply(error)) {
-    return error
+  if (error instanceof Error && error.name === 'ReplyError') {
+    if (!isTransientReply(error)) return error
+    return errors.storeUnavailable(refusesWrites(error))
   }
   return errors.storeUnavailable()
+}
+
+/** A Redis full (OOM) or unable to persist (MISCONF): it refuses writes and still serves reads. */
+const WRITE_REFUSAL = /^(OOM|MISCONF)\b/
+
+function refusesWrites(error: Error & { previousErrors?: unknown }): boolean {
+  if (WRITE_REFUSAL.test(error.message)) return true
+  const previous = error.previousErrors
+  return (
+    error.message.startsWith('EXECABORT') &&
+    Array.isArray(previous) &&
+    previous.length > 0 &&
+    previous.every((e) => e instanceof Error && WRITE_REFUSAL.test(e.message))
+  )
 }
