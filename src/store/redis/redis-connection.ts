@@ -266,13 +266,18 @@ const TRANSIENT_REPLY =
  * every one is.
  */
 function isTransientReply(error: Error & { previousErrors?: unknown }): boolean {
-  if (TRANSIENT_REPLY.test(error.message)) return true
+  return replyIs(error, TRANSIENT_REPLY)
+}
+
+/** Whether a reply error, or every refusal of an EXECABORT (previousErrors), matches `kind`. */
+function replyIs(error: Error & { previousErrors?: unknown }, kind: RegExp): boolean {
+  if (kind.test(error.message)) return true
   const previous = error.previousErrors
   return (
     error.message.startsWith('EXECABORT') &&
     Array.isArray(previous) &&
     previous.length > 0 &&
-    previous.every((e) => e instanceof Error && TRANSIENT_REPLY.test(e.message))
+    previous.every((e) => e instanceof Error && kind.test(e.message))
   )
 }
 
@@ -774,21 +779,10 @@ function reasonOf(error: unknown): string {
 export function toStoreError(error: unknown): unknown {
   if (error instanceof Error && error.name === 'ReplyError') {
     if (!isTransientReply(error)) return error
-    return errors.storeUnavailable(refusesWrites(error))
+    return errors.storeUnavailable(replyIs(error, WRITE_REFUSAL))
   }
   return errors.storeUnavailable()
 }
 
 /** A Redis full (OOM) or unable to persist (MISCONF): it refuses writes and still serves reads. */
 const WRITE_REFUSAL = /^(OOM|MISCONF)\b/
-
-function refusesWrites(error: Error & { previousErrors?: unknown }): boolean {
-  if (WRITE_REFUSAL.test(error.message)) return true
-  const previous = error.previousErrors
-  return (
-    error.message.startsWith('EXECABORT') &&
-    Array.isArray(previous) &&
-    previous.length > 0 &&
-    previous.every((e) => e instanceof Error && WRITE_REFUSAL.test(e.message))
-  )
-}
