@@ -40,8 +40,10 @@ async function refusedWithin(url: string, ms: number): Promise<boolean> {
     try {
       ;(await open(url)).destroy()
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true
-      throw error
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'ECONNREFUSED') return true
+      // the listener closed with this connection still in its backlog: try again
+      if (code !== 'ECONNRESET') throw error
     }
     await new Promise((done) => setTimeout(done, 20))
   }
