@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Caller } from '../core/caller.js'
-import { errors, fail, type PresenceError } from '../core/errors.js'
+import { fail, type PresenceError } from '../core/errors.js'
 import type { PresenceChange } from '../store/presence-store.js'
 import { MemoryRateLimiter } from '../store/memory/memory-rate-limiter.js'
 import { verdictOf, type RateLimitHit } from '../store/rate-limiter.js'
@@ -84,32 +84,4 @@ test('without a limited step the hit runs first; the checks refuse before anythi
   const unrun = limits.admission(hit())
   assert.equal(codeOf(await unrun.refusalOr(new Error('bad body'))), 'RATE_LIMITED')
   assert.deepEqual(writes, ['second'])
-})
-
-test('a store that refuses writes (Redis full): the hit is counted by the local limiter, its budget holding; an unreachable store is a 503', async () => {
-  let refusesWrites = true
-  const shared = {
-    hit: () => Promise.reject(errors.storeUnavailable(refusesWrites)),
-  }
-  const limits = new RateLimits(shared, new ManualClock(), settings, new MemoryRateLimiter())
-  const admit = () => limits.request(caller, '203.0.113.9')
-  await admit()
-  await admit()
-  await assert.rejects(
-    admit(),
-    (error) => codeOf(error) === 'RATE_LIMITED',
-    'the budget of 2 holds',
-  )
-  refusesWrites = false
-  await assert.rejects(admit(), (error) => codeOf(error) === 'STORE_UNAVAILABLE')
-  // without a local limiter, a refused write is the 503 it was
-  const alone = new RateLimits(
-    { hit: () => Promise.reject(errors.storeUnavailable(true)) },
-    new ManualClock(),
-    settings,
-  )
-  await assert.rejects(
-    alone.request(caller, '203.0.113.9'),
-    (error) => codeOf(error) === 'STORE_UNAVAILABLE',
-  )
 })

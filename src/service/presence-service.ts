@@ -47,6 +47,7 @@ import type { ServiceObserver } from './observer.js'
 import { PlaceCatalogue, withPlace } from './place-catalogue.js'
 import { PresenceFeed, type PresenceFeedOptions } from './presence-feed.js'
 import { PresenceStats, type PresenceStatsOptions } from './presence-stats.js'
+import { FallbackRateLimiter } from './fallback-rate-limiter.js'
 import { RateLimits, type RateLimitSettings } from './rate-limits.js'
 import { AuthFailures, type AuthFailureSettings } from './auth-failures.js'
 import { observedBus } from './observed-bus.js'
@@ -82,7 +83,10 @@ export interface ServiceStores {
   /** Each user's real-time holdings summed over a fleet; absent: the limits hold per node. */
   holdings?: StreamHoldings
   rateLimiter: RateLimiter
-  /** Counts what `rateLimiter` cannot while its store refuses writes (RateLimits.spend). */
+  /**
+   * Counts what `rateLimiter` cannot while its store refuses writes (FallbackRateLimiter): the
+   * request budgets and the guessed credentials.
+   */
   localRateLimiter?: RateLimiter
 }
 
@@ -201,8 +205,11 @@ export class PresenceService {
       onError: (error) => this.#onError(error, 'revocation sync'),
       announce: (tokenId, expiresAt) => this.#bus.publish({ type: 'revoked', tokenId, expiresAt }),
     })
+    const limiter = stores.localRateLimiter
+      ? new FallbackRateLimiter(stores.rateLimiter, stores.localRateLimiter)
+      : stores.rateLimiter
     this.#authFailures = new AuthFailures({
-      limiter: stores.rateLimiter,
+      limiter,
       clock,
       settings: settings.authFailures ?? { max: 20, windowMs: 60_000 },
       announce: (address, until) => this.#bus.publish({ type: 'auth-blocked', address, until }),
@@ -219,12 +226,7 @@ export class PresenceService {
       metricsKey: settings.metricsKey,
       failures: this.#authFailures,
     })
-    this.limits = new RateLimits(
-      stores.rateLimiter,
-      clock,
-      settings.rateLimits,
-      stores.localRateLimiter,
-    )
+    this.limits = new RateLimits(limiter, clock, settings.rateLimits)
     this.servers = new GameServers({
       presence: stores.presence,
       catalogue: stores.catalogue,

@@ -1,5 +1,5 @@
 import type { Caller } from '../core/caller.js'
-import { fail, isStoreUnavailable, type PresenceError } from '../core/errors.js'
+import { fail } from '../core/errors.js'
 import type { UserId } from '../core/user-id.js'
 import {
   titleHit,
@@ -35,25 +35,13 @@ const SUSTAIN_WINDOW_MS = 300_000
  */
 export class RateLimits {
   readonly #limiter: RateLimiter
-  readonly #local: RateLimiter | undefined
   readonly #clock: Clock
   readonly #request: RateLimitRule[]
   readonly #titleWrite: RateLimitRule[]
   readonly #xboxRead: RateLimitRule[]
 
-  /**
-   * `local` counts a hit when `limiter`'s store answers but refuses the write (Redis full): the
-   * request is then admitted by this process's own count of the same rules, not refused for a
-   * write it did not ask for.
-   */
-  constructor(
-    limiter: RateLimiter,
-    clock: Clock,
-    settings: RateLimitSettings,
-    local?: RateLimiter,
-  ) {
+  constructor(limiter: RateLimiter, clock: Clock, settings: RateLimitSettings) {
     this.#limiter = limiter
-    this.#local = local
     this.#clock = clock
     this.#request = [
       { name: 'roblox', max: settings.requestMax, windowMs: settings.requestWindowMs },
@@ -116,17 +104,7 @@ export class RateLimits {
 
   /** Counts `hit`; throws the refusal (`check`) when a rule refuses. */
   async spend(hit: RateLimitHit): Promise<void> {
-    const now = this.#clock.now()
-    let verdict: RateLimitVerdict
-    try {
-      verdict = await this.#limiter.hit(hit.key, hit.rules, now, hit.near)
-    } catch (error) {
-      const refused =
-        isStoreUnavailable(error) && (error as PresenceError).details.refusesWrites === true
-      if (!refused || this.#local === undefined) throw error
-      verdict = await this.#local.hit(hit.key, hit.rules, now, hit.near)
-    }
-    this.check(verdict)
+    this.check(await this.#limiter.hit(hit.key, hit.rules, this.#clock.now(), hit.near))
   }
 
   /** Throws a refusing verdict as RATE_LIMITED with the rule and the seconds to wait. */

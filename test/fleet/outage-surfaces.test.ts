@@ -330,6 +330,18 @@ test('fleet: every surface answers 503 in its own format while Redis is away or 
         assert.ok(status < 500, `${surface.name}: ${status} while full`)
       } else await assertUnavailable(surface, t)
     }
+    // a guessed credential is counted as well (by the node meanwhile): refused as it is, not a 503
+    for (const authorization of ['Bearer not-a-token', 'XBL3.0 x=1;not-a-token']) {
+      const guess = await fetch(`${app.url}/v1/presence/users`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: JSON.stringify({ userIds: [USER] }),
+        signal: AbortSignal.timeout(10_000),
+      })
+      const text = await guess.text()
+      t.diagnostic(`guessed ${authorization.split(' ')[0]} while full: ${guess.status} ${text}`)
+      assert.equal(guess.status, 401, text)
+    }
   } finally {
     await admin.config('SET', 'maxmemory', '0')
   }
