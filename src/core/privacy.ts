@@ -359,6 +359,16 @@ export function lastOnlineSeenAt(seen: VisiblePresence, now: number): number | u
  *   alive from now on) until the user is next seen alive (`visibleSince`);
  * - staying visible drops a frozen value once it no longer stands.
  */
+/** Whether two settings say the same (a member left out and one undefined are the same). */
+export function sameSettings(a: UserSettings, b: UserSettings): boolean {
+  return (
+    a.visibility === b.visibility &&
+    a.invisible === b.invisible &&
+    a.frozenLastOnline === b.frozenLastOnline &&
+    a.visibleSince === b.visibleSince
+  )
+}
+
 export function nextSettings(
   current: UserSettings,
   next: Pick<UserSettings, 'visibility' | 'invisible'>,

@@ -10,6 +10,13 @@ export interface PrivacyStore {
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]>
   putSettings(id: UserId, settings: UserSettings): Promise<void>
   /**
+   * Stores `next` if the user's settings are still `expected` (as `sameSettings` compares them),
+   * in one step; false, storing nothing, if they changed meanwhile. A change computed from what
+   * was read is written with it, so that two changes at once (one appearing offline, the other
+   * narrowing visibility) never lose one another, on one node or across a fleet.
+   */
+  replaceSettings(id: UserId, expected: UserSettings, next: UserSettings): Promise<boolean>
+  /**
    * The relation of `viewer` to each target, in order (blocked in either direction; with a
    * block, the target's lastOnline the viewer saw when it was made). On every read of a user
    * viewer: one in-memory look-up or one round trip, whatever the number of blocks. The list

@@ -117,6 +117,36 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       })
     })
 
+    test('settings replaced only while they are still the ones expected', async (t) => {
+      const store = await open(t)
+      const defaults: UserSettings = { visibility: 'everyone', invisible: false }
+      const hidden: UserSettings = { visibility: 'everyone', invisible: true, frozenLastOnline: T0 }
+      const friends: UserSettings = { visibility: 'friends', invisible: false }
+      // none stored: the defaults are what is expected
+      assert.equal(await store.replaceSettings(id('1'), defaults, hidden), true)
+      assert.deepEqual(settingsOf((await store.getSettings([id('1')]))[0]!), hidden)
+      // a change computed from the defaults, read before `hidden` landed: refused, nothing stored
+      assert.equal(await store.replaceSettings(id('1'), defaults, friends), false)
+      assert.deepEqual(settingsOf((await store.getSettings([id('1')]))[0]!), hidden)
+      // computed from what is stored now: stored
+      const both: UserSettings = { ...hidden, visibility: 'friends' }
+      assert.equal(await store.replaceSettings(id('1'), hidden, both), true)
+      assert.deepEqual(settingsOf((await store.getSettings([id('1')]))[0]!), both)
+      // back to the defaults, then expected as the defaults again
+      assert.equal(await store.replaceSettings(id('1'), both, defaults), true)
+      assert.equal(await store.replaceSettings(id('1'), defaults, friends), true)
+      assert.deepEqual(settingsOf((await store.getSettings([id('1')]))[0]!), {
+        ...friends,
+        frozenLastOnline: undefined,
+      })
+      // another user's settings are not this one's
+      assert.equal(await store.replaceSettings(id('2'), friends, hidden), false)
+      assert.deepEqual(settingsOf((await store.getSettings([id('2')]))[0]!), {
+        ...defaults,
+        frozenLastOnline: undefined,
+      })
+    })
+
     test('friendship is mutual and can be undone', async (t) => {
       const store = await open(t)
       await store.setFriends(id('1'), id('2'), true)

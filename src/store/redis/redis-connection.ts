@@ -75,7 +75,13 @@ declare module 'ioredis' {
       maxWatches: string,
     ): Result<[number, number, number], Context>
     presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
-    presencedSettings(settings: string, presence: string, text: string): Result<null, Context>
+    /** null once stored; with `expected`, the stored settings' text instead when they differ */
+    presencedSettings(
+      settings: string,
+      presence: string,
+      text: string,
+      expected?: string,
+    ): Result<string | null, Context>
   }
 }
 

@@ -1,6 +1,7 @@
 import {
   befriended,
   defaultSettings,
+  sameSettings,
   strangers,
   strangersOf,
   type BlockSight,
@@ -68,6 +69,27 @@ export class RedisProfileStore implements ProfileStore {
 
   putSettings(id: UserId, settings: UserSettings): Promise<void> {
     return this.#run([this.#settingsOp(id, settings)])
+  }
+
+  replaceSettings(id: UserId, expected: UserSettings, next: UserSettings): Promise<boolean> {
+    const k = this.#keys
+    const text = settingsText(next)
+    return this.#connection.run(async () => {
+      let expectedText = settingsText(expected)
+      // a second try when the stored text says the same in other words (another version wrote it)
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const stored = await this.#client.presencedSettings(
+          k.settings(id),
+          k.presence(id),
+          text,
+          expectedText,
+        )
+        if (stored === null) return true
+        if (stored === expectedText || !sameSettings(settingsOfText(stored), expected)) return false
+        expectedText = stored
+      }
+      return false
+    })
   }
 
   getRelations(viewer: UserId, targets: readonly UserId[]): Promise<readonly Relation[]> {

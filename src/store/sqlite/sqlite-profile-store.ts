@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   defaultSettings,
+  sameSettings,
   befriended,
   strangers,
   strangersOf,
@@ -210,6 +211,14 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     this.#stmt.putSettings.run(...settingsRow(id, settings))
     this.#remember(id, settings)
     return Promise.resolve()
+  }
+
+  replaceSettings(id: UserId, expected: UserSettings, next: UserSettings): Promise<boolean> {
+    // one process owns the database and nothing awaits between the read and the write
+    if (!sameSettings(this.#settings.get(id) ?? defaultSettings, expected)) {
+      return Promise.resolve(false)
+    }
+    return this.putSettings(id, next).then(() => true)
   }
 
   getRelations(viewer: UserId, targets: readonly UserId[]): Promise<readonly Relation[]> {

@@ -5,8 +5,14 @@
 -- KEYS[1] - the user's settings key
 -- KEYS[2] - the user's presence value (same slot)
 -- ARGV[1] - the settings as JSON text, or '' to fold the stored ones
+-- ARGV[2] - optional: the settings text expected at KEYS[1] (none: the defaults); when the stored
+--           text differs, nothing is written and the stored text (or the defaults') is returned
 -- A user with no value gets one ([null,<fold>]: no lastOnline, no sessions) unless its settings
 -- are the defaults, which a missing value means.
+if ARGV[2] then
+  local stored = redis.call('GET', KEYS[1]) or DEFAULT_SETTINGS
+  if stored ~= ARGV[2] then return stored end
+end
 if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1]) end
 local fold = fold_of(KEYS[1])
 local raw = redis.call('GET', KEYS[2])
