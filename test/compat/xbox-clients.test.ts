@@ -176,6 +176,63 @@ test('xbox-webapi-node: get_presence_batch (level all) and get_user_presence', a
   assert.equal((json(one) as { xuid: string }).xuid, OTHER)
 })
 
+test('xbox-webapi 1.4.2 (npm), as run by hand: getCurrentUser, and provider.post() with no Content-Type', async (t) => {
+  const { url, tokens } = await world(t)
+  const token = await tokens.issue(ME)
+  // src/providers/base.js builds these headers, in this order, for every call; userpresence.js
+  // sets x-xbl-contract-version to the number 3; src/http.js sends them as given, with no
+  // Accept and no Accept-Encoding. Recorded at the TLS front (docs/guides/real-clients.md).
+  const base: [string, string][] = [
+    ['Authorization', `XBL3.0 x=1234567890123456;${token}`],
+    ['Accept-Language', 'en-US'],
+    ['x-xbl-contract-version', '3'],
+    ['x-xbl-client-name', 'XboxApp'],
+    ['x-xbl-client-type', 'UWA'],
+    ['x-xbl-client-version', '39.39.22001.0'],
+    ['Host', 'userpresence.xboxlive.com'],
+    ['Connection', 'keep-alive'],
+  ]
+  // http.js post(): Content-Length first, then the provider's headers, and no Content-Type: the
+  // JSON body goes out untyped, as the library posts to every Xbox Live service
+  const post = (path: string, body: string) =>
+    send(url, {
+      method: 'POST',
+      path,
+      headers: [['Content-Length', String(Buffer.byteLength(body))], ...base],
+      body,
+    })
+  const write = await post(
+    `/users/xuid(${ME})/devices/current/titles/current`,
+    JSON.stringify({ id: TITLE, state: 'active', placement: 'full' }),
+  )
+  assert.equal(write.status, 200, write.text)
+
+  // userpresence.getCurrentUser(): GET /users/me?level=all, then JSON.parse (status 200 only)
+  const me = await send(url, { method: 'GET', path: '/users/me?level=all', headers: base })
+  assert.equal(me.status, 200, me.text)
+  assert.equal((json(me) as { xuid: string; state: string }).state, 'Online')
+
+  const batch = await post('/users/batch', JSON.stringify({ users: [ME, OTHER], level: 'all' }))
+  assert.equal(batch.status, 200, batch.text)
+  assert.deepEqual(
+    (json(batch) as { xuid: string; state: string }[]).map((i) => [i.xuid, i.state]),
+    [
+      [ME, 'Online'],
+      [OTHER, 'Offline'],
+    ],
+  )
+
+  // a body that names a type other than JSON is still refused, in Xbox's shape
+  const typed = await send(url, {
+    method: 'POST',
+    path: '/users/batch',
+    headers: [...base, ['Content-Type', 'application/xml']],
+    body: JSON.stringify({ users: [ME] }),
+  })
+  assert.equal(typed.status, 415, typed.text)
+  assert.equal((json(typed) as { code: number }).code, 1012)
+})
+
 test('a title that wrote {"id":...} as xbox-live-api does, then DELETEs as the seed documents it, is gone at once', async (t) => {
   const { url, session, provider } = await world(t)
   const path = `/users/xuid(${ME})/devices/current/titles/current`
