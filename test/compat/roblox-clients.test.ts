@@ -105,9 +105,10 @@ test('noblox.js: setCookie, then getPresences with the token from an empty POST 
   assert.deepEqual(json(logout), { errors: [{ code: 0, message: 'Token Validation Failed' }] })
 
   // lib/presence/getPresences.js: POST //presence.roblox.com/v1/presence/users with
-  // X-CSRF-TOKEN and Content-Type: application/json, then JSON.parse(res.body). Its retry in
-  // http.js reads res.headers['X-CSRF-TOKEN'] (never set: Node lowercases), so it never retries:
-  // the token from /v2/logout must work the first time.
+  // X-CSRF-TOKEN and Content-Type: application/json, then JSON.parse(res.body). The http.js this
+  // replay was written from read res.headers['X-CSRF-TOKEN'] in its retry (never set: Node
+  // lowercases), so it never retried: the token from /v2/logout must work the first time.
+  // (9.0.0, run by hand, lowercases header names and does retry: next test.)
   const presences = await send(url, {
     method: 'POST',
     path: '/v1/presence/users',
@@ -125,6 +126,72 @@ test('noblox.js: setCookie, then getPresences with the token from an empty POST 
   assert.equal(body.userPresences[0]!.universeId, 13058)
   assert.equal(body.userPresences[0]!.lastLocation, 'Crossroads')
   assert.equal(body.userPresences[1]!.userPresenceType, 0)
+})
+
+test('noblox.js 9.0.0 (npm), as run by hand: setCookie, getPresences, and its retry after a refused cached x-csrf-token', async (t) => {
+  const { url, cookie } = await world(t)
+  // Recorded at the TLS front (docs/guides/real-clients.md): lib/util/http.js lowercases every
+  // header name and puts its user-agent first; settings.session_only writes the cookie itself,
+  // with a trailing ';'; postman-request adds host, accept-encoding (gzip: true), the body's
+  // content-length and Connection, in this order.
+  const agent = ['user-agent', 'noblox-9.0.0'] as const
+  const jar = ['cookie', `.ROBLOSECURITY=${cookie};`] as const
+  const tail = ['accept-encoding', 'gzip, deflate'] as const
+  const keepAlive = ['Connection', 'keep-alive'] as const
+
+  // setCookie -> getAuthenticatedUser: json: true adds accept
+  const me = await send(url, {
+    method: 'GET',
+    path: '/v1/users/authenticated',
+    headers: [
+      agent,
+      jar,
+      ['host', 'users.roblox.com'],
+      tail,
+      ['accept', 'application/json'],
+      keepAlive,
+    ],
+  })
+  assert.equal(me.status, 200, me.text)
+  assert.deepEqual(json(me), { id: 123, name: 'alice', displayName: 'alice' })
+
+  // getGeneralToken: an empty POST /v2/logout; the token is read from the lowercase header
+  const logout = await send(url, {
+    method: 'POST',
+    path: '/v2/logout',
+    headers: [agent, jar, ['host', 'auth.roblox.com'], tail, ['content-length', '0'], keepAlive],
+  })
+  assert.equal(logout.status, 403)
+  const xcsrf = logout.headers['x-csrf-token'] as string
+  assert.equal(typeof xcsrf, 'string')
+
+  const presences = (token: string, body: string) =>
+    send(url, {
+      method: 'POST',
+      path: '/v1/presence/users',
+      headers: [
+        agent,
+        ['x-csrf-token', token],
+        ['content-type', 'application/json'],
+        jar,
+        ['host', 'presence.roblox.com'],
+        tail,
+        ['content-length', String(body.length)],
+        keepAlive,
+      ],
+      body,
+    })
+  assertPresences(await presences(xcsrf, '{"userIds":[123,456]}'), [123, 456])
+
+  // A cached token the server no longer takes (noblox caches it for 30 minutes): http.js sees a
+  // 403 with an x-csrf-token header on a request that sent one, and sends the same request again
+  // with the new token (at most twice), then caches it.
+  const refused = await presences('stale-token', '{"userIds":[456]}')
+  assert.equal(refused.status, 403)
+  assert.deepEqual(json(refused), { errors: [{ code: 0, message: 'Token Validation Failed' }] })
+  const fresh = refused.headers['x-csrf-token']
+  assert.equal(typeof fresh, 'string')
+  assertPresences(await presences(fresh as string, '{"userIds":[456]}'), [456])
 })
 
 test('ro.py: get_authenticated_user (expanded) and get_user_presences with the 403 retry of its Requests wrapper', async (t) => {

@@ -6,7 +6,7 @@ import { ISO_Z, json, send } from './wire.js'
 
 /*
  * Replays of Xbox Live presence clients against a real presenced: xbox-webapi-python (the
- * PresenceProvider and its pydantic models), xbox-webapi-node (src/providers/userpresence.js)
+ * PresenceProvider and its pydantic models), xbox-webapi (npm 1.4.2, run by hand: src/providers/)
  * and a title writing its presence as the Xbox Live API (xbox-live-api) does.
  */
 
@@ -156,9 +156,31 @@ test('xbox-webapi-python: get_presence_batch and get_presence_own parse into its
   offline.forEach(assertPythonPresenceItem)
 })
 
-test('xbox-webapi-node: get_presence_batch (level all) and get_user_presence', async (t) => {
+test('xbox-webapi-python: set_presence_own(Cloaked) then (Active) succeed (it returns status == 200)', async (t) => {
   const { url, session, provider } = await world(t)
-  // src/providers/userpresence.js: BaseProvider with {'x-xbl-contract-version': '3', Accept}
+  // PresenceProvider.set_presence_own: PUT /users/xuid({client.xuid})/state, json={"state":
+  // presence_state.value} (PresenceState: "Active", "Cloaked"), HEADERS_PRESENCE
+  for (const state of ['Cloaked', 'Active']) {
+    const put = await send(url, {
+      method: 'PUT',
+      path: `/users/xuid(${ME})/state`,
+      headers: [
+        ['Host', 'userpresence.xboxlive.com'],
+        ...session,
+        ...provider,
+        ['Content-Type', 'application/json'],
+      ],
+      body: `{"state": "${state}"}`,
+    })
+    assert.equal(put.status, 200, put.text)
+  }
+})
+
+test('a Node script: POST /users/batch (level all) and GET /users/xuid() with Content-Type and Accept', async (t) => {
+  const { url, session, provider } = await world(t)
+  // xbox-webapi (npm 1.4.2, and its TypeScript source) has only getCurrentUser() for presence;
+  // scripts call the rest through provider.get/post (the next test replays what that really
+  // sends, with no Content-Type). This one is a script that names its types.
   const batch = await send(url, {
     method: 'POST',
     path: '/users/batch',
@@ -174,6 +196,63 @@ test('xbox-webapi-node: get_presence_batch (level all) and get_user_presence', a
   })
   assert.equal(one.status, 200, one.text)
   assert.equal((json(one) as { xuid: string }).xuid, OTHER)
+})
+
+test('xbox-webapi 1.4.2 (npm), as run by hand: getCurrentUser, and provider.post() with no Content-Type', async (t) => {
+  const { url, tokens } = await world(t)
+  const token = await tokens.issue(ME)
+  // src/providers/base.js builds these headers, in this order, for every call; userpresence.js
+  // sets x-xbl-contract-version to the number 3; src/http.js sends them as given, with no
+  // Accept and no Accept-Encoding. Recorded at the TLS front (docs/guides/real-clients.md).
+  const base: [string, string][] = [
+    ['Authorization', `XBL3.0 x=1234567890123456;${token}`],
+    ['Accept-Language', 'en-US'],
+    ['x-xbl-contract-version', '3'],
+    ['x-xbl-client-name', 'XboxApp'],
+    ['x-xbl-client-type', 'UWA'],
+    ['x-xbl-client-version', '39.39.22001.0'],
+    ['Host', 'userpresence.xboxlive.com'],
+    ['Connection', 'keep-alive'],
+  ]
+  // http.js post(): Content-Length first, then the provider's headers, and no Content-Type: the
+  // JSON body goes out untyped, as the library posts to every Xbox Live service
+  const post = (path: string, body: string) =>
+    send(url, {
+      method: 'POST',
+      path,
+      headers: [['Content-Length', String(Buffer.byteLength(body))], ...base],
+      body,
+    })
+  const write = await post(
+    `/users/xuid(${ME})/devices/current/titles/current`,
+    JSON.stringify({ id: TITLE, state: 'active', placement: 'full' }),
+  )
+  assert.equal(write.status, 200, write.text)
+
+  // userpresence.getCurrentUser(): GET /users/me?level=all, then JSON.parse (status 200 only)
+  const me = await send(url, { method: 'GET', path: '/users/me?level=all', headers: base })
+  assert.equal(me.status, 200, me.text)
+  assert.equal((json(me) as { xuid: string; state: string }).state, 'Online')
+
+  const batch = await post('/users/batch', JSON.stringify({ users: [ME, OTHER], level: 'all' }))
+  assert.equal(batch.status, 200, batch.text)
+  assert.deepEqual(
+    (json(batch) as { xuid: string; state: string }[]).map((i) => [i.xuid, i.state]),
+    [
+      [ME, 'Online'],
+      [OTHER, 'Offline'],
+    ],
+  )
+
+  // a body that names a type other than JSON is still refused, in Xbox's shape
+  const typed = await send(url, {
+    method: 'POST',
+    path: '/users/batch',
+    headers: [...base, ['Content-Type', 'application/xml']],
+    body: JSON.stringify({ users: [ME] }),
+  })
+  assert.equal(typed.status, 415, typed.text)
+  assert.equal((json(typed) as { code: number }).code, 1012)
 })
 
 test('a title that wrote {"id":...} as xbox-live-api does, then DELETEs as the seed documents it, is gone at once', async (t) => {

@@ -1,5 +1,6 @@
-import type { FastifyInstance } from 'fastify'
+import { errorCodes, type FastifyInstance } from 'fastify'
 import type { ProtocolContext } from '../context.js'
+import { parseJsonBody } from '../shared/lossless-json.js'
 import { xboxErrorHandler } from './errors.js'
 import { xboxPresenceRoutes } from './routes.js'
 
@@ -13,5 +14,18 @@ export async function xboxProtocol(app: FastifyInstance, context: ProtocolContex
   // (prohibited members, too many users, invalid XUIDs) are part of the wire, and a batch of 1100
   // ids is read once. The route schemas document the same rules.
   app.setValidatorCompiler(() => () => true)
+  // A body sent with no Content-Type at all is JSON here: xbox-webapi (Node) posts its JSON
+  // bodies without one, as Xbox Live's services accept. Any other unknown type is still 415.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+    if (request.headers['content-type'] !== undefined) {
+      done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(), undefined)
+      return
+    }
+    try {
+      done(null, parseJsonBody(body as string))
+    } catch (error) {
+      done(error as Error, undefined)
+    }
+  })
   await app.register(xboxPresenceRoutes, context)
 }
