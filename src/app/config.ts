@@ -42,6 +42,11 @@ export interface Config {
   redisCluster: string[] | undefined
   /** PRESENCED_REDIS_PREFIX, default presenced: prefix of every Redis key and channel. */
   redisPrefix: string
+  /**
+   * PRESENCED_REDIS_TIMEOUT, default 500: ms a Redis command may take before the request it
+   * serves is answered 503 (Redis hanging, or too far or too busy to answer in time).
+   */
+  redisTimeoutMs: number
   /** LOG_LEVEL, default info (silent in tests). */
   logLevel: string
   /** PRESENCED_RATE_LIMIT requests per PRESENCED_RATE_WINDOW seconds per caller; default 600 per 60. */
@@ -228,6 +233,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: env.PRESENCED_REDIS_URL || undefined,
     redisCluster: cluster && cluster.length > 0 ? cluster : undefined,
     redisPrefix: env.PRESENCED_REDIS_PREFIX || 'presenced',
+    redisTimeoutMs: int(env, 'PRESENCED_REDIS_TIMEOUT', 500, 10),
     logLevel: logLevel(env),
     rateLimitMax: int(env, 'PRESENCED_RATE_LIMIT', 600, 1),
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),

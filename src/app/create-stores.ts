@@ -34,6 +34,8 @@ export interface StoreOptions {
   redisUrl?: string | undefined
   redisCluster?: readonly string[] | undefined
   redisPrefix?: string
+  /** PRESENCED_REDIS_TIMEOUT: ms a Redis command may take before it fails (a 503). */
+  redisTimeoutMs?: number
   /** PRESENCED_REALTIME_HISTORY / _AGE: each user's recent changes kept for resume. */
   realtimeHistory?: number
   realtimeHistoryAgeSeconds?: number
@@ -119,7 +121,10 @@ async function createRedisStores(
   observer: OutageObserver | undefined,
 ): Promise<Stores> {
   const outages = new StoreOutages({ log, observer })
-  const connection = new RedisConnection(target, { outages })
+  const connection = new RedisConnection(target, {
+    outages,
+    ...(options.redisTimeoutMs !== undefined && { commandTimeoutMs: options.redisTimeoutMs }),
+  })
   const keys = new RedisKeys(options.redisPrefix ?? 'presenced')
   const bus = new RedisChangeBus(connection, { channel: keys.channel() })
   if (!(await connection.waitReady(5000))) {

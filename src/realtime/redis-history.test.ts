@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { clusterForThisFile } from '../../test/helpers/redis-cluster.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../test/helpers/redis.js'
+import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../test/helpers/redis.js'
 import type { UserId } from '../core/user-id.js'
 import { RedisKeys } from '../store/redis/keys.js'
 import { RedisConnection, type RedisTarget } from '../store/redis/redis-connection.js'
@@ -17,7 +17,7 @@ const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget, bounds: HistoryBounds) {
   const prefix = uniquePrefix('hist')
-  const connection = new RedisConnection(target).retain()
+  const connection = new RedisConnection(target, PATIENT).retain()
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
   const history = new RedisHistory(connection, keys, bounds)

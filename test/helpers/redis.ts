@@ -6,6 +6,12 @@ import type { RedisTarget } from '../../src/store/redis/redis-connection.js'
 /** The development machine's Redis; tests never flush it, they delete their own prefix. */
 export const LOCAL_REDIS_URL = 'redis://127.0.0.1:6379'
 
+/**
+ * Connection options for tests that are not about a slow Redis: commands may take 5 s, not the
+ * 500 ms a server gives them, since a loaded machine's Redis answers late rather than never.
+ */
+export const PATIENT = { commandTimeoutMs: 5000 } as const
+
 /** A key prefix no other test run uses. */
 export function uniquePrefix(label = 't'): string {
   return `presenced-test:${label}:${randomBytes(6).toString('hex')}`

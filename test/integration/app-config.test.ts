@@ -35,6 +35,7 @@ test('defaults: port 8080 on every interface, ./data, 60 s sessions, admin API o
   assert.equal(config.redisUrl, undefined)
   assert.equal(config.logLevel, 'info')
   assert.equal(config.shutdownTimeoutMs, 10_000)
+  assert.equal(config.redisTimeoutMs, 500)
   assert.ok(Object.isFrozen(config))
 })
 
@@ -48,6 +49,7 @@ test('the environment overrides each setting', () => {
     PRESENCED_REDIS_CLUSTER: 'a:1, b:2,',
     PRESENCED_TRUST_PROXY: 'true',
     PRESENCED_SHUTDOWN_TIMEOUT: '2500',
+    PRESENCED_REDIS_TIMEOUT: '3000',
     LOG_LEVEL: 'debug',
   })
   assert.equal(config.port, 9000)
@@ -58,6 +60,7 @@ test('the environment overrides each setting', () => {
   assert.deepEqual(config.redisCluster, ['a:1', 'b:2'])
   assert.equal(config.trustProxy, true)
   assert.equal(config.shutdownTimeoutMs, 2500)
+  assert.equal(config.redisTimeoutMs, 3000)
   assert.equal(config.logLevel, 'debug')
 })
 
@@ -69,6 +72,10 @@ test('a bad value fails fast with a message naming the variable and the value', 
     [{ PRESENCED_SESSION_TTL: '0' }, /^PRESENCED_SESSION_TTL must be an integer >= 1, got "0"$/],
     [{ PRESENCED_SESSION_TTL: '1.5' }, /PRESENCED_SESSION_TTL/],
     [{ PRESENCED_BODY_LIMIT: '10' }, /PRESENCED_BODY_LIMIT must be an integer >= 1024/],
+    [
+      { PRESENCED_REDIS_TIMEOUT: '5' },
+      /^PRESENCED_REDIS_TIMEOUT must be an integer >= 10, got "5"$/,
+    ],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of fatal, error, warn, info/],
   ]
   for (const [env, message] of cases) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { defaultSettings, type UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { SessionWrite } from '../presence-store.js'
@@ -33,7 +33,7 @@ const invisible: UserSettings = { visibility: 'friends', invisible: true, frozen
 
 /** A node: its presence and profile stores on one connection, as createStores wires them. */
 async function node(t: TestContext, target: RedisTarget, prefix: string) {
-  const connection = new RedisConnection(target)
+  const connection = new RedisConnection(target, PATIENT)
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
   const presence = new RedisPresenceStore(connection, keys)

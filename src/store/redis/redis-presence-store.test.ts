@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test'
 import { setTimeout } from 'node:timers/promises'
 import type { Cluster } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import type { Activity, InheritedField, Session } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
 import { RedisChangeBus } from '../../realtime/redis-change-bus.js'
@@ -22,7 +22,7 @@ const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget) {
   const prefix = uniquePrefix('presence')
-  const connection = new RedisConnection(target)
+  const connection = new RedisConnection(target, PATIENT)
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
   const store = new RedisPresenceStore(connection, keys)
@@ -81,7 +81,7 @@ test('a batch of 50 ids is one MGET on a single Redis', async (t) => {
 test('sweeps on several connections (nodes) end each session exactly once', async (t) => {
   const prefix = uniquePrefix('sweep')
   t.after(() => deleteKeys(single, prefix))
-  const connections = [0, 1, 2].map(() => new RedisConnection(single))
+  const connections = [0, 1, 2].map(() => new RedisConnection(single, PATIENT))
   await Promise.all(connections.map((c) => c.waitReady()))
   const nodes = connections.map((c) => new RedisPresenceStore(c, new RedisKeys(prefix)))
   t.after(() => Promise.all(nodes.map((n) => n.close())))
@@ -157,7 +157,7 @@ test('every activity field, and keys and devices with odd characters, survive th
 
 test('an inheriting write stores what a write of its merged activity stores; a refresh is not in the history', async (t) => {
   const prefix = uniquePrefix('inherit')
-  const connection = new RedisConnection(single)
+  const connection = new RedisConnection(single, PATIENT)
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
   const store = new RedisPresenceStore(connection, keys, {
@@ -235,7 +235,7 @@ async function changesReachOtherNodes(target: RedisTarget, t: TestContext) {
   const keys = new RedisKeys(prefix)
   const nodes = await Promise.all(
     [0, 1].map(async () => {
-      const connection = new RedisConnection(target)
+      const connection = new RedisConnection(target, PATIENT)
       await connection.waitReady()
       const bus = new RedisChangeBus(connection, { channel: keys.channel() })
       await bus.subscribed

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import type { UserId } from '../../core/user-id.js'
 import { profileStoreContract } from '../contract/profile-store.contract.js'
 import { RedisKeys } from './keys.js'
@@ -15,7 +15,7 @@ const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget) {
   const prefix = uniquePrefix('profile')
-  const connection = new RedisConnection(target)
+  const connection = new RedisConnection(target, PATIENT)
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const store = new RedisProfileStore(connection, new RedisKeys(prefix))
   return {
@@ -41,7 +41,7 @@ test('data outlives the connection: a new store on the same prefix reads it back
   await first.store.setBlocked(b, a, true)
   await first.store.close()
 
-  const connection = new RedisConnection(single)
+  const connection = new RedisConnection(single, PATIENT)
   await connection.waitReady()
   const second = new RedisProfileStore(connection, new RedisKeys(first.prefix))
   t.after(() => second.close())

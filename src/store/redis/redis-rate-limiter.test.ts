@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Cluster } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { rateLimiterContract } from '../contract/rate-limiter.contract.js'
 import { RedisKeys } from './keys.js'
 import { RedisConnection, type RedisTarget } from './redis-connection.js'
@@ -20,7 +20,7 @@ const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget) {
   const prefix = uniquePrefix('rate')
-  const connection = new RedisConnection(target).retain()
+  const connection = new RedisConnection(target, PATIENT).retain()
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
   return {
@@ -39,7 +39,7 @@ rateLimiterContract('redis cluster (3 masters)', async () => open(await clusterT
 
 test('two nodes share one count per caller; windows reset by the clock passed in', async (t) => {
   const prefix = uniquePrefix('rate')
-  const connections = [new RedisConnection(single), new RedisConnection(single)]
+  const connections = [new RedisConnection(single, PATIENT), new RedisConnection(single, PATIENT)]
   await Promise.all(connections.map((c) => c.waitReady()))
   t.after(async () => {
     await Promise.all(connections.map((c) => c.retain().release()))

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { webhookStoreContract } from '../contract/webhook-store.contract.js'
 import { RedisKeys } from './keys.js'
 import { RedisConnection, type RedisTarget } from './redis-connection.js'
@@ -11,7 +11,7 @@ const clusterTarget = clusterForThisFile()
 
 async function open(target: RedisTarget) {
   const prefix = uniquePrefix('webhooks')
-  const connection = new RedisConnection(target)
+  const connection = new RedisConnection(target, PATIENT)
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const store = new RedisWebhookStore(connection, new RedisKeys(prefix))
   return {
