@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { startNodePair } from '../helpers/start-node-pair.js'
-import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { adminFetch } from '../helpers/admin-fetch.js'
+import { startApp, type StartedApp } from '../helpers/start-app.js'
 
 /*
  * Changes of one webhook made at once, on one node or on two nodes of a fleet: a webhook deleted
@@ -18,17 +19,9 @@ async function call(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; json: () => unknown; text: string }> {
-  const response = await fetch(`${app.url}${path}`, {
-    method,
-    headers: {
-      'x-api-key': ADMIN_KEY,
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-    },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  })
-  const text = await response.text()
-  assert.ok(response.status < 500, `no 5xx: ${method} ${path} ${response.status} ${text}`)
-  return { status: response.status, text, json: () => JSON.parse(text) as unknown }
+  const { status, text } = await adminFetch(app.url, method, path, body)
+  assert.ok(status < 500, `no 5xx: ${method} ${path} ${status} ${text}`)
+  return { status, text, json: () => JSON.parse(text) as unknown }
 }
 
 async function createHook(app: StartedApp, keyId: string): Promise<string> {
