@@ -5,7 +5,13 @@ import type { Activity, PresenceChange } from '../core/presence.js'
 import type { VisiblePresence, Viewer } from '../core/privacy.js'
 import { parseInt64Id, parseUserId, type UserId } from '../core/user-id.js'
 import type { CatalogueStore } from '../store/catalogue-store.js'
-import { serverSessionKey, type PresenceStore, type ServerRoster } from '../store/presence-store.js'
+import {
+  serverSessionKey,
+  ServerUniverseRefused,
+  type PresenceStore,
+  type ServerReport,
+  type ServerRoster,
+} from '../store/presence-store.js'
 import type { Clock } from './clock.js'
 
 /** Players one report may list: a server bigger than this must not exist; 10,001 is refused. */
@@ -87,15 +93,18 @@ export class GameServers {
     this.#mayWrite(writer, activity.universeId)
     const players = parsePlayers(input.players)
     const { presence, clock, sessionTtlMs } = this.#deps
-    if (writer.universes.length > 0) {
-      const existing = await presence.getServer(gameId, clock.now())
-      if (existing) this.#mayWrite(writer, existing.activity.universeId)
-    }
     const now = clock.now()
-    const changes = await presence.reportServer(
-      { gameId, players, activity, deviceType: SERVER_DEVICE_TYPE, ttlMs: sessionTtlMs },
-      now,
-    )
+    const report: ServerReport = {
+      gameId,
+      players,
+      activity,
+      deviceType: SERVER_DEVICE_TYPE,
+      ttlMs: sessionTtlMs,
+    }
+    // whose the live roster is, checked by the store in the step that replaces it: a read made
+    // before let a report of another universe land in between, and be replaced
+    if (writer.universes.length > 0) report.universes = writer.universes
+    const changes = await this.#refusedAs(writer, presence.reportServer(report, now))
     await this.#deps.applied(changes, players.length)
     const left = changes.filter((c) => c.ended !== undefined).length
     const key = serverSessionKey(gameId)
@@ -116,11 +125,12 @@ export class GameServers {
   async end(writer: ServerWriter, rawGameId: string): Promise<{ gameId: string; ended: number }> {
     const gameId = this.parseGameId(rawGameId)
     const { presence, clock } = this.#deps
-    if (writer.universes.length > 0) {
-      const roster = await presence.getServer(gameId, clock.now())
-      if (roster) this.#mayWrite(writer, roster.activity.universeId)
-    }
-    const changes = await presence.endServer(gameId, clock.now(), 'explicit')
+    // whose the roster is, checked by the store on the roster it ends (see report)
+    const universes = writer.universes.length > 0 ? writer.universes : undefined
+    const changes = await this.#refusedAs(
+      writer,
+      presence.endServer(gameId, clock.now(), 'explicit', universes),
+    )
     await this.#deps.applied(changes, 0)
     return { gameId, ended: changes.length }
   }
@@ -146,6 +156,19 @@ export class GameServers {
       return !seen.locationHidden && seen.sessions.some((s) => s.key === key)
     })
     return { ...roster, players }
+  }
+
+  /** `write`'s changes; its refusal by the store (ServerUniverseRefused) as `#mayWrite` says it. */
+  async #refusedAs(
+    writer: ServerWriter,
+    write: Promise<PresenceChange[]>,
+  ): Promise<PresenceChange[]> {
+    try {
+      return await write
+    } catch (error) {
+      if (error instanceof ServerUniverseRefused) this.#mayWrite(writer, error.universeId)
+      throw error
+    }
   }
 
   #mayWrite(writer: ServerWriter, universeId: string | undefined): void {

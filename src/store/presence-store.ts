@@ -1,3 +1,4 @@
+import { mayWriteUniverse } from '../core/api-key.js'
 import type {
   Activity,
   InheritedField,
@@ -141,11 +142,23 @@ export interface PresenceStore {
    * gets or refreshes the session `server:<gameId>`; players of the previous roster who are not
    * listed lose theirs (reason `explicit`). Returns the changes a watcher could see: players who
    * joined (or whose session restarted or changed activity) and players who left; a refresh that
-   * only moves expiry is applied but not returned. Ids must be canonical and distinct.
+   * only moves expiry is applied but not returned. Ids must be canonical and distinct. With
+   * `report.universes`, throws ServerUniverseRefused, writing nothing, when the server's live
+   * roster belongs to another universe: checked in the same step as the roster is swapped.
    */
   reportServer(report: ServerReport, now: number): Promise<PresenceChange[]>
-  /** Ends a game server and every player's session on it at once; one change per player. */
-  endServer(gameId: string, now: number, reason: OfflineReason): Promise<PresenceChange[]>
+  /**
+   * Ends a game server and every player's session on it at once; one change per player. With
+   * `universes` (a writer's allow-list, non-empty), throws ServerUniverseRefused, ending nothing,
+   * when the roster it finds is live and of another universe (one past its expiry: nothing
+   * ended), as it finds it, not as a read made before found it.
+   */
+  endServer(
+    gameId: string,
+    now: number,
+    reason: OfflineReason,
+    universes?: readonly string[],
+  ): Promise<PresenceChange[]>
   /** The roster of a game server as last reported; undefined if unknown or past its expiry. */
   getServer(gameId: string, now: number): Promise<ServerRoster | undefined>
   /**
@@ -177,6 +190,30 @@ export interface ServerReport {
   activity: Activity
   deviceType: string
   ttlMs: number
+  /**
+   * The writer's allow-list of universes, when it has one (non-empty): the report replaces a
+   * live roster only of one of these (see reportServer).
+   */
+  universes?: readonly string[]
+}
+
+/**
+ * A game server write refused in the store's own step: the server's live roster belongs to
+ * `universeId` (undefined: no known universe), which the writer's allow-list does not hold.
+ */
+export class ServerUniverseRefused extends Error {
+  constructor(readonly universeId: string | undefined) {
+    super(`the game server's roster belongs to universe ${universeId ?? '(none)'}`)
+    this.name = 'ServerUniverseRefused'
+  }
+}
+
+/** Whether a writer with allow-list `universes` (none or empty: any) may replace a roster of `universeId`. */
+export function rosterWritable(
+  universes: readonly string[] | undefined,
+  universeId: string | undefined,
+): boolean {
+  return universes === undefined || mayWriteUniverse({ universes }, universeId)
 }
 
 /** A game server's roster as last reported. */

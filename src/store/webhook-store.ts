@@ -79,6 +79,13 @@ export interface Reclaimed {
 export interface WebhookStore {
   /** Creates or replaces an endpoint; creating one creates its (empty) queue. */
   putWebhook(record: WebhookRecord): Promise<void>
+  /**
+   * Stores `next` in place of endpoint `id` if it is still `expected` (as it was read), in one
+   * step; false, storing nothing, if it changed or was deleted meanwhile. An update computed from
+   * what was read is written with it, so two updates at once never lose one another and an
+   * update never brings back an endpoint deleted meanwhile, on one node or across a fleet.
+   */
+  replaceWebhook(id: string, expected: WebhookRecord, next: WebhookRecord): Promise<boolean>
   getWebhook(id: string): Promise<WebhookRecord | undefined>
   listWebhooks(): Promise<WebhookRecord[]>
   /** Deletes an endpoint with its queue and parked events; false when there was none. */

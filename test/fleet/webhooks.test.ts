@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import { Tokens } from '../../src/service/tokens.js'
+import { adminFetch } from '../helpers/admin-fetch.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { spawnServer, type ServerProcess } from '../helpers/spawn-server.js'
 import { startReceiver, type Received, type WebhookReceiver } from '../helpers/webhook-receiver.js'
@@ -42,16 +43,8 @@ function dataDir(t: TestContext): string {
 }
 
 async function admin(node: ServerProcess, method: string, path: string, body?: unknown) {
-  const response = await fetch(node.url + path, {
-    method,
-    headers: {
-      'x-api-key': ADMIN_KEY,
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-    },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  })
-  const text = await response.text()
-  assert.ok(response.status < 300, `${method} ${path}: ${response.status} ${text}`)
+  const { status, text } = await adminFetch(node.url, method, path, body, ADMIN_KEY)
+  assert.ok(status < 300, `${method} ${path}: ${status} ${text}`)
   return text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>)
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { isScope } from '../../core/api-key.js'
-import { fail } from '../../core/errors.js'
+import { errors, fail } from '../../core/errors.js'
 import type { UserPresence } from '../../core/presence.js'
 import type { Scope, UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
@@ -84,6 +84,9 @@ export interface WebhookDetails extends WebhookInfo {
 export const MAX_WEBHOOKS = 100
 
 const invalid = (message: string) => fail('INVALID_REQUEST', message)
+
+/** Tries of one update against others landing at once, before it is answered 503. */
+const UPDATE_ATTEMPTS = 8
 
 /**
  * Webhooks, the use case: endpoints bound to API keys (their CRUD, for the admin API), the
@@ -251,21 +254,28 @@ export class Webhooks {
     if (input.secret !== undefined && input.rotateSecret) {
       throw invalid('Give secret or rotateSecret, not both.')
     }
-    const current = await store.getWebhook(id)
-    if (!current) return undefined
-    const next: WebhookRecord = { ...current, updatedAt: this.#deps.clock.now() }
-    if (input.url !== undefined) next.url = checkUrl(input.url)
-    if (input.events !== undefined) next.events = checkEvents(input.events)
-    if (input.filter !== undefined) next.filter = checkFilter(input.filter)
-    if (input.description !== undefined) next.description = checkDescription(input.description)
-    if (input.enabled !== undefined) next.enabled = input.enabled
-    if (input.secret !== undefined) next.secret = checkSecret(input.secret)
-    if (input.rotateSecret) next.secret = generateSecret()
-    // read before the write: once stored, the change is answered (a rotated secret is shown)
-    const webhook = await this.#info(next)
-    await store.putWebhook(next)
-    await this.#changed()
-    return input.rotateSecret ? { webhook, secret: next.secret } : { webhook }
+    // read, computed and written again if another change landed in between (replaceWebhook): an
+    // update never undoes another made at once, nor brings back an endpoint deleted meanwhile
+    for (let attempt = 1; ; attempt++) {
+      const current = await store.getWebhook(id)
+      if (!current) return undefined
+      const next: WebhookRecord = { ...current, updatedAt: this.#deps.clock.now() }
+      if (input.url !== undefined) next.url = checkUrl(input.url)
+      if (input.events !== undefined) next.events = checkEvents(input.events)
+      if (input.filter !== undefined) next.filter = checkFilter(input.filter)
+      if (input.description !== undefined) next.description = checkDescription(input.description)
+      if (input.enabled !== undefined) next.enabled = input.enabled
+      if (input.secret !== undefined) next.secret = checkSecret(input.secret)
+      if (input.rotateSecret) next.secret = generateSecret()
+      // read before the write: once stored, the change is answered (a rotated secret is shown)
+      const webhook = await this.#info(next)
+      if (await store.replaceWebhook(id, current, next)) {
+        await this.#changed()
+        return input.rotateSecret ? { webhook, secret: next.secret } : { webhook }
+      }
+      // each lost try means another change landed: this many at once is a client gone wrong
+      if (attempt === UPDATE_ATTEMPTS) throw errors.storeUnavailable()
+    }
   }
 
   async delete(id: string): Promise<boolean> {

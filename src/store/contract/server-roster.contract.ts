@@ -8,6 +8,7 @@ import type { Activity } from '../../core/presence.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import {
   serverSessionKey,
+  ServerUniverseRefused,
   type PresenceChange,
   type PresenceStore,
   type ServerReport,
@@ -57,6 +58,49 @@ export function serverRosterContract(name: string, factory: PresenceStoreFactory
   }
 
   describe(`PresenceStore contract, game servers: ${name}`, () => {
+    test('a writer limited to universes replaces and ends only rosters of its universes', async (t) => {
+      const store = await open(t)
+      const theirs = activityOf(GAME_A)
+      await store.reportServer(report(GAME_A, ids(1, 2)), T0)
+      // a live roster of universe 13058: a report or an end limited to 100 writes nothing
+      const ours = { ...theirs, universeId: '100' }
+      await assert.rejects(
+        store.reportServer(report(GAME_A, ids(3), { activity: ours, universes: ['100'] }), T0 + 1),
+        (error: unknown) => error instanceof ServerUniverseRefused && error.universeId === '13058',
+      )
+      await assert.rejects(
+        store.endServer(GAME_A, T0 + 1, 'explicit', ['100']),
+        (error: unknown) => error instanceof ServerUniverseRefused && error.universeId === '13058',
+      )
+      assert.deepEqual((await store.getServer(GAME_A, T0 + 1))?.players.sort(), ids(1, 2))
+      assert.equal((await store.getMany(ids(3), T0 + 1))[0]!.sessions.length, 0)
+      // its own universe among the writer's: replaced, then ended
+      const limited = { universes: ['100', '13058'] }
+      assert.deepEqual(summary(await store.reportServer(report(GAME_A, ids(2), limited), T0 + 2)), [
+        '1-explicit',
+      ])
+      assert.deepEqual(
+        summary(await store.endServer(GAME_A, T0 + 3, 'explicit', limited.universes)),
+        ['2-explicit'],
+      )
+      // past its expiry, a roster is anyone's to replace; ending one of another universe ends nothing
+      await store.reportServer(report(GAME_B, ids(4)), T0)
+      assert.deepEqual(await store.endServer(GAME_B, T0 + TTL, 'explicit', ['100']), [])
+      assert.deepEqual(
+        summary(
+          await store.reportServer(
+            report(GAME_B, ids(5), {
+              activity: { ...activityOf(GAME_B), universeId: '100' },
+              universes: ['100'],
+            }),
+            T0 + TTL,
+          ),
+        ),
+        // player 4's session expired with the roster: nothing left to end
+        ['5+'],
+      )
+    })
+
     test('a first report brings every player online on that server', async (t) => {
       const store = await open(t)
       const players = ids(1, 2, '9007199254740993')

@@ -91,6 +91,28 @@ export function webhookStoreContract(name: string, factory: WebhookStoreFactory)
       )
     })
 
+    test('an endpoint is replaced only while it is still the one read', async (t) => {
+      const store = await open(t)
+      const read = webhook('w1')
+      await store.putWebhook(read)
+      const disabled = webhook('w1', { enabled: false, updatedAt: T0 + 1 })
+      assert.equal(await store.replaceWebhook('w1', read, disabled), true)
+      assert.deepEqual(await store.getWebhook('w1'), disabled)
+      // computed from what was read before `disabled` landed: refused, nothing stored
+      const described = webhook('w1', { description: 'edited', updatedAt: T0 + 1 })
+      assert.equal(await store.replaceWebhook('w1', read, described), false)
+      assert.deepEqual(await store.getWebhook('w1'), disabled)
+      // computed from what is stored now: stored
+      const both = { ...disabled, description: 'edited', updatedAt: T0 + 2 }
+      assert.equal(await store.replaceWebhook('w1', disabled, both), true)
+      assert.deepEqual(await store.getWebhook('w1'), both)
+      // deleted meanwhile: an update does not bring it back
+      assert.equal(await store.deleteWebhook('w1'), true)
+      assert.equal(await store.replaceWebhook('w1', both, { ...both, updatedAt: T0 + 3 }), false)
+      assert.equal(await store.getWebhook('w1'), undefined)
+      assert.deepEqual(await store.listWebhooks(), [])
+    })
+
     test('claims hand out each event once, in queue order, with what was stored', async (t) => {
       const store = await open(t)
       await store.putWebhook(webhook('w1'))

@@ -28,7 +28,9 @@ import {
 import { MemoryRateLimiter } from './memory-rate-limiter.js'
 import type { LastOnlineLedger } from '../profile-store.js'
 import {
+  rosterWritable,
   serverSessionKey,
+  ServerUniverseRefused,
   sweepReason,
   type ServerReport,
   type ServerRoster,
@@ -366,6 +368,14 @@ export class MemoryPresenceStore implements PresenceStore {
     const activityJson = JSON.stringify(report.activity)
     const expiresAt = now + report.ttlMs
     const previous = this.#servers.get(report.gameId)
+    // checked in the step that writes: nothing awaits between them
+    if (
+      previous &&
+      previous.expiresAt > now &&
+      !rosterWritable(report.universes, previous.activity.universeId)
+    ) {
+      return Promise.reject(new ServerUniverseRefused(previous.activity.universeId))
+    }
     const roster: MemoryRoster = {
       players: new Set(),
       activity: report.activity,
@@ -424,9 +434,18 @@ export class MemoryPresenceStore implements PresenceStore {
     return Promise.resolve(changes)
   }
 
-  endServer(gameId: string, now: number, reason: OfflineReason): Promise<PresenceChange[]> {
+  endServer(
+    gameId: string,
+    now: number,
+    reason: OfflineReason,
+    universes?: readonly string[],
+  ): Promise<PresenceChange[]> {
     const roster = this.#servers.get(gameId)
     if (!roster) return Promise.resolve([])
+    if (!rosterWritable(universes, roster.activity.universeId)) {
+      if (!(roster.expiresAt > now)) return Promise.resolve([])
+      return Promise.reject(new ServerUniverseRefused(roster.activity.universeId))
+    }
     this.#servers.delete(gameId)
     const key = serverSessionKey(gameId)
     const changes: PresenceChange[] = []

@@ -48,7 +48,13 @@ declare module 'ioredis' {
       counts: string,
       ...args: string[]
     ): Result<string[], Context>
-    presencedServerRoster(server: string, report: string, keepMs: string): Result<string[], Context>
+    /** the players who left; with `now` and universes, ['!', universe] when refused */
+    presencedServerRoster(
+      server: string,
+      report: string,
+      keepMs: string,
+      ...nowThenUniverses: string[]
+    ): Result<string[], Context>
     presencedServerSettle(server: string, kept: string, report: string): Result<number, Context>
     presencedServerDrop(server: string, report: string): Result<number, Context>
     presencedHistoryAppend(

@@ -19,7 +19,13 @@ import {
   type RateLimiter,
   type TitleBudget,
 } from '../rate-limiter.js'
-import { serverSessionKey, type ServerReport, type ServerRoster } from '../presence-store.js'
+import {
+  rosterWritable,
+  serverSessionKey,
+  ServerUniverseRefused,
+  type ServerReport,
+  type ServerRoster,
+} from '../presence-store.js'
 import type { PrivacyStore } from '../privacy-store.js'
 import type { RedisKeys } from './keys.js'
 import {
@@ -452,41 +458,77 @@ export class RedisPresenceStore implements PresenceStore {
     const client = this.#connection.client
     const serverKey = this.#keys.server(report.gameId)
     const written = JSON.stringify(index)
-    return this.#connection.run(async () => {
-      // the roster swapped beside the listed players' sessions (one round trip); it keeps the
-      // players who left until their sessions are ended, so a retry after a failure ends them
-      const [left, ...joined] = await Promise.all([
-        client.presencedServerRoster(serverKey, written, keepMs),
-        ...this.#byBucket(report.players).map(([bucket, ids]) => apply(bucket, ids, [])),
-      ])
-      const replies = joined
-      if (left.length > 0) {
-        replies.push(
-          ...(await Promise.all(
-            this.#byBucket(left as UserId[]).map(([bucket, ids]) => apply(bucket, [], ids)),
-          )),
-        )
-        const kept = `${written.slice(0, -1)},"l":${JSON.stringify(left)}}`
-        await client.presencedServerSettle(serverKey, kept, written)
-      }
-      return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
-    })
+    const universes = report.universes
+    return thrownIfRefused(
+      this.#connection.run(async (): Promise<PresenceChange[] | ServerUniverseRefused> => {
+        let left: string[]
+        let replies: string[][]
+        if (universes !== undefined && universes.length > 0) {
+          // a writer limited to universes: the roster swapped first, in the step that checks whose
+          // it is, and the sessions written only once it is ours (a round trip more, as the read
+          // it replaces was)
+          left = await client.presencedServerRoster(
+            serverKey,
+            written,
+            keepMs,
+            String(now),
+            ...universes,
+          )
+          if (left[0] === '!') return new ServerUniverseRefused(left[1] || undefined)
+          replies = await Promise.all(
+            this.#byBucket(report.players).map(([bucket, ids]) => apply(bucket, ids, [])),
+          )
+        } else {
+          // the roster swapped beside the listed players' sessions (one round trip); it keeps the
+          // players who left until their sessions are ended, so a retry after a failure ends them
+          ;[left, ...replies] = await Promise.all([
+            client.presencedServerRoster(serverKey, written, keepMs),
+            ...this.#byBucket(report.players).map(([bucket, ids]) => apply(bucket, ids, [])),
+          ])
+        }
+        if (left.length > 0) {
+          replies.push(
+            ...(await Promise.all(
+              this.#byBucket(left as UserId[]).map(([bucket, ids]) => apply(bucket, [], ids)),
+            )),
+          )
+          const kept = `${written.slice(0, -1)},"l":${JSON.stringify(left)}}`
+          await client.presencedServerSettle(serverKey, kept, written)
+        }
+        return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
+      }),
+    )
   }
 
-  endServer(gameId: string, now: number, reason: OfflineReason): Promise<PresenceChange[]> {
+  endServer(
+    gameId: string,
+    now: number,
+    reason: OfflineReason,
+    universes?: readonly string[],
+  ): Promise<PresenceChange[]> {
     const client = this.#connection.client
     const serverKey = this.#keys.server(gameId)
-    return this.#connection.run(async () => {
-      // forgotten only once its players are ended: a retry after a failure finds them again
-      const previous = await client.get(serverKey)
-      if (previous === null) return []
-      const apply = this.#applyRoster(gameId, now, { tail: '', ttlMs: 0, reason })
-      const replies = await Promise.all(
-        this.#byBucket(playersOf(previous)).map(([bucket, ids]) => apply(bucket, [], ids)),
-      )
-      await client.presencedServerDrop(serverKey, previous)
-      return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
-    })
+    return thrownIfRefused(
+      this.#connection.run(async (): Promise<PresenceChange[] | ServerUniverseRefused> => {
+        // forgotten only once its players are ended: a retry after a failure finds them again
+        const previous = await client.get(serverKey)
+        if (previous === null) return []
+        // whose it is, as read here: only its players are ended, and it is dropped only if it is
+        // still this report; while it is live, no writer of another universe can replace it
+        const stored = JSON.parse(previous) as StoredServer
+        const universeId = (JSON.parse(stored.a) as Activity).universeId
+        if (!rosterWritable(universes, universeId)) {
+          if (!(stored.ex > now)) return []
+          return new ServerUniverseRefused(universeId)
+        }
+        const apply = this.#applyRoster(gameId, now, { tail: '', ttlMs: 0, reason })
+        const replies = await Promise.all(
+          this.#byBucket(playersOf(previous)).map(([bucket, ids]) => apply(bucket, [], ids)),
+        )
+        await client.presencedServerDrop(serverKey, previous)
+        return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
+      }),
+    )
   }
 
   getServer(gameId: string, now: number): Promise<ServerRoster | undefined> {
@@ -635,4 +677,13 @@ interface StoredServer {
 function playersOf(raw: string): UserId[] {
   const stored = JSON.parse(raw) as StoredServer
   return stored.l ? [...new Set([...stored.p, ...stored.l])] : stored.p
+}
+
+/** A roster write's changes, or its refusal thrown (out of `run`, which would make it a 503). */
+async function thrownIfRefused(
+  written: Promise<PresenceChange[] | ServerUniverseRefused>,
+): Promise<PresenceChange[]> {
+  const result = await written
+  if (result instanceof ServerUniverseRefused) throw result
+  return result
 }

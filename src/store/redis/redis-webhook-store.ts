@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isDeepStrictEqual } from 'node:util'
 import type { Result } from 'ioredis'
 import type { UserId } from '../../core/user-id.js'
 import type {
@@ -17,6 +18,13 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     presencedWebhookLease(key: string, owner: string, ttlMs: string): Result<number, Context>
     presencedWebhookRelease(key: string, owner: string): Result<number, Context>
+    /** 1 once replaced; else the stored text, or null when there is none */
+    presencedWebhookReplace(
+      webhooks: string,
+      id: string,
+      expected: string,
+      next: string,
+    ): Result<number | string | null, Context>
     presencedWebhookReplay(
       parked: string,
       queue: string,
@@ -72,6 +80,10 @@ export class RedisWebhookStore implements WebhookStore {
       numberOfKeys: 1,
       lua: lua('webhook-release.lua'),
     })
+    client.defineCommand('presencedWebhookReplace', {
+      numberOfKeys: 1,
+      lua: lua('webhook-replace.lua'),
+    })
     client.defineCommand('presencedWebhookReplay', {
       numberOfKeys: 2,
       lua: lua('webhook-replay.lua'),
@@ -104,6 +116,27 @@ export class RedisWebhookStore implements WebhookStore {
         if (!/BUSYGROUP/.test((error as Error).message)) throw error
       }
       await this.#client.hset(this.#webhooks(), record.id, JSON.stringify(record))
+    })
+  }
+
+  replaceWebhook(id: string, expected: WebhookRecord, next: WebhookRecord): Promise<boolean> {
+    const text = JSON.stringify(next)
+    return this.#connection.run(async () => {
+      let expectedText = JSON.stringify(expected)
+      // a second try when the stored text says the same in other words (another version wrote it)
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const stored = await this.#client.presencedWebhookReplace(
+          this.#webhooks(),
+          id,
+          expectedText,
+          text,
+        )
+        if (stored === 1) return true
+        if (typeof stored !== 'string' || stored === expectedText) return false
+        if (!isDeepStrictEqual(JSON.parse(stored), expected)) return false
+        expectedText = stored
+      }
+      return false
     })
   }
 

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import type Database from 'better-sqlite3'
 import type { UserId } from '../../core/user-id.js'
 import type {
@@ -150,6 +151,14 @@ export class SqliteWebhookStore implements WebhookStore {
   putWebhook(record: WebhookRecord): Promise<void> {
     this.#stmt.put.run(record.id, JSON.stringify(record))
     return Promise.resolve()
+  }
+
+  replaceWebhook(id: string, expected: WebhookRecord, next: WebhookRecord): Promise<boolean> {
+    // one process owns the database and nothing awaits between the read and the write
+    const row = this.#stmt.get.get(id)
+    if (!row || !isDeepStrictEqual(JSON.parse(row.record), expected)) return Promise.resolve(false)
+    this.#stmt.put.run(id, JSON.stringify(next))
+    return Promise.resolve(true)
   }
 
   getWebhook(id: string): Promise<WebhookRecord | undefined> {

@@ -6,10 +6,21 @@
 -- KEYS[1] - the server's last report
 -- ARGV[1] - the new report, JSON without "l" (ends with '}')
 -- ARGV[2] - how long to keep it, ms
+-- ARGV[3] - optional: now, epoch ms; then ARGV[4..] - the writer's universes: a live report
+--           (its "ex" after now) of a universe not among them is kept, nothing written, and
+--           {'!', its universe or ''} returned ('!' is no user id)
 local previous = redis.call('GET', KEYS[1])
 local left = {}
 if previous then
   local old = cjson.decode(previous)
+  if ARGV[3] and tonumber(old.ex) > tonumber(ARGV[3]) then
+    local universe = cjson.decode(old.a).universeId
+    local allowed = false
+    for i = 4, #ARGV do
+      if ARGV[i] == universe then allowed = true end
+    end
+    if not allowed then return {'!', type(universe) == 'string' and universe or ''} end
+  end
   local listed = {}
   for _, id in ipairs(cjson.decode(ARGV[1]).p) do listed[id] = true end
   local seen = {}
