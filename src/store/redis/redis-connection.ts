@@ -187,7 +187,7 @@ export class MgetCommand extends Command {
 }
 
 /** A joined MGET's reply split among its waiters, each as it asked (strings or Buffers). */
-function splitMget(group: MgetGroup, values: readonly (Buffer | null)[]): void {
+function splitMget(group: MgetGroup, values: (Buffer | null)[]): void {
   let from = 0
   for (const w of group.waiters) {
     const count = w.keys.length
