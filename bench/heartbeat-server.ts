@@ -17,6 +17,7 @@ import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
 import { fixedReply } from '../src/protocols/shared/lean-routes.js'
 import { startCpuProfile } from './lib/cpu-profile.js'
+import { putPlaces } from './lib/game-servers.js'
 import { countedRedisStores } from './redis-setup.js'
 
 const { values } = parseArgs({
@@ -41,15 +42,7 @@ const presenced = await buildApp(
   counted ? { stores: counted.stores } : {},
 )
 const { service } = presenced
-for (let p = 0; p < Number(values.places); p++) {
-  const placeId = String(1_000_000 + p)
-  await service.putPlace({
-    placeId,
-    universeId: String(2_000_000 + p),
-    rootPlaceId: placeId,
-    name: `Place ${p}`,
-  })
-}
+await putPlaces(service, Number(values.places))
 const tokens: string[] = []
 for (let i = 1; i <= Number(values.tokens); i++) {
   tokens.push(await presenced.tokens.issue(String(i) as UserId, { ttlSeconds: 3600 }))

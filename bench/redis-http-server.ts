@@ -6,16 +6,13 @@
  * loadSeconds, redisBytesPerSession}; GET on statsPort answers {writes}: round trips so far.
  * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { Session } from 'node:inspector'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Redis } from 'ioredis'
-import { buildApp } from '../src/app/build-app.js'
-import { testConfig } from '../src/app/config.js'
-import { countedRedisStores, usedMemory, type CountedStores } from './redis-setup.js'
+import { benchPresenced, putPlaces, reportPlayers } from './lib/game-servers.js'
+import { usedMemory } from './redis-setup.js'
 
 const { values } = parseArgs({
   options: {
@@ -28,46 +25,19 @@ const { values } = parseArgs({
   },
 })
 const users = Number(values.users)
-const PLAYERS_PER_SERVER = 100
 const PLACES = 500
 
-let counted: CountedStores | undefined
-if (values.mode === 'redis') counted = await countedRedisStores(values.url!, values.prefix)
-const presenced = await buildApp(
-  testConfig({
-    dataDir: mkdtempSync(join(tmpdir(), 'presenced-bench-')),
-    sessionTtlSeconds: 3600,
-    rateLimitMax: 1_000_000_000,
-  }),
-  counted ? { stores: counted.stores } : {},
+const { presenced, counted } = await benchPresenced(
+  values.mode === 'redis' ? values.url! : undefined,
+  values.prefix,
 )
-await presenced.service.stop()
 const { service } = presenced
-for (let p = 0; p < PLACES; p++) {
-  const placeId = String(1_000_000 + p)
-  await service.putPlace({
-    placeId,
-    universeId: String(2_000_000 + p),
-    rootPlaceId: placeId,
-    name: `Place ${p}`,
-  })
-}
+await putPlaces(service, PLACES)
 
 const redis = counted?.connection.client as Redis | undefined
 const memoryBefore = redis ? await usedMemory(redis) : 0
-const servers = service.servers
 const started = performance.now()
-for (let s = 0; s * PLAYERS_PER_SERVER < users; s++) {
-  const players: string[] = []
-  for (let j = 1; j <= PLAYERS_PER_SERVER && s * PLAYERS_PER_SERVER + j <= users; j++) {
-    players.push(String(s * PLAYERS_PER_SERVER + j))
-  }
-  await servers.report(
-    { keyId: 'bench', universes: [] },
-    `6f1c1b4e-2f7a-4f5e-9a57-${String(s).padStart(12, '0')}`,
-    { placeId: String(1_000_000 + (s % PLACES)), players },
-  )
-}
+await reportPlayers(service, users, PLACES)
 const loadSeconds = (performance.now() - started) / 1000
 const redisBytesPerSession = redis ? ((await usedMemory(redis)) - memoryBefore) / users : 0
 

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Redis } from 'ioredis'
-import { startPartlyAssignedCluster } from '../../../test/helpers/redis-cluster.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  freePort,
+  startPartlyAssignedCluster,
+  startRedisServer,
+} from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { RedisConnection, mgetBytes } from './redis-connection.js'
 
@@ -92,14 +99,8 @@ test('commands beside the MGET go out in its write, each with its own reply or e
   await client.set(`${prefix}:v`, 'value')
   const before = writes()
   const [incremented, refused, values] = await Promise.allSettled([
-    connection.beside<number>(
-      (p) => p.incr(`${prefix}:n`),
-      (c) => c.incr(`${prefix}:n`),
-    ),
-    connection.beside<number>(
-      (p) => p.incr(`${prefix}:text`),
-      (c) => c.incr(`${prefix}:text`),
-    ),
+    connection.beside<number>('incr', [`${prefix}:n`], (c) => c.incr(`${prefix}:n`)),
+    connection.beside<number>('incr', [`${prefix}:text`], (c) => c.incr(`${prefix}:text`)),
     connection.mget([`${prefix}:v`, `${prefix}:none`]),
   ])
   assert.equal(writes() - before, 1, 'one write for all three')
@@ -107,6 +108,35 @@ test('commands beside the MGET go out in its write, each with its own reply or e
   assert.equal(refused.status, 'rejected')
   assert.match(String((refused as PromiseRejectedResult).reason), /not an integer/)
   assert.deepEqual(values, { status: 'fulfilled', value: ['value', null] })
+})
+
+test('a script beside the MGET runs when Redis has forgotten it (NOSCRIPT: sent again as EVAL)', async (t) => {
+  // a Redis of its own: SCRIPT FLUSH must not touch the machine's
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-noscript-'))
+  const port = await freePort()
+  const server = await startRedisServer(port, dir, ['--appendonly', 'no'])
+  t.after(async () => {
+    await server.kill()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const connection = new RedisConnection({ url: `redis://127.0.0.1:${port}` }).retain()
+  t.after(() => connection.release())
+  assert.ok(await connection.waitReady(), 'its Redis must be reachable')
+  // the first call finds no script either (never loaded on this Redis)
+  const hit = () =>
+    Promise.all([
+      connection.besideScript<number[]>(
+        'presencedRateLimit',
+        ['w:{b1}:a', 'w:{b1}:b'],
+        ['60000', '1000'],
+      ),
+      connection.mget(['none']),
+    ])
+  assert.deepEqual(await hit(), [[1, 1], [null]])
+  assert.deepEqual(await hit(), [[2, 2], [null]])
+  await connection.client.script('FLUSH')
+  assert.deepEqual(await hit(), [[3, 3], [null]])
+  assert.deepEqual(await connection.mget(['w:{b1}:a']), ['3'])
 })
 
 test('on a cluster whose slots are not all assigned: not ready until each has a master', async (t) => {

@@ -5,9 +5,7 @@ import {
   Cluster,
   Command,
   Redis,
-  type ChainableCommander,
   type ClusterOptions,
-  type Pipeline,
   type RedisOptions,
   type Result,
 } from 'ioredis'
@@ -143,11 +141,26 @@ export interface MgetKeys {
   heads?: ReadonlyArray<Buffer | undefined> | undefined
 }
 
-/** A command of the tick's pipeline (RedisConnection.beside) and what waits for its reply. */
+/** A command of the tick's write (RedisConnection.beside) and what waits for its reply. */
 interface TickCall {
-  add: (pipeline: ChainableCommander) => unknown
+  /** Hands the call's command to the client, written to `out`; settles with the reply. */
+  send: (client: Redis, out: BatchWrite) => Promise<unknown>
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
+}
+
+/** Where the commands of a batch are written (see RedisConnection.#send). */
+interface BatchWrite {
+  writable: boolean
+  write(writable: string | Buffer): boolean
+}
+
+/**
+ * `command` sent by `client`, written to `out` (ioredis writes a command to the stream it is
+ * given, as its Pipeline does; its type names sockets only).
+ */
+function sendTo(client: Redis, command: Command, out: BatchWrite): void {
+  client.sendCommand(command, out as unknown as Parameters<Redis['sendCommand']>[1])
 }
 
 /** The callers who share one joined MGET, each with its keys, in order. */
@@ -182,6 +195,17 @@ export class MgetCommand extends Command {
 
   override toWritable(): Buffer {
     return this.#bytes
+  }
+}
+
+/** A joined MGET's reply split among its waiters, each as it asked (strings or Buffers). */
+function splitMget(group: MgetGroup, values: (Buffer | null)[]): void {
+  let from = 0
+  for (const w of group.waiters) {
+    const count = w.keys.length
+    if (w.strings) w.resolve(stringsOf(values, from, count))
+    else w.resolve(count === values.length ? values : values.slice(from, from + count))
+    from += count
   }
 }
 
@@ -634,7 +658,7 @@ export class RedisConnection {
     const batch = this.#pending
     if (batch === undefined) return
     this.#pending = undefined
-    void this.#send(batch)
+    this.#send(batch)
   }
 
   /**
@@ -674,59 +698,104 @@ export class RedisConnection {
 
   /**
    * A command that goes out in the same write as this tick's MGET, so that, e.g., a request's
-   * rate limit costs no round trip of its own beside its read: `add` puts it on the tick's
-   * pipeline (e.g. `(p) => p.presencedRateLimit(…)`); resolves with its reply. On a cluster, a
-   * pipeline spans one slot, so the command goes through the client's auto-pipelining instead
+   * relations cost no round trip of their own beside its read: `name` with `args`, its reply as
+   * ioredis's command functions give it (strings as utf-8); resolves with the reply. On a
+   * cluster, a write spans one node, so it goes through the client's auto-pipelining instead
    * (`direct`).
    */
   beside<T>(
-    add: (pipeline: ChainableCommander) => unknown,
+    name: string,
+    args: readonly string[],
     direct: (client: RedisClient) => Promise<T>,
   ): Promise<T> {
     if (this.isCluster) return direct(this.client)
-    const batch = this.#batch()
-    return new Promise<T>((resolve, reject) => {
-      batch.calls.push({ add, resolve: resolve as (value: unknown) => void, reject })
+    return this.#beside((client, out) => {
+      const command = new Command(name, args as string[], { replyEncoding: 'utf8' })
+      sendTo(client, command, out)
+      return command.promise
     })
   }
 
-  /** Sends a batch as one pipeline (one write); settles when every reply is in. */
-  async #send(batch: Batch): Promise<void> {
-    let results: Array<[error: Error | null, result: unknown]> | null
-    try {
-      // a Pipeline, whose public sendCommand takes a Command as it is
-      const pipeline = (this.client as Redis).pipeline() as ChainableCommander &
-        Pick<Pipeline, 'sendCommand'>
-      for (const call of batch.calls) call.add(pipeline)
-      for (const group of batch.mgets) {
-        pipeline.sendCommand(new MgetCommand(group.waiters))
-      }
-      results = await pipeline.exec()
-      if (!results) throw new Error('pipeline discarded')
-    } catch (error) {
-      for (const call of batch.calls) call.reject(error)
-      for (const group of batch.mgets) for (const w of group.waiters) w.reject(error)
-      return
-    }
-    batch.calls.forEach((call, i) => {
-      const [error, value] = results[i]!
-      if (error) call.reject(error)
-      else call.resolve(value)
+  /**
+   * A variadic script (see `variadic`) in the write of this tick's MGET, as `beside`: e.g. a
+   * read's rate limit. On a cluster as `variadic`.
+   */
+  besideScript<T>(
+    script: VariadicScript,
+    keys: readonly string[],
+    args: readonly string[],
+  ): Promise<T> {
+    if (this.isCluster) return this.variadic(script, keys, args)
+    return this.#beside((client, out) => this.#evalsha(client, out, script, keys, args))
+  }
+
+  #beside<T>(send: TickCall['send']): Promise<T> {
+    const batch = this.#batch()
+    return new Promise<T>((resolve, reject) => {
+      batch.calls.push({ send, resolve: resolve as (value: unknown) => void, reject })
     })
-    batch.mgets.forEach((group, i) => {
-      const [error, reply] = results[batch.calls.length + i]!
-      if (error) {
-        for (const w of group.waiters) w.reject(error)
-        return
-      }
-      const values = reply as (Buffer | null)[]
-      let from = 0
-      for (const w of group.waiters) {
-        const count = w.keys.length
-        if (w.strings) w.resolve(stringsOf(values, from, count))
-        else w.resolve(count === values.length ? values : values.slice(from, from + count))
-        from += count
-      }
+  }
+
+  /**
+   * Sends a batch in one write: each command handed to the client as it is (queued for its
+   * reply, with its timeout, as ioredis sends any command), its bytes gathered and written
+   * together, as a Pipeline does. Not a Pipeline: building one per batch (it copies every
+   * defined script onto itself), each script's EVALSHA through its Script wrapper and the exec's
+   * result arrays cost more than the commands (issue 19: 0.75x the node CPU of a 50-id read).
+   */
+  #send(batch: Batch): void {
+    const client = this.client as Redis
+    const parts: Array<string | Buffer> = []
+    let gathering = true
+    // a command ioredis writes again later (a resend after reconnection) goes to the socket
+    const out: BatchWrite = {
+      writable: true,
+      write: (writable) => {
+        if (gathering) return parts.push(writable) > 0
+        return client.stream.write(writable)
+      },
+    }
+    for (const call of batch.calls) call.send(client, out).then(call.resolve, call.reject)
+    for (const group of batch.mgets) {
+      const command = new MgetCommand(group.waiters)
+      sendTo(client, command, out)
+      command.promise.then(
+        (reply) => splitMget(group, reply as unknown as (Buffer | null)[]),
+        (error: unknown) => {
+          for (const w of group.waiters) w.reject(error)
+        },
+      )
+    }
+    gathering = false
+    // nothing gathered when the client refused every command (not connected)
+    if (parts.length === 0) return
+    client.stream.write(
+      parts.length === 1
+        ? parts[0]!
+        : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))),
+    )
+  }
+
+  /**
+   * EVALSHA of a variadic script sent as it is (no auto-pipelining, no Script wrapper), and EVAL
+   * when Redis does not have the script (NOSCRIPT: a restarted or flushed Redis), as ioredis's
+   * Script does.
+   */
+  #evalsha(
+    client: Redis,
+    out: BatchWrite,
+    name: VariadicScript,
+    keys: readonly string[],
+    args: readonly string[],
+  ): Promise<unknown> {
+    const script = this.#variadic.get(name)!
+    const command = new Command('evalsha', [script.sha, keys.length, ...keys, ...args])
+    sendTo(client, command, out)
+    return command.promise.catch((error: unknown) => {
+      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
+      const again = new Command('eval', [script.lua, keys.length, ...keys, ...args])
+      client.sendCommand(again)
+      return again.promise
     })
   }
 

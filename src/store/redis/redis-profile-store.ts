@@ -99,18 +99,16 @@ export class RedisProfileStore implements ProfileStore {
       // issued together, in the write of the tick's MGET (one round trip to the viewer's shard)
       const c = this.#connection
       const member = (key: string) =>
-        c.beside<number[]>(
-          (p) => p.smismember(key, ...targets),
-          (client) => client.smismember(key, ...targets),
+        c.beside<number[]>('smismember', [key, ...targets], (client) =>
+          client.smismember(key, ...targets),
         )
       const sightKey = k.blockSight(viewer)
       const [friends, blocks, blockedBy, sights] = await Promise.all([
         member(k.friends(viewer)),
         member(k.blocks(viewer)),
         member(k.blockedBy(viewer)),
-        c.beside<(string | null)[]>(
-          (p) => p.hmget(sightKey, ...targets),
-          (client) => client.hmget(sightKey, ...targets),
+        c.beside<(string | null)[]>('hmget', [sightKey, ...targets], (client) =>
+          client.hmget(sightKey, ...targets),
         ),
       ])
       return targets.map((_, i): Relation => {

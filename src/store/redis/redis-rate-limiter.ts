@@ -39,10 +39,7 @@ export class RedisRateLimiter implements RateLimiter {
     const connection = this.#connection
     return connection.run(async () => {
       // in the write of this tick's MGET: a read's rate limit adds no round trip
-      const counts = await connection.beside<number[]>(
-        (pipeline) => pipeline.presencedRateLimit(String(windows.length), ...windows, ...lengths),
-        () => connection.variadic('presencedRateLimit', windows, lengths),
-      )
+      const counts = await connection.besideScript<number[]>('presencedRateLimit', windows, lengths)
       return verdictOf(rules, counts, now)
     })
   }
