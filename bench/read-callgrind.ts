@@ -24,7 +24,7 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { blockedOf, friendsOf } from './lib/population.js'
 import { presencedEnv } from './lib/processes.js'
-import { bodyOf, type IdMix } from './lib/wrk.js'
+import { bodyOf, drawIds, type IdMix } from './lib/wrk.js'
 
 const { values } = parseArgs({
   options: {
@@ -78,29 +78,7 @@ function generator(seed: number): () => number {
 
 function bodies(count: number, seed: number): string[] {
   const random = generator(seed)
-  const out: string[] = []
-  for (let r = 0; r < count; r++) {
-    const seen = new Set<number>()
-    const draw = (pick: () => number, n: number) => {
-      while (n > 0) {
-        const id = pick()
-        if (seen.has(id)) continue
-        seen.add(id)
-        n--
-      }
-    }
-    for (const list of mix.lists ?? []) {
-      draw(() => list.ids[Math.floor(random() * list.ids.length)]!, list.count)
-    }
-    draw(() => 1 + Math.floor(random() * users), mix.random)
-    const drawn = [...seen]
-    for (let i = drawn.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1))
-      ;[drawn[i], drawn[j]] = [drawn[j]!, drawn[i]!]
-    }
-    out.push(bodyOf('roblox', drawn))
-  }
-  return out
+  return Array.from({ length: count }, () => bodyOf('roblox', drawIds(mix, random)))
 }
 
 interface Started {
