@@ -27,8 +27,11 @@ export function idsPerRequest(mix: IdMix): number {
   return mix.random + (mix.lists ?? []).reduce((sum, list) => sum + list.count, 0)
 }
 
-/** One request's ids as wrk's script draws them (for the reply checks, in this process). */
-export function drawIds(mix: IdMix): number[] {
+/**
+ * One request's ids as wrk's script draws them (for the reply checks, in this process);
+ * `random` may be a seeded generator, for the same ids in every run.
+ */
+export function drawIds(mix: IdMix, random: () => number = Math.random): number[] {
   const seen = new Set<number>()
   const draw = (pick: () => number, count: number) => {
     for (let n = 0; n < count;) {
@@ -39,12 +42,12 @@ export function drawIds(mix: IdMix): number[] {
     }
   }
   for (const list of mix.lists ?? []) {
-    draw(() => list.ids[Math.floor(Math.random() * list.ids.length)]!, list.count)
+    draw(() => list.ids[Math.floor(random() * list.ids.length)]!, list.count)
   }
-  draw(() => 1 + Math.floor(Math.random() * mix.users), mix.random)
+  draw(() => 1 + Math.floor(random() * mix.users), mix.random)
   const ids = [...seen]
   for (let i = ids.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
+    const j = Math.floor(random() * (i + 1))
     ;[ids[i], ids[j]] = [ids[j]!, ids[i]!]
   }
   return ids

