@@ -7,6 +7,10 @@
  * `--skeleton`: the same app, but the heartbeat's lean route only reads the body and answers
  * `{}` (no auth, rate limit, parse or write): what Node's HTTP and the lean path cost in this
  * process, so bench/heartbeat.ts can show where presenced's CPU per heartbeat goes.
+ * `--stop-after auth|parse|write`: the skeleton's route doing the real route's steps up to that
+ * one, then answering `{}`: `auth` (the Bearer token checked, the caller a user), `parse` (the
+ * body's lossless JSON and the Roblox request's checks), `write` (the service's heartbeat: place,
+ * store write, history and change bus; without the rate limit, which the full route adds).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,7 +19,11 @@ import { parseArgs } from 'node:util'
 import { buildApp } from '../src/app/build-app.js'
 import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
+import type { Activity } from '../src/core/presence.js'
+import { robloxCredential } from '../src/protocols/roblox/auth.js'
+import { deviceOf, parseRegisterRequest } from '../src/protocols/roblox/requests.js'
 import { fixedReply } from '../src/protocols/shared/lean-routes.js'
+import { parseJsonBody } from '../src/protocols/shared/lossless-json.js'
 import { startCpuProfile } from './lib/cpu-profile.js'
 import { putPlaces } from './lib/game-servers.js'
 import { countedRedisStores } from './redis-setup.js'
@@ -30,6 +38,7 @@ const { values } = parseArgs({
     prefix: { type: 'string', default: 'bench-heartbeat' },
     secret: { type: 'string' },
     skeleton: { type: 'boolean', default: false },
+    'stop-after': { type: 'string' },
   },
 })
 const counted = values.redis ? await countedRedisStores(values.redis, values.prefix) : undefined
@@ -49,7 +58,11 @@ for (let i = 1; i <= Number(values.tokens); i++) {
 }
 writeFileSync(values['token-file']!, tokens.join('\n'))
 
-if (values.skeleton) {
+const stopAfter = values['stop-after']
+if (stopAfter !== undefined && !['auth', 'parse', 'write'].includes(stopAfter)) {
+  throw new Error(`--stop-after: auth, parse or write, not ${stopAfter}`)
+}
+if (values.skeleton || stopAfter !== undefined) {
   const path = '/v1/presence/register-app-presence'
   const answer = fixedReply({
     status: 200,
@@ -62,8 +75,33 @@ if (values.skeleton) {
     path,
     route: path,
     internalError: answer,
-    async handle(_request, _ip, body) {
-      await body()
+    async handle(request, ip, body) {
+      if (stopAfter === undefined) {
+        await body()
+        return answer
+      }
+      // the real route's steps, up to `stopAfter`
+      const caller = service.auth.requireUser(
+        await service.auth.authenticate(robloxCredential(request.headers), ip),
+      )
+      const text = await body()
+      if (stopAfter === 'auth') return answer
+      const parsed = parseRegisterRequest(parseJsonBody(text))
+      if (stopAfter === 'parse') return answer
+      // the write without its rate limit, the change published as the route's is
+      const activity: Activity = {
+        kind: parsed.placeId !== undefined ? 'inGame' : 'online',
+      }
+      if (parsed.location !== undefined) activity.location = parsed.location
+      if (parsed.placeId !== undefined) activity.placeId = parsed.placeId
+      const device = deviceOf(parsed, request.headers['user-agent'])
+      await service.heartbeat({
+        userId: caller.userId,
+        key: `app:${device.platform}`,
+        source: 'app',
+        deviceType: device.deviceType,
+        activity,
+      })
       return answer
     },
   })

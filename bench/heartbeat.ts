@@ -13,8 +13,10 @@
  *
  *   npm run bench:heartbeat -- [--rounds 3] [--seconds 6] [--connections 50] [--tokens 2000]
  *                              [--profile presenced.cpuprofile] [--redis redis://host:port]
- *                              [--in-game 0.5]
+ *                              [--in-game 0.5] [--steps]
  *
+ * `--steps`: three more servers, presenced's route stopped after each of its steps (auth, parse,
+ * write: heartbeat-server.ts --stop-after), so the run prints the CPU per request of each step.
  * `--in-game`: the share of bodies in a catalogued place (the rest online at home). At 0 every
  * body is the same, so after each user's first heartbeat every one is a refresh (nothing visible
  * changes), as most heartbeats of a real client are.
@@ -41,6 +43,7 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     baseline: { type: 'string' },
     'in-game': { type: 'string', default: '0.5' },
+    steps: { type: 'boolean', default: false },
   },
 })
 const PATH = '/v1/presence/register-app-presence'
@@ -56,6 +59,18 @@ const serverArgs = (tokens: string) => [
   ...['--tokens', String(values.tokens), '--token-file', tokens, '--secret', secret],
   ...(values.redis ? ['--redis', values.redis, '--prefix', prefix] : []),
 ]
+const STEPS = ['auth', 'parse', 'write'] as const
+const stepServers = values.steps
+  ? await Promise.all(
+      STEPS.map((step) =>
+        spawnJson<{ port: number }>('bench/heartbeat-server.ts', [
+          ...serverArgs(join(dir, `${step}-tokens.txt`)),
+          '--stop-after',
+          step,
+        ]),
+      ),
+    )
+  : []
 const [presenced, naive, bare, skeleton, baseline] = await Promise.all([
   spawnJson<{ port: number }>('bench/heartbeat-server.ts', [
     ...serverArgs(tokenFile),
@@ -77,13 +92,15 @@ const [presenced, naive, bare, skeleton, baseline] = await Promise.all([
 ])
 const tokens = readFileSync(tokenFile, 'utf8').split('\n')
 
-type Name = 'bare node:http' | 'naive fastify' | 'presenced' | 'skeleton' | 'baseline'
+type Step = `to ${(typeof STEPS)[number]}`
+type Name = 'bare node:http' | 'naive fastify' | 'presenced' | 'skeleton' | 'baseline' | Step
 const servers: Partial<Record<Name, typeof bare>> = {
   'bare node:http': bare,
   'naive fastify': naive,
   presenced,
   skeleton,
   ...(baseline && { baseline }),
+  ...Object.fromEntries(stepServers.map((server, k) => [`to ${STEPS[k]}`, server])),
 }
 const names = Object.keys(servers) as Name[]
 const ports = (name: Name) => servers[name]!.info.port
@@ -219,11 +236,25 @@ try {
       `process and lean path (skeleton), +${(cpuOf('presenced') - cpuOf('skeleton')).toFixed(1)} µs ` +
       `for the heartbeat itself`,
   )
+  if (stepServers.length > 0) {
+    let before = cpuOf('skeleton')
+    const parts = STEPS.map((step) => {
+      const at = cpuOf(`to ${step}`)
+      const part = `${step} +${(at - before).toFixed(1)}`
+      before = at
+      return part
+    })
+    console.log(
+      `the heartbeat's steps over the skeleton (medians, µs): ${parts.join(', ')}, ` +
+        `rate limit and the rest of the route +${(cpuOf('presenced') - before).toFixed(1)}`,
+    )
+  }
 } finally {
   naive.child.kill()
   bare.child.kill()
   await stop(skeleton.child)
   if (baseline) await stop(baseline.child)
+  for (const server of stepServers) await stop(server.child)
   await stop(presenced.child)
   if (values.redis) {
     await deleteKeys({ url: values.redis }, prefix)

@@ -1,5 +1,5 @@
 import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose'
-import { createHmac, hash } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import { parseUserId, type UserId } from '../core/user-id.js'
 import { ExternalTokens, type ExternalTokenOptions } from './external-tokens.js'
 import { assertDateClaims } from './token-dates.js'
@@ -53,16 +53,23 @@ interface Remembered {
   until: number
   /** #placements when it was last put at the young end of the Map's order. */
   placed: number
+  /** The Map's key (ownCopy), put back when the entry moves: a lookup's token may be a slice. */
+  key: string
 }
 
 /**
- * What the cache of verified tokens is keyed by: the token's SHA-256 (32 one-byte characters),
- * not the token. A Bearer token is a slice of its request's header and would keep the whole
- * header alive for as long as it is remembered (about 230 bytes per open real-time connection);
- * a collision-resistant digest answers only for the very same token.
+ * The token as the cache of verified tokens keeps it: a copy of its own. A Bearer token is a
+ * slice of its request's header and, kept as it is, would keep the whole header alive for as long
+ * as it is remembered (about 230 bytes per open real-time connection). Only an entry being added
+ * is copied: a lookup uses the token as it came (a Map compares text, so a slice finds its copy).
+ * Keyed by the text itself, not a digest of it: the SHA-256 of every request's token (and the
+ * string made of it) was about 10k instructions per heartbeat, a remembered token's whole check
+ * otherwise; the text answers only for the very same token, as a digest did. Undefined for a
+ * token whose text would not come back the same from utf-8 (a lone surrogate): never remembered.
  */
-function keyOf(token: string): string {
-  return hash('sha256', token, 'binary')
+function ownCopy(token: string): string | undefined {
+  const copy = Buffer.from(token, 'utf8').toString('utf8')
+  return copy === token ? copy : undefined
 }
 
 /**
@@ -85,7 +92,7 @@ export class Tokens {
   /** Imported once: importing the key on every verify was 15 % of a heartbeat's CPU time. */
   readonly #hmacKey: Promise<CryptoKey>
   readonly #external: ExternalTokens | undefined
-  /** keyOf(token) → claims until `until` (epoch ms); Map order: about least recently used first. */
+  /** token → claims until `until` (epoch ms); Map order: about least recently used first. */
   readonly #verified = new Map<string, Remembered>()
   /** Counts insertions into #verified: how young an entry is in its order. */
   #placements = 0
@@ -135,8 +142,7 @@ export class Tokens {
   async check(token: string): Promise<TokenClaims | TokenRefusal> {
     if (token.length === 0 || token.length > 4096) return 'forged'
     const now = this.#now()
-    const key = keyOf(token)
-    return this.#remembered(key, now) ?? (await this.#check(token, key, now))
+    return this.#remembered(token, now) ?? (await this.#check(token, now))
   }
 
   /** Verified tokens held in memory now, at most `cacheSize` (for metrics and tests). */
@@ -144,28 +150,28 @@ export class Tokens {
     return this.#verified.size
   }
 
-  #remembered(key: string, now: number): TokenClaims | undefined {
-    const entry = this.#verified.get(key)
+  #remembered(token: string, now: number): TokenClaims | undefined {
+    const entry = this.#verified.get(token)
     if (!entry) return undefined
     if (entry.until <= now) {
-      this.#verified.delete(key)
+      this.#verified.delete(token)
       return undefined
     }
     // Moving a token to the young end on every hit was a Map delete and insert per request;
     // one that moved in the last eighth of the cache's placements is young enough to stay.
     if (this.#placements - entry.placed > this.#cacheSize >> 3) {
-      this.#verified.delete(key)
-      this.#place(key, entry)
+      this.#verified.delete(token)
+      this.#place(entry)
     }
     return entry.claims
   }
 
-  #place(key: string, entry: Remembered): void {
+  #place(entry: Remembered): void {
     entry.placed = this.#placements++
-    this.#verified.set(key, entry)
+    this.#verified.set(entry.key, entry)
   }
 
-  async #check(token: string, key: string, now: number): Promise<TokenClaims | TokenRefusal> {
+  async #check(token: string, now: number): Promise<TokenClaims | TokenRefusal> {
     let claims: TokenClaims | TokenRefusal = 'forged'
     try {
       const { alg } = decodeProtectedHeader(token)
@@ -180,7 +186,9 @@ export class Tokens {
     if (typeof claims === 'string') return claims
     Object.freeze(claims)
     const until = Math.min(now + MAX_REMEMBER_MS, claims.exp * 1000)
-    this.#place(key, { claims, until, placed: 0 })
+    const key = ownCopy(token)
+    if (key === undefined) return claims
+    this.#place({ claims, until, placed: 0, key })
     if (this.#verified.size > this.#cacheSize) {
       this.#verified.delete(this.#verified.keys().next().value!)
     }
