@@ -12,6 +12,7 @@ import {
   type LocalRedisCluster,
 } from '../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, uniquePrefix } from '../../test/helpers/redis.js'
+import { startTcpProxy } from '../../test/helpers/tcp-proxy.js'
 import type { UserId } from '../core/user-id.js'
 import { RedisConnection, type RedisTarget } from '../store/redis/redis-connection.js'
 import type { BusEvent } from './change-bus.js'
@@ -111,4 +112,57 @@ test('a first subscription that times out (Redis stalled at start) is retried un
   await publisher.client.publish(channel, JSON.stringify({ n: 'another node', e: event }))
   assert.deepEqual(await heard, event)
   publisher.client.disconnect()
+})
+
+test('a resubscription that times out after a reconnect is no unhandled rejection, and is retried until it holds', async (t) => {
+  // ioredis resubscribed by itself on reconnect and left that SUBSCRIBE's promise to nobody: on
+  // a Redis slow to answer (a loaded machine, one just restarted) its command timeout rejected
+  // it unhandled, which ends a Node 20 process
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown) => void unhandled.push(reason)
+  process.on('unhandledRejection', onUnhandled)
+  t.after(() => process.off('unhandledRejection', onUnhandled))
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-bus-resubscribe-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const redis = await startRedisServer(await freePort(), dir)
+  t.after(() => redis.kill())
+  // the bus reaches Redis through a proxy that can hold a SUBSCRIBE unanswered
+  const proxy = await startTcpProxy(t, redis.port)
+  const connection = new RedisConnection(
+    { url: `redis://127.0.0.1:${proxy.port}` },
+    { commandTimeoutMs: 200 },
+  )
+  assert.ok(await connection.waitReady())
+  const channel = `${uniquePrefix('bus')}:bus`
+  const errors: unknown[] = []
+  const bus = new RedisChangeBus(connection, { channel, onError: (error) => errors.push(error) })
+  t.after(() => bus.close())
+  await bus.subscribed
+  const resubscribed = new Promise<void>((resolve) => bus.onResubscribed(resolve))
+
+  // the connections drop and come back; the SUBSCRIBE sent again then gets no answer
+  proxy.cut()
+  const stalled = proxy.stallWhen((chunk) => /subscribe/i.test(chunk.toString('latin1')))
+  await stalled
+  const deadline = Date.now() + 10_000
+  while (errors.length === 0 && unhandled.length === 0) {
+    assert.ok(Date.now() < deadline, 'the held SUBSCRIBE never timed out')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  // let a rejection with no handler be reported (after the turn it happened in)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.deepEqual(unhandled, [], 'a rejection no one handled')
+  assert.match(String(errors[0]), /timed out/i, 'the bus says the subscription failed')
+
+  // the held connection is dropped again: the bus subscribes once it is back, and hears
+  proxy.cut()
+  await resubscribed
+  const heard = new Promise<BusEvent>((resolve) => bus.subscribe(resolve))
+  const publisher = new RedisConnection({ url: `redis://127.0.0.1:${redis.port}` })
+  t.after(() => publisher.release())
+  publisher.retain()
+  await publisher.waitReady()
+  const event: BusEvent = { type: 'settings', userId: '9007199254740993' as UserId }
+  await publisher.client.publish(channel, JSON.stringify({ n: 'another node', e: event }))
+  assert.deepEqual(await heard, event)
 })

@@ -41,6 +41,7 @@ export class RedisChangeBus implements ChangeBus {
   readonly #resubscribed = new Set<() => void>()
   readonly #options: RedisChangeBusOptions
   #closed = false
+  #resubscribing = false
 
   constructor(connection: RedisConnection, options: RedisChangeBusOptions) {
     this.#connection = connection.retain()
@@ -50,18 +51,43 @@ export class RedisChangeBus implements ChangeBus {
       if (channel === options.channel) this.#receive(message)
     })
     this.subscribed = this.#subscribeUntilDone()
-    // ioredis subscribes again on each reconnect; the messages of the gap are lost
+    // each reconnect subscribes again here, not in ioredis (see RedisConnection.subscriber);
+    // the messages of the gap are lost
     let connected = false
     this.#subscriber.on('ready', () => {
-      if (connected) for (const handler of this.#resubscribed) handler()
+      if (connected) void this.#resubscribe()
       connected = true
     })
   }
 
   /**
-   * SUBSCRIBE until it succeeds or the bus closes. A refused or timed-out first subscription
-   * (a busy Redis at start) is not retried by ioredis unless the connection drops, and a node
-   * must not start without hearing the fleet, nor fail to start because Redis was slow once.
+   * Subscribes again after a reconnect, until it holds (one attempt at a time: a reconnect
+   * meanwhile leaves it to the one under way), then tells the `onResubscribed` handlers. Never
+   * rejects.
+   */
+  async #resubscribe(): Promise<void> {
+    if (this.#resubscribing) return
+    this.#resubscribing = true
+    try {
+      await this.#subscribeUntilDone()
+    } finally {
+      this.#resubscribing = false
+    }
+    if (this.#closed) return
+    for (const handler of this.#resubscribed) {
+      try {
+        handler()
+      } catch (error) {
+        this.#options.onError?.(error)
+      }
+    }
+  }
+
+  /**
+   * SUBSCRIBE until it succeeds or the bus closes; never rejects. A refused or timed-out
+   * subscription (a busy Redis at start, or just back) is not retried by ioredis unless the
+   * connection drops, and a node must not start, or go on, without hearing the fleet, nor fail
+   * because Redis was slow once.
    */
   async #subscribeUntilDone(): Promise<void> {
     for (let delayMs = 100; !this.#closed; delayMs = Math.min(delayMs * 2, 2000)) {

@@ -433,15 +433,19 @@ export class RedisConnection {
 
   /**
    * A new client to the same Redis for pub/sub. It keeps an offline queue, so that subscribing
-   * before the connection is up (or while it is re-established) waits instead of failing.
+   * before the connection is up (or while it is re-established) waits instead of failing. It
+   * does not subscribe again by itself on a reconnect: ioredis's own SUBSCRIBE then had no
+   * handler, so a timed-out one (a Redis slow to answer) was an unhandled rejection, which ends
+   * the process, and was never tried again. Its owner subscribes again on 'ready'
+   * (RedisChangeBus).
    */
   subscriber(): RedisClient {
-    const client = this.#create(true)
+    const client = this.#create(true, false)
     client.on('error', () => {})
     return client
   }
 
-  #create(offlineQueue: boolean): RedisClient {
+  #create(offlineQueue: boolean, autoResubscribe = true): RedisClient {
     const o = this.#options
     const retryStrategy = (times: number) => Math.min(times * 100, o.maxReconnectDelayMs)
     const common: RedisOptions = {
@@ -455,6 +459,7 @@ export class RedisConnection {
       return new Redis(this.#target.url, {
         ...common,
         enableOfflineQueue: offlineQueue,
+        autoResubscribe,
         retryStrategy,
       })
     }
