@@ -9,6 +9,8 @@ import type { Config } from './config.js'
  * with "going away" (the native plugin's preClose hook), then close the stores, which flushes
  * durable data (lastOnline write-behind, SQLite). Exit 0 when done, 1 if it takes longer than
  * `shutdownTimeoutMs` or fails. A second signal exits 1 at once.
+ *
+ * A promise rejected with no handler is logged at error level; the server serves on.
  */
 export async function startServer(config: Config): Promise<PresencedApp> {
   const presenced = await buildApp(config)
@@ -50,5 +52,11 @@ export async function startServer(config: Config): Promise<PresencedApp> {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+  // A promise rejected with no handler is a defect (a library's own retry, say, timing out on a
+  // slow Redis). Node's default ends the process; every node of a fleet meets the same slow Redis
+  // at once, so one such defect would end them all together. Said at error level, served on.
+  process.on('unhandledRejection', (reason) => {
+    app.log.error({ err: reason }, 'a promise was rejected with no handler (a defect): serving on')
+  })
   return presenced
 }
