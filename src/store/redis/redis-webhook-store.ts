@@ -25,6 +25,21 @@ declare module 'ioredis' {
       expected: string,
       next: string,
     ): Result<number | string | null, Context>
+    presencedWebhookFail(
+      queue: string,
+      attempts: string,
+      position: string,
+      json: string,
+    ): Result<number, Context>
+    presencedWebhookPark(
+      queue: string,
+      attempts: string,
+      parked: string,
+      group: string,
+      position: string,
+      eventId: string,
+      json: string,
+    ): Result<number, Context>
     presencedWebhookReplay(
       parked: string,
       queue: string,
@@ -58,8 +73,9 @@ interface Attempts {
  * Who may claim is decided by a lease per endpoint (SET NX PX, extended by its holder): one node
  * delivers an endpoint at a time, which is what keeps each user's events in order across nodes.
  *
- * Keys of one endpoint share the hash tag `{w:<id>}`, so acknowledging, deleting and parking are
- * one MULTI on one slot; endpoints spread over a cluster's slots.
+ * Keys of one endpoint share the hash tag `{w:<id>}`, so parking (and recording a failed attempt)
+ * is one script on one slot, which does nothing once the endpoint is deleted; endpoints spread
+ * over a cluster's slots.
  */
 export class RedisWebhookStore implements WebhookStore {
   readonly #connection: RedisConnection
@@ -83,6 +99,14 @@ export class RedisWebhookStore implements WebhookStore {
     client.defineCommand('presencedWebhookReplace', {
       numberOfKeys: 1,
       lua: lua('webhook-replace.lua'),
+    })
+    client.defineCommand('presencedWebhookFail', {
+      numberOfKeys: 2,
+      lua: lua('webhook-fail.lua'),
+    })
+    client.defineCommand('presencedWebhookPark', {
+      numberOfKeys: 3,
+      lua: lua('webhook-park.lua'),
     })
     client.defineCommand('presencedWebhookReplay', {
       numberOfKeys: 2,
@@ -289,7 +313,12 @@ export class RedisWebhookStore implements WebhookStore {
   recordFailure(d: Delivery): Promise<void> {
     const attempts: Attempts = { n: d.attempts, err: d.lastError, at: d.lastAttemptAt }
     return this.#connection.run(async () => {
-      await this.#client.hset(this.#key(d.webhookId, 'try'), d.position, JSON.stringify(attempts))
+      await this.#client.presencedWebhookFail(
+        this.#key(d.webhookId, 'q'),
+        this.#key(d.webhookId, 'try'),
+        d.position,
+        JSON.stringify(attempts),
+      )
     })
   }
 
@@ -335,15 +364,15 @@ export class RedisWebhookStore implements WebhookStore {
     const queue = this.#key(d.webhookId, 'q')
     const parked: Delivery = { ...d, parkedAt: d.parkedAt ?? Date.now() }
     return this.#connection.run(async () => {
-      // a delivery of a deleted endpoint has nowhere to be parked
-      if ((await this.#client.exists(queue)) === 0) return
-      await this.#client
-        .multi()
-        .xack(queue, GROUP, d.position)
-        .xdel(queue, d.position)
-        .hdel(this.#key(d.webhookId, 'try'), d.position)
-        .hset(this.#key(d.webhookId, 'parked'), d.eventId, JSON.stringify(parked))
-        .exec()
+      await this.#client.presencedWebhookPark(
+        queue,
+        this.#key(d.webhookId, 'try'),
+        this.#key(d.webhookId, 'parked'),
+        GROUP,
+        d.position,
+        d.eventId,
+        JSON.stringify(parked),
+      )
     })
   }
 
