@@ -129,8 +129,10 @@ export class RedisChangeBus implements ChangeBus {
     } catch (error) {
       if (this.#closed || client !== this.#subscriber) return
       this.#setListening(false)
+      // a single Redis that hangs hangs for every command: the connection's outage, said there
+      if (!this.#connection.isCluster) return
       this.#options.onError?.(error)
-      if (this.#connection.isCluster) client.disconnect()
+      client.disconnect()
     }
   }
 
