@@ -30,15 +30,16 @@ async function subscribedOn(ports: number[], channel: string): Promise<number[]>
 }
 
 /**
- * A bus listening on a 3-master cluster with a replica each, another node's bus publishing, and
+ * A bus listening on a 3-master cluster (a replica each unless `replicas` says 0), another node's bus publishing, and
  * `fail` done to the node the listener's subscriber connection is on: the listener must hear
  * the other node again, and tell its watchers to catch up on what it missed meanwhile.
  */
 async function hearsAgainAfter(
   t: TestContext,
   fail: (victim: RedisServerProcess) => Promise<void>,
+  replicas = 1,
 ): Promise<void> {
-  const cluster = await startRedisCluster({ masters: 3, replicas: 1 })
+  const cluster = await startRedisCluster({ masters: 3, replicas })
   t.after(() => cluster.stop())
   const channel = `${uniquePrefix('bus')}:bus`
   const listener = new RedisConnection({ cluster: cluster.nodes })
@@ -92,3 +93,15 @@ test('on a Redis Cluster, the node the subscriber is on hangs (SIGSTOP) and fail
     victim.process.kill('SIGSTOP')
     t.after(() => victim.process.kill('SIGCONT'))
   }))
+
+test('on a Redis Cluster without replicas, the node the subscriber is on restarted: the bus hears again, and its watchers catch up', (t) =>
+  hearsAgainAfter(
+    t,
+    async (victim) => {
+      await victim.kill()
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const back = await victim.restart()
+      t.after(() => back.kill())
+    },
+    0,
+  ))
