@@ -126,7 +126,15 @@ async function createRedisStores(
     ...(options.redisTimeoutMs !== undefined && { commandTimeoutMs: options.redisTimeoutMs }),
   })
   const keys = new RedisKeys(options.redisPrefix ?? 'presenced')
-  const bus = new RedisChangeBus(connection, { channel: keys.channel() })
+  outages.busListening(false)
+  const bus = new RedisChangeBus(connection, {
+    channel: keys.channel(),
+    // a subscription that fails while Redis answers is said once (StoreOutages), never each try
+    onListening: (listening) => outages.busListening(listening),
+    onError: (error) => {
+      if (!bus.listening) outages.busFailed(error instanceof Error ? error.message : String(error))
+    },
+  })
   if (!(await connection.waitReady(5000))) {
     // never the target itself: a URL may hold a password
     const covered = connection.coveredSlots()

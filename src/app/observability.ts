@@ -200,9 +200,19 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  /** 1 unless the change bus (fleet mode) says its subscription does not hold. */
+  #busListening = 1
+  readonly busListening: Gauge = new Gauge({
+    name: 'presenced_bus_listening',
+    help: "Whether this node hears the fleet on the change bus, its Redis subscription holding (1), or not (0): its real-time subscribers, dashboard and webhooks then miss other nodes' changes. 1 for the embedded store.",
+    registers: [this.registry],
+    collect: (): void => this.busListening.set(this.#busListening),
+  })
+
   /** What the Redis connection reports of the commands Redis refused (StoreOutages). */
   readonly storeObserver: OutageObserver = {
     storeRefused: (reason) => this.storeRefusals.inc({ reason }),
+    busListening: (listening) => void (this.#busListening = listening ? 1 : 0),
   }
 
   readonly realtimeFleetCountErrors = new Counter({

@@ -12,8 +12,18 @@ interface Envelope {
 
 export interface RedisChangeBusOptions {
   channel: string
-  /** Called when a publish could not reach Redis or a message could not be read. */
+  /**
+   * Called when a publish could not reach Redis, a message could not be read, or a subscription
+   * attempt or check failed (each attempt: say it once, see `onListening`).
+   */
   onError?: (error: unknown) => void
+  /**
+   * Called when this node starts or stops hearing the fleet: false when the subscription is lost
+   * (its connection dropped, a SUBSCRIBE or a check failed), true once it holds again.
+   */
+  onListening?: (listening: boolean) => void
+  /** How often the subscriber connection is checked (a PING on it); default 5000 ms. */
+  checkMs?: number
 }
 
 /**
@@ -28,6 +38,12 @@ export interface RedisChangeBusOptions {
  * Pub/sub is at most once: a node that is disconnected when an event is published misses it.
  * Watchers resynchronise by reading current presence when they (re)subscribe.
  *
+ * The bus keeps its subscription itself, on a single Redis and on a cluster alike: after a
+ * reconnect, or on another cluster node when its node went (RedisConnection.subscriber), it
+ * subscribes again until that holds, then tells the `onResubscribed` handlers. A PING on the
+ * subscriber connection every `checkMs` finds a node that hangs (its connection stays open and
+ * hears nothing); on a cluster the bus then moves to another node.
+ *
  * A RedisPresenceStore given this bus's channel and node id publishes presence changes from its
  * scripts (a ChangeMessage); this bus then only delivers those locally and reads them on others.
  */
@@ -36,28 +52,88 @@ export class RedisChangeBus implements ChangeBus {
   /** Resolves once this node listens on the channel. */
   readonly subscribed: Promise<void>
   readonly #connection: RedisConnection
-  readonly #subscriber: RedisClient
+  #subscriber: RedisClient
   readonly #handlers = new Set<(event: BusEvent) => void>()
   readonly #resubscribed = new Set<() => void>()
   readonly #options: RedisChangeBusOptions
+  readonly #check: NodeJS.Timeout
   #closed = false
   #resubscribing = false
+  /** The subscription held once: a connection that is ready again subscribes again. */
+  #held = false
+  #listening = false
+  /** Delay before a cluster subscriber that ended is replaced (grows while they keep ending). */
+  #replaceDelayMs = 0
 
   constructor(connection: RedisConnection, options: RedisChangeBusOptions) {
     this.#connection = connection.retain()
     this.#options = options
-    this.#subscriber = connection.subscriber()
-    this.#subscriber.on('message', (channel: string, message: string) => {
-      if (channel === options.channel) this.#receive(message)
+    this.#subscriber = this.#attach()
+    this.subscribed = this.#subscribeUntilDone().then(() => void (this.#held = true))
+    this.#check = setInterval(() => void this.#checkSubscriber(), options.checkMs ?? 5000)
+    this.#check.unref()
+  }
+
+  /** Whether this node hears the fleet now (its subscription holds, as last checked). */
+  get listening(): boolean {
+    return this.#listening
+  }
+
+  /**
+   * A subscriber connection (RedisConnection.subscriber): each time it is ready again, the bus
+   * subscribes again (the messages of the gap are lost); a cluster one that ends is replaced by
+   * one to another node.
+   */
+  #attach(): RedisClient {
+    const client = this.#connection.subscriber()
+    client.on('message', (channel: string, message: string) => {
+      if (channel === this.#options.channel) this.#receive(message)
     })
-    this.subscribed = this.#subscribeUntilDone()
-    // each reconnect subscribes again here, not in ioredis (see RedisConnection.subscriber);
-    // the messages of the gap are lost
-    let connected = false
-    this.#subscriber.on('ready', () => {
-      if (connected) void this.#resubscribe()
-      connected = true
+    client.on('ready', () => {
+      this.#replaceDelayMs = 0
+      if (this.#held) void this.#resubscribe()
     })
+    client.on('close', () => {
+      if (this.#subscriber === client) this.#setListening(false)
+    })
+    client.on('end', () => {
+      if (this.#closed || this.#subscriber !== client || !this.#connection.isCluster) return
+      this.#replaceDelayMs = Math.min(Math.max(this.#replaceDelayMs * 2, 100), 2000)
+      setTimeout(() => {
+        if (this.#closed || this.#subscriber !== client) return
+        this.#subscriber = this.#attach()
+      }, this.#replaceDelayMs).unref()
+    })
+    return client
+  }
+
+  #setListening(listening: boolean): void {
+    if (this.#listening === listening || (this.#closed && listening)) return
+    this.#listening = listening
+    this.#options.onListening?.(listening)
+  }
+
+  /**
+   * A PING on the subscriber connection: one that does not answer (a node that hangs, the
+   * connection open) hears nothing either. On a cluster the connection is dropped, for one to
+   * another node; on a single Redis there is no other: the bus listens again when it answers.
+   */
+  async #checkSubscriber(): Promise<void> {
+    const client = this.#subscriber
+    if (this.#closed || !this.#held || this.#resubscribing || client.status !== 'ready') return
+    try {
+      await client.ping()
+      if (client === this.#subscriber && client.status === 'ready' && !this.#resubscribing) {
+        this.#setListening(true)
+      }
+    } catch (error) {
+      if (this.#closed || client !== this.#subscriber) return
+      this.#setListening(false)
+      // a single Redis that hangs hangs for every command: the connection's outage, said there
+      if (!this.#connection.isCluster) return
+      this.#options.onError?.(error)
+      client.disconnect()
+    }
   }
 
   /**
@@ -87,16 +163,22 @@ export class RedisChangeBus implements ChangeBus {
    * SUBSCRIBE until it succeeds or the bus closes; never rejects. A refused or timed-out
    * subscription (a busy Redis at start, or just back) is not retried by ioredis unless the
    * connection drops, and a node must not start, or go on, without hearing the fleet, nor fail
-   * because Redis was slow once.
+   * because Redis was slow once. On a cluster, a failed attempt drops the connection: the next
+   * one is to another node (one that hangs would never answer).
    */
   async #subscribeUntilDone(): Promise<void> {
     for (let delayMs = 100; !this.#closed; delayMs = Math.min(delayMs * 2, 2000)) {
+      const client = this.#subscriber
       try {
-        await this.#subscriber.subscribe(this.#options.channel)
+        await client.subscribe(this.#options.channel)
+        if (client !== this.#subscriber || client.status !== 'ready') continue
+        this.#setListening(true)
         return
       } catch (error) {
         if (this.#closed) return
+        this.#setListening(false)
         this.#options.onError?.(error)
+        if (this.#connection.isCluster && client === this.#subscriber) client.disconnect()
         await new Promise((resolve) => setTimeout(resolve, delayMs).unref())
       }
     }
@@ -140,7 +222,9 @@ export class RedisChangeBus implements ChangeBus {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearInterval(this.#check)
     this.#handlers.clear()
+    this.#listening = false
     this.#subscriber.disconnect()
     await this.#connection.release()
   }

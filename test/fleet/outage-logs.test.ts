@@ -2,7 +2,11 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { privateRedis } from '../helpers/redis-cluster.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { prometheusSamples } from '../helpers/prometheus.js'
+import { freePort, privateRedis, startRedisServer } from '../helpers/redis-cluster.js'
 import { robloxCallsOf, startFleetNode, type FleetNode } from './fleet-node.js'
 
 /*
@@ -137,4 +141,43 @@ test('fleet: Redis down at start, then back, then full: one warning each with th
   assert.equal(backAgain.length, 2, 'a second line saying Redis is back')
   // nothing secret in the log: the token never appears
   assert.ok(!node.output().includes(token))
+})
+
+test('fleet: a change-bus subscription Redis refuses while it answers: said once, the metric 0, then said back once it holds', async (t) => {
+  // a Redis that serves every command but SUBSCRIBE (renamed): the node cannot hear the fleet
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-bus-deaf-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  let redis = await startRedisServer(port, dir, ['--rename-command', 'SUBSCRIBE', 'NOT-SUBSCRIBE'])
+  t.after(() => redis.kill())
+  const node = await startFleetNode({
+    PRESENCED_REDIS_URL: `redis://127.0.0.1:${port}`,
+    PRESENCED_REDIS_PREFIX: 'bus-deaf:',
+    PRESENCED_METRICS_KEY: METRICS_KEY,
+  })
+  t.after(() => node.kill())
+  const listening = async () => {
+    const response = await fetch(`${node.url}/metrics`, {
+      headers: { authorization: `Bearer ${METRICS_KEY}` },
+    })
+    return prometheusSamples(await response.text()).get('presenced_bus_listening')
+  }
+  const deaf = () => warnings(node).filter((line) => /change bus cannot subscribe/.test(line.msg))
+  await until(() => deaf().length > 0, 15_000, 'a warning that the bus cannot subscribe')
+  // the bus tries again (every 2 s at most) for a few seconds more: still one warning
+  await sleep(5000)
+  assert.equal(deaf().length, 1, JSON.stringify(warnings(node).map((line) => line.msg)))
+  assert.match(String(deaf()[0]!.reason), /unknown command/i)
+  assert.equal(await listening(), 0)
+
+  // Redis restarted with SUBSCRIBE: the bus subscribes on reconnect, and says so once
+  await redis.kill()
+  redis = await startRedisServer(port, dir)
+  await until(
+    () => linesOf(node).some((line) => /change bus listens again/.test(line.msg)),
+    15_000,
+    'the line saying the bus listens again',
+  )
+  await until(async () => (await listening()) === 1, 5000, 'presenced_bus_listening 1')
+  assert.equal(deaf().length, 1, 'no new warning about the bus')
 })

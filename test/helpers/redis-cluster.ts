@@ -12,6 +12,8 @@ export interface RedisServerProcess {
   process: ChildProcess
   /** SIGKILL, and resolves when the process is gone. */
   kill(): Promise<void>
+  /** Starts it again (after `kill`), on the same port and folder with the same arguments. */
+  restart(): Promise<RedisServerProcess>
 }
 
 export interface LocalRedisCluster {
@@ -78,6 +80,7 @@ export async function startRedisServer(
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
       await exited
     },
+    restart: () => startRedisServer(port, dir, extra),
   }
 }
 

@@ -438,23 +438,63 @@ export class RedisConnection {
    * handler, so a timed-out one (a Redis slow to answer) was an unhandled rejection, which ends
    * the process, and was never tried again. Its owner subscribes again on 'ready'
    * (RedisChangeBus).
+   *
+   * On a cluster, a plain client to one node (a message published anywhere reaches every node),
+   * the next one each call, that does not reconnect: when its node goes, it ends ('end') and its
+   * owner asks for another. ioredis's cluster subscriber moved to another node by itself, said
+   * nothing of it (its owner could not tell its watchers to catch up on the gap), gave up on a
+   * failed re-subscription, and stayed for good on a node that hangs.
    */
   subscriber(): RedisClient {
-    const client = this.#create(true, false)
+    const client = this.isCluster ? this.#nodeSubscriber() : this.#create(true, false)
     client.on('error', () => {})
     return client
   }
 
-  #create(offlineQueue: boolean, autoResubscribe = true): RedisClient {
+  /** Which node the next cluster subscriber connects to (an index in the node list). */
+  #nextSubscriberNode = Math.floor(Math.random() * 1024)
+
+  #nodeSubscriber(): Redis {
+    // the nodes the cluster client knows now (a failed-over master gone), else the seeds
+    const known = (this.client as Cluster).nodes('all').map((node) => ({
+      host: node.options.host ?? '127.0.0.1',
+      port: node.options.port ?? 6379,
+    }))
+    const nodes = known.length > 0 ? known : this.#seeds()
+    const node = nodes[this.#nextSubscriberNode++ % nodes.length]!
+    return new Redis(node.port, node.host, {
+      ...this.#common(),
+      enableOfflineQueue: true,
+      autoResubscribe: false,
+      retryStrategy: () => null,
+    })
+  }
+
+  #seeds(): Array<{ host: string; port: number }> {
+    if (!('cluster' in this.#target)) return []
+    return this.#target.cluster.map((seed) => {
+      const at = seed.lastIndexOf(':')
+      return at < 0
+        ? { host: seed, port: 6379 }
+        : { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) }
+    })
+  }
+
+  #common(): RedisOptions {
     const o = this.#options
-    const retryStrategy = (times: number) => Math.min(times * 100, o.maxReconnectDelayMs)
-    const common: RedisOptions = {
+    return {
       connectTimeout: o.connectTimeoutMs,
       commandTimeout: o.commandTimeoutMs,
       maxRetriesPerRequest: 0,
       // commands issued in the same tick go out together: one round trip per node for a batch
       enableAutoPipelining: true,
     }
+  }
+
+  #create(offlineQueue: boolean, autoResubscribe = true): RedisClient {
+    const o = this.#options
+    const retryStrategy = (times: number) => Math.min(times * 100, o.maxReconnectDelayMs)
+    const common = this.#common()
     if ('url' in this.#target) {
       return new Redis(this.#target.url, {
         ...common,
@@ -463,12 +503,7 @@ export class RedisConnection {
         retryStrategy,
       })
     }
-    const nodes = this.#target.cluster.map((seed) => {
-      const at = seed.lastIndexOf(':')
-      return at < 0
-        ? { host: seed, port: 6379 }
-        : { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) }
-    })
+    const nodes = this.#seeds()
     const options: ClusterOptions = {
       enableOfflineQueue: offlineQueue,
       enableAutoPipelining: true,

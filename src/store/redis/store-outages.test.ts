@@ -6,17 +6,21 @@ function harness() {
   const said: Array<{ level: 'warn' | 'info'; details: Record<string, unknown>; message: string }> =
     []
   const refusals: string[] = []
+  const listening: boolean[] = []
   let now = 1_000_000
   const outages = new StoreOutages({
     log: {
       warn: (details, message) => said.push({ level: 'warn', details, message }),
       info: (details, message) => said.push({ level: 'info', details, message }),
     },
-    observer: { storeRefused: (reason) => refusals.push(reason) },
+    observer: {
+      storeRefused: (reason) => refusals.push(reason),
+      busListening: (value) => listening.push(value),
+    },
     reminderMs: 60_000,
     now: () => now,
   })
-  return { outages, said, refusals, advance: (ms: number) => (now += ms) }
+  return { outages, said, refusals, listening, advance: (ms: number) => (now += ms) }
 }
 
 test('unreachable: one warning, then a reminder a minute at most, then one info line when back', () => {
@@ -77,4 +81,42 @@ test('a reason is one line of at most 200 characters', () => {
   outages.lost(`${'x'.repeat(300)}\nsecond line`)
   const reason = String(said[0]!.details.reason)
   assert.equal(reason, `${'x'.repeat(200)}…`)
+})
+
+test('the change bus: a subscription lost during an outage is not said; one still failing once Redis answers is said once, then its return', () => {
+  const { outages, said, listening, advance } = harness()
+  // Redis away: the bus loses its subscription, its attempts fail; only Redis's outage is said
+  outages.lost('connect ECONNREFUSED 127.0.0.1:6390')
+  outages.busListening(false)
+  for (let i = 0; i < 10; i++) {
+    outages.busFailed('Connection is closed.')
+    advance(2000)
+  }
+  assert.deepEqual(
+    said.map((s) => s.level),
+    ['warn'],
+  )
+  // Redis answers again, the subscription still fails: said once, however many attempts
+  outages.back()
+  for (let i = 0; i < 100; i++) {
+    outages.busFailed("ERR unknown command 'subscribe'")
+    advance(2000)
+  }
+  assert.deepEqual(
+    said.map((s) => s.level),
+    ['warn', 'info', 'warn'],
+  )
+  assert.match(said[2]!.message, /change bus cannot subscribe although Redis answers/)
+  assert.equal(said[2]!.details.reason, "ERR unknown command 'subscribe'")
+  // it holds again: said once, with how long the node did not hear the fleet
+  outages.busListening(true)
+  outages.busListening(true)
+  assert.equal(said.length, 4)
+  assert.equal(said[3]!.level, 'info')
+  assert.equal(said[3]!.details.deafForSeconds, 220)
+  assert.deepEqual(listening, [false, true, true])
+  // a loss that holds again at once (a reconnect) says nothing
+  outages.busListening(false)
+  outages.busListening(true)
+  assert.equal(said.length, 4)
 })

@@ -8,6 +8,8 @@ export interface OutageLog {
 export interface OutageObserver {
   /** `reason` is the first word of Redis's reply: OOM, MISCONF, READONLY... */
   storeRefused(reason: string): void
+  /** Whether this node's change-bus subscription holds now (it hears the fleet), on each change. */
+  busListening?(listening: boolean): void
 }
 
 export interface StoreOutagesOptions {
@@ -51,6 +53,8 @@ export class StoreOutages {
   readonly #now: () => number
   #unreachable: Episode | undefined
   #refusing: Episode | undefined
+  /** Since when the change bus does not listen; `said` once the log told it. */
+  #deaf: { since: number; said: boolean } | undefined
 
   constructor(options: StoreOutagesOptions = {}) {
     this.#log = options.log
@@ -125,6 +129,43 @@ export class StoreOutages {
     )
     episode.saidAt = now
     episode.count = 0
+  }
+
+  /**
+   * The change bus's subscription holds (true) or was lost (false). Its loss alone is not said:
+   * Redis away is said by `lost`, and a subscription lost with its connection usually holds again
+   * as soon as Redis answers. Its return is said when its failure was (`busFailed`).
+   */
+  busListening(listening: boolean): void {
+    this.#observer?.busListening?.(listening)
+    if (!listening) {
+      this.#deaf ??= { since: this.#now(), said: false }
+      return
+    }
+    const deaf = this.#deaf
+    this.#deaf = undefined
+    if (!deaf?.said) return
+    const deafForSeconds = Math.round((this.#now() - deaf.since) / 1000)
+    this.#log?.info(
+      { deafForSeconds },
+      `The change bus listens again after ${deafForSeconds} s: this node hears the fleet`,
+    )
+  }
+
+  /**
+   * A subscription attempt (or a check of it) failed while the bus does not listen. Said once
+   * per loss, and only while Redis is taken as reachable: a subscription that still does not
+   * hold after Redis answers again. Attempts are retried every 2 s at most: never each one.
+   */
+  busFailed(reason: string): void {
+    const deaf = this.#deaf
+    if (deaf === undefined || deaf.said || this.#unreachable !== undefined) return
+    deaf.said = true
+    const said = clip(reason)
+    this.#log?.warn(
+      { reason: said },
+      `The change bus cannot subscribe although Redis answers (${said}): this node does not hear the fleet (its real-time subscribers, dashboard and webhooks miss other nodes' changes) until it does; retrying`,
+    )
   }
 }
 
