@@ -15,7 +15,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { buildApp } from '../src/app/build-app.js'
 import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
@@ -27,8 +26,9 @@ import { parseJsonBody } from '../src/protocols/shared/lossless-json.js'
 import { startCpuProfile } from './lib/cpu-profile.js'
 import { putPlaces } from './lib/game-servers.js'
 import { countedRedisStores } from './redis-setup.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     tokens: { type: 'string', default: '2000' },
     'token-file': { type: 'string' },

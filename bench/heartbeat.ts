@@ -28,12 +28,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
 import { cpuSeconds, spawnJson, stop } from './lib/processes.js'
 import { runWrkScript, type LoadResult } from './lib/wrk.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '6' },

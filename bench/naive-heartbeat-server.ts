@@ -9,9 +9,9 @@
  */
 import Fastify from 'fastify'
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { parseArgs } from 'node:util'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({ options: { secret: { type: 'string' } } })
+const { values } = benchArgs(import.meta.url, { options: { secret: { type: 'string' } } })
 const secret = values.secret!
 const presences = new Map<string, object>()
 

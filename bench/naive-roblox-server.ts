@@ -7,10 +7,10 @@
  *   naive-roblox-server.ts --users 1000000 --at <epoch ms>     prints {"port":…}
  */
 import Fastify from 'fastify'
-import { parseArgs } from 'node:util'
 import { GAME_ID, NEVER_ONLINE, isInGame, lastOnlineOf, placeOfUser } from './lib/population.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: { users: { type: 'string' }, at: { type: 'string' } },
 })
 const users = Number(values.users)

@@ -8,7 +8,6 @@
  *   naive-xbox-server.ts --users 1000000 --at <epoch ms> --title <platform title id>
  */
 import Fastify from 'fastify'
-import { parseArgs } from 'node:util'
 import {
   DEVICE_TYPE,
   PLATFORM_TITLE_NAME,
@@ -16,8 +15,9 @@ import {
   lastOnlineOf,
   placeOfUser,
 } from './lib/population.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: { users: { type: 'string' }, at: { type: 'string' }, title: { type: 'string' } },
 })
 const users = Number(values.users)

@@ -21,12 +21,12 @@ import { Agent, request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
-import { parseArgs } from 'node:util'
 import { blockedOf, friendsOf } from './lib/population.js'
 import { presencedEnv } from './lib/processes.js'
 import { bodyOf, drawIds, type IdMix } from './lib/wrk.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     users: { type: 'string', default: '1000000' },
     requests: { type: 'string', default: '1000' },

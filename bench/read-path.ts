@@ -6,7 +6,6 @@
  *   npx tsx bench/read-path.ts                 # 200,000 users
  *   npx tsx bench/read-path.ts --users 1000000 --rounds 2000
  */
-import { parseArgs } from 'node:util'
 import { anonymous } from '../src/core/privacy.js'
 import type { UserId } from '../src/core/user-id.js'
 import { writeSummariesReply, writeUsersReply } from '../src/protocols/roblox/reply-writer.js'
@@ -14,8 +13,9 @@ import { robloxPresence, serializeRobloxPresence } from '../src/protocols/roblox
 import { loadPresenced } from './lib/load-presenced.js'
 import { STRANGER_ID, VIEWER_ID, blockedOf, friendsOf } from './lib/population.js'
 import { drawIds } from './lib/wrk.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     users: { type: 'string', default: '200000' },
     rounds: { type: 'string', default: '2000' },

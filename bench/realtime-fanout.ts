@@ -17,7 +17,6 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { writeHeapSnapshot } from 'node:v8'
 import WebSocket, { WebSocketServer } from 'ws'
 import { buildApp } from '../src/app/build-app.js'
@@ -25,8 +24,9 @@ import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
 import { startCpuProfile } from './lib/cpu-profile.js'
 import { settle } from './lib/memory.js'
+import { benchArgs } from './lib/args.js'
 
-const { values: args } = parseArgs({
+const { values: args } = benchArgs(import.meta.url, {
   options: {
     subscribers: { type: 'string', default: '10000' },
     watch: { type: 'string', default: '50' },

@@ -9,12 +9,12 @@
 import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { Session } from 'node:inspector'
-import { parseArgs } from 'node:util'
 import type { Redis } from 'ioredis'
 import { benchPresenced, putPlaces, reportPlayers } from './lib/game-servers.js'
 import { usedMemory } from './redis-setup.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     /** Write a CPU profile of the serving (not the loading) here on SIGTERM. */
     profile: { type: 'string' },

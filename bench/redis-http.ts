@@ -22,14 +22,14 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
 import { cpuSeconds, spawnJson, stop, systemSeconds } from './lib/processes.js'
 import { runWrk } from './lib/wrk.js'
 import { benchRedis, commandCalls } from './redis-setup.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     users: { type: 'string', default: '100000' },
     ids: { type: 'string', default: '50' },

@@ -8,15 +8,15 @@
  */
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { parseArgs } from 'node:util'
 import type { Caller } from '../src/core/caller.js'
 import type { UserId } from '../src/core/user-id.js'
 import { usersReplyOf } from '../src/protocols/roblox/routes.js'
 import { writeSummariesReply } from '../src/protocols/roblox/reply-writer.js'
 import { summarizeBytes } from '../src/store/redis/presence-codec.js'
 import { benchPresenced, putPlaces, reportPlayers } from './lib/game-servers.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     mode: { type: 'string', default: 'redis' },
     users: { type: 'string', default: '100000' },

@@ -10,12 +10,12 @@
  */
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { cpuSeconds } from './lib/processes.js'
 import { benchRedis } from './redis-setup.js'
+import { benchArgs } from './lib/args.js'
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = benchArgs(import.meta.url, {
   options: {
     rounds: { type: 'string', default: '6' },
     ms: { type: 'string', default: '3000' },

@@ -5,10 +5,10 @@
  * JSON.parse. argv: --url redis://… --prefix p. Prints {port}.
  */
 import { createServer } from 'node:http'
-import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: { url: { type: 'string' }, prefix: { type: 'string', default: 'naive' } },
 })
 const redis = new Redis(values.url!)

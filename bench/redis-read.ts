@@ -14,7 +14,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { Redis } from 'ioredis'
 import type { UserId } from '../src/core/user-id.js'
 import { systemClock } from '../src/service/clock.js'
@@ -26,8 +25,9 @@ import { createStores, type Stores } from '../src/app/create-stores.js'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
 import { cpuSeconds } from './lib/processes.js'
 import { benchRedis, commandCalls, countedRedisStores, usedMemory } from './redis-setup.js'
+import { benchArgs } from './lib/args.js'
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = benchArgs(import.meta.url, {
   options: { url: { type: 'string' } },
   allowPositionals: true,
 })

@@ -15,13 +15,13 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { BenchServerInfo } from './lib/bench-server.js'
 import { blockedOf, friendsOf } from './lib/population.js'
 import { presencedEnv, spawnJson, stop } from './lib/processes.js'
 import { sideBySide, type Scenario } from './lib/side-by-side.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     users: { type: 'string', default: '1000000' },
     rounds: { type: 'string', default: '3' },

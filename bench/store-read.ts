@@ -16,12 +16,12 @@
  *     --smc-check=all-non-file node /tmp/sr.mjs --users 200000 --batches 2000 --callgrind
  */
 import { execFileSync } from 'node:child_process'
-import { parseArgs } from 'node:util'
 import type { UserId } from '../src/core/user-id.js'
 import { MemoryPresenceStore } from '../src/store/memory/memory-presence-store.js'
 import { FIRST_USER, fillStore } from './lib/store-population.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     users: { type: 'string', default: '1000000' },
     batches: { type: 'string', default: '20000' },

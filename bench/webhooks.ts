@@ -19,13 +19,13 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { buildApp } from '../src/app/build-app.js'
 import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
+import { benchArgs } from './lib/args.js'
 
-const { values: args } = parseArgs({
+const { values: args } = benchArgs(import.meta.url, {
   options: {
     mode: { type: 'string', default: 'both' },
     rate: { type: 'string', default: '1000' },

@@ -13,14 +13,14 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { loadConfig } from '../src/app/config.js'
 import type { BenchServerInfo } from './lib/bench-server.js'
 import { STRANGER_ID } from './lib/population.js'
 import { presencedEnv, spawnJson, stop } from './lib/processes.js'
 import { sideBySide } from './lib/side-by-side.js'
+import { benchArgs } from './lib/args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     users: { type: 'string', default: '1000000' },
     rounds: { type: 'string', default: '3' },
