@@ -1,6 +1,5 @@
 import type { Place, ProfileRecord, Title, UserProfile } from '../core/catalogue.js'
 import { isPrivacyRecord, type CatalogueRecord, type PrivacyRecord } from '../core/catalogue.js'
-import { errors } from '../core/errors.js'
 import {
   deriveUserState,
   titleSessionKey,
@@ -48,6 +47,7 @@ import type { ServiceObserver } from './observer.js'
 import { PlaceCatalogue, withPlace } from './place-catalogue.js'
 import { PresenceFeed, type PresenceFeedOptions } from './presence-feed.js'
 import { PresenceStats, type PresenceStatsOptions } from './presence-stats.js'
+import { LOST_TO_ANOTHER, retryLostWrites } from './conflicting-writes.js'
 import { FallbackRateLimiter } from './fallback-rate-limiter.js'
 import { RateLimits, type RateLimitSettings } from './rate-limits.js'
 import { AuthFailures, type AuthFailureSettings } from './auth-failures.js'
@@ -90,9 +90,6 @@ export interface ServiceStores {
    */
   localRateLimiter?: RateLimiter
 }
-
-/** Tries of one settings change against others landing at once, before it is answered 503. */
-const SETTINGS_ATTEMPTS = 8
 
 /** Users one stream checkpoint holds at most: an SSE stream's ids (MAX_IDS of the native API). */
 export const CHECKPOINT_MAX_IDS = 1000
@@ -539,22 +536,20 @@ export class PresenceService {
     id: UserId,
     change: Partial<Pick<UserSettings, 'visibility' | 'invisible'>>,
   ): Promise<UserSettings> {
-    // read, computed and written again if another change landed in between (replaceSettings):
-    // a change is never lost to another made at once, on this node or another
-    for (let attempt = 1; ; attempt++) {
+    // written only if unchanged since read (replaceSettings), else computed again
+    return retryLostWrites(async () => {
       const current = await this.getSettings(id)
       const next = {
         visibility: change.visibility ?? current.visibility,
         invisible: change.invisible ?? current.invisible,
       }
       const [settings] = await this.#nextSettings([id], [current], [next])
-      if (await this.#stores.privacy.replaceSettings(id, current, settings!)) {
-        await this.#announce({ type: 'settings', userId: id, before: current, after: settings! })
-        return settings!
+      if (!(await this.#stores.privacy.replaceSettings(id, current, settings!))) {
+        return LOST_TO_ANOTHER
       }
-      // each lost try means another change landed: this many at once is a client gone wrong
-      if (attempt === SETTINGS_ATTEMPTS) throw errors.storeUnavailable()
-    }
+      await this.#announce({ type: 'settings', userId: id, before: current, after: settings! })
+      return settings!
+    })
   }
 
   async setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {

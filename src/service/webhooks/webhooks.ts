@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { isScope } from '../../core/api-key.js'
-import { errors, fail } from '../../core/errors.js'
+import { fail } from '../../core/errors.js'
 import type { UserPresence } from '../../core/presence.js'
 import type { Scope, UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
@@ -28,6 +28,7 @@ import {
 } from './webhook-input.js'
 import { WebhookOutbox } from './webhook-outbox.js'
 import { WebhookRegistry, readScopes } from './webhook-registry.js'
+import { LOST_TO_ANOTHER, retryLostWrites } from '../conflicting-writes.js'
 
 export type { Delivery, DeliveryState, WebhookEventType } from '../../store/webhook-store.js'
 export type { CreateWebhookInput, UpdateWebhookInput } from './webhook-input.js'
@@ -84,9 +85,6 @@ export interface WebhookDetails extends WebhookInfo {
 export const MAX_WEBHOOKS = 100
 
 const invalid = (message: string) => fail('INVALID_REQUEST', message)
-
-/** Tries of one update against others landing at once, before it is answered 503. */
-const UPDATE_ATTEMPTS = 8
 
 /**
  * Webhooks, the use case: endpoints bound to API keys (their CRUD, for the admin API), the
@@ -254,9 +252,9 @@ export class Webhooks {
     if (input.secret !== undefined && input.rotateSecret) {
       throw invalid('Give secret or rotateSecret, not both.')
     }
-    // read, computed and written again if another change landed in between (replaceWebhook): an
-    // update never undoes another made at once, nor brings back an endpoint deleted meanwhile
-    for (let attempt = 1; ; attempt++) {
+    // written only if unchanged since read (replaceWebhook), else computed again: an update never
+    // undoes another made at once, nor brings back an endpoint deleted meanwhile
+    return retryLostWrites(async () => {
       const current = await store.getWebhook(id)
       if (!current) return undefined
       const next: WebhookRecord = { ...current, updatedAt: this.#deps.clock.now() }
@@ -269,13 +267,10 @@ export class Webhooks {
       if (input.rotateSecret) next.secret = generateSecret()
       // read before the write: once stored, the change is answered (a rotated secret is shown)
       const webhook = await this.#info(next)
-      if (await store.replaceWebhook(id, current, next)) {
-        await this.#changed()
-        return input.rotateSecret ? { webhook, secret: next.secret } : { webhook }
-      }
-      // each lost try means another change landed: this many at once is a client gone wrong
-      if (attempt === UPDATE_ATTEMPTS) throw errors.storeUnavailable()
-    }
+      if (!(await store.replaceWebhook(id, current, next))) return LOST_TO_ANOTHER
+      await this.#changed()
+      return input.rotateSecret ? { webhook, secret: next.secret } : { webhook }
+    })
   }
 
   async delete(id: string): Promise<boolean> {
