@@ -183,13 +183,10 @@ test('fleet: a change-bus subscription Redis refuses while it answers: said once
 })
 
 test("fleet: the Redis URL's database refused after a restart: 503 and not ready, the reason said at once, nothing written to database 0", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'presenced-select-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  let redis = await startRedisServer(port, dir)
-  t.after(() => redis.kill())
+  const redis = await privateRedis(t, 'select')
+  const port = Number(new URL(redis.url).port)
   const node = await startFleetNode({
-    PRESENCED_REDIS_URL: `redis://127.0.0.1:${port}/3`,
+    PRESENCED_REDIS_URL: `${redis.url}/3`,
     PRESENCED_REDIS_PREFIX: 'select:',
   })
   t.after(() => node.kill())
@@ -216,8 +213,8 @@ test("fleet: the Redis URL's database refused after a restart: 503 and not ready
 
   // restarted with 2 databases: every reconnection's SELECT 3 is refused
   const restartedAt = Date.now()
-  await redis.kill()
-  redis = await startRedisServer(port, dir, ['--databases', '2'])
+  await redis.stop()
+  await redis.start(['--databases', '2'])
   const refused = () =>
     warnings(node, restartedAt).filter((line) => /^SELECT 3 /.test(String(line.reason)))
   await until(() => refused().length > 0, 10_000, 'a warning naming the SELECT refused')
@@ -237,8 +234,8 @@ test("fleet: the Redis URL's database refused after a restart: 503 and not ready
   )
 
   // Redis restarted with its 16 databases: served again, on database 3
-  await redis.kill()
-  redis = await startRedisServer(port, dir)
+  await redis.stop()
+  await redis.start()
   await until(async () => (await fetch(`${node.url}/readyz`)).status === 200, 15_000, 'ready')
   assert.equal((await register()).status, 200)
   const [after0, after3] = await keysIn([0, 3])

@@ -128,6 +128,22 @@ function fastCooldown(extra: Record<string, string>) {
   return { ...jwtEnv(extra)!, jwksCooldownMs: COOLDOWN_MS }
 }
 
+/**
+ * A platform whose JWKS URL serves `published`, and presenced checking its issuer and audience
+ * with a JWKS cooldown of COOLDOWN_MS, so that keys rotated into it are fetched soon.
+ */
+async function rotatingPlatform(t: TestContext, published: SigningKey[], config = {}) {
+  const jwks = await jwksServer(t)
+  jwks.publish(published)
+  const jwt = fastCooldown({
+    PRESENCED_JWT_JWKS: jwks.url,
+    PRESENCED_JWT_ISSUER: ISSUER,
+    PRESENCED_JWT_AUDIENCE: AUDIENCE,
+  })
+  const server = await startApp(t, { listen: true, config: { jwt, ...config } })
+  return { jwks, server }
+}
+
 test('RS256, ES256 and EdDSA tokens from a JWKS URL are accepted; ids past 2^53 stay exact', async (t) => {
   const [rs, es, ed] = await Promise.all([
     makeKey('RS256', 'rs-1'),
@@ -166,14 +182,7 @@ test('an unknown or forged key is refused; a key rotated into the JWKS is picked
     makeKey('RS256', 'ghost'),
     makeKey('RS256', 'k-1'),
   ])
-  const jwks = await jwksServer(t)
-  jwks.publish([current])
-  const jwt = fastCooldown({
-    PRESENCED_JWT_JWKS: jwks.url,
-    PRESENCED_JWT_ISSUER: ISSUER,
-    PRESENCED_JWT_AUDIENCE: AUDIENCE,
-  })
-  const server = await startApp(t, { listen: true, config: { jwt } })
+  const { jwks, server } = await rotatingPlatform(t, [current])
 
   assert.equal(await beat(server.url, await sign(current, { sub: '1' })), 200)
   assert.equal(await beat(server.url, await sign(ghost, { sub: '2' })), 401, 'unknown kid')
@@ -198,15 +207,8 @@ test('a key replaced under the same kid is fetched on its first token, not count
     makeKey('RS256', 'k-1'),
     makeKey('ES256', 'k-1'),
   ])
-  const jwks = await jwksServer(t)
-  jwks.publish([old])
-  const jwt = fastCooldown({
-    PRESENCED_JWT_JWKS: jwks.url,
-    PRESENCED_JWT_ISSUER: ISSUER,
-    PRESENCED_JWT_AUDIENCE: AUDIENCE,
-  })
   // two wrong credentials would lock this address out: the new key's tokens must not be any
-  const server = await startApp(t, { listen: true, config: { jwt, authFailureLimit: 2 } })
+  const { jwks, server } = await rotatingPlatform(t, [old], { authFailureLimit: 2 })
   assert.equal(await beat(server.url, await sign(old, { sub: '50' })), 200)
   assert.equal(jwks.fetches(), 1)
 

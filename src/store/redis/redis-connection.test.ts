@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   freePort,
+  privateRedis,
   startPartlyAssignedCluster,
   startRedisServer,
 } from '../../../test/helpers/redis-cluster.js'
@@ -173,13 +174,7 @@ test("a SELECT Redis refuses (the URL's database) keeps the connection down as a
   const onRejection = (reason: unknown) => rejections.push(reason)
   process.on('unhandledRejection', onRejection)
   t.after(() => process.off('unhandledRejection', onRejection))
-  const dir = mkdtempSync(join(tmpdir(), 'presenced-select-'))
-  const port = await freePort()
-  let server = await startRedisServer(port, dir)
-  t.after(async () => {
-    await server.kill()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const redis = await privateRedis(t, 'select')
   const said: Array<{ level: string; message: string; reason?: unknown }> = []
   const outages = new StoreOutages({
     log: {
@@ -187,7 +182,7 @@ test("a SELECT Redis refuses (the URL's database) keeps the connection down as a
       info: (_details, message) => said.push({ level: 'info', message }),
     },
   })
-  const url = `redis://127.0.0.1:${port}`
+  const url = redis.url
   const connection = new RedisConnection({ url: `${url}/5` }, { outages }).retain()
   t.after(() => connection.release())
   assert.ok(await connection.waitReady(), 'its Redis must be reachable')
@@ -210,8 +205,8 @@ test("a SELECT Redis refuses (the URL's database) keeps the connection down as a
   assert.deepEqual(await keysByDb([0, 5]), { 0: [], 5: ['before'] })
 
   // restarted with 2 databases: SELECT 5 is refused on every reconnection
-  await server.kill()
-  server = await startRedisServer(port, dir, ['--databases', '2'])
+  await redis.stop()
+  await redis.start(['--databases', '2'])
   await sleep(1500) // reconnection attempts every 0.5 s at most
   assert.notEqual(connection.client.status, 'ready')
   assert.equal(await connection.ready(), false, 'not ready (/readyz)')
@@ -232,8 +227,8 @@ test("a SELECT Redis refuses (the URL's database) keeps the connection down as a
   )
 
   // back with 16 databases: ready on database 5, the outage said to be over
-  await server.kill()
-  server = await startRedisServer(port, dir)
+  await redis.stop()
+  await redis.start()
   assert.ok(await connection.waitReady(), 'ready again')
   await set('again')
   assert.deepEqual(await keysByDb([0, 5]), { 0: [], 5: ['again'] })
