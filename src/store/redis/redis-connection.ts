@@ -504,11 +504,11 @@ export class RedisConnection {
         enableOfflineQueue: offlineQueue,
         autoResubscribe,
         retryStrategy,
-        // the URL's database (redis://host:port/N) is selected on each connection; one whose
-        // SELECT Redis refuses (restarted with fewer `databases`, an ACL without SELECT) is
-        // dropped and tried again, as one Redis does not accept. ioredis only emitted the refusal
-        // as an 'error' and made the connection ready on database 0: another deployment's data
-        // read and written, said nowhere but as a brief outage.
+        // the URL's database (redis://host:port/N) is selected on each connection; a connection
+        // whose SELECT Redis refuses (restarted with fewer `databases`, an ACL without SELECT)
+        // is dropped and tried again, like one Redis refuses outright. ioredis only emitted the
+        // refusal as an 'error' and made the connection ready on database 0, where the node then
+        // read and wrote (another deployment's data, perhaps), its log saying Redis was back.
         reconnectOnError: selectRefused,
       })
     }
