@@ -15,12 +15,18 @@
  * `callgrind_annotate <file>`; JIT code shows as addresses, which `--annotate` names from V8's
  * perf map (node --perf-basic-prof).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { Agent, request as httpRequest } from 'node:http'
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { Agent } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
+import {
+  annotatedRows,
+  control,
+  generator,
+  postAll,
+  startUnderCallgrind,
+  totals,
+} from './lib/callgrind.js'
 import { blockedOf, friendsOf } from './lib/population.js'
 import { presencedEnv } from './lib/processes.js'
 import { bodyOf, drawIds, type IdMix } from './lib/wrk.js'
@@ -64,119 +70,41 @@ const mix: IdMix = signedIn
     }
   : { users, random: ids }
 
-/** mulberry32: the same ids for every server and run. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 function bodies(count: number, seed: number): string[] {
   const random = generator(seed)
   return Array.from({ length: count }, () => bodyOf('roblox', drawIds(mix, random)))
 }
 
-interface Started {
-  child: ChildProcess
-  info: { port: number; viewerToken?: string }
-  file: string
-}
+type Info = { port: number; viewerToken?: string }
 
-function startUnderCallgrind(name: string, script: string, args: string[], cwd: string) {
-  const file = join(dir, `callgrind.${name}`)
-  const flags = [
-    '--tool=callgrind',
-    '--instr-atstart=no',
-    `--callgrind-out-file=${file}`,
-    ...(values['cache-sim'] ? ['--cache-sim=yes', `--D1=${values.d1}`, `--LL=${values.ll}`] : []),
-  ]
-  const child = spawn(
-    'valgrind',
-    [
-      ...flags,
-      process.execPath,
-      '--perf-basic-prof',
+function start(name: string, script: string, args: string[], cwd: string) {
+  return startUnderCallgrind<Info>({
+    name,
+    script,
+    args,
+    cwd,
+    file: join(dir, `callgrind.${name}`),
+    valgrind: values['cache-sim']
+      ? ['--cache-sim=yes', `--D1=${values.d1}`, `--LL=${values.ll}`]
+      : [],
+    node: [
       ...(process.env.CG_NODE_FLAGS ? process.env.CG_NODE_FLAGS.split(' ') : []),
       '--max-old-space-size=8192',
       '--expose-gc',
-      '--import',
-      'tsx',
-      script,
-      ...args,
     ],
-    {
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...(name === 'bare' ? {} : presencedEnv('huge')) },
-    },
-  )
-  const log: string[] = []
-  createInterface({ input: child.stderr! }).on('line', (line) => log.push(line))
-  return new Promise<Started>((resolvePromise, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (line) =>
-      resolvePromise({ child, info: JSON.parse(line) as Started['info'], file }),
-    )
-    child.once('exit', (code) =>
-      reject(new Error(`${name} exited with ${code}:\n${log.slice(-20).join('\n')}`)),
-    )
+    env: name === 'bare' ? {} : presencedEnv('huge'),
   })
 }
 
-/**
- * Sends `list` over the agent's connections. Warm-up and measured requests share them: closing
- * connections deoptimizes Node's socket code, which the next requests would compile again.
- */
-async function send(agent: Agent, port: number, list: string[], headers: Record<string, string>) {
-  let next = 0
-  let failed = 0
-  const one = (body: string) =>
-    new Promise<void>((done, reject) => {
-      const req = httpRequest(
-        {
-          host: '127.0.0.1',
-          port,
-          path: '/v1/presence/users',
-          method: 'POST',
-          agent,
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-            ...headers,
-          },
-        },
-        (res) => {
-          if (res.statusCode !== 200) failed++
-          res.resume()
-          res.on('end', done)
-        },
-      )
-      req.on('error', reject)
-      req.end(body)
-    })
-  const worker = async () => {
-    while (next < list.length) await one(list[next++]!)
-  }
-  await Promise.all(Array.from({ length: Number(values.connections) }, worker))
-  if (failed > 0) throw new Error(`${failed} requests answered other than 200`)
-}
-
-function control(pid: number, ...args: string[]) {
-  const result = spawnSync('callgrind_control', [...args, String(pid)], { encoding: 'utf8' })
-  if (result.status !== 0) throw new Error(`callgrind_control ${args.join(' ')}: ${result.stderr}`)
-}
-
-/** The event totals of a callgrind file. */
-function totals(file: string): Record<string, number> {
-  const text = readFileSync(file, 'utf8')
-  const events = /^events: (.*)$/m.exec(text)![1]!.trim().split(/\s+/)
-  const line = (/^summary: (.*)$/m.exec(text) ?? /^totals: (.*)$/m.exec(text))![1]!
-  const numbers = line.trim().split(/\s+/).map(Number)
-  return Object.fromEntries(events.map((event, i) => [event, numbers[i] ?? 0]))
+/** Sends `list` over the agent's connections (lib/callgrind.ts postAll). */
+function send(agent: Agent, port: number, list: string[], headers: Record<string, string>) {
+  return postAll({
+    agent,
+    port,
+    path: '/v1/presence/users',
+    connections: Number(values.connections),
+    list: list.map((body) => ({ body, headers })),
+  })
 }
 
 const measured: string[] = []
@@ -193,7 +121,7 @@ for (const name of String(values.servers).split(',')) {
         : ['bench/lib/bench-server.ts', [...serverArgs, '--friends', '200', '--blocked', '20']]
   if (name === 'bare') writeFileSync(bare, Buffer.alloc(9929, 0x20))
   console.log(`${name}: loading under callgrind (instrumentation off)…`)
-  const started = await startUnderCallgrind(name, script, args, checkout)
+  const started = await start(name, script, args, checkout)
   const pid = started.child.pid!
   const headers: Record<string, string> =
     signedIn && started.info.viewerToken
@@ -229,52 +157,12 @@ for (const line of measured) console.log(line)
 
 /** The top `top` functions by Ir (self), JIT code named from /tmp/perf-<pid>.map. */
 function annotate(file: string, pid: number, top: number) {
-  const map = (() => {
-    try {
-      return readFileSync(`/tmp/perf-${pid}.map`, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => {
-          const [start, size, ...name] = line.split(' ')
-          return {
-            start: parseInt(start!, 16),
-            end: parseInt(start!, 16) + parseInt(size!, 16),
-            name: name.join(' '),
-          }
-        })
-        .sort((a, b) => a.start - b.start)
-    } catch {
-      return []
-    }
-  })()
-  const nameOf = (address: number) => {
-    let lo = 0
-    let hi = map.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      const entry = map[mid]!
-      if (address < entry.start) hi = mid - 1
-      else if (address >= entry.end) lo = mid + 1
-      else return entry.name
-    }
-    return undefined
-  }
-  const out = spawnSync('callgrind_annotate', ['--threshold=100', file], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-  }).stdout
   const rows = new Map<string, number>()
-  for (const line of out.split('\n')) {
-    // `   6,074,688 ( 6.05%)  file:function [object]`
-    const m = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(?:[^:]*):(.*?)(?: \[[^\]]*\])?$/.exec(line)
-    if (!m) continue
-    const ir = Number(m[1]!.replace(/,/g, ''))
-    let fn = m[2]!
-    const hex = /^0x([0-9a-f]+)$/.exec(fn)
-    if (hex) fn = nameOf(parseInt(hex[1]!, 16)) ?? 'JIT (unnamed)'
-    else if (fn.startsWith('v8::internal::compiler::')) fn = 'TurboFan compiling (all functions)'
-    rows.set(fn, (rows.get(fn) ?? 0) + ir)
-  }
+  const named = annotatedRows(file, pid, {
+    unnamed: (fn) =>
+      fn.startsWith('v8::internal::compiler::') ? 'TurboFan compiling (all functions)' : fn,
+  })
+  for (const [fn, ir] of named) rows.set(fn, (rows.get(fn) ?? 0) + ir)
   const sorted = [...rows].sort((a, b) => b[1] - a[1]).slice(0, top)
   for (const [fn, ir] of sorted) console.log(`  ${(ir / requests).toFixed(0).padStart(9)}  ${fn}`)
 }

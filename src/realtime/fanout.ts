@@ -209,6 +209,18 @@ export class Fanout {
     this.#options = options
     this.#unsubscribe = bus.subscribe((event) => {
       if (this.#stopped) return
+      // A change of a user nobody here watches, with nothing queued before it: the drain it
+      // would start looks at it at once (#apply's first check) and drops it, so it is dropped
+      // here, without the task, the drain's promises and #apply's maps (most heartbeats' users
+      // are watched by nobody on a node). Queued behind other work, it waits its turn, as a
+      // subscription queued before it may watch the user by then.
+      if (
+        !this.#draining &&
+        event.type === 'presence' &&
+        !this.#watchers.isWatched(event.change.userId)
+      ) {
+        return
+      }
       this.#queue.push({ bus: event })
       this.#kick()
     })

@@ -136,19 +136,25 @@ export class Authenticator {
    * rate limits see, the front proxy's X-Forwarded-For when it is trusted). Throws 401 for a
    * credential present but invalid, 429 while `address` is refused for guessing (see above).
    */
-  async authenticate(credential: Credential, address: string): Promise<Caller> {
+  authenticate(credential: Credential, address: string): Promise<Caller> {
+    // not async: an async function returning #user's promise resolves its own with it, two more
+    // microtask turns on every request; each case hands back its promise as it is
     switch (credential.kind) {
       case 'none':
-        return anonymousCaller
+        return Promise.resolve(anonymousCaller)
       case 'token':
         return this.#user(credential.token, credential.via, address)
       case 'apiKey':
         return this.#key(credential.secret, address)
       case 'malformed':
-        this.#failures.check(address)
-        await this.#failures.count(address)
-        throw fail('UNAUTHENTICATED', credential.message)
+        return this.#malformed(credential.message, address)
     }
+  }
+
+  async #malformed(message: string, address: string): Promise<never> {
+    this.#failures.check(address)
+    await this.#failures.count(address)
+    throw fail('UNAUTHENTICATED', message)
   }
 
   /** Whether /metrics is on: a metrics key or the admin key is configured. */

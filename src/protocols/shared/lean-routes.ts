@@ -67,6 +67,8 @@ export interface LeanObserver {
 export interface LeanLogger {
   /** pino's level name. */
   level: string
+  /** pino's level number, when it has one: read instead of `level` until it changes. */
+  readonly levelVal?: number
   info(object: object, message: string): void
   warn(object: object, message: string): void
   error(object: object, message: string): void
@@ -104,7 +106,7 @@ const PLAIN_JSON = /^application\/json\s*(?:;\s*charset="?utf-8"?\s*)?$/i
  * unread), which answers it as it always did.
  */
 export class LeanRoutes {
-  readonly #routes = new Map<string, LeanRoute>()
+  readonly #routes: LeanRoute[] = []
   readonly #bodyLimit: number
   readonly #headersTimeoutMs: number | undefined
   #observer: LeanObserver | undefined
@@ -139,12 +141,46 @@ export class LeanRoutes {
   }
 
   add(route: LeanRoute): void {
-    this.#routes.set(`${route.method} ${route.path}`, route)
+    // one route per method and path: a later one replaces it
+    const at = this.#routes.findIndex((r) => r.method === route.method && r.path === route.path)
+    if (at >= 0) this.#routes[at] = route
+    else this.#routes.push(route)
+  }
+
+  #find(method: string | undefined, url: string | undefined): LeanRoute | undefined {
+    const routes = this.#routes
+    for (let i = 0; i < routes.length; i++) {
+      const route = routes[i]!
+      if (route.path === url && route.method === method) return route
+    }
+    return undefined
   }
 
   observe(observer: LeanObserver, log: LeanLogger): void {
     this.#observer = observer
     this.#log = log
+    this.#levelVal = Number.NaN
+  }
+
+  /** pino's level number when #isVerbose was last judged (NaN: never, or not pino). */
+  #levelVal = Number.NaN
+  #isVerbose = false
+
+  /**
+   * Whether requests are logged at the logger's level now. pino's `level` getter looks the name
+   * up on every read (about 0.8k instructions per request under callgrind); its `levelVal` is one
+   * field, so the name is read again only when that moves. A logger without `levelVal` is asked
+   * every time.
+   */
+  #verbose(): boolean {
+    const log = this.#log
+    if (log === undefined) return false
+    const levelVal = log.levelVal
+    if (levelVal === undefined || levelVal !== this.#levelVal) {
+      this.#levelVal = levelVal ?? Number.NaN
+      this.#isVerbose = VERBOSE.has(log.level)
+    }
+    return this.#isVerbose
   }
 
   /** Fastify's `serverFactory`: the HTTP/1 server Fastify would make, trying lean routes first. */
@@ -178,8 +214,9 @@ export class LeanRoutes {
   }
 
   #take(request: IncomingMessage, response: ServerResponse): boolean {
-    if (!this.enabled || this.#routes.size === 0) return false
-    const route = this.#routes.get(`${request.method} ${request.url}`)
+    if (!this.enabled || this.#routes.length === 0) return false
+    // a scan of the few routes, not a Map: its key would be a string built and hashed per request
+    const route = this.#find(request.method, request.url)
     if (!route) return false
     const headers = request.headers
     const type = headers['content-type']
@@ -203,7 +240,7 @@ export class LeanRoutes {
 
   async #serve(route: LeanRoute, request: IncomingMessage, response: ServerResponse) {
     const started = performance.now()
-    const log = this.#log && VERBOSE.has(this.#log.level) ? this.#log : undefined
+    const log = this.#verbose() ? this.#log : undefined
     const reqId = log ? `lean-${++this.#requestIds}` : ''
     const ip = this.#clientAddress?.(request) ?? request.socket.remoteAddress ?? ''
     if (log) {

@@ -1,0 +1,168 @@
+/**
+ * Instructions per POST /v1/presence/register-app-presence, counted by valgrind's callgrind on
+ * each server's main thread over a fixed number of heartbeats (V8's compiler and GC helper
+ * threads are left out: their work after a warm-up swings from run to run). Figures that do not
+ * move with the machine's load, to tell a change to the heartbeat from noise. Each server
+ * (bench/heartbeat-server.ts, its `--skeleton`, the bare node:http server, another checkout's
+ * presenced with `--baseline`) runs under callgrind with instrumentation off while it loads and
+ * warms up, then on for exactly `--requests` heartbeats: the bench's mix (a random one of
+ * `--tokens` users, half the bodies in one of 500 catalogued places), from a seeded generator.
+ *
+ *   npx tsx bench/heartbeat-callgrind.ts --servers presenced,skeleton,bare
+ *   npx tsx bench/heartbeat-callgrind.ts --servers presenced,baseline --baseline /tmp/base
+ *
+ * Prints Ir per heartbeat per server and where the callgrind file is (`callgrind_annotate
+ * <file>`; `--annotate N` names the top N functions, JIT code from V8's perf map).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { Agent } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import {
+  annotatedRows,
+  control,
+  generator,
+  postAll,
+  startUnderCallgrind,
+  totals,
+} from './lib/callgrind.js'
+import { presencedEnv } from './lib/processes.js'
+import { benchArgs } from './lib/args.js'
+
+const { values } = benchArgs(import.meta.url, {
+  options: {
+    requests: { type: 'string', default: '2000' },
+    warmup: { type: 'string', default: '6000' },
+    connections: { type: 'string', default: '8' },
+    tokens: { type: 'string', default: '2000' },
+    'in-game': { type: 'string', default: '0.5' },
+    seed: { type: 'string', default: '1' },
+    servers: { type: 'string', default: 'presenced' },
+    baseline: { type: 'string' },
+    annotate: { type: 'string', default: '0' },
+    out: { type: 'string' },
+  },
+})
+const PATH = '/v1/presence/register-app-presence'
+const PLACES = 500
+const requests = Number(values.requests)
+const dir = values.out ?? mkdtempSync(join(tmpdir(), 'heartbeat-callgrind-'))
+mkdirSync(dir, { recursive: true })
+const secret = 'bench-heartbeat-secret-of-enough-length-0123456789'
+
+interface Beat {
+  token: number
+  body: string
+}
+
+function beats(count: number, seed: number): Beat[] {
+  const random = generator(seed)
+  const tokens = Number(values.tokens)
+  return Array.from({ length: count }, () => {
+    const token = Math.floor(random() * tokens)
+    const body =
+      random() < Number(values['in-game'])
+        ? `{"location":"Game","placeId":${1000000 + Math.floor(random() * PLACES)}}`
+        : '{"location":"Home"}'
+    return { token, body }
+  })
+}
+
+function start(name: string, script: string, args: string[], cwd: string) {
+  return startUnderCallgrind<{ port: number }>({
+    name,
+    script,
+    args,
+    cwd,
+    file: join(dir, `callgrind.${name}`),
+    // one file per thread: only the main thread's is read
+    valgrind: ['--separate-threads=yes'],
+    env: name === 'bare' ? {} : presencedEnv('huge'),
+  })
+}
+
+function send(agent: Agent, port: number, list: Beat[], tokens: string[]) {
+  return postAll({
+    agent,
+    port,
+    path: PATH,
+    connections: Number(values.connections),
+    list: list.map(({ token, body }) => ({
+      body,
+      headers: { authorization: `Bearer ${tokens[token % tokens.length]}` },
+    })),
+  })
+}
+
+const measured: string[] = []
+for (const name of String(values.servers).split(',')) {
+  const checkout = name.startsWith('baseline')
+    ? resolve(values.baseline ?? '')
+    : resolve(import.meta.dirname, '..')
+  const tokenFile = join(dir, `${name}-tokens.txt`)
+  const reply = join(dir, 'reply.json')
+  writeFileSync(reply, '{}')
+  const args =
+    name === 'bare'
+      ? [reply]
+      : [
+          ...['--tokens', String(values.tokens), '--token-file', tokenFile, '--secret', secret],
+          ...(name.endsWith('skeleton') ? ['--skeleton'] : []),
+        ]
+  const script = name === 'bare' ? 'bench/lib/bare-server.ts' : 'bench/heartbeat-server.ts'
+  console.log(`${name}: loading under callgrind (instrumentation off)…`)
+  const started = await start(name, script, args, checkout)
+  const pid = started.child.pid!
+  const tokens = name === 'bare' ? ['none'] : readFileSync(tokenFile, 'utf8').split('\n')
+  const agent = new Agent({ keepAlive: true, maxSockets: Number(values.connections) })
+  await send(
+    agent,
+    started.info.port,
+    beats(Number(values.warmup), 1000 + Number(values.seed)),
+    tokens,
+  )
+  control(pid, '-i', 'on')
+  control(pid, '-z')
+  await send(agent, started.info.port, beats(requests, Number(values.seed)), tokens)
+  control(pid, '-d')
+  control(pid, '-i', 'off')
+  agent.destroy()
+  started.child.kill('SIGKILL')
+  await new Promise((done) => started.child.once('exit', done))
+  // the last dump of thread 1, the main thread
+  const dumps = readdirSync(dir)
+    .filter((f) => f.startsWith(`callgrind.${name}.`) && f.endsWith('-01'))
+    .sort()
+  const file = join(dir, dumps[dumps.length - 1]!)
+  const ir = (totals(file).Ir ?? 0) / requests
+  const timers = inclusive(file, pid, /processTimers/) / requests
+  const lineOut =
+    `${name.padEnd(18)} main-thread Ir per heartbeat ${ir.toFixed(0)}, outside timers ` +
+    `${(ir - timers).toFixed(0)}  (${file})`
+  measured.push(lineOut)
+  console.log(lineOut)
+  if (Number(values.annotate) > 0) annotate(file, pid, Number(values.annotate))
+}
+console.log(`\n${requests} heartbeats, ${values.tokens} users, ${values['in-game']} in game:`)
+for (const line of measured) console.log(line)
+
+/**
+ * The Ir of the functions whose names match `pattern`, calls included (the largest such row):
+ * timers (sweeps, flushes, stats) run by the clock, so under callgrind, where a heartbeat takes
+ * ~50x its time, they weigh ~50x what they do at speed; the figure outside them is compared.
+ */
+function inclusive(file: string, pid: number, pattern: RegExp): number {
+  let most = 0
+  for (const [fn, ir] of annotatedRows(file, pid, { inclusive: true })) {
+    if (pattern.test(fn)) most = Math.max(most, ir)
+  }
+  return most
+}
+
+/** The top `top` functions by Ir (self), JIT code named from /tmp/perf-<pid>.map. */
+function annotate(file: string, pid: number, top: number) {
+  const rows = new Map<string, number>()
+  for (const [fn, ir] of annotatedRows(file, pid)) rows.set(fn, (rows.get(fn) ?? 0) + ir)
+  const sorted = [...rows].sort((a, b) => b[1] - a[1]).slice(0, top)
+  for (const [fn, ir] of sorted) console.log(`  ${(ir / requests).toFixed(0).padStart(9)}  ${fn}`)
+}

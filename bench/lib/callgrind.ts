@@ -1,0 +1,204 @@
+/**
+ * What bench/read-callgrind.ts and bench/heartbeat-callgrind.ts share: a server under valgrind's
+ * callgrind (instrumentation off until `control` turns it on), its file's totals, and V8's perf
+ * map (node --perf-basic-prof) to name JIT code in callgrind_annotate's rows.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { request as httpRequest, type Agent } from 'node:http'
+import { createInterface } from 'node:readline'
+
+/** mulberry32: the same requests for every server and run. */
+export function generator(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export interface Started<Info> {
+  child: ChildProcess
+  info: Info
+  file: string
+}
+
+/**
+ * Runs `script` (TypeScript, through tsx) under callgrind with instrumentation off, writing
+ * `file`; resolves with its first JSON stdout line.
+ */
+export function startUnderCallgrind<Info>(options: {
+  name: string
+  script: string
+  args: string[]
+  cwd: string
+  file: string
+  /** More valgrind flags. */
+  valgrind?: string[]
+  /** More node flags (before --import tsx). */
+  node?: string[]
+  env?: Record<string, string>
+}): Promise<Started<Info>> {
+  const { name, file } = options
+  const child = spawn(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${file}`,
+      ...(options.valgrind ?? []),
+      process.execPath,
+      '--perf-basic-prof',
+      ...(options.node ?? []),
+      '--import',
+      'tsx',
+      options.script,
+      ...options.args,
+    ],
+    {
+      cwd: options.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    },
+  )
+  const log: string[] = []
+  createInterface({ input: child.stderr! }).on('line', (line) => log.push(line))
+  return new Promise((resolvePromise, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (line) =>
+      resolvePromise({ child, info: JSON.parse(line) as Info, file }),
+    )
+    child.once('exit', (code) =>
+      reject(new Error(`${name} exited with ${code}:\n${log.slice(-20).join('\n')}`)),
+    )
+  })
+}
+
+/** callgrind_control with `args` on `pid` (-i on|off, -z, -d). */
+export function control(pid: number, ...args: string[]): void {
+  const result = spawnSync('callgrind_control', [...args, String(pid)], { encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`callgrind_control ${args.join(' ')}: ${result.stderr}`)
+}
+
+/** The event totals of a callgrind file. */
+export function totals(file: string): Record<string, number> {
+  const text = readFileSync(file, 'utf8')
+  const events = /^events: (.*)$/m.exec(text)![1]!.trim().split(/\s+/)
+  const line = (/^summary: (.*)$/m.exec(text) ?? /^totals: (.*)$/m.exec(text))![1]!
+  const numbers = line.trim().split(/\s+/).map(Number)
+  return Object.fromEntries(events.map((event, i) => [event, numbers[i] ?? 0]))
+}
+
+/** Names JIT code addresses from V8's perf map of `pid` (/tmp/perf-<pid>.map). */
+export function perfMap(pid: number): (address: number) => string | undefined {
+  const map = (() => {
+    try {
+      return readFileSync(`/tmp/perf-${pid}.map`, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => {
+          const [start, size, ...name] = line.split(' ')
+          return {
+            start: parseInt(start!, 16),
+            end: parseInt(start!, 16) + parseInt(size!, 16),
+            name: name.join(' '),
+          }
+        })
+        .sort((a, b) => a.start - b.start)
+    } catch {
+      return []
+    }
+  })()
+  return (address) => {
+    let lo = 0
+    let hi = map.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const entry = map[mid]!
+      if (address < entry.start) hi = mid - 1
+      else if (address >= entry.end) lo = mid + 1
+      else return entry.name
+    }
+    return undefined
+  }
+}
+
+/**
+ * callgrind_annotate's rows of `file` as [function, Ir]: self cost, or with `inclusive` calls
+ * included; JIT code named from `pid`'s perf map, `unnamed` when it is not in it.
+ */
+export function annotatedRows(
+  file: string,
+  pid: number,
+  options: { inclusive?: boolean; unnamed?: (fn: string) => string } = {},
+): Array<[string, number]> {
+  const nameOf = perfMap(pid)
+  const out = spawnSync(
+    'callgrind_annotate',
+    [...(options.inclusive ? ['--inclusive=yes'] : []), '--threshold=100', file],
+    { encoding: 'utf8', maxBuffer: 1 << 28 },
+  ).stdout
+  const rows: Array<[string, number]> = []
+  for (const line of out.split('\n')) {
+    // `   6,074,688 ( 6.05%)  file:function [object]`
+    const m = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(?:[^:]*):(.*?)(?: \[[^\]]*\])?$/.exec(line)
+    if (!m) continue
+    const ir = Number(m[1]!.replace(/,/g, ''))
+    const fn = m[2]!
+    const hex = /^0x([0-9a-f]+)$/.exec(fn)
+    rows.push([
+      hex ? (nameOf(parseInt(hex[1]!, 16)) ?? 'JIT (unnamed)') : (options.unnamed?.(fn) ?? fn),
+      ir,
+    ])
+  }
+  return rows
+}
+
+/**
+ * POSTs each of `list` (JSON bodies, with their own headers) to `path`, `connections` at a time
+ * over the agent's connections; throws when any answer is not 200. Warm-up and measured requests
+ * share the connections: closing them deoptimizes Node's socket code, which the next requests
+ * would compile again.
+ */
+export async function postAll(options: {
+  agent: Agent
+  port: number
+  path: string
+  connections: number
+  list: ReadonlyArray<{ body: string; headers: Record<string, string> }>
+}): Promise<void> {
+  const { agent, port, path, list } = options
+  let next = 0
+  let failed = 0
+  const one = ({ body, headers }: { body: string; headers: Record<string, string> }) =>
+    new Promise<void>((done, reject) => {
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          path,
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            ...headers,
+          },
+        },
+        (res) => {
+          if (res.statusCode !== 200) failed++
+          res.resume()
+          res.on('end', done)
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+  const worker = async () => {
+    while (next < list.length) await one(list[next++]!)
+  }
+  await Promise.all(Array.from({ length: options.connections }, worker))
+  if (failed > 0) throw new Error(`${failed} requests answered other than 200`)
+}
