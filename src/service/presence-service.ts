@@ -27,6 +27,7 @@ import {
   type UserSettings,
   type Viewer,
   type VisiblePresence,
+  sameSettings,
   settingsAudiences,
 } from '../core/privacy.js'
 import { parseUserId, type UserId } from '../core/user-id.js'
@@ -162,6 +163,8 @@ export interface RawPresence {
  * whatever its source (a device, a game server, an import, an expiry), goes through here, is
  * published on the change bus and reported to the observer.
  */
+type SettingsEvent = Extract<BusEvent, { type: 'settings' }>
+
 export class PresenceService {
   readonly auth: Authenticator
   readonly keys: ApiKeys
@@ -544,10 +547,16 @@ export class PresenceService {
         invisible: change.invisible ?? current.invisible,
       }
       const [settings] = await this.#nextSettings([id], [current], [next])
+      const event: SettingsEvent = { type: 'settings', userId: id, before: current, after: settings! }
+      // marked before the write as well as after (#announce): should the write land and the
+      // mark after it fail (Redis gone between), the client's retry changes nothing, and only
+      // this mark tells a stream resuming from before the change that it happened. A write that
+      // changes nothing is marked once, after, as before
+      if (!sameSettings(current, settings!)) await this.#markSettings(event)
       if (!(await this.#stores.privacy.replaceSettings(id, current, settings!))) {
         return LOST_TO_ANOTHER
       }
-      await this.#announce({ type: 'settings', userId: id, before: current, after: settings! })
+      await this.#announce(event)
       return settings!
     })
   }
@@ -814,19 +823,21 @@ export class PresenceService {
     }
     // who may see what changed: a replay must not show earlier changes under the new rules
     // (concerning whom the change concerns: a viewer it did not concern resumes as across none)
-    if (event.type === 'settings') {
-      const { before, after } = event
-      const concern =
-        before && after
-          ? settingsConcern(settingsAudiences(before, after), {
-              before: before.invisible,
-              after: after.invisible,
-            })
-          : EVERYONE
-      await this.#history.mark([event.userId], this.#clock.now(), [concern])
-    }
+    if (event.type === 'settings') await this.#markSettings(event)
     await this.#bus.publish(event)
     await this.webhooks.record(event)
+  }
+
+  /** A settings change marked in the user's history, concerning whom it concerns. */
+  async #markSettings({ userId, before, after }: SettingsEvent): Promise<void> {
+    const concern =
+      before && after
+        ? settingsConcern(settingsAudiences(before, after), {
+            before: before.invisible,
+            after: after.invisible,
+          })
+        : EVERYONE
+    await this.#history.mark([userId], this.#clock.now(), [concern])
   }
 
   /**
