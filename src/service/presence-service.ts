@@ -631,7 +631,11 @@ export class PresenceService {
    * Applies records of a bulk import (already validated), with the same rules as the single
    * writes: a user the import makes invisible keeps showing the lastOnline they had, a block
    * keeps what each side last saw, and every settings and relation change is published so
-   * watchers re-project at once.
+   * watchers re-project at once. A settings record is a write like `putSettings` with both
+   * members: computed from the settings it replaces and stored only while they are still
+   * stored (the store's compare-and-set), else computed again from what is stored then, so that
+   * a user's own change landing meanwhile is never overwritten with settings derived from
+   * before it (its frozen lastOnline, say), and the mark tells what really changed.
    */
   async importRecords(records: readonly ProfileRecord[]): Promise<void> {
     const privacy: PrivacyRecord[] = []
@@ -643,20 +647,13 @@ export class PresenceService {
     const settingsRecords = privacy.filter(
       (r): r is Extract<PrivacyRecord, { type: 'settings' }> => r.type === 'settings',
     )
-    const before = new Map<UserId, UserSettings>()
-    if (settingsRecords.length > 0) {
-      const ids = settingsRecords.map((r) => r.userId)
-      const current = await this.#stores.privacy.getSettings(ids)
-      ids.forEach((id, i) => {
-        if (!before.has(id)) before.set(id, current[i]!)
-      })
-      const stored = await this.#nextSettings(
-        ids,
-        current,
-        settingsRecords.map((r) => r.settings),
-      )
-      settingsRecords.forEach((record, i) => (record.settings = stored[i]!))
-    }
+    // what each line asks for; what is stored is derived from it when it lands
+    const asked = new Map(
+      settingsRecords.map((r) => [
+        r,
+        { visibility: r.settings.visibility, invisible: r.settings.invisible },
+      ]),
+    )
     const blocks = privacy.filter(
       (r): r is Extract<PrivacyRecord, { type: 'block' }> => r.type === 'block' && r.isBlocked,
     )
@@ -664,7 +661,37 @@ export class PresenceService {
       const sights = await this.#blockSights(blocks)
       blocks.forEach((record, i) => (record.sight = sights[i]))
     }
-    if (privacy.length > 0) await this.#stores.privacy.importPrivacy(privacy)
+    /** The settings records stored, each replacing its `expected`. */
+    const landed = new Set<PrivacyRecord>()
+    let batch: PrivacyRecord[] = privacy
+    let pending = settingsRecords
+    if (privacy.length > 0) {
+      await retryLostWrites(async () => {
+        await this.#importedSettings(pending, asked)
+        // marked before the write as well as after, as putSettings does
+        const changed = pending.filter((r) => !sameSettings(r.expected!, r.settings))
+        if (changed.length > 0) {
+          await this.#history.mark(
+            changed.map((r) => r.userId),
+            this.#clock.now(),
+            changed.map((r) => settingsConcernOf(r.expected!, r.settings)),
+          )
+        }
+        const refused = new Set(
+          (await this.#stores.privacy.importPrivacy(batch)).map((i) => batch[i]!),
+        )
+        for (const r of batch) if (r.type === 'settings' && !refused.has(r)) landed.add(r)
+        if (refused.size === 0) return true
+        // a refused line of a user whose later line landed is replaced by it: dropped
+        const lastLanded = new Map<UserId, number>()
+        settingsRecords.forEach((r, i) => landed.has(r) && lastLanded.set(r.userId, i))
+        pending = settingsRecords.filter(
+          (r, i) => refused.has(r) && !((lastLanded.get(r.userId) ?? -1) > i),
+        )
+        batch = pending
+        return pending.length === 0 ? true : LOST_TO_ANOTHER
+      })
+    }
     if (catalogue.length > 0) await this.#stores.catalogue.importCatalogue(catalogue)
     if (catalogue.some((r) => r.type === 'place')) {
       this.#places.forget()
@@ -672,11 +699,39 @@ export class PresenceService {
     }
     for (const r of privacy) {
       if (r.type === 'settings') {
-        const was = before.get(r.userId)
-        before.set(r.userId, r.settings)
-        await this.#announce({ type: 'settings', userId: r.userId, before: was, after: r.settings })
+        if (!landed.has(r)) continue
+        await this.#announce({
+          type: 'settings',
+          userId: r.userId,
+          before: r.expected,
+          after: r.settings,
+        })
       } else if (r.type === 'friends') await this.#relationChanged(r.a, r.b)
       else await this.#relationChanged(r.blocker, r.blocked)
+    }
+  }
+
+  /**
+   * Sets each import settings record's `expected` (what is stored now, or what the user's
+   * previous record makes it) and `settings` (what it asks, by the rules of nextSettings).
+   */
+  async #importedSettings(
+    records: readonly Extract<PrivacyRecord, { type: 'settings' }>[],
+    asked: ReadonlyMap<PrivacyRecord, Pick<UserSettings, 'visibility' | 'invisible'>>,
+  ): Promise<void> {
+    if (records.length === 0) return
+    const ids = [...new Set(records.map((r) => r.userId))]
+    const now = this.#clock.now()
+    const [current, presences] = await Promise.all([
+      this.#stores.privacy.getSettings(ids),
+      this.#stores.presence.getMany(ids, now),
+    ])
+    const state = new Map(ids.map((id, i) => [id, current[i]!]))
+    const presenceOf = new Map(ids.map((id, i) => [id, presences[i]!]))
+    for (const r of records) {
+      r.expected = state.get(r.userId)!
+      r.settings = nextSettings(r.expected, asked.get(r)!, presenceOf.get(r.userId)!, now)
+      state.set(r.userId, r.settings)
     }
   }
 
@@ -830,13 +885,7 @@ export class PresenceService {
 
   /** A settings change marked in the user's history, concerning whom it concerns. */
   async #markSettings({ userId, before, after }: SettingsEvent): Promise<void> {
-    const concern =
-      before && after
-        ? settingsConcern(settingsAudiences(before, after), {
-            before: before.invisible,
-            after: after.invisible,
-          })
-        : EVERYONE
+    const concern = before && after ? settingsConcernOf(before, after) : EVERYONE
     await this.#history.mark([userId], this.#clock.now(), [concern])
   }
 
@@ -913,4 +962,12 @@ export class PresenceService {
     }
     return cached ? withPlace(activity, cached) : activity
   }
+}
+
+/** Whom a change of a user's settings from `before` to `after` concerns (a history mark's). */
+function settingsConcernOf(before: UserSettings, after: UserSettings): string {
+  return settingsConcern(settingsAudiences(before, after), {
+    before: before.invisible,
+    after: after.invisible,
+  })
 }
