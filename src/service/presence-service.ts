@@ -547,7 +547,12 @@ export class PresenceService {
         invisible: change.invisible ?? current.invisible,
       }
       const [settings] = await this.#nextSettings([id], [current], [next])
-      const event: SettingsEvent = { type: 'settings', userId: id, before: current, after: settings! }
+      const event: SettingsEvent = {
+        type: 'settings',
+        userId: id,
+        before: current,
+        after: settings!,
+      }
       // marked before the write as well as after (#announce): should the write land and the
       // mark after it fail (Redis gone between), the client's retry changes nothing, and only
       // this mark tells a stream resuming from before the change that it happened. A write that

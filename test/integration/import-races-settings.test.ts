@@ -21,7 +21,11 @@ import { heartbeat } from './positions-steps.js'
  * hidden time (until the user is next seen alive), not the one of the hidden play.
  */
 
-async function startRacing(t: TestContext, fleet: boolean, race: (app: StartedApp) => Promise<void>) {
+async function startRacing(
+  t: TestContext,
+  fleet: boolean,
+  race: (app: StartedApp) => Promise<void>,
+) {
   const dataDir = mkdtempSync(join(tmpdir(), 'presenced-test-'))
   const prefix = uniquePrefix('import-races')
   const config: Partial<Config> = {
@@ -32,15 +36,15 @@ async function startRacing(t: TestContext, fleet: boolean, race: (app: StartedAp
   const profiles = stores.profiles
   const importPrivacy = profiles.importPrivacy.bind(profiles)
   let raced = false
-  let app: StartedApp | undefined
+  const started: { app?: StartedApp } = {}
   profiles.importPrivacy = async (records) => {
     if (!raced) {
       raced = true
-      await race(app!)
+      await race(started.app!)
     }
     return importPrivacy(records)
   }
-  app = await startApp(t, { config, dataDir, stores, listen: true })
+  const app = (started.app = await startApp(t, { config, dataDir, stores, listen: true }))
   t.after(async () => {
     rmSync(dataDir, { recursive: true, force: true })
     if (fleet) await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)

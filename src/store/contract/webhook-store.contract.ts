@@ -93,7 +93,8 @@ export function webhookStoreContract(name: string, factory: WebhookStoreFactory)
 
     test('with a cap, creates at once never keep more than it; a replace is never refused', async (t) => {
       const store = await open(t)
-      for (const id of ['w1', 'w2', 'w3']) assert.equal(await store.putWebhook(webhook(id), 5), true)
+      for (const id of ['w1', 'w2', 'w3'])
+        assert.equal(await store.putWebhook(webhook(id), 5), true)
       const results = await Promise.all(
         Array.from({ length: 6 }, (_, i) => store.putWebhook(webhook(`n${i}`), 5)),
       )
