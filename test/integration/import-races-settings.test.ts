@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type TestContext } from 'node:test'
-import { createStores } from '../../src/app/create-stores.js'
-import { testConfig, type Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
-import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { ADMIN_KEY, type StartedApp } from '../helpers/start-app.js'
+import { startWithStores } from '../helpers/start-with-stores.js'
 import { heartbeat } from './positions-steps.js'
 
 /*
@@ -26,30 +21,20 @@ async function startRacing(
   fleet: boolean,
   race: (app: StartedApp) => Promise<void>,
 ) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'presenced-test-'))
-  const prefix = uniquePrefix('import-races')
-  const config: Partial<Config> = {
-    flapGraceMs: 0,
-    ...(fleet && { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, redisTimeoutMs: 5000 }),
-  }
-  const stores = await createStores(testConfig({ dataDir, ...config }))
-  const profiles = stores.profiles
-  const importPrivacy = profiles.importPrivacy.bind(profiles)
   let raced = false
   const started: { app?: StartedApp } = {}
-  profiles.importPrivacy = async (records) => {
-    if (!raced) {
-      raced = true
-      await race(started.app!)
+  const app = await startWithStores(t, fleet, 'import-races', (stores) => {
+    const profiles = stores.profiles
+    const importPrivacy = profiles.importPrivacy.bind(profiles)
+    profiles.importPrivacy = async (records) => {
+      if (!raced) {
+        raced = true
+        await race(started.app!)
+      }
+      return importPrivacy(records)
     }
-    return importPrivacy(records)
-  }
-  const app = (started.app = await startApp(t, { config, dataDir, stores, listen: true }))
-  t.after(async () => {
-    rmSync(dataDir, { recursive: true, force: true })
-    if (fleet) await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)
   })
-  return app
+  return (started.app = app)
 }
 
 async function lastOnlineSeenByOthers(app: StartedApp, user: string): Promise<string> {

@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { createStores } from '../../src/app/create-stores.js'
-import { testConfig, type Config } from '../../src/app/config.js'
 import { errors } from '../../src/core/errors.js'
 import type { History } from '../../src/realtime/history.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
-import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { ADMIN_KEY, type StartedApp } from '../helpers/start-app.js'
+import { startWithStores } from '../helpers/start-with-stores.js'
 import { continueFrom, heartbeat, positionedSnapshot } from './positions-steps.js'
 
 /*
@@ -28,47 +23,37 @@ interface Failing {
 }
 
 async function startFailing(t: TestContext, fleet: boolean): Promise<Failing> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'presenced-test-'))
-  const prefix = uniquePrefix('lost-mark')
-  const config: Partial<Config> = {
-    flapGraceMs: 0,
-    ...(fleet && { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, redisTimeoutMs: 5000 }),
-  }
-  const stores = await createStores(testConfig({ dataDir, ...config }))
-  const history = stores.history!
   let armed = false
   let failing = false
-  // a privacy write that lands arms the failure of the mark after it: Redis gone between the two
-  const profiles = stores.profiles
-  const replaceSettings = profiles.replaceSettings.bind(profiles)
-  profiles.replaceSettings = async (id, expected, next) => {
-    const stored = await replaceSettings(id, expected, next)
-    if (stored && armed) [armed, failing] = [false, true]
-    return stored
-  }
-  const setBlocked = profiles.setBlocked.bind(profiles)
-  profiles.setBlocked = async (blocker, blocked, isBlocked, sight) => {
-    await setBlocked(blocker, blocked, isBlocked, sight)
-    if (armed) [armed, failing] = [false, true]
-  }
-  const wrapped: History = {
-    positionTtlMs: history.positionTtlMs,
-    append: (change, at) => history.append(change, at),
-    mark: (ids, at, concern) => {
-      if (!failing) return history.mark(ids, at, concern)
-      failing = false
-      return Promise.reject(errors.storeUnavailable())
-    },
-    positions: (ids) => history.positions(ids),
-    read: (userId, from) => history.read(userId, from),
-    ...(history.keepOnly && { keepOnly: (watched) => history.keepOnly!(watched) }),
-    ...(history.close && { close: () => history.close!() }),
-  }
-  stores.history = wrapped
-  const app = await startApp(t, { config, dataDir, stores, listen: true })
-  t.after(async () => {
-    rmSync(dataDir, { recursive: true, force: true })
-    if (fleet) await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)
+  const app = await startWithStores(t, fleet, 'lost-mark', (stores) => {
+    // a privacy write that lands arms the failure of the mark after it: Redis gone between the two
+    const profiles = stores.profiles
+    const replaceSettings = profiles.replaceSettings.bind(profiles)
+    profiles.replaceSettings = async (id, expected, next) => {
+      const stored = await replaceSettings(id, expected, next)
+      if (stored && armed) [armed, failing] = [false, true]
+      return stored
+    }
+    const setBlocked = profiles.setBlocked.bind(profiles)
+    profiles.setBlocked = async (blocker, blocked, isBlocked, sight) => {
+      await setBlocked(blocker, blocked, isBlocked, sight)
+      if (armed) [armed, failing] = [false, true]
+    }
+    const history = stores.history!
+    const wrapped: History = {
+      positionTtlMs: history.positionTtlMs,
+      append: (change, at) => history.append(change, at),
+      mark: (ids, at, concern) => {
+        if (!failing) return history.mark(ids, at, concern)
+        failing = false
+        return Promise.reject(errors.storeUnavailable())
+      },
+      positions: (ids) => history.positions(ids),
+      read: (userId, from) => history.read(userId, from),
+      ...(history.keepOnly && { keepOnly: (watched) => history.keepOnly!(watched) }),
+      ...(history.close && { close: () => history.close!() }),
+    }
+    stores.history = wrapped
   })
   return { app, failNextMark: () => (armed = true) }
 }
