@@ -556,8 +556,11 @@ export class PresenceService {
       // marked before the write as well as after (#announce): should the write land and the
       // mark after it fail (Redis gone between), the client's retry changes nothing, and only
       // this mark tells a stream resuming from before the change that it happened. A write that
-      // changes nothing is marked once, after, as before
-      if (!sameSettings(current, settings!)) await this.#markSettings(event)
+      // changes nothing is marked once, after, as before; so is every write when the history is
+      // in this process (a mark there cannot fail)
+      if (!this.#history.inProcess && !sameSettings(current, settings!)) {
+        await this.#markSettings(event)
+      }
       if (!(await this.#stores.privacy.replaceSettings(id, current, settings!))) {
         return LOST_TO_ANOTHER
       }
@@ -652,13 +655,6 @@ export class PresenceService {
     const settingsRecords = privacy.filter(
       (r): r is Extract<PrivacyRecord, { type: 'settings' }> => r.type === 'settings',
     )
-    // what each line asks for; what is stored is derived from it when it lands
-    const asked = new Map(
-      settingsRecords.map((r) => [
-        r,
-        { visibility: r.settings.visibility, invisible: r.settings.invisible },
-      ]),
-    )
     const blocks = privacy.filter(
       (r): r is Extract<PrivacyRecord, { type: 'block' }> => r.type === 'block' && r.isBlocked,
     )
@@ -672,9 +668,11 @@ export class PresenceService {
     let pending = settingsRecords
     if (privacy.length > 0) {
       await retryLostWrites(async () => {
-        await this.#importedSettings(pending, asked)
+        await this.#importedSettings(pending)
         // marked before the write as well as after, as putSettings does
-        const changed = pending.filter((r) => !sameSettings(r.expected!, r.settings))
+        const changed = this.#history.inProcess
+          ? []
+          : pending.filter((r) => !sameSettings(r.expected!, r.settings))
         if (changed.length > 0) {
           await this.#history.mark(
             changed.map((r) => r.userId),
@@ -718,11 +716,11 @@ export class PresenceService {
 
   /**
    * Sets each import settings record's `expected` (what is stored now, or what the user's
-   * previous record makes it) and `settings` (what it asks, by the rules of nextSettings).
+   * previous record makes it) and `settings` (what it asks, by the rules of nextSettings: its
+   * `visibility` and `invisible` stay those of the line, so computing it again asks the same).
    */
   async #importedSettings(
     records: readonly Extract<PrivacyRecord, { type: 'settings' }>[],
-    asked: ReadonlyMap<PrivacyRecord, Pick<UserSettings, 'visibility' | 'invisible'>>,
   ): Promise<void> {
     if (records.length === 0) return
     const ids = [...new Set(records.map((r) => r.userId))]
@@ -735,7 +733,7 @@ export class PresenceService {
     const presenceOf = new Map(ids.map((id, i) => [id, presences[i]!]))
     for (const r of records) {
       r.expected = state.get(r.userId)!
-      r.settings = nextSettings(r.expected, asked.get(r)!, presenceOf.get(r.userId)!, now)
+      r.settings = nextSettings(r.expected, r.settings, presenceOf.get(r.userId)!, now)
       state.set(r.userId, r.settings)
     }
   }

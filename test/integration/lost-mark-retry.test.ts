@@ -42,6 +42,7 @@ async function startFailing(t: TestContext, fleet: boolean): Promise<Failing> {
     const history = stores.history!
     const wrapped: History = {
       positionTtlMs: history.positionTtlMs,
+      ...(history.inProcess && { inProcess: true }),
       append: (change, at) => history.append(change, at),
       mark: (ids, at, concern) => {
         if (!failing) return history.mark(ids, at, concern)
@@ -70,23 +71,27 @@ async function admin(app: StartedApp, method: string, path: string, body?: objec
 for (const fleet of [false, true]) {
   const mode = fleet ? 'fleet' : 'embedded'
 
-  test(`${mode}: a settings change whose mark failed is marked by its retry (a resume from before it is not told nothing changed)`, async (t) => {
-    const { app, failNextMark } = await startFailing(t, fleet)
-    const viewer = '7701' // a stranger
-    const user = '7702'
-    await heartbeat(app, user, { location: 'Game', placeId: 1818 })
-    const held = await positionedSnapshot(app, viewer, [user])
+  // embedded, the history is in memory: a mark cannot fail once the write landed (only a wrapper
+  // can make it), and none is made before the write
+  if (fleet) {
+    test(`${mode}: a settings change whose mark failed is marked by its retry (a resume from before it is not told nothing changed)`, async (t) => {
+      const { app, failNextMark } = await startFailing(t, fleet)
+      const viewer = '7701' // a stranger
+      const user = '7702'
+      await heartbeat(app, user, { location: 'Game', placeId: 1818 })
+      const held = await positionedSnapshot(app, viewer, [user])
 
-    failNextMark()
-    const path = `/admin/v1/users/${user}/settings`
-    const first = await admin(app, 'PUT', path, { visibility: 'friends' })
-    assert.equal(first.status, 503, first.text)
-    const retry = await admin(app, 'PUT', path, { visibility: 'friends' })
-    assert.equal(retry.status, 200, retry.text)
+      failNextMark()
+      const path = `/admin/v1/users/${user}/settings`
+      const first = await admin(app, 'PUT', path, { visibility: 'friends' })
+      assert.equal(first.status, 503, first.text)
+      const retry = await admin(app, 'PUT', path, { visibility: 'friends' })
+      assert.equal(retry.status, 200, retry.text)
 
-    // the stranger no longer sees the place: the resume must not end in "nothing since"
-    assert.notEqual(await continueFrom(app, viewer, user, held.get(user)!), 'recovered')
-  })
+      // the stranger no longer sees the place: the resume must not end in "nothing since"
+      assert.notEqual(await continueFrom(app, viewer, user, held.get(user)!), 'recovered')
+    })
+  }
 
   test(`${mode}: a block whose mark failed is marked by its retry`, async (t) => {
     const { app, failNextMark } = await startFailing(t, fleet)
