@@ -26,7 +26,16 @@ export interface UserProfile {
 
 /** One line of a bulk import. */
 export type ProfileRecord =
-  | { type: 'settings'; userId: UserId; settings: UserSettings }
+  | {
+      type: 'settings'
+      userId: UserId
+      settings: UserSettings
+      /**
+       * Set by the service before storing: the settings `settings` were computed from, which
+       * the store replaces only while they are still stored (as PrivacyStore.replaceSettings).
+       */
+      expected?: UserSettings | undefined
+    }
   | { type: 'friends'; a: UserId; b: UserId; friends: boolean }
   | {
       type: 'block'

@@ -169,6 +169,12 @@ export interface History {
   /** How long a user's epoch and offset outlive its last change (positionTtlMs of the bounds). */
   readonly positionTtlMs: number
   /**
+   * True when the history is kept in this process's memory: recording cannot fail once the
+   * write it follows landed (and a crash loses the history with it), so a change need not be
+   * marked before its write as well (PresenceService.putSettings).
+   */
+  readonly inProcess?: boolean
+  /**
    * Records a change made on this node and sets its `position`. Fleet stores record in their own
    * scripts (the change arrives with a position already): call this only for changes without one.
    */
@@ -248,6 +254,7 @@ export class MemoryHistory implements History {
   }
 
   readonly positionTtlMs: number
+  readonly inProcess = true
 
   keepOnly(isWatched: (userId: UserId) => boolean): void {
     this.#isWatched = isWatched

@@ -27,6 +27,7 @@ import {
   type UserSettings,
   type Viewer,
   type VisiblePresence,
+  sameSettings,
   settingsAudiences,
 } from '../core/privacy.js'
 import { parseUserId, type UserId } from '../core/user-id.js'
@@ -162,6 +163,8 @@ export interface RawPresence {
  * whatever its source (a device, a game server, an import, an expiry), goes through here, is
  * published on the change bus and reported to the observer.
  */
+type SettingsEvent = Extract<BusEvent, { type: 'settings' }>
+
 export class PresenceService {
   readonly auth: Authenticator
   readonly keys: ApiKeys
@@ -544,10 +547,24 @@ export class PresenceService {
         invisible: change.invisible ?? current.invisible,
       }
       const [settings] = await this.#nextSettings([id], [current], [next])
+      const event: SettingsEvent = {
+        type: 'settings',
+        userId: id,
+        before: current,
+        after: settings!,
+      }
+      // marked before the write as well as after (#announce): should the write land and the
+      // mark after it fail (Redis gone between), the client's retry changes nothing, and only
+      // this mark tells a stream resuming from before the change that it happened. A write that
+      // changes nothing is marked once, after, as before; so is every write when the history is
+      // in this process (a mark there cannot fail)
+      if (!this.#history.inProcess && !sameSettings(current, settings!)) {
+        await this.#markSettings(event)
+      }
       if (!(await this.#stores.privacy.replaceSettings(id, current, settings!))) {
         return LOST_TO_ANOTHER
       }
-      await this.#announce({ type: 'settings', userId: id, before: current, after: settings! })
+      await this.#announce(event)
       return settings!
     })
   }
@@ -622,7 +639,11 @@ export class PresenceService {
    * Applies records of a bulk import (already validated), with the same rules as the single
    * writes: a user the import makes invisible keeps showing the lastOnline they had, a block
    * keeps what each side last saw, and every settings and relation change is published so
-   * watchers re-project at once.
+   * watchers re-project at once. A settings record is a write like `putSettings` with both
+   * members: computed from the settings it replaces and stored only while they are still
+   * stored (the store's compare-and-set), else computed again from what is stored then, so that
+   * a user's own change landing meanwhile is never overwritten with settings derived from
+   * before it (its frozen lastOnline, say), and the mark tells what really changed.
    */
   async importRecords(records: readonly ProfileRecord[]): Promise<void> {
     const privacy: PrivacyRecord[] = []
@@ -634,20 +655,6 @@ export class PresenceService {
     const settingsRecords = privacy.filter(
       (r): r is Extract<PrivacyRecord, { type: 'settings' }> => r.type === 'settings',
     )
-    const before = new Map<UserId, UserSettings>()
-    if (settingsRecords.length > 0) {
-      const ids = settingsRecords.map((r) => r.userId)
-      const current = await this.#stores.privacy.getSettings(ids)
-      ids.forEach((id, i) => {
-        if (!before.has(id)) before.set(id, current[i]!)
-      })
-      const stored = await this.#nextSettings(
-        ids,
-        current,
-        settingsRecords.map((r) => r.settings),
-      )
-      settingsRecords.forEach((record, i) => (record.settings = stored[i]!))
-    }
     const blocks = privacy.filter(
       (r): r is Extract<PrivacyRecord, { type: 'block' }> => r.type === 'block' && r.isBlocked,
     )
@@ -655,7 +662,39 @@ export class PresenceService {
       const sights = await this.#blockSights(blocks)
       blocks.forEach((record, i) => (record.sight = sights[i]))
     }
-    if (privacy.length > 0) await this.#stores.privacy.importPrivacy(privacy)
+    /** The settings records stored, each replacing its `expected`. */
+    const landed = new Set<PrivacyRecord>()
+    let batch: PrivacyRecord[] = privacy
+    let pending = settingsRecords
+    if (privacy.length > 0) {
+      await retryLostWrites(async () => {
+        await this.#importedSettings(pending)
+        // marked before the write as well as after, as putSettings does
+        const changed = this.#history.inProcess
+          ? []
+          : pending.filter((r) => !sameSettings(r.expected!, r.settings))
+        if (changed.length > 0) {
+          await this.#history.mark(
+            changed.map((r) => r.userId),
+            this.#clock.now(),
+            changed.map((r) => settingsConcernOf(r.expected!, r.settings)),
+          )
+        }
+        const refused = new Set(
+          (await this.#stores.privacy.importPrivacy(batch)).map((i) => batch[i]!),
+        )
+        for (const r of batch) if (r.type === 'settings' && !refused.has(r)) landed.add(r)
+        if (refused.size === 0) return true
+        // a refused line of a user whose later line landed is replaced by it: dropped
+        const lastLanded = new Map<UserId, number>()
+        settingsRecords.forEach((r, i) => landed.has(r) && lastLanded.set(r.userId, i))
+        pending = settingsRecords.filter(
+          (r, i) => refused.has(r) && !((lastLanded.get(r.userId) ?? -1) > i),
+        )
+        batch = pending
+        return pending.length === 0 ? true : LOST_TO_ANOTHER
+      })
+    }
     if (catalogue.length > 0) await this.#stores.catalogue.importCatalogue(catalogue)
     if (catalogue.some((r) => r.type === 'place')) {
       this.#places.forget()
@@ -663,11 +702,39 @@ export class PresenceService {
     }
     for (const r of privacy) {
       if (r.type === 'settings') {
-        const was = before.get(r.userId)
-        before.set(r.userId, r.settings)
-        await this.#announce({ type: 'settings', userId: r.userId, before: was, after: r.settings })
+        if (!landed.has(r)) continue
+        await this.#announce({
+          type: 'settings',
+          userId: r.userId,
+          before: r.expected,
+          after: r.settings,
+        })
       } else if (r.type === 'friends') await this.#relationChanged(r.a, r.b)
       else await this.#relationChanged(r.blocker, r.blocked)
+    }
+  }
+
+  /**
+   * Sets each import settings record's `expected` (what is stored now, or what the user's
+   * previous record makes it) and `settings` (what it asks, by the rules of nextSettings: its
+   * `visibility` and `invisible` stay those of the line, so computing it again asks the same).
+   */
+  async #importedSettings(
+    records: readonly Extract<PrivacyRecord, { type: 'settings' }>[],
+  ): Promise<void> {
+    if (records.length === 0) return
+    const ids = [...new Set(records.map((r) => r.userId))]
+    const now = this.#clock.now()
+    const [current, presences] = await Promise.all([
+      this.#stores.privacy.getSettings(ids),
+      this.#stores.presence.getMany(ids, now),
+    ])
+    const state = new Map(ids.map((id, i) => [id, current[i]!]))
+    const presenceOf = new Map(ids.map((id, i) => [id, presences[i]!]))
+    for (const r of records) {
+      r.expected = state.get(r.userId)!
+      r.settings = nextSettings(r.expected, r.settings, presenceOf.get(r.userId)!, now)
+      state.set(r.userId, r.settings)
     }
   }
 
@@ -814,19 +881,15 @@ export class PresenceService {
     }
     // who may see what changed: a replay must not show earlier changes under the new rules
     // (concerning whom the change concerns: a viewer it did not concern resumes as across none)
-    if (event.type === 'settings') {
-      const { before, after } = event
-      const concern =
-        before && after
-          ? settingsConcern(settingsAudiences(before, after), {
-              before: before.invisible,
-              after: after.invisible,
-            })
-          : EVERYONE
-      await this.#history.mark([event.userId], this.#clock.now(), [concern])
-    }
+    if (event.type === 'settings') await this.#markSettings(event)
     await this.#bus.publish(event)
     await this.webhooks.record(event)
+  }
+
+  /** A settings change marked in the user's history, concerning whom it concerns. */
+  async #markSettings({ userId, before, after }: SettingsEvent): Promise<void> {
+    const concern = before && after ? settingsConcernOf(before, after) : EVERYONE
+    await this.#history.mark([userId], this.#clock.now(), [concern])
   }
 
   /**
@@ -902,4 +965,12 @@ export class PresenceService {
     }
     return cached ? withPlace(activity, cached) : activity
   }
+}
+
+/** Whom a change of a user's settings from `before` to `after` concerns (a history mark's). */
+function settingsConcernOf(before: UserSettings, after: UserSettings): string {
+  return settingsConcern(settingsAudiences(before, after), {
+    before: before.invisible,
+    after: after.invisible,
+  })
 }

@@ -36,6 +36,12 @@ export interface PrivacyStore {
     sight?: BlockSight,
   ): Promise<void>
   listFriends(id: UserId): Promise<UserId[]>
-  /** Applies many records at once (one transaction where the backend has them). */
-  importPrivacy(records: readonly PrivacyRecord[]): Promise<void>
+  /**
+   * Applies many records at once (one transaction where the backend has them), in order. A
+   * settings record with `expected` is written only if the user's settings are still `expected`
+   * (as replaceSettings, an earlier record of the same user included); returns the indexes of
+   * the settings records it did not write for that reason, in order (nothing else of the batch
+   * is held back).
+   */
+  importPrivacy(records: readonly PrivacyRecord[]): Promise<number[]>
 }

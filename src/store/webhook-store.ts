@@ -77,8 +77,14 @@ export interface Reclaimed {
  * `complete` or `park`.
  */
 export interface WebhookStore {
-  /** Creates or replaces an endpoint; creating one creates its (empty) queue. */
-  putWebhook(record: WebhookRecord): Promise<void>
+  /**
+   * Creates or replaces an endpoint; creating one creates its (empty) queue. With `max`, a new
+   * endpoint is stored only while fewer than `max` are, checked and written in one step (a
+   * transaction, a script), so that creates made at once, on one node or across a fleet, never
+   * keep more than `max`: false, storing nothing, when it would be one too many. Replacing an
+   * endpoint that exists is never refused.
+   */
+  putWebhook(record: WebhookRecord, max?: number): Promise<boolean>
   /**
    * Stores `next` in place of endpoint `id` if it is still `expected` (as it was read), in one
    * step; false, storing nothing, if it changed or was deleted meanwhile. An update computed from

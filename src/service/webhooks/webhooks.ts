@@ -190,9 +190,6 @@ export class Webhooks {
     const description = checkDescription(input.description)
     const secret = input.secret === undefined ? generateSecret() : checkSecret(input.secret)
     const scope = await this.#checkKey(input.keyId)
-    if ((await store.listWebhooks()).length >= MAX_WEBHOOKS) {
-      throw invalid(`A server keeps at most ${MAX_WEBHOOKS} webhooks; delete one first.`)
-    }
     const now = this.#deps.clock.now()
     const record: WebhookRecord = {
       id: randomBytes(8).toString('hex'),
@@ -207,8 +204,11 @@ export class Webhooks {
       updatedAt: now,
     }
     // nothing is read after the write: once stored, the endpoint is answered 201, so a client
-    // retrying a failure does not register it twice
-    await store.putWebhook(record)
+    // retrying a failure does not register it twice. The cap is counted in the store's own step
+    // of the write: creates at once, on one node or across a fleet, never keep one too many
+    if (!(await store.putWebhook(record, MAX_WEBHOOKS))) {
+      throw invalid(`A server keeps at most ${MAX_WEBHOOKS} webhooks; delete one first.`)
+    }
     await this.#changed()
     return { webhook: infoOf(record, scope), secret }
   }

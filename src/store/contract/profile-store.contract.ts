@@ -147,6 +147,42 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       })
     })
 
+    test('an import writes a settings record with `expected` only while it is still stored; the rest of the batch lands', async (t) => {
+      const store = await open(t)
+      const defaults: UserSettings = { visibility: 'everyone', invisible: false }
+      const hidden: UserSettings = { visibility: 'everyone', invisible: true, frozenLastOnline: T0 }
+      const friends: UserSettings = { visibility: 'friends', invisible: false }
+      const nobody: UserSettings = { visibility: 'nobody', invisible: false }
+      await store.putSettings(id('1'), hidden)
+      const refused = await store.importPrivacy([
+        // computed from the defaults, read before `hidden` landed: refused
+        { type: 'settings', userId: id('1'), settings: friends, expected: defaults },
+        { type: 'friends', a: id('1'), b: id('2'), friends: true },
+        // a second record of user 3 expects what the first one stores
+        { type: 'settings', userId: id('3'), settings: friends, expected: defaults },
+        { type: 'settings', userId: id('3'), settings: nobody, expected: friends },
+        // a second record of user 1 expected what the refused first would have stored: refused
+        { type: 'settings', userId: id('1'), settings: nobody, expected: friends },
+        // no expectation: written whatever is stored
+        { type: 'settings', userId: id('4'), settings: hidden },
+      ])
+      assert.deepEqual(refused, [0, 4])
+      const stored = (await store.getSettings([id('1'), id('3'), id('4')])).map(settingsOf)
+      assert.deepEqual(stored, [hidden, { ...nobody, frozenLastOnline: undefined }, hidden])
+      assert.deepEqual(await store.listFriends(id('2')), [id('1')])
+      // computed from what is stored now: stored
+      assert.deepEqual(
+        await store.importPrivacy([
+          { type: 'settings', userId: id('1'), settings: friends, expected: hidden },
+        ]),
+        [],
+      )
+      assert.deepEqual(settingsOf((await store.getSettings([id('1')]))[0]!), {
+        ...friends,
+        frozenLastOnline: undefined,
+      })
+    })
+
     test('friendship is mutual and can be undone', async (t) => {
       const store = await open(t)
       await store.setFriends(id('1'), id('2'), true)

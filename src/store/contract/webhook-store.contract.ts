@@ -91,6 +91,32 @@ export function webhookStoreContract(name: string, factory: WebhookStoreFactory)
       )
     })
 
+    test('with a cap, creates at once never keep more than it; a replace is never refused', async (t) => {
+      const store = await open(t)
+      for (const id of ['w1', 'w2', 'w3'])
+        assert.equal(await store.putWebhook(webhook(id), 5), true)
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => store.putWebhook(webhook(`n${i}`), 5)),
+      )
+      assert.equal(results.filter(Boolean).length, 2)
+      const kept = (await store.listWebhooks()).map((w) => w.id)
+      assert.equal(kept.length, 5)
+      // a refused endpoint has no queue: its events are dropped, as an unknown endpoint's
+      const refused = results.flatMap((stored, i) => (stored ? [] : [`n${i}`]))
+      await store.enqueue([event(refused[0]!, 1)], MAX)
+      assert.deepEqual(await store.counts(refused[0]!), { queued: 0, parked: 0 })
+      // full: replacing a kept endpoint still works, a new one is refused
+      const changed = webhook('w1', { description: 'edited', updatedAt: T0 + 1 })
+      assert.equal(await store.putWebhook(changed, 5), true)
+      assert.deepEqual(await store.getWebhook('w1'), changed)
+      assert.equal(await store.putWebhook(webhook('w9'), 5), false)
+      assert.equal(await store.getWebhook('w9'), undefined)
+      // one deleted: one more fits
+      assert.equal(await store.deleteWebhook('w2'), true)
+      assert.equal(await store.putWebhook(webhook('w9'), 5), true)
+      assert.equal((await store.listWebhooks()).length, 5)
+    })
+
     test('an endpoint is replaced only while it is still the one read', async (t) => {
       const store = await open(t)
       const read = webhook('w1')

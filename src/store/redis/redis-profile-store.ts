@@ -237,12 +237,15 @@ export class RedisProfileStore implements ProfileStore {
     )
   }
 
-  importPrivacy(records: readonly PrivacyRecord[]): Promise<void> {
+  importPrivacy(records: readonly PrivacyRecord[]): Promise<number[]> {
     const ops: Op[] = []
-    for (const r of records) {
+    /** Where each settings record's op is in `ops`, by the record's index. */
+    const settingsAt = new Map<number, number>()
+    for (const [i, r] of records.entries()) {
       switch (r.type) {
         case 'settings':
-          ops.push(this.#settingsOp(r.userId, r.settings))
+          settingsAt.set(i, ops.length)
+          ops.push(this.#settingsOp(r.userId, r.settings, r.expected))
           break
         case 'friends':
           ops.push(...this.#friendOps(r.a, r.b, r.friends))
@@ -257,8 +260,18 @@ export class RedisProfileStore implements ProfileStore {
       r.type === 'block' && !r.isBlocked ? [[r.blocker, r.blocked]] : [],
     )
     return this.#connection.run(async () => {
-      await this.#apply(ops)
+      const replies = await this.#apply(ops)
       await this.#dropSightsUnlessBlocked(unblocked)
+      // settings.lua answers a refused compare-and-set with the stored text; one that says the
+      // expected settings in other words (another version wrote it) is tried again alone, in
+      // order, as replaceSettings does
+      const refused: number[] = []
+      for (const [i, at] of settingsAt) {
+        const r = records[i] as Extract<PrivacyRecord, { type: 'settings' }>
+        if (typeof replies[at] !== 'string') continue
+        if (!(await this.replaceSettings(r.userId, r.expected!, r.settings))) refused.push(i)
+      }
+      return refused
     })
   }
 
@@ -400,9 +413,12 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   /** The settings key, and the copy folded into the presence value (settings.lua). */
-  #settingsOp(id: UserId, settings: UserSettings): Op {
+  /** settings.lua's op; with `expected`, a compare-and-set (replaceSettings). */
+  #settingsOp(id: UserId, settings: UserSettings, expected?: UserSettings): Op {
     const k = this.#keys
-    return ['presencedSettings', k.settings(id), k.presence(id), settingsText(settings)]
+    const op: Op = ['presencedSettings', k.settings(id), k.presence(id), settingsText(settings)]
+    if (expected) op.push(settingsText(expected))
+    return op
   }
 
   /**
@@ -488,7 +504,9 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   #run(ops: Op[]): Promise<void> {
-    return this.#connection.run(() => this.#apply(ops))
+    return this.#connection.run(async () => {
+      await this.#apply(ops)
+    })
   }
 
   /**
@@ -497,23 +515,26 @@ export class RedisProfileStore implements ProfileStore {
    * (auto-pipelined per node) and each is applied; a failure midway is reported, and retrying
    * the same write is safe because every command is idempotent.
    */
-  async #apply(ops: Op[]): Promise<void> {
-    if (ops.length === 0) return
+  /** Runs `ops` in order; their replies, in the same order. */
+  async #apply(ops: Op[]): Promise<unknown[]> {
+    if (ops.length === 0) return []
     const client = this.#client
     if (this.#connection.isCluster) {
       // a script's name is the command ioredis defines for it (EVALSHA), not a Redis command
-      const send = (command: string, args: string[]) =>
+      const send = (command: string, args: string[]): Promise<unknown> =>
         command === 'presencedSettings'
-          ? client.presencedSettings(args[0]!, args[1]!, args[2]!)
+          ? client.presencedSettings(...(args as [string, string, string, string?]))
           : client.call(command, ...args)
-      await Promise.all(ops.map(([command, ...args]) => send(command, args)))
-      return
+      return Promise.all(ops.map(([command, ...args]) => send(command, args)))
     }
+    const replies: unknown[] = []
     for (let i = 0; i < ops.length; i += IMPORT_CHUNK) {
       const results = await client.multi(ops.slice(i, i + IMPORT_CHUNK)).exec()
       const failed = results?.find(([error]) => error)
       if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted')
+      for (const [, reply] of results) replies.push(reply)
     }
+    return replies
   }
 }
 

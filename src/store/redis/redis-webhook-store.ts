@@ -18,6 +18,15 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     presencedWebhookLease(key: string, owner: string, ttlMs: string): Result<number, Context>
     presencedWebhookRelease(key: string, owner: string): Result<number, Context>
+    /** 1 when the queue was created, 0 when it had its group already */
+    presencedWebhookQueue(queue: string, group: string): Result<number, Context>
+    /** 1 once stored; 0 when the cap refused a new record */
+    presencedWebhookCreate(
+      webhooks: string,
+      id: string,
+      json: string,
+      max: string,
+    ): Result<number, Context>
     /** 1 once replaced; else the stored text, or null when there is none */
     presencedWebhookReplace(
       webhooks: string,
@@ -96,6 +105,14 @@ export class RedisWebhookStore implements WebhookStore {
       numberOfKeys: 1,
       lua: lua('webhook-release.lua'),
     })
+    client.defineCommand('presencedWebhookQueue', {
+      numberOfKeys: 1,
+      lua: lua('webhook-queue.lua'),
+    })
+    client.defineCommand('presencedWebhookCreate', {
+      numberOfKeys: 1,
+      lua: lua('webhook-create.lua'),
+    })
     client.defineCommand('presencedWebhookReplace', {
       numberOfKeys: 1,
       lua: lua('webhook-replace.lua'),
@@ -132,14 +149,22 @@ export class RedisWebhookStore implements WebhookStore {
     return `${this.#prefix}:wh:{w:${id}}:${kind}`
   }
 
-  putWebhook(record: WebhookRecord): Promise<void> {
+  putWebhook(record: WebhookRecord, max?: number): Promise<boolean> {
     return this.#connection.run(async () => {
-      try {
-        await this.#client.xgroup('CREATE', this.#key(record.id, 'q'), GROUP, '0', 'MKSTREAM')
-      } catch (error) {
-        if (!/BUSYGROUP/.test((error as Error).message)) throw error
-      }
-      await this.#client.hset(this.#webhooks(), record.id, JSON.stringify(record))
+      // the queue first, so that a stored endpoint always has one (enqueue never creates it)
+      const queue = this.#key(record.id, 'q')
+      const created = (await this.#client.presencedWebhookQueue(queue, GROUP)) === 1
+      // counted and written in one script (the records are one key, so one slot of a cluster)
+      const stored = await this.#client.presencedWebhookCreate(
+        this.#webhooks(),
+        record.id,
+        JSON.stringify(record),
+        max === undefined ? '' : String(max),
+      )
+      if (stored === 1) return true
+      // refused: the queue made for it belongs to no endpoint
+      if (created) await this.#client.del(queue)
+      return false
     })
   }
 

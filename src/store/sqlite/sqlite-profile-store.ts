@@ -340,14 +340,24 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     )
   }
 
-  importPrivacy(records: readonly PrivacyRecord[]): Promise<void> {
+  importPrivacy(records: readonly PrivacyRecord[]): Promise<number[]> {
     const s = this.#stmt
+    /** Settings written by this transaction, by user: what a later record of theirs replaces. */
+    const written = new Map<string, UserSettings>()
+    const refused: number[] = []
     this.db.transaction(() => {
-      for (const r of records) {
+      for (const [i, r] of records.entries()) {
         switch (r.type) {
-          case 'settings':
+          case 'settings': {
+            const stored = written.get(r.userId) ?? this.#settings.get(r.userId) ?? defaultSettings
+            if (r.expected && !sameSettings(stored, r.expected)) {
+              refused.push(i)
+              break
+            }
             s.putSettings.run(...settingsRow(r.userId, r.settings))
+            written.set(r.userId, r.settings)
             break
+          }
           case 'friends': {
             const statement = r.friends ? s.addFriend : s.removeFriend
             statement.run(r.a, r.b)
@@ -368,11 +378,9 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
       }
     })()
     // only once the transaction committed: a refused import leaves memory as it was
-    for (const r of records) {
-      if (r.type === 'settings') this.#remember(r.userId, r.settings)
-      else this.#relations.clear()
-    }
-    return Promise.resolve()
+    for (const [id, settings] of written) this.#remember(id, settings)
+    if (records.some((r) => r.type !== 'settings')) this.#relations.clear()
+    return Promise.resolve(refused)
   }
 
   importCatalogue(records: readonly CatalogueRecord[]): Promise<void> {

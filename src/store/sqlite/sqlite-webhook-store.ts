@@ -81,6 +81,7 @@ export class SqliteWebhookStore implements WebhookStore {
       ),
       get: db.prepare<[string], { record: string }>('SELECT record FROM webhooks WHERE id = ?'),
       list: db.prepare<[], { record: string }>('SELECT record FROM webhooks ORDER BY id'),
+      count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM webhooks'),
       delete: db.prepare('DELETE FROM webhooks WHERE id = ?'),
       deleteQueue: db.prepare('DELETE FROM webhook_queue WHERE webhook_id = ?'),
       insert: db.prepare(
@@ -148,9 +149,16 @@ export class SqliteWebhookStore implements WebhookStore {
     })
   }
 
-  putWebhook(record: WebhookRecord): Promise<void> {
-    this.#stmt.put.run(record.id, JSON.stringify(record))
-    return Promise.resolve()
+  putWebhook(record: WebhookRecord, max?: number): Promise<boolean> {
+    // counted and written in one transaction, with nothing awaited between
+    const stored = this.#db.transaction(() => {
+      if (max !== undefined && !this.#stmt.get.get(record.id)) {
+        if (this.#stmt.count.get()!.n >= max) return false
+      }
+      this.#stmt.put.run(record.id, JSON.stringify(record))
+      return true
+    })()
+    return Promise.resolve(stored)
   }
 
   replaceWebhook(id: string, expected: WebhookRecord, next: WebhookRecord): Promise<boolean> {
