@@ -1,3 +1,4 @@
+import './tick-shape.js'
 import compress from '@fastify/compress'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'

@@ -1,3 +1,4 @@
+import '../app/tick-shape.js'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../app/config.js'

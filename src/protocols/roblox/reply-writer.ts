@@ -23,7 +23,8 @@ import {
  * one frozen object per distinct activity) and, for activities that are not shared objects,
  * per their values in a bounded map. The body's exact size is summed first, so it is written
  * once into a part of a reused slab (shared/reply-slab.ts) of that size, which goes to the
- * socket as it is. writeSummariesReply writes the same bytes from summaries (the read path).
+ * socket as it is. writeSummariesReply writes the same bytes from summaries (the read path), in
+ * one pass within room for the longest prefix made so far, the two passes when that does not do.
  */
 
 const OPEN = Buffer.from('{"userPresences":[', 'latin1')
@@ -44,6 +45,15 @@ const TIME_AT = LAST_ONLINE.length + 11
 const MAX_ISO_MS = 253_402_300_800_000
 
 const genericPrefixes = new Map<PresenceType, Buffer>()
+/** The longest prefix made so far: the one-pass write's room per record (writeSummariesReply). */
+let longestPrefix = 0
+
+/** `text` as a prefix's bytes, noting its length. */
+function prefixBytes(text: string): Buffer {
+  const prefix = Buffer.from(text, 'utf8')
+  if (prefix.length > longestPrefix) longestPrefix = prefix.length
+  return prefix
+}
 /** Per shared (frozen) activity, its prefix per shown state (0..4). */
 let byActivity = new WeakMap<Activity, (Buffer | undefined)[]>()
 const MAX_PREFIXES = 10_000
@@ -52,7 +62,7 @@ const byValues = new Map<string, Buffer>()
 function genericPrefix(state: PresenceType): Buffer {
   let prefix = genericPrefixes.get(state)
   if (prefix === undefined) {
-    prefix = Buffer.from(prefixText(state, undefined), 'utf8')
+    prefix = prefixBytes(prefixText(state, undefined))
     genericPrefixes.set(state, prefix)
   }
   return prefix
@@ -64,7 +74,7 @@ function prefixOf(state: PresenceType, activity: Activity | undefined): Buffer {
   const cached = states?.[state]
   if (cached !== undefined) return cached
   if (states !== undefined || Object.isFrozen(activity)) {
-    const prefix = Buffer.from(prefixText(state, activity), 'utf8')
+    const prefix = prefixBytes(prefixText(state, activity))
     if (states === undefined) byActivity.set(activity, [])
     byActivity.get(activity)![state] = prefix
     return prefix
@@ -73,7 +83,7 @@ function prefixOf(state: PresenceType, activity: Activity | undefined): Buffer {
   const key = `${state}|${activity.kind}|${activity.placeId ?? ''}|${activity.rootPlaceId ?? ''}|${activity.gameId ?? ''}|${activity.universeId ?? ''}|${activity.location ?? ''}`
   let prefix = byValues.get(key)
   if (prefix === undefined) {
-    prefix = Buffer.from(prefixText(state, activity), 'utf8')
+    prefix = prefixBytes(prefixText(state, activity))
     if (byValues.size >= MAX_PREFIXES) byValues.clear()
     byValues.set(key, prefix)
   }
@@ -85,6 +95,7 @@ export function resetReplyWriter(): void {
   genericPrefixes.clear()
   byValues.clear()
   byActivity = new WeakMap()
+  longestPrefix = 0
 }
 
 /** Scratch of one write, reused: each record's prefix, id and lastOnline (NaN: never). */
@@ -171,6 +182,38 @@ export function writeSummariesReply(
   options: RobloxViewOptions,
 ): Buffer {
   const n = summaries.length
+  // One pass, straight into the slab, within room for n records of the longest prefix made so
+  // far: no scratch arrays to fill and read back (issue 19). A record that does not fit (a new,
+  // longer prefix) or that the byte path does not write ends it, and the two passes below run.
+  const room = OPEN.length + CLOSE_BODY.length + n * (longestPrefix + 1 + 19 + TAIL_BYTES)
+  const start = slab.open(room)
+  if (start !== undefined) {
+    const out = slab.buffer
+    const end = start + room
+    out.set(OPEN, start)
+    let at = start + OPEN.length
+    let i = 0
+    for (; i < n; i++) {
+      const summary = summaries[i]!
+      const state = shownSummaryState(summary, options)
+      const prefix = prefixOf(state, state === PresenceType.Offline ? undefined : summary.activity)
+      const id = summary.userId
+      const lastOnline = summary.lastOnline
+      if (
+        !isDigits(id) ||
+        (lastOnline !== undefined && isUnusual(lastOnline)) ||
+        at + 1 + prefix.length + id.length + TAIL_BYTES > end
+      ) {
+        break
+      }
+      if (i > 0) out[at++] = 0x2c
+      at = writeRecord(out, at, prefix, id, lastOnline === undefined ? Number.NaN : lastOnline)
+    }
+    if (i === n) {
+      out.set(CLOSE_BODY, at)
+      return slab.close(at + CLOSE_BODY.length)
+    }
+  }
   makeRoom(n)
   let size = OPEN.length + CLOSE_BODY.length + (n > 0 ? n - 1 : 0)
   for (let i = 0; i < n; i++) {
@@ -229,26 +272,37 @@ function write(n: number, size: number): Buffer {
   let at = OPEN.length
   for (let i = 0; i < n; i++) {
     if (i > 0) out[at++] = 0x2c
-    const prefix = prefixes[i]!
-    out.set(prefix, at)
-    at += prefix.length
-    const id = userIds[i]!
-    for (let k = 0; k < id.length; k++) out[at++] = id.charCodeAt(k)
-    // never online (NaN): the epoch
-    const lastOnline = lastOnlines[i]! || 0
-    const day = Math.floor(lastOnline / DAY_MS)
-    if (day !== tailDay) {
-      tailDay = day
-      tail.write(`,"lastOnline":"${new Date(day * DAY_MS).toISOString()}"}`, 0, 'latin1')
-    }
-    out.set(tail, at)
-    writeIsoTime(out, at + TIME_AT, lastOnline - day * DAY_MS)
-    at += TAIL_BYTES
+    at = writeRecord(out, at, prefixes[i]!, userIds[i]!, lastOnlines[i]!)
   }
   out.set(CLOSE_BODY, at)
   at += CLOSE_BODY.length
   if (at !== size) throw new Error(`reply size ${at} is not the ${size} bytes summed`)
   return out
+}
+
+/**
+ * One record at `at` (its prefix, the id's digits, the lastOnline tail; NaN: never online, the
+ * epoch); the index after it.
+ */
+function writeRecord(
+  out: Buffer,
+  at: number,
+  prefix: Buffer,
+  id: string,
+  lastOnline: number,
+): number {
+  out.set(prefix, at)
+  at += prefix.length
+  for (let k = 0; k < id.length; k++) out[at++] = id.charCodeAt(k)
+  const ms = lastOnline || 0
+  const day = Math.floor(ms / DAY_MS)
+  if (day !== tailDay) {
+    tailDay = day
+    tail.write(`,"lastOnline":"${new Date(day * DAY_MS).toISOString()}"}`, 0, 'latin1')
+  }
+  out.set(tail, at)
+  writeIsoTime(out, at + TIME_AT, ms - day * DAY_MS)
+  return at + TAIL_BYTES
 }
 
 function slowReply(visible: readonly VisiblePresence[], options: RobloxViewOptions): Buffer {

@@ -234,11 +234,11 @@ export class LeanRoutes {
     const size = Number(length)
     if (!(size <= this.#bodyLimit)) return false
     this.served++
-    void this.#serve(route, request, response)
+    void this.#serve(route, request, response, size)
     return true
   }
 
-  async #serve(route: LeanRoute, request: IncomingMessage, response: ServerResponse) {
+  async #serve(route: LeanRoute, request: IncomingMessage, response: ServerResponse, size: number) {
     const started = performance.now()
     const log = this.#verbose() ? this.#log : undefined
     const reqId = log ? `lean-${++this.#requestIds}` : ''
@@ -251,7 +251,7 @@ export class LeanRoutes {
     }
     let reply: LeanReply
     try {
-      reply = await route.handle(request, ip, () => readBody(request), this.#log)
+      reply = await route.handle(request, ip, () => readBody(request, size), this.#log)
     } catch (error) {
       if (response.destroyed || request.destroyed) return
       this.#log?.error({ err: error }, 'unexpected error in a lean route')
@@ -287,8 +287,19 @@ function describe(request: IncomingMessage): { method: string; url: string; sock
   return { method: request.method ?? '', url: request.url ?? '', socket: request.socket }
 }
 
-/** The whole body as utf-8 text (its size was checked against the limit from Content-Length). */
-function readBody(request: IncomingMessage): Promise<string> {
+/**
+ * The whole body as utf-8 text; `size` is its Content-Length, checked against the limit.
+ */
+function readBody(request: IncomingMessage, size: number): Promise<string> {
+  if (request.readableLength === size && request.readableFlowing === null && !request.destroyed) {
+    // All of it is buffered already (a body that came with the head: the parser pushes it in the
+    // step that started this request): one read takes it, and the stream is resumed to end as a
+    // body nobody reads does (the server's dump), without the listeners and the promise's
+    // closures below (issue 19).
+    const chunk = size === 0 ? null : (request.read() as Buffer | null)
+    request.resume()
+    return Promise.resolve(chunk === null ? '' : chunk.toString('utf8'))
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let ended = false
