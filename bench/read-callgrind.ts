@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import {
   annotatedRows,
+  byChance,
   control,
   generator,
   postAll,
@@ -149,7 +150,7 @@ for (const name of String(values.servers).split(',')) {
   const cache = values['cache-sim']
     ? `  D1 misses ${(per('D1mr') + per('D1mw')).toFixed(0)}  LL misses ${(per('DLmr') + per('DLmw')).toFixed(0)}  I1 misses ${per('I1mr').toFixed(0)}`
     : ''
-  const net = (t.Ir! - chance(file)) / requests
+  const net = (t.Ir! - byChance(file)) / requests
   const lineOut = `${name.padEnd(10)} Ir per request ${per('Ir').toFixed(0)}  net ${net.toFixed(0)}${cache}  (${file})`
   measured.push(lineOut)
   console.log(lineOut)
@@ -157,25 +158,6 @@ for (const name of String(values.servers).split(',')) {
 }
 console.log(`\n${requests} requests of ${ids} ids, ${users.toLocaleString()} users:`)
 for (const line of measured) console.log(line)
-
-/**
- * Instructions that a window of requests holds or not by chance: V8's worker threads (optimizing
- * compilation; `PlatformWorkerThread`) and garbage collections on the main thread
- * (`Heap::CollectGarbage`), inclusive.
- */
-function chance(file: string): number {
-  const out = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-  }).stdout
-  let sum = 0
-  for (const root of ['PlatformWorkerThread(', 'v8::internal::Heap::CollectGarbage(']) {
-    const line = out.split('\n').find((l) => l.includes(root))
-    const m = line && /^\s*([\d,]+)/.exec(line)
-    if (m) sum += Number(m[1]!.replace(/,/g, ''))
-  }
-  return sum
-}
 
 /** The top `top` functions by Ir (self), JIT code named from /tmp/perf-<pid>.map. */
 function annotate(file: string, pid: number, top: number) {

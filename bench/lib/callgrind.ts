@@ -91,6 +91,25 @@ export function totals(file: string): Record<string, number> {
   return Object.fromEntries(events.map((event, i) => [event, numbers[i] ?? 0]))
 }
 
+/**
+ * Instructions that a window of requests holds or not by chance: V8's worker threads (optimizing
+ * compilation; `PlatformWorkerThread`) and garbage collections on the main thread
+ * (`Heap::CollectGarbage`), inclusive.
+ */
+export function byChance(file: string): number {
+  const out = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  }).stdout
+  let sum = 0
+  for (const root of ['PlatformWorkerThread(', 'v8::internal::Heap::CollectGarbage(']) {
+    const line = out.split('\n').find((l) => l.includes(root))
+    const m = line && /^\s*([\d,]+)/.exec(line)
+    if (m) sum += Number(m[1]!.replace(/,/g, ''))
+  }
+  return sum
+}
+
 /** Names JIT code addresses from V8's perf map of `pid` (/tmp/perf-<pid>.map). */
 export function perfMap(pid: number): (address: number) => string | undefined {
   const map = (() => {
