@@ -28,6 +28,7 @@ import { createStores, type Stores } from './create-stores.js'
 import { dashboard } from './dashboard.js'
 import { Metrics, loggerOptions, registerObservability } from './observability.js'
 import { resolveTokenSecret } from './token-secret.js'
+import { forwardedClientAddress, trustsHop } from './trusted-proxies.js'
 import { addBodyParsers } from '../protocols/shared/body-parsers.js'
 
 export interface AppOverrides {
@@ -68,16 +69,17 @@ export async function buildApp(
   // Hot read routes (POST /v1/presence/users) are answered on node:http before Fastify when
   // nothing about the request needs it: measured, Fastify cost more than the lookup. The routes
   // stay in Fastify for OpenAPI, inject and unusual requests (protocols/shared/lean-routes.ts).
+  const trusts = config.trustProxy && trustsHop(config.trustProxy)
   const lean = new LeanRoutes({
     bodyLimit: config.bodyLimit,
-    enabled: !config.trustProxy,
     headersTimeoutMs: config.headersTimeoutMs,
+    ...(trusts && { clientAddress: (request) => forwardedClientAddress(request, trusts) }),
   })
   const app = Fastify({
     serverFactory: lean.serverFactory,
     logger: loggerOptions(config),
     bodyLimit: config.bodyLimit,
-    trustProxy: config.trustProxy,
+    trustProxy: trusts || false,
     // a URL refused by the router still gets the owning protocol's error format
     frameworkErrors,
     // and so does a request Node's HTTP parser refuses (its framing, its headers)

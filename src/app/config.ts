@@ -8,6 +8,7 @@ import {
   type ExternalTokenOptions,
 } from '../service/external-tokens.js'
 import { invisibleSelfViews, type InvisibleSelfView } from '../protocols/roblox/view.js'
+import { trustsHop, type TrustedProxies } from './trusted-proxies.js'
 
 /**
  * Every setting of presenced, read once from the environment. Each default is documented here
@@ -60,8 +61,12 @@ export interface Config {
    */
   authFailureLimit: number
   authFailureWindowSeconds: number
-  /** PRESENCED_TRUST_PROXY=1: honour X-Forwarded-For/-Proto/-Host from the front proxy. */
-  trustProxy: boolean
+  /**
+   * PRESENCED_TRUST_PROXY: whose X-Forwarded-For/-Proto/-Host to honour. `1` (or `true`): the
+   * front proxy presenced is connected to; `N`: that many proxies in a row; a comma-separated
+   * list of addresses, CIDR ranges or `loopback`/`linklocal`/`uniquelocal`: peers at those.
+   */
+  trustProxy: TrustedProxies | undefined
   /** PRESENCED_BODY_LIMIT bytes, default 1 MiB: larger bodies get 413. */
   bodyLimit: number
   /** PRESENCED_SWEEP_INTERVAL ms, default 250: how often expired sessions are cleaned up. */
@@ -169,6 +174,28 @@ function flag(env: Env, name: string): boolean {
   return raw === '1' || raw === 'true' || raw === 'yes'
 }
 
+function trustedProxies(env: Env): TrustedProxies | undefined {
+  const raw = env.PRESENCED_TRUST_PROXY?.trim() ?? ''
+  const lower = raw.toLowerCase()
+  if (lower === '' || lower === '0' || lower === 'false' || lower === 'no') return undefined
+  if (lower === 'true' || lower === 'yes') return { hops: 1 }
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw)
+    if (hops > 0 && hops <= 16) return { hops }
+  } else {
+    const addresses = raw.split(',').map((address) => address.trim())
+    try {
+      trustsHop({ addresses })
+      return { addresses }
+    } catch {
+      // said below
+    }
+  }
+  throw new ConfigError(
+    `PRESENCED_TRUST_PROXY must be 1 (the front proxy), a number of proxies up to 16, or a comma-separated list of addresses, CIDR ranges, loopback, linklocal or uniquelocal; got ${JSON.stringify(raw)}`,
+  )
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 function logLevel(env: Env): string {
@@ -239,7 +266,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),
     authFailureLimit: int(env, 'PRESENCED_AUTH_FAILURE_LIMIT', 20, 1),
     authFailureWindowSeconds: int(env, 'PRESENCED_AUTH_FAILURE_WINDOW', 60, 1),
-    trustProxy: flag(env, 'PRESENCED_TRUST_PROXY'),
+    trustProxy: trustedProxies(env),
     bodyLimit: int(env, 'PRESENCED_BODY_LIMIT', 1024 * 1024, 1024),
     sweepIntervalMs: int(env, 'PRESENCED_SWEEP_INTERVAL', 250, 10),
     flapGraceMs: int(env, 'PRESENCED_FLAP_GRACE', 3000, 0),

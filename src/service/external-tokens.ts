@@ -2,11 +2,14 @@ import {
   createLocalJWKSet,
   createRemoteJWKSet,
   errors as joseErrors,
+  jwksCache,
   jwtVerify,
   type JSONWebKeySet,
+  type JWKSCacheInput,
   type JWTVerifyGetKey,
+  type JWTVerifyOptions,
 } from 'jose'
-import { createPublicKey, type KeyObject } from 'node:crypto'
+import { createPublicKey, KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { parseUserId } from '../core/user-id.js'
 import { assertDateClaims } from './token-dates.js'
@@ -31,9 +34,12 @@ export const EXTERNAL_ALGORITHMS = [
 export type ExternalKeySource =
   /** One public key, PEM (SPKI), e.g. `-----BEGIN PUBLIC KEY-----...`. */
   | { kind: 'pem'; pem: string }
-  /** A JWKS served over HTTP(S): fetched when needed, cached, fetched again for an unknown `kid`. */
+  /**
+   * A JWKS served over HTTP(S): fetched when needed, cached, fetched again for an unknown `kid`
+   * or a signature its key refuses (a key replaced under the same `kid`).
+   */
   | { kind: 'jwks-url'; url: string }
-  /** A JWKS in a JSON file: read at start and again when a token names an unknown `kid`. */
+  /** A JWKS in a JSON file: read at start and again for an unknown `kid` or a refused signature. */
   | { kind: 'jwks-file'; path: string }
 
 /**
@@ -50,7 +56,10 @@ export interface ExternalTokenOptions {
   userClaim: string
   /** Accepted `alg` values; a subset of EXTERNAL_ALGORITHMS. */
   algorithms: string[]
-  /** ms after a JWKS fetch (or file read) before an unknown `kid` may trigger another. */
+  /**
+   * ms after a JWKS fetch (or file read) before an unknown `kid` or a bad signature may trigger
+   * another.
+   */
   jwksCooldownMs: number
   /** ms a fetched JWKS is used before it is fetched again. */
   jwksMaxAgeMs: number
@@ -70,11 +79,11 @@ export interface ExternalTokenOptions {
  */
 export class ExternalTokens {
   readonly #options: ExternalTokenOptions
-  readonly #key: KeyObject | JWTVerifyGetKey
+  readonly #keys: KeyObject | KeySet
 
   constructor(options: ExternalTokenOptions) {
     this.#options = options
-    this.#key = keyOf(options)
+    this.#keys = keysOf(options)
   }
 
   /**
@@ -91,11 +100,11 @@ export class ExternalTokens {
       requiredClaims: ['exp'],
       currentDate: new Date(now),
     }
-    const key = this.#key
+    const keys = this.#keys
     const { payload } =
-      typeof key === 'function'
-        ? await jwtVerify(token, key, checks)
-        : await jwtVerify(token, key, checks)
+      keys instanceof KeyObject
+        ? await jwtVerify(token, keys, checks)
+        : await verifyWithKeySet(token, keys, checks)
     assertDateClaims(payload, now)
     const userId = parseUserId(payload[this.#options.userClaim])
     if (!userId) return undefined
@@ -108,18 +117,74 @@ export class ExternalTokens {
   }
 }
 
-function keyOf(options: ExternalTokenOptions): KeyObject | JWTVerifyGetKey {
+/**
+ * Verifies against a JWKS. A signature that fails against the key its `kid` names may be a key
+ * the platform replaced under the same `kid`: the set is loaded again (at most once per
+ * cooldown, see KeySet.refresh) and the token verified once more before it is refused.
+ */
+async function verifyWithKeySet(token: string, keys: KeySet, checks: JWTVerifyOptions) {
+  const loaded = keys.loads()
+  try {
+    return await jwtVerify(token, keys.getKey, checks)
+  } catch (error) {
+    if (!(error instanceof joseErrors.JWSSignatureVerificationFailed)) throw error
+    // keys loaded since this check began (by another request) are tried without a load
+    if (keys.loads() === loaded && !(await keys.refresh())) throw error
+    return await jwtVerify(token, keys.getKey, checks)
+  }
+}
+
+/** A platform's JWKS, from a URL or a file, that can be loaded again. */
+interface KeySet {
+  /** The key a token's header names, for jwtVerify; loads the set again for an unknown `kid`. */
+  readonly getKey: JWTVerifyGetKey
+  /** Changes whenever the set is loaded anew (by `refresh`, an unknown `kid` or its age). */
+  loads(): number
+  /**
+   * Loads the set again, unless it was loaded or tried within the cooldown (then false):
+   * anyone can send a bad signature, and each must not fetch the platform's JWKS. A load under
+   * way is awaited rather than started again. Throws when the set cannot be loaded (the URL).
+   */
+  refresh(): Promise<boolean>
+}
+
+function keysOf(options: ExternalTokenOptions): KeyObject | KeySet {
   const { keys } = options
   switch (keys.kind) {
     case 'pem':
       return createPublicKey(keys.pem)
     case 'jwks-url':
-      return createRemoteJWKSet(new URL(keys.url), {
-        cooldownDuration: options.jwksCooldownMs,
-        cacheMaxAge: options.jwksMaxAgeMs,
-      })
+      return remoteKeySet(keys.url, options.jwksCooldownMs, options.jwksMaxAgeMs)
     case 'jwks-file':
       return fileKeySet(keys.path, options.jwksCooldownMs)
+  }
+}
+
+/**
+ * A JWKS served over HTTP(S): jose's remote set (fetched on first use, again when older than
+ * `maxAgeMs` or for an unknown `kid` after `cooldownMs`), which also loads on `refresh`.
+ */
+function remoteKeySet(url: string, cooldownMs: number, maxAgeMs: number): KeySet {
+  // jose writes the time of each fetch it applies here: the mark of a new load
+  const cache: JWKSCacheInput = {}
+  const remote = createRemoteJWKSet(new URL(url), {
+    cooldownDuration: cooldownMs,
+    cacheMaxAge: maxAgeMs,
+    [jwksCache]: cache,
+  })
+  /** When `refresh` last fetched, or tried to: a failing endpoint is not hammered either. */
+  let triedAt = -Infinity
+  return {
+    getKey: remote,
+    loads: () => cache.uat ?? 0,
+    async refresh() {
+      if (!remote.reloading) {
+        if (remote.coolingDown || Date.now() - triedAt < cooldownMs) return false
+        triedAt = Date.now()
+      }
+      await remote.reload()
+      return true
+    },
   }
 }
 
@@ -131,27 +196,35 @@ export function readJwksFile(path: string): JSONWebKeySet {
 }
 
 /**
- * A JWKS file, re-read when a token names a key it lacks (at most once per cooldown), so keys
- * rotated into the file (a mounted secret, say) are picked up without a restart.
+ * A JWKS file, re-read when a token names a key it lacks or on `refresh` (at most once per
+ * cooldown), so keys rotated into the file (a mounted secret, say) are picked up without a
+ * restart. A file caught mid-write or broken keeps the keys read before.
  */
-function fileKeySet(path: string, cooldownMs: number): JWTVerifyGetKey {
+function fileKeySet(path: string, cooldownMs: number): KeySet {
   let keySet = createLocalJWKSet(readJwksFile(path))
   let readAt = Date.now()
-  return async (header, token) => {
+  let reads = 0
+  const reread = (): boolean => {
+    if (Date.now() - readAt < cooldownMs) return false
+    readAt = Date.now()
     try {
-      return await keySet(header, token)
-    } catch (error) {
-      if (!(error instanceof joseErrors.JWKSNoMatchingKey) || Date.now() - readAt < cooldownMs) {
-        throw error
-      }
-      readAt = Date.now()
-      try {
-        keySet = createLocalJWKSet(readJwksFile(path))
-      } catch {
-        // a file caught mid-write or broken: keep the keys we had, the token stays refused
-        throw error
-      }
-      return keySet(header, token)
+      keySet = createLocalJWKSet(readJwksFile(path))
+    } catch {
+      return false
     }
+    reads++
+    return true
+  }
+  return {
+    getKey: async (header, token) => {
+      try {
+        return await keySet(header, token)
+      } catch (error) {
+        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || !reread()) throw error
+        return keySet(header, token)
+      }
+    },
+    loads: () => reads,
+    refresh: async () => reread(),
   }
 }

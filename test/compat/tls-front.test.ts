@@ -132,7 +132,7 @@ test("an unmodified client reaches presenced through the guide's local CA and No
   const dir = mkdtempSync(join(tmpdir(), 'presenced-tls-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const { ca, key, cert } = makeCertificates(dir)
-  const presenced = await startApp(t, { listen: true, config: { trustProxy: true } })
+  const presenced = await startApp(t, { listen: true, config: { trustProxy: { hops: 1 } } })
   const front = tlsFront({ key, cert, target: new URL(presenced.url) })
   await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
   t.after(() => new Promise<void>((resolve) => front.close(() => resolve())))

@@ -181,3 +181,64 @@ test('fleet: a change-bus subscription Redis refuses while it answers: said once
   await until(async () => (await listening()) === 1, 5000, 'presenced_bus_listening 1')
   assert.equal(deaf().length, 1, 'no new warning about the bus')
 })
+
+test("fleet: the Redis URL's database refused after a restart: 503 and not ready, the reason said at once, nothing written to database 0", async (t) => {
+  const redis = await privateRedis(t, 'select')
+  const port = Number(new URL(redis.url).port)
+  const node = await startFleetNode({
+    PRESENCED_REDIS_URL: `${redis.url}/3`,
+    PRESENCED_REDIS_PREFIX: 'select:',
+  })
+  t.after(() => node.kill())
+  const { register, lookup } = await robloxCallsOf(node, '9223372036854775806')
+  assert.equal((await register()).status, 200)
+  /** How many keys each database holds, read on a connection of the test's own. */
+  const keysIn = async (dbs: number[]) => {
+    const probe = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0 })
+    probe.on('error', () => {})
+    try {
+      const counts: number[] = []
+      for (const db of dbs) {
+        await probe.select(db)
+        counts.push(await probe.dbsize())
+      }
+      return counts
+    } finally {
+      probe.disconnect()
+    }
+  }
+  const [db0, db3] = await keysIn([0, 3])
+  assert.equal(db0, 0)
+  assert.ok(db3! > 0, 'the heartbeat went to database 3')
+
+  // restarted with 2 databases: every reconnection's SELECT 3 is refused
+  const restartedAt = Date.now()
+  await redis.stop()
+  await redis.start(['--databases', '2'])
+  const refused = () =>
+    warnings(node, restartedAt).filter((line) => /^SELECT 3 /.test(String(line.reason)))
+  await until(() => refused().length > 0, 10_000, 'a warning naming the SELECT refused')
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await (i % 2 ? register() : lookup())).status, 503)
+    await sleep(300)
+  }
+  assert.equal((await fetch(`${node.url}/readyz`)).status, 503)
+  assert.deepEqual(await keysIn([0, 1]), [0, 0], 'nothing read or written elsewhere')
+  const since = warnings(node, restartedAt)
+  t.diagnostic(`warnings: ${JSON.stringify(since.map((line) => line.msg))}`)
+  assert.equal(refused().length, 1, 'said once')
+  assert.match(String(refused()[0]!.reason), /refused: ERR DB index is out of range$/)
+  assert.ok(!since.some((line) => /unhandled/i.test(line.msg)), 'no unhandled rejection')
+  assert.ok(
+    !linesOf(node).some((line) => line.time >= restartedAt && /reachable again/.test(line.msg)),
+  )
+
+  // Redis restarted with its 16 databases: served again, on database 3
+  await redis.stop()
+  await redis.start()
+  await until(async () => (await fetch(`${node.url}/readyz`)).status === 200, 15_000, 'ready')
+  assert.equal((await register()).status, 200)
+  const [after0, after3] = await keysIn([0, 3])
+  assert.equal(after0, 0)
+  assert.ok(after3! > 0)
+})

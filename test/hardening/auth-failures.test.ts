@@ -488,7 +488,7 @@ test('expired, revoked or not-yet-issued credentials that were issued do not cou
 
 test('behind a trusted proxy, the forwarded client address is counted', async (t) => {
   const clock = new ManualClock()
-  const app = await start(t, clock, { trustProxy: true })
+  const app = await start(t, clock, { trustProxy: { hops: 1 } })
   const read = (client: string, token: string) =>
     send(
       app.url,
@@ -508,6 +508,53 @@ test('behind a trusted proxy, the forwarded client address is counted', async (t
     assert.equal((await read(`2001:db8:7:7::${i}`, await forged('1'))).status, 401)
   assert.equal((await read('2001:db8:7:7:ffff::1', right)).status, 429)
   assert.equal((await read('2001:db8:7:8::1', right)).status, 200, 'another /64')
+})
+
+test('behind a proxy that appends to X-Forwarded-For, what the client wrote there is not its address', async (t) => {
+  // nginx's $proxy_add_x_forwarded_for keeps the client's own header and adds the address it
+  // saw: only that last entry is the front proxy's word
+  const clock = new ManualClock()
+  const app = await start(t, clock, { trustProxy: { hops: 1 } })
+  const read = (forwardedFor: string, token: string) =>
+    send(
+      app.url,
+      '127.0.8.1',
+      'POST',
+      '/v1/presence/users',
+      { authorization: `Bearer ${token}`, 'x-forwarded-for': forwardedFor },
+      users,
+    )
+  const served = app.lean.served
+  for (let i = 0; i < LIMIT; i++)
+    assert.equal((await read(`198.51.100.${i}, 203.0.113.9`, await forged('1'))).status, 401)
+  const right = await userToken(app)
+  assert.equal((await read('198.51.100.200, 203.0.113.9', right)).status, 429)
+  assert.equal((await read('203.0.113.9, 203.0.113.10', right)).status, 200, 'another client')
+  assert.equal(app.lean.served, served + LIMIT + 2, 'the lean path serves reads behind a proxy')
+})
+
+test('trusted proxies by address: a peer not among them is counted by its own address', async (t) => {
+  const clock = new ManualClock()
+  const app = await start(t, clock, { trustProxy: { addresses: ['127.0.9.0/24'] } })
+  const read = (from: string, forwardedFor: string, token: string) =>
+    send(
+      app.url,
+      from,
+      'POST',
+      '/v1/presence/users',
+      { authorization: `Bearer ${token}`, 'x-forwarded-for': forwardedFor },
+      users,
+    )
+  const right = await userToken(app)
+  // an untrusted peer writing a new X-Forwarded-For each time is still one guesser
+  for (let i = 0; i < LIMIT; i++)
+    assert.equal((await read('127.0.10.1', `198.51.100.${i}`, await forged('1'))).status, 401)
+  assert.equal((await read('127.0.10.1', '198.51.100.250', right)).status, 429)
+  // the trusted proxy speaks for its clients: one of them guessing locks out only that one
+  for (let i = 0; i < LIMIT; i++)
+    assert.equal((await read('127.0.9.1', '203.0.113.20', await forged('1'))).status, 401)
+  assert.equal((await read('127.0.9.1', '203.0.113.20', right)).status, 429)
+  assert.equal((await read('127.0.9.1', '203.0.113.21', right)).status, 200)
 })
 
 test('in a fleet, the count is shared and a refused address is refused on every node', async (t) => {

@@ -99,7 +99,8 @@ export async function privateRedis(t: TestContext, label: string, extra: string[
     /** The running redis-server (to SIGSTOP it, say). */
     process: () => server.process,
     stop: () => server.kill(),
-    start: async () => void (server = await startRedisServer(port, dir, extra)),
+    /** Starts it again after `stop`, with `args` instead of `extra` when given. */
+    start: async (args = extra) => void (server = await startRedisServer(port, dir, args)),
   }
 }
 

@@ -58,7 +58,7 @@ test('the environment overrides each setting', () => {
   assert.equal(config.sessionTtlSeconds, 30)
   assert.equal(config.adminKey, 'k')
   assert.deepEqual(config.redisCluster, ['a:1', 'b:2'])
-  assert.equal(config.trustProxy, true)
+  assert.deepEqual(config.trustProxy, { hops: 1 })
   assert.equal(config.shutdownTimeoutMs, 2500)
   assert.equal(config.redisTimeoutMs, 3000)
   assert.equal(config.logLevel, 'debug')
@@ -84,6 +84,20 @@ test('a bad value fails fast with a message naming the variable and the value', 
       (error: unknown) => error instanceof ConfigError && message.test(error.message),
       JSON.stringify(env),
     )
+  }
+})
+
+test('PRESENCED_TRUST_PROXY: the front proxy, a number of proxies, or their addresses', () => {
+  const trust = (value: string) => loadConfig({ PRESENCED_TRUST_PROXY: value }).trustProxy
+  for (const off of ['', '0', 'false', 'no']) assert.equal(trust(off), undefined, off)
+  for (const one of ['1', 'true', 'TRUE', 'yes']) assert.deepEqual(trust(one), { hops: 1 }, one)
+  assert.deepEqual(trust('2'), { hops: 2 })
+  assert.deepEqual(trust('10.0.0.0/8, loopback,::1'), {
+    addresses: ['10.0.0.0/8', 'loopback', '::1'],
+  })
+  for (const bad of ['17', 'on', '10.0.0.0/40', 'nginx', '10.0.0.1,']) {
+    assert.throws(() => trust(bad), ConfigError, bad)
+    assert.throws(() => trust(bad), /PRESENCED_TRUST_PROXY/, bad)
   }
 })
 

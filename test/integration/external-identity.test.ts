@@ -19,7 +19,7 @@ import {
   type CryptoKey,
   type JWK,
 } from 'jose'
-import { ConfigError, loadConfig } from '../../src/app/config.js'
+import { ConfigError, JWKS_COOLDOWN_MIN_MS, loadConfig } from '../../src/app/config.js'
 import { spawnServer } from '../helpers/spawn-server.js'
 import { startApp } from '../helpers/start-app.js'
 
@@ -128,6 +128,22 @@ function fastCooldown(extra: Record<string, string>) {
   return { ...jwtEnv(extra)!, jwksCooldownMs: COOLDOWN_MS }
 }
 
+/**
+ * A platform whose JWKS URL serves `published`, and presenced checking its issuer and audience
+ * with a JWKS cooldown of COOLDOWN_MS, so that keys rotated into it are fetched soon.
+ */
+async function rotatingPlatform(t: TestContext, published: SigningKey[], config = {}) {
+  const jwks = await jwksServer(t)
+  jwks.publish(published)
+  const jwt = fastCooldown({
+    PRESENCED_JWT_JWKS: jwks.url,
+    PRESENCED_JWT_ISSUER: ISSUER,
+    PRESENCED_JWT_AUDIENCE: AUDIENCE,
+  })
+  const server = await startApp(t, { listen: true, config: { jwt, ...config } })
+  return { jwks, server }
+}
+
 test('RS256, ES256 and EdDSA tokens from a JWKS URL are accepted; ids past 2^53 stay exact', async (t) => {
   const [rs, es, ed] = await Promise.all([
     makeKey('RS256', 'rs-1'),
@@ -166,14 +182,7 @@ test('an unknown or forged key is refused; a key rotated into the JWKS is picked
     makeKey('RS256', 'ghost'),
     makeKey('RS256', 'k-1'),
   ])
-  const jwks = await jwksServer(t)
-  jwks.publish([current])
-  const jwt = fastCooldown({
-    PRESENCED_JWT_JWKS: jwks.url,
-    PRESENCED_JWT_ISSUER: ISSUER,
-    PRESENCED_JWT_AUDIENCE: AUDIENCE,
-  })
-  const server = await startApp(t, { listen: true, config: { jwt } })
+  const { jwks, server } = await rotatingPlatform(t, [current])
 
   assert.equal(await beat(server.url, await sign(current, { sub: '1' })), 200)
   assert.equal(await beat(server.url, await sign(ghost, { sub: '2' })), 401, 'unknown kid')
@@ -190,6 +199,92 @@ test('an unknown or forged key is refused; a key rotated into the JWKS is picked
   assert.equal(await stateOf(server.url, '4'), 2)
   assert.equal(await stateOf(server.url, '2'), 0)
   assert.equal(await stateOf(server.url, '3'), 0)
+})
+
+test('a key replaced under the same kid is fetched on its first token, not counted as a wrong credential', async (t) => {
+  const [old, replaced, later] = await Promise.all([
+    makeKey('RS256', 'k-1'),
+    makeKey('RS256', 'k-1'),
+    makeKey('ES256', 'k-1'),
+  ])
+  // two wrong credentials would lock this address out: the new key's tokens must not be any
+  const { jwks, server } = await rotatingPlatform(t, [old], { authFailureLimit: 2 })
+  assert.equal(await beat(server.url, await sign(old, { sub: '50' })), 200)
+  assert.equal(jwks.fetches(), 1)
+
+  // the platform regenerates its key under the same kid and signs with it at once
+  jwks.publish([replaced])
+  await sleep(COOLDOWN_MS * 3)
+  const tokens = await Promise.all(['51', '52', '53', '54'].map((sub) => sign(replaced, { sub })))
+  const statuses = await Promise.all(tokens.map((token) => beat(server.url, token)))
+  assert.deepEqual(statuses, [200, 200, 200, 200], 'verified against the set fetched again')
+  assert.equal(jwks.fetches(), 2, 'one fetch for all of them')
+  for (const id of ['51', '52', '53', '54']) assert.equal(await stateOf(server.url, id), 2)
+
+  // and again, to a key of another type under the same kid (jose's unknown-key path)
+  jwks.publish([later])
+  await sleep(COOLDOWN_MS * 3)
+  assert.equal(await beat(server.url, await sign(later, { sub: '55' })), 200)
+  assert.equal(jwks.fetches(), 3)
+  // the replaced key's new tokens are refused now that the set no longer has it
+  await sleep(COOLDOWN_MS * 3)
+  assert.equal(await beat(server.url, await sign(replaced, { sub: '56' })), 401)
+  assert.equal(await stateOf(server.url, '56'), 0)
+})
+
+test('bad signatures under a known kid fetch the JWKS at most once per cooldown', async (t) => {
+  const cooldownMs = JWKS_COOLDOWN_MIN_MS
+  const [current, forged, replaced] = await Promise.all([
+    makeKey('ES256', 'k-1'),
+    makeKey('ES256', 'k-1'),
+    makeKey('ES256', 'k-1'),
+  ])
+  const jwks = await jwksServer(t)
+  jwks.publish([current])
+  const jwt = jwtEnv({
+    PRESENCED_JWT_JWKS: jwks.url,
+    PRESENCED_JWT_JWKS_COOLDOWN: String(cooldownMs),
+  })
+  const server = await startApp(t, { listen: true, config: { jwt } })
+  // signed beforehand, so that a burst takes little more than its requests
+  const forgeries = async (first: number) =>
+    Promise.all(Array.from({ length: 8 }, (_, i) => sign(forged, { sub: String(first + i) })))
+  const bursts = await Promise.all([100, 200, 300].map(forgeries))
+  const firstToken = await sign(current, { sub: '60' })
+
+  /** A burst of forged tokens, all refused; the fetches it caused. */
+  const burst = async (tokens: string[]) => {
+    const before = jwks.fetches()
+    const statuses = await Promise.all(tokens.map((token) => beat(server.url, token)))
+    assert.deepEqual(statuses, Array(8).fill(401), 'forged')
+    return jwks.fetches() - before
+  }
+  /** Fetches a cooldown allows in `ms`, counting from a fetch that may start the period. */
+  const allowed = (ms: number) => 1 + Math.floor(ms / cooldownMs)
+
+  const firstAt = Date.now()
+  assert.equal(await beat(server.url, firstToken), 200)
+  assert.equal(jwks.fetches(), 1)
+  // within the cooldown of the first fetch: none (if this machine was quick enough to be within)
+  const early = await burst(bursts[0]!)
+  const earlyMs = Date.now() - firstAt
+  assert.ok(early <= allowed(earlyMs) - 1, `fetched ${early} times ${earlyMs} ms after a fetch`)
+  // past it: one fetch (checks whether the key was replaced), then none until the cooldown ends
+  for (const tokens of bursts.slice(1)) {
+    await sleep(cooldownMs + 200)
+    const started = Date.now()
+    const fetched = await burst(tokens)
+    const tookMs = Date.now() - started
+    assert.ok(
+      fetched >= 1 && fetched <= allowed(tookMs),
+      `fetched ${fetched} times in ${tookMs} ms`,
+    )
+  }
+  for (const id of ['100', '200', '300']) assert.equal(await stateOf(server.url, id), 0)
+  // a real replacement is still picked up past the cooldown the forgeries used
+  jwks.publish([replaced])
+  await sleep(cooldownMs + 200)
+  assert.equal(await beat(server.url, await sign(replaced, { sub: '61' })), 200)
 })
 
 test('wrong issuer or audience, expired, no expiry, alg none and other secrets are refused', async (t) => {
@@ -309,6 +404,40 @@ test('a JWKS file is read at start and again when a token names a key it lacks',
   await sleep(COOLDOWN_MS * 3)
   assert.equal(await beat(server.url, rotated), 200)
   assert.equal(await stateOf(server.url, '31'), 2)
+})
+
+test('a key replaced under the same kid in a JWKS file is re-read, once per cooldown', async (t) => {
+  const [old, replaced, forged] = await Promise.all([
+    makeKey('EdDSA', 'f-1'),
+    makeKey('EdDSA', 'f-1'),
+    makeKey('EdDSA', 'f-1'),
+  ])
+  const dir = tempDir(t)
+  const file = join(dir, 'jwks.json')
+  writeFileSync(file, JSON.stringify({ keys: [old.jwk] }))
+  const jwt = fastCooldown({ PRESENCED_JWT_JWKS: file })
+  const server = await startApp(t, { listen: true, config: { jwt }, dataDir: dir })
+  assert.equal(await beat(server.url, await sign(old, { sub: '70' })), 200)
+
+  writeFileSync(file, JSON.stringify({ keys: [replaced.jwk] }))
+  await sleep(COOLDOWN_MS * 3)
+  assert.equal(await beat(server.url, await sign(replaced, { sub: '71' })), 200, 're-read')
+  assert.equal(await stateOf(server.url, '71'), 2)
+
+  // a forged signature re-reads the file too; a key written right after waits for the cooldown
+  const next = await makeKey('EdDSA', 'f-1')
+  const early = await sign(next, { sub: '73' })
+  const rotation = JSON.stringify({ keys: [next.jwk] })
+  await sleep(COOLDOWN_MS * 3)
+  const started = Date.now()
+  assert.equal(await beat(server.url, await sign(forged, { sub: '72' })), 401)
+  writeFileSync(file, rotation)
+  const status = await beat(server.url, early)
+  // a machine slower than the cooldown between the two re-reads the file; else it is not read
+  if (Date.now() - started < COOLDOWN_MS) assert.equal(status, 401, 'within the cooldown')
+  await sleep(COOLDOWN_MS * 3)
+  assert.equal(await beat(server.url, await sign(next, { sub: '74' })), 200, 'past it')
+  assert.equal(await stateOf(server.url, '72'), 0)
 })
 
 test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable', async (t) => {

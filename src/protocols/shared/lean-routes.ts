@@ -100,7 +100,7 @@ const PLAIN_JSON = /^application\/json\s*(?:;\s*charset="?utf-8"?\s*)?$/i
  * The lean routes of one app and the node:http server (Fastify's `serverFactory`) that tries
  * them first. A request is taken only when nothing about it needs Fastify: exact method and
  * path, a JSON body with a Content-Length within the body limit, no compression asked or sent,
- * no proxy to trust, the app not closing. Anything else goes to Fastify untouched (its body
+ * the app not closing. Anything else goes to Fastify untouched (its body
  * unread), which answers it as it always did.
  */
 export class LeanRoutes {
@@ -110,15 +110,21 @@ export class LeanRoutes {
   #observer: LeanObserver | undefined
   #log: LeanLogger | undefined
   #requestIds = 0
-  /** Off when the app trusts a proxy (client addresses need Fastify's parsing) or closes. */
-  enabled: boolean
+  /** Off once the app closes. */
+  enabled = true
+  /** The client's address behind the proxies the app trusts (PRESENCED_TRUST_PROXY). */
+  readonly #clientAddress: ((request: IncomingMessage) => string) | undefined
   /** Requests answered here, for tests and benches. */
   served = 0
 
-  constructor(options: { bodyLimit: number; enabled: boolean; headersTimeoutMs?: number }) {
+  constructor(options: {
+    bodyLimit: number
+    headersTimeoutMs?: number
+    clientAddress?: (request: IncomingMessage) => string
+  }) {
     this.#bodyLimit = options.bodyLimit
     this.#headersTimeoutMs = options.headersTimeoutMs
-    this.enabled = options.enabled
+    this.#clientAddress = options.clientAddress
   }
 
   #closing = false
@@ -199,7 +205,7 @@ export class LeanRoutes {
     const started = performance.now()
     const log = this.#log && VERBOSE.has(this.#log.level) ? this.#log : undefined
     const reqId = log ? `lean-${++this.#requestIds}` : ''
-    const ip = request.socket.remoteAddress ?? ''
+    const ip = this.#clientAddress?.(request) ?? request.socket.remoteAddress ?? ''
     if (log) {
       log.info(
         { reqId, req: { ...describe(request), ip, host: request.headers.host } },

@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { Redis } from 'ioredis'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   freePort,
+  privateRedis,
   startPartlyAssignedCluster,
   startRedisServer,
 } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { PresenceError } from '../../core/errors.js'
 import { RedisConnection, mgetText } from './redis-connection.js'
+import { StoreOutages } from './store-outages.js'
 
 const target = { url: LOCAL_REDIS_URL }
 
@@ -161,4 +165,89 @@ test('on a cluster whose slots are not all assigned: not ready until each has a 
   const key = `${uniquePrefix('connection')}:{b2}:x`
   await connection.run(() => connection.client.set(key, 'v'))
   assert.equal(await connection.client.get(key), 'v')
+})
+
+test("a SELECT Redis refuses (the URL's database) keeps the connection down as an outage, never on database 0", async (t) => {
+  const rejections: unknown[] = []
+  const onRejection = (reason: unknown) => rejections.push(reason)
+  process.on('unhandledRejection', onRejection)
+  t.after(() => process.off('unhandledRejection', onRejection))
+  const redis = await privateRedis(t, 'select')
+  const said: Array<{ level: string; message: string; reason?: unknown }> = []
+  const outages = new StoreOutages({
+    log: {
+      warn: (details, message) => said.push({ level: 'warn', message, reason: details.reason }),
+      info: (_details, message) => said.push({ level: 'info', message }),
+    },
+  })
+  const url = redis.url
+  const connection = new RedisConnection({ url: `${url}/5` }, { outages }).retain()
+  t.after(() => connection.release())
+  assert.ok(await connection.waitReady(), 'its Redis must be reachable')
+  const set = (key: string) => connection.run(() => connection.client.set(key, 'v'))
+  /** The keys of each database of the Redis, read on a connection of its own. */
+  const keysByDb = async (dbs: number[]) => {
+    const probe = new Redis(url, { maxRetriesPerRequest: 0 })
+    try {
+      const out: Record<number, string[]> = {}
+      for (const db of dbs) {
+        await probe.select(db)
+        out[db] = (await probe.keys('*')).sort()
+      }
+      return out
+    } finally {
+      probe.disconnect()
+    }
+  }
+  await set('before')
+  assert.deepEqual(await keysByDb([0, 5]), { 0: [], 5: ['before'] })
+
+  // restarted with 2 databases: SELECT 5 is refused on every reconnection
+  await redis.stop()
+  await redis.start(['--databases', '2'])
+  await sleep(1500) // reconnection attempts every 0.5 s at most
+  assert.notEqual(connection.client.status, 'ready')
+  assert.equal(await connection.ready(), false, 'not ready (/readyz)')
+  await assert.rejects(set('after'), (error: unknown) => {
+    assert.ok(error instanceof PresenceError, String(error))
+    assert.equal(error.code, 'STORE_UNAVAILABLE')
+    return true
+  })
+  assert.deepEqual(await keysByDb([0, 1]), { 0: [], 1: [] }, 'nothing written elsewhere')
+  assert.equal(said.at(-1)?.level, 'warn', JSON.stringify(said))
+  assert.ok(outages.unreachable, 'an outage, still')
+  // said at once (not with the reminder a minute on), and once
+  const selects = said.filter((line) => /^SELECT 5 /.test(String(line.reason)))
+  assert.equal(selects.length, 1, JSON.stringify(said))
+  assert.match(
+    String(selects[0]!.reason),
+    /^SELECT 5 \(the database of the Redis URL\) refused: ERR DB index is out of range$/,
+  )
+
+  // back with 16 databases: ready on database 5, the outage said to be over
+  await redis.stop()
+  await redis.start()
+  assert.ok(await connection.waitReady(), 'ready again')
+  await set('again')
+  assert.deepEqual(await keysByDb([0, 5]), { 0: [], 5: ['again'] })
+  assert.match(said.at(-1)?.message ?? '', /^Redis is reachable again/)
+
+  // a database out of range from the start: never ready, the reason said at once
+  const early: string[] = []
+  const other = new RedisConnection(
+    { url: `${url}/16` },
+    { outages: new StoreOutages({ log: { warn: (_d, m) => early.push(m), info: () => {} } }) },
+  ).retain()
+  t.after(() => other.release())
+  assert.equal(await other.waitReady(1500), false)
+  await assert.rejects(
+    other.run(() => other.client.set('k', 'v')),
+    PresenceError,
+  )
+  assert.match(
+    early[0] ?? '',
+    /^Redis is unreachable \(SELECT 16 \(the database of the Redis URL\) refused/,
+  )
+  assert.deepEqual(await keysByDb([0]), { 0: [] })
+  assert.deepEqual(rejections, [])
 })

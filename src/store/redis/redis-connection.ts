@@ -336,7 +336,10 @@ export class RedisConnection {
     // client's own (a reconnection attempt that fails, some every second while Redis is down)
     // go to `outages`, which says the first and then a reminder now and then, never each one
     this.client.on('error', (error: unknown) => {
-      if (!this.#closed) this.outages.lost(reasonOf(error))
+      if (this.#closed) return
+      // a database refused is for an operator to mend: said at once, in an outage begun otherwise
+      // (a restart) too, not with the next reminder
+      this.outages.lost(reasonOf(error), error instanceof Error && selectRefused(error))
     })
     this.client.on('ready', () => this.outages.back())
     this.client.defineCommand('presencedHeartbeat', {
@@ -486,6 +489,12 @@ export class RedisConnection {
         enableOfflineQueue: offlineQueue,
         autoResubscribe,
         retryStrategy,
+        // the URL's database (redis://host:port/N) is selected on each connection; a connection
+        // whose SELECT Redis refuses (restarted with fewer `databases`, an ACL without SELECT)
+        // is dropped and tried again, like one Redis refuses outright. ioredis only emitted the
+        // refusal as an 'error' and made the connection ready on database 0, where the node then
+        // read and wrote (another deployment's data, perhaps), its log saying Redis was back.
+        reconnectOnError: selectRefused,
       })
     }
     const nodes = this.#seeds()
@@ -865,9 +874,24 @@ export class RedisConnection {
   }
 }
 
+/** The command a reply error answers (ioredis sets it on each). */
+function commandOf(error: Error): { name?: unknown; args?: unknown } | undefined {
+  return (error as { command?: { name?: unknown; args?: unknown } }).command
+}
+
+/** Whether a reply error refuses the SELECT of the URL's database (see #create). */
+function selectRefused(error: Error): boolean {
+  return commandOf(error)?.name === 'select'
+}
+
 /** What a connection error says (`connect ECONNREFUSED 127.0.0.1:6390`), never a stack. */
 function reasonOf(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
+  if (selectRefused(error)) {
+    const args = commandOf(error)?.args
+    const db = Array.isArray(args) ? String(args[0]) : '?'
+    return `SELECT ${db} (the database of the Redis URL) refused: ${error.message}`
+  }
   const last = (error as { lastNodeError?: unknown }).lastNodeError
   // a cluster that cannot refresh its slots says why its last node failed
   return last instanceof Error ? `${error.message}: ${last.message}` : error.message

@@ -52,6 +52,39 @@ test('unreachable: one warning, then a reminder a minute at most, then one info 
   assert.equal(said[4]!.level, 'warn')
 })
 
+test("unreachable for an operator's reason (a database refused): said at once, once, within an outage begun otherwise", () => {
+  const { outages, said, advance } = harness()
+  const refused = 'connect ECONNREFUSED 127.0.0.1:6390'
+  const select = 'SELECT 5 (the database of the Redis URL) refused: ERR DB index is out of range'
+  outages.lost(refused)
+  advance(500)
+  outages.lost(refused)
+  // Redis is back, but refuses the database, on every attempt
+  for (let i = 0; i < 10; i++) {
+    advance(500)
+    outages.lost(select, true)
+  }
+  assert.deepEqual(
+    said.map((s) => [s.level, s.details.reason, s.details.downForSeconds]),
+    [
+      ['warn', refused, undefined],
+      ['warn', select, 1],
+    ],
+  )
+  // then reminded as any, a minute after it was said
+  for (let i = 0; i < 120; i++) {
+    advance(500)
+    outages.lost(select, true)
+  }
+  assert.deepEqual(
+    said.slice(2).map((s) => [s.details.reason, s.details.downForSeconds]),
+    [[select, 61]],
+  )
+  // an ordinary reason that changes is not said at once
+  outages.lost(refused)
+  assert.equal(said.length, 3)
+})
+
 test('refusals: each counted by reason, one warning, reminders with the count, a new episode after a quiet minute', () => {
   const { outages, said, refusals, advance } = harness()
   const oom = "OOM command not allowed when used memory > 'maxmemory'."

@@ -29,6 +29,8 @@ interface Episode {
   count: number
   /** Refusals only: when the last one came. */
   lastAt: number
+  /** Unreachable only: the reason the log said last. */
+  said?: string
 }
 
 /** At most this much of Redis's own text in a log line. */
@@ -68,13 +70,24 @@ export class StoreOutages {
     return this.#unreachable !== undefined
   }
 
-  /** Redis could not be reached (connection refused, reset, timed out): `reason` says why. */
-  lost(reason: string): void {
+  /**
+   * Redis could not be reached (connection refused, reset, timed out): `reason` says why. An
+   * `operator`'s reason (one no retry mends: the Redis URL's database refused) is said at once
+   * when the log has not said it yet in this outage, then reminded as any.
+   */
+  lost(reason: string, operator = false): void {
     const now = this.#now()
     const episode = this.#unreachable
     if (episode === undefined) {
       const said = clip(reason)
-      this.#unreachable = { reason: said, since: now, saidAt: now, count: 0, lastAt: now }
+      this.#unreachable = {
+        reason: said,
+        since: now,
+        saidAt: now,
+        count: 0,
+        lastAt: now,
+        said,
+      }
       this.#log?.warn(
         { reason: said },
         `Redis is unreachable (${said}): requests that need it are answered 503 until it is back`,
@@ -82,8 +95,10 @@ export class StoreOutages {
       return
     }
     episode.reason = clip(reason)
-    if (now - episode.saidAt < this.#reminderMs) return
+    const news = operator && episode.reason !== episode.said
+    if (now - episode.saidAt < this.#reminderMs && !news) return
     episode.saidAt = now
+    episode.said = episode.reason
     const downForSeconds = Math.round((now - episode.since) / 1000)
     this.#log?.warn(
       { reason: episode.reason, downForSeconds },
