@@ -293,7 +293,12 @@ export function summarizeBytes(
     }
     bytes.at = 5
   } else lastOnline = bytes.int()
-  if (raw[bytes.at] === COMMA) bytes.at = raw.indexOf(LINE_BREAK, bytes.at)
+  if (raw[bytes.at] === COMMA) {
+    // the folded settings: `,0` for the defaults (most users), else their JSON
+    const at = bytes.at
+    bytes.at =
+      raw[at + 1] === ZERO && raw[at + 2] === LINE_BREAK ? at + 2 : raw.indexOf(LINE_BREAK, at)
+  }
   const base = lastOnline ?? 0
   const lines = new LiveLines()
   const last = raw.length - 1
@@ -329,12 +334,18 @@ function summarizeText(userId: UserId, raw: Buffer | null | undefined, now: numb
   return summarizeValue(userId, raw?.toString('utf8'), now)
 }
 
+/** Node's Buffer methods, which toString('latin1') calls (not in @types/node). */
+interface Latin1Sliceable {
+  latin1Slice(start: number, end: number): string
+}
+
 /** Decoded session line ends by their bytes (see summarizeBytes; sessionTails by text). */
 const sessionTailsByBytes = new Map<string, SessionTail>()
 
 /** The decoded line end `raw[at..end)` (`<key>,<source>,<device>,<activity>`), or undefined. */
 function sessionTailOfBytes(raw: Buffer, at: number, end: number): SessionTail | undefined {
-  const bytes = raw.toString('latin1', at, end)
+  // Buffer's own latin1Slice: toString('latin1', …) is it behind an encoding lookup and checks
+  const bytes = (raw as unknown as Latin1Sliceable).latin1Slice(at, end)
   let tail = sessionTailsByBytes.get(bytes)
   if (tail === undefined) {
     // the text as summarizeValue reads it: the line end, its `]` and the line break

@@ -13,7 +13,7 @@ import {
 } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { PresenceError } from '../../core/errors.js'
-import { RedisConnection, mgetBytes } from './redis-connection.js'
+import { RedisConnection, mgetText } from './redis-connection.js'
 import { StoreOutages } from './store-outages.js'
 
 const target = { url: LOCAL_REDIS_URL }
@@ -37,15 +37,15 @@ async function open(t: import('node:test').TestContext) {
   return { prefix, connection, client, writes: () => writes }
 }
 
-test('mgetBytes writes MGET in RESP: lengths in bytes, not characters', () => {
+test('mgetText writes MGET in RESP: lengths in bytes, not characters', () => {
   assert.equal(
-    mgetBytes([{ keys: ['a', '', 'é{b1}:p:12'] }, { keys: ['k'.repeat(1234)] }]).toString('utf8'),
+    mgetText([{ keys: ['a', '', 'é{b1}:p:12'] }, { keys: ['k'.repeat(1234)] }]),
     `*5\r\n$4\r\nMGET\r\n$1\r\na\r\n$0\r\n\r\n$11\r\né{b1}:p:12\r\n$1234\r\n${'k'.repeat(1234)}\r\n`,
   )
   // a length whose digits outgrow the characters': 60 characters, 120 bytes
   const wide = `x${'é'.repeat(58)}y`
   assert.equal(
-    mgetBytes([{ keys: [wide, 'b'] }]).toString('utf8'),
+    mgetText([{ keys: [wide, 'b'] }]),
     `*3\r\n$4\r\nMGET\r\n$118\r\n${wide}\r\n$1\r\nb\r\n`,
   )
 })
@@ -83,9 +83,7 @@ test('mgetUsers answers as mget of the whole keys, heads given apart, ASCII or n
   const keys = ids.map((id) => heads[bucketOf(id)]! + id)
   await client.mset(keys[0]!, 'a', keys[1]!, 'b', keys[3]!, 'd')
   assert.equal(
-    mgetBytes([{ keys: ['1', 'é'], heads: [Buffer.from('hé:'), Buffer.from('x')] }]).toString(
-      'utf8',
-    ),
+    mgetText([{ keys: ['1', 'é'], heads: ['hé:', 'x'] }]),
     '*3\r\n$4\r\nMGET\r\n$5\r\nhé:1\r\n$3\r\nxé\r\n',
   )
   const [users, plain] = await Promise.all([
