@@ -149,6 +149,8 @@ export interface EndTitlesInput {
   titleId?: string
 }
 
+type SettingsEvent = Extract<BusEvent, { type: 'settings' }>
+
 /** What an operator sees of one user: no privacy applied. */
 export interface RawPresence {
   presence: UserPresence
@@ -163,8 +165,6 @@ export interface RawPresence {
  * whatever its source (a device, a game server, an import, an expiry), goes through here, is
  * published on the change bus and reported to the observer.
  */
-type SettingsEvent = Extract<BusEvent, { type: 'settings' }>
-
 export class PresenceService {
   readonly auth: Authenticator
   readonly keys: ApiKeys
