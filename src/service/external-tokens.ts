@@ -1,9 +1,11 @@
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   errors as joseErrors,
   jwksCache,
   jwtVerify,
+  type FetchImplementation,
   type JSONWebKeySet,
   type JWKSCacheInput,
   type JWTVerifyGetKey,
@@ -58,7 +60,7 @@ export interface ExternalTokenOptions {
   algorithms: string[]
   /**
    * ms after a JWKS fetch (or file read) before an unknown `kid` or a bad signature may trigger
-   * another.
+   * another; after a fetch that failed, before any may (the set's expiry too).
    */
   jwksCooldownMs: number
   /** ms a fetched JWKS is used before it is fetched again. */
@@ -141,9 +143,10 @@ interface KeySet {
   /** Changes whenever the set is loaded anew (by `refresh`, an unknown `kid` or its age). */
   loads(): number
   /**
-   * Loads the set again, unless it was loaded or tried within the cooldown (then false):
-   * anyone can send a bad signature, and each must not fetch the platform's JWKS. A load under
-   * way is awaited rather than started again. Throws when the set cannot be loaded (the URL).
+   * Loads the set again, unless it was loaded within the cooldown (then false): anyone can send
+   * a bad signature, and each must not fetch the platform's JWKS. A load under way is awaited
+   * rather than started again. Throws when the set cannot be loaded (the URL), or when a load
+   * failed within the cooldown (then none is tried).
    */
   refresh(): Promise<boolean>
 }
@@ -163,28 +166,51 @@ function keysOf(options: ExternalTokenOptions): KeyObject | KeySet {
 /**
  * A JWKS served over HTTP(S): jose's remote set (fetched on first use, again when older than
  * `maxAgeMs` or for an unknown `kid` after `cooldownMs`), which also loads on `refresh`.
+ *
+ * jose's cooldown counts from its last successful fetch only: while the endpoint fails (an error
+ * status, no connection, a timeout, no JWKS), each token naming an unknown `kid`, and each token
+ * once the set has expired (or before it was ever fetched), would fetch again, so anyone could
+ * make presenced hammer the platform's endpoint exactly when it struggles. Every fetch jose
+ * makes goes through `gate`: after one that failed, none is tried until `cooldownMs` has passed,
+ * and the token that would have fetched is refused as the set being unavailable.
  */
 function remoteKeySet(url: string, cooldownMs: number, maxAgeMs: number): KeySet {
   // jose writes the time of each fetch it applies here: the mark of a new load
   const cache: JWKSCacheInput = {}
+  /** When the last fetch began; one that jose has not applied since (cache.uat) failed. */
+  let triedAt = -Infinity
+  const gate: FetchImplementation = async (input, init) => {
+    if ((cache.uat ?? -Infinity) < triedAt && Date.now() - triedAt < cooldownMs) {
+      throw new JwksUnavailable(Date.now() - triedAt)
+    }
+    triedAt = Date.now()
+    return fetch(input, init)
+  }
   const remote = createRemoteJWKSet(new URL(url), {
     cooldownDuration: cooldownMs,
     cacheMaxAge: maxAgeMs,
     [jwksCache]: cache,
+    [customFetch]: gate,
   })
-  /** When `refresh` last fetched, or tried to: a failing endpoint is not hammered either. */
-  let triedAt = -Infinity
   return {
     getKey: remote,
     loads: () => cache.uat ?? 0,
     async refresh() {
-      if (!remote.reloading) {
-        if (remote.coolingDown || Date.now() - triedAt < cooldownMs) return false
-        triedAt = Date.now()
-      }
+      // within the cooldown of a failed fetch, reload throws (gate): the token is refused as
+      // unavailable, not as forged, since the key may well have been replaced
+      if (!remote.reloading && remote.coolingDown) return false
       await remote.reload()
       return true
     },
+  }
+}
+
+/** A JWKS fetch not tried, within the cooldown of one that failed (a TokenRefusal 'unavailable'). */
+class JwksUnavailable extends Error {
+  constructor(sinceMs: number) {
+    // no URL: it may carry a credential
+    super(`the JWKS fetch failed ${sinceMs} ms ago; none until PRESENCED_JWT_JWKS_COOLDOWN ends`)
+    this.name = 'JwksUnavailable'
   }
 }
 

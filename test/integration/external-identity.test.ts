@@ -3,6 +3,7 @@
  * server with keys made here, heartbeats with those tokens, and reads of what they did.
  */
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -48,14 +49,23 @@ async function makeKey(alg: 'RS256' | 'ES256' | 'EdDSA', kid: string): Promise<S
   return { kid, alg, privateKey, publicKey, jwk }
 }
 
-/** A platform's JWKS endpoint: serves the keys last published, counts its fetches. */
+/** How a JWKS endpoint fails: an error status, a connection dropped unanswered, a 200 of junk. */
+type JwksFailure = 500 | 'hang-up' | 'not-a-jwks'
+
+/**
+ * A platform's JWKS endpoint: serves the keys last published, counts its fetches (the failed
+ * ones too); `fail` makes it fail until `fail(undefined)`.
+ */
 async function jwksServer(t: TestContext) {
   let keys: JWK[] = []
   let fetches = 0
-  const server = createServer((_request, response) => {
+  let failure: JwksFailure | undefined
+  const server = createServer((request, response) => {
     fetches++
+    if (failure === 'hang-up') return void request.socket.destroy()
+    if (failure === 500) return void response.writeHead(500).end('down')
     response.writeHead(200, { 'content-type': 'application/json' })
-    response.end(JSON.stringify({ keys }))
+    response.end(failure === 'not-a-jwks' ? '{"keys":"none"}' : JSON.stringify({ keys }))
   })
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
   t.after(() => new Promise((done) => server.close(done)))
@@ -63,6 +73,7 @@ async function jwksServer(t: TestContext) {
   return {
     url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
     publish: (signing: SigningKey[]) => (keys = signing.map((key) => key.jwk)),
+    fail: (how: JwksFailure | undefined) => (failure = how),
     fetches: () => fetches,
   }
 }
@@ -285,6 +296,113 @@ test('bad signatures under a known kid fetch the JWKS at most once per cooldown'
   jwks.publish([replaced])
   await sleep(cooldownMs + 200)
   assert.equal(await beat(server.url, await sign(replaced, { sub: '61' })), 200)
+})
+
+/**
+ * Sends `tokens` one after another while the platform's JWKS endpoint fails; all must be
+ * refused, and the endpoint tried at least once and at most once per `cooldownMs`, however many
+ * tokens name a key presenced lacks (or may have: a bad signature, an expired set).
+ */
+async function refusedWhileDown(
+  url: string,
+  jwks: { fetches(): number },
+  tokens: string[],
+  cooldownMs: number,
+  what: string,
+) {
+  const before = jwks.fetches()
+  const started = Date.now()
+  for (const [i, token] of tokens.entries()) {
+    assert.equal(await beat(url, token), 401, `${what}: token ${i}`)
+  }
+  const tookMs = Date.now() - started
+  const fetched = jwks.fetches() - before
+  const allowed = 1 + Math.floor(tookMs / cooldownMs)
+  assert.ok(
+    fetched >= 1 && fetched <= allowed,
+    `${what}: ${tokens.length} tokens fetched the JWKS ${fetched} times in ${tookMs} ms`,
+  )
+}
+
+test('a failing JWKS endpoint is tried once per cooldown, however many unknown kids arrive', async (t) => {
+  const cooldownMs = JWKS_COOLDOWN_MIN_MS
+  const [current, stranger] = await Promise.all([makeKey('ES256', 'k-1'), makeKey('ES256', 'k-1')])
+  const jwks = await jwksServer(t)
+  jwks.publish([current])
+  const jwt = { ...jwtEnv({ PRESENCED_JWT_JWKS: jwks.url })!, jwksCooldownMs: cooldownMs }
+  // three wrong credentials would lock this address out: tokens refused because the keys
+  // cannot be fetched must not count as any
+  const server = await startApp(t, { listen: true, config: { jwt, authFailureLimit: 3 } })
+  assert.equal(await beat(server.url, await sign(current, { sub: '70' })), 200)
+  assert.equal(jwks.fetches(), 1)
+
+  let user = 71
+  for (const failure of [500, 'hang-up', 'not-a-jwks'] as const) {
+    jwks.fail(failure)
+    // past the cooldown of the last fetch, when an unknown kid may fetch again
+    await sleep(cooldownMs + 200)
+    // random kids the set lacks, and signatures the key of a known kid refuses
+    const tokens = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        sign(stranger, { sub: String(1000 + i) }, { kid: i % 3 ? randomUUID() : 'k-1' }),
+      ),
+    )
+    await refusedWhileDown(server.url, jwks, tokens, cooldownMs, String(failure))
+    // a known key still verifies from the set fetched before; no refusal above was counted
+    assert.equal(
+      await beat(server.url, await sign(current, { sub: String(user) })),
+      200,
+      String(failure),
+    )
+    assert.equal(await stateOf(server.url, String(user++)), 2)
+
+    // recovered, with a new key: used again once the cooldown of the failed fetch ends
+    const next = await makeKey('ES256', `k-${user}`)
+    jwks.publish([current, next])
+    jwks.fail(undefined)
+    await sleep(cooldownMs + 200)
+    const before = jwks.fetches()
+    assert.equal(
+      await beat(server.url, await sign(next, { sub: String(user) })),
+      200,
+      String(failure),
+    )
+    assert.equal(jwks.fetches(), before + 1, `${failure}: one fetch on recovery`)
+    assert.equal(await stateOf(server.url, String(user++)), 2)
+  }
+  for (let i = 0; i < 24; i++) assert.equal(await stateOf(server.url, String(1000 + i)), 0)
+})
+
+test('a JWKS endpoint down at the first token, or when the set expires, is tried once per cooldown', async (t) => {
+  const cooldownMs = JWKS_COOLDOWN_MIN_MS
+  const maxAgeMs = 1500
+  const key = await makeKey('RS256', 'k-1')
+  const jwks = await jwksServer(t)
+  jwks.publish([key])
+  jwks.fail(500)
+  const jwt = {
+    ...jwtEnv({ PRESENCED_JWT_JWKS: jwks.url })!,
+    jwksCooldownMs: cooldownMs,
+    jwksMaxAgeMs: maxAgeMs,
+  }
+  const server = await startApp(t, { listen: true, config: { jwt, authFailureLimit: 3 } })
+  const tokens = await Promise.all(
+    Array.from({ length: 24 }, (_, i) => sign(key, { sub: String(2000 + i) })),
+  )
+  // never fetched yet: each token would fetch the set
+  await refusedWhileDown(server.url, jwks, tokens, cooldownMs, 'first use')
+  jwks.fail(undefined)
+  await sleep(cooldownMs + 200)
+  assert.equal(await beat(server.url, tokens[0]!), 200, 'recovered')
+  const fetchedAt = Date.now()
+
+  // the fetched set expires while the endpoint is down: each token would fetch it again
+  jwks.fail('hang-up')
+  await sleep(Math.max(0, fetchedAt + maxAgeMs + 200 - Date.now()))
+  await refusedWhileDown(server.url, jwks, tokens.slice(1), cooldownMs, 'expired')
+  jwks.fail(undefined)
+  await sleep(cooldownMs + 200)
+  assert.equal(await beat(server.url, tokens[1]!), 200, 'recovered again, not locked out')
 })
 
 test('wrong issuer or audience, expired, no expiry, alg none and other secrets are refused', async (t) => {
