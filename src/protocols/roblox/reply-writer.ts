@@ -1,4 +1,4 @@
-import { DAY_MS, writeIsoTime } from '../shared/iso-bytes.js'
+import { DAY_MS } from '../shared/iso-bytes.js'
 import { ReplySlab } from '../shared/reply-slab.js'
 import { PresenceType, primarySession, stateOfKind, type Activity } from '../../core/presence.js'
 import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
@@ -33,13 +33,17 @@ const LAST_ONLINE = Buffer.from(',"lastOnline":"', 'latin1')
 /** `,"lastOnline":"` + 24 ISO characters + `"}` */
 const TAIL_BYTES = LAST_ONLINE.length + 24 + 2
 /**
- * A record's tail on the day last written, `,"lastOnline":"YYYY-MM-DDT00:00:00.000Z"}`: copied
- * whole, then its time of day filled in (measured: 2.5 µs less per 50 records than byte by byte).
+ * A record's tail on the day last written, `,"lastOnline":"YYYY-MM-DDT00:00:00.000Z"}`: its time
+ * of day filled in, then copied whole (measured: 2.5 µs less per 50 records than byte by byte).
  */
 const tail = Buffer.alloc(TAIL_BYTES)
 let tailDay = Number.NaN
 /** Where the time of day starts in `tail`. */
 const TIME_AT = LAST_ONLINE.length + 11
+
+/** The tens and the ones digit (ASCII) of 0..99. */
+const TENS = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + Math.floor(n / 10))
+const ONES = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + (n % 10))
 
 /** The last instant whose ISO form has 24 characters (year 9999). */
 const MAX_ISO_MS = 253_402_300_800_000
@@ -300,8 +304,28 @@ function writeRecord(
     tailDay = day
     tail.write(`,"lastOnline":"${new Date(day * DAY_MS).toISOString()}"}`, 0, 'latin1')
   }
+  // the time of day into the template, then the tail in one copy (issue 19, callgrind): a
+  // store into `out` is about 20 instructions, one into `tail` a few; writing it into `out`
+  // through writeIsoTime (shared/iso-bytes.ts), no longer inlined, was about 265 a record
+  const rest = (ms - day * DAY_MS) | 0
+  const seconds = (rest / 1000) | 0
+  const millis = rest - seconds * 1000
+  const minutes = (seconds / 60) | 0
+  const hours = (minutes / 60) | 0
+  const sec = seconds - minutes * 60
+  const min = minutes - hours * 60
+  const hundreds = (millis / 100) | 0
+  const belowHundred = millis - hundreds * 100
+  tail[TIME_AT] = TENS[hours]!
+  tail[TIME_AT + 1] = ONES[hours]!
+  tail[TIME_AT + 3] = TENS[min]!
+  tail[TIME_AT + 4] = ONES[min]!
+  tail[TIME_AT + 6] = TENS[sec]!
+  tail[TIME_AT + 7] = ONES[sec]!
+  tail[TIME_AT + 9] = 0x30 + hundreds
+  tail[TIME_AT + 10] = TENS[belowHundred]!
+  tail[TIME_AT + 11] = ONES[belowHundred]!
   out.set(tail, at)
-  writeIsoTime(out, at + TIME_AT, ms - day * DAY_MS)
   return at + TAIL_BYTES
 }
 
