@@ -62,9 +62,6 @@ export async function buildApp(
   overrides: AppOverrides = {},
 ): Promise<PresencedApp> {
   const clock = overrides.clock ?? systemClock
-  const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir), {
-    external: config.jwt,
-  })
   const metrics = new Metrics()
 
   // Hot read routes (POST /v1/presence/users) are answered on node:http before Fastify when
@@ -103,6 +100,11 @@ export async function buildApp(
   })
 
   warnUncheckedPlatformTokens(config, app.log)
+  const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir), {
+    external: config.jwt,
+    // a platform's JWKS that cannot be loaded is said once, and once when it loads again
+    log: app.log,
+  })
 
   // after the app, whose logger says why a node starts not ready
   const stores =

@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import {
   EXTERNAL_ALGORITHMS,
-  readJwksFile,
   type ExternalKeySource,
   type ExternalTokenOptions,
 } from '../service/external-tokens.js'
+import { readJwksFile } from '../service/jwks-sources.js'
 import { invisibleSelfViews, type InvisibleSelfView } from '../protocols/roblox/view.js'
 import { trustsHop, type TrustedProxies } from './trusted-proxies.js'
 
@@ -363,7 +363,8 @@ export const JWKS_COOLDOWN_MIN_MS = 1000
  * only refine them: PRESENCED_JWT_ISSUER and PRESENCED_JWT_AUDIENCE (comma-separated) unset
  * means not checked, PRESENCED_JWT_USER_CLAIM defaults to sub, PRESENCED_JWT_ALGORITHMS to
  * RS256,ES256,EdDSA, PRESENCED_JWT_JWKS_COOLDOWN to 30000 ms and PRESENCED_JWT_JWKS_MAX_AGE to
- * 600000 ms (jose's own defaults). Keys are read and checked here, so a bad one stops the start.
+ * 600000 ms (jose's own defaults), PRESENCED_JWT_JWKS_MAX_STALE to a day. Keys are read and
+ * checked here, so a bad one stops the start.
  */
 function externalTokens(env: Env): ExternalTokenOptions | undefined {
   const pem = env.PRESENCED_JWT_PUBLIC_KEY || undefined
@@ -375,6 +376,7 @@ function externalTokens(env: Env): ExternalTokenOptions | undefined {
     'PRESENCED_JWT_ALGORITHMS',
     'PRESENCED_JWT_JWKS_COOLDOWN',
     'PRESENCED_JWT_JWKS_MAX_AGE',
+    'PRESENCED_JWT_JWKS_MAX_STALE',
   ].filter((name) => env[name])
   if (!pem && !jwks) {
     if (refinements.length > 0) {
@@ -407,6 +409,8 @@ function externalTokens(env: Env): ExternalTokenOptions | undefined {
     // would fetch the platform's JWKS again, a refetch storm at the attacker's pace
     jwksCooldownMs: int(env, 'PRESENCED_JWT_JWKS_COOLDOWN', 30_000, JWKS_COOLDOWN_MIN_MS),
     jwksMaxAgeMs: int(env, 'PRESENCED_JWT_JWKS_MAX_AGE', 600_000, 1000),
+    // an identity provider's outage of up to a day does not log its users out of presence
+    jwksMaxStaleMs: int(env, 'PRESENCED_JWT_JWKS_MAX_STALE', 86_400_000, 0),
   })
 }
 

@@ -2,6 +2,7 @@ import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 
 import { createHmac } from 'node:crypto'
 import { parseUserId, type UserId } from '../core/user-id.js'
 import { ExternalTokens, type ExternalTokenOptions } from './external-tokens.js'
+import type { JwksLog } from './jwks-keys.js'
 import { assertDateClaims } from './token-dates.js'
 
 export interface TokenClaims {
@@ -26,6 +27,8 @@ export interface IssueOptions {
 export interface TokensOptions {
   /** A platform's own tokens, accepted besides presenced's (PRESENCED_JWT_*); none when unset. */
   external?: ExternalTokenOptions | undefined
+  /** Where a platform's JWKS that cannot be loaded (and loads again) is said. */
+  log?: JwksLog | undefined
   /** How many verified tokens are remembered (least recently used go first). @default 10000 */
   cacheSize?: number
   /** Epoch milliseconds. @default Date.now */
@@ -34,16 +37,17 @@ export interface TokensOptions {
 
 /**
  * The longest a verified token is remembered, even when it expires later: a key removed from a
- * platform's JWKS stops working within this time (jose keeps a fetched JWKS 10 minutes anyway).
+ * platform's JWKS stops working within this time (a fetched JWKS is kept PRESENCED_JWT_JWKS_MAX_AGE,
+ * 10 minutes, anyway; longer while it cannot be fetched again).
  */
 const MAX_REMEMBER_MS = 5 * 60_000
 
 /**
  * Why a token is refused: `forged` when it is no token this service (or the platform) signed
  * (bad signature, unknown key, malformed, empty), `stale` when it was genuinely signed but is no
- * longer (or not yet) valid (expired, not before, wrong issuer or audience: a signature only the
- * key's holder can make, which no guesser has), `unavailable` when the platform's keys could
- * not be read (not the client's fault).
+ * longer (or not yet) valid (expired, not before, wrong issuer or audience, a platform's user
+ * claim that names no user: a signature only the key's holder can make, which no guesser has),
+ * `unavailable` when the platform's keys could not be read (not the client's fault).
  */
 export type TokenRefusal = 'forged' | 'stale' | 'unavailable'
 
@@ -111,7 +115,7 @@ export class Tokens {
     )
     // a rejection surfaces where the key is awaited; this only keeps it from being "unhandled"
     this.#hmacKey.catch(() => {})
-    this.#external = options.external && new ExternalTokens(options.external)
+    this.#external = options.external && new ExternalTokens(options.external, options.log)
     this.#cacheSize = options.cacheSize ?? 10_000
     this.#now = options.now ?? Date.now
   }
@@ -201,7 +205,8 @@ export class Tokens {
     now: number,
   ): Promise<TokenClaims | TokenRefusal> {
     try {
-      return (await external.verify(token, now)) ?? 'forged'
+      // signed by the platform, but no user: no guess (the claim configured may be wrong)
+      return (await external.verify(token, now)) ?? 'stale'
     } catch (error) {
       // whatever failed (a bad signature, the platform's JWKS endpoint down, a broken key
       // file), the token is not accepted, and a request is refused rather than crashed
@@ -243,13 +248,16 @@ export class Tokens {
   }
 }
 
-/** Errors of jose that are about reading the platform's keys, not about the token. */
-const KEYS_UNREADABLE = new Set(['ERR_JOSE_GENERIC', 'ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID'])
-
-/** Why a platform's token failed to verify (see TokenRefusal). */
+/**
+ * Why a platform's token failed to verify (see TokenRefusal). jose's errors are about the token
+ * but JWKSInvalid, a member of the platform's set that is no public key; the rest (JwksUnavailable,
+ * a key of the set that cannot be imported) are about the platform's keys.
+ */
 function refusalOf(error: unknown): TokenRefusal {
   if (isStale(error)) return 'stale'
-  if (error instanceof joseErrors.JOSEError && !KEYS_UNREADABLE.has(error.code)) return 'forged'
+  if (error instanceof joseErrors.JOSEError && !(error instanceof joseErrors.JWKSInvalid)) {
+    return 'forged'
+  }
   return 'unavailable'
 }
 

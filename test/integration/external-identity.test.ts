@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -373,7 +373,7 @@ test('a failing JWKS endpoint is tried once per cooldown, however many unknown k
   for (let i = 0; i < 24; i++) assert.equal(await stateOf(server.url, String(1000 + i)), 0)
 })
 
-test('a JWKS endpoint down at the first token, or when the set expires, is tried once per cooldown', async (t) => {
+test('a JWKS endpoint down at the first token, or when the set expires unkept, is tried once per cooldown', async (t) => {
   const cooldownMs = JWKS_COOLDOWN_MIN_MS
   const maxAgeMs = 1500
   const key = await makeKey('RS256', 'k-1')
@@ -384,6 +384,8 @@ test('a JWKS endpoint down at the first token, or when the set expires, is tried
     ...jwtEnv({ PRESENCED_JWT_JWKS: jwks.url })!,
     jwksCooldownMs: cooldownMs,
     jwksMaxAgeMs: maxAgeMs,
+    // the expired set is not used meanwhile (as once PRESENCED_JWT_JWKS_MAX_STALE has passed)
+    jwksMaxStaleMs: 0,
   }
   const server = await startApp(t, { listen: true, config: { jwt, authFailureLimit: 3 } })
   const tokens = await Promise.all(
@@ -403,6 +405,47 @@ test('a JWKS endpoint down at the first token, or when the set expires, is tried
   jwks.fail(undefined)
   await sleep(cooldownMs + 200)
   assert.equal(await beat(server.url, tokens[1]!), 200, 'recovered again, not locked out')
+})
+
+test('while the JWKS endpoint fails, its expired set verifies its keys for PRESENCED_JWT_JWKS_MAX_STALE more', async (t) => {
+  const maxAgeMs = 300
+  const maxStaleMs = 2000
+  const [known, stranger] = await Promise.all([makeKey('ES256', 'k-1'), makeKey('ES256', 'k-2')])
+  const jwks = await jwksServer(t)
+  jwks.publish([known])
+  const jwt = {
+    ...jwtEnv({ PRESENCED_JWT_JWKS: jwks.url })!,
+    jwksCooldownMs: COOLDOWN_MS,
+    jwksMaxAgeMs: maxAgeMs,
+    jwksMaxStaleMs: maxStaleMs,
+  }
+  // two wrong credentials would lock this address out: tokens refused for want of keys are none
+  const server = await startApp(t, { listen: true, config: { jwt, authFailureLimit: 2 } })
+  assert.equal(await beat(server.url, await sign(known, { sub: '90' })), 200)
+  const fetchedAt = Date.now()
+  jwks.fail('hang-up')
+  await sleep(maxAgeMs + 100)
+
+  const started = Date.now()
+  for (const sub of ['91', '92', '93']) {
+    assert.equal(await beat(server.url, await sign(known, { sub })), 200, `stale set, user ${sub}`)
+    assert.equal(await beat(server.url, await sign(stranger, { sub: '99' })), 401, 'unknown kid')
+    await sleep(COOLDOWN_MS)
+  }
+  const fetched = jwks.fetches() - 1
+  const allowed = 1 + Math.floor((Date.now() - started) / COOLDOWN_MS)
+  assert.ok(fetched >= 1 && fetched <= allowed, `fetched ${fetched} times`)
+  for (const sub of ['91', '92', '93']) assert.equal(await stateOf(server.url, sub), 2)
+
+  // past the stale limit the set is not used: unavailable, still not counted
+  await sleep(Math.max(0, fetchedAt + maxAgeMs + maxStaleMs + 100 - Date.now()))
+  for (const sub of ['94', '95', '96']) {
+    assert.equal(await beat(server.url, await sign(known, { sub })), 401, `too stale, user ${sub}`)
+  }
+  jwks.fail(undefined)
+  await sleep(COOLDOWN_MS * 2)
+  assert.equal(await beat(server.url, await sign(known, { sub: '97' })), 200, 'fetched again')
+  assert.equal(await stateOf(server.url, '99'), 0)
 })
 
 test('wrong issuer or audience, expired, no expiry, alg none and other secrets are refused', async (t) => {
@@ -462,7 +505,8 @@ test('the user id claim: configurable, exact as a string, a JSON number only whi
     PRESENCED_JWT_JWKS: jwks.url,
     PRESENCED_JWT_USER_CLAIM: 'uid',
   })
-  const server = await startApp(t, { listen: true, config: { jwt } })
+  // the platform signed every token below: a wrong or missing user id is no guess, not counted
+  const server = await startApp(t, { listen: true, config: { jwt, authFailureLimit: 3 } })
   const exp = Math.floor(Date.now() / 1000) + 600
 
   // the configured claim decides, not sub
@@ -486,6 +530,7 @@ test('the user id claim: configurable, exact as a string, a JSON number only whi
     assert.equal(await beat(server.url, await sign(key, { uid })), 401, JSON.stringify(uid))
   }
   assert.equal(await beat(server.url, await sign(key, { sub: '8' })), 401, 'no uid claim')
+  assert.equal(await beat(server.url, await sign(key, { uid: '9' })), 200, 'not locked out')
 })
 
 test('a PEM public key verifies its own algorithm only', async (t) => {
@@ -558,6 +603,40 @@ test('a key replaced under the same kid in a JWKS file is re-read, once per cool
   assert.equal(await stateOf(server.url, '72'), 0)
 })
 
+test('a JWKS file that turns broken keeps its keys; tokens it cannot tell are no wrong credentials', async (t) => {
+  const [known, forged] = await Promise.all([makeKey('EdDSA', 'f-1'), makeKey('EdDSA', 'f-1')])
+  const dir = tempDir(t)
+  const file = join(dir, 'jwks.json')
+  writeFileSync(file, JSON.stringify({ keys: [known.jwk] }))
+  const jwt = fastCooldown({ PRESENCED_JWT_JWKS: file })
+  // two wrong credentials would lock this address out
+  const config = { jwt, authFailureLimit: 2 }
+  const server = await startApp(t, { listen: true, config, dataDir: dir })
+  assert.equal(await beat(server.url, await sign(known, { sub: '80' })), 200)
+
+  let user = 81
+  // an operator's rewrite caught half-written, a file that is no JWKS, one removed
+  for (const broken of ['{"keys":[{"kty":"OKP"', '{"keys":"none"}', undefined]) {
+    if (broken === undefined) unlinkSync(file)
+    else writeFileSync(file, broken)
+    const rotated = await makeKey('EdDSA', `f-${user}`)
+    for (let i = 0; i < 3; i++) {
+      await sleep(COOLDOWN_MS * 2)
+      const what = `${broken}, read ${i}`
+      assert.equal(await beat(server.url, await sign(rotated, { sub: '89' })), 401, what)
+      assert.equal(await beat(server.url, await sign(forged, { sub: '89' })), 401, what)
+    }
+    const sub = String(user++)
+    assert.equal(await beat(server.url, await sign(known, { sub })), 200, 'the keys read before')
+    assert.equal(await stateOf(server.url, sub), 2)
+
+    writeFileSync(file, JSON.stringify({ keys: [known.jwk, rotated.jwk] }))
+    await sleep(COOLDOWN_MS * 2)
+    assert.equal(await beat(server.url, await sign(rotated, { sub: String(user++) })), 200)
+  }
+  assert.equal(await stateOf(server.url, '89'), 0)
+})
+
 test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable', async (t) => {
   const dir = tempDir(t)
   const rs = await makeKey('RS256', 'x')
@@ -567,6 +646,8 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
   writeFileSync(publicPem, await exportSPKI(rs.publicKey))
   writeFileSync(privatePem, await exportPKCS8(rs.privateKey))
   writeFileSync(badJwks, '{"nokeys":[]}')
+  const numbersJwks = join(dir, 'numbers.json')
+  writeFileSync(numbersJwks, '{"keys":[1,2]}')
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ PRESENCED_JWT_ISSUER: ISSUER }, /^PRESENCED_JWT_ISSUER is set but no keys are/],
     [
@@ -587,6 +668,7 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
       /is a rsa key, which verifies RS256.*names none of them/,
     ],
     [{ PRESENCED_JWT_JWKS: badJwks }, /PRESENCED_JWT_JWKS: .*is not a JWKS/],
+    [{ PRESENCED_JWT_JWKS: numbersJwks }, /PRESENCED_JWT_JWKS: .*is not a JWKS: a member/],
     [{ PRESENCED_JWT_JWKS: join(dir, 'missing.json') }, /PRESENCED_JWT_JWKS: .*ENOENT/],
     [{ PRESENCED_JWT_JWKS: 'https://exa mple.test/' }, /PRESENCED_JWT_JWKS is not a valid URL/],
     [
@@ -606,6 +688,11 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
       { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_COOLDOWN: '999' },
       /^PRESENCED_JWT_JWKS_COOLDOWN must be an integer >= 1000, got "999"$/,
     ],
+    [{ PRESENCED_JWT_JWKS_MAX_STALE: '0' }, /^PRESENCED_JWT_JWKS_MAX_STALE is set but no keys are/],
+    [
+      { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_MAX_STALE: '-1' },
+      /^PRESENCED_JWT_JWKS_MAX_STALE must be an integer >= 0, got "-1"$/,
+    ],
   ]
   for (const [env, message] of cases) {
     assert.throws(
@@ -615,6 +702,9 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
     )
   }
   assert.equal(loadConfig({}).jwt, undefined, 'off by default')
+  const jwks = { PRESENCED_JWT_JWKS: 'https://a.test/jwks' }
+  assert.equal(jwtEnv(jwks)?.jwksMaxStaleMs, 86_400_000, 'a day by default')
+  assert.equal(jwtEnv({ ...jwks, PRESENCED_JWT_JWKS_MAX_STALE: '0' })?.jwksMaxStaleMs, 0)
 })
 
 test('unchecked iss or aud: such tokens work, and the start says so once, naming the variables', async (t) => {

@@ -1,0 +1,229 @@
+/**
+ * A platform's JWKS that cannot be loaded again (a file rewritten or removed, an endpoint down):
+ * what Tokens.check answers meanwhile, and what the log says. A real file and a real local HTTP
+ * server; the cooldowns are shorter than PRESENCED_JWT_JWKS_COOLDOWN accepts, to keep it quick.
+ */
+import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test, type TestContext } from 'node:test'
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
+import type { ExternalKeySource, ExternalTokenOptions } from './external-tokens.js'
+import { Tokens } from './tokens.js'
+
+const SECRET = 'unit-test-secret-of-enough-length-0123456789'
+const COOLDOWN_MS = 100
+/** Written into broken files and replies: the log must never quote them. */
+const MARKER = 'do-not-log-me'
+
+interface Key {
+  kid: string
+  privateKey: CryptoKey
+  jwk: JWK
+}
+
+async function makeKey(kid: string): Promise<Key> {
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256' } }
+}
+
+let users = 0
+/** A fresh token (a new user each time: Tokens remembers a token it verified). */
+function sign(key: Key, claims: Record<string, unknown> = { sub: String(++users) }) {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+    .setExpirationTime('10m')
+    .sign(key.privateKey)
+}
+
+/** What the log was told, one line per call. */
+function recordingLog() {
+  const lines: Array<{ level: 'warn' | 'info'; msg: string; details: object }> = []
+  return {
+    lines,
+    warn: (details: object, msg: string) => void lines.push({ level: 'warn', msg, details }),
+    info: (details: object, msg: string) => void lines.push({ level: 'info', msg, details }),
+  }
+}
+
+function tokensFor(keys: ExternalKeySource, log: ReturnType<typeof recordingLog>, times = {}) {
+  const external: ExternalTokenOptions = {
+    keys,
+    issuer: undefined,
+    audience: undefined,
+    userClaim: 'sub',
+    algorithms: ['ES256'],
+    jwksCooldownMs: COOLDOWN_MS,
+    jwksMaxAgeMs: 600_000,
+    jwksMaxStaleMs: 86_400_000,
+    ...times,
+  }
+  return new Tokens(SECRET, { external, log })
+}
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-jwks-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** The kind of each answer: the refusal, or 'ok' for claims. */
+async function kinds(tokens: Tokens, signed: Array<Promise<string>>): Promise<string[]> {
+  const answers = await Promise.all(signed.map(async (token) => tokens.check(await token)))
+  return answers.map((answer) => (typeof answer === 'string' ? answer : 'ok'))
+}
+
+test('a JWKS file that turns broken keeps its keys; what they cannot tell is unavailable, said once', async (t) => {
+  const [known, forged] = await Promise.all([makeKey('k-1'), makeKey('k-1')])
+  const file = join(tempDir(t), 'jwks.json')
+  writeFileSync(file, JSON.stringify({ keys: [known.jwk] }))
+  const log = recordingLog()
+  const tokens = tokensFor({ kind: 'jwks-file', path: file }, log)
+  assert.deepEqual(await kinds(tokens, [sign(known), sign(forged)]), ['ok', 'forged'])
+
+  const broken = {
+    'half written': `{"keys":[{"kty":"EC","x":"${MARKER}`,
+    'no keys array': `{"keys":"${MARKER}"}`,
+    removed: undefined,
+  }
+  for (const [how, text] of Object.entries(broken)) {
+    // a key the platform rotates in while its file is broken
+    const rotated = await makeKey(`k-${how}`)
+    if (text === undefined) unlinkSync(file)
+    else writeFileSync(file, text)
+    log.lines.length = 0
+    // past the cooldown, each tries to read the file again; within it, none does
+    for (let i = 0; i < 3; i++) {
+      await sleep(COOLDOWN_MS * 2)
+      assert.deepEqual(
+        await kinds(tokens, [sign(known), sign(rotated), sign(forged, { sub: '7' })]),
+        ['ok', 'unavailable', 'unavailable'],
+        `${how}: the key read before verifies; an unknown kid or a refused signature cannot be told`,
+      )
+    }
+    assert.equal(
+      log.lines.length,
+      1,
+      `${how}: said once, not per read: ${JSON.stringify(log.lines)}`,
+    )
+    const [warning] = log.lines
+    assert.equal(warning!.level, 'warn')
+    assert.match(
+      warning!.msg,
+      /^the platform's JWKS file cannot be loaded \((not JSON|not a JWKS: no "keys" array|ENOENT)\): tokens are verified against the keys loaded \d+ s ago; tokens whose key they lack or refuse are refused as unavailable/,
+    )
+    assert.doesNotMatch(JSON.stringify(log.lines), new RegExp(`${MARKER}|${file}`))
+
+    writeFileSync(file, JSON.stringify({ keys: [known.jwk, rotated.jwk] }))
+    await sleep(COOLDOWN_MS * 2)
+    assert.deepEqual(await kinds(tokens, [sign(rotated), sign(forged)]), ['ok', 'forged'])
+    assert.equal(log.lines.length, 2)
+    assert.equal(log.lines[1]!.level, 'info')
+    assert.match(log.lines[1]!.msg, /^the platform's JWKS file loaded again after \d+ s$/)
+  }
+})
+
+/** A JWKS endpoint serving `keys` until `failing`; counts its requests. */
+async function jwksServer(t: TestContext, keys: JWK[]) {
+  let fetches = 0
+  let failing = false
+  const server = createServer((_request, response) => {
+    fetches++
+    if (failing) return void response.writeHead(503).end(MARKER)
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }))
+  })
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+  t.after(() => new Promise((done) => server.close(done)))
+  const { port } = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}/jwks.json?token=${MARKER}`,
+    fail: (down: boolean) => (failing = down),
+    fetches: () => fetches,
+  }
+}
+
+test('a JWKS URL down past the max age: its last set verifies for PRESENCED_JWT_JWKS_MAX_STALE more', async (t) => {
+  const maxAgeMs = 300
+  const maxStaleMs = 1500
+  const [known, stranger] = await Promise.all([makeKey('k-1'), makeKey('k-2')])
+  const jwks = await jwksServer(t, [known.jwk])
+  const log = recordingLog()
+  const tokens = tokensFor({ kind: 'jwks-url', url: jwks.url }, log, {
+    jwksMaxAgeMs: maxAgeMs,
+    jwksMaxStaleMs: maxStaleMs,
+  })
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['ok'])
+  const fetchedAt = Date.now()
+  jwks.fail(true)
+  await sleep(maxAgeMs + 50)
+
+  // expired and unfetchable: the set fetched before still verifies its own keys
+  let rounds = 0
+  const started = Date.now()
+  while (Date.now() - fetchedAt < maxAgeMs + maxStaleMs - 400) {
+    assert.deepEqual(
+      await kinds(tokens, [sign(known), sign(known), sign(stranger)]),
+      ['ok', 'ok', 'unavailable'],
+      `${Date.now() - fetchedAt} ms after the fetch`,
+    )
+    rounds++
+    await sleep(30)
+  }
+  const tried = jwks.fetches() - 1
+  const allowed = 1 + Math.floor((Date.now() - started) / COOLDOWN_MS)
+  assert.ok(tried >= 1 && tried <= allowed, `${rounds} rounds fetched ${tried} times`)
+  assert.equal(log.lines.length, 1, JSON.stringify(log.lines))
+  assert.match(
+    log.lines[0]!.msg,
+    /^the platform's JWKS URL cannot be loaded \(HTTP 503\): tokens are verified against the keys loaded \d+ s ago \(at most PRESENCED_JWT_JWKS_MAX_STALE past their max age\)/,
+  )
+  const keptUntil = Date.parse((log.lines[0]!.details as { keptUntil: string }).keptUntil)
+  assert.ok(Math.abs(keptUntil - (fetchedAt + maxAgeMs + maxStaleMs)) < 1000, 'keptUntil')
+
+  // past the stale limit: refused as unavailable, said once more
+  await sleep(Math.max(0, fetchedAt + maxAgeMs + maxStaleMs + 50 - Date.now()))
+  await sleep(COOLDOWN_MS)
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(await kinds(tokens, [sign(known)]), ['unavailable'], 'too stale')
+    await sleep(COOLDOWN_MS)
+  }
+  assert.equal(log.lines.length, 2, JSON.stringify(log.lines))
+  assert.match(
+    log.lines[1]!.msg,
+    /^the platform's JWKS URL cannot be loaded \(HTTP 503\): platform tokens are refused as unavailable/,
+  )
+  assert.doesNotMatch(JSON.stringify(log.lines), new RegExp(MARKER))
+
+  jwks.fail(false)
+  await sleep(COOLDOWN_MS * 2)
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['ok'], 'fetched again')
+  assert.match(log.lines[2]!.msg, /^the platform's JWKS URL loaded again after \d+ s$/)
+})
+
+test('a JWKS URL with no stale allowance refuses as soon as its set expires', async (t) => {
+  const known = await makeKey('k-1')
+  const jwks = await jwksServer(t, [known.jwk])
+  const log = recordingLog()
+  const tokens = tokensFor({ kind: 'jwks-url', url: jwks.url }, log, {
+    jwksMaxAgeMs: 200,
+    jwksMaxStaleMs: 0,
+  })
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['ok'])
+  jwks.fail(true)
+  await sleep(250)
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['unavailable'])
+  assert.match(log.lines[0]!.msg, /platform tokens are refused as unavailable/)
+})
+
+test("a platform's token with no user in its claim is no guess: stale, not forged", async (t) => {
+  const key = await makeKey('k-1')
+  const file = join(tempDir(t), 'jwks.json')
+  writeFileSync(file, JSON.stringify({ keys: [key.jwk] }))
+  const tokens = tokensFor({ kind: 'jwks-file', path: file }, recordingLog())
+  for (const sub of ['abc', '0', '9223372036854775808', undefined]) {
+    assert.equal(await tokens.check(await sign(key, { sub })), 'stale', String(sub))
+  }
+})

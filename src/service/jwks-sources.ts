@@ -1,0 +1,69 @@
+/** Where a platform's JWKS is read from: a file, or a URL; and why a read failed, for the log. */
+import type { JSONWebKeySet } from 'jose'
+import { readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+
+/** How long a JWKS fetch may take (jose's own default for its remote sets). */
+const FETCH_TIMEOUT_MS = 5000
+
+/** Why a JWKS could not be read, in words that quote nothing of it (nor of its URL). */
+class JwksInvalid extends Error {}
+
+/**
+ * Why loading a JWKS failed, for the log: never the error's message, which may quote the set or
+ * the URL.
+ */
+export function reasonOf(error: unknown): string {
+  if (error instanceof JwksInvalid) return error.message
+  const { name, code, cause } = error as { name?: string; code?: unknown; cause?: unknown }
+  if (name === 'TimeoutError') return `no reply within ${FETCH_TIMEOUT_MS} ms`
+  if (typeof code === 'string') return code
+  const causeCode = (cause as { code?: unknown } | undefined)?.code
+  return typeof causeCode === 'string' ? causeCode : (name ?? 'failed')
+}
+
+/** The JWKS in `text`; throws JwksInvalid (saying why, quoting nothing) when it is none. */
+function parseJwks(text: string): JSONWebKeySet {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    throw new JwksInvalid('not JSON')
+  }
+  const keys = (parsed as JSONWebKeySet | null)?.keys
+  if (!Array.isArray(keys)) throw new JwksInvalid('not a JWKS: no "keys" array')
+  // what jose's key sets refuse: checked here, so that a file is refused at start
+  if (!keys.every((key) => typeof key === 'object' && key !== null && !Array.isArray(key))) {
+    throw new JwksInvalid('not a JWKS: a member of "keys" is no object')
+  }
+  return parsed as JSONWebKeySet
+}
+
+/** Reads and checks a JWKS file (at start); throws a message naming the file when it is not one. */
+export function readJwksFile(path: string): JSONWebKeySet {
+  const text = readFileSync(path, 'utf8')
+  try {
+    return parseJwks(text)
+  } catch (error) {
+    throw new Error(`${path} is ${(error as Error).message}`)
+  }
+}
+
+/** A JWKS file as it is now. */
+export async function jwksFromFile(path: string): Promise<JSONWebKeySet> {
+  return parseJwks(await readFile(path, 'utf8'))
+}
+
+/** The JWKS a URL serves now: a 200 within FETCH_TIMEOUT_MS, redirects not followed. */
+export async function jwksFromUrl(url: string): Promise<JSONWebKeySet> {
+  const response = await fetch(url, {
+    headers: { accept: 'application/json, application/jwk-set+json', 'user-agent': 'presenced' },
+    redirect: 'manual',
+    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+  })
+  if (response.status !== 200) {
+    await response.body?.cancel()
+    throw new JwksInvalid(`HTTP ${response.status}`)
+  }
+  return parseJwks(await response.text())
+}
