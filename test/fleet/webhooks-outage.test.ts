@@ -4,7 +4,7 @@ import type { Config } from '../../src/app/config.js'
 import { REGISTER, bearer, post } from '../integration/roblox-helpers.js'
 import { privateRedis } from '../helpers/redis-cluster.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import {
   startReceiver,
   type WebhookEvent,
