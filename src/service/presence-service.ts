@@ -52,6 +52,7 @@ import { LOST_TO_ANOTHER, retryLostWrites } from './conflicting-writes.js'
 import { FallbackRateLimiter } from './fallback-rate-limiter.js'
 import { RateLimits, type RateLimitSettings } from './rate-limits.js'
 import { AuthFailures, type AuthFailureSettings } from './auth-failures.js'
+import { eachSettled } from './each-settled.js'
 import { observedBus } from './observed-bus.js'
 import { RealtimeCensus } from './realtime-census.js'
 import { Revocations } from './revocations.js'
@@ -501,7 +502,7 @@ export class PresenceService {
       }
       changes = (await presence.endTitles(end, this.#clock.now())).changes
     }
-    for (const change of changes) await this.#publish(change)
+    await eachSettled(changes, (change) => this.#publish(change))
     if (changes.length > 0) this.#observer.sessionsEnded?.('explicit', changes.length)
     return changes
   }
@@ -701,9 +702,9 @@ export class PresenceService {
       this.#places.forget()
       await this.#bus.publish({ type: 'place' })
     }
-    for (const r of privacy) {
+    await eachSettled(privacy, async (r) => {
       if (r.type === 'settings') {
-        if (!landed.has(r)) continue
+        if (!landed.has(r)) return
         await this.#announce({
           type: 'settings',
           userId: r.userId,
@@ -712,7 +713,7 @@ export class PresenceService {
         })
       } else if (r.type === 'friends') await this.#relationChanged(r.a, r.b)
       else await this.#relationChanged(r.blocker, r.blocked)
-    }
+    })
   }
 
   /**

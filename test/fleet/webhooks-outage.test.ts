@@ -167,3 +167,34 @@ test('fleet: the webhook store out of reach when a change’s events are stored:
   const event = await deliveredOnce(receiver, USER, 'online')
   assert.deepEqual(shape(event, USER), shape(reference, REFERENCE))
 })
+
+test('fleet: Redis out of reach right after an import stored two users’ settings: both webhook events are delivered once Redis answers', async (t) => {
+  const { app, proxy, receiver } = await fleetBehindProxy(t, 'hook-import-outage')
+  const SECOND = '9223372036854770103'
+  for (const id of [REFERENCE, USER, SECOND]) {
+    assert.equal((await register(app, id)).statusCode, 200)
+    await deliveredOnce(receiver, id, 'online')
+  }
+  const hidden = await hide(app, REFERENCE)
+  assert.equal(hidden.statusCode, 200, hidden.body)
+  const reference = await deliveredOnce(receiver, REFERENCE, 'offline')
+
+  // both records are stored; Redis hangs at the first record's history mark (and all after it)
+  const stalled = proxy.stallWhen(afterHiding(USER))
+  const refused = await app.app.inject({
+    method: 'POST',
+    url: '/admin/v1/import',
+    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/x-ndjson' },
+    payload: [USER, SECOND]
+      .map((id) => JSON.stringify({ type: 'settings', userId: id, invisible: true }))
+      .join('\n'),
+  })
+  await stalled
+  assert.equal(refused.statusCode, 503, refused.body)
+  proxy.cut()
+
+  for (const id of [USER, SECOND]) {
+    const event = await deliveredOnce(receiver, id, 'offline')
+    assert.deepEqual(shape(event, id), shape(reference, REFERENCE))
+  }
+})

@@ -146,6 +146,8 @@ export class WebhookOutbox {
     )
     this.#retry = setTimeout(() => {
       this.#retry = undefined
+      // changes recorded until the retry starts join it
+      this.#scheduled = true
       this.#tail = this.#tail.then(() => this.#pass())
     }, delay)
     this.#retry.unref()
