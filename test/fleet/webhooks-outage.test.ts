@@ -4,7 +4,8 @@ import type { Config } from '../../src/app/config.js'
 import { REGISTER, bearer, post } from '../integration/roblox-helpers.js'
 import { privateRedis } from '../helpers/redis-cluster.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { FAST_WEBHOOKS, hookTo } from '../helpers/webhook-endpoint.js'
 import {
   startReceiver,
   type WebhookEvent,
@@ -18,14 +19,7 @@ import {
  * Redis is made to hang at the exact command by a proxy in front of a Redis of the test's own.
  */
 
-const FAST: Partial<Config> = {
-  redisTimeoutMs: 300,
-  webhookBackoffMs: 20,
-  webhookBackoffMaxMs: 100,
-  webhookPollMs: 20,
-  webhookTimeoutMs: 1000,
-  webhookLeaseMs: 3000,
-}
+const FAST: Partial<Config> = { ...FAST_WEBHOOKS, redisTimeoutMs: 300 }
 
 const REFERENCE = '9223372036854770101'
 const USER = '9223372036854770102'
@@ -37,22 +31,7 @@ async function fleetBehindProxy(t: TestContext, label: string) {
     config: { ...FAST, redisUrl: `redis://127.0.0.1:${proxy.port}`, redisPrefix: `${label}:` },
   })
   const receiver = await startReceiver(t)
-  const admin = { 'x-api-key': ADMIN_KEY }
-  const key = await app.app.inject({
-    method: 'POST',
-    url: '/admin/v1/keys',
-    headers: admin,
-    payload: { name: 'hook', scopes: ['presence:read'] },
-  })
-  assert.equal(key.statusCode, 201, key.body)
-  const hook = await app.app.inject({
-    method: 'POST',
-    url: '/admin/v1/webhooks',
-    headers: admin,
-    payload: { url: receiver.url, keyId: (key.json() as { id: string }).id },
-  })
-  assert.equal(hook.statusCode, 201, hook.body)
-  receiver.secret = (hook.json() as { secret: string }).secret
+  await hookTo(app.app, receiver)
   return { app, proxy, receiver }
 }
 
@@ -126,26 +105,47 @@ function afterHiding(id: string) {
   }
 }
 
-/** True for the chunk storing webhook events of `id`. */
-const enqueuing = (id: string) => (chunk: Buffer) => chunk.includes('evt_') && chunk.includes(id)
-
-test('fleet: Redis out of reach right after a settings change is stored (its history mark and bus publish fail): its webhook event is still delivered, signed, once Redis answers', async (t) => {
-  const { app, proxy, receiver } = await fleetBehindProxy(t, 'hook-bus-outage')
-  for (const id of [REFERENCE, USER]) {
+/**
+ * `ids` and REFERENCE online, then REFERENCE hidden as normal: its offline event, the one to
+ * compare with.
+ */
+async function hiddenReference(app: StartedApp, receiver: WebhookReceiver, ids: string[]) {
+  for (const id of [REFERENCE, ...ids]) {
     assert.equal((await register(app, id)).statusCode, 200)
     await deliveredOnce(receiver, id, 'online')
   }
   const hidden = await hide(app, REFERENCE)
   assert.equal(hidden.statusCode, 200, hidden.body)
-  const reference = await deliveredOnce(receiver, REFERENCE, 'offline')
+  return deliveredOnce(receiver, REFERENCE, 'offline')
+}
+
+/**
+ * Makes `call` with Redis hanging from the first chunk that `matches` on, then lets Redis answer
+ * again (the proxy drops the hung connection; the client connects anew): what `call` answered.
+ */
+async function whileRedisHangs<T>(
+  proxy: TcpProxy,
+  matches: (chunk: Buffer) => boolean,
+  call: () => Promise<T>,
+): Promise<T> {
+  const stalled = proxy.stallWhen(matches)
+  const answered = await call()
+  await stalled
+  proxy.cut()
+  return answered
+}
+
+/** True for the chunk storing webhook events of `id`. */
+const enqueuing = (id: string) => (chunk: Buffer) => chunk.includes('evt_') && chunk.includes(id)
+
+test('fleet: Redis out of reach right after a settings change is stored (its history mark and bus publish fail): its webhook event is still delivered, signed, once Redis answers', async (t) => {
+  const { app, proxy, receiver } = await fleetBehindProxy(t, 'hook-bus-outage')
+  const reference = await hiddenReference(app, receiver, [USER])
 
   // the settings are stored; Redis hangs at the change's history mark (and all after it)
-  const stalled = proxy.stallWhen(afterHiding(USER))
-  const refused = await hide(app, USER)
-  await stalled
+  const refused = await whileRedisHangs(proxy, afterHiding(USER), () => hide(app, USER))
   // the caller learns of the failure as before: the change is stored, a retry changes nothing
   assert.equal(refused.statusCode, 503, refused.body)
-  proxy.cut()
 
   const event = await deliveredOnce(receiver, USER, 'offline')
   assert.deepEqual(shape(event, USER), shape(reference, REFERENCE))
@@ -157,12 +157,9 @@ test('fleet: the webhook store out of reach when a change’s events are stored:
   const reference = await deliveredOnce(receiver, REFERENCE, 'online')
 
   // the heartbeat is stored and published; Redis hangs when its webhook events are stored
-  const stalled = proxy.stallWhen(enqueuing(USER))
-  const answered = await register(app, USER)
-  await stalled
+  const answered = await whileRedisHangs(proxy, enqueuing(USER), () => register(app, USER))
   // the change stands: its webhook events are the service's to deliver, not the client's
   assert.equal(answered.statusCode, 200, answered.body)
-  proxy.cut()
 
   const event = await deliveredOnce(receiver, USER, 'online')
   assert.deepEqual(shape(event, USER), shape(reference, REFERENCE))
@@ -171,27 +168,20 @@ test('fleet: the webhook store out of reach when a change’s events are stored:
 test('fleet: Redis out of reach right after an import stored two users’ settings: both webhook events are delivered once Redis answers', async (t) => {
   const { app, proxy, receiver } = await fleetBehindProxy(t, 'hook-import-outage')
   const SECOND = '9223372036854770103'
-  for (const id of [REFERENCE, USER, SECOND]) {
-    assert.equal((await register(app, id)).statusCode, 200)
-    await deliveredOnce(receiver, id, 'online')
-  }
-  const hidden = await hide(app, REFERENCE)
-  assert.equal(hidden.statusCode, 200, hidden.body)
-  const reference = await deliveredOnce(receiver, REFERENCE, 'offline')
+  const reference = await hiddenReference(app, receiver, [USER, SECOND])
 
   // both records are stored; Redis hangs at the first record's history mark (and all after it)
-  const stalled = proxy.stallWhen(afterHiding(USER))
-  const refused = await app.app.inject({
-    method: 'POST',
-    url: '/admin/v1/import',
-    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/x-ndjson' },
-    payload: [USER, SECOND]
-      .map((id) => JSON.stringify({ type: 'settings', userId: id, invisible: true }))
-      .join('\n'),
-  })
-  await stalled
+  const refused = await whileRedisHangs(proxy, afterHiding(USER), () =>
+    app.app.inject({
+      method: 'POST',
+      url: '/admin/v1/import',
+      headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/x-ndjson' },
+      payload: [USER, SECOND]
+        .map((id) => JSON.stringify({ type: 'settings', userId: id, invisible: true }))
+        .join('\n'),
+    }),
+  )
   assert.equal(refused.statusCode, 503, refused.body)
-  proxy.cut()
 
   for (const id of [USER, SECOND]) {
     const event = await deliveredOnce(receiver, id, 'offline')

@@ -6,7 +6,8 @@ import { testConfig, type Config } from '../../src/app/config.js'
 import { createStores } from '../../src/app/create-stores.js'
 import type { SqliteProfileStore } from '../../src/store/sqlite/sqlite-profile-store.js'
 import { prometheusSamples } from '../helpers/prometheus.js'
-import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+import { startApp } from '../helpers/start-app.js'
+import { FAST_WEBHOOKS, hookTo } from '../helpers/webhook-endpoint.js'
 import { startReceiver } from '../helpers/webhook-receiver.js'
 import { REGISTER, bearer, post } from './roblox-helpers.js'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -21,11 +22,7 @@ import { tmpdir } from 'node:os'
 
 const METRICS_KEY = 'metrics-key-of-the-store-outage-test'
 const FAST: Partial<Config> = {
-  webhookBackoffMs: 20,
-  webhookBackoffMaxMs: 100,
-  webhookPollMs: 20,
-  webhookTimeoutMs: 1000,
-  webhookLeaseMs: 3000,
+  ...FAST_WEBHOOKS,
   webhookMaxPending: 2,
   metricsKey: METRICS_KEY,
 }
@@ -46,21 +43,7 @@ test('embedded: the webhook store locked: changes are held (the oldest dropped b
   }) as typeof app.log.warn
 
   const receiver = await startReceiver(t)
-  const admin = { 'x-api-key': ADMIN_KEY }
-  const key = await app.inject({
-    method: 'POST',
-    url: '/admin/v1/keys',
-    headers: admin,
-    payload: { name: 'hook', scopes: ['presence:read'] },
-  })
-  const hook = await app.inject({
-    method: 'POST',
-    url: '/admin/v1/webhooks',
-    headers: admin,
-    payload: { url: receiver.url, keyId: (key.json() as { id: string }).id },
-  })
-  assert.equal(hook.statusCode, 201, hook.body)
-  receiver.secret = (hook.json() as { secret: string }).secret
+  await hookTo(app, receiver)
   const online = async (id: string) => {
     const response = await post(
       app,
