@@ -132,6 +132,8 @@ export interface Config {
   webhookLeaseMs: number
   /** PRESENCED_WEBHOOK_MAX_QUEUE, default 100000: events queued per endpoint; beyond it the oldest are dropped. */
   webhookMaxQueued: number
+  /** PRESENCED_WEBHOOK_MAX_PENDING, default 10000: changes held in memory while the webhook store fails; beyond it the oldest are dropped. */
+  webhookMaxPending: number
   /** PRESENCED_WEBHOOK_POLL ms, default 100: how often an idle endpoint looks for events stored by other nodes. */
   webhookPollMs: number
 }
@@ -302,6 +304,7 @@ type WebhookConfig = Pick<
   | 'webhookConcurrency'
   | 'webhookLeaseMs'
   | 'webhookMaxQueued'
+  | 'webhookMaxPending'
   | 'webhookPollMs'
 >
 
@@ -333,6 +336,7 @@ function webhooks(env: Env): WebhookConfig {
     webhookConcurrency,
     webhookLeaseMs,
     webhookMaxQueued: int(env, 'PRESENCED_WEBHOOK_MAX_QUEUE', 100_000, 1),
+    webhookMaxPending: int(env, 'PRESENCED_WEBHOOK_MAX_PENDING', 10_000, 1),
     webhookPollMs: int(env, 'PRESENCED_WEBHOOK_POLL', 100, 10),
   }
 }

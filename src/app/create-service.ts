@@ -25,6 +25,7 @@ export type ServiceConfig = Pick<
   | 'webhookConcurrency'
   | 'webhookLeaseMs'
   | 'webhookMaxQueued'
+  | 'webhookMaxPending'
   | 'webhookPollMs'
   | 'xboxReadBurstMax'
   | 'xboxReadSustainMax'
@@ -89,6 +90,7 @@ export function createService(
           concurrency: config.webhookConcurrency,
           leaseMs: config.webhookLeaseMs,
           maxQueued: config.webhookMaxQueued,
+          maxPending: config.webhookMaxPending,
           pollMs: config.webhookPollMs,
         },
       },

@@ -190,6 +190,7 @@ export class Metrics {
       this.webhookAttempts.inc({ outcome })
       if (outcome === 'delivered') this.webhookDeliveryAge.observe(ageMs / 1000)
     },
+    webhookUnstored: (count) => this.webhookAttempts.inc({ outcome: 'unstored' }, count),
     fleetCountFailed: (operation) => this.realtimeFleetCountErrors.inc({ operation }),
   }
 
@@ -224,7 +225,7 @@ export class Metrics {
 
   readonly webhookAttempts = new Counter({
     name: 'presenced_webhook_attempts_total',
-    help: 'Webhook delivery attempts this node ended, by outcome (delivered, retrying, parked, dropped).',
+    help: 'Webhook delivery attempts this node ended, by outcome (delivered, retrying, parked, dropped); unstored: changes of this node never stored as events, held while the webhook store failed and dropped (PRESENCED_WEBHOOK_MAX_PENDING exceeded, or the node stopped).',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   })

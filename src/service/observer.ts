@@ -24,6 +24,11 @@ export interface ServiceObserver {
    * after its last attempt, or dropped (its key was revoked). `ageMs`: since the change happened.
    */
   webhookOutcome?(outcome: DeliveryOutcome, ageMs: number): void
+  /**
+   * Changes whose webhook events were never stored: held while the webhook store failed, then
+   * dropped (more than the bound waited, or the node stopped first).
+   */
+  webhookUnstored?(count: number): void
   /** A request was refused (429) because its client address sent too many guessed credentials. */
   authRefused?(): void
   /** `address` has just crossed the limit of guessed credentials (once per window, fleet-wide). */

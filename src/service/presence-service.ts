@@ -52,6 +52,7 @@ import { LOST_TO_ANOTHER, retryLostWrites } from './conflicting-writes.js'
 import { FallbackRateLimiter } from './fallback-rate-limiter.js'
 import { RateLimits, type RateLimitSettings } from './rate-limits.js'
 import { AuthFailures, type AuthFailureSettings } from './auth-failures.js'
+import { eachSettled } from './each-settled.js'
 import { observedBus } from './observed-bus.js'
 import { RealtimeCensus } from './realtime-census.js'
 import { Revocations } from './revocations.js'
@@ -250,6 +251,7 @@ export class PresenceService {
       onError: (error, duty) => this.#onError(error, duty),
       onOutcome: (outcome, delivery) =>
         this.#observer.webhookOutcome?.(outcome, clock.now() - delivery.createdAt),
+      onUnstored: (count) => this.#observer.webhookUnstored?.(count),
     })
     // the janitor's offline changes go out like every other change: bus, then webhooks
     this.#janitor = new Janitor(stores.presence, { publish: (e) => this.#announce(e) }, clock, {
@@ -500,7 +502,7 @@ export class PresenceService {
       }
       changes = (await presence.endTitles(end, this.#clock.now())).changes
     }
-    for (const change of changes) await this.#publish(change)
+    await eachSettled(changes, (change) => this.#publish(change))
     if (changes.length > 0) this.#observer.sessionsEnded?.('explicit', changes.length)
     return changes
   }
@@ -700,9 +702,9 @@ export class PresenceService {
       this.#places.forget()
       await this.#bus.publish({ type: 'place' })
     }
-    for (const r of privacy) {
+    await eachSettled(privacy, async (r) => {
       if (r.type === 'settings') {
-        if (!landed.has(r)) continue
+        if (!landed.has(r)) return
         await this.#announce({
           type: 'settings',
           userId: r.userId,
@@ -711,7 +713,7 @@ export class PresenceService {
         })
       } else if (r.type === 'friends') await this.#relationChanged(r.a, r.b)
       else await this.#relationChanged(r.blocker, r.blocked)
-    }
+    })
   }
 
   /**
@@ -871,19 +873,38 @@ export class PresenceService {
 
   /**
    * A change made on this node goes to every node's watchers (the bus) and, from here only, to
-   * the webhook outbox: enqueued once per change, however many nodes listen.
+   * the webhook outbox: enqueued once per change, however many nodes listen. The change is
+   * stored already, so each of these effects is tried whatever became of the others (a bus out
+   * of reach must not cost the webhooks their event); the first failure is then thrown, as if
+   * the others had not been tried.
    */
   async #announce(event: BusEvent): Promise<void> {
+    let failed: { error: unknown } | undefined
     // a fleet store recorded the change in the history in its own script; else it is done here,
     // once, by the node that made the change, before any node can hear of it
     if (event.type === 'presence' && !event.change.position && !isRefresh(event.change)) {
-      await this.#history.append(event.change, this.#clock.now())
+      try {
+        await this.#history.append(event.change, this.#clock.now())
+      } catch (error) {
+        failed = { error }
+      }
     }
     // who may see what changed: a replay must not show earlier changes under the new rules
     // (concerning whom the change concerns: a viewer it did not concern resumes as across none)
-    if (event.type === 'settings') await this.#markSettings(event)
-    await this.#bus.publish(event)
+    if (event.type === 'settings') {
+      try {
+        await this.#markSettings(event)
+      } catch (error) {
+        failed ??= { error }
+      }
+    }
+    try {
+      await this.#bus.publish(event)
+    } catch (error) {
+      failed ??= { error }
+    }
     await this.webhooks.record(event)
+    if (failed) throw failed.error
   }
 
   /** A settings change marked in the user's history, concerning whom it concerns. */

@@ -4,17 +4,9 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/app/config.js'
 import { prometheusSamples } from '../helpers/prometheus.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { FAST_WEBHOOKS } from '../helpers/webhook-endpoint.js'
 import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js'
 import { REGISTER, USERS, bearer, post } from './roblox-helpers.js'
-
-/** Fast retries so that a failing receiver is retried within the test's time. */
-const FAST: Partial<Config> = {
-  webhookBackoffMs: 20,
-  webhookBackoffMaxMs: 100,
-  webhookPollMs: 20,
-  webhookTimeoutMs: 1000,
-  webhookLeaseMs: 3000,
-}
 
 const admin = { 'x-api-key': ADMIN_KEY }
 
@@ -61,7 +53,7 @@ async function createHook(
 }
 
 async function setup(t: TestContext, config: Partial<Config> = {}) {
-  const presenced = await startApp(t, { config: { ...FAST, ...config } })
+  const presenced = await startApp(t, { config: { ...FAST_WEBHOOKS, ...config } })
   const receiver = await startReceiver(t)
   return { presenced, receiver }
 }

@@ -5,8 +5,15 @@ import type { UserId } from '../../core/user-id.js'
 import type { BusEvent } from '../../realtime/change-bus.js'
 import type { QueuedEvent, WebhookStore } from '../../store/webhook-store.js'
 import type { Clock } from '../clock.js'
-import { eventsOf, instantBefore, type Judged, type PresenceView } from './webhook-events.js'
+import {
+  eventsOf,
+  instantBefore,
+  type Judged,
+  type PresenceView,
+  type Subscriber,
+} from './webhook-events.js'
 import type { WebhookRegistry } from './webhook-registry.js'
+import { retryDelay } from './retry-delay.js'
 
 export interface WebhookOutboxDeps {
   store: WebhookStore
@@ -17,9 +24,18 @@ export interface WebhookOutboxDeps {
   settings(ids: readonly UserId[]): Promise<UserSettings[]>
   presences(ids: readonly UserId[]): Promise<UserPresence[]>
   maxQueued: number
+  /** Changes held while the store fails; beyond it the oldest are dropped. */
+  maxPending: number
+  /** Waits between tries of a store that failed: doubled from `backoffMs` up to `backoffMaxMs`. */
+  backoffMs: number
+  backoffMaxMs: number
+  random(): number
   /** Endpoints that just got events (the local deliverer is woken for them). */
   stored(webhookIds: ReadonlySet<string>): void
+  /** Once per outage: the store failed, the changes are held and tried again. */
   onError(error: unknown): void
+  /** Changes held too long to keep, the oldest first: their events are never stored. */
+  dropped(count: number): void
 }
 
 type Change = Extract<BusEvent, { type: 'presence' | 'settings' }>
@@ -27,6 +43,8 @@ type Change = Extract<BusEvent, { type: 'presence' | 'settings' }>
 interface Pending {
   event: Change
   at: number
+  /** Its events once projected: a store that failed is given the same ones (ids) again. */
+  events?: QueuedEvent[]
 }
 
 /**
@@ -38,47 +56,133 @@ interface Pending {
  * events of one user keep the order of the changes on this node. Each change is judged by the
  * settings in force when it happened: a presence change by the settings as of the next settings
  * change of the same user in the batch (its `before`), else as read now.
+ *
+ * When the store fails (to read or to store), the batch is held in memory and tried again with
+ * backoff until the store answers; changes recorded meanwhile wait behind it and join it, so the
+ * order holds and each is still judged by the settings of its time. At most `maxPending` changes
+ * are held (the oldest are dropped beyond it); they are lost if the process ends first.
  */
 export class WebhookOutbox {
   readonly #deps: WebhookOutboxDeps
-  #batch: Pending[] | undefined
+  /** Changes recorded and not stored yet, oldest first (a batch being stored is not here). */
+  #waiting: Pending[] = []
+  /** A batch is chained that has not started yet: changes recorded now join it. */
+  #scheduled = false
   #tail: Promise<void> = Promise.resolve()
+  /** Failed tries in a row (the backoff grows with them). */
+  #failures = 0
+  /** An outage: the held changes are tried again when it fires. */
+  #retry: NodeJS.Timeout | undefined
+  /** Changes dropped during this outage (reported once, when it begins to drop). */
+  #droppedInOutage = 0
 
   constructor(deps: WebhookOutboxDeps) {
     this.#deps = deps
   }
 
-  /** Resolves once the change's events (if any) are stored, or their storing failed (reported). */
+  /**
+   * Resolves once the change's events (if any) are stored, or held after a failed try (then
+   * tried again until stored); never rejects.
+   */
   record(event: BusEvent): Promise<void> {
     if (event.type !== 'presence' && event.type !== 'settings') return this.#tail
     if (this.#deps.registry.subscribers.length === 0) return this.#tail
-    const pending = { event, at: this.#deps.clock.now() }
-    if (this.#batch) {
-      this.#batch.push(pending)
+    this.#waiting.push({ event, at: this.#deps.clock.now() })
+    if (this.#retry) {
+      // an outage: held behind what failed, stored by the retry
+      this.#bound()
       return this.#tail
     }
-    const batch = [pending]
-    this.#batch = batch
-    this.#tail = this.#tail.then(async () => {
-      // changes recorded until this batch starts join it
-      if (this.#batch === batch) this.#batch = undefined
-      try {
-        await this.#store(batch)
-      } catch (error) {
-        this.#deps.onError(error)
-      }
-    })
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      this.#tail = this.#tail.then(() => this.#pass())
+    }
     return this.#tail
   }
 
-  /** Settles once everything recorded so far is stored. */
+  /** Settles once everything recorded so far is stored, or held for a retry. */
   idle(): Promise<void> {
     return this.#tail
+  }
+
+  /** Stops retrying (shutdown): what is still held is lost, reported and counted as dropped. */
+  stop(): void {
+    clearTimeout(this.#retry)
+    this.#retry = undefined
+    const lost = this.#waiting.length
+    if (lost === 0) return
+    this.#waiting = []
+    this.#deps.onError(new Error(`${lost} changes held for webhooks are lost: the node stops`))
+    this.#deps.dropped(lost)
+  }
+
+  /** Stores every change waiting, as one batch; on failure holds it and plans a retry. */
+  async #pass(): Promise<void> {
+    this.#scheduled = false
+    // an outage began meanwhile: the retry takes them
+    if (this.#retry) return this.#bound()
+    const batch = this.#waiting
+    if (batch.length === 0) return
+    this.#waiting = []
+    try {
+      await this.#store(batch)
+      this.#failures = 0
+      this.#droppedInOutage = 0
+    } catch (error) {
+      // changes recorded during the try are younger: they stay behind the batch
+      this.#waiting = batch.concat(this.#waiting)
+      if (this.#failures++ === 0) this.#deps.onError(error)
+      this.#bound()
+      this.#plan()
+    }
+  }
+
+  #plan(): void {
+    const delay = retryDelay(
+      this.#failures,
+      this.#deps.backoffMs,
+      this.#deps.backoffMaxMs,
+      this.#deps.random,
+    )
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined
+      // changes recorded until the retry starts join it
+      this.#scheduled = true
+      this.#tail = this.#tail.then(() => this.#pass())
+    }, delay)
+    this.#retry.unref()
+  }
+
+  /** Drops the oldest changes held beyond `maxPending`. */
+  #bound(): void {
+    const excess = this.#waiting.length - this.#deps.maxPending
+    if (excess <= 0) return
+    this.#waiting.splice(0, excess)
+    if (this.#droppedInOutage === 0) {
+      this.#deps.onError(
+        new Error(
+          `the webhook store is failing and more than ${this.#deps.maxPending} changes wait: the oldest are dropped (PRESENCED_WEBHOOK_MAX_PENDING)`,
+        ),
+      )
+    }
+    this.#droppedInOutage += excess
+    this.#deps.dropped(excess)
   }
 
   async #store(batch: readonly Pending[]): Promise<void> {
     const subscribers = this.#deps.registry.subscribers
     if (subscribers.length === 0) return
+    // a batch that failed to store comes first, projected already; what joined it after, not
+    const fresh = batch.filter((pending) => !pending.events)
+    if (fresh.length > 0) await this.#project(fresh, subscribers)
+    const events = batch.flatMap((pending) => pending.events!)
+    if (events.length === 0) return
+    await this.#deps.store.enqueue(events, this.#deps.maxQueued)
+    this.#deps.stored(new Set(events.map((e) => e.webhookId)))
+  }
+
+  /** Sets the events of each change of `batch`, judged together (one read of each kind). */
+  async #project(batch: readonly Pending[], subscribers: readonly Subscriber[]): Promise<void> {
     const settingsIds = new Set<UserId>()
     const presenceIds = new Set<UserId>()
     for (const { event } of batch) {
@@ -109,14 +213,11 @@ export class WebhookOutbox {
       }
     }
 
-    const events: QueuedEvent[] = []
-    batch.forEach(({ event, at }, i) => {
+    batch.forEach((pending, i) => {
+      const { event, at } = pending
       const judged = this.#judged(event, at, settingsThen[i], presenceThen[i])
-      if (judged) events.push(...eventsOf(judged, subscribers, this.#deps.view, eventId, at))
+      pending.events = judged ? eventsOf(judged, subscribers, this.#deps.view, eventId, at) : []
     })
-    if (events.length === 0) return
-    await this.#deps.store.enqueue(events, this.#deps.maxQueued)
-    this.#deps.stored(new Set(events.map((e) => e.webhookId)))
   }
 
   #judged(

@@ -38,6 +38,11 @@ export interface WebhookSettings extends DeliverySettings {
   leaseMs: number
   /** Queued events kept per endpoint; beyond it the oldest are dropped. */
   maxQueued: number
+  /**
+   * Changes this node holds in memory while the webhook store fails, tried again with the
+   * delivery backoff until it answers; beyond it the oldest are dropped.
+   */
+  maxPending: number
   /** How often each node reloads endpoints and keys (changes made on other nodes); default 1 s. */
   refreshMs?: number
 }
@@ -51,6 +56,7 @@ export const defaultWebhookSettings: Readonly<WebhookSettings> = Object.freeze({
   pollMs: 100,
   leaseMs: 15_000,
   maxQueued: 100_000,
+  maxPending: 10_000,
   refreshMs: 1000,
 })
 
@@ -66,6 +72,8 @@ export interface WebhooksDeps {
   onError(error: unknown, duty: string): void
   /** Each delivery's outcome (tests and benchmarks watch them). */
   onOutcome?(outcome: DeliveryOutcome, delivery: Delivery): void
+  /** Changes dropped before their events were stored (the store failed too long). */
+  onUnstored?(count: number): void
 }
 
 /** An endpoint as operators see it: never its secret. */
@@ -135,8 +143,13 @@ export class Webhooks {
       settings: deps.settingsOf,
       presences: deps.presencesOf,
       maxQueued: settings.maxQueued,
+      maxPending: settings.maxPending,
+      backoffMs: settings.backoffMs,
+      backoffMaxMs: settings.backoffMaxMs,
+      random: Math.random,
       stored: (ids) => dispatcher.wake(ids),
       onError: (error) => deps.onError(error, 'webhook enqueue'),
+      dropped: (count) => deps.onUnstored?.(count),
     })
   }
 
@@ -160,19 +173,21 @@ export class Webhooks {
     clearInterval(this.#refresher)
     this.#refresher = undefined
     await this.#outbox?.idle()
+    this.#outbox?.stop()
     await this.#dispatcher?.stop()
     this.#sender.close()
   }
 
   /**
    * A change made through the service (on this node): its events are stored before this
-   * resolves. Never rejects: a failure to store is reported, the change itself stands.
+   * resolves, or held in memory after a failed try and stored when the store answers again.
+   * Never rejects: a failure to store is reported (once per outage), the change itself stands.
    */
   record(event: BusEvent): Promise<void> {
     return this.#outbox ? this.#outbox.record(event) : Promise.resolve()
   }
 
-  /** Settles once every change recorded so far is stored (tests). */
+  /** Settles once every change recorded so far is stored, or held for a retry (tests). */
   async idle(): Promise<void> {
     await this.#outbox?.idle()
   }
