@@ -10,6 +10,10 @@
  *
  *   npx tsx bench/heartbeat-callgrind.ts --servers presenced,skeleton,bare
  *   npx tsx bench/heartbeat-callgrind.ts --servers presenced,baseline --baseline /tmp/base
+ *   npx tsx bench/heartbeat-callgrind.ts --servers skeleton,auth,parse,write,presenced
+ *
+ * `auth`, `parse` and `write` are presenced's route stopped after that step (heartbeat-server.ts
+ * `--stop-after`): each one's figure less the one before is what that step costs.
  *
  * Prints Ir per heartbeat per server and where the callgrind file is (`callgrind_annotate
  * <file>`; `--annotate N` names the top N functions, JIT code from V8's perf map).
@@ -45,6 +49,8 @@ const { values } = benchArgs(import.meta.url, {
 })
 const PATH = '/v1/presence/register-app-presence'
 const PLACES = 500
+/** Servers named after a step of the route, stopped after it (heartbeat-server.ts). */
+const STEPS = ['auth', 'parse', 'write']
 const requests = Number(values.requests)
 const dir = values.out ?? mkdtempSync(join(tmpdir(), 'heartbeat-callgrind-'))
 mkdirSync(dir, { recursive: true })
@@ -108,6 +114,7 @@ for (const name of String(values.servers).split(',')) {
       : [
           ...['--tokens', String(values.tokens), '--token-file', tokenFile, '--secret', secret],
           ...(name.endsWith('skeleton') ? ['--skeleton'] : []),
+          ...(STEPS.includes(name) ? ['--stop-after', name] : []),
         ]
   const script = name === 'bare' ? 'bench/lib/bare-server.ts' : 'bench/heartbeat-server.ts'
   console.log(`${name}: loading under callgrind (instrumentation off)…`)

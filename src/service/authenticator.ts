@@ -262,7 +262,7 @@ export class Authenticator {
   /** `address` undefined: a recheck, which AuthFailures neither refuses nor counts. */
   async #user(token: string, via: TokenChannel, address: string | undefined): Promise<UserCaller> {
     if (address !== undefined) this.#failures.check(address)
-    const claims = await this.#tokens.check(token)
+    const claims = this.#tokens.remembered(token) ?? (await this.#tokens.check(token))
     if (typeof claims === 'string') {
       // an expired token is no guess, nor a platform's keys out of reach
       if (claims === 'forged' && address !== undefined) await this.#failures.count(address)

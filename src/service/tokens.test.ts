@@ -84,3 +84,16 @@ test('memory answers only for the very token it verified, not one that differs a
   assert.equal((await tokens.verify(`Bearer ${token}`.slice(7)))?.userId, '7', 'a slice of it')
   assert.equal(tokens.rememberedTokens, 1)
 })
+
+test("a token that ends with a remembered token's signature is verified, not remembered", async () => {
+  const tokens = new Tokens(SECRET)
+  const token = await tokens.issue(user('7'))
+  assert.equal((await tokens.verify(token))?.userId, '7')
+  // the signature of user 7's token under another payload (user 8's): memory finds the entry
+  // by that last segment, but its token is another text
+  const [header, , signature] = token.split('.')
+  const payload = Buffer.from(JSON.stringify({ sub: '8', exp: 4102444800 })).toString('base64url')
+  assert.equal(await tokens.verify(`${header}.${payload}.${signature}`), undefined)
+  assert.equal((await tokens.verify(token))?.userId, '7', 'the remembered token still answers')
+  assert.equal(tokens.rememberedTokens, 1)
+})

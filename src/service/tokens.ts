@@ -57,7 +57,9 @@ interface Remembered {
   until: number
   /** #placements when it was last put at the young end of the Map's order. */
   placed: number
-  /** The Map's key (ownCopy), put back when the entry moves: a lookup's token may be a slice. */
+  /** The token (ownCopy): a lookup answers only for this very text. */
+  token: string
+  /** The Map's key (cacheKey of `token`), put back when the entry moves. */
   key: string
 }
 
@@ -65,8 +67,8 @@ interface Remembered {
  * The token as the cache of verified tokens keeps it: a copy of its own. A Bearer token is a
  * slice of its request's header and, kept as it is, would keep the whole header alive for as long
  * as it is remembered (about 230 bytes per open real-time connection). Only an entry being added
- * is copied: a lookup uses the token as it came (a Map compares text, so a slice finds its copy).
- * Keyed by the text itself, not a digest of it: the SHA-256 of every request's token (and the
+ * is copied: a lookup uses the token as it came (text is compared, so a slice finds its copy).
+ * Found by its text (cacheKey), not a digest of it: the SHA-256 of every request's token (and the
  * string made of it) was about 10k instructions per heartbeat, a remembered token's whole check
  * otherwise; the text answers only for the very same token, as a digest did. Undefined for a
  * token whose text would not come back the same from utf-8 (a lone surrogate): never remembered.
@@ -75,6 +77,20 @@ function ownCopy(token: string): string | undefined {
   const copy = Buffer.from(token, 'utf8').toString('utf8')
   return copy === token ? copy : undefined
 }
+
+/**
+ * Where a token is found in the cache: its last 43 characters (all of an HS256 JWT's signature,
+ * the end of a longer one's), or all of it when shorter. A Map hashes the key of every lookup,
+ * and the token comes in a new string each request: hashing all ~200 characters of presenced's
+ * tokens was ~2.4k of a heartbeat's instructions under callgrind (looking for the last dot
+ * instead of counting from the end cost 0.46k more). The entry found answers only if its whole
+ * token is the same text: two tokens may end alike (a forged one may copy a signature).
+ */
+function cacheKey(token: string): string {
+  return token.slice(-KEY_CHARS)
+}
+
+const KEY_CHARS = 43
 
 /**
  * Access tokens. presenced's own are HS256 JWTs whose subject is the user id (a decimal string,
@@ -96,7 +112,10 @@ export class Tokens {
   /** Imported once: importing the key on every verify was 15 % of a heartbeat's CPU time. */
   readonly #hmacKey: Promise<CryptoKey>
   readonly #external: ExternalTokens | undefined
-  /** token → claims until `until` (epoch ms); Map order: about least recently used first. */
+  /**
+   * cacheKey(token) → its token's claims until `until` (epoch ms); Map order: about least
+   * recently used first.
+   */
   readonly #verified = new Map<string, Remembered>()
   /** Counts insertions into #verified: how young an entry is in its order. */
   #placements = 0
@@ -149,22 +168,33 @@ export class Tokens {
     return this.#remembered(token, now) ?? (await this.#check(token, now))
   }
 
+  /**
+   * The claims `check` answers from memory for a token verified before, at once; undefined when
+   * it would have to verify it. Every request's caller asks: `check`'s promise, awaited, cost
+   * a remembered token's check a promise and a turn of the microtask queue.
+   */
+  remembered(token: string): TokenClaims | undefined {
+    // never remembered (check refuses it unread): not even its last segment is hashed
+    if (token.length > 4096) return undefined
+    return this.#remembered(token, this.#now())
+  }
+
   /** Verified tokens held in memory now, at most `cacheSize` (for metrics and tests). */
   get rememberedTokens(): number {
     return this.#verified.size
   }
 
   #remembered(token: string, now: number): TokenClaims | undefined {
-    const entry = this.#verified.get(token)
-    if (!entry) return undefined
+    const entry = this.#verified.get(cacheKey(token))
+    if (entry === undefined || entry.token !== token) return undefined
     if (entry.until <= now) {
-      this.#verified.delete(token)
+      this.#verified.delete(entry.key)
       return undefined
     }
     // Moving a token to the young end on every hit was a Map delete and insert per request;
     // one that moved in the last eighth of the cache's placements is young enough to stay.
     if (this.#placements - entry.placed > this.#cacheSize >> 3) {
-      this.#verified.delete(token)
+      this.#verified.delete(entry.key)
       this.#place(entry)
     }
     return entry.claims
@@ -190,9 +220,10 @@ export class Tokens {
     if (typeof claims === 'string') return claims
     Object.freeze(claims)
     const until = Math.min(now + MAX_REMEMBER_MS, claims.exp * 1000)
-    const key = ownCopy(token)
-    if (key === undefined) return claims
-    this.#place({ claims, until, placed: 0, key })
+    const copy = ownCopy(token)
+    if (copy === undefined) return claims
+    // a slice of the copy: the key keeps no request's header alive either
+    this.#place({ claims, until, placed: 0, token: copy, key: cacheKey(copy) })
     if (this.#verified.size > this.#cacheSize) {
       this.#verified.delete(this.#verified.keys().next().value!)
     }

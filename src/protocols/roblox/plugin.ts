@@ -62,9 +62,11 @@ export async function robloxProtocol(
         ? () => auth.checkCsrf(caller, ip, headerValue(headers[CSRF_HEADER]))
         : undefined,
     )
+  const requireReader = (caller: Caller) => auth.requireReader(caller)
   const split: SplitAdmit = {
-    authenticate: async (headers, ip) =>
-      auth.requireReader(await auth.authenticate(robloxCredential(headers), ip)),
+    // a reaction, not an async arrow awaiting: one promise and one generator fewer per request
+    authenticate: (headers, ip) =>
+      auth.authenticate(robloxCredential(headers), ip).then(requireReader),
     limit: (caller, headers, ip, method) => admission(caller, headers, ip, method).run(),
     admission,
   }
