@@ -1,18 +1,21 @@
 /**
- * Instructions (and, with --cache-sim, simulated cache misses) per POST /v1/presence/users,
- * counted by valgrind's callgrind over a fixed number of requests: figures that do not move with
- * the machine's load, unlike req/s or CPU time on shared cores. Each server runs under callgrind
- * with instrumentation off while it loads and warms up, then on for exactly `--requests`
- * requests, whose ids come from a seeded generator (the same bodies for every server).
+ * Instructions (and, with --cache-sim, simulated cache misses) per read, counted by valgrind's
+ * callgrind over a fixed number of requests: figures that do not move with the machine's load,
+ * unlike req/s or CPU time on shared cores. Each server runs under callgrind with
+ * instrumentation off while it loads and warms up, then on for exactly `--requests` requests,
+ * whose ids come from a seeded generator (the same bodies for every server). The read is
+ * Roblox's POST /v1/presence/users (50 ids), or with `--protocol xbox` Xbox's POST /users/batch
+ * (1100 ids at level `all`, as `npm run bench:xbox` sends it: XBL3.0, contract version 3).
  *
  *   npx tsx bench/read-callgrind.ts                                  # presenced, 1M users
  *   npx tsx bench/read-callgrind.ts --servers presenced,baseline --baseline /tmp/base
  *   npx tsx bench/read-callgrind.ts --servers presenced,naive,bare --cache-sim
  *   npx tsx bench/read-callgrind.ts --signed-in                       # the viewer with relations
+ *   npx tsx bench/read-callgrind.ts --protocol xbox --servers presenced,baseline --baseline /tmp/base --annotate 30
  *
  * Prints per server and request: Ir (instructions), `net`: Ir without V8's background threads
- * (optimizing compilation) and garbage collections (inclusive counts from callgrind_annotate),
- * which fall in or out of a 1,000-request window by chance, and, with --cache-sim, D1 and LL
+ * (optimizing compilation), garbage collections and the dashboard's statistics pass (inclusive
+ * counts from callgrind_annotate), which fall in or out of a window of requests by chance, and, with --cache-sim, D1 and LL
  * misses (reads + writes; LL as --ll sets it), and where the callgrind file is: read it with
  * `callgrind_annotate <file>`; JIT code shows as addresses, which `--annotate` names from V8's
  * perf map (node --perf-basic-prof).
@@ -30,18 +33,22 @@ import {
   startUnderCallgrind,
   totals,
 } from './lib/callgrind.js'
-import { blockedOf, friendsOf } from './lib/population.js'
+import { loadConfig } from '../src/app/config.js'
+import { STRANGER_ID, VIEWER_ID, blockedOf, friendsOf } from './lib/population.js'
 import { presencedEnv } from './lib/processes.js'
-import { bodyOf, drawIds, type IdMix } from './lib/wrk.js'
+import { bodyOf, drawIds, type BodyShape, type IdMix } from './lib/wrk.js'
 import { benchArgs } from './lib/args.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
+    /** roblox (POST /v1/presence/users) or xbox (POST /users/batch). */
+    protocol: { type: 'string', default: 'roblox' },
     users: { type: 'string', default: '1000000' },
-    requests: { type: 'string', default: '1000' },
-    warmup: { type: 'string', default: '3000' },
+    /** Default: the protocol's (Protocol below). */
+    requests: { type: 'string' },
+    warmup: { type: 'string' },
     connections: { type: 'string', default: '8' },
-    ids: { type: 'string', default: '50' },
+    ids: { type: 'string' },
     seed: { type: 'string', default: '1' },
     servers: { type: 'string', default: 'presenced' },
     baseline: { type: 'string' },
@@ -55,13 +62,72 @@ const { values } = benchArgs(import.meta.url, {
     out: { type: 'string' },
   },
 })
+type Info = { port: number; viewerToken?: string; strangerToken?: string }
+
+/** What differs between the two reads. */
+interface Protocol {
+  path: string
+  shape: BodyShape
+  /** Defaults of --ids, --requests and --warmup. */
+  ids: number
+  requests: number
+  warmup: number
+  /** The naive server and its arguments beyond the population's. */
+  naive: { script: string; args: string[] }
+  /** The length of presenced's reply to a default request at 1M users (the bare server's). */
+  replyBytes: number
+  /** The caller's headers: the viewer with --signed-in; the naive and bare servers read none. */
+  headers: (info: Info, signedIn: boolean) => Record<string, string>
+}
+
+const protocols: Record<string, Protocol> = {
+  roblox: {
+    path: '/v1/presence/users',
+    shape: 'roblox',
+    ids: 50,
+    requests: 1000,
+    warmup: 3000,
+    naive: { script: 'bench/naive-roblox-server.ts', args: [] },
+    replyBytes: 9929,
+    headers: (info, signedIn): Record<string, string> =>
+      signedIn && info.viewerToken ? { authorization: `Bearer ${info.viewerToken}` } : {},
+  },
+  xbox: {
+    path: '/users/batch',
+    shape: 'xbox',
+    ids: 1100,
+    // a batch is ~20 Roblox reads: fewer of them count as much
+    requests: 100,
+    warmup: 400,
+    naive: {
+      script: 'bench/naive-xbox-server.ts',
+      // the bench server runs with the default configuration: the same platform title
+      args: ['--title', loadConfig({}).xboxDefaultTitleId],
+    },
+    // presenced's (and the naive server's) reply to the first body of seed 1
+    replyBytes: 219_543,
+    // a signed-in caller: the stranger (no relations among the ids), as in bench:xbox
+    headers: (info, signedIn) => ({
+      authorization: signedIn
+        ? `XBL3.0 x=${VIEWER_ID};${info.viewerToken ?? 'none'}`
+        : `XBL3.0 x=${STRANGER_ID};${info.strangerToken ?? 'none'}`,
+      'x-xbl-contract-version': '3',
+      accept: 'application/json',
+    }),
+  },
+}
+const protocol: Protocol = protocols[values.protocol] ?? unknownProtocol(values.protocol)
+
+function unknownProtocol(name: string): never {
+  throw new Error(`--protocol is roblox or xbox, not ${name}`)
+}
 const users = Number(values.users)
-const requests = Number(values.requests)
+const requests = Number(values.requests ?? protocol.requests)
 const at = Date.now()
 const dir = values.out ?? mkdtempSync(join(tmpdir(), 'read-callgrind-'))
 mkdirSync(dir, { recursive: true })
 const signedIn = values['signed-in']
-const ids = Number(values.ids)
+const ids = Number(values.ids ?? protocol.ids)
 const mix: IdMix = signedIn
   ? {
       users,
@@ -75,10 +141,8 @@ const mix: IdMix = signedIn
 
 function bodies(count: number, seed: number): string[] {
   const random = generator(seed)
-  return Array.from({ length: count }, () => bodyOf('roblox', drawIds(mix, random)))
+  return Array.from({ length: count }, () => bodyOf(protocol.shape, drawIds(mix, random)))
 }
-
-type Info = { port: number; viewerToken?: string }
 
 function start(name: string, script: string, args: string[], cwd: string) {
   return startUnderCallgrind<Info>({
@@ -104,7 +168,7 @@ function send(agent: Agent, port: number, list: string[], headers: Record<string
   return postAll({
     agent,
     port,
-    path: '/v1/presence/users',
+    path: protocol.path,
     connections: Number(values.connections),
     list: list.map((body) => ({ body, headers })),
   })
@@ -118,20 +182,17 @@ for (const name of String(values.servers).split(',')) {
     name === 'baseline' ? resolve(values.baseline ?? '') : resolve(import.meta.dirname, '..')
   const [script, args] =
     name === 'naive'
-      ? ['bench/naive-roblox-server.ts', serverArgs]
+      ? [protocol.naive.script, [...serverArgs, ...protocol.naive.args]]
       : name === 'bare'
         ? ['bench/lib/bare-server.ts', [bare]]
         : ['bench/lib/bench-server.ts', [...serverArgs, '--friends', '200', '--blocked', '20']]
-  if (name === 'bare') writeFileSync(bare, Buffer.alloc(9929, 0x20))
+  if (name === 'bare') writeFileSync(bare, Buffer.alloc(protocol.replyBytes, 0x20))
   console.log(`${name}: loading under callgrind (instrumentation off)…`)
   const started = await start(name, script, args, checkout)
   const pid = started.child.pid!
-  const headers: Record<string, string> =
-    signedIn && started.info.viewerToken
-      ? { authorization: `Bearer ${started.info.viewerToken}` }
-      : {}
+  const headers = protocol.headers(started.info, signedIn)
   const agent = new Agent({ keepAlive: true, maxSockets: Number(values.connections) })
-  const warmup = bodies(Number(values.warmup), 1000 + Number(values.seed))
+  const warmup = bodies(Number(values.warmup ?? protocol.warmup), 1000 + Number(values.seed))
   await send(agent, started.info.port, warmup, headers)
   control(pid, '-i', 'on')
   control(pid, '-z')
@@ -150,13 +211,15 @@ for (const name of String(values.servers).split(',')) {
   const cache = values['cache-sim']
     ? `  D1 misses ${(per('D1mr') + per('D1mw')).toFixed(0)}  LL misses ${(per('DLmr') + per('DLmw')).toFixed(0)}  I1 misses ${per('I1mr').toFixed(0)}`
     : ''
-  const net = (t.Ir! - byChance(file)) / requests
+  const net = (t.Ir! - byChance(file, pid)) / requests
   const lineOut = `${name.padEnd(10)} Ir per request ${per('Ir').toFixed(0)}  net ${net.toFixed(0)}${cache}  (${file})`
   measured.push(lineOut)
   console.log(lineOut)
   if (Number(values.annotate) > 0) annotate(file, pid, Number(values.annotate))
 }
-console.log(`\n${requests} requests of ${ids} ids, ${users.toLocaleString()} users:`)
+console.log(
+  `\n${requests} requests (POST ${protocol.path}) of ${ids} ids, ${users.toLocaleString()} users:`,
+)
 for (const line of measured) console.log(line)
 
 /** The top `top` functions by Ir (self), JIT code named from /tmp/perf-<pid>.map. */

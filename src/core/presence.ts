@@ -13,12 +13,6 @@ export type PresenceType = (typeof PresenceType)[keyof typeof PresenceType]
 
 export type ActivityKind = 'online' | 'inGame' | 'inStudio'
 
-const rankOfKind: Record<ActivityKind, PresenceType> = {
-  online: PresenceType.Online,
-  inGame: PresenceType.InGame,
-  inStudio: PresenceType.InStudio,
-}
-
 /** Where a session came from: the user's own app or studio, an Xbox title, or a game server. */
 export type SessionSource = 'app' | 'title' | 'server'
 
@@ -138,7 +132,13 @@ export function liveSessions(sessions: readonly Session[], now: number): Session
 
 /** The state a live session of this kind puts its user in (Online, InGame or InStudio). */
 export function stateOfKind(kind: ActivityKind): PresenceType {
-  return rankOfKind[kind]
+  // compares, not a table: a look-up by varying keys is a megamorphic one (~100 instructions,
+  // once per user of every read)
+  return kind === 'inGame'
+    ? PresenceType.InGame
+    : kind === 'online'
+      ? PresenceType.Online
+      : PresenceType.InStudio
 }
 
 /** InStudio > InGame > Online > Offline over the sessions alive at `now`. */
@@ -146,7 +146,7 @@ export function deriveUserState(sessions: readonly Session[], now: number): Pres
   let state: PresenceType = PresenceType.Offline
   for (const session of sessions) {
     if (!isLive(session, now)) continue
-    const rank = rankOfKind[session.activity.kind]
+    const rank = stateOfKind(session.activity.kind)
     if (rank > state) state = rank
   }
   return state
@@ -162,8 +162,8 @@ export function primarySession(sessions: readonly Session[], now: number): Sessi
     if (!isLive(session, now)) continue
     if (
       best === undefined ||
-      rankOfKind[session.activity.kind] > rankOfKind[best.activity.kind] ||
-      (rankOfKind[session.activity.kind] === rankOfKind[best.activity.kind] &&
+      stateOfKind(session.activity.kind) > stateOfKind(best.activity.kind) ||
+      (stateOfKind(session.activity.kind) === stateOfKind(best.activity.kind) &&
         session.updatedAt > best.updatedAt)
     ) {
       best = session

@@ -113,6 +113,33 @@ export function parseBatchRequest(body: unknown): BatchQuery {
 }
 
 /**
+ * parseBatchJson's table of the XUIDs seen in a body, open addressing over a hash of their
+ * digits (a power of two at least twice MAX_BATCH_USERS): per slot the hash and 1 + the XUID's
+ * index in the users. Reused, cleared per body. Measured: a Set of the 1100 strings (hashing
+ * each, growing the set) was half of the parse.
+ */
+const SEEN_SLOTS = 4096
+const seenHashes = new Int32Array(SEEN_SLOTS)
+const seenUsers = new Int32Array(SEEN_SLOTS)
+
+/**
+ * Whether `id` (of digit hash `hash`) is new among `users`, the XUIDs seen so far in the body,
+ * and if so takes note of it.
+ */
+function firstSeen(users: readonly UserId[], id: string, hash: number): boolean {
+  const mask = SEEN_SLOTS - 1
+  for (let slot = (hash ^ (hash >>> 13)) & mask; ; slot = (slot + 1) & mask) {
+    const index = seenUsers[slot]! - 1
+    if (index < 0) {
+      seenHashes[slot] = hash
+      seenUsers[slot] = users.length + 1
+      return true
+    }
+    if (seenHashes[slot] === hash && users[index] === id) return false
+  }
+}
+
+/**
  * The common batch body, `{"users":["1",…],"level":"all"}` (members in either order, `level`
  * optional, XUIDs as strings of at most 18 digits or numbers of at most 15), read in one pass
  * over the text without JSON.parse: what parseBatchRequest gives for it. Undefined for anything
@@ -121,7 +148,7 @@ export function parseBatchRequest(body: unknown): BatchQuery {
 export function parseBatchJson(text: string): BatchQuery | undefined {
   let i = space(text, 0)
   if (text.charCodeAt(i) !== 0x7b /* { */) return undefined
-  let users: Set<UserId> | undefined
+  let users: UserId[] | undefined
   let level: XboxLevel | undefined
   for (;;) {
     i = space(text, i + 1)
@@ -129,7 +156,8 @@ export function parseBatchJson(text: string): BatchQuery | undefined {
       if (users !== undefined) return undefined
       i = colon(text, i + 7)
       if (i < 0 || text.charCodeAt(i) !== 0x5b /* [ */) return undefined
-      users = new Set()
+      users = []
+      seenUsers.fill(0)
       let count = 0
       i = space(text, i + 1)
       for (;;) {
@@ -139,14 +167,17 @@ export function parseBatchJson(text: string): BatchQuery | undefined {
         const first = text.charCodeAt(end)
         // NaN past the end fails these tests too
         if (!(first >= 0x31 && first <= 0x39)) return undefined
+        let hash = first
         end++
         for (;;) {
           const c = text.charCodeAt(end)
           if (!(c >= 0x30 && c <= 0x39)) break
+          hash = (Math.imul(hash, 31) + c) | 0
           end++
         }
         if (end - start > (quoted ? 18 : 15) || ++count > MAX_BATCH_USERS) return undefined
-        users.add(text.slice(start, end) as UserId)
+        const id = text.slice(start, end) as UserId
+        if (firstSeen(users, id, hash)) users.push(id)
         if (quoted) {
           if (text.charCodeAt(end) !== 0x22) return undefined
           end++
@@ -175,7 +206,7 @@ export function parseBatchJson(text: string): BatchQuery | undefined {
   }
   if (users === undefined || space(text, i + 1) !== text.length) return undefined
   return {
-    users: [...users],
+    users,
     deviceTypes: new Set(),
     titleIds: new Set(),
     level: level ?? 'title',
