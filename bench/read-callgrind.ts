@@ -9,6 +9,14 @@
  *   npx tsx bench/read-callgrind.ts --servers presenced,baseline --baseline /tmp/base
  *   npx tsx bench/read-callgrind.ts --servers presenced,naive,bare --cache-sim
  *   npx tsx bench/read-callgrind.ts --signed-in                       # the viewer with relations
+ *   npx tsx bench/read-callgrind.ts --users 100000 --servers redis,redis-naive,redis-baseline \
+ *     --baseline /tmp/base                                           # fleet mode (Redis store)
+ *
+ * Fleet mode: `redis` is presenced on the Redis store (bench/redis-http-server.ts), `redis-naive`
+ * the node:http + ioredis MGET server (bench/redis-naive-server.ts) answering the same bytes
+ * (records copied from `redis`'s replies, so `redis` must come before it), `redis-baseline` the
+ * baseline checkout's Redis mode; all on a redis-server of the bench's own, whose instructions
+ * are not counted (only the node process is under callgrind).
  *
  * Prints per server and request: Ir (instructions), `net`: Ir without V8's background threads
  * (optimizing compilation) and garbage collections (inclusive counts from callgrind_annotate),
@@ -34,6 +42,8 @@ import { blockedOf, friendsOf } from './lib/population.js'
 import { presencedEnv } from './lib/processes.js'
 import { bodyOf, drawIds, type IdMix } from './lib/wrk.js'
 import { benchArgs } from './lib/args.js'
+import { benchRedis, type BenchRedis } from './redis-setup.js'
+import { copyReplies } from './lib/naive-records.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -113,15 +123,36 @@ function send(agent: Agent, port: number, list: string[], headers: Record<string
 const measured: string[] = []
 const bare = join(dir, 'reply.json')
 const serverArgs = ['--users', String(users), '--at', String(at)]
-for (const name of String(values.servers).split(',')) {
-  const checkout =
-    name === 'baseline' ? resolve(values.baseline ?? '') : resolve(import.meta.dirname, '..')
-  const [script, args] =
-    name === 'naive'
-      ? ['bench/naive-roblox-server.ts', serverArgs]
-      : name === 'bare'
-        ? ['bench/lib/bare-server.ts', [bare]]
-        : ['bench/lib/bench-server.ts', [...serverArgs, '--friends', '200', '--blocked', '20']]
+const servers = String(values.servers).split(',')
+const redis: BenchRedis | undefined = servers.some((name) => name.startsWith('redis'))
+  ? await benchRedis()
+  : undefined
+const redisArgs = (prefix: string) => [
+  '--users',
+  String(users),
+  '--mode',
+  'redis',
+  '--url',
+  redis!.url,
+  '--prefix',
+  prefix,
+]
+/** Each server's script and arguments. */
+const scripts: Record<string, [string, string[]]> = {
+  naive: ['bench/naive-roblox-server.ts', serverArgs],
+  bare: ['bench/lib/bare-server.ts', [bare]],
+  redis: ['bench/redis-http-server.ts', redisArgs('presenced')],
+  'redis-baseline': ['bench/redis-http-server.ts', redisArgs('baseline')],
+  'redis-naive': ['bench/redis-naive-server.ts', ['--url', redis?.url ?? '', '--prefix', 'naive']],
+}
+for (const name of servers) {
+  const checkout = name.endsWith('baseline')
+    ? resolve(values.baseline ?? '')
+    : resolve(import.meta.dirname, '..')
+  const [script, args] = scripts[name] ?? [
+    'bench/lib/bench-server.ts',
+    [...serverArgs, '--friends', '200', '--blocked', '20'],
+  ]
   if (name === 'bare') writeFileSync(bare, Buffer.alloc(9929, 0x20))
   console.log(`${name}: loading under callgrind (instrumentation off)…`)
   const started = await start(name, script, args, checkout)
@@ -131,6 +162,9 @@ for (const name of String(values.servers).split(',')) {
       ? { authorization: `Bearer ${started.info.viewerToken}` }
       : {}
   const agent = new Agent({ keepAlive: true, maxSockets: Number(values.connections) })
+  if (name === 'redis' && servers.includes('redis-naive')) {
+    await copyReplies(started.info.port, users, redis!.url, 'naive')
+  }
   const warmup = bodies(Number(values.warmup), 1000 + Number(values.seed))
   await send(agent, started.info.port, warmup, headers)
   control(pid, '-i', 'on')
@@ -156,6 +190,7 @@ for (const name of String(values.servers).split(',')) {
   console.log(lineOut)
   if (Number(values.annotate) > 0) annotate(file, pid, Number(values.annotate))
 }
+await redis?.stop()
 console.log(`\n${requests} requests of ${ids} ids, ${users.toLocaleString()} users:`)
 for (const line of measured) console.log(line)
 
