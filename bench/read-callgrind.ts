@@ -12,6 +12,14 @@
  *   npx tsx bench/read-callgrind.ts --servers presenced,naive,bare --cache-sim
  *   npx tsx bench/read-callgrind.ts --signed-in                       # the viewer with relations
  *   npx tsx bench/read-callgrind.ts --protocol xbox --servers presenced,baseline --baseline /tmp/base --annotate 30
+ *   npx tsx bench/read-callgrind.ts --users 100000 --servers redis,redis-naive,redis-baseline \
+ *     --baseline /tmp/base                                           # fleet mode (Redis store)
+ *
+ * Fleet mode: `redis` is presenced on the Redis store (bench/redis-http-server.ts), `redis-naive`
+ * the node:http + ioredis MGET server (bench/redis-naive-server.ts) answering the same bytes
+ * (records copied from `redis`'s replies, so `redis` must come before it), `redis-baseline` the
+ * baseline checkout's Redis mode; all on a redis-server of the bench's own, whose instructions
+ * are not counted (only the node process is under callgrind).
  *
  * Prints per server and request: Ir (instructions), `net`: Ir without V8's background threads
  * (optimizing compilation), garbage collections and the dashboard's statistics pass (inclusive
@@ -38,6 +46,8 @@ import { STRANGER_ID, VIEWER_ID, blockedOf, friendsOf } from './lib/population.j
 import { presencedEnv } from './lib/processes.js'
 import { bodyOf, drawIds, type BodyShape, type IdMix } from './lib/wrk.js'
 import { benchArgs } from './lib/args.js'
+import { benchRedis, type BenchRedis } from './redis-setup.js'
+import { copyReplies } from './lib/naive-records.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -177,21 +187,48 @@ function send(agent: Agent, port: number, list: string[], headers: Record<string
 const measured: string[] = []
 const bare = join(dir, 'reply.json')
 const serverArgs = ['--users', String(users), '--at', String(at)]
-for (const name of String(values.servers).split(',')) {
-  const checkout =
-    name === 'baseline' ? resolve(values.baseline ?? '') : resolve(import.meta.dirname, '..')
-  const [script, args] =
-    name === 'naive'
-      ? [protocol.naive.script, [...serverArgs, ...protocol.naive.args]]
-      : name === 'bare'
-        ? ['bench/lib/bare-server.ts', [bare]]
-        : ['bench/lib/bench-server.ts', [...serverArgs, '--friends', '200', '--blocked', '20']]
+const servers = String(values.servers).split(',')
+const redis: BenchRedis | undefined = servers.some((name) => name.startsWith('redis'))
+  ? await benchRedis()
+  : undefined
+const redisArgs = (prefix: string) => [
+  '--users',
+  String(users),
+  '--mode',
+  'redis',
+  '--url',
+  redis!.url,
+  '--prefix',
+  prefix,
+]
+/** Each server's script and arguments. */
+const scripts: Record<string, [string, string[]]> = {
+  naive: [protocol.naive.script, [...serverArgs, ...protocol.naive.args]],
+  bare: ['bench/lib/bare-server.ts', [bare]],
+  redis: ['bench/redis-http-server.ts', redisArgs('presenced')],
+  'redis-baseline': ['bench/redis-http-server.ts', redisArgs('baseline')],
+  'redis-naive': ['bench/redis-naive-server.ts', ['--url', redis?.url ?? '', '--prefix', 'naive']],
+}
+if (values.protocol !== 'roblox' && servers.some((name) => name.startsWith('redis'))) {
+  throw new Error('fleet mode (--servers redis...) counts the Roblox read only')
+}
+for (const name of servers) {
+  const checkout = name.endsWith('baseline')
+    ? resolve(values.baseline ?? '')
+    : resolve(import.meta.dirname, '..')
+  const [script, args] = scripts[name] ?? [
+    'bench/lib/bench-server.ts',
+    [...serverArgs, '--friends', '200', '--blocked', '20'],
+  ]
   if (name === 'bare') writeFileSync(bare, Buffer.alloc(protocol.replyBytes, 0x20))
   console.log(`${name}: loading under callgrind (instrumentation off)…`)
   const started = await start(name, script, args, checkout)
   const pid = started.child.pid!
   const headers = protocol.headers(started.info, signedIn)
   const agent = new Agent({ keepAlive: true, maxSockets: Number(values.connections) })
+  if (name === 'redis' && servers.includes('redis-naive')) {
+    await copyReplies(started.info.port, users, redis!.url, 'naive')
+  }
   const warmup = bodies(Number(values.warmup ?? protocol.warmup), 1000 + Number(values.seed))
   await send(agent, started.info.port, warmup, headers)
   control(pid, '-i', 'on')
@@ -217,6 +254,7 @@ for (const name of String(values.servers).split(',')) {
   console.log(lineOut)
   if (Number(values.annotate) > 0) annotate(file, pid, Number(values.annotate))
 }
+await redis?.stop()
 console.log(
   `\n${requests} requests (POST ${protocol.path}) of ${ids} ids, ${users.toLocaleString()} users:`,
 )

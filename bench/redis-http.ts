@@ -26,6 +26,7 @@ import { Redis } from 'ioredis'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
 import { cpuSeconds, spawnJson, stop, systemSeconds } from './lib/processes.js'
 import { runWrk } from './lib/wrk.js'
+import { copyReplies } from './lib/naive-records.js'
 import { benchRedis, commandCalls } from './redis-setup.js'
 import { benchArgs } from './lib/args.js'
 
@@ -109,17 +110,7 @@ try {
   if (baseline) children.push(baseline.child)
 
   // the naive server's records: exactly what presenced in Redis mode answers for each user
-  for (let first = 1; first <= users; first += 50) {
-    const ids = Array.from({ length: Math.min(50, users - first + 1) }, (_, i) => first + i)
-    const reply = JSON.parse((await post(redisMode.info.port, ids)).toString()) as {
-      userPresences: Array<{ userId: number }>
-    }
-    const pipeline = client.pipeline()
-    for (const record of reply.userPresences) {
-      pipeline.set(`${prefix}:naive:u:${record.userId}`, JSON.stringify(record))
-    }
-    await pipeline.exec()
-  }
+  await copyReplies(redisMode.info.port, users, redis.url, `${prefix}:naive`)
   const naive = await spawnJson<{ port: number }>('bench/redis-naive-server.ts', [
     '--url',
     redis.url,

@@ -171,6 +171,35 @@ test('summarizeValue is summaryOf what decodePresence reads, at any instant', ()
   )
 })
 
+test('summarizeBytes tells apart line ends that differ only in their middle bytes', () => {
+  // same length, same first and last bytes: only the place id in the middle differs
+  const id = '7' as UserId
+  const now = 1000
+  const activity = (placeId: string): Activity => ({
+    kind: 'inGame',
+    placeId,
+    location: 'a long enough location text to keep the place id away from both ends',
+  })
+  for (const placeId of ['111', '222', '333', '111']) {
+    const raw = storedValue(
+      now,
+      withTails([
+        {
+          updatedAgo: 0,
+          ttl: 50,
+          age: 0,
+          key: 'app:PC',
+          source: 'app',
+          deviceType: 'PC',
+          activity: activity(placeId),
+        },
+      ]),
+      '0',
+    )
+    assert.equal(summarizeBytes(id, replied(raw), now).activity?.placeId, placeId)
+  }
+})
+
 test('summarizeValue reads values outside the fast grammar, and none, as decodePresence', () => {
   const id = '7' as UserId
   const tail = sessionTail('app', 'PC', { kind: 'inGame', placeId: '1' }, 'app:PC')
