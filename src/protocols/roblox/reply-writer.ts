@@ -41,6 +41,12 @@ let tailDay = Number.NaN
 /** Where the time of day starts in `tail`. */
 const TIME_AT = LAST_ONLINE.length + 11
 
+/**
+ * TypedArray#set, called on the reply's buffer with `.call`: `out.set` looked the method up on
+ * Buffer's prototype through a generic load IC each time (about 150 instructions, callgrind).
+ */
+const copyBytes = Uint8Array.prototype.set
+
 /** The tens and the ones digit (ASCII) of 0..99. */
 const TENS = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + Math.floor(n / 10))
 const ONES = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + (n % 10))
@@ -295,7 +301,7 @@ function writeRecord(
   id: string,
   lastOnline: number,
 ): number {
-  out.set(prefix, at)
+  copyBytes.call(out, prefix, at)
   at += prefix.length
   for (let k = 0; k < id.length; k++) out[at++] = id.charCodeAt(k)
   const ms = lastOnline || 0
@@ -325,7 +331,7 @@ function writeRecord(
   tail[TIME_AT + 9] = 0x30 + hundreds
   tail[TIME_AT + 10] = TENS[belowHundred]!
   tail[TIME_AT + 11] = ONES[belowHundred]!
-  out.set(tail, at)
+  copyBytes.call(out, tail, at)
   return at + TAIL_BYTES
 }
 
