@@ -331,7 +331,7 @@ export class PresenceService {
     viewer: Viewer,
     ids: readonly UserId[],
     admission?: Admission,
-    values?: Float64Array,
+    values?: readonly number[],
   ): Promise<PresenceSummary[]> {
     const now = this.#clock.now()
     const presence = this.#stores.presence
@@ -363,7 +363,7 @@ export class PresenceService {
   async #readForViewer<T>(
     viewer: Viewer,
     ids: readonly UserId[],
-    values: Float64Array | undefined,
+    values: readonly number[] | undefined,
     admission: Admission | undefined,
     read: () => Promise<T[]>,
     readWithSettings: () => Promise<[T[], UserSettings[]]> | undefined,
@@ -951,7 +951,7 @@ export class PresenceService {
   async #relationsOf(
     viewer: Viewer,
     ids: readonly UserId[],
-    values?: Float64Array,
+    values?: readonly number[],
   ): Promise<readonly Relation[] | undefined> {
     return viewer.kind === 'user'
       ? this.#stores.privacy.getRelations(viewer.userId, ids, values)

@@ -122,7 +122,11 @@ export interface PresenceStore {
    * `Number(ids[i])` for each id, all below 2^53 (what a request's parser read), which a store
    * may find users by instead of reading the ids' digits again.
    */
-  summarize(ids: readonly UserId[], now: number, values?: Float64Array): Promise<PresenceSummary[]>
+  summarize(
+    ids: readonly UserId[],
+    now: number,
+    values?: readonly number[],
+  ): Promise<PresenceSummary[]>
   /**
    * Optional: getMany() beside `privacy.getSettings(ids)`, read together (fleet mode: each user's
    * settings are folded into its presence value, one MGET for both). Undefined (synchronously)

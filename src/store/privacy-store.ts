@@ -27,7 +27,7 @@ export interface PrivacyStore {
   getRelations(
     viewer: UserId,
     targets: readonly UserId[],
-    values?: Float64Array,
+    values?: readonly number[],
   ): Promise<readonly Relation[]>
   /** Friendship is mutual: one call makes both users friends. */
   setFriends(a: UserId, b: UserId, friends: boolean): Promise<void>

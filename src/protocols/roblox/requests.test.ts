@@ -137,7 +137,7 @@ test('parseUsersJson: the general path ids for the plain shape, undefined for th
     assert.deepEqual(fast?.ids, expected, text)
     if (fast !== undefined) {
       assert.deepEqual(fast.ids, generalPath(text), text)
-      assert.deepEqual([...fast.values], fast.ids.map(Number), text)
+      assert.deepEqual(fast.values, fast.ids.map(Number), text)
     }
   }
 })
@@ -165,7 +165,7 @@ test('parseUsersJson: never differs from the general path (generated bodies)', (
       const fast = parseUsersJson(text)
       if (fast !== undefined) {
         assert.deepEqual(fast.ids, generalPath(text))
-        assert.deepEqual([...fast.values], fast.ids.map(Number))
+        assert.deepEqual(fast.values, fast.ids.map(Number))
       }
     }),
     { numRuns: 5000 },
@@ -177,7 +177,7 @@ test('parseUsersJson: ids alike in their low 32 bits are distinct, repeats of ea
   const text = `{"userIds":[${ids.join(',')}]}`
   const expected = ['1', '4294967297', '8589934593', '7', '1099511627783']
   assert.deepEqual(parseUsersJson(text)?.ids, expected)
-  assert.deepEqual([...parseUsersJson(text)!.values], expected.map(Number))
+  assert.deepEqual(parseUsersJson(text)!.values, expected.map(Number))
   assert.deepEqual(generalPath(text), expected)
   // 50 ids that fill the set the most (every one a repeat of the one before it, by value)
   const full = Array.from({ length: 25 }, (_, k) => String(k * 2 ** 32 + 5))

@@ -90,7 +90,7 @@ export interface ParsedUserIds {
    * `ids[i]` as a number (exact: at most 15 digits), for the store to find them by without
    * reading their digits again (PresenceStore.summarize).
    */
-  values: Float64Array
+  values: number[]
 }
 
 /**
@@ -158,8 +158,11 @@ function charAt(text: string, i: number, n: number): number {
  * onto a new array was a builtin call per id (about 130 instructions each, callgrind).
  */
 const seenIds: UserId[] = new Array<UserId>(MAX_USER_IDS).fill('' as UserId)
-/** The value of each of seenIds. */
-const seenValues = new Float64Array(MAX_USER_IDS)
+/**
+ * The value of each of seenIds: an array of doubles from the start (0.5), so its copies are too.
+ * A plain array, not a Float64Array, whose copy would take a backing store outside the heap.
+ */
+const seenValues: number[] = new Array<number>(MAX_USER_IDS).fill(0.5)
 
 /*
  * parseUsersJson's ids so far, as numbers (exact below 10^15), in a small open-addressing set:

@@ -113,7 +113,7 @@ export async function usersReplyOf(
   caller: Caller,
   ids: UserId[],
   admission?: Admission,
-  values?: Float64Array,
+  values?: readonly number[],
 ): Promise<Buffer> {
   return writeSummariesReply(
     await service.lookupSummaries(caller.viewer, ids, admission, values),

@@ -261,7 +261,7 @@ export class MemoryPresenceStore implements PresenceStore {
   summarize(
     ids: readonly UserId[],
     now: number,
-    values?: Float64Array,
+    values?: readonly number[],
   ): Promise<PresenceSummary[]> {
     const n = ids.length
     const users = this.#findAll(ids, values)
@@ -274,7 +274,7 @@ export class MemoryPresenceStore implements PresenceStore {
    * The user row of each id (-1: unknown), with each user's first session row read ahead;
    * `values` as for summarize().
    */
-  #findAll(ids: readonly UserId[], values?: Float64Array): Int32Array {
+  #findAll(ids: readonly UserId[], values?: readonly number[]): Int32Array {
     const n = ids.length
     if (this.#readUsers.length < n) {
       this.#readUsers = new Int32Array(n)

@@ -103,7 +103,7 @@ test('findMany by the values of the ids answers as by their digits', () => {
   const byDigits = new Int32Array(ids.length)
   table.findMany(ids, byDigits)
   const byValues = new Int32Array(ids.length)
-  table.findMany(ids, byValues, Float64Array.from(ids, Number))
+  table.findMany(ids, byValues, ids.map(Number))
   assert.deepEqual([...byValues], [...byDigits])
   assert.equal(byValues.filter((row) => row >= 0).length, 3000 + 3000)
 })

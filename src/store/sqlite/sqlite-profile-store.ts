@@ -235,7 +235,7 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   getRelations(
     viewer: UserId,
     targets: readonly UserId[],
-    values?: Float64Array,
+    values?: readonly number[],
   ): Promise<readonly Relation[]> {
     const { byId, byValue } = this.#relationsOf(viewer)
     // shared frozen relations: nothing allocated per target
