@@ -308,6 +308,7 @@ export class PresenceService {
     const [found, settings, relations] = await this.#readForViewer(
       viewer,
       ids,
+      undefined,
       admission,
       () => presence.getMany(ids, now),
       () => presence.getManyWithSettings?.(ids, now, this.#stores.privacy),
@@ -325,20 +326,23 @@ export class PresenceService {
   /**
    * lookup() as summaries (see PresenceSummary): the same privacy, by the same rules
    * (visibleSummary), for replies that show one location per user. No Session objects.
-   * `admission` as for lookup(): started first, in the read's round trip.
+   * `admission` as for lookup(): started first, in the read's round trip. `values`: the ids'
+   * values, when the caller parsed them (PresenceStore.summarize).
    */
   async lookupSummaries(
     viewer: Viewer,
     ids: readonly UserId[],
     admission?: Admission,
+    values?: readonly number[],
   ): Promise<PresenceSummary[]> {
     const now = this.#clock.now()
     const presence = this.#stores.presence
     const [found, settings, relations] = await this.#readForViewer(
       viewer,
       ids,
+      values,
       admission,
-      () => presence.summarize(ids, now),
+      () => presence.summarize(ids, now, values),
       () => presence.summarizeWithSettings?.(ids, now, this.#stores.privacy),
     )
     const resolved = this.#places.resolveSummaries(found, now)
@@ -356,10 +360,12 @@ export class PresenceService {
    * `read` of `ids` beside what privacy needs of them (settings, the viewer's relations), the
    * admission started first: one tick, so in fleet mode one round trip. `readWithSettings`: the
    * read and the settings in one, when the presence store holds them (undefined otherwise).
+   * `values`: the ids' values, when the caller parsed them (PrivacyStore.getRelations).
    */
   async #readForViewer<T>(
     viewer: Viewer,
     ids: readonly UserId[],
+    values: readonly number[] | undefined,
     admission: Admission | undefined,
     read: () => Promise<T[]>,
     readWithSettings: () => Promise<[T[], UserSettings[]]> | undefined,
@@ -369,7 +375,7 @@ export class PresenceService {
     const [, [found, settings], relations] = await Promise.all([
       admitted,
       both,
-      this.#relationsOf(viewer, ids),
+      this.#relationsOf(viewer, ids, values),
     ])
     return [found, settings, relations]
   }
@@ -966,9 +972,10 @@ export class PresenceService {
   async #relationsOf(
     viewer: Viewer,
     ids: readonly UserId[],
+    values?: readonly number[],
   ): Promise<readonly Relation[] | undefined> {
     return viewer.kind === 'user'
-      ? this.#stores.privacy.getRelations(viewer.userId, ids)
+      ? this.#stores.privacy.getRelations(viewer.userId, ids, values)
       : undefined
   }
 

@@ -118,9 +118,15 @@ export interface PresenceStore {
   /**
    * The summaries of `ids` at `now`, in that order, one per entry: for each, exactly
    * `summaryOf(presence, now)` (core/privacy.ts) of what getMany would return, without making
-   * its Session objects (the read path of the single-location replies).
+   * its Session objects (the read path of the single-location replies). `values`, when given:
+   * `Number(ids[i])` for each id, all below 2^53 (what a request's parser read), which a store
+   * may find users by instead of reading the ids' digits again.
    */
-  summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]>
+  summarize(
+    ids: readonly UserId[],
+    now: number,
+    values?: readonly number[],
+  ): Promise<PresenceSummary[]>
   /**
    * Optional: getMany() beside `privacy.getSettings(ids)`, read together (fleet mode: each user's
    * settings are folded into its presence value, one MGET for both). Undefined (synchronously)

@@ -20,9 +20,15 @@ export interface PrivacyStore {
    * The relation of `viewer` to each target, in order (blocked in either direction; with a
    * block, the target's lastOnline the viewer saw when it was made). On every read of a user
    * viewer: one in-memory look-up or one round trip, whatever the number of blocks. The list
-   * and its relations may be shared (frozen): read them, never change them.
+   * and its relations may be shared (frozen): read them, never change them. `values`, when
+   * given: `Number(targets[i])` for each target, all below 2^53 (what a request's parser read),
+   * which a store may look the targets up by instead of by their strings.
    */
-  getRelations(viewer: UserId, targets: readonly UserId[]): Promise<readonly Relation[]>
+  getRelations(
+    viewer: UserId,
+    targets: readonly UserId[],
+    values?: readonly number[],
+  ): Promise<readonly Relation[]>
   /** Friendship is mutual: one call makes both users friends. */
   setFriends(a: UserId, b: UserId, friends: boolean): Promise<void>
   /**

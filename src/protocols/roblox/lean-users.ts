@@ -40,10 +40,17 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
         }
         const text = await body()
         // the plain shape in one pass; anything else as the Fastify route parses it
-        const ids = parseUsersJson(text)
+        const parsed = parseUsersJson(text)
         let reply: Buffer
-        if (ids !== undefined) {
-          reply = await usersReplyOf(context.service, viewOptions, caller, ids, admission)
+        if (parsed !== undefined) {
+          reply = await usersReplyOf(
+            context.service,
+            viewOptions,
+            caller,
+            parsed.ids,
+            admission,
+            parsed.values,
+          )
         } else {
           let parsed: unknown
           try {

@@ -83,6 +83,16 @@ export function parseUsersRequest(body: unknown): UserId[] {
   return ids
 }
 
+/** parseUsersJson's ids, with the value of each as the parser read it. */
+export interface ParsedUserIds {
+  ids: UserId[]
+  /**
+   * `ids[i]` as a number (exact: at most 15 digits), for the store to find them by without
+   * reading their digits again (PresenceStore.summarize).
+   */
+  values: number[]
+}
+
 /**
  * The common JSON body `{"userIds":[1,2,…]}` read in one pass over the text, without JSON.parse
  * or an object per id: distinct ids in first-occurrence order, as parseUsersRequest would give
@@ -90,7 +100,7 @@ export function parseUsersRequest(body: unknown): UserId[] {
  * whitespace anywhere; undefined for anything else (another member, strings, an error), which
  * then takes the general path and its errors.
  */
-export function parseUsersJson(text: string): UserId[] | undefined {
+export function parseUsersJson(text: string): ParsedUserIds | undefined {
   const n = text.length
   let i = skipSpace(text, 0, n)
   if (charAt(text, i, n) !== 0x7b /* { */) return undefined
@@ -119,7 +129,10 @@ export function parseUsersJson(text: string): UserId[] | undefined {
     if (i - start > 15 || ++count > MAX_USER_IDS) return undefined
     // duplicates found by value (exact below 10^15): comparing the sliced strings was 3 % of a
     // 50-id read
-    if (firstSeen(value)) seenIds[distinct++] = text.slice(start, i) as UserId
+    if (firstSeen(value)) {
+      seenValues[distinct] = value
+      seenIds[distinct++] = text.slice(start, i) as UserId
+    }
     i = skipSpace(text, i, n)
     const c = charAt(text, i, n)
     i = skipSpace(text, i + 1, n)
@@ -127,7 +140,8 @@ export function parseUsersJson(text: string): UserId[] | undefined {
     if (c !== 0x2c /* , */) return undefined
   }
   if (charAt(text, i, n) !== 0x7d /* } */) return undefined
-  return skipSpace(text, i + 1, n) === n ? seenIds.slice(0, distinct) : undefined
+  if (skipSpace(text, i + 1, n) !== n) return undefined
+  return { ids: seenIds.slice(0, distinct), values: seenValues.slice(0, distinct) }
 }
 
 /**
@@ -144,6 +158,11 @@ function charAt(text: string, i: number, n: number): number {
  * onto a new array was a builtin call per id (about 130 instructions each, callgrind).
  */
 const seenIds: UserId[] = new Array<UserId>(MAX_USER_IDS).fill('' as UserId)
+/**
+ * The value of each of seenIds: an array of doubles from the start (0.5), so its copies are too.
+ * A plain array, not a Float64Array, whose copy would take a backing store outside the heap.
+ */
+const seenValues: number[] = new Array<number>(MAX_USER_IDS).fill(0.5)
 
 /*
  * parseUsersJson's ids so far, as numbers (exact below 10^15), in a small open-addressing set:

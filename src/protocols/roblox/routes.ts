@@ -104,7 +104,8 @@ export async function usersReply(
 
 /**
  * The 200 body of POST /v1/presence/users for ids already parsed; `admission` (the lean path's
- * rate limit) runs beside the read (PresenceService.lookup).
+ * rate limit) runs beside the read (PresenceService.lookup); `values`: the ids' values when the
+ * parser has them (PresenceStore.summarize).
  */
 export async function usersReplyOf(
   service: PresenceService,
@@ -112,9 +113,10 @@ export async function usersReplyOf(
   caller: Caller,
   ids: UserId[],
   admission?: Admission,
+  values?: readonly number[],
 ): Promise<Buffer> {
   return writeSummariesReply(
-    await service.lookupSummaries(caller.viewer, ids, admission),
+    await service.lookupSummaries(caller.viewer, ids, admission, values),
     viewOptions,
   )
 }

@@ -591,6 +591,12 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       for (const now of [T0 + 10, T0 + 999, T0 + 1_000, T0 + TTL + 10]) {
         const expected = (await store.getMany(ids, now)).map((p) => summaryOf(p, now))
         assert.deepEqual(await store.summarize(ids, now), expected, `at T0 + ${now - T0}`)
+        // with the values of the ids (each below 2^53), as a request's parser gives them
+        const small = ids.slice(0, -1)
+        assert.deepEqual(
+          await store.summarize(small, now, small.map(Number)),
+          expected.slice(0, -1),
+        )
       }
       const [, , c, d, e] = await store.summarize(ids, T0 + 999)
       assert.equal(c!.state, PresenceType.InStudio)

@@ -242,6 +242,24 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       ])
     })
 
+    test('getRelations by the values of the targets answers as by their ids', async (t) => {
+      const store = await open(t)
+      await store.setFriends(id('1'), id('2'), true)
+      await store.setFriends(id('1'), id('9007199254740993'), true)
+      await store.setBlocked(id('1'), id('3'), true, { blockerSaw: T0, blockedSaw: T0 + 1 })
+      await store.setBlocked(id('4'), id('1'), true)
+      // values are given for ids below 2^53 only
+      const targets = [id('4'), id('2'), id('5'), id('3'), id('1'), id('9007199254740991')]
+      const byIds = await store.getRelations(id('1'), targets)
+      assert.deepEqual(byIds.slice(0, 4), [
+        { friends: false, blocked: true },
+        { friends: true, blocked: false },
+        { friends: false, blocked: false },
+        { friends: false, blocked: true, lastOnline: T0 },
+      ])
+      assert.deepEqual(await store.getRelations(id('1'), targets, targets.map(Number)), byIds)
+    })
+
     test('settings keep a frozen lastOnline after invisibility ended, with its end', async (t) => {
       const store = await open(t)
       const ended = {

@@ -258,23 +258,30 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   /** getMany's answer as summaries, read from the rows: no Session, no sessions array. */
-  summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
+  summarize(
+    ids: readonly UserId[],
+    now: number,
+    values?: readonly number[],
+  ): Promise<PresenceSummary[]> {
     const n = ids.length
-    const users = this.#findAll(ids)
+    const users = this.#findAll(ids, values)
     const summaries = new Array<PresenceSummary>(n)
     for (let i = 0; i < n; i++) summaries[i] = this.#summary(ids[i]!, users[i]!, now)
     return Promise.resolve(summaries)
   }
 
-  /** The user row of each id (-1: unknown), with each user's first session row read ahead. */
-  #findAll(ids: readonly UserId[]): Int32Array {
+  /**
+   * The user row of each id (-1: unknown), with each user's first session row read ahead;
+   * `values` as for summarize().
+   */
+  #findAll(ids: readonly UserId[], values?: readonly number[]): Int32Array {
     const n = ids.length
     if (this.#readUsers.length < n) {
       this.#readUsers = new Int32Array(n)
       this.#readAhead = new Float64Array(n)
     }
     const users = this.#readUsers
-    this.#users.findMany(ids, users)
+    this.#users.findMany(ids, users, values)
     // Read ahead: every user's first session row is loaded in one pass, so that their cache
     // misses overlap; #presence then finds the rows in cache.
     const readAhead = this.#readAhead

@@ -87,3 +87,23 @@ test('findMany answers as find does, ids sharing their low 32 bits included', ()
   )
   assert.equal(rows.filter((row) => row >= 0).length, 3000 + 3000 + 1)
 })
+
+test('findMany by the values of the ids answers as by their digits', () => {
+  const table = new UserTable()
+  const sameLow = (k: number) => ((BigInt(k) << 32n) | 7n).toString()
+  for (let k = 0; k < 3000; k++) table.findOrAdd(sameLow(k))
+  for (let i = 0; i < 3000; i++) table.findOrAdd(String(1_000_000_007 + i * 104_729))
+  // known and unknown ids, ids alike in their low 32 bits, up to the largest a parser gives
+  const ids = [
+    ...Array.from({ length: 3100 }, (_, k) => sameLow(k)),
+    ...Array.from({ length: 3100 }, (_, i) => String(1_000_000_007 + i * 104_729)),
+    '1',
+    '999999999999999',
+  ]
+  const byDigits = new Int32Array(ids.length)
+  table.findMany(ids, byDigits)
+  const byValues = new Int32Array(ids.length)
+  table.findMany(ids, byValues, ids.map(Number))
+  assert.deepEqual([...byValues], [...byDigits])
+  assert.equal(byValues.filter((row) => row >= 0).length, 3000 + 3000)
+})
