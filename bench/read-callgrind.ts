@@ -197,7 +197,7 @@ const redisArgs = (prefix: string) => [
   '--mode',
   'redis',
   '--url',
-  redis!.url,
+  redis?.url ?? '',
   '--prefix',
   prefix,
 ]

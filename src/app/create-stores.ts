@@ -96,7 +96,14 @@ export async function createStores(
     return createRedisStores({ url: options.redisUrl }, options, log, observer)
   }
   const profiles = new SqliteProfileStore(options.dataDir)
-  const presence = new MemoryPresenceStore({ ledger: profiles })
+  const presence = new MemoryPresenceStore({
+    ledger: profiles,
+    onFlushError: (error) =>
+      log?.warn(
+        { err: error },
+        'lastOnline not written to the embedded database (tried again each second)',
+      ),
+  })
   return {
     mode: 'embedded',
     presence,

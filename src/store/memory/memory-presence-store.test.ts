@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import Database from 'better-sqlite3'
 import type { UserId } from '../../core/user-id.js'
 import { presenceStoreContract } from '../contract/presence-store.contract.js'
 import { SqliteProfileStore } from '../sqlite/sqlite-profile-store.js'
@@ -128,4 +129,45 @@ test('a limited heartbeat counts its hit in the memory limiter and writes only w
   // another limiter's budget is not this store's to count
   const elsewhere = { hit: () => Promise.resolve(limiter.hitNow(hit.key, hit.rules, T0)) }
   assert.equal(store.limitedHeartbeat(write('d'), T0 + 5, hit, elsewhere), undefined)
+})
+
+test('a flush the database refuses (locked) is told once, ends nothing, and is written by the next one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-memory-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const ledger = new SqliteProfileStore(dir)
+  // a locked database answers SQLITE_BUSY at once rather than after 5 s
+  ledger.db.pragma('busy_timeout = 10')
+  const told: unknown[] = []
+  const store = new MemoryPresenceStore({
+    ledger,
+    flushIntervalMs: 20,
+    onFlushError: (error) => told.push(error),
+  })
+  const locker = new Database(join(dir, 'presenced.sqlite'))
+  t.after(async () => {
+    locker.close()
+    await store.close()
+    await ledger.close()
+  })
+  const write = {
+    userId: user,
+    key: 'app:iOS',
+    source: 'app',
+    deviceType: 'iOS',
+    activity: { kind: 'online' },
+    ttlMs: 1_000,
+  } as const
+  locker.exec('BEGIN IMMEDIATE')
+  await store.heartbeat(write, T0)
+  // several timer flushes fail meanwhile; before, the first one's throw ended the process
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  assert.equal(told.length, 1, 'told once, however many flushes failed')
+  assert.match(String(told[0]), /database is locked/)
+  assert.deepEqual([...ledger.loadLastOnline()], [])
+  locker.exec('COMMIT')
+  const deadline = Date.now() + 10_000
+  while ([...ledger.loadLastOnline()].length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  assert.deepEqual([...ledger.loadLastOnline()], [[user, T0]], 'written by a later flush')
 })

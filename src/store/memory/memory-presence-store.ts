@@ -45,6 +45,11 @@ export interface MemoryPresenceStoreOptions {
   ledger?: LastOnlineLedger
   /** How often dirty lastOnline values are flushed to the ledger, default 1000 ms. */
   flushIntervalMs?: number
+  /**
+   * A flush the ledger refused (a locked or failing database): told once until a flush works
+   * again; the values stay dirty and go with the next flush.
+   */
+  onFlushError?: (error: unknown) => void
 }
 
 const NONE = -1
@@ -87,6 +92,9 @@ export class MemoryPresenceStore implements PresenceStore {
   #rosterCheckAt = Number.POSITIVE_INFINITY
   readonly #ledger: LastOnlineLedger | undefined
   readonly #flushTimer: NodeJS.Timeout | undefined
+  readonly #onFlushError: ((error: unknown) => void) | undefined
+  /** The last flush failed: the next failure is not told again. */
+  #flushFailing = false
   #sessionCount = 0
   #userCount = 0
   /** getMany's scratch: the user row of each id, and what reading ahead loaded. */
@@ -95,12 +103,14 @@ export class MemoryPresenceStore implements PresenceStore {
 
   constructor(options: MemoryPresenceStoreOptions = {}) {
     this.#ledger = options.ledger
+    this.#onFlushError = options.onFlushError
     if (this.#ledger) {
       for (const [userId, at] of this.#ledger.loadLastOnline()) {
         const user = this.#users.findOrAdd(userId)
         if (user !== NONE) this.#users.setLastOnline(user, at)
       }
-      this.#flushTimer = setInterval(() => this.flush(), options.flushIntervalMs ?? 1000)
+      // a timer's throw would end the process: a refused flush is told and tried again instead
+      this.#flushTimer = setInterval(() => this.#flushOrTell(), options.flushIntervalMs ?? 1000)
       // write-behind must not keep the process alive; close() flushes the rest
       this.#flushTimer.unref()
     }
@@ -497,21 +507,38 @@ export class MemoryPresenceStore implements PresenceStore {
     return Promise.resolve(true)
   }
 
-  /** Writes dirty lastOnline values to the ledger. */
+  /**
+   * Writes dirty lastOnline values to the ledger; throws what the ledger threw, the values kept
+   * dirty (its write is one transaction: none of them was written).
+   */
   flush(): void {
     if (!this.#ledger || this.#dirty.size === 0) return
-    const batch: Array<readonly [UserId, number]> = []
-    for (const user of this.#dirty) {
-      batch.push([this.#users.idOf(user), this.#users.lastOnline(user)!])
-    }
-    this.#dirty.clear()
+    const users = [...this.#dirty]
+    const batch = users.map(
+      (user) => [this.#users.idOf(user), this.#users.lastOnline(user)!] as const,
+    )
     this.#ledger.saveLastOnline(batch)
+    for (const user of users) this.#dirty.delete(user)
   }
 
   close(): Promise<void> {
     clearInterval(this.#flushTimer)
-    this.flush()
-    return Promise.resolve()
+    try {
+      this.flush()
+      return Promise.resolve()
+    } catch (error) {
+      return Promise.reject(error as Error)
+    }
+  }
+
+  #flushOrTell(): void {
+    try {
+      this.flush()
+      this.#flushFailing = false
+    } catch (error) {
+      if (!this.#flushFailing) this.#onFlushError?.(error)
+      this.#flushFailing = true
+    }
   }
 
   #touch(user: number, at: number): void {
