@@ -30,6 +30,15 @@ export interface Started<Info> {
  * Runs `script` (TypeScript, through tsx) under callgrind with instrumentation off, writing
  * `file`; resolves with its first JSON stdout line.
  */
+/**
+ * Servers still under callgrind: killed when the bench exits, also when it throws midway (a
+ * valgrind left behind would load the machine for every later run).
+ */
+const running = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL')
+})
+
 export function startUnderCallgrind<Info>(options: {
   name: string
   script: string
@@ -64,6 +73,8 @@ export function startUnderCallgrind<Info>(options: {
       env: { ...process.env, ...options.env },
     },
   )
+  running.add(child)
+  child.once('exit', () => running.delete(child))
   const log: string[] = []
   createInterface({ input: child.stderr! }).on('line', (line) => log.push(line))
   return new Promise((resolvePromise, reject) => {
