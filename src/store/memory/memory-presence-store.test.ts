@@ -31,6 +31,15 @@ presenceStoreContract('memory with a SQLite lastOnline ledger', async () => {
 
 const T0 = Date.UTC(2026, 0, 1)
 const user = '9007199254740993' as UserId
+/** An app session's heartbeat of `user`, online for a second. */
+const appOnline = {
+  userId: user,
+  key: 'app:iOS',
+  source: 'app',
+  deviceType: 'iOS',
+  activity: { kind: 'online' },
+  ttlMs: 1_000,
+} as const
 
 test('lastOnline is written behind, flushed on close and reloaded by a new store', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'presenced-memory-'))
@@ -39,16 +48,8 @@ test('lastOnline is written behind, flushed on close and reloaded by a new store
     const ledger = new SqliteProfileStore(dir)
     // a long interval: only close() may write it
     const store = new MemoryPresenceStore({ ledger, flushIntervalMs: 3_600_000 })
-    const write = {
-      userId: user,
-      key: 'app:iOS',
-      source: 'app',
-      deviceType: 'iOS',
-      activity: { kind: 'online' },
-      ttlMs: 1_000,
-    } as const
-    await store.heartbeat(write, T0)
-    await store.heartbeat(write, T0 + 500)
+    await store.heartbeat(appOnline, T0)
+    await store.heartbeat(appOnline, T0 + 500)
     await store.sweepExpired(T0 + 10_000, 100)
     assert.deepEqual([...ledger.loadLastOnline()], [])
     await store.close()
@@ -149,16 +150,8 @@ test('a flush the database refuses (locked) is told once, ends nothing, and is w
     await store.close()
     await ledger.close()
   })
-  const write = {
-    userId: user,
-    key: 'app:iOS',
-    source: 'app',
-    deviceType: 'iOS',
-    activity: { kind: 'online' },
-    ttlMs: 1_000,
-  } as const
   locker.exec('BEGIN IMMEDIATE')
-  await store.heartbeat(write, T0)
+  await store.heartbeat(appOnline, T0)
   // several timer flushes fail meanwhile; before, the first one's throw ended the process
   await new Promise((resolve) => setTimeout(resolve, 200))
   assert.equal(told.length, 1, 'told once, however many flushes failed')
