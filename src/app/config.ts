@@ -367,7 +367,8 @@ export const JWKS_COOLDOWN_MIN_MS = 1000
  * only refine them: PRESENCED_JWT_ISSUER and PRESENCED_JWT_AUDIENCE (comma-separated) unset
  * means not checked, PRESENCED_JWT_USER_CLAIM defaults to sub, PRESENCED_JWT_ALGORITHMS to
  * RS256,ES256,EdDSA, PRESENCED_JWT_JWKS_COOLDOWN to 30000 ms and PRESENCED_JWT_JWKS_MAX_AGE to
- * 600000 ms (jose's own defaults), PRESENCED_JWT_JWKS_MAX_STALE to a day. Keys are read and
+ * 600000 ms (jose's own defaults), PRESENCED_JWT_JWKS_MAX_STALE to a day,
+ * PRESENCED_JWT_JWKS_MAX_BYTES to 1 MiB. Keys are read and
  * checked here, so a bad one stops the start.
  */
 function externalTokens(env: Env): ExternalTokenOptions | undefined {
@@ -381,6 +382,7 @@ function externalTokens(env: Env): ExternalTokenOptions | undefined {
     'PRESENCED_JWT_JWKS_COOLDOWN',
     'PRESENCED_JWT_JWKS_MAX_AGE',
     'PRESENCED_JWT_JWKS_MAX_STALE',
+    'PRESENCED_JWT_JWKS_MAX_BYTES',
   ].filter((name) => env[name])
   if (!pem && !jwks) {
     if (refinements.length > 0) {
@@ -415,6 +417,8 @@ function externalTokens(env: Env): ExternalTokenOptions | undefined {
     jwksMaxAgeMs: int(env, 'PRESENCED_JWT_JWKS_MAX_AGE', 600_000, 1000),
     // an identity provider's outage of up to a day does not log its users out of presence
     jwksMaxStaleMs: int(env, 'PRESENCED_JWT_JWKS_MAX_STALE', 86_400_000, 0),
+    // a JWKS of a few keys is a few KB: a reply past this is a broken or hostile endpoint
+    jwksMaxBytes: int(env, 'PRESENCED_JWT_JWKS_MAX_BYTES', 1024 * 1024, 1024),
   })
 }
 

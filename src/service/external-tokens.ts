@@ -60,6 +60,8 @@ export interface ExternalTokenOptions {
   jwksMaxAgeMs: number
   /** ms past jwksMaxAgeMs the last fetched JWKS is still used while fetching it again fails. */
   jwksMaxStaleMs: number
+  /** The longest JWKS reply read, in bytes: a longer one is a failed fetch. */
+  jwksMaxBytes: number
 }
 
 /**
@@ -72,7 +74,7 @@ export interface ExternalTokenOptions {
  * const platform = new ExternalTokens({ keys: { kind: 'jwks-url', url: 'https://id.example.com/jwks.json' },
  *   issuer: 'https://id.example.com', audience: ['presenced'], userClaim: 'sub',
  *   algorithms: ['RS256'], jwksCooldownMs: 30_000, jwksMaxAgeMs: 600_000,
- *   jwksMaxStaleMs: 86_400_000 }, app.log)
+ *   jwksMaxStaleMs: 86_400_000, jwksMaxBytes: 1_048_576 }, app.log)
  * const claims = await platform.verify(token) // throws unless signed, undefined without a user
  */
 export class ExternalTokens {
@@ -142,7 +144,8 @@ function keysOf(options: ExternalTokenOptions, log: JwksLog | undefined): KeyObj
       return createPublicKey(keys.pem)
     case 'jwks-url': {
       const times = { cooldownMs, maxAgeMs: jwksMaxAgeMs, maxStaleMs }
-      return new JwksKeys(() => jwksFromUrl(keys.url), 'JWKS URL', times, log)
+      const { jwksMaxBytes } = options
+      return new JwksKeys(() => jwksFromUrl(keys.url, jwksMaxBytes), 'JWKS URL', times, log)
     }
     case 'jwks-file': {
       // a file has no age: it is read again only for a key it lacks

@@ -59,6 +59,7 @@ function tokensFor(keys: ExternalKeySource, log: ReturnType<typeof recordingLog>
     jwksCooldownMs: COOLDOWN_MS,
     jwksMaxAgeMs: 600_000,
     jwksMaxStaleMs: 86_400_000,
+    jwksMaxBytes: 1024 * 1024,
     ...times,
   }
   return new Tokens(SECRET, { external, log })
@@ -225,5 +226,108 @@ test("a platform's token with no user in its claim is no guess: stale, not forge
   const tokens = tokensFor({ kind: 'jwks-file', path: file }, recordingLog())
   for (const sub of ['abc', '0', '9223372036854775808', undefined]) {
     assert.equal(await tokens.check(await sign(key, { sub })), 'stale', String(sub))
+  }
+})
+
+/**
+ * A JWKS endpoint whose reply is, by `mode`: the keys; those keys padded past `padBytes` with a
+ * content-length saying so; or a body with no length that goes on (up to `endlessCap`, so that
+ * a client reading it all ends too), written as fast as the client reads it. Counts the bytes
+ * it got to write.
+ */
+async function oversizedJwksServer(t: TestContext, keys: () => JWK[], endlessCap: number) {
+  let mode: 'keys' | 'padded' | 'endless' = 'keys'
+  let written = 0
+  const server = createServer((_request, response) => {
+    const body = JSON.stringify({ keys: keys() })
+    if (mode === 'keys') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(body)
+      return
+    }
+    if (mode === 'padded') {
+      // a JWKS every parser takes: only its size is wrong
+      const padded = `${body.slice(0, -1)},"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`
+      response.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(padded),
+      })
+      written += Buffer.byteLength(padded)
+      response.end(padded)
+      return
+    }
+    response.writeHead(200, { 'content-type': 'application/json' })
+    const chunk = Buffer.alloc(64 * 1024, 'x')
+    let sent = 0
+    const pump = () => {
+      while (!response.destroyed && sent < endlessCap) {
+        sent += chunk.length
+        written += chunk.length
+        if (!response.write(sent === chunk.length ? `${body.slice(0, -1)},"pad":"` : chunk)) {
+          return void response.once('drain', pump)
+        }
+      }
+      if (!response.destroyed) response.end('"}')
+    }
+    pump()
+  })
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+  t.after(() => new Promise((done) => server.close(done)))
+  const { port } = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}/jwks.json`,
+    serve: (how: typeof mode) => {
+      mode = how
+      written = 0
+    },
+    written: () => written,
+  }
+}
+
+test('a JWKS reply past PRESENCED_JWT_JWKS_MAX_BYTES is a failed fetch: cut off, the last keys kept', async (t) => {
+  const maxBytes = 64 * 1024
+  const endlessCap = 256 * 1024 * 1024
+  const known = await makeKey('k-1')
+  const rotated: Key[] = []
+  const jwks = await oversizedJwksServer(
+    t,
+    () => [known.jwk, ...rotated.map((key) => key.jwk)],
+    endlessCap,
+  )
+  const log = recordingLog()
+  const tokens = tokensFor({ kind: 'jwks-url', url: jwks.url }, log, { jwksMaxBytes: maxBytes })
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['ok'])
+
+  for (const mode of ['padded', 'endless'] as const) {
+    // a key rotated in: its first token fetches the set, which comes too large
+    const key = await makeKey(`k-${mode}`)
+    rotated.push(key)
+    jwks.serve(mode)
+    log.lines.length = 0
+    await sleep(COOLDOWN_MS * 2)
+    const started = Date.now()
+    assert.deepEqual(
+      await kinds(tokens, [sign(key), sign(known)]),
+      ['unavailable', 'ok'],
+      `${mode}: the set is not taken; the keys fetched before still verify`,
+    )
+    const tookMs = Date.now() - started
+    assert.equal(log.lines.length, 1, JSON.stringify(log.lines))
+    assert.match(
+      log.lines[0]!.msg,
+      new RegExp(`^the platform's JWKS URL cannot be loaded \\(a reply over ${maxBytes} bytes\\)`),
+      mode,
+    )
+    if (mode === 'endless') {
+      // what the sockets between hold, at most, not what the endpoint would send
+      assert.ok(
+        jwks.written() < 32 * 1024 * 1024,
+        `the endless reply was cut off: ${jwks.written()} bytes written`,
+      )
+      assert.ok(tookMs < 2000, `cut off at once, not at the fetch's timeout: ${tookMs} ms`)
+    }
+
+    jwks.serve('keys')
+    await sleep(COOLDOWN_MS * 2)
+    assert.deepEqual(await kinds(tokens, [sign(key)]), ['ok'], `${mode}: fetched again`)
   }
 })

@@ -54,8 +54,13 @@ export async function jwksFromFile(path: string): Promise<JSONWebKeySet> {
   return parseJwks(await readFile(path, 'utf8'))
 }
 
-/** The JWKS a URL serves now: a 200 within FETCH_TIMEOUT_MS, redirects not followed. */
-export async function jwksFromUrl(url: string): Promise<JSONWebKeySet> {
+/**
+ * The JWKS a URL serves now: a 200 within FETCH_TIMEOUT_MS, redirects not followed, its body
+ * (decoded, if compressed) at most `maxBytes`: a reply that says it is longer is refused unread,
+ * one that turns out longer is cut off there, so an endpoint sending a huge or endless body
+ * costs no more memory than that.
+ */
+export async function jwksFromUrl(url: string, maxBytes: number): Promise<JSONWebKeySet> {
   const response = await fetch(url, {
     headers: { accept: 'application/json, application/jwk-set+json', 'user-agent': 'presenced' },
     redirect: 'manual',
@@ -65,5 +70,30 @@ export async function jwksFromUrl(url: string): Promise<JSONWebKeySet> {
     await response.body?.cancel()
     throw new JwksInvalid(`HTTP ${response.status}`)
   }
-  return parseJwks(await response.text())
+  return parseJwks(await boundedText(response, maxBytes))
+}
+
+/** The body of `response` as utf-8 text (as Response.text reads it); JwksInvalid past `maxBytes`. */
+async function boundedText(response: Response, maxBytes: number): Promise<string> {
+  const tooLong = () => new JwksInvalid(`a reply over ${maxBytes} bytes`)
+  if (Number(response.headers.get('content-length')) > maxBytes) {
+    await response.body?.cancel()
+    throw tooLong()
+  }
+  const chunks: Uint8Array[] = []
+  let bytes = 0
+  const reader = response.body?.getReader()
+  while (reader) {
+    const { done, value } = await reader.read()
+    if (done) break
+    bytes += value.byteLength
+    if (bytes > maxBytes) {
+      // the rest is never read: the connection is closed
+      await reader.cancel()
+      throw tooLong()
+    }
+    chunks.push(value)
+  }
+  // TextDecoder drops a byte order mark, as Response.text does
+  return new TextDecoder().decode(Buffer.concat(chunks, bytes))
 }

@@ -693,6 +693,11 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
       { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_MAX_STALE: '-1' },
       /^PRESENCED_JWT_JWKS_MAX_STALE must be an integer >= 0, got "-1"$/,
     ],
+    [{ PRESENCED_JWT_JWKS_MAX_BYTES: '4096' }, /^PRESENCED_JWT_JWKS_MAX_BYTES is set but no keys/],
+    [
+      { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_MAX_BYTES: '1023' },
+      /^PRESENCED_JWT_JWKS_MAX_BYTES must be an integer >= 1024, got "1023"$/,
+    ],
   ]
   for (const [env, message] of cases) {
     assert.throws(
@@ -705,6 +710,8 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
   const jwks = { PRESENCED_JWT_JWKS: 'https://a.test/jwks' }
   assert.equal(jwtEnv(jwks)?.jwksMaxStaleMs, 86_400_000, 'a day by default')
   assert.equal(jwtEnv({ ...jwks, PRESENCED_JWT_JWKS_MAX_STALE: '0' })?.jwksMaxStaleMs, 0)
+  assert.equal(jwtEnv(jwks)?.jwksMaxBytes, 1024 * 1024, '1 MiB by default')
+  assert.equal(jwtEnv({ ...jwks, PRESENCED_JWT_JWKS_MAX_BYTES: '4096' })?.jwksMaxBytes, 4096)
 })
 
 test('unchecked iss or aud: such tokens work, and the start says so once, naming the variables', async (t) => {
