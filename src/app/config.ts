@@ -368,7 +368,7 @@ export const JWKS_COOLDOWN_MIN_MS = 1000
  * means not checked, PRESENCED_JWT_USER_CLAIM defaults to sub, PRESENCED_JWT_ALGORITHMS to
  * RS256,ES256,EdDSA, PRESENCED_JWT_JWKS_COOLDOWN to 30000 ms and PRESENCED_JWT_JWKS_MAX_AGE to
  * 600000 ms (jose's own defaults), PRESENCED_JWT_JWKS_MAX_STALE to a day,
- * PRESENCED_JWT_JWKS_MAX_BYTES to 1 MiB. Keys are read and
+ * PRESENCED_JWT_JWKS_MAX_BYTES to 1 MiB, PRESENCED_JWT_JWKS_TIMEOUT to 5000 ms. Keys are read and
  * checked here, so a bad one stops the start.
  */
 function externalTokens(env: Env): ExternalTokenOptions | undefined {
@@ -383,6 +383,7 @@ function externalTokens(env: Env): ExternalTokenOptions | undefined {
     'PRESENCED_JWT_JWKS_MAX_AGE',
     'PRESENCED_JWT_JWKS_MAX_STALE',
     'PRESENCED_JWT_JWKS_MAX_BYTES',
+    'PRESENCED_JWT_JWKS_TIMEOUT',
   ].filter((name) => env[name])
   if (!pem && !jwks) {
     if (refinements.length > 0) {
@@ -419,6 +420,8 @@ function externalTokens(env: Env): ExternalTokenOptions | undefined {
     jwksMaxStaleMs: int(env, 'PRESENCED_JWT_JWKS_MAX_STALE', 86_400_000, 0),
     // a JWKS of a few keys is a few KB: a reply past this is a broken or hostile endpoint
     jwksMaxBytes: int(env, 'PRESENCED_JWT_JWKS_MAX_BYTES', 1024 * 1024, 1024),
+    // a token that finds no set loaded waits for the fetch: at most this long (jose's default)
+    jwksTimeoutMs: int(env, 'PRESENCED_JWT_JWKS_TIMEOUT', 5000, 100),
   })
 }
 

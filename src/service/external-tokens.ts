@@ -62,6 +62,8 @@ export interface ExternalTokenOptions {
   jwksMaxStaleMs: number
   /** The longest JWKS reply read, in bytes: a longer one is a failed fetch. */
   jwksMaxBytes: number
+  /** ms a JWKS fetch may take, its reply read whole: a longer one is a failed fetch. */
+  jwksTimeoutMs: number
 }
 
 /**
@@ -74,7 +76,7 @@ export interface ExternalTokenOptions {
  * const platform = new ExternalTokens({ keys: { kind: 'jwks-url', url: 'https://id.example.com/jwks.json' },
  *   issuer: 'https://id.example.com', audience: ['presenced'], userClaim: 'sub',
  *   algorithms: ['RS256'], jwksCooldownMs: 30_000, jwksMaxAgeMs: 600_000,
- *   jwksMaxStaleMs: 86_400_000, jwksMaxBytes: 1_048_576 }, app.log)
+ *   jwksMaxStaleMs: 86_400_000, jwksMaxBytes: 1_048_576, jwksTimeoutMs: 5000 }, app.log)
  * const claims = await platform.verify(token) // throws unless signed, undefined without a user
  */
 export class ExternalTokens {
@@ -144,8 +146,8 @@ function keysOf(options: ExternalTokenOptions, log: JwksLog | undefined): KeyObj
       return createPublicKey(keys.pem)
     case 'jwks-url': {
       const times = { cooldownMs, maxAgeMs: jwksMaxAgeMs, maxStaleMs }
-      const { jwksMaxBytes } = options
-      return new JwksKeys(() => jwksFromUrl(keys.url, jwksMaxBytes), 'JWKS URL', times, log)
+      const limits = { timeoutMs: options.jwksTimeoutMs, maxBytes: options.jwksMaxBytes }
+      return new JwksKeys(() => jwksFromUrl(keys.url, limits), 'JWKS URL', times, log)
     }
     case 'jwks-file': {
       // a file has no age: it is read again only for a key it lacks

@@ -60,6 +60,7 @@ function tokensFor(keys: ExternalKeySource, log: ReturnType<typeof recordingLog>
     jwksMaxAgeMs: 600_000,
     jwksMaxStaleMs: 86_400_000,
     jwksMaxBytes: 1024 * 1024,
+    jwksTimeoutMs: 5000,
     ...times,
   }
   return new Tokens(SECRET, { external, log })
@@ -329,5 +330,93 @@ test('a JWKS reply past PRESENCED_JWT_JWKS_MAX_BYTES is a failed fetch: cut off,
     jwks.serve('keys')
     await sleep(COOLDOWN_MS * 2)
     assert.deepEqual(await kinds(tokens, [sign(key)]), ['ok'], `${mode}: fetched again`)
+  }
+})
+
+/**
+ * A JWKS endpoint that counts its requests and answers each, by `mode`: the keys after
+ * `delayMs`; never (the request is held open); or its headers at once and then its body a byte
+ * at a time, every 50 ms, for ever.
+ */
+async function slowJwksServer(t: TestContext, keys: JWK[]) {
+  let mode: 'late' | 'hang' | 'drip' = 'late'
+  let delayMs = 0
+  let requests = 0
+  const timers = new Set<NodeJS.Timeout>()
+  const server = createServer((_request, response) => {
+    requests++
+    const body = JSON.stringify({ keys })
+    if (mode === 'hang') return
+    if (mode === 'late') {
+      const timer = setTimeout(() => {
+        timers.delete(timer)
+        response.writeHead(200, { 'content-type': 'application/json' }).end(body)
+      }, delayMs)
+      return void timers.add(timer)
+    }
+    response.writeHead(200, { 'content-type': 'application/json' })
+    let at = 0
+    const timer = setInterval(() => response.write(body[at++ % body.length]!), 50)
+    timers.add(timer)
+    response.on('close', () => clearInterval(timer))
+  })
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+  t.after(() => {
+    for (const timer of timers) clearTimeout(timer)
+    server.closeAllConnections()
+    return new Promise((done) => server.close(done))
+  })
+  const { port } = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}/jwks.json`,
+    serve: (how: typeof mode, delay = 0) => {
+      mode = how
+      delayMs = delay
+    },
+    requests: () => requests,
+  }
+}
+
+test('concurrent first tokens share one JWKS fetch, which lasts PRESENCED_JWT_JWKS_TIMEOUT at most', async (t) => {
+  const timeoutMs = 300
+  const known = await makeKey('k-1')
+  const jwks = await slowJwksServer(t, [known.jwk])
+  const first = async (mode: 'late' | 'hang' | 'drip', delayMs = 0) => {
+    jwks.serve(mode, delayMs)
+    const log = recordingLog()
+    const tokens = tokensFor({ kind: 'jwks-url', url: jwks.url }, log, {
+      jwksTimeoutMs: timeoutMs,
+    })
+    const before = jwks.requests()
+    const started = Date.now()
+    // 50 users signing in at once, to a node that has no set yet
+    const answers = await kinds(
+      tokens,
+      Array.from({ length: 50 }, () => sign(known)),
+    )
+    const fetches = jwks.requests() - before
+    return { answers, tookMs: Date.now() - started, fetches, log, tokens, before }
+  }
+
+  const late = await first('late', 150)
+  assert.deepEqual(new Set(late.answers), new Set(['ok']), 'a slow endpoint, within the timeout')
+  assert.equal(late.fetches, 1, 'one fetch for all of them, not one each')
+
+  for (const mode of ['hang', 'drip'] as const) {
+    const { answers, tookMs, fetches, log, tokens, before } = await first(mode)
+    assert.deepEqual(new Set(answers), new Set(['unavailable']), mode)
+    assert.equal(fetches, 1, `${mode}: one fetch for all of them`)
+    assert.ok(
+      tookMs >= timeoutMs - 20 && tookMs < timeoutMs + 1000,
+      `${mode}: refused after PRESENCED_JWT_JWKS_TIMEOUT, not jose's 5 s: ${tookMs} ms`,
+    )
+    assert.equal(log.lines.length, 1, JSON.stringify(log.lines))
+    assert.match(
+      log.lines[0]!.msg,
+      new RegExp(`^the platform's JWKS URL cannot be loaded \\(no reply within ${timeoutMs} ms\\)`),
+    )
+    // the cooldown (100 ms, shorter than the timeout) runs from the failure, not from the start
+    assert.deepEqual(await kinds(tokens, [sign(known)]), ['unavailable'], `${mode}: just after`)
+    assert.equal(jwks.requests() - before, 1, `${mode}: not fetched again at once`)
   }
 })

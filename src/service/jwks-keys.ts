@@ -43,7 +43,7 @@ export class JwksKeys {
   /** The last good set and when it was loaded. */
   #keys: { getKey: JWTVerifyGetKey; loadedAt: number } | undefined
   #loads = 0
-  /** When the last load began. */
+  /** When the last load began, or failed. */
   #triedAt = -Infinity
   /** Since when loads fail, and what the log said of it: the set kept, or none to keep. */
   #failing: { since: number; said: 'kept' | 'none' } | undefined
@@ -145,6 +145,9 @@ export class JwksKeys {
     try {
       getKey = createLocalJWKSet(await this.#read())
     } catch (error) {
+      // the cooldown runs from the failure: a load that took its whole timeout (an endpoint
+      // that hangs) is not begun again at once, whatever the timeout and the cooldown
+      this.#triedAt = Date.now()
       const reason = reasonOf(error)
       this.#failed(reason)
       throw new JwksUnavailable(reason)

@@ -3,9 +3,6 @@ import type { JSONWebKeySet } from 'jose'
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 
-/** How long a JWKS fetch may take (jose's own default for its remote sets). */
-const FETCH_TIMEOUT_MS = 5000
-
 /** Why a JWKS could not be read, in words that quote nothing of it (nor of its URL). */
 class JwksInvalid extends Error {}
 
@@ -16,7 +13,6 @@ class JwksInvalid extends Error {}
 export function reasonOf(error: unknown): string {
   if (error instanceof JwksInvalid) return error.message
   const { name, code, cause } = error as { name?: string; code?: unknown; cause?: unknown }
-  if (name === 'TimeoutError') return `no reply within ${FETCH_TIMEOUT_MS} ms`
   if (typeof code === 'string') return code
   const causeCode = (cause as { code?: unknown } | undefined)?.code
   return typeof causeCode === 'string' ? causeCode : (name ?? 'failed')
@@ -54,23 +50,37 @@ export async function jwksFromFile(path: string): Promise<JSONWebKeySet> {
   return parseJwks(await readFile(path, 'utf8'))
 }
 
+/** How a JWKS URL is fetched (PRESENCED_JWT_JWKS_TIMEOUT, PRESENCED_JWT_JWKS_MAX_BYTES). */
+export interface JwksFetchLimits {
+  /** ms the whole fetch may take, its body read to the end included. */
+  timeoutMs: number
+  /** The longest body read, in bytes (decoded, if compressed). */
+  maxBytes: number
+}
+
 /**
- * The JWKS a URL serves now: a 200 within FETCH_TIMEOUT_MS, redirects not followed, its body
- * (decoded, if compressed) at most `maxBytes`: a reply that says it is longer is refused unread,
- * one that turns out longer is cut off there, so an endpoint sending a huge or endless body
- * costs no more memory than that.
+ * The JWKS a URL serves now: a 200, redirects not followed, whole within `timeoutMs` (an
+ * endpoint that answers its headers and then drips its body is cut off too), its body at most
+ * `maxBytes`: a reply that says it is longer is refused unread, one that turns out longer is cut
+ * off there, so an endpoint sending a huge or endless body costs no more memory than that.
  */
-export async function jwksFromUrl(url: string, maxBytes: number): Promise<JSONWebKeySet> {
-  const response = await fetch(url, {
-    headers: { accept: 'application/json, application/jwk-set+json', 'user-agent': 'presenced' },
-    redirect: 'manual',
-    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-  })
-  if (response.status !== 200) {
-    await response.body?.cancel()
-    throw new JwksInvalid(`HTTP ${response.status}`)
+export async function jwksFromUrl(url: string, limits: JwksFetchLimits): Promise<JSONWebKeySet> {
+  const signal = AbortSignal.timeout(limits.timeoutMs)
+  try {
+    const response = await fetch(url, {
+      headers: { accept: 'application/json, application/jwk-set+json', 'user-agent': 'presenced' },
+      redirect: 'manual',
+      signal,
+    })
+    if (response.status !== 200) {
+      await response.body?.cancel()
+      throw new JwksInvalid(`HTTP ${response.status}`)
+    }
+    return parseJwks(await boundedText(response, limits.maxBytes))
+  } catch (error) {
+    if (!signal.aborted || error instanceof JwksInvalid) throw error
+    throw new JwksInvalid(`no reply within ${limits.timeoutMs} ms`)
   }
-  return parseJwks(await boundedText(response, maxBytes))
 }
 
 /** The body of `response` as utf-8 text (as Response.text reads it); JwksInvalid past `maxBytes`. */

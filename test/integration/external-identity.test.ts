@@ -698,6 +698,11 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
       { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_MAX_BYTES: '1023' },
       /^PRESENCED_JWT_JWKS_MAX_BYTES must be an integer >= 1024, got "1023"$/,
     ],
+    [{ PRESENCED_JWT_JWKS_TIMEOUT: '1000' }, /^PRESENCED_JWT_JWKS_TIMEOUT is set but no keys/],
+    [
+      { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_TIMEOUT: '99' },
+      /^PRESENCED_JWT_JWKS_TIMEOUT must be an integer >= 100, got "99"$/,
+    ],
   ]
   for (const [env, message] of cases) {
     assert.throws(
@@ -712,6 +717,8 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
   assert.equal(jwtEnv({ ...jwks, PRESENCED_JWT_JWKS_MAX_STALE: '0' })?.jwksMaxStaleMs, 0)
   assert.equal(jwtEnv(jwks)?.jwksMaxBytes, 1024 * 1024, '1 MiB by default')
   assert.equal(jwtEnv({ ...jwks, PRESENCED_JWT_JWKS_MAX_BYTES: '4096' })?.jwksMaxBytes, 4096)
+  assert.equal(jwtEnv(jwks)?.jwksTimeoutMs, 5000, "jose's 5 s by default")
+  assert.equal(jwtEnv({ ...jwks, PRESENCED_JWT_JWKS_TIMEOUT: '1500' })?.jwksTimeoutMs, 1500)
 })
 
 test('unchecked iss or aud: such tokens work, and the start says so once, naming the variables', async (t) => {
