@@ -159,6 +159,19 @@ test('malformed frames get an error frame and the connection stays up', async (t
   assert.equal(a.socket.readyState, a.socket.OPEN)
 })
 
+test('a frame nested deeper than the stack gets an error frame; the node keeps serving', async (t) => {
+  const app = await start(t)
+  const a = await connect(t, app, A)
+  const deep = '['.repeat(20_000) + ']'.repeat(20_000) // 40 KB, within the 64 KiB frame limit
+  a.send(`{"type":"subscribe","ids":[${deep}]}`)
+  assert.equal((await a.take()).code, 'IDS_INVALID')
+  a.send(`{"type":${deep}}`)
+  assert.equal((await a.take()).code, 'TYPE_UNKNOWN')
+  a.send({ type: 'subscribe', ids: [B] })
+  assert.equal((await a.take()).type, 'snapshot')
+  assert.equal(a.socket.readyState, a.socket.OPEN)
+})
+
 test('an abusive stream of malformed frames is closed with 1008', async (t) => {
   const app = await start(t)
   const a = await connect(t, app, A)
