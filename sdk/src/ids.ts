@@ -28,16 +28,22 @@ export function toIdString(input: unknown, what = 'user id'): string {
   throw new InvalidIdError(input, what)
 }
 
-const MARK = '\u0000int:'
-const MARKED = /"\\u0000int:(\d+)"/g
-
 /**
  * JSON.stringify, except that bigint values are written as bare integer literals, so an int64
- * id travels exactly as the wire format has it (a number), whatever its size.
+ * id travels exactly as the wire format has it (a number), whatever its size. A bigint is
+ * written as a marked string first, then unquoted; the mark carries random characters of each
+ * call, so a caller's string is never taken for one (a `location` of `"\u0000int:5"` stays that
+ * string: with a fixed mark it was sent as the number 5).
  */
 export function stringifyJson(value: unknown): string {
-  const text = JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === 'bigint' ? MARK + v.toString() : v,
-  )
-  return text.includes('\\u0000int:') ? text.replace(MARKED, '$1') : text
+  let mark: string | undefined
+  const text = JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v !== 'bigint') return v
+    mark ??= `\u0000int${Math.random().toString(36).slice(2)}:`
+    return mark + v.toString()
+  })
+  if (mark === undefined) return text
+  // JSON.stringify writes the mark's NUL as \u0000
+  const quoted = JSON.stringify(mark).slice(1, -1).replace(/\\/g, '\\\\')
+  return text.replace(new RegExp(`"${quoted}(\\d+)"`, 'g'), '$1')
 }

@@ -127,3 +127,14 @@ test('keepAlive reports a refused credential and stops beating', async (t) => {
   assert.equal(errors.length, 1)
   assert.equal(requests.length, 1)
 })
+
+test('a string that looks like the marker of a bigint is sent as the string it is', async (t) => {
+  const { url, requests } = await fakeServer(t, (_req, res) => json(res, 200, {}))
+  const client = createClient({ baseUrl: url })
+  // bigints travel as bare integers through a marked string; a caller's text must not
+  const location = '\u0000int:5'
+  await client.registerAppPresence({ location, placeId: 9007199254740993n })
+  const body = requests[0]!.body
+  assert.match(body, /"placeId":9007199254740993\b/)
+  assert.equal((JSON.parse(body) as { location: unknown }).location, location)
+})

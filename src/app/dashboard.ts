@@ -173,14 +173,16 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
           'Too many feed streams are open; try again later.',
         )
       }
-      reply.hijack()
-      const res = reply.raw
-      res.writeHead(200, {
+      const headers = {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-store, no-transform',
-        connection: 'keep-alive',
         'x-accel-buffering': 'no',
-      })
+      }
+      // a HEAD drops every write, the headers' too until the response ends: answered, no stream
+      if (request.method === 'HEAD') return reply.headers(headers).send()
+      reply.hijack()
+      const res = reply.raw
+      res.writeHead(200, { ...headers, connection: 'keep-alive' })
       res.write('retry: 2000\n\n')
       if (kind === 'public') publicStreams++
       let open = true

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { connect as connectTcp } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import type { Activity } from '../../src/core/presence.js'
 import type { UserId } from '../../src/core/user-id.js'
@@ -72,6 +73,55 @@ test('auth: no token, a bad token and a plain GET are refused before any upgrade
     })
   })
   assert.equal(viaQuery, 101)
+})
+
+test('a malformed WebSocket handshake is a 400 in the native error shape, not an HTML page', async (t) => {
+  const app = await start(t)
+  const token = await app.tokens.issue(A)
+  const { port } = new URL(app.url)
+  const KEY = 'dGhlIHNhbXBsZSBub25jZQ=='
+  const handshake = (headers: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = connectTcp(Number(port), '127.0.0.1', () =>
+        socket.write(
+          `GET /api/v1/realtime HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+            `Connection: Upgrade\r\n${headers}\r\n`,
+        ),
+      )
+      let answer = ''
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()))
+      socket.on('close', () => resolve(answer))
+      socket.on('error', reject)
+      socket.setTimeout(3000, () => socket.destroy(new Error(`no answer: ${answer}`)))
+    })
+  for (const [headers, named] of [
+    [`Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n`, /Sec-WebSocket-Key/],
+    [
+      `Upgrade: websocket\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n`,
+      /Sec-WebSocket-Key/,
+    ],
+    [
+      `Upgrade: websocket\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 7\r\n`,
+      /Sec-WebSocket-Version/,
+    ],
+    [`Upgrade: h2c\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n`, /Upgrade/],
+    [
+      `Upgrade: websocket\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a,,b\r\n`,
+      /Sec-WebSocket-Protocol/,
+    ],
+  ] as const) {
+    const answer = await handshake(headers)
+    const [head = '', body = ''] = answer.split('\r\n\r\n')
+    assert.match(head, /^HTTP\/1\.1 400 /, answer)
+    assert.match(head, /\r\ncontent-type: application\/json/i, answer)
+    const error = (JSON.parse(body) as { error: { code: string; message: string } }).error
+    assert.equal(error.code, 'INVALID_REQUEST')
+    assert.match(error.message, named)
+  }
+  // the node is unaffected
+  const client = await connect(t, app, A)
+  client.send({ type: 'subscribe', ids: [B] })
+  assert.equal((await client.take()).type, 'snapshot')
 })
 
 test('snapshot, then online, update and offline in sequence with no gaps', async (t) => {
@@ -156,6 +206,19 @@ test('malformed frames get an error frame and the connection stays up', async (t
   assert.equal((snapshot.presences as { userId: string }[])[0]!.userId, '9223372036854775807')
   a.send({ type: 'resume', resume: 'abc', since: 0 })
   assert.equal((await a.take()).code, 'RESUME_LATE')
+  assert.equal(a.socket.readyState, a.socket.OPEN)
+})
+
+test('a frame nested deeper than the stack gets an error frame; the node keeps serving', async (t) => {
+  const app = await start(t)
+  const a = await connect(t, app, A)
+  const deep = '['.repeat(20_000) + ']'.repeat(20_000) // 40 KB, within the 64 KiB frame limit
+  a.send(`{"type":"subscribe","ids":[${deep}]}`)
+  assert.equal((await a.take()).code, 'IDS_INVALID')
+  a.send(`{"type":${deep}}`)
+  assert.equal((await a.take()).code, 'TYPE_UNKNOWN')
+  a.send({ type: 'subscribe', ids: [B] })
+  assert.equal((await a.take()).type, 'snapshot')
   assert.equal(a.socket.readyState, a.socket.OPEN)
 })
 

@@ -74,6 +74,24 @@ test('POST /v1/presence/users: bad form bodies are 400 too', async (t) => {
   )
 })
 
+test('POST /v1/presence/users: a list of ids of any length within the body limit is a 400 code 2', async (t) => {
+  const { app } = await startApp(t)
+  // 300,000 ids fit in the default 1 MiB body; a list that long must not overflow the stack
+  const ids = Array.from({ length: 300_000 }, () => 1)
+  const tooMany = 'Too many User Ids being sent in the request.'
+  assertRobloxError(
+    await post(app, USERS, JSON.stringify({ userIds: ids }), JSON_TYPE),
+    400,
+    2,
+    tooMany,
+  )
+  const form = ids
+    .slice(0, 100_000)
+    .map(() => 'userIds=1')
+    .join('&') // 1,000,000 bytes
+  assertRobloxError(await post(app, USERS, form, FORM), 400, 2, tooMany)
+})
+
 test('malformed JSON is a 400 in the Roblox shape', async (t) => {
   const { app, tokens } = await startApp(t)
   const me = await bearer(tokens, '1')

@@ -56,3 +56,20 @@ test('a subscribe id that is not a string or a number is named as sent, never as
   assert.match(message('[{"1":1}]'), /^Invalid user id "\{\\"1\\":1\}":/)
   assert.match(message('[7, "x"]'), /^Invalid user id "x":/)
 })
+
+test('a frame nested deeper than the stack is refused by name, never thrown', () => {
+  // 20,000 levels fit in a 64 KiB frame; stringifying them (or String() of the arrays) overflows
+  const deep = '['.repeat(20_000) + ']'.repeat(20_000)
+  const refused = (text: string) => {
+    const parsed = parseClientFrame(text, 10)
+    assert.ok('error' in parsed, text.slice(0, 60))
+    return parsed.error
+  }
+  const id = refused(`{"type":"subscribe","ids":[${deep}]}`)
+  assert.equal(id.code, 'IDS_INVALID')
+  assert.match(id.message, /^Invalid user id "\[\[\[/)
+  assert.equal(refused(`{"type":"unsubscribe","ids":["1",${deep}]}`).code, 'IDS_INVALID')
+  const type = refused(`{"type":${deep}}`)
+  assert.equal(type.code, 'TYPE_UNKNOWN')
+  assert.match(type.message, /^Unknown frame type "\[\[\[/)
+})

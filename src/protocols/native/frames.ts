@@ -94,7 +94,7 @@ export function parseClientFrame(text: string, maxIds: number): ClientFrame | Fr
     default:
       return fail(
         'TYPE_UNKNOWN',
-        `Unknown frame type ${JSON.stringify(String(frame.type)).slice(0, 40)}: expected subscribe, unsubscribe, heartbeat or resume.`,
+        `Unknown frame type ${JSON.stringify(shown(frame.type)).slice(0, 40)}: expected subscribe, unsubscribe, heartbeat or resume.`,
       )
   }
 }
@@ -131,8 +131,21 @@ export function parsePositions(raw: unknown, maxIds: number): Array<[UserId, str
  * `String()` has them ("1", "[object Object]"), which would name a valid id or nothing.
  */
 function shownId(item: unknown): string {
-  const text = typeof item === 'object' && item !== null ? JSON.stringify(item) : String(item)
-  return JSON.stringify(text).slice(0, 40)
+  return JSON.stringify(shown(item)).slice(0, 40)
+}
+
+/**
+ * A value of a frame as text for a message. A frame may nest arrays 20,000 deep within its 64 KiB,
+ * deeper than JSON.stringify (or String(), which joins arrays recursively) can walk: such a value
+ * is named by its first characters, which say what it is.
+ */
+function shown(value: unknown): string {
+  if (typeof value !== 'object' || value === null) return String(value)
+  try {
+    return JSON.stringify(value)
+  } catch {
+    return Array.isArray(value) ? '[[[…' : '{…'
+  }
 }
 
 function parseIds(

@@ -9,7 +9,7 @@ import { serveSse, sseBodyRequest, sseQueryRequest, type SseBody } from './sse.j
 import { KeepaliveWheel } from './keepalive.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
-import { serveWebSocket, type RealtimeDeps } from './ws.js'
+import { refuseHandshake, serveWebSocket, type RealtimeDeps } from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
 
 /** Ids one stream may watch, and one frame may carry. */
@@ -67,6 +67,7 @@ export async function nativeProtocol(
   await app.register(websocket, {
     options: { maxPayload: MAX_FRAME_BYTES, clientTracking: false },
   })
+  app.websocketServer.on('wsClientError', refuseHandshake)
   app.addHook('onClose', async () => {
     deps.wheel.stop()
     // before the stores close (their hooks run after this one): frees the users' fleet places

@@ -144,6 +144,13 @@ export function sseBodyRequest(body: SseBody, maxIds: number): SseRequest | Refu
   return { ids, resume, positions: true, held }
 }
 
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-store, no-transform',
+  // proxies (nginx) must not buffer the stream
+  'x-accel-buffering': 'no',
+}
+
 /**
  * `GET /api/v1/realtime/sse?ids=1,2,3` and `POST /api/v1/realtime/sse`: the same stream as the
  * WebSocket, one way. Each event is `id: <token>.<seq>` + `data: <frame>`, so EventSource
@@ -170,15 +177,12 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
       )
     }
 
+    // a HEAD (Fastify serves it with this GET handler) drops every write, the headers' too until
+    // the response ends: a stream would never answer, and hold one of the user's places
+    if (request.method === 'HEAD') return void reply.headers(SSE_HEADERS).send()
     reply.hijack()
     const res = reply.raw
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store, no-transform',
-      connection: 'keep-alive',
-      // proxies (nginx) must not buffer the stream
-      'x-accel-buffering': 'no',
-    })
+    res.writeHead(200, { ...SSE_HEADERS, connection: 'keep-alive' })
     res.write('retry: 2000\n\n')
     res.once('close', deps.service.census.connectionOpened('sse'))
 

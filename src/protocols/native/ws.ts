@@ -109,6 +109,28 @@ export function serveWebSocket(socket: WebSocket, caller: UserCaller, deps: Real
 }
 
 /**
+ * A handshake `ws` cannot complete (no or a malformed Sec-WebSocket-Key, an unknown
+ * Sec-WebSocket-Version or Upgrade, an unparsable Sec-WebSocket-Protocol or -Extensions), after
+ * the request passed authentication: a 400 in the native error shape. Without this listener `ws`
+ * answers a text/html body of its own.
+ */
+export function refuseHandshake(error: Error, socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy()
+  const body = JSON.stringify({
+    error: { code: 'INVALID_REQUEST', message: `WebSocket handshake refused: ${error.message}.` },
+  })
+  const version = /Sec-WebSocket-Version/.test(error.message)
+    ? 'Sec-WebSocket-Version: 13, 8\r\n'
+    : ''
+  socket.once('finish', () => socket.destroy())
+  socket.end(
+    'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n' +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${version}\r\n${body}`,
+  )
+}
+
+/**
  * ws turns the socket's idle timeout (the HTTP server's) off, but net keeps the cleared timer,
  * with a bound callback, and refreshes it on every read and write: dropped here.
  */

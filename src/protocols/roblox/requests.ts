@@ -29,7 +29,8 @@ function field(body: Body, key: string): unknown {
     const bracketed =
       name !== key && name.startsWith(`${key}[`) && /^\[\d*\]$/.test(name.slice(key.length))
     if (name !== key && !bracketed) continue
-    if (Array.isArray(value)) values.push(...(value as unknown[]))
+    // one push per element: a spread of a list of 300,000 ids (within the body limit) overflows the stack
+    if (Array.isArray(value)) for (const element of value as unknown[]) values.push(element)
     else values.push(value)
     list ||= bracketed || Array.isArray(value)
   }
