@@ -83,7 +83,11 @@ export class MemoryPresenceStore implements PresenceStore {
   readonly #heap = new ExpiryHeap()
   /** Session keys and device types. */
   readonly #strings = new InternPool<string>((key) => key)
-  readonly #activities = new InternPool<Activity>(parseActivity)
+  /**
+   * Activities: a few thousand nobody holds are kept, so a place whose last player leaves is not
+   * parsed again when the next one comes (each idle one is a frozen object, ~0.2 kB).
+   */
+  readonly #activities = new InternPool<Activity>(parseActivity, { idle: 4096 })
   /** User slots whose lastOnline the ledger has not seen yet. */
   readonly #dirty = new Set<number>()
   /** Game servers by gameId; a roster past its expiry is dropped by the sweep. */
