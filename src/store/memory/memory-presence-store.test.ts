@@ -164,3 +164,48 @@ test('a flush the database refuses (locked) is told once, ends nothing, and is w
   }
   assert.deepEqual([...ledger.loadLastOnline()], [[user, T0]], 'written by a later flush')
 })
+
+test('a heartbeat repeating its activity keeps the shared object; one with its keys reordered, or a value changed, is stored as written', async () => {
+  const store = new MemoryPresenceStore()
+  const write = (activity: Record<string, unknown>, deviceType = 'iOS') => ({
+    ...appOnline,
+    deviceType,
+    activity: activity as never,
+  })
+  const read = async () => (await store.getMany([user], T0))[0]!.sessions[0]!
+  const inGame = { kind: 'inGame', placeId: '5', universeId: '7', location: 'Game' }
+  await store.heartbeat(write(inGame), T0)
+  const first = (await read()).activity
+  // the same text: the same interned (frozen) object
+  await store.heartbeat(write({ ...inGame }), T0)
+  assert.equal((await read()).activity, first)
+  // the same members in another order: a different JSON text, stored (and read) in its order
+  const reordered = { location: 'Game', kind: 'inGame', universeId: '7', placeId: '5' }
+  await store.heartbeat(write(reordered), T0)
+  const second = (await read()).activity
+  assert.notEqual(second, first)
+  assert.equal(JSON.stringify(second), JSON.stringify(reordered))
+  // a value of another type that compares alike as text is no longer the same
+  await store.heartbeat(write({ ...reordered, placeId: 5 }), T0)
+  assert.equal(
+    JSON.stringify((await read()).activity),
+    JSON.stringify({ ...reordered, placeId: 5 }),
+  )
+  // a member more, or fewer
+  await store.heartbeat(write({ ...reordered, placeId: 5, gameId: 'g' }), T0)
+  assert.equal((await read()).activity.gameId, 'g')
+  await store.heartbeat(write({ kind: 'online' }), T0)
+  assert.deepEqual(Object.keys((await read()).activity), ['kind'])
+  // a member whose value is undefined is left out, as JSON.stringify leaves it
+  await store.heartbeat(write({ kind: 'online', location: undefined }), T0)
+  assert.deepEqual(Object.keys((await read()).activity), ['kind'])
+  // rich presence: a new object of the same content is compared by its text
+  const rich = { kind: 'online', titleId: '1', richPresence: { id: 'r', params: ['a'] } }
+  await store.heartbeat(write(rich), T0)
+  await store.heartbeat(write({ ...rich, richPresence: { id: 'r', params: ['b'] } }), T0)
+  assert.deepEqual((await read()).activity.richPresence?.params, ['b'])
+  // the device type changes too
+  await store.heartbeat(write({ kind: 'online' }, 'Web'), T0)
+  assert.equal((await read()).deviceType, 'Web')
+  await store.close()
+})

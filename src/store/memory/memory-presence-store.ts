@@ -83,7 +83,11 @@ export class MemoryPresenceStore implements PresenceStore {
   readonly #heap = new ExpiryHeap()
   /** Session keys and device types. */
   readonly #strings = new InternPool<string>((key) => key)
-  readonly #activities = new InternPool<Activity>(parseActivity)
+  /**
+   * Activities: a few thousand nobody holds are kept, so a place whose last player leaves is not
+   * parsed again when the next one comes (each idle one is a frozen object, ~0.2 kB).
+   */
+  readonly #activities = new InternPool<Activity>(parseActivity, { idle: 4096 })
   /** User slots whose lastOnline the ledger has not seen yet. */
   readonly #dirty = new Set<number>()
   /** Game servers by gameId; a roster past its expiry is dropped by the sweep. */
@@ -152,9 +156,6 @@ export class MemoryPresenceStore implements PresenceStore {
           write.inherit,
         )
       : write.activity
-    // take the new references before dropping the old ones, which may be the same values
-    const activity = this.#activities.acquire(JSON.stringify(written))
-    const deviceType = this.#strings.acquire(write.deviceType)
     let slot = this.#find(user, write.key)
     if (slot === NONE) {
       slot = rows.alloc()
@@ -162,10 +163,24 @@ export class MemoryPresenceStore implements PresenceStore {
       rows.setNext(slot, NONE)
       rows.setKey(slot, this.#strings.acquire(write.key))
       rows.setStartedAt(slot, now)
+      rows.setActivity(slot, this.#activities.acquire(JSON.stringify(written)))
+      rows.setDeviceType(slot, this.#strings.acquire(write.deviceType))
       this.#append(user, slot)
     } else {
-      this.#activities.release(rows.activity(slot))
-      this.#strings.release(rows.deviceType(slot))
+      // Most heartbeats repeat the session's activity: when the written one would serialize to
+      // the very text the session holds (sameJsonText), neither its JSON nor an interning is
+      // made. Otherwise the new references are taken before the old ones are dropped, which
+      // may be the same values.
+      const held = rows.activity(slot)
+      if (!sameJsonText(written, this.#activities.value(held))) {
+        rows.setActivity(slot, this.#activities.acquire(JSON.stringify(written)))
+        this.#activities.release(held)
+      }
+      const device = rows.deviceType(slot)
+      if (this.#strings.value(device) !== write.deviceType) {
+        rows.setDeviceType(slot, this.#strings.acquire(write.deviceType))
+        this.#strings.release(device)
+      }
       // an expired session that was not swept yet is over: this heartbeat starts a new one
       if (!(rows.expiresAt(slot) > now)) rows.setStartedAt(slot, now)
     }
@@ -173,8 +188,6 @@ export class MemoryPresenceStore implements PresenceStore {
     rows.setUpdatedAt(slot, now)
     rows.setExpiresAt(slot, expiresAt)
     rows.setSource(slot, SOURCE_INDEX[write.source])
-    rows.setDeviceType(slot, deviceType)
-    rows.setActivity(slot, activity)
     this.#heap.set(slot, expiresAt)
     this.#touch(user, now)
     return { userId: write.userId, before, after: this.#presence(write.userId, user, now) }
@@ -685,6 +698,33 @@ export class MemoryPresenceStore implements PresenceStore {
 
 function notAUser(userId: UserId): Promise<never> {
   return Promise.reject(new TypeError(`not a user id: ${JSON.stringify(userId)}`))
+}
+
+/** Each interned activity's own keys, in order (see sameJsonText). */
+const keysOfHeld = new WeakMap<Activity, readonly string[]>()
+
+/**
+ * Whether JSON.stringify(`written`) would be exactly the text `held` was interned by (held is
+ * that text parsed, so it has no undefined member): the same keys in the same order, each
+ * value the same (===). A nested object (rich presence) is the same only if it is the very
+ * object; a new one, or a key order that differs, answers false and the caller serializes as
+ * before, so the stored text, and the key order reads give back, is always the written one's.
+ */
+export function sameJsonText(written: Activity, held: Activity): boolean {
+  if (written === held) return true
+  let keys = keysOfHeld.get(held)
+  if (keys === undefined) {
+    keys = Object.keys(held)
+    keysOfHeld.set(held, keys)
+  }
+  const a = written as unknown as Record<string, unknown>
+  const b = held as unknown as Record<string, unknown>
+  let i = 0
+  for (const key in a) {
+    if (keys[i] !== key || a[key] !== b[key]) return false
+    i++
+  }
+  return i === keys.length
 }
 
 /** Activities are shared by every session that reports the same one, so they are frozen. */
