@@ -10,6 +10,7 @@ import {
   scanValue,
   sessionTail,
   settingsOfBytes,
+  settingsOfSummarized,
   settingsOfValue,
   settingsText,
   summarizeBytes,
@@ -164,7 +165,9 @@ test('summarizeValue is summaryOf what decodePresence reads, at any instant', ()
         assert.deepEqual(summarizeValue(id, raw, now), expected)
         // from the bytes: the line ends decoded, then (read again) found by their bytes
         assert.deepEqual(summarizeBytes(id, replied(raw), now), expected)
-        assert.deepEqual(summarizeBytes(id, replied(raw), now), expected)
+        const bytes = replied(raw)
+        assert.deepEqual(summarizeBytes(id, bytes, now), expected)
+        assert.equal(settingsOfSummarized(bytes), settingsOfValue(raw))
       },
     ),
     { numRuns: 1000 },
@@ -198,6 +201,26 @@ test('summarizeBytes tells apart line ends that differ only in their middle byte
     )
     assert.equal(summarizeBytes(id, replied(raw), now).activity?.placeId, placeId)
   }
+  // same length and hashed bytes: only the session key's first bytes differ, and the line's
+  // length leaves a last word of one to three bytes
+  for (const key of ['ab:PC', 'ac:PC', 'ab:PC', 'ab:PCx', 'ac:PCx', 'ab:PCxy', 'ac:PCxy']) {
+    const raw = storedValue(
+      now,
+      withTails([
+        {
+          updatedAgo: 0,
+          ttl: 50,
+          age: 0,
+          key,
+          source: 'app',
+          deviceType: key.slice(0, 2),
+          activity: activity('111'),
+        },
+      ]),
+      '0',
+    )
+    assert.equal(summarizeBytes(id, replied(raw), now).deviceType, key.slice(0, 2))
+  }
 })
 
 test('summarizeValue reads values outside the fast grammar, and none, as decodePresence', () => {
@@ -219,7 +242,9 @@ test('summarizeValue reads values outside the fast grammar, and none, as decodeP
     for (const now of [900, 1049, 1050, 1060]) {
       const expected = summaryOf(decodePresence(id, raw, now), now)
       assert.deepEqual(summarizeValue(id, raw, now), expected, `${JSON.stringify(raw)} at ${now}`)
-      assert.deepEqual(summarizeBytes(id, replied(raw), now), expected, `bytes at ${now}`)
+      const bytes = replied(raw)
+      assert.deepEqual(summarizeBytes(id, bytes, now), expected, `bytes at ${now}`)
+      assert.equal(settingsOfSummarized(bytes), settingsOfBytes(bytes), JSON.stringify(raw))
     }
     assert.equal(settingsOfBytes(replied(raw)), settingsOfValue(raw), JSON.stringify(raw))
   }
@@ -264,6 +289,15 @@ test('summarizeBytes and settingsOfBytes read any damaged value as the text read
           outcome(() => settingsOfValue(raw)),
           JSON.stringify(raw),
         )
+        // after a summary of the value, what it saw of the settings, as settingsOfBytes reads
+        const value = replied(raw)
+        if ('value' in outcome(() => summarizeBytes(id, value, now))) {
+          assert.deepEqual(
+            outcome(() => settingsOfSummarized(value)),
+            outcome(() => settingsOfBytes(value)),
+            JSON.stringify(raw),
+          )
+        }
       },
     ),
     { numRuns: 3000 },
