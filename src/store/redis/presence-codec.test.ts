@@ -183,43 +183,18 @@ test('summarizeBytes tells apart line ends that differ only in their middle byte
     placeId,
     location: 'a long enough location text to keep the place id away from both ends',
   })
-  for (const placeId of ['111', '222', '333', '111']) {
-    const raw = storedValue(
-      now,
-      withTails([
-        {
-          updatedAgo: 0,
-          ttl: 50,
-          age: 0,
-          key: 'app:PC',
-          source: 'app',
-          deviceType: 'PC',
-          activity: activity(placeId),
-        },
-      ]),
-      '0',
-    )
-    assert.equal(summarizeBytes(id, replied(raw), now).activity?.placeId, placeId)
+  // the summary of a value of one live app session
+  const summary = (key: string, deviceType: string, activity: Activity) => {
+    const session = { updatedAgo: 0, ttl: 50, age: 0, key, source: 'app' as const }
+    const raw = storedValue(now, withTails([{ ...session, deviceType, activity }]), '0')
+    return summarizeBytes(id, replied(raw), now)
   }
-  // same length and hashed bytes: only the session key's first bytes differ, and the line's
-  // length leaves a last word of one to three bytes
+  for (const placeId of ['111', '222', '333', '111']) {
+    assert.equal(summary('app:PC', 'PC', activity(placeId)).activity?.placeId, placeId)
+  }
+  // same length and hashed bytes: only the session key's first bytes and the device type differ
   for (const key of ['ab:PC', 'ac:PC', 'ab:PC', 'ab:PCx', 'ac:PCx', 'ab:PCxy', 'ac:PCxy']) {
-    const raw = storedValue(
-      now,
-      withTails([
-        {
-          updatedAgo: 0,
-          ttl: 50,
-          age: 0,
-          key,
-          source: 'app',
-          deviceType: key.slice(0, 2),
-          activity: activity('111'),
-        },
-      ]),
-      '0',
-    )
-    assert.equal(summarizeBytes(id, replied(raw), now).deviceType, key.slice(0, 2))
+    assert.equal(summary(key, key.slice(0, 2), activity('111')).deviceType, key.slice(0, 2))
   }
 })
 
