@@ -10,6 +10,7 @@ import {
   scanValue,
   sessionTail,
   settingsOfBytes,
+  settingsOfSummarized,
   settingsOfValue,
   settingsText,
   summarizeBytes,
@@ -164,7 +165,9 @@ test('summarizeValue is summaryOf what decodePresence reads, at any instant', ()
         assert.deepEqual(summarizeValue(id, raw, now), expected)
         // from the bytes: the line ends decoded, then (read again) found by their bytes
         assert.deepEqual(summarizeBytes(id, replied(raw), now), expected)
-        assert.deepEqual(summarizeBytes(id, replied(raw), now), expected)
+        const bytes = replied(raw)
+        assert.deepEqual(summarizeBytes(id, bytes, now), expected)
+        assert.equal(settingsOfSummarized(bytes), settingsOfValue(raw))
       },
     ),
     { numRuns: 1000 },
@@ -180,23 +183,18 @@ test('summarizeBytes tells apart line ends that differ only in their middle byte
     placeId,
     location: 'a long enough location text to keep the place id away from both ends',
   })
+  // the summary of a value of one live app session
+  const summary = (key: string, deviceType: string, activity: Activity) => {
+    const session = { updatedAgo: 0, ttl: 50, age: 0, key, source: 'app' as const }
+    const raw = storedValue(now, withTails([{ ...session, deviceType, activity }]), '0')
+    return summarizeBytes(id, replied(raw), now)
+  }
   for (const placeId of ['111', '222', '333', '111']) {
-    const raw = storedValue(
-      now,
-      withTails([
-        {
-          updatedAgo: 0,
-          ttl: 50,
-          age: 0,
-          key: 'app:PC',
-          source: 'app',
-          deviceType: 'PC',
-          activity: activity(placeId),
-        },
-      ]),
-      '0',
-    )
-    assert.equal(summarizeBytes(id, replied(raw), now).activity?.placeId, placeId)
+    assert.equal(summary('app:PC', 'PC', activity(placeId)).activity?.placeId, placeId)
+  }
+  // same length and hashed bytes: only the session key's first bytes and the device type differ
+  for (const key of ['ab:PC', 'ac:PC', 'ab:PC', 'ab:PCx', 'ac:PCx', 'ab:PCxy', 'ac:PCxy']) {
+    assert.equal(summary(key, key.slice(0, 2), activity('111')).deviceType, key.slice(0, 2))
   }
 })
 
@@ -219,7 +217,9 @@ test('summarizeValue reads values outside the fast grammar, and none, as decodeP
     for (const now of [900, 1049, 1050, 1060]) {
       const expected = summaryOf(decodePresence(id, raw, now), now)
       assert.deepEqual(summarizeValue(id, raw, now), expected, `${JSON.stringify(raw)} at ${now}`)
-      assert.deepEqual(summarizeBytes(id, replied(raw), now), expected, `bytes at ${now}`)
+      const bytes = replied(raw)
+      assert.deepEqual(summarizeBytes(id, bytes, now), expected, `bytes at ${now}`)
+      assert.equal(settingsOfSummarized(bytes), settingsOfBytes(bytes), JSON.stringify(raw))
     }
     assert.equal(settingsOfBytes(replied(raw)), settingsOfValue(raw), JSON.stringify(raw))
   }
@@ -264,6 +264,15 @@ test('summarizeBytes and settingsOfBytes read any damaged value as the text read
           outcome(() => settingsOfValue(raw)),
           JSON.stringify(raw),
         )
+        // after a summary of the value, what it saw of the settings, as settingsOfBytes reads
+        const value = replied(raw)
+        if ('value' in outcome(() => summarizeBytes(id, value, now))) {
+          assert.deepEqual(
+            outcome(() => settingsOfSummarized(value)),
+            outcome(() => settingsOfBytes(value)),
+            JSON.stringify(raw),
+          )
+        }
       },
     ),
     { numRuns: 3000 },

@@ -274,81 +274,126 @@ export function summarizeValue(
 /**
  * summarizeValue of a value as the bytes Redis sent (the MGET reply's Buffer, no string made of
  * it): the numbers are read from the bytes, and a session line's end is looked up by its bytes
- * (as a latin1 string: one char per byte, so equal keys are equal bytes) among the line ends
- * decoded before. Anything else (a line end not seen before, a value outside the grammar) takes
- * the value's text through summarizeValue, the definition.
+ * among the line ends decoded before. Anything else (a line end not seen before, a value outside
+ * the grammar) takes the value's text through summarizeValue, the definition. Notes what it saw
+ * of the value's folded settings for settingsOfSummarized.
+ *
+ * One function with its integers read in place and the summary's running choice in locals
+ * (LiveLines' rules): measured (callgrind, 50-id read), a function reading each integer (not
+ * inlined, ~500 instructions a value) and a LiveLines object per value cost more.
  */
 export function summarizeBytes(
   userId: UserId,
   raw: Buffer | null | undefined,
   now: number,
 ): PresenceSummary {
+  folded = FOLDED_UNREAD
   if (!raw || raw.length === 0 || raw[0] !== OPEN) return summarizeText(userId, raw, now)
-  // the read position is a local and numbers end where intEnd says (their value in `scanned`):
-  // a scanner object's position, a field stored at each byte, cost ~500 instructions a value
-  let at: number
+  // integers are read where they are, each `-`? digits, the text path taking anything else
+  let at = 1
+  let c = raw[1]
+  let start = 0
+  let negative = false
+  let n = 0
   let lastOnline: number | undefined
-  if (raw[1] === 0x6e /* n */) {
+  if (c === 0x6e /* n */) {
     if (raw[2] !== 0x75 || raw[3] !== 0x6c || raw[4] !== 0x6c) {
       return summarizeText(userId, raw, now)
     }
     at = 5
+    c = raw[5]
   } else {
-    at = intEnd(raw, 1)
-    lastOnline = scanned
+    negative = c === MINUS
+    if (negative) c = raw[++at]
+    for (start = at, n = 0; c! >= ZERO && c! <= NINE; c = raw[++at]) n = n * 10 + (c! - ZERO)
+    if (at === start) return summarizeText(userId, raw, now)
+    lastOnline = negative ? -n : n
   }
-  if (at >= 0 && raw[at] === COMMA) {
+  if (c === COMMA) {
     // the folded settings: `,0` for the defaults (most users), else their JSON
-    at = raw[at + 1] === ZERO && raw[at + 2] === LINE_BREAK ? at + 2 : raw.indexOf(LINE_BREAK, at)
-  }
+    if (raw[at + 1] === ZERO && raw[at + 2] === LINE_BREAK) {
+      at += 2
+      folded = FOLDED_DEFAULTS
+    } else at = raw.indexOf(LINE_BREAK, at)
+  } else if (c === LINE_BREAK) folded = FOLDED_NONE
   const base = lastOnline ?? 0
-  const lines = new LiveLines()
+  // the primary line so far (LiveLines.add): the highest state, then the latest updatedAt
+  let state: PresenceType = PresenceType.Offline
+  let primary: SessionTail | undefined
+  let updatedAt = 0
+  let live = 0
   const last = raw.length - 1
   while (at >= 0 && raw[at] === LINE_BREAK) {
     if (raw[++at] !== COMMA) {
       if (at !== last || raw[at] !== CLOSE) break
-      return lines.summary(userId, lastOnline)
+      return {
+        userId,
+        state,
+        activity: primary?.activity,
+        updatedAt,
+        lastOnline,
+        sessions: live,
+        deviceType: primary?.deviceType ?? '',
+        source: primary?.source ?? 'app',
+      }
     }
     if (raw[++at] !== OPEN) break
-    at = intEnd(raw, at + 1)
-    const updated = base + scanned
-    if (at < 0 || raw[at] !== COMMA) break
-    at = intEnd(raw, at + 1)
-    const expiresAt = updated + scanned
-    if (at < 0) break
-    const end = raw.indexOf(LINE_BREAK, at) - 1
-    if (!(expiresAt > now)) {
+    // updatedAt - lastOnline
+    c = raw[++at]
+    negative = c === MINUS
+    if (negative) c = raw[++at]
+    for (start = at, n = 0; c! >= ZERO && c! <= NINE; c = raw[++at]) n = n * 10 + (c! - ZERO)
+    if (at === start || c !== COMMA) break
+    const updated = base + (negative ? -n : n)
+    // expiresAt - updatedAt
+    c = raw[++at]
+    negative = c === MINUS
+    if (negative) c = raw[++at]
+    for (start = at, n = 0; c! >= ZERO && c! <= NINE; c = raw[++at]) n = n * 10 + (c! - ZERO)
+    if (at === start) break
+    const end = indexOfByte.call(raw, LINE_BREAK, at) - 1
+    if (!(updated + (negative ? -n : n) > now)) {
       // an expired session is skipped to the end of its line (JSON strings hold no line break)
       if (end < 0) break
       at = end + 1
       continue
     }
     // the session's age (no summary needs it), then the line end after its comma
-    if (raw[at] === COMMA) at = intEnd(raw, at + 1)
-    if (at < 0 || raw[at] !== COMMA || end <= ++at || raw[end] !== CLOSE) break
+    if (c !== COMMA) break
+    c = raw[++at]
+    if (c === MINUS) c = raw[++at]
+    for (start = at; c! >= ZERO && c! <= NINE; c = raw[++at]);
+    if (at === start || c !== COMMA || end <= ++at || raw[end] !== CLOSE) break
     const tail = sessionTailOfBytes(raw, at, end)
     if (tail === undefined) break
     at = end + 1
-    lines.add(tail, updated)
+    live++
+    const rank = tail.rank
+    if (primary === undefined || rank > state || (rank === state && updated > updatedAt)) {
+      state = rank
+      primary = tail
+      updatedAt = updated
+    }
   }
   return summarizeText(userId, raw, now)
 }
 
-/** The value of the number intEnd read last. */
-let scanned = 0
+/** What summarizeBytes saw of its value's folded settings: see settingsOfSummarized. */
+const FOLDED_UNREAD = 0
+const FOLDED_DEFAULTS = 1
+const FOLDED_NONE = 2
+let folded = FOLDED_UNREAD
 
 /**
- * Reads the integer (`-`? digits) at `raw[at]` into `scanned`; the index after it, or -1 when
- * there is none there.
+ * settingsOfBytes(raw) for the value summarizeBytes read last (`raw`, right after it): from what
+ * it saw of the first line (`,0`: the defaults; no settings: undefined), else read again.
  */
-function intEnd(raw: Buffer, at: number): number {
-  const negative = raw[at] === MINUS
-  if (negative) at++
-  const start = at
-  let value = 0
-  for (let c = raw[at]!; c >= ZERO && c <= NINE; c = raw[++at]!) value = value * 10 + (c - ZERO)
-  scanned = negative ? -value : value
-  return at === start ? -1 : at
+export function settingsOfSummarized(
+  raw: Buffer | null | undefined,
+): Readonly<UserSettings> | undefined {
+  if (folded === FOLDED_DEFAULTS) return defaultSettings
+  if (folded === FOLDED_NONE) return undefined
+  return settingsOfBytes(raw)
 }
 
 function summarizeText(userId: UserId, raw: Buffer | null | undefined, now: number) {
@@ -360,6 +405,14 @@ interface Latin1Sliceable {
   latin1Slice(start: number, end: number): string
 }
 
+/**
+ * Buffer's methods called with `.call`: a method read from a Buffer goes through a generic load
+ * IC each time (Buffer's prototype holds too many to be inlined: ~145 instructions a read,
+ * callgrind), as for TypedArray#set in the reply writers.
+ */
+const latin1Slice = (Buffer.prototype as unknown as Latin1Sliceable).latin1Slice
+const indexOfByte = Buffer.prototype.indexOf as (this: Buffer, byte: number, from: number) => number
+
 /** A decoded session line end, its latin1 text, and the next one of the same hash. */
 interface TailEntry {
   text: string
@@ -368,37 +421,36 @@ interface TailEntry {
 }
 
 /**
- * Decoded session line ends by a hash of a few of their bytes (tailHash), each checked against
- * its latin1 text (one char per byte, so equal texts are equal bytes); sessionTails by text.
- * Measured (callgrind, 50-id read): a Map keyed by the line end's text hashed each new string
- * whole, ~1,260 instructions a value, a quarter of its decode.
+ * Decoded session line ends by a hash of a few of their bytes, each checked against its latin1
+ * text (one char per byte, so equal texts are equal bytes); sessionTails by text. Measured
+ * (callgrind, 50-id read): a Map keyed by the line end's text hashed each new string whole,
+ * ~1,260 instructions a value, a quarter of its decode; comparing the bytes from JS, four at a
+ * time against the entry's words, ~1,700 a line end (its latin1 string and compare ~800).
  */
 const tailsByHash = new Map<number, TailEntry>()
 let tailCount = 0
 /** Line ends of one hash kept at most (see sessionTailOfBytes). */
 const MAX_CHAINED = 8
 
-/**
- * A hash of `raw[at..end)`: its length and two 4-byte words, after its 8th byte and before its
- * last one, where line ends differ (the session key's tail, e.g. a game server's id; the
- * activity's last ids). Only a few bytes: hashing each byte of it in JS cost ~24 instructions
- * a byte; equal hashes are told apart by their text.
- */
-function tailHash(raw: Buffer, at: number, end: number): number {
-  const n = end - at
-  if (n < 16) return n
-  const head = raw[at + 8]! | (raw[at + 9]! << 8) | (raw[at + 10]! << 16) | (raw[at + 11]! << 24)
-  const tail = raw[end - 5]! | (raw[end - 4]! << 8) | (raw[end - 3]! << 16) | (raw[end - 2]! << 24)
-  // kept within a small integer: a Map hashes those without a heap number
-  return (Math.imul(head ^ n, 0x01000193) ^ tail) & 0x3fffffff
-}
-
 /** The decoded line end `raw[at..end)` (`<key>,<source>,<device>,<activity>`), or undefined. */
 function sessionTailOfBytes(raw: Buffer, at: number, end: number): SessionTail | undefined {
-  const hash = tailHash(raw, at, end)
+  // a hash of the length and two 4-byte words, after the 8th byte and before the last one,
+  // where line ends differ (the session key's tail, e.g. a game server's id; the activity's last
+  // ids): only a few bytes (hashing each byte in JS cost ~24 instructions a byte), written here,
+  // not called (a call of its own, not inlined, was ~150 instructions a value); equal hashes are
+  // told apart by their text
+  const n = end - at
+  let hash = n
+  if (n >= 16) {
+    const head = raw[at + 8]! | (raw[at + 9]! << 8) | (raw[at + 10]! << 16) | (raw[at + 11]! << 24)
+    const tail =
+      raw[end - 5]! | (raw[end - 4]! << 8) | (raw[end - 3]! << 16) | (raw[end - 2]! << 24)
+    // kept within a small integer: a Map hashes those without a heap number
+    hash = (Math.imul(head ^ n, 0x01000193) ^ tail) & 0x3fffffff
+  }
   const first = tailsByHash.get(hash)
   // Buffer's own latin1Slice: toString('latin1', …) is it behind an encoding lookup and checks
-  const text = (raw as unknown as Latin1Sliceable).latin1Slice(at, end)
+  const text = latin1Slice.call(raw, at, end)
   let chained = 0
   for (let entry = first; entry !== undefined; entry = entry.next) {
     if (entry.text === text) return entry.tail
@@ -430,7 +482,7 @@ class LiveLines {
   /** primarySession's choice: the highest state, then the latest updatedAt, the first on ties. */
   add(tail: SessionTail, updated: number): void {
     this.live++
-    const rank = stateOfKind(tail.activity.kind)
+    const rank = tail.rank
     const state = this.state
     if (
       this.primary === undefined ||
@@ -463,6 +515,8 @@ interface SessionTail {
   activity: Activity
   source: SessionSource
   deviceType: string
+  /** stateOfKind(activity.kind): activities differ in shape, so their `kind` is a slow read. */
+  rank: PresenceType
 }
 
 /** The index of the `]` that ends the session line at the scanner (before its `\n`), or -1. */
@@ -491,7 +545,7 @@ function sessionTailAt(scan: Scanner): SessionTail | undefined {
     const deviceType = scan.comma() && scan.str()
     const activity = scan.comma() && internedActivity(scan, key)
     if (activity === undefined || source === undefined || scan.failed) return undefined
-    tail = { activity, source, deviceType }
+    tail = { activity, source, deviceType, rank: stateOfKind(activity.kind) }
     if (sessionTails.size >= MAX_SESSION_TAILS) sessionTails.clear()
     sessionTails.set(text, tail)
   }

@@ -35,6 +35,7 @@ import {
   keyText,
   sessionTail,
   settingsOfBytes,
+  settingsOfSummarized,
   settingsOfText,
   summarizeBytes,
 } from './presence-codec.js'
@@ -327,8 +328,11 @@ export class RedisPresenceStore implements PresenceStore {
     now: number,
     privacy: PrivacyStore,
   ): Promise<[UserPresence[], UserSettings[]]> | undefined {
-    return this.#withSettings(ids, privacy, (id, raw) =>
-      decodePresence(id, raw?.toString('utf8'), now),
+    return this.#withSettings(
+      ids,
+      privacy,
+      (id, raw) => decodePresence(id, raw?.toString('utf8'), now),
+      settingsOfBytes,
     )
   }
 
@@ -337,18 +341,27 @@ export class RedisPresenceStore implements PresenceStore {
     now: number,
     privacy: PrivacyStore,
   ): Promise<[PresenceSummary[], UserSettings[]]> | undefined {
-    return this.#withSettings(ids, privacy, (id, raw) => summarizeBytes(id, raw, now))
+    // the settings from what summarizeBytes saw of the value's first line, not read again
+    return this.#withSettings(
+      ids,
+      privacy,
+      (id, raw) => summarizeBytes(id, raw, now),
+      settingsOfSummarized,
+    )
   }
 
   /**
    * Values of `ids` decoded, with the settings folded into them (settings.lua): one MGET. Values
    * written before settings were folded take their users' settings keys in a second one, and so
    * do missing values until this node knows the fold pass has run (settingsFolded).
+   * `settingsOf`: the settings folded into a value (settingsOfBytes), called after `decode` of
+   * that value.
    */
   #withSettings<T>(
     ids: readonly UserId[],
     privacy: PrivacyStore,
     decode: (id: UserId, raw: Buffer | null | undefined) => T,
+    settingsOf: (raw: Buffer | null | undefined) => Readonly<UserSettings> | undefined,
   ): Promise<[T[], UserSettings[]]> | undefined {
     if (!(privacy instanceof RedisProfileStore) || !privacy.foldsInto(this.#connection, this.#keys))
       return undefined
@@ -363,7 +376,7 @@ export class RedisPresenceStore implements PresenceStore {
       for (let i = 0; i < ids.length; i++) {
         const raw = raws[i]
         decoded[i] = decode(ids[i]!, raw)
-        const folded = (raw && raw.length > 0) || foldDone ? settingsOfBytes(raw) : undefined
+        const folded = (raw && raw.length > 0) || foldDone ? settingsOf(raw) : undefined
         if (folded !== undefined) settings[i] = folded
         else (unfolded ??= []).push(i)
       }
