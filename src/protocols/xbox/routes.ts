@@ -397,7 +397,13 @@ export async function batchReply(
   const { service } = context
   // summaries for everyone (no Session objects); full presences only for the users whose record
   // a summary cannot tell (several sessions, a title's, filters): the same bytes as writeBatch
-  const summaries = await service.lookupSummaries(caller.viewer, query.users)
+  // the parser's values of the ids (when it gave them): the store need not read the digits again
+  const summaries = await service.lookupSummaries(
+    caller.viewer,
+    query.users,
+    undefined,
+    query.values,
+  )
   const plainOptions = {
     level: query.level,
     deviceTypes: query.deviceTypes,
