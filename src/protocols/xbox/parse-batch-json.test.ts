@@ -15,7 +15,8 @@ function generalPath(text: string): BatchQuery | string {
 
 /** The query without the ids' values, which only parseBatchJson gives. */
 function withoutValues(query: BatchQuery): BatchQuery {
-  const { values: _values, ...rest } = query
+  const rest = { ...query }
+  delete rest.values
   return rest
 }
 

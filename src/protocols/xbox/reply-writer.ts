@@ -1,6 +1,7 @@
 import { DAY_MS, writeIsoBytes, writeIsoTime } from '../shared/iso-bytes.js'
 import { PresenceType, type Activity } from '../../core/presence.js'
 import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
+import type { UserId } from '../../core/user-id.js'
 import {
   presenceRecord,
   type DeviceRecord,
@@ -450,16 +451,21 @@ export function plainSummary(
   summary: PresenceSummary,
   options: Pick<XboxViewOptions, 'level' | 'deviceTypes' | 'titleIds'>,
 ): boolean {
-  if (
+  return !filtersOf(options) && isDigits(summary.userId) && plainState(summary, options.level)
+}
+
+/** Whether `options` keep only some device types or titles (no record is then plain). */
+function filtersOf(options: Pick<XboxViewOptions, 'deviceTypes' | 'titleIds'>): boolean {
+  return (
     (options.deviceTypes !== undefined && options.deviceTypes.size > 0) ||
-    (options.titleIds !== undefined && options.titleIds.size > 0) ||
-    !isDigits(summary.userId)
-  ) {
-    return false
-  }
+    (options.titleIds !== undefined && options.titleIds.size > 0)
+  )
+}
+
+/** plainSummary without its filters and id checks: what the user's sessions allow. */
+function plainState(summary: PresenceSummary, level: XboxLevel): boolean {
   const lastOnline = summary.lastOnline
   if (summary.sessions === 0) return lastOnline === undefined || usualInstant(lastOnline)
-  const level = options.level
   const activity = summary.activity
   return (
     summary.sessions === 1 &&
@@ -473,16 +479,44 @@ export function plainSummary(
 }
 
 /**
+ * plainSummary of every summary, as flags (1: plain) for writeSummaryBatch, and the ids of the
+ * users that are not plain (undefined if none), whose full presences it needs. `canonical`:
+ * every summary's userId is known to be a canonical user id (parseUserId's: digits without a
+ * leading zero, at most 19), so isDigits holds and is not checked again. The flags are the
+ * batch's own (not reused: the route awaits between this and writeSummaryBatch).
+ */
+export function plainSummaries(
+  summaries: readonly PresenceSummary[],
+  options: Pick<XboxViewOptions, 'level' | 'deviceTypes' | 'titleIds'>,
+  canonical: boolean,
+): { plain: Uint8Array; notPlain: UserId[] | undefined } {
+  const n = summaries.length
+  const plain = new Uint8Array(n)
+  const filtered = filtersOf(options)
+  const level = options.level
+  let notPlain: UserId[] | undefined
+  for (let i = 0; i < n; i++) {
+    const summary = summaries[i]!
+    const yes = !filtered && (canonical || isDigits(summary.userId)) && plainState(summary, level)
+    plain[i] = yes ? 1 : 0
+    if (!yes) (notPlain ??= []).push(summary.userId)
+  }
+  return { plain, notPlain }
+}
+
+/**
  * writeBatch's bytes from summaries (service.lookupSummaries): the users for which
  * plainSummary holds are written from their summary, the others from `full`, their full
  * presences (service.lookup of exactly those users, in the same order). The same bytes as
- * writeBatch of the full presences of every user.
+ * writeBatch of the full presences of every user. `plain`: plainSummaries' flags of
+ * `summaries`, when the caller has them (else plainSummary is asked per user).
  */
 export function writeSummaryBatch(
   summaries: readonly PresenceSummary[],
   full: readonly VisiblePresence[],
   options: XboxViewOptions,
   onlineOnly: boolean,
+  plain?: Uint8Array,
 ): Buffer {
   const w = new ByteWriter(lastSize + (lastSize >> 3))
   const view = plainView(options)
@@ -491,7 +525,7 @@ export function writeSummaryBatch(
   let first = true
   for (let i = 0; i < summaries.length; i++) {
     const summary = summaries[i]!
-    if (!plainSummary(summary, options)) {
+    if (plain !== undefined ? plain[i] === 0 : !plainSummary(summary, options)) {
       const record = presenceRecord(full[next++]!, options)
       if (record === undefined || (onlineOnly && record.state === 'Offline')) continue
       if (!first) w.byte(0x2c)
