@@ -40,7 +40,6 @@ const OFFLINE_SEEN = bytes(
 )
 const ONLINE = bytes('","state":"Online"')
 const AWAY = bytes('","state":"Away"')
-const XUID_OPEN = bytes('{"xuid":"')
 const DEVICES_TYPE = bytes(',"devices":[{"type":')
 const NO_TITLES = bytes(',"titles":[]}]}')
 const TITLES_OPEN = bytes(',"titles":[')
@@ -268,6 +267,9 @@ interface PlatformTitle {
   tail: Buffer
   /** Per device type: the record from the user's state on (TitledRecord). */
   records: Map<string, TitledRecord>
+  /** The device type of the record asked for last, and that record: most are alike. */
+  lastType: string | undefined
+  last: TitledRecord | undefined
 }
 let platformTitles = new WeakMap<Activity, PlatformTitle>()
 /** Where the placeholder instants stand in the stringified record (names cannot hold these). */
@@ -299,6 +301,8 @@ function platformTitle(activity: Activity, view: PlainView): PlatformTitle {
       TITLES_CLOSE,
     ]),
     records: new Map(),
+    lastType: undefined,
+    last: undefined,
   }
   if (Object.isFrozen(activity)) platformTitles.set(activity, made)
   return made
@@ -321,7 +325,7 @@ interface TitledRecord {
 }
 
 function titledRecord(title: PlatformTitle, deviceType: string, day: number): TitledRecord {
-  let record = title.records.get(deviceType)
+  let record = title.lastType === deviceType ? title.last : title.records.get(deviceType)
   if (record === undefined) {
     const lead = Buffer.concat([
       ONLINE,
@@ -339,6 +343,8 @@ function titledRecord(title: PlatformTitle, deviceType: string, day: number): Ti
     }
     title.records.set(deviceType, record)
   }
+  title.lastType = deviceType
+  title.last = record
   if (record.day !== day) {
     // the date (and the `Z` of lastModified) for this day: the times of day are written per user
     record.day = day
@@ -351,8 +357,14 @@ function titledRecord(title: PlatformTitle, deviceType: string, day: number): Ti
 /** A device without titles: from the user's state to the record's end, per state and type. */
 const untitled = [new Map<string, Buffer>(), new Map<string, Buffer>()]
 
+/** Per state (as `untitled`): the device type asked for last, and its bytes. */
+const lastUntitledType: Array<string | undefined> = [undefined, undefined]
+const lastUntitled: Array<Buffer | undefined> = [undefined, undefined]
+
 function untitledDevice(online: boolean, deviceType: string): Buffer {
-  const byType = untitled[online ? 1 : 0]!
+  const state = online ? 1 : 0
+  if (lastUntitledType[state] === deviceType) return lastUntitled[state]!
+  const byType = untitled[state]!
   let bytes = byType.get(deviceType)
   if (bytes === undefined) {
     bytes = Buffer.concat([
@@ -364,6 +376,8 @@ function untitledDevice(online: boolean, deviceType: string): Buffer {
     if (byType.size >= 1000) byType.clear()
     byType.set(deviceType, bytes)
   }
+  lastUntitledType[state] = deviceType
+  lastUntitled[state] = bytes
   return bytes
 }
 
@@ -372,6 +386,8 @@ export function resetBatchWriter(): void {
   platformTitles = new WeakMap()
   plainViews.clear()
   for (const byType of untitled) byType.clear()
+  lastUntitledType.fill(undefined)
+  lastUntitled.fill(undefined)
 }
 
 /**
@@ -569,8 +585,24 @@ function writePlainRecord(
   activity: Activity | undefined,
   updatedAt: number,
 ): void {
-  w.raw(XUID_OPEN)
-  w.ascii(userId)
+  // `{"xuid":"` and the id's digits, after one check for room (callgrind: writing them through
+  // raw and ascii, each checking, was a fifth of the record)
+  const n = userId.length
+  w.room(9 + n)
+  const head = w.out
+  let at = w.at
+  head[at] = 0x7b // {
+  head[at + 1] = 0x22 // "
+  head[at + 2] = 0x78 // x
+  head[at + 3] = 0x75 // u
+  head[at + 4] = 0x69 // i
+  head[at + 5] = 0x64 // d
+  head[at + 6] = 0x22 // "
+  head[at + 7] = 0x3a // :
+  head[at + 8] = 0x22 // "
+  at += 9
+  for (let i = 0; i < n; i++) head[at++] = userId.charCodeAt(i)
+  w.at = at
   if (deviceType === undefined) {
     if (lastOnline === undefined) {
       w.raw(OFFLINE)
@@ -601,10 +633,13 @@ function writePlainRecord(
   }
   const day = Math.floor(updatedAt / DAY_MS)
   const record = titledRecord(platformTitle(activity, view), deviceType, day)
-  const at = w.at
-  w.raw(record.bytes)
-  // lastModified and timestamp are the same instant: its time of day is worked out once
+  const bytes = record.bytes
+  w.room(bytes.length)
   const out = w.out
+  at = w.at
+  out.set(bytes, at)
+  w.at = at + bytes.length
+  // lastModified and timestamp are the same instant: its time of day is worked out once
   const lastModified = at + record.lastModified + 11
   writeIsoTime(out, lastModified, updatedAt - day * DAY_MS)
   const timestamp = at + record.timestamp + 11
