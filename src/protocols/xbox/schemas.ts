@@ -129,12 +129,6 @@ const seenSlots = new Int32Array(SEEN_SLOTS)
 const seenStamps = new Int32Array(SEEN_SLOTS)
 let seenStamp = 0
 /**
- * The distinct XUIDs of the body so far, filled in place and copied out once (`slice`):
- * pushing onto a new array grew it by a builtin call now and then (callgrind, as in the Roblox
- * parser).
- */
-const seenIds: UserId[] = new Array<UserId>(MAX_BATCH_USERS).fill('' as UserId)
-/**
  * The value of each of seenIds as its digits read (exact up to 15 digits): an array of doubles
  * from the start (0.5), so its copies are too.
  */
@@ -142,10 +136,16 @@ const seenValues: number[] = new Array<number>(MAX_BATCH_USERS).fill(0.5)
 
 /**
  * Whether `id` (of value `value` as its digits read; exact when `short`, at most 15 digits) is
- * new among the first `distinct` of seenIds, and if so takes note of it at index `distinct`.
+ * new among the first `distinct` of `seenIds`, and if so takes note of it at index `distinct`.
  * Two short ids are equal when their values are; a long one (inexact) is compared as text.
  */
-function firstSeen(id: string, value: number, short: boolean, distinct: number): boolean {
+function firstSeen(
+  seenIds: readonly UserId[],
+  id: string,
+  value: number,
+  short: boolean,
+  distinct: number,
+): boolean {
   const mask = SEEN_SLOTS - 1
   // ToInt32 keeps the low 32 bits of the integer value
   for (let slot = Math.imul(value | 0, 0x9e3779b1) >>> 20; ; slot = (slot + 1) & mask) {
@@ -182,6 +182,10 @@ export function parseBatchJson(text: string): BatchQuery | undefined {
         seenStamps.fill(0)
         seenStamp = 1
       }
+      // the body's distinct XUIDs, filled in place and cut to length once: pushing grew the
+      // array by a builtin call now and then, and a reused (old) array took a write barrier's
+      // call per XUID (callgrind, ~52 instructions each)
+      const seenIds = new Array<UserId>(MAX_BATCH_USERS)
       let count = 0
       let distinct = 0
       allShort = true
@@ -205,7 +209,7 @@ export function parseBatchJson(text: string): BatchQuery | undefined {
         const short = length <= 15
         if (!short) allShort = false
         const id = text.slice(start, end) as UserId
-        if (firstSeen(id, value, short, distinct)) {
+        if (firstSeen(seenIds, id, value, short, distinct)) {
           seenIds[distinct] = id
           seenValues[distinct++] = value
         }
@@ -219,7 +223,8 @@ export function parseBatchJson(text: string): BatchQuery | undefined {
         if (c === 0x5d /* ] */) break
         if (c !== 0x2c /* , */) return undefined
       }
-      users = seenIds.slice(0, distinct)
+      seenIds.length = distinct
+      users = seenIds
       values = seenValues.slice(0, distinct)
     } else if (text.startsWith('"level"', i)) {
       if (level !== undefined) return undefined
