@@ -351,7 +351,9 @@ export class PresenceService {
       const summary = summaries[i]!
       const targetSettings = settings[i]!
       const access = accessOf(viewer, summary.userId, targetSettings, relations?.[i] ?? strangers)
-      summaries[i] = visibleSummary(summary, access, targetSettings)
+      const visible = visibleSummary(summary, access, targetSettings)
+      // most are seen as they are: no store (and its write barrier) for those
+      if (visible !== summary) summaries[i] = visible
     }
     return summaries
   }

@@ -35,6 +35,7 @@ import { SqliteProfileStore } from '../../src/store/sqlite/sqlite-profile-store.
 import { writeSummariesReply, writeUsersReply } from '../../src/protocols/roblox/reply-writer.js'
 import { invisibleSelfViews } from '../../src/protocols/roblox/view.js'
 import {
+  plainSummaries,
   plainSummary,
   writeBatch,
   writeSummaryBatch,
@@ -232,9 +233,20 @@ test('service.lookupSummaries writes what service.lookup writes, catalogue and p
                   who,
                   summaries.filter((x) => !plainSummary(x, options)).map((x) => x.userId),
                 )
+                const expected = writeBatch(full, options, query.onlineOnly).toString()
                 assert.equal(
                   writeSummaryBatch(summaries, rest, options, query.onlineOnly).toString(),
-                  writeBatch(full, options, query.onlineOnly).toString(),
+                  expected,
+                )
+                // as the route writes it: the flags of plainSummaries, the ids known canonical
+                const { plain, notPlain } = plainSummaries(summaries, options, true)
+                assert.deepEqual(
+                  notPlain ?? [],
+                  rest.map((x) => x.userId),
+                )
+                assert.equal(
+                  writeSummaryBatch(summaries, rest, options, query.onlineOnly, plain).toString(),
+                  expected,
                 )
               }
             }

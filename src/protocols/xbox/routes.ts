@@ -26,7 +26,7 @@ import {
   type BatchQuery,
   titleRequestSchema,
 } from './schemas.js'
-import { plainSummary, writeRecords, writeSummaryBatch } from './reply-writer.js'
+import { plainSummaries, writeRecords, writeSummaryBatch } from './reply-writer.js'
 import {
   presenceRecord,
   titleIdsOf,
@@ -397,19 +397,18 @@ export async function batchReply(
   const { service } = context
   // summaries for everyone (no Session objects); full presences only for the users whose record
   // a summary cannot tell (several sessions, a title's, filters): the same bytes as writeBatch
-  const summaries = await service.lookupSummaries(caller.viewer, query.users)
-  const plainOptions = {
-    level: query.level,
-    deviceTypes: query.deviceTypes,
-    titleIds: query.titleIds,
-  }
-  let fullIds: UserId[] | undefined
-  for (const summary of summaries) {
-    if (!plainSummary(summary, plainOptions)) (fullIds ??= []).push(summary.userId)
-  }
-  const full = fullIds === undefined ? [] : await service.lookup(caller.viewer, fullIds)
+  // the parser's values of the ids (when it gave them): the store need not read the digits again
+  const summaries = await service.lookupSummaries(
+    caller.viewer,
+    query.users,
+    undefined,
+    query.values,
+  )
+  // the users are canonical ids (parseUserId's, or parseBatchJson's digits): not checked again
+  const { plain, notPlain } = plainSummaries(summaries, query, true)
+  const full = notPlain === undefined ? [] : await service.lookup(caller.viewer, notPlain)
   const options = await viewOptionsOf(context, headers, full, query.level, query, true)
-  return writeSummaryBatch(summaries, full, options, query.onlineOnly)
+  return writeSummaryBatch(summaries, full, options, query.onlineOnly, plain)
 }
 
 /** The headers of every Xbox JSON reply. */
