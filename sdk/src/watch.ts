@@ -3,7 +3,7 @@ import { Emitter } from './emitter.js'
 import { PresencedError } from './errors.js'
 import { isObject, networkReason, redactUrls, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
-import { stringifyJson } from './ids.js'
+import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
 import { PresenceType, dateOf, type Presence } from './presence.js'
 import type { NativePresence, NativeSession, NativeSseRequest } from './wire.js'
 
@@ -119,6 +119,9 @@ export interface ConnectionPresence {
  */
 const RECONNECT_JITTER = 0.5
 
+/** The activity members that are int64 ids (sent as exact decimal strings). */
+const ACTIVITY_IDS = new Set(['placeId', 'rootPlaceId', 'universeId'])
+
 /** The native API's paths (docs/reference/native.md). */
 export const NATIVE_WS_PATH = '/api/v1/realtime'
 export const NATIVE_SSE_PATH = '/api/v1/realtime/sse'
@@ -219,9 +222,15 @@ export class Subscription
     return this.#resume?.since
   }
 
-  /** Watches more users; their current presence arrives as a snapshot. */
-  add(ids: Iterable<string | number | bigint>): void {
-    const added = [...ids].map(String).filter((id) => !this.#ids.has(id))
+  /**
+   * Watches more users; their current presence arrives as a snapshot. Ids are taken as
+   * `subscribe` takes them (a number past 2^53, already rounded, or a non-id throws
+   * InvalidIdError, and nothing of the call is taken).
+   */
+  add(ids: Iterable<Id | HasId>): void {
+    const added = [...new Set(Array.from(ids, (u) => toIdString(u)))].filter(
+      (id) => !this.#ids.has(id),
+    )
     for (const id of added) this.#ids.add(id)
     if (added.length === 0) return
     if (this.#kind() === 'sse') return this.#reopen()
@@ -230,9 +239,9 @@ export class Subscription
     } else for (const id of added) this.#unsent.add(id)
   }
 
-  /** Stops watching users; no event about them is delivered from now on. */
-  remove(ids: Iterable<string | number | bigint>): void {
-    const removed = [...ids].map(String).filter((id) => this.#ids.delete(id))
+  /** Stops watching users; no event about them is delivered from now on. Ids as in `add`. */
+  remove(ids: Iterable<Id | HasId>): void {
+    const removed = Array.from(ids, (u) => toIdString(u)).filter((id) => this.#ids.delete(id))
     if (removed.length === 0) return
     for (const id of removed) {
       this.#positions.delete(id)
@@ -253,8 +262,12 @@ export class Subscription
     this.#heartbeat = {
       type: 'heartbeat',
       deviceType: presence.deviceType ?? 'Web',
+      // ids as decimal strings, exact: a number past 2^53 (already rounded) throws InvalidIdError
       activity: Object.fromEntries(
-        Object.entries(activity).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
+        Object.entries(activity).map(([k, v]) => [
+          k,
+          ACTIVITY_IDS.has(k) && v !== undefined ? toIdString(v, k) : v,
+        ]),
       ),
     }
     this.#connection?.send(this.#heartbeat)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import {
   createClient,
+  InvalidIdError,
   PresenceType,
   type PresenceEvent,
   type Subscription,
@@ -234,3 +235,35 @@ test('the connection can carry the caller presence', async (t) => {
   assert.equal(online.type === 'online' && online.presence.type, PresenceType.InGame)
   assert.equal((await client.getUserPresence(WATCHER)).type, PresenceType.InGame)
 })
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`add() and remove() over ${transport} take ids as subscribe() does: exact, or refused before anything is sent`, async (t) => {
+    const { server, player, watcherToken } = await setup(t)
+    const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const sub = client.subscribe([42], { transport })
+    t.after(() => sub.close())
+    const events = eventsOf(sub)
+    await events.next()
+    // 2^53 + 1 typed as a number has already been rounded to 2^53: refused, not watched wrong
+    assert.throws(() => sub.add([Number(PLAYER)]), InvalidIdError)
+    assert.throws(() => sub.add([7, 'seven']), InvalidIdError)
+    assert.throws(() => sub.remove([-1]), InvalidIdError)
+    assert.deepEqual([...sub.ids], ['42'], 'nothing of a refused call was taken')
+    assert.throws(
+      () => sub.setPresence({ activity: { kind: 'inGame', placeId: 9007199254740993 } }),
+      InvalidIdError,
+    )
+
+    sub.add([BigInt(PLAYER), { id: ' 42 ' }])
+    assert.deepEqual([...sub.ids], ['42', PLAYER])
+    const added = await events.next()
+    assert.equal(added.type, 'snapshot')
+    assert.ok(added.type === 'snapshot' && added.presences.some((p) => p.userId === PLAYER))
+    await player.registerAppPresence({ location: 'Lobby' })
+    const online = await events.next()
+    assert.equal(online.type === 'online' && online.presence.userId, PLAYER)
+
+    sub.remove([{ id: BigInt(PLAYER) }])
+    assert.deepEqual([...sub.ids], ['42'])
+  })
+}
