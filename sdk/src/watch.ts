@@ -169,6 +169,11 @@ export class Subscription
   readonly #current = new Map<string, Presence>()
   #heartbeat: Record<string, unknown> | undefined
   #resetPending = false
+  /**
+   * A subscribe of every watched id went out (the first, or after a reset) and its snapshot has
+   * not come: an error frame meanwhile is its refusal, and no snapshot will follow.
+   */
+  #awaitingSnapshot = false
   #attempt = 0
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
@@ -337,6 +342,7 @@ export class Subscription
               connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
           } else if (this.#ids.size > 0) {
             connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
+            this.#awaitingSnapshot = true
           } else {
             this.#resolveReady()
           }
@@ -383,12 +389,21 @@ export class Subscription
     }
   }
 
+  /** Ends the open connection for `error`: fails the subscription, or reconnects. */
+  #drop(error: PresencedError, fatal: boolean): void {
+    this.#awaitingSnapshot = false
+    this.#connection?.close()
+    this.#connection = undefined
+    if (fatal) this.#fail(error)
+    else this.#reconnect(error)
+  }
+
   #reconnect(error: unknown): void {
     if (this.#closed) return
     const options = this.#options.reconnect
     if (options === false) return this.#fail(error)
     this.#attempt++
-    const delayMs = backoffDelay(
+    const backoff = backoffDelay(
       this.#attempt,
       {
         baseDelayMs: options?.minDelayMs ?? 500,
@@ -396,6 +411,11 @@ export class Subscription
         jitter: RECONNECT_JITTER,
       },
       this.#transport.random,
+    )
+    // a refusal that says when to come back (RATE_LIMITED) is not tried sooner
+    const delayMs = Math.max(
+      backoff,
+      error instanceof PresencedError ? (error.retryAfterMs ?? 0) : 0,
     )
     this.emit('reconnecting', { attempt: this.#attempt, delayMs, error })
     this.#timer = setTimeout(() => {
@@ -426,6 +446,7 @@ export class Subscription
       this.#resetPending = true
       if (this.#connection?.kind === 'websocket') {
         this.#connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
+        this.#awaitingSnapshot = true
       }
       return
     }
@@ -438,8 +459,15 @@ export class Subscription
       return
     }
     if (frame.type === 'error') {
-      const warning = nativeError(frame)
-      if (this.listenerCount('warning') > 0) this.emit('warning', warning)
+      const error = nativeError(frame)
+      if (this.#awaitingSnapshot && this.#connection?.kind === 'websocket') {
+        // the subscribe of every watched id was refused: no snapshot will come, and `ready`
+        // would wait for ever. As over SSE, where the same refusals are HTTP statuses: a bad
+        // request is fatal; a limit or an outage is tried again after a backoff
+        if (FATAL_REFUSALS.has(String(error.code))) return this.#drop(error, true)
+        if (RETRIED_REFUSALS.has(String(error.code))) return this.#drop(error, false)
+      }
+      if (this.listenerCount('warning') > 0) this.emit('warning', error)
       return
     }
     const event = decodeEvent(frame)
@@ -450,6 +478,7 @@ export class Subscription
     this.#keepPositions(frame, event)
     let delivered: PresenceEvent = event
     if (event.type === 'snapshot') {
+      this.#awaitingSnapshot = false
       const presences: Presence[] = []
       const raw: NativePresence[] = []
       event.presences.forEach((p, i) => {
@@ -576,13 +605,37 @@ export function presenceOfNative(raw: NativePresence): Presence {
   }
 }
 
+/**
+ * Refusals of a WebSocket subscribe, as error frames: the same request can never succeed (SSE
+ * answers them 400), or may after a wait (SSE: 429, 503).
+ */
+const FATAL_REFUSALS = new Set(['TOO_MANY_IDS', 'IDS_INVALID', 'FRAME_INVALID'])
+const RETRIED_REFUSALS = new Set(['WATCH_LIMIT', 'STREAM_LIMIT', 'RATE_LIMITED', 'UNAVAILABLE'])
+
+/** The HTTP status the SSE form answers an error frame's code with (a frame carries none). */
+const FRAME_STATUS: Record<string, number> = {
+  TOO_MANY_IDS: 400,
+  IDS_INVALID: 400,
+  FRAME_INVALID: 400,
+  HEARTBEAT_INVALID: 400,
+  TYPE_UNKNOWN: 400,
+  RESUME_LATE: 400,
+  UNAUTHENTICATED: 401,
+  WATCH_LIMIT: 429,
+  STREAM_LIMIT: 429,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+}
+
 function nativeError(frame: Record<string, unknown>): PresencedError {
   const inner = isObject(frame.error) ? frame.error : frame
   const code =
     typeof inner.code === 'string' || typeof inner.code === 'number' ? inner.code : undefined
   const message = typeof inner.message === 'string' ? inner.message : 'Subscription error'
-  const status = typeof frame.status === 'number' ? frame.status : 0
-  return new PresencedError(message, { status, code, protocol: 'native', body: frame })
+  const status =
+    typeof frame.status === 'number' ? frame.status : (FRAME_STATUS[String(code)] ?? 0)
+  const retryAfterMs = typeof inner.retryAfterMs === 'number' ? inner.retryAfterMs : undefined
+  return new PresencedError(message, { status, code, protocol: 'native', retryAfterMs, body: frame })
 }
 
 function asPresencedError(error: unknown): PresencedError {

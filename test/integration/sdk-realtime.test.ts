@@ -3,6 +3,7 @@ import { test, type TestContext } from 'node:test'
 import {
   createClient,
   InvalidIdError,
+  PresencedError,
   PresenceType,
   type PresenceEvent,
   type Subscription,
@@ -265,5 +266,46 @@ for (const transport of ['websocket', 'sse'] as const) {
 
     sub.remove([{ id: BigInt(PLAYER) }])
     assert.deepEqual([...sub.ids], ['42'])
+  })
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`over ${transport}, a first subscribe the server refuses as too many ids fails ready, typed, without retrying`, { timeout: 20_000 }, async (t) => {
+    const { server, watcherToken } = await setup(t)
+    const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const ids = Array.from({ length: 1001 }, (_, i) => i + 1)
+    const sub = client.subscribe(ids, { transport, reconnect: { minDelayMs: 50 } })
+    t.after(() => sub.close())
+    const reconnects: unknown[] = []
+    sub.on('reconnecting', (r) => reconnects.push(r))
+    const waited = new Promise((resolve) => setTimeout(() => resolve('still pending'), 3000))
+    const outcome = await Promise.race([sub.ready.then(() => 'ready', (e: unknown) => e), waited])
+    assert.ok(outcome instanceof PresencedError, `ready settled with an error, got ${String(outcome)}`)
+    assert.equal(outcome.code, 'TOO_MANY_IDS')
+    assert.equal(outcome.status, 400, 'the status of the same refusal over SSE')
+    assert.deepEqual(reconnects, [])
+  })
+
+  test(`over ${transport}, a first subscribe beyond the user's watch limit is retried until the limit frees`, { timeout: 20_000 }, async (t) => {
+    // watches of a closed stream are freed at once with no resume window
+    const { server, watcherToken } = await setup(t, {
+      realtimeWatchesPerUser: 2,
+      realtimeResumeMs: 0,
+    })
+    const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const first = client.subscribe([1, 2], { transport })
+    t.after(() => first.close())
+    await first.ready
+    const second = client.subscribe([PLAYER], { transport, reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => second.close())
+    const refused = await new Promise<unknown>((resolve) =>
+      second.once('reconnecting', ({ error }) => resolve(error)),
+    )
+    assert.ok(refused instanceof PresencedError)
+    assert.equal(refused.code, 'WATCH_LIMIT')
+    assert.equal(refused.status, 429)
+    first.close()
+    await second.ready
+    assert.deepEqual([...second.presences.keys()], [PLAYER])
   })
 }
