@@ -92,6 +92,16 @@ export interface SubscribeOptions {
    */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false
   /**
+   * A connection that has carried nothing for this long, not even a keepalive (presenced sends
+   * one at least every 25 s: an SSE comment, a WebSocket ping), is taken for dead and replaced
+   * (`reconnecting`, then a resume): a server or network gone without closing the connection
+   * (a host powered off, a NAT or proxy that forgot it) otherwise leaves a stream that looks
+   * open and never delivers again. WebSocket: only where pings are visible (`ws`); the browser's
+   * and Node's built-in WebSocket do not show them. `false` never gives up on a quiet
+   * connection. @default 60000
+   */
+  idleTimeoutMs?: number | false
+  /**
    * Aborting closes the subscription as `close()` does: the connection, any reconnect waiting
    * to happen, and the iterators (which finish); `ready` rejects with the signal's reason if the
    * first snapshot had not arrived.
@@ -303,6 +313,10 @@ export class Subscription
     return queue
   }
 
+  #idleTimeoutMs(): number | undefined {
+    return idleTimeoutOf(this.#options)
+  }
+
   #kind(): 'websocket' | 'sse' {
     const forced = this.#options.transport
     if (forced === 'websocket' || forced === 'sse') return forced
@@ -366,7 +380,7 @@ export class Subscription
       connection =
         kind === 'websocket'
           ? openWebSocket(this.#transport, this.#webSocket(), this.#options, handlers)
-          : openSse(this.#transport, this.#sseRequest(), handlers)
+          : openSse(this.#transport, this.#sseRequest(), handlers, this.#idleTimeoutMs())
     } catch (error) {
       return this.#fail(error)
     }
@@ -655,8 +669,47 @@ function parseFrame(text: string): Record<string, unknown> | undefined {
 
 // --- transports ------------------------------------------------------------------------------
 
+/** How long a connection may carry nothing before it is taken for dead (SubscribeOptions). */
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000
+
+/**
+ * Calls `onIdle` once `touch()` has not been called for `ms` (never without `ms`). One timer,
+ * re-armed only when it fires: a busy stream costs a timestamp per frame.
+ */
+function watchdog(ms: number | undefined, onIdle: () => void): { touch(): void; stop(): void } {
+  if (ms === undefined) return { touch() {}, stop() {} }
+  let last = Date.now()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const arm = (delay: number) => {
+    timer = setTimeout(() => {
+      const quiet = Date.now() - last
+      if (quiet >= ms) onIdle()
+      else arm(ms - quiet)
+    }, delay)
+    // the connection, not this timer, is what keeps a process alive
+    ;(timer as { unref?: () => void }).unref?.()
+  }
+  arm(ms)
+  return {
+    touch: () => (last = Date.now()),
+    stop: () => clearTimeout(timer),
+  }
+}
+
+function idleError(ms: number): PresencedError {
+  return new PresencedError(
+    `No data from presenced for ${ms} ms, not even a keepalive: the connection is taken for dead`,
+    { status: 0, protocol: 'network' },
+  )
+}
+
 /** Close codes after which reconnecting would be wrong: policy, too big, taken over. */
 const FATAL_CLOSE = new Set([1008, 1009, 4009])
+
+function idleTimeoutOf(options: SubscribeOptions): number | undefined {
+  const idle = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+  return idle === false || !(idle > 0) ? undefined : idle
+}
 
 function openWebSocket(
   transport: Transport,
@@ -684,19 +737,34 @@ function openWebSocket(
   let refused: PresencedError | undefined
   let opened = false
   let lastError = ''
+  // pings keep a quiet stream alive: the watchdog runs only where they can be seen (`ws`)
+  const emitter = socket as unknown as {
+    on?: (event: string, listener: () => void) => void
+    terminate?: () => void
+  }
+  const idleMs = typeof emitter.on === 'function' ? idleTimeoutOf(options) : undefined
+  const idle = watchdog(idleMs, () => {
+    finish(idleError(idleMs!), false)
+    if (typeof emitter.terminate === 'function') emitter.terminate()
+    else socket.close()
+  })
+  if (idleMs !== undefined) emitter.on!('ping', idle.touch)
   const finish = (error: unknown, fatal: boolean) => {
     if (done) return
     done = true
+    idle.stop()
     handlers.onClose(error, fatal)
   }
   // frames sent while the socket is still connecting go out right after the opening frames
   const queued: string[] = []
   socket.onopen = () => {
+    idle.touch()
     opened = true
     handlers.onOpen()
     for (const text of queued.splice(0)) socket.send(text)
   }
   socket.onmessage = (event: { data: unknown }) => {
+    idle.touch()
     const frame = parseFrame(typeof event.data === 'string' ? event.data : String(event.data))
     if (frame !== undefined) handlers.onFrame(frame)
   }
@@ -737,6 +805,7 @@ function openWebSocket(
     },
     close: () => {
       done = true
+      idle.stop()
       socket.close(1000)
     },
   }
@@ -760,10 +829,23 @@ function legacyQuery(request: NativeSseRequest): URLSearchParams {
 function openSse(
   transport: Transport,
   request: NativeSseRequest,
-  handlers: ConnectionHandlers,
+  connectionHandlers: ConnectionHandlers,
+  idleMs: number | undefined,
 ): Connection {
   const controller = new AbortController()
   const url = `${transport.baseUrl}${NATIVE_SSE_PATH}`
+  const idle = watchdog(idleMs, () => {
+    if (controller.signal.aborted) return
+    controller.abort()
+    connectionHandlers.onClose(idleError(idleMs!), false)
+  })
+  const handlers: ConnectionHandlers = {
+    ...connectionHandlers,
+    onClose: (error, fatal) => {
+      idle.stop()
+      connectionHandlers.onClose(error, fatal)
+    },
+  }
   void (async () => {
     let response: Response
     try {
@@ -809,12 +891,15 @@ function openSse(
       const fatal = response.status >= 400 && response.status < 500 && response.status !== 429
       return handlers.onClose(error, fatal)
     }
+    idle.touch()
     handlers.onOpen()
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
     let buffer = ''
     for (;;) {
       const { value, done } = await reader.read()
       if (done) break
+      // any bytes, a `: keepalive` comment included, say the connection lives
+      idle.touch()
       buffer += value
       let end: number
       while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
@@ -845,7 +930,14 @@ function openSse(
       )
     }
   })
-  return { kind: 'sse', send: () => {}, close: () => controller.abort() }
+  return {
+    kind: 'sse',
+    send: () => {},
+    close: () => {
+      idle.stop()
+      controller.abort()
+    },
+  }
 }
 
 /** A pull queue behind one async iterator. */

@@ -11,6 +11,7 @@ import {
 } from '@presenced/client'
 import WebSocket from 'ws'
 import { startApp } from '../helpers/start-app.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const PLAYER = '9007199254740993'
 const WATCHER = '500'
@@ -307,5 +308,40 @@ for (const transport of ['websocket', 'sse'] as const) {
     first.close()
     await second.ready
     assert.deepEqual([...second.presences.keys()], [PLAYER])
+  })
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`over ${transport}, a connection that goes silent (no FIN) is dropped after idleTimeoutMs and resumed`, { timeout: 30_000 }, async (t) => {
+    // a 3 s session TTL makes the server's keepalive (ping, SSE comment) every second
+    const { server, player, watcherToken } = await setup(t, { sessionTtlSeconds: 3 })
+    const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
+    const client = createClient({
+      baseUrl: `http://127.0.0.1:${proxy.port}`,
+      token: watcherToken,
+      WebSocket,
+    })
+    const sub = client.subscribe([PLAYER], {
+      transport,
+      idleTimeoutMs: 3000,
+      reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+    })
+    t.after(() => sub.close())
+    const events = eventsOf(sub)
+    const snapshot = await events.next()
+    const reconnecting = new Promise<unknown>((resolve) =>
+      sub.once('reconnecting', ({ error }) => resolve(error)),
+    )
+    proxy.freeze()
+    // made while the connection is silent: only a new connection can tell it
+    await player.registerAppPresence({ location: 'Lobby' })
+    const waited = new Promise<'silent'>((resolve) => setTimeout(() => resolve('silent'), 12_000))
+    const next = await Promise.race([events.next(), waited])
+    assert.notEqual(next, 'silent', 'the change arrived over a new connection')
+    assert.ok(next !== 'silent' && next.type === 'online', 'resumed: the missed change, no snapshot')
+    assert.equal(next.seq, snapshot.seq + 1)
+    const error = await reconnecting
+    assert.ok(error instanceof PresencedError)
+    assert.match(error.message, /no data .* 3000 ms/i)
   })
 }
