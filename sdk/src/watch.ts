@@ -646,10 +646,15 @@ function nativeError(frame: Record<string, unknown>): PresencedError {
   const code =
     typeof inner.code === 'string' || typeof inner.code === 'number' ? inner.code : undefined
   const message = typeof inner.message === 'string' ? inner.message : 'Subscription error'
-  const status =
-    typeof frame.status === 'number' ? frame.status : (FRAME_STATUS[String(code)] ?? 0)
+  const status = typeof frame.status === 'number' ? frame.status : (FRAME_STATUS[String(code)] ?? 0)
   const retryAfterMs = typeof inner.retryAfterMs === 'number' ? inner.retryAfterMs : undefined
-  return new PresencedError(message, { status, code, protocol: 'native', retryAfterMs, body: frame })
+  return new PresencedError(message, {
+    status,
+    code,
+    protocol: 'native',
+    retryAfterMs,
+    body: frame,
+  })
 }
 
 function asPresencedError(error: unknown): PresencedError {
