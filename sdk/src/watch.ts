@@ -440,7 +440,21 @@ export class Subscription
 
   #fail(error: unknown): void {
     if (this.#closed) return
-    const failure = asPresencedError(error)
+    let failure = asPresencedError(error)
+    const { token, cookie } = this.#transport
+    if (failure.status === 401 && token === undefined && cookie !== undefined) {
+      // a cookie signs in on the Roblox API only: say so rather than a bare "denied"
+      failure = new PresencedError(
+        `${failure.message} (the real-time API takes a token, not a cookie: createClient({ token }))`,
+        {
+          status: failure.status,
+          code: failure.code,
+          protocol: failure.protocol,
+          body: failure.body,
+          cause: error,
+        },
+      )
+    }
     this.#rejectReady(failure)
     if (this.listenerCount('error') > 0) this.emit('error', failure)
     for (const queue of this.#iterators) queue.fail(failure)

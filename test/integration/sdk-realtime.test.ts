@@ -372,3 +372,22 @@ for (const transport of ['websocket', 'sse'] as const) {
     },
   )
 }
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`over ${transport}, a client with a cookie and no token is told that streams take a token`, async (t) => {
+    const { server, watcherToken } = await setup(t)
+    // the same credential works as a cookie on the Roblox API...
+    const client = createClient({ baseUrl: server.url, cookie: watcherToken, WebSocket })
+    await client.getUserPresences([1])
+    // ...and the real-time API takes only a token (Authorization or ?access_token=)
+    const sub = client.subscribe([1], { transport })
+    const failure = await sub.ready.then(
+      () => 'ready',
+      (e: unknown) => e,
+    )
+    assert.ok(failure instanceof PresencedError)
+    assert.equal(failure.status, 401)
+    assert.match(failure.message, /takes a token, not a cookie: createClient\(\{ token \}\)/)
+    assert.doesNotMatch(failure.message, new RegExp(watcherToken.slice(0, 20)))
+  })
+}
