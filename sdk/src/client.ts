@@ -25,6 +25,15 @@ export interface ClientOptions {
    */
   retry?: RetryOptions | false
   /**
+   * How long one attempt of a call may take, its answer read whole; an attempt past it is
+   * abandoned and, as a broken connection is, tried again (all of this client's calls are
+   * idempotent) unless `retry.connectionErrors` is false, else the call fails with a
+   * PresencedError of status 0. A `signal` bounds the whole call instead. `false`: no limit
+   * (undici's own 300 s ones still apply). Real-time streams are not bounded by it (see
+   * `idleTimeoutMs`). @default 30000
+   */
+  timeoutMs?: number | false
+  /**
    * A WebSocket constructor for `subscribe` (browsers and Node 22+ have a global one; in Node 20
    * pass `ws`'s). Without either, subscriptions use Server-Sent Events over fetch.
    */

@@ -39,6 +39,7 @@ export interface TransportOptions {
   cookie?: string | undefined
   fetch?: FetchLike | undefined
   retry?: RetryOptions | false | undefined
+  timeoutMs?: number | false | undefined
   sleep?: Sleep | undefined
   random?: (() => number) | undefined
 }
@@ -80,6 +81,38 @@ const defaultSleep: Sleep = (ms, signal) =>
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 
+/** How long one attempt may take by default, its answer read whole (ClientOptions.timeoutMs). */
+const DEFAULT_TIMEOUT_MS = 30_000
+
+/**
+ * The signal of one attempt: aborted by the caller's signal, or once `timeoutMs` has passed
+ * (`expired` then says so). `done()` ends the timer and the link to the caller's signal.
+ */
+function attemptDeadline(
+  timeoutMs: number | undefined,
+  outer: AbortSignal | undefined,
+): { signal: AbortSignal | undefined; readonly expired: boolean; done(): void } {
+  if (timeoutMs === undefined) return { signal: outer, expired: false, done() {} }
+  const controller = new AbortController()
+  let expired = false
+  const onAbort = () => controller.abort(outer?.reason)
+  outer?.addEventListener('abort', onAbort, { once: true })
+  const timer = setTimeout(() => {
+    expired = true
+    controller.abort(new DOMException(`No answer within ${timeoutMs} ms`, 'TimeoutError'))
+  }, timeoutMs)
+  return {
+    signal: controller.signal,
+    get expired() {
+      return expired
+    },
+    done() {
+      clearTimeout(timer)
+      outer?.removeEventListener('abort', onAbort)
+    },
+  }
+}
+
 /** Statuses that say "not now" of a request the server did not carry out (RFC 9110 15.6). */
 const RETRY_STATUSES = new Set([502, 503, 504])
 
@@ -115,6 +148,8 @@ export class Transport {
   readonly random: () => number
   readonly #fetch: FetchLike
   readonly #retry: Required<RetryOptions>
+  /** How long one attempt may take, answer read whole; undefined: no limit. */
+  readonly #timeoutMs: number | undefined
   #csrf: string | undefined
 
   constructor(options: TransportOptions) {
@@ -135,6 +170,8 @@ export class Transport {
       jitter: retry.jitter ?? 0.2,
       connectionErrors: retry.connectionErrors ?? true,
     }
+    const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.#timeoutMs = timeout === false || !(timeout > 0) ? undefined : timeout
     this.sleep = options.sleep ?? defaultSleep
     this.random = options.random ?? Math.random
   }
@@ -176,19 +213,29 @@ export class Transport {
       }
       if (options.body !== undefined) headers['content-type'] = 'application/json'
       if (this.#csrf !== undefined && options.auth !== 'none') headers['x-csrf-token'] = this.#csrf
+      const deadline = attemptDeadline(this.#timeoutMs, options.signal)
       let response: Response
       try {
         response = await this.#fetch(url, {
           method,
           headers,
           body: options.body,
-          signal: options.signal,
+          signal: deadline.signal,
         })
       } catch (error) {
+        deadline.done()
         if (options.signal?.aborted) throw error
+        const retryable = idempotent && this.#retry.connectionErrors
+        if (deadline.expired) {
+          // no answer in time: as unreachable as a refused connection (a node that hangs)
+          if (retryable && attempt < this.#retry.maxAttempts) {
+            await this.sleep(this.#backoff(attempt, undefined)!, options.signal)
+            continue
+          }
+          throw this.#timedOut(error)
+        }
         if (
-          idempotent &&
-          this.#retry.connectionErrors &&
+          retryable &&
           attempt < this.#retry.maxAttempts &&
           CONNECTION_ERRORS.has(networkCode(error) ?? '')
         ) {
@@ -209,6 +256,7 @@ export class Transport {
       // token, and the same request carrying it succeeds. The token is kept for later calls.
       const challenge = response.headers.get('x-csrf-token')
       if (response.status === 403 && challenge && !csrfRetried && challenge !== this.#csrf) {
+        deadline.done()
         await response.body?.cancel()
         this.#csrf = challenge
         csrfRetried = true
@@ -222,6 +270,7 @@ export class Transport {
         const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'))
         const delay = this.#backoff(attempt, retryAfterMs)
         if (delay !== undefined) {
+          deadline.done()
           await response.body?.cancel()
           await this.sleep(delay, options.signal)
           continue
@@ -232,13 +281,16 @@ export class Transport {
       try {
         text = await response.text()
       } catch (error) {
-        // the answer began and the connection ended before its last byte: as unreachable as a
-        // refused connection, and as safe to try again when the request is idempotent
+        // the answer began and the connection ended before its last byte (or the attempt's time
+        // ran out): as unreachable as a refused connection, and as safe to try again when the
+        // request is idempotent
+        deadline.done()
         if (options.signal?.aborted) throw error
         if (idempotent && this.#retry.connectionErrors && attempt < this.#retry.maxAttempts) {
           await this.sleep(this.#backoff(attempt, undefined)!, options.signal)
           continue
         }
+        if (deadline.expired) throw this.#timedOut(error)
         throw new PresencedError(
           redactUrls(
             `Lost the connection to presenced at ${this.baseUrl} while reading its answer: ${networkReason(error)}`,
@@ -246,10 +298,20 @@ export class Transport {
           { status: 0, protocol: 'network', cause: error },
         )
       }
+      deadline.done()
       const body = parseBody(text, response.headers.get('content-type'))
       if (!response.ok) throw errorOf(response, body, options.protocol)
       return { status: response.status, headers: response.headers, body: body as T }
     }
+  }
+
+  #timedOut(cause: unknown): PresencedError {
+    return new PresencedError(
+      redactUrls(
+        `presenced at ${this.baseUrl} did not answer in full within ${this.#timeoutMs} ms (timeoutMs)`,
+      ),
+      { status: 0, protocol: 'network', cause },
+    )
   }
 
   /**

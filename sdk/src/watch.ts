@@ -3,7 +3,7 @@ import { Emitter } from './emitter.js'
 import { PresencedError } from './errors.js'
 import { isObject, networkReason, redactUrls, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
-import { stringifyJson } from './ids.js'
+import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
 import { PresenceType, dateOf, type Presence } from './presence.js'
 import type { NativePresence, NativeSession, NativeSseRequest } from './wire.js'
 
@@ -92,6 +92,16 @@ export interface SubscribeOptions {
    */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false
   /**
+   * A connection that has carried nothing for this long, not even a keepalive (presenced sends
+   * one at least every 25 s: an SSE comment, a WebSocket ping), is taken for dead and replaced
+   * (`reconnecting`, then a resume): a server or network gone without closing the connection
+   * (a host powered off, a NAT or proxy that forgot it) otherwise leaves a stream that looks
+   * open and never delivers again. WebSocket: only where pings are visible (`ws`); the browser's
+   * and Node's built-in WebSocket do not show them. `false` never gives up on a quiet
+   * connection. @default 60000
+   */
+  idleTimeoutMs?: number | false
+  /**
    * Aborting closes the subscription as `close()` does: the connection, any reconnect waiting
    * to happen, and the iterators (which finish); `ready` rejects with the signal's reason if the
    * first snapshot had not arrived.
@@ -118,6 +128,9 @@ export interface ConnectionPresence {
  * goes away every subscriber it held reconnects at the same moment.
  */
 const RECONNECT_JITTER = 0.5
+
+/** The activity members that are int64 ids (sent as exact decimal strings). */
+const ACTIVITY_IDS = new Set(['placeId', 'rootPlaceId', 'universeId'])
 
 /** The native API's paths (docs/reference/native.md). */
 export const NATIVE_WS_PATH = '/api/v1/realtime'
@@ -166,6 +179,11 @@ export class Subscription
   readonly #current = new Map<string, Presence>()
   #heartbeat: Record<string, unknown> | undefined
   #resetPending = false
+  /**
+   * A subscribe of every watched id went out (the first, or after a reset) and its snapshot has
+   * not come: an error frame meanwhile is its refusal, and no snapshot will follow.
+   */
+  #awaitingSnapshot = false
   #attempt = 0
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
@@ -219,9 +237,15 @@ export class Subscription
     return this.#resume?.since
   }
 
-  /** Watches more users; their current presence arrives as a snapshot. */
-  add(ids: Iterable<string | number | bigint>): void {
-    const added = [...ids].map(String).filter((id) => !this.#ids.has(id))
+  /**
+   * Watches more users; their current presence arrives as a snapshot. Ids are taken as
+   * `subscribe` takes them (a number past 2^53, already rounded, or a non-id throws
+   * InvalidIdError, and nothing of the call is taken).
+   */
+  add(ids: Iterable<Id | HasId>): void {
+    const added = [...new Set(Array.from(ids, (u) => toIdString(u)))].filter(
+      (id) => !this.#ids.has(id),
+    )
     for (const id of added) this.#ids.add(id)
     if (added.length === 0) return
     if (this.#kind() === 'sse') return this.#reopen()
@@ -230,9 +254,9 @@ export class Subscription
     } else for (const id of added) this.#unsent.add(id)
   }
 
-  /** Stops watching users; no event about them is delivered from now on. */
-  remove(ids: Iterable<string | number | bigint>): void {
-    const removed = [...ids].map(String).filter((id) => this.#ids.delete(id))
+  /** Stops watching users; no event about them is delivered from now on. Ids as in `add`. */
+  remove(ids: Iterable<Id | HasId>): void {
+    const removed = Array.from(ids, (u) => toIdString(u)).filter((id) => this.#ids.delete(id))
     if (removed.length === 0) return
     for (const id of removed) {
       this.#positions.delete(id)
@@ -253,8 +277,12 @@ export class Subscription
     this.#heartbeat = {
       type: 'heartbeat',
       deviceType: presence.deviceType ?? 'Web',
+      // ids as decimal strings, exact: a number past 2^53 (already rounded) throws InvalidIdError
       activity: Object.fromEntries(
-        Object.entries(activity).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
+        Object.entries(activity).map(([k, v]) => [
+          k,
+          ACTIVITY_IDS.has(k) && v !== undefined ? toIdString(v, k) : v,
+        ]),
       ),
     }
     this.#connection?.send(this.#heartbeat)
@@ -283,6 +311,10 @@ export class Subscription
     if (this.#closed) queue.end()
     else this.#iterators.add(queue)
     return queue
+  }
+
+  #idleTimeoutMs(): number | undefined {
+    return idleTimeoutOf(this.#options)
   }
 
   #kind(): 'websocket' | 'sse' {
@@ -324,6 +356,7 @@ export class Subscription
               connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
           } else if (this.#ids.size > 0) {
             connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
+            this.#awaitingSnapshot = true
           } else {
             this.#resolveReady()
           }
@@ -347,7 +380,7 @@ export class Subscription
       connection =
         kind === 'websocket'
           ? openWebSocket(this.#transport, this.#webSocket(), this.#options, handlers)
-          : openSse(this.#transport, this.#sseRequest(), handlers)
+          : openSse(this.#transport, this.#sseRequest(), handlers, this.#idleTimeoutMs())
     } catch (error) {
       return this.#fail(error)
     }
@@ -370,12 +403,21 @@ export class Subscription
     }
   }
 
+  /** Ends the open connection for `error`: fails the subscription, or reconnects. */
+  #drop(error: PresencedError, fatal: boolean): void {
+    this.#awaitingSnapshot = false
+    this.#connection?.close()
+    this.#connection = undefined
+    if (fatal) this.#fail(error)
+    else this.#reconnect(error)
+  }
+
   #reconnect(error: unknown): void {
     if (this.#closed) return
     const options = this.#options.reconnect
     if (options === false) return this.#fail(error)
     this.#attempt++
-    const delayMs = backoffDelay(
+    const backoff = backoffDelay(
       this.#attempt,
       {
         baseDelayMs: options?.minDelayMs ?? 500,
@@ -383,6 +425,11 @@ export class Subscription
         jitter: RECONNECT_JITTER,
       },
       this.#transport.random,
+    )
+    // a refusal that says when to come back (RATE_LIMITED) is not tried sooner
+    const delayMs = Math.max(
+      backoff,
+      error instanceof PresencedError ? (error.retryAfterMs ?? 0) : 0,
     )
     this.emit('reconnecting', { attempt: this.#attempt, delayMs, error })
     this.#timer = setTimeout(() => {
@@ -393,7 +440,21 @@ export class Subscription
 
   #fail(error: unknown): void {
     if (this.#closed) return
-    const failure = asPresencedError(error)
+    let failure = asPresencedError(error)
+    const { token, cookie } = this.#transport
+    if (failure.status === 401 && token === undefined && cookie !== undefined) {
+      // a cookie signs in on the Roblox API only: say so rather than a bare "denied"
+      failure = new PresencedError(
+        `${failure.message} (the real-time API takes a token, not a cookie: createClient({ token }))`,
+        {
+          status: failure.status,
+          code: failure.code,
+          protocol: failure.protocol,
+          body: failure.body,
+          cause: error,
+        },
+      )
+    }
     this.#rejectReady(failure)
     if (this.listenerCount('error') > 0) this.emit('error', failure)
     for (const queue of this.#iterators) queue.fail(failure)
@@ -413,6 +474,7 @@ export class Subscription
       this.#resetPending = true
       if (this.#connection?.kind === 'websocket') {
         this.#connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
+        this.#awaitingSnapshot = true
       }
       return
     }
@@ -425,8 +487,15 @@ export class Subscription
       return
     }
     if (frame.type === 'error') {
-      const warning = nativeError(frame)
-      if (this.listenerCount('warning') > 0) this.emit('warning', warning)
+      const error = nativeError(frame)
+      if (this.#awaitingSnapshot && this.#connection?.kind === 'websocket') {
+        // the subscribe of every watched id was refused: no snapshot will come, and `ready`
+        // would wait for ever. As over SSE, where the same refusals are HTTP statuses: a bad
+        // request is fatal; a limit or an outage is tried again after a backoff
+        if (FATAL_REFUSALS.has(String(error.code))) return this.#drop(error, true)
+        if (RETRIED_REFUSALS.has(String(error.code))) return this.#drop(error, false)
+      }
+      if (this.listenerCount('warning') > 0) this.emit('warning', error)
       return
     }
     const event = decodeEvent(frame)
@@ -437,6 +506,7 @@ export class Subscription
     this.#keepPositions(frame, event)
     let delivered: PresenceEvent = event
     if (event.type === 'snapshot') {
+      this.#awaitingSnapshot = false
       const presences: Presence[] = []
       const raw: NativePresence[] = []
       event.presences.forEach((p, i) => {
@@ -563,13 +633,42 @@ export function presenceOfNative(raw: NativePresence): Presence {
   }
 }
 
+/**
+ * Refusals of a WebSocket subscribe, as error frames: the same request can never succeed (SSE
+ * answers them 400), or may after a wait (SSE: 429, 503).
+ */
+const FATAL_REFUSALS = new Set(['TOO_MANY_IDS', 'IDS_INVALID', 'FRAME_INVALID'])
+const RETRIED_REFUSALS = new Set(['WATCH_LIMIT', 'STREAM_LIMIT', 'RATE_LIMITED', 'UNAVAILABLE'])
+
+/** The HTTP status the SSE form answers an error frame's code with (a frame carries none). */
+const FRAME_STATUS: Record<string, number> = {
+  TOO_MANY_IDS: 400,
+  IDS_INVALID: 400,
+  FRAME_INVALID: 400,
+  HEARTBEAT_INVALID: 400,
+  TYPE_UNKNOWN: 400,
+  RESUME_LATE: 400,
+  UNAUTHENTICATED: 401,
+  WATCH_LIMIT: 429,
+  STREAM_LIMIT: 429,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+}
+
 function nativeError(frame: Record<string, unknown>): PresencedError {
   const inner = isObject(frame.error) ? frame.error : frame
   const code =
     typeof inner.code === 'string' || typeof inner.code === 'number' ? inner.code : undefined
   const message = typeof inner.message === 'string' ? inner.message : 'Subscription error'
-  const status = typeof frame.status === 'number' ? frame.status : 0
-  return new PresencedError(message, { status, code, protocol: 'native', body: frame })
+  const status = typeof frame.status === 'number' ? frame.status : (FRAME_STATUS[String(code)] ?? 0)
+  const retryAfterMs = typeof inner.retryAfterMs === 'number' ? inner.retryAfterMs : undefined
+  return new PresencedError(message, {
+    status,
+    code,
+    protocol: 'native',
+    retryAfterMs,
+    body: frame,
+  })
 }
 
 function asPresencedError(error: unknown): PresencedError {
@@ -589,8 +688,47 @@ function parseFrame(text: string): Record<string, unknown> | undefined {
 
 // --- transports ------------------------------------------------------------------------------
 
+/** How long a connection may carry nothing before it is taken for dead (SubscribeOptions). */
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000
+
+/**
+ * Calls `onIdle` once `touch()` has not been called for `ms` (never without `ms`). One timer,
+ * re-armed only when it fires: a busy stream costs a timestamp per frame.
+ */
+function watchdog(ms: number | undefined, onIdle: () => void): { touch(): void; stop(): void } {
+  if (ms === undefined) return { touch() {}, stop() {} }
+  let last = Date.now()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const arm = (delay: number) => {
+    timer = setTimeout(() => {
+      const quiet = Date.now() - last
+      if (quiet >= ms) onIdle()
+      else arm(ms - quiet)
+    }, delay)
+    // the connection, not this timer, is what keeps a process alive
+    ;(timer as { unref?: () => void }).unref?.()
+  }
+  arm(ms)
+  return {
+    touch: () => (last = Date.now()),
+    stop: () => clearTimeout(timer),
+  }
+}
+
+function idleError(ms: number): PresencedError {
+  return new PresencedError(
+    `No data from presenced for ${ms} ms, not even a keepalive: the connection is taken for dead`,
+    { status: 0, protocol: 'network' },
+  )
+}
+
 /** Close codes after which reconnecting would be wrong: policy, too big, taken over. */
 const FATAL_CLOSE = new Set([1008, 1009, 4009])
+
+function idleTimeoutOf(options: SubscribeOptions): number | undefined {
+  const idle = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+  return idle === false || !(idle > 0) ? undefined : idle
+}
 
 function openWebSocket(
   transport: Transport,
@@ -618,19 +756,34 @@ function openWebSocket(
   let refused: PresencedError | undefined
   let opened = false
   let lastError = ''
+  // pings keep a quiet stream alive: the watchdog runs only where they can be seen (`ws`)
+  const emitter = socket as unknown as {
+    on?: (event: string, listener: () => void) => void
+    terminate?: () => void
+  }
+  const idleMs = typeof emitter.on === 'function' ? idleTimeoutOf(options) : undefined
+  const idle = watchdog(idleMs, () => {
+    finish(idleError(idleMs!), false)
+    if (typeof emitter.terminate === 'function') emitter.terminate()
+    else socket.close()
+  })
+  if (idleMs !== undefined) emitter.on!('ping', idle.touch)
   const finish = (error: unknown, fatal: boolean) => {
     if (done) return
     done = true
+    idle.stop()
     handlers.onClose(error, fatal)
   }
   // frames sent while the socket is still connecting go out right after the opening frames
   const queued: string[] = []
   socket.onopen = () => {
+    idle.touch()
     opened = true
     handlers.onOpen()
     for (const text of queued.splice(0)) socket.send(text)
   }
   socket.onmessage = (event: { data: unknown }) => {
+    idle.touch()
     const frame = parseFrame(typeof event.data === 'string' ? event.data : String(event.data))
     if (frame !== undefined) handlers.onFrame(frame)
   }
@@ -671,6 +824,7 @@ function openWebSocket(
     },
     close: () => {
       done = true
+      idle.stop()
       socket.close(1000)
     },
   }
@@ -694,10 +848,23 @@ function legacyQuery(request: NativeSseRequest): URLSearchParams {
 function openSse(
   transport: Transport,
   request: NativeSseRequest,
-  handlers: ConnectionHandlers,
+  connectionHandlers: ConnectionHandlers,
+  idleMs: number | undefined,
 ): Connection {
   const controller = new AbortController()
   const url = `${transport.baseUrl}${NATIVE_SSE_PATH}`
+  const idle = watchdog(idleMs, () => {
+    if (controller.signal.aborted) return
+    controller.abort()
+    connectionHandlers.onClose(idleError(idleMs!), false)
+  })
+  const handlers: ConnectionHandlers = {
+    ...connectionHandlers,
+    onClose: (error, fatal) => {
+      idle.stop()
+      connectionHandlers.onClose(error, fatal)
+    },
+  }
   void (async () => {
     let response: Response
     try {
@@ -743,12 +910,15 @@ function openSse(
       const fatal = response.status >= 400 && response.status < 500 && response.status !== 429
       return handlers.onClose(error, fatal)
     }
+    idle.touch()
     handlers.onOpen()
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
     let buffer = ''
     for (;;) {
       const { value, done } = await reader.read()
       if (done) break
+      // any bytes, a `: keepalive` comment included, say the connection lives
+      idle.touch()
       buffer += value
       let end: number
       while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
@@ -779,7 +949,14 @@ function openSse(
       )
     }
   })
-  return { kind: 'sse', send: () => {}, close: () => controller.abort() }
+  return {
+    kind: 'sse',
+    send: () => {},
+    close: () => {
+      idle.stop()
+      controller.abort()
+    },
+  }
 }
 
 /** A pull queue behind one async iterator. */

@@ -56,6 +56,8 @@ export function runGet(args: string[]): Promise<number> {
       token: tokenOf(values.token),
       fetch,
       retry,
+      // --timeout bounds the exchange (fetch above); without it the command waits, as it says
+      timeoutMs: false,
     })
     const presences = await client.getUserPresences(ids)
     if (values.json) {

@@ -59,7 +59,14 @@ export function runHeartbeat(args: string[]): Promise<number> {
       )
     }
     const { fetch, retry } = commandClientOptions(values.timeout)
-    const client = createClient({ baseUrl: serverUrl(values.url), token, fetch, retry })
+    // --timeout bounds each exchange (fetch); without it the command waits, as it says
+    const client = createClient({
+      baseUrl: serverUrl(values.url),
+      token,
+      fetch,
+      retry,
+      timeoutMs: false,
+    })
     let started = false
     const alive = client.keepAlive({
       ...(values.place !== undefined && { placeId: values.place }),

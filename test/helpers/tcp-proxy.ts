@@ -12,6 +12,12 @@ export interface TcpProxy {
   stallWhen(matches: (chunk: Buffer) => boolean): Promise<void>
   /** Drops every connection (what was held is never delivered) and stalls nothing any more. */
   cut(): void
+  /**
+   * From now on, the connections open now carry nothing either way and are never closed: a
+   * peer that vanished without a FIN (a host gone, a NAT that forgot the flow). Later
+   * connections pass.
+   */
+  freeze(): void
 }
 
 /**
@@ -20,6 +26,7 @@ export interface TcpProxy {
  */
 export async function startTcpProxy(t: TestContext, targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>()
+  const frozen = new WeakSet<Socket>()
   let armed: { matches: (chunk: Buffer) => boolean; stalled: () => void } | undefined
   const server: Server = createServer((client) => {
     const upstream = createConnection(targetPort, '127.0.0.1')
@@ -32,10 +39,10 @@ export async function startTcpProxy(t: TestContext, targetPort: number): Promise
         armed.stalled()
         armed = undefined
       }
-      if (!held) upstream.write(chunk)
+      if (!held && !frozen.has(client)) upstream.write(chunk)
     })
     upstream.on('data', (chunk: Buffer) => {
-      if (!held) client.write(chunk)
+      if (!held && !frozen.has(client)) client.write(chunk)
     })
     const close = () => {
       pairs.delete(pair)
@@ -43,7 +50,9 @@ export async function startTcpProxy(t: TestContext, targetPort: number): Promise
       upstream.destroy()
     }
     client.on('error', close).on('close', close)
-    upstream.on('error', close).on('close', close)
+    // a frozen client hears nothing of the server, not even its going away
+    const upstreamClosed = () => (frozen.has(client) ? upstream.destroy() : close())
+    upstream.on('error', upstreamClosed).on('close', upstreamClosed)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.after(
@@ -59,6 +68,9 @@ export async function startTcpProxy(t: TestContext, targetPort: number): Promise
   return {
     port: (server.address() as { port: number }).port,
     stallWhen: (matches) => new Promise<void>((stalled) => (armed = { matches, stalled })),
+    freeze: () => {
+      for (const [client] of pairs) frozen.add(client)
+    },
     cut: () => {
       armed = undefined
       for (const [client, upstream] of pairs) {

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import {
   createClient,
+  InvalidIdError,
+  PresencedError,
   PresenceType,
   type PresenceEvent,
   type Subscription,
@@ -9,6 +11,7 @@ import {
 } from '@presenced/client'
 import WebSocket from 'ws'
 import { startApp } from '../helpers/start-app.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const PLAYER = '9007199254740993'
 const WATCHER = '500'
@@ -234,3 +237,157 @@ test('the connection can carry the caller presence', async (t) => {
   assert.equal(online.type === 'online' && online.presence.type, PresenceType.InGame)
   assert.equal((await client.getUserPresence(WATCHER)).type, PresenceType.InGame)
 })
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`add() and remove() over ${transport} take ids as subscribe() does: exact, or refused before anything is sent`, async (t) => {
+    const { server, player, watcherToken } = await setup(t)
+    const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const sub = client.subscribe([42], { transport })
+    t.after(() => sub.close())
+    const events = eventsOf(sub)
+    await events.next()
+    // 2^53 + 1 typed as a number has already been rounded to 2^53: refused, not watched wrong
+    assert.throws(() => sub.add([Number(PLAYER)]), InvalidIdError)
+    assert.throws(() => sub.add([7, 'seven']), InvalidIdError)
+    assert.throws(() => sub.remove([-1]), InvalidIdError)
+    assert.deepEqual([...sub.ids], ['42'], 'nothing of a refused call was taken')
+    assert.throws(
+      () => sub.setPresence({ activity: { kind: 'inGame', placeId: Number('9007199254740993') } }),
+      InvalidIdError,
+    )
+
+    sub.add([BigInt(PLAYER), { id: ' 42 ' }])
+    assert.deepEqual([...sub.ids], ['42', PLAYER])
+    const added = await events.next()
+    assert.equal(added.type, 'snapshot')
+    assert.ok(added.type === 'snapshot' && added.presences.some((p) => p.userId === PLAYER))
+    await player.registerAppPresence({ location: 'Lobby' })
+    const online = await events.next()
+    assert.equal(online.type === 'online' && online.presence.userId, PLAYER)
+
+    sub.remove([{ id: BigInt(PLAYER) }])
+    assert.deepEqual([...sub.ids], ['42'])
+  })
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, a first subscribe the server refuses as too many ids fails ready, typed, without retrying`,
+    { timeout: 20_000 },
+    async (t) => {
+      const { server, watcherToken } = await setup(t)
+      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+      const ids = Array.from({ length: 1001 }, (_, i) => i + 1)
+      const sub = client.subscribe(ids, { transport, reconnect: { minDelayMs: 50 } })
+      t.after(() => sub.close())
+      const reconnects: unknown[] = []
+      sub.on('reconnecting', (r) => reconnects.push(r))
+      const waited = new Promise((resolve) => setTimeout(() => resolve('still pending'), 3000))
+      const outcome = await Promise.race([
+        sub.ready.then(
+          () => 'ready',
+          (e: unknown) => e,
+        ),
+        waited,
+      ])
+      assert.ok(
+        outcome instanceof PresencedError,
+        `ready settled with an error, got ${String(outcome)}`,
+      )
+      assert.equal(outcome.code, 'TOO_MANY_IDS')
+      assert.equal(outcome.status, 400, 'the status of the same refusal over SSE')
+      assert.deepEqual(reconnects, [])
+    },
+  )
+
+  test(
+    `over ${transport}, a first subscribe beyond the user's watch limit is retried until the limit frees`,
+    { timeout: 20_000 },
+    async (t) => {
+      // watches of a closed stream are freed at once with no resume window
+      const { server, watcherToken } = await setup(t, {
+        realtimeWatchesPerUser: 2,
+        realtimeResumeMs: 0,
+      })
+      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+      const first = client.subscribe([1, 2], { transport })
+      t.after(() => first.close())
+      await first.ready
+      const second = client.subscribe([PLAYER], {
+        transport,
+        reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+      })
+      t.after(() => second.close())
+      const refused = await new Promise<unknown>((resolve) =>
+        second.once('reconnecting', ({ error }) => resolve(error)),
+      )
+      assert.ok(refused instanceof PresencedError)
+      assert.equal(refused.code, 'WATCH_LIMIT')
+      assert.equal(refused.status, 429)
+      first.close()
+      await second.ready
+      assert.deepEqual([...second.presences.keys()], [PLAYER])
+    },
+  )
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, a connection that goes silent (no FIN) is dropped after idleTimeoutMs and resumed`,
+    { timeout: 30_000 },
+    async (t) => {
+      // a 3 s session TTL makes the server's keepalive (ping, SSE comment) every second
+      const { server, player, watcherToken } = await setup(t, { sessionTtlSeconds: 3 })
+      const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
+      const client = createClient({
+        baseUrl: `http://127.0.0.1:${proxy.port}`,
+        token: watcherToken,
+        WebSocket,
+      })
+      const sub = client.subscribe([PLAYER], {
+        transport,
+        idleTimeoutMs: 3000,
+        reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+      })
+      t.after(() => sub.close())
+      const events = eventsOf(sub)
+      const snapshot = await events.next()
+      const reconnecting = new Promise<unknown>((resolve) =>
+        sub.once('reconnecting', ({ error }) => resolve(error)),
+      )
+      proxy.freeze()
+      // made while the connection is silent: only a new connection can tell it
+      await player.registerAppPresence({ location: 'Lobby' })
+      const waited = new Promise<'silent'>((resolve) => setTimeout(() => resolve('silent'), 12_000))
+      const next = await Promise.race([events.next(), waited])
+      assert.notEqual(next, 'silent', 'the change arrived over a new connection')
+      assert.ok(
+        next !== 'silent' && next.type === 'online',
+        'resumed: the missed change, no snapshot',
+      )
+      assert.equal(next.seq, snapshot.seq + 1)
+      const error = await reconnecting
+      assert.ok(error instanceof PresencedError)
+      assert.match(error.message, /no data .* 3000 ms/i)
+    },
+  )
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(`over ${transport}, a client with a cookie and no token is told that streams take a token`, async (t) => {
+    const { server, watcherToken } = await setup(t)
+    // the same credential works as a cookie on the Roblox API...
+    const client = createClient({ baseUrl: server.url, cookie: watcherToken, WebSocket })
+    await client.getUserPresences([1])
+    // ...and the real-time API takes only a token (Authorization or ?access_token=)
+    const sub = client.subscribe([1], { transport })
+    const failure = await sub.ready.then(
+      () => 'ready',
+      (e: unknown) => e,
+    )
+    assert.ok(failure instanceof PresencedError)
+    assert.equal(failure.status, 401)
+    assert.match(failure.message, /takes a token, not a cookie: createClient\(\{ token \}\)/)
+    assert.doesNotMatch(failure.message, new RegExp(watcherToken.slice(0, 20)))
+  })
+}

@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import { createClient, PresencedError, PresenceType } from '@presenced/client'
 import { ManualClock } from '../../src/service/clock.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const BIG = '9223372036854775807'
 const JOB = '4a3c6a1e-0000-4000-8000-000000000001'
@@ -173,3 +174,40 @@ test('SDK: a signal ends a call to a server that never answers, and a 429 backof
     (e: unknown) => (e as Error).name === 'AbortError',
   )
 })
+
+test(
+  'SDK: timeoutMs bounds each attempt; a request the server never got is tried again and answered',
+  { timeout: 30_000 },
+  async (t) => {
+    const server = await startApp(t, { listen: true })
+    const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
+    const baseUrl = `http://127.0.0.1:${proxy.port}`
+
+    // the first lookup is held on its way (a node that hangs, a dead path): no answer ever comes
+    const stalled = proxy.stallWhen((chunk) => chunk.includes('POST /v1/presence/users'))
+    const client = createClient({ baseUrl, timeoutMs: 1000, retry: { baseDelayMs: 50 } })
+    const started = Date.now()
+    const hung = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 8000))
+    const answer = await Promise.race([client.getUserPresences([BIG, 7]), hung])
+    await stalled
+    assert.notEqual(answer, 'hung', 'the stalled attempt was given up and the call tried again')
+    assert.deepEqual(answer !== 'hung' && answer.map((p) => p.userId), [BIG, '7'])
+    assert.ok(Date.now() - started >= 1000, 'after the attempt timed out')
+
+    // without retries the timeout is the call's error: typed, status 0, saying what happened
+    void proxy.stallWhen((chunk) => chunk.includes('POST /v1/presence/users'))
+    const once = createClient({ baseUrl, timeoutMs: 500, retry: false })
+    const failure = await Promise.race([once.getUserPresences([1]).catch((e: unknown) => e), hung])
+    assert.ok(failure instanceof PresencedError, `a PresencedError, got ${String(failure)}`)
+    assert.equal(failure.status, 0)
+    assert.equal(failure.protocol, 'network')
+    assert.match(failure.message, /within 500 ms/)
+
+    // a caller's signal still wins over the timeout, and its reason is what the call rejects with
+    void proxy.stallWhen((chunk) => chunk.includes('POST /v1/presence/users'))
+    await assert.rejects(
+      once.getUserPresences([1], { signal: AbortSignal.timeout(100) }),
+      (e: unknown) => (e as Error).name === 'TimeoutError',
+    )
+  },
+)
