@@ -12,10 +12,17 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import type { Activity, Session, UserPresence } from '../../src/core/presence.js'
+import {
+  PresenceType,
+  type Activity,
+  type Session,
+  type UserPresence,
+} from '../../src/core/presence.js'
 import {
   accessOf,
   anonymous,
+  applyPrivacy,
+  strangers,
   summaryOf,
   visiblePresence,
   visibleSummary,
@@ -117,6 +124,43 @@ const viewer: fc.Arbitrary<Viewer> = fc.oneof(
     { kind: 'service', keyId: 'k', scopes: ['presence:read', 'presence:read:private'] },
   ),
 )
+
+test('applyPrivacy is visibleSummary of each id, also where settings and relations are shared', () => {
+  fc.assert(
+    fc.property(
+      fc.array(settings, { minLength: 1, maxLength: 3 }),
+      fc.array(relation, { minLength: 1, maxLength: 3 }),
+      fc.array(fc.tuple(presence, fc.nat(), fc.nat(), fc.boolean()), {
+        minLength: 1,
+        maxLength: 10,
+      }),
+      viewer,
+      fc.boolean(),
+      (settingsPool, relationPool, targets, who, withRelations) => {
+        const targetSettings = targets.map(([, a]) => settingsPool[a % settingsPool.length]!)
+        const relations = withRelations
+          ? targets.map(([, , b]) => relationPool[b % relationPool.length]!)
+          : undefined
+        // some summaries Offline with an activity left: not what a store gives, still the rule
+        const summaries = targets.map(([p, , , offline]) => {
+          const summary = summaryOf(p, NOW)
+          return offline ? { ...summary, state: PresenceType.Offline } : summary
+        })
+        const expected = summaries.map((summary, i) =>
+          visibleSummary(
+            summary,
+            accessOf(who, summary.userId, targetSettings[i]!, relations?.[i] ?? strangers),
+            targetSettings[i]!,
+          ),
+        )
+        const got = [...summaries]
+        applyPrivacy(who, got, targetSettings, relations)
+        assert.deepEqual(got, expected)
+      },
+    ),
+    { numRuns: 2000 },
+  )
+})
 
 test('visibleSummary + writeSummariesReply = visiblePresence + writeUsersReply, byte for byte', () => {
   fc.assert(
