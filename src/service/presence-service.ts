@@ -20,7 +20,7 @@ import {
   nextSettings,
   strangers,
   visiblePresence,
-  visibleSummary,
+  applyPrivacy,
   type BlockSight,
   type PresenceSummary,
   type Relation,
@@ -347,14 +347,7 @@ export class PresenceService {
     )
     const resolved = this.#places.resolveSummaries(found, now)
     const summaries = resolved instanceof Promise ? await resolved : resolved
-    for (let i = 0; i < summaries.length; i++) {
-      const summary = summaries[i]!
-      const targetSettings = settings[i]!
-      const access = accessOf(viewer, summary.userId, targetSettings, relations?.[i] ?? strangers)
-      const visible = visibleSummary(summary, access, targetSettings)
-      // most are seen as they are: no store (and its write barrier) for those
-      if (visible !== summary) summaries[i] = visible
-    }
+    applyPrivacy(viewer, summaries, settings, relations)
     return summaries
   }
 

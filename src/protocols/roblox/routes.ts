@@ -118,6 +118,7 @@ export async function usersReplyOf(
   return writeSummariesReply(
     await service.lookupSummaries(caller.viewer, ids, admission, values),
     viewOptions,
+    values,
   )
 }
 
