@@ -137,6 +137,12 @@ test('fleet: Redis down at start, then back, then full: one warning each with th
   assert.equal(hung.length, 1, JSON.stringify(hung.map((line) => line.msg)))
   assert.equal(hung[0]!.reason, 'Command timed out')
   await until(async () => (await lookup()).status === 200, 10_000, 'served after SIGCONT')
+  // the node's log reaches this process through a pipe: on a loaded machine, after the reply
+  await until(
+    () => linesOf(node).filter((line) => /Redis is reachable again/.test(line.msg)).length >= 2,
+    5000,
+    'the second line saying Redis is back',
+  )
   const backAgain = linesOf(node).filter((line) => /Redis is reachable again/.test(line.msg))
   assert.equal(backAgain.length, 2, 'a second line saying Redis is back')
   // nothing secret in the log: the token never appears
