@@ -3,7 +3,13 @@ import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import { startApp, type StartedApp } from '../helpers/start-app.js'
-import { NativeClient, type Frame } from './native-client.js'
+import {
+  NativeClient,
+  heartbeatFrame,
+  heartbeatUntilRefused,
+  isRateLimited,
+  type Frame,
+} from './native-client.js'
 import { REGISTER, bearer, post } from './roblox-helpers.js'
 
 /*
@@ -37,12 +43,6 @@ async function connect(t: TestContext, app: StartedApp, userId: string) {
   return client
 }
 
-function heartbeat(location: string) {
-  return { type: 'heartbeat', deviceType: 'Web', activity: { kind: 'online', location } }
-}
-
-const isRefusal = (frame: Frame) => frame.type === 'error' && frame.code === 'RATE_LIMITED'
-
 /** Frames about `userId`'s presence a watcher got: online, update, offline. */
 function changesOf(client: NativeClient, userId: string): Frame[] {
   return client.frames.filter((frame) => frame.userId === userId && frame.type !== 'snapshot')
@@ -60,7 +60,7 @@ test('a flood of WebSocket heartbeats makes at most the budget’s visible updat
   // for 3 s, ten frames every 10 ms, each a new location
   let frames = 0
   for (const end = Date.now() + 3000; Date.now() < end;) {
-    for (let i = 0; i < 10; i++) flooder.send(heartbeat(`place ${frames++}`))
+    for (let i = 0; i < 10; i++) flooder.send(heartbeatFrame(`place ${frames++}`))
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
   // let every frame be handled and every change reach the watcher
@@ -69,7 +69,7 @@ test('a flood of WebSocket heartbeats makes at most the budget’s visible updat
   t.diagnostic(`${frames} frames: ${changes.length} changes seen, budget ${max}`)
   assert.ok(changes.length >= 1, 'the first heartbeats are written')
   assert.ok(changes.length <= max, `${changes.length} changes, at most ${max} allowed`)
-  const refusal = await flooder.waitFor(isRefusal)
+  const refusal = await flooder.waitFor(isRateLimited)
   assert.equal(typeof refusal.retryAfterMs, 'number')
   assert.ok((refusal.retryAfterMs as number) > 0 && (refusal.retryAfterMs as number) <= WINDOW_MS)
   assert.match(refusal.message as string, /heartbeats/)
@@ -95,19 +95,15 @@ test('HTTP and WebSocket heartbeats of one user share one budget, both ways', as
   // HTTP spends the budget (the upgrade was one request of it): a WebSocket heartbeat is refused
   const client = await connect(t, app, user)
   for (let i = 1; i < max; i++) assert.equal(await beat(`http ${i}`), 200)
-  client.send(heartbeat('ws'))
-  const refusal = await client.waitFor(isRefusal)
+  client.send(heartbeatFrame('ws'))
+  const refusal = await client.waitFor(isRateLimited)
   assert.ok((refusal.retryAfterMs as number) > 0)
   assert.equal(await beat('http over'), 429)
 
   // the next window: WebSocket heartbeats spend it, and then HTTP is refused
   clock.advance(WINDOW_MS)
   const other = await connect(t, app, user)
-  for (let i = 0; !other.frames.some(isRefusal); i++) {
-    assert.ok(i < 10 * max, 'WebSocket heartbeats are refused once the budget is spent')
-    other.send(heartbeat(`ws ${i}`))
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  await heartbeatUntilRefused(other, 10 * max)
   const refused = await post(app.app, REGISTER, { location: 'http' }, headers)
   assert.equal(refused.statusCode, 429)
   assert.ok(Number(refused.headers['retry-after']) >= 1)
