@@ -1,4 +1,4 @@
-import type { Caller } from '../core/caller.js'
+import type { Caller, UserCaller } from '../core/caller.js'
 import { fail } from '../core/errors.js'
 import type { UserId } from '../core/user-id.js'
 import {
@@ -68,6 +68,16 @@ export class RateLimits {
     return caller.kind === 'user'
       ? { key, rules: this.#request, near: caller.userId }
       : { key, rules: this.#request }
+  }
+
+  /**
+   * The admission of one write of a user's own presence made on a surface with no request of its
+   * own to count (a WebSocket heartbeat frame): a request of the user's budget, the one
+   * register-app-presence spends, so that a user's heartbeats share one budget whichever surface
+   * (and, in fleet mode, node) they come by. Counted in the write's own step (admitWith).
+   */
+  heartbeat(caller: UserCaller, address: string): RequestAdmission {
+    return new RequestAdmission(this, this.requestHit(caller, address))
   }
 
   /**

@@ -106,3 +106,25 @@ export function refusedUpgrade(
     socket.on('error', () => {})
   })
 }
+
+/** A heartbeat frame showing `location`. */
+export function heartbeatFrame(location: string) {
+  return { type: 'heartbeat', deviceType: 'Web', activity: { kind: 'online', location } }
+}
+
+export const isRateLimited = (frame: Frame) =>
+  frame.type === 'error' && frame.code === 'RATE_LIMITED'
+
+/**
+ * Sends heartbeat frames, one every 20 ms, until one is refused with RATE_LIMITED; fails after
+ * `most` frames.
+ */
+export async function heartbeatUntilRefused(client: NativeClient, most: number): Promise<Frame> {
+  for (let i = 0; ; i++) {
+    const refusal = client.frames.find(isRateLimited)
+    if (refusal) return refusal
+    if (i >= most) throw new Error(`${most} heartbeat frames, none refused`)
+    client.send(heartbeatFrame(`ws ${i}`))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

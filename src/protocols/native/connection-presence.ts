@@ -1,73 +1,138 @@
 import { randomBytes } from 'node:crypto'
+import type { UserCaller } from '../../core/caller.js'
+import { PresenceError, fail } from '../../core/errors.js'
 import type { Activity, OfflineReason } from '../../core/presence.js'
-import type { UserId } from '../../core/user-id.js'
 import type { PresenceService } from '../../service/presence-service.js'
+
+interface Shown {
+  deviceType: string
+  activity: Activity
+}
 
 /**
  * The presence a real-time connection carries for its own user: one session keyed
  * `rt:<connection id>`, written on each heartbeat frame and refreshed while the connection is
  * alive, ended when it closes. At most one write is in flight; frames arriving meanwhile are
  * coalesced into the next write, so a chatty client costs at most one write at a time.
+ *
+ * Each write a frame asks for is a request of the user's heartbeat budget
+ * (RateLimits.heartbeat, the one register-app-presence spends: shared by every surface and, in
+ * fleet mode, every node), counted in the write's own step. A refused write writes nothing and
+ * `refused` is told; until the refusal's wait is over, frames are refused here without asking
+ * the store. The keepalive's refreshes (the server's, at a fixed period) spend nothing and write
+ * only what an admitted frame set.
  */
 export class ConnectionPresence {
   readonly key = `rt:${randomBytes(9).toString('base64url')}`
   readonly #service: PresenceService
-  readonly #userId: UserId
-  #current: { deviceType: string; activity: Activity } | undefined
+  readonly #caller: UserCaller
+  readonly #address: string
+  readonly #refused: (error: unknown) => void
+  /** What the session shows: the last frame written. */
+  #shown: Shown | undefined
+  /** A frame not yet written (the latest: earlier ones are coalesced into it). */
+  #next: Shown | undefined
+  #refreshWanted = false
   #writing: Promise<void> | undefined
-  #dirty = false
   #ended = false
+  /** `Date.now()` until which frames are refused without asking (a refusal's wait). */
+  #refusedUntil = 0
 
-  constructor(service: PresenceService, userId: UserId) {
+  /** `refused`: a frame's write failed (RATE_LIMITED, or the store's error). */
+  constructor(
+    service: PresenceService,
+    caller: UserCaller,
+    address: string,
+    refused: (error: unknown) => void,
+  ) {
     this.#service = service
-    this.#userId = userId
+    this.#caller = caller
+    this.#address = address
+    this.#refused = refused
   }
 
   get active(): boolean {
-    return this.#current !== undefined && !this.#ended
+    return this.#shown !== undefined && !this.#ended
   }
 
-  /** A heartbeat frame: sets what the session shows and writes it. */
-  set(deviceType: string, activity: Activity): Promise<void> {
-    this.#current = { deviceType, activity }
-    return this.refresh()
+  /** A heartbeat frame: sets what the session shows and writes it, if the budget allows. */
+  set(deviceType: string, activity: Activity): void {
+    if (this.#ended) return
+    const wait = this.#refusedUntil - Date.now()
+    if (wait > 0) return this.#refused(refusal(wait))
+    this.#next = { deviceType, activity }
+    this.#pump()
   }
 
-  /** Writes the current presence again (moving its expiry), if there is one. */
+  /** Writes the shown presence again (moving its expiry), if there is one. */
   refresh(): Promise<void> {
     if (!this.active) return Promise.resolve()
-    if (this.#writing) {
-      this.#dirty = true
-      return this.#writing
-    }
-    this.#writing = this.#write().finally(() => {
-      this.#writing = undefined
-      if (this.#dirty) {
-        this.#dirty = false
-        void this.refresh().catch(() => {})
-      }
-    })
-    return this.#writing
+    this.#refreshWanted = true
+    this.#pump()
+    return this.#writing ?? Promise.resolve()
   }
 
   /** The connection is gone: the session ends now. */
   async end(reason: OfflineReason): Promise<void> {
-    if (this.#ended || this.#current === undefined) return
+    if (this.#ended) return
     this.#ended = true
+    this.#next = undefined
     // let a write in flight land first, or it would recreate the session after the end
-    await this.#writing?.catch(() => {})
-    await this.#service.endSession(this.#userId, this.key, reason)
+    while (this.#writing) await this.#writing.catch(() => {})
+    if (this.#shown === undefined) return
+    await this.#service.endSession(this.#caller.userId, this.key, reason)
   }
 
-  async #write(): Promise<void> {
-    const current = this.#current
-    if (!current || this.#ended) return
-    await this.#service.heartbeat({
-      userId: this.#userId,
-      key: this.key,
-      source: 'app',
-      deviceType: current.deviceType,
-      activity: current.activity,
+  /** Starts the next write, unless one is in flight: a frame's first, else a refresh. */
+  #pump(): void {
+    if (this.#writing !== undefined || this.#ended) return
+    let writing: Promise<void>
+    const next = this.#next
+    if (next !== undefined) {
+      this.#next = undefined
+      writing = this.#write(next, true).then(
+        () => {
+          this.#shown = next
+          this.#refreshWanted = false
+        },
+        (error: unknown) => {
+          if (error instanceof PresenceError && error.code === 'RATE_LIMITED') {
+            this.#refusedUntil = Date.now() + (error.retryAfter ?? 1) * 1000
+          }
+          this.#refused(error)
+        },
+      )
+    } else if (this.#refreshWanted && this.#shown !== undefined) {
+      this.#refreshWanted = false
+      writing = this.#write(this.#shown, false)
+    } else {
+      return
+    }
+    const settled = writing.finally(() => {
+      this.#writing = undefined
+      this.#pump()
     })
+    this.#writing = settled
+    // a refresh's failure is the keepalive's to handle (it catches what `refresh` returns)
+    settled.catch(() => {})
   }
+
+  async #write(shown: Shown, counted: boolean): Promise<void> {
+    const service = this.#service
+    await service.heartbeat(
+      {
+        userId: this.#caller.userId,
+        key: this.key,
+        source: 'app',
+        deviceType: shown.deviceType,
+        activity: shown.activity,
+      },
+      counted ? service.limits.heartbeat(this.#caller, this.#address) : undefined,
+    )
+  }
+}
+
+/** The refusal of a frame sent within a refusal's wait (`waitMs` left). */
+function refusal(waitMs: number) {
+  return fail('RATE_LIMITED', 'Too many requests', { retryAfter: Math.ceil(waitMs / 1000) })
 }

@@ -16,6 +16,8 @@ export const limitMessages = {
     `At most ${max} real-time connections per user: close one, or reuse one for more ids.`,
   watches: (max: number) =>
     `At most ${max} users watched across your real-time streams: unsubscribe some first.`,
+  heartbeats: () =>
+    'Too many heartbeats: they spend your request budget, as register-app-presence does. Send the next after retryAfterMs.',
   rate: (max: number) =>
     `At most ${max} ids per second subscribed or unsubscribed per connection: slow down.`,
 }

@@ -95,7 +95,7 @@ export async function nativeProtocol(
       )
     },
     wsHandler: (socket, request) => {
-      serveWebSocket(socket, userOf(request), deps)
+      serveWebSocket(socket, userOf(request), deps, request.ip)
     },
   })
   const sse = serveSse(deps, sseStreams)

@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../../core/errors.js'
+import { PresenceError, type ErrorCode } from '../../core/errors.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Duplex } from 'node:stream'
 import type { ServerResponse } from 'node:http'
@@ -38,6 +38,8 @@ export interface RealtimeDeps {
 export const CLOSE = {
   goingAway: 1001,
   policy: 1008,
+  /** Handling a frame failed unexpectedly (a defect): reconnect and resume. */
+  internal: 1011,
   slowConsumer: 4008,
   /** The token that opened the connection expired, or was revoked. */
   tokenExpired: 4001,
@@ -65,7 +67,14 @@ type Owned = WebSocket & {
 const noop = (): void => {}
 
 function onMessage(this: Owned, data: RawData, isBinary: boolean): void {
-  this[kConnection]?.message(data, isBinary)
+  const connection = this[kConnection]
+  if (connection === undefined) return
+  // ws calls this from its socket's data handler: a throw would end the process
+  try {
+    connection.message(data, isBinary)
+  } catch (error) {
+    connection.failed(error)
+  }
 }
 function onPong(this: Owned): void {
   const connection = this[kConnection]
@@ -95,7 +104,12 @@ function uncorkAll(): void {
  * Serves one authenticated WebSocket connection (docs/reference/native.md). The connection's
  * state is one object; its socket's listeners and its keepalive are shared by all connections.
  */
-export function serveWebSocket(socket: WebSocket, caller: UserCaller, deps: RealtimeDeps): void {
+export function serveWebSocket(
+  socket: WebSocket,
+  caller: UserCaller,
+  deps: RealtimeDeps,
+  address: string,
+): void {
   const owned = socket as Owned
   // what the upgrade left on the socket (the upgrade's request, reply and logger, through
   // @fastify/websocket's error listener and the response it assigned) is let go: a
@@ -105,7 +119,7 @@ export function serveWebSocket(socket: WebSocket, caller: UserCaller, deps: Real
   const tcp = owned._socket
   tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
   if (tcp) forgetIdleTimer(tcp)
-  new Connection(owned, caller, deps).start()
+  new Connection(owned, caller, deps, address).start()
 }
 
 /**
@@ -144,6 +158,9 @@ function forgetIdleTimer(tcp: Duplex): void {
 
 class Connection implements Sink, Kept {
   readonly socket: Owned
+  readonly caller: UserCaller
+  /** The client's address at the upgrade (whose budget a caller without a user would spend). */
+  readonly address: string
   readonly userId: UserId
   readonly tokenExpiresAt: number
   readonly deps: RealtimeDeps
@@ -165,8 +182,10 @@ class Connection implements Sink, Kept {
   /** The id of the token that opened the connection (its revocation ends it). */
   readonly tokenId: string | undefined
 
-  constructor(socket: Owned, caller: UserCaller, deps: RealtimeDeps) {
+  constructor(socket: Owned, caller: UserCaller, deps: RealtimeDeps, address: string) {
     this.socket = socket
+    this.caller = caller
+    this.address = address
     this.tokenId = caller.tokenId
     this.userId = caller.userId
     this.tokenExpiresAt = caller.expiresAt
@@ -335,6 +354,31 @@ class Connection implements Sink, Kept {
     )
   }
 
+  /**
+   * Handling a frame threw (a defect: every expected failure is answered in band): logged with
+   * the error only (never the frame, which may carry a token), told to the client as INTERNAL,
+   * and the connection closed with 1011, since the throw may have left its state half changed.
+   * The client reconnects and resumes.
+   */
+  failed(error: unknown): void {
+    this.deps.log.error({ err: error, stream: this.#stream?.id }, 'real-time frame handling failed')
+    this.#reply(errorFrame('INTERNAL', 'An unexpected error occurred; reconnect and resume.'))
+    this.#close(CLOSE.internal, 'internal error')
+  }
+
+  /** A heartbeat frame's write failed: refused by the heartbeat budget, or the store's error. */
+  #heartbeatFailed(error: unknown): void {
+    if (error instanceof PresenceError && error.code === 'RATE_LIMITED') {
+      return this.#reply(
+        errorFrame('RATE_LIMITED', limitMessages.heartbeats(), {
+          retryAfterMs: (error.retryAfter ?? 1) * 1000,
+        }),
+      )
+    }
+    warnFailure(this.deps.log, error, 'real-time heartbeat failed')
+    this.#reply(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
+  }
+
   message(data: RawData, isBinary: boolean): void {
     const stream = this.#stream
     if (!this.#open || !stream) return
@@ -371,14 +415,12 @@ class Connection implements Sink, Kept {
         void fanout.unsubscribe(stream, frame.ids)
         return
       case 'heartbeat':
-        ;(this.#presence ??= new ConnectionPresence(this.deps.service, this.userId))
-          .set(frame.deviceType, frame.activity)
-          .catch((error: unknown) => {
-            warnFailure(log, error, 'real-time heartbeat failed')
-            this.#reply(
-              errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'),
-            )
-          })
+        ;(this.#presence ??= new ConnectionPresence(
+          this.deps.service,
+          this.caller,
+          this.address,
+          (error) => this.#heartbeatFailed(error),
+        )).set(frame.deviceType, frame.activity)
         return
       case 'resume': {
         if (!this.#fresh || stream.seq > 0) {
