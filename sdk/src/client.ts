@@ -136,14 +136,15 @@ export class PresencedClient {
       batches.push(distinct.slice(i, i + ROBLOX_BATCH_LIMIT))
     }
     const byId = new Map<string, Presence>()
-    await mapConcurrent(batches, this.#concurrency, async (batch) => {
+    // the first batch to fail stops the others (requests and backoff waits): see mapConcurrent
+    const run = async (batch: string[], _index: number, signal: AbortSignal) => {
       const { body } = await this.#transport.request<RobloxUserPresencesResponse>(
         '/v1/presence/users',
         {
           method: 'POST',
           body: stringifyJson({ userIds: batch.map((id) => BigInt(id)) }),
           protocol: 'roblox',
-          signal: options.signal,
+          signal,
           // a POST that only reads
           idempotent: true,
         },
@@ -153,7 +154,8 @@ export class PresencedClient {
         const presence = presenceFromWire(record as RobloxUserPresence)
         byId.set(presence.userId, presence)
       }
-    })
+    }
+    await mapConcurrent(batches, this.#concurrency, run, options.signal)
     return ids.map((id) => byId.get(id) ?? offline(id))
   }
 

@@ -153,6 +153,15 @@ interface ResumePoint {
   since: number
 }
 
+/** An `add()` not answered yet: a snapshot of its ids resolves it, a refusal rejects it. */
+interface PendingAdd {
+  readonly ids: readonly string[]
+  /** The number of the subscribe frame (or SSE request) that carries it; undefined: not sent. */
+  frame: number | undefined
+  resolve(): void
+  reject(error: unknown): void
+}
+
 /**
  * A live view of some users' presence. Iterate it (`for await`) or listen (`on('update', …)`);
  * both see the same ordered events. It reconnects by itself and resumes from the last sequence
@@ -168,6 +177,10 @@ export class Subscription
   readonly #iterators = new Set<Queue>()
   /** Ids added while no WebSocket was open: subscribed after the next resume. */
   readonly #unsent = new Set<string>()
+  /** add() calls in order; the server answers a connection's subscribes in the order sent. */
+  readonly #adds: PendingAdd[] = []
+  /** Subscribe frames (SSE: requests) that carried added ids so far. */
+  #frames = 0
   #connection: Connection | undefined
   #resume: ResumePoint | undefined
   /**
@@ -241,17 +254,43 @@ export class Subscription
    * Watches more users; their current presence arrives as a snapshot. Ids are taken as
    * `subscribe` takes them (a number past 2^53, already rounded, or a non-id throws
    * InvalidIdError, and nothing of the call is taken).
+   *
+   * The promise resolves once the snapshot of the added users has arrived, and rejects with the
+   * server's refusal as a PresencedError (`WATCH_LIMIT` or `RATE_LIMITED`: 429, `IDS_INVALID` or
+   * `TOO_MANY_IDS`: 400, `UNAVAILABLE`: 503), the refused ids then taken out of `ids` again; or
+   * with the reason the subscription closed first. Ignoring it is safe: it never rejects
+   * unhandled.
+   *
+   * @example
+   * await sub.add([456]).catch((e) => console.warn('not watching 456:', e.code))
    */
-  add(ids: Iterable<Id | HasId>): void {
+  add(ids: Iterable<Id | HasId>): Promise<void> {
     const added = [...new Set(Array.from(ids, (u) => toIdString(u)))].filter(
       (id) => !this.#ids.has(id),
     )
+    if (added.length === 0) return Promise.resolve()
+    if (this.#closed) {
+      const closed = Promise.reject(
+        new PresencedError('Subscription closed', { status: 0, protocol: 'native' }),
+      )
+      closed.catch(() => {})
+      return closed
+    }
     for (const id of added) this.#ids.add(id)
-    if (added.length === 0) return
-    if (this.#kind() === 'sse') return this.#reopen()
-    if (this.#connection !== undefined) {
+    let pending!: PendingAdd
+    const answered = new Promise<void>((resolve, reject) => {
+      pending = { ids: added, frame: undefined, resolve, reject }
+    })
+    answered.catch(() => {})
+    this.#adds.push(pending)
+    if (this.#kind() === 'sse') {
+      pending.frame = ++this.#frames
+      this.#reopen()
+    } else if (this.#connection !== undefined) {
+      pending.frame = ++this.#frames
       this.#connection.send({ type: 'subscribe', ids: added, positions: true })
     } else for (const id of added) this.#unsent.add(id)
+    return answered
   }
 
   /** Stops watching users; no event about them is delivered from now on. Ids as in `add`. */
@@ -301,6 +340,7 @@ export class Subscription
     this.#connection?.close()
     this.#connection = undefined
     this.#rejectReady(reason)
+    for (const add of this.#adds.splice(0)) add.reject(reason)
     for (const queue of this.#iterators) queue.end()
     this.#iterators.clear()
     this.emit('close', undefined)
@@ -352,8 +392,11 @@ export class Subscription
               since: this.#resume.since,
               ...(positions.length > 0 && { positions: Object.fromEntries(positions) }),
             })
-            if (this.#unsent.size > 0)
+            if (this.#unsent.size > 0) {
               connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
+              const frame = ++this.#frames
+              for (const add of this.#adds) add.frame ??= frame
+            }
           } else if (this.#ids.size > 0) {
             connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
             this.#awaitingSnapshot = true
@@ -371,6 +414,7 @@ export class Subscription
       onClose: (error, fatal) => {
         if (this.#connection !== connection) return
         this.#connection = undefined
+        this.#unanswered()
         if (fatal) return this.#fail(error)
         this.#reconnect(error)
       },
@@ -408,6 +452,7 @@ export class Subscription
     this.#awaitingSnapshot = false
     this.#connection?.close()
     this.#connection = undefined
+    this.#unanswered()
     if (fatal) this.#fail(error)
     else this.#reconnect(error)
   }
@@ -456,10 +501,63 @@ export class Subscription
       )
     }
     this.#rejectReady(failure)
+    for (const add of this.#adds.splice(0)) add.reject(failure)
     if (this.listenerCount('error') > 0) this.emit('error', failure)
     for (const queue of this.#iterators) queue.fail(failure)
     this.#iterators.clear()
     this.close()
+  }
+
+  /**
+   * A WebSocket went away with added ids unanswered: whether its server took them is unknown,
+   * so they are subscribed again on the next connection (a subscribe of watched ids is answered
+   * by their snapshot too). An SSE request carries every id each time anyway.
+   */
+  #unanswered(): void {
+    if (this.#kind() !== 'websocket') return
+    for (const add of this.#adds) {
+      if (add.frame === undefined) continue
+      add.frame = undefined
+      for (const id of add.ids) if (this.#ids.has(id)) this.#unsent.add(id)
+    }
+  }
+
+  /** A snapshot arrived: the adds whose every id it tells are answered. */
+  #answerAdds(presences: readonly Presence[]): void {
+    if (this.#adds.length === 0) return
+    const told = new Set(presences.map((p) => p.userId))
+    for (let i = this.#adds.length - 1; i >= 0; i--) {
+      const add = this.#adds[i]!
+      if (add.ids.every((id) => told.has(id) || !this.#ids.has(id))) {
+        this.#adds.splice(i, 1)
+        add.resolve()
+      }
+    }
+  }
+
+  /**
+   * The server refused a subscribe: the oldest one sent and unanswered, since a connection's
+   * subscribes are answered in order. Its adds reject, and their ids are no longer watched
+   * (nothing of a refused subscribe is applied). False when no add was waiting for an answer.
+   */
+  #refuseAdds(error: PresencedError): boolean {
+    let oldest: number | undefined
+    for (const add of this.#adds) {
+      if (add.frame !== undefined && (oldest === undefined || add.frame < oldest))
+        oldest = add.frame
+    }
+    if (oldest === undefined) return false
+    for (const add of this.#adds.filter((a) => a.frame === oldest)) {
+      this.#adds.splice(this.#adds.indexOf(add), 1)
+      for (const id of add.ids) {
+        this.#ids.delete(id)
+        this.#unsent.delete(id)
+        this.#positions.delete(id)
+        this.#current.delete(id)
+      }
+      add.reject(error)
+    }
+    return true
   }
 
   #keepPositions(frame: Record<string, unknown>, event: PresenceEvent): void {
@@ -495,6 +593,8 @@ export class Subscription
         if (FATAL_REFUSALS.has(String(error.code))) return this.#drop(error, true)
         if (RETRIED_REFUSALS.has(String(error.code))) return this.#drop(error, false)
       }
+      // a later subscribe refused (an add): its promise rejects; listeners still hear of it
+      if (SUBSCRIBE_REFUSALS.has(String(error.code))) this.#refuseAdds(error)
       if (this.listenerCount('warning') > 0) this.emit('warning', error)
       return
     }
@@ -507,6 +607,7 @@ export class Subscription
     let delivered: PresenceEvent = event
     if (event.type === 'snapshot') {
       this.#awaitingSnapshot = false
+      this.#answerAdds(event.presences)
       const presences: Presence[] = []
       const raw: NativePresence[] = []
       event.presences.forEach((p, i) => {
@@ -639,6 +740,15 @@ export function presenceOfNative(raw: NativePresence): Presence {
  */
 const FATAL_REFUSALS = new Set(['TOO_MANY_IDS', 'IDS_INVALID', 'FRAME_INVALID'])
 const RETRIED_REFUSALS = new Set(['WATCH_LIMIT', 'STREAM_LIMIT', 'RATE_LIMITED', 'UNAVAILABLE'])
+/** The error frames that answer a subscribe (of add()) in its snapshot's stead. */
+const SUBSCRIBE_REFUSALS = new Set([
+  'TOO_MANY_IDS',
+  'IDS_INVALID',
+  'FRAME_INVALID',
+  'WATCH_LIMIT',
+  'RATE_LIMITED',
+  'UNAVAILABLE',
+])
 
 /** The HTTP status the SSE form answers an error frame's code with (a frame carries none). */
 const FRAME_STATUS: Record<string, number> = {

@@ -105,7 +105,8 @@ export class XboxClient {
       chunks.push(distinct.slice(i, i + XBOX_BATCH_LIMIT))
     }
     if (chunks.length === 0) return []
-    const results = await mapConcurrent(chunks, this.#concurrency, async (chunk) => {
+    // the first chunk to fail stops the others (requests and backoff waits): see mapConcurrent
+    const run = async (chunk: string[], _index: number, signal: AbortSignal) => {
       const body: Record<string, unknown> = { users: chunk }
       if (query.level !== undefined) body.level = query.level
       if (query.deviceTypes !== undefined) body.deviceTypes = query.deviceTypes
@@ -113,11 +114,12 @@ export class XboxClient {
       if (query.onlineOnly !== undefined) body.onlineOnly = query.onlineOnly
       // a POST that only reads
       const response = await this.#request('POST', '/users/batch', JSON.stringify(body), {
-        signal: query.signal,
+        signal,
         idempotent: true,
       })
       return Array.isArray(response) ? response.map(xboxPresenceOf) : []
-    })
+    }
+    const results = await mapConcurrent(chunks, this.#concurrency, run, query.signal)
     const byXuid = new Map(results.flat().map((record) => [record.xuid, record]))
     return users.flatMap((xuid) => {
       const record = byXuid.get(xuid)

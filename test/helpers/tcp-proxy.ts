@@ -18,6 +18,11 @@ export interface TcpProxy {
    * connections pass.
    */
   freeze(): void
+  /**
+   * From now on, counts the chunks clients send that `matches` and the proxy passes on to the
+   * server (an HTTP request's head is one chunk): reads the count so far.
+   */
+  count(matches: (chunk: Buffer) => boolean): () => number
 }
 
 /**
@@ -28,6 +33,7 @@ export async function startTcpProxy(t: TestContext, targetPort: number): Promise
   const pairs = new Set<[Socket, Socket]>()
   const frozen = new WeakSet<Socket>()
   let armed: { matches: (chunk: Buffer) => boolean; stalled: () => void } | undefined
+  const counters: { matches: (chunk: Buffer) => boolean; seen: number }[] = []
   const server: Server = createServer((client) => {
     const upstream = createConnection(targetPort, '127.0.0.1')
     const pair: [Socket, Socket] = [client, upstream]
@@ -39,7 +45,10 @@ export async function startTcpProxy(t: TestContext, targetPort: number): Promise
         armed.stalled()
         armed = undefined
       }
-      if (!held && !frozen.has(client)) upstream.write(chunk)
+      if (!held && !frozen.has(client)) {
+        for (const counter of counters) if (counter.matches(chunk)) counter.seen++
+        upstream.write(chunk)
+      }
     })
     upstream.on('data', (chunk: Buffer) => {
       if (!held && !frozen.has(client)) client.write(chunk)
@@ -68,6 +77,11 @@ export async function startTcpProxy(t: TestContext, targetPort: number): Promise
   return {
     port: (server.address() as { port: number }).port,
     stallWhen: (matches) => new Promise<void>((stalled) => (armed = { matches, stalled })),
+    count: (matches) => {
+      const counter = { matches, seen: 0 }
+      counters.push(counter)
+      return () => counter.seen
+    },
     freeze: () => {
       for (const [client] of pairs) frozen.add(client)
     },

@@ -391,3 +391,47 @@ for (const transport of ['websocket', 'sse'] as const) {
     assert.doesNotMatch(failure.message, new RegExp(watcherToken.slice(0, 20)))
   })
 }
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, add() resolves with its snapshot, and rejects typed when the server refuses it, the ids no longer watched`,
+    { timeout: 20_000 },
+    async (t) => {
+      const { server, player, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+      const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
+      t.after(() => sub.close())
+      await sub.ready
+      const warnings: unknown[] = []
+      sub.on('warning', (w) => warnings.push(w))
+
+      await sub.add([PLAYER])
+      assert.ok(sub.presences.has(PLAYER), 'resolved once the snapshot of the added user came')
+
+      // a third user is beyond the watch limit of 2: refused whole
+      const waited = new Promise((resolve) => setTimeout(() => resolve('still pending'), 5000))
+      const outcome = await Promise.race([
+        sub.add([7, 8]).then(
+          () => 'resolved',
+          (e: unknown) => e,
+        ),
+        waited,
+      ])
+      assert.ok(outcome instanceof PresencedError, `add() rejected, got ${String(outcome)}`)
+      assert.equal(outcome.code, 'WATCH_LIMIT')
+      assert.equal(outcome.status, 429)
+      assert.deepEqual([...sub.ids], ['42', PLAYER], 'the refused ids are not watched')
+
+      // the subscription goes on with what it watches
+      await player.registerAppPresence({ location: 'Lobby' })
+      const online = await new Promise<PresenceEvent>((resolve) => sub.once('online', resolve))
+      assert.equal(online.type === 'online' && online.presence.userId, PLAYER)
+      assert.equal(warnings.length, 1, 'a warning listener still hears of the refusal')
+
+      // ignoring the promise of a refused add() is safe: no unhandled rejection
+      void sub.add([9])
+      sub.close()
+      await assert.rejects(sub.add([10]), /closed/)
+    },
+  )
+}

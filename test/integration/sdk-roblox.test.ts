@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import { createClient, PresencedError, PresenceType } from '@presenced/client'
 import { ManualClock } from '../../src/service/clock.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+import { staggeredSleep } from '../helpers/staggered-sleep.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const BIG = '9223372036854775807'
@@ -209,5 +210,44 @@ test(
       once.getUserPresences([1], { signal: AbortSignal.timeout(100) }),
       (e: unknown) => (e as Error).name === 'TimeoutError',
     )
+  },
+)
+
+test(
+  'SDK: when one batch of a split lookup fails, the others stop: no request after the rejection',
+  { timeout: 30_000 },
+  async (t) => {
+    // one lookup a window, on a clock that stands still: every later request is answered 429
+    const server = await startApp(t, {
+      listen: true,
+      clock: new ManualClock(),
+      config: { rateLimitMax: 1, rateLimitWindowSeconds: 20 },
+    })
+    const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
+    const lookups = proxy.count((chunk) => chunk.includes('POST /v1/presence/users'))
+    const client = createClient({
+      baseUrl: `http://127.0.0.1:${proxy.port}`,
+      maxConcurrency: 3,
+      retry: { maxAttempts: 2 },
+      sleep: staggeredSleep(20, 600),
+    })
+    // three batches at once: one answered, two refused; the first refused retries after 20 ms,
+    // is refused again and fails the call while the other still waits its 600 ms
+    const ids = Array.from({ length: 150 }, (_, i) => i + 1)
+    const failure = await client.getUserPresences(ids).catch((e: unknown) => e)
+    assert.ok(failure instanceof PresencedError, `a PresencedError, got ${String(failure)}`)
+    assert.equal(failure.status, 429)
+    const atRejection = lookups()
+    assert.equal(atRejection, 4, 'three batches and one retry')
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    assert.equal(lookups(), atRejection, 'no batch went on asking after the call failed')
+
+    // the caller's signal stops every batch as well, in flight or waiting
+    const aborted = new AbortController()
+    setTimeout(() => aborted.abort(new Error('gave up')), 100)
+    await assert.rejects(client.getUserPresences(ids, { signal: aborted.signal }), /gave up/)
+    const atAbort = lookups()
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    assert.equal(lookups(), atAbort, 'no batch went on asking after the abort')
   },
 )

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { createClient, PresencedError, PresenceType } from '@presenced/client'
+import { ManualClock } from '../../src/service/clock.js'
+import { staggeredSleep } from '../helpers/staggered-sleep.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const ME = '2533274800000001'
 const FRIEND = '2533274800000002'
@@ -105,3 +108,35 @@ test('SDK Xbox against presenced: batch keeps order and answers duplicates, with
     users,
   )
 })
+
+test(
+  'SDK Xbox: when one chunk of a batch over 1100 XUIDs fails, the others stop: no request after the rejection',
+  { timeout: 30_000 },
+  async (t) => {
+    // one read a window, on a clock that stands still: every later read is answered 429
+    const server = await startApp(t, {
+      listen: true,
+      clock: new ManualClock(),
+      config: { xboxReadBurstMax: 1 },
+    })
+    const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
+    const reads = proxy.count((chunk) => chunk.includes('POST /users/batch'))
+    const client = createClient({
+      baseUrl: `http://127.0.0.1:${proxy.port}`,
+      token: await server.tokens.issue(ME as never),
+      maxConcurrency: 3,
+      retry: { maxAttempts: 2 },
+      sleep: staggeredSleep(20, 600),
+    })
+    // three chunks at once: one answered, two refused; the first refused retries after 20 ms,
+    // is refused again and fails the call while the other still waits its 600 ms
+    const users = Array.from({ length: 3300 }, (_, i) => 2533274800000001n + BigInt(i))
+    const failure = await client.xbox.batch({ users }).catch((e: unknown) => e)
+    assert.ok(failure instanceof PresencedError, `a PresencedError, got ${String(failure)}`)
+    assert.equal(failure.status, 429)
+    const atRejection = reads()
+    assert.equal(atRejection, 4, 'three chunks and one retry')
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    assert.equal(reads(), atRejection, 'no chunk went on asking after the call failed')
+  },
+)
