@@ -586,6 +586,11 @@ export class Subscription
     }
     if (frame.type === 'error') {
       const error = nativeError(frame)
+      // a refused heartbeat or unsubscribe says so (`for`); it answers no subscribe
+      if (frame.for === 'heartbeat' || frame.for === 'unsubscribe') {
+        if (this.listenerCount('warning') > 0) this.emit('warning', error)
+        return
+      }
       if (this.#awaitingSnapshot && this.#connection?.kind === 'websocket') {
         // the subscribe of every watched id was refused: no snapshot will come, and `ready`
         // would wait for ever. As over SSE, where the same refusals are HTTP statuses: a bad

@@ -95,6 +95,7 @@ test('watched users are capped per user: WATCH_LIMIT, and the user’s dropped s
     type: 'error',
     code: 'WATCH_LIMIT',
     message: 'At most 150 users watched across your real-time streams: unsubscribe some first.',
+    for: 'subscribe',
   })
   // within the limit is fine, the connection stays usable
   second.send({ type: 'subscribe', ids: ids(300, 50) })

@@ -10,6 +10,7 @@ import {
   type WebSocketLike,
 } from '@presenced/client'
 import WebSocket from 'ws'
+import { ManualClock } from '../../src/service/clock.js'
 import { startApp } from '../helpers/start-app.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
@@ -435,3 +436,45 @@ for (const transport of ['websocket', 'sse'] as const) {
     },
   )
 }
+
+test('a refused heartbeat (RATE_LIMITED, for: heartbeat) is a warning: it does not refuse an add() waiting for its snapshot', async (t) => {
+  // a clock at the start of its rate-limit window: the budget does not renew during the test
+  const windowMs = 60_000
+  const clock = new ManualClock(Math.floor(Date.now() / windowMs) * windowMs)
+  const server = await startApp(t, {
+    listen: true,
+    clock,
+    config: { flapGraceMs: 0, rateLimitMax: 4, rateLimitWindowSeconds: windowMs / 1000 },
+  })
+  const client = createClient({
+    baseUrl: server.url,
+    token: await server.tokens.issue(WATCHER as never),
+    WebSocket,
+  })
+  const sub = client.subscribe([42])
+  t.after(() => sub.close())
+  await sub.ready
+  const warnings: PresencedError[] = []
+  sub.on('warning', (w) => warnings.push(w as PresencedError))
+  // heartbeats over the connection until the budget refuses one
+  for (let i = 0; i < 50 && warnings.length === 0; i++) {
+    sub.setPresence({ activity: { kind: 'online' } })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  assert.equal(warnings[0]?.code, 'RATE_LIMITED', 'the budget refused a heartbeat')
+  assert.equal((warnings[0]?.body as { for?: string }).for, 'heartbeat')
+
+  // an add() sent, then a heartbeat refused before the add's snapshot comes
+  const added = sub.add([PLAYER])
+  sub.setPresence({ activity: { kind: 'online' } })
+  const outcome = await Promise.race([
+    added.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    ),
+    new Promise((resolve) => setTimeout(() => resolve('still pending'), 5000)),
+  ])
+  assert.equal(outcome, 'resolved')
+  assert.deepEqual([...sub.ids], ['42', PLAYER])
+  assert.ok(warnings.length >= 2, 'the second refusal is still told as a warning')
+})

@@ -5,11 +5,17 @@ import { limitMessages } from './limits.js'
 /** The native HTTP error shape: `{"error":{"code","message"}}`, with the status given. */
 export const sendNativeError = sendErrorRecord
 
-/** An in-band error frame; the connection stays open. */
+/** The client frame an error frame answers, sent as its `for`. */
+export type AnsweredFrame = 'subscribe' | 'unsubscribe' | 'heartbeat' | 'resume'
+
+/**
+ * An in-band error frame; the connection stays open. `for` names the client frame it answers
+ * when that is known, so a client can tell a refused heartbeat from a refused subscribe.
+ */
 export function errorFrame(
   code: ErrorCode,
   message: string,
-  extra?: { retryAfterMs: number },
+  extra?: { retryAfterMs?: number; for?: AnsweredFrame },
 ): string {
   return JSON.stringify({ type: 'error', code, message, ...extra })
 }
@@ -25,7 +31,7 @@ export function recoveryFrame(
 ): string | undefined {
   if (outcome === 'ok') return undefined
   if (outcome === 'watch_limit') {
-    return errorFrame('WATCH_LIMIT', limitMessages.watches(watchesPerUser))
+    return errorFrame('WATCH_LIMIT', limitMessages.watches(watchesPerUser), { for: 'resume' })
   }
   return JSON.stringify({ type: 'reset', reason: outcome === 'reset' ? 'too_old' : outcome })
 }

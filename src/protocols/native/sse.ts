@@ -346,11 +346,19 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
     if (toSubscribe.length === 0) return
     const result = await fanout.subscribe(stream, toSubscribe).catch((error: unknown) => {
       warnFailure(log, error, 'real-time subscribe failed')
-      sink.send(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
+      sink.send(
+        errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.', {
+          for: 'subscribe',
+        }),
+      )
       end()
     })
     if (result === 'watch_limit') {
-      sink.send(errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser)))
+      sink.send(
+        errorFrame('WATCH_LIMIT', limitMessages.watches(deps.limits.watchesPerUser), {
+          for: 'subscribe',
+        }),
+      )
       end()
     }
   }

@@ -9,7 +9,7 @@ import type { Fanout, ResumeResult } from '../../service/realtime.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { ConnectionPresence } from './connection-presence.js'
-import { errorFrame, recoveryFrame } from './errors.js'
+import { errorFrame, recoveryFrame, type AnsweredFrame } from './errors.js'
 import { isFrameError, parseClientFrame } from './frames.js'
 import { limitMessages, type RealtimeLimits } from './limits.js'
 import type { KeepaliveWheel, Kept } from './keepalive.js'
@@ -321,14 +321,14 @@ class Connection implements Sink, Kept {
     if (this.#open) this.send(frame)
   }
 
-  #strike(code: ErrorCode, message: string): void {
+  #strike(code: ErrorCode, message: string, answered?: AnsweredFrame): void {
     const now = Date.now()
     const strikes = (this.#strikes = (this.#strikes ?? []).filter(
       (at) => now - at < STRIKE_WINDOW_MS,
     ))
     strikes.push(now)
     if (strikes.length > STRIKES) return this.#close(CLOSE.policy, 'too many malformed frames')
-    this.#reply(errorFrame(code, message))
+    this.#reply(errorFrame(code, message, answered && { for: answered }))
   }
 
   #budgetOf(): TokenBucket {
@@ -340,7 +340,7 @@ class Connection implements Sink, Kept {
   }
 
   /** Subscribe work beyond the connection's budget: refused whole, with when to try again. */
-  #throttle(ids: number): void {
+  #throttle(ids: number, answered: AnsweredFrame): void {
     const now = Date.now()
     const throttled = (this.#throttled = (this.#throttled ?? []).filter(
       (at) => now - at < STRIKE_WINDOW_MS,
@@ -350,6 +350,7 @@ class Connection implements Sink, Kept {
     this.#reply(
       errorFrame('RATE_LIMITED', limitMessages.rate(this.deps.limits.subscribeRate), {
         retryAfterMs: this.#budgetOf().waitMs(ids),
+        for: answered,
       }),
     )
   }
@@ -372,11 +373,16 @@ class Connection implements Sink, Kept {
       return this.#reply(
         errorFrame('RATE_LIMITED', limitMessages.heartbeats(), {
           retryAfterMs: (error.retryAfter ?? 1) * 1000,
+          for: 'heartbeat',
         }),
       )
     }
     warnFailure(this.deps.log, error, 'real-time heartbeat failed')
-    this.#reply(errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'))
+    this.#reply(
+      errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.', {
+        for: 'heartbeat',
+      }),
+    )
   }
 
   message(data: RawData, isBinary: boolean): void {
@@ -389,29 +395,43 @@ class Connection implements Sink, Kept {
     switch (frame.type) {
       case 'subscribe': {
         if (fanout.watchCount(stream) + frame.ids.length > maxIds) {
-          return this.#strike('TOO_MANY_IDS', `A stream watches at most ${maxIds} users.`)
+          return this.#strike(
+            'TOO_MANY_IDS',
+            `A stream watches at most ${maxIds} users.`,
+            'subscribe',
+          )
         }
-        if (!this.#budgetOf().take(frame.ids.length)) return this.#throttle(frame.ids.length)
+        if (!this.#budgetOf().take(frame.ids.length)) {
+          return this.#throttle(frame.ids.length, 'subscribe')
+        }
         this.#fresh = false
         // frames carry each user's history position from now on (resume on any node)
         if (frame.positions) stream.positions = true
         fanout.subscribe(stream, frame.ids).then(
           (result) => {
             if (result === 'watch_limit') {
-              this.#reply(errorFrame('WATCH_LIMIT', limitMessages.watches(limits.watchesPerUser)))
+              this.#reply(
+                errorFrame('WATCH_LIMIT', limitMessages.watches(limits.watchesPerUser), {
+                  for: 'subscribe',
+                }),
+              )
             }
           },
           (error: unknown) => {
             warnFailure(log, error, 'real-time subscribe failed')
             this.#reply(
-              errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.'),
+              errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.', {
+                for: 'subscribe',
+              }),
             )
           },
         )
         return
       }
       case 'unsubscribe':
-        if (!this.#budgetOf().take(frame.ids.length)) return this.#throttle(frame.ids.length)
+        if (!this.#budgetOf().take(frame.ids.length)) {
+          return this.#throttle(frame.ids.length, 'unsubscribe')
+        }
         void fanout.unsubscribe(stream, frame.ids)
         return
       case 'heartbeat':
@@ -424,7 +444,11 @@ class Connection implements Sink, Kept {
         return
       case 'resume': {
         if (!this.#fresh || stream.seq > 0) {
-          return this.#strike('RESUME_LATE', 'resume must be the first frame of a connection.')
+          return this.#strike(
+            'RESUME_LATE',
+            'resume must be the first frame of a connection.',
+            'resume',
+          )
         }
         this.#fresh = false
         const result: ResumeResult =
@@ -442,9 +466,11 @@ class Connection implements Sink, Kept {
         // not held here (another node's, or too old): from the users' histories, on any node
         const positions = frame.positions
         if (fanout.watchCount(stream) + positions.length > maxIds) {
-          return this.#strike('TOO_MANY_IDS', `A stream watches at most ${maxIds} users.`)
+          return this.#strike('TOO_MANY_IDS', `A stream watches at most ${maxIds} users.`, 'resume')
         }
-        if (!this.#budgetOf().take(positions.length)) return this.#throttle(positions.length)
+        if (!this.#budgetOf().take(positions.length)) {
+          return this.#throttle(positions.length, 'resume')
+        }
         // a client that holds positions keeps receiving them
         stream.positions = true
         fanout.recover(stream, positions).then(
