@@ -63,6 +63,7 @@ test('fleet: a user’s watched users are capped across the nodes (WebSocket and
     type: 'error',
     code: 'WATCH_LIMIT',
     message: 'At most 150 users watched across your real-time streams: unsubscribe some first.',
+    for: 'subscribe',
   })
   // within what is left across the fleet is fine, and the connection stays usable
   onB.send({ type: 'subscribe', ids: ids(300, 50) })
