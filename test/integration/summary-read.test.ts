@@ -52,17 +52,7 @@ import type { XboxLevel, XboxViewOptions } from '../../src/protocols/xbox/view.j
 const PLATFORM_TITLE = '1000'
 
 const NOW = Date.UTC(2026, 5, 1)
-const users = [
-  '1',
-  '2',
-  '3',
-  '100',
-  '2147483647',
-  '2147483648',
-  '123456789012345',
-  '9007199254740993',
-  '9223372036854775807',
-] as UserId[]
+const users = ['1', '2', '3', '9007199254740993', '9223372036854775807'] as UserId[]
 const userId = fc.constantFrom(...users)
 const instant = fc.oneof(
   fc.constant(NOW),
@@ -179,12 +169,6 @@ test('visibleSummary + writeSummariesReply = visiblePresence + writeUsersReply, 
           const options = { invisibleSelfView }
           const expected = writeUsersReply(full, options).toString()
           assert.equal(writeSummariesReply(summaries, options).toString(), expected)
-          // with the ids' values, as the lean route passes them (exact up to 15 digits)
-          const values = summaries.map((s) => (s.userId.length <= 15 ? Number(s.userId) : -1))
-          assert.equal(writeSummariesReply(summaries, options, values).toString(), expected)
-          // a value of another length than its id is not written
-          const longer = values.map((v) => v * 10 + 1)
-          assert.equal(writeSummariesReply(summaries, options, longer).toString(), expected)
         }
       },
     ),

@@ -74,9 +74,6 @@ const copyBytes = Uint8Array.prototype.set
 const TENS = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + Math.floor(n / 10))
 const ONES = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + (n % 10))
 
-/** 10^0 to 10^19: the values of 1 to 19 digits are POW10[n - 1] <= value < POW10[n]. */
-const POW10 = Float64Array.from({ length: 20 }, (_, n) => 10 ** n)
-
 /** The last instant whose ISO form has 24 characters (year 9999). */
 const MAX_ISO_MS = 253_402_300_800_000
 
@@ -209,8 +206,6 @@ export function writeUsersReply(
 /**
  * The same body from summaries (service.lookupSummaries: privacy applied, in request order):
  * byte for byte what writeUsersReply writes for the viewer's lookup() of the same ids.
- * `values`: each summary's user id as a number when the caller has it (parseUsersJson), whose
- * digits are then written from it rather than read from the id's text.
  *
  * @example
  * writeSummariesReply(await service.lookupSummaries(viewer, ids), { invisibleSelfView: 'state' })
@@ -218,7 +213,6 @@ export function writeUsersReply(
 export function writeSummariesReply(
   summaries: readonly PresenceSummary[],
   options: RobloxViewOptions,
-  values?: readonly number[],
 ): Buffer {
   const n = summaries.length
   // One pass, straight into the slab, within room for n records of the longest prefix made so
@@ -248,14 +242,7 @@ export function writeSummariesReply(
       }
       if (i > 0) out[at++] = 0x2c
       // the id's digits are checked as they are written
-      at = writeRecord(
-        out,
-        at,
-        prefix,
-        id,
-        lastOnline === undefined ? Number.NaN : lastOnline,
-        values === undefined ? -1 : values[i]!,
-      )
+      at = writeRecord(out, at, prefix, id, lastOnline === undefined ? Number.NaN : lastOnline)
       if (at < 0) break
     }
     if (i === n) {
@@ -321,7 +308,7 @@ function write(n: number, size: number): Buffer {
   let at = OPEN.length
   for (let i = 0; i < n; i++) {
     if (i > 0) out[at++] = 0x2c
-    at = writeRecord(out, at, prefixes[i]!, userIds[i]!, lastOnlines[i]!, -1)
+    at = writeRecord(out, at, prefixes[i]!, userIds[i]!, lastOnlines[i]!)
   }
   out.set(CLOSE_BODY, at)
   at += CLOSE_BODY.length
@@ -333,8 +320,7 @@ function write(n: number, size: number): Buffer {
  * One record at `at` (its prefix, the id's digits, the lastOnline tail; NaN: never online, the
  * epoch), written into its template (Prefix) and copied from it; the index after it, or -1
  * when the id holds a character other than a digit (checked here, in the loop that writes it: a
- * pass of its own was about 60 instructions a record). The id has 1 to 19 characters; `value`:
- * its value, or -1 when not known (one of another length than the id is not used).
+ * pass of its own was about 60 instructions a record). The id has 1 to 19 characters.
  */
 function writeRecord(
   out: Buffer,
@@ -342,36 +328,14 @@ function writeRecord(
   prefix: Prefix,
   id: string,
   lastOnline: number,
-  value: number,
 ): number {
   const digits = id.length
   const record = prefix.records[digits] ?? prefix.template(digits)
   let p = prefix.bytes.length
-  if (value <= 0x7fffffff && value >= POW10[digits - 1]! && value < POW10[digits]!) {
-    // from the value, two digits at a time from the last, in int32 arithmetic (issue 19,
-    // callgrind: reading the text's characters cost about 40 instructions a digit)
-    let v = value | 0
-    let k = p + digits
-    while (v >= 100) {
-      const q = (v / 100) | 0
-      const r = v - q * 100
-      record[--k] = ONES[r]!
-      record[--k] = TENS[r]!
-      v = q
-    }
-    if (v >= 10) {
-      record[--k] = ONES[v]!
-      record[--k] = TENS[v]!
-    } else {
-      record[--k] = 0x30 + v
-    }
-    p += digits
-  } else {
-    for (let k = 0; k < digits; k++) {
-      const digit = id.charCodeAt(k) - 0x30
-      if (digit < 0 || digit > 9) return -1
-      record[p++] = 0x30 + digit
-    }
+  for (let k = 0; k < digits; k++) {
+    const digit = id.charCodeAt(k) - 0x30
+    if (digit < 0 || digit > 9) return -1
+    record[p++] = 0x30 + digit
   }
   const ms = lastOnline || 0
   const day = Math.floor(ms / DAY_MS)

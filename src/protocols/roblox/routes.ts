@@ -118,7 +118,6 @@ export async function usersReplyOf(
   return writeSummariesReply(
     await service.lookupSummaries(caller.viewer, ids, admission, values),
     viewOptions,
-    values,
   )
 }
 
