@@ -29,40 +29,17 @@ import {
 
 const OPEN = Buffer.from('{"userPresences":[', 'latin1')
 const CLOSE_BODY = Buffer.from(']}', 'latin1')
-const LAST_ONLINE = ',"lastOnline":"'
+const LAST_ONLINE = Buffer.from(',"lastOnline":"', 'latin1')
 /** `,"lastOnline":"` + 24 ISO characters + `"}` */
 const TAIL_BYTES = LAST_ONLINE.length + 24 + 2
-/** Where the time of day starts in a record's tail. */
-const TIME_AT = LAST_ONLINE.length + 11
-
 /**
- * A record's prefix and its record templates: per id length (1 to 19 digits), a whole record
- * of that length, the prefix, digit places and the tail of the day last written
- * (`,"lastOnline":"YYYY-MM-DDT00:00:00.000Z"}`). A record's digits and time of day are written
- * into its template, which then goes into the reply in one copy (issue 19, callgrind:
- * TypedArray#set costs about 160 instructions a call whatever the length, and a record took
- * two, its prefix and its tail, besides a store into the reply per digit).
+ * A record's tail on the day last written, `,"lastOnline":"YYYY-MM-DDT00:00:00.000Z"}`: its time
+ * of day filled in, then copied whole (measured: 2.5 µs less per 50 records than byte by byte).
  */
-class Prefix {
-  readonly bytes: Buffer
-  /** By id length; undefined until a record of that length is written. */
-  readonly records: (Buffer | undefined)[] = new Array<Buffer | undefined>(20).fill(undefined)
-  /** The day each template's date is written for (NaN: none yet). */
-  readonly days = new Float64Array(20).fill(Number.NaN)
-
-  constructor(text: string) {
-    this.bytes = Buffer.from(text, 'utf8')
-  }
-
-  /** The template of records whose ids have `digits` digits (its date still to write). */
-  template(digits: number): Buffer {
-    const record = Buffer.alloc(this.bytes.length + digits + TAIL_BYTES)
-    this.bytes.copy(record, 0)
-    record.write(`${LAST_ONLINE}YYYY-MM-DDT00:00:00.000Z"}`, this.bytes.length + digits, 'latin1')
-    this.records[digits] = record
-    return record
-  }
-}
+const tail = Buffer.alloc(TAIL_BYTES)
+let tailDay = Number.NaN
+/** Where the time of day starts in `tail`. */
+const TIME_AT = LAST_ONLINE.length + 11
 
 /**
  * TypedArray#set, called on the reply's buffer with `.call`: `out.set` looked the method up on
@@ -77,22 +54,22 @@ const ONES = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + (n % 10))
 /** The last instant whose ISO form has 24 characters (year 9999). */
 const MAX_ISO_MS = 253_402_300_800_000
 
-const genericPrefixes = new Map<PresenceType, Prefix>()
+const genericPrefixes = new Map<PresenceType, Buffer>()
 /** The longest prefix made so far: the one-pass write's room per record (writeSummariesReply). */
 let longestPrefix = 0
 
-/** `text` as a prefix, noting its length. */
-function prefixBytes(text: string): Prefix {
-  const prefix = new Prefix(text)
-  if (prefix.bytes.length > longestPrefix) longestPrefix = prefix.bytes.length
+/** `text` as a prefix's bytes, noting its length. */
+function prefixBytes(text: string): Buffer {
+  const prefix = Buffer.from(text, 'utf8')
+  if (prefix.length > longestPrefix) longestPrefix = prefix.length
   return prefix
 }
 /** Per shared (frozen) activity, its prefix per shown state (0..4). */
-let byActivity = new WeakMap<Activity, (Prefix | undefined)[]>()
+let byActivity = new WeakMap<Activity, (Buffer | undefined)[]>()
 const MAX_PREFIXES = 10_000
-const byValues = new Map<string, Prefix>()
+const byValues = new Map<string, Buffer>()
 
-function genericPrefix(state: PresenceType): Prefix {
+function genericPrefix(state: PresenceType): Buffer {
   let prefix = genericPrefixes.get(state)
   if (prefix === undefined) {
     prefix = prefixBytes(prefixText(state, undefined))
@@ -101,7 +78,7 @@ function genericPrefix(state: PresenceType): Prefix {
   return prefix
 }
 
-function prefixOf(state: PresenceType, activity: Activity | undefined): Prefix {
+function prefixOf(state: PresenceType, activity: Activity | undefined): Buffer {
   if (activity === undefined) return genericPrefix(state)
   const states = byActivity.get(activity)
   const cached = states?.[state]
@@ -132,7 +109,7 @@ export function resetReplyWriter(): void {
 }
 
 /** Scratch of one write, reused: each record's prefix, id and lastOnline (NaN: never). */
-let prefixes: Prefix[] = []
+let prefixes: Buffer[] = []
 let userIds: string[] = []
 let lastOnlines = new Float64Array(64)
 
@@ -141,7 +118,7 @@ const slab = new ReplySlab()
 
 function makeRoom(n: number): void {
   if (prefixes.length >= n) return
-  prefixes = new Array<Prefix>(n)
+  prefixes = new Array<Buffer>(n)
   userIds = new Array<string>(n)
   lastOnlines = new Float64Array(n)
 }
@@ -167,12 +144,12 @@ function isUnusual(ms: number): boolean {
  * the record is one the byte path does not write (an id that is not digits, an instant outside
  * years 1970-9999: never from a store, but the text path writes them exactly).
  */
-function note(i: number, prefix: Prefix, id: string, lastOnline: number | undefined): number {
+function note(i: number, prefix: Buffer, id: string, lastOnline: number | undefined): number {
   if (!isDigits(id) || (lastOnline !== undefined && isUnusual(lastOnline))) return -1
   prefixes[i] = prefix
   userIds[i] = id
   lastOnlines[i] = lastOnline === undefined ? Number.NaN : lastOnline
-  return prefix.bytes.length + id.length + TAIL_BYTES
+  return prefix.length + id.length + TAIL_BYTES
 }
 
 /**
@@ -236,7 +213,7 @@ export function writeSummariesReply(
         id.length === 0 ||
         id.length > 19 ||
         (lastOnline !== undefined && isUnusual(lastOnline)) ||
-        at + 1 + prefix.bytes.length + id.length + TAIL_BYTES > end
+        at + 1 + prefix.length + id.length + TAIL_BYTES > end
       ) {
         break
       }
@@ -318,38 +295,32 @@ function write(n: number, size: number): Buffer {
 
 /**
  * One record at `at` (its prefix, the id's digits, the lastOnline tail; NaN: never online, the
- * epoch), written into its template (Prefix) and copied from it; the index after it, or -1
- * when the id holds a character other than a digit (checked here, in the loop that writes it: a
- * pass of its own was about 60 instructions a record). The id has 1 to 19 characters.
+ * epoch); the index after it, or -1 when the id holds a character other than a digit (checked
+ * here, in the loop that copies it: a pass of its own was about 60 instructions a record).
  */
 function writeRecord(
   out: Buffer,
   at: number,
-  prefix: Prefix,
+  prefix: Buffer,
   id: string,
   lastOnline: number,
 ): number {
-  const digits = id.length
-  const record = prefix.records[digits] ?? prefix.template(digits)
-  let p = prefix.bytes.length
-  for (let k = 0; k < digits; k++) {
+  copyBytes.call(out, prefix, at)
+  at += prefix.length
+  for (let k = 0; k < id.length; k++) {
     const digit = id.charCodeAt(k) - 0x30
     if (digit < 0 || digit > 9) return -1
-    record[p++] = 0x30 + digit
+    out[at++] = 0x30 + digit
   }
   const ms = lastOnline || 0
   const day = Math.floor(ms / DAY_MS)
-  if (prefix.days[digits] !== day) {
-    prefix.days[digits] = day
-    record.write(
-      new Date(day * DAY_MS).toISOString().slice(0, 11),
-      p + LAST_ONLINE.length,
-      'latin1',
-    )
+  if (day !== tailDay) {
+    tailDay = day
+    tail.write(`,"lastOnline":"${new Date(day * DAY_MS).toISOString()}"}`, 0, 'latin1')
   }
-  // the time of day into the template: stores into a buffer of the record's own, the whole
-  // record then copied at once (writeIsoTime, shared/iso-bytes.ts, no longer inlined, was
-  // about 265 instructions a record)
+  // the time of day into the template, then the tail in one copy (issue 19, callgrind): a
+  // store into `out` is about 20 instructions, one into `tail` a few; writing it into `out`
+  // through writeIsoTime (shared/iso-bytes.ts), no longer inlined, was about 265 a record
   const rest = (ms - day * DAY_MS) | 0
   const seconds = (rest / 1000) | 0
   const millis = rest - seconds * 1000
@@ -359,18 +330,17 @@ function writeRecord(
   const min = minutes - hours * 60
   const hundreds = (millis / 100) | 0
   const belowHundred = millis - hundreds * 100
-  p += TIME_AT
-  record[p] = TENS[hours]!
-  record[p + 1] = ONES[hours]!
-  record[p + 3] = TENS[min]!
-  record[p + 4] = ONES[min]!
-  record[p + 6] = TENS[sec]!
-  record[p + 7] = ONES[sec]!
-  record[p + 9] = 0x30 + hundreds
-  record[p + 10] = TENS[belowHundred]!
-  record[p + 11] = ONES[belowHundred]!
-  copyBytes.call(out, record, at)
-  return at + record.length
+  tail[TIME_AT] = TENS[hours]!
+  tail[TIME_AT + 1] = ONES[hours]!
+  tail[TIME_AT + 3] = TENS[min]!
+  tail[TIME_AT + 4] = ONES[min]!
+  tail[TIME_AT + 6] = TENS[sec]!
+  tail[TIME_AT + 7] = ONES[sec]!
+  tail[TIME_AT + 9] = 0x30 + hundreds
+  tail[TIME_AT + 10] = TENS[belowHundred]!
+  tail[TIME_AT + 11] = ONES[belowHundred]!
+  copyBytes.call(out, tail, at)
+  return at + TAIL_BYTES
 }
 
 function slowReply(visible: readonly VisiblePresence[], options: RobloxViewOptions): Buffer {
