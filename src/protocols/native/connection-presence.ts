@@ -35,6 +35,11 @@ export class ConnectionPresence {
   #refreshWanted = false
   #writing: Promise<void> | undefined
   #ended = false
+  /**
+   * A frame's write failed otherwise than refused (the store's error, or announcing the change
+   * failed after it was stored): it may have written the session, which the end must then end.
+   */
+  #maybeWritten = false
   /** `Date.now()` until which frames are refused without asking (a refusal's wait). */
   #refusedUntil = 0
 
@@ -79,7 +84,7 @@ export class ConnectionPresence {
     this.#next = undefined
     // let a write in flight land first, or it would recreate the session after the end
     while (this.#writing) await this.#writing.catch(() => {})
-    if (this.#shown === undefined) return
+    if (this.#shown === undefined && !this.#maybeWritten) return
     await this.#service.endSession(this.#caller.userId, this.key, reason)
   }
 
@@ -98,7 +103,7 @@ export class ConnectionPresence {
         (error: unknown) => {
           if (error instanceof PresenceError && error.code === 'RATE_LIMITED') {
             this.#refusedUntil = Date.now() + (error.retryAfter ?? 1) * 1000
-          }
+          } else this.#maybeWritten = true
           this.#refused(error)
         },
       )
