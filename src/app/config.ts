@@ -161,15 +161,25 @@ export function checkTokenSecret<T extends string | undefined>(secret: T, source
   return secret
 }
 
-function int(env: Env, name: string, fallback: number, min = 0): number {
+function int(env: Env, name: string, fallback: number, min = 0, max?: number): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return fallback
   const value = Number(raw)
   if (!Number.isInteger(value) || value < min) {
     throw new ConfigError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`)
   }
+  if (max !== undefined && value > max) {
+    throw new ConfigError(`${name} must be an integer <= ${max}, got ${JSON.stringify(raw)}`)
+  }
   return value
 }
+
+/**
+ * The longest delay of a Node timer (setTimeout, AbortSignal.timeout): a longer one fires after
+ * 1 ms (setTimeout, with a warning) or throws (AbortSignal.timeout past 2^32 - 1), so a timeout
+ * set past it would time out everything at once.
+ */
+const TIMER_MAX_MS = 2_147_483_647
 
 function flag(env: Env, name: string): boolean {
   const raw = env[name]?.toLowerCase()
@@ -262,7 +272,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: env.PRESENCED_REDIS_URL || undefined,
     redisCluster: cluster && cluster.length > 0 ? cluster : undefined,
     redisPrefix: env.PRESENCED_REDIS_PREFIX || 'presenced',
-    redisTimeoutMs: int(env, 'PRESENCED_REDIS_TIMEOUT', 500, 10),
+    redisTimeoutMs: int(env, 'PRESENCED_REDIS_TIMEOUT', 500, 10, TIMER_MAX_MS),
     logLevel: logLevel(env),
     rateLimitMax: int(env, 'PRESENCED_RATE_LIMIT', 600, 1),
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),
@@ -289,7 +299,7 @@ export function loadConfig(env: Env = process.env): Config {
     realtimeLeaseMs: int(env, 'PRESENCED_REALTIME_LEASE', 30_000, 1000),
     realtimeDetachedWatches: int(env, 'PRESENCED_REALTIME_DETACHED_WATCHES', 200_000, 0),
     realtimeSubscribeRate: int(env, 'PRESENCED_REALTIME_SUBSCRIBE_RATE', 1000, 1),
-    shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1),
+    shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1, TIMER_MAX_MS),
     ...timeouts(env),
     ...webhooks(env),
   })
@@ -310,7 +320,7 @@ type WebhookConfig = Pick<
 
 /** Webhook delivery; a lease must outlive a try started just before its renewal was due. */
 function webhooks(env: Env): WebhookConfig {
-  const webhookTimeoutMs = int(env, 'PRESENCED_WEBHOOK_TIMEOUT', 5000, 100)
+  const webhookTimeoutMs = int(env, 'PRESENCED_WEBHOOK_TIMEOUT', 5000, 100, TIMER_MAX_MS)
   const webhookLeaseMs = int(
     env,
     'PRESENCED_WEBHOOK_LEASE',
@@ -421,7 +431,7 @@ function externalTokens(env: Env): ExternalTokenOptions | undefined {
     // a JWKS of a few keys is a few KB: a reply past this is a broken or hostile endpoint
     jwksMaxBytes: int(env, 'PRESENCED_JWT_JWKS_MAX_BYTES', 1024 * 1024, 1024),
     // a token that finds no set loaded waits for the fetch: at most this long (jose's default)
-    jwksTimeoutMs: int(env, 'PRESENCED_JWT_JWKS_TIMEOUT', 5000, 100),
+    jwksTimeoutMs: int(env, 'PRESENCED_JWT_JWKS_TIMEOUT', 5000, 100, TIMER_MAX_MS),
   })
 }
 

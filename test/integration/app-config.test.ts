@@ -76,6 +76,13 @@ test('a bad value fails fast with a message naming the variable and the value', 
       { PRESENCED_REDIS_TIMEOUT: '5' },
       /^PRESENCED_REDIS_TIMEOUT must be an integer >= 10, got "5"$/,
     ],
+    // past a Node timer's longest delay: every command, hook or request would time out at once
+    [
+      { PRESENCED_REDIS_TIMEOUT: '3000000000' },
+      /^PRESENCED_REDIS_TIMEOUT must be an integer <= 2147483647, got "3000000000"$/,
+    ],
+    [{ PRESENCED_WEBHOOK_TIMEOUT: '2147483648' }, /^PRESENCED_WEBHOOK_TIMEOUT must be .* <= /],
+    [{ PRESENCED_SHUTDOWN_TIMEOUT: '5000000000' }, /^PRESENCED_SHUTDOWN_TIMEOUT must be .* <= /],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of fatal, error, warn, info/],
   ]
   for (const [env, message] of cases) {

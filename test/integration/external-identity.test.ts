@@ -703,6 +703,12 @@ test('PRESENCED_JWT_* mistakes stop the start with a message naming the variable
       { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_TIMEOUT: '99' },
       /^PRESENCED_JWT_JWKS_TIMEOUT must be an integer >= 100, got "99"$/,
     ],
+    [
+      // past a timer's longest delay: AbortSignal.timeout fired after 1 ms (or threw past
+      // 2^32 - 1), and every platform token was refused as unavailable
+      { PRESENCED_JWT_JWKS: 'https://a.test/jwks', PRESENCED_JWT_JWKS_TIMEOUT: '3000000000' },
+      /^PRESENCED_JWT_JWKS_TIMEOUT must be an integer <= 2147483647, got "3000000000"$/,
+    ],
   ]
   for (const [env, message] of cases) {
     assert.throws(
