@@ -162,3 +162,39 @@ test('every hook Fastify runs on POST /users/batch is one the lean path mirrors'
     'a hook was added to POST /users/batch; mirror it in its lean route and list it there',
   )
 })
+
+test('a title seen on more device types than the writer caches keeps each device its own type', async (t) => {
+  const app = await seeded(t)
+  const { service } = app
+  // device types are free text: 100 of them, one user each, the same title and activity
+  const types = Array.from({ length: 100 }, (_, i) => `Console${i}`)
+  for (const [i, deviceType] of types.entries()) {
+    await service.heartbeat({
+      userId: String(1000 + i) as UserId,
+      key: `title:1234:${deviceType}`,
+      source: 'title',
+      deviceType,
+      activity: { kind: 'online', titleId: '1234', placement: 'full', titleState: 'active' },
+    })
+  }
+  const token = await app.tokens.issue('1' as UserId)
+  const xbl = {
+    'content-type': 'application/json',
+    authorization: `XBL3.0 x=1;${token}`,
+    'x-xbl-contract-version': '3',
+  }
+  const users = types.map((_, i) => `"${1000 + i}"`).join(',')
+  // twice: the second batch is written from whatever the first left cached
+  for (const round of [1, 2]) {
+    const { lean, fastify } = await both(app, xbl, `{"users":[${users}],"level":"all"}`)
+    assertSameReply(lean, fastify, `round ${round}`)
+    const records = JSON.parse(lean.body.toString()) as Array<{
+      xuid: string
+      devices: Array<{ type: string; titles: Array<{ id: string }> }>
+    }>
+    assert.deepEqual(
+      records.map((r) => [r.xuid, r.devices.map((d) => d.type), r.devices[0]?.titles[0]?.id]),
+      types.map((type, i) => [String(1000 + i), [type], '1234']),
+    )
+  }
+})

@@ -348,6 +348,8 @@ function titledRecord(title: PlatformTitle, deviceType: string, day: number): Ti
       lastModified: lead.length,
       timestamp,
     }
+    // device types are free text (unknown ones kept as written): bounded like the untitled cache
+    if (title.records.size >= 64) title.records.clear()
     title.records.set(deviceType, record)
   }
   title.lastType = deviceType
