@@ -4,7 +4,7 @@ import { PresencedError } from './errors.js'
 import { isObject, networkReason, redactUrls, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
-import { PresenceType, dateOf, type Presence } from './presence.js'
+import { PresenceType, dateOf, genericLocation, placeOf, type Presence } from './presence.js'
 import type { NativePresence, NativeSession, NativeSseRequest } from './wire.js'
 
 export type OfflineReason = 'explicit' | 'timeout' | 'server_lost' | 'node_lost' | (string & {})
@@ -668,7 +668,12 @@ const STATE_TYPES: Record<string, PresenceType> = {
   inStudio: PresenceType.InStudio,
   invisible: PresenceType.Invisible,
 }
-const KIND_RANK: Record<string, number> = { online: 1, inGame: 2, inStudio: 3 }
+/** A session's kind as the state it shows: the higher, the more it says (the primary session). */
+const KIND_TYPES: Record<string, PresenceType> = {
+  online: PresenceType.Online,
+  inGame: PresenceType.InGame,
+  inStudio: PresenceType.InStudio,
+}
 
 export function decodeEvent(frame: Record<string, unknown>): PresenceEvent | undefined {
   const seq = typeof frame.seq === 'number' ? frame.seq : Number(frame.seq ?? 0)
@@ -713,30 +718,51 @@ function nativePresenceOf(value: unknown, userId?: unknown): NativePresence {
 }
 
 /**
- * The same Presence the Roblox lookups give: the state, and the place of the session that
- * defines it (highest kind first). An online user's lastOnline is now.
+ * The same Presence the Roblox lookups give for the same user and viewer (presenced's Roblox
+ * view): the state, and the place of the session that defines it (highest kind first).
+ * `lastLocation` is the session's location, else the generic text the lookup shows: `Offline`,
+ * `Website`, `Playing` or `Studio`; an offline user, or one whose location the viewer may not
+ * see, has no place and the generic text of the state. An online user's lastOnline is now (the
+ * stream does not carry it while online).
  */
 export function presenceOfNative(raw: NativePresence): Presence {
   const type = STATE_TYPES[raw.state] ?? PresenceType.Offline
   let primary: NativeSession | undefined
-  for (const session of raw.sessions) {
-    const rank = KIND_RANK[session.activity.kind] ?? 0
-    if (primary === undefined || rank > (KIND_RANK[primary.activity.kind] ?? 0)) primary = session
+  if (type !== PresenceType.Offline) {
+    for (const session of raw.sessions) {
+      if (primary === undefined || rankOf(session) > rankOf(primary)) primary = session
+    }
   }
-  const a = primary?.activity
   const online = type !== PresenceType.Offline && type !== PresenceType.Invisible
-  const id = (v: unknown) => (typeof v === 'string' && v !== '' ? { id: v } : null)
+  const lastOnline =
+    raw.lastOnline !== null ? dateOf(raw.lastOnline) : online ? new Date() : new Date(0)
+  if (primary === undefined || raw.locationHidden) {
+    return {
+      userId: raw.userId,
+      type,
+      lastLocation: genericLocation(type),
+      place: null,
+      rootPlace: null,
+      universe: null,
+      job: null,
+      lastOnline,
+    }
+  }
+  const a = primary.activity
   return {
     userId: raw.userId,
     type,
-    lastLocation: a?.location ?? '',
-    place: id(a?.placeId),
-    rootPlace: id(a?.rootPlaceId),
-    universe: id(a?.universeId),
-    job: id(a?.gameId),
-    lastOnline:
-      raw.lastOnline !== null ? dateOf(raw.lastOnline) : online ? new Date() : new Date(0),
+    lastLocation: a.location || genericLocation(KIND_TYPES[a.kind] ?? PresenceType.Online),
+    place: placeOf(a.placeId),
+    rootPlace: placeOf(a.rootPlaceId),
+    universe: placeOf(a.universeId),
+    job: typeof a.gameId === 'string' && a.gameId !== '' ? { id: a.gameId } : null,
+    lastOnline,
   }
+}
+
+function rankOf(session: NativeSession): number {
+  return KIND_TYPES[session.activity.kind] ?? 0
 }
 
 /**
