@@ -175,13 +175,18 @@ export class Subscription
   readonly #options: SubscribeOptions
   readonly #ids: Set<string>
   readonly #iterators = new Set<Queue>()
-  /** Ids added while no WebSocket was open: subscribed after the next resume. */
+  /**
+   * Ids added while no WebSocket was open: subscribed on the next connection, after its resume
+   * or its first subscribe, in a subscribe of their own (refused, it refuses only their adds).
+   */
   readonly #unsent = new Set<string>()
   /** add() calls in order; the server answers a connection's subscribes in the order sent. */
   readonly #adds: PendingAdd[] = []
   /** Subscribe frames (SSE: requests) that carried added ids so far. */
   #frames = 0
   #connection: Connection | undefined
+  /** The WebSocket of #connection is open: its opening frames went out. */
+  #opened = false
   #resume: ResumePoint | undefined
   /**
    * Per watched user, the opaque history position (`pos`) of the last frame about it: lets any
@@ -286,7 +291,7 @@ export class Subscription
     if (this.#kind() === 'sse') {
       pending.frame = ++this.#frames
       this.#reopen()
-    } else if (this.#connection !== undefined) {
+    } else if (this.#connection !== undefined && this.#opened) {
       pending.frame = ++this.#frames
       this.#connection.send({ type: 'subscribe', ids: added, positions: true })
     } else for (const id of added) this.#unsent.add(id)
@@ -381,6 +386,7 @@ export class Subscription
     const handlers: ConnectionHandlers = {
       onOpen: () => {
         if (kind === 'websocket') {
+          this.#opened = true
           // resume the stream where it was, else start one; then re-carry our own presence
           if (this.#resume) {
             // the node that held the stream resumes it by token; any other node, from the
@@ -392,16 +398,21 @@ export class Subscription
               since: this.#resume.since,
               ...(positions.length > 0 && { positions: Object.fromEntries(positions) }),
             })
-            if (this.#unsent.size > 0) {
-              connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
-              const frame = ++this.#frames
-              for (const add of this.#adds) add.frame ??= frame
-            }
-          } else if (this.#ids.size > 0) {
-            connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
-            this.#awaitingSnapshot = true
           } else {
-            this.#resolveReady()
+            // the ids of add()s not answered yet go in a subscribe of their own, after this one:
+            // a refusal of theirs (a limit they take the stream past) refuses only them
+            const first = [...this.#ids].filter((id) => !this.#unsent.has(id))
+            if (first.length > 0) {
+              connection.send({ type: 'subscribe', ids: first, positions: true })
+              this.#awaitingSnapshot = true
+            } else {
+              this.#resolveReady()
+            }
+          }
+          if (this.#unsent.size > 0) {
+            connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
+            const frame = ++this.#frames
+            for (const add of this.#adds) add.frame ??= frame
           }
           this.#unsent.clear()
           if (this.#heartbeat) connection.send(this.#heartbeat)
@@ -414,12 +425,16 @@ export class Subscription
       onClose: (error, fatal) => {
         if (this.#connection !== connection) return
         this.#connection = undefined
+        // an SSE request refused for the ids an add() put in it: that add is refused, and the
+        // stream opens again at once without its ids
+        if (kind === 'sse' && this.#refusedRequest(error)) return this.#connect()
         this.#unanswered()
         if (fatal) return this.#fail(error)
         this.#reconnect(error)
       },
     }
     let connection: Connection
+    this.#opened = false
     try {
       connection =
         kind === 'websocket'
@@ -536,18 +551,21 @@ export class Subscription
   }
 
   /**
-   * The server refused a subscribe: the oldest one sent and unanswered, since a connection's
-   * subscribes are answered in order. Its adds reject, and their ids are no longer watched
+   * The server refused a subscribe. WebSocket: the oldest one sent and unanswered, since a
+   * connection's subscribes are answered in order. SSE: each request carries every add() made
+   * so far, so the newest, as a WebSocket would have taken the older ones before it (the next
+   * request tries the others again). Its adds reject, and their ids are no longer watched
    * (nothing of a refused subscribe is applied). False when no add was waiting for an answer.
    */
   #refuseAdds(error: PresencedError): boolean {
-    let oldest: number | undefined
-    for (const add of this.#adds) {
-      if (add.frame !== undefined && (oldest === undefined || add.frame < oldest))
-        oldest = add.frame
+    const newest = this.#kind() === 'sse'
+    let picked: number | undefined
+    for (const { frame } of this.#adds) {
+      if (frame === undefined) continue
+      if (picked === undefined || (newest ? frame > picked : frame < picked)) picked = frame
     }
-    if (oldest === undefined) return false
-    for (const add of this.#adds.filter((a) => a.frame === oldest)) {
+    if (picked === undefined) return false
+    for (const add of this.#adds.filter((a) => a.frame === picked)) {
       this.#adds.splice(this.#adds.indexOf(add), 1)
       for (const id of add.ids) {
         this.#ids.delete(id)
@@ -557,6 +575,20 @@ export class Subscription
       }
       add.reject(error)
     }
+    return true
+  }
+
+  /**
+   * An SSE request was refused for its ids (the watch limit, too many ids) while it carried an
+   * add(): the add is refused (as its own subscribe would be over a WebSocket) and told as a
+   * warning. False when the refusal is the stream's own (no add carried).
+   */
+  #refusedRequest(error: unknown): boolean {
+    if (!(error instanceof PresencedError) || !SSE_ADD_REFUSALS.has(String(error.code))) {
+      return false
+    }
+    if (!this.#refuseAdds(error)) return false
+    if (this.listenerCount('warning') > 0) this.emit('warning', error)
     return true
   }
 
@@ -599,8 +631,10 @@ export class Subscription
         if (RETRIED_REFUSALS.has(String(error.code))) return this.#drop(error, false)
       }
       // a later subscribe refused (an add): its promise rejects; listeners still hear of it
-      if (SUBSCRIBE_REFUSALS.has(String(error.code))) this.#refuseAdds(error)
+      const refused = SUBSCRIBE_REFUSALS.has(String(error.code)) && this.#refuseAdds(error)
       if (this.listenerCount('warning') > 0) this.emit('warning', error)
+      // the server ends an SSE request whose subscribe it refused: open the rest at once
+      if (refused && this.#connection?.kind === 'sse') this.#reopen()
       return
     }
     const event = decodeEvent(frame)
@@ -780,6 +814,9 @@ const SUBSCRIBE_REFUSALS = new Set([
   'RATE_LIMITED',
   'UNAVAILABLE',
 ])
+
+/** The HTTP refusals of an SSE request that the ids an add() put in it can cause. */
+const SSE_ADD_REFUSALS = new Set(['WATCH_LIMIT', 'TOO_MANY_IDS'])
 
 /** The HTTP status the SSE form answers an error frame's code with (a frame carries none). */
 const FRAME_STATUS: Record<string, number> = {

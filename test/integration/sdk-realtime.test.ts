@@ -478,3 +478,39 @@ test('a refused heartbeat (RATE_LIMITED, for: heartbeat) is a warning: it does n
   assert.deepEqual([...sub.ids], ['42', PLAYER])
   assert.ok(warnings.length >= 2, 'the second refusal is still told as a warning')
 })
+
+/** `promise`'s outcome, or 'still pending' after `ms`. */
+function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
+  return Promise.race([
+    promise.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    ),
+    new Promise((resolve) => setTimeout(() => resolve('still pending'), ms)),
+  ])
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, an add() made before the first snapshot that goes past the watch limit is refused, and the stream opens with the rest (no reconnect loop)`,
+    { timeout: 20_000 },
+    async (t) => {
+      const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+      const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
+      t.after(() => sub.close())
+      const reconnects: unknown[] = []
+      sub.on('reconnecting', ({ error }) => reconnects.push(error))
+      // before the connection is open: SSE reopens with no resume point, one request for 42, 7
+      // and 8; the WebSocket's first frames are still to be sent
+      const outcome = await settledWithin(sub.add([7, 8]))
+      assert.ok(outcome instanceof PresencedError, `add() rejected, got ${String(outcome)}`)
+      assert.equal(outcome.code, 'WATCH_LIMIT')
+      assert.equal(outcome.status, 429)
+      assert.deepEqual([...sub.ids], ['42'], 'the refused ids are not watched')
+      assert.equal(await settledWithin(sub.ready), 'resolved', 'the stream opened with the rest')
+      assert.deepEqual([...sub.presences.keys()], ['42'])
+      assert.deepEqual(reconnects, [], 'no reconnect loop')
+    },
+  )
+}
