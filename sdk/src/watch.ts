@@ -205,6 +205,8 @@ export class Subscription
   #attempt = 0
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
+  /** Takes the listener off `options.signal` (on close). */
+  #unlisten: (() => void) | undefined
   #resolveReady!: () => void
   #rejectReady!: (error: unknown) => void
   /** Resolves once the first snapshot has arrived; rejects if the subscription fails first. */
@@ -225,7 +227,12 @@ export class Subscription
       this.#close(signal.reason)
       return
     }
-    signal?.addEventListener('abort', () => this.#close(signal.reason), { once: true })
+    if (signal) {
+      const onAbort = () => this.#close(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+      // a long-lived signal shared by many subscriptions must not keep the closed ones
+      this.#unlisten = () => signal.removeEventListener('abort', onAbort)
+    }
     this.#connect()
   }
 
@@ -341,6 +348,7 @@ export class Subscription
   #close(reason: unknown): void {
     if (this.#closed) return
     this.#closed = true
+    this.#unlisten?.()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#connection?.close()
     this.#connection = undefined
