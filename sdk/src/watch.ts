@@ -305,13 +305,25 @@ export class Subscription
     return answered
   }
 
-  /** Stops watching users; no event about them is delivered from now on. Ids as in `add`. */
+  /**
+   * Stops watching users; no event about them is delivered from now on. Ids as in `add`. An
+   * add() of only these ids, not answered yet, resolves (over a WebSocket, once the server has
+   * answered the subscribe already sent).
+   */
   remove(ids: Iterable<Id | HasId>): void {
     const removed = Array.from(ids, (u) => toIdString(u)).filter((id) => this.#ids.delete(id))
     if (removed.length === 0) return
     for (const id of removed) {
+      this.#unsent.delete(id)
       this.#positions.delete(id)
       this.#current.delete(id)
+    }
+    // an add() with nothing left to watch is answered, unless its subscribe is on a WebSocket
+    // (the server answers those in order: a refusal is told to the oldest one waiting)
+    for (const add of this.#adds.filter((a) => !a.ids.some((id) => this.#ids.has(id)))) {
+      if (add.frame !== undefined && this.#kind() === 'websocket') continue
+      this.#adds.splice(this.#adds.indexOf(add), 1)
+      add.resolve()
     }
     // SSE cannot unsubscribe: events about removed users are dropped here instead
     if (this.#connection?.kind === 'websocket') {
@@ -499,11 +511,13 @@ export class Subscription
       backoff,
       error instanceof PresencedError ? (error.retryAfterMs ?? 0) : 0,
     )
-    this.emit('reconnecting', { attempt: this.#attempt, delayMs, error })
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#connect()
     }, delayMs)
+    // after the timer: a listener's add() (SSE) then waits for it rather than opening a
+    // connection the timer's would replace without closing
+    this.emit('reconnecting', { attempt: this.#attempt, delayMs, error })
   }
 
   #fail(error: unknown): void {

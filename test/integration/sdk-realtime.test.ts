@@ -514,3 +514,36 @@ for (const transport of ['websocket', 'sse'] as const) {
     },
   )
 }
+
+test(
+  'an id added and removed while the WebSocket is down is not subscribed on the next connection (it would hold a place of the watch limit)',
+  { timeout: 20_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+    const recording = recordingWebSocket()
+    const client = createClient({
+      baseUrl: server.url,
+      token: watcherToken,
+      WebSocket: recording.WebSocket,
+    })
+    const sub = client.subscribe([42], { reconnect: { minDelayMs: 50 } })
+    t.after(() => sub.close())
+    await sub.ready
+    const down = new Promise<{ added: Promise<void> }>((resolve) =>
+      sub.once('reconnecting', () => {
+        // no connection now: the add waits for the next one, and the remove takes it back
+        const added = sub.add([7])
+        sub.remove([7])
+        resolve({ added })
+      }),
+    )
+    const reopened = new Promise<void>((resolve) => sub.once('open', () => resolve()))
+    recording.sockets[0]!.terminate()
+    const { added } = await down
+    assert.equal(await settledWithin(added, 1000), 'resolved', 'nothing left to wait for')
+    await reopened
+    // the stream watches 42 only: one place of the two is free
+    assert.equal(await settledWithin(sub.add([8])), 'resolved')
+    assert.deepEqual([...sub.ids], ['42', '8'])
+  },
+)
