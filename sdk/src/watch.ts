@@ -645,6 +645,12 @@ export class Subscription
         if (this.listenerCount('warning') > 0) this.emit('warning', error)
         return
       }
+      if (frame.for === 'resume') {
+        // the stream was not continued (from positions: the watch limit, the subscribe budget):
+        // nothing more comes on this connection, and no add() was refused. Tried again after a
+        // backoff, from the same point (over SSE the server has ended the request anyway)
+        return this.#drop(error, FATAL_REFUSALS.has(String(error.code)))
+      }
       if (this.#awaitingSnapshot && this.#connection?.kind === 'websocket') {
         // the subscribe of every watched id was refused: no snapshot will come, and `ready`
         // would wait for ever. As over SSE, where the same refusals are HTTP statuses: a bad

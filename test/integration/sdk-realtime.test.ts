@@ -547,3 +547,62 @@ test(
     assert.deepEqual([...sub.ids], ['42', '8'])
   },
 )
+
+test(
+  'a WebSocket resume the server refuses for the watch limit (for: resume) is tried again after a backoff, not left open and deaf',
+  { timeout: 30_000 },
+  async (t) => {
+    // a dropped stream is gone at once: the resume goes by positions, and needs room again
+    const { server, player, watcherToken } = await setup(t, {
+      realtimeWatchesPerUser: 2,
+      realtimeResumeMs: 0,
+    })
+    const recording = recordingWebSocket()
+    const client = createClient({
+      baseUrl: server.url,
+      token: watcherToken,
+      WebSocket: recording.WebSocket,
+    })
+    const sub = client.subscribe([PLAYER, 42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    await sub.ready
+    const refusals: unknown[] = []
+    sub.on('reconnecting', ({ error }) => refusals.push(error))
+    sub.on('warning', (w) => refusals.push(w))
+
+    // while it is down, another stream of the same user takes a place
+    let release!: () => void
+    recording.gate.hold = new Promise<void>((resolve) => (release = resolve))
+    recording.sockets[0]!.terminate()
+    const other = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const taking = other.subscribe([7])
+    t.after(() => taking.close())
+    await taking.ready
+    release()
+    const refused = await new Promise<unknown>((resolve) => {
+      const check = () => {
+        const found = refusals.find((e) => e instanceof PresencedError && e.code === 'WATCH_LIMIT')
+        if (found) resolve(found)
+        else setTimeout(check, 20)
+      }
+      check()
+    })
+    assert.equal((refused as PresencedError).status, 429)
+    // the place frees: the subscription gets its stream back and hears the change
+    taking.close()
+    await player.registerAppPresence({ location: 'Lobby' })
+    // (by an event, or a fresh snapshot if the history no longer reaches back)
+    const heard = await Promise.race([
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (sub.presences.get(PLAYER)?.type === PresenceType.Online) resolve()
+        }
+        sub.on('event', check)
+        check()
+      }),
+      new Promise((resolve) => setTimeout(() => resolve('deaf'), 10_000)),
+    ])
+    assert.notEqual(heard, 'deaf', 'the change reached the subscription')
+    assert.deepEqual([...sub.ids], [PLAYER, '42'])
+  },
+)
