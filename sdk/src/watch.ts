@@ -158,6 +158,8 @@ interface PendingAdd {
   readonly ids: readonly string[]
   /** The number of the subscribe frame (or SSE request) that carries it; undefined: not sent. */
   frame: number | undefined
+  /** What add() returned: a later add() of the same ids settles with it. */
+  promise: Promise<void>
   resolve(): void
   reject(error: unknown): void
 }
@@ -270,17 +272,19 @@ export class Subscription
    * The promise resolves once the snapshot of the added users has arrived, and rejects with the
    * server's refusal as a PresencedError (`WATCH_LIMIT` or `RATE_LIMITED`: 429, `IDS_INVALID` or
    * `TOO_MANY_IDS`: 400, `UNAVAILABLE`: 503), the refused ids then taken out of `ids` again; or
-   * with the reason the subscription closed first. Ignoring it is safe: it never rejects
-   * unhandled.
+   * with the reason the subscription closed first. Ids an earlier add() is still waiting for
+   * are answered with it (a refusal of theirs rejects this call too). Ignoring it is safe: it
+   * never rejects unhandled.
    *
    * @example
    * await sub.add([456]).catch((e) => console.warn('not watching 456:', e.code))
    */
   add(ids: Iterable<Id | HasId>): Promise<void> {
-    const added = [...new Set(Array.from(ids, (u) => toIdString(u)))].filter(
-      (id) => !this.#ids.has(id),
-    )
-    if (added.length === 0) return Promise.resolve()
+    const asked = new Set(Array.from(ids, (u) => toIdString(u)))
+    const added = [...asked].filter((id) => !this.#ids.has(id))
+    // ids an earlier add() is still waiting for are answered by its answer
+    const earlier = this.#adds.filter((a) => a.ids.some((id) => asked.has(id))).map((a) => a.promise)
+    if (added.length === 0) return earlier.length === 0 ? Promise.resolve() : allOf(earlier)
     if (this.#closed) {
       const closed = Promise.reject(
         new PresencedError('Subscription closed', { status: 0, protocol: 'native' }),
@@ -289,11 +293,14 @@ export class Subscription
       return closed
     }
     for (const id of added) this.#ids.add(id)
-    let pending!: PendingAdd
-    const answered = new Promise<void>((resolve, reject) => {
-      pending = { ids: added, frame: undefined, resolve, reject }
+    let resolve!: () => void
+    let reject!: (error: unknown) => void
+    const answered = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
     })
     answered.catch(() => {})
+    const pending: PendingAdd = { ids: added, frame: undefined, promise: answered, resolve, reject }
     this.#adds.push(pending)
     if (this.#kind() === 'sse') {
       pending.frame = ++this.#frames
@@ -302,7 +309,7 @@ export class Subscription
       pending.frame = ++this.#frames
       this.#connection.send({ type: 'subscribe', ids: added, positions: true })
     } else for (const id of added) this.#unsent.add(id)
-    return answered
+    return earlier.length === 0 ? answered : allOf([answered, ...earlier])
   }
 
   /**
@@ -697,6 +704,13 @@ export class Subscription
     this.emit('event', delivered)
     for (const queue of this.#iterators) queue.push(delivered)
   }
+}
+
+/** Settles once every one of `promises` has resolved, or with the first rejection; handled. */
+function allOf(promises: Promise<void>[]): Promise<void> {
+  const all = Promise.all(promises).then(() => {})
+  all.catch(() => {})
+  return all
 }
 
 /** Positions arrive as `pos`: one per presence of a snapshot, one per event. */

@@ -606,3 +606,24 @@ test(
     assert.deepEqual([...sub.ids], [PLAYER, '42'])
   },
 )
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, an add() of ids another add() is still waiting for settles with it, not at once`,
+    { timeout: 20_000 },
+    async (t) => {
+      const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+      const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
+      t.after(() => sub.close())
+      await sub.ready
+      const first = sub.add([7, 8])
+      // 7 is in `ids` already, not watched yet: this call is answered by the first one's answer
+      const again = sub.add([7])
+      const [a, b] = await Promise.all([settledWithin(first), settledWithin(again)])
+      assert.ok(a instanceof PresencedError && a.code === 'WATCH_LIMIT', String(a))
+      assert.equal(b, a, 'refused with the same refusal: 7 is not watched')
+      assert.deepEqual([...sub.ids], ['42'])
+    },
+  )
+}
