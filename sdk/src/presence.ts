@@ -26,7 +26,10 @@ export interface Job {
 export interface Presence {
   readonly userId: string
   readonly type: PresenceType
-  /** Free text or the place's name; empty when nothing may be shown. */
+  /**
+   * Free text or the place's name; presenced says `Offline`, `Website`, `Playing` or `Studio`
+   * when there is none or the viewer may not see it (the same from a subscription).
+   */
   readonly lastLocation: string
   readonly place: Place | null
   readonly rootPlace: Place | null

@@ -283,7 +283,9 @@ export class Subscription
     const asked = new Set(Array.from(ids, (u) => toIdString(u)))
     const added = [...asked].filter((id) => !this.#ids.has(id))
     // ids an earlier add() is still waiting for are answered by its answer
-    const earlier = this.#adds.filter((a) => a.ids.some((id) => asked.has(id))).map((a) => a.promise)
+    const earlier = this.#adds
+      .filter((a) => a.ids.some((id) => asked.has(id)))
+      .map((a) => a.promise)
     if (added.length === 0) return earlier.length === 0 ? Promise.resolve() : allOf(earlier)
     if (this.#closed) {
       const closed = Promise.reject(
