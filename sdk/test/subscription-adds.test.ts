@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
-import { createClient } from '@presenced/client'
+import type { ServerResponse } from 'node:http'
+import { test, type TestContext } from 'node:test'
+import { createClient, type Subscription } from '@presenced/client'
 import { fakeServer } from './fake-server.js'
 
 /*
@@ -17,6 +18,23 @@ function offline(userId: string) {
 
 function sse(frames: object[]): string {
   return frames.map((f, i) => `id: r.${i + 1}\ndata: ${JSON.stringify(f)}\n\n`).join('')
+}
+
+/** The first stream of subscribed(): the snapshot of 42, then the end. */
+function firstStream(res: ServerResponse): void {
+  res.end(sse([{ type: 'snapshot', seq: 1, resume: 'r', presences: [offline('42')] }]))
+}
+
+/** subscribe([42]) over SSE to `url`, ready, reconnecting after `delayMs`. */
+async function subscribed(t: TestContext, url: string, delayMs: number): Promise<Subscription> {
+  const client = createClient({ baseUrl: url, token })
+  const sub = client.subscribe([42], {
+    transport: 'sse',
+    reconnect: { minDelayMs: delayMs, maxDelayMs: delayMs },
+  })
+  t.after(() => sub.close())
+  await sub.ready
+  return sub
 }
 
 /** `promise`'s outcome, or 'still pending' after `ms`. */
@@ -36,19 +54,11 @@ test(
   async (t) => {
     const { url, requests } = await fakeServer(t, (_req, res, i) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' })
-      if (i === 0) {
-        // the first stream: a snapshot, then it ends (a reconnect follows)
-        res.end(sse([{ type: 'snapshot', seq: 1, resume: 'r', presences: [offline('42')] }]))
-      }
+      // the first stream: a snapshot, then it ends (a reconnect follows)
+      if (i === 0) return firstStream(res)
       // a resumed stream with nothing new: no frame at all
     })
-    const client = createClient({ baseUrl: url, token })
-    const sub = client.subscribe([42], {
-      transport: 'sse',
-      reconnect: { minDelayMs: 200, maxDelayMs: 200 },
-    })
-    t.after(() => sub.close())
-    await sub.ready
+    const sub = await subscribed(t, url, 200)
     const added = await new Promise<{ added: Promise<void> }>((resolve) =>
       sub.once('reconnecting', () => {
         // between two requests: the add waits for the next one, and the remove takes it back
@@ -72,22 +82,13 @@ test(
     let open = 0
     const { url, requests } = await fakeServer(t, (req, res, i) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' })
-      if (i === 0) {
-        res.end(sse([{ type: 'snapshot', seq: 1, resume: 'r', presences: [offline('42')] }]))
-        return
-      }
+      if (i === 0) return firstStream(res)
       open++
       res.on('close', () => open--)
       const ids = JSON.parse(req.body).ids as string[]
       res.write(sse([{ type: 'snapshot', seq: 2, presences: ids.map(offline) }]))
     })
-    const client = createClient({ baseUrl: url, token })
-    const sub = client.subscribe([42], {
-      transport: 'sse',
-      reconnect: { minDelayMs: 100, maxDelayMs: 100 },
-    })
-    t.after(() => sub.close())
-    await sub.ready
+    const sub = await subscribed(t, url, 100)
     const added = await new Promise<{ added: Promise<void> }>((resolve) =>
       sub.once('reconnecting', () => resolve({ added: sub.add([7]) })),
     )

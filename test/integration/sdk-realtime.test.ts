@@ -40,6 +40,12 @@ function recordingWebSocket() {
   return { sockets, gate, WebSocket: Recording as unknown as WebSocketLike }
 }
 
+/** A client whose WebSocket constructor records every socket (recordingWebSocket). */
+function recordingClient(baseUrl: string, token: string) {
+  const recording = recordingWebSocket()
+  return { recording, client: createClient({ baseUrl, token, WebSocket: recording.WebSocket }) }
+}
+
 /** Events of a subscription, awaited one by one in order. */
 function eventsOf(sub: Subscription) {
   const seen: PresenceEvent[] = []
@@ -161,12 +167,7 @@ test('the async iterator yields the same ordered events; add() and remove() chan
 
 test('a dropped WebSocket reconnects and resumes without a gap', async (t) => {
   const { server, player, watcherToken } = await setup(t)
-  const recording = recordingWebSocket()
-  const client = createClient({
-    baseUrl: server.url,
-    token: watcherToken,
-    WebSocket: recording.WebSocket,
-  })
+  const { recording, client } = recordingClient(server.url, watcherToken)
   const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50 } })
   t.after(() => sub.close())
   const events = eventsOf(sub)
@@ -191,12 +192,7 @@ test('when the stream cannot be resumed, a fresh snapshot arrives with reset: tr
     realtimeResumeMs: 0,
     realtimeHistory: 0,
   })
-  const recording = recordingWebSocket()
-  const client = createClient({
-    baseUrl: server.url,
-    token: watcherToken,
-    WebSocket: recording.WebSocket,
-  })
+  const { recording, client } = recordingClient(server.url, watcherToken)
   const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50 } })
   t.after(() => sub.close())
   const events = eventsOf(sub)
@@ -479,6 +475,15 @@ test('a refused heartbeat (RATE_LIMITED, for: heartbeat) is a warning: it does n
   assert.ok(warnings.length >= 2, 'the second refusal is still told as a warning')
 })
 
+/** A subscription to 42 (not ready yet), for a user who may watch 2 users at most. */
+async function watching42(t: TestContext, transport: 'websocket' | 'sse'): Promise<Subscription> {
+  const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+  const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+  const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
+  t.after(() => sub.close())
+  return sub
+}
+
 /** `promise`'s outcome, or 'still pending' after `ms`. */
 function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
   return Promise.race([
@@ -495,10 +500,7 @@ for (const transport of ['websocket', 'sse'] as const) {
     `over ${transport}, an add() made before the first snapshot that goes past the watch limit is refused, and the stream opens with the rest (no reconnect loop)`,
     { timeout: 20_000 },
     async (t) => {
-      const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
-      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
-      const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
-      t.after(() => sub.close())
+      const sub = await watching42(t, transport)
       const reconnects: unknown[] = []
       sub.on('reconnecting', ({ error }) => reconnects.push(error))
       // before the connection is open: SSE reopens with no resume point, one request for 42, 7
@@ -520,12 +522,7 @@ test(
   { timeout: 20_000 },
   async (t) => {
     const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
-    const recording = recordingWebSocket()
-    const client = createClient({
-      baseUrl: server.url,
-      token: watcherToken,
-      WebSocket: recording.WebSocket,
-    })
+    const { recording, client } = recordingClient(server.url, watcherToken)
     const sub = client.subscribe([42], { reconnect: { minDelayMs: 50 } })
     t.after(() => sub.close())
     await sub.ready
@@ -557,12 +554,7 @@ test(
       realtimeWatchesPerUser: 2,
       realtimeResumeMs: 0,
     })
-    const recording = recordingWebSocket()
-    const client = createClient({
-      baseUrl: server.url,
-      token: watcherToken,
-      WebSocket: recording.WebSocket,
-    })
+    const { recording, client } = recordingClient(server.url, watcherToken)
     const sub = client.subscribe([PLAYER, 42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
     t.after(() => sub.close())
     await sub.ready
@@ -612,10 +604,7 @@ for (const transport of ['websocket', 'sse'] as const) {
     `over ${transport}, an add() of ids another add() is still waiting for settles with it, not at once`,
     { timeout: 20_000 },
     async (t) => {
-      const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
-      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
-      const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
-      t.after(() => sub.close())
+      const sub = await watching42(t, transport)
       await sub.ready
       const first = sub.add([7, 8])
       // 7 is in `ids` already, not watched yet: this call is answered by the first one's answer
