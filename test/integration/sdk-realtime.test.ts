@@ -616,3 +616,23 @@ for (const transport of ['websocket', 'sse'] as const) {
     },
   )
 }
+
+// over a WebSocket the add's subscribe is a frame of its own, judged by the server as any add
+test(
+  `over sse, an add() made before the first snapshot that takes the stream past 1000 ids is refused TOO_MANY_IDS; the subscription goes on`,
+  { timeout: 20_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t)
+    const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const ids = Array.from({ length: 999 }, (_, i) => i + 1)
+    const sub = client.subscribe(ids, { transport: 'sse', reconnect: { minDelayMs: 50 } })
+    t.after(() => sub.close())
+    const outcome = await settledWithin(sub.add([5000, 5001]))
+    assert.ok(outcome instanceof PresencedError, `add() rejected, got ${String(outcome)}`)
+    assert.equal(outcome.code, 'TOO_MANY_IDS')
+    assert.equal(outcome.status, 400)
+    assert.equal(await settledWithin(sub.ready), 'resolved', 'not failed: the 999 are watched')
+    assert.equal(sub.ids.size, 999)
+    assert.equal(sub.presences.size, 999)
+  },
+)
