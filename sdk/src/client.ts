@@ -2,7 +2,7 @@ import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
 import { Transport, redactUrls, type FetchLike, type RetryOptions, type Sleep } from './http.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
 import { mapConcurrent } from './pool.js'
-import { PresenceType, presenceFromWire, type Presence } from './presence.js'
+import { PresenceType, genericLocation, presenceFromWire, type Presence } from './presence.js'
 import { subscribe, type SubscribeOptions, type Subscription, type WebSocketLike } from './watch.js'
 import type { RobloxUserPresence, RobloxUserPresencesResponse } from './wire.js'
 import { XboxClient, heartbeatAfterMs } from './xbox.js'
@@ -243,7 +243,8 @@ function offline(userId: string): Presence {
   return {
     userId,
     type: PresenceType.Offline,
-    lastLocation: '',
+    // what presenced's own record of an offline user says
+    lastLocation: genericLocation(PresenceType.Offline),
     place: null,
     rootPlace: null,
     universe: null,

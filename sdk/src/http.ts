@@ -266,6 +266,8 @@ export class Transport {
 
       const retryable =
         response.status === 429 || (idempotent && RETRY_STATUSES.has(response.status))
+      /** Why a retryable answer is the call's failure: the server asked for too long a wait. */
+      let notRetried: string | undefined
       if (retryable && attempt < this.#retry.maxAttempts) {
         const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'))
         const delay = this.#backoff(attempt, retryAfterMs)
@@ -275,6 +277,7 @@ export class Transport {
           await this.sleep(delay, options.signal)
           continue
         }
+        notRetried = `not retried: Retry-After asks for ${seconds(retryAfterMs!)}, more than retry.maxDelayMs, ${seconds(this.#retry.maxDelayMs)}`
       }
 
       let text: string
@@ -300,7 +303,7 @@ export class Transport {
       }
       deadline.done()
       const body = parseBody(text, response.headers.get('content-type'))
-      if (!response.ok) throw errorOf(response, body, options.protocol)
+      if (!response.ok) throw errorOf(response, body, options.protocol, notRetried)
       return { status: response.status, headers: response.headers, body: body as T }
     }
   }
@@ -347,6 +350,11 @@ export function subjectOf(token: string): string | undefined {
   }
 }
 
+/** A wait in seconds, as a message says it: "120 s", "1.5 s". */
+function seconds(ms: number): string {
+  return `${Math.round(ms) / 1000} s`
+}
+
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (value === null || value.trim() === '') return undefined
   const seconds = Number(value)
@@ -366,7 +374,12 @@ function parseBody(text: string, contentType: string | null): unknown {
 }
 
 /** Reads the error shapes of every protocol: Roblox, Xbox (incl. its 429 body) and native. */
-function errorOf(response: Response, body: unknown, protocol: ErrorProtocol): PresencedError {
+function errorOf(
+  response: Response,
+  body: unknown,
+  protocol: ErrorProtocol,
+  note?: string,
+): PresencedError {
   let code: number | string | undefined
   let message: string | undefined
   if (isObject(body)) {
@@ -389,7 +402,8 @@ function errorOf(response: Response, body: unknown, protocol: ErrorProtocol): Pr
   } else if (typeof body === 'string' && body.length > 0 && body.length < 300) {
     message = body
   }
-  return new PresencedError(message ?? `HTTP ${response.status} ${response.statusText}`.trim(), {
+  message ??= `HTTP ${response.status} ${response.statusText}`.trim()
+  return new PresencedError(note === undefined ? message : `${message} (${note})`, {
     status: response.status,
     code,
     protocol,

@@ -26,7 +26,10 @@ export interface Job {
 export interface Presence {
   readonly userId: string
   readonly type: PresenceType
-  /** Free text or the place's name; empty when nothing may be shown. */
+  /**
+   * Free text or the place's name; presenced says `Offline`, `Website`, `Playing` or `Studio`
+   * when there is none or the viewer may not see it (the same from a subscription).
+   */
   readonly lastLocation: string
   readonly place: Place | null
   readonly rootPlace: Place | null
@@ -43,11 +46,28 @@ export function presenceFromWire(record: RobloxUserPresence): Presence {
     userId: idOf(r.userId) ?? '0',
     type: presenceTypeOf(r.userPresenceType),
     lastLocation: typeof r.lastLocation === 'string' ? r.lastLocation : '',
-    place: objectOf(r.placeId),
-    rootPlace: objectOf(r.rootPlaceId),
-    universe: objectOf(r.universeId),
+    place: placeOf(r.placeId),
+    rootPlace: placeOf(r.rootPlaceId),
+    universe: placeOf(r.universeId),
     job: typeof r.gameId === 'string' && r.gameId !== '' ? { id: r.gameId } : null,
     lastOnline: dateOf(r.lastOnline),
+  }
+}
+
+/**
+ * What the lookups' lastLocation says when there is no location text, or the viewer may not see
+ * it (presenced's Roblox view): by the state, or the primary session's kind.
+ */
+export function genericLocation(type: PresenceType): string {
+  switch (type) {
+    case PresenceType.Online:
+      return 'Website'
+    case PresenceType.InGame:
+      return 'Playing'
+    case PresenceType.InStudio:
+      return 'Studio'
+    default:
+      return 'Offline'
   }
 }
 
@@ -64,7 +84,8 @@ function idOf(value: unknown): string | undefined {
   return undefined
 }
 
-function objectOf(value: unknown): { id: string } | null {
+/** A place, root place or universe id as the lookups give it: positive, else null. */
+export function placeOf(value: unknown): Place | null {
   const id = idOf(value)
   return id === undefined ? null : { id }
 }

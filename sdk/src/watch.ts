@@ -4,7 +4,7 @@ import { PresencedError } from './errors.js'
 import { isObject, networkReason, redactUrls, type Transport } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
-import { PresenceType, dateOf, type Presence } from './presence.js'
+import { PresenceType, dateOf, genericLocation, placeOf, type Presence } from './presence.js'
 import type { NativePresence, NativeSession, NativeSseRequest } from './wire.js'
 
 export type OfflineReason = 'explicit' | 'timeout' | 'server_lost' | 'node_lost' | (string & {})
@@ -158,6 +158,8 @@ interface PendingAdd {
   readonly ids: readonly string[]
   /** The number of the subscribe frame (or SSE request) that carries it; undefined: not sent. */
   frame: number | undefined
+  /** What add() returned: a later add() of the same ids settles with it. */
+  promise: Promise<void>
   resolve(): void
   reject(error: unknown): void
 }
@@ -175,13 +177,18 @@ export class Subscription
   readonly #options: SubscribeOptions
   readonly #ids: Set<string>
   readonly #iterators = new Set<Queue>()
-  /** Ids added while no WebSocket was open: subscribed after the next resume. */
+  /**
+   * Ids added while no WebSocket was open: subscribed on the next connection, after its resume
+   * or its first subscribe, in a subscribe of their own (refused, it refuses only their adds).
+   */
   readonly #unsent = new Set<string>()
   /** add() calls in order; the server answers a connection's subscribes in the order sent. */
   readonly #adds: PendingAdd[] = []
   /** Subscribe frames (SSE: requests) that carried added ids so far. */
   #frames = 0
   #connection: Connection | undefined
+  /** The WebSocket of #connection is open: its opening frames went out. */
+  #opened = false
   #resume: ResumePoint | undefined
   /**
    * Per watched user, the opaque history position (`pos`) of the last frame about it: lets any
@@ -200,6 +207,8 @@ export class Subscription
   #attempt = 0
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
+  /** Takes the listener off `options.signal` (on close). */
+  #unlisten: (() => void) | undefined
   #resolveReady!: () => void
   #rejectReady!: (error: unknown) => void
   /** Resolves once the first snapshot has arrived; rejects if the subscription fails first. */
@@ -220,7 +229,12 @@ export class Subscription
       this.#close(signal.reason)
       return
     }
-    signal?.addEventListener('abort', () => this.#close(signal.reason), { once: true })
+    if (signal) {
+      const onAbort = () => this.#close(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+      // a long-lived signal shared by many subscriptions must not keep the closed ones
+      this.#unlisten = () => signal.removeEventListener('abort', onAbort)
+    }
     this.#connect()
   }
 
@@ -258,17 +272,21 @@ export class Subscription
    * The promise resolves once the snapshot of the added users has arrived, and rejects with the
    * server's refusal as a PresencedError (`WATCH_LIMIT` or `RATE_LIMITED`: 429, `IDS_INVALID` or
    * `TOO_MANY_IDS`: 400, `UNAVAILABLE`: 503), the refused ids then taken out of `ids` again; or
-   * with the reason the subscription closed first. Ignoring it is safe: it never rejects
-   * unhandled.
+   * with the reason the subscription closed first. Ids an earlier add() is still waiting for
+   * are answered with it (a refusal of theirs rejects this call too). Ignoring it is safe: it
+   * never rejects unhandled.
    *
    * @example
    * await sub.add([456]).catch((e) => console.warn('not watching 456:', e.code))
    */
   add(ids: Iterable<Id | HasId>): Promise<void> {
-    const added = [...new Set(Array.from(ids, (u) => toIdString(u)))].filter(
-      (id) => !this.#ids.has(id),
-    )
-    if (added.length === 0) return Promise.resolve()
+    const asked = new Set(Array.from(ids, (u) => toIdString(u)))
+    const added = [...asked].filter((id) => !this.#ids.has(id))
+    // ids an earlier add() is still waiting for are answered by its answer
+    const earlier = this.#adds
+      .filter((a) => a.ids.some((id) => asked.has(id)))
+      .map((a) => a.promise)
+    if (added.length === 0) return earlier.length === 0 ? Promise.resolve() : allOf(earlier)
     if (this.#closed) {
       const closed = Promise.reject(
         new PresencedError('Subscription closed', { status: 0, protocol: 'native' }),
@@ -277,29 +295,44 @@ export class Subscription
       return closed
     }
     for (const id of added) this.#ids.add(id)
-    let pending!: PendingAdd
-    const answered = new Promise<void>((resolve, reject) => {
-      pending = { ids: added, frame: undefined, resolve, reject }
+    let resolve!: () => void
+    let reject!: (error: unknown) => void
+    const answered = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
     })
     answered.catch(() => {})
+    const pending: PendingAdd = { ids: added, frame: undefined, promise: answered, resolve, reject }
     this.#adds.push(pending)
     if (this.#kind() === 'sse') {
       pending.frame = ++this.#frames
       this.#reopen()
-    } else if (this.#connection !== undefined) {
+    } else if (this.#connection !== undefined && this.#opened) {
       pending.frame = ++this.#frames
       this.#connection.send({ type: 'subscribe', ids: added, positions: true })
     } else for (const id of added) this.#unsent.add(id)
-    return answered
+    return earlier.length === 0 ? answered : allOf([answered, ...earlier])
   }
 
-  /** Stops watching users; no event about them is delivered from now on. Ids as in `add`. */
+  /**
+   * Stops watching users; no event about them is delivered from now on. Ids as in `add`. An
+   * add() of only these ids, not answered yet, resolves (over a WebSocket, once the server has
+   * answered the subscribe already sent).
+   */
   remove(ids: Iterable<Id | HasId>): void {
     const removed = Array.from(ids, (u) => toIdString(u)).filter((id) => this.#ids.delete(id))
     if (removed.length === 0) return
     for (const id of removed) {
+      this.#unsent.delete(id)
       this.#positions.delete(id)
       this.#current.delete(id)
+    }
+    // an add() with nothing left to watch is answered, unless its subscribe is on a WebSocket
+    // (the server answers those in order: a refusal is told to the oldest one waiting)
+    for (const add of this.#adds.filter((a) => !a.ids.some((id) => this.#ids.has(id)))) {
+      if (add.frame !== undefined && this.#kind() === 'websocket') continue
+      this.#adds.splice(this.#adds.indexOf(add), 1)
+      add.resolve()
     }
     // SSE cannot unsubscribe: events about removed users are dropped here instead
     if (this.#connection?.kind === 'websocket') {
@@ -336,6 +369,7 @@ export class Subscription
   #close(reason: unknown): void {
     if (this.#closed) return
     this.#closed = true
+    this.#unlisten?.()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#connection?.close()
     this.#connection = undefined
@@ -381,6 +415,7 @@ export class Subscription
     const handlers: ConnectionHandlers = {
       onOpen: () => {
         if (kind === 'websocket') {
+          this.#opened = true
           // resume the stream where it was, else start one; then re-carry our own presence
           if (this.#resume) {
             // the node that held the stream resumes it by token; any other node, from the
@@ -392,16 +427,21 @@ export class Subscription
               since: this.#resume.since,
               ...(positions.length > 0 && { positions: Object.fromEntries(positions) }),
             })
-            if (this.#unsent.size > 0) {
-              connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
-              const frame = ++this.#frames
-              for (const add of this.#adds) add.frame ??= frame
-            }
-          } else if (this.#ids.size > 0) {
-            connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
-            this.#awaitingSnapshot = true
           } else {
-            this.#resolveReady()
+            // the ids of add()s not answered yet go in a subscribe of their own, after this one:
+            // a refusal of theirs (a limit they take the stream past) refuses only them
+            const first = [...this.#ids].filter((id) => !this.#unsent.has(id))
+            if (first.length > 0) {
+              connection.send({ type: 'subscribe', ids: first, positions: true })
+              this.#awaitingSnapshot = true
+            } else {
+              this.#resolveReady()
+            }
+          }
+          if (this.#unsent.size > 0) {
+            connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
+            const frame = ++this.#frames
+            for (const add of this.#adds) add.frame ??= frame
           }
           this.#unsent.clear()
           if (this.#heartbeat) connection.send(this.#heartbeat)
@@ -414,12 +454,16 @@ export class Subscription
       onClose: (error, fatal) => {
         if (this.#connection !== connection) return
         this.#connection = undefined
+        // an SSE request refused for the ids an add() put in it: that add is refused, and the
+        // stream opens again at once without its ids
+        if (kind === 'sse' && this.#refusedRequest(error)) return this.#connect()
         this.#unanswered()
         if (fatal) return this.#fail(error)
         this.#reconnect(error)
       },
     }
     let connection: Connection
+    this.#opened = false
     try {
       connection =
         kind === 'websocket'
@@ -476,11 +520,13 @@ export class Subscription
       backoff,
       error instanceof PresencedError ? (error.retryAfterMs ?? 0) : 0,
     )
-    this.emit('reconnecting', { attempt: this.#attempt, delayMs, error })
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#connect()
     }, delayMs)
+    // after the timer: a listener's add() (SSE) then waits for it rather than opening a
+    // connection the timer's would replace without closing
+    this.emit('reconnecting', { attempt: this.#attempt, delayMs, error })
   }
 
   #fail(error: unknown): void {
@@ -536,18 +582,21 @@ export class Subscription
   }
 
   /**
-   * The server refused a subscribe: the oldest one sent and unanswered, since a connection's
-   * subscribes are answered in order. Its adds reject, and their ids are no longer watched
+   * The server refused a subscribe. WebSocket: the oldest one sent and unanswered, since a
+   * connection's subscribes are answered in order. SSE: each request carries every add() made
+   * so far, so the newest, as a WebSocket would have taken the older ones before it (the next
+   * request tries the others again). Its adds reject, and their ids are no longer watched
    * (nothing of a refused subscribe is applied). False when no add was waiting for an answer.
    */
   #refuseAdds(error: PresencedError): boolean {
-    let oldest: number | undefined
-    for (const add of this.#adds) {
-      if (add.frame !== undefined && (oldest === undefined || add.frame < oldest))
-        oldest = add.frame
+    const newest = this.#kind() === 'sse'
+    let picked: number | undefined
+    for (const { frame } of this.#adds) {
+      if (frame === undefined) continue
+      if (picked === undefined || (newest ? frame > picked : frame < picked)) picked = frame
     }
-    if (oldest === undefined) return false
-    for (const add of this.#adds.filter((a) => a.frame === oldest)) {
+    if (picked === undefined) return false
+    for (const add of this.#adds.filter((a) => a.frame === picked)) {
       this.#adds.splice(this.#adds.indexOf(add), 1)
       for (const id of add.ids) {
         this.#ids.delete(id)
@@ -557,6 +606,20 @@ export class Subscription
       }
       add.reject(error)
     }
+    return true
+  }
+
+  /**
+   * An SSE request was refused for its ids (the watch limit, too many ids) while it carried an
+   * add(): the add is refused (as its own subscribe would be over a WebSocket) and told as a
+   * warning. False when the refusal is the stream's own (no add carried).
+   */
+  #refusedRequest(error: unknown): boolean {
+    if (!(error instanceof PresencedError) || !SSE_ADD_REFUSALS.has(String(error.code))) {
+      return false
+    }
+    if (!this.#refuseAdds(error)) return false
+    if (this.listenerCount('warning') > 0) this.emit('warning', error)
     return true
   }
 
@@ -591,6 +654,12 @@ export class Subscription
         if (this.listenerCount('warning') > 0) this.emit('warning', error)
         return
       }
+      if (frame.for === 'resume') {
+        // the stream was not continued (from positions: the watch limit, the subscribe budget):
+        // nothing more comes on this connection, and no add() was refused. Tried again after a
+        // backoff, from the same point (over SSE the server has ended the request anyway)
+        return this.#drop(error, FATAL_REFUSALS.has(String(error.code)))
+      }
       if (this.#awaitingSnapshot && this.#connection?.kind === 'websocket') {
         // the subscribe of every watched id was refused: no snapshot will come, and `ready`
         // would wait for ever. As over SSE, where the same refusals are HTTP statuses: a bad
@@ -599,8 +668,10 @@ export class Subscription
         if (RETRIED_REFUSALS.has(String(error.code))) return this.#drop(error, false)
       }
       // a later subscribe refused (an add): its promise rejects; listeners still hear of it
-      if (SUBSCRIBE_REFUSALS.has(String(error.code))) this.#refuseAdds(error)
+      const refused = SUBSCRIBE_REFUSALS.has(String(error.code)) && this.#refuseAdds(error)
       if (this.listenerCount('warning') > 0) this.emit('warning', error)
+      // the server ends an SSE request whose subscribe it refused: open the rest at once
+      if (refused && this.#connection?.kind === 'sse') this.#reopen()
       return
     }
     const event = decodeEvent(frame)
@@ -637,6 +708,13 @@ export class Subscription
   }
 }
 
+/** Settles once every one of `promises` has resolved, or with the first rejection; handled. */
+function allOf(promises: Promise<void>[]): Promise<void> {
+  const all = Promise.all(promises).then(() => {})
+  all.catch(() => {})
+  return all
+}
+
 /** Positions arrive as `pos`: one per presence of a snapshot, one per event. */
 function positionsOf(
   frame: Record<string, unknown>,
@@ -668,7 +746,12 @@ const STATE_TYPES: Record<string, PresenceType> = {
   inStudio: PresenceType.InStudio,
   invisible: PresenceType.Invisible,
 }
-const KIND_RANK: Record<string, number> = { online: 1, inGame: 2, inStudio: 3 }
+/** A session's kind as the state it shows: the higher, the more it says (the primary session). */
+const KIND_TYPES: Record<string, PresenceType> = {
+  online: PresenceType.Online,
+  inGame: PresenceType.InGame,
+  inStudio: PresenceType.InStudio,
+}
 
 export function decodeEvent(frame: Record<string, unknown>): PresenceEvent | undefined {
   const seq = typeof frame.seq === 'number' ? frame.seq : Number(frame.seq ?? 0)
@@ -713,30 +796,51 @@ function nativePresenceOf(value: unknown, userId?: unknown): NativePresence {
 }
 
 /**
- * The same Presence the Roblox lookups give: the state, and the place of the session that
- * defines it (highest kind first). An online user's lastOnline is now.
+ * The same Presence the Roblox lookups give for the same user and viewer (presenced's Roblox
+ * view): the state, and the place of the session that defines it (highest kind first).
+ * `lastLocation` is the session's location, else the generic text the lookup shows: `Offline`,
+ * `Website`, `Playing` or `Studio`; an offline user, or one whose location the viewer may not
+ * see, has no place and the generic text of the state. An online user's lastOnline is now (the
+ * stream does not carry it while online).
  */
 export function presenceOfNative(raw: NativePresence): Presence {
   const type = STATE_TYPES[raw.state] ?? PresenceType.Offline
   let primary: NativeSession | undefined
-  for (const session of raw.sessions) {
-    const rank = KIND_RANK[session.activity.kind] ?? 0
-    if (primary === undefined || rank > (KIND_RANK[primary.activity.kind] ?? 0)) primary = session
+  if (type !== PresenceType.Offline) {
+    for (const session of raw.sessions) {
+      if (primary === undefined || rankOf(session) > rankOf(primary)) primary = session
+    }
   }
-  const a = primary?.activity
   const online = type !== PresenceType.Offline && type !== PresenceType.Invisible
-  const id = (v: unknown) => (typeof v === 'string' && v !== '' ? { id: v } : null)
+  const lastOnline =
+    raw.lastOnline !== null ? dateOf(raw.lastOnline) : online ? new Date() : new Date(0)
+  if (primary === undefined || raw.locationHidden) {
+    return {
+      userId: raw.userId,
+      type,
+      lastLocation: genericLocation(type),
+      place: null,
+      rootPlace: null,
+      universe: null,
+      job: null,
+      lastOnline,
+    }
+  }
+  const a = primary.activity
   return {
     userId: raw.userId,
     type,
-    lastLocation: a?.location ?? '',
-    place: id(a?.placeId),
-    rootPlace: id(a?.rootPlaceId),
-    universe: id(a?.universeId),
-    job: id(a?.gameId),
-    lastOnline:
-      raw.lastOnline !== null ? dateOf(raw.lastOnline) : online ? new Date() : new Date(0),
+    lastLocation: a.location || genericLocation(KIND_TYPES[a.kind] ?? PresenceType.Online),
+    place: placeOf(a.placeId),
+    rootPlace: placeOf(a.rootPlaceId),
+    universe: placeOf(a.universeId),
+    job: typeof a.gameId === 'string' && a.gameId !== '' ? { id: a.gameId } : null,
+    lastOnline,
   }
+}
+
+function rankOf(session: NativeSession): number {
+  return KIND_TYPES[session.activity.kind] ?? 0
 }
 
 /**
@@ -754,6 +858,9 @@ const SUBSCRIBE_REFUSALS = new Set([
   'RATE_LIMITED',
   'UNAVAILABLE',
 ])
+
+/** The HTTP refusals of an SSE request that the ids an add() put in it can cause. */
+const SSE_ADD_REFUSALS = new Set(['WATCH_LIMIT', 'TOO_MANY_IDS'])
 
 /** The HTTP status the SSE form answers an error frame's code with (a frame carries none). */
 const FRAME_STATUS: Record<string, number> = {

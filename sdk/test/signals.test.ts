@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
 import { test } from 'node:test'
 import { createClient } from '@presenced/client'
 import { fakeServer, json } from './fake-server.js'
@@ -110,5 +111,30 @@ test(
     await assert.rejects(never.ready, reason)
     await new Promise((resolve) => setTimeout(resolve, 50))
     assert.equal(requests.length, after)
+  },
+)
+
+test(
+  'a subscription closed (or failed) lets go of its signal: one long-lived signal for many subscriptions keeps no listener of a closed one',
+  { timeout: 10_000 },
+  async (t) => {
+    const { url } = await fakeServer(t, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      const frame = { type: 'snapshot', seq: 1, resume: 'r', presences: [] }
+      res.write(`id: r.1\ndata: ${JSON.stringify(frame)}\n\n`)
+    })
+    const client = createClient({ baseUrl: url, token })
+    const controller = new AbortController()
+    const listeners = () => getEventListeners(controller.signal, 'abort').length
+    const before = listeners()
+    for (let i = 0; i < 5; i++) {
+      const sub = client.subscribe([1], { transport: 'sse', signal: controller.signal })
+      await sub.ready
+      sub.close()
+    }
+    // a refused subscription (fatal: no WebSocket to open) closes itself
+    const failed = client.subscribe([1], { transport: 'websocket', signal: controller.signal })
+    failed.ready.catch(() => {})
+    assert.equal(listeners(), before, 'no abort listener left behind')
   },
 )

@@ -40,6 +40,12 @@ function recordingWebSocket() {
   return { sockets, gate, WebSocket: Recording as unknown as WebSocketLike }
 }
 
+/** A client whose WebSocket constructor records every socket (recordingWebSocket). */
+function recordingClient(baseUrl: string, token: string) {
+  const recording = recordingWebSocket()
+  return { recording, client: createClient({ baseUrl, token, WebSocket: recording.WebSocket }) }
+}
+
 /** Events of a subscription, awaited one by one in order. */
 function eventsOf(sub: Subscription) {
   const seen: PresenceEvent[] = []
@@ -161,12 +167,7 @@ test('the async iterator yields the same ordered events; add() and remove() chan
 
 test('a dropped WebSocket reconnects and resumes without a gap', async (t) => {
   const { server, player, watcherToken } = await setup(t)
-  const recording = recordingWebSocket()
-  const client = createClient({
-    baseUrl: server.url,
-    token: watcherToken,
-    WebSocket: recording.WebSocket,
-  })
+  const { recording, client } = recordingClient(server.url, watcherToken)
   const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50 } })
   t.after(() => sub.close())
   const events = eventsOf(sub)
@@ -191,12 +192,7 @@ test('when the stream cannot be resumed, a fresh snapshot arrives with reset: tr
     realtimeResumeMs: 0,
     realtimeHistory: 0,
   })
-  const recording = recordingWebSocket()
-  const client = createClient({
-    baseUrl: server.url,
-    token: watcherToken,
-    WebSocket: recording.WebSocket,
-  })
+  const { recording, client } = recordingClient(server.url, watcherToken)
   const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50 } })
   t.after(() => sub.close())
   const events = eventsOf(sub)
@@ -478,3 +474,165 @@ test('a refused heartbeat (RATE_LIMITED, for: heartbeat) is a warning: it does n
   assert.deepEqual([...sub.ids], ['42', PLAYER])
   assert.ok(warnings.length >= 2, 'the second refusal is still told as a warning')
 })
+
+/** A subscription to 42 (not ready yet), for a user who may watch 2 users at most. */
+async function watching42(t: TestContext, transport: 'websocket' | 'sse'): Promise<Subscription> {
+  const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+  const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+  const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
+  t.after(() => sub.close())
+  return sub
+}
+
+/** `promise`'s outcome, or 'still pending' after `ms`. */
+function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
+  return Promise.race([
+    promise.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    ),
+    new Promise((resolve) => setTimeout(() => resolve('still pending'), ms)),
+  ])
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, an add() made before the first snapshot that goes past the watch limit is refused, and the stream opens with the rest (no reconnect loop)`,
+    { timeout: 20_000 },
+    async (t) => {
+      const sub = await watching42(t, transport)
+      const reconnects: unknown[] = []
+      sub.on('reconnecting', ({ error }) => reconnects.push(error))
+      // before the connection is open: SSE reopens with no resume point, one request for 42, 7
+      // and 8; the WebSocket's first frames are still to be sent
+      const outcome = await settledWithin(sub.add([7, 8]))
+      assert.ok(outcome instanceof PresencedError, `add() rejected, got ${String(outcome)}`)
+      assert.equal(outcome.code, 'WATCH_LIMIT')
+      assert.equal(outcome.status, 429)
+      assert.deepEqual([...sub.ids], ['42'], 'the refused ids are not watched')
+      assert.equal(await settledWithin(sub.ready), 'resolved', 'the stream opened with the rest')
+      assert.deepEqual([...sub.presences.keys()], ['42'])
+      assert.deepEqual(reconnects, [], 'no reconnect loop')
+    },
+  )
+}
+
+test(
+  'an id added and removed while the WebSocket is down is not subscribed on the next connection (it would hold a place of the watch limit)',
+  { timeout: 20_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+    const { recording, client } = recordingClient(server.url, watcherToken)
+    const sub = client.subscribe([42], { reconnect: { minDelayMs: 50 } })
+    t.after(() => sub.close())
+    await sub.ready
+    const down = new Promise<{ added: Promise<void> }>((resolve) =>
+      sub.once('reconnecting', () => {
+        // no connection now: the add waits for the next one, and the remove takes it back
+        const added = sub.add([7])
+        sub.remove([7])
+        resolve({ added })
+      }),
+    )
+    const reopened = new Promise<void>((resolve) => sub.once('open', () => resolve()))
+    recording.sockets[0]!.terminate()
+    const { added } = await down
+    assert.equal(await settledWithin(added, 1000), 'resolved', 'nothing left to wait for')
+    await reopened
+    // the stream watches 42 only: one place of the two is free
+    assert.equal(await settledWithin(sub.add([8])), 'resolved')
+    assert.deepEqual([...sub.ids], ['42', '8'])
+  },
+)
+
+test(
+  'a WebSocket resume the server refuses for the watch limit (for: resume) is tried again after a backoff, not left open and deaf',
+  { timeout: 30_000 },
+  async (t) => {
+    // a dropped stream is gone at once: the resume goes by positions, and needs room again
+    const { server, player, watcherToken } = await setup(t, {
+      realtimeWatchesPerUser: 2,
+      realtimeResumeMs: 0,
+    })
+    const { recording, client } = recordingClient(server.url, watcherToken)
+    const sub = client.subscribe([PLAYER, 42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    await sub.ready
+    const refusals: unknown[] = []
+    sub.on('reconnecting', ({ error }) => refusals.push(error))
+    sub.on('warning', (w) => refusals.push(w))
+
+    // while it is down, another stream of the same user takes a place
+    let release!: () => void
+    recording.gate.hold = new Promise<void>((resolve) => (release = resolve))
+    recording.sockets[0]!.terminate()
+    const other = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const taking = other.subscribe([7])
+    t.after(() => taking.close())
+    await taking.ready
+    release()
+    const refused = await new Promise<unknown>((resolve) => {
+      const check = () => {
+        const found = refusals.find((e) => e instanceof PresencedError && e.code === 'WATCH_LIMIT')
+        if (found) resolve(found)
+        else setTimeout(check, 20)
+      }
+      check()
+    })
+    assert.equal((refused as PresencedError).status, 429)
+    // the place frees: the subscription gets its stream back and hears the change
+    taking.close()
+    await player.registerAppPresence({ location: 'Lobby' })
+    // (by an event, or a fresh snapshot if the history no longer reaches back)
+    const heard = await Promise.race([
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (sub.presences.get(PLAYER)?.type === PresenceType.Online) resolve()
+        }
+        sub.on('event', check)
+        check()
+      }),
+      new Promise((resolve) => setTimeout(() => resolve('deaf'), 10_000)),
+    ])
+    assert.notEqual(heard, 'deaf', 'the change reached the subscription')
+    assert.deepEqual([...sub.ids], [PLAYER, '42'])
+  },
+)
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, an add() of ids another add() is still waiting for settles with it, not at once`,
+    { timeout: 20_000 },
+    async (t) => {
+      const sub = await watching42(t, transport)
+      await sub.ready
+      const first = sub.add([7, 8])
+      // 7 is in `ids` already, not watched yet: this call is answered by the first one's answer
+      const again = sub.add([7])
+      const [a, b] = await Promise.all([settledWithin(first), settledWithin(again)])
+      assert.ok(a instanceof PresencedError && a.code === 'WATCH_LIMIT', String(a))
+      assert.equal(b, a, 'refused with the same refusal: 7 is not watched')
+      assert.deepEqual([...sub.ids], ['42'])
+    },
+  )
+}
+
+// over a WebSocket the add's subscribe is a frame of its own, judged by the server as any add
+test(
+  `over sse, an add() made before the first snapshot that takes the stream past 1000 ids is refused TOO_MANY_IDS; the subscription goes on`,
+  { timeout: 20_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t)
+    const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const ids = Array.from({ length: 999 }, (_, i) => i + 1)
+    const sub = client.subscribe(ids, { transport: 'sse', reconnect: { minDelayMs: 50 } })
+    t.after(() => sub.close())
+    const outcome = await settledWithin(sub.add([5000, 5001]))
+    assert.ok(outcome instanceof PresencedError, `add() rejected, got ${String(outcome)}`)
+    assert.equal(outcome.code, 'TOO_MANY_IDS')
+    assert.equal(outcome.status, 400)
+    assert.equal(await settledWithin(sub.ready), 'resolved', 'not failed: the 999 are watched')
+    assert.equal(sub.ids.size, 999)
+    assert.equal(sub.presences.size, 999)
+  },
+)
