@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import type { UserCaller } from '../../core/caller.js'
 import type { UserId } from '../../core/user-id.js'
-import type { Fanout, ResumeResult } from '../../service/realtime.js'
+import type { Admission, Fanout, ResumeResult } from '../../service/realtime.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { ConnectionPresence } from './connection-presence.js'
@@ -109,6 +109,8 @@ export function serveWebSocket(
   caller: UserCaller,
   deps: RealtimeDeps,
   address: string,
+  /** The place the upgrade was admitted to (Fanout.admit), for the stream to open in. */
+  admission?: Admission,
 ): void {
   const owned = socket as Owned
   // what the upgrade left on the socket (the upgrade's request, reply and logger, through
@@ -119,7 +121,7 @@ export function serveWebSocket(
   const tcp = owned._socket
   tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
   if (tcp) forgetIdleTimer(tcp)
-  new Connection(owned, caller, deps, address).start()
+  new Connection(owned, caller, deps, address).start(admission)
 }
 
 /**
@@ -192,12 +194,12 @@ class Connection implements Sink, Kept {
     this.deps = deps
   }
 
-  start(): void {
+  start(admission: Admission | undefined): void {
     const { socket, deps } = this
     socket[kConnection] = this
     deps.service.census.opened('websocket')
     socket.on('close', onClose)
-    const opened = deps.fanout.open(this.userId, this)
+    const opened = deps.fanout.open(this.userId, this, admission)
     if (!opened) {
       // another connection of the user got the last place after this one's upgrade was admitted
       this.#open = false
