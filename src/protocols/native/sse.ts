@@ -285,6 +285,15 @@ export function serveSse(
         if (open) res.write(': keepalive\n\n')
         armExpiry(Date.now())
       },
+      keepaliveFailed: (error) => {
+        log.error({ err: error }, 'SSE keepalive failed')
+        try {
+          end()
+        } catch (again) {
+          log.error({ err: again }, 'SSE stream could not be ended cleanly')
+          res.destroy()
+        }
+      },
     }
     deps.wheel.add(keepalive)
     live.add(shutdown)
