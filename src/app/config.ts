@@ -7,6 +7,7 @@ import {
   type ExternalTokenOptions,
 } from '../service/external-tokens.js'
 import { readJwksFile } from '../service/jwks-sources.js'
+import { DEFAULT_SERVER_LIMIT } from '../service/rate-limits.js'
 import { invisibleSelfViews, type InvisibleSelfView } from '../protocols/roblox/view.js'
 import { trustsHop, type TrustedProxies } from './trusted-proxies.js'
 
@@ -53,6 +54,12 @@ export interface Config {
   /** PRESENCED_RATE_LIMIT requests per PRESENCED_RATE_WINDOW seconds per caller; default 600 per 60. */
   rateLimitMax: number
   rateLimitWindowSeconds: number
+  /**
+   * PRESENCED_SERVER_RATE_LIMIT requests per PRESENCED_SERVER_RATE_WINDOW seconds per API key and
+   * game server on /api/v1/servers/{gameId}; default 120 per 60.
+   */
+  serverRateLimitMax: number
+  serverRateLimitWindowSeconds: number
   /**
    * PRESENCED_AUTH_FAILURE_LIMIT guessed credentials (an unknown key, a bad signature, a
    * malformed token) per PRESENCED_AUTH_FAILURE_WINDOW seconds per client address; default 20
@@ -276,6 +283,13 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: logLevel(env),
     rateLimitMax: int(env, 'PRESENCED_RATE_LIMIT', 600, 1),
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),
+    serverRateLimitMax: int(env, 'PRESENCED_SERVER_RATE_LIMIT', DEFAULT_SERVER_LIMIT.max, 1),
+    serverRateLimitWindowSeconds: int(
+      env,
+      'PRESENCED_SERVER_RATE_WINDOW',
+      DEFAULT_SERVER_LIMIT.windowMs / 1000,
+      1,
+    ),
     authFailureLimit: int(env, 'PRESENCED_AUTH_FAILURE_LIMIT', 20, 1),
     authFailureWindowSeconds: int(env, 'PRESENCED_AUTH_FAILURE_WINDOW', 60, 1),
     trustProxy: trustedProxies(env),

@@ -29,6 +29,8 @@ export type ServiceConfig = Pick<
   | 'webhookPollMs'
   | 'xboxReadBurstMax'
   | 'xboxReadSustainMax'
+  | 'serverRateLimitMax'
+  | 'serverRateLimitWindowSeconds'
 >
 
 export interface CreateServiceOptions {
@@ -75,6 +77,8 @@ export function createService(
         titleSustainMax: config.xboxSustainMax,
         xboxReadBurstMax: config.xboxReadBurstMax,
         xboxReadSustainMax: config.xboxReadSustainMax,
+        serverMax: config.serverRateLimitMax,
+        serverWindowMs: config.serverRateLimitWindowSeconds * 1000,
       },
     },
     ...(stores.webhooks && {

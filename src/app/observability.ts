@@ -401,7 +401,8 @@ export interface ObservabilityDeps {
   metrics: Metrics
   stores: Stores
   /**
-   * Who may read /metrics: the metrics key or the admin key (the service's Authenticator); none
+   * Who may read /metrics: the metrics key, the admin key or an API key with the `admin` scope
+   * (the service's Authenticator); neither key
    * configured turns /metrics off. Live user counts beside the dashboard's public ones would
    * count invisible users, and per-route counters would show settings changes: only the
    * operator may read them.
@@ -477,7 +478,7 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
         reply,
         401,
         'UNAUTHENTICATED',
-        'Metrics need the metrics key (or the admin key) as a bearer token.',
+        'Metrics need the metrics key, the admin key or an API key with the admin scope, as a bearer token.',
       )
     }
     const { contentType, body } = await metrics.scrape(readyTimeoutMs)

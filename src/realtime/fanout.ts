@@ -88,6 +88,16 @@ export type FleetCountOperation = 'claim' | 'read' | 'update'
 const ADMITTED_MS = 10_000
 
 /**
+ * A place `admit` took for one stream about to open: `open` takes it; a request that ends
+ * without opening its stream (a refused or abandoned handshake) gives it back with `release`.
+ */
+export interface Admission {
+  readonly viewer: UserId
+  /** When it stops counting unless opened (monotonic ms); 0 when nothing was counted. */
+  readonly until: number
+}
+
+/**
  * Bounds on what streams hold, so that no user, and no churn of dropped connections, can grow
  * the node's memory without end (docs/reference/native.md, "Limits").
  */
@@ -185,10 +195,10 @@ export class Fanout {
   /** Gaps filled from the history, and changes dropped as repeats (stats, tests). */
   #gaps = 0
   /**
-   * Fleet mode: per user, when each stream admitted by `admit` and not opened yet stops counting
-   * (monotonic ms); `open` takes the oldest.
+   * Fleet mode: per user, the streams admitted by `admit` and not opened (or released) yet, in
+   * the order they stop counting.
    */
-  readonly #admitted = new Map<UserId, number[]>()
+  readonly #admitted = new Map<UserId, Admission[]>()
   /** Users whose holdings changed here since their share was last set (fleet mode). */
   readonly #changed = new Set<UserId>()
   /**
@@ -285,33 +295,57 @@ export class Fanout {
    * upgraded): false when the user holds `streamsPerUser` open streams, on this node or, in fleet
    * mode, across the fleet. In fleet mode the place is taken at once (one round trip), so two
    * nodes admitting the same user together cannot both take the last one; it counts until `open`
-   * takes it, or for ADMITTED_MS. When the fleet's count cannot be reached, this node's decides:
-   * an outage of Redis refuses nobody on its account.
+   * takes it, `release` gives it back, else it lapses after ADMITTED_MS. When the fleet's count
+   * cannot be reached, this node's decides: an outage of Redis refuses nobody on its account.
+   * Undefined when refused.
    */
-  async admit(viewer: UserId): Promise<boolean> {
-    if (!this.admits(viewer)) return false
+  async admit(viewer: UserId): Promise<Admission | undefined> {
+    if (!this.admits(viewer)) return undefined
     const holdings = this.#options.holdings
     const limit = this.#options.limits?.streamsPerUser
-    if (!holdings || limit === undefined) return true
+    if (!holdings || limit === undefined) return { viewer, until: 0 }
+    const admission = { viewer, until: performance.now() + ADMITTED_MS }
     let admitted = this.#admitted.get(viewer)
     if (!admitted) this.#admitted.set(viewer, (admitted = []))
-    admitted.push(performance.now() + ADMITTED_MS)
-    if (await this.#claim(viewer, { streams: limit })) return true
-    const left = this.#admitted.get(viewer)
-    left?.pop()
-    if (left?.length === 0) this.#admitted.delete(viewer)
-    return false
+    admitted.push(admission)
+    if (await this.#claim(viewer, { streams: limit })) return admission
+    this.#unadmit(admission)
+    return undefined
+  }
+
+  /**
+   * Gives back the place of an admitted stream that will not open (its handshake was refused,
+   * or its client left), at once and, in fleet mode, in the fleet's count: else it would keep
+   * the place for ADMITTED_MS here, and until the next renewal in Redis. Does nothing once the
+   * stream opened, was released or lapsed.
+   */
+  release(admission: Admission): void {
+    if (this.#unadmit(admission)) this.#holdingsChanged(admission.viewer)
+  }
+
+  /** Removes `admission` from the admitted ones; false when it was not there (any more). */
+  #unadmit(admission: Admission): boolean {
+    const admitted = this.#admitted.get(admission.viewer)
+    const at = admitted ? admitted.indexOf(admission) : -1
+    if (at === -1) return false
+    admitted!.splice(at, 1)
+    if (admitted!.length === 0) this.#admitted.delete(admission.viewer)
+    return true
   }
 
   /**
    * Opens a new, empty stream for `viewer`, delivering to `sink`: in the place `admit` took for
-   * it, else if the user has fewer open streams than allowed here; undefined otherwise.
+   * it (`admission`, else the oldest admitted one), else if the user has fewer open streams than
+   * allowed here; undefined otherwise.
    */
-  open(viewer: UserId, sink: Sink): Stream | undefined {
+  open(viewer: UserId, sink: Sink, admission?: Admission): Stream | undefined {
     const admitted = this.#admitted.get(viewer)
-    if (admitted && admitted.length > 0) {
-      admitted.shift()
-      if (admitted.length === 0) this.#admitted.delete(viewer)
+    const taken =
+      admission === undefined
+        ? admitted !== undefined && admitted.shift() !== undefined
+        : admission.viewer === viewer && this.#unadmit(admission)
+    if (taken) {
+      if (admitted?.length === 0) this.#admitted.delete(viewer)
     } else {
       if (!this.admits(viewer)) return undefined
       this.#holdingsChanged(viewer)
@@ -860,8 +894,8 @@ export class Fanout {
     const admitted = this.#admitted.get(viewer)
     if (admitted) {
       const now = performance.now()
-      // an admitted connection that never opened (its upgrade failed) stops counting
-      while (admitted.length > 0 && admitted[0]! <= now) admitted.shift()
+      // an admitted connection that never opened (nor was released) stops counting
+      while (admitted.length > 0 && admitted[0]!.until <= now) admitted.shift()
       if (admitted.length === 0) this.#admitted.delete(viewer)
       streams = admitted.length
     }

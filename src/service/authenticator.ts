@@ -163,15 +163,25 @@ export class Authenticator {
   }
 
   /**
-   * Whether `secret` opens /metrics (the metrics key or the admin key), compared as digests in
-   * constant time. A wrong one counts as a guess from `address`, as anywhere else.
+   * Whether `secret` opens /metrics: the metrics key or the admin key (compared as digests in
+   * constant time), or a live API key with the `admin` scope, which opens everything the admin
+   * key does on the admin API (the admin stats, which count hidden users too). A live key
+   * without it is a 403 SCOPE_MISSING, as on every route; an unknown secret counts as a guess
+   * from `address`, as anywhere else (a revoked or expired key does not), and is false.
    */
   async allowsMetrics(secret: string, address: string): Promise<boolean> {
     this.#failures.check(address)
     const given = digest(secret)
     if (this.#metricsDigests.some((known) => timingSafeEqual(known, given))) return true
-    await this.#failures.count(address)
-    return false
+    let caller: KeyCaller
+    try {
+      caller = await this.#key(secret, address)
+    } catch (error) {
+      if (error instanceof PresenceError && error.code === 'API_KEY_INVALID') return false
+      throw error
+    }
+    this.requireScope(caller, 'admin')
+    return true
   }
 
   /**

@@ -41,6 +41,8 @@ export interface GameServersDeps {
   applied(changes: readonly PresenceChange[], players: number): Promise<void>
   /** The presences of `ids` as `viewer` may see them. */
   lookup(viewer: Viewer, ids: readonly UserId[]): Promise<VisiblePresence[]>
+  /** Spends the request budget of key `keyId` for server `gameId` (RateLimits.gameServer). */
+  spend(keyId: string, gameId: string): Promise<void>
 }
 
 export interface ReportOutcome {
@@ -80,6 +82,15 @@ export class GameServers {
       )
     }
     return raw.toLowerCase()
+  }
+
+  /**
+   * Admits one request of a game server, before its body is read: a 400 for a `gameId` that is
+   * no uuid (never counted: a budget per canonical server id), else one request of the key's
+   * budget for that server, a RATE_LIMITED refusal (429, Retry-After) past it.
+   */
+  async admit(key: Pick<KeyCaller, 'keyId'>, rawGameId: string): Promise<void> {
+    await this.#deps.spend(key.keyId, this.parseGameId(rawGameId))
   }
 
   /**

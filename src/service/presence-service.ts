@@ -239,6 +239,7 @@ export class PresenceService {
       sessionTtlMs: settings.sessionTtlMs,
       applied: (changes, players) => this.#serverChanges(changes, players),
       lookup: (viewer, ids) => this.lookup(viewer, ids),
+      spend: (keyId, gameId) => this.limits.gameServer(keyId, gameId),
     })
     this.webhooks = new Webhooks({
       store: deps.webhooks?.store,

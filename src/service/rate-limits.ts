@@ -23,7 +23,20 @@ export interface RateLimitSettings {
   /** Xbox presence reads per caller (batch, one user, People): burst (15 s) and sustain (300 s). */
   xboxReadBurstMax: number
   xboxReadSustainMax: number
+  /**
+   * Requests per window per API key and game server on `/api/v1/servers/{gameId}` (reports,
+   * shutdowns and roster reads together); optional for callers built before it (default 120 per
+   * 60 s, see DEFAULT_SERVER_LIMIT).
+   */
+  serverMax?: number
+  serverWindowMs?: number
 }
+
+/**
+ * A game server reporting every second, and reading its roster as often, stays under it: real
+ * servers report every few seconds (within the session TTL, 60 s by default).
+ */
+export const DEFAULT_SERVER_LIMIT = { max: 120, windowMs: 60_000 } as const
 
 const BURST_WINDOW_MS = 15_000
 const SUSTAIN_WINDOW_MS = 300_000
@@ -39,6 +52,7 @@ export class RateLimits {
   readonly #request: RateLimitRule[]
   readonly #titleWrite: RateLimitRule[]
   readonly #xboxRead: RateLimitRule[]
+  readonly #server: RateLimitRule[]
 
   constructor(limiter: RateLimiter, clock: Clock, settings: RateLimitSettings) {
     this.#limiter = limiter
@@ -53,6 +67,13 @@ export class RateLimits {
     this.#xboxRead = [
       { name: 'burst', max: settings.xboxReadBurstMax, windowMs: BURST_WINDOW_MS },
       { name: 'sustain', max: settings.xboxReadSustainMax, windowMs: SUSTAIN_WINDOW_MS },
+    ]
+    this.#server = [
+      {
+        name: 'server',
+        max: settings.serverMax ?? DEFAULT_SERVER_LIMIT.max,
+        windowMs: settings.serverWindowMs ?? DEFAULT_SERVER_LIMIT.windowMs,
+      },
     ]
   }
 
@@ -86,6 +107,16 @@ export class RateLimits {
    */
   xboxRead(caller: Caller, address: string): Promise<void> {
     return this.spend({ key: `xbox-read:${subjectOf(caller, address)}`, rules: this.#xboxRead })
+  }
+
+  /**
+   * One request of a game server on `/api/v1/servers/{gameId}` with API key `keyId`: each server
+   * (its canonical `gameId`) has a budget of its own per key, so a key shared by a whole fleet of
+   * servers does not make them share one, and a server looping on its reports cannot take
+   * another's.
+   */
+  gameServer(keyId: string, gameId: string): Promise<void> {
+    return this.spend({ key: `server:${keyId}:${gameId}`, rules: this.#server })
   }
 
   /** One Xbox title write (or delete) by a user for a title. */

@@ -36,6 +36,7 @@ export async function startApp(t: TestContext, options: StartOptions = {}): Prom
     authFailureLimit: 100_000,
     xboxReadBurstMax: 100_000,
     xboxReadSustainMax: 100_000,
+    serverRateLimitMax: 100_000,
     ...options.config,
   })
   const presenced = await buildApp(config, options)

@@ -78,3 +78,46 @@ test('without a metrics key or an admin key, /metrics is off', async (t) => {
     },
   })
 })
+
+test('an API key with the admin scope opens /metrics as the admin key does; other keys are 403, revoked ones 401', async (t) => {
+  const { url, app } = await startApp(t, { listen: true, config: { metricsKey: METRICS_KEY } })
+  const create = async (scopes: string[]) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/admin/v1/keys',
+      headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+      payload: JSON.stringify({ name: 'scraper', scopes }),
+    })
+    assert.equal(res.statusCode, 201, res.body)
+    return res.json() as { id: string; secret: string }
+  }
+  const admin = await create(['admin'])
+  const reader = await create(['presence:read', 'presence:write'])
+  const scrape = (headers: Record<string, string>) => fetch(`${url}/metrics`, { headers })
+
+  for (const headers of [
+    { authorization: `Bearer ${admin.secret}` } as Record<string, string>,
+    { 'x-api-key': admin.secret },
+  ]) {
+    const scraped = await scrape(headers)
+    assert.equal(scraped.status, 200, JSON.stringify(headers))
+    assert.match(await scraped.text(), /^presenced_live_users \d+$/m)
+  }
+
+  const refused = await scrape({ authorization: `Bearer ${reader.secret}` })
+  assert.equal(refused.status, 403)
+  const body = await refused.text()
+  assert.deepEqual(JSON.parse(body).error.code, 'SCOPE_MISSING')
+  assert.match(body, /required scope: admin/)
+  assert.doesNotMatch(body, /presenced_/)
+
+  const revoked = await app.inject({
+    method: 'DELETE',
+    url: `/admin/v1/keys/${admin.id}`,
+    headers: { 'x-api-key': ADMIN_KEY },
+  })
+  assert.equal(revoked.statusCode, 200, revoked.body)
+  const after = await scrape({ authorization: `Bearer ${admin.secret}` })
+  assert.equal(after.status, 401)
+  assert.equal(after.headers.get('www-authenticate'), 'Bearer realm="metrics"')
+})

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
+import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
@@ -9,11 +10,16 @@ import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
 const GAME = '5e2d7c3b-1a0f-4e9d-8c7b-6a5f4e3d2c1b'
 
 /** Two nodes on the machine's Redis under a prefix of their own, sharing one manual clock. */
-async function fleet(t: TestContext) {
+async function fleet(t: TestContext, settings: Partial<Config> = {}) {
   const prefix = uniquePrefix('servers')
   t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
   const clock = new ManualClock()
-  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, sessionTtlSeconds: 30 }
+  const config = {
+    redisUrl: LOCAL_REDIS_URL,
+    redisPrefix: prefix,
+    sessionTtlSeconds: 30,
+    ...settings,
+  }
   const a = await startApp(t, { clock, config })
   const b = await startApp(t, { clock, config })
   const res = await a.app.inject({
@@ -106,3 +112,14 @@ async function waitFor(done: () => boolean, timeoutMs = 3000): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+test('fleet: the request budget of a key and game server is shared by every node', async (t) => {
+  const { a, b, key } = await fleet(t, { serverRateLimitMax: 2 })
+  assert.equal((await put(a.app, key, ['1'])).statusCode, 200)
+  assert.equal((await put(b.app, key, ['1', '2'])).statusCode, 200)
+  const refused = await put(a.app, key, ['3'])
+  assert.equal(refused.statusCode, 429, refused.body)
+  assert.equal(refused.json().error.code, 'RATE_LIMITED')
+  assert.ok(Number(refused.headers['retry-after']) >= 1)
+  assert.equal((await put(b.app, key, ['3'])).statusCode, 429)
+})

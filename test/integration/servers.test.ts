@@ -481,3 +481,42 @@ test('GET roster applies privacy: invisible, location-hidden and blocked players
   assert.deepEqual((await get(app.app, reader.secret)).json().players, ['1'])
   assert.deepEqual((await get(app.app, privateReader.secret)).json().players, ['1', '2', '3', '4'])
 })
+
+test('each key and game server has a request budget: past it 429 with Retry-After, nothing written', async (t) => {
+  const app = await start(t, { serverRateLimitMax: 3, serverRateLimitWindowSeconds: 60 })
+  const writer = await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })
+  const other = await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })
+  app.clock.advance(20_000)
+  // a report, a roster read and a report again: three requests of this server's budget
+  assert.equal((await put(app.app, writer.secret, players(1))).statusCode, 200)
+  assert.equal((await get(app.app, writer.secret)).statusCode, 200)
+  assert.equal((await put(app.app, writer.secret, players(1, 2))).statusCode, 200)
+
+  const refused = await put(app.app, writer.secret, players(3))
+  assert.equal(refused.statusCode, 429, refused.body)
+  assert.equal(refused.headers['retry-after'], '40')
+  assert.deepEqual(refused.json(), {
+    error: { code: 'RATE_LIMITED', message: 'Too many requests' },
+  })
+  // not even parsed: a body that would be a 400 is the same 429
+  assert.equal((await put(app.app, writer.secret, '{"players":')).statusCode, 429)
+  assert.equal((await del(app.app, writer.secret)).statusCode, 429)
+  assert.equal((await get(app.app, writer.secret)).statusCode, 429)
+  assert.deepEqual(await stateOf(app, ['1', '2', '3']), [
+    PresenceType.InGame,
+    PresenceType.InGame,
+    PresenceType.Offline,
+  ])
+
+  // another server of the same key, and the same server with another key, have budgets of their own
+  assert.equal((await put(app.app, writer.secret, players(4), OTHER)).statusCode, 200)
+  const roster = await get(app.app, other.secret)
+  assert.equal(roster.statusCode, 200)
+  assert.deepEqual(roster.json().players, ['1', '2'])
+  // the same server in capitals is the same server, and a gameId that is no uuid is a 400
+  assert.equal((await get(app.app, writer.secret, GAME.toUpperCase())).statusCode, 429)
+  assert.equal((await get(app.app, writer.secret, 'not-a-uuid')).statusCode, 400)
+
+  app.clock.advance(40_000)
+  assert.equal((await put(app.app, writer.secret, players(3))).statusCode, 200)
+})

@@ -6,6 +6,8 @@ export interface Kept {
   wheelSlot: number
   /** The server is shutting down (connections that end themselves then). */
   shutdown?(): void
+  /** `keepalive` threw (a defect): log it and end the connection; must not throw itself. */
+  keepaliveFailed(error: unknown): void
 }
 
 const SLOTS = 32
@@ -74,6 +76,13 @@ export class KeepaliveWheel {
     this.#next = (this.#next + 1) % SLOTS
     const now = Date.now()
     // a connection removed meanwhile is skipped by the Set's iteration
-    for (const kept of slot) kept.keepalive(now)
+    for (const kept of slot) {
+      // a throw in a timer would end the process, and skip the slot's other connections
+      try {
+        kept.keepalive(now)
+      } catch (error) {
+        kept.keepaliveFailed(error)
+      }
+    }
   }
 }

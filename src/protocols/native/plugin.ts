@@ -7,6 +7,7 @@ import { mapErrorToRecord, requireJsonBody } from '../shared/error-record.js'
 import { sseBodySchema } from './schemas.js'
 import { serveSse, sseBodyRequest, sseQueryRequest, type SseBody } from './sse.js'
 import { KeepaliveWheel } from './keepalive.js'
+import { PendingAdmissions } from './admissions.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
 import { refuseHandshake, serveWebSocket, type RealtimeDeps } from './ws.js'
@@ -76,13 +77,18 @@ export async function nativeProtocol(
 
   app.setErrorHandler(mapErrorToRecord)
   const authenticate = requireUser(service)
+  const admissions = new PendingAdmissions(fanout)
+  // a request answered without opening its stream (an error, a plain GET) gives its place back
+  app.addHook('onResponse', async (request) => admissions.settle(request))
   // refused before any upgrade or stream starts: a clear 429, not a dropped socket
   const admit = async (request: FastifyRequest): Promise<void> => {
     await authenticate(request)
     const caller = userOf(request)
     // each connection (a reconnect storm too) is a request of the user's budget
     await service.limits.request(caller, request.ip)
-    if (!(await fanout.admit(caller.userId))) throw streamLimit(settings.realtimeStreamsPerUser)
+    const admission = await fanout.admit(caller.userId)
+    if (!admission) throw streamLimit(settings.realtimeStreamsPerUser)
+    admissions.hold(request, admission)
   }
   app.route({
     method: 'GET',
@@ -95,10 +101,10 @@ export async function nativeProtocol(
       )
     },
     wsHandler: (socket, request) => {
-      serveWebSocket(socket, userOf(request), deps, request.ip)
+      serveWebSocket(socket, userOf(request), deps, request.ip, admissions.take(request))
     },
   })
-  const sse = serveSse(deps, sseStreams)
+  const sse = serveSse(deps, sseStreams, (request) => admissions.take(request))
   app.get('/api/v1/realtime/sse', { preValidation: admit }, (request, reply) =>
     sse(request, reply, sseQueryRequest(request, MAX_IDS)),
   )

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ErrorCode } from '../../core/errors.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
-import type { Sink, Stream } from '../../service/realtime.js'
+import type { Admission, Sink, Stream } from '../../service/realtime.js'
 import { userOf } from './auth.js'
 import { errorFrame, recoveryFrame, sendNativeError } from './errors.js'
 import { parsePositions } from './frames.js'
@@ -156,7 +156,12 @@ const SSE_HEADERS = {
  * WebSocket, one way. Each event is `id: <token>.<seq>` + `data: <frame>`, so EventSource
  * resumes by itself; a client holding positions resumes on any node (`POST`).
  */
-export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
+export function serveSse(
+  deps: RealtimeDeps,
+  live: Set<() => Promise<void>>,
+  /** The place the request was admitted to (Fanout.admit), for the stream to open in. */
+  admissionOf: (request: FastifyRequest) => Admission | undefined,
+) {
   return async (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -263,7 +268,7 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
       },
       replaced: () => end(),
     }
-    const opened = fanout.open(userId, sink)
+    const opened = fanout.open(userId, sink, admissionOf(request))
     if (!opened) {
       // another connection of the user got the last place after this one was admitted
       open = false
@@ -279,6 +284,15 @@ export function serveSse(deps: RealtimeDeps, live: Set<() => Promise<void>>) {
       keepalive: () => {
         if (open) res.write(': keepalive\n\n')
         armExpiry(Date.now())
+      },
+      keepaliveFailed: (error) => {
+        log.error({ err: error }, 'SSE keepalive failed')
+        try {
+          end()
+        } catch (again) {
+          log.error({ err: again }, 'SSE stream could not be ended cleanly')
+          res.destroy()
+        }
       },
     }
     deps.wheel.add(keepalive)

@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import type { UserCaller } from '../../core/caller.js'
 import type { UserId } from '../../core/user-id.js'
-import type { Fanout, ResumeResult } from '../../service/realtime.js'
+import type { Admission, Fanout, ResumeResult } from '../../service/realtime.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { ConnectionPresence } from './connection-presence.js'
@@ -66,10 +66,16 @@ type Owned = WebSocket & {
 
 const noop = (): void => {}
 
+/*
+ * ws calls every listener below from its socket's own handlers (data, close, error): a throw in
+ * one would be an uncaught exception, the end of the process and of every connection on it. So
+ * each catches everything: logged (the error only, never a frame or a token); an open
+ * connection is told INTERNAL and closed with 1011 (`failed`), one already closed has nothing
+ * left to tell.
+ */
 function onMessage(this: Owned, data: RawData, isBinary: boolean): void {
   const connection = this[kConnection]
   if (connection === undefined) return
-  // ws calls this from its socket's data handler: a throw would end the process
   try {
     connection.message(data, isBinary)
   } catch (error) {
@@ -78,14 +84,39 @@ function onMessage(this: Owned, data: RawData, isBinary: boolean): void {
 }
 function onPong(this: Owned): void {
   const connection = this[kConnection]
-  if (connection) connection.alive = true
+  if (connection === undefined) return
+  try {
+    connection.ponged()
+  } catch (error) {
+    connection.failed(error, 'real-time pong handling failed')
+  }
 }
 function onClose(this: Owned): void {
-  this[kConnection]?.closed()
+  const connection = this[kConnection]
+  if (connection === undefined) return
+  try {
+    connection.closed()
+  } catch (error) {
+    logged(connection.deps.log, error, 'real-time close handling failed')
+  }
 }
 function onError(this: Owned, error: Error): void {
-  this[kConnection]?.deps.log.warn({ err: error }, 'real-time socket error')
+  const connection = this[kConnection]
+  try {
+    connection?.deps.log.warn({ err: error }, 'real-time socket error')
+  } catch (failure) {
+    if (connection) logged(connection.deps.log, failure, 'real-time socket error handling failed')
+  }
   this.terminate()
+}
+
+/** Logs a listener's failure as an error; a logger that throws too is given up on. */
+function logged(log: FastifyBaseLogger, error: unknown, message: string, stream?: string): void {
+  try {
+    log.error(stream === undefined ? { err: error } : { err: error, stream }, message)
+  } catch {
+    // nothing left to tell it to
+  }
 }
 
 /**
@@ -109,6 +140,8 @@ export function serveWebSocket(
   caller: UserCaller,
   deps: RealtimeDeps,
   address: string,
+  /** The place the upgrade was admitted to (Fanout.admit), for the stream to open in. */
+  admission?: Admission,
 ): void {
   const owned = socket as Owned
   // what the upgrade left on the socket (the upgrade's request, reply and logger, through
@@ -119,7 +152,7 @@ export function serveWebSocket(
   const tcp = owned._socket
   tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
   if (tcp) forgetIdleTimer(tcp)
-  new Connection(owned, caller, deps, address).start()
+  new Connection(owned, caller, deps, address).start(admission)
 }
 
 /**
@@ -192,12 +225,12 @@ class Connection implements Sink, Kept {
     this.deps = deps
   }
 
-  start(): void {
+  start(admission: Admission | undefined): void {
     const { socket, deps } = this
     socket[kConnection] = this
     deps.service.census.opened('websocket')
     socket.on('close', onClose)
-    const opened = deps.fanout.open(this.userId, this)
+    const opened = deps.fanout.open(this.userId, this, admission)
     if (!opened) {
       // another connection of the user got the last place after this one's upgrade was admitted
       this.#open = false
@@ -299,6 +332,15 @@ class Connection implements Sink, Kept {
     setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
   }
 
+  keepaliveFailed(error: unknown): void {
+    this.failed(error, 'real-time keepalive failed')
+  }
+
+  /** The peer answered a ping. */
+  ponged(): void {
+    this.alive = true
+  }
+
   /** The socket closed (whoever closed it). */
   closed(): void {
     this.#open = false
@@ -361,10 +403,18 @@ class Connection implements Sink, Kept {
    * and the connection closed with 1011, since the throw may have left its state half changed.
    * The client reconnects and resumes.
    */
-  failed(error: unknown): void {
-    this.deps.log.error({ err: error, stream: this.#stream?.id }, 'real-time frame handling failed')
-    this.#reply(errorFrame('INTERNAL', 'An unexpected error occurred; reconnect and resume.'))
-    this.#close(CLOSE.internal, 'internal error')
+  failed(error: unknown, message = 'real-time frame handling failed'): void {
+    logged(this.deps.log, error, message, this.#stream?.id)
+    const socket = this.socket
+    try {
+      this.#reply(errorFrame('INTERNAL', 'An unexpected error occurred; reconnect and resume.'))
+      this.#close(CLOSE.internal, 'internal error')
+    } catch (again) {
+      logged(this.deps.log, again, 'real-time connection could not be closed cleanly')
+    }
+    // a close that threw (this one, or the one that failed) left the socket open: it goes, and
+    // its close listener frees what it can
+    if (!this.#open && socket.readyState === socket.OPEN) socket.terminate()
   }
 
   /** A heartbeat frame's write failed: refused by the heartbeat budget, or the store's error. */

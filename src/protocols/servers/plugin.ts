@@ -25,15 +25,21 @@ export async function serversProtocol(
 ): Promise<void> {
   const { service } = context
   const { auth, servers } = service
-  /** An onRequest hook: a live key holding one of `scopes`, checked before the body is read. */
+  /**
+   * An onRequest hook: a live key holding one of `scopes`, then the request budget of that key
+   * for this server (GameServers.admit), both before the body is read: a refused report is
+   * never parsed, let alone written.
+   */
   const requireKey =
     (...scopes: [Scope, ...Scope[]]) =>
-    async (request: FastifyRequest): Promise<void> => {
+    async (request: FastifyRequest<{ Params: Params }>): Promise<void> => {
       const caller = await auth.authenticate(
         apiKeyCredential(request.headers) ?? noCredential,
         request.ip,
       )
-      request.caller = auth.requireScope(caller, ...scopes)
+      const key = auth.requireScope(caller, ...scopes)
+      await servers.admit(key, request.params.gameId)
+      request.caller = key
     }
   const keyOf = (request: FastifyRequest) => request.caller as KeyCaller
   const write = requireKey('presence:write')

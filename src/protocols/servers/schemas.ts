@@ -10,7 +10,7 @@ const params = {
   properties: { gameId: { type: 'string', description: "The server instance's uuid." } },
 } as const
 
-const errors = { 400: error, 401: error, 403: error, 404: error, 503: error }
+const errors = { 400: error, 401: error, 403: error, 404: error, 429: error, 503: error }
 
 export const reportSchema = {
   tags,
