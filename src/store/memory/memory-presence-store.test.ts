@@ -99,6 +99,51 @@ test('flush writes only what changed since the last flush', async (t) => {
   ])
 })
 
+test("a heartbeat's lastOnline reaches the ledger within the lag; an ended session's at the next flush; reads see memory's", async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] })
+  const saved: Array<ReadonlyArray<readonly [UserId, number]>> = []
+  const store = new MemoryPresenceStore({
+    ledger: { loadLastOnline: () => [], saveLastOnline: (entries) => saved.push([...entries]) },
+    flushIntervalMs: 1_000,
+    lastOnlineLagMs: 3_000,
+  })
+  t.after(() => store.close())
+  const write = (userId: string, ttlMs = 60_000) =>
+    ({
+      userId: userId as UserId,
+      key: 'app:PC',
+      source: 'app',
+      deviceType: 'PC',
+      activity: { kind: 'online' },
+      ttlMs,
+    }) as const
+  // user 1 beats every flush; user 2 beats once, then its session ends
+  await store.heartbeat(write('1'), T0)
+  await store.heartbeat(write('2'), T0)
+  t.mock.timers.tick(1_000)
+  await store.heartbeat(write('1'), T0 + 1_000)
+  await store.end('2' as UserId, 'app:PC', T0 + 1_500, 'explicit')
+  t.mock.timers.tick(1_000)
+  assert.deepEqual(saved, [[['2', T0 + 1_500]]], 'the ended session at once, user 1 waits')
+  // reads answer from memory, never from the ledger
+  const [one] = await store.getMany(['1' as UserId], T0 + 1_600)
+  assert.equal(one?.lastOnline, T0 + 1_000)
+  await store.heartbeat(write('1'), T0 + 2_000)
+  t.mock.timers.tick(1_000)
+  assert.deepEqual(saved[1], [['1', T0 + 2_000]], 'at the lag, its latest value')
+  t.mock.timers.tick(1_000)
+  assert.equal(saved.length, 2, 'nothing moved since')
+  // a waiting value whose session expires is written by the next flush
+  await store.heartbeat(write('1', 1_000), T0 + 5_000)
+  await store.sweepExpired(T0 + 7_000, 100)
+  t.mock.timers.tick(1_000)
+  assert.deepEqual(saved[2], [['1', T0 + 5_000]])
+  // close() writes whatever waits
+  await store.heartbeat(write('3'), T0 + 8_000)
+  await store.close()
+  assert.deepEqual(saved[3], [['3', T0 + 8_000]])
+})
+
 test('a limited heartbeat counts its hit in the memory limiter and writes only when allowed', async (t) => {
   const store = new MemoryPresenceStore()
   t.after(() => store.close())
@@ -142,6 +187,8 @@ test('a flush the database refuses (locked) is told once, ends nothing, and is w
   const store = new MemoryPresenceStore({
     ledger,
     flushIntervalMs: 20,
+    // every flush writes what moved (the lag has its own test)
+    lastOnlineLagMs: 0,
     onFlushError: (error) => told.push(error),
   })
   const locker = new Database(join(dir, 'presenced.sqlite'))

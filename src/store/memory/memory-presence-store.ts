@@ -46,6 +46,14 @@ export interface MemoryPresenceStoreOptions {
   /** How often dirty lastOnline values are flushed to the ledger, default 1000 ms. */
   flushIntervalMs?: number
   /**
+   * How long the ledger may lag the lastOnline of a user still online, default 60 000 ms: a
+   * user's heartbeats are written at most once per this lag (not once per flush), the value of
+   * a session that ended at the next flush. Reads are answered from memory, never from the
+   * ledger; a crash loses at most this lag (plus one flush interval) of an online user's
+   * lastOnline, and close() writes everything.
+   */
+  lastOnlineLagMs?: number
+  /**
    * A flush the ledger refused (a locked or failing database): told once until a flush works
    * again; the values stay dirty and go with the next flush.
    */
@@ -88,8 +96,17 @@ export class MemoryPresenceStore implements PresenceStore {
    * parsed again when the next one comes (each idle one is a frozen object, ~0.2 kB).
    */
   readonly #activities = new InternPool<Activity>(parseActivity, { idle: 4096 })
-  /** User slots whose lastOnline the ledger has not seen yet. */
-  readonly #dirty = new Set<number>()
+  /**
+   * User slots whose lastOnline the ledger has not seen yet → the timer flush count when each
+   * first moved since its last write (insertion order: that count's order).
+   */
+  readonly #dirty = new Map<number, number>()
+  /** User slots whose session ended since the last write: written by the next flush. */
+  readonly #ended = new Set<number>()
+  /** Timer flushes so far: a lag counted in flushes, so it needs no clock. */
+  #flushes = 0
+  /** Timer flushes a heartbeat's lastOnline may wait (lastOnlineLagMs over the interval). */
+  readonly #lagFlushes: number
   /** Game servers by gameId; a roster past its expiry is dropped by the sweep. */
   readonly #servers = new Map<string, MemoryRoster>()
   /** No roster expires before this instant: the sweep looks at rosters only from then on. */
@@ -108,13 +125,15 @@ export class MemoryPresenceStore implements PresenceStore {
   constructor(options: MemoryPresenceStoreOptions = {}) {
     this.#ledger = options.ledger
     this.#onFlushError = options.onFlushError
+    const interval = options.flushIntervalMs ?? 1000
+    this.#lagFlushes = Math.max(0, Math.floor((options.lastOnlineLagMs ?? 60_000) / interval))
     if (this.#ledger) {
       for (const [userId, at] of this.#ledger.loadLastOnline()) {
         const user = this.#users.findOrAdd(userId)
         if (user !== NONE) this.#users.setLastOnline(user, at)
       }
       // a timer's throw would end the process: a refused flush is told and tried again instead
-      this.#flushTimer = setInterval(() => this.#flushOrTell(), options.flushIntervalMs ?? 1000)
+      this.#flushTimer = setInterval(() => this.#flushOrTell(), interval)
       // write-behind must not keep the process alive; close() flushes the rest
       this.#flushTimer.unref()
     }
@@ -268,7 +287,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const before = this.#presence(userId, user, now)
     const ended = this.#session(userId, slot)
     this.#remove(user, slot)
-    this.#touch(user, now)
+    this.#touch(user, now, true)
     return { userId, before, after: this.#presence(userId, user, now), reason, ended: [ended] }
   }
 
@@ -344,7 +363,9 @@ export class MemoryPresenceStore implements PresenceStore {
     for (const [user, { before, ended }] of byUser) {
       // the user was last alive at their last heartbeat, not at the expiry instant
       const lastAlive = Math.max(...ended.map((s) => s.updatedAt))
-      if (!((this.#users.lastOnline(user) ?? 0) >= lastAlive)) this.#touch(user, lastAlive)
+      if (!((this.#users.lastOnline(user) ?? 0) >= lastAlive)) this.#touch(user, lastAlive, true)
+      // a value a heartbeat left waiting is the last one now: written by the next flush too
+      else if (this.#dirty.delete(user)) this.#ended.add(user)
       changes.push({
         userId: before.userId,
         before,
@@ -521,17 +542,34 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   /**
-   * Writes dirty lastOnline values to the ledger; throws what the ledger threw, the values kept
-   * dirty (its write is one transaction: none of them was written).
+   * Writes every dirty lastOnline value to the ledger (close() does too); throws what the ledger
+   * threw, the values kept dirty (its write is one transaction: none of them was written).
    */
   flush(): void {
-    if (!this.#ledger || this.#dirty.size === 0) return
-    const users = [...this.#dirty]
+    this.#save(Number.NEGATIVE_INFINITY)
+  }
+
+  /**
+   * Writes the values of sessions that ended, and of users online whose value first moved at
+   * least `lag` timer flushes ago; the others wait (lastOnlineLagMs). The dirty users are in the
+   * order they first moved in, so the walk stops at the first one not due.
+   */
+  #save(lag: number): void {
+    if (!this.#ledger || (this.#dirty.size === 0 && this.#ended.size === 0)) return
+    const users = [...this.#ended]
+    for (const [user, movedAt] of this.#dirty) {
+      if (this.#flushes - movedAt < lag) break
+      users.push(user)
+    }
+    if (users.length === 0) return
     const batch = users.map(
       (user) => [this.#users.idOf(user), this.#users.lastOnline(user)!] as const,
     )
     this.#ledger.saveLastOnline(batch)
-    for (const user of users) this.#dirty.delete(user)
+    for (const user of users) {
+      this.#dirty.delete(user)
+      this.#ended.delete(user)
+    }
   }
 
   close(): Promise<void> {
@@ -545,8 +583,9 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   #flushOrTell(): void {
+    this.#flushes++
     try {
-      this.flush()
+      this.#save(this.#lagFlushes)
       this.#flushFailing = false
     } catch (error) {
       if (!this.#flushFailing) this.#onFlushError?.(error)
@@ -554,9 +593,20 @@ export class MemoryPresenceStore implements PresenceStore {
     }
   }
 
-  #touch(user: number, at: number): void {
+  /**
+   * Sets the user's lastOnline; `ended`: a session of the user ended, so the ledger gets the
+   * value at the next flush, else (a heartbeat) within the lag.
+   */
+  #touch(user: number, at: number, ended = false): void {
     this.#users.setLastOnline(user, at)
-    if (this.#ledger) this.#dirty.add(user)
+    if (!this.#ledger) return
+    // in one of the two at most: the next flush writes the value memory holds then
+    if (ended) {
+      this.#dirty.delete(user)
+      this.#ended.add(user)
+    } else if (!this.#dirty.has(user) && !this.#ended.has(user)) {
+      this.#dirty.set(user, this.#flushes)
+    }
   }
 
   /** The user's session slot with this key, expired ones included until swept; -1 if none. */
