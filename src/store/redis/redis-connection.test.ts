@@ -112,33 +112,6 @@ test('commands beside the MGET go out in its write, each with its own reply or e
   assert.deepEqual(values, { status: 'fulfilled', value: ['value', null] })
 })
 
-test('the rate-limit hits of a tick are counted by one script call, each caller its own counts', async (t) => {
-  const { prefix, connection, client } = await open(t)
-  const written: string[] = []
-  const stream = (client as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream
-  const write = stream.write
-  stream.write = (...args: unknown[]) => {
-    written.push(String(args[0]))
-    return write(...args)
-  }
-  const a = [`${prefix}:rl:{a}:x:1`, `${prefix}:rl:{a}:y:1`]
-  const b = [`${prefix}:rl:{b}:x:1`]
-  const hit = (keys: string[]) =>
-    connection.besideScript<number[]>(
-      'presencedRateLimit',
-      keys,
-      keys.map(() => '60000'),
-    )
-  // the same caller twice in one tick: counted in order, as two calls would
-  const counts = await Promise.all([hit(a), hit(b), hit(a), connection.mget([`${prefix}:v`])])
-  assert.deepEqual(counts, [[1, 1], [1], [2, 2], [null]])
-  const sent = written.join('')
-  assert.equal(written.length, 1, 'one write')
-  assert.equal(sent.match(/evalsha/gi)?.length, 1, 'one script call')
-  assert.deepEqual(await Promise.all([hit(b), hit(a)]), [[2], [3, 3]])
-  assert.equal((await client.pttl(b[0]!)) > 0, true, 'each counter expires')
-})
-
 test('a script beside the MGET runs when Redis has forgotten it (NOSCRIPT: sent again as EVAL)', async (t) => {
   // a Redis of its own: SCRIPT FLUSH must not touch the machine's
   const dir = mkdtempSync(join(tmpdir(), 'presenced-noscript-'))

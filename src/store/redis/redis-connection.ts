@@ -174,22 +174,6 @@ interface MgetGroup {
 interface Batch {
   mgets: MgetGroup[]
   calls: TickCall[]
-  /** The rate-limit hits of the tick, counted by one script call (see besideScript). */
-  hits: HitGroup | undefined
-}
-
-/**
- * Rate-limit hits joined into one rate-limit.lua call: its reply is one count per key in order,
- * so the callers' keys (and window lengths) are concatenated and the reply split among them.
- */
-interface HitGroup {
-  keys: string[]
-  args: string[]
-  waiters: Array<{
-    count: number
-    resolve: (counts: number[]) => void
-    reject: (error: unknown) => void
-  }>
 }
 
 /**
@@ -222,19 +206,6 @@ function splitMget(group: MgetGroup, values: (Buffer | null)[]): void {
     if (w.strings) w.resolve(stringsOf(values, from, count))
     else w.resolve(count === values.length ? values : values.slice(from, from + count))
     from += count
-  }
-}
-
-/** A joined rate-limit call's counts split among its callers, each its keys' counts. */
-function splitHits(waiters: HitGroup['waiters'], counts: number[]): void {
-  if (waiters.length === 1) {
-    waiters[0]!.resolve(counts)
-    return
-  }
-  let from = 0
-  for (const w of waiters) {
-    w.resolve(counts.slice(from, from + w.count))
-    from += w.count
   }
 }
 
@@ -703,7 +674,7 @@ export class RedisConnection {
   #batch(): Batch {
     let batch = this.#pending
     if (batch === undefined) {
-      batch = this.#pending = { mgets: [], calls: [], hits: undefined }
+      batch = this.#pending = { mgets: [], calls: [] }
       setImmediate(() => this.#flush())
     }
     return batch
@@ -781,26 +752,7 @@ export class RedisConnection {
     args: readonly string[],
   ): Promise<T> {
     if (this.isCluster) return this.variadic(script, keys, args)
-    if (script === 'presencedRateLimit') return this.#hit(keys, args) as Promise<T>
     return this.#beside((client, out) => this.#evalsha(client, out, script, keys, args))
-  }
-
-  /**
-   * A rate-limit hit (rate-limit.lua: `keys` the windows' counters, `args` their lengths) counted
-   * with the tick's other hits in one script call (HitGroup). Measured (callgrind, 50-id Roblox
-   * read over 8 connections): the script's sending and reply cost ~18,400 instructions a read
-   * with a call per read (its Command, timeout timer, arguments' text and reply), ~9,200 joined.
-   */
-  #hit(keys: readonly string[], args: readonly string[]): Promise<number[]> {
-    const batch = this.#batch()
-    const group = (batch.hits ??= { keys: [], args: [], waiters: [] })
-    for (let i = 0; i < keys.length; i++) {
-      group.keys.push(keys[i]!)
-      group.args.push(args[i]!)
-    }
-    return new Promise((resolve, reject) => {
-      group.waiters.push({ count: keys.length, resolve, reject })
-    })
   }
 
   #beside<T>(send: TickCall['send']): Promise<T> {
@@ -828,16 +780,6 @@ export class RedisConnection {
         if (gathering) return parts.push(writable) > 0
         return client.stream.write(writable)
       },
-    }
-    const hits = batch.hits
-    if (hits !== undefined) {
-      const { keys, args, waiters } = hits
-      this.#evalsha(client, out, 'presencedRateLimit', keys, args).then(
-        (reply) => splitHits(waiters, reply as number[]),
-        (error: unknown) => {
-          for (const w of waiters) w.reject(error)
-        },
-      )
     }
     for (const call of batch.calls) call.send(client, out).then(call.resolve, call.reject)
     for (const group of batch.mgets) {
