@@ -23,8 +23,10 @@
  *
  * Prints per server and request: Ir (instructions), `net`: Ir without V8's background threads
  * (optimizing compilation), garbage collections and the dashboard's statistics pass (inclusive
- * counts from callgrind_annotate), which fall in or out of a window of requests by chance, and, with --cache-sim, D1 and LL
- * misses (reads + writes; LL as --ll sets it), and where the callgrind file is: read it with
+ * counts from callgrind_annotate), which fall in or out of a window of requests by chance, and,
+ * with --cache-sim, D1, LL (reads + writes; LL as --ll sets it) and I1 misses, in all and `net`
+ * (without the same parts: a major collection in one server's window alone would swamp the
+ * comparison), and where the callgrind file is: read it with
  * `callgrind_annotate <file>`; JIT code shows as addresses, which `--annotate` names from V8's
  * perf map (node --perf-basic-prof).
  */
@@ -34,7 +36,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import {
   annotatedRows,
-  byChance,
+  byChanceEvents,
   control,
   generator,
   postAll,
@@ -244,12 +246,17 @@ for (const name of servers) {
     .sort()
   const file = join(dir, dumps[dumps.length - 1]!)
   const t = totals(file)
+  const chance = byChanceEvents(file, pid)
   const per = (event: string) => (t[event] ?? 0) / requests
+  // `net`: without what byChance leaves out (compiler threads, collections, statistics pass)
+  const net = (event: string) => ((t[event] ?? 0) - (chance[event] ?? 0)) / requests
+  const misses = (count: (event: string) => number) =>
+    `D1 ${(count('D1mr') + count('D1mw')).toFixed(0)}  LL ${(count('DLmr') + count('DLmw')).toFixed(0)} ` +
+    `(LL reads ${count('DLmr').toFixed(0)})  I1 ${count('I1mr').toFixed(0)}`
   const cache = values['cache-sim']
-    ? `  D1 misses ${(per('D1mr') + per('D1mw')).toFixed(0)}  LL misses ${(per('DLmr') + per('DLmw')).toFixed(0)}  I1 misses ${per('I1mr').toFixed(0)}`
+    ? `\n${''.padEnd(10)} misses per request ${misses(per)};  net ${misses(net)}`
     : ''
-  const net = (t.Ir! - byChance(file, pid)) / requests
-  const lineOut = `${name.padEnd(10)} Ir per request ${per('Ir').toFixed(0)}  net ${net.toFixed(0)}${cache}  (${file})`
+  const lineOut = `${name.padEnd(10)} Ir per request ${per('Ir').toFixed(0)}  net ${net('Ir').toFixed(0)}${cache}  (${file})`
   measured.push(lineOut)
   console.log(lineOut)
   if (Number(values.annotate) > 0) annotate(file, pid, Number(values.annotate))

@@ -110,22 +110,30 @@ export function totals(file: string): Record<string, number> {
  * most 1/20 of the time, and under callgrind a 1M-user pass is a few batches' worth or none.
  */
 export function byChance(file: string, pid: number): number {
-  const out = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-  }).stdout
-  let sum = 0
+  return byChanceEvents(file, pid).Ir ?? 0
+}
+
+/**
+ * byChance for every event of the file (Ir, and with --cache-sim the misses: D1mr, DLmw, I1mr…),
+ * so that misses too can be read without the compiler threads' and the collections'.
+ */
+export function byChanceEvents(file: string, pid: number): Record<string, number> {
+  const { events, rows } = annotateAll(file, true)
+  const sum = events.map(() => 0)
   for (const root of ['PlatformWorkerThread(', 'v8::internal::Heap::CollectGarbage(']) {
-    const line = out.split('\n').find((l) => l.includes(root))
-    const m = line && /^\s*([\d,]+)/.exec(line)
-    if (m) sum += Number(m[1]!.replace(/,/g, ''))
+    const row = rows.find(([fn]) => fn.includes(root))
+    if (row) row[1].forEach((count, i) => (sum[i]! += count))
   }
-  let stats = 0
-  for (const [fn, ir] of annotatedRows(file, pid, { inclusive: true })) {
-    // the async function's code objects (baseline, optimized) nest: the largest holds the rest
-    if (/#compute .*\/service\/presence-stats\.ts/.test(fn)) stats = Math.max(stats, ir)
+  // the async function's code objects (baseline, optimized) nest: the largest holds the rest
+  const nameOf = perfMap(pid)
+  let stats: number[] | undefined
+  for (const [fn, counts] of rows) {
+    const name = jitName(fn, nameOf)
+    if (name === undefined || !/#compute .*\/service\/presence-stats\.ts/.test(name)) continue
+    if (stats === undefined || counts[0]! > stats[0]!) stats = counts
   }
-  return sum + stats
+  stats?.forEach((count, i) => (sum[i]! += count))
+  return Object.fromEntries(events.map((event, i) => [event, sum[i]!]))
 }
 
 /** Names JIT code addresses from V8's perf map of `pid` (/tmp/perf-<pid>.map). */
@@ -172,25 +180,58 @@ export function annotatedRows(
   options: { inclusive?: boolean; unnamed?: (fn: string) => string } = {},
 ): Array<[string, number]> {
   const nameOf = perfMap(pid)
+  return annotateAll(file, options.inclusive ?? false).rows.map(([fn, counts]) => [
+    jitName(fn, nameOf) ??
+      (/^0x[0-9a-f]+$/.test(fn) ? 'JIT (unnamed)' : (options.unnamed?.(fn) ?? fn)),
+    counts[0]!,
+  ])
+}
+
+/** A JIT code address (`0x…`) named from the perf map; undefined for anything else or unknown. */
+function jitName(fn: string, nameOf: (address: number) => string | undefined): string | undefined {
+  const hex = /^0x([0-9a-f]+)$/.exec(fn)
+  return hex ? nameOf(parseInt(hex[1]!, 16)) : undefined
+}
+
+/**
+ * callgrind_annotate's rows of `file` with every event the file has, Ir first: [function as
+ * annotate prints it (JIT code as its address), counts in `events`' order].
+ */
+function annotateAll(
+  file: string,
+  inclusive: boolean,
+): { events: string[]; rows: Array<[string, number[]]> } {
+  const text = readFileSync(file, 'utf8')
+  const recorded = /^events: (.*)$/m.exec(text)![1]!.trim().split(/\s+/)
+  const events = ['Ir', ...recorded.filter((event) => event !== 'Ir')]
   const out = spawnSync(
     'callgrind_annotate',
-    [...(options.inclusive ? ['--inclusive=yes'] : []), '--threshold=100', file],
+    [
+      ...(inclusive ? ['--inclusive=yes'] : []),
+      `--show=${events.join(',')}`,
+      '--threshold=100',
+      file,
+    ],
     { encoding: 'utf8', maxBuffer: 1 << 28 },
   ).stdout
-  const rows: Array<[string, number]> = []
+  // `   6,074,688 ( 6.05%)  1,234 ( 0.10%)  .  file:function [object]`: a count (with its
+  // share) or `.` per event, then the function
+  const count = /^\s*(?:([\d,]+) \(\s*[\d.]+%\)|(\.))/
+  const rows: Array<[string, number[]]> = []
   for (const line of out.split('\n')) {
-    // `   6,074,688 ( 6.05%)  file:function [object]`
-    const m = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(?:[^:]*):(.*?)(?: \[[^\]]*\])?$/.exec(line)
-    if (!m) continue
-    const ir = Number(m[1]!.replace(/,/g, ''))
-    const fn = m[2]!
-    const hex = /^0x([0-9a-f]+)$/.exec(fn)
-    rows.push([
-      hex ? (nameOf(parseInt(hex[1]!, 16)) ?? 'JIT (unnamed)') : (options.unnamed?.(fn) ?? fn),
-      ir,
-    ])
+    let rest = line
+    const counts: number[] = []
+    for (let i = 0; i < events.length; i++) {
+      const m = count.exec(rest)
+      if (!m) break
+      counts.push(m[1] === undefined ? 0 : Number(m[1].replace(/,/g, '')))
+      rest = rest.slice(m[0].length)
+    }
+    if (counts.length < events.length) continue
+    const fn = /^\s+(?:[^:]*):(.*?)(?: \[[^\]]*\])?$/.exec(rest)
+    if (fn) rows.push([fn[1]!, counts])
   }
-  return rows
+  return { events, rows }
 }
 
 /**

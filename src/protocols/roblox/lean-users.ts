@@ -6,6 +6,7 @@ import { leanRobloxError } from './lean-heartbeat.js'
 import type { SplitAdmit } from './plugin.js'
 import { parseUsersJson } from './requests.js'
 import { JSON_TYPE, usersReply, usersReplyOf } from './routes.js'
+import { reclaimReply } from './reply-writer.js'
 
 const REPLY_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': JSON_TYPE })
 
@@ -61,7 +62,7 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
           }
           reply = await usersReply(context.service, viewOptions, caller, parsed, admission)
         }
-        return { status: 200, headers: REPLY_HEADERS, body: reply }
+        return { status: 200, headers: REPLY_HEADERS, body: reply, reclaim: reclaimReply }
       } catch (error) {
         const refused =
           admission && !admitted

@@ -116,6 +116,14 @@ let lastOnlines = new Float64Array(64)
 /** Where replies are written. */
 const slab = new ReplySlab()
 
+/**
+ * Gives back a reply written here once the socket took all its bytes (lean-routes.ts): the next
+ * reply is written over it, in memory the CPU's caches still hold (ReplySlab.reclaim).
+ */
+export function reclaimReply(reply: Buffer): void {
+  slab.reclaim(reply)
+}
+
 function makeRoom(n: number): void {
   if (prefixes.length >= n) return
   prefixes = new Array<Buffer>(n)

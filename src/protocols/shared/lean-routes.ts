@@ -39,6 +39,11 @@ export interface LeanReply {
   headers: Record<string, string>
   /** Text is sent utf-8 encoded; bytes are sent as they are (the route gives them up). */
   body: string | Buffer
+  /**
+   * Called with the bytes sent when the socket took them all in the write that sent them
+   * (nothing holds them any more): a writer that reuses its buffers may write over them.
+   */
+  reclaim?: (body: Buffer) => void
 }
 
 /** The head and body of a reply sent as it is to many requests (see fixedReply). */
@@ -279,6 +284,8 @@ export class LeanRoutes {
         'content-length': bytes.length,
       })
       response.end(bytes)
+      // nothing left buffered in the response or its socket: the write took every byte
+      if (reply.reclaim !== undefined && response.writableLength === 0) reply.reclaim(bytes)
     }
     const seconds = (performance.now() - started) / 1000
     this.#observer?.onResponse(route.method, route.route, reply.status, seconds)

@@ -34,3 +34,28 @@ test('open and close: a reply of a size learnt while writing', () => {
   assert.ok(next.every((byte) => byte === 3))
   assert.equal(slab.open(257), undefined)
 })
+
+test('reclaim: the part taken last is written over by the next; any other is kept', () => {
+  const slab = new ReplySlab(1024)
+  const kept = slab.take(10).fill(1)
+  const last = slab.take(21).fill(2)
+  slab.reclaim(kept) // not the last part: nothing changes
+  const next = slab.take(21).fill(3)
+  assert.ok(kept.every((byte) => byte === 1))
+  assert.ok(last.every((byte) => byte === 2))
+  // the last part given back: the next one takes its place
+  slab.reclaim(next)
+  const again = slab.take(30)
+  assert.equal(again.byteOffset, next.byteOffset)
+  again.fill(4)
+  assert.ok(last.every((byte) => byte === 2))
+  assert.ok(kept.every((byte) => byte === 1))
+  // from open/close too, and a buffer of its own (beyond a quarter of the slab) is ignored
+  slab.reclaim(again)
+  const start = slab.open(100)!
+  assert.equal(start, again.byteOffset)
+  const reply = slab.close(start + 50)
+  slab.reclaim(Buffer.alloc(50))
+  slab.reclaim(slab.take(300))
+  assert.equal(slab.take(8).byteOffset, reply.byteOffset + 56)
+})

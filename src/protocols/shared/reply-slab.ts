@@ -13,6 +13,15 @@
  * const start = slab.open(estimate) // a writer that learns its size as it writes
  * const buffer = slab.buffer // write from `start` on, at most `estimate` bytes…
  * const reply = slab.close(end) // …the bytes from `start` to `end`
+ *
+ * slab.reclaim(reply) // the socket took it all: the next reply may be written over it
+ *
+ * A reply the socket took whole in the write that sent it (the common case: a reply of a few
+ * kilobytes on a socket with room) is given back with reclaim(), and the next reply is written
+ * over it: replies then cycle through the same few kilobytes, which stay in the CPU's caches,
+ * instead of walking through a megabyte of memory that no cache holds (callgrind's cache
+ * simulation, issue 19: about 156 last-level write misses per 10 KB reply, and a new 1 MiB slab
+ * every ~100 replies, which the instruction count does not show).
  */
 export class ReplySlab {
   readonly #size: number
@@ -53,6 +62,17 @@ export class ReplySlab {
     const out = this.#slab.subarray(this.#at, end)
     this.#advance(end - this.#at)
     return out
+  }
+
+  /**
+   * Gives back `reply`, the part taken last, once nothing holds its bytes any more (the socket
+   * wrote them all): the next part starts where it started. Any other buffer is left alone.
+   */
+  reclaim(reply: Buffer): void {
+    const start = reply.byteOffset
+    if (reply.buffer === this.#slab.buffer && ((start + reply.length + 7) & ~7) === this.#at) {
+      this.#at = start
+    }
   }
 
   #advance(n: number): void {
