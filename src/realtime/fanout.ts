@@ -397,10 +397,12 @@ export class Fanout {
    */
   recover(stream: Stream, held: ReadonlyArray<readonly [UserId, string]>): Promise<RecoverResult> {
     let result: RecoverResult | undefined
+    stream.reserved += held.length
     return this.#run(async () => {
       try {
         result = await this.#recover(stream, held)
       } finally {
+        stream.reserved -= held.length
         this.#settleClaim(stream, result === 'ok')
       }
     }).then(() => result!)
@@ -641,10 +643,13 @@ export class Fanout {
    */
   subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
     let result: SubscribeResult | undefined
+    // counted at once (heldIds): the subscribe runs after those queued before it
+    stream.reserved += ids.length
     return this.#run(async () => {
       try {
         result = await this.#subscribe(stream, ids)
       } finally {
+        stream.reserved -= ids.length
         this.#settleClaim(stream, result === 'ok')
       }
     }).then(() => result!)
@@ -695,6 +700,16 @@ export class Fanout {
 
   watchCount(stream: Stream): number {
     return stream.watches.size
+  }
+
+  /**
+   * Whether `stream` may be asked to watch `count` more ids without holding more than `max`:
+   * what it watches counts, and so do the ids of its subscribes and recovers not applied yet
+   * (a check against its watches alone would let two quick subscribes pass it together). Ids
+   * it watches already count again: the check is made before the work that would tell them.
+   */
+  fitsIds(stream: Stream, count: number, max: number): boolean {
+    return stream.watches.size + stream.reserved + count <= max
   }
 
   stats(): {

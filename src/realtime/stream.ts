@@ -28,6 +28,12 @@ export class Stream {
   /** The users this stream watches (the fanout's Watchers keeps the list). */
   readonly watches = new WatchList()
   seq = 0
+  /**
+   * Ids of subscribes and recovers asked for and not applied yet (they run one after another,
+   * asynchronously): counted with the watches against the ids a stream may hold, so that two
+   * quick subscribes cannot both pass the limit. Taken when asked, given back when applied.
+   */
+  reserved = 0
   /** Whether frames carry the watched user's history position (`pos`), for resume anywhere. */
   positions = false
   sink: Sink | undefined

@@ -66,6 +66,8 @@ type Owned = WebSocket & {
 
 const noop = (): void => {}
 
+const tooManyIds = (maxIds: number): string => `A stream watches at most ${maxIds} users.`
+
 /*
  * ws calls every listener below from its socket's own handlers (data, close, error): a throw in
  * one would be an uncaught exception, the end of the process and of every connection on it. So
@@ -444,12 +446,8 @@ class Connection implements Sink, Kept {
     if (isFrameError(frame)) return this.#strike(frame.error.code, frame.error.message)
     switch (frame.type) {
       case 'subscribe': {
-        if (fanout.watchCount(stream) + frame.ids.length > maxIds) {
-          return this.#strike(
-            'TOO_MANY_IDS',
-            `A stream watches at most ${maxIds} users.`,
-            'subscribe',
-          )
+        if (!fanout.fitsIds(stream, frame.ids.length, maxIds)) {
+          return this.#strike('TOO_MANY_IDS', tooManyIds(maxIds), 'subscribe')
         }
         if (!this.#budgetOf().take(frame.ids.length)) {
           return this.#throttle(frame.ids.length, 'subscribe')
@@ -515,8 +513,8 @@ class Connection implements Sink, Kept {
         }
         // not held here (another node's, or too old): from the users' histories, on any node
         const positions = frame.positions
-        if (fanout.watchCount(stream) + positions.length > maxIds) {
-          return this.#strike('TOO_MANY_IDS', `A stream watches at most ${maxIds} users.`, 'resume')
+        if (!fanout.fitsIds(stream, positions.length, maxIds)) {
+          return this.#strike('TOO_MANY_IDS', tooManyIds(maxIds), 'resume')
         }
         if (!this.#budgetOf().take(positions.length)) {
           return this.#throttle(positions.length, 'resume')
