@@ -676,13 +676,26 @@ export class Fanout {
   }
 
   unsubscribe(stream: Stream, ids: readonly UserId[]): Promise<void> {
+    const dropped = new Set(ids)
+    return this.#drop(stream, (target) => dropped.has(target))
+  }
+
+  /**
+   * Stops watching every user of `stream` not among `ids`: a stream resumed by a request that
+   * names its users (SSE, which has no unsubscribe) watches those, not what it watched before.
+   */
+  retain(stream: Stream, ids: readonly UserId[]): Promise<void> {
+    const kept = new Set(ids)
+    return this.#drop(stream, (target) => !kept.has(target))
+  }
+
+  #drop(stream: Stream, drops: (target: UserId) => boolean): Promise<void> {
     return this.#run(async () => {
-      const dropped = new Set(ids)
       const watches = stream.watches
       // from the end: a removal moves the last watch, already looked at, into the freed place
       for (let w = watches.size - 1; w >= 0; w--) {
         const target = watches.target(w)
-        if (!dropped.has(target)) continue
+        if (!drops(target)) continue
         if (this.#watchers.remove(stream, w)) this.#forget(target)
       }
       if (stream.sink) this.#holdingsChanged(stream.viewer)

@@ -221,3 +221,40 @@ test('a slow SSE consumer has its stream ended; others are unaffected', async (t
   }
   assert.deepEqual(last!.data, { type: 'error', code: 'SLOW_CONSUMER', message: 'slow consumer' })
 })
+
+test('SSE: a stream resumed with fewer ids stops watching the others (its ids are the request’s)', async (t) => {
+  // a watch limit of 2: the resumed stream may take C only once it no longer holds B
+  const app = await startApp(t, {
+    listen: true,
+    config: { flapGraceMs: 0, realtimeWatchesPerUser: 2 },
+  })
+  const token = await app.tokens.issue(A)
+  const first = await open(t, app, `ids=${B},${C}`, { authorization: `Bearer ${token}` })
+  const snapshot = await first.events.next()
+  assert.equal(snapshot!.data.type, 'snapshot')
+  await first.events.cancel()
+
+  // reopened (an SDK's remove() of B, then an add() of D) from the last event it saw
+  const D = '2004' as UserId
+  const second = await open(t, app, `ids=${C},${D}&access_token=${token}`, {
+    'last-event-id': snapshot!.id!,
+  })
+  const added = await second.events.next()
+  assert.equal(added!.data.type, 'snapshot', JSON.stringify(added!.data))
+  assert.deepEqual(
+    (added!.data.presences as { userId: string }[]).map((p) => p.userId),
+    [D],
+  )
+  // B is no longer watched: its change reaches nobody, C's and D's do
+  await beat(app, B)
+  await beat(app, C)
+  await beat(app, D)
+  const next = [await second.events.next(), await second.events.next()]
+  assert.deepEqual(
+    next.map((e) => [e!.data.type, e!.data.userId]),
+    [
+      ['online', C],
+      ['online', D],
+    ],
+  )
+})

@@ -323,6 +323,12 @@ export function serveSse(
         stream = result.stream
         if (asked.positions) stream.positions = true
         resumed = true
+        // the request names the stream's users: those it no longer names are dropped first,
+        // so they hold no watch against the limits the new ones are checked by
+        await fanout.retain(stream, ids).catch((error: unknown) => {
+          warnFailure(log, error, 'real-time retain failed')
+        })
+        if (!open) return
         toSubscribe = ids.filter((id) => !fanout.isWatching(stream, id))
       } else if (!held) {
         // a stream another node checkpointed as it shut down continues from its positions
