@@ -187,6 +187,13 @@ export function serveSse(
     if (request.method === 'HEAD') return void reply.headers(SSE_HEADERS).send()
     reply.hijack()
     const res = reply.raw
+    if (res.destroyed) {
+      // the client left while its checks waited (Redis): the close this stream would end on is
+      // past, so no stream opens, and the place it was admitted to is given back
+      const admission = admissionOf(request)
+      if (admission) fanout.release(admission)
+      return
+    }
     res.writeHead(200, { ...SSE_HEADERS, connection: 'keep-alive' })
     res.write('retry: 2000\n\n')
     res.once('close', deps.service.census.connectionOpened('sse'))
