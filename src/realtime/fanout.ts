@@ -110,7 +110,7 @@ export interface FanoutLimits {
   detachedWatches: number
 }
 
-export type SubscribeResult = 'ok' | 'watch_limit'
+export type SubscribeResult = 'ok' | 'watch_limit' | 'too_many_ids'
 
 export type ResumeResult =
   { ok: true; stream: Stream } | { ok: false; reason: 'unknown' | 'too_old' }
@@ -639,15 +639,18 @@ export class Fanout {
   /**
    * Watches `ids` (deduplicated); sends one snapshot of exactly those ids, in order. Refused
    * whole ('watch_limit', nothing sent) when the user's streams would watch more users than
-   * allowed, once the user's own dropped streams have given way.
+   * allowed, once the user's own dropped streams have given way; refused whole too
+   * ('too_many_ids') when the stream would watch more than `maxIds` users, counted when it runs,
+   * after the subscribes and unsubscribes queued before it (a count taken when it is asked
+   * cannot tell a churn of subscribe/unsubscribe from a stream growing past its bound).
    */
-  subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
+  subscribe(stream: Stream, ids: readonly UserId[], maxIds?: number): Promise<SubscribeResult> {
     let result: SubscribeResult | undefined
     // counted at once (heldIds): the subscribe runs after those queued before it
     stream.reserved += ids.length
     return this.#run(async () => {
       try {
-        result = await this.#subscribe(stream, ids)
+        result = await this.#subscribe(stream, ids, maxIds)
       } finally {
         stream.reserved -= ids.length
         this.#settleClaim(stream, result === 'ok')
@@ -831,11 +834,16 @@ export class Fanout {
     }
   }
 
-  async #subscribe(stream: Stream, ids: readonly UserId[]): Promise<SubscribeResult> {
+  async #subscribe(
+    stream: Stream,
+    ids: readonly UserId[],
+    maxIds: number | undefined,
+  ): Promise<SubscribeResult> {
     if (stream.disposed) return 'ok'
     const unique = [...new Set(ids)]
     const watching = this.#watchers.index(stream)
     const fresh = unique.filter((id) => !watching.has(id))
+    if (maxIds !== undefined && stream.watches.size + fresh.length > maxIds) return 'too_many_ids'
     if (fresh.length > 0 && !this.#makeRoom(stream.viewer, fresh.length)) return 'watch_limit'
     const unknownSettings = fresh.filter((id) => !this.#settings.has(id))
     // positions before presences (issued first, and a user's keys share a slot): a change

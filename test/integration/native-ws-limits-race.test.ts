@@ -114,3 +114,30 @@ test('quick subscribes from two connections of one user cannot together pass the
   // nothing more came to the refused connection
   assert.deepEqual([...a.pending(), ...b.pending()], [])
 })
+
+test('a quick churn of subscribes and unsubscribes that never watches more than 1000 ids is not refused', async (t) => {
+  // a budget for the churn's 3,400 ids at once
+  const app = await start(t, { realtimeSubscribeRate: 100_000 })
+  const a = await connect(t, app)
+  // in one write: 600 watched, given back, 600 others watched, given back, 600 more
+  a.send({ type: 'subscribe', ids: ids(600) })
+  a.send({ type: 'unsubscribe', ids: ids(600) })
+  a.send({ type: 'subscribe', ids: ids(600, 1000) })
+  a.send({ type: 'unsubscribe', ids: ids(600, 1000) })
+  a.send({ type: 'subscribe', ids: ids(600, 2000) })
+  const frames = await answers(a, 3)
+  assert.deepEqual(
+    frames.map((f) => [f.type, (f.presences as unknown[] | undefined)?.length ?? f.code]),
+    [
+      ['snapshot', 600],
+      ['snapshot', 600],
+      ['snapshot', 600],
+    ],
+  )
+  // the stream watches the last 600: 400 more fit, and no more
+  a.send({ type: 'subscribe', ids: ids(400, 5000) })
+  assert.equal((await a.take(15_000)).type, 'snapshot')
+  a.send({ type: 'subscribe', ids: ['9000'] })
+  const refused = await a.take(15_000)
+  assert.deepEqual([refused.code, refused.for], ['TOO_MANY_IDS', 'subscribe'])
+})

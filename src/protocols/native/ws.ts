@@ -446,18 +446,18 @@ class Connection implements Sink, Kept {
     if (isFrameError(frame)) return this.#strike(frame.error.code, frame.error.message)
     switch (frame.type) {
       case 'subscribe': {
-        if (!fanout.fitsIds(stream, frame.ids.length, maxIds)) {
-          return this.#strike('TOO_MANY_IDS', tooManyIds(maxIds), 'subscribe')
-        }
         if (!this.#budgetOf().take(frame.ids.length)) {
           return this.#throttle(frame.ids.length, 'subscribe')
         }
         this.#fresh = false
         // frames carry each user's history position from now on (resume on any node)
         if (frame.positions) stream.positions = true
-        fanout.subscribe(stream, frame.ids).then(
+        // the stream's bound is counted when the subscribe runs, after those queued before it
+        fanout.subscribe(stream, frame.ids, maxIds).then(
           (result) => {
-            if (result === 'watch_limit') {
+            if (result === 'too_many_ids') {
+              this.#strike('TOO_MANY_IDS', tooManyIds(maxIds), 'subscribe')
+            } else if (result === 'watch_limit') {
               this.#reply(
                 errorFrame('WATCH_LIMIT', limitMessages.watches(limits.watchesPerUser), {
                   for: 'subscribe',
