@@ -646,13 +646,10 @@ export class Fanout {
    */
   subscribe(stream: Stream, ids: readonly UserId[], maxIds?: number): Promise<SubscribeResult> {
     let result: SubscribeResult | undefined
-    // counted at once (heldIds): the subscribe runs after those queued before it
-    stream.reserved += ids.length
     return this.#run(async () => {
       try {
         result = await this.#subscribe(stream, ids, maxIds)
       } finally {
-        stream.reserved -= ids.length
         this.#settleClaim(stream, result === 'ok')
       }
     }).then(() => result!)
@@ -720,9 +717,9 @@ export class Fanout {
 
   /**
    * Whether `stream` may be asked to watch `count` more ids without holding more than `max`:
-   * what it watches counts, and so do the ids of its subscribes and recovers not applied yet
-   * (a check against its watches alone would let two quick subscribes pass it together). Ids
-   * it watches already count again: the check is made before the work that would tell them.
+   * what it watches counts, and so do the ids of its recovers not applied yet (subscribes check
+   * their bound when they run: `subscribe`'s `maxIds`). Ids it watches already count again: the
+   * check is made before the work that would tell them.
    */
   fitsIds(stream: Stream, count: number, max: number): boolean {
     return stream.watches.size + stream.reserved + count <= max

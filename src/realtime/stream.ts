@@ -29,9 +29,9 @@ export class Stream {
   readonly watches = new WatchList()
   seq = 0
   /**
-   * Ids of subscribes and recovers asked for and not applied yet (they run one after another,
-   * asynchronously): counted with the watches against the ids a stream may hold, so that two
-   * quick subscribes cannot both pass the limit. Taken when asked, given back when applied.
+   * Ids of recovers asked for and not applied yet (they run asynchronously): counted with the
+   * watches against the ids a stream may hold (Fanout.fitsIds). Taken when asked, given back
+   * when applied.
    */
   reserved = 0
   /** Whether frames carry the watched user's history position (`pos`), for resume anywhere. */
