@@ -37,6 +37,10 @@ function slotStates(keep: boolean): string[] | undefined {
     [
       '--allow-natives-syntax',
       '--expose-gc',
+      // V8 keeps a map that nothing holds for two more old-space collections by default, and how
+      // many of the collections below count as such varies with load (a CI run once saw all four
+      // slots still monomorphic without the entry): with none kept, the collections decide it
+      '--retain-maps-for-n-gc=0',
       '--import',
       'tsx',
       '--input-type=module',
