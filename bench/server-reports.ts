@@ -129,6 +129,8 @@ const config = testConfig({
   // the bench times ingestion: sessions must outlive the run
   sessionTtlSeconds: 3600,
   rateLimitMax: 1_000_000,
+  // one key reports for every server of the run: its budget over all of them must not refuse
+  serverKeyRateLimitMax: 1_000_000_000,
 })
 const presenced = await buildApp(config, { stores })
 const url = await presenced.app.listen({ port: 0, host: '127.0.0.1' })

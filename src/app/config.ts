@@ -61,6 +61,11 @@ export interface Config {
   serverRateLimitMax: number
   serverRateLimitWindowSeconds: number
   /**
+   * PRESENCED_SERVER_KEY_RATE_LIMIT requests per PRESENCED_SERVER_RATE_WINDOW seconds per API key
+   * over all its game servers; unset: SERVER_KEY_LIMIT_FACTOR (50) times serverRateLimitMax.
+   */
+  serverKeyRateLimitMax: number | undefined
+  /**
    * PRESENCED_AUTH_FAILURE_LIMIT guessed credentials (an unknown key, a bad signature, a
    * malformed token) per PRESENCED_AUTH_FAILURE_WINDOW seconds per client address; default 20
    * per 60. Past it, every credential from that address is refused with 429 until the window
@@ -181,6 +186,12 @@ function int(env: Env, name: string, fallback: number, min = 0, max?: number): n
   return value
 }
 
+/** An integer setting that may be left unset (its default then follows other settings). */
+function optionalInt(env: Env, name: string, min = 0): number | undefined {
+  const raw = env[name]
+  return raw === undefined || raw === '' ? undefined : int(env, name, 0, min)
+}
+
 /**
  * The longest delay of a Node timer (setTimeout, AbortSignal.timeout): a longer one fires after
  * 1 ms (setTimeout, with a warning) or throws (AbortSignal.timeout past 2^32 - 1), so a timeout
@@ -290,6 +301,7 @@ export function loadConfig(env: Env = process.env): Config {
       DEFAULT_SERVER_LIMIT.windowMs / 1000,
       1,
     ),
+    serverKeyRateLimitMax: optionalInt(env, 'PRESENCED_SERVER_KEY_RATE_LIMIT', 1),
     authFailureLimit: int(env, 'PRESENCED_AUTH_FAILURE_LIMIT', 20, 1),
     authFailureWindowSeconds: int(env, 'PRESENCED_AUTH_FAILURE_WINDOW', 60, 1),
     trustProxy: trustedProxies(env),

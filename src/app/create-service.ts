@@ -31,6 +31,7 @@ export type ServiceConfig = Pick<
   | 'xboxReadSustainMax'
   | 'serverRateLimitMax'
   | 'serverRateLimitWindowSeconds'
+  | 'serverKeyRateLimitMax'
 >
 
 export interface CreateServiceOptions {
@@ -79,6 +80,9 @@ export function createService(
         xboxReadSustainMax: config.xboxReadSustainMax,
         serverMax: config.serverRateLimitMax,
         serverWindowMs: config.serverRateLimitWindowSeconds * 1000,
+        ...(config.serverKeyRateLimitMax !== undefined && {
+          serverKeyMax: config.serverKeyRateLimitMax,
+        }),
       },
     },
     ...(stores.webhooks && {

@@ -30,6 +30,12 @@ export interface RateLimitSettings {
    */
   serverMax?: number
   serverWindowMs?: number
+  /**
+   * Requests per `serverWindowMs` per API key on `/api/v1/servers/{gameId}`, all its servers
+   * together: the per-server budget alone let one key spread unlimited requests over as many
+   * gameIds as it liked. Default SERVER_KEY_LIMIT_FACTOR times `serverMax`.
+   */
+  serverKeyMax?: number
 }
 
 /**
@@ -37,6 +43,14 @@ export interface RateLimitSettings {
  * servers report every few seconds (within the session TTL, 60 s by default).
  */
 export const DEFAULT_SERVER_LIMIT = { max: 120, windowMs: 60_000 } as const
+
+/**
+ * The default budget of one API key over all its game servers, as a multiple of one server's:
+ * 50 servers at the full per-server rate, or 1000 servers reporting every 10 s (6000 per 60 s
+ * with the defaults), before a key is refused. A bigger fleet on one key sets it
+ * (PRESENCED_SERVER_KEY_RATE_LIMIT) or uses more keys.
+ */
+export const SERVER_KEY_LIMIT_FACTOR = 50
 
 const BURST_WINDOW_MS = 15_000
 const SUSTAIN_WINDOW_MS = 300_000
@@ -53,6 +67,7 @@ export class RateLimits {
   readonly #titleWrite: RateLimitRule[]
   readonly #xboxRead: RateLimitRule[]
   readonly #server: RateLimitRule[]
+  readonly #serverKey: RateLimitRule[]
 
   constructor(limiter: RateLimiter, clock: Clock, settings: RateLimitSettings) {
     this.#limiter = limiter
@@ -68,11 +83,14 @@ export class RateLimits {
       { name: 'burst', max: settings.xboxReadBurstMax, windowMs: BURST_WINDOW_MS },
       { name: 'sustain', max: settings.xboxReadSustainMax, windowMs: SUSTAIN_WINDOW_MS },
     ]
-    this.#server = [
+    const serverMax = settings.serverMax ?? DEFAULT_SERVER_LIMIT.max
+    const serverWindowMs = settings.serverWindowMs ?? DEFAULT_SERVER_LIMIT.windowMs
+    this.#server = [{ name: 'server', max: serverMax, windowMs: serverWindowMs }]
+    this.#serverKey = [
       {
-        name: 'server',
-        max: settings.serverMax ?? DEFAULT_SERVER_LIMIT.max,
-        windowMs: settings.serverWindowMs ?? DEFAULT_SERVER_LIMIT.windowMs,
+        name: 'server-key',
+        max: settings.serverKeyMax ?? serverMax * SERVER_KEY_LIMIT_FACTOR,
+        windowMs: serverWindowMs,
       },
     ]
   }
@@ -113,10 +131,20 @@ export class RateLimits {
    * One request of a game server on `/api/v1/servers/{gameId}` with API key `keyId`: each server
    * (its canonical `gameId`) has a budget of its own per key, so a key shared by a whole fleet of
    * servers does not make them share one, and a server looping on its reports cannot take
-   * another's.
+   * another's. The key also has a budget over all its servers together (`serverKeyMax`), so
+   * that a key cannot spread unlimited requests over made-up gameIds. Both are counted (in
+   * parallel: one pipelined round trip in fleet mode), refused or not; the refusal that waits
+   * longest is thrown.
    */
-  gameServer(keyId: string, gameId: string): Promise<void> {
-    return this.spend({ key: `server:${keyId}:${gameId}`, rules: this.#server })
+  async gameServer(keyId: string, gameId: string): Promise<void> {
+    const now = this.#clock.now()
+    const [server, key] = await Promise.all([
+      this.#limiter.hit(`server:${keyId}:${gameId}`, this.#server, now),
+      this.#limiter.hit(`server-key:${keyId}`, this.#serverKey, now),
+    ])
+    this.check(
+      !key.allowed && (server.allowed || key.retryAfterMs > server.retryAfterMs) ? key : server,
+    )
   }
 
   /** One Xbox title write (or delete) by a user for a title. */

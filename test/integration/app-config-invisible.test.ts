@@ -53,3 +53,12 @@ test('Xbox read limits: 30 per 15 s and 300 per 300 s per caller unless set', ()
   assert.deepEqual([set.xboxReadBurstMax, set.xboxReadSustainMax], [5, 9])
   assert.throws(() => loadConfig({ PRESENCED_XBOX_READ_BURST: '0' }), /PRESENCED_XBOX_READ_BURST/)
 })
+
+test('game server key budget: unset (50 times the per-server limit) unless set, at least 1', () => {
+  assert.equal(loadConfig({}).serverKeyRateLimitMax, undefined)
+  assert.equal(loadConfig({ PRESENCED_SERVER_KEY_RATE_LIMIT: '900' }).serverKeyRateLimitMax, 900)
+  assert.throws(
+    () => loadConfig({ PRESENCED_SERVER_KEY_RATE_LIMIT: '0' }),
+    /PRESENCED_SERVER_KEY_RATE_LIMIT/,
+  )
+})

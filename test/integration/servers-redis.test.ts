@@ -32,10 +32,10 @@ async function fleet(t: TestContext, settings: Partial<Config> = {}) {
   return { a, b, clock, prefix, key: (res.json() as { secret: string }).secret }
 }
 
-function put(app: FastifyInstance, key: string, players: unknown[]) {
+function put(app: FastifyInstance, key: string, players: unknown[], gameId = GAME) {
   return app.inject({
     method: 'PUT',
-    url: `/api/v1/servers/${GAME}`,
+    url: `/api/v1/servers/${gameId}`,
     headers: { 'x-api-key': key, 'content-type': 'application/json' },
     payload: JSON.stringify({ placeId: 1818, universeId: 13058, players }),
   })
@@ -122,4 +122,19 @@ test('fleet: the request budget of a key and game server is shared by every node
   assert.equal(refused.json().error.code, 'RATE_LIMITED')
   assert.ok(Number(refused.headers['retry-after']) >= 1)
   assert.equal((await put(b.app, key, ['3'])).statusCode, 429)
+})
+
+test('fleet: the budget of a key over all its game servers is shared by every node', async (t) => {
+  const { a, b, key } = await fleet(t, { serverRateLimitMax: 2, serverKeyRateLimitMax: 3 })
+  const other = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222']
+  assert.equal((await put(a.app, key, ['1'])).statusCode, 200)
+  assert.equal((await put(b.app, key, ['2'], other[0])).statusCode, 200)
+  assert.equal((await put(a.app, key, ['3'], other[1])).statusCode, 200)
+  // a fourth server, on either node: the key's 3 are spent fleet-wide
+  const fourth = '33333333-3333-4333-8333-333333333333'
+  const refused = await put(b.app, key, ['4'], fourth)
+  assert.equal(refused.statusCode, 429, refused.body)
+  assert.equal(refused.json().error.code, 'RATE_LIMITED')
+  assert.ok(Number(refused.headers['retry-after']) >= 1)
+  assert.equal((await put(a.app, key, ['4'], fourth)).statusCode, 429)
 })

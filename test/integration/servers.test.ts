@@ -520,3 +520,56 @@ test('each key and game server has a request budget: past it 429 with Retry-Afte
   app.clock.advance(40_000)
   assert.equal((await put(app.app, writer.secret, players(3))).statusCode, 200)
 })
+
+/** A uuid of its own for game server `i`. */
+function gameIdOf(i: number): string {
+  return `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`
+}
+
+test('a key has a budget over all its game servers: many gameIds do not make many budgets', async (t) => {
+  const app = await start(t, {
+    serverRateLimitMax: 3,
+    serverKeyRateLimitMax: 5,
+    serverRateLimitWindowSeconds: 60,
+  })
+  const writer = await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })
+  const other = await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })
+  app.clock.advance(20_000)
+  // five servers, one request each: each well within its own budget of 3, the key's 5 spent
+  for (let i = 0; i < 5; i++) {
+    const res = await put(app.app, writer.secret, players(String(i + 1)), gameIdOf(i))
+    assert.equal(res.statusCode, 200, res.body)
+  }
+  // a sixth server, never seen: refused for the key, in this route's format, nothing written
+  const refused = await put(app.app, writer.secret, players('6'), gameIdOf(5))
+  assert.equal(refused.statusCode, 429, refused.body)
+  assert.equal(refused.headers['retry-after'], '40')
+  assert.deepEqual(refused.json(), {
+    error: { code: 'RATE_LIMITED', message: 'Too many requests' },
+  })
+  assert.equal((await get(app.app, writer.secret, gameIdOf(0))).statusCode, 429)
+  assert.equal((await del(app.app, writer.secret, gameIdOf(1))).statusCode, 429)
+  assert.deepEqual(await stateOf(app, ['1', '2', '6']), [
+    PresenceType.InGame,
+    PresenceType.InGame,
+    PresenceType.Offline,
+  ])
+  // another key has its own
+  assert.equal((await put(app.app, other.secret, players('7'), gameIdOf(5))).statusCode, 200)
+  // the window ends for every server of the key at once
+  app.clock.advance(40_000)
+  assert.equal((await put(app.app, writer.secret, players('6'), gameIdOf(5))).statusCode, 200)
+})
+
+test('the key budget over all servers defaults to 50 times the per-server one', async (t) => {
+  const app = await start(t, { serverRateLimitMax: 2, serverRateLimitWindowSeconds: 60 })
+  const writer = await createKey(app.app, { scopes: ['presence:write', 'presence:read'] })
+  app.clock.advance(20_000)
+  for (let i = 0; i < 100; i++) {
+    const res = await get(app.app, writer.secret, gameIdOf(i % 50))
+    assert.equal(res.statusCode, 404, `request ${i}: ${res.body}`)
+  }
+  const refused = await get(app.app, writer.secret, gameIdOf(50))
+  assert.equal(refused.statusCode, 429, refused.body)
+  assert.equal(refused.json().error.code, 'RATE_LIMITED')
+})
