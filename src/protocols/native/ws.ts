@@ -259,6 +259,11 @@ class Connection implements Sink, Kept {
 
   send(frame: string): void {
     if (!this.#open) return
+    // the token ends within two keepalive periods (its timer is armed): past its expiry, no frame
+    // goes out even before the timer fires (a loaded loop runs it late)
+    if (this.#expiry !== undefined && Date.now() >= this.tokenExpiresAt) {
+      return this.#close(CLOSE.tokenExpired, 'token expired')
+    }
     const socket = this.socket
     if (socket.bufferedAmount + frame.length > this.deps.queueBytes) {
       this.deps.log.info(
@@ -324,14 +329,33 @@ class Connection implements Sink, Kept {
     this.#expiry.unref()
   }
 
+  /**
+   * Ends the connection from this side: nothing is sent or taken from now on, and the presence
+   * its heartbeat frames set ends now (a frame still waiting to be written is dropped, and the
+   * keepalive refreshes it no more), not at the socket's close event, which a peer that does not
+   * complete the closing handshake holds off for CLOSE_GRACE_MS: a revoked or expired token's
+   * session must not outlive it.
+   */
   #close(code: number, reason: string): void {
     if (!this.#open) return
     this.#open = false
-    if (this.#stream) this.deps.fanout.detach(this.#stream, this)
+    clearTimeout(this.#expiry)
+    this.#expiry = undefined
+    const { deps } = this
+    if (this.#stream) deps.fanout.detach(this.#stream, this)
+    deps.wheel.remove(this)
+    this.#endPresence()
     const socket = this.socket
     socket.close(code, reason)
     // a peer that does not read never completes the closing handshake
     setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
+  }
+
+  /** Ends the connection's presence (once: ConnectionPresence.end is idempotent). */
+  #endPresence(): void {
+    this.#presence?.end('explicit').catch((error: unknown) => {
+      warnFailure(this.deps.log, error, 'ending a real-time session failed')
+    })
   }
 
   keepaliveFailed(error: unknown): void {
@@ -354,9 +378,7 @@ class Connection implements Sink, Kept {
     deps.service.census.closed('websocket')
     deps.wheel.remove(this)
     if (this.#stream) deps.fanout.detach(this.#stream, this)
-    this.#presence?.end('explicit').catch((error: unknown) => {
-      warnFailure(deps.log, error, 'ending a real-time session failed')
-    })
+    this.#endPresence()
   }
 
   // ------------------------------------------------------------------ client frames
