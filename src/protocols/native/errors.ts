@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../../core/errors.js'
+import { PresenceError, type ErrorCode } from '../../core/errors.js'
 import { sendErrorRecord } from '../shared/error-record.js'
 import { limitMessages } from './limits.js'
 
@@ -18,6 +18,24 @@ export function errorFrame(
   extra?: { retryAfterMs?: number; for?: AnsweredFrame },
 ): string {
   return JSON.stringify({ type: 'error', code, message, ...extra })
+}
+
+/** What an in-band failure of the store is told (STORE_UNAVAILABLE, or a failure of no kind). */
+const STORE_FAILURE = 'The presence store is unavailable. Try again shortly.'
+
+/**
+ * The error frame answering a client frame (`answered`) whose work failed with `error`: a
+ * catalogued failure that is not the store's (a refusal or bad input met by the service) says its
+ * own code and message; the store unreachable or refusing (STORE_UNAVAILABLE), and a failure of
+ * no known kind, are `UNAVAILABLE`.
+ */
+export function failureFrame(error: unknown, answered: AnsweredFrame): string {
+  if (error instanceof PresenceError && error.code !== 'STORE_UNAVAILABLE') {
+    const extra: { retryAfterMs?: number; for: AnsweredFrame } = { for: answered }
+    if (error.retryAfter !== undefined) extra.retryAfterMs = error.retryAfter * 1000
+    return errorFrame(error.code, error.message, extra)
+  }
+  return errorFrame('UNAVAILABLE', STORE_FAILURE, { for: answered })
 }
 
 /**

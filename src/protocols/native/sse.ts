@@ -3,7 +3,7 @@ import type { ErrorCode } from '../../core/errors.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { Admission, Sink, Stream } from '../../service/realtime.js'
 import { userOf } from './auth.js'
-import { errorFrame, recoveryFrame, sendNativeError } from './errors.js'
+import { errorFrame, failureFrame, recoveryFrame, sendNativeError } from './errors.js'
 import { parsePositions } from './frames.js'
 import type { Kept } from './keepalive.js'
 import { limitMessages } from './limits.js'
@@ -373,11 +373,7 @@ export function serveSse(
     if (toSubscribe.length === 0) return
     const result = await fanout.subscribe(stream, toSubscribe).catch((error: unknown) => {
       warnFailure(log, error, 'real-time subscribe failed')
-      sink.send(
-        errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.', {
-          for: 'subscribe',
-        }),
-      )
+      sink.send(failureFrame(error, 'subscribe'))
       end()
     })
     if (result === 'watch_limit') {

@@ -9,7 +9,7 @@ import type { Admission, Fanout, ResumeResult } from '../../service/realtime.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { ConnectionPresence } from './connection-presence.js'
-import { errorFrame, recoveryFrame, type AnsweredFrame } from './errors.js'
+import { errorFrame, failureFrame, recoveryFrame, type AnsweredFrame } from './errors.js'
 import { isFrameError, parseClientFrame } from './frames.js'
 import { limitMessages, type RealtimeLimits } from './limits.js'
 import type { KeepaliveWheel, Kept } from './keepalive.js'
@@ -441,7 +441,10 @@ class Connection implements Sink, Kept {
     if (!this.#open && socket.readyState === socket.OPEN) socket.terminate()
   }
 
-  /** A heartbeat frame's write failed: refused by the heartbeat budget, or the store's error. */
+  /**
+   * A heartbeat frame's write failed: refused by the heartbeat budget, the store's error
+   * (UNAVAILABLE), or another failure the service met, told as itself (failureFrame).
+   */
   #heartbeatFailed(error: unknown): void {
     if (error instanceof PresenceError && error.code === 'RATE_LIMITED') {
       return this.#reply(
@@ -452,11 +455,7 @@ class Connection implements Sink, Kept {
       )
     }
     warnFailure(this.deps.log, error, 'real-time heartbeat failed')
-    this.#reply(
-      errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.', {
-        for: 'heartbeat',
-      }),
-    )
+    this.#reply(failureFrame(error, 'heartbeat'))
   }
 
   message(data: RawData, isBinary: boolean): void {
@@ -489,11 +488,7 @@ class Connection implements Sink, Kept {
           },
           (error: unknown) => {
             warnFailure(log, error, 'real-time subscribe failed')
-            this.#reply(
-              errorFrame('UNAVAILABLE', 'The presence store is unavailable. Try again shortly.', {
-                for: 'subscribe',
-              }),
-            )
+            this.#reply(failureFrame(error, 'subscribe'))
           },
         )
         return

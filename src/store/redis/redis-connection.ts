@@ -9,7 +9,7 @@ import {
   type RedisOptions,
   type Result,
 } from 'ioredis'
-import { errors } from '../../core/errors.js'
+import { PresenceError, errors } from '../../core/errors.js'
 import { StoreOutages } from './store-outages.js'
 
 declare module 'ioredis' {
@@ -900,9 +900,12 @@ function reasonOf(error: unknown): string {
 
 /**
  * Connection failures, timeouts and cluster outages become STORE_UNAVAILABLE (503 in every
- * protocol); a reply error that is not transient is a bug and stays what it is.
+ * protocol); a reply error that is not transient is a bug and stays what it is, and so does a
+ * catalogued failure met in the work (a refusal or bad input found there is the caller's, not
+ * the store's: it keeps its own code and status).
  */
 export function toStoreError(error: unknown): unknown {
+  if (error instanceof PresenceError) return error
   if (error instanceof Error && error.name === 'ReplyError') {
     if (!isTransientReply(error)) return error
     return errors.storeUnavailable(replyIs(error, WRITE_REFUSAL))
