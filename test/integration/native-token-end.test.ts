@@ -66,8 +66,8 @@ test('past its token’s expiry a connection sends no frame, even before the exp
   const app = await start(t)
   const token = await app.tokens.issue(A, { ttlSeconds: 3 })
   const expiresAt =
-    (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number })
-      .exp * 1000
+    (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp *
+    1000
   const a = await connect(t, app, token)
   a.send({ type: 'subscribe', ids: [B] })
   assert.equal((await a.take()).type, 'snapshot')
