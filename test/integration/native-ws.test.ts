@@ -124,6 +124,58 @@ test('a malformed WebSocket handshake is a 400 in the native error shape, not an
   assert.equal((await client.take()).type, 'snapshot')
 })
 
+test('HEAD asking for the upgrade is 405 with Allow: GET; a plain HEAD answers as its GET (426)', async (t) => {
+  const app = await start(t)
+  const token = await app.tokens.issue(A)
+  const { port } = new URL(app.url)
+  const head = (upgrade: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = connectTcp(Number(port), '127.0.0.1', () =>
+        socket.write(
+          `HEAD /api/v1/realtime HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+            `${upgrade}\r\n`,
+        ),
+      )
+      let answer = ''
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString()
+        // a HEAD answer has no body: the headers are all of it
+        if (answer.includes('\r\n\r\n')) socket.destroy()
+      })
+      socket.on('close', () => resolve(answer))
+      socket.on('error', reject)
+      socket.setTimeout(3000, () => socket.destroy(new Error(`no answer: ${answer}`)))
+    })
+  const upgrade = await head(
+    'Connection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n',
+  )
+  assert.match(upgrade, /^HTTP\/1\.1 405 /, upgrade)
+  assert.match(upgrade, /\r\nallow: GET\r\n/i, upgrade)
+  assert.match(upgrade, /\r\ncontent-type: application\/json/i, upgrade)
+  const plain = await head('')
+  assert.match(plain, /^HTTP\/1\.1 426 /, plain)
+  // the HEADs held no place: the user's connections still open
+  const client = await connect(t, app, A)
+  client.send({ type: 'subscribe', ids: [B] })
+  assert.equal((await client.take()).type, 'snapshot')
+})
+
+test('a method ws refuses (405) is answered 405 with Allow: GET in the native shape, as a HEAD upgrade is', async () => {
+  const { PassThrough } = await import('node:stream')
+  const { refuseHandshake } = await import('../../src/protocols/native/ws.js')
+  const socket = new PassThrough()
+  let written = ''
+  socket.on('data', (chunk: Buffer) => (written += chunk.toString()))
+  const ended = new Promise((resolve) => socket.on('end', resolve))
+  refuseHandshake(new Error('Invalid HTTP method'), socket)
+  await ended
+  const [head = '', body = ''] = written.split('\r\n\r\n')
+  assert.match(head, /^HTTP\/1\.1 405 Method Not Allowed\r\n/, written)
+  assert.match(head, /\r\nAllow: GET(\r\n|$)/, written)
+  assert.equal((JSON.parse(body) as { error: { code: string } }).error.code, 'METHOD_NOT_ALLOWED')
+})
+
 test('snapshot, then online, update and offline in sequence with no gaps', async (t) => {
   const app = await start(t)
   await beat(app, C, { kind: 'inGame', placeId: '1818', location: 'Crossroads' })

@@ -10,7 +10,7 @@ import { KeepaliveWheel } from './keepalive.js'
 import { PendingAdmissions } from './admissions.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
-import { refuseHandshake, serveWebSocket, type RealtimeDeps } from './ws.js'
+import { headUpgrade, refuseHandshake, serveWebSocket, type RealtimeDeps } from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
 
 /** Ids one stream may watch, and one frame may carry. */
@@ -94,7 +94,11 @@ export async function nativeProtocol(
     method: 'GET',
     url: '/api/v1/realtime',
     preValidation: admit,
-    handler: async () => {
+    handler: async (request) => {
+      // Fastify serves HEAD with this handler, @fastify/websocket never upgrades one: a HEAD
+      // asking for the upgrade is the wrong method (405 naming GET), one that does not is told
+      // what its GET would be
+      if (request.method === 'HEAD' && request.ws) throw headUpgrade()
       throw fail(
         'UPGRADE_REQUIRED',
         'This endpoint speaks WebSocket; use /api/v1/realtime/sse for Server-Sent Events.',

@@ -1,4 +1,4 @@
-import { PresenceError, type ErrorCode } from '../../core/errors.js'
+import { PresenceError, fail, type ErrorCode } from '../../core/errors.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Duplex } from 'node:stream'
 import type { ServerResponse } from 'node:http'
@@ -165,17 +165,32 @@ export function serveWebSocket(
  */
 export function refuseHandshake(error: Error, socket: Duplex): void {
   if (!socket.writable) return void socket.destroy()
-  const body = JSON.stringify({
-    error: { code: 'INVALID_REQUEST', message: `WebSocket handshake refused: ${error.message}.` },
-  })
-  const version = /Sec-WebSocket-Version/.test(error.message)
-    ? 'Sec-WebSocket-Version: 13, 8\r\n'
-    : ''
+  // ws refuses a method other than GET with 405 (its own page, without Allow): the same answer
+  // as the route gives a HEAD asking for the upgrade (headUpgrade)
+  const method = error.message === 'Invalid HTTP method'
+  const refusal = method
+    ? headUpgrade()
+    : { code: 'INVALID_REQUEST', message: `WebSocket handshake refused: ${error.message}.` }
+  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } })
+  const extra = method
+    ? 'Allow: GET\r\n'
+    : /Sec-WebSocket-Version/.test(error.message)
+      ? 'Sec-WebSocket-Version: 13, 8\r\n'
+      : ''
   socket.once('finish', () => socket.destroy())
   socket.end(
-    'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n' +
+    `HTTP/1.1 ${method ? '405 Method Not Allowed' : '400 Bad Request'}\r\nConnection: close\r\n` +
       'Content-Type: application/json; charset=utf-8\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n${version}\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+  )
+}
+
+/** The refusal of an upgrade asked for by a method other than GET (a HEAD): 405, Allow: GET. */
+export function headUpgrade(): PresenceError {
+  return fail(
+    'METHOD_NOT_ALLOWED',
+    'A WebSocket upgrade is a GET request: this method cannot open one.',
+    { allow: 'GET' },
   )
 }
 
