@@ -517,3 +517,28 @@ test('a connection ends with 4001 when the token that opened it expires', async 
   assert.equal((await client.take()).type, 'snapshot')
   assert.deepEqual(await client.closed, { code: 4001, reason: 'token expired' })
 })
+
+test('past its token’s expiry a connection sends no frame, even before the expiry timer runs', async (t) => {
+  const app = await start(t)
+  const token = await app.tokens.issue(A, { ttlSeconds: 3 })
+  const expiresAt =
+    (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp *
+    1000
+  const a = await NativeClient.connect(app.url, token)
+  t.after(() => a.socket.terminate())
+  a.send({ type: 'subscribe', ids: [B] })
+  assert.equal((await a.take()).type, 'snapshot')
+  // just before the expiry, the loop is held past it (a loaded node runs its timers late), and a
+  // change of a watched user comes before the connection's expiry timer has run
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now() - 200)))
+  while (Date.now() <= expiresAt + 20) {
+    // busy: the expiry passes while the loop is held
+  }
+  await beat(app, B)
+  assert.deepEqual(await a.closed, { code: 4001, reason: 'token expired' })
+  assert.deepEqual(
+    a.frames.map((f) => f.type),
+    ['snapshot'],
+    'no frame after the token expired',
+  )
+})

@@ -184,6 +184,30 @@ test('fleet mode: a logout on one node ends the streams its token opened on anot
   assert.deepEqual(last.data, { type: 'error', code: 'UNAUTHENTICATED', message: 'token revoked' })
 })
 
+test('a revoked token’s connection presence ends at once, not at the socket’s close', async (t) => {
+  const app = await startApp(t, { listen: true, config: { flapGraceMs: 0 } })
+  const [A, B] = ['8101', '8102'] as UserId[]
+  const watcher = await NativeClient.connect(app.url, await app.tokens.issue(B!))
+  t.after(() => watcher.socket.terminate())
+  watcher.send({ type: 'subscribe', ids: [A!] })
+  assert.equal((await watcher.take()).type, 'snapshot')
+  const token = await app.tokens.issue(A!)
+  const a = await NativeClient.connect(app.url, token)
+  t.after(() => a.socket.terminate())
+  a.send({ type: 'heartbeat', activity: { kind: 'inGame', placeId: '1818' } })
+  assert.equal((await watcher.take()).type, 'online')
+  // A's client stops reading: the server's close is never answered (the socket ends after 5 s)
+  const raw = (a.socket as unknown as { _socket: { pause(): void } })._socket
+  raw.pause()
+  const before = Date.now()
+  await logout(app, token)
+  const offline = await watcher.take(2000)
+  assert.deepEqual([offline.type, offline.reason], ['offline', 'explicit'])
+  assert.ok(Date.now() - before < 2000)
+  const [after] = await app.service.rawPresences([A!])
+  assert.deepEqual(after!.sessions, [])
+})
+
 /** The `data:` lines of an SSE response, as they come, parsed. */
 async function* sseData(response: Response): AsyncGenerator<Record<string, unknown>> {
   const decoder = new TextDecoder()
