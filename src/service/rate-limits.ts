@@ -132,9 +132,9 @@ export class RateLimits {
    * (its canonical `gameId`) has a budget of its own per key, so a key shared by a whole fleet of
    * servers does not make them share one, and a server looping on its reports cannot take
    * another's. The key also has a budget over all its servers together (`serverKeyMax`), so
-   * that a key cannot spread unlimited requests over made-up gameIds. Both are counted (in
-   * parallel: one pipelined round trip in fleet mode), refused or not; the refusal that waits
-   * longest is thrown.
+   * that a key cannot spread unlimited requests over made-up gameIds. Both are counted, side by
+   * side in the same tick (RedisRateLimiter puts a tick's hits in one write), refused or not; the
+   * refusal that waits longest is thrown.
    */
   async gameServer(keyId: string, gameId: string): Promise<void> {
     const now = this.#clock.now()
