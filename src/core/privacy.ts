@@ -56,6 +56,14 @@ export interface Relation {
    * who went offline then.
    */
   lastOnline?: number
+  /**
+   * Without `blocked`: the instant a block between the two ended (either way). `lastOnline` is
+   * then the target's lastOnline as the viewer saw it at that instant (through the block), and
+   * the viewer keeps seeing it until the target is next seen alive after it, as others keep a
+   * user's frozen lastOnline after invisibility ends: so that nothing the target did while the
+   * block hid it shows through timestamps once it is lifted.
+   */
+  since?: number
 }
 
 /**
@@ -66,6 +74,11 @@ export interface Relation {
 export interface BlockSight {
   blockerSaw?: number | undefined
   blockedSaw?: number | undefined
+  /**
+   * On an unblock: its instant. The sides saw each other through the block as above, and keep
+   * seeing that until the other is next seen alive after it (Relation.since).
+   */
+  since?: number | undefined
 }
 
 export const strangers: Readonly<Relation> = Object.freeze({ friends: false, blocked: false })
@@ -99,10 +112,19 @@ export function strangersOf(n: number): readonly Relation[] {
  * - hidden: Offline, with `lastOnline` replaced by what the viewer is allowed to know.
  */
 export type Access =
-  | { kind: 'self' }
-  | { kind: 'full' }
-  | { kind: 'presence' }
-  | { kind: 'hidden'; lastOnline: number | undefined }
+  | { kind: 'self'; sight?: undefined }
+  | { kind: 'full'; sight?: Sight }
+  | { kind: 'presence'; sight?: Sight }
+  | { kind: 'hidden'; lastOnline: number | undefined; sight?: Sight }
+
+/**
+ * What a viewer saw of a target when a block between them ended (Relation.since): the lastOnline
+ * it keeps being shown until the target is next seen alive after `since`.
+ */
+export interface Sight {
+  lastOnline: number | undefined
+  since: number
+}
 
 // shared answers: a read decides access once per id, and these carry nothing of their own
 const SELF: Access = Object.freeze({ kind: 'self' })
@@ -119,6 +141,16 @@ export function accessOf(
   if (viewer.kind === 'service' && viewer.scopes.includes('presence:read:private')) return FULL
   // A blocked viewer learns nothing new: the target looks as it did when the block was made.
   if (relation.blocked) return { kind: 'hidden', lastOnline: relation.lastOnline }
+  if (relation.since !== undefined) {
+    // a block ended: what the viewer saw through it stands until the target is next seen alive
+    const sight: Sight = { lastOnline: relation.lastOnline, since: relation.since }
+    if (settings.invisible) return { kind: 'hidden', lastOnline: settings.frozenLastOnline, sight }
+    const kind =
+      settings.visibility === 'everyone' || (settings.visibility === 'friends' && relation.friends)
+        ? 'full'
+        : 'presence'
+    return { kind, sight }
+  }
   if (settings.invisible) return { kind: 'hidden', lastOnline: settings.frozenLastOnline }
   switch (settings.visibility) {
     case 'everyone':
@@ -358,15 +390,29 @@ function shownLastOnline(
   settings: UserSettings,
   lastOnline: number | undefined,
 ): number | undefined {
+  let shown: number | undefined
   switch (access.kind) {
     case 'hidden':
-      return access.lastOnline
+      shown = access.lastOnline
+      break
     case 'self':
       return lastOnline
     case 'full':
     case 'presence':
-      return publicLastOnline(settings, lastOnline)
+      shown = publicLastOnline(settings, lastOnline)
   }
+  // after a block ended: a value from before it, or from while it hid the target, is not one the
+  // viewer saw; it sees what it saw through the block until the target is next seen alive
+  const sight = access.sight
+  if (sight !== undefined && !(shown !== undefined && shown > sight.since)) return sight.lastOnline
+  return shown
+}
+
+/** A key per distinct access: viewers with equal keys are shown the same of a target. */
+export function accessKey(access: Access): string {
+  const sight = access.sight
+  const tail = sight === undefined ? '' : `:${sight.lastOnline ?? ''}:${sight.since}`
+  return access.kind === 'hidden' ? `hidden:${access.lastOnline ?? ''}${tail}` : access.kind + tail
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   type UserPresence,
 } from '../core/presence.js'
 import {
+  accessKey,
   accessOf,
   audienceOf,
   defaultSettings,
@@ -129,8 +130,23 @@ const HEADS = {
   offline: '{"type":"offline","seq":',
 } as const
 
-/** A watch's relation: a shared constant (RELATIONS) unless a block keeps a lastOnline. */
+/**
+ * A watch's relation: a shared constant (RELATIONS) unless a block keeps a lastOnline, or an
+ * ended block what the viewer saw through it (Relation.since).
+ */
 function relationOf(relation: Relation | undefined): Relation {
+  if (relation?.since !== undefined && !relation.blocked) {
+    return Object.freeze(
+      relation.lastOnline === undefined
+        ? { friends: relation.friends, blocked: false, since: relation.since }
+        : {
+            friends: relation.friends,
+            blocked: false,
+            lastOnline: relation.lastOnline,
+            since: relation.since,
+          },
+    )
+  }
   if (relation?.blocked && relation.lastOnline !== undefined) {
     return Object.freeze({
       friends: relation.friends,
@@ -1252,7 +1268,7 @@ export class Fanout {
     settings = this.#settings.get(target) ?? defaultSettings,
   ): Rendered {
     const access = accessOf(stream.principal, target, settings, relation)
-    const key = access.kind === 'hidden' ? `hidden:${access.lastOnline ?? ''}` : access.kind
+    const key = accessKey(access)
     let rendered = renders?.get(key)
     if (!rendered) {
       const visible = visiblePresence(presence, access, settings, now)

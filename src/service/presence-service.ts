@@ -581,10 +581,15 @@ export class PresenceService {
   /**
    * `blocker` blocks (or unblocks) `blocked`. A block hides each from the other; each keeps
    * seeing the lastOnline they last saw of the other (the instant of the block if they saw the
-   * other online), as if the other had gone offline then.
+   * other online), as if the other had gone offline then. Once no block stands between them,
+   * each keeps seeing that until the other is next seen alive (Relation.since), as others keep
+   * an invisible user's frozen lastOnline after invisibility ends.
    */
   async setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
-    const sight = isBlocked ? (await this.#blockSights([{ blocker, blocked }]))[0] : undefined
+    // an unblock keeps what each saw through the block, until the other is next seen alive:
+    // the lastOnline of what the other did unseen must not show once the block is lifted
+    const [sight] = await this.#blockSights([{ blocker, blocked }])
+    if (!isBlocked) sight!.since = this.#clock.now()
     await this.#stores.privacy.setBlocked(blocker, blocked, isBlocked, sight)
     await this.#relationChanged(blocker, blocked)
   }
@@ -659,12 +664,17 @@ export class PresenceService {
     const settingsRecords = privacy.filter(
       (r): r is Extract<PrivacyRecord, { type: 'settings' }> => r.type === 'settings',
     )
+    // a block keeps what each side saw; an unblock too, until the other is next seen alive
     const blocks = privacy.filter(
-      (r): r is Extract<PrivacyRecord, { type: 'block' }> => r.type === 'block' && r.isBlocked,
+      (r): r is Extract<PrivacyRecord, { type: 'block' }> => r.type === 'block',
     )
     if (blocks.length > 0) {
       const sights = await this.#blockSights(blocks)
-      blocks.forEach((record, i) => (record.sight = sights[i]))
+      const now = this.#clock.now()
+      blocks.forEach((record, i) => {
+        record.sight = sights[i]
+        if (!record.isBlocked) record.sight!.since = now
+      })
     }
     /** The settings records stored, each replacing its `expected`. */
     const landed = new Set<PrivacyRecord>()

@@ -77,8 +77,8 @@ class Surfaces {
     await this.http('PUT', '/v1/presence/settings', await this.bearer(id), { invisible })
   }
 
-  async block(blocker: string, blocked: string) {
-    await this.http('PUT', `/admin/v1/users/${blocker}/blocks/${blocked}`, {
+  async block(blocker: string, blocked: string, on = true) {
+    await this.http(on ? 'PUT' : 'DELETE', `/admin/v1/users/${blocker}/blocks/${blocked}`, {
       'x-api-key': ADMIN_KEY,
     })
   }
@@ -264,6 +264,70 @@ for (const mode of modes) {
       roblox: { type: 0, lastOnline: iso(T0 + 81_000) },
       anonymous: { type: 0, lastOnline: iso(T0 + 81_000) },
       xbox: { state: 'Offline', lastSeen: iso(T0 + 81_000) },
+    })
+  })
+
+  test(`${mode}: lastOnline stays as seen through a block after it ends, until the user is next seen`, async (t) => {
+    const s = await start(t, mode)
+    const [target, viewer] = ['5101', '5102']
+    await s.signIn(target)
+    s.clock.set(T0 + 1000)
+    await s.signOut(target)
+    const seenBy = async () => ({
+      roblox: await s.roblox(viewer, target),
+      xbox: await s.xbox(viewer, target),
+      streams: await s.watch(viewer, target).then(({ ws, sse, lastOnline }) => {
+        ws.socket.terminate()
+        sse.close()
+        return lastOnline
+      }),
+    })
+    const frozen = {
+      roblox: { type: 0, lastOnline: iso(T0 + 1000) },
+      xbox: { state: 'Offline', lastSeen: iso(T0 + 1000) },
+      streams: iso(T0 + 1000),
+    }
+    assert.deepEqual(await seenBy(), frozen)
+
+    const importBlock = async (isBlocked: boolean) => {
+      const res = await fetch(`${s.app.url}/admin/v1/import`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson', 'x-api-key': ADMIN_KEY },
+        body: `${JSON.stringify({ type: 'block', blocker: target, blocked: viewer, isBlocked })}\n`,
+      })
+      assert.equal(res.status, 200, await res.text())
+    }
+    // a block is made at `at`, the target plays unseen and signs out, the block is lifted: to
+    // the viewer it is a user who stayed offline, before the block is lifted and after
+    const unseen = async (at: number, block: (on: boolean) => Promise<void>) => {
+      s.clock.set(at)
+      await block(true)
+      s.clock.set(at + 100)
+      await s.signIn(target, 1818)
+      s.clock.set(at + 200)
+      await s.signOut(target)
+      assert.deepEqual(await seenBy(), frozen)
+      s.clock.set(at + 300)
+      await block(false)
+      assert.deepEqual(await seenBy(), frozen)
+    }
+    // the target blocks the viewer; the viewer blocks the target; a bulk import does
+    await unseen(T0 + 2000, (on) => s.block(target, viewer, on))
+    await unseen(T0 + 3000, (on) => s.block(viewer, target, on))
+    await unseen(T0 + 4000, importBlock)
+    // everyone else sees the truth; the target itself too
+    assert.deepEqual(await s.roblox(undefined, target), { type: 0, lastOnline: iso(T0 + 4200) })
+
+    // the next activity the viewer sees shows, and the real lastOnline with it
+    s.clock.set(T0 + 10_000)
+    await s.signIn(target)
+    assert.equal((await s.roblox(viewer, target)).type, 1)
+    s.clock.set(T0 + 11_000)
+    await s.signOut(target)
+    assert.deepEqual(await seenBy(), {
+      roblox: { type: 0, lastOnline: iso(T0 + 11_000) },
+      xbox: { state: 'Offline', lastSeen: iso(T0 + 11_000) },
+      streams: iso(T0 + 11_000),
     })
   })
 }

@@ -5,6 +5,7 @@ import {
   type UserPresence,
 } from '../../core/presence.js'
 import {
+  accessKey,
   accessOf,
   strangers,
   visiblePresence,
@@ -142,10 +143,6 @@ function judge(judged: Judged, beforeAccess: Access, afterAccess: Access, view: 
   else if (!wasOffline && isOffline) type = 'offline'
   else if (!wasOffline && JSON.stringify(view(before)) !== JSON.stringify(presence)) type = 'update'
   return { type, before, after, presence }
-}
-
-function accessKey(access: Access): string {
-  return access.kind === 'hidden' ? `hidden:${access.lastOnline ?? ''}` : access.kind
 }
 
 function placeMatches(s: Subscriber, before: VisiblePresence, after: VisiblePresence): boolean {

@@ -345,6 +345,46 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       ])
     })
 
+    test('an ended block keeps what each side saw through it, with its instant', async (t) => {
+      const store = await open(t)
+      await store.setFriends(id('1'), id('2'), true)
+      await store.setBlocked(id('1'), id('2'), true, { blockerSaw: T0 + 1, blockedSaw: T0 + 2 })
+      // blocked both ways: lifting one block leaves the other standing, and no end
+      await store.setBlocked(id('2'), id('1'), true, { blockerSaw: T0 + 2, blockedSaw: T0 + 1 })
+      await store.setBlocked(id('1'), id('2'), false, { blockerSaw: T0 + 1, since: T0 + 9 })
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: true, blocked: true, lastOnline: T0 + 1 },
+      ])
+      // the last block lifted: each side keeps what it saw, with the instant it ended
+      await store.setBlocked(id('2'), id('1'), false, {
+        blockerSaw: T0 + 2,
+        blockedSaw: T0 + 1,
+        since: T0 + 10,
+      })
+      assert.deepEqual(await store.getRelations(id('1'), [id('2'), id('3')]), [
+        { friends: true, blocked: false, lastOnline: T0 + 1, since: T0 + 10 },
+        { friends: false, blocked: false },
+      ])
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: true, blocked: false, lastOnline: T0 + 2, since: T0 + 10 },
+      ])
+      // a side that had seen nothing keeps seeing nothing
+      await store.setBlocked(id('4'), id('5'), true, { blockerSaw: T0 + 4 })
+      await store.setBlocked(id('4'), id('5'), false, { blockerSaw: T0 + 4, since: T0 + 11 })
+      assert.deepEqual(await store.getRelations(id('5'), [id('4')]), [
+        { friends: false, blocked: false, since: T0 + 11 },
+      ])
+      // a new block replaces it, and its end without an instant forgets both
+      await store.setBlocked(id('1'), id('2'), true, { blockerSaw: T0 + 3, blockedSaw: T0 + 3 })
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: true, blocked: true, lastOnline: T0 + 3 },
+      ])
+      await store.setBlocked(id('1'), id('2'), false)
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: true, blocked: false },
+      ])
+    })
+
     test('places put, get, replace; unknown is undefined', async (t) => {
       const store = await open(t)
       const place: Place = {

@@ -162,7 +162,9 @@ export class RedisKeys {
 
   /**
    * Hash: for each user blocked either way, that user's lastOnline as this user saw it when the
-   * block was made ('' when none); read with the sets above in getRelations' round trip.
+   * block was made ('' when none); once no block stands between them, `e<since>:<saw>`: the
+   * instant the block ended and what this user saw through it (Relation.since). Read with the
+   * sets above in getRelations' round trip.
    */
   blockSight(id: UserId): string {
     return this.#user(id, 'bs')

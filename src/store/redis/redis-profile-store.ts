@@ -113,9 +113,21 @@ export class RedisProfileStore implements ProfileStore {
       ])
       return targets.map((_, i): Relation => {
         const isFriend = friends[i] === 1
-        // shared frozen relations: nothing allocated per target unless it is blocked
-        if (blocks[i] !== 1 && blockedBy[i] !== 1) return isFriend ? befriended : strangers
-        const sight = sights[i]
+        let sight = sights[i]
+        // a block that ended: `e<since>:<saw>` (see #dropSightsUnlessBlocked)
+        let since: number | undefined
+        if (sight?.startsWith('e')) {
+          const colon = sight.indexOf(':')
+          since = Number(sight.slice(1, colon))
+          sight = sight.slice(colon + 1)
+        }
+        if (blocks[i] !== 1 && blockedBy[i] !== 1) {
+          // shared frozen relations: nothing allocated per target but blocks, ended or not
+          if (since === undefined) return isFriend ? befriended : strangers
+          return sight
+            ? { friends: isFriend, blocked: false, lastOnline: Number(sight), since }
+            : { friends: isFriend, blocked: false, since }
+        }
         return sight
           ? { friends: isFriend, blocked: true, lastOnline: Number(sight) }
           : { friends: isFriend, blocked: true }
@@ -136,7 +148,7 @@ export class RedisProfileStore implements ProfileStore {
     if (isBlocked) return this.#run(this.#blockOps(blocker, blocked, sight))
     return this.#connection.run(async () => {
       await this.#apply(this.#unblockOps(blocker, blocked))
-      await this.#dropSightsUnlessBlocked([[blocker, blocked]])
+      await this.#dropSightsUnlessBlocked([[blocker, blocked]], [sight])
     })
   }
 
@@ -256,12 +268,14 @@ export class RedisProfileStore implements ProfileStore {
           break
       }
     }
-    const unblocked = records.flatMap((r): [UserId, UserId][] =>
-      r.type === 'block' && !r.isBlocked ? [[r.blocker, r.blocked]] : [],
-    )
+    const unblocks = records.flatMap((r) => (r.type === 'block' && !r.isBlocked ? [r] : []))
+    const unblocked = unblocks.map((r): [UserId, UserId] => [r.blocker, r.blocked])
     return this.#connection.run(async () => {
       const replies = await this.#apply(ops)
-      await this.#dropSightsUnlessBlocked(unblocked)
+      await this.#dropSightsUnlessBlocked(
+        unblocked,
+        unblocks.map((r) => r.sight),
+      )
       // settings.lua answers a refused compare-and-set with the stored text; one that says the
       // expected settings in other words (another version wrote it) is tried again alone, in
       // order, as replaceSettings does
@@ -459,12 +473,17 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   /**
-   * Forgets what two users saw of each other once no block stands between them. A block the
-   * other way keeps it: both blocks hold the same sight (the second one saw through the first).
-   * A block made the other way between the check and the delete loses its sight, and shows
-   * `lastOnline` as unknown: never more than the viewer may know.
+   * Once no block stands between two users: keeps what each saw of the other through it, with
+   * the instant it ended, when the unblock's sight (`sights[i]`) has one (Relation.since), else
+   * forgets it. A block the other way keeps it as it is: both blocks hold the same sight (the
+   * second one saw through the first). A block made the other way between the check and the
+   * write reads its sight from the ended block's (what the viewer saw through it), or, after a
+   * delete, shows `lastOnline` as unknown: never more than the viewer may know.
    */
-  async #dropSightsUnlessBlocked(pairs: readonly [UserId, UserId][]): Promise<void> {
+  async #dropSightsUnlessBlocked(
+    pairs: readonly [UserId, UserId][],
+    sights: readonly (BlockSight | undefined)[],
+  ): Promise<void> {
     const k = this.#keys
     const reverse = await Promise.all(
       pairs.map(([blocker, blocked]) => this.#client.sismember(k.blocks(blocked), blocker)),
@@ -472,7 +491,17 @@ export class RedisProfileStore implements ProfileStore {
     const ops: Op[] = []
     pairs.forEach(([blocker, blocked], i) => {
       if (reverse[i] === 1) return
-      ops.push(['hdel', k.blockSight(blocker), blocked], ['hdel', k.blockSight(blocked), blocker])
+      const sight = sights[i]
+      const since = sight?.since
+      if (sight === undefined || since === undefined) {
+        ops.push(['hdel', k.blockSight(blocker), blocked], ['hdel', k.blockSight(blocked), blocker])
+        return
+      }
+      // the block ended: each keeps what it saw through it (Relation.since), as `e<since>:<saw>`
+      ops.push(
+        ['hset', k.blockSight(blocker), blocked, `e${since}:${sight.blockerSaw ?? ''}`],
+        ['hset', k.blockSight(blocked), blocker, `e${since}:${sight.blockedSaw ?? ''}`],
+      )
     })
     await this.#apply(ops)
   }

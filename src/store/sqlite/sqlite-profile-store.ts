@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS blocks (
   PRIMARY KEY (blocker, blocked)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked, blocker);
+CREATE TABLE IF NOT EXISTS block_ends (
+  viewer TEXT NOT NULL,
+  target TEXT NOT NULL,
+  saw INTEGER,
+  since INTEGER NOT NULL,
+  PRIMARY KEY (viewer, target)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS places (
   place_id TEXT PRIMARY KEY,
   universe_id TEXT NOT NULL,
@@ -146,6 +153,19 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
           'ON CONFLICT (blocker, blocked) DO UPDATE SET blocker_saw = excluded.blocker_saw, blocked_saw = excluded.blocked_saw',
       ),
       removeBlock: db.prepare('DELETE FROM blocks WHERE blocker = ? AND blocked = ?'),
+      hasBlock: db.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM blocks WHERE blocker = ? AND blocked = ?',
+      ),
+      blockEndsOf: db.prepare<[string], { target: string; saw: number | null; since: number }>(
+        'SELECT target, saw, since FROM block_ends WHERE viewer = ?',
+      ),
+      addBlockEnd: db.prepare(
+        'INSERT INTO block_ends (viewer, target, saw, since) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (viewer, target) DO UPDATE SET saw = excluded.saw, since = excluded.since',
+      ),
+      removeBlockEnds: db.prepare(
+        'DELETE FROM block_ends WHERE (viewer = ? AND target = ?) OR (viewer = ? AND target = ?)',
+      ),
       getPlace: db.prepare<[string], { universe_id: string; root_place_id: string; name: string }>(
         'SELECT universe_id, root_place_id, name FROM places WHERE place_id = ?',
       ),
@@ -268,16 +288,20 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     isBlocked: boolean,
     sight?: BlockSight,
   ): Promise<void> {
-    if (isBlocked) {
-      this.#stmt.addBlock.run(
-        blocker,
-        blocked,
-        sight?.blockerSaw ?? null,
-        sight?.blockedSaw ?? null,
-      )
-    } else {
-      this.#stmt.removeBlock.run(blocker, blocked)
-    }
+    const s = this.#stmt
+    this.db.transaction(() => {
+      if (isBlocked) {
+        s.addBlock.run(blocker, blocked, sight?.blockerSaw ?? null, sight?.blockedSaw ?? null)
+        s.removeBlockEnds.run(blocker, blocked, blocked, blocker)
+        return
+      }
+      s.removeBlock.run(blocker, blocked)
+      // no block left between them: each keeps what it saw through it (Relation.since)
+      if (sight?.since !== undefined && !s.hasBlock.get(blocked, blocker)) {
+        s.addBlockEnd.run(blocker, blocked, sight.blockerSaw ?? null, sight.since)
+        s.addBlockEnd.run(blocked, blocker, sight.blockedSaw ?? null, sight.since)
+      }
+    })()
     this.#relations.delete(blocker)
     this.#relations.delete(blocked)
     return Promise.resolve()
@@ -390,7 +414,15 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
                 r.sight?.blockerSaw ?? null,
                 r.sight?.blockedSaw ?? null,
               )
-            } else s.removeBlock.run(r.blocker, r.blocked)
+              s.removeBlockEnds.run(r.blocker, r.blocked, r.blocked, r.blocker)
+            } else {
+              s.removeBlock.run(r.blocker, r.blocked)
+              const since = r.sight?.since
+              if (since !== undefined && !s.hasBlock.get(r.blocked, r.blocker)) {
+                s.addBlockEnd.run(r.blocker, r.blocked, r.sight?.blockerSaw ?? null, since)
+                s.addBlockEnd.run(r.blocked, r.blocker, r.sight?.blockedSaw ?? null, since)
+              }
+            }
             break
         }
       }
@@ -500,8 +532,12 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     for (const r of this.#stmt.blockersOf.iterate(viewer)) {
       if (blocked.get(r.blocker) === undefined) blocked.set(r.blocker, r.blocked_saw ?? undefined)
     }
+    const ended: Array<{ target: string; saw: number | null; since: number }> = []
+    for (const r of this.#stmt.blockEndsOf.iterate(viewer)) {
+      if (!blocked.has(r.target)) ended.push(r)
+    }
     let relations: ViewerRelations = NO_RELATIONS
-    if (friends.size > 0 || blocked.size > 0) {
+    if (friends.size > 0 || blocked.size > 0 || ended.length > 0) {
       const byTarget = new Map<string, Relation>()
       const byValue = new Map<number, Relation>()
       for (const friend of friends) byTarget.set(friend, befriended)
@@ -513,6 +549,17 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
             lastOnline === undefined
               ? { friends: isFriend, blocked: true }
               : { friends: isFriend, blocked: true, lastOnline },
+          ),
+        )
+      }
+      for (const { target, saw, since } of ended) {
+        const isFriend = friends.has(target)
+        byTarget.set(
+          target,
+          Object.freeze(
+            saw === null
+              ? { friends: isFriend, blocked: false, since }
+              : { friends: isFriend, blocked: false, lastOnline: saw, since },
           ),
         )
       }
