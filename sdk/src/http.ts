@@ -351,7 +351,7 @@ export function subjectOf(token: string): string | undefined {
 }
 
 /** A wait in seconds, as a message says it: "120 s", "1.5 s". */
-function seconds(ms: number): string {
+export function seconds(ms: number): string {
   return `${Math.round(ms) / 1000} s`
 }
 

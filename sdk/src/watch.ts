@@ -1,7 +1,14 @@
 import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
 import { PresencedError } from './errors.js'
-import { isObject, networkReason, redactUrls, type Transport } from './http.js'
+import {
+  isObject,
+  networkReason,
+  parseRetryAfter,
+  redactUrls,
+  seconds,
+  type Transport,
+} from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
 import { PresenceType, dateOf, genericLocation, placeOf, type Presence } from './presence.js'
@@ -87,7 +94,12 @@ export interface SubscribeOptions {
   transport?: 'auto' | 'websocket' | 'sse'
   /**
    * Reconnect backoff: the first wait, doubled on each failed attempt up to the cap (jitter
-   * included: no wait is longer than `maxDelayMs`); `false` makes a dropped connection fatal.
+   * included: no backoff is longer than `maxDelayMs`); `false` makes a dropped connection fatal.
+   * A refusal that says when to come back (`retryAfterMs` of a `RATE_LIMITED` frame, an SSE
+   * `Retry-After`) is never tried sooner, even past `maxDelayMs`: the wait is the server's rule,
+   * and a subscription has no caller waiting on it (a call's retry fails instead). Such a wait is
+   * told: `reconnecting`'s `delayMs` is it, and its error's message ends `(reconnecting in 200 s
+   * as the server asks, more than reconnect.maxDelayMs, 15 s)`, `retryAfterMs` set.
    * @default { minDelayMs: 500, maxDelayMs: 15000 }
    */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false
@@ -155,13 +167,27 @@ interface ResumePoint {
 
 /** An `add()` not answered yet: a snapshot of its ids resolves it, a refusal rejects it. */
 interface PendingAdd {
-  readonly ids: readonly string[]
+  /**
+   * The ids it added and still asks for: remove() takes ids out, so that its refusal does not
+   * take back an id a later add() asked for again (a watched id is wanted by one add at most).
+   */
+  readonly wanted: Set<string>
   /** The number of the subscribe frame (or SSE request) that carries it; undefined: not sent. */
   frame: number | undefined
   /** What add() returned: a later add() of the same ids settles with it. */
   promise: Promise<void>
   resolve(): void
   reject(error: unknown): void
+}
+
+/**
+ * A subscribe sent on the open WebSocket and not answered yet. The server answers a connection's
+ * subscribes in the order sent, each by a snapshot of exactly its ids or by an error frame.
+ */
+interface SentSubscribe {
+  /** The add() frame it carries; undefined: every watched id (the first, or after a reset). */
+  readonly frame: number | undefined
+  readonly ids: readonly string[]
 }
 
 /**
@@ -198,12 +224,13 @@ export class Subscription
   /** Each watched user's latest presence, from the events delivered so far. */
   readonly #current = new Map<string, Presence>()
   #heartbeat: Record<string, unknown> | undefined
-  #resetPending = false
   /**
-   * A subscribe of every watched id went out (the first, or after a reset) and its snapshot has
-   * not come: an error frame meanwhile is its refusal, and no snapshot will follow.
+   * A reset came: the snapshot of every watched id that follows it (over a WebSocket, the one
+   * answering the subscribe sent for the reset, not an add()'s) replaces all state.
    */
-  #awaitingSnapshot = false
+  #resetPending = false
+  /** WebSocket: the subscribes of this connection not answered yet, oldest first. */
+  #sent: SentSubscribe[] = []
   #attempt = 0
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
@@ -284,7 +311,7 @@ export class Subscription
     const added = [...asked].filter((id) => !this.#ids.has(id))
     // ids an earlier add() is still waiting for are answered by its answer
     const earlier = this.#adds
-      .filter((a) => a.ids.some((id) => asked.has(id)))
+      .filter((a) => [...asked].some((id) => a.wanted.has(id)))
       .map((a) => a.promise)
     if (added.length === 0) return earlier.length === 0 ? Promise.resolve() : allOf(earlier)
     if (this.#closed) {
@@ -302,14 +329,20 @@ export class Subscription
       reject = rej
     })
     answered.catch(() => {})
-    const pending: PendingAdd = { ids: added, frame: undefined, promise: answered, resolve, reject }
+    const pending: PendingAdd = {
+      wanted: new Set(added),
+      frame: undefined,
+      promise: answered,
+      resolve,
+      reject,
+    }
     this.#adds.push(pending)
     if (this.#kind() === 'sse') {
       pending.frame = ++this.#frames
       this.#reopen()
     } else if (this.#connection !== undefined && this.#opened) {
       pending.frame = ++this.#frames
-      this.#connection.send({ type: 'subscribe', ids: added, positions: true })
+      this.#subscribe(this.#connection, added, pending.frame)
     } else for (const id of added) this.#unsent.add(id)
     return earlier.length === 0 ? answered : allOf([answered, ...earlier])
   }
@@ -328,8 +361,9 @@ export class Subscription
       this.#current.delete(id)
     }
     // an add() with nothing left to watch is answered, unless its subscribe is on a WebSocket
-    // (the server answers those in order: a refusal is told to the oldest one waiting)
-    for (const add of this.#adds.filter((a) => !a.ids.some((id) => this.#ids.has(id)))) {
+    // (the server answers those in order: it takes its answer, refusal or not, and resolves)
+    for (const add of this.#adds) for (const id of removed) add.wanted.delete(id)
+    for (const add of this.#adds.filter((a) => a.wanted.size === 0)) {
       if (add.frame !== undefined && this.#kind() === 'websocket') continue
       this.#adds.splice(this.#adds.indexOf(add), 1)
       add.resolve()
@@ -431,16 +465,12 @@ export class Subscription
             // the ids of add()s not answered yet go in a subscribe of their own, after this one:
             // a refusal of theirs (a limit they take the stream past) refuses only them
             const first = [...this.#ids].filter((id) => !this.#unsent.has(id))
-            if (first.length > 0) {
-              connection.send({ type: 'subscribe', ids: first, positions: true })
-              this.#awaitingSnapshot = true
-            } else {
-              this.#resolveReady()
-            }
+            if (first.length > 0) this.#subscribe(connection, first, undefined)
+            else this.#resolveReady()
           }
           if (this.#unsent.size > 0) {
-            connection.send({ type: 'subscribe', ids: [...this.#unsent], positions: true })
             const frame = ++this.#frames
+            this.#subscribe(connection, [...this.#unsent], frame)
             for (const add of this.#adds) add.frame ??= frame
           }
           this.#unsent.clear()
@@ -464,6 +494,7 @@ export class Subscription
     }
     let connection: Connection
     this.#opened = false
+    this.#sent = []
     try {
       connection =
         kind === 'websocket'
@@ -491,9 +522,14 @@ export class Subscription
     }
   }
 
+  /** Sends a subscribe of `ids` (of add() frame `frame`; undefined: every id), to be answered. */
+  #subscribe(connection: Connection, ids: readonly string[], frame: number | undefined): void {
+    connection.send({ type: 'subscribe', ids, positions: true })
+    this.#sent.push({ frame, ids })
+  }
+
   /** Ends the open connection for `error`: fails the subscription, or reconnects. */
   #drop(error: PresencedError, fatal: boolean): void {
-    this.#awaitingSnapshot = false
     this.#connection?.close()
     this.#connection = undefined
     this.#unanswered()
@@ -515,18 +551,36 @@ export class Subscription
       },
       this.#transport.random,
     )
-    // a refusal that says when to come back (RATE_LIMITED) is not tried sooner
-    const delayMs = Math.max(
-      backoff,
-      error instanceof PresencedError ? (error.retryAfterMs ?? 0) : 0,
-    )
+    // a refusal that says when to come back (RATE_LIMITED) is not tried sooner, even past the
+    // cap (the server's rule: sooner is refused again); a wait past the cap says so
+    const retryAfterMs = error instanceof PresencedError ? error.retryAfterMs : undefined
+    const delayMs = Math.max(backoff, retryAfterMs ?? 0)
+    const maxDelayMs = options?.maxDelayMs ?? 15_000
+    let told = error
+    if (
+      error instanceof PresencedError &&
+      retryAfterMs !== undefined &&
+      retryAfterMs > maxDelayMs
+    ) {
+      told = new PresencedError(
+        `${error.message} (reconnecting in ${seconds(delayMs)} as the server asks, more than reconnect.maxDelayMs, ${seconds(maxDelayMs)})`,
+        {
+          status: error.status,
+          code: error.code,
+          protocol: error.protocol,
+          retryAfterMs,
+          body: error.body,
+          cause: error,
+        },
+      )
+    }
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#connect()
     }, delayMs)
     // after the timer: a listener's add() (SSE) then waits for it rather than opening a
     // connection the timer's would replace without closing
-    this.emit('reconnecting', { attempt: this.#attempt, delayMs, error })
+    this.emit('reconnecting', { attempt: this.#attempt, delayMs, error: told })
   }
 
   #fail(error: unknown): void {
@@ -561,22 +615,44 @@ export class Subscription
    */
   #unanswered(): void {
     if (this.#kind() !== 'websocket') return
-    for (const add of this.#adds) {
+    // a subscribe of every id unanswered (the first, or after a reset): the stream may not watch
+    // them, so the next connection starts a fresh one rather than resuming it
+    if (this.#sent.some((s) => s.frame === undefined)) this.#resume = undefined
+    this.#sent = []
+    for (const add of [...this.#adds]) {
       if (add.frame === undefined) continue
       add.frame = undefined
-      for (const id of add.ids) if (this.#ids.has(id)) this.#unsent.add(id)
+      // nothing left to ask for (its ids were removed): nothing to wait for
+      if (add.wanted.size === 0) this.#settle(add, undefined)
+      else for (const id of add.wanted) this.#unsent.add(id)
     }
+  }
+
+  /**
+   * Takes `add` out of the waiting ones: resolved, or rejected for `refusal`, its ids then no
+   * longer watched (nothing of a refused subscribe is applied). An add whose ids were all
+   * removed meanwhile resolves either way: nothing of it is wanted.
+   */
+  #settle(add: PendingAdd, refusal: PresencedError | undefined): void {
+    this.#adds.splice(this.#adds.indexOf(add), 1)
+    if (refusal === undefined || add.wanted.size === 0) return add.resolve()
+    for (const id of add.wanted) {
+      this.#ids.delete(id)
+      this.#unsent.delete(id)
+      this.#positions.delete(id)
+      this.#current.delete(id)
+    }
+    add.reject(refusal)
   }
 
   /** A snapshot arrived: the adds whose every id it tells are answered. */
   #answerAdds(presences: readonly Presence[]): void {
     if (this.#adds.length === 0) return
     const told = new Set(presences.map((p) => p.userId))
-    for (let i = this.#adds.length - 1; i >= 0; i--) {
-      const add = this.#adds[i]!
-      if (add.ids.every((id) => told.has(id) || !this.#ids.has(id))) {
-        this.#adds.splice(i, 1)
-        add.resolve()
+    for (const add of [...this.#adds]) {
+      // one with nothing left to ask for waits for its own answer (WebSocket; SSE resolved it)
+      if (add.wanted.size > 0 && [...add.wanted].every((id) => told.has(id))) {
+        this.#settle(add, undefined)
       }
     }
   }
@@ -596,16 +672,7 @@ export class Subscription
       if (picked === undefined || (newest ? frame > picked : frame < picked)) picked = frame
     }
     if (picked === undefined) return false
-    for (const add of this.#adds.filter((a) => a.frame === picked)) {
-      this.#adds.splice(this.#adds.indexOf(add), 1)
-      for (const id of add.ids) {
-        this.#ids.delete(id)
-        this.#unsent.delete(id)
-        this.#positions.delete(id)
-        this.#current.delete(id)
-      }
-      add.reject(error)
-    }
+    for (const add of this.#adds.filter((a) => a.frame === picked)) this.#settle(add, error)
     return true
   }
 
@@ -634,8 +701,13 @@ export class Subscription
       this.#positions.clear()
       this.#resetPending = true
       if (this.#connection?.kind === 'websocket') {
-        this.#connection.send({ type: 'subscribe', ids: [...this.#ids], positions: true })
-        this.#awaitingSnapshot = true
+        // subscribes sent before this one (add()s after the resume) are answered first: their
+        // snapshots tell only their ids, and only this one's replaces everything
+        if (this.#ids.size > 0) this.#subscribe(this.#connection, [...this.#ids], undefined)
+        else {
+          this.#resetPending = false
+          this.#current.clear()
+        }
       }
       return
     }
@@ -660,15 +732,34 @@ export class Subscription
         // backoff, from the same point (over SSE the server has ended the request anyway)
         return this.#drop(error, FATAL_REFUSALS.has(String(error.code)))
       }
-      if (this.#awaitingSnapshot && this.#connection?.kind === 'websocket') {
-        // the subscribe of every watched id was refused: no snapshot will come, and `ready`
-        // would wait for ever. As over SSE, where the same refusals are HTTP statuses: a bad
-        // request is fatal; a limit or an outage is tried again after a backoff
-        if (FATAL_REFUSALS.has(String(error.code))) return this.#drop(error, true)
-        if (RETRIED_REFUSALS.has(String(error.code))) return this.#drop(error, false)
+      const code = String(error.code)
+      const head = this.#sent[0]
+      if (
+        head !== undefined &&
+        this.#connection?.kind === 'websocket' &&
+        (frame.for === 'subscribe' ||
+          (frame.for === undefined && (SUBSCRIBE_REFUSALS.has(code) || RETRIED_REFUSALS.has(code))))
+      ) {
+        // the oldest subscribe not answered is refused (a connection's are answered in order)
+        if (head.frame === undefined) {
+          // the subscribe of every watched id: no snapshot will come, and `ready` would wait for
+          // ever. As over SSE, where the same refusals are HTTP statuses: a bad request is
+          // fatal; a limit or an outage is tried again after a backoff
+          if (FATAL_REFUSALS.has(code)) return this.#drop(error, true)
+          if (RETRIED_REFUSALS.has(code)) return this.#drop(error, false)
+          this.#sent.shift()
+        } else {
+          // an add()'s: its promise rejects; listeners still hear of it
+          this.#sent.shift()
+          for (const add of this.#adds.filter((a) => a.frame === head.frame)) {
+            this.#settle(add, error)
+          }
+        }
+        if (this.listenerCount('warning') > 0) this.emit('warning', error)
+        return
       }
       // a later subscribe refused (an add): its promise rejects; listeners still hear of it
-      const refused = SUBSCRIBE_REFUSALS.has(String(error.code)) && this.#refuseAdds(error)
+      const refused = SUBSCRIBE_REFUSALS.has(code) && this.#refuseAdds(error)
       if (this.listenerCount('warning') > 0) this.emit('warning', error)
       // the server ends an SSE request whose subscribe it refused: open the rest at once
       if (refused && this.#connection?.kind === 'sse') this.#reopen()
@@ -682,7 +773,21 @@ export class Subscription
     this.#keepPositions(frame, event)
     let delivered: PresenceEvent = event
     if (event.type === 'snapshot') {
-      this.#awaitingSnapshot = false
+      let reset = this.#resetPending
+      if (this.#connection?.kind === 'websocket') {
+        // the subscribe it answers: the oldest sent, when it tells exactly its ids (a snapshot
+        // replayed after a resume answers a subscribe of an earlier connection, not this one's)
+        const head = this.#sent[0]
+        const answered = head !== undefined && sameIds(head.ids, event.presences)
+        if (answered) this.#sent.shift()
+        // a reset's state is the snapshot of every id sent for it, not an add()'s before it
+        reset &&= answered && head.frame === undefined
+        if (answered && head.frame !== undefined) {
+          for (const add of this.#adds.filter((a) => a.frame === head.frame)) {
+            this.#settle(add, undefined)
+          }
+        }
+      }
       this.#answerAdds(event.presences)
       const presences: Presence[] = []
       const raw: NativePresence[] = []
@@ -691,11 +796,13 @@ export class Subscription
         presences.push(p)
         raw.push(event.raw[i]!)
       })
-      delivered = { ...event, presences, raw, reset: this.#resetPending }
+      delivered = { ...event, presences, raw, reset }
       // a reset's snapshot replaces everything known before the gap
-      if (this.#resetPending) this.#current.clear()
+      if (reset) {
+        this.#current.clear()
+        this.#resetPending = false
+      }
       for (const presence of presences) this.#current.set(presence.userId, presence)
-      this.#resetPending = false
       this.#resolveReady()
     } else if (!this.#ids.has(event.presence.userId)) {
       return
@@ -706,6 +813,13 @@ export class Subscription
     this.emit('event', delivered)
     for (const queue of this.#iterators) queue.push(delivered)
   }
+}
+
+/** Whether `presences` are of exactly `ids` (as a snapshot answering their subscribe is). */
+function sameIds(ids: readonly string[], presences: readonly Presence[]): boolean {
+  if (ids.length !== presences.length) return false
+  const told = new Set(presences.map((p) => p.userId))
+  return ids.every((id) => told.has(id))
 }
 
 /** Settles once every one of `promises` has resolved, or with the first rejection; handled. */
@@ -1126,6 +1240,8 @@ function openSse(
           status: response.status,
           code: typeof inner?.code === 'string' ? inner.code : undefined,
           protocol: 'native',
+          // a reconnect waits for it, as for a WebSocket refusal's retryAfterMs
+          retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
           body,
         },
       )

@@ -186,22 +186,31 @@ test('a dropped WebSocket reconnects and resumes without a gap', async (t) => {
   assert.equal(recording.sockets.length, 2)
 })
 
-test('when the stream cannot be resumed, a fresh snapshot arrives with reset: true', async (t) => {
-  // the stream is dropped at once and no change is kept in the history: nothing to resume from
+/**
+ * A WebSocket subscription (ready) whose next resume gets a reset: the stream is dropped at once
+ * and no change is kept in the history, so nothing to resume from. The resume goes out only once
+ * a change of PLAYER (`changed`) is made: a reconnect quicker than the write (a loaded machine)
+ * would otherwise find nothing missed and get the change live. `drop()` cuts the connection.
+ */
+async function resetOnResume(t: TestContext, ids: Array<string | number> = [PLAYER], config = {}) {
   const { server, player, watcherToken } = await setup(t, {
     realtimeResumeMs: 0,
     realtimeHistory: 0,
+    ...config,
   })
   const { recording, client } = recordingClient(server.url, watcherToken)
-  const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50 } })
+  const sub = client.subscribe(ids, { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
   t.after(() => sub.close())
   const events = eventsOf(sub)
   await events.next()
-  // the resume goes out only once the change is made: a reconnect quicker than the write (a
-  // loaded machine) would otherwise find nothing missed and get the change live
   const changed = player.registerAppPresence({ placeId: 1818 })
   recording.gate.hold = changed
-  recording.sockets[0]!.terminate()
+  return { sub, events, changed, drop: () => recording.sockets[0]!.terminate() }
+}
+
+test('when the stream cannot be resumed, a fresh snapshot arrives with reset: true', async (t) => {
+  const { events, changed, drop } = await resetOnResume(t)
+  drop()
   await changed
   const fresh = await events.next()
   assert.equal(fresh.type, 'snapshot')
@@ -215,7 +224,6 @@ for (const transport of ['websocket', 'sse'] as const) {
     const client = createClient({ baseUrl: server.url, token: 'not-a-token', WebSocket })
     const sub = client.subscribe([1], { transport })
     const reconnects: unknown[] = []
-    sub.on('reconnecting', (r) => reconnects.push(r))
     await assert.rejects(sub.ready, { status: 401 })
     assert.deepEqual(reconnects, [])
   })
@@ -278,7 +286,6 @@ for (const transport of ['websocket', 'sse'] as const) {
       const sub = client.subscribe(ids, { transport, reconnect: { minDelayMs: 50 } })
       t.after(() => sub.close())
       const reconnects: unknown[] = []
-      sub.on('reconnecting', (r) => reconnects.push(r))
       const waited = new Promise((resolve) => setTimeout(() => resolve('still pending'), 3000))
       const outcome = await Promise.race([
         sub.ready.then(
@@ -436,20 +443,25 @@ for (const transport of ['websocket', 'sse'] as const) {
   )
 }
 
-test('a refused heartbeat (RATE_LIMITED, for: heartbeat) is a warning: it does not refuse an add() waiting for its snapshot', async (t) => {
+/** A client of WATCHER's on a server whose request budget is `max` per minute, not renewed. */
+async function budgeted(t: TestContext, max: number) {
   // a clock at the start of its rate-limit window: the budget does not renew during the test
   const windowMs = 60_000
   const clock = new ManualClock(Math.floor(Date.now() / windowMs) * windowMs)
   const server = await startApp(t, {
     listen: true,
     clock,
-    config: { flapGraceMs: 0, rateLimitMax: 4, rateLimitWindowSeconds: windowMs / 1000 },
+    config: { flapGraceMs: 0, rateLimitMax: max, rateLimitWindowSeconds: windowMs / 1000 },
   })
-  const client = createClient({
+  return createClient({
     baseUrl: server.url,
     token: await server.tokens.issue(WATCHER as never),
     WebSocket,
   })
+}
+
+test('a refused heartbeat (RATE_LIMITED, for: heartbeat) is a warning: it does not refuse an add() waiting for its snapshot', async (t) => {
+  const client = await budgeted(t, 4)
   const sub = client.subscribe([42])
   t.after(() => sub.close())
   await sub.ready
@@ -480,11 +492,16 @@ test('a refused heartbeat (RATE_LIMITED, for: heartbeat) is a warning: it does n
 
 /** A subscription to 42 (not ready yet), for a user who may watch 2 users at most. */
 async function watching42(t: TestContext, transport: 'websocket' | 'sse'): Promise<Subscription> {
-  const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+  return (await watching42Of(t, transport, 2)).sub
+}
+
+/** watching42, for a user who may watch `watches` users at most; with PLAYER's client. */
+async function watching42Of(t: TestContext, transport: 'websocket' | 'sse', watches: number) {
+  const { server, player, watcherToken } = await setup(t, { realtimeWatchesPerUser: watches })
   const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
   const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
   t.after(() => sub.close())
-  return sub
+  return { sub, player }
 }
 
 /** `promise`'s outcome, or 'still pending' after `ms`. */
@@ -637,5 +654,144 @@ test(
     assert.equal(await settledWithin(sub.ready), 'resolved', 'not failed: the 999 are watched')
     assert.equal(sub.ids.size, 999)
     assert.equal(sub.presences.size, 999)
+  },
+)
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, an add() refused after its ids were removed and added again does not take them out: the later add() is judged on its own`,
+    { timeout: 20_000 },
+    async (t) => {
+      const { sub, player } = await watching42Of(t, transport, 2)
+      await sub.ready
+      // three users: past the limit of 2, refused whole (over a WebSocket, once its answer comes)
+      const first = sub.add([PLAYER, 8])
+      sub.remove([PLAYER, 8])
+      // two users: within the limit
+      const second = sub.add([PLAYER])
+      const [a, b] = await Promise.all([settledWithin(first), settledWithin(second)])
+      assert.equal(b, 'resolved', `the later add() is taken, got ${String(b)}`)
+      assert.equal(
+        a,
+        'resolved',
+        'the ids of the first add() were removed: nothing of it is wanted',
+      )
+      assert.deepEqual([...sub.ids], ['42', PLAYER])
+      assert.ok(sub.presences.has(PLAYER), 'the later add() snapshot was delivered')
+      // the stream watches it: a change of the user's is heard
+      await player.registerAppPresence({ location: 'Lobby' })
+      const online = await new Promise<PresenceEvent>((resolve) => sub.once('online', resolve))
+      assert.equal(online.type === 'online' && online.presence.userId, PLAYER)
+    },
+  )
+}
+
+test(
+  'after a WebSocket reset, only the snapshot of the fresh subscribe carries reset: true, not that of an add() answered before it',
+  { timeout: 20_000 },
+  async (t) => {
+    const { sub, events, changed, drop } = await resetOnResume(t)
+    // an add() while the connection is down: its subscribe follows the resume on the next one
+    const down = new Promise<{ added: Promise<void> }>((resolve) =>
+      sub.once('reconnecting', () => resolve({ added: sub.add([42]) })),
+    )
+    drop()
+    await changed
+    assert.equal(await settledWithin((await down).added), 'resolved')
+    const snapshots: Extract<PresenceEvent, { type: 'snapshot' }>[] = []
+    while (!snapshots.some((s) => s.presences.length === 2)) {
+      const event = await events.next()
+      if (event.type === 'snapshot') snapshots.push(event)
+    }
+    assert.deepEqual(
+      snapshots.map((s) => [s.presences.map((p) => p.userId), s.reset]),
+      [
+        [['42'], false],
+        [[PLAYER, '42'], true],
+      ],
+      'the add() snapshot first, then the fresh one of every id, which alone says reset',
+    )
+    assert.equal(sub.presences.get(PLAYER)?.type, PresenceType.InGame)
+    assert.equal(sub.presences.get('42')?.type, PresenceType.Offline)
+  },
+)
+
+/**
+ * A reconnect after a RATE_LIMITED refusal whose wait is past reconnect.maxDelayMs (0.2 s): no
+ * sooner than the server asks, and the error says so.
+ */
+function assertServerWait({ delayMs, error }: { delayMs: number; error: unknown }): void {
+  assert.ok(error instanceof PresencedError)
+  assert.equal(error.code, 'RATE_LIMITED')
+  assert.ok(
+    error.retryAfterMs !== undefined && error.retryAfterMs > 200,
+    String(error.retryAfterMs),
+  )
+  assert.ok(
+    delayMs >= error.retryAfterMs,
+    `waits ${delayMs} ms, the server asks ${error.retryAfterMs}`,
+  )
+  assert.match(
+    error.message,
+    /\(reconnecting in \d+(\.\d+)? s as the server asks, more than reconnect\.maxDelayMs, 0\.2 s\)$/,
+  )
+}
+
+test(
+  'a WebSocket subscribe refused RATE_LIMITED with a retryAfterMs past reconnect.maxDelayMs: the reconnect waits as the server asks, and says so',
+  { timeout: 30_000 },
+  async (t) => {
+    // 1 id a second per connection (a budget of 1000): a resume by 600 positions leaves 400, and
+    // the subscribe of the 600 ids after its reset is refused for 200 s
+    const ids = [PLAYER, ...Array.from({ length: 599 }, (_, i) => i + 1)]
+    const { sub, drop } = await resetOnResume(t, ids, { realtimeSubscribeRate: 1 })
+    const refused = new Promise<{ delayMs: number; error: unknown }>((resolve) =>
+      sub.on('reconnecting', (r) => {
+        if (r.error instanceof PresencedError && r.error.code === 'RATE_LIMITED') resolve(r)
+      }),
+    )
+    drop()
+    assertServerWait(await refused)
+  },
+)
+
+test(
+  'an SSE request refused 429 with Retry-After is tried again no sooner, as a WebSocket refusal with retryAfterMs is',
+  { timeout: 20_000 },
+  async (t) => {
+    const client = await budgeted(t, 1)
+    const sub = client.subscribe([42], {
+      transport: 'sse',
+      reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+    })
+    t.after(() => sub.close())
+    await sub.ready
+    const refused = new Promise<{ delayMs: number; error: unknown }>((resolve) =>
+      sub.once('reconnecting', resolve),
+    )
+    // the add reopens the stream: a second request, past the budget of one
+    void sub.add([7])
+    assertServerWait(await refused)
+  },
+)
+
+test(
+  'over websocket, an add() whose ids were removed waits for its own answer: an earlier add() snapshot does not settle it, so its refusal is not told to the next add()',
+  { timeout: 20_000 },
+  async (t) => {
+    const { sub } = await watching42Of(t, 'websocket', 3)
+    await sub.ready
+    const fits = sub.add([5]) // 2 watches
+    const refused = sub.add([7, 8]) // 4: refused
+    sub.remove([7, 8])
+    const later = sub.add([9]) // 3: taken
+    const outcomes = await Promise.all([fits, refused, later].map((p) => settledWithin(p)))
+    assert.deepEqual(
+      outcomes,
+      ['resolved', 'resolved', 'resolved'],
+      outcomes.map(String).join('; '),
+    )
+    assert.deepEqual([...sub.ids], ['42', '5', '9'])
+    assert.ok(sub.presences.has('9'), 'the later add() snapshot was delivered')
   },
 )
