@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { request, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { LeanRoutes, type LeanReply } from './lean-routes.js'
 
@@ -78,4 +78,114 @@ test('a reply the socket still holds part of is not given back', async (t) => {
   assert.equal(received.length, body.length)
   assert.ok(received.equals(body))
   assert.equal(reclaimed.length, 0)
+})
+
+/**
+ * A server with Fastify's connectionTimeout of `idleMs`: lean routes at /lean (answering `{}`)
+ * and /big (64 MiB), everything else to a fallback that never answers (a hung Fastify route).
+ * Each lean request's socket timeout as its handler starts goes into `seen`.
+ */
+async function idleServer(idleMs: number, seen: Array<number | undefined>) {
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  for (const [path, body] of [
+    ['/lean', Buffer.from('{}')],
+    ['/big', Buffer.alloc(64 << 20, 0x61)],
+  ] as const) {
+    routes.add({
+      method: 'POST',
+      path,
+      route: path,
+      internalError: { status: 500, headers: {}, body: '' },
+      async handle(request, _ip, readBody): Promise<LeanReply> {
+        seen.push(request.socket.timeout)
+        await readBody()
+        return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body }
+      },
+    })
+  }
+  const server: Server = routes.serverFactory(() => {}, { connectionTimeout: idleMs })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return { server, port }
+}
+
+/** Opens a raw connection; resolves when it is open, with when (ms) the server closes it. */
+function rawConnection(port: number) {
+  return new Promise<{ socket: Socket; closed: Promise<number>; text: () => string }>(
+    (resolve, reject) => {
+      const socket = connect(port, '127.0.0.1')
+      let text = ''
+      socket.setEncoding('latin1')
+      socket.on('data', (chunk: string) => (text += chunk))
+      socket.on('error', () => {})
+      const closed = new Promise<number>((done) => socket.on('close', () => done(Date.now())))
+      socket.once('connect', () => resolve({ socket, closed, text: () => text }))
+      socket.once('error', reject)
+    },
+  )
+}
+
+const leanRequest = (path: string) =>
+  `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`
+
+/** Resolves once `text()` holds `count` replies' status lines. */
+async function replies(text: () => string, count: number) {
+  while ((text().match(/HTTP\/1\.1 200/g) ?? []).length < count) {
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+test('a lean request on a kept-alive connection arms no idle timer (issue 19: ~2.5k instructions per heartbeat)', async (t) => {
+  const seen: Array<number | undefined> = []
+  const { server, port } = await idleServer(60_000, seen)
+  t.after(() => server.close())
+  const { socket, text } = await rawConnection(port)
+  t.after(() => socket.destroy())
+  socket.write(leanRequest('/lean'))
+  await replies(text, 1)
+  socket.write(leanRequest('/lean'))
+  await replies(text, 2)
+  // the first request finds the timer the connection opened with; the next one none
+  assert.deepEqual(seen, [60_000, 0])
+})
+
+test('connectionTimeout still closes an idle connection, a hung Fastify request and a lean reply nobody reads', async (t) => {
+  const IDLE = 300
+  const SLACK = 3000
+  const seen: Array<number | undefined> = []
+  const { server, port } = await idleServer(IDLE, seen)
+  t.after(() => server.close())
+  const serverSockets: Socket[] = []
+  server.on('connection', (socket: Socket) => serverSockets.push(socket))
+  // kept-alive connections (one request answered each), then: one whose next request Fastify
+  // never answers, one whose next lean reply (64 MiB) is never read, one that sends nothing
+  const hung = await rawConnection(port)
+  const unread = await rawConnection(port)
+  t.after(() => hung.socket.destroy())
+  t.after(() => unread.socket.destroy())
+  hung.socket.write(leanRequest('/lean'))
+  unread.socket.write(leanRequest('/lean'))
+  await Promise.all([replies(hung.text, 1), replies(unread.text, 1)])
+  const quiet = await rawConnection(port)
+  t.after(() => quiet.socket.destroy())
+  const started = Date.now()
+  hung.socket.write(leanRequest('/hangs'))
+  unread.socket.pause()
+  unread.socket.write(leanRequest('/big'))
+  // the server's side of each (a client that reads nothing sees no end of its socket), or
+  // Infinity when it is still open well past the bound
+  const closedOnServer = (client: Socket) =>
+    new Promise<number>((done) => {
+      const own = serverSockets.find((s) => s.remotePort === client.localPort)!
+      if (own.destroyed) return done(Date.now())
+      own.on('close', () => done(Date.now()))
+      setTimeout(() => done(Infinity), 2 * (IDLE + SLACK)).unref()
+    })
+  const closes = await Promise.all(
+    [quiet, hung, unread].map(({ socket }) => closedOnServer(socket)),
+  )
+  const names = ['a quiet connection', 'a hung Fastify request', 'an unread lean reply']
+  closes.forEach((at, i) => {
+    assert.ok(at - started < IDLE + SLACK, `${names[i]} cut after ${at - started} ms`)
+  })
 })
