@@ -31,7 +31,6 @@ import { Metrics, loggerOptions, registerObservability } from './observability.j
 import { resolveTokenSecret } from './token-secret.js'
 import { forwardedClientAddress, trustsHop } from './trusted-proxies.js'
 import { addBodyParsers } from '../protocols/shared/body-parsers.js'
-import { closeUpgradeRequests } from '../protocols/shared/upgrade-requests.js'
 
 export interface AppOverrides {
   clock?: Clock
@@ -49,9 +48,6 @@ export interface PresencedApp {
   /** The hot read routes answered on node:http when the app listens. */
   lean: LeanRoutes
 }
-
-/** A socket idle this long is closed (Node's server timeout; an upgrade request's socket too). */
-const CONNECTION_TIMEOUT_MS = 60_000
 
 const { version } = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
@@ -88,7 +84,7 @@ export async function buildApp(
     clientErrorHandler: clientErrors,
     // slow or abusive clients must not hold sockets forever (headers: see LeanRoutes)
     requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: CONNECTION_TIMEOUT_MS,
+    connectionTimeout: 60_000,
     ajv: {
       customOptions: {
         // a member a schema forbids is an error, never silently dropped
@@ -102,9 +98,6 @@ export async function buildApp(
       plugins: [(ajv: Ajv) => ajv.addKeyword(int64Keyword)],
     },
   })
-
-  // before any route: a request asking for an upgrade that is not one is answered, then closed
-  closeUpgradeRequests(app, CONNECTION_TIMEOUT_MS)
 
   warnUncheckedPlatformTokens(config, app.log)
   const tokens = new Tokens(resolveTokenSecret(config.tokenSecret, config.dataDir), {

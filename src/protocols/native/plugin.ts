@@ -10,20 +10,11 @@ import { KeepaliveWheel } from './keepalive.js'
 import { PendingAdmissions } from './admissions.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
-import {
-  headUpgrade,
-  notUpgradable,
-  refuseHandshake,
-  serveWebSocket,
-  type RealtimeDeps,
-} from './ws.js'
+import { headUpgrade, refuseHandshake, serveWebSocket, type RealtimeDeps } from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
-import { asksUpgrade } from '../shared/upgrade-requests.js'
 
 /** Ids one stream may watch, and one frame may carry. */
 const MAX_IDS = 1000
-/** The WebSocket route: the one route a request asking for an upgrade is upgraded on. */
-const REALTIME_URL = '/api/v1/realtime'
 /** Largest client frame; `ws` closes with 1009 beyond it. */
 const MAX_FRAME_BYTES = 64 * 1024
 
@@ -99,18 +90,9 @@ export async function nativeProtocol(
     if (!admission) throw streamLimit(settings.realtimeStreamsPerUser)
     admissions.hold(request, admission)
   }
-  // @fastify/websocket upgrades a request to any route of this scope (an SSE stream's: a 101, then
-  // a close): only the WebSocket route's GET is one to upgrade
-  app.addHook('onRequest', (request, _reply, done) => {
-    done(
-      asksUpgrade(request.raw) && request.routeOptions.url !== REALTIME_URL
-        ? notUpgradable()
-        : undefined,
-    )
-  })
   app.route({
     method: 'GET',
-    url: REALTIME_URL,
+    url: '/api/v1/realtime',
     preValidation: admit,
     handler: async (request) => {
       // Fastify serves HEAD with this handler, @fastify/websocket never upgrades one: a HEAD
