@@ -50,9 +50,8 @@ export interface StreamAccessDeps {
  * access.release() // when the stream ends on its own
  */
 export class StreamAccess implements Revocable {
-  /** When the token expires (epoch ms). */
-  readonly expiresAt: number
-  readonly #tokenId: string | undefined
+  /** The caller's token: its id and expiry (kept by reference: the connection holds it anyway). */
+  readonly #token: Pick<UserCaller, 'tokenId' | 'expiresAt'>
   readonly #deps: StreamAccessDeps
   readonly #holder: StreamHolder
   /** When the revocations were last looked at (epoch ms). */
@@ -66,13 +65,17 @@ export class StreamAccess implements Revocable {
     holder: StreamHolder,
     deps: StreamAccessDeps,
   ) {
-    this.expiresAt = caller.expiresAt
-    this.#tokenId = caller.tokenId
+    this.#token = caller
     this.#holder = holder
     this.#deps = deps
     this.#checkedAt = deps.clock.now()
     // a token revoked already ends the stream now (the holder is told before this returns)
-    deps.holds.hold(this.#tokenId, this)
+    deps.holds.hold(caller.tokenId, this)
+  }
+
+  /** When the token expires (epoch ms). */
+  get expiresAt(): number {
+    return this.#token.expiresAt
   }
 
   /** Why the stream may deliver no more; undefined while it may. */
@@ -87,11 +90,12 @@ export class StreamAccess implements Revocable {
    */
   stillAllowed(now = this.#deps.clock.now()): boolean {
     if (this.#reason !== undefined) return false
-    if (now >= this.expiresAt) {
+    const { tokenId, expiresAt } = this.#token
+    if (now >= expiresAt) {
       this.#reason = 'token expired'
-    } else if (this.#tokenId !== undefined && now - this.#checkedAt >= this.#deps.recheckMs) {
+    } else if (tokenId !== undefined && now - this.#checkedAt >= this.#deps.recheckMs) {
       this.#checkedAt = now
-      if (this.#deps.revocations.has(this.#tokenId)) this.#reason = 'token revoked'
+      if (this.#deps.revocations.has(tokenId)) this.#reason = 'token revoked'
     }
     if (this.#reason === undefined) return true
     this.#end()
@@ -105,7 +109,7 @@ export class StreamAccess implements Revocable {
    */
   watchExpiry(horizonMs: number): void {
     if (this.#timer !== undefined || this.#released || !this.stillAllowed()) return
-    const left = this.expiresAt - this.#deps.clock.now()
+    const left = this.#token.expiresAt - this.#deps.clock.now()
     if (left > horizonMs) return
     this.#timer = setTimeout(() => {
       this.#timer = undefined
@@ -128,7 +132,7 @@ export class StreamAccess implements Revocable {
     this.#released = true
     clearTimeout(this.#timer)
     this.#timer = undefined
-    this.#deps.holds.release(this.#tokenId, this)
+    this.#deps.holds.release(this.#token.tokenId, this)
   }
 
   #end(): void {
