@@ -30,6 +30,7 @@ import {
   sameSettings,
   settingsAudiences,
 } from '../core/privacy.js'
+import type { UserCaller } from '../core/caller.js'
 import { parseUserId, type UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import { Fanout, type FanoutOptions } from '../realtime/fanout.js'
@@ -56,6 +57,12 @@ import { eachSettled } from './each-settled.js'
 import { observedBus } from './observed-bus.js'
 import { RealtimeCensus } from './realtime-census.js'
 import { Revocations } from './revocations.js'
+import {
+  STREAM_RECHECK_MS,
+  StreamAccess,
+  type StreamAccessDeps,
+  type StreamHolder,
+} from './stream-access.js'
 import type { Tokens } from './tokens.js'
 import {
   EVERYONE,
@@ -182,6 +189,8 @@ export class PresenceService {
   readonly #settings: ServiceSettings
   readonly #observer: ServiceObserver
   readonly #revocations: Revocations
+  /** What every stream's access reads, made once (see streamAccess). */
+  #streamAccessDeps: StreamAccessDeps | undefined
   readonly #authFailures: AuthFailures
   readonly #janitor: Janitor
   readonly #places: PlaceCatalogue
@@ -753,6 +762,32 @@ export class PresenceService {
   }
 
   // ---- real-time and the dashboard ----
+
+  /**
+   * Whether a real-time stream opened with `caller`'s token may still deliver (see
+   * StreamAccess): the transport asks before each frame, and `holder` is told when the token
+   * expires or is revoked (at once, on any node's logout), so a stream lives no longer than its
+   * token. `recheckMs`: how often the revocations are looked up before a frame.
+   *
+   * @example
+   * const access = service.streamAccess(caller, connection)
+   * if (!access.stillAllowed()) connection.accessEnded(access.reason!)
+   */
+  streamAccess(
+    caller: UserCaller,
+    holder: StreamHolder,
+    recheckMs = STREAM_RECHECK_MS,
+  ): StreamAccess {
+    const deps =
+      recheckMs === STREAM_RECHECK_MS
+        ? (this.#streamAccessDeps ??= this.#accessDeps(STREAM_RECHECK_MS))
+        : this.#accessDeps(recheckMs)
+    return new StreamAccess(caller, holder, deps)
+  }
+
+  #accessDeps(recheckMs: number): StreamAccessDeps {
+    return { clock: this.#clock, revocations: this.#revocations, holds: this.auth, recheckMs }
+  }
 
   /** A fan-out of changes to real-time subscribers, reading through this service's stores. */
   createFanout(options: FanoutOptions): Fanout {

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ErrorCode } from '../../core/errors.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { Admission, Sink, Stream } from '../../service/realtime.js'
+import type { StreamAccess, StreamEnd } from '../../service/stream-access.js'
 import { userOf } from './auth.js'
 import { errorFrame, failureFrame, recoveryFrame, sendNativeError } from './errors.js'
 import { parsePositions } from './frames.js'
@@ -201,12 +202,12 @@ export function serveSse(
     let open = true
     /** Shutting down: nothing more is sent, so the checkpoint is what the client last got. */
     let paused = false
-    let expiry: NodeJS.Timeout | undefined
+    /** Whether the token that opened the stream still lets it deliver. */
+    let access: StreamAccess | undefined = undefined
     const end = (): void => {
       if (!open) return
       open = false
-      clearTimeout(expiry)
-      deps.service.auth.release(caller.tokenId, revocable)
+      access?.release()
       fanout.detach(stream, sink)
       deps.wheel.remove(keepalive)
       live.delete(shutdown)
@@ -236,34 +237,21 @@ export function serveSse(
       end()
     }
     /**
-     * A stream lives no longer than the token that opened it, as a WebSocket (close 4001): an
-     * error frame, then the end (the stream stays resumable with a fresh token). The timer is
-     * armed once less than two keepalive periods are left (each keepalive looks again).
+     * A stream lives no longer than the token that opened it, as a WebSocket (close 4001): its
+     * expiry or revocation (a logout, on any node) sends an error frame, then the end (the
+     * stream stays resumable with a fresh token).
      */
-    // a revocation of the token (a logout, on any node) ends the stream at once
-    const revocable = {
-      revoked: () => {
-        if (open) res.write(`data: ${errorFrame('UNAUTHENTICATED', 'token revoked')}\n\n`)
+    const holder = {
+      accessEnded: (reason: StreamEnd): void => {
+        if (open) res.write(`data: ${errorFrame('UNAUTHENTICATED', reason)}\n\n`)
         end()
       },
-    }
-    const armExpiry = (now: number): void => {
-      if (expiry !== undefined || !open) return
-      const left = caller.expiresAt - now
-      if (left <= 0) {
-        res.write(`data: ${errorFrame('UNAUTHENTICATED', 'token expired')}\n\n`)
-        return end()
-      }
-      if (left > 2 * deps.wheel.periodMs) return
-      expiry = setTimeout(() => {
-        expiry = undefined
-        armExpiry(Date.now())
-      }, left)
-      expiry.unref()
     }
     const sink: Sink = {
       send(frame, seq, token) {
         if (!open || paused) return
+        // past the token's expiry or revocation no frame goes out (accessEnded ends the stream)
+        if (access?.stillAllowed() === false) return
         if (res.writableLength + frame.length > deps.queueBytes) {
           log.info({ stream: stream.id, buffered: res.writableLength }, 'slow SSE consumer cut off')
           res.write(`data: ${errorFrame('SLOW_CONSUMER', 'slow consumer')}\n\n`)
@@ -289,8 +277,9 @@ export function serveSse(
     const keepalive: Kept = {
       wheelSlot: -1,
       keepalive: () => {
+        // a timer only once less than two keepalive periods are left; past them, the end
+        access?.watchExpiry(2 * deps.wheel.periodMs)
         if (open) res.write(': keepalive\n\n')
-        armExpiry(Date.now())
       },
       keepaliveFailed: (error) => {
         log.error({ err: error }, 'SSE keepalive failed')
@@ -308,15 +297,15 @@ export function serveSse(
     res.on('close', () => {
       if (!open) return
       open = false
-      clearTimeout(expiry)
-      deps.service.auth.release(caller.tokenId, revocable)
+      access?.release()
       deps.wheel.remove(keepalive)
       live.delete(shutdown)
       fanout.detach(stream, sink)
     })
 
-    deps.service.auth.hold(caller.tokenId, revocable)
-    armExpiry(Date.now())
+    // a token revoked or expired already ends the stream here
+    access = deps.service.streamAccess(caller, holder)
+    access.watchExpiry(2 * deps.wheel.periodMs)
     if (!open) return
 
     let toSubscribe = ids

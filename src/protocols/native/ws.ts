@@ -8,6 +8,7 @@ import type { UserId } from '../../core/user-id.js'
 import type { Admission, Fanout, ResumeResult } from '../../service/realtime.js'
 import type { Sink, Stream } from '../../service/realtime.js'
 import type { PresenceService } from '../../service/presence-service.js'
+import type { StreamAccess, StreamEnd, StreamHolder } from '../../service/stream-access.js'
 import { ConnectionPresence } from './connection-presence.js'
 import { errorFrame, failureFrame, recoveryFrame, type AnsweredFrame } from './errors.js'
 import { isFrameError, parseClientFrame } from './frames.js'
@@ -206,13 +207,12 @@ function forgetIdleTimer(tcp: Duplex): void {
   }
 }
 
-class Connection implements Sink, Kept {
+class Connection implements Sink, Kept, StreamHolder {
   readonly socket: Owned
   readonly caller: UserCaller
   /** The client's address at the upgrade (whose budget a caller without a user would spend). */
   readonly address: string
   readonly userId: UserId
-  readonly tokenExpiresAt: number
   readonly deps: RealtimeDeps
   wheelSlot = -1
   /** Whether the peer answered the last ping. */
@@ -227,18 +227,14 @@ class Connection implements Sink, Kept {
   #throttled: number[] | undefined
   #budget: TokenBucket | undefined
   #presence: ConnectionPresence | undefined
-  #expiry: NodeJS.Timeout | undefined
-
-  /** The id of the token that opened the connection (its revocation ends it). */
-  readonly tokenId: string | undefined
+  /** Whether the token that opened the connection still lets it deliver. */
+  #access: StreamAccess | undefined
 
   constructor(socket: Owned, caller: UserCaller, deps: RealtimeDeps, address: string) {
     this.socket = socket
     this.caller = caller
     this.address = address
-    this.tokenId = caller.tokenId
     this.userId = caller.userId
-    this.tokenExpiresAt = caller.expiresAt
     this.deps = deps
   }
 
@@ -260,25 +256,24 @@ class Connection implements Sink, Kept {
     socket.on('message', onMessage)
     socket.on('pong', onPong)
     deps.wheel.add(this)
-    // a connection lives no longer than the token that opened it
-    deps.service.auth.hold(this.tokenId, this)
-    this.#armExpiry(Date.now())
+    // a connection lives no longer than the token that opened it (one revoked already ends it
+    // here, through accessEnded)
+    this.#access = deps.service.streamAccess(this.caller, this)
+    this.#access.watchExpiry(2 * deps.wheel.periodMs)
   }
 
-  /** The token that opened the connection was revoked (a logout, on any node). */
-  revoked(): void {
-    this.#close(CLOSE.tokenExpired, 'token revoked')
+  /** The token that opened the connection expired, or was revoked (a logout, on any node). */
+  accessEnded(reason: StreamEnd): void {
+    this.#close(CLOSE.tokenExpired, reason)
   }
 
   // ------------------------------------------------------------------ Sink
 
   send(frame: string): void {
     if (!this.#open) return
-    // the token ends within two keepalive periods (its timer is armed): past its expiry, no frame
-    // goes out even before the timer fires (a loaded loop runs it late)
-    if (this.#expiry !== undefined && Date.now() >= this.tokenExpiresAt) {
-      return this.#close(CLOSE.tokenExpired, 'token expired')
-    }
+    // past the token's expiry or revocation no frame goes out, even before its timer fires (a
+    // loaded loop runs it late): closed with 4001 (accessEnded)
+    if (this.#access?.stillAllowed() === false) return
     const socket = this.socket
     if (socket.bufferedAmount + frame.length > this.deps.queueBytes) {
       this.deps.log.info(
@@ -313,35 +308,22 @@ class Connection implements Sink, Kept {
 
   // ------------------------------------------------------------------ lifecycle
 
-  keepalive(now: number): void {
+  keepalive(): void {
     if (!this.alive) {
       this.deps.log.info({ stream: this.#stream?.id }, 'real-time peer stopped answering pings')
       void this.#presence?.end('timeout').catch(noop)
       this.socket.terminate()
       return
     }
+    // a timer only once the token has less than two keepalive periods left; a token past its
+    // expiry closes the connection here, before its ping
+    this.#access?.watchExpiry(2 * this.deps.wheel.periodMs)
+    if (!this.#open) return
     this.alive = false
     // a full budget is a new one: most connections subscribe once, and need none after
     if (this.#budget?.full) this.#budget = undefined
     this.socket.ping()
     this.#presence?.refresh().catch(noop)
-    this.#armExpiry(now)
-  }
-
-  /**
-   * Arms the expiry timer once the token has less than two keepalive periods left (each
-   * keepalive looks again): only connections about to expire hold a timer.
-   */
-  #armExpiry(now: number): void {
-    if (this.#expiry !== undefined) return
-    const left = this.tokenExpiresAt - now
-    if (left <= 0) return this.#close(CLOSE.tokenExpired, 'token expired')
-    if (left > 2 * this.deps.wheel.periodMs) return
-    this.#expiry = setTimeout(() => {
-      this.#expiry = undefined
-      this.#armExpiry(Date.now())
-    }, left)
-    this.#expiry.unref()
   }
 
   /**
@@ -354,8 +336,7 @@ class Connection implements Sink, Kept {
   #close(code: number, reason: string): void {
     if (!this.#open) return
     this.#open = false
-    clearTimeout(this.#expiry)
-    this.#expiry = undefined
+    this.#access?.release()
     const { deps } = this
     if (this.#stream) deps.fanout.detach(this.#stream, this)
     deps.wheel.remove(this)
@@ -386,10 +367,8 @@ class Connection implements Sink, Kept {
   closed(): void {
     this.#open = false
     this.socket[kConnection] = undefined
-    clearTimeout(this.#expiry)
-    this.#expiry = undefined
+    this.#access?.release()
     const { deps } = this
-    deps.service.auth.release(this.tokenId, this)
     deps.service.census.closed('websocket')
     deps.wheel.remove(this)
     if (this.#stream) deps.fanout.detach(this.#stream, this)
