@@ -4,6 +4,7 @@ import {
   sameSettings,
   strangers,
   strangersOf,
+  type BlockEnd,
   type BlockSight,
   type Relation,
   type UserSettings,
@@ -155,6 +156,73 @@ export class RedisProfileStore implements ProfileStore {
       // viewer had seen, and kept that
       await this.#apply(this.#endedSightOps(blocker, blocked, reverse === 1, sight))
       await this.#apply(this.#unblockOps(blocker, blocked))
+    })
+  }
+
+  blockEnds(offset: number, limit: number): Promise<BlockEnd[]> {
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      const client = this.#client
+      const listed = await client.zrange(k.blockEnds(), offset, offset + limit - 1, 'WITHSCORES')
+      const members: string[] = []
+      const ends: BlockEnd[] = []
+      for (let i = 0; i < listed.length; i += 2) {
+        const member = listed[i]!
+        const colon = member.indexOf(':')
+        members.push(member)
+        ends.push({
+          viewer: member.slice(0, colon) as UserId,
+          target: member.slice(colon + 1) as UserId,
+          saw: undefined,
+          since: Number(listed[i + 1]),
+        })
+      }
+      const sights = await Promise.all(
+        ends.map((end) => client.hget(k.blockSight(end.viewer), end.target)),
+      )
+      const found: BlockEnd[] = []
+      const gone: Promise<number>[] = []
+      ends.forEach((end, i) => {
+        const head = `e${end.since}:`
+        const sight = sights[i]
+        if (sight?.startsWith(head)) {
+          const saw = sight.slice(head.length)
+          found.push(saw === '' ? end : { ...end, saw: Number(saw) })
+          return
+        }
+        // the record is gone or replaced (a block made again): its entry goes, unless a later
+        // end scored it anew meanwhile
+        gone.push(client.presencedBlockEndForget(k.blockEnds(), members[i]!, String(end.since)))
+      })
+      await Promise.all(gone)
+      return found
+    })
+  }
+
+  dropBlockEnds(ends: readonly BlockEnd[]): Promise<void> {
+    if (ends.length === 0) return Promise.resolve()
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      const client = this.#client
+      // the record first, then its entry in the index: lost between, the entry lists a record
+      // that is gone, which the next walk forgets (blockEnds)
+      await Promise.all(
+        ends.map(async (end) => {
+          const gone = await client.presencedBlockEndDrop(
+            k.blockSight(end.viewer),
+            k.blocks(end.viewer),
+            k.blockedBy(end.viewer),
+            end.target,
+            `e${end.since}:`,
+          )
+          if (gone !== 1) return
+          await client.presencedBlockEndForget(
+            k.blockEnds(),
+            `${end.viewer}:${end.target}`,
+            String(end.since),
+          )
+        }),
+      )
     })
   }
 
@@ -483,6 +551,8 @@ export class RedisProfileStore implements ProfileStore {
       ['sadd', k.blockedBy(blocked), blocker],
       ['hset', k.blockSight(blocker), blocked, String(sight?.blockerSaw ?? '')],
       ['hset', k.blockSight(blocked), blocker, String(sight?.blockedSaw ?? '')],
+      // a block replaces an ended one's records (the sights above): their index entries go too
+      ['zrem', k.blockEnds(), `${blocker}:${blocked}`, `${blocked}:${blocker}`],
     ]
   }
 
@@ -520,16 +590,20 @@ export class RedisProfileStore implements ProfileStore {
     if (reverse) return []
     const k = this.#keys
     const since = sight?.since
+    const members = [`${blocker}:${blocked}`, `${blocked}:${blocker}`]
     if (sight === undefined || since === undefined) {
       return [
         ['hdel', k.blockSight(blocker), blocked],
         ['hdel', k.blockSight(blocked), blocker],
+        ['zrem', k.blockEnds(), ...members],
       ]
     }
-    // the block ended: each keeps what it saw through it (Relation.since), as `e<since>:<saw>`
+    // the block ended: each keeps what it saw through it (Relation.since), as `e<since>:<saw>`,
+    // listed in the index by its end for the janitor (blockEnds)
     return [
       ['hset', k.blockSight(blocker), blocked, `e${since}:${sight.blockerSaw ?? ''}`],
       ['hset', k.blockSight(blocked), blocker, `e${since}:${sight.blockedSaw ?? ''}`],
+      ['zadd', k.blockEnds(), String(since), members[0]!, String(since), members[1]!],
     ]
   }
 
