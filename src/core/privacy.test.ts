@@ -6,6 +6,7 @@ import {
   anonymous,
   audienceOf,
   befriended,
+  blockEndResolved,
   defaultSettings,
   lastOnlineSeenAt,
   nextSettings,
@@ -245,6 +246,62 @@ test('publicLastOnline: frozen while invisible and after, until seen alive after
   assert.equal(presenceOnly.lastOnline, T0 - 100)
   const own = visiblePresence({ ...offline, lastOnline: T0 - 1 }, { kind: 'self' }, ended, T0)
   assert.equal(own.lastOnline, T0 - 1, 'self sees the real value')
+})
+
+test('blockEndResolved: exactly when forgetting the ended block changes nothing the viewer sees', () => {
+  const since = T0
+  const ended: UserSettings = {
+    visibility: 'everyone',
+    invisible: false,
+    frozenLastOnline: T0 - 50,
+    visibleSince: T0 - 10,
+  }
+  const cases: Array<[string, number | undefined, UserSettings, number | undefined, boolean]> = [
+    ['seen alive after the block ended', T0 - 100, settings('everyone'), T0 + 1, true],
+    ['alive during the block, unseen', T0 - 100, settings('everyone'), T0 - 1, false],
+    ['alive at its very end, unseen', T0 - 100, settings('everyone'), T0, false],
+    ['nothing done during the block', T0 - 100, settings('everyone'), T0 - 100, true],
+    [
+      'never seen by the viewer, alive during the block',
+      undefined,
+      settings('nobody'),
+      T0 - 1,
+      false,
+    ],
+    ['never seen by anyone', undefined, settings('everyone'), undefined, true],
+    [
+      'invisible since before the block',
+      T0 - 100,
+      settings('everyone', true, T0 - 200),
+      T0 + 5,
+      false,
+    ],
+    [
+      'invisible, frozen what the viewer saw',
+      T0 - 100,
+      settings('everyone', true, T0 - 100),
+      T0 + 5,
+      true,
+    ],
+    [
+      'invisible, frozen after the block ended',
+      T0 - 100,
+      settings('friends', true, T0 + 3),
+      T0 + 5,
+      true,
+    ],
+    ['invisibility ended, not seen since', T0 - 100, ended, T0 + 5 - 20, false],
+    ['invisibility ended, seen since', T0 - 100, ended, T0 + 5, true],
+  ]
+  for (const [name, saw, s, lastOnline, resolved] of cases) {
+    assert.equal(blockEndResolved({ saw, since }, s, lastOnline), resolved, name)
+    // what the viewer is shown with the ended block, and without it
+    const presence = { ...offline, lastOnline }
+    const shown = (relation: Relation): number | undefined =>
+      visiblePresence(presence, accessOf(other, target, s, relation), s, T0 + 10).lastOnline
+    const kept = shown({ friends: false, blocked: false, lastOnline: saw, since })
+    assert.equal(kept === shown(strangers), resolved, `${name}: forgetting it changes nothing`)
+  }
 })
 
 test('nextSettings: what going invisible, staying and coming back store', () => {

@@ -430,6 +430,39 @@ export function publicLastOnline(
 }
 
 /**
+ * An ended block's record, kept on each side (Relation.since): what `viewer` saw of `target`
+ * through the block (`saw`), shown until the target is next seen alive after `since`.
+ */
+export interface BlockEnd {
+  viewer: UserId
+  target: UserId
+  saw: number | undefined
+  since: number
+}
+
+/**
+ * Whether `end` no longer changes what its viewer is shown of its target, now or later, given
+ * the target's `settings` and real `lastOnline`: the lastOnline others are shown of the target
+ * (publicLastOnline) is past `since` (the target was seen alive after the block ended, which
+ * shownLastOnline then shows), or is what the viewer saw through the block (the target did
+ * nothing while blocked). Either stays so: a lastOnline only moves forward, to instants after
+ * `since`, and one frozen by invisibility is one others were shown. A resolved end can be
+ * forgotten (the janitor prunes them); an unresolved one must stay, or the viewer would be shown
+ * what the target did unseen during the block.
+ *
+ * @example
+ * blockEndResolved({ viewer, target, saw: 5, since: 10 }, settings, 12) // true: seen alive at 12
+ */
+export function blockEndResolved(
+  end: Pick<BlockEnd, 'saw' | 'since'>,
+  settings: UserSettings,
+  lastOnline: number | undefined,
+): boolean {
+  const shown = publicLastOnline(settings, lastOnline)
+  return (shown !== undefined && shown > end.since) || shown === end.saw
+}
+
+/**
  * The lastOnline an onlooker would be left with if the user vanished from their view at `now`,
  * as if the user went offline then: `now` while they see the user online, else what they see.
  * Hiding a user (invisibility, a block) freezes this value, so a hidden user looks exactly like

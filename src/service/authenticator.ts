@@ -167,21 +167,34 @@ export class Authenticator {
    * constant time), or a live API key with the `admin` scope, which opens everything the admin
    * key does on the admin API (the admin stats, which count hidden users too). A live key
    * without it is a 403 SCOPE_MISSING, as on every route; an unknown secret counts as a guess
-   * from `address`, as anywhere else (a revoked or expired key does not), and is false.
+   * from `address`, as anywhere else (a revoked or expired key does not), and is false. A user's
+   * token (Prometheus sends a bearer token, and so does a user's client) is false too, but no
+   * guess: it was issued, for the other routes, as an expired one was.
    */
   async allowsMetrics(secret: string, address: string): Promise<boolean> {
     this.#failures.check(address)
     const given = digest(secret)
     if (this.#metricsDigests.some((known) => timingSafeEqual(known, given))) return true
-    let caller: KeyCaller
-    try {
-      caller = await this.#key(secret, address)
-    } catch (error) {
-      if (error instanceof PresenceError && error.code === 'API_KEY_INVALID') return false
-      throw error
+    const record = await this.#keys.check(secret)
+    if (typeof record === 'string') {
+      // a key revoked or expired was issued once: no guess; nor is a token presenced signed
+      if (record === 'unknown' && !(await this.#isIssuedToken(secret))) {
+        await this.#failures.count(address)
+      }
+      return false
     }
-    this.requireScope(caller, 'admin')
+    this.requireScope(keyCaller(record.id, record.scopes.filter(isScope), []), 'admin')
     return true
+  }
+
+  /**
+   * Whether `secret` is a token presenced (or the platform) signed, valid or not any more: its
+   * refusal `stale`, a revoked one, or `unavailable` (the platform's keys out of reach cannot tell
+   * a guess, as #user does not count it either).
+   */
+  async #isIssuedToken(secret: string): Promise<boolean> {
+    const claims = this.#tokens.remembered(secret) ?? (await this.#tokens.check(secret))
+    return claims !== 'forged'
   }
 
   /**

@@ -95,12 +95,20 @@ export class GameServers {
 
   /**
    * Applies a report (PUT semantics): 400 for bad input, 403 for a universe the key may not
-   * write. A game server id belongs to the universe of its live roster: a key that may not write
+   * write. A key limited to universes reports only places of the catalogue in its universes: a
+   * place the catalogue does not know has no universe but the one the body names, which nothing
+   * checks. A game server id belongs to the universe of its live roster: a key that may not write
    * that universe may not replace the roster either, whatever universe it names.
    */
   async report(writer: ServerWriter, rawGameId: string, input: ServerReportInput) {
     const gameId = this.parseGameId(rawGameId)
-    const activity = await this.#activity(gameId, input)
+    const { activity, catalogued } = await this.#activity(gameId, input)
+    if (!catalogued && writer.universes.length > 0) {
+      throw fail(
+        'UNIVERSE_FORBIDDEN',
+        `This API key may only write presence for places of its universes, and place ${activity.placeId} is not in the places catalogue: register the place first.`,
+      )
+    }
     this.#mayWrite(writer, activity.universeId)
     const players = parsePlayers(input.players)
     const { presence, clock, sessionTtlMs } = this.#deps
@@ -187,13 +195,19 @@ export class GameServers {
     throw fail(
       'UNIVERSE_FORBIDDEN',
       universeId === undefined
-        ? 'This API key may only write presence for its universes, and this server has no known universe: send universeId or register the place.'
+        ? 'This API key may only write presence for its universes, and this server has no known universe.'
         : `This API key may not write presence for universe ${universeId}.`,
     )
   }
 
-  /** The players' activity: the place, with universe, root place and name from the catalogue. */
-  async #activity(gameId: string, input: ServerReportInput): Promise<Activity> {
+  /**
+   * The players' activity: the place, with universe, root place and name from the catalogue;
+   * `catalogued` when the catalogue knows the place.
+   */
+  async #activity(
+    gameId: string,
+    input: ServerReportInput,
+  ): Promise<{ activity: Activity; catalogued: boolean }> {
     const placeId = parseInt64Id(input.placeId)
     if (placeId === undefined) {
       throw bad('PLACE_ID_INVALID', 'placeId is required: a positive 64-bit integer.')
@@ -220,7 +234,7 @@ export class GameServers {
     if (universeId !== undefined) activity.universeId = universeId
     activity.gameId = gameId
     if (place) activity.location = place.name
-    return activity
+    return { activity, catalogued: place !== undefined }
   }
 }
 

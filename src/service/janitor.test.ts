@@ -99,3 +99,47 @@ test('a started janitor sweeps on its own and stops cleanly', async (t) => {
   await janitor.stop()
   await janitor.stop()
 })
+
+test('the chore runs on its own interval, one run at a time; a failure goes to onError and it runs again', async (t) => {
+  const store = new MemoryPresenceStore()
+  const bus = new LocalChangeBus()
+  let runs = 0
+  let running = 0
+  let overlapped = false
+  const errors: unknown[] = []
+  let third: () => void = () => {}
+  const reachedThird = new Promise<void>((resolve) => (third = resolve))
+  const janitor = new Janitor(store, bus, new ManualClock(), {
+    intervalMs: 60_000,
+    batchSize: 10,
+    chore: {
+      intervalMs: 2,
+      run: async () => {
+        runs++
+        overlapped ||= running > 0
+        running++
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        running--
+        if (runs === 1) throw new Error('first run fails')
+        if (runs === 3) third()
+      },
+      onError: (error) => errors.push(error),
+    },
+  })
+  t.after(async () => {
+    await store.close()
+    await bus.close()
+  })
+  // the janitor's timers are unref'd: this one keeps the test's process alive meanwhile
+  const alive = setInterval(() => {}, 1000)
+  janitor.start()
+  await reachedThird
+  await janitor.stop()
+  clearInterval(alive)
+  const stopped = runs
+  assert.equal(overlapped, false)
+  assert.equal(errors.length, 1)
+  assert.match(String(errors[0]), /first run fails/)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(runs, stopped, 'no run after stop')
+})

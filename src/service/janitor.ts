@@ -9,6 +9,11 @@ export interface JanitorOptions {
   batchSize: number
   /** Called with how late (ms past expiresAt) each sweep's oldest expiry was processed. */
   onSweep?: (expired: number, latenessMs: number) => void
+  /**
+   * A slower chore beside the sweeps (pruning records no longer needed), every `intervalMs`;
+   * one run at a time, a failure left to `onError` and tried again at the next interval.
+   */
+  chore?: { intervalMs: number; run(): Promise<unknown>; onError?(error: unknown): void }
 }
 
 /**
@@ -22,6 +27,8 @@ export class Janitor {
   readonly #options: JanitorOptions
   #timer: NodeJS.Timeout | undefined
   #running: Promise<number> | undefined
+  #choreTimer: NodeJS.Timeout | undefined
+  #chore: Promise<unknown> | undefined
 
   constructor(
     store: PresenceStore,
@@ -46,12 +53,23 @@ export class Janitor {
     }, this.#options.intervalMs)
     // the janitor alone must not keep the process alive
     this.#timer.unref()
+    const chore = this.#options.chore
+    if (!chore) return
+    this.#choreTimer = setInterval(() => {
+      this.#chore ??= chore
+        .run()
+        .catch((error: unknown) => chore.onError?.(error))
+        .finally(() => (this.#chore = undefined))
+    }, chore.intervalMs)
+    this.#choreTimer.unref()
   }
 
   async stop(): Promise<void> {
     clearInterval(this.#timer)
+    clearInterval(this.#choreTimer)
     this.#timer = undefined
-    await this.#running
+    this.#choreTimer = undefined
+    await Promise.all([this.#running, this.#chore])
   }
 
   /** Sweeps until nothing is due; returns the number of users whose sessions expired. */

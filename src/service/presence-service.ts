@@ -21,6 +21,7 @@ import {
   strangers,
   visiblePresence,
   applyPrivacy,
+  blockEndResolved,
   type BlockSight,
   type PresenceSummary,
   type Relation,
@@ -102,6 +103,9 @@ export interface ServiceStores {
 
 /** Users one stream checkpoint holds at most: an SSE stream's ids (MAX_IDS of the native API). */
 export const CHECKPOINT_MAX_IDS = 1000
+
+/** How often the janitor prunes the records of ended blocks that are no longer needed. */
+export const BLOCK_ENDS_PRUNE_MS = 60_000
 
 export interface ServiceSettings {
   /** How long a session lives after each heartbeat unless the write says otherwise. */
@@ -193,6 +197,8 @@ export class PresenceService {
   #streamAccessDeps: StreamAccessDeps | undefined
   readonly #authFailures: AuthFailures
   readonly #janitor: Janitor
+  /** Where the next pruning of block ends resumes its walk (a rank, see PrivacyStore.blockEnds). */
+  #blockEndsAt = 0
   readonly #places: PlaceCatalogue
   readonly #onError: (error: unknown, duty: string) => void
   #unsubscribe: (() => void) | undefined
@@ -268,6 +274,11 @@ export class PresenceService {
       intervalMs: settings.sweepIntervalMs,
       batchSize: 1000,
       onSweep: (users, lateness) => this.#observer.swept?.(users, lateness),
+      chore: {
+        intervalMs: BLOCK_ENDS_PRUNE_MS,
+        run: () => this.pruneBlockEnds(),
+        onError: (error) => this.#onError(error, 'block ends'),
+      },
     })
   }
 
@@ -293,6 +304,44 @@ export class PresenceService {
     await this.#janitor.stop()
     await this.#revocations.stop()
     await this.webhooks.stop()
+  }
+
+  /**
+   * Forgets the records of ended blocks that no longer change what their viewer is shown
+   * (blockEndResolved: the target was seen alive since, or did nothing while blocked): at most
+   * `limit` records looked at, in batches of `batch`, from where the last run stopped, so a
+   * store with many ends still kept costs each run a bounded walk. The janitor's, once a minute
+   * (BLOCK_ENDS_PRUNE_MS); the number of records dropped.
+   */
+  async pruneBlockEnds(limit = 20_000, batch = 500): Promise<number> {
+    const { privacy, presence } = this.#stores
+    let seen = 0
+    let dropped = 0
+    while (seen < limit) {
+      const ends = await privacy.blockEnds(this.#blockEndsAt, Math.min(batch, limit - seen))
+      if (ends.length === 0) {
+        // the walk reached the newest end: the next run starts again from the oldest
+        this.#blockEndsAt = 0
+        break
+      }
+      const targets = [...new Set(ends.map((end) => end.target))]
+      const now = this.#clock.now()
+      const [settings, presences] = await Promise.all([
+        privacy.getSettings(targets),
+        presence.getMany(targets, now),
+      ])
+      const at = new Map(targets.map((target, i) => [target, i]))
+      const resolved = ends.filter((end) => {
+        const i = at.get(end.target)!
+        return blockEndResolved(end, settings[i]!, presences[i]!.lastOnline)
+      })
+      await privacy.dropBlockEnds(resolved)
+      // what was dropped leaves the ranks: the kept ones are all the walk moves past
+      this.#blockEndsAt += ends.length - resolved.length
+      seen += ends.length
+      dropped += resolved.length
+    }
+    return dropped
   }
 
   /** Sweeps expired sessions now (tests; the janitor does it on its own otherwise). */

@@ -1,5 +1,5 @@
 import type { PrivacyRecord } from '../core/catalogue.js'
-import type { BlockSight, Relation, UserSettings } from '../core/privacy.js'
+import type { BlockEnd, BlockSight, Relation, UserSettings } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 
 /**
@@ -42,6 +42,20 @@ export interface PrivacyStore {
     sight?: BlockSight,
   ): Promise<void>
   listFriends(id: UserId): Promise<UserId[]>
+  /**
+   * Ended blocks' records (what each side saw through a block, Relation.since), one per side,
+   * oldest end first: `limit` of them from the `offset`-th. Ends are added at the back (their
+   * `since` is the instant of the unblock), so a walk that moves its offset by what it kept
+   * after dropping the rest sees every record once per pass, and a range of them costs a range
+   * read, not a scan.
+   */
+  blockEnds(offset: number, limit: number): Promise<BlockEnd[]>
+  /**
+   * Forgets these ended blocks' records (the janitor's, once blockEndResolved says so). Each only
+   * while it is still the one listed (the same `since`) and no block stands between its users: a
+   * block made again, or ended again, since it was listed keeps its own.
+   */
+  dropBlockEnds(ends: readonly BlockEnd[]): Promise<void>
   /**
    * Applies many records at once (one transaction where the backend has them), in order. A
    * settings record with `expected` is written only if the user's settings are still `expected`

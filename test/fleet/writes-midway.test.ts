@@ -3,6 +3,7 @@ import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import type { UserId } from '../../src/core/user-id.js'
 import { privateRedis } from '../helpers/redis-cluster.js'
+import { ManualClock } from '../../src/service/clock.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { until } from './realtime-limits-kit.js'
@@ -179,4 +180,50 @@ test('fleet: Redis lost right after a webhook is stored: it is answered 201, and
     [url],
   )
   assert.equal((first.json() as { scope: string }).scope, 'presence:read')
+})
+
+test('fleet: Redis lost between an unblock’s steps: the retry keeps what each side saw through the block', async (t) => {
+  const BLOCKER = '9223372036854770011' as UserId
+  const BLOCKED = '9223372036854770012' as UserId
+  // whichever step Redis is lost at: the one removing the block, or the one keeping the sights
+  const steps: Array<[string, (text: string) => boolean]> = [
+    ['the block removed', (text) => text.includes('srem') && text.includes(`}:b:${BLOCKER}`)],
+    ['the sights kept', (text) => text.includes('hset') && text.includes(`}:bs:${BLOCKER}`)],
+  ]
+  for (const [step, matches] of steps) {
+    const redis = await privateRedis(t, 'unblock-midway')
+    const proxy = await startTcpProxy(t, Number(new URL(redis.url).port))
+    const clock = new ManualClock(Date.UTC(2026, 0, 1))
+    const app = await startApp(t, {
+      clock,
+      config: { redisUrl: `redis://127.0.0.1:${proxy.port}`, redisPrefix: 'unblock-midway:' },
+    })
+    const session = { userId: BLOCKED, key: 'app', source: 'app', deviceType: 'PC' } as const
+    await app.service.heartbeat({ ...session, activity: { kind: 'online' } })
+    const blocks = (method: string) =>
+      app.app.inject({
+        method,
+        url: `/admin/v1/users/${BLOCKER}/blocks/${BLOCKED}`,
+        headers: { 'x-api-key': ADMIN_KEY },
+      })
+    // the blocker last saw the other online at the block; what the other did next it never saw
+    const blockedAt = clock.now()
+    assert.equal((await blocks('PUT')).statusCode, 204)
+    clock.advance(5_000)
+    await app.service.heartbeat({ ...session, activity: { kind: 'online' } })
+    clock.advance(1_000)
+    await app.service.endSession(BLOCKED, 'app')
+    clock.advance(4_000)
+
+    const stalled = proxy.stallWhen((chunk) => matches(chunk.toString('latin1').toLowerCase()))
+    const refused = await blocks('DELETE')
+    await stalled
+    assert.equal(refused.statusCode, 503, `${step}: ${refused.body}`)
+    proxy.cut()
+    const again = await retried(() => blocks('DELETE'))
+    assert.equal(again.statusCode, 204, `${step}: ${again.body}`)
+
+    const [seen] = await app.service.lookup({ kind: 'user', userId: BLOCKER }, [BLOCKED])
+    assert.equal(seen!.lastOnline, blockedAt, `${step}: the blocker sees what it saw, no more`)
+  }
 })

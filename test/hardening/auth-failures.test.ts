@@ -486,6 +486,31 @@ test('expired, revoked or not-yet-issued credentials that were issued do not cou
   assert.equal((await read(right)).status, 429)
 })
 
+test("a user's token on /metrics is refused, but is no guess: it is a credential for other routes", async (t) => {
+  const clock = new ManualClock()
+  const app = await start(t, clock)
+  const from = '127.0.4.2'
+  const scrape = (authorization: string) =>
+    send(app.url, from, 'GET', '/metrics', { authorization })
+  const tokens = [await userToken(app), await expired('77'), ...(await signedButRefused('77'))]
+  for (let i = 0; i < 3 * LIMIT; i++) {
+    for (const token of tokens) {
+      const refused = await scrape(`Bearer ${token}`)
+      assert.equal(refused.status, 401, `token ${tokens.indexOf(token)}, try ${i}`)
+      assert.equal(JSON.parse(refused.text).error.code, 'UNAUTHENTICATED')
+    }
+  }
+  assert.equal((await scrape(`Bearer ${METRICS_KEY}`)).status, 200)
+  // a token presenced never signed still counts
+  for (let i = 0; i < LIMIT; i++) {
+    assert.equal((await scrape(`Bearer ${await forged('77')}`)).status, 401)
+  }
+  assert.equal((await scrape(`Bearer ${METRICS_KEY}`)).status, 429)
+  const text = (await send(app.url, '127.0.4.3', 'GET', '/metrics', { 'x-api-key': METRICS_KEY }))
+    .text
+  assert.match(text, /^presenced_auth_failure_refusals_total 1$/m)
+})
+
 test('behind a trusted proxy, the forwarded client address is counted', async (t) => {
   const clock = new ManualClock()
   const app = await start(t, clock, { trustProxy: { hops: 1 } })

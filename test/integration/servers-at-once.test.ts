@@ -24,6 +24,17 @@ async function createKey(app: FastifyInstance, universes: string[]): Promise<str
   return (response.json() as { secret: string }).secret
 }
 
+/** Place `id` of universe `id` in the catalogue: a key limited to universes reports only those. */
+async function catalogue(app: FastifyInstance, id: string): Promise<void> {
+  const response = await app.inject({
+    method: 'PUT',
+    url: `/admin/v1/places/${id}`,
+    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+    payload: JSON.stringify({ universeId: id, name: `place ${id}` }),
+  })
+  assert.equal(response.statusCode, 200, response.body)
+}
+
 function report(
   app: FastifyInstance,
   key: string,
@@ -50,6 +61,7 @@ function end(app: FastifyInstance, key: string, gameId: string) {
 async function atOnce(one: FastifyInstance, two: FastifyInstance): Promise<string[]> {
   const ours = await createKey(one, ['100'])
   const theirs = await createKey(two, ['200'])
+  for (const id of ['100', '200']) await catalogue(one, id)
   const wrong: string[] = []
   for (let i = 0; i < ROUNDS; i++) {
     // the same new server reported at once by two keys of different universes

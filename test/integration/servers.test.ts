@@ -176,8 +176,10 @@ test('a key limited to universes writes only servers of those universes', async 
     name: 'Other',
   })
 
+  // a place of the catalogue in its universe, named with its universe
   assert.equal(
-    (await put(app.app, limited.secret, { placeId: 1, universeId: 100, players: [1] })).statusCode,
+    (await put(app.app, limited.secret, { placeId: 500, universeId: 100, players: [1] }))
+      .statusCode,
     200,
   )
   // the universe from the places catalogue
@@ -199,11 +201,19 @@ test('a key limited to universes writes only servers of those universes', async 
     { placeId: '600', players: [3] },
     // no universe known at all: a limited key cannot be checked, so it is refused
     { placeId: 1, players: [3] },
+    // a place the catalogue does not know, said to be of the key's universe: nothing checks that
+    { placeId: 1, universeId: 100, players: [3] },
+    { placeId: '700', universeId: '100', players: [3] },
   ]) {
     const refused = await put(app.app, limited.secret, body)
     assert.equal(refused.statusCode, 403, JSON.stringify(body))
     assert.equal(refused.json().error.code, 'UNIVERSE_FORBIDDEN')
   }
+  assert.match(
+    (await put(app.app, limited.secret, { placeId: 1, universeId: 100, players: [3] })).json().error
+      .message,
+    /place 1 is not in the places catalogue/,
+  )
   assert.deepEqual(await app.stores.presence.stats(app.clock.now()), before)
 
   // the catalogue and the body must agree
@@ -424,6 +434,8 @@ test('a game server belongs to its universe: a key of another universe cannot re
   const ninetyNine = await createKey(app.app, { scopes: ['presence:write'], universes: ['99'] })
   const five = await createKey(app.app, { scopes: ['presence:write'], universes: ['5'] })
   const reader = await createKey(app.app, { scopes: ['presence:read:private'] })
+  await app.service.putPlace({ placeId: '1818', universeId: '99', rootPlaceId: '1818', name: 'A' })
+  await app.service.putPlace({ placeId: '555', universeId: '5', rootPlaceId: '555', name: 'B' })
   const first = await put(app.app, ninetyNine.secret, {
     placeId: 1818,
     universeId: 99,

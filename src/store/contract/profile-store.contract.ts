@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test, type TestContext } from 'node:test'
-import type { UserSettings } from '../../core/privacy.js'
+import type { BlockEnd, UserSettings } from '../../core/privacy.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { ApiKeyRecord } from '../../core/api-key.js'
 import type { Place, Title } from '../../core/catalogue.js'
@@ -68,6 +68,11 @@ function apiKey(n: number, extra: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
     revokedAt: undefined,
     ...extra,
   }
+}
+
+/** A listed block end as a value (an absent `saw` and an undefined one compare equal). */
+function endOf(end: BlockEnd): BlockEnd {
+  return { viewer: end.viewer, target: end.target, saw: end.saw ?? undefined, since: end.since }
 }
 
 export function profileStoreContract(name: string, factory: ProfileStoreFactory): void {
@@ -382,6 +387,76 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       await store.setBlocked(id('1'), id('2'), false)
       assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
         { friends: true, blocked: false },
+      ])
+    })
+
+    test('ended blocks are listed oldest end first, and dropped only while still the ones listed', async (t) => {
+      const store = await open(t)
+      await store.setBlocked(id('1'), id('2'), true, { blockerSaw: T0 + 1, blockedSaw: T0 + 2 })
+      await store.setBlocked(id('1'), id('2'), false, {
+        blockerSaw: T0 + 1,
+        blockedSaw: T0 + 2,
+        since: T0 + 20,
+      })
+      await store.setBlocked(id('3'), id('4'), true, { blockerSaw: T0 + 3 })
+      await store.setBlocked(id('3'), id('4'), false, { blockerSaw: T0 + 3, since: T0 + 10 })
+      // a block standing, and one lifted with no instant, have no end to list
+      await store.setBlocked(id('5'), id('6'), true, { blockerSaw: T0 + 5 })
+      await store.setBlocked(id('7'), id('8'), true, { blockerSaw: T0 + 7 })
+      await store.setBlocked(id('7'), id('8'), false)
+      const all = [
+        { viewer: id('3'), target: id('4'), saw: T0 + 3, since: T0 + 10 },
+        { viewer: id('4'), target: id('3'), saw: undefined, since: T0 + 10 },
+        { viewer: id('1'), target: id('2'), saw: T0 + 1, since: T0 + 20 },
+        { viewer: id('2'), target: id('1'), saw: T0 + 2, since: T0 + 20 },
+      ]
+      // ends of the same instant come in the store's own order, the same on every call
+      const bySide = (a: { viewer: string }, b: { viewer: string }) =>
+        a.viewer.localeCompare(b.viewer)
+      const listed = await store.blockEnds(0, 10)
+      assert.deepEqual(
+        [...listed.slice(0, 2).sort(bySide), ...listed.slice(2).sort(bySide)].map(endOf),
+        all,
+      )
+      assert.deepEqual(
+        (await store.blockEnds(1, 2)).map(endOf),
+        listed.slice(1, 3).map(endOf),
+        'a range by rank',
+      )
+      assert.deepEqual(await store.blockEnds(4, 10), [])
+
+      // listed with another instant than the stored one: kept
+      await store.dropBlockEnds([{ ...all[2]!, since: T0 + 19 }])
+      assert.equal((await store.blockEnds(0, 10)).length, 4)
+      // ended again later: the drop of the end listed before keeps the later one
+      await store.setBlocked(id('1'), id('2'), false, { blockerSaw: T0 + 1, since: T0 + 30 })
+      await store.dropBlockEnds([all[2]!])
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: false, blocked: false, lastOnline: T0 + 1, since: T0 + 30 },
+      ])
+      // dropped: the viewer is back to no relation; the other side keeps its own
+      await store.dropBlockEnds([{ ...all[2]!, since: T0 + 30 }])
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: false, blocked: false },
+      ])
+      assert.deepEqual((await store.blockEnds(0, 10)).map(endOf).sort(bySide), [
+        { viewer: id('2'), target: id('1'), saw: undefined, since: T0 + 30 },
+        all[0],
+        all[1],
+      ])
+      // a block made again replaces the ends of the pair
+      await store.setBlocked(id('4'), id('3'), true, { blockerSaw: T0 + 6 })
+      assert.deepEqual((await store.blockEnds(0, 10)).map(endOf), [
+        { viewer: id('2'), target: id('1'), saw: undefined, since: T0 + 30 },
+      ])
+      await store.dropBlockEnds(await store.blockEnds(0, 10))
+      assert.deepEqual(await store.blockEnds(0, 10), [])
+      assert.deepEqual(await store.getRelations(id('2'), [id('1'), id('3')]), [
+        { friends: false, blocked: false },
+        { friends: false, blocked: false },
+      ])
+      assert.deepEqual(await store.getRelations(id('4'), [id('3')]), [
+        { friends: false, blocked: true, lastOnline: T0 + 6 },
       ])
     })
 

@@ -191,6 +191,15 @@ export class RedisKeys {
     return `${this.prefix}:title:${titleId}`
   }
 
+  /**
+   * Sorted set: the ended blocks' records kept in the sights (blockSight), as
+   * `<viewer>:<target>` scored by the instant the block ended, so that the janitor walks them
+   * oldest first by rank ranges (RedisProfileStore.blockEnds).
+   */
+  blockEnds(): string {
+    return `${this.prefix}:block-ends`
+  }
+
   /** Hash: key id → ApiKeyRecord JSON. */
   apiKeys(): string {
     return `${this.prefix}:apikeys`

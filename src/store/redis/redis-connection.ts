@@ -79,6 +79,15 @@ declare module 'ioredis' {
       maxWatches: string,
     ): Result<[number, number, number], Context>
     presencedRateLimit(...keysThenArgs: string[]): Result<number[], Context>
+    /** 1 when the ended block's record is gone (see block-end-drop.lua), 0 when replaced */
+    presencedBlockEndDrop(
+      sights: string,
+      blocks: string,
+      blockedBy: string,
+      target: string,
+      prefix: string,
+    ): Result<number, Context>
+    presencedBlockEndForget(index: string, member: string, since: string): Result<number, Context>
     /** null once stored; with `expected`, the stored settings' text instead when they differ */
     presencedSettings(
       settings: string,
@@ -383,6 +392,14 @@ export class RedisConnection {
       lua: lua('stream-holdings.lua'),
     })
     this.#defineVariadic('presencedRateLimit', limitLua('rate-limit.lua'))
+    this.client.defineCommand('presencedBlockEndDrop', {
+      numberOfKeys: 3,
+      lua: lua('block-end-drop.lua'),
+    })
+    this.client.defineCommand('presencedBlockEndForget', {
+      numberOfKeys: 1,
+      lua: lua('block-end-forget.lua'),
+    })
     this.client.defineCommand('presencedSettings', {
       numberOfKeys: 2,
       lua: presenceLua('settings.lua'),

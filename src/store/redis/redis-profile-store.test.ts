@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { Redis } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import type { UserId } from '../../core/user-id.js'
@@ -49,4 +50,42 @@ test('data outlives the connection: a new store on the same prefix reads it back
     { visibility: 'friends', invisible: true, frozenLastOnline: 7 },
   ])
   assert.deepEqual(await second.getRelations(a, [b]), [{ friends: true, blocked: true }])
+})
+
+test('an unblock lost before its block was removed: its records are not pruned under the block, and the index forgets them', async (t) => {
+  const { store, prefix, cleanup } = await open(single)
+  t.after(cleanup)
+  const keys = new RedisKeys(prefix)
+  const blocker = '41' as UserId
+  const blocked = '42' as UserId
+  const T0 = Date.UTC(2026, 0, 1)
+  await store.setBlocked(blocker, blocked, true, { blockerSaw: T0 + 1, blockedSaw: T0 + 2 })
+  // the unblock's first step (the ended sights and their index), then Redis was lost
+  const raw = new Redis(LOCAL_REDIS_URL)
+  t.after(() => raw.disconnect())
+  await raw.hset(keys.blockSight(blocker), blocked, `e${T0 + 10}:${T0 + 1}`)
+  await raw.hset(keys.blockSight(blocked), blocker, `e${T0 + 10}:${T0 + 2}`)
+  await raw.zadd(
+    keys.blockEnds(),
+    T0 + 10,
+    `${blocker}:${blocked}`,
+    T0 + 10,
+    `${blocked}:${blocker}`,
+  )
+  const listed = await store.blockEnds(0, 10)
+  assert.equal(listed.length, 2)
+  await store.dropBlockEnds(listed)
+  // the block still shows what each saw; the unblock's retry lists them again
+  assert.deepEqual(await store.getRelations(blocker, [blocked]), [
+    { friends: false, blocked: true, lastOnline: T0 + 1 },
+  ])
+  assert.deepEqual(await store.getRelations(blocked, [blocker]), [
+    { friends: false, blocked: true, lastOnline: T0 + 2 },
+  ])
+  assert.equal(await raw.zcard(keys.blockEnds()), 0)
+  await store.setBlocked(blocker, blocked, false, { blockerSaw: T0 + 1, since: T0 + 20 })
+  assert.deepEqual((await store.blockEnds(0, 10)).map((end) => [end.viewer, end.since]).sort(), [
+    [blocker, T0 + 20],
+    [blocked, T0 + 20],
+  ])
 })

@@ -4,6 +4,7 @@ import {
   sameSettings,
   strangers,
   strangersOf,
+  type BlockEnd,
   type BlockSight,
   type Relation,
   type UserSettings,
@@ -147,8 +148,81 @@ export class RedisProfileStore implements ProfileStore {
   ): Promise<void> {
     if (isBlocked) return this.#run(this.#blockOps(blocker, blocked, sight))
     return this.#connection.run(async () => {
+      const [reverse] = await this.#blockStands([[blocked, blocker]])
+      // the sights before the block goes: lost between the steps, the block still stands and
+      // shows what it showed, and a retry (the service reads the sights through it again) ends it
+      // as the first try would have. The other way round, the block was gone with the sights
+      // still those of a standing block: the retry read the other's real lastOnline as what the
+      // viewer had seen, and kept that
+      await this.#apply(this.#endedSightOps(blocker, blocked, reverse === 1, sight))
       await this.#apply(this.#unblockOps(blocker, blocked))
-      await this.#dropSightsUnlessBlocked([[blocker, blocked]], [sight])
+    })
+  }
+
+  blockEnds(offset: number, limit: number): Promise<BlockEnd[]> {
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      const client = this.#client
+      const listed = await client.zrange(k.blockEnds(), offset, offset + limit - 1, 'WITHSCORES')
+      const members: string[] = []
+      const ends: BlockEnd[] = []
+      for (let i = 0; i < listed.length; i += 2) {
+        const member = listed[i]!
+        const colon = member.indexOf(':')
+        members.push(member)
+        ends.push({
+          viewer: member.slice(0, colon) as UserId,
+          target: member.slice(colon + 1) as UserId,
+          saw: undefined,
+          since: Number(listed[i + 1]),
+        })
+      }
+      const sights = await Promise.all(
+        ends.map((end) => client.hget(k.blockSight(end.viewer), end.target)),
+      )
+      const found: BlockEnd[] = []
+      const gone: Promise<number>[] = []
+      ends.forEach((end, i) => {
+        const head = `e${end.since}:`
+        const sight = sights[i]
+        if (sight?.startsWith(head)) {
+          const saw = sight.slice(head.length)
+          found.push(saw === '' ? end : { ...end, saw: Number(saw) })
+          return
+        }
+        // the record is gone or replaced (a block made again): its entry goes, unless a later
+        // end scored it anew meanwhile
+        gone.push(client.presencedBlockEndForget(k.blockEnds(), members[i]!, String(end.since)))
+      })
+      await Promise.all(gone)
+      return found
+    })
+  }
+
+  dropBlockEnds(ends: readonly BlockEnd[]): Promise<void> {
+    if (ends.length === 0) return Promise.resolve()
+    const k = this.#keys
+    return this.#connection.run(async () => {
+      const client = this.#client
+      // the record first, then its entry in the index: lost between, the entry lists a record
+      // that is gone, which the next walk forgets (blockEnds)
+      await Promise.all(
+        ends.map(async (end) => {
+          const gone = await client.presencedBlockEndDrop(
+            k.blockSight(end.viewer),
+            k.blocks(end.viewer),
+            k.blockedBy(end.viewer),
+            end.target,
+            `e${end.since}:`,
+          )
+          if (gone !== 1) return
+          await client.presencedBlockEndForget(
+            k.blockEnds(),
+            `${end.viewer}:${end.target}`,
+            String(end.since),
+          )
+        }),
+      )
     })
   }
 
@@ -250,32 +324,47 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   importPrivacy(records: readonly PrivacyRecord[]): Promise<number[]> {
-    const ops: Op[] = []
-    /** Where each settings record's op is in `ops`, by the record's index. */
-    const settingsAt = new Map<number, number>()
-    for (const [i, r] of records.entries()) {
-      switch (r.type) {
-        case 'settings':
-          settingsAt.set(i, ops.length)
-          ops.push(this.#settingsOp(r.userId, r.settings, r.expected))
-          break
-        case 'friends':
-          ops.push(...this.#friendOps(r.a, r.b, r.friends))
-          break
-        case 'block':
-          if (r.isBlocked) ops.push(...this.#blockOps(r.blocker, r.blocked, r.sight))
-          else ops.push(...this.#unblockOps(r.blocker, r.blocked))
-          break
-      }
-    }
     const unblocks = records.flatMap((r) => (r.type === 'block' && !r.isBlocked ? [r] : []))
-    const unblocked = unblocks.map((r): [UserId, UserId] => [r.blocker, r.blocked])
     return this.#connection.run(async () => {
-      const replies = await this.#apply(ops)
-      await this.#dropSightsUnlessBlocked(
-        unblocked,
-        unblocks.map((r) => r.sight),
+      // whether each unblocked pair is blocked the other way: as stored, then as the batch goes
+      const stored = await this.#blockStands(unblocks.map((r) => [r.blocked, r.blocker]))
+      const reverse = new Map(
+        unblocks.map((r, i) => [`${r.blocked}>${r.blocker}`, stored[i] === 1]),
       )
+      const ops: Op[] = []
+      /** Where each settings record's op is in `ops`, by the record's index. */
+      const settingsAt = new Map<number, number>()
+      for (const [i, r] of records.entries()) {
+        switch (r.type) {
+          case 'settings':
+            settingsAt.set(i, ops.length)
+            ops.push(this.#settingsOp(r.userId, r.settings, r.expected))
+            break
+          case 'friends':
+            ops.push(...this.#friendOps(r.a, r.b, r.friends))
+            break
+          case 'block':
+            reverse.set(`${r.blocker}>${r.blocked}`, r.isBlocked)
+            if (r.isBlocked) {
+              ops.push(...this.#blockOps(r.blocker, r.blocked, r.sight))
+              break
+            }
+            // the sights before the block goes, as setBlocked: each user's commands are in
+            // order on its own slot (in one MULTI per chunk on a single Redis), so a batch lost
+            // midway leaves no lifted block with the sights of a standing one
+            ops.push(
+              ...this.#endedSightOps(
+                r.blocker,
+                r.blocked,
+                reverse.get(`${r.blocked}>${r.blocker}`) === true,
+                r.sight,
+              ),
+              ...this.#unblockOps(r.blocker, r.blocked),
+            )
+            break
+        }
+      }
+      const replies = await this.#apply(ops)
       // settings.lua answers a refused compare-and-set with the stored text; one that says the
       // expected settings in other words (another version wrote it) is tried again alone, in
       // order, as replaceSettings does
@@ -462,6 +551,8 @@ export class RedisProfileStore implements ProfileStore {
       ['sadd', k.blockedBy(blocked), blocker],
       ['hset', k.blockSight(blocker), blocked, String(sight?.blockerSaw ?? '')],
       ['hset', k.blockSight(blocked), blocker, String(sight?.blockedSaw ?? '')],
+      // a block replaces an ended one's records (the sights above): their index entries go too
+      ['zrem', k.blockEnds(), `${blocker}:${blocked}`, `${blocked}:${blocker}`],
     ]
   }
 
@@ -472,38 +563,48 @@ export class RedisProfileStore implements ProfileStore {
     ]
   }
 
-  /**
-   * Once no block stands between two users: keeps what each saw of the other through it, with
-   * the instant it ended, when the unblock's sight (`sights[i]`) has one (Relation.since), else
-   * forgets it. A block the other way keeps it as it is: both blocks hold the same sight (the
-   * second one saw through the first). A block made the other way between the check and the
-   * write reads its sight from the ended block's (what the viewer saw through it), or, after a
-   * delete, shows `lastOnline` as unknown: never more than the viewer may know.
-   */
-  async #dropSightsUnlessBlocked(
-    pairs: readonly [UserId, UserId][],
-    sights: readonly (BlockSight | undefined)[],
-  ): Promise<void> {
+  /** For each pair `[blocker, blocked]`: 1 when that block stands. */
+  #blockStands(pairs: readonly [UserId, UserId][]): Promise<number[]> {
     const k = this.#keys
-    const reverse = await Promise.all(
-      pairs.map(([blocker, blocked]) => this.#client.sismember(k.blocks(blocked), blocker)),
+    return Promise.all(
+      pairs.map(([blocker, blocked]) => this.#client.sismember(k.blocks(blocker), blocked)),
     )
-    const ops: Op[] = []
-    pairs.forEach(([blocker, blocked], i) => {
-      if (reverse[i] === 1) return
-      const sight = sights[i]
-      const since = sight?.since
-      if (sight === undefined || since === undefined) {
-        ops.push(['hdel', k.blockSight(blocker), blocked], ['hdel', k.blockSight(blocked), blocker])
-        return
-      }
-      // the block ended: each keeps what it saw through it (Relation.since), as `e<since>:<saw>`
-      ops.push(
-        ['hset', k.blockSight(blocker), blocked, `e${since}:${sight.blockerSaw ?? ''}`],
-        ['hset', k.blockSight(blocked), blocker, `e${since}:${sight.blockedSaw ?? ''}`],
-      )
-    })
-    await this.#apply(ops)
+  }
+
+  /**
+   * The sights of an unblock, written before its block is removed (setBlocked). Once no block
+   * stands between two users (`reverse`: one the other way still does), each keeps what it saw
+   * of the other through it, with the instant it ended, when the unblock's `sight` has one
+   * (Relation.since), else forgets it. A block the other way keeps it as it is: both blocks hold
+   * the same sight (the second one saw through the first). A block made the other way between
+   * the check and the write reads its sight from the ended block's (what the viewer saw through
+   * it), or, after a delete, shows `lastOnline` as unknown: never more than the viewer may
+   * know. Until the block is removed, reads take an ended sight as a standing block's.
+   */
+  #endedSightOps(
+    blocker: UserId,
+    blocked: UserId,
+    reverse: boolean,
+    sight: BlockSight | undefined,
+  ): Op[] {
+    if (reverse) return []
+    const k = this.#keys
+    const since = sight?.since
+    const members = [`${blocker}:${blocked}`, `${blocked}:${blocker}`]
+    if (sight === undefined || since === undefined) {
+      return [
+        ['hdel', k.blockSight(blocker), blocked],
+        ['hdel', k.blockSight(blocked), blocker],
+        ['zrem', k.blockEnds(), ...members],
+      ]
+    }
+    // the block ended: each keeps what it saw through it (Relation.since), as `e<since>:<saw>`,
+    // listed in the index by its end for the janitor (blockEnds)
+    return [
+      ['hset', k.blockSight(blocker), blocked, `e${since}:${sight.blockerSaw ?? ''}`],
+      ['hset', k.blockSight(blocked), blocker, `e${since}:${sight.blockedSaw ?? ''}`],
+      ['zadd', k.blockEnds(), String(since), members[0]!, String(since), members[1]!],
+    ]
   }
 
   /** A user's profile and name index entry; the old name's entry goes when the name changes. */

@@ -7,6 +7,7 @@ import {
   befriended,
   strangers,
   strangersOf,
+  type BlockEnd,
   type BlockSight,
   type Relation,
   type UserSettings,
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS block_ends (
   since INTEGER NOT NULL,
   PRIMARY KEY (viewer, target)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS block_ends_by_since ON block_ends (since, viewer, target);
 CREATE TABLE IF NOT EXISTS places (
   place_id TEXT PRIMARY KEY,
   universe_id TEXT NOT NULL,
@@ -162,6 +164,15 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
       addBlockEnd: db.prepare(
         'INSERT INTO block_ends (viewer, target, saw, since) VALUES (?, ?, ?, ?) ' +
           'ON CONFLICT (viewer, target) DO UPDATE SET saw = excluded.saw, since = excluded.since',
+      ),
+      blockEnds: db.prepare<
+        [number, number],
+        { viewer: string; target: string; saw: number | null; since: number }
+      >(
+        'SELECT viewer, target, saw, since FROM block_ends ORDER BY since, viewer, target LIMIT ? OFFSET ?',
+      ),
+      dropBlockEnd: db.prepare<[string, string, number]>(
+        'DELETE FROM block_ends WHERE viewer = ? AND target = ? AND since = ?',
       ),
       removeBlockEnds: db.prepare(
         'DELETE FROM block_ends WHERE (viewer = ? AND target = ?) OR (viewer = ? AND target = ?)',
@@ -304,6 +315,28 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     })()
     this.#relations.delete(blocker)
     this.#relations.delete(blocked)
+    return Promise.resolve()
+  }
+
+  blockEnds(offset: number, limit: number): Promise<BlockEnd[]> {
+    return Promise.resolve(
+      this.#stmt.blockEnds.all(limit, offset).map((row) => ({
+        viewer: row.viewer as UserId,
+        target: row.target as UserId,
+        saw: row.saw ?? undefined,
+        since: row.since,
+      })),
+    )
+  }
+
+  // a record exists only while no block stands between its users (setBlocked removes it in the
+  // transaction that blocks): the same `since` is all there is to check
+  dropBlockEnds(ends: readonly BlockEnd[]): Promise<void> {
+    const s = this.#stmt
+    this.db.transaction(() => {
+      for (const end of ends) s.dropBlockEnd.run(end.viewer, end.target, end.since)
+    })()
+    for (const end of ends) this.#relations.delete(end.viewer)
     return Promise.resolve()
   }
 
