@@ -144,6 +144,9 @@ const RECONNECT_JITTER = 0.5
 /** The activity members that are int64 ids (sent as exact decimal strings). */
 const ACTIVITY_IDS = new Set(['placeId', 'rootPlaceId', 'universeId'])
 
+/** The users one stream may watch (docs/reference/native.md): more is `TOO_MANY_IDS`. */
+const MAX_STREAM_IDS = 1000
+
 /** The native API's paths (docs/reference/native.md). */
 export const NATIVE_WS_PATH = '/api/v1/realtime'
 export const NATIVE_SSE_PATH = '/api/v1/realtime/sse'
@@ -711,6 +714,16 @@ export class Subscription
       this.#positions.clear()
       this.#resetPending = true
       if (this.#connection?.kind === 'websocket') {
+        if (this.#ids.size > MAX_STREAM_IDS && this.#sent.some((s) => s.frame !== undefined)) {
+          // the add()s sent after the resume are judged first, on the fresh stream, and a
+          // subscribe of every id after them would take it past 1000 ids: refused, fatally.
+          // Start over on a new connection, every watched id first and the adds after them,
+          // judged on their own (one past the limit refused, as without the reset)
+          this.#connection.close()
+          this.#connection = undefined
+          this.#unanswered()
+          return this.#connect()
+        }
         // subscribes sent before this one (add()s after the resume) are answered first: their
         // snapshots tell only their ids, and only this one's replaces everything
         if (this.#ids.size > 0) this.#subscribe(this.#connection, [...this.#ids], undefined)

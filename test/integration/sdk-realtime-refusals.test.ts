@@ -2,7 +2,13 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
-import { createClient, PresencedError, PresenceType, type Subscription } from '@presenced/client'
+import {
+  createClient,
+  PresencedError,
+  PresenceType,
+  type Subscription,
+  type WebSocketLike,
+} from '@presenced/client'
 import WebSocket from 'ws'
 import type { UserId } from '../../src/core/user-id.js'
 import { Fanout } from '../../src/realtime/fanout.js'
@@ -251,3 +257,74 @@ for (const transport of ['websocket', 'sse'] as const) {
     },
   )
 }
+
+/** `ws`, whose sockets after the first hold their frames until `gate.hold` settles. */
+function gatedWebSocket() {
+  const sockets: WebSocket[] = []
+  const gate: { hold: Promise<unknown> | undefined } = { hold: undefined }
+  class Gated extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args)
+      if (sockets.length > 0) {
+        const send = this.send.bind(this) as (...a: unknown[]) => void
+        Object.defineProperty(this, 'send', {
+          value: (...a: unknown[]) => {
+            if (gate.hold === undefined) send(...a)
+            else void gate.hold.then(() => send(...a))
+          },
+        })
+      }
+      sockets.push(this)
+    }
+  }
+  return { sockets, gate, WebSocket: Gated as unknown as WebSocketLike }
+}
+
+test(
+  'over websocket, a reset while an add() that takes the stream past 1000 ids is in flight refuses that add TOO_MANY_IDS; the subscription goes on with the rest',
+  { timeout: 30_000 },
+  async (t) => {
+    // a dropped stream is gone at once, and no history: the resume gets a reset
+    const { server, player, watcherToken } = await setup(t, {
+      realtimeResumeMs: 0,
+      realtimeHistory: 0,
+      realtimeSubscribeRate: 100_000,
+    })
+    const gated = gatedWebSocket()
+    const client = createClient({
+      baseUrl: server.url,
+      token: watcherToken,
+      WebSocket: gated.WebSocket,
+    })
+    const watched = [PLAYER, ...Array.from({ length: 899 }, (_, i) => String(i + 1))]
+    const sub = client.subscribe(watched, { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    const errors = errorsOf(sub)
+    await sub.ready
+    // the resume goes out once PLAYER changed: nothing to resume from, a reset
+    const changed = player.registerAppPresence({ placeId: 1818 })
+    gated.gate.hold = changed
+    const down = new Promise<{ added: Promise<void> }>((resolve) =>
+      sub.once('reconnecting', () =>
+        resolve({ added: sub.add(Array.from({ length: 200 }, (_, i) => String(5000 + i))) }),
+      ),
+    )
+    gated.sockets[0]!.terminate()
+    const added = await settledWithin((await down).added)
+    assert.ok(added instanceof PresencedError, `add() refused, got ${String(added)}`)
+    assert.equal(added.code, 'TOO_MANY_IDS')
+    assert.deepEqual(errors, [], 'the subscription goes on')
+    assert.equal(sub.ids.size, 900)
+    const caughtUp = await settledWithin(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (sub.presences.get(PLAYER)?.type === PresenceType.InGame) resolve()
+        }
+        sub.on('event', check)
+        check()
+      }),
+    )
+    assert.equal(caughtUp, 'resolved', 'the fresh snapshot tells the change')
+    assert.equal(sub.presences.size, 900)
+  },
+)
