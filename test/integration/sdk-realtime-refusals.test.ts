@@ -12,6 +12,7 @@ import {
 import WebSocket from 'ws'
 import type { UserId } from '../../src/core/user-id.js'
 import { Fanout } from '../../src/realtime/fanout.js'
+import { ManualClock } from '../../src/service/clock.js'
 import type { Stream } from '../../src/realtime/stream.js'
 import { startApp } from '../helpers/start-app.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
@@ -326,5 +327,50 @@ test(
     )
     assert.equal(caughtUp, 'resolved', 'the fresh snapshot tells the change')
     assert.equal(sub.presences.size, 900)
+  },
+)
+
+test(
+  'over websocket, a reconnect whose upgrade is refused 429 RATE_LIMITED waits its Retry-After, even past reconnect.maxDelayMs, and says so',
+  { timeout: 30_000 },
+  async (t) => {
+    // a budget of one request per window, not renewed during the test (a clock at its start)
+    const windowMs = 60_000
+    const clock = new ManualClock(Math.floor(Date.now() / windowMs) * windowMs)
+    const server = await startApp(t, {
+      listen: true,
+      clock,
+      config: { flapGraceMs: 0, rateLimitMax: 1, rateLimitWindowSeconds: windowMs / 1000 },
+    })
+    const gated = gatedWebSocket()
+    const client = createClient({
+      baseUrl: server.url,
+      token: await server.tokens.issue(WATCHER as never),
+      WebSocket: gated.WebSocket,
+    })
+    const sub = client.subscribe([42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    const errors = errorsOf(sub)
+    await sub.ready
+    const refused = reconnectingFor(sub, 'RATE_LIMITED')
+    gated.sockets[0]!.terminate()
+    const told = await refused
+    assert.notEqual(told, 'none', 'the refused upgrade was read')
+    const { error, delayMs } = told as Reconnecting
+    assert.ok(error instanceof PresencedError)
+    assert.equal(error.status, 429)
+    assert.ok(
+      error.retryAfterMs !== undefined && error.retryAfterMs > 200,
+      String(error.retryAfterMs),
+    )
+    assert.ok(
+      delayMs >= error.retryAfterMs,
+      `waits ${delayMs} ms, the server asks ${error.retryAfterMs}`,
+    )
+    assert.match(
+      error.message,
+      /\(reconnecting in \d+(\.\d+)? s as the server asks, more than reconnect\.maxDelayMs, 0\.2 s\)$/,
+    )
+    assert.deepEqual(errors, [])
   },
 )
