@@ -481,11 +481,17 @@ export class Subscription
             if (first.length > 0) this.#subscribe(connection, first, undefined)
             else this.#resolveReady()
           }
-          if (this.#unsent.size > 0) {
-            const frame = ++this.#frames
-            this.#subscribe(connection, [...this.#unsent], frame)
-            for (const add of this.#adds) add.frame ??= frame
+          // a subscribe per add(), as when it was made on an open connection: one frame of all
+          // of them would be judged whole (a limit the first alone fits refused both, more than
+          // 1000 ids together refused TOO_MANY_IDS however few each one asked for)
+          for (const add of this.#adds) {
+            if (add.frame !== undefined) continue
+            const ids = [...add.wanted].filter((id) => this.#unsent.delete(id))
+            if (ids.length === 0) continue
+            add.frame = ++this.#frames
+            this.#subscribe(connection, ids, add.frame)
           }
+          if (this.#unsent.size > 0) this.#subscribe(connection, [...this.#unsent], ++this.#frames)
           this.#unsent.clear()
           if (this.#heartbeat) connection.send(this.#heartbeat)
         }

@@ -374,3 +374,30 @@ test(
     assert.deepEqual(errors, [])
   },
 )
+
+test(
+  'over websocket, add()s made while the connection is down are subscribed one frame each on the next: one past the watch limit does not take the other with it',
+  { timeout: 30_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 3 })
+    const gated = gatedWebSocket()
+    const client = createClient({
+      baseUrl: server.url,
+      token: watcherToken,
+      WebSocket: gated.WebSocket,
+    })
+    const sub = client.subscribe([42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    await sub.ready
+    const down = new Promise<{ fits: Promise<void>; past: Promise<void> }>((resolve) =>
+      sub.once('reconnecting', () => resolve({ fits: sub.add([7]), past: sub.add([8, 9]) })),
+    )
+    gated.sockets[0]!.terminate()
+    const { fits, past } = await down
+    const [a, b] = await Promise.all([settledWithin(fits), settledWithin(past)])
+    assert.equal(a, 'resolved', `the add that fits is taken, got ${String(a)}`)
+    assert.ok(b instanceof PresencedError && b.code === 'WATCH_LIMIT', String(b))
+    assert.deepEqual([...sub.ids], ['42', '7'])
+    assert.ok(sub.presences.has('7'))
+  },
+)
