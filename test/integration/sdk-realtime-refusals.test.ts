@@ -2,48 +2,28 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
-import {
-  createClient,
-  PresencedError,
-  PresenceType,
-  type Subscription,
-  type WebSocketLike,
-} from '@presenced/client'
+import { createClient, PresencedError, PresenceType, type Subscription } from '@presenced/client'
 import WebSocket from 'ws'
 import type { UserId } from '../../src/core/user-id.js'
 import { Fanout } from '../../src/realtime/fanout.js'
-import { ManualClock } from '../../src/service/clock.js'
 import type { Stream } from '../../src/realtime/stream.js'
-import { startApp } from '../helpers/start-app.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
+import {
+  assertServerWait,
+  budgeted,
+  PLAYER,
+  recordingClient,
+  recordingWebSocket,
+  settledWithin,
+  setup,
+} from './sdk-kit.js'
 
 // How the SDK's subscriptions take the server's refusals of a whole connection: a refused
 // upgrade (429 with Retry-After and an error body), a place lost in band after the upgrade
 // (STREAM_LIMIT), and an SSE subscription watching nobody (a request would be a 400).
 
-const PLAYER = '9007199254740993'
-const WATCHER = '500'
-
-async function setup(t: TestContext, config = {}) {
-  const server = await startApp(t, { listen: true, config: { flapGraceMs: 0, ...config } })
-  const player = createClient({
-    baseUrl: server.url,
-    token: await server.tokens.issue(PLAYER as never),
-  })
-  const watcherToken = await server.tokens.issue(WATCHER as never)
-  return { server, player, watcherToken }
-}
-
-/** `promise`'s outcome, or 'still pending' after `ms`. */
-function settledWithin(promise: Promise<unknown>, ms = 10_000): Promise<unknown> {
-  return Promise.race([
-    promise.then(
-      () => 'resolved',
-      (e: unknown) => e,
-    ),
-    new Promise((resolve) => setTimeout(() => resolve('still pending'), ms)),
-  ])
-}
+/** settledWithin, 10 s: these waits include a Retry-After and a reconnect. */
+const within = (promise: Promise<unknown>) => settledWithin(promise, 10_000)
 
 type Reconnecting = { attempt: number; delayMs: number; error: unknown }
 
@@ -92,7 +72,7 @@ for (const transport of ['websocket', 'sse'] as const) {
       assert.ok(delayMs >= 1000, `waits ${delayMs} ms, the server asks 1000`)
 
       first.close()
-      assert.equal(await settledWithin(second.ready), 'resolved')
+      assert.equal(await within(second.ready), 'resolved')
       assert.deepEqual([...second.presences.keys()], [PLAYER])
       assert.deepEqual(errors, [])
     },
@@ -164,20 +144,20 @@ test(
     const errors = errorsOf(empty)
     const opens: unknown[] = []
     empty.on('open', (o) => opens.push(o))
-    assert.equal(await settledWithin(empty.ready), 'resolved', 'not refused IDS_INVALID')
+    assert.equal(await within(empty.ready), 'resolved', 'not refused IDS_INVALID')
 
     const other = client.subscribe([42], { transport: 'sse' })
-    assert.equal(await settledWithin(other.ready), 'resolved', 'the empty one holds no place')
+    assert.equal(await within(other.ready), 'resolved', 'the empty one holds no place')
     other.close()
 
-    assert.equal(await settledWithin(empty.add([PLAYER])), 'resolved')
+    assert.equal(await within(empty.add([PLAYER])), 'resolved')
     assert.deepEqual([...empty.presences.keys()], [PLAYER])
     assert.equal(opens.length, 1, 'one request, opened by the add')
 
     empty.remove([PLAYER])
     const again = client.subscribe([42], { transport: 'sse' })
     t.after(() => again.close())
-    assert.equal(await settledWithin(again.ready), 'resolved', 'the request was closed')
+    assert.equal(await within(again.ready), 'resolved', 'the request was closed')
     assert.deepEqual(errors, [])
     assert.equal(opens.length, 1, 'no request reopened for nobody')
   },
@@ -246,7 +226,7 @@ for (const transport of ['websocket', 'sse'] as const) {
       steal.release()
       await player.registerAppPresence({ location: 'Lobby' })
       // (by an event, or a fresh snapshot if the stream could not be resumed)
-      const online = await settledWithin(
+      const online = await within(
         new Promise<void>((resolve) =>
           sub.on('event', () => {
             if (sub.presences.get(PLAYER)?.type === PresenceType.Online) resolve()
@@ -259,28 +239,6 @@ for (const transport of ['websocket', 'sse'] as const) {
   )
 }
 
-/** `ws`, whose sockets after the first hold their frames until `gate.hold` settles. */
-function gatedWebSocket() {
-  const sockets: WebSocket[] = []
-  const gate: { hold: Promise<unknown> | undefined } = { hold: undefined }
-  class Gated extends WebSocket {
-    constructor(...args: ConstructorParameters<typeof WebSocket>) {
-      super(...args)
-      if (sockets.length > 0) {
-        const send = this.send.bind(this) as (...a: unknown[]) => void
-        Object.defineProperty(this, 'send', {
-          value: (...a: unknown[]) => {
-            if (gate.hold === undefined) send(...a)
-            else void gate.hold.then(() => send(...a))
-          },
-        })
-      }
-      sockets.push(this)
-    }
-  }
-  return { sockets, gate, WebSocket: Gated as unknown as WebSocketLike }
-}
-
 test(
   'over websocket, a reset while an add() that takes the stream past 1000 ids is in flight refuses that add TOO_MANY_IDS; the subscription goes on with the rest',
   { timeout: 30_000 },
@@ -291,12 +249,7 @@ test(
       realtimeHistory: 0,
       realtimeSubscribeRate: 100_000,
     })
-    const gated = gatedWebSocket()
-    const client = createClient({
-      baseUrl: server.url,
-      token: watcherToken,
-      WebSocket: gated.WebSocket,
-    })
+    const { recording: gated, client } = recordingClient(server.url, watcherToken)
     const watched = [PLAYER, ...Array.from({ length: 899 }, (_, i) => String(i + 1))]
     const sub = client.subscribe(watched, { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
     t.after(() => sub.close())
@@ -311,12 +264,12 @@ test(
       ),
     )
     gated.sockets[0]!.terminate()
-    const added = await settledWithin((await down).added)
+    const added = await within((await down).added)
     assert.ok(added instanceof PresencedError, `add() refused, got ${String(added)}`)
     assert.equal(added.code, 'TOO_MANY_IDS')
     assert.deepEqual(errors, [], 'the subscription goes on')
     assert.equal(sub.ids.size, 900)
-    const caughtUp = await settledWithin(
+    const caughtUp = await within(
       new Promise<void>((resolve) => {
         const check = () => {
           if (sub.presences.get(PLAYER)?.type === PresenceType.InGame) resolve()
@@ -334,20 +287,9 @@ test(
   'over websocket, a reconnect whose upgrade is refused 429 RATE_LIMITED waits its Retry-After, even past reconnect.maxDelayMs, and says so',
   { timeout: 30_000 },
   async (t) => {
-    // a budget of one request per window, not renewed during the test (a clock at its start)
-    const windowMs = 60_000
-    const clock = new ManualClock(Math.floor(Date.now() / windowMs) * windowMs)
-    const server = await startApp(t, {
-      listen: true,
-      clock,
-      config: { flapGraceMs: 0, rateLimitMax: 1, rateLimitWindowSeconds: windowMs / 1000 },
-    })
-    const gated = gatedWebSocket()
-    const client = createClient({
-      baseUrl: server.url,
-      token: await server.tokens.issue(WATCHER as never),
-      WebSocket: gated.WebSocket,
-    })
+    // a budget of one request, not renewed during the test: the reconnect's upgrade is refused
+    const gated = recordingWebSocket()
+    const client = await budgeted(t, 1, gated.WebSocket)
     const sub = client.subscribe([42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
     t.after(() => sub.close())
     const errors = errorsOf(sub)
@@ -356,21 +298,8 @@ test(
     gated.sockets[0]!.terminate()
     const told = await refused
     assert.notEqual(told, 'none', 'the refused upgrade was read')
-    const { error, delayMs } = told as Reconnecting
-    assert.ok(error instanceof PresencedError)
-    assert.equal(error.status, 429)
-    assert.ok(
-      error.retryAfterMs !== undefined && error.retryAfterMs > 200,
-      String(error.retryAfterMs),
-    )
-    assert.ok(
-      delayMs >= error.retryAfterMs,
-      `waits ${delayMs} ms, the server asks ${error.retryAfterMs}`,
-    )
-    assert.match(
-      error.message,
-      /\(reconnecting in \d+(\.\d+)? s as the server asks, more than reconnect\.maxDelayMs, 0\.2 s\)$/,
-    )
+    assertServerWait(told as Reconnecting)
+    assert.equal((told as Reconnecting & { error: PresencedError }).error.status, 429)
     assert.deepEqual(errors, [])
   },
 )
@@ -380,12 +309,7 @@ test(
   { timeout: 30_000 },
   async (t) => {
     const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 3 })
-    const gated = gatedWebSocket()
-    const client = createClient({
-      baseUrl: server.url,
-      token: watcherToken,
-      WebSocket: gated.WebSocket,
-    })
+    const { recording: gated, client } = recordingClient(server.url, watcherToken)
     const sub = client.subscribe([42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
     t.after(() => sub.close())
     await sub.ready
@@ -394,7 +318,7 @@ test(
     )
     gated.sockets[0]!.terminate()
     const { fits, past } = await down
-    const [a, b] = await Promise.all([settledWithin(fits), settledWithin(past)])
+    const [a, b] = await Promise.all([within(fits), within(past)])
     assert.equal(a, 'resolved', `the add that fits is taken, got ${String(a)}`)
     assert.ok(b instanceof PresencedError && b.code === 'WATCH_LIMIT', String(b))
     assert.deepEqual([...sub.ids], ['42', '7'])
