@@ -48,7 +48,11 @@ export interface SubscriptionEvents {
   event: PresenceEvent
   /** A connection is up (again). */
   open: { transport: 'websocket' | 'sse' }
-  /** The connection dropped; the next attempt starts after `delayMs`. */
+  /**
+   * The connection dropped, or was refused (`error` has the server's `code`, `status` and
+   * `retryAfterMs`: a 429 `STREAM_LIMIT` or `RATE_LIMITED`, a 503); the next attempt starts
+   * after `delayMs`.
+   */
   reconnecting: { attempt: number; delayMs: number; error: unknown }
   /** The server refused one frame (say, a bad id given to add()); the stream goes on. */
   warning: PresencedError
@@ -95,8 +99,8 @@ export interface SubscribeOptions {
   /**
    * Reconnect backoff: the first wait, doubled on each failed attempt up to the cap (jitter
    * included: no backoff is longer than `maxDelayMs`); `false` makes a dropped connection fatal.
-   * A refusal that says when to come back (`retryAfterMs` of a `RATE_LIMITED` frame, an SSE
-   * `Retry-After`) is never tried sooner, even past `maxDelayMs`: the wait is the server's rule,
+   * A refusal that says when to come back (`retryAfterMs` of a `RATE_LIMITED` frame, the
+   * `Retry-After` of an SSE request or a WebSocket upgrade refused 429) is never tried sooner, even past `maxDelayMs`: the wait is the server's rule,
    * and a subscription has no caller waiting on it (a call's retry fails instead). Such a wait is
    * told: `reconnecting`'s `delayMs` is it, and its error's message ends `(reconnecting in 200 s
    * as the server asks, more than reconnect.maxDelayMs, 15 s)`, `retryAfterMs` set.
