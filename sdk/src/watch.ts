@@ -48,7 +48,11 @@ export interface SubscriptionEvents {
   event: PresenceEvent
   /** A connection is up (again). */
   open: { transport: 'websocket' | 'sse' }
-  /** The connection dropped; the next attempt starts after `delayMs`. */
+  /**
+   * The connection dropped, or was refused (`error` has the server's `code`, `status` and
+   * `retryAfterMs`: a 429 `STREAM_LIMIT` or `RATE_LIMITED`, a 503); the next attempt starts
+   * after `delayMs`.
+   */
   reconnecting: { attempt: number; delayMs: number; error: unknown }
   /** The server refused one frame (say, a bad id given to add()); the stream goes on. */
   warning: PresencedError
@@ -95,8 +99,8 @@ export interface SubscribeOptions {
   /**
    * Reconnect backoff: the first wait, doubled on each failed attempt up to the cap (jitter
    * included: no backoff is longer than `maxDelayMs`); `false` makes a dropped connection fatal.
-   * A refusal that says when to come back (`retryAfterMs` of a `RATE_LIMITED` frame, an SSE
-   * `Retry-After`) is never tried sooner, even past `maxDelayMs`: the wait is the server's rule,
+   * A refusal that says when to come back (`retryAfterMs` of a `RATE_LIMITED` frame, the
+   * `Retry-After` of an SSE request or a WebSocket upgrade refused 429) is never tried sooner, even past `maxDelayMs`: the wait is the server's rule,
    * and a subscription has no caller waiting on it (a call's retry fails instead). Such a wait is
    * told: `reconnecting`'s `delayMs` is it, and its error's message ends `(reconnecting in 200 s
    * as the server asks, more than reconnect.maxDelayMs, 15 s)`, `retryAfterMs` set.
@@ -143,6 +147,9 @@ const RECONNECT_JITTER = 0.5
 
 /** The activity members that are int64 ids (sent as exact decimal strings). */
 const ACTIVITY_IDS = new Set(['placeId', 'rootPlaceId', 'universeId'])
+
+/** The users one stream may watch (docs/reference/native.md): more is `TOO_MANY_IDS`. */
+const MAX_STREAM_IDS = 1000
 
 /** The native API's paths (docs/reference/native.md). */
 export const NATIVE_WS_PATH = '/api/v1/realtime'
@@ -368,9 +375,13 @@ export class Subscription
       this.#adds.splice(this.#adds.indexOf(add), 1)
       add.resolve()
     }
-    // SSE cannot unsubscribe: events about removed users are dropped here instead
+    // SSE cannot unsubscribe: events about removed users are dropped here instead, and a
+    // request left watching nobody is closed (it holds one of the user's places)
     if (this.#connection?.kind === 'websocket') {
       this.#connection.send({ type: 'unsubscribe', ids: removed })
+    } else if (this.#ids.size === 0 && this.#kind() === 'sse') {
+      this.#connection?.close()
+      this.#connection = undefined
     }
   }
 
@@ -446,6 +457,12 @@ export class Subscription
   #connect(): void {
     if (this.#closed) return
     const kind = this.#kind()
+    if (kind === 'sse' && this.#ids.size === 0) {
+      // an SSE request watches the ids it was opened with, and none is a bad request: a
+      // subscription watching nobody holds no request; add() opens one
+      this.#resolveReady()
+      return
+    }
     const handlers: ConnectionHandlers = {
       onOpen: () => {
         if (kind === 'websocket') {
@@ -468,11 +485,17 @@ export class Subscription
             if (first.length > 0) this.#subscribe(connection, first, undefined)
             else this.#resolveReady()
           }
-          if (this.#unsent.size > 0) {
-            const frame = ++this.#frames
-            this.#subscribe(connection, [...this.#unsent], frame)
-            for (const add of this.#adds) add.frame ??= frame
+          // a subscribe per add(), as when it was made on an open connection: one frame of all
+          // of them would be judged whole (a limit the first alone fits refused both, more than
+          // 1000 ids together refused TOO_MANY_IDS however few each one asked for)
+          for (const add of this.#adds) {
+            if (add.frame !== undefined) continue
+            const ids = [...add.wanted].filter((id) => this.#unsent.delete(id))
+            if (ids.length === 0) continue
+            add.frame = ++this.#frames
+            this.#subscribe(connection, ids, add.frame)
           }
+          if (this.#unsent.size > 0) this.#subscribe(connection, [...this.#unsent], ++this.#frames)
           this.#unsent.clear()
           if (this.#heartbeat) connection.send(this.#heartbeat)
         }
@@ -701,6 +724,16 @@ export class Subscription
       this.#positions.clear()
       this.#resetPending = true
       if (this.#connection?.kind === 'websocket') {
+        if (this.#ids.size > MAX_STREAM_IDS && this.#sent.some((s) => s.frame !== undefined)) {
+          // the add()s sent after the resume are judged first, on the fresh stream, and a
+          // subscribe of every id after them would take it past 1000 ids: refused, fatally.
+          // Start over on a new connection, every watched id first and the adds after them,
+          // judged on their own (one past the limit refused, as without the reset)
+          this.#connection.close()
+          this.#connection = undefined
+          this.#unanswered()
+          return this.#connect()
+        }
         // subscribes sent before this one (add()s after the resume) are answered first: their
         // snapshots tell only their ids, and only this one's replaces everything
         if (this.#ids.size > 0) this.#subscribe(this.#connection, [...this.#ids], undefined)
@@ -733,6 +766,12 @@ export class Subscription
         return this.#drop(error, FATAL_REFUSALS.has(String(error.code)))
       }
       const code = String(error.code)
+      if (code === 'STREAM_LIMIT') {
+        // the user's last place went to another connection after this one was let in: the
+        // server ends this one (a 1008 close over a WebSocket, which alone would be fatal).
+        // A limit, not a bad request: tried again after a backoff, as a refused upgrade is
+        return this.#drop(error, false)
+      }
       const head = this.#sent[0]
       if (
         head !== undefined &&
@@ -1058,6 +1097,102 @@ function idleError(ms: number): PresencedError {
   )
 }
 
+/** A refused upgrade's response as `ws` hands it over (an IncomingMessage). */
+interface RefusedUpgrade extends AsyncIterable<unknown> {
+  readonly statusCode?: number
+  readonly headers: Record<string, string | string[] | undefined>
+  destroy(): void
+}
+
+/**
+ * How long the body of a refusal (a refused upgrade, an SSE request's error) may take to
+ * arrive: it comes with the headers from presenced, and a peer that sends headers and never the
+ * rest (a proxy, a server gone mid-response) must not hold the reconnect up.
+ */
+const REFUSAL_READ_MS = 2_000
+/** The most of a refusal's body read: presenced's error bodies are well under 1 KiB. */
+const REFUSAL_MAX_BYTES = 16 * 1024
+
+/** `read()`'s result, or `undefined` once `ms` have passed (then `cancel` is called). */
+async function within<T>(ms: number, read: Promise<T>, cancel: () => void): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => {
+      cancel()
+      resolve(undefined)
+    }, ms)
+  })
+  try {
+    return await Promise.race([read.catch(() => undefined), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The text of a refused upgrade's body: what arrived within REFUSAL_READ_MS, at most 16 KiB. */
+async function bodyOf(response: RefusedUpgrade): Promise<string> {
+  const chunks: Uint8Array[] = []
+  let size = 0
+  const read = (async () => {
+    for await (const chunk of response) {
+      const bytes =
+        typeof chunk === 'string' ? new TextEncoder().encode(chunk) : (chunk as Uint8Array)
+      chunks.push(bytes)
+      size += bytes.length
+      if (size >= REFUSAL_MAX_BYTES) break
+    }
+  })()
+  await within(REFUSAL_READ_MS, read, () => response.destroy())
+  const all = new Uint8Array(size)
+  let at = 0
+  for (const chunk of chunks) {
+    all.set(chunk, at)
+    at += chunk.length
+  }
+  return new TextDecoder().decode(all.subarray(0, REFUSAL_MAX_BYTES))
+}
+
+/**
+ * The error of a refused request (an upgrade, an SSE request): the native error body's code and
+ * message, `retryAfterMs` from Retry-After (else the body's). Fatal: a 4xx other than 429, which
+ * the same request would meet again; a 429 or a 5xx is tried again after its wait.
+ */
+function refusalError(
+  status: number,
+  text: string,
+  retryAfter: string | null,
+): { error: PresencedError; fatal: boolean } {
+  const body = parseFrame(text)
+  const inner = isObject(body?.error) ? body.error : body
+  const code = typeof inner?.code === 'string' ? inner.code : undefined
+  const message =
+    typeof inner?.message === 'string'
+      ? inner.message
+      : status === 401
+        ? 'Authorization has been denied for this request.'
+        : `HTTP ${status}`
+  const retryAfterMs =
+    parseRetryAfter(retryAfter) ??
+    (typeof inner?.retryAfterMs === 'number' ? inner.retryAfterMs : undefined)
+  const error = new PresencedError(message, {
+    status,
+    code: code ?? (status === 401 ? 'UNAUTHENTICATED' : undefined),
+    protocol: 'native',
+    // a reconnect waits for it, as for a refusal frame's retryAfterMs
+    retryAfterMs,
+    body,
+  })
+  return { error, fatal: status >= 400 && status < 500 && status !== 429 }
+}
+
+async function refusalOf(
+  response: RefusedUpgrade,
+): Promise<{ error: PresencedError; fatal: boolean }> {
+  const header = response.headers['retry-after']
+  const retryAfter = (Array.isArray(header) ? header[0] : header) ?? null
+  return refusalError(response.statusCode ?? 0, await bodyOf(response), retryAfter)
+}
+
 /** Close codes after which reconnecting would be wrong: policy, too big, taken over. */
 const FATAL_CLOSE = new Set([1008, 1009, 4009])
 
@@ -1109,6 +1244,18 @@ function openWebSocket(
     done = true
     idle.stop()
     handlers.onClose(error, fatal)
+  }
+  if (typeof emitter.on === 'function') {
+    // `ws` hands over a refused upgrade's response: its status, Retry-After and error body say
+    // what the refusal was (a 429's code and wait); a listener here also keeps `ws` from
+    // aborting on its own, so the socket is ended once the response is read
+    emitter.on('unexpected-response', ((_request: unknown, response: RefusedUpgrade) => {
+      void refusalOf(response).then(({ error, fatal }) => {
+        finish(error, fatal)
+        if (typeof emitter.terminate === 'function') emitter.terminate()
+        else socket.close()
+      })
+    }) as () => void)
   }
   // frames sent while the socket is still connecting go out right after the opening frames
   const queued: string[] = []
@@ -1231,21 +1378,16 @@ function openSse(
       return handlers.onClose(failure, false)
     }
     if (!response.ok || response.body === null) {
-      const text = await response.text().catch(() => '')
-      const body = parseFrame(text)
-      const inner = isObject(body?.error) ? body.error : body
-      const error = new PresencedError(
-        typeof inner?.message === 'string' ? inner.message : `HTTP ${response.status}`,
-        {
-          status: response.status,
-          code: typeof inner?.code === 'string' ? inner.code : undefined,
-          protocol: 'native',
-          // a reconnect waits for it, as for a WebSocket refusal's retryAfterMs
-          retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
-          body,
-        },
+      const refused = response
+      const text = await within(REFUSAL_READ_MS, refused.text(), () => {
+        void refused.body?.cancel().catch(() => {})
+      })
+      if (controller.signal.aborted) return
+      const { error, fatal } = refusalError(
+        refused.status,
+        (text ?? '').slice(0, REFUSAL_MAX_BYTES),
+        refused.headers.get('retry-after'),
       )
-      const fatal = response.status >= 400 && response.status < 500 && response.status !== 429
       return handlers.onClose(error, fatal)
     }
     idle.touch()

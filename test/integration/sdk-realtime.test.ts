@@ -7,44 +7,18 @@ import {
   PresenceType,
   type PresenceEvent,
   type Subscription,
-  type WebSocketLike,
 } from '@presenced/client'
 import WebSocket from 'ws'
-import { ManualClock } from '../../src/service/clock.js'
-import { startApp } from '../helpers/start-app.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
-
-const PLAYER = '9007199254740993'
-const WATCHER = '500'
-
-/** The `ws` constructor, remembering every socket so a test can cut one. */
-function recordingWebSocket() {
-  const sockets: WebSocket[] = []
-  const gate: { hold: Promise<unknown> | undefined } = { hold: undefined }
-  class Recording extends WebSocket {
-    constructor(...args: ConstructorParameters<typeof WebSocket>) {
-      super(...args)
-      if (sockets.length > 0) {
-        // a later socket's frames wait for `hold`: a test decides what happens before a resume
-        const send = this.send.bind(this) as (...a: unknown[]) => void
-        Object.defineProperty(this, 'send', {
-          value: (...a: unknown[]) => {
-            if (gate.hold === undefined) send(...a)
-            else void gate.hold.then(() => send(...a))
-          },
-        })
-      }
-      sockets.push(this)
-    }
-  }
-  return { sockets, gate, WebSocket: Recording as unknown as WebSocketLike }
-}
-
-/** A client whose WebSocket constructor records every socket (recordingWebSocket). */
-function recordingClient(baseUrl: string, token: string) {
-  const recording = recordingWebSocket()
-  return { recording, client: createClient({ baseUrl, token, WebSocket: recording.WebSocket }) }
-}
+import {
+  assertServerWait,
+  budgeted,
+  PLAYER,
+  recordingClient,
+  settledWithin,
+  setup,
+  WATCHER,
+} from './sdk-kit.js'
 
 /** Events of a subscription, awaited one by one in order. */
 function eventsOf(sub: Subscription) {
@@ -62,16 +36,6 @@ function eventsOf(sub: Subscription) {
       return seen[read++]!
     },
   }
-}
-
-async function setup(t: TestContext, config = {}) {
-  const server = await startApp(t, { listen: true, config: { flapGraceMs: 0, ...config } })
-  const player = createClient({
-    baseUrl: server.url,
-    token: await server.tokens.issue(PLAYER as never),
-  })
-  const watcherToken = await server.tokens.issue(WATCHER as never)
-  return { server, player, watcherToken }
 }
 
 for (const transport of ['websocket', 'sse'] as const) {
@@ -443,23 +407,6 @@ for (const transport of ['websocket', 'sse'] as const) {
   )
 }
 
-/** A client of WATCHER's on a server whose request budget is `max` per minute, not renewed. */
-async function budgeted(t: TestContext, max: number) {
-  // a clock at the start of its rate-limit window: the budget does not renew during the test
-  const windowMs = 60_000
-  const clock = new ManualClock(Math.floor(Date.now() / windowMs) * windowMs)
-  const server = await startApp(t, {
-    listen: true,
-    clock,
-    config: { flapGraceMs: 0, rateLimitMax: max, rateLimitWindowSeconds: windowMs / 1000 },
-  })
-  return createClient({
-    baseUrl: server.url,
-    token: await server.tokens.issue(WATCHER as never),
-    WebSocket,
-  })
-}
-
 test('a refused heartbeat (RATE_LIMITED, for: heartbeat) is a warning: it does not refuse an add() waiting for its snapshot', async (t) => {
   const client = await budgeted(t, 4)
   const sub = client.subscribe([42])
@@ -502,17 +449,6 @@ async function watching42Of(t: TestContext, transport: 'websocket' | 'sse', watc
   const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
   t.after(() => sub.close())
   return { sub, player }
-}
-
-/** `promise`'s outcome, or 'still pending' after `ms`. */
-function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
-  return Promise.race([
-    promise.then(
-      () => 'resolved',
-      (e: unknown) => e,
-    ),
-    new Promise((resolve) => setTimeout(() => resolve('still pending'), ms)),
-  ])
 }
 
 for (const transport of ['websocket', 'sse'] as const) {
@@ -715,27 +651,6 @@ test(
     assert.equal(sub.presences.get('42')?.type, PresenceType.Offline)
   },
 )
-
-/**
- * A reconnect after a RATE_LIMITED refusal whose wait is past reconnect.maxDelayMs (0.2 s): no
- * sooner than the server asks, and the error says so.
- */
-function assertServerWait({ delayMs, error }: { delayMs: number; error: unknown }): void {
-  assert.ok(error instanceof PresencedError)
-  assert.equal(error.code, 'RATE_LIMITED')
-  assert.ok(
-    error.retryAfterMs !== undefined && error.retryAfterMs > 200,
-    String(error.retryAfterMs),
-  )
-  assert.ok(
-    delayMs >= error.retryAfterMs,
-    `waits ${delayMs} ms, the server asks ${error.retryAfterMs}`,
-  )
-  assert.match(
-    error.message,
-    /\(reconnecting in \d+(\.\d+)? s as the server asks, more than reconnect\.maxDelayMs, 0\.2 s\)$/,
-  )
-}
 
 test(
   'a WebSocket subscribe refused RATE_LIMITED with a retryAfterMs past reconnect.maxDelayMs: the reconnect waits as the server asks, and says so',

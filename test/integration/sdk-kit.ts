@@ -1,0 +1,106 @@
+/**
+ * What the SDK's real-time tests share: a real server per test, ids, a `ws` constructor that
+ * records its sockets (to cut one) and holds a later socket's frames (to order a resume after a
+ * change), and a bounded wait for a promise.
+ */
+import assert from 'node:assert/strict'
+import type { TestContext } from 'node:test'
+import { createClient, PresencedError, type WebSocketLike } from '@presenced/client'
+import WebSocket from 'ws'
+import { ManualClock } from '../../src/service/clock.js'
+import { startApp } from '../helpers/start-app.js'
+
+export const PLAYER = '9007199254740993'
+export const WATCHER = '500'
+
+/** The `ws` constructor, remembering every socket so a test can cut one. */
+export function recordingWebSocket() {
+  const sockets: WebSocket[] = []
+  const gate: { hold: Promise<unknown> | undefined } = { hold: undefined }
+  class Recording extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args)
+      if (sockets.length > 0) {
+        // a later socket's frames wait for `hold`: a test decides what happens before a resume
+        const send = this.send.bind(this) as (...a: unknown[]) => void
+        Object.defineProperty(this, 'send', {
+          value: (...a: unknown[]) => {
+            if (gate.hold === undefined) send(...a)
+            else void gate.hold.then(() => send(...a))
+          },
+        })
+      }
+      sockets.push(this)
+    }
+  }
+  return { sockets, gate, WebSocket: Recording as unknown as WebSocketLike }
+}
+
+/** A client whose WebSocket constructor records every socket (recordingWebSocket). */
+export function recordingClient(baseUrl: string, token: string) {
+  const recording = recordingWebSocket()
+  return { recording, client: createClient({ baseUrl, token, WebSocket: recording.WebSocket }) }
+}
+
+export async function setup(t: TestContext, config = {}) {
+  const server = await startApp(t, { listen: true, config: { flapGraceMs: 0, ...config } })
+  const player = createClient({
+    baseUrl: server.url,
+    token: await server.tokens.issue(PLAYER as never),
+  })
+  const watcherToken = await server.tokens.issue(WATCHER as never)
+  return { server, player, watcherToken }
+}
+
+/** A client of WATCHER's on a server whose request budget is `max` per minute, not renewed. */
+export async function budgeted(
+  t: TestContext,
+  max: number,
+  WebSocketCtor: WebSocketLike = WebSocket as unknown as WebSocketLike,
+) {
+  // a clock at the start of its rate-limit window: the budget does not renew during the test
+  const windowMs = 60_000
+  const clock = new ManualClock(Math.floor(Date.now() / windowMs) * windowMs)
+  const server = await startApp(t, {
+    listen: true,
+    clock,
+    config: { flapGraceMs: 0, rateLimitMax: max, rateLimitWindowSeconds: windowMs / 1000 },
+  })
+  return createClient({
+    baseUrl: server.url,
+    token: await server.tokens.issue(WATCHER as never),
+    WebSocket: WebSocketCtor,
+  })
+}
+
+/** `promise`'s outcome, or 'still pending' after `ms`. */
+export function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
+  return Promise.race([
+    promise.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    ),
+    new Promise((resolve) => setTimeout(() => resolve('still pending'), ms)),
+  ])
+}
+
+/**
+ * A reconnect after a RATE_LIMITED refusal whose wait is past reconnect.maxDelayMs (0.2 s): no
+ * sooner than the server asks, and the error says so.
+ */
+export function assertServerWait({ delayMs, error }: { delayMs: number; error: unknown }): void {
+  assert.ok(error instanceof PresencedError)
+  assert.equal(error.code, 'RATE_LIMITED')
+  assert.ok(
+    error.retryAfterMs !== undefined && error.retryAfterMs > 200,
+    String(error.retryAfterMs),
+  )
+  assert.ok(
+    delayMs >= error.retryAfterMs,
+    `waits ${delayMs} ms, the server asks ${error.retryAfterMs}`,
+  )
+  assert.match(
+    error.message,
+    /\(reconnecting in \d+(\.\d+)? s as the server asks, more than reconnect\.maxDelayMs, 0\.2 s\)$/,
+  )
+}

@@ -1,0 +1,327 @@
+import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import { test, type TestContext } from 'node:test'
+import { createClient, PresencedError, PresenceType, type Subscription } from '@presenced/client'
+import WebSocket from 'ws'
+import type { UserId } from '../../src/core/user-id.js'
+import { Fanout } from '../../src/realtime/fanout.js'
+import type { Stream } from '../../src/realtime/stream.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
+import {
+  assertServerWait,
+  budgeted,
+  PLAYER,
+  recordingClient,
+  recordingWebSocket,
+  settledWithin,
+  setup,
+} from './sdk-kit.js'
+
+// How the SDK's subscriptions take the server's refusals of a whole connection: a refused
+// upgrade (429 with Retry-After and an error body), a place lost in band after the upgrade
+// (STREAM_LIMIT), and an SSE subscription watching nobody (a request would be a 400).
+
+/** settledWithin, 10 s: these waits include a Retry-After and a reconnect. */
+const within = (promise: Promise<unknown>) => settledWithin(promise, 10_000)
+
+type Reconnecting = { attempt: number; delayMs: number; error: unknown }
+
+/** The first `reconnecting` whose error is a PresencedError of `code`, or 'none' after `ms`. */
+function reconnectingFor(sub: Subscription, code: string, ms = 10_000) {
+  return Promise.race([
+    new Promise<Reconnecting>((resolve) =>
+      sub.on('reconnecting', (r) => {
+        if (r.error instanceof PresencedError && r.error.code === code) resolve(r)
+      }),
+    ),
+    new Promise<'none'>((resolve) => setTimeout(() => resolve('none'), ms)),
+  ])
+}
+
+/** Fatal errors a subscription reports (it is closed after one). */
+function errorsOf(sub: Subscription): unknown[] {
+  const errors: unknown[] = []
+  sub.on('error', (e) => errors.push(e))
+  return errors
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, a connection refused 429 STREAM_LIMIT is read: reconnecting tells its code and waits its Retry-After; the subscription opens once a place frees`,
+    { timeout: 30_000 },
+    async (t) => {
+      const { server, watcherToken } = await setup(t, { realtimeStreamsPerUser: 1 })
+      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+      const first = client.subscribe([42], { transport })
+      t.after(() => first.close())
+      await first.ready
+      const second = client.subscribe([PLAYER], {
+        transport,
+        reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+      })
+      t.after(() => second.close())
+      const errors = errorsOf(second)
+      const refused = await reconnectingFor(second, 'STREAM_LIMIT')
+      assert.notEqual(refused, 'none', 'a reconnecting event with the refusal code')
+      const { error, delayMs } = refused as Reconnecting
+      assert.ok(error instanceof PresencedError)
+      assert.equal(error.status, 429)
+      assert.equal(error.retryAfterMs, 1000, 'Retry-After: 1')
+      assert.match(error.message, /At most 1 real-time connections per user/)
+      assert.ok(delayMs >= 1000, `waits ${delayMs} ms, the server asks 1000`)
+
+      first.close()
+      assert.equal(await within(second.ready), 'resolved')
+      assert.deepEqual([...second.presences.keys()], [PLAYER])
+      assert.deepEqual(errors, [])
+    },
+  )
+}
+
+/**
+ * A server that refuses every upgrade and SSE request 429 with Retry-After: 3 and sends the
+ * head of its body, never the rest: the SDK must not wait for it.
+ */
+async function hangingRefusals(t: TestContext): Promise<string> {
+  const head =
+    'HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\n' +
+    'Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"error":'
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((request, response) => {
+    sockets.add(request.socket)
+    response.socket?.write(head)
+  })
+  server.on('upgrade', (_request, socket: Socket) => {
+    sockets.add(socket)
+    socket.write(head)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      }),
+  )
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, a refusal whose body never ends is read for a bounded time: the subscription reconnects after its Retry-After`,
+    { timeout: 30_000 },
+    async (t) => {
+      const baseUrl = await hangingRefusals(t)
+      const client = createClient({ baseUrl, token: 'a-token', WebSocket })
+      const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
+      t.after(() => sub.close())
+      const errors = errorsOf(sub)
+      const refused = await Promise.race([
+        new Promise<Reconnecting>((resolve) => sub.once('reconnecting', resolve)),
+        new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 10_000)),
+      ])
+      assert.notEqual(refused, 'hung', 'the unfinished body did not hold the subscription up')
+      const { error, delayMs } = refused as Reconnecting
+      assert.ok(error instanceof PresencedError)
+      assert.equal(error.status, 429)
+      assert.equal(error.retryAfterMs, 3000)
+      assert.ok(delayMs >= 3000, `waits ${delayMs} ms, the server asks 3000`)
+      assert.deepEqual(errors, [])
+    },
+  )
+}
+
+test(
+  'over sse, a subscription watching nobody holds no request: created empty it is ready at once; add() opens a request, removing the last id closes it',
+  { timeout: 30_000 },
+  async (t) => {
+    // one place per user: a request held by the empty subscription would refuse the others
+    const { server, watcherToken } = await setup(t, { realtimeStreamsPerUser: 1 })
+    const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+    const empty = client.subscribe([], { transport: 'sse', reconnect: { minDelayMs: 50 } })
+    t.after(() => empty.close())
+    const errors = errorsOf(empty)
+    const opens: unknown[] = []
+    empty.on('open', (o) => opens.push(o))
+    assert.equal(await within(empty.ready), 'resolved', 'not refused IDS_INVALID')
+
+    const other = client.subscribe([42], { transport: 'sse' })
+    assert.equal(await within(other.ready), 'resolved', 'the empty one holds no place')
+    other.close()
+
+    assert.equal(await within(empty.add([PLAYER])), 'resolved')
+    assert.deepEqual([...empty.presences.keys()], [PLAYER])
+    assert.equal(opens.length, 1, 'one request, opened by the add')
+
+    empty.remove([PLAYER])
+    const again = client.subscribe([42], { transport: 'sse' })
+    t.after(() => again.close())
+    assert.equal(await within(again.ready), 'resolved', 'the request was closed')
+    assert.deepEqual(errors, [])
+    assert.equal(opens.length, 1, 'no request reopened for nobody')
+  },
+)
+
+/**
+ * Makes the next stream admitted after `arm()` lose its place in band: right after its admission
+ * another stream of the same user opens in the last place (what another connection of the user
+ * does when it opens between this one's admission and its open), so the admitted one is told
+ * STREAM_LIMIT after its upgrade (WebSocket) or its 200 (SSE). `release()` closes that stream.
+ */
+function stealNextPlace(t: TestContext) {
+  const admit = Fanout.prototype.admit
+  let armed = false
+  let stolen: { fanout: Fanout; stream: Stream } | undefined
+  Fanout.prototype.admit = async function (this: Fanout, viewer: UserId) {
+    const admission = await admit.call(this, viewer)
+    if (armed && admission) {
+      armed = false
+      const stream = this.open(viewer, { send() {}, replaced() {} })
+      assert.ok(stream, 'the place was free to take')
+      stolen = { fanout: this, stream }
+    }
+    return admission
+  }
+  t.after(() => {
+    Fanout.prototype.admit = admit
+  })
+  return {
+    arm: () => (armed = true),
+    release: () => stolen?.fanout.close(stolen.stream),
+  }
+}
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, a reconnect told STREAM_LIMIT in band (after the upgrade) is tried again after a backoff, and resumes once a place frees`,
+    { timeout: 30_000 },
+    async (t) => {
+      const { server, player, watcherToken } = await setup(t, { realtimeStreamsPerUser: 1 })
+      const steal = stealNextPlace(t)
+      const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
+      const client = createClient({
+        baseUrl: `http://127.0.0.1:${proxy.port}`,
+        token: watcherToken,
+        WebSocket,
+      })
+      const sub = client.subscribe([PLAYER], {
+        transport,
+        reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+      })
+      t.after(() => sub.close())
+      const errors = errorsOf(sub)
+      await sub.ready
+      const refused = reconnectingFor(sub, 'STREAM_LIMIT')
+      steal.arm()
+      proxy.cut()
+      const told = await refused
+      assert.notEqual(told, 'none', 'the in-band refusal led to a reconnect')
+      const { error } = told as Reconnecting
+      assert.ok(error instanceof PresencedError)
+      assert.equal(error.status, 429)
+      assert.equal(error.retryAfterMs, undefined, 'told in band: no Retry-After')
+      assert.deepEqual(errors, [], 'not a dead subscription')
+
+      steal.release()
+      await player.registerAppPresence({ location: 'Lobby' })
+      // (by an event, or a fresh snapshot if the stream could not be resumed)
+      const online = await within(
+        new Promise<void>((resolve) =>
+          sub.on('event', () => {
+            if (sub.presences.get(PLAYER)?.type === PresenceType.Online) resolve()
+          }),
+        ),
+      )
+      assert.equal(online, 'resolved', 'the change reached the subscription')
+      assert.deepEqual(errors, [])
+    },
+  )
+}
+
+test(
+  'over websocket, a reset while an add() that takes the stream past 1000 ids is in flight refuses that add TOO_MANY_IDS; the subscription goes on with the rest',
+  { timeout: 30_000 },
+  async (t) => {
+    // a dropped stream is gone at once, and no history: the resume gets a reset
+    const { server, player, watcherToken } = await setup(t, {
+      realtimeResumeMs: 0,
+      realtimeHistory: 0,
+      realtimeSubscribeRate: 100_000,
+    })
+    const { recording: gated, client } = recordingClient(server.url, watcherToken)
+    const watched = [PLAYER, ...Array.from({ length: 899 }, (_, i) => String(i + 1))]
+    const sub = client.subscribe(watched, { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    const errors = errorsOf(sub)
+    await sub.ready
+    // the resume goes out once PLAYER changed: nothing to resume from, a reset
+    const changed = player.registerAppPresence({ placeId: 1818 })
+    gated.gate.hold = changed
+    const down = new Promise<{ added: Promise<void> }>((resolve) =>
+      sub.once('reconnecting', () =>
+        resolve({ added: sub.add(Array.from({ length: 200 }, (_, i) => String(5000 + i))) }),
+      ),
+    )
+    gated.sockets[0]!.terminate()
+    const added = await within((await down).added)
+    assert.ok(added instanceof PresencedError, `add() refused, got ${String(added)}`)
+    assert.equal(added.code, 'TOO_MANY_IDS')
+    assert.deepEqual(errors, [], 'the subscription goes on')
+    assert.equal(sub.ids.size, 900)
+    const caughtUp = await within(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (sub.presences.get(PLAYER)?.type === PresenceType.InGame) resolve()
+        }
+        sub.on('event', check)
+        check()
+      }),
+    )
+    assert.equal(caughtUp, 'resolved', 'the fresh snapshot tells the change')
+    assert.equal(sub.presences.size, 900)
+  },
+)
+
+test(
+  'over websocket, a reconnect whose upgrade is refused 429 RATE_LIMITED waits its Retry-After, even past reconnect.maxDelayMs, and says so',
+  { timeout: 30_000 },
+  async (t) => {
+    // a budget of one request, not renewed during the test: the reconnect's upgrade is refused
+    const gated = recordingWebSocket()
+    const client = await budgeted(t, 1, gated.WebSocket)
+    const sub = client.subscribe([42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    const errors = errorsOf(sub)
+    await sub.ready
+    const refused = reconnectingFor(sub, 'RATE_LIMITED')
+    gated.sockets[0]!.terminate()
+    const told = await refused
+    assert.notEqual(told, 'none', 'the refused upgrade was read')
+    assertServerWait(told as Reconnecting)
+    assert.equal((told as Reconnecting & { error: PresencedError }).error.status, 429)
+    assert.deepEqual(errors, [])
+  },
+)
+
+test(
+  'over websocket, add()s made while the connection is down are subscribed one frame each on the next: one past the watch limit does not take the other with it',
+  { timeout: 30_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 3 })
+    const { recording: gated, client } = recordingClient(server.url, watcherToken)
+    const sub = client.subscribe([42], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    await sub.ready
+    const down = new Promise<{ fits: Promise<void>; past: Promise<void> }>((resolve) =>
+      sub.once('reconnecting', () => resolve({ fits: sub.add([7]), past: sub.add([8, 9]) })),
+    )
+    gated.sockets[0]!.terminate()
+    const { fits, past } = await down
+    const [a, b] = await Promise.all([within(fits), within(past)])
+    assert.equal(a, 'resolved', `the add that fits is taken, got ${String(a)}`)
+    assert.ok(b instanceof PresencedError && b.code === 'WATCH_LIMIT', String(b))
+    assert.deepEqual([...sub.ids], ['42', '7'])
+    assert.ok(sub.presences.has('7'))
+  },
+)
