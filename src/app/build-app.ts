@@ -31,6 +31,7 @@ import { Metrics, loggerOptions, registerObservability } from './observability.j
 import { resolveTokenSecret } from './token-secret.js'
 import { forwardedClientAddress, trustsHop } from './trusted-proxies.js'
 import { addBodyParsers } from '../protocols/shared/body-parsers.js'
+import { closeUpgradeRequests } from '../protocols/shared/upgrade-requests.js'
 
 export interface AppOverrides {
   clock?: Clock
@@ -48,6 +49,9 @@ export interface PresencedApp {
   /** The hot read routes answered on node:http when the app listens. */
   lean: LeanRoutes
 }
+
+/** A socket idle this long is closed (Node's server timeout; a request asking for an upgrade's too). */
+const CONNECTION_TIMEOUT_MS = 60_000
 
 const { version } = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
@@ -84,7 +88,7 @@ export async function buildApp(
     clientErrorHandler: clientErrors,
     // slow or abusive clients must not hold sockets forever (headers: see LeanRoutes)
     requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: 60_000,
+    connectionTimeout: CONNECTION_TIMEOUT_MS,
     ajv: {
       customOptions: {
         // a member a schema forbids is an error, never silently dropped
@@ -97,6 +101,12 @@ export async function buildApp(
       },
       plugins: [(ajv: Ajv) => ajv.addKeyword(int64Keyword)],
     },
+  })
+
+  // before any route: a request asking for an upgrade that is not one is answered, then closed
+  closeUpgradeRequests(app, {
+    idleMs: CONNECTION_TIMEOUT_MS,
+    requestTimeoutMs: config.requestTimeoutMs,
   })
 
   warnUncheckedPlatformTokens(config, app.log)

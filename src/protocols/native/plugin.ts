@@ -10,8 +10,15 @@ import { KeepaliveWheel } from './keepalive.js'
 import { PendingAdmissions } from './admissions.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
-import { headUpgrade, refuseHandshake, serveWebSocket, type RealtimeDeps } from './ws.js'
+import {
+  headUpgrade,
+  notUpgradable,
+  refuseHandshake,
+  serveWebSocket,
+  type RealtimeDeps,
+} from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
+import { REALTIME_URL, asksUpgrade } from '../shared/upgrade-requests.js'
 
 /** Ids one stream may watch, and one frame may carry. */
 const MAX_IDS = 1000
@@ -90,9 +97,18 @@ export async function nativeProtocol(
     if (!admission) throw streamLimit(settings.realtimeStreamsPerUser)
     admissions.hold(request, admission)
   }
+  // @fastify/websocket upgrades a request to any route of this scope (an SSE stream's: a 101, then
+  // a close frame): only the WebSocket route is one to upgrade
+  app.addHook('onRequest', function refuseSseUpgrade(request, _reply, done) {
+    done(
+      asksUpgrade(request.raw) && request.routeOptions.url !== REALTIME_URL
+        ? notUpgradable()
+        : undefined,
+    )
+  })
   app.route({
     method: 'GET',
-    url: '/api/v1/realtime',
+    url: REALTIME_URL,
     preValidation: admit,
     handler: async (request) => {
       // Fastify serves HEAD with this handler, @fastify/websocket never upgrades one: a HEAD

@@ -186,6 +186,14 @@ export function refuseHandshake(error: Error, socket: Duplex): void {
   )
 }
 
+/** The refusal of an upgrade asked of a route that is not the WebSocket route (an SSE stream). */
+export function notUpgradable(): PresenceError {
+  return fail(
+    'INVALID_REQUEST',
+    'Only GET /api/v1/realtime upgrades to a WebSocket: send this request without an Upgrade header.',
+  )
+}
+
 /** The refusal of an upgrade asked for by a method other than GET (a HEAD): 405, Allow: GET. */
 export function headUpgrade(): PresenceError {
   return fail(

@@ -3,6 +3,7 @@ import { sendAdminError } from '../admin/errors.js'
 import { errorBody } from '../roblox/errors.js'
 import type { Socket } from 'node:net'
 import { XboxErrorCode, sendXboxError, xboxErrorBody } from '../xbox/errors.js'
+import { asksUpgrade, closeAfterAnswer } from './upgrade-requests.js'
 
 /**
  * The protocol whose error format a path outside every route gets: admin and native (`/admin/`,
@@ -32,6 +33,8 @@ export function frameworkErrors(
     ? 'A path segment is too long.'
     : 'The URL is not valid: a path segment is not well-formed percent-encoding.'
   const owner = ownerOf((request.raw.url ?? '/').split('?')[0]!)
+  // no hook runs before this answer: one asking for an upgrade is closed here
+  if (asksUpgrade(request.raw)) closeAfterAnswer(request, reply)
   if (owner === 'record') {
     return sendAdminError(reply, status, tooLong ? 'URI_TOO_LONG' : 'INVALID_URL', message)
   }

@@ -95,11 +95,14 @@ export interface LeanLogger {
  * the hooks Fastify has on each lean route and fails on any hook not listed.
  */
 export const MIRRORED_HOOKS: Readonly<Record<string, readonly string[]>> = {
-  // admitRobloxCaller: the protocol's admission (auth, rate limit, CSRF), which handle() calls;
-  // onRequest: @fastify/compress's, which lean routes need not (they answer uncompressed only)
-  onRequest: ['admitRobloxCaller', 'onRequest'],
-  // @fastify/compress: lean routes take no compressed request body
-  preParsing: ['preParsing'],
+  // closeUpgradeRequest, readUpgradeBody: a request asking for an upgrade only (Connection:
+  // Upgrade), which Node hands to the server's 'upgrade' listeners, never to the lean path's
+  // 'request' listener (shared/upgrade-requests.ts); admitRobloxCaller: the protocol's admission
+  // (auth, rate limit, CSRF), which handle() calls; onRequest: @fastify/compress's, which lean
+  // routes need not (they answer uncompressed only)
+  onRequest: ['closeUpgradeRequest', 'admitRobloxCaller', 'onRequest'],
+  // preParsing: @fastify/compress's (lean routes take no compressed request body)
+  preParsing: ['readUpgradeBody', 'preParsing'],
   // closeConnectionWhileClosing: `close()`; onSend: @fastify/compress (nothing asked for it)
   onSend: ['closeConnectionWhileClosing', 'onSend'],
   // request metrics: `observe()`'s onResponse

@@ -11,11 +11,13 @@ import { parseBatchJson, parseBatchRequest } from './schemas.js'
  * list to for this route).
  */
 export const BATCH_MIRRORED_HOOKS: Readonly<Record<string, readonly string[]>> = {
-  // admitXboxCaller: admitXbox (auth, contract version, Accept); spendXboxRead: the read budget,
-  // both of which handle() calls; onRequest: @fastify/compress's (lean answers uncompressed only)
-  onRequest: ['admitXboxCaller', 'spendXboxRead', 'onRequest'],
-  // @fastify/compress: lean routes take no compressed request body
-  preParsing: ['preParsing'],
+  // closeUpgradeRequest, readUpgradeBody: a request asking for an upgrade only, which never
+  // reaches the lean path (see MIRRORED_HOOKS); admitXboxCaller: admitXbox (auth, contract
+  // version, Accept); spendXboxRead: the read budget, both of which handle() calls; onRequest:
+  // @fastify/compress's (lean answers uncompressed only)
+  onRequest: ['closeUpgradeRequest', 'admitXboxCaller', 'spendXboxRead', 'onRequest'],
+  // preParsing: @fastify/compress's (lean routes take no compressed request body)
+  preParsing: ['readUpgradeBody', 'preParsing'],
   // closeConnectionWhileClosing: `close()`; onSend: @fastify/compress (nothing asked for it)
   onSend: ['closeConnectionWhileClosing', 'onSend'],
   // request metrics: `observe()`'s onResponse
