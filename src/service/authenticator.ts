@@ -283,7 +283,8 @@ export class Authenticator {
   async #user(token: string, via: TokenChannel, address: string | undefined): Promise<UserCaller> {
     if (address !== undefined) this.#failures.check(address)
     const claims = this.#tokens.remembered(token) ?? (await this.#tokens.check(token))
-    return this.#userOf(claims, via, address)
+    if (typeof claims === 'string') return this.#refuse(claims, address)
+    return this.#callerOf(claims, via)
   }
 
   /** #user for an Authorization header: a remembered token found by the header as it came. */
@@ -291,20 +292,22 @@ export class Authenticator {
     if (address !== undefined) this.#failures.check(address)
     const claims =
       this.#tokens.rememberedBearer(header) ?? (await this.#tokens.check(bearerToken(header)))
-    return this.#userOf(claims, 'bearer', address)
+    if (typeof claims === 'string') return this.#refuse(claims, address)
+    return this.#callerOf(claims, 'bearer')
   }
 
-  /** The caller of a token's claims, else its refusal (counted as a guess when forged). */
-  async #userOf(
-    claims: TokenClaims | TokenRefusal,
-    via: TokenChannel,
-    address: string | undefined,
-  ): Promise<UserCaller> {
-    if (typeof claims === 'string') {
-      // an expired token is no guess, nor a platform's keys out of reach
-      if (claims === 'forged' && address !== undefined) await this.#failures.count(address)
-      throw fail('UNAUTHENTICATED', DENIED)
-    }
+  /** A token's refusal, counted as a guess from `address` when it is forged. */
+  async #refuse(refusal: TokenRefusal, address: string | undefined): Promise<never> {
+    // an expired token is no guess, nor a platform's keys out of reach
+    if (refusal === 'forged' && address !== undefined) await this.#failures.count(address)
+    throw fail('UNAUTHENTICATED', DENIED)
+  }
+
+  /**
+   * The caller of a token's claims, unless its token was revoked. Not async: the caller's own
+   * async function answers it, with no promise resolved by another promise.
+   */
+  #callerOf(claims: TokenClaims, via: TokenChannel): UserCaller {
     if (claims.jti !== undefined && this.#revocations.has(claims.jti)) {
       throw fail('UNAUTHENTICATED', DENIED)
     }
