@@ -14,12 +14,18 @@ import type { AuthFailures } from './auth-failures.js'
 import type { Clock } from './clock.js'
 import { CsrfTokens, anonymousSubject } from './csrf.js'
 import type { Revocations } from './revocations.js'
-import type { Tokens } from './tokens.js'
+import { bearerToken } from './bearer.js'
+import type { TokenClaims, TokenRefusal, Tokens } from './tokens.js'
 
 /** A credential as a protocol read it off the wire. */
 export type Credential =
   | { kind: 'none' }
   | { kind: 'token'; token: string; via: TokenChannel }
+  /**
+   * An `Authorization` header as it came (not blank), read here (bearerToken): a token it
+   * remembers is found by the header itself, with no pattern run over it.
+   */
+  | { kind: 'bearer'; header: string }
   | { kind: 'apiKey'; secret: string }
   /**
    * A credential header no issued credential can produce (`XBL3.0` without `x=<hash>;<token>`,
@@ -144,6 +150,8 @@ export class Authenticator {
         return Promise.resolve(anonymousCaller)
       case 'token':
         return this.#user(credential.token, credential.via, address)
+      case 'bearer':
+        return this.#bearer(credential.header, address)
       case 'apiKey':
         return this.#key(credential.secret, address)
       case 'malformed':
@@ -244,7 +252,9 @@ export class Authenticator {
       const caller =
         credential.kind === 'token'
           ? await this.#user(credential.token, credential.via, undefined)
-          : await this.#key(credential.secret, undefined)
+          : credential.kind === 'bearer'
+            ? await this.#bearer(credential.header, undefined)
+            : await this.#key(credential.secret, undefined)
       this.requireScope(caller, scope)
       return true
     } catch (error) {
@@ -286,11 +296,31 @@ export class Authenticator {
   async #user(token: string, via: TokenChannel, address: string | undefined): Promise<UserCaller> {
     if (address !== undefined) this.#failures.check(address)
     const claims = this.#tokens.remembered(token) ?? (await this.#tokens.check(token))
-    if (typeof claims === 'string') {
-      // an expired token is no guess, nor a platform's keys out of reach
-      if (claims === 'forged' && address !== undefined) await this.#failures.count(address)
-      throw fail('UNAUTHENTICATED', DENIED)
-    }
+    if (typeof claims === 'string') return this.#refuse(claims, address)
+    return this.#callerOf(claims, via)
+  }
+
+  /** #user for an Authorization header: a remembered token found by the header as it came. */
+  async #bearer(header: string, address: string | undefined): Promise<UserCaller> {
+    if (address !== undefined) this.#failures.check(address)
+    const claims =
+      this.#tokens.rememberedBearer(header) ?? (await this.#tokens.check(bearerToken(header)))
+    if (typeof claims === 'string') return this.#refuse(claims, address)
+    return this.#callerOf(claims, 'bearer')
+  }
+
+  /** A token's refusal, counted as a guess from `address` when it is forged. */
+  async #refuse(refusal: TokenRefusal, address: string | undefined): Promise<never> {
+    // an expired token is no guess, nor a platform's keys out of reach
+    if (refusal === 'forged' && address !== undefined) await this.#failures.count(address)
+    throw fail('UNAUTHENTICATED', DENIED)
+  }
+
+  /**
+   * The caller of a token's claims, unless its token was revoked. Not async: the caller's own
+   * async function answers it, with no promise resolved by another promise.
+   */
+  #callerOf(claims: TokenClaims, via: TokenChannel): UserCaller {
     if (claims.jti !== undefined && this.#revocations.has(claims.jti)) {
       throw fail('UNAUTHENTICATED', DENIED)
     }

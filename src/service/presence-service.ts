@@ -483,7 +483,9 @@ export class PresenceService {
     // A refresh (the same sessions, only expiry moved) that no history recorded is nothing any
     // listener acts on (fan-out, dashboard feed and webhooks all drop it): most heartbeats are
     // refreshes, so they are not published at all.
-    if (change.position || !isRefresh(change)) await this.#publish(change)
+    if (change.position) await this.#publish(change)
+    // a change to record: #announce is told so, not left to compare the sessions again
+    else if (!isRefresh(change)) await this.#announce({ type: 'presence', change }, true)
     this.#observer.heartbeats?.(input.source, 1)
     return change
   }
@@ -974,11 +976,16 @@ export class PresenceService {
    * of reach must not cost the webhooks their event); the first failure is then thrown, as if
    * the others had not been tried.
    */
-  async #announce(event: BusEvent): Promise<void> {
+  async #announce(event: BusEvent, changed = false): Promise<void> {
     let failed: { error: unknown } | undefined
     // a fleet store recorded the change in the history in its own script; else it is done here,
-    // once, by the node that made the change, before any node can hear of it
-    if (event.type === 'presence' && !event.change.position && !isRefresh(event.change)) {
+    // once, by the node that made the change, before any node can hear of it (`changed`: the
+    // caller found it is no refresh already)
+    if (
+      event.type === 'presence' &&
+      !event.change.position &&
+      (changed || !isRefresh(event.change))
+    ) {
       try {
         await this.#history.append(event.change, this.#clock.now())
       } catch (error) {

@@ -52,6 +52,9 @@ export const DEFAULT_SERVER_LIMIT = { max: 120, windowMs: 60_000 } as const
  */
 export const SERVER_KEY_LIMIT_FACTOR = 50
 
+/** Users whose request hit RateLimits keeps made (~100 B each). */
+const USER_HITS = 10_000
+
 const BURST_WINDOW_MS = 15_000
 const SUSTAIN_WINDOW_MS = 300_000
 
@@ -68,6 +71,8 @@ export class RateLimits {
   readonly #xboxRead: RateLimitRule[]
   readonly #server: RateLimitRule[]
   readonly #serverKey: RateLimitRule[]
+  /** User id → that user's `requestHit`, for at most USER_HITS users. */
+  readonly #userHits = new Map<UserId, RateLimitHit>()
 
   constructor(limiter: RateLimiter, clock: Clock, settings: RateLimitSettings) {
     this.#limiter = limiter
@@ -100,13 +105,27 @@ export class RateLimits {
     return this.spend(this.requestHit(caller, address))
   }
 
-  /** The hit `request` counts, for a write to count it in its own step (RequestAdmission). */
+  /**
+   * The hit `request` counts, for a write to count it in its own step (RequestAdmission). A
+   * user's is made once and kept (up to USER_HITS users): its key, a new string on every
+   * request, was built and hashed again by the limiter's lookup each time.
+   */
   requestHit(caller: Caller, address: string): RateLimitHit {
-    const key = `roblox:${subjectOf(caller, address)}`
-    // two literals, not a conditional spread: this runs on every request
-    return caller.kind === 'user'
-      ? { key, rules: this.#request, near: caller.userId }
-      : { key, rules: this.#request }
+    if (caller.kind === 'user') {
+      const kept = this.#userHits.get(caller.userId)
+      if (kept !== undefined) return kept
+      const hit: RateLimitHit = Object.freeze({
+        key: `roblox:${subjectOf(caller, address)}`,
+        rules: this.#request,
+        near: caller.userId,
+      })
+      // bounded: full, it starts over (deleting the oldest key each time would walk a Map's
+      // deleted entries, see MemoryRateLimiter; a hit is cheap to make again)
+      if (this.#userHits.size >= USER_HITS) this.#userHits.clear()
+      this.#userHits.set(caller.userId, hit)
+      return hit
+    }
+    return { key: `roblox:${subjectOf(caller, address)}`, rules: this.#request }
   }
 
   /**

@@ -4,15 +4,19 @@ import { bearerCredential, cookieValue } from '../shared/credentials.js'
 import { robloxCredential } from './auth.js'
 
 test('robloxCredential: Bearer first, then the .ROBLOSECURITY cookie among others, then x-api-key', () => {
+  // the header as it came: the authenticator reads it (service/bearer.ts)
   assert.deepEqual(robloxCredential({ authorization: 'Bearer abc', cookie: '.ROBLOSECURITY=x' }), {
-    kind: 'token',
-    token: 'abc',
-    via: 'bearer',
+    kind: 'bearer',
+    header: 'Bearer abc',
   })
   assert.deepEqual(robloxCredential({ authorization: 'Basic abc' }), {
+    kind: 'bearer',
+    header: 'Basic abc',
+  })
+  assert.deepEqual(robloxCredential({ authorization: ' ', cookie: '.ROBLOSECURITY=x' }), {
     kind: 'token',
-    token: '',
-    via: 'bearer',
+    token: 'x',
+    via: 'cookie',
   })
   assert.deepEqual(robloxCredential({ cookie: 'a=1; .ROBLOSECURITY=tok;' }), {
     kind: 'token',

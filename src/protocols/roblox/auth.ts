@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Credential } from '../../service/authenticator.js'
-import { apiKeyCredential, bearerCredential, cookieValue } from '../shared/credentials.js'
+import { apiKeyCredential, bearerHeaderCredential, cookieValue } from '../shared/credentials.js'
 
 export const COOKIE_NAME = '.ROBLOSECURITY'
 
@@ -12,7 +12,7 @@ export const COOKIE_NAME = '.ROBLOSECURITY'
  * either, a trusted service may send a scoped API key in `x-api-key`.
  */
 export function robloxCredential(headers: IncomingHttpHeaders): Credential {
-  const bearer = bearerCredential(headers)
+  const bearer = bearerHeaderCredential(headers)
   if (bearer) return bearer
   const cookie = cookieValue(headers.cookie, COOKIE_NAME)
   if (cookie !== undefined && cookie !== '') {

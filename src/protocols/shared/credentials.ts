@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Caller } from '../../core/caller.js'
 import type { Credential } from '../../service/authenticator.js'
+import { bearerToken, isBlankHeader } from '../../service/bearer.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,22 +21,20 @@ export function headerValue(value: string | string[] | undefined): string | unde
  */
 export function bearerCredential(headers: IncomingHttpHeaders): Credential | undefined {
   const authorization = headers.authorization
-  if (authorization === undefined) return undefined
-  // the usual `Bearer <token>`, read on every request: one compiled character class, measured
-  // ~2.5x cheaper than a charCodeAt loop over a ~200-character token
-  if (PLAIN_BEARER.test(authorization)) {
-    return { kind: 'token', token: authorization.slice(7), via: 'bearer' }
-  }
-  if (authorization.trim() === '') return undefined
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
-  return { kind: 'token', token: match?.[1] ?? '', via: 'bearer' }
+  if (authorization === undefined || isBlankHeader(authorization)) return undefined
+  return { kind: 'token', token: bearerToken(authorization), via: 'bearer' }
 }
 
 /**
- * `Bearer ` then one or more characters none of which is `\s`: of what a header value can hold
- * (latin1), tab to CR, space and NBSP are, and anything above 0xff is refused too.
+ * `Authorization` as it came, for the authenticator to read (bearerToken): undefined without
+ * the header or with a blank one. The authenticator finds a token it remembers by the header
+ * itself, with no pattern run over it.
  */
-const PLAIN_BEARER = /^Bearer [!-\x9f\xa1-\xff]+$/
+export function bearerHeaderCredential(headers: IncomingHttpHeaders): Credential | undefined {
+  const authorization = headers.authorization
+  if (authorization === undefined || isBlankHeader(authorization)) return undefined
+  return { kind: 'bearer', header: authorization }
+}
 
 /** `x-api-key: <secret>` as a credential; undefined without it. */
 export function apiKeyCredential(headers: IncomingHttpHeaders): Credential | undefined {

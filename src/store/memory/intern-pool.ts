@@ -56,11 +56,19 @@ export class InternPool<V> {
     return id
   }
 
+  /** A reference to the value of `id`, which is in the pool (held or kept idle). */
+  take(id: number): number {
+    if (this.#refs[id] === 0) this.#idle--
+    this.#refs[id]!++
+    return id
+  }
+
   /** The id of `key`, without taking a reference; undefined when nobody holds it or keeps it. */
   find(key: string): number | undefined {
     return this.#idOf.get(key)
   }
 
+  /** The value of `id`; undefined for an id dropped (and not given to another value yet). */
   value(id: number): V {
     return this.#values[id] as V
   }

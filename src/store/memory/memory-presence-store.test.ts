@@ -256,3 +256,42 @@ test('a heartbeat repeating its activity keeps the shared object; one with its k
   assert.equal((await read()).deviceType, 'Web')
   await store.close()
 })
+
+test('a session moving to a place another session holds takes its activity, made once; stored as written otherwise', async () => {
+  const store = new MemoryPresenceStore()
+  const beat = (userId: string, activity: Record<string, unknown>) =>
+    store.heartbeat({ ...appOnline, userId: userId as UserId, activity: activity as never }, T0)
+  const activityOf = async (userId: string) =>
+    (await store.getMany([userId as UserId], T0))[0]!.sessions[0]!.activity
+  const place = (id: string) => ({ kind: 'inGame', location: 'Game', placeId: id })
+  await beat('1', place('5'))
+  await beat('2', place('6'))
+  // user 2 moves to user 1's place: that place's activity, no JSON made
+  const stringify = JSON.stringify
+  let made = 0
+  JSON.stringify = ((...args: Parameters<typeof stringify>) => {
+    made++
+    return stringify(...args)
+  }) as typeof stringify
+  try {
+    await beat('2', place('5'))
+    assert.equal(made, 0, 'no JSON made for an activity held already')
+  } finally {
+    JSON.stringify = stringify
+  }
+  assert.equal(await activityOf('2'), await activityOf('1'), 'the same interned object')
+  // the same place in another key order, or another location: stored as written
+  await beat('2', { kind: 'inGame', placeId: '5', location: 'Game' })
+  assert.deepEqual(Object.keys(await activityOf('2')), ['kind', 'placeId', 'location'])
+  await beat('2', { ...place('5'), location: 'Lobby' })
+  assert.equal((await activityOf('2')).location, 'Lobby')
+  // every holder of place 5's activities leaves: their ids may be given to other activities
+  await beat('1', { kind: 'online' })
+  await beat('2', { kind: 'online' })
+  for (let i = 0; i < 5000; i++) await beat(String(100 + i), place(String(1000 + i)))
+  await beat('1', place('5'))
+  assert.deepEqual(await activityOf('1'), place('5'))
+  await beat('2', place('5'))
+  assert.equal(await activityOf('2'), await activityOf('1'))
+  await store.close()
+})

@@ -96,6 +96,8 @@ export class MemoryPresenceStore implements PresenceStore {
    * parsed again when the next one comes (each idle one is a frozen object, ~0.2 kB).
    */
   readonly #activities = new InternPool<Activity>(parseActivity, { idle: 4096 })
+  /** Place id (else title id, else kind) → the activity last interned for it (#acquireActivity). */
+  readonly #recentActivities = new Map<string, number>()
   /**
    * User slots whose lastOnline the ledger has not seen yet → the timer flush count when each
    * first moved since its last write (insertion order: that count's order).
@@ -182,7 +184,7 @@ export class MemoryPresenceStore implements PresenceStore {
       rows.setNext(slot, NONE)
       rows.setKey(slot, this.#strings.acquire(write.key))
       rows.setStartedAt(slot, now)
-      rows.setActivity(slot, this.#activities.acquire(JSON.stringify(written)))
+      rows.setActivity(slot, this.#acquireActivity(written))
       rows.setDeviceType(slot, this.#strings.acquire(write.deviceType))
       this.#append(user, slot)
     } else {
@@ -192,7 +194,7 @@ export class MemoryPresenceStore implements PresenceStore {
       // may be the same values.
       const held = rows.activity(slot)
       if (!sameJsonText(written, this.#activities.value(held))) {
-        rows.setActivity(slot, this.#activities.acquire(JSON.stringify(written)))
+        rows.setActivity(slot, this.#acquireActivity(written))
         this.#activities.release(held)
       }
       const device = rows.deviceType(slot)
@@ -210,6 +212,27 @@ export class MemoryPresenceStore implements PresenceStore {
     this.#heap.set(slot, expiresAt)
     this.#touch(user, now)
     return { userId: write.userId, before, after: this.#presence(write.userId, user, now) }
+  }
+
+  /**
+   * A reference to the interned activity `written` serializes to. Players move between a few
+   * places: the activity last interned for the same place (or kind) is tried first, and when
+   * it would serialize to the same text (sameJsonText) it is taken as it is, with no JSON made
+   * nor hashed (JSON.stringify and the lookup were ~4k instructions of such a heartbeat).
+   */
+  #acquireActivity(written: Activity): number {
+    const hint = written.placeId ?? written.titleId ?? written.kind
+    const recent = this.#recentActivities.get(hint)
+    // an id dropped since holds no value, or another one: sameJsonText tells
+    if (recent !== undefined) {
+      const value = this.#activities.value(recent)
+      if (value !== undefined && sameJsonText(written, value)) return this.#activities.take(recent)
+    }
+    const id = this.#activities.acquire(JSON.stringify(written))
+    // bounded: a store seeing more places than this starts over, as a cache may
+    if (this.#recentActivities.size >= RECENT_ACTIVITIES) this.#recentActivities.clear()
+    this.#recentActivities.set(hint, id)
+    return id
   }
 
   end(
@@ -749,6 +772,9 @@ export class MemoryPresenceStore implements PresenceStore {
 function notAUser(userId: UserId): Promise<never> {
   return Promise.reject(new TypeError(`not a user id: ${JSON.stringify(userId)}`))
 }
+
+/** Places (or titles, or kinds) #acquireActivity remembers an activity for, at most. */
+const RECENT_ACTIVITIES = 4096
 
 /** Each interned activity's own keys, in order (see sameJsonText). */
 const keysOfHeld = new WeakMap<Activity, readonly string[]>()
