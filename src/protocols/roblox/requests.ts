@@ -114,6 +114,10 @@ export function parseUsersJson(text: string): ParsedUserIds | undefined {
   i = skipSpace(text, i + 1, n)
   let distinct = 0
   let count = 0
+  // a new array per parse, filled in place and copied out once (`slice`): pushing onto a new
+  // array was a builtin call per id (about 130 instructions each, callgrind), and storing each
+  // new id string into a long-lived array took the write barrier's slow path (about 40 each)
+  const seenIds = new Array<UserId>(MAX_USER_IDS)
   newParse()
   for (;;) {
     const start = i
@@ -155,13 +159,9 @@ function charAt(text: string, i: number, n: number): number {
 }
 
 /**
- * parseUsersJson's distinct ids so far, filled in place and copied out once (`slice`): pushing
- * onto a new array was a builtin call per id (about 130 instructions each, callgrind).
- */
-const seenIds: UserId[] = new Array<UserId>(MAX_USER_IDS).fill('' as UserId)
-/**
- * The value of each of seenIds: an array of doubles from the start (0.5), so its copies are too.
- * A plain array, not a Float64Array, whose copy would take a backing store outside the heap.
+ * The value of each distinct id so far: an array of doubles from the start (0.5), so its copies
+ * are too (doubles are stored without a write barrier: this one may be long-lived). A plain
+ * array, not a Float64Array, whose copy would take a backing store outside the heap.
  */
 const seenValues: number[] = new Array<number>(MAX_USER_IDS).fill(0.5)
 
