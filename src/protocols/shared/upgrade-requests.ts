@@ -46,6 +46,10 @@ export function closeUpgradeRequests(
   /** Sockets whose request is not all in: no hook has seen it yet, or its body is being read. */
   const incomplete = new Set<Socket>()
   let closing = false
+  // one function for every socket: a closure each would stay with every WebSocket's socket
+  function forgetSocket(this: Socket): void {
+    incomplete.delete(this)
+  }
 
   // before @fastify/websocket's listener, which routes the request through Fastify
   app.server.prependListener(
@@ -56,20 +60,33 @@ export function closeUpgradeRequests(
         socket.destroy()
         return
       }
-      handovers.set(request, { head, at: performance.now() })
+      // a GET's or a HEAD's body is never read: no handover kept for the life of a WebSocket
+      if (request.method !== 'GET' && request.method !== 'HEAD') {
+        handovers.set(request, { head, at: performance.now() })
+      }
       // (@fastify/websocket's injectWS hands over a stream with no timeout of its own)
       if (idleMs > 0 && typeof socket.setTimeout === 'function') {
         socket.setTimeout(idleMs)
         socket.once('timeout', destroySocket)
       }
       incomplete.add(socket)
-      socket.once('close', () => incomplete.delete(socket))
+      socket.once('close', forgetSocket)
     },
   )
 
   // not async: one promise less on every request (this hook runs on every route)
   app.addHook('onRequest', function closeUpgradeRequest(request, reply, done) {
     if (asksUpgrade(request.raw)) {
+      if (request.routeOptions.url === REALTIME_URL && request.raw.method === 'GET') {
+        // upgraded, or refused by @fastify/websocket, which closes the socket itself; nothing of
+        // ours stays with a WebSocket's socket for its life (0.7 KiB of heap per connection)
+        const socket = request.raw.socket
+        incomplete.delete(socket)
+        socket.off('close', forgetSocket)
+        socket.off('timeout', destroySocket)
+        done()
+        return
+      }
       closeAfterAnswer(request, reply)
       // all in, or a body Fastify never reads (a GET's, a HEAD's)
       const method = request.raw.method
