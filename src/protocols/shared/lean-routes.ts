@@ -23,14 +23,17 @@ export interface LeanRoute {
   route: string
   /**
    * Answers the request, errors included; `body()` reads the body as utf-8 text (its size is
-   * within the limit), so checks that refuse a request before its body is read come first.
+   * within the limit), so checks that refuse a request before its body is read come first: at
+   * once when it is all buffered already (most small bodies), else its promise. A route whose
+   * work is all done at once may answer without a promise (sent in the same tick: no microtask
+   * turns, issue 19); a throw is then as the promise's rejection.
    */
   handle(
     request: IncomingMessage,
     ip: string,
-    body: () => Promise<string>,
+    body: () => string | Promise<string>,
     log: LeanLogger | undefined,
-  ): Promise<LeanReply>
+  ): LeanReply | Promise<LeanReply>
   /** The reply to an error the route did not render (a bug): logged, then answered with this. */
   internalError: LeanReply
 }
@@ -281,7 +284,8 @@ export class LeanRoutes {
     }
     let reply: LeanReply
     try {
-      reply = await route.handle(request, ip, () => readBody(request, size), this.#log)
+      const answer = route.handle(request, ip, () => readBody(request, size), this.#log)
+      reply = answer instanceof Promise ? await answer : answer
     } catch (error) {
       if (response.destroyed || request.destroyed) return
       this.#log?.error({ err: error }, 'unexpected error in a lean route')
@@ -333,15 +337,15 @@ function describe(request: IncomingMessage): { method: string; url: string; sock
 /**
  * The whole body as utf-8 text; `size` is its Content-Length, checked against the limit.
  */
-function readBody(request: IncomingMessage, size: number): Promise<string> {
+function readBody(request: IncomingMessage, size: number): string | Promise<string> {
   if (request.readableLength === size && request.readableFlowing === null && !request.destroyed) {
     // All of it is buffered already (a body that came with the head: the parser pushes it in the
     // step that started this request): one read takes it, and the stream is resumed to end as a
     // body nobody reads does (the server's dump), without the listeners and the promise's
-    // closures below (issue 19).
+    // closures below, nor a promise at all (issue 19).
     const chunk = size === 0 ? null : (request.read() as Buffer | null)
     request.resume()
-    return Promise.resolve(chunk === null ? '' : chunk.toString('utf8'))
+    return chunk === null ? '' : chunk.toString('utf8')
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
