@@ -530,11 +530,11 @@ export class PresenceService {
     // listener acts on (fan-out, dashboard feed and webhooks all drop it): most heartbeats are
     // refreshes, so they are not published at all.
     const told = change.position
-      ? this.#publish(change)
-      : // a change to record: #announce is told so, not left to compare the sessions again
+      ? this.#tell(change, false)
+      : // a change to record: #tell is told so, not left to compare the sessions again
         isRefresh(change)
         ? undefined
-        : this.#announce({ type: 'presence', change }, true)
+        : this.#tell(change, true)
     if (told !== undefined) {
       return told.then(() => {
         this.#observer.heartbeats?.(source, 1)
@@ -1022,6 +1022,42 @@ export class PresenceService {
 
   #publish(change: PresenceChange): Promise<void> {
     return this.#announce({ type: 'presence', change })
+  }
+
+  /**
+   * #announce() of a presence change, done at once when every step of it can be (a history in
+   * this process's memory, a single-process bus, no webhook to store it for): undefined then, or
+   * its first failure thrown after every step was tried; else #announce's promise. A heartbeat's
+   * awaits of three settled promises and an async layer were microtask turns (issue 19).
+   */
+  #tell(change: PresenceChange, changed: boolean): Promise<void> | undefined {
+    const history = this.#history
+    const bus = this.#bus
+    const event: BusEvent = { type: 'presence', change }
+    if (history.appendNow === undefined || bus.publishNow === undefined) {
+      return this.#announce(event, changed)
+    }
+    let failed: { error: unknown } | undefined
+    if (!change.position && (changed || !isRefresh(change))) {
+      try {
+        history.appendNow(change, this.#clock.now())
+      } catch (error) {
+        failed = { error }
+      }
+    }
+    try {
+      bus.publishNow(event)
+    } catch (error) {
+      failed ??= { error }
+    }
+    const recorded = this.webhooks.recordNow(event)
+    if (recorded !== undefined) {
+      return recorded.then(() => {
+        if (failed) throw failed.error
+      })
+    }
+    if (failed) throw failed.error
+    return undefined
   }
 
   /**

@@ -267,7 +267,15 @@ export class LeanRoutes {
     const size = Number(length)
     if (!(size <= this.#bodyLimit)) return false
     this.served++
-    void this.#serve(route, request, response, size)
+    if (size > 0 && request.readableLength < size) {
+      // 'request' comes as the parser reads the head, before it pushes a body that came with it
+      // (in the same read): served once that read is done, the body is there to be read at once
+      // and a route whose steps are synchronous answers in that one turn (issue 19: reading it
+      // now meant its listeners, a promise and the rest of the route in later turns)
+      queueMicrotask(() => void this.#serve(route, request, response, size))
+    } else {
+      void this.#serve(route, request, response, size)
+    }
     return true
   }
 
