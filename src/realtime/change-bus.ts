@@ -25,6 +25,11 @@ export type BusEvent =
 /** Carries BusEvents to every node. Adapters: LocalChangeBus (one process), RedisChangeBus. */
 export interface ChangeBus {
   publish(event: BusEvent): Promise<void>
+  /**
+   * publish(), done at once (a single-process bus: its handlers run in the call); a failure is
+   * thrown. Absent where a publish must wait (fleet mode).
+   */
+  publishNow?(event: BusEvent): void
   /** Handlers run for events published on any node, this one included. Returns unsubscribe. */
   subscribe(handler: (event: BusEvent) => void): () => void
   /**

@@ -179,6 +179,8 @@ export interface History {
    * scripts (the change arrives with a position already): call this only for changes without one.
    */
   append(change: PresenceChange, at: number): Promise<ChangePosition>
+  /** append(), done at once (a history in this process's memory); absent where it must wait. */
+  appendNow?(change: PresenceChange, at: number): ChangePosition
   /**
    * Records a privacy mark (see PrivacyMark) in the history of each of `ids`, concerning whom
    * `concern` says, in the same order (every viewer when absent).
@@ -261,6 +263,10 @@ export class MemoryHistory implements History {
   }
 
   append(change: PresenceChange, at: number): Promise<ChangePosition> {
+    return Promise.resolve(this.appendNow(change, at))
+  }
+
+  appendNow(change: PresenceChange, at: number): ChangePosition {
     this.#expire(at)
     let log = this.#logs.get(change.userId)
     const watched = this.#isWatched(change.userId)
@@ -269,7 +275,7 @@ export class MemoryHistory implements History {
       // millions of sessions costs no memory, and a position held from before reads as lost
       const position: ChangePosition = { epoch: String(this.#base + ++this.#epochs), offset: 1, at }
       change.position = position
-      return Promise.resolve(position)
+      return position
     }
     if (log) this.#logs.delete(change.userId)
     else log = this.#newLog(at)
@@ -287,12 +293,12 @@ export class MemoryHistory implements History {
       // where its privacy last changed) until idle for a day, as a watched user does, so that a
       // position held from before tells no more about its unseen changes than an idle user's
       log.changes.length = 0
-      return Promise.resolve(position)
+      return position
     }
     log.changes.push(change)
     if (log.changes.length > this.#bounds.entries) log.changes.shift()
     this.#trim(log, at)
-    return Promise.resolve(position)
+    return position
   }
 
   #newLog(now: number): UserLog {

@@ -5,8 +5,12 @@ export class LocalChangeBus implements ChangeBus {
   readonly #handlers = new Set<(event: BusEvent) => void>()
 
   publish(event: BusEvent): Promise<void> {
-    for (const handler of this.#handlers) handler(event)
+    this.publishNow(event)
     return Promise.resolve()
+  }
+
+  publishNow(event: BusEvent): void {
+    for (const handler of this.#handlers) handler(event)
   }
 
   subscribe(handler: (event: BusEvent) => void): () => void {

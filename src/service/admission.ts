@@ -16,6 +16,8 @@ export class RequestAdmission {
   #outcome: Promise<void> | undefined
   /** The store's step that counted the hit with a write (admitWith), its outcome made on demand. */
   #step: Promise<LimitedWrite> | undefined
+  /** The same, done at once (a store step that answered without a promise). */
+  #done: LimitedWrite | undefined
 
   constructor(limits: RateLimits, hit: RateLimitHit, checks?: () => void) {
     this.#limits = limits
@@ -30,6 +32,15 @@ export class RequestAdmission {
    */
   run(): Promise<void> {
     if (this.#outcome !== undefined) return this.#outcome
+    const done = this.#done
+    if (done !== undefined) {
+      // a refusal becomes the outcome's rejection, as the step's would
+      this.#outcome = new Promise((admitted) => {
+        if ('refused' in done) this.#limits.check(done.refused)
+        admitted()
+      })
+      return this.#outcome
+    }
     const step = this.#step
     this.#outcome =
       step !== undefined
@@ -60,33 +71,44 @@ export class RequestAdmission {
    * Admits `write` in its own step: the checks run first (when one refuses, the hit is counted
    * alone and the first refusal thrown; nothing is written), then `limited(hit)` counts the hit
    * and writes only if every rule allows it. When the store cannot (`limited` answers
-   * undefined), or the admission ran already, it runs and then `write`.
+   * undefined), or the admission ran already, it runs and then `write`. A store whose step is
+   * done at once (embedded mode) answers without a promise, and so does this: the change, or the
+   * refusal thrown (issue 19: each async layer and each promise resolved with an object cost a
+   * heartbeat microtask turns and a `then` lookup); a refusal or failure of anything that waits
+   * comes as the promise's.
    */
-  async admitWith(
-    limited: (hit: RateLimitHit) => Promise<LimitedWrite> | undefined,
+  admitWith(
+    limited: (hit: RateLimitHit) => LimitedWrite | Promise<LimitedWrite> | undefined,
     write: () => Promise<PresenceChange>,
-  ): Promise<PresenceChange> {
-    if (this.#outcome === undefined && this.#step === undefined) {
+  ): PresenceChange | Promise<PresenceChange> {
+    if (this.#outcome === undefined && this.#step === undefined && this.#done === undefined) {
       try {
         this.#checks?.()
       } catch (refusal) {
-        await this.run()
-        throw refusal
+        return this.run().then(() => {
+          throw refusal
+        })
       }
       const step = limited(this.hit)
       if (step === undefined) {
         // the checks passed: the hit alone is left
-        await (this.#outcome = this.#limits.spend(this.hit))
-        return write()
+        return (this.#outcome = this.#limits.spend(this.hit)).then(write)
       }
       // its outcome, for a later `run` or `refusalOr`, is made from it only when one asks
       // (most requests never do): two promises and two closures fewer per heartbeat
-      this.#step = step
-      const done = await step
-      if ('refused' in done) this.#limits.check(done.refused)
-      return (done as { change: PresenceChange }).change
+      if (step instanceof Promise) {
+        this.#step = step
+        return step.then((done) => this.#changeOf(done))
+      }
+      this.#done = step
+      return this.#changeOf(step)
     }
-    await this.run()
-    return write()
+    return this.run().then(write)
+  }
+
+  /** The change a limited write made, or its refusal thrown. */
+  #changeOf(done: LimitedWrite): PresenceChange {
+    if ('refused' in done) this.#limits.check(done.refused)
+    return (done as { change: PresenceChange }).change
   }
 }

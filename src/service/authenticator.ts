@@ -159,6 +159,21 @@ export class Authenticator {
     }
   }
 
+  /**
+   * authenticate(), answered without a promise when nothing is to be waited for: a Bearer token
+   * verified already (remembered, not revoked); its refusal is then thrown. For the hot paths
+   * (the lean register-app-presence): the async layer and the promise resolved with the caller
+   * cost a heartbeat microtask turns and `then` lookups (issue 19). Anything else as
+   * authenticate() answers it.
+   */
+  authenticateNow(credential: Credential, address: string): Caller | Promise<Caller> {
+    if (credential.kind !== 'bearer') return this.authenticate(credential, address)
+    this.#failures.check(address)
+    const claims = this.#tokens.rememberedBearer(credential.header)
+    if (claims === undefined) return this.#verifyBearer(credential.header, address)
+    return this.#callerOf(claims, 'bearer')
+  }
+
   async #malformed(message: string, address: string): Promise<never> {
     this.#failures.check(address)
     await this.#failures.count(address)
@@ -305,6 +320,13 @@ export class Authenticator {
     if (address !== undefined) this.#failures.check(address)
     const claims =
       this.#tokens.rememberedBearer(header) ?? (await this.#tokens.check(bearerToken(header)))
+    if (typeof claims === 'string') return this.#refuse(claims, address)
+    return this.#callerOf(claims, 'bearer')
+  }
+
+  /** #bearer for a header whose token is not remembered, `address` checked already. */
+  async #verifyBearer(header: string, address: string): Promise<UserCaller> {
+    const claims = await this.#tokens.check(bearerToken(header))
     if (typeof claims === 'string') return this.#refuse(claims, address)
     return this.#callerOf(claims, 'bearer')
   }

@@ -17,6 +17,13 @@ export function observedBus(
     subscribe: (handler) => bus.subscribe(handler),
     close: () => bus.close(),
   }
+  if (bus.publishNow) {
+    const publishNow = bus.publishNow.bind(bus)
+    observed.publishNow = (event) => {
+      published(event.type)
+      publishNow(event)
+    }
+  }
   if (bus.nodes) observed.nodes = () => bus.nodes!()
   if (bus.onResubscribed) observed.onResubscribed = (handler) => bus.onResubscribed!(handler)
   return observed

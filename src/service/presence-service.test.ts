@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { PresenceType } from '../core/presence.js'
 import { anonymous, type Viewer } from '../core/privacy.js'
+import type { UserCaller } from '../core/caller.js'
 import type { UserId } from '../core/user-id.js'
 import type { BusEvent } from '../realtime/change-bus.js'
 import { LocalChangeBus } from '../realtime/local-change-bus.js'
@@ -70,6 +71,39 @@ test('heartbeat stores the session for the default TTL and publishes the change'
   const [seen] = await service.lookup(anonymous, [alice])
   assert.equal(seen!.state, PresenceType.Online)
   assert.equal(seen!.sessions.length, 2)
+})
+
+test('an embedded heartbeat is written and told at once: beat answers without a promise', (t) => {
+  const { service, events } = setup(t)
+  const input: HeartbeatInput = {
+    userId: alice,
+    key: 'app:iOS',
+    source: 'app',
+    deviceType: 'iOS',
+    activity: { kind: 'online' },
+  }
+  // with its admission, as the lean register-app-presence sends it: the memory store counts the
+  // hit and writes in one step
+  const caller: UserCaller = {
+    kind: 'user',
+    userId: alice,
+    via: 'bearer',
+    viewer: asUser(alice),
+    tokenId: undefined,
+    expiresAt: Number.MAX_SAFE_INTEGER,
+    name: undefined,
+  }
+  const admission = () => service.limits.admission(service.limits.requestHit(caller, '10.0.0.1'))
+  // a change: recorded in the history, published on the bus within the call
+  const change = service.beat(input, admission())
+  assert.ok(!(change instanceof Promise))
+  assert.equal(change.after.sessions.length, 1)
+  assert.ok(change.position, 'recorded in the history')
+  assert.equal(events.length, 1)
+  // a refresh: nothing told, still at once
+  const refresh = service.beat(input, admission())
+  assert.ok(!(refresh instanceof Promise))
+  assert.equal(events.length, 1)
 })
 
 test('a refresh that changes nothing visible publishes nothing; a change after it does', async (t) => {

@@ -466,9 +466,38 @@ export class PresenceService {
    * and checks, counted in the write's own step when the store can (one Redis round trip in
    * fleet mode on a single Redis), else run first; when it refuses, nothing is written.
    */
-  async heartbeat(input: HeartbeatInput, admission?: RequestAdmission): Promise<PresenceChange> {
+  heartbeat(input: HeartbeatInput, admission?: RequestAdmission): Promise<PresenceChange> {
+    try {
+      const change = this.beat(input, admission)
+      return change instanceof Promise ? change : Promise.resolve(change)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /**
+   * heartbeat(), answered without a promise when every step of it is done at once (embedded
+   * mode: the place catalogued in memory, the store's write, nothing to wait for in its
+   * announcement); its refusal or failure is then thrown. For the hot paths (the lean
+   * register-app-presence): each async layer and each promise resolved with an object cost a
+   * heartbeat microtask turns and a `then` lookup (~9k instructions in all, issue 19).
+   */
+  beat(
+    input: HeartbeatInput,
+    admission?: RequestAdmission,
+  ): PresenceChange | Promise<PresenceChange> {
     const placed = this.#resolvePlace(input.activity)
-    const activity = placed instanceof Promise ? await placed : placed
+    return placed instanceof Promise
+      ? placed.then((activity) => this.#beatAs(input, activity, admission))
+      : this.#beatAs(input, placed, admission)
+  }
+
+  /** beat() once the activity's place is known. */
+  #beatAs(
+    input: HeartbeatInput,
+    activity: Activity,
+    admission: RequestAdmission | undefined,
+  ): PresenceChange | Promise<PresenceChange> {
     // a literal, not a spread of `input`: the spread was 7 % of an in-process heartbeat
     const write: SessionWrite = {
       userId: input.userId,
@@ -482,18 +511,37 @@ export class PresenceService {
     const { presence, rateLimiter } = this.#stores
     const now = this.#clock.now()
     const change = admission
-      ? await admission.admitWith(
+      ? admission.admitWith(
           (hit) => presence.limitedHeartbeat?.(write, now, hit, rateLimiter),
           () => presence.heartbeat(write, now),
         )
-      : await presence.heartbeat(write, now)
+      : presence.heartbeat(write, now)
+    return change instanceof Promise
+      ? change.then((done) => this.#afterBeat(done, input.source))
+      : this.#afterBeat(change, input.source)
+  }
+
+  /** A heartbeat's change told (when it is one) and counted; the change once that is done. */
+  #afterBeat(
+    change: PresenceChange,
+    source: HeartbeatInput['source'],
+  ): PresenceChange | Promise<PresenceChange> {
     // A refresh (the same sessions, only expiry moved) that no history recorded is nothing any
     // listener acts on (fan-out, dashboard feed and webhooks all drop it): most heartbeats are
     // refreshes, so they are not published at all.
-    if (change.position) await this.#publish(change)
-    // a change to record: #announce is told so, not left to compare the sessions again
-    else if (!isRefresh(change)) await this.#announce({ type: 'presence', change }, true)
-    this.#observer.heartbeats?.(input.source, 1)
+    const told = change.position
+      ? this.#tell(change, false)
+      : // a change to record: #tell is told so, not left to compare the sessions again
+        isRefresh(change)
+        ? undefined
+        : this.#tell(change, true)
+    if (told !== undefined) {
+      return told.then(() => {
+        this.#observer.heartbeats?.(source, 1)
+        return change
+      })
+    }
+    this.#observer.heartbeats?.(source, 1)
     return change
   }
 
@@ -974,6 +1022,42 @@ export class PresenceService {
 
   #publish(change: PresenceChange): Promise<void> {
     return this.#announce({ type: 'presence', change })
+  }
+
+  /**
+   * #announce() of a presence change, done at once when every step of it can be (a history in
+   * this process's memory, a single-process bus, no webhook to store it for): undefined then, or
+   * its first failure thrown after every step was tried; else #announce's promise. A heartbeat's
+   * awaits of three settled promises and an async layer were microtask turns (issue 19).
+   */
+  #tell(change: PresenceChange, changed: boolean): Promise<void> | undefined {
+    const history = this.#history
+    const bus = this.#bus
+    const event: BusEvent = { type: 'presence', change }
+    if (history.appendNow === undefined || bus.publishNow === undefined) {
+      return this.#announce(event, changed)
+    }
+    let failed: { error: unknown } | undefined
+    if (!change.position && (changed || !isRefresh(change))) {
+      try {
+        history.appendNow(change, this.#clock.now())
+      } catch (error) {
+        failed = { error }
+      }
+    }
+    try {
+      bus.publishNow(event)
+    } catch (error) {
+      failed ??= { error }
+    }
+    const recorded = this.webhooks.recordNow(event)
+    if (recorded !== undefined) {
+      return recorded.then(() => {
+        if (failed) throw failed.error
+      })
+    }
+    if (failed) throw failed.error
+    return undefined
   }
 
   /**

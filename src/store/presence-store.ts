@@ -79,14 +79,15 @@ export interface PresenceStore {
    * Optional: heartbeat() and a rate-limit hit of `limiter` in one atomic step (fleet mode on a
    * single Redis: one round trip), the hit counted whatever the verdict and nothing written when
    * a rule refuses. Undefined (synchronously) when this store cannot count in that limiter's
-   * budget: the caller then counts the hit first.
+   * budget: the caller then counts the hit first. A store that does it at once (embedded mode)
+   * may answer without a promise (no microtask turns per heartbeat); a failure is then thrown.
    */
   limitedHeartbeat?(
     write: SessionWrite,
     now: number,
     hit: RateLimitHit,
     limiter: RateLimiter,
-  ): Promise<LimitedWrite> | undefined
+  ): LimitedWrite | Promise<LimitedWrite> | undefined
   /** Ends one session at once; undefined if there was no live session with that key. */
   end(
     userId: UserId,

@@ -57,22 +57,20 @@ export function heartbeatAfter(settings: ProtocolContext['settings']): string {
  * caller's session on the device, or its end (`disconnect`). True for a heartbeat, whose reply
  * tells when to beat next. Shared by the Fastify route and the lean path (lean-heartbeat.ts),
  * which passes its `admission` (rate limit, CSRF) to be counted in the heartbeat's own step.
+ * Answered without a promise when the service's heartbeat is (PresenceService.beat: embedded
+ * mode), its error then thrown: no async layer of its own (issue 19).
  */
-export async function registerPresence(
+export function registerPresence(
   service: PresenceService,
   caller: UserCaller,
   rawBody: unknown,
   userAgent: string | undefined,
   admission?: RequestAdmission,
-): Promise<boolean> {
+): boolean | Promise<boolean> {
   const body = parseRegisterRequest(rawBody)
   const device = deviceOf(body, userAgent)
   const key = `app:${device.platform}`
-  if (body.disconnect) {
-    await admission?.run()
-    await service.endSession(caller.userId, key, 'explicit')
-    return false
-  }
+  if (body.disconnect) return endAppSession(service, caller, key, admission)
   // field by field, in this order (the store interns activities by their JSON text): spreading
   // conditional objects cost a heartbeat a temporary object and a slow property copy each
   const activity: Activity = {
@@ -81,11 +79,27 @@ export async function registerPresence(
   if (body.location !== undefined && body.location !== '') activity.location = body.location
   if (body.placeId !== undefined) activity.placeId = body.placeId
   if (body.gameId !== undefined) activity.gameId = body.gameId
-  await service.heartbeat(
+  const change = service.beat(
     { userId: caller.userId, key, source: 'app', deviceType: device.deviceType, activity },
     admission,
   )
+  return change instanceof Promise ? change.then(beating) : true
+}
+
+function beating(): true {
   return true
+}
+
+/** register-app-presence's `disconnect`: the session on the device ended, after its admission. */
+async function endAppSession(
+  service: PresenceService,
+  caller: UserCaller,
+  key: string,
+  admission: RequestAdmission | undefined,
+): Promise<false> {
+  await admission?.run()
+  await service.endSession(caller.userId, key, 'explicit')
+  return false
 }
 
 /**

@@ -23,14 +23,17 @@ export interface LeanRoute {
   route: string
   /**
    * Answers the request, errors included; `body()` reads the body as utf-8 text (its size is
-   * within the limit), so checks that refuse a request before its body is read come first.
+   * within the limit), so checks that refuse a request before its body is read come first: at
+   * once when it is all buffered already (most small bodies), else its promise. A route whose
+   * work is all done at once may answer without a promise (sent in the same tick: no microtask
+   * turns, issue 19); a throw is then as the promise's rejection.
    */
   handle(
     request: IncomingMessage,
     ip: string,
-    body: () => Promise<string>,
+    body: () => string | Promise<string>,
     log: LeanLogger | undefined,
-  ): Promise<LeanReply>
+  ): LeanReply | Promise<LeanReply>
   /** The reply to an error the route did not render (a bug): logged, then answered with this. */
   internalError: LeanReply
 }
@@ -264,7 +267,15 @@ export class LeanRoutes {
     const size = Number(length)
     if (!(size <= this.#bodyLimit)) return false
     this.served++
-    void this.#serve(route, request, response, size)
+    if (size > 0 && request.readableLength < size) {
+      // 'request' comes as the parser reads the head, before it pushes a body that came with it
+      // (in the same read): served once that read is done, the body is there to be read at once
+      // and a route whose steps are synchronous answers in that one turn (issue 19: reading it
+      // now meant its listeners, a promise and the rest of the route in later turns)
+      queueMicrotask(() => void this.#serve(route, request, response, size))
+    } else {
+      void this.#serve(route, request, response, size)
+    }
     return true
   }
 
@@ -281,7 +292,8 @@ export class LeanRoutes {
     }
     let reply: LeanReply
     try {
-      reply = await route.handle(request, ip, () => readBody(request, size), this.#log)
+      const answer = route.handle(request, ip, () => readBody(request, size), this.#log)
+      reply = answer instanceof Promise ? await answer : answer
     } catch (error) {
       if (response.destroyed || request.destroyed) return
       this.#log?.error({ err: error }, 'unexpected error in a lean route')
@@ -333,15 +345,15 @@ function describe(request: IncomingMessage): { method: string; url: string; sock
 /**
  * The whole body as utf-8 text; `size` is its Content-Length, checked against the limit.
  */
-function readBody(request: IncomingMessage, size: number): Promise<string> {
+function readBody(request: IncomingMessage, size: number): string | Promise<string> {
   if (request.readableLength === size && request.readableFlowing === null && !request.destroyed) {
     // All of it is buffered already (a body that came with the head: the parser pushes it in the
     // step that started this request): one read takes it, and the stream is resumed to end as a
     // body nobody reads does (the server's dump), without the listeners and the promise's
-    // closures below (issue 19).
+    // closures below, nor a promise at all (issue 19).
     const chunk = size === 0 ? null : (request.read() as Buffer | null)
     request.resume()
-    return Promise.resolve(chunk === null ? '' : chunk.toString('utf8'))
+    return chunk === null ? '' : chunk.toString('utf8')
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []

@@ -69,6 +69,8 @@ export class WebhookOutbox {
   /** A batch is chained that has not started yet: changes recorded now join it. */
   #scheduled = false
   #tail: Promise<void> = Promise.resolve()
+  /** `#tail` is settled: nothing recorded is being stored or waiting to be. */
+  #idle = true
   /** Failed tries in a row (the backoff grows with them). */
   #failures = 0
   /** An outage: the held changes are tried again when it fires. */
@@ -93,11 +95,35 @@ export class WebhookOutbox {
       this.#bound()
       return this.#tail
     }
-    if (!this.#scheduled) {
-      this.#scheduled = true
-      this.#tail = this.#tail.then(() => this.#pass())
-    }
+    if (!this.#scheduled) this.#chain()
     return this.#tail
+  }
+
+  /**
+   * record(), with nothing to wait for answered as undefined instead of a settled promise: a
+   * change no webhook takes while nothing earlier is being stored (issue 19: a heartbeat's await
+   * of it was a microtask turn).
+   */
+  recordNow(event: BusEvent): Promise<void> | undefined {
+    if (
+      this.#idle &&
+      ((event.type !== 'presence' && event.type !== 'settings') ||
+        this.#deps.registry.subscribers.length === 0)
+    ) {
+      return undefined
+    }
+    return this.record(event)
+  }
+
+  /** A pass chained after what is being stored; idle again once the last one chained settles. */
+  #chain(): void {
+    this.#scheduled = true
+    this.#idle = false
+    const tail = this.#tail.then(() => this.#pass())
+    this.#tail = tail
+    void tail.then(() => {
+      if (this.#tail === tail) this.#idle = true
+    })
   }
 
   /** Settles once everything recorded so far is stored, or held for a retry. */
@@ -147,8 +173,7 @@ export class WebhookOutbox {
     this.#retry = setTimeout(() => {
       this.#retry = undefined
       // changes recorded until the retry starts join it
-      this.#scheduled = true
-      this.#tail = this.#tail.then(() => this.#pass())
+      this.#chain()
     }, delay)
     this.#retry.unref()
   }

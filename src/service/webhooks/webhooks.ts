@@ -187,6 +187,11 @@ export class Webhooks {
     return this.#outbox ? this.#outbox.record(event) : Promise.resolve()
   }
 
+  /** record(), undefined when there is nothing to wait for (WebhookOutbox.recordNow). */
+  recordNow(event: BusEvent): Promise<void> | undefined {
+    return this.#outbox?.recordNow(event)
+  }
+
   /** Settles once every change recorded so far is stored, or held for a retry (tests). */
   async idle(): Promise<void> {
     await this.#outbox?.idle()
