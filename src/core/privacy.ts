@@ -263,7 +263,10 @@ export interface PresenceSummary {
   lastOnline: number | undefined
   /** How many live sessions the user has (that the viewer may see: none when hidden). */
   sessions: number
-  /** The primary live session's device type and source; '' and 'app' without one. */
+  /**
+   * The primary live session's device type and source; '' and 'app' without one, or when the
+   * read did not ask for them (PresenceStore.summarize's `device`).
+   */
   deviceType: string
   source: SessionSource
 }
