@@ -268,7 +268,13 @@ export interface PresenceSummary {
    * read did not ask for them (PresenceStore.summarize's `device`).
    */
   deviceType: string
-  source: SessionSource
+  source: SessionSource /**
+   * Optional, a store's hint (the memory store's): the id under which it interned `activity`
+   * (one frozen object per distinct activity). An id may name another object later (ids are
+   * reused), so a reader keying a cache by it checks the activity is the one it cached. -1 or
+   * absent: none. Not part of the summary's value (summaryOf has none; the contract ignores it).
+   */
+  activityId?: number
 }
 
 /**

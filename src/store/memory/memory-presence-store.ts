@@ -722,24 +722,28 @@ export class MemoryPresenceStore implements PresenceStore {
         sessions: 0,
         deviceType: '',
         source: 'app',
+        activityId: -1,
       }
     }
     const rows = this.#sessions
     // primarySession's choice: the highest state, then the latest updatedAt, the first on ties
     let state: PresenceType = PresenceType.Offline
     let activity: Activity | undefined
+    let activityId = -1
     let updatedAt = 0
     let primary = NONE
     let live = 0
     for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
       if (!(rows.expiresAt(slot) > now)) continue
       live++
-      const candidate = this.#activities.value(rows.activity(slot))
+      const candidateId = rows.activity(slot)
+      const candidate = this.#activities.value(candidateId)
       const rank = stateOfKind(candidate.kind)
       const updated = rows.updatedAt(slot)
       if (activity === undefined || rank > state || (rank === state && updated > updatedAt)) {
         state = rank
         activity = candidate
+        activityId = candidateId
         updatedAt = updated
         primary = slot
       }
@@ -753,6 +757,7 @@ export class MemoryPresenceStore implements PresenceStore {
       sessions: live,
       deviceType: !device || primary === NONE ? '' : this.#strings.value(rows.deviceType(primary)),
       source: !device || primary === NONE ? 'app' : SOURCES[rows.source(primary)]!,
+      activityId,
     }
   }
 
