@@ -263,9 +263,18 @@ export interface PresenceSummary {
   lastOnline: number | undefined
   /** How many live sessions the user has (that the viewer may see: none when hidden). */
   sessions: number
-  /** The primary live session's device type and source; '' and 'app' without one. */
+  /**
+   * The primary live session's device type and source; '' and 'app' without one, or when the
+   * read did not ask for them (PresenceStore.summarize's `device`).
+   */
   deviceType: string
-  source: SessionSource
+  source: SessionSource /**
+   * Optional, a store's hint (the memory store's): the id under which it interned `activity`
+   * (one frozen object per distinct activity). An id may name another object later (ids are
+   * reused), so a reader keying a cache by it checks the activity is the one it cached. -1 or
+   * absent: none. Not part of the summary's value (summaryOf has none; the contract ignores it).
+   */
+  activityId?: number
 }
 
 /**

@@ -386,13 +386,15 @@ export class PresenceService {
    * lookup() as summaries (see PresenceSummary): the same privacy, by the same rules
    * (visibleSummary), for replies that show one location per user. No Session objects.
    * `admission` as for lookup(): started first, in the read's round trip. `values`: the ids'
-   * values, when the caller parsed them (PresenceStore.summarize).
+   * values, when the caller parsed them (PresenceStore.summarize). `device` false: the caller
+   * reads no summary's `deviceType` and `source` (PresenceStore.summarize).
    */
   async lookupSummaries(
     viewer: Viewer,
     ids: readonly UserId[],
     admission?: Admission,
     values?: readonly number[],
+    device = true,
   ): Promise<PresenceSummary[]> {
     const now = this.#clock.now()
     const presence = this.#stores.presence
@@ -401,7 +403,7 @@ export class PresenceService {
       ids,
       values,
       admission,
-      () => presence.summarize(ids, now, values),
+      () => presence.summarize(ids, now, values, device),
       () => presence.summarizeWithSettings?.(ids, now, this.#stores.privacy),
     )
     const resolved = this.#places.resolveSummaries(found, now)

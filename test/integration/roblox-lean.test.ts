@@ -128,6 +128,29 @@ test('lean and Fastify paths give the same bytes for good and bad requests', asy
   )
 })
 
+test("an API key's scope is checked alike on both paths: a write-only key may not read", async (t) => {
+  const app = await seeded(t)
+  const keyWith = async (scopes: string[]): Promise<string> => {
+    const created = await app.app.inject({
+      method: 'POST',
+      url: '/admin/v1/keys',
+      headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
+      payload: JSON.stringify({ name: scopes.join(' '), scopes }),
+    })
+    assert.equal(created.statusCode, 201, created.body)
+    return created.json().secret
+  }
+  const writer = await keyWith(['presence:write'])
+  const reader = await keyWith(['presence:read'])
+  const body = '{"userIds":[1]}'
+  const refused = await both(app, { ...json, 'x-api-key': writer }, body)
+  assertSameReply(refused.lean, refused.fastify, 'write-only key')
+  assert.equal(refused.lean.status, 403)
+  const read = await both(app, { ...json, 'x-api-key': reader }, body)
+  assertSameReply(read.lean, read.fastify, 'read key')
+  assert.equal(read.lean.status, 200)
+})
+
 test('lean and Fastify paths refuse alike once the rate limit is reached', async (t) => {
   const app = await seeded(t, { rateLimitMax: 2 })
   const first = await both(app, json, '{"userIds":[1]}')

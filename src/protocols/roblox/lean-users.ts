@@ -51,6 +51,7 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
               parsed.ids,
               admission,
               parsed.values,
+              false,
             ),
             viewOptions,
           )

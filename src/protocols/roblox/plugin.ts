@@ -66,9 +66,14 @@ export async function robloxProtocol(
     )
   const requireReader = (caller: Caller) => auth.requireReader(caller)
   const split: SplitAdmit = {
-    // a reaction, not an async arrow awaiting: one promise and one generator fewer per request
-    authenticate: (headers, ip) =>
-      auth.authenticate(robloxCredential(headers), ip).then(requireReader),
+    // a reaction, not an async arrow awaiting: one promise and one generator fewer per request;
+    // and only for an API key (requireReader checks a key's scope, and only #key makes a key
+    // caller): a promise resolved with the caller, its `then` looked up, less (issue 19)
+    authenticate: (headers, ip) => {
+      const credential = robloxCredential(headers)
+      const caller = auth.authenticate(credential, ip)
+      return credential.kind === 'apiKey' ? caller.then(requireReader) : caller
+    },
     authenticateNow: (headers, ip) => {
       const caller = auth.authenticateNow(robloxCredential(headers), ip)
       return caller instanceof Promise ? caller.then(requireReader) : requireReader(caller)

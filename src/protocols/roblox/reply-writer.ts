@@ -78,15 +78,41 @@ function genericPrefix(state: PresenceType): Buffer {
   return prefix
 }
 
-function prefixOf(state: PresenceType, activity: Activity | undefined): Buffer {
+/**
+ * Per activity id of a summary (PresenceSummary.activityId), the activity last seen with it and
+ * its prefixes per state (byActivity's array): an index and a compare, where the WeakMap lookup
+ * was about 75 instructions a record (callgrind, issue 19). An id the store gave to another
+ * activity since (or another store's) fails the compare and is cached again.
+ */
+let internedActivities: (Activity | undefined)[] = []
+let internedPrefixes: (Buffer | undefined)[][] = []
+
+/**
+ * The prefix of a record in `state` at `activity`; `activityId`: the summary's hint (-1 or
+ * undefined: none).
+ */
+function prefixOf(
+  state: PresenceType,
+  activity: Activity | undefined,
+  activityId: number | undefined = -1,
+): Buffer {
   if (activity === undefined) return genericPrefix(state)
+  if (activityId >= 0 && internedActivities[activityId] === activity) {
+    const cached = internedPrefixes[activityId]![state]
+    if (cached !== undefined) return cached
+  }
   const states = byActivity.get(activity)
   const cached = states?.[state]
-  if (cached !== undefined) return cached
+  if (cached !== undefined) {
+    if (activityId >= 0) intern(activityId, activity, states!)
+    return cached
+  }
   if (states !== undefined || Object.isFrozen(activity)) {
     const prefix = prefixBytes(prefixText(state, activity))
     if (states === undefined) byActivity.set(activity, [])
-    byActivity.get(activity)![state] = prefix
+    const known = byActivity.get(activity)!
+    known[state] = prefix
+    if (activityId >= 0) intern(activityId, activity, known)
     return prefix
   }
   // ids and uuids hold no '|': with the free text last, no two activities share a key
@@ -100,11 +126,24 @@ function prefixOf(state: PresenceType, activity: Activity | undefined): Buffer {
   return prefix
 }
 
+/** Notes `activity`'s prefixes (byActivity's array) under the id a store gave it. */
+function intern(activityId: number, activity: Activity, states: (Buffer | undefined)[]): void {
+  // filled up to the id: an index set far past the end would turn the arrays into dictionaries
+  while (internedActivities.length < activityId) {
+    internedActivities.push(undefined)
+    internedPrefixes.push([])
+  }
+  internedActivities[activityId] = activity
+  internedPrefixes[activityId] = states
+}
+
 /** Forgets every cached prefix (tests). */
 export function resetReplyWriter(): void {
   genericPrefixes.clear()
   byValues.clear()
   byActivity = new WeakMap()
+  internedActivities = []
+  internedPrefixes = []
   longestPrefix = 0
 }
 
@@ -214,7 +253,11 @@ export function writeSummariesReply(
     for (; i < n; i++) {
       const summary = summaries[i]!
       const state = shownSummaryState(summary, options)
-      const prefix = prefixOf(state, state === PresenceType.Offline ? undefined : summary.activity)
+      const prefix = prefixOf(
+        state,
+        state === PresenceType.Offline ? undefined : summary.activity,
+        summary.activityId,
+      )
       const id = summary.userId
       const lastOnline = summary.lastOnline
       if (

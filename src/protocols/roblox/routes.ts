@@ -130,7 +130,8 @@ export async function usersReplyOf(
   values?: readonly number[],
 ): Promise<Buffer> {
   return writeSummariesReply(
-    await service.lookupSummaries(caller.viewer, ids, admission, values),
+    // the reply shows no device type or source: not read (issue 19)
+    await service.lookupSummaries(caller.viewer, ids, admission, values, false),
     viewOptions,
   )
 }

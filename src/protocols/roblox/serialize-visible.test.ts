@@ -2,10 +2,10 @@ import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Activity, PresenceType, Session } from '../../core/presence.js'
-import type { VisiblePresence } from '../../core/privacy.js'
+import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { isoOf } from '../shared/iso-date.js'
-import { resetReplyWriter, writeUsersReply } from './reply-writer.js'
+import { resetReplyWriter, writeSummariesReply, writeUsersReply } from './reply-writer.js'
 import {
   invisibleSelfViews,
   robloxPresence,
@@ -121,6 +121,59 @@ test('writeUsersReply: a shared activity keeps one prefix per shown state', () =
     writeUsersReply([], { invisibleSelfView: 'state' }).toString(),
     '{"userPresences":[]}',
   )
+})
+
+test("writeSummariesReply: an activity id given to another activity writes that activity's prefix", () => {
+  resetReplyWriter()
+  const options = { invisibleSelfView: 'state' } as const
+  const summary = (userId: string, activity: Activity, activityId?: number): PresenceSummary => ({
+    userId: userId as UserId,
+    state: 2,
+    activity,
+    updatedAt: 0,
+    lastOnline: 1_000,
+    sessions: 1,
+    deviceType: '',
+    source: 'app',
+    activityId,
+  })
+  const a = Object.freeze({ kind: 'inGame', placeId: '1', universeId: '2' }) as Activity
+  const b = Object.freeze({ kind: 'inGame', placeId: '3', universeId: '4' }) as Activity
+  const c = { kind: 'inGame', placeId: '5', universeId: '6' } as Activity
+  const expected = (summaries: PresenceSummary[]): string =>
+    serializeUserPresences(
+      summaries.map((s) =>
+        serializeVisible(
+          {
+            userId: s.userId,
+            state: s.state,
+            sessions: [
+              {
+                userId: s.userId,
+                key: '',
+                source: 'app',
+                deviceType: '',
+                startedAt: 0,
+                updatedAt: 0,
+                expiresAt: 10,
+                activity: s.activity!,
+              },
+            ],
+            lastOnline: s.lastOnline,
+            locationHidden: false,
+          },
+          options,
+        ),
+      ),
+    )
+  // id 7 is a's, then b's (the store dropped a and reused its id), then an unfrozen copy's
+  for (const reads of [
+    [summary('1', a, 7), summary('2', a, 7)],
+    [summary('3', b, 7), summary('4', a), summary('5', b, 7)],
+    [summary('6', c, 7), summary('7', b, 7), summary('8', a, 40)],
+  ]) {
+    assert.equal(writeSummariesReply(reads, options).toString(), expected(reads))
+  }
 })
 
 test('isoOf is Date#toISOString, day changes and edges included', () => {

@@ -18,7 +18,7 @@ import {
   type InheritedField,
   type Session,
 } from '../../core/presence.js'
-import { summaryOf } from '../../core/privacy.js'
+import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
 import { serverRosterContract } from './server-roster.contract.js'
@@ -590,11 +590,11 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       ]
       for (const now of [T0 + 10, T0 + 999, T0 + 1_000, T0 + TTL + 10]) {
         const expected = (await store.getMany(ids, now)).map((p) => summaryOf(p, now))
-        assert.deepEqual(await store.summarize(ids, now), expected, `at T0 + ${now - T0}`)
+        assert.deepEqual(valuesOf(await store.summarize(ids, now)), expected, `at T0 + ${now - T0}`)
         // with the values of the ids (each below 2^53), as a request's parser gives them
         const small = ids.slice(0, -1)
         assert.deepEqual(
-          await store.summarize(small, now, small.map(Number)),
+          valuesOf(await store.summarize(small, now, small.map(Number))),
           expected.slice(0, -1),
         )
       }
@@ -605,7 +605,7 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.equal(c!.deviceType, 'PC')
       assert.equal(c!.source, 'app')
       assert.equal(d!.state, PresenceType.Online)
-      assert.deepEqual(e, {
+      assert.deepEqual(valuesOf([e!])[0], {
         userId: '25',
         state: PresenceType.Offline,
         activity: undefined,
@@ -658,4 +658,9 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
     })
   })
   serverRosterContract(name, factory)
+}
+
+/** Summaries without a store's `activityId` hint (not part of their value). */
+function valuesOf(summaries: readonly PresenceSummary[]): PresenceSummary[] {
+  return summaries.map(({ activityId: _, ...value }) => value)
 }

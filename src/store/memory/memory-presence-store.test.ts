@@ -295,3 +295,17 @@ test('a session moving to a place another session holds takes its activity, made
   assert.equal(await activityOf('2'), await activityOf('1'))
   await store.close()
 })
+
+test("summarize without `device` leaves deviceType and source '' and 'app', the rest as with it", async () => {
+  const store = new MemoryPresenceStore()
+  await store.heartbeat(appOnline, T0)
+  const other = '7' as UserId
+  const [full] = await store.summarize([user], T0 + 10)
+  assert.equal(full!.deviceType, 'iOS')
+  const lean = await store.summarize([user, other], T0 + 10, undefined, false)
+  assert.deepEqual(lean, [
+    { ...full!, deviceType: '', source: 'app' },
+    ...(await store.summarize([other], T0 + 10)),
+  ])
+  await store.close()
+})

@@ -329,11 +329,12 @@ export class MemoryPresenceStore implements PresenceStore {
     ids: readonly UserId[],
     now: number,
     values?: readonly number[],
+    device = true,
   ): Promise<PresenceSummary[]> {
     const n = ids.length
     const users = this.#findAll(ids, values)
     const summaries = new Array<PresenceSummary>(n)
-    for (let i = 0; i < n; i++) summaries[i] = this.#summary(ids[i]!, users[i]!, now)
+    for (let i = 0; i < n; i++) summaries[i] = this.#summary(ids[i]!, users[i]!, now, device)
     return Promise.resolve(summaries)
   }
 
@@ -706,8 +707,11 @@ export class MemoryPresenceStore implements PresenceStore {
     return sessions
   }
 
-  /** summaryOf(#presence(userId, user, now), now), from the rows. */
-  #summary(userId: UserId, user: number, now: number): PresenceSummary {
+  /**
+   * summaryOf(#presence(userId, user, now), now), from the rows; without `device`, deviceType
+   * and source left '' and 'app' (summarize()).
+   */
+  #summary(userId: UserId, user: number, now: number, device: boolean): PresenceSummary {
     if (user === NONE) {
       return {
         userId,
@@ -718,24 +722,28 @@ export class MemoryPresenceStore implements PresenceStore {
         sessions: 0,
         deviceType: '',
         source: 'app',
+        activityId: -1,
       }
     }
     const rows = this.#sessions
     // primarySession's choice: the highest state, then the latest updatedAt, the first on ties
     let state: PresenceType = PresenceType.Offline
     let activity: Activity | undefined
+    let activityId = -1
     let updatedAt = 0
     let primary = NONE
     let live = 0
     for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
       if (!(rows.expiresAt(slot) > now)) continue
       live++
-      const candidate = this.#activities.value(rows.activity(slot))
+      const candidateId = rows.activity(slot)
+      const candidate = this.#activities.value(candidateId)
       const rank = stateOfKind(candidate.kind)
       const updated = rows.updatedAt(slot)
       if (activity === undefined || rank > state || (rank === state && updated > updatedAt)) {
         state = rank
         activity = candidate
+        activityId = candidateId
         updatedAt = updated
         primary = slot
       }
@@ -747,8 +755,9 @@ export class MemoryPresenceStore implements PresenceStore {
       updatedAt,
       lastOnline: this.#users.lastOnline(user),
       sessions: live,
-      deviceType: primary === NONE ? '' : this.#strings.value(rows.deviceType(primary)),
-      source: primary === NONE ? 'app' : SOURCES[rows.source(primary)]!,
+      deviceType: !device || primary === NONE ? '' : this.#strings.value(rows.deviceType(primary)),
+      source: !device || primary === NONE ? 'app' : SOURCES[rows.source(primary)]!,
+      activityId,
     }
   }
 
