@@ -58,17 +58,25 @@ function slotStates(keep: boolean): string[] | undefined {
 }
 
 test("nextTick's members stay on V8's fast path after collections, with the entry kept", (t) => {
-  const without = slotStates(false)
-  if (without === undefined) {
-    t.skip("this Node's V8 prints no feedback slots for nextTick")
-    return
+  // what happens to every long-running process without it; a loaded machine sometimes keeps the
+  // maps through one child's collections (CI on 2b1ad53 saw all four slots monomorphic even with
+  // no maps retained), so the control gets three children to show it
+  const seen: string[] = []
+  let without: string[] | undefined
+  for (let attempt = 0; attempt < 3; attempt++) {
+    without = slotStates(false)
+    if (without === undefined) {
+      t.skip("this Node's V8 prints no feedback slots for nextTick")
+      return
+    }
+    seen.push(without.join(', '))
+    if (without.includes('MEGAMORPHIC')) break
   }
-  // what happens to every long-running process without it
-  assert.ok(without.includes('MEGAMORPHIC'), `without: ${without.join(', ')}`)
+  assert.ok(without!.includes('MEGAMORPHIC'), `without, per child: ${seen.join(' | ')}`)
   const kept = slotStates(true)
   assert.deepEqual(
     kept,
-    without.map(() => 'MONOMORPHIC'),
+    without!.map(() => 'MONOMORPHIC'),
   )
 })
 
