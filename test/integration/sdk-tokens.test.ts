@@ -49,6 +49,16 @@ function provider(app: StartedApp, first: string) {
   return { token, asked, given }
 }
 
+/** A provider whose every token is refused, fresh or not; it records `forceRefresh`. */
+function refusedTokens() {
+  const asked: boolean[] = []
+  const token = ({ forceRefresh }: TokenRequest) => {
+    asked.push(forceRefresh)
+    return forceRefresh ? 'still-not-a-token' : 'not-a-token'
+  }
+  return { token, asked }
+}
+
 function beat(app: StartedApp, location: string) {
   return app.service.heartbeat({
     userId: PLAYER as UserId,
@@ -84,15 +94,8 @@ test('a call answered 401 asks the provider once for a fresh token and is sent o
 
 test('a fresh token refused too fails the call with the 401: the provider is asked to refresh once', async (t) => {
   const { app } = await start(t)
-  const asked: boolean[] = []
-  const client = createClient({
-    baseUrl: app.url,
-    token: ({ forceRefresh }) => {
-      asked.push(forceRefresh)
-      return forceRefresh ? 'still-not-a-token' : 'not-a-token'
-    },
-    retry: false,
-  })
+  const { token, asked } = refusedTokens()
+  const client = createClient({ baseUrl: app.url, token, retry: false })
   await assert.rejects(client.registerAppPresence({ location: 'x' }), (e: unknown) => {
     assert.ok(e instanceof PresencedError)
     assert.equal(e.status, 401)
@@ -246,15 +249,8 @@ for (const transport of ['websocket', 'sse'] as const) {
 
   test(`over ${transport}, a fresh token refused too fails the subscription: one refresh, no loop`, async (t) => {
     const { app } = await start(t)
-    const asked: boolean[] = []
-    const client = createClient({
-      baseUrl: app.url,
-      token: ({ forceRefresh }) => {
-        asked.push(forceRefresh)
-        return 'not-a-token'
-      },
-      WebSocket,
-    })
+    const { token, asked } = refusedTokens()
+    const client = createClient({ baseUrl: app.url, token, WebSocket })
     const sub = client.subscribe([PLAYER], { transport, reconnect: { minDelayMs: 50 } })
     t.after(() => sub.close())
     const failure = await settledWithin(sub.ready)
