@@ -1,6 +1,7 @@
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
 import { Transport, redactUrls, type FetchLike, type RetryOptions, type Sleep } from './http.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
+import type { TokenProvider } from './token.js'
 import { mapConcurrent } from './pool.js'
 import { PresenceType, genericLocation, presenceFromWire, type Presence } from './presence.js'
 import { subscribe, type SubscribeOptions, type Subscription, type WebSocketLike } from './watch.js'
@@ -10,8 +11,17 @@ import { XboxClient, heartbeatAfterMs } from './xbox.js'
 export interface ClientOptions {
   /** Where presenced listens, e.g. `http://127.0.0.1:8080`. */
   baseUrl: string
-  /** An access token (`presenced token --user 123`), sent as `Authorization: Bearer`. */
-  token?: string
+  /**
+   * An access token (`presenced token --user 123`), sent as `Authorization: Bearer`; or a
+   * provider of one, for tokens that expire: asked before each request and connection (return
+   * your cached token while it is valid), and with `{ forceRefresh: true }` when the server
+   * refused the one it gave. A call answered 401 is then sent once more with the new token; a
+   * subscription ended `token expired` reconnects with it and resumes (`token revoked` ends it).
+   *
+   * @example
+   * createClient({ baseUrl, token: ({ forceRefresh }) => session.accessToken(forceRefresh) })
+   */
+  token?: string | TokenProvider
   /** A `.ROBLOSECURITY` value (or a whole Cookie header); x-csrf-token is handled for you. */
   cookie?: string
   /** Defaults to the global fetch. */

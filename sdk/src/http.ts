@@ -1,6 +1,7 @@
 import { backoffDelay } from './backoff.js'
 import { PresencedError, type ErrorProtocol } from './errors.js'
 import { parseJsonLossless } from './lossless-json.js'
+import { TokenSource, type TokenProvider } from './token.js'
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>
@@ -35,7 +36,7 @@ export interface RetryOptions {
 
 export interface TransportOptions {
   baseUrl: string
-  token?: string | undefined
+  token?: string | TokenProvider | undefined
   cookie?: string | undefined
   fetch?: FetchLike | undefined
   retry?: RetryOptions | false | undefined
@@ -141,7 +142,8 @@ const CONNECTION_ERRORS = new Set([
  */
 export class Transport {
   readonly baseUrl: string
-  readonly token: string | undefined
+  /** The token: a fixed one, or the provider's (asked before each request and connection). */
+  readonly tokens: TokenSource
   readonly cookie: string | undefined
   readonly sleep: Sleep
   /** The source of jitter (Math.random unless a test injects one), for every backoff. */
@@ -154,7 +156,7 @@ export class Transport {
 
   constructor(options: TransportOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '')
-    this.token = options.token
+    this.tokens = new TokenSource(options.token)
     this.cookie =
       options.cookie === undefined || options.cookie.includes('=')
         ? options.cookie
@@ -181,21 +183,49 @@ export class Transport {
     return this.#fetch(input, init)
   }
 
-  /** The headers that authenticate a request (also used by the real-time transports). */
-  authHeaders(kind: 'default' | 'xbl' | 'none' = 'default'): Record<string, string> {
+  /** The last token known (the fixed one, or the provider's latest); never logged. */
+  get token(): string | undefined {
+    return this.tokens.last
+  }
+
+  /**
+   * The token to send now (`TokenSource.get`), or after the server refused `stale`
+   * (`refresh`); a provider's failure becomes a PresencedError of status 0.
+   */
+  async currentToken(stale?: { refused: string | undefined }): Promise<string | undefined> {
+    try {
+      return stale === undefined
+        ? await this.tokens.get()
+        : await this.tokens.refresh(stale.refused)
+    } catch (error) {
+      throw new PresencedError(
+        `The token provider failed: ${error instanceof Error ? error.message : String(error)}`,
+        { status: 0, protocol: 'http', cause: error },
+      )
+    }
+  }
+
+  /**
+   * The headers that authenticate a request with `token` (also used by the real-time
+   * transports); default: the last token known.
+   */
+  authHeaders(
+    kind: 'default' | 'xbl' | 'none' = 'default',
+    token: string | undefined = this.tokens.last,
+  ): Record<string, string> {
     const headers: Record<string, string> = {}
     if (kind === 'none') return headers
     if (kind === 'xbl') {
-      if (this.token === undefined) {
+      if (token === undefined) {
         throw new PresencedError('The Xbox API needs a token: pass createClient({ token })', {
           status: 0,
           protocol: 'xbox',
         })
       }
-      headers.authorization = `XBL3.0 x=${userHashOf(this.token)};${this.token}`
+      headers.authorization = `XBL3.0 x=${userHashOf(token)};${token}`
       return headers
     }
-    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
+    if (token !== undefined) headers.authorization = `Bearer ${token}`
     if (this.cookie !== undefined) headers.cookie = this.cookie
     return headers
   }
@@ -205,10 +235,21 @@ export class Transport {
     const method = options.method ?? 'GET'
     const idempotent = options.idempotent ?? IDEMPOTENT_METHODS.has(method)
     let csrfRetried = false
+    /** A 401 was answered with a fresh token from the provider (once per call). */
+    let tokenRefreshed = false
+    /** The fresh token the provider gave after a 401: what the next attempt sends. */
+    let fresh: string | undefined
     for (let attempt = 1; ; attempt++) {
+      const token =
+        options.auth === 'none'
+          ? undefined
+          : this.tokens.refreshable
+            ? (fresh ?? (await this.currentToken()))
+            : this.tokens.last
+      fresh = undefined
       const headers: Record<string, string> = {
         accept: 'application/json',
-        ...this.authHeaders(options.auth),
+        ...this.authHeaders(options.auth, token),
         ...options.headers,
       }
       if (options.body !== undefined) headers['content-type'] = 'application/json'
@@ -302,6 +343,22 @@ export class Transport {
         )
       }
       deadline.done()
+      if (
+        response.status === 401 &&
+        !tokenRefreshed &&
+        this.tokens.refreshable &&
+        options.auth !== 'none'
+      ) {
+        // the token was refused (expired, most often): the provider is asked once for a new
+        // one, and the request sent once more with it; the same token again is not retried
+        tokenRefreshed = true
+        fresh = await this.currentToken({ refused: token })
+        if (fresh !== token) {
+          options.signal?.throwIfAborted()
+          attempt--
+          continue
+        }
+      }
       const body = parseBody(text, response.headers.get('content-type'))
       if (!response.ok) throw errorOf(response, body, options.protocol, notRetried)
       return { status: response.status, headers: response.headers, body: body as T }

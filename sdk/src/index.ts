@@ -22,6 +22,7 @@ export { InvalidIdError, PresencedError, type ErrorProtocol } from './errors.js'
 export type { HeartbeatHandle } from './heartbeat.js'
 export type { FetchLike, RetryOptions, Sleep } from './http.js'
 export type { HasId, Id } from './ids.js'
+export type { TokenProvider, TokenRequest } from './token.js'
 export { PresenceType, type Job, type Place, type Presence, type Universe } from './presence.js'
 export type {
   OfflineReason,

@@ -148,8 +148,13 @@ const RECONNECT_JITTER = 0.5
 /** The activity members that are int64 ids (sent as exact decimal strings). */
 const ACTIVITY_IDS = new Set(['placeId', 'rootPlaceId', 'universeId'])
 
-/** The users one stream may watch (docs/reference/native.md): more is `TOO_MANY_IDS`. */
+/**
+ * The users one stream may watch when the server does not say (docs/reference/native.md): more
+ * is `TOO_MANY_IDS`. presenced tells its limit in MAX_IDS_HEADER.
+ */
 const MAX_STREAM_IDS = 1000
+/** The response header (SSE response, WebSocket upgrade) that tells the server's limit. */
+const MAX_IDS_HEADER = 'x-presenced-max-ids'
 
 /** The native API's paths (docs/reference/native.md). */
 export const NATIVE_WS_PATH = '/api/v1/realtime'
@@ -162,7 +167,8 @@ interface Connection {
 }
 
 interface ConnectionHandlers {
-  onOpen(): void
+  /** `maxIds`: the ids one stream may watch, as the server told (MAX_IDS_HEADER), if it did. */
+  onOpen(maxIds: number | undefined): void
   onFrame(frame: Record<string, unknown>): void
   onClose(error: unknown, fatal: boolean): void
 }
@@ -239,6 +245,15 @@ export class Subscription
   /** WebSocket: the subscribes of this connection not answered yet, oldest first. */
   #sent: SentSubscribe[] = []
   #attempt = 0
+  /** The most ids one stream may watch: the server's word (MAX_IDS_HEADER), else 1000. */
+  #maxIds = MAX_STREAM_IDS
+  /** The token the current connection was opened with (what a refresh replaces). */
+  #connectionToken: string | undefined
+  /**
+   * The server refused the token a connection was opened with (a stream ended `token expired`,
+   * a 401): the next connection asks the provider for a fresh one.
+   */
+  #refreshFrom: { refused: string | undefined } | undefined
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
   /** Takes the listener off `options.signal` (on close). */
@@ -291,6 +306,15 @@ export class Subscription
    */
   get presences(): ReadonlyMap<string, Presence> {
     return this.#current
+  }
+
+  /**
+   * The most users one stream may watch: what the server told when the last connection opened
+   * (presenced says it in the `x-presenced-max-ids` header of the SSE response and the
+   * WebSocket upgrade; a browser's WebSocket cannot read it), else 1000.
+   */
+  get maxIds(): number {
+    return this.#maxIds
   }
 
   /** The last sequence number received (what a resume starts after). */
@@ -463,8 +487,24 @@ export class Subscription
       this.#resolveReady()
       return
     }
+    // a connection after a refused token asks the provider for a fresh one; only once: one
+    // refused again fails the subscription
+    const refresh = this.#refreshFrom
+    this.#refreshFrom = undefined
+    const tokens = this.#transport.tokens
+    let token: string | undefined | Promise<string | undefined> = tokens.last
+    if (tokens.refreshable) {
+      token = this.#transport.currentToken(refresh).then((value) => {
+        if (this.#connection === connection) this.#connectionToken = value
+        return value
+      })
+      // the connection reads its failure (a reconnect); this one only keeps it from being
+      // unhandled should no connection be made (no WebSocket constructor)
+      token.catch(() => {})
+    } else this.#connectionToken = token
     const handlers: ConnectionHandlers = {
-      onOpen: () => {
+      onOpen: (maxIds) => {
+        if (maxIds !== undefined) this.#maxIds = maxIds
         if (kind === 'websocket') {
           this.#opened = true
           // resume the stream where it was, else start one; then re-carry our own presence
@@ -504,9 +544,23 @@ export class Subscription
       onFrame: (frame) => {
         if (this.#connection === connection) this.#onFrame(frame)
       },
-      onClose: (error, fatal) => {
+      onClose: (error, refusedForGood) => {
         if (this.#connection !== connection) return
         this.#connection = undefined
+        let fatal = refusedForGood
+        const ended = tokenEnd(error)
+        if (ended === 'token revoked') {
+          // a logout: a new token would be the same user's choice undone; not tried again
+          fatal = true
+        } else if (tokens.refreshable && (ended === 'token expired' || isRefusedToken(error))) {
+          // a stream whose token expired (4001) reconnects with a fresh one and resumes; a
+          // connection refused 401 is tried once more with a fresh one (the token expired while
+          // disconnected), and fails if the fresh one is refused too
+          if (ended !== undefined || refresh === undefined) {
+            this.#refreshFrom = { refused: this.#connectionToken }
+            fatal = false
+          }
+        }
         // an SSE request refused for the ids an add() put in it: that add is refused, and the
         // stream opens again at once without its ids
         if (kind === 'sse' && this.#refusedRequest(error)) return this.#connect()
@@ -521,8 +575,8 @@ export class Subscription
     try {
       connection =
         kind === 'websocket'
-          ? openWebSocket(this.#transport, this.#webSocket(), this.#options, handlers)
-          : openSse(this.#transport, this.#sseRequest(), handlers, this.#idleTimeoutMs())
+          ? openWebSocket(this.#transport, token, this.#webSocket(), this.#options, handlers)
+          : openSse(this.#transport, token, this.#sseRequest(), handlers, this.#idleTimeoutMs())
     } catch (error) {
       return this.#fail(error)
     }
@@ -609,8 +663,8 @@ export class Subscription
   #fail(error: unknown): void {
     if (this.#closed) return
     let failure = asPresencedError(error)
-    const { token, cookie } = this.#transport
-    if (failure.status === 401 && token === undefined && cookie !== undefined) {
+    const { tokens, cookie } = this.#transport
+    if (failure.status === 401 && !tokens.present && cookie !== undefined) {
       // a cookie signs in on the Roblox API only: say so rather than a bare "denied"
       failure = new PresencedError(
         `${failure.message} (the real-time API takes a token, not a cookie: createClient({ token }))`,
@@ -724,9 +778,9 @@ export class Subscription
       this.#positions.clear()
       this.#resetPending = true
       if (this.#connection?.kind === 'websocket') {
-        if (this.#ids.size > MAX_STREAM_IDS && this.#sent.some((s) => s.frame !== undefined)) {
+        if (this.#ids.size > this.#maxIds && this.#sent.some((s) => s.frame !== undefined)) {
           // the add()s sent after the resume are judged first, on the fresh stream, and a
-          // subscribe of every id after them would take it past 1000 ids: refused, fatally.
+          // subscribe of every id after them would take it past the limit: refused, fatally.
           // Start over on a new connection, every watched id first and the adds after them,
           // judged on their own (one past the limit refused, as without the reset)
           this.#connection.close()
@@ -764,6 +818,13 @@ export class Subscription
         // nothing more comes on this connection, and no add() was refused. Tried again after a
         // backoff, from the same point (over SSE the server has ended the request anyway)
         return this.#drop(error, FATAL_REFUSALS.has(String(error.code)))
+      }
+      const ended = tokenEnd(error)
+      if (ended === 'token revoked') return this.#drop(error, true)
+      if (ended === 'token expired' && this.#transport.tokens.refreshable) {
+        // (SSE) the stream ends: it goes on with a fresh token from the provider, resuming
+        this.#refreshFrom = { refused: this.#connectionToken }
+        return this.#drop(error, false)
       }
       const code = String(error.code)
       if (code === 'STREAM_LIMIT') {
@@ -1046,6 +1107,23 @@ function nativeError(frame: Record<string, unknown>): PresencedError {
   })
 }
 
+/**
+ * Whether the server ended a stream for its token: `token expired` or `token revoked`, the
+ * reason of a WebSocket's 4001 close or the message of SSE's last `UNAUTHENTICATED` event.
+ */
+function tokenEnd(error: unknown): 'token expired' | 'token revoked' | undefined {
+  if (!(error instanceof PresencedError)) return undefined
+  if (error.code !== 4001 && error.code !== 'UNAUTHENTICATED') return undefined
+  return error.message === 'token expired' || error.message === 'token revoked'
+    ? error.message
+    : undefined
+}
+
+/** A connection refused 401 (an upgrade, an SSE request): the token was not taken. */
+function isRefusedToken(error: unknown): boolean {
+  return error instanceof PresencedError && error.status === 401
+}
+
 function asPresencedError(error: unknown): PresencedError {
   if (error instanceof PresencedError) return error
   const message = error instanceof Error ? error.message : String(error)
@@ -1201,8 +1279,13 @@ function idleTimeoutOf(options: SubscribeOptions): number | undefined {
   return idle === false || !(idle > 0) ? undefined : idle
 }
 
+/**
+ * A WebSocket opened with `token` (a provider's: once it has answered). Frames sent before the
+ * socket opens go out right after the opening frames.
+ */
 function openWebSocket(
   transport: Transport,
+  token: string | undefined | Promise<string | undefined>,
   WebSocketCtor: WebSocketLike | undefined,
   options: SubscribeOptions,
   handlers: ConnectionHandlers,
@@ -1213,20 +1296,70 @@ function openWebSocket(
       protocol: 'native',
     })
   }
+  const queued: string[] = []
+  let socket: WebSocketInstance | undefined
+  /** Ends the socket's watchdog. */
+  let stop = () => {}
+  let done = false
+  const finish = (error: unknown, fatal: boolean) => {
+    if (done) return
+    done = true
+    stop()
+    handlers.onClose(error, fatal)
+  }
+  const open = (value: string | undefined) => {
+    if (done) return
+    ;({ socket, stop } = connectWebSocket(transport, value, WebSocketCtor, options, handlers, {
+      queued,
+      finish,
+    }))
+  }
+  if (token instanceof Promise) {
+    // the provider's failure: tried again after a backoff, as an unreachable server is
+    token.then(open, (error: unknown) => finish(error, false))
+  } else open(token)
+  return {
+    kind: 'websocket',
+    send: (frame) => {
+      if (socket === undefined || socket.readyState === 0) queued.push(stringifyJson(frame))
+      else if (socket.readyState === 1) socket.send(stringifyJson(frame))
+    },
+    close: () => {
+      done = true
+      stop()
+      socket?.close(1000)
+    },
+  }
+}
+
+function connectWebSocket(
+  transport: Transport,
+  token: string | undefined,
+  WebSocketCtor: WebSocketLike,
+  options: SubscribeOptions,
+  handlers: ConnectionHandlers,
+  connection: {
+    /** Frames sent before the socket opened: they go out right after the opening frames. */
+    queued: string[]
+    /** Ends the connection for `error` (once: later calls do nothing). */
+    finish(error: unknown, fatal: boolean): void
+  },
+): { socket: WebSocketInstance; stop(): void } {
+  const { queued, finish } = connection
   const useHeaders = options.webSocketHeaders ?? options.WebSocket !== undefined
   let url = transport.baseUrl.replace(/^http/i, 'ws') + NATIVE_WS_PATH
-  if (!useHeaders && transport.token !== undefined) {
-    url += `?access_token=${encodeURIComponent(transport.token)}`
+  if (!useHeaders && token !== undefined) {
+    url += `?access_token=${encodeURIComponent(token)}`
   }
   const socket = new WebSocketCtor(
     url,
     undefined,
-    useHeaders ? { headers: transport.authHeaders() } : undefined,
+    useHeaders ? { headers: transport.authHeaders('default', token) } : undefined,
   )
-  let done = false
   let refused: PresencedError | undefined
   let opened = false
   let lastError = ''
+  let maxIds: number | undefined
   // pings keep a quiet stream alive: the watchdog runs only where they can be seen (`ws`)
   const emitter = socket as unknown as {
     on?: (event: string, listener: () => void) => void
@@ -1239,13 +1372,11 @@ function openWebSocket(
     else socket.close()
   })
   if (idleMs !== undefined) emitter.on!('ping', idle.touch)
-  const finish = (error: unknown, fatal: boolean) => {
-    if (done) return
-    done = true
-    idle.stop()
-    handlers.onClose(error, fatal)
-  }
   if (typeof emitter.on === 'function') {
+    // `ws` shows the upgrade's response: its headers tell the server's limits
+    emitter.on('upgrade', ((response: RefusedUpgrade) => {
+      maxIds = maxIdsOf(response.headers[MAX_IDS_HEADER])
+    }) as () => void)
     // `ws` hands over a refused upgrade's response: its status, Retry-After and error body say
     // what the refusal was (a 429's code and wait); a listener here also keeps `ws` from
     // aborting on its own, so the socket is ended once the response is read
@@ -1257,12 +1388,10 @@ function openWebSocket(
       })
     }) as () => void)
   }
-  // frames sent while the socket is still connecting go out right after the opening frames
-  const queued: string[] = []
   socket.onopen = () => {
     idle.touch()
     opened = true
-    handlers.onOpen()
+    handlers.onOpen(maxIds)
     for (const text of queued.splice(0)) socket.send(text)
   }
   socket.onmessage = (event: { data: unknown }) => {
@@ -1299,18 +1428,13 @@ function openWebSocket(
       fatal,
     )
   }
-  return {
-    kind: 'websocket',
-    send: (frame) => {
-      if (socket.readyState === 1) socket.send(stringifyJson(frame))
-      else if (socket.readyState === 0) queued.push(stringifyJson(frame))
-    },
-    close: () => {
-      done = true
-      idle.stop()
-      socket.close(1000)
-    },
-  }
+  return { socket, stop: idle.stop }
+}
+
+/** The limit a header tells (MAX_IDS_HEADER), if it is a positive integer. */
+function maxIdsOf(header: string | string[] | null | undefined): number | undefined {
+  const value = Number(Array.isArray(header) ? header[0] : (header ?? undefined))
+  return Number.isSafeInteger(value) && value > 0 ? value : undefined
 }
 
 /** The GET form's query of `request`: ids, and resume/since; positions have no place in it. */
@@ -1330,6 +1454,7 @@ function legacyQuery(request: NativeSseRequest): URLSearchParams {
  */
 function openSse(
   transport: Transport,
+  token: string | undefined | Promise<string | undefined>,
   request: NativeSseRequest,
   connectionHandlers: ConnectionHandlers,
   idleMs: number | undefined,
@@ -1349,6 +1474,15 @@ function openSse(
     },
   }
   void (async () => {
+    let auth: Record<string, string>
+    try {
+      auth = transport.authHeaders('default', await token)
+    } catch (error) {
+      // the provider's failure: tried again after a backoff, as an unreachable server is
+      if (!controller.signal.aborted) handlers.onClose(error, false)
+      return
+    }
+    if (controller.signal.aborted) return
     let response: Response
     try {
       response = await transport.fetch(url, {
@@ -1356,7 +1490,7 @@ function openSse(
         headers: {
           accept: 'text/event-stream',
           'content-type': 'application/json',
-          ...transport.authHeaders(),
+          ...auth,
         },
         body: stringifyJson(request),
         signal: controller.signal,
@@ -1365,7 +1499,7 @@ function openSse(
         // a presenced from before POST streams: its GET, which resumes on its own node only
         await response.body?.cancel()
         response = await transport.fetch(`${url}?${legacyQuery(request)}`, {
-          headers: { accept: 'text/event-stream', ...transport.authHeaders() },
+          headers: { accept: 'text/event-stream', ...auth },
           signal: controller.signal,
         })
       }
@@ -1391,7 +1525,7 @@ function openSse(
       return handlers.onClose(error, fatal)
     }
     idle.touch()
-    handlers.onOpen()
+    handlers.onOpen(maxIdsOf(response.headers.get(MAX_IDS_HEADER)))
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
     let buffer = ''
     for (;;) {

@@ -248,7 +248,8 @@ export class XboxClient {
   async #xuidOf(xuid: Xuid | undefined, signal: AbortSignal | undefined): Promise<string> {
     if (xuid !== undefined) return toIdString(xuid, 'XUID')
     if (this.#me !== undefined) return this.#me
-    const fromToken = this.#transport.token && subjectOf(this.#transport.token)
+    const token = await this.#transport.currentToken()
+    const fromToken = token && subjectOf(token)
     this.#me = fromToken || (await this.me('user', { signal })).xuid
     if (!this.#me) throw new InvalidIdError(this.#me, 'XUID')
     return this.#me

@@ -91,3 +91,14 @@ export async function iterate(): Promise<void> {
 export function errorFields(error: PresencedError): [number, number | string | undefined] {
   return [error.status, error.code]
 }
+
+// a token is a string or a provider of one: sync or async, its argument optional
+createClient({ baseUrl: 'http://127.0.0.1:8080', token: 'a-token' })
+createClient({ baseUrl: 'http://127.0.0.1:8080', token: () => 'a-token' })
+createClient({
+  baseUrl: 'http://127.0.0.1:8080',
+  token: async ({ forceRefresh }) => (forceRefresh ? 'fresh' : 'cached'),
+})
+// @ts-expect-error a provider gives a string, not undefined
+createClient({ baseUrl: 'http://127.0.0.1:8080', token: () => undefined })
+export const maxIds: number = client.subscribe([1]).maxIds

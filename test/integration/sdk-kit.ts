@@ -1,14 +1,21 @@
 /**
  * What the SDK's real-time tests share: a real server per test, ids, a `ws` constructor that
  * records its sockets (to cut one) and holds a later socket's frames (to order a resume after a
- * change), and a bounded wait for a promise.
+ * change), a subscription through a TCP proxy (to cut or freeze its connections), and a bounded
+ * wait for a promise.
  */
 import assert from 'node:assert/strict'
 import type { TestContext } from 'node:test'
-import { createClient, PresencedError, type WebSocketLike } from '@presenced/client'
+import {
+  createClient,
+  PresencedError,
+  type SubscribeOptions,
+  type WebSocketLike,
+} from '@presenced/client'
 import WebSocket from 'ws'
 import { ManualClock } from '../../src/service/clock.js'
-import { startApp } from '../helpers/start-app.js'
+import { startApp, type StartedApp } from '../helpers/start-app.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 export const PLAYER = '9007199254740993'
 export const WATCHER = '500'
@@ -50,6 +57,29 @@ export async function setup(t: TestContext, config = {}) {
   })
   const watcherToken = await server.tokens.issue(WATCHER as never)
   return { server, player, watcherToken }
+}
+
+/**
+ * A subscription to `ids` with `token`, through a TCP proxy in front of `server` (`proxy.cut()`,
+ * `proxy.freeze()`), reconnecting within 50–200 ms unless `options` say otherwise; closed when
+ * the test ends.
+ */
+export async function proxiedSubscription(
+  t: TestContext,
+  server: StartedApp,
+  token: string,
+  ids: Iterable<string | number>,
+  options: SubscribeOptions = {},
+) {
+  const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
+  const client = createClient({
+    baseUrl: `http://127.0.0.1:${proxy.port}`,
+    token,
+    WebSocket: WebSocket as unknown as WebSocketLike,
+  })
+  const sub = client.subscribe(ids, { reconnect: { minDelayMs: 50, maxDelayMs: 200 }, ...options })
+  t.after(() => sub.close())
+  return { proxy, sub }
 }
 
 /** A client of WATCHER's on a server whose request budget is `max` per minute, not renewed. */

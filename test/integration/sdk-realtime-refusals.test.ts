@@ -7,11 +7,11 @@ import WebSocket from 'ws'
 import type { UserId } from '../../src/core/user-id.js'
 import { Fanout } from '../../src/realtime/fanout.js'
 import type { Stream } from '../../src/realtime/stream.js'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import {
   assertServerWait,
   budgeted,
   PLAYER,
+  proxiedSubscription,
   recordingClient,
   recordingWebSocket,
   settledWithin,
@@ -199,17 +199,9 @@ for (const transport of ['websocket', 'sse'] as const) {
     async (t) => {
       const { server, player, watcherToken } = await setup(t, { realtimeStreamsPerUser: 1 })
       const steal = stealNextPlace(t)
-      const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
-      const client = createClient({
-        baseUrl: `http://127.0.0.1:${proxy.port}`,
-        token: watcherToken,
-        WebSocket,
-      })
-      const sub = client.subscribe([PLAYER], {
+      const { proxy, sub } = await proxiedSubscription(t, server, watcherToken, [PLAYER], {
         transport,
-        reconnect: { minDelayMs: 50, maxDelayMs: 200 },
       })
-      t.after(() => sub.close())
       const errors = errorsOf(sub)
       await sub.ready
       const refused = reconnectingFor(sub, 'STREAM_LIMIT')

@@ -9,11 +9,11 @@ import {
   type Subscription,
 } from '@presenced/client'
 import WebSocket from 'ws'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import {
   assertServerWait,
   budgeted,
   PLAYER,
+  proxiedSubscription,
   recordingClient,
   settledWithin,
   setup,
@@ -306,18 +306,10 @@ for (const transport of ['websocket', 'sse'] as const) {
     async (t) => {
       // a 3 s session TTL makes the server's keepalive (ping, SSE comment) every second
       const { server, player, watcherToken } = await setup(t, { sessionTtlSeconds: 3 })
-      const proxy = await startTcpProxy(t, Number(new URL(server.url).port))
-      const client = createClient({
-        baseUrl: `http://127.0.0.1:${proxy.port}`,
-        token: watcherToken,
-        WebSocket,
-      })
-      const sub = client.subscribe([PLAYER], {
+      const { proxy, sub } = await proxiedSubscription(t, server, watcherToken, [PLAYER], {
         transport,
         idleTimeoutMs: 3000,
-        reconnect: { minDelayMs: 50, maxDelayMs: 200 },
       })
-      t.after(() => sub.close())
       const events = eventsOf(sub)
       const snapshot = await events.next()
       const reconnecting = new Promise<unknown>((resolve) =>

@@ -5,7 +5,7 @@ import type { ProtocolContext } from '../context.js'
 import { requireUser, userOf } from './auth.js'
 import { mapErrorToRecord, requireJsonBody } from '../shared/error-record.js'
 import { sseBodySchema } from './schemas.js'
-import { serveSse, sseBodyRequest, sseQueryRequest, type SseBody } from './sse.js'
+import { MAX_IDS_HEADER, serveSse, sseBodyRequest, sseQueryRequest, type SseBody } from './sse.js'
 import { KeepaliveWheel } from './keepalive.js'
 import { PendingAdmissions } from './admissions.js'
 import { streamLimit } from './limits.js'
@@ -76,6 +76,10 @@ export async function nativeProtocol(
     options: { maxPayload: MAX_FRAME_BYTES, clientTracking: false },
   })
   app.websocketServer.on('wsClientError', refuseHandshake)
+  // the upgrade tells the limit a stream's ids are held to, as an SSE response does
+  app.websocketServer.on('headers', (headers: string[]) => {
+    headers.push(`${MAX_IDS_HEADER}: ${MAX_IDS}`)
+  })
   app.addHook('onClose', async () => {
     deps.wheel.stop()
     // before the stores close (their hooks run after this one): frees the users' fleet places

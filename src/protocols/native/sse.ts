@@ -145,6 +145,12 @@ export function sseBodyRequest(body: SseBody, maxIds: number): SseRequest | Refu
   return { ids, resume, positions: true, held }
 }
 
+/**
+ * The response header that tells a client how many ids one stream may watch (SSE response and
+ * WebSocket upgrade alike): a client need not hardcode the limit.
+ */
+export const MAX_IDS_HEADER = 'x-presenced-max-ids'
+
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-store, no-transform',
@@ -185,7 +191,8 @@ export function serveSse(
 
     // a HEAD (Fastify serves it with this GET handler) drops every write, the headers' too until
     // the response ends: a stream would never answer, and hold one of the user's places
-    if (request.method === 'HEAD') return void reply.headers(SSE_HEADERS).send()
+    const limits = { [MAX_IDS_HEADER]: String(deps.maxIds) }
+    if (request.method === 'HEAD') return void reply.headers({ ...SSE_HEADERS, ...limits }).send()
     reply.hijack()
     const res = reply.raw
     if (res.destroyed) {
@@ -195,7 +202,7 @@ export function serveSse(
       if (admission) fanout.release(admission)
       return
     }
-    res.writeHead(200, { ...SSE_HEADERS, connection: 'keep-alive' })
+    res.writeHead(200, { ...SSE_HEADERS, ...limits, connection: 'keep-alive' })
     res.write('retry: 2000\n\n')
     res.once('close', deps.service.census.connectionOpened('sse'))
 
