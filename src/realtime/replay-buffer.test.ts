@@ -48,7 +48,10 @@ test('a buffer grown a slot at a time replays every frame held, across its growt
       assert.equal(buffer.covers(since), true)
       assert.deepEqual(
         buffer.after(since),
-        Array.from({ length: seq - since }, (_, i) => `{"seq":${since + i + 1},"n":${since + i + 1}}`),
+        Array.from(
+          { length: seq - since },
+          (_, i) => `{"seq":${since + i + 1},"n":${since + i + 1}}`,
+        ),
         `capacity ${capacity}, after frame ${seq}`,
       )
     }
