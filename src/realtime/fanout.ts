@@ -369,9 +369,10 @@ export class Fanout {
     const stream = new Stream(viewer, this.#options.replayFrames)
     stream.sink = sink
     this.#byToken.set(stream.token, stream)
-    let streams = this.#byViewer.get(viewer)
-    if (!streams) this.#byViewer.set(viewer, (streams = []))
-    streams.push(stream)
+    const streams = this.#byViewer.get(viewer)
+    // a user's first stream: an array of exactly one (pushed into `[]`, V8 gives it room for 17)
+    if (streams) streams.push(stream)
+    else this.#byViewer.set(viewer, [stream])
     return stream
   }
 

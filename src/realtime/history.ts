@@ -222,6 +222,13 @@ export function positionTtlMs(bounds: HistoryBounds): number {
 
 const everyone = (): boolean => true
 
+/**
+ * The changes and marks of a log that has none yet, shared (frozen: a push into them throws):
+ * every watched user gets a log when first watched, and two empty arrays each were 64 bytes.
+ */
+const NO_CHANGES = Object.freeze([]) as unknown as PresenceChange[]
+const NO_MARKS = Object.freeze([]) as unknown as MarkRecord[]
+
 interface UserLog {
   epoch: string
   offset: number
@@ -284,6 +291,7 @@ export class MemoryHistory implements History {
     change.position = position
     log.last = at
     if (isPrivacyMark(change)) {
+      if (log.marks === NO_MARKS) log.marks = []
       log.marks.push({ offset: position.offset, prev: log.mark, concern: change.concern ?? '' })
       if (log.marks.length > MARKS_KEPT) log.marks.shift()
       log.mark = position.offset
@@ -292,9 +300,10 @@ export class MemoryHistory implements History {
       // a user watched once: its changes are not kept any more, but it keeps counting (and
       // where its privacy last changed) until idle for a day, as a watched user does, so that a
       // position held from before tells no more about its unseen changes than an idle user's
-      log.changes.length = 0
+      log.changes = NO_CHANGES
       return position
     }
+    if (log.changes === NO_CHANGES) log.changes = []
     log.changes.push(change)
     if (log.changes.length > this.#bounds.entries) log.changes.shift()
     this.#trim(log, at)
@@ -305,10 +314,10 @@ export class MemoryHistory implements History {
     return {
       epoch: String(this.#base + ++this.#epochs),
       offset: 0,
-      changes: [],
+      changes: NO_CHANGES,
       last: now,
       mark: 0,
-      marks: [],
+      marks: NO_MARKS,
     }
   }
 

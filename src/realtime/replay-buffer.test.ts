@@ -37,3 +37,23 @@ test('a snapshot is a frame of its own, and one frame object serves every stream
   ])
   assert.deepEqual(b.after(0), ['{"type":"update","seq":1,"n":1}'])
 })
+
+test('a buffer grown a slot at a time replays every frame held, across its growth and its wrap', () => {
+  // capacities that the doubling from one slot meets exactly, and ones it passes
+  for (const capacity of [1, 2, 5, 8, 13, 256]) {
+    const buffer = new ReplayBuffer(capacity)
+    for (let seq = 1; seq <= 3 * capacity + 2; seq++) {
+      buffer.push(seq, { head: '{"seq":', tail: `,"n":${seq}}` })
+      const since = Math.max(0, seq - capacity)
+      assert.equal(buffer.covers(since), true)
+      assert.deepEqual(
+        buffer.after(since),
+        Array.from(
+          { length: seq - since },
+          (_, i) => `{"seq":${since + i + 1},"n":${since + i + 1}}`,
+        ),
+        `capacity ${capacity}, after frame ${seq}`,
+      )
+    }
+  }
+})

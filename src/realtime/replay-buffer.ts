@@ -63,8 +63,12 @@ export function tailText(tail: Tail): string {
  */
 export class ReplayBuffer {
   readonly #capacity: number
-  /** Frame `seq` at slot `(seq - 1) % capacity`. */
-  readonly #frames: Frame[] = []
+  /**
+   * Frame `seq` at slot `(seq - 1) % capacity`. Grown by doubling from one slot (`#grow`): an
+   * array written past its end gets room for 17 from V8, 152 bytes for a stream that has been
+   * sent only its snapshot.
+   */
+  #frames: Frame[] = []
   /** Sequence number of the newest frame; 0 before any. */
   #last = 0
 
@@ -80,7 +84,17 @@ export class ReplayBuffer {
   push(seq: number, frame: Frame): void {
     this.#last = seq
     if (this.#capacity === 0) return
-    this.#frames[(seq - 1) % this.#capacity] = frame
+    const slot = (seq - 1) % this.#capacity
+    if (slot >= this.#frames.length) this.#grow(slot + 1)
+    this.#frames[slot] = frame
+  }
+
+  /** Room for `slots` frames at least: twice as many as now, up to the capacity. */
+  #grow(slots: number): void {
+    const frames = this.#frames
+    const grown = new Array<Frame>(Math.min(this.#capacity, Math.max(slots, 2 * frames.length)))
+    for (let i = 0; i < frames.length; i++) grown[i] = frames[i]!
+    this.#frames = grown
   }
 
   /** True when every frame after `since` can be replayed. */
