@@ -66,7 +66,7 @@ type Owned = WebSocket & {
   /** EventEmitter's listeners, by event (see compactListeners). */
   _events?: Record<string | symbol, unknown>
   /** ws's frame parser: the chunks read and not parsed yet (see onMessage). */
-  _receiver?: { _buffers: Buffer[] }
+  _receiver?: { _buffers?: Buffer[] }
 }
 
 /** The prototype of a connection's listener table: an object with none (compactListeners). */
@@ -108,9 +108,10 @@ function onMessage(this: Owned, data: RawData, isBinary: boolean): void {
   }
   // ws's parser keeps the chunks it reads in an array, shifted as parsed: once a frame has come,
   // an empty one with room for 17 (152 bytes) for the life of the connection, which most
-  // connections spend without sending another; a new empty one has none (ws reads it by property)
+  // connections spend without sending another; a new empty one has none (ws reads it by property).
+  // Private to ws: a version without it is left as it is
   const receiver = this._receiver
-  if (receiver !== undefined && receiver._buffers.length === 0) receiver._buffers = []
+  if (Array.isArray(receiver?._buffers) && receiver._buffers.length === 0) receiver._buffers = []
 }
 function onPong(this: Owned): void {
   const connection = this[kConnection]
