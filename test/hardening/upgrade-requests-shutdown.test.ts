@@ -178,9 +178,7 @@ test('a WebSocket upgraded once the shutdown began is closed 1001 at once, its p
     for (const socket of server.clients) socket.terminate()
     return new Promise((resolve) => server.close(resolve))
   })
-  server.on('connection', (socket) =>
-    serveWebSocket(socket, caller, deps, '127.0.0.1', admission),
-  )
+  server.on('connection', (socket) => serveWebSocket(socket, caller, deps, '127.0.0.1', admission))
   await new Promise((resolve) => server.once('listening', resolve))
   const { port } = server.address() as { port: number }
   const client = new WebSocket(`ws://127.0.0.1:${port}/`)
