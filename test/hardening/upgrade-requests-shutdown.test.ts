@@ -146,13 +146,10 @@ test('a WebSocket upgraded once the shutdown began is closed 1001 at once, its p
   // the plugin serves it, with the shutdown begun (deps.closing)
   const started = await startApp(t)
   const { service } = started
-  const fanout = service.createFanout({
-    render: renderNative,
-    flapGraceMs: 0,
-    replayFrames: 100,
-    resumeWindowMs: 1000,
-    limits: { streamsPerUser: 1, watchesPerUser: 5000, detachedWatches: 100 },
-  })
+  // one place per user: a place kept would refuse the next admission
+  const limits = { streamsPerUser: 1, watchesPerUser: 5000, detachedWatches: 100 }
+  const windows = { replayFrames: 100, resumeWindowMs: 1000 }
+  const fanout = service.createFanout({ render: renderNative, flapGraceMs: 0, limits, ...windows })
   t.after(() => fanout.stop())
   const wheel = new KeepaliveWheel(25_000)
   t.after(() => wheel.stop())

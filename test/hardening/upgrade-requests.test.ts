@@ -59,6 +59,17 @@ function bodyOf(answer: Answer): string {
   return answer.text.slice(answer.text.indexOf('\r\n\r\n') + 4)
 }
 
+/** What `POST /v1/presence/users` answers `json` without an Upgrade header (a 200). */
+async function plainUsers(url: string, json: string): Promise<string> {
+  const plain = await fetch(`${url}/v1/presence/users`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: json,
+  })
+  assert.equal(plain.status, 200)
+  return plain.text()
+}
+
 test('POST /v1/presence/users asking for an upgrade gets the answer it would without, then its socket closed', async (t) => {
   const app = await startApp(t, { listen: true })
   const port = Number(new URL(app.url).port)
@@ -70,13 +81,7 @@ test('POST /v1/presence/users asking for an upgrade gets the answer it would wit
     activity: { kind: 'online' },
   })
   const json = '{"userIds":[1,2]}'
-  const plain = await fetch(`${app.url}/v1/presence/users`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: json,
-  })
-  const expected = await plain.text()
-  assert.equal(plain.status, 200)
+  const expected = await plainUsers(app.url, json)
   const head =
     `POST /v1/presence/users HTTP/1.1\r\nHost: x\r\n${UPGRADE}` +
     `Content-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n`
@@ -316,13 +321,7 @@ test('Expect: 100-continue with an Upgrade header gets 100 Continue, then the an
   })
   const port = Number(new URL(app.url).port)
   const json = '{"userIds":[1,2]}'
-  const plain = await fetch(`${app.url}/v1/presence/users`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: json,
-  })
-  const expected = await plain.text()
-  assert.equal(plain.status, 200)
+  const expected = await plainUsers(app.url, json)
   const head = (framing: string) =>
     `POST /v1/presence/users HTTP/1.1\r\nHost: x\r\n${UPGRADE}Expect: 100-continue\r\n` +
     `Content-Type: application/json\r\n${framing}\r\n`
@@ -346,13 +345,7 @@ test('a chunked body with an Upgrade header is read as without (was refused 400)
   const app = await startApp(t, { listen: true })
   const port = Number(new URL(app.url).port)
   const json = '{"userIds":[1,2]}'
-  const expected = await (
-    await fetch(`${app.url}/v1/presence/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: json,
-    })
-  ).text()
+  const expected = await plainUsers(app.url, json)
   const head =
     `POST /v1/presence/users HTTP/1.1\r\nHost: x\r\n${UPGRADE}` +
     'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n'
