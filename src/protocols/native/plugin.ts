@@ -11,11 +11,11 @@ import { PendingAdmissions } from './admissions.js'
 import { streamLimit } from './limits.js'
 import { renderNative } from './view.js'
 import {
-  closing,
   headUpgrade,
   notUpgradable,
   refuseHandshake,
   serveWebSocket,
+  shuttingDown,
   type RealtimeDeps,
 } from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
@@ -100,7 +100,7 @@ export async function nativeProtocol(
     admissions.hold(request, admission)
     // the app began to close while the checks waited (a JWKS fetch, Redis): the shutdown that
     // ends every connection is past, one opened now would be held open (its place given back)
-    if (deps.closing) throw closing()
+    if (deps.closing) throw shuttingDown()
   }
   // @fastify/websocket upgrades a request to any route of this scope (an SSE stream's: a 101, then
   // a close frame): only the WebSocket route is one to upgrade

@@ -36,7 +36,7 @@ export interface RealtimeDeps {
   wheel: KeepaliveWheel
   /**
    * The app is closing (the plugin's preClose ran): no connection opens any more, since the
-   * shutdown that ends them is past. A request authenticated meanwhile is refused 503 (`closing`).
+   * shutdown that ends them is past. A request authenticated meanwhile is refused 503 (`shuttingDown`).
    */
   closing?: boolean
 }
@@ -203,7 +203,7 @@ export function refuseHandshake(error: Error, socket: Duplex): void {
  * The refusal of a connection (WebSocket upgrade or SSE stream) whose checks ended after the app
  * began to close: the shutdown that ends every connection is past, so it would be held open.
  */
-export function closing(): PresenceError {
+export function shuttingDown(): PresenceError {
   return fail('UNAVAILABLE', 'The server is shutting down: reconnect shortly.', { retryAfter: 1 })
 }
 
