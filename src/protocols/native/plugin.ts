@@ -15,6 +15,7 @@ import {
   notUpgradable,
   refuseHandshake,
   serveWebSocket,
+  shuttingDown,
   type RealtimeDeps,
 } from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
@@ -68,6 +69,7 @@ export async function nativeProtocol(
 
   // before @fastify/websocket's own preClose, so peers get 1001 rather than no code
   app.addHook('preClose', async () => {
+    deps.closing = true
     for (const kept of deps.wheel.members()) kept.shutdown?.()
     await Promise.all([...sseStreams].map((shutdown) => shutdown()))
   })
@@ -100,6 +102,9 @@ export async function nativeProtocol(
     const admission = await fanout.admit(caller.userId)
     if (!admission) throw streamLimit(settings.realtimeStreamsPerUser)
     admissions.hold(request, admission)
+    // the app began to close while the checks waited (a JWKS fetch, Redis): the shutdown that
+    // ends every connection is past, one opened now would be held open (its place given back)
+    if (deps.closing) throw shuttingDown()
   }
   // @fastify/websocket upgrades a request to any route of this scope (an SSE stream's: a 101, then
   // a close frame): only the WebSocket route is one to upgrade

@@ -8,7 +8,7 @@ import { errorFrame, failureFrame, recoveryFrame, sendNativeError } from './erro
 import { parsePositions } from './frames.js'
 import type { Kept } from './keepalive.js'
 import { limitMessages } from './limits.js'
-import type { RealtimeDeps } from './ws.js'
+import { shuttingDown, type RealtimeDeps } from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
 
 /** How long a cut-off SSE peer gets before its socket is destroyed. */
@@ -189,6 +189,8 @@ export function serveSse(
       )
     }
 
+    // the app began to close while the check above waited: the stream would be held open
+    if (deps.closing) throw shuttingDown()
     // a HEAD (Fastify serves it with this GET handler) drops every write, the headers' too until
     // the response ends: a stream would never answer, and hold one of the user's places
     const limits = { [MAX_IDS_HEADER]: String(deps.maxIds) }

@@ -34,6 +34,11 @@ export interface RealtimeDeps {
    * presence is refreshed: one timer for all connections.
    */
   wheel: KeepaliveWheel
+  /**
+   * The app is closing (the plugin's preClose ran): no connection opens any more, since the
+   * shutdown that ends them is past. A request authenticated meanwhile is refused 503 (`shuttingDown`).
+   */
+  closing?: boolean
 }
 
 export const CLOSE = {
@@ -183,6 +188,14 @@ export function serveWebSocket(
   const tcp = owned._socket
   tcp?._httpMessage?.detachSocket(tcp as unknown as import('node:net').Socket)
   if (tcp) forgetIdleTimer(tcp)
+  if (deps.closing) {
+    // upgraded after the shutdown that closes every connection (its checks were let through just
+    // before): nothing would close it, and the app's close would wait on it
+    if (admission) deps.fanout.release(admission)
+    owned.close(CLOSE.goingAway, 'server shutting down')
+    setTimeout(() => owned.terminate(), CLOSE_GRACE_MS).unref()
+    return
+  }
   new Connection(owned, caller, deps, address).start(admission)
 }
 
@@ -212,6 +225,14 @@ export function refuseHandshake(error: Error, socket: Duplex): void {
       'Content-Type: application/json; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
   )
+}
+
+/**
+ * The refusal of a connection (WebSocket upgrade or SSE stream) whose checks ended after the app
+ * began to close: the shutdown that ends every connection is past, so it would be held open.
+ */
+export function shuttingDown(): PresenceError {
+  return fail('UNAVAILABLE', 'The server is shutting down: reconnect shortly.', { retryAfter: 1 })
 }
 
 /** The refusal of an upgrade asked of a route that is not the WebSocket route (an SSE stream). */

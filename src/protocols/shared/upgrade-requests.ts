@@ -28,9 +28,12 @@ interface Handover {
  * closes its connection:
  *
  * - `closeUpgradeRequest` (onRequest) answers it with `Connection: close` and closes the socket
- *   once the answer is sent;
- * - `readUpgradeBody` (preParsing) reads its body from the socket (Content-Length only), within
- *   the server's request timeout as Node's parser would: too slow is a 408 in the route's format;
+ *   once the answer is sent; it first sends `100 Continue` to an `Expect: 100-continue`, as
+ *   Node's server does for any other request;
+ * - `readUpgradeBody` (preParsing) reads its body from the socket (by its Content-Length, or
+ *   chunked), within the server's request timeout as Node's parser would: too slow is a 408 in
+ *   the route's format, a malformed chunked body a 400, a body past the route's limit a 413
+ *   (Fastify's count of what it reads);
  * - the socket is dropped when idle for `idleMs` (the server's connection timeout; `ws` turns it
  *   off on a socket it upgrades), and as the app closes while its request is not all in.
  *
@@ -88,9 +91,12 @@ export function closeUpgradeRequests(
         return
       }
       closeAfterAnswer(request, reply)
+      // as Node's server does for any other request (its 'checkContinue' default): a client
+      // waiting for it would send its body only at the request timeout (a 408)
+      if (expectsContinue(request.raw)) reply.raw.writeContinue()
       // all in, or a body Fastify never reads (a GET's, a HEAD's)
       const method = request.raw.method
-      if (bodyLength(request.raw) === 0 || method === 'GET' || method === 'HEAD') {
+      if (bodyDecoder(request.raw) === undefined || method === 'GET' || method === 'HEAD') {
         incomplete.delete(request.raw.socket)
       }
     }
@@ -99,8 +105,8 @@ export function closeUpgradeRequests(
 
   app.addHook('preParsing', function readUpgradeBody(request, _reply, payload, done) {
     const handover = asksUpgrade(request.raw) ? handovers.get(request.raw) : undefined
-    const length = handover ? bodyLength(request.raw) : 0
-    if (!handover || length === 0) {
+    const decoder = handover ? bodyDecoder(request.raw) : undefined
+    if (!handover || !decoder) {
       done(null, payload)
       return
     }
@@ -108,7 +114,7 @@ export function closeUpgradeRequests(
     const deadline = handover.at + requestTimeoutMs
     done(
       null,
-      socketBody(socket, handover.head, length, deadline, () => incomplete.delete(socket)),
+      socketBody(socket, handover.head, decoder, deadline, () => incomplete.delete(socket)),
     )
   })
 
@@ -150,10 +156,139 @@ function destroySocket(this: Socket): void {
   this.destroy()
 }
 
-/** The request's Content-Length (0 without one: no body, or a chunked one, which stays unread). */
-function bodyLength(request: IncomingMessage): number {
+/** Node's own test of an `Expect` header (node:_http_server), on an HTTP/1.1 request. */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i
+
+function expectsContinue(request: IncomingMessage): boolean {
+  const expect = request.headers.expect
+  return (
+    expect !== undefined &&
+    request.httpVersionMajor === 1 &&
+    request.httpVersionMinor === 1 &&
+    CONTINUE.test(expect)
+  )
+}
+
+/**
+ * What reads the request's body off its socket: by its Content-Length, or chunked (Node's parser
+ * refuses a request with both before any listener sees it); none when it has no body.
+ */
+function bodyDecoder(request: IncomingMessage): BodyDecoder | undefined {
+  const codings = request.headers['transfer-encoding']
+  if (codings !== undefined) {
+    // a request whose last transfer coding is not chunked has no length (RFC 9112 6.3): Node's
+    // parser refuses it, but not on a request asking for an upgrade
+    return CHUNKED_LAST.test(codings) ? new ChunkedDecoder() : UNFRAMED
+  }
   const length = request.headers['content-length']
-  return length === undefined ? 0 : Number(length)
+  return length === undefined || Number(length) === 0
+    ? undefined
+    : new LengthDecoder(Number(length))
+}
+
+/** Takes a body's bytes from what its socket reads, in order. */
+interface BodyDecoder {
+  /**
+   * Puts the body's bytes in `chunk` (views of it) into `out`; true once the body ended (the
+   * bytes after it, a pipelined request's, are left). Throws a 400 error on a malformed body.
+   */
+  take(chunk: Buffer, out: Buffer[]): boolean
+}
+
+/** A body of Content-Length bytes. */
+class LengthDecoder implements BodyDecoder {
+  #left: number
+
+  constructor(length: number) {
+    this.#left = length
+  }
+
+  take(chunk: Buffer, out: Buffer[]): boolean {
+    const part = chunk.length > this.#left ? chunk.subarray(0, this.#left) : chunk
+    this.#left -= part.length
+    if (part.length > 0) out.push(part)
+    return this.#left === 0
+  }
+}
+
+const CHUNKED_LAST = /(?:^|,)[ \t]*chunked[ \t]*$/i
+
+/** A body of no length: refused (400) before a byte of it is read. */
+const UNFRAMED: BodyDecoder = {
+  take() {
+    throw badBody('The request body has no length: its last Transfer-Encoding is not chunked.')
+  },
+}
+
+/** Longest chunk-size line (with its extensions) and trailer section read: Node's own bound. */
+const FRAMING_BYTES = 16 * 1024
+const CHUNK_SIZE = /^([0-9A-Fa-f]{1,13})[ \t]*(?:;[\t\x20-\x7e]*)?$/
+const TRAILER = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*$/
+
+/**
+ * A chunked body (RFC 9112 7.1), decoded as Node's parser would: hex sizes, extensions ignored,
+ * CRLF line ends, trailers read and dropped. Its size is bounded by the route's body limit
+ * (Fastify counts the decoded bytes, a 413 once past it), its framing lines by FRAMING_BYTES.
+ */
+class ChunkedDecoder implements BodyDecoder {
+  /** What is being read: a size line, a chunk's data, the CRLF after it, trailer lines. */
+  #state: 'size' | 'data' | 'crlf' | 'trailers' = 'size'
+  /** The line read so far (latin1), in 'size', 'crlf' and 'trailers'. */
+  #line = ''
+  /** Data bytes left in the chunk being read. */
+  #left = 0
+  /** Bytes of trailer section read. */
+  #trailerBytes = 0
+
+  take(chunk: Buffer, out: Buffer[]): boolean {
+    let at = 0
+    while (at < chunk.length) {
+      if (this.#state === 'data') {
+        const end = Math.min(chunk.length, at + this.#left)
+        out.push(chunk.subarray(at, end))
+        this.#left -= end - at
+        at = end
+        if (this.#left === 0) this.#state = 'crlf'
+        continue
+      }
+      const newline = chunk.indexOf(10, at)
+      const end = newline === -1 ? chunk.length : newline + 1
+      this.#line += chunk.toString('latin1', at, end)
+      if (this.#state === 'trailers') this.#trailerBytes += end - at
+      at = end
+      if (this.#line.length > FRAMING_BYTES || this.#trailerBytes > FRAMING_BYTES) {
+        throw malformed('a chunk-size line or the trailers are too long')
+      }
+      if (newline === -1) break
+      if (!this.#line.endsWith('\r\n')) throw malformed('a line does not end with CRLF')
+      const line = this.#line.slice(0, -2)
+      this.#line = ''
+      if (this.#state === 'crlf') {
+        if (line !== '') throw malformed("a chunk's data is longer than its size")
+        this.#state = 'size'
+      } else if (this.#state === 'size') {
+        const size = CHUNK_SIZE.exec(line)
+        if (!size) throw malformed('a chunk size is not hexadecimal')
+        this.#left = parseInt(size[1]!, 16)
+        this.#state = this.#left === 0 ? 'trailers' : 'data'
+      } else if (line === '') {
+        // the end of the body: what follows (a pipelined request) is left on the socket
+        return true
+      } else if (!TRAILER.test(line)) {
+        throw malformed('a trailer is not a header field')
+      }
+    }
+    return false
+  }
+}
+
+/** A chunked body that does not follow RFC 9112: a 400 in the route's format. */
+function malformed(why: string): Error {
+  return badBody(`The chunked request body is malformed: ${why}.`)
+}
+
+function badBody(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400 })
 }
 
 /** A body whose bytes took longer than the request timeout: a 408 in the route's format. */
@@ -161,34 +296,49 @@ function bodyTimedOut(): Error {
   return Object.assign(new Error('The request body took too long to arrive.'), { statusCode: 408 })
 }
 
+/** An 'error' listener for a body Fastify stopped reading (past its limit): nothing to tell. */
+function ignore(): void {}
+
 /**
- * The `length` bytes of body that follow the request's head on `socket`, `head` first; read when
- * Fastify reads the body (a GET's never is). Not all in by `deadline`: a 408 error.
+ * The body that follows the request's head on `socket`, `head` first, as `decoder` reads it;
+ * read when Fastify reads the body (a GET's never is). Not all in by `deadline`: a 408 error.
  */
 function socketBody(
   socket: Socket,
   head: Buffer,
-  length: number,
+  decoder: BodyDecoder,
   deadline: number,
   onEnd: () => void,
 ): Readable {
-  let received = 0
   let timer: NodeJS.Timeout | undefined
+  const parts: Buffer[] = []
   const stop = (): void => {
     clearTimeout(timer)
     socket.off('data', take)
     socket.off('close', closed)
   }
   const take = (chunk: Buffer): void => {
-    const part = chunk.length > length - received ? chunk.subarray(0, length - received) : chunk
-    received += part.length
-    if (part.length > 0 && !body.push(part)) socket.pause()
-    if (received === length) {
+    let ended: boolean
+    try {
+      ended = decoder.take(chunk, parts)
+    } catch (error) {
+      stop()
+      socket.pause()
+      onEnd()
+      body.destroy(error as Error)
+      return
+    }
+    let full = false
+    for (const part of parts) if (part.length > 0 && !body.push(part)) full = true
+    parts.length = 0
+    if (ended) {
       // bytes past the body (a pipelined request) stay unread: the socket closes after the answer
       stop()
       socket.pause()
       onEnd()
       body.push(null)
+    } else if (full) {
+      socket.pause()
     }
   }
   const closed = (): void => {
@@ -208,13 +358,16 @@ function socketBody(
         body.destroy(bodyTimedOut())
       }, deadline - performance.now())
       socket.on('close', closed)
+      socket.on('data', take)
       take(head)
-      if (received < length) socket.on('data', take)
     },
     destroy(error, callback) {
       stop()
       callback(error)
     },
   })
+  // Fastify stops listening once a body passes the route's limit (its 413); the socket's close
+  // after that answer must not be an 'error' no one hears (the end of the process)
+  body.on('error', ignore)
   return body
 }
