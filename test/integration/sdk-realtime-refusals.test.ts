@@ -23,12 +23,14 @@ import {
 // (STREAM_LIMIT), and an SSE subscription watching nobody (a request would be a 400).
 
 /** settledWithin, 10 s: these waits include a Retry-After and a reconnect. */
-const within = (promise: Promise<unknown>) => settledWithin(promise, 10_000)
+// generous: the CI runs this beside benchmarks at load average ~20, where a reconnect's backoff,
+// admission and replay have taken several seconds
+const within = (promise: Promise<unknown>) => settledWithin(promise, 20_000)
 
 type Reconnecting = { attempt: number; delayMs: number; error: unknown }
 
 /** The first `reconnecting` whose error is a PresencedError of `code`, or 'none' after `ms`. */
-function reconnectingFor(sub: Subscription, code: string, ms = 10_000) {
+function reconnectingFor(sub: Subscription, code: string, ms = 20_000) {
   return Promise.race([
     new Promise<Reconnecting>((resolve) =>
       sub.on('reconnecting', (r) => {
@@ -49,7 +51,7 @@ function errorsOf(sub: Subscription): unknown[] {
 for (const transport of ['websocket', 'sse'] as const) {
   test(
     `over ${transport}, a connection refused 429 STREAM_LIMIT is read: reconnecting tells its code and waits its Retry-After; the subscription opens once a place frees`,
-    { timeout: 30_000 },
+    { timeout: 60_000 },
     async (t) => {
       const { server, watcherToken } = await setup(t, { realtimeStreamsPerUser: 1 })
       const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
@@ -110,7 +112,7 @@ async function hangingRefusals(t: TestContext): Promise<string> {
 for (const transport of ['websocket', 'sse'] as const) {
   test(
     `over ${transport}, a refusal whose body never ends is read for a bounded time: the subscription reconnects after its Retry-After`,
-    { timeout: 30_000 },
+    { timeout: 60_000 },
     async (t) => {
       const baseUrl = await hangingRefusals(t)
       const client = createClient({ baseUrl, token: 'a-token', WebSocket })
@@ -134,7 +136,7 @@ for (const transport of ['websocket', 'sse'] as const) {
 
 test(
   'over sse, a subscription watching nobody holds no request: created empty it is ready at once; add() opens a request, removing the last id closes it',
-  { timeout: 30_000 },
+  { timeout: 60_000 },
   async (t) => {
     // one place per user: a request held by the empty subscription would refuse the others
     const { server, watcherToken } = await setup(t, { realtimeStreamsPerUser: 1 })
@@ -195,7 +197,7 @@ function stealNextPlace(t: TestContext) {
 for (const transport of ['websocket', 'sse'] as const) {
   test(
     `over ${transport}, a reconnect told STREAM_LIMIT in band (after the upgrade) is tried again after a backoff, and resumes once a place frees`,
-    { timeout: 30_000 },
+    { timeout: 60_000 },
     async (t) => {
       const { server, player, watcherToken } = await setup(t, { realtimeStreamsPerUser: 1 })
       const steal = stealNextPlace(t)
@@ -233,7 +235,7 @@ for (const transport of ['websocket', 'sse'] as const) {
 
 test(
   'over websocket, a reset while an add() that takes the stream past 1000 ids is in flight refuses that add TOO_MANY_IDS; the subscription goes on with the rest',
-  { timeout: 30_000 },
+  { timeout: 60_000 },
   async (t) => {
     // a dropped stream is gone at once, and no history: the resume gets a reset
     const { server, player, watcherToken } = await setup(t, {
@@ -277,7 +279,7 @@ test(
 
 test(
   'over websocket, a reconnect whose upgrade is refused 429 RATE_LIMITED waits its Retry-After, even past reconnect.maxDelayMs, and says so',
-  { timeout: 30_000 },
+  { timeout: 60_000 },
   async (t) => {
     // a budget of one request, not renewed during the test: the reconnect's upgrade is refused
     const gated = recordingWebSocket()
@@ -298,7 +300,7 @@ test(
 
 test(
   'over websocket, add()s made while the connection is down are subscribed one frame each on the next: one past the watch limit does not take the other with it',
-  { timeout: 30_000 },
+  { timeout: 60_000 },
   async (t) => {
     const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 3 })
     const { recording: gated, client } = recordingClient(server.url, watcherToken)
