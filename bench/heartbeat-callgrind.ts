@@ -15,10 +15,18 @@
  * `auth`, `parse` and `write` are presenced's route stopped after that step (heartbeat-server.ts
  * `--stop-after`): each one's figure less the one before is what that step costs.
  *
- * Prints Ir per heartbeat per server (all of the main thread's; outside timers; and what garbage
- * collections and the stats pass, which fall into the window by chance, took of it: compare
- * figures with these in mind, or compare functions) and where the callgrind file is (`callgrind_annotate
- * <file>`; `--annotate N` names the top N functions, JIT code from V8's perf map).
+ * Prints Ir per heartbeat per server: all of the main thread's; **in I/O callbacks**, the figure
+ * to compare (libuv's poll phase, inclusive: each request's read and parse, the route, the reply's
+ * write and its completion, with the microtasks and ticks after each); what ran in timers
+ * (janitor sweeps, lastOnline flushes, the stats pass's start) and in immediates (the rest of the
+ * stats pass: it goes on after a setImmediate), which run by the clock and so by chance; the
+ * figure outside timers that earlier runs printed (it held the stats pass's immediates: 5-18k per
+ * heartbeat in runs of 2026-12-03); garbage collections, in any phase. Still in the I/O figure
+ * and moving with how long the window takes (the machine's load): heartbeats of a user whose
+ * session expired (60 s TTL) or of a place to read again from the catalogue (60 s), each more
+ * work than a refresh; compare servers within one run, or compare functions. And where the
+ * callgrind file is (`callgrind_annotate <file>`; `--annotate N` names the top N functions, JIT
+ * code from V8's perf map).
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { Agent } from 'node:http'
@@ -61,6 +69,21 @@ const secret = 'bench-heartbeat-secret-of-enough-length-0123456789'
 interface Beat {
   token: number
   body: string
+}
+
+/**
+ * The warm-up: one heartbeat with each user's token first, then `count` of the mix. A token's
+ * first heartbeat verifies its signature (~70k instructions); 6,000 random heartbeats over 2,000
+ * tokens leave ~5 % of them unused (e^-3), whose first verification then fell into the measured
+ * window (~2k per heartbeat), where the timed bench verifies each token once in its first second.
+ */
+function warmup(count: number, seed: number): Beat[] {
+  const tokens = Number(values.tokens)
+  const each = Array.from({ length: tokens }, (_, token) => ({
+    token,
+    body: '{"location":"Home"}',
+  }))
+  return [...each, ...beats(count, seed)]
 }
 
 function beats(count: number, seed: number): Beat[] {
@@ -127,7 +150,7 @@ for (const name of String(values.servers).split(',')) {
   await send(
     agent,
     started.info.port,
-    beats(Number(values.warmup), 1000 + Number(values.seed)),
+    warmup(Number(values.warmup), 1000 + Number(values.seed)),
     tokens,
   )
   control(pid, '-i', 'on')
@@ -144,16 +167,23 @@ for (const name of String(values.servers).split(',')) {
     .sort()
   const file = join(dir, dumps[dumps.length - 1]!)
   const ir = (totals(file).Ir ?? 0) / requests
-  const timers = inclusive(file, pid, /processTimers/) / requests
-  // garbage collections and the stats pass fall into the window by chance (main's presenced:
-  // 13.9k and 0.7k of GC per heartbeat in two runs); told apart, not subtracted: either may run
-  // inside a timer too, already left out of `outside timers`
+  // the event loop's phases, native frames (whose inclusive costs callgrind keeps exactly, where
+  // JIT frames' can be off): a heartbeat is served in I/O callbacks (its read, its write's
+  // completion and the microtasks and ticks after each); timers (sweeps, flushes, the stats
+  // pass's start) and immediates run by the clock, and under callgrind, where a heartbeat takes
+  // ~50x its time, they weigh ~50x what they do at speed
+  const io = inclusive(file, pid, /^uv__io_poll$/) / requests
+  const timers = inclusive(file, pid, /^uv__run_timers$/) / requests
+  const immediates = inclusive(file, pid, /^uv__run_check$/) / requests
+  const jsTimers = inclusive(file, pid, /processTimers/) / requests
+  // garbage collections fall into the window by chance (main's presenced: 13.9k and 0.7k per
+  // heartbeat in two runs), in any phase: told apart, not subtracted
   const gc = inclusive(file, pid, /^v8::internal::Heap::CollectGarbage\(/) / requests
-  const stats = inclusive(file, pid, /#compute .*\/service\/presence-stats\.ts/) / requests
   const lineOut =
-    `${name.padEnd(18)} main-thread Ir per heartbeat ${ir.toFixed(0)}, outside timers ` +
-    `${(ir - timers).toFixed(0)}; by chance: GC ${gc.toFixed(0)}, stats pass ` +
-    `${stats.toFixed(0)}  (${file})`
+    `${name.padEnd(18)} main-thread Ir per heartbeat ${ir.toFixed(0)}: in I/O callbacks ` +
+    `${io.toFixed(0)}; timers ${timers.toFixed(0)}, immediates ${immediates.toFixed(0)}; ` +
+    `outside timers (the earlier figure) ${(ir - jsTimers).toFixed(0)}; GC in all ` +
+    `${gc.toFixed(0)}  (${file})`
   measured.push(lineOut)
   console.log(lineOut)
   if (Number(values.annotate) > 0) annotate(file, pid, Number(values.annotate))

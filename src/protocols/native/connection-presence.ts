@@ -124,7 +124,9 @@ export class ConnectionPresence {
 
   async #write(shown: Shown, counted: boolean): Promise<void> {
     const service = this.#service
-    await service.heartbeat(
+    // beat, not heartbeat: awaited here, a value needs no promise made for it (a throw is this
+    // method's rejection, as heartbeat's would be)
+    await service.beat(
       {
         userId: this.#caller.userId,
         key: this.key,
