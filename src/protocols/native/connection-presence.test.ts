@@ -44,7 +44,7 @@ function harness() {
   let ended = false
   const service = {
     limits: { heartbeat: () => ({ counted: true }) },
-    heartbeat(input: { activity: Activity }, admission?: unknown): Promise<unknown> {
+    beat(input: { activity: Activity }, admission?: unknown): Promise<unknown> {
       assert.equal(pending.length, 0, 'two writes in flight')
       assert.ok(!ended, 'a write after the end')
       const location = input.activity.location!
