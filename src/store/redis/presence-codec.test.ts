@@ -13,6 +13,7 @@ import {
   settingsOfSummarized,
   settingsOfValue,
   settingsText,
+  summarizeAll,
   summarizeBytes,
   summarizeValue,
 } from './presence-codec.js'
@@ -171,6 +172,59 @@ test('summarizeValue is summaryOf what decodePresence reads, at any instant', ()
       },
     ),
     { numRuns: 1000 },
+  )
+})
+
+/**
+ * Values as an MGET reply's parser hands them: views of one buffer holding the reply's RESP
+ * text (null for a missing key).
+ */
+function mgetReply(raws: ReadonlyArray<string | null>): (Buffer | null)[] {
+  const parts: string[] = [`*${raws.length}\r\n`]
+  const at: Array<[number, number] | null> = []
+  let length = Buffer.byteLength(parts[0]!)
+  for (const raw of raws) {
+    if (raw === null) {
+      parts.push('$-1\r\n')
+      at.push(null)
+      length += 5
+      continue
+    }
+    const bytes = Buffer.byteLength(raw)
+    const head = `$${bytes}\r\n`
+    parts.push(head, raw, '\r\n')
+    at.push([length + head.length, bytes])
+    length += head.length + bytes + 2
+  }
+  // its own memory, as a socket's chunk (Buffer.from would take a small one from the pool)
+  const reply = Buffer.alloc(length)
+  reply.write(parts.join(''))
+  return at.map((v) => (v === null ? null : reply.subarray(v[0], v[0] + v[1])))
+}
+
+test('summarizeAll reads a reply as summarizeBytes reads each value, with its settings', () => {
+  const lastOnline = 1_796_052_884_468
+  const value = fc
+    .tuple(fc.array(session, { maxLength: 3 }), fold)
+    .map(([sessions, settings]) => storedValue(lastOnline, withTails(sessions), settings))
+  fc.assert(
+    fc.property(
+      fc.array(fc.option(value, { freq: 5 }), { maxLength: 12 }),
+      fc.integer({ min: -10_000_000, max: 10_000_000 }),
+      fc.boolean(),
+      (raws, offset, foldDone) => {
+        const now = lastOnline + offset
+        const ids = raws.map((_, i) => String(i + 1) as UserId)
+        const settings = new Array<Readonly<typeof defaultSettings> | undefined>(raws.length)
+        const summaries = summarizeAll(ids, mgetReply(raws), now, settings, foldDone)
+        raws.forEach((raw, i) => {
+          assert.deepEqual(summaries[i], summaryOf(decodePresence(ids[i]!, raw, now), now))
+          const expected = raw || foldDone ? settingsOfValue(raw) : undefined
+          assert.equal(settings[i], expected)
+        })
+      },
+    ),
+    { numRuns: 500 },
   )
 })
 

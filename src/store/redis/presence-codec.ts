@@ -396,6 +396,28 @@ export function settingsOfSummarized(
   return settingsOfBytes(raw)
 }
 
+/**
+ * summarizeBytes of each value of a read, each one's folded settings set in `settings`
+ * (settingsOfSummarized; undefined for a value written before settings were folded, and for a
+ * missing one until the fold pass has run, `foldDone`). One loop of direct calls: through a
+ * closure per value (RedisPresenceStore's loop before) ~350 instructions a value more (callgrind).
+ */
+export function summarizeAll(
+  ids: readonly UserId[],
+  raws: readonly (Buffer | null)[],
+  now: number,
+  settings: Array<Readonly<UserSettings> | undefined>,
+  foldDone: boolean,
+): PresenceSummary[] {
+  const summaries = new Array<PresenceSummary>(ids.length)
+  for (let i = 0; i < ids.length; i++) {
+    const raw = raws[i]
+    summaries[i] = summarizeBytes(ids[i]!, raw, now)
+    settings[i] = (raw && raw.length > 0) || foldDone ? settingsOfSummarized(raw) : undefined
+  }
+  return summaries
+}
+
 function summarizeText(userId: UserId, raw: Buffer | null | undefined, now: number) {
   return summarizeValue(userId, raw?.toString('utf8'), now)
 }

@@ -133,6 +133,31 @@ function limitLua(...names: string[]): string {
   return lua('limit.lua') + names.map(lua).join('')
 }
 
+/**
+ * The scripts of a fixed number of keys, as ioredis defines them: `[command, keys, script]`
+ * (variadic ones: RedisConnection.#defineVariadic).
+ */
+function fixedScripts(): Array<[name: string, numberOfKeys: number, lua: string]> {
+  return [
+    ['presencedHeartbeat', 4, presenceLua('heartbeat.lua')],
+    ['presencedEnd', 4, presenceLua('end.lua')],
+    ['presencedEndTitles', 4, limitLua('presence.lua', 'end-titles.lua')],
+    ['presencedDue', 1, lua('due.lua')],
+    ['presencedSweep', 2, presenceLua('sweep.lua')],
+    ['presencedServerReport', 2, presenceLua('server-report.lua')],
+    // a game server's last report, swapped, settled and dropped (RedisPresenceStore.reportServer)
+    ['presencedServerRoster', 1, lua('server-roster.lua')],
+    ['presencedServerSettle', 1, lua('server-settle.lua')],
+    ['presencedServerDrop', 1, lua('server-drop.lua')],
+    ['presencedHistoryAppend', 4, presenceLua('history-append.lua')],
+    ['presencedHistoryRead', 4, lua('history-read.lua')],
+    ['presencedStreamHoldings', 1, lua('stream-holdings.lua')],
+    ['presencedBlockEndDrop', 3, lua('block-end-drop.lua')],
+    ['presencedBlockEndForget', 1, lua('block-end-forget.lua')],
+    ['presencedSettings', 2, presenceLua('settings.lua')],
+  ]
+}
+
 /** Keys of one joined MGET at most (see RedisConnection.mget): a bigger batch starts another. */
 const MAX_JOINED_KEYS = 5000
 
@@ -352,58 +377,15 @@ export class RedisConnection {
       this.outages.lost(reasonOf(error), error instanceof Error && selectRefused(error))
     })
     this.client.on('ready', () => this.outages.back())
-    this.client.defineCommand('presencedHeartbeat', {
-      numberOfKeys: 4,
-      lua: presenceLua('heartbeat.lua'),
-    })
+    for (const [name, numberOfKeys, text] of fixedScripts()) {
+      this.client.defineCommand(name, { numberOfKeys, lua: text })
+    }
     // the number of keys varies with the number of rules: passed as the first argument
     this.#defineVariadic(
       'presencedLimitedHeartbeat',
       limitLua('presence.lua', 'limited-heartbeat.lua', 'heartbeat.lua'),
     )
-    this.client.defineCommand('presencedEnd', { numberOfKeys: 4, lua: presenceLua('end.lua') })
-    this.client.defineCommand('presencedEndTitles', {
-      numberOfKeys: 4,
-      lua: limitLua('presence.lua', 'end-titles.lua'),
-    })
-    this.client.defineCommand('presencedDue', { numberOfKeys: 1, lua: lua('due.lua') })
-    this.client.defineCommand('presencedSweep', { numberOfKeys: 2, lua: presenceLua('sweep.lua') })
-    this.client.defineCommand('presencedServerReport', {
-      numberOfKeys: 2,
-      lua: presenceLua('server-report.lua'),
-    })
-    // a game server's last report, swapped, settled and dropped (RedisPresenceStore.reportServer)
-    for (const step of ['Roster', 'Settle', 'Drop'] as const) {
-      this.client.defineCommand(`presencedServer${step}`, {
-        numberOfKeys: 1,
-        lua: lua(`server-${step.toLowerCase()}.lua`),
-      })
-    }
-    this.client.defineCommand('presencedHistoryAppend', {
-      numberOfKeys: 4,
-      lua: presenceLua('history-append.lua'),
-    })
-    this.client.defineCommand('presencedHistoryRead', {
-      numberOfKeys: 4,
-      lua: lua('history-read.lua'),
-    })
-    this.client.defineCommand('presencedStreamHoldings', {
-      numberOfKeys: 1,
-      lua: lua('stream-holdings.lua'),
-    })
     this.#defineVariadic('presencedRateLimit', limitLua('rate-limit.lua'))
-    this.client.defineCommand('presencedBlockEndDrop', {
-      numberOfKeys: 3,
-      lua: lua('block-end-drop.lua'),
-    })
-    this.client.defineCommand('presencedBlockEndForget', {
-      numberOfKeys: 1,
-      lua: lua('block-end-forget.lua'),
-    })
-    this.client.defineCommand('presencedSettings', {
-      numberOfKeys: 2,
-      lua: presenceLua('settings.lua'),
-    })
   }
 
   /** The text and SHA1 of each variadic script, for EVALSHA and EVAL on a cluster. */
