@@ -2,6 +2,9 @@ import type { LimitedWrite, PresenceChange } from '../store/presence-store.js'
 import type { RateLimitHit } from '../store/rate-limiter.js'
 import type { RateLimits } from './rate-limits.js'
 
+/** The outcome of an admission that admitted at once (runNow). */
+const ADMITTED: Promise<void> = Promise.resolve()
+
 /**
  * What is left of a request's admission once its caller is known, as data: the rate-limit hit it
  * spends, then the checks that follow it (CSRF), refusing in that order. The protocol makes it
@@ -53,6 +56,31 @@ export class RequestAdmission {
           )
         : this.#limits.spend(this.hit).then(() => this.#checks?.())
     return this.#outcome
+  }
+
+  /**
+   * run(), done at once where it can be (a limiter that counts in the same tick, no write's step
+   * counted it): nothing when admitted, the refusal thrown; else run()'s promise. A read's
+   * admission on the lean path (issue 19).
+   */
+  runNow(): void | Promise<void> {
+    if (this.#outcome !== undefined || this.#step !== undefined || this.#done !== undefined) {
+      return this.run()
+    }
+    try {
+      const spent = this.#limits.spendNow(this.hit)
+      if (spent instanceof Promise) {
+        this.#outcome = spent.then(() => this.#checks?.())
+        return this.#outcome
+      }
+      this.#checks?.()
+    } catch (refusal) {
+      // a later run() or refusalOr() answers the same refusal
+      this.#outcome = Promise.reject(refusal)
+      this.#outcome.catch(() => {})
+      throw refusal
+    }
+    this.#outcome = ADMITTED
   }
 
   /**

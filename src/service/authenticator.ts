@@ -161,12 +161,13 @@ export class Authenticator {
 
   /**
    * authenticate(), answered without a promise when nothing is to be waited for: a Bearer token
-   * verified already (remembered, not revoked); its refusal is then thrown. For the hot paths
-   * (the lean register-app-presence): the async layer and the promise resolved with the caller
-   * cost a heartbeat microtask turns and `then` lookups (issue 19). Anything else as
-   * authenticate() answers it.
+   * verified already (remembered, not revoked), or none (anonymous); its refusal is then thrown.
+   * For the hot paths (the lean register-app-presence and users routes): the async layer and
+   * the promise resolved with the caller cost a request microtask turns and `then` lookups
+   * (issue 19). Anything else as authenticate() answers it.
    */
   authenticateNow(credential: Credential, address: string): Caller | Promise<Caller> {
+    if (credential.kind === 'none') return anonymousCaller
     if (credential.kind !== 'bearer') return this.authenticate(credential, address)
     this.#failures.check(address)
     const claims = this.#tokens.rememberedBearer(credential.header)

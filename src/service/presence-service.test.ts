@@ -106,6 +106,41 @@ test('an embedded heartbeat is written and told at once: beat answers without a 
   assert.equal(events.length, 1)
 })
 
+test('an embedded read is answered at once: lookupSummariesNow, its admission counted in it', async (t) => {
+  const { service, beat, profiles } = setup(t)
+  await beat(alice)
+  await beat(bob, { activity: { kind: 'inGame', placeId: '1818' } })
+  await profiles.setBlocked(bob, carol, true)
+  const caller: UserCaller = {
+    kind: 'user',
+    userId: carol,
+    via: 'bearer',
+    viewer: asUser(carol),
+    tokenId: undefined,
+    expiresAt: Number.MAX_SAFE_INTEGER,
+    name: undefined,
+  }
+  const hit = service.limits.requestHit(caller, '10.0.0.1')
+  let admissions = 0
+  const admission = () => {
+    admissions++
+    return service.limits.admission(hit).runNow()
+  }
+  const ids = [alice, bob, '5' as UserId]
+  for (const viewer of [anonymous, asUser(carol)]) {
+    const now = service.lookupSummariesNow(viewer, ids, admission)
+    assert.ok(!(now instanceof Promise))
+    assert.deepEqual(now, await service.lookupSummaries(viewer, ids))
+  }
+  assert.equal(admissions, 2)
+  // the budget spent at once: the read after its last hit is refused, thrown by the call
+  const { rateLimitMax } = testConfig({ dataDir: tmpdir() })
+  for (let i = 2; i < rateLimitMax; i++) service.limits.admission(hit).runNow()
+  assert.throws(() => service.lookupSummariesNow(anonymous, ids, admission), {
+    code: 'RATE_LIMITED',
+  })
+})
+
 test('a refresh that changes nothing visible publishes nothing; a change after it does', async (t) => {
   const { clock, events, beat } = setup(t)
   const first = await beat(alice)

@@ -195,6 +195,17 @@ export class RateLimits {
     this.check(await this.#limiter.hit(hit.key, hit.rules, this.#clock.now(), hit.near))
   }
 
+  /**
+   * spend(), done at once when the limiter counts in the same tick (embedded mode): nothing, or
+   * the refusal thrown; else spend()'s promise (issue 19: the async layer and its promise were
+   * microtask turns of every read).
+   */
+  spendNow(hit: RateLimitHit): void | Promise<void> {
+    const limiter = this.#limiter
+    if (limiter.hitNow === undefined) return this.spend(hit)
+    this.check(limiter.hitNow(hit.key, hit.rules, this.#clock.now()))
+  }
+
   /** Throws a refusing verdict as RATE_LIMITED with the rule and the seconds to wait. */
   check(verdict: RateLimitVerdict): void {
     if (verdict.allowed) return

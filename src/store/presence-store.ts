@@ -131,6 +131,13 @@ export interface PresenceStore {
     values?: readonly number[],
     device?: boolean,
   ): Promise<PresenceSummary[]>
+  /** Optional: summarize(), answered at once (the memory store). */
+  summarizeNow?(
+    ids: readonly UserId[],
+    now: number,
+    values?: readonly number[],
+    device?: boolean,
+  ): PresenceSummary[]
   /**
    * Optional: getMany() beside `privacy.getSettings(ids)`, read together (fleet mode: each user's
    * settings are folded into its presence value, one MGET for both). Undefined (synchronously)

@@ -8,6 +8,8 @@ import type { UserId } from '../core/user-id.js'
  */
 export interface PrivacyStore {
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]>
+  /** Optional: getSettings(), answered at once (a store that holds them in memory). */
+  getSettingsNow?(ids: readonly UserId[]): UserSettings[]
   putSettings(id: UserId, settings: UserSettings): Promise<void>
   /**
    * Stores `next` if the user's settings are still `expected` (as `sameSettings` compares them),
@@ -29,6 +31,12 @@ export interface PrivacyStore {
     targets: readonly UserId[],
     values?: readonly number[],
   ): Promise<readonly Relation[]>
+  /** Optional: getRelations(), answered at once (a store that holds them in memory). */
+  getRelationsNow?(
+    viewer: UserId,
+    targets: readonly UserId[],
+    values?: readonly number[],
+  ): readonly Relation[]
   /** Friendship is mutual: one call makes both users friends. */
   setFriends(a: UserId, b: UserId, friends: boolean): Promise<void>
   /**

@@ -80,6 +80,11 @@ export interface RateLimiter {
     /** RateLimitHit's `near`: where the counters may be kept. */
     near?: UserId,
   ): Promise<RateLimitVerdict>
+  /**
+   * Optional: hit(), counted and answered in the same tick (MemoryRateLimiter), for a request
+   * whose other steps are done at once too (RateLimits.spendNow).
+   */
+  hitNow?(key: string, rules: readonly RateLimitRule[], now: number): RateLimitVerdict
 }
 
 /** The verdict of a hit with no rules: nothing limits it. */

@@ -26,7 +26,13 @@ export interface SplitAdmit {
   authenticate(headers: IncomingHttpHeaders, ip: string): Promise<Caller>
   /** The same, without a promise when none is needed (Authenticator.authenticateNow). */
   authenticateNow(headers: IncomingHttpHeaders, ip: string): Caller | Promise<Caller>
-  limit(caller: Caller, headers: IncomingHttpHeaders, ip: string, method: string): Promise<void>
+  /** Nothing, or the refusal thrown, when done at once (RequestAdmission.runNow). */
+  limit(
+    caller: Caller,
+    headers: IncomingHttpHeaders,
+    ip: string,
+    method: string,
+  ): void | Promise<void>
   admission(
     caller: Caller,
     headers: IncomingHttpHeaders,
@@ -78,7 +84,7 @@ export async function robloxProtocol(
       const caller = auth.authenticateNow(robloxCredential(headers), ip)
       return caller instanceof Promise ? caller.then(requireReader) : requireReader(caller)
     },
-    limit: (caller, headers, ip, method) => admission(caller, headers, ip, method).run(),
+    limit: (caller, headers, ip, method) => admission(caller, headers, ip, method).runNow(),
     admission,
   }
   /** Shared with the lean heartbeat path. */

@@ -331,11 +331,21 @@ export class MemoryPresenceStore implements PresenceStore {
     values?: readonly number[],
     device = true,
   ): Promise<PresenceSummary[]> {
+    return Promise.resolve(this.summarizeNow(ids, now, values, device))
+  }
+
+  /** summarize(), without a promise (PresenceService.lookupSummariesNow). */
+  summarizeNow(
+    ids: readonly UserId[],
+    now: number,
+    values?: readonly number[],
+    device = true,
+  ): PresenceSummary[] {
     const n = ids.length
     const users = this.#findAll(ids, values)
     const summaries = new Array<PresenceSummary>(n)
     for (let i = 0; i < n; i++) summaries[i] = this.#summary(ids[i]!, users[i]!, now, device)
-    return Promise.resolve(summaries)
+    return summaries
   }
 
   /**

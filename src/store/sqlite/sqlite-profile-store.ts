@@ -240,6 +240,11 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   }
 
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]> {
+    return Promise.resolve(this.getSettingsNow(ids))
+  }
+
+  /** getSettings(), without a promise (PresenceService.lookupSummariesNow). */
+  getSettingsNow(ids: readonly UserId[]): UserSettings[] {
     const settings = this.#settings
     const out = new Array<UserSettings>(ids.length)
     // no user has changed a setting: no lookup, which would hash each id's string first (the
@@ -248,7 +253,7 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     // instructions for 50 ids
     if (settings.size === 0) for (let i = 0; i < ids.length; i++) out[i] = defaultSettings
     else for (let i = 0; i < ids.length; i++) out[i] = settings.get(ids[i]!) ?? defaultSettings
-    return Promise.resolve(out)
+    return out
   }
 
   putSettings(id: UserId, settings: UserSettings): Promise<void> {
@@ -270,16 +275,25 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
     targets: readonly UserId[],
     values?: readonly number[],
   ): Promise<readonly Relation[]> {
+    return Promise.resolve(this.getRelationsNow(viewer, targets, values))
+  }
+
+  /** getRelations(), without a promise (PresenceService.lookupSummariesNow). */
+  getRelationsNow(
+    viewer: UserId,
+    targets: readonly UserId[],
+    values?: readonly number[],
+  ): readonly Relation[] {
     const { byId, byValue } = this.#relationsOf(viewer)
     // shared frozen relations: nothing allocated per target
-    if (byId.size === 0) return Promise.resolve(strangersOf(targets.length))
+    if (byId.size === 0) return strangersOf(targets.length)
     const out = new Array<Relation>(targets.length)
     if (values === undefined) {
       for (let i = 0; i < targets.length; i++) out[i] = byId.get(targets[i]!) ?? strangers
     } else {
       for (let i = 0; i < targets.length; i++) out[i] = byValue.get(values[i]!) ?? strangers
     }
-    return Promise.resolve(out)
+    return out
   }
 
   setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
