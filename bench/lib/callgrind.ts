@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { request as httpRequest, type Agent } from 'node:http'
 import { createInterface } from 'node:readline'
+import { compiledFlags } from './processes.js'
 
 /** mulberry32: the same requests for every server and run. */
 export function generator(seed: number): () => number {
@@ -64,6 +65,7 @@ export function startUnderCallgrind<Info>(options: {
       ...(options.node ?? []),
       '--import',
       'tsx',
+      ...compiledFlags(options.cwd),
       options.script,
       ...options.args,
     ],

@@ -1,5 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { isAbsolute, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
 const children = new Set<ChildProcess>()
@@ -8,9 +10,42 @@ process.once('exit', () => {
   for (const child of children) child.kill()
 })
 
+/** The `--import` that loads a checkout's presenced from its tsc build (compiled.mjs). */
+export const COMPILED = fileURLToPath(new URL('./compiled.mjs', import.meta.url))
+
+const built = new Set<string>()
+
 /**
- * Spawns a node process (TypeScript through tsx) and resolves with its first JSON stdout line.
- * The child is killed when this process exits, if not before.
+ * The node flags that run presenced as `npm start` does, from the checkout's current tsc build
+ * (built first if stale, once per checkout and process): see compiled.mjs.
+ */
+export function compiledFlags(checkout: string): string[] {
+  if (process.env.PRESENCED_BENCH_SOURCE === '1') return []
+  if (!built.has(checkout)) {
+    const build = join(checkout, 'scripts/build.js')
+    if (existsSync(build)) {
+      const done = spawnSync(process.execPath, [build, '--if-stale'], {
+        cwd: checkout,
+        stdio: 'inherit',
+      })
+      if (done.status !== 0) throw new Error(`building ${checkout} failed`)
+    }
+    built.add(checkout)
+  }
+  return ['--import', COMPILED]
+}
+
+/** The checkout a bench script belongs to: `cwd`, or the folder holding an absolute script's bench/. */
+function checkoutOf(script: string, cwd: string | undefined): string {
+  if (cwd !== undefined) return cwd
+  const at = script.lastIndexOf('/bench/')
+  return isAbsolute(script) && at >= 0 ? script.slice(0, at) : process.cwd()
+}
+
+/**
+ * Spawns a node process (TypeScript through tsx, presenced from its build: compiledFlags) and
+ * resolves with its first JSON stdout line. The child is killed when this process exits, if not
+ * before.
  */
 export function spawnJson<T>(
   script: string,
@@ -20,7 +55,8 @@ export function spawnJson<T>(
   /** The checkout to run `script` in (a baseline's), default this one. */
   cwd?: string,
 ): Promise<{ child: ChildProcess; info: T }> {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script, ...args], {
+  const flags = [...nodeFlags, '--import', 'tsx', ...compiledFlags(checkoutOf(script, cwd))]
+  const child = spawn(process.execPath, [...flags, script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
     ...(cwd !== undefined && { cwd }),
