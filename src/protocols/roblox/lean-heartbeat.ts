@@ -56,19 +56,7 @@ export function leanHeartbeatRoute(context: ProtocolContext, admit: SplitAdmit):
     // microtask turn of its own (issue 19: ~9k instructions of a heartbeat); a step that must
     // wait goes on from its promise, in the same order, with the same errors.
     handle(request, ip, body, log): LeanReply | Promise<LeanReply> {
-      let authenticated: Caller | Promise<Caller>
-      try {
-        authenticated = admit.authenticateNow(request.headers, ip)
-      } catch (error) {
-        return leanRobloxError(error, log)
-      }
-      if (authenticated instanceof Promise) {
-        return authenticated.then(
-          (caller) => admitted(caller, request, ip, body, log),
-          (error: unknown) => leanRobloxError(error, log),
-        )
-      }
-      return admitted(authenticated, request, ip, body, log)
+      return withCaller(admit, request, ip, body, log, admitted)
     },
   }
 
@@ -148,6 +136,43 @@ function refused(
   log: LeanLogger | undefined,
 ): Promise<LeanReply> {
   return admission.refusalOr(error).then((answered) => leanRobloxError(answered, log))
+}
+
+/** A lean Roblox route's steps once its caller is known. */
+type AfterCaller = (
+  caller: Caller,
+  request: IncomingMessage,
+  ip: string,
+  body: () => string | Promise<string>,
+  log: LeanLogger | undefined,
+) => LeanReply | Promise<LeanReply>
+
+/**
+ * Authenticates at once where it can (an anonymous caller, a remembered token), then runs `next`
+ * in the same tick; a caller that must be waited for goes on from its promise. A refusal is
+ * answered in Roblox's format. `next` is the route's own function, not a closure per request.
+ */
+export function withCaller(
+  admit: SplitAdmit,
+  request: IncomingMessage,
+  ip: string,
+  body: () => string | Promise<string>,
+  log: LeanLogger | undefined,
+  next: AfterCaller,
+): LeanReply | Promise<LeanReply> {
+  let authenticated: Caller | Promise<Caller>
+  try {
+    authenticated = admit.authenticateNow(request.headers, ip)
+  } catch (error) {
+    return leanRobloxError(error, log)
+  }
+  if (authenticated instanceof Promise) {
+    return authenticated.then(
+      (caller) => next(caller, request, ip, body, log),
+      (error: unknown) => leanRobloxError(error, log),
+    )
+  }
+  return next(authenticated, request, ip, body, log)
 }
 
 /** A Roblox error as the protocol's error handler renders it; anything else is rethrown. */

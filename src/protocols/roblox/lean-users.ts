@@ -5,7 +5,7 @@ import type { ProtocolContext } from '../context.js'
 import type { LeanLogger, LeanReply, LeanRoute } from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { errorBody } from './errors.js'
-import { leanRobloxError } from './lean-heartbeat.js'
+import { leanRobloxError, withCaller } from './lean-heartbeat.js'
 import type { SplitAdmit } from './plugin.js'
 import { parseUsersJson } from './requests.js'
 import { JSON_TYPE, usersReply } from './routes.js'
@@ -36,19 +36,7 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
     // answer already (issue 19); a step that must wait goes on from its promise, in the same
     // order, with the same errors.
     handle(request, ip, body, log): LeanReply | Promise<LeanReply> {
-      let authenticated: Caller | Promise<Caller>
-      try {
-        authenticated = admit.authenticateNow(request.headers, ip)
-      } catch (error) {
-        return leanRobloxError(error, log)
-      }
-      if (authenticated instanceof Promise) {
-        return authenticated.then(
-          (caller) => read(caller, request, ip, body, log),
-          (error: unknown) => leanRobloxError(error, log),
-        )
-      }
-      return read(authenticated, request, ip, body, log)
+      return withCaller(admit, request, ip, body, log, read)
     },
   }
 
