@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 import { NativeClient } from './native-client.js'
 import { SseClient } from './sse-client.js'
@@ -14,7 +15,8 @@ import { SseClient } from './sse-client.js'
  * hidden from the start against a user never seen; a user seen, then signed out, then hidden and
  * back online against a user seen and signed out at the same instants. Streams opened before the
  * hidden users came online say nothing of them, and the next visible change is numbered as if
- * they had done nothing.
+ * they had done nothing. In embedded mode and in fleet mode (Redis), whose reads take the
+ * settings folded into each presence value.
  */
 
 const T0 = Date.UTC(2026, 5, 1, 9, 0, 0)
@@ -165,9 +167,17 @@ async function surfaces(
   return out
 }
 
-async function scenario(t: TestContext) {
+const modes = ['embedded', 'fleet'] as const
+
+async function scenario(t: TestContext, mode: (typeof modes)[number]) {
   const clock = new ManualClock(T0)
-  const app = await startApp(t, { clock, listen: true, config: { flapGraceMs: 0 } })
+  let fleet = {}
+  if (mode === 'fleet') {
+    const prefix = uniquePrefix('hidden-surfaces')
+    t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
+    fleet = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix }
+  }
+  const app = await startApp(t, { clock, listen: true, config: { flapGraceMs: 0, ...fleet } })
   await adminCall(app, 'PUT', '/admin/v1/places/1818', { universeId: 99, name: 'Crossroads' })
   await adminCall(app, 'PUT', `/admin/v1/users/${INVISIBLE}/settings`, { invisible: true })
   await adminCall(app, 'PUT', `/admin/v1/users/${BLOCKS_VIEWER}/blocks/${VIEWER}`)
@@ -181,9 +191,9 @@ async function scenario(t: TestContext) {
   return { app, clock }
 }
 
-for (const way of ways) {
-  test(`hidden looks offline byte for byte on every read surface and stream (online through ${way})`, async (t) => {
-    const { app, clock } = await scenario(t)
+for (const [mode, way] of modes.flatMap((m) => ways.map((w) => [m, w] as const))) {
+  test(`${mode}: hidden looks offline byte for byte on every read surface and stream (online through ${way})`, async (t) => {
+    const { app, clock } = await scenario(t, mode)
     const token = await app.tokens.issue(VIEWER as UserId)
     const watched = [NEVER, SIGNED_OUT, ...HIDDEN, SEEN]
     const ws = await NativeClient.connect(app.url, token)
