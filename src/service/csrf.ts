@@ -31,16 +31,6 @@ export class CsrfTokens {
     return this.#mac(subject, Math.floor(now / CSRF_BUCKET_MS)).toString('base64url')
   }
 
-  /**
-   * Whether a caller may use `token`: one issued to this user, or one issued to an anonymous
-   * caller from the same client address (clients that fetch their token with an empty
-   * `POST /v2/logout` before their cookie is set, and never retry). A token issued to another
-   * user never matches: the subjects differ (user ids are digits, `anon:` is not).
-   */
-  accepts(userId: string, address: string, token: string | undefined, now: number): boolean {
-    return this.verify(userId, token, now) || this.verify(anonymousSubject(address), token, now)
-  }
-
   verify(subject: string, token: string | undefined, now: number): boolean {
     if (token === undefined || token.length === 0 || token.length > 64) return false
     const given = Buffer.from(token, 'base64url')
