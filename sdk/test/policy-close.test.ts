@@ -34,19 +34,25 @@ async function closingServer(t: TestContext, reason: string) {
   return { url: `http://127.0.0.1:${port}`, frames }
 }
 
+/** A subscription to user 42 at `url` over `ws`, reconnecting within 20-200 ms, no jitter. */
+function subscribed(t: TestContext, url: string) {
+  const client = createClient({
+    baseUrl: url,
+    token: 't',
+    WebSocket: WebSocket as unknown as WebSocketLike,
+    random: () => 0,
+  })
+  const sub = client.subscribe([42], { reconnect: { minDelayMs: 20, maxDelayMs: 200 } })
+  t.after(() => sub.close())
+  return sub
+}
+
 test(
   'a close for subscribing too fast is not fatal: reconnected and resumed, the backoff doubling while it goes on though each connection delivered',
   { timeout: 10_000 },
   async (t) => {
     const { url, frames } = await closingServer(t, 'subscribing too fast')
-    const client = createClient({
-      baseUrl: url,
-      token: 't',
-      WebSocket: WebSocket as unknown as WebSocketLike,
-      random: () => 0,
-    })
-    const sub = client.subscribe([42], { reconnect: { minDelayMs: 20, maxDelayMs: 200 } })
-    t.after(() => sub.close())
+    const sub = subscribed(t, url)
     const errors: unknown[] = []
     const waits: number[] = []
     await new Promise<void>((resolve) => {
@@ -71,12 +77,7 @@ test(
   { timeout: 10_000 },
   async (t) => {
     const { url, frames } = await closingServer(t, 'too many malformed frames')
-    const client = createClient({
-      baseUrl: url,
-      token: 't',
-      WebSocket: WebSocket as unknown as WebSocketLike,
-    })
-    const sub = client.subscribe([42], { reconnect: { minDelayMs: 20, maxDelayMs: 200 } })
+    const sub = subscribed(t, url)
     let reconnects = 0
     sub.on('reconnecting', () => reconnects++)
     const failed = await new Promise<unknown>((resolve) => sub.on('error', resolve))
