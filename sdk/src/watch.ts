@@ -50,13 +50,17 @@ export interface SubscriptionEvents {
   open: { transport: 'websocket' | 'sse' }
   /**
    * The connection dropped, or was refused (`error` has the server's `code`, `status` and
-   * `retryAfterMs`: a 429 `STREAM_LIMIT` or `RATE_LIMITED`, a 503); the next attempt starts
-   * after `delayMs`.
+   * `retryAfterMs`: a 429 `STREAM_LIMIT` or `RATE_LIMITED`, a 503), or was closed for
+   * subscribing too fast (`RATE_LIMITED`, with the server's wait); the next attempt starts after
+   * `delayMs`.
    */
   reconnecting: { attempt: number; delayMs: number; error: unknown }
   /** The server refused one frame (say, a bad id given to add()); the stream goes on. */
   warning: PresencedError
-  /** A fatal error (refused credentials, stream taken over): the subscription is closed. */
+  /**
+   * A fatal error (refused credentials, a revoked token, stream taken over, a close for too many
+   * malformed frames): the subscription is closed.
+   */
   error: PresencedError
   close: undefined
   [key: string]: unknown
@@ -245,6 +249,13 @@ export class Subscription
   /** WebSocket: the subscribes of this connection not answered yet, oldest first. */
   #sent: SentSubscribe[] = []
   #attempt = 0
+  /**
+   * Connections ended in a row for subscribing too fast: each waits a doubled backoff, however
+   * many events came in between (see #reconnect).
+   */
+  #tooFast = 0
+  /** When the current connection opened (undefined: it has not). */
+  #openedAt: number | undefined
   /** The most ids one stream may watch: the server's word (MAX_IDS_HEADER), else 1000. */
   #maxIds = MAX_STREAM_IDS
   /** The token the current connection was opened with (what a refresh replaces). */
@@ -504,6 +515,7 @@ export class Subscription
     } else this.#connectionToken = token
     const handlers: ConnectionHandlers = {
       onOpen: (maxIds) => {
+        this.#openedAt = Date.now()
         if (maxIds !== undefined) this.#maxIds = maxIds
         if (kind === 'websocket') {
           this.#opened = true
@@ -571,6 +583,7 @@ export class Subscription
     }
     let connection: Connection
     this.#opened = false
+    this.#openedAt = undefined
     this.#sent = []
     try {
       connection =
@@ -619,11 +632,19 @@ export class Subscription
     const options = this.#options.reconnect
     if (options === false) return this.#fail(error)
     this.#attempt++
+    const maxDelayMs = options?.maxDelayMs ?? 15_000
+    if (isTooFast(error)) {
+      // the resume's events reset #attempt: closes for subscribing too fast are counted on their
+      // own, so that an app that keeps at it reconnects less and less often (a connection that
+      // lasted the longest wait before its close starts the count again)
+      const lived = this.#openedAt === undefined ? 0 : Date.now() - this.#openedAt
+      this.#tooFast = lived >= maxDelayMs ? 1 : this.#tooFast + 1
+    } else this.#tooFast = 0
     const backoff = backoffDelay(
-      this.#attempt,
+      Math.max(this.#attempt, this.#tooFast),
       {
         baseDelayMs: options?.minDelayMs ?? 500,
-        maxDelayMs: options?.maxDelayMs ?? 15_000,
+        maxDelayMs,
         jitter: RECONNECT_JITTER,
       },
       this.#transport.random,
@@ -632,7 +653,6 @@ export class Subscription
     // cap (the server's rule: sooner is refused again); a wait past the cap says so
     const retryAfterMs = error instanceof PresencedError ? error.retryAfterMs : undefined
     const delayMs = Math.max(backoff, retryAfterMs ?? 0)
-    const maxDelayMs = options?.maxDelayMs ?? 15_000
     let told = error
     if (
       error instanceof PresencedError &&
@@ -808,6 +828,12 @@ export class Subscription
     }
     if (frame.type === 'error') {
       const error = nativeError(frame)
+      if (isTooFast(error)) {
+        // the server closes the connection next (1008) for subscribing too fast, and says when to
+        // come back: a limit, not a bad request. Reconnected after that wait (and a backoff that
+        // grows while it goes on), resumed; the subscribe it left unanswered is sent again
+        return this.#drop(error, false)
+      }
       // a refused heartbeat or unsubscribe says so (`for`); it answers no subscribe
       if (frame.for === 'heartbeat' || frame.for === 'unsubscribe') {
         if (this.listenerCount('warning') > 0) this.emit('warning', error)
@@ -1119,6 +1145,20 @@ function tokenEnd(error: unknown): 'token expired' | 'token revoked' | undefined
     : undefined
 }
 
+/** The reason of the WebSocket close (1008) that ends a connection subscribing too fast. */
+const TOO_FAST = 'subscribing too fast'
+
+/**
+ * Whether the server ended the connection for subscribing too fast: its `RATE_LIMITED` frame that
+ * announces the close (`"close":1008`, with `retryAfterMs`), or the close itself.
+ */
+function isTooFast(error: unknown): boolean {
+  if (!(error instanceof PresencedError)) return false
+  if (error.code === 1008) return error.message === TOO_FAST
+  const body = error.body
+  return error.code === 'RATE_LIMITED' && isObject(body) && body.close !== undefined
+}
+
 /** A connection refused 401 (an upgrade, an SSE request): the token was not taken. */
 function isRefusedToken(error: unknown): boolean {
   return error instanceof PresencedError && error.status === 401
@@ -1271,8 +1311,17 @@ async function refusalOf(
   return refusalError(response.statusCode ?? 0, await bodyOf(response), retryAfter)
 }
 
-/** Close codes after which reconnecting would be wrong: policy, too big, taken over. */
+/**
+ * Close codes after which reconnecting would be wrong: policy (the client's own frames were
+ * malformed: a new connection would carry the same ones), too big, taken over.
+ */
 const FATAL_CLOSE = new Set([1008, 1009, 4009])
+/**
+ * The policy closes (1008) that are limits, not the client's fault to repeat: tried again after a
+ * backoff. presenced says so first in an error frame (STREAM_LIMIT, or RATE_LIMITED with its
+ * wait), read before the close; these reasons alone are what a server without that frame sends.
+ */
+const RETRIED_POLICY_CLOSE = new Set([TOO_FAST, 'too many streams'])
 
 function idleTimeoutOf(options: SubscribeOptions): number | undefined {
   const idle = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
@@ -1413,7 +1462,9 @@ function connectWebSocket(
   }
   socket.onclose = (event: { code: number; reason: string }) => {
     if (refused) return finish(refused, true)
-    const fatal = FATAL_CLOSE.has(event.code)
+    const fatal =
+      FATAL_CLOSE.has(event.code) &&
+      !(event.code === 1008 && RETRIED_POLICY_CLOSE.has(event.reason))
     const message = opened
       ? event.reason || `WebSocket closed (${event.code})`
       : redactUrls(

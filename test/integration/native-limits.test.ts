@@ -193,7 +193,17 @@ test('subscribe work per connection is bounded: a flood gets RATE_LIMITED, other
   // its budget (2 s of 1000 ids/s) took 4 frames; the next were refused with when to retry,
   // and a client that keeps going after 20 refusals within 10 s is closed
   assert.deepEqual(await closed, [1008, 'subscribing too fast'])
-  const refusals = small.filter((f) => f.type === 'error')
+  const refusals = small.filter((f) => f.type === 'error' && f.close === undefined)
+  // the close is told first, in the native error format, with when to reconnect: when the
+  // connection's budget (2 s of 1000 ids/s) would be full again, as a new connection's is
+  const ending = small.filter((f) => f.close !== undefined)
+  assert.equal(ending.length, 1)
+  assert.equal(ending[0]!.code, 'RATE_LIMITED')
+  assert.equal(ending[0]!.close, 1008)
+  assert.equal(ending[0]!.for, undefined, 'it answers no frame: it ends the connection')
+  assert.match(String(ending[0]!.message), /^Subscribing too fast: more than 20 frames refused/)
+  assert.ok(Number(ending[0]!.retryAfterMs) > 0 && Number(ending[0]!.retryAfterMs) <= 2000)
+  assert.equal(small.at(-1), ending[0], 'the last frame before the close')
   // (a slow machine may refill the budget for one more frame meanwhile)
   assert.ok(snapshots === 2 || snapshots === 3, `${snapshots} snapshots`)
   assert.equal(refusals.length, 20)

@@ -41,6 +41,15 @@ function reconnectingFor(sub: Subscription, code: string, ms = 20_000) {
   ])
 }
 
+/** Resolves once `sub` tells PLAYER online (by an event, or a fresh snapshot). */
+function playerOnline(sub: Subscription): Promise<void> {
+  return new Promise<void>((resolve) =>
+    sub.on('event', () => {
+      if (sub.presences.get(PLAYER)?.type === PresenceType.Online) resolve()
+    }),
+  )
+}
+
 /** Fatal errors a subscription reports (it is closed after one). */
 function errorsOf(sub: Subscription): unknown[] {
   const errors: unknown[] = []
@@ -220,13 +229,7 @@ for (const transport of ['websocket', 'sse'] as const) {
       steal.release()
       await player.registerAppPresence({ location: 'Lobby' })
       // (by an event, or a fresh snapshot if the stream could not be resumed)
-      const online = await within(
-        new Promise<void>((resolve) =>
-          sub.on('event', () => {
-            if (sub.presences.get(PLAYER)?.type === PresenceType.Online) resolve()
-          }),
-        ),
-      )
+      const online = await within(playerOnline(sub))
       assert.equal(online, 'resolved', 'the change reached the subscription')
       assert.deepEqual(errors, [])
     },
@@ -317,5 +320,95 @@ test(
     assert.ok(b instanceof PresencedError && b.code === 'WATCH_LIMIT', String(b))
     assert.deepEqual([...sub.ids], ['42', '7'])
     assert.ok(sub.presences.has('7'))
+  },
+)
+
+/** The next `reconnecting` or `error` of `sub`, whichever comes first ('none' after 20 s). */
+function nextEnd(sub: Subscription) {
+  return Promise.race([
+    new Promise<{ reconnecting: Reconnecting }>((resolve) =>
+      sub.once('reconnecting', (reconnecting) => resolve({ reconnecting })),
+    ),
+    new Promise<{ error: unknown }>((resolve) => sub.once('error', (error) => resolve({ error }))),
+    new Promise<'none'>((resolve) => setTimeout(() => resolve('none'), 20_000)),
+  ])
+}
+
+test(
+  'over websocket, a connection closed for subscribing too fast (1008) is not fatal: the subscription waits the retryAfterMs the server gives, reconnects and resumes without losing a change',
+  { timeout: 60_000 },
+  async (t) => {
+    // the default budget: 1000 ids/s per connection, bursts of 2000
+    const { server, player, watcherToken } = await setup(t)
+    const { recording, client } = recordingClient(server.url, watcherToken)
+    const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    const errors = errorsOf(sub)
+    const events: string[] = []
+    sub.on('event', (e) => events.push(e.type === 'snapshot' && e.reset ? 'reset' : e.type))
+    await sub.ready
+    const socket = recording.sockets[0]!
+    const closed = new Promise<[number, string]>((resolve) =>
+      socket.on('close', (code, reason) => resolve([code, reason.toString()])),
+    )
+    const ended = nextEnd(sub)
+    // an app churning 999 users in and out faster than its connection's budget
+    const churn = Array.from({ length: 999 }, (_, i) => String(10_000 + i))
+    for (let i = 0; i < 40; i++) {
+      void sub.add(churn)
+      sub.remove(churn)
+    }
+    const end = await ended
+    if (end === 'none') assert.fail('neither reconnecting nor error within 20 s')
+    assert.ok(!('error' in end), `not fatal, got ${'error' in end ? String(end.error) : ''}`)
+    assert.deepEqual(await closed, [1008, 'subscribing too fast'])
+    const { error, delayMs } = end.reconnecting
+    assert.ok(error instanceof PresencedError)
+    assert.equal(error.code, 'RATE_LIMITED')
+    assert.equal(error.status, 429)
+    assert.match(error.message, /^Subscribing too fast/)
+    const wait = error.retryAfterMs
+    assert.ok(wait !== undefined && wait > 0 && wait <= 2000, `the server's wait: ${wait} ms`)
+    assert.ok(delayMs >= wait, `waits ${delayMs} ms, the server asks ${wait}`)
+
+    // a change while the connection is down arrives once it resumes, as an event, not a reset
+    const reopened = new Promise<number>((resolve) => {
+      const at = Date.now()
+      sub.once('open', () => resolve(Date.now() - at))
+    })
+    await player.registerAppPresence({ location: 'Lobby' })
+    const online = await within(playerOnline(sub))
+    assert.equal(online, 'resolved', 'the change reached the subscription')
+    assert.ok((await reopened) >= wait - 50, 'not reconnected before the server said')
+    assert.ok(!events.includes('reset'), `resumed, not reset: ${events.join(',')}`)
+    assert.equal(recording.sockets.length, 2)
+    assert.deepEqual([...sub.ids], [PLAYER])
+    assert.deepEqual(errors, [])
+  },
+)
+
+test(
+  'over websocket, a connection closed for too many malformed frames (1008) stays fatal: the frames were the client’s own, and would be sent again',
+  { timeout: 60_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t)
+    const { recording, client } = recordingClient(server.url, watcherToken)
+    const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    const warnings: PresencedError[] = []
+    sub.on('warning', (w) => warnings.push(w))
+    await sub.ready
+    const ended = nextEnd(sub)
+    // a presence the server refuses (HEARTBEAT_INVALID), set over and over
+    for (let i = 0; i < 25; i++) sub.setPresence({ deviceType: 'not a device type' })
+    const end = await ended
+    if (end === 'none') assert.fail('neither reconnecting nor error within 20 s')
+    assert.ok('error' in end, 'fatal: no reconnect')
+    assert.ok(end.error instanceof PresencedError)
+    assert.equal(end.error.code, 1008)
+    assert.equal(end.error.message, 'too many malformed frames')
+    assert.equal(warnings.length, 20, 'each refusal before the close was told')
+    assert.ok(warnings.every((w) => w.code === 'HEARTBEAT_INVALID'))
+    assert.equal(recording.sockets.length, 1)
   },
 )

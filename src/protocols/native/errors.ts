@@ -9,13 +9,14 @@ export const sendNativeError = sendErrorRecord
 export type AnsweredFrame = 'subscribe' | 'unsubscribe' | 'heartbeat' | 'resume'
 
 /**
- * An in-band error frame; the connection stays open. `for` names the client frame it answers
- * when that is known, so a client can tell a refused heartbeat from a refused subscribe.
+ * An in-band error frame; the connection stays open, unless `close` says the close code that
+ * ends it next. `for` names the client frame it answers when that is known, so a client can tell
+ * a refused heartbeat from a refused subscribe.
  */
 export function errorFrame(
   code: ErrorCode,
   message: string,
-  extra?: { retryAfterMs?: number; for?: AnsweredFrame },
+  extra?: { retryAfterMs?: number; for?: AnsweredFrame; close?: number },
 ): string {
   return JSON.stringify({ type: 'error', code, message, ...extra })
 }

@@ -20,6 +20,8 @@ export const limitMessages = {
     'Too many heartbeats: they spend your request budget, as register-app-presence does. Send the next after retryAfterMs.',
   rate: (max: number) =>
     `At most ${max} ids per second subscribed or unsubscribed per connection: slow down.`,
+  tooFast: (refusals: number, seconds: number) =>
+    `Subscribing too fast: more than ${refusals} frames refused within ${seconds} s. The connection is closed: reconnect after retryAfterMs and resume.`,
 }
 
 export function streamLimit(max: number): PresenceError {

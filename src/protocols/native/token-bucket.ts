@@ -32,7 +32,7 @@ export class TokenBucket {
     return true
   }
 
-  /** Milliseconds until `count` tokens are there (0 if they are now). */
+  /** Milliseconds until `count` tokens are there (0 if they are now); past capacity: until full. */
   waitMs(count: number): number {
     this.#refill()
     const missing = Math.min(count, this.#capacity) - this.#tokens

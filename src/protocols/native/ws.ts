@@ -464,7 +464,18 @@ class Connection implements Sink, Kept, StreamHolder {
       (at) => now - at < STRIKE_WINDOW_MS,
     ))
     throttled.push(now)
-    if (throttled.length > STRIKES) return this.#close(CLOSE.policy, 'subscribing too fast')
+    if (throttled.length > STRIKES) {
+      // said first in the native error format, with when to come back: when this connection's
+      // budget would be full again, as a new connection's is (reconnecting sooner would gain
+      // the client what waiting would not). The frame it refuses is left unanswered
+      this.#reply(
+        errorFrame('RATE_LIMITED', limitMessages.tooFast(STRIKES, STRIKE_WINDOW_MS / 1000), {
+          retryAfterMs: this.#budgetOf().waitMs(Number.POSITIVE_INFINITY),
+          close: CLOSE.policy,
+        }),
+      )
+      return this.#close(CLOSE.policy, 'subscribing too fast')
+    }
     this.#reply(
       errorFrame('RATE_LIMITED', limitMessages.rate(this.deps.limits.subscribeRate), {
         retryAfterMs: this.#budgetOf().waitMs(ids),
