@@ -28,11 +28,15 @@
  * A window takes minutes under callgrind (2-4 on a shared 2-core machine). The bench server's
  * sessions and the places it read from the catalogue live a day (heartbeat-server.ts), as
  * nothing expires at speed: with the 60 s defaults, sessions expired and places were read again
- * mid-window, each the slower path, as many as the window's length made, and the I/O figure of
- * the same code moved by ~20k per heartbeat between runs. A baseline checkout whose
- * heartbeat-server.ts predates that still runs with the defaults (the bench says so): compare it
- * with that in mind. Still by the clock: a verified token is remembered for 5 minutes
- * (tokens.ts), so a warm-up and window longer than that verify tokens again (~70k each).
+ * mid-window, each the slower path, as many as the window's length made (~9k per heartbeat in
+ * runs of 2026-12-03). A baseline checkout whose heartbeat-server.ts predates that still runs
+ * with the defaults (the bench says so): compare it with that in mind. The I/O figure of the same
+ * code still moves between runs (101.4k and 118.8k in two windows of one run, 2026-12-03): JIT
+ * tiering, deoptimizations and major collections, which follow the event loop's clock-driven
+ * duties (the stats pass every 10 s, the lastOnline flush once a minute, weighing ~100x what they
+ * do at speed); compare servers within one run, or by function. And a verified token is
+ * remembered for 5 minutes (tokens.ts): a warm-up and window longer than that verify tokens again
+ * (~70k each). `CG_NODE_FLAGS` adds node flags to every server, as in read-callgrind.ts.
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { Agent } from 'node:http'
@@ -114,6 +118,8 @@ function start(name: string, script: string, args: string[], cwd: string) {
     file: join(dir, `callgrind.${name}`),
     // one file per thread: only the main thread's is read
     valgrind: ['--separate-threads=yes'],
+    // more node flags, as read-callgrind.ts takes them (e.g. V8's, to try)
+    node: process.env.CG_NODE_FLAGS ? process.env.CG_NODE_FLAGS.split(' ') : [],
     env: name === 'bare' ? {} : presencedEnv('huge'),
   })
 }

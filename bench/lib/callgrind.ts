@@ -122,7 +122,7 @@ export function byChance(file: string, pid: number): number {
 
 /** JIT code of the statistics pass (perf map names, the build's .js or the sources' .ts). */
 const STATS_CODE =
-  /^JS:\S* .*\/service\/presence-stats\.[jt]s:|^JS:\S* liveUsers .*-presence-store\.[jt]s:/
+  /^JS:\S* .*\/service\/presence-stats\.[jt]s:|^JS:[*^~]?liveUsers .*-presence-store\.[jt]s:/
 
 /**
  * byChance for every event of the file (Ir, and with --cache-sim the misses: D1mr, DLmw, I1mr…),
