@@ -21,12 +21,22 @@
  * (janitor sweeps, lastOnline flushes, the stats pass's start) and in immediates (the rest of the
  * stats pass: it goes on after a setImmediate), which run by the clock and so by chance; the
  * figure outside timers that earlier runs printed (it held the stats pass's immediates: 5-18k per
- * heartbeat in runs of 2026-12-03); garbage collections, in any phase. Still in the I/O figure
- * and moving with how long the window takes (the machine's load): heartbeats of a user whose
- * session expired (60 s TTL) or of a place to read again from the catalogue (60 s), each more
- * work than a refresh; compare servers within one run, or compare functions. And where the
- * callgrind file is (`callgrind_annotate <file>`; `--annotate N` names the top N functions, JIT
- * code from V8's perf map).
+ * heartbeat in runs of 2026-12-03); garbage collections, in any phase. And where the callgrind
+ * file is (`callgrind_annotate <file>`; `--annotate N` names the top N functions, JIT code from
+ * V8's perf map).
+ *
+ * A window takes minutes under callgrind (2-4 on a shared 2-core machine). The bench server's
+ * sessions and the places it read from the catalogue live a day (heartbeat-server.ts), as
+ * nothing expires at speed: with the 60 s defaults, sessions expired and places were read again
+ * mid-window, each the slower path, as many as the window's length made (~9k per heartbeat in
+ * runs of 2026-12-03). A baseline checkout whose heartbeat-server.ts predates that still runs
+ * with the defaults (the bench says so): compare it with that in mind. The I/O figure of the same
+ * code still moves between runs (101.4k and 118.8k in two windows of one run, 2026-12-03): JIT
+ * tiering, deoptimizations and major collections, which follow the event loop's clock-driven
+ * duties (the stats pass every 10 s, the lastOnline flush once a minute, weighing ~100x what they
+ * do at speed); compare servers within one run, or by function. And a verified token is
+ * remembered for 5 minutes (tokens.ts): a warm-up and window longer than that verify tokens again
+ * (~70k each). `CG_NODE_FLAGS` adds node flags to every server, as in read-callgrind.ts.
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { Agent } from 'node:http'
@@ -108,6 +118,8 @@ function start(name: string, script: string, args: string[], cwd: string) {
     file: join(dir, `callgrind.${name}`),
     // one file per thread: only the main thread's is read
     valgrind: ['--separate-threads=yes'],
+    // more node flags, as read-callgrind.ts takes them (e.g. V8's, to try)
+    node: process.env.CG_NODE_FLAGS ? process.env.CG_NODE_FLAGS.split(' ') : [],
     env: name === 'bare' ? {} : presencedEnv('huge'),
   })
 }
@@ -142,6 +154,15 @@ for (const name of String(values.servers).split(',')) {
           ...(STEPS.includes(name) ? ['--stop-after', name] : []),
         ]
   const script = name === 'bare' ? 'bench/lib/bare-server.ts' : 'bench/heartbeat-server.ts'
+  if (
+    name !== 'bare' &&
+    !readFileSync(join(checkout, script), 'utf8').includes('placeTtlSeconds')
+  ) {
+    console.log(
+      `${name}: its ${script} keeps the 60 s session and place lifetimes: its I/O figure moves ` +
+        'with how long the window takes (sessions expiring, places read again)',
+    )
+  }
   console.log(`${name}: loading under callgrind (instrumentation off)…`)
   const started = await start(name, script, args, checkout)
   const pid = started.child.pid!

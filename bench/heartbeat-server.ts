@@ -1,7 +1,13 @@
 /**
  * presenced for bench/heartbeat.ts: embedded mode, 500 catalogued places, `--tokens N` access
  * tokens (HS256 with `--secret`) of users 1..N written one per line to `--token-file`, then listening on a free port.
- * Rate limits are out of reach (the bench measures the write, not the 429). Prints {port}.
+ * Rate limits are out of reach (the bench measures the write, not the 429). Sessions live a day
+ * (PRESENCED_SESSION_TTL) and a place read from the catalogue is used for a day
+ * (PRESENCED_PLACE_TTL): at speed the bench's users beat every second or so and nothing expires,
+ * but under callgrind (bench/heartbeat-callgrind.ts) a window of heartbeats takes minutes, and
+ * with the 60 s defaults some of its sessions expired and places were read again mid-window, each
+ * the slower path, as many as the window's length made: counts of the same code swung by ~20k
+ * instructions per heartbeat. Prints {port}.
  * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM.
  * `--redis redis://…` (with `--prefix`): Redis mode on that Redis instead.
  * `--skeleton`: the same app, but the heartbeat's lean route only reads the body and answers
@@ -46,6 +52,9 @@ const presenced = await buildApp(
   testConfig({
     dataDir: mkdtempSync(join(tmpdir(), 'presenced-bench-')),
     rateLimitMax: 1_000_000_000,
+    // longer than any bench run (see above)
+    sessionTtlSeconds: 86_400,
+    placeTtlSeconds: 86_400,
     tokenSecret: values.secret,
   }),
   counted ? { stores: counted.stores } : {},

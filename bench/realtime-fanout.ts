@@ -12,6 +12,11 @@
  * The subscribers run in a child process (one core each on a 2-core machine: the server gets
  * one, the clients the other). Memory per connection is the server's heap and RSS growth after
  * every subscriber has its snapshot (after a full GC), divided by N.
+ *
+ * presenced runs in this process from the checkout's tsc build, as `npm start` runs it and the
+ * other benches' servers do (lib/processes.ts useCompiled; built first when stale): through tsx,
+ * esbuild's keepNames wrapped every closure made in a `__name` call. PRESENCED_BENCH_SOURCE=1
+ * runs the sources instead.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -19,11 +24,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeHeapSnapshot } from 'node:v8'
 import WebSocket, { WebSocketServer } from 'ws'
-import { buildApp } from '../src/app/build-app.js'
-import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
 import { startCpuProfile } from './lib/cpu-profile.js'
 import { settle } from './lib/memory.js'
+import { useCompiled } from './lib/processes.js'
 import { benchArgs } from './lib/args.js'
 
 const { values: args } = benchArgs(import.meta.url, {
@@ -246,6 +250,10 @@ async function phase(
 }
 
 async function runServer(): Promise<void> {
+  // presenced from the build (see above): imported only once that is in place
+  await useCompiled(join(import.meta.dirname, '..'))
+  const { buildApp } = await import('../src/app/build-app.js')
+  const { testConfig } = await import('../src/app/config.js')
   const dataDir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
   const config = testConfig({
     dataDir,

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createInterface } from 'node:readline'
 
 const children = new Set<ChildProcess>()
@@ -33,6 +33,16 @@ export function compiledFlags(checkout: string): string[] {
     built.add(checkout)
   }
   return ['--import', COMPILED]
+}
+
+/**
+ * compiledFlags for this process: presenced's sources imported from now on load from the
+ * checkout's tsc build (built first if stale); with PRESENCED_BENCH_SOURCE=1, from the sources.
+ * For a bench that builds presenced in its own process (realtime-fanout.ts): static imports are
+ * resolved before this runs, so presenced's modules are then imported with import().
+ */
+export async function useCompiled(checkout: string): Promise<void> {
+  if (compiledFlags(checkout).length > 0) await import(pathToFileURL(COMPILED).href)
 }
 
 /** The checkout a bench script belongs to: `cwd`, or the folder holding an absolute script's bench/. */

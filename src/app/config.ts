@@ -24,6 +24,12 @@ export interface Config {
   dataDir: string
   /** PRESENCED_SESSION_TTL seconds, default 60: a session lives this long after each heartbeat. */
   sessionTtlSeconds: number
+  /**
+   * PRESENCED_PLACE_TTL seconds, default 60: a place read from the catalogue is used for
+   * heartbeats this long before it is read again (a change heard on the change bus applies at
+   * once; this bounds how long a lost announcement goes unhealed in writes).
+   */
+  placeTtlSeconds: number
   /** PRESENCED_ADMIN_KEY: the admin API is off while unset. */
   adminKey: string | undefined
   /**
@@ -280,6 +286,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.HOST || '0.0.0.0',
     dataDir: resolve(env.PRESENCED_DATA_DIR || './data'),
     sessionTtlSeconds: int(env, 'PRESENCED_SESSION_TTL', 60, 1),
+    placeTtlSeconds: int(env, 'PRESENCED_PLACE_TTL', 60, 1),
     adminKey: env.PRESENCED_ADMIN_KEY || undefined,
     metricsKey: env.PRESENCED_METRICS_KEY || undefined,
     tokenSecret: checkTokenSecret(

@@ -9,6 +9,7 @@ import type { Stores } from './create-stores.js'
 export type ServiceConfig = Pick<
   Config,
   | 'sessionTtlSeconds'
+  | 'placeTtlSeconds'
   | 'sweepIntervalMs'
   | 'adminKey'
   | 'metricsKey'
@@ -64,6 +65,7 @@ export function createService(
     clock: options.clock,
     settings: {
       sessionTtlMs: config.sessionTtlSeconds * 1000,
+      placeTrustMs: config.placeTtlSeconds * 1000,
       sweepIntervalMs: config.sweepIntervalMs,
       adminKey: config.adminKey,
       metricsKey: config.metricsKey,

@@ -28,7 +28,7 @@ function inPlace(activity: Partial<Activity>): UserPresence {
 }
 
 /** A catalogue over a map the test changes, counting the store reads. */
-function setup() {
+function setup(trustMs?: number) {
   const places = new Map<string, Place>()
   const reads: string[] = []
   const clock = new ManualClock()
@@ -40,6 +40,7 @@ function setup() {
       },
     },
     clock,
+    trustMs,
   )
   return { places, reads, clock, catalogue }
 }
@@ -155,4 +156,16 @@ test('a write reads its place once, from memory after, again after forget or a m
   clock.advance(1)
   assert.equal((await catalogue.place('1818'))?.name, 'Unheard')
   assert.deepEqual(reads, ['1818', '404', '1818', '1818'])
+})
+
+test('the trust time is a setting (PRESENCED_PLACE_TTL): a place read stays in use that long', async () => {
+  const { places, reads, catalogue, clock } = setup(600_000)
+  places.set('1818', crossroads)
+  assert.deepEqual(await catalogue.place('1818'), crossroads)
+  places.set('1818', { ...crossroads, name: 'Unheard' })
+  clock.advance(599_999)
+  assert.deepEqual(catalogue.place('1818'), crossroads, 'from memory, past the default minute')
+  clock.advance(1)
+  assert.equal((await catalogue.place('1818'))?.name, 'Unheard')
+  assert.deepEqual(reads, ['1818', '1818'])
 })

@@ -6,8 +6,11 @@ import type { Clock } from './clock.js'
 
 /** Places kept in memory; beyond this the cache starts over (a read reloads what it needs). */
 const MAX_PLACES = 100_000
-/** How long a cached place is used before it is read again (bounds a lost announcement). */
-const TRUST_MS = 60_000
+/**
+ * How long a cached place is used before it is read again (bounds a lost announcement), unless
+ * the service's settings say otherwise (PRESENCED_PLACE_TTL).
+ */
+export const PLACE_TRUST_MS = 60_000
 /**
  * Sessions written up to this long after a change heard here are still checked: the writer may
  * have read the place just before the change, and another node's clock may run ahead.
@@ -38,15 +41,17 @@ interface Cached {
 export class PlaceCatalogue {
   readonly #store: Pick<CatalogueStore, 'getPlace'>
   readonly #clock: Clock
+  readonly #trustMs: number
   readonly #places = new Map<string, Cached>()
   /** Sessions updated at or before this instant may predate the catalogue: they are checked. */
   #checkUpTo: number
   /** Moves on every change: a load that started before one must not cache what it read. */
   #generation = 0
 
-  constructor(store: Pick<CatalogueStore, 'getPlace'>, clock: Clock) {
+  constructor(store: Pick<CatalogueStore, 'getPlace'>, clock: Clock, trustMs = PLACE_TRUST_MS) {
     this.#store = store
     this.#clock = clock
+    this.#trustMs = trustMs
     // what other nodes stored before this one started was never checked here
     this.#checkUpTo = clock.now() + MARGIN_MS
   }
@@ -60,17 +65,17 @@ export class PlaceCatalogue {
   }
 
   /**
-   * One place for a write to carry, from memory when it was read or loaded within the last
-   * minute and no change was heard since (measured: a store read per heartbeat was 6 % of its
+   * One place for a write to carry, from memory when it was read or loaded within the trust
+   * time (a minute by default) and no change was heard since (measured: a store read per heartbeat was 6 % of its
    * CPU in embedded mode, a second round trip in Redis mode). A heartbeat that carries a value
    * the change bus has not yet told this node about is written before the change is heard here,
    * so every node's reads check it (see `forget`'s margin); were the announcement lost, the
-   * cached place is read again within a minute and the next heartbeat heals the session.
+   * cached place is read again within the trust time and the next heartbeat heals the session.
    */
   place(placeId: string): Place | undefined | Promise<Place | undefined> {
     const now = this.#clock.now()
     const cached = this.#places.get(placeId)
-    if (cached !== undefined && now - cached.at < TRUST_MS && now >= cached.at) {
+    if (cached !== undefined && now - cached.at < this.#trustMs && now >= cached.at) {
       return cached.place ?? undefined
     }
     return this.#load([placeId], now).then((loaded) => loaded.get(placeId) ?? undefined)
@@ -90,7 +95,7 @@ export class PlaceCatalogue {
         const placeId = session.activity.placeId
         if (placeId === undefined) continue
         const cached = this.#places.get(placeId)
-        if (cached === undefined || !(now - cached.at < TRUST_MS && now >= cached.at)) {
+        if (cached === undefined || !(now - cached.at < this.#trustMs && now >= cached.at)) {
           ;(missing ??= []).push(placeId)
         } else if (cached.place !== null && !carries(session.activity, cached.place)) {
           differs = true
@@ -121,7 +126,7 @@ export class PlaceCatalogue {
       const placeId = summary.activity?.placeId
       if (placeId === undefined || summary.updatedAt > checkUpTo) continue
       const cached = this.#places.get(placeId)
-      if (cached === undefined || !(now - cached.at < TRUST_MS && now >= cached.at)) {
+      if (cached === undefined || !(now - cached.at < this.#trustMs && now >= cached.at)) {
         ;(missing ??= []).push(placeId)
       } else if (cached.place !== null && !carries(summary.activity!, cached.place)) {
         differs = true

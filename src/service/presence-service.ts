@@ -121,6 +121,11 @@ export interface ServiceSettings {
   authFailures?: AuthFailureSettings
   /** How often revocations made on other nodes are polled from the store; default 5 s. */
   revocationSyncMs?: number
+  /**
+   * How long a place read from the catalogue is used for heartbeats before it is read again
+   * (bounds how long a lost change announcement goes unhealed); default a minute.
+   */
+  placeTrustMs?: number
 }
 
 export interface ServiceDeps {
@@ -219,7 +224,7 @@ export class PresenceService {
       observer.busPublished && ((type) => observer.busPublished?.(type)),
     )
     this.#onError = deps.onBackgroundError ?? (() => {})
-    this.#places = new PlaceCatalogue(stores.catalogue, clock)
+    this.#places = new PlaceCatalogue(stores.catalogue, clock, settings.placeTrustMs)
     this.keys = new ApiKeys(stores.credentials, clock)
     this.#revocations = new Revocations(stores.credentials, clock, {
       syncIntervalMs: settings.revocationSyncMs ?? 5000,

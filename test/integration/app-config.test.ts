@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { test } from 'node:test'
 import { ConfigError, loadConfig } from '../../src/app/config.js'
+import type { UserId } from '../../src/core/user-id.js'
+import { ManualClock } from '../../src/service/clock.js'
+import { startApp } from '../helpers/start-app.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 
@@ -30,6 +33,7 @@ test('defaults: port 8080 on every interface, ./data, 60 s sessions, admin API o
   assert.equal(config.host, '0.0.0.0')
   assert.equal(config.dataDir, resolve('./data'))
   assert.equal(config.sessionTtlSeconds, 60)
+  assert.equal(config.placeTtlSeconds, 60)
   assert.equal(config.adminKey, undefined)
   assert.equal(config.tokenSecret, undefined)
   assert.equal(config.redisUrl, undefined)
@@ -45,6 +49,7 @@ test('the environment overrides each setting', () => {
     HOST: '127.0.0.1',
     PRESENCED_DATA_DIR: '/tmp/x',
     PRESENCED_SESSION_TTL: '30',
+    PRESENCED_PLACE_TTL: '600',
     PRESENCED_ADMIN_KEY: 'k',
     PRESENCED_REDIS_CLUSTER: 'a:1, b:2,',
     PRESENCED_TRUST_PROXY: 'true',
@@ -56,6 +61,7 @@ test('the environment overrides each setting', () => {
   assert.equal(config.host, '127.0.0.1')
   assert.equal(config.dataDir, '/tmp/x')
   assert.equal(config.sessionTtlSeconds, 30)
+  assert.equal(config.placeTtlSeconds, 600)
   assert.equal(config.adminKey, 'k')
   assert.deepEqual(config.redisCluster, ['a:1', 'b:2'])
   assert.deepEqual(config.trustProxy, { hops: 1 })
@@ -71,6 +77,7 @@ test('a bad value fails fast with a message naming the variable and the value', 
     [{ PORT: '-1' }, /^PORT must be an integer >= 0/],
     [{ PRESENCED_SESSION_TTL: '0' }, /^PRESENCED_SESSION_TTL must be an integer >= 1, got "0"$/],
     [{ PRESENCED_SESSION_TTL: '1.5' }, /PRESENCED_SESSION_TTL/],
+    [{ PRESENCED_PLACE_TTL: '0' }, /^PRESENCED_PLACE_TTL must be an integer >= 1, got "0"$/],
     [{ PRESENCED_BODY_LIMIT: '10' }, /PRESENCED_BODY_LIMIT must be an integer >= 1024/],
     [
       { PRESENCED_REDIS_TIMEOUT: '5' },
@@ -168,5 +175,35 @@ test('every variable config.ts reads is documented in the README and docs/refere
     const text = readFileSync(join(ROOT, doc), 'utf8')
     const missing = [...names].filter((name) => !text.includes('`' + name + '`'))
     assert.deepEqual(missing, [], `${doc} must document ${missing.join(', ')}`)
+  }
+})
+
+test('PRESENCED_PLACE_TTL reaches the service: a catalogue change not announced is written after that long', async (t) => {
+  for (const [placeTtlSeconds, written] of [
+    [undefined, 'Renamed'],
+    [600, 'Arena'],
+  ] as const) {
+    const clock = new ManualClock()
+    const { service, stores } = await startApp(t, {
+      clock,
+      ...(placeTtlSeconds !== undefined && { config: { placeTtlSeconds } }),
+    })
+    const arena = { placeId: '500', universeId: '100', rootPlaceId: '500', name: 'Arena' }
+    await service.putPlace(arena)
+    const beat = () =>
+      service.heartbeat({
+        userId: '1' as UserId,
+        key: 'app:PC',
+        source: 'app',
+        deviceType: 'PC',
+        activity: { kind: 'inGame', placeId: '500' },
+      })
+    await beat()
+    // straight into the store: no announcement on the change bus (a lost one)
+    await stores.profiles.putPlace({ ...arena, name: 'Renamed' })
+    clock.advance(61_000)
+    await beat()
+    const [presence] = await stores.presence.getMany(['1' as UserId], clock.now())
+    assert.equal(presence?.sessions[0]?.activity.location, written, `TTL ${placeTtlSeconds}`)
   }
 })
