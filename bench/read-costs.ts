@@ -109,8 +109,16 @@ function threadTimes(pid: number): Map<string, { user: number; system: number }>
   return times
 }
 
-/** Sums of the nvp fields over `lines`. */
-function gcSums(lines: readonly string[]) {
+/**
+ * Sums of the nvp fields over `lines` of the main isolate (the one with the most lines): a
+ * worker's isolate (a logger's thread) prints its own collections into the same output.
+ */
+function gcSums(all: readonly string[]) {
+  const isolateOf = (line: string) => /^\[\d+:(0x[0-9a-f]+)\]/.exec(line)?.[1] ?? ''
+  const counts = new Map<string, number>()
+  for (const line of all) counts.set(isolateOf(line), (counts.get(isolateOf(line)) ?? 0) + 1)
+  const main = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0]
+  const lines = all.filter((line) => isolateOf(line) === main)
   const sums = { scavenges: 0, markCompacts: 0, pauseMs: 0, allocated: 0, promoted: 0, survived: 0 }
   for (const line of lines) {
     const field = (key: string) => Number(new RegExp(`\\b${key}=([0-9.]+)`).exec(line)?.[1] ?? 0)
