@@ -48,3 +48,28 @@ test("a user's request hit is made once and kept (bounded), and still spends the
     'roblox:ip:10.0.0.1',
   )
 })
+
+test("an anonymous caller's request hit is kept per address (bounded), and still spends the address's budget", async () => {
+  const limits = new RateLimits(new MemoryRateLimiter(), new ManualClock(0), settings)
+  const anonymous = { kind: 'anonymous', viewer: { kind: 'anonymous' } } as const
+  const hit = limits.requestHit(anonymous, '10.0.0.1')
+  assert.deepEqual(hit, { key: 'roblox:ip:10.0.0.1', rules: hit.rules })
+  assert.equal(limits.requestHit(anonymous, '10.0.0.1'), hit, 'the same object for the address')
+  assert.ok(Object.isFrozen(hit))
+  assert.equal(limits.requestHit(anonymous, '10.0.0.2').key, 'roblox:ip:10.0.0.2')
+  // an IPv6 client by its /64, kept per address: two addresses of one /64 share the budget
+  const v6 = limits.requestHit(anonymous, '2001:db8:1:2::a')
+  assert.equal(v6.key, limits.requestHit(anonymous, '2001:db8:1:2::b').key)
+  assert.equal(limits.requestHit(anonymous, '2001:db8:1:2::a'), v6)
+  // the budget is the address's: three requests, then 429; another address is not refused
+  for (let i = 0; i < 3; i++) await limits.request(anonymous, '10.0.0.1')
+  await assert.rejects(limits.request(anonymous, '10.0.0.1'), { code: 'RATE_LIMITED' })
+  await limits.request(anonymous, '10.0.0.2')
+  // more addresses than are kept: each still gets its own key, and the first its budget
+  for (let i = 0; i < 10_050; i++) {
+    const address = `10.1.${i >> 8}.${i & 255}`
+    assert.equal(limits.requestHit(anonymous, address).key, `roblox:ip:${address}`)
+  }
+  assert.deepEqual(limits.requestHit(anonymous, '10.0.0.1'), hit)
+  await assert.rejects(limits.request(anonymous, '10.0.0.1'), { code: 'RATE_LIMITED' })
+})

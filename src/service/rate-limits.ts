@@ -73,6 +73,13 @@ export class RateLimits {
   readonly #serverKey: RateLimitRule[]
   /** User id → that user's `requestHit`, for at most USER_HITS users. */
   readonly #userHits = new Map<UserId, RateLimitHit>()
+  /**
+   * Client address → an anonymous caller's `requestHit`, for at most USER_HITS addresses: its
+   * key, built and hashed again by the limiter on every anonymous read, and the hit object were
+   * most of what the rate limit allocated per request (bench/read-costs.ts, issue 19). The
+   * address string is the socket's own (Node keeps it per connection), so its hash is kept too.
+   */
+  readonly #addressHits = new Map<string, RateLimitHit>()
 
   constructor(limiter: RateLimiter, clock: Clock, settings: RateLimitSettings) {
     this.#limiter = limiter
@@ -123,6 +130,18 @@ export class RateLimits {
       // deleted entries, see MemoryRateLimiter; a hit is cheap to make again)
       if (this.#userHits.size >= USER_HITS) this.#userHits.clear()
       this.#userHits.set(caller.userId, hit)
+      return hit
+    }
+    if (caller.kind === 'anonymous') {
+      const kept = this.#addressHits.get(address)
+      if (kept !== undefined) return kept
+      const hit: RateLimitHit = Object.freeze({
+        key: `roblox:${subjectOf(caller, address)}`,
+        rules: this.#request,
+      })
+      // bounded as #userHits; an address rotated through many (IPv6) is merely built again
+      if (this.#addressHits.size >= USER_HITS) this.#addressHits.clear()
+      this.#addressHits.set(address, hit)
       return hit
     }
     return { key: `roblox:${subjectOf(caller, address)}`, rules: this.#request }
