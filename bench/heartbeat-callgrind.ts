@@ -11,6 +11,7 @@
  *   npx tsx bench/heartbeat-callgrind.ts --servers presenced,skeleton,bare
  *   npx tsx bench/heartbeat-callgrind.ts --servers presenced,baseline --baseline /tmp/base
  *   npx tsx bench/heartbeat-callgrind.ts --servers skeleton,auth,parse,write,presenced
+ *   npx tsx bench/heartbeat-callgrind.ts --servers presenced,bare --cache-sim
  *
  * `auth`, `parse` and `write` are presenced's route stopped after that step (heartbeat-server.ts
  * `--stop-after`): each one's figure less the one before is what that step costs.
@@ -65,6 +66,12 @@ const { values } = benchArgs(import.meta.url, {
     baseline: { type: 'string' },
     annotate: { type: 'string', default: '0' },
     out: { type: 'string' },
+    /** Simulated cache misses too (valgrind's --cache-sim), with the caches below. */
+    'cache-sim': { type: 'boolean', default: false },
+    /** The simulated caches: size,associativity,line size. */
+    ll: { type: 'string', default: '33554432,16,64' },
+    d1: { type: 'string', default: '49152,12,64' },
+    i1: { type: 'string', default: '32768,8,64' },
   },
 })
 const PATH = '/v1/presence/register-app-presence'
@@ -117,7 +124,12 @@ function start(name: string, script: string, args: string[], cwd: string) {
     cwd,
     file: join(dir, `callgrind.${name}`),
     // one file per thread: only the main thread's is read
-    valgrind: ['--separate-threads=yes'],
+    valgrind: [
+      '--separate-threads=yes',
+      ...(values['cache-sim']
+        ? ['--cache-sim=yes', `--D1=${values.d1}`, `--LL=${values.ll}`, `--I1=${values.i1}`]
+        : []),
+    ],
     // more node flags, as read-callgrind.ts takes them (e.g. V8's, to try)
     node: process.env.CG_NODE_FLAGS ? process.env.CG_NODE_FLAGS.split(' ') : [],
     env: name === 'bare' ? {} : presencedEnv('huge'),
@@ -205,8 +217,17 @@ for (const name of String(values.servers).split(',')) {
     `${io.toFixed(0)}; timers ${timers.toFixed(0)}, immediates ${immediates.toFixed(0)}; ` +
     `outside timers (the earlier figure) ${(ir - jsTimers).toFixed(0)}; GC in all ` +
     `${gc.toFixed(0)}  (${file})`
-  measured.push(lineOut)
-  console.log(lineOut)
+  const t = totals(file)
+  const per = (event: string) => ((t[event] ?? 0) / requests).toFixed(0)
+  // the main thread's simulated misses in all (not by phase): first-level data and instruction
+  // misses, last-level misses (data reads and writes, instructions)
+  const misses = values['cache-sim']
+    ? `\n${''.padEnd(18)} misses per heartbeat (main thread, all): D1 read ${per('D1mr')} ` +
+      `write ${per('D1mw')}, I1 ${per('I1mr')}, LL data ${per('DLmr')}+${per('DLmw')}, ` +
+      `LL instructions ${per('ILmr')}`
+    : ''
+  measured.push(lineOut + misses)
+  console.log(lineOut + misses)
   if (Number(values.annotate) > 0) annotate(file, pid, Number(values.annotate))
 }
 console.log(`\n${requests} heartbeats, ${values.tokens} users, ${values['in-game']} in game:`)

@@ -9,6 +9,9 @@
  * the slower path, as many as the window's length made: counts of the same code swung by ~20k
  * instructions per heartbeat. Prints {port}.
  * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM.
+ * `--heap-profile file.heapprofile`: V8's sampling heap profile of the serving (freed objects
+ * included: what the requests allocate), from SIGUSR2 to SIGTERM, when it is written
+ * (bench/heap-profile-summary.ts).
  * `--redis redis://…` (with `--prefix`): Redis mode on that Redis instead.
  * `--skeleton`: the same app, but the heartbeat's lean route only reads the body and answers
  * `{}` (no auth, rate limit, parse or write): what Node's HTTP and the lean path cost in this
@@ -29,7 +32,7 @@ import { robloxCredential } from '../src/protocols/roblox/auth.js'
 import { deviceOf, parseRegisterRequest } from '../src/protocols/roblox/requests.js'
 import { fixedReply } from '../src/protocols/shared/lean-routes.js'
 import { parseJsonBody } from '../src/protocols/shared/lossless-json.js'
-import { startCpuProfile } from './lib/cpu-profile.js'
+import { startCpuProfile, startHeapSampling } from './lib/cpu-profile.js'
 import { putPlaces } from './lib/game-servers.js'
 import { countedRedisStores } from './redis-setup.js'
 import { benchArgs } from './lib/args.js'
@@ -40,6 +43,7 @@ const { values } = benchArgs(import.meta.url, {
     'token-file': { type: 'string' },
     places: { type: 'string', default: '500' },
     profile: { type: 'string' },
+    'heap-profile': { type: 'string' },
     redis: { type: 'string' },
     prefix: { type: 'string', default: 'bench-heartbeat' },
     secret: { type: 'string' },
@@ -118,9 +122,18 @@ if (values.skeleton || stopAfter !== undefined) {
 
 const address = await presenced.app.listen({ port: 0, host: '127.0.0.1' })
 const stopProfile = values.profile ? await startCpuProfile() : undefined
+// started on SIGUSR2, so that a bench can warm the server up first (every token's first
+// heartbeat verifies its signature)
+let stopHeapProfile: ((file: string) => Promise<void>) | undefined
+if (values['heap-profile']) {
+  process.once('SIGUSR2', () => {
+    void startHeapSampling().then((stop) => (stopHeapProfile = stop))
+  })
+}
 process.once('SIGTERM', () => {
   void (async () => {
     await stopProfile?.(values.profile!)
+    await stopHeapProfile?.(values['heap-profile']!)
     process.exit(0)
   })()
 })

@@ -31,6 +31,7 @@ import { join } from 'node:path'
 import { deleteKeys, uniquePrefix } from '../test/helpers/redis.js'
 import { cpuSeconds, spawnJson, stop } from './lib/processes.js'
 import { runWrkScript, type LoadResult } from './lib/wrk.js'
+import { HEARTBEAT_PATH, heartbeatLua } from './lib/heartbeat-load.js'
 import { benchArgs } from './lib/args.js'
 
 const { values } = benchArgs(import.meta.url, {
@@ -46,8 +47,7 @@ const { values } = benchArgs(import.meta.url, {
     steps: { type: 'boolean', default: false },
   },
 })
-const PATH = '/v1/presence/register-app-presence'
-const PLACES = 500
+const PATH = HEARTBEAT_PATH
 const dir = mkdtempSync(join(tmpdir(), 'presenced-bench-'))
 const secret = 'bench-heartbeat-secret-of-enough-length-0123456789'
 const tokenFile = join(dir, 'tokens.txt')
@@ -107,23 +107,7 @@ const ports = (name: Name) => servers[name]!.info.port
 const pids = (name: Name) => servers[name]!.child.pid!
 
 // one token per request, drawn at random; `--in-game` of the bodies are in a catalogued place
-const lua = `
-wrk.method = "POST"
-math.randomseed(os.time())
-local tokens = { ${tokens.map((t) => JSON.stringify(t)).join(',\n')} }
-request = function()
-  local token = tokens[math.random(1, #tokens)]
-  local body
-  if math.random() < ${Number(values['in-game'])} then
-    body = '{"location":"Game","placeId":' .. (1000000 + math.random(0, ${PLACES - 1})) .. '}'
-  else
-    body = '{"location":"Home"}'
-  end
-  -- a headers table replaces wrk.headers: Content-Type goes in it too
-  local headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }
-  return wrk.format(nil, "${PATH}", headers, body)
-end
-`
+const lua = heartbeatLua(tokens, Number(values['in-game']))
 
 /** Each server's answer to one request, checked before anything is timed. */
 async function check(name: Name): Promise<void> {

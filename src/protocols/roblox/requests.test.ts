@@ -5,7 +5,13 @@ import { PresenceError } from '../../core/errors.js'
 import { renderError } from './errors.js'
 import fc from 'fast-check'
 import { parseJsonBody } from '../shared/lossless-json.js'
-import { deviceOf, parseRegisterRequest, parseUsersJson, parseUsersRequest } from './requests.js'
+import {
+  deviceOf,
+  isStudio,
+  parseRegisterRequest,
+  parseUsersJson,
+  parseUsersRequest,
+} from './requests.js'
 
 test('parseUsersRequest: dedupes in first-occurrence order, keeps big ids exact', () => {
   assert.deepEqual(parseUsersRequest({ userIds: [3, '1', 3, 2, '1'] }), ['3', '1', '2'])
@@ -80,7 +86,7 @@ test('deviceOf: platform field, then Studio location, then the User-Agent', () =
   for (const [over, agent, platform, deviceType] of cases) {
     assert.deepEqual(
       deviceOf(req(over), agent),
-      { platform, deviceType },
+      { platform, deviceType, key: `app:${platform}` },
       `${JSON.stringify(over)} ${agent}`,
     )
   }
@@ -89,7 +95,31 @@ test('deviceOf: platform field, then Studio location, then the User-Agent', () =
 test('deviceOf: a platform named like an Object.prototype member is just an unknown name', () => {
   for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']) {
     const request = parseRegisterRequest({ platform: name })
-    assert.deepEqual(deviceOf(request, undefined), { platform: name, deviceType: 'Web' }, name)
+    assert.deepEqual(
+      deviceOf(request, undefined),
+      { platform: name, deviceType: 'Web', key: `app:${name}` },
+      name,
+    )
+  }
+})
+
+test('deviceOf: a known platform is one frozen device, in any spelling', () => {
+  const a = deviceOf(parseRegisterRequest({ platform: 'IOS' }), undefined)
+  const b = deviceOf(parseRegisterRequest({}), 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)')
+  assert.equal(a, b)
+  assert.ok(Object.isFrozen(a))
+})
+
+test('isStudio: the location trimmed and lower-cased is studio, whatever its length', () => {
+  for (const yes of ['Studio', 'studio', 'STUDIO', ' Studio ', '\tstudio\n', '\u00a0Studio']) {
+    assert.equal(isStudio(yes), true, JSON.stringify(yes))
+  }
+  for (const no of [undefined, '', 'Home', 'Game', 'studi', 'Studio1', 'st udio', 'Studİo']) {
+    assert.equal(isStudio(no), false, JSON.stringify(no))
+  }
+  // the same answer as the plain rule over short and long texts, non-ASCII ones included
+  for (const text of ['İ', 'stİdo', 'ſtudio', 'STUDİO', 'studio\u0307', 'K', 'Studio ']) {
+    assert.equal(isStudio(text), text.trim().toLowerCase() === 'studio', JSON.stringify(text))
   }
 })
 

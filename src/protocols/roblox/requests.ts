@@ -298,41 +298,67 @@ export function parseRegisterRequest(body: unknown): RegisterRequest {
  * name is the client's, and a plain object would answer `__proto__` or `constructor` with what
  * it inherits.
  */
-const platforms = new Map<string, { name: string; deviceType: string }>([
-  ['ios', { name: 'iOS', deviceType: 'iOS' }],
-  ['android', { name: 'Android', deviceType: 'Android' }],
-  ['xbox', { name: 'XboxOne', deviceType: 'XboxOne' }],
-  ['xboxone', { name: 'XboxOne', deviceType: 'XboxOne' }],
-  ['scarlett', { name: 'Scarlett', deviceType: 'Scarlett' }],
-  ['studio', { name: 'Studio', deviceType: 'PC' }],
-  ['pc', { name: 'PC', deviceType: 'PC' }],
-  ['windows', { name: 'PC', deviceType: 'PC' }],
-  ['mac', { name: 'Mac', deviceType: 'PC' }],
-  ['web', { name: 'Web', deviceType: 'Web' }],
-])
+/** Known platforms by their lower-case spelling: each one's Device, made once (frozen). */
+const platforms = new Map<string, Readonly<Device>>(
+  (
+    [
+      ['ios', 'iOS', 'iOS'],
+      ['android', 'Android', 'Android'],
+      ['xbox', 'XboxOne', 'XboxOne'],
+      ['xboxone', 'XboxOne', 'XboxOne'],
+      ['scarlett', 'Scarlett', 'Scarlett'],
+      ['studio', 'Studio', 'PC'],
+      ['pc', 'PC', 'PC'],
+      ['windows', 'PC', 'PC'],
+      ['mac', 'Mac', 'PC'],
+      ['web', 'Web', 'Web'],
+    ] as const
+  ).map(([spelling, platform, deviceType]) => [
+    spelling,
+    Object.freeze({ platform, deviceType, key: `app:${platform}` }),
+  ]),
+)
 
 export interface Device {
   /** Names the session: `app:<platform>`. One session per platform and user. */
   platform: string
   deviceType: string
+  /** The session's key, `app:<platform>`. */
+  key: string
 }
 
 /**
  * The device a heartbeat stands for: the body's `platform` if given; else `Studio` when the
- * location says so (a studio runs beside the user's other apps); else from the User-Agent.
+ * location says so (a studio runs beside the user's other apps); else from the User-Agent. A
+ * known platform's Device is shared (frozen), with its key made once: a heartbeat made a
+ * device and a key string per request, then hashed the key (issue 19).
  */
 export function deviceOf(request: RegisterRequest, userAgent: string | undefined): Device {
   const given =
     request.platform ?? (isStudio(request.location) ? 'studio' : platformOfAgent(userAgent))
-  const known = platforms.get(given.toLowerCase())
-  return known
-    ? { platform: known.name, deviceType: known.deviceType }
-    : { platform: given, deviceType: 'Web' }
+  return (
+    platforms.get(given.toLowerCase()) ?? {
+      platform: given,
+      deviceType: 'Web',
+      key: `app:${given}`,
+    }
+  )
 }
 
+/**
+ * Whether a location names Roblox Studio. A text shorter than `studio` cannot trim nor
+ * lower-case to it (no character lower-cases to more than one of its letters): answered
+ * without the two strings `trim` and `toLowerCase` made for every heartbeat's "Home" or "Game".
+ */
 export function isStudio(location: string | undefined): boolean {
-  return location !== undefined && location.trim().toLowerCase() === 'studio'
+  return (
+    location !== undefined &&
+    location.length >= STUDIO.length &&
+    location.trim().toLowerCase() === STUDIO
+  )
 }
+
+const STUDIO = 'studio'
 
 function platformOfAgent(agent: string | undefined): string {
   if (!agent) return 'web'

@@ -69,7 +69,7 @@ export function registerPresence(
 ): boolean | Promise<boolean> {
   const body = parseRegisterRequest(rawBody)
   const device = deviceOf(body, userAgent)
-  const key = `app:${device.platform}`
+  const key = device.key
   if (body.disconnect) return endAppSession(service, caller, key, admission)
   // field by field, in this order (the store interns activities by their JSON text): spreading
   // conditional objects cost a heartbeat a temporary object and a slow property copy each

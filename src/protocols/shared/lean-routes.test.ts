@@ -189,3 +189,56 @@ test('connectionTimeout still closes an idle connection, a hung Fastify request 
     assert.ok(at - started < IDLE + SLACK, `${names[i]} cut after ${at - started} ms`)
   })
 })
+
+test('a route that throws at once or rejects is answered its internalError, and the requests after it are served', async (t) => {
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  const logged: unknown[] = []
+  routes.observe(
+    { onResponse: () => {} },
+    {
+      level: 'warn',
+      info: () => {},
+      warn: () => {},
+      error: (object) => logged.push(object),
+    },
+  )
+  routes.add({
+    method: 'POST',
+    path: '/read',
+    route: '/read',
+    internalError: { status: 500, headers: { 'content-type': 'text/plain' }, body: 'bug' },
+    handle(_request, _ip, readBody): LeanReply | Promise<LeanReply> {
+      const text = readBody()
+      if (typeof text !== 'string') throw new Error('the body came with its head')
+      if (text === '"throw"') throw new Error('thrown at once')
+      if (text === '"reject"') return Promise.reject(new Error('rejected'))
+      return { status: 200, headers: { 'content-type': 'text/plain' }, body: text }
+    },
+  })
+  const server: Server = routes.serverFactory((_request, response) => {
+    response.statusCode = 404
+    response.end()
+  }, {})
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => server.close())
+  const { port } = server.address() as AddressInfo
+  // three requests pipelined in one write: each is answered, in order
+  const socket = connect(port, '127.0.0.1')
+  t.after(() => socket.destroy())
+  const request = (body: string) =>
+    `POST /read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${body.length}\r\n\r\n${body}`
+  socket.write(request('"throw"') + request('"reject"') + request('"ok"'))
+  let text = ''
+  socket.setEncoding('latin1')
+  await new Promise<void>((resolve) => {
+    socket.on('data', (chunk: string) => {
+      text += chunk
+      if (text.includes('"ok"')) resolve()
+    })
+  })
+  const statuses = [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1])
+  assert.deepEqual(statuses, ['500', '500', '200'])
+  assert.match(text, /\r\n\r\nbug[^]*\r\n\r\nbug[^]*\r\n\r\n"ok"$/)
+  assert.equal(logged.length, 2)
+})

@@ -63,6 +63,9 @@ interface Prepared {
 
 const prepared = new WeakMap<LeanReply, Prepared>()
 
+/** Settled: its reactions are microtasks, queued in order (LeanRoutes' deferred requests). */
+const RESOLVED = Promise.resolve()
+
 /** Lower-case name → [name, value]: the map `setHeader` fills after validating each header. */
 type ValidatedHeaders = Readonly<Record<string, readonly [string, string | number]>>
 
@@ -310,15 +313,57 @@ export class LeanRoutes {
       // 'request' comes as the parser reads the head, before it pushes a body that came with it
       // (in the same read): served once that read is done, the body is there to be read at once
       // and a route whose steps are synchronous answers in that one turn (issue 19: reading it
-      // now meant its listeners, a promise and the rest of the route in later turns)
-      queueMicrotask(() => void this.#serve(route, request, response, size))
+      // now meant its listeners, a promise and the rest of the route in later turns). Queued
+      // here and served from one microtask, a resolved promise's reaction: Node's
+      // queueMicrotask made an AsyncResource, a bound function and an async scope per request
+      // (issue 19, bench/heartbeat-costs.ts), and a closure held the request.
+      const deferred = this.#deferred
+      deferred.push(route, request, response, size)
+      if (deferred.length === 4) void RESOLVED.then(this.#serveDeferred)
     } else {
-      void this.#serve(route, request, response, size)
+      this.#serveNow(route, request, response, size)
     }
     return true
   }
 
-  async #serve(route: LeanRoute, request: IncomingMessage, response: ServerResponse, size: number) {
+  /** Requests waiting for their body's read to end: route, request, response, size, ... */
+  readonly #deferred: Array<LeanRoute | IncomingMessage | ServerResponse | number> = []
+
+  /** Serves the requests queued by #take, in their order (one microtask for all of them). */
+  readonly #serveDeferred = (): void => {
+    const deferred = this.#deferred
+    // a request served here may not queue another (requests come from reads), but if one did it
+    // is served in this loop too: the length is read at each step
+    for (let i = 0; i < deferred.length; i += 4) {
+      this.#serveNow(
+        deferred[i] as LeanRoute,
+        deferred[i + 1] as IncomingMessage,
+        deferred[i + 2] as ServerResponse,
+        deferred[i + 3] as number,
+      )
+      // nothing kept alive once it is served
+      deferred[i] = deferred[i + 1] = deferred[i + 2] = 0
+    }
+    deferred.length = 0
+  }
+
+  /**
+   * #serve, whose errors were its promise's rejection (unhandled, as a bug's): a throw here
+   * must not skip the requests queued after this one, so it is made that rejection again.
+   */
+  #serveNow(route: LeanRoute, request: IncomingMessage, response: ServerResponse, size: number) {
+    try {
+      this.#serve(route, request, response, size)
+    } catch (error) {
+      void Promise.reject(error)
+    }
+  }
+
+  /**
+   * Answers a lean request: at once when the route answers at once (no async function, whose
+   * promise and saved frame were ~0.6 KB allocated per heartbeat), else when its promise settles.
+   */
+  #serve(route: LeanRoute, request: IncomingMessage, response: ServerResponse, size: number): void {
     const started = performance.now()
     const log = this.#verbose() ? this.#log : undefined
     const reqId = log ? `lean-${++this.#requestIds}` : ''
@@ -329,15 +374,49 @@ export class LeanRoutes {
         'incoming request',
       )
     }
-    let reply: LeanReply
+    let answer: LeanReply | Promise<LeanReply>
     try {
-      const answer = route.handle(request, ip, () => readBody(request, size), this.#log)
-      reply = answer instanceof Promise ? await answer : answer
+      answer = route.handle(request, ip, () => readBody(request, size), this.#log)
     } catch (error) {
-      if (response.destroyed || request.destroyed) return
-      this.#log?.error({ err: error }, 'unexpected error in a lean route')
-      reply = route.internalError
+      this.#failed(route, request, response, error, started, log, reqId)
+      return
     }
+    if (answer instanceof Promise) {
+      answer.then(
+        (reply) => this.#send(route, request, response, reply, started, log, reqId),
+        (error: unknown) => this.#failed(route, request, response, error, started, log, reqId),
+      )
+      // as the async function this was: a throw in #send or #failed is an unhandled rejection
+      return
+    }
+    this.#send(route, request, response, answer, started, log, reqId)
+  }
+
+  /** A route's error it did not render (a bug): logged, answered with its internalError. */
+  #failed(
+    route: LeanRoute,
+    request: IncomingMessage,
+    response: ServerResponse,
+    error: unknown,
+    started: number,
+    log: LeanLogger | undefined,
+    reqId: string,
+  ): void {
+    if (response.destroyed || request.destroyed) return
+    this.#log?.error({ err: error }, 'unexpected error in a lean route')
+    this.#send(route, request, response, route.internalError, started, log, reqId)
+  }
+
+  /** Writes `reply`, then observes and logs the request as Fastify's hooks would. */
+  #send(
+    route: LeanRoute,
+    request: IncomingMessage,
+    response: ServerResponse,
+    reply: LeanReply,
+    started: number,
+    log: LeanLogger | undefined,
+    reqId: string,
+  ): void {
     if (response.destroyed) return
     const fixed = this.#closing ? undefined : prepared.get(reply)
     if (fixed) {
