@@ -263,8 +263,10 @@ export class Subscription
   readonly #unwatched = new Map<string, number>()
   /** Subscribe and unsubscribe frames sent on this connection: numbers them. */
   #frameCount = 0
-  /** Sends the refused unsubscribes again, once the server's wait has passed. */
+  /** Sends the unsubscribes left to send (refused, or past a frame) once a wait has passed. */
   #unsubscribeTimer: ReturnType<typeof setTimeout> | undefined
+  /** The wait between unsubscribe frames sent again: the last refusal's `retryAfterMs`. */
+  #unsubscribeWaitMs = 1000
   #attempt = 0
   /**
    * Connections ended in a row for subscribing too fast: each waits a doubled backoff, however
@@ -405,6 +407,9 @@ export class Subscription
       this.#reopen()
     } else if (this.#connection !== undefined && this.#opened) {
       pending.frame = ++this.#frames
+      // removes still to reach the server go first, as they were made: the limits judge the
+      // subscribe after them
+      this.#unsubscribe(this.#connection)
       this.#subscribe(this.#connection, added, pending.frame)
     } else for (const id of added) this.#unsent.add(id)
     return earlier.length === 0 ? answered : allOf([answered, ...earlier])
@@ -440,7 +445,10 @@ export class Subscription
       // until the server has taken the unsubscribe (sent now on an open connection; else after
       // the next one's resume), the ids are sent again whenever it may not have
       for (const id of removed) this.#unwatched.set(id, 0)
-      if (this.#connection !== undefined && this.#opened) this.#unsubscribe(this.#connection)
+      // (while refused ones wait, these join them: sent now they would be refused too)
+      if (this.#connection !== undefined && this.#opened && this.#unsubscribeTimer === undefined) {
+        this.#unsubscribe(this.#connection)
+      }
     } else if (this.#ids.size === 0 && this.#kind() === 'sse') {
       this.#connection?.close()
       this.#connection = undefined
@@ -620,6 +628,7 @@ export class Subscription
     this.#openedAt = undefined
     this.#sent = []
     this.#frameCount = 0
+    this.#unsubscribeWaitMs = 1000
     try {
       connection =
         kind === 'websocket'
@@ -654,17 +663,29 @@ export class Subscription
   }
 
   /**
-   * Sends the unsubscribe of every removed id not sent on this connection yet (or refused), in
-   * frames of at most `maxIds` (a bigger one would be refused whole).
+   * Sends the unsubscribe of the removed ids not sent on this connection yet (or refused): at
+   * most `maxIds` now (a bigger frame would be refused whole), the rest a frame per wait (the
+   * last refusal's, else a second), so that frames sent again are not refused again together.
    */
   #unsubscribe(connection: Connection): void {
     const ids = [...this.#unwatched].filter(([, at]) => at === 0).map(([id]) => id)
-    for (let from = 0; from < ids.length; from += this.#maxIds) {
-      const chunk = ids.slice(from, from + this.#maxIds)
-      const at = ++this.#frameCount
-      connection.send({ type: 'unsubscribe', ids: chunk })
-      for (const id of chunk) this.#unwatched.set(id, at)
-    }
+    if (ids.length === 0) return
+    const chunk = ids.length > this.#maxIds ? ids.slice(0, this.#maxIds) : ids
+    const at = ++this.#frameCount
+    connection.send({ type: 'unsubscribe', ids: chunk })
+    for (const id of chunk) this.#unwatched.set(id, at)
+    if (ids.length > chunk.length) this.#unsubscribeLater()
+  }
+
+  /** Sends the unsubscribes left to send after `#unsubscribeWaitMs` (once: one timer). */
+  #unsubscribeLater(): void {
+    if (this.#unsubscribeTimer !== undefined) return
+    this.#unsubscribeTimer = setTimeout(() => {
+      this.#unsubscribeTimer = undefined
+      if (this.#connection?.kind === 'websocket' && this.#opened) {
+        this.#unsubscribe(this.#connection)
+      }
+    }, this.#unsubscribeWaitMs)
   }
 
   /** A subscribe sent as frame `at` was answered: every unsubscribe sent before it was taken. */
@@ -674,17 +695,12 @@ export class Subscription
 
   /**
    * The server refused an unsubscribe (RATE_LIMITED): which one is not said, so every one not
-   * known taken is sent again, in one go, once the server's wait has passed.
+   * known taken is sent again once the server's wait has passed, a frame per wait.
    */
   #unsubscribeRefused(error: PresencedError): void {
     for (const [id, sent] of this.#unwatched) if (sent > 0) this.#unwatched.set(id, 0)
-    if (this.#unsubscribeTimer !== undefined) return
-    this.#unsubscribeTimer = setTimeout(() => {
-      this.#unsubscribeTimer = undefined
-      if (this.#connection?.kind === 'websocket' && this.#opened) {
-        this.#unsubscribe(this.#connection)
-      }
-    }, error.retryAfterMs ?? 1000)
+    this.#unsubscribeWaitMs = error.retryAfterMs ?? 1000
+    this.#unsubscribeLater()
   }
 
   /** Ends the open connection for `error`: fails the subscription, or reconnects. */
