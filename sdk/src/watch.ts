@@ -205,6 +205,8 @@ interface SentSubscribe {
   /** The add() frame it carries; undefined: every watched id (the first, or after a reset). */
   readonly frame: number | undefined
   readonly ids: readonly string[]
+  /** Its number among the frames of the connection (#frameCount): what its answer confirms. */
+  readonly at: number
 }
 
 /**
@@ -248,6 +250,23 @@ export class Subscription
   #resetPending = false
   /** WebSocket: the subscribes of this connection not answered yet, oldest first. */
   #sent: SentSubscribe[] = []
+  /**
+   * WebSocket: ids removed that the server's stream may still watch, each with the number of the
+   * unsubscribe frame of this connection that last carried it (#frameCount); 0: to be sent (not
+   * sent on this connection yet, or refused). The server does not answer an unsubscribe it
+   * takes: one is known taken once a subscribe sent after it is answered (a connection's frames
+   * are handled in order, a refusal at once). A refused one is sent again after the server's
+   * wait; a connection that ends leaves them all to send again after its resume (the resumed
+   * stream watches what the old one did); a fresh stream (no resume, a reset) watches only the
+   * ids subscribed, and clears them.
+   */
+  readonly #unwatched = new Map<string, number>()
+  /** Subscribe and unsubscribe frames sent on this connection: numbers them. */
+  #frameCount = 0
+  /** Sends the unsubscribes left to send (refused, or past a frame) once a wait has passed. */
+  #unsubscribeTimer: ReturnType<typeof setTimeout> | undefined
+  /** The wait between unsubscribe frames sent again: the last refusal's `retryAfterMs`. */
+  #unsubscribeWaitMs = 1000
   #attempt = 0
   /**
    * Connections ended in a row for subscribing too fast: each waits a doubled backoff, however
@@ -363,7 +382,11 @@ export class Subscription
       closed.catch(() => {})
       return closed
     }
-    for (const id of added) this.#ids.add(id)
+    for (const id of added) {
+      this.#ids.add(id)
+      // its subscribe follows any unsubscribe sent: one sent again would undo this add
+      this.#unwatched.delete(id)
+    }
     let resolve!: () => void
     let reject!: (error: unknown) => void
     const answered = new Promise<void>((res, rej) => {
@@ -384,6 +407,9 @@ export class Subscription
       this.#reopen()
     } else if (this.#connection !== undefined && this.#opened) {
       pending.frame = ++this.#frames
+      // removes still to reach the server go first, as they were made: the limits judge the
+      // subscribe after them
+      this.#unsubscribe(this.#connection)
       this.#subscribe(this.#connection, added, pending.frame)
     } else for (const id of added) this.#unsent.add(id)
     return earlier.length === 0 ? answered : allOf([answered, ...earlier])
@@ -392,7 +418,10 @@ export class Subscription
   /**
    * Stops watching users; no event about them is delivered from now on. Ids as in `add`. An
    * add() of only these ids, not answered yet, resolves (over a WebSocket, once the server has
-   * answered the subscribe already sent).
+   * answered the subscribe already sent). Over a WebSocket the server stops watching them too
+   * (they no longer count against the user's watch limit): an unsubscribe it refuses
+   * (`RATE_LIMITED`) is sent again after its wait, and one the connection may not have delivered
+   * again after the next connection's resume.
    */
   remove(ids: Iterable<Id | HasId>): void {
     const removed = Array.from(ids, (u) => toIdString(u)).filter((id) => this.#ids.delete(id))
@@ -412,8 +441,14 @@ export class Subscription
     }
     // SSE cannot unsubscribe: events about removed users are dropped here instead, and a
     // request left watching nobody is closed (it holds one of the user's places)
-    if (this.#connection?.kind === 'websocket') {
-      this.#connection.send({ type: 'unsubscribe', ids: removed })
+    if (this.#kind() === 'websocket') {
+      // until the server has taken the unsubscribe (sent now on an open connection; else after
+      // the next one's resume), the ids are sent again whenever it may not have
+      for (const id of removed) this.#unwatched.set(id, 0)
+      // (while refused ones wait, these join them: sent now they would be refused too)
+      if (this.#connection !== undefined && this.#opened && this.#unsubscribeTimer === undefined) {
+        this.#unsubscribe(this.#connection)
+      }
     } else if (this.#ids.size === 0 && this.#kind() === 'sse') {
       this.#connection?.close()
       this.#connection = undefined
@@ -451,6 +486,7 @@ export class Subscription
     this.#closed = true
     this.#unlisten?.()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
+    clearTimeout(this.#unsubscribeTimer)
     this.#connection?.close()
     this.#connection = undefined
     this.#rejectReady(reason)
@@ -530,7 +566,13 @@ export class Subscription
               since: this.#resume.since,
               ...(positions.length > 0 && { positions: Object.fromEntries(positions) }),
             })
+            // the resumed stream watches what the old one did: the ids removed since it may
+            // have last taken an unsubscribe are unsubscribed again (the positions leave them
+            // out: a stream continued from them never watches them)
+            this.#unsubscribe(connection)
           } else {
+            // a fresh stream watches only what is subscribed now
+            this.#unwatched.clear()
             // the ids of add()s not answered yet go in a subscribe of their own, after this one:
             // a refusal of theirs (a limit they take the stream past) refuses only them
             const first = [...this.#ids].filter((id) => !this.#unsent.has(id))
@@ -585,6 +627,8 @@ export class Subscription
     this.#opened = false
     this.#openedAt = undefined
     this.#sent = []
+    this.#frameCount = 0
+    this.#unsubscribeWaitMs = 1000
     try {
       connection =
         kind === 'websocket'
@@ -615,7 +659,48 @@ export class Subscription
   /** Sends a subscribe of `ids` (of add() frame `frame`; undefined: every id), to be answered. */
   #subscribe(connection: Connection, ids: readonly string[], frame: number | undefined): void {
     connection.send({ type: 'subscribe', ids, positions: true })
-    this.#sent.push({ frame, ids })
+    this.#sent.push({ frame, ids, at: ++this.#frameCount })
+  }
+
+  /**
+   * Sends the unsubscribe of the removed ids not sent on this connection yet (or refused): at
+   * most `maxIds` now (a bigger frame would be refused whole), the rest a frame per wait (the
+   * last refusal's, else a second), so that frames sent again are not refused again together.
+   */
+  #unsubscribe(connection: Connection): void {
+    const ids = [...this.#unwatched].filter(([, at]) => at === 0).map(([id]) => id)
+    if (ids.length === 0) return
+    const chunk = ids.length > this.#maxIds ? ids.slice(0, this.#maxIds) : ids
+    const at = ++this.#frameCount
+    connection.send({ type: 'unsubscribe', ids: chunk })
+    for (const id of chunk) this.#unwatched.set(id, at)
+    if (ids.length > chunk.length) this.#unsubscribeLater()
+  }
+
+  /** Sends the unsubscribes left to send after `#unsubscribeWaitMs` (once: one timer). */
+  #unsubscribeLater(): void {
+    if (this.#unsubscribeTimer !== undefined) return
+    this.#unsubscribeTimer = setTimeout(() => {
+      this.#unsubscribeTimer = undefined
+      if (this.#connection?.kind === 'websocket' && this.#opened) {
+        this.#unsubscribe(this.#connection)
+      }
+    }, this.#unsubscribeWaitMs)
+  }
+
+  /** A subscribe sent as frame `at` was answered: every unsubscribe sent before it was taken. */
+  #unsubscribedBefore(at: number): void {
+    for (const [id, sent] of this.#unwatched) if (sent > 0 && sent < at) this.#unwatched.delete(id)
+  }
+
+  /**
+   * The server refused an unsubscribe (RATE_LIMITED): which one is not said, so every one not
+   * known taken is sent again once the server's wait has passed, a frame per wait.
+   */
+  #unsubscribeRefused(error: PresencedError): void {
+    for (const [id, sent] of this.#unwatched) if (sent > 0) this.#unwatched.set(id, 0)
+    this.#unsubscribeWaitMs = error.retryAfterMs ?? 1000
+    this.#unsubscribeLater()
   }
 
   /** Ends the open connection for `error`: fails the subscription, or reconnects. */
@@ -716,6 +801,10 @@ export class Subscription
     // them, so the next connection starts a fresh one rather than resuming it
     if (this.#sent.some((s) => s.frame === undefined)) this.#resume = undefined
     this.#sent = []
+    // whether the server took the unsubscribes sent is unknown: sent again after the resume
+    clearTimeout(this.#unsubscribeTimer)
+    this.#unsubscribeTimer = undefined
+    for (const id of this.#unwatched.keys()) this.#unwatched.set(id, 0)
     for (const add of [...this.#adds]) {
       if (add.frame === undefined) continue
       add.frame = undefined
@@ -797,6 +886,8 @@ export class Subscription
       this.#resume = undefined
       this.#positions.clear()
       this.#resetPending = true
+      // the stream that was not resumed is gone: the one here watches only what is subscribed
+      this.#unwatched.clear()
       if (this.#connection?.kind === 'websocket') {
         if (this.#ids.size > this.#maxIds && this.#sent.some((s) => s.frame !== undefined)) {
           // the add()s sent after the resume are judged first, on the fresh stream, and a
@@ -834,7 +925,12 @@ export class Subscription
         // grows while it goes on), resumed; the subscribe it left unanswered is sent again
         return this.#drop(error, false)
       }
-      // a refused heartbeat or unsubscribe says so (`for`); it answers no subscribe
+      // a refused heartbeat or unsubscribe says so (`for`); it answers no subscribe. An
+      // unsubscribe refused for the rate is sent again after the server's wait: the server
+      // would go on watching (and counting against the watch limit) the ids removed
+      if (frame.for === 'unsubscribe' && error.code === 'RATE_LIMITED') {
+        this.#unsubscribeRefused(error)
+      }
       if (frame.for === 'heartbeat' || frame.for === 'unsubscribe') {
         if (this.listenerCount('warning') > 0) this.emit('warning', error)
         return
@@ -867,6 +963,7 @@ export class Subscription
           (frame.for === undefined && (SUBSCRIBE_REFUSALS.has(code) || RETRIED_REFUSALS.has(code))))
       ) {
         // the oldest subscribe not answered is refused (a connection's are answered in order)
+        this.#unsubscribedBefore(head.at)
         if (head.frame === undefined) {
           // the subscribe of every watched id: no snapshot will come, and `ready` would wait for
           // ever. As over SSE, where the same refusals are HTTP statuses: a bad request is
@@ -905,7 +1002,10 @@ export class Subscription
         // replayed after a resume answers a subscribe of an earlier connection, not this one's)
         const head = this.#sent[0]
         const answered = head !== undefined && sameIds(head.ids, event.presences)
-        if (answered) this.#sent.shift()
+        if (answered) {
+          this.#sent.shift()
+          this.#unsubscribedBefore(head.at)
+        }
         // a reset's state is the snapshot of every id sent for it, not an add()'s before it
         reset &&= answered && head.frame === undefined
         if (answered && head.frame !== undefined) {

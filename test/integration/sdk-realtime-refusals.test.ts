@@ -412,3 +412,141 @@ test(
     assert.equal(recording.sockets.length, 1)
   },
 )
+
+/**
+ * A subscription of WATCHER's to 1000 users (its watch limit) on a server that lets a
+ * connection subscribe and unsubscribe 500 ids/s, bursts of 1000 (a frame's worth): its first
+ * subscribe spends the whole budget.
+ */
+async function budgetSpent(t: TestContext) {
+  const { server, watcherToken } = await setup(t, {
+    realtimeWatchesPerUser: 1000,
+    realtimeSubscribeRate: 500,
+  })
+  const { recording, client } = recordingClient(server.url, watcherToken)
+  const first = Array.from({ length: 1000 }, (_, i) => String(10_000 + i))
+  const sub = client.subscribe(first, { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+  t.after(() => sub.close())
+  return { recording, sub, first, errors: errorsOf(sub) }
+}
+
+/** `sub.add(ids)`, tried again after the server's wait while it is refused `RATE_LIMITED`. */
+async function addPaced(sub: Subscription, ids: string[]): Promise<unknown> {
+  for (;;) {
+    const outcome = await within(sub.add(ids))
+    if (!(outcome instanceof PresencedError) || outcome.code !== 'RATE_LIMITED') return outcome
+    await new Promise((resolve) => setTimeout(resolve, outcome.retryAfterMs ?? 1000))
+  }
+}
+
+test(
+  'over websocket, a remove() whose unsubscribe the server refuses RATE_LIMITED is sent again after its wait: the removed ids stop counting against the watch limit',
+  { timeout: 60_000 },
+  async (t) => {
+    const { recording, sub, first, errors } = await budgetSpent(t)
+    const warnings: PresencedError[] = []
+    sub.on('warning', (w) => warnings.push(w))
+    await sub.ready
+    // the unsubscribe frames the SDK sends, and when
+    const socket = recording.sockets[0]!
+    const send = socket.send.bind(socket) as (data: string) => void
+    const unsubscribes: Array<{ at: number; ids: string[] }> = []
+    Object.defineProperty(socket, 'send', {
+      value: (data: string) => {
+        const frame = JSON.parse(data) as { type: string; ids: string[] }
+        if (frame.type === 'unsubscribe') unsubscribes.push({ at: Date.now(), ids: frame.ids })
+        send(data)
+      },
+    })
+    const refused = new Promise<PresencedError>((resolve) => sub.once('warning', resolve))
+    const removed = first.slice(0, 500)
+    sub.remove(removed)
+    const refusal = await refused
+    const refusedAt = Date.now()
+    assert.equal(refusal.code, 'RATE_LIMITED', 'the unsubscribe went past the budget')
+    assert.equal(refusal.body && (refusal.body as { for?: unknown }).for, 'unsubscribe')
+
+    // the SDK sends it again on its own (waited for here, 5 s at most)
+    const deadline = Date.now() + 5_000
+    while (unsubscribes.length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+
+    // the app watches 500 users of its 1000: 500 more fit, once the server stopped watching
+    const fresh = Array.from({ length: 500 }, (_, i) => String(20_000 + i))
+    const added = await addPaced(sub, fresh)
+    assert.equal(added, 'resolved', `the add fits the watch limit, got ${String(added)}`)
+    assert.equal(sub.ids.size, 1000)
+    // sent again once, no sooner than the server said; taken, then not sent again
+    assert.equal(unsubscribes.length, 2, JSON.stringify(unsubscribes.map((u) => u.ids.length)))
+    assert.deepEqual(unsubscribes[1]!.ids, removed)
+    const waited = unsubscribes[1]!.at - refusedAt
+    assert.ok(
+      waited >= refusal.retryAfterMs! - 20,
+      `${waited} ms, the server asks ${refusal.retryAfterMs}`,
+    )
+    assert.deepEqual(errors, [])
+    assert.ok(
+      warnings.every((w) => w.code === 'RATE_LIMITED'),
+      warnings.map((w) => w.code).join(','),
+    )
+  },
+)
+
+test(
+  'over websocket, a remove() made while the connection is down reaches the resumed stream: the removed id stops counting against the watch limit',
+  { timeout: 60_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t, { realtimeWatchesPerUser: 2 })
+    const { recording, client } = recordingClient(server.url, watcherToken)
+    const sub = client.subscribe([42, PLAYER], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    const errors = errorsOf(sub)
+    const events: string[] = []
+    sub.on('event', (e) => events.push(e.type === 'snapshot' && e.reset ? 'reset' : e.type))
+    await sub.ready
+    const down = new Promise<void>((resolve) =>
+      sub.once('reconnecting', () => {
+        sub.remove([42])
+        resolve()
+      }),
+    )
+    recording.sockets[0]!.terminate()
+    await down
+    const reopened = new Promise<void>((resolve) => sub.once('open', () => resolve()))
+    assert.equal(await within(reopened), 'resolved')
+    const added = await within(sub.add([7]))
+    assert.equal(added, 'resolved', `the add fits the watch limit, got ${String(added)}`)
+    assert.deepEqual([...sub.ids], [PLAYER, '7'])
+    assert.ok(!events.includes('reset'), `resumed, not reset: ${events.join(',')}`)
+    assert.equal(recording.sockets.length, 2)
+    assert.deepEqual(errors, [])
+  },
+)
+
+test(
+  'over websocket, remove()s whose unsubscribes the server refused and then closed the connection for (1008 subscribing too fast) reach the resumed stream: the removed ids stop counting against the watch limit',
+  { timeout: 60_000 },
+  async (t) => {
+    const { recording, sub, first, errors } = await budgetSpent(t)
+    await sub.ready
+    const ended = nextEnd(sub)
+    // 21 removes at once: 20 refused RATE_LIMITED, the 21st closes the connection unanswered
+    const removed = first.slice(0, 21 * 40)
+    for (let i = 0; i < 21; i++) sub.remove(removed.slice(i * 40, (i + 1) * 40))
+    const end = await ended
+    if (end === 'none') assert.fail('neither reconnecting nor error within 20 s')
+    assert.ok('reconnecting' in end, 'not fatal')
+    assert.match(String(end.reconnecting.error), /Subscribing too fast/)
+    const reopened = new Promise<void>((resolve) => sub.once('open', () => resolve()))
+    assert.equal(await within(reopened), 'resolved')
+
+    // the app watches 160 users of its 1000: 840 more fit, once the server stopped watching
+    const fresh = Array.from({ length: removed.length }, (_, i) => String(20_000 + i))
+    const added = await addPaced(sub, fresh)
+    assert.equal(added, 'resolved', `the add fits the watch limit, got ${String(added)}`)
+    assert.equal(sub.ids.size, 1000)
+    assert.equal(recording.sockets.length, 2)
+    assert.deepEqual(errors, [])
+  },
+)
