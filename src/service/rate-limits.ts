@@ -126,11 +126,7 @@ export class RateLimits {
         rules: this.#request,
         near: caller.userId,
       })
-      // bounded: full, it starts over (deleting the oldest key each time would walk a Map's
-      // deleted entries, see MemoryRateLimiter; a hit is cheap to make again)
-      if (this.#userHits.size >= USER_HITS) this.#userHits.clear()
-      this.#userHits.set(caller.userId, hit)
-      return hit
+      return keep(this.#userHits, caller.userId, hit)
     }
     if (caller.kind === 'anonymous') {
       const kept = this.#addressHits.get(address)
@@ -139,10 +135,8 @@ export class RateLimits {
         key: `roblox:${subjectOf(caller, address)}`,
         rules: this.#request,
       })
-      // bounded as #userHits; an address rotated through many (IPv6) is merely built again
-      if (this.#addressHits.size >= USER_HITS) this.#addressHits.clear()
-      this.#addressHits.set(address, hit)
-      return hit
+      // an address rotated through many (IPv6) is merely built again
+      return keep(this.#addressHits, address, hit)
     }
     return { key: `roblox:${subjectOf(caller, address)}`, rules: this.#request }
   }
@@ -250,4 +244,15 @@ function subjectOf(caller: Caller, address: string): string {
     : caller.kind === 'key'
       ? `key:${caller.keyId}`
       : `ip:${clientOf(address)}`
+}
+
+/**
+ * Keeps `hit` for `id`, at most USER_HITS of them: full, the map starts over (deleting the oldest
+ * key each time would walk a Map's deleted entries, see MemoryRateLimiter; a hit is cheap to
+ * make again).
+ */
+function keep<K>(hits: Map<K, RateLimitHit>, id: K, hit: RateLimitHit): RateLimitHit {
+  if (hits.size >= USER_HITS) hits.clear()
+  hits.set(id, hit)
+  return hit
 }
