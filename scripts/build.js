@@ -13,6 +13,7 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
+  readFileSync,
   readdirSync,
   rmSync,
   statSync,
@@ -29,6 +30,31 @@ const stamp = join(dist, '.build-stamp')
 const lock = join(root, '.build-lock')
 /** A lock this old was left by a build that died; builds take well under a minute here. */
 const STALE_LOCK_MS = 5 * 60_000
+
+/**
+ * Whether the build lock at `path` was left by a build that died: its owner's process is gone (a
+ * build interrupted by Ctrl-C or a kill never runs its `finally`), or, where the owner is not
+ * known (a lock just made, or made on another host), the lock is older than STALE_LOCK_MS.
+ */
+export function lockAbandoned(path, now = Date.now()) {
+  let owner
+  try {
+    owner = Number(readFileSync(join(path, 'pid'), 'utf8'))
+  } catch {
+    owner = undefined
+  }
+  if (Number.isInteger(owner) && owner > 0) {
+    try {
+      process.kill(owner, 0)
+      return false
+    } catch (error) {
+      // EPERM: alive, another user's
+      if (error.code === 'ESRCH') return true
+      return false
+    }
+  }
+  return now - statSync(path).mtimeMs > STALE_LOCK_MS
+}
 
 /** Files whose change makes the build stale; tests are not built, so they do not count. */
 function sources() {
@@ -105,6 +131,7 @@ export function build() {
  * one builds while the others wait for its lock, then find the build fresh.
  */
 export function buildIfStale(log = (line) => console.error(line)) {
+  let waiting = false
   for (;;) {
     const reason = staleReason()
     if (reason === undefined) return
@@ -115,11 +142,21 @@ export function buildIfStale(log = (line) => console.error(line)) {
     }
     try {
       mkdirSync(lock)
+      writeFileSync(join(lock, 'pid'), String(process.pid))
     } catch (error) {
       if (error.code !== 'EEXIST') throw error
-      if (Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS)
-        rmSync(lock, { force: true, recursive: true })
-      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
+      let abandoned
+      try {
+        abandoned = lockAbandoned(lock)
+      } catch {
+        continue // released meanwhile
+      }
+      if (abandoned) rmSync(lock, { force: true, recursive: true })
+      else {
+        if (!waiting) log(`presenced: waiting for another build (${lock}) ...`)
+        waiting = true
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
+      }
       continue
     }
     try {

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+// @ts-expect-error plain JavaScript, without types
+import { lockAbandoned } from '../../scripts/build.js'
+
+const abandoned = lockAbandoned as (path: string, now?: number) => boolean
+
+function lockDir(t: { after: (fn: () => void) => void }, pid?: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'build-lock-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const lock = join(dir, '.build-lock')
+  mkdirSync(lock)
+  if (pid !== undefined) writeFileSync(join(lock, 'pid'), String(pid))
+  return lock
+}
+
+test('a build lock whose owner process is gone is abandoned at once (a build killed by Ctrl-C)', (t) => {
+  const gone = spawnSync(process.execPath, ['-e', '0']).pid
+  assert.ok(gone > 0)
+  assert.equal(abandoned(lockDir(t, gone)), true)
+})
+
+test('a build lock whose owner is alive is held, however old', (t) => {
+  const lock = lockDir(t, process.pid)
+  const hourAgo = new Date(Date.now() - 3_600_000)
+  utimesSync(lock, hourAgo, hourAgo)
+  assert.equal(abandoned(lock), false)
+})
+
+test('a build lock without a known owner is abandoned only once it is old', (t) => {
+  const lock = lockDir(t)
+  assert.equal(abandoned(lock), false)
+  assert.equal(abandoned(lock, Date.now() + 6 * 60_000), true)
+})
