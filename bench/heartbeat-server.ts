@@ -29,7 +29,11 @@ import { testConfig } from '../src/app/config.js'
 import type { UserId } from '../src/core/user-id.js'
 import type { Activity } from '../src/core/presence.js'
 import { robloxCredential } from '../src/protocols/roblox/auth.js'
-import { deviceOf, parseRegisterRequest } from '../src/protocols/roblox/requests.js'
+import {
+  deviceOf,
+  parseRegisterRequest,
+  quickRegisterBody,
+} from '../src/protocols/roblox/requests.js'
 import { fixedReply } from '../src/protocols/shared/lean-routes.js'
 import { parseJsonBody } from '../src/protocols/shared/lossless-json.js'
 import { startCpuProfile, startHeapSampling } from './lib/cpu-profile.js'
@@ -99,7 +103,7 @@ if (values.skeleton || stopAfter !== undefined) {
       )
       const text = await body()
       if (stopAfter === 'auth') return answer
-      const parsed = parseRegisterRequest(parseJsonBody(text))
+      const parsed = parseRegisterRequest(quickRegisterBody(text) ?? parseJsonBody(text))
       if (stopAfter === 'parse') return answer
       // the write without its rate limit, the change published as the route's is
       const activity: Activity = {

@@ -103,11 +103,19 @@ export class RequestAdmission {
    * done at once (embedded mode) answers without a promise, and so does this: the change, or the
    * refusal thrown (issue 19: each async layer and each promise resolved with an object cost a
    * heartbeat microtask turns and a `then` lookup); a refusal or failure of anything that waits
-   * comes as the promise's.
+   * comes as the promise's. `input` and `now` are handed to `limited` and `write`, so a caller
+   * can pass functions made once rather than closures over them (issue 19: two closures per
+   * heartbeat, each called through V8's lazy-compile entry the first time).
    */
-  admitWith(
-    limited: (hit: RateLimitHit) => LimitedWrite | Promise<LimitedWrite> | undefined,
-    write: () => Promise<PresenceChange>,
+  admitWith<T = undefined>(
+    limited: (
+      hit: RateLimitHit,
+      input: T,
+      now: number,
+    ) => LimitedWrite | Promise<LimitedWrite> | undefined,
+    write: (input: T, now: number) => Promise<PresenceChange>,
+    input?: T,
+    now = 0,
   ): PresenceChange | Promise<PresenceChange> {
     if (this.#outcome === undefined && this.#step === undefined && this.#done === undefined) {
       try {
@@ -117,10 +125,10 @@ export class RequestAdmission {
           throw refusal
         })
       }
-      const step = limited(this.hit)
+      const step = limited(this.hit, input as T, now)
       if (step === undefined) {
         // the checks passed: the hit alone is left
-        return (this.#outcome = this.#limits.spend(this.hit)).then(write)
+        return (this.#outcome = this.#limits.spend(this.hit)).then(() => write(input as T, now))
       }
       // its outcome, for a later `run` or `refusalOr`, is made from it only when one asks
       // (most requests never do): two promises and two closures fewer per heartbeat
@@ -131,7 +139,7 @@ export class RequestAdmission {
       this.#done = step
       return this.#changeOf(step)
     }
-    return this.run().then(write)
+    return this.run().then(() => write(input as T, now))
   }
 
   /** The change a limited write made, or its refusal thrown. */

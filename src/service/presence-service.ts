@@ -37,9 +37,19 @@ import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import { Fanout, type FanoutOptions } from '../realtime/fanout.js'
 import type { CatalogueStore } from '../store/catalogue-store.js'
 import type { CredentialStore } from '../store/credential-store.js'
-import type { PresenceStore, SessionWrite, TitleEnd } from '../store/presence-store.js'
+import type {
+  LimitedWrite,
+  PresenceStore,
+  SessionWrite,
+  TitleEnd,
+} from '../store/presence-store.js'
 import type { PrivacyStore } from '../store/privacy-store.js'
-import { titleHit, type RateLimiter, type TitleBudget } from '../store/rate-limiter.js'
+import {
+  titleHit,
+  type RateLimitHit,
+  type RateLimiter,
+  type TitleBudget,
+} from '../store/rate-limiter.js'
 import type { RequestAdmission } from './admission.js'
 import { ApiKeys } from './api-keys.js'
 import { Authenticator } from './authenticator.js'
@@ -573,18 +583,24 @@ export class PresenceService {
       ttlMs: input.ttlMs ?? this.#settings.sessionTtlMs,
       inherit: input.inherit,
     }
-    const { presence, rateLimiter } = this.#stores
     const now = this.#clock.now()
     const change = admission
-      ? admission.admitWith(
-          (hit) => presence.limitedHeartbeat?.(write, now, hit, rateLimiter),
-          () => presence.heartbeat(write, now),
-        )
-      : presence.heartbeat(write, now)
+      ? admission.admitWith(this.#limitedWrite, this.#plainWrite, write, now)
+      : this.#stores.presence.heartbeat(write, now)
     return change instanceof Promise
       ? change.then((done) => this.#afterBeat(done, input.source))
       : this.#afterBeat(change, input.source)
   }
+
+  /** #beatAs's store steps for admitWith, made once: no closure per heartbeat. */
+  readonly #limitedWrite = (
+    hit: RateLimitHit,
+    write: SessionWrite,
+    now: number,
+  ): LimitedWrite | Promise<LimitedWrite> | undefined =>
+    this.#stores.presence.limitedHeartbeat?.(write, now, hit, this.#stores.rateLimiter)
+  readonly #plainWrite = (write: SessionWrite, now: number): Promise<PresenceChange> =>
+    this.#stores.presence.heartbeat(write, now)
 
   /** A heartbeat's change told (when it is one) and counted; the change once that is done. */
   #afterBeat(

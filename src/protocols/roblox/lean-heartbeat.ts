@@ -11,6 +11,7 @@ import {
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { warnFailure } from '../shared/warn-failure.js'
 import { errorBody, renderError } from './errors.js'
+import { quickRegisterBody } from './requests.js'
 import type { SplitAdmit } from './plugin.js'
 import { HEARTBEAT_HEADER, JSON_TYPE, heartbeatAfter, registerPresence } from './routes.js'
 
@@ -106,7 +107,8 @@ export function leanHeartbeatRoute(context: ProtocolContext, admit: SplitAdmit):
     try {
       let parsed: unknown
       try {
-        parsed = parseJsonBody(text)
+        // a body written as clients write one is read by hand, anything else as before
+        parsed = quickRegisterBody(text) ?? parseJsonBody(text)
       } catch (error) {
         throw closing(error)
       }

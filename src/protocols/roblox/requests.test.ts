@@ -11,6 +11,7 @@ import {
   parseRegisterRequest,
   parseUsersJson,
   parseUsersRequest,
+  quickRegisterBody,
 } from './requests.js'
 
 test('parseUsersRequest: dedupes in first-occurrence order, keeps big ids exact', () => {
@@ -213,4 +214,82 @@ test('parseUsersJson: ids alike in their low 32 bits are distinct, repeats of ea
   const full = Array.from({ length: 25 }, (_, k) => String(k * 2 ** 32 + 5))
   const doubled = full.flatMap((id) => [id, id])
   assert.deepEqual(parseUsersJson(`{"userIds":[${doubled.join(',')}]}`)?.ids, full)
+})
+
+/** parseRegisterRequest's answer for a body, or its error's rendering. */
+function registered(body: () => unknown): unknown {
+  try {
+    return parseRegisterRequest(body())
+  } catch (error) {
+    return renderError(error) ?? String(error)
+  }
+}
+
+test('quickRegisterBody: the members parseJsonBody gives, or undefined to parse as before', () => {
+  const read = [
+    '{}',
+    '{"location":"Home"}',
+    '{"location":"Game","placeId":1818}',
+    '{"placeId":123456789012345,"location":"x y é"}',
+    '{"location":"Game","placeId":5,"gameId":"6F1E0C0E-8C5E-4A55-9D8C-0E7E3B1F3F11"}',
+    '{"disconnect":true}',
+    '{"disconnect":false,"platform":"iOS"}',
+    '{"platform":"not ok!"}',
+    '{"location":""}',
+  ]
+  for (const text of read) {
+    assert.notEqual(quickRegisterBody(text), undefined, text)
+    assert.deepEqual(
+      registered(() => quickRegisterBody(text)),
+      registered(() => parseJsonBody(text)),
+      text,
+    )
+  }
+  const left = [
+    '',
+    ' {}',
+    '{ "location":"Home"}',
+    '{"location":"Ho\\"me"}',
+    '{"location":"Home","location":"Game"}',
+    '{"placeId":1234567890123456}',
+    '{"placeId":0}',
+    '{"placeId":-1}',
+    '{"placeId":1.5}',
+    '{"placeId":1e3}',
+    '{"placeId":null}',
+    '{"other":1}',
+    '{"__proto__":1}',
+    '{"disconnect":truex}',
+    '{"location":"Home"',
+    '{"location":"Home"}}',
+    '{"location":"Home",}',
+    '{"location"}',
+    '[1]',
+  ]
+  for (const text of left) assert.equal(quickRegisterBody(text), undefined, text)
+})
+
+test('quickRegisterBody: whatever it reads, parseRegisterRequest answers as for JSON.parse', () => {
+  const member = fc.oneof(
+    fc.constantFrom('location', 'placeId', 'gameId', 'disconnect', 'platform', 'other'),
+    fc.string({ maxLength: 6 }),
+  )
+  const value = fc.oneof(
+    fc.string({ maxLength: 12 }).map((s) => JSON.stringify(s)),
+    fc.constantFrom('true', 'false', 'null', '0', '1', '-3', '1.5', '1e2', '1234567890123456'),
+    fc.nat().map(String),
+    fc.constantFrom('"Home"', '"6f1e0c0e-8c5e-4a55-9d8c-0e7e3b1f3f11"', '"iOS"', '" "'),
+  )
+  fc.assert(
+    fc.property(fc.array(fc.tuple(member, value), { maxLength: 5 }), (pairs) => {
+      const text = `{${pairs.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`
+      const quick = quickRegisterBody(text)
+      if (quick === undefined) return
+      assert.deepEqual(
+        registered(() => quick),
+        registered(() => parseJsonBody(text)),
+      )
+    }),
+    { numRuns: 2000 },
+  )
 })
