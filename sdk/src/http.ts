@@ -309,16 +309,19 @@ export class Transport {
         response.status === 429 || (idempotent && RETRY_STATUSES.has(response.status))
       /** Why a retryable answer is the call's failure: the server asked for too long a wait. */
       let notRetried: string | undefined
-      if (retryable && attempt < this.#retry.maxAttempts) {
-        const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'))
-        const delay = this.#backoff(attempt, retryAfterMs)
-        if (delay !== undefined) {
+      if (retryable) {
+        const wait = this.retryWait(
+          attempt,
+          parseRetryAfter(response.headers.get('retry-after')),
+          'Retry-After',
+        )
+        if ('delayMs' in wait) {
           deadline.done()
           await response.body?.cancel()
-          await this.sleep(delay, options.signal)
+          await this.sleep(wait.delayMs, options.signal)
           continue
         }
-        notRetried = `not retried: Retry-After asks for ${seconds(retryAfterMs!)}, more than retry.maxDelayMs, ${seconds(this.#retry.maxDelayMs)}`
+        notRetried = wait.notRetried
       }
 
       let text: string
@@ -372,6 +375,25 @@ export class Transport {
       ),
       { status: 0, protocol: 'network', cause },
     )
+  }
+
+  /**
+   * Whether a refusal that may pass (a 429, an `add()` refused `RATE_LIMITED`) after try number
+   * `attempt` is tried again, by the `retry` options: after `delayMs` (#backoff), or not, the
+   * last attempt made or a wait asked (`retryAfterMs`, told as `asked`) past `retry.maxDelayMs`,
+   * which `notRetried` then says for the error's message.
+   */
+  retryWait(
+    attempt: number,
+    retryAfterMs: number | undefined,
+    asked: string,
+  ): { delayMs: number } | { notRetried: string | undefined } {
+    if (attempt >= this.#retry.maxAttempts) return { notRetried: undefined }
+    const delayMs = this.#backoff(attempt, retryAfterMs)
+    if (delayMs !== undefined) return { delayMs }
+    return {
+      notRetried: `not retried: ${asked} asks for ${seconds(retryAfterMs!)}, more than retry.maxDelayMs, ${seconds(this.#retry.maxDelayMs)}`,
+    }
   }
 
   /**

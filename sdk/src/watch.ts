@@ -193,6 +193,10 @@ interface PendingAdd {
   frame: number | undefined
   /** What add() returned: a later add() of the same ids settles with it. */
   promise: Promise<void>
+  /** Its subscribes refused for a limit that passes (RATE_LIMITED, UNAVAILABLE) so far. */
+  tries: number
+  /** Sends it again once the wait after such a refusal has passed (see #addRefused). */
+  retry: ReturnType<typeof setTimeout> | undefined
   resolve(): void
   reject(error: unknown): void
 }
@@ -398,6 +402,8 @@ export class Subscription
       wanted: new Set(added),
       frame: undefined,
       promise: answered,
+      tries: 0,
+      retry: undefined,
       resolve,
       reject,
     }
@@ -436,8 +442,7 @@ export class Subscription
     for (const add of this.#adds) for (const id of removed) add.wanted.delete(id)
     for (const add of this.#adds.filter((a) => a.wanted.size === 0)) {
       if (add.frame !== undefined && this.#kind() === 'websocket') continue
-      this.#adds.splice(this.#adds.indexOf(add), 1)
-      add.resolve()
+      this.#settle(add, undefined)
     }
     // SSE cannot unsubscribe: events about removed users are dropped here instead, and a
     // request left watching nobody is closed (it holds one of the user's places)
@@ -490,7 +495,10 @@ export class Subscription
     this.#connection?.close()
     this.#connection = undefined
     this.#rejectReady(reason)
-    for (const add of this.#adds.splice(0)) add.reject(reason)
+    for (const add of this.#adds.splice(0)) {
+      clearTimeout(add.retry)
+      add.reject(reason)
+    }
     for (const queue of this.#iterators) queue.end()
     this.#iterators.clear()
     this.emit('close', undefined)
@@ -574,8 +582,12 @@ export class Subscription
             // a fresh stream watches only what is subscribed now
             this.#unwatched.clear()
             // the ids of add()s not answered yet go in a subscribe of their own, after this one:
-            // a refusal of theirs (a limit they take the stream past) refuses only them
-            const first = [...this.#ids].filter((id) => !this.#unsent.has(id))
+            // a refusal of theirs (a limit they take the stream past) refuses only them; those of
+            // an add() waiting to be sent again go when its wait is over
+            const waiting = new Set(
+              this.#adds.filter((a) => a.retry !== undefined).flatMap((a) => [...a.wanted]),
+            )
+            const first = [...this.#ids].filter((id) => !this.#unsent.has(id) && !waiting.has(id))
             if (first.length > 0) this.#subscribe(connection, first, undefined)
             else this.#resolveReady()
           }
@@ -744,16 +756,9 @@ export class Subscription
       retryAfterMs !== undefined &&
       retryAfterMs > maxDelayMs
     ) {
-      told = new PresencedError(
-        `${error.message} (reconnecting in ${seconds(delayMs)} as the server asks, more than reconnect.maxDelayMs, ${seconds(maxDelayMs)})`,
-        {
-          status: error.status,
-          code: error.code,
-          protocol: error.protocol,
-          retryAfterMs,
-          body: error.body,
-          cause: error,
-        },
+      told = withNote(
+        error,
+        `reconnecting in ${seconds(delayMs)} as the server asks, more than reconnect.maxDelayMs, ${seconds(maxDelayMs)}`,
       )
     }
     this.#timer = setTimeout(() => {
@@ -783,7 +788,10 @@ export class Subscription
       )
     }
     this.#rejectReady(failure)
-    for (const add of this.#adds.splice(0)) add.reject(failure)
+    for (const add of this.#adds.splice(0)) {
+      clearTimeout(add.retry)
+      add.reject(failure)
+    }
     if (this.listenerCount('error') > 0) this.emit('error', failure)
     for (const queue of this.#iterators) queue.fail(failure)
     this.#iterators.clear()
@@ -821,6 +829,7 @@ export class Subscription
    */
   #settle(add: PendingAdd, refusal: PresencedError | undefined): void {
     this.#adds.splice(this.#adds.indexOf(add), 1)
+    clearTimeout(add.retry)
     if (refusal === undefined || add.wanted.size === 0) return add.resolve()
     for (const id of add.wanted) {
       this.#ids.delete(id)
@@ -829,6 +838,47 @@ export class Subscription
       this.#current.delete(id)
     }
     add.reject(refusal)
+  }
+
+  /**
+   * The server refused `add`'s subscribe (WebSocket). A refusal that passes with time
+   * (`RATE_LIMITED` with its `retryAfterMs`, `UNAVAILABLE`) is tried again as a call's 429 is
+   * (the client's `retry` options: up to `maxAttempts` subscribes, each after the doubled,
+   * jittered backoff and never before the server's wait); the add then settles with the answer
+   * to the last one. Rejected at once: a refusal the same subscribe would meet again
+   * (`WATCH_LIMIT`, `TOO_MANY_IDS`, bad ids), the last attempt refused, or a wait past
+   * `retry.maxDelayMs` (its message then says so).
+   */
+  #addRefused(add: PendingAdd, error: PresencedError): void {
+    let refusal = error
+    if (RETRIED_ADD_REFUSALS.has(String(error.code)) && add.wanted.size > 0) {
+      const wait = this.#transport.retryWait(++add.tries, error.retryAfterMs, 'retryAfterMs')
+      if ('delayMs' in wait) {
+        add.frame = undefined
+        add.retry = setTimeout(() => this.#resend(add), wait.delayMs)
+        return
+      }
+      if (wait.notRetried !== undefined) refusal = withNote(error, wait.notRetried)
+    }
+    this.#settle(add, refusal)
+  }
+
+  /**
+   * Sends again an add() refused for a limit that passes (#addRefused) once its wait is over: on
+   * the open WebSocket now, else on the next connection (after its resume, as any add() made
+   * while disconnected).
+   */
+  #resend(add: PendingAdd): void {
+    add.retry = undefined
+    if (this.#closed || !this.#adds.includes(add)) return
+    const ids = [...add.wanted]
+    if (ids.length === 0) return this.#settle(add, undefined)
+    const connection = this.#connection
+    if (connection?.kind === 'websocket' && this.#opened) {
+      add.frame = ++this.#frames
+      this.#unsubscribe(connection)
+      this.#subscribe(connection, ids, add.frame)
+    } else for (const id of ids) this.#unsent.add(id)
   }
 
   /** A snapshot arrived: the adds whose every id it tells are answered. */
@@ -972,10 +1022,10 @@ export class Subscription
           if (RETRIED_REFUSALS.has(code)) return this.#drop(error, false)
           this.#sent.shift()
         } else {
-          // an add()'s: its promise rejects; listeners still hear of it
+          // an add()'s: its promise rejects, or it is sent again later; listeners hear of it
           this.#sent.shift()
           for (const add of this.#adds.filter((a) => a.frame === head.frame)) {
-            this.#settle(add, error)
+            this.#addRefused(add, error)
           }
         }
         if (this.listenerCount('warning') > 0) this.emit('warning', error)
@@ -1199,6 +1249,12 @@ const SUBSCRIBE_REFUSALS = new Set([
   'UNAVAILABLE',
 ])
 
+/**
+ * The refusals of an add()'s subscribe that a later one may pass (the budget refills, the store
+ * comes back): tried again after a backoff (Subscription#addRefused).
+ */
+const RETRIED_ADD_REFUSALS = new Set(['RATE_LIMITED', 'UNAVAILABLE'])
+
 /** The HTTP refusals of an SSE request that the ids an add() put in it can cause. */
 const SSE_ADD_REFUSALS = new Set(['WATCH_LIMIT', 'TOO_MANY_IDS'])
 
@@ -1262,6 +1318,18 @@ function isTooFast(error: unknown): boolean {
 /** A connection refused 401 (an upgrade, an SSE request): the token was not taken. */
 function isRefusedToken(error: unknown): boolean {
   return error instanceof PresencedError && error.status === 401
+}
+
+/** `error` with `(note)` after its message, every detail kept. */
+function withNote(error: PresencedError, note: string): PresencedError {
+  return new PresencedError(`${error.message} (${note})`, {
+    status: error.status,
+    code: error.code,
+    protocol: error.protocol,
+    retryAfterMs: error.retryAfterMs,
+    body: error.body,
+    cause: error,
+  })
 }
 
 function asPresencedError(error: unknown): PresencedError {
