@@ -1,5 +1,10 @@
 import { backoffDelay } from './backoff.js'
-import { PresencedError, type ErrorProtocol } from './errors.js'
+import {
+  PresencedError,
+  tokenRefusedOf,
+  type ErrorProtocol,
+  type TokenRefusedReason,
+} from './errors.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { TokenSource, type TokenProvider } from './token.js'
 
@@ -192,11 +197,14 @@ export class Transport {
    * The token to send now (`TokenSource.get`), or after the server refused `stale`
    * (`refresh`); a provider's failure becomes a PresencedError of status 0.
    */
-  async currentToken(stale?: { refused: string | undefined }): Promise<string | undefined> {
+  async currentToken(stale?: {
+    refused: string | undefined
+    reason?: TokenRefusedReason | undefined
+  }): Promise<string | undefined> {
     try {
       return stale === undefined
         ? await this.tokens.get()
-        : await this.tokens.refresh(stale.refused)
+        : await this.tokens.refresh(stale.refused, stale.reason)
     } catch (error) {
       throw new PresencedError(
         `The token provider failed: ${error instanceof Error ? error.message : String(error)}`,
@@ -355,7 +363,10 @@ export class Transport {
         // the token was refused (expired, most often): the provider is asked once for a new
         // one, and the request sent once more with it; the same token again is not retried
         tokenRefreshed = true
-        fresh = await this.currentToken({ refused: token })
+        fresh = await this.currentToken({
+          refused: token,
+          reason: tokenRefusedOf(response.headers.get('www-authenticate')),
+        })
         if (fresh !== token) {
           options.signal?.throwIfAborted()
           attempt--
@@ -488,6 +499,10 @@ function errorOf(
     protocol,
     retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
     body,
+    reason:
+      response.status === 401
+        ? tokenRefusedOf(response.headers.get('www-authenticate'))
+        : undefined,
   })
 }
 

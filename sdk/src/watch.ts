@@ -1,6 +1,6 @@
 import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
-import { PresencedError } from './errors.js'
+import { PresencedError, tokenRefusedOf, type TokenRefusedReason } from './errors.js'
 import {
   isObject,
   networkReason,
@@ -287,7 +287,7 @@ export class Subscription
    * The server refused the token a connection was opened with (a stream ended `token expired`,
    * a 401): the next connection asks the provider for a fresh one.
    */
-  #refreshFrom: { refused: string | undefined } | undefined
+  #refreshFrom: { refused: string | undefined; reason: TokenRefusedReason | undefined } | undefined
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
   /** Takes the listener off `options.signal` (on close). */
@@ -623,7 +623,10 @@ export class Subscription
           // connection refused 401 is tried once more with a fresh one (the token expired while
           // disconnected), and fails if the fresh one is refused too
           if (ended !== undefined || refresh === undefined) {
-            this.#refreshFrom = { refused: this.#connectionToken }
+            this.#refreshFrom = {
+              refused: this.#connectionToken,
+              reason: ended !== undefined ? 'expired' : (error as PresencedError).reason,
+            }
             fatal = false
           }
         }
@@ -776,15 +779,9 @@ export class Subscription
     const { tokens, cookie } = this.#transport
     if (failure.status === 401 && !tokens.present && cookie !== undefined) {
       // a cookie signs in on the Roblox API only: say so rather than a bare "denied"
-      failure = new PresencedError(
-        `${failure.message} (the real-time API takes a token, not a cookie: createClient({ token }))`,
-        {
-          status: failure.status,
-          code: failure.code,
-          protocol: failure.protocol,
-          body: failure.body,
-          cause: error,
-        },
+      failure = withNote(
+        failure,
+        'the real-time API takes a token, not a cookie: createClient({ token })',
       )
     }
     this.#rejectReady(failure)
@@ -995,7 +992,7 @@ export class Subscription
       if (ended === 'token revoked') return this.#drop(error, true)
       if (ended === 'token expired' && this.#transport.tokens.refreshable) {
         // (SSE) the stream ends: it goes on with a fresh token from the provider, resuming
-        this.#refreshFrom = { refused: this.#connectionToken }
+        this.#refreshFrom = { refused: this.#connectionToken, reason: 'expired' }
         return this.#drop(error, false)
       }
       const code = String(error.code)
@@ -1328,6 +1325,7 @@ function withNote(error: PresencedError, note: string): PresencedError {
     protocol: error.protocol,
     retryAfterMs: error.retryAfterMs,
     body: error.body,
+    reason: error.reason,
     cause: error,
   })
 }
@@ -1447,6 +1445,7 @@ function refusalError(
   status: number,
   text: string,
   retryAfter: string | null,
+  challenge: string | string[] | null | undefined,
 ): { error: PresencedError; fatal: boolean } {
   const body = parseFrame(text)
   const inner = isObject(body?.error) ? body.error : body
@@ -1467,6 +1466,7 @@ function refusalError(
     // a reconnect waits for it, as for a refusal frame's retryAfterMs
     retryAfterMs,
     body,
+    reason: status === 401 ? tokenRefusedOf(challenge) : undefined,
   })
   return { error, fatal: status >= 400 && status < 500 && status !== 429 }
 }
@@ -1476,7 +1476,12 @@ async function refusalOf(
 ): Promise<{ error: PresencedError; fatal: boolean }> {
   const header = response.headers['retry-after']
   const retryAfter = (Array.isArray(header) ? header[0] : header) ?? null
-  return refusalError(response.statusCode ?? 0, await bodyOf(response), retryAfter)
+  return refusalError(
+    response.statusCode ?? 0,
+    await bodyOf(response),
+    retryAfter,
+    response.headers['www-authenticate'],
+  )
 }
 
 /**
@@ -1740,6 +1745,7 @@ function openSse(
         refused.status,
         (text ?? '').slice(0, REFUSAL_MAX_BYTES),
         refused.headers.get('retry-after'),
+        refused.headers.get('www-authenticate'),
       )
       return handlers.onClose(error, fatal)
     }
