@@ -972,6 +972,13 @@ export class Subscription
         // grows while it goes on), resumed; the subscribe it left unanswered is sent again
         return this.#drop(error, false)
       }
+      if (typeof frame.close === 'number' && this.#connection?.kind === 'websocket') {
+        // the server says it closes the connection next, and why: a limit (STREAM_LIMIT, 1008:
+        // another connection of the user took the last place) or its own defect (INTERNAL,
+        // 1011). Neither is the client's doing: reconnected after a backoff and resumed, the
+        // subscribes it left unanswered sent again, and the app told this error, not the close
+        return this.#drop(error, false)
+      }
       // a refused heartbeat or unsubscribe says so (`for`); it answers no subscribe. An
       // unsubscribe refused for the rate is sent again after the server's wait: the server
       // would go on watching (and counting against the watch limit) the ids removed
