@@ -362,9 +362,11 @@ export class Subscription
    * InvalidIdError, and nothing of the call is taken).
    *
    * The promise resolves once the snapshot of the added users has arrived, and rejects with the
-   * server's refusal as a PresencedError (`WATCH_LIMIT` or `RATE_LIMITED`: 429, `IDS_INVALID` or
-   * `TOO_MANY_IDS`: 400, `UNAVAILABLE`: 503), the refused ids then taken out of `ids` again; or
-   * with the reason the subscription closed first. Ids an earlier add() is still waiting for
+   * server's refusal as a PresencedError (`WATCH_LIMIT`: 429, `IDS_INVALID` or `TOO_MANY_IDS`:
+   * 400), the refused ids then taken out of `ids` again; or with the reason the subscription
+   * closed first. A refusal that passes with time (`RATE_LIMITED` with its `retryAfterMs`,
+   * `UNAVAILABLE`) is tried again by the client's `retry` options, as a call's 429 is, and
+   * rejects only once they give up (the last attempt, or a wait past `retry.maxDelayMs`). Ids an earlier add() is still waiting for
    * are answered with it (a refusal of theirs rejects this call too). Ignoring it is safe: it
    * never rejects unhandled.
    *
