@@ -345,7 +345,10 @@ test('the provider is told why it is asked to refresh: reason expired after a 40
   const tokens = provider(app, stale)
   const client = createClient({ baseUrl: app.url, token: tokens.token, retry: false, WebSocket })
   await client.registerAppPresence({ location: 'refreshed' })
-  assert.deepEqual(tokens.asked, [{ forceRefresh: false }, { forceRefresh: true, reason: 'expired' }])
+  assert.deepEqual(tokens.asked, [
+    { forceRefresh: false },
+    { forceRefresh: true, reason: 'expired' },
+  ])
 
   const sub = client.subscribe([PLAYER], { transport: 'websocket', reconnect: { minDelayMs: 50 } })
   t.after(() => sub.close())
