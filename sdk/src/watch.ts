@@ -366,9 +366,9 @@ export class Subscription
    * 400), the refused ids then taken out of `ids` again; or with the reason the subscription
    * closed first. A refusal that passes with time (`RATE_LIMITED` with its `retryAfterMs`,
    * `UNAVAILABLE`) is tried again by the client's `retry` options, as a call's 429 is, and
-   * rejects only once they give up (the last attempt, or a wait past `retry.maxDelayMs`). Ids an earlier add() is still waiting for
-   * are answered with it (a refusal of theirs rejects this call too). Ignoring it is safe: it
-   * never rejects unhandled.
+   * rejects only once they give up (the last attempt, or a wait past `retry.maxDelayMs`). Ids
+   * an earlier add() is still waiting for are answered with it (a refusal of theirs rejects this
+   * call too). Ignoring it is safe: it never rejects unhandled.
    *
    * @example
    * await sub.add([456]).catch((e) => console.warn('not watching 456:', e.code))
