@@ -2,6 +2,12 @@
 export type ErrorProtocol = 'roblox' | 'xbox' | 'native' | 'http' | 'network'
 
 /**
+ * Why the server refused a token (PresencedError.reason): `expired` (a fresh token will do: ask
+ * your auth for one) or `invalid` (forged, malformed or revoked: sign in again).
+ */
+export type TokenRefusedReason = 'expired' | 'invalid'
+
+/**
  * Every failure the client reports. `status` is the HTTP status (0 when no response arrived);
  * `code` is the protocol's error code when the body carried one (Roblox's numeric `code`, a
  * native string code), else undefined.
@@ -19,6 +25,16 @@ export class PresencedError extends Error {
   readonly retryAfterMs: number | undefined
   /** The parsed response body, for details the message leaves out. */
   readonly body: unknown
+  /**
+   * A 401 refusing the token sent, why: `expired` or `invalid`, as presenced tells it in the
+   * reply's `WWW-Authenticate: Bearer error="invalid_token", error_description="token expired"`
+   * (every API: Roblox, Xbox, native, the real-time upgrade and SSE request). Undefined for
+   * other errors, and when the server did not say (no token sent, another server).
+   *
+   * @example
+   * catch (e) { if (e instanceof PresencedError && e.reason === 'expired') await auth.refresh() }
+   */
+  readonly reason: TokenRefusedReason | undefined
 
   constructor(
     message: string,
@@ -28,6 +44,7 @@ export class PresencedError extends Error {
       protocol: ErrorProtocol
       retryAfterMs?: number | undefined
       body?: unknown
+      reason?: TokenRefusedReason | undefined
       cause?: unknown
     },
   ) {
@@ -37,7 +54,21 @@ export class PresencedError extends Error {
     this.protocol = details.protocol
     this.retryAfterMs = details.retryAfterMs
     this.body = details.body
+    this.reason = details.reason
   }
+}
+
+/**
+ * The reason a `WWW-Authenticate` header gives for refusing a token (presenced's
+ * `error_description="token expired"` or `"token invalid"`), if it is one.
+ */
+export function tokenRefusedOf(
+  header: string | string[] | null | undefined,
+): TokenRefusedReason | undefined {
+  const value = Array.isArray(header) ? header.join(', ') : (header ?? '')
+  if (!/\berror="invalid_token"/i.test(value)) return undefined
+  const said = /\berror_description="token (expired|invalid)"/i.exec(value)?.[1]?.toLowerCase()
+  return said === 'expired' || said === 'invalid' ? said : undefined
 }
 
 /** A user id (or other int64 id) the client refused before sending anything. */

@@ -1,5 +1,10 @@
 import { backoffDelay } from './backoff.js'
-import { PresencedError, type ErrorProtocol } from './errors.js'
+import {
+  PresencedError,
+  tokenRefusedOf,
+  type ErrorProtocol,
+  type TokenRefusedReason,
+} from './errors.js'
 import { parseJsonLossless } from './lossless-json.js'
 import { TokenSource, type TokenProvider } from './token.js'
 
@@ -192,11 +197,14 @@ export class Transport {
    * The token to send now (`TokenSource.get`), or after the server refused `stale`
    * (`refresh`); a provider's failure becomes a PresencedError of status 0.
    */
-  async currentToken(stale?: { refused: string | undefined }): Promise<string | undefined> {
+  async currentToken(stale?: {
+    refused: string | undefined
+    reason?: TokenRefusedReason | undefined
+  }): Promise<string | undefined> {
     try {
       return stale === undefined
         ? await this.tokens.get()
-        : await this.tokens.refresh(stale.refused)
+        : await this.tokens.refresh(stale.refused, stale.reason)
     } catch (error) {
       throw new PresencedError(
         `The token provider failed: ${error instanceof Error ? error.message : String(error)}`,
@@ -309,16 +317,19 @@ export class Transport {
         response.status === 429 || (idempotent && RETRY_STATUSES.has(response.status))
       /** Why a retryable answer is the call's failure: the server asked for too long a wait. */
       let notRetried: string | undefined
-      if (retryable && attempt < this.#retry.maxAttempts) {
-        const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'))
-        const delay = this.#backoff(attempt, retryAfterMs)
-        if (delay !== undefined) {
+      if (retryable) {
+        const wait = this.retryWait(
+          attempt,
+          parseRetryAfter(response.headers.get('retry-after')),
+          'Retry-After',
+        )
+        if ('delayMs' in wait) {
           deadline.done()
           await response.body?.cancel()
-          await this.sleep(delay, options.signal)
+          await this.sleep(wait.delayMs, options.signal)
           continue
         }
-        notRetried = `not retried: Retry-After asks for ${seconds(retryAfterMs!)}, more than retry.maxDelayMs, ${seconds(this.#retry.maxDelayMs)}`
+        notRetried = wait.notRetried
       }
 
       let text: string
@@ -352,7 +363,10 @@ export class Transport {
         // the token was refused (expired, most often): the provider is asked once for a new
         // one, and the request sent once more with it; the same token again is not retried
         tokenRefreshed = true
-        fresh = await this.currentToken({ refused: token })
+        fresh = await this.currentToken({
+          refused: token,
+          reason: tokenRefusedOf(response.headers.get('www-authenticate')),
+        })
         if (fresh !== token) {
           options.signal?.throwIfAborted()
           attempt--
@@ -372,6 +386,25 @@ export class Transport {
       ),
       { status: 0, protocol: 'network', cause },
     )
+  }
+
+  /**
+   * Whether a refusal that may pass (a 429, an `add()` refused `RATE_LIMITED`) after try number
+   * `attempt` is tried again, by the `retry` options: after `delayMs` (#backoff), or not, the
+   * last attempt made or a wait asked (`retryAfterMs`, told as `asked`) past `retry.maxDelayMs`,
+   * which `notRetried` then says for the error's message.
+   */
+  retryWait(
+    attempt: number,
+    retryAfterMs: number | undefined,
+    asked: string,
+  ): { delayMs: number } | { notRetried: string | undefined } {
+    if (attempt >= this.#retry.maxAttempts) return { notRetried: undefined }
+    const delayMs = this.#backoff(attempt, retryAfterMs)
+    if (delayMs !== undefined) return { delayMs }
+    return {
+      notRetried: `not retried: ${asked} asks for ${seconds(retryAfterMs!)}, more than retry.maxDelayMs, ${seconds(this.#retry.maxDelayMs)}`,
+    }
   }
 
   /**
@@ -466,6 +499,10 @@ function errorOf(
     protocol,
     retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
     body,
+    reason:
+      response.status === 401
+        ? tokenRefusedOf(response.headers.get('www-authenticate'))
+        : undefined,
   })
 }
 

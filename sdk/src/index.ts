@@ -18,7 +18,12 @@ export {
   type ClientOptions,
   type KeepAliveOptions,
 } from './client.js'
-export { InvalidIdError, PresencedError, type ErrorProtocol } from './errors.js'
+export {
+  InvalidIdError,
+  PresencedError,
+  type ErrorProtocol,
+  type TokenRefusedReason,
+} from './errors.js'
 export type { HeartbeatHandle } from './heartbeat.js'
 export type { FetchLike, RetryOptions, Sleep } from './http.js'
 export type { HasId, Id } from './ids.js'

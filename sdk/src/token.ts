@@ -1,9 +1,14 @@
+import type { TokenRefusedReason } from './errors.js'
+
 /**
  * What the provider is asked: `forceRefresh` is true when the server refused the last token it
  * gave (a 401, a stream ended `token expired`): a cached token will not do, get a new one.
+ * `reason` says why, when the server did (`expired`: refresh it; `invalid`: forged, malformed
+ * or revoked, a refresh token may not help, a new sign-in will).
  */
 export interface TokenRequest {
   forceRefresh: boolean
+  reason?: TokenRefusedReason
 }
 
 /**
@@ -61,12 +66,16 @@ export class TokenSource {
    * for any number of callers holding the same stale token (one already replaced is not
    * refreshed again: the newer one is returned). Undefined without a provider.
    */
-  async refresh(stale: string | undefined): Promise<string | undefined> {
+  async refresh(
+    stale: string | undefined,
+    reason?: TokenRefusedReason,
+  ): Promise<string | undefined> {
     const provider = this.#provider
     if (provider === undefined) return undefined
     if (this.#refreshing !== undefined) return this.#refreshing
     if (this.#value !== undefined && this.#value !== stale) return this.#value
-    const refreshing = (async () => this.#keep(await provider({ forceRefresh: true })))()
+    const request: TokenRequest = { forceRefresh: true, ...(reason !== undefined && { reason }) }
+    const refreshing = (async () => this.#keep(await provider(request)))()
     this.#refreshing = refreshing
     try {
       return await refreshing

@@ -1,6 +1,6 @@
 import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
-import { PresencedError } from './errors.js'
+import { PresencedError, tokenRefusedOf, type TokenRefusedReason } from './errors.js'
 import {
   isObject,
   networkReason,
@@ -193,6 +193,10 @@ interface PendingAdd {
   frame: number | undefined
   /** What add() returned: a later add() of the same ids settles with it. */
   promise: Promise<void>
+  /** Its subscribes refused for a limit that passes (RATE_LIMITED, UNAVAILABLE) so far. */
+  tries: number
+  /** Sends it again once the wait after such a refusal has passed (see #addRefused). */
+  retry: ReturnType<typeof setTimeout> | undefined
   resolve(): void
   reject(error: unknown): void
 }
@@ -283,7 +287,7 @@ export class Subscription
    * The server refused the token a connection was opened with (a stream ended `token expired`,
    * a 401): the next connection asks the provider for a fresh one.
    */
-  #refreshFrom: { refused: string | undefined } | undefined
+  #refreshFrom: { refused: string | undefined; reason: TokenRefusedReason | undefined } | undefined
   #closed = false
   #timer: ReturnType<typeof setTimeout> | undefined
   /** Takes the listener off `options.signal` (on close). */
@@ -358,11 +362,13 @@ export class Subscription
    * InvalidIdError, and nothing of the call is taken).
    *
    * The promise resolves once the snapshot of the added users has arrived, and rejects with the
-   * server's refusal as a PresencedError (`WATCH_LIMIT` or `RATE_LIMITED`: 429, `IDS_INVALID` or
-   * `TOO_MANY_IDS`: 400, `UNAVAILABLE`: 503), the refused ids then taken out of `ids` again; or
-   * with the reason the subscription closed first. Ids an earlier add() is still waiting for
-   * are answered with it (a refusal of theirs rejects this call too). Ignoring it is safe: it
-   * never rejects unhandled.
+   * server's refusal as a PresencedError (`WATCH_LIMIT`: 429, `IDS_INVALID` or `TOO_MANY_IDS`:
+   * 400), the refused ids then taken out of `ids` again; or with the reason the subscription
+   * closed first. A refusal that passes with time (`RATE_LIMITED` with its `retryAfterMs`,
+   * `UNAVAILABLE`) is tried again by the client's `retry` options, as a call's 429 is, and
+   * rejects only once they give up (the last attempt, or a wait past `retry.maxDelayMs`). Ids
+   * an earlier add() is still waiting for are answered with it (a refusal of theirs rejects this
+   * call too). Ignoring it is safe: it never rejects unhandled.
    *
    * @example
    * await sub.add([456]).catch((e) => console.warn('not watching 456:', e.code))
@@ -398,6 +404,8 @@ export class Subscription
       wanted: new Set(added),
       frame: undefined,
       promise: answered,
+      tries: 0,
+      retry: undefined,
       resolve,
       reject,
     }
@@ -436,8 +444,7 @@ export class Subscription
     for (const add of this.#adds) for (const id of removed) add.wanted.delete(id)
     for (const add of this.#adds.filter((a) => a.wanted.size === 0)) {
       if (add.frame !== undefined && this.#kind() === 'websocket') continue
-      this.#adds.splice(this.#adds.indexOf(add), 1)
-      add.resolve()
+      this.#settle(add, undefined)
     }
     // SSE cannot unsubscribe: events about removed users are dropped here instead, and a
     // request left watching nobody is closed (it holds one of the user's places)
@@ -490,7 +497,10 @@ export class Subscription
     this.#connection?.close()
     this.#connection = undefined
     this.#rejectReady(reason)
-    for (const add of this.#adds.splice(0)) add.reject(reason)
+    for (const add of this.#adds.splice(0)) {
+      clearTimeout(add.retry)
+      add.reject(reason)
+    }
     for (const queue of this.#iterators) queue.end()
     this.#iterators.clear()
     this.emit('close', undefined)
@@ -574,8 +584,12 @@ export class Subscription
             // a fresh stream watches only what is subscribed now
             this.#unwatched.clear()
             // the ids of add()s not answered yet go in a subscribe of their own, after this one:
-            // a refusal of theirs (a limit they take the stream past) refuses only them
-            const first = [...this.#ids].filter((id) => !this.#unsent.has(id))
+            // a refusal of theirs (a limit they take the stream past) refuses only them; those of
+            // an add() waiting to be sent again go when its wait is over
+            const waiting = new Set(
+              this.#adds.filter((a) => a.retry !== undefined).flatMap((a) => [...a.wanted]),
+            )
+            const first = [...this.#ids].filter((id) => !this.#unsent.has(id) && !waiting.has(id))
             if (first.length > 0) this.#subscribe(connection, first, undefined)
             else this.#resolveReady()
           }
@@ -611,7 +625,10 @@ export class Subscription
           // connection refused 401 is tried once more with a fresh one (the token expired while
           // disconnected), and fails if the fresh one is refused too
           if (ended !== undefined || refresh === undefined) {
-            this.#refreshFrom = { refused: this.#connectionToken }
+            this.#refreshFrom = {
+              refused: this.#connectionToken,
+              reason: ended !== undefined ? 'expired' : (error as PresencedError).reason,
+            }
             fatal = false
           }
         }
@@ -744,16 +761,9 @@ export class Subscription
       retryAfterMs !== undefined &&
       retryAfterMs > maxDelayMs
     ) {
-      told = new PresencedError(
-        `${error.message} (reconnecting in ${seconds(delayMs)} as the server asks, more than reconnect.maxDelayMs, ${seconds(maxDelayMs)})`,
-        {
-          status: error.status,
-          code: error.code,
-          protocol: error.protocol,
-          retryAfterMs,
-          body: error.body,
-          cause: error,
-        },
+      told = withNote(
+        error,
+        `reconnecting in ${seconds(delayMs)} as the server asks, more than reconnect.maxDelayMs, ${seconds(maxDelayMs)}`,
       )
     }
     this.#timer = setTimeout(() => {
@@ -771,19 +781,16 @@ export class Subscription
     const { tokens, cookie } = this.#transport
     if (failure.status === 401 && !tokens.present && cookie !== undefined) {
       // a cookie signs in on the Roblox API only: say so rather than a bare "denied"
-      failure = new PresencedError(
-        `${failure.message} (the real-time API takes a token, not a cookie: createClient({ token }))`,
-        {
-          status: failure.status,
-          code: failure.code,
-          protocol: failure.protocol,
-          body: failure.body,
-          cause: error,
-        },
+      failure = withNote(
+        failure,
+        'the real-time API takes a token, not a cookie: createClient({ token })',
       )
     }
     this.#rejectReady(failure)
-    for (const add of this.#adds.splice(0)) add.reject(failure)
+    for (const add of this.#adds.splice(0)) {
+      clearTimeout(add.retry)
+      add.reject(failure)
+    }
     if (this.listenerCount('error') > 0) this.emit('error', failure)
     for (const queue of this.#iterators) queue.fail(failure)
     this.#iterators.clear()
@@ -821,6 +828,7 @@ export class Subscription
    */
   #settle(add: PendingAdd, refusal: PresencedError | undefined): void {
     this.#adds.splice(this.#adds.indexOf(add), 1)
+    clearTimeout(add.retry)
     if (refusal === undefined || add.wanted.size === 0) return add.resolve()
     for (const id of add.wanted) {
       this.#ids.delete(id)
@@ -829,6 +837,47 @@ export class Subscription
       this.#current.delete(id)
     }
     add.reject(refusal)
+  }
+
+  /**
+   * The server refused `add`'s subscribe (WebSocket). A refusal that passes with time
+   * (`RATE_LIMITED` with its `retryAfterMs`, `UNAVAILABLE`) is tried again as a call's 429 is
+   * (the client's `retry` options: up to `maxAttempts` subscribes, each after the doubled,
+   * jittered backoff and never before the server's wait); the add then settles with the answer
+   * to the last one. Rejected at once: a refusal the same subscribe would meet again
+   * (`WATCH_LIMIT`, `TOO_MANY_IDS`, bad ids), the last attempt refused, or a wait past
+   * `retry.maxDelayMs` (its message then says so).
+   */
+  #addRefused(add: PendingAdd, error: PresencedError): void {
+    let refusal = error
+    if (RETRIED_ADD_REFUSALS.has(String(error.code)) && add.wanted.size > 0) {
+      const wait = this.#transport.retryWait(++add.tries, error.retryAfterMs, 'retryAfterMs')
+      if ('delayMs' in wait) {
+        add.frame = undefined
+        add.retry = setTimeout(() => this.#resend(add), wait.delayMs)
+        return
+      }
+      if (wait.notRetried !== undefined) refusal = withNote(error, wait.notRetried)
+    }
+    this.#settle(add, refusal)
+  }
+
+  /**
+   * Sends again an add() refused for a limit that passes (#addRefused) once its wait is over: on
+   * the open WebSocket now, else on the next connection (after its resume, as any add() made
+   * while disconnected).
+   */
+  #resend(add: PendingAdd): void {
+    add.retry = undefined
+    if (this.#closed || !this.#adds.includes(add)) return
+    const ids = [...add.wanted]
+    if (ids.length === 0) return this.#settle(add, undefined)
+    const connection = this.#connection
+    if (connection?.kind === 'websocket' && this.#opened) {
+      add.frame = ++this.#frames
+      this.#unsubscribe(connection)
+      this.#subscribe(connection, ids, add.frame)
+    } else for (const id of ids) this.#unsent.add(id)
   }
 
   /** A snapshot arrived: the adds whose every id it tells are answered. */
@@ -925,6 +974,13 @@ export class Subscription
         // grows while it goes on), resumed; the subscribe it left unanswered is sent again
         return this.#drop(error, false)
       }
+      if (typeof frame.close === 'number' && this.#connection?.kind === 'websocket') {
+        // the server says it closes the connection next, and why: a limit (STREAM_LIMIT, 1008:
+        // another connection of the user took the last place) or its own defect (INTERNAL,
+        // 1011). Neither is the client's doing: reconnected after a backoff and resumed, the
+        // subscribes it left unanswered sent again, and the app told this error, not the close
+        return this.#drop(error, false)
+      }
       // a refused heartbeat or unsubscribe says so (`for`); it answers no subscribe. An
       // unsubscribe refused for the rate is sent again after the server's wait: the server
       // would go on watching (and counting against the watch limit) the ids removed
@@ -945,7 +1001,7 @@ export class Subscription
       if (ended === 'token revoked') return this.#drop(error, true)
       if (ended === 'token expired' && this.#transport.tokens.refreshable) {
         // (SSE) the stream ends: it goes on with a fresh token from the provider, resuming
-        this.#refreshFrom = { refused: this.#connectionToken }
+        this.#refreshFrom = { refused: this.#connectionToken, reason: 'expired' }
         return this.#drop(error, false)
       }
       const code = String(error.code)
@@ -972,10 +1028,10 @@ export class Subscription
           if (RETRIED_REFUSALS.has(code)) return this.#drop(error, false)
           this.#sent.shift()
         } else {
-          // an add()'s: its promise rejects; listeners still hear of it
+          // an add()'s: its promise rejects, or it is sent again later; listeners hear of it
           this.#sent.shift()
           for (const add of this.#adds.filter((a) => a.frame === head.frame)) {
-            this.#settle(add, error)
+            this.#addRefused(add, error)
           }
         }
         if (this.listenerCount('warning') > 0) this.emit('warning', error)
@@ -1199,6 +1255,12 @@ const SUBSCRIBE_REFUSALS = new Set([
   'UNAVAILABLE',
 ])
 
+/**
+ * The refusals of an add()'s subscribe that a later one may pass (the budget refills, the store
+ * comes back): tried again after a backoff (Subscription#addRefused).
+ */
+const RETRIED_ADD_REFUSALS = new Set(['RATE_LIMITED', 'UNAVAILABLE'])
+
 /** The HTTP refusals of an SSE request that the ids an add() put in it can cause. */
 const SSE_ADD_REFUSALS = new Set(['WATCH_LIMIT', 'TOO_MANY_IDS'])
 
@@ -1262,6 +1324,19 @@ function isTooFast(error: unknown): boolean {
 /** A connection refused 401 (an upgrade, an SSE request): the token was not taken. */
 function isRefusedToken(error: unknown): boolean {
   return error instanceof PresencedError && error.status === 401
+}
+
+/** `error` with `(note)` after its message, every detail kept. */
+function withNote(error: PresencedError, note: string): PresencedError {
+  return new PresencedError(`${error.message} (${note})`, {
+    status: error.status,
+    code: error.code,
+    protocol: error.protocol,
+    retryAfterMs: error.retryAfterMs,
+    body: error.body,
+    reason: error.reason,
+    cause: error,
+  })
 }
 
 function asPresencedError(error: unknown): PresencedError {
@@ -1379,6 +1454,7 @@ function refusalError(
   status: number,
   text: string,
   retryAfter: string | null,
+  challenge: string | string[] | null | undefined,
 ): { error: PresencedError; fatal: boolean } {
   const body = parseFrame(text)
   const inner = isObject(body?.error) ? body.error : body
@@ -1399,6 +1475,7 @@ function refusalError(
     // a reconnect waits for it, as for a refusal frame's retryAfterMs
     retryAfterMs,
     body,
+    reason: status === 401 ? tokenRefusedOf(challenge) : undefined,
   })
   return { error, fatal: status >= 400 && status < 500 && status !== 429 }
 }
@@ -1408,7 +1485,12 @@ async function refusalOf(
 ): Promise<{ error: PresencedError; fatal: boolean }> {
   const header = response.headers['retry-after']
   const retryAfter = (Array.isArray(header) ? header[0] : header) ?? null
-  return refusalError(response.statusCode ?? 0, await bodyOf(response), retryAfter)
+  return refusalError(
+    response.statusCode ?? 0,
+    await bodyOf(response),
+    retryAfter,
+    response.headers['www-authenticate'],
+  )
 }
 
 /**
@@ -1672,6 +1754,7 @@ function openSse(
         refused.status,
         (text ?? '').slice(0, REFUSAL_MAX_BYTES),
         refused.headers.get('retry-after'),
+        refused.headers.get('www-authenticate'),
       )
       return handlers.onClose(error, fatal)
     }

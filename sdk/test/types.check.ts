@@ -10,6 +10,8 @@ import {
   type PresenceEvent,
   type XboxPresence,
   type HeartbeatHandle,
+  type TokenRefusedReason,
+  type TokenRequest,
 } from '@presenced/client'
 
 type Equal<A, B> =
@@ -91,6 +93,11 @@ export async function iterate(): Promise<void> {
 export function errorFields(error: PresencedError): [number, number | string | undefined] {
   return [error.status, error.code]
 }
+
+// why a token was refused: on the error, and told to a provider asked to refresh
+export type RefusedReasons = Expect<Equal<TokenRefusedReason, 'expired' | 'invalid'>>
+export type ErrorReason = Expect<Equal<PresencedError['reason'], TokenRefusedReason | undefined>>
+export type ProviderReason = Expect<Equal<TokenRequest['reason'], TokenRefusedReason | undefined>>
 
 // a token is a string or a provider of one: sync or async, its argument optional
 createClient({ baseUrl: 'http://127.0.0.1:8080', token: 'a-token' })

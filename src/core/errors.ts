@@ -101,12 +101,21 @@ const catalogue = {
 
 export type ErrorCode = keyof typeof catalogue
 
+/** Why a token was refused, as far as a client may know (ErrorDetails.tokenRefused). */
+export type TokenRefused = 'expired' | 'invalid'
+
 /** What a protocol may need beyond code and message to render an error in its own shape. */
 export interface ErrorDetails {
   /** Seconds the caller should wait (rate_limited, unavailable): a Retry-After header. */
   retryAfter?: number
   /** A fresh CSRF token for the caller (Roblox's x-csrf-token challenge). */
   csrfToken?: string
+  /**
+   * UNAUTHENTICATED for a token it was given, why, and no more: `expired` when the token was
+   * genuinely signed and is no longer valid (a fresh one will do), `invalid` for anything else
+   * (forged, malformed, revoked). Protocols tell it in a `WWW-Authenticate` header (RFC 6750).
+   */
+  tokenRefused?: TokenRefused
   /** The methods the path serves (405). */
   allow?: string
   /** The rate-limit rule that refused (Xbox renders it in its 429 body). */

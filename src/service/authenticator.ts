@@ -178,7 +178,7 @@ export class Authenticator {
   async #malformed(message: string, address: string): Promise<never> {
     this.#failures.check(address)
     await this.#failures.count(address)
-    throw fail('UNAUTHENTICATED', message)
+    throw fail('UNAUTHENTICATED', message, { tokenRefused: 'invalid' })
   }
 
   /** Whether /metrics is on: a metrics key or the admin key is configured. */
@@ -336,7 +336,11 @@ export class Authenticator {
   async #refuse(refusal: TokenRefusal, address: string | undefined): Promise<never> {
     // an expired token is no guess, nor a platform's keys out of reach
     if (refusal === 'forged' && address !== undefined) await this.#failures.count(address)
-    throw fail('UNAUTHENTICATED', DENIED)
+    // the client learns expired-vs-invalid, never which check failed; keys out of reach are
+    // neither (not the token's fault)
+    const tokenRefused =
+      refusal === 'stale' ? 'expired' : refusal === 'forged' ? 'invalid' : undefined
+    throw fail('UNAUTHENTICATED', DENIED, tokenRefused === undefined ? {} : { tokenRefused })
   }
 
   /**
@@ -345,7 +349,8 @@ export class Authenticator {
    */
   #callerOf(claims: TokenClaims, via: TokenChannel): UserCaller {
     if (claims.jti !== undefined && this.#revocations.has(claims.jti)) {
-      throw fail('UNAUTHENTICATED', DENIED)
+      // revoked: a fresh token is not what the client needs, a new sign-in is
+      throw fail('UNAUTHENTICATED', DENIED, { tokenRefused: 'invalid' })
     }
     return {
       kind: 'user',

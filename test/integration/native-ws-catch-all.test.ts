@@ -144,6 +144,7 @@ test('a frame handler that throws: an INTERNAL error frame, close 1011, a log wi
     type: 'error',
     code: 'INTERNAL',
     message: 'An unexpected error occurred; reconnect and resume.',
+    close: 1011,
   })
   assert.deepEqual(await client.closed, { code: 1011, reason: 'internal error' })
   const failures = errors()

@@ -550,3 +550,43 @@ test(
     assert.deepEqual(errors, [])
   },
 )
+
+test(
+  'over websocket, an error frame that says the close to follow (INTERNAL, "close":1011) reconnects at once with that error, resumes, and sends the unanswered add() again',
+  { timeout: 60_000 },
+  async (t) => {
+    const { server, player, watcherToken } = await setup(t)
+    // a subscribe of the server's meets a defect (a throw) while `defects` > 0: INTERNAL, then
+    // close 1011
+    const subscribe = Fanout.prototype.subscribe
+    let defects = 0
+    Fanout.prototype.subscribe = function (this: Fanout, ...args: Parameters<Fanout['subscribe']>) {
+      if (defects-- > 0) throw new Error('a defect in subscribe')
+      return subscribe.apply(this, args)
+    }
+    t.after(() => {
+      Fanout.prototype.subscribe = subscribe
+    })
+    const { recording, client } = recordingClient(server.url, watcherToken)
+    const sub = client.subscribe([PLAYER], { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    t.after(() => sub.close())
+    const errors = errorsOf(sub)
+    const warnings: PresencedError[] = []
+    sub.on('warning', (w) => warnings.push(w))
+    await sub.ready
+    defects = 1
+    const told = reconnectingFor(sub, 'INTERNAL')
+    const added = sub.add([7])
+    const reconnecting = await told
+    assert.notEqual(reconnecting, 'none', 'reconnecting told the INTERNAL error')
+    const { error } = reconnecting as Reconnecting
+    assert.ok(error instanceof PresencedError)
+    assert.equal(error.message, 'An unexpected error occurred; reconnect and resume.')
+    assert.equal(await within(added), 'resolved', 'the add() was sent again and taken')
+    await player.registerAppPresence({ location: 'Lobby' })
+    assert.equal(await within(playerOnline(sub)), 'resolved', 'the stream goes on')
+    assert.deepEqual(warnings, [], 'the end of a connection, not a refused frame')
+    assert.deepEqual(errors, [])
+    assert.equal(recording.sockets.length, 2)
+  },
+)

@@ -259,3 +259,106 @@ for (const transport of ['websocket', 'sse'] as const) {
     assert.deepEqual(asked, [false, true])
   })
 }
+
+/*
+ * Why a token was refused: presenced says `expired` or `invalid` (and no more) in a
+ * `WWW-Authenticate: Bearer error="invalid_token"` header beside each protocol's own 401 body;
+ * the SDK gives it as `PresencedError.reason` and tells the provider (`TokenRequest.reason`).
+ */
+
+const REFUSED_BODIES = {
+  roblox: '{"errors":[{"code":0,"message":"Authorization has been denied for this request."}]}',
+  native:
+    '{"error":{"code":"UNAUTHENTICATED","message":"Authorization has been denied for this request."}}',
+}
+
+test('a refused token says why in WWW-Authenticate on every API, each 401 body as it was', async (t) => {
+  const { app } = await start(t)
+  const expired = await app.tokens.issue(WATCHER as UserId, { ttlSeconds: -60 })
+  const revoked = await app.tokens.issue(WATCHER as UserId, { ttlSeconds: 3600 })
+  const caller = await app.service.auth.authenticate(
+    { kind: 'token', token: revoked, via: 'bearer' },
+    '::1',
+  )
+  await app.service.auth.logout(app.service.auth.requireUser(caller))
+  const cases = [
+    [expired, 'expired'],
+    [`${expired.slice(0, -4)}AAAA`, 'invalid'],
+    ['not-a-token', 'invalid'],
+    [revoked, 'invalid'],
+  ] as const
+  for (const [token, reason] of cases) {
+    const challenge = `Bearer error="invalid_token", error_description="token ${reason}"`
+    const roblox = await fetch(`${app.url}/v1/presence/users`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"userIds":[1]}',
+    })
+    assert.equal(roblox.status, 401)
+    assert.equal(roblox.headers.get('www-authenticate'), challenge, reason)
+    assert.equal(await roblox.text(), REFUSED_BODIES.roblox)
+    const xbox = await fetch(`${app.url}/users/me`, {
+      headers: { authorization: `XBL3.0 x=1;${token}`, 'x-xbl-contract-version': '3' },
+    })
+    assert.equal(xbox.status, 401)
+    assert.equal(xbox.headers.get('www-authenticate'), challenge, reason)
+    const sse = await fetch(`${app.url}/api/v1/realtime/sse?ids=1`, {
+      headers: { authorization: `Bearer ${token}` },
+    })
+    assert.equal(sse.status, 401)
+    assert.equal(sse.headers.get('www-authenticate'), challenge, reason)
+    assert.equal(await sse.text(), REFUSED_BODIES.native)
+  }
+  // no token: nothing was refused, no challenge (the write needs a user: 401 all the same)
+  const none = await fetch(`${app.url}/api/v1/realtime/sse?ids=1`)
+  assert.equal(none.status, 401)
+  assert.equal(none.headers.get('www-authenticate'), null)
+})
+
+test('a 401 refusing a token is a PresencedError whose reason is expired or invalid, for calls and subscriptions', async (t) => {
+  const { app } = await start(t)
+  const expired = await app.tokens.issue(WATCHER as UserId, { ttlSeconds: -60 })
+  for (const [token, reason] of [
+    [expired, 'expired'],
+    ['not-a-token', 'invalid'],
+  ] as const) {
+    const client = createClient({ baseUrl: app.url, token, retry: false, WebSocket })
+    await assert.rejects(client.registerAppPresence({ location: 'x' }), { status: 401, reason })
+    await assert.rejects(client.xbox.me(), { status: 401, reason })
+    for (const transport of ['websocket', 'sse'] as const) {
+      const sub = client.subscribe([PLAYER], { transport })
+      t.after(() => sub.close())
+      await assert.rejects(sub.ready, { status: 401, reason }, transport)
+    }
+  }
+  // a refusal without a token has no reason to give
+  const anonymous = createClient({ baseUrl: app.url, retry: false })
+  await assert.rejects(anonymous.registerAppPresence({ location: 'x' }), {
+    status: 401,
+    reason: undefined,
+  })
+})
+
+test('the provider is told why it is asked to refresh: reason expired after a 401 of an expired token or a stream ended token expired', async (t) => {
+  const { app, clock } = await start(t)
+  const stale = await app.tokens.issue(WATCHER as UserId, { ttlSeconds: -60 })
+  const tokens = provider(app, stale)
+  const client = createClient({ baseUrl: app.url, token: tokens.token, retry: false, WebSocket })
+  await client.registerAppPresence({ location: 'refreshed' })
+  assert.deepEqual(tokens.asked, [
+    { forceRefresh: false },
+    { forceRefresh: true, reason: 'expired' },
+  ])
+
+  const sub = client.subscribe([PLAYER], { transport: 'websocket', reconnect: { minDelayMs: 50 } })
+  t.after(() => sub.close())
+  await sub.ready
+  const reopened = new Promise<void>((resolve) =>
+    sub.once('reconnecting', () => sub.once('open', () => resolve())),
+  )
+  // past the fresh token's expiry by the server's clock: the stream ends `token expired`
+  clock.set(expiryOf(tokens.given.at(-1)!) + 1000)
+  await beat(app, 'after expiry')
+  assert.equal(await settledWithin(reopened, 20_000), 'resolved')
+  assert.deepEqual(tokens.asked.at(-1), { forceRefresh: true, reason: 'expired' })
+})

@@ -304,7 +304,12 @@ class Connection implements Sink, Kept, StreamHolder {
     if (!opened) {
       // another connection of the user got the last place after this one's upgrade was admitted
       this.#open = false
-      socket.send(errorFrame('STREAM_LIMIT', limitMessages.streams(deps.limits.streamsPerUser)))
+      // `close` says the close that follows (as the too-fast frame does): a limit to come back to
+      socket.send(
+        errorFrame('STREAM_LIMIT', limitMessages.streams(deps.limits.streamsPerUser), {
+          close: CLOSE.policy,
+        }),
+      )
       socket.close(CLOSE.policy, 'too many streams')
       setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
       return
@@ -494,7 +499,11 @@ class Connection implements Sink, Kept, StreamHolder {
     logged(this.deps.log, error, message, this.#stream?.id)
     const socket = this.socket
     try {
-      this.#reply(errorFrame('INTERNAL', 'An unexpected error occurred; reconnect and resume.'))
+      this.#reply(
+        errorFrame('INTERNAL', 'An unexpected error occurred; reconnect and resume.', {
+          close: CLOSE.internal,
+        }),
+      )
       this.#close(CLOSE.internal, 'internal error')
     } catch (again) {
       logged(this.deps.log, again, 'real-time connection could not be closed cleanly')

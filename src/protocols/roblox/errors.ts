@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PresenceError, fail, type ErrorCode } from '../../core/errors.js'
+import { AUTH_CHALLENGE_HEADER, authChallenge } from '../shared/auth-challenge.js'
 import { warnFailure } from '../shared/warn-failure.js'
 import { CSRF_HEADER } from './csrf-header.js'
 
@@ -64,6 +65,9 @@ export function renderError(error: unknown): RenderedError | undefined {
     if (details.retryAfter !== undefined) headers['retry-after'] = String(details.retryAfter)
     if (details.csrfToken !== undefined) headers[CSRF_HEADER] = details.csrfToken
     if (details.allow !== undefined) headers.allow = details.allow
+    // beside Roblox's body, which stays as Roblox words it: whether to refresh the token
+    const challenge = authChallenge(error)
+    if (challenge !== undefined) headers[AUTH_CHALLENGE_HEADER] = challenge
     // Roblox clients match these two messages: they are Roblox's, whatever the cause
     const message =
       error.code === 'UNAUTHENTICATED'

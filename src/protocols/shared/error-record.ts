@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { PresenceError, fail } from '../../core/errors.js'
+import { AUTH_CHALLENGE_HEADER, authChallenge } from './auth-challenge.js'
 import { validationError } from './int64-keyword.js'
 
 /** The error shape of the native, admin and servers APIs. */
@@ -55,6 +56,8 @@ export function mapErrorToRecord(
     const { retryAfter, allow, line } = error.details
     if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter))
     if (allow !== undefined) void reply.header('allow', allow)
+    const challenge = authChallenge(error)
+    if (challenge !== undefined) void reply.header(AUTH_CHALLENGE_HEADER, challenge)
     if (error.kind === 'internal') request.log.error({ err: error }, 'request failed')
     return sendErrorRecord(
       reply,

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { PresenceError, fail, statusOfKind, type ErrorCode } from '../../core/errors.js'
+import { AUTH_CHALLENGE_HEADER, authChallenge } from '../shared/auth-challenge.js'
 
 /**
  * Xbox error codes: a stable number per failure (Xbox error codes are integers), rendered by
@@ -147,6 +148,8 @@ export function renderXboxError(error: unknown): RenderedXboxError | undefined {
     const out = rendered(status, code, error.message)
     if (error.retryAfter !== undefined) out.headers['retry-after'] = String(error.retryAfter)
     if (error.details.allow !== undefined) out.headers.allow = error.details.allow
+    const challenge = authChallenge(error)
+    if (challenge !== undefined) out.headers[AUTH_CHALLENGE_HEADER] = challenge
     return out
   }
   const fastifyError = error as Partial<FastifyError> | undefined
