@@ -12,12 +12,13 @@
  * the Redis store (as bench/redis-http-server.ts does), read by the same random ids in each
  * shape, 160 reads in flight:
  * - `presenced read`: RedisPresenceStore.summarize (the joined MGET of a tick) and the
- *   read's rate-limit hit (RedisRateLimiter: EVALSHA of rate-limit.lua), what a Roblox read
- *   sends (`redis-cli monitor`);
+ *   read's rate-limit hit (RedisRateLimiter: `SET … PX … NX` + `INCR`; EVALSHA of rate-limit.lua
+ *   before 2026-12-03), what a Roblox read sends (`redis-cli monitor`);
  * - `MGET 50`, `MGET 16x50 joined`: the naive server's command, and 16 reads' keys in one;
  * - `Lua one bulk (length prefixes)`, `Lua one bulk (separator)`: a script that runs the MGET
  *   and returns the values as one bulk string (what a node would decode from one Buffer);
- * - `rate limit: EVALSHA`, `rate limit: INCR + PEXPIRE NX`, `rate limit: INCR`: one hit.
+ * - `rate limit: RedisRateLimiter.hit` (what the checkout sends), `rate limit: INCR + PEXPIRE NX`,
+ *   `rate limit: SET PX NX + INCR`, `rate limit: INCR`: one hit.
  * Prints instructions per read (or hit) of each shape, two rounds.
  */
 import { spawn } from 'node:child_process'
@@ -121,7 +122,7 @@ const shapes: Array<[string, (i: number, now: number) => Promise<unknown>]> = [
   ['Lua one bulk (length prefixes)', (i) => evalshaBuffer(lengthsSha, IDS, ...keySets[i]!)],
   ['Lua one bulk (separator)', (i) => evalshaBuffer(separatorSha, IDS, ...keySets[i]!)],
   [
-    'rate limit: EVALSHA rate-limit.lua',
+    'rate limit: RedisRateLimiter.hit',
     (i, now) => stores.rateLimiter.hit(`ip:10.1.${i % 256}.1`, rule, now),
   ],
   [
@@ -129,6 +130,13 @@ const shapes: Array<[string, (i: number, now: number) => Promise<unknown>]> = [
     (i) => {
       const key = keys.rateWindow(`ip:10.2.${i % 256}.1`, 'read', 0)
       return Promise.all([client.incr(key), client.call('PEXPIRE', key, '120000', 'NX')])
+    },
+  ],
+  [
+    'rate limit: SET PX NX + INCR',
+    (i) => {
+      const key = keys.rateWindow(`ip:10.4.${i % 256}.1`, 'read', 0)
+      return Promise.all([client.set(key, '0', 'PX', 120_000, 'NX'), client.incr(key)])
     },
   ],
   ['rate limit: INCR', (i) => client.incr(keys.rateWindow(`ip:10.3.${i % 256}.1`, 'read', 0))],

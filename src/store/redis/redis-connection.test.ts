@@ -2,15 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import {
-  freePort,
-  privateRedis,
-  startPartlyAssignedCluster,
-  startRedisServer,
-} from '../../../test/helpers/redis-cluster.js'
+import { privateRedis, startPartlyAssignedCluster } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { PresenceError } from '../../core/errors.js'
 import { RedisConnection, mgetText } from './redis-connection.js'
@@ -112,33 +104,28 @@ test('commands beside the MGET go out in its write, each with its own reply or e
   assert.deepEqual(values, { status: 'fulfilled', value: ['value', null] })
 })
 
-test('a script beside the MGET runs when Redis has forgotten it (NOSCRIPT: sent again as EVAL)', async (t) => {
-  // a Redis of its own: SCRIPT FLUSH must not touch the machine's
-  const dir = mkdtempSync(join(tmpdir(), 'presenced-noscript-'))
-  const port = await freePort()
-  const server = await startRedisServer(port, dir, ['--appendonly', 'no'])
-  t.after(async () => {
-    await server.kill()
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const connection = new RedisConnection({ url: `redis://127.0.0.1:${port}` }).retain()
-  t.after(() => connection.release())
-  assert.ok(await connection.waitReady(), 'its Redis must be reachable')
-  // the first call finds no script either (never loaded on this Redis)
-  const hit = () =>
-    Promise.all([
-      connection.besideScript<number[]>(
-        'presencedRateLimit',
-        ['w:{b1}:a', 'w:{b1}:b'],
-        ['60000', '1000'],
-      ),
-      connection.mget(['none']),
-    ])
-  assert.deepEqual(await hit(), [[1, 1], [null]])
-  assert.deepEqual(await hit(), [[2, 2], [null]])
-  await connection.client.script('FLUSH')
-  assert.deepEqual(await hit(), [[3, 3], [null]])
-  assert.deepEqual(await connection.mget(['w:{b1}:a']), ['3'])
+test('rate-limit hits beside the MGET: one write, each window counted once with its expiry', async (t) => {
+  const { prefix, connection, client, writes } = await open(t)
+  const [a, b, bad] = [`${prefix}:w:a`, `${prefix}:w:b`, `${prefix}:w:bad`]
+  await client.set(bad, 'not a number')
+  const before = writes()
+  const [two, one, refused, values] = await Promise.allSettled([
+    connection.besideHits([a, b], ['60000', '1000']),
+    connection.besideHits([a], ['60000']),
+    connection.besideHits([bad], ['1000']),
+    connection.mget([a]),
+  ])
+  assert.equal(writes() - before, 1, 'one write for all of it')
+  assert.deepEqual(two, { status: 'fulfilled', value: [1, 1] })
+  assert.deepEqual(one, { status: 'fulfilled', value: [2] })
+  assert.equal(refused.status, 'rejected')
+  assert.match(String((refused as PromiseRejectedResult).reason), /not an integer/)
+  assert.deepEqual(values, { status: 'fulfilled', value: ['2'] })
+  const [ttlA, ttlB, ttlBad] = await Promise.all([client.pttl(a), client.pttl(b), client.pttl(bad)])
+  assert.ok(ttlA > 110_000 && ttlA <= 120_000, `PTTL ${ttlA}`)
+  assert.ok(ttlB > 0 && ttlB <= 2_000, `PTTL ${ttlB}`)
+  // a key that was there before its first hit keeps what it had (SET … NX)
+  assert.equal(ttlBad, -1)
 })
 
 test('on a cluster whose slots are not all assigned: not ready until each has a master', async (t) => {

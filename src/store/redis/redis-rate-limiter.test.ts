@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { Cluster } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { rateLimiterContract } from '../contract/rate-limiter.contract.js'
@@ -96,4 +96,45 @@ test('on a cluster, hits of callers on every master in one tick each count', asy
     verdicts.map((v) => [v.allowed, v.count]),
     callers.map(() => [true, 1]),
   )
+})
+
+test('on a single Redis, a hit is SET … PX … NX and INCR per rule in the write of the tick, no script', async (t) => {
+  const { limiter, keys, connection, cleanup } = await open(single)
+  t.after(cleanup)
+  const client = connection.client as Redis
+  const sent: string[] = []
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = (command, stream) => {
+    sent.push(
+      `${command.name} ${String(command.toWritable(client.stream)).split('\r\n').join(' ')}`,
+    )
+    return send(command, stream)
+  }
+  t.after(() => {
+    client.sendCommand = send
+  })
+  const [verdict, values] = await Promise.all([
+    limiter.hit('user:3', rules, T0),
+    connection.mget(['none']),
+  ])
+  assert.equal(verdict.count, 1)
+  assert.deepEqual(values, [null])
+  const [burst, sustain] = rules.map((rule) =>
+    keys.rateWindow('user:3', rule.name, Math.floor(T0 / rule.windowMs)),
+  )
+  const set = (key: string, ttl: number) =>
+    `set *6 $3 SET $${key.length} ${key} $1 0 $2 PX $${String(ttl).length} ${ttl} $2 NX `
+  const incr = (key: string) => `incr *2 $4 INCR $${key.length} ${key} `
+  assert.deepEqual(sent, [
+    set(burst!, 2_000),
+    incr(burst!),
+    set(sustain!, 120_000),
+    incr(sustain!),
+    'mget *2 $4 MGET $4 none ',
+  ])
+  // a second hit counts on the same windows, whose expiry the first one set
+  assert.equal((await limiter.hit('user:3', rules, T0 + 1)).count, 2)
+  assert.equal(await connection.client.get(sustain!), '2')
+  const ttl = await connection.client.pttl(sustain!)
+  assert.ok(ttl > 100_000 && ttl <= 120_000, `PTTL ${ttl}`)
 })

@@ -14,10 +14,12 @@ import type { RedisConnection } from './redis-connection.js'
 /**
  * Fixed windows counted in Redis, so every node of a fleet shares one count per caller. The
  * window index comes from `now` (like MemoryRateLimiter), so windows line up across nodes and
- * tests can drive them with a manual clock; one Lua call counts every rule of a hit at once
- * (limit.lua, which RedisPresenceStore's limited heartbeat shares: see `countsIn`).
- * Each window is its own key with its own expiry, so memory follows the callers of the last
- * two windows of each rule.
+ * tests can drive them with a manual clock. A hit is counted in the write of the tick's MGET
+ * (RedisConnection.besideHits): on a single Redis as `SET <window> 0 PX <2 windows> NX` and
+ * `INCR <window>` per rule, on a cluster by limit.lua (which RedisPresenceStore's limited
+ * heartbeat shares: see `countsIn`), both giving a window's counter the expiry of two windows
+ * from its first hit. Each window is its own key with its own expiry, so memory follows the
+ * callers of the last two windows of each rule.
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly #connection: RedisConnection
@@ -39,7 +41,7 @@ export class RedisRateLimiter implements RateLimiter {
     const connection = this.#connection
     return connection.run(async () => {
       // in the write of this tick's MGET: a read's rate limit adds no round trip
-      const counts = await connection.besideScript<number[]>('presencedRateLimit', windows, lengths)
+      const counts = await connection.besideHits(windows, lengths)
       return verdictOf(rules, counts, now)
     })
   }
