@@ -216,7 +216,7 @@ function count(map: Map<string, number>, id: string, users: number): void {
 
 /** A published record as this node read it. */
 interface SharedRecord extends StatsRecord {
-  /** When this node read it (its clock). */
+  /** When this node read it (performance.now(): the read cache goes by real time). */
   readAt: number
 }
 
@@ -352,7 +352,7 @@ export class PresenceStats {
       this.#options.samples * this.#options.sampleIntervalMs,
     )
     await duties.publish(DUTY, encodeStatsRecord(record, MAX_TOP), keepMs)
-    this.#shared = { ...record, readAt: this.#deps.clock.now() }
+    this.#shared = { ...record, readAt: performance.now() }
   }
 
   /** The public numbers, with the `top` largest universes, places and titles. */
@@ -392,29 +392,21 @@ export class PresenceStats {
 
   /**
    * What to serve now. Embedded: this node's aggregate and series. Fleet mode: the published
-   * record (read again as `#due` says), while it is at most two of its author's intervals
-   * old; past that (no holder for now), this node's own aggregate with the last series seen.
+   * record (read again once `minCacheMs` old), while it is at most two of its author's intervals
+   * old; past that (no holder for now), this node's own aggregate
+   * with the last series seen.
    */
   async #current(): Promise<{ aggregate: Aggregate; samples: readonly StatsSample[] }> {
     if (!this.#deps.duties) return { aggregate: await this.#aggregate(), samples: this.#samples }
-    const now = this.#deps.clock.now()
     let shared = this.#shared
-    if (!shared || this.#due(shared, now)) shared = await this.#read()
+    if (!shared || performance.now() - shared.readAt >= this.#options.minCacheMs) {
+      shared = await this.#read()
+    }
     if (shared && isFresh(shared, this.#deps.clock.now())) return shared
     return {
       aggregate: await this.#aggregate(),
       samples: shared?.samples ?? this.#samples,
     }
-  }
-
-  /**
-   * Whether to read the record again: once read `minCacheMs` ago, and only when a newer one may
-   * be there (it is as old as its author's interval), so a node reads once per pass, not per request.
-   */
-  #due(shared: SharedRecord, now: number): boolean {
-    const readAge = now - shared.readAt
-    if (readAge < 0) return true
-    return readAge >= this.#options.minCacheMs && now - shared.aggregate.at >= shared.everyMs
   }
 
   /** Reads the published record (concurrent callers share one read); undefined when none. */
@@ -425,7 +417,7 @@ export class PresenceStats {
       .then((text) => {
         const record = text === null ? undefined : decodeStatsRecord(text)
         if (!record) return undefined
-        const shared = { ...record, readAt: this.#deps.clock.now() }
+        const shared = { ...record, readAt: performance.now() }
         this.#shared = shared
         return shared
       })

@@ -62,7 +62,7 @@ const nodeIdOf = (node: StartedApp) => (node.stores.bus as RedisChangeBus).nodeI
 
 /** Waits until `node` holds the stats lease; how long that took. */
 async function holds(client: Redis, prefix: string, node: StartedApp, since: number) {
-  const deadline = Date.now() + 20_000
+  const deadline = Date.now() + 60_000
   while ((await client.get(`${prefix}:duty:stats:lease`)) !== nodeIdOf(node)) {
     if (Date.now() > deadline) assert.fail('the lease never came')
     await new Promise((r) => setTimeout(r, 25))
@@ -165,14 +165,17 @@ test('fleet stats: three nodes make one pass per interval, serve the same number
   const last = rest.find((n) => n !== second)!
   second.node.stores.duties!.release = () => Promise.resolve()
   const lastBefore = last.passes
+  // the lease left: three of the holder's intervals at least, more when a loaded machine slows
+  // its passes (an interval is 20 passes' duration at least)
+  const left = await client.pttl(`${prefix}:duty:stats:lease`)
   await second.node.app.close()
   const diedAt = Date.now()
   rest = [last]
   // the dead node's lease lapses: the last node takes it within the lease's time (plus one of
   // its samples); meanwhile it serves its own count once the dead node's record is stale
   const takeover = await holds(client, prefix, last.node, diedAt)
-  t.diagnostic(`takeover after a death: ${takeover} ms`)
-  assert.ok(takeover < LEASE_TTL_MS + INTERVAL_MS + 1000, `takeover took ${takeover} ms`)
+  t.diagnostic(`takeover after a death: ${takeover} ms (the lease had ${left} ms left)`)
+  assert.ok(takeover < left + INTERVAL_MS + 1000, `takeover took ${takeover} ms, lease ${left}`)
   const [afterDeath] = await agreed(rest, Date.now(), true)
   assert.ok(last.passes > lastBefore, 'the last node walks now')
   assert.equal(afterDeath.totals.online, 2)
