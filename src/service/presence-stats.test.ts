@@ -43,7 +43,8 @@ function fleet(t: TestContext, duties: SharedDuties, nodes: string[], minCacheMs
         {
           presence: Object.assign(Object.create(store) as MemoryPresenceStore, counted),
           profiles: {
-            getSettings: (ids) => Promise.resolve(ids.map((id) => settings.get(id) ?? defaultSettings)),
+            getSettings: (ids) =>
+              Promise.resolve(ids.map((id) => settings.get(id) ?? defaultSettings)),
             getPlace: () => Promise.resolve(undefined),
             getTitle: () => Promise.resolve(undefined),
           },
@@ -147,7 +148,10 @@ test('fleet stats: a node reads the record at most once per minCacheMs, whatever
   }
   const elapsed = performance.now() - started
   assert.ok(requests > 20)
-  assert.ok(duties.reads >= 2 && duties.reads <= Math.ceil(elapsed / 200) + 1, `${duties.reads} reads`)
+  assert.ok(
+    duties.reads >= 2 && duties.reads <= Math.ceil(elapsed / 200) + 1,
+    `${duties.reads} reads`,
+  )
 })
 
 test('embedded stats (no duties) still pass on their own', async (t) => {

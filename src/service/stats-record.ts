@@ -148,10 +148,7 @@ function isTuple(value: unknown, length: number, each: (v: unknown) => boolean):
   return Array.isArray(value) && value.length === length && value.every(each)
 }
 
-function isEntries<T>(
-  value: unknown,
-  second: (v: unknown) => v is T,
-): value is Array<[string, T]> {
+function isEntries<T>(value: unknown, second: (v: unknown) => v is T): value is Array<[string, T]> {
   return (
     Array.isArray(value) &&
     value.every((e) => Array.isArray(e) && e.length === 2 && isString(e[0]) && second(e[1]))

@@ -137,7 +137,9 @@ test('fleet stats: three nodes make one pass per interval, serve the same number
   const elapsed = Date.now() - started
   const passes = sum(nodes) - passesBefore
   const zrange = (await zranges(client)) - zrangeBefore
-  t.diagnostic(`${elapsed} ms: ${passes} passes (${nodes.map((n, i) => n.passes - eachBefore[i]!)}), ${zrange} ZRANGE`)
+  t.diagnostic(
+    `${elapsed} ms: ${passes} passes (${nodes.map((n, i) => n.passes - eachBefore[i]!)}), ${zrange} ZRANGE`,
+  )
   const intervals = Math.ceil(elapsed / INTERVAL_MS)
   assert.ok(passes >= 1, 'the leader passes')
   assert.ok(passes <= intervals + 2, `${passes} passes in ${intervals} intervals`)

@@ -315,8 +315,9 @@ for (const [mode, way] of modes.flatMap((m) => ways.map((w) => [m, w] as const))
     }
 
     // the public numbers count the invisible players nowhere: the two blocking players and SEEN
-    // (a fleet serves its stats node's last pass: asked again until one came after the writes)
-    const deadline = Date.now() + 10_000
+    // (a fleet serves its stats node's last pass: asked again until one came after the writes;
+    // a first pass slowed by a cold start and a loaded machine stretches the interval to 20 times it)
+    const deadline = Date.now() + 30_000
     let online: number
     do {
       const stats = JSON.parse((await call(app, 'GET', '/api/v1/stats', {})).body) as {

@@ -51,7 +51,9 @@ export class RedisFleetDuties implements FleetDuties {
 
   async release(duty: string): Promise<void> {
     const key = this.#keys.dutyLease(duty)
-    await this.#connection.run(() => this.#connection.client.presencedLeaseRelease(key, this.#nodeId))
+    await this.#connection.run(() =>
+      this.#connection.client.presencedLeaseRelease(key, this.#nodeId),
+    )
   }
 
   async publish(duty: string, value: string, ttlMs: number): Promise<void> {
