@@ -186,4 +186,10 @@ test('fleet stats: three nodes make one pass per interval, serve the same number
     afterDeath.top.universes.map((u: { id: string }) => u.id),
     ['11'],
   )
+
+  // Redis gone: the 503 of any outage once the record read is a second old, never a 500
+  await redis.stop()
+  await new Promise((r) => setTimeout(r, 1100))
+  const outage = await last.node.app.inject({ url: '/api/v1/stats' })
+  assert.equal(outage.statusCode, 503, outage.body)
 })
