@@ -235,7 +235,7 @@ interface SharedRecord extends StatsRecord {
  *
  * Fleet mode (`duties`): one node at a time holds the `stats` lease and makes the passes, one per
  * interval, each published with the series (one Redis key); every node, the holder too, serves
- * the last published record (one GET, reused for `minCacheMs` and until a newer one is due), so every node serves the same
+ * the last published record (one GET, reused for `minCacheMs`), so every node serves the same
  * numbers and the fleet pays one pass per interval whatever its size. A new holder continues the
  * published series. A record older than two of its author's intervals (its holder died and the
  * lease has not lapsed yet, or Redis refused the write) is not served: the node then counts for
