@@ -177,7 +177,8 @@ test('fleet stats: three nodes make one pass per interval, serve the same number
   // its samples); meanwhile it serves its own count once the dead node's record is stale
   const takeover = await holds(client, prefix, last.node, diedAt)
   t.diagnostic(`takeover after a death: ${takeover} ms (the lease had ${left} ms left)`)
-  assert.ok(takeover < left + INTERVAL_MS + 1000, `takeover took ${takeover} ms, lease ${left}`)
+  // one interval of the last node's sampling, and one more for a loaded machine's delays
+  assert.ok(takeover < left + 2 * INTERVAL_MS + 1000, `takeover took ${takeover} ms, lease ${left}`)
   const [afterDeath] = await agreed(rest, Date.now(), true)
   assert.ok(last.passes > lastBefore, 'the last node walks now')
   assert.equal(afterDeath.totals.online, 2)
