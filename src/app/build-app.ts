@@ -232,7 +232,13 @@ async function registerRoutes(
   await app.register(nativeProtocol, context)
   await app.register(adminProtocol, context)
   await app.register(serversProtocol, context)
-  await app.register(dashboard, { service, tokens, mode: stores.mode })
+  await app.register(dashboard, {
+    service,
+    tokens,
+    mode: stores.mode,
+    sampleIntervalMs: config.statsIntervalMs,
+    leaseMs: config.statsLeaseMs,
+  })
 
   app.setNotFoundHandler(unservedPath)
 

@@ -130,6 +130,10 @@ export interface Config {
   realtimeDetachedWatches: number
   /** PRESENCED_REALTIME_SUBSCRIBE_RATE ids/s, default 1000: ids one connection may subscribe and unsubscribe (bursts of 2 s). */
   realtimeSubscribeRate: number
+  /** PRESENCED_STATS_INTERVAL ms, default 10000: how often the dashboard's stats are counted and sampled (in a fleet, by one node for all). */
+  statsIntervalMs: number
+  /** PRESENCED_STATS_LEASE ms, default 30000: in a fleet, how long the node that counts the stats holds that duty unless renewed (another takes over within it when it dies). */
+  statsLeaseMs: number
   /** PRESENCED_SHUTDOWN_TIMEOUT ms, default 10000: after SIGTERM, exit 1 if draining takes longer. */
   shutdownTimeoutMs: number
   /** PRESENCED_HEADERS_TIMEOUT ms, default 10000: a client slower to send its headers gets 408 and is cut off. */
@@ -332,6 +336,8 @@ export function loadConfig(env: Env = process.env): Config {
     realtimeLeaseMs: int(env, 'PRESENCED_REALTIME_LEASE', 30_000, 1000),
     realtimeDetachedWatches: int(env, 'PRESENCED_REALTIME_DETACHED_WATCHES', 200_000, 0),
     realtimeSubscribeRate: int(env, 'PRESENCED_REALTIME_SUBSCRIBE_RATE', 1000, 1),
+    statsIntervalMs: int(env, 'PRESENCED_STATS_INTERVAL', 10_000, 100, TIMER_MAX_MS),
+    statsLeaseMs: int(env, 'PRESENCED_STATS_LEASE', 30_000, 1000, TIMER_MAX_MS),
     shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1, TIMER_MAX_MS),
     ...timeouts(env),
     ...webhooks(env),

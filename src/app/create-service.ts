@@ -58,6 +58,7 @@ export function createService(
       ...(stores.history && { history: stores.history }),
       ...(stores.checkpoints && { checkpoints: stores.checkpoints }),
       ...(stores.holdings && { holdings: stores.holdings }),
+      ...(stores.duties && { duties: stores.duties }),
       rateLimiter: stores.rateLimiter,
       localRateLimiter: stores.localRateLimiter,
     },

@@ -26,6 +26,8 @@ import { RedisRateLimiter } from '../store/redis/redis-rate-limiter.js'
 import { SqliteProfileStore } from '../store/sqlite/sqlite-profile-store.js'
 import { SqliteWebhookStore } from '../store/sqlite/sqlite-webhook-store.js'
 import { RedisWebhookStore } from '../store/redis/redis-webhook-store.js'
+import { RedisFleetDuties } from '../store/redis/redis-fleet-duties.js'
+import type { FleetDuties } from '../store/fleet-duties.js'
 import { systemClock, type Clock } from '../service/clock.js'
 import type { WebhookStore } from '../store/webhook-store.js'
 
@@ -62,6 +64,8 @@ export interface Stores {
   checkpoints?: StreamCheckpoints
   /** Fleet mode only: each user's real-time streams and watches summed over the nodes. */
   holdings?: StreamHoldings
+  /** Fleet mode only: duties one node does for all (the dashboard's pass, pruning), by lease. */
+  duties?: FleetDuties
   rateLimiter: RateLimiter
   /**
    * Fleet mode: counts a hit in this process when Redis refuses the shared count's write (full,
@@ -178,6 +182,7 @@ async function createRedisStores(
       nodeId: bus.nodeId,
       leaseMs: options.realtimeLeaseMs ?? 30_000,
     }),
+    duties: new RedisFleetDuties(connection, keys, bus.nodeId),
     profiles,
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),

@@ -20,6 +20,8 @@ export interface DashboardOptions {
   mode: Stores['mode']
   /** Time-series sampling interval; default 10 s. */
   sampleIntervalMs?: number
+  /** Fleet mode: how long the stats node's lease lasts unless renewed; default 30 s. */
+  leaseMs?: number
 }
 
 /** Files under dashboard/ the page is made of: nothing else there is served. */
@@ -75,7 +77,10 @@ function loadFiles(): Map<string, StaticFile> {
 export async function dashboard(app: FastifyInstance, options: DashboardOptions): Promise<void> {
   const { service, tokens } = options
   const files = loadFiles()
-  const stats = service.createStats({ sampleIntervalMs: options.sampleIntervalMs ?? 10_000 })
+  const stats = service.createStats({
+    sampleIntervalMs: options.sampleIntervalMs ?? 10_000,
+    ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
+  })
   // keyed by the token secret (the same on every node), rotating daily: a pseudonym follows a
   // user through a day's changes and cannot be reversed or linked across days
   const feed = service.createFeed((userId: UserId, at: number) =>

@@ -143,3 +143,52 @@ test('the chore runs on its own interval, one run at a time; a failure goes to o
   await new Promise((resolve) => setTimeout(resolve, 20))
   assert.equal(runs, stopped, 'no run after stop')
 })
+
+test('a leased chore runs on the node holding the lease only; stopping gives the lease up', async (t) => {
+  const store = new MemoryPresenceStore()
+  const bus = new LocalChangeBus()
+  t.after(async () => {
+    await store.close()
+    await bus.close()
+  })
+  // one lease for two nodes, as Redis holds it (no expiry needed here)
+  let holder: string | undefined
+  const leaseOf = (node: string) => ({
+    take: () => Promise.resolve((holder ??= node) === node),
+    release: () => Promise.resolve(void (holder === node && (holder = undefined))),
+  })
+  const runs = { a: 0, b: 0 }
+  let reached: () => void = () => {}
+  const janitorOf = (node: 'a' | 'b') =>
+    new Janitor(store, bus, new ManualClock(), {
+      intervalMs: 60_000,
+      batchSize: 10,
+      chore: {
+        intervalMs: 2,
+        lease: leaseOf(node),
+        run: () => {
+          if (++runs[node] === 5) reached()
+          return Promise.resolve()
+        },
+      },
+    })
+  const a = janitorOf('a')
+  const b = janitorOf('b')
+  const alive = setInterval(() => {}, 1000)
+  t.after(() => clearInterval(alive))
+  let fifth = new Promise<void>((resolve) => (reached = resolve))
+  a.start()
+  await fifth
+  b.start()
+  const bBefore = runs.b
+  const aBefore = runs.a
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  assert.equal(runs.b, bBefore, 'b waits while a holds the lease')
+  assert.ok(runs.a > aBefore, 'a goes on')
+  fifth = new Promise<void>((resolve) => (reached = resolve))
+  await a.stop()
+  assert.equal(holder, undefined, 'a gave the lease up')
+  await fifth
+  assert.equal(holder, 'b')
+  await b.stop()
+})

@@ -1,4 +1,5 @@
 import type { ChangeBus } from '../realtime/change-bus.js'
+import type { DutyLease } from '../store/fleet-duties.js'
 import type { PresenceStore } from '../store/presence-store.js'
 import type { Clock } from './clock.js'
 
@@ -13,7 +14,16 @@ export interface JanitorOptions {
    * A slower chore beside the sweeps (pruning records no longer needed), every `intervalMs`;
    * one run at a time, a failure left to `onError` and tried again at the next interval.
    */
-  chore?: { intervalMs: number; run(): Promise<unknown>; onError?(error: unknown): void }
+  chore?: {
+    intervalMs: number
+    run(): Promise<unknown>
+    onError?(error: unknown): void
+    /**
+     * Fleet mode: the chore runs only on the node holding this lease, taken or renewed before
+     * each run (a failure to take it is `onError`'s, and no run); given up when the janitor stops.
+     */
+    lease?: DutyLease
+  }
 }
 
 /**
@@ -55,9 +65,10 @@ export class Janitor {
     this.#timer.unref()
     const chore = this.#options.chore
     if (!chore) return
+    const lease = chore.lease
     this.#choreTimer = setInterval(() => {
-      this.#chore ??= chore
-        .run()
+      this.#chore ??= (lease ? lease.take() : Promise.resolve(true))
+        .then((held) => held && chore.run())
         .catch((error: unknown) => chore.onError?.(error))
         .finally(() => (this.#chore = undefined))
     }, chore.intervalMs)
@@ -70,6 +81,7 @@ export class Janitor {
     this.#timer = undefined
     this.#choreTimer = undefined
     await Promise.all([this.#running, this.#chore])
+    await this.#options.chore?.lease?.release().catch(() => undefined)
   }
 
   /** Sweeps until nothing is due; returns the number of users whose sessions expired. */

@@ -86,6 +86,7 @@ import {
 import { PositionTokens } from '../realtime/position-token.js'
 import type { StreamCheckpoint, StreamCheckpoints } from '../realtime/stream-checkpoints.js'
 import type { StreamHoldings } from '../realtime/stream-holdings.js'
+import { dutyLease, type FleetDuties } from '../store/fleet-duties.js'
 import type { PresenceView } from './webhooks/webhook-events.js'
 import { Webhooks, defaultWebhookSettings, type WebhookSettings } from './webhooks/webhooks.js'
 import type { WebhookStore } from '../store/webhook-store.js'
@@ -103,6 +104,8 @@ export interface ServiceStores {
   checkpoints?: StreamCheckpoints
   /** Each user's real-time holdings summed over a fleet; absent: the limits hold per node. */
   holdings?: StreamHoldings
+  /** Duties one node of a fleet does for all, by lease (FleetDuties); absent: this node does all. */
+  duties?: FleetDuties
   rateLimiter: RateLimiter
   /**
    * Counts what `rateLimiter` cannot while its store refuses writes (FallbackRateLimiter): the
@@ -292,6 +295,10 @@ export class PresenceService {
       onSweep: (users, lateness) => this.#observer.swept?.(users, lateness),
       chore: {
         intervalMs: BLOCK_ENDS_PRUNE_MS,
+        // a fleet walks the ends once, on the node holding the duty, not once per node
+        ...(stores.duties && {
+          lease: dutyLease(stores.duties, 'block-ends', 3 * BLOCK_ENDS_PRUNE_MS),
+        }),
         run: () => this.pruneBlockEnds(),
         onError: (error) => this.#onError(error, 'block ends'),
       },
@@ -1066,6 +1073,7 @@ export class PresenceService {
         bus,
         clock: this.#clock,
         place: (id) => this.#places.place(id),
+        duties: this.#stores.duties,
       },
       options,
     )

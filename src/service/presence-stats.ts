@@ -5,8 +5,16 @@ import type { ChangeBus } from '../realtime/change-bus.js'
 import type { LiveUser, PresenceStore } from '../store/presence-store.js'
 import type { PrivacyStore } from '../store/privacy-store.js'
 import type { CatalogueStore } from '../store/catalogue-store.js'
+import type { FleetDuties } from '../store/fleet-duties.js'
 import { CatalogueNames } from './catalogue-names.js'
 import type { Clock } from './clock.js'
+import {
+  decodeStatsRecord,
+  encodeStatsRecord,
+  type Aggregate,
+  type Ranked,
+  type StatsRecord,
+} from './stats-record.js'
 
 /** Users counted by state; `online` counts every user shown online, whatever the state. */
 export interface StatsTotals {
@@ -63,6 +71,11 @@ export interface PresenceStatsDeps {
    * `POST /v1/presence/users` shows it, not in the one its last heartbeat carried.
    */
   place(placeId: string): Place | undefined | Promise<Place | undefined>
+  /**
+   * Fleet mode: one node at a time (the holder of the `stats` duty) makes the passes and
+   * publishes them; every node serves what was published. Absent: this node makes its own.
+   */
+  duties?: FleetDuties | undefined
 }
 
 export interface PresenceStatsOptions {
@@ -77,7 +90,16 @@ export interface PresenceStatsOptions {
   minCacheMs?: number
   /** Users read from the store and settings per batch; default 5000. */
   batchSize?: number
+  /**
+   * Fleet mode: how long the stats node's lease lasts unless renewed (it renews it each pass);
+   * another node takes over within it when the holder dies. Default 30 000 ms; stretched to three
+   * intervals when the passes are further apart.
+   */
+  leaseMs?: number
 }
+
+/** The fleet duty's name (FleetDuties): its lease and its published record. */
+const DUTY = 'stats'
 
 export const MAX_TOP = 100
 
@@ -192,25 +214,10 @@ function count(map: Map<string, number>, id: string, users: number): void {
   map.set(id, (map.get(id) ?? 0) + users)
 }
 
-/** One pass over the live users, sorted once, sliced per request. */
-interface Aggregate {
-  at: number
-  available: boolean
-  nodes: number
-  computeMs: number
-  visible: Ranked
-  all: Ranked
-  invisibleUsers: number
-  invisibleSessions: number
-}
-
-interface Ranked {
-  totals: StatsTotals
-  universes: Array<[string, number]>
-  places: Array<[string, number]>
-  titles: Array<[string, number]>
-  /** A root place seen per universe: the universe is shown with that place's name. */
-  rootOf: Map<string, string>
+/** A published record as this node read it. */
+interface SharedRecord extends StatsRecord {
+  /** When this node read it (performance.now(): the read cache goes by real time). */
+  readAt: number
 }
 
 /**
@@ -225,6 +232,14 @@ interface Ranked {
  * Cost: a pass reads every live user and their settings, so its result is reused for at least
  * `minCacheMs`, and for four times as long as it took (a large store is not re-read per request);
  * concurrent callers share one pass.
+ *
+ * Fleet mode (`duties`): one node at a time holds the `stats` lease and makes the passes, one per
+ * interval, each published with the series (one Redis key); every node, the holder too, serves
+ * the last published record (one GET, reused for `minCacheMs`), so every node serves the same
+ * numbers and the fleet pays one pass per interval whatever its size. A new holder continues the
+ * published series. A record older than two of its author's intervals (its holder died and the
+ * lease has not lapsed yet, or Redis refused the write) is not served: the node then counts for
+ * itself, as embedded, until a fresh record comes, so no number served is older than that bound.
  */
 export class PresenceStats {
   readonly #deps: PresenceStatsDeps
@@ -232,6 +247,11 @@ export class PresenceStats {
   readonly #samples: StatsSample[] = []
   #cached: Aggregate | undefined
   #pending: Promise<Aggregate> | undefined
+  /** Fleet mode: the last record read (or published by this node), and a read under way. */
+  #shared: SharedRecord | undefined
+  #reading: Promise<SharedRecord | undefined> | undefined
+  /** Fleet mode: whether this node held the lease at its last sample. */
+  #leader = false
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   readonly #names: CatalogueNames
@@ -244,7 +264,13 @@ export class PresenceStats {
       samples: options.samples ?? 360,
       minCacheMs: options.minCacheMs ?? 1000,
       batchSize: options.batchSize ?? 5000,
+      leaseMs: options.leaseMs ?? 30_000,
     }
+  }
+
+  /** Fleet mode: whether this node makes the fleet's passes (it held the lease at its last sample). */
+  get leader(): boolean {
+    return this.#leader
   }
 
   /** Starts sampling the time series (one sample now, then every interval). */
@@ -255,45 +281,91 @@ export class PresenceStats {
       this.#timer = setTimeout(() => {
         this.sample()
           .catch(() => undefined)
-          // a pass over a big store is not run more often than 1/20 of the time
-          .finally(() => {
-            const computeMs = this.#cached?.computeMs ?? 0
-            next(Math.max(this.#options.sampleIntervalMs, computeMs * 20))
-          })
+          // a node that only reads the fleet's record tries for the lease every interval
+          .finally(() =>
+            next(
+              this.#deps.duties && !this.#leader
+                ? this.#options.sampleIntervalMs
+                : this.#interval(),
+            ),
+          )
       }, delayMs)
       this.#timer.unref()
     }
     next(0)
   }
 
+  /** Stops sampling; in fleet mode, gives the lease up so that another node takes over at once. */
   async stop(): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#pending?.catch(() => undefined)
+    if (this.#leader) {
+      this.#leader = false
+      await this.#deps.duties?.release(DUTY).catch(() => undefined)
+    }
   }
 
-  /** Takes one sample of the time series now. */
+  /** A pass over a big store is not run more often than 1/20 of the time. */
+  #interval(): number {
+    return Math.max(this.#options.sampleIntervalMs, (this.#cached?.computeMs ?? 0) * 20)
+  }
+
+  /**
+   * Takes one sample of the time series now. Fleet mode: takes or renews the lease first; its
+   * holder makes a pass and publishes it with the series, another node reads the record.
+   */
   async sample(): Promise<void> {
-    const aggregate = await this.#aggregate()
+    const duties = this.#deps.duties
+    let wasLeader = false
+    if (duties) {
+      wasLeader = this.#leader
+      const ttlMs = Math.max(this.#options.leaseMs, 3 * this.#interval())
+      this.#leader = await duties.take(DUTY, ttlMs).catch(() => false)
+      if (!this.#leader) {
+        await this.#read()
+        return
+      }
+      // a new holder continues the series the fleet showed
+      if (!wasLeader) {
+        const shared = this.#shared ?? (await this.#read().catch(() => undefined))
+        if (shared) this.#samples.splice(0, this.#samples.length, ...shared.samples)
+      }
+    }
+    const aggregate = duties ? await this.#pass() : await this.#aggregate()
     this.#samples.push([
       aggregate.at,
       aggregate.visible.totals.online,
       aggregate.visible.totals.inGame,
     ])
     if (this.#samples.length > this.#options.samples) this.#samples.shift()
+    if (!duties) return
+    const record: StatsRecord = {
+      aggregate,
+      samples: [...this.#samples],
+      everyMs: this.#interval(),
+    }
+    // kept as long as the series spans, so that a later holder can continue it
+    const keepMs = Math.max(
+      this.#options.leaseMs,
+      this.#options.samples * this.#options.sampleIntervalMs,
+    )
+    await duties.publish(DUTY, encodeStatsRecord(record, MAX_TOP), keepMs)
+    this.#shared = { ...record, readAt: performance.now() }
   }
 
   /** The public numbers, with the `top` largest universes, places and titles. */
   async publicStats(top: number): Promise<PublicStats> {
-    return this.#publicView(await this.#aggregate(), top)
+    const { aggregate, samples } = await this.#current()
+    return this.#publicView(aggregate, samples, top)
   }
 
   /** The public numbers plus the same over every user, invisible ones included. */
   async adminStats(top: number): Promise<AdminStats> {
-    const aggregate = await this.#aggregate()
+    const { aggregate, samples } = await this.#current()
     return {
-      ...(await this.#publicView(aggregate, top)),
+      ...(await this.#publicView(aggregate, samples, top)),
       all: {
         totals: { ...aggregate.all.totals },
         top: await this.#top(aggregate.all, top),
@@ -303,15 +375,54 @@ export class PresenceStats {
     }
   }
 
-  async #publicView(aggregate: Aggregate, top: number): Promise<PublicStats> {
+  async #publicView(
+    aggregate: Aggregate,
+    samples: readonly StatsSample[],
+    top: number,
+  ): Promise<PublicStats> {
     return {
       at: aggregate.at,
       available: aggregate.available,
       nodes: aggregate.nodes,
       totals: { ...aggregate.visible.totals },
       top: await this.#top(aggregate.visible, top),
-      series: { intervalMs: this.#options.sampleIntervalMs, samples: [...this.#samples] },
+      series: { intervalMs: this.#options.sampleIntervalMs, samples: [...samples] },
     }
+  }
+
+  /**
+   * What to serve now. Embedded: this node's aggregate and series. Fleet mode: the published
+   * record (read again once `minCacheMs` old), while it is at most two of its author's intervals
+   * old; past that (no holder for now), this node's own aggregate
+   * with the last series seen.
+   */
+  async #current(): Promise<{ aggregate: Aggregate; samples: readonly StatsSample[] }> {
+    if (!this.#deps.duties) return { aggregate: await this.#aggregate(), samples: this.#samples }
+    let shared = this.#shared
+    if (!shared || performance.now() - shared.readAt >= this.#options.minCacheMs) {
+      shared = await this.#read()
+    }
+    if (shared && isFresh(shared, this.#deps.clock.now())) return shared
+    return {
+      aggregate: await this.#aggregate(),
+      samples: shared?.samples ?? this.#samples,
+    }
+  }
+
+  /** Reads the published record (concurrent callers share one read); undefined when none. */
+  #read(): Promise<SharedRecord | undefined> {
+    const duties = this.#deps.duties!
+    this.#reading ??= duties
+      .read(DUTY)
+      .then((text) => {
+        const record = text === null ? undefined : decodeStatsRecord(text)
+        if (!record) return undefined
+        const shared = { ...record, readAt: performance.now() }
+        this.#shared = shared
+        return shared
+      })
+      .finally(() => (this.#reading = undefined))
+    return this.#reading
   }
 
   #aggregate(): Promise<Aggregate> {
@@ -321,6 +432,11 @@ export class PresenceStats {
       const maxAge = Math.max(this.#options.minCacheMs, cached.computeMs * 4)
       if (now - cached.at < maxAge && now >= cached.at) return Promise.resolve(cached)
     }
+    return this.#pass()
+  }
+
+  /** A pass now, shared by concurrent callers. */
+  #pass(): Promise<Aggregate> {
     this.#pending ??= this.#compute().finally(() => (this.#pending = undefined))
     return this.#pending
   }
@@ -402,6 +518,11 @@ export class PresenceStats {
       titles: await named(ranked.titles, (id) => this.#names.title(id)),
     }
   }
+}
+
+/** Whether a published record may be served: at most two of its author's intervals old. */
+function isFresh(record: StatsRecord, now: number): boolean {
+  return now - record.aggregate.at <= 2 * record.everyMs
 }
 
 function rankOf(activity: Activity): PresenceType {

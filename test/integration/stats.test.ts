@@ -228,7 +228,7 @@ test('stats: top is 0..100, bad keys are refused in the admin shape', async (t) 
 test('stats in fleet mode: two nodes on one Redis count each other and both nodes', async (t) => {
   const prefix = uniquePrefix('stats')
   t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
-  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix }
+  const config = { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, statsIntervalMs: 200 }
   const a = await startApp(t, { config })
   const b = await startApp(t, { config })
   await a.service.heartbeat(

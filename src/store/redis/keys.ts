@@ -295,6 +295,18 @@ export class RedisKeys {
     return this.#user(id, 'rt')
   }
 
+  /**
+   * A fleet duty's lease (string: the holding node's id, with a TTL) and its published result
+   * (string, with a TTL): RedisFleetDuties. One key each, no hash tag needed.
+   */
+  dutyLease(duty: string): string {
+    return `${this.prefix}:duty:${duty}:lease`
+  }
+
+  dutyResult(duty: string): string {
+    return `${this.prefix}:duty:${duty}:result`
+  }
+
   /** Pub/sub channel of the change bus. */
   channel(): string {
     return `${this.prefix}:bus`

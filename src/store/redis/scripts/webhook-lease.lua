@@ -1,4 +1,4 @@
--- Takes or extends the lease of one webhook's delivery queue.
+-- Takes or extends a lease: one webhook's delivery queue, or a fleet duty (RedisFleetDuties).
 -- KEYS[1]  the lease key (string: the owner's id, with a TTL)
 -- ARGV[1]  the owner asking
 -- ARGV[2]  the lease's time to live, ms

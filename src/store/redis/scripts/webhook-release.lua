@@ -1,4 +1,4 @@
--- Gives up the lease of one webhook's delivery queue, only if the caller still holds it.
+-- Gives up a lease (a webhook's delivery queue, a fleet duty), only if the caller still holds it.
 -- KEYS[1]  the lease key
 -- ARGV[1]  the owner giving it up
 -- Returns 1 when the lease was released, 0 when someone else held it (or no one).
