@@ -170,9 +170,9 @@ const cleanups: Array<() => void> = []
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'presenced-docs-'))
   // the server lives for the whole file: its clean-up runs in the file's after hook
-  const context = { after: (fn: () => void) => cleanups.push(fn) } as Parameters<
-    typeof spawnServer
-  >[0]
+  const context = {
+    after: (fn: () => void) => void cleanups.push(fn),
+  } as unknown as Parameters<typeof spawnServer>[0]
   server = await spawnServer(context, {
     PRESENCED_DATA_DIR: dataDir,
     PRESENCED_ADMIN_KEY: ADMIN_KEY,
@@ -189,6 +189,14 @@ after(async () => {
 })
 
 const README = doc('README.md')
+
+/** The admin API's answer to naming place 1818 Crossroads in a universe. */
+const crossroads = (universeId: string) => ({
+  placeId: '1818',
+  universeId,
+  rootPlaceId: '1818',
+  name: 'Crossroads',
+})
 
 // 123 must start offline here: it runs first
 test('README SDK snippet prints what the README says', async () => {
@@ -302,12 +310,7 @@ test('README "Try it in a minute" answers what the README shows', async () => {
   const named = await bash(`${naming[1]}\necho\n${all[2]!.command}`)
   assert.equal(named.code, 0, named.stderr)
   const [place, read] = named.stdout.trim().split('\n')
-  assert.deepEqual(JSON.parse(place!), {
-    placeId: '1818',
-    universeId: '99',
-    rootPlaceId: '1818',
-    name: 'Crossroads',
-  })
+  assert.deepEqual(JSON.parse(place!), crossroads('99'))
   const presence = (JSON.parse(read!) as { userPresences: Array<Record<string, unknown>> })
     .userPresences[0]!
   // "reads fill in `lastLocation`, `rootPlaceId` and `universeId`"
@@ -337,12 +340,7 @@ test('game servers guide: a key, a place, a report and a shutdown as shown', asy
   )
   assert.equal(keyed.code, 0, keyed.stderr)
   const [place, secret] = keyed.stdout.trim().split('\n')
-  assert.deepEqual(JSON.parse(place!), {
-    placeId: '1818',
-    universeId: '13058',
-    rootPlaceId: '1818',
-    name: 'Crossroads',
-  })
+  assert.deepEqual(JSON.parse(place!), crossroads('13058'))
   assert.match(secret!, /^pk_\S+$/, 'the secret (pk_…) is printed')
 
   const all = steps(report.replace(/^KEY=pk_….*$/m, `KEY=${secret}`))
