@@ -4,3 +4,5 @@ export function staleReason(): string | undefined
 export function build(): void
 /** Builds when stale, waiting for a build another process is running. */
 export function buildIfStale(log?: (line: string) => void): void
+/** A full build under the build lock, waiting for a build another process is running. */
+export function buildLocked(log?: (line: string) => void): void

@@ -127,54 +127,74 @@ export function build() {
 }
 
 /**
+ * Takes the build lock, waiting while another live build holds it (a lock its dead owner left is
+ * taken over), and returns its release.
+ */
+function takeLock(log) {
+  let waiting = false
+  for (;;) {
+    try {
+      mkdirSync(lock)
+      writeFileSync(join(lock, 'pid'), String(process.pid))
+      return () => rmSync(lock, { force: true, recursive: true })
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error
+    }
+    let abandoned
+    try {
+      abandoned = lockAbandoned(lock)
+    } catch {
+      continue // released meanwhile
+    }
+    if (abandoned) rmSync(lock, { force: true, recursive: true })
+    else {
+      if (!waiting) log(`presenced: waiting for another build (${lock}) ...`)
+      waiting = true
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
+    }
+  }
+}
+
+/**
  * Builds when stale. Several processes may ask at once (`npm start` beside `npx presenced`):
  * one builds while the others wait for its lock, then find the build fresh.
  */
 export function buildIfStale(log = (line) => console.error(line)) {
-  let waiting = false
-  for (;;) {
+  const reason = staleReason()
+  if (reason === undefined) return
+  if (!typescriptCompiler() && existsSync(stamp)) {
+    // a deployment that copied a built checkout and left dev dependencies out
+    log(`presenced: ${reason}, but TypeScript is not installed: running the existing build`)
+    return
+  }
+  const release = takeLock(log)
+  try {
     const reason = staleReason()
     if (reason === undefined) return
-    if (!typescriptCompiler() && existsSync(stamp)) {
-      // a deployment that copied a built checkout and left dev dependencies out
-      log(`presenced: ${reason}, but TypeScript is not installed: running the existing build`)
-      return
-    }
-    try {
-      mkdirSync(lock)
-      writeFileSync(join(lock, 'pid'), String(process.pid))
-    } catch (error) {
-      if (error.code !== 'EEXIST') throw error
-      let abandoned
-      try {
-        abandoned = lockAbandoned(lock)
-      } catch {
-        continue // released meanwhile
-      }
-      if (abandoned) rmSync(lock, { force: true, recursive: true })
-      else {
-        if (!waiting) log(`presenced: waiting for another build (${lock}) ...`)
-        waiting = true
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
-      }
-      continue
-    }
-    try {
-      const reason = staleReason()
-      if (reason === undefined) return
-      log(`presenced: building (${reason}) ...`)
-      build()
-      return
-    } finally {
-      rmSync(lock, { force: true, recursive: true })
-    }
+    log(`presenced: building (${reason}) ...`)
+    build()
+  } finally {
+    release()
+  }
+}
+
+/**
+ * A full build (`npm run build`) under the same lock, so that it never runs beside the build of
+ * an `npm start` or `npx presenced` (each empties the other's sdk/dist/ and dist/).
+ */
+export function buildLocked(log = (line) => console.error(line)) {
+  const release = takeLock(log)
+  try {
+    build()
+  } finally {
+    release()
   }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
     if (process.argv.includes('--if-stale')) buildIfStale()
-    else build()
+    else buildLocked()
   } catch (error) {
     console.error(error.message)
     process.exit(1)

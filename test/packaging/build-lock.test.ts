@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -35,4 +35,28 @@ test('a build lock without a known owner is abandoned only once it is old', (t) 
   const lock = lockDir(t)
   assert.equal(abandoned(lock), false)
   assert.equal(abandoned(lock, Date.now() + 6 * 60_000), true)
+})
+
+test('a full build (npm run build) waits for the lock of a build under way', async (t) => {
+  // a copy of the script in a folder of its own: its lock is that folder's, held by this process
+  const root = mkdtempSync(join(tmpdir(), 'build-lock-'))
+  t.after(() => rmSync(root, { recursive: true, force: true }))
+  mkdirSync(join(root, 'scripts'))
+  copyFileSync(new URL('../../scripts/build.js', import.meta.url), join(root, 'scripts/build.js'))
+  mkdirSync(join(root, '.build-lock'))
+  writeFileSync(join(root, '.build-lock/pid'), String(process.pid))
+
+  const child = spawn(process.execPath, [join(root, 'scripts/build.js')], { stdio: 'pipe' })
+  t.after(() => child.kill('SIGKILL'))
+  let stderr = ''
+  const exited = new Promise<number | null>((done) => child.on('exit', done))
+  const waiting = new Promise<void>((done) =>
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+      if (stderr.includes('waiting for another build')) done()
+    }),
+  )
+  // before waiting, it built at once beside the other build (here: failed, no TypeScript there)
+  const first = await Promise.race([waiting.then(() => 'waiting'), exited.then(() => 'exited')])
+  assert.equal(first, 'waiting', stderr)
 })
