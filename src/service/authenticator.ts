@@ -336,10 +336,10 @@ export class Authenticator {
   async #refuse(refusal: TokenRefusal, address: string | undefined): Promise<never> {
     // an expired token is no guess, nor a platform's keys out of reach
     if (refusal === 'forged' && address !== undefined) await this.#failures.count(address)
-    // the client learns expired-vs-invalid, never which check failed; keys out of reach are
-    // neither (not the token's fault)
+    // the client learns expired (a fresh token will do) or invalid (it will not), never which
+    // check failed; keys out of reach are neither (not the token's fault)
     const tokenRefused =
-      refusal === 'stale' ? 'expired' : refusal === 'forged' ? 'invalid' : undefined
+      refusal === 'expired' ? 'expired' : refusal === 'unavailable' ? undefined : 'invalid'
     throw fail('UNAUTHENTICATED', DENIED, tokenRefused === undefined ? {} : { tokenRefused })
   }
 

@@ -97,3 +97,27 @@ test("a token that ends with a remembered token's signature is verified, not rem
   assert.equal((await tokens.verify(token))?.userId, '7', 'the remembered token still answers')
   assert.equal(tokens.rememberedTokens, 1)
 })
+
+test('a refusal says expired only for a genuine token past its exp: a fresh one would do', async () => {
+  const clock = manualClock()
+  const tokens = new Tokens(SECRET, { now: clock.now })
+  const key = new TextEncoder().encode(SECRET)
+  const nowSeconds = Math.floor(clock.now() / 1000)
+  const signed = (claims: Record<string, unknown>) =>
+    new SignJWT({ sub: '7', ...claims }).setProtectedHeader({ alg: 'HS256' }).sign(key)
+  assert.equal(await tokens.check(await signed({ exp: nowSeconds - 1 })), 'expired')
+  // not yet valid, or a date out of range: genuine, but a fresh token of the kind fares no better
+  assert.equal(
+    await tokens.check(await signed({ exp: nowSeconds + 60, nbf: nowSeconds + 30 })),
+    'stale',
+  )
+  assert.equal(
+    await tokens.check(await signed({ exp: nowSeconds + 60, iat: nowSeconds + 3600 })),
+    'stale',
+  )
+  assert.equal(await tokens.check(`${await signed({ exp: nowSeconds + 60 })}x`), 'forged')
+  assert.equal(
+    ((await tokens.check(await signed({ exp: nowSeconds + 60 }))) as { userId: string }).userId,
+    '7',
+  )
+})

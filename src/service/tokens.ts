@@ -45,12 +45,14 @@ const MAX_REMEMBER_MS = 5 * 60_000
 
 /**
  * Why a token is refused: `forged` when it is no token this service (or the platform) signed
- * (bad signature, unknown key, malformed, empty), `stale` when it was genuinely signed but is no
- * longer (or not yet) valid (expired, not before, wrong issuer or audience, a platform's user
- * claim that names no user: a signature only the key's holder can make, which no guesser has),
- * `unavailable` when the platform's keys could not be read (not the client's fault).
+ * (bad signature, unknown key, malformed, empty), `expired` when it was genuinely signed and its
+ * `exp` has passed (a fresh token will do), `stale` when it was genuinely signed but is not valid
+ * for another reason (not before, a date out of range, wrong issuer or audience, a platform's
+ * user claim that names no user: a signature only the key's holder can make, which no guesser
+ * has, but a fresh token of the same kind would be refused too), `unavailable` when the
+ * platform's keys could not be read (not the client's fault).
  */
-export type TokenRefusal = 'forged' | 'stale' | 'unavailable'
+export type TokenRefusal = 'forged' | 'expired' | 'stale' | 'unavailable'
 
 interface Remembered {
   claims: TokenClaims
@@ -243,6 +245,7 @@ export class Tokens {
       else if (this.#external) claims = await this.#checkExternal(this.#external, token, now)
     } catch (error) {
       // jose checks the claims only once the signature holds
+      if (error instanceof joseErrors.JWTExpired) return 'expired'
       if (isStale(error)) return 'stale'
       if (error instanceof joseErrors.JOSEError || error instanceof TypeError) return 'forged'
       throw error
@@ -322,6 +325,7 @@ export class Tokens {
  * a key of the set that cannot be imported) are about the platform's keys.
  */
 function refusalOf(error: unknown): TokenRefusal {
+  if (error instanceof joseErrors.JWTExpired) return 'expired'
   if (isStale(error)) return 'stale'
   if (error instanceof joseErrors.JOSEError && !(error instanceof joseErrors.JWKSInvalid)) {
     return 'forged'
