@@ -13,6 +13,18 @@ const bounds = { entries: 32, ageSeconds: 300 }
 const A = '9007199254740993' as UserId
 const B = '7' as UserId
 
+test('memory history: each new epoch is the one before plus one, across its last nine digits', async () => {
+  const history = new MemoryHistory(bounds, () => 1_000, 1_796_310_343_999_999_998n)
+  history.keepOnly(() => false)
+  const epochs: string[] = []
+  for (let i = 0; i < 3; i++)
+    epochs.push((await history.append(changeOf(A, i, 1_000), 1_000)).epoch)
+  assert.deepEqual(epochs, ['1796310343999999999', '1796310344000000000', '1796310344000000001'])
+  const short = new MemoryHistory(bounds, () => 1_000, 1_796_310_343_000_012_344n)
+  short.keepOnly(() => false)
+  assert.equal((await short.append(changeOf(A, 0, 1_000), 1_000)).epoch, '1796310343000012345')
+})
+
 test('memory history keeps only watched users’ changes; a position across an unwatched change is lost', async () => {
   const watched = new Set<UserId>()
   const history = new MemoryHistory(bounds, () => 1_000)

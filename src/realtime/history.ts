@@ -242,6 +242,11 @@ interface UserLog {
   marks: MarkRecord[]
 }
 
+/** An epoch's last nine digits (MemoryHistory#nextEpoch). */
+const EPOCH_LOW = 1_000_000_000n
+const EPOCH_LOW_LIMIT = 1_000_000_000
+const ZEROS = '000000000'
+
 /**
  * Embedded mode's history: in this process, lost with it (a restart starts new epochs). A user
  * whose changes all aged out is forgotten, and starts a new epoch with its next change.
@@ -250,16 +255,40 @@ export class MemoryHistory implements History {
   readonly #bounds: HistoryBounds
   /** Users by last change, oldest first (re-inserted on each append). */
   readonly #logs = new Map<UserId, UserLog>()
-  /** Epochs are decimal integers (they fit a position token's 8 bytes): this process's base. */
-  readonly #base = BigInt(Date.now()) * 1_000_000n + BigInt(randomBytes(2).readUInt16BE() % 1000)
-  #epochs = 0n
+  /**
+   * Epochs are decimal integers (they fit a position token's 8 bytes): this process's base plus
+   * n for its nth. Kept as the digits above the last nine (a string) and the number below them,
+   * so that an epoch is a small number's digits joined to a kept string, not a BigInt's sum and
+   * its digits: a new epoch per change of an unwatched user, about one a heartbeat (issue 19).
+   */
+  #epochHigh: string
+  /** The epoch's last nine digits' value (the latest epoch's; the base's before any). */
+  #epochLow: number
   readonly #clock: () => number
   #isWatched: (userId: UserId) => boolean = everyone
 
-  constructor(bounds: HistoryBounds, clock: () => number = Date.now) {
+  /** `epochBase`: the epoch before the first (tests); by default from the time and a random part. */
+  constructor(bounds: HistoryBounds, clock: () => number = Date.now, epochBase?: bigint) {
     this.#bounds = bounds
     this.#clock = clock
     this.positionTtlMs = positionTtlMs(bounds)
+    const base =
+      epochBase ?? BigInt(Date.now()) * 1_000_000n + BigInt(randomBytes(2).readUInt16BE() % 1000)
+    this.#epochHigh = String(base / EPOCH_LOW)
+    this.#epochLow = Number(base % EPOCH_LOW)
+  }
+
+  /** The next epoch: the base plus one more than the last one made. */
+  #nextEpoch(): string {
+    if (++this.#epochLow === EPOCH_LOW_LIMIT) {
+      this.#epochLow = 0
+      this.#epochHigh = String(BigInt(this.#epochHigh) + 1n)
+    }
+    // nine digits with their leading zeros (most have nine of their own: no slice made)
+    const low = String(this.#epochLow)
+    return low.length === 9
+      ? this.#epochHigh + low
+      : this.#epochHigh + ZEROS.slice(low.length) + low
   }
 
   readonly positionTtlMs: number
@@ -280,7 +309,7 @@ export class MemoryHistory implements History {
     if (!log && !watched) {
       // a position of its own (an epoch of one change), nothing kept: a user unwatched across
       // millions of sessions costs no memory, and a position held from before reads as lost
-      const position: ChangePosition = { epoch: String(this.#base + ++this.#epochs), offset: 1, at }
+      const position: ChangePosition = { epoch: this.#nextEpoch(), offset: 1, at }
       change.position = position
       return position
     }
@@ -312,7 +341,7 @@ export class MemoryHistory implements History {
 
   #newLog(now: number): UserLog {
     return {
-      epoch: String(this.#base + ++this.#epochs),
+      epoch: this.#nextEpoch(),
       offset: 0,
       changes: NO_CHANGES,
       last: now,

@@ -596,7 +596,8 @@ export class PresenceService {
       : this.#stores.presence.heartbeat(write, now)
     return change instanceof Promise
       ? change.then((done) => this.#afterBeat(done, input.source))
-      : this.#afterBeat(change, input.source)
+      : // written in this very turn: `now` is the history's time too (one clock read fewer)
+        this.#afterBeat(change, input.source, now)
   }
 
   /** #beatAs's store steps for admitWith, made once: no closure per heartbeat. */
@@ -613,16 +614,17 @@ export class PresenceService {
   #afterBeat(
     change: PresenceChange,
     source: HeartbeatInput['source'],
+    now?: number,
   ): PresenceChange | Promise<PresenceChange> {
     // A refresh (the same sessions, only expiry moved) that no history recorded is nothing any
     // listener acts on (fan-out, dashboard feed and webhooks all drop it): most heartbeats are
     // refreshes, so they are not published at all.
     const told = change.position
-      ? this.#tell(change, false)
+      ? this.#tell(change, false, now)
       : // a change to record: #tell is told so, not left to compare the sessions again
         isRefresh(change)
         ? undefined
-        : this.#tell(change, true)
+        : this.#tell(change, true, now)
     if (told !== undefined) {
       return told.then(() => {
         this.#observer.heartbeats?.(source, 1)
@@ -1118,8 +1120,10 @@ export class PresenceService {
    * this process's memory, a single-process bus, no webhook to store it for): undefined then, or
    * its first failure thrown after every step was tried; else #announce's promise. A heartbeat's
    * awaits of three settled promises and an async layer were microtask turns (issue 19).
+   * `now`: the clock's reading the change was written at in this same turn, the history's time
+   * for it then (else the clock is read).
    */
-  #tell(change: PresenceChange, changed: boolean): Promise<void> | undefined {
+  #tell(change: PresenceChange, changed: boolean, now?: number): Promise<void> | undefined {
     const history = this.#history
     const bus = this.#bus
     const event: BusEvent = { type: 'presence', change }
@@ -1129,7 +1133,7 @@ export class PresenceService {
     let failed: { error: unknown } | undefined
     if (!change.position && (changed || !isRefresh(change))) {
       try {
-        history.appendNow(change, this.#clock.now())
+        history.appendNow(change, now ?? this.#clock.now())
       } catch (error) {
         failed = { error }
       }
