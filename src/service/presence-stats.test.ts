@@ -104,19 +104,22 @@ test('fleet stats: the holder passes and publishes; another node serves that, hi
   assert.equal(passes(), 1, 'serving reads no user')
 })
 
-test('fleet stats: a record older than two intervals is not served; the node counts for itself', async (t) => {
+test("fleet stats: a record older than its author's lease is not served; the node counts for itself", async (t) => {
   const duties = new SharedDuties()
   const { clock, stats, beat, passes } = fleet(t, duties, ['a', 'b'])
   const [a, b] = stats as [PresenceStats, PresenceStats]
   await beat('1', { kind: 'online' })
   await a.sample()
   assert.equal((await b.publicStats(0)).at, T0)
-  // a dies holding the lease: its record ages
-  clock.advance(20_000)
-  assert.equal((await b.publicStats(0)).at, T0, 'two intervals old: still served')
-  clock.advance(1)
+  // a dies holding the lease (30 s, three intervals): its record ages
+  clock.advance(20_001)
+  assert.equal((await b.publicStats(0)).at, T0, 'a slow holder is waited for')
+  clock.advance(9_999)
+  assert.equal((await b.publicStats(0)).at, T0, 'as old as the lease: still served')
+  // past the lease and the pass's own time (well under a second here), b counts
+  clock.advance(1_000)
   const own = await b.publicStats(0)
-  assert.equal(own.at, T0 + 20_001, 'past that, b counts')
+  assert.equal(own.at, T0 + 31_000, 'past that, b counts')
   assert.equal(own.totals.online, 1)
   assert.deepEqual(own.series.samples, [[T0, 1, 0]], 'with the last series seen')
   assert.equal(passes(), 2)
@@ -129,7 +132,7 @@ test('fleet stats: a record older than two intervals is not served; the node cou
   const after = await a.publicStats(0)
   assert.deepEqual(
     after.series.samples.map((s) => s[0]),
-    [T0, T0 + 20_001],
+    [T0, T0 + 31_000],
   )
 })
 
@@ -175,4 +178,60 @@ test('embedded stats (no duties) still pass on their own', async (t) => {
   await stats.sample()
   assert.equal(stats.leader, false)
   assert.equal((await stats.publicStats(0)).series.samples.length, 1)
+})
+
+test('fleet stats: a slow pass renews the lease for the stretched interval, so it does not lapse', async (t) => {
+  const store = new MemoryPresenceStore()
+  const bus = new LocalChangeBus()
+  const ttls: number[] = []
+  const duties: FleetDuties = {
+    take: (_duty, ttlMs) => {
+      ttls.push(ttlMs)
+      return Promise.resolve(true)
+    },
+    release: () => Promise.resolve(),
+    publish: () => Promise.resolve(),
+    read: () => Promise.resolve(null),
+  }
+  const stats = new PresenceStats(
+    {
+      presence: store,
+      profiles: {
+        // a pass of about 60 ms: the next sample is 20 passes' time away, 1.2 s
+        getSettings: async (ids) => {
+          await new Promise((resolve) => setTimeout(resolve, 60))
+          return ids.map(() => defaultSettings)
+        },
+        getPlace: () => Promise.resolve(undefined),
+        getTitle: () => Promise.resolve(undefined),
+      },
+      bus,
+      clock: new ManualClock(T0),
+      place: () => undefined,
+      duties,
+    },
+    { sampleIntervalMs: 100, leaseMs: 100 },
+  )
+  t.after(async () => {
+    await stats.stop()
+    await store.close()
+    await bus.close()
+  })
+  await store.heartbeat(
+    {
+      userId: '1' as UserId,
+      key: 'app:PC',
+      source: 'app',
+      deviceType: 'PC',
+      activity: { kind: 'online' },
+      ttlMs: 600_000,
+    },
+    T0,
+  )
+  await stats.sample()
+  assert.equal(stats.leader, true)
+  assert.equal(ttls[0], 300, 'taken for three intervals before the pass')
+  // renewed after it, for three of the stretched intervals: at least 3 x 20 x 60 ms
+  assert.equal(ttls.length, 2)
+  assert.ok(ttls[1]! >= 3600, `renewed for ${ttls[1]} ms`)
 })

@@ -237,9 +237,11 @@ interface SharedRecord extends StatsRecord {
  * interval, each published with the series (one Redis key); every node, the holder too, serves
  * the last published record (one GET, reused for `minCacheMs`), so every node serves the same
  * numbers and the fleet pays one pass per interval whatever its size. A new holder continues the
- * published series. A record older than two of its author's intervals (its holder died and the
- * lease has not lapsed yet, or Redis refused the write) is not served: the node then counts for
- * itself, as embedded, until a fresh record comes, so no number served is older than that bound.
+ * published series. A record older than its author's lease (its pass time plus the lease's
+ * time: the holder died, or Redis refused its write while it kept the lease) is not served: the
+ * node then counts for itself, as embedded, until a fresh record comes, so no number served is
+ * older than that bound. A holder that is merely slow (a loaded node, a long pass) is waited for:
+ * every node counting for itself then would multiply the load on a fleet already loaded.
  */
 export class PresenceStats {
   readonly #deps: PresenceStatsDeps
@@ -307,6 +309,11 @@ export class PresenceStats {
     }
   }
 
+  /** The stats lease as this node takes it: three of its intervals when longer than leaseMs. */
+  #leaseTtl(): number {
+    return Math.max(this.#options.leaseMs, 3 * this.#interval())
+  }
+
   /** A pass over a big store is not run more often than 1/20 of the time. */
   #interval(): number {
     return Math.max(this.#options.sampleIntervalMs, (this.#cached?.computeMs ?? 0) * 20)
@@ -321,8 +328,7 @@ export class PresenceStats {
     let wasLeader = false
     if (duties) {
       wasLeader = this.#leader
-      const ttlMs = Math.max(this.#options.leaseMs, 3 * this.#interval())
-      this.#leader = await duties.take(DUTY, ttlMs).catch(() => false)
+      this.#leader = await duties.take(DUTY, this.#leaseTtl()).catch(() => false)
       if (!this.#leader) {
         await this.#read()
         return
@@ -334,6 +340,12 @@ export class PresenceStats {
       }
     }
     const aggregate = duties ? await this.#pass() : await this.#aggregate()
+    if (duties) {
+      // a slow pass stretches the interval (#interval): renewed for the next sample now, or the
+      // lease would lapse before this holder samples again and the fleet would change hands
+      this.#leader = await duties.take(DUTY, this.#leaseTtl()).catch(() => false)
+      if (!this.#leader) return
+    }
     this.#samples.push([
       aggregate.at,
       aggregate.visible.totals.online,
@@ -392,8 +404,8 @@ export class PresenceStats {
 
   /**
    * What to serve now. Embedded: this node's aggregate and series. Fleet mode: the published
-   * record (read again once `minCacheMs` old), while it is at most two of its author's intervals
-   * old; past that (no holder for now), this node's own aggregate
+   * record (read again once `minCacheMs` old), while its author's lease could still hold
+   * (isFresh); past that (no holder for now), this node's own aggregate
    * with the last series seen.
    */
   async #current(): Promise<{ aggregate: Aggregate; samples: readonly StatsSample[] }> {
@@ -402,7 +414,7 @@ export class PresenceStats {
     if (!shared || performance.now() - shared.readAt >= this.#options.minCacheMs) {
       shared = await this.#read()
     }
-    if (shared && isFresh(shared, this.#deps.clock.now())) return shared
+    if (shared && isFresh(shared, this.#deps.clock.now(), this.#options.leaseMs)) return shared
     return {
       aggregate: await this.#aggregate(),
       samples: shared?.samples ?? this.#samples,
@@ -520,9 +532,14 @@ export class PresenceStats {
   }
 }
 
-/** Whether a published record may be served: at most two of its author's intervals old. */
-function isFresh(record: StatsRecord, now: number): boolean {
-  return now - record.aggregate.at <= 2 * record.everyMs
+/**
+ * Whether a published record may be served: no older than its pass took plus the lease its author
+ * took (`leaseMs`, or three of its intervals when longer). A living holder renews the lease and
+ * publishes again within that time; past it the lease has lapsed or its writes fail.
+ */
+function isFresh(record: StatsRecord, now: number, leaseMs: number): boolean {
+  const leaseTtlMs = Math.max(leaseMs, 3 * record.everyMs)
+  return now - record.aggregate.at <= record.aggregate.computeMs + leaseTtlMs
 }
 
 function rankOf(activity: Activity): PresenceType {

@@ -79,9 +79,12 @@ async function stats(node: StartedApp, admin = false) {
   return response.json()
 }
 
-/** Asks every node until they all serve the same `at`, at or after `since`. */
+/**
+ * Asks every node until they all serve the same `at`, at or after `since`. Generous: a pass slowed
+ * by a loaded machine (its awaits, not its work) stretches the next one to 20 times its length.
+ */
 async function agreed(nodes: readonly Node[], since: number, admin = false) {
-  const deadline = Date.now() + 20_000
+  const deadline = Date.now() + 90_000
   for (;;) {
     const bodies = await Promise.all(nodes.map(({ node }) => stats(node, admin)))
     const ats = new Set(bodies.map((b) => b.at))

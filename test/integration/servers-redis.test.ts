@@ -18,6 +18,8 @@ async function fleet(t: TestContext, settings: Partial<Config> = {}) {
     redisUrl: LOCAL_REDIS_URL,
     redisPrefix: prefix,
     sessionTtlSeconds: 30,
+    // not a test of timeouts: a 500-player report on a loaded machine may take longer than 500 ms
+    redisTimeoutMs: 5000,
     ...settings,
   }
   const a = await startApp(t, { clock, config })
