@@ -410,3 +410,31 @@ test('users in one place share one frozen activity; a game server player keeps i
   assert.equal(second.gameId, 'g-2')
   assert.equal(onServer('g-1'), first)
 })
+
+test('summarizeBytes reads lines before a last line whose end it knows', () => {
+  const id = '7' as UserId
+  const now = 1000
+  const line = (key: string, placeId: string, updatedAgo: number) => ({
+    updatedAgo,
+    ttl: 50,
+    age: 0,
+    key,
+    tail: sessionTail('app', key.slice(4), { kind: 'inGame', placeId }, key),
+  })
+  const known = storedValue(now, [line('app:PC', '1', 0)], '0')
+  assert.equal(summarizeBytes(id, replied(known), now).sessions, 1)
+  for (const raw of [
+    storedValue(now, [line('app:iOS', '2', 5), line('app:PC', '1', 0)], '0'),
+    storedValue(now, [line('app:PC', '1', 0), line('app:PC', '1', 0)], '0'),
+    storedValue(
+      now,
+      [line('app:iOS', '2', 5), line('app:XB', '3', 1), line('app:PC', '1', 0)],
+      '0',
+    ),
+  ]) {
+    for (const at of [now, now + 49, now + 50]) {
+      const expected = summaryOf(decodePresence(id, raw, at), at)
+      assert.deepEqual(summarizeBytes(id, replied(raw), at), expected, `${raw} at ${at}`)
+    }
+  }
+})
