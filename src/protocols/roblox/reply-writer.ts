@@ -37,6 +37,7 @@ const TAIL_BYTES = LAST_ONLINE.length + 24 + 2
  * of day filled in, then copied whole (measured: 2.5 µs less per 50 records than byte by byte).
  */
 const tail = Buffer.alloc(TAIL_BYTES)
+const tailView = viewOf(tail)
 let tailDay = Number.NaN
 /** Where the time of day starts in `tail`. */
 const TIME_AT = LAST_ONLINE.length + 11
@@ -47,9 +48,16 @@ const TIME_AT = LAST_ONLINE.length + 11
  */
 const copyBytes = Uint8Array.prototype.set
 
-/** The tens and the ones digit (ASCII) of 0..99. */
-const TENS = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + Math.floor(n / 10))
-const ONES = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + (n % 10))
+/** The two ASCII digits of 0..99 as one little-endian 16-bit value (DataView#setUint16). */
+const PAIRS = Uint16Array.from(
+  { length: 100 },
+  (_, n) => (0x30 + Math.floor(n / 10)) | ((0x30 + (n % 10)) << 8),
+)
+
+/** A DataView of `bytes`, for fillTime's stores. */
+function viewOf(bytes: Buffer): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.length)
+}
 
 /** The last instant whose ISO form has 24 characters (year 9999). */
 const MAX_ISO_MS = 253_402_300_800_000
@@ -62,6 +70,7 @@ const MAX_ISO_MS = 253_402_300_800_000
  */
 class Prefix {
   joined: Buffer | undefined = undefined
+  joinedView: DataView | undefined = undefined
   joinedDay = Number.NaN
   constructor(readonly bytes: Buffer) {}
 
@@ -74,6 +83,7 @@ class Prefix {
       joined[TAIL_BYTES] = 0x2c
       copyBytes.call(joined, this.bytes, TAIL_BYTES + 1)
       this.joined = joined
+      this.joinedView = viewOf(joined)
     }
     copyBytes.call(joined, tail, 0)
     this.joinedDay = day
@@ -425,7 +435,7 @@ function setTailDay(day: number): void {
 function writeTail(out: Buffer, at: number, ms: number): number {
   const day = Math.floor(ms / DAY_MS)
   setTailDay(day)
-  fillTime(tail, ms - day * DAY_MS)
+  fillTime(tailView, ms - day * DAY_MS)
   copyBytes.call(out, tail, at)
   return at + TAIL_BYTES
 }
@@ -437,7 +447,7 @@ function writeTail(out: Buffer, at: number, ms: number): number {
 function writeJoined(out: Buffer, at: number, prefix: Prefix, ms: number): number {
   const day = Math.floor(ms / DAY_MS)
   const joined = prefix.joinedDay === day ? prefix.joined! : prefix.join(day)
-  fillTime(joined, ms - day * DAY_MS)
+  fillTime(prefix.joinedView!, ms - day * DAY_MS)
   copyBytes.call(out, joined, at)
   return at + joined.length
 }
@@ -448,7 +458,7 @@ function writeJoined(out: Buffer, at: number, prefix: Prefix, ms: number): numbe
  * writing the time into `out` through writeIsoTime (shared/iso-bytes.ts), no longer inlined,
  * was about 265 a record (issue 19, callgrind).
  */
-function fillTime(into: Buffer, ms: number): void {
+function fillTime(into: DataView, ms: number): void {
   const rest = ms | 0
   const seconds = (rest / 1000) | 0
   const millis = rest - seconds * 1000
@@ -458,15 +468,13 @@ function fillTime(into: Buffer, ms: number): void {
   const min = minutes - hours * 60
   const hundreds = (millis / 100) | 0
   const belowHundred = millis - hundreds * 100
-  into[TIME_AT] = TENS[hours]!
-  into[TIME_AT + 1] = ONES[hours]!
-  into[TIME_AT + 3] = TENS[min]!
-  into[TIME_AT + 4] = ONES[min]!
-  into[TIME_AT + 6] = TENS[sec]!
-  into[TIME_AT + 7] = ONES[sec]!
-  into[TIME_AT + 9] = 0x30 + hundreds
-  into[TIME_AT + 10] = TENS[belowHundred]!
-  into[TIME_AT + 11] = ONES[belowHundred]!
+  // two digits a store (DataView#setUint16): nine byte stores and eighteen table loads were
+  // about 188 instructions a record (callgrind, issue 19)
+  into.setUint16(TIME_AT, PAIRS[hours]!, true)
+  into.setUint16(TIME_AT + 3, PAIRS[min]!, true)
+  into.setUint16(TIME_AT + 6, PAIRS[sec]!, true)
+  into.setUint8(TIME_AT + 9, 0x30 + hundreds)
+  into.setUint16(TIME_AT + 10, PAIRS[belowHundred]!, true)
 }
 
 function slowReply(visible: readonly VisiblePresence[], options: RobloxViewOptions): Buffer {
