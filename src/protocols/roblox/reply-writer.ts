@@ -37,6 +37,7 @@ const TAIL_BYTES = LAST_ONLINE.length + 24 + 2
  * of day filled in, then copied whole (measured: 2.5 µs less per 50 records than byte by byte).
  */
 const tail = Buffer.alloc(TAIL_BYTES)
+const tailView = viewOf(tail)
 let tailDay = Number.NaN
 /** Where the time of day starts in `tail`. */
 const TIME_AT = LAST_ONLINE.length + 11
@@ -47,29 +48,65 @@ const TIME_AT = LAST_ONLINE.length + 11
  */
 const copyBytes = Uint8Array.prototype.set
 
-/** The tens and the ones digit (ASCII) of 0..99. */
-const TENS = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + Math.floor(n / 10))
-const ONES = Uint8Array.from({ length: 100 }, (_, n) => 0x30 + (n % 10))
+/** The two ASCII digits of 0..99 as one little-endian 16-bit value (DataView#setUint16). */
+const PAIRS = Uint16Array.from(
+  { length: 100 },
+  (_, n) => (0x30 + Math.floor(n / 10)) | ((0x30 + (n % 10)) << 8),
+)
+
+/** A DataView of `bytes`, for fillTime's stores. */
+function viewOf(bytes: Buffer): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.length)
+}
 
 /** The last instant whose ISO form has 24 characters (year 9999). */
 const MAX_ISO_MS = 253_402_300_800_000
 
-const genericPrefixes = new Map<PresenceType, Buffer>()
+/**
+ * A record's prefix, and the bytes that go before it in a record other than the first: the
+ * record before's tail, a comma, then the prefix (`joined`, made on first use, its date that of
+ * `joinedDay`), so that writeSummariesReply copies once per record where it copied the tail and
+ * the prefix apart (TypedArray#set, about 160 instructions a call: callgrind, issue 19).
+ */
+class Prefix {
+  joined: Buffer | undefined = undefined
+  joinedView: DataView | undefined = undefined
+  joinedDay = Number.NaN
+  constructor(readonly bytes: Buffer) {}
+
+  /** `joined` with the date of `day`, the time of day left for fillTime. */
+  join(day: number): Buffer {
+    setTailDay(day)
+    let joined = this.joined
+    if (joined === undefined) {
+      joined = Buffer.alloc(TAIL_BYTES + 1 + this.bytes.length)
+      joined[TAIL_BYTES] = 0x2c
+      copyBytes.call(joined, this.bytes, TAIL_BYTES + 1)
+      this.joined = joined
+      this.joinedView = viewOf(joined)
+    }
+    copyBytes.call(joined, tail, 0)
+    this.joinedDay = day
+    return joined
+  }
+}
+
+const genericPrefixes = new Map<PresenceType, Prefix>()
 /** The longest prefix made so far: the one-pass write's room per record (writeSummariesReply). */
 let longestPrefix = 0
 
 /** `text` as a prefix's bytes, noting its length. */
-function prefixBytes(text: string): Buffer {
+function prefixBytes(text: string): Prefix {
   const prefix = Buffer.from(text, 'utf8')
   if (prefix.length > longestPrefix) longestPrefix = prefix.length
-  return prefix
+  return new Prefix(prefix)
 }
 /** Per shared (frozen) activity, its prefix per shown state (0..4). */
-let byActivity = new WeakMap<Activity, (Buffer | undefined)[]>()
+let byActivity = new WeakMap<Activity, (Prefix | undefined)[]>()
 const MAX_PREFIXES = 10_000
-const byValues = new Map<string, Buffer>()
+const byValues = new Map<string, Prefix>()
 
-function genericPrefix(state: PresenceType): Buffer {
+function genericPrefix(state: PresenceType): Prefix {
   let prefix = genericPrefixes.get(state)
   if (prefix === undefined) {
     prefix = prefixBytes(prefixText(state, undefined))
@@ -85,7 +122,7 @@ function genericPrefix(state: PresenceType): Buffer {
  * activity since (or another store's) fails the compare and is cached again.
  */
 let internedActivities: (Activity | undefined)[] = []
-let internedPrefixes: (Buffer | undefined)[][] = []
+let internedPrefixes: (Prefix | undefined)[][] = []
 
 /**
  * The prefix of a record in `state` at `activity`; `activityId`: the summary's hint (-1 or
@@ -95,7 +132,7 @@ function prefixOf(
   state: PresenceType,
   activity: Activity | undefined,
   activityId: number | undefined = -1,
-): Buffer {
+): Prefix {
   if (activity === undefined) return genericPrefix(state)
   if (activityId >= 0 && internedActivities[activityId] === activity) {
     const cached = internedPrefixes[activityId]![state]
@@ -127,7 +164,7 @@ function prefixOf(
 }
 
 /** Notes `activity`'s prefixes (byActivity's array) under the id a store gave it. */
-function intern(activityId: number, activity: Activity, states: (Buffer | undefined)[]): void {
+function intern(activityId: number, activity: Activity, states: (Prefix | undefined)[]): void {
   // filled up to the id: an index set far past the end would turn the arrays into dictionaries
   while (internedActivities.length < activityId) {
     internedActivities.push(undefined)
@@ -220,7 +257,12 @@ export function writeUsersReply(
       state === PresenceType.Offline || presence.locationHidden
         ? undefined
         : primarySession(presence.sessions, Number.NEGATIVE_INFINITY)
-    const bytes = note(i, prefixOf(state, primary?.activity), presence.userId, presence.lastOnline)
+    const bytes = note(
+      i,
+      prefixOf(state, primary?.activity).bytes,
+      presence.userId,
+      presence.lastOnline,
+    )
     if (bytes < 0) return slowReply(visible, options)
     size += bytes
   }
@@ -249,6 +291,8 @@ export function writeSummariesReply(
     const end = start + room
     out.set(OPEN, start)
     let at = start + OPEN.length
+    // the record before's lastOnline, whose tail is written with this record's prefix
+    let before = 0
     let i = 0
     for (; i < n; i++) {
       const summary = summaries[i]!
@@ -264,16 +308,23 @@ export function writeSummariesReply(
         id.length === 0 ||
         id.length > 19 ||
         (lastOnline !== undefined && isUnusual(lastOnline)) ||
-        at + 1 + prefix.length + id.length + TAIL_BYTES > end
+        at + (i > 0 ? TAIL_BYTES + 1 : 0) + prefix.bytes.length + id.length + TAIL_BYTES > end
       ) {
         break
       }
-      if (i > 0) out[at++] = 0x2c
+      if (i > 0) {
+        at = writeJoined(out, at, prefix, before)
+      } else {
+        copyBytes.call(out, prefix.bytes, at)
+        at += prefix.bytes.length
+      }
       // the id's digits are checked as they are written
-      at = writeRecord(out, at, prefix, id, lastOnline === undefined ? Number.NaN : lastOnline)
+      at = writeDigits(out, at, id)
       if (at < 0) break
+      before = lastOnline === undefined ? 0 : lastOnline
     }
     if (i === n) {
+      if (n > 0) at = writeTail(out, at, before)
       out.set(CLOSE_BODY, at)
       return slab.close(at + CLOSE_BODY.length)
     }
@@ -284,7 +335,7 @@ export function writeSummariesReply(
     const summary = summaries[i]!
     const state = shownSummaryState(summary, options)
     const activity = state === PresenceType.Offline ? undefined : summary.activity
-    const bytes = note(i, prefixOf(state, activity), summary.userId, summary.lastOnline)
+    const bytes = note(i, prefixOf(state, activity).bytes, summary.userId, summary.lastOnline)
     if (bytes < 0) return slowReply(summaries.map(visibleOfSummary), options)
     size += bytes
   }
@@ -346,8 +397,7 @@ function write(n: number, size: number): Buffer {
 
 /**
  * One record at `at` (its prefix, the id's digits, the lastOnline tail; NaN: never online, the
- * epoch); the index after it, or -1 when the id holds a character other than a digit (checked
- * here, in the loop that copies it: a pass of its own was about 60 instructions a record).
+ * epoch); the index after it.
  */
 function writeRecord(
   out: Buffer,
@@ -357,22 +407,59 @@ function writeRecord(
   lastOnline: number,
 ): number {
   copyBytes.call(out, prefix, at)
-  at += prefix.length
+  return writeTail(out, writeDigits(out, at + prefix.length, id), lastOnline || 0)
+}
+
+/**
+ * The id's digits at `at`; the index after them, or -1 when the id holds a character other
+ * than a digit (checked here, in the loop that copies it: a pass of its own was about 60
+ * instructions a record).
+ */
+function writeDigits(out: Buffer, at: number, id: string): number {
   for (let k = 0; k < id.length; k++) {
     const digit = id.charCodeAt(k) - 0x30
     if (digit < 0 || digit > 9) return -1
     out[at++] = 0x30 + digit
   }
-  const ms = lastOnline || 0
+  return at
+}
+
+/** `tail`'s date made that of `day` (days since the epoch), its time of day left as it was. */
+function setTailDay(day: number): void {
+  if (day === tailDay) return
+  tailDay = day
+  tail.write(`,"lastOnline":"${new Date(day * DAY_MS).toISOString()}"}`, 0, 'latin1')
+}
+
+/** The tail of a record last online at `ms` (0: never) at `at`; the index after it. */
+function writeTail(out: Buffer, at: number, ms: number): number {
   const day = Math.floor(ms / DAY_MS)
-  if (day !== tailDay) {
-    tailDay = day
-    tail.write(`,"lastOnline":"${new Date(day * DAY_MS).toISOString()}"}`, 0, 'latin1')
-  }
-  // the time of day into the template, then the tail in one copy (issue 19, callgrind): a
-  // store into `out` is about 20 instructions, one into `tail` a few; writing it into `out`
-  // through writeIsoTime (shared/iso-bytes.ts), no longer inlined, was about 265 a record
-  const rest = (ms - day * DAY_MS) | 0
+  setTailDay(day)
+  fillTime(tailView, ms - day * DAY_MS)
+  copyBytes.call(out, tail, at)
+  return at + TAIL_BYTES
+}
+
+/**
+ * The record before's tail (last online at `ms`: 0, never), a comma and `prefix` at `at`, in
+ * one copy; the index after them.
+ */
+function writeJoined(out: Buffer, at: number, prefix: Prefix, ms: number): number {
+  const day = Math.floor(ms / DAY_MS)
+  const joined = prefix.joinedDay === day ? prefix.joined! : prefix.join(day)
+  fillTime(prefix.joinedView!, ms - day * DAY_MS)
+  copyBytes.call(out, joined, at)
+  return at + joined.length
+}
+
+/**
+ * The time of day `ms` into a tail template `into` (`tail`, or a Prefix's `joined`) at
+ * TIME_AT: a store into the small template is a few instructions, one into `out` about 20, and
+ * writing the time into `out` through writeIsoTime (shared/iso-bytes.ts), no longer inlined,
+ * was about 265 a record (issue 19, callgrind).
+ */
+function fillTime(into: DataView, ms: number): void {
+  const rest = ms | 0
   const seconds = (rest / 1000) | 0
   const millis = rest - seconds * 1000
   const minutes = (seconds / 60) | 0
@@ -381,17 +468,13 @@ function writeRecord(
   const min = minutes - hours * 60
   const hundreds = (millis / 100) | 0
   const belowHundred = millis - hundreds * 100
-  tail[TIME_AT] = TENS[hours]!
-  tail[TIME_AT + 1] = ONES[hours]!
-  tail[TIME_AT + 3] = TENS[min]!
-  tail[TIME_AT + 4] = ONES[min]!
-  tail[TIME_AT + 6] = TENS[sec]!
-  tail[TIME_AT + 7] = ONES[sec]!
-  tail[TIME_AT + 9] = 0x30 + hundreds
-  tail[TIME_AT + 10] = TENS[belowHundred]!
-  tail[TIME_AT + 11] = ONES[belowHundred]!
-  copyBytes.call(out, tail, at)
-  return at + TAIL_BYTES
+  // two digits a store (DataView#setUint16): nine byte stores and eighteen table loads were
+  // about 188 instructions a record (callgrind, issue 19)
+  into.setUint16(TIME_AT, PAIRS[hours]!, true)
+  into.setUint16(TIME_AT + 3, PAIRS[min]!, true)
+  into.setUint16(TIME_AT + 6, PAIRS[sec]!, true)
+  into.setUint8(TIME_AT + 9, 0x30 + hundreds)
+  into.setUint16(TIME_AT + 10, PAIRS[belowHundred]!, true)
 }
 
 function slowReply(visible: readonly VisiblePresence[], options: RobloxViewOptions): Buffer {
