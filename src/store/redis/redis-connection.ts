@@ -40,6 +40,10 @@ declare module 'ioredis' {
       ...args: string[]
     ): Result<Array<string | number>, Context>
     presencedDue(timer: string, ...args: string[]): Result<number, Context>
+    /** 1 when `owner` holds the lease after the call: a webhook queue's, or a fleet duty's */
+    presencedLease(key: string, owner: string, ttlMs: string): Result<number, Context>
+    /** 1 when `owner` held the lease and gave it up */
+    presencedLeaseRelease(key: string, owner: string): Result<number, Context>
     presencedSweep(timer: string, counts: string, ...args: string[]): Result<string[], Context>
     presencedServerReport(
       timer: string,
@@ -143,6 +147,10 @@ function fixedScripts(): Array<[name: string, numberOfKeys: number, lua: string]
     ['presencedEnd', 4, presenceLua('end.lua')],
     ['presencedEndTitles', 4, limitLua('presence.lua', 'end-titles.lua')],
     ['presencedDue', 1, lua('due.lua')],
+    // one lease, one meaning: a webhook queue's delivery (RedisWebhookStore), a fleet duty's
+    // (RedisFleetDuties)
+    ['presencedLease', 1, lua('lease.lua')],
+    ['presencedLeaseRelease', 1, lua('lease-release.lua')],
     ['presencedSweep', 2, presenceLua('sweep.lua')],
     ['presencedServerReport', 2, presenceLua('server-report.lua')],
     // a game server's last report, swapped, settled and dropped (RedisPresenceStore.reportServer)

@@ -16,8 +16,6 @@ import type { RedisConnection } from './redis-connection.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    presencedWebhookLease(key: string, owner: string, ttlMs: string): Result<number, Context>
-    presencedWebhookRelease(key: string, owner: string): Result<number, Context>
     /** 1 when the queue was created, 0 when it had its group already */
     presencedWebhookQueue(queue: string, group: string): Result<number, Context>
     /** 1 once stored; 0 when the cap refused a new record */
@@ -97,14 +95,6 @@ export class RedisWebhookStore implements WebhookStore {
     this.#connection = connection.retain()
     this.#prefix = keys.prefix
     const client = connection.client
-    client.defineCommand('presencedWebhookLease', {
-      numberOfKeys: 1,
-      lua: lua('webhook-lease.lua'),
-    })
-    client.defineCommand('presencedWebhookRelease', {
-      numberOfKeys: 1,
-      lua: lua('webhook-release.lua'),
-    })
     client.defineCommand('presencedWebhookQueue', {
       numberOfKeys: 1,
       lua: lua('webhook-queue.lua'),
@@ -251,17 +241,14 @@ export class RedisWebhookStore implements WebhookStore {
   acquireLease(webhookId: string, owner: string, ttlMs: number): Promise<boolean> {
     return this.#connection.run(
       async () =>
-        (await this.#client.presencedWebhookLease(
-          this.#key(webhookId, 'lease'),
-          owner,
-          String(ttlMs),
-        )) === 1,
+        (await this.#client.presencedLease(this.#key(webhookId, 'lease'), owner, String(ttlMs))) ===
+        1,
     )
   }
 
   releaseLease(webhookId: string, owner: string): Promise<void> {
     return this.#connection.run(async () => {
-      await this.#client.presencedWebhookRelease(this.#key(webhookId, 'lease'), owner)
+      await this.#client.presencedLeaseRelease(this.#key(webhookId, 'lease'), owner)
     })
   }
 
