@@ -349,9 +349,23 @@ test('the SDK takes the 503 as a wait, not a refused token: no fresh token asked
     'the provider was not asked for a fresh token',
   )
 
-  // retried (Retry-After) while the endpoint comes back: the same token is accepted
+  // retried (Retry-After) while the endpoint comes back: the same token is accepted, by a call
+  // and by a subscription on either transport (its refused connections are reconnected)
   statuses.length = 0
   asked.length = 0
+  const watching = createClient({ baseUrl: server.url, token: provider, WebSocket })
+  const subscriptions = (['websocket', 'sse'] as const).map((transport) => {
+    const subscription = watching.subscribe([20], {
+      transport,
+      reconnect: { minDelayMs: 100, maxDelayMs: 2000 },
+    })
+    const refusals: unknown[] = []
+    const fatal: unknown[] = []
+    subscription.on('reconnecting', ({ error }) => refusals.push(error))
+    subscription.on('error', (error) => fatal.push(error))
+    t.after(() => subscription.close())
+    return { transport, subscription, refusals, fatal }
+  })
   const retrying = createClient({
     baseUrl: server.url,
     token: provider,
@@ -363,5 +377,18 @@ test('the SDK takes the 503 as a wait, not a refused token: no fresh token asked
   assert.ok(result)
   assert.equal(statuses[0], 503)
   assert.equal(statuses.at(-1), 200)
+  for (const { transport, subscription, refusals, fatal } of subscriptions) {
+    await Promise.race([
+      subscription.ready,
+      sleep(10_000).then(() => assert.fail(`${transport}: not ready 10 s after the keys loaded`)),
+    ])
+    assert.deepEqual(fatal, [], `${transport}: no fatal error`)
+    assert.ok(refusals.length >= 1, `${transport}: refused while the keys could not be loaded`)
+    for (const error of refusals) {
+      assert.ok(error instanceof PresencedError, transport)
+      assert.equal(error.status, 503, transport)
+      assert.equal(error.reason, undefined, transport)
+    }
+  }
   assert.ok(!asked.some((request) => request.forceRefresh), 'never asked for a fresh token')
 })
