@@ -115,6 +115,11 @@ export async function buildApp(
     // a platform's JWKS that cannot be loaded is said once, and once when it loads again
     log: app.log,
   })
+  // A platform's JWKS URL is fetched as the app gets ready, in the background: the first token
+  // after a start does not wait for it, and neither the start nor readiness do (presenced's own
+  // tokens and anonymous reads need no JWKS; an identity provider's outage must not keep a node
+  // out of its balancer). A failed fetch is said once and starts the cooldown, as a token's would.
+  app.addHook('onReady', async () => void tokens.prefetchKeys())
 
   // after the app, whose logger says why a node starts not ready
   const stores =

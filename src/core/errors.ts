@@ -93,6 +93,11 @@ const catalogue = {
   STREAM_LIMIT: 'rate_limited',
   WATCH_LIMIT: 'rate_limited',
   SLOW_CONSUMER: 'rate_limited',
+  /**
+   * A token that cannot be checked now: the platform's keys (its JWKS) cannot be loaded. Not
+   * the token's fault, so no 401: 503 with Retry-After, and the client keeps its token.
+   */
+  AUTH_UNAVAILABLE: 'unavailable',
   // the service itself
   STORE_UNAVAILABLE: 'unavailable',
   UNAVAILABLE: 'unavailable',
@@ -170,6 +175,17 @@ export function isStoreUnavailable(error: unknown): boolean {
   return error instanceof PresenceError && error.code === 'STORE_UNAVAILABLE'
 }
 
+/**
+ * Whether `error` is a failure said once where it is met, not by each request that meets it:
+ * STORE_UNAVAILABLE (StoreOutages) and AUTH_UNAVAILABLE (the platform's JWKS, JwksKeys).
+ */
+export function isSaidWhereMet(error: unknown): boolean {
+  return (
+    error instanceof PresenceError &&
+    (error.code === 'STORE_UNAVAILABLE' || error.code === 'AUTH_UNAVAILABLE')
+  )
+}
+
 export const errors = {
   userIdInvalid: (value: unknown) =>
     fail(
@@ -181,6 +197,13 @@ export const errors = {
       retryAfter: 1,
       ...(refusesWrites ? { refusesWrites } : {}),
     }),
+  /** A token the platform's keys cannot tell now (TokenRefusal `unavailable`). */
+  authUnavailable: (retryAfter: number) =>
+    fail(
+      'AUTH_UNAVAILABLE',
+      "The identity provider's keys cannot be loaded, so this token cannot be checked now. Try again shortly.",
+      { retryAfter },
+    ),
   unauthenticated: () => fail('UNAUTHENTICATED', 'Authorization has been denied for this request.'),
   notFound: (message: string) => fail('NOT_FOUND', message),
 } as const

@@ -7,7 +7,7 @@ import type {
   TokenChannel,
   UserCaller,
 } from '../core/caller.js'
-import { PresenceError, fail } from '../core/errors.js'
+import { PresenceError, errors, fail } from '../core/errors.js'
 import { anonymous, type Scope } from '../core/privacy.js'
 import type { ApiKeys } from './api-keys.js'
 import type { AuthFailures } from './auth-failures.js'
@@ -140,7 +140,8 @@ export class Authenticator {
   /**
    * The caller `credential` proves, sent from client `address` (`request.ip`: the address the
    * rate limits see, the front proxy's X-Forwarded-For when it is trusted). Throws 401 for a
-   * credential present but invalid, 429 while `address` is refused for guessing (see above).
+   * credential present but invalid, 429 while `address` is refused for guessing (see above),
+   * 503 AUTH_UNAVAILABLE for a platform's token its keys, which cannot be loaded, cannot tell.
    */
   authenticate(credential: Credential, address: string): Promise<Caller> {
     // not async: an async function returning #user's promise resolves its own with it, two more
@@ -332,15 +333,21 @@ export class Authenticator {
     return this.#callerOf(claims, 'bearer')
   }
 
-  /** A token's refusal, counted as a guess from `address` when it is forged. */
+  /**
+   * A token's refusal, counted as a guess from `address` when it is forged. A token the
+   * platform's keys cannot tell (they cannot be loaded) is no refusal of the token: 503
+   * AUTH_UNAVAILABLE with Retry-After, in every protocol's own shape, so that a client keeps its
+   * token (a 401 would make it refresh, or sign its user out, for a fault of the server's side).
+   */
   async #refuse(refusal: TokenRefusal, address: string | undefined): Promise<never> {
-    // an expired token is no guess, nor a platform's keys out of reach
+    if (refusal === 'unavailable')
+      throw errors.authUnavailable(this.#tokens.unavailableRetryAfter())
+    // an expired token is no guess
     if (refusal === 'forged' && address !== undefined) await this.#failures.count(address)
     // the client learns expired (a fresh token will do) or invalid (it will not), never which
-    // check failed; keys out of reach are neither (not the token's fault)
-    const tokenRefused =
-      refusal === 'expired' ? 'expired' : refusal === 'unavailable' ? undefined : 'invalid'
-    throw fail('UNAUTHENTICATED', DENIED, tokenRefused === undefined ? {} : { tokenRefused })
+    // check failed
+    const tokenRefused = refusal === 'expired' ? 'expired' : 'invalid'
+    throw fail('UNAUTHENTICATED', DENIED, { tokenRefused })
   }
 
   /**

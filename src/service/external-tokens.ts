@@ -90,6 +90,26 @@ export class ExternalTokens {
   }
 
   /**
+   * Loads a JWKS URL's set now (at start, in the background), so that the first token after a
+   * start does not wait for the fetch. Resolves once it is done, loaded or not: a failure is
+   * said in the log (once) and starts the cooldown, as a token's fetch that failed would; never
+   * rejects. Nothing to do for a PEM key or a JWKS file (read at start already).
+   */
+  async prefetch(): Promise<void> {
+    if (this.#keys instanceof JwksKeys && this.#options.keys.kind === 'jwks-url') {
+      await this.#keys.refresh().catch(() => undefined)
+    }
+  }
+
+  /**
+   * ms until the platform's keys may be loaded again, for a token refused as unavailable to
+   * wait (JwksKeys.retryAfterMs); 0 when they may be now, or are no JWKS.
+   */
+  retryAfterMs(): number {
+    return this.#keys instanceof JwksKeys ? this.#keys.retryAfterMs() : 0
+  }
+
+  /**
    * The claims of a valid token; undefined for a token the platform did sign, but whose user
    * claim names no user (PRESENCED_JWT_USER_CLAIM); throws for any other refusal: jose's errors
    * about the token, JwksUnavailable when the platform's keys cannot tell. `now` is epoch ms, as

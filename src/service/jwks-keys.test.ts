@@ -420,3 +420,51 @@ test('concurrent first tokens share one JWKS fetch, which lasts PRESENCED_JWT_JW
     assert.equal(jwks.requests() - before, 1, `${mode}: not fetched again at once`)
   }
 })
+
+test('a token refused as unavailable waits until the next load may be tried: the rest of the cooldown, at least 1 s', async (t) => {
+  const cooldownMs = 3000
+  const known = await makeKey('k-1')
+  const jwks = await jwksServer(t, [known.jwk])
+  const tokens = tokensFor({ kind: 'jwks-url', url: jwks.url }, recordingLog(), {
+    jwksCooldownMs: cooldownMs,
+  })
+  assert.equal(tokens.unavailableRetryAfter(), 1, 'nothing failed: 1 s')
+  jwks.fail(true)
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['unavailable'])
+  assert.equal(tokens.unavailableRetryAfter(), 3, 'just after the failed fetch: the cooldown')
+  await sleep(1200)
+  assert.equal(tokens.unavailableRetryAfter(), 2, 'its rest, rounded up')
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['unavailable'])
+  assert.equal(jwks.fetches(), 1, 'within the cooldown: not fetched again')
+  await sleep(cooldownMs - 1200 + 50)
+  assert.equal(tokens.unavailableRetryAfter(), 1, 'past it: a load may be tried now')
+  jwks.fail(false)
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['ok'])
+  assert.equal(tokens.unavailableRetryAfter(), 1)
+})
+
+test('prefetchKeys loads a JWKS URL before any token; a failed one is said, never thrown', async (t) => {
+  const known = await makeKey('k-1')
+  const jwks = await jwksServer(t, [known.jwk])
+  const log = recordingLog()
+  const tokens = tokensFor({ kind: 'jwks-url', url: jwks.url }, log)
+  await tokens.prefetchKeys()
+  assert.equal(jwks.fetches(), 1)
+  assert.deepEqual(await kinds(tokens, [sign(known), sign(known)]), ['ok', 'ok'])
+  assert.equal(jwks.fetches(), 1, 'the tokens used the set fetched before them')
+
+  jwks.fail(true)
+  const failing = tokensFor({ kind: 'jwks-url', url: jwks.url }, log)
+  await failing.prefetchKeys()
+  assert.equal(jwks.fetches(), 2)
+  assert.match(log.lines[0]!.msg, /cannot be loaded \(HTTP 503\): platform tokens are refused/)
+  // within the cooldown of the failed fetch: refused at once, not fetched again
+  assert.deepEqual(await kinds(failing, [sign(known)]), ['unavailable'])
+  assert.equal(jwks.fetches(), 2)
+
+  // a file is read at start already, and a PEM key or no platform at all has nothing to load
+  const file = join(tempDir(t), 'jwks.json')
+  writeFileSync(file, JSON.stringify({ keys: [known.jwk] }))
+  await tokensFor({ kind: 'jwks-file', path: file }, log).prefetchKeys()
+  await new Tokens(SECRET).prefetchKeys()
+})

@@ -81,6 +81,16 @@ export class JwksKeys {
     }
   }
 
+  /**
+   * ms until a load may be tried again: the rest of the cooldown after a load that failed; 0
+   * when one may be tried now (loads do not fail, or the cooldown has passed). What a token
+   * refused as unavailable is told to wait (Retry-After).
+   */
+  retryAfterMs(): number {
+    if (!this.#failing) return 0
+    return Math.max(0, this.#times.cooldownMs - this.#sinceTry())
+  }
+
   /** Changes whenever the set is loaded anew (by `refresh`, an unknown `kid` or its age). */
   loads(): number {
     return this.#loads
@@ -172,7 +182,7 @@ export class JwksKeys {
     this.#failing = { since: this.#failing?.since ?? this.#triedAt, said }
     const cannot = `the platform's ${this.#what} cannot be loaded (${reason})`
     const unavailable =
-      'are refused as unavailable (401, not counted as wrong credentials) until it loads'
+      'are refused as unavailable (503 with Retry-After, not counted as wrong credentials) until it loads'
     if (!kept) {
       this.#log?.warn({ reason }, `${cannot}: platform tokens ${unavailable}`)
       return

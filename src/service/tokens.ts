@@ -186,6 +186,23 @@ export class Tokens {
     return this.#remembered(token, this.#now())
   }
 
+  /**
+   * Loads the platform's JWKS (a URL's) in the background, at start: see ExternalTokens.prefetch.
+   * Never rejects; resolves at once when there is none to load.
+   */
+  prefetchKeys(): Promise<void> {
+    return this.#external?.prefetch() ?? Promise.resolve()
+  }
+
+  /**
+   * Seconds a token refused `unavailable` should wait before it is sent again: until the
+   * platform's keys may be loaded again (the rest of the cooldown after a load that failed),
+   * at least 1.
+   */
+  unavailableRetryAfter(): number {
+    return Math.max(1, Math.ceil((this.#external?.retryAfterMs() ?? 0) / 1000))
+  }
+
   /** Verified tokens held in memory now, at most `cacheSize` (for metrics and tests). */
   get rememberedTokens(): number {
     return this.#verified.size

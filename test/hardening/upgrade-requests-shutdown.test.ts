@@ -22,7 +22,9 @@ import { startApp } from '../helpers/start-app.js'
 
 /**
  * presenced checking a platform's tokens against a JWKS URL whose answer is held until
- * `release()`: a token's check waits on it. `fetched` resolves when the key set was asked for.
+ * `release()`: a token's check waits on it. `fetched` resolves when the key set was asked for
+ * by the token. The fetch at start is answered at once, with no keys: the token's unknown `kid`
+ * fetches the set again once the (short) cooldown has passed.
  */
 async function heldJwks(t: TestContext) {
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
@@ -30,7 +32,14 @@ async function heldJwks(t: TestContext) {
   const held: ServerResponse[] = []
   let asked!: () => void
   const fetched = new Promise<void>((resolve) => (asked = resolve))
+  let prefetched!: () => void
+  const started = new Promise<void>((resolve) => (prefetched = resolve))
+  let requests = 0
   const jwks = createServer((_request, response) => {
+    if (requests++ === 0) {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}')
+      return prefetched()
+    }
     held.push(response)
     asked()
   })
@@ -40,11 +49,16 @@ async function heldJwks(t: TestContext) {
     return new Promise((done) => jwks.close(done))
   })
   const { port } = jwks.address() as { port: number }
-  const jwt = loadConfig({
-    LOG_LEVEL: 'silent',
-    PRESENCED_JWT_JWKS: `http://127.0.0.1:${port}/.well-known/jwks.json`,
-  }).jwt
+  const jwt = {
+    ...loadConfig({
+      LOG_LEVEL: 'silent',
+      PRESENCED_JWT_JWKS: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    }).jwt!,
+    jwksCooldownMs: 50,
+  }
   const app = await startApp(t, { listen: true, config: { jwt } })
+  await started
+  await new Promise((resolve) => setTimeout(resolve, 100))
   const token = await new SignJWT({ sub: '7700' })
     .setProtectedHeader({ alg: 'ES256', kid: 'k-1', typ: 'JWT' })
     .setIssuedAt()
@@ -136,6 +150,8 @@ test('an SSE stream authenticated after app.close() began is refused 503, not op
     ([method, request]) => [method, rawRequest(port, request, 5000)] as const,
   )
   await fetched
+  // the other request's check joins the same fetch
+  await new Promise((resolve) => setTimeout(resolve, 100))
   const ms = await closeWhileChecking(app.app, release)
   for (const [method, answer] of answers) assertRefused(await answer, method)
   assert.ok(ms >= 0 && ms < 2000, `app.close() took ${ms} ms (-1: held)`)

@@ -107,13 +107,33 @@ function signRaw(key: SigningKey, payload: string) {
 
 /** A Roblox heartbeat with the token; the status code. */
 async function beat(url: string, token: string): Promise<number> {
+  return (await beatReply(url, token)).status
+}
+
+/** A Roblox heartbeat with the token; the reply, read. */
+async function beatReply(url: string, token: string): Promise<Response> {
   const response = await fetch(`${url}/v1/presence/register-app-presence`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ location: 'Game', placeId: 1818, disconnect: false }),
   })
   await response.arrayBuffer()
-  return response.status
+  return response
+}
+
+/**
+ * A heartbeat with a token the platform's keys cannot tell now: 503 with a Retry-After of at
+ * least 1 s and at most the cooldown, never a 401 or an invalid_token challenge.
+ */
+async function beatUnavailable(url: string, token: string, cooldownMs: number, what: string) {
+  const response = await beatReply(url, token)
+  assert.equal(response.status, 503, what)
+  const seconds = Number(response.headers.get('retry-after'))
+  assert.ok(
+    Number.isInteger(seconds) && seconds >= 1 && seconds <= Math.max(1, cooldownMs / 1000),
+    `${what}: Retry-After ${response.headers.get('retry-after')}`,
+  )
+  assert.equal(response.headers.get('www-authenticate'), null, what)
 }
 
 /** userPresenceType of a user, read anonymously; the id goes as an exact JSON literal. */
@@ -256,6 +276,8 @@ test('bad signatures under a known kid fetch the JWKS at most once per cooldown'
     PRESENCED_JWT_JWKS: jwks.url,
     PRESENCED_JWT_JWKS_COOLDOWN: String(cooldownMs),
   })
+  // the set is fetched at start, before the first token: the cooldown runs from then at most
+  const firstAt = Date.now()
   const server = await startApp(t, { listen: true, config: { jwt } })
   // signed beforehand, so that a burst takes little more than its requests
   const forgeries = async (first: number) =>
@@ -273,7 +295,6 @@ test('bad signatures under a known kid fetch the JWKS at most once per cooldown'
   /** Fetches a cooldown allows in `ms`, counting from a fetch that may start the period. */
   const allowed = (ms: number) => 1 + Math.floor(ms / cooldownMs)
 
-  const firstAt = Date.now()
   assert.equal(await beat(server.url, firstToken), 200)
   assert.equal(jwks.fetches(), 1)
   // within the cooldown of the first fetch: none (if this machine was quick enough to be within)
@@ -300,8 +321,10 @@ test('bad signatures under a known kid fetch the JWKS at most once per cooldown'
 
 /**
  * Sends `tokens` one after another while the platform's JWKS endpoint fails; all must be
- * refused, and the endpoint tried at least once and at most once per `cooldownMs`, however many
- * tokens name a key presenced lacks (or may have: a bad signature, an expired set).
+ * answered unavailable (503, Retry-After: the keys cannot tell), and the endpoint tried at least
+ * once and at most once per `cooldownMs`, however many tokens name a key presenced lacks (or may
+ * have: a bad signature, an expired set). `since`: the fetches and the time counted from (the
+ * start, whose own fetch counts), else from now.
  */
 async function refusedWhileDown(
   url: string,
@@ -309,11 +332,12 @@ async function refusedWhileDown(
   tokens: string[],
   cooldownMs: number,
   what: string,
+  since?: { fetches: number; at: number },
 ) {
-  const before = jwks.fetches()
-  const started = Date.now()
+  const before = since?.fetches ?? jwks.fetches()
+  const started = since?.at ?? Date.now()
   for (const [i, token] of tokens.entries()) {
-    assert.equal(await beat(url, token), 401, `${what}: token ${i}`)
+    await beatUnavailable(url, token, cooldownMs, `${what}: token ${i}`)
   }
   const tookMs = Date.now() - started
   const fetched = jwks.fetches() - before
@@ -387,12 +411,13 @@ test('a JWKS endpoint down at the first token, or when the set expires unkept, i
     // the expired set is not used meanwhile (as once PRESENCED_JWT_JWKS_MAX_STALE has passed)
     jwksMaxStaleMs: 0,
   }
-  const server = await startApp(t, { listen: true, config: { jwt, authFailureLimit: 3 } })
   const tokens = await Promise.all(
     Array.from({ length: 24 }, (_, i) => sign(key, { sub: String(2000 + i) })),
   )
-  // never fetched yet: each token would fetch the set
-  await refusedWhileDown(server.url, jwks, tokens, cooldownMs, 'first use')
+  // the fetch at start fails; then each token would fetch the set
+  const start = { fetches: jwks.fetches(), at: Date.now() }
+  const server = await startApp(t, { listen: true, config: { jwt, authFailureLimit: 3 } })
+  await refusedWhileDown(server.url, jwks, tokens, cooldownMs, 'first use', start)
   jwks.fail(undefined)
   await sleep(cooldownMs + 200)
   assert.equal(await beat(server.url, tokens[0]!), 200, 'recovered')
@@ -429,7 +454,8 @@ test('while the JWKS endpoint fails, its expired set verifies its keys for PRESE
   const started = Date.now()
   for (const sub of ['91', '92', '93']) {
     assert.equal(await beat(server.url, await sign(known, { sub })), 200, `stale set, user ${sub}`)
-    assert.equal(await beat(server.url, await sign(stranger, { sub: '99' })), 401, 'unknown kid')
+    // a kid the kept set lacks may be a key published since: it cannot tell
+    await beatUnavailable(server.url, await sign(stranger, { sub: '99' }), COOLDOWN_MS, 'kid')
     await sleep(COOLDOWN_MS)
   }
   const fetched = jwks.fetches() - 1
@@ -440,7 +466,8 @@ test('while the JWKS endpoint fails, its expired set verifies its keys for PRESE
   // past the stale limit the set is not used: unavailable, still not counted
   await sleep(Math.max(0, fetchedAt + maxAgeMs + maxStaleMs + 100 - Date.now()))
   for (const sub of ['94', '95', '96']) {
-    assert.equal(await beat(server.url, await sign(known, { sub })), 401, `too stale, user ${sub}`)
+    const token = await sign(known, { sub })
+    await beatUnavailable(server.url, token, COOLDOWN_MS, `too stale, user ${sub}`)
   }
   jwks.fail(undefined)
   await sleep(COOLDOWN_MS * 2)
@@ -623,8 +650,9 @@ test('a JWKS file that turns broken keeps its keys; tokens it cannot tell are no
     for (let i = 0; i < 3; i++) {
       await sleep(COOLDOWN_MS * 2)
       const what = `${broken}, read ${i}`
-      assert.equal(await beat(server.url, await sign(rotated, { sub: '89' })), 401, what)
-      assert.equal(await beat(server.url, await sign(forged, { sub: '89' })), 401, what)
+      // a kid the file's kept set lacks, a signature its key refuses: it cannot tell (503)
+      await beatUnavailable(server.url, await sign(rotated, { sub: '89' }), COOLDOWN_MS, what)
+      await beatUnavailable(server.url, await sign(forged, { sub: '89' }), COOLDOWN_MS, what)
     }
     const sub = String(user++)
     assert.equal(await beat(server.url, await sign(known, { sub })), 200, 'the keys read before')
