@@ -4,182 +4,47 @@
 // output is compared with the output the docs show, times and ids aside, so that these tests
 // break when a doc and the server drift apart.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { spawnServer, type ServerProcess } from '../helpers/spawn-server.js'
+import {
+  assertShaped,
+  codeBlocks,
+  doc,
+  ISO,
+  section,
+  shellFor,
+  spawnForFile,
+  shownJson,
+  step,
+  steps,
+  untimed,
+  type Step,
+} from '../helpers/doc-examples.js'
+import { type ServerProcess } from '../helpers/spawn-server.js'
 
-const ROOT = resolve(import.meta.dirname, '../..')
 const ADMIN_KEY = 'secret' // the README's
-const doc = (path: string) => readFileSync(join(ROOT, path), 'utf8')
-
-/** The text under a heading (`## Try it in a minute`), up to the next heading of its level or above. */
-function section(markdown: string, heading: string): string {
-  const lines = markdown.split('\n')
-  const start = lines.findIndex((line) => line === heading)
-  assert.ok(start >= 0, `heading ${heading} not found`)
-  const level = heading.indexOf(' ')
-  let fenced = false
-  const end = lines.findIndex((line, i) => {
-    if (line.startsWith('```')) fenced = !fenced
-    return i > start && !fenced && /^#+ /.test(line) && line.indexOf(' ') <= level
-  })
-  return lines.slice(start + 1, end < 0 ? undefined : end).join('\n')
-}
-
-/** The fenced code blocks of a text written in `lang`. */
-function codeBlocks(text: string, lang: string): string[] {
-  return [...text.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)]
-    .filter((match) => match[1] === lang)
-    .map((match) => match[2]!)
-}
-
-interface Step {
-  /** The command, its continuation lines joined. */
-  command: string
-  /** The comment lines right after it, without `# `: what the doc shows it prints. */
-  shown: string[]
-}
-
-/** A shell block as commands, each with the comment lines that follow it. */
-function steps(block: string): Step[] {
-  const out: Step[] = []
-  let pending = ''
-  for (const line of block.split('\n')) {
-    if (pending === '' && line.startsWith('#')) {
-      out.at(-1)?.shown.push(line.replace(/^# ?/, ''))
-    } else if (line.endsWith('\\')) {
-      pending += line.slice(0, -1)
-    } else if (pending !== '' || line.trim() !== '') {
-      out.push({ command: pending + line, shown: [] })
-      pending = ''
-    }
-  }
-  return out
-}
-
-/** The step whose command contains `text`. */
-function step(all: Step[], text: string): Step {
-  const found = all.find((s) => s.command.includes(text))
-  assert.ok(found, `no command with ${text}`)
-  return found
-}
-
-const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$/
-
-/**
- * Whether `actual` has the shape the doc shows: the same keys in the same order, the same values,
- * except that a time shown matches any time and a string shown with `…` any string it begins.
- */
-function assertShaped(actual: unknown, shown: unknown, path = '$'): void {
-  if (typeof shown === 'string' && ISO.test(shown)) {
-    assert.match(String(actual), ISO, `${path}: a time`)
-  } else if (typeof shown === 'string' && shown.includes('…')) {
-    assert.equal(typeof actual, 'string', path)
-    assert.ok((actual as string).startsWith(shown.slice(0, shown.indexOf('…'))), path)
-  } else if (Array.isArray(shown)) {
-    assert.ok(Array.isArray(actual), `${path}: an array`)
-    assert.equal(actual.length, shown.length, `${path}: length`)
-    shown.forEach((item, i) => assertShaped(actual[i], item, `${path}[${i}]`))
-  } else if (shown !== null && typeof shown === 'object') {
-    assert.ok(actual !== null && typeof actual === 'object', `${path}: an object`)
-    assert.deepEqual(Object.keys(actual), Object.keys(shown), `${path}: keys`)
-    for (const [key, value] of Object.entries(shown)) {
-      assertShaped((actual as Record<string, unknown>)[key], value, `${path}.${key}`)
-    }
-  } else {
-    assert.deepEqual(actual, shown, path)
-  }
-}
-
-/** The JSON a doc shows in comment lines, a trailing `   (remark)` left out. */
-function shownJson(shown: string[]): unknown {
-  return JSON.parse(shown.map((line) => line.trim().replace(/\s{2,}\(.*\)$/, '')).join(''))
-}
-
-/** Times and clock readings replaced by placeholders of their own width. */
-const untimed = (text: string) =>
-  text
-    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z/g, (time) => 'T'.repeat(time.length))
-    .replace(/^\d\d:\d\d:\d\d/gm, 'hh:mm:ss')
-
-interface Shell {
-  code: number | null
-  stdout: string
-  stderr: string
-}
 
 let server: ServerProcess
 let dataDir: string
-/** localhost:8080 as the docs write it, and this server's. */
-let hostPort: string
 
-/** `npx presenced` through the package's bin, without npm's second of starting up, but once. */
-const NPX_SHIM =
-  'npx() { if [ "$1" = presenced ]; then shift; node bin/presenced.js "$@"; else command npx "$@"; fi; }'
-
-/**
- * Runs `script` in bash in the repository, with the docs' port replaced by the server's, and job
- * control on as in a terminal: `kill -INT %1` interrupts a background command as Ctrl-C would.
- */
-function bash(
-  script: string,
-  env: Record<string, string> = {},
-  options: { shim?: boolean } = {},
-): Promise<Shell> {
-  const adjusted = script
-    .replaceAll('localhost:8080', hostPort)
-    .replaceAll('127.0.0.1:8080', hostPort)
-  const child = spawn(
-    'bash',
-    ['-c', `set -m\n${options.shim === false ? '' : NPX_SHIM}\n${adjusted}`],
-    {
-      cwd: ROOT,
-      detached: true,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '/tmp',
-        PRESENCED_DATA_DIR: dataDir,
-        PRESENCED_URL: server.url,
-        ...env,
-      },
-    },
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  // a generous bound, only so that a hung example fails with what it printed
-  const timer = setTimeout(() => {
-    stderr += '\n(killed after 60 s)'
-    process.kill(-child.pid!, 'SIGKILL')
-  }, 60_000)
-  return new Promise((done, fail) => {
-    child.on('error', fail)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      done({ code, stdout, stderr })
-    })
-  })
-}
+const bash = shellFor(() => ({ url: server.url, dataDir }))
 
 const cleanups: Array<() => void> = []
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'presenced-docs-'))
   // the server lives for the whole file: its clean-up runs in the file's after hook
-  const context = {
-    after: (fn: () => void) => void cleanups.push(fn),
-  } as unknown as Parameters<typeof spawnServer>[0]
-  server = await spawnServer(context, {
-    PRESENCED_DATA_DIR: dataDir,
-    PRESENCED_ADMIN_KEY: ADMIN_KEY,
-    // the SDK snippet and `watch` wait out a disconnect's grace; the docs' 3 s would only be slower
-    PRESENCED_FLAP_GRACE: '300',
-  })
-  hostPort = new URL(server.url).host
+  server = await spawnForFile(
+    {
+      PRESENCED_DATA_DIR: dataDir,
+      PRESENCED_ADMIN_KEY: ADMIN_KEY,
+      // the SDK snippet and `watch` wait out a disconnect's grace; the docs' 3 s would only be slower
+      PRESENCED_FLAP_GRACE: '300',
+    },
+    cleanups,
+  )
 })
 
 after(async () => {
@@ -207,7 +72,9 @@ test('README SDK snippet prints what the README says', async () => {
   const how = /with `npm start` running: (.*) node try-sdk\.mjs/.exec(snippet)
   assert.ok(how, 'the snippet says how to run it')
   const script = `${how[1]!} node --input-type=module --eval "$SNIPPET"`
-  const ran = await bash(script, { SNIPPET: snippet.replaceAll('127.0.0.1:8080', hostPort) })
+  const ran = await bash(script, {
+    SNIPPET: snippet.replaceAll('127.0.0.1:8080', new URL(server.url).host),
+  })
   assert.equal(ran.code, 0, ran.stdout + ran.stderr)
 
   const prints = /It prints ([\s\S]*?) and exits\./.exec(sdk)

@@ -54,6 +54,13 @@ export class SseClient {
     return new SseClient(response, controller)
   }
 
+  /** Any request answered with an event stream: `fetch(url, init)`. */
+  static async request(url: string, init: RequestInit): Promise<SseClient> {
+    const controller = new AbortController()
+    const response = await fetch(url, { ...init, signal: controller.signal })
+    return new SseClient(response, controller)
+  }
+
   /** `POST ${baseUrl}/api/v1/realtime/sse` with a JSON body (positions, resume). */
   static async post(baseUrl: string, token: string, body: unknown): Promise<SseClient> {
     const controller = new AbortController()
