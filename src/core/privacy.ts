@@ -104,6 +104,23 @@ export function strangersOf(n: number): readonly Relation[] {
   return list
 }
 
+const defaultLists: Array<readonly UserSettings[]> = []
+
+/**
+ * `n` defaultSettings, one shared list per length (as strangersOf): the settings of ids none of
+ * whose users changed a setting (the common case) cost no allocation per read, and applyPrivacy
+ * knows them by the list, without reading each id's (issue 19).
+ */
+export function defaultSettingsOf(n: number): readonly UserSettings[] {
+  if (n > MAX_SHARED_STRANGERS) return new Array<UserSettings>(n).fill(defaultSettings)
+  let list = defaultLists[n]
+  if (list === undefined) {
+    list = new Array<UserSettings>(n).fill(defaultSettings)
+    defaultLists[n] = list
+  }
+  return list
+}
+
 /**
  * What a viewer may see of a target:
  * - self: everything, including the Invisible state;
@@ -349,6 +366,32 @@ export function applyPrivacy(
   relations: readonly Relation[] | undefined,
 ): void {
   const self = viewer.kind === 'user' ? viewer.userId : undefined
+  if (
+    settings.length <= MAX_SHARED_STRANGERS &&
+    settings === defaultLists[settings.length] &&
+    (relations === undefined || relations === strangerLists[relations.length])
+  ) {
+    // every id has the default settings and is a stranger: one access for all but oneself (the
+    // loop below would find the same; measured, callgrind, ~100 instructions an id less)
+    const access = accessOf(viewer, '' as UserId, defaultSettings, strangers)
+    if (
+      access === FULL &&
+      !defaultSettings.invisible &&
+      defaultSettings.visibleSince === undefined
+    ) {
+      for (let i = 0; i < summaries.length; i++) {
+        const summary = summaries[i]!
+        const shown =
+          summary.userId === self
+            ? visibleSummary(summary, SELF, defaultSettings)
+            : summary.state === PresenceType.Offline && summary.activity !== undefined
+              ? visibleSummary(summary, access, defaultSettings)
+              : summary
+        if (shown !== summary) summaries[i] = shown
+      }
+      return
+    }
+  }
   let lastSettings: UserSettings | undefined
   let lastRelation: Relation | undefined
   let access: Access = FULL
