@@ -87,24 +87,31 @@ export const befriended: Readonly<Relation> = Object.freeze({ friends: true, blo
 
 const MAX_SHARED_STRANGERS = 4096
 const strangerLists: Array<readonly Relation[]> = []
+const defaultLists: Array<readonly UserSettings[]> = []
 
 /**
- * `n` strangers, one shared list per length: the relations of a viewer who has none (the common
- * case) cost no allocation per read. Read-only by its type, not frozen: V8 reads a frozen
- * array's elements through a slow path, measured under callgrind at ~70 instructions more per
- * element, once per id of every signed-in read (an Xbox batch: 1100).
+ * `n` times `value`, one list per length kept in `lists` (up to MAX_SHARED_STRANGERS; longer
+ * ones are made each time). Read-only by its type, not frozen: V8 reads a frozen array's
+ * elements through a slow path, measured under callgrind at ~70 instructions more per element,
+ * once per id of every signed-in read (an Xbox batch: 1100).
  */
-export function strangersOf(n: number): readonly Relation[] {
-  if (n > MAX_SHARED_STRANGERS) return new Array<Relation>(n).fill(strangers)
-  let list = strangerLists[n]
+function sharedList<T>(lists: Array<readonly T[]>, n: number, value: T): readonly T[] {
+  if (n > MAX_SHARED_STRANGERS) return new Array<T>(n).fill(value)
+  let list = lists[n]
   if (list === undefined) {
-    list = new Array<Relation>(n).fill(strangers)
-    strangerLists[n] = list
+    list = new Array<T>(n).fill(value)
+    lists[n] = list
   }
   return list
 }
 
-const defaultLists: Array<readonly UserSettings[]> = []
+/**
+ * `n` strangers, one shared list per length: the relations of a viewer who has none (the common
+ * case) cost no allocation per read.
+ */
+export function strangersOf(n: number): readonly Relation[] {
+  return sharedList(strangerLists, n, strangers)
+}
 
 /**
  * `n` defaultSettings, one shared list per length (as strangersOf): the settings of ids none of
@@ -112,13 +119,7 @@ const defaultLists: Array<readonly UserSettings[]> = []
  * knows them by the list, without reading each id's (issue 19).
  */
 export function defaultSettingsOf(n: number): readonly UserSettings[] {
-  if (n > MAX_SHARED_STRANGERS) return new Array<UserSettings>(n).fill(defaultSettings)
-  let list = defaultLists[n]
-  if (list === undefined) {
-    list = new Array<UserSettings>(n).fill(defaultSettings)
-    defaultLists[n] = list
-  }
-  return list
+  return sharedList(defaultLists, n, defaultSettings)
 }
 
 /**
@@ -372,7 +373,7 @@ export function applyPrivacy(
     (relations === undefined || relations === strangerLists[relations.length])
   ) {
     // every id has the default settings and is a stranger: one access for all but oneself (the
-    // loop below would find the same; measured, callgrind, ~100 instructions an id less)
+    // loop below would find the same; measured, callgrind, ~60 instructions an id less)
     const access = accessOf(viewer, '' as UserId, defaultSettings, strangers)
     if (
       access === FULL &&
