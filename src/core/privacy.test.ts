@@ -4,17 +4,21 @@ import { PresenceType, type Session, type UserPresence } from './presence.js'
 import {
   accessOf,
   anonymous,
+  applyPrivacy,
   audienceOf,
   befriended,
   blockEndResolved,
   defaultSettings,
+  defaultSettingsOf,
   lastOnlineSeenAt,
   nextSettings,
   publicLastOnline,
   settingsAudiences,
   strangers,
+  strangersOf,
   visiblePresence,
   type Access,
+  type PresenceSummary,
   type Relation,
   type UserSettings,
   type Viewer,
@@ -449,4 +453,41 @@ test('audienceOf: self, else friends or others by the friendship, a block aside'
   assert.equal(audienceOf(me, '8' as UserId, { friends: true, blocked: true }), 'friends')
   assert.equal(audienceOf(me, '8' as UserId, { friends: false, blocked: true }), 'others')
   assert.equal(audienceOf(anonymous, '8' as UserId, strangers), 'others')
+})
+
+test('applyPrivacy over the shared defaults and strangers (defaultSettingsOf): as over the same settings one by one', () => {
+  const playing = Object.freeze({
+    kind: 'inGame',
+    placeId: '7',
+  }) as unknown as PresenceSummary['activity']
+  const summaryOf = (userId: string, state: PresenceType, activity?: PresenceSummary['activity']) =>
+    ({
+      userId: userId as UserId,
+      state,
+      activity,
+      updatedAt: activity ? T0 : 0,
+      lastOnline: T0,
+      sessions: activity ? 1 : 0,
+      deviceType: '',
+      source: 'app',
+    }) satisfies PresenceSummary
+  const all = (): PresenceSummary[] => [
+    summaryOf('100', PresenceType.InGame, playing),
+    summaryOf('200', PresenceType.Offline),
+    // an Offline summary that names a place: never shown with it
+    summaryOf('300', PresenceType.Offline, playing),
+    summaryOf('400', PresenceType.Online),
+  ]
+  for (const viewer of [anonymous, self, other, reader, privateReader]) {
+    for (const relations of [undefined, strangersOf(4)]) {
+      const shared = all()
+      applyPrivacy(viewer, shared, defaultSettingsOf(4), relations)
+      const each = all()
+      applyPrivacy(viewer, each, [...defaultSettingsOf(4)], relations && [...relations])
+      assert.deepEqual(shared, each)
+      assert.equal(shared[2]!.activity, undefined)
+    }
+  }
+  assert.equal(defaultSettingsOf(4), defaultSettingsOf(4))
+  assert.deepEqual(defaultSettingsOf(3), [defaultSettings, defaultSettings, defaultSettings])
 })

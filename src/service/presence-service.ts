@@ -478,7 +478,7 @@ export class PresenceService {
     viewer: Viewer,
     found: PresenceSummary[],
     now: number,
-    settings: UserSettings[],
+    settings: readonly UserSettings[],
     relations: readonly Relation[] | undefined,
   ): PresenceSummary[] | Promise<PresenceSummary[]> {
     const resolved = this.#places.resolveSummaries(found, now)

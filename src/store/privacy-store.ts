@@ -9,7 +9,7 @@ import type { UserId } from '../core/user-id.js'
 export interface PrivacyStore {
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]>
   /** Optional: getSettings(), answered at once (a store that holds them in memory). */
-  getSettingsNow?(ids: readonly UserId[]): UserSettings[]
+  getSettingsNow?(ids: readonly UserId[]): readonly UserSettings[]
   putSettings(id: UserId, settings: UserSettings): Promise<void>
   /**
    * Stores `next` if the user's settings are still `expected` (as `sameSettings` compares them),

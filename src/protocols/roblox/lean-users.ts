@@ -2,7 +2,12 @@ import type { IncomingMessage } from 'node:http'
 import type { Caller } from '../../core/caller.js'
 import type { Admission } from '../../service/presence-service.js'
 import type { ProtocolContext } from '../context.js'
-import type { LeanLogger, LeanReply, LeanRoute } from '../shared/lean-routes.js'
+import {
+  replyHeaders,
+  type LeanLogger,
+  type LeanReply,
+  type LeanRoute,
+} from '../shared/lean-routes.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { errorBody } from './errors.js'
 import { leanRobloxError, withCaller } from './lean-heartbeat.js'
@@ -11,7 +16,7 @@ import { parseUsersJson } from './requests.js'
 import { JSON_TYPE, usersReply } from './routes.js'
 import { reclaimReply, writeSummariesReply } from './reply-writer.js'
 
-const REPLY_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': JSON_TYPE })
+const REPLY_HEADERS = replyHeaders({ 'content-type': JSON_TYPE })
 
 /**
  * POST /v1/presence/users on node:http (see shared/lean-routes.ts for when a request comes

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { request, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { test } from 'node:test'
-import { LeanRoutes, type LeanReply } from './lean-routes.js'
+import { LeanRoutes, replyHeaders, type LeanReply } from './lean-routes.js'
 
 /** A server whose one lean route answers `body` and notes what it is given back. */
 async function serving(body: Buffer) {
@@ -241,4 +241,59 @@ test('a route that throws at once or rejects is answered its internalError, and 
   assert.deepEqual(statuses, ['500', '500', '200'])
   assert.match(text, /\r\n\r\nbug[^]*\r\n\r\nbug[^]*\r\n\r\n"ok"$/)
   assert.equal(logged.length, 2)
+})
+
+/** The raw bytes of `count` replies to `{}` POSTed on one kept-alive connection to `port`. */
+async function rawReplies(port: number, path: string, count: number): Promise<string> {
+  const socket = connect(port, '127.0.0.1')
+  const one = `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`
+  socket.write(one.repeat(count))
+  let text = ''
+  socket.setEncoding('latin1')
+  for await (const chunk of socket) {
+    text += chunk as string
+    if (text.split('HTTP/1.1 ').length - 1 === count && text.endsWith('"}')) break
+  }
+  socket.destroy()
+  // Node's Date header is the only one that moves between runs
+  return text.replace(/\r\nDate: [^\r]*/g, '')
+}
+
+test('replyHeaders: each reply goes out with its own length, the same bytes as plain headers', async (t) => {
+  const headers = { 'content-type': 'application/json', 'x-extra': 'yes' }
+  const sized = replyHeaders(headers)
+  assert.deepEqual({ ...sized }, headers)
+  assert.ok(Object.isFrozen(sized))
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  const bodies = ['{"a":"1"}', '{"a":"12345"}', '{"a":"123"}']
+  for (const [path, replyHeadersOf] of [
+    ['/sized', sized],
+    ['/plain', headers],
+  ] as const) {
+    let n = 0
+    routes.add({
+      method: 'POST',
+      path,
+      route: path,
+      internalError: { status: 500, headers: {}, body: '' },
+      handle: () => ({ status: 200, headers: replyHeadersOf, body: Buffer.from(bodies[n++ % 3]!) }),
+    })
+  }
+  const server = routes.serverFactory((_request, response) => response.end(), {})
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => server.close())
+  const { port } = server.address() as AddressInfo
+  const sent = await rawReplies(port, '/sized', 3)
+  assert.equal(sent, await rawReplies(port, '/plain', 3))
+  assert.match(
+    sent,
+    /^HTTP\/1\.1 200 OK\r\ncontent-type: application\/json\r\nx-extra: yes\r\ncontent-length: 9\r\n/,
+  )
+  assert.equal(sent.split('content-length: 13\r\n').length, 2)
+  assert.equal(sent.split('content-length: 11\r\n').length, 2)
+})
+
+test('replyHeaders refuses a header Node would refuse, when it is made', () => {
+  assert.throws(() => replyHeaders({ 'bad header': 'x' }))
+  assert.throws(() => replyHeaders({ 'x-ok': 'bad\nvalue' }))
 })

@@ -118,6 +118,44 @@ export function fixedReply(reply: LeanReply): LeanReply {
   return fixed
 }
 
+/** A reply's headers as Node keeps validated ones, and the entry its Content-Length goes in. */
+interface SizedHead {
+  map: ValidatedHeaders
+  length: [string, number]
+}
+
+const sizedHeads = new WeakMap<object, SizedHead>()
+
+/**
+ * `headers` (frozen) for replies whose body changes from one to the next (the Roblox read): their
+ * names and values are validated here, once, and each reply's head is given to Node as the map of
+ * headers `setHeader` validated (OUT_HEADERS) with that reply's Content-Length in it, where
+ * `writeHead(status, headers)` ran Node's two header patterns, its own-property checks and the
+ * headers' spread into a new object on every reply (issue 19). Same head, same bytes: the headers
+ * in their order, then Content-Length. Headers naming a Content-Length are kept as they are (the
+ * reply's own length replaces it, as before).
+ */
+export function replyHeaders(headers: Record<string, string>): Readonly<Record<string, string>> {
+  const frozen = Object.freeze({ ...headers })
+  if (OUT_HEADERS === undefined) return frozen
+  if (Object.keys(frozen).some((name) => name.toLowerCase() === 'content-length')) return frozen
+  const map: Record<string, readonly [string, string | number]> = {}
+  for (const [name, value] of Object.entries(frozen)) {
+    validateHeaderName(name)
+    validateHeaderValue(name, value)
+    map[name.toLowerCase()] = Object.freeze([name, value] as const)
+  }
+  // not frozen: each reply writes its length here, just before Node reads it (see #send)
+  const length: [string, number] = ['content-length', 0]
+  map['content-length'] = length
+  // as validatedHeaders: no prototype, given after its members (fast properties), frozen
+  sizedHeads.set(frozen, {
+    map: Object.freeze(Object.setPrototypeOf(map, null) as typeof map),
+    length,
+  })
+  return frozen
+}
+
 export interface LeanObserver {
   /** Called once per answered request, like Fastify's onResponse hooks. */
   onResponse(method: string, route: string, status: number, seconds: number): void
@@ -432,11 +470,23 @@ export class LeanRoutes {
     } else {
       // one encode, to bytes: measured cheaper than Node writing a long string after the head
       const bytes = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body
-      response.writeHead(reply.status, {
-        ...reply.headers,
-        ...(this.#closing && { connection: 'close' }),
-        'content-length': bytes.length,
-      })
+      const sized = this.#closing ? undefined : sizedHeads.get(reply.headers)
+      const out = response as unknown as Record<symbol, unknown>
+      if (sized !== undefined && out[OUT_HEADERS!] == null) {
+        // nothing has set a header on this response: the map is all its headers, read by Node in
+        // writeHead only, and taken off again after it, as `writeHead(status, headers)` leaves a
+        // response (no later reply's length is seen through this one)
+        sized.length[1] = bytes.length
+        out[OUT_HEADERS!] = sized.map
+        response.writeHead(reply.status)
+        out[OUT_HEADERS!] = null
+      } else {
+        response.writeHead(reply.status, {
+          ...reply.headers,
+          ...(this.#closing && { connection: 'close' }),
+          'content-length': bytes.length,
+        })
+      }
       response.end(bytes)
       // nothing left buffered in the response or its socket: the write took every byte
       const held = response.writableLength

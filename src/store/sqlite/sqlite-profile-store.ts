@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   defaultSettings,
+  defaultSettingsOf,
   sameSettings,
   befriended,
   strangers,
@@ -240,11 +241,18 @@ export class SqliteProfileStore implements ProfileStore, LastOnlineLedger {
   }
 
   getSettings(ids: readonly UserId[]): Promise<UserSettings[]> {
-    return Promise.resolve(this.getSettingsNow(ids))
+    return Promise.resolve(this.#settingsOf(ids))
   }
 
-  /** getSettings(), without a promise (PresenceService.lookupSummariesNow). */
-  getSettingsNow(ids: readonly UserId[]): UserSettings[] {
+  /**
+   * getSettings(), without a promise (PresenceService.lookupSummariesNow); when no user changed
+   * a setting, the shared list of defaults (defaultSettingsOf), which applyPrivacy knows.
+   */
+  getSettingsNow(ids: readonly UserId[]): readonly UserSettings[] {
+    return this.#settings.size === 0 ? defaultSettingsOf(ids.length) : this.#settingsOf(ids)
+  }
+
+  #settingsOf(ids: readonly UserId[]): UserSettings[] {
     const settings = this.#settings
     const out = new Array<UserSettings>(ids.length)
     // no user has changed a setting: no lookup, which would hash each id's string first (the
