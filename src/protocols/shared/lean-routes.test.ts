@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { request, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { test } from 'node:test'
-import { LeanRoutes, type LeanReply } from './lean-routes.js'
+import { contentLength, LeanRoutes, type LeanReply } from './lean-routes.js'
 
 /** A server whose one lean route answers `body` and notes what it is given back. */
 async function serving(body: Buffer) {
@@ -241,4 +241,10 @@ test('a route that throws at once or rejects is answered its internalError, and 
   assert.deepEqual(statuses, ['500', '500', '200'])
   assert.match(text, /\r\n\r\nbug[^]*\r\n\r\nbug[^]*\r\n\r\n"ok"$/)
   assert.equal(logged.length, 2)
+})
+
+test('contentLength reads a Content-Length as Number does', () => {
+  const lengths = ['0', '7', '42', '0042', '1024', '999999999999999', '1000000000000000', '']
+  lengths.push(' 12', '12 ', '1e3', '0x10', '+5', '-5', '1.5', '12a', 'abc', '9'.repeat(20))
+  for (const length of lengths) assert.equal(contentLength(length), Number(length), length)
 })
