@@ -102,26 +102,50 @@ function processMetrics(): Registry {
 
 /**
  * Increments of a counter with one label, kept as plain numbers until the counter is read (a
- * scrape): counters bumped on every write (heartbeats, bus events) cost a Map update there, not
- * prom-client's label hashing and checks. A scrape shows exactly the same series and values.
+ * scrape): counters bumped on every write (heartbeats, bus events) cost a number's add there,
+ * not prom-client's label hashing and checks. A scrape shows exactly the same series and values.
+ * The latest value's increments are summed apart and put in the Map when another value comes
+ * (or at the read): one label's run of increments, as a heartbeat's `app`, is no Map update at
+ * all (a Map get and set were ~0.4k instructions of a heartbeat under callgrind), and each value
+ * still enters the Map in the order it was first seen.
  */
 class PendingCounts {
   readonly #counts = new Map<string, number>()
   readonly #label: string
+  /** The value of the latest increments, not in #counts yet (undefined: none). */
+  #lastValue: string | undefined = undefined
+  #lastCount = 0
 
   constructor(label: string) {
     this.#label = label
   }
 
   add(value: string, count: number): void {
-    this.#counts.set(value, (this.#counts.get(value) ?? 0) + count)
+    if (value === this.#lastValue) {
+      this.#lastCount += count
+      return
+    }
+    this.#settle()
+    this.#lastValue = value
+    this.#lastCount = count
+  }
+
+  /** The latest value's increments put in #counts. */
+  #settle(): void {
+    const value = this.#lastValue
+    if (value === undefined) return
+    this.#counts.set(value, (this.#counts.get(value) ?? 0) + this.#lastCount)
+    this.#lastValue = undefined
+    this.#lastCount = 0
   }
 
   /** The counter's `collect` option (prom-client calls it on the counter before reading it). */
   collector(): (this: Counter<string>) => void {
+    const settle = () => this.#settle()
     const counts = this.#counts
     const label = this.#label
     return function collect() {
+      settle()
       for (const [value, count] of counts) this.inc({ [label]: value }, count)
       counts.clear()
     }

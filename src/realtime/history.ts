@@ -415,6 +415,8 @@ export class MemoryHistory implements History {
 
 /** True when two presences have the same sessions apart from their expiry and refresh times. */
 export function sameSessions(a: UserPresence, b: UserPresence): boolean {
+  // a refresh nobody reads comes with one presence for both (SessionWrite.refreshUnread)
+  if (a === b) return true
   if (a.sessions.length !== b.sessions.length) return false
   for (let i = 0; i < a.sessions.length; i++) {
     const x = a.sessions[i]!

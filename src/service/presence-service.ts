@@ -589,6 +589,7 @@ export class PresenceService {
       activity,
       ttlMs: input.ttlMs ?? this.#settings.sessionTtlMs,
       inherit: input.inherit,
+      refreshUnread: input.refreshUnread,
     }
     const now = this.#clock.now()
     const change = admission

@@ -31,6 +31,16 @@ export interface SessionWrite {
    * (an Xbox title write is one Redis round trip) and no write in between is lost.
    */
   inherit?: readonly InheritedField[]
+  /**
+   * The writer reads nothing of the change when it is a refresh (the live session with the
+   * same key, source, device type and activity: only its expiry and update time move). A store
+   * may then answer it with `before` the very object `after` is (the user's state after the
+   * write), without making the state before: isRefresh tells it as a refresh all the same, so
+   * the history, the bus and the webhooks hear nothing of it, as of any refresh. A change that
+   * is not a refresh is answered whole. (The memory store does; the Redis store answers every
+   * write whole.)
+   */
+  refreshUnread?: boolean
 }
 
 /** What a limited write did: its change, or the refusing verdict (nothing written). */

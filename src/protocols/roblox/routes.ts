@@ -79,8 +79,16 @@ export function registerPresence(
   if (body.location !== undefined && body.location !== '') activity.location = body.location
   if (body.placeId !== undefined) activity.placeId = body.placeId
   if (body.gameId !== undefined) activity.gameId = body.gameId
+  // the change is not read here (SessionWrite.refreshUnread): a refresh's state before is not made
   const change = service.beat(
-    { userId: caller.userId, key, source: 'app', deviceType: device.deviceType, activity },
+    {
+      userId: caller.userId,
+      key,
+      source: 'app',
+      deviceType: device.deviceType,
+      activity,
+      refreshUnread: true,
+    },
     admission,
   )
   return change instanceof Promise ? change.then(beating) : true

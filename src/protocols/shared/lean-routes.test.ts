@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { request, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { test } from 'node:test'
-import { LeanRoutes, replyHeaders, type LeanReply } from './lean-routes.js'
+import { contentLength, LeanRoutes, replyHeaders, type LeanReply } from './lean-routes.js'
 
 /** A server whose one lean route answers `body` and notes what it is given back. */
 async function serving(body: Buffer) {
@@ -296,4 +296,10 @@ test('replyHeaders: each reply goes out with its own length, the same bytes as p
 test('replyHeaders refuses a header Node would refuse, when it is made', () => {
   assert.throws(() => replyHeaders({ 'bad header': 'x' }))
   assert.throws(() => replyHeaders({ 'x-ok': 'bad\nvalue' }))
+})
+
+test('contentLength reads a Content-Length as Number does', () => {
+  const lengths = ['0', '7', '42', '0042', '1024', '999999999999999', '1000000000000000', '']
+  lengths.push(' 12', '12 ', '1e3', '0x10', '+5', '-5', '1.5', '12a', 'abc', '9'.repeat(20))
+  for (const length of lengths) assert.equal(contentLength(length), Number(length), length)
 })

@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import Database from 'better-sqlite3'
 import type { UserId } from '../../core/user-id.js'
+import { isRefresh } from '../../realtime/history.js'
 import { presenceStoreContract } from '../contract/presence-store.contract.js'
+import type { SessionWrite } from '../presence-store.js'
 import { SqliteProfileStore } from '../sqlite/sqlite-profile-store.js'
 import { MemoryPresenceStore } from './memory-presence-store.js'
 import { MemoryRateLimiter } from './memory-rate-limiter.js'
@@ -308,4 +310,44 @@ test("summarize without `device` leaves deviceType and source '' and 'app', the 
     ...(await store.summarize([other], T0 + 10)),
   ])
   await store.close()
+})
+
+test('a refresh whose change is unread comes with one presence for both sides; anything else whole, and the stored state is the same either way', async () => {
+  const quiet = new MemoryPresenceStore()
+  const plain = new MemoryPresenceStore()
+  const unread = (write: SessionWrite): SessionWrite => ({ ...write, refreshUnread: true })
+  const inGame: SessionWrite = {
+    ...appOnline,
+    activity: { kind: 'inGame', placeId: '1818', location: 'Game' },
+  }
+  const steps: Array<{ write: SessionWrite; at: number; refresh: boolean }> = [
+    // a new session, its refresh, a new activity, its refresh, another device type, its refresh,
+    // another source, a refresh after expiry (a new session), a refresh with a second session
+    { write: appOnline, at: T0, refresh: false },
+    { write: appOnline, at: T0 + 100, refresh: true },
+    { write: inGame, at: T0 + 200, refresh: false },
+    { write: { ...inGame, activity: { ...inGame.activity } }, at: T0 + 300, refresh: true },
+    { write: { ...inGame, deviceType: 'Android' }, at: T0 + 400, refresh: false },
+    { write: { ...inGame, deviceType: 'Android' }, at: T0 + 500, refresh: true },
+    { write: { ...inGame, deviceType: 'Android', source: 'title' }, at: T0 + 600, refresh: false },
+    { write: { ...inGame, deviceType: 'Android' }, at: T0 + 5_000, refresh: false },
+    {
+      write: { ...appOnline, key: 'app:Xbox', deviceType: 'Xbox' },
+      at: T0 + 5_100,
+      refresh: false,
+    },
+    { write: { ...inGame, deviceType: 'Android' }, at: T0 + 5_200, refresh: true },
+  ]
+  for (const [i, { write, at, refresh }] of steps.entries()) {
+    const told = await quiet.heartbeat(unread(write), at)
+    const whole = await plain.heartbeat(write, at)
+    assert.equal(isRefresh(whole), refresh, `step ${i}: a refresh`)
+    assert.equal(told.before === told.after, refresh, `step ${i}: one presence for both`)
+    assert.equal(isRefresh(told), refresh, `step ${i}: told as a refresh or not`)
+    assert.deepEqual(told.after, whole.after, `step ${i}: after`)
+    if (!refresh) assert.deepEqual(told.before, whole.before, `step ${i}: before`)
+    assert.deepEqual(await quiet.getMany([user], at), await plain.getMany([user], at))
+  }
+  await quiet.close()
+  await plain.close()
 })

@@ -170,8 +170,33 @@ export class MemoryPresenceStore implements PresenceStore {
 
   /** A heartbeat of a known user, applied at once (a report applies many without yielding). */
   #write(user: number, write: SessionWrite, now: number): PresenceChange {
-    const before = this.#presence(write.userId, user, now)
     const rows = this.#sessions
+    let slot = this.#find(user, write.key)
+    // whether the session holds the very text of the written activity (sameJsonText), asked
+    // once: a refresh is told by it, and a change writes the activity only when it is not
+    const same =
+      slot !== NONE &&
+      write.inherit === undefined &&
+      sameJsonText(write.activity, this.#activities.value(rows.activity(slot)))
+    if (
+      same &&
+      write.refreshUnread === true &&
+      rows.expiresAt(slot) > now &&
+      rows.source(slot) === SOURCE_INDEX[write.source] &&
+      this.#strings.value(rows.deviceType(slot)) === write.deviceType
+    ) {
+      // a refresh whose change nobody reads (SessionWrite.refreshUnread): the same sessions,
+      // expiry and update time moved; the state before (a UserPresence, its sessions array and
+      // sessions, ~0.25 KB) is not made, `after` stands for it
+      const expiresAt = now + write.ttlMs
+      rows.setUpdatedAt(slot, now)
+      rows.setExpiresAt(slot, expiresAt)
+      this.#heap.set(slot, expiresAt)
+      this.#touch(user, now)
+      const after = this.#presence(write.userId, user, now)
+      return { userId: write.userId, before: after, after }
+    }
+    const before = this.#presence(write.userId, user, now)
     const written = write.inherit
       ? inheritActivity(
           write.activity,
@@ -179,7 +204,6 @@ export class MemoryPresenceStore implements PresenceStore {
           write.inherit,
         )
       : write.activity
-    let slot = this.#find(user, write.key)
     if (slot === NONE) {
       slot = rows.alloc()
       rows.setUser(slot, user)
@@ -195,7 +219,9 @@ export class MemoryPresenceStore implements PresenceStore {
       // made. Otherwise the new references are taken before the old ones are dropped, which
       // may be the same values.
       const held = rows.activity(slot)
-      if (!sameJsonText(written, this.#activities.value(held))) {
+      if (
+        !(write.inherit === undefined ? same : sameJsonText(written, this.#activities.value(held)))
+      ) {
         rows.setActivity(slot, this.#acquireActivity(written))
         this.#activities.release(held)
       }
