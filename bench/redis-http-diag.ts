@@ -127,8 +127,9 @@ try {
     const [, ...envs] = v.split('+')
     const env: Record<string, string> = {}
     for (const e of envs) {
-      const [k, val] = e.split('=')
-      env[k!] = val!
+      // the value may hold `=` itself (NODE_OPTIONS=--max-semi-space-size=64)
+      const at = e.indexOf('=')
+      env[e.slice(0, at)] = e.slice(at + 1)
     }
     const s = await spawnLogged<Info>(
       'bench/redis-http-server.ts',

@@ -13,11 +13,14 @@
  * shape, 160 reads in flight:
  * - `presenced read`: RedisPresenceStore.summarize (the joined MGET of a tick) and the
  *   read's rate-limit hit (RedisRateLimiter: `SET … PX … NX` + `INCR`; EVALSHA of rate-limit.lua
- *   before 2026-12-03), what a Roblox read sends (`redis-cli monitor`);
+ *   before 2026-12-03), what a Roblox read sends (`redis-cli monitor`), each read of its own
+ *   caller; `8 a caller in a write`: the same with 8 reads of each caller in a write, as a busy
+ *   caller's (since 2026-12-03 a window's `SET` goes once a write, its later hits `INCR` alone);
  * - `MGET 50`, `MGET 16x50 joined`: the naive server's command, and 16 reads' keys in one;
  * - `Lua one bulk (length prefixes)`, `Lua one bulk (separator)`: a script that runs the MGET
  *   and returns the values as one bulk string (what a node would decode from one Buffer);
- * - `rate limit: RedisRateLimiter.hit` (what the checkout sends), `rate limit: INCR + PEXPIRE NX`,
+ * - `rate limit: RedisRateLimiter.hit` (what the checkout sends; `, 8 a caller`: 8 hits of each
+ *   caller in a write), `rate limit: INCR + PEXPIRE NX`,
  *   `rate limit: SET PX NX + INCR`, `rate limit: INCR`: one hit.
  * Prints instructions per read (or hit) of each shape, two rounds.
  */
@@ -113,6 +116,15 @@ const shapes: Array<[string, (i: number, now: number) => Promise<unknown>]> = [
         store.summarize(idSets[i]!, now),
       ]),
   ],
+  [
+    // 8 reads of one caller in each write, as a busy caller's (the HTTP bench's wrk, one IP)
+    'presenced read, 8 a caller in a write',
+    (i, now) =>
+      Promise.all([
+        stores.rateLimiter.hit(`ip:10.5.${i >> 3}.1`, rule, now),
+        store.summarize(idSets[i]!, now),
+      ]),
+  ],
   ['MGET 50 (the naive server)', (i) => client.mgetBuffer(...keySets[i]!)],
   [
     'MGET 16x50 joined',
@@ -124,6 +136,10 @@ const shapes: Array<[string, (i: number, now: number) => Promise<unknown>]> = [
   [
     'rate limit: RedisRateLimiter.hit',
     (i, now) => stores.rateLimiter.hit(`ip:10.1.${i % 256}.1`, rule, now),
+  ],
+  [
+    'rate limit: RedisRateLimiter.hit, 8 a caller',
+    (i, now) => stores.rateLimiter.hit(`ip:10.6.${i >> 3}.1`, rule, now),
   ],
   [
     'rate limit: INCR + PEXPIRE NX',

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import type { Activity, SessionSource } from '../../core/presence.js'
 import type { UserId } from '../../core/user-id.js'
-import { defaultSettings, summaryOf } from '../../core/privacy.js'
+import { defaultSettings, summaryOf, type PresenceSummary } from '../../core/privacy.js'
 import {
   decodePresence,
   keyText,
@@ -163,11 +163,11 @@ test('summarizeValue is summaryOf what decodePresence reads, at any instant', ()
         const now = lastOnline + offset
         const id = '9223372036854775807' as UserId
         const expected = summaryOf(decodePresence(id, raw, now), now)
-        assert.deepEqual(summarizeValue(id, raw, now), expected)
+        assert.deepEqual(hintless(summarizeValue(id, raw, now)), expected)
         // from the bytes: the line ends decoded, then (read again) found by their bytes
-        assert.deepEqual(summarizeBytes(id, replied(raw), now), expected)
+        assert.deepEqual(hintless(summarizeBytes(id, replied(raw), now)), expected)
         const bytes = replied(raw)
-        assert.deepEqual(summarizeBytes(id, bytes, now), expected)
+        assert.deepEqual(hintless(summarizeBytes(id, bytes, now)), expected)
         assert.equal(settingsOfSummarized(bytes), settingsOfValue(raw))
       },
     ),
@@ -218,7 +218,10 @@ test('summarizeAll reads a reply as summarizeBytes reads each value, with its se
         const settings = new Array<Readonly<typeof defaultSettings> | undefined>(raws.length)
         const summaries = summarizeAll(ids, mgetReply(raws), now, settings, foldDone)
         raws.forEach((raw, i) => {
-          assert.deepEqual(summaries[i], summaryOf(decodePresence(ids[i]!, raw, now), now))
+          assert.deepEqual(
+            hintless(summaries[i]!),
+            summaryOf(decodePresence(ids[i]!, raw, now), now),
+          )
           const expected = raw || foldDone ? settingsOfValue(raw) : undefined
           assert.equal(settings[i], expected)
         })
@@ -270,14 +273,23 @@ test('summarizeValue reads values outside the fast grammar, and none, as decodeP
   ]) {
     for (const now of [900, 1049, 1050, 1060]) {
       const expected = summaryOf(decodePresence(id, raw, now), now)
-      assert.deepEqual(summarizeValue(id, raw, now), expected, `${JSON.stringify(raw)} at ${now}`)
+      assert.deepEqual(
+        hintless(summarizeValue(id, raw, now)),
+        expected,
+        `${JSON.stringify(raw)} at ${now}`,
+      )
       const bytes = replied(raw)
-      assert.deepEqual(summarizeBytes(id, bytes, now), expected, `bytes at ${now}`)
+      assert.deepEqual(hintless(summarizeBytes(id, bytes, now)), expected, `bytes at ${now}`)
       assert.equal(settingsOfSummarized(bytes), settingsOfBytes(bytes), JSON.stringify(raw))
     }
     assert.equal(settingsOfBytes(replied(raw)), settingsOfValue(raw), JSON.stringify(raw))
   }
 })
+
+/** A summary without its `activityId` hint (not part of its value: summaryOf has none). */
+function hintless({ activityId: _, ...value }: PresenceSummary): PresenceSummary {
+  return value
+}
 
 /** What `read` returns, or the name of what it throws. */
 function outcome(read: () => unknown): { value: unknown } | { thrown: string } {
@@ -434,7 +446,45 @@ test('summarizeBytes reads lines before a last line whose end it knows', () => {
   ]) {
     for (const at of [now, now + 49, now + 50]) {
       const expected = summaryOf(decodePresence(id, raw, at), at)
-      assert.deepEqual(summarizeBytes(id, replied(raw), at), expected, `${raw} at ${at}`)
+      assert.deepEqual(hintless(summarizeBytes(id, replied(raw), at)), expected, `${raw} at ${at}`)
     }
   }
+})
+
+test('summaries of one activity carry one activityId hint (the reply writer caches by it), none offline', () => {
+  const now = 1000
+  const line = (key: string, placeId: string) => ({
+    updatedAgo: 0,
+    ttl: 50,
+    age: 0,
+    key,
+    tail: sessionTail('app', key.slice(4), { kind: 'inGame', placeId }, key),
+  })
+  const a = summarizeBytes(
+    '1' as UserId,
+    replied(storedValue(now, [line('app:PC', '31')], '0')),
+    now,
+  )
+  const b = summarizeBytes(
+    '2' as UserId,
+    replied(storedValue(now, [line('app:iOS', '31')], '0')),
+    now,
+  )
+  const c = summarizeBytes(
+    '3' as UserId,
+    replied(storedValue(now, [line('app:PC', '32')], '0')),
+    now,
+  )
+  assert.ok(a.activityId !== undefined && a.activityId >= 0, `activityId ${a.activityId}`)
+  assert.equal(a.activity, b.activity, 'one interned activity')
+  assert.equal(b.activityId, a.activityId)
+  assert.notEqual(c.activityId, a.activityId)
+  assert.equal(
+    summarizeValue('3' as UserId, storedValue(now, [line('app:PC', '32')], '0'), now).activityId,
+    c.activityId,
+  )
+  assert.equal(
+    summarizeBytes('4' as UserId, replied(storedValue(now, [], '0')), now).activityId,
+    -1,
+  )
 })

@@ -195,6 +195,11 @@ interface TickCall {
 interface BatchWrite {
   writable: boolean
   write(writable: string | Buffer): boolean
+  /**
+   * Rate-limit windows whose `SET … PX … NX` is already in this write (sendHit): a later hit of
+   * the same window in the same write is its `INCR` alone.
+   */
+  started: Set<string> | undefined
 }
 
 /**
@@ -247,14 +252,21 @@ function one(count: number): number[] {
 
 /**
  * Sends one hit of a rate-limit window (RedisConnection.besideHits) to `out`: `SET … PX … NX`
- * then `INCR`; resolves with the window's count, this hit included.
+ * then `INCR`; resolves with the window's count, this hit included. A window whose `SET` is
+ * already in this write (an earlier hit of the same caller in the batch) gets its `INCR` alone:
+ * Redis runs a connection's commands in order, so the `SET` has run before it, as it has before
+ * the `INCR` right after it (what a key gone between the two would do is the same for both).
  */
 function sendHit(client: Redis, out: BatchWrite, window: string, length: string): Promise<number> {
   const key = `$${Buffer.byteLength(window, 'utf8')}\r\n${window}\r\n`
-  const ttl = String(2 * Number(length))
   const incr = new TextCommand('incr', `*2\r\n$4\r\nINCR\r\n${key}`)
-  const start = `*6\r\n$3\r\nSET\r\n${key}$1\r\n0\r\n$2\r\nPX\r\n$${ttl.length}\r\n${ttl}\r\n$2\r\nNX\r\n`
-  sendTo(client, new WindowStart(start, incr), out)
+  const started = (out.started ??= new Set())
+  if (!started.has(window)) {
+    const ttl = String(2 * Number(length))
+    const start = `*6\r\n$3\r\nSET\r\n${key}$1\r\n0\r\n$2\r\nPX\r\n$${ttl.length}\r\n${ttl}\r\n$2\r\nNX\r\n`
+    sendTo(client, new WindowStart(start, incr), out)
+    started.add(window)
+  }
   sendTo(client, incr, out)
   return incr.promise as Promise<number>
 }
@@ -807,8 +819,9 @@ export class RedisConnection {
    * Counts one hit in each of `windows` (a caller's rule windows, lengths in ms), as limit.lua
    * does, in the write of this tick's MGET: resolves with each window's count, this hit
    * included. On a single Redis as plain commands, per window `SET <window> 0 PX <2 lengths> NX`
-   * then `INCR <window>`: the window's counter starts with its expiry (limit.lua sets it on the
-   * first hit: the same expiry), every hit counts once. Counted (bench/redis-server-callgrind.ts):
+   * then `INCR <window>` (the `SET` once a write per window: sendHit): the window's counter
+   * starts with its expiry (limit.lua sets it on the first hit: the same expiry), every hit
+   * counts once. Counted (bench/redis-server-callgrind.ts):
    * redis-server spends ~27k instructions per EVALSHA of rate-limit.lua (its Lua call) against
    * ~11k for the two commands. On a cluster, rate-limit.lua as `variadic` (its keys share one slot).
    */
@@ -845,6 +858,7 @@ export class RedisConnection {
     // a command ioredis writes again later (a resend after reconnection) goes to the socket
     const out: BatchWrite = {
       writable: true,
+      started: undefined,
       write: (writable) => {
         if (gathering) return parts.push(writable) > 0
         return client.stream.write(writable)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { Cluster, Redis } from 'ioredis'
 import { clusterForThisFile } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
@@ -32,6 +32,24 @@ async function open(target: RedisTarget) {
       await deleteKeys(target, prefix)
     },
   }
+}
+
+/** What `client` sends from here to the test's end, each command as `describe` gives it. */
+function recordSent(
+  t: TestContext,
+  client: Redis,
+  describe: (command: Parameters<Redis['sendCommand']>[0]) => string,
+): string[] {
+  const sent: string[] = []
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = (command, stream) => {
+    sent.push(describe(command))
+    return send(command, stream)
+  }
+  t.after(() => {
+    client.sendCommand = send
+  })
+  return sent
 }
 
 rateLimiterContract('redis', () => open(single))
@@ -102,17 +120,9 @@ test('on a single Redis, a hit is SET … PX … NX and INCR per rule in the wri
   const { limiter, keys, connection, cleanup } = await open(single)
   t.after(cleanup)
   const client = connection.client as Redis
-  const sent: string[] = []
-  const send = client.sendCommand.bind(client)
-  client.sendCommand = (command, stream) => {
-    sent.push(
-      `${command.name} ${String(command.toWritable(client.stream)).split('\r\n').join(' ')}`,
-    )
-    return send(command, stream)
-  }
-  t.after(() => {
-    client.sendCommand = send
-  })
+  const sent = recordSent(t, client, (command) =>
+    [command.name, ...String(command.toWritable(client.stream)).split('\r\n')].join(' '),
+  )
   const [verdict, values] = await Promise.all([
     limiter.hit('user:3', rules, T0),
     connection.mget(['none']),
@@ -137,4 +147,48 @@ test('on a single Redis, a hit is SET … PX … NX and INCR per rule in the wri
   assert.equal(await connection.client.get(sustain!), '2')
   const ttl = await connection.client.pttl(sustain!)
   assert.ok(ttl > 100_000 && ttl <= 120_000, `PTTL ${ttl}`)
+})
+
+test('on a single Redis, hits of one caller in one write start each window once: one SET … NX, an INCR per hit', async (t) => {
+  const { limiter, keys, connection, cleanup } = await open(single)
+  t.after(cleanup)
+  const sent = recordSent(t, connection.client as Redis, (command) => command.name)
+  // four hits of user:4 and one of user:5 in one tick: one write
+  const verdicts = await Promise.all([
+    limiter.hit('user:4', rules, T0),
+    limiter.hit('user:4', rules, T0 + 1),
+    limiter.hit('user:5', rules, T0 + 2),
+    limiter.hit('user:4', rules, T0 + 3),
+    limiter.hit('user:4', rules, T0 + 4),
+  ])
+  assert.deepEqual(
+    verdicts.map((v) => [v.allowed, v.count]),
+    [
+      [true, 1],
+      [true, 2],
+      [true, 1],
+      [true, 3],
+      [false, 4],
+    ],
+  )
+  // per caller, a SET per window (burst, sustain) before its first INCR, then INCRs alone
+  assert.equal(sent.join(' '), 'set incr set incr incr incr set incr set incr incr incr incr incr')
+  for (const caller of ['user:4', 'user:5']) {
+    for (const rule of rules) {
+      const key = keys.rateWindow(caller, rule.name, Math.floor(T0 / rule.windowMs))
+      const ttl = await connection.client.pttl(key)
+      assert.ok(ttl > 0 && ttl <= 2 * rule.windowMs, `${caller} ${rule.name}: PTTL ${ttl}`)
+    }
+  }
+  // the next write starts its windows again (a key gone in between is made with its expiry)
+  await connection.client.del(keys.rateWindow('user:4', 'burst', Math.floor(T0 / 1_000)))
+  sent.length = 0
+  await Promise.all([limiter.hit('user:4', rules, T0 + 5), limiter.hit('user:4', rules, T0 + 6)])
+  assert.deepEqual(sent, ['set', 'incr', 'set', 'incr', 'incr', 'incr'])
+  const sustain = keys.rateWindow('user:4', 'sustain', Math.floor(T0 / 60_000))
+  assert.equal(await connection.client.get(sustain), '6')
+  const burst = keys.rateWindow('user:4', 'burst', Math.floor(T0 / 1_000))
+  assert.equal(await connection.client.get(burst), '2')
+  const ttl = await connection.client.pttl(burst)
+  assert.ok(ttl > 0 && ttl <= 2_000, `PTTL ${ttl}`)
 })
