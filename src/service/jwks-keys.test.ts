@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type TestContext } from 'node:test'
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
+import { SignJWT, type JWK } from 'jose'
+import { makeKey, type SigningKey as Key } from '../../test/helpers/signing-keys.js'
 import type { ExternalKeySource, ExternalTokenOptions } from './external-tokens.js'
 import { Tokens } from './tokens.js'
 
@@ -18,17 +19,6 @@ const SECRET = 'unit-test-secret-of-enough-length-0123456789'
 const COOLDOWN_MS = 100
 /** Written into broken files and replies: the log must never quote them. */
 const MARKER = 'do-not-log-me'
-
-interface Key {
-  kid: string
-  privateKey: CryptoKey
-  jwk: JWK
-}
-
-async function makeKey(kid: string): Promise<Key> {
-  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256' } }
-}
 
 let users = 0
 /** A fresh token (a new user each time: Tokens remembers a token it verified). */

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type TestContext } from 'node:test'
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
+import { SignJWT, type JWK } from 'jose'
+import { makeKey, type SigningKey as Key } from '../helpers/signing-keys.js'
 import WebSocket from 'ws'
 import { createClient, PresencedError, type TokenRequest } from '@presenced/client'
 import { loadConfig } from '../../src/app/config.js'
@@ -24,17 +25,6 @@ import type { UserId } from '../../src/core/user-id.js'
 const COOLDOWN_S = 3
 const ADMIN_KEY = 'jwks-outage-admin-key-0123456789'
 const SECRET = 'jwks-outage-token-secret-of-enough-length-0123'
-
-interface Key {
-  kid: string
-  privateKey: CryptoKey
-  jwk: JWK
-}
-
-async function makeKey(kid: string): Promise<Key> {
-  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256' } }
-}
 
 function sign(key: Key, sub: string): Promise<string> {
   return new SignJWT({ sub })
