@@ -542,3 +542,39 @@ test('past its token’s expiry a connection sends no frame, even before the exp
     'no frame after the token expired',
   )
 })
+
+test('past its token’s expiry a connection takes no frame, even before the expiry timer runs', async (t) => {
+  const app = await start(t)
+  const token = await app.tokens.issue(A, { ttlSeconds: 3 })
+  const expiresAt =
+    (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp *
+    1000
+  const a = await NativeClient.connect(app.url, token)
+  t.after(() => a.socket.terminate())
+  const b = await connect(t, app, B)
+  b.send({ type: 'subscribe', ids: [A] })
+  assert.equal((await b.take()).type, 'snapshot')
+  // just before the expiry the loop is held past it (a loaded node runs its timers late), while
+  // A's heartbeat frame is on its way: the node reads it before its expiry timer has run
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now() - 200)))
+  a.send({ type: 'heartbeat', activity: { kind: 'inGame', placeId: '1818' } })
+  while (Date.now() <= expiresAt + 20) {
+    // busy: the expiry passes while the loop is held
+  }
+  assert.deepEqual(await a.closed, { code: 4001, reason: 'token expired' })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  // the frame came with an expired token: nothing was written, nobody saw A online
+  assert.deepEqual(
+    b.frames.map((f) => f.type),
+    ['snapshot'],
+    'B saw nothing of A',
+  )
+  const read = await fetch(`${app.url}/v1/presence/users`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ userIds: [A] }),
+  })
+  const [record] = ((await read.json()) as { userPresences: { lastOnline: string }[] })
+    .userPresences
+  assert.equal(record!.lastOnline, '1970-01-01T00:00:00.000Z', 'A was never online')
+})
