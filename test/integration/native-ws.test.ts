@@ -518,22 +518,35 @@ test('a connection ends with 4001 when the token that opened it expires', async 
   assert.deepEqual(await client.closed, { code: 4001, reason: 'token expired' })
 })
 
-test('past its token’s expiry a connection sends no frame, even before the expiry timer runs', async (t) => {
-  const app = await start(t)
+/**
+ * A connected to `app` with a token of A that expires in 3 s; `holdPast()` waits until just
+ * before the expiry, runs `meanwhile`, then holds the loop until the expiry has passed (a loaded
+ * node runs its timers late): what comes meanwhile is handled before the expiry timer runs.
+ */
+async function expiringConnection(t: TestContext, app: StartedApp) {
   const token = await app.tokens.issue(A, { ttlSeconds: 3 })
   const expiresAt =
     (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp *
     1000
   const a = await NativeClient.connect(app.url, token)
   t.after(() => a.socket.terminate())
+  const holdPast = async (meanwhile: () => void = () => {}) => {
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now() - 200)))
+    meanwhile()
+    while (Date.now() <= expiresAt + 20) {
+      // busy: the expiry passes while the loop is held
+    }
+  }
+  return { a, holdPast }
+}
+
+test('past its token’s expiry a connection sends no frame, even before the expiry timer runs', async (t) => {
+  const app = await start(t)
+  const { a, holdPast } = await expiringConnection(t, app)
   a.send({ type: 'subscribe', ids: [B] })
   assert.equal((await a.take()).type, 'snapshot')
-  // just before the expiry, the loop is held past it (a loaded node runs its timers late), and a
-  // change of a watched user comes before the connection's expiry timer has run
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now() - 200)))
-  while (Date.now() <= expiresAt + 20) {
-    // busy: the expiry passes while the loop is held
-  }
+  // a change of a watched user comes before the connection's expiry timer has run
+  await holdPast()
   await beat(app, B)
   assert.deepEqual(await a.closed, { code: 4001, reason: 'token expired' })
   assert.deepEqual(
@@ -541,4 +554,31 @@ test('past its token’s expiry a connection sends no frame, even before the exp
     ['snapshot'],
     'no frame after the token expired',
   )
+})
+
+test('past its token’s expiry a connection takes no frame, even before the expiry timer runs', async (t) => {
+  const app = await start(t)
+  const { a, holdPast } = await expiringConnection(t, app)
+  const b = await connect(t, app, B)
+  b.send({ type: 'subscribe', ids: [A] })
+  assert.equal((await b.take()).type, 'snapshot')
+  // A's heartbeat frame is on its way while the loop is held: the node reads it after the
+  // expiry, before its expiry timer has run
+  await holdPast(() => a.send({ type: 'heartbeat', activity: { kind: 'inGame', placeId: '1818' } }))
+  assert.deepEqual(await a.closed, { code: 4001, reason: 'token expired' })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  // the frame came with an expired token: nothing was written, nobody saw A online
+  assert.deepEqual(
+    b.frames.map((f) => f.type),
+    ['snapshot'],
+    'B saw nothing of A',
+  )
+  const read = await fetch(`${app.url}/v1/presence/users`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ userIds: [A] }),
+  })
+  const [record] = ((await read.json()) as { userPresences: { lastOnline: string }[] })
+    .userPresences
+  assert.equal(record!.lastOnline, '1970-01-01T00:00:00.000Z', 'A was never online')
 })

@@ -533,6 +533,10 @@ class Connection implements Sink, Kept, StreamHolder {
   message(data: RawData, isBinary: boolean): void {
     const stream = this.#stream
     if (!this.#open || !stream) return
+    // past the token's expiry (or its revocation) no frame is taken either, even before the
+    // expiry timer runs (a loaded loop reads frames that came meanwhile before its timers): a
+    // heartbeat would write the user's presence with a token that no longer holds
+    if (this.#access?.stillAllowed() === false) return
     const { fanout, log, maxIds, limits } = this.deps
     if (isBinary) return this.#strike('FRAME_INVALID', 'Frames are JSON text, not binary.')
     const frame = parseClientFrame(data.toString(), maxIds)
