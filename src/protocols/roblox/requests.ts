@@ -419,7 +419,10 @@ export interface Device {
 export function deviceOf(request: RegisterRequest, userAgent: string | undefined): Device {
   const given =
     request.platform ?? (isStudio(request.location) ? 'studio' : platformOfAgent(userAgent))
+  // a name given as the table has it (lower case: 'web' unless said otherwise) is found as it
+  // is, without lower-casing it first
   return (
+    platforms.get(given) ??
     platforms.get(given.toLowerCase()) ?? {
       platform: given,
       deviceType: 'Web',
