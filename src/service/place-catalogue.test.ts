@@ -4,7 +4,7 @@ import type { Place } from '../core/catalogue.js'
 import type { Activity, UserPresence } from '../core/presence.js'
 import type { UserId } from '../core/user-id.js'
 import { ManualClock } from './clock.js'
-import { PlaceCatalogue } from './place-catalogue.js'
+import { PlaceCatalogue, withPlace } from './place-catalogue.js'
 
 const crossroads: Place = { placeId: '1818', universeId: '13058', rootPlaceId: '1800', name: 'X' }
 
@@ -168,4 +168,27 @@ test('the trust time is a setting (PRESENCED_PLACE_TTL): a place read stays in u
   clock.advance(1)
   assert.equal((await catalogue.place('1818'))?.name, 'Unheard')
   assert.deepEqual(reads, ['1818', '1818'])
+})
+
+test('withPlace: the members of the spread, in its order, for every shape of activity', () => {
+  const activities: Activity[] = [
+    { kind: 'inGame', placeId: '1818' },
+    { kind: 'inGame', location: 'Game', placeId: '1818' },
+    { kind: 'inGame', location: 'Game', placeId: '1818', gameId: 'g' },
+    { kind: 'inGame', placeId: '1818', universeId: '1', rootPlaceId: '2', location: 'Old' },
+    { location: 'first', kind: 'inStudio', placeId: '1818' },
+    { kind: 'online', titleId: '7', placement: 'full', titleState: 'active', placeId: '1818' },
+  ]
+  for (const activity of activities) {
+    const spread = {
+      ...activity,
+      universeId: crossroads.universeId,
+      rootPlaceId: crossroads.rootPlaceId,
+      location: crossroads.name,
+    }
+    const placed = withPlace(activity, crossroads)
+    assert.deepEqual(placed, spread)
+    assert.deepEqual(Object.keys(placed), Object.keys(spread))
+    assert.equal(JSON.stringify(placed), JSON.stringify(spread))
+  }
 })

@@ -349,11 +349,17 @@ export function quickRegisterBody(text: string): RegisterMembers | undefined {
       value = text.slice(start, j)
       i = j + 1
     } else if (c >= 0x31 && c <= 0x39) {
+      // summed as read: 15 digits at most are exact as a number (and not rewritten by
+      // parseJsonLossless), the number JSON.parse gives, without a slice and V8's conversion
       let j = i + 1
-      while (j < n && text.charCodeAt(j) >= 0x30 && text.charCodeAt(j) <= 0x39) j++
-      // 15 digits at most: exact as a number, and not rewritten by parseJsonLossless
+      let number = c - 0x30
+      for (; j < n; j++) {
+        const d = text.charCodeAt(j) - 0x30
+        if (d < 0 || d > 9) break
+        number = number * 10 + d
+      }
       if (j - i > 15) return undefined
-      value = Number(text.slice(i, j))
+      value = number
       i = j
     } else if (text.startsWith('true', i)) {
       value = true
@@ -419,7 +425,10 @@ export interface Device {
 export function deviceOf(request: RegisterRequest, userAgent: string | undefined): Device {
   const given =
     request.platform ?? (isStudio(request.location) ? 'studio' : platformOfAgent(userAgent))
+  // a name given as the table has it (lower case: 'web' unless said otherwise) is found as it
+  // is, without lower-casing it first
   return (
+    platforms.get(given) ??
     platforms.get(given.toLowerCase()) ?? {
       platform: given,
       deviceType: 'Web',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { request, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { test } from 'node:test'
+import { pino } from 'pino'
 import { contentLength, LeanRoutes, replyHeaders, type LeanReply } from './lean-routes.js'
 
 /** A server whose one lean route answers `body` and notes what it is given back. */
@@ -302,4 +303,42 @@ test('contentLength reads a Content-Length as Number does', () => {
   const lengths = ['0', '7', '42', '0042', '1024', '999999999999999', '1000000000000000', '']
   lengths.push(' 12', '12 ', '1e3', '0x10', '+5', '-5', '1.5', '12a', 'abc', '9'.repeat(20))
   for (const length of lengths) assert.equal(contentLength(length), Number(length), length)
+})
+
+test("requests are logged at the level pino is set to, also after it is set again; a child's level is not its parent's", async (t) => {
+  const lines: string[] = []
+  const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) })
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  routes.observe({ onResponse: () => {} }, log)
+  routes.add({
+    method: 'POST',
+    path: '/lean',
+    route: '/lean',
+    internalError: { status: 500, headers: {}, body: '' },
+    handle: (_request, _ip, readBody): LeanReply => ({
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: readBody() as string,
+    }),
+  })
+  const server: Server = routes.serverFactory(() => {}, {})
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => server.close())
+  const { socket, text } = await rawConnection((server.address() as AddressInfo).port)
+  t.after(() => socket.destroy())
+  const incoming = () => lines.filter((line) => line.includes('incoming request')).length
+  // before each request, what is done to the logger; then how many requests it has logged
+  const steps: Array<[string, () => void, number]> = [
+    ['at warn', () => {}, 0],
+    ['set to info', () => (log.level = 'info'), 1],
+    // a child set to another level (Fastify makes one per request) leaves the logger's own
+    ['a child at error', () => log.child({}, { level: 'error' }), 2],
+    ['set to warn again', () => (log.level = 'warn'), 2],
+  ]
+  for (const [i, [name, change, logged]] of steps.entries()) {
+    change()
+    socket.write(leanRequest('/lean'))
+    await replies(text, i + 1)
+    assert.equal(incoming(), logged, name)
+  }
 })

@@ -167,6 +167,14 @@ export interface LeanLogger {
   level: string
   /** pino's level number, when it has one: read instead of `level` until it changes. */
   readonly levelVal?: number
+  /**
+   * pino's events: 'level-change' after its level is set, with the logger whose level it was
+   * last (a child's are heard on its parent too). A logger that has them is not asked per request.
+   */
+  on?(
+    event: 'level-change',
+    listener: (name: string, value: number, before: string, was: number, logger: unknown) => void,
+  ): unknown
   info(object: object, message: string): void
   warn(object: object, message: string): void
   error(object: object, message: string): void
@@ -282,19 +290,37 @@ export class LeanRoutes {
     this.#observer = observer
     this.#log = log
     this.#levelVal = Number.NaN
+    this.#levelTold = false
+    if (typeof log.on === 'function' && log.levelVal !== undefined) {
+      // judged now and again whenever this logger's level is set (pino's 'level-change'), not
+      // per request: pino's `levelVal` is a getter on its prototype, which V8 keeps as a
+      // dictionary, each read a load IC's slow path and a call (~0.36k instructions a heartbeat
+      // under callgrind, issue 19)
+      this.#isVerbose = VERBOSE.has(log.level)
+      this.#levelTold = true
+      log.on('level-change', (_name, _value, _before, _was, changed) => {
+        // a child's change is heard here too: only this logger's own is its level
+        if (this.#log === log && (changed === undefined || changed === log)) {
+          this.#isVerbose = VERBOSE.has(log.level)
+        }
+      })
+    }
   }
 
   /** pino's level number when #isVerbose was last judged (NaN: never, or not pino). */
   #levelVal = Number.NaN
   #isVerbose = false
+  /** #isVerbose is kept by the logger's 'level-change' events (observe). */
+  #levelTold = false
 
   /**
    * Whether requests are logged at the logger's level now. pino's `level` getter looks the name
    * up on every read (about 0.8k instructions per request under callgrind); its `levelVal` is one
    * field, so the name is read again only when that moves. A logger without `levelVal` is asked
-   * every time.
+   * every time; one with pino's events is not asked at all (observe).
    */
   #verbose(): boolean {
+    if (this.#levelTold) return this.#isVerbose
     const log = this.#log
     if (log === undefined) return false
     const levelVal = log.levelVal
