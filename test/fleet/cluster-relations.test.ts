@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/service/clock.js'
 import { RedisKeys } from '../../src/store/redis/keys.js'
 import { startRedisCluster, type LocalRedisCluster } from '../helpers/redis-cluster.js'
 import { uniquePrefix } from '../helpers/redis.js'
+import { NativeClient } from '../integration/native-client.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 
 /*
@@ -17,7 +18,9 @@ import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
  * or nothing of the block at all. The failure: a master that refuses writes (it lost the replica
  * `min-replicas-to-write` asks for: NOREPLICAS) while it still serves reads, so that the state
  * the refused write (503) left is read through the service; the client's retry, once the master
- * takes writes again, completes the block, as the Roblox API shows.
+ * takes writes again, completes the block, as the Roblox API shows. The same for an unblock and
+ * an ended friendship (docs/reference/admin.md, "Relations on a Redis Cluster"), and for a
+ * stream open through it: told of the refused block, it stops showing the blocker.
  *
  * (A master paused past the command timeout, CLIENT PAUSE WRITE, cannot show that state: every
  * node's connection to it waits behind its first write, a janitor's sweep say, reads included;
@@ -96,13 +99,14 @@ async function pairOnTwoMasters(
   }
 }
 
-async function start(t: TestContext, clock?: ManualClock) {
+async function start(t: TestContext, clock?: ManualClock, listen = false) {
   const cluster = await startRedisCluster({ masters: 3 })
   t.after(() => cluster.stop())
   const prefix = uniquePrefix('cluster-relations')
   const app = await startApp(t, {
     ...(clock && { clock }),
-    config: { redisCluster: cluster.nodes, redisPrefix: prefix },
+    listen,
+    config: { redisCluster: cluster.nodes, redisPrefix: prefix, flapGraceMs: 0 },
   })
   return { cluster, app, keys: new RedisKeys(prefix) }
 }
@@ -236,4 +240,30 @@ test('redis cluster: a friendship ended midway hides the first-named user’s pl
     assert.equal(await placeHidden(b, a), true, `${name}: after the retry`)
     assert.equal(await placeHidden(a, b), true, `${name}: after the retry`)
   }
+})
+
+test('redis cluster: a block refused after its first step reaches open streams: the blocked user’s stream stops showing the blocker', async (t) => {
+  const { cluster, app, keys } = await start(t, undefined, true)
+  const { blocker, blocked, masters } = await pairOnTwoMasters(cluster, keys, 9223372036854770701n)
+  await signIn(app, blocker)
+  await signIn(app, blocked)
+  const ws = await NativeClient.connect(app.url, await app.tokens.issue(blocked))
+  t.after(() => ws.socket.terminate())
+  ws.send({ type: 'subscribe', ids: [blocker] })
+  await ws.waitFor((f) => f.type === 'snapshot')
+
+  // the blocked user's side lands, the blocker's is refused: the caller is told 503
+  await refuseWrites(masters[0], true)
+  const refused = await block(app, blocker, blocked)
+  assert.equal(refused.statusCode, 503, refused.body)
+  assert.equal(await lookedUp(app, blocked, blocker), OFFLINE)
+  // the stream re-read the relation as stored: the blocker went offline for it
+  await ws.waitFor((f) => f.type === 'offline')
+
+  // the caller does not retry; the blocker plays on once its master takes writes again
+  await refuseWrites(masters[0], false)
+  await beat(app, blocker, { kind: 'inGame', placeId: '1818', location: 'Obby' })
+  await new Promise((resolve) => setTimeout(resolve, 1_000))
+  assert.deepEqual(ws.pending(), [], 'nothing more of the blocker reaches the blocked user')
+  assert.equal(await lookedUp(app, blocked, blocker), OFFLINE)
 })
