@@ -705,8 +705,8 @@ export class RedisProfileStore implements ProfileStore {
    *
    * On a single Redis, the steps' commands in order, one MULTI per chunk: a relation lands whole.
    * On a cluster, which cannot span slots in a transaction, each step is one MULTI per slot it
-   * touches (a user's keys share one), sent together: one round trip per slot and step; steps
-   * all in one slot are one MULTI.
+   * touches (a user's keys share one), sent together: one round trip per slot and step; the
+   * users' keys all in one slot, one step.
    */
   async #applySteps(steps: Op[][]): Promise<unknown[][]> {
     const byStep = (replies: unknown[]) => {
@@ -715,8 +715,9 @@ export class RedisProfileStore implements ProfileStore {
     }
     const ops = steps.flat()
     if (!this.#connection.isCluster) return byStep(await this.#apply(ops))
-    const tag = ops[0] && hashTagOf(ops[0][1]!)
-    const sent = ops.every((op) => hashTagOf(op[1]!) === tag) ? [ops] : steps
+    // two users of one bucket: one MULTI (a key of no tag, the block ends' index, aside)
+    const tags = new Set(ops.map((op) => hashTagOf(op[1]!)).filter((tag, i) => tag !== ops[i]![1]))
+    const sent = tags.size <= 1 ? [ops] : steps
     const replies: unknown[][] = []
     for (const step of sent) {
       const bySlot = new Map<string, number[]>()
