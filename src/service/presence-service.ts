@@ -780,8 +780,7 @@ export class PresenceService {
   }
 
   async setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
-    await this.#stores.privacy.setFriends(a, b, friends)
-    await this.#relationChanged(a, b)
+    await this.#relationWrite(a, b, () => this.#stores.privacy.setFriends(a, b, friends))
   }
 
   /**
@@ -796,8 +795,9 @@ export class PresenceService {
     // the lastOnline of what the other did unseen must not show once the block is lifted
     const [sight] = await this.#blockSights([{ blocker, blocked }])
     if (!isBlocked) sight!.since = this.#clock.now()
-    await this.#stores.privacy.setBlocked(blocker, blocked, isBlocked, sight)
-    await this.#relationChanged(blocker, blocked)
+    await this.#relationWrite(blocker, blocked, () =>
+      this.#stores.privacy.setBlocked(blocker, blocked, isBlocked, sight),
+    )
   }
 
   listFriends(id: UserId): Promise<UserId[]> {
@@ -887,7 +887,7 @@ export class PresenceService {
     let batch: PrivacyRecord[] = privacy
     let pending = settingsRecords
     if (privacy.length > 0) {
-      await retryLostWrites(async () => {
+      const written = retryLostWrites(async () => {
         await this.#importedSettings(pending)
         // marked before the write as well as after, as putSettings does
         const changed = this.#history.inProcess
@@ -914,6 +914,7 @@ export class PresenceService {
         batch = pending
         return pending.length === 0 ? true : LOST_TO_ANOTHER
       })
+      await this.#importedRelations(privacy, written)
     }
     if (catalogue.length > 0) await this.#stores.catalogue.importCatalogue(catalogue)
     if (catalogue.some((r) => r.type === 'place')) {
@@ -1202,12 +1203,58 @@ export class PresenceService {
   }
 
   /**
-   * Two users' friendship or block changed: marked in both histories (as settings), each mark
-   * concerning the other side only, then told.
+   * Writes a relation of `a` and `b`, then tells of it (#relationChanged). A write that failed may
+   * have landed in part (on a Redis Cluster, one user's side: RedisProfileStore #blockSteps): it
+   * is told all the same, as far as the store lets it be, so that open streams read the relation
+   * as stored (never more than both the old and the new one show) instead of keeping the one they
+   * read before it; the failure is then answered (503) for the caller to retry.
    */
-  async #relationChanged(a: UserId, b: UserId): Promise<void> {
-    await this.#history.mark([a, b], this.#clock.now(), [relationConcern(b), relationConcern(a)])
-    await this.#bus.publish({ type: 'relation', users: [a, b] })
+  async #relationWrite(a: UserId, b: UserId, write: () => Promise<void>): Promise<void> {
+    try {
+      await write()
+    } catch (error) {
+      await this.#relationChanged(a, b, true)
+      throw error
+    }
+    await this.#relationChanged(a, b)
+  }
+
+  /**
+   * Runs an import's privacy write; should it fail, its relation records are told all the same
+   * (as #relationWrite does: some may have landed, in part) before the failure is answered.
+   */
+  async #importedRelations(records: readonly PrivacyRecord[], written: Promise<unknown>) {
+    try {
+      await written
+    } catch (error) {
+      // until the bus refuses one (Redis gone): a million lines are not each told in vain
+      for (const r of records) {
+        if (r.type === 'settings') continue
+        const [a, b] = r.type === 'friends' ? [r.a, r.b] : [r.blocker, r.blocked]
+        if (!(await this.#relationChanged(a, b, true))) break
+      }
+      throw error
+    }
+  }
+
+  /**
+   * Two users' friendship or block changed: marked in both histories (as settings), each mark
+   * concerning the other side only, then told. `anyway`: after a failed write, each step is
+   * tried, and its failure left unsaid (the write's is the one answered); whether it was told.
+   */
+  async #relationChanged(a: UserId, b: UserId, anyway = false): Promise<boolean> {
+    const mark = this.#history.mark([a, b], this.#clock.now(), [
+      relationConcern(b),
+      relationConcern(a),
+    ])
+    if (anyway) await mark.catch(() => {})
+    else await mark
+    const told = this.#bus.publish({ type: 'relation', users: [a, b] })
+    if (!anyway) await told
+    return told.then(
+      () => true,
+      () => false,
+    )
   }
 
   /** A game server's changes: published together (a Redis bus pipelines them), then counted. */

@@ -566,6 +566,37 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       assert.equal((await store.listApiKeys()).length, 2)
     })
 
+    test('an import applies each pair’s records in their order, whatever else it holds', async (t) => {
+      const store = await open(t)
+      // (on a cluster a relation is written one user's slot after the other's, in an order of
+      // its own: a pair's later records must still land after its earlier ones)
+      await store.importPrivacy([
+        { type: 'block', blocker: id('1'), blocked: id('2'), isBlocked: true },
+        { type: 'friends', a: id('3'), b: id('4'), friends: true },
+        {
+          type: 'block',
+          blocker: id('1'),
+          blocked: id('2'),
+          isBlocked: false,
+          sight: { blockerSaw: T0 + 1, blockedSaw: T0 + 2, since: T0 + 3 },
+        },
+        { type: 'friends', a: id('2'), b: id('1'), friends: true },
+        { type: 'block', blocker: id('2'), blocked: id('1'), isBlocked: true },
+        { type: 'friends', a: id('1'), b: id('2'), friends: false },
+        { type: 'friends', a: id('4'), b: id('3'), friends: false },
+        { type: 'block', blocker: id('2'), blocked: id('1'), isBlocked: false },
+        { type: 'friends', a: id('3'), b: id('4'), friends: true },
+      ])
+      assert.deepEqual(await store.getRelations(id('1'), [id('2')]), [
+        { friends: false, blocked: false },
+      ])
+      assert.deepEqual(await store.getRelations(id('2'), [id('1')]), [
+        { friends: false, blocked: false },
+      ])
+      assert.deepEqual(await store.listFriends(id('3')), ['4'])
+      assert.deepEqual(await store.listFriends(id('4')), ['3'])
+    })
+
     test('importPrivacy and importCatalogue apply every record type', async (t) => {
       const store = await open(t)
       await store.setFriends(id('3'), id('4'), true)

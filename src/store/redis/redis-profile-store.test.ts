@@ -89,3 +89,25 @@ test('an unblock lost before its block was removed: its records are not pruned u
     [blocked, T0 + 20],
   ])
 })
+
+test('a cluster: two users of one bucket block, unblock and befriend each other (one MULTI)', async (t) => {
+  const { store, prefix, cleanup } = await open(await clusterTarget())
+  t.after(cleanup)
+  const keys = new RedisKeys(prefix)
+  const a = '101' as UserId
+  let n = 102
+  while (keys.bucketOf(String(n)) !== keys.bucketOf(a)) n++
+  const b = String(n) as UserId
+  await store.setBlocked(a, b, true, { blockerSaw: 1, blockedSaw: 2 })
+  assert.deepEqual(await store.getRelations(b, [a]), [
+    { friends: false, blocked: true, lastOnline: 2 },
+  ])
+  await store.setBlocked(a, b, false, { blockerSaw: 1, blockedSaw: 2, since: 3 })
+  await store.setFriends(b, a, true)
+  assert.deepEqual(await store.getRelations(a, [b]), [
+    { friends: true, blocked: false, lastOnline: 1, since: 3 },
+  ])
+  assert.deepEqual(await store.getRelations(b, [a]), [
+    { friends: true, blocked: false, lastOnline: 2, since: 3 },
+  ])
+})

@@ -137,7 +137,9 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   setFriends(a: UserId, b: UserId, friends: boolean): Promise<void> {
-    return this.#run(this.#friendOps(a, b, friends))
+    return this.#connection.run(async () => {
+      await this.#applySteps(this.#friendSteps(a, b, friends))
+    })
   }
 
   setBlocked(
@@ -146,16 +148,13 @@ export class RedisProfileStore implements ProfileStore {
     isBlocked: boolean,
     sight?: BlockSight,
   ): Promise<void> {
-    if (isBlocked) return this.#run(this.#blockOps(blocker, blocked, sight))
     return this.#connection.run(async () => {
+      if (isBlocked) {
+        await this.#applySteps(this.#blockSteps(blocker, blocked, sight))
+        return
+      }
       const [reverse] = await this.#blockStands([[blocked, blocker]])
-      // the sights before the block goes: lost between the steps, the block still stands and
-      // shows what it showed, and a retry (the service reads the sights through it again) ends it
-      // as the first try would have. The other way round, the block was gone with the sights
-      // still those of a standing block: the retry read the other's real lastOnline as what the
-      // viewer had seen, and kept that
-      await this.#apply(this.#endedSightOps(blocker, blocked, reverse === 1, sight))
-      await this.#apply(this.#unblockOps(blocker, blocked))
+      await this.#applySteps(this.#unblockSteps(blocker, blocked, reverse === 1, sight))
     })
   }
 
@@ -331,40 +330,46 @@ export class RedisProfileStore implements ProfileStore {
       const reverse = new Map(
         unblocks.map((r, i) => [`${r.blocked}>${r.blocker}`, stored[i] === 1]),
       )
-      const ops: Op[] = []
-      /** Where each settings record's op is in `ops`, by the record's index. */
+      /**
+       * The batch's commands by step (#applySteps): settings records in the first, each relation
+       * record's steps in a row, starting no earlier than the last step of the pair's record
+       * before it, so that each pair's commands stay in the batch's order on every slot (records
+       * of other pairs touch other members and fields: their order does not matter).
+       */
+      const steps: Op[][] = [[]]
+      const pairAt = new Map<string, number>()
+      const put = (a: UserId, b: UserId, own: Op[][]) => {
+        const pair = smallerId(a, b) ? `${a}:${b}` : `${b}:${a}`
+        const start = pairAt.get(pair) ?? 0
+        own.forEach((ops, i) => (steps[start + i] ??= []).push(...ops))
+        pairAt.set(pair, start + own.length - 1)
+      }
+      /** Where each settings record's op is in the first step, by the record's index. */
       const settingsAt = new Map<number, number>()
       for (const [i, r] of records.entries()) {
         switch (r.type) {
           case 'settings':
-            settingsAt.set(i, ops.length)
-            ops.push(this.#settingsOp(r.userId, r.settings, r.expected))
+            settingsAt.set(i, steps[0]!.length)
+            steps[0]!.push(this.#settingsOp(r.userId, r.settings, r.expected))
             break
           case 'friends':
-            ops.push(...this.#friendOps(r.a, r.b, r.friends))
+            put(r.a, r.b, this.#friendSteps(r.a, r.b, r.friends))
             break
-          case 'block':
+          case 'block': {
+            const reversed = reverse.get(`${r.blocked}>${r.blocker}`) === true
             reverse.set(`${r.blocker}>${r.blocked}`, r.isBlocked)
-            if (r.isBlocked) {
-              ops.push(...this.#blockOps(r.blocker, r.blocked, r.sight))
-              break
-            }
-            // the sights before the block goes, as setBlocked: each user's commands are in
-            // order on its own slot (in one MULTI per chunk on a single Redis), so a batch lost
-            // midway leaves no lifted block with the sights of a standing one
-            ops.push(
-              ...this.#endedSightOps(
-                r.blocker,
-                r.blocked,
-                reverse.get(`${r.blocked}>${r.blocker}`) === true,
-                r.sight,
-              ),
-              ...this.#unblockOps(r.blocker, r.blocked),
+            put(
+              r.blocker,
+              r.blocked,
+              r.isBlocked
+                ? this.#blockSteps(r.blocker, r.blocked, r.sight)
+                : this.#unblockSteps(r.blocker, r.blocked, reversed, r.sight),
             )
             break
+          }
         }
       }
-      const replies = await this.#apply(ops)
+      const replies = (await this.#applySteps(steps))[0]!
       // settings.lua answers a refused compare-and-set with the stored text; one that says the
       // expected settings in other words (another version wrote it) is tried again alone, in
       // order, as replaceSettings does
@@ -536,30 +541,58 @@ export class RedisProfileStore implements ProfileStore {
     )
   }
 
-  #friendOps(a: UserId, b: UserId, friends: boolean): Op[] {
-    const command = friends ? 'sadd' : 'srem'
-    return [
-      [command, this.#keys.friends(a), b],
-      [command, this.#keys.friends(b), a],
-    ]
+  /*
+   * A relation's write, in steps (#applySteps): one per user, as each user's view of the other is
+   * in that user's own slot (getRelations). The steps are ordered so that, written in part, the
+   * first-named user (`a`, the blocker) is seen by the other no more than both the old and the
+   * new relation show: the other's slot first when it narrows what the other sees (a block, an
+   * end of friendship), last when it widens it (an unblock, a new friendship). The first-named
+   * user's own view of the other is what lags or leads, and it is one the other's settings allow
+   * without the block or with the friendship: docs/reference/admin.md, "Relations on a Redis
+   * Cluster".
+   */
+
+  #friendSteps(a: UserId, b: UserId, friends: boolean): Op[][] {
+    const k = this.#keys
+    return friends
+      ? [[['sadd', k.friends(a), b]], [['sadd', k.friends(b), a]]]
+      : [[['srem', k.friends(b), a]], [['srem', k.friends(a), b]]]
   }
 
-  #blockOps(blocker: UserId, blocked: UserId, sight: BlockSight | undefined): Op[] {
+  /** The blocked user's side first: from then on it sees the blocker Offline. */
+  #blockSteps(blocker: UserId, blocked: UserId, sight: BlockSight | undefined): Op[][] {
     const k = this.#keys
     return [
-      ['sadd', k.blocks(blocker), blocked],
-      ['sadd', k.blockedBy(blocked), blocker],
-      ['hset', k.blockSight(blocker), blocked, String(sight?.blockerSaw ?? '')],
-      ['hset', k.blockSight(blocked), blocker, String(sight?.blockedSaw ?? '')],
-      // a block replaces an ended one's records (the sights above): their index entries go too
-      ['zrem', k.blockEnds(), `${blocker}:${blocked}`, `${blocked}:${blocker}`],
+      [
+        ['sadd', k.blockedBy(blocked), blocker],
+        ['hset', k.blockSight(blocked), blocker, String(sight?.blockedSaw ?? '')],
+      ],
+      [
+        ['sadd', k.blocks(blocker), blocked],
+        ['hset', k.blockSight(blocker), blocked, String(sight?.blockerSaw ?? '')],
+        // a block replaces an ended one's records (the sights above): their index entries go too
+        ['zrem', k.blockEnds(), `${blocker}:${blocked}`, `${blocked}:${blocker}`],
+      ],
     ]
   }
 
-  #unblockOps(blocker: UserId, blocked: UserId): Op[] {
+  /**
+   * The blocker's side first, the blocked user's last: until then it still sees the blocker
+   * Offline. Each side's sight goes in the same MULTI as its block (#endedSights), so no side is
+   * ever unblocked with the sight of a standing block: a retry (the service reads the sights
+   * through what each side shows) keeps what each saw through the block.
+   */
+  #unblockSteps(
+    blocker: UserId,
+    blocked: UserId,
+    reverse: boolean,
+    sight: BlockSight | undefined,
+  ): Op[][] {
+    const k = this.#keys
+    const ended = this.#endedSights(blocker, blocked, reverse, sight)
     return [
-      ['srem', this.#keys.blocks(blocker), blocked],
-      ['srem', this.#keys.blockedBy(blocked), blocker],
+      [...ended.blocker, ['srem', k.blocks(blocker), blocked]],
+      [...ended.blocked, ['srem', k.blockedBy(blocked), blocker], ...ended.index],
     ]
   }
 
@@ -572,39 +605,39 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   /**
-   * The sights of an unblock, written before its block is removed (setBlocked). Once no block
-   * stands between two users (`reverse`: one the other way still does), each keeps what it saw
-   * of the other through it, with the instant it ended, when the unblock's `sight` has one
-   * (Relation.since), else forgets it. A block the other way keeps it as it is: both blocks hold
-   * the same sight (the second one saw through the first). A block made the other way between
-   * the check and the write reads its sight from the ended block's (what the viewer saw through
-   * it), or, after a delete, shows `lastOnline` as unknown: never more than the viewer may
-   * know. Until the block is removed, reads take an ended sight as a standing block's.
+   * The sights of an unblock, by side, and their index entries. Once no block stands between two
+   * users (`reverse`: one the other way still does), each keeps what it saw of the other through
+   * it, with the instant it ended, when the unblock's `sight` has one (Relation.since), else
+   * forgets it. A block the other way keeps it as it is: both blocks hold the same sight (the
+   * second one saw through the first). A block made the other way between the check and the
+   * write reads its sight from the ended block's (what the viewer saw through it), or, after a
+   * delete, shows `lastOnline` as unknown: never more than the viewer may know. While a block
+   * still stands on a side, reads take an ended sight as a standing block's.
    */
-  #endedSightOps(
+  #endedSights(
     blocker: UserId,
     blocked: UserId,
     reverse: boolean,
     sight: BlockSight | undefined,
-  ): Op[] {
-    if (reverse) return []
+  ): { blocker: Op[]; blocked: Op[]; index: Op[] } {
+    if (reverse) return { blocker: [], blocked: [], index: [] }
     const k = this.#keys
     const since = sight?.since
     const members = [`${blocker}:${blocked}`, `${blocked}:${blocker}`]
     if (sight === undefined || since === undefined) {
-      return [
-        ['hdel', k.blockSight(blocker), blocked],
-        ['hdel', k.blockSight(blocked), blocker],
-        ['zrem', k.blockEnds(), ...members],
-      ]
+      return {
+        blocker: [['hdel', k.blockSight(blocker), blocked]],
+        blocked: [['hdel', k.blockSight(blocked), blocker]],
+        index: [['zrem', k.blockEnds(), ...members]],
+      }
     }
     // the block ended: each keeps what it saw through it (Relation.since), as `e<since>:<saw>`,
     // listed in the index by its end for the janitor (blockEnds)
-    return [
-      ['hset', k.blockSight(blocker), blocked, `e${since}:${sight.blockerSaw ?? ''}`],
-      ['hset', k.blockSight(blocked), blocker, `e${since}:${sight.blockedSaw ?? ''}`],
-      ['zadd', k.blockEnds(), String(since), members[0]!, String(since), members[1]!],
-    ]
+    return {
+      blocker: [['hset', k.blockSight(blocker), blocked, `e${since}:${sight.blockerSaw ?? ''}`]],
+      blocked: [['hset', k.blockSight(blocked), blocker, `e${since}:${sight.blockedSaw ?? ''}`]],
+      index: [['zadd', k.blockEnds(), String(since), members[0]!, String(since), members[1]!]],
+    }
   }
 
   /** A user's profile and name index entry; the old name's entry goes when the name changes. */
@@ -640,12 +673,12 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   /**
-   * On a single Redis, one MULTI per chunk: a write touching two users (a friendship, a block)
-   * lands whole. A cluster cannot span slots in a transaction: the commands are sent together
+   * Runs `ops` in order; their replies, in the same order. On a single Redis, one MULTI per
+   * chunk. A cluster cannot span slots in a transaction: the commands are sent together
    * (auto-pipelined per node) and each is applied; a failure midway is reported, and retrying
-   * the same write is safe because every command is idempotent.
+   * the same write is safe because every command is idempotent. Writes of relations, whose
+   * order matters, go through #applySteps.
    */
-  /** Runs `ops` in order; their replies, in the same order. */
   async #apply(ops: Op[]): Promise<unknown[]> {
     if (ops.length === 0) return []
     const client = this.#client
@@ -659,13 +692,74 @@ export class RedisProfileStore implements ProfileStore {
     }
     const replies: unknown[] = []
     for (let i = 0; i < ops.length; i += IMPORT_CHUNK) {
-      const results = await client.multi(ops.slice(i, i + IMPORT_CHUNK)).exec()
-      const failed = results?.find(([error]) => error)
-      if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted')
-      for (const [, reply] of results) replies.push(reply)
+      replies.push(...(await this.#multi(ops.slice(i, i + IMPORT_CHUNK))))
     }
     return replies
   }
+
+  /**
+   * Runs a write's steps in order; their replies, by step. Once a step failed, no later one is
+   * sent, so a write lost midway leaves its earlier steps whole and its later ones undone (the
+   * relations' steps are ordered for that: #friendSteps), and a retry of the same write
+   * completes it, every command being idempotent.
+   *
+   * On a single Redis, the steps' commands in order, one MULTI per chunk: a relation lands whole.
+   * On a cluster, which cannot span slots in a transaction, each step is one MULTI per slot it
+   * touches (a user's keys share one), sent together: one round trip per slot and step; the
+   * users' keys all in one slot, one step.
+   */
+  async #applySteps(steps: Op[][]): Promise<unknown[][]> {
+    const byStep = (replies: unknown[]) => {
+      let at = 0
+      return steps.map((ops) => replies.slice(at, (at += ops.length)))
+    }
+    const ops = steps.flat()
+    if (!this.#connection.isCluster) return byStep(await this.#apply(ops))
+    // two users of one bucket: one MULTI (a key of no tag, the block ends' index, aside)
+    const tags = new Set(ops.map((op) => hashTagOf(op[1]!)).filter((tag, i) => tag !== ops[i]![1]))
+    const sent = tags.size <= 1 ? [ops] : steps
+    const replies: unknown[][] = []
+    for (const step of sent) {
+      const bySlot = new Map<string, number[]>()
+      step.forEach((op, i) => {
+        const slot = hashTagOf(op[1]!)
+        const at = bySlot.get(slot)
+        if (at) at.push(i)
+        else bySlot.set(slot, [i])
+      })
+      const stepReplies = new Array<unknown>(step.length)
+      await Promise.all(
+        [...bySlot.values()].map(async (at) => {
+          for (let i = 0; i < at.length; i += IMPORT_CHUNK) {
+            const chunk = at.slice(i, i + IMPORT_CHUNK)
+            const results = await this.#multi(chunk.map((j) => step[j]!))
+            chunk.forEach((j, n) => (stepReplies[j] = results[n]))
+          }
+        }),
+      )
+      replies.push(stepReplies)
+    }
+    return sent === steps ? replies : byStep(replies[0]!)
+  }
+
+  /** One MULTI of `ops` (in one slot on a cluster); their replies. */
+  async #multi(ops: Op[]): Promise<unknown[]> {
+    const results = await this.#client.multi(ops).exec()
+    const failed = results?.find(([error]) => error)
+    if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted')
+    return results.map(([, reply]) => reply)
+  }
+}
+
+/**
+ * What decides a key's cluster slot: the text between its first `{` and the next `}` when not
+ * empty, else the whole key (Redis's hash tag rule).
+ */
+function hashTagOf(key: string): string {
+  const open = key.indexOf('{')
+  if (open === -1) return key
+  const close = key.indexOf('}', open + 1)
+  return close > open + 1 ? key.slice(open + 1, close) : key
 }
 
 /** Numeric order of canonical decimal ids (no leading zeros): shorter first, then by text. */
