@@ -119,7 +119,10 @@ export async function buildApp(
   // after a start does not wait for it, and neither the start nor readiness do (presenced's own
   // tokens and anonymous reads need no JWKS; an identity provider's outage must not keep a node
   // out of its balancer). A failed fetch is said once and starts the cooldown, as a token's would.
+  // From then on the set is fetched again in the background before it expires, until close (its
+  // timer never holds a stopping process open, but a closed app fetches nothing more).
   app.addHook('onReady', async () => void tokens.prefetchKeys())
+  app.addHook('onClose', async () => tokens.stopKeyRefresh())
 
   // after the app, whose logger says why a node starts not ready
   const stores =

@@ -26,9 +26,10 @@ export type ExternalKeySource =
   /** One public key, PEM (SPKI), e.g. `-----BEGIN PUBLIC KEY-----...`. */
   | { kind: 'pem'; pem: string }
   /**
-   * A JWKS served over HTTP(S): fetched when needed, cached, fetched again for an unknown `kid`
-   * or a signature its key refuses (a key replaced under the same `kid`); while fetches fail,
-   * the last good set is kept (jwks-keys.ts).
+   * A JWKS served over HTTP(S): fetched at start and again in the background before it expires
+   * (`prefetch`; without it, when a token needs it), fetched again for an unknown `kid` or a
+   * signature its key refuses (a key replaced under the same `kid`); while fetches fail, the
+   * last good set is kept (jwks-keys.ts).
    */
   | { kind: 'jwks-url'; url: string }
   /**
@@ -56,7 +57,10 @@ export interface ExternalTokenOptions {
    * another; after a fetch that failed, before any may (the set's expiry too).
    */
   jwksCooldownMs: number
-  /** ms a fetched JWKS is used before it is fetched again. */
+  /**
+   * ms a fetched JWKS is fresh: kept fresh in the background, it is fetched again at 65-85 % of
+   * this; past it, it is fetched again before or while (within jwksMaxStaleMs) it is used.
+   */
   jwksMaxAgeMs: number
   /** ms past jwksMaxAgeMs the last fetched JWKS is still used while fetching it again fails. */
   jwksMaxStaleMs: number
@@ -91,14 +95,21 @@ export class ExternalTokens {
 
   /**
    * Loads a JWKS URL's set now (at start, in the background), so that the first token after a
-   * start does not wait for the fetch. Resolves once it is done, loaded or not: a failure is
-   * said in the log (once) and starts the cooldown, as a token's fetch that failed would; never
-   * rejects. Nothing to do for a PEM key or a JWKS file (read at start already).
+   * start does not wait for the fetch, and keeps it fresh from then on until `stop`
+   * (JwksKeys.keepFresh), so that no later token waits for one either. Resolves once the first
+   * fetch is done, loaded or not: a failure is said in the log (once) and starts the cooldown,
+   * as a token's fetch that failed would; never rejects. Nothing to do for a PEM key or a JWKS
+   * file (read at start already, and again only for a key it lacks).
    */
   async prefetch(): Promise<void> {
     if (this.#keys instanceof JwksKeys && this.#options.keys.kind === 'jwks-url') {
-      await this.#keys.refresh().catch(() => undefined)
+      await this.#keys.keepFresh()
     }
+  }
+
+  /** Stops keeping a JWKS URL's set fresh in the background (at shutdown). */
+  stop(): void {
+    if (this.#keys instanceof JwksKeys) this.#keys.stop()
   }
 
   /**

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type TestContext } from 'node:test'
 import { SignJWT, type JWK } from 'jose'
 import { makeKey, type SigningKey as Key } from '../../test/helpers/signing-keys.js'
+import { until } from '../../test/helpers/until.js'
 import type { ExternalKeySource, ExternalTokenOptions } from './external-tokens.js'
 import { Tokens } from './tokens.js'
 
@@ -457,4 +458,119 @@ test('prefetchKeys loads a JWKS URL before any token; a failed one is said, neve
   writeFileSync(file, JSON.stringify({ keys: [known.jwk] }))
   await tokensFor({ kind: 'jwks-file', path: file }, log).prefetchKeys()
   await new Tokens(SECRET).prefetchKeys()
+})
+
+/** A JWKS endpoint serving `keys`, and Tokens keeping its set fresh (prefetchKeys) until the end. */
+async function keptFresh(t: TestContext, keys: JWK[], times: Partial<ExternalTokenOptions>) {
+  const jwks = await jwksServer(t, keys)
+  const log = recordingLog()
+  const tokens = tokensFor({ kind: 'jwks-url', url: jwks.url }, log, times)
+  t.after(() => tokens.stopKeyRefresh())
+  await tokens.prefetchKeys()
+  return { jwks, log, tokens, fetchedAt: Date.now() }
+}
+
+test('prefetchKeys keeps a JWKS URL fresh: fetched again behind before it expires, a key published meanwhile verifies with no fetch of its own', async (t) => {
+  const maxAgeMs = 2000
+  const [known, rotated] = await Promise.all([makeKey('k-1'), makeKey('k-2')])
+  const published = [known.jwk]
+  // a cooldown as long as the default: the new kid's first token could not fetch the set itself
+  const { jwks, log, tokens, ...first } = await keptFresh(t, published, {
+    jwksMaxAgeMs: maxAgeMs,
+    jwksCooldownMs: 30_000,
+  })
+  let { fetchedAt } = first
+  assert.equal(jwks.fetches(), 1)
+  // the platform publishes its next key before it signs with it
+  published.push(rotated.jwk)
+
+  for (const fetches of [2, 3]) {
+    await until(() => jwks.fetches() === fetches, maxAgeMs, `fetch ${fetches}, behind`)
+    const afterMs = Date.now() - fetchedAt
+    fetchedAt = Date.now()
+    assert.ok(afterMs >= maxAgeMs * 0.6, `at 65-85 % of the max age, not sooner: ${afterMs} ms`)
+    const started = Date.now()
+    assert.deepEqual(await kinds(tokens, [sign(rotated), sign(known)]), ['ok', 'ok'])
+    assert.equal(jwks.fetches(), fetches, 'the new kid verified with the set fetched behind')
+    const tookMs = Date.now() - started
+    assert.ok(tookMs < 500, `no token waited: ${tookMs} ms`)
+  }
+  assert.deepEqual(log.lines, [])
+})
+
+test('a JWKS URL down when its fetch behind comes: the set kept verifies until PRESENCED_JWT_JWKS_MAX_STALE, tried again behind once per cooldown, loaded again behind', async (t) => {
+  // the fetch behind comes 300-700 ms before the set expires, time for a late timer
+  const maxAgeMs = 2000
+  const maxStaleMs = 1500
+  const [known, stranger] = await Promise.all([makeKey('k-1'), makeKey('k-2')])
+  const { jwks, log, tokens, fetchedAt } = await keptFresh(t, [known.jwk], {
+    jwksMaxAgeMs: maxAgeMs,
+    jwksMaxStaleMs: maxStaleMs,
+  })
+  jwks.fail(true)
+
+  // the fetch behind fails before the set expires, with no token asking for it: said once
+  await until(() => log.lines.length === 1, maxAgeMs, 'the failed fetch behind')
+  const failedAt = Date.now()
+  assert.ok(failedAt - fetchedAt < maxAgeMs, `before the set expired: ${failedAt - fetchedAt} ms`)
+  assert.match(
+    log.lines[0]!.msg,
+    /^the platform's JWKS URL cannot be loaded \(HTTP 503\): tokens are verified against the keys loaded \d+ s ago \(at most PRESENCED_JWT_JWKS_MAX_STALE past their max age\)/,
+  )
+  const triedBefore = jwks.fetches()
+
+  // fresh, then past its max age: the set kept verifies its own keys; what it lacks it cannot tell
+  while (Date.now() - fetchedAt < maxAgeMs + maxStaleMs - 300) {
+    assert.deepEqual(
+      await kinds(tokens, [sign(known), sign(stranger)]),
+      ['ok', 'unavailable'],
+      `${Date.now() - fetchedAt} ms after the fetch`,
+    )
+    await sleep(50)
+  }
+  const tried = jwks.fetches() - triedBefore
+  const cooldowns = (Date.now() - failedAt) / COOLDOWN_MS
+  assert.ok(
+    tried >= cooldowns / 3 && tried <= cooldowns + 1,
+    `${tried} tries in ${cooldowns} cooldowns`,
+  )
+  assert.equal(log.lines.length, 1, JSON.stringify(log.lines))
+
+  // past the stale limit: a try behind says so, no token needed; tokens are refused
+  await until(() => log.lines.length === 2, maxStaleMs, 'the set kept running out')
+  assert.ok(Date.now() - fetchedAt >= maxAgeMs + maxStaleMs - 50, 'not before the stale limit')
+  assert.match(log.lines[1]!.msg, /: platform tokens are refused as unavailable/)
+  assert.deepEqual(await kinds(tokens, [sign(known)]), ['unavailable'])
+
+  // back: loaded behind, so the next tokens fetch nothing
+  jwks.fail(false)
+  await until(() => log.lines.length === 3, COOLDOWN_MS * 10, 'loaded again behind')
+  assert.match(log.lines[2]!.msg, /^the platform's JWKS URL loaded again after \d+ s$/)
+  const fetches = jwks.fetches()
+  assert.deepEqual(await kinds(tokens, [sign(known), sign(known)]), ['ok', 'ok'])
+  assert.equal(jwks.fetches(), fetches)
+  // the set can tell again (a kid it lacks may fetch it, past the cooldown: then it still lacks it)
+  assert.deepEqual(await kinds(tokens, [sign(stranger)]), ['forged'])
+})
+
+test('a fetch behind that hangs holds no token up: past the max age, the set kept verifies at once', async (t) => {
+  const maxAgeMs = 1000
+  const timeoutMs = 3000
+  const known = await makeKey('k-1')
+  const jwks = await slowJwksServer(t, [known.jwk])
+  const tokens = tokensFor({ kind: 'jwks-url', url: jwks.url }, recordingLog(), {
+    jwksMaxAgeMs: maxAgeMs,
+    jwksTimeoutMs: timeoutMs,
+  })
+  t.after(() => tokens.stopKeyRefresh())
+  await tokens.prefetchKeys()
+  jwks.serve('hang')
+  await sleep(maxAgeMs + 100)
+  for (let i = 0; i < 3; i++) {
+    const started = Date.now()
+    assert.deepEqual(await kinds(tokens, [sign(known)]), ['ok'])
+    const tookMs = Date.now() - started
+    assert.ok(tookMs < 500, `not after the fetch's timeout (${timeoutMs} ms): ${tookMs} ms`)
+  }
+  assert.equal(jwks.requests(), 2, 'the fetch at start, and one behind that hangs')
 })

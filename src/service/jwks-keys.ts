@@ -12,24 +12,47 @@ export interface JwksLog {
   info(details: object, message: string): void
 }
 
+/**
+ * The share of `maxAgeMs` after a load at which `keepFresh` loads the set again, and the jitter
+ * around it (a share too): between 65 % and 85 % of the max age, so the set is loaded again
+ * well before it expires (time left for a few retries, one per cooldown, should that load
+ * fail), and the nodes of a fleet started together do not fetch it in step.
+ */
+const REFRESH_AT = 0.75
+const REFRESH_JITTER = 0.1
+/** After a failed load, the next background load comes up to this share of the cooldown late. */
+const RETRY_JITTER = 0.1
+/** A timer's longest delay: a longer one fires at once (Node's TimeoutOverflowWarning). */
+const TIMER_MAX_MS = 2_147_483_647
+
 /** How long a platform's JWKS is used, and how often it may be loaded (see ExternalTokenOptions). */
 export interface JwksTimes {
   cooldownMs: number
-  /** ms a loaded set is used before a token loads it again; Infinity: only on demand (a file). */
+  /**
+   * ms a loaded set is fresh; past it, a token still verifies against it (within `maxStaleMs`)
+   * while it is loaded again behind. Infinity: loaded only on demand (a file).
+   */
   maxAgeMs: number
   /** ms past maxAgeMs the last good set is still used while loads fail. */
   maxStaleMs: number
 }
 
 /**
- * A platform's JWKS, from a URL or a file, loaded when needed and kept: the last good set is
- * used while loads fail (a file mid-write, an endpoint down), past its max age for at most
- * `maxStaleMs` more. A load that fails is not tried again until `cooldownMs` has passed,
- * whatever the tokens, and a token the set kept cannot tell (its key is not there, or refuses
- * its signature and may have been replaced) is refused as JwksUnavailable: not the caller's
- * fault, so never counted as a wrong credential. Anyone can send a token naming an unknown
- * key: each must not load the set, so after a load that succeeded another waits for the
- * cooldown too (only the set's age loads it sooner). A load under way is joined, not repeated.
+ * A platform's JWKS, from a URL or a file, loaded and kept: the last good set is used while
+ * loads fail (a file mid-write, an endpoint down), past its max age for at most `maxStaleMs`
+ * more. A load that fails is not tried again until `cooldownMs` has passed, whatever the tokens,
+ * and a token the set kept cannot tell (its key is not there, or refuses its signature and may
+ * have been replaced) is refused as JwksUnavailable: not the caller's fault, so never counted as
+ * a wrong credential. Anyone can send a token naming an unknown key: each must not load the set,
+ * so after a load that succeeded another waits for the cooldown too (only the set's age loads it
+ * sooner). A load under way is joined, not repeated.
+ *
+ * A token waits for a load only when no set may be used (none loaded yet, or the one kept is
+ * past its stale limit) or the set cannot tell (an unknown `kid`, a refused signature): a set
+ * past its max age but within its stale limit verifies at once while it is loaded again behind.
+ * `keepFresh` (a URL's set, from the start) loads it again in the background before it expires,
+ * so that no token pays for the age of the set, and a key published meanwhile (a new `kid`) is
+ * in it before its first token comes; a load that fails is tried again once per cooldown.
  *
  * The log says once when loads start failing (and again if the set kept runs out meanwhile),
  * and once when one succeeds again; the reason it gives never quotes the set, the URL or the
@@ -48,6 +71,9 @@ export class JwksKeys {
   /** Since when loads fail, and what the log said of it: the set kept, or none to keep. */
   #failing: { since: number; said: 'kept' | 'none' } | undefined
   #pending: Promise<void> | undefined
+  /** Whether `keepFresh` runs, and the timer of its next load. */
+  #fresh = false
+  #timer: NodeJS.Timeout | undefined
 
   /**
    * @param what says which source failed, in the log: `JWKS URL` or `JWKS file`
@@ -91,6 +117,32 @@ export class JwksKeys {
     return Math.max(0, this.#times.cooldownMs - this.#sinceTry())
   }
 
+  /**
+   * Loads the set now (unless a load succeeded within the cooldown: see `refresh`), then keeps
+   * it fresh in the background until `stop`: loaded again at 65-85 % of its max age after each
+   * load, and once per cooldown after one that failed (the set kept meanwhile, as for a token's
+   * load: until its stale limit). Resolves once the first load is done, loaded or not; never
+   * rejects (a failure is said in the log). The timer never keeps the process alive.
+   *
+   * @example
+   * const keys = new JwksKeys(() => jwksFromUrl(url, limits), 'JWKS URL', times, log)
+   * await keys.keepFresh() // at start
+   * keys.stop() // at shutdown
+   */
+  async keepFresh(): Promise<void> {
+    this.#fresh = true
+    await this.refresh().catch(() => undefined)
+    // refresh loaded nothing (one succeeded within the cooldown): the timer runs from that one
+    this.#schedule()
+  }
+
+  /** Stops `keepFresh`: no load is begun in the background any more (one under way ends). */
+  stop(): void {
+    this.#fresh = false
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
   /** Changes whenever the set is loaded anew (by `refresh`, an unknown `kid` or its age). */
   loads(): number {
     return this.#loads
@@ -109,18 +161,59 @@ export class JwksKeys {
     return true
   }
 
-  /** The set to verify with: loaded again first once `maxAgeMs` old, else the one kept. */
+  /**
+   * The set to verify with: the one kept while it may be used (past `maxAgeMs` it is loaded
+   * again behind, the token not waiting for it); else loaded first.
+   */
   async #current(): Promise<JWTVerifyGetKey> {
     const keys = this.#keys
     if (keys && Date.now() - keys.loadedAt < this.#times.maxAgeMs) return keys.getKey
-    try {
-      await this.#load()
-    } catch (error) {
-      const kept = this.#kept()
-      if (!kept) throw error
+    const kept = this.#kept()
+    if (kept) {
+      // the background timer is late or not running (a load failed: then within the cooldown
+      // none is begun, as ever), or this JwksKeys is not kept fresh
+      if (!this.#pending && !(this.#failing && this.#sinceTry() < this.#times.cooldownMs)) {
+        this.#load().catch(() => undefined)
+      }
       return kept
     }
+    await this.#load()
     return this.#keys!.getKey
+  }
+
+  /**
+   * Sets the timer of `keepFresh`'s next load: at a share of the max age after the last load
+   * that succeeded, or at the end of the cooldown after one that failed (with jitter, each).
+   */
+  #schedule(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (!this.#fresh) return
+    const { cooldownMs, maxAgeMs } = this.#times
+    const delay =
+      this.#failing || !this.#keys
+        ? this.retryAfterMs() + cooldownMs * RETRY_JITTER * Math.random()
+        : this.#keys.loadedAt +
+          maxAgeMs * (REFRESH_AT + REFRESH_JITTER * (2 * Math.random() - 1)) -
+          Date.now()
+    // a file's set has no age: it is never loaded on a timer
+    if (!Number.isFinite(delay)) return
+    this.#timer = setTimeout(
+      () => this.#loadBehind(),
+      // a max age or cooldown of years (the config sets no maximum) loads sooner, not at once
+      Math.min(TIMER_MAX_MS, Math.max(1, delay)),
+    )
+    // prevents the timer from keeping the process alive: a node stops when its server closes
+    this.#timer.unref()
+  }
+
+  /** `keepFresh`'s load: a failure is said in the log by the load, and kept as a token's is. */
+  #loadBehind(): void {
+    this.#timer = undefined
+    this.#load()
+      .catch(() => undefined)
+      // a load that was not tried (the cooldown not quite over) sets no timer of its own
+      .finally(() => this.#timer ?? this.#schedule())
   }
 
   /** The last good set while it may still be used: up to `maxStaleMs` past its max age. */
@@ -144,7 +237,10 @@ export class JwksKeys {
           ),
         )
       }
-      this.#pending = this.#loadNow().finally(() => (this.#pending = undefined))
+      this.#pending = this.#loadNow().finally(() => {
+        this.#pending = undefined
+        this.#schedule()
+      })
     }
     return this.#pending
   }

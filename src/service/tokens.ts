@@ -200,11 +200,17 @@ export class Tokens {
   }
 
   /**
-   * Loads the platform's JWKS (a URL's) in the background, at start: see ExternalTokens.prefetch.
-   * Never rejects; resolves at once when there is none to load.
+   * Loads the platform's JWKS (a URL's) in the background, at start, and keeps it fresh until
+   * `stopKeyRefresh`: see ExternalTokens.prefetch. Never rejects; resolves once the first load is
+   * done, at once when there is none to load.
    */
   prefetchKeys(): Promise<void> {
     return this.#external?.prefetch() ?? Promise.resolve()
+  }
+
+  /** Stops keeping the platform's JWKS fresh (at shutdown); tokens still load it when needed. */
+  stopKeyRefresh(): void {
+    this.#external?.stop()
   }
 
   /**

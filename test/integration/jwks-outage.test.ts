@@ -3,13 +3,15 @@
  * JWKS endpoint taken down and brought back: every surface that takes a platform's token answers
  * one it cannot check 503 with Retry-After in its own error shape (never 401, never a
  * WWW-Authenticate invalid_token), a token the loaded set refuses 401, a good one 200; the set is
- * fetched at start without holding the start up; neither the log nor /metrics quote a token.
+ * fetched at start without holding the start up, then again in the background until the app
+ * closes; neither the log nor /metrics quote a token.
  */
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type TestContext } from 'node:test'
 import { SignJWT, type JWK } from 'jose'
@@ -19,6 +21,7 @@ import { createClient, PresencedError, type TokenRequest } from '@presenced/clie
 import { loadConfig } from '../../src/app/config.js'
 import { spawnServer } from '../helpers/spawn-server.js'
 import { startApp } from '../helpers/start-app.js'
+import { until } from '../helpers/until.js'
 import { Tokens } from '../../src/service/tokens.js'
 import type { UserId } from '../../src/core/user-id.js'
 
@@ -381,4 +384,55 @@ test('the SDK takes the 503 as a wait, not a refused token: no fresh token asked
     }
   }
   assert.ok(!asked.some((request) => request.forceRefresh), 'never asked for a fresh token')
+})
+
+/**
+ * A process that keeps a JWKS URL's set fresh (PRESENCED_JWT_JWKS_MAX_AGE at its least, 1 s),
+ * busy for `BUSY_MS`, then with nothing left to do but that refresh.
+ */
+const BUSY_MS = 2500
+const REFRESHING_PROCESS = `
+const { loadConfig } = await import('./src/app/config.ts')
+const { Tokens } = await import('./src/service/tokens.ts')
+const config = loadConfig({ PRESENCED_JWT_JWKS: process.env.JWKS_URL, PRESENCED_JWT_JWKS_MAX_AGE: '1000' })
+await new Tokens('${SECRET}', { external: config.jwt }).prefetchKeys()
+setTimeout(() => {}, ${BUSY_MS})
+console.log('refreshing')
+`
+
+test('the set is fetched again in the background until the app closes, and that holds no process open', async (t) => {
+  const key = await makeKey('k-1')
+  const jwks = await jwksEndpoint(t, [key.jwk])
+  const maxAgeMs = 400
+  const jwt = {
+    ...loadConfig({ LOG_LEVEL: 'silent', PRESENCED_JWT_JWKS: jwks.url }).jwt!,
+    jwksMaxAgeMs: maxAgeMs,
+  }
+  const server = await startApp(t, { listen: true, config: { jwt } })
+  // at start, then behind, no token asking
+  await until(() => jwks.fetches() >= 3, maxAgeMs * 4, 'two fetches behind')
+  await server.app.close()
+  const fetches = jwks.fetches()
+  await sleep(maxAgeMs * 3)
+  assert.equal(jwks.fetches(), fetches, 'no fetch after close')
+
+  // a process holding such a set, its own work done, exits: the refresh timer does not hold it
+  const before = jwks.fetches()
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', REFRESHING_PROCESS],
+    {
+      cwd: resolve(import.meta.dirname, '../..'),
+      env: { PATH: process.env.PATH ?? '', JWKS_URL: jwks.url },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  const exited = new Promise<number | null>((done) => child.on('exit', done))
+  t.after(() => void child.kill())
+  // its start (tsx compiling the imports) may take seconds on a busy machine: timed from here
+  await new Promise((done) => child.stdout!.once('data', done))
+  const started = Date.now()
+  const code = await Promise.race([exited, sleep(BUSY_MS + 3000).then(() => 'still running')])
+  assert.equal(code, 0, `${Date.now() - started} ms after its set was fetched`)
+  assert.ok(jwks.fetches() - before >= 2, `fetched behind meanwhile: ${jwks.fetches() - before}`)
 })
