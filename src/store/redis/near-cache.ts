@@ -11,13 +11,17 @@ export interface NearPlan {
   /** The ids to read from Redis, and their key heads. */
   keys: string[]
   heads: string[]
-  /** Each id's full key. */
-  full: string[]
-  /** Per id: the index of its value among `keys` (a miss), or -1 (a hit, taken at the end). */
+  /** The ids asked for. */
+  ids: readonly string[]
+  /** Per id: the index of its value among `keys` (a miss), or -1 (a hit). */
   from: Int32Array
+  /** Per id: its value held here (a hit), as the plan found it. */
+  held: Array<Buffer | null | undefined>
   /** Per miss: its flight (a value read is kept only while no invalidation of it arrived). */
   flights: Flight[]
   hits: number
+  /** The cache's generation at the plan: unchanged at the end, every hit still holds. */
+  generation: number
 }
 
 /** Keys being read from Redis; `dead` once an invalidation of the key arrived meanwhile. */
@@ -50,9 +54,15 @@ interface Flight {
  * Bounded by `maxEntries`: at the cap, the oldest entry (insertion order) goes.
  */
 export class NearCache {
+  /** By user id: every key it caches is `<one of the heads><id>` (RedisKeys.userKeyHeads). */
   readonly #entries = new Map<string, Buffer | null>()
   readonly #flights = new Map<string, Flight>()
   readonly #prefixes: readonly string[]
+  /** The heads, and their lengths: an invalidated key's head is found by its length. */
+  readonly #heads: Set<string>
+  readonly #headLengths: number[]
+  /** Bumped by every invalidation and every drop (see NearPlan.generation). */
+  #generation = 0
   /** Its own connection: tracking on, subscribed to the invalidations. */
   readonly subscriber: Redis
   readonly maxEntries: number
@@ -74,6 +84,8 @@ export class NearCache {
   ) {
     this.subscriber = subscriber
     this.#prefixes = prefixes
+    this.#heads = new Set(prefixes)
+    this.#headLengths = [...new Set(prefixes.map((head) => head.length))]
     this.maxEntries = maxEntries
     this.#readerUp = readerUp
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer[] | Buffer | null) => {
@@ -124,6 +136,7 @@ export class NearCache {
   /** Drops every entry and marks every read in flight as not to be kept. */
   drop(): void {
     this.#epoch++
+    this.#generation++
     this.stats.clears++
     this.#entries.clear()
     for (const flight of this.#flights.values()) flight.dead = true
@@ -134,16 +147,26 @@ export class NearCache {
     // null: FLUSHALL / FLUSHDB (every tracked key)
     if (message === null) return this.drop()
     const keys = Array.isArray(message) ? message : [message]
+    this.#generation++
     for (const key of keys) {
-      const text = key.toString('latin1')
       this.stats.invalidations++
-      this.#entries.delete(text)
-      const flight = this.#flights.get(text)
+      const id = this.#idOf(key.toString('utf8'))
+      if (id === undefined) continue
+      this.#entries.delete(id)
+      const flight = this.#flights.get(id)
       if (flight !== undefined) {
         flight.dead = true
-        this.#flights.delete(text)
+        this.#flights.delete(id)
       }
     }
+  }
+
+  /** The id of a key of one of the heads (undefined for another key: none is cached). */
+  #idOf(key: string): string | undefined {
+    for (const length of this.#headLengths) {
+      if (key.length > length && this.#heads.has(key.slice(0, length))) return key.slice(length)
+    }
+    return undefined
   }
 
   /**
@@ -155,26 +178,28 @@ export class NearCache {
     const plan: NearPlan = {
       keys: [],
       heads: [],
-      full: new Array<string>(n),
+      ids,
       from: new Int32Array(n),
+      held: new Array<Buffer | null | undefined>(n),
       flights: [],
       hits: 0,
+      generation: this.#generation,
     }
     const entries = this.#entries
     for (let i = 0; i < n; i++) {
-      const head = heads[i] ?? ''
-      const key = head + ids[i]!
-      plan.full[i] = key
-      if (entries.has(key)) {
+      const id = ids[i]!
+      const held = entries.get(id)
+      if (held !== undefined) {
         plan.from[i] = -1
+        plan.held[i] = held
         plan.hits++
         continue
       }
       plan.from[i] = plan.keys.length
-      plan.keys.push(ids[i]!)
-      plan.heads.push(head)
-      let flight = this.#flights.get(key)
-      if (flight === undefined) this.#flights.set(key, (flight = { dead: false, readers: 0 }))
+      plan.keys.push(id)
+      plan.heads.push(heads[i] ?? '')
+      let flight = this.#flights.get(id)
+      if (flight === undefined) this.#flights.set(id, (flight = { dead: false, readers: 0 }))
       flight.readers++
       plan.flights.push(flight)
     }
@@ -194,15 +219,17 @@ export class NearCache {
     values: readonly (Buffer | null)[],
     hitsTrusted: boolean,
   ): { values: (Buffer | null)[]; lost: number[] | undefined } {
-    const n = plan.full.length
+    const n = plan.ids.length
     const out = new Array<Buffer | null>(n)
     let lost: number[] | undefined
     const entries = this.#entries
+    // no invalidation since the plan: every hit still holds, no lookup again
+    const unchanged = plan.generation === this.#generation
     for (let i = 0; i < n; i++) {
       const j = plan.from[i]!
-      const key = plan.full[i]!
+      const id = plan.ids[i]!
       if (j < 0) {
-        const held = hitsTrusted ? entries.get(key) : undefined
+        const held = !hitsTrusted ? undefined : unchanged ? plan.held[i] : entries.get(id)
         if (held === undefined) (lost ??= []).push(i)
         else out[i] = held
         continue
@@ -212,32 +239,30 @@ export class NearCache {
       const flight = plan.flights[j]!
       if (!flight.dead && this.#subscribed) {
         // a copy: the reply's Buffer is a slice of the socket's chunk, which it would keep
-        this.#keep(key, value === null ? null : Buffer.from(value))
+        this.#keep(id, value === null ? null : Buffer.from(value))
       }
-      this.#land(key, flight)
+      this.#land(id, flight)
     }
     return { values: out, lost }
   }
 
   /** A plan's flights ended without values (its MGET failed). */
   abandon(plan: NearPlan): void {
-    for (let j = 0; j < plan.keys.length; j++) {
-      this.#land(plan.heads[j]! + plan.keys[j]!, plan.flights[j]!)
-    }
+    for (let j = 0; j < plan.keys.length; j++) this.#land(plan.keys[j]!, plan.flights[j]!)
   }
 
-  #land(key: string, flight: Flight): void {
-    if (--flight.readers === 0 && this.#flights.get(key) === flight) this.#flights.delete(key)
+  #land(id: string, flight: Flight): void {
+    if (--flight.readers === 0 && this.#flights.get(id) === flight) this.#flights.delete(id)
   }
 
-  #keep(key: string, value: Buffer | null): void {
+  #keep(id: string, value: Buffer | null): void {
     const entries = this.#entries
-    if (entries.size >= this.maxEntries && !entries.has(key)) {
+    if (entries.size >= this.maxEntries && !entries.has(id)) {
       // the oldest entry: the first of the Map's insertion order
       const oldest = entries.keys().next()
       if (!oldest.done) entries.delete(oldest.value)
     }
-    entries.set(key, value)
+    entries.set(id, value)
   }
 
   /**
