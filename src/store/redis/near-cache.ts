@@ -1,5 +1,22 @@
 import type { Redis } from 'ioredis'
 
+/**
+ * What every head starts with (`<prefix>:{b` for the 64 buckets' heads): the one BCAST prefix.
+ * Redis matches each key it modifies against every prefix in turn: 64 prefixes cost it ~15k
+ * instructions per key written (any key: a rate-limit hit's 11k became 40k, counted by
+ * bench/redis-server-callgrind.ts), one prefix next to nothing. The keys of the buckets that
+ * are not presence values are invalidated too, and ignored here (NearCache's #idOf).
+ */
+export function commonPrefix(heads: readonly string[]): string {
+  let prefix = heads[0] ?? ''
+  for (const head of heads) {
+    let n = 0
+    while (n < prefix.length && n < head.length && prefix[n] === head[n]) n++
+    prefix = prefix.slice(0, n)
+  }
+  return prefix
+}
+
 /** Redis's channel of invalidation messages for a client in RESP2 (CLIENT TRACKING REDIRECT). */
 const INVALIDATE = '__redis__:invalidate'
 
@@ -36,7 +53,7 @@ interface Flight {
  * Redis server-assisted client-side caching on a single Redis:
  *
  * - its own connection (`subscriber`) runs `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX
- *   <each presence key head>` then `SUBSCRIBE __redis__:invalidate`: every write of a presence
+ *   <what every presence key head starts with>` (commonPrefix) then `SUBSCRIBE __redis__:invalidate`: every write of a presence
  *   key (a script, an expiry, an eviction), by any node, sends the key here; FLUSHALL/FLUSHDB a
  *   null, which clears everything. BCAST keeps no per-key state in Redis (the default mode
  *   remembers every key each node read), and ties the tracking to this one connection: the
@@ -113,7 +130,7 @@ export class NearCache {
     try {
       id = Number(await s.client('ID'))
       const args = ['TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST']
-      for (const prefix of this.#prefixes) args.push('PREFIX', prefix)
+      args.push('PREFIX', commonPrefix(this.#prefixes))
       await s.call('CLIENT', ...args)
       await s.subscribe(INVALIDATE)
     } catch {
