@@ -10,10 +10,16 @@
  *   npm run bench:redis-http -- [--users 100000] [--ids 50] [--seconds 8] [--rounds 3]
  *                               [--connections 32] [--url redis://host:port]
  *                               [--profile redis-mode.cpuprofile] [--baseline <dir>]
+ *                               [--writes <per second>]
  *
  * `--baseline <dir>`: also runs Redis mode of another checkout (e.g. `git archive main`
  * unpacked, with node_modules), on the same Redis under its own prefix, as a fourth target:
  * before/after in one run.
+ *
+ * `--writes N`: mixed reads and writes. N users' presence values a second are rewritten in
+ * Redis during the rounds (bench/redis-writer.ts), for Redis mode and the baseline alike, as their
+ * heartbeats would: each write invalidates the value in a node's near cache (near-cache.ts).
+ * Without it, nothing is written while the rounds run.
  *
  * Starts a redis-server of its own unless --url is given (then writes under a unique prefix,
  * deleted after).
@@ -41,6 +47,7 @@ const { values } = benchArgs(import.meta.url, {
     /** Writes the Redis-mode server's CPU profile of its serving here. */
     profile: { type: 'string' },
     baseline: { type: 'string' },
+    writes: { type: 'string', default: '0' },
   },
 })
 const users = Number(values.users)
@@ -144,6 +151,20 @@ try {
       ? [{ name: 'baseline, Redis mode', port: baseline.info.port, pid: baseline.child.pid! }]
       : []),
   ]
+  const writesPerSecond = Number(values.writes)
+  if (writesPerSecond > 0) {
+    const writer = await spawnJson<unknown>('bench/redis-writer.ts', [
+      '--url',
+      redis.url,
+      '--prefixes',
+      [prefix, ...(baseline ? [`${prefix}-baseline`] : [])].join(','),
+      '--users',
+      String(users),
+      '--per-second',
+      String(writesPerSecond),
+    ])
+    children.push(writer.child)
+  }
   const wrk = (port: number, duration: number) =>
     runWrk({
       url: `http://127.0.0.1:${port}`,
@@ -207,7 +228,8 @@ try {
 
   console.log(
     `\n${users.toLocaleString()} users online on game servers; reply ${fromRedis.length} bytes ` +
-      `for ${idsPerRequest} ids; ${connections} connections, ${rounds} rounds of ${seconds} s`,
+      `for ${idsPerRequest} ids; ${connections} connections, ${rounds} rounds of ${seconds} s` +
+      (writesPerSecond > 0 ? `; ${writesPerSecond} values rewritten a second` : '; no writes'),
   )
   console.log(
     `${'target'.padEnd(26)} ${'req/s per round'.padEnd(30)} ${'median'.padStart(8)}` +

@@ -3,6 +3,7 @@
  * wrote, and other work on the machine's Redis does not weigh on them), the stores wired as
  * createStores wires them, and counters of round trips (socket writes) and Redis memory.
  */
+import { loadConfig } from '../src/app/config.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -58,6 +59,10 @@ export async function countedRedisStores(url: string, prefix: string): Promise<C
     mode: 'redis',
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
+      // as a node configured by PRESENCED_REDIS_NEAR_CACHE (its default when unset)
+      nearCache: loadConfig({
+        PRESENCED_REDIS_NEAR_CACHE: process.env.PRESENCED_REDIS_NEAR_CACHE,
+      }).redisNearCache,
     }),
     profiles,
     bus,

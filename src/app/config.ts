@@ -55,6 +55,11 @@ export interface Config {
    * serves is answered 503 (Redis hanging, or too far or too busy to answer in time).
    */
   redisTimeoutMs: number
+  /**
+   * PRESENCED_REDIS_NEAR_CACHE, default 100000: users whose presence values a node keeps in
+   * memory, kept exact by Redis's client-side caching (single Redis; off on a cluster); 0: off.
+   */
+  redisNearCache: number
   /** LOG_LEVEL, default info (silent in tests). */
   logLevel: string
   /** PRESENCED_RATE_LIMIT requests per PRESENCED_RATE_WINDOW seconds per caller; default 600 per 60. */
@@ -302,6 +307,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisCluster: cluster && cluster.length > 0 ? cluster : undefined,
     redisPrefix: env.PRESENCED_REDIS_PREFIX || 'presenced',
     redisTimeoutMs: int(env, 'PRESENCED_REDIS_TIMEOUT', 500, 10, TIMER_MAX_MS),
+    redisNearCache: int(env, 'PRESENCED_REDIS_NEAR_CACHE', 100_000, 0),
     logLevel: logLevel(env),
     rateLimitMax: int(env, 'PRESENCED_RATE_LIMIT', 600, 1),
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),

@@ -38,6 +38,8 @@ export interface StoreOptions {
   redisPrefix?: string
   /** PRESENCED_REDIS_TIMEOUT: ms a Redis command may take before it fails (a 503). */
   redisTimeoutMs?: number
+  /** PRESENCED_REDIS_NEAR_CACHE: users' presence values a node keeps (NearCache); 0: none. */
+  redisNearCache?: number
   /** PRESENCED_REALTIME_HISTORY / _AGE: each user's recent changes kept for resume. */
   realtimeHistory?: number
   realtimeHistoryAgeSeconds?: number
@@ -175,6 +177,7 @@ async function createRedisStores(
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
       history: historyBounds(options),
+      nearCache: options.redisNearCache ?? 0,
     }),
     history: new RedisHistory(connection, keys, historyBounds(options)),
     checkpoints: new RedisStreamCheckpoints(connection, keys),

@@ -150,6 +150,7 @@ async function httpApp(
   t: TestContext,
   limits: Partial<Parameters<typeof testConfig>[0]>,
   target: RedisTarget = { url: LOCAL_REDIS_URL },
+  nearCache = 0,
 ) {
   const prefix = uniquePrefix('round-trips-http')
   // round trips are counted here, not timeouts: a loaded machine must not turn one into a 503
@@ -164,6 +165,7 @@ async function httpApp(
     mode: 'url' in target ? 'redis' : 'cluster',
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
+      nearCache,
     }),
     profiles,
     bus,
@@ -199,7 +201,25 @@ async function quiet(writes: () => number[]): Promise<void> {
 }
 
 test('single Redis over HTTP: a read and its rate limit are one round trip, a refusal still 429', async (t) => {
-  const { presenced, address, connection } = await httpApp(t, { rateLimitMax: 6 })
+  await readsOverHttp(t, 0)
+})
+
+test('single Redis over HTTP, near cache: a read of cached ids still counts its rate limit in one round trip', async (t) => {
+  await readsOverHttp(t, 1000)
+})
+
+async function readsOverHttp(t: TestContext, nearCache: number) {
+  const { presenced, address, connection } = await httpApp(
+    t,
+    { rateLimitMax: 6 },
+    { url: LOCAL_REDIS_URL },
+    nearCache,
+  )
+  const cache = (presenced.stores.presence as RedisPresenceStore).nearCache
+  assert.equal(cache !== undefined, nearCache > 0)
+  for (let i = 0; i < 500 && cache && !cache.usable; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
   const ids = Array.from({ length: 50 }, (_, i) => String(5_000_000 + i) as UserId)
   for (const id of ids.slice(0, 10)) await heartbeat(presenced.service, id)
   // no sweeps or revocation syncs on the connection while counting
@@ -218,11 +238,14 @@ test('single Redis over HTTP: a read and its rate limit are one round trip, a re
   await quiet(writes)
   for (let i = 0; i < 5; i++) {
     const before = writes()[0]!
+    const hits = cache?.stats.hits ?? 0
     const response = await post(body)
     assert.equal(response.status, 200)
     const reply = (await response.json()) as { userPresences: Array<{ userPresenceType: number }> }
     assert.equal(reply.userPresences.filter((p) => p.userPresenceType === 2).length, 10)
     assert.equal(writes()[0]! - before, 1, `request ${i + 1}: one round trip`)
+    // every id from the cache (read by the warm-up): the round trip is the rate limit's alone
+    if (cache) assert.equal(cache.stats.hits - hits, 50)
   }
   // the budget of 6 is spent: the rate limit was counted with each read, and refuses now,
   // before a bad body's 400 too
@@ -232,7 +255,7 @@ test('single Redis over HTTP: a read and its rate limit are one round trip, a re
   const badBody = await post('{"userIds": "nope"}')
   assert.equal(badBody.status, 429)
   await badBody.arrayBuffer()
-})
+}
 
 test('single Redis over HTTP: a heartbeat and its rate limit are one round trip; a refused one writes nothing', async (t) => {
   const { presenced, address, connection } = await httpApp(t, { rateLimitMax: 6 })

@@ -10,6 +10,7 @@ import {
   type Result,
 } from 'ioredis'
 import { PresenceError, errors } from '../../core/errors.js'
+import { NearCache, type NearPlan } from './near-cache.js'
 import { StoreOutages } from './store-outages.js'
 
 declare module 'ioredis' {
@@ -173,6 +174,8 @@ const MAX_JOINED_KEYS = 5000
 interface MgetWaiter extends MgetKeys {
   /** The values as strings, or as the reply's Buffers (mgetUsersBytes). */
   strings: boolean
+  /** The near cache these keys are read through (RedisConnection.nearCache), if any. */
+  cache: NearCache | undefined
   resolve: (values: (string | null)[] | (Buffer | null)[]) => void
   reject: (error: unknown) => void
 }
@@ -513,6 +516,36 @@ export class RedisConnection {
     return client
   }
 
+  /** The near caches of this connection's reads, by their key heads (see nearCache). */
+  readonly #nearCaches = new Map<string, NearCache>()
+
+  /**
+   * A near cache (NearCache) of the values of keys that start with one of `heads`, of
+   * `maxEntries` at most, on its own subscriber connection; one per set of heads, shared.
+   * Undefined on a cluster (tracking is per node there: each master would need its own
+   * subscriber, and a slot moving between them its own clear; not done) and when `maxEntries`
+   * is 0.
+   */
+  nearCache(heads: readonly string[], maxEntries: number): NearCache | undefined {
+    if (this.isCluster || maxEntries <= 0 || this.#closed) return undefined
+    const name = heads.join('\n')
+    let cache = this.#nearCaches.get(name)
+    if (cache === undefined) {
+      const subscriber = this.#create(true, false) as Redis
+      subscriber.on('error', () => {})
+      const client = this.client
+      cache = new NearCache(subscriber, heads, maxEntries, () => client.status === 'ready')
+      this.#nearCaches.set(name, cache)
+      // values read on a connection that dropped were read from a Redis that may have restarted
+      if (this.#nearCaches.size === 1) {
+        client.on('close', () => {
+          for (const near of this.#nearCaches.values()) near.drop()
+        })
+      }
+    }
+    return cache
+  }
+
   /** Which node the next cluster subscriber connects to (an index in the node list). */
   #nextSubscriberNode = Math.floor(Math.random() * 1024)
 
@@ -592,6 +625,7 @@ export class RedisConnection {
   async release(): Promise<void> {
     if (--this.#users > 0 || this.#closed) return
     this.#closed = true
+    for (const cache of this.#nearCaches.values()) cache.close()
     await this.client.quit().catch(() => this.client.disconnect())
   }
 
@@ -708,9 +742,10 @@ export class RedisConnection {
     heads: readonly string[],
     ids: readonly string[],
     bucketOf: (id: string) => number,
+    cache?: NearCache,
   ): Promise<(string | null)[]> {
     if (this.isCluster) return this.mget(ids.map((id) => heads[bucketOf(id)]! + id))
-    return this.#joinedMget(true, ids, this.#headsOf(heads, ids, bucketOf))
+    return this.#joinedMget(true, ids, this.#headsOf(heads, ids, bucketOf), cache)
   }
 
   /**
@@ -721,12 +756,13 @@ export class RedisConnection {
     heads: readonly string[],
     ids: readonly string[],
     bucketOf: (id: string) => number,
+    cache?: NearCache,
   ): Promise<(Buffer | null)[]> {
     if (this.isCluster) {
       const keys = ids.map((id) => heads[bucketOf(id)]! + id)
       return this.#clusterMget(keys, (client, slotKeys) => client.mgetBuffer(...slotKeys))
     }
-    return this.#joinedMget(false, ids, this.#headsOf(heads, ids, bucketOf))
+    return this.#joinedMget(false, ids, this.#headsOf(heads, ids, bucketOf), cache)
   }
 
   /** Each id's key head (see mgetUsers). */
@@ -770,16 +806,19 @@ export class RedisConnection {
     strings: true,
     keys: readonly string[],
     heads?: readonly string[],
+    cache?: NearCache,
   ): Promise<(string | null)[]>
   #joinedMget(
     strings: false,
     keys: readonly string[],
     heads?: readonly string[],
+    cache?: NearCache,
   ): Promise<(Buffer | null)[]>
   #joinedMget(
     strings: boolean,
     keys: readonly string[],
     heads?: readonly string[],
+    cache?: NearCache,
   ): Promise<(string | null)[] | (Buffer | null)[]> {
     if (keys.length === 0) return Promise.resolve([])
     const mgets = this.#batch().mgets
@@ -791,7 +830,7 @@ export class RedisConnection {
     group.size += keys.length
     const joined = group
     return new Promise((resolve, reject) => {
-      joined.waiters.push({ keys, heads, strings, resolve, reject })
+      joined.waiters.push({ keys, heads, strings, cache, resolve, reject })
     })
   }
 
@@ -866,6 +905,10 @@ export class RedisConnection {
     }
     for (const call of batch.calls) call.send(client, out).then(call.resolve, call.reject)
     for (const group of batch.mgets) {
+      if (group.waiters.some((w) => w.cache !== undefined)) {
+        this.#sendCachedMget(client, out, group)
+        continue
+      }
       const command = new MgetCommand(group.waiters)
       sendTo(client, command, out)
       command.promise.then(
@@ -887,6 +930,98 @@ export class RedisConnection {
           ? parts.join('')
           : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))),
     )
+  }
+
+  /**
+   * A joined MGET of waiters some of which read through a near cache (NearCache): each such
+   * waiter's ids held there are not sent; the MGET (when anything is left to read) goes in this
+   * write, and one barrier per cache (a PING on its subscriber) beside it. A waiter that took
+   * anything from its cache is answered once both replied; its ids dropped from the cache
+   * meanwhile (or all of them, when the barrier failed) are read again by a plain MGET.
+   */
+  #sendCachedMget(client: Redis, out: BatchWrite, group: MgetGroup): void {
+    const parts: MgetKeys[] = []
+    const plans: Array<NearPlan | undefined> = []
+    let barriers: Map<NearCache, Promise<boolean>> | undefined
+    let size = 0
+    for (const w of group.waiters) {
+      const cache = w.cache
+      if (cache === undefined || !cache.usable) {
+        plans.push(undefined)
+        parts.push(w)
+        size += w.keys.length
+        continue
+      }
+      const plan = cache.plan(w.keys, w.heads ?? [])
+      plans.push(plan)
+      parts.push(plan)
+      size += plan.keys.length
+      if (plan.hits > 0 && !(barriers ??= new Map()).has(cache)) {
+        barriers.set(
+          cache,
+          cache.barrier().then(
+            () => true,
+            () => false,
+          ),
+        )
+      }
+    }
+    let reply: Promise<(Buffer | null)[]>
+    if (size === 0) {
+      reply = Promise.resolve([])
+    } else {
+      const command = new MgetCommand(parts)
+      sendTo(client, command, out)
+      reply = command.promise as unknown as Promise<(Buffer | null)[]>
+    }
+    let from = 0
+    group.waiters.forEach((w, i) => {
+      const plan = plans[i]
+      const start = from
+      const count = parts[i]!.keys.length
+      from += count
+      const mine = reply.then((values) =>
+        count === values.length ? values : values.slice(start, start + count),
+      )
+      if (plan === undefined) {
+        mine.then((values) => w.resolve(w.strings ? stringsOf(values, 0, count) : values), w.reject)
+        return
+      }
+      const cache = w.cache!
+      const barrier = plan.hits > 0 ? barriers!.get(cache)! : Promise.resolve(true)
+      Promise.all([mine, barrier]).then(
+        ([values, trusted]) => this.#finishCached(w, cache, plan, values, trusted),
+        (error: unknown) => {
+          cache.abandon(plan)
+          w.reject(error)
+        },
+      )
+    })
+  }
+
+  /** A cached waiter's answer (see #sendCachedMget), its lost hits read again first. */
+  #finishCached(
+    w: MgetWaiter,
+    cache: NearCache,
+    plan: NearPlan,
+    values: readonly (Buffer | null)[],
+    trusted: boolean,
+  ): void {
+    const done = cache.finish(plan, values, trusted)
+    const all = done.values
+    const answer = () =>
+      w.resolve(w.strings ? stringsOf(all, 0, all.length) : (all as (Buffer | null)[]))
+    const lost = done.lost
+    if (lost === undefined) return answer()
+    const heads = w.heads
+    this.#joinedMget(
+      false,
+      lost.map((i) => w.keys[i]!),
+      heads && lost.map((i) => heads[i] ?? ''),
+    ).then((again) => {
+      lost.forEach((i, j) => (all[i] = again[j] ?? null))
+      answer()
+    }, w.reject)
   }
 
   /** Runs Redis commands, turning "Redis is not there" into STORE_UNAVAILABLE. */

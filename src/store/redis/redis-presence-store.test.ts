@@ -20,12 +20,12 @@ const single: RedisTarget = { url: LOCAL_REDIS_URL }
 /** One 3-master cluster for this file, started by the first test that needs it. */
 const clusterTarget = clusterForThisFile()
 
-async function open(target: RedisTarget) {
+async function open(target: RedisTarget, nearCache = 0) {
   const prefix = uniquePrefix('presence')
   const connection = new RedisConnection(target, PATIENT)
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
-  const store = new RedisPresenceStore(connection, keys)
+  const store = new RedisPresenceStore(connection, keys, { nearCache })
   return {
     store,
     connection,
@@ -38,6 +38,7 @@ async function open(target: RedisTarget) {
 }
 
 presenceStoreContract('redis', () => open(single))
+presenceStoreContract('redis (near cache)', () => open(single, 1000))
 presenceStoreContract('redis cluster (3 masters)', async () => open(await clusterTarget()))
 
 const T0 = Date.UTC(2026, 0, 1)

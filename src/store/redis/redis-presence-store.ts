@@ -39,6 +39,7 @@ import {
   summarizeAll,
   summarizeBytes,
 } from './presence-codec.js'
+import type { NearCache } from './near-cache.js'
 import { RedisProfileStore } from './redis-profile-store.js'
 import type { RedisConnection } from './redis-connection.js'
 import { RedisRateLimiter, windowArgs } from './redis-rate-limiter.js'
@@ -57,6 +58,12 @@ export interface RedisPresenceStoreOptions {
    * changes kept per user and their age bound. Without it, no history is kept.
    */
   history?: { entries: number; ageSeconds: number }
+  /**
+   * Keep up to this many users' presence values in this node's memory, exact by Redis's
+   * client-side caching (NearCache; PRESENCED_REDIS_NEAR_CACHE); 0 or absent: none. A single
+   * Redis only: ignored on a cluster.
+   */
+  nearCache?: number
 }
 
 /** Changes this process's stores already published from their scripts. */
@@ -83,6 +90,8 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #history: { entries: string; ageMs: string } | undefined
   /** The bucket a sweep starts from, rotating so no bucket waits behind busier ones. */
   #nextBucket = 0
+  /** Where reads take the values this node holds (options.nearCache), if anywhere. */
+  readonly nearCache: NearCache | undefined
 
   constructor(
     connection: RedisConnection,
@@ -98,6 +107,7 @@ export class RedisPresenceStore implements PresenceStore {
       entries: String(history.entries),
       ageMs: String(history.ageSeconds * 1000),
     }
+    this.nearCache = connection.nearCache(keys.presenceHeads(), options.nearCache ?? 0)
   }
 
   /** The scripts' three history arguments for `bucket` (presence.lua `history`). */
@@ -303,13 +313,23 @@ export class RedisPresenceStore implements PresenceStore {
 
   #mgetPresences(ids: readonly UserId[]): Promise<(string | null)[]> {
     const keys = this.#keys
-    return this.#connection.mgetUsers(keys.presenceHeads(), ids, (id) => keys.bucketOf(id))
+    return this.#connection.mgetUsers(
+      keys.presenceHeads(),
+      ids,
+      (id) => keys.bucketOf(id),
+      this.nearCache,
+    )
   }
 
   /** The presence values of `ids` as the bytes Redis sent (see summarizeBytes). */
   #mgetPresenceBytes(ids: readonly UserId[]): Promise<(Buffer | null)[]> {
     const keys = this.#keys
-    return this.#connection.mgetUsersBytes(keys.presenceHeads(), ids, (id) => keys.bucketOf(id))
+    return this.#connection.mgetUsersBytes(
+      keys.presenceHeads(),
+      ids,
+      (id) => keys.bucketOf(id),
+      this.nearCache,
+    )
   }
 
   /** getMany's answer as summaries, read from the stored text without its Session objects. */

@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict'
+import { test, type TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { privateRedis } from '../../../test/helpers/redis-cluster.js'
+import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
+import { loadConfig } from '../../app/config.js'
+import type { UserId } from '../../core/user-id.js'
+import type { SessionWrite } from '../presence-store.js'
+import { RedisKeys } from './keys.js'
+import { RedisConnection, type RedisTarget } from './redis-connection.js'
+import { RedisPresenceStore } from './redis-presence-store.js'
+
+/*
+ * The near cache (near-cache.ts) against a real Redis: node A reads through it, node B (its own
+ * connection, no cache) writes. Each test fails without the mechanism it names.
+ */
+
+const T0 = Date.now()
+
+const write = (userId: string, placeId = '1'): SessionWrite => ({
+  userId: userId as UserId,
+  key: 'app:iOS',
+  source: 'app',
+  deviceType: 'iOS',
+  activity: { kind: 'inGame', placeId, richPresence: { id: 'x', params: [] } },
+  ttlMs: 600_000,
+})
+
+async function nodes(t: TestContext, url = LOCAL_REDIS_URL, nearCache = 1000) {
+  const target: RedisTarget = { url }
+  const prefix = uniquePrefix('near')
+  const keys = new RedisKeys(prefix)
+  const open = async (cache: number) => {
+    const connection = new RedisConnection(target, PATIENT)
+    assert.ok(await connection.waitReady(), 'Redis must be reachable')
+    return { connection, store: new RedisPresenceStore(connection, keys, { nearCache: cache }) }
+  }
+  const a = await open(nearCache)
+  const b = await open(0)
+  t.after(async () => {
+    await a.store.close()
+    await b.store.close()
+    if (url === LOCAL_REDIS_URL) await deleteKeys(target, prefix)
+  })
+  if (a.store.nearCache) await until(() => a.store.nearCache!.usable)
+  return { a, b, keys, cache: a.store.nearCache }
+}
+
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting')
+    await sleep(5)
+  }
+}
+
+const ids = (...list: string[]) => list as UserId[]
+
+/** What precedes the id in its presence key. */
+const headOf = (keys: RedisKeys, id: string) => keys.presenceHeads()[keys.bucketOf(id as UserId)]!
+
+/** The place of the user's first session as A reads it. */
+async function placeOf(store: RedisPresenceStore, id: string): Promise<string | undefined> {
+  const [p] = await store.getMany(ids(id), T0 + 1)
+  const activity = p!.sessions[0]?.activity
+  return activity?.kind === 'inGame' ? activity.placeId : undefined
+}
+
+test('a value read once is served from the cache: the second read sends no MGET', async (t) => {
+  const { a, b, cache } = await nodes(t)
+  await b.store.heartbeat(write('1'), T0)
+  assert.equal(await placeOf(a.store, '1'), '1')
+  const before = { ...cache!.stats }
+  assert.equal(await placeOf(a.store, '1'), '1')
+  assert.equal(cache!.stats.hits - before.hits, 1)
+  assert.equal(cache!.stats.misses - before.misses, 0)
+})
+
+test("another node's write is seen by the next read once acknowledged (invalidation + barrier)", async (t) => {
+  const { a, b } = await nodes(t)
+  await b.store.heartbeat(write('1', '10'), T0)
+  assert.equal(await placeOf(a.store, '1'), '10')
+  for (let i = 11; i < 41; i++) {
+    // no wait: the read right after the write's reply must see it (the PING barrier)
+    await b.store.heartbeat(write('1', String(i)), T0)
+    assert.equal(await placeOf(a.store, '1'), String(i))
+  }
+  // an end of session too, and a user without a value
+  await b.store.end('1' as UserId, 'app:iOS', T0, 'explicit')
+  assert.equal(await placeOf(a.store, '1'), undefined)
+})
+
+test('an invalidation slow to arrive still comes before the next read (the PING barrier)', async (t) => {
+  const { a, b, cache } = await nodes(t)
+  await b.store.heartbeat(write('2', '1'), T0)
+  assert.equal(await placeOf(a.store, '2'), '1')
+  // the subscriber's socket not read for 100 ms: its invalidations wait in the kernel
+  const stream = (cache!.subscriber as unknown as { stream: { pause(): void; resume(): void } })
+    .stream
+  stream.pause()
+  setTimeout(() => stream.resume(), 100)
+  await b.store.heartbeat(write('2', '2'), T0)
+  assert.equal(await placeOf(a.store, '2'), '2')
+})
+
+test('a value read while an invalidation of its key arrives is not kept (in-flight marker)', async (t) => {
+  const { a, b, keys, cache } = await nodes(t)
+  await b.store.heartbeat(write('7', '1'), T0)
+  const key = keys.presence('7' as UserId)
+  const plan = cache!.plan(['7'], [headOf(keys, '7')])
+  assert.equal(plan.keys.length, 1)
+  // the value as an MGET sent now would have read it, then a write that invalidates it
+  const old = await b.connection.client.getBuffer(key)
+  const seen = cache!.stats.invalidations
+  await b.store.heartbeat(write('7', '2'), T0)
+  await until(() => cache!.stats.invalidations > seen)
+  const done = cache!.finish(plan, [old], true)
+  assert.equal(done.values[0], old, 'the read itself answers what it read')
+  assert.equal(cache!.size, 0, 'not kept: an invalidation arrived while it was in flight')
+  assert.equal(await placeOf(a.store, '7'), '2')
+})
+
+test('a hit invalidated before its barrier arrives is read again', async (t) => {
+  const { a, b, keys, cache } = await nodes(t)
+  await b.store.heartbeat(write('8', '1'), T0)
+  assert.equal(await placeOf(a.store, '8'), '1')
+  const plan = cache!.plan(['8'], [headOf(keys, '8')])
+  assert.equal(plan.hits, 1)
+  await b.store.heartbeat(write('8', '2'), T0)
+  await cache!.barrier()
+  assert.deepEqual(cache!.finish(plan, [], true).lost, [0])
+})
+
+test('the subscriber connection dropping clears the cache until tracking is on again', async (t) => {
+  const { a, b, cache } = await nodes(t)
+  await b.store.heartbeat(write('3', '1'), T0)
+  assert.equal(await placeOf(a.store, '3'), '1')
+  assert.equal(cache!.size, 1)
+  const killer = new Redis(LOCAL_REDIS_URL)
+  t.after(() => killer.disconnect())
+  const id = cache!.clientId
+  assert.ok(id !== undefined)
+  await killer.call('CLIENT', 'KILL', 'ID', String(id))
+  // written while the subscriber is away: its invalidation is lost
+  await b.store.heartbeat(write('3', '2'), T0)
+  await until(() => cache!.usable)
+  assert.equal(await placeOf(a.store, '3'), '2')
+  // and invalidations work on the new connection
+  await b.store.heartbeat(write('3', '3'), T0)
+  assert.equal(await placeOf(a.store, '3'), '3')
+})
+
+test('the reading connection dropping clears the cache', async (t) => {
+  const { a, b, cache } = await nodes(t)
+  await b.store.heartbeat(write('4', '1'), T0)
+  assert.equal(await placeOf(a.store, '4'), '1')
+  assert.equal(cache!.size, 1)
+  const id = await a.connection.client.client('ID')
+  const killer = new Redis(LOCAL_REDIS_URL)
+  t.after(() => killer.disconnect())
+  await killer.call('CLIENT', 'KILL', 'ID', String(id))
+  await until(() => cache!.size === 0)
+  await until(() => a.connection.client.status === 'ready' && cache!.usable)
+  assert.equal(await placeOf(a.store, '4'), '1')
+})
+
+test('FLUSHALL clears the cache (a private redis-server)', async (t) => {
+  const redis = await privateRedis(t, 'near-flush')
+  // closed before the server stops (hooks run in order)
+  await t.test('flushed', async (t) => flushed(t, redis.url))
+})
+
+async function flushed(t: TestContext, url: string) {
+  const { a, b, cache } = await nodes(t, url)
+  await b.store.heartbeat(write('5', '1'), T0)
+  assert.equal(await placeOf(a.store, '5'), '1')
+  assert.equal(cache!.size, 1)
+  await b.connection.client.flushall()
+  assert.equal(await placeOf(a.store, '5'), undefined)
+}
+
+test('at the cap, the oldest entry goes', async (t) => {
+  const { a, b, keys, cache } = await nodes(t, LOCAL_REDIS_URL, 3)
+  for (const id of ['11', '12', '13', '14', '15']) await b.store.heartbeat(write(id), T0)
+  for (const id of ['11', '12', '13', '14', '15']) await a.store.getMany(ids(id), T0 + 1)
+  assert.equal(cache!.size, 3)
+  const plan = cache!.plan(['11', '15'], [headOf(keys, '11'), headOf(keys, '15')])
+  cache!.abandon(plan)
+  assert.equal(plan.from[0], 0, 'the oldest went')
+  const hits = cache!.stats.hits
+  await a.store.getMany(ids('13', '14', '15'), T0 + 1)
+  assert.equal(cache!.stats.hits - hits, 3)
+})
+
+test('PRESENCED_REDIS_NEAR_CACHE=0 turns it off; on a single Redis it is on by default', async (t) => {
+  assert.equal(loadConfig({ PRESENCED_REDIS_NEAR_CACHE: '0' }).redisNearCache, 0)
+  assert.equal(loadConfig({}).redisNearCache, 100_000)
+  const { a, b } = await nodes(t, LOCAL_REDIS_URL, 0)
+  assert.equal(a.store.nearCache, undefined)
+  await b.store.heartbeat(write('6', '1'), T0)
+  assert.equal(await placeOf(a.store, '6'), '1')
+})
