@@ -56,8 +56,10 @@ export interface Config {
    */
   redisTimeoutMs: number
   /**
-   * PRESENCED_REDIS_NEAR_CACHE, default 100000: users whose presence values a node keeps in
-   * memory, kept exact by Redis's client-side caching (single Redis; off on a cluster); 0: off.
+   * PRESENCED_REDIS_NEAR_CACHE, default 0 (off): users whose presence values a node keeps in
+   * memory, kept exact by Redis's client-side caching (single Redis; off on a cluster). Off by
+   * default: it takes ~85 % of a read's work off redis-server but adds ~50 % to the node's CPU
+   * per read (docs/performance.md, 2026-12-03 23:02), a win only where Redis is the bottleneck.
    */
   redisNearCache: number
   /** LOG_LEVEL, default info (silent in tests). */
@@ -307,7 +309,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisCluster: cluster && cluster.length > 0 ? cluster : undefined,
     redisPrefix: env.PRESENCED_REDIS_PREFIX || 'presenced',
     redisTimeoutMs: int(env, 'PRESENCED_REDIS_TIMEOUT', 500, 10, TIMER_MAX_MS),
-    redisNearCache: int(env, 'PRESENCED_REDIS_NEAR_CACHE', 100_000, 0),
+    redisNearCache: int(env, 'PRESENCED_REDIS_NEAR_CACHE', 0, 0),
     logLevel: logLevel(env),
     rateLimitMax: int(env, 'PRESENCED_RATE_LIMIT', 600, 1),
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),

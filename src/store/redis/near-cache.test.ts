@@ -193,9 +193,9 @@ test('at the cap, the oldest entry goes', async (t) => {
   assert.equal(cache!.stats.hits - hits, 3)
 })
 
-test('PRESENCED_REDIS_NEAR_CACHE=0 turns it off; on a single Redis it is on by default', async (t) => {
+test('PRESENCED_REDIS_NEAR_CACHE=0 turns it off; it is off by default', async (t) => {
   assert.equal(loadConfig({ PRESENCED_REDIS_NEAR_CACHE: '0' }).redisNearCache, 0)
-  assert.equal(loadConfig({}).redisNearCache, 100_000)
+  assert.equal(loadConfig({}).redisNearCache, 0)
   const { a, b } = await nodes(t, LOCAL_REDIS_URL, 0)
   assert.equal(a.store.nearCache, undefined)
   await b.store.heartbeat(write('6', '1'), T0)
