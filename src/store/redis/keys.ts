@@ -321,3 +321,14 @@ function escapeTagChar(char: string): string {
 export function foldName(name: string): string {
   return name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase())
 }
+
+/**
+ * What decides a key's cluster slot: the text between its first `{` and the next `}` when not
+ * empty, else the whole key (Redis's hash tag rule).
+ */
+export function hashTagOf(key: string): string {
+  const open = key.indexOf('{')
+  if (open === -1) return key
+  const close = key.indexOf('}', open + 1)
+  return close > open + 1 ? key.slice(open + 1, close) : key
+}

@@ -10,6 +10,7 @@ import {
   type Result,
 } from 'ioredis'
 import { PresenceError, errors } from '../../core/errors.js'
+import { hashTagOf } from './keys.js'
 import { NearCache, type NearPlan } from './near-cache.js'
 import { StoreOutages } from './store-outages.js'
 
@@ -713,9 +714,7 @@ export class RedisConnection {
     const client = this.client
     const groups = new Map<string, number[]>()
     keys.forEach((key, i) => {
-      const open = key.indexOf('{')
-      const close = key.indexOf('}', open + 1)
-      const tag = open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key
+      const tag = hashTagOf(key)
       const group = groups.get(tag)
       if (group) group.push(i)
       else groups.set(tag, [i])

@@ -21,7 +21,7 @@ import type {
 } from '../../core/catalogue.js'
 import type { Revocation } from '../credential-store.js'
 import type { ProfileStore } from '../profile-store.js'
-import { foldName, type RedisKeys } from './keys.js'
+import { foldName, hashTagOf, type RedisKeys } from './keys.js'
 import { settingsOfText, settingsText } from './presence-codec.js'
 import type { RedisConnection } from './redis-connection.js'
 
@@ -749,17 +749,6 @@ export class RedisProfileStore implements ProfileStore {
     if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted')
     return results.map(([, reply]) => reply)
   }
-}
-
-/**
- * What decides a key's cluster slot: the text between its first `{` and the next `}` when not
- * empty, else the whole key (Redis's hash tag rule).
- */
-function hashTagOf(key: string): string {
-  const open = key.indexOf('{')
-  if (open === -1) return key
-  const close = key.indexOf('}', open + 1)
-  return close > open + 1 ? key.slice(open + 1, close) : key
 }
 
 /** Numeric order of canonical decimal ids (no leading zeros): shorter first, then by text. */
