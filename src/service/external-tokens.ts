@@ -1,7 +1,7 @@
 import { errors as joseErrors, jwtVerify, type JWTVerifyOptions } from 'jose'
 import { createPublicKey, KeyObject } from 'node:crypto'
 import { parseUserId } from '../core/user-id.js'
-import { JwksKeys, type JwksLog } from './jwks-keys.js'
+import { JwksKeys, JwksUnavailable, type JwksLog } from './jwks-keys.js'
 import { jwksFromFile, jwksFromUrl, readJwksFile } from './jwks-sources.js'
 import { assertDateClaims } from './token-dates.js'
 import type { TokenClaims } from './tokens.js'
@@ -156,7 +156,10 @@ export class ExternalTokens {
 /**
  * Verifies against a JWKS. A signature that fails against the key its `kid` names may be a key
  * the platform replaced under the same `kid`: the set is loaded again (at most once per
- * cooldown, see JwksKeys.refresh) and the token verified once more before it is refused.
+ * cooldown, see JwksKeys.refresh) and the token verified once more before it is refused. When
+ * that load cannot be made (the JWKS is down), the token is refused for its signature, not as
+ * unavailable: the key it names is known and refuses it, and a forged token must count as a
+ * wrong credential (the failure limit) whether or not the platform's endpoint answers.
  */
 async function verifyWithKeySet(token: string, keys: JwksKeys, checks: JWTVerifyOptions) {
   const loaded = keys.loads()
@@ -165,8 +168,18 @@ async function verifyWithKeySet(token: string, keys: JwksKeys, checks: JWTVerify
   } catch (error) {
     if (!(error instanceof joseErrors.JWSSignatureVerificationFailed)) throw error
     // keys loaded since this check began (by another request) are tried without a load
-    if (keys.loads() === loaded && !(await keys.refresh())) throw error
+    if (keys.loads() === loaded && !(await reloaded(keys, error))) throw error
     return await jwtVerify(token, keys.getKey, checks)
+  }
+}
+
+/** Whether the set was loaded anew; a load that fails rethrows the signature's refusal. */
+async function reloaded(keys: JwksKeys, refusal: Error): Promise<boolean> {
+  try {
+    return await keys.refresh()
+  } catch (error) {
+    if (error instanceof JwksUnavailable) throw refusal
+    throw error
   }
 }
 

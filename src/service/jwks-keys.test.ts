@@ -69,7 +69,7 @@ async function kinds(tokens: Tokens, signed: Array<Promise<string>>): Promise<st
   return answers.map((answer) => (typeof answer === 'string' ? answer : 'ok'))
 }
 
-test('a JWKS file that turns broken keeps its keys; what they cannot tell is unavailable, said once', async (t) => {
+test('a JWKS file that turns broken keeps its keys; a kid they lack is unavailable, a signature they refuse forged, said once', async (t) => {
   const [known, forged] = await Promise.all([makeKey('k-1'), makeKey('k-1')])
   const file = join(tempDir(t), 'jwks.json')
   writeFileSync(file, JSON.stringify({ keys: [known.jwk] }))
@@ -93,8 +93,8 @@ test('a JWKS file that turns broken keeps its keys; what they cannot tell is una
       await sleep(COOLDOWN_MS * 2)
       assert.deepEqual(
         await kinds(tokens, [sign(known), sign(rotated), sign(forged, { sub: '7' })]),
-        ['ok', 'unavailable', 'unavailable'],
-        `${how}: the key read before verifies; an unknown kid or a refused signature cannot be told`,
+        ['ok', 'unavailable', 'forged'],
+        `${how}: the key read before verifies; an unknown kid cannot be told; a signature a kept key refuses is a forgery`,
       )
     }
     assert.equal(
@@ -106,7 +106,7 @@ test('a JWKS file that turns broken keeps its keys; what they cannot tell is una
     assert.equal(warning!.level, 'warn')
     assert.match(
       warning!.msg,
-      /^the platform's JWKS file cannot be loaded \((not JSON|not a JWKS: no "keys" array|ENOENT)\): tokens are verified against the keys loaded \d+ s ago; tokens whose key they lack or refuse are refused as unavailable/,
+      /^the platform's JWKS file cannot be loaded \((not JSON|not a JWKS: no "keys" array|ENOENT)\): tokens are verified against the keys loaded \d+ s ago; tokens whose key they lack are refused as unavailable/,
     )
     assert.doesNotMatch(JSON.stringify(log.lines), new RegExp(`${MARKER}|${file}`))
 

@@ -41,9 +41,9 @@ export interface JwksTimes {
  * A platform's JWKS, from a URL or a file, loaded and kept: the last good set is used while
  * loads fail (a file mid-write, an endpoint down), past its max age for at most `maxStaleMs`
  * more. A load that fails is not tried again until `cooldownMs` has passed, whatever the tokens,
- * and a token the set kept cannot tell (its key is not there, or refuses its signature and may
- * have been replaced) is refused as JwksUnavailable: not the caller's fault, so never counted as
- * a wrong credential. Anyone can send a token naming an unknown key: each must not load the set,
+ * and a token the set kept cannot tell (its key is not there) is refused as JwksUnavailable: not
+ * the caller's fault, so never counted as a wrong credential. (A signature a kept key refuses is
+ * refused as such, load or no load: see verifyWithKeySet.) Anyone can send a token naming an unknown key: each must not load the set,
  * so after a load that succeeded another waits for the cooldown too (only the set's age loads it
  * sooner). A load under way is joined, not repeated.
  *
@@ -298,7 +298,7 @@ export class JwksKeys {
         (Number.isFinite(until)
           ? ' (at most PRESENCED_JWT_JWKS_MAX_STALE past their max age)'
           : '') +
-        `; tokens whose key they lack or refuse ${unavailable}`,
+        `; tokens whose key they lack ${unavailable}`,
     )
   }
 }

@@ -323,7 +323,7 @@ test('bad signatures under a known kid fetch the JWKS at most once per cooldown'
  * Sends `tokens` one after another while the platform's JWKS endpoint fails; all must be
  * answered unavailable (503, Retry-After: the keys cannot tell), and the endpoint tried at least
  * once and at most once per `cooldownMs`, however many tokens name a key presenced lacks (or may
- * have: a bad signature, an expired set). `since`: the fetches and the time counted from (the
+ * have: an expired set). `since`: the fetches and the time counted from (the
  * start, whose own fetch counts), else from now.
  */
 async function refusedWhileDown(
@@ -365,13 +365,19 @@ test('a failing JWKS endpoint is tried once per cooldown, however many unknown k
     jwks.fail(failure)
     // past the cooldown of the last fetch, when an unknown kid may fetch again
     await sleep(cooldownMs + 200)
-    // random kids the set lacks, and signatures the key of a known kid refuses
+    // random kids the set lacks
     const tokens = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
-        sign(stranger, { sub: String(1000 + i) }, { kid: i % 3 ? randomUUID() : 'k-1' }),
+        sign(stranger, { sub: String(1000 + i) }, { kid: randomUUID() }),
       ),
     )
     await refusedWhileDown(server.url, jwks, tokens, cooldownMs, String(failure))
+    // a signature the key of a known kid refuses is a forgery, fetch or no fetch: refused as
+    // such, and counted (once in all: a third would lock the address out)
+    if (failure === 500) {
+      const forged = await sign(stranger, { sub: '1100' }, { kid: 'k-1' })
+      assert.equal(await beat(server.url, forged), 401, 'a forgery while the endpoint fails')
+    }
     // a known key still verifies from the set fetched before; no refusal above was counted
     assert.equal(
       await beat(server.url, await sign(current, { sub: String(user) })),
@@ -396,6 +402,7 @@ test('a failing JWKS endpoint is tried once per cooldown, however many unknown k
     assert.equal(await stateOf(server.url, String(user++)), 2)
   }
   for (let i = 0; i < 24; i++) assert.equal(await stateOf(server.url, String(1000 + i)), 0)
+  assert.equal(await stateOf(server.url, '1100'), 0)
 })
 
 test('a JWKS endpoint down at the first token, or when the set expires unkept, is tried once per cooldown', async (t) => {
@@ -634,7 +641,7 @@ test('a key replaced under the same kid in a JWKS file is re-read, once per cool
   assert.equal(await stateOf(server.url, '72'), 0)
 })
 
-test('a JWKS file that turns broken keeps its keys; tokens it cannot tell are no wrong credentials', async (t) => {
+test('a JWKS file that turns broken keeps its keys; tokens it cannot tell are no wrong credentials, forgeries are', async (t) => {
   const [known, forged] = await Promise.all([makeKey('EdDSA', 'f-1'), makeKey('EdDSA', 'f-1')])
   const dir = tempDir(t)
   const file = join(dir, 'jwks.json')
@@ -654,10 +661,11 @@ test('a JWKS file that turns broken keeps its keys; tokens it cannot tell are no
     for (let i = 0; i < 3; i++) {
       await sleep(COOLDOWN_MS * 2)
       const what = `${broken}, read ${i}`
-      // a kid the file's kept set lacks, a signature its key refuses: it cannot tell (503)
+      // a kid the file's kept set lacks: it cannot tell (503)
       await beatUnavailable(server.url, await sign(rotated, { sub: '89' }), COOLDOWN_MS, what)
-      await beatUnavailable(server.url, await sign(forged, { sub: '89' }), COOLDOWN_MS, what)
     }
+    // a signature its key refuses is a forgery, file or no file (401, counted: once in all)
+    if (user === 81) assert.equal(await beat(server.url, await sign(forged, { sub: '89' })), 401)
     const sub = String(user++)
     assert.equal(await beat(server.url, await sign(known, { sub })), 200, 'the keys read before')
     assert.equal(await stateOf(server.url, sub), 2)

@@ -2,7 +2,8 @@
  * A platform's JWKS that cannot be loaded, through a real `presenced serve` and a real local
  * JWKS endpoint taken down and brought back: every surface that takes a platform's token answers
  * one it cannot check 503 with Retry-After in its own error shape (never 401, never a
- * WWW-Authenticate invalid_token), a token the loaded set refuses 401, a good one 200; the set is
+ * WWW-Authenticate invalid_token), a token the loaded set refuses 401 (also while the endpoint
+ * is down: a signature a kept key refuses is a forgery), a good one 200; the set is
  * fetched at start without holding the start up, then again in the background until the app
  * closes; neither the log nor /metrics quote a token.
  */
@@ -254,6 +255,8 @@ test('while the JWKS cannot be loaded, every surface answers a platform token 50
     PRESENCED_JWT_JWKS: jwks.url,
     PRESENCED_JWT_JWKS_COOLDOWN: String(COOLDOWN_S * 1000),
     LOG_LEVEL: 'debug',
+    // every surface is asked each refused token: three rounds of them stay under the limit
+    PRESENCED_AUTH_FAILURE_LIMIT: '100',
   })
   // fetched at start, in the background: the failure is said, the node is up and ready
   const warned = await server.logged(/^the platform's JWKS URL cannot be loaded \(ECONNREFUSED\)/)
@@ -288,6 +291,9 @@ test('while the JWKS cannot be loaded, every surface answers a platform token 50
   await sleep(COOLDOWN_S * 1000 + 200)
   await assertUnavailable(server.url, await token(ghost, '16'), 'a kid the kept set lacks')
   await assertAll(server.url, await token(key, '17'), 200, 'a key the kept set holds')
+  // a key the kept set holds and that refuses the signature: a forgery, whatever the endpoint
+  // says, so refused (and counted as a guess), not told to wait
+  await assertAll(server.url, await token(forger, '18'), 401, 'a signature a kept key refuses')
 
   // neither the log nor the metrics quote a token
   const metrics = await (
