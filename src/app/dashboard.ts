@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { UserId } from '../core/user-id.js'
 import { adminAuth } from '../protocols/admin/auth.js'
-import { apiKeyCredential } from '../protocols/shared/credentials.js'
+import { apiKeyCredential, bearerHeaderCredential } from '../protocols/shared/credentials.js'
 import { noCredential } from '../service/authenticator.js'
 import { sendAdminError } from '../protocols/admin/errors.js'
 import { sendNativeError } from '../protocols/native/errors.js'
@@ -90,6 +90,16 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
       .slice(0, 8),
   )
   const checkAdmin = service.auth.adminEnabled ? adminAuth(service) : undefined
+  /**
+   * The public routes need no credential, but one presented is checked, never ignored: a bad,
+   * expired or revoked token or key is refused (401) as on every other route, so that a client
+   * learns its credential is gone here too. A good one gets what anyone gets. Cookies are not
+   * read: a browser sends them unasked, and the page never needs one.
+   */
+  const checkPresented = async (request: FastifyRequest): Promise<void> => {
+    const credential = bearerHeaderCredential(request.headers) ?? apiKeyCredential(request.headers)
+    if (credential) await service.auth.authenticate(credential, request.ip)
+  }
   app.setErrorHandler(mapErrorToRecord)
   const streams = new Set<() => void>()
   let publicStreams = 0
@@ -162,6 +172,8 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
           return sendAdminError(reply, 404, 'ADMIN_OFF', 'The admin API is off.')
         }
         await checkAdmin(request)
+      } else {
+        await checkPresented(request)
       }
       const body = admin ? await stats.adminStats(top) : await stats.publicStats(top)
       return reply.header('cache-control', 'no-store').send({ ...body, mode: options.mode })
@@ -244,6 +256,7 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
         summary:
           'Server-Sent Events: presence changes, anonymised (pseudonyms, no invisible users, places only when public)',
       },
+      onRequest: checkPresented,
     },
     serveFeed('public'),
   )

@@ -102,9 +102,13 @@ function routes(app: StartedApp, writeKey: () => string): Route[] {
       expected: '401 401 401 401 401 401 401 200 200 403 403 403 401 401 403 401 401 401' },
     { method: 'DELETE', path: `/api/v1/servers/${GAME}`, before: report,
       expected: '401 401 401 401 401 401 401 403 403 200 403 403 401 401 403 401 401 401' },
-    // public without a key; with one, only the admin's
+    // public without a key; with one, only the admin's; a token presented is checked (a bad
+    // one is refused, a good one gets the public answer); cookies are not read here
     { method: 'GET', path: '/api/v1/stats',
-      expected: '200 200 200 200 200 200 200 403 403 403 403 200 401 401 200 401 200 200' },
+      expected: '200 200 401 401 200 200 401 403 403 403 403 200 401 401 200 401 401 200' },
+    // public; any credential presented is checked, and a good one gets the public feed
+    { method: 'GET', path: '/api/v1/stats/feed',
+      expected: '200 200 401 401 200 200 401 200 200 200 200 200 401 401 200 401 401 200' },
     { method: 'GET', path: '/admin/v1/stats/feed', expected: ADMIN_ONLY },
     // the metrics key is the admin key here, which /metrics takes as a bearer token too
     { method: 'GET', path: '/metrics',

@@ -225,6 +225,54 @@ test('stats: top is 0..100, bad keys are refused in the admin shape', async (t) 
   assert.equal(file.statusCode, 404)
 })
 
+test('stats and the public feed check a credential presented: refused 401 in the native shape, a good one answered as anyone', async (t) => {
+  const presenced = await startApp(t, { listen: true })
+  const viewer = id('8101')
+  const good = await presenced.tokens.issue(viewer)
+  const refused = {
+    'a forged token': { authorization: 'Bearer not.a.token' },
+    'an unknown key': { 'x-api-key': 'pk_not-a-key-0123456789' },
+    'an XBL3.0 header': { authorization: `XBL3.0 x=1;${good}` },
+    'the admin key as a bearer token': { authorization: `Bearer ${ADMIN_KEY}` },
+  }
+  for (const [what, headers] of Object.entries(refused)) {
+    for (const path of ['/api/v1/stats', '/api/v1/stats/feed']) {
+      // an x-api-key on /api/v1/stats asks for the admin numbers, refused in the admin shape
+      const response = await fetch(`${presenced.url}${path}`, { headers })
+      assert.equal(response.status, 401, `${path}, ${what}`)
+      const body = (await response.json()) as { error: { code: string; message: string } }
+      assert.equal(typeof body.error.code, 'string', `${path}, ${what}`)
+      assert.ok(body.error.message.length > 0, `${path}, ${what}`)
+    }
+  }
+  // a good token gets the public answer, as no token does: no `all`
+  const answer = await fetch(`${presenced.url}/api/v1/stats`, {
+    headers: { authorization: `Bearer ${good}` },
+  })
+  assert.equal(answer.status, 200)
+  assert.equal(((await answer.json()) as { all?: unknown }).all, undefined)
+  const controller = new AbortController()
+  const feed = await fetch(`${presenced.url}/api/v1/stats/feed`, {
+    headers: { authorization: `Bearer ${good}` },
+    signal: controller.signal,
+  })
+  assert.equal(feed.status, 200)
+  assert.match(String(feed.headers.get('content-type')), /^text\/event-stream/)
+  controller.abort()
+  // a revoked token is refused there too
+  await presenced.service.auth.logout(
+    (await presenced.service.auth.authenticate(
+      { kind: 'token', token: good, via: 'bearer' },
+      '127.0.0.1',
+    )) as Parameters<typeof presenced.service.auth.logout>[0],
+  )
+  const afterLogout = await fetch(`${presenced.url}/api/v1/stats/feed`, {
+    headers: { authorization: `Bearer ${good}` },
+  })
+  assert.equal(afterLogout.status, 401)
+  await afterLogout.body?.cancel()
+})
+
 test('stats in fleet mode: two nodes on one Redis count each other and both nodes', async (t) => {
   const prefix = uniquePrefix('stats')
   t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
