@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { PresenceType } from '../core/presence.js'
+import { PresenceError } from '../core/errors.js'
 import { anonymous, type Viewer } from '../core/privacy.js'
 import type { UserCaller } from '../core/caller.js'
 import type { UserId } from '../core/user-id.js'
@@ -71,6 +72,24 @@ test('heartbeat stores the session for the default TTL and publishes the change'
   const [seen] = await service.lookup(anonymous, [alice])
   assert.equal(seen!.state, PresenceType.Online)
   assert.equal(seen!.sessions.length, 2)
+})
+
+test('a heartbeat made at or past its validUntil (the token expired meanwhile) is refused as expired, nothing written', async (t) => {
+  const { clock, service, events, beat } = setup(t)
+  for (const validUntil of [clock.now(), clock.now() - 1]) {
+    await assert.rejects(beat(alice, { validUntil }), (error: unknown) => {
+      assert.ok(error instanceof PresenceError)
+      assert.equal(error.code, 'UNAUTHENTICATED')
+      assert.equal(error.details.tokenRefused, 'expired')
+      return true
+    })
+  }
+  assert.deepEqual(events, [])
+  const [seen] = await service.lookup(anonymous, [alice])
+  assert.equal(seen!.state, PresenceType.Offline)
+  // still valid at the write: written
+  const change = await beat(alice, { validUntil: clock.now() + 1 })
+  assert.equal(change.after.sessions.length, 1)
 })
 
 test('an embedded heartbeat is written and told at once: beat answers without a promise', (t) => {

@@ -32,6 +32,7 @@ import {
   settingsAudiences,
 } from '../core/privacy.js'
 import type { UserCaller } from '../core/caller.js'
+import { fail } from '../core/errors.js'
 import { parseUserId, type UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import { Fanout, type FanoutOptions } from '../realtime/fanout.js'
@@ -160,7 +161,16 @@ export interface ServiceDeps {
  */
 export type Admission = () => void | Promise<void>
 
-export type HeartbeatInput = Omit<SessionWrite, 'ttlMs'> & { ttlMs?: number }
+export type HeartbeatInput = Omit<SessionWrite, 'ttlMs'> & {
+  ttlMs?: number
+  /**
+   * When the credential the write comes with stops holding (epoch ms: a token's expiry): the
+   * write is refused (401, token expired) when it is made at or past it, whatever the time it
+   * was asked at. For a write that waits (a real-time connection's queued heartbeat, a rate
+   * limit or a place to look up first), the credential is judged at the write, not before.
+   */
+  validUntil?: number
+}
 
 /** An Xbox title's presence write on one device (a TitleRequest): members it leaves out are undefined. */
 export interface TitleHeartbeatInput {
@@ -592,6 +602,11 @@ export class PresenceService {
       refreshUnread: input.refreshUnread,
     }
     const now = this.#clock.now()
+    if (input.validUntil !== undefined && now >= input.validUntil) {
+      throw fail('UNAUTHENTICATED', 'The token this write came with has expired.', {
+        tokenRefused: 'expired',
+      })
+    }
     const change = admission
       ? admission.admitWith(this.#limitedWrite, this.#plainWrite, write, now)
       : this.#stores.presence.heartbeat(write, now)

@@ -133,6 +133,8 @@ export class ConnectionPresence {
         source: 'app',
         deviceType: shown.deviceType,
         activity: shown.activity,
+        // a write queued behind another, or late on a loaded loop, is judged when it is made
+        validUntil: this.#caller.expiresAt,
       },
       counted ? service.limits.heartbeat(this.#caller, this.#address) : undefined,
     )

@@ -518,6 +518,11 @@ class Connection implements Sink, Kept, StreamHolder {
    * (UNAVAILABLE), or another failure the service met, told as itself (failureFrame).
    */
   #heartbeatFailed(error: unknown): void {
+    // the token expired before the write was made (the expiry timer not yet run): the
+    // connection ends as it would at the timer, nothing written
+    if (error instanceof PresenceError && error.details.tokenRefused === 'expired') {
+      return this.accessEnded('token expired')
+    }
     if (error instanceof PresenceError && error.code === 'RATE_LIMITED') {
       return this.#reply(
         errorFrame('RATE_LIMITED', limitMessages.heartbeats(), {
