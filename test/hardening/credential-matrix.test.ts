@@ -6,7 +6,8 @@ import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 
 /*
  * The promise audit's second promise, black box over real HTTP: a credential does exactly what it
- * was issued for. Every kind of credential (a user's token by each channel, expired, revoked; an
+ * was issued for. Every kind of credential (a user's token by each channel, `?access_token=` too,
+ * expired, revoked; an
  * API key of each scope, limited to a universe, expired, revoked; the admin key; each sent where
  * another kind goes) against every route, each answer's status against the table below, written
  * from the references (docs/reference/*.md), not from the code.
@@ -34,10 +35,13 @@ const CREDENTIALS = [
   'tokenAsKey',
   'adminKeyAsBearer',
   'keyAsCookie',
+  'queryToken',
 ] as const
 type CredentialName = (typeof CREDENTIALS)[number]
 
 const XBOX = { 'x-xbl-contract-version': '3' }
+/** Not a header: the token goes in the path's `?access_token=`. */
+const QUERY_TOKEN = '?access_token'
 
 interface Route {
   method: string
@@ -51,11 +55,11 @@ interface Route {
 }
 
 // prettier-ignore
-const USER_ONLY_XBOX = '403 401 401 401 403 403 200 403 403 403 403 403 401 401 403 401 401 403'
+const USER_ONLY_XBOX = '403 401 401 401 403 403 200 403 403 403 403 403 401 401 403 401 401 403 403'
 // prettier-ignore
-const USER_ONLY_BEARER = '401 200 401 401 401 401 401 403 403 403 403 403 401 401 403 401 401 401'
+const USER_ONLY_BEARER = '401 200 401 401 401 401 401 403 403 403 403 403 401 401 403 401 401 401 401'
 // prettier-ignore
-const ADMIN_ONLY = '401 401 401 401 401 401 401 403 403 403 403 200 401 401 200 401 401 401'
+const ADMIN_ONLY = '401 401 401 401 401 401 401 403 403 403 403 200 401 401 200 401 401 401 401'
 
 function routes(app: StartedApp, writeKey: () => string): Route[] {
   const report = async () => {
@@ -70,21 +74,21 @@ function routes(app: StartedApp, writeKey: () => string): Route[] {
   // prettier-ignore
   return [
     { method: 'POST', path: '/v1/presence/users', body: { userIds: [VIEWER] },
-      expected: '200 200 401 401 200 403 401 200 200 403 403 403 401 401 403 401 401 401' },
+      expected: '200 200 401 401 200 403 401 200 200 403 403 403 401 401 403 401 401 401 200' },
     { method: 'POST', path: '/v1/presence/register-app-presence', body: { placeId: 1818 },
-      expected: '401 200 401 401 200 403 401 403 403 403 403 403 401 401 403 401 401 401' },
+      expected: '401 200 401 401 200 403 401 403 403 403 403 403 401 401 403 401 401 401 401' },
     { method: 'GET', path: '/v1/presence/settings', expected: USER_ONLY_BEARER },
     { method: 'PUT', path: '/v1/presence/settings', body: { invisible: false }, expected: USER_ONLY_BEARER },
     { method: 'GET', path: '/v1/users/authenticated',
-      expected: '401 200 401 401 200 200 401 403 403 403 403 403 401 401 403 401 401 401' },
+      expected: '401 200 401 401 200 200 401 403 403 403 403 403 401 401 403 401 401 401 401' },
     { method: 'GET', path: `/v1/users/${VIEWER}`,
-      expected: '200 200 401 401 200 200 401 200 200 403 403 403 401 401 403 401 401 401' },
+      expected: '200 200 401 401 200 200 401 200 200 403 403 403 401 401 403 401 401 401 200' },
     { method: 'POST', path: '/v1/users', body: { userIds: [VIEWER] },
-      expected: '200 200 401 401 200 403 401 200 200 403 403 403 401 401 403 401 401 401' },
+      expected: '200 200 401 401 200 403 401 200 200 403 403 403 401 401 403 401 401 401 200' },
     { method: 'POST', path: '/users/batch', body: { users: [VIEWER], level: 'all' }, headers: XBOX,
-      expected: '403 401 401 401 403 403 200 200 200 403 403 403 401 401 403 401 401 403' },
+      expected: '403 401 401 401 403 403 200 200 200 403 403 403 401 401 403 401 401 403 403' },
     { method: 'GET', path: `/users/xuid(${VIEWER})`, headers: XBOX,
-      expected: '403 401 401 401 403 403 200 200 200 403 403 403 401 401 403 401 401 403' },
+      expected: '403 401 401 401 403 403 200 200 200 403 403 403 401 401 403 401 401 403 403' },
     { method: 'GET', path: '/users/me', headers: XBOX, expected: USER_ONLY_XBOX },
     { method: 'GET', path: `/users/xuid(${VIEWER})/groups/People`, headers: XBOX, expected: USER_ONLY_XBOX },
     { method: 'PUT', path: `/users/xuid(${VIEWER})/state`, body: { state: 'Active' }, headers: XBOX,
@@ -92,27 +96,31 @@ function routes(app: StartedApp, writeKey: () => string): Route[] {
     { method: 'POST', path: titles, body: { id: '1', state: 'active' }, headers: XBOX, expected: USER_ONLY_XBOX },
     { method: 'DELETE', path: titles, headers: XBOX, expected: USER_ONLY_XBOX },
     { method: 'WS', path: '/api/v1/realtime',
-      expected: '401 101 401 401 401 401 401 403 403 403 403 403 401 401 403 401 401 401' },
-    { method: 'GET', path: `/api/v1/realtime/sse?ids=${VIEWER}`, expected: USER_ONLY_BEARER },
-    { method: 'POST', path: '/api/v1/realtime/sse', body: { ids: [VIEWER] }, expected: USER_ONLY_BEARER },
+      expected: '401 101 401 401 401 401 401 403 403 403 403 403 401 401 403 401 401 401 101' },
+    // the real-time routes take a token in ?access_token= too (a browser's only way); no other
+    // route does: there it is no credential
+    { method: 'GET', path: `/api/v1/realtime/sse?ids=${VIEWER}`,
+      expected: '401 200 401 401 401 401 401 403 403 403 403 403 401 401 403 401 401 401 200' },
+    { method: 'POST', path: '/api/v1/realtime/sse', body: { ids: [VIEWER] },
+      expected: '401 200 401 401 401 401 401 403 403 403 403 403 401 401 403 401 401 401 200' },
     // a key limited to universe 5 reports no server of place 1818 (universe 99), nor ends one
     { method: 'PUT', path: `/api/v1/servers/${GAME}`, body: { placeId: 1818, players: [VIEWER] },
-      expected: '401 401 401 401 401 401 401 403 403 200 403 403 401 401 403 401 401 401' },
+      expected: '401 401 401 401 401 401 401 403 403 200 403 403 401 401 403 401 401 401 401' },
     { method: 'GET', path: `/api/v1/servers/${GAME}`, before: report,
-      expected: '401 401 401 401 401 401 401 200 200 403 403 403 401 401 403 401 401 401' },
+      expected: '401 401 401 401 401 401 401 200 200 403 403 403 401 401 403 401 401 401 401' },
     { method: 'DELETE', path: `/api/v1/servers/${GAME}`, before: report,
-      expected: '401 401 401 401 401 401 401 403 403 200 403 403 401 401 403 401 401 401' },
+      expected: '401 401 401 401 401 401 401 403 403 200 403 403 401 401 403 401 401 401 401' },
     // public without a key; with one, only the admin's; a token presented is checked (a bad
     // one is refused, a good one gets the public answer); cookies are not read here
     { method: 'GET', path: '/api/v1/stats',
-      expected: '200 200 401 401 200 200 401 403 403 403 403 200 401 401 200 401 401 200' },
+      expected: '200 200 401 401 200 200 401 403 403 403 403 200 401 401 200 401 401 200 200' },
     // public; any credential presented is checked, and a good one gets the public feed
     { method: 'GET', path: '/api/v1/stats/feed',
-      expected: '200 200 401 401 200 200 401 200 200 200 200 200 401 401 200 401 401 200' },
+      expected: '200 200 401 401 200 200 401 200 200 200 200 200 401 401 200 401 401 200 200' },
     { method: 'GET', path: '/admin/v1/stats/feed', expected: ADMIN_ONLY },
     // the metrics key is the admin key here, which /metrics takes as a bearer token too
     { method: 'GET', path: '/metrics',
-      expected: '401 401 401 401 401 401 401 403 403 403 403 200 401 401 200 401 200 401' },
+      expected: '401 401 401 401 401 401 401 403 403 403 403 200 401 401 200 401 200 401 401' },
     { method: 'GET', path: `/admin/v1/users/${VIEWER}/presence`, expected: ADMIN_ONLY },
     { method: 'PUT', path: `/admin/v1/users/${VIEWER}/settings`, body: { visibility: 'everyone' },
       expected: ADMIN_ONLY },
@@ -126,8 +134,14 @@ async function status(
   route: Route,
   headers: Record<string, string>,
 ): Promise<number> {
+  const { [QUERY_TOKEN]: queryToken, ...sent } = headers
+  headers = sent
+  const path =
+    queryToken === undefined
+      ? route.path
+      : `${route.path}${route.path.includes('?') ? '&' : '?'}access_token=${queryToken}`
   if (route.method === 'WS') {
-    const socket = new WebSocket(`${app.url.replace(/^http/, 'ws')}${route.path}`, { headers })
+    const socket = new WebSocket(`${app.url.replace(/^http/, 'ws')}${path}`, { headers })
     return new Promise((resolve, reject) => {
       socket.once('open', () => {
         socket.close()
@@ -141,7 +155,7 @@ async function status(
       socket.once('error', reject)
     })
   }
-  const res = await fetch(`${app.url}${route.path}`, {
+  const res = await fetch(`${app.url}${path}`, {
     method: route.method,
     headers: {
       ...(route.body !== undefined && { 'content-type': 'application/json' }),
@@ -224,6 +238,7 @@ test('every credential on every route: exactly what it was issued for', async (t
     tokenAsKey: { 'x-api-key': token },
     adminKeyAsBearer: { authorization: `Bearer ${ADMIN_KEY}` },
     keyAsCookie: { cookie: `.ROBLOSECURITY=${adminScoped.secret}` },
+    queryToken: { [QUERY_TOKEN]: token },
   }
 
   const wrong: string[] = []
