@@ -7,10 +7,9 @@ import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 /*
  * The promise audit's second promise, black box over real HTTP: a credential does exactly what it
  * was issued for. Every kind of credential (a user's token by each channel, `?access_token=` too,
- * expired, revoked; an
- * API key of each scope, limited to a universe, expired, revoked; the admin key; each sent where
- * another kind goes) against every route, each answer's status against the table below, written
- * from the references (docs/reference/*.md), not from the code.
+ * expired, revoked; an API key of each scope, limited to a universe, expired, revoked; the admin
+ * key; each sent where another kind goes) against every route, each answer's status against the
+ * table below, written from the references (docs/reference/*.md), not from the code.
  */
 
 const VIEWER = '8001'
