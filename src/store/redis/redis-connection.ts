@@ -1068,15 +1068,48 @@ export class RedisConnection {
   async run<T>(work: () => Promise<T>): Promise<T> {
     try {
       const result = await work()
-      // a Redis that hung (commands timed out on a connection that stayed up) answers again
-      if (this.outages.unreachable && this.client.status === 'ready') this.outages.back()
+      this.#answered()
       return result
     } catch (error) {
-      const mapped = toStoreError(error)
-      if (mapped !== error) this.#report(error)
-      if (this.isCluster && mapped !== error) this.#refreshSlots()
-      throw mapped
+      throw this.#failed(error)
     }
+  }
+
+  /**
+   * run() of commands already sent (`sent`), `then` made of their reply: the same answer and
+   * errors in one step, where `run(async () => then(await sent))` took two more microtask
+   * turns (the async function's and run's own await) for a rate-limit hit and a read, each
+   * waited for by every request. `a` and `b` are handed to `then`, so a caller can pass a
+   * function made once instead of a closure per call.
+   */
+  runThen<T, R, A, B>(
+    sent: Promise<T>,
+    then: (value: T, a: A, b: B) => R | PromiseLike<R>,
+    a: A,
+    b: B,
+  ): Promise<R> {
+    return sent.then(
+      (value) => {
+        this.#answered()
+        return then(value, a, b)
+      },
+      (error: unknown) => {
+        throw this.#failed(error)
+      },
+    )
+  }
+
+  /** A Redis that hung (commands timed out on a connection that stayed up) answers again. */
+  #answered(): void {
+    if (this.outages.unreachable && this.client.status === 'ready') this.outages.back()
+  }
+
+  /** What run() throws for `error` (said to `outages` when it is Redis's absence). */
+  #failed(error: unknown): unknown {
+    const mapped = toStoreError(error)
+    if (mapped !== error) this.#report(error)
+    if (this.isCluster && mapped !== error) this.#refreshSlots()
+    return mapped
   }
 
   /**

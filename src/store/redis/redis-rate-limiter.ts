@@ -41,11 +41,8 @@ export class RedisRateLimiter implements RateLimiter {
     if (rules.length === 0) return Promise.resolve(UNLIMITED)
     const { windows, lengths } = windowArgs(this.#keys, { key, rules, near }, now)
     const connection = this.#connection
-    return connection.run(async () => {
-      // in the write of this tick's MGET: a read's rate limit adds no round trip
-      const counts = await connection.besideHits(windows, lengths)
-      return verdictOf(rules, counts, now)
-    })
+    // in the write of this tick's MGET: a read's rate limit adds no round trip
+    return connection.runThen(connection.besideHits(windows, lengths), verdictOfCounts, rules, now)
   }
 
   /**
@@ -55,6 +52,15 @@ export class RedisRateLimiter implements RateLimiter {
   countsIn(connection: RedisConnection, keys: RedisKeys): boolean {
     return connection === this.#connection && keys.prefix === this.#keys.prefix
   }
+}
+
+/** verdictOf with the counts first, as RedisConnection.runThen hands them. */
+function verdictOfCounts(
+  counts: number[],
+  rules: readonly RateLimitRule[],
+  now: number,
+): RateLimitVerdict {
+  return verdictOf(rules, counts, now)
 }
 
 /** A hit's window counters and their lengths in ms, as limit.lua takes them, at `now`. */
