@@ -15,7 +15,8 @@
  *   read's rate-limit hit (RedisRateLimiter: `SET … PX … NX` + `INCR`; EVALSHA of rate-limit.lua
  *   before 2026-12-03), what a Roblox read sends (`redis-cli monitor`), each read of its own
  *   caller; `8 a caller in a write`: the same with 8 reads of each caller in a write, as a busy
- *   caller's (since 2026-12-03 a window's `SET` goes once a write, its later hits `INCR` alone);
+ *   caller's (since 2026-12-03 a window's `SET` goes once a write, its later hits `INCR` alone;
+ *   since 2026-12-04 a write's hits of a window are one `INCRBY n`);
  * - `MGET 50`, `MGET 16x50 joined`: the naive server's command, and 16 reads' keys in one;
  * - `Lua one bulk (length prefixes)`, `Lua one bulk (separator)`: a script that runs the MGET
  *   and returns the values as one bulk string (what a node would decode from one Buffer);

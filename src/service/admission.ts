@@ -54,8 +54,17 @@ export class RequestAdmission {
             // the store failed, verdict unknown: the request answers that failure
             () => {},
           )
-        : this.#limits.spend(this.hit).then(() => this.#checks?.())
+        : this.#then(this.#limits.spend(this.hit))
     return this.#outcome
+  }
+
+  /**
+   * The checks after `spent`, the hit's outcome; `spent` itself when there are none (an
+   * anonymous or Bearer caller's read): no microtask turn of a `then` that does nothing.
+   */
+  #then(spent: Promise<void>): Promise<void> {
+    const checks = this.#checks
+    return checks === undefined ? spent : spent.then(checks)
   }
 
   /**
@@ -70,7 +79,7 @@ export class RequestAdmission {
     try {
       const spent = this.#limits.spendNow(this.hit)
       if (spent instanceof Promise) {
-        this.#outcome = spent.then(() => this.#checks?.())
+        this.#outcome = this.#then(spent)
         return this.#outcome
       }
       this.#checks?.()

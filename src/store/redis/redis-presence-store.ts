@@ -389,28 +389,38 @@ export class RedisPresenceStore implements PresenceStore {
     if (!(privacy instanceof RedisProfileStore) || !privacy.foldsInto(this.#connection, this.#keys))
       return undefined
     if (ids.length === 0) return Promise.resolve([[], []])
-    return this.#connection.run(async () => {
-      // before the fold pass, a user with no value may have settings an older version stored
-      const foldDone = privacy.settingsFolded
-      const raws = await this.#mgetPresenceBytes(ids)
-      const settings = new Array<Readonly<UserSettings> | undefined>(ids.length)
-      const decoded = decode(raws, settings, foldDone)
-      let unfolded: number[] | undefined
-      for (let i = 0; i < ids.length; i++) if (settings[i] === undefined) (unfolded ??= []).push(i)
-      if (unfolded !== undefined) {
-        const k = this.#keys
-        const texts = await this.#connection.mgetUsers(
-          k.settingsHeads(),
-          unfolded.map((i) => ids[i]!),
-          (id) => k.bucketOf(id),
-        )
-        unfolded.forEach((i, j) => {
-          const text = texts[j]
-          settings[i] = text ? settingsOfText(text) : defaultSettings
+    // before the fold pass, a user with no value may have settings an older version stored
+    const foldDone = privacy.settingsFolded
+    const connection = this.#connection
+    // runThen, not run(async …): two microtask turns fewer for every read
+    return connection.runThen(
+      this.#mgetPresenceBytes(ids),
+      (raws, ids, foldDone): [T[], UserSettings[]] | Promise<[T[], UserSettings[]]> => {
+        const settings = new Array<Readonly<UserSettings> | undefined>(ids.length)
+        const decoded = decode(raws, settings, foldDone)
+        let unfolded: number[] | undefined
+        for (let i = 0; i < ids.length; i++) {
+          if (settings[i] === undefined) (unfolded ??= []).push(i)
+        }
+        if (unfolded === undefined) return [decoded, settings as UserSettings[]]
+        const missing = unfolded
+        return connection.run(async () => {
+          const k = this.#keys
+          const texts = await connection.mgetUsers(
+            k.settingsHeads(),
+            missing.map((i) => ids[i]!),
+            (id) => k.bucketOf(id),
+          )
+          missing.forEach((i, j) => {
+            const text = texts[j]
+            settings[i] = text ? settingsOfText(text) : defaultSettings
+          })
+          return [decoded, settings as UserSettings[]]
         })
-      }
-      return [decoded, settings as UserSettings[]]
-    })
+      },
+      ids,
+      foldDone,
+    )
   }
 
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {

@@ -149,7 +149,7 @@ test('on a single Redis, a hit is SET … PX … NX and INCR per rule in the wri
   assert.ok(ttl > 100_000 && ttl <= 120_000, `PTTL ${ttl}`)
 })
 
-test('on a single Redis, hits of one caller in one write start each window once: one SET … NX, an INCR per hit', async (t) => {
+test('on a single Redis, hits of one caller in one write are one SET … NX and one INCRBY per window, each hit its own count', async (t) => {
   const { limiter, keys, connection, cleanup } = await open(single)
   t.after(cleanup)
   const sent = recordSent(t, connection.client as Redis, (command) => command.name)
@@ -171,8 +171,9 @@ test('on a single Redis, hits of one caller in one write start each window once:
       [false, 4],
     ],
   )
-  // per caller, a SET per window (burst, sustain) before its first INCR, then INCRs alone
-  assert.equal(sent.join(' '), 'set incr set incr incr incr set incr set incr incr incr incr incr')
+  // per window (burst, sustain) of each caller, in the order of their first hits: a SET, then
+  // one INCRBY of its hits (INCR for one)
+  assert.equal(sent.join(' '), 'set incrby set incrby set incr set incr')
   for (const caller of ['user:4', 'user:5']) {
     for (const rule of rules) {
       const key = keys.rateWindow(caller, rule.name, Math.floor(T0 / rule.windowMs))
@@ -183,8 +184,20 @@ test('on a single Redis, hits of one caller in one write start each window once:
   // the next write starts its windows again (a key gone in between is made with its expiry)
   await connection.client.del(keys.rateWindow('user:4', 'burst', Math.floor(T0 / 1_000)))
   sent.length = 0
-  await Promise.all([limiter.hit('user:4', rules, T0 + 5), limiter.hit('user:4', rules, T0 + 6)])
-  assert.deepEqual(sent, ['set', 'incr', 'set', 'incr', 'incr', 'incr'])
+  const again = await Promise.all([
+    limiter.hit('user:4', rules, T0 + 5),
+    limiter.hit('user:4', rules, T0 + 6),
+  ])
+  assert.deepEqual(sent, ['set', 'incrby', 'set', 'incrby'])
+  // each hit sees what it would have seen counted alone: burst 1 then 2 (its key was gone),
+  // sustain 5 then 6 (refused)
+  assert.deepEqual(
+    again.map((v) => [v.allowed, v.rule, v.count]),
+    [
+      [true, 'burst', 1],
+      [false, 'sustain', 6],
+    ],
+  )
   const sustain = keys.rateWindow('user:4', 'sustain', Math.floor(T0 / 60_000))
   assert.equal(await connection.client.get(sustain), '6')
   const burst = keys.rateWindow('user:4', 'burst', Math.floor(T0 / 1_000))

@@ -16,9 +16,11 @@ import type { RedisConnection } from './redis-connection.js'
  * window index comes from `now` (like MemoryRateLimiter), so windows line up across nodes and
  * tests can drive them with a manual clock. A hit is counted in the write of the tick's MGET
  * (RedisConnection.besideHits): on a single Redis as `SET <window> 0 PX <2 windows> NX` and
- * `INCR <window>` per rule, on a cluster by limit.lua (which RedisPresenceStore's limited
- * heartbeat shares: see `countsIn`), both giving a window's counter the expiry of two windows
- * from its first hit. Each window is its own key with its own expiry, so memory follows the
+ * `INCRBY <window> <n>` per rule window, once for the n hits of the write that fall in it (a
+ * busy caller's, the read of every request from one address), each hit answered the count it
+ * would have had alone; on a cluster by limit.lua (which RedisPresenceStore's limited heartbeat
+ * shares: see `countsIn`), both giving a window's counter the expiry of two windows from its
+ * first hit. Each window is its own key with its own expiry, so memory follows the
  * callers of the last two windows of each rule.
  */
 export class RedisRateLimiter implements RateLimiter {
@@ -39,11 +41,8 @@ export class RedisRateLimiter implements RateLimiter {
     if (rules.length === 0) return Promise.resolve(UNLIMITED)
     const { windows, lengths } = windowArgs(this.#keys, { key, rules, near }, now)
     const connection = this.#connection
-    return connection.run(async () => {
-      // in the write of this tick's MGET: a read's rate limit adds no round trip
-      const counts = await connection.besideHits(windows, lengths)
-      return verdictOf(rules, counts, now)
-    })
+    // in the write of this tick's MGET: a read's rate limit adds no round trip
+    return connection.runThen(connection.besideHits(windows, lengths), verdictOfCounts, rules, now)
   }
 
   /**
@@ -53,6 +52,15 @@ export class RedisRateLimiter implements RateLimiter {
   countsIn(connection: RedisConnection, keys: RedisKeys): boolean {
     return connection === this.#connection && keys.prefix === this.#keys.prefix
   }
+}
+
+/** verdictOf with the counts first, as RedisConnection.runThen hands them. */
+function verdictOfCounts(
+  counts: number[],
+  rules: readonly RateLimitRule[],
+  now: number,
+): RateLimitVerdict {
+  return verdictOf(rules, counts, now)
 }
 
 /** A hit's window counters and their lengths in ms, as limit.lua takes them, at `now`. */
