@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict'
-import { request, type Server } from 'node:http'
+import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { pino } from 'pino'
-import { contentLength, LeanRoutes, replyHeaders, type LeanReply } from './lean-routes.js'
+import {
+  contentLength,
+  fixedReply,
+  LeanRoutes,
+  replyHeaders,
+  type LeanReply,
+} from './lean-routes.js'
 
 /** A server whose one lean route answers `body` and notes what it is given back. */
 async function serving(body: Buffer) {
@@ -341,4 +347,139 @@ test("requests are logged at the level pino is set to, also after it is set agai
     await replies(text, i + 1)
     assert.equal(incoming(), logged, name)
   }
+})
+
+/**
+ * Raw exchanges with a server whose /fixed route answers a fixedReply and /plain the same reply
+ * as a plain object (Node's ordinary writeHead and end): what each sends, and the socket writes
+ * each reply took. The prepended 'request' listener changes a response as a request asks
+ * (x-test: no-date, extra-header), as other code on the server could.
+ */
+async function fixedAndPlain(t: import('node:test').TestContext) {
+  const headers = { 'content-type': 'application/json', 'roblox-heartbeat-after': '30' }
+  const fixed = fixedReply({ status: 200, headers, body: '{}' })
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  let gate: Promise<void> | undefined
+  for (const [path, reply] of [
+    ['/fixed', fixed],
+    ['/plain', { status: 200, headers, body: '{}' }],
+  ] as const) {
+    routes.add({
+      method: 'POST',
+      path,
+      route: path,
+      internalError: { status: 500, headers: {}, body: '' },
+      handle(_request, _ip, readBody): LeanReply | Promise<LeanReply> {
+        readBody()
+        return gate ? gate.then(() => reply) : reply
+      },
+    })
+  }
+  // what Fastify sets (its keepAliveTimeout default)
+  const server: Server = routes.serverFactory((_request, response) => response.end(), {
+    keepAliveTimeout: 72_000,
+  })
+  server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
+    if (request.headers['x-test'] === 'no-date') response.sendDate = false
+    if (request.headers['x-test'] === 'extra-header') response.setHeader('x-extra', 'yes')
+  })
+  /** Per connection (by its client port), each socket.write's bytes. */
+  const writes = new Map<number, string[]>()
+  server.on('connection', (socket: Socket) => {
+    const own: string[] = []
+    writes.set(socket.remotePort!, own)
+    const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
+    socket.write = ((data: string | Buffer, ...rest: unknown[]) => {
+      own.push(typeof data === 'string' ? data : data.toString('latin1'))
+      return write(data, ...rest)
+    }) as typeof socket.write
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => server.close())
+  const { port } = server.address() as AddressInfo
+  /** Sends `text` (its requests' path `{path}`) on a new connection: the replies, their writes. */
+  async function exchange(path: string, text: string, replies: number) {
+    const socket = connect(port, '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    const own = socket.localPort!
+    socket.write(text.replaceAll('{path}', path))
+    let received = ''
+    socket.setEncoding('latin1')
+    for await (const chunk of socket) {
+      received += chunk as string
+      if (received.split('\r\n\r\n{}').length - 1 === replies) break
+    }
+    socket.destroy()
+    return { received, writes: writes.get(own) ?? [] }
+  }
+  return {
+    server,
+    routes,
+    exchange,
+    wait: (until: Promise<void>) => (gate = until),
+  }
+}
+
+const DATE = /\r\nDate: ([^\r]*)/g
+
+/** `received` with each Date's value checked (this second, give or take one) and put aside. */
+function withoutDates(received: string): string {
+  for (const [, date] of received.matchAll(DATE)) {
+    assert.ok(Math.abs(Date.parse(date!) - Date.now()) < 3000, `Date: ${date}`)
+  }
+  return received.replace(DATE, '\r\nDate: (now)')
+}
+
+test('bytes match Node: a fixed reply sends what Node sends, kept-alive in one write', async (t) => {
+  const { server, routes, exchange, wait } = await fixedAndPlain(t)
+  const post = (head: string) =>
+    `POST {path} ${head}\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`
+  const cases: Array<[name: string, text: string, replies: number, set?: () => void]> = [
+    ['kept alive', post('HTTP/1.1').repeat(3), 3],
+    ['Connection: close', post('HTTP/1.1\r\nConnection: close'), 1],
+    ['HTTP/1.0', post('HTTP/1.0'), 1],
+    ['HTTP/1.0, keep-alive', post('HTTP/1.0\r\nConnection: keep-alive'), 1],
+    ['Expect: 100-continue', post('HTTP/1.1\r\nExpect: 100-continue'), 1],
+    ['sendDate off', post('HTTP/1.1\r\nx-test: no-date'), 1],
+    ['a header set by other code', post('HTTP/1.1\r\nx-test: extra-header'), 1],
+    ['no keep-alive timeout', post('HTTP/1.1').repeat(2), 2, () => (server.keepAliveTimeout = 0)],
+    [
+      'maxRequestsPerSocket, up to the last',
+      post('HTTP/1.1').repeat(2),
+      2,
+      () => {
+        server.keepAliveTimeout = 5_000
+        server.maxRequestsPerSocket = 2
+      },
+    ],
+  ]
+  for (const [name, text, replies, set] of cases) {
+    set?.()
+    const fixed = await exchange('/fixed', text, replies)
+    const plain = await exchange('/plain', text, replies)
+    assert.equal(withoutDates(fixed.received), withoutDates(plain.received), name)
+    if (name === 'kept alive' || name === 'no keep-alive timeout') {
+      // each reply in one write of its whole bytes
+      assert.equal(fixed.writes.length, replies, `${name}: writes ${JSON.stringify(fixed.writes)}`)
+      assert.equal(fixed.writes.join(''), fixed.received, name)
+    }
+  }
+  const kept = await exchange('/fixed', post('HTTP/1.1'), 1)
+  assert.match(
+    kept.received,
+    /^HTTP\/1\.1 200 OK\r\ncontent-type: application\/json\r\nroblox-heartbeat-after: 30\r\ncontent-length: 2\r\nDate: [^\r]+\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=2\r\n\r\n\{\}$/,
+  )
+  // a reply in flight as the app closes: Connection: close, as the ordinary path says it
+  server.maxRequestsPerSocket = 0
+  let open!: () => void
+  wait(new Promise<void>((resolve) => (open = resolve)))
+  const inFlight = ['/fixed', '/plain'].map((path) => exchange(path, post('HTTP/1.1'), 1))
+  while (routes.served < 2 + 2 * cases.reduce((sum, [, , n]) => sum + n, 0) + 1) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  routes.close()
+  open()
+  const [fixed, plain] = await Promise.all(inFlight)
+  assert.equal(withoutDates(fixed!.received), withoutDates(plain!.received), 'closing')
+  assert.match(fixed!.received, /\r\nconnection: close\r\n/)
 })

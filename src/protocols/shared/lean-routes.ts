@@ -1,15 +1,17 @@
 import {
   createServer,
   OutgoingMessage,
+  ServerResponse,
+  STATUS_CODES,
   validateHeaderName,
   validateHeaderValue,
   type IncomingMessage,
   type RequestListener,
   type Server,
-  type ServerResponse,
 } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { Writable } from 'node:stream'
 
 /**
  * A hot read route answered on node:http directly, before Fastify sees the request. Measured:
@@ -60,6 +62,8 @@ interface Prepared {
   /** `head` as Node keeps headers it validated (OUT_HEADERS), when it can be given so. */
   validated: ValidatedHeaders | undefined
   body: string | Buffer
+  /** The reply as one string, head and body, when it can be sent so (see OneWrite). */
+  oneWrite: OneWrite | undefined
 }
 
 const prepared = new WeakMap<LeanReply, Prepared>()
@@ -115,8 +119,271 @@ export function fixedReply(reply: LeanReply): LeanReply {
   const head = Object.freeze({ ...fixed.headers, 'content-length': bytes.length })
   const text = typeof reply.body === 'string' && ASCII.test(reply.body) ? reply.body : undefined
   const asText = text !== undefined && Object.values(head).every((v) => ASCII.test(String(v)))
-  prepared.set(fixed, { head, validated: validatedHeaders(head), body: asText ? text : bytes })
+  prepared.set(fixed, {
+    head,
+    validated: validatedHeaders(head),
+    body: asText ? text : bytes,
+    oneWrite: asText && ONE_WRITE ? new OneWrite(reply.status, head, text) : undefined,
+  })
   return fixed
+}
+
+/**
+ * node:http's fields of a response (private but for a few) that Node's head depends on, or
+ * where it keeps the head it made: what a fixed reply's one write reads and sets (see OneWrite).
+ */
+interface NodeResponse {
+  statusCode: number
+  statusMessage: string | undefined
+  _header: string | null
+  _headerSent: boolean
+  shouldKeepAlive: boolean
+  maxRequestsOnConnectionReached: boolean
+  sendDate: boolean
+  _expect_continue: boolean
+  _removedConnection: boolean
+  chunkedEncoding: boolean
+  _hasBody: boolean
+  /** server.keepAliveTimeout and server.maxRequestsPerSocket, copied to each response. */
+  _keepAliveTimeout: number
+  _maxRequestsPerSocket: number
+}
+
+/**
+ * A ServerResponse on no connection, of a POST over HTTP/1.1, with `fields` set as Node's server
+ * sets them on each response, writing into `writes` (each write's bytes as latin1 text): Node's
+ * own head for those settings, read without a request.
+ */
+function detachedResponse(fields: Partial<NodeResponse>): {
+  response: ServerResponse
+  writes: string[]
+} {
+  const writes: string[] = []
+  const socket = new Writable({
+    decodeStrings: false,
+    write(chunk: string | Buffer, encoding: BufferEncoding | 'buffer', done: () => void) {
+      const bytes =
+        typeof chunk === 'string' ? Buffer.from(chunk, encoding as BufferEncoding) : chunk
+      writes.push(bytes.toString('latin1'))
+      done()
+    },
+  })
+  const request = { method: 'POST', httpVersionMajor: 1, httpVersionMinor: 1, headers: {} }
+  const response = new ServerResponse(request as IncomingMessage)
+  Object.assign(response, fields)
+  response.assignSocket(socket as unknown as Socket)
+  return { response, writes }
+}
+
+/** What Node's ordinary path (writeHead, then end) sends for a reply, with `fields` set. */
+function nodeSends(
+  status: number,
+  head: Record<string, string | number>,
+  text: string,
+  fields: Partial<NodeResponse>,
+): string {
+  const { response, writes } = detachedResponse(fields)
+  response.writeHead(status, head)
+  response.end(text)
+  return writes.join('')
+}
+
+/** A response as Node's server makes it for a kept-alive HTTP/1.1 request. */
+const KEPT_ALIVE: Partial<NodeResponse> = {
+  shouldKeepAlive: true,
+  _keepAliveTimeout: 5000,
+  _maxRequestsPerSocket: 7,
+}
+
+/**
+ * Whether this Node sends a head given as a response's `_header` as it is, with nothing built,
+ * in one write, and whether the fields a one write checks (sendsAsNodeWould) still decide what
+ * Node's own head would be: checked once, at load, on detached responses. False on a Node whose
+ * private fields moved or changed meaning: then every reply goes Node's ordinary way.
+ */
+const ONE_WRITE: boolean = (() => {
+  try {
+    if (OUT_HEADERS === undefined) return false
+    const fresh = detachedResponse({}).response
+    const made = fresh as unknown as NodeResponse
+    const asMade =
+      made._header === null &&
+      made._headerSent === false &&
+      made.shouldKeepAlive === true &&
+      made.maxRequestsOnConnectionReached === false &&
+      made.sendDate === true &&
+      made._expect_continue === false &&
+      made._removedConnection === false &&
+      made.chunkedEncoding === false &&
+      made._hasBody === true &&
+      made.statusMessage === undefined &&
+      (fresh as unknown as Record<symbol, unknown>)[OUT_HEADERS] == null
+    if (!asMade) return false
+    const head = { 'content-type': 'application/json', 'content-length': 2 }
+    const sends = (fields: Partial<NodeResponse>) => nodeSends(200, head, '{}', fields)
+    const keptAlive = sends(KEPT_ALIVE)
+    const meaning =
+      keptAlive.startsWith('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n') &&
+      keptAlive.includes('\r\nDate: ') &&
+      keptAlive.endsWith('\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=7\r\n\r\n{}') &&
+      !sends({ ...KEPT_ALIVE, sendDate: false }).includes('\r\nDate: ') &&
+      sends({ ...KEPT_ALIVE, shouldKeepAlive: false }).includes('\r\nConnection: close\r\n') &&
+      sends({ ...KEPT_ALIVE, maxRequestsOnConnectionReached: true }).includes(
+        '\r\nConnection: close\r\n',
+      ) &&
+      sends({ ...KEPT_ALIVE, _expect_continue: true }).includes('\r\nConnection: close\r\n') &&
+      !sends({ ...KEPT_ALIVE, _removedConnection: true }).includes('\r\nConnection: ')
+    if (!meaning) return false
+    const { response, writes } = detachedResponse(KEPT_ALIVE)
+    const given = response as unknown as NodeResponse
+    given._header = keptAlive
+    given._headerSent = false
+    response.end()
+    // (read again through the response: the compiler holds the field at what was set above)
+    const after = response as unknown as NodeResponse
+    return writes.length === 1 && writes[0] === keptAlive && after._headerSent
+  } catch {
+    return false
+  }
+})()
+
+/**
+ * Whether Node's ordinary path would send `response` a fixed reply's head as OneWrite has it: a
+ * kept-alive HTTP/1.1 request that is not its connection's last (maxRequestsPerSocket), without
+ * Expect: 100-continue, Date on, no header set or removed, no status message, no head yet.
+ * Anything else (a request with Connection: close, HTTP/1.0, ...) is sent Node's way.
+ */
+function sendsAsNodeWould(request: IncomingMessage, response: NodeResponse): boolean {
+  return (
+    request.httpVersionMajor === 1 &&
+    request.httpVersionMinor === 1 &&
+    response.shouldKeepAlive &&
+    !response.maxRequestsOnConnectionReached &&
+    response.sendDate &&
+    !response._expect_continue &&
+    response._header === null &&
+    response.statusMessage === undefined &&
+    !response._removedConnection &&
+    !response.chunkedEncoding &&
+    response._hasBody &&
+    (response as unknown as Record<symbol, unknown>)[OUT_HEADERS!] == null
+  )
+}
+
+/** The Date header's value, made at most once a second, as Node's own (utcDate) is. */
+let dateValue: string | undefined
+
+const forgetDate = (): void => {
+  dateValue = undefined
+}
+
+function httpDate(): string {
+  if (dateValue === undefined) {
+    const now = new Date()
+    dateValue = now.toUTCString()
+    // forgotten at the next second, by a timer that holds no process open (as Node's)
+    setTimeout(forgetDate, 1000 - now.getMilliseconds()).unref()
+  }
+  return dateValue
+}
+
+/**
+ * A fixed reply as one string, status line, headers and body: given to Node as the response's
+ * head (`_header`), it is sent as it is, in one write of one string, where Node built the head
+ * (status line, each header, Date, Connection and Keep-Alive) for every reply, then wrote head
+ * and body corked, in a vectored write with an empty second chunk (issue 19). The string is
+ * Node's own: what its ordinary path sends on a detached response with the server's keep-alive
+ * settings (made once per settings), its Date put in at most once a second. Sent so only where
+ * Node's ordinary path would send those very bytes (sendsAsNodeWould, ONE_WRITE).
+ */
+class OneWrite {
+  readonly status: number
+  readonly message: string
+  readonly #head: Record<string, string | number>
+  readonly #text: string
+  /** One per keep-alive settings met (one per server), the last one met first. */
+  readonly #forms: WireForm[] = []
+
+  constructor(status: number, head: Record<string, string | number>, text: string) {
+    this.status = status
+    // what writeHead sets on a response it sends (the status line's own words are Node's)
+    this.message = STATUS_CODES[status] ?? 'unknown'
+    this.#head = head
+    this.#text = text
+  }
+
+  /** The reply's bytes for a response with these settings, or undefined: send it Node's way. */
+  bytes(keepAliveMs: number, maxRequests: number): string | undefined {
+    const date = httpDate()
+    const forms = this.#forms
+    let form = forms[0]
+    if (
+      form === undefined ||
+      form.keepAliveMs !== keepAliveMs ||
+      form.maxRequests !== maxRequests
+    ) {
+      form = forms.find((f) => f.keepAliveMs === keepAliveMs && f.maxRequests === maxRequests)
+      if (form === undefined) {
+        // a handful of servers' settings at most (one app, one server); more go Node's way
+        if (forms.length >= 4) return undefined
+        form = {
+          keepAliveMs,
+          maxRequests,
+          before: undefined,
+          after: '',
+          date: undefined,
+          bytes: '',
+          refused: undefined,
+        }
+      } else {
+        forms.splice(forms.indexOf(form), 1)
+      }
+      forms.unshift(form)
+    }
+    if (date === form.date) return form.bytes
+    if (form.before === undefined) return this.#make(form, date)
+    // a concatenation, made flat by V8 in place at its first write (not copied here again)
+    form.bytes = form.before + date + form.after
+    form.date = date
+    return form.bytes
+  }
+
+  /**
+   * Node's bytes for `form`'s settings, split around its Date's value, which must be `date`: a
+   * Date Node made in another second than ours (a reply at the turn of a second) is tried again
+   * in the next one; bytes without a Date are never sent this way.
+   */
+  #make(form: WireForm, date: string): string | undefined {
+    if (form.refused === date) return undefined
+    form.refused = date
+    const sent = nodeSends(this.status, this.#head, this.#text, {
+      ...KEPT_ALIVE,
+      _keepAliveTimeout: form.keepAliveMs,
+      _maxRequestsPerSocket: form.maxRequests,
+    })
+    const at = sent.indexOf('\r\nDate: ')
+    const end = at < 0 ? -1 : sent.indexOf('\r\n', at + 8)
+    if (end < 0 || sent.slice(at + 8, end) !== date) return undefined
+    form.before = sent.slice(0, at + 8)
+    form.after = sent.slice(end)
+    form.bytes = sent
+    form.date = date
+    return sent
+  }
+}
+
+/** A fixed reply's bytes for one server's keep-alive settings (see OneWrite). */
+interface WireForm {
+  readonly keepAliveMs: number
+  readonly maxRequests: number
+  /** Node's bytes before and after its Date's value; undefined until made (see #make). */
+  before: string | undefined
+  after: string
+  /** The Date value in `bytes`. */
+  date: string | undefined
+  bytes: string
+  /** The date of a try whose Date was not ours (not tried again in that second). */
+  refused: string | undefined
 }
 
 /** A reply's headers as Node keeps validated ones, and the entry its Content-Length goes in. */
@@ -515,14 +782,32 @@ export class LeanRoutes {
     if (response.destroyed) return
     const fixed = this.#closing ? undefined : prepared.get(reply)
     if (fixed) {
-      if (fixed.validated !== undefined) {
-        // nothing has set a header on this response: the map is all its headers (see OUT_HEADERS)
-        ;(response as unknown as Record<symbol, unknown>)[OUT_HEADERS!] = fixed.validated
-        response.writeHead(reply.status)
+      const out = response as unknown as NodeResponse
+      const oneWrite = fixed.oneWrite
+      const bytes =
+        oneWrite !== undefined && sendsAsNodeWould(request, out)
+          ? oneWrite.bytes(out._keepAliveTimeout, out._maxRequestsPerSocket)
+          : undefined
+      if (bytes !== undefined) {
+        // as writeHead leaves a response, with the head Node would have made: end() sends it
+        out.statusCode = reply.status
+        out.statusMessage = oneWrite!.message
+        out._header = bytes
+        out._headerSent = false
+        response.end()
       } else {
-        response.writeHead(reply.status, fixed.head)
+        if (
+          fixed.validated !== undefined &&
+          (response as unknown as Record<symbol, unknown>)[OUT_HEADERS!] == null
+        ) {
+          // nothing has set a header on this response: the map is all its headers (see OUT_HEADERS)
+          ;(response as unknown as Record<symbol, unknown>)[OUT_HEADERS!] = fixed.validated
+          response.writeHead(reply.status)
+        } else {
+          response.writeHead(reply.status, fixed.head)
+        }
+        response.end(fixed.body)
       }
-      response.end(fixed.body)
       if (this.#idleMs > 0 && response.writableLength > 0) armIdle(request.socket, this.#idleMs)
     } else {
       // one encode, to bytes: measured cheaper than Node writing a long string after the head
