@@ -170,6 +170,12 @@ export function parseUsersJson(body: Buffer): ParsedUserIds | undefined {
         long++
       }
     }
+    // `,` then the next id, as most clients write a list: no whitespace to skip (the two skips
+    // and their checks were ~2.4k instructions a 50-id parse, callgrind in process)
+    if (i + 1 < n && body[i] === 0x2c /* , */ && body[i + 1]! > 0x20) {
+      i++
+      continue
+    }
     i = skipSpace(body, i, n)
     const c = byteAt(body, i, n)
     i = skipSpace(body, i + 1, n)
