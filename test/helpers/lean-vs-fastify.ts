@@ -21,12 +21,12 @@ export interface RawReply {
   body: Buffer
 }
 
-/** POSTs `body` to `path` on `url` over node:http, with Content-Length and `headers`. */
+/** POSTs `body` (text as utf-8) to `path` on `url` over node:http, with Content-Length and `headers`. */
 export function postRaw(
   url: string,
   path: string,
   headers: Record<string, string>,
-  body: string,
+  body: string | Buffer,
 ): Promise<RawReply> {
   return new Promise<RawReply>((resolve, reject) => {
     const call = request(
@@ -55,7 +55,7 @@ export async function leanAndFastify(
   app: StartedApp,
   path: string,
   headers: Record<string, string>,
-  body: string,
+  body: string | Buffer,
 ): Promise<{ lean: RawReply; fastify: RawReply }> {
   const before = app.lean.served
   const lean = await postRaw(app.url, path, headers, body)

@@ -4,6 +4,7 @@ import type { RequestAdmission } from '../../service/admission.js'
 import type { ProtocolContext } from '../context.js'
 import {
   fixedReply,
+  type LeanBody,
   type LeanLogger,
   type LeanReply,
   type LeanRoute,
@@ -66,7 +67,7 @@ export function leanHeartbeatRoute(context: ProtocolContext, admit: SplitAdmit):
     authenticated: Caller,
     request: IncomingMessage,
     ip: string,
-    body: () => string | Promise<string>,
+    body: LeanBody,
     log: LeanLogger | undefined,
   ): LeanReply | Promise<LeanReply> {
     let admission: RequestAdmission
@@ -145,7 +146,7 @@ type AfterCaller = (
   caller: Caller,
   request: IncomingMessage,
   ip: string,
-  body: () => string | Promise<string>,
+  body: LeanBody,
   log: LeanLogger | undefined,
 ) => LeanReply | Promise<LeanReply>
 
@@ -158,7 +159,7 @@ export function withCaller(
   admit: SplitAdmit,
   request: IncomingMessage,
   ip: string,
-  body: () => string | Promise<string>,
+  body: LeanBody,
   log: LeanLogger | undefined,
   next: AfterCaller,
 ): LeanReply | Promise<LeanReply> {

@@ -4,6 +4,7 @@ import type { Admission } from '../../service/presence-service.js'
 import type { ProtocolContext } from '../context.js'
 import {
   replyHeaders,
+  type LeanBody,
   type LeanLogger,
   type LeanReply,
   type LeanRoute,
@@ -53,7 +54,7 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
     caller: Caller,
     request: IncomingMessage,
     ip: string,
-    body: () => string | Promise<string>,
+    body: LeanBody,
     log: LeanLogger | undefined,
   ): LeanReply | Promise<LeanReply> {
     // no closure held in a const or a variable: tsx (esbuild's keepNames) names each one made
@@ -61,11 +62,11 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
     const state: Admitting = { admitted: false, admission: undefined }
     const admission = admissionOf(state, caller, request, ip)
     try {
-      const text = body()
+      const bytes = body(true)
       const reply =
-        text instanceof Promise
-          ? text.then((read) => replyOf(caller, read, admission))
-          : replyOf(caller, text, admission)
+        bytes instanceof Promise
+          ? bytes.then((read) => replyOf(caller, read, admission))
+          : replyOf(caller, bytes, admission)
       return reply instanceof Promise
         ? reply.then(answered, (error: unknown) => failed(state, error, log))
         : answered(reply)
@@ -94,9 +95,12 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
     })
   }
 
-  /** The reply's body for `text`: the plain shape in one pass, anything else as Fastify parses it. */
-  function replyOf(caller: Caller, text: string, admission: Admission): Buffer | Promise<Buffer> {
-    const parsed = parseUsersJson(text)
+  /**
+   * The reply's body for the request's `bytes`: the plain shape read in one pass over them,
+   * anything else decoded and parsed as Fastify parses it.
+   */
+  function replyOf(caller: Caller, bytes: Buffer, admission: Admission): Buffer | Promise<Buffer> {
+    const parsed = parseUsersJson(bytes)
     if (parsed !== undefined) {
       // usersReplyOf's steps, at once where the stores answer at once (issue 19)
       const summaries = context.service.lookupSummariesNow(
@@ -112,7 +116,7 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
     }
     let body: unknown
     try {
-      body = parseJsonBody(text)
+      body = parseJsonBody(bytes.toString('utf8'))
     } catch (error) {
       // as Fastify does after a body parser's error: the client may send more data
       throw Object.assign(error as Error, { closeConnection: true })

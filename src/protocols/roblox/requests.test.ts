@@ -133,22 +133,52 @@ function generalPath(text: string): string[] | string {
   }
 }
 
+/** What parseUsersJson makes of `body`'s bytes, held to the general path's ids for it. */
+function fastPath(body: Buffer | string, name = String(body)): string[] | undefined {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body
+  const fast = parseUsersJson(bytes)
+  if (fast !== undefined) {
+    // the route decodes the bytes as utf-8 for the general path
+    assert.deepEqual(fast.ids, generalPath(bytes.toString('utf8')), name)
+    // values exactly when every id is exact as a number
+    const long = fast.ids.some((id) => id.length > 15)
+    assert.equal(fast.values === undefined, long, name)
+    if (!long) assert.deepEqual(fast.values, fast.ids.map(Number), name)
+  }
+  return fast?.ids
+}
+
 test('parseUsersJson: the general path ids for the plain shape, undefined for the rest', () => {
+  const fifty = Array.from({ length: 50 }, (_, i) => String(i + 1))
   const cases: Array<[string, string[] | undefined]> = [
     ['{"userIds":[1,2,3]}', ['1', '2', '3']],
     [' \n{ "userIds" :\t[ 3 , 1,3 ,2 ] }\r\n', ['3', '1', '2']],
     ['{"userIds":[999999999999999]}', ['999999999999999']],
-    [`{"userIds":[${Array.from({ length: 50 }, (_, i) => i + 1).join(',')}]}`, undefined],
-    // the rest is the general path's: errors, big ids, strings, other members, other spellings
+    [`{"userIds":[${fifty.join(',')}]}`, fifty],
+    // ids of more than 15 digits, up to the largest int64, as their digits
+    ['{"userIds":[1000000000000000]}', ['1000000000000000']],
+    ['{"userIds":[9007199254740993,9007199254740992]}', ['9007199254740993', '9007199254740992']],
+    ['{"userIds":[9223372036854775807]}', ['9223372036854775807']],
+    ['{"userIds":[1234567890123456789,7]}', ['1234567890123456789', '7']],
+    // repeats of a long id dropped by its digits (as numbers these two are one double)
+    [
+      '{"userIds":[9007199254740993,1,9007199254740992,9007199254740993,1]}',
+      ['9007199254740993', '1', '9007199254740992'],
+    ],
+    // the rest is the general path's: errors, ids beyond int64, strings, other members, other
+    // spellings
+    ['{"userIds":[9223372036854775808]}', undefined],
+    ['{"userIds":[9999999999999999999]}', undefined],
+    ['{"userIds":[10000000000000000000]}', undefined],
     ['{"userIds":[]}', undefined],
     [`{"userIds":[${Array.from({ length: 51 }, () => 1).join(',')}]}`, undefined],
-    ['{"userIds":[1000000000000000]}', undefined],
     ['{"userIds":["1"]}', undefined],
     ['{"userIds":[0]}', undefined],
     ['{"userIds":[01]}', undefined],
     ['{"userIds":[-1]}', undefined],
     ['{"userIds":[1.0]}', undefined],
     ['{"userIds":[1e3]}', undefined],
+    ['{"userIds":[10000000000000000.0]}', undefined],
     ['{"userIds":[1,]}', undefined],
     ['{"userIds":[1]},', undefined],
     ['{"userIds":[1],"userIds":[2]}', undefined],
@@ -158,18 +188,41 @@ test('parseUsersJson: the general path ids for the plain shape, undefined for th
     ['{"userIds":[1', undefined],
     ['{"userIds":[', undefined],
     ['{"userIds":1}', undefined],
+    ['{"userIds"', undefined],
+    ['{"userId":[1]}', undefined],
     ['{"user\\u0049ds":[1]}', undefined],
+    ['{"userIds":[1\u00a0]}', undefined],
     ['\ufeff{"userIds":[1]}', undefined],
     ['', undefined],
   ]
-  cases[3]![1] = Array.from({ length: 50 }, (_, i) => String(i + 1))
-  for (const [text, expected] of cases) {
-    const fast = parseUsersJson(text)
-    assert.deepEqual(fast?.ids, expected, text)
-    if (fast !== undefined) {
-      assert.deepEqual(fast.ids, generalPath(text), text)
-      assert.deepEqual(fast.values, fast.ids.map(Number), text)
-    }
+  for (const [text, expected] of cases) assert.deepEqual(fastPath(text), expected, text)
+})
+
+test("parseUsersJson: bytes outside its grammar are the general path's", () => {
+  const body = (...parts: Array<string | number[]>) =>
+    Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))))
+  const cases: Array<[string, Buffer]> = [
+    // a UTF-8 byte-order mark: not JSON whitespace, as JSON.parse of the decoded text says
+    ['byte-order mark', body([0xef, 0xbb, 0xbf], '{"userIds":[1]}')],
+    ['byte-order mark after space', body(' ', [0xef, 0xbb, 0xbf], '{"userIds":[1]}')],
+    // bytes that are not UTF-8, which the decoder turns into U+FFFD
+    ['a lone continuation byte', body('{"userIds":[1', [0x80], ']}')],
+    ['0xff', body('{"userIds":[', [0xff], '1]}')],
+    ['a truncated sequence at the end', body('{"userIds":[1]}', [0xc3])],
+    // non-ASCII look-alikes of the grammar's characters
+    ['a no-break space', body('{"userIds":[1,', [0xc2, 0xa0], '2]}')],
+    ['a full-width digit', body('{"userIds":[', [0xef, 0xbc, 0x91], ']}')],
+    ['a NUL byte', body('{"userIds":[1', [0], ']}')],
+    ['a NUL byte at the end', body('{"userIds":[1]}', [0])],
+    ['a form feed', body('{"userIds":[1,', [0x0c], '2]}')],
+    // escapes in the member's name: the same name to JSON.parse
+    ['an escaped member name', body('{"\\u0075serIds":[1]}')],
+  ]
+  for (const [name, bytes] of cases) assert.equal(fastPath(bytes, name), undefined, name)
+  // what the general path makes of them: the escape is read, the rest refused
+  assert.deepEqual(generalPath(cases.at(-1)![1].toString('utf8')), ['1'])
+  for (const [name, bytes] of cases.slice(0, -1)) {
+    assert.equal(typeof generalPath(bytes.toString('utf8')), 'string', name)
   }
 })
 
@@ -178,7 +231,10 @@ test('parseUsersJson: never differs from the general path (generated bodies)', (
   const literal = fc.oneof(
     fc.integer({ min: 0, max: 60 }).map(String),
     fc.bigInt({ min: 1n, max: 10n ** 17n }).map(String),
-    fc.constantFrom('-1', '1.5', '1e2', '01', '"5"', 'null', 'true', '1.0'),
+    // about the largest int64 and past it
+    fc.bigInt({ min: 2n ** 63n - 100n, max: 2n ** 63n + 100n }).map(String),
+    fc.bigInt({ min: 10n ** 15n - 2n, max: 10n ** 20n }).map(String),
+    fc.constantFrom('-1', '1.5', '1e2', '01', '"5"', 'null', 'true', '1.0', '9007199254740993'),
   )
   const body = fc
     .tuple(
@@ -193,12 +249,20 @@ test('parseUsersJson: never differs from the general path (generated bodies)', (
     )
   fc.assert(
     fc.property(body, (text) => {
-      const fast = parseUsersJson(text)
-      if (fast !== undefined) {
-        assert.deepEqual(fast.ids, generalPath(text))
-        assert.deepEqual(fast.values, fast.ids.map(Number))
-      }
+      fastPath(text)
     }),
+    { numRuns: 5000 },
+  )
+  // and with any byte put anywhere in a good body
+  const good = Buffer.from('{"userIds":[12,9223372036854775807,3,12]}')
+  fc.assert(
+    fc.property(
+      fc.nat({ max: good.length }),
+      fc.uint8Array({ minLength: 1, maxLength: 3 }),
+      (at, bytes) => {
+        fastPath(Buffer.concat([good.subarray(0, at), bytes, good.subarray(at)]))
+      },
+    ),
     { numRuns: 5000 },
   )
 })
@@ -207,13 +271,24 @@ test('parseUsersJson: ids alike in their low 32 bits are distinct, repeats of ea
   const ids = [1, 2 ** 32 + 1, 2 ** 33 + 1, 7, 2 ** 40 + 7, 1, 2 ** 32 + 1, 7].map(String)
   const text = `{"userIds":[${ids.join(',')}]}`
   const expected = ['1', '4294967297', '8589934593', '7', '1099511627783']
-  assert.deepEqual(parseUsersJson(text)?.ids, expected)
-  assert.deepEqual(parseUsersJson(text)!.values, expected.map(Number))
+  assert.deepEqual(fastPath(text), expected)
   assert.deepEqual(generalPath(text), expected)
   // 50 ids that fill the set the most (every one a repeat of the one before it, by value)
   const full = Array.from({ length: 25 }, (_, k) => String(k * 2 ** 32 + 5))
   const doubled = full.flatMap((id) => [id, id])
-  assert.deepEqual(parseUsersJson(`{"userIds":[${doubled.join(',')}]}`)?.ids, full)
+  assert.deepEqual(fastPath(`{"userIds":[${doubled.join(',')}]}`), full)
+})
+
+test('parseUsersJson: ids of every length from 1 to 19 digits, as their digits', () => {
+  for (let length = 1; length <= 19; length++) {
+    const id = '912345678912345678'.slice(0, length - 1) + '7'
+    const ids = [id, String(length), id]
+    const text = `{"userIds":[${ids.join(',')}]}`
+    const expected = id === String(length) ? [id] : [id, String(length)]
+    assert.deepEqual(fastPath(text), expected, text)
+    // kept exact: the digits as sent, not a number's
+    assert.equal(parseUsersJson(Buffer.from(text))!.ids[0], id)
+  }
 })
 
 /** parseRegisterRequest's answer for a body, or its error's rendering. */

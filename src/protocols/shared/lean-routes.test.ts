@@ -483,3 +483,52 @@ test('bytes match Node: a fixed reply sends what Node sends, kept-alive in one w
   assert.equal(withoutDates(fixed!.received), withoutDates(plain!.received), 'closing')
   assert.match(fixed!.received, /\r\nconnection: close\r\n/)
 })
+
+test('body(true) gives the bytes as they came, at once or after later packets; body() the text', async (t) => {
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  routes.add({
+    method: 'POST',
+    path: '/raw',
+    route: '/raw',
+    internalError: { status: 500, headers: {}, body: '' },
+    async handle(request, _ip, body): Promise<LeanReply> {
+      const asText = request.headers['x-as'] === 'text'
+      const read = asText ? await body() : await body(true)
+      assert.equal(typeof read === 'string', asText)
+      // the bytes back as they came, the text back utf-8 encoded
+      return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: read }
+    },
+  })
+  const server: Server = routes.serverFactory((_request, response) => {
+    response.statusCode = 404
+    response.end()
+  }, {})
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => server.close())
+  const { port } = server.address() as AddressInfo
+  /** Sends `body` in `parts` pieces 20 ms apart; the reply's body. */
+  const send = async (body: Buffer, parts: number, as = 'bytes') => {
+    const socket = connect(port, '127.0.0.1')
+    const head =
+      `POST /raw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-As: ${as}\r\n` +
+      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`
+    const cut = Math.floor(body.length / parts)
+    socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, cut || body.length)]))
+    for (let at = cut; cut > 0 && at < body.length; at += cut) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      socket.write(body.subarray(at, Math.min(at + cut, body.length)))
+    }
+    const chunks: Buffer[] = []
+    for await (const chunk of socket) chunks.push(chunk as Buffer)
+    const reply = Buffer.concat(chunks)
+    return reply.subarray(reply.indexOf('\r\n\r\n') + 4)
+  }
+  // not UTF-8: a byte-order mark, a lone continuation byte, 0xff
+  const odd = Buffer.from([0xef, 0xbb, 0xbf, 0x7b, 0x80, 0xff, 0x7d])
+  assert.deepEqual(await send(odd, 1), odd)
+  assert.deepEqual(await send(odd, 3), odd)
+  assert.deepEqual(await send(Buffer.alloc(0), 1), Buffer.alloc(0))
+  // the text is the utf-8 decoder's (U+FFFD for each bad byte), as before
+  assert.deepEqual(await send(odd, 1, 'text'), Buffer.from(odd.toString('utf8'), 'utf8'))
+  assert.deepEqual(await send(odd, 3, 'text'), Buffer.from(odd.toString('utf8'), 'utf8'))
+})

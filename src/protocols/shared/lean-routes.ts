@@ -28,20 +28,31 @@ export interface LeanRoute {
   /** Fastify's route pattern, for metrics. */
   route: string
   /**
-   * Answers the request, errors included; `body()` reads the body as utf-8 text (its size is
-   * within the limit), so checks that refuse a request before its body is read come first: at
-   * once when it is all buffered already (most small bodies), else its promise. A route whose
-   * work is all done at once may answer without a promise (sent in the same tick: no microtask
-   * turns, issue 19); a throw is then as the promise's rejection.
+   * Answers the request, errors included; `body` reads the body (see LeanBody; its size is
+   * within the limit), so checks that refuse a request before its body is read come first. A
+   * route whose work is all done at once may answer without a promise (sent in the same tick: no
+   * microtask turns, issue 19); a throw is then as the promise's rejection.
    */
   handle(
     request: IncomingMessage,
     ip: string,
-    body: () => string | Promise<string>,
+    body: LeanBody,
     log: LeanLogger | undefined,
   ): LeanReply | Promise<LeanReply>
   /** The reply to an error the route did not render (a bug): logged, then answered with this. */
   internalError: LeanReply
+}
+
+/**
+ * Reads a lean request's whole body, once: `body()` as utf-8 text, `body(true)` as the bytes that
+ * came, for a route that parses bytes (the Roblox read: no string made of the body, nor the
+ * utf-8 decoder's pass over it, issue 19). At once when it is all buffered already (most small
+ * bodies), else its promise. A route reads the bytes; it neither keeps nor changes them (an
+ * empty body's are shared).
+ */
+export interface LeanBody {
+  (): string | Promise<string>
+  (raw: true): Buffer | Promise<Buffer>
 }
 
 export interface LeanReply {
@@ -738,7 +749,12 @@ export class LeanRoutes {
     }
     let answer: LeanReply | Promise<LeanReply>
     try {
-      answer = route.handle(request, ip, () => readBody(request, size), this.#log)
+      answer = route.handle(
+        request,
+        ip,
+        ((raw?: true) => readBody(request, size, raw === true)) as LeanBody,
+        this.#log,
+      )
     } catch (error) {
       this.#failed(route, request, response, error, started, log, reqId)
       return
@@ -884,10 +900,18 @@ function describe(request: IncomingMessage): { method: string; url: string; sock
   return { method: request.method ?? '', url: request.url ?? '', socket: request.socket }
 }
 
+/** The body of a request without one, as bytes. */
+const NO_BYTES = Buffer.alloc(0)
+
 /**
- * The whole body as utf-8 text; `size` is its Content-Length, checked against the limit.
+ * The whole body as utf-8 text, or with `raw` as bytes (see LeanBody); `size` is its
+ * Content-Length, checked against the limit.
  */
-function readBody(request: IncomingMessage, size: number): string | Promise<string> {
+function readBody(
+  request: IncomingMessage,
+  size: number,
+  raw: boolean,
+): string | Buffer | Promise<string | Buffer> {
   if (request.readableLength === size && request.readableFlowing === null && !request.destroyed) {
     // All of it is buffered already (a body that came with the head: the parser pushes it in the
     // step that started this request): one read takes it, and the stream is resumed to end as a
@@ -895,6 +919,7 @@ function readBody(request: IncomingMessage, size: number): string | Promise<stri
     // closures below, nor a promise at all (issue 19).
     const chunk = size === 0 ? null : (request.read() as Buffer | null)
     request.resume()
+    if (raw) return chunk ?? NO_BYTES
     return chunk === null ? '' : chunk.toString('utf8')
   }
   return new Promise((resolve, reject) => {
@@ -903,9 +928,8 @@ function readBody(request: IncomingMessage, size: number): string | Promise<stri
     request.on('data', (chunk: Buffer) => chunks.push(chunk))
     request.on('end', () => {
       ended = true
-      resolve(
-        chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'),
-      )
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+      resolve(raw ? bytes : bytes.toString('utf8'))
     })
     request.on('error', reject)
     // a client gone mid-body: nothing to answer
