@@ -30,13 +30,18 @@ async function serving(body: Buffer) {
       }
     },
   })
+  const { server, port } = await listening(routes)
+  return { server, port, reclaimed }
+}
+
+/** `routes`' server listening on a free port of 127.0.0.1 (404 for any other path). */
+async function listening(routes: LeanRoutes): Promise<{ server: Server; port: number }> {
   const server: Server = routes.serverFactory((_request, response) => {
     response.statusCode = 404
     response.end()
   }, {})
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  return { server, port, reclaimed }
+  return { server, port: (server.address() as AddressInfo).port }
 }
 
 /** POSTs `{}` and resolves with the response, its body left unread. */
@@ -222,13 +227,8 @@ test('a route that throws at once or rejects is answered its internalError, and 
       return { status: 200, headers: { 'content-type': 'text/plain' }, body: text }
     },
   })
-  const server: Server = routes.serverFactory((_request, response) => {
-    response.statusCode = 404
-    response.end()
-  }, {})
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { server, port } = await listening(routes)
   t.after(() => server.close())
-  const { port } = server.address() as AddressInfo
   // three requests pipelined in one write: each is answered, in order
   const socket = connect(port, '127.0.0.1')
   t.after(() => socket.destroy())
@@ -499,13 +499,8 @@ test('body(true) gives the bytes as they came, at once or after later packets; b
       return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: read }
     },
   })
-  const server: Server = routes.serverFactory((_request, response) => {
-    response.statusCode = 404
-    response.end()
-  }, {})
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { server, port } = await listening(routes)
   t.after(() => server.close())
-  const { port } = server.address() as AddressInfo
   /** Sends `body` in `parts` pieces 20 ms apart; the reply's body. */
   const send = async (body: Buffer, parts: number, as = 'bytes') => {
     const socket = connect(port, '127.0.0.1')
