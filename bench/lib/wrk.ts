@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 export interface LoadResult {
@@ -7,6 +7,18 @@ export interface LoadResult {
   p50Ms: number
   p99Ms: number
   errors: number
+  /**
+   * wrk's own CPU time per request (user + system µs): on a machine it shares with the servers,
+   * the load generator's part of the cores (its Lua drawing each request's ids included).
+   */
+  clientCpuMicros: number
+}
+
+/** CPU time of this process's children that have been waited for, in s (/proc: clock ticks). */
+function childrenCpuSeconds(): number {
+  // fields after the command's `) `: cutime and cstime are the 14th and 15th
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[13]) + Number(fields[14])) / 100
 }
 
 /**
@@ -150,6 +162,7 @@ done = function(summary, latency, requests)
 end
 `,
   )
+  const cpuBefore = childrenCpuSeconds()
   const run = spawnSync(
     'wrk',
     [
@@ -170,6 +183,7 @@ end
   )
   const line = run.stdout?.split('\n').find((l) => l.startsWith('RESULT '))
   if (!line) throw new Error(`wrk failed: ${run.error?.message ?? run.stderr ?? run.stdout}`)
-  const [rps, p50, p99, errors] = line.split(' ').slice(1).map(Number)
-  return { requestsPerSecond: rps!, p50Ms: p50!, p99Ms: p99!, errors: errors! }
+  const [rps, p50, p99, errors, requests] = line.split(' ').slice(1).map(Number)
+  const clientCpuMicros = ((childrenCpuSeconds() - cpuBefore) * 1e6) / requests!
+  return { requestsPerSecond: rps!, p50Ms: p50!, p99Ms: p99!, errors: errors!, clientCpuMicros }
 }
