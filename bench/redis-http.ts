@@ -179,10 +179,10 @@ try {
 
   const results = targets.map(() => [] as number[])
   /**
-   * CPU µs per request of the target's process, of redis-server, and of the target's process in
-   * the kernel (of the first), per round.
+   * CPU µs per request of the target's process, of redis-server, of the target's process in
+   * the kernel (of the first), and of wrk, per round.
    */
-  const cpu = targets.map(() => [] as Array<[number, number, number]>)
+  const cpu = targets.map(() => [] as Array<[number, number, number, number]>)
   // the bench's own redis-server (a --url Redis may be elsewhere: its CPU is not counted)
   const redisPid = values.url
     ? undefined
@@ -205,6 +205,7 @@ try {
         ((cpuSeconds(target.pid) - cpuBefore[0]!) * 1e6) / requests,
         redisPid ? ((cpuSeconds(redisPid) - cpuBefore[1]!) * 1e6) / requests : NaN,
         ((systemSeconds(target.pid) - cpuBefore[2]!) * 1e6) / requests,
+        result.clientCpuMicros,
       ])
       errors[i]! += result.errors
       if (i === 1) {
@@ -233,7 +234,8 @@ try {
   )
   console.log(
     `${'target'.padEnd(26)} ${'req/s per round'.padEnd(30)} ${'median'.padStart(8)}` +
-      `  CPU µs/request: node (of it in the kernel), redis-server (medians)`,
+      `  CPU µs/request: node (of it in the kernel), redis-server, wrk (medians);` +
+      ` the most 2 cores allow`,
   )
   for (const [i, target] of targets.entries()) {
     const rounds = results[i]!.map((r) => r.toFixed(0).padStart(7)).join(' ')
@@ -248,7 +250,30 @@ try {
           .padStart(4)})` +
         `${median(cpu[i]!.map((c) => c[1]))
           .toFixed(0)
-          .padStart(8)}${errorText}`,
+          .padStart(8)}` +
+        `${median(cpu[i]!.map((c) => c[3]))
+          .toFixed(0)
+          .padStart(6)}` +
+        `${ceiling(cpu[i]!).toFixed(0).padStart(8)} req/s${errorText}`,
+    )
+  }
+  console.log(
+    'the most 2 cores allow: 2 s of CPU a second over node + redis-server + wrk per request, ' +
+      'each process alone on a core at most (median of the rounds); wrk runs on the same machine',
+  )
+
+  /**
+   * The req/s the machine's two cores allow a target at the CPU per request its processes spent
+   * in a round: all three busy at once share 2 s of CPU a second, and each is one thread (the
+   * node's main thread, redis-server, wrk), which one core bounds. Median of the rounds.
+   */
+  function ceiling(rounds: Array<[number, number, number, number]>): number {
+    return median(
+      rounds.map(([node, redisServer, , client]) => {
+        const parts = [node, Number.isNaN(redisServer) ? 0 : redisServer, client]
+        const sum = parts.reduce((a, b) => a + b, 0)
+        return Math.min(2e6 / sum, 1e6 / Math.max(...parts))
+      }),
     )
   }
 

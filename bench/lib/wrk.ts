@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 export interface LoadResult {
@@ -7,6 +7,18 @@ export interface LoadResult {
   p50Ms: number
   p99Ms: number
   errors: number
+  /**
+   * wrk's own CPU time per request (user + system µs): on a machine it shares with the servers,
+   * the load generator's part of the cores (its Lua drawing each request's ids included).
+   */
+  clientCpuMicros: number
+}
+
+/** CPU time of this process's children that have been waited for, in s (/proc: clock ticks). */
+function childrenCpuSeconds(): number {
+  // fields after the command's `) `: cutime and cstime are the 14th and 15th
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[13]) + Number(fields[14])) / 100
 }
 
 /**
@@ -88,40 +100,59 @@ export function runWrk(options: {
   const lists = (options.mix.lists ?? [])
     .map((list) => `{ count = ${list.count}, ids = { ${list.ids.join(', ')} } }`)
     .join(',\n  ')
+  // the draw costs wrk's one thread CPU beside every request (LoadResult.clientCpuMicros): one
+  // `seen` table for all requests, each request's ids stamped with its number, and the shuffle
+  // only where lists' ids must be mixed among the random ones (random draws come in random order)
+  const shuffle = (options.mix.lists ?? []).length > 0
+  const separator = `${quote},${quote}`
   return runWrkScript({
     ...options,
     lua: `wrk.method = "POST"
 ${headerLines}
 math.randomseed(os.time())
+local random = math.random
+local concat = table.concat
 local lists = {
   ${lists}
 }
+local seen = {}
+local stamp = 0
+local ids = {}
 request = function()
-  local seen = {}
-  local ids = {}
-  local function take(id)
-    if seen[id] then return false end
-    seen[id] = true
-    ids[#ids + 1] = id
-    return true
-  end
+  stamp = stamp + 1
+  local n = 0
   for _, list in ipairs(lists) do
-    local n = 0
-    while n < list.count do
-      if take(list.ids[math.random(1, #list.ids)]) then n = n + 1 end
+    local taken = 0
+    local count = #list.ids
+    while taken < list.count do
+      local id = list.ids[random(1, count)]
+      if seen[id] ~= stamp then
+        seen[id] = stamp
+        n = n + 1
+        ids[n] = id
+        taken = taken + 1
+      end
     end
   end
-  local n = 0
-  while n < ${options.mix.random} do
-    if take(math.random(1, ${options.mix.users})) then n = n + 1 end
+  local taken = 0
+  while taken < ${options.mix.random} do
+    local id = random(1, ${options.mix.users})
+    if seen[id] ~= stamp then
+      seen[id] = stamp
+      n = n + 1
+      ids[n] = id
+      taken = taken + 1
+    end
   end
-  for i = #ids, 2, -1 do
-    local j = math.random(1, i)
+${
+  shuffle
+    ? `  for i = n, 2, -1 do
+    local j = random(1, i)
     ids[i], ids[j] = ids[j], ids[i]
   end
-  local parts = {}
-  for i = 1, #ids do parts[i] = '${quote}' .. ids[i] .. '${quote}' end
-  return wrk.format(nil, "${options.path}", nil, '${open}' .. table.concat(parts, ",") .. '${close}')
+`
+    : ''
+}  return wrk.format(nil, "${options.path}", nil, '${open}${quote}' .. concat(ids, '${separator}', 1, n) .. '${quote}${close}')
 end
 `,
   })
@@ -150,6 +181,7 @@ done = function(summary, latency, requests)
 end
 `,
   )
+  const cpuBefore = childrenCpuSeconds()
   const run = spawnSync(
     'wrk',
     [
@@ -170,6 +202,7 @@ end
   )
   const line = run.stdout?.split('\n').find((l) => l.startsWith('RESULT '))
   if (!line) throw new Error(`wrk failed: ${run.error?.message ?? run.stderr ?? run.stdout}`)
-  const [rps, p50, p99, errors] = line.split(' ').slice(1).map(Number)
-  return { requestsPerSecond: rps!, p50Ms: p50!, p99Ms: p99!, errors: errors! }
+  const [rps, p50, p99, errors, requests] = line.split(' ').slice(1).map(Number)
+  const clientCpuMicros = ((childrenCpuSeconds() - cpuBefore) * 1e6) / requests!
+  return { requestsPerSecond: rps!, p50Ms: p50!, p99Ms: p99!, errors: errors!, clientCpuMicros }
 }
