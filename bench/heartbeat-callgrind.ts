@@ -72,8 +72,24 @@ const { values } = benchArgs(import.meta.url, {
     ll: { type: 'string', default: '33554432,16,64' },
     d1: { type: 'string', default: '49152,12,64' },
     i1: { type: 'string', default: '32768,8,64' },
+    /**
+     * `name=--node-flag …`: a server `name` (in --servers) that runs this checkout's presenced
+     * with those node flags too, to try a V8 flag beside the same code without it (repeatable).
+     */
+    flags: { type: 'string', multiple: true, default: [] },
   },
 })
+const extraFlags = new Map<string, string[]>()
+for (const f of values.flags as string[]) {
+  const at = f.indexOf('=')
+  extraFlags.set(
+    f.slice(0, at),
+    f
+      .slice(at + 1)
+      .split(' ')
+      .filter(Boolean),
+  )
+}
 const PATH = '/v1/presence/register-app-presence'
 const PLACES = 500
 /** Servers named after a step of the route, stopped after it (heartbeat-server.ts). */
@@ -131,7 +147,10 @@ function start(name: string, script: string, args: string[], cwd: string) {
         : []),
     ],
     // more node flags, as read-callgrind.ts takes them (e.g. V8's, to try)
-    node: process.env.CG_NODE_FLAGS ? process.env.CG_NODE_FLAGS.split(' ') : [],
+    node: [
+      ...(process.env.CG_NODE_FLAGS ? process.env.CG_NODE_FLAGS.split(' ') : []),
+      ...(extraFlags.get(name) ?? []),
+    ],
     env: name === 'bare' ? {} : presencedEnv('huge'),
   })
 }

@@ -35,8 +35,24 @@ const { values } = benchArgs(import.meta.url, {
     baseline: { type: 'string' },
     rounds: { type: 'string', default: '2' },
     strace: { type: 'boolean', default: false },
+    /**
+     * `name=--node-flag …`: a server `name` (in --servers) that runs this checkout's presenced
+     * with those node flags beside `--trace-gc-nvp`, to try a V8 flag (repeatable).
+     */
+    flags: { type: 'string', multiple: true, default: [] },
   },
 })
+const extraFlags = new Map<string, string[]>()
+for (const f of values.flags as string[]) {
+  const at = f.indexOf('=')
+  extraFlags.set(
+    f.slice(0, at),
+    f
+      .slice(at + 1)
+      .split(' ')
+      .filter(Boolean),
+  )
+}
 const dir = mkdtempSync(join(tmpdir(), 'heartbeat-costs-'))
 const secret = 'bench-heartbeat-secret-of-enough-length-0123456789'
 const seconds = Number(values.seconds)
@@ -76,6 +92,7 @@ async function start(name: string): Promise<Server> {
       '-oL',
       process.execPath,
       '--trace-gc-nvp',
+      ...(extraFlags.get(name) ?? []),
       '--import',
       'tsx',
       ...compiledFlags(checkout),

@@ -36,6 +36,10 @@ export class Revocations {
   }
 
   has(tokenId: string): boolean {
+    // none revoked (the usual case): the id's string is not read. A Map lookup reads its hash
+    // from the string's header, a cache line of its own that is cold at speed: in a timed
+    // heartbeat the Map's lookup builtin was the largest, its samples on such reads (issue 19)
+    if (this.#revoked.size === 0) return false
     const expiresAt = this.#revoked.get(tokenId)
     if (expiresAt === undefined) return false
     if (expiresAt > this.#clock.now()) return true

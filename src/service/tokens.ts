@@ -86,26 +86,27 @@ function ownCopy(token: string): string | undefined {
 /**
  * Where a token is found in the cache: a number made of its last 8 characters (the end of its
  * signature: about 48 random bits of an HS256 JWT's, as many of any other's; all of it when
- * shorter), two 26-bit mixes of four characters each. A Map hashes the key of every lookup, and
- * the token comes in a new string each request: hashing all ~200 characters of presenced's
- * tokens was ~2.4k of a heartbeat's instructions under callgrind, its last 43 ~0.56k, a slice of
- * its last 16 (a new string, hashed through V8's runtime) ~0.8k with its lookup; a number is
- * hashed in the Map's own code, its characters read where they are. The entry found answers only
+ * shorter), mixed into 32 bits of which the top 30 are kept. A Map hashes the key of every
+ * lookup, and the token comes in a new string each request: hashing all ~200 characters of
+ * presenced's tokens was ~2.4k of a heartbeat's instructions under callgrind, its last 43 ~0.56k,
+ * a slice of its last 16 (a new string, hashed through V8's runtime) ~0.8k with its lookup; a
+ * number is hashed in the Map's own code, its characters read where they are. Below 2^30, so a
+ * small integer (a Smi, with or without pointer compression), kept in the Map's entry itself: a
+ * key of up to 52 bits was a HeapNumber, another object read (a cache line, cold at speed) for
+ * each entry of its bucket compared (issue 19: the Map's lookup was the heartbeat's largest
+ * builtin in a timed profile, most of its samples on those reads). The entry found answers only
  * if its whole token is the same text: two tokens may end alike (a forged one may copy a
- * signature); two verified tokens whose keys met (about one pair in a cache of ten million)
- * would only take each other's place (one verified again), not each other's claims.
+ * signature); two verified tokens whose keys met (about one pair in a cache of 46,000) would
+ * only take each other's place (one verified again), not each other's claims.
  */
 function cacheKey(token: string): number {
   const n = token.length
-  let high = 0
-  let low = 0
-  let i = n > KEY_CHARS ? n - KEY_CHARS : 0
-  for (const half = n - (KEY_CHARS >> 1); i < half; i++) {
-    high = Math.imul(high ^ token.charCodeAt(i), MIX)
+  let h = 0
+  for (let i = n > KEY_CHARS ? n - KEY_CHARS : 0; i < n; i++) {
+    h = Math.imul(h ^ token.charCodeAt(i), MIX)
   }
-  for (; i < n; i++) low = Math.imul(low ^ token.charCodeAt(i), MIX)
-  // the top 26 bits of each (the best mixed): below 2^52, an exact double
-  return (high >>> 6) * 0x4000000 + (low >>> 6)
+  // the top 30 bits (the best mixed): a Smi
+  return h >>> 2
 }
 
 const KEY_CHARS = 8

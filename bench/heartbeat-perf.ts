@@ -1,0 +1,170 @@
+/**
+ * Where a timed heartbeat's CPU goes, whole process, kernel included: `perf record -e cpu-clock`
+ * (a software clock: this machine's VM has no hardware counters) on each server under the same
+ * wrk load as bench/heartbeat-costs.ts, JIT code named from V8's perf map (--perf-basic-prof).
+ * Prints samples per request by DSO, by thread, and the top symbols.
+ *
+ *   npx tsx bench/heartbeat-perf.ts [--servers presenced,bare] [--seconds 5] [--top 40]
+ *                                   [--flags 'name=--node-flag …'] (a server `name` that runs
+ *                                   this checkout's presenced with those node flags)
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { benchArgs } from './lib/args.js'
+import { compiledFlags, presencedEnv } from './lib/processes.js'
+import { runWrkScript } from './lib/wrk.js'
+import { heartbeatLua } from './lib/heartbeat-load.js'
+
+const { values } = benchArgs(import.meta.url, {
+  options: {
+    seconds: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '50' },
+    tokens: { type: 'string', default: '2000' },
+    servers: { type: 'string', default: 'presenced,bare' },
+    baseline: { type: 'string' },
+    top: { type: 'string', default: '40' },
+    frequency: { type: 'string', default: '4999' },
+    flags: { type: 'string', multiple: true, default: [] },
+    /** Call graphs too (frame pointers: V8's JIT code keeps them): `perf report -G -i <data>`. */
+    graph: { type: 'boolean', default: false },
+  },
+})
+const dir = mkdtempSync(join(tmpdir(), 'heartbeat-perf-'))
+console.log(`perf data in ${dir}`)
+const secret = 'bench-heartbeat-secret-of-enough-length-0123456789'
+const replyFile = join(dir, 'reply.json')
+writeFileSync(replyFile, '{}')
+const extraFlags = new Map<string, string[]>()
+for (const f of values.flags as string[]) {
+  const at = f.indexOf('=')
+  extraFlags.set(
+    f.slice(0, at),
+    f
+      .slice(at + 1)
+      .split(' ')
+      .filter(Boolean),
+  )
+}
+
+interface Server {
+  name: string
+  child: ChildProcess
+  port: number
+}
+
+async function start(name: string): Promise<Server> {
+  const checkout = name === 'baseline' ? resolve(values.baseline ?? '') : process.cwd()
+  const tokenFile = join(dir, `${name}-tokens.txt`)
+  const script = name === 'bare' ? 'bench/lib/bare-server.ts' : 'bench/heartbeat-server.ts'
+  const args =
+    name === 'bare'
+      ? [replyFile]
+      : ['--tokens', String(values.tokens), '--token-file', tokenFile, '--secret', secret]
+  const out = join(dir, `${name}.out`)
+  const fd = openSync(out, 'w')
+  const child = spawn(
+    process.execPath,
+    [
+      '--perf-basic-prof',
+      ...(extraFlags.get(name) ?? []),
+      '--import',
+      'tsx',
+      ...compiledFlags(checkout),
+      script,
+      ...args,
+    ],
+    {
+      cwd: checkout,
+      stdio: ['ignore', fd, 'inherit'],
+      env: { ...process.env, ...(name === 'bare' ? {} : presencedEnv('huge')) },
+    },
+  )
+  closeSync(fd)
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`)
+    const line = readFileSync(out, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('{'))
+    if (line !== undefined) {
+      return { name, child, port: (JSON.parse(line) as { port: number }).port }
+    }
+    await new Promise((wait) => setTimeout(wait, 200))
+  }
+}
+
+const tokensOf = (name: string) =>
+  name === 'bare' ? ['none'] : readFileSync(join(dir, `${name}-tokens.txt`), 'utf8').split('\n')
+
+function load(server: Server, seconds: number) {
+  const result = runWrkScript({
+    url: `http://127.0.0.1:${server.port}`,
+    lua: heartbeatLua(tokensOf(server.name), 0.5),
+    seconds,
+    connections: Number(values.connections),
+    dir,
+  })
+  if (result.errors > 0) throw new Error(`${server.name}: ${result.errors} errors`)
+  return result.requestsPerSecond * seconds
+}
+
+function report(data: string, sort: string, requests: number, top: number, period: number) {
+  const run = spawnSync(
+    'perf',
+    ['report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-F', 'sample,' + sort],
+    { encoding: 'utf8', maxBuffer: 1 << 28 },
+  )
+  const rows: Array<[number, string]> = []
+  for (const line of run.stdout.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line)
+    if (m) rows.push([Number(m[1]), m[2]!.trim().replace(/\s+/g, ' ')])
+  }
+  return rows
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, top)
+    .map(([n, what]) => `${((n * period) / requests).toFixed(2).padStart(8)} µs  ${what}`)
+    .join('\n')
+}
+
+const names = String(values.servers).split(',')
+const servers: Server[] = []
+for (const name of names) servers.push(await start(name))
+try {
+  for (const server of servers) load(server, 3)
+  for (const server of servers) {
+    const data = join(dir, `perf-${server.name}.data`)
+    const perf = spawn(
+      'perf',
+      [
+        'record',
+        '-e',
+        'cpu-clock',
+        ...(values.graph ? ['-g'] : []),
+        '-F',
+        String(values.frequency),
+        '-p',
+        String(server.child.pid),
+        '-o',
+        data,
+      ],
+      { stdio: 'ignore' },
+    )
+    spawnSync('sleep', ['0.3'])
+    const requests = load(server, Number(values.seconds))
+    perf.kill('SIGINT')
+    await new Promise((done) => perf.once('exit', done))
+    const period = 1e6 / Number(values.frequency)
+    console.log(
+      `\n== ${server.name}: ${(requests / Number(values.seconds)).toFixed(0)} req/s; µs of CPU per request (samples × ${period.toFixed(0)} µs / requests)`,
+    )
+    console.log(report(data, 'tid', requests, 10, period))
+    console.log('-- by dso')
+    console.log(report(data, 'dso', requests, 12, period))
+    console.log('-- by symbol')
+    console.log(report(data, 'dso,sym', requests, Number(values.top), period))
+  }
+} finally {
+  for (const server of servers) server.child.kill('SIGKILL')
+}
