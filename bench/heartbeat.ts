@@ -169,7 +169,8 @@ try {
   const heads = Array.from({ length: rounds }, (_, r) => `round ${r + 1}`.padStart(9)).join('')
   console.log(
     `${'req/s'.padEnd(16)}${heads}${'median'.padStart(9)}${'p50 ms'.padStart(9)}` +
-      `${'p99 ms'.padStart(9)}${'errors'.padStart(8)}${'CPU µs/req'.padStart(12)}`,
+      `${'p99 ms'.padStart(9)}${'errors'.padStart(8)}${'CPU µs/req'.padStart(12)}` +
+      `${'wrk µs/req'.padStart(12)}`,
   )
   for (const name of names) {
     const r = results.get(name)!
@@ -183,9 +184,14 @@ try {
           r.reduce((sum, x) => sum + x.errors, 0),
           8,
         ) +
-        n(median(cpu.get(name)!), 12, 1),
+        n(median(cpu.get(name)!), 12, 1) +
+        n(median(r.map((x) => x.clientCpuMicros)), 12, 1),
     )
   }
+  console.log(
+    "(wrk µs/req: the load generator's own CPU per request, on the same 2 cores: where it nears " +
+      "a server's, wrk and not the server sets that server's req/s, bare's first)",
+  )
   const ours = results.get('presenced')!
   const perRound = (name: Name) =>
     ours.map((x, r) => x.requestsPerSecond / results.get(name)![r]!.requestsPerSecond)
