@@ -104,6 +104,40 @@ test('commands beside the MGET go out in its write, each with its own reply or e
   assert.deepEqual(values, { status: 'fulfilled', value: ['value', null] })
 })
 
+test('reads of one turn go four to a write, each with what its caller asked beside it', async (t) => {
+  const { prefix, connection, client, writes } = await open(t)
+  const keys = Array.from({ length: 10 }, (_, i) => `${prefix}:r${i}`)
+  await Promise.all(keys.map((key, i) => client.set(key, `v${i}`)))
+  await client.set(`${prefix}:n`, '0')
+  const before = writes()
+  // ten callers, each in a callback of its own as requests come (setImmediate: microtasks run
+  // between them), each with an incr beside its read (as a read's rate-limit hit is)
+  const answers = await Promise.all(
+    keys.map(
+      (key) =>
+        new Promise<[number, (string | null)[]]>((resolve, reject) =>
+          setImmediate(() => {
+            Promise.all([
+              connection.beside<number>('incr', [`${prefix}:n`], (c) => c.incr(`${prefix}:n`)),
+              connection.mget([key]),
+            ]).then(resolve, reject)
+          }),
+        ),
+    ),
+  )
+  // reads 1-4, 5-8 and 9-10 (those at the turn's end): three writes, not one for the turn
+  assert.equal(writes() - before, 3)
+  assert.deepEqual(
+    answers.map(([, values]) => values),
+    keys.map((_, i) => [`v${i}`]),
+  )
+  // each caller's incr went in the write of its read, in the callers' order
+  assert.deepEqual(
+    answers.map(([count]) => count),
+    keys.map((_, i) => i + 1),
+  )
+})
+
 test('rate-limit hits beside the MGET: one write, each window counted once with its expiry', async (t) => {
   const { prefix, connection, client, writes } = await open(t)
   const [a, b, bad] = [`${prefix}:w:a`, `${prefix}:w:b`, `${prefix}:w:bad`]
