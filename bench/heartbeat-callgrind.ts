@@ -52,7 +52,7 @@ import {
   totals,
 } from './lib/callgrind.js'
 import { presencedEnv } from './lib/processes.js'
-import { benchArgs } from './lib/args.js'
+import { benchArgs, nodeFlagsByServer } from './lib/args.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -79,17 +79,7 @@ const { values } = benchArgs(import.meta.url, {
     flags: { type: 'string', multiple: true, default: [] },
   },
 })
-const extraFlags = new Map<string, string[]>()
-for (const f of values.flags as string[]) {
-  const at = f.indexOf('=')
-  extraFlags.set(
-    f.slice(0, at),
-    f
-      .slice(at + 1)
-      .split(' ')
-      .filter(Boolean),
-  )
-}
+const extraFlags = nodeFlagsByServer(values.flags as string[])
 const PATH = '/v1/presence/register-app-presence'
 const PLACES = 500
 /** Servers named after a step of the route, stopped after it (heartbeat-server.ts). */

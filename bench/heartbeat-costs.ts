@@ -20,8 +20,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { benchArgs } from './lib/args.js'
-import { compiledFlags, presencedEnv } from './lib/processes.js'
+import { benchArgs, nodeFlagsByServer } from './lib/args.js'
+import { compiledFlags, firstJsonLine, presencedEnv } from './lib/processes.js'
 import { runWrkScript } from './lib/wrk.js'
 import { HEARTBEAT_PATH, heartbeatLua } from './lib/heartbeat-load.js'
 
@@ -42,17 +42,7 @@ const { values } = benchArgs(import.meta.url, {
     flags: { type: 'string', multiple: true, default: [] },
   },
 })
-const extraFlags = new Map<string, string[]>()
-for (const f of values.flags as string[]) {
-  const at = f.indexOf('=')
-  extraFlags.set(
-    f.slice(0, at),
-    f
-      .slice(at + 1)
-      .split(' ')
-      .filter(Boolean),
-  )
-}
+const extraFlags = nodeFlagsByServer(values.flags as string[])
 const dir = mkdtempSync(join(tmpdir(), 'heartbeat-costs-'))
 const secret = 'bench-heartbeat-secret-of-enough-length-0123456789'
 const seconds = Number(values.seconds)
@@ -106,16 +96,8 @@ async function start(name: string): Promise<Server> {
     },
   )
   closeSync(fd)
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`)
-    const line = readFileSync(out, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('{'))
-    if (line !== undefined) {
-      return { name, child, port: (JSON.parse(line) as { port: number }).port, out }
-    }
-    await new Promise((wait) => setTimeout(wait, 200))
-  }
+  const { port } = await firstJsonLine<{ port: number }>(child, out, name)
+  return { name, child, port: port, out }
 }
 
 /** The collections the server has printed so far. */

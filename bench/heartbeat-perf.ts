@@ -12,8 +12,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { benchArgs } from './lib/args.js'
-import { compiledFlags, presencedEnv } from './lib/processes.js'
+import { benchArgs, nodeFlagsByServer } from './lib/args.js'
+import { compiledFlags, firstJsonLine, presencedEnv } from './lib/processes.js'
 import { runWrkScript } from './lib/wrk.js'
 import { heartbeatLua } from './lib/heartbeat-load.js'
 
@@ -36,17 +36,7 @@ console.log(`perf data in ${dir}`)
 const secret = 'bench-heartbeat-secret-of-enough-length-0123456789'
 const replyFile = join(dir, 'reply.json')
 writeFileSync(replyFile, '{}')
-const extraFlags = new Map<string, string[]>()
-for (const f of values.flags as string[]) {
-  const at = f.indexOf('=')
-  extraFlags.set(
-    f.slice(0, at),
-    f
-      .slice(at + 1)
-      .split(' ')
-      .filter(Boolean),
-  )
-}
+const extraFlags = nodeFlagsByServer(values.flags as string[])
 
 interface Server {
   name: string
@@ -82,16 +72,8 @@ async function start(name: string): Promise<Server> {
     },
   )
   closeSync(fd)
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`)
-    const line = readFileSync(out, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('{'))
-    if (line !== undefined) {
-      return { name, child, port: (JSON.parse(line) as { port: number }).port }
-    }
-    await new Promise((wait) => setTimeout(wait, 200))
-  }
+  const { port } = await firstJsonLine<{ port: number }>(child, out, name)
+  return { name, child, port: port }
 }
 
 const tokensOf = (name: string) =>

@@ -36,3 +36,26 @@ function usageOf(scriptUrl: string): string {
     ? `usage (${name}):\n${lines.map((line) => `  ${line.trim()}`).join('\n')}\n`
     : `usage: see the comment at the top of ${name}\n`
 }
+
+/**
+ * `--flags name=--node-flag …` values as node flags by server name: the extra flags a bench
+ * runs this checkout's presenced with under that name, to try a V8 flag beside the same code
+ * without it.
+ *
+ * @example
+ * nodeFlagsByServer(['semi2=--max-semi-space-size=2']) // Map { 'semi2' => ['--max-semi-space-size=2'] }
+ */
+export function nodeFlagsByServer(values: readonly string[]): Map<string, string[]> {
+  const flags = new Map<string, string[]>()
+  for (const value of values) {
+    const at = value.indexOf('=')
+    flags.set(
+      value.slice(0, at),
+      value
+        .slice(at + 1)
+        .split(' ')
+        .filter(Boolean),
+    )
+  }
+  return flags
+}

@@ -125,3 +125,18 @@ export function systemSeconds(pid: number, andUser = false): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return ((andUser ? Number(fields[11]) : 0) + Number(fields[12])) / 100
 }
+
+/**
+ * The first JSON line (`{…}`) that `child` writes to the file `out` (its stdout sent to a file,
+ * not a pipe, so that a child printing while the bench blocks in wrk never stalls), polled.
+ */
+export async function firstJsonLine<T>(child: ChildProcess, out: string, name: string): Promise<T> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`)
+    const line = readFileSync(out, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('{'))
+    if (line !== undefined) return JSON.parse(line) as T
+    await new Promise((wait) => setTimeout(wait, 200))
+  }
+}
