@@ -169,6 +169,11 @@ test('visibleSummary + writeSummariesReply = visiblePresence + writeUsersReply, 
           const options = { invisibleSelfView }
           const expected = writeUsersReply(full, options).toString()
           assert.equal(writeSummariesReply(summaries, options).toString(), expected)
+          // the digits from the parser's values (ids of 15 digits or fewer, as it gives them)
+          if (summaries.every((s) => s.userId.length <= 15)) {
+            const values = summaries.map((s) => Number(s.userId))
+            assert.equal(writeSummariesReply(summaries, options, values).toString(), expected)
+          }
         }
       },
     ),

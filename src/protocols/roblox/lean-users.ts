@@ -111,8 +111,8 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
         false,
       )
       return summaries instanceof Promise
-        ? summaries.then((found) => writeSummariesReply(found, viewOptions))
-        : writeSummariesReply(summaries, viewOptions)
+        ? summaries.then((found) => writeSummariesReply(found, viewOptions, parsed.values))
+        : writeSummariesReply(summaries, viewOptions, parsed.values)
     }
     let body: unknown
     try {

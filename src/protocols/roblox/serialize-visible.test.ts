@@ -176,6 +176,51 @@ test("writeSummariesReply: an activity id given to another activity writes that 
   }
 })
 
+test("writeSummariesReply: ids' digits written from their values, byte for byte", () => {
+  resetReplyWriter()
+  const options = { invisibleSelfView: 'state' } as const
+  const activity = Object.freeze({ kind: 'inGame', placeId: '1', universeId: '2' }) as Activity
+  const summaryOf = (userId: string, lastOnline: number | undefined): PresenceSummary => ({
+    userId: userId as UserId,
+    state: lastOnline === undefined ? 0 : 2,
+    activity: lastOnline === undefined ? undefined : activity,
+    updatedAt: 0,
+    lastOnline,
+    sessions: lastOnline === undefined ? 0 : 1,
+    deviceType: '',
+    source: 'app',
+  })
+  // every digit count from 1 to 16, the edges of each, 0 and 2^53 - 1
+  const safeId = fc.oneof(
+    fc.bigInt({ min: 0n, max: 2n ** 53n - 1n }),
+    fc.integer({ min: 1, max: 16 }).map((digits) => 10n ** BigInt(digits - 1)),
+    fc.integer({ min: 1, max: 15 }).map((digits) => 10n ** BigInt(digits) - 1n),
+    fc.constant(2n ** 53n - 1n),
+  )
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(safeId, { minLength: 1, maxLength: 60 }),
+      fc.array(fc.option(fc.integer({ min: 0, max: 4_102_444_800_000 }), { nil: undefined }), {
+        minLength: 60,
+        maxLength: 60,
+      }),
+      (ids, times) => {
+        const summaries = ids.map((id, i) => summaryOf(String(id), times[i]))
+        const expected = writeSummariesReply(summaries, options).toString()
+        const values = ids.map(Number)
+        assert.equal(writeSummariesReply(summaries, options, values).toString(), expected)
+        // values that do not belong to the ids are not used where their digit count tells
+        const shifted = values.map((v) => v * 10 + 1)
+        assert.equal(writeSummariesReply(summaries, options, shifted).toString(), expected)
+        // nor values of another length than the summaries'
+        assert.equal(writeSummariesReply(summaries, options, values.slice(1)).toString(), expected)
+        JSON.parse(expected)
+      },
+    ),
+    { numRuns: 1000 },
+  )
+})
+
 test('isoOf is Date#toISOString, day changes and edges included', () => {
   for (const ms of [
     0, 1, 999, 1000, 86_399_999, 86_400_000, 951_782_400_000, 253_402_300_799_999,

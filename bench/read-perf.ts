@@ -1,0 +1,167 @@
+/**
+ * Where a timed read's CPU goes, whole process, kernel included: `perf record -e cpu-clock` (a
+ * software clock: this machine's VM has no hardware counters) on each server under the same wrk
+ * load as `npm run bench` (1M users, 50 random ids, anonymous), JIT code named from V8's perf map
+ * (--perf-basic-prof). Prints CPU µs per request by thread, by DSO and the top symbols. The
+ * read's counterpart of heartbeat-perf.ts; callgrind (read-callgrind.ts) counts instructions,
+ * this times them, cache misses and the kernel included.
+ *
+ *   npx tsx bench/read-perf.ts [--servers presenced,naive,bare] [--seconds 5] [--top 40]
+ *                              [--baseline <checkout>] [--graph]
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { request } from 'node:http'
+import { benchArgs } from './lib/args.js'
+import type { BenchServerInfo } from './lib/bench-server.js'
+import { presencedEnv, spawnJson, stop } from './lib/processes.js'
+import { runWrk } from './lib/wrk.js'
+
+const { values } = benchArgs(import.meta.url, {
+  options: {
+    users: { type: 'string', default: '1000000' },
+    seconds: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '50' },
+    servers: { type: 'string', default: 'presenced,naive,bare' },
+    baseline: { type: 'string' },
+    top: { type: 'string', default: '40' },
+    frequency: { type: 'string', default: '4999' },
+    /** Call graphs too (frame pointers: V8's JIT code keeps them): `perf report -G -i <data>`. */
+    graph: { type: 'boolean', default: false },
+  },
+})
+const users = Number(values.users)
+const dir = mkdtempSync(join(tmpdir(), 'read-perf-'))
+console.log(`perf data in ${dir}`)
+const at = Date.now()
+const path = '/v1/presence/users'
+const mix = { users, random: 50 }
+
+async function start(name: string) {
+  const perfFlags = ['--perf-basic-prof']
+  if (name === 'presenced' || name === 'baseline') {
+    return spawnJson<BenchServerInfo>(
+      'bench/lib/bench-server.ts',
+      ['--users', String(users), '--at', String(at)],
+      [...perfFlags, '--expose-gc', '--max-old-space-size=8192'],
+      presencedEnv(),
+      name === 'baseline' ? resolve(values.baseline ?? '') : undefined,
+    )
+  }
+  if (name === 'naive') {
+    return spawnJson<{ port: number }>(
+      'bench/naive-roblox-server.ts',
+      ['--users', String(users), '--at', String(at)],
+      [...perfFlags, '--max-old-space-size=8192'],
+    )
+  }
+  if (name === 'bare') {
+    // the bytes of presenced's reply to one 50-id request, answered as they are
+    const replyFile = join(dir, 'reply.json')
+    writeFileSync(replyFile, await oneReply((await presencedPort)!))
+    return spawnJson<{ port: number }>('bench/lib/bare-server.ts', [replyFile], perfFlags)
+  }
+  throw new Error(`unknown server ${name}`)
+}
+
+function oneReply(port: number): Promise<Buffer> {
+  const ids = Array.from({ length: 50 }, (_, i) => 1 + ((i * 7919) % users))
+  return new Promise((done, fail) => {
+    const req = request(
+      { port, method: 'POST', path, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => done(Buffer.concat(chunks)))
+      },
+    )
+    req.on('error', fail)
+    req.end(JSON.stringify({ userIds: ids }))
+  })
+}
+
+function report(data: string, sort: string, requests: number, top: number, period: number) {
+  const run = spawnSync(
+    'perf',
+    ['report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-F', 'sample,' + sort],
+    { encoding: 'utf8', maxBuffer: 1 << 28 },
+  )
+  const rows: Array<[number, string]> = []
+  for (const line of run.stdout.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line)
+    if (m) rows.push([Number(m[1]), m[2]!.trim().replace(/\s+/g, ' ')])
+  }
+  return rows
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, top)
+    .map(([n, what]) => `${((n * period) / requests).toFixed(2).padStart(8)} µs  ${what}`)
+    .join('\n')
+}
+
+const names = String(values.servers).split(',')
+let presencedPort: Promise<number | undefined> = Promise.resolve(undefined)
+const servers: Array<{
+  name: string
+  child: import('node:child_process').ChildProcess
+  port: number
+}> = []
+for (const name of names) {
+  const started = start(name)
+  if (name === 'presenced' || name === 'baseline') presencedPort = started.then((s) => s.info.port)
+  const { child, info } = await started
+  servers.push({ name, child, port: info.port })
+}
+const load = (port: number, seconds: number) => {
+  const result = runWrk({
+    url: `http://127.0.0.1:${port}`,
+    path,
+    mix,
+    shape: 'roblox',
+    seconds,
+    connections: Number(values.connections),
+    dir,
+  })
+  if (result.errors > 0) throw new Error(`${result.errors} errors`)
+  return result
+}
+try {
+  for (const server of servers) load(server.port, 3)
+  for (const server of servers) {
+    const data = join(dir, `perf-${server.name}.data`)
+    const perf = spawn(
+      'perf',
+      [
+        'record',
+        '-e',
+        'cpu-clock',
+        ...(values.graph ? ['-g'] : []),
+        '-F',
+        String(values.frequency),
+        '-p',
+        String(server.child.pid),
+        '-o',
+        data,
+      ],
+      { stdio: 'ignore' },
+    )
+    spawnSync('sleep', ['0.3'])
+    const result = load(server.port, Number(values.seconds))
+    const requests = result.requestsPerSecond * Number(values.seconds)
+    perf.kill('SIGINT')
+    await new Promise((done) => perf.once('exit', done))
+    const period = 1e6 / Number(values.frequency)
+    console.log(
+      `\n== ${server.name}: ${result.requestsPerSecond.toFixed(0)} req/s, wrk ${result.clientCpuMicros.toFixed(1)} µs/req; µs of CPU per request (samples × ${period.toFixed(0)} µs / requests)`,
+    )
+    console.log(report(data, 'tid', requests, 10, period))
+    console.log('-- by dso')
+    console.log(report(data, 'dso', requests, 12, period))
+    console.log('-- by symbol')
+    console.log(report(data, 'dso,sym', requests, Number(values.top), period))
+  }
+} finally {
+  for (const server of servers) await stop(server.child)
+}
