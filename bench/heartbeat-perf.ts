@@ -8,7 +8,7 @@
  *                                   [--flags 'name=--node-flag …'] (a server `name` that runs
  *                                   this checkout's presenced with those node flags)
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -16,6 +16,7 @@ import { benchArgs, nodeFlagsByServer } from './lib/args.js'
 import { compiledFlags, firstJsonLine, presencedEnv } from './lib/processes.js'
 import { runWrkScript } from './lib/wrk.js'
 import { heartbeatLua } from './lib/heartbeat-load.js'
+import { printReport, recorded } from './lib/perf-record.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -91,25 +92,6 @@ function load(server: Server, seconds: number) {
   return result.requestsPerSecond * seconds
 }
 
-function report(data: string, sort: string, requests: number, top: number, period: number) {
-  const run = spawnSync(
-    'perf',
-    ['report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-F', 'sample,' + sort],
-    { encoding: 'utf8', maxBuffer: 1 << 28 },
-  )
-  const rows: Array<[number, string]> = []
-  for (const line of run.stdout.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue
-    const m = /^\s*(\d+)\s+(.*)$/.exec(line)
-    if (m) rows.push([Number(m[1]), m[2]!.trim().replace(/\s+/g, ' ')])
-  }
-  return rows
-    .sort((a, b) => b[0] - a[0])
-    .slice(0, top)
-    .map(([n, what]) => `${((n * period) / requests).toFixed(2).padStart(8)} µs  ${what}`)
-    .join('\n')
-}
-
 const names = String(values.servers).split(',')
 const servers: Server[] = []
 for (const name of names) servers.push(await start(name))
@@ -117,35 +99,15 @@ try {
   for (const server of servers) load(server, 3)
   for (const server of servers) {
     const data = join(dir, `perf-${server.name}.data`)
-    const perf = spawn(
-      'perf',
-      [
-        'record',
-        '-e',
-        'cpu-clock',
-        ...(values.graph ? ['-g'] : []),
-        '-F',
-        String(values.frequency),
-        '-p',
-        String(server.child.pid),
-        '-o',
-        data,
-      ],
-      { stdio: 'ignore' },
+    const frequency = Number(values.frequency)
+    const requests = await recorded(
+      { pid: server.child.pid!, data, frequency, graph: values.graph as boolean },
+      () => load(server, Number(values.seconds)),
     )
-    spawnSync('sleep', ['0.3'])
-    const requests = load(server, Number(values.seconds))
-    perf.kill('SIGINT')
-    await new Promise((done) => perf.once('exit', done))
-    const period = 1e6 / Number(values.frequency)
     console.log(
-      `\n== ${server.name}: ${(requests / Number(values.seconds)).toFixed(0)} req/s; µs of CPU per request (samples × ${period.toFixed(0)} µs / requests)`,
+      `\n== ${server.name}: ${(requests / Number(values.seconds)).toFixed(0)} req/s; µs of CPU per request (samples × ${(1e6 / frequency).toFixed(0)} µs / requests)`,
     )
-    console.log(report(data, 'tid', requests, 10, period))
-    console.log('-- by dso')
-    console.log(report(data, 'dso', requests, 12, period))
-    console.log('-- by symbol')
-    console.log(report(data, 'dso,sym', requests, Number(values.top), period))
+    printReport(data, requests, Number(values.top), frequency)
   }
 } finally {
   for (const server of servers) server.child.kill('SIGKILL')

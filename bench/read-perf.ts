@@ -9,7 +9,6 @@
  *   npx tsx bench/read-perf.ts [--servers presenced,naive,bare] [--seconds 5] [--top 40]
  *                              [--baseline <checkout>] [--graph]
  */
-import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -18,6 +17,7 @@ import { benchArgs } from './lib/args.js'
 import type { BenchServerInfo } from './lib/bench-server.js'
 import { presencedEnv, spawnJson, stop } from './lib/processes.js'
 import { runWrk } from './lib/wrk.js'
+import { printReport, recorded } from './lib/perf-record.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -82,25 +82,6 @@ function oneReply(port: number): Promise<Buffer> {
   })
 }
 
-function report(data: string, sort: string, requests: number, top: number, period: number) {
-  const run = spawnSync(
-    'perf',
-    ['report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-F', 'sample,' + sort],
-    { encoding: 'utf8', maxBuffer: 1 << 28 },
-  )
-  const rows: Array<[number, string]> = []
-  for (const line of run.stdout.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue
-    const m = /^\s*(\d+)\s+(.*)$/.exec(line)
-    if (m) rows.push([Number(m[1]), m[2]!.trim().replace(/\s+/g, ' ')])
-  }
-  return rows
-    .sort((a, b) => b[0] - a[0])
-    .slice(0, top)
-    .map(([n, what]) => `${((n * period) / requests).toFixed(2).padStart(8)} µs  ${what}`)
-    .join('\n')
-}
-
 const names = String(values.servers).split(',')
 let presencedPort: Promise<number | undefined> = Promise.resolve(undefined)
 const servers: Array<{
@@ -131,36 +112,16 @@ try {
   for (const server of servers) load(server.port, 3)
   for (const server of servers) {
     const data = join(dir, `perf-${server.name}.data`)
-    const perf = spawn(
-      'perf',
-      [
-        'record',
-        '-e',
-        'cpu-clock',
-        ...(values.graph ? ['-g'] : []),
-        '-F',
-        String(values.frequency),
-        '-p',
-        String(server.child.pid),
-        '-o',
-        data,
-      ],
-      { stdio: 'ignore' },
+    const frequency = Number(values.frequency)
+    const result = await recorded(
+      { pid: server.child.pid!, data, frequency, graph: values.graph as boolean },
+      () => load(server.port, Number(values.seconds)),
     )
-    spawnSync('sleep', ['0.3'])
-    const result = load(server.port, Number(values.seconds))
     const requests = result.requestsPerSecond * Number(values.seconds)
-    perf.kill('SIGINT')
-    await new Promise((done) => perf.once('exit', done))
-    const period = 1e6 / Number(values.frequency)
     console.log(
-      `\n== ${server.name}: ${result.requestsPerSecond.toFixed(0)} req/s, wrk ${result.clientCpuMicros.toFixed(1)} µs/req; µs of CPU per request (samples × ${period.toFixed(0)} µs / requests)`,
+      `\n== ${server.name}: ${result.requestsPerSecond.toFixed(0)} req/s, wrk ${result.clientCpuMicros.toFixed(1)} µs/req; µs of CPU per request (samples × ${(1e6 / frequency).toFixed(0)} µs / requests)`,
     )
-    console.log(report(data, 'tid', requests, 10, period))
-    console.log('-- by dso')
-    console.log(report(data, 'dso', requests, 12, period))
-    console.log('-- by symbol')
-    console.log(report(data, 'dso,sym', requests, Number(values.top), period))
+    printReport(data, requests, Number(values.top), frequency)
   }
 } finally {
   for (const server of servers) await stop(server.child)
