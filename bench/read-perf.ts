@@ -8,6 +8,11 @@
  *
  *   npx tsx bench/read-perf.ts [--servers presenced,naive,bare] [--seconds 5] [--top 40]
  *                              [--baseline <checkout>] [--graph]
+ *   npx tsx bench/read-perf.ts --servers redis,redis-naive,embedded --connections 32
+ *
+ * Fleet mode as `npm run bench:redis-http` runs it: `redis` (Redis mode on a redis-server of
+ * the bench's own), `redis-naive` (node:http + ioredis MGET answering Redis mode's records:
+ * list it after `redis`), `embedded` (the same population in embedded mode).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -17,11 +22,14 @@ import { benchArgs } from './lib/args.js'
 import type { BenchServerInfo } from './lib/bench-server.js'
 import { presencedEnv, spawnJson, stop } from './lib/processes.js'
 import { runWrk } from './lib/wrk.js'
+import { copyReplies } from './lib/naive-records.js'
+import { benchRedis } from './redis-setup.js'
 import { printReport, recorded } from './lib/perf-record.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
-    users: { type: 'string', default: '1000000' },
+    /** Default: 1,000,000, or 100,000 with a fleet-mode server (redis, redis-naive, embedded). */
+    users: { type: 'string' },
     seconds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '50' },
     servers: { type: 'string', default: 'presenced,naive,bare' },
@@ -32,7 +40,12 @@ const { values } = benchArgs(import.meta.url, {
     graph: { type: 'boolean', default: false },
   },
 })
-const users = Number(values.users)
+const names = String(values.servers).split(',')
+// fleet mode's benches hold 100k users (bench/redis-http.ts), the embedded read's 1M
+const fleetNames = new Set(['redis', 'redis-naive', 'embedded'])
+const users = Number(
+  values.users ?? (names.some((name) => fleetNames.has(name)) ? 100_000 : 1_000_000),
+)
 const dir = mkdtempSync(join(tmpdir(), 'read-perf-'))
 console.log(`perf data in ${dir}`)
 const at = Date.now()
@@ -55,6 +68,30 @@ async function start(name: string) {
       'bench/naive-roblox-server.ts',
       ['--users', String(users), '--at', String(at)],
       [...perfFlags, '--max-old-space-size=8192'],
+    )
+  }
+  if (name === 'redis' || name === 'embedded') {
+    // fleet mode's bench population (bench/redis-http.ts): users put online by game servers
+    const redisUrl = (await redis).url
+    return spawnJson<{ port: number }>(
+      'bench/redis-http-server.ts',
+      [
+        ...['--users', String(users)],
+        ...(name === 'redis'
+          ? ['--mode', 'redis', '--url', redisUrl, '--prefix', 'presenced']
+          : []),
+      ],
+      perfFlags,
+    )
+  }
+  if (name === 'redis-naive') {
+    // the records of Redis mode's replies, answered by node:http + ioredis MGET
+    const redisUrl = (await redis).url
+    await copyReplies((await redisPort)!, users, redisUrl, 'presenced:naive')
+    return spawnJson<{ port: number }>(
+      'bench/redis-naive-server.ts',
+      ['--url', redisUrl, '--prefix', 'presenced:naive'],
+      perfFlags,
     )
   }
   if (name === 'bare') {
@@ -82,8 +119,12 @@ function oneReply(port: number): Promise<Buffer> {
   })
 }
 
-const names = String(values.servers).split(',')
 let presencedPort: Promise<number | undefined> = Promise.resolve(undefined)
+let redisPort: Promise<number | undefined> = Promise.resolve(undefined)
+// a redis-server of the bench's own, started only for the fleet-mode servers
+const redis = names.some((name) => fleetNames.has(name))
+  ? benchRedis()
+  : Promise.resolve({ url: '', stop: async () => {} })
 const servers: Array<{
   name: string
   child: import('node:child_process').ChildProcess
@@ -92,6 +133,7 @@ const servers: Array<{
 for (const name of names) {
   const started = start(name)
   if (name === 'presenced' || name === 'baseline') presencedPort = started.then((s) => s.info.port)
+  if (name === 'redis') redisPort = started.then((s) => s.info.port)
   const { child, info } = await started
   servers.push({ name, child, port: info.port })
 }
@@ -125,4 +167,5 @@ try {
   }
 } finally {
   for (const server of servers) await stop(server.child)
+  await (await redis).stop()
 }
