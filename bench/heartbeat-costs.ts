@@ -16,14 +16,18 @@
  *   npx tsx bench/heartbeat-costs.ts --baseline /tmp/base [--seconds 5] [--connections 50]
  *                                    [--servers presenced,baseline,bare] [--rounds 2]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { benchArgs, nodeFlagsByServer } from './lib/args.js'
-import { compiledFlags, firstJsonLine, presencedEnv } from './lib/processes.js'
 import { runWrkScript } from './lib/wrk.js'
-import { HEARTBEAT_PATH, heartbeatLua } from './lib/heartbeat-load.js'
+import {
+  HEARTBEAT_PATH,
+  heartbeatLua,
+  startHeartbeatServer,
+  type HeartbeatServer,
+} from './lib/heartbeat-load.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -56,48 +60,20 @@ interface Gc {
   allocated: number
 }
 
-interface Server {
-  name: string
-  child: ChildProcess
-  port: number
-  /** The server's stdout: its JSON line, then V8's GC lines. */
-  out: string
-}
+type Server = HeartbeatServer
 
-async function start(name: string): Promise<Server> {
-  const checkout = name === 'baseline' ? resolve(values.baseline ?? '') : process.cwd()
-  const tokenFile = join(dir, `${name}-tokens.txt`)
-  const script = name === 'bare' ? 'bench/lib/bare-server.ts' : 'bench/heartbeat-server.ts'
-  const args =
-    name === 'bare'
-      ? [replyFile]
-      : ['--tokens', String(values.tokens), '--token-file', tokenFile, '--secret', secret]
-  // stdout to a file, not a pipe: the bench blocks in wrk while the server prints GC lines, and
-  // V8 prints them with stdio, line-buffered here by stdbuf
-  const out = join(dir, `${name}.out`)
-  const fd = openSync(out, 'w')
-  const child = spawn(
-    'stdbuf',
-    [
-      '-oL',
-      process.execPath,
-      '--trace-gc-nvp',
-      ...(extraFlags.get(name) ?? []),
-      '--import',
-      'tsx',
-      ...compiledFlags(checkout),
-      script,
-      ...args,
-    ],
-    {
-      cwd: checkout,
-      stdio: ['ignore', fd, 'inherit'],
-      env: { ...process.env, ...(name === 'bare' ? {} : presencedEnv('huge')) },
-    },
-  )
-  closeSync(fd)
-  const { port } = await firstJsonLine<{ port: number }>(child, out, name)
-  return { name, child, port: port, out }
+function start(name: string): Promise<Server> {
+  // stdbuf: V8 prints its GC lines with stdio, line-buffered so the file has them as they come
+  return startHeartbeatServer({
+    name,
+    checkout: name === 'baseline' ? resolve(values.baseline ?? '') : process.cwd(),
+    dir,
+    replyFile,
+    tokens: Number(values.tokens),
+    secret,
+    command: ['stdbuf', '-oL'],
+    nodeFlags: ['--trace-gc-nvp', ...(extraFlags.get(name) ?? [])],
+  })
 }
 
 /** The collections the server has printed so far. */

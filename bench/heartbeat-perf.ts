@@ -8,14 +8,12 @@
  *                                   [--flags 'name=--node-flag …'] (a server `name` that runs
  *                                   this checkout's presenced with those node flags)
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { benchArgs, nodeFlagsByServer } from './lib/args.js'
-import { compiledFlags, firstJsonLine, presencedEnv } from './lib/processes.js'
 import { runWrkScript } from './lib/wrk.js'
-import { heartbeatLua } from './lib/heartbeat-load.js'
+import { heartbeatLua, startHeartbeatServer, type HeartbeatServer } from './lib/heartbeat-load.js'
 import { printReport, recorded } from './lib/perf-record.js'
 
 const { values } = benchArgs(import.meta.url, {
@@ -39,42 +37,18 @@ const replyFile = join(dir, 'reply.json')
 writeFileSync(replyFile, '{}')
 const extraFlags = nodeFlagsByServer(values.flags as string[])
 
-interface Server {
-  name: string
-  child: ChildProcess
-  port: number
-}
+type Server = HeartbeatServer
 
-async function start(name: string): Promise<Server> {
-  const checkout = name === 'baseline' ? resolve(values.baseline ?? '') : process.cwd()
-  const tokenFile = join(dir, `${name}-tokens.txt`)
-  const script = name === 'bare' ? 'bench/lib/bare-server.ts' : 'bench/heartbeat-server.ts'
-  const args =
-    name === 'bare'
-      ? [replyFile]
-      : ['--tokens', String(values.tokens), '--token-file', tokenFile, '--secret', secret]
-  const out = join(dir, `${name}.out`)
-  const fd = openSync(out, 'w')
-  const child = spawn(
-    process.execPath,
-    [
-      '--perf-basic-prof',
-      ...(extraFlags.get(name) ?? []),
-      '--import',
-      'tsx',
-      ...compiledFlags(checkout),
-      script,
-      ...args,
-    ],
-    {
-      cwd: checkout,
-      stdio: ['ignore', fd, 'inherit'],
-      env: { ...process.env, ...(name === 'bare' ? {} : presencedEnv('huge')) },
-    },
-  )
-  closeSync(fd)
-  const { port } = await firstJsonLine<{ port: number }>(child, out, name)
-  return { name, child, port: port }
+function start(name: string): Promise<Server> {
+  return startHeartbeatServer({
+    name,
+    checkout: name === 'baseline' ? resolve(values.baseline ?? '') : process.cwd(),
+    dir,
+    replyFile,
+    tokens: Number(values.tokens),
+    secret,
+    nodeFlags: ['--perf-basic-prof', ...(extraFlags.get(name) ?? [])],
+  })
 }
 
 const tokensOf = (name: string) =>
