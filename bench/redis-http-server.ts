@@ -4,7 +4,9 @@
  * servers of 100 players in 500 catalogued places, then listening on a free port. The janitor is
  * stopped, so that only requests touch Redis. Prints one JSON line: {port, statsPort,
  * loadSeconds, redisBytesPerSession}; GET on statsPort answers {writes}: round trips so far.
- * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM.
+ * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM;
+ * `--heap-profile file.heapprofile`: what the serving allocated, freed objects included
+ * (bench/heap-profile-summary.ts), written on SIGTERM.
  */
 import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -13,11 +15,14 @@ import type { Redis } from 'ioredis'
 import { benchPresenced, putPlaces, reportPlayers } from './lib/game-servers.js'
 import { usedMemory } from './redis-setup.js'
 import { benchArgs } from './lib/args.js'
+import { startHeapSampling } from './lib/cpu-profile.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
     /** Write a CPU profile of the serving (not the loading) here on SIGTERM. */
     profile: { type: 'string' },
+    /** Write a sampling heap profile of the serving's allocations here on SIGTERM. */
+    'heap-profile': { type: 'string' },
     mode: { type: 'string', default: 'embedded' },
     users: { type: 'string', default: '100000' },
     url: { type: 'string' },
@@ -47,7 +52,10 @@ if (values.profile) {
   await post(session, 'Profiler.enable')
   await post(session, 'Profiler.start')
 }
-process.on('SIGTERM', () => {
+const heapProfile = values['heap-profile']
+const stopHeapSampling = heapProfile ? await startHeapSampling() : undefined
+process.on('SIGTERM', async () => {
+  if (stopHeapSampling) await stopHeapSampling(heapProfile!)
   if (!values.profile) process.exit(0)
   session.post('Profiler.stop', (_error, result) => {
     writeFileSync(values.profile!, JSON.stringify(result.profile))

@@ -10,6 +10,7 @@
  *   npm run bench:redis-http -- [--users 100000] [--ids 50] [--seconds 8] [--rounds 3]
  *                               [--connections 32] [--url redis://host:port]
  *                               [--profile redis-mode.cpuprofile] [--baseline <dir>]
+ *                               [--heap-profile redis-mode.heapprofile]
  *                               [--writes <per second>]
  *
  * `--baseline <dir>`: also runs Redis mode of another checkout (e.g. `git archive main`
@@ -46,6 +47,11 @@ const { values } = benchArgs(import.meta.url, {
     url: { type: 'string' },
     /** Writes the Redis-mode server's CPU profile of its serving here. */
     profile: { type: 'string' },
+    /**
+     * Writes what the Redis-mode server allocated while serving (freed objects included) here:
+     * `npx tsx bench/heap-profile-summary.ts <file> 30 <requests>` gives bytes per request.
+     */
+    'heap-profile': { type: 'string' },
     baseline: { type: 'string' },
     writes: { type: 'string', default: '0' },
   },
@@ -99,6 +105,7 @@ try {
     '--prefix',
     prefix,
     ...(values.profile ? ['--profile', values.profile] : []),
+    ...(values['heap-profile'] ? ['--heap-profile', values['heap-profile']] : []),
   ])
   children.push(redisMode.child)
   const embedded = await spawnJson<ServerInfo>('bench/redis-http-server.ts', args)
