@@ -8,14 +8,12 @@
  * `--heap-profile file.heapprofile`: what the serving allocated, freed objects included
  * (bench/heap-profile-summary.ts), written on SIGTERM.
  */
-import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
-import { Session } from 'node:inspector'
 import type { Redis } from 'ioredis'
 import { benchPresenced, putPlaces, reportPlayers } from './lib/game-servers.js'
 import { usedMemory } from './redis-setup.js'
 import { benchArgs } from './lib/args.js'
-import { startHeapSampling } from './lib/cpu-profile.js'
+import { startCpuProfile, startHeapSampling } from './lib/cpu-profile.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -46,21 +44,14 @@ await reportPlayers(service, users, PLACES)
 const loadSeconds = (performance.now() - started) / 1000
 const redisBytesPerSession = redis ? ((await usedMemory(redis)) - memoryBefore) / users : 0
 
-const session = new Session()
-if (values.profile) {
-  session.connect()
-  await post(session, 'Profiler.enable')
-  await post(session, 'Profiler.start')
-}
+const cpuProfile = values.profile
+const stopCpuProfile = cpuProfile ? await startCpuProfile() : undefined
 const heapProfile = values['heap-profile']
 const stopHeapSampling = heapProfile ? await startHeapSampling() : undefined
 process.on('SIGTERM', async () => {
   if (stopHeapSampling) await stopHeapSampling(heapProfile!)
-  if (!values.profile) process.exit(0)
-  session.post('Profiler.stop', (_error, result) => {
-    writeFileSync(values.profile!, JSON.stringify(result.profile))
-    process.exit(0)
-  })
+  if (stopCpuProfile) await stopCpuProfile(cpuProfile!)
+  process.exit(0)
 })
 
 const address = await presenced.app.listen({ port: 0, host: '127.0.0.1' })
@@ -80,7 +71,3 @@ stats.listen(0, '127.0.0.1', () => {
     }),
   )
 })
-
-function post(session: Session, method: string): Promise<void> {
-  return new Promise((resolve, reject) => session.post(method, (e) => (e ? reject(e) : resolve())))
-}
