@@ -2,18 +2,24 @@
  * A presenced process for bench/redis-http.ts: Redis mode (`--mode redis --url … --prefix …`)
  * or embedded mode (`--mode embedded`), holding `--users N` users (ids 1..N) put online by game
  * servers of 100 players in 500 catalogued places, then listening on a free port. The janitor is
- * stopped, so that only requests touch Redis. Prints one JSON line: {port, statsPort,
+ * stopped, so that only requests touch Redis. The players are reported once the places
+ * catalogue's check margin has passed (CHECK_MARGIN_MS after the places were put), as in a
+ * service running for longer than a heartbeat interval: reads do not check each session's place
+ * (`npm run bench`'s default too); `--catalogue-just-changed` reports them at once, so every
+ * read checks every session's place, as in the minute after a catalogue change or a node's start. Prints one JSON line: {port, statsPort,
  * loadSeconds, redisBytesPerSession}; GET on statsPort answers {writes}: round trips so far.
  * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM;
  * `--heap-profile file.heapprofile`: what the serving allocated, freed objects included
  * (bench/heap-profile-summary.ts), written on SIGTERM.
  */
 import { createServer } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { benchPresenced, putPlaces, reportPlayers } from './lib/game-servers.js'
 import { usedMemory } from './redis-setup.js'
 import { benchArgs } from './lib/args.js'
 import { startCpuProfile, startHeapSampling } from './lib/cpu-profile.js'
+import { CHECK_MARGIN_MS } from '../src/service/place-catalogue.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -25,6 +31,8 @@ const { values } = benchArgs(import.meta.url, {
     users: { type: 'string', default: '100000' },
     url: { type: 'string' },
     prefix: { type: 'string', default: 'bench-http' },
+    /** Players reported right after the places were put: every read checks their places. */
+    'catalogue-just-changed': { type: 'boolean', default: false },
   },
 })
 const users = Number(values.users)
@@ -36,6 +44,9 @@ const { presenced, counted } = await benchPresenced(
 )
 const { service } = presenced
 await putPlaces(service, PLACES)
+// sessions written within the margin of the node's start or of a catalogue change are checked
+// against the catalogue on every read until their next heartbeat (PlaceCatalogue)
+if (!values['catalogue-just-changed']) await sleep(CHECK_MARGIN_MS + 1000)
 
 const redis = counted?.connection.client as Redis | undefined
 const memoryBefore = redis ? await usedMemory(redis) : 0

@@ -11,7 +11,12 @@
  *                               [--connections 32] [--url redis://host:port]
  *                               [--profile redis-mode.cpuprofile] [--baseline <dir>]
  *                               [--heap-profile redis-mode.heapprofile]
- *                               [--writes <per second>]
+ *                               [--writes <per second>] [--catalogue-just-changed]
+ *
+ * The players are reported once the places catalogue's check margin has passed, so reads do
+ * not check each session's place, as in a service running for longer than a heartbeat interval
+ * (`npm run bench`'s default); `--catalogue-just-changed`: as in the minute after a catalogue
+ * change or a node's start, every read checks every session's place (bench/redis-http-server.ts).
  *
  * `--baseline <dir>`: also runs Redis mode of another checkout (e.g. `git archive main`
  * unpacked, with node_modules), on the same Redis under its own prefix, as a fourth target:
@@ -54,6 +59,8 @@ const { values } = benchArgs(import.meta.url, {
     'heap-profile': { type: 'string' },
     baseline: { type: 'string' },
     writes: { type: 'string', default: '0' },
+    /** Every session's place checked on read, as in the minute after a catalogue change. */
+    'catalogue-just-changed': { type: 'boolean', default: false },
   },
 })
 const users = Number(values.users)
@@ -95,7 +102,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 try {
   console.log(`loading ${users.toLocaleString()} users into Redis mode and embedded mode…`)
-  const args = ['--users', String(users)]
+  const args = [
+    '--users',
+    String(users),
+    ...(values['catalogue-just-changed'] ? ['--catalogue-just-changed'] : []),
+  ]
   const redisMode = await spawnJson<ServerInfo>('bench/redis-http-server.ts', [
     ...args,
     '--mode',

@@ -15,7 +15,7 @@ export const PLACE_TRUST_MS = 60_000
  * Sessions written up to this long after a change heard here are still checked: the writer may
  * have read the place just before the change, and another node's clock may run ahead.
  */
-const MARGIN_MS = 5_000
+export const CHECK_MARGIN_MS = 5_000
 
 interface Cached {
   /** null: the place is not in the catalogue (remembered too, so reads do not ask again). */
@@ -53,7 +53,7 @@ export class PlaceCatalogue {
     this.#clock = clock
     this.#trustMs = trustMs
     // what other nodes stored before this one started was never checked here
-    this.#checkUpTo = clock.now() + MARGIN_MS
+    this.#checkUpTo = clock.now() + CHECK_MARGIN_MS
   }
 
   /** A place changed (every place, without an id), here or on another node. */
@@ -61,7 +61,7 @@ export class PlaceCatalogue {
     this.#generation++
     if (placeId === undefined) this.#places.clear()
     else this.#places.delete(placeId)
-    this.#checkUpTo = Math.max(this.#checkUpTo, this.#clock.now() + MARGIN_MS)
+    this.#checkUpTo = Math.max(this.#checkUpTo, this.#clock.now() + CHECK_MARGIN_MS)
   }
 
   /**
