@@ -78,8 +78,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     const [, what, ms] = line.split(' ')
     const k = counted!.keys
     const fs: Record<string, () => Promise<unknown>> = {
-      mget: () =>
-        counted!.connection.mgetUsersBytes(k.presenceHeads(), idsOf(), (id) => k.bucketOf(id)),
+      mget: () => counted!.connection.mgetUsersBytes(k.presenceHeads(), idsOf(), k),
       limit: () => service.limits.request(caller, '127.0.0.1'),
       summaries: () => service.lookupSummaries(caller.viewer, idsOf()),
       full: one,
@@ -95,9 +94,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     out.push(timeSync('reply', 20000, () => writeSummariesReply(summaries, view)))
     if (counted) {
       const k = counted.keys
-      const raws = await counted.connection.mgetUsersBytes(k.presenceHeads(), ids, (id) =>
-        k.bucketOf(id),
-      )
+      const raws = await counted.connection.mgetUsersBytes(k.presenceHeads(), ids, k)
       out.push(
         timeSync('summarizeBytes', 20000, () => {
           for (let i = 0; i < 50; i++) summarizeBytes(ids[i]!, raws[i], now)
@@ -111,7 +108,7 @@ for await (const line of createInterface({ input: process.stdin })) {
       out.push(await timeAsync('keysOf', 2000, async () => keysOf()))
       out.push(
         await timeAsync('mgetBytes', 2000, () =>
-          counted!.connection.mgetUsersBytes(k.presenceHeads(), idsOf(), (id) => k.bucketOf(id)),
+          counted!.connection.mgetUsersBytes(k.presenceHeads(), idsOf(), k),
         ),
       )
     }

@@ -199,6 +199,21 @@ export interface RawPresence {
   state: PresenceType
 }
 
+/** `presences` as `viewer` may see them (lookup's privacy), in order. */
+function visibleAll(
+  viewer: Viewer,
+  presences: readonly UserPresence[],
+  settings: readonly UserSettings[],
+  relations: readonly Relation[] | undefined,
+  now: number,
+): VisiblePresence[] {
+  return presences.map((presence, i) => {
+    const targetSettings = settings[i]!
+    const access = accessOf(viewer, presence.userId, targetSettings, relations?.[i] ?? strangers)
+    return visiblePresence(presence, access, targetSettings, now)
+  })
+}
+
 /**
  * The one API every protocol calls, and the one place every rule lives: authentication and
  * scopes (`auth`), rate limits (`limits`), privacy (applied through the core on every read), the
@@ -390,29 +405,33 @@ export class PresenceService {
    * read, so that in fleet mode its Redis command goes out in the read's round trip; when it
    * refuses, its error is thrown and the read is dropped.
    */
-  async lookup(
+  lookup(
     viewer: Viewer,
     ids: readonly UserId[],
     admission?: Admission,
   ): Promise<VisiblePresence[]> {
-    const now = this.#clock.now()
-    const presence = this.#stores.presence
-    const [, found, settings, relations] = await this.#readForViewer(
-      viewer,
-      ids,
-      undefined,
-      admission,
-      () => presence.getMany(ids, now),
-      () => presence.getManyWithSettings?.(ids, now, this.#stores.privacy),
-    )
-    // places as the catalogue has them now; no await (no tick) when all are in memory
-    const resolved = this.#places.resolve(found, now)
-    const presences = resolved instanceof Promise ? await resolved : resolved
-    return presences.map((presence, i) => {
-      const targetSettings = settings[i]!
-      const access = accessOf(viewer, presence.userId, targetSettings, relations?.[i] ?? strangers)
-      return visiblePresence(presence, access, targetSettings, now)
-    })
+    // not an async function: see lookupSummaries
+    try {
+      const now = this.#clock.now()
+      const presence = this.#stores.presence
+      return this.#readForViewer(
+        viewer,
+        ids,
+        undefined,
+        admission,
+        () => presence.getMany(ids, now),
+        () => presence.getManyWithSettings?.(ids, now, this.#stores.privacy),
+        (found, settings, relations) => {
+          // places as the catalogue has them now; no promise when all are in memory
+          const resolved = this.#places.resolve(found, now)
+          return resolved instanceof Promise
+            ? resolved.then((presences) => visibleAll(viewer, presences, settings, relations, now))
+            : visibleAll(viewer, resolved, settings, relations, now)
+        },
+      )
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /**
@@ -422,27 +441,29 @@ export class PresenceService {
    * values, when the caller parsed them (PresenceStore.summarize). `device` false: the caller
    * reads no summary's `deviceType` and `source` (PresenceStore.summarize).
    */
-  async lookupSummaries(
+  lookupSummaries(
     viewer: Viewer,
     ids: readonly UserId[],
     admission?: Admission,
     values?: readonly number[],
     device = true,
   ): Promise<PresenceSummary[]> {
-    const now = this.#clock.now()
-    const presence = this.#stores.presence
-    const [, found, settings, relations] = await this.#readForViewer(
-      viewer,
-      ids,
-      values,
-      admission,
-      () => presence.summarize(ids, now, values, device),
-      () => presence.summarizeWithSettings?.(ids, now, this.#stores.privacy),
-    )
-    const resolved = this.#places.resolveSummaries(found, now)
-    const summaries = resolved instanceof Promise ? await resolved : resolved
-    applyPrivacy(viewer, summaries, settings, relations)
-    return summaries
+    // not an async function: one returning the read's promise would wait two more turns for it
+    try {
+      const now = this.#clock.now()
+      const presence = this.#stores.presence
+      return this.#readForViewer(
+        viewer,
+        ids,
+        values,
+        admission,
+        () => presence.summarize(ids, now, values, device),
+        () => presence.summarizeWithSettings?.(ids, now, this.#stores.privacy),
+        (found, settings, relations) => this.#shown(viewer, found, now, settings, relations),
+      )
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /**
@@ -504,33 +525,47 @@ export class PresenceService {
 
   /**
    * `read` of `ids` beside what privacy needs of them (settings, the viewer's relations), the
-   * admission started first: one tick, so in fleet mode one round trip. `readWithSettings`: the
-   * read and the settings in one, when the presence store holds them (undefined otherwise).
-   * `values`: the ids' values, when the caller parsed them (PrivacyStore.getRelations).
-   * Resolves to [admission's result, found, settings, relations]. Not an async function, and one
-   * Promise.all of the four: each async layer and each promise resolved with an array (its `then`
-   * looked up) cost a read about a thousand instructions (callgrind, issue 19).
+   * admission started first: one tick, so in fleet mode one round trip; then `shown` of what was
+   * read. `readWithSettings`: the read and the settings in one, when the presence store holds
+   * them (undefined otherwise). `values`: the ids' values, when the caller parsed them
+   * (PrivacyStore.getRelations). The first failure of a step is the answer's (Promise.all).
+   * Not an async function, one Promise.all of the steps (no promise made for an anonymous
+   * viewer's relations) and `shown` run in its `then`: each async layer, each promise resolved
+   * with an array (its `then` looked up) and each microtask turn cost a read about a thousand
+   * instructions (callgrind, issue 19).
    */
-  #readForViewer<T>(
+  #readForViewer<T, R>(
     viewer: Viewer,
     ids: readonly UserId[],
     values: readonly number[] | undefined,
     admission: Admission | undefined,
     read: () => Promise<T[]>,
     readWithSettings: () => Promise<[T[], UserSettings[]]> | undefined,
-  ): Promise<[unknown, T[], UserSettings[], readonly Relation[] | undefined]> {
+    shown: (
+      found: T[],
+      settings: UserSettings[],
+      relations: readonly Relation[] | undefined,
+    ) => R | Promise<R>,
+  ): Promise<R> {
     const admitted = admission?.()
     const both = readWithSettings()
     if (both !== undefined) {
+      if (viewer.kind !== 'user') {
+        return Promise.all([admitted, both]).then(([, [found, settings]]) =>
+          shown(found, settings, undefined),
+        )
+      }
       return Promise.all([admitted, both, this.#relationsOf(viewer, ids, values)]).then(
-        ([, [found, settings], relations]) => [undefined, found, settings, relations],
+        ([, [found, settings], relations]) => shown(found, settings, relations),
       )
     }
     const found = read()
     const settings = this.#stores.privacy.getSettings(ids)
     // an anonymous viewer has no relations: no promise made for them
     const relations = viewer.kind === 'user' ? this.#relationsOf(viewer, ids, values) : undefined
-    return Promise.all([admitted, found, settings, relations])
+    return Promise.all([admitted, found, settings, relations]).then(
+      ([, found, settings, relations]) => shown(found, settings, relations),
+    )
   }
 
   /** The raw presences, without privacy: for a user's own sessions and operators only. */

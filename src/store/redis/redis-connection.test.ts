@@ -79,7 +79,7 @@ test('mgetUsers answers as mget of the whole keys, heads given apart, ASCII or n
     '*3\r\n$4\r\nMGET\r\n$5\r\nhé:1\r\n$3\r\nxé\r\n',
   )
   const [users, plain] = await Promise.all([
-    connection.mgetUsers(heads, ids, bucketOf),
+    connection.mgetUsers(heads, ids, { bucketOf }),
     connection.mget(keys),
   ])
   assert.deepEqual(users, ['a', 'b', null, 'd', null])

@@ -313,23 +313,13 @@ export class RedisPresenceStore implements PresenceStore {
 
   #mgetPresences(ids: readonly UserId[]): Promise<(string | null)[]> {
     const keys = this.#keys
-    return this.#connection.mgetUsers(
-      keys.presenceHeads(),
-      ids,
-      (id) => keys.bucketOf(id),
-      this.nearCache,
-    )
+    return this.#connection.mgetUsers(keys.presenceHeads(), ids, keys, this.nearCache)
   }
 
   /** The presence values of `ids` as the bytes Redis sent (see summarizeBytes). */
   #mgetPresenceBytes(ids: readonly UserId[]): Promise<(Buffer | null)[]> {
     const keys = this.#keys
-    return this.#connection.mgetUsersBytes(
-      keys.presenceHeads(),
-      ids,
-      (id) => keys.bucketOf(id),
-      this.nearCache,
-    )
+    return this.#connection.mgetUsersBytes(keys.presenceHeads(), ids, keys, this.nearCache)
   }
 
   /** getMany's answer as summaries, read from the stored text without its Session objects. */
@@ -409,7 +399,7 @@ export class RedisPresenceStore implements PresenceStore {
           const texts = await connection.mgetUsers(
             k.settingsHeads(),
             missing.map((i) => ids[i]!),
-            (id) => k.bucketOf(id),
+            k,
           )
           missing.forEach((i, j) => {
             const text = texts[j]

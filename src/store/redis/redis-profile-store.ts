@@ -63,7 +63,7 @@ export class RedisProfileStore implements ProfileStore {
     if (ids.length === 0) return Promise.resolve([])
     return this.#connection.run(async () => {
       const k = this.#keys
-      const raws = await this.#connection.mgetUsers(k.settingsHeads(), ids, (id) => k.bucketOf(id))
+      const raws = await this.#connection.mgetUsers(k.settingsHeads(), ids, k)
       return raws.map((raw) => (raw ? settingsOfText(raw) : defaultSettings))
     })
   }
