@@ -6,8 +6,9 @@
  * catalogue's check margin has passed (CHECK_MARGIN_MS after the places were put), as in a
  * service running for longer than a heartbeat interval: reads do not check each session's place
  * (`npm run bench`'s default too); `--catalogue-just-changed` reports them at once, so every
- * read checks every session's place, as in the minute after a catalogue change or a node's start. Prints one JSON line: {port, statsPort,
- * loadSeconds, redisBytesPerSession}; GET on statsPort answers {writes}: round trips so far.
+ * read checks every session's place, as in the minute after a catalogue change or a node's
+ * start. Prints one JSON line: {port, statsPort, loadSeconds, redisBytesPerSession}; GET on
+ * statsPort answers {writes}: round trips so far.
  * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM;
  * `--heap-profile file.heapprofile`: what the serving allocated, freed objects included
  * (bench/heap-profile-summary.ts), written on SIGTERM.

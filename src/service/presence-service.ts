@@ -410,28 +410,23 @@ export class PresenceService {
     ids: readonly UserId[],
     admission?: Admission,
   ): Promise<VisiblePresence[]> {
-    // not an async function: see lookupSummaries
-    try {
-      const now = this.#clock.now()
-      const presence = this.#stores.presence
-      return this.#readForViewer(
-        viewer,
-        ids,
-        undefined,
-        admission,
-        () => presence.getMany(ids, now),
-        () => presence.getManyWithSettings?.(ids, now, this.#stores.privacy),
-        (found, settings, relations) => {
-          // places as the catalogue has them now; no promise when all are in memory
-          const resolved = this.#places.resolve(found, now)
-          return resolved instanceof Promise
-            ? resolved.then((presences) => visibleAll(viewer, presences, settings, relations, now))
-            : visibleAll(viewer, resolved, settings, relations, now)
-        },
-      )
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    const now = this.#clock.now()
+    const presence = this.#stores.presence
+    return this.#readForViewer(
+      viewer,
+      ids,
+      undefined,
+      admission,
+      () => presence.getMany(ids, now),
+      () => presence.getManyWithSettings?.(ids, now, this.#stores.privacy),
+      (found, settings, relations) => {
+        // places as the catalogue has them now; no promise when all are in memory
+        const resolved = this.#places.resolve(found, now)
+        return resolved instanceof Promise
+          ? resolved.then((presences) => visibleAll(viewer, presences, settings, relations, now))
+          : visibleAll(viewer, resolved, settings, relations, now)
+      },
+    )
   }
 
   /**
@@ -448,22 +443,17 @@ export class PresenceService {
     values?: readonly number[],
     device = true,
   ): Promise<PresenceSummary[]> {
-    // not an async function: one returning the read's promise would wait two more turns for it
-    try {
-      const now = this.#clock.now()
-      const presence = this.#stores.presence
-      return this.#readForViewer(
-        viewer,
-        ids,
-        values,
-        admission,
-        () => presence.summarize(ids, now, values, device),
-        () => presence.summarizeWithSettings?.(ids, now, this.#stores.privacy),
-        (found, settings, relations) => this.#shown(viewer, found, now, settings, relations),
-      )
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    const now = this.#clock.now()
+    const presence = this.#stores.presence
+    return this.#readForViewer(
+      viewer,
+      ids,
+      values,
+      admission,
+      () => presence.summarize(ids, now, values, device),
+      () => presence.summarizeWithSettings?.(ids, now, this.#stores.privacy),
+      (found, settings, relations) => this.#shown(viewer, found, now, settings, relations),
+    )
   }
 
   /**
@@ -528,11 +518,12 @@ export class PresenceService {
    * admission started first: one tick, so in fleet mode one round trip; then `shown` of what was
    * read. `readWithSettings`: the read and the settings in one, when the presence store holds
    * them (undefined otherwise). `values`: the ids' values, when the caller parsed them
-   * (PrivacyStore.getRelations). The first failure of a step is the answer's (Promise.all).
-   * Not an async function, one Promise.all of the steps (no promise made for an anonymous
-   * viewer's relations) and `shown` run in its `then`: each async layer, each promise resolved
-   * with an array (its `then` looked up) and each microtask turn cost a read about a thousand
-   * instructions (callgrind, issue 19).
+   * (PrivacyStore.getRelations). The first failure of a step is the answer's (Promise.all), a
+   * step's throw too (a rejection, as from an async function). Not an async function (one
+   * returning this promise would wait two more turns for it), one Promise.all of the steps (no
+   * promise made for an anonymous viewer's relations) and `shown` run in its `then`: each async
+   * layer, each promise resolved with an array (its `then` looked up) and each microtask turn
+   * cost a read about a thousand instructions (callgrind, issue 19).
    */
   #readForViewer<T, R>(
     viewer: Viewer,
@@ -547,25 +538,29 @@ export class PresenceService {
       relations: readonly Relation[] | undefined,
     ) => R | Promise<R>,
   ): Promise<R> {
-    const admitted = admission?.()
-    const both = readWithSettings()
-    if (both !== undefined) {
-      if (viewer.kind !== 'user') {
-        return Promise.all([admitted, both]).then(([, [found, settings]]) =>
-          shown(found, settings, undefined),
+    try {
+      const admitted = admission?.()
+      const both = readWithSettings()
+      if (both !== undefined) {
+        if (viewer.kind !== 'user') {
+          return Promise.all([admitted, both]).then(([, [found, settings]]) =>
+            shown(found, settings, undefined),
+          )
+        }
+        return Promise.all([admitted, both, this.#relationsOf(viewer, ids, values)]).then(
+          ([, [found, settings], relations]) => shown(found, settings, relations),
         )
       }
-      return Promise.all([admitted, both, this.#relationsOf(viewer, ids, values)]).then(
-        ([, [found, settings], relations]) => shown(found, settings, relations),
+      const found = read()
+      const settings = this.#stores.privacy.getSettings(ids)
+      // an anonymous viewer has no relations: no promise made for them
+      const relations = viewer.kind === 'user' ? this.#relationsOf(viewer, ids, values) : undefined
+      return Promise.all([admitted, found, settings, relations]).then(
+        ([, found, settings, relations]) => shown(found, settings, relations),
       )
+    } catch (error) {
+      return Promise.reject(error)
     }
-    const found = read()
-    const settings = this.#stores.privacy.getSettings(ids)
-    // an anonymous viewer has no relations: no promise made for them
-    const relations = viewer.kind === 'user' ? this.#relationsOf(viewer, ids, values) : undefined
-    return Promise.all([admitted, found, settings, relations]).then(
-      ([, found, settings, relations]) => shown(found, settings, relations),
-    )
   }
 
   /** The raw presences, without privacy: for a user's own sessions and operators only. */
