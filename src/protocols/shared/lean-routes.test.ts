@@ -250,6 +250,99 @@ test('a route that throws at once or rejects is answered its internalError, and 
   assert.equal(logged.length, 2)
 })
 
+test("the replies of one turn's requests are written together, after them all, in order", async (t) => {
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  const steps: string[] = []
+  routes.observe(
+    { onResponse: () => steps.push('written') },
+    { level: 'warn', info() {}, warn() {}, error() {} },
+  )
+  routes.add({
+    method: 'POST',
+    path: '/read',
+    route: '/read',
+    internalError: { status: 500, headers: {}, body: '' },
+    handle(_request, _ip, readBody): LeanReply {
+      const text = readBody() as string
+      steps.push(`handled ${text}`)
+      return { status: 200, headers: { 'content-type': 'text/plain' }, body: text }
+    },
+  })
+  const { server, port } = await listening(routes)
+  t.after(() => server.close())
+  const socket = connect(port, '127.0.0.1')
+  t.after(() => socket.destroy())
+  const request = (body: string) =>
+    `POST /read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${body.length}\r\n\r\n${body}`
+  // three requests in one read: one turn
+  socket.write(request('1') + request('2') + request('3'))
+  let text = ''
+  socket.setEncoding('latin1')
+  await new Promise<void>((resolve) => {
+    socket.on('data', (chunk: string) => {
+      text += chunk
+      if (text.endsWith('\r\n\r\n3')) resolve()
+    })
+  })
+  // each reply written as it was ready woke the client once per reply (issue 19)
+  assert.deepEqual(steps, ['handled 1', 'handled 2', 'handled 3', 'written', 'written', 'written'])
+  assert.match(text, /\r\n\r\n1HTTP[^]*\r\n\r\n2HTTP[^]*\r\n\r\n3$/)
+})
+
+test('a reply whose write throws (a bug) leaves the replies queued after it written', async (t) => {
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  routes.add({
+    method: 'POST',
+    path: '/read',
+    route: '/read',
+    internalError: { status: 500, headers: {}, body: '' },
+    handle(_request, _ip, readBody): LeanReply {
+      const text = readBody() as string
+      // Node's writeHead throws on a status outside 100-999
+      return {
+        status: text === '"bad"' ? 99 : 200,
+        headers: { 'content-type': 'text/plain' },
+        body: text,
+      }
+    },
+  })
+  const { server, port } = await listening(routes)
+  t.after(() => server.close())
+  const rejections: unknown[] = []
+  const onRejection = (reason: unknown) => rejections.push(reason)
+  // the bug's rejection is this test's to see, not the test runner's (which fails on it)
+  const runners = process.listeners('unhandledRejection')
+  process.removeAllListeners('unhandledRejection')
+  process.on('unhandledRejection', onRejection)
+  t.after(() => {
+    process.off('unhandledRejection', onRejection)
+    for (const listener of runners) process.on('unhandledRejection', listener)
+  })
+  const bad = connect(port, '127.0.0.1')
+  const good = connect(port, '127.0.0.1')
+  t.after(() => bad.destroy())
+  t.after(() => good.destroy())
+  await Promise.all([bad, good].map((s) => new Promise((r) => s.once('connect', r))))
+  const request = (body: string) =>
+    `POST /read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${body.length}\r\n\r\n${body}`
+  // both written before the server's next read: their replies are queued in one turn, bad first
+  bad.write(request('"bad"'))
+  good.write(request('"ok"'))
+  let text = ''
+  good.setEncoding('latin1')
+  await new Promise<void>((resolve) => {
+    good.on('data', (chunk: string) => {
+      text += chunk
+      if (text.endsWith('"ok"')) resolve()
+    })
+  })
+  assert.match(text, /^HTTP\/1\.1 200 OK/)
+  while (rejections.length === 0) await new Promise((r) => setTimeout(r, 5))
+  assert.match(String(rejections[0]), /status code/i)
+})
+
 /** The raw bytes of `count` replies to `{}` POSTed on one kept-alive connection to `port`. */
 async function rawReplies(port: number, path: string, count: number): Promise<string> {
   const socket = connect(port, '127.0.0.1')
