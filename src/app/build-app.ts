@@ -6,6 +6,7 @@ import type { Ajv } from 'ajv'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { warnFailure } from '../protocols/shared/warn-failure.js'
 import { readFileSync } from 'node:fs'
+import type { IncomingHttpHeaders } from 'node:http'
 import { adminProtocol } from '../protocols/admin/plugin.js'
 import { companionProtocol } from '../protocols/companion/plugin.js'
 import type { ProtocolContext } from '../protocols/context.js'
@@ -197,8 +198,17 @@ async function registerRoutes(
     closing = true
     lean.close()
   })
-  app.addHook('onSend', async function closeConnectionWhileClosing(_request, reply) {
+  const drainLimit = DRAIN_LIMIT_FACTOR * config.bodyLimit
+  app.addHook('onSend', async function connectionAfterReply(request, reply) {
     if (closing) void reply.header('connection', 'close')
+    else if (reply.statusCode === 413 && drainable(request.headers, drainLimit)) {
+      // A body refused by its Content-Length, before it was read: Fastify closes the connection
+      // after its 413, and a client or proxy still writing that body meets the closed socket
+      // (EPIPE, a reset) before it reads the 413: nginx in front answered 502. A body of a
+      // known, bounded length is read on and dropped instead (Node dumps a body nobody read),
+      // the 413 kept and the connection with it, as Go's HTTP server does.
+      reply.removeHeader('connection')
+    }
   })
 
   // gzip/deflate when the client asks (big Xbox batches shrink ~10x); small replies stay as they
@@ -272,4 +282,14 @@ function warnUncheckedPlatformTokens(config: Config, log: FastifyBaseLogger): vo
     { unset },
     `platform tokens are accepted whatever their ${claims}, those the platform issued for its other services too: set ${unset.join(' and ')}`,
   )
+}
+
+/** How many times the body limit a refused body may be long and still be read to its end. */
+const DRAIN_LIMIT_FACTOR = 4
+
+/** A request whose body has a Content-Length of at most `limit` bytes (and no other framing). */
+function drainable(headers: IncomingHttpHeaders, limit: number): boolean {
+  const length = headers['content-length']
+  if (length === undefined || headers['transfer-encoding'] !== undefined) return false
+  return /^\d{1,15}$/.test(length) && Number(length) <= limit
 }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
 import { test } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import { startApp } from '../helpers/start-app.js'
@@ -42,4 +44,57 @@ test('over HTTP: cookie + CSRF challenge, register, read, 413 and 415', async (t
   const xml = await send('/v1/presence/users', '<userIds/>', { 'content-type': 'application/xml' })
   assert.equal(xml.status, 415)
   assert.match(xml.headers.get('content-type') ?? '', /^application\/json/)
+})
+
+/** Resolves with what the server sent on `socket` once `done(text)` holds. */
+function receive(socket: Socket, done: (text: string) => boolean): Promise<string> {
+  let text = ''
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('latin1')
+      if (done(text)) {
+        socket.off('data', onData)
+        resolve(text)
+      }
+    }
+    socket.on('data', onData)
+    socket.once('error', reject)
+    socket.once('close', () => resolve(text))
+  })
+}
+
+test('a body refused by its length is read on and dropped: the 413 arrives whole and the connection serves on; a far larger one is closed', async (t) => {
+  const { url } = await startApp(t, { listen: true, config: { bodyLimit: 2048 } })
+  const { port } = new URL(url)
+  const head = (length: number) =>
+    `POST /v1/presence/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`
+
+  const socket = connect(Number(port), '127.0.0.1')
+  t.after(() => socket.destroy())
+  await once(socket, 'connect')
+  // the head and a first part of a 6,000-byte body: the 413 comes before the rest is sent
+  const refused = receive(
+    socket,
+    (text) => text.includes('\r\n\r\n{"errors"') && text.endsWith('}]}'),
+  )
+  socket.write(head(6000) + 'x'.repeat(1000))
+  const first = await refused
+  assert.match(first, /^HTTP\/1\.1 413 /)
+  assert.doesNotMatch(first, /connection: close/i)
+  // the rest of the body, then another request on the same connection
+  const read = receive(socket, (text) => text.includes('"userPresences"'))
+  socket.write('x'.repeat(5000) + head(15) + '{"userIds":[1]}')
+  const second = await read
+  assert.match(second, /^HTTP\/1\.1 200 /)
+  assert.ok(!socket.destroyed, 'the connection is still open')
+
+  // over DRAIN_LIMIT_FACTOR (4) times the limit: answered, then closed, as before
+  const far = connect(Number(port), '127.0.0.1')
+  t.after(() => far.destroy())
+  await once(far, 'connect')
+  const closed = once(far, 'close')
+  const answer = receive(far, (text) => text.endsWith('}]}'))
+  far.write(head(100_000) + 'x'.repeat(1000))
+  assert.match(await answer, /^HTTP\/1\.1 413 [^]*connection: close/i)
+  await closed
 })

@@ -473,8 +473,8 @@ export const MIRRORED_HOOKS: Readonly<Record<string, readonly string[]>> = {
   onRequest: ['closeUpgradeRequest', 'admitRobloxCaller', 'onRequest'],
   // preParsing: @fastify/compress's (lean routes take no compressed request body)
   preParsing: ['readUpgradeBody', 'preParsing'],
-  // closeConnectionWhileClosing: `close()`; onSend: @fastify/compress (nothing asked for it)
-  onSend: ['closeConnectionWhileClosing', 'onSend'],
+  // connectionAfterReply: `close()` (a lean route answers no 413); onSend: @fastify/compress (nothing asked for it)
+  onSend: ['connectionAfterReply', 'onSend'],
   // request metrics: `observe()`'s onResponse
   onResponse: ['observeResponse'],
 }
