@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { pino } from 'pino'
 import {
   contentLength,
@@ -9,6 +10,7 @@ import {
   LeanRoutes,
   replyHeaders,
   type LeanReply,
+  type LeanRoute,
 } from './lean-routes.js'
 
 /** A server whose one lean route answers `body` and notes what it is given back. */
@@ -202,6 +204,56 @@ test('connectionTimeout still closes an idle connection, a hung Fastify request 
   })
 })
 
+/** A POST /read of `body` as a client sends it (raw HTTP/1.1). */
+const rawRead = (body: string) =>
+  `POST /read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+  `Content-Length: ${body.length}\r\n\r\n${body}`
+
+/** What `socket` receives (as latin1 text), once `done` holds of it. */
+function readUntil(socket: Socket, done: (text: string) => boolean): Promise<string> {
+  let text = ''
+  socket.setEncoding('latin1')
+  return new Promise((resolve) => {
+    socket.on('data', (chunk: string) => {
+      text += chunk
+      if (done(text)) resolve(text)
+    })
+  })
+}
+
+/**
+ * POST /read answered by `handle`, on a server of its own; resolves with a function that opens a
+ * connection to it (closed, as the server, when the test ends).
+ */
+async function readServer(
+  t: TestContext,
+  handle: LeanRoute['handle'],
+  observer?: (step: string) => void,
+): Promise<() => Promise<Socket>> {
+  const routes = new LeanRoutes({ bodyLimit: 1024 })
+  if (observer) {
+    routes.observe(
+      { onResponse: () => observer('written') },
+      { level: 'warn', info() {}, warn() {}, error() {} },
+    )
+  }
+  routes.add({
+    method: 'POST',
+    path: '/read',
+    route: '/read',
+    internalError: { status: 500, headers: {}, body: '' },
+    handle,
+  })
+  const { server, port } = await listening(routes)
+  t.after(() => server.close())
+  return async () => {
+    const socket = connect(port, '127.0.0.1')
+    t.after(() => socket.destroy())
+    await once(socket, 'connect')
+    return socket
+  }
+}
+
 test('a route that throws at once or rejects is answered its internalError, and the requests after it are served', async (t) => {
   const routes = new LeanRoutes({ bodyLimit: 1024 })
   const logged: unknown[] = []
@@ -232,18 +284,8 @@ test('a route that throws at once or rejects is answered its internalError, and 
   // three requests pipelined in one write: each is answered, in order
   const socket = connect(port, '127.0.0.1')
   t.after(() => socket.destroy())
-  const request = (body: string) =>
-    `POST /read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
-    `Content-Length: ${body.length}\r\n\r\n${body}`
-  socket.write(request('"throw"') + request('"reject"') + request('"ok"'))
-  let text = ''
-  socket.setEncoding('latin1')
-  await new Promise<void>((resolve) => {
-    socket.on('data', (chunk: string) => {
-      text += chunk
-      if (text.includes('"ok"')) resolve()
-    })
-  })
+  socket.write(rawRead('"throw"') + rawRead('"reject"') + rawRead('"ok"'))
+  const text = await readUntil(socket, (text) => text.includes('"ok"'))
   const statuses = [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1])
   assert.deepEqual(statuses, ['500', '500', '200'])
   assert.match(text, /\r\n\r\nbug[^]*\r\n\r\nbug[^]*\r\n\r\n"ok"$/)
@@ -251,64 +293,35 @@ test('a route that throws at once or rejects is answered its internalError, and 
 })
 
 test("the replies of one turn's requests are written together, after them all, in order", async (t) => {
-  const routes = new LeanRoutes({ bodyLimit: 1024 })
   const steps: string[] = []
-  routes.observe(
-    { onResponse: () => steps.push('written') },
-    { level: 'warn', info() {}, warn() {}, error() {} },
-  )
-  routes.add({
-    method: 'POST',
-    path: '/read',
-    route: '/read',
-    internalError: { status: 500, headers: {}, body: '' },
-    handle(_request, _ip, readBody): LeanReply {
+  const connection = await readServer(
+    t,
+    (_request, _ip, readBody): LeanReply => {
       const text = readBody() as string
       steps.push(`handled ${text}`)
       return { status: 200, headers: { 'content-type': 'text/plain' }, body: text }
     },
-  })
-  const { server, port } = await listening(routes)
-  t.after(() => server.close())
-  const socket = connect(port, '127.0.0.1')
-  t.after(() => socket.destroy())
-  const request = (body: string) =>
-    `POST /read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
-    `Content-Length: ${body.length}\r\n\r\n${body}`
+    (step) => steps.push(step),
+  )
+  const socket = await connection()
   // three requests in one read: one turn
-  socket.write(request('1') + request('2') + request('3'))
-  let text = ''
-  socket.setEncoding('latin1')
-  await new Promise<void>((resolve) => {
-    socket.on('data', (chunk: string) => {
-      text += chunk
-      if (text.endsWith('\r\n\r\n3')) resolve()
-    })
-  })
+  socket.write(rawRead('1') + rawRead('2') + rawRead('3'))
+  const text = await readUntil(socket, (text) => text.endsWith('\r\n\r\n3'))
   // each reply written as it was ready woke the client once per reply (issue 19)
   assert.deepEqual(steps, ['handled 1', 'handled 2', 'handled 3', 'written', 'written', 'written'])
   assert.match(text, /\r\n\r\n1HTTP[^]*\r\n\r\n2HTTP[^]*\r\n\r\n3$/)
 })
 
 test('a reply whose write throws (a bug) leaves the replies queued after it written', async (t) => {
-  const routes = new LeanRoutes({ bodyLimit: 1024 })
-  routes.add({
-    method: 'POST',
-    path: '/read',
-    route: '/read',
-    internalError: { status: 500, headers: {}, body: '' },
-    handle(_request, _ip, readBody): LeanReply {
-      const text = readBody() as string
-      // Node's writeHead throws on a status outside 100-999
-      return {
-        status: text === '"bad"' ? 99 : 200,
-        headers: { 'content-type': 'text/plain' },
-        body: text,
-      }
-    },
+  const connection = await readServer(t, (_request, _ip, readBody): LeanReply => {
+    const text = readBody() as string
+    // Node's writeHead throws on a status outside 100-999
+    return {
+      status: text === '"bad"' ? 99 : 200,
+      headers: { 'content-type': 'text/plain' },
+      body: text,
+    }
   })
-  const { server, port } = await listening(routes)
-  t.after(() => server.close())
   const rejections: unknown[] = []
   const onRejection = (reason: unknown) => rejections.push(reason)
   // the bug's rejection is this test's to see, not the test runner's (which fails on it)
@@ -319,25 +332,11 @@ test('a reply whose write throws (a bug) leaves the replies queued after it writ
     process.off('unhandledRejection', onRejection)
     for (const listener of runners) process.on('unhandledRejection', listener)
   })
-  const bad = connect(port, '127.0.0.1')
-  const good = connect(port, '127.0.0.1')
-  t.after(() => bad.destroy())
-  t.after(() => good.destroy())
-  await Promise.all([bad, good].map((s) => new Promise((r) => s.once('connect', r))))
-  const request = (body: string) =>
-    `POST /read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
-    `Content-Length: ${body.length}\r\n\r\n${body}`
+  const [bad, good] = await Promise.all([connection(), connection()])
   // both written before the server's next read: their replies are queued in one turn, bad first
-  bad.write(request('"bad"'))
-  good.write(request('"ok"'))
-  let text = ''
-  good.setEncoding('latin1')
-  await new Promise<void>((resolve) => {
-    good.on('data', (chunk: string) => {
-      text += chunk
-      if (text.endsWith('"ok"')) resolve()
-    })
-  })
+  bad.write(rawRead('"bad"'))
+  good.write(rawRead('"ok"'))
+  const text = await readUntil(good, (text) => text.endsWith('"ok"'))
   assert.match(text, /^HTTP\/1\.1 200 OK/)
   while (rejections.length === 0) await new Promise((r) => setTimeout(r, 5))
   assert.match(String(rejections[0]), /status code/i)
