@@ -13,7 +13,7 @@ import type { ProtocolContext } from '../protocols/context.js'
 import { nativeProtocol } from '../protocols/native/plugin.js'
 import { robloxProtocol } from '../protocols/roblox/plugin.js'
 import { serversProtocol } from '../protocols/servers/plugin.js'
-import { LeanRoutes } from '../protocols/shared/lean-routes.js'
+import { contentLength, LeanRoutes } from '../protocols/shared/lean-routes.js'
 import {
   clientErrors,
   frameworkErrors,
@@ -291,5 +291,6 @@ const DRAIN_LIMIT_FACTOR = 4
 function drainable(headers: IncomingHttpHeaders, limit: number): boolean {
   const length = headers['content-length']
   if (length === undefined || headers['transfer-encoding'] !== undefined) return false
-  return /^\d{1,15}$/.test(length) && Number(length) <= limit
+  // NaN (not a length) is not at most anything
+  return contentLength(length) <= limit
 }
