@@ -3,6 +3,7 @@
  * (lib/store-population.ts), in process. Prints ns per id, of wall clock and of CPU time.
  *
  *   npm run bench:store -- --users 1000000 --batches 20000
+ *   npm run bench:store -- --ids 1100 --batches 2000 --summaries   # as an Xbox batch reads
  *
  * Instruction and cache-miss counts of the reads alone: bundle it (no tsx under valgrind), run
  * it under callgrind with instrumentation off until the store is loaded (--callgrind turns it on
@@ -27,6 +28,8 @@ const { values } = benchArgs(import.meta.url, {
     batches: { type: 'string', default: '20000' },
     ids: { type: 'string', default: '50' },
     callgrind: { type: 'boolean', default: false },
+    /** Reads summaries by the ids' values (summarizeNow, as the lean read paths do), not getMany. */
+    summaries: { type: 'boolean', default: false },
     /** Draws the ids without reading them: what to subtract to count the store alone. */
     'ids-only': { type: 'boolean', default: false },
   },
@@ -54,9 +57,11 @@ function batch(): UserId[] {
   for (let i = 0; i < ids; i++) out[i] = randomId()
   return out
 }
+const idValues = new Array<number>(ids).fill(0.5)
 
 if (values.callgrind) execFileSync('callgrind_control', ['--instr=on', String(process.pid)])
 const idsOnly = values['ids-only']
+const summarize = values.summaries
 let sessions = 0
 const started = performance.now()
 const cpuBefore = process.cpuUsage()
@@ -64,6 +69,11 @@ for (let b = 0; b < batches; b++) {
   const drawn = batch()
   if (idsOnly) {
     sessions += drawn.length
+    continue
+  }
+  if (summarize) {
+    for (let i = 0; i < ids; i++) idValues[i] = Number(drawn[i])
+    for (const summary of store.summarizeNow(drawn, readAt, idValues)) sessions += summary.sessions
     continue
   }
   for (const presence of await store.getMany(drawn, readAt)) sessions += presence.sessions.length

@@ -122,7 +122,7 @@ export class MemoryPresenceStore implements PresenceStore {
   #userCount = 0
   /** getMany's scratch: the user row of each id, and what reading ahead loaded. */
   #readUsers = new Int32Array(64)
-  #readAhead = new Float64Array(64)
+  #readHeads = new Int32Array(64)
 
   constructor(options: MemoryPresenceStoreOptions = {}) {
     this.#ledger = options.ledger
@@ -382,19 +382,14 @@ export class MemoryPresenceStore implements PresenceStore {
     const n = ids.length
     if (this.#readUsers.length < n) {
       this.#readUsers = new Int32Array(n)
-      this.#readAhead = new Float64Array(n)
+      this.#readHeads = new Int32Array(n)
     }
     const users = this.#readUsers
     this.#users.findMany(ids, users, values)
-    // Read ahead: every user's first session row is loaded in one pass, so that their cache
-    // misses overlap; #presence then finds the rows in cache.
-    const readAhead = this.#readAhead
-    const sessions = this.#sessions
-    for (let i = 0; i < n; i++) {
-      const user = users[i]!
-      const head = user === NONE ? NONE : this.#users.head(user)
-      readAhead[i] = head === NONE ? 0 : sessions.expiresAt(head)
-    }
+    // Read ahead: every user's row and first session row are loaded in passes, so that their
+    // cache misses overlap; #presence and #summary then find them in cache.
+    this.#users.headsOf(users, n, this.#readHeads)
+    this.#sessions.readAhead(this.#readHeads, n)
     return users
   }
 

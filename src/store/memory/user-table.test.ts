@@ -107,3 +107,49 @@ test('findMany by the values of the ids answers as by their digits', () => {
   assert.deepEqual([...byValues], [...byDigits])
   assert.equal(byValues.filter((row) => row >= 0).length, 3000 + 3000)
 })
+
+test('findMany answers every length, four ids a step and the rest, known and not', () => {
+  const table = new UserTable()
+  const sameLow = (k: number) => ((BigInt(k) << 32n) | 9n).toString()
+  for (let k = 0; k < 40; k++) table.findOrAdd(sameLow(k))
+  for (let i = 0; i < 500; i++) table.findOrAdd(String(7_000_000_000 + i))
+  const pool = [
+    ...Array.from({ length: 45 }, (_, k) => sameLow(k)),
+    ...Array.from({ length: 520 }, (_, i) => String(7_000_000_000 + i)),
+    'x',
+    '007',
+  ]
+  let seed = 7
+  const next = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31)
+  for (let length = 0; length <= 13; length++) {
+    for (let round = 0; round < 20; round++) {
+      const ids = Array.from({ length }, () => pool[next() % pool.length]!)
+      const expected = ids.map((id) => table.find(id))
+      const rows = new Int32Array(length).fill(123)
+      table.findMany(ids, rows)
+      assert.deepEqual([...rows], expected, `by digits: ${ids.join(',')}`)
+      const valid = ids.filter((id) => /^[1-9]\d{0,14}$/.test(id))
+      const byValues = new Int32Array(valid.length)
+      table.findMany(valid, byValues, valid.map(Number))
+      assert.deepEqual(
+        [...byValues],
+        valid.map((id) => table.find(id)),
+        `by values: ${valid}`,
+      )
+    }
+  }
+})
+
+test('headsOf gives each row its first session, -1 for an unknown row', () => {
+  const table = new UserTable()
+  for (let i = 0; i < 10; i++) table.findOrAdd(String(500 + i))
+  for (let row = 0; row < 10; row += 2) table.setHead(row, 1000 + row)
+  const rows = Int32Array.from([0, 1, -1, 2, 9, 8, -1, 4, 3])
+  const heads = new Int32Array(rows.length).fill(77)
+  table.headsOf(rows, rows.length, heads)
+  assert.deepEqual([...heads], [1000, -1, -1, 1002, -1, 1008, -1, 1004, -1])
+  // only the first n
+  const few = new Int32Array(rows.length).fill(77)
+  table.headsOf(rows, 5, few)
+  assert.deepEqual([...few], [1000, -1, -1, 1002, -1, 77, 77, 77, 77])
+})
