@@ -9,6 +9,13 @@
  *   npx tsx bench/read-perf.ts [--servers presenced,naive,bare] [--seconds 5] [--top 40]
  *                              [--baseline <checkout>] [--graph]
  *   npx tsx bench/read-perf.ts --servers redis,redis-naive,embedded --connections 32
+ *   npx tsx bench/read-perf.ts --protocol xbox --servers presenced,naive --connections 16
+ *   npx tsx bench/read-perf.ts --protocol xbox --servers presenced --jitdump
+ *
+ * `--protocol xbox`: `npm run bench:xbox`'s batch (1100 random XUIDs at level all, signed in),
+ * for presenced, baseline and naive (naive-xbox-server.ts). `--jitdump`: V8's jitdump
+ * (--perf-prof) instead of its perf map, injected into each recording (`<data>.jit`), so that
+ * `perf annotate -i <data>.jit -s <symbol>` shows the samples on the JIT code's instructions.
  *
  * Fleet mode as `npm run bench:redis-http` runs it: `redis` (Redis mode on a redis-server of
  * the bench's own), `redis-naive` (node:http + ioredis MGET answering Redis mode's records:
@@ -25,6 +32,8 @@ import { runWrk } from './lib/wrk.js'
 import { copyReplies } from './lib/naive-records.js'
 import { benchRedis } from './redis-setup.js'
 import { printReport, recorded } from './lib/perf-record.js'
+import { STRANGER_ID } from './lib/population.js'
+import { loadConfig } from '../src/app/config.js'
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -38,6 +47,8 @@ const { values } = benchArgs(import.meta.url, {
     frequency: { type: 'string', default: '4999' },
     /** Call graphs too (frame pointers: V8's JIT code keeps them): `perf report -G -i <data>`. */
     graph: { type: 'boolean', default: false },
+    protocol: { type: 'string', default: 'roblox' },
+    jitdump: { type: 'boolean', default: false },
   },
 })
 const names = String(values.servers).split(',')
@@ -49,11 +60,13 @@ const users = Number(
 const dir = mkdtempSync(join(tmpdir(), 'read-perf-'))
 console.log(`perf data in ${dir}`)
 const at = Date.now()
-const path = '/v1/presence/users'
-const mix = { users, random: 50 }
+const xbox = values.protocol === 'xbox'
+if (!xbox && values.protocol !== 'roblox') throw new Error(`protocol: roblox or xbox`)
+const path = xbox ? '/users/batch' : '/v1/presence/users'
+const mix = { users, random: xbox ? 1100 : 50 }
 
 async function start(name: string) {
-  const perfFlags = ['--perf-basic-prof']
+  const perfFlags = [values.jitdump ? '--perf-prof' : '--perf-basic-prof']
   if (name === 'presenced' || name === 'baseline') {
     return spawnJson<BenchServerInfo>(
       'bench/lib/bench-server.ts',
@@ -65,11 +78,15 @@ async function start(name: string) {
   }
   if (name === 'naive') {
     return spawnJson<{ port: number }>(
-      'bench/naive-roblox-server.ts',
-      ['--users', String(users), '--at', String(at)],
+      xbox ? 'bench/naive-xbox-server.ts' : 'bench/naive-roblox-server.ts',
+      [
+        ...['--users', String(users), '--at', String(at)],
+        ...(xbox ? ['--title', loadConfig({}).xboxDefaultTitleId] : []),
+      ],
       [...perfFlags, '--max-old-space-size=8192'],
     )
   }
+  if (xbox) throw new Error(`--protocol xbox: presenced, baseline or naive, not ${name}`)
   if (name === 'redis' || name === 'embedded') {
     // fleet mode's bench population (bench/redis-http.ts): users put online by game servers
     const redisUrl = (await redis).url
@@ -129,20 +146,29 @@ const servers: Array<{
   name: string
   child: import('node:child_process').ChildProcess
   port: number
+  token?: string
 }> = []
 for (const name of names) {
   const started = start(name)
   if (name === 'presenced' || name === 'baseline') presencedPort = started.then((s) => s.info.port)
   if (name === 'redis') redisPort = started.then((s) => s.info.port)
   const { child, info } = await started
-  servers.push({ name, child, port: info.port })
+  const token = (info as Partial<BenchServerInfo>).strangerToken
+  servers.push({ name, child, port: info.port, token })
 }
-const load = (port: number, seconds: number) => {
+const load = ({ port, token }: { port: number; token?: string }, seconds: number) => {
   const result = runWrk({
     url: `http://127.0.0.1:${port}`,
     path,
     mix,
-    shape: 'roblox',
+    shape: xbox ? 'xbox' : 'roblox',
+    ...(xbox && {
+      headers: {
+        Authorization: `XBL3.0 x=${STRANGER_ID};${token ?? ''}`,
+        'x-xbl-contract-version': '3',
+        Accept: 'application/json',
+      },
+    }),
     seconds,
     connections: Number(values.connections),
     dir,
@@ -151,19 +177,25 @@ const load = (port: number, seconds: number) => {
   return result
 }
 try {
-  for (const server of servers) load(server.port, 3)
+  for (const server of servers) load(server, 3)
   for (const server of servers) {
     const data = join(dir, `perf-${server.name}.data`)
     const frequency = Number(values.frequency)
     const result = await recorded(
-      { pid: server.child.pid!, data, frequency, graph: values.graph as boolean },
-      () => load(server.port, Number(values.seconds)),
+      {
+        pid: server.child.pid!,
+        data,
+        frequency,
+        graph: values.graph as boolean,
+        jit: values.jitdump,
+      },
+      () => load(server, Number(values.seconds)),
     )
     const requests = result.requestsPerSecond * Number(values.seconds)
     console.log(
       `\n== ${server.name}: ${result.requestsPerSecond.toFixed(0)} req/s, wrk ${result.clientCpuMicros.toFixed(1)} µs/req; µs of CPU per request (samples × ${(1e6 / frequency).toFixed(0)} µs / requests)`,
     )
-    printReport(data, requests, Number(values.top), frequency)
+    printReport(values.jitdump ? `${data}.jit` : data, requests, Number(values.top), frequency)
   }
 } finally {
   for (const server of servers) await stop(server.child)

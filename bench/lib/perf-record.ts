@@ -11,6 +11,11 @@ export interface PerfOptions {
   frequency: number
   /** Call graphs too (frame pointers: V8's JIT code keeps them). */
   graph: boolean
+  /**
+   * The process writes V8's jitdump (node --perf-prof): recorded with the clock jitdump uses and
+   * injected into `<data>.jit`, for `perf annotate` of JIT code.
+   */
+  jit?: boolean
 }
 
 /** Samples `options.pid` while `load` runs; resolves with what `load` returned. */
@@ -22,6 +27,7 @@ export async function recorded<T>(options: PerfOptions, load: () => T): Promise<
       '-e',
       'cpu-clock',
       ...(options.graph ? ['-g'] : []),
+      ...(options.jit ? ['-k', '1'] : []),
       '-F',
       String(options.frequency),
       '-p',
@@ -37,6 +43,9 @@ export async function recorded<T>(options: PerfOptions, load: () => T): Promise<
   } finally {
     perf.kill('SIGINT')
     await new Promise((done) => perf.once('exit', done))
+    if (options.jit) {
+      spawnSync('perf', ['inject', '--jit', '-i', options.data, '-o', `${options.data}.jit`])
+    }
   }
 }
 

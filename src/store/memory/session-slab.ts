@@ -4,22 +4,25 @@ const NONE = -1
 
 /*
  * A session row is 48 bytes in one buffer: a read of a session touches one cache line (at most
- * two), not one per column.
- *   float64 words 0, 1, 2   expiresAt (NaN on free slots), updatedAt, startedAt
- *   int32 words 6..11       user row, next slot, key, deviceType, activity, source
+ * two), not one per column. What a read of presence needs is its first 32 bytes, so that three
+ * rows in four hold it within one line (the row after a 64-byte boundary's 16 spans two).
+ *   float64 words 0, 1      expiresAt (NaN on free slots), updatedAt
+ *   int32 words 4..7        next slot, deviceType, activity, source
+ *   float64 word 4          startedAt
+ *   int32 words 10, 11      user row, key
  */
 const ROW_BYTES = 48
 const ROW_F64 = ROW_BYTES / 8
 const ROW_I32 = ROW_BYTES / 4
 const EXPIRES_AT = 0
 const UPDATED_AT = 1
-const STARTED_AT = 2
-const USER = 6
-const NEXT = 7
-const KEY = 8
-const DEVICE_TYPE = 9
-const ACTIVITY = 10
-const SOURCE = 11
+const STARTED_AT = 4
+const NEXT = 4
+const DEVICE_TYPE = 5
+const ACTIVITY = 6
+const SOURCE = 7
+const USER = 10
+const KEY = 11
 
 /**
  * The sessions of the memory store, one row per session slot. Strings and activities are ids
@@ -112,8 +115,9 @@ export class SessionSlab {
   }
 
   /**
-   * Brings the rows of the first `n` slots in `slots` (-1: none) into cache, both ends: a row
-   * may span two cache lines. Four an iteration, in one pass, so that their misses overlap.
+   * Brings what a read needs of the rows of the first `n` slots in `slots` (-1: none) into
+   * cache, both ends of it: it may span two cache lines. Four an iteration, in one pass, so that
+   * their misses overlap.
    */
   readAhead(slots: Int32Array, n: number): void {
     const i32 = this.#i32

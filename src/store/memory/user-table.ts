@@ -6,18 +6,19 @@ const TWO_32 = 2 ** 32
 
 /*
  * A user row is 24 bytes in one buffer, so everything a read needs of a user comes with one
- * cache line (at most two):
+ * cache line (at most two), and what a read of presence needs, its first 16 bytes, spans two
+ * in one row of eight only:
  *   float64 word 0       lastOnline, NaN = never
- *   int32 words 2, 3     the id's high and low 32 bits
- *   int32 word 4         the first of the user's sessions, -1 = none
+ *   int32 words 2, 3     the id's high 32 bits, the first of the user's sessions (-1 = none)
+ *   int32 word 4         the id's low 32 bits
  *   int32 word 5         unused (alignment)
  */
 const ROW_BYTES = 24
 const ROW_F64 = ROW_BYTES / 8
 const ROW_I32 = ROW_BYTES / 4
 const HI = 2
-const LO = 3
-const HEAD = 4
+const HEAD = 3
+const LO = 4
 
 /**
  * One row per user ever seen, keyed by the int64 id without keeping its string: the id is held
