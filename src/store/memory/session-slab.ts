@@ -1,4 +1,5 @@
 import { grownBuffer, nextCapacity } from './grown.js'
+import { touchRows } from './touch-rows.js'
 
 const NONE = -1
 
@@ -116,31 +117,11 @@ export class SessionSlab {
 
   /**
    * Brings what a read needs of the rows of the first `n` slots in `slots` (-1: none) into
-   * cache, both ends of it: it may span two cache lines. Four an iteration, in one pass, so that
-   * their misses overlap.
+   * cache, both ends of it: it may span two cache lines.
    */
   readAhead(slots: Int32Array, n: number): void {
-    const i32 = this.#i32
-    let ends = 0
-    let i = 0
-    for (; i + 4 <= n; i += 4) {
-      const s0 = slots[i]!
-      const s1 = slots[i + 1]!
-      const s2 = slots[i + 2]!
-      const s3 = slots[i + 3]!
-      const at0 = (s0 & ~(s0 >> 31)) * ROW_I32
-      const at1 = (s1 & ~(s1 >> 31)) * ROW_I32
-      const at2 = (s2 & ~(s2 >> 31)) * ROW_I32
-      const at3 = (s3 & ~(s3 >> 31)) * ROW_I32
-      ends |= i32[at0]! | i32[at0 + SOURCE]! | i32[at1]! | i32[at1 + SOURCE]!
-      ends |= i32[at2]! | i32[at2 + SOURCE]! | i32[at3]! | i32[at3 + SOURCE]!
-    }
-    for (; i < n; i++) {
-      const slot = slots[i]!
-      const at = (slot & ~(slot >> 31)) * ROW_I32
-      ends |= i32[at]! | i32[at + SOURCE]!
-    }
-    this.#touched = ends
+    this.#touched =
+      touchRows(this.#i32, slots, n, ROW_I32, 0) | touchRows(this.#i32, slots, n, ROW_I32, SOURCE)
   }
 
   #grow(needed: number): void {

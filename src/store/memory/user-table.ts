@@ -1,5 +1,6 @@
 import type { UserId } from '../../core/user-id.js'
 import { grownBuffer, nextCapacity } from './grown.js'
+import { touchRows } from './touch-rows.js'
 
 const NONE = -1
 const TWO_32 = 2 ** 32
@@ -141,6 +142,7 @@ export class UserTable {
         out[i] = hash(hi, lo) & mask
       }
     }
+    this.#touched = touchRows(buckets, out, n, 2, 1)
     // an unparsed id's bucket is -1: it reads bucket 0 and is sent on to the full probe
     const probes = this.#probes
     let more = 0
@@ -199,6 +201,7 @@ export class UserTable {
         }
       }
     }
+    this.#touched = touchRows(this.#i32, out, n, ROW_I32, HI)
     // rows to confirm by the high half; an unknown id (-1) reads row 0 and is masked out
     const u32 = this.#u32
     let differs = 0
