@@ -15,7 +15,9 @@
  * `--protocol xbox`: `npm run bench:xbox`'s batch (1100 random XUIDs at level all, signed in),
  * for presenced, baseline and naive (naive-xbox-server.ts). `--jitdump`: V8's jitdump
  * (--perf-prof) instead of its perf map, injected into each recording (`<data>.jit`), so that
- * `perf annotate -i <data>.jit -s <symbol>` shows the samples on the JIT code's instructions.
+ * `perf annotate -i <data>.jit -s <symbol>` shows the samples on the JIT code's instructions
+ * (the dumps and the code perf inject writes, jit-*.dump and jitted-*.so, land in the servers'
+ * working directory: .gitignore keeps them out).
  *
  * Fleet mode as `npm run bench:redis-http` runs it: `redis` (Redis mode on a redis-server of
  * the bench's own), `redis-naive` (node:http + ioredis MGET answering Redis mode's records:

@@ -312,6 +312,31 @@ test("summarize without `device` leaves deviceType and source '' and 'app', the 
   await store.close()
 })
 
+test('summarize of many ids (read a part at a time) answers as each id alone, in order', async () => {
+  const store = new MemoryPresenceStore()
+  const ids: UserId[] = []
+  for (let i = 0; i < 300; i++) {
+    const id = String(5_000 + i) as UserId
+    if (i % 3 !== 0) {
+      await store.heartbeat(
+        { ...appOnline, userId: id, activity: { kind: 'inGame', placeId: String(i % 7) } },
+        T0 + i,
+      )
+    }
+    ids.push(id)
+  }
+  // unknown, repeated and out-of-order ids among them, past several parts
+  const asked = [...ids, '404' as UserId, ids[5]!, ...ids.slice(0, 40).reverse()]
+  const values = asked.map(Number)
+  const alone = await Promise.all(
+    asked.map(async (id) => (await store.summarize([id], T0 + 400))[0]),
+  )
+  assert.deepEqual(await store.summarize(asked, T0 + 400), alone)
+  assert.deepEqual(await store.summarize(asked, T0 + 400, values), alone)
+  assert.equal(alone.filter((s) => s!.sessions === 1).length, 200 + 1 + 26)
+  await store.close()
+})
+
 test('a refresh whose change is unread comes with one presence for both sides; anything else whole, and the stored state is the same either way', async () => {
   const quiet = new MemoryPresenceStore()
   const plain = new MemoryPresenceStore()

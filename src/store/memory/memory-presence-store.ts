@@ -368,9 +368,18 @@ export class MemoryPresenceStore implements PresenceStore {
     device = true,
   ): PresenceSummary[] {
     const n = ids.length
-    const users = this.#findAll(ids, values)
     const summaries = new Array<PresenceSummary>(n)
-    for (let i = 0; i < n; i++) summaries[i] = this.#summary(ids[i]!, users[i]!, now, device)
+    for (let from = 0; from < n; from += READ_CHUNK) {
+      const to = Math.min(n, from + READ_CHUNK)
+      const whole = from === 0 && to === n
+      const users = this.#findAll(
+        whole ? ids : ids.slice(from, to),
+        whole || values === undefined ? values : values.slice(from, to),
+      )
+      for (let i = from; i < to; i++) {
+        summaries[i] = this.#summary(ids[i]!, users[i - from]!, now, device)
+      }
+    }
     return summaries
   }
 
@@ -814,6 +823,9 @@ export class MemoryPresenceStore implements PresenceStore {
 function notAUser(userId: UserId): Promise<never> {
   return Promise.reject(new TypeError(`not a user id: ${JSON.stringify(userId)}`))
 }
+
+/** summarizeNow reads this many ids at a time: what it brought into cache is still there. */
+const READ_CHUNK = 128
 
 /** Places (or titles, or kinds) #acquireActivity remembers an activity for, at most. */
 const RECENT_ACTIVITIES = 4096
