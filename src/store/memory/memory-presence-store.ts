@@ -120,7 +120,7 @@ export class MemoryPresenceStore implements PresenceStore {
   #flushFailing = false
   #sessionCount = 0
   #userCount = 0
-  /** getMany's scratch: the user row of each id, and what reading ahead loaded. */
+  /** getMany's and summarize's scratch: the user row of each id, and each user's first session. */
   #readUsers = new Int32Array(64)
   #readHeads = new Int32Array(64)
 

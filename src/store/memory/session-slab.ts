@@ -6,7 +6,7 @@ const NONE = -1
 /*
  * A session row is 48 bytes in one buffer: a read of a session touches one cache line (at most
  * two), not one per column. What a read of presence needs is its first 32 bytes, so that three
- * rows in four hold it within one line (the row after a 64-byte boundary's 16 spans two).
+ * rows in four hold it within one line (a row starting 48 bytes into a line spans two).
  *   float64 words 0, 1      expiresAt (NaN on free slots), updatedAt
  *   int32 words 4..7        next slot, deviceType, activity, source
  *   float64 word 4          startedAt
