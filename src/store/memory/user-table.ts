@@ -41,11 +41,9 @@ export class UserTable {
   readonly #key = new Uint32Array(2)
   /** findMany's halves of each id, reused. */
   #keys = new Uint32Array(2 * 64)
-  /** What headsOf read to bring rows into cache; kept so that the reads are not dropped. */
+  /** What findMany's touches and headsOf read; kept so that the reads are not dropped. */
   // eslint-disable-next-line no-unused-private-class-members -- written, never read: see above
   #touched = 0
-  /** findMany's list of ids to probe past their first bucket, reused. */
-  #probes = new Int32Array(64)
 
   get size(): number {
     return this.#count
@@ -110,21 +108,15 @@ export class UserTable {
   /**
    * find() of many ids at once, their rows into `out` (-1: unknown). Done in passes, so that
    * the cache misses of different ids overlap instead of each waiting for the one before:
-   * parse and hash every id, then look in every id's first bucket, then confirm every row by
-   * the high half; the few ids whose first bucket holds another id probe on after that, from
-   * lines already in cache. At a million users each pass is bound by memory, and how many misses
-   * overlap is bound by how many loop iterations the CPU holds at once: V8 checks each typed
-   * array again in every iteration, so the passes take four ids an iteration and branch on
-   * nothing they load (bench/store-read.ts --summaries: a pass's ns per id about halved).
+   * parse and hash every id, bring every id's bucket into cache (touchRows), probe them, bring
+   * every row into cache, then confirm every row by the high half. At a million users the
+   * touches take the misses; the probe and the check then run on lines in cache.
    * `values`, when given, holds `Number(ids[i])` for each id, all below 2^53: the halves are
    * taken from it, the digits not read again (callgrind: 470 instructions an id down to 240).
    */
   findMany(ids: readonly string[], out: Int32Array, values?: readonly number[]): void {
     const n = ids.length
-    if (this.#keys.length < 2 * n) {
-      this.#keys = new Uint32Array(2 * n)
-      this.#probes = new Int32Array(n)
-    }
+    if (this.#keys.length < 2 * n) this.#keys = new Uint32Array(2 * n)
     const keys = this.#keys
     const buckets = this.#buckets
     const mask = (buckets.length >> 1) - 1
@@ -143,127 +135,45 @@ export class UserTable {
       }
     }
     this.#touched = touchRows(buckets, out, n, 2, 1)
-    // an unparsed id's bucket is -1: it reads bucket 0 and is sent on to the full probe
-    const probes = this.#probes
-    let more = 0
-    let i = 0
-    for (; i + 4 <= n; i += 4) {
-      const b0 = out[i]!
-      const b1 = out[i + 1]!
-      const b2 = out[i + 2]!
-      const b3 = out[i + 3]!
-      const at0 = (b0 & ~(b0 >> 31)) << 1
-      const at1 = (b1 & ~(b1 >> 31)) << 1
-      const at2 = (b2 & ~(b2 >> 31)) << 1
-      const at3 = (b3 & ~(b3 >> 31)) << 1
-      const row0 = buckets[at0 + 1]! - 1
-      const row1 = buckets[at1 + 1]! - 1
-      const row2 = buckets[at2 + 1]! - 1
-      const row3 = buckets[at3 + 1]! - 1
-      const settled0 = +(b0 >= 0) & (+(row0 === NONE) | +(buckets[at0] === (keys[2 * i + 1]! | 0)))
-      const settled1 = +(b1 >= 0) & (+(row1 === NONE) | +(buckets[at1] === (keys[2 * i + 3]! | 0)))
-      const settled2 = +(b2 >= 0) & (+(row2 === NONE) | +(buckets[at2] === (keys[2 * i + 5]! | 0)))
-      const settled3 = +(b3 >= 0) & (+(row3 === NONE) | +(buckets[at3] === (keys[2 * i + 7]! | 0)))
-      // each id is written to the list; only an unsettled one moves its end on
-      probes[more] = i
-      more += 1 - settled0
-      probes[more] = i + 1
-      more += 1 - settled1
-      probes[more] = i + 2
-      more += 1 - settled2
-      probes[more] = i + 3
-      more += 1 - settled3
-      out[i] = (row0 & -settled0) | (b0 & (settled0 - 1))
-      out[i + 1] = (row1 & -settled1) | (b1 & (settled1 - 1))
-      out[i + 2] = (row2 & -settled2) | (b2 & (settled2 - 1))
-      out[i + 3] = (row3 & -settled3) | (b3 & (settled3 - 1))
-    }
-    for (; i < n; i++) {
-      const bucket = out[i]!
-      const at = (bucket & ~(bucket >> 31)) << 1
-      const row = buckets[at + 1]! - 1
-      const settled = +(bucket >= 0) & (+(row === NONE) | +(buckets[at] === (keys[2 * i + 1]! | 0)))
-      probes[more] = i
-      more += 1 - settled
-      out[i] = (row & -settled) | (bucket & (settled - 1))
-    }
-    for (let k = 0; k < more; k++) {
-      const at = probes[k]!
-      let bucket = out[at]!
+    for (let i = 0; i < n; i++) {
+      let bucket = out[i]!
       if (bucket === NONE) continue
-      const low = keys[2 * at + 1]! | 0
+      const low = keys[2 * i + 1]! | 0
       for (;;) {
-        bucket = (bucket + 1) & mask
-        const row = buckets[(bucket << 1) + 1]! - 1
-        if (row === NONE || buckets[bucket << 1] === low) {
-          out[at] = row
+        const at = bucket << 1
+        const row = buckets[at + 1]! - 1
+        if (row === NONE || buckets[at] === low) {
+          out[i] = row
           break
         }
+        bucket = (bucket + 1) & mask
       }
     }
     this.#touched = touchRows(this.#i32, out, n, ROW_I32, HI)
-    // rows to confirm by the high half; an unknown id (-1) reads row 0 and is masked out
     const u32 = this.#u32
-    let differs = 0
-    i = 0
-    for (; i + 4 <= n; i += 4) {
-      const r0 = out[i]!
-      const r1 = out[i + 1]!
-      const r2 = out[i + 2]!
-      const r3 = out[i + 3]!
-      differs |=
-        ((u32[(r0 & ~(r0 >> 31)) * ROW_I32 + HI]! ^ keys[2 * i]!) & ~(r0 >> 31)) |
-        ((u32[(r1 & ~(r1 >> 31)) * ROW_I32 + HI]! ^ keys[2 * i + 2]!) & ~(r1 >> 31)) |
-        ((u32[(r2 & ~(r2 >> 31)) * ROW_I32 + HI]! ^ keys[2 * i + 4]!) & ~(r2 >> 31)) |
-        ((u32[(r3 & ~(r3 >> 31)) * ROW_I32 + HI]! ^ keys[2 * i + 6]!) & ~(r3 >> 31))
-    }
-    for (; i < n; i++) {
+    for (let i = 0; i < n; i++) {
       const row = out[i]!
-      differs |= (u32[(row & ~(row >> 31)) * ROW_I32 + HI]! ^ keys[2 * i]!) & ~(row >> 31)
-    }
-    if (differs !== 0) this.#confirmEach(ids, out)
-  }
-
-  /** findMany's slow end, rare: some row holds another id with the same low half. */
-  #confirmEach(ids: readonly string[], out: Int32Array): void {
-    const keys = this.#keys
-    const u32 = this.#u32
-    for (let i = 0; i < ids.length; i++) {
-      const row = out[i]!
+      // rare: another id with the same low half; the full probe decides
       if (row !== NONE && u32[row * ROW_I32 + HI] !== keys[2 * i]) out[i] = this.find(ids[i]!)
     }
   }
 
   /**
    * The first session of each of the first `n` rows in `rows` into `heads` (-1: an unknown row,
-   * or no session), reading each row whole: a row may span two cache lines, and a read of the
-   * user then finds both in cache. Four rows an iteration, as findMany's passes.
+   * or no session), reading each row's first word too: a row may span two cache lines, and a
+   * read of the user then finds both in cache.
    */
   headsOf(rows: Int32Array, n: number, heads: Int32Array): void {
     const i32 = this.#i32
-    // each row's first word too (lastOnline), or-ed into a sum the JIT cannot drop
     let firsts = 0
-    let i = 0
-    for (; i + 4 <= n; i += 4) {
-      const r0 = rows[i]!
-      const r1 = rows[i + 1]!
-      const r2 = rows[i + 2]!
-      const r3 = rows[i + 3]!
-      const at0 = (r0 & ~(r0 >> 31)) * ROW_I32
-      const at1 = (r1 & ~(r1 >> 31)) * ROW_I32
-      const at2 = (r2 & ~(r2 >> 31)) * ROW_I32
-      const at3 = (r3 & ~(r3 >> 31)) * ROW_I32
-      firsts |= i32[at0]! | i32[at1]! | i32[at2]! | i32[at3]!
-      heads[i] = (i32[at0 + HEAD]! & ~(r0 >> 31)) | (r0 >> 31)
-      heads[i + 1] = (i32[at1 + HEAD]! & ~(r1 >> 31)) | (r1 >> 31)
-      heads[i + 2] = (i32[at2 + HEAD]! & ~(r2 >> 31)) | (r2 >> 31)
-      heads[i + 3] = (i32[at3 + HEAD]! & ~(r3 >> 31)) | (r3 >> 31)
-    }
-    for (; i < n; i++) {
+    for (let i = 0; i < n; i++) {
       const row = rows[i]!
-      const at = (row & ~(row >> 31)) * ROW_I32
-      firsts |= i32[at]!
-      heads[i] = (i32[at + HEAD]! & ~(row >> 31)) | (row >> 31)
+      if (row === NONE) {
+        heads[i] = NONE
+        continue
+      }
+      firsts |= i32[row * ROW_I32]!
+      heads[i] = i32[row * ROW_I32 + HEAD]!
     }
     this.#touched = firsts
   }
