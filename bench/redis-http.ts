@@ -10,6 +10,7 @@
  *   npm run bench:redis-http -- [--users 100000] [--ids 50] [--seconds 8] [--rounds 3]
  *                               [--connections 32] [--url redis://host:port]
  *                               [--profile redis-mode.cpuprofile] [--baseline <dir>]
+ *                               [--profile-embedded embedded-mode.cpuprofile]
  *                               [--heap-profile redis-mode.heapprofile]
  *                               [--writes <per second>] [--catalogue-just-changed]
  *
@@ -52,6 +53,8 @@ const { values } = benchArgs(import.meta.url, {
     url: { type: 'string' },
     /** Writes the Redis-mode server's CPU profile of its serving here. */
     profile: { type: 'string' },
+    /** Writes the embedded-mode server's CPU profile of its serving here (one run, both modes). */
+    'profile-embedded': { type: 'string' },
     /**
      * Writes what the Redis-mode server allocated while serving (freed objects included) here:
      * `npx tsx bench/heap-profile-summary.ts <file> 30 <requests>` gives bytes per request.
@@ -119,7 +122,10 @@ try {
     ...(values['heap-profile'] ? ['--heap-profile', values['heap-profile']] : []),
   ])
   children.push(redisMode.child)
-  const embedded = await spawnJson<ServerInfo>('bench/redis-http-server.ts', args)
+  const embedded = await spawnJson<ServerInfo>('bench/redis-http-server.ts', [
+    ...args,
+    ...(values['profile-embedded'] ? ['--profile', values['profile-embedded']] : []),
+  ])
   children.push(embedded.child)
   const baseline = values.baseline
     ? await spawnJson<ServerInfo>(join(values.baseline, 'bench/redis-http-server.ts'), [
