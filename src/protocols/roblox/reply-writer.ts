@@ -193,6 +193,88 @@ function intern(activityId: number, activity: Activity, states: (Prefix | undefi
   }
   internedActivities[activityId] = activity
   internedPrefixes[activityId] = states
+  // the id's joined templates were another activity's
+  const first = activityId * STATES
+  for (let slot = first; slot < first + STATES && slot < slotPrefixBytes.length; slot++) {
+    slotPrefixBytes[slot] = 0
+  }
+}
+
+/*
+ * The joined templates (Prefix.joined: a tail, a comma, the prefix) of interned activities, per
+ * slot (activity id * STATES + shown state), side by side in one arena: writing a record of a
+ * slot reads its offset and prefix length from typed arrays and copies from the arena through a
+ * view made then, where a Prefix took five objects out of cache (the states array, the Prefix,
+ * its Buffer, its DataView, its ArrayBuffer), each a miss once the store's rows have pushed them
+ * out (issue 19). A view kept per slot was one more such object: 54.0 against 50.6 µs a read.
+ */
+const STATES = 8
+/**
+ * The arena's first size and its most: it doubles (its templates copied) while a template does
+ * not fit, and at its most, every slot is forgotten instead and it is written again from the
+ * start (a record's template is copied into its reply as soon as it is made).
+ */
+const ARENA_FIRST = 64 * 1024
+const ARENA_MOST = 16 * 1024 * 1024
+/** Templates end at `arenaUsed`. */
+let arena = Buffer.alloc(0)
+let arenaView = viewOf(arena)
+let arenaBytes = arena.buffer
+let arenaOffset = arena.byteOffset
+let arenaUsed = 0
+/** Per slot: the template's offset, its prefix's length (0: no template), its tail's day. */
+let slotAt = new Int32Array(0)
+let slotPrefixBytes = new Int32Array(0)
+let slotDay = new Float64Array(0)
+
+/**
+ * The slot of `activity` (interned under `activityId`) shown as `state`, its template made when
+ * it has none; -1 when the activity is not the one interned under that id (prefixOf's path).
+ */
+function slotOf(state: PresenceType, activity: Activity, activityId: number): number {
+  if (!(activityId >= 0) || internedActivities[activityId] !== activity) return -1
+  const slot = activityId * STATES + state
+  if (slot < slotPrefixBytes.length && slotPrefixBytes[slot]! > 0) return slot
+  return makeSlot(slot, prefixOf(state, activity, activityId))
+}
+
+function makeSlot(slot: number, prefix: Prefix): number {
+  const size = TAIL_BYTES + 1 + prefix.bytes.length
+  if (size > ARENA_MOST) return -1
+  if (arenaUsed + size > arena.length) {
+    if (arena.length >= ARENA_MOST) {
+      arenaUsed = 0
+      slotPrefixBytes.fill(0)
+    } else {
+      const next = Buffer.alloc(Math.min(Math.max(ARENA_FIRST, arena.length * 2), ARENA_MOST))
+      copyBytes.call(next, arena.subarray(0, arenaUsed), 0)
+      arena = next
+      arenaView = viewOf(arena)
+      arenaBytes = arena.buffer
+      arenaOffset = arena.byteOffset
+      // a template bigger than the doubling: the next call doubles again
+      if (arenaUsed + size > arena.length) return makeSlot(slot, prefix)
+    }
+  }
+  if (slot >= slotAt.length) {
+    const length = Math.max(slot + 1, slotAt.length * 2, 64 * STATES)
+    slotAt = grown(slotAt, new Int32Array(length))
+    slotPrefixBytes = grown(slotPrefixBytes, new Int32Array(length))
+    slotDay = grown(slotDay, new Float64Array(length))
+  }
+  const at = arenaUsed
+  arenaUsed += size
+  arena[at + TAIL_BYTES] = 0x2c
+  copyBytes.call(arena, prefix.bytes, at + TAIL_BYTES + 1)
+  slotAt[slot] = at
+  slotPrefixBytes[slot] = prefix.bytes.length
+  slotDay[slot] = Number.NaN
+  return slot
+}
+
+function grown<T extends Int32Array | Float64Array>(from: T, to: T): T {
+  to.set(from)
+  return to
 }
 
 /** Forgets every cached prefix (tests). */
@@ -202,6 +284,14 @@ export function resetReplyWriter(): void {
   byActivity = new WeakMap()
   internedActivities = []
   internedPrefixes = []
+  slotAt = new Int32Array(0)
+  slotPrefixBytes = new Int32Array(0)
+  slotDay = new Float64Array(0)
+  arena = Buffer.alloc(0)
+  arenaView = viewOf(arena)
+  arenaBytes = arena.buffer
+  arenaOffset = arena.byteOffset
+  arenaUsed = 0
   longestPrefix = 0
 }
 
@@ -327,22 +417,26 @@ export function writeSummariesReply(
     for (; i < n; i++) {
       const summary = summaries[i]!
       const state = shownSummaryState(summary, options)
-      const prefix = prefixOf(
-        state,
-        state === PresenceType.Offline ? undefined : summary.activity,
-        summary.activityId,
-      )
+      const activity = state === PresenceType.Offline ? undefined : summary.activity
+      // an interned activity's record through its slot (from the second record on), else its
+      // Prefix
+      const slot =
+        i > 0 && activity !== undefined ? slotOf(state, activity, summary.activityId ?? -1) : -1
+      const prefix = slot < 0 ? prefixOf(state, activity, summary.activityId) : undefined
+      const prefixLength = prefix === undefined ? slotPrefixBytes[slot]! : prefix.bytes.length
       const id = summary.userId
       const lastOnline = summary.lastOnline
       if (
         id.length === 0 ||
         id.length > 19 ||
         (lastOnline !== undefined && isUnusual(lastOnline)) ||
-        at + (i > 0 ? TAIL_BYTES + 1 : 0) + prefix.bytes.length + id.length + TAIL_BYTES > end
+        at + (i > 0 ? TAIL_BYTES + 1 : 0) + prefixLength + id.length + TAIL_BYTES > end
       ) {
         break
       }
-      if (i > 0) {
+      if (prefix === undefined) {
+        at = writeJoinedSlot(out, at, slot, before)
+      } else if (i > 0) {
         at = writeJoined(out, at, prefix, before)
       } else {
         copyBytes.call(out, prefix.bytes, at)
@@ -510,7 +604,7 @@ function setTailDay(day: number): void {
 function writeTail(out: Buffer, at: number, ms: number): number {
   const day = Math.floor(ms / DAY_MS)
   setTailDay(day)
-  fillTime(tailView, ms - day * DAY_MS)
+  fillTime(tailView, 0, ms - day * DAY_MS)
   copyBytes.call(out, tail, at)
   return at + TAIL_BYTES
 }
@@ -522,18 +616,33 @@ function writeTail(out: Buffer, at: number, ms: number): number {
 function writeJoined(out: Buffer, at: number, prefix: Prefix, ms: number): number {
   const day = Math.floor(ms / DAY_MS)
   const joined = prefix.joinedDay === day ? prefix.joined! : prefix.join(day)
-  fillTime(prefix.joinedView!, ms - day * DAY_MS)
+  fillTime(prefix.joinedView!, 0, ms - day * DAY_MS)
   copyBytes.call(out, joined, at)
   return at + joined.length
 }
 
+/** writeJoined through a slot's template (slotOf); the index after it. */
+function writeJoinedSlot(out: Buffer, at: number, slot: number, ms: number): number {
+  const day = Math.floor(ms / DAY_MS)
+  const from = slotAt[slot]!
+  if (slotDay[slot] !== day) {
+    setTailDay(day)
+    copyBytes.call(arena, tail, from)
+    slotDay[slot] = day
+  }
+  fillTime(arenaView, from, ms - day * DAY_MS)
+  const length = TAIL_BYTES + 1 + slotPrefixBytes[slot]!
+  copyBytes.call(out, new Uint8Array(arenaBytes, arenaOffset + from, length), at)
+  return at + length
+}
+
 /**
- * The time of day `ms` into a tail template `into` (`tail`, or a Prefix's `joined`) at
- * TIME_AT: a store into the small template is a few instructions, one into `out` about 20, and
+ * The time of day `ms` into a tail template in `into` at `base` (`tail`, a Prefix's `joined`, a
+ * slot's template in the arena), at TIME_AT in it: a store into the small template is a few instructions, one into `out` about 20, and
  * writing the time into `out` through writeIsoTime (shared/iso-bytes.ts), no longer inlined,
  * was about 265 a record (issue 19, callgrind).
  */
-function fillTime(into: DataView, ms: number): void {
+function fillTime(into: DataView, base: number, ms: number): void {
   const rest = ms | 0
   const seconds = (rest / 1000) | 0
   const millis = rest - seconds * 1000
@@ -544,10 +653,11 @@ function fillTime(into: DataView, ms: number): void {
   // two digits a store (DataView#setUint16): nine byte stores and eighteen table loads were
   // about 188 instructions a record (callgrind, issue 19); the milliseconds with the `Z` after
   // them in one store, where a byte and a pair (and a division) were two
-  into.setUint16(TIME_AT, PAIRS[hours]!, true)
-  into.setUint16(TIME_AT + 3, PAIRS[min]!, true)
-  into.setUint16(TIME_AT + 6, PAIRS[sec]!, true)
-  into.setUint32(TIME_AT + 9, MILLIS_Z[millis]!, true)
+  const at = base + TIME_AT
+  into.setUint16(at, PAIRS[hours]!, true)
+  into.setUint16(at + 3, PAIRS[min]!, true)
+  into.setUint16(at + 6, PAIRS[sec]!, true)
+  into.setUint32(at + 9, MILLIS_Z[millis]!, true)
 }
 
 function slowReply(visible: readonly VisiblePresence[], options: RobloxViewOptions): Buffer {

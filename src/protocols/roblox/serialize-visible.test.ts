@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { Activity, PresenceType, Session } from '../../core/presence.js'
+import { stateOfKind, type Activity, type PresenceType, type Session } from '../../core/presence.js'
 import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { isoOf } from '../shared/iso-date.js'
@@ -12,6 +12,7 @@ import {
   serializeRobloxPresence,
   serializeUserPresences,
   serializeVisible,
+  type RobloxViewOptions,
 } from './view.js'
 
 const id = fc.oneof(
@@ -123,6 +124,38 @@ test('writeUsersReply: a shared activity keeps one prefix per shown state', () =
   )
 })
 
+/** What the text path writes for summaries: each one's activity as its one live session. */
+function summariesText(summaries: PresenceSummary[], options: RobloxViewOptions): string {
+  return serializeUserPresences(
+    summaries.map((s) =>
+      serializeVisible(
+        {
+          userId: s.userId,
+          state: s.state,
+          sessions:
+            s.activity === undefined
+              ? []
+              : [
+                  {
+                    userId: s.userId,
+                    key: '',
+                    source: 'app',
+                    deviceType: '',
+                    startedAt: 0,
+                    updatedAt: 0,
+                    expiresAt: 10,
+                    activity: s.activity,
+                  },
+                ],
+          lastOnline: s.lastOnline,
+          locationHidden: s.activity === undefined,
+        },
+        options,
+      ),
+    ),
+  )
+}
+
 test("writeSummariesReply: an activity id given to another activity writes that activity's prefix", () => {
   resetReplyWriter()
   const options = { invisibleSelfView: 'state' } as const
@@ -140,32 +173,7 @@ test("writeSummariesReply: an activity id given to another activity writes that 
   const a = Object.freeze({ kind: 'inGame', placeId: '1', universeId: '2' }) as Activity
   const b = Object.freeze({ kind: 'inGame', placeId: '3', universeId: '4' }) as Activity
   const c = { kind: 'inGame', placeId: '5', universeId: '6' } as Activity
-  const expected = (summaries: PresenceSummary[]): string =>
-    serializeUserPresences(
-      summaries.map((s) =>
-        serializeVisible(
-          {
-            userId: s.userId,
-            state: s.state,
-            sessions: [
-              {
-                userId: s.userId,
-                key: '',
-                source: 'app',
-                deviceType: '',
-                startedAt: 0,
-                updatedAt: 0,
-                expiresAt: 10,
-                activity: s.activity!,
-              },
-            ],
-            lastOnline: s.lastOnline,
-            locationHidden: false,
-          },
-          options,
-        ),
-      ),
-    )
+  const expected = (summaries: PresenceSummary[]) => summariesText(summaries, options)
   // id 7 is a's, then b's (the store dropped a and reused its id), then an unfrozen copy's
   for (const reads of [
     [summary('1', a, 7), summary('2', a, 7)],
@@ -173,6 +181,46 @@ test("writeSummariesReply: an activity id given to another activity writes that 
     [summary('6', c, 7), summary('7', b, 7), summary('8', a, 40)],
   ]) {
     assert.equal(writeSummariesReply(reads, options).toString(), expected(reads))
+  }
+})
+
+test('writeSummariesReply: many interned activities, states, days and reused ids, byte for byte', () => {
+  resetReplyWriter()
+  const options = { invisibleSelfView: 'state' } as const
+  const expected = (summaries: PresenceSummary[]) => summariesText(summaries, options)
+  // long locations: the templates outgrow the arena's doublings and then its most (16 MiB)
+  const activityOf = (n: number, round: number) =>
+    Object.freeze({
+      kind: n % 3 === 0 ? 'studio' : n % 3 === 1 ? 'inGame' : 'website',
+      placeId: String(1_000 + n),
+      universeId: String(round),
+      location: `${round}:${'x'.repeat((n * 37) % 4_000)}`,
+    }) as Activity
+  let user = 1
+  for (let round = 0; round < 3; round++) {
+    const activities = Array.from({ length: 4_000 }, (_, n) => activityOf(n, round))
+    // the first pass interns the activities, the next ones write them through their slots
+    for (let first = 0; first < 3 * activities.length; first += 50) {
+      const reads: PresenceSummary[] = []
+      for (let n = first; n < first + 50; n++) {
+        const activity = activities[(n * 7919) % activities.length]!
+        const offline = n % 11 === 0
+        reads.push({
+          userId: String(user++) as UserId,
+          state: offline ? 0 : stateOfKind(activity.kind),
+          activity: offline ? undefined : activity,
+          updatedAt: 0,
+          // days apart, and never online
+          lastOnline: n % 13 === 0 ? undefined : 1_700_000_000_000 + n * 86_400_017 * (round + 1),
+          sessions: offline ? 0 : 1,
+          deviceType: '',
+          source: 'app',
+          // each round gives the ids to new activities
+          activityId: (n * 7919) % activities.length,
+        })
+      }
+      assert.equal(writeSummariesReply(reads, options).toString(), expected(reads))
+    }
   }
 })
 
