@@ -268,6 +268,7 @@ function plainView(options: XboxViewOptions): PlainView {
  * Kept per shared (frozen) activity, for the view it was made with.
  */
 interface PlatformTitle {
+  activity: Activity
   view: PlainView
   head: Buffer
   /** `0000"` (the seed timestamp's end), the rest of the title record, `]}]}`. */
@@ -282,6 +283,29 @@ let platformTitles = new WeakMap<Activity, PlatformTitle>()
 /** Where the placeholder instants stand in the stringified record (names cannot hold these). */
 const LAST_MODIFIED_MARK = '"lastModified":"\\u0000"'
 const TIMESTAMP_MARK = '"timestamp":"\\u0001"'
+
+/**
+ * Per activity id of a summary (PresenceSummary.activityId), the title made last for the
+ * activity seen with it: an index and two compares, where the WeakMap looked the activity's
+ * hash up in a table, both out of cache between batches (issue 19). An id the store gave to
+ * another activity since (or another store's) fails the compare and is made again.
+ */
+let titlesById: (PlatformTitle | undefined)[] = []
+
+/** platformTitle, found by `activityId` (-1: none) when it was made for it before. */
+function platformTitleById(activity: Activity, activityId: number, view: PlainView): PlatformTitle {
+  if (activityId >= 0 && activityId < titlesById.length) {
+    const title = titlesById[activityId]
+    if (title !== undefined && title.activity === activity && title.view === view) return title
+  }
+  const title = platformTitle(activity, view)
+  if (activityId >= 0 && Object.isFrozen(activity)) {
+    // filled up to the id: an index set far past the end would make the array a dictionary
+    while (titlesById.length < activityId) titlesById.push(undefined)
+    titlesById[activityId] = title
+  }
+  return title
+}
 
 function platformTitle(activity: Activity, view: PlainView): PlatformTitle {
   // an activity is cached only frozen (shared, unchanging): a hit needs no isFrozen, which costs
@@ -300,6 +324,7 @@ function platformTitle(activity: Activity, view: PlainView): PlatformTitle {
   if (richPresence !== undefined && richPresence !== '') record.activity = { richPresence }
   const text = JSON.stringify(record)
   const made: PlatformTitle = {
+    activity,
     view,
     head: Buffer.from(text.slice(0, text.indexOf(LAST_MODIFIED_MARK) + 16), 'utf8'),
     tail: Buffer.concat([
@@ -393,6 +418,7 @@ function untitledDevice(online: boolean, deviceType: string): Buffer {
 /** Forgets the cached title parts (tests). */
 export function resetBatchWriter(): void {
   platformTitles = new WeakMap()
+  titlesById = []
   plainViews.clear()
   for (const byType of untitled) byType.clear()
   lastUntitledType.fill(undefined)
@@ -573,6 +599,7 @@ export function writeSummaryBatch(
       activity !== undefined ? activity.kind !== 'online' : summary.state !== PresenceType.Online,
       activity,
       summary.updatedAt,
+      summary.activityId ?? -1,
     )
   }
   w.byte(0x5d)
@@ -593,6 +620,8 @@ function writePlainRecord(
   inGame: boolean,
   activity: Activity | undefined,
   updatedAt: number,
+  /** The summary's activity id (PresenceSummary.activityId), -1 for none. */
+  activityId = -1,
 ): void {
   // `{"xuid":"` and the id's digits, after one check for room (callgrind: writing them through
   // raw and ascii, each checking, was a fifth of the record)
@@ -641,7 +670,7 @@ function writePlainRecord(
     return
   }
   const day = Math.floor(updatedAt / DAY_MS)
-  const record = titledRecord(platformTitle(activity, view), deviceType, day)
+  const record = titledRecord(platformTitleById(activity, activityId, view), deviceType, day)
   const bytes = record.bytes
   w.room(bytes.length)
   const out = w.out
