@@ -216,12 +216,19 @@ const STATES = 8
  */
 const ARENA_FIRST = 64 * 1024
 const ARENA_MOST = 16 * 1024 * 1024
-/** Templates end at `arenaUsed`. */
-let arena = Buffer.alloc(0)
+/** Templates end at `arenaUsed`; its view, buffer and offset are kept for the record's copy. */
+let arena: Buffer = Buffer.alloc(0)
 let arenaView = viewOf(arena)
-let arenaBytes = arena.buffer
+let arenaBytes: ArrayBufferLike = arena.buffer
 let arenaOffset = arena.byteOffset
 let arenaUsed = 0
+
+function useArena(next: Buffer): void {
+  arena = next
+  arenaView = viewOf(next)
+  arenaBytes = next.buffer
+  arenaOffset = next.byteOffset
+}
 /** Per slot: the template's offset, its prefix's length (0: no template), its tail's day. */
 let slotAt = new Int32Array(0)
 let slotPrefixBytes = new Int32Array(0)
@@ -248,10 +255,7 @@ function makeSlot(slot: number, prefix: Prefix): number {
     } else {
       const next = Buffer.alloc(Math.min(Math.max(ARENA_FIRST, arena.length * 2), ARENA_MOST))
       copyBytes.call(next, arena.subarray(0, arenaUsed), 0)
-      arena = next
-      arenaView = viewOf(arena)
-      arenaBytes = arena.buffer
-      arenaOffset = arena.byteOffset
+      useArena(next)
       // a template bigger than the doubling: the next call doubles again
       if (arenaUsed + size > arena.length) return makeSlot(slot, prefix)
     }
@@ -287,10 +291,7 @@ export function resetReplyWriter(): void {
   slotAt = new Int32Array(0)
   slotPrefixBytes = new Int32Array(0)
   slotDay = new Float64Array(0)
-  arena = Buffer.alloc(0)
-  arenaView = viewOf(arena)
-  arenaBytes = arena.buffer
-  arenaOffset = arena.byteOffset
+  useArena(Buffer.alloc(0))
   arenaUsed = 0
   longestPrefix = 0
 }
