@@ -19,6 +19,7 @@ import type { UserId } from '../core/user-id.js'
 import { performance } from 'node:perf_hooks'
 import type { BusEvent, ChangeBus } from './change-bus.js'
 import {
+  EVERYONE,
   NO_HISTORY,
   concerns,
   isPrivacyMark,
@@ -170,6 +171,14 @@ function positionOf(change: PresenceChange): { epoch: string; offset: number; at
   return change.position!
 }
 
+/**
+ * Whether a history read passes a privacy mark, or cannot tell that it does not (trimmed past
+ * its start, its marks not all known): its changes are then not replayed under the rules held.
+ */
+function crossesPrivacy(read: HistoryRead): boolean {
+  return !read.complete || read.marks === undefined || read.marks.length > 0
+}
+
 type Task = { bus: BusEvent } | { run: () => Promise<void> }
 
 /**
@@ -210,6 +219,8 @@ export class Fanout {
   readonly #positions = new Map<UserId, HistoryPosition>()
   /** Gaps filled from the history, and changes dropped as repeats (stats, tests). */
   #gaps = 0
+  /** The changes `#resync` made, which show the current state even when sessions did not move. */
+  readonly #resyncs = new WeakSet<PresenceChange>()
   /**
    * Fleet mode: per user, the streams admitted by `admit` and not opened (or released) yet, in
    * the order they stop counting.
@@ -276,6 +287,7 @@ export class Fanout {
       const chunk = targets.slice(i, i + 1000)
       const now = await this.#source.positions(chunk)
       const behind = new Map<UserId, PresenceChange[]>()
+      const resynced: PresenceChange[] = []
       await Promise.all(
         chunk.map(async (id, j) => {
           const known = this.#positions.get(id)
@@ -284,6 +296,10 @@ export class Fanout {
           if (known.epoch === current.epoch && known.offset >= current.offset) return
           const from = known.epoch === current.epoch ? known : NO_HISTORY
           const read = await this.#source.history(id, from)
+          if (crossesPrivacy(read)) {
+            resynced.push(await this.#resync(id, read))
+            return
+          }
           const missed = read.changes.filter(
             (c) =>
               !isPrivacyMark(c) &&
@@ -293,6 +309,63 @@ export class Fanout {
         }),
       )
       if (behind.size > 0) await this.#applyPositioned(behind)
+      const at = performance.now()
+      for (const change of resynced.splice(0)) {
+        const target = change.userId
+        if (!this.#watchers.isWatched(target)) continue
+        const position = positionOf(change)
+        this.#positions.set(target, { epoch: position.epoch, offset: position.offset })
+        this.#fanOut(target, change.after, 'explicit', position.at, at, position.offset)
+      }
+    }
+  }
+
+  /**
+   * `target`'s rules and state read again, after a history `read` of it that passed a privacy
+   * mark this node may not have applied (its bus message lost, or the bus away) or that cannot
+   * tell (crossesPrivacy): its settings and the relations of the streams a mark concerns, then
+   * its presence now (after the history, so no later change is skipped), as one change at the
+   * read's position. Replaying the missed changes instead would show them under the rules this
+   * node held: a user who hid meanwhile would be seen moving, and one who showed again, what
+   * they did hidden.
+   */
+  async #resync(target: UserId, read: HistoryRead): Promise<PresenceChange> {
+    const marks = read.marks
+    const everyone = !read.complete || marks === undefined
+    const settingsChanged =
+      everyone || marks.some((m) => m.concern === EVERYONE || m.concern[0] === 's')
+    const related = new Set<UserId>()
+    for (const m of marks ?? []) if (m.concern[0] === 'r') related.add(m.concern.slice(1) as UserId)
+    const streams: Stream[] = []
+    for (const entry of this.#watchers.watchersOf(target)) {
+      const stream = this.#watchers.connectionOf(entry)
+      if (everyone || marks.some((m) => m.concern === EVERYONE) || related.has(stream.viewer)) {
+        streams.push(stream)
+      }
+    }
+    const [presences, settings, relations] = await Promise.all([
+      this.#source.presences([target]),
+      settingsChanged ? this.#source.settings([target]) : undefined,
+      Promise.all(streams.map((stream) => this.#source.relations(stream.viewer, [target]))),
+    ])
+    if (settings && this.#watchers.isWatched(target)) {
+      this.#settings.set(target, settings[0] ?? defaultSettings)
+    }
+    streams.forEach((stream, i) => {
+      const w = this.#watchers.get(stream, target)
+      if (w >= 0) stream.watches.setRelation(w, relationOf(relations[i]?.[0]))
+    })
+    const presence = presences[0]!
+    return {
+      userId: target,
+      before: presence,
+      after: presence,
+      reason: 'explicit',
+      position: {
+        epoch: read.position.epoch,
+        offset: read.position.offset,
+        at: this.#source.now(),
+      },
     }
   }
 
@@ -1143,8 +1216,9 @@ export class Fanout {
         const position = positionOf(change)
         const target = change.userId
         if (!this.#watchers.isWatched(target)) break
-        // a refresh heartbeat moves expiry only: nothing any watcher sees can differ
-        const quiet = sameSessions(change.before, change.after)
+        // a refresh heartbeat moves expiry only: nothing any watcher sees can differ (a resync
+        // shows what the rules read again make of the state, whatever it was before)
+        const quiet = !this.#resyncs.has(change) && sameSessions(change.before, change.after)
         this.#fanOut(
           target,
           change.after,
@@ -1181,10 +1255,20 @@ export class Fanout {
       if (offset > last + 1) {
         this.#gaps++
         const read = await this.#source.history(target, known)
-        // an incomplete read (trimmed meanwhile): the change itself carries the latest state
-        for (const missed of read.complete ? read.changes : []) {
+        if (crossesPrivacy(read)) {
+          // the gap may hold a settings or relation change whose bus message never came: the
+          // current state under the current rules, at the read's position (later ones follow)
+          const resynced = await this.#resync(target, read)
+          const at = positionOf(resynced)
+          const ahead = at.epoch === epoch && at.offset >= offset
+          this.#positions.set(target, ahead ? { epoch, offset: at.offset } : { epoch, offset })
+          if (!ahead) resynced.position = { epoch, offset, at: at.at }
+          this.#resyncs.add(resynced)
+          out.push(resynced)
+          continue
+        }
+        for (const missed of read.changes) {
           const p = positionOf(missed)
-          // a privacy mark carries no presence: the settings or relation event does the work
           if (isPrivacyMark(missed)) continue
           if (p.epoch === epoch && p.offset > last && p.offset < offset) out.push(missed)
         }
