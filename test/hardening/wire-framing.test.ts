@@ -210,6 +210,14 @@ const REFUSED_FRAMING: Array<[string, (route: Route) => Buffer]> = [
     (r) => request(r, [JSON_TYPE, 'Content-Length: 99999999999999999999'], r.body, false),
   ],
   ['a header line without a colon', (r) => request(r, [JSON_TYPE, 'not a header'], r.body)],
+  [
+    'no Host header (HTTP/1.1)',
+    (r) =>
+      Buffer.from(
+        request(r, [JSON_TYPE], r.body).toString('latin1').replace('Host: presenced\r\n', ''),
+        'latin1',
+      ),
+  ],
 ]
 
 /** Acceptable or refused in the protocol's shape, never Node's or Fastify's bodies. */

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { sendAdminError } from '../admin/errors.js'
 import { errorBody } from '../roblox/errors.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { XboxErrorCode, sendXboxError, xboxErrorBody } from '../xbox/errors.js'
 import { asksUpgrade, closeAfterAnswer } from './upgrade-requests.js'
@@ -100,13 +101,7 @@ export function clientErrors(
   const raw = error.rawPacket
   const requestLine = Buffer.isBuffer(raw) ? raw.subarray(0, 2048).toString('latin1') : ''
   const path = /^[A-Za-z]+ (\/[^ ?\r\n]*)/.exec(requestLine)?.[1] ?? '/'
-  const owner = ownerOf(path)
-  const body =
-    owner === 'record'
-      ? JSON.stringify({ error: { code, message } })
-      : owner === 'xbox'
-        ? JSON.stringify(xboxErrorBody(XboxErrorCode.InvalidRequest, message))
-        : errorBody(0, message)
+  const body = invalidRequestBody(path, code, message)
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
@@ -114,4 +109,37 @@ export function clientErrors(
     )
   }
   socket.destroy(error)
+}
+
+/** A 400-class refusal's body in the format of the protocol that owns `path`. */
+function invalidRequestBody(path: string, code: string, message: string): string {
+  const owner = ownerOf(path)
+  return owner === 'record'
+    ? JSON.stringify({ error: { code, message } })
+    : owner === 'xbox'
+      ? JSON.stringify(xboxErrorBody(XboxErrorCode.InvalidRequest, message))
+      : errorBody(0, message)
+}
+
+/**
+ * An HTTP/1.1 request without a Host header, which RFC 9112 has a server refuse with a 400: Node
+ * sends that with an empty body (its requireHostHeader, turned off for this), in no protocol's
+ * format; answered here in the path's, and the connection closed. Whether it was answered.
+ */
+export function refuseMissingHost(request: IncomingMessage, response: ServerResponse): boolean {
+  if (request.headers.host !== undefined || request.httpVersion !== '1.1') return false
+  const path = (request.url ?? '/').split('?')[0]!
+  const body = invalidRequestBody(
+    path,
+    'INVALID_REQUEST',
+    'An HTTP/1.1 request must have a Host header.',
+  )
+  response.shouldKeepAlive = false
+  response.writeHead(400, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  })
+  response.end(body)
+  return true
 }

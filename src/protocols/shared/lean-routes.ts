@@ -12,6 +12,7 @@ import {
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { Writable } from 'node:stream'
+import { refuseMissingHost } from './framework-errors.js'
 
 /**
  * A hot read route answered on node:http directly, before Fastify sees the request. Measured:
@@ -618,6 +619,7 @@ export class LeanRoutes {
     const idleMs = options.connectionTimeout ?? 0
     this.#idleMs = idleMs
     const listener: RequestListener = (request, response) => {
+      if (refuseMissingHost(request, response)) return
       if (this.#take(request, response)) return
       if (idleMs > 0) armIdle(request.socket, idleMs)
       fastifyHandler(request, response)
@@ -629,6 +631,8 @@ export class LeanRoutes {
         ...(headersTimeout !== undefined && { headersTimeout }),
         ...(options.requestTimeout !== undefined && { requestTimeout: options.requestTimeout }),
         connectionsCheckingInterval: 1000,
+        // answered in the protocol's format instead (refuseMissingHost)
+        requireHostHeader: false,
       },
       listener,
     )
