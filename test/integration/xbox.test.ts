@@ -429,6 +429,36 @@ test('bad paths and bodies are 4xx in the Xbox shape, never 500', async (t) => {
   assert.deepEqual(await x.get(ME, '/users/me'), { xuid: ME, state: 'Offline' })
 })
 
+test('a form or text/plain body is 415 (1012) on every Xbox write, and writes nothing', async (t) => {
+  const x = await startXbox(t)
+  const headers = await x.as(ME)
+  const cases: [string, string, string, string][] = [
+    ['PUT', '/users/me/state', 'application/x-www-form-urlencoded', 'state=Cloaked'],
+    ['PUT', `/users/xuid(${ME})/state`, 'text/plain', '{"state":"Cloaked"}'],
+    ['POST', '/users/batch', 'application/x-www-form-urlencoded', `users=${ME}`],
+    ['POST', '/users/batch', 'text/plain', `{"users":["${ME}"]}`],
+    [
+      'POST',
+      `/users/xuid(${ME})/devices/current/titles/current`,
+      'application/x-www-form-urlencoded',
+      `id=${TITLE}`,
+    ],
+    ['POST', `/users/xuid(${ME})/devices/current/titles/current`, 'text/plain', `{"id":${TITLE}}`],
+  ]
+  for (const [method, url, contentType, payload] of cases) {
+    const response = await x.app.inject({
+      method: method as 'PUT',
+      url,
+      headers: { ...headers, 'content-type': contentType },
+      payload,
+    })
+    assert.equal(response.statusCode, 415, `${method} ${url} ${contentType}`)
+    assert.equal(response.json().code, 1012, `${method} ${url} ${contentType}`)
+  }
+  assert.deepEqual(await x.get(OTHER, `/users/xuid(${ME})`), { xuid: ME, state: 'Offline' })
+  assert.deepEqual(await x.get(ME, '/users/me'), { xuid: ME, state: 'Offline' })
+})
+
 test('a DELETE of title presence with bad input is a 4xx in the Xbox shape, never 500, and ends nothing', async (t) => {
   const x = await startXbox(t)
   assert.equal((await x.writeTitle(ME, { id: TITLE })).statusCode, 200)

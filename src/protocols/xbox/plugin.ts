@@ -14,6 +14,9 @@ export async function xboxProtocol(app: FastifyInstance, context: ProtocolContex
   // (prohibited members, too many users, invalid XUIDs) are part of the wire, and a batch of 1100
   // ids is read once. The route schemas document the same rules.
   app.setValidatorCompiler(() => () => true)
+  // The app-wide form parser and Fastify's text/plain one would hand these routes bodies Xbox
+  // Live refuses: removed here, those types reach the catch-all below and are 415 like any other.
+  app.removeContentTypeParser(['application/x-www-form-urlencoded', 'text/plain'])
   // A body sent with no Content-Type at all is JSON here: xbox-webapi (Node) posts its JSON
   // bodies without one, as Xbox Live's services accept. Any other unknown type is still 415.
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
