@@ -429,6 +429,37 @@ test('bad paths and bodies are 4xx in the Xbox shape, never 500', async (t) => {
   assert.deepEqual(await x.get(ME, '/users/me'), { xuid: ME, state: 'Offline' })
 })
 
+test('an XUID past the 100 characters of a path parameter is 400 (1004), as a short invalid one', async (t) => {
+  const x = await startXbox(t)
+  const headers = await x.as(ME)
+  const long = `xuid(${'1'.repeat(95)})`
+  const cases: [string, string, number, number][] = [
+    ['GET', `/users/${long}`, 400, 1004],
+    ['GET', `/users/${long}/groups/People`, 400, 1004],
+    ['PUT', `/users/${long}/state`, 400, 1004],
+    ['POST', `/users/${long}/devices/current/titles/current`, 400, 1004],
+    ['DELETE', `/users/${long}/devices/current/titles/current`, 400, 1004],
+    // the other methods of those paths are still 405, and a long name that is no XUID 404
+    ['GET', `/users/${long}/state`, 405, 1009],
+    ['GET', `/users/${'a'.repeat(120)}`, 404, 1008],
+    ['GET', `/users/me/groups/${'P'.repeat(120)}`, 404, 1008],
+  ]
+  for (const [method, url, status, code] of cases) {
+    const response = await x.app.inject({
+      method: method as 'GET',
+      url,
+      headers: { ...headers, ...(method !== 'GET' && { 'content-type': 'application/json' }) },
+      ...(method === 'PUT' && { payload: '{"state":"Active"}' }),
+      ...(method === 'POST' && { payload: `{"id":${TITLE}}` }),
+    })
+    assert.equal(response.statusCode, status, `${method} ${url.slice(0, 40)}`)
+    assert.equal(response.json().code, code, `${method} ${url.slice(0, 40)}`)
+  }
+  // the checks every request passes come first, as on the route itself
+  const anonymous = await x.app.inject({ method: 'GET', url: `/users/${long}` })
+  assert.equal(anonymous.statusCode, 403)
+})
+
 test('a form or text/plain body is 415 (1012) on every Xbox write, and writes nothing', async (t) => {
   const x = await startXbox(t)
   const headers = await x.as(ME)

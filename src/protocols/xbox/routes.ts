@@ -224,6 +224,15 @@ export async function xboxPresenceRoutes(
         if (allow === undefined) {
           throw fail('NOT_FOUND', `No Xbox presence resource at ${path.slice(0, 100)}.`)
         }
+        if (allow.split(', ').includes(request.method)) {
+          // A served path and method land here only when a segment is longer than Fastify's
+          // maxParamLength (100): answered as its route answers a segment that names no user.
+          request.caller = await admitXbox(service, request.headers, request.ip)
+          const segment = decodedSegment(path.split('/')[2]!)
+          if (SINGLE_USER_PATH.test(path)) targetOf(segment, request.caller, service.auth)
+          else ownTarget(segment, request.caller, service.auth)
+          throw fail('NOT_FOUND', `No Xbox presence resource at ${path.slice(0, 100)}.`)
+        }
         throw fail(
           'METHOD_NOT_ALLOWED',
           `${path.slice(0, 100)} does not support ${request.method}; it supports ${allow}.`,
@@ -237,10 +246,12 @@ export async function xboxPresenceRoutes(
 /** Every method a client may try on a path this API does not serve that way. */
 const UNSERVED_METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH']
 
+const SINGLE_USER_PATH = /^\/users\/[^/]+$/
+
 /** The paths of this API and the methods each serves (for the Allow of a 405). */
 const XBOX_PATHS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^\/users\/batch$/, 'POST'],
-  [/^\/users\/[^/]+$/, 'GET'],
+  [SINGLE_USER_PATH, 'GET'],
   [/^\/users\/[^/]+\/groups\/[^/]+$/, 'GET'],
   [/^\/users\/[^/]+\/state$/, 'PUT'],
   [/^\/users\/[^/]+\/devices\/current\/titles\/current$/, 'POST, DELETE'],
@@ -256,6 +267,15 @@ function titleIdOf(request: FastifyRequest<Target>): string | undefined {
   const titleId = parseTitleId(raw)
   if (!titleId) throw badRequest('The title id (titleId, x-xbl-title-id) must be a 32-bit integer.')
   return titleId
+}
+
+/** A path segment as a route's params decode it; one that does not decode is kept as it is. */
+function decodedSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
 }
 
 /** The user a path names; `me` is the caller, who must then be a user (the authenticator says). */
