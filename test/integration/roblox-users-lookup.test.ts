@@ -113,6 +113,21 @@ test('batch lookups refuse bad bodies with a Roblox 400, and other methods with 
   }
 })
 
+test('batch lookups refuse other media types with a Roblox 415; a body sent untyped is still a 400', async (t) => {
+  const { url } = await world(t)
+  for (const path of ['/v1/users', '/v1/usernames/users']) {
+    for (const type of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x']) {
+      const body = path === '/v1/users' ? '{"userIds":[1]}' : '{"usernames":["Roblox"]}'
+      const refused = await post(url, path, body, type)
+      assertRobloxError(refused, 415)
+      assert.equal((json(refused) as { errors: { code: number }[] }).errors[0]!.code, 0)
+    }
+    assertRobloxError(await send(url, { method: 'POST', path }), 400)
+  }
+  const form = await post(url, '/v1/users', 'userIds=1', 'application/x-www-form-urlencoded')
+  assert.equal(form.status, 200, form.text)
+})
+
 test("a path this service does not serve is a 404 in its protocol's shape, never a mismatched route", async (t) => {
   const { url } = await world(t)
   const roblox = (response: WireResponse) => {

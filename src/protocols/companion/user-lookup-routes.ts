@@ -32,6 +32,9 @@ export async function userLookupRoutes(
   const { service } = context
   const { auth } = service
 
+  // the companion scope's catch-all (logout and login bodies, any type, discarded) would make an
+  // XML or text body an empty one, a 400: dropped, these take the presence routes' types, 415 else
+  app.removeAllContentTypeParsers()
   addBodyParsers(app)
 
   // as on the presence routes: a credential present but invalid is refused (401), a key reads
