@@ -92,6 +92,21 @@ test('a bad line refuses the whole import, naming the line; nothing is written',
     ['{"type":"place","placeId":1,"universeId":2}', /name/],
     ['{"type":"settings","userId":"5"', /not valid JSON/],
     ['[1,2]', /JSON object/],
+    // a title the titles API would refuse, by the same rules: stored, it could not be read back
+    ['{"type":"title","titleId":"9223372036854775807","name":"Big"}', /32-bit/],
+    ['{"type":"title","titleId":"5","name":"T","strings":{"a b":{"default":"z"}}}', /string id/],
+    ['{"type":"title","titleId":"5","name":"T","strings":{"a":{"not a locale":"z"}}}', /locale/],
+    [
+      `{"type":"title","titleId":"5","name":"T","strings":{"a":{"fr":"${'z'.repeat(501)}"}}}`,
+      /500/,
+    ],
+    [
+      `{"type":"title","titleId":"5","name":"T","strings":{${Array.from(
+        { length: 1001 },
+        (_, i) => `"s${i}":{"default":"z"}`,
+      ).join(',')}}}`,
+      /1000 strings/,
+    ],
   ]
   for (const [line, reason] of bad) {
     const body = [
@@ -114,6 +129,7 @@ test('a bad line refuses the whole import, naming the line; nothing is written',
   ])
   assert.deepEqual(await stores.profiles.listFriends(id(5)), [])
   assert.equal(await stores.profiles.getUser(id(5)), undefined)
+  assert.equal(await stores.profiles.getTitle('5'), undefined)
 })
 
 test('import: auth first, NDJSON only, empty body, invisible freezes lastOnline', async (t) => {

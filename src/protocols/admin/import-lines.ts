@@ -2,6 +2,7 @@ import { defaultSettings, type Visibility } from '../../core/privacy.js'
 import { parseInt64Id, parseUserId } from '../../core/user-id.js'
 import type { ProfileRecord } from '../../core/catalogue.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
+import { parseTitle } from './title-rules.js'
 
 /**
  * One line of a bulk import (NDJSON), before the store sees it. `settings` records carry no
@@ -93,11 +94,11 @@ export function parseImportLine(line: string): ImportRecord {
     case 'title':
       return {
         type: 'title',
-        title: {
-          titleId: int64Field(o, 'titleId'),
-          name: textField(o, 'name', 200),
-          strings: stringsField(o.strings),
-        },
+        title: parseTitle(
+          o.titleId,
+          { name: o.name, strings: o.strings },
+          (message) => new ImportLineError(message),
+        ),
       }
     case 'user':
       return {
@@ -144,20 +145,6 @@ function textField(o: Record<string, unknown>, key: string, max: number): string
     throw new ImportLineError(`${show(key)} must be a string of 1 to ${max} characters`)
   }
   return value
-}
-
-function stringsField(value: unknown): Record<string, Record<string, string>> {
-  if (value === undefined) return {}
-  const bad = () =>
-    new ImportLineError('"strings" must map string ids to objects of locale → template strings')
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad()
-  for (const locales of Object.values(value)) {
-    if (typeof locales !== 'object' || locales === null || Array.isArray(locales)) throw bad()
-    for (const template of Object.values(locales as object)) {
-      if (typeof template !== 'string') throw bad()
-    }
-  }
-  return value as Record<string, Record<string, string>>
 }
 
 function show(value: unknown): string {
