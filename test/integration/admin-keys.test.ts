@@ -150,6 +150,11 @@ test('bad key requests are refused with 400 and create nothing', async (t) => {
     // integer of ms beyond what a Date holds: it was stored, and every listing then a 500
     { name: 'x', scopes: ['admin'], expiresIn: 9_000_000_000_000 },
     { name: 'x', scopes: ['admin'], expiresAt: '+010000-01-01T00:00:00.000Z' },
+    // days and hours no calendar has: Date.parse rolled them over to another instant
+    { name: 'x', scopes: ['admin'], expiresAt: '2030-02-30T00:00:00Z' },
+    { name: 'x', scopes: ['admin'], expiresAt: '2031-02-29T00:00:00Z' },
+    { name: 'x', scopes: ['admin'], expiresAt: '2030-04-31T00:00:00Z' },
+    { name: 'x', scopes: ['admin'], expiresAt: '2030-01-01T24:00:00Z' },
     { name: 'x', scopes: ['admin'], universes: ['abc'] },
     { name: 'x', scopes: ['admin'], universes: [0] },
     { name: 'x', scopes: ['admin'], secret: 'pk_mine' },
@@ -161,6 +166,20 @@ test('bad key requests are refused with 400 and create nothing', async (t) => {
     assert.equal(res.json().error.code, universes ? 'UNIVERSE_ID_INVALID' : 'INVALID_REQUEST')
   }
   assert.deepEqual(await stores.profiles.listApiKeys(), [])
+})
+
+test('expiresAt takes any instant a calendar has: a leap day, the last second, an offset', async (t) => {
+  const { app } = await startApp(t, { clock: new ManualClock() })
+  const cases: [string, string][] = [
+    ['2032-02-29T00:00:00Z', '2032-02-29T00:00:00.000Z'],
+    ['2030-12-31T23:59:59.5Z', '2030-12-31T23:59:59.500Z'],
+    ['2030-03-01T00:30:00+01:00', '2030-02-28T23:30:00.000Z'],
+  ]
+  for (const [expiresAt, stored] of cases) {
+    const res = await createKey(app, { name: 'x', scopes: ['admin'], expiresAt })
+    assert.equal(res.statusCode, 201, `${expiresAt}: ${res.body}`)
+    assert.equal(res.json().expiresAt, stored)
+  }
 })
 
 test('ApiKeys helpers: verify, scopes, universe allow-list, viewer', async (t) => {

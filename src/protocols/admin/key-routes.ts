@@ -3,6 +3,7 @@ import type { ApiKeyInfo } from '../../core/api-key.js'
 import { errors } from '../../core/errors.js'
 import type { Scope } from '../../core/privacy.js'
 import type { PresenceService } from '../../service/presence-service.js'
+import { parseIsoInstant } from '../shared/iso-date.js'
 import { badRequest, requireJsonBody } from './errors.js'
 import { createKeyBody, tags } from './schemas.js'
 
@@ -51,8 +52,8 @@ export async function keyRoutes(
       const { name, scopes, expiresAt, expiresIn, universes } = request.body
       let expiry: number | undefined
       if (expiresAt !== undefined) {
-        expiry = Date.parse(expiresAt)
-        if (!/^\d{4}-\d\d-\d\dT/.test(expiresAt) || Number.isNaN(expiry)) {
+        expiry = parseIsoInstant(expiresAt)
+        if (expiry === undefined) {
           throw badRequest(
             `expiresAt must be an ISO-8601 instant, got ${JSON.stringify(expiresAt)}.`,
           )

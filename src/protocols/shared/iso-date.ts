@@ -37,3 +37,22 @@ export function isoOf(ms: number): string {
     'Z'
   )
 }
+
+const DATE_TIME_FIELDS = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):/
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+/**
+ * The instant an ISO-8601 date-time names (`2030-01-01T00:00:00Z`, with an offset or a fraction),
+ * or undefined. Date.parse alone rolls an impossible day over (February 30th is March 2nd) and
+ * reads 24:00 as the next day's midnight: an instant a client did not mean.
+ */
+export function parseIsoInstant(text: string): number | undefined {
+  const fields = DATE_TIME_FIELDS.exec(text)
+  if (!fields) return undefined
+  const ms = Date.parse(text)
+  if (Number.isNaN(ms)) return undefined
+  const [year, month, day, hour] = fields.slice(1).map(Number) as [number, number, number, number]
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  const days = month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!
+  return day <= days && hour <= 23 ? ms : undefined
+}
