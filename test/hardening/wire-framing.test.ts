@@ -314,6 +314,40 @@ test("odd headers, encodings and bodies on each write route: 2xx or the protocol
   assert.match(reply.body, /"userId":9223372036854775807,/)
 })
 
+test("an unknown Content-Encoding is a 415 with each protocol's media type code", async (t) => {
+  const { app, routes } = await world(t)
+  const token = await app.tokens.issue(USER)
+  const sse: Route = {
+    name: 'SSE by POST',
+    method: 'POST',
+    path: '/api/v1/realtime/sse',
+    headers: [`Authorization: Bearer ${token}`],
+    body: `{"ids":["${USER}"]}`,
+    shape: 'record',
+  }
+  // Roblox's errors carry code 0 whatever the status: its status alone says which
+  const codeOf: Record<Shape, (body: Record<string, unknown>) => unknown> = {
+    roblox: () => undefined,
+    xbox: (body) => body.code,
+    record: (body) => (body.error as { code: string }).code,
+  }
+  const expected: Record<Shape, unknown> = {
+    roblox: undefined,
+    xbox: 1012,
+    record: 'UNSUPPORTED_MEDIA_TYPE',
+  }
+  for (const route of [...routes, sse]) {
+    const reply = await exchange(
+      app,
+      request(route, [JSON_TYPE, 'Content-Encoding: x-zip'], route.body),
+    )
+    assert.equal(reply.status, 415, `${route.name}: ${reply.body}`)
+    assertShape(route.shape, reply)
+    const body = JSON.parse(reply.body) as Record<string, unknown>
+    assert.equal(codeOf[route.shape](body), expected[route.shape], route.name)
+  }
+})
+
 test('a request line the parser cannot read at all is answered in the Roblox shape', async (t) => {
   const { app } = await world(t)
   const reply = await exchange(app, Buffer.from('\x00\x01garbage\r\n\r\n', 'latin1'))

@@ -35,6 +35,8 @@ export function sendErrorRecord(
 
 const codeOfFastifyError: Record<string, [number, string]> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE'],
+  // @fastify/compress's, for a Content-Encoding it cannot decode: a media type all the same
+  FST_CP_ERR_INVALID_CONTENT_ENCODING: [415, 'UNSUPPORTED_MEDIA_TYPE'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'PAYLOAD_TOO_LARGE'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'INVALID_JSON'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'INVALID_REQUEST'],
