@@ -2,6 +2,7 @@ import type { ErrorCode } from '../../core/errors.js'
 import type { Activity, ActivityKind } from '../../core/presence.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
+import type { AnsweredFrame } from './errors.js'
 
 /** What a client may send over the WebSocket (docs/reference/native.md). */
 export type ClientFrame =
@@ -20,7 +21,16 @@ export type ClientFrame =
 /** Why a frame was refused; sent back as `{"type":"error",code,message}`. */
 export interface FrameError {
   error: { code: ErrorCode; message: string }
+  /** The frame's type, when it was a JSON object of a known type: the error's `for`. */
+  answered?: AnsweredFrame
 }
+
+const ANSWERED: ReadonlySet<unknown> = new Set<AnsweredFrame>([
+  'subscribe',
+  'unsubscribe',
+  'heartbeat',
+  'resume',
+])
 
 const KINDS = new Set<ActivityKind>(['online', 'inGame', 'inStudio'])
 const ACTIVITY_KEYS = new Set([
@@ -59,6 +69,18 @@ export function parseClientFrame(text: string, maxIds: number): ClientFrame | Fr
     return fail('FRAME_INVALID', 'A frame is a JSON object with a "type".')
   }
   const frame = value as Record<string, unknown>
+  const parsed = parseFrameObject(frame, maxIds)
+  // a client waiting on several frames learns which one was refused, as for later refusals
+  if (isFrameError(parsed) && ANSWERED.has(frame.type)) {
+    return { ...parsed, answered: frame.type as AnsweredFrame }
+  }
+  return parsed
+}
+
+function parseFrameObject(
+  frame: Record<string, unknown>,
+  maxIds: number,
+): ClientFrame | FrameError {
   switch (frame.type) {
     case 'subscribe': {
       const parsed = parseIds(frame.type, frame.ids ?? frame.userIds, maxIds)

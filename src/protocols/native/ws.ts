@@ -545,7 +545,9 @@ class Connection implements Sink, Kept, StreamHolder {
     const { fanout, log, maxIds, limits } = this.deps
     if (isBinary) return this.#strike('FRAME_INVALID', 'Frames are JSON text, not binary.')
     const frame = parseClientFrame(data.toString(), maxIds)
-    if (isFrameError(frame)) return this.#strike(frame.error.code, frame.error.message)
+    if (isFrameError(frame)) {
+      return this.#strike(frame.error.code, frame.error.message, frame.answered)
+    }
     switch (frame.type) {
       case 'subscribe': {
         if (!this.#budgetOf().take(frame.ids.length)) {
