@@ -5,7 +5,7 @@ import type { Scope } from '../core/privacy.js'
 import { parseInt64Id } from '../core/user-id.js'
 import type { CredentialStore } from '../store/credential-store.js'
 import type { Clock } from './clock.js'
-import { LATEST_NUMERIC_DATE } from './token-dates.js'
+import { LATEST_NUMERIC_DATE } from './token-claims.js'
 
 export interface CreateKeyInput {
   name: string

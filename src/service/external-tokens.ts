@@ -3,7 +3,7 @@ import { createPublicKey, KeyObject } from 'node:crypto'
 import { parseUserId } from '../core/user-id.js'
 import { JwksKeys, JwksUnavailable, type JwksLog } from './jwks-keys.js'
 import { jwksFromFile, jwksFromUrl, readJwksFile } from './jwks-sources.js'
-import { assertDateClaims } from './token-dates.js'
+import { assertDateClaims, tokenIdOf } from './token-claims.js'
 import type { TokenClaims } from './tokens.js'
 
 /** Signature algorithms a platform's tokens may use: asymmetric only, never `none` or HMAC. */
@@ -73,7 +73,7 @@ export interface ExternalTokenOptions {
 /**
  * Verifies tokens issued by another identity provider (a game platform's accounts), so its
  * users need no presenced token. Signatures are checked with jose against a PEM key or a JWKS;
- * `iss`, `aud` and `exp` are required as configured, dates must be sane (token-dates.ts); the user
+ * `iss`, `aud` and `exp` are required as configured, dates must be sane (token-claims.ts); the user
  * id comes from one claim, exactly.
  *
  * @example
@@ -147,7 +147,7 @@ export class ExternalTokens {
     return {
       userId,
       name: typeof payload.name === 'string' ? payload.name : undefined,
-      jti: payload.jti,
+      jti: tokenIdOf(payload),
       exp: payload.exp!,
     }
   }

@@ -4,7 +4,7 @@ import { parseUserId, type UserId } from '../core/user-id.js'
 import { ExternalTokens, type ExternalTokenOptions } from './external-tokens.js'
 import type { JwksLog } from './jwks-keys.js'
 import { BEARER_PREFIX, isPlainBearerToken } from './bearer.js'
-import { assertDateClaims } from './token-dates.js'
+import { assertDateClaims, tokenIdOf } from './token-claims.js'
 
 export interface TokenClaims {
   userId: UserId
@@ -338,7 +338,7 @@ export class Tokens {
     return {
       userId,
       name: typeof payload.name === 'string' ? payload.name : undefined,
-      jti: payload.jti,
+      jti: tokenIdOf(payload),
       exp: payload.exp!,
     }
   }

@@ -47,3 +47,17 @@ export function assertDateClaims(payload: JWTPayload, nowMs: number): void {
     throw new errors.JWTClaimValidationFailed('a date claim is out of range', payload)
   }
 }
+
+/**
+ * A token's id (`jti`), which revokes it (a logout): a string or nothing, as RFC 7519 has it. A
+ * number would be revoked under the number on this node and stored as text, so that another node,
+ * or this one after a restart, would not find it and take the token again; any other value could
+ * not be stored at all. Such a token is refused as jose refuses a claim of the wrong type.
+ *
+ * @example tokenIdOf({ jti: 'a1b2' }) // 'a1b2'; tokenIdOf({ jti: 424242 }) throws
+ */
+export function tokenIdOf(payload: JWTPayload): string | undefined {
+  const jti: unknown = payload.jti
+  if (jti === undefined || typeof jti === 'string') return jti
+  throw new errors.JWTClaimValidationFailed('"jti" claim must be a string', payload, 'jti')
+}
