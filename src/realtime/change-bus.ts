@@ -37,6 +37,11 @@ export interface ChangeBus {
    * Redis): what was published meanwhile never reached it. Absent on a single-process bus.
    */
   onResubscribed?(handler: () => void): () => void
+  /**
+   * Whether this node hears the fleet now (fleet mode: its subscription holds); absent on a
+   * single-process bus, which always does.
+   */
+  readonly listening?: boolean
   /** How many nodes listen on the bus now (fleet mode); absent on a single-process bus. */
   nodes?(): Promise<number>
   close(): Promise<void>

@@ -191,8 +191,11 @@ type Task = { bus: BusEvent } | { run: () => Promise<void> }
  * are applied as one batch with one store read.
  */
 export class Fanout {
+  readonly #bus: ChangeBus
   readonly #source: FanoutSource
   readonly #options: FanoutOptions
+  /** Catch-ups asked for by the bus coming back and not yet done (see #settingsToRead). */
+  #catchingUp = 0
   readonly #watchers = new Watchers<Stream>()
   /** Each user's streams, oldest first (an array: most users have one). */
   readonly #byViewer = new Map<UserId, Stream[]>()
@@ -242,6 +245,7 @@ export class Fanout {
   #stopped = false
 
   constructor(bus: ChangeBus, source: FanoutSource, options: FanoutOptions) {
+    this.#bus = bus
     this.#source = source
     this.#options = options
     this.#unsubscribe = bus.subscribe((event) => {
@@ -263,9 +267,14 @@ export class Fanout {
     })
     this.#unresubscribed = bus.onResubscribed?.(() => {
       if (this.#stopped) return
+      this.#catchingUp++
       // a short wait: the subscription is being renewed as the connection comes back
       setTimeout(() => {
-        if (!this.#stopped) this.#run(() => this.#catchUp()).catch((e) => options.onError?.(e))
+        const done = () => void this.#catchingUp--
+        if (this.#stopped) return done()
+        this.#run(() => this.#catchUp())
+          .catch((e) => options.onError?.(e))
+          .finally(done)
       }, 100).unref()
     })
     const holdings = options.holdings
@@ -318,6 +327,16 @@ export class Fanout {
         this.#fanOut(target, change.after, 'explicit', position.at, at, position.offset)
       }
     }
+  }
+
+  /**
+   * Which of `ids`' settings a new watch reads: those not held, or all of them while the bus is
+   * away or its catch-up not done (a change of settings made meanwhile is not known here yet: a
+   * watch must not be shown a user who hid as the settings held before show them).
+   */
+  #settingsToRead(ids: readonly UserId[]): readonly UserId[] {
+    if (this.#bus.listening === false || this.#catchingUp > 0) return ids
+    return ids.filter((id) => !this.#settings.has(id))
   }
 
   /**
@@ -516,7 +535,7 @@ export class Fanout {
       from.push(position)
     }
     if (ids.length > 0 && !this.#makeRoom(stream.viewer, ids.length)) return 'watch_limit'
-    const unknownSettings = ids.filter((id) => !this.#settings.has(id))
+    const unknownSettings = this.#settingsToRead(ids)
     // presences before histories: a user with nothing new since its position has exactly this
     // (the fleet's count is taken in the same round trip as the reads)
     const [room, presences, settings, relations] = await Promise.all([
@@ -932,7 +951,7 @@ export class Fanout {
     const fresh = unique.filter((id) => !watching.has(id))
     if (maxIds !== undefined && stream.watches.size + fresh.length > maxIds) return 'too_many_ids'
     if (fresh.length > 0 && !this.#makeRoom(stream.viewer, fresh.length)) return 'watch_limit'
-    const unknownSettings = fresh.filter((id) => !this.#settings.has(id))
+    const unknownSettings = this.#settingsToRead(fresh)
     // positions before presences (issued first, and a user's keys share a slot): a change
     // between the two reads shows in the snapshot and is later dropped as a repeat, never lost;
     // the fleet's count is taken in the same round trip as the reads

@@ -26,5 +26,8 @@ export function observedBus(
   }
   if (bus.nodes) observed.nodes = () => bus.nodes!()
   if (bus.onResubscribed) observed.onResubscribed = (handler) => bus.onResubscribed!(handler)
+  if (bus.listening !== undefined) {
+    Object.defineProperty(observed, 'listening', { get: () => bus.listening, enumerable: true })
+  }
   return observed
 }

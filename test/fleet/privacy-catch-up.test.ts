@@ -157,3 +157,33 @@ for (const [how, hide] of HIDES) {
     assert.deepEqual(await leaks(watcher), [])
   })
 }
+
+test('a stream opened while the node cannot hear the bus reads the settings again: a player who hid meanwhile is offline in its snapshot', async (t) => {
+  const redis = await privateRedis(t, 'privacy-away')
+  const node = await startApp(t, { config: { redisUrl: redis.url, flapGraceMs: 0 }, listen: true })
+  const other = await unheardNode(t, redis.url)
+  const watcher = await watch(t, node, WATCHER)
+  await watcher.waitFor((f) => f.type === 'snapshot')
+  await heartbeat(node, 'public')
+  assert.equal((await watcher.take()).type, 'online')
+
+  // the node's subscription is cut and cannot be made again: it hears nothing for now
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  await admin.call('ACL', 'SETUSER', 'default', '-subscribe')
+  assert.ok(Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')) >= 1)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  await other.service.putSettings(PLAYER as UserId, { invisible: true })
+  await heartbeat(other, 'secret')
+
+  const latecomer = await watch(t, node, LATECOMER)
+  const snapshot = await latecomer.waitFor((f) => f.type === 'snapshot')
+  assert.deepEqual(sessionsOf(snapshot), [], JSON.stringify(snapshot))
+
+  // once it hears the bus again, the catch-up tells the first watcher too
+  await admin.call('ACL', 'SETUSER', 'default', '+subscribe')
+  const offline = await watcher.take(8000)
+  assert.equal(offline.type, 'offline', JSON.stringify(offline))
+  assert.deepEqual(await leaks(watcher), [])
+  assert.deepEqual(await leaks(latecomer), [])
+})
