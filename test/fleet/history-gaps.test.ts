@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, startRedisServer } from '../helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
+import { appHeartbeat } from '../helpers/app-heartbeat.js'
 import { startApp, type StartedApp } from '../helpers/start-app.js'
 import { startNodePair } from '../helpers/start-node-pair.js'
 
@@ -24,14 +25,8 @@ function locations(frames: Frame[]): string[] {
   })
 }
 
-async function heartbeat(node: StartedApp, location: string): Promise<void> {
-  const token = await node.tokens.issue(PLAYER as UserId)
-  const res = await fetch(`${node.url}/v1/presence/register-app-presence`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ platform: 'PC', location, placeId: 1818 }),
-  })
-  assert.equal(res.status, 200, await res.text())
+function heartbeat(node: StartedApp, location: string): Promise<void> {
+  return appHeartbeat(node, PLAYER, location)
 }
 
 /** A native client of `node` watching PLAYER with positions, its snapshot read. */

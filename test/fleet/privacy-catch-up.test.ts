@@ -12,6 +12,7 @@ import { RedisConnection } from '../../src/store/redis/redis-connection.js'
 import { RedisPresenceStore } from '../../src/store/redis/redis-presence-store.js'
 import { NativeClient, type Frame } from '../integration/native-client.js'
 import { privateRedis } from '../helpers/redis-cluster.js'
+import { appHeartbeat } from '../helpers/app-heartbeat.js'
 import { startApp, type StartedApp } from '../helpers/start-app.js'
 
 // A node that missed a settings or block change (its bus away, or one message lost) learns of it
@@ -22,14 +23,8 @@ const PLAYER = '9007199254740993'
 const WATCHER = '4242'
 const LATECOMER = '5151'
 
-async function heartbeat(node: StartedApp, location: string): Promise<void> {
-  const token = await node.tokens.issue(PLAYER as UserId)
-  const res = await fetch(`${node.url}/v1/presence/register-app-presence`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ platform: 'PC', location, placeId: 1818 }),
-  })
-  assert.equal(res.status, 200, await res.text())
+function heartbeat(node: StartedApp, location: string): Promise<void> {
+  return appHeartbeat(node, PLAYER, location)
 }
 
 /**
