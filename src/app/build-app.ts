@@ -21,6 +21,7 @@ import {
 } from '../protocols/shared/framework-errors.js'
 import { int64Keyword } from '../protocols/shared/int64-keyword.js'
 import { xboxProtocol } from '../protocols/xbox/plugin.js'
+import { fail } from '../core/errors.js'
 import { systemClock, type Clock } from '../service/clock.js'
 import type { PresenceService } from '../service/presence-service.js'
 import { Tokens } from '../service/tokens.js'
@@ -87,6 +88,8 @@ export async function buildApp(
     frameworkErrors,
     // and so does a request Node's HTTP parser refuses (its framing, its headers)
     clientErrorHandler: clientErrors,
+    // and a request that arrives while the app closes (the `closing` hook below)
+    return503OnClosing: false,
     // slow or abusive clients must not hold sockets forever (headers: see LeanRoutes)
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: CONNECTION_TIMEOUT_MS,
@@ -197,6 +200,16 @@ async function registerRoutes(
   app.addHook('preClose', async () => {
     closing = true
     lean.close()
+  })
+  // A request that arrives while the app closes (on a connection opened before) is refused, as
+  // Fastify would refuse it, but in its protocol's format and with Retry-After: another node
+  // answers it at once
+  app.addHook('onRequest', async function refuseWhileClosing() {
+    if (closing) {
+      throw fail('UNAVAILABLE', 'The server is shutting down: try again shortly.', {
+        retryAfter: 1,
+      })
+    }
   })
   const drainLimit = DRAIN_LIMIT_FACTOR * config.bodyLimit
   app.addHook('onSend', async function connectionAfterReply(request, reply) {
