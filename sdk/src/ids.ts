@@ -3,7 +3,10 @@ import { InvalidIdError } from './errors.js'
 /** An id as callers may hold it: a safe integer, a decimal string, or a bigint. */
 export type Id = number | string | bigint
 
-/** Anything with an id: a user object from another API, a Presence, `{ id }`. */
+/**
+ * Anything with an id: a user object from another API, `{ id }`. A Presence is not one: its id
+ * is `userId` (pass `presence.userId`).
+ */
 export type HasId = { readonly id: Id }
 
 const MAX_INT64 = 9223372036854775807n
