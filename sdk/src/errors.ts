@@ -77,13 +77,24 @@ export class InvalidIdError extends TypeError {
   readonly value: unknown
 
   constructor(value: unknown, what = 'user id') {
-    super(`Not a valid ${what}: ${describe(value)} (expected a positive 64-bit integer)`)
+    super(`Not a valid ${what}: ${describe(value)} (${expectation(value)})`)
     this.value = value
   }
 }
 
+function expectation(value: unknown): string {
+  // the value shown is already the rounded one (2^53 + 1 arrives as 2^53), a valid int64: only
+  // the type can be blamed
+  if (typeof value === 'number' && Number.isFinite(value) && value > Number.MAX_SAFE_INTEGER) {
+    return 'a number above 2^53 - 1 is not a safe integer and may have been rounded: pass the id as a string or a bigint'
+  }
+  return 'expected a positive 64-bit integer'
+}
+
 function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`
+  // JSON.stringify writes them as null
+  if (typeof value === 'number') return String(value)
   try {
     return JSON.stringify(value) ?? String(value)
   } catch {

@@ -72,6 +72,24 @@ test('bad ids are refused before anything is sent', async (t) => {
   assert.equal(requests.length, 0)
 })
 
+test('a bad number id is shown as itself, and one past 2^53 is told to come as a string', async () => {
+  const client = createClient({ baseUrl: 'http://127.0.0.1:1' })
+  await assert.rejects(client.getUserPresences([2 ** 53 + 1]), {
+    name: 'InvalidIdError',
+    message:
+      /^Not a valid user id: 9007199254740992 \(.*not a safe integer.*pass the id as a string or a bigint\)$/,
+  })
+  for (const [bad, shown] of [
+    [NaN, 'NaN'],
+    [Infinity, 'Infinity'],
+    [-Infinity, '-Infinity'],
+  ] as const) {
+    await assert.rejects(client.getUserPresences([bad]), {
+      message: `Not a valid user id: ${shown} (expected a positive 64-bit integer)`,
+    })
+  }
+})
+
 test('records become typed Presence objects', async (t) => {
   const { url } = await fakeServer(t, (_req, res) =>
     json(
