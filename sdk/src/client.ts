@@ -84,7 +84,10 @@ export interface AppPresenceResult {
 }
 
 export interface KeepAliveOptions extends Omit<AppPresenceInput, 'disconnect'> {
-  /** Called when a beat fails; the loop keeps going (except on 401/403). */
+  /**
+   * Called when a beat fails; the loop keeps going, except on a failure retrying cannot fix (a
+   * refused credential or request: a 4xx but 408 and 429), which ends it (`ended` rejects).
+   */
   onError?: (error: unknown) => void
   /** Aborting stops the heartbeat like stop(). */
   signal?: AbortSignal
@@ -205,7 +208,8 @@ export class PresencedClient {
 
   /**
    * Keeps the caller online: registers now, then again at the interval the server asks for.
-   * `stop()` sends `disconnect: true`, so watchers see the user leave at once.
+   * `stop()` sends `disconnect: true`, so watchers see the user leave at once. An invalid
+   * `placeId` throws InvalidIdError here, before anything is sent.
    *
    * @example
    * const alive = client.keepAlive({ placeId: 1818, location: 'Crossroads' })
@@ -214,6 +218,10 @@ export class PresencedClient {
    */
   keepAlive(options: KeepAliveOptions = {}): HeartbeatHandle {
     const { onError, signal, ...presence } = options
+    // every beat, and stop()'s disconnect, would be refused the same way: refuse it once, now
+    if (presence.placeId !== undefined && presence.placeId !== null) {
+      toIdString(presence.placeId, 'place id')
+    }
     return startHeartbeat({
       beat: async () => (await this.registerAppPresence(presence)).heartbeatAfterMs,
       end: async () => {

@@ -1,9 +1,19 @@
-import { PresencedError } from './errors.js'
+import { InvalidIdError, PresencedError } from './errors.js'
 
 /** A running heartbeat: keeps a presence alive until stopped. */
 export interface HeartbeatHandle {
-  /** Resolves after the first beat succeeded; rejects if it failed (the loop keeps trying). */
+  /**
+   * Resolves after the first beat succeeded; rejects if it failed (the loop keeps trying, unless
+   * the failure is one retrying cannot fix: see `ended`).
+   */
   readonly ready: Promise<void>
+  /**
+   * Resolves when stop() is called (or the signal aborts); rejects with the error when the loop
+   * stopped by itself, on a failure retrying cannot fix: the server refused the credential (401,
+   * 403) or the request (any other 4xx but 408 and 429), or the input was invalid. Nothing
+   * beats after that, so the presence lapses at the server's TTL.
+   */
+  readonly ended: Promise<void>
   /** The interval the server asked for at the last beat, in milliseconds. */
   readonly intervalMs: number
   /** Stops beating and ends the presence on the server (waits for an in-flight beat first). */
@@ -16,7 +26,7 @@ export interface HeartbeatLoopOptions {
   /** Ends the presence (disconnect / delete); called once by stop(). */
   end: () => Promise<void>
   fallbackIntervalMs: number
-  /** Called with each failed beat; the loop then retries after `retryMs`. */
+  /** Called with each failed beat; the loop then retries after `retryMs` unless it is final. */
   onError?: ((error: unknown) => void) | undefined
   /** Beat at this fraction of the server's interval, so one late beat never lets it lapse. */
   safety?: number
@@ -25,9 +35,22 @@ export interface HeartbeatLoopOptions {
 }
 
 /**
+ * Whether a failed beat would fail the same way however often it is sent: the server refused
+ * the credential or the request itself, or the input is invalid. A 401 is final as well: with a
+ * token provider, the client asked it for a fresh token before the beat failed. Timeouts (408),
+ * rate limits (429), server errors and network failures may pass, and are retried.
+ */
+function retryCannotFix(error: unknown): boolean {
+  if (error instanceof InvalidIdError) return true
+  if (!(error instanceof PresencedError)) return false
+  return error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429
+}
+
+/**
  * Beats at once, then again each time at the interval the server asked for (scaled down by
- * `safety`). Failures are reported and retried sooner; they never stop the loop. stop() is
- * idempotent: it cancels the timer, lets an in-flight beat finish, then calls `end` once.
+ * `safety`). Failures are reported and retried sooner, except those retrying cannot fix
+ * (retryCannotFix), which end the loop: `ended` rejects with them. stop() is idempotent: it
+ * cancels the timer, lets an in-flight beat finish, then calls `end` once.
  */
 export function startHeartbeat(options: HeartbeatLoopOptions): HeartbeatHandle {
   const safety = options.safety ?? 0.8
@@ -43,8 +66,15 @@ export function startHeartbeat(options: HeartbeatLoopOptions): HeartbeatHandle {
     resolveReady = resolve
     rejectReady = reject
   })
-  // a caller that never awaits `ready` must not see an unhandled rejection
+  let resolveEnded!: () => void
+  let rejectEnded!: (error: unknown) => void
+  const ended = new Promise<void>((resolve, reject) => {
+    resolveEnded = resolve
+    rejectEnded = reject
+  })
+  // a caller that never awaits `ready` or `ended` must not see an unhandled rejection
   ready.catch(() => {})
+  ended.catch(() => {})
 
   const run = (): void => {
     timer = undefined
@@ -59,8 +89,8 @@ export function startHeartbeat(options: HeartbeatLoopOptions): HeartbeatHandle {
         if (first) rejectReady(error)
         first = false
         options.onError?.(error)
-        // a refused credential will not get better by retrying
-        if (error instanceof PresencedError && (error.status === 401 || error.status === 403)) {
+        if (retryCannotFix(error)) {
+          rejectEnded(error)
           return
         }
         schedule(Math.min(retryMs, intervalMs * safety))
@@ -72,6 +102,7 @@ export function startHeartbeat(options: HeartbeatLoopOptions): HeartbeatHandle {
   }
 
   const stop = (): Promise<void> => {
+    resolveEnded()
     stopped ??= (async () => {
       if (timer !== undefined) clearTimeout(timer)
       timer = undefined
@@ -85,6 +116,7 @@ export function startHeartbeat(options: HeartbeatLoopOptions): HeartbeatHandle {
 
   return {
     ready,
+    ended,
     get intervalMs() {
       return intervalMs
     },

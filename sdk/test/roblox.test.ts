@@ -142,8 +142,45 @@ test('keepAlive reports a refused credential and stops beating', async (t) => {
   const errors: unknown[] = []
   const alive = createClient({ baseUrl: url }).keepAlive({ onError: (e) => errors.push(e) })
   await assert.rejects(alive.ready, { status: 401 })
+  await assert.rejects(alive.ended, { status: 401 })
   assert.equal(errors.length, 1)
   assert.equal(requests.length, 1)
+})
+
+test('keepAlive refuses an invalid place id at once, before anything is sent', async (t) => {
+  const { url, requests } = await fakeServer(t, (_req, res) => json(res, 200, {}))
+  const client = createClient({ baseUrl: url, token: 't' })
+  for (const bad of [2 ** 53 + 1, 0, 'abc']) {
+    assert.throws(() => client.keepAlive({ placeId: bad }), InvalidIdError, String(bad))
+  }
+  assert.equal(requests.length, 0)
+})
+
+test('keepAlive ends, not retries, on a refused request; it goes on after a 429', async (t) => {
+  let status = 400
+  const { url, requests } = await fakeServer(t, (_req, res) =>
+    json(res, status, { errors: [{ code: 0, message: 'refused' }] }),
+  )
+  const client = createClient({ baseUrl: url, token: 't', retry: false })
+  const refused = client.keepAlive()
+  await assert.rejects(refused.ready, { status: 400 })
+  await assert.rejects(refused.ended, { status: 400 })
+  assert.equal(requests.length, 1)
+
+  status = 429
+  const limited = client.keepAlive()
+  await assert.rejects(limited.ready, { status: 429 })
+  const ended = await Promise.race([
+    limited.ended.then(
+      () => 'ended',
+      () => 'ended',
+    ),
+    new Promise((resolve) => setTimeout(resolve, 50, 'beating')),
+  ])
+  assert.equal(ended, 'beating')
+  status = 200
+  await limited.stop()
+  await limited.ended
 })
 
 test('a string that looks like the marker of a bigint is sent as the string it is', async (t) => {
