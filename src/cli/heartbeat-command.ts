@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { createClient } from '@presenced/client'
 import {
+  EXIT,
   TIMEOUT_OPTION,
   UsageError,
   commandClientOptions,
@@ -91,9 +92,20 @@ export function runHeartbeat(args: string[]): Promise<number> {
     console.log(
       `online; beating every ${Math.round(alive.intervalMs / 1000)} s (Ctrl-C to disconnect)`,
     )
-    const signal = await stopped
+    // a loop ended by a refused beat holds nothing open: without waiting on `ended` too, Node
+    // would exit 0 the moment it ended, as if stopped cleanly
+    const signal = await Promise.race([stopped, alive.ended.then(noSignal, noSignal)])
+    if (signal === undefined) {
+      // onError has printed the refusal itself
+      console.error(
+        'presenced heartbeat: stopped: the server refuses the beats, retrying cannot help',
+      )
+      return EXIT.failure
+    }
     await alive.stop()
     console.log(`${signal}: disconnected`)
     return 0
   })
 }
+
+const noSignal = (): undefined => undefined

@@ -167,6 +167,25 @@ test('presenced heartbeat: missing or refused token and bad place are clear erro
   assert.match(refused.stderr, /answered 401: Authorization has been denied/)
 })
 
+test(
+  'presenced heartbeat exits 1 when a later beat is refused (the token expired)',
+  { timeout: 30_000 },
+  async (t) => {
+    const server = await startApp(t, { listen: true, config: { sessionTtlSeconds: 4 } })
+    // beats every 1.6 s (80 % of half the TTL); time enough to start before the token expires
+    const token = await server.tokens.issue('322' as never, { ttlSeconds: 5 })
+    const child = start(['heartbeat', '--token', token, '--url', server.url])
+    killOnEnd(t, child)
+    const result = await finished(child)
+    assert.match(result.stdout, /^online; beating every/)
+    assert.doesNotMatch(result.stdout, /disconnected/)
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stderr, /beat failed: the server answered 401/)
+    assert.match(result.stderr, /stopped: the server refuses the beats/)
+    assert.ok(!result.stderr.includes(token), 'the token is not printed')
+  },
+)
+
 for (const transport of ['websocket', 'sse']) {
   test(
     `presenced watch (${transport}) prints the state, then each change, until SIGINT`,
