@@ -16,6 +16,8 @@ export interface HeartbeatHandle {
   readonly ended: Promise<void>
   /** The interval the server asked for at the last beat, in milliseconds. */
   readonly intervalMs: number
+  /** How often the loop beats, in milliseconds: sooner than intervalMs, so a late beat is not lost. */
+  readonly beatEveryMs: number
   /** Stops beating and ends the presence on the server (waits for an in-flight beat first). */
   stop(): Promise<void>
 }
@@ -119,6 +121,9 @@ export function startHeartbeat(options: HeartbeatLoopOptions): HeartbeatHandle {
     ended,
     get intervalMs() {
       return intervalMs
+    },
+    get beatEveryMs() {
+      return intervalMs * safety
     },
     stop,
   }

@@ -121,6 +121,7 @@ test('keepAlive beats at the interval the server asks for and disconnects on sto
   const alive = client.keepAlive({ placeId: 1818n, location: 'Game', gameId: 'g-1' })
   await alive.ready
   assert.equal(alive.intervalMs, 50)
+  assert.equal(alive.beatEveryMs, 40)
   while (requests.length < 3) await new Promise((resolve) => setTimeout(resolve, 10))
   await alive.stop()
   await alive.stop()

@@ -90,7 +90,7 @@ export function runHeartbeat(args: string[]): Promise<number> {
     }
     started = true
     console.log(
-      `online; beating every ${Math.round(alive.intervalMs / 1000)} s (Ctrl-C to disconnect)`,
+      `online; beating every ${Math.round(alive.beatEveryMs / 1000)} s (Ctrl-C to disconnect)`,
     )
     // a loop ended by a refused beat holds nothing open: without waiting on `ended` too, Node
     // would exit 0 the moment it ended, as if stopped cleanly

@@ -141,7 +141,8 @@ test(
     const child = start(['heartbeat', '--token', token, '--place', '1818', '--url', server.url])
     killOnEnd(t, child)
     const done = finished(child)
-    await printed(child, /^online; beating every 30 s/)
+    // the server asks for 30 s; the SDK beats at 80 % of it, so one late beat is not lost
+    await printed(child, /^online; beating every 24 s/)
     const online = await reader.getUserPresence(321)
     assert.equal(online.type, PresenceType.InGame)
     assert.deepEqual(online.place, { id: '1818' })
