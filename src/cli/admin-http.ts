@@ -8,6 +8,18 @@ export interface AdminTarget {
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080'
 
+/**
+ * The server every command talks to: --url, else PRESENCED_URL, else the default, without
+ * trailing slashes. An empty PRESENCED_URL counts as unset (`PRESENCED_URL= presenced …`).
+ * Not yet checked: see urlProblem.
+ */
+export function chosenUrl(
+  flag: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): string {
+  return (flag ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
+}
+
 const CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i
 
 /** The URL with any `user:password@` shown as `***@`, for messages. */
@@ -143,7 +155,7 @@ export function adminTarget(
   },
   env: Record<string, string | undefined> = process.env,
 ): AdminTarget {
-  const url = (values.url ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
+  const url = chosenUrl(values.url, env)
   const problem = urlProblem(url)
   if (problem !== undefined) throw new CliError(problem, 2)
   const adminKey = values['admin-key'] ?? env.PRESENCED_ADMIN_KEY

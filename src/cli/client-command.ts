@@ -1,7 +1,7 @@
 import { InvalidIdError, PresencedError, PresenceType, type Presence } from '@presenced/client'
-import { exchangeWithin, parseTimeout, urlProblem } from './admin-http.js'
+import { chosenUrl, exchangeWithin, parseTimeout, urlProblem } from './admin-http.js'
 
-export const DEFAULT_URL = 'http://127.0.0.1:8080'
+export { DEFAULT_URL } from './admin-http.js'
 
 /** Exit codes of every client command. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const
@@ -9,15 +9,12 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const
 /** A refusal of the command line itself: printed without a stack, exit 2. */
 export class UsageError extends Error {}
 
-/**
- * --url, else PRESENCED_URL, else the default; must be http(s). An empty PRESENCED_URL counts
- * as unset, as for the admin commands (keys, import, webhooks).
- */
+/** The server, as every command chooses it (chosenUrl); must be http(s). */
 export function serverUrl(
   flag: string | undefined,
   env: Record<string, string | undefined> = process.env,
 ): string {
-  const url = (flag ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
+  const url = chosenUrl(flag, env)
   const problem = urlProblem(url)
   if (problem !== undefined) throw new UsageError(problem)
   return url

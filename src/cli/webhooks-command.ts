@@ -120,7 +120,7 @@ async function webhooks(args: string[]): Promise<number> {
   }
   const target = () =>
     adminTarget({
-      url: values.url ?? process.env.PRESENCED_URL,
+      url: values.url,
       'admin-key': values['admin-key'],
       timeout: values.timeout,
     })

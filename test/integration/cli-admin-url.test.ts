@@ -1,5 +1,5 @@
 /**
- * `presenced keys` and `presenced import` find the server as every client command does:
+ * `presenced keys`, `import` and `webhooks` find the server as every client command does:
  * --url, else $PRESENCED_URL, else http://127.0.0.1:8080.
  */
 import assert from 'node:assert/strict'
@@ -63,6 +63,19 @@ test('keys and import use $PRESENCED_URL when --url is not given', async (t) => 
   const imported = await cli(['import', file], env)
   assert.equal(imported.code, 0, imported.stderr)
   assert.deepEqual(await server.service.listFriends('1' as UserId), ['2'])
+})
+
+test('an empty $PRESENCED_URL counts as unset for keys and webhooks', async () => {
+  // the default server may or may not run here: either way, not a refused --url
+  const env = { PRESENCED_URL: '', PRESENCED_ADMIN_KEY: ADMIN_KEY }
+  const runs = await Promise.all([
+    cli(['keys', 'list', '--timeout', '5'], env),
+    cli(['webhooks', 'list', '--timeout', '5'], env),
+  ])
+  for (const run of runs) {
+    assert.doesNotMatch(run.stderr, /--url must be/)
+    assert.notEqual(run.code, 2, run.stderr)
+  }
 })
 
 test('--url wins over $PRESENCED_URL; a bad $PRESENCED_URL is a usage error', async (t) => {
