@@ -20,6 +20,21 @@ export function chosenUrl(
   return (flag ?? (env.PRESENCED_URL || DEFAULT_URL)).replace(/\/+$/, '')
 }
 
+/** The longest input an error message quotes whole: an int64 id (19 digits) fits. */
+const ECHO_WHOLE_MAX = 24
+/** How much of a longer one is shown: enough to recognise it (a JWT's `eyJ…`), too little to use. */
+const ECHO_HEAD = 12
+
+/**
+ * An input quoted for an error message. One past ECHO_WHOLE_MAX is cut to its first characters
+ * and its length: what is pasted where an id goes (`presenced get 1 "$TOKEN"`) is often a token
+ * or key, and must not end up whole in a terminal, a CI log or a bug report.
+ */
+export function echoed(value: string): string {
+  if (value.length <= ECHO_WHOLE_MAX) return JSON.stringify(value)
+  return `${JSON.stringify(value.slice(0, ECHO_HEAD) + '…')} (${value.length} characters)`
+}
+
 const CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i
 
 /** The URL with any `user:password@` shown as `***@`, for messages. */

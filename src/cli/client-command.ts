@@ -1,5 +1,5 @@
 import { InvalidIdError, PresencedError, PresenceType, type Presence } from '@presenced/client'
-import { chosenUrl, exchangeWithin, parseTimeout, urlProblem } from './admin-http.js'
+import { chosenUrl, echoed, exchangeWithin, parseTimeout, urlProblem } from './admin-http.js'
 
 export { DEFAULT_URL } from './admin-http.js'
 
@@ -63,6 +63,11 @@ export async function runClientCommand(name: string, body: () => Promise<number>
 }
 
 export function describeFailure(error: unknown): { message: string; code: number } {
+  if (error instanceof InvalidIdError && typeof error.value === 'string') {
+    // the SDK quotes the value whole (JSON.stringify)
+    const message = error.message.replace(JSON.stringify(error.value), echoed(error.value))
+    return { message, code: EXIT.usage }
+  }
   if (error instanceof UsageError || error instanceof InvalidIdError) {
     return { message: error.message, code: EXIT.usage }
   }

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { createClient } from '@presenced/client'
+import { echoed } from './admin-http.js'
 import {
   EXIT,
   TIMEOUT_OPTION,
@@ -55,9 +56,7 @@ export function runHeartbeat(args: string[]): Promise<number> {
     const token = tokenOf(values.token)
     if (token === undefined) throw new UsageError(`--token is required\n\n${USAGE}`)
     if (values.place !== undefined && !/^[1-9]\d{0,18}$/.test(values.place)) {
-      throw new UsageError(
-        `--place must be a positive 64-bit integer, got ${JSON.stringify(values.place)}`,
-      )
+      throw new UsageError(`--place must be a positive 64-bit integer, got ${echoed(values.place)}`)
     }
     const { fetch, retry } = commandClientOptions(values.timeout)
     // --timeout bounds each exchange (fetch); without it the command waits, as it says

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { parseInt64Id } from '../core/user-id.js'
 import { isScope, scopes } from '../core/api-key.js'
-import { adminRequest, adminTarget, CliError, runAdminCommand } from './admin-http.js'
+import { adminRequest, adminTarget, CliError, echoed, runAdminCommand } from './admin-http.js'
 
 const USAGE = `Usage:
   presenced keys create --name <name> --scope <scope> [--scope <scope>...]
@@ -101,10 +101,7 @@ async function keys(args: string[]): Promise<number> {
       if (rest.length !== 1) throw new CliError('revoke takes exactly one key id', 2)
       const id = rest[0]!
       if (!/^[0-9a-f]{16}$/.test(id)) {
-        throw new CliError(
-          `${JSON.stringify(id)} is not a key id (16 hex digits; see keys list)`,
-          2,
-        )
+        throw new CliError(`${echoed(id)} is not a key id (16 hex digits; see keys list)`, 2)
       }
       const target = adminTarget(values)
       const key = (await adminRequest(target, 'DELETE', `/admin/v1/keys/${id}`)) as KeyView
@@ -160,10 +157,7 @@ function createBody(values: {
     body.universes = values.universe.map((u) => {
       const id = parseInt64Id(u)
       if (!id)
-        throw new CliError(
-          `--universe must be a positive 64-bit integer, got ${JSON.stringify(u)}`,
-          2,
-        )
+        throw new CliError(`--universe must be a positive 64-bit integer, got ${echoed(u)}`, 2)
       return id
     })
   }

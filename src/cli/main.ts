@@ -6,6 +6,7 @@ import { findTokenSecret, tokenSecretPath } from '../app/token-secret.js'
 import { parseUserId } from '../core/user-id.js'
 import { LATEST_NUMERIC_DATE } from '../service/token-claims.js'
 import { Tokens } from '../service/tokens.js'
+import { echoed } from './admin-http.js'
 import { echoWindowPassed } from './client-command.js'
 import { runImport } from './import-command.js'
 import { runKeys } from './keys-command.js'
@@ -109,7 +110,7 @@ async function token(args: string[]): Promise<number> {
   const userId = parseUserId(values.user)
   if (!userId) {
     console.error(
-      `presenced token: --user must be a positive 64-bit integer, got ${JSON.stringify(values.user ?? '')}`,
+      `presenced token: --user must be a positive 64-bit integer, got ${echoed(values.user ?? '')}`,
     )
     return 2
   }

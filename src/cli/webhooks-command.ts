@@ -3,6 +3,7 @@ import {
   adminRequest,
   adminTarget,
   CliError,
+  echoed,
   runAdminCommand,
   type AdminTarget,
 } from './admin-http.js'
@@ -287,10 +288,7 @@ function oneId(rest: string[], action: string): string {
   if (rest.length !== 1) throw new CliError(`${action} takes exactly one webhook id`, 2)
   const id = rest[0]!
   if (!/^[0-9a-f]{16}$/.test(id)) {
-    throw new CliError(
-      `${JSON.stringify(id)} is not a webhook id (16 hex digits; see webhooks list)`,
-      2,
-    )
+    throw new CliError(`${echoed(id)} is not a webhook id (16 hex digits; see webhooks list)`, 2)
   }
   return id
 }

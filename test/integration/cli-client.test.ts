@@ -116,6 +116,24 @@ test('presenced get: bad input exits 2, an unreachable server exits 1, both with
   }
 })
 
+test('a token pasted where an id goes is never echoed whole', async (t) => {
+  const server = await startApp(t, { listen: true })
+  const token = await server.tokens.issue('123' as never)
+  const runs = await Promise.all([
+    run(['get', '123', token, '--url', server.url]),
+    run(['watch', token, '--url', server.url], { PRESENCED_TOKEN: token }),
+    run(['heartbeat', '--place', token, '--url', server.url], { PRESENCED_TOKEN: token }),
+  ])
+  for (const result of runs) {
+    assert.equal(result.code, 2, result.stderr)
+    assert.match(
+      result.stderr,
+      new RegExp(`"${token.slice(0, 12)}…" \\(${token.length} characters\\)`),
+    )
+    assert.ok(!result.stderr.includes(token), result.stderr)
+  }
+})
+
 test('every command answers --help with exit 0', async () => {
   const commands = ['get', 'watch', 'heartbeat', 'serve', 'token']
   const results = await Promise.all(commands.map((command) => run([command, '--help'])))
