@@ -470,8 +470,9 @@ export const MIRRORED_HOOKS: Readonly<Record<string, readonly string[]>> = {
   // Upgrade), which Node hands to the server's 'upgrade' listeners, never to the lean path's
   // 'request' listener (shared/upgrade-requests.ts); admitRobloxCaller: the protocol's admission
   // (auth, rate limit, CSRF), which handle() calls; onRequest: @fastify/compress's, which lean
-  // routes need not (they answer uncompressed only)
-  onRequest: ['closeUpgradeRequest', 'admitRobloxCaller', 'onRequest'],
+  // routes need not (they answer uncompressed only); refuseWhileClosing: the app closing, when
+  // the lean path takes nothing (close()) and Fastify answers, this hook included
+  onRequest: ['closeUpgradeRequest', 'refuseWhileClosing', 'admitRobloxCaller', 'onRequest'],
   // preParsing: @fastify/compress's (lean routes take no compressed request body)
   preParsing: ['readUpgradeBody', 'preParsing'],
   // connectionAfterReply: `close()` (a lean route answers no 413); onSend: @fastify/compress (nothing asked for it)

@@ -14,8 +14,14 @@ export const BATCH_MIRRORED_HOOKS: Readonly<Record<string, readonly string[]>> =
   // closeUpgradeRequest, readUpgradeBody: a request asking for an upgrade only, which never
   // reaches the lean path (see MIRRORED_HOOKS); admitXboxCaller: admitXbox (auth, contract
   // version, Accept); spendXboxRead: the read budget, both of which handle() calls; onRequest:
-  // @fastify/compress's (lean answers uncompressed only)
-  onRequest: ['closeUpgradeRequest', 'admitXboxCaller', 'spendXboxRead', 'onRequest'],
+  // @fastify/compress's (lean answers uncompressed only); refuseWhileClosing: see MIRRORED_HOOKS
+  onRequest: [
+    'closeUpgradeRequest',
+    'refuseWhileClosing',
+    'admitXboxCaller',
+    'spendXboxRead',
+    'onRequest',
+  ],
   // preParsing: @fastify/compress's (lean routes take no compressed request body)
   preParsing: ['readUpgradeBody', 'preParsing'],
   // connectionAfterReply: `close()` (a lean route answers no 413); onSend: @fastify/compress (nothing asked for it)
