@@ -222,7 +222,7 @@ export class Fanout {
   readonly #positions = new Map<UserId, HistoryPosition>()
   /** Gaps filled from the history, and changes dropped as repeats (stats, tests). */
   #gaps = 0
-  /** The changes `#resync` made, which show the current state even when sessions did not move. */
+  /** The changes #resync made: shown whatever they were before, never dropped as quiet. */
   readonly #resyncs = new WeakSet<PresenceChange>()
   /**
    * Fleet mode: per user, the streams admitted by `admit` and not opened (or released) yet, in
@@ -318,14 +318,12 @@ export class Fanout {
         }),
       )
       if (behind.size > 0) await this.#applyPositioned(behind)
-      const at = performance.now()
-      for (const change of resynced.splice(0)) {
-        const target = change.userId
-        if (!this.#watchers.isWatched(target)) continue
-        const position = positionOf(change)
-        this.#positions.set(target, { epoch: position.epoch, offset: position.offset })
-        this.#fanOut(target, change.after, 'explicit', position.at, at, position.offset)
+      for (const change of resynced) {
+        const { epoch, offset } = positionOf(change)
+        if (this.#watchers.isWatched(change.userId))
+          this.#positions.set(change.userId, { epoch, offset })
       }
+      this.#fanOutInOrder(resynced.map((change) => [change]))
     }
   }
 
@@ -350,17 +348,16 @@ export class Fanout {
    */
   async #resync(target: UserId, read: HistoryRead): Promise<PresenceChange> {
     const marks = read.marks
-    const everyone = !read.complete || marks === undefined
-    const settingsChanged =
-      everyone || marks.some((m) => m.concern === EVERYONE || m.concern[0] === 's')
+    // a mark of unknown concern, or marks not all known: every rule may have changed
+    const everyone =
+      !read.complete || marks === undefined || marks.some((m) => m.concern === EVERYONE)
+    const settingsChanged = everyone || marks.some((m) => m.concern[0] === 's')
     const related = new Set<UserId>()
     for (const m of marks ?? []) if (m.concern[0] === 'r') related.add(m.concern.slice(1) as UserId)
     const streams: Stream[] = []
     for (const entry of this.#watchers.watchersOf(target)) {
       const stream = this.#watchers.connectionOf(entry)
-      if (everyone || marks.some((m) => m.concern === EVERYONE) || related.has(stream.viewer)) {
-        streams.push(stream)
-      }
+      if (everyone || related.has(stream.viewer)) streams.push(stream)
     }
     const [presences, settings, relations] = await Promise.all([
       this.#source.presences([target]),
@@ -375,7 +372,7 @@ export class Fanout {
       if (w >= 0) stream.watches.setRelation(w, relationOf(relations[i]?.[0]))
     })
     const presence = presences[0]!
-    return {
+    const resynced: PresenceChange = {
       userId: target,
       before: presence,
       after: presence,
@@ -386,6 +383,8 @@ export class Fanout {
         at: this.#source.now(),
       },
     }
+    this.#resyncs.add(resynced)
+    return resynced
   }
 
   /**
@@ -1229,6 +1228,11 @@ export class Fanout {
     const sequences = await Promise.all(
       [...positioned].map(([id, changes]) => this.#sequence(id, changes)),
     )
+    this.#fanOutInOrder(sequences)
+  }
+
+  /** Each target's changes, in order, to its watchers that have not had them. */
+  #fanOutInOrder(sequences: readonly (readonly PresenceChange[])[]): void {
     const at = performance.now()
     for (const changes of sequences) {
       for (const change of changes) {
@@ -1282,7 +1286,6 @@ export class Fanout {
           const ahead = at.epoch === epoch && at.offset >= offset
           this.#positions.set(target, ahead ? { epoch, offset: at.offset } : { epoch, offset })
           if (!ahead) resynced.position = { epoch, offset, at: at.at }
-          this.#resyncs.add(resynced)
           out.push(resynced)
           continue
         }

@@ -6,7 +6,8 @@ import { limitMessages } from './limits.js'
 export const sendNativeError = sendErrorRecord
 
 /** The client frame an error frame answers, sent as its `for`. */
-export type AnsweredFrame = 'subscribe' | 'unsubscribe' | 'heartbeat' | 'resume'
+export const ANSWERED_FRAMES = ['subscribe', 'unsubscribe', 'heartbeat', 'resume'] as const
+export type AnsweredFrame = (typeof ANSWERED_FRAMES)[number]
 
 /**
  * An in-band error frame; the connection stays open, unless `close` says the close code that

@@ -2,7 +2,7 @@ import type { ErrorCode } from '../../core/errors.js'
 import type { Activity, ActivityKind } from '../../core/presence.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
-import type { AnsweredFrame } from './errors.js'
+import { ANSWERED_FRAMES, type AnsweredFrame } from './errors.js'
 
 /** What a client may send over the WebSocket (docs/reference/native.md). */
 export type ClientFrame =
@@ -25,12 +25,7 @@ export interface FrameError {
   answered?: AnsweredFrame
 }
 
-const ANSWERED: ReadonlySet<unknown> = new Set<AnsweredFrame>([
-  'subscribe',
-  'unsubscribe',
-  'heartbeat',
-  'resume',
-])
+const ANSWERED: ReadonlySet<unknown> = new Set<AnsweredFrame>(ANSWERED_FRAMES)
 
 const KINDS = new Set<ActivityKind>(['online', 'inGame', 'inStudio'])
 const ACTIVITY_KEYS = new Set([
