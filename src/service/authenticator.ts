@@ -286,6 +286,15 @@ export class Authenticator {
   }
 
   /**
+   * The caller of a route that only a user may call, checked where a reader's would be: a key is
+   * refused as no user (requireUser's 403) whatever its scopes, not for a read scope that would
+   * not let it in either. Anyone else goes on to the route, whose requireUser has the last word.
+   */
+  requireNoKey(caller: Caller): Caller {
+    return caller.kind === 'key' ? this.requireUser(caller) : caller
+  }
+
+  /**
    * Checks the CSRF token of a state-changing request by a cookie caller (a cross-site page can
    * make the browser send the cookie, never a header it cannot read), else throws 403 with a
    * fresh token bound to the caller. A user's token is bound to that user only: one issued to

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import WebSocket from 'ws'
-import { startApp } from '../helpers/start-app.js'
+import { parseUserId } from '../../src/core/user-id.js'
+import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
 
 /*
  * A valid API key on a route that needs a user's token is refused with 403 (it authenticated,
@@ -120,4 +121,65 @@ test('an API key on a user-only route is 403 in every protocol; an unknown or re
     body: '{"userIds":[1]}',
   })
   assert.equal(read.status, 200)
+})
+
+test('a key without a read scope on a user-only route is told it is no user, before any scope', async (t) => {
+  const { url, service } = await startApp(t, { listen: true })
+  const xbox = { 'x-xbl-contract-version': '3', accept: 'application/json' }
+  const write = await service.keys.create({ name: 'writer', scopes: ['presence:write'] })
+  const admin = await service.keys.create({ name: 'admin', scopes: ['admin'] })
+  const keys: Array<[string, string]> = [
+    ['write-only', write.secret],
+    ['admin-scoped', admin.secret],
+    ['the admin', ADMIN_KEY],
+  ]
+  for (const [kind, secret] of keys) {
+    const routes: Array<[string, string, string | undefined, Shape, Record<string, string>]> = [
+      ['POST', '/v1/presence/register-app-presence', '{"location":"x"}', 'roblox', {}],
+      ['POST', '/v1/presence/register-app-presence?via=fastify', '{}', 'roblox', {}],
+      ['GET', '/users/me', undefined, 'xbox', xbox],
+      ['GET', '/users/xuid(1)/groups/People', undefined, 'xbox', xbox],
+      ['PUT', '/users/xuid(1)/state', '{"state":"Cloaked"}', 'xbox', xbox],
+      ['POST', '/users/xuid(1)/devices/current/titles/current', '{"id":"1"}', 'xbox', xbox],
+      ['DELETE', '/users/xuid(1)/devices/current/titles/current', undefined, 'xbox', xbox],
+      [
+        'POST',
+        `/users/xuid(1${'0'.repeat(120)})/devices/current/titles/current`,
+        '{}',
+        'xbox',
+        xbox,
+      ],
+    ]
+    for (const [method, path, body, shape, headers] of routes) {
+      const what = `${kind} key: ${method} ${path.slice(0, 60)}`
+      const refused = await call(
+        url + path,
+        method,
+        { ...headers, 'x-api-key': secret },
+        body,
+        shape,
+      )
+      assert.equal(refused.status, 403, `${what} ${JSON.stringify(refused)}`)
+      assert.match(refused.message, KEY_MESSAGE, what)
+    }
+    // a read route still names the scope the key lacks
+    const read = await call(
+      `${url}/v1/presence/users`,
+      'POST',
+      { 'x-api-key': secret },
+      '{"userIds":[1]}',
+      'roblox',
+    )
+    assert.equal(read.status, 403, kind)
+    assert.match(read.message, /lacks the required scope: presence:read/, kind)
+  }
+  // nothing was written: user 1 is offline and not cloaked
+  const read = await fetch(`${url}/v1/presence/users`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"userIds":[1]}',
+  })
+  const { userPresences } = (await read.json()) as { userPresences: Array<Record<string, unknown>> }
+  assert.equal(userPresences[0]?.userPresenceType, 0)
+  assert.equal((await service.getSettings(parseUserId('1')!)).invisible, false)
 })

@@ -13,12 +13,9 @@ import { robloxRoutes } from './routes.js'
 
 export { CSRF_HEADER }
 
-/** Every check a Roblox request passes before its body is read. */
-export type Admit = (headers: IncomingHttpHeaders, ip: string, method: string) => Promise<Caller>
-
 /**
- * The same checks in two steps, for the lean paths: `authenticate` (401, 403 for a key without
- * the scope), then `limit` (the rate limit's 429, then CSRF's 403), which those paths hand to
+ * The same checks in two steps, for the lean paths: `authenticate` (401; 403 for a key without
+ * a read scope, or for any key on a route only a user may call), then `limit` (the rate limit's 429, then CSRF's 403), which those paths hand to
  * the service call so that, in fleet mode, the rate limit shares its Redis round trip: `limit`
  * runs it (beside a read), `admission` is the same as data (counted in a heartbeat's write).
  */
@@ -70,35 +67,35 @@ export async function robloxProtocol(
         ? () => auth.checkCsrf(caller, ip, headerValue(headers[CSRF_HEADER]))
         : undefined,
     )
-  const requireReader = (caller: Caller) => auth.requireReader(caller)
-  const split: SplitAdmit = {
+  /** The two steps for a route whose callers `check` admits (auth.requireReader or requireNoKey). */
+  const splitAdmit = (check: (caller: Caller) => Caller): SplitAdmit => ({
     // a reaction, not an async arrow awaiting: one promise and one generator fewer per request;
-    // and only for an API key (requireReader checks a key's scope, and only #key makes a key
+    // and only for an API key (the checks differ for a key only, and only #key makes a key
     // caller): a promise resolved with the caller, its `then` looked up, less (issue 19)
     authenticate: (headers, ip) => {
       const credential = robloxCredential(headers)
       const caller = auth.authenticate(credential, ip)
-      return credential.kind === 'apiKey' ? caller.then(requireReader) : caller
+      return credential.kind === 'apiKey' ? caller.then(check) : caller
     },
     authenticateNow: (headers, ip) => {
       const caller = auth.authenticateNow(robloxCredential(headers), ip)
-      return caller instanceof Promise ? caller.then(requireReader) : requireReader(caller)
+      return caller instanceof Promise ? caller.then(check) : check(caller)
     },
     limit: (caller, headers, ip, method) => admission(caller, headers, ip, method).runNow(),
     admission,
-  }
-  /** Shared with the lean heartbeat path. */
-  const admit: Admit = async (headers, ip, method) => {
-    const caller = await split.authenticate(headers, ip)
-    await split.limit(caller, headers, ip, method)
-    return caller
-  }
+  })
+  const readers = splitAdmit((caller) => auth.requireReader(caller))
+  // a key on register-app-presence is told it is no user, whatever its scopes
+  const users = splitAdmit((caller) => auth.requireNoKey(caller))
 
   app.addHook('onRequest', async function admitRobloxCaller(request) {
-    request.caller = await admit(request.headers, request.ip, request.method)
+    const split = request.routeOptions.config.userOnly === true ? users : readers
+    const caller = await split.authenticate(request.headers, request.ip)
+    await split.limit(caller, request.headers, request.ip, request.method)
+    request.caller = caller
   })
-  context.lean?.add(leanUsersRoute(context, split))
-  context.lean?.add(leanHeartbeatRoute(context, split))
+  context.lean?.add(leanUsersRoute(context, readers))
+  context.lean?.add(leanHeartbeatRoute(context, users))
 
   robloxRoutes(app, context)
 }

@@ -29,6 +29,8 @@ export function robloxRoutes(app: FastifyInstance, context: ProtocolContext): vo
     '/v1/presence/register-app-presence',
     {
       schema: registerSchema,
+      // read by the Roblox scope's admission (plugin.ts): a key here is refused as no user
+      config: { userOnly: true },
       // refuse anonymous callers before their body is even read (the lean path mirrors it)
       onRequest: async function requireSignedIn(request) {
         service.auth.requireUser(request.caller)

@@ -8,6 +8,10 @@ declare module 'fastify' {
     /** Who sent the request, set by the owning protocol's onRequest hook. */
     caller: Caller
   }
+  interface FastifyContextConfig {
+    /** Only a user may call the route: its protocol's admission refuses any key as no user. */
+    userOnly?: boolean
+  }
 }
 
 /** One value of a header that may repeat. */

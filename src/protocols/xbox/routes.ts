@@ -63,8 +63,12 @@ export async function xboxPresenceRoutes(
   // runs before the body is read, so a refused request is never parsed
   app.addHook('onRequest', async function admitXboxCaller(request) {
     // a path or method this API does not serve is answered as such, whoever asks
-    if ((request.routeOptions.config as { unserved?: boolean }).unserved === true) return
-    request.caller = await admitXbox(service, request.headers, request.ip)
+    const config = request.routeOptions.config as { unserved?: boolean; userOnly?: boolean }
+    if (config.unserved === true) return
+    const { target } = request.params as { target?: string }
+    // `me` is the caller's own: only a user has one (parseXuidSegment's spelling, unchecked here)
+    const userOnly = config.userOnly === true || target === 'me'
+    request.caller = await admitXbox(service, request.headers, request.ip, userOnly)
   })
 
   /** Reads spend the caller's Xbox read budget, after the checks every request passes. */
@@ -119,6 +123,7 @@ export async function xboxPresenceRoutes(
     '/users/:target/groups/:moniker',
     {
       ...read,
+      config: { userOnly: true },
       schema: {
         tags: ['xbox'],
         summary: "Presence of the caller's friends (People)",
@@ -147,6 +152,7 @@ export async function xboxPresenceRoutes(
   app.put<Target>(
     '/users/:target/state',
     {
+      config: { userOnly: true },
       schema: {
         tags: ['xbox'],
         summary: 'Appear offline (Cloaked) or not',
@@ -165,7 +171,10 @@ export async function xboxPresenceRoutes(
 
   app.post<Target>(
     titlePath,
-    { schema: { tags: ['xbox'], summary: "Write the title's presence", body: titleRequestSchema } },
+    {
+      config: { userOnly: true },
+      schema: { tags: ['xbox'], summary: "Write the title's presence", body: titleRequestSchema },
+    },
     async (request, reply) => {
       const xuid = ownTarget(request.params.target, request.caller, service.auth)
       const write = parseTitleRequest(request.body)
@@ -195,7 +204,10 @@ export async function xboxPresenceRoutes(
 
   app.delete<Target>(
     titlePath,
-    { schema: { tags: ['xbox'], summary: "Remove the title's presence at once" } },
+    {
+      config: { userOnly: true },
+      schema: { tags: ['xbox'], summary: "Remove the title's presence at once" },
+    },
     async (request, reply) => {
       const xuid = ownTarget(request.params.target, request.caller, service.auth)
       const deviceType = parseDeviceType(request.headers['x-xbl-device-type'])
@@ -227,9 +239,10 @@ export async function xboxPresenceRoutes(
         if (allow.split(', ').includes(request.method)) {
           // A served path and method land here only when a segment is longer than Fastify's
           // maxParamLength (100): answered as its route answers a segment that names no user.
-          request.caller = await admitXbox(service, request.headers, request.ip)
+          const single = SINGLE_USER_PATH.test(path)
+          request.caller = await admitXbox(service, request.headers, request.ip, !single)
           const segment = decodedSegment(path.split('/')[2]!)
-          if (SINGLE_USER_PATH.test(path)) targetOf(segment, request.caller, service.auth)
+          if (single) targetOf(segment, request.caller, service.auth)
           else ownTarget(segment, request.caller, service.auth)
           throw fail('NOT_FOUND', `No Xbox presence resource at ${path.slice(0, 100)}.`)
         }
@@ -324,17 +337,19 @@ export function acceptsJson(header: string | undefined): boolean {
 
 /**
  * Every check an Xbox request passes before its body is read: the caller (403 without a
- * credential, 401 for a bad one), the contract version (400) and Accept (406). Shared with the
- * lean batch route.
+ * credential, 401 for a bad one; a key needs a read scope, and on a `userOnly` route is refused as
+ * no user), the contract version (400) and Accept (406). Shared with the lean batch route.
  */
 export async function admitXbox(
   service: PresenceService,
   headers: IncomingHttpHeaders,
   ip: string,
+  userOnly = false,
 ): Promise<Caller> {
-  const caller = service.auth.requireReader(
-    await service.auth.authenticate(xboxCredential(headers), ip),
-  )
+  const authenticated = await service.auth.authenticate(xboxCredential(headers), ip)
+  const caller = userOnly
+    ? service.auth.requireNoKey(authenticated)
+    : service.auth.requireReader(authenticated)
   const version = headers['x-xbl-contract-version']
   if (version === undefined || version === '') {
     throw badRequest(
