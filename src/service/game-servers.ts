@@ -1,6 +1,7 @@
 import { mayWriteUniverse } from '../core/api-key.js'
 import type { KeyCaller } from '../core/caller.js'
 import { fail, type ErrorCode } from '../core/errors.js'
+import { canonicalGameId } from '../core/game-id.js'
 import type { Activity, PresenceChange } from '../core/presence.js'
 import type { VisiblePresence, Viewer } from '../core/privacy.js'
 import { parseInt64Id, parseUserId, type UserId } from '../core/user-id.js'
@@ -19,8 +20,6 @@ export const MAX_PLAYERS_PER_REPORT = 10_000
 
 /** The device type of server-reported sessions: the server does not know its players' devices. */
 export const SERVER_DEVICE_TYPE = 'GameServer'
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** A report as received: every field is checked here, whatever the transport did. */
 export interface ServerReportInput {
@@ -75,13 +74,14 @@ export class GameServers {
 
   /** The canonical (lower-case) server instance id, or a 400. */
   parseGameId(raw: string): string {
-    if (!UUID.test(raw)) {
+    const gameId = canonicalGameId(raw)
+    if (gameId === undefined) {
       throw bad(
         'GAME_ID_INVALID',
         `Invalid gameId ${JSON.stringify(raw.slice(0, 60))}: it must be the server instance's uuid.`,
       )
     }
-    return raw.toLowerCase()
+    return gameId
   }
 
   /**

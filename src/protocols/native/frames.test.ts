@@ -73,3 +73,23 @@ test('a frame nested deeper than the stack is refused by name, never thrown', ()
   assert.equal(type.code, 'TYPE_UNKNOWN')
   assert.match(type.message, /^Unknown frame type "\[\[\[/)
 })
+
+test("a heartbeat's gameId is a uuid, kept in lower case as Roblox's route and server reports keep it", () => {
+  const heartbeat = (gameId: string) =>
+    parseClientFrame(
+      JSON.stringify({
+        type: 'heartbeat',
+        activity: { kind: 'inGame', placeId: '1818', gameId },
+      }),
+      10,
+    )
+  const upper = 'A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D'
+  const parsed = heartbeat(upper)
+  assert.ok(!('error' in parsed), JSON.stringify(parsed))
+  assert.equal((parsed as { activity: { gameId: string } }).activity.gameId, upper.toLowerCase())
+  for (const bad of ['g-1', 'abc', `${upper}0`, 'zzzzzzzz-e5f6-4a7b-8c9d-0e1f2a3b4c5d']) {
+    const refused = heartbeat(bad)
+    assert.ok('error' in refused, bad)
+    assert.equal(refused.error.code, 'HEARTBEAT_INVALID', bad)
+  }
+})

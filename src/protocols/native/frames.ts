@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../../core/errors.js'
 import type { Activity, ActivityKind } from '../../core/presence.js'
+import { canonicalGameId } from '../../core/game-id.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
 import { ANSWERED_FRAMES, type AnsweredFrame } from './errors.js'
@@ -37,7 +38,6 @@ const ACTIVITY_KEYS = new Set([
   'location',
 ])
 const DEVICE_TYPE = /^[A-Za-z0-9]{1,32}$/
-const GAME_ID = /^[A-Za-z0-9-]{1,64}$/
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/
 // 22 characters: a token of an earlier version, which reads as not ours (a reset, not an error)
 const POSITION = /^(?:[A-Za-z0-9_-]{22}|[A-Za-z0-9_-]{32})$/
@@ -221,10 +221,11 @@ function parseHeartbeat(frame: Record<string, unknown>): ClientFrame | FrameErro
     activity[key] = id
   }
   if (input.gameId !== undefined && input.gameId !== null) {
-    if (typeof input.gameId !== 'string' || !GAME_ID.test(input.gameId)) {
+    const gameId = typeof input.gameId === 'string' ? canonicalGameId(input.gameId) : undefined
+    if (gameId === undefined) {
       return fail('HEARTBEAT_INVALID', '"activity.gameId" must be a server instance id (uuid).')
     }
-    activity.gameId = input.gameId
+    activity.gameId = gameId
   }
   if (input.location !== undefined && input.location !== null) {
     if (typeof input.location !== 'string' || input.location.length > 256) {

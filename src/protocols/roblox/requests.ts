@@ -1,3 +1,4 @@
+import { canonicalGameId } from '../../core/game-id.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import { badRequest, messages } from './errors.js'
 
@@ -277,7 +278,6 @@ export interface RegisterRequest {
   platform: string | undefined
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const PLATFORM = /^[A-Za-z0-9._-]{1,32}$/
 const MAX_LOCATION = 200
 
@@ -328,9 +328,10 @@ export function parseRegisterRequest(body: unknown): RegisterRequest {
     }
   }
 
-  const gameId = optionalString(object, 'gameId', object.gameId, 36)
-  if (gameId !== undefined && !UUID.test(gameId)) {
-    throw badRequest(`gameId ${describe(gameId)} is not a uuid.`)
+  const rawGameId = optionalString(object, 'gameId', object.gameId, 36)
+  const gameId = rawGameId === undefined ? undefined : canonicalGameId(rawGameId)
+  if (rawGameId !== undefined && gameId === undefined) {
+    throw badRequest(`gameId ${describe(rawGameId)} is not a uuid.`)
   }
   if (gameId !== undefined && placeId === undefined) {
     throw badRequest('gameId is only meaningful with a placeId.')
@@ -351,7 +352,7 @@ export function parseRegisterRequest(body: unknown): RegisterRequest {
     )
   }
 
-  return { location, placeId, gameId: gameId?.toLowerCase(), disconnect, platform }
+  return { location, placeId, gameId, disconnect, platform }
 }
 
 /** register-app-presence's members, as quickRegisterBody reads them (undefined: absent). */
