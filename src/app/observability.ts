@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
+import { stdSerializers, type SerializedError } from 'pino'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { bearerCredential } from '../protocols/shared/credentials.js'
 import { mapErrorToRecord, sendErrorRecord } from '../protocols/shared/error-record.js'
@@ -68,14 +69,56 @@ function paramName(raw: string): string {
 }
 
 /**
+ * An error as logged: pino's own serializer, less the arguments of a Redis command it carries.
+ * ioredis puts the command a reply error answered on the error (`command: {name, args}`), and
+ * pino logs every enumerable property: a refusal that is no outage (WRONGTYPE, NOPERM, a
+ * script's error) logged the values written, such as a webhook's record with its secret. The
+ * command's name is kept; so are the nested errors pino serializes (each less its arguments).
+ */
+export function serializeError(error: Error, depth = 0): SerializedError {
+  const serialized = stdSerializers.err(error)
+  // no error (pino hands it back as it is): not ours to change
+  if ((serialized as unknown) === error || typeof serialized !== 'object' || serialized === null) {
+    return serialized
+  }
+  const record = serialized as unknown as Record<string, unknown>
+  const command = record.command as { name?: unknown; args?: unknown } | null | undefined
+  if (command !== null && typeof command === 'object' && 'args' in command) {
+    record.command = { name: command.name }
+  }
+  if (depth < 4) {
+    // errors pino leaves as they are (ioredis's EXECABORT refusals, a cluster's last node error)
+    // or serialized itself (an AggregateError's), each less its command's arguments
+    for (const key of ['aggregateErrors', 'previousErrors', 'lastNodeError']) {
+      if (!(key in record)) continue
+      const nested = record[key]
+      record[key] = Array.isArray(nested)
+        ? nested.map((item: unknown) => serializeNested(item, depth))
+        : serializeNested(nested, depth)
+    }
+  }
+  return serialized
+}
+
+function serializeNested(value: unknown, depth: number): unknown {
+  if (value instanceof Error) return serializeError(value, depth + 1)
+  if (value === null || typeof value !== 'object' || !('command' in value)) return value
+  // serialized by pino already: only its command is left to cut
+  const { command, ...rest } = value as { command: { name?: unknown } | null }
+  return { ...rest, command: command && { name: command.name } }
+}
+
+/**
  * pino options for the app: structured JSON, no secrets. The request serializer replaces
- * Fastify's default so the logged url never carries `access_token=` and friends.
+ * Fastify's default so the logged url never carries `access_token=` and friends; the error
+ * serializer logs no Redis command's arguments (serializeError).
  */
 export function loggerOptions(config: Pick<Config, 'logLevel'>): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
     redact: { paths: REDACT, censor: '[redacted]' },
     serializers: {
+      err: serializeError,
       req(request: FastifyRequest) {
         return {
           method: request.method,

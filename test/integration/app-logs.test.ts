@@ -4,9 +4,11 @@ import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { redactUrl } from '../../src/app/observability.js'
+import { Redis } from 'ioredis'
+import { redactUrl, serializeError } from '../../src/app/observability.js'
 import { parseUserId } from '../../src/core/user-id.js'
 import { Tokens } from '../../src/service/tokens.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { spawnServer } from '../helpers/spawn-server.js'
 
 test('redactUrl replaces credential query values and keeps the rest', () => {
@@ -130,4 +132,66 @@ test('no credential reaches the logs, at trace level, whatever the request', asy
     assert.equal(text.includes(value), false, `a credential was logged: ${value.slice(0, 12)}…`)
   }
   assert.match(text, /"url":"\/no\/such\/route\?access_token=\[redacted\]&token=\[redacted\]"/)
+})
+
+test('a Redis refusal logged with its command never logs the command arguments (a webhook secret)', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'presenced-logs-'))
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }))
+  const prefix = uniquePrefix('logs')
+  const redis = new Redis(LOCAL_REDIS_URL)
+  t.after(async () => {
+    await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)
+    redis.disconnect()
+  })
+  // a key of another kind where the webhooks hash goes (another app's, a prefix shared by
+  // mistake): every write of a webhook is refused with WRONGTYPE, no outage, so it is logged
+  await redis.set(`${prefix}:webhooks`, 'not a hash')
+  const adminKey = 'admin-key-for-the-redis-log-test'
+  const server = await spawnServer(t, {
+    PRESENCED_DATA_DIR: dataDir,
+    PRESENCED_REDIS_URL: LOCAL_REDIS_URL,
+    PRESENCED_REDIS_PREFIX: prefix,
+    PRESENCED_TOKEN_SECRET: 'log-test-token-secret-0123456789abcdef',
+    PRESENCED_ADMIN_KEY: adminKey,
+    LOG_LEVEL: 'info',
+  })
+  const admin = { 'x-api-key': adminKey, 'content-type': 'application/json' }
+  const key = await fetch(`${server.url}/admin/v1/keys`, {
+    method: 'POST',
+    headers: admin,
+    body: JSON.stringify({ name: 'hook', scopes: ['presence:read'] }),
+  })
+  assert.equal(key.status, 201)
+  const { id: keyId } = (await key.json()) as { id: string }
+  const webhookSecret = 'whsec_SHOULD-NOT-BE-LOGGED-0123456789'
+  const created = await fetch(`${server.url}/admin/v1/webhooks`, {
+    method: 'POST',
+    headers: admin,
+    body: JSON.stringify({ url: 'http://127.0.0.1:9/hook', keyId, secret: webhookSecret }),
+  })
+  assert.equal(created.status, 500, 'refused by Redis (no webhook is stored)')
+  await created.arrayBuffer()
+  assert.equal(await server.stop(), 0)
+
+  const refusals = server.logs.filter((line) => JSON.stringify(line).includes('WRONGTYPE'))
+  assert.ok(refusals.length > 0, 'the refusal is logged')
+  const text = server.logs.map((line) => JSON.stringify(line)).join('\n')
+  assert.equal(text.includes(webhookSecret), false, 'the webhook secret was logged')
+  // what the command was stays in the log: its name
+  assert.match(text, /"command":\{"name":"eval/)
+})
+
+test("serializeError keeps a Redis command's name, never its arguments, nested errors too", () => {
+  const withCommand = (message: string) =>
+    Object.assign(new Error(message), { command: { name: 'evalsha', args: ['k', 'SECRET'] } })
+  const error = Object.assign(withCommand('EXECABORT'), {
+    previousErrors: [withCommand('NOPERM')],
+    lastNodeError: withCommand('WRONGTYPE'),
+  })
+  const text = JSON.stringify(serializeError(error))
+  assert.equal(text.includes('SECRET'), false, text)
+  assert.match(text, /"command":\{"name":"evalsha"\}/)
+  assert.match(text, /NOPERM/)
+  assert.deepEqual(error.command.args, ['k', 'SECRET'], 'the error itself is left as it is')
+  assert.equal(serializeError('not an error' as unknown as Error), 'not an error')
 })
