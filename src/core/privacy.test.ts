@@ -13,6 +13,7 @@ import {
   lastOnlineSeenAt,
   nextSettings,
   publicLastOnline,
+  settingsAt,
   settingsAudiences,
   strangers,
   strangersOf,
@@ -490,4 +491,13 @@ test('applyPrivacy over the shared defaults and strangers (defaultSettingsOf): a
   }
   assert.equal(defaultSettingsOf(4), defaultSettingsOf(4))
   assert.deepEqual(defaultSettingsOf(3), [defaultSettings, defaultSettings, defaultSettings])
+})
+
+test('settingsAt: invisible before the instant invisibility ended, else as now', () => {
+  const visibleAgain: UserSettings = { visibility: 'everyone', invisible: false, visibleSince: 10 }
+  assert.equal(settingsAt(visibleAgain, 9).invisible, true)
+  assert.equal(settingsAt(visibleAgain, 10), visibleAgain)
+  assert.equal(settingsAt(defaultSettings, 0), defaultSettings)
+  const invisible: UserSettings = { ...visibleAgain, invisible: true }
+  assert.equal(settingsAt(invisible, 9), invisible)
 })

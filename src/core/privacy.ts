@@ -534,6 +534,21 @@ export function lastOnlineSeenAt(seen: VisiblePresence, now: number): number | u
  *   alive from now on) until the user is next seen alive (`visibleSince`);
  * - staying visible drops a frozen value once it no longer stands.
  */
+/**
+ * The settings that were in force at an earlier `instant`, as far as `settings` (in force now)
+ * tell: invisible before `visibleSince` when invisibility ended after that instant. What a change
+ * describing an earlier instant than the one it is told at is judged by: a session that expired
+ * while its user was invisible, ended by a sweep that ran after the user became visible again,
+ * lived while the user was hidden, and must not show now.
+ *
+ * @example settingsAt({ visibility: 'everyone', invisible: false, visibleSince: 10 }, 9).invisible // true
+ */
+export function settingsAt(settings: UserSettings, instant: number): UserSettings {
+  const since = settings.visibleSince
+  if (settings.invisible || since === undefined || instant >= since) return settings
+  return { ...settings, invisible: true }
+}
+
 /** Whether two settings say the same (a member left out and one undefined are the same). */
 export function sameSettings(a: UserSettings, b: UserSettings): boolean {
   return (

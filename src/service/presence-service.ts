@@ -307,7 +307,7 @@ export class PresenceService {
       settings: deps.webhooks?.settings ?? defaultWebhookSettings,
       view: deps.webhooks?.view ?? (() => null),
       settingsOf: (ids) => stores.privacy.getSettings(ids),
-      presencesOf: (ids) => this.rawPresences(ids),
+      presencesOf: (ids) => this.#storedPresences(ids),
       onError: (error, duty) => this.#onError(error, duty),
       onOutcome: (outcome, delivery) =>
         this.#observer.webhookOutcome?.(outcome, clock.now() - delivery.createdAt),
@@ -561,6 +561,15 @@ export class PresenceService {
     } catch (error) {
       return Promise.reject(error)
     }
+  }
+
+  /**
+   * The raw presences with every session stored, those expired and not swept yet included: what
+   * the webhooks judge a settings change by (a session whose end no receiver was told yet).
+   */
+  async #storedPresences(ids: readonly UserId[]): Promise<UserPresence[]> {
+    const now = this.#clock.now()
+    return this.#places.resolve(await this.#stores.presence.getMany(ids, -Infinity), now)
   }
 
   /** The raw presences, without privacy: for a user's own sessions and operators only. */

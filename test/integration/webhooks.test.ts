@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/app/config.js'
+import { ManualClock } from '../../src/service/clock.js'
 import { prometheusSamples } from '../helpers/prometheus.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 import { FAST_WEBHOOKS } from '../helpers/webhook-endpoint.js'
@@ -567,4 +568,70 @@ test('metrics: attempts by outcome, the age of delivered events, queued and park
   assert.equal(attempts(replayed, 'delivered'), 2)
   assert.equal(replayed.get('presenced_webhook_delivery_age_seconds_count'), 2)
   assert.equal(replayed.get('presenced_webhook_parked_events'), 0)
+})
+
+test('a user who turns invisible once a session expired, before the sweep ran, goes offline', async (t) => {
+  // the sweep runs when this test says: the session's expiry is seen by the settings change
+  // first (a sweep running late, or within its interval), then by the sweep
+  const clock = new ManualClock(Date.now())
+  const presenced = await startApp(t, {
+    clock,
+    config: { ...FAST_WEBHOOKS, sessionTtlSeconds: 10, sweepIntervalMs: 3_600_000 },
+  })
+  const receiver = await startReceiver(t)
+  const { app } = presenced
+  const reader = await createKey(app, ['presence:read'])
+  const hook = await createHook(app, receiver, reader.id)
+  const [user, sentinel] = ['201', '202']
+
+  await register(presenced, user)
+  clock.advance(11_000)
+  await call(app, 'PUT', `/admin/v1/users/${user}/settings`, { invisible: true })
+  assert.equal(await presenced.service.sweepExpired(), 1)
+  await register(presenced, sentinel)
+
+  await receiver.until(() => eventsOf(receiver, sentinel).length === 1, 15_000, 'the sentinel')
+  await presenced.service.webhooks.idle()
+  await drained(app, hook.id)
+  // the receiver was told the user is online: it must hear that the user is not any more
+  assert.deepEqual(
+    eventsOf(receiver, user).map((e) => [e.type, e.presence.state]),
+    [
+      ['online', 'online'],
+      ['offline', 'offline'],
+    ],
+  )
+})
+
+test('a session that expired while its user was invisible says nothing when the sweep ends it', async (t) => {
+  const clock = new ManualClock(Date.now())
+  const presenced = await startApp(t, {
+    clock,
+    config: { ...FAST_WEBHOOKS, sessionTtlSeconds: 10, sweepIntervalMs: 3_600_000 },
+  })
+  const receiver = await startReceiver(t)
+  const { app } = presenced
+  const reader = await createKey(app, ['presence:read'])
+  const hook = await createHook(app, receiver, reader.id)
+  const [user, sentinel] = ['211', '212']
+
+  await register(presenced, user)
+  await call(app, 'PUT', `/admin/v1/users/${user}/settings`, { invisible: true })
+  clock.advance(11_000)
+  // visible again once the session expired, before the sweep ran: the user is offline to all
+  await call(app, 'PUT', `/admin/v1/users/${user}/settings`, { invisible: false })
+  assert.equal(await presenced.service.sweepExpired(), 1)
+  await register(presenced, sentinel)
+
+  await receiver.until(() => eventsOf(receiver, sentinel).length === 1, 15_000, 'the sentinel')
+  await presenced.service.webhooks.idle()
+  await drained(app, hook.id)
+  // a second offline (a timeout) would tell that a session lived on while the user was hidden
+  assert.deepEqual(
+    eventsOf(receiver, user).map((e) => [e.type, e.reason]),
+    [
+      ['online', undefined],
+      ['offline', 'explicit'],
+    ],
+  )
 })

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { UserPresence } from '../../core/presence.js'
-import type { UserSettings } from '../../core/privacy.js'
+import { settingsAt, type UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { BusEvent } from '../../realtime/change-bus.js'
 import type { QueuedEvent, WebhookStore } from '../../store/webhook-store.js'
@@ -8,6 +8,7 @@ import type { Clock } from '../clock.js'
 import {
   eventsOf,
   instantBefore,
+  instantBeforeUnswept,
   type Judged,
   type PresenceView,
   type Subscriber,
@@ -22,6 +23,7 @@ export interface WebhookOutboxDeps {
   view: PresenceView
   /** Current settings and presences, read through the service. */
   settings(ids: readonly UserId[]): Promise<UserSettings[]>
+  /** With every session stored: those expired and not swept yet too (instantBeforeUnswept). */
   presences(ids: readonly UserId[]): Promise<UserPresence[]>
   maxQueued: number
   /** Changes held while the store fails; beyond it the oldest are dropped. */
@@ -254,18 +256,21 @@ export class WebhookOutbox {
     if (event.type === 'presence') {
       const { change } = event
       if (!settings) return undefined
+      // `before` may be earlier than a settings change told already (a sweep's expiry)
+      const beforeAt = instantBefore(change, at)
       return {
         userId: change.userId,
-        before: { presence: change.before, settings, at: instantBefore(change, at) },
+        before: { presence: change.before, settings: settingsAt(settings, beforeAt), at: beforeAt },
         after: { presence: change.after, settings, at },
         reason: change.reason ?? 'explicit',
       }
     }
     // a settings change without both sides (none today) cannot be judged
     if (!event.before || !event.after || !presence) return undefined
+    const beforeAt = instantBeforeUnswept(presence, at)
     return {
       userId: event.userId,
-      before: { presence, settings: event.before, at },
+      before: { presence, settings: settingsAt(event.before, beforeAt), at: beforeAt },
       after: { presence, settings: event.after, at },
       // what a real sign-out at this instant would say: hiding never tells a receiver it was hidden
       reason: 'explicit',
