@@ -123,14 +123,17 @@ export class ApiKeys {
     return isActive(key, this.#clock.now())
   }
 
-  /** Revokes a key at once; undefined when no key has this id. Revoking twice keeps the first instant. */
+  /**
+   * Revokes a key at once; undefined when no key has this id. Revoking twice keeps the first
+   * instant, and writes the key again: a store keeps it by id and by secret hash (Redis: two
+   * keys, on a cluster two slots written apart), and a revocation that failed midway may have
+   * landed in the copy read here and not in the one authentication reads; its retry completes it.
+   */
   async revoke(id: string): Promise<ApiKeyInfo | undefined> {
     const record = await this.#store.getApiKey(id)
     if (!record) return undefined
-    if (record.revokedAt === undefined) {
-      record.revokedAt = this.#clock.now()
-      await this.#store.putApiKey(record)
-    }
+    record.revokedAt ??= this.#clock.now()
+    await this.#store.putApiKey(record)
     return infoOf(record)
   }
 

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { ApiKeyRecord } from '../core/api-key.js'
+import type { CredentialStore } from '../store/credential-store.js'
+import { ApiKeys } from './api-keys.js'
+import { ManualClock } from './clock.js'
+
+/**
+ * A credential store keeping a key twice, by id and by secret hash, as the Redis adapter does
+ * (on a cluster, two slots: written by two commands, which may land one without the other).
+ * `failAfterId`: the next write stores the copy by id, then fails (the other slot unreachable).
+ */
+class TwoCopyStore implements CredentialStore {
+  readonly byId = new Map<string, string>()
+  readonly byHash = new Map<string, string>()
+  failAfterId = false
+
+  putApiKey(key: ApiKeyRecord): Promise<void> {
+    this.byId.set(key.id, JSON.stringify(key))
+    if (this.failAfterId) {
+      this.failAfterId = false
+      return Promise.reject(new Error('the slot of the copy by hash is unreachable'))
+    }
+    this.byHash.set(key.hash, JSON.stringify(key))
+    return Promise.resolve()
+  }
+
+  getApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    const raw = this.byHash.get(hash)
+    return Promise.resolve(raw === undefined ? undefined : (JSON.parse(raw) as ApiKeyRecord))
+  }
+
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const raw = this.byId.get(id)
+    return Promise.resolve(raw === undefined ? undefined : (JSON.parse(raw) as ApiKeyRecord))
+  }
+
+  listApiKeys(): Promise<ApiKeyRecord[]> {
+    return Promise.resolve([...this.byId.values()].map((raw) => JSON.parse(raw) as ApiKeyRecord))
+  }
+
+  revokeToken(): Promise<void> {
+    return Promise.resolve()
+  }
+
+  revocationsSince(): Promise<[]> {
+    return Promise.resolve([])
+  }
+
+  pruneRevocations(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+test('a revocation that landed in part is completed by its retry: the key is refused', async () => {
+  const clock = new ManualClock()
+  const store = new TwoCopyStore()
+  const keys = new ApiKeys(store, clock)
+  const { secret, key } = await keys.create({ name: 'matchmaker', scopes: ['presence:read'] })
+  assert.ok(await keys.verify(secret))
+
+  store.failAfterId = true
+  await assert.rejects(keys.revoke(key.id), /unreachable/)
+  clock.advance(1000)
+  // the operator retries the revocation that failed (a 503): it is answered as done...
+  const revoked = await keys.revoke(key.id)
+  assert.equal(revoked?.revokedAt, Date.UTC(2026, 0, 1), 'the first instant is kept')
+  // ...and the key must be refused wherever it is checked, not only listed as revoked
+  assert.equal(await keys.check(secret), 'inactive')
+})
