@@ -33,8 +33,8 @@ export interface EndpointWorkerDeps {
   owner: string
   /**
    * The endpoint as its store has it now (undefined: deleted) and whether its key is live, read
-   * before every try: a URL or secret change, or a key revoked or expired, made on any node,
-   * applies from the next try, not from this node's next registry refresh.
+   * before every try: a URL or secret change, a disable, or a key revoked or expired, made on any
+   * node, applies from the next try, not from this node's next registry refresh.
    */
   current(): Promise<CurrentEndpoint | undefined>
   send(request: OutgoingRequest): Promise<SendResult>
@@ -205,6 +205,12 @@ export class EndpointWorker {
         if (!(await this.#storeOp(() => this.#deps.store.complete(delivery)))) return false
         this.#deps.onOutcome?.('dropped', delivery)
         return true
+      }
+      // disabled (on any node; this node's dispatcher retires the worker at its next visit): the
+      // event waits in the queue, and is tried once the endpoint is enabled again
+      if (!webhook.enabled) {
+        await this.#idle(settings.pollMs)
+        continue
       }
       const timestamp = Math.floor(clock.now() / 1000)
       const result = await this.#deps.send({
