@@ -164,12 +164,35 @@ export class ExternalTokens {
 async function verifyWithKeySet(token: string, keys: JwksKeys, checks: JWTVerifyOptions) {
   const loaded = keys.loads()
   try {
-    return await jwtVerify(token, keys.getKey, checks)
+    return await verifyWithAny(token, keys, checks)
   } catch (error) {
     if (!(error instanceof joseErrors.JWSSignatureVerificationFailed)) throw error
     // keys loaded since this check began (by another request) are tried without a load
     if (keys.loads() === loaded && !(await reloaded(keys, error))) throw error
+    return await verifyWithAny(token, keys, checks)
+  }
+}
+
+/**
+ * jwtVerify against the set. A token naming no `kid` that several of the set's keys could verify
+ * (a platform rotating keys without kids publishes both) makes jose throw
+ * JWKSMultipleMatchingKeys, which holds those keys: each is tried, as jose advises, and the token
+ * is refused for its signature only when none verifies it (else every token of such a platform
+ * was refused as forged while its set held two keys).
+ */
+async function verifyWithAny(token: string, keys: JwksKeys, checks: JWTVerifyOptions) {
+  try {
     return await jwtVerify(token, keys.getKey, checks)
+  } catch (error) {
+    if (!(error instanceof joseErrors.JWKSMultipleMatchingKeys)) throw error
+    for await (const key of error) {
+      try {
+        return await jwtVerify(token, key, checks)
+      } catch (refusal) {
+        if (!(refusal instanceof joseErrors.JWSSignatureVerificationFailed)) throw refusal
+      }
+    }
+    throw new joseErrors.JWSSignatureVerificationFailed()
   }
 }
 

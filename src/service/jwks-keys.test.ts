@@ -574,3 +574,20 @@ test('a fetch behind that hangs holds no token up: past the max age, the set kep
   }
   assert.equal(jwks.requests(), 2, 'the fetch at start, and one behind that hangs')
 })
+
+test('a token naming no kid, with several keys in the set (a rotation), verifies against the one that signed it', async (t) => {
+  const [oldKey, newKey, other] = await Promise.all([makeKey('a'), makeKey('b'), makeKey('c')])
+  const path = join(tempDir(t), 'jwks.json')
+  // the platform names no kid in its tokens: its set has both keys of the rotation
+  const withoutKid = ({ kid, ...jwk }: JWK) => (void kid, jwk)
+  writeFileSync(path, JSON.stringify({ keys: [oldKey.jwk, newKey.jwk].map(withoutKid) }))
+  const tokens = tokensFor({ kind: 'jwks-file', path }, recordingLog())
+  const noKid = (key: Key) =>
+    new SignJWT({ sub: String(++users) })
+      .setProtectedHeader({ alg: 'ES256' })
+      .setExpirationTime('10m')
+      .sign(key.privateKey)
+  assert.deepEqual(await kinds(tokens, [noKid(oldKey), noKid(newKey)]), ['ok', 'ok'])
+  // a key the set lacks verifies against none of them: forged, as ever
+  assert.deepEqual(await kinds(tokens, [noKid(other)]), ['forged'])
+})
