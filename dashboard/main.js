@@ -52,11 +52,18 @@ function keyHeaders() {
 }
 
 /**
- * JSON with 64-bit ids kept exact: integers too long for a double become strings first.
+ * JSON with 64-bit ids kept exact: integers too long for a double become strings first. String
+ * literals are matched first and left as they are: a user's own text (a location, a name) that
+ * holds such digits is text, and quoting inside it would break the whole reply.
  * @param {string} text
  */
 function parseLossless(text) {
-  return JSON.parse(text.replace(/([:,[]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"'))
+  return JSON.parse(
+    text.replace(
+      /"(?:[^"\\]|\\.)*"|([:,[]\s*)(-?\d{16,})(?=\s*[,\]}])/g,
+      (match, before, digits) => (digits === undefined ? match : `${before}"${digits}"`),
+    ),
+  )
 }
 
 // ---------------------------------------------------------------- stats

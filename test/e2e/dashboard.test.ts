@@ -167,3 +167,38 @@ test(
     assert.deepEqual(pageErrors, [], 'no script errors')
   },
 )
+
+test(
+  "dashboard in headless Chromium: a user's own text that looks like a long number breaks neither the feed nor the lookup",
+  { skip: skipWithoutChromium, timeout: 60_000 },
+  async (t) => {
+    const presenced = await startApp(t, { listen: true })
+    const page = await openPage(t, { width: 1280, height: 1000 })
+    const pageErrors: string[] = []
+    page.on('pageerror', (error) => pageErrors.push(error.message))
+    await page.goto(`${presenced.url}/dashboard`)
+    await page.locator('#feed-status[data-state="live"]').waitFor({ timeout: 10_000 })
+
+    // the location is the client's own text: JSON inside it is text, not a number to keep exact
+    const location = 'Lobby,12345678901234567890,[98765432109876543210]'
+    await registerAppPresence(presenced, PLAYER, JSON.stringify({ location }))
+    await page.waitForFunction(
+      (l) => document.querySelector('#feed li .where')?.textContent === l,
+      location,
+      { timeout: 10_000 },
+    )
+    assert.equal(await page.locator('#feed-status').getAttribute('data-state'), 'live')
+    // a later change of someone else still comes through on the same stream
+    await registerAppPresence(presenced, HIDDEN, '{}')
+    await page.waitForFunction(() => document.querySelectorAll('#feed li').length === 2, null, {
+      timeout: 10_000,
+    })
+    assert.equal(await page.locator('#feed-status').getAttribute('data-state'), 'live')
+
+    await page.fill('#lookup-id', PLAYER)
+    await page.click('#lookup-form button')
+    await page.locator('#lookup-result dl').waitFor({ timeout: 10_000 })
+    assert.ok((await text(page, '#lookup-result')).includes(`location${location}`))
+    assert.deepEqual(pageErrors, [], 'no script errors')
+  },
+)
