@@ -474,8 +474,11 @@ async function lookup(id) {
       if (!response.ok) throw new Error(body?.error?.message ?? `HTTP ${response.status}`)
       out.replaceChildren(...adminView(body))
     } else {
+      // anonymous as it says: a cookie of a web client of the same origin would make the
+      // lookup that user's (a friend's view), refused as a cookie write without CSRF token
       const response = await fetch('/v1/presence/users', {
         method: 'POST',
+        credentials: 'omit',
         headers: { 'content-type': 'application/json' },
         body: `{"userIds":[${id}]}`,
       })

@@ -202,3 +202,36 @@ test(
     assert.deepEqual(pageErrors, [], 'no script errors')
   },
 )
+
+test(
+  "dashboard in headless Chromium: the public lookup is anonymous even when the browser holds a user's cookie",
+  { skip: skipWithoutChromium, timeout: 60_000 },
+  async (t) => {
+    const presenced = await startApp(t, { listen: true })
+    await admin(presenced, 'PUT', `/users/${PLAYER}/settings`, { visibility: 'friends' })
+    await admin(presenced, 'PUT', `/users/${PLAYER}/friends/${HIDDEN}`)
+    await registerAppPresence(presenced, PLAYER, `{"placeId":1818,"gameId":"${GAME}"}`)
+    const page = await openPage(t, { width: 1280, height: 1000 })
+    // a web client of the same origin signed its user in with Roblox's cookie (a friend's)
+    await page.context().addCookies([
+      {
+        name: '.ROBLOSECURITY',
+        value: await presenced.tokens.issue(HIDDEN),
+        url: presenced.url,
+      },
+    ])
+    await page.goto(`${presenced.url}/dashboard`)
+    await page.fill('#lookup-id', PLAYER)
+    await page.click('#lookup-form button')
+    await page.waitForFunction(
+      () => !document.querySelector('#lookup-result')?.textContent?.includes('looking up'),
+      null,
+      { timeout: 10_000 },
+    )
+    const record = await text(page, '#lookup-result')
+    // what anyone sees of a friends-only player: in game, nowhere in particular
+    assert.match(record, new RegExp(`user${PLAYER}`))
+    assert.match(record, /stateInGame/)
+    assert.doesNotMatch(record, /1818/)
+  },
+)
