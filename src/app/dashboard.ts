@@ -51,6 +51,12 @@ const KEEPALIVE_MS = 15_000
 const KEY_GONE = 'The x-api-key is unknown, expired or revoked.'
 /** A stream whose peer does not read is cut beyond this much unsent data. */
 const MAX_BUFFERED = 256 * 1024
+/**
+ * How long an ended stream's peer gets to take what is left before its socket is destroyed: a
+ * peer that does not read would otherwise keep the connection, and the data it did not take,
+ * until the idle timeout, while its place is free for another (as for native SSE streams).
+ */
+const END_GRACE_MS = 5_000
 
 interface StaticFile {
   body: Buffer
@@ -242,6 +248,7 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
         clearInterval(keepalive)
         streams.delete(end)
         res.end()
+        setTimeout(() => res.destroy(), END_GRACE_MS).unref()
       }
       streams.add(end)
       request.raw.on('close', end)

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { connect, type Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import type { HeartbeatInput } from '../../src/service/presence-service.js'
@@ -512,4 +513,52 @@ test("public feed in fleet mode: a node judges another node's changes by the set
     feedOnB.items.map((i) => `${i.type}:${i.state}:${i.where?.placeId ?? ''}`),
     ['online:inGame:1819'],
   )
+})
+
+test('public feed: a stream cut off for reading too slowly lets its connection go, not only its place', async (t) => {
+  const presenced = await startApp(t, { listen: true })
+  const { service } = presenced
+  // the peer that never reads: its server-side socket corked for good (the response's end()
+  // uncorks fully), so whatever the feed writes stays in the process, as behind a full window
+  const serverSockets: Socket[] = []
+  presenced.app.server.on('connection', (socket: Socket) => serverSockets.push(socket))
+  const client = connect(Number(new URL(presenced.url).port), '127.0.0.1')
+  client.on('error', () => {})
+  t.after(() => client.destroy())
+  client.write('GET /api/v1/stats/feed HTTP/1.1\r\nHost: presenced\r\n\r\n')
+  await new Promise((resolve) => client.once('data', resolve))
+  const socket = serverSockets.at(-1)!
+  socket.cork()
+  socket.uncork = () => {}
+  const streams = async () => {
+    const metrics = await presenced.app.inject({
+      url: '/metrics',
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    })
+    return /presenced_dashboard_feed_streams\{view="public"\} (\d+)/.exec(metrics.body)?.[1]
+  }
+  assert.equal(await streams(), '1')
+  const location = 'L'.repeat(200)
+  const deadline = Date.now() + 30_000
+  for (let round = 0; (await streams()) !== '0'; round++) {
+    assert.ok(Date.now() < deadline, 'the slow stream is cut off past 256 KB')
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        service.heartbeat(
+          beat(String(1000 + i), 'app:PC', {
+            kind: 'inGame',
+            placeId: String(1818 + (round % 2)),
+            location,
+          }),
+        ),
+      ),
+    )
+    await sleep(260)
+  }
+  // cut off: the connection, and what it holds unsent, goes too (within the native SSE's grace)
+  const cut = Date.now()
+  while (!socket.destroyed) {
+    assert.ok(Date.now() - cut < 10_000, 'the cut-off stream still holds its connection')
+    await sleep(100)
+  }
 })
