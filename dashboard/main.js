@@ -70,13 +70,21 @@ function parseLossless(text) {
 
 async function refreshStats() {
   clearTimeout(statsTimer)
+  const key = adminKey
+  let again = true
   try {
     const response = await fetch('/api/v1/stats?top=10', {
       headers: keyHeaders(),
       cache: 'no-store',
     })
     const body = parseLossless(await response.text())
-    if (!response.ok) throw new Error(body?.error?.message ?? `HTTP ${response.status}`)
+    const message = body?.error?.message ?? `HTTP ${response.status}`
+    if (response.status === 401 && key !== null && key === adminKey) {
+      again = false // keyRefused starts the public view's polling
+      keyRefused(message)
+      return
+    }
+    if (!response.ok) throw new Error(message)
     last = body
     renderStats(body)
     $('updated').textContent = `updated ${clock.format(new Date(body.at))}`
@@ -85,7 +93,7 @@ async function refreshStats() {
     $('updated').textContent = `stats unavailable: ${/** @type {Error} */ (error).message}`
     $('updated').classList.add('error')
   } finally {
-    statsTimer = setTimeout(refreshStats, STATS_EVERY_MS)
+    if (again) statsTimer = setTimeout(refreshStats, STATS_EVERY_MS)
   }
 }
 
@@ -289,8 +297,9 @@ async function runFeed() {
   feedAbort = abort
   let delay = 1000
   while (!abort.signal.aborted) {
+    const key = adminKey
     try {
-      const url = adminKey ? '/admin/v1/stats/feed' : '/api/v1/stats/feed'
+      const url = key ? '/admin/v1/stats/feed' : '/api/v1/stats/feed'
       const response = await fetch(url, {
         headers: keyHeaders(),
         signal: abort.signal,
@@ -298,7 +307,12 @@ async function runFeed() {
       })
       if (!response.ok || !response.body) {
         const body = await response.json().catch(() => ({}))
-        throw new Error(body?.error?.message ?? `HTTP ${response.status}`)
+        const message = body?.error?.message ?? `HTTP ${response.status}`
+        if (response.status === 401 && key !== null && key === adminKey) {
+          keyRefused(message)
+          return
+        }
+        throw new Error(message)
       }
       setFeedStatus('live', adminKey ? 'live · ids' : 'live · anonymised')
       delay = 1000
@@ -313,7 +327,14 @@ async function runFeed() {
           const event = buffer.slice(0, end)
           buffer = buffer.slice(end + 2)
           for (const line of event.split('\n')) {
-            if (line.startsWith('data: ')) onFeedBatch(parseLossless(line.slice(6)))
+            if (!line.startsWith('data: ')) continue
+            const data = parseLossless(line.slice(6))
+            // the admin feed ends so when its key is revoked or expires
+            if (data.error) {
+              if (key !== null && key === adminKey) keyRefused(data.error.message)
+              return
+            }
+            onFeedBatch(data)
           }
         }
       }
@@ -562,6 +583,7 @@ function renderKeyState() {
   const state = $('key-state')
   state.dataset.state = adminKey ? 'admin' : 'public'
   state.textContent = adminKey ? 'admin view' : 'public view'
+  state.title = ''
   $('key-forget').hidden = !adminKey
 }
 
@@ -576,6 +598,21 @@ function useKey(key) {
   setFeedStatus('connecting', 'connecting')
   void runFeed()
   void refreshStats()
+}
+
+/**
+ * The server refused the admin key (401: unknown, expired or revoked): it is forgotten at once,
+ * never sent again with each poll and reconnect. An unknown key counts as a guessed credential,
+ * and a page repeating one would soon have the server refuse every credential from this address
+ * (PRESENCED_AUTH_FAILURE_LIMIT), its users' too. The page goes on with the public view.
+ * @param {string} message
+ */
+function keyRefused(message) {
+  useKey(null)
+  const state = $('key-state')
+  state.dataset.state = 'refused'
+  state.textContent = 'key refused'
+  state.title = message
 }
 
 $('key-form').addEventListener('submit', (event) => {

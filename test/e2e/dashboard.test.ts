@@ -235,3 +235,35 @@ test(
     assert.doesNotMatch(record, /1818/)
   },
 )
+
+test(
+  'dashboard in headless Chromium: a refused admin key is forgotten, not sent again every few seconds',
+  { skip: skipWithoutChromium, timeout: 60_000 },
+  async (t) => {
+    const presenced = await startApp(t, { listen: true })
+    const page = await openPage(t, { width: 1280, height: 1000 })
+    const withKey: string[] = []
+    page.on('request', (request) => {
+      if (request.headers()['x-api-key'] !== undefined) withKey.push(request.url())
+    })
+    await page.goto(`${presenced.url}/dashboard`)
+    await page.locator('#feed-status[data-state="live"]').waitFor({ timeout: 10_000 })
+    // a typo: an unknown key is a guessed credential, and 20 a minute from one address have the
+    // server refuse every credential from it (the operator's users behind the same NAT too)
+    await page.fill('#admin-key', 'a-key-with-a-typo')
+    await page.click('#key-use')
+    await page.locator('#key-state[data-state="refused"]').waitFor({ timeout: 10_000 })
+    await new Promise((resolve) => setTimeout(resolve, 6000))
+    assert.ok(withKey.length <= 2, `the refused key was sent ${withKey.length} times`)
+    // the page goes on with the public view
+    await page.locator('#feed-status[data-state="live"]').waitFor({ timeout: 10_000 })
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0)
+    const token = await presenced.tokens.issue(PLAYER)
+    const response = await fetch(`${presenced.url}/v1/presence/register-app-presence`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    assert.equal(response.status, 200)
+  },
+)
