@@ -124,7 +124,7 @@ test('xbox-webapi-python: get_presence_batch and get_presence_own parse into its
     items.forEach(assertPythonPresenceItem)
   }
 
-  // get_presence_own: GET /users/me?level=all
+  // a script's GET /users/me?level=all (get_presence_own's own spelling: the next test)
   const own = await send(url, {
     method: 'GET',
     path: '/users/me?level=all',
@@ -154,6 +154,53 @@ test('xbox-webapi-python: get_presence_batch and get_presence_own parse into its
   assert.equal(offline[0]!.state, 'Offline')
   assert.match(offline[0]!.lastSeen.timestamp, ISO_Z)
   offline.forEach(assertPythonPresenceItem)
+})
+
+test('xbox-webapi-python: get_presence_own() sends level as str() of its enum, PresenceLevel.ALL', async (t) => {
+  const { url, session, provider } = await world(t)
+  await send(url, {
+    method: 'POST',
+    path: `/users/xuid(${ME})/devices/current/titles/current`,
+    headers: [...session, ...provider, ['Content-Type', 'application/json']],
+    body: JSON.stringify({ id: TITLE, state: 'active' }),
+  })
+  // PresenceProvider.get_presence_own(presence_level=PresenceLevel.ALL) passes
+  // params={"level": presence_level}; httpx writes a query value as str(value), and str() of a
+  // (str, Enum) member is "PresenceLevel.ALL", not its value (recorded with httpx 0.28.1 on
+  // Python 3.11: GET /users/me?level=PresenceLevel.ALL). get_presence() and the batch build the
+  // value by concatenation or json.dumps, which give "all".
+  const expected = { USER: [], DEVICE: ['Web'], TITLE: [TITLE], ALL: [TITLE] } as const
+  for (const [member, titles] of Object.entries(expected)) {
+    const own = await send(url, {
+      method: 'GET',
+      path: `/users/me?level=PresenceLevel.${member}`,
+      headers: [
+        ['Host', 'userpresence.xboxlive.com'],
+        ...session.slice(2),
+        ...provider,
+        ...session.slice(0, 2),
+      ],
+    })
+    assert.equal(own.status, 200, `${member}: ${own.text}`)
+    const item = json(own) as {
+      state: string
+      devices?: { type: string; titles?: { id: string }[] }[]
+    }
+    assertPythonPresenceItem(item)
+    assert.equal(item.state, 'Online')
+    const seen =
+      member === 'DEVICE'
+        ? (item.devices ?? []).map((d) => d.type)
+        : (item.devices ?? []).flatMap((d) => (d.titles ?? []).map((x) => x.id))
+    assert.deepEqual(seen, member === 'USER' ? [] : titles, member)
+  }
+  // (the write sent no x-xbl-device-type: Web) only those four spellings; anything else is 400
+  const other = await send(url, {
+    method: 'GET',
+    path: '/users/me?level=PresenceLevel.NONE',
+    headers: [...session, ...provider],
+  })
+  assert.equal(other.status, 400, other.text)
 })
 
 test('xbox-webapi-python: set_presence_own(Cloaked) then (Active) succeed (it returns status == 200)', async (t) => {

@@ -50,10 +50,21 @@ export function parseTitleId(value: unknown): string | undefined {
   return Number(value) <= 0xffffffff ? value : undefined
 }
 
+/**
+ * `?level=`: a level's name, or the same as str() of xbox-webapi-python's `PresenceLevel` enum
+ * writes it (`PresenceLevel.ALL`): its get_presence_own() puts the member in httpx's params,
+ * which send str(member), not its value.
+ */
 export function parseLevel(value: unknown): XboxLevel {
   if (value === undefined) return 'title'
   if (typeof value === 'string' && (xboxLevels as readonly string[]).includes(value)) {
     return value as XboxLevel
+  }
+  const member =
+    typeof value === 'string' ? /^PresenceLevel\.([A-Z]+)$/.exec(value)?.[1] : undefined
+  const named = member?.toLowerCase()
+  if (named !== undefined && (xboxLevels as readonly string[]).includes(named)) {
+    return named as XboxLevel
   }
   throw badRequest(`level must be one of ${xboxLevels.join(', ')}, got ${show(value)}.`)
 }
