@@ -198,6 +198,15 @@ export class RateLimits {
     return { key: `xbox:${userId}:`, rules: this.#titleWrite, near: userId, idleTitleId }
   }
 
+  /**
+   * One Xbox state write (`PUT /users/{me}/state`, Cloaked or not) by a user: a durable settings
+   * write and a privacy change for every watcher, on the title writes' burst and sustain rules
+   * but a budget of its own (per user; no title is named).
+   */
+  stateWrite(userId: UserId): Promise<void> {
+    return this.spend({ key: `xbox-state:${userId}`, rules: this.#titleWrite, near: userId })
+  }
+
   /** A request's admission: `hit`, then `checks` (see RequestAdmission). */
   admission(hit: RateLimitHit, checks?: () => void): RequestAdmission {
     return new RequestAdmission(this, hit, checks)

@@ -288,6 +288,38 @@ test('PUT state Cloaked hides the user from others, not from themself', async (t
   assert.equal((await put('Active')).statusCode, 400)
 })
 
+test('PUT state spends a write budget per user: burst then sustain, 429 in the Xbox shape', async (t) => {
+  // each state write is a durable settings write and a privacy change fanned out to watchers:
+  // it was the one Xbox write no limit counted
+  const x = await startXbox(t, { xboxBurstMax: 3, xboxSustainMax: 5 })
+  const put = async (who = ME) =>
+    x.app.inject({
+      method: 'PUT',
+      url: `/users/xuid(${who})/state`,
+      headers: { ...(await x.as(who)), 'content-type': 'application/json' },
+      payload: '{"state":"Cloaked"}',
+    })
+  for (let i = 0; i < 3; i++) assert.equal((await put()).statusCode, 200)
+  const limited = await put()
+  assert.equal(limited.statusCode, 429)
+  assert.equal(limited.headers['retry-after'], '15')
+  assert.deepEqual(JSON.parse(limited.body), {
+    version: 1,
+    currentRequests: 4,
+    maxRequests: 3,
+    periodInSeconds: 15,
+    type: 'burst',
+  })
+  // another user has a budget of their own, and title writes are not spent by it
+  assert.equal((await put(OTHER)).statusCode, 200)
+  assert.equal((await x.writeTitle(ME, { id: TITLE })).statusCode, 200)
+  x.clock.advance(15_000)
+  assert.equal((await put()).statusCode, 200)
+  const sustained = await put()
+  assert.equal(sustained.statusCode, 429)
+  assert.equal(JSON.parse(sustained.body).type, 'sustain')
+})
+
 test("GET groups/People lists the caller's friends' presence", async (t) => {
   const x = await startXbox(t)
   const FRIEND_A = '1001'

@@ -153,6 +153,10 @@ export async function xboxPresenceRoutes(
     '/users/:target/state',
     {
       config: { userOnly: true },
+      // the caller's state-write budget, before the body is read: a refused write is never parsed
+      onRequest: async function spendStateWrite(request: FastifyRequest) {
+        return service.limits.stateWrite(service.auth.requireUser(request.caller).userId)
+      },
       schema: {
         tags: ['xbox'],
         summary: 'Appear offline (Cloaked) or not',
