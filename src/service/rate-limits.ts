@@ -2,7 +2,9 @@ import type { Caller, UserCaller } from '../core/caller.js'
 import { fail } from '../core/errors.js'
 import type { UserId } from '../core/user-id.js'
 import {
+  hitAllNow,
   titleHit,
+  worseOf,
   type RateLimitHit,
   type RateLimiter,
   type RateLimitRule,
@@ -52,6 +54,13 @@ export const DEFAULT_SERVER_LIMIT = { max: 120, windowMs: 60_000 } as const
  */
 export const SERVER_KEY_LIMIT_FACTOR = 50
 
+/**
+ * A user's budget of Xbox title writes over all titles, as a multiple of one title's (burst and
+ * sustain alike): 10 titles written at the full per-title rate (30 per 15 s, 300 per 300 s with
+ * the defaults) before a user is refused.
+ */
+export const TITLE_USER_LIMIT_FACTOR = 10
+
 /** Users whose request hit RateLimits keeps made (~100 B each). */
 const USER_HITS = 10_000
 
@@ -68,6 +77,8 @@ export class RateLimits {
   readonly #clock: Clock
   readonly #request: RateLimitRule[]
   readonly #titleWrite: RateLimitRule[]
+  /** A user's title writes over all titles: #titleWrite's windows, TITLE_USER_LIMIT_FACTOR × max. */
+  readonly #titleUser: RateLimitRule[]
   readonly #xboxRead: RateLimitRule[]
   readonly #server: RateLimitRule[]
   readonly #serverKey: RateLimitRule[]
@@ -91,6 +102,10 @@ export class RateLimits {
       { name: 'burst', max: settings.titleBurstMax, windowMs: BURST_WINDOW_MS },
       { name: 'sustain', max: settings.titleSustainMax, windowMs: SUSTAIN_WINDOW_MS },
     ]
+    this.#titleUser = this.#titleWrite.map((rule) => ({
+      ...rule,
+      max: rule.max * TITLE_USER_LIMIT_FACTOR,
+    }))
     this.#xboxRead = [
       { name: 'burst', max: settings.xboxReadBurstMax, windowMs: BURST_WINDOW_MS },
       { name: 'sustain', max: settings.xboxReadSustainMax, windowMs: SUSTAIN_WINDOW_MS },
@@ -184,9 +199,16 @@ export class RateLimits {
     return this.spend(this.titleWriteHit(userId, titleId))
   }
 
-  /** The hit `titleWrite` counts, for a write to count it in its own step. */
+  /**
+   * The hit `titleWrite` counts, for a write to count it in its own step: the title's budget,
+   * and the user's over all titles (TITLE_USER_LIMIT_FACTOR times the title's rules): presenced
+   * tokens name no title, so a client naming a new title at each write would otherwise spend a
+   * fresh budget each time (and make a session each time).
+   */
   titleWriteHit(userId: UserId, titleId: string): RateLimitHit {
-    return titleHit(this.titleWrites(userId, titleId), titleId)
+    const hit = titleHit(this.titleWrites(userId, titleId), titleId)
+    hit.also = { key: `xbox-titles:${userId}`, rules: this.#titleUser }
+    return hit
   }
 
   /**
@@ -214,7 +236,16 @@ export class RateLimits {
 
   /** Counts `hit`; throws the refusal (`check`) when a rule refuses. */
   async spend(hit: RateLimitHit): Promise<void> {
-    this.check(await this.#limiter.hit(hit.key, hit.rules, this.#clock.now(), hit.near))
+    const limiter = this.#limiter
+    const now = this.#clock.now()
+    const also = hit.also
+    if (also === undefined) return this.check(await limiter.hit(hit.key, hit.rules, now, hit.near))
+    // both in the same tick: one write to Redis (RedisRateLimiter)
+    const [own, other] = await Promise.all([
+      limiter.hit(hit.key, hit.rules, now, hit.near),
+      limiter.hit(also.key, also.rules, now, hit.near),
+    ])
+    this.check(worseOf(own, other))
   }
 
   /**
@@ -225,7 +256,11 @@ export class RateLimits {
   spendNow(hit: RateLimitHit): void | Promise<void> {
     const limiter = this.#limiter
     if (limiter.hitNow === undefined) return this.spend(hit)
-    this.check(limiter.hitNow(hit.key, hit.rules, this.#clock.now()))
+    this.check(
+      hit.also === undefined
+        ? limiter.hitNow(hit.key, hit.rules, this.#clock.now())
+        : hitAllNow(limiter as Required<Pick<RateLimiter, 'hitNow'>>, hit, this.#clock.now()),
+    )
   }
 
   /** Throws a refusing verdict as RATE_LIMITED with the rule and the seconds to wait. */

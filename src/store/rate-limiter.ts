@@ -20,6 +20,42 @@ export interface RateLimitHit {
    * own presence counts the hit in the same step. A key always comes with the same `near`.
    */
   near?: UserId
+  /**
+   * Another budget the same hit spends, counted with it in the same step, its rules after this
+   * hit's (and with the same `near`, so in the same slot on a cluster): a user's budget over all
+   * titles beside each title's own (RateLimits.titleWriteHit). Every rule of both counts, refused
+   * or not; the verdict is as one hit's over both lists of rules (rulesOf).
+   */
+  also?: { key: string; rules: readonly RateLimitRule[] }
+}
+
+/** Every rule `hit` counts: its own, then its `also` budget's. */
+export function rulesOf(hit: RateLimitHit): readonly RateLimitRule[] {
+  return hit.also === undefined ? hit.rules : [...hit.rules, ...hit.also.rules]
+}
+
+/**
+ * `hit` counted at once by a limiter that counts in the same tick (hitNow), its `also` budget
+ * too: the verdict verdictOf gives over both lists of rules.
+ */
+export function hitAllNow(
+  limiter: Required<Pick<RateLimiter, 'hitNow'>>,
+  hit: RateLimitHit,
+  now: number,
+): RateLimitVerdict {
+  const own = limiter.hitNow(hit.key, hit.rules, now)
+  const also = hit.also
+  return also === undefined ? own : worseOf(own, limiter.hitNow(also.key, also.rules, now))
+}
+
+/**
+ * Of two verdicts of one hit (`first`'s rules before `second`'s), the one verdictOf would give
+ * over both lists: the refusal that waits longest (the first on a tie), else `first`.
+ */
+export function worseOf(first: RateLimitVerdict, second: RateLimitVerdict): RateLimitVerdict {
+  return !second.allowed && (first.allowed || second.retryAfterMs > first.retryAfterMs)
+    ? second
+    : first
 }
 
 /**

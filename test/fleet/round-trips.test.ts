@@ -393,6 +393,20 @@ async function titleWrites(t: TestContext, target: RedisTarget) {
   await refused.arrayBuffer()
   assert.equal(total() - before, 1, 'a refused title write: one round trip')
   assert.deepEqual(await activities(), lobby)
+
+  // the user's budget over all titles (10 × 3 per 15 s, 4 spent) is counted in the same script:
+  // new titles are welcome up to it, then refused, each in one round trip, nothing written
+  for (let i = 0; i < 26; i++) {
+    const other = await write({ id: String(5000 + i) })
+    assert.equal(other.status, 200, `title ${5000 + i}`)
+    await other.arrayBuffer()
+  }
+  before = total()
+  const spread = await write({ id: '6000' })
+  assert.equal(spread.status, 429)
+  assert.equal((await spread.json()).maxRequests, 30)
+  assert.equal(total() - before, 1, 'refused by the budget over all titles: one round trip')
+  assert.equal((await activities()).length, 27)
 }
 
 test('single Redis over HTTP: an Xbox title write and its rate limit are one round trip; a refused one writes nothing', (t) =>

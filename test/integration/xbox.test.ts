@@ -288,6 +288,38 @@ test('PUT state Cloaked hides the user from others, not from themself', async (t
   assert.equal((await put('Active')).statusCode, 400)
 })
 
+test('title writes naming ever new titles are limited too: a user has a budget over all titles', async (t) => {
+  // each title has its own budget, and presenced tokens name no title: a client naming a new
+  // title at each write went past every limit, each write a session of its own (700 writes in
+  // a row were 700 sessions)
+  const x = await startXbox(t, { xboxBurstMax: 3, xboxSustainMax: 5 })
+  for (let i = 1; i <= 30; i++) {
+    assert.equal((await x.writeTitle(ME, { id: String(i) })).statusCode, 200, `title ${i}`)
+  }
+  const limited = await x.writeTitle(ME, { id: '31' })
+  assert.equal(limited.statusCode, 429)
+  assert.equal(limited.headers['retry-after'], '15')
+  assert.deepEqual(JSON.parse(limited.body), {
+    version: 1,
+    currentRequests: 31,
+    maxRequests: 30,
+    periodInSeconds: 15,
+    type: 'burst',
+  })
+  // nothing was written by the refused write
+  const me = (await x.get(ME, '/users/me')) as { devices: Array<{ titles: unknown[] }> }
+  assert.equal(me.devices[0]!.titles.length, 30)
+  // another user's budget is their own
+  assert.equal((await x.writeTitle(OTHER, { id: '31' })).statusCode, 200)
+  // the sustain window over all titles: 10 × PRESENCED_XBOX_SUSTAIN per 300 s
+  x.clock.advance(15_000)
+  const statuses: number[] = []
+  for (let i = 100; i < 130; i++)
+    statuses.push((await x.writeTitle(ME, { id: String(i) })).statusCode)
+  assert.equal(statuses.filter((s) => s === 200).length, 19, 'the sustain window had 31 of 50')
+  assert.equal(statuses.filter((s) => s === 429).length, 11)
+})
+
 test('PUT state spends a write budget per user: burst then sustain, 429 in the Xbox shape', async (t) => {
   // each state write is a durable settings write and a privacy change fanned out to watchers:
   // it was the one Xbox write no limit counted

@@ -19,6 +19,7 @@ import type {
   TitlesEnded,
 } from '../presence-store.js'
 import {
+  hitAllNow,
   titleHit,
   type RateLimitHit,
   type RateLimitVerdict,
@@ -161,7 +162,7 @@ export class MemoryPresenceStore implements PresenceStore {
     limiter: RateLimiter,
   ): LimitedWrite | Promise<LimitedWrite> | undefined {
     if (!(limiter instanceof MemoryRateLimiter)) return undefined
-    const verdict = limiter.hitNow(hit.key, hit.rules, now)
+    const verdict = hitAllNow(limiter, hit, now)
     if (!verdict.allowed) return { refused: verdict }
     const user = this.#users.findOrAdd(write.userId)
     if (user === NONE) return notAUser(write.userId)

@@ -443,3 +443,40 @@ test("a limited end of titles counts in the windows the rate limiter counts in, 
     }
   }
 })
+
+test("a limited heartbeat counts a hit's `also` budget in its script, in the limiter's windows", async (t) => {
+  for (const target of [single, await clusterTarget()]) {
+    const { store, connection, keys, cleanup } = await open(target)
+    t.after(cleanup)
+    const limiter = new RedisRateLimiter(connection, keys)
+    const user = '2533274790395907' as UserId
+    const own = [{ name: 'burst', max: 5, windowMs: 15_000 }]
+    const all = [{ name: 'burst', max: 2, windowMs: 15_000 }]
+    const hit = (titleId: string) => ({
+      key: `xbox:${user}:${titleId}`,
+      rules: own,
+      near: user,
+      also: { key: `xbox-titles:${user}`, rules: all },
+    })
+    const title = (titleId: string): SessionWrite => ({
+      ...write(user, `title:${titleId}:XboxOne`),
+      activity: { kind: 'online', titleId },
+    })
+    // two titles, each within its own budget, and within the user's over both
+    for (const titleId of ['1', '2']) {
+      const done = await store.limitedHeartbeat(title(titleId), T0, hit(titleId), limiter)
+      assert.ok(done && 'change' in done, `title ${titleId}`)
+    }
+    // a third title is within its own budget but not the user's: refused by it, nothing written
+    const refused = await store.limitedHeartbeat(title('3'), T0, hit('3'), limiter)
+    assert.ok(refused && 'refused' in refused)
+    assert.deepEqual([refused.refused.count, refused.refused.max], [3, 2])
+    const [presence] = await store.getMany([user], T0)
+    assert.equal(presence!.sessions.length, 2)
+    // the limiter counts in the same windows: the user's fourth hit, the third title's second
+    const shared = await limiter.hit(`xbox-titles:${user}`, all, T0, user)
+    assert.deepEqual([shared.allowed, shared.count], [false, 4])
+    const third = await limiter.hit(`xbox:${user}:3`, own, T0, user)
+    assert.deepEqual([third.allowed, third.count], [true, 2])
+  }
+})

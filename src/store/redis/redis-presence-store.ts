@@ -13,6 +13,7 @@ import type {
   TitlesEnded,
 } from '../presence-store.js'
 import {
+  rulesOf,
   verdictOf,
   windowOf,
   type RateLimitHit,
@@ -149,7 +150,8 @@ export class RedisPresenceStore implements PresenceStore {
       const { windows, lengths } = windowArgs(this.#keys, hit, now)
       for (const window of windows) keys.push(window)
       for (const length of lengths) args.push(length)
-      for (const rule of hit.rules) args.push(String(rule.max))
+      const rules = rulesOf(hit)
+      for (const rule of rules) args.push(String(rule.max))
       const reply = await connection.variadic<string | number[]>(
         'presencedLimitedHeartbeat',
         keys,
@@ -157,7 +159,7 @@ export class RedisPresenceStore implements PresenceStore {
       )
       return typeof reply === 'string'
         ? { change: this.#change(reply) }
-        : { refused: verdictOf(hit.rules, reply, now) }
+        : { refused: verdictOf(rules, reply, now) }
     })
   }
 

@@ -63,7 +63,10 @@ function verdictOfCounts(
   return verdictOf(rules, counts, now)
 }
 
-/** A hit's window counters and their lengths in ms, as limit.lua takes them, at `now`. */
+/**
+ * A hit's window counters and their lengths in ms, as limit.lua takes them, at `now`: its `also`
+ * budget's after its own (rulesOf's order).
+ */
 export function windowArgs(
   keys: RedisKeys,
   hit: RateLimitHit,
@@ -73,6 +76,11 @@ export function windowArgs(
   const lengths: string[] = []
   for (const rule of hit.rules) {
     windows.push(keys.rateWindow(hit.key, rule.name, windowOf(rule, now).index, hit.near))
+    lengths.push(String(rule.windowMs))
+  }
+  // a second budget of the same hit (RateLimitHit.also): its windows after, in the same slot
+  for (const rule of hit.also?.rules ?? []) {
+    windows.push(keys.rateWindow(hit.also!.key, rule.name, windowOf(rule, now).index, hit.near))
     lengths.push(String(rule.windowMs))
   }
   return { windows, lengths }
