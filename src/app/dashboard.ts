@@ -7,6 +7,7 @@ import { apiKeyCredential, bearerHeaderCredential } from '../protocols/shared/cr
 import { noCredential } from '../service/authenticator.js'
 import { sendAdminError } from '../protocols/admin/errors.js'
 import { sendNativeError } from '../protocols/native/errors.js'
+import { clientOf } from '../service/client-address.js'
 import { mapErrorToRecord } from '../protocols/shared/error-record.js'
 import type { FeedListener } from '../service/presence-feed.js'
 import type { PresenceService } from '../service/presence-service.js'
@@ -46,6 +47,12 @@ const CSP = [
 
 /** Public feed streams open at once, so that the feed cannot be used to exhaust a node. */
 const MAX_PUBLIC_STREAMS = 200
+/**
+ * Public feed streams one client address (clientOf: an IPv6 one by its /64) may hold on a node:
+ * without it one client, anonymous and unlimited, took all MAX_PUBLIC_STREAMS and every other
+ * reader of the public dashboard got 503. A page holds one.
+ */
+const MAX_PUBLIC_STREAMS_PER_CLIENT = 10
 const KEEPALIVE_MS = 15_000
 /** The admin API's message for a key that is no longer good (see Authenticator#key). */
 const KEY_GONE = 'The x-api-key is unknown, expired or revoked.'
@@ -109,6 +116,8 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
   app.setErrorHandler(mapErrorToRecord)
   const streams = new Set<() => void>()
   let publicStreams = 0
+  /** Open public streams by client address (clientOf), for MAX_PUBLIC_STREAMS_PER_CLIENT. */
+  const byClient = new Map<string, number>()
 
   stats.start()
   app.addHook('preClose', async () => {
@@ -196,6 +205,15 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
           'Too many feed streams are open; try again later.',
         )
       }
+      const client = clientOf(request.ip)
+      if (kind === 'public' && (byClient.get(client) ?? 0) >= MAX_PUBLIC_STREAMS_PER_CLIENT) {
+        return sendNativeError(
+          reply.header('retry-after', '1'),
+          429,
+          'STREAM_LIMIT',
+          `At most ${MAX_PUBLIC_STREAMS_PER_CLIENT} feed streams per client address: close one.`,
+        )
+      }
       const headers = {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-store, no-transform',
@@ -207,7 +225,10 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
       const res = reply.raw
       res.writeHead(200, { ...headers, connection: 'keep-alive' })
       res.write('retry: 2000\n\n')
-      if (kind === 'public') publicStreams++
+      if (kind === 'public') {
+        publicStreams++
+        byClient.set(client, (byClient.get(client) ?? 0) + 1)
+      }
       let open = true
       const write = (batch: object) => {
         if (!open) return
@@ -243,7 +264,12 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
       const end = () => {
         if (!open) return
         open = false
-        if (kind === 'public') publicStreams--
+        if (kind === 'public') {
+          publicStreams--
+          const left = byClient.get(client)! - 1
+          if (left === 0) byClient.delete(client)
+          else byClient.set(client, left)
+        }
         stop()
         clearInterval(keepalive)
         streams.delete(end)

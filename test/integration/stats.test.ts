@@ -562,3 +562,29 @@ test('public feed: a stream cut off for reading too slowly lets its connection g
     await sleep(100)
   }
 })
+
+test('one client address holds at most 10 public feed streams, so it cannot take all 200', async (t) => {
+  const presenced = await startApp(t, { listen: true })
+  const aborts: AbortController[] = []
+  t.after(() => aborts.forEach((a) => a.abort()))
+  const open = async () => {
+    const abort = new AbortController()
+    aborts.push(abort)
+    return fetch(`${presenced.url}/api/v1/stats/feed`, { signal: abort.signal })
+  }
+  for (let i = 0; i < 10; i++) assert.equal((await open()).status, 200, `stream ${i + 1}`)
+  const refused = await open()
+  assert.equal(refused.status, 429)
+  assert.equal(refused.headers.get('retry-after'), '1')
+  assert.equal((await refused.json()).error.code, 'STREAM_LIMIT')
+  // a stream closed gives its place back
+  aborts[0]!.abort()
+  const deadline = Date.now() + 5000
+  let again = await open()
+  while (again.status === 429 && Date.now() < deadline) {
+    await again.arrayBuffer()
+    await sleep(20)
+    again = await open()
+  }
+  assert.equal(again.status, 200)
+})
