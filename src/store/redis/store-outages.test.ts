@@ -153,3 +153,16 @@ test('the change bus: a subscription lost during an outage is not said; one stil
   outages.busListening(true)
   assert.equal(said.length, 4)
 })
+
+test("a cluster's passing refusal (TRYAGAIN, CLUSTERDOWN, MOVED...) is not said to need an operator", () => {
+  const { outages, said } = harness()
+  outages.refused('TRYAGAIN Multiple keys request during rehashing of slot')
+  assert.equal(said.length, 1)
+  assert.match(said[0]!.message, /^Redis refuses commands \(TRYAGAIN/)
+  assert.doesNotMatch(said[0]!.message, /operator/)
+  assert.match(said[0]!.message, /answered 503 while it does/)
+  // a full Redis still is
+  const full = harness()
+  full.outages.refused("OOM command not allowed when used memory > 'maxmemory'.")
+  assert.match(full.said[0]!.message, /writes are answered 503 until an operator acts/)
+})

@@ -37,6 +37,14 @@ interface Episode {
 const MAX_REASON = 200
 
 /**
+ * The refusals that last until an operator acts: a Redis full (OOM) or unable to persist
+ * (MISCONF), or short of the replicas it must write to (NOREPLICAS), and any reply not known here.
+ * The others a node meets (a cluster's TRYAGAIN, CLUSTERDOWN, MOVED, ASK while it
+ * reshards or fails over, LOADING, BUSY) pass by themselves.
+ */
+const NEEDS_OPERATOR = new Set(['OOM', 'MISCONF', 'NOREPLICAS', 'other'])
+
+/**
  * The one place that logs a Redis outage, whoever meets it (requests, sweeps, the change bus,
  * webhook polls, the connection's reconnection attempts): one warning when Redis becomes
  * unreachable or starts refusing writes, naming Redis's reason and never a stack, then at most one
@@ -129,7 +137,12 @@ export class StoreOutages {
       this.#refusing = { reason: said, since: now, saidAt: now, count: 0, lastAt: now }
       this.#log?.warn(
         { reason: said },
-        `Redis refuses commands (${said}): writes are answered 503 until an operator acts`,
+        `Redis refuses commands (${said}): ${
+          NEEDS_OPERATOR.has(reason)
+            ? 'writes are answered 503 until an operator acts'
+            : // a cluster resharding, failing over or loading: it passes by itself
+              'requests that need it are answered 503 while it does'
+        }`,
       )
       return
     }
