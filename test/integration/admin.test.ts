@@ -245,6 +245,38 @@ test('users catalogue and raw presence', async (t) => {
   assert.equal(raw.sessions[0].expiresAt, new Date(clock.now() + 60_000).toISOString())
 })
 
+test("a user's settings reads and writes spend the user's request budget, in the Roblox 429", async (t) => {
+  // each PUT is a durable write and a privacy change fanned out to watchers: it was not limited
+  const { app, tokens } = await startApp(t, { config: { rateLimitMax: 3 } })
+  const token = await tokens.issue('56' as UserId)
+  const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+  const put = (invisible: boolean) =>
+    app.inject({
+      method: 'PUT',
+      url: '/v1/presence/settings',
+      headers: auth,
+      payload: { invisible },
+    })
+  assert.equal((await put(true)).statusCode, 200)
+  assert.equal((await put(false)).statusCode, 200)
+  assert.equal(
+    (await app.inject({ method: 'GET', url: '/v1/presence/settings', headers: auth })).statusCode,
+    200,
+  )
+  const refused = await put(true)
+  assert.equal(refused.statusCode, 429)
+  assert.ok(Number(refused.headers['retry-after']) >= 1)
+  assert.deepEqual(refused.json(), { errors: [{ code: 0, message: 'Too many requests' }] })
+  // the same budget as the Roblox routes: spent here, refused there
+  const read = await app.inject({
+    method: 'POST',
+    url: '/v1/presence/users',
+    headers: auth,
+    payload: { userIds: [1] },
+  })
+  assert.equal(read.statusCode, 429)
+})
+
 test('users change their own settings with a Bearer token', async (t) => {
   const { app, tokens, service } = await startApp(t)
   const token = await tokens.issue('55' as UserId)

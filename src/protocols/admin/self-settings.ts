@@ -21,6 +21,9 @@ export async function selfSettingsRoutes(
   app.addHook('onRequest', async (request) => {
     const credential = bearerOrKeyCredential(request.headers) ?? { kind: 'none' }
     request.caller = auth.requireUser(await auth.authenticate(credential, request.ip))
+    // the user's request budget, as on the Roblox routes beside (each PUT a durable write and a
+    // privacy change for every watcher), before the body is read
+    await service.limits.request(request.caller, request.ip)
   })
 
   app.addHook('preValidation', requireJsonBody)
