@@ -47,6 +47,9 @@ const ADMIN_KEY_ID = 'admin'
 
 const DENIED = 'Authorization has been denied for this request.'
 
+/** What a request does, for its CSRF check (Authenticator.checkCsrf). */
+export type CsrfAction = 'read' | 'write'
+
 /**
  * Every credential presenced accepts, checked in one place: access tokens (cookie, Bearer,
  * XBL3.0, `?access_token=`), scoped API keys and the operator's admin key (`x-api-key`). A
@@ -299,8 +302,19 @@ export class Authenticator {
    * make the browser send the cookie, never a header it cannot read), else throws 403 with a
    * fresh token bound to the caller. A user's token is bound to that user only: one issued to
    * an anonymous caller, or to another user, never authorizes a signed-in user's write.
+   *
+   * A `read` changes nothing, and its reply is unreadable cross-site (no CORS): it needs no
+   * token, as Roblox's read takes a cookie without one (roboat sends none, and does not retry a
+   * 403). A token that is sent is still checked, so a client holding a wrong one gets the 403
+   * and a fresh token as for a write.
    */
-  checkCsrf(caller: Caller, address: string, token: string | undefined): void {
+  checkCsrf(
+    caller: Caller,
+    address: string,
+    token: string | undefined,
+    action: CsrfAction = 'write',
+  ): void {
+    if (action === 'read' && token === undefined) return
     const now = this.#clock.now()
     const subject = caller.kind === 'user' ? caller.userId : anonymousSubject(address)
     if (this.#csrf.verify(subject, token, now)) return

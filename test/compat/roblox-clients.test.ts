@@ -194,7 +194,7 @@ test('noblox.js 9.0.0 (npm), as run by hand: setCookie, getPresences, and its re
   assertPresences(await presences(fresh as string, '{"userIds":[456]}'), [456])
 })
 
-test('ro.py: get_authenticated_user (expanded) and get_user_presences with the 403 retry of its Requests wrapper', async (t) => {
+test('ro.py: get_authenticated_user (expanded), get_user_presences, and the 403 retry of its Requests wrapper', async (t) => {
   const { url, cookie } = await world(t)
   // roblox/utilities/requests.py: httpx defaults plus User-Agent Roblox/WinInet and Referer
   // www.roblox.com; roblox/client.py set_token puts the token in the cookie jar (no ';').
@@ -239,19 +239,27 @@ test('ro.py: get_authenticated_user (expanded) and get_user_presences with the 4
   assert.match(full.created as string, ISO_Z)
 
   // roblox/presence.py get_user_presences: POST json={"userIds": [...]} (Python's json.dumps
-  // puts a space after ':' and ','). Without a token: 403 with X-CSRF-Token, which
-  // Requests.request stores on the session and retries with once.
+  // puts a space after ':' and ','). The read needs no CSRF token: 200 at once.
   const payload = '{"userIds": [123, 456]}'
-  const jsonHeaders: [string, string][] = [
-    ['host', 'presence.roblox.com'],
-    ...session,
-    ['content-type', 'application/json'],
-  ]
-  const first = await send(url, {
+  const read = await send(url, {
     method: 'POST',
     path: '/v1/presence/users',
-    headers: jsonHeaders,
+    headers: [['host', 'presence.roblox.com'], ...session, ['content-type', 'application/json']],
     body: payload,
+  })
+  const body = assertPresences(read, [123, 456])
+  // PresenceType(IntEnum 0..3) and BasePlace(placeId) if data.get("placeId")
+  for (const p of body.userPresences) assert.ok(p.userPresenceType <= 3)
+  assert.equal(body.userPresences[0]!.rootPlaceId, 1818)
+
+  // client.get_users([123]) (POST users v1/users) wants a token from a cookie caller: 403 with
+  // X-CSRF-Token, which Requests.request stores on the session and retries with once
+  const usersBody = '{"userIds": [123], "excludeBannedUsers": false}'
+  const first = await send(url, {
+    method: 'POST',
+    path: '/v1/users',
+    headers: [['host', 'users.roblox.com'], ...session, ['content-type', 'application/json']],
+    body: usersBody,
   })
   assert.equal(first.status, 403)
   const token = first.headers['x-csrf-token']
@@ -259,18 +267,14 @@ test('ro.py: get_authenticated_user (expanded) and get_user_presences with the 4
   // the error is parsed only when Content-Type starts with application/json
   assert.match(String(first.headers['content-type']), /^application\/json/)
   session.push(['X-CSRF-Token', token as string])
-  const retried = await send(url, {
+  const users = await send(url, {
     method: 'POST',
-    path: '/v1/presence/users',
-    headers: [['host', 'presence.roblox.com'], ...session, ['content-type', 'application/json']],
-    body: payload,
+    path: '/v1/users',
+    headers: [['host', 'users.roblox.com'], ...session, ['content-type', 'application/json']],
+    body: usersBody,
   })
-  const body = assertPresences(retried, [123, 456])
-  // PresenceType(IntEnum 0..3) and BasePlace(placeId) if data.get("placeId")
-  for (const p of body.userPresences) assert.ok(p.userPresenceType <= 3)
-  assert.equal(body.userPresences[0]!.rootPlaceId, 1818)
-
-  // the stored token keeps working for later POSTs of the session (no new 403)
+  assert.equal(users.status, 200, users.text)
+  // the stored token goes on every later POST of the session, the presence read's too: 200
   const again = await send(url, {
     method: 'POST',
     path: '/v1/presence/users',
@@ -278,6 +282,96 @@ test('ro.py: get_authenticated_user (expanded) and get_user_presences with the 4
     body: '{"userIds": [456]}',
   })
   assertPresences(again, [456])
+})
+
+test('roboat (Rust): fetch_users_presence sends the cookie and no x-csrf-token, and does not retry a 403', async (t) => {
+  const { url, cookie } = await world(t)
+  // src/presence/mod.rs: fetch_users_presence_internal posts {"userIds": [...]} with the Cookie
+  // (`.ROBLOSECURITY=<value>`, src/client.rs) when one is set, and no x-csrf-token ("Doesnt need
+  // xcsrf token"); it hands any 403 to the caller as RoboatError::InvalidXcsrf, unretried.
+  // reqwest's default client: its json() Content-Type, then the Cookie, Accept: */*
+  const users = await send(url, {
+    method: 'POST',
+    path: '/v1/presence/users',
+    headers: [
+      ['content-type', 'application/json'],
+      ['cookie', `.ROBLOSECURITY=${cookie}`],
+      ['accept', '*/*'],
+      ['host', 'presence.roblox.com'],
+    ],
+    body: '{"userIds":[123,456]}',
+  })
+  const body = assertPresences(users, [123, 456])
+  // UserPresence (src/presence/request_types.rs): user_presence_type a u8, place_id,
+  // root_place_id and universe_id Option<u64>, game_id and last_online Option<String>
+  assert.equal(body.userPresences[0]!.userPresenceType, 2)
+  assert.equal(body.userPresences[0]!.placeId, 1818)
+  // the same read as a form, and with a query string, which only the Fastify route serves (the
+  // JSON one above is the lean path's)
+  const viaFastify = await send(url, {
+    method: 'POST',
+    path: '/v1/presence/users?from=roboat',
+    headers: [
+      ['content-type', 'application/json'],
+      ['cookie', `.ROBLOSECURITY=${cookie}`],
+    ],
+    body: '{"userIds":[123]}',
+  })
+  assertPresences(viaFastify, [123])
+  const form = await send(url, {
+    method: 'POST',
+    path: '/v1/presence/users',
+    headers: [
+      ['content-type', 'application/x-www-form-urlencoded'],
+      ['cookie', `.ROBLOSECURITY=${cookie}`],
+    ],
+    body: 'userIds=123',
+  })
+  assertPresences(form, [123])
+  // a token that is sent is still checked: a wrong one gets the 403 and a fresh token
+  const wrong = await send(url, {
+    method: 'POST',
+    path: '/v1/presence/users',
+    headers: [
+      ['content-type', 'application/json'],
+      ['cookie', `.ROBLOSECURITY=${cookie}`],
+      ['x-csrf-token', 'not-a-token'],
+    ],
+    body: '{"userIds":[123]}',
+  })
+  assert.equal(wrong.status, 403, wrong.text)
+  assert.ok(wrong.headers['x-csrf-token'])
+
+  // register_presence: {"location":"Home"} with the Cookie and x-csrf-token (empty until a 403
+  // gave one); process_403 (src/validation.rs) reads code 0 as InvalidXcsrf and it retries once
+  const register = (token: string) =>
+    send(url, {
+      method: 'POST',
+      path: '/v1/presence/register-app-presence',
+      headers: [
+        ['content-type', 'application/json'],
+        ['cookie', `.ROBLOSECURITY=${cookie}`],
+        ['x-csrf-token', token],
+        ['accept', '*/*'],
+      ],
+      body: '{"location":"Home"}',
+    })
+  const first = await register('')
+  assert.equal(first.status, 403, first.text)
+  assert.deepEqual(json(first), { errors: [{ code: 0, message: 'Token Validation Failed' }] })
+  const again = await register(first.headers['x-csrf-token'] as string)
+  assert.equal(again.status, 200, again.text)
+  // the heartbeat still needs its token: a write by a cookie without one is refused
+  const none = await send(url, {
+    method: 'POST',
+    path: '/v1/presence/register-app-presence',
+    headers: [
+      ['content-type', 'application/json'],
+      ['cookie', `.ROBLOSECURITY=${cookie}`],
+    ],
+    body: '{"location":"Home"}',
+  })
+  assert.equal(none.status, 403, none.text)
 })
 
 test('scripts using fetch/axios: the CSRF fetch variants seen in the wild all get 403 with a token', async (t) => {

@@ -251,6 +251,8 @@ for (const [mode, way] of modes.flatMap((m) => ways.map((w) => [m, w] as const))
       '/v1/presence/users',
       {
         cookie: `.ROBLOSECURITY=${token}`,
+        // the read needs none; a wrong one is answered with a fresh one
+        'x-csrf-token': 'none-yet',
       },
       { userIds: [1] },
     )

@@ -82,11 +82,15 @@ test('cookie callers: 403 with a fresh x-csrf-token, and the retry succeeds', as
     `a=b; .ROBLOSECURITY=${token}; c=d`,
     `.ROBLOSECURITY=${BANNER}${token}`,
   ]) {
-    for (const [url, body] of [
-      [REGISTER, { location: 'Home', disconnect: false }],
-      [USERS, { userIds: [123] }],
+    // the read needs no token (a cookie alone is 200), but one sent is checked: a wrong one
+    // gets the challenge as a write without one does
+    const read = await post(app, USERS, { userIds: [123] }, { cookie })
+    assert.equal(read.statusCode, 200, read.body)
+    for (const [url, body, sent] of [
+      [REGISTER, { location: 'Home', disconnect: false }, {}],
+      [USERS, { userIds: [123] }, { 'x-csrf-token': 'not-a-real-token' }],
     ] as const) {
-      const first = await post(app, url, body, { cookie })
+      const first = await post(app, url, body, { cookie, ...sent })
       assert.equal(first.statusCode, 403, `${cookie} ${url}`)
       assert.deepEqual(JSON.parse(first.body), CSRF_FAILED)
       assert.match(String(first.headers['content-type']), /^application\/json/)
@@ -119,7 +123,7 @@ test("another user's CSRF token is refused; Bearer callers need none", async (t)
   const { app, tokens } = await startApp(t)
   const alice = `.ROBLOSECURITY=${await tokens.issue('1' as UserId)}`
   const bob = `.ROBLOSECURITY=${await tokens.issue('2' as UserId)}`
-  const aliceCsrf = (await post(app, USERS, { userIds: [1] }, { cookie: alice })).headers[
+  const aliceCsrf = (await post(app, REGISTER, {}, { cookie: alice })).headers[
     'x-csrf-token'
   ] as string
   const bobTry = await post(
@@ -152,9 +156,8 @@ test('a CSRF token lives 30 to 60 minutes', async (t) => {
   const clock = new ManualClock(Date.UTC(2026, 0, 1, 12, 0, 0))
   const { app, tokens } = await startApp(t, { clock })
   const cookie = `.ROBLOSECURITY=${await tokens.issue('3' as UserId)}`
-  const csrf = (await post(app, USERS, { userIds: [3] }, { cookie })).headers[
-    'x-csrf-token'
-  ] as string
+  const csrf = (await post(app, USERS, { userIds: [3] }, { cookie, 'x-csrf-token': 'none' }))
+    .headers['x-csrf-token'] as string
   clock.advance(59 * 60_000)
   assert.equal(
     (await post(app, USERS, { userIds: [3] }, { cookie, 'x-csrf-token': csrf })).statusCode,

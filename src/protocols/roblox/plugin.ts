@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Caller } from '../../core/caller.js'
 import type { RequestAdmission } from '../../service/admission.js'
+import type { CsrfAction } from '../../service/authenticator.js'
 import type { ProtocolContext } from '../context.js'
 import { headerValue } from '../shared/credentials.js'
 import { robloxCredential } from './auth.js'
@@ -60,33 +61,40 @@ export async function robloxProtocol(
   // spellings, and the hot path parses once. The route schemas document the same rules.
   app.setValidatorCompiler(() => () => true)
 
-  const admission: SplitAdmit['admission'] = (caller, headers, ip, method) =>
-    limits.admission(
-      limits.requestHit(caller, ip),
-      caller.kind === 'user' && caller.via === 'cookie' && method === 'POST'
-        ? () => auth.checkCsrf(caller, ip, headerValue(headers[CSRF_HEADER]))
-        : undefined,
-    )
-  /** The two steps for a route whose callers `check` admits (auth.requireReader or requireNoKey). */
-  const splitAdmit = (check: (caller: Caller) => Caller): SplitAdmit => ({
-    // a reaction, not an async arrow awaiting: one promise and one generator fewer per request;
-    // and only for an API key (the checks differ for a key only, and only #key makes a key
-    // caller): a promise resolved with the caller, its `then` looked up, less (issue 19)
-    authenticate: (headers, ip) => {
-      const credential = robloxCredential(headers)
-      const caller = auth.authenticate(credential, ip)
-      return credential.kind === 'apiKey' ? caller.then(check) : caller
-    },
-    authenticateNow: (headers, ip) => {
-      const caller = auth.authenticateNow(robloxCredential(headers), ip)
-      return caller instanceof Promise ? caller.then(check) : check(caller)
-    },
-    limit: (caller, headers, ip, method) => admission(caller, headers, ip, method).runNow(),
-    admission,
-  })
-  const readers = splitAdmit((caller) => auth.requireReader(caller))
-  // a key on register-app-presence is told it is no user, whatever its scopes
-  const users = splitAdmit((caller) => auth.requireNoKey(caller))
+  /**
+   * The two steps for a route whose callers `check` admits (auth.requireReader or requireNoKey)
+   * and whose CSRF check is `action`'s (Authenticator.checkCsrf).
+   */
+  const splitAdmit = (check: (caller: Caller) => Caller, action: CsrfAction): SplitAdmit => {
+    const admission: SplitAdmit['admission'] = (caller, headers, ip, method) =>
+      limits.admission(
+        limits.requestHit(caller, ip),
+        caller.kind === 'user' && caller.via === 'cookie' && method === 'POST'
+          ? () => auth.checkCsrf(caller, ip, headerValue(headers[CSRF_HEADER]), action)
+          : undefined,
+      )
+    return {
+      // a reaction, not an async arrow awaiting: one promise and one generator fewer per request;
+      // and only for an API key (the checks differ for a key only, and only #key makes a key
+      // caller): a promise resolved with the caller, its `then` looked up, less (issue 19)
+      authenticate: (headers, ip) => {
+        const credential = robloxCredential(headers)
+        const caller = auth.authenticate(credential, ip)
+        return credential.kind === 'apiKey' ? caller.then(check) : caller
+      },
+      authenticateNow: (headers, ip) => {
+        const caller = auth.authenticateNow(robloxCredential(headers), ip)
+        return caller instanceof Promise ? caller.then(check) : check(caller)
+      },
+      limit: (caller, headers, ip, method) => admission(caller, headers, ip, method).runNow(),
+      admission,
+    }
+  }
+  // The scope's routes are reads anyone may make (/v1/presence/users: a key needs a read scope,
+  // a cookie caller no CSRF token) or writes only a user may make (register-app-presence: any
+  // key is no user, a cookie caller needs the token), told apart by their config's userOnly.
+  const readers = splitAdmit((caller) => auth.requireReader(caller), 'read')
+  const users = splitAdmit((caller) => auth.requireNoKey(caller), 'write')
 
   app.addHook('onRequest', async function admitRobloxCaller(request) {
     const split = request.routeOptions.config.userOnly === true ? users : readers

@@ -21,6 +21,7 @@ export function robloxRoutes(app: FastifyInstance, context: ProtocolContext): vo
   const viewOptions = { invisibleSelfView: settings.invisibleSelfView }
   const beatAfter = heartbeatAfter(settings)
 
+  // a read: a cookie caller needs no CSRF token for it (plugin.ts, `readers`)
   app.post('/v1/presence/users', { schema: usersSchema }, async (request, reply) => {
     return sendJson(reply, await usersReply(service, viewOptions, request.caller, request.body))
   })
