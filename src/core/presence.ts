@@ -67,6 +67,15 @@ export function titleSessionsOn(
 }
 
 /**
+ * The titles of `found` (titleSessionsOn's sessions of a device): `named` if it runs there, so
+ * a write naming a title the device does not run finds none.
+ */
+export function titleIdsFound(found: readonly Session[], named: string | undefined): string[] {
+  if (named !== undefined) return found.length > 0 ? [named] : []
+  return found.map((s) => s.activity.titleId!)
+}
+
+/**
  * Activity members a write may leave to the session it refreshes (SessionWrite.inherit): the
  * Xbox title members, which a TitleRequest that leaves them out keeps as they were.
  */

@@ -3,6 +3,7 @@ import { isPrivacyRecord, type CatalogueRecord, type PrivacyRecord } from '../co
 import {
   deriveUserState,
   titleSessionKey,
+  titleIdsFound,
   titleSessionsOn,
   type Activity,
   type InheritedField,
@@ -750,14 +751,16 @@ export class PresenceService {
       if (budget) {
         // counted first, for the titles running now; the end below still ends any started in
         // between (uncounted: only a store that counts in its own step can count those)
-        const titleIds =
-          input.titleId !== undefined
-            ? [input.titleId]
-            : titleSessionsOn(
-                (await presence.getMany([input.userId], now))[0]!.sessions,
-                input.deviceType,
-                undefined,
-              ).map((s) => s.activity.titleId!)
+        // a named title the device does not run spends the idle title's budget: a new title id
+        // per request would otherwise be a fresh budget each time
+        const titleIds = titleIdsFound(
+          titleSessionsOn(
+            (await presence.getMany([input.userId], now))[0]!.sessions,
+            input.deviceType,
+            input.titleId,
+          ),
+          input.titleId,
+        )
         for (const titleId of titleIds.length > 0 ? titleIds : [budget.idleTitleId]) {
           await this.limits.spend(titleHit(budget, titleId))
         }

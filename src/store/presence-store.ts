@@ -59,8 +59,9 @@ export interface TitleEnd {
 }
 
 /**
- * What an end of titles did: the titles it counted (the named one, else those it found, in the
- * user's session order) and one change per session ended, each from the one before, in order.
+ * What an end of titles did: the titles it found and counted (the named one if the device runs
+ * it, else those it found, in the user's session order; none: the idle title was counted) and
+ * one change per session ended, each from the one before, in order.
  */
 export interface TitlesEnded {
   titleIds: string[]

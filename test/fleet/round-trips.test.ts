@@ -530,14 +530,15 @@ async function titleDeletes(t: TestContext, target: RedisTarget) {
   assert.equal(total() - before, 1, 'a named DELETE: one round trip')
   assert.deepEqual(await titles(), [])
   assert.deepEqual((await hear(3)).slice(2), ['explicit title:4321:PC'])
-  // the DELETE above spent 1234's budget (the POST 1, the DELETE 2): naming it, ending nothing,
-  // is the third; the next write of 1234 is refused
+  // naming a title the device does not run ends nothing: the default title's budget (the
+  // warm-up 1, the DELETE ending nothing 2, this 3), not the named title's, so that a new title
+  // id per request is no fresh budget; the next such DELETE, naming yet another, is refused
   const idle = await call('DELETE', 'XboxOne', '?titleId=1234')
   assert.equal(idle.status, 200)
   await idle.arrayBuffer()
-  const refusedWrite = await call('POST', 'XboxOne', '', { id: '1234' })
-  assert.equal(refusedWrite.status, 429)
-  await refusedWrite.arrayBuffer()
+  const refusedIdle = await call('DELETE', 'XboxOne', '?titleId=9999')
+  assert.equal(refusedIdle.status, 429)
+  await refusedIdle.arrayBuffer()
 
   // 5678 runs with its budget spent (the POST 1, the DELETE 2, this one 3): a DELETE of whatever
   // the Xbox runs is refused in its own round trip and ends nothing

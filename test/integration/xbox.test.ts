@@ -320,6 +320,26 @@ test('title writes naming ever new titles are limited too: a user has a budget o
   assert.equal(statuses.filter((s) => s === 429).length, 11)
 })
 
+test("DELETEs naming ever new titles the device does not run spend the default title's budget", async (t) => {
+  // each title has its own budget: a DELETE naming a new title id each time spent a fresh one
+  // each time (40 of 40 answered 200 with a burst of 3)
+  const x = await startXbox(t, { xboxBurstMax: 3, xboxSustainMax: 5 })
+  const end = async (titleId: string) =>
+    (
+      await x.app.inject({
+        method: 'DELETE',
+        url: `/users/xuid(${ME})/devices/current/titles/current?titleId=${titleId}`,
+        headers: await x.as(ME),
+      })
+    ).statusCode
+  const statuses: number[] = []
+  for (let i = 1; i <= 5; i++) statuses.push(await end(String(9000 + i)))
+  assert.deepEqual(statuses, [200, 200, 200, 429, 429])
+  // a title the device runs is ended on its own budget, as before
+  assert.equal((await x.writeTitle(ME, { id: TITLE })).statusCode, 200)
+  assert.equal(await end(TITLE), 200)
+})
+
 test('PUT state spends a write budget per user: burst then sustain, 429 in the Xbox shape', async (t) => {
   // each state write is a durable settings write and a privacy change fanned out to watchers:
   // it was the one Xbox write no limit counted

@@ -374,13 +374,13 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       )
       assert.deepEqual(named.titleIds, ['1234'])
       assert.deepEqual(endedKeys(named.changes), ['14/title:1234:PC'])
-      // nothing left to end: the named title is still counted, the others none
+      // nothing left to end: a named title the device does not run is not counted, nor others
       assert.deepEqual(
         await store.endTitles(
           { userId: user, deviceType: 'PC', titleId: '1234', reason: 'explicit' },
           now,
         ),
-        { titleIds: ['1234'], changes: [] },
+        { titleIds: [], changes: [] },
       )
       assert.deepEqual(
         await store.endTitles({ userId: user, deviceType: 'XboxOne', reason: 'explicit' }, now),

@@ -5,7 +5,13 @@ import type {
   SessionSource,
   UserPresence,
 } from '../../core/presence.js'
-import { PresenceType, inheritActivity, stateOfKind, titleSessionsOn } from '../../core/presence.js'
+import {
+  PresenceType,
+  inheritActivity,
+  stateOfKind,
+  titleIdsFound,
+  titleSessionsOn,
+} from '../../core/presence.js'
 import type { PresenceSummary } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type {
@@ -311,7 +317,8 @@ export class MemoryPresenceStore implements PresenceStore {
     const { userId, deviceType, titleId, reason } = end
     const user = this.#users.find(userId)
     const found = titleSessionsOn(this.#presence(userId, user, now).sessions, deviceType, titleId)
-    const titleIds = titleId !== undefined ? [titleId] : found.map((s) => s.activity.titleId!)
+    // a named title the device does not run is not counted (idleTitleId's is), as end-titles.lua
+    const titleIds = titleIdsFound(found, titleId)
     if (admit) {
       for (const counted of titleIds.length > 0 ? titleIds : [idleTitleId!]) {
         const refused = admit(counted)

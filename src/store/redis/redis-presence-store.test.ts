@@ -440,6 +440,13 @@ test("a limited end of titles counts in the windows the rate limiter counts in, 
         ['title:5678:XboxOne'],
       )
       await store.endTitles(end, T0)
+      // a named title the device does not run spends the idle title's budget, not its own
+      const named = await store.limitedEndTitles({ ...end, titleId: '9999' }, T0, budget, limiter)
+      assert.ok(named && 'refused' in named, 'the idle title had 2 of 2')
+      assert.deepEqual([named.refused.rule, named.refused.count], ['burst', 3])
+      const fresh = titleHit(budget, '9999')
+      const untouched = await limiter.hit(fresh.key, fresh.rules, T0, fresh.near)
+      assert.equal(untouched.count, 1, 'the named title was not counted')
     }
   }
 })

@@ -8,7 +8,8 @@
 -- ARGV[2] - now, epoch ms
 -- ARGV[3] - the user's shard
 -- ARGV[4] - the device type as JSON text
--- ARGV[5] - the named title id, '' for every title session of the device
+-- ARGV[5] - the named title id, '' for every title session of the device (counted only when
+--   the device runs it)
 -- ARGV[6] - the named title's session key as JSON text ('' when none)
 -- ARGV[7] - the reason the sessions end
 -- ARGV[8] - channel to publish the changes on ('' for none)
@@ -22,8 +23,8 @@
 -- ARGV[16+n..15+2n] - each window's length in ms; ARGV[16+2n..15+3n] - each rule's max
 -- Returns {-1, count...} when a rule refuses (the counts of the refused title's windows; the
 -- titles before it stay counted, nothing is ended), else {t, title id x t, change message...}:
--- the titles counted (the named one, else those found) and one message (kind e) per session
--- ended. Sessions already past expiry are left to the sweep, as end.lua leaves them.
+-- the titles found and counted (none: ARGV[14]'s was counted) and one message (kind e) per
+-- session ended. Sessions already past expiry are left to the sweep, as end.lua leaves them.
 local now = tonumber(ARGV[2])
 local raw = redis.call('GET', KEYS[1])
 local lo, sessions, fold = parse(raw, settings_key(KEYS[1], ARGV[1]))
@@ -33,7 +34,6 @@ local named = ARGV[5]
 -- the live sessions to end (their index in `sessions`), their titles and key texts
 local found, titles, keys = {}, {}, {}
 if named ~= '' then
-  titles[1] = named
   local prefix = ARGV[6] .. ','
   for i, s in ipairs(sessions) do
     if s.ex > now and has_key(s, prefix) then
@@ -41,6 +41,9 @@ if named ~= '' then
       keys[#keys + 1] = ARGV[6]
     end
   end
+  -- a title the device does not run is not counted (ARGV[14]'s is): a new title id per request
+  -- would otherwise be a fresh budget each time
+  if #found > 0 then titles[1] = named end
 else
   for i, s in ipairs(sessions) do
     if s.ex > now then
