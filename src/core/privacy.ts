@@ -526,15 +526,6 @@ export function lastOnlineSeenAt(seen: VisiblePresence, now: number): number | u
 }
 
 /**
- * The settings to store when a user with `current` settings and `presence` changes them to
- * `next` at `now`:
- * - going invisible freezes the lastOnline others see (`now` if they see the user online);
- * - staying invisible keeps the frozen value;
- * - ending invisibility keeps the frozen value (or `now`, if the user is online and so seen
- *   alive from now on) until the user is next seen alive (`visibleSince`);
- * - staying visible drops a frozen value once it no longer stands.
- */
-/**
  * The settings that were in force at an earlier `instant`, as far as `settings` (in force now)
  * tell: invisible before `visibleSince` when invisibility ended after that instant. What a change
  * describing an earlier instant than the one it is told at is judged by: a session that expired
@@ -559,6 +550,15 @@ export function sameSettings(a: UserSettings, b: UserSettings): boolean {
   )
 }
 
+/**
+ * The settings to store when a user with `current` settings and `presence` changes them to
+ * `next` at `now`:
+ * - going invisible freezes the lastOnline others see (`now` if they see the user online);
+ * - staying invisible keeps the frozen value;
+ * - ending invisibility keeps the frozen value (or `now`, if the user is online and so seen
+ *   alive from now on) until the user is next seen alive (`visibleSince`);
+ * - staying visible drops a frozen value once it no longer stands.
+ */
 export function nextSettings(
   current: UserSettings,
   next: Pick<UserSettings, 'visibility' | 'invisible'>,
