@@ -7,6 +7,7 @@ import { apiKeyCredential, bearerHeaderCredential } from '../protocols/shared/cr
 import { noCredential } from '../service/authenticator.js'
 import { sendAdminError } from '../protocols/admin/errors.js'
 import { sendNativeError } from '../protocols/native/errors.js'
+import { END_GRACE_MS } from '../protocols/native/sse.js'
 import { clientOf } from '../service/client-address.js'
 import { mapErrorToRecord } from '../protocols/shared/error-record.js'
 import type { FeedListener } from '../service/presence-feed.js'
@@ -58,12 +59,6 @@ const KEEPALIVE_MS = 15_000
 const KEY_GONE = 'The x-api-key is unknown, expired or revoked.'
 /** A stream whose peer does not read is cut beyond this much unsent data. */
 const MAX_BUFFERED = 256 * 1024
-/**
- * How long an ended stream's peer gets to take what is left before its socket is destroyed: a
- * peer that does not read would otherwise keep the connection, and the data it did not take,
- * until the idle timeout, while its place is free for another (as for native SSE streams).
- */
-const END_GRACE_MS = 5_000
 
 interface StaticFile {
   body: Buffer

@@ -11,8 +11,12 @@ import { limitMessages } from './limits.js'
 import { shuttingDown, type RealtimeDeps } from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
 
-/** How long a cut-off SSE peer gets before its socket is destroyed. */
-const END_GRACE_MS = 5_000
+/**
+ * How long a cut-off SSE peer gets before its socket is destroyed (the dashboard's feed streams
+ * too): a peer that does not read would otherwise keep the connection, and the data it did not
+ * take, until the idle timeout.
+ */
+export const END_GRACE_MS = 5_000
 
 interface ResumePoint {
   token: string

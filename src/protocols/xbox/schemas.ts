@@ -57,14 +57,12 @@ export function parseTitleId(value: unknown): string | undefined {
  */
 export function parseLevel(value: unknown): XboxLevel {
   if (value === undefined) return 'title'
-  if (typeof value === 'string' && (xboxLevels as readonly string[]).includes(value)) {
-    return value as XboxLevel
-  }
-  const member =
-    typeof value === 'string' ? /^PresenceLevel\.([A-Z]+)$/.exec(value)?.[1] : undefined
-  const named = member?.toLowerCase()
-  if (named !== undefined && (xboxLevels as readonly string[]).includes(named)) {
-    return named as XboxLevel
+  const name =
+    typeof value === 'string'
+      ? (/^PresenceLevel\.([A-Z]+)$/.exec(value)?.[1]?.toLowerCase() ?? value)
+      : undefined
+  if (name !== undefined && (xboxLevels as readonly string[]).includes(name)) {
+    return name as XboxLevel
   }
   throw badRequest(`level must be one of ${xboxLevels.join(', ')}, got ${show(value)}.`)
 }
