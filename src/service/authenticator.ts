@@ -32,6 +32,12 @@ export type Credential =
    * say): refused with `message` (401), and counted as a guess as a forged token is.
    */
   | { kind: 'malformed'; message: string }
+  /**
+   * More than one credential on one request (a Bearer header and `?access_token=`, say):
+   * refused as a bad request (400), whatever each would prove, as RFC 6750 asks of a token
+   * sent more than one way. `names` says which were sent, for the message.
+   */
+  | { kind: 'several'; names: readonly string[] }
 
 export const noCredential: Credential = Object.freeze({ kind: 'none' })
 
@@ -160,6 +166,13 @@ export class Authenticator {
         return this.#key(credential.secret, address)
       case 'malformed':
         return this.#malformed(credential.message, address)
+      case 'several':
+        return Promise.reject(
+          fail(
+            'INVALID_REQUEST',
+            `Send one credential, not several: this request carries ${credential.names.join(', ')}.`,
+          ),
+        )
     }
   }
 
@@ -266,7 +279,13 @@ export class Authenticator {
    * revocation takes effect at once there too.
    */
   async stillAllows(credential: Credential, scope: Scope): Promise<boolean | undefined> {
-    if (credential.kind === 'none' || credential.kind === 'malformed') return false
+    if (
+      credential.kind === 'none' ||
+      credential.kind === 'malformed' ||
+      credential.kind === 'several'
+    ) {
+      return false
+    }
     try {
       // a check of a credential admitted before: neither counted nor refused as a guess
       const caller =

@@ -2,19 +2,28 @@ import type { FastifyRequest } from 'fastify'
 import type { UserCaller } from '../../core/caller.js'
 import type { Credential } from '../../service/authenticator.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import { bearerOrKeyCredential } from '../shared/credentials.js'
+import { apiKeyCredential, bearerCredential } from '../shared/credentials.js'
 
 /**
- * The token of a request: `Authorization: Bearer`, else `?access_token=` (browsers' only way).
+ * The token of a request: `Authorization: Bearer` or `?access_token=` (browsers' only way).
  * An `x-api-key` is read too, so that a key is refused as a key (403), not as no credential.
+ * A request carrying more than one of the three is refused (400) rather than one of them picked:
+ * a second credential, wrong or another user's, would otherwise be silently ignored.
  */
 function credentialOf(request: FastifyRequest): Credential {
-  const header = bearerOrKeyCredential(request.headers)
-  if (header?.kind === 'token') return header
-  const query = request.query as Record<string, unknown> | undefined
-  const fromQuery = query?.access_token
-  if (typeof fromQuery === 'string') return { kind: 'token', token: fromQuery, via: 'query' }
-  return header ?? { kind: 'none' }
+  const sent: [name: string, credential: Credential][] = []
+  const bearer = bearerCredential(request.headers)
+  if (bearer !== undefined) sent.push(['Authorization', bearer])
+  const fromQuery = (request.query as Record<string, unknown> | undefined)?.access_token
+  if (typeof fromQuery === 'string') {
+    sent.push(['?access_token=', { kind: 'token', token: fromQuery, via: 'query' }])
+  } else if (Array.isArray(fromQuery)) {
+    sent.push(...fromQuery.map((): [string, Credential] => ['?access_token=', { kind: 'none' }]))
+  }
+  const key = apiKeyCredential(request.headers)
+  if (key !== undefined) sent.push(['x-api-key', key])
+  if (sent.length > 1) return { kind: 'several', names: sent.map(([name]) => name) }
+  return sent[0]?.[1] ?? { kind: 'none' }
 }
 
 /**
