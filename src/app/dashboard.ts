@@ -102,11 +102,15 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
    * The public routes need no credential, but one presented is checked, never ignored: a bad,
    * expired or revoked token or key is refused (401) as on every other route, so that a client
    * learns its credential is gone here too. A good one gets what anyone gets. Cookies are not
-   * read: a browser sends them unasked, and the page never needs one.
+   * read: a browser sends them unasked, and the page never needs one. Each request spends the
+   * caller's request budget (a user's, else its address's), as the presence reads do.
    */
   const checkPresented = async (request: FastifyRequest): Promise<void> => {
     const credential = bearerHeaderCredential(request.headers) ?? apiKeyCredential(request.headers)
-    if (credential) await service.auth.authenticate(credential, request.ip)
+    const caller = await service.auth.authenticate(credential ?? noCredential, request.ip)
+    // the caller's request budget, as every public read spends (the counts are cached, but each
+    // request still costs its parse, its reply and its connection)
+    await service.limits.request(caller, request.ip)
   }
   app.setErrorHandler(mapErrorToRecord)
   const streams = new Set<() => void>()

@@ -588,3 +588,28 @@ test('one client address holds at most 10 public feed streams, so it cannot take
   }
   assert.equal(again.status, 200)
 })
+
+test('stats and the public feed spend the caller’s request budget: 429 with Retry-After past it', async (t) => {
+  const presenced = await startApp(t, { listen: true, config: { rateLimitMax: 3 } })
+  const statuses: number[] = []
+  for (let i = 0; i < 4; i++) {
+    const response = await fetch(`${presenced.url}/api/v1/stats`)
+    statuses.push(response.status)
+    if (response.status === 429) {
+      assert.ok(Number(response.headers.get('retry-after')) >= 1)
+      const { error } = (await response.json()) as { error: { code: string } }
+      assert.equal(error.code, 'RATE_LIMITED')
+    } else await response.body?.cancel()
+  }
+  assert.deepEqual(statuses, [200, 200, 200, 429])
+  const feed = await fetch(`${presenced.url}/api/v1/stats/feed`)
+  assert.equal(feed.status, 429)
+  await feed.body?.cancel()
+  // a user's budget is their own, apart from the address's
+  const token = await presenced.tokens.issue(id('8201'))
+  const signedIn = await fetch(`${presenced.url}/api/v1/stats`, {
+    headers: { authorization: `Bearer ${token}` },
+  })
+  assert.equal(signedIn.status, 200)
+  await signedIn.body?.cancel()
+})
