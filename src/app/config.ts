@@ -8,6 +8,7 @@ import {
 } from '../service/external-tokens.js'
 import { readJwksFile } from '../service/jwks-sources.js'
 import { DEFAULT_SERVER_LIMIT } from '../service/rate-limits.js'
+import { MAX_SESSIONS_PER_USER } from '../store/presence-store.js'
 import { invisibleSelfViews, type InvisibleSelfView } from '../protocols/roblox/view.js'
 import { trustsHop, type TrustedProxies } from './trusted-proxies.js'
 
@@ -24,6 +25,11 @@ export interface Config {
   dataDir: string
   /** PRESENCED_SESSION_TTL seconds, default 60: a session lives this long after each heartbeat. */
   sessionTtlSeconds: number
+  /**
+   * PRESENCED_MAX_SESSIONS, default 32: the live sessions one user may hold; a write that would
+   * start one more ends the user's session beaten least recently (MAX_SESSIONS_PER_USER).
+   */
+  maxSessionsPerUser: number
   /**
    * PRESENCED_PLACE_TTL seconds, default 60: a place read from the catalogue is used for
    * heartbeats this long before it is read again (a change heard on the change bus applies at
@@ -297,6 +303,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.HOST || '0.0.0.0',
     dataDir: resolve(env.PRESENCED_DATA_DIR || './data'),
     sessionTtlSeconds: int(env, 'PRESENCED_SESSION_TTL', 60, 1),
+    maxSessionsPerUser: int(env, 'PRESENCED_MAX_SESSIONS', MAX_SESSIONS_PER_USER, 1),
     placeTtlSeconds: int(env, 'PRESENCED_PLACE_TTL', 60, 1),
     adminKey: env.PRESENCED_ADMIN_KEY || undefined,
     metricsKey: env.PRESENCED_METRICS_KEY || undefined,

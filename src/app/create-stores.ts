@@ -38,6 +38,8 @@ export interface StoreOptions {
   redisPrefix?: string
   /** PRESENCED_REDIS_TIMEOUT: ms a Redis command may take before it fails (a 503). */
   redisTimeoutMs?: number
+  /** PRESENCED_MAX_SESSIONS: the live sessions one user may hold (MAX_SESSIONS_PER_USER). */
+  maxSessionsPerUser?: number
   /** PRESENCED_REDIS_NEAR_CACHE: users' presence values a node keeps (NearCache); 0: none. */
   redisNearCache?: number
   /** PRESENCED_REALTIME_HISTORY / _AGE: each user's recent changes kept for resume. */
@@ -104,6 +106,9 @@ export async function createStores(
   const profiles = new SqliteProfileStore(options.dataDir)
   const presence = new MemoryPresenceStore({
     ledger: profiles,
+    ...(options.maxSessionsPerUser === undefined
+      ? {}
+      : { maxSessions: options.maxSessionsPerUser }),
     onFlushError: (error) =>
       log?.warn(
         { err: error },
@@ -178,6 +183,9 @@ async function createRedisStores(
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
       history: historyBounds(options),
       nearCache: options.redisNearCache ?? 0,
+      ...(options.maxSessionsPerUser === undefined
+        ? {}
+        : { maxSessions: options.maxSessionsPerUser }),
     }),
     history: new RedisHistory(connection, keys, historyBounds(options)),
     checkpoints: new RedisStreamCheckpoints(connection, keys),

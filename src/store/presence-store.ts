@@ -15,6 +15,14 @@ import type { RateLimitHit, RateLimitVerdict, RateLimiter, TitleBudget } from '.
 
 export type { PresenceChange }
 
+/**
+ * The live sessions a user holds at most, by default (PRESENCED_MAX_SESSIONS). A write that
+ * would start one more ends first the user's live session that expires first (the one beaten
+ * least recently), in the same atomic step: a client naming a new device, platform, title or
+ * game server at each write cannot grow one user's presence (and every read of it) without bound.
+ */
+export const MAX_SESSIONS_PER_USER = 32
+
 /** One heartbeat: creates the session or refreshes it, moving expiresAt to now + ttlMs. */
 export interface SessionWrite {
   userId: UserId

@@ -20,7 +20,12 @@ import {
 } from '../../core/presence.js'
 import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
-import type { PresenceChange, PresenceStore, SessionWrite } from '../presence-store.js'
+import {
+  MAX_SESSIONS_PER_USER,
+  type PresenceChange,
+  type PresenceStore,
+  type SessionWrite,
+} from '../presence-store.js'
 import { serverRosterContract } from './server-roster.contract.js'
 
 export type PresenceStoreFactory = () => Promise<{
@@ -71,6 +76,58 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.deepEqual(await store.stats(T0), { sessions: 0, users: 0 })
       const [presence] = await store.getMany([id('1')], T0)
       assert.deepEqual(presence, { userId: '1', sessions: [], lastOnline: undefined })
+    })
+
+    test(`a user holds at most ${MAX_SESSIONS_PER_USER} live sessions: a new one ends the one beaten least recently`, async (t) => {
+      const store = await open(t)
+      const user = id('7700')
+      const max = MAX_SESSIONS_PER_USER
+      for (let i = 0; i < max; i++) await store.heartbeat(write(user, `app:p${i}`), T0 + i)
+      // p0 beats again: p1 is now the one beaten least recently
+      await store.heartbeat(write(user, 'app:p0'), T0 + max)
+      const refreshed = await store.heartbeat(write(user, 'app:p0'), T0 + max + 1)
+      assert.equal(refreshed.after.sessions.length, max, 'a refresh at the cap ends nothing')
+      const change = await store.heartbeat(write(user, 'app:new'), T0 + max + 2)
+      const expected = [...Array.from({ length: max }, (_, i) => `app:p${i}`), 'app:new']
+        .filter((key) => key !== 'app:p1')
+        .sort()
+      assert.deepEqual(keys(change.before.sessions).length, max)
+      assert.deepEqual(keys(change.after.sessions), expected)
+      const [read] = await store.getMany([user], T0 + max + 3)
+      assert.deepEqual(keys(read!.sessions), expected)
+      assert.deepEqual(await store.stats(T0 + max + 3), { sessions: max, users: 1 })
+      // a game server placing the player makes room the same way: p2 goes
+      if (store.reportServer) {
+        const gameId = '3f0c2b0e-8d1a-4c55-9b1e-2f7a8c9d0e1f'
+        await store.reportServer(
+          {
+            gameId,
+            players: [user],
+            activity: { kind: 'inGame', placeId: '1818', gameId },
+            deviceType: 'GameServer',
+            ttlMs: TTL,
+          },
+          T0 + max + 4,
+        )
+        const [placed] = await store.getMany([user], T0 + max + 5)
+        assert.equal(placed!.sessions.length, max)
+        assert.ok(placed!.sessions.some((s) => s.source === 'server'))
+        assert.ok(!placed!.sessions.some((s) => s.key === 'app:p2'))
+        assert.deepEqual(await store.stats(T0 + max + 5), { sessions: max, users: 1 })
+      }
+    })
+
+    test('sessions past their expiry take no room among the live ones', async (t) => {
+      const store = await open(t)
+      const user = id('7701')
+      const max = MAX_SESSIONS_PER_USER
+      await store.heartbeat(write(user, 'app:short', { ttlMs: 10 }), T0)
+      for (let i = 0; i < max; i++) await store.heartbeat(write(user, `app:p${i}`), T0 + 100 + i)
+      const [read] = await store.getMany([user], T0 + 200)
+      assert.deepEqual(
+        keys(read!.sessions),
+        Array.from({ length: max }, (_, i) => `app:p${i}`).sort(),
+      )
     })
 
     test('heartbeat creates a session and reports before/after', async (t) => {

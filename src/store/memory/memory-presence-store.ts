@@ -24,6 +24,7 @@ import type {
   TitleEnd,
   TitlesEnded,
 } from '../presence-store.js'
+import { MAX_SESSIONS_PER_USER } from '../presence-store.js'
 import {
   hitAllNow,
   titleHit,
@@ -65,6 +66,8 @@ export interface MemoryPresenceStoreOptions {
    * again; the values stay dirty and go with the next flush.
    */
   onFlushError?: (error: unknown) => void
+  /** The live sessions a user may hold (MAX_SESSIONS_PER_USER by default). */
+  maxSessions?: number
 }
 
 const NONE = -1
@@ -121,6 +124,7 @@ export class MemoryPresenceStore implements PresenceStore {
   /** No roster expires before this instant: the sweep looks at rosters only from then on. */
   #rosterCheckAt = Number.POSITIVE_INFINITY
   readonly #ledger: LastOnlineLedger | undefined
+  readonly #maxSessions: number
   readonly #flushTimer: NodeJS.Timeout | undefined
   readonly #onFlushError: ((error: unknown) => void) | undefined
   /** The last flush failed: the next failure is not told again. */
@@ -132,6 +136,7 @@ export class MemoryPresenceStore implements PresenceStore {
   #readHeads = new Int32Array(64)
 
   constructor(options: MemoryPresenceStoreOptions = {}) {
+    this.#maxSessions = options.maxSessions ?? MAX_SESSIONS_PER_USER
     this.#ledger = options.ledger
     this.#onFlushError = options.onFlushError
     const interval = options.flushIntervalMs ?? 1000
@@ -212,6 +217,7 @@ export class MemoryPresenceStore implements PresenceStore {
         )
       : write.activity
     if (slot === NONE) {
+      this.#makeRoom(user, now)
       slot = rows.alloc()
       rows.setUser(slot, user)
       rows.setNext(slot, NONE)
@@ -695,6 +701,27 @@ export class MemoryPresenceStore implements PresenceStore {
       if (rows.key(slot) === keyId) return slot
     }
     return NONE
+  }
+
+  /**
+   * Room for one more session of `user` (MAX_SESSIONS_PER_USER): while the user holds the most
+   * live sessions it may, the live one that expires first (beaten least recently) is removed.
+   * Expired ones are left for the sweep, which reports their timeout.
+   */
+  #makeRoom(user: number, now: number): void {
+    const rows = this.#sessions
+    for (;;) {
+      let live = 0
+      let oldest = NONE
+      for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
+        const expiresAt = rows.expiresAt(slot)
+        if (!(expiresAt > now)) continue
+        live++
+        if (oldest === NONE || expiresAt < rows.expiresAt(oldest)) oldest = slot
+      }
+      if (live < this.#maxSessions) return
+      this.#remove(user, oldest)
+    }
   }
 
   /** Links a new session last, so reads list a user's sessions in the order they started. */

@@ -21,6 +21,7 @@ import {
   type TitleBudget,
 } from '../rate-limiter.js'
 import {
+  MAX_SESSIONS_PER_USER,
   rosterWritable,
   serverSessionKey,
   ServerUniverseRefused,
@@ -65,6 +66,8 @@ export interface RedisPresenceStoreOptions {
    * Redis only: ignored on a cluster.
    */
   nearCache?: number
+  /** The live sessions a user may hold (MAX_SESSIONS_PER_USER by default). */
+  maxSessions?: number
 }
 
 /** Changes this process's stores already published from their scripts. */
@@ -89,6 +92,8 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #channel: string
   readonly #nodeId: string
   readonly #history: { entries: string; ageMs: string } | undefined
+  /** The live sessions a user may hold, as the scripts take it (make_room in presence.lua). */
+  readonly #maxSessions: string
   /** The bucket a sweep starts from, rotating so no bucket waits behind busier ones. */
   #nextBucket = 0
   /** Where reads take the values this node holds (options.nearCache), if anywhere. */
@@ -109,6 +114,7 @@ export class RedisPresenceStore implements PresenceStore {
       ageMs: String(history.ageSeconds * 1000),
     }
     this.nearCache = connection.nearCache(keys.presenceHeads(), options.nearCache ?? 0)
+    this.#maxSessions = String(options.maxSessions ?? MAX_SESSIONS_PER_USER)
   }
 
   /** The scripts' three history arguments for `bucket` (presence.lua `history`). */
@@ -181,6 +187,7 @@ export class RedisPresenceStore implements PresenceStore {
       this.#nodeId,
       ...this.#hist(bucket),
       inheritedElements(write.inherit),
+      this.#maxSessions,
     ]
     return [keys, args]
   }
@@ -614,6 +621,7 @@ export class RedisPresenceStore implements PresenceStore {
         this.#channel,
         this.#nodeId,
         ...this.#hist(bucket),
+        this.#maxSessions,
         String(listed.length),
         ...listed,
         ...left,

@@ -15,6 +15,8 @@
 -- ARGV[9..11] - the bucket's history prefix, changes kept per user, their age in ms (presence.lua)
 -- ARGV[12] - the activity elements (1-based, space-separated) this write takes from the live
 --   session it refreshes where that has them (SessionWrite.inherit); '' for none
+-- ARGV[13] - the live sessions a user may hold: a new one beyond ends the one beaten least
+--   recently (make_room)
 -- Returns the change message (kind h).
 -- Expired sessions of other keys stay until the sweep claims them, so each ends with one event.
 local now = tonumber(ARGV[2])
@@ -43,6 +45,7 @@ for _, s in ipairs(sessions) do
   end
 end
 if not found then
+  make_room(sessions, now, tonumber(ARGV[13]), KEYS[4])
   sessions[#sessions + 1] = {ex = now + ttl, ttl = ttl, age = 0, rest = rest}
   redis.call('HINCRBY', KEYS[4], 's', 1)
 end

@@ -135,6 +135,26 @@ local function earliest(sessions)
   return e
 end
 
+-- Makes room for one more session among `sessions`, the user's, before one is added: while
+-- `max` or more of them are live, the live one that expires first (beaten least recently) is
+-- taken out, counted out of the bucket's `counts`. Expired ones are left for the sweep, which
+-- reports their timeout; they are no reader's to see.
+local function make_room(sessions, now, max, counts)
+  local live = 0
+  for _, s in ipairs(sessions) do
+    if s.ex > now then live = live + 1 end
+  end
+  while live >= max do
+    local oldest = nil
+    for i, s in ipairs(sessions) do
+      if s.ex > now and (oldest == nil or s.ex < sessions[oldest].ex) then oldest = i end
+    end
+    table.remove(sessions, oldest)
+    redis.call('HINCRBY', counts, 's', -1)
+    live = live - 1
+  end
+end
+
 -- Files the user under the earliest expiry of `sessions` in its shard `due` (or removes it),
 -- keeps the bucket's `timer` score of the shard at or below it, and counts the user in or out.
 local function index(due, timer, counts, shard, userId, sessions)

@@ -14,9 +14,11 @@
 -- ARGV[9] - channel to publish each change on ('' for none)
 -- ARGV[10] - this node's id
 -- ARGV[11..13] - the bucket's history prefix, changes kept per user, their age in ms (presence.lua)
--- ARGV[14] - how many players the report lists in this bucket (n)
--- ARGV[15 .. 14+n] - those players: each gets or refreshes the session
--- ARGV[15+n ..] - players who left (listed before, not now): their live session ends
+-- ARGV[14] - the live sessions a user may hold: a player's new one beyond ends the one beaten
+--   least recently (make_room)
+-- ARGV[15] - how many players the report lists in this bucket (n)
+-- ARGV[16 .. 15+n] - those players: each gets or refreshes the session
+-- ARGV[16+n ..] - players who left (listed before, not now): their live session ends
 -- Returns the change messages of the players a watcher could see change: joined, restarted
 -- (expired, not yet swept) or changed activity (kind h), or left (kind e). A refresh that only
 -- moves expiry is applied, not returned and not published.
@@ -25,7 +27,8 @@ local prefix = ARGV[2] .. ','
 local rest = prefix .. ARGV[3]
 local ttl = tonumber(ARGV[4])
 local shards = tonumber(ARGV[7])
-local last = 14 + tonumber(ARGV[14])
+local last = 15 + tonumber(ARGV[15])
+local max = tonumber(ARGV[14])
 local hist = history(ARGV[11], ARGV[12], ARGV[13])
 local out = {}
 
@@ -42,7 +45,7 @@ local function save(userId, lo, sessions, fold, raw, kind)
   end
 end
 
-for i = 15, last do
+for i = 16, last do
   local userId = ARGV[i]
   local raw = redis.call('GET', ARGV[5] .. userId)
   local lo, sessions, fold = parse(raw, settings_key(ARGV[5] .. userId, userId))
@@ -64,6 +67,7 @@ for i = 15, last do
     found.age = now - startedAt
     found.rest = rest
   else
+    make_room(sessions, now, max, KEYS[2])
     sessions[#sessions + 1] = {ex = now + ttl, ttl = ttl, age = 0, rest = rest}
     redis.call('HINCRBY', KEYS[2], 's', 1)
   end
