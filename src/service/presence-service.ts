@@ -566,7 +566,8 @@ export class PresenceService {
 
   /**
    * The raw presences with every session stored, those expired and not swept yet included: what
-   * the webhooks judge a settings change by (a session whose end no receiver was told yet).
+   * the webhooks judge a settings change by (a session whose end no receiver was told yet), and
+   * what a settings change is computed from (#nextSettings: nextSettings sees live ones only).
    */
   async #storedPresences(ids: readonly UserId[]): Promise<UserPresence[]> {
     const now = this.#clock.now()
@@ -813,7 +814,7 @@ export class PresenceService {
         visibility: change.visibility ?? current.visibility,
         invisible: change.invisible ?? current.invisible,
       }
-      const [settings] = await this.#nextSettings([id], [current], [next])
+      const [[settings], [seen]] = await this.#nextSettings([id], [current], [next])
       const event: SettingsEvent = {
         type: 'settings',
         userId: id,
@@ -831,7 +832,7 @@ export class PresenceService {
       if (!(await this.#stores.privacy.replaceSettings(id, current, settings!))) {
         return LOST_TO_ANOTHER
       }
-      await this.#announce(event)
+      await this.#announce(event, false, seen)
       return settings!
     })
   }
@@ -941,11 +942,13 @@ export class PresenceService {
     }
     /** The settings records stored, each replacing its `expected`. */
     const landed = new Set<PrivacyRecord>()
+    /** The presence each settings record was last computed from (#importedSettings). */
+    const seen = new Map<PrivacyRecord, UserPresence>()
     let batch: PrivacyRecord[] = privacy
     let pending = settingsRecords
     if (privacy.length > 0) {
       const written = retryLostWrites(async () => {
-        await this.#importedSettings(pending)
+        await this.#importedSettings(pending, seen)
         // marked before the write as well as after, as putSettings does
         const changed = this.#history.inProcess
           ? []
@@ -981,12 +984,11 @@ export class PresenceService {
     await eachSettled(privacy, async (r) => {
       if (r.type === 'settings') {
         if (!landed.has(r)) return
-        await this.#announce({
-          type: 'settings',
-          userId: r.userId,
-          before: r.expected,
-          after: r.settings,
-        })
+        await this.#announce(
+          { type: 'settings', userId: r.userId, before: r.expected, after: r.settings },
+          false,
+          seen.get(r),
+        )
       } else if (r.type === 'friends') await this.#relationChanged(r.a, r.b)
       else await this.#relationChanged(r.blocker, r.blocked)
     })
@@ -996,23 +998,27 @@ export class PresenceService {
    * Sets each import settings record's `expected` (what is stored now, or what the user's
    * previous record makes it) and `settings` (what it asks, by the rules of nextSettings: its
    * `visibility` and `invisible` stay those of the line, so computing it again asks the same).
+   * `seen` is given the presence each was computed from, for the webhooks (#announce).
    */
   async #importedSettings(
     records: readonly Extract<PrivacyRecord, { type: 'settings' }>[],
+    seen: Map<PrivacyRecord, UserPresence>,
   ): Promise<void> {
     if (records.length === 0) return
     const ids = [...new Set(records.map((r) => r.userId))]
-    const now = this.#clock.now()
     const [current, presences] = await Promise.all([
       this.#stores.privacy.getSettings(ids),
-      this.#stores.presence.getMany(ids, now),
+      this.#storedPresences(ids),
     ])
+    const now = this.#clock.now()
     const state = new Map(ids.map((id, i) => [id, current[i]!]))
     const presenceOf = new Map(ids.map((id, i) => [id, presences[i]!]))
     for (const r of records) {
+      const presence = presenceOf.get(r.userId)!
       r.expected = state.get(r.userId)!
-      r.settings = nextSettings(r.expected, r.settings, presenceOf.get(r.userId)!, now)
+      r.settings = nextSettings(r.expected, r.settings, presence, now)
       state.set(r.userId, r.settings)
+      seen.set(r, presence)
     }
   }
 
@@ -1217,9 +1223,11 @@ export class PresenceService {
    * the webhook outbox: enqueued once per change, however many nodes listen. The change is
    * stored already, so each of these effects is tried whatever became of the others (a bus out
    * of reach must not cost the webhooks their event); the first failure is then thrown, as if
-   * the others had not been tried.
+   * the others had not been tried. `seen`, with a settings change: the presence it was computed
+   * from, read before it was stored (WebhookOutbox judges the change by it); this node's own,
+   * never on the bus.
    */
-  async #announce(event: BusEvent, changed = false): Promise<void> {
+  async #announce(event: BusEvent, changed = false, seen?: UserPresence): Promise<void> {
     let failed: { error: unknown } | undefined
     // a fleet store recorded the change in the history in its own script; else it is done here,
     // once, by the node that made the change, before any node can hear of it (`changed`: the
@@ -1249,7 +1257,7 @@ export class PresenceService {
     } catch (error) {
       failed ??= { error }
     }
-    await this.webhooks.record(event)
+    await this.webhooks.record(event, seen)
     if (failed) throw failed.error
   }
 
@@ -1324,15 +1332,19 @@ export class PresenceService {
     if (players > 0) this.#observer.heartbeats?.('server', players)
   }
 
-  /** The settings to store for users changing from `current` to `next` (core `nextSettings`). */
+  /**
+   * The settings to store for users changing from `current` to `next` (core `nextSettings`),
+   * and the presences they were computed from (every session stored: #storedPresences).
+   */
   async #nextSettings(
     ids: readonly UserId[],
     current: readonly UserSettings[],
     next: readonly Pick<UserSettings, 'visibility' | 'invisible'>[],
-  ): Promise<UserSettings[]> {
+  ): Promise<[UserSettings[], UserPresence[]]> {
+    const presences = await this.#storedPresences(ids)
     const now = this.#clock.now()
-    const presences = await this.#stores.presence.getMany(ids, now)
-    return next.map((settings, i) => nextSettings(current[i]!, settings, presences[i]!, now))
+    const settings = next.map((s, i) => nextSettings(current[i]!, s, presences[i]!, now))
+    return [settings, presences]
   }
 
   /** What each side of each block sees of the other now, to keep with the block. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { UserPresence } from '../../core/presence.js'
+import { PresenceType, deriveUserState, type UserPresence } from '../../core/presence.js'
 import { settingsAt, type UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { BusEvent } from '../../realtime/change-bus.js'
@@ -45,6 +45,8 @@ type Change = Extract<BusEvent, { type: 'presence' | 'settings' }>
 interface Pending {
   event: Change
   at: number
+  /** A settings change's presence as the service read it to make the change (`record`). */
+  seen?: UserPresence | undefined
   /** Its events once projected: a store that failed is given the same ones (ids) again. */
   events?: QueuedEvent[]
 }
@@ -57,7 +59,8 @@ interface Pending {
  * presences, and stored with one store call; batches are stored one after the other, so the
  * events of one user keep the order of the changes on this node. Each change is judged by the
  * settings in force when it happened: a presence change by the settings as of the next settings
- * change of the same user in the batch (its `before`), else as read now.
+ * change of the same user in the batch (its `before`), else as read now; a settings change by the
+ * presence the service read to make it, or the one in force later (see #judged).
  *
  * When the store fails (to read or to store), the batch is held in memory and tried again with
  * backoff until the store answers; changes recorded meanwhile wait behind it and join it, so the
@@ -86,12 +89,13 @@ export class WebhookOutbox {
 
   /**
    * Resolves once the change's events (if any) are stored, or held after a failed try (then
-   * tried again until stored); never rejects.
+   * tried again until stored); never rejects. `seen`, with a settings change: the user's presence
+   * as the service read it to make the change, before storing it (every session stored).
    */
-  record(event: BusEvent): Promise<void> {
+  record(event: BusEvent, seen?: UserPresence): Promise<void> {
     if (event.type !== 'presence' && event.type !== 'settings') return this.#tail
     if (this.#deps.registry.subscribers.length === 0) return this.#tail
-    this.#waiting.push({ event, at: this.#deps.clock.now() })
+    this.#waiting.push({ event, at: this.#deps.clock.now(), seen })
     if (this.#retry) {
       // an outage: held behind what failed, stored by the retry
       this.#bound()
@@ -241,8 +245,8 @@ export class WebhookOutbox {
     }
 
     batch.forEach((pending, i) => {
-      const { event, at } = pending
-      const judged = this.#judged(event, at, settingsThen[i], presenceThen[i])
+      const { event, at, seen } = pending
+      const judged = this.#judged(event, at, settingsThen[i], presenceThen[i], seen)
       pending.events = judged ? eventsOf(judged, subscribers, this.#deps.view, eventId, at) : []
     })
   }
@@ -252,6 +256,7 @@ export class WebhookOutbox {
     at: number,
     settings: UserSettings | undefined,
     presence: UserPresence | undefined,
+    seen: UserPresence | undefined,
   ): Judged | undefined {
     if (event.type === 'presence') {
       const { change } = event
@@ -267,15 +272,30 @@ export class WebhookOutbox {
     }
     // a settings change without both sides (none today) cannot be judged
     if (!event.before || !event.after || !presence) return undefined
-    const beforeAt = instantBeforeUnswept(presence, at)
+    // `before`: what receivers may have been told just before the change. The presence read now
+    // misses a sign-out stored after the change: a user who hid while online must read as
+    // offline, and the sign-out, judged by the new settings, is hidden and says nothing. The one
+    // the service read to make the change misses a sign-in stored before it, which was told as
+    // `online` by the settings before. Either may be what receivers were told last: the online
+    // one is taken, so that hiding a user who may show online always says `offline` (one too
+    // many says nothing untrue: the user is offline, or hidden, to that receiver).
+    const before = seen && onlineIn(seen, at) ? seen : presence
+    const beforeAt = instantBeforeUnswept(before, at)
     return {
       userId: event.userId,
-      before: { presence, settings: settingsAt(event.before, beforeAt), at: beforeAt },
+      before: { presence: before, settings: settingsAt(event.before, beforeAt), at: beforeAt },
       after: { presence, settings: event.after, at },
       // what a real sign-out at this instant would say: hiding never tells a receiver it was hidden
       reason: 'explicit',
     }
   }
+}
+
+/** Whether `presence` has a session alive at `at`, or expired and not swept yet (a change's view). */
+function onlineIn(presence: UserPresence, at: number): boolean {
+  return (
+    deriveUserState(presence.sessions, instantBeforeUnswept(presence, at)) !== PresenceType.Offline
+  )
 }
 
 function eventId(): string {

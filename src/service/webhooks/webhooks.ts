@@ -182,9 +182,10 @@ export class Webhooks {
    * A change made through the service (on this node): its events are stored before this
    * resolves, or held in memory after a failed try and stored when the store answers again.
    * Never rejects: a failure to store is reported (once per outage), the change itself stands.
+   * `seen`, with a settings change: the presence the change was computed from (WebhookOutbox).
    */
-  record(event: BusEvent): Promise<void> {
-    return this.#outbox ? this.#outbox.record(event) : Promise.resolve()
+  record(event: BusEvent, seen?: UserPresence): Promise<void> {
+    return this.#outbox ? this.#outbox.record(event, seen) : Promise.resolve()
   }
 
   /** record(), undefined when there is nothing to wait for (WebhookOutbox.recordNow). */
