@@ -1,3 +1,4 @@
+import type { UserSettings } from './privacy.js'
 import type { UserId } from './user-id.js'
 
 /** The user state, in precedence order: the highest live session wins. Values are Roblox's. */
@@ -202,6 +203,12 @@ export interface PresenceChange {
   reason?: OfflineReason
   /** The sessions this change ended, if any. */
   ended?: readonly Session[]
+  /**
+   * The user's privacy settings as they stood when the change was stored, in the same step,
+   * where the store keeps them with the presence (fleet mode folds them into the value its
+   * script writes): what the webhooks judge the change by, whatever changed since.
+   */
+  settings?: UserSettings
   /**
    * Where the change stands in the user's change history (src/realtime/history.ts), once it is
    * recorded there: set by the store script or the node that made the change, carried on the bus.

@@ -56,7 +56,7 @@ export class RedisHistory implements History {
         k.historyConcerns(id),
         id,
         String(at),
-        JSON.stringify({ ...change, position: undefined }),
+        JSON.stringify({ ...change, position: undefined, settings: undefined }),
         k.historyPrefix(k.bucketOf(id)),
         String(this.#bounds.entries),
         String(this.#bounds.ageSeconds * 1000),

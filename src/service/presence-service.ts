@@ -308,6 +308,9 @@ export class PresenceService {
       settings: deps.webhooks?.settings ?? defaultWebhookSettings,
       view: deps.webhooks?.view ?? (() => null),
       settingsOf: (ids) => stores.privacy.getSettings(ids),
+      ...(stores.privacy.getSettingsNow && {
+        settingsNow: (ids: readonly UserId[]) => stores.privacy.getSettingsNow!(ids),
+      }),
       presencesOf: (ids) => this.#storedPresences(ids),
       onError: (error, duty) => this.#onError(error, duty),
       onOutcome: (outcome, delivery) =>
@@ -1229,6 +1232,9 @@ export class PresenceService {
    */
   async #announce(event: BusEvent, changed = false, seen?: UserPresence): Promise<void> {
     let failed: { error: unknown } | undefined
+    // the outbox first, before any await: it reads the settings a presence change is judged by
+    // at once where it can (embedded mode), so those are the ones in force when it was stored
+    const recorded = this.webhooks.record(event, seen)
     // a fleet store recorded the change in the history in its own script; else it is done here,
     // once, by the node that made the change, before any node can hear of it (`changed`: the
     // caller found it is no refresh already)
@@ -1257,7 +1263,7 @@ export class PresenceService {
     } catch (error) {
       failed ??= { error }
     }
-    await this.webhooks.record(event, seen)
+    await recorded
     if (failed) throw failed.error
   }
 

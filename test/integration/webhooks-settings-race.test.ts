@@ -18,6 +18,10 @@ import { SseClient } from './sse-client.js'
  *   sign-out at that instant, and the sign-out after it is hidden. The settings change was judged
  *   by the presence read then (offline on both sides) and the sign-out by the new settings
  *   (hidden on both sides): no `offline` at all, the user online for the receiver forever;
+ * - the mirror case: the sign-out is stored first, and its event worked out only after the
+ *   settings change is stored (the outbox busy with an earlier batch, the settings change handed
+ *   to it later, as one made on another node is): the sign-out must be judged by the settings
+ *   it was stored under, not by those read when its event is worked out;
  * - the user, offline, goes invisible and signs in after the change was computed, before it was
  *   stored: the sign-in is told as `online` (judged by the settings before), so the settings
  *   change must still say `offline` (the presence it was computed from was offline);
@@ -27,7 +31,7 @@ import { SseClient } from './sse-client.js'
 
 const USER = '7401'
 
-/** A read of USER's presence for which `when` holds, once armed: the race runs just before it. */
+/** A read of USER's presence for which `read` holds, once armed: the race runs just before it. */
 interface Race {
   /** Which read: `now` is -Infinity for stored presences (the webhook outbox's), else finite. */
   read: (now: number) => boolean
@@ -90,6 +94,21 @@ async function startRacing(t: TestContext, fleet: boolean, race: Race) {
   }
 }
 
+/** A promise opened from outside. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void
+  const opened = new Promise<void>((resolve) => (open = resolve))
+  return { opened, open }
+}
+
+async function until(check: () => Promise<boolean>, what = 'the write to be stored') {
+  const deadline = Date.now() + 10_000
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
 async function adminGet(app: StartedApp, url: string): Promise<unknown> {
   const res = await app.app.inject({ method: 'GET', url, headers: { 'x-api-key': ADMIN_KEY } })
   assert.equal(res.statusCode, 200, res.body)
@@ -136,6 +155,64 @@ for (const fleet of [false, true]) {
     await raced()
 
     // the receiver was told the user is online: it must hear that the user is not any more
+    assert.deepEqual(await toldOfUser(app, receiver), [
+      ['online', 'online'],
+      ['offline', 'offline'],
+    ])
+  })
+
+  test(`${mode}: a sign-out stored before going invisible, its event worked out after, still sends offline`, async (t) => {
+    // the outbox is held up storing an earlier batch; the sign-out waits behind it, and the
+    // settings change is stored meanwhile but handed to the outbox only once the sign-out's
+    // event was worked out (as a change made on another node would be)
+    const outboxHeld = gate()
+    const enqueueEntered = gate()
+    const settingsStored = gate()
+    const settingsHeld = gate()
+    let holding = false
+    const app = await startWithStores(t, fleet, 'settings-race', (stores) => {
+      const { profiles } = stores
+      const webhooks = stores.webhooks!
+      const enqueue = webhooks.enqueue.bind(webhooks)
+      webhooks.enqueue = async (events, max) => {
+        if (holding) {
+          holding = false
+          enqueueEntered.open()
+          await outboxHeld.opened
+        }
+        return enqueue(events, max)
+      }
+      const replaceSettings = profiles.replaceSettings.bind(profiles)
+      profiles.replaceSettings = async (id, expected, next) => {
+        const landed = await replaceSettings(id, expected, next)
+        if (landed && id === USER && next.invisible) {
+          settingsStored.open()
+          await settingsHeld.opened
+        }
+        return landed
+      }
+    })
+    const receiver = await startReceiver(t)
+    await hookTo(app.app, receiver)
+    await heartbeat(app, USER)
+    await receiver.until(() => receiver.accepted.length === 1, 15_000, 'the online event')
+
+    holding = true
+    // answered once the outbox took its event: not awaited while the outbox is held
+    const sentinel = heartbeat(app, '7403')
+    await enqueueEntered.opened
+    const signedOut = heartbeat(app, USER, { disconnect: true })
+    await until(
+      async () => (await app.service.rawPresences([USER as UserId]))[0]!.sessions.length === 0,
+    )
+    const put = app.service.putSettings(USER as UserId, { invisible: true })
+    await settingsStored.opened
+    outboxHeld.open()
+    await sentinel
+    await signedOut
+    settingsHeld.open()
+    await put
+
     assert.deepEqual(await toldOfUser(app, receiver), [
       ['online', 'online'],
       ['offline', 'offline'],

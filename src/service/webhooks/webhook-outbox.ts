@@ -23,6 +23,11 @@ export interface WebhookOutboxDeps {
   view: PresenceView
   /** Current settings and presences, read through the service. */
   settings(ids: readonly UserId[]): Promise<UserSettings[]>
+  /**
+   * Optional: current settings, answered at once (a store holding them in this process): a
+   * presence change recorded right after it was stored is judged by those in force then.
+   */
+  settingsNow?(ids: readonly UserId[]): readonly UserSettings[]
   /** With every session stored: those expired and not swept yet too (instantBeforeUnswept). */
   presences(ids: readonly UserId[]): Promise<UserPresence[]>
   maxQueued: number
@@ -47,6 +52,8 @@ interface Pending {
   at: number
   /** A settings change's presence as the service read it to make the change (`record`). */
   seen?: UserPresence | undefined
+  /** A presence change's settings as they stood when it was stored, where known (`record`). */
+  settings?: UserSettings | undefined
   /** Its events once projected: a store that failed is given the same ones (ids) again. */
   events?: QueuedEvent[]
 }
@@ -58,9 +65,10 @@ interface Pending {
  * Changes that arrive together are projected as one batch, with one read of settings and
  * presences, and stored with one store call; batches are stored one after the other, so the
  * events of one user keep the order of the changes on this node. Each change is judged by the
- * settings in force when it happened: a presence change by the settings as of the next settings
- * change of the same user in the batch (its `before`), else as read now; a settings change by the
- * presence the service read to make it, or the one in force later (see #judged).
+ * settings in force when it happened: a presence change by those stored with it (fleet mode) or
+ * read when it was recorded (embedded), else by the settings as of the next settings change of
+ * the same user in the batch (its `before`), else as read now; a settings change by the presence
+ * the service read to make it, or the one in force later (see #judged).
  *
  * When the store fails (to read or to store), the batch is held in memory and tried again with
  * backoff until the store answers; changes recorded meanwhile wait behind it and join it, so the
@@ -95,7 +103,11 @@ export class WebhookOutbox {
   record(event: BusEvent, seen?: UserPresence): Promise<void> {
     if (event.type !== 'presence' && event.type !== 'settings') return this.#tail
     if (this.#deps.registry.subscribers.length === 0) return this.#tail
-    this.#waiting.push({ event, at: this.#deps.clock.now(), seen })
+    const settings =
+      event.type === 'presence'
+        ? (event.change.settings ?? this.#deps.settingsNow?.([event.change.userId])[0])
+        : undefined
+    this.#waiting.push({ event, at: this.#deps.clock.now(), seen, settings })
     if (this.#retry) {
       // an outage: held behind what failed, stored by the retry
       this.#bound()
@@ -216,9 +228,9 @@ export class WebhookOutbox {
   async #project(batch: readonly Pending[], subscribers: readonly Subscriber[]): Promise<void> {
     const settingsIds = new Set<UserId>()
     const presenceIds = new Set<UserId>()
-    for (const { event } of batch) {
-      if (event.type === 'presence') settingsIds.add(event.change.userId)
-      else presenceIds.add(event.userId)
+    for (const { event, settings } of batch) {
+      if (event.type === 'settings') presenceIds.add(event.userId)
+      else if (!settings) settingsIds.add(event.change.userId)
     }
     const [settings, presences] = await Promise.all([
       this.#deps.settings([...settingsIds]),
@@ -233,10 +245,11 @@ export class WebhookOutbox {
     const nextSettings = new Map<UserId, UserSettings | undefined>()
     const nextPresence = new Map<UserId, UserPresence>()
     for (let i = batch.length - 1; i >= 0; i--) {
-      const { event } = batch[i]!
+      const { event, settings } = batch[i]!
       if (event.type === 'presence') {
         const id = event.change.userId
-        settingsThen[i] = nextSettings.has(id) ? nextSettings.get(id) : settingsNow.get(id)
+        settingsThen[i] =
+          settings ?? (nextSettings.has(id) ? nextSettings.get(id) : settingsNow.get(id))
         nextPresence.set(id, event.change.before)
       } else {
         presenceThen[i] = nextPresence.get(event.userId) ?? presenceNow.get(event.userId)

@@ -68,6 +68,8 @@ export interface WebhooksDeps {
   settings: WebhookSettings
   view: PresenceView
   settingsOf(ids: readonly UserId[]): Promise<UserSettings[]>
+  /** Optional: settingsOf(), answered at once (WebhookOutboxDeps.settingsNow). */
+  settingsNow?(ids: readonly UserId[]): readonly UserSettings[]
   presencesOf(ids: readonly UserId[]): Promise<UserPresence[]>
   onError(error: unknown, duty: string): void
   /** Each delivery's outcome (tests and benchmarks watch them). */
@@ -141,6 +143,7 @@ export class Webhooks {
       clock: deps.clock,
       view: deps.view,
       settings: deps.settingsOf,
+      ...(deps.settingsNow && { settingsNow: deps.settingsNow }),
       presences: deps.presencesOf,
       maxQueued: settings.maxQueued,
       maxPending: settings.maxPending,

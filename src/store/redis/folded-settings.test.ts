@@ -102,11 +102,25 @@ for (const [name, target] of [
         ],
       )
     }
-    // the settings survive the presence scripts that rewrite the value: heartbeat, end, sweep
-    await b.presence.heartbeat(write(id(1), 'app:PC'), T0 + 1)
-    await b.presence.end(id(1), 'app:PC', T0 + 2, 'explicit')
-    await a.presence.heartbeat(write(id(2)), T0 + 2)
-    await a.presence.sweepExpired(T0 + 120_000, 100)
+    // the settings survive the presence scripts that rewrite the value: heartbeat, end, sweep;
+    // each change carries those it was stored with, in the same step (the webhooks judge it by
+    // them, whatever changed since)
+    const changes = [
+      await b.presence.heartbeat(write(id(1), 'app:PC'), T0 + 1),
+      await b.presence.end(id(1), 'app:PC', T0 + 2, 'explicit'),
+      await a.presence.heartbeat(write(id(2)), T0 + 2),
+      ...(await a.presence.sweepExpired(T0 + 120_000, 100)),
+    ]
+    assert.deepEqual(
+      changes.map((c) => [c?.userId, c?.settings]).sort(),
+      [
+        [id(1), invisible],
+        [id(1), invisible],
+        [id(1), invisible],
+        [id(2), { visibility: 'nobody', invisible: false }],
+        [id(2), { visibility: 'nobody', invisible: false }],
+      ].sort(),
+    )
     const after = await b.read([id(1), id(2)], T0 + 120_000)
     assert.deepEqual(after.settings, [invisible, { visibility: 'nobody', invisible: false }])
     assert.deepEqual(

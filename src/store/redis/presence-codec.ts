@@ -845,6 +845,17 @@ export interface ChangeMessage {
 
 /** The PresenceChange of a record: the same on the node that made it and on every other. */
 export function changeOf(record: ChangeRecord): PresenceChange {
+  const change = changeWithoutSettings(record)
+  // the settings the script wrote with the value: those in force when the change was stored
+  const after = record[6]
+  if (sessionsFrom(after) === 2) {
+    const folded = after[1] as StoredSettings
+    change.settings = folded === 0 ? defaultSettings : (folded as UserSettings)
+  }
+  return change
+}
+
+function changeWithoutSettings(record: ChangeRecord): PresenceChange {
   const [id, now, kind, reason, key, before, after] = record
   const userId = id as UserId
   if (kind === 's') {
