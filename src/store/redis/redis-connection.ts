@@ -475,6 +475,69 @@ function replyIs(error: Error & { previousErrors?: unknown }, kind: RegExp): boo
   )
 }
 
+/** ms a cluster command waits before it is sent again after CLUSTERDOWN, TRYAGAIN or a lost connection. */
+const RETRY_DELAY_MS = 100
+
+/** How ioredis's Cluster goes on after a refusal: each function sends the command again, or fails it. */
+interface ClusterRetries {
+  moved(slot: string, key: string): void
+  ask(slot: string, key: string): void
+  tryagain(): void
+  clusterDown(): void
+  connectionClosed(): void
+  maxRedirections(error: Error): void
+  defaults(): void
+}
+
+/** The retry state ioredis keeps per command (or per pipeline), with when its first refusal came. */
+interface RetryState {
+  value?: number
+  since?: number
+}
+
+/**
+ * A Cluster whose command (or auto-pipelined batch) is retried after a refusal for `budgetMs` at
+ * most, counted from its first refusal, then fails with that refusal: the command timeout a
+ * single Redis gets. ioredis retries CLUSTERDOWN, TRYAGAIN and a lost connection every 100 ms
+ * (RETRY_DELAY_MS) up to 16 times (`maxRedirections`) a command: with a master killed and no
+ * replica, every request touching the cluster (CLUSTERDOWN on every slot once the cluster marks it
+ * failed) waited 1.7-3.4 s for its 503 (test/fleet/cluster-outage.test.ts), against 0.5-1.5 s
+ * on a single Redis. A redirection (MOVED, ASK: a slot moved or moving) is followed at once, as
+ * before, while the budget lasts: a slot move costs a round trip, never a 503; a failover of a
+ * few hundred ms (a manual `CLUSTER FAILOVER`) is ridden out; a longer one is answered 503, as a
+ * restarting single Redis is.
+ *
+ * A retry is not started when its delay would end past the budget. The refresh of the slot map
+ * ioredis makes before some retries (bounded by `slotsRefreshTimeout`) and the retry's own round
+ * trip can still end a little later: the budget decides whether to retry, not a timer.
+ */
+class BoundedCluster extends Cluster {
+  readonly #budgetMs: number
+
+  constructor(
+    nodes: ConstructorParameters<typeof Cluster>[0],
+    options: ClusterOptions,
+    budgetMs: number,
+  ) {
+    super(nodes, options)
+    this.#budgetMs = budgetMs
+  }
+
+  override handleError(error: Error, ttl: RetryState, handlers: ClusterRetries): void {
+    const now = performance.now()
+    const since = (ttl.since ??= now)
+    const word = error.message.split(' ', 1)[0]
+    // MOVED and ASK are followed at once (retryDelayOnMoved is 0); the others after a delay
+    const delay = word === 'MOVED' || word === 'ASK' ? 0 : RETRY_DELAY_MS
+    if (now + delay - since > this.#budgetMs) {
+      // the refusal itself, so that its cause (CLUSTERDOWN, a lost connection) is what is said
+      handlers.maxRedirections(error)
+      return
+    }
+    super.handleError(error, ttl, handlers)
+  }
+}
+
 /**
  * One ioredis client (single Redis or Cluster) set up to fail fast: no offline queue, a command
  * timeout, no retries of a request, and reconnection forever in the background. A request made
@@ -670,12 +733,13 @@ export class RedisConnection {
       enableOfflineQueue: offlineQueue,
       enableAutoPipelining: true,
       clusterRetryStrategy: retryStrategy,
-      retryDelayOnFailover: 100,
-      retryDelayOnClusterDown: 100,
+      retryDelayOnFailover: RETRY_DELAY_MS,
+      retryDelayOnClusterDown: RETRY_DELAY_MS,
+      retryDelayOnTryAgain: RETRY_DELAY_MS,
       slotsRefreshTimeout: o.connectTimeoutMs,
       redisOptions: common,
     }
-    return new Cluster(nodes, options)
+    return new BoundedCluster(nodes, options, o.commandTimeoutMs)
   }
 
   retain(): this {
@@ -741,8 +805,9 @@ export class RedisConnection {
   }
 
   /**
-   * True when Redis answers a PING now (fails fast while disconnected) and, on a cluster, the
-   * slot map has a master for every slot; when it has not, the map is asked for again.
+   * True when Redis answers a PING now (fails fast while disconnected). On a cluster, when the
+   * slot map has a master for every slot (when it has not, the map is asked for again) and the
+   * cluster serves every slot (clusterServes).
    */
   async ready(): Promise<boolean> {
     if (this.#closed) return false
@@ -750,11 +815,43 @@ export class RedisConnection {
       this.#refreshSlots()
       return false
     }
+    if (this.isCluster) return this.#clusterServes()
     try {
       return (await this.client.ping()) === 'PONG'
     } catch {
       return false
     }
+  }
+
+  /** The last cluster check (clusterServes), and when it began (performance.now()). */
+  #servesCheck: { at: number; serves: Promise<boolean> } | undefined
+
+  /**
+   * Whether every master of the slot map answers `CLUSTER INFO` (within the command timeout)
+   * with cluster_state:ok and all 16384 slots ok (none whose master it finds failing, PFAIL, or
+   * the cluster has failed, FAIL). A PING answered by any live master said ready while a master
+   * was down and every request was answered 503 (CLUSTERDOWN). The answer is shared by the
+   * checks of the next READY_REUSE_MS (the presence and profile stores' of one /readyz, and
+   * probes coming faster than that): one `CLUSTER INFO` per master a second at most.
+   */
+  #clusterServes(): Promise<boolean> {
+    const now = performance.now()
+    const last = this.#servesCheck
+    if (last !== undefined && now - last.at < READY_REUSE_MS) return last.serves
+    const serves = this.#askMasters()
+    this.#servesCheck = { at: now, serves }
+    return serves
+  }
+
+  async #askMasters(): Promise<boolean> {
+    const masters = (this.client as Cluster).nodes('master')
+    const answers = await Promise.all(
+      masters.map((node) => node.cluster('INFO').then(String, () => '')),
+    )
+    const serves = masters.length > 0 && answers.every(servesEverySlot)
+    // the map may name a master that is gone (failed over): the next check asks the new one
+    if (!serves) this.#refreshSlots()
+    return serves
   }
 
   /**
@@ -1173,6 +1270,17 @@ export class RedisConnection {
       this.#refreshing = false
     })
   }
+}
+
+/** How long a cluster check of ready() is reused (see RedisConnection.clusterServes). */
+const READY_REUSE_MS = 1000
+
+/** Whether a node's `CLUSTER INFO` says the cluster serves every slot. */
+function servesEverySlot(info: string): boolean {
+  return (
+    /^cluster_state:ok\r?$/m.test(info) &&
+    /^cluster_slots_ok:(\d+)\r?$/m.exec(info)?.[1] === String(CLUSTER_SLOTS)
+  )
 }
 
 /** The command a reply error answers (ioredis sets it on each). */
