@@ -860,12 +860,23 @@ export class RedisConnection {
    */
   async mget(keys: readonly string[]): Promise<(string | null)[]> {
     if (!this.isCluster) return this.#joinedMget(true, keys)
-    return this.#clusterMget(keys, (client, slotKeys) => client.mget(...slotKeys))
+    return this.#clusterMget(keys, 'utf8', (client, slotKeys) => client.mget(...slotKeys))
   }
 
-  /** MGET on a cluster: one per hash tag (a user's bucket is one slot), issued together. */
+  /**
+   * MGET on a cluster: one per hash tag (a user's bucket is one slot), issued together. A slot
+   * being migrated whose keys are split between its two masters refuses an MGET of keys on both
+   * (TRYAGAIN) until the last of them moved, which takes as long as the migration of the slot's
+   * keys: once ioredis's retries of it gave up (BoundedCluster), its keys are read one by one,
+   * each where it is (the source, or the target after ASK). The values of different users are
+   * independent: read apart, each is still a value some write left. Those GETs bypass ioredis's
+   * auto-pipelining: a batch in which some commands are answered ASK is sent again whole to the
+   * target, the commands the source had served too, and there a key still on the source reads
+   * as missing (a user online shown offline).
+   */
   async #clusterMget<T>(
     keys: readonly string[],
+    encoding: 'utf8' | null,
     mget: (client: RedisClient, keys: string[]) => Promise<(T | null)[]>,
   ): Promise<(T | null)[]> {
     const client = this.client
@@ -879,10 +890,20 @@ export class RedisConnection {
     const out = new Array<T | null>(keys.length).fill(null)
     await Promise.all(
       [...groups.values()].map(async (indexes) => {
-        const values = await mget(
-          client,
-          indexes.map((i) => keys[i]!),
-        )
+        const slotKeys = indexes.map((i) => keys[i]!)
+        const values = await mget(client, slotKeys).catch((error: unknown) => {
+          if (slotKeys.length === 1 || !(error instanceof Error && replyIs(error, TRY_AGAIN))) {
+            throw error
+          }
+          return Promise.all(
+            slotKeys.map(
+              (key) =>
+                client.sendCommand(
+                  new Command('get', [key], { replyEncoding: encoding }),
+                ) as Promise<T | null>,
+            ),
+          )
+        })
         indexes.forEach((index, j) => (out[index] = values[j] ?? null))
       }),
     )
@@ -916,7 +937,7 @@ export class RedisConnection {
   ): Promise<(Buffer | null)[]> {
     if (this.isCluster) {
       const keys = ids.map((id) => heads[buckets.bucketOf(id)]! + id)
-      return this.#clusterMget(keys, (client, slotKeys) => client.mgetBuffer(...slotKeys))
+      return this.#clusterMget(keys, null, (client, slotKeys) => client.mgetBuffer(...slotKeys))
     }
     return this.#joinedMget(false, ids, headsOf(heads, ids, buckets), cache)
   }
@@ -1320,6 +1341,9 @@ export function toStoreError(error: unknown): unknown {
   }
   return errors.storeUnavailable()
 }
+
+/** A multi-key command over keys of a slot being migrated, some moved and some not. */
+const TRY_AGAIN = /^TRYAGAIN\b/
 
 /** A Redis full (OOM) or unable to persist (MISCONF): it refuses writes and still serves reads. */
 const WRITE_REFUSAL = /^(OOM|MISCONF)\b/

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { Redis } from 'ioredis'
+import type { UserId } from '../../src/core/user-id.js'
+import { PresenceError } from '../../src/core/errors.js'
+import { RedisKeys } from '../../src/store/redis/keys.js'
+import { RedisConnection } from '../../src/store/redis/redis-connection.js'
+import { RedisPresenceStore } from '../../src/store/redis/redis-presence-store.js'
+import { startRedisCluster } from '../helpers/redis-cluster.js'
+import { uniquePrefix } from '../helpers/redis.js'
+
+/** A plain client to one node of the test's cluster, closed when the test ends. */
+function nodeClient(t: import('node:test').TestContext, port: number): Redis {
+  const client = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0 })
+  t.after(() => client.disconnect())
+  return client
+}
+
+test('a slot moving (ASK, TRYAGAIN midway) and moved (MOVED) under a store: reads never 503', async (t) => {
+  const cluster = await startRedisCluster({ masters: 3 })
+  t.after(() => cluster.stop())
+  const connection = new RedisConnection({ cluster: cluster.nodes })
+  assert.ok(await connection.waitReady())
+  const keys = new RedisKeys(uniquePrefix('slot-moves'))
+  const store = new RedisPresenceStore(connection, keys)
+  t.after(() => store.close())
+
+  // users of one bucket, so one slot holds all their keys
+  const bucket = keys.bucketOf('5000000')
+  const users: UserId[] = []
+  for (let id = 5_000_000; users.length < 8; id++) {
+    if (keys.bucketOf(String(id)) === bucket) users.push(String(id) as UserId)
+  }
+  let placeId = 1
+  const beatAll = () =>
+    Promise.all(
+      users.map((userId) =>
+        store.heartbeat(
+          {
+            userId,
+            key: 'app:PC',
+            source: 'app',
+            deviceType: 'PC',
+            activity: { kind: 'inGame', placeId: String(placeId) },
+            ttlMs: 600_000,
+          },
+          Date.now(),
+        ),
+      ),
+    )
+  /** Every user read in one batch shows the place of the last heartbeats. */
+  const assertServed = async (when: string) => {
+    await beatAll()
+    const presences = await store.getMany(users, Date.now())
+    for (const presence of presences) {
+      assert.equal(presence.sessions.length, 1, when)
+      const activity = presence.sessions[0]!.activity
+      assert.equal(activity.placeId, String(placeId), when)
+    }
+    placeId++
+  }
+  await assertServed('before the move')
+
+  const any = nodeClient(t, cluster.servers[0]!.port)
+  const slot = Number(await any.cluster('KEYSLOT', `{b${bucket}}`))
+  const ranges = await any.cluster('SLOTS')
+  const [, sourcePort, sourceId] = ranges.find(([from, to]) => from <= slot && slot <= to)![2]!
+  const [, targetPort, targetId] = ranges.find(([, , master]) => master![1] !== sourcePort)![2]!
+  const source = nodeClient(t, sourcePort)
+  const target = nodeClient(t, targetPort)
+
+  // the resharding redis-cli does, by hand: importing, migrating, every key moved
+  await target.cluster('SETSLOT', slot, 'IMPORTING', sourceId)
+  await source.cluster('SETSLOT', slot, 'MIGRATING', targetId)
+  const moved = (await source.cluster('GETKEYSINSLOT', slot, 1000)) as string[]
+  assert.ok(moved.length >= users.length, `${moved.length} keys in slot ${slot}`)
+  // every second key of each kind (users' values, the bucket's index): users split both ways
+  const seen = new Map<string | undefined, number>()
+  const early = moved.filter((key) => {
+    const kind = key.split(':').at(-2)
+    const n = seen.get(kind) ?? 0
+    seen.set(kind, n + 1)
+    return n % 2 === 0
+  })
+  const late = moved.filter((key) => !early.includes(key))
+  await source.call('MIGRATE', '127.0.0.1', targetPort, '', 0, 5000, 'KEYS', ...early)
+
+  // half the slot's keys moved (a slow migration, midway): a command whose keys are split
+  // between the two is refused (TRYAGAIN) until the rest follow. A batch read is then read key
+  // by key, each where it is: served, the values of the last heartbeats
+  const reading = performance.now()
+  const presences = await store.getMany(users, Date.now())
+  t.diagnostic(`batch read midway: served in ${(performance.now() - reading).toFixed(0)} ms`)
+  assert.deepEqual(
+    presences.map((p) => p.sessions[0]?.activity.placeId),
+    users.map(() => String(placeId - 1)),
+  )
+  // a heartbeat (one script over the user's value and the bucket's index) cannot be split: it is
+  // refused as a single Redis's timeout is, within the command timeout, not 16 retries later
+  for (const userId of users.slice(0, 3)) {
+    const started = performance.now()
+    const outcome = await store
+      .heartbeat(
+        {
+          userId,
+          key: 'app:PC',
+          source: 'app',
+          deviceType: 'PC',
+          activity: { kind: 'inGame', placeId: String(placeId - 1) },
+          ttlMs: 600_000,
+        },
+        Date.now(),
+      )
+      .then(
+        () => 'written',
+        (error: unknown) => (error instanceof PresenceError ? error.code : String(error)),
+      )
+    const elapsed = performance.now() - started
+    t.diagnostic(`heartbeat midway: ${outcome} in ${elapsed.toFixed(0)} ms`)
+    assert.ok(outcome === 'written' || outcome === 'STORE_UNAVAILABLE', outcome)
+    assert.ok(elapsed < 1500, `heartbeat midway answered in ${elapsed.toFixed(0)} ms`)
+  }
+
+  await source.call('MIGRATE', '127.0.0.1', targetPort, '', 0, 5000, 'KEYS', ...late)
+  // every key on the target, the slot still the source's: the source answers ASK
+  await assertServed('every key moved, the slot migrating (ASK)')
+
+  for (const server of cluster.servers) {
+    await nodeClient(t, server.port).cluster('SETSLOT', slot, 'NODE', targetId)
+  }
+  // the slot is the target's: the node's slot map is stale, the source answers MOVED
+  await assertServed('the slot moved (MOVED)')
+  assert.equal(Number(await target.cluster('COUNTKEYSINSLOT', slot)), moved.length)
+  assert.equal(await store.ready(), true)
+})
