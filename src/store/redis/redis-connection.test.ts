@@ -2,7 +2,11 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { privateRedis, startPartlyAssignedCluster } from '../../../test/helpers/redis-cluster.js'
+import {
+  privateRedis,
+  startPartlyAssignedCluster,
+  startRedisCluster,
+} from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
 import { PresenceError } from '../../core/errors.js'
 import { RedisConnection, mgetText } from './redis-connection.js'
@@ -186,6 +190,31 @@ test('on a cluster whose slots are not all assigned: not ready until each has a 
   const key = `${uniquePrefix('connection')}:{b2}:x`
   await connection.run(() => connection.client.set(key, 'v'))
   assert.equal(await connection.client.get(key), 'v')
+})
+
+test('on a cluster, ready() asks each master CLUSTER INFO, at most once a second', async (t) => {
+  const cluster = await startRedisCluster({ masters: 3 })
+  t.after(() => cluster.stop())
+  const connection = new RedisConnection({ cluster: cluster.nodes }).retain()
+  t.after(() => connection.release())
+  assert.ok(await connection.waitReady())
+  const masters = cluster.servers.map((server) => {
+    const client = new Redis(server.port, '127.0.0.1', { maxRetriesPerRequest: 0 })
+    t.after(() => client.disconnect())
+    return client
+  })
+  await Promise.all(masters.map((client) => client.config('RESETSTAT')))
+  // a /readyz asks both stores of a connection; probes may come from several balancers
+  const answers = await Promise.all(Array.from({ length: 20 }, () => connection.ready()))
+  for (let i = 0; i < 10; i++) answers.push(await connection.ready())
+  assert.deepEqual(new Set(answers), new Set([true]))
+  const calls = await Promise.all(
+    masters.map(async (client) => {
+      const stats = await client.info('commandstats')
+      return Number(/^cmdstat_cluster\|info:calls=(\d+)/m.exec(stats)?.[1] ?? 0)
+    }),
+  )
+  assert.deepEqual(calls, [1, 1, 1])
 })
 
 test("a SELECT Redis refuses (the URL's database) keeps the connection down as an outage, never on database 0", async (t) => {

@@ -501,11 +501,11 @@ interface RetryState {
  * single Redis gets. ioredis retries CLUSTERDOWN, TRYAGAIN and a lost connection every 100 ms
  * (RETRY_DELAY_MS) up to 16 times (`maxRedirections`) a command: with a master killed and no
  * replica, every request touching the cluster (CLUSTERDOWN on every slot once the cluster marks it
- * failed) waited 1.7-3.4 s for its 503 (test/fleet/cluster-outage.test.ts), against 0.5-1.5 s
+ * failed) waited 1.7-3.5 s for its 503 (test/fleet/cluster-outage.test.ts), against 0.5-1.5 s
  * on a single Redis. A redirection (MOVED, ASK: a slot moved or moving) is followed at once, as
- * before, while the budget lasts: a slot move costs a round trip, never a 503; a failover of a
- * few hundred ms (a manual `CLUSTER FAILOVER`) is ridden out; a longer one is answered 503, as a
- * restarting single Redis is.
+ * before, while the budget lasts: a slot move costs a round trip, never a 503. A refusal that
+ * passes within the budget is ridden out; a longer one (a failover waiting for the node timeout)
+ * is answered 503, as a restarting single Redis is.
  *
  * A retry is not started when its delay would end past the budget. The refresh of the slot map
  * ioredis makes before some retries (bounded by `slotsRefreshTimeout`) and the retry's own round
