@@ -5,12 +5,15 @@ import {
   atInstant,
   deriveUserState,
   inheritActivity,
+  instantBefore,
+  instantBeforeUnswept,
   isLive,
   liveSessions,
   offlinePresence,
   primarySession,
   type Activity,
   type ActivityKind,
+  type PresenceChange,
   type Session,
 } from './presence.js'
 import type { UserId } from './user-id.js'
@@ -130,4 +133,30 @@ test('inheritActivity: the listed members the previous activity has win, in the 
     'richPresence',
   ])
   assert.deepEqual(write, { kind: 'online', titleId: '1', placement: 'full', titleState: 'active' })
+})
+
+test('a session ended by expiry is read alive just before it expired', () => {
+  const expired = session('app:PC', 'inGame', T0 - 10)
+  const change: PresenceChange = {
+    userId: user,
+    before: { userId: user, sessions: [expired], lastOnline: T0 - 10 },
+    after: { userId: user, sessions: [], lastOnline: T0 - 10 },
+    reason: 'timeout',
+    ended: [expired],
+  }
+  assert.equal(instantBefore(change, T0), T0 - 11)
+  assert.equal(instantBefore({ ...change, ended: [] }, T0), T0)
+})
+
+test('a settings change reads its before just before the first expired session not swept yet', () => {
+  const live = session('app:PC', 'inGame', T0 + 60_000)
+  const expired = session('app:Web', 'inGame', T0 - 2000)
+  const later = session('app:Phone', 'inGame', T0 - 500)
+  const presence = { userId: user, sessions: [live, later, expired], lastOnline: T0 }
+  assert.equal(instantBeforeUnswept(presence, T0), T0 - 2001)
+  assert.equal(
+    instantBeforeUnswept({ ...presence, sessions: [live] }, T0),
+    T0,
+    'nothing expired: the change instant',
+  )
 })

@@ -227,6 +227,32 @@ export interface ChangePosition {
   at: number
 }
 
+/**
+ * The instant to read a change's `before` at: just before the first session it ended expired, so
+ * a session ended by expiry (a sweep, told later than it happened) still counts as alive there.
+ */
+export function instantBefore(change: PresenceChange, at: number): number {
+  let instant = at
+  for (const session of change.ended ?? []) instant = Math.min(instant, session.expiresAt - 1)
+  return instant
+}
+
+/**
+ * The instant to read the `before` of a settings change made at `at` at, given the user's
+ * presence with every stored session: just before the first session that expired and was not
+ * swept yet, so that a session whose end nobody was told yet counts as alive, as the sweep's own
+ * change reads it (instantBefore). Else a user who turns invisible between a session's expiry
+ * and its sweep is offline on both sides of the settings change, and hidden on both sides of the
+ * sweep's: no `offline` at all, where a visible user's expiry is one.
+ */
+export function instantBeforeUnswept(presence: UserPresence, at: number): number {
+  let instant = at
+  for (const session of presence.sessions) {
+    if (session.expiresAt <= at) instant = Math.min(instant, session.expiresAt - 1)
+  }
+  return instant
+}
+
 export function offlinePresence(userId: UserId, lastOnline?: number): UserPresence {
   return { userId, sessions: [], lastOnline }
 }

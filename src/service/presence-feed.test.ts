@@ -184,6 +184,64 @@ test('feed: a session that times out is an offline with reason timeout', async (
   )
 })
 
+/**
+ * A session that expired and was not swept yet, seen by a settings change first, then by the
+ * sweep: each must be judged by the settings of its time, as the webhooks judge it (52ebbc3),
+ * so that the public sees what it would of a user who did the same while visible.
+ */
+async function expireUnswept(
+  feed: ReturnType<typeof setup>,
+  userId: string,
+): Promise<{ sweep: () => Promise<void> }> {
+  const { service, clock, presence, bus } = feed
+  await service.heartbeat({
+    userId: userId as UserId,
+    key: 'app:PC',
+    source: 'app',
+    deviceType: 'PC',
+    activity: game,
+    ttlMs: 1000,
+  })
+  await feed.flushed()
+  clock.advance(5000) // expired, not swept yet
+  const janitor = new Janitor(presence, bus, clock, { intervalMs: 60_000, batchSize: 100 })
+  return {
+    sweep: async () => {
+      assert.equal(await janitor.sweepOnce(), 1)
+      await feed.flushed()
+    },
+  }
+}
+
+test('public feed: a session that expired while invisible tells nothing once visible again before the sweep', async (t) => {
+  const s = setup(t, { flushMs: 50 })
+  await s.service.putSettings('1' as UserId, invisible)
+  const { sweep } = await expireUnswept(s, '1')
+  await s.service.putSettings('1' as UserId, visible)
+  await s.flushed()
+  await sweep()
+  // an offline user with the same visible history (offline throughout) makes no item at all;
+  // an `offline` here told the public that a session lived while the user was invisible
+  assert.deepEqual(
+    s.publicItems().map((i) => `${i.user}:${i.type}:${i.reason ?? ''}`),
+    [],
+  )
+})
+
+test('public feed: a user whose session expired and who turned invisible before the sweep goes offline', async (t) => {
+  const s = setup(t, { flushMs: 50 })
+  const { sweep } = await expireUnswept(s, '1')
+  await s.service.putSettings('1' as UserId, invisible)
+  await s.flushed()
+  await sweep()
+  // as a sign-out when it turned invisible (the webhooks' and the streams' rule): without it the
+  // public kept the user online for good, where a visible one's expiry reads as an offline
+  assert.deepEqual(
+    s.publicItems().map((i) => `${i.user}:${i.type}:${i.reason ?? ''}`),
+    ['p1:online:', 'p1:offline:explicit'],
+  )
+})
+
 test('feed: a visible change is sent on its own flush instant, whatever hidden changes came before', async (t) => {
   const flushMs = 400
   const { service, beat, publicBatches, publicSentAt } = setup(t, { flushMs })

@@ -1,13 +1,15 @@
 import {
   PresenceType,
   deriveUserState,
+  instantBefore,
+  instantBeforeUnswept,
   primarySession,
   type Activity,
   type OfflineReason,
   type Session,
   type UserPresence,
 } from '../core/presence.js'
-import type { UserSettings, Visibility } from '../core/privacy.js'
+import { settingsAt, type UserSettings, type Visibility } from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import type { PresenceChange } from '../core/presence.js'
@@ -133,7 +135,10 @@ interface SettingsEntry {
   after: UserSettings | undefined
   /** `after`, or read as the change arrived; null when it could not be read. */
   current?: UserSettings | null
-  /** Read as the change arrived, when the change matters to the public; null on failure. */
+  /**
+   * Read as the change arrived, with every stored session (expired and not swept yet too), when
+   * the change matters to the public; null on failure.
+   */
   presence?: UserPresence | null
   ready: Promise<unknown>
 }
@@ -298,8 +303,9 @@ export class PresenceFeed {
     if (after) entry.current = after
     else reads.push(this.#readSettings(userId).then((s) => (entry.current = s ?? null)))
     if (before && after && publicLevel(before) !== publicLevel(after)) {
+      // every stored session: one expired and not swept yet is judged alive before (judgeSettings)
       reads.push(
-        this.#deps.presence.getMany([userId], at).then(
+        this.#deps.presence.getMany([userId], -Infinity).then(
           ([presence]) => (entry.presence = presence ?? null),
           () => (entry.presence = null),
         ),
@@ -494,16 +500,17 @@ export class PresenceFeed {
   }
 }
 
-/** The instant to read a change's `before` at: just before the first session it ended expired. */
-function instantBefore(change: PresenceChange, at: number): number {
-  let instant = at
-  for (const session of change.ended ?? []) instant = Math.min(instant, session.expiresAt - 1)
-  return instant
-}
-
+/**
+ * A presence change as the public sees it, by `settings`, those in force as it was made. Its
+ * `before` may lie earlier than a settings change already told (a sweep's expiry, told late): it
+ * is judged by the settings of that instant (settingsAt), so that a session that expired while
+ * the user was invisible and was swept after invisibility ended shows nothing (52ebbc3 for the
+ * webhooks; here it was an `offline` (timeout) of a user the public saw offline throughout).
+ */
 function judgePresence(entry: PresenceEntry, settings: UserSettings): Decided | undefined {
   const { change, at } = entry
-  const before = publicView(change.before.sessions, settings, instantBefore(change, at))
+  const beforeAt = instantBefore(change, at)
+  const before = publicView(change.before.sessions, settingsAt(settings, beforeAt), beforeAt)
   const after = publicView(change.after.sessions, settings, at)
   const type = diffType(before, after)
   if (!type) return undefined
@@ -519,10 +526,15 @@ function judgePresence(entry: PresenceEntry, settings: UserSettings): Decided | 
 /**
  * A change of settings is, to the public, the change of what they see of the user: turning
  * invisible while online reads as an ordinary sign-out, turning visible as coming online.
+ * `presence` holds every stored session, those expired and not swept yet too: its `before` is
+ * read just before the first of those expired (instantBeforeUnswept), as the sweep's change
+ * will be, so that a user whose session expired and who turned invisible before the sweep goes
+ * offline here (the sweep, judged invisible, says nothing: the public kept the user online).
  */
 function judgeSettings(entry: SettingsEntry, presence: UserPresence): Decided | undefined {
   if (!entry.before || !entry.after) return undefined
-  const before = publicView(presence.sessions, entry.before, entry.at)
+  const beforeAt = instantBeforeUnswept(presence, entry.at)
+  const before = publicView(presence.sessions, settingsAt(entry.before, beforeAt), beforeAt)
   const after = publicView(presence.sessions, entry.after, entry.at)
   const type = diffType(before, after)
   if (!type) return undefined

@@ -1,16 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { PresenceChange, Session } from '../../core/presence.js'
+import type { Session } from '../../core/presence.js'
 import { defaultSettings, type UserSettings, type Viewer } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { WebhookRecord } from '../../store/webhook-store.js'
-import {
-  eventsOf,
-  instantBefore,
-  instantBeforeUnswept,
-  subscriberOf,
-  type Judged,
-} from './webhook-events.js'
+import { eventsOf, subscriberOf, type Judged } from './webhook-events.js'
 
 const T = Date.UTC(2026, 0, 1)
 const user = '9223372036854775807' as UserId
@@ -153,25 +147,4 @@ test('filters: event types, users, and places only as the key may see them', () 
       ['u-k2', 'offline'],
     ],
   )
-})
-
-test('a session ended by expiry is read alive just before it expired', () => {
-  const expired = session(inGame, T - 10)
-  const change: PresenceChange = {
-    userId: user,
-    before: { userId: user, sessions: [expired], lastOnline: T - 10 },
-    after: { userId: user, sessions: [], lastOnline: T - 10 },
-    reason: 'timeout',
-    ended: [expired],
-  }
-  assert.equal(instantBefore(change, T), T - 11)
-  assert.equal(instantBefore({ ...change, ended: [] }, T), T)
-})
-
-test('a settings change reads its before just before the first expired session not swept yet', () => {
-  const expired = session(inGame, T - 2000)
-  const later = { ...session(inGame, T - 500), key: 'app:Phone' }
-  const presence = { userId: user, sessions: [session(inGame), later, expired], lastOnline: T }
-  assert.equal(instantBeforeUnswept(presence, T), T - 2001)
-  assert.equal(instantBeforeUnswept(online, T), T, 'nothing expired: the change instant')
 })

@@ -1,9 +1,4 @@
-import {
-  PresenceType,
-  type OfflineReason,
-  type PresenceChange,
-  type UserPresence,
-} from '../../core/presence.js'
+import { PresenceType, type OfflineReason, type UserPresence } from '../../core/presence.js'
 import {
   accessKey,
   accessOf,
@@ -57,31 +52,6 @@ export interface Judged {
 
 /** The wire view of a presence in payloads: the native API's (docs/reference/native.md). */
 export type PresenceView = (presence: VisiblePresence) => unknown
-
-/**
- * The instant to read a change's `before` at: just before the first session it ended expired, so
- * a session ended by expiry still counts as alive in `before`.
- */
-export function instantBefore(change: PresenceChange, at: number): number {
-  let instant = at
-  for (const session of change.ended ?? []) instant = Math.min(instant, session.expiresAt - 1)
-  return instant
-}
-
-/**
- * The instant to read a settings change's `before` at: just before the first session that expired
- * and was not swept yet (it is still in the presence read), so that a session whose end no
- * receiver was told yet counts as alive, as the sweep's own change reads it (instantBefore).
- * Else a user who turns invisible between a session's expiry and its sweep was offline on both
- * sides of the settings change, and hidden on both sides of the sweep's: no `offline` at all.
- */
-export function instantBeforeUnswept(presence: UserPresence, at: number): number {
-  let instant = at
-  for (const session of presence.sessions) {
-    if (session.expiresAt <= at) instant = Math.min(instant, session.expiresAt - 1)
-  }
-  return instant
-}
 
 interface Outcome {
   type: WebhookEventType | undefined

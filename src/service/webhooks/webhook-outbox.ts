@@ -1,18 +1,17 @@
 import { randomUUID } from 'node:crypto'
-import { PresenceType, deriveUserState, type UserPresence } from '../../core/presence.js'
+import {
+  PresenceType,
+  deriveUserState,
+  instantBefore,
+  instantBeforeUnswept,
+  type UserPresence,
+} from '../../core/presence.js'
 import { settingsAt, type UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { BusEvent } from '../../realtime/change-bus.js'
 import type { QueuedEvent, WebhookStore } from '../../store/webhook-store.js'
 import type { Clock } from '../clock.js'
-import {
-  eventsOf,
-  instantBefore,
-  instantBeforeUnswept,
-  type Judged,
-  type PresenceView,
-  type Subscriber,
-} from './webhook-events.js'
+import { eventsOf, type Judged, type PresenceView, type Subscriber } from './webhook-events.js'
 import type { WebhookRegistry } from './webhook-registry.js'
 import { retryDelay } from './retry-delay.js'
 
