@@ -28,6 +28,11 @@ export interface KeyCaller {
   scopes: readonly Scope[]
   /** Universe ids it may write presence for; empty means any. */
   universes: readonly string[]
+  /**
+   * When the key expires (epoch ms); undefined for one that never does, and for the operator's
+   * admin key. What the key creates may not outlive it (ApiKeys.create's `issuer`).
+   */
+  expiresAt?: number | undefined
   viewer: Viewer
 }
 

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { isActive, isScope, scopes, type ApiKeyInfo, type ApiKeyRecord } from '../core/api-key.js'
+import type { KeyCaller } from '../core/caller.js'
 import { fail } from '../core/errors.js'
 import type { Scope } from '../core/privacy.js'
 import { parseInt64Id } from '../core/user-id.js'
@@ -16,6 +17,12 @@ export interface CreateKeyInput {
   expiresInSeconds?: number | undefined
   /** Universe ids the key may write presence for; empty or undefined: any. */
   universes?: readonly string[] | undefined
+  /**
+   * The API key creating it (admin scope), when not the operator's admin key: a key it creates
+   * must expire by the instant it does, else an expiring key (on-call access, say) could make
+   * one that outlives it and act on after its own expiry. A key that never expires binds nothing.
+   */
+  issuer?: Pick<KeyCaller, 'keyId' | 'expiresAt'> | undefined
 }
 
 const invalid = (message: string) => fail('INVALID_REQUEST', message)
@@ -72,6 +79,13 @@ export class ApiKeys {
         )
       }
       if (expiresAt <= now) throw invalid('expiresAt is in the past')
+    }
+    const until = input.issuer?.expiresAt
+    if (until !== undefined && (expiresAt === undefined || expiresAt > until)) {
+      throw fail(
+        'FORBIDDEN',
+        `The API key creating this one expires at ${new Date(until).toISOString()}: a key it creates must expire no later (give expiresAt or expiresIn).`,
+      )
     }
     const universes: string[] = []
     for (const raw of input.universes ?? []) {

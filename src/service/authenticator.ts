@@ -424,16 +424,22 @@ export class Authenticator {
       if (record === 'unknown' && address !== undefined) await this.#failures.count(address)
       throw fail('API_KEY_INVALID', 'The x-api-key is unknown, expired or revoked.')
     }
-    return keyCaller(record.id, record.scopes.filter(isScope), record.universes)
+    return keyCaller(record.id, record.scopes.filter(isScope), record.universes, record.expiresAt)
   }
 }
 
-function keyCaller(keyId: string, scopes: Scope[], universes: readonly string[]): KeyCaller {
+function keyCaller(
+  keyId: string,
+  scopes: Scope[],
+  universes: readonly string[],
+  expiresAt?: number,
+): KeyCaller {
   return {
     kind: 'key',
     keyId,
     scopes,
     universes,
+    expiresAt,
     viewer: { kind: 'service', keyId, scopes },
   }
 }

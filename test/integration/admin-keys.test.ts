@@ -133,6 +133,90 @@ test('revocation and expiry take effect at once', async (t) => {
   assert.equal(junk.statusCode, 404)
 })
 
+test('a key made with an expiring key expires no later than it: its expiry cannot be outlived', async (t) => {
+  const clock = new ManualClock()
+  const { app } = await startApp(t, { clock })
+  const temporary = (
+    await createKey(app, { name: 'on-call', scopes: ['admin'], expiresIn: 60 })
+  ).json().secret
+  // a key for good, or for longer, would let the on-call key act after its own expiry
+  const forever = await createKey(app, { name: 'forever', scopes: ['admin'] }, temporary)
+  assert.equal(forever.statusCode, 403, forever.body)
+  assert.equal(forever.json().error.code, 'FORBIDDEN')
+  assert.match(forever.json().error.message, /expires at .*no later/)
+  const longer = await createKey(
+    app,
+    { name: 'longer', scopes: ['presence:read'], expiresIn: 61 },
+    temporary,
+  )
+  assert.equal(longer.statusCode, 403, longer.body)
+  const laterIso = new Date(clock.now() + 60_001).toISOString()
+  const later = await createKey(
+    app,
+    { name: 'later', scopes: ['presence:read'], expiresAt: laterIso },
+    temporary,
+  )
+  assert.equal(later.statusCode, 403, later.body)
+  // within its own lifetime it creates keys as before
+  const within = await createKey(
+    app,
+    { name: 'within', scopes: ['presence:read'], expiresIn: 60 },
+    temporary,
+  )
+  assert.equal(within.statusCode, 201, within.body)
+  assert.equal(within.json().expiresAt, new Date(clock.now() + 60_000).toISOString())
+  // the operator's admin key and keys that never expire are bound by nothing
+  const lasting = (await createKey(app, { name: 'ops', scopes: ['admin'] })).json().secret
+  assert.equal((await createKey(app, { name: 'k', scopes: ['admin'] }, lasting)).statusCode, 201)
+  clock.advance(60_000)
+  assert.equal((await getSettings(app, temporary)).statusCode, 401)
+  assert.equal((await getSettings(app, within.json().secret)).statusCode, 401)
+})
+
+test('a webhook made or changed with an expiring key is bound to a key that expires no later', async (t) => {
+  const clock = new ManualClock()
+  const { app } = await startApp(t, { clock })
+  const webhookCall = (method: string, url: string, key: string, body: unknown) =>
+    app.inject({
+      method,
+      url,
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+    })
+  const temporary = (
+    await createKey(app, { name: 'on-call', scopes: ['admin'], expiresIn: 60 })
+  ).json().secret
+  const lasting = (
+    await createKey(app, { name: 'private', scopes: ['presence:read:private'] })
+  ).json().id
+  const brief = (
+    await createKey(app, { name: 'brief', scopes: ['presence:read'], expiresIn: 30 })
+  ).json().id
+  const hook = { url: 'https://receiver.example/hooks', events: ['online'] }
+  // bound to a key for good, the endpoint would keep receiving after the on-call key expired
+  const made = await webhookCall('POST', '/admin/v1/webhooks', temporary, {
+    ...hook,
+    keyId: lasting,
+  })
+  assert.equal(made.statusCode, 403, made.body)
+  assert.equal(made.json().error.code, 'FORBIDDEN')
+  const operators = await webhookCall('POST', '/admin/v1/webhooks', ADMIN_KEY, {
+    ...hook,
+    keyId: lasting,
+  })
+  assert.equal(operators.statusCode, 201, operators.body)
+  // nor may it point the operators' endpoint elsewhere
+  const moved = await webhookCall('PATCH', `/admin/v1/webhooks/${operators.json().id}`, temporary, {
+    url: 'https://elsewhere.example/hooks',
+  })
+  assert.equal(moved.statusCode, 403, moved.body)
+  const within = await webhookCall('POST', '/admin/v1/webhooks', temporary, {
+    ...hook,
+    keyId: brief,
+  })
+  assert.equal(within.statusCode, 201, within.body)
+})
+
 test('bad key requests are refused with 400 and create nothing', async (t) => {
   const clock = new ManualClock()
   const { app, stores } = await startApp(t, { clock })

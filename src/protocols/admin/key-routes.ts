@@ -4,6 +4,7 @@ import { errors } from '../../core/errors.js'
 import type { Scope } from '../../core/privacy.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { parseIsoInstant } from '../shared/iso-date.js'
+import { issuerOf } from './auth.js'
 import { badRequest, requireJsonBody } from './errors.js'
 import { createKeyBody, tags } from './schemas.js'
 
@@ -65,6 +66,7 @@ export async function keyRoutes(
         expiresAt: expiry,
         expiresInSeconds: expiresIn,
         universes: universes as string[],
+        issuer: issuerOf(request.caller),
       })
       return reply.code(201).send({ ...view(created.key), secret: created.secret })
     },

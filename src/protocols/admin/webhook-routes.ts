@@ -9,6 +9,7 @@ import type {
   WebhookInfo,
 } from '../../service/webhooks/webhooks.js'
 import { int64 } from '../shared/int64-keyword.js'
+import { issuerOf } from './auth.js'
 import { badRequest, requireJsonBody } from './errors.js'
 import { tags } from './schemas.js'
 
@@ -140,7 +141,7 @@ export async function webhookRoutes(
       },
     },
     async (request, reply) => {
-      const { webhook, secret } = await webhooks.create(request.body)
+      const { webhook, secret } = await webhooks.create(request.body, issuerOf(request.caller))
       return reply.code(201).send({ ...webhookView(webhook), secret })
     },
   )
@@ -176,7 +177,7 @@ export async function webhookRoutes(
     },
     async (request) => {
       const id = webhookId(request.params.id)
-      const updated = await webhooks.update(id, request.body)
+      const updated = await webhooks.update(id, request.body, issuerOf(request.caller))
       if (!updated) throw notFound(id)
       return {
         ...webhookView(updated.webhook),

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { isScope } from '../../core/api-key.js'
+import { isScope, type ApiKeyInfo } from '../../core/api-key.js'
+import type { KeyCaller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
 import type { UserPresence } from '../../core/presence.js'
 import type { Scope, UserSettings } from '../../core/privacy.js'
@@ -30,6 +31,8 @@ import { WebhookOutbox } from './webhook-outbox.js'
 import { WebhookRegistry, readScopes } from './webhook-registry.js'
 import { LOST_TO_ANOTHER, retryLostWrites } from '../conflicting-writes.js'
 
+/** The API key making a change (not the operator's admin key): its id and expiry. */
+export type Issuer = Pick<KeyCaller, 'keyId' | 'expiresAt'>
 export type { Delivery, DeliveryState, WebhookEventType } from '../../store/webhook-store.js'
 export type { CreateWebhookInput, UpdateWebhookInput } from './webhook-input.js'
 
@@ -206,14 +209,21 @@ export class Webhooks {
     return this.#dispatcher?.owned ?? []
   }
 
-  async create(input: CreateWebhookInput): Promise<{ webhook: WebhookInfo; secret: string }> {
+  /**
+   * Creates an endpoint bound to `input.keyId`'s key. `issuer`: the API key making it, when not
+   * the operator's admin key (see `#outlives`).
+   */
+  async create(
+    input: CreateWebhookInput,
+    issuer?: Issuer,
+  ): Promise<{ webhook: WebhookInfo; secret: string }> {
     const store = this.#required()
     const url = checkUrl(input.url)
     const events = checkEvents(input.events)
     const filter = checkFilter(input.filter)
     const description = checkDescription(input.description)
     const secret = input.secret === undefined ? generateSecret() : checkSecret(input.secret)
-    const scope = await this.#checkKey(input.keyId)
+    const scope = await this.#checkKey(input.keyId, issuer)
     const now = this.#deps.clock.now()
     const record: WebhookRecord = {
       id: randomBytes(8).toString('hex'),
@@ -267,10 +277,14 @@ export class Webhooks {
     return { ...info, ...counts, delivering: this.delivering.includes(id) }
   }
 
-  /** Undefined when there is no such endpoint; `secret` only when a new one was generated. */
+  /**
+   * Undefined when there is no such endpoint; `secret` only when a new one was generated.
+   * `issuer` as for `create`: an expiring key changes only endpoints whose key it outlives.
+   */
   async update(
     id: string,
     input: UpdateWebhookInput,
+    issuer?: Issuer,
   ): Promise<{ webhook: WebhookInfo; secret?: string } | undefined> {
     const store = this.#required()
     if (input.secret !== undefined && input.rotateSecret) {
@@ -281,6 +295,10 @@ export class Webhooks {
     return retryLostWrites(async () => {
       const current = await store.getWebhook(id)
       if (!current) return undefined
+      if (issuer?.expiresAt !== undefined) {
+        const key = (await this.#deps.keys.list()).find((k) => k.id === current.keyId)
+        this.#outlives(key, issuer)
+      }
       const next: WebhookRecord = { ...current, updatedAt: this.#deps.clock.now() }
       if (input.url !== undefined) next.url = checkUrl(input.url)
       if (input.events !== undefined) next.events = checkEvents(input.events)
@@ -329,8 +347,24 @@ export class Webhooks {
     return this.#store
   }
 
+  /**
+   * Refuses (403 FORBIDDEN) an endpoint bound to `key` for an `issuer` that expires before it: an
+   * expiring API key (on-call access, say) that made or redirected one bound to a key that lives
+   * on would have presence delivered where it chose after its own expiry. A key gone (revoked,
+   * deleted) outlives nothing. The operator's admin key and keys that never expire bind nothing.
+   */
+  #outlives(key: Pick<ApiKeyInfo, 'id' | 'expiresAt'> | undefined, issuer: Issuer): void {
+    const until = issuer.expiresAt
+    if (until === undefined || key === undefined) return
+    if (key.expiresAt !== undefined && key.expiresAt <= until) return
+    throw fail(
+      'FORBIDDEN',
+      `The API key making this change expires at ${new Date(until).toISOString()}: it may only bind webhooks to keys that expire no later, and API key ${key.id} ${key.expiresAt === undefined ? 'never expires' : `expires at ${new Date(key.expiresAt).toISOString()}`}.`,
+    )
+  }
+
   /** The read scope `keyId`'s key gives a webhook; throws INVALID_REQUEST when it gives none. */
-  async #checkKey(keyId: unknown): Promise<Scope> {
+  async #checkKey(keyId: unknown, issuer?: Issuer): Promise<Scope> {
     const key =
       typeof keyId === 'string' && /^[0-9a-f]{16}$/.test(keyId)
         ? (await this.#deps.keys.list()).find((k) => k.id === keyId)
@@ -339,6 +373,7 @@ export class Webhooks {
       throw invalid(`keyId ${JSON.stringify(String(keyId)).slice(0, 40)} names no API key.`)
     }
     if (!this.#deps.keys.isActive(key)) throw invalid(`API key ${key.id} is revoked or expired.`)
+    if (issuer) this.#outlives(key, issuer)
     const scope = readScopes.find((s) => key.scopes.filter(isScope).includes(s))
     if (!scope) {
       throw invalid(
