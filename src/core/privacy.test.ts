@@ -15,9 +15,12 @@ import {
   publicLastOnline,
   settingsAt,
   settingsAudiences,
+  shownWrite,
   strangers,
   strangersOf,
+  summaryOf,
   visiblePresence,
+  visibleSummary,
   type Access,
   type PresenceSummary,
   type Relation,
@@ -500,4 +503,41 @@ test('settingsAt: invisible before the instant invisibility ended, else as now',
   assert.equal(settingsAt(defaultSettings, 0), defaultSettings)
   const invisible: UserSettings = { ...visibleAgain, invisible: true }
   assert.equal(settingsAt(invisible, 9), invisible)
+})
+
+test('a session written while the user was hidden from the viewer shows as written when seen', () => {
+  // invisible until T0 + 50, or a block between them until then: the live session, last written
+  // at T0 (hidden), shows as written at T0 + 50, as one begun then would; its own later writes,
+  // oneself and a hidden view are as they are
+  const visibleAgain: UserSettings = { ...settings('everyone'), visibleSince: T0 + 50 }
+  const unblocked = accessOf(other, target, settings('everyone'), {
+    friends: false,
+    blocked: false,
+    lastOnline: T0 - 5,
+    since: T0 + 50,
+  })
+  const now = T0 + 60
+  const live: UserPresence = { ...online, sessions: [session('live', T0 + 1000)] }
+  const cases: Array<[string, Access, UserSettings]> = [
+    ['invisibility ended', accessOf(other, target, visibleAgain, strangers), visibleAgain],
+    ['block ended', unblocked, settings('everyone')],
+  ]
+  for (const [label, access, targetSettings] of cases) {
+    const seen = visiblePresence(live, access, targetSettings, now)
+    assert.equal(shownWrite(seen.sessions[0]!, seen), T0 + 50, label)
+    // the session keeps its own: which one is primary is the same in every view
+    assert.equal(seen.sessions[0]!.updatedAt, T0, label)
+    const summary = visibleSummary(summaryOf(live, now), access, targetSettings)
+    assert.equal(summary.updatedAt, T0 + 50, `${label}, summary`)
+    const later = { ...session('live', T0 + 1000), updatedAt: T0 + 55 }
+    const laterSeen = visiblePresence({ ...live, sessions: [later] }, access, targetSettings, now)
+    assert.equal(shownWrite(later, laterSeen), T0 + 55, `${label}, written since`)
+  }
+  const own = visiblePresence(
+    live,
+    accessOf(self, target, visibleAgain, strangers),
+    visibleAgain,
+    now,
+  )
+  assert.equal(shownWrite(own.sessions[0]!, own), T0, 'oneself')
 })

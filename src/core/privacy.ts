@@ -229,6 +229,11 @@ export interface VisiblePresence {
   lastOnline: number | undefined
   /** True when the viewer may know that the user is online but not where. */
   locationHidden: boolean
+  /**
+   * When the user was hidden from the viewer until recently (invisibility or a block ended): the
+   * instant it may see the user from. No session is shown as written before it (shownWrite).
+   */
+  writtenFrom?: number
 }
 
 /**
@@ -253,13 +258,27 @@ export function visiblePresence(
   }
   const live = atInstant(presence, now)
   const locationHidden = hidesLocation(access)
-  return {
+  const seen: VisiblePresence = {
     userId: presence.userId,
     state: shownState(access, settings, deriveUserState(live.sessions, now)),
     sessions: locationHidden ? live.sessions.map(withoutLocation) : live.sessions,
     lastOnline: shownLastOnline(access, settings, live.lastOnline),
     locationHidden,
   }
+  const from = seenFrom(access, settings)
+  if (from !== undefined) seen.writtenFrom = from
+  return seen
+}
+
+/**
+ * The instant a view shows `session` as last written at (an Xbox title's `lastModified`): its
+ * own, or `seen.writtenFrom` when it was written before the viewer could see the user (while
+ * hidden from it), as a session begun then would be. The sessions themselves keep their own, so
+ * that which is primary (the most recently written) is what it is in every view alike.
+ */
+export function shownWrite(session: Pick<Session, 'updatedAt'>, seen: VisiblePresence): number {
+  const from = seen.writtenFrom
+  return from !== undefined && session.updatedAt < from ? from : session.updatedAt
 }
 
 /**
@@ -334,10 +353,17 @@ export function visibleSummary(
   const activity =
     state === PresenceType.Offline || hidesLocation(access) ? undefined : summary.activity
   const lastOnline = shownLastOnline(access, settings, summary.lastOnline)
+  const from = seenFrom(access, settings)
+  const updatedAt = hidden
+    ? 0
+    : from !== undefined && summary.sessions > 0 && summary.updatedAt < from
+      ? from
+      : summary.updatedAt
   if (
     state === summary.state &&
     activity === summary.activity &&
-    lastOnline === summary.lastOnline
+    lastOnline === summary.lastOnline &&
+    updatedAt === summary.updatedAt
   ) {
     return summary
   }
@@ -345,7 +371,7 @@ export function visibleSummary(
     userId: summary.userId,
     state,
     activity,
-    updatedAt: hidden ? 0 : summary.updatedAt,
+    updatedAt,
     lastOnline,
     sessions: hidden ? 0 : summary.sessions,
     deviceType: hidden ? '' : summary.deviceType,
@@ -459,6 +485,22 @@ function shownLastOnline(
   const sight = access.sight
   if (sight !== undefined && !(shown !== undefined && shown > sight.since)) return sight.lastOnline
   return shown
+}
+
+/**
+ * The instant from which the viewer may see what the user does, when the user was hidden from it
+ * until then (invisibility ended at `visibleSince`, a block between them at `sight.since`);
+ * undefined when nothing hid the user (or the viewer sees it all: oneself, or nothing: hidden).
+ * A live session last written before it was written while hidden: it is shown as written at
+ * this instant (shownWrite), as a session begun then would be, so that no instant of the hidden
+ * time shows, as lastOnline keeps the value seen (shownLastOnline).
+ */
+function seenFrom(access: Access, settings: UserSettings): number | undefined {
+  if (access.kind === 'self' || access.kind === 'hidden') return undefined
+  const ended = settings.visibleSince
+  const unblocked = access.sight?.since
+  if (ended === undefined) return unblocked
+  return unblocked === undefined ? ended : Math.max(ended, unblocked)
 }
 
 /** A key per distinct access: viewers with equal keys are shown the same of a target. */

@@ -286,3 +286,46 @@ test('one user through Roblox and Xbox shows consistently in both', async (t) =>
     'Offline',
   )
 })
+
+test('a session written while hidden shows no instant of the hidden time once seen (lastModified, timestamp)', async (t) => {
+  const x = await startXbox(t)
+  const viewer = '600'
+  // hidden at T0 and online through a title or the Roblox app; seen from T0 + 5 s, when each
+  // control comes online the same way: the replies must be the same, the ids aside
+  const [cloakedTitle, cloakedApp, blockingTitle] = ['610', '611', '612']
+  const [titleControl, appControl] = ['620', '621']
+  await x.service.putSettings(cloakedTitle as UserId, { invisible: true })
+  await x.service.putSettings(cloakedApp as UserId, { invisible: true })
+  await x.service.setBlocked(blockingTitle as UserId, viewer as UserId, true)
+  const title = { id: TITLE, placement: 'fill' }
+  const device = { 'x-xbl-device-type': 'XboxOne' }
+  for (const id of [cloakedTitle, blockingTitle]) {
+    assert.equal((await x.writeTitle(id, title, device)).statusCode, 200)
+  }
+  await robloxRegister(x, cloakedApp, { location: 'Game', placeId: 1818 })
+  x.clock.advance(5000)
+  await x.service.putSettings(cloakedTitle as UserId, { invisible: false })
+  await x.service.putSettings(cloakedApp as UserId, { invisible: false })
+  await x.service.setBlocked(blockingTitle as UserId, viewer as UserId, false)
+  assert.equal((await x.writeTitle(titleControl, title, device)).statusCode, 200)
+  await robloxRegister(x, appControl, { location: 'Game', placeId: 1818 })
+  const pairs = [
+    [cloakedTitle, titleControl],
+    [blockingTitle, titleControl],
+    [cloakedApp, appControl],
+  ] as const
+  for (const level of ['title', 'all']) {
+    for (const [hidden, control] of pairs) {
+      const seen = async (id: string) => {
+        const batch = await x.batch(viewer, { users: [id], level })
+        const single = await x.get(viewer, `/users/xuid(${id})?level=${level}`)
+        return JSON.stringify([batch, single]).split(id).join('<id>')
+      }
+      assert.equal(
+        await seen(hidden),
+        await seen(control),
+        `${hidden} against ${control}, ${level}`,
+      )
+    }
+  }
+})

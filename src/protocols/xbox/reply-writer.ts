@@ -1,6 +1,6 @@
 import { DAY_MS, writeIsoBytes, writeIsoTime } from '../shared/iso-bytes.js'
 import { PresenceType, type Activity } from '../../core/presence.js'
-import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
+import { shownWrite, type PresenceSummary, type VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import {
   presenceRecord,
@@ -461,7 +461,7 @@ export function writeBatch(
             level === 'device' ||
             session.activity.kind === 'online' ||
             presence.locationHidden ||
-            usualInstant(session.updatedAt)))
+            usualInstant(shownWrite(session, presence))))
     if (!plain) {
       const record = presenceRecord(presence, options)
       if (record === undefined || (onlineOnly && record.state === 'Offline')) continue
@@ -484,7 +484,7 @@ export function writeBatch(
         session.deviceType,
         session.activity.kind !== 'online',
         presence.locationHidden ? undefined : session.activity,
-        session.updatedAt,
+        shownWrite(session, presence),
       )
     }
   }

@@ -1,5 +1,5 @@
 import type { Placement, Session, TitleState } from '../../core/presence.js'
-import type { VisiblePresence } from '../../core/privacy.js'
+import { shownWrite, type VisiblePresence } from '../../core/privacy.js'
 import type { Title } from '../../core/catalogue.js'
 import { isoOf } from '../shared/iso-date.js'
 import { renderRichPresence } from './rich-presence.js'
@@ -108,7 +108,7 @@ export function presenceRecord(
     }
     if (session.source === 'title' || session.activity.kind !== 'online') inTitle = true
     if (presence.locationHidden) continue
-    const title = titleRecord(session, options)
+    const title = titleRecord(session, shownWrite(session, presence), options)
     if (title) device.titles.push(title)
   }
 
@@ -168,7 +168,11 @@ function deviceRecord(device: FullDevice, level: XboxLevel): DeviceRecord {
   }
 }
 
-function titleRecord(session: Session, options: XboxViewOptions): TitleRecord | undefined {
+function titleRecord(
+  session: Session,
+  written: number,
+  options: XboxViewOptions,
+): TitleRecord | undefined {
   const activity = session.activity
   let record: TitleRecord
   let richPresence: string | undefined
@@ -177,8 +181,8 @@ function titleRecord(session: Session, options: XboxViewOptions): TitleRecord | 
     record = {
       id: activity.titleId,
       name: title?.name ?? '',
-      lastModified: iso(session.updatedAt),
-      timestamp: seedTimestamp(session.updatedAt),
+      lastModified: iso(written),
+      timestamp: seedTimestamp(written),
       placement: activity.placement ?? 'full',
       state: activity.titleState ?? 'active',
     }
@@ -189,8 +193,8 @@ function titleRecord(session: Session, options: XboxViewOptions): TitleRecord | 
     record = {
       id: options.platformTitleId,
       name: options.titles.get(options.platformTitleId)?.name ?? '',
-      lastModified: iso(session.updatedAt),
-      timestamp: seedTimestamp(session.updatedAt),
+      lastModified: iso(written),
+      timestamp: seedTimestamp(written),
       placement: 'full',
       state: 'active',
     }
