@@ -13,6 +13,7 @@ import {
   lastOnlineSeenAt,
   nextSettings,
   publicLastOnline,
+  sawAtBlockEnd,
   settingsAt,
   settingsAudiences,
   shownWrite,
@@ -540,4 +541,14 @@ test('a session written while the user was hidden from the viewer shows as writt
     now,
   )
   assert.equal(shownWrite(own.sessions[0]!, own), T0, 'oneself')
+})
+
+test('sawAtBlockEnd: the other online and visible at the unblock is seen from then on', () => {
+  const now = T0 + 500
+  assert.equal(sawAtBlockEnd(T0 - 5, online, settings('everyone'), now), now)
+  assert.equal(sawAtBlockEnd(T0 - 5, online, settings('friends'), now), now)
+  assert.equal(sawAtBlockEnd(T0 - 5, offline, settings('everyone'), now), T0 - 5)
+  const invisible = { ...settings('everyone'), invisible: true }
+  assert.equal(sawAtBlockEnd(T0 - 5, online, invisible, now), T0 - 5, 'still hidden: as saw')
+  assert.equal(sawAtBlockEnd(undefined, online, invisible, now), undefined)
 })

@@ -568,6 +568,26 @@ export function lastOnlineSeenAt(seen: VisiblePresence, now: number): number | u
 }
 
 /**
+ * What one side of a block keeps seeing of the other once the block ends at `now`, given what it
+ * saw through the block (`saw`) and the other's presence and settings: `now` when the other is
+ * online and not invisible, since the side sees it alive from then on, as a user coming online
+ * then would be seen (and as ending invisibility while online keeps `now`, nextSettings), else
+ * `saw` (Relation.since). Without it a user online at the unblock showed the lastOnline of before
+ * the block while online, which no user just seen alive has.
+ *
+ * @example sawAtBlockEnd(5, { userId, sessions: [live], lastOnline: 8 }, defaultSettings, 10) // 10
+ */
+export function sawAtBlockEnd(
+  saw: number | undefined,
+  other: UserPresence,
+  settings: UserSettings,
+  now: number,
+): number | undefined {
+  if (settings.invisible) return saw
+  return deriveUserState(other.sessions, now) === PresenceType.Offline ? saw : now
+}
+
+/**
  * The settings that were in force at an earlier `instant`, as far as `settings` (in force now)
  * tell: invisible before `visibleSince` when invisibility ended after that instant. What a change
  * describing an earlier instant than the one it is told at is judged by: a session that expired

@@ -18,6 +18,7 @@ import {
 import {
   accessOf,
   lastOnlineSeenAt,
+  sawAtBlockEnd,
   nextSettings,
   strangers,
   visiblePresence,
@@ -854,8 +855,7 @@ export class PresenceService {
   async setBlocked(blocker: UserId, blocked: UserId, isBlocked: boolean): Promise<void> {
     // an unblock keeps what each saw through the block, until the other is next seen alive:
     // the lastOnline of what the other did unseen must not show once the block is lifted
-    const [sight] = await this.#blockSights([{ blocker, blocked }])
-    if (!isBlocked) sight!.since = this.#clock.now()
+    const [sight] = await this.#blockSights([{ blocker, blocked, isBlocked }])
     await this.#relationWrite(blocker, blocked, () =>
       this.#stores.privacy.setBlocked(blocker, blocked, isBlocked, sight),
     )
@@ -937,11 +937,7 @@ export class PresenceService {
     )
     if (blocks.length > 0) {
       const sights = await this.#blockSights(blocks)
-      const now = this.#clock.now()
-      blocks.forEach((record, i) => {
-        record.sight = sights[i]
-        if (!record.isBlocked) record.sight!.since = now
-      })
+      blocks.forEach((record, i) => (record.sight = sights[i]))
     }
     /** The settings records stored, each replacing its `expected`. */
     const landed = new Set<PrivacyRecord>()
@@ -1354,8 +1350,13 @@ export class PresenceService {
   }
 
   /** What each side of each block sees of the other now, to keep with the block. */
+  /**
+   * What each side of each block (or unblock: `isBlocked` false) sees of the other: the
+   * lastOnline it saw until now, and for an unblock its instant (`since`), each side then seeing
+   * the other as from now when it is online (sawAtBlockEnd).
+   */
   async #blockSights(
-    blocks: readonly { blocker: UserId; blocked: UserId }[],
+    blocks: readonly { blocker: UserId; blocked: UserId; isBlocked: boolean }[],
   ): Promise<BlockSight[]> {
     const now = this.#clock.now()
     const seen = (viewer: UserId, target: UserId) =>
@@ -1363,12 +1364,22 @@ export class PresenceService {
         lastOnlineSeenAt(p!, now),
       )
     return Promise.all(
-      blocks.map(async ({ blocker, blocked }) => {
+      blocks.map(async ({ blocker, blocked, isBlocked }) => {
         const [blockerSaw, blockedSaw] = await Promise.all([
           seen(blocker, blocked),
           seen(blocked, blocker),
         ])
-        return { blockerSaw, blockedSaw }
+        if (isBlocked) return { blockerSaw, blockedSaw }
+        const ids = [blocker, blocked]
+        const [presences, settings] = await Promise.all([
+          this.#stores.presence.getMany(ids, now),
+          this.#stores.privacy.getSettings(ids),
+        ])
+        return {
+          blockerSaw: sawAtBlockEnd(blockerSaw, presences[1]!, settings[1]!, now),
+          blockedSaw: sawAtBlockEnd(blockedSaw, presences[0]!, settings[0]!, now),
+          since: now,
+        }
       }),
     )
   }

@@ -330,4 +330,34 @@ for (const mode of modes) {
       streams: iso(T0 + 11_000),
     })
   })
+
+  test(`${mode}: a block lifted while the other is online reads as their coming online then`, async (t) => {
+    const s = await start(t, mode)
+    // seen, then signed out at T0 + 1 s; the control stays offline until the blocks are lifted
+    const [blocker, blocked, viewer, control] = ['5201', '5202', '5203', '5204']
+    for (const id of [blocker, blocked, control]) await s.signIn(id)
+    s.clock.set(T0 + 1000)
+    for (const id of [blocker, blocked, control]) await s.signOut(id)
+    // a block either way, then the other comes online unseen
+    s.clock.set(T0 + 2000)
+    await s.block(blocker, viewer)
+    await s.block(viewer, blocked)
+    s.clock.set(T0 + 3000)
+    await s.signIn(blocker)
+    await s.signIn(blocked)
+    // lifted at T0 + 5 s with the other still online: to the viewer it comes online then, as the
+    // control does (the lastOnline of a user just seen alive, not the one of before the block)
+    s.clock.set(T0 + 5000)
+    await s.block(blocker, viewer, false)
+    await s.block(viewer, blocked, false)
+    await s.signIn(control)
+    const online = { type: 1, lastOnline: iso(T0 + 5000) }
+    assert.deepEqual(await s.roblox(viewer, control), online)
+    assert.deepEqual(await s.roblox(viewer, blocker), online, 'the blocker')
+    assert.deepEqual(await s.roblox(viewer, blocked), online, 'the blocked user')
+    // after its next heartbeat, as everyone sees it
+    s.clock.set(T0 + 6000)
+    await s.signIn(blocker)
+    assert.deepEqual(await s.roblox(viewer, blocker), { type: 1, lastOnline: iso(T0 + 6000) })
+  })
 }
