@@ -552,3 +552,37 @@ test('sawAtBlockEnd: the other online and visible at the unblock is seen from th
   assert.equal(sawAtBlockEnd(T0 - 5, online, invisible, now), T0 - 5, 'still hidden: as saw')
   assert.equal(sawAtBlockEnd(undefined, online, invisible, now), undefined)
 })
+
+test('a live session written while hidden keeps what shows it as written when seen', () => {
+  // an app beaten after the unblock moved lastOnline past it, but a title written during the
+  // block is still live: the ended block must stay (else its write instant showed again)
+  const since = T0 + 50
+  const hiddenWrite = { updatedAt: T0 + 10 }
+  const end = { saw: T0 - 5, since }
+  assert.equal(blockEndResolved(end, settings('everyone'), T0 + 60, [hiddenWrite]), false)
+  assert.equal(blockEndResolved(end, settings('everyone'), T0 + 60, [{ updatedAt: T0 + 60 }]), true)
+  // likewise visibleSince, kept by a settings change while such a session lives
+  const visibleAgain: UserSettings = {
+    ...settings('everyone'),
+    frozenLastOnline: T0 - 5,
+    visibleSince: since,
+  }
+  const title = { ...session('title', T0 + 1000), updatedAt: T0 + 10 }
+  const app = { ...session('app', T0 + 1000), updatedAt: T0 + 60 }
+  const presence: UserPresence = { userId: target, sessions: [title, app], lastOnline: T0 + 60 }
+  const next = nextSettings(
+    visibleAgain,
+    { visibility: 'friends', invisible: false },
+    presence,
+    T0 + 70,
+  )
+  assert.equal(next.visibleSince, since)
+  const refreshed = { ...presence, sessions: [{ ...title, updatedAt: T0 + 65 }, app] }
+  const after = nextSettings(
+    visibleAgain,
+    { visibility: 'friends', invisible: false },
+    refreshed,
+    T0 + 70,
+  )
+  assert.equal(after.visibleSince, undefined)
+})

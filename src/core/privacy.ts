@@ -537,8 +537,9 @@ export interface BlockEnd {
 
 /**
  * Whether `end` no longer changes what its viewer is shown of its target, now or later, given
- * the target's `settings` and real `lastOnline`: the lastOnline others are shown of the target
- * (publicLastOnline) is past `since` (the target was seen alive after the block ended, which
+ * the target's `settings`, real `lastOnline` and `live` sessions: none of those was last written
+ * before `since`, and the lastOnline others are shown of the target (publicLastOnline) is past
+ * `since` (the target was seen alive after the block ended, which
  * shownLastOnline then shows), or is what the viewer saw through the block (the target did
  * nothing while blocked). Either stays so: a lastOnline only moves forward, to instants after
  * `since`, and one frozen by invisibility is one others were shown. A resolved end can be
@@ -552,7 +553,12 @@ export function blockEndResolved(
   end: Pick<BlockEnd, 'saw' | 'since'>,
   settings: UserSettings,
   lastOnline: number | undefined,
+  live: readonly Pick<Session, 'updatedAt'>[] = [],
 ): boolean {
+  // a live session last written while the block hid the target (a title beaten every 300 s
+  // beside an app beaten every 30 s) still shows as written at `since` (shownWrite) until its
+  // next write: the end stays until then
+  if (live.some((session) => session.updatedAt < end.since)) return false
   const shown = publicLastOnline(settings, lastOnline)
   return (shown !== undefined && shown > end.since) || shown === end.saw
 }
@@ -641,7 +647,12 @@ export function nextSettings(
     return { visibility, invisible: false, frozenLastOnline: frozen, visibleSince: now }
   }
   const since = current.visibleSince
-  if (since !== undefined && !(presence.lastOnline !== undefined && presence.lastOnline > since)) {
+  if (
+    since !== undefined &&
+    (!(presence.lastOnline !== undefined && presence.lastOnline > since) ||
+      // a live session written while invisible still shows as written at `since` (shownWrite)
+      presence.sessions.some((session) => isLive(session, now) && session.updatedAt < since))
+  ) {
     return {
       visibility,
       invisible: false,

@@ -386,7 +386,7 @@ export class PresenceService {
       const at = new Map(targets.map((target, i) => [target, i]))
       const resolved = ends.filter((end) => {
         const i = at.get(end.target)!
-        return blockEndResolved(end, settings[i]!, presences[i]!.lastOnline)
+        return blockEndResolved(end, settings[i]!, presences[i]!.lastOnline, presences[i]!.sessions)
       })
       await privacy.dropBlockEnds(resolved)
       // what was dropped leaves the ranks: the kept ones are all the walk moves past
