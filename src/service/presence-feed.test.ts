@@ -242,6 +242,20 @@ test('public feed: a user whose session expired and who turned invisible before 
   )
 })
 
+test("public feed: a visibility change between an expiry and its sweep makes one offline, the sweep's", async (t) => {
+  const s = setup(t, { flushMs: 50 })
+  const { sweep } = await expireUnswept(s, '1')
+  await s.service.putSettings('1' as UserId, { visibility: 'friends', invisible: false })
+  await s.flushed()
+  await sweep()
+  // the change as made while the feed still shows the user online (the place goes), then the
+  // expiry told once, by the sweep, as for a user whose session expired after the change
+  assert.deepEqual(
+    s.publicItems().map((i) => `${i.user}:${i.type}:${i.reason ?? ''}:${i.where ? 'where' : ''}`),
+    ['p1:online::where', 'p1:update::', 'p1:offline:timeout:'],
+  )
+})
+
 test('feed: a visible change is sent on its own flush instant, whatever hidden changes came before', async (t) => {
   const flushMs = 400
   const { service, beat, publicBatches, publicSentAt } = setup(t, { flushMs })

@@ -526,16 +526,19 @@ function judgePresence(entry: PresenceEntry, settings: UserSettings): Decided | 
 /**
  * A change of settings is, to the public, the change of what they see of the user: turning
  * invisible while online reads as an ordinary sign-out, turning visible as coming online.
- * `presence` holds every stored session, those expired and not swept yet too: its `before` is
- * read just before the first of those expired (instantBeforeUnswept), as the sweep's change
- * will be, so that a user whose session expired and who turned invisible before the sweep goes
- * offline here (the sweep, judged invisible, says nothing: the public kept the user online).
+ * `presence` holds every stored session, those expired and not swept yet too: both sides are
+ * read just before the first of those expired (instantBeforeUnswept), where the sweep's change
+ * will begin, so that a user whose session expired and who turned invisible before the sweep goes
+ * offline here (the sweep, judged invisible, says nothing: the public kept the user online),
+ * while any other change leaves the expiry to the sweep.
  */
 function judgeSettings(entry: SettingsEntry, presence: UserPresence): Decided | undefined {
   if (!entry.before || !entry.after) return undefined
   const beforeAt = instantBeforeUnswept(presence, entry.at)
   const before = publicView(presence.sessions, settingsAt(entry.before, beforeAt), beforeAt)
-  const after = publicView(presence.sessions, entry.after, entry.at)
+  // both sides at that instant: the sweep will tell the expiry itself, judged by the settings
+  // after this change (an offline here too would make two), unless they hide the user then
+  const after = publicView(presence.sessions, settingsAt(entry.after, beforeAt), beforeAt)
   const type = diffType(before, after)
   if (!type) return undefined
   return {

@@ -635,3 +635,35 @@ test('a session that expired while its user was invisible says nothing when the 
     ],
   )
 })
+
+test('a visibility change between an expiry and its sweep leaves the offline to the sweep: one offline', async (t) => {
+  const clock = new ManualClock(Date.now())
+  const presenced = await startApp(t, {
+    clock,
+    config: { ...FAST_WEBHOOKS, sessionTtlSeconds: 10, sweepIntervalMs: 3_600_000 },
+  })
+  const receiver = await startReceiver(t)
+  const { app } = presenced
+  const reader = await createKey(app, ['presence:read'])
+  const hook = await createHook(app, receiver, reader.id)
+  const [user, sentinel] = ['211', '212']
+
+  await register(presenced, user)
+  clock.advance(11_000)
+  await call(app, 'PUT', `/admin/v1/users/${user}/settings`, { visibility: 'friends' })
+  assert.equal(await presenced.service.sweepExpired(), 1)
+  await register(presenced, sentinel)
+
+  await receiver.until(() => eventsOf(receiver, sentinel).length === 1, 15_000, 'the sentinel')
+  await presenced.service.webhooks.idle()
+  await drained(app, hook.id)
+  // as for a user whose session expired after the change: the place goes, then one offline
+  assert.deepEqual(
+    eventsOf(receiver, user).map((e) => [e.type, e.presence.state]),
+    [
+      ['online', 'online'],
+      ['update', 'online'],
+      ['offline', 'offline'],
+    ],
+  )
+})

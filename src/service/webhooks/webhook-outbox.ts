@@ -296,7 +296,9 @@ export class WebhookOutbox {
     return {
       userId: event.userId,
       before: { presence: before, settings: settingsAt(event.before, beforeAt), at: beforeAt },
-      after: { presence, settings: event.after, at },
+      // at the same instant: the sweep tells the expiry itself, judged by these settings (an
+      // offline here too made two), unless they hide the user then (turning invisible)
+      after: { presence, settings: settingsAt(event.after, beforeAt), at: beforeAt },
       // what a real sign-out at this instant would say: hiding never tells a receiver it was hidden
       reason: 'explicit',
     }
