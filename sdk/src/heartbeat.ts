@@ -1,4 +1,5 @@
 import { InvalidIdError, PresencedError } from './errors.js'
+import { setTimer } from './set-timer.js'
 
 /** A running heartbeat: keeps a presence alive until stopped. */
 export interface HeartbeatHandle {
@@ -100,7 +101,7 @@ export function startHeartbeat(options: HeartbeatLoopOptions): HeartbeatHandle {
     )
   }
   const schedule = (ms: number): void => {
-    if (stopped === undefined) timer = setTimeout(run, ms)
+    if (stopped === undefined) timer = setTimer(run, ms)
   }
 
   const stop = (): Promise<void> => {

@@ -6,6 +6,7 @@ import {
   type TokenRefusedReason,
 } from './errors.js'
 import { parseJsonLossless } from './lossless-json.js'
+import { setTimer } from './set-timer.js'
 import { TokenSource, type TokenProvider } from './token.js'
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
@@ -76,7 +77,7 @@ export interface JsonResponse<T = unknown> {
 const defaultSleep: Sleep = (ms, signal) =>
   new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason)
-    const timer = setTimeout(() => {
+    const timer = setTimer(() => {
       signal?.removeEventListener('abort', onAbort)
       resolve()
     }, ms)
@@ -103,7 +104,7 @@ function attemptDeadline(
   let expired = false
   const onAbort = () => controller.abort(outer?.reason)
   outer?.addEventListener('abort', onAbort, { once: true })
-  const timer = setTimeout(() => {
+  const timer = setTimer(() => {
     expired = true
     controller.abort(new DOMException(`No answer within ${timeoutMs} ms`, 'TimeoutError'))
   }, timeoutMs)
@@ -178,7 +179,9 @@ export class Transport {
       connectionErrors: retry.connectionErrors ?? true,
     }
     const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
-    this.#timeoutMs = timeout === false || !(timeout > 0) ? undefined : timeout
+    // Infinity is no limit too (a timer would take it for 1 ms: see setTimer)
+    this.#timeoutMs =
+      timeout === false || !(timeout > 0) || timeout === Infinity ? undefined : timeout
     this.sleep = options.sleep ?? defaultSleep
     this.random = options.random ?? Math.random
   }

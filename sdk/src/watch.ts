@@ -12,6 +12,7 @@ import {
 import { parseJsonLossless } from './lossless-json.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
 import { PresenceType, dateOf, genericLocation, placeOf, type Presence } from './presence.js'
+import { setTimer } from './set-timer.js'
 import type { NativePresence, NativeSession, NativeSseRequest } from './wire.js'
 
 export type OfflineReason = 'explicit' | 'timeout' | 'server_lost' | 'node_lost' | (string & {})
@@ -697,7 +698,7 @@ export class Subscription
   /** Sends the unsubscribes left to send after `#unsubscribeWaitMs` (once: one timer). */
   #unsubscribeLater(): void {
     if (this.#unsubscribeTimer !== undefined) return
-    this.#unsubscribeTimer = setTimeout(() => {
+    this.#unsubscribeTimer = setTimer(() => {
       this.#unsubscribeTimer = undefined
       if (this.#connection?.kind === 'websocket' && this.#opened) {
         this.#unsubscribe(this.#connection)
@@ -766,7 +767,7 @@ export class Subscription
         `reconnecting in ${seconds(delayMs)} as the server asks, more than reconnect.maxDelayMs, ${seconds(maxDelayMs)}`,
       )
     }
-    this.#timer = setTimeout(() => {
+    this.#timer = setTimer(() => {
       this.#timer = undefined
       this.#connect()
     }, delayMs)
@@ -854,7 +855,7 @@ export class Subscription
       const wait = this.#transport.retryWait(++add.tries, error.retryAfterMs, 'retryAfterMs')
       if ('delayMs' in wait) {
         add.frame = undefined
-        add.retry = setTimeout(() => this.#resend(add), wait.delayMs)
+        add.retry = setTimer(() => this.#resend(add), wait.delayMs)
         return
       }
       if (wait.notRetried !== undefined) refusal = withNote(error, wait.notRetried)
@@ -1368,7 +1369,7 @@ function watchdog(ms: number | undefined, onIdle: () => void): { touch(): void; 
   let last = Date.now()
   let timer: ReturnType<typeof setTimeout> | undefined
   const arm = (delay: number) => {
-    timer = setTimeout(() => {
+    timer = setTimer(() => {
       const quiet = Date.now() - last
       if (quiet >= ms) onIdle()
       else arm(ms - quiet)
@@ -1410,7 +1411,7 @@ const REFUSAL_MAX_BYTES = 16 * 1024
 async function within<T>(ms: number, read: Promise<T>, cancel: () => void): Promise<T | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => {
+    timer = setTimer(() => {
       cancel()
       resolve(undefined)
     }, ms)

@@ -56,9 +56,12 @@ export function urlProblem(url: string): string | undefined {
   return undefined
 }
 
+/** The longest delay setTimeout holds (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /**
  * --timeout SECONDS as milliseconds (undefined when not given), or a problem to report as bad
- * usage: it must be a positive number.
+ * usage: it must be a positive number. Past 24.8 days it is 24.8 days, which no command notices.
  */
 export function parseTimeout(value: string | undefined): { ms?: number; problem?: string } {
   if (value === undefined) return {}
@@ -68,7 +71,9 @@ export function parseTimeout(value: string | undefined): { ms?: number; problem?
       problem: `--timeout must be a positive number of seconds, got ${JSON.stringify(value)}`,
     }
   }
-  return { ms: Math.round(seconds * 1000) }
+  // a timer holds 2^31 - 1 ms (24.8 days) at most and takes a longer delay for 1 ms: a longer
+  // --timeout failed every command at once ("no answer within 1000000000 s")
+  return { ms: Math.min(Math.round(seconds * 1000), MAX_TIMER_MS) }
 }
 
 /**
