@@ -1,5 +1,12 @@
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
-import { Transport, redactUrls, type FetchLike, type RetryOptions, type Sleep } from './http.js'
+import {
+  Transport,
+  checkNumber,
+  redactUrls,
+  type FetchLike,
+  type RetryOptions,
+  type Sleep,
+} from './http.js'
 import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
 import type { TokenProvider } from './token.js'
 import { mapConcurrent } from './pool.js'
@@ -123,6 +130,8 @@ export class PresencedClient {
         `baseUrl must be an http(s) URL, got ${typeof options?.baseUrl === 'string' ? JSON.stringify(redactUrls(options.baseUrl)) : String(options?.baseUrl)}`,
       )
     }
+    // NaN made no worker run: every lookup answered Offline without a request
+    checkNumber('maxConcurrency', options.maxConcurrency)
     this.#transport = new Transport(options)
     this.#concurrency = Math.max(1, options.maxConcurrency ?? 4)
     this.#WebSocket = options.WebSocket

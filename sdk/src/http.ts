@@ -171,6 +171,11 @@ export class Transport {
     if (typeof f !== 'function') throw new TypeError('No fetch available: pass options.fetch')
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
     const retry = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {})
+    checkNumber('retry.maxAttempts', retry.maxAttempts)
+    checkNumber('retry.baseDelayMs', retry.baseDelayMs, 0)
+    checkNumber('retry.maxDelayMs', retry.maxDelayMs, 0)
+    checkNumber('retry.jitter', retry.jitter)
+    checkTimeout('timeoutMs', options.timeoutMs)
     this.#retry = {
       maxAttempts: Math.max(1, retry.maxAttempts ?? 5),
       baseDelayMs: retry.baseDelayMs ?? 1000,
@@ -418,6 +423,30 @@ export class Transport {
     if (retryAfterMs !== undefined && retryAfterMs > this.#retry.maxDelayMs) return undefined
     return Math.max(backoffDelay(attempt, this.#retry, this.random), retryAfterMs ?? 0)
   }
+}
+
+/**
+ * Refuses, naming it, an option that must be a number and is not, or is NaN (as
+ * `Number(process.env.X)` gives), or is below `min`: such values bent the client silently
+ * (`retry.maxAttempts: NaN` retried a 429 for ever, a negative or NaN delay retried at once).
+ * Undefined (the default) passes.
+ */
+export function checkNumber(name: string, value: unknown, min?: number): void {
+  if (value === undefined) return
+  if (typeof value === 'number' && !Number.isNaN(value) && (min === undefined || value >= min)) {
+    return
+  }
+  const got = typeof value === 'string' ? JSON.stringify(value) : String(value)
+  const range = min === undefined ? '' : min === 0 ? ' of 0 or more' : ` of ${min} or more`
+  throw new TypeError(`${name} must be a number${range}, got ${got}`)
+}
+
+/** Refuses a time limit that is neither a number (0 or less: none) nor false; see checkNumber. */
+export function checkTimeout(name: string, value: unknown): void {
+  if (value === undefined || value === false) return
+  if (typeof value === 'number' && !Number.isNaN(value)) return
+  const got = typeof value === 'string' ? JSON.stringify(value) : String(value)
+  throw new TypeError(`${name} must be a number or false, got ${got}`)
 }
 
 /**

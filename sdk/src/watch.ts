@@ -2,6 +2,8 @@ import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
 import { PresencedError, tokenRefusedOf, type TokenRefusedReason } from './errors.js'
 import {
+  checkNumber,
+  checkTimeout,
   isObject,
   networkReason,
   parseRetryAfter,
@@ -1131,6 +1133,11 @@ export function subscribe(
   ids: readonly string[],
   options: SubscribeOptions,
 ): Subscription {
+  if (options.reconnect !== undefined && options.reconnect !== false) {
+    checkNumber('reconnect.minDelayMs', options.reconnect.minDelayMs, 0)
+    checkNumber('reconnect.maxDelayMs', options.reconnect.maxDelayMs, 0)
+  }
+  checkTimeout('idleTimeoutMs', options.idleTimeoutMs)
   return new Subscription(transport, ids, options)
 }
 
