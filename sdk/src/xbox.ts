@@ -211,7 +211,10 @@ export class XboxClient {
     } & CallOptions = {},
   ): Promise<void> {
     const path = await this.#titlePath(options.xuid, options.signal)
-    const query = options.titleId === undefined ? '' : `?titleId=${String(options.titleId)}`
+    // encoded, so that the server judges the id as given: '6#7' was cut at the '#' (a URL's
+    // fragment) and ended title 6
+    const query =
+      options.titleId === undefined ? '' : `?titleId=${encodeURIComponent(String(options.titleId))}`
     await this.#request('DELETE', path + query, undefined, {
       deviceType: options.deviceType,
       signal: options.signal,

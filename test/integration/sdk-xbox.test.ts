@@ -140,3 +140,29 @@ test(
     assert.equal(reads(), atRejection, 'no chunk went on asking after the call failed')
   },
 )
+
+test('SDK Xbox: clearTitlePresence sends the titleId as given, so a malformed one clears nothing', async (t) => {
+  const server = await startApp(t, { listen: true, config: { xboxBurstMax: 100 } })
+  const me = createClient({ baseUrl: server.url, token: await server.tokens.issue(ME as never) })
+  const titles = async () =>
+    (await me.xbox.me('title')).devices.flatMap((d) => d.titles.map((title) => title.id)).sort()
+  const five = me.xbox.setTitlePresence({ titleId: 5 })
+  const six = me.xbox.setTitlePresence({ titleId: 6 })
+  try {
+    await Promise.all([five.ready, six.ready])
+    assert.deepEqual(await titles(), ['5', '6'])
+    // '#7' was taken for the URL's fragment: the request named title 6, which it ended
+    for (const titleId of ['6#7', '6?x=1', '5&titleId=6', '6 ']) {
+      await assert.rejects(
+        me.xbox.clearTitlePresence({ titleId }),
+        (error: unknown) => error instanceof PresencedError && error.status === 400,
+        JSON.stringify(titleId),
+      )
+    }
+    assert.deepEqual(await titles(), ['5', '6'])
+    await me.xbox.clearTitlePresence({ titleId: 6 })
+    assert.deepEqual(await titles(), ['5'])
+  } finally {
+    await Promise.all([five.stop(), six.stop()])
+  }
+})
