@@ -17,7 +17,8 @@ const USAGE = `Usage: presenced heartbeat --token <token> [--place <id>] [--loca
                            [--platform <name>] [--url <server>] [--timeout <seconds>]
 
 Keeps a user online until Ctrl-C, beating at the interval the server asks for; on Ctrl-C (or
-SIGTERM) it disconnects, so watchers see the user leave at once.
+SIGTERM) it disconnects, so watchers see the user leave at once. Stopped before the server
+answered the first beat, it gives the disconnect 3 s (exit 1 when unanswered).
 
 Options:
   --token <token>    whose presence (default $PRESENCED_TOKEN); get one with 'presenced token'
@@ -59,11 +60,21 @@ export function runHeartbeat(args: string[]): Promise<number> {
       throw new UsageError(`--place must be a positive 64-bit integer, got ${echoed(values.place)}`)
     }
     const { fetch, retry } = commandClientOptions(values.timeout)
+    // the requests under way, so that a stop before the first answer can abandon them
+    let pending = new AbortController()
+    const abandonPending = () => {
+      pending.abort(new Error('stopped'))
+      pending = new AbortController()
+    }
     // --timeout bounds each exchange (fetch); without it the command waits, as it says
     const client = createClient({
       baseUrl: serverUrl(values.url),
       token,
-      fetch,
+      fetch: (input, init) =>
+        fetch(input, {
+          ...init,
+          signal: init?.signal ? AbortSignal.any([init.signal, pending.signal]) : pending.signal,
+        }),
       retry,
       timeoutMs: false,
     })
@@ -80,12 +91,42 @@ export function runHeartbeat(args: string[]): Promise<number> {
       },
     })
     const stopped = untilStopped('heartbeat')
-    try {
-      await alive.ready
-    } catch (error) {
+    const first = await Promise.race([
+      alive.ready.then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      ),
+      stopped.then((signal) => ({ signal })),
+    ])
+    if (first !== undefined && 'signal' in first) {
+      // stopped before the server answered the first beat: that beat is abandoned (stop() would
+      // wait for it, and a server that never answers would hold the command until a second
+      // signal killed it), then the disconnect is tried for a while, as the beat may have landed
+      abandonPending()
+      const disconnected = await Promise.race([
+        alive.stop().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<false>((resolve) => setTimeout(resolve, STOP_DISCONNECT_MS, false).unref()),
+      ])
+      abandonPending()
+      if (disconnected) {
+        console.log(
+          `${first.signal}: stopped before the server answered the first beat; disconnected`,
+        )
+        return 0
+      }
+      console.error(
+        `presenced heartbeat: ${first.signal}: stopped before the server answered the first beat; ` +
+          `it did not answer the disconnect within ${STOP_DISCONNECT_MS / 1000} s either`,
+      )
+      return EXIT.failure
+    }
+    if (first !== undefined) {
       // the loop keeps trying after a transient failure; a first failure ends the command
       await alive.stop().catch(() => {})
-      throw error
+      throw first.error
     }
     started = true
     console.log(
@@ -108,3 +149,6 @@ export function runHeartbeat(args: string[]): Promise<number> {
 }
 
 const noSignal = (): undefined => undefined
+
+/** How long a stop before the first answer waits for the disconnect it sends. */
+const STOP_DISCONNECT_MS = 3000
