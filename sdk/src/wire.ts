@@ -65,6 +65,35 @@ export interface XboxTitleRequest {
 
 export type XboxLevel = 'user' | 'device' | 'title' | 'all'
 
+/**
+ * An Xbox device type name as presenced spells it (known names in the Xbox way whatever the case
+ * a writer used; `D` and `MCapensis` as XboxOne, `W8` as Windows8), `GameServer` for a game
+ * server's report, or `Unknown` in a lastSeen without one. Other names are kept as written,
+ * so any string may come: the names are listed for completion and checking, not as a limit.
+ */
+export type XboxDeviceType =
+  | 'XboxOne'
+  | 'Scarlett'
+  | 'Xbox360'
+  | 'PC'
+  | 'Win32'
+  | 'Windows8'
+  | 'WindowsOneCore'
+  | 'WindowsOneCoreMobile'
+  | 'WindowsPhone'
+  | 'WindowsPhone7'
+  | 'MoLive'
+  | 'iOS'
+  | 'Android'
+  | 'AppleTV'
+  | 'Nintendo'
+  | 'PlayStation'
+  | 'Web'
+  | 'GameServer'
+  | 'Unknown'
+  // any other string, without collapsing the names above into `string` for editors
+  | (string & {})
+
 /** The native API's states (docs/reference/native.md, "Presence"). */
 export type NativeState = 'offline' | 'online' | 'inGame' | 'inStudio' | 'invisible'
 

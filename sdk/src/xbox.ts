@@ -5,9 +5,9 @@ import { isObject, subjectOf, type Transport } from './http.js'
 import { toIdString } from './ids.js'
 import { mapConcurrent } from './pool.js'
 import { dateOf } from './presence.js'
-import type { XboxLevel, XboxTitleRequest } from './wire.js'
+import type { XboxDeviceType, XboxLevel, XboxTitleRequest } from './wire.js'
 
-export type { XboxLevel } from './wire.js'
+export type { XboxDeviceType, XboxLevel } from './wire.js'
 
 /** The most XUIDs one `POST /users/batch` accepts. */
 export const XBOX_BATCH_LIMIT = 1100
@@ -24,7 +24,7 @@ export interface XboxTitle {
 
 export interface XboxDevice {
   /** Xbox device type name (XboxOne, Scarlett, PC, iOS, Android, Web, ...), kept as given. */
-  readonly type: string
+  readonly type: XboxDeviceType
   readonly titles: readonly XboxTitle[]
 }
 
@@ -34,7 +34,7 @@ export interface XboxPresence {
   readonly devices: readonly XboxDevice[]
   /** Where the user was last seen; only when no device is online. */
   readonly lastSeen: {
-    readonly deviceType: string
+    readonly deviceType: XboxDeviceType
     readonly titleId: string
     readonly titleName: string
     readonly timestamp: Date
@@ -44,7 +44,7 @@ export interface XboxPresence {
 export interface XboxBatchQuery {
   users: readonly (string | number | bigint | { id: string | number | bigint })[]
   level?: XboxLevel
-  deviceTypes?: readonly string[]
+  deviceTypes?: readonly XboxDeviceType[]
   titles?: readonly (string | number)[]
   onlineOnly?: boolean
   /** Aborting cancels the call (requests in flight and backoff waits). */
@@ -60,7 +60,7 @@ export interface TitlePresenceOptions {
   /** Whose presence to write; default: the token's own user. */
   xuid?: string | number | bigint
   /** The device the title runs on (sent as x-xbl-device-type); the server has a default. */
-  deviceType?: string
+  deviceType?: XboxDeviceType
   /** Called when a heartbeat fails (it is retried). */
   onError?: (error: unknown) => void
   signal?: AbortSignal

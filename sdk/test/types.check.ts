@@ -9,6 +9,7 @@ import {
   type Presence,
   type PresenceEvent,
   type XboxPresence,
+  type XboxDeviceType,
   type HeartbeatHandle,
   type TokenRefusedReason,
   type TokenRequest,
@@ -109,3 +110,12 @@ createClient({
 // @ts-expect-error a provider gives a string, not undefined
 createClient({ baseUrl: 'http://127.0.0.1:8080', token: () => undefined })
 export const maxIds: number = client.subscribe([1]).maxIds
+
+// Xbox device types: the names complete and check, any other string still passes
+export const scarlett: XboxDeviceType = 'Scarlett'
+export const other: XboxDeviceType = 'SomeNewConsole'
+export type DeviceTypeOfDevice = Expect<
+  Equal<XboxPresence['devices'][number]['type'], XboxDeviceType>
+>
+void client.xbox.batch({ users: [1], deviceTypes: ['XboxOne', 'PC'] })
+void client.xbox.setTitlePresence({ titleId: 1, deviceType: 'Scarlett' })
