@@ -16,7 +16,7 @@ import {
 } from './client-command.js'
 
 const USAGE = `Usage: presenced get <user ids...> [--json] [--url <server>] [--token <token>]
-                                        [--timeout <seconds>]
+                     [--timeout <seconds>]
 
 Prints the presence of users as a table (or JSON with --json), in the order given.
 Ids are 64-bit integers; any number of them (sent in batches of 50).

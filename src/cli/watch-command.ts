@@ -22,8 +22,8 @@ import {
   whereOf,
 } from './client-command.js'
 
-const USAGE = `Usage: presenced watch <user ids...> --token <token> [--json] [--sse] [--url <server>]
-                                             [--timeout <seconds>]
+const USAGE = `Usage: presenced watch <user ids...> --token <token> [--json] [--sse]
+                       [--url <server>] [--timeout <seconds>]
 
 Shows the presence of users live: their current state, then one line per change, until Ctrl-C.
 Reconnects by itself and resumes where it left off.
