@@ -29,7 +29,10 @@ export interface HeartbeatLoopOptions {
   /** Ends the presence (disconnect / delete); called once by stop(). */
   end: () => Promise<void>
   fallbackIntervalMs: number
-  /** Called with each failed beat; the loop then retries after `retryMs` unless it is final. */
+  /**
+   * Called with each failed beat; the loop then retries after `retryMs` (or the failure's
+   * `retryAfterMs`, when longer) unless it is final.
+   */
   onError?: ((error: unknown) => void) | undefined
   /** Beat at this fraction of the server's interval, so one late beat never lets it lapse. */
   safety?: number
@@ -96,7 +99,10 @@ export function startHeartbeat(options: HeartbeatLoopOptions): HeartbeatHandle {
           rejectEnded(error)
           return
         }
-        schedule(Math.min(retryMs, intervalMs * safety))
+        // a refusal that says when to come back (a 429's or 503's Retry-After the call did not
+        // wait out, being past retry.maxDelayMs) is not tried sooner: it would be refused again
+        const asked = error instanceof PresencedError ? (error.retryAfterMs ?? 0) : 0
+        schedule(Math.max(Math.min(retryMs, intervalMs * safety), asked))
       },
     )
   }
