@@ -133,3 +133,88 @@ test('a slot moving (ASK, TRYAGAIN midway) and moved (MOVED) under a store: read
   assert.equal(Number(await target.cluster('COUNTKEYSINSLOT', slot)), moved.length)
   assert.equal(await store.ready(), true)
 })
+
+test('a slot moving: single-user reads and heartbeats in one tick, some users moved and some not, each served where its key is', async (t) => {
+  const cluster = await startRedisCluster({ masters: 3 })
+  t.after(() => cluster.stop())
+  const connection = new RedisConnection({ cluster: cluster.nodes })
+  assert.ok(await connection.waitReady())
+  const keys = new RedisKeys(uniquePrefix('slot-ask'))
+  const store = new RedisPresenceStore(connection, keys)
+  t.after(() => store.close())
+
+  const bucket = keys.bucketOf('6000000')
+  const users: UserId[] = []
+  for (let id = 6_000_000; users.length < 8; id++) {
+    if (keys.bucketOf(String(id)) === bucket) users.push(String(id) as UserId)
+  }
+  const beat = (userId: UserId, placeId: string) =>
+    store.heartbeat(
+      {
+        userId,
+        key: 'app:PC',
+        source: 'app',
+        deviceType: 'PC',
+        activity: { kind: 'inGame', placeId },
+        ttlMs: 600_000,
+      },
+      Date.now(),
+    )
+  await Promise.all(users.map((userId) => beat(userId, '1')))
+
+  const any = nodeClient(t, cluster.servers[0]!.port)
+  const slot = Number(await any.cluster('KEYSLOT', `{b${bucket}}`))
+  const ranges = await any.cluster('SLOTS')
+  const [, sourcePort, sourceId] = ranges.find(([from, to]) => from <= slot && slot <= to)![2]!
+  const [, targetPort, targetId] = ranges.find(([, , master]) => master![1] !== sourcePort)![2]!
+  const source = nodeClient(t, sourcePort)
+  const target = nodeClient(t, targetPort)
+  await target.cluster('SETSLOT', slot, 'IMPORTING', sourceId)
+  await source.cluster('SETSLOT', slot, 'MIGRATING', targetId)
+  // the presence values of the last four users moved, the rest of the slot still on the source
+  const moved = users.slice(4)
+  await source.call(
+    'MIGRATE',
+    '127.0.0.1',
+    targetPort,
+    '',
+    0,
+    5000,
+    'KEYS',
+    ...moved.map((id) => keys.presence(id)),
+  )
+
+  // eight single-user reads in one tick: ioredis batches them to the source, which answers
+  // four and refers four (ASK) to the target
+  const sessions = async () =>
+    (await Promise.all(users.map((id) => store.getMany([id], Date.now())))).map(
+      ([presence]) => presence!.sessions.length,
+    )
+  const read = await sessions()
+  t.diagnostic(`single-user reads in one tick, midway: sessions ${read.join(',')}`)
+  assert.deepEqual(read, [1, 1, 1, 1, 1, 1, 1, 1])
+
+  // heartbeats in one tick: a user whose keys are all on the source is written there; one whose
+  // value moved (the bucket's index still on the source) is refused (TRYAGAIN), never misapplied
+  const outcomes = await Promise.all(
+    users.map((userId) =>
+      beat(userId, '2').then(
+        () => 'written',
+        (error: unknown) => (error instanceof PresenceError ? error.code : String(error)),
+      ),
+    ),
+  )
+  t.diagnostic(`heartbeats in one tick, midway: ${outcomes.join(',')}`)
+  assert.deepEqual(outcomes.slice(0, 4), ['written', 'written', 'written', 'written'])
+  for (const outcome of outcomes.slice(4)) {
+    assert.ok(outcome === 'written' || outcome === 'STORE_UNAVAILABLE', outcome)
+  }
+  const places = (await Promise.all(users.map((id) => store.getMany([id], Date.now())))).map(
+    ([presence]) => presence!.sessions[0]?.activity.placeId,
+  )
+  t.diagnostic(`places after: ${places.join(',')}`)
+  users.forEach((_, i) =>
+    assert.equal(places[i], outcomes[i] === 'written' ? '2' : '1', `user ${i}`),
+  )
+  assert.equal(Number(await source.exists(...users.slice(0, 4).map((id) => keys.presence(id)))), 4)
+})
