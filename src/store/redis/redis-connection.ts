@@ -901,15 +901,6 @@ export class RedisConnection {
     const client = this.client
     const cluster = client as BoundedCluster
     const asks = cluster.asks
-    const readEach = (slotKeys: readonly string[]) =>
-      Promise.all(
-        slotKeys.map(
-          (key) =>
-            client.sendCommand(
-              new Command('get', [key], { replyEncoding: encoding }),
-            ) as Promise<T | null>,
-        ),
-      )
     const groups = new Map<string, number[]>()
     keys.forEach((key, i) => {
       const tag = hashTagOf(key)
@@ -924,14 +915,14 @@ export class RedisConnection {
         const values = await mget(client, slotKeys).catch((error: unknown) => {
           if (!(error instanceof Error)) throw error
           // a batch refused partly ASK and partly otherwise is not followed by ioredis
-          if (replyIs(error, ASK)) return readEach(slotKeys)
+          if (replyIs(error, ASK)) return readEach<T>(client, slotKeys, encoding)
           if (slotKeys.length === 1 || !replyIs(error, TRY_AGAIN)) throw error
-          return readEach(slotKeys)
+          return readEach<T>(client, slotKeys, encoding)
         })
         if (cluster.asks !== asks) {
           const missing = slotKeys.filter((_, j) => values[j] == null)
           if (missing.length > 0) {
-            const again = await readEach(missing)
+            const again = await readEach<T>(client, missing, encoding)
             let m = 0
             slotKeys.forEach((_, j) => {
               if (values[j] == null) values[j] = again[m++] ?? null
@@ -1374,6 +1365,26 @@ export function toStoreError(error: unknown): unknown {
     return errors.storeUnavailable(replyIs(error, WRITE_REFUSAL))
   }
   return errors.storeUnavailable()
+}
+
+/**
+ * GETs of `keys` on a cluster, each sent on its own (not auto-pipelined), so that each is
+ * followed where its key is: served by the source of a slot being moved, or sent to the target
+ * with ASKING (see RedisConnection.#clusterMget).
+ */
+function readEach<T>(
+  client: RedisClient,
+  keys: readonly string[],
+  encoding: 'utf8' | null,
+): Promise<(T | null)[]> {
+  return Promise.all(
+    keys.map(
+      (key) =>
+        client.sendCommand(
+          new Command('get', [key], { replyEncoding: encoding }),
+        ) as Promise<T | null>,
+    ),
+  )
 }
 
 /** A multi-key command over keys of a slot being migrated, some moved and some not. */
