@@ -21,8 +21,30 @@ const fieldsOf: Record<ProfileRecord['type'], readonly string[]> = {
   user: ['type', 'userId', 'name', 'displayName'],
 }
 
-/** Thrown for a line that cannot be imported; the message says why, without the line number. */
-export class ImportLineError extends Error {}
+/**
+ * The longest line an import takes, in bytes (64 MiB). No valid record comes near it (a title
+ * `PUT /admin/v1/titles/{titleId}` takes fits its body, 1 MiB by default), and it keeps a
+ * line well below the longest string V8 makes (0x1fffffe8) and the CLI's chunks below the
+ * server's 512 MiB import limit.
+ */
+export const MAX_IMPORT_LINE_BYTES = 64 * 1024 * 1024
+
+/**
+ * Thrown for a line that cannot be imported; the message says why, without the line number,
+ * which `line` has when the thrower knows it (linesOf).
+ */
+export class ImportLineError extends Error {
+  readonly line: number | undefined
+  constructor(message: string, line?: number) {
+    super(message)
+    this.line = line
+  }
+}
+
+/** The refusal of line `line`, whose `bytes` (without its end of line) exceed the limit. */
+export function lineTooLong(line: number): ImportLineError {
+  return new ImportLineError(`longer than ${MAX_IMPORT_LINE_BYTES} bytes`, line)
+}
 
 /**
  * Parses and validates one NDJSON line into a record.
@@ -154,7 +176,8 @@ function show(value: unknown): string {
 
 /**
  * The non-blank lines of an NDJSON buffer with their 1-based numbers, a trailing `\r` removed.
- * Works on bytes, so a body larger than the biggest JS string still works.
+ * Works on bytes, so a body larger than the biggest JS string still works; a line longer than
+ * MAX_IMPORT_LINE_BYTES throws (ImportLineError with its number) instead of being decoded.
  */
 export function* linesOf(body: Buffer): Generator<[text: string, lineNumber: number]> {
   let start = 0
@@ -166,6 +189,7 @@ export function* linesOf(body: Buffer): Generator<[text: string, lineNumber: num
     lineNumber++
     let stop = end
     if (stop > start && body[stop - 1] === 0x0d) stop--
+    if (stop - start > MAX_IMPORT_LINE_BYTES) throw lineTooLong(lineNumber)
     if (stop > start) {
       const text = body.toString('utf8', start, stop)
       if (text.trim() !== '') yield [text, lineNumber]

@@ -50,7 +50,7 @@ export async function importNdjson(
   // millions of records in memory.
   let held: ProfileRecord[] | undefined = []
   let validated = 0
-  for (const [text, lineNumber] of linesOf(body)) {
+  for (const [text, lineNumber] of checkedLines(body)) {
     let record: ProfileRecord
     try {
       record = parseImportLine(text)
@@ -82,6 +82,18 @@ export async function importNdjson(
   }
   if (chunk.length > 0) applied += await applyChunk(service, chunk)
   return { lines, records: applied, byType, ms: Math.round(performance.now() - started) }
+}
+
+/** linesOf, a line too long to take refused as any bad line (400 naming it). */
+function* checkedLines(body: Buffer): Generator<[text: string, lineNumber: number]> {
+  try {
+    yield* linesOf(body)
+  } catch (error) {
+    if (error instanceof ImportLineError && error.line !== undefined) {
+      throw refused(error.line, error.message)
+    }
+    throw error
+  }
 }
 
 /** Records held between the passes at most; above, the body is parsed a second time. */
