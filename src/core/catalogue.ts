@@ -24,6 +24,22 @@ export interface UserProfile {
   displayName: string
 }
 
+/**
+ * The characters of `text` as the API's JSON schemas count them for `maxLength` (ajv's
+ * ucs2length): a surrogate pair (an emoji, say) is one character, not two UTF-16 units, so a
+ * name the admin routes take is taken by an import too.
+ *
+ * @example characterCount('😀a') // 2
+ */
+export function characterCount(text: string): number {
+  let count = 0
+  for (let i = 0; i < text.length; i++, count++) {
+    const unit = text.charCodeAt(i)
+    if (unit >= 0xd800 && unit <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
+  }
+  return count
+}
+
 /** One line of a bulk import. */
 export type ProfileRecord =
   | {

@@ -1,6 +1,6 @@
 import { defaultSettings, type Visibility } from '../../core/privacy.js'
 import { parseInt64Id, parseUserId } from '../../core/user-id.js'
-import type { ProfileRecord } from '../../core/catalogue.js'
+import { characterCount, type ProfileRecord } from '../../core/catalogue.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
 import { parseTitle } from './title-rules.js'
 
@@ -163,7 +163,7 @@ function booleanField(o: Record<string, unknown>, key: string, fallback: boolean
 
 function textField(o: Record<string, unknown>, key: string, max: number): string {
   const value = o[key]
-  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+  if (typeof value !== 'string' || value.length === 0 || characterCount(value) > max) {
     throw new ImportLineError(`${show(key)} must be a string of 1 to ${max} characters`)
   }
   return value
