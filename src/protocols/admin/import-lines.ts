@@ -75,7 +75,8 @@ export function parseImportLine(line: string): ImportRecord {
   }
   switch (type as ProfileRecord['type']) {
     case 'settings': {
-      const visibility = o.visibility ?? defaultSettings.visibility
+      // only an absent member takes the default: null is refused, as the admin routes refuse it
+      const visibility = o.visibility === undefined ? defaultSettings.visibility : o.visibility
       if (!visibilities.includes(visibility as Visibility)) {
         throw new ImportLineError(
           `"visibility" must be one of ${visibilities.join(', ')}, got ${show(visibility)}`,
@@ -154,7 +155,8 @@ function int64Field(o: Record<string, unknown>, key: string): string {
 }
 
 function booleanField(o: Record<string, unknown>, key: string, fallback: boolean): boolean {
-  const value = o[key] ?? fallback
+  // absent is the default; null is no flag (it made `"friends":null` a friendship)
+  const value = o[key] === undefined ? fallback : o[key]
   if (typeof value !== 'boolean') {
     throw new ImportLineError(`${show(key)} must be true or false, got ${show(value)}`)
   }
