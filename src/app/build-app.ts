@@ -38,6 +38,8 @@ import { closeUpgradeRequests } from '../protocols/shared/upgrade-requests.js'
 export interface AppOverrides {
   clock?: Clock
   stores?: Stores
+  /** ms a socket may stay idle (CONNECTION_TIMEOUT_MS): shorter in tests of what outlasts it. */
+  connectionTimeoutMs?: number
 }
 
 export interface PresencedApp {
@@ -92,7 +94,7 @@ export async function buildApp(
     return503OnClosing: false,
     // slow or abusive clients must not hold sockets forever (headers: see LeanRoutes)
     requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: CONNECTION_TIMEOUT_MS,
+    connectionTimeout: overrides.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
     ajv: {
       customOptions: {
         // a member a schema forbids is an error, never silently dropped
@@ -109,7 +111,7 @@ export async function buildApp(
 
   // before any route: a request asking for an upgrade that is not one is answered, then closed
   closeUpgradeRequests(app, {
-    idleMs: CONNECTION_TIMEOUT_MS,
+    idleMs: overrides.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
     requestTimeoutMs: config.requestTimeoutMs,
   })
 

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { PresenceService } from '../../service/presence-service.js'
 import { fail } from '../../core/errors.js'
@@ -42,7 +43,16 @@ export async function importRoute(
           `Send the import as NDJSON (content-type ${ndjsonTypes[0]}), one JSON object per line.`,
         )
       }
-      const result = await importNdjson(service, request.body)
+      // the socket is idle while the import is applied (minutes for a large one in fleet mode):
+      // its idle timeout would close it before the answer, the import going on unanswered
+      const socket = request.raw.socket as Socket | undefined
+      // (an injected request's socket has no timer)
+      const timed = typeof socket?.setTimeout === 'function'
+      const idle = (timed && socket.timeout) || 0
+      if (timed) socket.setTimeout(0)
+      const result = await importNdjson(service, request.body).finally(() => {
+        if (timed) socket.setTimeout(idle)
+      })
       request.log.info(
         { lines: result.lines, records: result.records, ms: result.ms },
         'import done',
