@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { createClient, PresencedError } from '@presenced/client'
+import { ManualClock } from '../../src/service/clock.js'
 import { startApp } from '../helpers/start-app.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -15,6 +16,9 @@ test('keepAlive: a beat refused 429 waits for its Retry-After before the next tr
     listen: true,
     // beats every 0.8 s; the third request of a minute is refused with a Retry-After of ~60 s
     config: { sessionTtlSeconds: 2, rateLimitMax: 2, rateLimitWindowSeconds: 60 },
+    // the server's clock held 1 s into a window, where the wall clock's falls anywhere (the
+    // Retry-After was as short as 2 s when a run began near a window's end)
+    clock: new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 1)),
   })
   let beats = 0
   const client = createClient({

@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import type { UserId } from '../../src/core/user-id.js'
 import type { HeartbeatInput } from '../../src/service/presence-service.js'
+import { ManualClock } from '../../src/service/clock.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
 
@@ -590,7 +591,12 @@ test('one client address holds at most 10 public feed streams, so it cannot take
 })
 
 test('stats and the public feed spend the caller’s request budget: 429 with Retry-After past it', async (t) => {
-  const presenced = await startApp(t, { listen: true, config: { rateLimitMax: 3 } })
+  // the clock held still: no window of the limit ends between the requests
+  const presenced = await startApp(t, {
+    listen: true,
+    config: { rateLimitMax: 3 },
+    clock: new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 1)),
+  })
   const statuses: number[] = []
   for (let i = 0; i < 4; i++) {
     const response = await fetch(`${presenced.url}/api/v1/stats`)
