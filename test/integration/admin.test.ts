@@ -247,7 +247,11 @@ test('users catalogue and raw presence', async (t) => {
 
 test("a user's settings reads and writes spend the user's request budget, in the Roblox 429", async (t) => {
   // each PUT is a durable write and a privacy change fanned out to watchers: it was not limited
-  const { app, tokens } = await startApp(t, { config: { rateLimitMax: 3 } })
+  // the clock held still: no window of the limit ends between the requests
+  const { app, tokens } = await startApp(t, {
+    config: { rateLimitMax: 3 },
+    clock: new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 1)),
+  })
   const token = await tokens.issue('56' as UserId)
   const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
   const put = (invisible: boolean) =>
