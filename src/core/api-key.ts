@@ -49,3 +49,15 @@ export function mayWriteUniverse(
   if (record.universes.length === 0) return true
   return universeId !== undefined && record.universes.includes(universeId)
 }
+
+/**
+ * Whether a key (or what it binds) expiring at `expiresAt` (undefined: never) may be made by an
+ * API key expiring at `issuerExpiresAt` (undefined: never, or the operator's admin key): what an
+ * expiring key makes must not outlive it, else it could act on after its own expiry.
+ */
+export function expiresWithin(
+  expiresAt: number | undefined,
+  issuerExpiresAt: number | undefined,
+): boolean {
+  return issuerExpiresAt === undefined || (expiresAt !== undefined && expiresAt <= issuerExpiresAt)
+}

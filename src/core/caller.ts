@@ -43,3 +43,6 @@ export interface AnonymousCaller {
 
 /** Who sent a request, as the Authenticator established it. */
 export type Caller = AnonymousCaller | UserCaller | KeyCaller
+
+/** The API key making a key or a webhook (not the operator's admin key): its id and expiry. */
+export type Issuer = Pick<KeyCaller, 'keyId' | 'expiresAt'>

@@ -1,6 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { isActive, isScope, scopes, type ApiKeyInfo, type ApiKeyRecord } from '../core/api-key.js'
-import type { KeyCaller } from '../core/caller.js'
+import {
+  expiresWithin,
+  isActive,
+  isScope,
+  scopes,
+  type ApiKeyInfo,
+  type ApiKeyRecord,
+} from '../core/api-key.js'
+import type { Issuer } from '../core/caller.js'
 import { fail } from '../core/errors.js'
 import type { Scope } from '../core/privacy.js'
 import { parseInt64Id } from '../core/user-id.js'
@@ -22,7 +29,7 @@ export interface CreateKeyInput {
    * must expire by the instant it does, else an expiring key (on-call access, say) could make
    * one that outlives it and act on after its own expiry. A key that never expires binds nothing.
    */
-  issuer?: Pick<KeyCaller, 'keyId' | 'expiresAt'> | undefined
+  issuer?: Issuer | undefined
 }
 
 const invalid = (message: string) => fail('INVALID_REQUEST', message)
@@ -81,7 +88,7 @@ export class ApiKeys {
       if (expiresAt <= now) throw invalid('expiresAt is in the past')
     }
     const until = input.issuer?.expiresAt
-    if (until !== undefined && (expiresAt === undefined || expiresAt > until)) {
+    if (until !== undefined && !expiresWithin(expiresAt, until)) {
       throw fail(
         'FORBIDDEN',
         `The API key creating this one expires at ${new Date(until).toISOString()}: a key it creates must expire no later (give expiresAt or expiresIn).`,

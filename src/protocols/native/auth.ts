@@ -18,7 +18,7 @@ function credentialOf(request: FastifyRequest): Credential {
   if (typeof fromQuery === 'string') {
     sent.push(['?access_token=', { kind: 'token', token: fromQuery, via: 'query' }])
   } else if (Array.isArray(fromQuery)) {
-    sent.push(...fromQuery.map((): [string, Credential] => ['?access_token=', { kind: 'none' }]))
+    return { kind: 'several', names: fromQuery.map(() => '?access_token=') }
   }
   const key = apiKeyCredential(request.headers)
   if (key !== undefined) sent.push(['x-api-key', key])

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { isScope, type ApiKeyInfo } from '../../core/api-key.js'
-import type { KeyCaller } from '../../core/caller.js'
+import { expiresWithin, isScope, type ApiKeyInfo } from '../../core/api-key.js'
+import type { Issuer } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
 import type { UserPresence } from '../../core/presence.js'
 import type { Scope, UserSettings } from '../../core/privacy.js'
@@ -31,8 +31,6 @@ import { WebhookOutbox } from './webhook-outbox.js'
 import { WebhookRegistry, readScopes } from './webhook-registry.js'
 import { LOST_TO_ANOTHER, retryLostWrites } from '../conflicting-writes.js'
 
-/** The API key making a change (not the operator's admin key): its id and expiry. */
-export type Issuer = Pick<KeyCaller, 'keyId' | 'expiresAt'>
 export type { Delivery, DeliveryState, WebhookEventType } from '../../store/webhook-store.js'
 export type { CreateWebhookInput, UpdateWebhookInput } from './webhook-input.js'
 
@@ -355,8 +353,7 @@ export class Webhooks {
    */
   #outlives(key: Pick<ApiKeyInfo, 'id' | 'expiresAt'> | undefined, issuer: Issuer): void {
     const until = issuer.expiresAt
-    if (until === undefined || key === undefined) return
-    if (key.expiresAt !== undefined && key.expiresAt <= until) return
+    if (key === undefined || until === undefined || expiresWithin(key.expiresAt, until)) return
     throw fail(
       'FORBIDDEN',
       `The API key making this change expires at ${new Date(until).toISOString()}: it may only bind webhooks to keys that expire no later, and API key ${key.id} ${key.expiresAt === undefined ? 'never expires' : `expires at ${new Date(key.expiresAt).toISOString()}`}.`,

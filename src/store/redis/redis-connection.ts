@@ -913,10 +913,12 @@ export class RedisConnection {
       [...groups.values()].map(async (indexes) => {
         const slotKeys = indexes.map((i) => keys[i]!)
         const values = await mget(client, slotKeys).catch((error: unknown) => {
-          if (!(error instanceof Error)) throw error
-          // a batch refused partly ASK and partly otherwise is not followed by ioredis
-          if (replyIs(error, ASK)) return readEach<T>(client, slotKeys, encoding)
-          if (slotKeys.length === 1 || !replyIs(error, TRY_AGAIN)) throw error
+          // ASK: a batch refused partly ASK and partly otherwise is not followed by ioredis;
+          // TRYAGAIN: the slot's keys are split between its two masters (one key never is)
+          const readApart =
+            error instanceof Error &&
+            (replyIs(error, ASK) || (slotKeys.length > 1 && replyIs(error, TRY_AGAIN)))
+          if (!readApart) throw error
           return readEach<T>(client, slotKeys, encoding)
         })
         if (cluster.asks !== asks) {
