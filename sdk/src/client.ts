@@ -7,7 +7,7 @@ import {
   type RetryOptions,
   type Sleep,
 } from './http.js'
-import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
+import { stringifyJson, toIdString, toIdStrings, type HasId, type Id, type Ids } from './ids.js'
 import type { TokenProvider } from './token.js'
 import { mapConcurrent } from './pool.js'
 import { PresenceType, genericLocation, presenceFromWire, type Presence } from './presence.js'
@@ -146,12 +146,9 @@ export class PresencedClient {
    * The presence of each user, in the order given (duplicates answered alike). Accepts ids or
    * objects with an `id`; splits into batches of 50 run with bounded concurrency.
    */
-  async getUserPresences(
-    users: Iterable<Id | HasId>,
-    options: CallOptions = {},
-  ): Promise<Presence[]> {
+  async getUserPresences(users: Ids, options: CallOptions = {}): Promise<Presence[]> {
     options.signal?.throwIfAborted()
-    const ids = Array.from(users, (u) => toIdString(u))
+    const ids = toIdStrings(users)
     const distinct = [...new Set(ids)]
     const batches: string[][] = []
     for (let i = 0; i < distinct.length; i += ROBLOX_BATCH_LIMIT) {
@@ -249,15 +246,11 @@ export class PresencedClient {
    * const sub = client.subscribe([1, 2, 3])
    * for await (const event of sub) console.log(event.type, event.presence.userId)
    */
-  subscribe(users: Iterable<Id | HasId>, options: SubscribeOptions = {}): Subscription {
-    return subscribe(
-      this.#transport,
-      Array.from(users, (u) => toIdString(u)),
-      {
-        WebSocket: this.#WebSocket,
-        ...options,
-      },
-    )
+  subscribe(users: Ids, options: SubscribeOptions = {}): Subscription {
+    return subscribe(this.#transport, toIdStrings(users), {
+      WebSocket: this.#WebSocket,
+      ...options,
+    })
   }
 }
 

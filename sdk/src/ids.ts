@@ -9,6 +9,12 @@ export type Id = number | string | bigint
  */
 export type HasId = { readonly id: Id }
 
+/**
+ * Many ids: an array, a Set, any iterable object of them. A string is not one, though it is
+ * iterable: `'123'` would be the users 1, 2 and 3.
+ */
+export type Ids = Iterable<Id | HasId> & object
+
 const MAX_INT64 = 9223372036854775807n
 const CANONICAL = /^[1-9][0-9]{0,18}$/
 
@@ -29,6 +35,27 @@ export function toIdString(input: unknown, what = 'user id'): string {
     if (CANONICAL.test(s) && (s.length < 19 || BigInt(s) <= MAX_INT64)) return s
   }
   throw new InvalidIdError(input, what)
+}
+
+/**
+ * The canonical decimal string of each id of `ids`, in order (toIdString). Throws a TypeError
+ * for what is not an iterable object of ids: a string would be read as its characters, a number
+ * or a `{ id }` as no ids at all, and either would answer other users or none without a word.
+ */
+export function toIdStrings(ids: Ids, what = 'user id'): string[] {
+  const value: unknown = ids
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== 'function'
+  ) {
+    const shown = typeof value === 'string' ? JSON.stringify(value) : String(value)
+    throw new TypeError(
+      `Expected ${what}s as an array (or another iterable), got ${typeof value} ${shown.slice(0, 40)}: ` +
+        `pass [id] for one`,
+    )
+  }
+  return Array.from(ids, (u) => toIdString(u, what))
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   type Transport,
 } from './http.js'
 import { parseJsonLossless } from './lossless-json.js'
-import { stringifyJson, toIdString, type HasId, type Id } from './ids.js'
+import { stringifyJson, toIdString, toIdStrings, type Ids } from './ids.js'
 import { PresenceType, dateOf, genericLocation, placeOf, type Presence } from './presence.js'
 import { setTimer } from './set-timer.js'
 import type { NativePresence, NativeSession, NativeSseRequest } from './wire.js'
@@ -376,8 +376,8 @@ export class Subscription
    * @example
    * await sub.add([456]).catch((e) => console.warn('not watching 456:', e.code))
    */
-  add(ids: Iterable<Id | HasId>): Promise<void> {
-    const asked = new Set(Array.from(ids, (u) => toIdString(u)))
+  add(ids: Ids): Promise<void> {
+    const asked = new Set(toIdStrings(ids))
     const added = [...asked].filter((id) => !this.#ids.has(id))
     // ids an earlier add() is still waiting for are answered by its answer
     const earlier = this.#adds
@@ -434,8 +434,8 @@ export class Subscription
    * (`RATE_LIMITED`) is sent again after its wait, and one the connection may not have delivered
    * again after the next connection's resume.
    */
-  remove(ids: Iterable<Id | HasId>): void {
-    const removed = Array.from(ids, (u) => toIdString(u)).filter((id) => this.#ids.delete(id))
+  remove(ids: Ids): void {
+    const removed = toIdStrings(ids).filter((id) => this.#ids.delete(id))
     if (removed.length === 0) return
     for (const id of removed) {
       this.#unsent.delete(id)

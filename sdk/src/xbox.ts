@@ -2,7 +2,7 @@ import type { CallOptions } from './client.js'
 import { InvalidIdError } from './errors.js'
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
 import { isObject, subjectOf, type Transport } from './http.js'
-import { toIdString } from './ids.js'
+import { toIdString, toIdStrings } from './ids.js'
 import { mapConcurrent } from './pool.js'
 import { dateOf } from './presence.js'
 import type { XboxDeviceType, XboxLevel, XboxTitleRequest } from './wire.js'
@@ -42,10 +42,11 @@ export interface XboxPresence {
 }
 
 export interface XboxBatchQuery {
-  users: readonly (string | number | bigint | { id: string | number | bigint })[]
+  /** XUIDs (or objects with an `id`): an array, a Set, any iterable object of them. */
+  users: Iterable<Xuid | { id: Xuid }> & object
   level?: XboxLevel
-  deviceTypes?: readonly XboxDeviceType[]
-  titles?: readonly (string | number)[]
+  deviceTypes?: Iterable<XboxDeviceType> & object
+  titles?: Iterable<string | number> & object
   onlineOnly?: boolean
   /** Aborting cancels the call (requests in flight and backoff waits). */
   signal?: AbortSignal
@@ -97,7 +98,9 @@ export class XboxClient {
    * XUIDs the call is split. With `onlineOnly`, users the server leaves out are left out.
    */
   async batch(query: XboxBatchQuery): Promise<XboxPresence[]> {
-    const users = query.users.map((u) => toIdString(u, 'XUID'))
+    const users = toIdStrings(query.users, 'XUID')
+    const deviceTypes = listOf(query.deviceTypes, 'deviceTypes')
+    const titles = listOf(query.titles, 'titles')?.map(String)
     // The server answers each XUID once, so duplicates are asked once and matched by xuid.
     const distinct = [...new Set(users)]
     const chunks: string[][] = []
@@ -109,8 +112,8 @@ export class XboxClient {
     const run = async (chunk: string[], _index: number, signal: AbortSignal) => {
       const body: Record<string, unknown> = { users: chunk }
       if (query.level !== undefined) body.level = query.level
-      if (query.deviceTypes !== undefined) body.deviceTypes = query.deviceTypes
-      if (query.titles !== undefined) body.titles = query.titles.map(String)
+      if (deviceTypes !== undefined) body.deviceTypes = deviceTypes
+      if (titles !== undefined) body.titles = titles
       if (query.onlineOnly !== undefined) body.onlineOnly = query.onlineOnly
       // a POST that only reads
       const response = await this.#request('POST', '/users/batch', JSON.stringify(body), {
@@ -337,4 +340,14 @@ function deviceOf(d: Record<string, unknown>): XboxDevice {
       }
     }),
   }
+}
+
+/** The items of a filter given as any iterable object; a string would be read as its characters. */
+function listOf<T>(items: (Iterable<T> & object) | undefined, what: string): T[] | undefined {
+  if (items === undefined) return undefined
+  const value: unknown = items
+  if (typeof value !== 'object' || value === null || !(Symbol.iterator in value)) {
+    throw new TypeError(`Expected ${what} as an array (or another iterable), got ${typeof value}`)
+  }
+  return Array.from(items)
 }

@@ -194,3 +194,24 @@ test('a string that looks like the marker of a bigint is sent as the string it i
   assert.match(body, /"placeId":9007199254740993\b/)
   assert.equal((JSON.parse(body) as { location: unknown }).location, location)
 })
+
+test('a bare string, number or { id } where a list of ids goes is a TypeError, not other users', async (t) => {
+  const { url, requests } = await fakeServer(t, usersHandler({ inFlight: 0, maxInFlight: 0 }))
+  const client = createClient({ baseUrl: url })
+  // a string is iterable as its characters: '123' asked for users 1, 2 and 3
+  for (const wrong of ['123', 123, { id: 5 }, null]) {
+    await assert.rejects(
+      client.getUserPresences(wrong as never),
+      (error: unknown) => error instanceof TypeError && /as an array/.test(String(error)),
+      `getUserPresences(${JSON.stringify(wrong)})`,
+    )
+    assert.throws(() => client.subscribe(wrong as never), TypeError)
+  }
+  assert.equal(requests.length, 0)
+  // any iterable object of ids is fine
+  const presences = await client.getUserPresences(new Set([1, 2n]).values())
+  assert.deepEqual(
+    presences.map((p) => p.userId),
+    ['1', '2'],
+  )
+})

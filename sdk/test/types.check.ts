@@ -38,6 +38,11 @@ export const presences: Promise<Presence[]> = client.getUserPresences([1, '2', 3
 void client.getUserPresences([1], { signal: AbortSignal.timeout(1000) })
 // @ts-expect-error a signal, not a number of milliseconds
 void client.getUserPresences([1], { signal: 1000 })
+// @ts-expect-error a string is iterable, as its characters: not a list of ids
+void client.getUserPresences('123')
+void client.getUserPresences(new Set([1n, 2n]))
+// @ts-expect-error one id goes in a list
+client.subscribe(123)
 // every call takes a signal: cloak (with or without an xuid), clearing a title, subscribe
 void client.xbox.cloak(true, { signal: AbortSignal.timeout(1000) })
 void client.xbox.cloak(false, '2533274790395904', { signal: AbortSignal.timeout(1000) })

@@ -109,3 +109,45 @@ test('the Xbox API without a token fails clearly, before any request', async (t)
   await assert.rejects(createClient({ baseUrl: url }).xbox.me(), /needs a token/)
   assert.equal(requests.length, 0)
 })
+
+test('xbox.batch takes any iterable of XUIDs, device types and titles, and refuses a bare string', async (t) => {
+  const { url, requests } = await fakeServer(t, (req, res) => {
+    const users = (JSON.parse(req.body) as { users: string[] }).users
+    json(
+      res,
+      200,
+      users.map((xuid) => ({ xuid, state: 'Offline', devices: [] })),
+    )
+  })
+  const client = createClient({ baseUrl: url, token })
+  function* xuids() {
+    yield '2533274800000001'
+    yield 2533274800000002n
+  }
+  const records = await client.xbox.batch({
+    users: xuids(),
+    deviceTypes: new Set(['XboxOne', 'Scarlett'] as const),
+    titles: new Set([1717113201, '219630713']),
+  })
+  assert.deepEqual(
+    records.map((r) => r.xuid),
+    ['2533274800000001', '2533274800000002'],
+  )
+  assert.deepEqual(JSON.parse(requests[0]!.body), {
+    users: ['2533274800000001', '2533274800000002'],
+    deviceTypes: ['XboxOne', 'Scarlett'],
+    titles: ['1717113201', '219630713'],
+  })
+  // a string is iterable, as its characters: it would have asked for XUIDs 2, 5, 3, ...
+  await assert.rejects(
+    // @ts-expect-error a string is not a list of XUIDs
+    client.xbox.batch({ users: '2533274800000001' }),
+    (error: unknown) => error instanceof TypeError && /as an array/.test(String(error)),
+  )
+  await assert.rejects(
+    // @ts-expect-error a string is not a list of titles
+    client.xbox.batch({ users: ['2533274800000001'], titles: '1717113201' }),
+    TypeError,
+  )
+  assert.equal(requests.length, 1, 'nothing sent for the refused calls')
+})
