@@ -140,6 +140,9 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
     if (request.headers['if-none-match'] === file.etag) return reply.code(304).send()
     return reply.send(file.body)
   }
+  // a browser pointed at the server's address lands on the dashboard; relative, so a reverse
+  // proxy's path prefix is kept
+  app.get('/', { schema: hidden }, (_request, reply) => reply.redirect('dashboard', 302))
   app.get('/dashboard', { schema: hidden }, (request, reply) =>
     sendFile('index.html', request, reply),
   )

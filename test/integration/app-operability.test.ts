@@ -32,6 +32,18 @@ test('GET /healthz answers 200 while the process is up', async (t) => {
   assert.deepEqual(response.json(), { status: 'ok' })
 })
 
+test('GET / sends a browser to the dashboard, relative to where it asked', async (t) => {
+  const { app } = await startApp(t)
+  const response = await app.inject('/')
+  assert.equal(response.statusCode, 302)
+  assert.equal(response.headers.location, 'dashboard')
+  const page = await app.inject(new URL(response.headers.location, 'http://host/').pathname)
+  assert.equal(page.statusCode, 200)
+  assert.match(String(page.headers['content-type']), /text\/html/)
+  // only the root: other unknown paths stay 404
+  assert.equal((await app.inject('/nothing-here')).statusCode, 404)
+})
+
 test('GET /readyz answers 200 with the store mode when the stores are ready', async (t) => {
   const { app } = await startApp(t)
   const response = await app.inject('/readyz')
