@@ -349,3 +349,29 @@ test('feed: past its capacity a batch sends nothing public; operators get the co
   assert.equal(admin.items.length + admin.dropped!, users)
   assert.equal(admin.dropped, users - 10)
 })
+
+test('admin feed: a settings item shows the user as operators see them, whatever the settings', async (t) => {
+  const { service, beat, flushed, adminBatches } = setup(t)
+  await beat('1', game)
+  await flushed()
+  adminBatches.length = 0
+  await service.putSettings('1' as UserId, { invisible: true })
+  await service.putSettings('2' as UserId, { visibility: 'friends' })
+  await flushed()
+  const items = adminBatches.flatMap((b) => b.items)
+  assert.deepEqual(
+    items.map((i) => [
+      i.userId,
+      i.type,
+      i.before,
+      i.state,
+      i.invisible,
+      i.sessions.map((s) => `${s.key}@${s.where?.placeId ?? ''}`),
+    ]),
+    [
+      // an operator sees everything: going invisible changes nothing of the presence itself
+      ['1', 'settings', 'inGame', 'inGame', true, ['app:PC@1818']],
+      ['2', 'settings', 'offline', 'offline', false, []],
+    ],
+  )
+})

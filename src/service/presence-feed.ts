@@ -3,6 +3,7 @@ import {
   deriveUserState,
   instantBefore,
   instantBeforeUnswept,
+  liveSessions,
   primarySession,
   type Activity,
   type OfflineReason,
@@ -136,10 +137,13 @@ interface SettingsEntry {
   /** `after`, or read as the change arrived; null when it could not be read. */
   current?: UserSettings | null
   /**
-   * Read as the change arrived, with every stored session (expired and not swept yet too), when
-   * the change matters to the public; null on failure.
+   * Read as the change arrived, with every stored session (expired and not swept yet too): the
+   * operators' item shows it, and the public judge reads it when the change matters to the
+   * public (`judged`); null on failure.
    */
   presence?: UserPresence | null
+  /** The change may alter what the public sees (its level of sight changed). */
+  judged: boolean
   ready: Promise<unknown>
 }
 
@@ -297,20 +301,20 @@ export class PresenceFeed {
       userId,
       before,
       after,
+      judged: !!before && !!after && publicLevel(before) !== publicLevel(after),
       ready: Promise.resolve(),
     }
     const reads: Array<Promise<unknown>> = []
     if (after) entry.current = after
     else reads.push(this.#readSettings(userId).then((s) => (entry.current = s ?? null)))
-    if (before && after && publicLevel(before) !== publicLevel(after)) {
-      // every stored session: one expired and not swept yet is judged alive before (judgeSettings)
-      reads.push(
-        this.#deps.presence.getMany([userId], -Infinity).then(
-          ([presence]) => (entry.presence = presence ?? null),
-          () => (entry.presence = null),
-        ),
-      )
-    }
+    // every stored session: one expired and not swept yet is judged alive before (judgeSettings);
+    // the operators' item shows those alive as the change was made
+    reads.push(
+      this.#deps.presence.getMany([userId], -Infinity).then(
+        ([presence]) => (entry.presence = presence ?? null),
+        () => (entry.presence = null),
+      ),
+    )
     entry.ready = Promise.all(reads)
     this.#append(entry)
   }
@@ -420,13 +424,15 @@ export class PresenceFeed {
         else adminDropped++
       } else {
         const presence = nextPresence[i]?.change.before ?? entry.presence
-        if (complete && presence) {
-          const item = judgeSettings(entry, presence)
+        const judged = nextPresence[i] ? presence : entry.judged ? entry.presence : undefined
+        if (complete && judged) {
+          const item = judgeSettings(entry, judged)
           if (item) decided.push(item)
         }
-        if (!entry.current) adminDropped++
-        else if (admin.length < this.#max) admin.push(adminSettings(entry, entry.current))
-        else adminDropped++
+        if (!entry.current || !presence) adminDropped++
+        else if (admin.length < this.#max) {
+          admin.push(await this.#adminSettings(entry, entry.current, presence))
+        } else adminDropped++
       }
     }
     const publicItems: PublicFeedItem[] = []
@@ -465,19 +471,45 @@ export class PresenceFeed {
       ...(change.reason !== undefined && { reason: change.reason }),
       invisible: settings.invisible,
       visibility: settings.visibility,
-      sessions: await Promise.all(
-        change.after.sessions.map(async ({ key, source, deviceType, activity }) => {
-          const where = whereOf(activity)
-          return {
-            key,
-            source,
-            deviceType,
-            activity,
-            ...(where && { where: await this.#named(where) }),
-          }
-        }),
-      ),
+      sessions: await this.#adminSessions(change.after.sessions),
     }
+  }
+
+  /**
+   * A settings change as operators see it: the user's presence itself, which no setting hides
+   * from them, alive as the change was made (both sides: settings move no session).
+   */
+  async #adminSettings(
+    entry: SettingsEntry,
+    settings: UserSettings,
+    presence: UserPresence,
+  ): Promise<AdminFeedItem> {
+    const state = stateNames[deriveUserState(presence.sessions, entry.at)]!
+    return {
+      at: entry.at,
+      userId: entry.userId,
+      type: 'settings',
+      state,
+      before: state,
+      invisible: settings.invisible,
+      visibility: settings.visibility,
+      sessions: await this.#adminSessions(liveSessions(presence.sessions, entry.at)),
+    }
+  }
+
+  async #adminSessions(sessions: readonly Session[]): Promise<AdminFeedItem['sessions']> {
+    return Promise.all(
+      sessions.map(async ({ key, source, deviceType, activity }) => {
+        const where = whereOf(activity)
+        return {
+          key,
+          source,
+          deviceType,
+          activity,
+          ...(where && { where: await this.#named(where) }),
+        }
+      }),
+    )
   }
 
   /** The place, universe and title names, as the top lists show them. */
@@ -547,19 +579,6 @@ function judgeSettings(entry: SettingsEntry, presence: UserPresence): Decided | 
     type,
     view: after,
     ...(type === 'offline' && { reason: 'explicit' as const }),
-  }
-}
-
-function adminSettings(entry: SettingsEntry, settings: UserSettings): AdminFeedItem {
-  return {
-    at: entry.at,
-    userId: entry.userId,
-    type: 'settings',
-    state: 'offline',
-    before: 'offline',
-    invisible: settings.invisible,
-    visibility: settings.visibility,
-    sessions: [],
   }
 }
 
