@@ -136,16 +136,39 @@ test('inheritActivity: the listed members the previous activity has win, in the 
 })
 
 test('a session ended by expiry is read alive just before it expired', () => {
-  const expired = session('app:PC', 'inGame', T0 - 10)
+  // last beaten a minute before it expired: the user's last write
+  const expired = session('app:PC', 'inGame', T0 - 10, T0 - 60_010)
   const change: PresenceChange = {
     userId: user,
-    before: { userId: user, sessions: [expired], lastOnline: T0 - 10 },
-    after: { userId: user, sessions: [], lastOnline: T0 - 10 },
+    before: { userId: user, sessions: [expired], lastOnline: T0 - 60_010 },
+    after: { userId: user, sessions: [], lastOnline: T0 - 60_010 },
     reason: 'timeout',
     ended: [expired],
   }
   assert.equal(instantBefore(change, T0), T0 - 11)
   assert.equal(instantBefore({ ...change, ended: [] }, T0), T0)
+})
+
+test('an expiry is never read alive after a later write found the user offline', () => {
+  // the PC expired at T0 - 10; the phone started later and ended at T0 - 5 (told offline then)
+  const expired = session('app:PC', 'inGame', T0 - 10, T0 - 60_010)
+  const swept: PresenceChange = {
+    userId: user,
+    before: { userId: user, sessions: [expired], lastOnline: T0 - 5 },
+    after: { userId: user, sessions: [], lastOnline: T0 - 5 },
+    reason: 'timeout',
+    ended: [expired],
+  }
+  assert.equal(instantBefore(swept, T0), T0 - 5)
+  assert.equal(instantBeforeUnswept(swept.before, T0), T0 - 5)
+  // a write that left a session alive (the phone still on): the expiry is read as it happened
+  const phone = session('app:Phone', 'online', T0 + 60_000, T0 - 5)
+  const both = { userId: user, sessions: [expired, phone], lastOnline: T0 - 5 }
+  assert.equal(instantBefore({ ...swept, before: both }, T0), T0 - 11)
+  assert.equal(instantBeforeUnswept(both, T0), T0 - 11)
+  // a last write later than the change's own instant (another node's clock ahead): read at the change
+  const ahead = { ...swept.before, lastOnline: T0 + 50 }
+  assert.equal(instantBefore({ ...swept, before: ahead }, T0), T0)
 })
 
 test('a settings change reads its before just before the first expired session not swept yet', () => {

@@ -229,12 +229,28 @@ export interface ChangePosition {
 
 /**
  * The instant to read a change's `before` at: just before the first session it ended expired, so
- * a session ended by expiry (a sweep, told later than it happened) still counts as alive there.
+ * a session ended by expiry (a sweep, told later than it happened) still counts as alive there;
+ * but never before a later write that found the user offline already (toldOffline).
  */
 export function instantBefore(change: PresenceChange, at: number): number {
   let instant = at
   for (const session of change.ended ?? []) instant = Math.min(instant, session.expiresAt - 1)
-  return instant
+  return toldOffline(change.before, instant, at)
+}
+
+/**
+ * `instant`, or the user's last write when that lies after it and every session of `presence`
+ * (the stored state a change starts from) was over by then. Every write of a user moves its
+ * lastOnline to its instant; a write that leaves every stored session over (a session ended
+ * after the first expired, say) made a change that said the user is offline. A session expired
+ * before it and swept after it must not be read alive again: the sweep's change would say
+ * `offline` a second time, and so would hiding the user before that sweep.
+ */
+function toldOffline(presence: UserPresence, instant: number, at: number): number {
+  const last = presence.lastOnline
+  if (last === undefined || last <= instant) return instant
+  const written = Math.min(last, at)
+  return deriveUserState(presence.sessions, written) === PresenceType.Offline ? written : instant
 }
 
 /**
@@ -243,14 +259,15 @@ export function instantBefore(change: PresenceChange, at: number): number {
  * swept yet, so that a session whose end nobody was told yet counts as alive, as the sweep's own
  * change reads it (instantBefore). Else a user who turns invisible between a session's expiry
  * and its sweep is offline on both sides of the settings change, and hidden on both sides of the
- * sweep's: no `offline` at all, where a visible user's expiry is one.
+ * sweep's: no `offline` at all, where a visible user's expiry is one. Never before a later write
+ * that found the user offline already, as instantBefore.
  */
 export function instantBeforeUnswept(presence: UserPresence, at: number): number {
   let instant = at
   for (const session of presence.sessions) {
     if (session.expiresAt <= at) instant = Math.min(instant, session.expiresAt - 1)
   }
-  return instant
+  return toldOffline(presence, instant, at)
 }
 
 export function offlinePresence(userId: UserId, lastOnline?: number): UserPresence {

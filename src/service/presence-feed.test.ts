@@ -375,3 +375,22 @@ test('admin feed: a settings item shows the user as operators see them, whatever
     ],
   )
 })
+
+test('public and admin feed: an expiry swept after another session started and ended is no second offline', async (t) => {
+  const s = setup(t, { flushMs: 50 })
+  const { sweep } = await expireUnswept(s, '1')
+  await s.beat('1', { kind: 'online' }, 'app:Phone')
+  s.clock.advance(1000)
+  await s.service.endSession('1' as UserId, 'app:Phone')
+  await s.flushed()
+  await sweep()
+  // the phone's end told the user offline: the PC's expiry, swept later, is old news
+  assert.deepEqual(
+    s.publicItems().map((i) => `${i.type}:${i.reason ?? ''}`),
+    ['online:', 'online:', 'offline:explicit'],
+  )
+  assert.deepEqual(
+    s.adminBatches.flatMap((b) => b.items).map((i) => `${i.type}:${i.reason ?? ''}`),
+    ['online:', 'online:', 'offline:explicit'],
+  )
+})
