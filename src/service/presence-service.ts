@@ -818,7 +818,7 @@ export class PresenceService {
         visibility: change.visibility ?? current.visibility,
         invisible: change.invisible ?? current.invisible,
       }
-      const [[settings], [seen]] = await this.#nextSettings([id], [current], [next])
+      const [settings] = await this.#nextSettings([id], [current], [next])
       const event: SettingsEvent = {
         type: 'settings',
         userId: id,
@@ -833,9 +833,10 @@ export class PresenceService {
       if (!this.#history.inProcess && !sameSettings(current, settings!)) {
         await this.#markSettings(event)
       }
-      if (!(await this.#stores.privacy.replaceSettings(id, current, settings!))) {
-        return LOST_TO_ANOTHER
-      }
+      const [landed, [seen]] = await this.#storedAround([id], () =>
+        this.#stores.privacy.replaceSettings(id, current, settings!),
+      )
+      if (!landed) return LOST_TO_ANOTHER
       await this.#announce(event, false, seen)
       return settings!
     })
@@ -941,13 +942,13 @@ export class PresenceService {
     }
     /** The settings records stored, each replacing its `expected`. */
     const landed = new Set<PrivacyRecord>()
-    /** The presence each settings record was last computed from (#importedSettings). */
+    /** The presence each settings record was stored beside (#storedAround). */
     const seen = new Map<PrivacyRecord, UserPresence>()
     let batch: PrivacyRecord[] = privacy
     let pending = settingsRecords
     if (privacy.length > 0) {
       const written = retryLostWrites(async () => {
-        await this.#importedSettings(pending, seen)
+        await this.#importedSettings(pending)
         // marked before the write as well as after, as putSettings does
         const changed = this.#history.inProcess
           ? []
@@ -959,10 +960,17 @@ export class PresenceService {
             changed.map((r) => settingsConcernOf(r.expected!, r.settings)),
           )
         }
-        const refused = new Set(
-          (await this.#stores.privacy.importPrivacy(batch)).map((i) => batch[i]!),
+        const users = [...new Set(batch.flatMap((r) => (r.type === 'settings' ? [r.userId] : [])))]
+        const [refusedAt, presences] = await this.#storedAround(users, () =>
+          this.#stores.privacy.importPrivacy(batch),
         )
-        for (const r of batch) if (r.type === 'settings' && !refused.has(r)) landed.add(r)
+        const refused = new Set(refusedAt.map((i) => batch[i]!))
+        const presenceOf = new Map(users.map((id, i) => [id, presences[i]!]))
+        for (const r of batch) {
+          if (r.type !== 'settings' || refused.has(r)) continue
+          landed.add(r)
+          seen.set(r, presenceOf.get(r.userId)!)
+        }
         if (refused.size === 0) return true
         // a refused line of a user whose later line landed is replaced by it: dropped
         const lastLanded = new Map<UserId, number>()
@@ -997,11 +1005,9 @@ export class PresenceService {
    * Sets each import settings record's `expected` (what is stored now, or what the user's
    * previous record makes it) and `settings` (what it asks, by the rules of nextSettings: its
    * `visibility` and `invisible` stay those of the line, so computing it again asks the same).
-   * `seen` is given the presence each was computed from, for the webhooks (#announce).
    */
   async #importedSettings(
     records: readonly Extract<PrivacyRecord, { type: 'settings' }>[],
-    seen: Map<PrivacyRecord, UserPresence>,
   ): Promise<void> {
     if (records.length === 0) return
     const ids = [...new Set(records.map((r) => r.userId))]
@@ -1017,7 +1023,6 @@ export class PresenceService {
       r.expected = state.get(r.userId)!
       r.settings = nextSettings(r.expected, r.settings, presence, now)
       state.set(r.userId, r.settings)
-      seen.set(r, presence)
     }
   }
 
@@ -1222,9 +1227,9 @@ export class PresenceService {
    * the webhook outbox: enqueued once per change, however many nodes listen. The change is
    * stored already, so each of these effects is tried whatever became of the others (a bus out
    * of reach must not cost the webhooks their event); the first failure is then thrown, as if
-   * the others had not been tried. `seen`, with a settings change: the presence it was computed
-   * from, read before it was stored (WebhookOutbox judges the change by it); this node's own,
-   * never on the bus.
+   * the others had not been tried. `seen`, with a settings change: the presence read beside its
+   * write (#storedAround; WebhookOutbox judges the change by it); this node's own, never on the
+   * bus.
    */
   async #announce(event: BusEvent, changed = false, seen?: UserPresence): Promise<void> {
     let failed: { error: unknown } | undefined
@@ -1335,18 +1340,35 @@ export class PresenceService {
   }
 
   /**
+   * `write` (of `ids`' settings), and the stored presences of `ids` read in the same turn, just
+   * before it: what the webhooks judge the settings change by (#announce's `seen`), the presence
+   * as the settings were stored. Not the one they were computed from: a sign-out stored between
+   * the two was told `offline` by the settings before, and hiding the user then must say nothing
+   * more. Embedded, both are done at once in this turn (the memory store and SQLite answer
+   * without yielding), so nothing lands between them; in fleet mode both go out together, the
+   * read first (a write landing between them makes one `offline` too many, never one too few).
+   */
+  async #storedAround<T>(
+    ids: readonly UserId[],
+    write: () => Promise<T>,
+  ): Promise<[T, UserPresence[]]> {
+    const read = this.#storedPresences(ids)
+    const written = write()
+    return Promise.all([written, read])
+  }
+
+  /**
    * The settings to store for users changing from `current` to `next` (core `nextSettings`),
-   * and the presences they were computed from (every session stored: #storedPresences).
+   * computed from their presences with every session stored (#storedPresences).
    */
   async #nextSettings(
     ids: readonly UserId[],
     current: readonly UserSettings[],
     next: readonly Pick<UserSettings, 'visibility' | 'invisible'>[],
-  ): Promise<[UserSettings[], UserPresence[]]> {
+  ): Promise<UserSettings[]> {
     const presences = await this.#storedPresences(ids)
     const now = this.#clock.now()
-    const settings = next.map((s, i) => nextSettings(current[i]!, s, presences[i]!, now))
-    return [settings, presences]
+    return next.map((s, i) => nextSettings(current[i]!, s, presences[i]!, now))
   }
 
   /** What each side of each block sees of the other now, to keep with the block. */

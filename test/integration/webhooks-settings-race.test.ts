@@ -37,6 +37,8 @@ interface Race {
   read: (now: number) => boolean
   /** Arms the race: after the settings are stored, or before they are (true). */
   beforeWrite?: boolean
+  /** Armed by the test (`arm()`); the race then runs after the read, its answer the one before. */
+  afterRead?: boolean
   /** The write that lands in the race; only awaited until its effect is stored. */
   write: (app: StartedApp) => Promise<void>
   /** Whether USER's presence as stored shows the write landed. */
@@ -76,8 +78,10 @@ async function startRacing(t: TestContext, fleet: boolean, race: Race) {
     presence.getMany = async (ids, now) => {
       if (state.armed && race.read(now) && ids.includes(USER as UserId)) {
         state.armed = false
+        const found = race.afterRead ? await getMany(ids, now) : undefined
         state.ran = runRace()
         await state.ran
+        if (found) return found
       }
       return getMany(ids, now)
     }
@@ -85,6 +89,8 @@ async function startRacing(t: TestContext, fleet: boolean, race: Race) {
   started.app = app
   return {
     app,
+    /** Arms a race `afterRead`: the next read it names runs it. */
+    arm: () => void (state.armed = true),
     /** Resolves once the race ran and its write is answered. */
     async raced(): Promise<void> {
       assert.ok(state.ran, 'the race ran')
@@ -212,6 +218,30 @@ for (const fleet of [false, true]) {
     await signedOut
     settingsHeld.open()
     await put
+
+    assert.deepEqual(await toldOfUser(app, receiver), [
+      ['online', 'online'],
+      ['offline', 'offline'],
+    ])
+  })
+
+  test(`${mode}: a sign-out stored while going invisible, after the change was computed, sends one offline`, async (t) => {
+    // the settings change read the user online, then the sign-out was stored (told `offline`,
+    // judged by the settings before), then the settings: the user is offline to the receiver
+    // already, and hiding an offline user tells nothing
+    const { app, arm, raced } = await startRacing(t, fleet, {
+      ...signOut,
+      afterRead: true,
+      read: (now) => now === -Infinity,
+    })
+    const receiver = await startReceiver(t)
+    await hookTo(app.app, receiver)
+
+    await heartbeat(app, USER)
+    await receiver.until(() => receiver.accepted.length === 1, 15_000, 'the online event')
+    arm()
+    await app.service.putSettings(USER as UserId, { invisible: true })
+    await raced()
 
     assert.deepEqual(await toldOfUser(app, receiver), [
       ['online', 'online'],

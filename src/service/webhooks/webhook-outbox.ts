@@ -49,7 +49,7 @@ type Change = Extract<BusEvent, { type: 'presence' | 'settings' }>
 interface Pending {
   event: Change
   at: number
-  /** A settings change's presence as the service read it to make the change (`record`). */
+  /** A settings change's presence as the service read it beside the settings write (`record`). */
   seen?: UserPresence | undefined
   /** A presence change's settings as they stood when it was stored, where known (`record`). */
   settings?: UserSettings | undefined
@@ -67,7 +67,7 @@ interface Pending {
  * settings in force when it happened: a presence change by those stored with it (fleet mode) or
  * read when it was recorded (embedded), else by the settings as of the next settings change of
  * the same user in the batch (its `before`), else as read now; a settings change by the presence
- * the service read to make it, or the one in force later (see #judged).
+ * the service read beside its write, or the one in force later (see #judged).
  *
  * When the store fails (to read or to store), the batch is held in memory and tried again with
  * backoff until the store answers; changes recorded meanwhile wait behind it and join it, so the
@@ -97,7 +97,7 @@ export class WebhookOutbox {
   /**
    * Resolves once the change's events (if any) are stored, or held after a failed try (then
    * tried again until stored); never rejects. `seen`, with a settings change: the user's presence
-   * as the service read it to make the change, before storing it (every session stored).
+   * as the service read it beside the settings write, just before it (every session stored).
    */
   record(event: BusEvent, seen?: UserPresence): Promise<void> {
     if (event.type !== 'presence' && event.type !== 'settings') return this.#tail
@@ -287,10 +287,12 @@ export class WebhookOutbox {
     // `before`: what receivers may have been told just before the change. The presence read now
     // misses a sign-out stored after the change: a user who hid while online must read as
     // offline, and the sign-out, judged by the new settings, is hidden and says nothing. The one
-    // the service read to make the change misses a sign-in stored before it, which was told as
-    // `online` by the settings before. Either may be what receivers were told last: the online
-    // one is taken, so that hiding a user who may show online always says `offline` (one too
-    // many says nothing untrue: the user is offline, or hidden, to that receiver).
+    // the service read beside the settings write is the presence as they were stored (embedded:
+    // in the same turn; fleet: read just before the write), so a sign-out stored before them,
+    // told `offline` by the settings before, is in it and hiding says nothing more. Where a
+    // write lands between that read and the settings write (fleet, within milliseconds), either
+    // may be what receivers were told last: the online one is taken, so that hiding a user who
+    // may show online always says `offline` (one too many says nothing untrue).
     const before = seen && onlineIn(seen, at) ? seen : presence
     const beforeAt = instantBeforeUnswept(before, at)
     return {

@@ -186,7 +186,7 @@ export class Webhooks {
    * A change made through the service (on this node): its events are stored before this
    * resolves, or held in memory after a failed try and stored when the store answers again.
    * Never rejects: a failure to store is reported (once per outage), the change itself stands.
-   * `seen`, with a settings change: the presence the change was computed from (WebhookOutbox).
+   * `seen`, with a settings change: the presence read beside its write (WebhookOutbox).
    */
   record(event: BusEvent, seen?: UserPresence): Promise<void> {
     return this.#outbox ? this.#outbox.record(event, seen) : Promise.resolve()
