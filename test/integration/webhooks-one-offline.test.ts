@@ -116,3 +116,36 @@ for (const fleet of [false, true]) {
     ])
   })
 }
+
+for (const fleet of [false, true]) {
+  const mode = fleet ? 'fleet' : 'embedded'
+
+  test(`${mode}: at the session cap, a session ended to make room and the rest ending send one offline`, async (t) => {
+    const { app, clock, receiver } = await setup(t, fleet, { maxSessionsPerUser: 1 })
+    const user = '303'
+    await beat(app, user, 'PC')
+    clock.advance(1000)
+    // the cap ends the PC's session for the phone's: the user stays online
+    await beat(app, user, 'iOS')
+    clock.advance(1000)
+    await app.service.endSession(user as UserId, 'app:iOS')
+    clock.advance(TTL_MS + 1000)
+    // the PC's session was ended, not left to expire: nothing to sweep
+    assert.equal(await app.service.sweepExpired(), 0)
+    await beat(app, user, 'PC')
+    clock.advance(TTL_MS + 1000)
+    // and an expired one is no room taken: the phone starts beside it, then ends, then the sweep
+    await beat(app, user, 'iOS')
+    clock.advance(1000)
+    await app.service.endSession(user as UserId, 'app:iOS')
+    assert.equal(await app.service.sweepExpired(), 1)
+    assert.deepEqual(await told(app, receiver, user), [
+      'online:online',
+      'update:online',
+      'offline:offline',
+      'online:online',
+      'online:online',
+      'offline:offline',
+    ])
+  })
+}
