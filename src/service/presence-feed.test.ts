@@ -394,3 +394,18 @@ test('public and admin feed: an expiry swept after another session started and e
     ['online:', 'online:', 'offline:explicit'],
   )
 })
+
+test('public feed: turning invisible after an expiry, with a sign-in right after in the same batch, goes offline', async (t) => {
+  const s = setup(t, { flushMs: 200 })
+  const { sweep } = await expireUnswept(s, '1')
+  // the settings change and the phone's sign-in (hidden) are judged in one batch
+  await s.service.putSettings('1' as UserId, invisible)
+  await s.beat('1', { kind: 'online' }, 'app:Phone')
+  await s.flushed()
+  await sweep()
+  // as when the sign-in comes in a later batch: the user hid while the public saw them online
+  assert.deepEqual(
+    s.publicItems().map((i) => `${i.user}:${i.type}:${i.reason ?? ''}`),
+    ['p1:online:', 'p1:offline:explicit'],
+  )
+})

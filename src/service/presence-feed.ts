@@ -423,8 +423,9 @@ export class PresenceFeed {
         else if (admin.length < this.#max) admin.push(await this.#adminPresence(entry, shown))
         else adminDropped++
       } else {
-        const presence = nextPresence[i]?.change.before ?? entry.presence
-        const judged = nextPresence[i] ? presence : entry.judged ? entry.presence : undefined
+        const next = nextPresence[i]?.change.before
+        const presence = next ? withUnswept(next, entry.presence, entry.at) : entry.presence
+        const judged = next ? presence : entry.judged ? entry.presence : undefined
         if (complete && judged) {
           const item = judgeSettings(entry, judged)
           if (item) decided.push(item)
@@ -580,6 +581,25 @@ function judgeSettings(entry: SettingsEntry, presence: UserPresence): Decided | 
     view: after,
     ...(type === 'offline' && { reason: 'explicit' as const }),
   }
+}
+
+/**
+ * `next` (the `before` of the user's next presence change, what stood until it) with the sessions
+ * it leaves out that had expired by the settings change at `at` and were not swept yet as it
+ * arrived (`read` then, every stored session): a store answers a write's `before` with its live
+ * sessions only, and such a session must count alive just before it expired (judgeSettings), as
+ * the sweep's own change will. Without them a user who hid after an expiry, with a sign-in
+ * (hidden) in the same batch, stayed online to the public for good.
+ */
+function withUnswept(
+  next: UserPresence,
+  read: UserPresence | null | undefined,
+  at: number,
+): UserPresence {
+  if (!read) return next
+  const keys = new Set(next.sessions.map((s) => s.key))
+  const unswept = read.sessions.filter((s) => s.expiresAt <= at && !keys.has(s.key))
+  return unswept.length === 0 ? next : { ...next, sessions: [...next.sessions, ...unswept] }
 }
 
 function publicLevel(settings: UserSettings): 'hidden' | 'presence' | 'full' {
