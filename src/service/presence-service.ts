@@ -833,11 +833,11 @@ export class PresenceService {
       if (!this.#history.inProcess && !sameSettings(current, settings!)) {
         await this.#markSettings(event)
       }
-      const [landed, [seen]] = await this.#storedAround([id], () =>
+      const [landed, seen] = await this.#storedAround([id], () =>
         this.#stores.privacy.replaceSettings(id, current, settings!),
       )
       if (!landed) return LOST_TO_ANOTHER
-      await this.#announce(event, false, seen)
+      await this.#announce(event, false, seen?.[0])
       return settings!
     })
   }
@@ -965,11 +965,12 @@ export class PresenceService {
           this.#stores.privacy.importPrivacy(batch),
         )
         const refused = new Set(refusedAt.map((i) => batch[i]!))
-        const presenceOf = new Map(users.map((id, i) => [id, presences[i]!]))
+        const presenceOf = new Map(presences ? users.map((id, i) => [id, presences[i]!]) : [])
         for (const r of batch) {
           if (r.type !== 'settings' || refused.has(r)) continue
           landed.add(r)
-          seen.set(r, presenceOf.get(r.userId)!)
+          const presence = presenceOf.get(r.userId)
+          if (presence) seen.set(r, presence)
         }
         if (refused.size === 0) return true
         // a refused line of a user whose later line landed is replaced by it: dropped
@@ -1347,12 +1348,14 @@ export class PresenceService {
    * more. Embedded, both are done at once in this turn (the memory store and SQLite answer
    * without yielding), so nothing lands between them; in fleet mode both go out together, the
    * read first (a write landing between them makes one `offline` too many, never one too few).
+   * A read that fails gives none (the outbox then judges by the presence it reads later): the
+   * write stands, and must still be told.
    */
   async #storedAround<T>(
     ids: readonly UserId[],
     write: () => Promise<T>,
-  ): Promise<[T, UserPresence[]]> {
-    const read = this.#storedPresences(ids)
+  ): Promise<[T, UserPresence[] | undefined]> {
+    const read = this.#storedPresences(ids).catch(() => undefined)
     const written = write()
     return Promise.all([written, read])
   }

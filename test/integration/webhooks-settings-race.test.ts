@@ -288,3 +288,36 @@ for (const fleet of [false, true]) {
     assert.equal((offline.data.presence as { userId: string }).userId, USER)
   })
 }
+
+for (const fleet of [false, true]) {
+  const mode = fleet ? 'fleet' : 'embedded'
+
+  test(`${mode}: a presence read failing beside the settings write leaves the change told`, async (t) => {
+    // the second read of USER's stored presence in a settings change is the one beside its write
+    let reads = 0
+    let failing = false
+    const app = await startWithStores(t, fleet, 'settings-race', (stores) => {
+      const { presence } = stores
+      const getMany = presence.getMany.bind(presence)
+      presence.getMany = async (ids, now) => {
+        if (failing && now === -Infinity && ids.includes(USER as UserId) && ++reads === 2) {
+          throw new Error('the read beside the write failed')
+        }
+        return getMany(ids, now)
+      }
+    })
+    const receiver = await startReceiver(t)
+    await hookTo(app.app, receiver)
+    await heartbeat(app, USER)
+    await receiver.until(() => receiver.accepted.length === 1, 15_000, 'the online event')
+
+    failing = true
+    // stored: answered and told as any settings change, judged by the presence read later
+    await app.service.putSettings(USER as UserId, { invisible: true })
+    assert.equal((await app.service.getSettings(USER as UserId)).invisible, true)
+    assert.deepEqual(await toldOfUser(app, receiver), [
+      ['online', 'online'],
+      ['offline', 'offline'],
+    ])
+  })
+}
