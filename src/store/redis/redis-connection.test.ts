@@ -301,3 +301,31 @@ test("a SELECT Redis refuses (the URL's database) keeps the connection down as a
   assert.deepEqual(await keysByDb([0]), { 0: [] })
   assert.deepEqual(rejections, [])
 })
+
+test('script(): a command of its own deadline, not the timeout; sent again as EVAL once Redis lost the script', async (t) => {
+  const redis = await privateRedis(t, 'connection-script')
+  const connection = new RedisConnection({ url: redis.url }, { commandTimeoutMs: 100 }).retain()
+  t.after(() => connection.release())
+  assert.ok(await connection.waitReady())
+  assert.equal(connection.deadlineFor(10_000), 100 + 2_000)
+  const lease = (key: string, deadlineMs: number) =>
+    connection.script<number>('presencedLease', [key, 'me', '60000'], deadlineMs)
+  assert.equal(await lease('a', 100), 1)
+  // Redis stalls 400 ms: past the 100 ms timeout, within the command's own 2 s
+  redis.process().kill('SIGSTOP')
+  const slow = lease('b', 2_000)
+  const failed = lease('c', 100).then(
+    () => 'answered',
+    (error: Error) => error.message,
+  )
+  await sleep(400)
+  redis.process().kill('SIGCONT')
+  assert.equal(await slow, 1)
+  assert.equal(await failed, 'Command timed out')
+  // a Redis that forgot its scripts (restarted, SCRIPT FLUSH) gets the script again
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  await admin.script('FLUSH')
+  assert.equal(await lease('d', 1_000), 1)
+  assert.equal(await admin.exists('d'), 1)
+})

@@ -6,6 +6,7 @@ import {
   Command,
   Redis,
   type ClusterOptions,
+  type RedisCommander,
   type RedisOptions,
   type Result,
 } from 'ioredis'
@@ -106,6 +107,9 @@ declare module 'ioredis' {
 
 export type RedisClient = Redis | Cluster
 
+/** The scripts RedisConnection defines on its client (see fixedScripts). */
+export type PresencedScript = Extract<keyof RedisCommander, `presenced${string}`>
+
 /** The scripts whose number of keys varies: it is their first argument (see `variadic`). */
 export type VariadicScript = 'presencedLimitedHeartbeat' | 'presencedRateLimit'
 
@@ -166,6 +170,25 @@ function fixedScripts(): Array<[name: string, numberOfKeys: number, lua: string]
     ['presencedBlockEndForget', 1, lua('block-end-forget.lua')],
     ['presencedSettings', 2, presenceLua('settings.lua')],
   ]
+}
+
+/**
+ * ms a command's deadline grows by for each user whose writes it waits on (see
+ * RedisConnection.deadlineFor): 5,000 users a second, a quarter of the rate at which Redis joined
+ * players of reports while the machine was loaded (docs/reference/servers.md: 17,882 a second end
+ * to end, load average 7-18); idle, a 10,000-player first report kept Redis ~300 ms.
+ */
+export const DEADLINE_MS_PER_USER = 0.2
+
+/** A script ioredis defined (defineCommand): its command class sends EVAL on a socket's first use. */
+interface DefinedScript {
+  Command: new (
+    name: string,
+    args: Array<string | number>,
+    options: { replyEncoding: 'utf8' | null },
+  ) => Command
+  sha: string
+  numberOfKeys: number | null
 }
 
 /** Keys of one joined MGET at most (see RedisConnection.mget): a bigger batch starts another. */
@@ -624,6 +647,45 @@ export class RedisConnection {
         return client.eval(script.lua, keys.length, ...keys, ...args) as Promise<T>
       },
     )
+  }
+
+  /**
+   * The deadline of a command that carries, or waits in Redis behind, the writes of `users` users
+   * (a game server's report: its roster swap and its buckets' scripts, which Redis runs one after
+   * the other, so the last one's reply comes once the whole report is done): the command timeout
+   * plus DEADLINE_MS_PER_USER a user. A fixed timeout answered 503 to a 10,000-player report that
+   * Redis then applied whole (test/fleet/report-deadline.test.ts).
+   */
+  deadlineFor(users: number): number {
+    return this.#options.commandTimeoutMs + Math.ceil(users * DEADLINE_MS_PER_USER)
+  }
+
+  /**
+   * Defined script `name` run on `args` (its keys, then its arguments), failing as timed out after
+   * `deadlineMs` (deadlineFor) instead of the command timeout. Sent on its own, not through
+   * ioredis's auto-pipelining, which gives every command the client's timeout: the commands of one
+   * turn still all go out before any reply is waited for (a report stays one round trip a master).
+   * On a connection's first use of the script it goes as EVAL (ioredis's script command does
+   * that), and again as EVAL when Redis no longer has it (NOSCRIPT: Redis restarted, SCRIPT FLUSH).
+   */
+  script<T>(name: PresencedScript, args: readonly string[], deadlineMs: number): Promise<T> {
+    const scripts = (this.client as unknown as { scriptsSet: Record<string, DefinedScript> })
+      .scriptsSet
+    const script = scripts[name]!
+    const send = () => {
+      const command = new script.Command(
+        'evalsha',
+        [script.sha, script.numberOfKeys ?? 0, ...args],
+        { replyEncoding: 'utf8' },
+      )
+      // set before the client's own (sendCommand), which then keeps this one
+      command.setTimeout(deadlineMs)
+      return this.client.sendCommand(command) as Promise<T>
+    }
+    return send().catch((error: unknown) => {
+      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
+      return send()
+    })
   }
 
   /**

@@ -467,8 +467,10 @@ export class RedisPresenceStore implements PresenceStore {
 
   /**
    * The report's players are applied by one script per bucket they fall in, issued together with
-   * the swap of the server's last report (which lists its players), so they are auto-pipelined:
-   * one round trip per shard. Players of the previous report who are not listed now leave in a
+   * the swap of the server's last report (which lists its players), all sent before any reply is
+   * waited for: one round trip per shard. Each is given a deadline that grows with the report's
+   * players (RedisConnection.deadlineFor): Redis runs them one after the other, and a fixed
+   * timeout answered 503 to a large report it then applied whole. Players of the previous report who are not listed now leave in a
    * second round trip, only when there are any, and a third drops them from the last report
    * (server-settle.lua): until then it keeps them (server-roster.lua). A report that fails
    * midway (Redis unavailable) may be partly applied; reports are idempotent, and the retry
@@ -494,10 +496,12 @@ export class RedisPresenceStore implements PresenceStore {
       ttlMs: report.ttlMs,
       reason: 'explicit',
     })
-    const client = this.#connection.client
+    const connection = this.#connection
     const serverKey = this.#keys.server(report.gameId)
     const written = JSON.stringify(index)
     const universes = report.universes
+    // every command of a step waits in Redis behind the others (see RedisConnection.deadlineFor)
+    const listedDeadline = connection.deadlineFor(report.players.length)
     return thrownIfRefused(
       this.#connection.run(async (): Promise<PresenceChange[] | ServerUniverseRefused> => {
         let left: string[]
@@ -506,33 +510,46 @@ export class RedisPresenceStore implements PresenceStore {
           // a writer limited to universes: the roster swapped first, in the step that checks whose
           // it is, and the sessions written only once it is ours (a round trip more, as the read
           // it replaces was)
-          left = await client.presencedServerRoster(
-            serverKey,
-            written,
-            keepMs,
-            String(now),
-            ...universes,
+          left = await connection.script<string[]>(
+            'presencedServerRoster',
+            [serverKey, written, keepMs, String(now), ...universes],
+            listedDeadline,
           )
           if (left[0] === '!') return new ServerUniverseRefused(left[1] || undefined)
           replies = await Promise.all(
-            this.#byBucket(report.players).map(([bucket, ids]) => apply(bucket, ids, [])),
+            this.#byBucket(report.players).map(([bucket, ids]) =>
+              apply(bucket, ids, [], listedDeadline),
+            ),
           )
         } else {
           // the roster swapped beside the listed players' sessions (one round trip); it keeps the
           // players who left until their sessions are ended, so a retry after a failure ends them
           ;[left, ...replies] = await Promise.all([
-            client.presencedServerRoster(serverKey, written, keepMs),
-            ...this.#byBucket(report.players).map(([bucket, ids]) => apply(bucket, ids, [])),
+            connection.script<string[]>(
+              'presencedServerRoster',
+              [serverKey, written, keepMs],
+              listedDeadline,
+            ),
+            ...this.#byBucket(report.players).map(([bucket, ids]) =>
+              apply(bucket, ids, [], listedDeadline),
+            ),
           ])
         }
         if (left.length > 0) {
+          const leftDeadline = connection.deadlineFor(left.length)
           replies.push(
             ...(await Promise.all(
-              this.#byBucket(left as UserId[]).map(([bucket, ids]) => apply(bucket, [], ids)),
+              this.#byBucket(left as UserId[]).map(([bucket, ids]) =>
+                apply(bucket, [], ids, leftDeadline),
+              ),
             )),
           )
           const kept = `${written.slice(0, -1)},"l":${JSON.stringify(left)}}`
-          await client.presencedServerSettle(serverKey, kept, written)
+          await connection.script(
+            'presencedServerSettle',
+            [serverKey, kept, written],
+            connection.deadlineFor(left.length + report.players.length),
+          )
         }
         return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
       }),
@@ -545,7 +562,8 @@ export class RedisPresenceStore implements PresenceStore {
     reason: OfflineReason,
     universes?: readonly string[],
   ): Promise<PresenceChange[]> {
-    const client = this.#connection.client
+    const connection = this.#connection
+    const client = connection.client
     const serverKey = this.#keys.server(gameId)
     return thrownIfRefused(
       this.#connection.run(async (): Promise<PresenceChange[] | ServerUniverseRefused> => {
@@ -561,10 +579,12 @@ export class RedisPresenceStore implements PresenceStore {
           return new ServerUniverseRefused(universeId)
         }
         const apply = this.#applyRoster(gameId, now, { tail: '', ttlMs: 0, reason })
+        const players = playersOf(previous)
+        const deadline = connection.deadlineFor(players.length)
         const replies = await Promise.all(
-          this.#byBucket(playersOf(previous)).map(([bucket, ids]) => apply(bucket, [], ids)),
+          this.#byBucket(players).map(([bucket, ids]) => apply(bucket, [], ids, deadline)),
         )
-        await client.presencedServerDrop(serverKey, previous)
+        await connection.script('presencedServerDrop', [serverKey, previous], deadline)
         return replies.flatMap((reply) => reply.map((m) => this.#change(m)))
       }),
     )
@@ -602,29 +622,38 @@ export class RedisPresenceStore implements PresenceStore {
     gameId: string,
     now: number,
     how: { tail: string; ttlMs: number; reason: OfflineReason },
-  ): (bucket: number, listed: readonly UserId[], left: readonly UserId[]) => Promise<string[]> {
+  ): (
+    bucket: number,
+    listed: readonly UserId[],
+    left: readonly UserId[],
+    deadlineMs: number,
+  ) => Promise<string[]> {
     const k = this.#keys
-    const client = this.#connection.client
+    const connection = this.#connection
     const key = keyText(serverSessionKey(gameId))
-    return (bucket, listed, left) =>
-      client.presencedServerReport(
-        k.dueTimer(bucket),
-        k.counts(bucket),
-        String(now),
-        key,
-        how.tail,
-        String(how.ttlMs),
-        k.presencePrefix(bucket),
-        k.duePrefix(bucket),
-        String(k.dueShards),
-        how.reason,
-        this.#channel,
-        this.#nodeId,
-        ...this.#hist(bucket),
-        this.#maxSessions,
-        String(listed.length),
-        ...listed,
-        ...left,
+    return (bucket, listed, left, deadlineMs) =>
+      connection.script<string[]>(
+        'presencedServerReport',
+        [
+          k.dueTimer(bucket),
+          k.counts(bucket),
+          String(now),
+          key,
+          how.tail,
+          String(how.ttlMs),
+          k.presencePrefix(bucket),
+          k.duePrefix(bucket),
+          String(k.dueShards),
+          how.reason,
+          this.#channel,
+          this.#nodeId,
+          ...this.#hist(bucket),
+          this.#maxSessions,
+          String(listed.length),
+          ...listed,
+          ...left,
+        ],
+        deadlineMs,
       )
   }
 
