@@ -6,8 +6,21 @@ import { PresenceError } from '../../src/core/errors.js'
 import { RedisKeys } from '../../src/store/redis/keys.js'
 import { RedisConnection } from '../../src/store/redis/redis-connection.js'
 import { RedisPresenceStore } from '../../src/store/redis/redis-presence-store.js'
+import { RedisProfileStore } from '../../src/store/redis/redis-profile-store.js'
 import { startRedisCluster } from '../helpers/redis-cluster.js'
 import { uniquePrefix } from '../helpers/redis.js'
+
+/** The hash slot of a hash tag: CRC16 (XMODEM) mod 16384, as Redis Cluster computes it. */
+function slotOf(tag: string): number {
+  let crc = 0
+  for (const byte of Buffer.from(tag, 'utf8')) {
+    crc ^= byte << 8
+    for (let bit = 0; bit < 8; bit++) {
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+    }
+  }
+  return crc % 16384
+}
 
 /** A plain client to one node of the test's cluster, closed when the test ends. */
 function nodeClient(t: import('node:test').TestContext, port: number): Redis {
@@ -228,4 +241,94 @@ test('a slot moving: single-user reads and heartbeats in one tick, some users mo
     assert.equal(places[i], outcomes[i] === 'written' ? '2' : '1', `user ${i}`),
   )
   assert.equal(Number(await source.exists(...users.slice(0, 4).map((id) => keys.presence(id)))), 4)
+})
+
+test('a slot moving: relation, game-server and stats reads in one tick, some keys moved and some not, each read where its key is', async (t) => {
+  const cluster = await startRedisCluster({ masters: 3 })
+  t.after(() => cluster.stop())
+  const connection = new RedisConnection({ cluster: cluster.nodes })
+  assert.ok(await connection.waitReady())
+  const keys = new RedisKeys(uniquePrefix('slot-reads'))
+  const presence = new RedisPresenceStore(connection, keys)
+  const profiles = new RedisProfileStore(connection, keys)
+  t.after(async () => {
+    await profiles.close()
+    await presence.close()
+  })
+
+  // eight viewers of one bucket (one slot), each a friend of the same user elsewhere
+  const bucket = keys.bucketOf('7000000')
+  const viewers: UserId[] = []
+  for (let id = 7_000_000; viewers.length < 8; id++) {
+    if (keys.bucketOf(String(id)) === bucket) viewers.push(String(id) as UserId)
+  }
+  const friend = '42' as UserId
+  for (const viewer of viewers) await profiles.setFriends(viewer, friend, true)
+  // two game servers whose rosters live in that same slot
+  const any = nodeClient(t, cluster.servers[0]!.port)
+  const slot = Number(await any.cluster('KEYSLOT', `{b${bucket}}`))
+  assert.equal(slotOf(`b${bucket}`), slot)
+  const games: string[] = []
+  for (let n = 0; games.length < 2; n++) {
+    const gameId = `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`
+    if (slotOf(`g:${gameId}`) === slot) games.push(gameId)
+  }
+  for (const [i, gameId] of games.entries()) {
+    const players = [String(100 + i) as UserId]
+    await presence.reportServer(
+      {
+        gameId,
+        players,
+        activity: { kind: 'inGame', placeId: '1', gameId },
+        deviceType: 'PC',
+        ttlMs: 600_000,
+      },
+      Date.now(),
+    )
+  }
+  const stats = await presence.stats(Date.now())
+  assert.equal(stats.sessions, 2)
+
+  const ranges = await any.cluster('SLOTS')
+  const [, sourcePort, sourceId] = ranges.find(([from, to]) => from <= slot && slot <= to)![2]!
+  const [, targetPort, targetId] = ranges.find(([, , master]) => master![1] !== sourcePort)![2]!
+  const source = nodeClient(t, sourcePort)
+  const target = nodeClient(t, targetPort)
+  await target.cluster('SETSLOT', slot, 'IMPORTING', sourceId)
+  await source.cluster('SETSLOT', slot, 'MIGRATING', targetId)
+  // moved: the last four viewers' friends, the second server's roster, the bucket's counts;
+  // the first four viewers' friends and the first roster still on the source
+  const moved = [
+    ...viewers.slice(4).map((id) => keys.friends(id)),
+    keys.server(games[1]!),
+    keys.counts(bucket),
+  ]
+  await source.call('MIGRATE', '127.0.0.1', targetPort, '', 0, 5000, 'KEYS', ...moved)
+
+  // each viewer's relations in one tick: the source answers the first four, refers (ASK) the
+  // rest and the keys it does not hold (blocks, sights)
+  const relations = await Promise.all(viewers.map((v) => profiles.getRelations(v, [friend])))
+  const friends = relations.map(([relation]) => relation!.friends)
+  t.diagnostic(`relations in one tick, midway: friends ${friends.join(',')}`)
+  assert.deepEqual(friends, new Array<boolean>(8).fill(true))
+  assert.deepEqual(
+    await Promise.all(viewers.map((v) => profiles.listFriends(v))),
+    viewers.map(() => [friend]),
+  )
+  // both rosters in one tick: one on the source, one moved
+  const rosters = await Promise.all(games.map((gameId) => presence.getServer(gameId, Date.now())))
+  t.diagnostic(
+    `rosters in one tick, midway: ${rosters.map((r) => r?.players.join(',')).join(' | ')}`,
+  )
+  assert.deepEqual(
+    rosters.map((r) => r?.players),
+    [['100'], ['101']],
+  )
+  // the counts of every bucket in one tick, this one's moved
+  const midway = await presence.stats(Date.now()).then(
+    (s) => String(s.sessions),
+    (error: unknown) => (error instanceof PresenceError ? error.code : String(error)),
+  )
+  t.diagnostic(`stats midway: ${midway}`)
+  assert.equal(midway, '2')
 })

@@ -1103,19 +1103,60 @@ export class RedisConnection {
    * relations cost no round trip of their own beside its read: `name` with `args`, its reply as
    * ioredis's command functions give it (strings as utf-8); resolves with the reply. On a
    * cluster, a write spans one node, so it goes through the client's auto-pipelining instead
-   * (`direct`).
+   * (`direct`), as a read() (a read-only command: safe while a slot is being moved).
    */
   beside<T>(
     name: string,
     args: readonly string[],
     direct: (client: RedisClient) => Promise<T>,
   ): Promise<T> {
-    if (this.isCluster) return direct(this.client)
+    if (this.isCluster) return this.#clusterRead(name, args, direct)
     return this.#beside((client, out) => {
       const command = new Command(name, args as string[], { replyEncoding: 'utf8' })
       sendTo(client, command, out)
       return command.promise
     })
+  }
+
+  /**
+   * A read-only command of one key, `name` on `args`, as `direct` sends it (the client's command
+   * function: auto-pipelined, its reply as that function gives it). On a single Redis, just that.
+   * On a cluster, read where its key is while a slot is being moved, as mget() is: ioredis sends an
+   * auto-pipelined batch some of whose commands were refused ASK (the others served, all reads)
+   * again whole to the ASK's target, where a key still on the source reads as missing (a friend
+   * shown as a stranger, a game server's roster as gone) and a key of another slot is refused
+   * MOVED (a 503). So a read refused ASK or MOVED, or out while any ASK was met
+   * (BoundedCluster.asks, which changes only while a slot is being moved), is read again on its own
+   * (not auto-pipelined: the cluster follows a lone command's ASK and MOVED). The normal read pays
+   * one comparison.
+   */
+  read<T>(
+    name: string,
+    args: readonly string[],
+    direct: (client: RedisClient) => Promise<T>,
+  ): Promise<T> {
+    if (!this.isCluster) return direct(this.client)
+    return this.#clusterRead(name, args, direct)
+  }
+
+  #clusterRead<T>(
+    name: string,
+    args: readonly string[],
+    direct: (client: RedisClient) => Promise<T>,
+  ): Promise<T> {
+    const cluster = this.client as BoundedCluster
+    const asks = cluster.asks
+    const alone = () =>
+      cluster.sendCommand(
+        new Command(name, args as string[], { replyEncoding: 'utf8' }),
+      ) as unknown as Promise<T>
+    return direct(cluster).then(
+      (value) => (cluster.asks === asks ? value : alone()),
+      (error: unknown) => {
+        if (error instanceof Error && replyIs(error, SLOT_MOVING)) return alone()
+        throw error
+      },
+    )
   }
 
   /**
@@ -1456,6 +1497,9 @@ const TRY_AGAIN = /^TRYAGAIN\b/
 
 /** A command whose keys all left a slot being migrated: to be sent to its target with ASKING. */
 const ASK = /^ASK\b/
+
+/** A refusal of a key's slot being moved (ASK) or moved (MOVED): see RedisConnection.read. */
+const SLOT_MOVING = /^(ASK|MOVED)\b/
 
 /** A Redis full (OOM) or unable to persist (MISCONF): it refuses writes and still serves reads. */
 const WRITE_REFUSAL = /^(OOM|MISCONF)\b/

@@ -43,6 +43,7 @@ export class RedisFleetDuties implements FleetDuties {
 
   read(duty: string): Promise<string | null> {
     const key = this.#keys.dutyResult(duty)
-    return this.#connection.run(() => this.#connection.client.get(key))
+    const connection = this.#connection
+    return connection.run(() => connection.read('get', [key], (c) => c.get(key)))
   }
 }

@@ -563,12 +563,11 @@ export class RedisPresenceStore implements PresenceStore {
     universes?: readonly string[],
   ): Promise<PresenceChange[]> {
     const connection = this.#connection
-    const client = connection.client
     const serverKey = this.#keys.server(gameId)
     return thrownIfRefused(
       this.#connection.run(async (): Promise<PresenceChange[] | ServerUniverseRefused> => {
         // forgotten only once its players are ended: a retry after a failure finds them again
-        const previous = await client.get(serverKey)
+        const previous = await connection.read('get', [serverKey], (c) => c.get(serverKey))
         if (previous === null) return []
         // whose it is, as read here: only its players are ended, and it is dropped only if it is
         // still this report; while it is live, no writer of another universe can replace it
@@ -591,9 +590,10 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   getServer(gameId: string, now: number): Promise<ServerRoster | undefined> {
-    const client = this.#connection.client
-    return this.#connection.run(async () => {
-      const raw = await client.get(this.#keys.server(gameId))
+    const connection = this.#connection
+    const key = this.#keys.server(gameId)
+    return connection.run(async () => {
+      const raw = await connection.read('get', [key], (c) => c.get(key))
       if (!raw) return undefined
       const stored = JSON.parse(raw) as StoredServer
       if (!(stored.ex > now)) return undefined
@@ -678,13 +678,15 @@ export class RedisPresenceStore implements PresenceStore {
    */
   async *liveUsers(now: number, batchSize: number): AsyncIterable<LiveUser[]> {
     const k = this.#keys
-    const client = this.#connection.client
+    const connection = this.#connection
+    const all = (key: string) =>
+      connection.read<string[]>('zrange', [key, '0', '-1'], (c) => c.zrange(key, 0, -1))
     for (let bucket = 0; bucket < k.buckets; bucket++) {
       // the timer lists every shard that holds someone (and perhaps a few emptied ones)
       const ids = (await this.#connection.run(async () => {
-        const shards = await client.zrange(k.dueTimer(bucket), 0, -1)
+        const shards = await all(k.dueTimer(bucket))
         const members = await Promise.all(
-          shards.map((shard) => client.zrange(`${k.duePrefix(bucket)}${shard}`, 0, -1)),
+          shards.map((shard) => all(`${k.duePrefix(bucket)}${shard}`)),
         )
         return members.flat()
       })) as UserId[]
@@ -707,10 +709,14 @@ export class RedisPresenceStore implements PresenceStore {
   stats(now: number): Promise<{ sessions: number; users: number }> {
     void now
     const k = this.#keys
-    const client = this.#connection.client
-    return this.#connection.run(async () => {
+    const connection = this.#connection
+    return connection.run(async () => {
       const all = Array.from({ length: k.buckets }, (_, b) => b)
-      const counts = await Promise.all(all.map((b) => client.hmget(k.counts(b), 's', 'u')))
+      const counts = await Promise.all(
+        all.map((b) =>
+          connection.read('hmget', [k.counts(b), 's', 'u'], (c) => c.hmget(k.counts(b), 's', 'u')),
+        ),
+      )
       return {
         sessions: counts.reduce((sum, [s]) => sum + Number(s ?? 0), 0),
         users: counts.reduce((sum, [, u]) => sum + Number(u ?? 0), 0),

@@ -162,7 +162,10 @@ export class RedisProfileStore implements ProfileStore {
     const k = this.#keys
     return this.#connection.run(async () => {
       const client = this.#client
-      const listed = await client.zrange(k.blockEnds(), offset, offset + limit - 1, 'WITHSCORES')
+      const range = [k.blockEnds(), String(offset), String(offset + limit - 1), 'WITHSCORES']
+      const listed = await this.#connection.read<string[]>('zrange', range, (c) =>
+        c.zrange(k.blockEnds(), offset, offset + limit - 1, 'WITHSCORES'),
+      )
       const members: string[] = []
       const ends: BlockEnd[] = []
       for (let i = 0; i < listed.length; i += 2) {
@@ -177,7 +180,7 @@ export class RedisProfileStore implements ProfileStore {
         })
       }
       const sights = await Promise.all(
-        ends.map((end) => client.hget(k.blockSight(end.viewer), end.target)),
+        ends.map((end) => this.#hget(k.blockSight(end.viewer), end.target)),
       )
       const found: BlockEnd[] = []
       const gone: Promise<number>[] = []
@@ -227,7 +230,7 @@ export class RedisProfileStore implements ProfileStore {
 
   listFriends(id: UserId): Promise<UserId[]> {
     return this.#connection.run(
-      async () => (await this.#client.smembers(this.#keys.friends(id))) as UserId[],
+      async () => (await this.#smembers(this.#keys.friends(id))) as UserId[],
     )
   }
 
@@ -255,7 +258,7 @@ export class RedisProfileStore implements ProfileStore {
     if (names.length === 0) return Promise.resolve([])
     return this.#connection.run(async () => {
       const candidates = await Promise.all(
-        names.map((name) => this.#client.smembers(this.#keys.userName(name))),
+        names.map((name) => this.#smembers(this.#keys.userName(name))),
       )
       const ids = [...new Set(candidates.flat())] as UserId[]
       const raws =
@@ -291,7 +294,7 @@ export class RedisProfileStore implements ProfileStore {
   putApiKey(key: ApiKeyRecord): Promise<void> {
     const k = this.#keys
     return this.#connection.run(async () => {
-      const previous = await this.#client.hget(k.apiKeys(), key.id)
+      const previous = await this.#hget(k.apiKeys(), key.id)
       const record = JSON.stringify(key)
       const ops: Op[] = [
         ['hset', k.apiKeys(), key.id, record],
@@ -309,14 +312,18 @@ export class RedisProfileStore implements ProfileStore {
 
   getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
     return this.#connection.run(async () => {
-      const raw = await this.#client.hget(this.#keys.apiKeys(), id)
+      const raw = await this.#hget(this.#keys.apiKeys(), id)
       return raw === null ? undefined : (JSON.parse(raw) as ApiKeyRecord)
     })
   }
 
   listApiKeys(): Promise<ApiKeyRecord[]> {
     return this.#connection.run(async () =>
-      Object.values(await this.#client.hgetall(this.#keys.apiKeys()))
+      Object.values(
+        await this.#connection.read('hgetall', [this.#keys.apiKeys()], (c) =>
+          c.hgetall(this.#keys.apiKeys()),
+        ),
+      )
         .map((raw) => JSON.parse(raw) as ApiKeyRecord)
         .sort((a, b) => a.id.localeCompare(b.id)),
     )
@@ -429,11 +436,10 @@ export class RedisProfileStore implements ProfileStore {
   revocationsSince(since: number, now: number): Promise<Revocation[]> {
     const k = this.#keys
     return this.#connection.run(async () => {
-      const byTime = await this.#client.zrangebyscore(
-        k.revokedByTime(),
-        since,
-        '+inf',
-        'WITHSCORES',
+      const byTime = await this.#connection.read(
+        'zrangebyscore',
+        [k.revokedByTime(), String(since), '+inf', 'WITHSCORES'],
+        (c) => c.zrangebyscore(k.revokedByTime(), since, '+inf', 'WITHSCORES'),
       )
       const ids: string[] = []
       const times: number[] = []
@@ -442,7 +448,9 @@ export class RedisProfileStore implements ProfileStore {
         times.push(Number(byTime[i + 1]))
       }
       if (ids.length === 0) return []
-      const expiries = await this.#client.zmscore(k.revokedByExpiry(), ...ids)
+      const expiries = await this.#connection.read('zmscore', [k.revokedByExpiry(), ...ids], (c) =>
+        c.zmscore(k.revokedByExpiry(), ...ids),
+      )
       const out: Revocation[] = []
       ids.forEach((tokenId, i) => {
         const expiresAt = Number(expiries[i])
@@ -600,7 +608,11 @@ export class RedisProfileStore implements ProfileStore {
   #blockStands(pairs: readonly [UserId, UserId][]): Promise<number[]> {
     const k = this.#keys
     return Promise.all(
-      pairs.map(([blocker, blocked]) => this.#client.sismember(k.blocks(blocker), blocked)),
+      pairs.map(([blocker, blocked]) =>
+        this.#connection.read('sismember', [k.blocks(blocker), blocked], (c) =>
+          c.sismember(k.blocks(blocker), blocked),
+        ),
+      ),
     )
   }
 
@@ -659,9 +671,21 @@ export class RedisProfileStore implements ProfileStore {
     return raws.map((raw) => (raw ? (JSON.parse(raw) as UserProfile) : undefined))
   }
 
+  /**
+   * Reads of the store's own keys go through RedisConnection.read: on a cluster, answered where
+   * the key is while its slot is being moved (a friend never read as a stranger).
+   */
+  #smembers(key: string): Promise<string[]> {
+    return this.#connection.read('smembers', [key], (c) => c.smembers(key))
+  }
+
+  #hget(key: string, field: string): Promise<string | null> {
+    return this.#connection.read('hget', [key, field], (c) => c.hget(key, field))
+  }
+
   async #getJson<T>(key: string): Promise<T | undefined> {
     return this.#connection.run(async () => {
-      const raw = await this.#client.get(key)
+      const raw = await this.#connection.read('get', [key], (c) => c.get(key))
       return raw ? (JSON.parse(raw) as T) : undefined
     })
   }

@@ -181,14 +181,15 @@ export class RedisWebhookStore implements WebhookStore {
 
   getWebhook(id: string): Promise<WebhookRecord | undefined> {
     return this.#connection.run(async () => {
-      const raw = await this.#client.hget(this.#webhooks(), id)
+      const key = this.#webhooks()
+      const raw = await this.#connection.read('hget', [key, id], (c) => c.hget(key, id))
       return raw ? (JSON.parse(raw) as WebhookRecord) : undefined
     })
   }
 
   listWebhooks(): Promise<WebhookRecord[]> {
     return this.#connection.run(async () => {
-      const all = await this.#client.hgetall(this.#webhooks())
+      const all = await this.#hgetall(this.#webhooks())
       return Object.values(all)
         .map((raw) => JSON.parse(raw) as WebhookRecord)
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
@@ -432,9 +433,14 @@ export class RedisWebhookStore implements WebhookStore {
     return this.#connection.release()
   }
 
+  /** A hash read where it is while its slot is being moved (RedisConnection.read). */
+  #hgetall(key: string): Promise<Record<string, string>> {
+    return this.#connection.read('hgetall', [key], (c) => c.hgetall(key))
+  }
+
   /** Parked deliveries in their original queue order. */
   async #parked(webhookId: string): Promise<Delivery[]> {
-    const all = await this.#client.hgetall(this.#key(webhookId, 'parked'))
+    const all = await this.#hgetall(this.#key(webhookId, 'parked'))
     return Object.values(all)
       .map((raw) => JSON.parse(raw) as Delivery)
       .sort((a, b) => compareEntryIds(a.position, b.position))
@@ -442,10 +448,9 @@ export class RedisWebhookStore implements WebhookStore {
 
   async #deliveries(webhookId: string, entries: readonly Entry[]): Promise<Delivery[]> {
     if (entries.length === 0) return []
-    const tries = await this.#client.hmget(
-      this.#key(webhookId, 'try'),
-      ...entries.map(([id]) => id),
-    )
+    const key = this.#key(webhookId, 'try')
+    const ids = entries.map(([id]) => id)
+    const tries = await this.#connection.read('hmget', [key, ...ids], (c) => c.hmget(key, ...ids))
     return entries.map(([id, fields], i) => {
       const field: Record<string, string> = {}
       for (let j = 0; j + 1 < fields.length; j += 2) field[fields[j]!] = fields[j + 1]!
