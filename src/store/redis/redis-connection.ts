@@ -1103,14 +1103,14 @@ export class RedisConnection {
    * relations cost no round trip of their own beside its read: `name` with `args`, its reply as
    * ioredis's command functions give it (strings as utf-8); resolves with the reply. On a
    * cluster, a write spans one node, so it goes through the client's auto-pipelining instead
-   * (`direct`), as a read() (a read-only command: safe while a slot is being moved).
+   * (`direct`): its caller makes it safe while a slot is being moved (together()).
    */
   beside<T>(
     name: string,
     args: readonly string[],
     direct: (client: RedisClient) => Promise<T>,
   ): Promise<T> {
-    if (this.isCluster) return this.#clusterRead(name, args, direct)
+    if (this.isCluster) return direct(this.client)
     return this.#beside((client, out) => {
       const command = new Command(name, args as string[], { replyEncoding: 'utf8' })
       sendTo(client, command, out)
@@ -1121,42 +1121,53 @@ export class RedisConnection {
   /**
    * A read-only command of one key, `name` on `args`, as `direct` sends it (the client's command
    * function: auto-pipelined, its reply as that function gives it). On a single Redis, just that.
-   * On a cluster, read where its key is while a slot is being moved, as mget() is: ioredis sends an
-   * auto-pipelined batch some of whose commands were refused ASK (the others served, all reads)
-   * again whole to the ASK's target, where a key still on the source reads as missing (a friend
-   * shown as a stranger, a game server's roster as gone) and a key of another slot is refused
-   * MOVED (a 503). So a read refused ASK or MOVED, or out while any ASK was met
-   * (BoundedCluster.asks, which changes only while a slot is being moved), is read again on its own
-   * (not auto-pipelined: the cluster follows a lone command's ASK and MOVED). The normal read pays
-   * one comparison.
+   * On a cluster, read where its key is while a slot is being moved (together()).
    */
   read<T>(
     name: string,
     args: readonly string[],
     direct: (client: RedisClient) => Promise<T>,
   ): Promise<T> {
-    if (!this.isCluster) return direct(this.client)
-    return this.#clusterRead(name, args, direct)
+    const client = this.client
+    if (!this.isCluster) return direct(client)
+    return this.together(
+      () => direct(client),
+      () => this.alone<T>(name, args),
+    )
   }
 
-  #clusterRead<T>(
-    name: string,
-    args: readonly string[],
-    direct: (client: RedisClient) => Promise<T>,
-  ): Promise<T> {
+  /**
+   * Reads sent together through the client (`send`, auto-pipelined: read-only commands of one
+   * key each), made safe on a cluster while a slot is being moved, as mget() is: ioredis sends an
+   * auto-pipelined batch some of whose commands were refused ASK (the others served, all reads)
+   * again whole to the ASK's target, where a key still on the source reads as missing (a friend
+   * shown as a stranger, a game server's roster as gone) and a key of another slot is refused
+   * MOVED (a 503). So when one of them is refused ASK or MOVED, or any ASK was met while they were
+   * out (BoundedCluster.asks, which changes only while a slot is being moved), they are read again
+   * by `again`, each on its own (alone()). One check for the reads of a call, not one each: the
+   * normal read pays a comparison and one promise. On a single Redis, `send()`.
+   */
+  together<T>(send: () => Promise<T>, again: () => Promise<T>): Promise<T> {
+    if (!this.isCluster) return send()
     const cluster = this.client as BoundedCluster
     const asks = cluster.asks
-    const alone = () =>
-      cluster.sendCommand(
-        new Command(name, args as string[], { replyEncoding: 'utf8' }),
-      ) as unknown as Promise<T>
-    return direct(cluster).then(
-      (value) => (cluster.asks === asks ? value : alone()),
+    return send().then(
+      (value) => (cluster.asks === asks ? value : again()),
       (error: unknown) => {
-        if (error instanceof Error && replyIs(error, SLOT_MOVING)) return alone()
+        if (error instanceof Error && replyIs(error, SLOT_MOVING)) return again()
         throw error
       },
     )
+  }
+
+  /**
+   * `name` on `args` sent on its own, not auto-pipelined, its reply as ioredis's command
+   * functions give it (utf-8): on a cluster, ioredis follows its ASK or MOVED to where its key is.
+   */
+  alone<T>(name: string, args: readonly string[]): Promise<T> {
+    return this.client.sendCommand(
+      new Command(name, args as string[], { replyEncoding: 'utf8' }),
+    ) as unknown as Promise<T>
   }
 
   /**

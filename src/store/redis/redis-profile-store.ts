@@ -104,14 +104,28 @@ export class RedisProfileStore implements ProfileStore {
           client.smismember(key, ...targets),
         )
       const sightKey = k.blockSight(viewer)
-      const [friends, blocks, blockedBy, sights] = await Promise.all([
-        member(k.friends(viewer)),
-        member(k.blocks(viewer)),
-        member(k.blockedBy(viewer)),
-        c.beside<(string | null)[]>('hmget', [sightKey, ...targets], (client) =>
-          client.hmget(sightKey, ...targets),
-        ),
-      ])
+      const sets = [k.friends(viewer), k.blocks(viewer), k.blockedBy(viewer)] as const
+      // on a cluster, read again each on its own when a slot move may have misled them
+      const [friends, blocks, blockedBy, sights] = await c.together(
+        () =>
+          Promise.all([
+            member(sets[0]),
+            member(sets[1]),
+            member(sets[2]),
+            c.beside<(string | null)[]>('hmget', [sightKey, ...targets], (client) =>
+              client.hmget(sightKey, ...targets),
+            ),
+          ]),
+        () => {
+          const alone = (set: string) => c.alone<number[]>('smismember', [set, ...targets])
+          return Promise.all([
+            alone(sets[0]),
+            alone(sets[1]),
+            alone(sets[2]),
+            c.alone<(string | null)[]>('hmget', [sightKey, ...targets]),
+          ])
+        },
+      )
       return targets.map((_, i): Relation => {
         const isFriend = friends[i] === 1
         let sight = sights[i]
