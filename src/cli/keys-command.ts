@@ -25,6 +25,8 @@ interface KeyView {
   createdAt: string
   expiresAt: string | null
   revokedAt: string | null
+  /** The API key that created it; null for the operator's admin key. */
+  issuedBy: string | null
   active: boolean
   secret?: string
 }
@@ -93,8 +95,9 @@ async function keys(args: string[]): Promise<number> {
         k.revokedAt ? 'revoked' : k.active ? 'active' : 'expired',
         k.expiresAt ?? '-',
         k.universes.length > 0 ? k.universes.join(',') : 'any',
+        k.issuedBy ?? 'operator',
       ])
-      printTable([['ID', 'NAME', 'SCOPES', 'STATUS', 'EXPIRES', 'UNIVERSES'], ...rows])
+      printTable([['ID', 'NAME', 'SCOPES', 'STATUS', 'EXPIRES', 'UNIVERSES', 'ISSUED BY'], ...rows])
       return 0
     }
     case 'revoke': {

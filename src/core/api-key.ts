@@ -23,6 +23,12 @@ export interface ApiKeyRecord {
   createdAt: number
   expiresAt: number | undefined
   revokedAt: number | undefined
+  /**
+   * The id of the API key (admin scope) that created it; absent for a key the operator's admin
+   * key created (and for keys made before issuers were recorded). A key stands only while its
+   * issuer does (`withIssuers`).
+   */
+  issuedBy?: string | undefined
 }
 
 /** A key as listed: everything but its hash. */
@@ -35,6 +41,40 @@ export function isActive(
   return (
     record.revokedAt === undefined && (record.expiresAt === undefined || record.expiresAt > now)
   )
+}
+
+/** What decides whether a key is usable: its expiry and revocation. */
+export type KeyStanding = Pick<ApiKeyRecord, 'expiresAt' | 'revokedAt'>
+
+/**
+ * `record` as it stands with the keys that issued it, `issuers` (its issuer, that one's issuer,
+ * and so on up to a key the operator made): revoked at the earliest revocation among them, expiring
+ * at the earliest expiry. What an admin-scope key makes stops with it, as the holder of a leaked
+ * key expects when revoking it: a key that made others and was revoked must not act on through
+ * them. An issuer missing from the store (`undefined`) cannot vouch for anything: the key counts
+ * as revoked from its own creation.
+ *
+ * @example
+ * withIssuers(child, [parent]) // { ...child, revokedAt: parent.revokedAt } once parent is revoked
+ */
+export function withIssuers<T extends KeyStanding & Pick<ApiKeyRecord, 'createdAt'>>(
+  record: T,
+  issuers: readonly (KeyStanding | undefined)[],
+): T {
+  let { expiresAt, revokedAt } = record
+  for (const issuer of issuers) {
+    const revoked = issuer === undefined ? record.createdAt : issuer.revokedAt
+    if (revoked !== undefined && (revokedAt === undefined || revoked < revokedAt)) {
+      revokedAt = revoked
+    }
+    const expires = issuer?.expiresAt
+    if (expires !== undefined && (expiresAt === undefined || expires < expiresAt)) {
+      expiresAt = expires
+    }
+  }
+  return expiresAt === record.expiresAt && revokedAt === record.revokedAt
+    ? record
+    : { ...record, expiresAt, revokedAt }
 }
 
 export function hasScope(record: { scopes: readonly string[] }, scope: Scope): boolean {

@@ -44,5 +44,16 @@ export interface AnonymousCaller {
 /** Who sent a request, as the Authenticator established it. */
 export type Caller = AnonymousCaller | UserCaller | KeyCaller
 
-/** The API key making a key or a webhook (not the operator's admin key): its id and expiry. */
+/** The key id of the operator's admin key (PRESENCED_ADMIN_KEY); no API key's id has this form. */
+export const OPERATOR_KEY_ID = 'admin'
+
+/**
+ * The API key making a key or a webhook (not the operator's admin key): its id and expiry. What
+ * it makes records it, expires no later than it, and stops when it is revoked.
+ */
 export type Issuer = Pick<KeyCaller, 'keyId' | 'expiresAt'>
+
+/** The issuer of what `caller` makes: an API key, not the operator's admin key (undefined). */
+export function issuerOf(caller: Caller): Issuer | undefined {
+  return caller.kind === 'key' && caller.keyId !== OPERATOR_KEY_ID ? caller : undefined
+}

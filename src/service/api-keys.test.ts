@@ -68,3 +68,35 @@ test('a revocation that landed in part is completed by its retry: the key is ref
   // ...and the key must be refused wherever it is checked, not only listed as revoked
   assert.equal(await keys.check(secret), 'inactive')
 })
+
+test('a key stands only while its issuers do: one missing from the store, or a loop, vouches for nothing', async () => {
+  const clock = new ManualClock()
+  const store = new TwoCopyStore()
+  const keys = new ApiKeys(store, clock)
+  const top = await keys.create({ name: 'top', scopes: ['admin'] })
+  const child = await keys.create({
+    name: 'child',
+    scopes: ['presence:read'],
+    issuer: { keyId: top.key.id, expiresAt: undefined },
+  })
+  assert.equal(child.key.issuedBy, top.key.id)
+  assert.ok(await keys.verify(child.secret))
+
+  // the issuer's record lost (a store restored in part): the child is refused, not let through
+  store.byId.delete(top.key.id)
+  assert.equal(await keys.check(child.secret), 'inactive')
+  assert.equal((await keys.get(child.key.id))?.revokedAt, child.key.createdAt)
+
+  // a loop only a hand-edited store could hold
+  const looped = {
+    ...JSON.parse(store.byHash.get(hashOf(store, child.key.id))!),
+    issuedBy: child.key.id,
+  }
+  store.byId.set(child.key.id, JSON.stringify(looped))
+  store.byHash.set(looped.hash, JSON.stringify(looped))
+  assert.equal(await keys.check(child.secret), 'inactive')
+})
+
+function hashOf(store: TwoCopyStore, id: string): string {
+  return (JSON.parse(store.byId.get(id)!) as ApiKeyRecord).hash
+}

@@ -4,6 +4,7 @@ import {
   isActive,
   isScope,
   scopes,
+  withIssuers,
   type ApiKeyInfo,
   type ApiKeyRecord,
 } from '../core/api-key.js'
@@ -28,6 +29,7 @@ export interface CreateKeyInput {
    * The API key creating it (admin scope), when not the operator's admin key: a key it creates
    * must expire by the instant it does, else an expiring key (on-call access, say) could make
    * one that outlives it and act on after its own expiry. A key that never expires binds nothing.
+   * The new key records it (`issuedBy`) and stands only while it does: revoking it revokes this.
    */
   issuer?: Issuer | undefined
 }
@@ -37,11 +39,23 @@ const invalid = (message: string) => fail('INVALID_REQUEST', message)
 const SECRET_PREFIX = 'pk_'
 const MAX_NAME = 100
 const MAX_UNIVERSES = 1000
+/**
+ * The most issuers looked up above a key. Chains are made one admin key at a time and a key's
+ * issuer exists before it, so none is near this; a longer one (or a loop, which only a store
+ * edited by hand could hold) vouches for nothing: the key is refused.
+ */
+const MAX_CHAIN = 32
 
 /**
  * Scoped API keys for trusted services. The secret (`pk_…`) is returned once by `create` and only
  * its sha256 is stored, so a leaked database does not leak usable keys. Every `verify` reads the
  * store, so a revocation or an expiry takes effect at once, on every node sharing the store.
+ *
+ * A key made by another API key (admin scope) records it (`issuedBy`), and stands only while
+ * every key up that chain does (core `withIssuers`): revoking a leaked admin key stops every key
+ * it made, and the keys those made, at the same instant and on every node, with no key rewritten
+ * (a key made while its issuer was being revoked is stopped too). Keys the operator's admin key
+ * made have no issuer and stand alone.
  *
  * @example
  * const keys = new ApiKeys(credentialStore, systemClock)
@@ -117,6 +131,7 @@ export class ApiKeys {
       createdAt: now,
       expiresAt,
       revokedAt: undefined,
+      ...(input.issuer && { issuedBy: input.issuer.keyId }),
     }
     await this.#store.putApiKey(record)
     return { secret, key: infoOf(record) }
@@ -130,13 +145,19 @@ export class ApiKeys {
 
   /**
    * Like `verify`, but a refused secret says why: `unknown` (no key was ever issued with it) or
-   * `inactive` (a key issued once, revoked or expired since).
+   * `inactive` (a key issued once, revoked or expired since, itself or a key up its chain of
+   * issuers). The record is answered as it stands with its issuers (`withIssuers`): its
+   * `expiresAt` is the earliest of the chain's.
    */
   async check(secret: string): Promise<ApiKeyRecord | 'unknown' | 'inactive'> {
     if (!secret.startsWith(SECRET_PREFIX) || secret.length > 200) return 'unknown'
     const record = await this.#store.getApiKeyByHash(hashSecret(secret))
     if (!record) return 'unknown'
-    return isActive(record, this.#clock.now()) ? record : 'inactive'
+    const now = this.#clock.now()
+    if (!isActive(record, now)) return 'inactive'
+    if (record.issuedBy === undefined) return record
+    const standing = withIssuers(record, await issuersOf(record, (id) => this.#store.getApiKey(id)))
+    return isActive(standing, now) ? standing : 'inactive'
   }
 
   /** Whether the key is usable now. */
@@ -155,19 +176,45 @@ export class ApiKeys {
     if (!record) return undefined
     record.revokedAt ??= this.#clock.now()
     await this.#store.putApiKey(record)
-    return infoOf(record)
+    return infoOf(withIssuers(record, await issuersOf(record, (k) => this.#store.getApiKey(k))))
   }
 
-  /** The key with this id, revoked and expired ones included, or undefined. */
+  /** The key with this id, revoked and expired ones included, or undefined (see `list`). */
   async get(id: string): Promise<ApiKeyInfo | undefined> {
-    const record = (await this.#store.listApiKeys()).find((k) => k.id === id)
-    return record && infoOf(record)
+    return (await this.list()).find((k) => k.id === id)
   }
 
-  /** Every key, revoked and expired ones included, without secrets or hashes. */
+  /**
+   * Every key, revoked and expired ones included, without secrets or hashes, each as it stands
+   * with its issuers: a key whose issuer was revoked is listed revoked since that instant.
+   */
   async list(): Promise<ApiKeyInfo[]> {
-    return (await this.#store.listApiKeys()).map(infoOf)
+    const records = await this.#store.listApiKeys()
+    const byId = new Map(records.map((k) => [k.id, k]))
+    return Promise.all(
+      records.map(async (k) => infoOf(withIssuers(k, await issuersOf(k, (id) => byId.get(id))))),
+    )
   }
+}
+
+/**
+ * The keys that issued `record`, nearest first (see MAX_CHAIN); `undefined` for one missing
+ * from the store, or a chain too long or looping, which ends the walk.
+ */
+async function issuersOf(
+  record: ApiKeyRecord,
+  lookup: (id: string) => ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined>,
+): Promise<(ApiKeyRecord | undefined)[]> {
+  const issuers: (ApiKeyRecord | undefined)[] = []
+  const seen = new Set([record.id])
+  for (let id = record.issuedBy; id !== undefined;) {
+    const issuer = seen.has(id) || issuers.length >= MAX_CHAIN ? undefined : await lookup(id)
+    issuers.push(issuer)
+    if (issuer === undefined) break
+    seen.add(id)
+    id = issuer.issuedBy
+  }
+  return issuers
 }
 
 export function hashSecret(secret: string): string {

@@ -1,11 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { hasScope, isScope } from '../core/api-key.js'
-import type {
-  AnonymousCaller,
-  Caller,
-  KeyCaller,
-  TokenChannel,
-  UserCaller,
+import {
+  OPERATOR_KEY_ID,
+  type AnonymousCaller,
+  type Caller,
+  type KeyCaller,
+  type TokenChannel,
+  type UserCaller,
 } from '../core/caller.js'
 import { PresenceError, errors, fail } from '../core/errors.js'
 import { anonymous, type Scope } from '../core/privacy.js'
@@ -47,9 +48,6 @@ export interface Revocable {
 }
 
 const anonymousCaller: AnonymousCaller = Object.freeze({ kind: 'anonymous', viewer: anonymous })
-
-/** The operator's admin key (PRESENCED_ADMIN_KEY) as a caller: the admin scope, no universes. */
-const ADMIN_KEY_ID = 'admin'
 
 const DENIED = 'Authorization has been denied for this request.'
 
@@ -416,7 +414,7 @@ export class Authenticator {
     if (address !== undefined) this.#failures.check(address)
     // compare digests: equal lengths, and no early exit that would time the key's prefix
     if (this.#adminDigest && timingSafeEqual(digest(secret), this.#adminDigest)) {
-      return keyCaller(ADMIN_KEY_ID, ['admin'], [])
+      return keyCaller(OPERATOR_KEY_ID, ['admin'], [])
     }
     const record = await this.#keys.check(secret)
     if (typeof record === 'string') {

@@ -25,6 +25,12 @@ export interface WebhookRecord {
   secret: string
   /** The API key whose scope decides what the endpoint sees; revoking it stops deliveries. */
   keyId: string
+  /**
+   * The API key (admin scope) that made the endpoint or last changed it; absent when the
+   * operator's admin key did. Revoking it (or a key up its chain of issuers) stops deliveries
+   * too: it chose where presence goes.
+   */
+  issuedBy?: string | undefined
   events: WebhookEventType[]
   filter: WebhookFilter
   enabled: boolean

@@ -4,6 +4,8 @@ import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import { startNodePair } from '../helpers/start-node-pair.js'
 import { ADMIN_KEY, type StartedApp } from '../helpers/start-app.js'
+import { FAST_WEBHOOKS } from '../helpers/webhook-endpoint.js'
+import { startReceiver } from '../helpers/webhook-receiver.js'
 import { NativeClient } from '../integration/native-client.js'
 import { SseClient } from '../integration/sse-client.js'
 
@@ -245,6 +247,110 @@ test('fleet: API keys revoked on node A are refused on node B at once, its open 
   ])
   assert.match(body, /API_KEY_INVALID/)
   assert.doesNotMatch(body, /8502/)
+})
+
+test('fleet: revoking an admin key on node A stops what it made on B: keys down the chain, webhooks, an open feed', async (t) => {
+  const { a, b } = await startNodePair(t, 'x-chain', FAST_WEBHOOKS)
+  const create = async (node: StartedApp, by: string, scopes: string[]) =>
+    (await ok(node, 'POST', '/admin/v1/keys', { 'x-api-key': by }, { name: 'k', scopes })) as {
+      id: string
+      secret: string
+    }
+  const operatorsRead = await create(a, ADMIN_KEY, ['presence:read'])
+  const leaked = await create(a, ADMIN_KEY, ['admin'])
+  // made on either node: the issuer link is in the shared store
+  const child = await create(b, leaked.secret, ['admin'])
+  const read = await create(a, child.secret, ['presence:read'])
+  const listed = (await ok(b, 'GET', '/admin/v1/keys', admin)) as {
+    keys: { id: string; issuedBy: string | null }[]
+  }
+  assert.deepEqual(Object.fromEntries(listed.keys.map((k) => [k.id, k.issuedBy])), {
+    [operatorsRead.id]: null,
+    [leaked.id]: null,
+    [child.id]: leaked.id,
+    [read.id]: child.id,
+  })
+  const made = await startReceiver(t)
+  const kept = await startReceiver(t)
+  const hook = (await ok(
+    b,
+    'POST',
+    '/admin/v1/webhooks',
+    { 'x-api-key': leaked.secret },
+    {
+      url: made.url,
+      keyId: operatorsRead.id,
+    },
+  )) as { secret: string }
+  made.secret = hook.secret
+  kept.secret = (
+    (await ok(a, 'POST', '/admin/v1/webhooks', admin, {
+      url: kept.url,
+      keyId: operatorsRead.id,
+    })) as { secret: string }
+  ).secret
+
+  const uses = {
+    roblox: () =>
+      http(b, 'POST', '/v1/presence/users', { 'x-api-key': read.secret }, { userIds: ['1'] }),
+    xbox: () =>
+      http(
+        b,
+        'POST',
+        '/users/batch',
+        { 'x-api-key': read.secret, 'x-xbl-contract-version': '3' },
+        { users: ['1'], level: 'all' },
+      ),
+    admin: () => http(b, 'GET', '/admin/v1/keys', { 'x-api-key': child.secret }),
+    // Prometheus text, not JSON: only its status matters here
+    metrics: async () => {
+      const res = await fetch(`${b.url}/metrics`, { headers: { 'x-api-key': child.secret } })
+      return { status: res.status, body: (await res.text()).slice(0, 80) }
+    },
+  }
+  for (const [name, use] of Object.entries(uses)) {
+    const res = await use()
+    assert.ok(res.status < 300, `${name} before: ${res.status} ${JSON.stringify(res.body)}`)
+  }
+  const abort = new AbortController()
+  t.after(() => abort.abort())
+  const feed = await fetch(`${b.url}/admin/v1/stats/feed`, {
+    headers: { 'x-api-key': child.secret },
+    signal: abort.signal,
+  })
+  assert.equal(feed.status, 200)
+  const text = (async () => {
+    let all = ''
+    const decoder = new TextDecoder()
+    for await (const chunk of feed.body as unknown as AsyncIterable<Uint8Array>) {
+      all += decoder.decode(chunk, { stream: true })
+    }
+    return all
+  })()
+  await playOn(a, '8601')
+  for (const r of [made, kept])
+    await r.until(() => r.accepted.length === 1, 10_000, 'the first event')
+
+  await ok(a, 'DELETE', `/admin/v1/keys/${leaked.id}`, admin)
+  for (const [name, use] of Object.entries(uses)) {
+    const res = await use()
+    assert.equal(res.status, 401, `${name} after: ${JSON.stringify(res.body)}`)
+  }
+  // the feed's next delivery asks again, and ends instead
+  await playOn(a, '8602')
+  const body = await Promise.race([
+    text,
+    new Promise<string>((resolve) => setTimeout(() => resolve('still open'), 4000)),
+  ])
+  assert.match(body, /API_KEY_INVALID/)
+  assert.doesNotMatch(body, /8602/)
+  // the webhook the leaked key made delivers nothing more; the operator's goes on
+  await kept.until(() => kept.accepted.length === 2, 10_000, 'the event after the revocation')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.deepEqual(
+    [made, kept].map((r) => r.accepted.map((d) => d.event.userId)),
+    [['8601'], ['8601', '8602']],
+  )
 })
 
 test('fleet: a caller’s request budget is the fleet’s, not each node’s', async (t) => {

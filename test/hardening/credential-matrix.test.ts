@@ -255,3 +255,49 @@ test('every credential on every route: exactly what it was issued for', async (t
   }
   assert.deepEqual(wrong, [])
 })
+
+test('what a revoked admin key made, down a chain, is refused as a revoked key on every route', async (t) => {
+  const app = await startApp(t, { listen: true })
+  const call = async (key: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${app.url}${path}`, {
+      method,
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    const text = await res.text()
+    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`)
+    return text === '' ? {} : (JSON.parse(text) as { secret: string; id: string })
+  }
+  const key = (by: string, scopes: string[], extra: object = {}) =>
+    call(by, 'POST', '/admin/v1/keys', { name: scopes.join(' '), scopes, ...extra }) as Promise<{
+      secret: string
+      id: string
+    }>
+  await call(ADMIN_KEY, 'PUT', '/admin/v1/places/1818', { universeId: 99, name: 'Crossroads' })
+  // the operator's keys are not made by an API key: revoking one made by another touches none
+  const write = await key(ADMIN_KEY, ['presence:write'])
+  const leaked = await key(ADMIN_KEY, ['admin'])
+  const child = await key(leaked.secret, ['admin'])
+  const made = {
+    child,
+    read: await key(child.secret, ['presence:read']),
+    private: await key(child.secret, ['presence:read:private']),
+    write: await key(child.secret, ['presence:write']),
+    universe: await key(child.secret, ['presence:write'], { universes: ['5'] }),
+  }
+  await call(ADMIN_KEY, 'DELETE', `/admin/v1/keys/${leaked.id}`)
+
+  const revokedAt = CREDENTIALS.indexOf('keyRevoked')
+  const wrong: string[] = []
+  for (const route of routes(app, () => write.secret)) {
+    const expected = Number(route.expected.split(' ')[revokedAt])
+    for (const [name, { secret }] of Object.entries(made)) {
+      await route.before?.()
+      const got = await status(app, route, { 'x-api-key': secret })
+      if (got !== expected) {
+        wrong.push(`${route.method} ${route.path} with ${name}: ${got}, expected ${expected}`)
+      }
+    }
+  }
+  assert.deepEqual(wrong, [])
+})

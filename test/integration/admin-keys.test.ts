@@ -217,6 +217,80 @@ test('a webhook made or changed with an expiring key is bound to a key that expi
   assert.equal(within.statusCode, 201, within.body)
 })
 
+test('revoking an admin key revokes what it made, down the chain; the listing names each issuer', async (t) => {
+  const clock = new ManualClock()
+  const { app } = await startApp(t, { clock })
+  const revoke = (id: string) =>
+    app.inject({
+      method: 'DELETE',
+      url: `/admin/v1/keys/${id}`,
+      headers: { 'x-api-key': ADMIN_KEY },
+    })
+  const listed = async () => {
+    const res = await app.inject({
+      method: 'GET',
+      url: '/admin/v1/keys',
+      headers: { 'x-api-key': ADMIN_KEY },
+    })
+    const keys = res.json().keys as {
+      id: string
+      issuedBy: string | null
+      revokedAt: string | null
+      active: boolean
+    }[]
+    return Object.fromEntries(keys.map((k) => [k.id, [k.issuedBy, k.revokedAt, k.active]]))
+  }
+  const top = (await createKey(app, { name: 'top', scopes: ['admin'] })).json()
+  const middle = (await createKey(app, { name: 'middle', scopes: ['admin'] }, top.secret)).json()
+  const leaf = (await createKey(app, { name: 'leaf', scopes: ['admin'] }, middle.secret)).json()
+  const alone = (await createKey(app, { name: 'alone', scopes: ['admin'] })).json()
+  assert.equal(middle.issuedBy, top.id, 'the create answer names the issuer')
+  assert.deepEqual(await listed(), {
+    [top.id]: [null, null, true],
+    [middle.id]: [top.id, null, true],
+    [leaf.id]: [middle.id, null, true],
+    [alone.id]: [null, null, true],
+  })
+
+  const first = new Date(clock.now()).toISOString()
+  const revoked = await revoke(middle.id)
+  assert.equal(revoked.statusCode, 200)
+  clock.advance(1000)
+  for (const [key, status] of [
+    [top, 200],
+    [middle, 401],
+    [leaf, 401],
+    [alone, 200],
+  ] as const) {
+    const res = await getSettings(app, key.secret)
+    assert.equal(res.statusCode, status, `${key.name}: ${res.body}`)
+    if (status === 401) assert.equal(res.json().error.code, 'API_KEY_INVALID')
+  }
+  // nor may a key refused make another
+  assert.equal(
+    (await createKey(app, { name: 'late', scopes: ['admin'] }, leaf.secret)).statusCode,
+    401,
+  )
+  assert.deepEqual(await listed(), {
+    [top.id]: [null, null, true],
+    [middle.id]: [top.id, first, false],
+    [leaf.id]: [middle.id, first, false],
+    [alone.id]: [null, null, true],
+  })
+  // revoking the top later keeps the instant each stopped at
+  const second = new Date(clock.now()).toISOString()
+  assert.equal((await revoke(top.id)).statusCode, 200)
+  const leafRevoked = await revoke(leaf.id)
+  assert.equal(leafRevoked.json().revokedAt, first)
+  assert.deepEqual(await listed(), {
+    [top.id]: [null, second, false],
+    [middle.id]: [top.id, first, false],
+    [leaf.id]: [middle.id, first, false],
+    [alone.id]: [null, null, true],
+  })
+  assert.equal((await getSettings(app, alone.secret)).statusCode, 200)
+})
+
 test('bad key requests are refused with 400 and create nothing', async (t) => {
   const clock = new ManualClock()
   const { app, stores } = await startApp(t, { clock })

@@ -225,19 +225,22 @@ async function* sseData(response: Response): AsyncGenerator<Record<string, unkno
   }
 }
 
-for (const ending of ['revoked', 'expired'] as const) {
+// 'issuer revoked': the key was made by another admin-scoped key, and that one is revoked
+for (const ending of ['revoked', 'expired', 'issuer revoked'] as const) {
   test(`the admin feed ends once the admin-scoped key that opened it is ${ending}`, async (t) => {
     const app = await startApp(t, { listen: true })
-    const created = await fetch(`${app.url}/admin/v1/keys`, {
-      method: 'POST',
-      headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: 'ops',
-        scopes: ['admin'],
-        ...(ending === 'expired' && { expiresIn: 2 }),
-      }),
+    const make = async (by: string, body: object) =>
+      (await (
+        await fetch(`${app.url}/admin/v1/keys`, {
+          method: 'POST',
+          headers: { 'x-api-key': by, 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'ops', scopes: ['admin'], ...body }),
+        })
+      ).json()) as { id: string; secret: string }
+    const issuer = await make(ADMIN_KEY, {})
+    const key = await make(ending === 'issuer revoked' ? issuer.secret : ADMIN_KEY, {
+      ...(ending === 'expired' && { expiresIn: 2 }),
     })
-    const key = (await created.json()) as { id: string; secret: string }
     const abort = new AbortController()
     t.after(() => abort.abort())
     const response = await fetch(`${app.url}/admin/v1/stats/feed`, {
@@ -253,8 +256,9 @@ for (const ending of ['revoked', 'expired'] as const) {
       ['7501'],
     )
 
-    if (ending === 'revoked') {
-      const revoked = await fetch(`${app.url}/admin/v1/keys/${key.id}`, {
+    if (ending !== 'expired') {
+      const gone = ending === 'revoked' ? key : issuer
+      const revoked = await fetch(`${app.url}/admin/v1/keys/${gone.id}`, {
         method: 'DELETE',
         headers: { 'x-api-key': ADMIN_KEY },
       })

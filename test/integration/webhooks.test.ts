@@ -512,6 +512,71 @@ test('revoking the key stops deliveries, queued ones included; disabling stops n
   assert.equal(disabled.delivering, false)
 })
 
+test('what a revoked admin key made or redirected stops delivering, whatever key it is bound to', async (t) => {
+  const { presenced, receiver: kept } = await setup(t)
+  const { app } = presenced
+  const as = (key: string, method: string, url: string, body?: unknown) =>
+    app.inject({
+      method: method as 'GET',
+      url,
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      ...(body !== undefined && { payload: JSON.stringify(body) }),
+    })
+  const read = await createKey(app, ['presence:read'])
+  const leaked = await createKey(app, ['admin'])
+  const made = await startReceiver(t)
+  const boundToChild = await startReceiver(t)
+  const redirected = await startReceiver(t)
+  // made by the leaked key, bound to the operator's key
+  const own = await as(leaked.secret, 'POST', '/admin/v1/webhooks', {
+    url: made.url,
+    keyId: read.id,
+  })
+  assert.equal(own.statusCode, 201, own.body)
+  made.secret = own.json().secret
+  // the operator's, bound to a key the leaked key made
+  const child = (
+    await as(leaked.secret, 'POST', '/admin/v1/keys', { name: 'c', scopes: ['presence:read'] })
+  ).json()
+  await createHook(app, boundToChild, child.id)
+  // the operator's, pointed elsewhere by the leaked key
+  const operators = await createHook(app, redirected, read.id)
+  const moved = await as(leaked.secret, 'PATCH', `/admin/v1/webhooks/${operators.id}`, {
+    url: redirected.url,
+    description: 'moved',
+  })
+  assert.equal(moved.statusCode, 200, moved.body)
+  await createHook(app, kept, read.id)
+  const receivers = [made, boundToChild, redirected, kept]
+
+  await register(presenced, '5')
+  for (const r of receivers) await r.until(() => r.accepted.length === 1, 10_000, 'the first event')
+  assert.equal((await call(app, 'DELETE', `/admin/v1/keys/${leaked.id}`)).statusCode, 200)
+  // the revocation reaches the webhook registry within its refresh (1 s)
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  await register(presenced, '6')
+  await kept.until(() => kept.accepted.length === 2, 10_000, 'the event after the revocation')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.deepEqual(
+    receivers.map((r) => r.accepted.map((d) => d.event.userId)),
+    [['5'], ['5'], ['5'], ['5', '6']],
+  )
+  const listed = (await call(app, 'GET', '/admin/v1/webhooks')).json().webhooks as {
+    id: string
+    scope: string | null
+    issuedBy: string | null
+  }[]
+  const byId = new Map(listed.map((w) => [w.id, w]))
+  assert.equal(byId.get(own.json().id)?.issuedBy, leaked.id)
+  assert.equal(byId.get(own.json().id)?.scope, null)
+  assert.equal(
+    byId.get(operators.id)?.issuedBy,
+    leaked.id,
+    'redirected: the leaked key answers for it',
+  )
+  assert.equal(byId.get(operators.id)?.scope, null)
+})
+
 test('metrics: attempts by outcome, the age of delivered events, queued and parked events', async (t) => {
   const metricsKey = 'metrics-key-of-the-webhook-test'
   const { presenced, receiver } = await setup(t, { webhookAttempts: 2, metricsKey })

@@ -1,5 +1,4 @@
 import type { FastifyRequest } from 'fastify'
-import type { Caller, KeyCaller } from '../../core/caller.js'
 import { noCredential } from '../../service/authenticator.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { apiKeyCredential } from '../shared/credentials.js'
@@ -17,9 +16,7 @@ export function adminAuth(service: PresenceService) {
 }
 
 /**
- * The key behind an admin request, for the service to bound what it makes (keys, webhooks) by
- * the key's own expiry; adminAuth admits keys only (the operator's one has none).
+ * The API key behind an admin request (undefined for the operator's admin key), for the service
+ * to record as the issuer of what it makes (keys, webhooks) and bound it by the key's expiry.
  */
-export function issuerOf(caller: Caller): KeyCaller | undefined {
-  return caller.kind === 'key' ? caller : undefined
-}
+export { issuerOf } from '../../core/caller.js'

@@ -27,6 +27,7 @@ function keyView(key: ApiKeyInfo, active: boolean) {
     createdAt: iso(key.createdAt),
     expiresAt: iso(key.expiresAt),
     revokedAt: iso(key.revokedAt),
+    issuedBy: key.issuedBy ?? null,
     active,
   }
 }

@@ -73,6 +73,7 @@ function webhookView(webhook: WebhookInfo) {
     url: webhook.url,
     keyId: webhook.keyId,
     scope: webhook.scope,
+    issuedBy: webhook.issuedBy ?? null,
     events: webhook.events,
     filter: webhook.filter,
     enabled: webhook.enabled,

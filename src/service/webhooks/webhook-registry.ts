@@ -34,7 +34,7 @@ export class WebhookRegistry {
     for (const webhook of webhooks) {
       if (!webhook.enabled) continue
       const key = this.#keyInfo.get(webhook.keyId)
-      if (!key || !this.#keys.isActive(key)) continue
+      if (!key || !stands(webhook, this.#keyInfo, this.#keys)) continue
       const scopes = key.scopes.filter(isScope)
       if (!readScopes.some((scope) => scopes.includes(scope))) continue
       this.#subscribers.push(subscriberOf(webhook, { kind: 'service', keyId: key.id, scopes }))
@@ -57,7 +57,24 @@ export class WebhookRegistry {
   async current(id: string): Promise<{ webhook: WebhookRecord; keyActive: boolean } | undefined> {
     const webhook = await this.#store.getWebhook(id)
     if (!webhook) return undefined
-    const key = await this.#keys.get(webhook.keyId)
-    return { webhook, keyActive: key !== undefined && this.#keys.isActive(key) }
+    const keys = new Map((await this.#keys.list()).map((k) => [k.id, k]))
+    return { webhook, keyActive: stands(webhook, keys, this.#keys) }
   }
+}
+
+/**
+ * Whether an endpoint may be delivered: its key is live, and so is the API key that made or last
+ * changed it (`issuedBy`, absent for the operator's admin key). `keys` as ApiKeys.list answers
+ * them, each as it stands with its own issuers.
+ */
+export function stands(
+  webhook: Pick<WebhookRecord, 'keyId' | 'issuedBy'>,
+  keys: ReadonlyMap<string, ApiKeyInfo>,
+  apiKeys: Pick<ApiKeys, 'isActive'>,
+): boolean {
+  const live = (id: string) => {
+    const key = keys.get(id)
+    return key !== undefined && apiKeys.isActive(key)
+  }
+  return live(webhook.keyId) && (webhook.issuedBy === undefined || live(webhook.issuedBy))
 }

@@ -28,7 +28,7 @@ import {
   type UpdateWebhookInput,
 } from './webhook-input.js'
 import { WebhookOutbox } from './webhook-outbox.js'
-import { WebhookRegistry, readScopes } from './webhook-registry.js'
+import { WebhookRegistry, readScopes, stands } from './webhook-registry.js'
 import { LOST_TO_ANOTHER, retryLostWrites } from '../conflicting-writes.js'
 
 export type { Delivery, DeliveryState, WebhookEventType } from '../../store/webhook-store.js'
@@ -81,7 +81,10 @@ export interface WebhooksDeps {
 
 /** An endpoint as operators see it: never its secret. */
 export interface WebhookInfo extends Omit<WebhookRecord, 'secret'> {
-  /** The read scope its key gives it, or null when the key is gone, revoked, expired or cannot read. */
+  /**
+   * The read scope its key gives it, or null when it delivers nothing: the key is gone, revoked,
+   * expired or cannot read, or the API key that made or last changed it (`issuedBy`) is revoked.
+   */
   scope: Scope | null
 }
 
@@ -209,7 +212,8 @@ export class Webhooks {
 
   /**
    * Creates an endpoint bound to `input.keyId`'s key. `issuer`: the API key making it, when not
-   * the operator's admin key (see `#outlives`).
+   * the operator's admin key (see `#outlives`); the endpoint records it (`issuedBy`) and delivers
+   * only while it stands, so revoking a leaked admin key stops the endpoints it made.
    */
   async create(
     input: CreateWebhookInput,
@@ -234,6 +238,7 @@ export class Webhooks {
       description,
       createdAt: now,
       updatedAt: now,
+      ...(issuer && { issuedBy: issuer.keyId }),
     }
     // nothing is read after the write: once stored, the endpoint is answered 201, so a client
     // retrying a failure does not register it twice. The cap is counted in the store's own step
@@ -247,8 +252,8 @@ export class Webhooks {
 
   async list(): Promise<WebhookInfo[]> {
     const webhooks = await this.#required().listWebhooks()
-    const scopes = await this.#scopes()
-    return webhooks.map((w) => infoOf(w, scopes.get(w.keyId) ?? null))
+    const scopeOf = await this.#scopes()
+    return webhooks.map((w) => infoOf(w, scopeOf(w)))
   }
 
   /**
@@ -277,7 +282,9 @@ export class Webhooks {
 
   /**
    * Undefined when there is no such endpoint; `secret` only when a new one was generated.
-   * `issuer` as for `create`: an expiring key changes only endpoints whose key it outlives.
+   * `issuer` as for `create`: an expiring key changes only endpoints whose key it outlives, and
+   * the endpoint it changed records it as its `issuedBy` (it answers for where presence goes now:
+   * revoking it stops the endpoint, as one it made). The operator's admin key leaves it as is.
    */
   async update(
     id: string,
@@ -297,7 +304,11 @@ export class Webhooks {
         const key = (await this.#deps.keys.list()).find((k) => k.id === current.keyId)
         this.#outlives(key, issuer)
       }
-      const next: WebhookRecord = { ...current, updatedAt: this.#deps.clock.now() }
+      const next: WebhookRecord = {
+        ...current,
+        updatedAt: this.#deps.clock.now(),
+        ...(issuer && { issuedBy: issuer.keyId }),
+      }
       if (input.url !== undefined) next.url = checkUrl(input.url)
       if (input.events !== undefined) next.events = checkEvents(input.events)
       if (input.filter !== undefined) next.filter = checkFilter(input.filter)
@@ -380,19 +391,18 @@ export class Webhooks {
     return scope
   }
 
-  /** The read scope of every live key, by key id. */
-  async #scopes(): Promise<Map<string, Scope>> {
-    const scopes = new Map<string, Scope>()
-    for (const key of await this.#deps.keys.list()) {
-      if (!this.#deps.keys.isActive(key)) continue
-      const scope = readScopes.find((s) => key.scopes.filter(isScope).includes(s))
-      if (scope) scopes.set(key.id, scope)
+  /** What an endpoint's key lets it read, null when it delivers nothing (WebhookInfo.scope). */
+  async #scopes(): Promise<(webhook: WebhookRecord) => Scope | null> {
+    const keys = new Map((await this.#deps.keys.list()).map((k) => [k.id, k]))
+    return (webhook) => {
+      if (!stands(webhook, keys, this.#deps.keys)) return null
+      const granted = keys.get(webhook.keyId)!.scopes.filter(isScope)
+      return readScopes.find((s) => granted.includes(s)) ?? null
     }
-    return scopes
   }
 
   async #info(record: WebhookRecord): Promise<WebhookInfo> {
-    return infoOf(record, (await this.#scopes()).get(record.keyId) ?? null)
+    return infoOf(record, (await this.#scopes())(record))
   }
 
   /** A change made here applies on this node at once (others reload within `refreshMs`). */

@@ -51,6 +51,7 @@ function keyOf(k: ApiKeyRecord): ApiKeyRecord {
     createdAt: k.createdAt,
     expiresAt: k.expiresAt ?? undefined,
     revokedAt: k.revokedAt ?? undefined,
+    ...(k.issuedBy != null && { issuedBy: k.issuedBy }),
   }
 }
 
@@ -548,7 +549,8 @@ export function profileStoreContract(name: string, factory: ProfileStoreFactory)
       const store = await open(t)
       assert.deepEqual(await store.listApiKeys(), [])
       const first = apiKey(1, { scopes: ['presence:read', 'presence:write'], universes: ['13058'] })
-      const second = apiKey(2, { expiresAt: T0 + 86_400_000 })
+      // the key that issued it is kept with it: revoking that one revokes this one
+      const second = apiKey(2, { expiresAt: T0 + 86_400_000, issuedBy: 'key1' })
       await store.putApiKey(first)
       await store.putApiKey(second)
       assert.deepEqual(keyOf((await store.getApiKeyByHash(first.hash))!), first)
