@@ -26,11 +26,11 @@ export interface WebhookRecord {
   /** The API key whose scope decides what the endpoint sees; revoking it stops deliveries. */
   keyId: string
   /**
-   * The API key (admin scope) that made the endpoint or last changed it; absent when the
-   * operator's admin key did. Revoking it (or a key up its chain of issuers) stops deliveries
-   * too: it chose where presence goes.
+   * The API keys (admin scope) that made the endpoint or changed it, each once, in that order;
+   * absent when only the operator's admin key did. Revoking any of them (or a key up its chain
+   * of issuers) stops deliveries too: each chose where and what presence goes.
    */
-  issuedBy?: string | undefined
+  changedBy?: string[] | undefined
   events: WebhookEventType[]
   filter: WebhookFilter
   enabled: boolean

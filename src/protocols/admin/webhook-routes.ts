@@ -73,7 +73,7 @@ function webhookView(webhook: WebhookInfo) {
     url: webhook.url,
     keyId: webhook.keyId,
     scope: webhook.scope,
-    issuedBy: webhook.issuedBy ?? null,
+    changedBy: webhook.changedBy ?? [],
     events: webhook.events,
     filter: webhook.filter,
     enabled: webhook.enabled,

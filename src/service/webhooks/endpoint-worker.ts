@@ -20,7 +20,7 @@ export interface DeliverySettings {
 
 export interface CurrentEndpoint {
   webhook: WebhookRecord
-  /** Its key is live, and so is the API key that made or last changed it (`issuedBy`). */
+  /** Its key is live, and so is every API key that made or changed it (`changedBy`). */
   keyActive: boolean
 }
 

@@ -63,12 +63,12 @@ export class WebhookRegistry {
 }
 
 /**
- * Whether an endpoint may be delivered: its key is live, and so is the API key that made or last
- * changed it (`issuedBy`, absent for the operator's admin key). `keys` as ApiKeys.list answers
+ * Whether an endpoint may be delivered: its key is live, and so is every API key that made or
+ * changed it (`changedBy`; none for the operator's admin key). `keys` as ApiKeys.list answers
  * them, each as it stands with its own issuers.
  */
 export function stands(
-  webhook: Pick<WebhookRecord, 'keyId' | 'issuedBy'>,
+  webhook: Pick<WebhookRecord, 'keyId' | 'changedBy'>,
   keys: ReadonlyMap<string, ApiKeyInfo>,
   apiKeys: Pick<ApiKeys, 'isActive'>,
 ): boolean {
@@ -76,5 +76,5 @@ export function stands(
     const key = keys.get(id)
     return key !== undefined && apiKeys.isActive(key)
   }
-  return live(webhook.keyId) && (webhook.issuedBy === undefined || live(webhook.issuedBy))
+  return live(webhook.keyId) && (webhook.changedBy ?? []).every(live)
 }

@@ -83,7 +83,7 @@ export interface WebhooksDeps {
 export interface WebhookInfo extends Omit<WebhookRecord, 'secret'> {
   /**
    * The read scope its key gives it, or null when it delivers nothing: the key is gone, revoked,
-   * expired or cannot read, or the API key that made or last changed it (`issuedBy`) is revoked.
+   * expired or cannot read, or an API key that made or changed it (`changedBy`) is revoked.
    */
   scope: Scope | null
 }
@@ -212,8 +212,8 @@ export class Webhooks {
 
   /**
    * Creates an endpoint bound to `input.keyId`'s key. `issuer`: the API key making it, when not
-   * the operator's admin key (see `#outlives`); the endpoint records it (`issuedBy`) and delivers
-   * only while it stands, so revoking a leaked admin key stops the endpoints it made.
+   * the operator's admin key (see `#outlives`); the endpoint records it (`changedBy`) and
+   * delivers only while it stands, so revoking a leaked admin key stops the endpoints it made.
    */
   async create(
     input: CreateWebhookInput,
@@ -238,7 +238,7 @@ export class Webhooks {
       description,
       createdAt: now,
       updatedAt: now,
-      ...(issuer && { issuedBy: issuer.keyId }),
+      ...(issuer && { changedBy: [issuer.keyId] }),
     }
     // nothing is read after the write: once stored, the endpoint is answered 201, so a client
     // retrying a failure does not register it twice. The cap is counted in the store's own step
@@ -283,8 +283,10 @@ export class Webhooks {
   /**
    * Undefined when there is no such endpoint; `secret` only when a new one was generated.
    * `issuer` as for `create`: an expiring key changes only endpoints whose key it outlives, and
-   * the endpoint it changed records it as its `issuedBy` (it answers for where presence goes now:
-   * revoking it stops the endpoint, as one it made). The operator's admin key leaves it as is.
+   * the endpoint it changed adds it to its `changedBy`: revoking it stops the endpoint, as one it
+   * made, and so does revoking any key before it there (a change by another key, a secret rotated
+   * say, does not revive an endpoint a leaked key pointed at its own address). The operator's
+   * admin key is recorded nowhere, and revives nothing either.
    */
   async update(
     id: string,
@@ -307,7 +309,7 @@ export class Webhooks {
       const next: WebhookRecord = {
         ...current,
         updatedAt: this.#deps.clock.now(),
-        ...(issuer && { issuedBy: issuer.keyId }),
+        ...(issuer && { changedBy: withChanger(current.changedBy, issuer.keyId) }),
       }
       if (input.url !== undefined) next.url = checkUrl(input.url)
       if (input.events !== undefined) next.events = checkEvents(input.events)
@@ -424,6 +426,13 @@ function infoOf(record: WebhookRecord, scope: Scope | null): WebhookInfo {
   const { secret, ...info } = record
   void secret
   return { ...info, scope }
+}
+
+/** `changedBy` with `keyId` added, once. */
+function withChanger(changedBy: readonly string[] | undefined, keyId: string): string[] {
+  const keys = [...(changedBy ?? [])]
+  if (!keys.includes(keyId)) keys.push(keyId)
+  return keys
 }
 
 function generateSecret(): string {
