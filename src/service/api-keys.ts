@@ -121,6 +121,13 @@ export class ApiKeys {
     if (universes.length > MAX_UNIVERSES) {
       throw invalid(`at most ${MAX_UNIVERSES} universes per key`)
     }
+    // the list limits presence writes, nothing else: on a key that reads or administers only, an
+    // operator meaning "this universe only" would get a key for every universe, said nowhere
+    if (universes.length > 0 && !input.scopes.includes('presence:write')) {
+      throw invalid(
+        'universes limit presence:write only: a key without it reads (or administers) every universe. Leave universes out, or add presence:write.',
+      )
+    }
     const secret = SECRET_PREFIX + randomBytes(32).toString('base64url')
     const record: ApiKeyRecord = {
       id: randomBytes(8).toString('hex'),

@@ -307,6 +307,8 @@ test('CLI keys: create prints the secret once, list shows it, revoke ends it', a
       '--scope',
       'presence:read',
       '--scope',
+      'presence:write',
+      '--scope',
       'admin',
       '--name',
       'matchmaker',
@@ -322,9 +324,10 @@ test('CLI keys: create prints the secret once, list shows it, revoke ends it', a
   assert.equal(created.code, 0, created.stderr)
   const secret = created.stdout.trim()
   assert.match(secret, /^pk_[A-Za-z0-9_-]{43}$/)
-  const keyId = /created key ([0-9a-f]{16}) "matchmaker" with presence:read, admin, expires/.exec(
-    created.stderr,
-  )?.[1]
+  const keyId =
+    /created key ([0-9a-f]{16}) "matchmaker" with presence:read, presence:write, admin, expires/.exec(
+      created.stderr,
+    )?.[1]
   assert.ok(keyId, created.stderr)
   const useKey = () =>
     app.inject({ method: 'GET', url: '/admin/v1/keys', headers: { 'x-api-key': secret } })
@@ -334,7 +337,9 @@ test('CLI keys: create prints the secret once, list shows it, revoke ends it', a
   assert.equal(list.code, 0)
   assert.match(
     list.stdout,
-    new RegExp(`${keyId}\\s+matchmaker\\s+presence:read,admin\\s+active\\s+\\S+Z\\s+42`),
+    new RegExp(
+      `${keyId}\\s+matchmaker\\s+presence:read,presence:write,admin\\s+active\\s+\\S+Z\\s+42\\s+operator`,
+    ),
   )
   assert.ok(!list.stdout.includes(secret))
 

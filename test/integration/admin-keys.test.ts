@@ -326,6 +326,26 @@ test('bad key requests are refused with 400 and create nothing', async (t) => {
   assert.deepEqual(await stores.profiles.listApiKeys(), [])
 })
 
+test('universes limit presence writes only: a key that cannot write is refused a list it would not keep', async (t) => {
+  const { app, stores } = await startApp(t)
+  // each would read (or administer) every universe: the list the operator gave would limit nothing
+  for (const scopes of [['presence:read'], ['presence:read:private'], ['admin']]) {
+    const res = await createKey(app, { name: 'x', scopes, universes: ['13058'] })
+    assert.equal(res.statusCode, 400, `${scopes.join(' ')} → ${res.statusCode}`)
+    assert.equal(res.json().error.code, 'INVALID_REQUEST')
+    assert.match(res.json().error.message, /universes limit presence:write only/)
+  }
+  assert.deepEqual(await stores.profiles.listApiKeys(), [])
+  const writer = await createKey(app, {
+    name: 'x',
+    scopes: ['presence:read', 'presence:write'],
+    universes: ['13058'],
+  })
+  assert.equal(writer.statusCode, 201, writer.body)
+  const empty = await createKey(app, { name: 'y', scopes: ['presence:read'], universes: [] })
+  assert.equal(empty.statusCode, 201, empty.body)
+})
+
 test('expiresAt takes any instant a calendar has: a leap day, the last second, an offset', async (t) => {
   const { app } = await startApp(t, { clock: new ManualClock() })
   const cases: [string, string][] = [
