@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { UserId } from '../core/user-id.js'
 import { adminAuth } from '../protocols/admin/auth.js'
 import { apiKeyCredential, bearerHeaderCredential } from '../protocols/shared/credentials.js'
-import { noCredential } from '../service/authenticator.js'
+import { noCredential, type Credential } from '../service/authenticator.js'
 import { sendAdminError } from '../protocols/admin/errors.js'
 import { sendNativeError } from '../protocols/native/errors.js'
 import { END_GRACE_MS } from '../protocols/native/sse.js'
@@ -99,6 +99,17 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
   )
   const checkAdmin = service.auth.adminEnabled ? adminAuth(service) : undefined
   /**
+   * The credential presented on the dashboard's routes. `Authorization` and `x-api-key` together
+   * are refused (400, as on the native routes): whichever was checked, the other went unchecked,
+   * a revoked key behind a good token or a forged token behind the admin key.
+   */
+  const presented = (request: FastifyRequest): Credential => {
+    const bearer = bearerHeaderCredential(request.headers)
+    const key = apiKeyCredential(request.headers)
+    if (bearer && key) return { kind: 'several', names: ['Authorization', 'x-api-key'] }
+    return bearer ?? key ?? noCredential
+  }
+  /**
    * The public routes need no credential, but one presented is checked, never ignored: a bad,
    * expired or revoked token or key is refused (401) as on every other route, so that a client
    * learns its credential is gone here too. A good one gets what anyone gets. Cookies are not
@@ -106,8 +117,7 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
    * caller's request budget (a user's, else its address's), as the presence reads do.
    */
   const checkPresented = async (request: FastifyRequest): Promise<void> => {
-    const credential = bearerHeaderCredential(request.headers) ?? apiKeyCredential(request.headers)
-    const caller = await service.auth.authenticate(credential ?? noCredential, request.ip)
+    const caller = await service.auth.authenticate(presented(request), request.ip)
     // the caller's request budget, as every public read spends (the counts are cached, but each
     // request still costs its parse, its reply and its connection)
     await service.limits.request(caller, request.ip)
@@ -184,6 +194,8 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
         )
       }
       const admin = request.headers['x-api-key'] !== undefined
+      const credential = presented(request)
+      if (credential.kind === 'several') await service.auth.authenticate(credential, request.ip)
       if (admin) {
         if (!checkAdmin) {
           return sendAdminError(reply, 404, 'ADMIN_OFF', 'The admin API is off.')

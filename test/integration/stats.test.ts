@@ -275,6 +275,45 @@ test('stats and the public feed check a credential presented: refused 401 in the
   await afterLogout.body?.cancel()
 })
 
+test('stats and the public feed: a token and a key sent together are refused, neither ignored', async (t) => {
+  const presenced = await startApp(t, { listen: true })
+  const made = await presenced.app.inject({
+    method: 'POST',
+    url: '/admin/v1/keys',
+    headers: { 'x-api-key': ADMIN_KEY },
+    payload: { name: 'gone', scopes: ['admin'] },
+  })
+  const revoked = made.json() as { id: string; secret: string }
+  await presenced.app.inject({
+    method: 'DELETE',
+    url: `/admin/v1/keys/${revoked.id}`,
+    headers: { 'x-api-key': ADMIN_KEY },
+  })
+  const good = `Bearer ${await presenced.tokens.issue(id('8001'))}`
+  const statuses: string[] = []
+  for (const path of ['/api/v1/stats', '/api/v1/stats/feed']) {
+    for (const [name, headers] of [
+      // the revoked key went unchecked behind the good token
+      ['token + revoked key', { authorization: good, 'x-api-key': revoked.secret }],
+      // the forged token went unchecked behind the admin key (the admin answer)
+      ['forged token + admin key', { authorization: 'Bearer forged', 'x-api-key': ADMIN_KEY }],
+    ] as const) {
+      const res = await fetch(`${presenced.url}${path}`, { headers })
+      // a stream opened is not read (it would not end): its status is the answer
+      let code = ''
+      if (res.status === 400) code = ((await res.json()) as { error: { code: string } }).error.code
+      else await res.body?.cancel()
+      statuses.push(`${path} ${name}: ${res.status} ${code}`)
+    }
+  }
+  assert.deepEqual(statuses, [
+    '/api/v1/stats token + revoked key: 400 INVALID_REQUEST',
+    '/api/v1/stats forged token + admin key: 400 INVALID_REQUEST',
+    '/api/v1/stats/feed token + revoked key: 400 INVALID_REQUEST',
+    '/api/v1/stats/feed forged token + admin key: 400 INVALID_REQUEST',
+  ])
+})
+
 test('stats in fleet mode: two nodes on one Redis count each other and both nodes', async (t) => {
   const prefix = uniquePrefix('stats')
   t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
