@@ -56,7 +56,7 @@ export async function userLookupRoutes(
     async (request, reply) => {
       const body = objectOf(request.body)
       const ids = listOf(body, 'userIds').map((value) => {
-        const id = parseUserId(typeof value === 'string' ? value.trim() : value)
+        const id = parseUserId(value)
         if (id === undefined) {
           throw fail('USER_IDS_INVALID', `${show(value)} is not a positive 64-bit user id.`)
         }

@@ -101,7 +101,7 @@ function idsOf(raw: unknown, maxIds: number): UserId[] | Refusal {
   if (parts.length > maxIds) return tooManyIds(maxIds)
   const ids: UserId[] = []
   for (const part of parts) {
-    const id = parseUserId(part.trim())
+    const id = parseUserId(part)
     if (!id) {
       return {
         code: 'IDS_INVALID',

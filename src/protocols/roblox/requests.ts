@@ -70,7 +70,7 @@ export function parseUsersRequest(body: unknown): UserId[] {
   const seen = new Set<UserId>()
   const ids: UserId[] = []
   for (const value of raw as unknown[]) {
-    const id = parseUserId(typeof value === 'string' ? value.trim() : value)
+    const id = parseUserId(value)
     if (id === undefined) {
       throw badRequest(
         `${messages.invalidUserIds} ${describe(value)} is not a positive 64-bit integer.`,

@@ -70,7 +70,7 @@ export function parseLevel(value: unknown): XboxLevel {
 /** The XUID of a path segment `xuid(<xuid>)`; `me` is the caller's and handled by the route. */
 export function parseXuidSegment(segment: string): UserId | 'me' | undefined {
   if (segment === 'me') return 'me'
-  const match = /^xuid\((.*)\)$/i.exec(segment)
+  const match = /^xuid\((.*)\)$/is.exec(segment)
   if (!match) return undefined
   const xuid = parseUserId(match[1])
   if (!xuid) throw invalidXuid(match[1])
