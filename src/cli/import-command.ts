@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import {
   ImportLineError,
+  lineText,
   lineTooLong,
   MAX_IMPORT_LINE_BYTES,
   parseImportLine,
@@ -148,7 +149,7 @@ async function* lines(file: string): AsyncGenerator<string> {
     if (text.length > MAX_IMPORT_LINE_BYTES) throw lineTooLong(number)
     parts = []
     size = 0
-    return text.toString('utf8')
+    return lineText(text, number)
   }
   for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
     let start = 0

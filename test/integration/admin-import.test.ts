@@ -267,6 +267,34 @@ test('CLI import: chunks with progress, then a bad line refuses the whole file',
   assert.deepEqual(await stores.profiles.listFriends(id(9001)), before)
 })
 
+test('CLI import: a UTF-8 BOM is skipped, a line that is not UTF-8 refuses the file by its number', async (t) => {
+  const { url, service } = await startApp(t, { listen: true })
+  const env = { PRESENCED_ADMIN_KEY: ADMIN_KEY }
+  const bom = tempFile(t, '\ufeff{"type":"user","userId":"5","name":"five"}\n')
+  const ok = await runCli(['import', bom, '--url', url], env)
+  assert.equal(ok.code, 0, ok.stderr)
+  assert.equal((await service.getUser(id(5)))?.name, 'five')
+
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-import-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const bad = join(dir, 'latin1.ndjson')
+  writeFileSync(
+    bad,
+    Buffer.concat([
+      Buffer.from(
+        '{"type":"user","userId":"6","name":"six"}\n{"type":"user","userId":"7","name":"s',
+      ),
+      Buffer.from([0xe9]), // é in latin-1
+      Buffer.from('pt"}\n'),
+    ]),
+  )
+  const refused = await runCli(['import', bad, '--url', url], env)
+  assert.equal(refused.code, 2, refused.stderr)
+  assert.match(refused.stderr, /latin1\.ndjson:2: not valid UTF-8; nothing was imported/)
+  assert.equal(await service.getUser(id(6)), undefined)
+  assert.equal(await service.getUser(id(7)), undefined)
+})
+
 test('CLI import and keys: usage, auth and network errors have clear messages and codes', async (t) => {
   const { url } = await startApp(t, { listen: true })
   const file = tempFile(t, '{"type":"friends","a":"1","b":"2"}\n')

@@ -1,6 +1,8 @@
+import { isUtf8 } from 'node:buffer'
 import { defaultSettings, type Visibility } from '../../core/privacy.js'
 import { parseInt64Id, parseUserId } from '../../core/user-id.js'
 import { characterCount, type ProfileRecord } from '../../core/catalogue.js'
+import { hasUtf8Bom } from '../shared/body-text.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
 import { parseTitle } from './title-rules.js'
 
@@ -39,6 +41,19 @@ export class ImportLineError extends Error {
     super(message)
     this.line = line
   }
+}
+
+/**
+ * The text of line `lineNumber` (its bytes without the end of line), as the server and the CLI
+ * read it: a UTF-8 byte-order mark at the start of line 1 (the file's or the body's) skipped,
+ * bytes that are not UTF-8 refused with the line's number, never read as U+FFFD.
+ *
+ * @example lineText(Buffer.from('\ufeff{"type":"user"}'), 1) // '{"type":"user"}'
+ */
+export function lineText(bytes: Buffer, lineNumber: number): string {
+  const text = lineNumber === 1 && hasUtf8Bom(bytes) ? bytes.subarray(3) : bytes
+  if (!isUtf8(text)) throw new ImportLineError('not valid UTF-8', lineNumber)
+  return text.toString('utf8')
 }
 
 /** The refusal of line `line`, whose `bytes` (without its end of line) exceed the limit. */
@@ -193,7 +208,7 @@ export function* linesOf(body: Buffer): Generator<[text: string, lineNumber: num
     if (stop > start && body[stop - 1] === 0x0d) stop--
     if (stop - start > MAX_IMPORT_LINE_BYTES) throw lineTooLong(lineNumber)
     if (stop > start) {
-      const text = body.toString('utf8', start, stop)
+      const text = lineText(body.subarray(start, stop), lineNumber)
       if (text.trim() !== '') yield [text, lineNumber]
     }
     start = end + 1

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { PresenceService } from '../../service/presence-service.js'
 import { fail } from '../../core/errors.js'
+import { checkCharset } from '../shared/body-text.js'
 import { importNdjson } from './importer.js'
 import { tags } from './schemas.js'
 
@@ -30,6 +31,8 @@ export async function importRoute(
     '/import',
     {
       bodyLimit: IMPORT_BODY_LIMIT,
+      // before the body is read: a body of up to 512 MiB in a charset not read is not read at all
+      preParsing: async (request) => checkCharset(request.headers['content-type']),
       schema: {
         tags,
         summary: 'Bulk import (NDJSON): all lines validated first, then applied in chunks',

@@ -9,6 +9,7 @@ import {
   type LeanReply,
   type LeanRoute,
 } from '../shared/lean-routes.js'
+import { bodyText } from '../shared/body-text.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { errorBody } from './errors.js'
 import { leanRobloxError, withCaller } from './lean-heartbeat.js'
@@ -116,7 +117,7 @@ export function leanUsersRoute(context: ProtocolContext, admit: SplitAdmit): Lea
     }
     let body: unknown
     try {
-      body = parseJsonBody(bytes.toString('utf8'))
+      body = parseJsonBody(bodyText(bytes, 'INVALID_JSON'))
     } catch (error) {
       // as Fastify does after a body parser's error: the client may send more data
       throw Object.assign(error as Error, { closeConnection: true })

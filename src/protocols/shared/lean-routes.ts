@@ -12,6 +12,7 @@ import {
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { Writable } from 'node:stream'
+import { bodyText } from './body-text.js'
 import { refuseMissingHost } from './framework-errors.js'
 
 /**
@@ -45,7 +46,8 @@ export interface LeanRoute {
 }
 
 /**
- * Reads a lean request's whole body, once: `body()` as utf-8 text, `body(true)` as the bytes that
+ * Reads a lean request's whole body, once: `body()` as utf-8 text (bodyText:
+ * a BOM skipped, bytes that are not UTF-8 a 400 INVALID_JSON), `body(true)` as the bytes that
  * came, for a route that parses bytes (the Roblox read: no string made of the body, nor the
  * utf-8 decoder's pass over it, issue 19). At once when it is all buffered already (most small
  * bodies), else its promise. A route reads the bytes; it neither keeps nor changes them (an
@@ -996,7 +998,7 @@ function readBody(
     const chunk = size === 0 ? null : (request.read() as Buffer | null)
     request.resume()
     if (raw) return chunk ?? NO_BYTES
-    return chunk === null ? '' : chunk.toString('utf8')
+    return chunk === null ? '' : bodyText(chunk, 'INVALID_JSON')
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
@@ -1005,7 +1007,14 @@ function readBody(
     request.on('end', () => {
       ended = true
       const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-      resolve(raw ? bytes : bytes.toString('utf8'))
+      if (raw) resolve(bytes)
+      else {
+        try {
+          resolve(bodyText(bytes, 'INVALID_JSON'))
+        } catch (error) {
+          reject(error as Error)
+        }
+      }
     })
     request.on('error', reject)
     // a client gone mid-body: nothing to answer

@@ -1,5 +1,6 @@
 import { errorCodes, type FastifyInstance } from 'fastify'
 import type { ProtocolContext } from '../context.js'
+import { bodyText } from '../shared/body-text.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { xboxErrorHandler } from './errors.js'
 import { xboxPresenceRoutes } from './routes.js'
@@ -19,13 +20,13 @@ export async function xboxProtocol(app: FastifyInstance, context: ProtocolContex
   app.removeContentTypeParser(['application/x-www-form-urlencoded', 'text/plain'])
   // A body sent with no Content-Type at all is JSON here: xbox-webapi (Node) posts its JSON
   // bodies without one, as Xbox Live's services accept. Any other unknown type is still 415.
-  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
     if (request.headers['content-type'] !== undefined) {
       done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(), undefined)
       return
     }
     try {
-      done(null, parseJsonBody(body as string))
+      done(null, parseJsonBody(bodyText(body as Buffer, 'INVALID_JSON')))
     } catch (error) {
       done(error as Error, undefined)
     }
