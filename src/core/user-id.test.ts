@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { parseInt64Id, parseUserId } from './user-id.js'
+import { parseInt64Id, parseTitleId, parseUserId } from './user-id.js'
 
 test('accepts positive int64 ids, kept exactly as canonical strings', () => {
   const cases: Array<[unknown, string]> = [
@@ -84,4 +84,12 @@ test('place and universe ids follow the same rules', () => {
   assert.equal(parseInt64Id('9007199254740993'), '9007199254740993')
   assert.equal(parseInt64Id('0'), undefined)
   assert.equal(parseInt64Id(1.5), undefined)
+})
+
+test('title ids: 32 bits, written as every id is', () => {
+  assert.equal(parseTitleId(1717113201), '1717113201')
+  assert.equal(parseTitleId(' 4294967295\n'), '4294967295')
+  for (const input of ['4294967296', 4294967296, '0', '+1', '01', '1e3', 1.5, 1n, '\u00a01', '']) {
+    assert.equal(parseTitleId(input), undefined, String(input))
+  }
 })

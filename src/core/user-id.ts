@@ -57,3 +57,15 @@ function isPadding(code: number): boolean {
 
 /** Same rules as user ids: place, universe and title ids are int64 too. */
 export const parseInt64Id = parseUserId as (input: unknown) => string | undefined
+
+/**
+ * An Xbox title id: a 32-bit unsigned integer, written as every id is (parseUserId's rules: a
+ * JSON number while exact, or digits with ASCII padding taken), kept as its canonical digits.
+ *
+ * @example parseTitleId(' 1717113201') // '1717113201'
+ * @example parseTitleId('4294967296') // undefined
+ */
+export function parseTitleId(input: unknown): string | undefined {
+  const id = typeof input === 'bigint' ? undefined : parseUserId(input)
+  return id !== undefined && id.length <= 10 && Number(id) <= 0xffffffff ? id : undefined
+}

@@ -44,6 +44,8 @@ async function world(t: Parameters<typeof startApp>[0]) {
   const serverKey = {
     'x-api-key': (await app.service.keys.create({ name: 's', scopes: ['presence:write'] })).secret,
   }
+  const reader = await app.service.keys.create({ name: 'r', scopes: ['presence:read'] })
+  const readerKey = reader.key.id
   const send = (
     method: 'GET' | 'POST' | 'PUT',
     url: string,
@@ -57,13 +59,18 @@ async function world(t: Parameters<typeof startApp>[0]) {
       headers: payload === undefined ? headers : { ...headers, 'content-type': type },
       payload,
     })
-  return { ...app, bearer, xbl, admin, serverKey, send }
+  return { ...app, bearer, xbl, admin, serverKey, readerKey, send }
 }
 
 type Surface = (
   w: Awaited<ReturnType<typeof world>>,
   id: string,
-) => Promise<{ response: LightMyRequestResponse; canonical: () => Promise<boolean> }>
+) => Promise<{
+  response: LightMyRequestResponse
+  canonical: () => Promise<boolean>
+  /** The status of a refused id, when not 400. */
+  refused?: number
+}>
 
 const j = JSON.stringify
 /** `j` with every character outside printable ASCII escaped, so a message shows which space it was. */
@@ -105,6 +112,42 @@ const surfaces: Record<string, Surface> = {
   'companion POST /v1/users': async (w, id) => {
     const response = await w.send('POST', '/v1/users', {}, `{"userIds":[${j(id)}]}`)
     return { response, canonical: async () => response.body.includes('"id":123,') }
+  },
+  'companion GET /v1/users/{id}': async (w, id) => {
+    const response = await w.send('GET', `/v1/users/${enc(id)}`, {})
+    // a segment that is not an id is a path this service does not serve, as `search` is
+    return { response, canonical: async () => response.body.includes('"id":123,'), refused: 404 }
+  },
+  'Xbox title write id': async (w, id) => {
+    const response = await w.send(
+      'POST',
+      '/users/me/devices/current/titles/current',
+      w.xbl,
+      `{"id":${j(id)}}`,
+    )
+    return {
+      response,
+      canonical: async () =>
+        (await w.service.rawPresences([USER]))[0]?.sessions.some(
+          (s) => s.activity.titleId === '123',
+        ) === true,
+    }
+  },
+  'admin PUT /admin/v1/titles/{id}': async (w, id) => {
+    const response = await w.send('PUT', `/admin/v1/titles/${enc(id)}`, w.admin, '{"name":"T"}')
+    return {
+      response,
+      canonical: async () => (await w.stores.profiles.getTitle('123'))?.titleId === '123',
+    }
+  },
+  'admin webhook filter titles': async (w, id) => {
+    const response = await w.send(
+      'POST',
+      '/admin/v1/webhooks',
+      w.admin,
+      `{"url":"https://example.com/h","keyId":${j(w.readerKey)},"filter":{"titles":[${j(id)}]}}`,
+    )
+    return { response, canonical: async () => response.body.includes('"titles":["123"]') }
   },
   'Xbox /users/batch': async (w, id) => {
     const response = await w.send('POST', '/users/batch', w.xbl, `{"users":[${j(id)}]}`)
@@ -171,8 +214,8 @@ for (const [name, surface] of Object.entries(surfaces)) {
       assert.ok(await canonical(), `${show(id)} kept as 123: ${response.body}`)
     }
     for (const id of REFUSED) {
-      const { response } = await surface(w, id)
-      assert.equal(response.statusCode, 400, `${show(id)}: ${response.body}`)
+      const { response, refused = 400 } = await surface(w, id)
+      assert.equal(response.statusCode, refused, `${show(id)}: ${response.body}`)
       assert.match(String(response.headers['content-type']), /^application\/json/)
       assert.doesNotMatch(response.body, /"userId":123,|"xuid":"123"|"id":123,/, show(id))
     }

@@ -54,9 +54,10 @@ export function userRoutes(app: FastifyInstance, context: ProtocolContext): void
     },
   )
 
-  // digits only: any other segment (`search`, ...) is a path this service does not serve (404)
+  // digits only, with the ASCII padding every id may have (user-id.ts): any other segment
+  // (`search`, `+1`, ...) is a path this service does not serve (404)
   app.get<{ Params: { userId: string } }>(
-    '/v1/users/:userId(^\\d+$)',
+    '/v1/users/:userId(^[\\t-\\r ]*\\d+[\\t-\\r ]*$)',
     { schema: { tags: ['companion'], summary: 'A user by id' } },
     async (request, reply) => {
       // as on the presence routes: a credential present but invalid is refused, and a key

@@ -1,5 +1,5 @@
 import type { Placement, RichPresence, TitleState } from '../../core/presence.js'
-import { parseUserId, type UserId } from '../../core/user-id.js'
+import { parseTitleId, parseUserId, type UserId } from '../../core/user-id.js'
 import { DEVICE_TYPE, deviceTypeKey } from './device-types.js'
 import { badRequest } from './errors.js'
 import { xboxLevels, type XboxLevel } from './view.js'
@@ -41,14 +41,8 @@ export interface TitleWrite {
 const placements: readonly Placement[] = ['full', 'fill', 'snapped', 'background']
 const titleStates: readonly TitleState[] = ['active', 'inactive']
 
-/** A title id is a 32-bit unsigned integer, as a number or a decimal string. */
-export function parseTitleId(value: unknown): string | undefined {
-  if (typeof value === 'number') {
-    return Number.isInteger(value) && value > 0 && value <= 0xffffffff ? String(value) : undefined
-  }
-  if (typeof value !== 'string' || !/^[1-9][0-9]{0,9}$/.test(value)) return undefined
-  return Number(value) <= 0xffffffff ? value : undefined
-}
+/** A title id is a 32-bit unsigned integer, as a number or a decimal string (one rule: core). */
+export { parseTitleId }
 
 /**
  * `?level=`: a level's name, or the same as str() of xbox-webapi-python's `PresenceLevel` enum

@@ -1,5 +1,5 @@
 import { fail } from '../../core/errors.js'
-import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
+import { parseInt64Id, parseTitleId, parseUserId, type UserId } from '../../core/user-id.js'
 import {
   webhookEventTypes,
   type WebhookEventType,
@@ -120,13 +120,6 @@ export function checkDescription(raw: unknown): string {
     throw invalid(`description must be a string of at most ${webhookLimits.description} characters`)
   }
   return raw
-}
-
-/** An Xbox title id: a uint32 in decimal. */
-function parseTitleId(raw: unknown): string | undefined {
-  const text = typeof raw === 'number' ? String(raw) : raw
-  if (typeof text !== 'string' || !/^[1-9][0-9]{0,9}$/.test(text)) return undefined
-  return Number(text) <= 0xffffffff ? text : undefined
 }
 
 function ids(
