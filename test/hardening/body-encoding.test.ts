@@ -252,3 +252,32 @@ test('import: a BOM is skipped, another charset is 415, a line not UTF-8 is refu
   assert.equal(ok.status, 200, ok.text)
   assert.equal((await w.service.getUser('5' as never))?.name, 'five')
 })
+
+test('a string escaping a lone surrogate (\\ud800) is no text: 400 in the shape, nothing written; pairs are text', async (t) => {
+  const w = await world(t)
+  for (const route of ROUTES) {
+    for (const escape of ['\\ud800', '\\uDFFF', '\\ud83d', '\\ude00\\ud83d']) {
+      const response = await w.request(route, 'application/json', route.bad.replace('\xff', escape))
+      assertShape(route.shape, response, 400, `${route.name} ${escape}`)
+      if (route.written) assert.ok(!(await route.written(w)), `${route.name}: nothing written`)
+    }
+  }
+  const admin = ROUTES.find((route) => route.name === 'admin user entry')!
+  const pair = await w.request(admin, 'text/json', '{"name":"fi\\ud83d\\ude00ve"}')
+  assert.equal(pair.status, 200, pair.text)
+  assert.equal((await w.service.getUser('5' as never))?.name, 'fi😀ve')
+  const line =
+    '{"type":"user","userId":"6","name":"six"}\n{"type":"user","userId":"7","name":"s\\udc00"}\n'
+  const imported = await send(w.url, {
+    method: 'POST',
+    path: '/admin/v1/import',
+    headers: [
+      ['x-api-key', ADMIN_KEY],
+      ['content-type', 'application/x-ndjson'],
+    ],
+    body: line,
+  })
+  assertShape('record', imported, 400, 'import')
+  assert.equal((json(imported) as { error: { line: number } }).error.line, 2, imported.text)
+  assert.equal(await w.service.getUser('6' as never), undefined)
+})

@@ -3,7 +3,7 @@ import { defaultSettings, type Visibility } from '../../core/privacy.js'
 import { parseInt64Id, parseUserId } from '../../core/user-id.js'
 import { characterCount, type ProfileRecord } from '../../core/catalogue.js'
 import { hasUtf8Bom } from '../shared/body-text.js'
-import { parseJsonLossless } from '../shared/lossless-json.js'
+import { NotTextError, parseJsonLossless } from '../shared/lossless-json.js'
 import { parseTitle } from './title-rules.js'
 
 /**
@@ -71,8 +71,8 @@ export function parseImportLine(line: string): ImportRecord {
   let value: unknown
   try {
     value = parseJsonLossless(line)
-  } catch {
-    throw new ImportLineError('not valid JSON')
+  } catch (error) {
+    throw new ImportLineError(error instanceof NotTextError ? error.message : 'not valid JSON')
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ImportLineError('a line must be a JSON object')

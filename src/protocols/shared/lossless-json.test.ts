@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { parseJsonLossless } from './lossless-json.js'
+import { NotTextError, parseJsonLossless } from './lossless-json.js'
 
 test('small integers stay numbers', () => {
   assert.deepEqual(parseJsonLossless('{"userIds":[1,2,9007199254740991]}'), {
@@ -96,4 +96,18 @@ test('valid exactly when JSON.parse says so, over JSON-like text', () => {
     }),
     { numRuns: 20_000 },
   )
+})
+
+test('a string or member name escaping a lone surrogate is no text, however deep; pairs are', () => {
+  for (const text of [
+    '"\\ud800"',
+    '{"a":"x\\uDFFFy"}',
+    '{"\\ud83d":1}',
+    '["\\ude00\\ud83d"]',
+    '['.repeat(50_000) + '"\\ud800"' + ']'.repeat(50_000),
+  ]) {
+    assert.throws(() => parseJsonLossless(text), NotTextError, text.slice(0, 30))
+  }
+  assert.equal(parseJsonLossless('"\\ud83d\\ude00"'), '😀')
+  assert.equal(parseJsonLossless('"\\\\ud800"'), '\\ud800')
 })

@@ -12,8 +12,49 @@
  * Bodies without such a literal take the fast path (JSON.parse alone).
  */
 export function parseJsonLossless(text: string): unknown {
-  if (!mayNeedRewrite(text)) return JSON.parse(text)
-  return JSON.parse(rewriteNumbers(text))
+  const value: unknown = mayNeedRewrite(text) ? JSON.parse(rewriteNumbers(text)) : JSON.parse(text)
+  // a lone surrogate can only come escaped (the text is UTF-8 decoded): looked for only then
+  if (text.includes('\\u') && SURROGATE_ESCAPE.test(text) && !isText(value)) {
+    throw new NotTextError()
+  }
+  return value
+}
+
+/**
+ * Thrown by parseJsonLossless for valid JSON holding a string (or a member name) that is not
+ * Unicode text: a `\ud800` escape without its pair. Stored, it was read back differently (the
+ * SQLite store kept U+FFFD in its place while the reply had echoed the escape); every reader of
+ * the wire refuses it as it refuses bytes that are not UTF-8 (body-text.ts).
+ */
+export class NotTextError extends SyntaxError {
+  constructor() {
+    super('a string escapes a lone UTF-16 surrogate (such as \\ud800): it is not Unicode text')
+  }
+}
+
+/** `\u` and a surrogate's code (D800 to DFFF); an escaped backslash before it only costs a walk. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+
+/** A surrogate code unit without its pair (in `u` mode a pair is one code point, never Cs). */
+const LONE_SURROGATE = /\p{Cs}/u
+
+/** Whether every string and member name in `value` is well-formed. A loop: no depth limit. */
+function isText(value: unknown): boolean {
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const item = pending.pop()
+    if (typeof item === 'string') {
+      if (LONE_SURROGATE.test(item)) return false
+    } else if (Array.isArray(item)) {
+      for (const element of item as unknown[]) pending.push(element)
+    } else if (item !== null && typeof item === 'object') {
+      for (const [key, member] of Object.entries(item)) {
+        if (LONE_SURROGATE.test(key)) return false
+        pending.push(member)
+      }
+    }
+  }
+  return true
 }
 
 /**
@@ -127,8 +168,12 @@ export function parseJsonBody(text: string): unknown {
   if (text === '') return undefined
   try {
     return parseJsonLossless(text)
-  } catch {
-    const error = new Error('The request body is not valid JSON.') as Error & {
+  } catch (cause) {
+    const error = new Error(
+      cause instanceof NotTextError
+        ? `The request body is not text: ${cause.message}.`
+        : 'The request body is not valid JSON.',
+    ) as Error & {
       statusCode: number
       code: string
     }
