@@ -31,7 +31,9 @@ export function toIdString(input: unknown, what = 'user id'): string {
   } else if (typeof input === 'bigint') {
     if (input > 0n && input <= MAX_INT64) return input.toString()
   } else if (typeof input === 'string') {
-    const s = input.trim()
+    // the server's rule (presenced's user-id.ts): ASCII whitespace around the digits is taken,
+    // as .NET's Int64.Parse takes it; other Unicode spaces (trim()'s) are not
+    const s = unpadded(input)
     if (CANONICAL.test(s) && (s.length < 19 || BigInt(s) <= MAX_INT64)) return s
   }
   throw new InvalidIdError(input, what)
@@ -76,4 +78,20 @@ export function stringifyJson(value: unknown): string {
   // JSON.stringify writes the mark's NUL as \u0000
   const quoted = JSON.stringify(mark).slice(1, -1).replace(/\\/g, '\\\\')
   return text.replace(new RegExp(`"${quoted}(\\d+)"`, 'g'), '$1')
+}
+
+/**
+ * `text` without space, tab, line feed, vertical tab, form feed and carriage return at either
+ * end. A loop: a regex's `[…]+$` is quadratic on a long run of spaces followed by anything else.
+ */
+function unpadded(text: string): string {
+  let start = 0
+  let end = text.length
+  while (start < end && isPadding(text.charCodeAt(start))) start++
+  while (end > start && isPadding(text.charCodeAt(end - 1))) end--
+  return start === 0 && end === text.length ? text : text.slice(start, end)
+}
+
+function isPadding(code: number): boolean {
+  return code === 0x20 || (code >= 0x09 && code <= 0x0d)
 }
