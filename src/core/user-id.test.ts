@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { parseInt64Id, parseTitleId, parseUserId } from './user-id.js'
+import { parseExactUserId, parseInt64Id, parseTitleId, parseUserId } from './user-id.js'
 
 test('accepts positive int64 ids, kept exactly as canonical strings', () => {
   const cases: Array<[unknown, string]> = [
@@ -91,5 +91,13 @@ test('title ids: 32 bits, written as every id is', () => {
   assert.equal(parseTitleId(' 4294967295\n'), '4294967295')
   for (const input of ['4294967296', 4294967296, '0', '+1', '01', '1e3', 1.5, 1n, '\u00a01', '']) {
     assert.equal(parseTitleId(input), undefined, String(input))
+  }
+})
+
+test('an identity names its user exactly: no padding', () => {
+  assert.equal(parseExactUserId('7'), '7')
+  assert.equal(parseExactUserId(7), '7')
+  for (const input of [' 7', '7\n', '07', '+7', 7.5]) {
+    assert.equal(parseExactUserId(input), undefined, JSON.stringify(input))
   }
 })

@@ -55,6 +55,19 @@ function isPadding(code: number): boolean {
   return code === 0x20 || (code >= 0x09 && code <= 0x0d)
 }
 
+/**
+ * parseUserId without the padding: for an identity (a token's subject or user claim), which must
+ * name the user exactly. A padded claim is an identity provider's misconfiguration, refused
+ * (401) rather than guessed; padding is a habit of clients' request text, not of signed tokens.
+ *
+ * @example parseExactUserId('7') // '7'
+ * @example parseExactUserId(' 7') // undefined
+ */
+export function parseExactUserId(input: unknown): UserId | undefined {
+  const id = parseUserId(input)
+  return typeof input === 'string' && id !== input ? undefined : id
+}
+
 /** Same rules as user ids: place, universe and title ids are int64 too. */
 export const parseInt64Id = parseUserId as (input: unknown) => string | undefined
 

@@ -1,6 +1,6 @@
 import { errors as joseErrors, jwtVerify, type JWTVerifyOptions } from 'jose'
 import { createPublicKey, KeyObject } from 'node:crypto'
-import { parseUserId } from '../core/user-id.js'
+import { parseExactUserId } from '../core/user-id.js'
 import { JwksKeys, JwksUnavailable, type JwksLog } from './jwks-keys.js'
 import { jwksFromFile, jwksFromUrl, readJwksFile } from './jwks-sources.js'
 import { assertDateClaims, tokenIdOf } from './token-claims.js'
@@ -142,7 +142,7 @@ export class ExternalTokens {
         ? await jwtVerify(token, keys, checks)
         : await verifyWithKeySet(token, keys, checks)
     assertDateClaims(payload, now)
-    const userId = parseUserId(payload[this.#options.userClaim])
+    const userId = parseExactUserId(payload[this.#options.userClaim])
     if (!userId) return undefined
     return {
       userId,

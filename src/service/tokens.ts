@@ -1,6 +1,6 @@
 import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose'
 import { createHmac } from 'node:crypto'
-import { parseUserId, type UserId } from '../core/user-id.js'
+import { parseExactUserId, type UserId } from '../core/user-id.js'
 import { ExternalTokens, type ExternalTokenOptions } from './external-tokens.js'
 import type { JwksLog } from './jwks-keys.js'
 import { BEARER_PREFIX, isPlainBearerToken } from './bearer.js'
@@ -333,7 +333,7 @@ export class Tokens {
     })
     assertDateClaims(payload, now)
     // a JSON number subject would be rounded past 2^53: only the decimal string we issue
-    const userId = typeof payload.sub === 'string' ? parseUserId(payload.sub) : undefined
+    const userId = typeof payload.sub === 'string' ? parseExactUserId(payload.sub) : undefined
     if (!userId) return undefined
     return {
       userId,
