@@ -1,4 +1,5 @@
 import type { Scope } from './privacy.js'
+import { fail, type PresenceError } from './errors.js'
 
 export const scopes: readonly Scope[] = Object.freeze([
   'presence:read',
@@ -100,4 +101,37 @@ export function expiresWithin(
   issuerExpiresAt: number | undefined,
 ): boolean {
   return issuerExpiresAt === undefined || (expiresAt !== undefined && expiresAt <= issuerExpiresAt)
+}
+
+/**
+ * Whether what a key limited to `issuerUniverses` (empty: any) makes or touches, reaching
+ * `universes` (empty: every universe), stays within its limit: the universe counterpart of
+ * `expiresWithin`. An admin key limited to some universes that could make an unlimited key, a
+ * webhook seeing every user, or move another universe's catalogue place into its own, would
+ * make its list no boundary. So what it makes names universes, all of them its own.
+ *
+ * @example
+ * universesWithin(['2'], ['1', '2']) // true
+ * universesWithin([], ['1', '2'])    // false: every universe
+ * universesWithin([], [])            // true: an unlimited key is bound by nothing
+ */
+export function universesWithin(
+  universes: readonly string[],
+  issuerUniverses: readonly string[],
+): boolean {
+  return (
+    issuerUniverses.length === 0 ||
+    (universes.length > 0 && universes.every((u) => issuerUniverses.includes(u)))
+  )
+}
+
+/**
+ * The refusal (403 FORBIDDEN) of what `universesWithin` does not allow: `what` says what the key
+ * may do instead.
+ */
+export function beyondUniverses(issuerUniverses: readonly string[], what: string): PresenceError {
+  return fail(
+    'FORBIDDEN',
+    `The API key making this change is limited to universes ${issuerUniverses.join(', ')}: ${what}`,
+  )
 }

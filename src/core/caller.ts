@@ -48,10 +48,12 @@ export type Caller = AnonymousCaller | UserCaller | KeyCaller
 export const OPERATOR_KEY_ID = 'admin'
 
 /**
- * The API key making a key or a webhook (not the operator's admin key): its id and expiry. What
- * it makes records it, expires no later than it, and stops when it is revoked.
+ * The API key making a key or a webhook, or writing the catalogue (not the operator's admin key):
+ * its id, expiry and universes. What it makes records it, expires no later than it
+ * (`expiresWithin`), stays within its universes when it has a list (`universesWithin`), and stops
+ * when it is revoked.
  */
-export type Issuer = Pick<KeyCaller, 'keyId' | 'expiresAt'>
+export type Issuer = Pick<KeyCaller, 'keyId' | 'expiresAt' | 'universes'>
 
 /** The issuer of what `caller` makes: an API key, not the operator's admin key (undefined). */
 export function issuerOf(caller: Caller): Issuer | undefined {

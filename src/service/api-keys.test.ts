@@ -77,7 +77,7 @@ test('a key stands only while its issuers do: one missing from the store, or a l
   const child = await keys.create({
     name: 'child',
     scopes: ['presence:read'],
-    issuer: { keyId: top.key.id, expiresAt: undefined },
+    issuer: { keyId: top.key.id, expiresAt: undefined, universes: [] },
   })
   assert.equal(child.key.issuedBy, top.key.id)
   assert.ok(await keys.verify(child.secret))

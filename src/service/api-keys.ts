@@ -1,9 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto'
 import {
+  beyondUniverses,
   expiresWithin,
   isActive,
   isScope,
   scopes,
+  universesWithin,
   withIssuers,
   type ApiKeyInfo,
   type ApiKeyRecord,
@@ -30,6 +32,8 @@ export interface CreateKeyInput {
    * must expire by the instant it does, else an expiring key (on-call access, say) could make
    * one that outlives it and act on after its own expiry. A key that never expires binds nothing.
    * The new key records it (`issuedBy`) and stands only while it does: revoking it revokes this.
+   * An issuer limited to universes makes only keys limited to some of them (core
+   * `universesWithin`): keys are never changed once made, so the limit holds down the chain.
    */
   issuer?: Issuer | undefined
 }
@@ -126,6 +130,14 @@ export class ApiKeys {
     if (universes.length > 0 && !input.scopes.includes('presence:write')) {
       throw invalid(
         'universes limit presence:write only: a key without it reads (or administers) every universe. Leave universes out, or add presence:write.',
+      )
+    }
+    const limit = input.issuer?.universes ?? []
+    if (!universesWithin(universes, limit)) {
+      // a key without a list writes (or reads, or administers) every universe
+      throw beyondUniverses(
+        limit,
+        'a key it creates must name universes, all of them among these (and so have presence:write).',
       )
     }
     const secret = SECRET_PREFIX + randomBytes(32).toString('base64url')

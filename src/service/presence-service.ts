@@ -33,7 +33,8 @@ import {
   sameSettings,
   settingsAudiences,
 } from '../core/privacy.js'
-import type { UserCaller } from '../core/caller.js'
+import { beyondUniverses, universesWithin } from '../core/api-key.js'
+import type { Issuer, UserCaller } from '../core/caller.js'
 import { fail } from '../core/errors.js'
 import { parseUserId, type UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
@@ -122,6 +123,9 @@ export const CHECKPOINT_MAX_IDS = 1000
 
 /** How often the janitor prunes the records of ended blocks that are no longer needed. */
 export const BLOCK_ENDS_PRUNE_MS = 60_000
+
+/** Catalogue places read at once when checking a universe-limited key's writes. */
+const PLACE_CHECK_BATCH = 1000
 
 export interface ServiceSettings {
   /** How long a session lives after each heartbeat unless the write says otherwise. */
@@ -872,11 +876,54 @@ export class PresenceService {
     return this.#stores.catalogue.getPlace(placeId)
   }
 
-  /** Names a place; every read shows it at once, on every node (see PlaceCatalogue). */
-  async putPlace(place: Place): Promise<void> {
+  /**
+   * Names a place; every read shows it at once, on every node (see PlaceCatalogue). `writer`: the
+   * API key writing it, when not the operator's admin key (see `checkPlaceWrites`).
+   */
+  async putPlace(place: Place, writer?: Issuer): Promise<void> {
+    await this.checkPlaceWrites([place], writer)
     await this.#stores.catalogue.putPlace(place)
     this.#places.forget(place.placeId)
     await this.#bus.publish({ type: 'place', placeId: place.placeId })
+  }
+
+  /**
+   * Refuses (403 FORBIDDEN) catalogue writes by an API key limited to universes (core
+   * `universesWithin`) unless each place's universe, as stored now and as written, is one of its
+   * own: the catalogue decides where a universe-limited presence:write key may report players
+   * (GameServers.report), so moving another universe's place into its own, or adding a place
+   * elsewhere, would reach past its list. `lines`: an import's line of each place, named in the
+   * refusal (and as `line`). Keys without a list, and the operator's, write anything.
+   */
+  async checkPlaceWrites(
+    places: readonly Place[],
+    writer: Issuer | undefined,
+    lines?: readonly number[],
+  ): Promise<void> {
+    const limit = writer?.universes ?? []
+    if (limit.length === 0) return
+    const refuse = (i: number, why: string) => {
+      const line = lines?.[i]
+      const error = beyondUniverses(limit, `${why}; it writes only places of these universes.`)
+      return line === undefined
+        ? error
+        : fail('FORBIDDEN', `line ${line}: ${error.message}`, { line })
+    }
+    for (const [i, place] of places.entries()) {
+      if (!universesWithin([place.universeId], limit)) {
+        throw refuse(i, `place ${place.placeId} would be in universe ${place.universeId}`)
+      }
+    }
+    // an import may hold many places: read them a batch at a time
+    for (let from = 0; from < places.length; from += PLACE_CHECK_BATCH) {
+      const batch = places.slice(from, from + PLACE_CHECK_BATCH)
+      const stored = await Promise.all(batch.map((p) => this.#stores.catalogue.getPlace(p.placeId)))
+      for (const [i, current] of stored.entries()) {
+        if (current && !universesWithin([current.universeId], limit)) {
+          throw refuse(from + i, `place ${current.placeId} is in universe ${current.universeId}`)
+        }
+      }
+    }
   }
 
   getTitle(titleId: string): Promise<Title | undefined> {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { hasScope, mayWriteUniverse } from '../../src/core/api-key.js'
 import { ManualClock } from '../../src/service/clock.js'
+import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
 
 function createKey(app: FastifyInstance, body: unknown, key = ADMIN_KEY) {
@@ -390,3 +391,191 @@ test('ApiKeys helpers: verify, scopes, universe allow-list, viewer', async (t) =
   assert.equal(await keys.verify(secret), undefined)
   assert.equal(await keys.revoke('nope'), undefined)
 })
+
+/**
+ * A universe-limited admin key's reach, one rule (core universesWithin): what it makes or
+ * touches stays within its universes. Embedded (SQLite) and fleet (Redis) keep keys, places and
+ * webhooks in different stores; the rule must hold over both.
+ */
+for (const mode of ['embedded', 'fleet'] as const) {
+  const start = async (t: TestContext) => {
+    if (mode === 'embedded') return startApp(t)
+    const prefix = uniquePrefix('keys2')
+    t.after(async () => void (await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)))
+    return startApp(t, { config: { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix } })
+  }
+  const call = (app: FastifyInstance, method: string, url: string, key: string, body?: unknown) =>
+    app.inject({
+      method,
+      url,
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      ...(body !== undefined && { payload: JSON.stringify(body) }),
+    })
+  const limitedAdmin = async (app: FastifyInstance) => {
+    const res = await createKey(app, {
+      name: 'studio ops',
+      scopes: ['admin', 'presence:write'],
+      universes: ['1', '2'],
+    })
+    assert.equal(res.statusCode, 201, res.body)
+    return res.json() as { secret: string; id: string }
+  }
+
+  test(`${mode}: a universe-limited admin key makes only keys within its universes, down the chain`, async (t) => {
+    const { app } = await start(t)
+    const limited = (await limitedAdmin(app)).secret
+    // each would reach beyond universes 1 and 2: every universe, or another one
+    const beyond: unknown[] = [
+      { name: 'w', scopes: ['presence:write'] },
+      { name: 'w', scopes: ['presence:write'], universes: [] },
+      { name: 'w', scopes: ['presence:write'], universes: ['1', '3'] },
+      { name: 'a', scopes: ['admin'] },
+      { name: 'a', scopes: ['admin', 'presence:write'] },
+      { name: 'r', scopes: ['presence:read'] },
+    ]
+    for (const body of beyond) {
+      const res = await createKey(app, body, limited)
+      // (the answer's body would hold a secret on a 201: only its status and error are shown)
+      assert.equal(res.statusCode, 403, `${JSON.stringify(body)} → ${res.statusCode}`)
+      assert.equal(res.json().error.code, 'FORBIDDEN')
+      assert.match(res.json().error.message, /limited to universes 1, 2/)
+    }
+    const child = await createKey(
+      app,
+      { name: 'c', scopes: ['admin', 'presence:write'], universes: ['2'] },
+      limited,
+    )
+    assert.equal(child.statusCode, 201, child.json().error?.message)
+    assert.deepEqual(child.json().universes, ['2'])
+    // the child's own list binds what it makes in turn
+    const grand = await createKey(
+      app,
+      { name: 'g', scopes: ['presence:write'], universes: ['1'] },
+      child.json().secret,
+    )
+    assert.equal(grand.statusCode, 403)
+    assert.match(grand.json().error.message, /limited to universes 2\b/)
+    const within = await createKey(
+      app,
+      { name: 'g', scopes: ['presence:write'], universes: ['2'] },
+      child.json().secret,
+    )
+    assert.equal(within.statusCode, 201, within.json().error?.message)
+    // an admin key without a list is bound by nothing, as before
+    const free = (await createKey(app, { name: 'ops', scopes: ['admin'] })).json().secret
+    assert.equal((await createKey(app, { name: 'k', scopes: ['admin'] }, free)).statusCode, 201)
+  })
+
+  test(`${mode}: a universe-limited admin key writes only catalogue places within its universes`, async (t) => {
+    const { app } = await start(t)
+    const limited = (await limitedAdmin(app)).secret
+    const put = (placeId: string, universeId: string, key: string) =>
+      call(app, 'PUT', `/admin/v1/places/${placeId}`, key, { universeId, name: `p${placeId}` })
+    assert.equal((await put('100', '9', ADMIN_KEY)).statusCode, 200)
+    assert.equal((await put('101', '1', ADMIN_KEY)).statusCode, 200)
+
+    // moving another universe's place into its own, or its own place out, or adding one elsewhere
+    for (const [placeId, universeId] of [
+      ['100', '1'],
+      ['101', '9'],
+      ['102', '3'],
+    ] as const) {
+      const res = await put(placeId, universeId, limited)
+      assert.equal(res.statusCode, 403, `${placeId} → ${universeId}: ${res.body}`)
+      assert.equal(res.json().error.code, 'FORBIDDEN')
+      assert.match(res.json().error.message, /limited to universes 1, 2/)
+    }
+    const place = (id: string) => call(app, 'GET', `/admin/v1/places/${id}`, ADMIN_KEY)
+    assert.equal((await place('100')).json().universeId, '9')
+    assert.equal((await place('101')).json().universeId, '1')
+    assert.equal((await place('102')).statusCode, 404)
+    // within: a new place, and its own moved between its universes
+    assert.equal((await put('103', '2', limited)).statusCode, 200)
+    assert.equal((await put('101', '2', limited)).statusCode, 200)
+
+    // an import is refused whole, naming the line, before anything is written
+    const importBody = (lines: object[]) =>
+      app.inject({
+        method: 'POST',
+        url: '/admin/v1/import',
+        headers: { 'x-api-key': limited, 'content-type': 'application/x-ndjson' },
+        payload: lines.map((l) => JSON.stringify(l)).join('\n') + '\n',
+      })
+    const refused = await importBody([
+      { type: 'place', placeId: '104', universeId: '1', name: 'new' },
+      { type: 'settings', userId: '7', visibility: 'friends' },
+      { type: 'place', placeId: '100', universeId: '2', name: 'taken' },
+    ])
+    assert.equal(refused.statusCode, 403, refused.body)
+    assert.equal(refused.json().error.code, 'FORBIDDEN')
+    assert.equal(refused.json().error.line, 3)
+    assert.match(refused.json().error.message, /^line 3: .*limited to universes 1, 2/)
+    assert.equal((await place('104')).statusCode, 404)
+    assert.equal((await place('100')).json().universeId, '9')
+    const settings = await call(app, 'GET', '/admin/v1/users/7/settings', ADMIN_KEY)
+    assert.equal(settings.json().visibility, 'everyone')
+    const accepted = await importBody([
+      { type: 'place', placeId: '104', universeId: '1', name: 'new' },
+      { type: 'place', placeId: '103', universeId: '1', name: 'moved' },
+    ])
+    assert.equal(accepted.statusCode, 200, accepted.body)
+    assert.equal((await place('104')).json().universeId, '1')
+    // the operator's key is bound by nothing
+    assert.equal((await put('100', '5', ADMIN_KEY)).statusCode, 200)
+  })
+
+  test(`${mode}: a universe-limited admin key makes and changes only webhooks filtered within its universes`, async (t) => {
+    const { app } = await start(t)
+    const limited = (await limitedAdmin(app)).secret
+    const reader = (await createKey(app, { name: 'reader', scopes: ['presence:read'] })).json().id
+    const hook = { url: 'https://receiver.example/hooks', keyId: reader }
+    // every user's changes, or another universe's
+    for (const filter of [
+      undefined,
+      { universes: [] },
+      { universes: ['1', '9'] },
+      { users: ['7'] },
+    ]) {
+      const res = await call(app, 'POST', '/admin/v1/webhooks', limited, { ...hook, filter })
+      assert.equal(res.statusCode, 403, `${JSON.stringify(filter)}: ${res.statusCode}`)
+      assert.equal(res.json().error.code, 'FORBIDDEN')
+      assert.match(res.json().error.message, /limited to universes 1, 2/)
+    }
+    const own = await call(app, 'POST', '/admin/v1/webhooks', limited, {
+      ...hook,
+      filter: { universes: ['2'] },
+    })
+    assert.equal(own.statusCode, 201, own.body)
+    const operators = await call(app, 'POST', '/admin/v1/webhooks', ADMIN_KEY, hook)
+    assert.equal(operators.statusCode, 201, operators.body)
+    const ownUrl = `/admin/v1/webhooks/${own.json().id}`
+    const theirsUrl = `/admin/v1/webhooks/${operators.json().id}`
+    // the operators' endpoint sees every user: pointing it elsewhere, or narrowing it to its own
+    // universes, or deleting it, is beyond the limited key
+    for (const body of [
+      { url: 'https://elsewhere.example/hooks' },
+      { filter: { universes: ['1'] } },
+    ]) {
+      const res = await call(app, 'PATCH', theirsUrl, limited, body)
+      assert.equal(res.statusCode, 403, `${JSON.stringify(body)}: ${res.body}`)
+    }
+    assert.equal((await call(app, 'DELETE', theirsUrl, limited)).statusCode, 403)
+    // nor may its own endpoint be widened
+    for (const filter of [{ universes: [] }, { universes: ['9'] }]) {
+      const res = await call(app, 'PATCH', ownUrl, limited, { filter })
+      assert.equal(res.statusCode, 403, `${JSON.stringify(filter)}: ${res.body}`)
+    }
+    const theirs = await call(app, 'GET', theirsUrl, ADMIN_KEY)
+    assert.equal(theirs.json().url, hook.url)
+    assert.deepEqual(theirs.json().filter.universes, [])
+    assert.deepEqual((await call(app, 'GET', ownUrl, ADMIN_KEY)).json().filter.universes, ['2'])
+    // within its universes it changes and deletes its own
+    const narrowed = await call(app, 'PATCH', ownUrl, limited, {
+      filter: { universes: ['1', '2'] },
+      description: 'studio',
+    })
+    assert.equal(narrowed.statusCode, 200, narrowed.body)
+    assert.equal((await call(app, 'DELETE', ownUrl, limited)).statusCode, 204)
+    assert.equal((await call(app, 'DELETE', theirsUrl, ADMIN_KEY)).statusCode, 204)
+  })
+}

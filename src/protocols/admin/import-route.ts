@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify'
 import type { PresenceService } from '../../service/presence-service.js'
 import { fail } from '../../core/errors.js'
 import { checkCharset } from '../shared/body-text.js'
+
+import { issuerOf } from './auth.js'
 import { importNdjson } from './importer.js'
 import { tags } from './schemas.js'
 
@@ -53,7 +55,9 @@ export async function importRoute(
       const timed = typeof socket?.setTimeout === 'function'
       const idle = (timed && socket.timeout) || 0
       if (timed) socket.setTimeout(0)
-      const result = await importNdjson(service, request.body).finally(() => {
+      const result = await importNdjson(service, request.body, {
+        writer: issuerOf(request.caller),
+      }).finally(() => {
         if (timed) socket.setTimeout(idle)
       })
       request.log.info(

@@ -1,5 +1,6 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
-import type { ProfileRecord } from '../../core/catalogue.js'
+import type { Issuer } from '../../core/caller.js'
+import type { Place, ProfileRecord } from '../../core/catalogue.js'
 import { fail } from '../../core/errors.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { ImportLineError, linesOf, parseImportLine } from './import-lines.js'
@@ -20,6 +21,12 @@ function refused(line: number, reason: string) {
 export interface ImportOptions {
   /** Records per store transaction; the event loop gets a turn between chunks. Default 10,000. */
   chunkSize?: number
+  /**
+   * The API key importing, when not the operator's admin key: its place lines are checked as a
+   * single write of the catalogue is (`PresenceService.checkPlaceWrites`), before anything is
+   * written.
+   */
+  writer?: Issuer | undefined
 }
 
 /**
@@ -50,6 +57,10 @@ export async function importNdjson(
   // millions of records in memory.
   let held: ProfileRecord[] | undefined = []
   let validated = 0
+  // a universe-limited key's places, with their lines, for the check after validation
+  const limited = (options.writer?.universes.length ?? 0) > 0
+  const places: Place[] = []
+  const placeLines: number[] = []
   for (const [text, lineNumber] of checkedLines(body)) {
     let record: ProfileRecord
     try {
@@ -59,6 +70,10 @@ export async function importNdjson(
       throw error
     }
     byType[record.type]++
+    if (limited && record.type === 'place') {
+      places.push(record.place)
+      placeLines.push(lineNumber)
+    }
     if (held) {
       if (held.length < HOLD_LIMIT) held.push(record)
       else held = undefined
@@ -67,6 +82,8 @@ export async function importNdjson(
     // validating a large body takes seconds: let other requests through meanwhile
     if (++validated % 50_000 === 0) await yieldToLoop()
   }
+
+  if (limited) await service.checkPlaceWrites(places, options.writer, placeLines)
 
   // Pass 2: apply in chunks.
   const records = held ?? reparse(body)

@@ -4,6 +4,7 @@ import { PresenceType, type Session } from '../../core/presence.js'
 import type { UserSettings } from '../../core/privacy.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import type { PresenceService } from '../../service/presence-service.js'
+import { issuerOf } from './auth.js'
 import { badRequest, requireJsonBody } from './errors.js'
 import { placeBody, settingsBody, tags, userBody } from './schemas.js'
 
@@ -182,7 +183,7 @@ export async function adminRoutes(
         request.body.rootPlaceId === undefined ? placeId : parseInt64Id(request.body.rootPlaceId)
       if (!rootPlaceId) throw badRequest('rootPlaceId must be a positive 64-bit integer.')
       const place = { placeId, universeId, rootPlaceId, name: request.body.name }
-      await service.putPlace(place)
+      await service.putPlace(place, issuerOf(request.caller))
       return place
     },
   )

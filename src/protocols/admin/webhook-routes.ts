@@ -192,7 +192,7 @@ export async function webhookRoutes(
     { schema: { tags, summary: 'Deletes a webhook with its queued and parked events' } },
     async (request, reply) => {
       const id = webhookId(request.params.id)
-      if (!(await webhooks.delete(id))) throw notFound(id)
+      if (!(await webhooks.delete(id, issuerOf(request.caller)))) throw notFound(id)
       return reply.code(204).send()
     },
   )

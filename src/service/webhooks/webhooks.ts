@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { expiresWithin, isScope, type ApiKeyInfo } from '../../core/api-key.js'
+import {
+  beyondUniverses,
+  expiresWithin,
+  isScope,
+  universesWithin,
+  type ApiKeyInfo,
+} from '../../core/api-key.js'
 import type { Issuer } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
 import type { UserPresence } from '../../core/presence.js'
@@ -223,6 +229,7 @@ export class Webhooks {
     const url = checkUrl(input.url)
     const events = checkEvents(input.events)
     const filter = checkFilter(input.filter)
+    if (issuer) this.#within(filter, issuer)
     const description = checkDescription(input.description)
     const secret = input.secret === undefined ? generateSecret() : checkSecret(input.secret)
     const scope = await this.#checkKey(input.keyId, issuer)
@@ -318,6 +325,10 @@ export class Webhooks {
       if (input.enabled !== undefined) next.enabled = input.enabled
       if (input.secret !== undefined) next.secret = checkSecret(input.secret)
       if (input.rotateSecret) next.secret = generateSecret()
+      if (issuer) {
+        this.#within(current.filter, issuer)
+        this.#within(next.filter, issuer)
+      }
       // read before the write: once stored, the change is answered (a rotated secret is shown)
       const webhook = await this.#info(next)
       if (!(await store.replaceWebhook(id, current, next))) return LOST_TO_ANOTHER
@@ -326,8 +337,15 @@ export class Webhooks {
     })
   }
 
-  async delete(id: string): Promise<boolean> {
-    const deleted = await this.#required().deleteWebhook(id)
+  /** `issuer` as for `create`: a universe-limited key deletes only endpoints within its own. */
+  async delete(id: string, issuer?: Issuer): Promise<boolean> {
+    const store = this.#required()
+    if (issuer && issuer.universes.length > 0) {
+      const current = await store.getWebhook(id)
+      if (!current) return false
+      this.#within(current.filter, issuer)
+    }
+    const deleted = await store.deleteWebhook(id)
     if (deleted) await this.#changed()
     return deleted
   }
@@ -370,6 +388,21 @@ export class Webhooks {
     throw fail(
       'FORBIDDEN',
       `The API key making this change expires at ${new Date(until).toISOString()}: it may only bind webhooks to keys that expire no later, and API key ${key.id} ${key.expiresAt === undefined ? 'never expires' : `expires at ${new Date(key.expiresAt).toISOString()}`}.`,
+    )
+  }
+
+  /**
+   * Refuses (403 FORBIDDEN) an endpoint whose filter reaches past a universe-limited `issuer`'s
+   * universes (core `universesWithin`): one it makes, changes or deletes must be filtered to some
+   * of them, as it is before and after a change. An endpoint without a universe filter sees every
+   * user's changes; one the operator made for everyone, pointed elsewhere or narrowed by such a
+   * key, would hand it (or take from its owners) what its list does not cover.
+   */
+  #within(filter: WebhookRecord['filter'], issuer: Issuer): void {
+    if (universesWithin(filter.universes, issuer.universes)) return
+    throw beyondUniverses(
+      issuer.universes,
+      `it makes, changes or deletes only webhooks whose filter.universes names some of these, and this one's ${filter.universes.length === 0 ? 'names none (it sees every user)' : `names ${filter.universes.join(', ')}`}.`,
     )
   }
 
