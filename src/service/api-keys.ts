@@ -189,10 +189,19 @@ export class ApiKeys {
    * instant, and writes the key again: a store keeps it by id and by secret hash (Redis: two
    * keys, on a cluster two slots written apart), and a revocation that failed midway may have
    * landed in the copy read here and not in the one authentication reads; its retry completes it.
+   * `by`: the API key revoking it, when not the operator's admin key. One limited to universes
+   * revokes only keys within them (core `universesWithin`; itself and what it made included):
+   * the operators' keys and another universe's game servers are not its to stop.
    */
-  async revoke(id: string): Promise<ApiKeyInfo | undefined> {
+  async revoke(id: string, by?: Issuer): Promise<ApiKeyInfo | undefined> {
     const record = await this.#store.getApiKey(id)
     if (!record) return undefined
+    if (by && !universesWithin(record.universes, by.universes)) {
+      throw beyondUniverses(
+        by.universes,
+        `it revokes only keys limited to some of these, and API key ${record.id} ${record.universes.length === 0 ? 'is limited to none' : `is limited to ${record.universes.join(', ')}`}.`,
+      )
+    }
     record.revokedAt ??= this.#clock.now()
     await this.#store.putApiKey(record)
     return infoOf(withIssuers(record, await issuersOf(record, (k) => this.#store.getApiKey(k))))

@@ -466,6 +466,43 @@ for (const mode of ['embedded', 'fleet'] as const) {
     assert.equal((await createKey(app, { name: 'k', scopes: ['admin'] }, free)).statusCode, 201)
   })
 
+  test(`${mode}: a universe-limited admin key revokes only keys within its universes`, async (t) => {
+    const { app } = await start(t)
+    const limited = await limitedAdmin(app)
+    const revoke = (id: string, key: string) => call(app, 'DELETE', `/admin/v1/keys/${id}`, key)
+    const ops = (await createKey(app, { name: 'ops', scopes: ['admin'] })).json().id
+    const other = (
+      await createKey(app, { name: 'other', scopes: ['presence:write'], universes: ['9'] })
+    ).json().id
+    const wide = (
+      await createKey(app, { name: 'wide', scopes: ['presence:write'], universes: ['1', '9'] })
+    ).json().id
+    // the operators' key, another universe's game servers: not its to stop
+    for (const id of [ops, other, wide]) {
+      const res = await revoke(id, limited.secret)
+      assert.equal(res.statusCode, 403, res.body)
+      assert.equal(res.json().error.code, 'FORBIDDEN')
+      assert.match(res.json().error.message, /limited to universes 1, 2/)
+    }
+    const listed = await call(app, 'GET', '/admin/v1/keys', ADMIN_KEY)
+    for (const key of listed.json().keys) assert.equal(key.active, true, key.name)
+    const mine = (
+      await createKey(app, { name: 'mine', scopes: ['presence:write'], universes: ['2'] })
+    ).json().id
+    const made = (
+      await createKey(
+        app,
+        { name: 'made', scopes: ['presence:write'], universes: ['1'] },
+        limited.secret,
+      )
+    ).json().id
+    assert.equal((await revoke(mine, limited.secret)).statusCode, 200)
+    assert.equal((await revoke(made, limited.secret)).statusCode, 200)
+    // itself too, and an unknown id is a 404 as before
+    assert.equal((await revoke('0123456789abcdef', limited.secret)).statusCode, 404)
+    assert.equal((await revoke(limited.id, limited.secret)).statusCode, 200)
+  })
+
   test(`${mode}: a universe-limited admin key writes only catalogue places within its universes`, async (t) => {
     const { app } = await start(t)
     const limited = (await limitedAdmin(app)).secret

@@ -84,7 +84,9 @@ export async function keyRoutes(
     { schema: { tags, summary: 'Revokes an API key at once' } },
     async (request) => {
       const id = request.params.id
-      const revoked = /^[0-9a-f]{16}$/.test(id) ? await apiKeys.revoke(id) : undefined
+      const revoked = /^[0-9a-f]{16}$/.test(id)
+        ? await apiKeys.revoke(id, issuerOf(request.caller))
+        : undefined
       if (!revoked)
         throw errors.notFound(`No API key has the id ${JSON.stringify(id.slice(0, 40))}.`)
       return view(revoked)
