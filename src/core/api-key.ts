@@ -52,19 +52,24 @@ export type KeyStanding = Pick<ApiKeyRecord, 'expiresAt' | 'revokedAt'>
  * and so on up to a key the operator made): revoked at the earliest revocation among them, expiring
  * at the earliest expiry. What an admin-scope key makes stops with it, as the holder of a leaked
  * key expects when revoking it: a key that made others and was revoked must not act on through
- * them. An issuer missing from the store (`undefined`) cannot vouch for anything: the key counts
- * as revoked from its own creation.
+ * them. An issuer missing from the store (`undefined`) cannot vouch for anything, nor can one whose
+ * universes a key below it reaches past (`universesWithin`: ApiKeys.create refuses to make such a
+ * key, so only a store written before that rule, or by hand, holds one): the key counts as
+ * revoked from its own creation.
  *
  * @example
  * withIssuers(child, [parent]) // { ...child, revokedAt: parent.revokedAt } once parent is revoked
  */
-export function withIssuers<T extends KeyStanding & Pick<ApiKeyRecord, 'createdAt'>>(
+export function withIssuers<T extends KeyStanding & Pick<ApiKeyRecord, 'createdAt' | 'universes'>>(
   record: T,
-  issuers: readonly (KeyStanding | undefined)[],
+  issuers: readonly ((KeyStanding & Pick<ApiKeyRecord, 'universes'>) | undefined)[],
 ): T {
   let { expiresAt, revokedAt } = record
+  let below: Pick<ApiKeyRecord, 'universes'> = record
   for (const issuer of issuers) {
-    const revoked = issuer === undefined ? record.createdAt : issuer.revokedAt
+    const vouches = issuer !== undefined && universesWithin(below.universes, issuer.universes)
+    const revoked = vouches ? issuer.revokedAt : record.createdAt
+    if (issuer !== undefined) below = issuer
     if (revoked !== undefined && (revokedAt === undefined || revoked < revokedAt)) {
       revokedAt = revoked
     }

@@ -97,6 +97,49 @@ test('a key stands only while its issuers do: one missing from the store, or a l
   assert.equal(await keys.check(child.secret), 'inactive')
 })
 
+test('a key reaching past a universe-limited issuer stands for nothing: made before the rule, or edited in', async () => {
+  const clock = new ManualClock()
+  const store = new TwoCopyStore()
+  const keys = new ApiKeys(store, clock)
+  const studio = await keys.create({
+    name: 'studio',
+    scopes: ['admin', 'presence:write'],
+    universes: ['1', '2'],
+  })
+  const issuer = { keyId: studio.key.id, expiresAt: undefined, universes: studio.key.universes }
+  const within = await keys.create({
+    name: 'servers',
+    scopes: ['presence:write'],
+    universes: ['2'],
+    issuer,
+  })
+  const grand = await keys.create({
+    name: 'grand',
+    scopes: ['presence:write'],
+    universes: ['2'],
+    issuer: { keyId: within.key.id, expiresAt: undefined, universes: ['2'] },
+  })
+  assert.ok(await keys.verify(within.secret))
+  assert.ok(await keys.verify(grand.secret))
+
+  // written as create refuses to (a store from before the rule, or edited by hand): every
+  // universe, another one, or one beyond its issuer's besides one of them
+  for (const universes of [[], ['9'], ['1', '9']]) {
+    const stored = { ...JSON.parse(store.byId.get(within.key.id)!), universes }
+    store.byId.set(within.key.id, JSON.stringify(stored))
+    store.byHash.set(stored.hash, JSON.stringify(stored))
+    assert.equal(await keys.check(within.secret), 'inactive', `${universes}`)
+    assert.equal((await keys.get(within.key.id))?.revokedAt, within.key.createdAt)
+    // what it made stands only while it does
+    assert.equal(await keys.check(grand.secret), 'inactive', `grand under ${universes}`)
+  }
+  const restored = { ...JSON.parse(store.byId.get(within.key.id)!), universes: ['2'] }
+  store.byId.set(within.key.id, JSON.stringify(restored))
+  store.byHash.set(restored.hash, JSON.stringify(restored))
+  assert.ok(await keys.verify(within.secret))
+  assert.ok(await keys.verify(grand.secret))
+})
+
 function hashOf(store: TwoCopyStore, id: string): string {
   return (JSON.parse(store.byId.get(id)!) as ApiKeyRecord).hash
 }
