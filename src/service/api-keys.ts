@@ -199,7 +199,7 @@ export class ApiKeys {
     if (by && !universesWithin(record.universes, by.universes)) {
       throw beyondUniverses(
         by.universes,
-        `it revokes only keys limited to some of these, and API key ${record.id} ${record.universes.length === 0 ? 'is limited to none' : `is limited to ${record.universes.join(', ')}`}.`,
+        `it revokes only keys limited to some of these, and API key ${record.id} ${record.universes.length === 0 ? 'reaches every universe' : `is limited to ${record.universes.join(', ')}`}.`,
       )
     }
     record.revokedAt ??= this.#clock.now()
