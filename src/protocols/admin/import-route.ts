@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify'
 import type { PresenceService } from '../../service/presence-service.js'
 import { fail } from '../../core/errors.js'
 import { checkCharset } from '../shared/body-text.js'
-
 import { issuerOf } from './auth.js'
 import { importNdjson } from './importer.js'
 import { tags } from './schemas.js'
