@@ -91,7 +91,9 @@ export async function startFixedClockApp(
  */
 export function routeHooks(app: FastifyInstance, route: string): Record<string, string[]> {
   const lines = app.printRoutes({ includeHooks: true, commonPrefix: false }).split('\n')
-  const at = lines.findIndex((line) => line.includes(route))
+  // the tree prints a route under `/ (GET)` (the dashboard's redirect) without its leading slash
+  const path = route.replace(/^\//, '')
+  const at = lines.findIndex((line) => line.endsWith(`── ${path}`) || line.endsWith(`── /${path}`))
   assert.ok(at >= 0, route)
   const hooks: Record<string, string[]> = {}
   for (const line of lines.slice(at + 1)) {
