@@ -11,7 +11,8 @@ import { stringifyJson, toIdString, toIdStrings, type HasId, type Id, type Ids }
 import type { TokenProvider } from './token.js'
 import { mapConcurrent } from './pool.js'
 import { PresenceType, genericLocation, presenceFromWire, type Presence } from './presence.js'
-import { subscribe, type SubscribeOptions, type Subscription, type WebSocketLike } from './watch.js'
+import { subscribe, type Subscription } from './subscription.js'
+import type { SubscribeOptions, WebSocketLike } from './watch.js'
 import type { RobloxUserPresence, RobloxUserPresencesResponse } from './wire.js'
 import { XboxClient, heartbeatAfterMs } from './xbox.js'
 
@@ -241,6 +242,8 @@ export class PresencedClient {
 
   /**
    * Live presence of users: a snapshot, then every change. Iterate it or listen to events.
+   * More users than one stream may watch (the server's `maxIds`, 1000) are spread over as many
+   * streams as that takes, behind this one subscription.
    *
    * @example
    * const sub = client.subscribe([1, 2, 3])

@@ -34,10 +34,10 @@ export type {
   PresenceEvent,
   PresenceEventType,
   SubscribeOptions,
-  Subscription,
   SubscriptionEvents,
   WebSocketLike,
 } from './watch.js'
+export type { Subscription } from './subscription.js'
 export type * from './wire.js'
 export {
   XBOX_BATCH_LIMIT,

@@ -159,7 +159,7 @@ const ACTIVITY_IDS = new Set(['placeId', 'rootPlaceId', 'universeId'])
  * The users one stream may watch when the server does not say (docs/reference/native.md): more
  * is `TOO_MANY_IDS`. presenced tells its limit in MAX_IDS_HEADER.
  */
-const MAX_STREAM_IDS = 1000
+export const MAX_STREAM_IDS = 1000
 /** The response header (SSE response, WebSocket upgrade) that tells the server's limit. */
 const MAX_IDS_HEADER = 'x-presenced-max-ids'
 
@@ -217,11 +217,13 @@ interface SentSubscribe {
 }
 
 /**
- * A live view of some users' presence. Iterate it (`for await`) or listen (`on('update', …)`);
- * both see the same ordered events. It reconnects by itself and resumes from the last sequence
- * number it saw; when the server cannot resume, a fresh snapshot arrives with `reset: true`.
+ * One real-time stream: a live view of at most `maxIds` users' presence (the public
+ * `Subscription` spreads more over several of these, see subscription.ts). Iterate it
+ * (`for await`) or listen (`on('update', …)`); both see the same ordered events. It reconnects
+ * by itself and resumes from the last sequence number it saw; when the server cannot resume, a
+ * fresh snapshot arrives with `reset: true`.
  */
-export class Subscription
+export class StreamSubscription
   extends Emitter<SubscriptionEvents>
   implements AsyncIterable<PresenceEvent>
 {
@@ -352,6 +354,11 @@ export class Subscription
    */
   get maxIds(): number {
     return this.#maxIds
+  }
+
+  /** Closed: by close(), its signal, or a fatal error (perhaps already in the constructor). */
+  get closed(): boolean {
+    return this.#closed
   }
 
   /** The last sequence number received (what a resume starts after). */
@@ -1128,17 +1135,13 @@ function positionsOf(
   return typeof frame.pos === 'string' ? [[event.presence.userId, frame.pos]] : []
 }
 
-export function subscribe(
-  transport: Transport,
-  ids: readonly string[],
-  options: SubscribeOptions,
-): Subscription {
+/** Throws a TypeError naming an option that must be a number and is not (NaN, say). */
+export function checkSubscribeOptions(options: SubscribeOptions): void {
   if (options.reconnect !== undefined && options.reconnect !== false) {
     checkNumber('reconnect.minDelayMs', options.reconnect.minDelayMs, 0)
     checkNumber('reconnect.maxDelayMs', options.reconnect.maxDelayMs, 0)
   }
   checkTimeout('idleTimeoutMs', options.idleTimeoutMs)
-  return new Subscription(transport, ids, options)
 }
 
 // --- the wire codec: native frames -> typed events ------------------------------------------
@@ -1265,7 +1268,7 @@ const SUBSCRIBE_REFUSALS = new Set([
 
 /**
  * The refusals of an add()'s subscribe that a later one may pass (the budget refills, the store
- * comes back): tried again after a backoff (Subscription#addRefused).
+ * comes back): tried again after a backoff (StreamSubscription#addRefused).
  */
 const RETRIED_ADD_REFUSALS = new Set(['RATE_LIMITED', 'UNAVAILABLE'])
 
@@ -1816,7 +1819,7 @@ function openSse(
 }
 
 /** A pull queue behind one async iterator. */
-class Queue implements AsyncIterator<PresenceEvent> {
+export class Queue implements AsyncIterator<PresenceEvent> {
   readonly #items: PresenceEvent[] = []
   readonly #waiting: {
     resolve: (r: IteratorResult<PresenceEvent>) => void
