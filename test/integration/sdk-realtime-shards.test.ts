@@ -188,3 +188,34 @@ for (const transport of ['websocket', 'sse'] as const) {
     },
   )
 }
+
+test(
+  'up to a stream of ids (1000) a subscription is one stream, as before sharding: one connection, one subscribe of every id',
+  { timeout: 60_000 },
+  async (t) => {
+    const { server, watcherToken } = await setup(t)
+    const { recording, client } = recordingClient(server.url, watcherToken)
+    const ids = idsFrom(1, 1000)
+    const sub = client.subscribe(ids)
+    t.after(() => sub.close())
+    const socket = recording.sockets[0]!
+    const frames: unknown[] = []
+    const send = socket.send.bind(socket) as (data: string) => void
+    Object.defineProperty(socket, 'send', {
+      value: (data: string) => {
+        frames.push(JSON.parse(data))
+        send(data)
+      },
+    })
+    assert.equal(await within(sub.ready), 'resolved')
+    assert.deepEqual(frames, [{ type: 'subscribe', ids, positions: true }])
+    sub.remove(['1'])
+    assert.equal(await within(sub.add(['5000'])), 'resolved', 'the room a remove left')
+    assert.equal(recording.sockets.length, 1)
+    assert.deepEqual(frames.slice(1), [
+      { type: 'unsubscribe', ids: ['1'] },
+      { type: 'subscribe', ids: ['5000'], positions: true },
+    ])
+    assert.equal(sub.ids.size, 1000)
+  },
+)
