@@ -219,3 +219,47 @@ test(
     assert.equal(sub.ids.size, 1000)
   },
 )
+
+for (const transport of ['websocket', 'sse'] as const) {
+  test(
+    `over ${transport}, a fatal error of one stream (the token revoked) ends the whole subscription once: error, close, the iterators fail`,
+    { timeout: 60_000 },
+    async (t) => {
+      const { server, watcherToken } = await setup(t)
+      const client = createClient({ baseUrl: server.url, token: watcherToken, WebSocket })
+      const sub = client.subscribe(idsFrom(1, 1500), { transport, reconnect: { minDelayMs: 50 } })
+      t.after(() => sub.close())
+      const errors: unknown[] = []
+      sub.on('error', (e) => errors.push(e))
+      const reconnects: unknown[] = []
+      sub.on('reconnecting', (r) => reconnects.push(r))
+      let closes = 0
+      sub.on('close', () => closes++)
+      await sub.ready
+      const iterator = sub[Symbol.asyncIterator]()
+      const ended = iterator.next().then(
+        () => 'no failure',
+        (e: unknown) => e,
+      )
+      const caller = await server.service.auth.authenticate(
+        { kind: 'token', token: watcherToken, via: 'bearer' },
+        '::1',
+      )
+      await server.service.auth.logout(server.service.auth.requireUser(caller))
+      const failure = await ended
+      assert.ok(failure instanceof PresencedError, String(failure))
+      assert.equal(failure.message, 'token revoked')
+      // the other stream's end, told after the first, changes nothing
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.equal(errors.length, 1)
+      assert.equal(errors[0], failure)
+      assert.equal(closes, 1)
+      assert.deepEqual(reconnects, [])
+      const late = await within(sub.add(['5000']))
+      assert.ok(
+        late instanceof PresencedError && late.message === 'Subscription closed',
+        String(late),
+      )
+    },
+  )
+}
