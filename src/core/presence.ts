@@ -204,6 +204,13 @@ export interface PresenceChange {
   /** The sessions this change ended, if any. */
   ended?: readonly Session[]
   /**
+   * Sessions past their expiry and not swept yet that the write found and ended in its own step
+   * (a heartbeat or a game server's report writing the user): left out of `before`, as every
+   * read leaves them. Their end came first, when they expired: it is told before the write
+   * itself, as the sweep would have told it (expiryOf), and no sweep finds them any more.
+   */
+  expired?: readonly Session[]
+  /**
    * The user's privacy settings as they stood when the change was stored, in the same step,
    * where the store keeps them with the presence (fleet mode folds them into the value its
    * script writes): what the webhooks judge the change by, whatever changed since.
@@ -268,6 +275,51 @@ export function instantBeforeUnswept(presence: UserPresence, at: number): number
     if (session.expiresAt <= at) instant = Math.min(instant, session.expiresAt - 1)
   }
   return toldOffline(presence, instant, at)
+}
+
+/**
+ * Why an expiry ended sessions: a game server's session expires only when the server stopped
+ * reporting (it crashed or lost its network), so it ends as `server_lost`; others as `timeout`.
+ * One change carries one reason: when a sweep ends both kinds for a user, the server's wins.
+ */
+export function sweepReason(ended: readonly Pick<Session, 'source'>[]): OfflineReason {
+  return ended.some((s) => s.source === 'server') ? 'server_lost' : 'timeout'
+}
+
+/**
+ * The expiry a write told first (PresenceChange.expired), as the change the sweep would have
+ * made had it run just before the write: from every session stored then (the expired ones read
+ * alive just before they expired, instantBefore) to the write's `before`. Undefined when the
+ * write found none. Every surface that judges a change judges this one first: a user whose only
+ * session expired and who comes back before the sweep is told `offline` then `online`, and one
+ * who kept another session sees the expired one leave, exactly as if the sweep had been on time.
+ *
+ * @example
+ * for (const step of [expiryOf(change), change]) if (step) judge(step)
+ */
+export function expiryOf(change: PresenceChange): PresenceChange | undefined {
+  const expired = change.expired
+  if (expired === undefined || expired.length === 0) return undefined
+  const { userId, before } = change
+  const step: PresenceChange = {
+    userId,
+    before: { ...before, sessions: [...expired, ...before.sessions] },
+    after: before,
+    reason: sweepReason(expired),
+    ended: expired,
+  }
+  if (change.settings) step.settings = change.settings
+  return step
+}
+
+/**
+ * The instant the expiry told first (expiryOf) happened: when the last of the expired sessions
+ * ran out, never after the write `at`.
+ */
+export function expiredAt(change: PresenceChange, at: number): number {
+  let instant = -Infinity
+  for (const session of change.expired ?? []) instant = Math.max(instant, session.expiresAt)
+  return Math.min(instant, at)
 }
 
 export function offlinePresence(userId: UserId, lastOnline?: number): UserPresence {

@@ -1,5 +1,7 @@
 import {
   PresenceType,
+  expiryOf,
+  instantBefore,
   type OfflineReason,
   type PresenceChange,
   type UserPresence,
@@ -23,10 +25,10 @@ import {
   NO_HISTORY,
   concerns,
   isPrivacyMark,
+  isRefresh,
   keptInvisible,
   relationConcern,
   type MarkRecord,
-  sameSessions,
   type HistoryPosition,
   type HistoryRead,
 } from './history.js'
@@ -605,8 +607,11 @@ export class Fanout {
       }
       const next = changes.find((c) => !isPrivacyMark(c))
       if (next && !(held && !isPrivacyMark(held) && base === held.after)) {
-        base = next.before
-        baseAt = positionOf(next).at
+        // with the expired sessions it told the end of first (expiryOf), as they were sent:
+        // read just before they expired
+        const expiry = expiryOf(next)
+        base = expiry?.before ?? next.before
+        baseAt = expiry ? instantBefore(expiry, positionOf(next).at) : positionOf(next).at
       }
       const collapsed = crossed.indexOf(i)
       if (collapsed >= 0) {
@@ -648,7 +653,13 @@ export class Fanout {
         const prior = watches.offset(w)
         if (follows) watches.setOffset(w, position.offset)
         if (isPrivacyMark(change)) continue
-        if (collapsed < 0 && sameSessions(change.before, change.after)) continue
+        if (collapsed < 0 && isRefresh(change)) continue
+        // an expiry the write told first (expiryOf): its state before the write, first
+        const expiry = expiryOf(change)
+        if (expiry) {
+          const ended = this.#project(stream, id, relation, change.before, position.at)
+          this.#emit(stream, id, w, ended, expiry.reason ?? 'timeout', at, prior)
+        }
         const rendered = this.#project(stream, id, relation, change.after, position.at)
         this.#emit(stream, id, w, rendered, change.reason ?? 'explicit', at, prior)
       }
@@ -1153,7 +1164,7 @@ export class Fanout {
     const pairs = new Map<Stream, Set<UserId>>()
     for (const event of events) {
       if (event.type === 'presence') {
-        const { userId, before, after, reason } = event.change
+        const { userId, reason } = event.change
         if (!this.#watchers.isWatched(userId)) continue
         if (event.change.position) {
           const list = positioned.get(userId)
@@ -1162,7 +1173,7 @@ export class Fanout {
           continue
         }
         // a refresh heartbeat moves expiry only: nothing any watcher sees can differ
-        if (!changed.has(userId) && sameSessions(before, after)) continue
+        if (!changed.has(userId) && isRefresh(event.change)) continue
         changed.set(userId, reason ?? changed.get(userId))
       } else if (event.type === 'settings') {
         if (this.#watchers.isWatched(event.userId)) resettled.add(event.userId)
@@ -1241,7 +1252,8 @@ export class Fanout {
         if (!this.#watchers.isWatched(target)) break
         // a refresh heartbeat moves expiry only: nothing any watcher sees can differ (a resync
         // shows what the rules read again make of the state, whatever it was before)
-        const quiet = !this.#resyncs.has(change) && sameSessions(change.before, change.after)
+        const quiet = !this.#resyncs.has(change) && isRefresh(change)
+        const expiry = expiryOf(change)
         this.#fanOut(
           target,
           change.after,
@@ -1250,6 +1262,7 @@ export class Fanout {
           at,
           position.offset,
           quiet,
+          expiry && { presence: change.before, reason: expiry.reason ?? 'timeout' },
         )
       }
     }
@@ -1313,7 +1326,8 @@ export class Fanout {
   /**
    * Sends every watcher of `target` its own view of `presence`; with `offset`, only to watches
    * that have not had that change yet, and none at all when the change is `quiet` (nothing any
-   * watcher sees can differ).
+   * watcher sees can differ). `expiry`: the state an expiry the change told first left (core
+   * expiryOf), each watcher's view of it sent first, as the sweep's change would have been.
    */
   #fanOut(
     target: UserId,
@@ -1323,10 +1337,12 @@ export class Fanout {
     at: number,
     offset?: number,
     quiet = false,
+    expiry?: { presence: UserPresence; reason: OfflineReason },
   ): void {
     const watchers = this.#watchers.watchersOf(target)
     if (watchers.length === 0) return
     const renders = new Map<string, Rendered>()
+    const expiryRenders = expiry && new Map<string, Rendered>()
     const settings = this.#settings.get(target) ?? defaultSettings
     // from the end: a watcher cut off meanwhile (a slow consumer) leaves the list
     for (let k = watchers.length - 1; k >= 0; k--) {
@@ -1342,6 +1358,18 @@ export class Fanout {
         if (quiet) continue
       }
       const relation = watches.relation(w)
+      if (expiry) {
+        const ended = this.#project(
+          stream,
+          target,
+          relation,
+          expiry.presence,
+          now,
+          expiryRenders,
+          settings,
+        )
+        this.#emit(stream, target, w, ended, expiry.reason, at, prior)
+      }
       const rendered = this.#project(stream, target, relation, presence, now, renders, settings)
       this.#emit(stream, target, w, rendered, reason, at, prior)
     }

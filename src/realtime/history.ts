@@ -96,10 +96,11 @@ export interface HistoryBounds {
  */
 /**
  * Changes that alter nothing a watcher could see (a refresh heartbeat moves expiry only) are not
- * recorded: they carry no position, and the fan-out drops them.
+ * recorded: they carry no position, and the fan-out drops them. A write that ended sessions past
+ * expiry is none: it tells their end (PresenceChange.expired).
  */
 export function isRefresh(change: PresenceChange): boolean {
-  return sameSessions(change.before, change.after)
+  return change.expired === undefined && sameSessions(change.before, change.after)
 }
 
 /**

@@ -192,7 +192,7 @@ test('feed: a session that times out is an offline with reason timeout', async (
 async function expireUnswept(
   feed: ReturnType<typeof setup>,
   userId: string,
-): Promise<{ sweep: () => Promise<void> }> {
+): Promise<{ sweep: (swept?: number) => Promise<void> }> {
   const { service, clock, presence, bus } = feed
   await service.heartbeat({
     userId: userId as UserId,
@@ -206,8 +206,9 @@ async function expireUnswept(
   clock.advance(5000) // expired, not swept yet
   const janitor = new Janitor(presence, bus, clock, { intervalMs: 60_000, batchSize: 100 })
   return {
-    sweep: async () => {
-      assert.equal(await janitor.sweepOnce(), 1)
+    // a heartbeat of the user before the sweep ends the expired session itself: none is left
+    sweep: async (swept = 1) => {
+      assert.equal(await janitor.sweepOnce(), swept)
       await feed.flushed()
     },
   }
@@ -383,16 +384,31 @@ test('public and admin feed: an expiry swept after another session started and e
   s.clock.advance(1000)
   await s.service.endSession('1' as UserId, 'app:Phone')
   await s.flushed()
-  await sweep()
-  // the phone's end told the user offline: the PC's expiry, swept later, is old news
+  await sweep(0)
+  // the phone's sign-in told the PC's expiry first, and its end the user offline: the sweep
+  // finds nothing left to tell
   assert.deepEqual(
     s.publicItems().map((i) => `${i.type}:${i.reason ?? ''}`),
-    ['online:', 'online:', 'offline:explicit'],
+    ['online:', 'offline:timeout', 'online:', 'offline:explicit'],
   )
   assert.deepEqual(
     s.adminBatches.flatMap((b) => b.items).map((i) => `${i.type}:${i.reason ?? ''}`),
-    ['online:', 'online:', 'offline:explicit'],
+    ['online:', 'offline:timeout', 'online:', 'offline:explicit'],
   )
+})
+
+test('public and admin feed: the device beating again after its session expired, before the sweep, is offline then online', async (t) => {
+  const s = setup(t, { flushMs: 50 })
+  const { sweep } = await expireUnswept(s, '1')
+  await s.beat('1', game, 'app:PC')
+  await s.flushed()
+  await sweep(0)
+  for (const items of [s.publicItems(), s.adminBatches.flatMap((b) => b.items)]) {
+    assert.deepEqual(
+      items.map((i) => `${i.type}:${i.reason ?? ''}`),
+      ['online:', 'offline:timeout', 'online:'],
+    )
+  }
 })
 
 test('public feed: turning invisible after an expiry, with a sign-in right after in the same batch, goes offline', async (t) => {
@@ -402,7 +418,7 @@ test('public feed: turning invisible after an expiry, with a sign-in right after
   await s.service.putSettings('1' as UserId, invisible)
   await s.beat('1', { kind: 'online' }, 'app:Phone')
   await s.flushed()
-  await sweep()
+  await sweep(0)
   // as when the sign-in comes in a later batch: the user hid while the public saw them online
   assert.deepEqual(
     s.publicItems().map((i) => `${i.user}:${i.type}:${i.reason ?? ''}`),

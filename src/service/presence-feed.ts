@@ -1,6 +1,8 @@
 import {
   PresenceType,
   deriveUserState,
+  expiredAt,
+  expiryOf,
   instantBefore,
   instantBeforeUnswept,
   liveSessions,
@@ -257,6 +259,13 @@ export class PresenceFeed {
     }
     if (event.type !== 'presence') return
     const { change } = event
+    // an expiry the write told first (a heartbeat before the sweep): as the sweep's change
+    const expiry = expiryOf(change)
+    if (expiry) this.#onPresence(expiry, expiredAt(change, at))
+    this.#onPresence(change, at)
+  }
+
+  #onPresence(change: PresenceChange, at: number): void {
     const beforeAt = instantBefore(change, at)
     const before = deriveUserState(change.before.sessions, beforeAt)
     const after = deriveUserState(change.after.sessions, at)

@@ -14,6 +14,7 @@ import type { PrivacyStore } from './privacy-store.js'
 import type { RateLimitHit, RateLimitVerdict, RateLimiter, TitleBudget } from './rate-limiter.js'
 
 export type { PresenceChange }
+export { sweepReason } from '../core/presence.js'
 
 /**
  * The live sessions a user holds at most, by default (PRESENCED_MAX_SESSIONS). A write that
@@ -92,7 +93,13 @@ export interface LiveUser {
  * Adapters: MemoryPresenceStore (embedded default), RedisPresenceStore (fleet).
  */
 export interface PresenceStore {
-  /** Creates or refreshes a session; returns the user's presence before and after. */
+  /**
+   * Creates or refreshes a session; returns the user's presence before and after. Every session
+   * of the user past its expiry and not swept yet (the written key's, which the write starts
+   * again, and any other) ends in the same step and is returned as `expired`, never claimed by
+   * a sweep after: the change tells that expiry first (core expiryOf), so a user who comes back
+   * before the sweep is told offline and online again, once each, whichever node sweeps.
+   */
   heartbeat(write: SessionWrite, now: number): Promise<PresenceChange>
   /**
    * Optional: heartbeat() and a rate-limit hit of `limiter` in one atomic step (fleet mode on a
@@ -178,7 +185,9 @@ export interface PresenceStore {
    * gets or refreshes the session `server:<gameId>`; players of the previous roster who are not
    * listed lose theirs (reason `explicit`). Returns the changes a watcher could see: players who
    * joined (or whose session restarted or changed activity) and players who left; a refresh that
-   * only moves expiry is applied but not returned. Ids must be canonical and distinct. With
+   * only moves expiry is applied but not returned. A player's sessions past expiry are ended and
+   * returned as heartbeat() ends them (`expired`), and their change is returned. Ids must be
+   * canonical and distinct. With
    * `report.universes`, throws ServerUniverseRefused, writing nothing, when the server's live
    * roster belongs to another universe: checked in the same step as the roster is swapped.
    */
@@ -264,13 +273,4 @@ export interface ServerRoster {
 /** The key of a player's session on a game server: one per server instance. */
 export function serverSessionKey(gameId: string): string {
   return `server:${gameId}`
-}
-
-/**
- * Why an expiry ended sessions: a game server's session expires only when the server stopped
- * reporting (it crashed or lost its network), so it ends as `server_lost`; others as `timeout`.
- * One change carries one reason: when a sweep ends both kinds for a user, the server's wins.
- */
-export function sweepReason(ended: readonly Pick<Session, 'source'>[]): OfflineReason {
-  return ended.some((s) => s.source === 'server') ? 'server_lost' : 'timeout'
 }

@@ -10,11 +10,11 @@ import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver
 
 /*
  * A user's webhook stream never says `offline` twice in a row. The sweep tells an expiry late,
- * judged just before the session expired; when a later change of the user was told meanwhile
- * (another session started and ended before the sweep ran, the receiver told `offline` then), the
- * expiry is old news: the receiver knows the user is offline. The same holds for a settings change
- * that hides the user after that end (hiding reads as going offline, and the user is offline
- * already). Embedded, and in fleet mode on Redis.
+ * judged just before the session expired; when another session starts before the sweep ran, its
+ * heartbeat ends the expired one and tells its expiry first (`offline`, then `online`), and when
+ * that one ends too (`offline`), the sweep finds nothing left: no second `offline`. The same holds
+ * for a settings change that hides the user after that end (hiding reads as going offline, and the
+ * user is offline already). Embedded, and in fleet mode on Redis.
  */
 
 const TTL_MS = 10_000
@@ -88,11 +88,11 @@ for (const fleet of [false, true]) {
     clock.advance(1000)
     await app.service.endSession(user as UserId, 'app:iOS')
     clock.advance(1000)
-    assert.equal(await app.service.sweepExpired(), 1)
-    // the user was told offline by the end: the PC's expiry, swept late, says nothing new
-    // (the phone's online after the PC's unswept expiry is an online after an online)
+    // the phone's heartbeat ended the PC's expired session and told it: nothing is left to sweep
+    assert.equal(await app.service.sweepExpired(), 0)
     assert.deepEqual(await told(app, receiver, user), [
       'online:online',
+      'offline:offline',
       'online:online',
       'offline:offline',
     ])
@@ -108,9 +108,10 @@ for (const fleet of [false, true]) {
     await app.service.endSession(user as UserId, 'app:iOS')
     clock.advance(1000)
     await app.service.putSettings(user as UserId, { invisible: true })
-    assert.equal(await app.service.sweepExpired(), 1)
+    assert.equal(await app.service.sweepExpired(), 0)
     assert.deepEqual(await told(app, receiver, user), [
       'online:online',
+      'offline:offline',
       'online:online',
       'offline:offline',
     ])
@@ -134,16 +135,18 @@ for (const fleet of [false, true]) {
     assert.equal(await app.service.sweepExpired(), 0)
     await beat(app, user, 'PC')
     clock.advance(TTL_MS + 1000)
-    // and an expired one is no room taken: the phone starts beside it, then ends, then the sweep
+    // and an expired one is no room taken: the phone's heartbeat ends it (told first), then the
+    // phone ends, and the sweep finds nothing
     await beat(app, user, 'iOS')
     clock.advance(1000)
     await app.service.endSession(user as UserId, 'app:iOS')
-    assert.equal(await app.service.sweepExpired(), 1)
+    assert.equal(await app.service.sweepExpired(), 0)
     assert.deepEqual(await told(app, receiver, user), [
       'online:online',
       'update:online',
       'offline:offline',
       'online:online',
+      'offline:offline',
       'online:online',
       'offline:offline',
     ])

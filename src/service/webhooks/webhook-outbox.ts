@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import {
   PresenceType,
   deriveUserState,
+  expiredAt,
+  expiryOf,
   instantBefore,
   instantBeforeUnswept,
   type UserPresence,
@@ -106,7 +108,16 @@ export class WebhookOutbox {
       event.type === 'presence'
         ? (event.change.settings ?? this.#deps.settingsNow?.([event.change.userId])[0])
         : undefined
-    this.#waiting.push({ event, at: this.#deps.clock.now(), seen, settings })
+    const at = this.#deps.clock.now()
+    // an expiry the write told first (a heartbeat before the sweep): its own change, at its time
+    if (event.type === 'presence') {
+      const expiry = expiryOf(event.change)
+      if (expiry) {
+        const ended: Change = { type: 'presence', change: expiry }
+        this.#waiting.push({ event: ended, at: expiredAt(event.change, at), settings })
+      }
+    }
+    this.#waiting.push({ event, at, seen, settings })
     if (this.#retry) {
       // an outage: held behind what failed, stored by the retry
       this.#bound()

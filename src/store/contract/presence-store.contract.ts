@@ -286,6 +286,33 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.equal((await store.getMany([user], later + 1))[0]!.sessions.length, 1)
     })
 
+    test('a heartbeat ends every session of the user past expiry and returns them: no sweep finds them', async (t) => {
+      const store = await open(t)
+      const user = id('8801')
+      await store.heartbeat(write(user, 'app:PC', { deviceType: 'PC' }), T0)
+      await store.heartbeat(write(user, 'app:iOS', { ttlMs: TTL * 2 }), T0 + 1)
+      // the PC expired, not swept; the phone is live and refreshed: no refresh, the PC ended
+      const at = T0 + TTL + 10
+      const refresh = await store.heartbeat(write(user, 'app:iOS', { ttlMs: TTL * 2 }), at)
+      assert.deepEqual(keys(refresh.before.sessions), ['app:iOS'])
+      assert.deepEqual(keys(refresh.after.sessions), ['app:iOS'])
+      assert.deepEqual(keys(refresh.expired ?? []), ['app:PC'])
+      assert.equal(refresh.expired![0]!.expiresAt, T0 + TTL)
+      assert.equal(refresh.expired![0]!.deviceType, 'PC')
+      assert.deepEqual(await store.stats(at), { sessions: 1, users: 1 })
+      // the phone expires too, then it and a new device beat: each expired session once
+      const later = at + TTL * 2 + 10
+      const again = await store.heartbeat(write(user, 'app:iOS'), later)
+      assert.deepEqual(keys(again.before.sessions), [])
+      assert.deepEqual(keys(again.expired ?? []), ['app:iOS'])
+      assert.equal(again.expired![0]!.expiresAt, at + TTL * 2)
+      assert.equal(again.after.sessions[0]!.startedAt, later)
+      const fresh = await store.heartbeat(write(user, 'app:PC'), later + 1)
+      assert.equal(fresh.expired, undefined)
+      assert.deepEqual(await store.sweepExpired(later + 2, 100), [])
+      assert.deepEqual(await store.stats(later + 2), { sessions: 2, users: 1 })
+    })
+
     test('each device is its own session', async (t) => {
       const store = await open(t)
       const user = id('9')

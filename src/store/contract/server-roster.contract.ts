@@ -101,6 +101,37 @@ export function serverRosterContract(name: string, factory: PresenceStoreFactory
       )
     })
 
+    test('a report ends its players’ sessions past expiry and returns them: no sweep finds them', async (t) => {
+      const store = await open(t)
+      const [stays, phone] = ids(21, 22)
+      await store.reportServer(report(GAME_A, [stays!]), T0)
+      await store.heartbeat(
+        {
+          userId: phone!,
+          key: 'app:iOS',
+          source: 'app',
+          deviceType: 'iOS',
+          activity: { kind: 'online' },
+          ttlMs: TTL / 2,
+        },
+        T0,
+      )
+      // the roster expired, the phone too, none swept: the same report again, and the phone's
+      // player joining it
+      const at = T0 + TTL + 10
+      const changes = await store.reportServer(report(GAME_A, [stays!, phone!]), at)
+      assert.deepEqual(
+        changes.map((c) => [c.userId, (c.expired ?? []).map((s) => s.key)]),
+        [
+          [stays, ['server:' + GAME_A]],
+          [phone, ['app:iOS']],
+        ],
+      )
+      for (const change of changes) assert.deepEqual(change.before.sessions, [])
+      assert.deepEqual(await store.sweepExpired(at + 1, 100), [])
+      assert.deepEqual(await store.stats(at + 1), { sessions: 2, users: 2 })
+    })
+
     test('a first report brings every player online on that server', async (t) => {
       const store = await open(t)
       const players = ids(1, 2, '9007199254740993')

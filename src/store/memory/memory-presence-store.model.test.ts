@@ -25,7 +25,10 @@ class Model {
 
   heartbeat(w: SessionWrite, now: number): PresenceChange {
     const before = this.presence(w.userId, now)
-    const list = this.sessions.get(w.userId) ?? []
+    // sessions past expiry end with the write (the written key's is started again)
+    const stored = this.sessions.get(w.userId) ?? []
+    const expired = stored.filter((s) => s.expiresAt <= now)
+    const list = stored.filter((s) => s.expiresAt > now || s.key === w.key)
     this.sessions.set(w.userId, list)
     const i = list.findIndex((s) => s.key === w.key)
     const old = list[i]
@@ -42,7 +45,10 @@ class Model {
     if (old) list[i] = session
     else list.push(session)
     this.lastOnline.set(w.userId, now)
-    return { userId: w.userId, before, after: this.presence(w.userId, now) }
+    const after = this.presence(w.userId, now)
+    return expired.length > 0
+      ? { userId: w.userId, before, after, expired }
+      : { userId: w.userId, before, after }
   }
 
   end(userId: UserId, key: string, now: number): PresenceChange | undefined {

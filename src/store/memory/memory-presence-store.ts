@@ -195,7 +195,8 @@ export class MemoryPresenceStore implements PresenceStore {
       write.refreshUnread === true &&
       rows.expiresAt(slot) > now &&
       rows.source(slot) === SOURCE_INDEX[write.source] &&
-      this.#strings.value(rows.deviceType(slot)) === write.deviceType
+      this.#strings.value(rows.deviceType(slot)) === write.deviceType &&
+      !this.#anyExpired(user, now)
     ) {
       // a refresh whose change nobody reads (SessionWrite.refreshUnread): the same sessions,
       // expiry and update time moved; the state before (a UserPresence, its sessions array and
@@ -209,6 +210,9 @@ export class MemoryPresenceStore implements PresenceStore {
       return { userId: write.userId, before: after, after }
     }
     const before = this.#presence(write.userId, user, now)
+    // sessions expired and not swept yet end here, told first (PresenceChange.expired): the
+    // written key's is started again below, the others are removed
+    const expired = this.#endExpired(write.userId, user, slot, now)
     const written = write.inherit
       ? inheritActivity(
           write.activity,
@@ -252,7 +256,37 @@ export class MemoryPresenceStore implements PresenceStore {
     rows.setSource(slot, SOURCE_INDEX[write.source])
     this.#heap.set(slot, expiresAt)
     this.#touch(user, now)
-    return { userId: write.userId, before, after: this.#presence(write.userId, user, now) }
+    const after = this.#presence(write.userId, user, now)
+    return expired === undefined
+      ? { userId: write.userId, before, after }
+      : { userId: write.userId, before, after, expired }
+  }
+
+  /** Whether the user holds a session past its expiry (not swept yet). */
+  #anyExpired(user: number, now: number): boolean {
+    const rows = this.#sessions
+    for (let slot = this.#users.head(user); slot !== NONE; slot = rows.next(slot)) {
+      if (!(rows.expiresAt(slot) > now)) return true
+    }
+    return false
+  }
+
+  /**
+   * The user's sessions past expiry, as they were, each removed but `keep` (the slot a write
+   * starts again); undefined when there is none.
+   */
+  #endExpired(userId: UserId, user: number, keep: number, now: number): Session[] | undefined {
+    const rows = this.#sessions
+    let expired: Session[] | undefined
+    for (let slot = this.#users.head(user); slot !== NONE;) {
+      const next = rows.next(slot)
+      if (!(rows.expiresAt(slot) > now)) {
+        ;(expired ??= []).push(this.#session(userId, slot))
+        if (slot !== keep) this.#remove(user, slot)
+      }
+      slot = next
+    }
+    return expired
   }
 
   /**
@@ -528,7 +562,8 @@ export class MemoryPresenceStore implements PresenceStore {
         rows.expiresAt(slot) > now &&
         rows.source(slot) === SOURCE_INDEX.server &&
         rows.activity(slot) === activityId &&
-        rows.deviceType(slot) === deviceTypeId
+        rows.deviceType(slot) === deviceTypeId &&
+        !this.#anyExpired(user, now)
       ) {
         // the common case, a player still there: only the expiry moves, nobody can see it
         rows.setUpdatedAt(slot, now)

@@ -194,6 +194,7 @@ function presenceOf(
   userId: UserId,
   value: StoredValue | null,
   now: number | undefined,
+  expired?: Session[],
 ): UserPresence {
   if (value === null) return { userId, sessions: [], lastOnline: undefined }
   const sessions: Session[] = []
@@ -202,8 +203,9 @@ function presenceOf(
     const s = value[i] as StoredSession
     const updatedAt = lastOnline + s[0]
     const expiresAt = updatedAt + s[1]
-    if (now !== undefined && expiresAt <= now) continue
-    sessions.push({
+    const past = now !== undefined && expiresAt <= now
+    if (past && expired === undefined) continue
+    ;(past ? expired! : sessions).push({
       userId,
       key: s[3],
       source: SOURCES[s[4]]!,
@@ -822,8 +824,8 @@ class Scanner {
 
 /**
  * One user's change as a script returns it and publishes it (presence.lua `change`):
- * kind `h` ended nothing, `e` ended the session `key` for `reason`, `s` is a sweep (it ended the
- * sessions of before that after no longer holds).
+ * kind `h` a write (it ended nothing but the sessions of before past expiry), `e` ended the session
+ * `key` for `reason`, `s` is a sweep (it ended the sessions of before that after no longer holds).
  */
 export type ChangeRecord = [
   userId: string,
@@ -873,9 +875,18 @@ function changeWithoutSettings(record: ChangeRecord): PresenceChange {
       ended,
     }
   }
+  if (kind === 'h') {
+    // a write ends the sessions past expiry it finds (heartbeat.lua, server-report.lua): they
+    // are in its `before`, and told first (PresenceChange.expired)
+    const expired: Session[] = []
+    const previous = presenceOf(userId, before, now, expired)
+    const next = presenceOf(userId, after, now)
+    return expired.length === 0
+      ? { userId, before: previous, after: next }
+      : { userId, before: previous, after: next, expired }
+  }
   const previous = presenceOf(userId, before, now)
   const next = presenceOf(userId, after, now)
-  if (kind === 'h') return { userId, before: previous, after: next }
   return {
     userId,
     before: previous,

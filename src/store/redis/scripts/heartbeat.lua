@@ -18,7 +18,8 @@
 -- ARGV[13] - the live sessions a user may hold: a new one beyond ends the one beaten least
 --   recently (make_room)
 -- Returns the change message (kind h).
--- Expired sessions of other keys stay until the sweep claims them, so each ends with one event.
+-- Every session of the user past expiry ends here (end_expired), not at a later sweep: the
+-- change's `before` holds them, and it tells their expiry first (core expiryOf), once.
 local now = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[5])
 local raw = redis.call('GET', KEYS[1])
@@ -26,13 +27,15 @@ local lo, sessions, fold = parse(raw, settings_key(KEYS[1], ARGV[1]))
 local prefix = ARGV[4] .. ','
 local rest = prefix .. ARGV[6]
 
+-- a refresh (same live session, same line, nothing expired) changes nothing a watcher sees: not
+-- in the history
+local expired = end_expired(sessions, now, prefix, KEYS[4])
 local found = false
--- a refresh (same live session, same line) changes nothing a watcher sees: not in the history
 local visible = true
 for _, s in ipairs(sessions) do
   if has_key(s, prefix) then
     if ARGV[12] ~= '' and s.ex > now then rest = inherit(rest, s.rest, ARGV[12]) end
-    visible = s.ex <= now or s.rest ~= rest
+    visible = expired or s.rest ~= rest
     local startedAt = s.ex - s.ttl - s.age
     -- a session past expiry that was not swept yet is replaced by a new one
     if s.ex <= now then startedAt = now end

@@ -135,10 +135,31 @@ local function earliest(sessions)
   return e
 end
 
+-- Takes out of `sessions` every one past expiry at `now` but the one whose key `prefix` names (the
+-- write starts it again), counted out of the bucket's `counts`: a write ends them in its own step,
+-- so no sweep claims them after, and its change (whose `before` holds them) tells their expiry
+-- first. Returns whether any had expired.
+local function end_expired(sessions, now, prefix, counts)
+  local n = #sessions
+  local expired = false
+  local kept = 0
+  for i = 1, n do
+    local s = sessions[i]
+    if s.ex <= now then expired = true end
+    if s.ex > now or has_key(s, prefix) then
+      kept = kept + 1
+      sessions[kept] = s
+    end
+  end
+  for i = n, kept + 1, -1 do sessions[i] = nil end
+  if kept < n then redis.call('HINCRBY', counts, 's', kept - n) end
+  return expired
+end
+
 -- Makes room for one more session among `sessions`, the user's, before one is added: while
 -- `max` or more of them are live, the live one that expires first (beaten least recently) is
--- taken out, counted out of the bucket's `counts`. Expired ones are left for the sweep, which
--- reports their timeout; they are no reader's to see.
+-- taken out, counted out of the bucket's `counts`. Expired ones are not counted (a write ends
+-- them first, end_expired); they are no reader's to see.
 local function make_room(sessions, now, max, counts)
   local live = 0
   for _, s in ipairs(sessions) do

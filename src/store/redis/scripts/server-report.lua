@@ -19,9 +19,10 @@
 -- ARGV[15] - how many players the report lists in this bucket (n)
 -- ARGV[16 .. 15+n] - those players: each gets or refreshes the session
 -- ARGV[16+n ..] - players who left (listed before, not now): their live session ends
--- Returns the change messages of the players a watcher could see change: joined, restarted
--- (expired, not yet swept) or changed activity (kind h), or left (kind e). A refresh that only
--- moves expiry is applied, not returned and not published.
+-- Returns the change messages of the players a watcher could see change: joined, restarted or
+-- with any session expired and not yet swept (ended here, told first by the change, as
+-- heartbeat.lua) or changed activity (kind h), or left (kind e). A refresh that only moves
+-- expiry is applied, not returned and not published.
 local now = tonumber(ARGV[1])
 local prefix = ARGV[2] .. ','
 local rest = prefix .. ARGV[3]
@@ -49,6 +50,8 @@ for i = 16, last do
   local userId = ARGV[i]
   local raw = redis.call('GET', ARGV[5] .. userId)
   local lo, sessions, fold = parse(raw, settings_key(ARGV[5] .. userId, userId))
+  -- the player's sessions past expiry end here, told first by the change (as heartbeat.lua)
+  local expired = end_expired(sessions, now, prefix, KEYS[2])
   local found = nil
   for _, s in ipairs(sessions) do
     if has_key(s, prefix) then
@@ -58,7 +61,7 @@ for i = 16, last do
   end
   local visible = true
   if found then
-    visible = found.ex <= now or found.rest ~= rest
+    visible = expired or found.rest ~= rest
     local startedAt = found.ex - found.ttl - found.age
     -- a session past expiry that was not swept yet is replaced by a new one
     if found.ex <= now then startedAt = now end
