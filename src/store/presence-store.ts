@@ -114,7 +114,10 @@ export interface PresenceStore {
     hit: RateLimitHit,
     limiter: RateLimiter,
   ): LimitedWrite | Promise<LimitedWrite> | undefined
-  /** Ends one session at once; undefined if there was no live session with that key. */
+  /**
+   * Ends one session at once; undefined if there was no live session with that key. The user's
+   * other sessions past expiry end in the same step, returned as `expired` (see heartbeat()).
+   */
   end(
     userId: UserId,
     key: string,

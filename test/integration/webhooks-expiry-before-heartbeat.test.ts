@@ -164,3 +164,28 @@ for (const mode of ['embedded', 'fleet', 'two nodes'] as const) {
     assert.deepEqual(await told(nodes, user), ['online:inGame', 'update:inGame', 'update:online'])
   })
 }
+
+for (const mode of ['embedded', 'fleet', 'two nodes'] as const) {
+  test(`${mode}: a session expiring beside two live ones, one of them ended before the sweep: no update repeated`, async (t) => {
+    const nodes = await setup(t, mode)
+    const { writer, sweeper, clock } = nodes
+    const user = '404'
+    await beat(writer, user, 'PC', 'inGame')
+    clock.advance(TTL_MS / 2)
+    await beat(writer, user, 'iOS')
+    await beat(writer, user, 'XboxOne')
+    clock.advance(TTL_MS / 2 + 1000)
+    // the PC's game expired; the console signs out before the sweep: both told by the end, in
+    // order, and the sweep has nothing left to tell
+    await writer.service.endSession(user as UserId, 'app:XboxOne')
+    clock.advance(1000)
+    await sweeper.service.sweepExpired()
+    assert.deepEqual(await told(nodes, user), [
+      'online:inGame',
+      'update:inGame',
+      'update:inGame',
+      'update:online',
+      'update:online',
+    ])
+  })
+}

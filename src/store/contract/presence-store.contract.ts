@@ -313,6 +313,22 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.deepEqual(await store.stats(later + 2), { sessions: 2, users: 1 })
     })
 
+    test('end ends the user’s other sessions past expiry too and returns them: no sweep finds them', async (t) => {
+      const store = await open(t)
+      const user = id('8802')
+      await store.heartbeat(write(user, 'app:PC', { deviceType: 'PC' }), T0)
+      await store.heartbeat(write(user, 'app:iOS', { ttlMs: TTL * 2 }), T0 + 1)
+      const at = T0 + TTL + 10
+      const change = await store.end(user, 'app:iOS', at, 'explicit')
+      assert.deepEqual(keys(change!.before.sessions), ['app:iOS'])
+      assert.deepEqual(keys(change!.ended ?? []), ['app:iOS'])
+      assert.deepEqual(keys(change!.expired ?? []), ['app:PC'])
+      assert.equal(change!.expired![0]!.expiresAt, T0 + TTL)
+      assert.deepEqual(change!.after.sessions, [])
+      assert.deepEqual(await store.sweepExpired(at + 1, 100), [])
+      assert.deepEqual(await store.stats(at + 1), { sessions: 0, users: 0 })
+    })
+
     test('each device is its own session', async (t) => {
       const store = await open(t)
       const user = id('9')

@@ -57,14 +57,22 @@ class Model {
     if (i < 0 || list[i]!.expiresAt <= now) return undefined
     const before = this.presence(userId, now)
     const [ended] = list.splice(i, 1)
+    // the user's other sessions past expiry end with it
+    const expired = list.filter((s) => s.expiresAt <= now)
+    this.sessions.set(
+      userId,
+      list.filter((s) => s.expiresAt > now),
+    )
     this.lastOnline.set(userId, now)
-    return {
+    const change: PresenceChange = {
       userId,
       before,
       after: this.presence(userId, now),
       reason: 'explicit',
       ended: [ended!],
     }
+    if (expired.length > 0) change.expired = expired
+    return change
   }
 
   sweep(now: number): PresenceChange[] {

@@ -317,7 +317,9 @@ export class MemoryPresenceStore implements PresenceStore {
     reason: OfflineReason,
   ): Promise<PresenceChange | undefined> {
     const user = this.#users.find(userId)
-    return Promise.resolve(user === NONE ? undefined : this.#end(user, userId, key, now, reason))
+    return Promise.resolve(
+      user === NONE ? undefined : this.#end(user, userId, key, now, reason, true),
+    )
   }
 
   endTitles(end: TitleEnd, now: number): Promise<TitlesEnded> {
@@ -379,15 +381,22 @@ export class MemoryPresenceStore implements PresenceStore {
     key: string,
     now: number,
     reason: OfflineReason,
+    endExpired = false,
   ): PresenceChange | undefined {
     const slot = this.#find(user, key)
     // an expired session that is not yet swept is gone already: the sweep reports its timeout
     if (slot === NONE || !(this.#sessions.expiresAt(slot) > now)) return undefined
     const before = this.#presence(userId, user, now)
+    // end() ends the user's other sessions past expiry too, told first (as Redis end.lua);
+    // the ends of titles, servers and a report's leavers leave them to the sweep (as theirs)
+    const expired = endExpired ? this.#endExpired(userId, user, NONE, now) : undefined
     const ended = this.#session(userId, slot)
     this.#remove(user, slot)
     this.#touch(user, now, true)
-    return { userId, before, after: this.#presence(userId, user, now), reason, ended: [ended] }
+    const after = this.#presence(userId, user, now)
+    return expired === undefined
+      ? { userId, before, after, reason, ended: [ended] }
+      : { userId, before, after, reason, ended: [ended], expired }
   }
 
   getMany(ids: readonly UserId[], now: number): Promise<UserPresence[]> {

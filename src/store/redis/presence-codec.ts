@@ -885,15 +885,27 @@ function changeWithoutSettings(record: ChangeRecord): PresenceChange {
       ? { userId, before: previous, after: next }
       : { userId, before: previous, after: next, expired }
   }
-  const previous = presenceOf(userId, before, now)
+  const past: Session[] = []
+  const previous = presenceOf(userId, before, now, past)
   const next = presenceOf(userId, after, now)
-  return {
+  const change: PresenceChange = {
     userId,
     before: previous,
     after: next,
     reason: reason as OfflineReason,
     ended: previous.sessions.filter((s) => s.key === key),
   }
+  // end.lua ends the sessions past expiry it finds (told first: PresenceChange.expired); the
+  // other ends (end-titles.lua, a report's players who left) leave them, still stored, to the sweep
+  if (past.length > 0) {
+    const stored = new Set<string>()
+    for (let i = sessionsFrom(after); i < after.length; i++) {
+      stored.add((after[i] as StoredSession)[3])
+    }
+    const expired = past.filter((s) => !stored.has(s.key))
+    if (expired.length > 0) change.expired = expired
+  }
+  return change
 }
 
 /** The change of a ChangeMessage, with its history position when it has one. */

@@ -9,8 +9,10 @@
 -- ARGV[6] - channel to publish the change on ('' for none)
 -- ARGV[7] - this node's id
 -- ARGV[8..10] - the bucket's history prefix, changes kept per user, their age in ms (presence.lua)
--- Returns the change message (kind e), or nil when no live session has that key. A session
--- already past expiry is left to the sweep, which reports it (as a timeout) exactly once.
+-- Returns the change message (kind e), or nil when no live session has that key (one already past
+-- expiry is left to the sweep, which reports it as a timeout). Every other session of the user
+-- past expiry ends here too (end_expired): the change's `before` holds them, and it tells their
+-- expiry first (core expiryOf), once.
 local now = tonumber(ARGV[2])
 local raw = redis.call('GET', KEYS[1])
 if not raw then return nil end
@@ -27,6 +29,7 @@ for _, s in ipairs(sessions) do
   end
 end
 if not ended then return nil end
+end_expired(kept, now, nil, KEYS[4])
 redis.call('HINCRBY', KEYS[4], 's', -1)
 index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], kept)
 

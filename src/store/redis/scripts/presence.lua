@@ -136,9 +136,9 @@ local function earliest(sessions)
 end
 
 -- Takes out of `sessions` every one past expiry at `now` but the one whose key `prefix` names (the
--- write starts it again), counted out of the bucket's `counts`: a write ends them in its own step,
--- so no sweep claims them after, and its change (whose `before` holds them) tells their expiry
--- first. Returns whether any had expired.
+-- write starts it again; nil for none), counted out of the bucket's `counts`: a write ends them in
+-- its own step, so no sweep claims them after, and its change (whose `before` holds them) tells
+-- their expiry first. Returns whether any had expired.
 local function end_expired(sessions, now, prefix, counts)
   local n = #sessions
   local expired = false
@@ -146,7 +146,7 @@ local function end_expired(sessions, now, prefix, counts)
   for i = 1, n do
     local s = sessions[i]
     if s.ex <= now then expired = true end
-    if s.ex > now or has_key(s, prefix) then
+    if s.ex > now or (prefix and has_key(s, prefix)) then
       kept = kept + 1
       sessions[kept] = s
     end
