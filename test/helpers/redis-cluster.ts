@@ -185,18 +185,26 @@ async function startClusterNodes(
     rmSync(dir, { recursive: true, force: true })
   }
   const ports: number[] = []
+  let collisions = 0
+  const start = (port: number) =>
+    startRedisServer(port, dir, [
+      ...['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`],
+      ...['--cluster-node-timeout', '1000', '--appendonly', 'no', ...extraArgs],
+    ])
   try {
-    while (ports.length < count) {
+    while (servers.length < count) {
       const port = await freePort(true)
-      if (!ports.includes(port)) ports.push(port)
-    }
-    for (const port of ports) {
-      servers.push(
-        await startRedisServer(port, dir, [
-          ...['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`],
-          ...['--cluster-node-timeout', '1000', '--appendonly', 'no', ...extraArgs],
-        ]),
-      )
+      if (ports.includes(port)) continue
+      // a port (or its bus port) found free can be taken before redis-server binds it: by
+      // another test's server, or by a client connection's ephemeral port (the same range as
+      // listen(0)'s); redis-server then exits at once, and another port is tried
+      const server = await start(port).catch((error: unknown) => {
+        if (++collisions > 5 || !String(error).includes('exited early')) throw error
+        return undefined
+      })
+      if (server === undefined) continue
+      ports.push(port)
+      servers.push(server)
     }
   } catch (error) {
     await stop()
