@@ -126,8 +126,10 @@ export interface PresenceStore {
   ): Promise<PresenceChange | undefined>
   /**
    * Ends the title sessions `end` names in one atomic step (see TitleEnd): a title started
-   * while it runs is either ended by it or started after it, never skipped. Sessions already
-   * past expiry are left to the sweep, as end() leaves them.
+   * while it runs is either ended by it or started after it, never skipped. A title session
+   * already past expiry is not ended (the sweep reports it), but when one ends, every session of
+   * the user past expiry ends with the first change and is returned on it as `expired`, as end()
+   * returns them.
    */
   endTitles(end: TitleEnd, now: number): Promise<TitlesEnded>
   /**
@@ -188,15 +190,17 @@ export interface PresenceStore {
    * gets or refreshes the session `server:<gameId>`; players of the previous roster who are not
    * listed lose theirs (reason `explicit`). Returns the changes a watcher could see: players who
    * joined (or whose session restarted or changed activity) and players who left; a refresh that
-   * only moves expiry is applied but not returned. A player's sessions past expiry are ended and
-   * returned as heartbeat() ends them (`expired`), and their change is returned. Ids must be
+   * only moves expiry is applied but not returned. A player's sessions past expiry (a listed
+   * one's; a leaver's beside the live session it loses, as end() does) are ended and returned as
+   * heartbeat() ends them (`expired`), and their change is returned. Ids must be
    * canonical and distinct. With
    * `report.universes`, throws ServerUniverseRefused, writing nothing, when the server's live
    * roster belongs to another universe: checked in the same step as the roster is swapped.
    */
   reportServer(report: ServerReport, now: number): Promise<PresenceChange[]>
   /**
-   * Ends a game server and every player's session on it at once; one change per player. With
+   * Ends a game server and every player's session on it at once; one change per player, which
+   * ends and returns the player's other sessions past expiry as end() does (`expired`). With
    * `universes` (a writer's allow-list, non-empty), throws ServerUniverseRefused, ending nothing,
    * when the roster it finds is live and of another universe (one past its expiry: nothing
    * ended), as it finds it, not as a read made before found it.

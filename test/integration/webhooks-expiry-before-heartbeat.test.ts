@@ -189,3 +189,95 @@ for (const mode of ['embedded', 'fleet', 'two nodes'] as const) {
     ])
   })
 }
+
+/*
+ * The other ends (Xbox titles, a game server's report its player left, a game server's end) find
+ * a session expired and not swept beside the one they end: its expiry is told first, then the
+ * end, and the sweep finds nothing (before, the sweep read the expired one alive beside what was
+ * left and repeated the end's `update`).
+ */
+const SERVER_WRITER = { keyId: 'expiry-test', universes: [] }
+
+/** A user in a game on the PC beside a live phone: the PC's game expires TTL_MS after. */
+async function gameThenPhone(nodes: Nodes, user: string): Promise<void> {
+  await beat(nodes.writer, user, 'PC', 'inGame')
+  nodes.clock.advance(TTL_MS / 2)
+  await beat(nodes.writer, user, 'iOS')
+}
+
+for (const mode of ['embedded', 'fleet', 'two nodes'] as const) {
+  test(`${mode}: a session expiring beside a live one, an Xbox title ended before the sweep: no update repeated`, async (t) => {
+    const nodes = await setup(t, mode)
+    const { writer, sweeper, clock } = nodes
+    const user = '405'
+    await gameThenPhone(nodes, user)
+    await writer.service.titleHeartbeat({
+      userId: user as UserId,
+      titleId: '1234',
+      deviceType: 'XboxOne',
+    })
+    clock.advance(TTL_MS / 2 + 1000)
+    // the PC's game expired; the title ends before the sweep: both told by the end, in order
+    const ended = await writer.service.endTitles({ userId: user as UserId, deviceType: 'XboxOne' })
+    assert.equal(ended.length, 1)
+    clock.advance(1000)
+    await sweeper.service.sweepExpired()
+    assert.deepEqual(await told(nodes, user), [
+      'online:inGame',
+      'update:inGame',
+      'update:inGame',
+      'update:online',
+      'update:online',
+    ])
+  })
+
+  test(`${mode}: a session expiring beside a live one, a game server's report its player left before the sweep: no update repeated`, async (t) => {
+    const nodes = await setup(t, mode)
+    const { writer, sweeper, clock } = nodes
+    const user = '406'
+    const game = '5e0c8a3e-0000-4000-8000-000000000406'
+    const place = { placeId: '1818', universeId: '13058' }
+    await gameThenPhone(nodes, user)
+    await writer.service.servers.report(SERVER_WRITER, game, { ...place, players: [user, '407'] })
+    clock.advance(TTL_MS / 2 + 1000)
+    // the PC's game expired; the player leaves the server before the sweep
+    await writer.service.servers.report(SERVER_WRITER, game, { ...place, players: ['407'] })
+    clock.advance(1000)
+    await sweeper.service.sweepExpired()
+    assert.deepEqual(await told(nodes, user), [
+      'online:inGame',
+      'update:inGame',
+      'update:inGame',
+      'update:inGame',
+      'update:online',
+    ])
+  })
+
+  test(`${mode}: a session expiring beside a live one, a game server ended before the sweep: no update repeated`, async (t) => {
+    const nodes = await setup(t, mode)
+    const { writer, sweeper, clock } = nodes
+    const user = '408'
+    const game = '5e0c8a3e-0000-4000-8000-000000000408'
+    await gameThenPhone(nodes, user)
+    await writer.service.servers.report(SERVER_WRITER, game, {
+      placeId: '1818',
+      universeId: '13058',
+      players: [user],
+    })
+    clock.advance(TTL_MS / 2 + 1000)
+    // the PC's game expired; the server shuts down before the sweep
+    assert.deepEqual(await writer.service.servers.end(SERVER_WRITER, game), {
+      gameId: game,
+      ended: 1,
+    })
+    clock.advance(1000)
+    await sweeper.service.sweepExpired()
+    assert.deepEqual(await told(nodes, user), [
+      'online:inGame',
+      'update:inGame',
+      'update:inGame',
+      'update:inGame',
+      'update:online',
+    ])
+  })
+}

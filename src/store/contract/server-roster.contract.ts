@@ -132,6 +132,48 @@ export function serverRosterContract(name: string, factory: PresenceStoreFactory
       assert.deepEqual(await store.stats(at + 1), { sessions: 2, users: 2 })
     })
 
+    test('a report’s leavers and a server’s end end the players’ other sessions past expiry and return them', async (t) => {
+      const store = await open(t)
+      const [leaves, stays, ended] = ids(31, 32, 33)
+      await store.reportServer(report(GAME_A, [leaves!, stays!]), T0)
+      await store.reportServer(report(GAME_B, [ended!]), T0)
+      for (const userId of [leaves!, ended!]) {
+        await store.heartbeat(
+          {
+            userId,
+            key: 'app:PC',
+            source: 'app',
+            deviceType: 'PC',
+            activity: { kind: 'online' },
+            ttlMs: TTL / 2,
+          },
+          T0,
+        )
+      }
+      // the PCs expired, not swept; the rosters are live: one player leaves A, B ends
+      const at = T0 + TTL / 2 + 10
+      const left = await store.reportServer(report(GAME_A, [stays!]), at)
+      const gone = await store.endServer(GAME_B, at, 'explicit')
+      const told = (changes: readonly PresenceChange[]) =>
+        changes.map((c) => [
+          c.userId,
+          (c.ended ?? []).map((s) => s.key),
+          (c.expired ?? []).map((s) => s.key),
+        ])
+      assert.deepEqual(told(left), [[leaves, ['server:' + GAME_A], ['app:PC']]])
+      assert.deepEqual(told(gone), [[ended, ['server:' + GAME_B], ['app:PC']]])
+      for (const change of [...left, ...gone]) {
+        assert.equal(change.expired![0]!.expiresAt, T0 + TTL / 2)
+        assert.deepEqual(
+          change.before.sessions.map((s) => s.key),
+          [change.ended![0]!.key],
+        )
+        assert.deepEqual(change.after.sessions, [])
+      }
+      assert.deepEqual(await store.sweepExpired(at + 1, 100), [])
+      assert.deepEqual(await store.stats(at + 1), { sessions: 1, users: 1 })
+    })
+
     test('a first report brings every player online on that server', async (t) => {
       const store = await open(t)
       const players = ids(1, 2, '9007199254740993')

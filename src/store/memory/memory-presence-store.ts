@@ -317,9 +317,7 @@ export class MemoryPresenceStore implements PresenceStore {
     reason: OfflineReason,
   ): Promise<PresenceChange | undefined> {
     const user = this.#users.find(userId)
-    return Promise.resolve(
-      user === NONE ? undefined : this.#end(user, userId, key, now, reason, true),
-    )
+    return Promise.resolve(user === NONE ? undefined : this.#end(user, userId, key, now, reason))
   }
 
   endTitles(end: TitleEnd, now: number): Promise<TitlesEnded> {
@@ -381,15 +379,14 @@ export class MemoryPresenceStore implements PresenceStore {
     key: string,
     now: number,
     reason: OfflineReason,
-    endExpired = false,
   ): PresenceChange | undefined {
     const slot = this.#find(user, key)
     // an expired session that is not yet swept is gone already: the sweep reports its timeout
     if (slot === NONE || !(this.#sessions.expiresAt(slot) > now)) return undefined
     const before = this.#presence(userId, user, now)
-    // end() ends the user's other sessions past expiry too, told first (as Redis end.lua);
-    // the ends of titles, servers and a report's leavers leave them to the sweep (as theirs)
-    const expired = endExpired ? this.#endExpired(userId, user, NONE, now) : undefined
+    // every end (end(), titles, a game server's end, a report's leavers) ends the user's other
+    // sessions past expiry too, told first (as Redis end.lua, end-titles.lua, server-report.lua)
+    const expired = this.#endExpired(userId, user, NONE, now)
     const ended = this.#session(userId, slot)
     this.#remove(user, slot)
     this.#touch(user, now, true)

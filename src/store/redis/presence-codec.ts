@@ -895,8 +895,9 @@ function changeWithoutSettings(record: ChangeRecord): PresenceChange {
     reason: reason as OfflineReason,
     ended: previous.sessions.filter((s) => s.key === key),
   }
-  // end.lua ends the sessions past expiry it finds (told first: PresenceChange.expired); the
-  // other ends (end-titles.lua, a report's players who left) leave them, still stored, to the sweep
+  // every end (end.lua, end-titles.lua's first change, a report's players who left and a server's
+  // end in server-report.lua) ends the sessions past expiry it finds: told first
+  // (PresenceChange.expired)
   if (past.length > 0) {
     const stored = new Set<string>()
     for (let i = sessionsFrom(after); i < after.length; i++) {

@@ -24,7 +24,10 @@
 -- Returns {-1, count...} when a rule refuses (the counts of the refused title's windows; the
 -- titles before it stay counted, nothing is ended), else {t, title id x t, change message...}:
 -- the titles found and counted (none: ARGV[14]'s was counted) and one message (kind e) per
--- session ended. Sessions already past expiry are left to the sweep, as end.lua leaves them.
+-- session ended. A title session already past expiry is not ended (the sweep reports it, as
+-- end.lua leaves it); but when any session ends, every session of the user past expiry ends with
+-- the first change (end_expired): its `before` holds them, and it tells their expiry first (core
+-- expiryOf), once, as end.lua does.
 local now = tonumber(ARGV[2])
 local raw = redis.call('GET', KEYS[1])
 local lo, sessions, fold = parse(raw, settings_key(KEYS[1], ARGV[1]))
@@ -83,17 +86,21 @@ local reply = {#titles}
 for _, title in ipairs(titles) do reply[#reply + 1] = title end
 if #found == 0 then return reply end
 
-local ending = {}
-for _, i in ipairs(found) do ending[i] = true end
+-- each session to end, by its turn
+local turn = {}
+for k, i in ipairs(found) do turn[sessions[i]] = k end
+-- the user's sessions past expiry end with the first change (those to end are live)
+end_expired(sessions, now, nil, KEYS[4])
 if lo == nil or lo < now then lo = now end
 local hist = history(ARGV[10], ARGV[11], ARGV[12])
 local before = raw
 local kept = sessions
-for k, i in ipairs(found) do
+for k = 1, #found do
   -- the sessions left after this one ends: the ones still to end are in until their turn
   local left = {}
-  for j, s in ipairs(sessions) do
-    if not (ending[j] and (j == i or j < i)) then left[#left + 1] = s end
+  for _, s in ipairs(sessions) do
+    local t = turn[s]
+    if not (t and t <= k) then left[#left + 1] = s end
   end
   kept = left
   local after = encode(lo, kept, fold)

@@ -77,7 +77,8 @@ for i = 16, last do
   save(userId, lo, sessions, fold, raw, visible and 'h' or nil)
 end
 
--- an expired session of a player who left is the sweep's to report
+-- an expired session of a player who left is the sweep's to report; when the live one ends, the
+-- player's other sessions past expiry end with it, told first by the change (as end.lua)
 for i = last + 1, #ARGV do
   local userId = ARGV[i]
   local raw = redis.call('GET', ARGV[5] .. userId)
@@ -93,6 +94,7 @@ for i = last + 1, #ARGV do
       end
     end
     if ended then
+      end_expired(kept, now, nil, KEYS[2])
       redis.call('HINCRBY', KEYS[2], 's', -1)
       save(userId, lo, kept, fold, raw, 'e')
     end
