@@ -232,7 +232,7 @@ export class Metrics {
   })
   readonly expiries = new Counter({
     name: 'presenced_expiries_total',
-    help: 'Users whose sessions expired, as swept by this node.',
+    help: 'Users whose sessions expired, as swept by this node or ended by a write of this node that found them expired before the sweep.',
     registers: [this.registry],
   })
   readonly sweepLateness = new Histogram({
@@ -250,6 +250,7 @@ export class Metrics {
       this.expiries.inc(users)
       this.sweepLateness.observe(latenessMs / 1000)
     },
+    expiredByWrite: (users) => this.expiries.inc(users),
     busPublished: (type) => this.#busPublished.add(type, 1),
     authRefused: () => this.authRefused.inc(),
     busReceived: (type) => this.#busReceived.add(type, 1),

@@ -15,6 +15,12 @@ export interface ServiceObserver {
   sessionsEnded?(reason: OfflineReason, count: number): void
   /** A sweep turned expired sessions into offline changes, `latenessMs` after expiresAt. */
   swept?(users: number, latenessMs: number): void
+  /**
+   * A write of this node (a heartbeat, a report, an end) ended `users`' sessions past expiry
+   * before the sweep found them (PresenceChange.expired): an expiry each, as the sweep's would
+   * have been. Counted where the write was made, never by a node that hears it on the bus.
+   */
+  expiredByWrite?(users: number): void
   /** This node published an event on the change bus. */
   busPublished?(type: BusEvent['type']): void
   /** This node heard an event on the change bus (its own included). */

@@ -1229,7 +1229,20 @@ export class PresenceService {
   // ---- internals ----
 
   #publish(change: PresenceChange): Promise<void> {
+    this.#countExpired(change)
     return this.#announce({ type: 'presence', change })
+  }
+
+  /**
+   * An expiry a write of this node ended before the sweep (PresenceChange.expired) is counted
+   * as the sweep's would have been, once: here, where every write's change is told (#publish,
+   * #tell), never by a node that hears it on the bus, and never by the sweep, which does not
+   * find it after.
+   */
+  #countExpired(change: PresenceChange): void {
+    if (change.expired !== undefined && change.expired.length > 0) {
+      this.#observer.expiredByWrite?.(1)
+    }
   }
 
   /**
@@ -1241,6 +1254,7 @@ export class PresenceService {
    * for it then (else the clock is read).
    */
   #tell(change: PresenceChange, changed: boolean, now?: number): Promise<void> | undefined {
+    this.#countExpired(change)
     const history = this.#history
     const bus = this.#bus
     const event: BusEvent = { type: 'presence', change }

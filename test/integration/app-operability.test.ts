@@ -4,7 +4,8 @@ import { parseUserId, type UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import type { Stores } from '../../src/app/create-stores.js'
 import { createStores } from '../../src/app/create-stores.js'
-import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
+import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { startNodePair } from '../helpers/start-node-pair.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -134,6 +135,74 @@ test('GET /metrics reports requests, heartbeats, expiries, lateness and live cou
   // default process metrics are there too
   assert.ok(sample(text, 'process_resident_memory_bytes')! > 0)
   assert.ok(text.includes('nodejs_eventloop_lag_seconds'))
+})
+
+test('presenced_expiries_total counts an expiry a write ended before the sweep, once', async (t) => {
+  const clock = new ManualClock()
+  const { app, service } = await startApp(t, { clock })
+  const write = { source: 'app', deviceType: 'iOS', activity: { kind: 'online' } } as const
+  const metric = async (): Promise<number | undefined> =>
+    sample(
+      (await app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_KEY}` } }))
+        .body,
+      'presenced_expiries_total',
+    )
+  await service.heartbeat({ ...write, userId: uid('1'), key: 'app:iOS', ttlMs: 1000 })
+  await service.heartbeat({ ...write, userId: uid('2'), key: 'app:PC', ttlMs: 1000 })
+  await service.heartbeat({ ...write, userId: uid('2'), key: 'app:iOS', ttlMs: 60_000 })
+  await service.heartbeat({ ...write, userId: uid('3'), key: 'app:PC', ttlMs: 1000 })
+  await service.heartbeat({ ...write, userId: uid('3'), key: 'app:iOS', ttlMs: 60_000 })
+  clock.advance(1500)
+  // expired, not swept: the same device beats again, another signs out, another refreshes
+  await service.heartbeat({ ...write, userId: uid('1'), key: 'app:iOS', ttlMs: 1000 })
+  await service.endSession(uid('2'), 'app:iOS')
+  await service.heartbeat({ ...write, userId: uid('3'), key: 'app:iOS', ttlMs: 60_000 })
+  assert.equal(await metric(), 3)
+  // the sweep finds nothing of them: not counted again
+  assert.equal(await service.sweepExpired(), 0)
+  assert.equal(await metric(), 3)
+  // one the sweep finds (user 1's new session) is counted as before
+  clock.advance(1500)
+  assert.equal(await service.sweepExpired(), 1)
+  assert.equal(await metric(), 4)
+})
+
+test('presenced_expiries_total: an expiry a write ended counts on the node that wrote, not on one that heard it', async (t) => {
+  const clock = new ManualClock(Date.now())
+  const { a, b } = await startNodePair(t, 'expiries-metric', {}, { clock })
+  const metric = async (
+    node: StartedApp,
+    name = 'presenced_expiries_total',
+    labels: Record<string, string> = {},
+  ): Promise<number | undefined> =>
+    sample(
+      (
+        await node.app.inject({
+          url: '/metrics',
+          headers: { authorization: `Bearer ${ADMIN_KEY}` },
+        })
+      ).body,
+      name,
+      labels,
+    )
+  const write = { source: 'app', deviceType: 'iOS', activity: { kind: 'online' } } as const
+  await a.service.heartbeat({ ...write, userId: uid('11'), key: 'app:iOS', ttlMs: 1000 })
+  clock.advance(1500)
+  // expired, not swept: the device beats again on a; b hears the change on the bus
+  await a.service.heartbeat({ ...write, userId: uid('11'), key: 'app:iOS', ttlMs: 60_000 })
+  const heard = async (): Promise<number> =>
+    (await metric(b, 'presenced_bus_events_received_total', { type: 'presence' })) ?? 0
+  const deadline = Date.now() + 10_000
+  while ((await heard()) < 2) {
+    assert.ok(Date.now() < deadline, 'b never heard both of a’s changes')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  assert.equal(await metric(a), 1)
+  assert.equal(await metric(b), 0)
+  assert.equal(await b.service.sweepExpired(), 0)
+  assert.equal(await a.service.sweepExpired(), 0)
+  assert.equal(await metric(a), 1)
+  assert.equal(await metric(b), 0)
 })
 
 test('each app has its own registry: metrics of one never show in another', async (t) => {
