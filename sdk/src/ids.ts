@@ -45,7 +45,16 @@ export function toIdString(input: unknown, what = 'user id'): string {
  * or a `{ id }` as no ids at all, and either would answer other users or none without a word.
  */
 export function toIdStrings(ids: Ids, what = 'user id'): string[] {
-  const value: unknown = ids
+  return listOf(ids, `${what}s`, ': pass [id] for one').map((u) => toIdString(u, what))
+}
+
+/**
+ * The items of a list given as any iterable object (an array, a Set, a generator). Throws a
+ * TypeError for anything else: a string would be read as its characters, a number or a lone
+ * object as no items at all.
+ */
+export function listOf<T>(items: Iterable<T> & object, what: string, hint = ''): T[] {
+  const value: unknown = items
   if (
     typeof value !== 'object' ||
     value === null ||
@@ -53,11 +62,10 @@ export function toIdStrings(ids: Ids, what = 'user id'): string[] {
   ) {
     const shown = typeof value === 'string' ? JSON.stringify(value) : String(value)
     throw new TypeError(
-      `Expected ${what}s as an array (or another iterable), got ${typeof value} ${shown.slice(0, 40)}: ` +
-        `pass [id] for one`,
+      `Expected ${what} as an array (or another iterable), got ${typeof value} ${shown.slice(0, 40)}${hint}`,
     )
   }
-  return Array.from(ids, (u) => toIdString(u, what))
+  return Array.from(items)
 }
 
 /**

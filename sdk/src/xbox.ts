@@ -2,7 +2,7 @@ import type { CallOptions } from './client.js'
 import { InvalidIdError } from './errors.js'
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js'
 import { isObject, subjectOf, type Transport } from './http.js'
-import { toIdString, toIdStrings } from './ids.js'
+import { listOf, toIdString, toIdStrings } from './ids.js'
 import { mapConcurrent } from './pool.js'
 import { dateOf } from './presence.js'
 import type { XboxDeviceType, XboxLevel, XboxTitleRequest } from './wire.js'
@@ -99,8 +99,10 @@ export class XboxClient {
    */
   async batch(query: XboxBatchQuery): Promise<XboxPresence[]> {
     const users = toIdStrings(query.users, 'XUID')
-    const deviceTypes = listOf(query.deviceTypes, 'deviceTypes')
-    const titles = listOf(query.titles, 'titles')?.map(String)
+    const deviceTypes =
+      query.deviceTypes === undefined ? undefined : listOf(query.deviceTypes, 'deviceTypes')
+    const titles =
+      query.titles === undefined ? undefined : listOf(query.titles, 'titles').map(String)
     // The server answers each XUID once, so duplicates are asked once and matched by xuid.
     const distinct = [...new Set(users)]
     const chunks: string[][] = []
@@ -340,14 +342,4 @@ function deviceOf(d: Record<string, unknown>): XboxDevice {
       }
     }),
   }
-}
-
-/** The items of a filter given as any iterable object; a string would be read as its characters. */
-function listOf<T>(items: (Iterable<T> & object) | undefined, what: string): T[] | undefined {
-  if (items === undefined) return undefined
-  const value: unknown = items
-  if (typeof value !== 'object' || value === null || !(Symbol.iterator in value)) {
-    throw new TypeError(`Expected ${what} as an array (or another iterable), got ${typeof value}`)
-  }
-  return Array.from(items)
 }

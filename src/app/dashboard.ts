@@ -3,7 +3,11 @@ import { readFileSync } from 'node:fs'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { UserId } from '../core/user-id.js'
 import { adminAuth } from '../protocols/admin/auth.js'
-import { apiKeyCredential, bearerHeaderCredential } from '../protocols/shared/credentials.js'
+import {
+  apiKeyCredential,
+  bearerHeaderCredential,
+  oneCredential,
+} from '../protocols/shared/credentials.js'
 import { noCredential, type Credential } from '../service/authenticator.js'
 import { sendAdminError } from '../protocols/admin/errors.js'
 import { sendNativeError } from '../protocols/native/errors.js'
@@ -103,12 +107,11 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
    * are refused (400, as on the native routes): whichever was checked, the other went unchecked,
    * a revoked key behind a good token or a forged token behind the admin key.
    */
-  const presented = (request: FastifyRequest): Credential => {
-    const bearer = bearerHeaderCredential(request.headers)
-    const key = apiKeyCredential(request.headers)
-    if (bearer && key) return { kind: 'several', names: ['Authorization', 'x-api-key'] }
-    return bearer ?? key ?? noCredential
-  }
+  const presented = (request: FastifyRequest): Credential =>
+    oneCredential([
+      ['Authorization', bearerHeaderCredential(request.headers)],
+      ['x-api-key', apiKeyCredential(request.headers)],
+    ])
   /**
    * The public routes need no credential, but one presented is checked, never ignored: a bad,
    * expired or revoked token or key is refused (401) as on every other route, so that a client

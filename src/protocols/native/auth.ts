@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { UserCaller } from '../../core/caller.js'
 import type { Credential } from '../../service/authenticator.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import { apiKeyCredential, bearerCredential } from '../shared/credentials.js'
+import { apiKeyCredential, bearerCredential, oneCredential } from '../shared/credentials.js'
 
 /**
  * The token of a request: `Authorization: Bearer` or `?access_token=` (browsers' only way).
@@ -11,19 +11,17 @@ import { apiKeyCredential, bearerCredential } from '../shared/credentials.js'
  * a second credential, wrong or another user's, would otherwise be silently ignored.
  */
 function credentialOf(request: FastifyRequest): Credential {
-  const sent: [name: string, credential: Credential][] = []
-  const bearer = bearerCredential(request.headers)
-  if (bearer !== undefined) sent.push(['Authorization', bearer])
   const fromQuery = (request.query as Record<string, unknown> | undefined)?.access_token
-  if (typeof fromQuery === 'string') {
-    sent.push(['?access_token=', { kind: 'token', token: fromQuery, via: 'query' }])
-  } else if (Array.isArray(fromQuery)) {
+  if (Array.isArray(fromQuery))
     return { kind: 'several', names: fromQuery.map(() => '?access_token=') }
-  }
-  const key = apiKeyCredential(request.headers)
-  if (key !== undefined) sent.push(['x-api-key', key])
-  if (sent.length > 1) return { kind: 'several', names: sent.map(([name]) => name) }
-  return sent[0]?.[1] ?? { kind: 'none' }
+  return oneCredential([
+    ['Authorization', bearerCredential(request.headers)],
+    [
+      '?access_token=',
+      typeof fromQuery === 'string' ? { kind: 'token', token: fromQuery, via: 'query' } : undefined,
+    ],
+    ['x-api-key', apiKeyCredential(request.headers)],
+  ])
 }
 
 /**

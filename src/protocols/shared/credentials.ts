@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Caller } from '../../core/caller.js'
-import type { Credential } from '../../service/authenticator.js'
+import { noCredential, type Credential } from '../../service/authenticator.js'
 import { bearerToken, isBlankHeader } from '../../service/bearer.js'
 
 declare module 'fastify' {
@@ -72,4 +72,20 @@ export function cookieValue(header: string | undefined, name: string): string | 
     }
   }
   return undefined
+}
+
+/**
+ * The one credential a request carries among `sent` (each under the name it came as; undefined:
+ * not sent): `several` when it carries more than one, refused (400) rather than one of them
+ * picked, since a second credential, wrong or another user's, would otherwise be silently
+ * ignored; no credential when it carries none.
+ *
+ * @example oneCredential([['Authorization', bearer], ['x-api-key', undefined]]) // bearer
+ */
+export function oneCredential(
+  sent: ReadonlyArray<readonly [name: string, credential: Credential | undefined]>,
+): Credential {
+  const present = sent.filter(([, credential]) => credential !== undefined)
+  if (present.length > 1) return { kind: 'several', names: present.map(([name]) => name) }
+  return present[0]?.[1] ?? noCredential
 }
