@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { hasScope, mayWriteUniverse } from '../../src/core/api-key.js'
+import type { UserId } from '../../src/core/user-id.js'
 import { ManualClock } from '../../src/service/clock.js'
 import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
@@ -77,6 +78,42 @@ test('scopes: an admin-scoped key may use the admin API, others get 403 naming t
   assert.match(refused.json().error.message, /required scope: admin/)
   const unknown = await getSettings(app, 'pk_' + 'A'.repeat(43))
   assert.equal(unknown.statusCode, 401)
+})
+
+test('the admin API takes one credential: a token beside a key is refused, a token alone is no key', async (t) => {
+  const { app, tokens } = await startApp(t)
+  const token = await tokens.issue('1001' as UserId)
+  const admin = (await createKey(app, { name: 'ops', scopes: ['admin'] })).json().secret
+  for (const [name, key] of [
+    ['the admin key', ADMIN_KEY],
+    ['an admin-scoped key', admin],
+  ]) {
+    const both = await app.inject({
+      method: 'GET',
+      url: '/admin/v1/users/1/settings',
+      headers: { 'x-api-key': key, authorization: `Bearer ${token}` },
+    })
+    assert.equal(both.statusCode, 400, name)
+    assert.equal(both.json().error.code, 'INVALID_REQUEST', name)
+    assert.match(both.json().error.message, /one credential/, name)
+    assert.equal((await getSettings(app, key)).statusCode, 200, name)
+  }
+  // nothing is written with a request refused for its credentials
+  const put = await app.inject({
+    method: 'PUT',
+    url: '/admin/v1/users/1/settings',
+    headers: { 'x-api-key': ADMIN_KEY, authorization: `Bearer ${token}` },
+    payload: { visibility: 'nobody' },
+  })
+  assert.equal(put.statusCode, 400)
+  assert.notEqual((await getSettings(app, ADMIN_KEY)).json().visibility, 'nobody')
+  const alone = await app.inject({
+    method: 'GET',
+    url: '/admin/v1/users/1/settings',
+    headers: { authorization: `Bearer ${token}` },
+  })
+  assert.equal(alone.statusCode, 401)
+  assert.equal(alone.json().error.code, 'API_KEY_MISSING')
 })
 
 test('revocation and expiry take effect at once', async (t) => {

@@ -1,16 +1,20 @@
 import type { FastifyRequest } from 'fastify'
-import { noCredential } from '../../service/authenticator.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import { apiKeyCredential } from '../shared/credentials.js'
+import { apiKeyCredential, bearerCredential, oneCredential } from '../shared/credentials.js'
 
 /**
  * An onRequest hook admitting the admin key or a scoped API key with the `admin` scope, both in
- * `x-api-key`. It runs before the body is read, so a refused import never gets parsed.
+ * `x-api-key`. It runs before the body is read, so a refused import never gets parsed. A user's
+ * token is read too, so that one sent beside a key is refused (400) rather than ignored, and one
+ * sent alone is refused as no key.
  */
 export function adminAuth(service: PresenceService) {
   const { auth } = service
   return async (request: FastifyRequest): Promise<void> => {
-    const credential = apiKeyCredential(request.headers) ?? noCredential
+    const credential = oneCredential([
+      ['Authorization', bearerCredential(request.headers)],
+      ['x-api-key', apiKeyCredential(request.headers)],
+    ])
     request.caller = auth.requireScope(await auth.authenticate(credential, request.ip), 'admin')
   }
 }
