@@ -199,8 +199,9 @@ export class Subscription
    * answered the subscribe already sent). Over a WebSocket the server stops watching them too
    * (they no longer count against the user's watch limit): an unsubscribe it refuses
    * (`RATE_LIMITED`) is sent again after its wait, and one the connection may not have delivered
-   * again after the next connection's resume. A stream left watching nobody is closed, but the
-   * first one (it holds its place for later adds).
+   * again after the next connection's resume; over SSE the stream's request is reopened on the
+   * ids left, resuming it, and the server watches only those. A stream left watching nobody is
+   * closed, but the first one (it holds its place for later adds).
    */
   remove(ids: Ids): void {
     const removed = toIdStrings(ids)

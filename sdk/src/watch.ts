@@ -294,6 +294,8 @@ export class StreamSubscription
    */
   #refreshFrom: { refused: string | undefined; reason: TokenRefusedReason | undefined } | undefined
   #closed = false
+  /** SSE: a remove() asked for the stream to be reopened on the ids left (at the turn's end). */
+  #reopenQueued = false
   #timer: ReturnType<typeof setTimeout> | undefined
   /** Takes the listener off `options.signal` (on close). */
   #unlisten: (() => void) | undefined
@@ -439,7 +441,9 @@ export class StreamSubscription
    * answered the subscribe already sent). Over a WebSocket the server stops watching them too
    * (they no longer count against the user's watch limit): an unsubscribe it refuses
    * (`RATE_LIMITED`) is sent again after its wait, and one the connection may not have delivered
-   * again after the next connection's resume.
+   * again after the next connection's resume. Over SSE, which has no unsubscribe, the request is
+   * reopened on the ids left (once for the remove()s of one turn), resuming the stream: the
+   * server then watches only those.
    */
   remove(ids: Ids): void {
     const removed = toIdStrings(ids).filter((id) => this.#ids.delete(id))
@@ -456,8 +460,6 @@ export class StreamSubscription
       if (add.frame !== undefined && this.#kind() === 'websocket') continue
       this.#settle(add, undefined)
     }
-    // SSE cannot unsubscribe: events about removed users are dropped here instead, and a
-    // request left watching nobody is closed (it holds one of the user's places)
     if (this.#kind() === 'websocket') {
       // until the server has taken the unsubscribe (sent now on an open connection; else after
       // the next one's resume), the ids are sent again whenever it may not have
@@ -466,9 +468,21 @@ export class StreamSubscription
       if (this.#connection !== undefined && this.#opened && this.#unsubscribeTimer === undefined) {
         this.#unsubscribe(this.#connection)
       }
-    } else if (this.#ids.size === 0 && this.#kind() === 'sse') {
+    } else if (this.#ids.size === 0) {
+      // SSE: a request left watching nobody is closed (it holds one of the user's places)
+      this.#reopenQueued = false
       this.#connection?.close()
       this.#connection = undefined
+    } else if (this.#connection !== undefined && !this.#reopenQueued) {
+      // SSE has no unsubscribe: the stream is reopened on the ids left, resuming where it was;
+      // the server drops the watches the request no longer names (they stop counting against
+      // the watch limit, and their changes stop coming). The remove()s of one turn share it
+      this.#reopenQueued = true
+      queueMicrotask(() => {
+        if (!this.#reopenQueued) return
+        this.#reopenQueued = false
+        this.#reopen()
+      })
     }
   }
 
@@ -539,6 +553,7 @@ export class StreamSubscription
 
   /** SSE fixes its ids per request: reopen on the new set, resuming the same stream. */
   #reopen(): void {
+    this.#reopenQueued = false
     if (this.#closed || this.#timer !== undefined) return
     this.#connection?.close()
     this.#connection = undefined
