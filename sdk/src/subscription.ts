@@ -47,6 +47,13 @@ export class Subscription
   readonly #waiting = new Set<StreamSubscription>()
   #unlisten: (() => void) | undefined
   #closed = false
+  /**
+   * The most ids one stream may watch, as a shard learned it: a server that lets fewer than 1000
+   * says so (the SSE response or refusal, the WebSocket upgrade), and new shards are that size.
+   */
+  #limit = MAX_STREAM_IDS
+  #resolveReady!: () => void
+  #rejectReady!: (error: unknown) => void
   /** Resolves once every shard of the first subscribe has its first snapshot. */
   readonly ready: Promise<void>
 
@@ -64,34 +71,36 @@ export class Subscription
       // a long-lived signal shared by many subscriptions must not keep the closed ones
       this.#unlisten = () => signal.removeEventListener('abort', onAbort)
     }
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#resolveReady = resolve
+      this.#rejectReady = reject
+    })
+    this.ready.catch(() => {})
     const unique = [...new Set(ids)]
     if (unique.length <= MAX_STREAM_IDS) {
       // one stream, exactly as a subscription has always been
-      this.ready = this.#open(ids).ready
+      this.#awaitReady(this.#open(ids))
       return
     }
     for (let i = 0; i < unique.length; i += MAX_STREAM_IDS) {
-      this.#waiting.add(this.#open(unique.slice(i, i + MAX_STREAM_IDS)))
+      this.#awaitReady(this.#open(unique.slice(i, i + MAX_STREAM_IDS)))
     }
-    this.ready = new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (this.#waiting.size === 0) resolve()
-      }
-      for (const shard of this.#waiting) {
-        shard.ready.then(
-          () => {
-            this.#waiting.delete(shard)
-            check()
-          },
-          (error: unknown) => {
-            // a shard retired (all its ids removed) is no longer waited for
-            if (this.#shards.includes(shard)) reject(error)
-            else check()
-          },
-        )
-      }
-    })
-    this.ready.catch(() => {})
+  }
+
+  /** `ready` waits for `shard`'s first snapshot too (unless it is retired meanwhile). */
+  #awaitReady(shard: StreamSubscription): void {
+    this.#waiting.add(shard)
+    shard.ready.then(
+      () => {
+        this.#waiting.delete(shard)
+        if (this.#waiting.size === 0) this.#resolveReady()
+      },
+      (error: unknown) => {
+        // a shard retired (all its ids removed) is no longer waited for
+        if (this.#shards.includes(shard)) this.#rejectReady(error)
+        else if (this.#waiting.size === 0) this.#resolveReady()
+      },
+    )
   }
 
   /** The ids watched now (over several streams: stream by stream, each in the order added). */
@@ -240,10 +249,12 @@ export class Subscription
 
   /** A new shard watching `ids`, its events told as this subscription's. */
   #open(ids: readonly string[]): StreamSubscription {
-    const shard = new StreamSubscription(this.#transport, ids, {
-      ...this.#options,
-      signal: this.#controller.signal,
-    })
+    const shard: StreamSubscription = new StreamSubscription(
+      this.#transport,
+      ids,
+      { ...this.#options, signal: this.#controller.signal },
+      { maxIds: this.#limit, shed: (shed) => this.#reshard(shard, shed) },
+    )
     this.#shards.push(shard)
     shard.on('event', (event) => {
       if (!this.#shards.includes(shard)) return
@@ -262,6 +273,21 @@ export class Subscription
     // failed before it could be listened to (no WebSocket to open): told by its `ready`
     if (shard.closed) this.close()
     return shard
+  }
+
+  /**
+   * `shard` learned that a stream may watch fewer ids than it was given (a server's limit below
+   * 1000) and shed the rest: they go to new shards of that size, which `ready` waits for too
+   * when it waits for `shard`.
+   */
+  #reshard(shard: StreamSubscription, shed: string[]): void {
+    if (this.#closed) return
+    this.#limit = Math.min(this.#limit, shard.maxIds)
+    const waited = this.#waiting.has(shard)
+    for (let i = 0; i < shed.length; i += this.#limit) {
+      const fresh = this.#open(shed.slice(i, i + this.#limit))
+      if (waited) this.#awaitReady(fresh)
+    }
   }
 
   /** Counts `answer` among `shard`'s pending adds until it settles; returns it. */

@@ -177,7 +177,19 @@ interface ConnectionHandlers {
   /** `maxIds`: the ids one stream may watch, as the server told (MAX_IDS_HEADER), if it did. */
   onOpen(maxIds: number | undefined): void
   onFrame(frame: Record<string, unknown>): void
-  onClose(error: unknown, fatal: boolean): void
+  /** `maxIds`: the limit a refusal's MAX_IDS_HEADER told (SSE), if it did. */
+  onClose(error: unknown, fatal: boolean, maxIds?: number): void
+}
+
+/** What a stream of a sharded Subscription is told by it, and tells it (subscription.ts). */
+export interface ShardOptions {
+  /** The most ids one stream may watch, as another stream learned it; else 1000. */
+  maxIds?: number
+  /**
+   * Takes ids off this stream, which learned (from the server's MAX_IDS_HEADER) that it holds
+   * more than a stream may watch: they are watched by other streams.
+   */
+  shed?: (ids: string[]) => void
 }
 
 interface ResumePoint {
@@ -296,6 +308,8 @@ export class StreamSubscription
   #closed = false
   /** SSE: a remove() asked for the stream to be reopened on the ids left (at the turn's end). */
   #reopenQueued = false
+  /** Hands the ids past the server's limit to other streams (a sharded Subscription's). */
+  readonly #shed: ((ids: string[]) => void) | undefined
   #timer: ReturnType<typeof setTimeout> | undefined
   /** Takes the listener off `options.signal` (on close). */
   #unlisten: (() => void) | undefined
@@ -304,11 +318,18 @@ export class StreamSubscription
   /** Resolves once the first snapshot has arrived; rejects if the subscription fails first. */
   readonly ready: Promise<void>
 
-  constructor(transport: Transport, ids: readonly string[], options: SubscribeOptions) {
+  constructor(
+    transport: Transport,
+    ids: readonly string[],
+    options: SubscribeOptions,
+    shard: ShardOptions = {},
+  ) {
     super()
     this.#transport = transport
     this.#options = options
     this.#ids = new Set(ids)
+    this.#maxIds = shard.maxIds ?? MAX_STREAM_IDS
+    this.#shed = shard.shed
     this.ready = new Promise((resolve, reject) => {
       this.#resolveReady = resolve
       this.#rejectReady = reject
@@ -551,6 +572,34 @@ export class StreamSubscription
     return this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketLike }).WebSocket
   }
 
+  /**
+   * Hands the ids past `maxIds` to other streams (#shed), when this stream watches more than the
+   * server lets one: the first ones stay, and so do those an add() waits for (its answer is this
+   * stream's to give). Over a resumed WebSocket stream the shed ids are unsubscribed after the
+   * resume, as removed ones are. True when any was shed.
+   */
+  #fitLimit(): boolean {
+    if (this.#shed === undefined || this.#ids.size <= this.#maxIds) return false
+    const wanted = new Set(this.#adds.flatMap((add) => [...add.wanted]))
+    let kept = 0
+    const shed: string[] = []
+    for (const id of this.#ids) {
+      if (wanted.has(id)) continue
+      if (kept < this.#maxIds - wanted.size) kept++
+      else shed.push(id)
+    }
+    if (shed.length === 0) return false
+    for (const id of shed) {
+      this.#ids.delete(id)
+      this.#unsent.delete(id)
+      this.#positions.delete(id)
+      this.#current.delete(id)
+      if (this.#resume !== undefined && this.#kind() === 'websocket') this.#unwatched.set(id, 0)
+    }
+    this.#shed(shed)
+    return true
+  }
+
   /** SSE fixes its ids per request: reopen on the new set, resuming the same stream. */
   #reopen(): void {
     this.#reopenQueued = false
@@ -590,6 +639,9 @@ export class StreamSubscription
         if (maxIds !== undefined) this.#maxIds = maxIds
         if (kind === 'websocket') {
           this.#opened = true
+          // more ids than the upgrade says a stream may watch: the rest go to other streams
+          // before anything is sent (a subscribe of them all would be refused TOO_MANY_IDS)
+          this.#fitLimit()
           // resume the stream where it was, else start one; then re-carry our own presence
           if (this.#resume) {
             // the node that held the stream resumes it by token; any other node, from the
@@ -637,9 +689,19 @@ export class StreamSubscription
       onFrame: (frame) => {
         if (this.#connection === connection) this.#onFrame(frame)
       },
-      onClose: (error, refusedForGood) => {
+      onClose: (error, refusedForGood, maxIds) => {
         if (this.#connection !== connection) return
         this.#connection = undefined
+        if (
+          maxIds !== undefined &&
+          error instanceof PresencedError &&
+          error.code === 'TOO_MANY_IDS'
+        ) {
+          // an SSE request of more ids than the server's limit (below 1000), which the refusal
+          // tells: the rest go to other streams, and this one opens again at once with its share
+          this.#maxIds = maxIds
+          if (this.#fitLimit()) return this.#connect()
+        }
         let fatal = refusedForGood
         const ended = tokenEnd(error)
         if (ended === 'token revoked') {
@@ -1727,9 +1789,9 @@ function openSse(
   })
   const handlers: ConnectionHandlers = {
     ...connectionHandlers,
-    onClose: (error, fatal) => {
+    onClose: (error, fatal, maxIds) => {
       idle.stop()
-      connectionHandlers.onClose(error, fatal)
+      connectionHandlers.onClose(error, fatal, maxIds)
     },
   }
   void (async () => {
@@ -1782,7 +1844,7 @@ function openSse(
         refused.headers.get('retry-after'),
         refused.headers.get('www-authenticate'),
       )
-      return handlers.onClose(error, fatal)
+      return handlers.onClose(error, fatal, maxIdsOf(refused.headers.get(MAX_IDS_HEADER)))
     }
     idle.touch()
     handlers.onOpen(maxIdsOf(response.headers.get(MAX_IDS_HEADER)))

@@ -7,6 +7,7 @@ import {
   type ExternalTokenOptions,
 } from '../service/external-tokens.js'
 import { readJwksFile } from '../service/jwks-sources.js'
+import { CHECKPOINT_MAX_IDS } from '../service/presence-service.js'
 import { DEFAULT_SERVER_LIMIT } from '../service/rate-limits.js'
 import { MAX_SESSIONS_PER_USER } from '../store/presence-store.js'
 import { invisibleSelfViews, type InvisibleSelfView } from '../protocols/roblox/view.js'
@@ -143,6 +144,8 @@ export interface Config {
   realtimeDetachedWatches: number
   /** PRESENCED_REALTIME_SUBSCRIBE_RATE ids/s, default 1000: ids one connection may subscribe and unsubscribe (bursts of 2 s). */
   realtimeSubscribeRate: number
+  /** PRESENCED_REALTIME_MAX_IDS, default 1000 (also the most): users one real-time stream may watch, ids per frame (told in `x-presenced-max-ids`). */
+  realtimeMaxIds: number
   /** PRESENCED_STATS_INTERVAL ms, default 10000: how often the dashboard's stats are counted and sampled (in a fleet, by one node for all). */
   statsIntervalMs: number
   /** PRESENCED_STATS_LEASE ms, default 30000: in a fleet, how long the node that counts the stats holds that duty unless renewed (another takes over within it when it dies). */
@@ -351,6 +354,8 @@ export function loadConfig(env: Env = process.env): Config {
     realtimeLeaseMs: int(env, 'PRESENCED_REALTIME_LEASE', 30_000, 1000),
     realtimeDetachedWatches: int(env, 'PRESENCED_REALTIME_DETACHED_WATCHES', 200_000, 0),
     realtimeSubscribeRate: int(env, 'PRESENCED_REALTIME_SUBSCRIBE_RATE', 1000, 1),
+    // no more than a stream's checkpoint holds (every user it watches), 1000
+    realtimeMaxIds: int(env, 'PRESENCED_REALTIME_MAX_IDS', 1000, 1, CHECKPOINT_MAX_IDS),
     statsIntervalMs: int(env, 'PRESENCED_STATS_INTERVAL', 10_000, 100, TIMER_MAX_MS),
     statsLeaseMs: int(env, 'PRESENCED_STATS_LEASE', 30_000, 1000, TIMER_MAX_MS),
     shutdownTimeoutMs: int(env, 'PRESENCED_SHUTDOWN_TIMEOUT', 10_000, 1, TIMER_MAX_MS),

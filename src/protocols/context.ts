@@ -16,6 +16,7 @@ export interface ProtocolSettings {
   realtimeWatchesPerUser: number
   realtimeDetachedWatches: number
   realtimeSubscribeRate: number
+  realtimeMaxIds: number
 }
 
 /** What every protocol plugin is registered with. */

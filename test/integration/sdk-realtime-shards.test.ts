@@ -68,6 +68,40 @@ for (const transport of ['websocket', 'sse'] as const) {
   )
 
   test(
+    `over ${transport}, a server whose streams watch fewer than 1000 ids (PRESENCED_REALTIME_MAX_IDS 300): subscribe() and add() are spread over streams of its limit`,
+    { timeout: 60_000 },
+    async (t) => {
+      const { server, player, watcherToken } = await setup(t, { realtimeMaxIds: 300 })
+      const { recording, client } = recordingClient(server.url, watcherToken)
+      const ids = [...idsFrom(1, 400), PLAYER, ...idsFrom(2000, 299)]
+      const sub = client.subscribe(ids, { transport })
+      t.after(() => sub.close())
+      const errors: unknown[] = []
+      sub.on('error', (e) => errors.push(e))
+      const snapshots: string[] = []
+      sub.on('snapshot', (s) => snapshots.push(...s.presences.map((p) => p.userId)))
+      assert.equal(await within(sub.ready), 'resolved', errors.map(String).join(','))
+      assert.equal(sub.maxIds, 300)
+      assert.deepEqual([...sub.ids], ids, 'in the order given')
+      assert.equal(sub.presences.size, 700)
+      assert.deepEqual(new Set(snapshots), new Set(ids), 'a snapshot of every id')
+      assert.equal(snapshots.length, 700, 'each once')
+      // the first stream learned the limit from the upgrade: 300, 300 and 100 ids
+      if (transport === 'websocket') assert.equal(recording.sockets.length, 3)
+
+      // the third stream's room (200) first, then a stream of 300
+      assert.equal(await within(sub.add(idsFrom(5000, 500))), 'resolved')
+      assert.equal(sub.ids.size, 1200)
+      if (transport === 'websocket') assert.equal(recording.sockets.length, 4)
+
+      const online = eventWhere(sub, about(PLAYER))
+      await player.registerAppPresence({ location: 'Lobby' })
+      assert.equal((await online).type, 'online')
+      assert.deepEqual(errors, [])
+    },
+  )
+
+  test(
     `over ${transport}, add() past a stream's limit opens another stream; remove() and close() reach every stream`,
     { timeout: 60_000 },
     async (t) => {

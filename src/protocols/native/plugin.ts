@@ -22,7 +22,6 @@ import { warnFailure } from '../shared/warn-failure.js'
 import { REALTIME_URL, asksUpgrade } from '../shared/upgrade-requests.js'
 
 /** Ids one stream may watch, and one frame may carry. */
-const MAX_IDS = 1000
 /** Largest client frame; `ws` closes with 1009 beyond it. */
 const MAX_FRAME_BYTES = 64 * 1024
 
@@ -52,7 +51,7 @@ export async function nativeProtocol(
     service,
     log: app.log,
     queueBytes: settings.realtimeQueueBytes,
-    maxIds: MAX_IDS,
+    maxIds: settings.realtimeMaxIds,
     resumeWindowMs: settings.realtimeResumeMs,
     limits: {
       streamsPerUser: settings.realtimeStreamsPerUser,
@@ -80,7 +79,7 @@ export async function nativeProtocol(
   app.websocketServer.on('wsClientError', refuseHandshake)
   // the upgrade tells the limit a stream's ids are held to, as an SSE response does
   app.websocketServer.on('headers', (headers: string[]) => {
-    headers.push(`${MAX_IDS_HEADER}: ${MAX_IDS}`)
+    headers.push(`${MAX_IDS_HEADER}: ${settings.realtimeMaxIds}`)
   })
   app.addHook('onClose', async () => {
     deps.wheel.stop()
@@ -135,13 +134,13 @@ export async function nativeProtocol(
   })
   const sse = serveSse(deps, sseStreams, (request) => admissions.take(request))
   app.get('/api/v1/realtime/sse', { preValidation: admit }, (request, reply) =>
-    sse(request, reply, sseQueryRequest(request, MAX_IDS)),
+    sse(request, reply, sseQueryRequest(request, settings.realtimeMaxIds)),
   )
   // positions for 1000 users do not fit a URL: the same stream, asked for in a body
   app.post<{ Body: SseBody }>(
     '/api/v1/realtime/sse',
     // refused (401, 429) before the body is read, as GET is before its stream starts
     { schema: sseBodySchema, onRequest: admit, preValidation: requireJsonBody },
-    (request, reply) => sse(request, reply, sseBodyRequest(request.body, MAX_IDS)),
+    (request, reply) => sse(request, reply, sseBodyRequest(request.body, settings.realtimeMaxIds)),
   )
 }
