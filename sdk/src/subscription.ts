@@ -23,7 +23,8 @@ import {
  * spread over as many streams as that takes, each a shard of the ids with its own connection,
  * resume and reconnects; their events come out here as one stream, each user's in order (a user
  * is watched by one shard). Each shard tells its own `snapshot`, `open` and `reconnecting`, and
- * numbers its own events (`seq`). Up to `maxIds` ids it is one stream, as if unsharded.
+ * numbers its own events (`seq`). Up to `maxIds` ids it is one stream, as if unsharded. Past
+ * 1000 ids, the first stream connects alone, then the rest is split by the limit it learned.
  *
  * @example
  * const sub = client.subscribe(friendIds) // 3000 friends: three streams
@@ -45,6 +46,11 @@ export class Subscription
   readonly #controller = new AbortController()
   /** The shards `ready` waits for (the first subscribe's), until ready or retired. */
   readonly #waiting = new Set<StreamSubscription>()
+  /**
+   * Ids of the first subscribe past the first stream's share, until that stream has connected:
+   * then split by the server's limit (#release). Watched already as far as `ids` tells.
+   */
+  readonly #held = new Set<string>()
   #unlisten: (() => void) | undefined
   #closed = false
   /**
@@ -82,8 +88,24 @@ export class Subscription
       this.#awaitReady(this.#open(ids))
       return
     }
-    for (let i = 0; i < unique.length; i += MAX_STREAM_IDS) {
-      this.#awaitReady(this.#open(unique.slice(i, i + MAX_STREAM_IDS)))
+    // the first stream alone: once it has connected it knows the server's limit (below 1000 it
+    // sheds its excess, #reshard), and the rest is split by that, not re-split stream by stream
+    const first = this.#open(unique.slice(0, MAX_STREAM_IDS))
+    for (const id of unique.slice(MAX_STREAM_IDS)) this.#held.add(id)
+    this.#awaitReady(first)
+    first.once('open', () => this.#release([]))
+  }
+
+  /**
+   * Opens streams of the learned limit for `ids` then the ids held back for the first stream's
+   * connection, which `ready` waits for.
+   */
+  #release(ids: readonly string[]): void {
+    const rest = [...ids, ...this.#held]
+    this.#held.clear()
+    if (this.#closed) return
+    for (let i = 0; i < rest.length; i += this.#limit) {
+      this.#awaitReady(this.#open(rest.slice(i, i + this.#limit)))
     }
   }
 
@@ -105,8 +127,8 @@ export class Subscription
 
   /** The ids watched now (over several streams: stream by stream, each in the order added). */
   get ids(): ReadonlySet<string> {
-    if (this.#shards.length === 1) return this.#shards[0]!.ids
-    return new IdsView(() => this.#shards.map((shard) => shard.ids))
+    if (this.#shards.length === 1 && this.#held.size === 0) return this.#shards[0]!.ids
+    return new IdsView(() => [...this.#shards.map((shard) => shard.ids), this.#held])
   }
 
   /**
@@ -165,6 +187,9 @@ export class Subscription
    */
   add(ids: Ids): Promise<void> {
     const asked = [...new Set(toIdStrings(ids))]
+    // ids held back for the first stream's connection get their streams now: an add() of one of
+    // them waits for its snapshot there
+    if (this.#held.size > 0) this.#release([])
     const parts = new Map<StreamSubscription, string[]>()
     const put = (shard: StreamSubscription, part: string[]) =>
       parts.set(shard, [...(parts.get(shard) ?? []), ...part])
@@ -214,6 +239,7 @@ export class Subscription
    */
   remove(ids: Ids): void {
     const removed = toIdStrings(ids)
+    for (const id of removed) this.#held.delete(id)
     if (this.#shards.length === 1) return this.#shards[0]!.remove(removed)
     for (const shard of [...this.#shards]) {
       const mine = removed.filter((id) => shard.ids.has(id))
@@ -283,6 +309,8 @@ export class Subscription
   #reshard(shard: StreamSubscription, shed: string[]): void {
     if (this.#closed) return
     this.#limit = Math.min(this.#limit, shard.maxIds)
+    // the first stream's excess joins the ids held back for it: split together
+    if (this.#held.size > 0 || shard === this.#shards[0]) return this.#release(shed)
     const waited = this.#waiting.has(shard)
     for (let i = 0; i < shed.length; i += this.#limit) {
       const fresh = this.#open(shed.slice(i, i + this.#limit))

@@ -8,6 +8,7 @@ import {
   type Subscription,
 } from '@presenced/client'
 import WebSocket from 'ws'
+import { prometheusSamples } from '../helpers/prometheus.js'
 import { PLAYER, recordingClient, settledWithin, setup } from './sdk-kit.js'
 
 // One subscribe of more users than a stream may watch (the server's x-presenced-max-ids, 1000)
@@ -98,6 +99,28 @@ for (const transport of ['websocket', 'sse'] as const) {
       await player.registerAppPresence({ location: 'Lobby' })
       assert.equal((await online).type, 'online')
       assert.deepEqual(errors, [])
+    },
+  )
+
+  test(
+    `over ${transport}, 2500 ids from a server whose streams watch 300 take the 9 streams they need: the rest waits for the first stream to learn the limit`,
+    { timeout: 60_000 },
+    async (t) => {
+      const metricsKey = 'metrics-key-of-the-shards-test'
+      const { server, watcherToken } = await setup(t, { realtimeMaxIds: 300, metricsKey })
+      const { client } = recordingClient(server.url, watcherToken)
+      const ids = idsFrom(1, 2500)
+      const sub = client.subscribe(ids, { transport })
+      t.after(() => sub.close())
+      assert.deepEqual([...sub.ids], ids, 'every id watched from the start')
+      assert.equal(await within(sub.ready), 'resolved')
+      assert.deepEqual([...sub.ids], ids, 'in the order given')
+      assert.equal(sub.presences.size, 2500)
+      const response = await fetch(`${server.url}/metrics`, {
+        headers: { authorization: `Bearer ${metricsKey}` },
+      })
+      const samples = prometheusSamples(await response.text())
+      assert.equal(samples.get(`presenced_realtime_connections{transport="${transport}"}`), 9)
     },
   )
 
