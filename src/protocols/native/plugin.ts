@@ -21,7 +21,6 @@ import {
 import { warnFailure } from '../shared/warn-failure.js'
 import { REALTIME_URL, asksUpgrade } from '../shared/upgrade-requests.js'
 
-/** Ids one stream may watch, and one frame may carry. */
 /** Largest client frame; `ws` closes with 1009 beyond it. */
 const MAX_FRAME_BYTES = 64 * 1024
 
