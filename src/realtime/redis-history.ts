@@ -46,10 +46,16 @@ export class RedisHistory implements History {
   }
 
   append(change: PresenceChange, at: number): Promise<ChangePosition> {
+    return this.#append(change, at)
+  }
+
+  /** append, with the deadline of a batch (deadlineFor) when it is one's. */
+  #append(change: PresenceChange, at: number, deadlineMs?: number): Promise<ChangePosition> {
     const k = this.#keys
     const id = change.userId
-    return this.#connection.run(async () => {
-      const reply = await this.#connection.client.presencedHistoryAppend(
+    const connection = this.#connection
+    return connection.run(async () => {
+      const args = [
         k.historyPosition(id),
         k.historyList(id),
         k.historyMark(id),
@@ -63,15 +69,30 @@ export class RedisHistory implements History {
         isPrivacyMark(change) ? '1' : '0',
         isPrivacyMark(change) ? (change.concern ?? EVERYONE) : '',
         String(MARKS_KEPT),
-      )
+      ]
+      const reply =
+        deadlineMs === undefined
+          ? await connection.client.presencedHistoryAppend(
+              ...(args as [string, string, string, string, ...string[]]),
+            )
+          : await connection.script<[string, number] | null>(
+              'presencedHistoryAppend',
+              args,
+              deadlineMs,
+            )
       const position: ChangePosition = { epoch: String(reply![0]), offset: Number(reply![1]), at }
       change.position = position
       return position
     })
   }
 
+  /**
+   * One append per user, sent together: Redis runs them one after the other, so each is given the
+   * deadline of them all (RedisConnection.deadlineFor), where an import's 10,000 marks timed out.
+   */
   async mark(ids: readonly UserId[], at: number, concern?: readonly string[]): Promise<void> {
-    await Promise.all(ids.map((id, i) => this.append(privacyMark(id, concern?.[i]), at)))
+    const deadline = this.#connection.deadlineFor(ids.length)
+    await Promise.all(ids.map((id, i) => this.#append(privacyMark(id, concern?.[i]), at, deadline)))
   }
 
   positions(ids: readonly UserId[]): Promise<HistoryPosition[]> {

@@ -652,9 +652,12 @@ export class RedisConnection {
   /**
    * The deadline of a command that carries, or waits in Redis behind, the writes of `users` users
    * (a game server's report: its roster swap and its buckets' scripts, which Redis runs one after
-   * the other, so the last one's reply comes once the whole report is done): the command timeout
-   * plus DEADLINE_MS_PER_USER a user. A fixed timeout answered 503 to a 10,000-player report that
-   * Redis then applied whole (test/fleet/report-deadline.test.ts).
+   * the other, so the last one's reply comes once the whole report is done; an expiry sweep's
+   * claims; an import's transaction, a write per command): the command timeout plus
+   * DEADLINE_MS_PER_USER a user. The one rule for every step whose work grows with its batch: a
+   * fixed timeout answered 503 to a 10,000-player report that Redis then applied whole
+   * (test/fleet/report-deadline.test.ts), and failed sweeps and imports of big batches the same way
+   * (test/fleet/batch-deadline.test.ts).
    */
   deadlineFor(users: number): number {
     return this.#options.commandTimeoutMs + Math.ceil(users * DEADLINE_MS_PER_USER)
@@ -686,6 +689,45 @@ export class RedisConnection {
       if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
       return send()
     })
+  }
+
+  /**
+   * Redis command `name` on `args`, failing as timed out after `deadlineMs` (deadlineFor) instead
+   * of the command timeout; sent on its own, as `script` is.
+   */
+  command<T>(name: string, args: readonly string[], deadlineMs: number): Promise<T> {
+    const command = new Command(name, [...args], { replyEncoding: 'utf8' })
+    // set before the client's own (sendCommand), which then keeps this one
+    command.setTimeout(deadlineMs)
+    return this.client.sendCommand(command) as Promise<T>
+  }
+
+  /**
+   * `ops` in one MULTI (keys of one slot on a cluster), every command of it, EXEC above all (Redis
+   * runs the whole transaction before answering it), failing as timed out after `deadlineMs`
+   * (deadlineFor the transaction's commands) instead of the command timeout; its replies as
+   * ioredis's `exec` gives them.
+   */
+  transaction(
+    ops: ReadonlyArray<readonly [command: string, ...args: string[]]>,
+    deadlineMs: number,
+  ): Promise<Array<[error: Error | null, reply: unknown]> | null> {
+    const pipeline = this.client.multi()
+    // ioredis queues MULTI at once and EXEC only in exec(): each command gets the deadline as it
+    // is queued, before the client's own timeout (which then keeps this one)
+    const queue = pipeline as unknown as {
+      _queue: Command[]
+      sendCommand(command: Command): unknown
+      addBatch(commands: ReadonlyArray<readonly string[]>): unknown
+    }
+    for (const queued of queue._queue) queued.setTimeout(deadlineMs)
+    const own = queue.sendCommand
+    queue.sendCommand = function (command: Command) {
+      command.setTimeout(deadlineMs)
+      return own.call(this, command)
+    }
+    queue.addBatch(ops)
+    return pipeline.exec()
   }
 
   /**

@@ -422,23 +422,34 @@ export class RedisPresenceStore implements PresenceStore {
     )
   }
 
+  /**
+   * The buckets' claims are sent together and Redis runs them one after the other, so each is
+   * given the deadline of the users the sweep claims in all (RedisConnection.deadlineFor), as a
+   * server's report is: a fixed timeout failed a big sweep that Redis then applied whole.
+   */
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]> {
     const k = this.#keys
-    const client = this.#connection.client
-    return this.#connection.run(async () => {
+    const connection = this.#connection
+    const client = connection.client
+    return connection.run(async () => {
       // how many users each bucket has due: one cheap round trip (per node) when nothing is
       const buckets = this.#bucketOrder()
       const counts = await Promise.all(
         buckets.map((b) => client.presencedDue(k.dueTimer(b), String(now), k.duePrefix(b))),
       )
       let budget = limit
-      const claims: Array<Promise<string[]>> = []
+      const takes: Array<[bucket: number, take: number]> = []
       buckets.forEach((bucket, i) => {
         const take = Math.min(counts[i]!, budget)
         if (take <= 0) return
         budget -= take
-        claims.push(
-          client.presencedSweep(
+        takes.push([bucket, take])
+      })
+      const deadline = connection.deadlineFor(limit - budget)
+      const claims = takes.map(([bucket, take]) =>
+        connection.script<string[]>(
+          'presencedSweep',
+          [
             k.dueTimer(bucket),
             k.counts(bucket),
             String(now),
@@ -448,9 +459,10 @@ export class RedisPresenceStore implements PresenceStore {
             this.#channel,
             this.#nodeId,
             ...this.#hist(bucket),
-          ),
-        )
-      })
+          ],
+          deadline,
+        ),
+      )
       // a bucket that failed (e.g. its shard is failing over) is tried again next sweep, but
       // what other buckets claimed is already removed from Redis and must be reported now
       const settled = await Promise.allSettled(claims)

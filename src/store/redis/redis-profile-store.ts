@@ -719,13 +719,16 @@ export class RedisProfileStore implements ProfileStore {
    */
   async #apply(ops: Op[]): Promise<unknown[]> {
     if (ops.length === 0) return []
-    const client = this.#client
-    if (this.#connection.isCluster) {
+    const connection = this.#connection
+    if (connection.isCluster) {
+      // sent together, run by each master one after the other: each waits behind the batch
+      // (RedisConnection.deadlineFor, a write per command)
+      const deadline = connection.deadlineFor(ops.length)
       // a script's name is the command ioredis defines for it (EVALSHA), not a Redis command
       const send = (command: string, args: string[]): Promise<unknown> =>
         command === 'presencedSettings'
-          ? client.presencedSettings(...(args as [string, string, string, string?]))
-          : client.call(command, ...args)
+          ? connection.script(command, args, deadline)
+          : connection.command(command, args, deadline)
       return Promise.all(ops.map(([command, ...args]) => send(command, args)))
     }
     const replies: unknown[] = []
@@ -780,9 +783,14 @@ export class RedisProfileStore implements ProfileStore {
     return sent === steps ? replies : byStep(replies[0]!)
   }
 
-  /** One MULTI of `ops` (in one slot on a cluster); their replies. */
+  /**
+   * One MULTI of `ops` (in one slot on a cluster); their replies. Redis runs the transaction
+   * whole before answering its EXEC: its deadline grows with its commands (deadlineFor), where
+   * the fixed timeout answered 503 to an import chunk Redis then applied.
+   */
   async #multi(ops: Op[]): Promise<unknown[]> {
-    const results = await this.#client.multi(ops).exec()
+    const connection = this.#connection
+    const results = await connection.transaction(ops, connection.deadlineFor(ops.length))
     const failed = results?.find(([error]) => error)
     if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted')
     return results.map(([, reply]) => reply)
