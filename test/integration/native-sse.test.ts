@@ -111,14 +111,29 @@ test('SSE refuses missing or bad tokens and bad ids with JSON errors', async (t)
     assert.equal(error.code, 'INVALID_REQUEST', point)
     assert.match(error.message, /"(resume|since)"/, point)
   }
-  // a Last-Event-ID is EventSource's: one that is not ours resets the stream
-  const foreign = await fetch(`${app.url}/api/v1/realtime/sse?ids=1&access_token=${token}`, {
-    headers: { 'last-event-id': 'not-ours' },
-  })
-  assert.equal(foreign.status, 200)
-  const reader = new SseReader(foreign)
-  assert.deepEqual((await reader.next())!.data, { type: 'reset', reason: 'unknown' })
-  await reader.cancel()
+  // a repeated parameter is refused, as a repeated resume or access_token is: `positions` was
+  // read as false when given twice, the stream then carrying no positions it was asked for
+  for (const query of ['positions=true&positions=true', 'positions=1&positions=0']) {
+    const response = await fetch(
+      `${app.url}/api/v1/realtime/sse?ids=1&${query}&access_token=${token}`,
+    )
+    assert.equal(response.status, 400, query)
+    const { error } = (await response.json()) as { error: { code: string; message: string } }
+    assert.equal(error.code, 'INVALID_REQUEST', query)
+    assert.match(error.message, /"positions"/, query)
+  }
+  // a Last-Event-ID is EventSource's: one that is not ours (malformed included) resets the
+  // stream, told first, never a fresh stream that looks resumed
+  for (const lastId of ['not-ours', 'abc.1.2', 'abc.9999999999999999', '.5']) {
+    const foreign = await fetch(`${app.url}/api/v1/realtime/sse?ids=1&access_token=${token}`, {
+      headers: { 'last-event-id': lastId },
+    })
+    assert.equal(foreign.status, 200)
+    const reader = new SseReader(foreign)
+    assert.deepEqual((await reader.next())!.data, { type: 'reset', reason: 'unknown' }, lastId)
+    assert.equal((await reader.next())!.data.type, 'snapshot', lastId)
+    await reader.cancel()
+  }
 })
 
 test('SSE: snapshot then events, each with a resumable id; Last-Event-ID resumes', async (t) => {

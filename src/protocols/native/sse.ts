@@ -120,6 +120,11 @@ export function sseQueryRequest(request: FastifyRequest, maxIds: number): SseReq
   const rawIds = Array.isArray(query.ids) ? query.ids.join(',') : query.ids
   const ids = idsOf(rawIds, maxIds)
   if (!Array.isArray(ids)) return ids
+  // one value, as `resume`, `since`, `access_token` (and Xbox's `level`): a repeated one is
+  // refused rather than read one way (`?positions=1&positions=1` was read as no positions)
+  if (Array.isArray(query.positions)) {
+    return { code: 'INVALID_REQUEST', message: '"positions" must be given once.' }
+  }
   const positions = query.positions === '1' || query.positions === 'true'
   const resume = resumePointOf(request, query)
   if (resume !== undefined && 'code' in resume) return resume
