@@ -15,6 +15,7 @@ import {
   publicLastOnline,
   sawAtBlockEnd,
   settingsAt,
+  settingsOfChangeAt,
   settingsAudiences,
   shownWrite,
   strangers,
@@ -585,4 +586,24 @@ test('a live session written while hidden keeps what shows it as written when se
     T0 + 70,
   )
   assert.equal(after.visibleSince, undefined)
+})
+
+test('settingsOfChangeAt: at an earlier instant, the new settings never show more than the old', () => {
+  const nobody = { visibility: 'nobody', invisible: false } as const
+  const friends = { visibility: 'friends', invisible: false } as const
+  const everyone = { visibility: 'everyone', invisible: false } as const
+  const invisible = { visibility: 'everyone', invisible: true } as const
+  // showing more: the old ones stand before the change
+  assert.equal(settingsOfChangeAt(nobody, everyone, 9, 10).visibility, 'nobody')
+  assert.equal(settingsOfChangeAt(friends, everyone, 9, 10).visibility, 'friends')
+  assert.equal(settingsOfChangeAt(nobody, friends, 9, 10).visibility, 'nobody')
+  assert.equal(settingsOfChangeAt(invisible, everyone, 9, 10).invisible, true)
+  // hiding: the new ones at once
+  assert.equal(settingsOfChangeAt(everyone, nobody, 9, 10).visibility, 'nobody')
+  assert.equal(settingsOfChangeAt(everyone, invisible, 9, 10), invisible)
+  // at the change itself: the new ones
+  assert.equal(settingsOfChangeAt(nobody, everyone, 10, 10), everyone)
+  // invisibility that ended after the instant (visibleSince) still hides there
+  const visibleAgain = { ...everyone, visibleSince: 10 }
+  assert.equal(settingsOfChangeAt(visibleAgain, visibleAgain, 9, 10).invisible, true)
 })

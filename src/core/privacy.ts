@@ -608,6 +608,38 @@ export function settingsAt(settings: UserSettings, instant: number): UserSetting
   return { ...settings, invisible: true }
 }
 
+/** Who sees where, widest first: a visibility shows at most what a wider one does. */
+const WIDTH: Readonly<Record<Visibility, number>> = { everyone: 2, friends: 1, nobody: 0 }
+
+/**
+ * The settings a settings change made at `at` is judged by on its new side at an earlier
+ * `instant` (just before a session that expired and was not swept yet, instantBeforeUnswept):
+ * those after it (settingsAt), but never showing more than those before it did, which were in
+ * force at that instant. A change that hides (invisible, a narrower visibility) tells its effect
+ * at once, as the sweep judged by it will say nothing; one that shows more leaves what it shows
+ * to the changes after it (the sweep's, the next write's), so that a place the user left while
+ * it was hidden is never told as where they are. At `at` itself, `after` as settingsAt says.
+ *
+ * @example
+ * settingsOfChangeAt({ visibility: 'nobody', invisible: false },
+ *   { visibility: 'everyone', invisible: false }, 9, 10).visibility // 'nobody'
+ */
+export function settingsOfChangeAt(
+  before: UserSettings,
+  after: UserSettings,
+  instant: number,
+  at: number,
+): UserSettings {
+  const later = settingsAt(after, instant)
+  if (instant >= at) return later
+  const earlier = settingsAt(before, instant)
+  const visibility =
+    WIDTH[earlier.visibility] < WIDTH[later.visibility] ? earlier.visibility : later.visibility
+  const invisible = earlier.invisible || later.invisible
+  if (visibility === later.visibility && invisible === later.invisible) return later
+  return { ...later, visibility, invisible }
+}
+
 /** Whether two settings say the same (a member left out and one undefined are the same). */
 export function sameSettings(a: UserSettings, b: UserSettings): boolean {
   return (

@@ -12,7 +12,12 @@ import {
   type Session,
   type UserPresence,
 } from '../core/presence.js'
-import { settingsAt, type UserSettings, type Visibility } from '../core/privacy.js'
+import {
+  settingsAt,
+  settingsOfChangeAt,
+  type UserSettings,
+  type Visibility,
+} from '../core/privacy.js'
 import type { UserId } from '../core/user-id.js'
 import type { BusEvent, ChangeBus } from '../realtime/change-bus.js'
 import type { PresenceChange } from '../core/presence.js'
@@ -579,8 +584,13 @@ function judgeSettings(entry: SettingsEntry, presence: UserPresence): Decided | 
   const beforeAt = instantBeforeUnswept(presence, entry.at)
   const before = publicView(presence.sessions, settingsAt(entry.before, beforeAt), beforeAt)
   // both sides at that instant: the sweep will tell the expiry itself, judged by the settings
-  // after this change (an offline here too would make two), unless they hide the user then
-  const after = publicView(presence.sessions, settingsAt(entry.after, beforeAt), beforeAt)
+  // after this change (an offline here too would make two), unless they hide the user then;
+  // never showing more than the settings of that instant did (a place left while hidden)
+  const after = publicView(
+    presence.sessions,
+    settingsOfChangeAt(entry.before, entry.after, beforeAt, entry.at),
+    beforeAt,
+  )
   const type = diffType(before, after)
   if (!type) return undefined
   return {

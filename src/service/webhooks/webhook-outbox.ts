@@ -8,7 +8,7 @@ import {
   instantBeforeUnswept,
   type UserPresence,
 } from '../../core/presence.js'
-import { settingsAt, type UserSettings } from '../../core/privacy.js'
+import { settingsAt, settingsOfChangeAt, type UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import type { BusEvent } from '../../realtime/change-bus.js'
 import type { QueuedEvent, WebhookStore } from '../../store/webhook-store.js'
@@ -310,8 +310,13 @@ export class WebhookOutbox {
       userId: event.userId,
       before: { presence: before, settings: settingsAt(event.before, beforeAt), at: beforeAt },
       // at the same instant: the sweep tells the expiry itself, judged by these settings (an
-      // offline here too made two), unless they hide the user then (turning invisible)
-      after: { presence, settings: settingsAt(event.after, beforeAt), at: beforeAt },
+      // offline here too made two), unless they hide the user then (turning invisible); never
+      // showing there more than the settings of that instant did (a place left while hidden)
+      after: {
+        presence,
+        settings: settingsOfChangeAt(event.before, event.after, beforeAt, at),
+        at: beforeAt,
+      },
       // what a real sign-out at this instant would say: hiding never tells a receiver it was hidden
       reason: 'explicit',
     }
