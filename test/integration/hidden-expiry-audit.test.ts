@@ -356,3 +356,77 @@ for (const fleet of [false, true]) {
     )
   }
 }
+
+for (const fleet of [false, true]) {
+  const mode = fleet ? 'fleet' : 'embedded'
+  for (const then of ['write', 'sweep'] as const) {
+    test(`${mode}: an invisible user's session expired and not swept, the user visible again, the ${then} telling the expiry: nothing of the hidden time shows`, async (t) => {
+      const { app, clock } = await start(t, fleet)
+      await admin(app, 'PUT', `/admin/v1/users/${INVISIBLE}/settings`, { invisible: true })
+      const plain = await startReceiver(t)
+      await hook(app, plain)
+      const token = await app.tokens.issue(VIEWER as UserId)
+      const ws = await NativeClient.connect(app.url, token)
+      t.after(() => ws.socket.terminate())
+      ws.send({ type: 'subscribe', ids: [INVISIBLE, SENTINEL] })
+      await ws.waitFor((f) => f.type === 'snapshot')
+      const sse = await SseClient.open(app.url, token, [INVISIBLE, SENTINEL])
+      t.after(() => sse.close())
+      await sse.waitFor((e) => e.data.type === 'snapshot')
+      const feed = await SseClient.get(`${app.url}/api/v1/stats/feed`)
+      t.after(() => feed.close())
+
+      await beat(app, INVISIBLE, 'PC', PLACE)
+      clock.advance(TTL_MS + 1000)
+      // expired while invisible, not swept: the user shows again, then writes (or is swept)
+      await admin(app, 'PUT', `/admin/v1/users/${INVISIBLE}/settings`, { invisible: false })
+      const shown = await reads(app, INVISIBLE, VIEWER)
+      assert.deepEqual(shown, await reads(app, OFFLINE, VIEWER))
+      clock.advance(1000)
+      if (then === 'write') await beat(app, INVISIBLE, 'iOS')
+      else await app.service.sweepExpired()
+
+      await beat(app, SENTINEL, 'PC')
+      await ws.waitFor((f) => f.userId === SENTINEL)
+      await sse.waitFor((e) => e.data.userId === SENTINEL)
+      await plain.until(
+        () => plain.accepted.some((r) => r.event.userId === SENTINEL),
+        15_000,
+        'the sentinel',
+      )
+      await app.service.webhooks.idle()
+      await new Promise((resolve) => setTimeout(resolve, 700))
+      const expected = then === 'write' ? ['online'] : []
+      assert.deepEqual(
+        ws.frames.filter((f) => f.userId === INVISIBLE).map((f) => f.type),
+        expected,
+        JSON.stringify(ws.frames),
+      )
+      assert.deepEqual(
+        sse.events.filter((e) => e.data.userId === INVISIBLE).map((e) => e.data.type),
+        expected,
+      )
+      const told = plain.accepted.filter((r) => r.event.userId === INVISIBLE).map((r) => r.event)
+      assert.deepEqual(
+        told.map((e) => e.type),
+        expected,
+        JSON.stringify(told),
+      )
+      // the public feed: the sentinel and, after a write, one `online` (users are pseudonymous)
+      const items = feed.events.flatMap(
+        (e) => (e.data as { items?: { type: string }[] }).items ?? [],
+      )
+      assert.deepEqual(
+        items.map((i) => i.type),
+        [...expected, 'online'],
+        JSON.stringify(items),
+      )
+      // nothing of the hidden time in any lastOnline (the PC lived while invisible)
+      const text = JSON.stringify([ws.frames, sse.events, told])
+      assert.ok(!text.includes('09:00:00') && !text.includes('09:00:10'), text)
+      if (then === 'sweep') {
+        assert.deepEqual(await reads(app, INVISIBLE, VIEWER), await reads(app, OFFLINE, VIEWER))
+      }
+    })
+  }
+}
