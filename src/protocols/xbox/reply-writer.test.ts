@@ -2,9 +2,15 @@ import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Activity, PresenceType, Session } from '../../core/presence.js'
-import type { VisiblePresence } from '../../core/privacy.js'
+import type { PresenceSummary, VisiblePresence } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
-import { resetBatchWriter, writeBatch, writeRecords } from './reply-writer.js'
+import {
+  plainSummaries,
+  resetBatchWriter,
+  writeBatch,
+  writeRecords,
+  writeSummaryBatch,
+} from './reply-writer.js'
 import {
   presenceRecord,
   xboxLevels,
@@ -144,4 +150,60 @@ test('writeBatch writes the bytes of JSON.stringify of the records presenceRecor
     ),
     { numRuns: 3000 },
   )
+})
+
+test('writeSummaryBatch: a titled record kept per activity id is written again for another activity, device type, day or view', () => {
+  resetBatchWriter()
+  const day = 86_400_000
+  const first = Object.freeze<Activity>({ kind: 'inGame', placeId: '1818', location: 'Obby' })
+  const second = Object.freeze<Activity>({ kind: 'inGame', placeId: '7', location: 'Home' })
+  const roblox = new Map([['1', { titleId: '1', name: 'Roblox', strings: {} }]])
+  const renamed = new Map([['1', { titleId: '1', name: 'Renamed', strings: {} }]])
+  // one user at a time under activity id 0, as stores reuse ids: each step changes one thing
+  const steps: Array<[Activity, string, number, XboxViewOptions['titles']]> = [
+    [first, 'Web', 20_000 * day + 1_000, roblox],
+    [first, 'Web', 20_000 * day + 2_000, roblox],
+    [second, 'Web', 20_000 * day + 3_000, roblox],
+    [second, 'PC', 20_000 * day + 4_000, roblox],
+    [second, 'PC', 20_001 * day + 5_000, roblox],
+    [second, 'PC', 20_001 * day + 6_000, renamed],
+    [first, 'Web', 20_001 * day + 7_000, renamed],
+  ]
+  for (const [activity, deviceType, updatedAt, titles] of steps) {
+    const userId = '7' as UserId
+    const options: XboxViewOptions = { level: 'all', locales: [], titles, platformTitleId: '1' }
+    const summary: PresenceSummary = {
+      userId,
+      state: 2 as PresenceType,
+      activity,
+      updatedAt,
+      lastOnline: undefined,
+      sessions: 1,
+      deviceType,
+      source: 'app',
+      activityId: 0,
+    }
+    const presence: VisiblePresence = {
+      userId,
+      state: 2 as PresenceType,
+      sessions: [
+        {
+          userId,
+          key: 'k',
+          source: 'app',
+          deviceType,
+          startedAt: 0,
+          updatedAt,
+          expiresAt: updatedAt + 1,
+          activity,
+        },
+      ],
+      lastOnline: undefined,
+      locationHidden: false,
+    }
+    const expected = JSON.stringify([presenceRecord(presence, options)])
+    const { plain } = plainSummaries([summary], options, true)
+    assert.equal(writeSummaryBatch([summary], [], options, false, plain).toString(), expected)
+    assert.equal(writeSummaryBatch([summary], [], options, false, plain).toString(), expected)
+  }
 })

@@ -348,6 +348,10 @@ function platformTitle(activity: Activity, view: PlainView): PlatformTitle {
  * written twice, without working out the date per user.
  */
 interface TitledRecord {
+  /** The title's activity and view, and the device type, this record was made for. */
+  activity: Activity
+  view: PlainView
+  deviceType: string
   bytes: Buffer
   /** The day (ms / DAY_MS) whose date `bytes` holds; NaN before the first. */
   day: number
@@ -368,6 +372,9 @@ function titledRecord(title: PlatformTitle, deviceType: string, day: number): Ti
     ])
     const timestamp = lead.length + 24 + TIMESTAMP_VALUE.length
     record = {
+      activity: title.activity,
+      view: title.view,
+      deviceType,
       bytes: Buffer.concat([lead, Buffer.alloc(24), TIMESTAMP_VALUE, Buffer.alloc(23), title.tail]),
       day: Number.NaN,
       lastModified: lead.length,
@@ -384,6 +391,45 @@ function titledRecord(title: PlatformTitle, deviceType: string, day: number): Ti
     record.day = day
     writeIsoBytes(record.bytes, record.lastModified, day * DAY_MS, true)
     record.bytes.copyWithin(record.timestamp, record.lastModified, record.lastModified + 23)
+  }
+  return record
+}
+
+/**
+ * Per activity id of a summary, the titled record written last for it: its activity, view,
+ * device type and day compared, then its bytes copied. One object and its bytes per titled
+ * record, where finding it through titlesById and then the title's record was one object more
+ * and a call (issue 19). Anything else (another activity under the id, another device type or
+ * day) goes through platformTitleById and titledRecord, and the record found is kept here.
+ */
+let recordsById: (TitledRecord | undefined)[] = []
+
+/** titledRecord(platformTitleById(…)), through recordsById when that holds the record. */
+function titledRecordById(
+  activity: Activity,
+  activityId: number,
+  view: PlainView,
+  deviceType: string,
+  day: number,
+): TitledRecord {
+  if (activityId >= 0 && activityId < recordsById.length) {
+    const record = recordsById[activityId]
+    if (
+      record !== undefined &&
+      record.activity === activity &&
+      record.view === view &&
+      record.day === day &&
+      record.deviceType === deviceType
+    ) {
+      return record
+    }
+  }
+  const title = platformTitleById(activity, activityId, view)
+  const record = titledRecord(title, deviceType, day)
+  // as titlesById: kept only for an activity whose title is kept (frozen, shared)
+  if (activityId >= 0 && titlesById[activityId] === title) {
+    while (recordsById.length < activityId) recordsById.push(undefined)
+    recordsById[activityId] = record
   }
   return record
 }
@@ -419,6 +465,7 @@ function untitledDevice(online: boolean, deviceType: string): Buffer {
 export function resetBatchWriter(): void {
   platformTitles = new WeakMap()
   titlesById = []
+  recordsById = []
   plainViews.clear()
   for (const byType of untitled) byType.clear()
   lastUntitledType.fill(undefined)
@@ -670,7 +717,7 @@ function writePlainRecord(
     return
   }
   const day = Math.floor(updatedAt / DAY_MS)
-  const record = titledRecord(platformTitleById(activity, activityId, view), deviceType, day)
+  const record = titledRecordById(activity, activityId, view, deviceType, day)
   const bytes = record.bytes
   w.room(bytes.length)
   const out = w.out
