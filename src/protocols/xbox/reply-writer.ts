@@ -404,6 +404,29 @@ function titledRecord(title: PlatformTitle, deviceType: string, day: number): Ti
  */
 let recordsById: (TitledRecord | undefined)[] = []
 
+/** What touchTitled read; kept so that the reads are not dropped. */
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- written, never read: see above
+let touchedRecords = 0
+
+/**
+ * Reads the titled record kept for each summary's activity id, its bytes' first and middle
+ * bytes, in one pass before the records are written: their cache misses then overlap (as the
+ * memory store's touchRows), instead of each record waiting for its own. Returns them or-ed.
+ */
+function touchTitled(summaries: readonly PresenceSummary[]): number {
+  const records = recordsById
+  const n = records.length
+  let seen = 0
+  for (let i = 0; i < summaries.length; i++) {
+    const id = summaries[i]!.activityId ?? -1
+    if (id >= 0 && id < n) {
+      const record = records[id]
+      if (record !== undefined) seen |= record.bytes[0]! | record.bytes[record.timestamp]!
+    }
+  }
+  return seen
+}
+
 /** titledRecord(platformTitleById(…)), through recordsById when that holds the record. */
 function titledRecordById(
   activity: Activity,
@@ -618,6 +641,7 @@ export function writeSummaryBatch(
 ): Buffer {
   const w = new ByteWriter(lastSize + (lastSize >> 3))
   const view = plainView(options)
+  touchedRecords = touchTitled(summaries)
   let next = 0
   w.byte(0x5b)
   let first = true
