@@ -202,12 +202,15 @@ export function checkTokenSecret<T extends string | undefined>(secret: T, source
 function int(env: Env, name: string, fallback: number, min = 0, max?: number): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
+  // decimal digits only: Number() would read ' ' as 0 (PORT=' ' on a random port), ' 5' as 5,
+  // '1e3' as 1000 and '0x10' as 16
+  const value = /^-?[0-9]+$/.test(raw) ? Number(raw) : NaN
   if (!Number.isInteger(value) || value < min) {
     throw new ConfigError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`)
   }
-  if (max !== undefined && value > max) {
-    throw new ConfigError(`${name} must be an integer <= ${max}, got ${JSON.stringify(raw)}`)
+  const most = max ?? Number.MAX_SAFE_INTEGER
+  if (value > most) {
+    throw new ConfigError(`${name} must be an integer <= ${most}, got ${JSON.stringify(raw)}`)
   }
   return value
 }

@@ -101,6 +101,32 @@ test('a bad value fails fast with a message naming the variable and the value', 
   }
 })
 
+test('an integer setting is decimal digits only: spaces, exponents, hex and fractions are refused, a huge value names its bound', () => {
+  // Number() reads ' ' as 0 (PORT=' ' listened on a random port), ' 5' as 5, '1e3' as 1000
+  const bad = ['0', '-1', '1001', '1e3', ' 5', '5 ', ' ', 'abc', '0x10', '3.0', '+3', '1e400']
+  for (const raw of bad) {
+    assert.throws(
+      () => loadConfig({ PRESENCED_REALTIME_MAX_IDS: raw }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.message.startsWith('PRESENCED_REALTIME_MAX_IDS must be an integer ') &&
+        error.message.endsWith(`got ${JSON.stringify(raw)}`),
+      JSON.stringify(raw),
+    )
+  }
+  assert.throws(
+    () => loadConfig({ PRESENCED_REALTIME_MAX_IDS: '9'.repeat(30) }),
+    /PRESENCED_REALTIME_MAX_IDS must be an integer <= 1000, got "9{30}"$/,
+  )
+  for (const raw of [' ', '0x50', '8e1']) {
+    assert.throws(() => loadConfig({ PORT: raw }), /PORT must be an integer >= 0/, raw)
+  }
+  // empty is unset (docs/reference/config.md), as for every setting
+  assert.equal(loadConfig({ PRESENCED_REALTIME_MAX_IDS: '' }).realtimeMaxIds, 1000)
+  assert.equal(loadConfig({ PRESENCED_REALTIME_MAX_IDS: '3' }).realtimeMaxIds, 3)
+  assert.equal(loadConfig({ PRESENCED_REALTIME_MAX_IDS: '007' }).realtimeMaxIds, 7)
+})
+
 test('PRESENCED_TRUST_PROXY: the front proxy, a number of proxies, or their addresses', () => {
   const trust = (value: string) => loadConfig({ PRESENCED_TRUST_PROXY: value }).trustProxy
   for (const off of ['', '0', 'false', 'no']) assert.equal(trust(off), undefined, off)
