@@ -1,9 +1,13 @@
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { stdSerializers, type SerializedError } from 'pino'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { bearerCredential } from '../protocols/shared/credentials.js'
+import {
+  apiKeyCredential,
+  bearerCredential,
+  oneCredential,
+} from '../protocols/shared/credentials.js'
 import { mapErrorToRecord, sendErrorRecord } from '../protocols/shared/error-record.js'
-import type { Authenticator } from '../service/authenticator.js'
+import type { Authenticator, Credential } from '../service/authenticator.js'
 import type { ServiceObserver } from '../service/observer.js'
 import type { OutageObserver } from '../store/redis/store-outages.js'
 import type { PresenceService } from '../service/presence-service.js'
@@ -483,14 +487,15 @@ export interface ObservabilityDeps {
   readyTimeoutMs?: number
 }
 
-/** The credential of a scrape: `Authorization: Bearer <key>` (Prometheus) or `x-api-key`. */
-function scrapeKeyOf(request: FastifyRequest): string | undefined {
-  if (typeof request.headers.authorization === 'string') {
-    const credential = bearerCredential(request.headers)
-    return credential?.kind === 'token' && credential.token !== '' ? credential.token : undefined
-  }
-  const key = request.headers['x-api-key']
-  return typeof key === 'string' && key !== '' ? key : undefined
+/**
+ * The credential of a scrape: `Authorization: Bearer <key>` (Prometheus) or `x-api-key`; both
+ * together are several (refused 400 by the authenticator), not one of them picked.
+ */
+function scrapeCredentialOf(request: FastifyRequest): Credential {
+  return oneCredential([
+    ['Authorization', bearerCredential(request.headers)],
+    ['x-api-key', apiKeyCredential(request.headers)],
+  ])
 }
 
 /**
@@ -532,12 +537,11 @@ export function registerObservability(app: FastifyInstance, deps: ObservabilityD
         'Metrics are off: set PRESENCED_METRICS_KEY and scrape with it as a bearer token.',
       )
     }
-    const key = scrapeKeyOf(request)
     let allowed = false
     try {
-      allowed = key !== undefined && (await auth.allowsMetrics(key, request.ip))
+      allowed = await auth.allowsMetrics(scrapeCredentialOf(request), request.ip)
     } catch (error) {
-      // an address refused for guessing: 429 with Retry-After, as an error record
+      // an address refused for guessing: 429 with Retry-After; several credentials: 400
       return mapErrorToRecord(error as Error, request, reply)
     }
     if (!allowed) {

@@ -208,9 +208,19 @@ export class Authenticator {
    * without it is a 403 SCOPE_MISSING, as on every route; an unknown secret counts as a guess
    * from `address`, as anywhere else (a revoked or expired key does not), and is false. A user's
    * token (Prometheus sends a bearer token, and so does a user's client) is false too, but no
-   * guess: it was issued, for the other routes, as an expired one was.
+   * guess: it was issued, for the other routes, as an expired one was. Several credentials (a
+   * Bearer key and an `x-api-key`) are refused (400), as on every route, rather than one read.
    */
-  async allowsMetrics(secret: string, address: string): Promise<boolean> {
+  async allowsMetrics(credential: Credential, address: string): Promise<boolean> {
+    if (credential.kind === 'several')
+      return this.authenticate(credential, address).then(() => false)
+    const secret =
+      credential.kind === 'token'
+        ? credential.token
+        : credential.kind === 'apiKey'
+          ? credential.secret
+          : ''
+    if (secret === '') return false
     this.#failures.check(address)
     const given = digest(secret)
     if (this.#metricsDigests.some((known) => timingSafeEqual(known, given))) return true

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { UserSettings } from '../../core/privacy.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { installErrorHandler } from '../roblox/errors.js'
-import { bearerOrKeyCredential } from '../shared/credentials.js'
+import { apiKeyCredential, bearerCredential, oneCredential } from '../shared/credentials.js'
 import { requireJsonBody } from './errors.js'
 import { publicSettings } from './routes.js'
 import { settingsBody } from './schemas.js'
@@ -19,7 +19,12 @@ export async function selfSettingsRoutes(
   installErrorHandler(app)
 
   app.addHook('onRequest', async (request) => {
-    const credential = bearerOrKeyCredential(request.headers) ?? { kind: 'none' }
+    // a key is read too, refused as no user (403) alone, and beside a token refused (400) rather
+    // than ignored
+    const credential = oneCredential([
+      ['Authorization', bearerCredential(request.headers)],
+      ['x-api-key', apiKeyCredential(request.headers)],
+    ])
     request.caller = auth.requireUser(await auth.authenticate(credential, request.ip))
     // the user's request budget, as on the Roblox routes beside (each PUT a durable write and a
     // privacy change for every watcher), before the body is read

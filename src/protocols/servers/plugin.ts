@@ -2,10 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { KeyCaller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
 import type { Scope } from '../../core/privacy.js'
-import { noCredential } from '../../service/authenticator.js'
 import type { ServerReportInput } from '../../service/game-servers.js'
 import type { ProtocolContext } from '../context.js'
-import { apiKeyCredential } from '../shared/credentials.js'
+import { apiKeyCredential, bearerCredential, oneCredential } from '../shared/credentials.js'
 import { mapErrorToRecord } from '../shared/error-record.js'
 import { endSchema, reportSchema, rosterSchema } from './schemas.js'
 
@@ -33,10 +32,13 @@ export async function serversProtocol(
   const requireKey =
     (...scopes: [Scope, ...Scope[]]) =>
     async (request: FastifyRequest<{ Params: Params }>): Promise<void> => {
-      const caller = await auth.authenticate(
-        apiKeyCredential(request.headers) ?? noCredential,
-        request.ip,
-      )
+      // a token is read too: beside the key it is refused (400) rather than ignored, and alone
+      // it is refused as no key
+      const credential = oneCredential([
+        ['Authorization', bearerCredential(request.headers)],
+        ['x-api-key', apiKeyCredential(request.headers)],
+      ])
+      const caller = await auth.authenticate(credential, request.ip)
       const key = auth.requireScope(caller, ...scopes)
       await servers.admit(key, request.params.gameId)
       request.caller = key

@@ -46,14 +46,6 @@ export function apiKeyCredential(headers: IncomingHttpHeaders): Credential | und
   return typeof key === 'string' && key !== '' ? { kind: 'apiKey', secret: key } : undefined
 }
 
-/**
- * The credential of a route for users: `Authorization: Bearer`, else an `x-api-key` (refused
- * there with 403 by the authenticator: it is valid, but no user), else none (401).
- */
-export function bearerOrKeyCredential(headers: IncomingHttpHeaders): Credential | undefined {
-  return bearerCredential(headers) ?? apiKeyCredential(headers)
-}
-
 /** The value of cookie `name` in a Cookie header (quotes and percent-encoding undone). */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined
