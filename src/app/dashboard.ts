@@ -5,6 +5,7 @@ import type { UserId } from '../core/user-id.js'
 import { adminAuth } from '../protocols/admin/auth.js'
 import {
   apiKeyCredential,
+  authorizationCredential,
   bearerHeaderCredential,
   oneCredential,
 } from '../protocols/shared/credentials.js'
@@ -109,7 +110,7 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
    */
   const presented = (request: FastifyRequest): Credential =>
     oneCredential([
-      ['Authorization', bearerHeaderCredential(request.headers)],
+      ['Authorization', authorizationCredential(request, bearerHeaderCredential)],
       ['x-api-key', apiKeyCredential(request.headers)],
     ])
   /**

@@ -3,7 +3,7 @@ import { stdSerializers, type SerializedError } from 'pino'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import {
   apiKeyCredential,
-  bearerCredential,
+  authorizationCredential,
   oneCredential,
 } from '../protocols/shared/credentials.js'
 import { mapErrorToRecord, sendErrorRecord } from '../protocols/shared/error-record.js'
@@ -493,7 +493,7 @@ export interface ObservabilityDeps {
  */
 function scrapeCredentialOf(request: FastifyRequest): Credential {
   return oneCredential([
-    ['Authorization', bearerCredential(request.headers)],
+    ['Authorization', authorizationCredential(request)],
     ['x-api-key', apiKeyCredential(request.headers)],
   ])
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { request } from 'node:http'
 import { test } from 'node:test'
 import { ADMIN_KEY, startApp } from '../helpers/start-app.js'
 
@@ -99,4 +100,58 @@ test('users settings, /metrics and the game-server routes refuse a key beside a 
   })
   assert.equal(tokenAlone.status, 401, tokenAlone.body)
   assert.match(tokenAlone.body, /API_KEY_MISSING/)
+})
+
+/** A GET whose headers are sent as given, a repeated one included (fetch would join them). */
+function rawGet(url: string, headers: string[]): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port, pathname, search, host } = new URL(url)
+    const req = request(
+      { hostname, port, path: pathname + search, headers: ['host', host, ...headers] },
+      (res) => {
+        if (String(res.headers['content-type']).startsWith('text/event-stream')) {
+          // a stream opened: the credential was taken
+          res.destroy()
+          return resolve({ status: res.statusCode ?? 0, body: '(stream)' })
+        }
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => (body += chunk))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+test('Authorization sent twice is several credentials (400), not the first one read', async (t) => {
+  // Node's parser keeps the first of repeated Authorization headers and drops the others
+  const server = await startApp(t, { listen: true, config: { metricsKey: METRICS_KEY } })
+  const alice = await server.tokens.issue('500' as never)
+  const bob = await server.tokens.issue('501' as never)
+  const twice = (first: string, second: string) => [
+    'authorization',
+    `Bearer ${first}`,
+    'authorization',
+    `Bearer ${second}`,
+  ]
+  const cases: Array<[label: string, path: string, headers: string[]]> = [
+    ['settings: two users', '/v1/presence/settings', twice(alice, bob)],
+    ['metrics: the key, then a bogus one', '/metrics', twice(METRICS_KEY, 'bogus')],
+    ['SSE: two users', '/api/v1/realtime/sse?ids=1', twice(alice, bob)],
+    ['stats: a token, then a bogus one', '/api/v1/stats', twice(alice, 'bogus')],
+    ['admin: a token, then another', '/admin/v1/keys', twice(alice, bob)],
+  ]
+  for (const [label, path, headers] of cases) {
+    const { status, body } = await rawGet(`${server.url}${path}`, headers)
+    assert.equal(status, 400, `${label}: ${status} ${body.slice(0, 160)}`)
+    assert.match(body, /Send one credential, not several: .*Authorization, Authorization/, label)
+  }
+  // once is one credential
+  const once = await rawGet(`${server.url}/v1/presence/settings`, [
+    'authorization',
+    `Bearer ${alice}`,
+  ])
+  assert.equal(once.status, 200, once.body)
 })

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { PresenceService } from '../../service/presence-service.js'
-import { apiKeyCredential, bearerCredential, oneCredential } from '../shared/credentials.js'
+import { apiKeyCredential, authorizationCredential, oneCredential } from '../shared/credentials.js'
 
 /**
  * An onRequest hook admitting the admin key or a scoped API key with the `admin` scope, both in
@@ -12,7 +12,7 @@ export function adminAuth(service: PresenceService) {
   const { auth } = service
   return async (request: FastifyRequest): Promise<void> => {
     const credential = oneCredential([
-      ['Authorization', bearerCredential(request.headers)],
+      ['Authorization', authorizationCredential(request)],
       ['x-api-key', apiKeyCredential(request.headers)],
     ])
     request.caller = auth.requireScope(await auth.authenticate(credential, request.ip), 'admin')

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { UserSettings } from '../../core/privacy.js'
 import type { PresenceService } from '../../service/presence-service.js'
 import { installErrorHandler } from '../roblox/errors.js'
-import { apiKeyCredential, bearerCredential, oneCredential } from '../shared/credentials.js'
+import { apiKeyCredential, authorizationCredential, oneCredential } from '../shared/credentials.js'
 import { requireJsonBody } from './errors.js'
 import { publicSettings } from './routes.js'
 import { settingsBody } from './schemas.js'
@@ -22,7 +22,7 @@ export async function selfSettingsRoutes(
     // a key is read too, refused as no user (403) alone, and beside a token refused (400) rather
     // than ignored
     const credential = oneCredential([
-      ['Authorization', bearerCredential(request.headers)],
+      ['Authorization', authorizationCredential(request)],
       ['x-api-key', apiKeyCredential(request.headers)],
     ])
     request.caller = auth.requireUser(await auth.authenticate(credential, request.ip))

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { UserCaller } from '../../core/caller.js'
 import type { Credential } from '../../service/authenticator.js'
 import type { PresenceService } from '../../service/presence-service.js'
-import { apiKeyCredential, bearerCredential, oneCredential } from '../shared/credentials.js'
+import { apiKeyCredential, authorizationCredential, oneCredential } from '../shared/credentials.js'
 
 /**
  * The token of a request: `Authorization: Bearer` or `?access_token=` (browsers' only way).
@@ -15,7 +15,7 @@ function credentialOf(request: FastifyRequest): Credential {
   if (Array.isArray(fromQuery))
     return { kind: 'several', names: fromQuery.map(() => '?access_token=') }
   return oneCredential([
-    ['Authorization', bearerCredential(request.headers)],
+    ['Authorization', authorizationCredential(request)],
     [
       '?access_token=',
       typeof fromQuery === 'string' ? { kind: 'token', token: fromQuery, via: 'query' } : undefined,

@@ -4,7 +4,7 @@ import { fail } from '../../core/errors.js'
 import type { Scope } from '../../core/privacy.js'
 import type { ServerReportInput } from '../../service/game-servers.js'
 import type { ProtocolContext } from '../context.js'
-import { apiKeyCredential, bearerCredential, oneCredential } from '../shared/credentials.js'
+import { apiKeyCredential, authorizationCredential, oneCredential } from '../shared/credentials.js'
 import { mapErrorToRecord } from '../shared/error-record.js'
 import { endSchema, reportSchema, rosterSchema } from './schemas.js'
 
@@ -35,7 +35,7 @@ export async function serversProtocol(
       // a token is read too: beside the key it is refused (400) rather than ignored, and alone
       // it is refused as no key
       const credential = oneCredential([
-        ['Authorization', bearerCredential(request.headers)],
+        ['Authorization', authorizationCredential(request)],
         ['x-api-key', apiKeyCredential(request.headers)],
       ])
       const caller = await auth.authenticate(credential, request.ip)

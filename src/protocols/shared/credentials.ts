@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Caller } from '../../core/caller.js'
 import { noCredential, type Credential } from '../../service/authenticator.js'
 import { bearerToken, isBlankHeader } from '../../service/bearer.js'
@@ -38,6 +38,26 @@ export function bearerHeaderCredential(headers: IncomingHttpHeaders): Credential
   const authorization = headers.authorization
   if (authorization === undefined || isBlankHeader(authorization)) return undefined
   return { kind: 'bearer', header: authorization }
+}
+
+/**
+ * The `Authorization` credential of a request, as `read` (bearerCredential or
+ * bearerHeaderCredential) makes it from the headers; `several` when the header came more than
+ * once. Node's parser keeps the first of repeated `Authorization` headers and drops the rest, so
+ * a second token would otherwise go unchecked, as a key beside a token would (oneCredential).
+ *
+ * @example oneCredential([['Authorization', authorizationCredential(request)], …])
+ */
+export function authorizationCredential(
+  request: { headers: IncomingHttpHeaders; raw: Pick<IncomingMessage, 'headersDistinct'> },
+  read: (headers: IncomingHttpHeaders) => Credential | undefined = bearerCredential,
+): Credential | undefined {
+  // an injected request (light-my-request) has no headersDistinct: its headers are one each
+  const sent = request.raw.headersDistinct?.authorization
+  if (sent !== undefined && sent.length > 1) {
+    return { kind: 'several', names: sent.map(() => 'Authorization') }
+  }
+  return read(request.headers)
 }
 
 /** `x-api-key: <secret>` as a credential; undefined without it. */
