@@ -1,5 +1,5 @@
 import websocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { fail } from '../../core/errors.js'
 import type { ProtocolContext } from '../context.js'
 import { requireUser, userOf } from './auth.js'
@@ -132,14 +132,21 @@ export async function nativeProtocol(
     },
   })
   const sse = serveSse(deps, sseStreams, (request) => admissions.take(request))
-  app.get('/api/v1/realtime/sse', { preValidation: admit }, (request, reply) =>
-    sse(request, reply, sseQueryRequest(request, settings.realtimeMaxIds)),
+  // every SSE answer tells the limit, a refusal before the handler (401, 429, a body its schema
+  // or parser refuses) too: a client learns how many ids to ask for whatever went wrong
+  const tellMaxIds = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    reply.header(MAX_IDS_HEADER, String(settings.realtimeMaxIds))
+  }
+  app.get(
+    '/api/v1/realtime/sse',
+    { onRequest: tellMaxIds, preValidation: admit },
+    (request, reply) => sse(request, reply, sseQueryRequest(request, settings.realtimeMaxIds)),
   )
   // positions for 1000 users do not fit a URL: the same stream, asked for in a body
   app.post<{ Body: SseBody }>(
     '/api/v1/realtime/sse',
     // refused (401, 429) before the body is read, as GET is before its stream starts
-    { schema: sseBodySchema, onRequest: admit, preValidation: requireJsonBody },
+    { schema: sseBodySchema, onRequest: [tellMaxIds, admit], preValidation: requireJsonBody },
     (request, reply) => sse(request, reply, sseBodyRequest(request.body, settings.realtimeMaxIds)),
   )
 }
