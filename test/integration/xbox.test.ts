@@ -586,6 +586,9 @@ test('a DELETE of title presence with bad input is a 4xx in the Xbox shape, neve
     [`${path}?titleId=1.5`, {}, 400],
     [`${path}?titleId=%7B1%7D`, {}, 400],
     [`${path}?titleId=${TITLE}&titleId=${TITLE}`, {}, 400],
+    // two titles named, one in the query and one in the header: neither is picked
+    [`${path}?titleId=${TITLE}`, { 'x-xbl-title-id': '1234' }, 400],
+    [`${path}?titleId=1234`, { 'x-xbl-title-id': TITLE }, 400],
     [path, { 'x-xbl-title-id': 'x' }, 400],
     [path, { 'x-xbl-title-id': '99999999999' }, 400],
     [path, { 'x-xbl-device-type': '{b1}' }, 400],
@@ -607,7 +610,21 @@ test('a DELETE of title presence with bad input is a 4xx in the Xbox shape, neve
     const body = response.json() as { code: unknown; description: unknown }
     assert.equal(typeof body.code, 'number', what)
     assert.equal(typeof body.description, 'string', what)
+    if (
+      url.includes('titleId=') &&
+      (url.match(/titleId=/g)!.length > 1 || extra['x-xbl-title-id'])
+    ) {
+      assert.match(body.description as string, /given once|two titles/, what)
+    }
   }
+  // the same title in both is one title
+  const both = await x.app.inject({
+    method: 'DELETE',
+    url: `${path}?titleId=${TITLE}`,
+    headers: { ...(await x.as(ME)), 'x-xbl-title-id': ` ${TITLE}` },
+  })
+  assert.equal(both.statusCode, 200, both.body)
+  assert.equal((await x.writeTitle(ME, { id: TITLE })).statusCode, 200)
   // none of those ended the title
   const record = (await x.get(ME, '/users/me?level=title')) as {
     state: string

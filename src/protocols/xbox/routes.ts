@@ -276,14 +276,23 @@ const XBOX_PATHS: ReadonlyArray<readonly [RegExp, string]> = [
 
 /**
  * The title of a write when its body names none: `?titleId=` or the `x-xbl-title-id` header
- * (presenced tokens carry no title claim); undefined when neither is given.
+ * (presenced tokens carry no title claim); undefined when neither is given. A repeated
+ * `?titleId=`, or the two naming different titles, is refused (400) rather than one picked.
  */
 function titleIdOf(request: FastifyRequest<Target>): string | undefined {
-  const raw = request.query.titleId ?? request.headers['x-xbl-title-id']
-  if (raw === undefined || raw === '') return undefined
-  const titleId = parseTitleId(raw)
-  if (!titleId) throw badRequest('The title id (titleId, x-xbl-title-id) must be a 32-bit integer.')
-  return titleId
+  const query: unknown = request.query.titleId
+  if (Array.isArray(query)) throw badRequest('titleId must be given once.')
+  const header = request.headers['x-xbl-title-id']
+  const named = [query, header].filter((raw) => raw !== undefined && raw !== '')
+  if (named.length === 0) return undefined
+  const titleIds = named.map(parseTitleId)
+  if (titleIds.some((titleId) => !titleId)) {
+    throw badRequest('The title id (titleId, x-xbl-title-id) must be a 32-bit integer.')
+  }
+  if (titleIds.length > 1 && titleIds[0] !== titleIds[1]) {
+    throw badRequest('?titleId= and x-xbl-title-id name two titles: send one, or the same.')
+  }
+  return titleIds[0]
 }
 
 /** A path segment as a route's params decode it; one that does not decode is kept as it is. */
