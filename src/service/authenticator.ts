@@ -212,8 +212,8 @@ export class Authenticator {
    * Bearer key and an `x-api-key`) are refused (400), as on every route, rather than one read.
    */
   async allowsMetrics(credential: Credential, address: string): Promise<boolean> {
-    if (credential.kind === 'several')
-      return this.authenticate(credential, address).then(() => false)
+    // several: refused (400) there, as on every route
+    if (credential.kind === 'several') await this.authenticate(credential, address)
     const secret =
       credential.kind === 'token'
         ? credential.token
