@@ -52,6 +52,8 @@ test('PRESENCED_REALTIME_MAX_IDS=3: SSE and WebSocket refuse a fourth id, and te
     assert.match(String(res.headers.get('content-type')), /^application\/json/, label)
     assert.equal(JSON.parse(body).error.code, code, `${label}: ${body}`)
     assert.equal(res.headers.get('x-presenced-max-ids'), '3', `${label}: the limit told`)
+    // an SSE request's refusal speaks of what it sent: no WebSocket frame here
+    assert.doesNotMatch(JSON.parse(body).error.message, /frame/, label)
   }
   const unauthenticated = await fetch(`${sse}?ids=1`)
   assert.equal(unauthenticated.status, 401)

@@ -125,7 +125,8 @@ export function parsePositions(raw: unknown, maxIds: number): Array<[UserId, str
     return fail('FRAME_INVALID', '"positions" must map user ids to the "pos" last received.')
   }
   const entries = Object.entries(raw as Record<string, unknown>)
-  if (entries.length > maxIds) return fail('TOO_MANY_IDS', `At most ${maxIds} ids per frame.`)
+  // a resume frame's or an SSE body's: one position a watched user, so no more than it watches
+  if (entries.length > maxIds) return fail('TOO_MANY_IDS', `At most ${maxIds} positions.`)
   const out: Array<[UserId, string]> = []
   for (const [key, value] of entries) {
     const id = parseUserId(key)
