@@ -182,12 +182,16 @@ export async function dashboard(app: FastifyInstance, options: DashboardOptions)
           'Invisible users are counted nowhere; users whose location is not public count as online but in no breakdown. With the admin key in x-api-key, `all` adds the same numbers over every user.',
         querystring: {
           type: 'object',
-          properties: { top: { type: ['integer', 'string'] } },
+          // an array (`?top=1&top=2`) reaches the handler, refused there in the route's words
+          properties: { top: { type: ['integer', 'string', 'array'] } },
         },
       },
     },
     async (request, reply) => {
       const raw = request.query.top ?? 10
+      if (Array.isArray(raw)) {
+        return sendNativeError(reply, 400, 'TOP_INVALID', '"top" must be given once.')
+      }
       const top = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : raw
       if (typeof top !== 'number' || !Number.isInteger(top) || top < 0 || top > MAX_TOP) {
         return sendNativeError(

@@ -218,6 +218,11 @@ test('stats: top is 0..100, bad keys are refused in the admin shape', async (t) 
     assert.equal(body.error.code, 'TOP_INVALID')
   }
   assert.equal((await stats(presenced, '?top=0')).status, 200)
+  // one value, as every single-valued parameter: a repeated one is refused, not read one way
+  const twice = await stats(presenced, '?top=1&top=2')
+  assert.equal(twice.status, 400)
+  assert.equal(twice.body.error.code, 'TOP_INVALID')
+  assert.match(twice.body.error.message, /"top" must be given once/)
   const wrong = await stats(presenced, '', 'not-the-key')
   assert.equal(wrong.status, 401)
   assert.equal(wrong.body.error.code, 'API_KEY_INVALID')
