@@ -183,11 +183,8 @@ export function serveSse(
     reply: FastifyReply,
     asked: SseRequest | Refusal,
   ): Promise<void> => {
-    if (!('ids' in asked)) {
-      // a refusal tells the limit too: a client that asked for more ids learns how many to ask
-      reply.header(MAX_IDS_HEADER, String(deps.maxIds))
-      return void sendNativeError(reply, 400, asked.code, asked.message)
-    }
+    // a refusal tells the limit as every answer does (the routes' onRequest hook)
+    if (!('ids' in asked)) return void sendNativeError(reply, 400, asked.code, asked.message)
     const caller = userOf(request)
     const userId = caller.userId
     const { ids, resume: resumePoint } = asked

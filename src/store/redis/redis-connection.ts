@@ -675,16 +675,13 @@ export class RedisConnection {
     const scripts = (this.client as unknown as { scriptsSet: Record<string, DefinedScript> })
       .scriptsSet
     const script = scripts[name]!
-    const send = () => {
-      const command = new script.Command(
-        'evalsha',
-        [script.sha, script.numberOfKeys ?? 0, ...args],
-        { replyEncoding: 'utf8' },
+    const send = () =>
+      this.#within<T>(
+        new script.Command('evalsha', [script.sha, script.numberOfKeys ?? 0, ...args], {
+          replyEncoding: 'utf8',
+        }),
+        deadlineMs,
       )
-      // set before the client's own (sendCommand), which then keeps this one
-      command.setTimeout(deadlineMs)
-      return this.client.sendCommand(command) as Promise<T>
-    }
     return send().catch((error: unknown) => {
       if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
       return send()
@@ -696,7 +693,11 @@ export class RedisConnection {
    * of the command timeout; sent on its own, as `script` is.
    */
   command<T>(name: string, args: readonly string[], deadlineMs: number): Promise<T> {
-    const command = new Command(name, [...args], { replyEncoding: 'utf8' })
+    return this.#within<T>(new Command(name, [...args], { replyEncoding: 'utf8' }), deadlineMs)
+  }
+
+  /** `command` sent on its own, timed out after `deadlineMs` rather than the command timeout. */
+  #within<T>(command: Command, deadlineMs: number): Promise<T> {
     // set before the client's own (sendCommand), which then keeps this one
     command.setTimeout(deadlineMs)
     return this.client.sendCommand(command) as Promise<T>
