@@ -9,6 +9,7 @@ import {
   StreamSubscription,
   checkSubscribeOptions,
   type ConnectionPresence,
+  type Handover,
   type PresenceEvent,
   type SubscribeOptions,
   type SubscriptionEvents,
@@ -97,15 +98,16 @@ export class Subscription
   }
 
   /**
-   * Opens streams of the learned limit for `ids` then the ids held back for the first stream's
-   * connection, which `ready` waits for.
+   * Opens streams of the learned limit for `ids` (continued `from` where the stream that shed
+   * them left them) then the ids held back for the first stream's connection, which `ready`
+   * waits for.
    */
-  #release(ids: readonly string[]): void {
+  #release(ids: readonly string[], from?: Handover): void {
     const rest = [...ids, ...this.#held]
     this.#held.clear()
     if (this.#closed) return
     for (let i = 0; i < rest.length; i += this.#limit) {
-      this.#awaitReady(this.#open(rest.slice(i, i + this.#limit)))
+      this.#awaitReady(this.#open(rest.slice(i, i + this.#limit), from))
     }
   }
 
@@ -273,13 +275,16 @@ export class Subscription
     return queue
   }
 
-  /** A new shard watching `ids`, its events told as this subscription's. */
-  #open(ids: readonly string[]): StreamSubscription {
+  /**
+   * A new shard watching `ids` (continued `from` where another shard left them), its events
+   * told as this subscription's.
+   */
+  #open(ids: readonly string[], from?: Handover): StreamSubscription {
     const shard: StreamSubscription = new StreamSubscription(
       this.#transport,
       ids,
       { ...this.#options, signal: this.#controller.signal },
-      { maxIds: this.#limit, shed: (shed) => this.#reshard(shard, shed) },
+      { maxIds: this.#limit, shed: (shed, left) => this.#reshard(shard, shed, left), from },
     )
     this.#shards.push(shard)
     shard.on('event', (event) => {
@@ -303,17 +308,18 @@ export class Subscription
 
   /**
    * `shard` learned that a stream may watch fewer ids than it was given (a server's limit below
-   * 1000) and shed the rest: they go to new shards of that size, which `ready` waits for too
-   * when it waits for `shard`.
+   * 1000: a first connection, or a server restarted with a lower limit) and shed the rest: they
+   * go to new shards of that size, which continue them from the positions `shard` held (none
+   * lost, none told twice) and which `ready` waits for too when it waits for `shard`.
    */
-  #reshard(shard: StreamSubscription, shed: string[]): void {
+  #reshard(shard: StreamSubscription, shed: string[], from: Handover): void {
     if (this.#closed) return
     this.#limit = Math.min(this.#limit, shard.maxIds)
     // the first stream's excess joins the ids held back for it: split together
-    if (this.#held.size > 0 || shard === this.#shards[0]) return this.#release(shed)
+    if (this.#held.size > 0 || shard === this.#shards[0]) return this.#release(shed, from)
     const waited = this.#waiting.has(shard)
     for (let i = 0; i < shed.length; i += this.#limit) {
-      const fresh = this.#open(shed.slice(i, i + this.#limit))
+      const fresh = this.#open(shed.slice(i, i + this.#limit), from)
       if (waited) this.#awaitReady(fresh)
     }
   }

@@ -187,13 +187,27 @@ export interface ShardOptions {
   maxIds?: number
   /**
    * Takes ids off this stream, which learned (from the server's MAX_IDS_HEADER) that it holds
-   * more than a stream may watch: they are watched by other streams.
+   * more than a stream may watch: they are watched by other streams, which continue them from
+   * `from` (`from` of ShardOptions).
    */
-  shed?: (ids: string[]) => void
+  shed?: (ids: string[], from: Handover) => void
+  /**
+   * Where another stream left the ids it shed: this one continues them from their positions
+   * (a stream of their own, as any node continues one from positions), so that the changes
+   * made since reach the subscriber once, and `presences` keeps what was known of them.
+   */
+  from?: Handover
+}
+
+/** What a stream knew of ids it handed to another stream: their last `pos` and presence. */
+export interface Handover {
+  readonly positions: ReadonlyMap<string, string>
+  readonly presences: ReadonlyMap<string, Presence>
 }
 
 interface ResumePoint {
-  token: string
+  /** undefined: a stream not opened yet, to be continued from the positions held alone. */
+  token: string | undefined
   since: number
 }
 
@@ -309,7 +323,7 @@ export class StreamSubscription
   /** SSE: a remove() asked for the stream to be reopened on the ids left (at the turn's end). */
   #reopenQueued = false
   /** Hands the ids past the server's limit to other streams (a sharded Subscription's). */
-  readonly #shed: ((ids: string[]) => void) | undefined
+  readonly #shed: ((ids: string[], from: Handover) => void) | undefined
   #timer: ReturnType<typeof setTimeout> | undefined
   /** Takes the listener off `options.signal` (on close). */
   #unlisten: (() => void) | undefined
@@ -330,6 +344,16 @@ export class StreamSubscription
     this.#ids = new Set(ids)
     this.#maxIds = shard.maxIds ?? MAX_STREAM_IDS
     this.#shed = shard.shed
+    if (shard.from !== undefined) {
+      for (const id of this.#ids) {
+        const pos = shard.from.positions.get(id)
+        const presence = shard.from.presences.get(id)
+        if (pos !== undefined) this.#positions.set(id, pos)
+        if (presence !== undefined) this.#current.set(id, presence)
+      }
+      // no stream of ours yet: the first connection continues the users from their positions
+      if (this.#positions.size > 0) this.#resume = { token: undefined, since: 0 }
+    }
     this.ready = new Promise((resolve, reject) => {
       this.#resolveReady = resolve
       this.#rejectReady = reject
@@ -386,7 +410,7 @@ export class StreamSubscription
 
   /** The last sequence number received (what a resume starts after). */
   get seq(): number | undefined {
-    return this.#resume?.since
+    return this.#resume?.token === undefined ? undefined : this.#resume.since
   }
 
   /**
@@ -589,14 +613,23 @@ export class StreamSubscription
       else shed.push(id)
     }
     if (shed.length === 0) return false
+    const positions = new Map<string, string>()
+    const presences = new Map<string, Presence>()
     for (const id of shed) {
+      const pos = this.#positions.get(id)
+      const presence = this.#current.get(id)
+      if (pos !== undefined) positions.set(id, pos)
+      if (presence !== undefined) presences.set(id, presence)
       this.#ids.delete(id)
       this.#unsent.delete(id)
       this.#positions.delete(id)
       this.#current.delete(id)
-      if (this.#resume !== undefined && this.#kind() === 'websocket') this.#unwatched.set(id, 0)
+      if (this.#resume?.token !== undefined && this.#kind() === 'websocket') {
+        this.#unwatched.set(id, 0)
+      }
     }
-    this.#shed(shed)
+    // the streams they go to continue them from their positions: nothing missed, nothing twice
+    this.#shed(shed, { positions, presences })
     return true
   }
 
@@ -643,10 +676,12 @@ export class StreamSubscription
           // before anything is sent (a subscribe of them all would be refused TOO_MANY_IDS)
           this.#fitLimit()
           // resume the stream where it was, else start one; then re-carry our own presence
-          if (this.#resume) {
+          const positions = [...this.#positions].filter(([id]) => this.#ids.has(id))
+          // ids handed over by another stream, none of them with a position left: started anew
+          if (this.#resume?.token === undefined && positions.length === 0) this.#resume = undefined
+          if (this.#resume?.token !== undefined) {
             // the node that held the stream resumes it by token; any other node, from the
             // positions (a node that died, a load balancer that sent us elsewhere)
-            const positions = [...this.#positions].filter(([id]) => this.#ids.has(id))
             connection.send({
               type: 'resume',
               resume: this.#resume.token,
@@ -657,6 +692,14 @@ export class StreamSubscription
             // have last taken an unsubscribe are unsubscribed again (the positions leave them
             // out: a stream continued from them never watches them)
             this.#unsubscribe(connection)
+          } else if (this.#resume !== undefined) {
+            // ids another stream handed over: continued from their positions alone (answered
+            // `recovered`, a stream of their own); those without one are subscribed after it
+            connection.send({ type: 'resume', positions: Object.fromEntries(positions) })
+            const rest = [...this.#ids].filter(
+              (id) => !this.#positions.has(id) && !this.#unsent.has(id),
+            )
+            if (rest.length > 0) this.#subscribe(connection, rest, undefined)
           } else {
             // a fresh stream watches only what is subscribed now
             this.#unwatched.clear()
@@ -752,12 +795,10 @@ export class StreamSubscription
     const ids = [...this.#ids]
     if (this.#resume === undefined) return { ids, positions: true }
     const positions = [...this.#positions].filter(([id]) => this.#ids.has(id))
-    return {
-      ids,
-      resume: this.#resume.token,
-      since: this.#resume.since,
-      positions: positions.length > 0 ? Object.fromEntries(positions) : true,
-    }
+    const held = positions.length > 0 ? Object.fromEntries(positions) : true
+    // ids another stream handed over: continued from their positions, a stream of their own
+    if (this.#resume.token === undefined) return { ids, positions: held }
+    return { ids, resume: this.#resume.token, since: this.#resume.since, positions: held }
   }
 
   /** Sends a subscribe of `ids` (of add() frame `frame`; undefined: every id), to be answered. */
@@ -1051,6 +1092,9 @@ export class StreamSubscription
         this.#resume = { token: frame.resume, since: frame.seq }
       }
       this.#attempt = 0
+      // a stream opened on positions handed over has no snapshot of its own to wait for: its
+      // users' state is what the stream that shed them knew, and the changes since follow
+      this.#resolveReady()
       return
     }
     if (frame.type === 'error') {

@@ -23,8 +23,24 @@ export interface LocalRedisCluster {
   stop(): Promise<void>
 }
 
-/** A port that is free now, with its cluster bus port (port + 10000) free too. */
+/**
+ * A port that is free now, with its cluster bus port (port + 10000) free too. From
+ * PRESENCED_TEST_PORTS (`low-high`) when set: several checkouts testing on one machine, each in
+ * a range of its own; else one the system picks.
+ */
 export async function freePort(withBus = false): Promise<number> {
+  const range = /^(\d+)-(\d+)$/.exec(process.env.PRESENCED_TEST_PORTS ?? '')
+  if (range) {
+    // from a random point of the range: files run at once do not all try its first ports
+    const [low, high] = [Number(range[1]), Number(range[2])]
+    const start = low + Math.floor(Math.random() * (high - low + 1))
+    for (let i = 0; i <= high - low; i++) {
+      const port = low + ((start - low + i) % (high - low + 1))
+      if (!(await isFree(port))) continue
+      if (!withBus || (port + 10000 <= 65535 && (await isFree(port + 10000)))) return port
+    }
+    throw new Error(`no free port in PRESENCED_TEST_PORTS ${range[0]}`)
+  }
   for (;;) {
     const port = await listenZero()
     if (!withBus) return port

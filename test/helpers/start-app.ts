@@ -17,6 +17,8 @@ export interface StartOptions extends AppOverrides {
   config?: Partial<Config>
   /** Listen on a free port (for WebSocket/SSE/real HTTP clients); default: inject only. */
   listen?: boolean
+  /** The port to listen on (a server restarted where its clients were); default: a free one. */
+  port?: number
   /** Reuse a data dir (e.g. to prove durability across a restart); default: a fresh temp dir. */
   dataDir?: string
 }
@@ -42,7 +44,7 @@ export async function startApp(t: TestContext, options: StartOptions = {}): Prom
   const presenced = await buildApp(config, options)
   let url = ''
   if (options.listen) {
-    url = await presenced.app.listen({ port: 0, host: '127.0.0.1' })
+    url = await presenced.app.listen({ port: options.port ?? 0, host: '127.0.0.1' })
   }
   t.after(async () => {
     await presenced.app.close()
