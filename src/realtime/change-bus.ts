@@ -24,7 +24,12 @@ export type BusEvent =
 
 /** Carries BusEvents to every node. Adapters: LocalChangeBus (one process), RedisChangeBus. */
 export interface ChangeBus {
-  publish(event: BusEvent): Promise<void>
+  /**
+   * `batch`: how many events are published together with this one (a bulk import's), which a
+   * shared bus runs one after the other: this one's deadline grows with them
+   * (RedisConnection.deadlineFor) instead of being one command's.
+   */
+  publish(event: BusEvent, batch?: number): Promise<void>
   /**
    * publish(), done at once (a single-process bus: its handlers run in the call); a failure is
    * thrown. Absent where a publish must wait (fleet mode).

@@ -12,6 +12,7 @@ import {
   type LocalRedisCluster,
 } from '../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, uniquePrefix } from '../../test/helpers/redis.js'
+import { pauseBefore } from '../../test/helpers/pause-redis.js'
 import { startTcpProxy } from '../../test/helpers/tcp-proxy.js'
 import type { UserId } from '../core/user-id.js'
 import { RedisConnection, type RedisTarget } from '../store/redis/redis-connection.js'
@@ -165,4 +166,41 @@ test('a resubscription that times out after a reconnect is no unhandled rejectio
   const event: BusEvent = { type: 'settings', userId: '9007199254740993' as UserId }
   await publisher.client.publish(channel, JSON.stringify({ n: 'another node', e: event }))
   assert.deepEqual(await heard, event)
+})
+
+test("events published as a batch get the batch's deadline, not one command's (an import's 10,000)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-bus-batch-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const redis = await startRedisServer(await freePort(), dir)
+  t.after(() => redis.kill())
+  const url = `redis://127.0.0.1:${redis.port}`
+  const connection = new RedisConnection({ url }, { commandTimeoutMs: 100 })
+  assert.ok(await connection.waitReady())
+  const channel = `${uniquePrefix('bus')}:bus`
+  const errors: unknown[] = []
+  const bus = new RedisChangeBus(connection, { channel, onError: (error) => errors.push(error) })
+  t.after(() => bus.close())
+  await bus.subscribed
+  const listener = new RedisChangeBus(new RedisConnection({ url }), { channel })
+  t.after(() => listener.close())
+  await listener.subscribed
+  const events: BusEvent[] = Array.from({ length: 3 }, (_, i) => ({
+    type: 'settings',
+    userId: String(7_000_000_000 + i) as UserId,
+  }))
+  const heard: BusEvent[] = []
+  const all = new Promise<void>((resolve) =>
+    listener.subscribe((event) => {
+      heard.push(event)
+      if (heard.length === events.length) resolve()
+    }),
+  )
+  // Redis takes longer over them than a command's timeout (100 ms), less than the deadline of a
+  // batch of 10,000 (100 + 2,000 ms)
+  const paused = pauseBefore(t, redis.port, (name) => name === 'publish', 300)
+  await Promise.all(events.map((event) => bus.publish(event, 10_000)))
+  assert.ok(paused.at !== undefined, 'the pause was sent before the first publish')
+  assert.deepEqual(errors.map(String), [], 'no publish failed')
+  await all
+  assert.deepEqual(heard, events, 'every event, in order')
 })

@@ -184,12 +184,18 @@ export class RedisChangeBus implements ChangeBus {
     }
   }
 
-  async publish(event: BusEvent): Promise<void> {
+  async publish(event: BusEvent, batch?: number): Promise<void> {
     this.#deliver(event)
     if (event.type === 'presence' && publishedByStore(event.change)) return
-    const envelope: Envelope = { n: this.nodeId, e: event }
+    const message = JSON.stringify({ n: this.nodeId, e: event } satisfies Envelope)
+    const connection = this.#connection
     try {
-      await this.#connection.client.publish(this.#options.channel, JSON.stringify(envelope))
+      if (batch === undefined) await connection.client.publish(this.#options.channel, message)
+      else {
+        // one of `batch` publishes sent together: Redis runs them one after the other
+        const deadline = connection.deadlineFor(batch)
+        await connection.command('publish', [this.#options.channel, message], deadline)
+      }
     } catch (error) {
       // the change itself is stored; only other nodes' watchers miss this event (see above)
       this.#options.onError?.(error)

@@ -10,9 +10,9 @@ export function observedBus(
 ): ChangeBus {
   if (!published) return bus
   const observed: ChangeBus = {
-    publish(event) {
+    publish(event, batch) {
       published(event.type)
-      return bus.publish(event)
+      return bus.publish(event, batch)
     },
     subscribe: (handler) => bus.subscribe(handler),
     close: () => bus.close(),

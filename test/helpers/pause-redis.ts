@@ -36,3 +36,34 @@ export function pauseBefore(
   })
   return paused
 }
+
+/**
+ * The commands of this process to the redis-server on `port` that `match` (their name and
+ * arguments) and failed as timed out: when each was sent and when it failed
+ * (`performance.now()`). What tells a deadline that did not grow from a batch that outlasted a
+ * grown one, where the answer comes only once every step was tried. Undone when the test ends.
+ */
+export function timeouts(
+  t: TestContext,
+  port: number,
+  matches: (name: string, args: readonly unknown[]) => boolean,
+): Array<{ sent: number; at: number }> {
+  const prototype = Redis.prototype as unknown as { sendCommand: Send }
+  const original = prototype.sendCommand
+  const timedOut: Array<{ sent: number; at: number }> = []
+  prototype.sendCommand = function (this: Redis, command: Command, ...rest: unknown[]) {
+    if (this.options.port === port && matches(command.name, command.args)) {
+      const sent = performance.now()
+      command.promise.catch((error: unknown) => {
+        if (error instanceof Error && /timed out/i.test(error.message)) {
+          timedOut.push({ sent, at: performance.now() })
+        }
+      })
+    }
+    return original.call(this, command, ...rest)
+  }
+  t.after(() => {
+    prototype.sendCommand = original
+  })
+  return timedOut
+}
