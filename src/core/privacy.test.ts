@@ -17,6 +17,7 @@ import {
   settingsAt,
   settingsOfChangeAt,
   settingsAudiences,
+  showsMore,
   shownWrite,
   strangers,
   strangersOf,
@@ -586,6 +587,24 @@ test('a live session written while hidden keeps what shows it as written when se
     T0 + 70,
   )
   assert.equal(after.visibleSince, undefined)
+})
+
+test('showsMore: invisibility ending or a wider visibility while visible, nothing else', () => {
+  const of = (visibility: 'everyone' | 'friends' | 'nobody', invisible = false) => ({
+    visibility,
+    invisible,
+  })
+  assert.equal(showsMore(of('nobody'), of('everyone')), true)
+  assert.equal(showsMore(of('nobody'), of('friends')), true)
+  assert.equal(showsMore(of('friends'), of('everyone')), true)
+  assert.equal(showsMore(of('everyone', true), of('everyone')), true)
+  assert.equal(showsMore(of('everyone', true), of('nobody')), true)
+  // the same, narrower, or still (or newly) invisible: nothing shows more
+  assert.equal(showsMore(of('everyone'), of('everyone')), false)
+  assert.equal(showsMore(of('everyone'), of('nobody')), false)
+  assert.equal(showsMore(of('friends'), of('nobody')), false)
+  assert.equal(showsMore(of('nobody'), of('everyone', true)), false)
+  assert.equal(showsMore(of('nobody', true), of('everyone', true)), false)
 })
 
 test('settingsOfChangeAt: at an earlier instant, the new settings never show more than the old', () => {

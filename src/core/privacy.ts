@@ -640,6 +640,25 @@ export function settingsOfChangeAt(
   return { ...later, visibility, invisible }
 }
 
+/**
+ * Whether a change of settings from `before` to `after` shows the user to someone more than
+ * before: invisibility ends, or the visibility widens while visible. An expiry told after such a
+ * change (a sweep's, the next write's) would be judged by settings wider than those in force
+ * when it happened, which settingsAt cannot rebuild for a visibility: the service tells it first
+ * (PresenceService.putSettings). A change that hides more needs nothing of the kind: judged
+ * later by narrower settings, an expiry shows less, and the change tells its own effect at once
+ * (settingsOfChangeAt).
+ *
+ * @example showsMore({ visibility: 'nobody', invisible: false }, { visibility: 'everyone', invisible: false }) // true
+ */
+export function showsMore(
+  before: Pick<UserSettings, 'visibility' | 'invisible'>,
+  after: Pick<UserSettings, 'visibility' | 'invisible'>,
+): boolean {
+  if (after.invisible) return false
+  return before.invisible || WIDTH[after.visibility] > WIDTH[before.visibility]
+}
+
 /** Whether two settings say the same (a member left out and one undefined are the same). */
 export function sameSettings(a: UserSettings, b: UserSettings): boolean {
   return (

@@ -56,7 +56,7 @@ function setup(t: TestContext, rateLimiter: RateLimiter = new MemoryRateLimiter(
       activity: { kind: 'online' },
       ...extra,
     })
-  return { clock, service, janitor, events, beat, profiles }
+  return { clock, service, janitor, events, beat, profiles, bus }
 }
 
 test('heartbeat stores the session for the default TTL and publishes the change', async (t) => {
@@ -350,6 +350,56 @@ test('putSettings invisible freezes lastOnline for others; self sees Invisible',
   await beat(alice)
   const [seenAgain] = await service.lookup(asUser(bob), [alice])
   assert.equal(seenAgain!.lastOnline, shown + 1_000)
+})
+
+test('putSettings showing more ends the sessions past expiry first, told under the settings it replaces: no sweep finds them after', async (t) => {
+  const { clock, service, janitor, events, beat, profiles, bus } = setup(t)
+  await service.putSettings(alice, { visibility: 'nobody' })
+  const start = clock.now()
+  const game = { kind: 'inGame' as const, placeId: '1818' }
+  await beat(alice, { key: 'app:PC', deviceType: 'PC', activity: game })
+  await beat(alice, { ttlMs: 3 * TTL })
+  clock.advance(TTL + 1_000)
+  // the settings stored as each event is told (the bus is synchronous here)
+  const storedThen: string[] = []
+  bus.subscribe(() => storedThen.push(profiles.getSettingsNow([alice])[0]!.visibility))
+  events.length = 0
+  await service.putSettings(alice, { visibility: 'everyone' })
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['presence', 'settings'],
+  )
+  assert.deepEqual(storedThen, ['nobody', 'everyone'])
+  const expiry = events[0]!
+  assert.ok(expiry.type === 'presence')
+  assert.equal(expiry.change.reason, 'timeout')
+  assert.deepEqual(
+    expiry.change.ended?.map((s) => s.key),
+    ['app:PC'],
+  )
+  assert.deepEqual(
+    expiry.change.after.sessions.map((s) => s.key),
+    ['app:iOS'],
+  )
+  assert.equal(expiry.change.after.lastOnline, start)
+  // told once: the sweep finds nothing, and a settings write with nothing expired tells none
+  assert.equal(await janitor.sweepOnce(), 0)
+  events.length = 0
+  await service.putSettings(alice, { visibility: 'friends', invisible: true })
+  await service.putSettings(alice, { invisible: false })
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['settings', 'settings'],
+  )
+  // one that hides more leaves the expiry to the sweep: judged by narrower settings, it shows less
+  clock.advance(3 * TTL)
+  events.length = 0
+  await service.putSettings(alice, { visibility: 'nobody' })
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['settings'],
+  )
+  assert.equal(await janitor.sweepOnce(), 1)
 })
 
 test('relation changes are published for both users', async (t) => {

@@ -32,6 +32,7 @@ import {
   type VisiblePresence,
   sameSettings,
   settingsAudiences,
+  showsMore,
 } from '../core/privacy.js'
 import { beyondUniverses, universesWithin } from '../core/api-key.js'
 import type { Issuer, UserCaller } from '../core/caller.js'
@@ -809,7 +810,10 @@ export class PresenceService {
   /**
    * Changes a user's privacy settings; members left out keep their value. The lastOnline others
    * see is frozen while the user is invisible and until they are next seen alive after
-   * (`nextSettings` in the core), so nothing about the invisible period leaks.
+   * (`nextSettings` in the core), so nothing about the invisible period leaks. A change that
+   * shows the user more (core `showsMore`) first ends the user's sessions past expiry and not
+   * swept yet, told under the settings it replaces (#expireBeforeSettings): nothing the user did
+   * while hidden shows once they show more.
    */
   async putSettings(
     id: UserId,
@@ -822,6 +826,7 @@ export class PresenceService {
         visibility: change.visibility ?? current.visibility,
         invisible: change.invisible ?? current.invisible,
       }
+      if (showsMore(current, next)) await this.#expireBeforeSettings(id)
       const [settings] = await this.#nextSettings([id], [current], [next])
       const event: SettingsEvent = {
         type: 'settings',
@@ -1376,6 +1381,29 @@ export class PresenceService {
     }
     await recorded
     if (failed) throw failed.error
+  }
+
+  /**
+   * Ends `id`'s sessions past expiry and not swept yet (PresenceStore.expire) and tells that
+   * expiry as the sweep would have (#announce, the janitor's path), before a settings write that
+   * shows the user more: an expiry is judged by the settings in force when it happened, and a
+   * later sweep or write would judge it by the wider new ones, which core settingsAt cannot narrow
+   * back (it rebuilds invisibility, not a visibility). A `nobody` user whose game expired and who
+   * then shows places to everyone must not be told, by that sweep, to have left the place, and a
+   * webhook of its universe must hear nothing. Every surface gets the expiry before the settings
+   * change: the outbox judges it at once (embedded: the settings read as it is recorded; fleet:
+   * those the store's script folded into the change), the history and the bus take it first.
+   * Fleet mode: this step and the settings write are two (the settings live beside the presence
+   * value, but are written by the PrivacyStore's script); a session expiring between them, within
+   * the few ms of the expiry's announcement and the settings' compare-and-set, is still judged by
+   * the new settings when swept (the fleet settings race, docs/reference/webhooks.md).
+   */
+  async #expireBeforeSettings(id: UserId): Promise<void> {
+    const change = await this.#stores.presence.expire(id, this.#clock.now())
+    if (change === undefined) return
+    // counted as a write's expiry: the sweep's lateness is the janitor's alone
+    this.#observer.expiredByWrite?.(1)
+    await this.#announce({ type: 'presence', change })
   }
 
   /** A settings change marked in the user's history, concerning whom it concerns. */

@@ -220,6 +220,15 @@ export interface PresenceStore {
    */
   sweepExpired(now: number, limit: number): Promise<PresenceChange[]>
   /**
+   * Ends every session of one user past expiry at `now` and not swept yet, as sweepExpired would
+   * (the same change: `before` as stored, `ended`, reason `sweepReason`, lastOnline moved to the
+   * last heartbeat of those ended, never back), in one atomic step: each is then claimed exactly
+   * once across nodes, never by a later sweep nor told again as a write's `expired`. Undefined
+   * when none had expired. A settings write runs it first (PresenceService.putSettings), so that
+   * an expiry is judged by the settings in force when it happened, not by the new ones.
+   */
+  expire(userId: UserId, now: number): Promise<PresenceChange | undefined>
+  /**
    * Every user with a live session at `now`, in batches of about `batchSize`: what the dashboard
    * counts per state, universe, place and title. Optional: an adapter without it shows no
    * breakdowns. Not a consistent snapshot: writes between batches may or may not be seen, but

@@ -165,6 +165,14 @@ test('presenced_expiries_total counts an expiry a write ended before the sweep, 
   clock.advance(1500)
   assert.equal(await service.sweepExpired(), 1)
   assert.equal(await metric(), 4)
+  // a settings change that shows the user more ends the expired session first: counted once
+  await service.putSettings(uid('4'), { visibility: 'nobody' })
+  await service.heartbeat({ ...write, userId: uid('4'), key: 'app:PC', ttlMs: 1000 })
+  clock.advance(1500)
+  await service.putSettings(uid('4'), { visibility: 'everyone' })
+  assert.equal(await metric(), 5)
+  assert.equal(await service.sweepExpired(), 0)
+  assert.equal(await metric(), 5)
 })
 
 test('presenced_expiries_total: an expiry a write ended counts on the node that wrote, not on one that heard it', async (t) => {

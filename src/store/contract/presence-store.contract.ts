@@ -329,6 +329,54 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       assert.deepEqual(await store.stats(at + 1), { sessions: 0, users: 0 })
     })
 
+    test('expire ends the user’s sessions past expiry as a sweep would: no later sweep or write reports them', async (t) => {
+      const store = await open(t)
+      const user = id('8803')
+      await store.heartbeat(write(user, 'app:PC', { deviceType: 'PC' }), T0)
+      await store.heartbeat(write(user, 'app:iOS', { ttlMs: TTL * 2 }), T0 + 1)
+      await store.heartbeat(write(id('8804')), T0)
+      const at = T0 + TTL + 10
+      const change = await store.expire(user, at)
+      assert.ok(change)
+      assert.equal(change.userId, user)
+      assert.equal(change.reason, 'timeout')
+      assert.deepEqual(keys(change.before.sessions), ['app:PC', 'app:iOS'])
+      assert.deepEqual(keys(change.ended ?? []), ['app:PC'])
+      assert.equal(change.ended![0]!.expiresAt, T0 + TTL)
+      assert.deepEqual(keys(change.after.sessions), ['app:iOS'])
+      assert.equal(change.expired, undefined)
+      assert.equal(change.after.lastOnline, T0 + 1)
+      assert.deepEqual(await store.stats(at), { sessions: 2, users: 2 })
+      // told once: neither the sweep nor the user's next write finds it again
+      assert.equal(await store.expire(user, at + 1), undefined)
+      assert.deepEqual(endedKeys(await store.sweepExpired(at + 1, 100)), ['8804/app:iOS'])
+      const next = await store.heartbeat(write(user, 'app:iOS', { ttlMs: TTL * 2 }), at + 2)
+      assert.equal(next.expired, undefined)
+      // every session past expiry: the user is offline after, lastOnline their last heartbeat
+      const later = at + 2 + TTL * 2
+      const last = await store.expire(user, later)
+      assert.deepEqual(keys(last?.ended ?? []), ['app:iOS'])
+      assert.deepEqual(last!.after.sessions, [])
+      assert.equal(last!.after.lastOnline, at + 2)
+      assert.deepEqual(await store.sweepExpired(later + 1, 100), [])
+      assert.deepEqual(await store.stats(later + 1), { sessions: 0, users: 0 })
+      const [read] = await store.getMany([user], -Infinity)
+      assert.deepEqual(read, { userId: user, sessions: [], lastOnline: at + 2 })
+    })
+
+    test('expire is nothing when no session of the user expired', async (t) => {
+      const store = await open(t)
+      const user = id('8805')
+      assert.equal(await store.expire(user, T0), undefined)
+      await store.heartbeat(write(user), T0)
+      assert.equal(await store.expire(user, T0 + TTL - 1), undefined)
+      assert.deepEqual(keys((await store.getMany([user], T0 + TTL - 1))[0]!.sessions), ['app:iOS'])
+      assert.deepEqual(await store.stats(T0 + 1), { sessions: 1, users: 1 })
+      // swept already: nothing left to end
+      assert.deepEqual(endedKeys(await store.sweepExpired(T0 + TTL, 100)), ['8805/app:iOS'])
+      assert.equal(await store.expire(user, T0 + TTL + 1), undefined)
+    })
+
     test('each device is its own session', async (t) => {
       const store = await open(t)
       const user = id('9')

@@ -481,20 +481,42 @@ export class MemoryPresenceStore implements PresenceStore {
     }
     const changes: PresenceChange[] = []
     for (const [user, { before, ended }] of byUser) {
-      // the user was last alive at their last heartbeat, not at the expiry instant
-      const lastAlive = Math.max(...ended.map((s) => s.updatedAt))
-      if (!((this.#users.lastOnline(user) ?? 0) >= lastAlive)) this.#touch(user, lastAlive, true)
-      // a value a heartbeat left waiting is the last one now: written by the next flush too
-      else if (this.#dirty.delete(user)) this.#ended.add(user)
-      changes.push({
-        userId: before.userId,
-        before,
-        after: this.#presence(before.userId, user, now),
-        reason: sweepReason(ended),
-        ended,
-      })
+      changes.push(this.#expiryChange(user, before, ended, now))
     }
     return Promise.resolve(changes)
+  }
+
+  // expire - see PresenceStore interface description.
+  expire(userId: UserId, now: number): Promise<PresenceChange | undefined> {
+    const user = this.#users.find(userId)
+    if (user === NONE || !this.#anyExpired(user, now)) return Promise.resolve(undefined)
+    // as stored before: the sessions it ends are still in
+    const before = {
+      userId,
+      sessions: this.#stored(userId, user),
+      lastOnline: this.#users.lastOnline(user),
+    }
+    const ended = this.#endExpired(userId, user, NONE, now)!
+    return Promise.resolve(this.#expiryChange(user, before, ended, now))
+  }
+
+  /**
+   * The change of an expiry that removed `ended` (a sweep's, or expire()'s): lastOnline moved to
+   * the last heartbeat of the sessions ended, never back.
+   */
+  #expiryChange(user: number, before: UserPresence, ended: Session[], now: number): PresenceChange {
+    // the user was last alive at their last heartbeat, not at the expiry instant
+    const lastAlive = Math.max(...ended.map((s) => s.updatedAt))
+    if (!((this.#users.lastOnline(user) ?? 0) >= lastAlive)) this.#touch(user, lastAlive, true)
+    // a value a heartbeat left waiting is the last one now: written by the next flush too
+    else if (this.#dirty.delete(user)) this.#ended.add(user)
+    return {
+      userId: before.userId,
+      before,
+      after: this.#presence(before.userId, user, now),
+      reason: sweepReason(ended),
+      ended,
+    }
   }
 
   /**

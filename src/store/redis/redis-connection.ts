@@ -35,6 +35,13 @@ declare module 'ioredis' {
       counts: string,
       ...args: string[]
     ): Result<string | null, Context>
+    presencedExpire(
+      value: string,
+      due: string,
+      timer: string,
+      counts: string,
+      ...args: string[]
+    ): Result<string | null, Context>
     presencedEndTitles(
       value: string,
       due: string,
@@ -151,6 +158,7 @@ function fixedScripts(): Array<[name: string, numberOfKeys: number, lua: string]
   return [
     ['presencedHeartbeat', 4, presenceLua('heartbeat.lua')],
     ['presencedEnd', 4, presenceLua('end.lua')],
+    ['presencedExpire', 4, presenceLua('expire.lua')],
     ['presencedEndTitles', 4, limitLua('presence.lua', 'end-titles.lua')],
     ['presencedDue', 1, lua('due.lua')],
     // one lease, one meaning: a webhook queue's delivery (RedisWebhookStore), a fleet duty's

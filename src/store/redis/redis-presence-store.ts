@@ -220,6 +220,28 @@ export class RedisPresenceStore implements PresenceStore {
     })
   }
 
+  // expire - see PresenceStore interface description.
+  expire(userId: UserId, now: number): Promise<PresenceChange | undefined> {
+    const k = this.#keys
+    const bucket = k.bucketOf(userId)
+    const shard = k.dueShardOf(userId)
+    return this.#connection.run(async () => {
+      const reply = await this.#connection.client.presencedExpire(
+        k.presence(userId),
+        k.due(bucket, shard),
+        k.dueTimer(bucket),
+        k.counts(bucket),
+        userId,
+        String(now),
+        String(shard),
+        this.#channel,
+        this.#nodeId,
+        ...this.#hist(bucket),
+      )
+      return reply ? this.#change(reply) : undefined
+    })
+  }
+
   endTitles(end: TitleEnd, now: number): Promise<TitlesEnded> {
     return this.#connection.run(async () => {
       const reply = await this.#endTitles(end, now, undefined)
