@@ -402,6 +402,37 @@ test('putSettings showing more ends the sessions past expiry first, told under t
   assert.equal(await janitor.sweepOnce(), 1)
 })
 
+test('importRecords: a settings line showing its user more ends the expired sessions first, as putSettings', async (t) => {
+  const { clock, service, janitor, events, beat, profiles, bus } = setup(t)
+  await service.putSettings(alice, { visibility: 'nobody' })
+  await service.putSettings(bob, { visibility: 'everyone' })
+  const game = { kind: 'inGame' as const, placeId: '1818' }
+  for (const id of [alice, bob]) {
+    await beat(id, { key: 'app:PC', deviceType: 'PC', activity: game })
+  }
+  clock.advance(TTL + 1_000)
+  const storedThen: string[] = []
+  bus.subscribe((e) => {
+    if (e.type === 'presence') storedThen.push(profiles.getSettingsNow([alice])[0]!.visibility)
+  })
+  events.length = 0
+  await service.importRecords([
+    { type: 'settings', userId: alice, settings: { visibility: 'everyone', invisible: false } },
+    { type: 'settings', userId: bob, settings: { visibility: 'nobody', invisible: false } },
+  ])
+  // alice's expiry first, under `nobody`; bob's (hiding more) is left to the sweep
+  assert.deepEqual(
+    events.map((e) =>
+      e.type === 'settings'
+        ? `settings:${e.userId}`
+        : `${e.type}:${'change' in e ? e.change.userId : ''}`,
+    ),
+    [`presence:${alice}`, `settings:${alice}`, `settings:${bob}`],
+  )
+  assert.deepEqual(storedThen, ['nobody'])
+  assert.equal(await janitor.sweepOnce(), 1)
+})
+
 test('relation changes are published for both users', async (t) => {
   const { service, events, profiles } = setup(t)
   await service.setFriends(alice, bob, true)

@@ -125,6 +125,9 @@ export const CHECKPOINT_MAX_IDS = 1000
 /** How often the janitor prunes the records of ended blocks that are no longer needed. */
 export const BLOCK_ENDS_PRUNE_MS = 60_000
 
+/** Users whose unswept expiries an import ends at once, before their settings (#expireAllBeforeSettings). */
+const EXPIRE_BATCH = 100
+
 /** Catalogue places read at once when checking a universe-limited key's writes. */
 const PLACE_CHECK_BATCH = 1000
 
@@ -1001,6 +1004,9 @@ export class PresenceService {
     if (privacy.length > 0) {
       const written = retryLostWrites(async () => {
         await this.#importedSettings(pending)
+        // as putSettings: a line that shows its user more tells the user's expiries first
+        const shown = pending.filter((r) => showsMore(r.expected!, r.settings))
+        if (shown.length > 0) await this.#expireAllBeforeSettings(shown.map((r) => r.userId))
         // marked before the write as well as after, as putSettings does
         const changed = this.#history.inProcess
           ? []
@@ -1404,6 +1410,23 @@ export class PresenceService {
     // counted as a write's expiry: the sweep's lateness is the janitor's alone
     this.#observer.expiredByWrite?.(1)
     await this.#announce({ type: 'presence', change })
+  }
+
+  /**
+   * #expireBeforeSettings for each of `ids` (an import's users whose settings show them more), a
+   * hundred at a time, each whatever became of the others; then the first failure is thrown.
+   */
+  async #expireAllBeforeSettings(ids: readonly UserId[]): Promise<void> {
+    const unique = [...new Set(ids)]
+    let failed: { error: unknown } | undefined
+    for (let from = 0; from < unique.length; from += EXPIRE_BATCH) {
+      const batch = unique.slice(from, from + EXPIRE_BATCH)
+      const done = await Promise.allSettled(batch.map((id) => this.#expireBeforeSettings(id)))
+      for (const result of done) {
+        if (result.status === 'rejected') failed ??= { error: result.reason }
+      }
+    }
+    if (failed) throw failed.error
   }
 
   /** A settings change marked in the user's history, concerning whom it concerns. */
