@@ -104,14 +104,20 @@ export async function budgeted(
 }
 
 /** `promise`'s outcome, or 'still pending' after `ms`. */
-export function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
-  return Promise.race([
-    promise.then(
-      () => 'resolved',
-      (e: unknown) => e,
-    ),
-    new Promise((resolve) => setTimeout(() => resolve('still pending'), ms)),
-  ])
+export async function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([
+      promise.then(
+        () => 'resolved',
+        (e: unknown) => e,
+      ),
+      new Promise((resolve) => (timer = setTimeout(() => resolve('still pending'), ms))),
+    ])
+  } finally {
+    // a timer left armed keeps the test file's process alive for `ms` after its last test
+    clearTimeout(timer)
+  }
 }
 
 /**
