@@ -1,8 +1,9 @@
 import type { ProtocolContext } from '../context.js'
 import type { LeanReply, LeanRoute } from '../shared/lean-routes.js'
+import { bodyText } from '../shared/body-text.js'
 import { parseJsonBody } from '../shared/lossless-json.js'
 import { renderXboxError, xboxInternalError } from './errors.js'
-import { XBOX_JSON_HEADERS, admitXbox, batchReply } from './routes.js'
+import { XBOX_BATCH_HEADERS, admitXbox, batchReply } from './routes.js'
 import { parseBatchJson, parseBatchRequest } from './schemas.js'
 
 /**
@@ -49,9 +50,12 @@ export function leanBatchRoute(context: ProtocolContext): LeanRoute {
       try {
         const caller = await admitXbox(service, request.headers, ip)
         await service.limits.xboxRead(caller, ip)
-        const text = await body()
-        let query = parseBatchJson(text)
+        // the plain shape read from the bytes as they came (no UTF-8 check nor decoding: it is
+        // ASCII); anything else as text, refused as the text path refuses it when not UTF-8
+        const bytes = await body(true)
+        let query = parseBatchJson(bytes)
         if (query === undefined) {
+          const text = bodyText(bytes, 'INVALID_JSON')
           let parsed: unknown
           try {
             parsed = parseJsonBody(text)
@@ -62,7 +66,7 @@ export function leanBatchRoute(context: ProtocolContext): LeanRoute {
           query = parseBatchRequest(parsed)
         }
         const reply = await batchReply(context, caller, request.headers, query)
-        return { status: 200, headers: XBOX_JSON_HEADERS, body: reply }
+        return { status: 200, headers: XBOX_BATCH_HEADERS, body: reply }
       } catch (error) {
         const rendered = renderXboxError(error)
         // not an Xbox error: lean-routes logs it and answers internalError, as the handler does

@@ -40,7 +40,7 @@ test('parseBatchJson: the general path query for the plain shapes, undefined for
     `{"level":"title","users":[${Array.from({ length: 1100 }, (_, i) => `"${i + 1}"`).join(',')}]}`,
   ]
   for (const text of plain) {
-    const fast = parseBatchJson(text)
+    const fast = parseBatchJson(Buffer.from(text, 'utf8'))
     assert.ok(fast, text)
     assert.deepEqual(withoutValues(fast), generalPath(text), text)
     assertValues(fast)
@@ -68,7 +68,7 @@ test('parseBatchJson: the general path query for the plain shapes, undefined for
     '{"users":"1"}',
     '',
   ]) {
-    assert.equal(parseBatchJson(text), undefined, text)
+    assert.equal(parseBatchJson(Buffer.from(text, 'utf8')), undefined, text)
   }
 })
 
@@ -92,7 +92,7 @@ test('parseBatchJson: never differs from the general path (generated bodies)', (
     .map(([members, s]) => `${s}{${members.join(',')}}${s}`)
   fc.assert(
     fc.property(body, (text) => {
-      const fast = parseBatchJson(text)
+      const fast = parseBatchJson(Buffer.from(text, 'utf8'))
       if (fast !== undefined) {
         assert.deepEqual(withoutValues(fast), generalPath(text))
         assertValues(fast)
@@ -100,4 +100,25 @@ test('parseBatchJson: never differs from the general path (generated bodies)', (
     }),
     { numRuns: 5000 },
   )
+})
+
+test('parseBatchJson: bytes after a UTF-8 byte-order mark; nothing outside ASCII', () => {
+  const withBom = parseBatchJson(Buffer.from('\ufeff{"users":["7","8"],"level":"all"}', 'utf8'))
+  assert.ok(withBom)
+  assert.deepEqual(withoutValues(withBom), generalPath('{"users":["7","8"],"level":"all"}'))
+  assert.deepEqual(withBom.values, [7, 8])
+  for (const bytes of [
+    Buffer.from('{"users":["1"],"level":"allé"}', 'utf8'),
+    Buffer.from('{"users":["1"],"level":"all\u00a0"}', 'utf8'),
+    Buffer.concat([
+      Buffer.from('{"users":["1"],"level":"'),
+      Buffer.from([0xff]),
+      Buffer.from('"}'),
+    ]),
+    Buffer.concat([Buffer.from('{"users":["1"'), Buffer.from([0xc2, 0xa0]), Buffer.from(']}')]),
+    Buffer.from('\ufeff\ufeff{"users":["1"]}', 'utf8'),
+    Buffer.from([0xef, 0xbb]),
+  ]) {
+    assert.equal(parseBatchJson(bytes), undefined, bytes.toString('latin1'))
+  }
 })

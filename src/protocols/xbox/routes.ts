@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 
 import type { IncomingHttpHeaders } from 'node:http'
 import type { PresenceService } from '../../service/presence-service.js'
 import type { Authenticator } from '../../service/authenticator.js'
+import { replyHeaders } from '../shared/lean-routes.js'
 import { leanBatchRoute } from './lean-batch.js'
 import type { Caller } from '../../core/caller.js'
 import { fail } from '../../core/errors.js'
@@ -465,3 +466,6 @@ export const XBOX_JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze
   'x-xbl-contract-version': CONTRACT_VERSION,
   'content-type': 'application/json; charset=utf-8',
 })
+
+/** XBOX_JSON_HEADERS for the lean batch's replies, validated once (see replyHeaders). */
+export const XBOX_BATCH_HEADERS = replyHeaders(XBOX_JSON_HEADERS)
