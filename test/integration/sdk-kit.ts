@@ -103,21 +103,32 @@ export async function budgeted(
   })
 }
 
-/** `promise`'s outcome, or 'still pending' after `ms`. */
-export async function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
+/**
+ * `promise`'s value, or `label` if it has not settled after `ms`. The timer is cleared once it
+ * settles: one left armed keeps the test file's process alive for `ms` after its last test.
+ */
+export async function orAfter<T, L>(promise: Promise<T>, ms: number, label: L): Promise<T | L> {
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     return await Promise.race([
-      promise.then(
-        () => 'resolved',
-        (e: unknown) => e,
-      ),
-      new Promise((resolve) => (timer = setTimeout(() => resolve('still pending'), ms))),
+      promise,
+      new Promise<L>((resolve) => (timer = setTimeout(() => resolve(label), ms))),
     ])
   } finally {
-    // a timer left armed keeps the test file's process alive for `ms` after its last test
     clearTimeout(timer)
   }
+}
+
+/** `promise`'s outcome, or 'still pending' after `ms`. */
+export function settledWithin(promise: Promise<unknown>, ms = 5000): Promise<unknown> {
+  return orAfter(
+    promise.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    ),
+    ms,
+    'still pending',
+  )
 }
 
 /**

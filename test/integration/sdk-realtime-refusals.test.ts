@@ -14,6 +14,7 @@ import {
   proxiedSubscription,
   recordingClient,
   recordingWebSocket,
+  orAfter,
   settledWithin,
   setup,
 } from './sdk-kit.js'
@@ -31,14 +32,15 @@ type Reconnecting = { attempt: number; delayMs: number; error: unknown }
 
 /** The first `reconnecting` whose error is a PresencedError of `code`, or 'none' after `ms`. */
 function reconnectingFor(sub: Subscription, code: string, ms = 20_000) {
-  return Promise.race([
+  return orAfter(
     new Promise<Reconnecting>((resolve) =>
       sub.on('reconnecting', (r) => {
         if (r.error instanceof PresencedError && r.error.code === code) resolve(r)
       }),
     ),
-    new Promise<'none'>((resolve) => setTimeout(() => resolve('none'), ms)),
-  ])
+    ms,
+    'none' as const,
+  )
 }
 
 /** Resolves once `sub` tells PLAYER online (by an event, or a fresh snapshot). */
@@ -128,10 +130,11 @@ for (const transport of ['websocket', 'sse'] as const) {
       const sub = client.subscribe([42], { transport, reconnect: { minDelayMs: 50 } })
       t.after(() => sub.close())
       const errors = errorsOf(sub)
-      const refused = await Promise.race([
+      const refused = await orAfter(
         new Promise<Reconnecting>((resolve) => sub.once('reconnecting', resolve)),
-        new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 10_000)),
-      ])
+        10_000,
+        'hung' as const,
+      )
       assert.notEqual(refused, 'hung', 'the unfinished body did not hold the subscription up')
       const { error, delayMs } = refused as Reconnecting
       assert.ok(error instanceof PresencedError)
@@ -325,13 +328,18 @@ test(
 
 /** The next `reconnecting` or `error` of `sub`, whichever comes first ('none' after 20 s). */
 function nextEnd(sub: Subscription) {
-  return Promise.race([
-    new Promise<{ reconnecting: Reconnecting }>((resolve) =>
-      sub.once('reconnecting', (reconnecting) => resolve({ reconnecting })),
-    ),
-    new Promise<{ error: unknown }>((resolve) => sub.once('error', (error) => resolve({ error }))),
-    new Promise<'none'>((resolve) => setTimeout(() => resolve('none'), 20_000)),
-  ])
+  return orAfter(
+    Promise.race([
+      new Promise<{ reconnecting: Reconnecting }>((resolve) =>
+        sub.once('reconnecting', (reconnecting) => resolve({ reconnecting })),
+      ),
+      new Promise<{ error: unknown }>((resolve) =>
+        sub.once('error', (error) => resolve({ error })),
+      ),
+    ]),
+    20_000,
+    'none' as const,
+  )
 }
 
 test(

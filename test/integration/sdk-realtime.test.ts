@@ -15,6 +15,7 @@ import {
   PLAYER,
   proxiedSubscription,
   recordingClient,
+  orAfter,
   settledWithin,
   setup,
   WATCHER,
@@ -311,8 +312,7 @@ for (const transport of ['websocket', 'sse'] as const) {
       proxy.freeze()
       // made while the connection is silent: only a new connection can tell it
       await player.registerAppPresence({ location: 'Lobby' })
-      const waited = new Promise<'silent'>((resolve) => setTimeout(() => resolve('silent'), 12_000))
-      const next = await Promise.race([events.next(), waited])
+      const next = await orAfter(events.next(), 12_000, 'silent' as const)
       assert.notEqual(next, 'silent', 'the change arrived over a new connection')
       assert.ok(
         next !== 'silent' && next.type === 'online',
@@ -525,7 +525,7 @@ test(
     taking.close()
     await player.registerAppPresence({ location: 'Lobby' })
     // (by an event, or a fresh snapshot if the history no longer reaches back)
-    const heard = await Promise.race([
+    const heard = await orAfter(
       new Promise<void>((resolve) => {
         const check = () => {
           if (sub.presences.get(PLAYER)?.type === PresenceType.Online) resolve()
@@ -533,8 +533,9 @@ test(
         sub.on('event', check)
         check()
       }),
-      new Promise((resolve) => setTimeout(() => resolve('deaf'), 10_000)),
-    ])
+      10_000,
+      'deaf' as const,
+    )
     assert.notEqual(heard, 'deaf', 'the change reached the subscription')
     assert.deepEqual([...sub.ids], [PLAYER, '42'])
   },
