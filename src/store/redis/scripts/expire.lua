@@ -16,18 +16,7 @@ local now = tonumber(ARGV[2])
 local raw = redis.call('GET', KEYS[1])
 if not raw then return nil end
 local lo, sessions, fold = parse(raw, settings_key(KEYS[1], ARGV[1]))
-local kept = {}
-local removed = 0
-local lastAlive = nil
-for _, s in ipairs(sessions) do
-  if s.ex <= now then
-    removed = removed + 1
-    local up = s.ex - s.ttl
-    if lastAlive == nil or up > lastAlive then lastAlive = up end
-  else
-    kept[#kept + 1] = s
-  end
-end
+local kept, removed, lastAlive = split_expired(sessions, now)
 if removed == 0 then return nil end
 redis.call('HINCRBY', KEYS[4], 's', -removed)
 index(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[1], kept)

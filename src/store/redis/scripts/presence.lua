@@ -156,6 +156,25 @@ local function end_expired(sessions, now, prefix, counts)
   return expired
 end
 
+-- Splits `sessions` at `now`, as a sweep ends them: the live ones (a new list), how many had
+-- expired, and the latest heartbeat among those (when the user was last alive, which lastOnline
+-- becomes, not the expiry instant). sweep.lua's, and expire.lua's for one user.
+local function split_expired(sessions, now)
+  local kept = {}
+  local removed = 0
+  local lastAlive = nil
+  for _, s in ipairs(sessions) do
+    if s.ex <= now then
+      removed = removed + 1
+      local up = s.ex - s.ttl
+      if lastAlive == nil or up > lastAlive then lastAlive = up end
+    else
+      kept[#kept + 1] = s
+    end
+  end
+  return kept, removed, lastAlive
+end
+
 -- Makes room for one more session among `sessions`, the user's, before one is added: while
 -- `max` or more of them are live, the live one that expires first (beaten least recently) is
 -- taken out, counted out of the bucket's `counts`. Expired ones are not counted (a write ends

@@ -24,18 +24,7 @@ for _, shard in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   for _, userId in ipairs(due) do
     local raw = redis.call('GET', ARGV[3] .. userId)
     local lo, sessions, fold = parse(raw, settings_key(ARGV[3] .. userId, userId))
-    local kept = {}
-    local removed = 0
-    local lastAlive = nil
-    for _, s in ipairs(sessions) do
-      if s.ex <= now then
-        removed = removed + 1
-        local up = s.ex - s.ttl
-        if lastAlive == nil or up > lastAlive then lastAlive = up end
-      else
-        kept[#kept + 1] = s
-      end
-    end
+    local kept, removed, lastAlive = split_expired(sessions, now)
     index(dueKey, KEYS[1], KEYS[2], shard, userId, kept)
     if removed > 0 then
       redis.call('HINCRBY', KEYS[2], 's', -removed)
