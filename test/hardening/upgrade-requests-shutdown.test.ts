@@ -104,7 +104,10 @@ async function closeWhileChecking(app: { close(): Promise<unknown> }, release: (
   // the plugins' preClose hooks have run: app.close() waits on the server's connections
   await new Promise((resolve) => setTimeout(resolve, 200))
   release()
-  return Promise.race([closed, new Promise<number>((resolve) => setTimeout(resolve, 4000, -1))])
+  let timer: NodeJS.Timeout | undefined
+  const held = new Promise<number>((resolve) => (timer = setTimeout(resolve, 4000, -1)))
+  // cleared once closed: an armed timer keeps the file's process alive after its last test
+  return Promise.race([closed, held]).finally(() => clearTimeout(timer))
 }
 
 function assertRefused(answer: Answer, what: string) {
@@ -196,12 +199,16 @@ test('a WebSocket upgraded once the shutdown began is closed 1001 at once, its p
   const { port } = server.address() as { port: number }
   const client = new WebSocket(`ws://127.0.0.1:${port}/`)
   client.on('error', () => {})
+  let timer: NodeJS.Timeout | undefined
   const [code, reason] = await Promise.race([
     new Promise<[number, string]>((resolve) =>
       client.on('close', (code, reason) => resolve([code, reason.toString()])),
     ),
-    new Promise<[number, string]>((resolve) => setTimeout(resolve, 3000, [-1, 'still open'])),
+    new Promise<[number, string]>(
+      (resolve) => (timer = setTimeout(resolve, 3000, [-1, 'still open'])),
+    ),
   ])
+  clearTimeout(timer)
   client.terminate()
   assert.deepEqual([code, reason], [1001, 'server shutting down'])
   assert.equal([...wheel.members()].length, 0, 'nothing kept on the keepalive wheel')
