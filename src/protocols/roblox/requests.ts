@@ -1,6 +1,7 @@
 import { canonicalGameId } from '../../core/game-id.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import { badRequest, messages } from './errors.js'
+import { byteAt, holdsAt, skipSpace } from '../shared/json-bytes.js'
 
 /** Roblox refuses more ids than this per POST /v1/presence/users. */
 export const MAX_USER_IDS = 50
@@ -191,21 +192,6 @@ export function parseUsersJson(body: Buffer): ParsedUserIds | undefined {
   }
 }
 
-/**
- * The byte at `i`, 0 past the end. Never reading past the end keeps V8's element loads inlined
- * (one read past the end, where every body ends, turns the site into a generic one).
- */
-function byteAt(body: Uint8Array, i: number, n: number): number {
-  return i < n ? body[i]! : 0
-}
-
-/** Whether `body` holds `bytes` at `i`. */
-function holdsAt(body: Uint8Array, i: number, n: number, bytes: Uint8Array): boolean {
-  if (i + bytes.length > n) return false
-  for (let k = 0; k < bytes.length; k++) if (body[i + k] !== bytes[k]) return false
-  return true
-}
-
 /** Whether the `digits` digits at `start` (no leading zero) are at most the largest int64. */
 function isInt64(body: Uint8Array, start: number, digits: number): boolean {
   if (digits !== MAX_INT64_DIGITS.length) return digits < MAX_INT64_DIGITS.length
@@ -255,16 +241,6 @@ function firstSeen(value: number): boolean {
     if (slotValues[slot] === value) return false
     slot = (slot + 1) & (SLOTS - 1)
   }
-}
-
-/** The index of the first byte at or after `i` that is not JSON whitespace (`n` at most). */
-function skipSpace(body: Uint8Array, i: number, n: number): number {
-  while (i < n) {
-    const c = body[i]!
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i
-    i++
-  }
-  return n
 }
 
 export interface RegisterRequest {

@@ -2,6 +2,7 @@ import type { Placement, RichPresence, TitleState } from '../../core/presence.js
 import { parseTitleId, parseUserId, type UserId } from '../../core/user-id.js'
 import { DEVICE_TYPE, deviceTypeKey } from './device-types.js'
 import { hasUtf8Bom } from '../shared/body-text.js'
+import { byteAt, holdsAt, skipSpace } from '../shared/json-bytes.js'
 import { badRequest } from './errors.js'
 import { xboxLevels, type XboxLevel } from './view.js'
 
@@ -178,7 +179,7 @@ const LEVEL_MEMBER = Buffer.from('"level"', 'latin1')
  */
 export function parseBatchJson(body: Buffer): BatchQuery | undefined {
   const n = body.length
-  let i = space(body, hasUtf8Bom(body) ? 3 : 0, n)
+  let i = skipSpace(body, hasUtf8Bom(body) ? 3 : 0, n)
   if (byteAt(body, i, n) !== 0x7b /* { */) return undefined
   let users: UserId[] | undefined
   let values: number[] | undefined
@@ -187,7 +188,7 @@ export function parseBatchJson(body: Buffer): BatchQuery | undefined {
   /** The body as latin1 text, made once it holds users: the XUIDs are slices of it. */
   let text = ''
   for (;;) {
-    i = space(body, i + 1, n)
+    i = skipSpace(body, i + 1, n)
     if (holdsAt(body, i, n, USERS_MEMBER)) {
       if (users !== undefined) return undefined
       i = colon(body, i + 7, n)
@@ -206,7 +207,7 @@ export function parseBatchJson(body: Buffer): BatchQuery | undefined {
       let count = 0
       let distinct = 0
       allShort = true
-      i = space(body, i + 1, n)
+      i = skipSpace(body, i + 1, n)
       for (;;) {
         const quoted = byteAt(body, i, n) === 0x22
         const start = quoted ? i + 1 : i
@@ -239,9 +240,9 @@ export function parseBatchJson(body: Buffer): BatchQuery | undefined {
           i = end + 1
           continue
         }
-        i = space(body, end, n)
+        i = skipSpace(body, end, n)
         const c = byteAt(body, i, n)
-        i = space(body, i + 1, n)
+        i = skipSpace(body, i + 1, n)
         if (c === 0x5d /* ] */) break
         if (c !== 0x2c /* , */) return undefined
       }
@@ -257,7 +258,7 @@ export function parseBatchJson(body: Buffer): BatchQuery | undefined {
       const found = levelAt(body, i + 1, end)
       if (found === undefined) return undefined
       level = found
-      i = space(body, end + 1, n)
+      i = skipSpace(body, end + 1, n)
     } else {
       return undefined
     }
@@ -265,7 +266,7 @@ export function parseBatchJson(body: Buffer): BatchQuery | undefined {
     if (c === 0x7d /* } */) break
     if (c !== 0x2c /* , */) return undefined
   }
-  if (users === undefined || space(body, i + 1, n) !== n) return undefined
+  if (users === undefined || skipSpace(body, i + 1, n) !== n) return undefined
   return {
     users,
     deviceTypes: new Set(),
@@ -287,34 +288,10 @@ function levelAt(body: Uint8Array, start: number, end: number): XboxLevel | unde
   return undefined
 }
 
-/** The index of the first byte at or after `i` that is not JSON whitespace. */
-function space(body: Uint8Array, i: number, n: number): number {
-  for (;;) {
-    const c = byteAt(body, i, n)
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i
-    i++
-  }
-}
-
-/**
- * The byte at `i`, 0 past the end. Never reading past the end keeps V8's element loads inlined
- * (one read past the end, where every body ends, turns the site into a generic one).
- */
-function byteAt(body: Uint8Array, i: number, n: number): number {
-  return i < n ? body[i]! : 0
-}
-
-/** Whether `body` holds `bytes` at `i`. */
-function holdsAt(body: Uint8Array, i: number, n: number, bytes: Uint8Array): boolean {
-  if (i + bytes.length > n) return false
-  for (let k = 0; k < bytes.length; k++) if (body[i + k] !== bytes[k]) return false
-  return true
-}
-
 /** Past the `:` after a member name at `i` (and its whitespace), or -1. */
 function colon(body: Uint8Array, i: number, n: number): number {
-  i = space(body, i, n)
-  return byteAt(body, i, n) === 0x3a ? space(body, i + 1, n) : -1
+  i = skipSpace(body, i, n)
+  return byteAt(body, i, n) === 0x3a ? skipSpace(body, i + 1, n) : -1
 }
 
 /**
