@@ -115,6 +115,12 @@ test('fleet: an import of 10,000 settings lines is answered 200 when Redis takes
   t.diagnostic(
     `import: ${imported.statusCode} ${ms.toFixed(0)} ms after ${paused.at === undefined ? 'the request (no MULTI sent)' : 'the first MULTI'} ${imported.body}`,
   )
+  if (imported.statusCode === 503 && paused.at === undefined) {
+    // what comes before the first transaction has its own test (the reads, below) or the plain
+    // timeout (the webhooks' list): a loaded machine's Redis answered one later than 100 ms
+    t.skip('inconclusive: the import failed before its first transaction')
+    return
+  }
   // a transaction is 5,000 commands at most (two here, one after the other): a 503 sooner than
   // the first one's deadline is a deadline that did not grow
   const deadline = TIMEOUT_MS + 5_000 * DEADLINE_MS_PER_USER
@@ -125,6 +131,51 @@ test('fleet: an import of 10,000 settings lines is answered 200 when Redis takes
   assert.equal(imported.statusCode, 200, imported.body)
   assert.equal((imported.json() as { records: number }).records, USERS)
   assert.ok(paused.at !== undefined, 'the pause was sent before the first transaction')
+})
+
+test('fleet: an import of 10,000 settings lines is answered 200 when Redis takes longer than PRESENCED_REDIS_TIMEOUT over the reads before its write', async (t) => {
+  const redis = await privateRedis(t, 'import-reads')
+  const { app } = await startApp(t, {
+    config: { redisUrl: redis.url, redisPrefix: 'import-reads', redisTimeoutMs: TIMEOUT_MS },
+  })
+  const body = Array.from(
+    { length: USERS },
+    (_, i) =>
+      `{"type":"settings","userId":"${7_000_000_000 + i}","visibility":"friends","invisible":false}`,
+  ).join('\n')
+  // before its first transaction the import reads each line's settings and presence (joined
+  // MGETs of 5,000 keys at most): the first of them and everything after it wait behind the pause
+  const paused = pauseBefore(
+    t,
+    Number(new URL(redis.url).port),
+    (name) => name === 'mget',
+    PAUSE_MS,
+  )
+  const started = performance.now()
+  const imported = await app.inject({
+    method: 'POST',
+    url: '/admin/v1/import',
+    headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/x-ndjson' },
+    payload: body,
+  })
+  const ms = performance.now() - (paused.at ?? started)
+  t.diagnostic(
+    `import: ${imported.statusCode} ${ms.toFixed(0)} ms after ${paused.at === undefined ? 'the request (no MGET sent)' : 'the first MGET'} ${imported.body}`,
+  )
+  if (imported.statusCode === 503 && paused.at === undefined) {
+    t.skip('inconclusive: the import failed before its first read (the plain timeout, 100 ms)')
+    return
+  }
+  // a joined MGET holds 5,000 keys at most: a 503 sooner than its deadline is a deadline that
+  // did not grow
+  const deadline = TIMEOUT_MS + 5_000 * DEADLINE_MS_PER_USER
+  if (imported.statusCode === 503 && paused.at !== undefined && ms >= deadline * SETTLED) {
+    t.skip(`inconclusive: the machine took ${ms.toFixed(0)} ms, past the ${deadline} ms deadline`)
+    return
+  }
+  assert.equal(imported.statusCode, 200, imported.body)
+  assert.equal((imported.json() as { records: number }).records, USERS)
+  assert.ok(paused.at !== undefined, 'the pause was sent before the first MGET')
 })
 
 test("fleet: an import of 10,000 settings lines is answered 200 when Redis takes longer than PRESENCED_REDIS_TIMEOUT over the import's announcements", async (t) => {

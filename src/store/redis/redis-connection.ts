@@ -1292,6 +1292,9 @@ export class RedisConnection {
         continue
       }
       const command = new MgetCommand(group.waiters)
+      // Redis answers a joined MGET once it has read every key: an import's 5,000 waited out
+      // the plain timeout on a loaded machine (503) where a report's deadline held
+      command.setTimeout(this.deadlineFor(group.size))
       sendTo(client, command, out)
       command.promise.then(
         (reply) => splitMget(group, reply as unknown as (Buffer | null)[]),
@@ -1353,6 +1356,7 @@ export class RedisConnection {
       reply = Promise.resolve([])
     } else {
       const command = new MgetCommand(parts)
+      command.setTimeout(this.deadlineFor(size))
       sendTo(client, command, out)
       reply = command.promise as unknown as Promise<(Buffer | null)[]>
     }
