@@ -39,7 +39,9 @@ for (const mode of ['embedded', 'fleet'] as const) {
     const prefix = uniquePrefix('import-first')
     t.after(async () => void (await deleteKeys({ url: LOCAL_REDIS_URL }, prefix)))
     const started = await startApp(t, {
-      config: { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix },
+      // what is checked is validation before any write, not Redis's timeout: the good import's
+      // commands, on a machine at load average 14, outlasted the default 500 ms (503)
+      config: { redisUrl: LOCAL_REDIS_URL, redisPrefix: prefix, redisTimeoutMs: 10_000 },
     })
     return { ...started, prefix }
   }
