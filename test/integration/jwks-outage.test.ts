@@ -23,6 +23,7 @@ import { loadConfig } from '../../src/app/config.js'
 import { spawnServer } from '../helpers/spawn-server.js'
 import { startApp } from '../helpers/start-app.js'
 import { until } from '../helpers/until.js'
+import { orAfter } from './sdk-kit.js'
 import { Tokens } from '../../src/service/tokens.js'
 import type { UserId } from '../../src/core/user-id.js'
 
@@ -377,10 +378,8 @@ test('the SDK takes the 503 as a wait, not a refused token: no fresh token asked
   assert.equal(statuses[0], 503)
   assert.equal(statuses.at(-1), 200)
   for (const { transport, subscription, refusals, fatal } of subscriptions) {
-    await Promise.race([
-      subscription.ready,
-      sleep(10_000).then(() => assert.fail(`${transport}: not ready 10 s after the keys loaded`)),
-    ])
+    const ready = await orAfter(subscription.ready, 10_000, 'not ready')
+    assert.notEqual(ready, 'not ready', `${transport}: not ready 10 s after the keys loaded`)
     assert.deepEqual(fatal, [], `${transport}: no fatal error`)
     assert.ok(refusals.length >= 1, `${transport}: refused while the keys could not be loaded`)
     for (const error of refusals) {
@@ -438,7 +437,7 @@ test('the set is fetched again in the background until the app closes, and that 
   // its start (tsx compiling the imports) may take seconds on a busy machine: timed from here
   await new Promise((done) => child.stdout!.once('data', done))
   const started = Date.now()
-  const code = await Promise.race([exited, sleep(BUSY_MS + 3000).then(() => 'still running')])
+  const code = await orAfter(exited, BUSY_MS + 3000, 'still running')
   assert.equal(code, 0, `${Date.now() - started} ms after its set was fetched`)
   assert.ok(jwks.fetches() - before >= 2, `fetched behind meanwhile: ${jwks.fetches() - before}`)
 })
