@@ -240,6 +240,12 @@ interface SentSubscribe {
   readonly ids: readonly string[]
   /** Its number among the frames of the connection (#frameCount): what its answer confirms. */
   readonly at: number
+  /**
+   * Sent for a reset (every watched id, after the reset came): only its snapshot replaces the
+   * view. A subscribe of every id sent before the reset came (the ids without a position, after
+   * a resume from the others' positions) is answered by a snapshot of those ids alone.
+   */
+  readonly forReset: boolean
 }
 
 /**
@@ -804,7 +810,8 @@ export class StreamSubscription
   /** Sends a subscribe of `ids` (of add() frame `frame`; undefined: every id), to be answered. */
   #subscribe(connection: Connection, ids: readonly string[], frame: number | undefined): void {
     connection.send({ type: 'subscribe', ids, positions: true })
-    this.#sent.push({ frame, ids, at: ++this.#frameCount })
+    const forReset = frame === undefined && this.#resetPending
+    this.#sent.push({ frame, ids, at: ++this.#frameCount, forReset })
   }
 
   /**
@@ -1193,8 +1200,9 @@ export class StreamSubscription
           this.#sent.shift()
           this.#unsubscribedBefore(head.at)
         }
-        // a reset's state is the snapshot of every id sent for it, not an add()'s before it
-        reset &&= answered && head.frame === undefined
+        // a reset's state is the snapshot of every id sent for it, not an add()'s before it, nor
+        // that of the ids a moved stream had no position for, subscribed before the reset came
+        reset &&= answered && head.forReset
         if (answered && head.frame !== undefined) {
           for (const add of this.#adds.filter((a) => a.frame === head.frame)) {
             this.#settle(add, undefined)
