@@ -160,6 +160,16 @@ const ACTIVITY_IDS = new Set(['placeId', 'rootPlaceId', 'universeId'])
  * is `TOO_MANY_IDS`. presenced tells its limit in MAX_IDS_HEADER.
  */
 export const MAX_STREAM_IDS = 1000
+/**
+ * SSE: how long a remove() waits for others to share the reopen it needs. SSE has no unsubscribe:
+ * a request watches the ids it names, so freeing the server's watches of removed ids takes a new
+ * request, and each counts against the user's request budget (`PRESENCED_RATE_LIMIT`, 600 a
+ * minute by default, shared with every call). An app taking users out one at a time (each in
+ * its own turn) would pay a request apiece; within this window they pay one. Nothing of a removed
+ * user is delivered meanwhile (events are filtered here); the server only watches it a little
+ * longer. An add() does not wait: its reopen goes at the end of the turn, carrying the removes.
+ */
+const SSE_REMOVE_WINDOW_MS = 1000
 /** The response header (SSE response, WebSocket upgrade) that tells the server's limit. */
 const MAX_IDS_HEADER = 'x-presenced-max-ids'
 
@@ -326,8 +336,12 @@ export class StreamSubscription
    */
   #refreshFrom: { refused: string | undefined; reason: TokenRefusedReason | undefined } | undefined
   #closed = false
-  /** SSE: a remove() asked for the stream to be reopened on the ids left (at the turn's end). */
-  #reopenQueued = false
+  /**
+   * SSE: the reopen that add()s and remove()s asked for, not made yet: one request carries them
+   * all (see #queueReopen); `#reopenDue` is when it goes.
+   */
+  #reopenTimer: ReturnType<typeof setTimeout> | undefined
+  #reopenDue = 0
   /** Hands the ids past the server's limit to other streams (a sharded Subscription's). */
   readonly #shed: ((ids: string[], from: Handover) => void) | undefined
   #timer: ReturnType<typeof setTimeout> | undefined
@@ -475,7 +489,8 @@ export class StreamSubscription
     this.#adds.push(pending)
     if (this.#kind() === 'sse') {
       pending.frame = ++this.#frames
-      this.#reopen()
+      // at the end of the turn: the add()s and remove()s made with it share the request
+      this.#queueReopen(0)
     } else if (this.#connection !== undefined && this.#opened) {
       pending.frame = ++this.#frames
       // removes still to reach the server go first, as they were made: the limits judge the
@@ -521,19 +536,14 @@ export class StreamSubscription
       }
     } else if (this.#ids.size === 0) {
       // SSE: a request left watching nobody is closed (it holds one of the user's places)
-      this.#reopenQueued = false
+      this.#cancelReopen()
       this.#connection?.close()
       this.#connection = undefined
-    } else if (this.#connection !== undefined && !this.#reopenQueued) {
+    } else if (this.#connection !== undefined) {
       // SSE has no unsubscribe: the stream is reopened on the ids left, resuming where it was;
       // the server drops the watches the request no longer names (they stop counting against
-      // the watch limit, and their changes stop coming). The remove()s of one turn share it
-      this.#reopenQueued = true
-      queueMicrotask(() => {
-        if (!this.#reopenQueued) return
-        this.#reopenQueued = false
-        this.#reopen()
-      })
+      // the watch limit, and their changes stop coming). The remove()s within a window share it
+      this.#queueReopen(SSE_REMOVE_WINDOW_MS)
     }
   }
 
@@ -569,6 +579,7 @@ export class StreamSubscription
     this.#unlisten?.()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearTimeout(this.#unsubscribeTimer)
+    this.#cancelReopen()
     this.#connection?.close()
     this.#connection = undefined
     this.#rejectReady(reason)
@@ -639,9 +650,32 @@ export class StreamSubscription
     return true
   }
 
+  /**
+   * SSE: reopens the stream within `delayMs`, unless a reopen already pending goes sooner (it
+   * carries this change too, as each request names every id watched then). A connection made
+   * meanwhile for any reason (a reconnect) carries it instead (#connect cancels it).
+   */
+  #queueReopen(delayMs: number): void {
+    const due = Date.now() + delayMs
+    if (this.#reopenTimer !== undefined) {
+      if (this.#reopenDue <= due) return
+      clearTimeout(this.#reopenTimer)
+    }
+    this.#reopenDue = due
+    this.#reopenTimer = setTimer(() => {
+      this.#reopenTimer = undefined
+      this.#reopen()
+    }, delayMs)
+  }
+
+  #cancelReopen(): void {
+    clearTimeout(this.#reopenTimer)
+    this.#reopenTimer = undefined
+  }
+
   /** SSE fixes its ids per request: reopen on the new set, resuming the same stream. */
   #reopen(): void {
-    this.#reopenQueued = false
+    this.#cancelReopen()
     if (this.#closed || this.#timer !== undefined) return
     this.#connection?.close()
     this.#connection = undefined
@@ -650,6 +684,8 @@ export class StreamSubscription
 
   #connect(): void {
     if (this.#closed) return
+    // the request about to open names every id watched now: no other reopen is needed for them
+    this.#cancelReopen()
     const kind = this.#kind()
     if (kind === 'sse' && this.#ids.size === 0) {
       // an SSE request watches the ids it was opened with, and none is a bad request: a

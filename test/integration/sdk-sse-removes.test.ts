@@ -103,3 +103,42 @@ test('over sse, the users a remove() took out stop counting against the watch li
   )
   assert.deepEqual([...other.ids], ['21', '22'])
 })
+
+test('over sse, remove()s one by one and add()s of one turn cost one request each, not one apiece: a small request budget is not run out', async (t) => {
+  // 4 requests a minute: the subscription, the adds, the removes, and one to spare
+  const { server, watcherToken } = await setup(t, { metricsKey: METRICS_KEY, rateLimitMax: 4 })
+  const client = createClient({ baseUrl: server.url, token: watcherToken })
+  const ids = ['11', '12', '13', '14', '15', '16', '17', '18']
+  const sub = client.subscribe(ids, {
+    transport: 'sse',
+    reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+  })
+  t.after(() => sub.close())
+  const refusals: string[] = []
+  const errors: unknown[] = []
+  sub.on('reconnecting', ({ error }) =>
+    refusals.push(error instanceof PresencedError ? String(error.code) : String(error)),
+  )
+  sub.on('error', (e) => errors.push(e))
+  await sub.ready
+
+  // two adds made together: one request carries both
+  assert.equal(await within(Promise.all([sub.add(['21']), sub.add(['22'])])), 'resolved')
+  // an app taking users out one at a time, a little apart
+  for (const id of ids.slice(0, -1)) {
+    sub.remove([id])
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const watched = await watchesBecome(server, 3)
+  assert.deepEqual(refusals, [], 'no request refused (RATE_LIMITED), none dropped')
+  assert.equal(watched, 3, 'the server watches 18, 21 and 22 only')
+  await beat(server, '18', 'online')
+  const online = new Promise<void>((resolve) => {
+    if (sub.presences.get('18')?.type === 1) resolve()
+    else sub.on('online', () => resolve())
+  })
+  assert.equal(await within(online), 'resolved')
+  assert.deepEqual(refusals, [], 'no request refused (RATE_LIMITED), none dropped')
+  assert.deepEqual(errors, [])
+  assert.deepEqual([...sub.ids], ['18', '21', '22'])
+})
