@@ -11,6 +11,7 @@ import {
   liveSessions,
   offlinePresence,
   primarySession,
+  sweptAt,
   type Activity,
   type ActivityKind,
   type PresenceChange,
@@ -108,6 +109,27 @@ test('atInstant drops expired sessions and keeps lastOnline', () => {
   assert.equal(later.lastOnline, T0)
   assert.equal(presence.sessions.length, 2, 'the input is not modified')
   assert.deepEqual(atInstant(presence, T0 + 50).sessions, [])
+})
+
+test('sweptAt drops expired sessions and moves lastOnline to their last heartbeat, never back', () => {
+  const presence = {
+    userId: user,
+    sessions: [
+      session('a', 'online', T0 + 5, T0 + 3),
+      session('b', 'inGame', T0 + 9, T0 + 4),
+      session('c', 'inGame', T0 + 50, T0 + 6),
+    ],
+    lastOnline: T0,
+  }
+  assert.equal(sweptAt(presence, T0 + 4), presence)
+  const swept = sweptAt(presence, T0 + 9)
+  assert.deepEqual(
+    swept.sessions.map((s) => s.key),
+    ['c'],
+  )
+  assert.equal(swept.lastOnline, T0 + 4)
+  assert.equal(sweptAt({ ...presence, lastOnline: T0 + 7 }, T0 + 9).lastOnline, T0 + 7)
+  assert.equal(sweptAt({ ...presence, lastOnline: undefined }, T0 + 5).lastOnline, T0 + 3)
 })
 
 test('offlinePresence', () => {

@@ -194,6 +194,25 @@ export function atInstant(presence: UserPresence, now: number): UserPresence {
   return presence
 }
 
+/**
+ * A presence as an expiry at `now` leaves it (PresenceStore.expire, a sweep): the sessions past
+ * expiry gone, lastOnline moved to the last heartbeat among them (when the user was last alive),
+ * never back. What a write made in the same step as that expiry computes from.
+ *
+ * @example sweptAt(stored, now).lastOnline // the instant the last expired session was beaten
+ */
+export function sweptAt(presence: UserPresence, now: number): UserPresence {
+  const swept = atInstant(presence, now)
+  if (swept === presence) return presence
+  let lastOnline = presence.lastOnline
+  for (const session of presence.sessions) {
+    if (!isLive(session, now) && !(lastOnline !== undefined && lastOnline >= session.updatedAt)) {
+      lastOnline = session.updatedAt
+    }
+  }
+  return { ...swept, lastOnline }
+}
+
 /** A change of one user's presence, as the store applied it (atomically). */
 export interface PresenceChange {
   userId: UserId

@@ -188,7 +188,8 @@ interface Decided {
  * coming online), and a place is shown only when everyone may see it (a friends-only user who
  * moves makes no public event). Each change is judged by the settings in force when it
  * happened, in the bus's order: the `before` of the user's next settings change when one
- * follows in the batch, else the settings read as the change arrived. So a change made while
+ * follows in the batch, else those the change carries (PresenceChange.settings), else the
+ * settings read as the change arrived. So a change made while
  * invisible stays hidden even if invisibility ends before the flush.
  *
  * Batches are flushed on a fixed grid of `flushMs`, so when a visible change is published
@@ -296,7 +297,10 @@ export class PresenceFeed {
       after,
       ready: Promise.resolve(),
     }
-    entry.ready = this.#readSettings(change.userId).then((s) => (entry.settings = s ?? null))
+    // the settings it was stored under, where the store says (fleet: folded into the value; an
+    // expiry stored with a settings write: those the write replaced), else read as it arrives
+    if (change.settings) entry.settings = change.settings
+    else entry.ready = this.#readSettings(change.userId).then((s) => (entry.settings = s ?? null))
     this.#append(entry)
   }
 

@@ -352,26 +352,24 @@ test('putSettings invisible freezes lastOnline for others; self sees Invisible',
   assert.equal(seenAgain!.lastOnline, shown + 1_000)
 })
 
-test('putSettings showing more ends the sessions past expiry first, told under the settings it replaces: no sweep finds them after', async (t) => {
-  const { clock, service, janitor, events, beat, profiles, bus } = setup(t)
+test('putSettings showing more ends the sessions past expiry in its step, told first under the settings it replaces: no sweep finds them after', async (t) => {
+  const { clock, service, janitor, events, beat } = setup(t)
   await service.putSettings(alice, { visibility: 'nobody' })
   const start = clock.now()
   const game = { kind: 'inGame' as const, placeId: '1818' }
   await beat(alice, { key: 'app:PC', deviceType: 'PC', activity: game })
   await beat(alice, { ttlMs: 3 * TTL })
   clock.advance(TTL + 1_000)
-  // the settings stored as each event is told (the bus is synchronous here)
-  const storedThen: string[] = []
-  bus.subscribe(() => storedThen.push(profiles.getSettingsNow([alice])[0]!.visibility))
   events.length = 0
   await service.putSettings(alice, { visibility: 'everyone' })
   assert.deepEqual(
     events.map((e) => e.type),
     ['presence', 'settings'],
   )
-  assert.deepEqual(storedThen, ['nobody', 'everyone'])
   const expiry = events[0]!
   assert.ok(expiry.type === 'presence')
+  // stored in the same step as the settings, under those they replaced: judged by them
+  assert.equal(expiry.change.settings?.visibility, 'nobody')
   assert.equal(expiry.change.reason, 'timeout')
   assert.deepEqual(
     expiry.change.ended?.map((s) => s.key),
@@ -402,8 +400,8 @@ test('putSettings showing more ends the sessions past expiry first, told under t
   assert.equal(await janitor.sweepOnce(), 1)
 })
 
-test('importRecords: a settings line showing its user more ends the expired sessions first, as putSettings', async (t) => {
-  const { clock, service, janitor, events, beat, profiles, bus } = setup(t)
+test('importRecords: a settings line showing its user more ends the expired sessions in its step, as putSettings', async (t) => {
+  const { clock, service, janitor, events, beat } = setup(t)
   await service.putSettings(alice, { visibility: 'nobody' })
   await service.putSettings(bob, { visibility: 'everyone' })
   const game = { kind: 'inGame' as const, placeId: '1818' }
@@ -411,10 +409,6 @@ test('importRecords: a settings line showing its user more ends the expired sess
     await beat(id, { key: 'app:PC', deviceType: 'PC', activity: game })
   }
   clock.advance(TTL + 1_000)
-  const storedThen: string[] = []
-  bus.subscribe((e) => {
-    if (e.type === 'presence') storedThen.push(profiles.getSettingsNow([alice])[0]!.visibility)
-  })
   events.length = 0
   await service.importRecords([
     { type: 'settings', userId: alice, settings: { visibility: 'everyone', invisible: false } },
@@ -429,7 +423,9 @@ test('importRecords: a settings line showing its user more ends the expired sess
     ),
     [`presence:${alice}`, `settings:${alice}`, `settings:${bob}`],
   )
-  assert.deepEqual(storedThen, ['nobody'])
+  const expiry = events[0]!
+  assert.ok(expiry.type === 'presence')
+  assert.equal(expiry.change.settings?.visibility, 'nobody')
   assert.equal(await janitor.sweepOnce(), 1)
 })
 

@@ -2,6 +2,7 @@ import type { Place, ProfileRecord, Title, UserProfile } from '../core/catalogue
 import { isPrivacyRecord, type CatalogueRecord, type PrivacyRecord } from '../core/catalogue.js'
 import {
   deriveUserState,
+  sweptAt,
   titleSessionKey,
   titleIdsFound,
   titleSessionsOn,
@@ -46,6 +47,7 @@ import type {
   LimitedWrite,
   PresenceStore,
   SessionWrite,
+  SettingsReplacement,
   TitleEnd,
 } from '../store/presence-store.js'
 import type { PrivacyStore } from '../store/privacy-store.js'
@@ -125,7 +127,7 @@ export const CHECKPOINT_MAX_IDS = 1000
 /** How often the janitor prunes the records of ended blocks that are no longer needed. */
 export const BLOCK_ENDS_PRUNE_MS = 60_000
 
-/** Users whose unswept expiries an import ends at once, before their settings (#expireAllBeforeSettings). */
+/** Settings writes stored with their users' expiries per store call, in order (#replaceAfterExpiry). */
 const EXPIRE_BATCH = 100
 
 /** Catalogue places read at once when checking a universe-limited key's writes. */
@@ -814,9 +816,9 @@ export class PresenceService {
    * Changes a user's privacy settings; members left out keep their value. The lastOnline others
    * see is frozen while the user is invisible and until they are next seen alive after
    * (`nextSettings` in the core), so nothing about the invisible period leaks. A change that
-   * shows the user more (core `showsMore`) first ends the user's sessions past expiry and not
-   * swept yet, told under the settings it replaces (#expireBeforeSettings): nothing the user did
-   * while hidden shows once they show more.
+   * shows the user more (core `showsMore`) ends the user's sessions past expiry and not swept yet
+   * in the step that stores it, told under the settings it replaces (#replaceAfterExpiry):
+   * nothing the user did while hidden shows once they show more.
    */
   async putSettings(
     id: UserId,
@@ -829,8 +831,8 @@ export class PresenceService {
         visibility: change.visibility ?? current.visibility,
         invisible: change.invisible ?? current.invisible,
       }
-      if (showsMore(current, next)) await this.#expireBeforeSettings(id)
-      const [settings] = await this.#nextSettings([id], [current], [next])
+      const shown = showsMore(current, next)
+      const [settings] = await this.#nextSettings([id], [current], [next], shown)
       const event: SettingsEvent = {
         type: 'settings',
         userId: id,
@@ -845,12 +847,21 @@ export class PresenceService {
       if (!this.#history.inProcess && !sameSettings(current, settings!)) {
         await this.#markSettings(event)
       }
-      const [landed, seen] = await this.#storedAround([id], () =>
-        this.#stores.privacy.replaceSettings(id, current, settings!),
-      )
-      if (!landed) return LOST_TO_ANOTHER
-      await this.#announce(event, false, seen?.[0])
-      return settings!
+      const write = { userId: id, expected: current, next: settings! }
+      let untold: { error: unknown } | undefined
+      const now = this.#clock.now()
+      const [landed, seen] = await this.#storedAround([id], async () => {
+        if (!shown) return this.#stores.privacy.replaceSettings(id, current, settings!)
+        const [[stored], failed] = await this.#replaceAfterExpiry([write], now)
+        untold = failed
+        return stored!
+      })
+      // an expiry told or not, the settings change stored is told (its marks above all), beside
+      // the presence as the expiry in its step left it, whether read before or after that step
+      const beside = seen && shown ? sweptAt(seen[0]!, now) : seen?.[0]
+      if (landed) await this.#announce(event, false, beside)
+      if (untold) throw untold.error
+      return landed ? settings! : LOST_TO_ANOTHER
     })
   }
 
@@ -999,14 +1010,18 @@ export class PresenceService {
     const landed = new Set<PrivacyRecord>()
     /** The presence each settings record was stored beside (#storedAround). */
     const seen = new Map<PrivacyRecord, UserPresence>()
+    /** The first failure to tell an expiry stored with a settings line (#replaceAfterExpiry). */
+    let untold: { error: unknown } | undefined
     let batch: PrivacyRecord[] = privacy
     let pending = settingsRecords
     if (privacy.length > 0) {
       const written = retryLostWrites(async () => {
         await this.#importedSettings(pending)
-        // as putSettings: a line that shows its user more tells the user's expiries first
-        const shown = pending.filter((r) => showsMore(r.expected!, r.settings))
-        if (shown.length > 0) await this.#expireAllBeforeSettings(shown.map((r) => r.userId))
+        // as putSettings: a line that shows its user more is stored in one step with the user's
+        // expiry, told first; so is every line of that user, in order (each expects the one before)
+        const shown = new Set(
+          pending.flatMap((r) => (showsMore(r.expected!, r.settings) ? [r.userId] : [])),
+        )
         // marked before the write as well as after, as putSettings does
         const changed = this.#history.inProcess
           ? []
@@ -1019,11 +1034,35 @@ export class PresenceService {
           )
         }
         const users = [...new Set(batch.flatMap((r) => (r.type === 'settings' ? [r.userId] : [])))]
-        const [refusedAt, presences] = await this.#storedAround(users, () =>
-          this.#stores.privacy.importPrivacy(batch),
+        const expiring: Extract<PrivacyRecord, { type: 'settings' }>[] = []
+        const rest: PrivacyRecord[] = []
+        for (const r of batch) {
+          if (r.type === 'settings' && shown.has(r.userId)) expiring.push(r)
+          else rest.push(r)
+        }
+        const now = this.#clock.now()
+        const [refused, presences] = await this.#storedAround(users, async () => {
+          const [[expiringLanded, failed], refusedAt] = await Promise.all([
+            this.#replaceAfterExpiry(
+              expiring.map((r) => ({ userId: r.userId, expected: r.expected!, next: r.settings })),
+              now,
+            ),
+            rest.length > 0 ? this.#stores.privacy.importPrivacy(rest) : [],
+          ])
+          untold ??= failed
+          const out = new Set<PrivacyRecord>(refusedAt.map((i) => rest[i]!))
+          expiring.forEach((r, i) => expiringLanded[i] || out.add(r))
+          return out
+        })
+        // as putSettings: beside the presence as the expiry stored with a line left it
+        const presenceOf = new Map(
+          presences
+            ? users.map((id, i) => [
+                id,
+                shown.has(id) ? sweptAt(presences[i]!, now) : presences[i]!,
+              ])
+            : [],
         )
-        const refused = new Set(refusedAt.map((i) => batch[i]!))
-        const presenceOf = new Map(presences ? users.map((id, i) => [id, presences[i]!]) : [])
         for (const r of batch) {
           if (r.type !== 'settings' || refused.has(r)) continue
           landed.add(r)
@@ -1051,6 +1090,7 @@ export class PresenceService {
       privacy.filter((r) => r.type !== 'settings' || landed.has(r)),
       seen,
     )
+    if (untold) throw untold.error
   }
 
   /**
@@ -1390,43 +1430,50 @@ export class PresenceService {
   }
 
   /**
-   * Ends `id`'s sessions past expiry and not swept yet (PresenceStore.expire) and tells that
-   * expiry as the sweep would have (#announce, the janitor's path), before a settings write that
-   * shows the user more: an expiry is judged by the settings in force when it happened, and a
-   * later sweep or write would judge it by the wider new ones, which core settingsAt cannot narrow
-   * back (it rebuilds invisibility, not a visibility). A `nobody` user whose game expired and who
-   * then shows places to everyone must not be told, by that sweep, to have left the place, and a
-   * webhook of its universe must hear nothing. Every surface gets the expiry before the settings
-   * change: the outbox judges it at once (embedded: the settings read as it is recorded; fleet:
-   * those the store's script folded into the change), the history and the bus take it first.
-   * Fleet mode: this step and the settings write are two (the settings live beside the presence
-   * value, but are written by the PrivacyStore's script); a session expiring between them, within
-   * the few ms of the expiry's announcement and the settings' compare-and-set, is still judged by
-   * the new settings when swept (the fleet settings race, docs/reference/webhooks.md).
+   * Stores settings writes that show their users more, each in one atomic step with the end of its
+   * user's sessions past expiry and not swept yet (PresenceStore.replaceSettingsAfterExpiry), and
+   * tells each such expiry as the sweep would have (#announce, the janitor's path) before the
+   * caller tells the settings change: an expiry is judged by the settings in force when it
+   * happened, and a later sweep or write would judge it by the wider new ones, which core
+   * settingsAt cannot narrow back (it rebuilds invisibility, not a visibility). A `nobody` user
+   * whose game expired and who then shows places to everyone must not be told, by that sweep, to
+   * have left the place, and a webhook of its universe must hear nothing. One step, so that no
+   * session can expire between the expiry and the write and be swept after under the new
+   * settings (the fleet settings race: two steps a few ms apart before). The expiry is told before
+   * the settings change on every surface, judged by the settings it carries (the change's
+   * `settings`: embedded, those read in the same turn; fleet, those the script folded into it),
+   * which the outbox and the public feed take, not what a read finds once the write landed; the
+   * bus and the history get it first (fleet: from the script; a fleet write's mark before it, see
+   * putSettings, precedes it there: a resume across that mark shows the current state anyway).
+   * A hundred writes at a time, in order (a user's later write expects what its earlier one
+   * stores), each expiry made at `now`. Returns whether each landed, and the first failure to tell
+   * an expiry: the caller throws it once the settings change is told too (it is stored, whatever
+   * became of the telling).
    */
-  async #expireBeforeSettings(id: UserId): Promise<void> {
-    const change = await this.#stores.presence.expire(id, this.#clock.now())
-    if (change === undefined) return
-    // counted as a write's expiry: the sweep's lateness is the janitor's alone
-    this.#observer.expiredByWrite?.(1)
-    await this.#announce({ type: 'presence', change })
-  }
-
-  /**
-   * #expireBeforeSettings for each of `ids` (an import's users whose settings show them more), a
-   * hundred at a time, each whatever became of the others; then the first failure is thrown.
-   */
-  async #expireAllBeforeSettings(ids: readonly UserId[]): Promise<void> {
-    const unique = [...new Set(ids)]
+  async #replaceAfterExpiry(
+    writes: readonly SettingsReplacement[],
+    now: number,
+  ): Promise<[landed: boolean[], untold: { error: unknown } | undefined]> {
+    const landed: boolean[] = []
     let failed: { error: unknown } | undefined
-    for (let from = 0; from < unique.length; from += EXPIRE_BATCH) {
-      const batch = unique.slice(from, from + EXPIRE_BATCH)
-      const done = await Promise.allSettled(batch.map((id) => this.#expireBeforeSettings(id)))
-      for (const result of done) {
+    for (let from = 0; from < writes.length; from += EXPIRE_BATCH) {
+      const done = await this.#stores.presence.replaceSettingsAfterExpiry(
+        writes.slice(from, from + EXPIRE_BATCH),
+        now,
+        this.#stores.privacy,
+      )
+      const expiries = done.flatMap((d) => (d.expired ? [d.expired] : []))
+      // counted as a write's expiry: the sweep's lateness is the janitor's alone
+      if (expiries.length > 0) this.#observer.expiredByWrite?.(expiries.length)
+      const told = await Promise.allSettled(
+        expiries.map((change) => this.#announce({ type: 'presence', change })),
+      )
+      for (const result of told) {
         if (result.status === 'rejected') failed ??= { error: result.reason }
       }
+      for (const d of done) landed.push(d.landed)
     }
-    if (failed) throw failed.error
+    return [landed, failed]
   }
 
   /** A settings change marked in the user's history, concerning whom it concerns. */
@@ -1522,16 +1569,21 @@ export class PresenceService {
 
   /**
    * The settings to store for users changing from `current` to `next` (core `nextSettings`),
-   * computed from their presences with every session stored (#storedPresences).
+   * computed from their presences with every session stored (#storedPresences); `swept`: as the
+   * expiry stored with the write leaves them (#replaceAfterExpiry, core sweptAt).
    */
   async #nextSettings(
     ids: readonly UserId[],
     current: readonly UserSettings[],
     next: readonly Pick<UserSettings, 'visibility' | 'invisible'>[],
+    swept = false,
   ): Promise<UserSettings[]> {
     const presences = await this.#storedPresences(ids)
     const now = this.#clock.now()
-    return next.map((s, i) => nextSettings(current[i]!, s, presences[i]!, now))
+    return next.map((s, i) => {
+      const presence = swept ? sweptAt(presences[i]!, now) : presences[i]!
+      return nextSettings(current[i]!, s, presence, now)
+    })
   }
 
   /** What each side of each block sees of the other now, to keep with the block. */

@@ -224,10 +224,27 @@ export interface PresenceStore {
    * (the same change: `before` as stored, `ended`, reason `sweepReason`, lastOnline moved to the
    * last heartbeat of those ended, never back), in one atomic step: each is then claimed exactly
    * once across nodes, never by a later sweep nor told again as a write's `expired`. Undefined
-   * when none had expired. A settings write runs it first (PresenceService.putSettings), so that
-   * an expiry is judged by the settings in force when it happened, not by the new ones.
+   * when none had expired. A settings write that shows the user more runs it in its own step
+   * (replaceSettingsAfterExpiry), so that an expiry is judged by the settings in force when it
+   * happened, not by the new ones.
    */
   expire(userId: UserId, now: number): Promise<PresenceChange | undefined>
+  /**
+   * Settings writes that show their users more (core showsMore), each in one atomic step with
+   * expire() of its user at `now` just before it: `privacy.replaceSettings` of each of `writes`,
+   * in order (a user's later write expects what its earlier one stores), the expiry made whether
+   * or not the write lands. Each expiry's change carries `settings`, those in force as it was made
+   * (the ones the write replaces, or those that refused it), by which it is judged: no session
+   * can expire between the two steps and be swept after under the new, wider settings. Fleet
+   * mode: one script per write when `privacy` keeps the settings beside this store's values (the
+   * same Redis and keys), else the two steps one after the other; embedded mode: nothing awaited
+   * between them when `privacy` answers at once (getSettingsNow).
+   */
+  replaceSettingsAfterExpiry(
+    writes: readonly SettingsReplacement[],
+    now: number,
+    privacy: PrivacyStore,
+  ): Promise<SettingsReplaced[]>
   /**
    * Every user with a live session at `now`, in batches of about `batchSize`: what the dashboard
    * counts per state, universe, place and title. Optional: an adapter without it shows no
@@ -239,6 +256,21 @@ export interface PresenceStore {
   stats(now: number): Promise<{ sessions: number; users: number }>
   ready(): Promise<boolean>
   close(): Promise<void>
+}
+
+/** One user's settings write, stored only while they are still `expected` (replaceSettings). */
+export interface SettingsReplacement {
+  userId: UserId
+  expected: UserSettings
+  next: UserSettings
+}
+
+/** What PresenceStore.replaceSettingsAfterExpiry made of one write. */
+export interface SettingsReplaced {
+  /** Whether the settings were stored (false: they were no longer `expected`; nothing stored). */
+  landed: boolean
+  /** The expiry made just before the write, as expire() returns it; undefined for none. */
+  expired?: PresenceChange
 }
 
 /** A game server's report: everyone connected to that server instance now. */

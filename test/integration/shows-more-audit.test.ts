@@ -12,7 +12,7 @@ import { SseClient } from './sse-client.js'
 
 /*
  * Audit of "nothing a user did while hidden shows once they show more" beyond the settings
- * write (hidden-expiry-audit.test.ts, PresenceService #expireBeforeSettings): every other way a
+ * write (hidden-expiry-audit.test.ts, PresenceService #replaceAfterExpiry): every other way a
  * user becomes more visible to someone while one of their sessions expired and was not swept.
  * A is in a game at place 1818 (universe 99) on the PC and online on iOS, hidden from B (a block
  * either way, or `friends` visibility with B a stranger, or `nobody`, or invisible); the PC's

@@ -4,11 +4,13 @@
  * @example
  * presenceStoreContract('memory', async () => {
  *   const store = new MemoryPresenceStore()
- *   return { store, cleanup: () => store.close() }
+ *   const privacy = new SqliteProfileStore(dir)
+ *   return { store, privacy, cleanup: () => Promise.all([store.close(), privacy.close()]) }
  * })
  *
- * The factory must return a fresh, empty store for every test; `cleanup` closes it and deletes
- * whatever it wrote (e.g. its Redis keys). Every call passes an explicit `now`, so no test waits.
+ * The factory must return a fresh, empty store for every test, with the PrivacyStore it is deployed
+ * beside (whose settings replaceSettingsAfterExpiry writes); `cleanup` closes both and deletes
+ * whatever they wrote (e.g. their Redis keys). Every call passes an explicit `now`, so no test waits.
  */
 import assert from 'node:assert/strict'
 import { describe, test, type TestContext } from 'node:test'
@@ -18,7 +20,7 @@ import {
   type InheritedField,
   type Session,
 } from '../../core/presence.js'
-import { summaryOf, type PresenceSummary } from '../../core/privacy.js'
+import { summaryOf, type PresenceSummary, type UserSettings } from '../../core/privacy.js'
 import { parseUserId, type UserId } from '../../core/user-id.js'
 import {
   MAX_SESSIONS_PER_USER,
@@ -26,15 +28,23 @@ import {
   type PresenceStore,
   type SessionWrite,
 } from '../presence-store.js'
+import type { PrivacyStore } from '../privacy-store.js'
 import { serverRosterContract } from './server-roster.contract.js'
 
 export type PresenceStoreFactory = () => Promise<{
   store: PresenceStore
+  /** Where the users' settings are kept beside `store` (replaceSettingsAfterExpiry). */
+  privacy: PrivacyStore
   cleanup(): Promise<void>
 }>
 
 const T0 = Date.UTC(2026, 0, 1)
 const TTL = 60_000
+
+/** Also the defaults, which a user who never wrote any has. */
+const EVERYONE: UserSettings = { visibility: 'everyone', invisible: false }
+const FRIENDS: UserSettings = { visibility: 'friends', invisible: false }
+const NOBODY: UserSettings = { visibility: 'nobody', invisible: false }
 
 function id(value: string): UserId {
   const parsed = parseUserId(value)
@@ -64,9 +74,15 @@ function endedKeys(changes: readonly PresenceChange[]): string[] {
 
 export function presenceStoreContract(name: string, factory: PresenceStoreFactory): void {
   async function open(t: TestContext): Promise<PresenceStore> {
-    const { store, cleanup } = await factory()
+    return (await openBoth(t)).store
+  }
+
+  async function openBoth(
+    t: TestContext,
+  ): Promise<{ store: PresenceStore; privacy: PrivacyStore }> {
+    const { store, privacy, cleanup } = await factory()
     t.after(cleanup)
-    return store
+    return { store, privacy }
   }
 
   describe(`PresenceStore contract: ${name}`, () => {
@@ -375,6 +391,89 @@ export function presenceStoreContract(name: string, factory: PresenceStoreFactor
       // swept already: nothing left to end
       assert.deepEqual(endedKeys(await store.sweepExpired(T0 + TTL, 100)), ['8805/app:iOS'])
       assert.equal(await store.expire(user, T0 + TTL + 1), undefined)
+    })
+
+    test('replaceSettingsAfterExpiry ends the user’s expired sessions in the step that stores the settings, judged by those it replaces', async (t) => {
+      const { store, privacy } = await openBoth(t)
+      const user = id('8806')
+      await privacy.putSettings(user, NOBODY)
+      await store.heartbeat(write(user, 'app:PC', { deviceType: 'PC' }), T0)
+      await store.heartbeat(write(user, 'app:iOS', { ttlMs: TTL * 2 }), T0 + 1)
+      const at = T0 + TTL + 10
+      const [done, ...others] = await store.replaceSettingsAfterExpiry(
+        [{ userId: user, expected: NOBODY, next: EVERYONE }],
+        at,
+        privacy,
+      )
+      assert.equal(others.length, 0)
+      assert.equal(done!.landed, true)
+      const change = done!.expired
+      assert.ok(change)
+      assert.equal(change.reason, 'timeout')
+      assert.deepEqual(keys(change.before.sessions), ['app:PC', 'app:iOS'])
+      assert.deepEqual(keys(change.ended ?? []), ['app:PC'])
+      assert.deepEqual(keys(change.after.sessions), ['app:iOS'])
+      assert.equal(change.after.lastOnline, T0 + 1)
+      // judged by the settings in force as it was made: those the write replaced
+      assert.equal(change.settings?.visibility, 'nobody')
+      assert.equal((await privacy.getSettings([user]))[0]!.visibility, 'everyone')
+      // claimed once: no sweep, expiry or write finds it after
+      assert.equal(await store.expire(user, at + 1), undefined)
+      assert.deepEqual(await store.sweepExpired(at + 1, 100), [])
+      const next = await store.heartbeat(write(user, 'app:iOS', { ttlMs: TTL * 2 }), at + 2)
+      assert.equal(next.expired, undefined)
+      const [read] = await store.getMany([user], -Infinity)
+      assert.deepEqual(keys(read!.sessions), ['app:iOS'])
+    })
+
+    test('replaceSettingsAfterExpiry: settings no longer expected are not stored, the expiry is made all the same', async (t) => {
+      const { store, privacy } = await openBoth(t)
+      const user = id('8807')
+      await privacy.putSettings(user, FRIENDS)
+      await store.heartbeat(write(user, 'app:PC', { deviceType: 'PC' }), T0)
+      const at = T0 + TTL
+      const [done] = await store.replaceSettingsAfterExpiry(
+        [{ userId: user, expected: NOBODY, next: EVERYONE }],
+        at,
+        privacy,
+      )
+      assert.equal(done!.landed, false)
+      assert.deepEqual(keys(done!.expired?.ended ?? []), ['app:PC'])
+      assert.deepEqual(done!.expired!.after.sessions, [])
+      assert.equal(done!.expired!.settings?.visibility, 'friends')
+      assert.equal((await privacy.getSettings([user]))[0]!.visibility, 'friends')
+      assert.deepEqual(await store.sweepExpired(at + 1, 100), [])
+      assert.deepEqual(await store.stats(at + 1), { sessions: 0, users: 0 })
+    })
+
+    test('replaceSettingsAfterExpiry: nothing expired, the settings alone; a user’s writes in order', async (t) => {
+      const { store, privacy } = await openBoth(t)
+      const [live, idle, absent] = [id('8808'), id('8809'), id('8810')]
+      await store.heartbeat(write(live), T0)
+      const done = await store.replaceSettingsAfterExpiry(
+        [
+          { userId: live, expected: EVERYONE, next: NOBODY },
+          { userId: idle, expected: EVERYONE, next: FRIENDS },
+          { userId: live, expected: NOBODY, next: FRIENDS },
+          // expects what it replaced two writes ago: refused
+          { userId: live, expected: NOBODY, next: EVERYONE },
+          { userId: absent, expected: FRIENDS, next: EVERYONE },
+        ],
+        T0 + 1,
+        privacy,
+      )
+      assert.deepEqual(
+        done.map((d) => d.landed),
+        [true, true, true, false, false],
+      )
+      assert.ok(done.every((d) => d.expired === undefined))
+      const settings = await privacy.getSettings([live, idle, absent])
+      assert.deepEqual(
+        settings.map((s) => s.visibility),
+        ['friends', 'friends', 'everyone'],
+      )
+      assert.deepEqual(keys((await store.getMany([live], T0 + 1))[0]!.sessions), ['app:iOS'])
+      assert.deepEqual(await store.stats(T0 + 1), { sessions: 1, users: 1 })
     })
 
     test('each device is its own session', async (t) => {

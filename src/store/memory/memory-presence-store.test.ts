@@ -14,7 +14,18 @@ import { MemoryRateLimiter } from './memory-rate-limiter.js'
 
 presenceStoreContract('memory', async () => {
   const store = new MemoryPresenceStore()
-  return { store, cleanup: () => store.close() }
+  // the settings beside it, as embedded mode keeps them
+  const dir = mkdtempSync(join(tmpdir(), 'presenced-memory-'))
+  const privacy = new SqliteProfileStore(dir)
+  return {
+    store,
+    privacy,
+    cleanup: async () => {
+      await store.close()
+      await privacy.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
 })
 
 presenceStoreContract('memory with a SQLite lastOnline ledger', async () => {
@@ -23,6 +34,7 @@ presenceStoreContract('memory with a SQLite lastOnline ledger', async () => {
   const store = new MemoryPresenceStore({ ledger })
   return {
     store,
+    privacy: ledger,
     cleanup: async () => {
       await store.close()
       await ledger.close()

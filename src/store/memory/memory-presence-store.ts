@@ -21,9 +21,12 @@ import type {
   PresenceChange,
   PresenceStore,
   SessionWrite,
+  SettingsReplaced,
+  SettingsReplacement,
   TitleEnd,
   TitlesEnded,
 } from '../presence-store.js'
+import type { PrivacyStore } from '../privacy-store.js'
 import { MAX_SESSIONS_PER_USER } from '../presence-store.js'
 import {
   hitAllNow,
@@ -488,8 +491,12 @@ export class MemoryPresenceStore implements PresenceStore {
 
   // expire - see PresenceStore interface description.
   expire(userId: UserId, now: number): Promise<PresenceChange | undefined> {
+    return Promise.resolve(this.#expire(userId, now))
+  }
+
+  #expire(userId: UserId, now: number): PresenceChange | undefined {
     const user = this.#users.find(userId)
-    if (user === NONE || !this.#anyExpired(user, now)) return Promise.resolve(undefined)
+    if (user === NONE || !this.#anyExpired(user, now)) return undefined
     // as stored before: the sessions it ends are still in
     const before = {
       userId,
@@ -497,7 +504,33 @@ export class MemoryPresenceStore implements PresenceStore {
       lastOnline: this.#users.lastOnline(user),
     }
     const ended = this.#endExpired(userId, user, NONE, now)!
-    return Promise.resolve(this.#expiryChange(user, before, ended, now))
+    return this.#expiryChange(user, before, ended, now)
+  }
+
+  // replaceSettingsAfterExpiry - see PresenceStore interface description.
+  async replaceSettingsAfterExpiry(
+    writes: readonly SettingsReplacement[],
+    now: number,
+    privacy: PrivacyStore,
+  ): Promise<SettingsReplaced[]> {
+    const expiries: (PresenceChange | undefined)[] = []
+    const landed: Promise<boolean>[] = []
+    for (const { userId, expected, next } of writes) {
+      // read at once where the store can (SQLite): then nothing awaits between the expiry and the
+      // write, which that store makes before its promise returns (one process, one thread)
+      const settings =
+        privacy.getSettingsNow?.([userId])[0] ?? (await privacy.getSettings([userId]))[0]!
+      const expired = this.#expire(userId, now)
+      // judged by these (WebhookOutbox), not by what a read finds once the write below landed
+      if (expired) expired.settings = settings
+      expiries.push(expired)
+      landed.push(privacy.replaceSettings(userId, expected, next))
+    }
+    const done = await Promise.all(landed)
+    return done.map((landed, i) => {
+      const expired = expiries[i]
+      return expired ? { landed, expired } : { landed }
+    })
   }
 
   /**

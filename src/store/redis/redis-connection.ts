@@ -42,6 +42,15 @@ declare module 'ioredis' {
       counts: string,
       ...args: string[]
     ): Result<string | null, Context>
+    /** [expiry message or '', stored settings text when refused] (expire-settings.lua) */
+    presencedExpireSettings(
+      value: string,
+      due: string,
+      timer: string,
+      counts: string,
+      settings: string,
+      ...args: string[]
+    ): Result<[string, string?], Context>
     presencedEndTitles(
       value: string,
       due: string,
@@ -159,6 +168,7 @@ function fixedScripts(): Array<[name: string, numberOfKeys: number, lua: string]
     ['presencedHeartbeat', 4, presenceLua('heartbeat.lua')],
     ['presencedEnd', 4, presenceLua('end.lua')],
     ['presencedExpire', 4, presenceLua('expire.lua')],
+    ['presencedExpireSettings', 5, presenceLua('expire-settings.lua')],
     ['presencedEndTitles', 4, limitLua('presence.lua', 'end-titles.lua')],
     ['presencedDue', 1, lua('due.lua')],
     // one lease, one meaning: a webhook queue's delivery (RedisWebhookStore), a fleet duty's

@@ -12,6 +12,7 @@ import type { PresenceChange, SessionWrite } from '../presence-store.js'
 import { RedisKeys } from './keys.js'
 import { RedisConnection, type RedisTarget } from './redis-connection.js'
 import { RedisPresenceStore } from './redis-presence-store.js'
+import { RedisProfileStore } from './redis-profile-store.js'
 import { RedisRateLimiter } from './redis-rate-limiter.js'
 import { titleHit, type TitleBudget } from '../rate-limiter.js'
 
@@ -26,12 +27,16 @@ async function open(target: RedisTarget, nearCache = 0) {
   assert.ok(await connection.waitReady(), 'Redis must be reachable')
   const keys = new RedisKeys(prefix)
   const store = new RedisPresenceStore(connection, keys, { nearCache })
+  // the settings folded into the presence values, as fleet mode keeps them
+  const privacy = new RedisProfileStore(connection, keys)
   return {
     store,
+    privacy,
     connection,
     keys,
     cleanup: async () => {
       await store.close()
+      await privacy.close()
       await deleteKeys(target, prefix)
     },
   }

@@ -1,5 +1,10 @@
 import type { Activity, OfflineReason, UserPresence } from '../../core/presence.js'
-import { defaultSettings, type PresenceSummary, type UserSettings } from '../../core/privacy.js'
+import {
+  defaultSettings,
+  sameSettings,
+  type PresenceSummary,
+  type UserSettings,
+} from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
 import { titleSessionKey } from '../../core/presence.js'
 import type {
@@ -9,6 +14,8 @@ import type {
   PresenceChange,
   PresenceStore,
   SessionWrite,
+  SettingsReplaced,
+  SettingsReplacement,
   TitleEnd,
   TitlesEnded,
 } from '../presence-store.js'
@@ -38,6 +45,7 @@ import {
   sessionTail,
   settingsOfBytes,
   settingsOfText,
+  settingsText,
   summarizeAll,
   summarizeBytes,
 } from './presence-codec.js'
@@ -240,6 +248,74 @@ export class RedisPresenceStore implements PresenceStore {
       )
       return reply ? this.#change(reply) : undefined
     })
+  }
+
+  // replaceSettingsAfterExpiry - see PresenceStore interface description.
+  replaceSettingsAfterExpiry(
+    writes: readonly SettingsReplacement[],
+    now: number,
+    privacy: PrivacyStore,
+  ): Promise<SettingsReplaced[]> {
+    if (!(privacy instanceof RedisProfileStore) || !privacy.foldsInto(this.#connection, this.#keys))
+      return this.#replaceSettingsApart(writes, now, privacy)
+    // sent together, in order: a user's writes reach its slot's master one after the other
+    return this.#connection.run(() =>
+      Promise.all(writes.map((write) => this.#expireSettings(write, String(now)))),
+    )
+  }
+
+  /** One write of replaceSettingsAfterExpiry: expire-settings.lua. */
+  async #expireSettings(
+    { userId, expected, next }: SettingsReplacement,
+    now: string,
+  ): Promise<SettingsReplaced> {
+    const k = this.#keys
+    const bucket = k.bucketOf(userId)
+    const shard = k.dueShardOf(userId)
+    const text = settingsText(next)
+    let expectedText = settingsText(expected)
+    let expired: PresenceChange | undefined
+    // a second try when the stored text says the same in other words (another version wrote
+    // it), as RedisProfileStore.replaceSettings; the expiry is made by the first
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const [message, stored] = await this.#connection.client.presencedExpireSettings(
+        k.presence(userId),
+        k.due(bucket, shard),
+        k.dueTimer(bucket),
+        k.counts(bucket),
+        k.settings(userId),
+        userId,
+        now,
+        String(shard),
+        this.#channel,
+        this.#nodeId,
+        ...this.#hist(bucket),
+        text,
+        expectedText,
+      )
+      if (message !== '') expired = this.#change(message)
+      const done: SettingsReplaced = expired ? { landed: true, expired } : { landed: true }
+      if (stored === undefined) return done
+      done.landed = false
+      if (stored === expectedText || !sameSettings(settingsOfText(stored), expected)) return done
+      expectedText = stored
+    }
+    return expired ? { landed: false, expired } : { landed: false }
+  }
+
+  /** replaceSettingsAfterExpiry with settings kept elsewhere: the expiry, then the write. */
+  async #replaceSettingsApart(
+    writes: readonly SettingsReplacement[],
+    now: number,
+    privacy: PrivacyStore,
+  ): Promise<SettingsReplaced[]> {
+    const done: SettingsReplaced[] = []
+    for (const { userId, expected, next } of writes) {
+      const expired = await this.expire(userId, now)
+      const landed = await privacy.replaceSettings(userId, expected, next)
+      done.push(expired ? { landed, expired } : { landed })
+    }
+    return done
   }
 
   endTitles(end: TitleEnd, now: number): Promise<TitlesEnded> {

@@ -289,3 +289,59 @@ local function publish(channel, message)
   if channel ~= '' then redis.call('PUBLISH', channel, message) end
 end
 
+
+-- Ends every session of one user past expiry at `nowText` and not swept yet, as a sweep does
+-- (sweep.lua), atomically with the bucket's expiry index, and publishes the change: expire.lua,
+-- and expire-settings.lua before its settings write. `value`, `due`, `timer`, `counts`: as
+-- heartbeat.lua's KEYS[1..4]; `hist`: history(). Returns the change message (kind s), or nil when
+-- no session had expired (nothing written). lastOnline becomes the last heartbeat of the sessions
+-- that ended, never moving back. The value keeps its settings fold: the change carries the
+-- settings in force as it is made.
+local function expire_user(value, due, timer, counts, userId, nowText, shard, channel, node, hist)
+  local raw = redis.call('GET', value)
+  if not raw then return nil end
+  local lo, sessions, fold = parse(raw, settings_key(value, userId))
+  local kept, removed, lastAlive = split_expired(sessions, tonumber(nowText))
+  if removed == 0 then return nil end
+  redis.call('HINCRBY', counts, 's', -removed)
+  index(due, timer, counts, shard, userId, kept)
+  if lo == nil or lo < lastAlive then lo = lastAlive end
+  local after = encode(lo, kept, fold)
+  redis.call('SET', value, after)
+  local message = change(node, userId, nowText, 's', '', '""', raw, after, hist)
+  publish(channel, message)
+  return message
+end
+
+-- The settings text stored at `settingsKey` (the defaults' when none) when it is not `expected`:
+-- a compare-and-set refused; nil when it is.
+local function settings_refused(settingsKey, expected)
+  local stored = redis.call('GET', settingsKey) or DEFAULT_SETTINGS
+  if stored ~= expected then return stored end
+  return nil
+end
+
+-- Stores a user's settings `text` at `settingsKey` ('' keeps the stored ones) and folds them into
+-- the user's presence value at `presenceKey` (same slot). A user with no value gets one
+-- ([null,<fold>]: no lastOnline, no sessions) unless its settings are the defaults, which a
+-- missing value means. settings.lua, and expire-settings.lua after its expiry.
+local function store_settings(settingsKey, presenceKey, text)
+  if text ~= '' then redis.call('SET', settingsKey, text) end
+  local fold = fold_of(settingsKey)
+  local raw = redis.call('GET', presenceKey)
+  if not raw then
+    if fold ~= '0' then redis.call('SET', presenceKey, '[null,' .. fold .. '\n]') end
+    return
+  end
+  local stop = string.find(raw, '\n', 1, true)
+  local first = string.sub(raw, 2, stop - 1)
+  local comma = string.find(first, ',', 1, true)
+  local lo = first
+  if comma then lo = string.sub(first, 1, comma - 1) end
+  local rest = string.sub(raw, stop)
+  if lo == 'null' and fold == '0' and rest == '\n]' then
+    redis.call('DEL', presenceKey)
+  else
+    redis.call('SET', presenceKey, '[' .. lo .. ',' .. fold .. rest)
+  end
+end
