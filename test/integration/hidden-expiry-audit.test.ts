@@ -2,11 +2,10 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
-import { ManualClock } from '../../src/service/clock.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
-import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import type { StartedApp } from '../helpers/start-app.js'
 import { FAST_WEBHOOKS } from '../helpers/webhook-endpoint.js'
-import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js'
+import { startReceiver } from '../helpers/webhook-receiver.js'
+import { admin, beat, call, hook, startAudited } from './audit-kit.js'
 import { NativeClient } from './native-client.js'
 import { SseClient } from './sse-client.js'
 
@@ -40,60 +39,7 @@ const CONFIG: Partial<Config> = {
   flapGraceMs: 0,
 }
 
-async function start(t: TestContext, fleet: boolean) {
-  const clock = new ManualClock(Date.UTC(2026, 11, 1, 9))
-  const config: Partial<Config> = { ...CONFIG }
-  if (fleet) {
-    const prefix = uniquePrefix('hidden-expiry')
-    Object.assign(config, {
-      redisUrl: LOCAL_REDIS_URL,
-      redisPrefix: prefix,
-      redisTimeoutMs: 5000,
-      statsIntervalMs: 100,
-    })
-    t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
-  }
-  const app = await startApp(t, { clock, listen: true, config })
-  return { app, clock }
-}
-
-async function call(app: StartedApp, method: string, path: string, headers = {}, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const text = await res.text()
-  return { status: res.status, body: text }
-}
-
-async function admin(app: StartedApp, method: string, path: string, body?: unknown) {
-  const answer = await call(app, method, path, { 'x-api-key': ADMIN_KEY }, body)
-  assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${answer.body}`)
-  return answer.body === '' ? undefined : (JSON.parse(answer.body) as Record<string, unknown>)
-}
-
-async function hook(app: StartedApp, receiver: WebhookReceiver, filter?: object) {
-  const key = await admin(app, 'POST', '/admin/v1/keys', {
-    name: 'hook',
-    scopes: ['presence:read'],
-  })
-  const made = await admin(app, 'POST', '/admin/v1/webhooks', {
-    url: receiver.url,
-    keyId: key!.id,
-    ...(filter && { filter }),
-  })
-  receiver.secret = made!.secret as string
-}
-
-const beat = (app: StartedApp, userId: string, device: string, placeId?: string) =>
-  app.service.heartbeat({
-    userId: userId as UserId,
-    key: `app:${device}`,
-    source: 'app',
-    deviceType: device,
-    activity: placeId ? { kind: 'inGame', placeId } : { kind: 'online' },
-  })
+const start = (t: TestContext, fleet: boolean) => startAudited(t, fleet, 'hidden-expiry', CONFIG)
 
 /** Every read a viewer makes of `id`, its id replaced by OFFLINE's (for comparing). */
 async function reads(app: StartedApp, id: string, viewer?: string) {

@@ -2,11 +2,10 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
-import { ManualClock } from '../../src/service/clock.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
-import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import { ADMIN_KEY, type StartedApp } from '../helpers/start-app.js'
 import { FAST_WEBHOOKS } from '../helpers/webhook-endpoint.js'
 import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js'
+import { admin, beat, call, hook, startAudited, told } from './audit-kit.js'
 import { NativeClient } from './native-client.js'
 import { SseClient } from './sse-client.js'
 
@@ -48,38 +47,7 @@ const CONFIG: Partial<Config> = {
 type Kind = 'A blocks B' | 'B blocks A' | 'friends' | 'nobody' | 'invisible'
 type Route = 'admin' | 'import'
 
-async function start(t: TestContext, fleet: boolean) {
-  const clock = new ManualClock(Date.UTC(2026, 11, 1, 9))
-  const config: Partial<Config> = { ...CONFIG }
-  if (fleet) {
-    const prefix = uniquePrefix('shows-more')
-    Object.assign(config, {
-      redisUrl: LOCAL_REDIS_URL,
-      redisPrefix: prefix,
-      redisTimeoutMs: 5000,
-      statsIntervalMs: 100,
-    })
-    t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
-  }
-  const app = await startApp(t, { clock, listen: true, config })
-  return { app, clock }
-}
-
-async function call(app: StartedApp, method: string, path: string, headers = {}, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const text = await res.text()
-  return { status: res.status, body: text }
-}
-
-async function admin(app: StartedApp, method: string, path: string, body?: unknown) {
-  const answer = await call(app, method, path, { 'x-api-key': ADMIN_KEY }, body)
-  assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${answer.body}`)
-  return answer.body === '' ? undefined : (JSON.parse(answer.body) as Record<string, unknown>)
-}
+const start = (t: TestContext, fleet: boolean) => startAudited(t, fleet, 'shows-more', CONFIG)
 
 async function importLines(app: StartedApp, lines: readonly object[]) {
   const res = await fetch(`${app.url}/admin/v1/import`, {
@@ -89,28 +57,6 @@ async function importLines(app: StartedApp, lines: readonly object[]) {
   })
   assert.equal(res.status, 200, await res.text())
 }
-
-async function hook(app: StartedApp, receiver: WebhookReceiver, filter?: object) {
-  const key = await admin(app, 'POST', '/admin/v1/keys', {
-    name: 'hook',
-    scopes: ['presence:read'],
-  })
-  const made = await admin(app, 'POST', '/admin/v1/webhooks', {
-    url: receiver.url,
-    keyId: key!.id,
-    ...(filter && { filter }),
-  })
-  receiver.secret = made!.secret as string
-}
-
-const beat = (app: StartedApp, userId: string, device: string, placeId?: string) =>
-  app.service.heartbeat({
-    userId: userId as UserId,
-    key: `app:${device}`,
-    source: 'app',
-    deviceType: device,
-    activity: placeId ? { kind: 'inGame', placeId } : { kind: 'online' },
-  })
 
 /** Every read `viewer` (or no one) makes of `id`, its id replaced by SOMEONE. */
 async function reads(app: StartedApp, id: string, viewer?: string) {
@@ -136,27 +82,12 @@ async function reads(app: StartedApp, id: string, viewer?: string) {
   return out.map((line) => line.split(id).join(SOMEONE))
 }
 
-/**
- * What a surface told of `id`, its id replaced by SOMEONE, its numbering (`seq`) and a webhook
- * event's own id left out.
- */
-function told(items: readonly Record<string, unknown>[], id: string): string[] {
-  return items
-    .filter((item) => item.userId === id)
-    .map((item) =>
-      JSON.stringify(item, (key, value: unknown) =>
-        key === 'seq' || (key === 'id' && String(value).startsWith('evt_')) ? undefined : value,
-      )
-        .split(id)
-        .join(SOMEONE),
-    )
-}
-
 /** A webhook's events of `id`, as `told`. */
 const hooked = (receiver: WebhookReceiver, id: string) =>
   told(
     receiver.accepted.map((r) => r.event as unknown as Record<string, unknown>),
     id,
+    SOMEONE,
   )
 
 /** Shows `ids` more to B, by `kind`, through `route`. */
@@ -278,14 +209,18 @@ for (const fleet of [false, true]) {
             then,
           )
           // B's streams: of A exactly what they show of TWIN, never the place
-          const streams = JSON.stringify([told(frames, A), told(events, A)])
+          const streams = JSON.stringify([told(frames, A, SOMEONE), told(events, A, SOMEONE)])
           assert.ok(!streams.includes(PLACE) && !streams.includes('Crossroads'), streams)
           assert.deepEqual(
-            told(frames, A),
-            told(frames, TWIN),
+            told(frames, A, SOMEONE),
+            told(frames, TWIN, SOMEONE),
             `WebSocket: ${JSON.stringify(frames)}`,
           )
-          assert.deepEqual(told(events, A), told(events, TWIN), `SSE: ${JSON.stringify(events)}`)
+          assert.deepEqual(
+            told(events, A, SOMEONE),
+            told(events, TWIN, SOMEONE),
+            `SSE: ${JSON.stringify(events)}`,
+          )
           // B's reads (Roblox, Xbox) and anyone's: byte for byte TWIN's
           assert.deepEqual(await reads(app, A, B), await reads(app, TWIN, B))
           if (!block) assert.deepEqual(await reads(app, A), await reads(app, TWIN))
