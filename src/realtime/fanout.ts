@@ -181,6 +181,23 @@ function crossesPrivacy(read: HistoryRead): boolean {
   return !read.complete || read.marks === undefined || read.marks.length > 0
 }
 
+/**
+ * Whether a privacy mark `concerning` the subscriber was made since `from`, as the marks kept
+ * beside the history tell (all known, in `from`'s epoch). A recovery then answers with the
+ * user's current state whatever the history still holds: its changes were trimmed by all the
+ * user did, unseen ones included, so answering `too_old` where it reaches back no longer would
+ * tell a user busy while hidden from one who was offline (docs/reference/native.md, "Positions").
+ */
+function markedSince(
+  from: HistoryPosition,
+  read: HistoryRead,
+  concerning: (concern: string | undefined) => boolean,
+): boolean {
+  if (from.epoch === '' || from.epoch !== read.position.epoch) return false
+  if (from.offset > read.position.offset || read.marks === undefined) return false
+  return read.marks.some((m) => m.offset > from.offset && concerning(m.concern))
+}
+
 type Task = { bus: BusEvent } | { run: () => Promise<void> }
 
 /**
@@ -568,12 +585,14 @@ export class Fanout {
       return this.#hiddenSince(access, from[i]!, reads[i]!, now, concerning[i]!, throughout)
     })
     if (hidden.includes('forgotten')) return 'reset'
-    if (reads.some((read, i) => !read.complete && !hidden[i])) return 'reset'
+    const marked = ids.map((_, i) => markedSince(from[i]!, reads[i]!, concerning[i]!))
+    if (reads.some((read, i) => !read.complete && !hidden[i] && !marked[i])) return 'reset'
     // who may see what changed since some position: replaying that user's changes under today's
     // rules could show what was hidden then, so the client gets its current state instead,
     // read now (after the history, so no later change is skipped)
     const crossed = ids.flatMap((id, i) =>
       hidden[i] === 'marked' ||
+      marked[i] ||
       reads[i]!.changes.some(
         (c) =>
           isPrivacyMark(c) && positionOf(c).offset > from[i]!.offset && concerning[i]!(c.concern),
