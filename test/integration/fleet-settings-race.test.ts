@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import type { Config } from '../../src/app/config.js'
 import type { UserId } from '../../src/core/user-id.js'
-import { ManualClock } from '../../src/service/clock.js'
-import { LOCAL_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js'
-import { ADMIN_KEY, startApp, type StartedApp } from '../helpers/start-app.js'
+import type { ManualClock } from '../../src/service/clock.js'
+import type { StartedApp } from '../helpers/start-app.js'
 import { FAST_WEBHOOKS } from '../helpers/webhook-endpoint.js'
-import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js'
+import { startReceiver } from '../helpers/webhook-receiver.js'
+import { admin, beat, hook, startAudited } from './audit-kit.js'
 import { NativeClient } from './native-client.js'
 import { SseClient } from './sse-client.js'
 
@@ -35,56 +35,6 @@ const CONFIG: Partial<Config> = {
   flapGraceMs: 0,
 }
 
-async function start(t: TestContext, fleet: boolean) {
-  const clock = new ManualClock(Date.UTC(2026, 11, 1, 9))
-  const config: Partial<Config> = { ...CONFIG }
-  if (fleet) {
-    const prefix = uniquePrefix('settings-race')
-    Object.assign(config, {
-      redisUrl: LOCAL_REDIS_URL,
-      redisPrefix: prefix,
-      redisTimeoutMs: 5000,
-      statsIntervalMs: 100,
-    })
-    t.after(() => deleteKeys({ url: LOCAL_REDIS_URL }, prefix))
-  }
-  const app = await startApp(t, { clock, listen: true, config })
-  return { app, clock }
-}
-
-async function admin(app: StartedApp, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const text = await res.text()
-  assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`)
-  return text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>)
-}
-
-async function hook(app: StartedApp, receiver: WebhookReceiver, filter?: object) {
-  const key = await admin(app, 'POST', '/admin/v1/keys', {
-    name: 'hook',
-    scopes: ['presence:read'],
-  })
-  const made = await admin(app, 'POST', '/admin/v1/webhooks', {
-    url: receiver.url,
-    keyId: key!.id,
-    ...(filter && { filter }),
-  })
-  receiver.secret = made!.secret as string
-}
-
-const beat = (app: StartedApp, userId: string, device: string, placeId?: string) =>
-  app.service.heartbeat({
-    userId: userId as UserId,
-    key: `app:${device}`,
-    source: 'app',
-    deviceType: device,
-    activity: placeId ? { kind: 'inGame', placeId } : { kind: 'online' },
-  })
-
 /**
  * Sets the clock to `at` when the service next reads `id`'s stored presence with every session
  * (getMany at -Infinity: #nextSettings, before the settings are stored).
@@ -110,7 +60,7 @@ function expireWhileSettingsAreComputed(
 for (const fleet of [false, true]) {
   const mode = fleet ? 'fleet' : 'embedded'
   test(`${mode}: a nobody user's game expiring while they show places to everyone is never told as left`, async (t) => {
-    const { app, clock } = await start(t, fleet)
+    const { app, clock } = await startAudited(t, fleet, 'settings-race', CONFIG)
     const start0 = clock.now()
     await admin(app, 'PUT', `/admin/v1/places/${PLACE}`, { universeId: 99, name: 'Crossroads' })
     await admin(app, 'PUT', `/admin/v1/users/${HIDDEN}/settings`, { visibility: 'nobody' })
