@@ -61,6 +61,12 @@ const { values } = benchArgs(import.meta.url, {
      */
     'heap-profile': { type: 'string' },
     baseline: { type: 'string' },
+    /**
+     * PRESENCED_REDIS_NEAR_CACHE for the Redis-mode target, and for the baseline's (default:
+     * this process's environment's, for both): the near cache on one side only, in one run.
+     */
+    'near-cache': { type: 'string' },
+    'baseline-near-cache': { type: 'string' },
     writes: { type: 'string', default: '0' },
     /** Every session's place checked on read, as in the minute after a catalogue change. */
     'catalogue-just-changed': { type: 'boolean', default: false },
@@ -110,17 +116,22 @@ try {
     String(users),
     ...(values['catalogue-just-changed'] ? ['--catalogue-just-changed'] : []),
   ]
-  const redisMode = await spawnJson<ServerInfo>('bench/redis-http-server.ts', [
-    ...args,
-    '--mode',
-    'redis',
-    '--url',
-    redis.url,
-    '--prefix',
-    prefix,
-    ...(values.profile ? ['--profile', values.profile] : []),
-    ...(values['heap-profile'] ? ['--heap-profile', values['heap-profile']] : []),
-  ])
+  const redisMode = await spawnJson<ServerInfo>(
+    'bench/redis-http-server.ts',
+    [
+      ...args,
+      '--mode',
+      'redis',
+      '--url',
+      redis.url,
+      '--prefix',
+      prefix,
+      ...(values.profile ? ['--profile', values.profile] : []),
+      ...(values['heap-profile'] ? ['--heap-profile', values['heap-profile']] : []),
+    ],
+    [],
+    nearEnv(values['near-cache']),
+  )
   children.push(redisMode.child)
   const embedded = await spawnJson<ServerInfo>('bench/redis-http-server.ts', [
     ...args,
@@ -128,15 +139,12 @@ try {
   ])
   children.push(embedded.child)
   const baseline = values.baseline
-    ? await spawnJson<ServerInfo>(join(values.baseline, 'bench/redis-http-server.ts'), [
-        ...args,
-        '--mode',
-        'redis',
-        '--url',
-        redis.url,
-        '--prefix',
-        `${prefix}-baseline`,
-      ])
+    ? await spawnJson<ServerInfo>(
+        join(values.baseline, 'bench/redis-http-server.ts'),
+        [...args, '--mode', 'redis', '--url', redis.url, '--prefix', `${prefix}-baseline`],
+        [],
+        nearEnv(values['baseline-near-cache']),
+      )
     : undefined
   if (baseline) children.push(baseline.child)
 
@@ -333,4 +341,9 @@ try {
   client.disconnect()
   await redis.stop()
   rmSync(dir, { recursive: true, force: true })
+}
+
+/** The environment that sets a target's near cache (`--near-cache`), or none. */
+function nearEnv(entries: string | undefined): Record<string, string> {
+  return entries === undefined ? {} : { PRESENCED_REDIS_NEAR_CACHE: entries }
 }

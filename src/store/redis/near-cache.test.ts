@@ -60,10 +60,14 @@ const ids = (...list: string[]) => list as UserId[]
 /** What precedes the id in its presence key. */
 const headOf = (keys: RedisKeys, id: string) => keys.presenceHeads()[keys.bucketOf(id as UserId)]!
 
-/** The place of the user's first session as A reads it. */
-async function placeOf(store: RedisPresenceStore, id: string): Promise<string | undefined> {
-  const [p] = await store.getMany(ids(id), T0 + 1)
-  const activity = p!.sessions[0]?.activity
+/** The place of the user's primary session as A reads it (a summary: through the cache). */
+async function placeOf(
+  store: RedisPresenceStore,
+  id: string,
+  now = T0 + 1,
+): Promise<string | undefined> {
+  const [summary] = await store.summarize(ids(id), now)
+  const activity = summary!.activity
   return activity?.kind === 'inGame' ? activity.placeId : undefined
 }
 
@@ -108,7 +112,7 @@ test('a value read while an invalidation of its key arrives is not kept (in-flig
   const { a, b, keys, cache } = await nodes(t)
   await b.store.heartbeat(write('7', '1'), T0)
   const key = keys.presence('7' as UserId)
-  const plan = cache!.plan(['7'], [headOf(keys, '7')])
+  const plan = cache!.plan(['7'], [headOf(keys, '7')], T0 + 1, true)
   assert.equal(plan.keys.length, 1)
   // the value as an MGET sent now would have read it, then a write that invalidates it
   const old = await b.connection.client.getBuffer(key)
@@ -116,7 +120,12 @@ test('a value read while an invalidation of its key arrives is not kept (in-flig
   await b.store.heartbeat(write('7', '2'), T0)
   await until(() => cache!.stats.invalidations > seen)
   const done = cache!.finish(plan, [old], true)
-  assert.equal(done.values[0], old, 'the read itself answers what it read')
+  const activity = done.read.summaries[0]!.activity
+  assert.equal(
+    activity?.kind === 'inGame' && activity.placeId,
+    '1',
+    'the read answers what it read',
+  )
   assert.equal(cache!.size, 0, 'not kept: an invalidation arrived while it was in flight')
   assert.equal(await placeOf(a.store, '7'), '2')
 })
@@ -125,7 +134,7 @@ test('a hit invalidated before its barrier arrives is read again', async (t) => 
   const { a, b, keys, cache } = await nodes(t)
   await b.store.heartbeat(write('8', '1'), T0)
   assert.equal(await placeOf(a.store, '8'), '1')
-  const plan = cache!.plan(['8'], [headOf(keys, '8')])
+  const plan = cache!.plan(['8'], [headOf(keys, '8')], T0 + 1, true)
   assert.equal(plan.hits, 1)
   await b.store.heartbeat(write('8', '2'), T0)
   await cache!.barrier()
@@ -183,14 +192,49 @@ async function flushed(t: TestContext, url: string) {
 test('at the cap, the oldest entry goes', async (t) => {
   const { a, b, keys, cache } = await nodes(t, LOCAL_REDIS_URL, 3)
   for (const id of ['11', '12', '13', '14', '15']) await b.store.heartbeat(write(id), T0)
-  for (const id of ['11', '12', '13', '14', '15']) await a.store.getMany(ids(id), T0 + 1)
+  for (const id of ['11', '12', '13', '14', '15']) await a.store.summarize(ids(id), T0 + 1)
   assert.equal(cache!.size, 3)
-  const plan = cache!.plan(['11', '15'], [headOf(keys, '11'), headOf(keys, '15')])
+  const plan = cache!.plan(['11', '15'], [headOf(keys, '11'), headOf(keys, '15')], T0 + 1, true)
   cache!.abandon(plan)
   assert.equal(plan.from[0], 0, 'the oldest went')
   const hits = cache!.stats.hits
-  await a.store.getMany(ids('13', '14', '15'), T0 + 1)
+  await a.store.summarize(ids('13', '14', '15'), T0 + 1)
   assert.equal(cache!.stats.hits - hits, 3)
+})
+
+test('a summary held is served only from its read until its first session expires', async (t) => {
+  const { a, b, cache } = await nodes(t)
+  await b.store.heartbeat(write('21', '5'), T0)
+  assert.equal(await placeOf(a.store, '21', T0 + 10), '5')
+  const served = () => ({ ...cache!.stats })
+  let before = served()
+  assert.equal(await placeOf(a.store, '21', T0 + 599_999), '5')
+  assert.equal(cache!.stats.hits - before.hits, 1, 'held while the session lives')
+  // past its expiry (not swept yet: the value is unchanged in Redis) the user is offline
+  before = served()
+  assert.equal(await placeOf(a.store, '21', T0 + 600_000), undefined)
+  assert.equal(cache!.stats.misses - before.misses, 1, 'not served past the expiry')
+  // and a read at a time before the one the summary was read at is not served from it
+  await b.store.heartbeat(write('22', '6'), T0)
+  assert.equal(await placeOf(a.store, '22', T0 + 10), '6')
+  before = served()
+  assert.equal(await placeOf(a.store, '22', T0 + 5), '6')
+  assert.equal(cache!.stats.misses - before.misses, 1, 'not served before its read')
+})
+
+test('ids above 2^53 are held and invalidated each as itself', async (t) => {
+  const { a, b, cache } = await nodes(t)
+  const [low, high] = ['9007199254740992', '9007199254740993']
+  await b.store.heartbeat(write(low, '1'), T0)
+  await b.store.heartbeat(write(high, '2'), T0)
+  assert.equal(await placeOf(a.store, low), '1')
+  assert.equal(await placeOf(a.store, high), '2')
+  assert.equal(cache!.size, 2)
+  await b.store.heartbeat(write(high, '3'), T0)
+  const before = { ...cache!.stats }
+  assert.equal(await placeOf(a.store, low), '1')
+  assert.equal(await placeOf(a.store, high), '3')
+  assert.equal(cache!.stats.hits - before.hits, 1, 'only the other id was still held')
 })
 
 test('PRESENCED_REDIS_NEAR_CACHE=0 turns it off; it is off by default', async (t) => {

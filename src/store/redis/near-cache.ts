@@ -1,4 +1,8 @@
 import type { Redis } from 'ioredis'
+import type { PresenceSummary, UserSettings } from '../../core/privacy.js'
+import type { UserId } from '../../core/user-id.js'
+import { NearRows } from './near-rows.js'
+import { settingsOfSummarized, summarizeBytes, summarizedUntil } from './presence-codec.js'
 
 /**
  * What every head starts with (`<prefix>:{b` for the 64 buckets' heads): the one BCAST prefix.
@@ -20,20 +24,31 @@ export function commonPrefix(heads: readonly string[]): string {
 /** Redis's channel of invalidation messages for a client in RESP2 (CLIENT TRACKING REDIRECT). */
 const INVALIDATE = '__redis__:invalidate'
 
+/** What a read of presence summaries answers (RedisConnection.mgetUsersNear), per id. */
+export interface NearRead {
+  summaries: PresenceSummary[]
+  /**
+   * Each value's folded settings (settingsOfSummarized); undefined for a value written before
+   * settings were folded, and for a missing one until the fold pass has run (`foldDone`).
+   */
+  settings: Array<Readonly<UserSettings> | undefined>
+}
+
 /**
  * A read of one MGET waiter through the cache (NearCache.plan): the keys it takes from Redis
- * (`keys`/`heads`, an MgetKeys), and where each of its ids' values comes from.
+ * (`keys`/`heads`, an MgetKeys), and where each of its ids' summary comes from.
  */
-export interface NearPlan {
+export interface NearPlan extends NearRead {
   /** The ids to read from Redis, and their key heads. */
   keys: string[]
   heads: string[]
   /** The ids asked for. */
   ids: readonly string[]
-  /** Per id: the index of its value among `keys` (a miss), or -1 (a hit). */
+  /** The read's time: a summary held holds from its read's time until its first expiry. */
+  now: number
+  foldDone: boolean
+  /** Per id: the index of its value among `keys` (a miss), or -1 (a hit: its answer set). */
   from: Int32Array
-  /** Per id: its value held here (a hit), as the plan found it. */
-  held: Array<Buffer | null | undefined>
   /** Per miss: its flight (a value read is kept only while no invalidation of it arrived). */
   flights: Flight[]
   hits: number
@@ -48,9 +63,11 @@ interface Flight {
 }
 
 /**
- * A node-local copy of presence values (the stored bytes, settings folded in: never a derived
- * state, so liveness is still computed from each session's expiresAt at read time), kept exact by
- * Redis server-assisted client-side caching on a single Redis:
+ * A node-local copy of presence summaries as the node's reads decode them (summarizeBytes, the
+ * value's folded settings beside: what a Roblox read needs, no stored bytes to decode again),
+ * each kept only for the times it holds (from its read's time until its first live session
+ * expires: liveness is never taken from memory past it), and kept exact by Redis server-assisted
+ * client-side caching on a single Redis:
  *
  * - its own connection (`subscriber`) runs `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX
  *   <what every presence key head starts with>` (commonPrefix) then `SUBSCRIBE __redis__:invalidate`: every write of a presence
@@ -68,11 +85,18 @@ interface Flight {
  * - when either connection drops, everything is cleared and nothing is used or kept until the
  *   subscriber has tracking on and is subscribed again (`usable`).
  *
- * Bounded by `maxEntries`: at the cap, the oldest entry (insertion order) goes.
+ * Rows found by the id's int64 (NearRows, no string-keyed Map), what each holds in arrays by
+ * row. Bounded by `maxEntries`: at the cap, the oldest row goes (NearRows' clock hand).
  */
 export class NearCache {
   /** By user id: every key it caches is `<one of the heads><id>` (RedisKeys.userKeyHeads). */
-  readonly #entries = new Map<string, Buffer | null>()
+  readonly #rows: NearRows
+  /** By row: the summary, its folded settings, whether there was a value, when it holds. */
+  readonly #summaries: Array<PresenceSummary | undefined>
+  readonly #settings: Array<Readonly<UserSettings> | undefined>
+  readonly #present: Uint8Array
+  readonly #since: Float64Array
+  readonly #until: Float64Array
   readonly #flights = new Map<string, Flight>()
   readonly #prefixes: readonly string[]
   /** The heads, and their lengths: an invalidated key's head is found by its length. */
@@ -104,6 +128,12 @@ export class NearCache {
     this.#heads = new Set(prefixes)
     this.#headLengths = [...new Set(prefixes.map((head) => head.length))]
     this.maxEntries = maxEntries
+    const rows = (this.#rows = new NearRows(maxEntries))
+    this.#summaries = new Array<PresenceSummary | undefined>(rows.max).fill(undefined)
+    this.#settings = new Array<Readonly<UserSettings> | undefined>(rows.max).fill(undefined)
+    this.#present = new Uint8Array(rows.max)
+    this.#since = new Float64Array(rows.max)
+    this.#until = new Float64Array(rows.max)
     this.#readerUp = readerUp
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer[] | Buffer | null) => {
       if (channel.toString() === INVALIDATE) this.#invalidated(message)
@@ -119,7 +149,7 @@ export class NearCache {
   }
 
   get size(): number {
-    return this.#entries.size
+    return this.#rows.size
   }
 
   /** Tracking on, then subscribed, on this connection of the subscriber. */
@@ -155,7 +185,9 @@ export class NearCache {
     this.#epoch++
     this.#generation++
     this.stats.clears++
-    this.#entries.clear()
+    this.#rows.clear()
+    this.#summaries.fill(undefined)
+    this.#settings.fill(undefined)
     for (const flight of this.#flights.values()) flight.dead = true
     this.#flights.clear()
   }
@@ -169,7 +201,11 @@ export class NearCache {
       this.stats.invalidations++
       const id = this.#idOf(key.toString('utf8'))
       if (id === undefined) continue
-      this.#entries.delete(id)
+      const row = this.#rows.delete(id)
+      if (row >= 0) {
+        this.#summaries[row] = undefined
+        this.#settings[row] = undefined
+      }
       const flight = this.#flights.get(id)
       if (flight !== undefined) {
         flight.dead = true
@@ -187,28 +223,38 @@ export class NearCache {
   }
 
   /**
-   * How a read of `ids` (keys `heads[i] + ids[i]`) goes: the ones held here are hits, the others
-   * are read (their flights started). Only when `usable`.
+   * How a read of `ids` (keys `heads[i] + ids[i]`) at `now` goes: the ones held here for `now`
+   * are hits (their summaries and settings set), the others are read (their flights started).
+   * Only when `usable`.
    */
-  plan(ids: readonly string[], heads: ReadonlyArray<string | undefined>): NearPlan {
+  plan(
+    ids: readonly string[],
+    heads: ReadonlyArray<string | undefined>,
+    now: number,
+    foldDone: boolean,
+  ): NearPlan {
     const n = ids.length
     const plan: NearPlan = {
       keys: [],
       heads: [],
       ids,
+      now,
+      foldDone,
       from: new Int32Array(n),
-      held: new Array<Buffer | null | undefined>(n),
+      summaries: new Array<PresenceSummary>(n),
+      settings: new Array<Readonly<UserSettings> | undefined>(n),
       flights: [],
       hits: 0,
       generation: this.#generation,
     }
-    const entries = this.#entries
+    const rows = this.#rows
     for (let i = 0; i < n; i++) {
       const id = ids[i]!
-      const held = entries.get(id)
-      if (held !== undefined) {
+      const row = rows.find(id)
+      if (row >= 0 && this.#holds(row, now)) {
         plan.from[i] = -1
-        plan.held[i] = held
+        plan.summaries[i] = this.#summaries[row]!
+        plan.settings[i] = this.#settingsOf(row, foldDone)
         plan.hits++
         continue
       }
@@ -225,42 +271,60 @@ export class NearCache {
     return plan
   }
 
+  /** Whether `row`'s summary holds at `now` (from its read's time until its first expiry). */
+  #holds(row: number, now: number): boolean {
+    return now >= this.#since[row]! && now < this.#until[row]!
+  }
+
+  #settingsOf(row: number, foldDone: boolean): Readonly<UserSettings> | undefined {
+    return this.#present[row] === 1 || foldDone ? this.#settings[row] : undefined
+  }
+
   /**
    * A plan's answer once its MGET replied (`values`, per miss) and, when it had hits, its
-   * barrier arrived: each miss's value (kept when no invalidation of it came meanwhile), each
-   * hit's value as held now; `lost` lists the hits dropped since the plan (to read again), every
-   * hit when `hitsTrusted` is false (the barrier failed).
+   * barrier arrived: each miss's value decoded (and kept when no invalidation of it came
+   * meanwhile), each hit as held now; `lost` lists the hits dropped since the plan (to read
+   * again, readInto), every hit when `hitsTrusted` is false (the barrier failed).
    */
   finish(
     plan: NearPlan,
     values: readonly (Buffer | null)[],
     hitsTrusted: boolean,
-  ): { values: (Buffer | null)[]; lost: number[] | undefined } {
+  ): { read: NearPlan; lost: number[] | undefined } {
     const n = plan.ids.length
-    const out = new Array<Buffer | null>(n)
+    const now = plan.now
     let lost: number[] | undefined
-    const entries = this.#entries
     // no invalidation since the plan: every hit still holds, no lookup again
     const unchanged = plan.generation === this.#generation
+    const rows = this.#rows
     for (let i = 0; i < n; i++) {
       const j = plan.from[i]!
       const id = plan.ids[i]!
       if (j < 0) {
-        const held = !hitsTrusted ? undefined : unchanged ? plan.held[i] : entries.get(id)
-        if (held === undefined) (lost ??= []).push(i)
-        else out[i] = held
+        if (!hitsTrusted) (lost ??= []).push(i)
+        else if (!unchanged) {
+          const row = rows.find(id)
+          if (row >= 0 && this.#holds(row, now)) {
+            plan.summaries[i] = this.#summaries[row]!
+            plan.settings[i] = this.#settingsOf(row, plan.foldDone)
+          } else (lost ??= []).push(i)
+        }
         continue
       }
-      const value = values[j] ?? null
-      out[i] = value
+      const raw = values[j] ?? null
+      const summary = summarizeBytes(id as UserId, raw, now)
+      const until = summarizedUntil()
+      const present = raw !== null && raw.length > 0
+      const settings = present || plan.foldDone ? settingsOfSummarized(raw) : undefined
+      plan.summaries[i] = summary
+      plan.settings[i] = settings
       const flight = plan.flights[j]!
-      if (!flight.dead && this.#subscribed) {
-        // a copy: the reply's Buffer is a slice of the socket's chunk, which it would keep
-        this.#keep(id, value === null ? null : Buffer.from(value))
+      if (!flight.dead && this.#subscribed && until > now) {
+        this.#keep(id, summary, present ? settings : settingsOfSummarized(raw), present, now, until)
       }
       this.#land(id, flight)
     }
-    return { values: out, lost }
+    return { read: plan, lost }
   }
 
   /** A plan's flights ended without values (its MGET failed). */
@@ -272,14 +336,22 @@ export class NearCache {
     if (--flight.readers === 0 && this.#flights.get(id) === flight) this.#flights.delete(id)
   }
 
-  #keep(id: string, value: Buffer | null): void {
-    const entries = this.#entries
-    if (entries.size >= this.maxEntries && !entries.has(id)) {
-      // the oldest entry: the first of the Map's insertion order
-      const oldest = entries.keys().next()
-      if (!oldest.done) entries.delete(oldest.value)
-    }
-    entries.set(id, value)
+  #keep(
+    id: string,
+    summary: PresenceSummary,
+    settings: Readonly<UserSettings> | undefined,
+    present: boolean,
+    since: number,
+    until: number,
+  ): void {
+    const rows = this.#rows
+    const row = rows.insert(id)
+    if (row < 0) return
+    this.#summaries[row] = summary
+    this.#settings[row] = settings
+    this.#present[row] = present ? 1 : 0
+    this.#since[row] = since
+    this.#until[row] = until
   }
 
   /**
@@ -302,5 +374,28 @@ export class NearCache {
     this.#closed = true
     this.clear()
     this.subscriber.disconnect()
+  }
+}
+
+/**
+ * The values of `ids[indexes[k]]` (`values[k]`, as an MGET replied) decoded into `read` at
+ * `now`, as NearCache.finish decodes a miss's, nothing kept: for reads the cache could not take
+ * (not usable) and for hits lost before their barrier.
+ */
+export function readInto(
+  read: NearRead,
+  ids: readonly string[],
+  indexes: readonly number[] | undefined,
+  values: readonly (Buffer | null)[],
+  now: number,
+  foldDone: boolean,
+): void {
+  const n = indexes === undefined ? ids.length : indexes.length
+  for (let k = 0; k < n; k++) {
+    const i = indexes === undefined ? k : indexes[k]!
+    const raw = values[k] ?? null
+    read.summaries[i] = summarizeBytes(ids[i] as UserId, raw, now)
+    read.settings[i] =
+      (raw !== null && raw.length > 0) || foldDone ? settingsOfSummarized(raw) : undefined
   }
 }

@@ -290,6 +290,7 @@ export function summarizeBytes(
   now: number,
 ): PresenceSummary {
   folded = FOLDED_UNREAD
+  liveUntil = Infinity
   if (!raw || raw.length === 0 || raw[0] !== OPEN) return summarizeText(userId, raw, now)
   // integers are read where they are, each `-`? digits, the text path taking anything else
   let at = 1
@@ -354,7 +355,8 @@ export function summarizeBytes(
     if (negative) c = raw[++at]
     for (start = at, n = 0; c! >= ZERO && c! <= NINE; c = raw[++at]) n = n * 10 + (c! - ZERO)
     if (at === start) break
-    if (!(updated + (negative ? -n : n) > now)) {
+    const expiresAt = updated + (negative ? -n : n)
+    if (!(expiresAt > now)) {
       // an expired session is skipped to the end of its line (JSON strings hold no line break)
       const end = indexOfByte.call(raw, LINE_BREAK, at)
       if (end < 0) break
@@ -384,6 +386,7 @@ export function summarizeBytes(
     }
     at = end + 1
     live++
+    if (expiresAt < liveUntil) liveUntil = expiresAt
     const rank = tail.rank
     if (primary === undefined || rank > state || (rank === state && updated > updatedAt)) {
       state = rank
@@ -392,6 +395,17 @@ export function summarizeBytes(
     }
   }
   return summarizeText(userId, raw, now)
+}
+
+/**
+ * Until when the summary summarizeBytes returned last holds (from its `now` on): its live
+ * sessions' first expiry (Infinity without one); -Infinity when it took the text path (not
+ * followed there). A near cache keeps a summary only for the times in between (NearCache).
+ */
+let liveUntil = -Infinity
+
+export function summarizedUntil(): number {
+  return liveUntil
 }
 
 /** What summarizeBytes saw of its value's folded settings: see settingsOfSummarized. */
@@ -435,6 +449,8 @@ export function summarizeAll(
 }
 
 function summarizeText(userId: UserId, raw: Buffer | null | undefined, now: number) {
+  // no value: no session ever expires; a value's text path is not followed
+  liveUntil = !raw || raw.length === 0 ? Infinity : -Infinity
   return summarizeValue(userId, raw?.toString('utf8'), now)
 }
 

@@ -11,8 +11,9 @@ import {
   type Result,
 } from 'ioredis'
 import { PresenceError, errors } from '../../core/errors.js'
+import type { PresenceSummary, UserSettings } from '../../core/privacy.js'
 import { hashTagOf } from './keys.js'
-import { NearCache, type NearPlan } from './near-cache.js'
+import { NearCache, readInto, type NearPlan, type NearRead } from './near-cache.js'
 import { StoreOutages } from './store-outages.js'
 
 declare module 'ioredis' {
@@ -231,9 +232,14 @@ const MAX_JOINED_READS = 4
 interface MgetWaiter extends MgetKeys {
   /** The values as strings, or as the reply's Buffers (mgetUsersBytes). */
   strings: boolean
-  /** The near cache these keys are read through (RedisConnection.nearCache), if any. */
+  /**
+   * The near cache these keys are read through (RedisConnection.mgetUsersNear), if any: then
+   * the answer is a NearRead of the values at `now`.
+   */
   cache: NearCache | undefined
-  resolve: (values: (string | null)[] | (Buffer | null)[]) => void
+  now: number
+  foldDone: boolean
+  resolve: (values: (string | null)[] | (Buffer | null)[] | NearRead) => void
   reject: (error: unknown) => void
 }
 
@@ -420,6 +426,22 @@ function splitMget(group: MgetGroup, values: (Buffer | null)[]): void {
     else w.resolve(count === values.length ? values : values.slice(from, from + count))
     from += count
   }
+}
+
+/** A waiter's answer of its values read without its near cache: as it asked for them. */
+function plainAnswer(
+  w: MgetWaiter,
+  values: (Buffer | null)[],
+  count: number,
+): (string | null)[] | (Buffer | null)[] | NearRead {
+  if (w.strings) return stringsOf(values, 0, count)
+  if (w.cache === undefined) return values
+  const read: NearRead = {
+    summaries: new Array<PresenceSummary>(count),
+    settings: new Array<Readonly<UserSettings> | undefined>(count),
+  }
+  readInto(read, w.keys, undefined, values, w.now, w.foldDone)
+  return read
 }
 
 /** `count` values of an MGET reply of Buffers from `from` on, as utf-8 strings (or null). */
@@ -1069,10 +1091,9 @@ export class RedisConnection {
     heads: readonly string[],
     ids: readonly string[],
     buckets: UserBuckets,
-    cache?: NearCache,
   ): Promise<(string | null)[]> {
     if (this.isCluster) return this.mget(ids.map((id) => heads[buckets.bucketOf(id)]! + id))
-    return this.#joinedMget(true, ids, headsOf(heads, ids, buckets), cache)
+    return this.#joinedMget(true, ids, headsOf(heads, ids, buckets))
   }
 
   /**
@@ -1083,13 +1104,29 @@ export class RedisConnection {
     heads: readonly string[],
     ids: readonly string[],
     buckets: UserBuckets,
-    cache?: NearCache,
   ): Promise<(Buffer | null)[]> {
     if (this.isCluster) {
       const keys = ids.map((id) => heads[buckets.bucketOf(id)]! + id)
       return this.#clusterMget(keys, null, (client, slotKeys) => client.mgetBuffer(...slotKeys))
     }
-    return this.#joinedMget(false, ids, headsOf(heads, ids, buckets), cache)
+    return this.#joinedMget(false, ids, headsOf(heads, ids, buckets))
+  }
+
+  /**
+   * The summaries at `now` of the values of `heads[bucketOf(id)] + id` and their folded settings
+   * (as summarizeAll decodes them), read through `cache` (a single Redis's: NearCache): the ids
+   * it holds for `now` are not read, and each value read is kept there.
+   */
+  mgetUsersNear(
+    heads: readonly string[],
+    ids: readonly string[],
+    buckets: UserBuckets,
+    cache: NearCache,
+    now: number,
+    foldDone: boolean,
+  ): Promise<NearRead> {
+    if (ids.length === 0) return Promise.resolve({ summaries: [], settings: [] })
+    return this.#joinedMget(false, ids, headsOf(heads, ids, buckets), cache, now, foldDone)
   }
 
   /**
@@ -1129,20 +1166,28 @@ export class RedisConnection {
     strings: true,
     keys: readonly string[],
     heads?: readonly string[],
-    cache?: NearCache,
   ): Promise<(string | null)[]>
   #joinedMget(
     strings: false,
     keys: readonly string[],
     heads?: readonly string[],
-    cache?: NearCache,
   ): Promise<(Buffer | null)[]>
+  #joinedMget(
+    strings: false,
+    keys: readonly string[],
+    heads: readonly string[],
+    cache: NearCache,
+    now: number,
+    foldDone: boolean,
+  ): Promise<NearRead>
   #joinedMget(
     strings: boolean,
     keys: readonly string[],
     heads?: readonly string[],
     cache?: NearCache,
-  ): Promise<(string | null)[] | (Buffer | null)[]> {
+    now = 0,
+    foldDone = false,
+  ): Promise<(string | null)[] | (Buffer | null)[] | NearRead> {
     if (keys.length === 0) return Promise.resolve([])
     const batch = this.#batch()
     if (++batch.reads === MAX_JOINED_READS) queueMicrotask(() => this.#flush(batch))
@@ -1155,7 +1200,7 @@ export class RedisConnection {
     group.size += keys.length
     const joined = group
     return new Promise((resolve, reject) => {
-      joined.waiters.push({ keys, heads, strings, cache, resolve, reject })
+      joined.waiters.push({ keys, heads, strings, cache, now, foldDone, resolve, reject })
     })
   }
 
@@ -1347,7 +1392,7 @@ export class RedisConnection {
         size += w.keys.length
         continue
       }
-      const plan = cache.plan(w.keys, w.heads ?? [])
+      const plan = cache.plan(w.keys, w.heads ?? [], w.now, w.foldDone)
       plans.push(plan)
       parts.push(plan)
       size += plan.keys.length
@@ -1380,7 +1425,7 @@ export class RedisConnection {
         count === values.length ? values : values.slice(start, start + count),
       )
       if (plan === undefined) {
-        mine.then((values) => w.resolve(w.strings ? stringsOf(values, 0, count) : values), w.reject)
+        mine.then((values) => w.resolve(plainAnswer(w, values, count)), w.reject)
         return
       }
       const cache = w.cache!
@@ -1403,20 +1448,16 @@ export class RedisConnection {
     values: readonly (Buffer | null)[],
     trusted: boolean,
   ): void {
-    const done = cache.finish(plan, values, trusted)
-    const all = done.values
-    const answer = () =>
-      w.resolve(w.strings ? stringsOf(all, 0, all.length) : (all as (Buffer | null)[]))
-    const lost = done.lost
-    if (lost === undefined) return answer()
+    const { read, lost } = cache.finish(plan, values, trusted)
+    if (lost === undefined) return w.resolve(read)
     const heads = w.heads
     this.#joinedMget(
       false,
       lost.map((i) => w.keys[i]!),
       heads && lost.map((i) => heads[i] ?? ''),
     ).then((again) => {
-      lost.forEach((i, j) => (all[i] = again[j] ?? null))
-      answer()
+      readInto(read, w.keys, lost, again, w.now, w.foldDone)
+      w.resolve(read)
     }, w.reject)
   }
 

@@ -420,18 +420,33 @@ export class RedisPresenceStore implements PresenceStore {
 
   #mgetPresences(ids: readonly UserId[]): Promise<(string | null)[]> {
     const keys = this.#keys
-    return this.#connection.mgetUsers(keys.presenceHeads(), ids, keys, this.nearCache)
+    return this.#connection.mgetUsers(keys.presenceHeads(), ids, keys)
   }
 
   /** The presence values of `ids` as the bytes Redis sent (see summarizeBytes). */
   #mgetPresenceBytes(ids: readonly UserId[]): Promise<(Buffer | null)[]> {
     const keys = this.#keys
-    return this.#connection.mgetUsersBytes(keys.presenceHeads(), ids, keys, this.nearCache)
+    return this.#connection.mgetUsersBytes(keys.presenceHeads(), ids, keys)
   }
 
   /** getMany's answer as summaries, read from the stored text without its Session objects. */
   summarize(ids: readonly UserId[], now: number): Promise<PresenceSummary[]> {
     if (ids.length === 0) return Promise.resolve([])
+    const near = this.nearCache
+    if (near !== undefined) {
+      const keys = this.#keys
+      return this.#connection.run(async () => {
+        const read = await this.#connection.mgetUsersNear(
+          keys.presenceHeads(),
+          ids,
+          keys,
+          near,
+          now,
+          true,
+        )
+        return read.summaries
+      })
+    }
     return this.#connection.run(async () => {
       const raws = await this.#mgetPresenceBytes(ids)
       const summaries = new Array<PresenceSummary>(ids.length)
@@ -461,8 +476,28 @@ export class RedisPresenceStore implements PresenceStore {
     now: number,
     privacy: PrivacyStore,
   ): Promise<[PresenceSummary[], UserSettings[]]> | undefined {
-    return this.#withSettings(ids, privacy, (raws, settings, foldDone) =>
-      summarizeAll(ids, raws, now, settings, foldDone),
+    const near = this.nearCache
+    if (near === undefined) {
+      return this.#withSettings(ids, privacy, (raws, settings, foldDone) =>
+        summarizeAll(ids, raws, now, settings, foldDone),
+      )
+    }
+    if (!(privacy instanceof RedisProfileStore) || !privacy.foldsInto(this.#connection, this.#keys))
+      return undefined
+    if (ids.length === 0) return Promise.resolve([[], []])
+    const keys = this.#keys
+    return this.#connection.runThen(
+      this.#connection.mgetUsersNear(
+        keys.presenceHeads(),
+        ids,
+        keys,
+        near,
+        now,
+        privacy.settingsFolded,
+      ),
+      (read, ids) => this.#unfolded(ids, read.summaries, read.settings),
+      ids,
+      undefined,
     )
   }
 
@@ -494,30 +529,42 @@ export class RedisPresenceStore implements PresenceStore {
       this.#mgetPresenceBytes(ids),
       (raws, ids, foldDone): [T[], UserSettings[]] | Promise<[T[], UserSettings[]]> => {
         const settings = new Array<Readonly<UserSettings> | undefined>(ids.length)
-        const decoded = decode(raws, settings, foldDone)
-        let unfolded: number[] | undefined
-        for (let i = 0; i < ids.length; i++) {
-          if (settings[i] === undefined) (unfolded ??= []).push(i)
-        }
-        if (unfolded === undefined) return [decoded, settings as UserSettings[]]
-        const missing = unfolded
-        return connection.run(async () => {
-          const k = this.#keys
-          const texts = await connection.mgetUsers(
-            k.settingsHeads(),
-            missing.map((i) => ids[i]!),
-            k,
-          )
-          missing.forEach((i, j) => {
-            const text = texts[j]
-            settings[i] = text ? settingsOfText(text) : defaultSettings
-          })
-          return [decoded, settings as UserSettings[]]
-        })
+        return this.#unfolded(ids, decode(raws, settings, foldDone), settings)
       },
       ids,
       foldDone,
     )
+  }
+
+  /**
+   * `decoded` and `settings` of `ids`, the settings of the values that had none folded in (set
+   * undefined) read from their users' settings keys, in a second MGET (see #withSettings).
+   */
+  #unfolded<T>(
+    ids: readonly UserId[],
+    decoded: T[],
+    settings: Array<Readonly<UserSettings> | undefined>,
+  ): [T[], UserSettings[]] | Promise<[T[], UserSettings[]]> {
+    let unfolded: number[] | undefined
+    for (let i = 0; i < ids.length; i++) {
+      if (settings[i] === undefined) (unfolded ??= []).push(i)
+    }
+    if (unfolded === undefined) return [decoded, settings as UserSettings[]]
+    const missing = unfolded
+    const connection = this.#connection
+    return connection.run(async () => {
+      const k = this.#keys
+      const texts = await connection.mgetUsers(
+        k.settingsHeads(),
+        missing.map((i) => ids[i]!),
+        k,
+      )
+      missing.forEach((i, j) => {
+        const text = texts[j]
+        settings[i] = text ? settingsOfText(text) : defaultSettings
+      })
+      return [decoded, settings as UserSettings[]]
+    })
   }
 
   /**

@@ -1,0 +1,205 @@
+/**
+ * Rows of a near cache (NearCache) found by user id without a string-keyed Map: an
+ * open-addressed table (linear probing, at most half full) over the id's int64 as two uint32
+ * halves, each slot `[hi, lo, row + 1, 0]` in one Uint32Array (a probe reads one cache line), the
+ * row an index into the caller's own arrays of what it keeps. A Map of 100,000 string keys cost a
+ * read of 50 random ids ~15-21 % of the node's samples (its bucket, entry and key string each a
+ * cache miss; docs/performance.md, "The near cache, profiled again").
+ *
+ * Ids are the canonical decimal text of a positive int64 (UserId): split exactly into their
+ * halves (never through a double above 2^53). Text that is not such digits (none is cached)
+ * finds nothing and takes no row.
+ *
+ * Bounded: at `max` rows, a new id takes the row of the clock hand, which moves over the rows in
+ * the order they were first given out (the oldest first, as the Map's insertion order was).
+ */
+export class NearRows {
+  readonly max: number
+  /** `[hi, lo, row + 1, 0]` per slot; row + 1 = 0: empty. */
+  readonly #slots: Uint32Array
+  readonly #mask: number
+  /** Each row's id halves (to find its slot when it is evicted), and whether it is taken. */
+  readonly #rowHi: Uint32Array
+  readonly #rowLo: Uint32Array
+  readonly #taken: Uint8Array
+  /** Rows freed by delete, to be given out again first. */
+  readonly #free: Int32Array
+  #freeCount = 0
+  /** Rows never given out yet start here. */
+  #fresh = 0
+  /** The next row to evict when every row is taken. */
+  #hand = 0
+  size = 0
+  /** The row evicted by the last insert (its id's values are the caller's to drop), or -1. */
+  evicted = -1
+
+  constructor(max: number) {
+    this.max = Math.max(1, Math.floor(max))
+    let capacity = 8
+    while (capacity < this.max * 2) capacity *= 2
+    this.#slots = new Uint32Array(capacity * 4)
+    this.#mask = capacity - 1
+    this.#rowHi = new Uint32Array(this.max)
+    this.#rowLo = new Uint32Array(this.max)
+    this.#taken = new Uint8Array(this.max)
+    this.#free = new Int32Array(this.max)
+  }
+
+  /** The row of `id`, or -1. */
+  find(id: string): number {
+    if (!splitId(id)) return -1
+    const slot = this.#slotOf(idHi, idLo)
+    return slot < 0 ? -1 : this.#slots[slot * 4 + 2]! - 1
+  }
+
+  /**
+   * The row of `id`, taken for it when it had none (evicting the clock hand's row when every row
+   * is taken: `evicted`); -1 when `id` is not an int64's canonical digits.
+   */
+  insert(id: string): number {
+    this.evicted = -1
+    if (!splitId(id)) return -1
+    const hi = idHi
+    const lo = idLo
+    const found = this.#slotOf(hi, lo)
+    if (found >= 0) return this.#slots[found * 4 + 2]! - 1
+    let row: number
+    if (this.#freeCount > 0) row = this.#free[--this.#freeCount]!
+    else if (this.#fresh < this.max) row = this.#fresh++
+    else {
+      row = this.#hand
+      this.#hand = row + 1 === this.max ? 0 : row + 1
+      this.#remove(this.#slotOf(this.#rowHi[row]!, this.#rowLo[row]!))
+      this.evicted = row
+    }
+    this.#rowHi[row] = hi
+    this.#rowLo[row] = lo
+    this.#taken[row] = 1
+    this.size++
+    const slots = this.#slots
+    const mask = this.#mask
+    let slot = hashOf(hi, lo) & mask
+    while (slots[slot * 4 + 2] !== 0) slot = (slot + 1) & mask
+    slots[slot * 4] = hi
+    slots[slot * 4 + 1] = lo
+    slots[slot * 4 + 2] = row + 1
+    return row
+  }
+
+  /** Frees the row of `id`: returns it, or -1 when `id` had none. */
+  delete(id: string): number {
+    if (!splitId(id)) return -1
+    const slot = this.#slotOf(idHi, idLo)
+    if (slot < 0) return -1
+    const row = this.#slots[slot * 4 + 2]! - 1
+    this.#remove(slot)
+    this.#free[this.#freeCount++] = row
+    return row
+  }
+
+  /** Every row freed. */
+  clear(): void {
+    this.#slots.fill(0)
+    this.#taken.fill(0)
+    this.#freeCount = 0
+    this.#fresh = 0
+    this.#hand = 0
+    this.size = 0
+  }
+
+  /** Whether `row` holds an id now. */
+  taken(row: number): boolean {
+    return this.#taken[row] === 1
+  }
+
+  #slotOf(hi: number, lo: number): number {
+    const slots = this.#slots
+    const mask = this.#mask
+    let slot = hashOf(hi, lo) & mask
+    for (;;) {
+      const at = slot * 4
+      const row = slots[at + 2]!
+      if (row === 0) return -1
+      if (slots[at + 1] === lo && slots[at] === hi) return slot
+      slot = (slot + 1) & mask
+    }
+  }
+
+  /** Empties `slot`, moving back the entries after it that probed past it (no tombstones). */
+  #remove(slot: number): void {
+    const slots = this.#slots
+    const mask = this.#mask
+    this.#taken[slots[slot * 4 + 2]! - 1] = 0
+    this.size--
+    let hole = slot
+    let next = (hole + 1) & mask
+    while (slots[next * 4 + 2] !== 0) {
+      const home = hashOf(slots[next * 4]!, slots[next * 4 + 1]!) & mask
+      // the entry at `next` may fill the hole when its home is not within (hole, next]
+      const stays = hole <= next ? home > hole && home <= next : home > hole || home <= next
+      if (!stays) {
+        slots[hole * 4] = slots[next * 4]!
+        slots[hole * 4 + 1] = slots[next * 4 + 1]!
+        slots[hole * 4 + 2] = slots[next * 4 + 2]!
+        hole = next
+      }
+      next = (next + 1) & mask
+    }
+    slots[hole * 4 + 2] = 0
+  }
+}
+
+/** The halves splitId found last. */
+let idHi = 0
+let idLo = 0
+
+const TWO_32 = 4294967296
+
+/**
+ * Splits `id`, an int64's canonical decimal digits (no sign, no leading zero; "0" too), into
+ * idHi and idLo exactly; false for anything else (more than 19 digits, or 64 bits overflowed).
+ * Up to 15 digits the number is exact as a double; longer ids carry between the halves.
+ */
+export function splitId(id: string): boolean {
+  const n = id.length
+  if (n === 0 || n > 20 || (n > 1 && id.charCodeAt(0) === 0x30)) return false
+  if (n <= 15) {
+    let v = 0
+    for (let i = 0; i < n; i++) {
+      const d = id.charCodeAt(i) - 0x30
+      if (d < 0 || d > 9) return false
+      v = v * 10 + d
+    }
+    idHi = Math.floor(v / TWO_32)
+    idLo = v >>> 0
+    return true
+  }
+  let hi = 0
+  let lo = 0
+  for (let i = 0; i < n; i++) {
+    const d = id.charCodeAt(i) - 0x30
+    if (d < 0 || d > 9) return false
+    // lo * 10 + d < 2^36 and hi * 10 + carry < 2^36: exact doubles
+    const low = lo * 10 + d
+    const carry = Math.floor(low / TWO_32)
+    lo = low - carry * TWO_32
+    hi = hi * 10 + carry
+    if (hi >= TWO_32) return false
+  }
+  idHi = hi
+  idLo = lo
+  return true
+}
+
+/** The halves of the id splitId split last (tests). */
+export function splitHalves(): [hi: number, lo: number] {
+  return [idHi, idLo]
+}
+
+/** A mix of both halves (murmur3's finalizer), so that consecutive ids spread. */
+function hashOf(hi: number, lo: number): number {
+  let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  return h ^ (h >>> 16)
+}
