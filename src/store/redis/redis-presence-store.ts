@@ -177,17 +177,36 @@ export class RedisPresenceStore implements PresenceStore {
     })
   }
 
-  /** heartbeat.lua's keys and arguments. */
-  #heartbeatArgs(write: SessionWrite, now: number): [keys: string[], args: string[]] {
+  /**
+   * The keys every script of one user's sessions takes first (heartbeat.lua, end.lua, expire.lua,
+   * expire-settings.lua, end-titles.lua: value, its expiry shard, the bucket's timer, its counts),
+   * with the bucket and the shard (an argument of each).
+   */
+  #sessionKeys(id: UserId): {
+    keys: [value: string, due: string, timer: string, counts: string]
+    bucket: number
+    shard: string
+  } {
     const k = this.#keys
-    const id = write.userId
     const bucket = k.bucketOf(id)
     const shard = k.dueShardOf(id)
-    const keys = [k.presence(id), k.due(bucket, shard), k.dueTimer(bucket), k.counts(bucket)]
+    return {
+      keys: [k.presence(id), k.due(bucket, shard), k.dueTimer(bucket), k.counts(bucket)],
+      bucket,
+      shard: String(shard),
+    }
+  }
+
+  /** heartbeat.lua's keys and arguments. */
+  #heartbeatArgs(write: SessionWrite, now: number): [keys: string[], args: string[]] {
+    const id = write.userId
+    const { keys: userKeys, bucket, shard } = this.#sessionKeys(id)
+    // a fresh array each call: limitedHeartbeat pushes its windows after these
+    const keys: string[] = userKeys
     const args = [
       id,
       String(now),
-      String(shard),
+      shard,
       keyText(write.key),
       String(write.ttlMs),
       sessionTail(write.source, write.deviceType, write.activity, write.key),
@@ -206,18 +225,13 @@ export class RedisPresenceStore implements PresenceStore {
     now: number,
     reason: OfflineReason,
   ): Promise<PresenceChange | undefined> {
-    const k = this.#keys
-    const bucket = k.bucketOf(userId)
-    const shard = k.dueShardOf(userId)
+    const { keys, bucket, shard } = this.#sessionKeys(userId)
     return this.#connection.run(async () => {
       const reply = await this.#connection.client.presencedEnd(
-        k.presence(userId),
-        k.due(bucket, shard),
-        k.dueTimer(bucket),
-        k.counts(bucket),
+        ...keys,
         userId,
         String(now),
-        String(shard),
+        shard,
         keyText(key),
         reason,
         this.#channel,
@@ -230,18 +244,13 @@ export class RedisPresenceStore implements PresenceStore {
 
   // expire - see PresenceStore interface description.
   expire(userId: UserId, now: number): Promise<PresenceChange | undefined> {
-    const k = this.#keys
-    const bucket = k.bucketOf(userId)
-    const shard = k.dueShardOf(userId)
+    const { keys, bucket, shard } = this.#sessionKeys(userId)
     return this.#connection.run(async () => {
       const reply = await this.#connection.client.presencedExpire(
-        k.presence(userId),
-        k.due(bucket, shard),
-        k.dueTimer(bucket),
-        k.counts(bucket),
+        ...keys,
         userId,
         String(now),
-        String(shard),
+        shard,
         this.#channel,
         this.#nodeId,
         ...this.#hist(bucket),
@@ -269,9 +278,7 @@ export class RedisPresenceStore implements PresenceStore {
     { userId, expected, next }: SettingsReplacement,
     now: string,
   ): Promise<SettingsReplaced> {
-    const k = this.#keys
-    const bucket = k.bucketOf(userId)
-    const shard = k.dueShardOf(userId)
+    const { keys, bucket, shard } = this.#sessionKeys(userId)
     const text = settingsText(next)
     let expectedText = settingsText(expected)
     let expired: PresenceChange | undefined
@@ -279,14 +286,11 @@ export class RedisPresenceStore implements PresenceStore {
     // it), as RedisProfileStore.replaceSettings; the expiry is made by the first
     for (let attempt = 0; attempt < 2; attempt++) {
       const [message, stored] = await this.#connection.client.presencedExpireSettings(
-        k.presence(userId),
-        k.due(bucket, shard),
-        k.dueTimer(bucket),
-        k.counts(bucket),
-        k.settings(userId),
+        ...keys,
+        this.#keys.settings(userId),
         userId,
         now,
-        String(shard),
+        shard,
         this.#channel,
         this.#nodeId,
         ...this.#hist(bucket),
@@ -361,13 +365,12 @@ export class RedisPresenceStore implements PresenceStore {
   ): Promise<Array<string | number>> {
     const k = this.#keys
     const { userId, deviceType, titleId } = end
-    const bucket = k.bucketOf(userId)
-    const shard = k.dueShardOf(userId)
+    const { keys, bucket, shard } = this.#sessionKeys(userId)
     const rules = budget?.rules ?? []
     const args = [
       userId,
       String(now),
-      String(shard),
+      shard,
       JSON.stringify(deviceType),
       titleId ?? '',
       titleId === undefined ? '' : keyText(titleSessionKey(titleId, deviceType)),
@@ -393,13 +396,7 @@ export class RedisPresenceStore implements PresenceStore {
     } else {
       args.push('')
     }
-    return this.#connection.client.presencedEndTitles(
-      k.presence(userId),
-      k.due(bucket, shard),
-      k.dueTimer(bucket),
-      k.counts(bucket),
-      ...args,
-    )
+    return this.#connection.client.presencedEndTitles(...keys, ...args)
   }
 
   /** end-titles.lua's reply when nothing refused: the titles it counted, then its messages. */
