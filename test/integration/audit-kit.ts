@@ -112,3 +112,30 @@ export function told(items: readonly Record<string, unknown>[], id: string, as: 
         .join(as),
     )
 }
+
+/**
+ * Whether anything told (parsed JSON, or JSON text, nested as strings too) names the place
+ * `placeId` or its `name`: a value equal to the id, or a string holding the name. Random
+ * identifiers (a webhook event's `id`, `webhookId`, history positions) are left out: a hex id
+ * holds "1818" now and then.
+ */
+export function namesPlace(told: unknown, placeId: string, name: string): boolean {
+  if (typeof told === 'string') {
+    if (told === placeId || told.includes(name)) return true
+    if (!/^\s*[[{]/.test(told)) return false
+    try {
+      return namesPlace(JSON.parse(told) as unknown, placeId, name)
+    } catch {
+      return told.includes(placeId)
+    }
+  }
+  if (typeof told === 'number' || typeof told === 'bigint') return String(told) === placeId
+  if (Array.isArray(told)) return told.some((item) => namesPlace(item, placeId, name))
+  if (told !== null && typeof told === 'object') {
+    return Object.entries(told).some(
+      ([key, item]) =>
+        key !== 'id' && key !== 'webhookId' && key !== 'pos' && namesPlace(item, placeId, name),
+    )
+  }
+  return false
+}
