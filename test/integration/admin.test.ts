@@ -281,6 +281,52 @@ test("a user's settings reads and writes spend the user's request budget, in the
   assert.equal(read.statusCode, 429)
 })
 
+test('users change their own settings with the .ROBLOSECURITY cookie, a PUT with the CSRF token', async (t) => {
+  const { app, tokens, service } = await startApp(t)
+  const token = await tokens.issue('56' as UserId)
+  const cookie = { cookie: `.ROBLOSECURITY=_|WARNING:-DO-NOT-SHARE-THIS.|_${token}; other=1` }
+  const get = await app.inject({ method: 'GET', url: '/v1/presence/settings', headers: cookie })
+  assert.equal(get.statusCode, 200, get.body)
+  assert.deepEqual(get.json(), { visibility: 'everyone', invisible: false })
+  const put = (headers: Record<string, string>) =>
+    app.inject({
+      method: 'PUT',
+      url: '/v1/presence/settings',
+      headers: { ...cookie, 'content-type': 'application/json', ...headers },
+      payload: { invisible: true },
+    })
+  // without the token, or with a wrong one: refused, nothing written, the token handed out
+  const challenge = await put({})
+  assert.equal(challenge.statusCode, 403)
+  assert.deepEqual(challenge.json(), {
+    errors: [{ code: 0, message: 'Token Validation Failed' }],
+  })
+  const csrf = challenge.headers['x-csrf-token']
+  assert.ok(typeof csrf === 'string' && csrf.length > 0)
+  assert.equal((await put({ 'x-csrf-token': `${csrf}x` })).statusCode, 403)
+  assert.equal((await service.getSettings('56' as UserId)).invisible, false)
+  const done = await put({ 'x-csrf-token': csrf })
+  assert.equal(done.statusCode, 200, done.body)
+  assert.deepEqual(done.json(), { visibility: 'everyone', invisible: true })
+  assert.equal((await service.getSettings('56' as UserId)).invisible, true)
+
+  // a token beside the cookie is the credential (as on the Roblox routes): no CSRF token needed
+  const other = await tokens.issue('57' as UserId)
+  const bearer = await put({ authorization: `Bearer ${other}` })
+  assert.equal(bearer.statusCode, 200, bearer.body)
+  assert.equal((await service.getSettings('57' as UserId)).invisible, true)
+  // a forged cookie is no user
+  const forged = await app.inject({
+    method: 'GET',
+    url: '/v1/presence/settings',
+    headers: { cookie: `.ROBLOSECURITY=${token.slice(0, -2)}xx` },
+  })
+  assert.equal(forged.statusCode, 401)
+  assert.deepEqual(forged.json(), {
+    errors: [{ code: 0, message: 'Authorization has been denied for this request.' }],
+  })
+})
+
 test('users change their own settings with a Bearer token', async (t) => {
   const { app, tokens, service } = await startApp(t)
   const token = await tokens.issue('55' as UserId)

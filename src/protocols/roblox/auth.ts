@@ -12,13 +12,19 @@ export const COOKIE_NAME = '.ROBLOSECURITY'
  * either, a trusted service may send a scoped API key in `x-api-key`.
  */
 export function robloxCredential(headers: IncomingHttpHeaders): Credential {
-  const bearer = bearerHeaderCredential(headers)
-  if (bearer) return bearer
+  return (
+    bearerHeaderCredential(headers) ??
+    robloxCookieCredential(headers) ??
+    apiKeyCredential(headers) ?? { kind: 'none' }
+  )
+}
+
+/** The `.ROBLOSECURITY` cookie's token (its banner skipped); undefined without one. */
+export function robloxCookieCredential(headers: IncomingHttpHeaders): Credential | undefined {
   const cookie = cookieValue(headers.cookie, COOKIE_NAME)
-  if (cookie !== undefined && cookie !== '') {
-    return { kind: 'token', token: stripBanner(cookie), via: 'cookie' }
-  }
-  return apiKeyCredential(headers) ?? { kind: 'none' }
+  return cookie !== undefined && cookie !== ''
+    ? { kind: 'token', token: stripBanner(cookie), via: 'cookie' }
+    : undefined
 }
 
 function stripBanner(value: string): string {
