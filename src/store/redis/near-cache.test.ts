@@ -202,6 +202,47 @@ test('at the cap, the oldest entry goes', async (t) => {
   assert.equal(cache!.stats.hits - hits, 3)
 })
 
+test('a hit is the summary its read made, field for field, for the id asked for', async (t) => {
+  const { a, b, cache } = await nodes(t)
+  // no value; two sessions (a title's on an Xbox and an app's); a game server's player
+  await b.store.heartbeat(
+    { ...write('32', '7'), key: 'title:1', source: 'title', deviceType: 'XboxOne' },
+    T0,
+  )
+  await b.store.heartbeat({ ...write('32', '8'), key: 'app:PC', deviceType: 'PC' }, T0 + 1)
+  await b.store.heartbeat({ ...write('33', '9'), key: 'server:g1', source: 'server' }, T0)
+  const asked = ids('31', '32', '33')
+  const read = await a.store.summarize(asked, T0 + 2)
+  const before = { ...cache!.stats }
+  const again = await a.store.summarize(ids(...asked.map((id) => `${Number(id)}`)), T0 + 2)
+  assert.equal(cache!.stats.hits - before.hits, 3)
+  for (let i = 0; i < asked.length; i++) {
+    assert.deepStrictEqual(again[i], read[i])
+    // the same shape (a missing value's has no activityId hint, as summaryOf's)
+    assert.deepStrictEqual(Object.keys(again[i]!), Object.keys(read[i]!))
+  }
+  assert.equal(again[1]!.sessions, 2)
+  assert.equal(again[2]!.source, 'server')
+  assert.equal(again[0]!.lastOnline, undefined)
+  assert.notEqual(again[1]!.lastOnline, undefined)
+})
+
+test('rows refer to shared values, each given back once no row holds it', async (t) => {
+  const { a, b, cache } = await nodes(t, LOCAL_REDIS_URL, 3)
+  const list = ['41', '42', '43', '44', '45']
+  for (const id of list) await b.store.heartbeat(write(id, `p${id}`), T0)
+  await a.store.summarize(ids('41', '42'), T0 + 1)
+  assert.deepStrictEqual(cache!.held, { activities: 2, deviceTypes: 1, settings: 1 })
+  for (const id of list) await a.store.summarize(ids(id), T0 + 1)
+  // evicted rows gave theirs back: one activity per row held
+  assert.deepStrictEqual(cache!.held, { activities: 3, deviceTypes: 1, settings: 1 })
+  await b.store.heartbeat(write('45', 'p43'), T0)
+  await until(() => cache!.size === 2)
+  assert.equal(cache!.held.activities, 2)
+  cache!.drop()
+  assert.deepStrictEqual(cache!.held, { activities: 0, deviceTypes: 0, settings: 0 })
+})
+
 test('a summary held is served only from its read until its first session expires', async (t) => {
   const { a, b, cache } = await nodes(t)
   await b.store.heartbeat(write('21', '5'), T0)

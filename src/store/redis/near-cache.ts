@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis'
+import type { Activity, PresenceType, SessionSource } from '../../core/presence.js'
 import type { PresenceSummary, UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
+import { touchRows } from '../memory/touch-rows.js'
 import { NearRows } from './near-rows.js'
 import { settingsOfSummarized, summarizeBytes, summarizedUntil } from './presence-codec.js'
 
@@ -19,6 +21,93 @@ export function commonPrefix(heads: readonly string[]): string {
     prefix = prefix.slice(0, n)
   }
   return prefix
+}
+
+/**
+ * A row of the near cache: 64 bytes, what a hit reads in the first 48 (one cache line when the
+ * buffer starts 0 or 16 bytes into one, as glibc's large allocations do), as doubles and int32s:
+ *
+ *   doubles 0-3  since, until (when the summary holds), updatedAt, lastOnline (NaN: undefined)
+ *   int32s 8-11  activity, device type, settings (each its Interned index; 0: none), flags
+ *
+ * flags: the state (bits 0-2), the source (3-4), PRESENT (a value was read), HINTED (the
+ * summary had the codec's activityId hint), the live session count (from bit 7).
+ */
+const ROW = {
+  BYTES: 64,
+  DOUBLES: 8,
+  INTS: 16,
+  SINCE: 0,
+  UNTIL: 1,
+  UPDATED_AT: 2,
+  LAST_ONLINE: 3,
+  ACTIVITY: 8,
+  DEVICE_TYPE: 9,
+  SETTINGS: 10,
+  FLAGS: 11,
+  STATE: 0b111,
+  SOURCE_SHIFT: 3,
+  PRESENT: 1 << 5,
+  HINTED: 1 << 6,
+  SESSIONS_SHIFT: 7,
+  MOST_SESSIONS: 2 ** 25 - 1,
+} as const
+
+const SOURCES: readonly SessionSource[] = ['app', 'title', 'server']
+const SOURCE_CODES: Readonly<Record<SessionSource, number>> = { app: 0, title: 1, server: 2 }
+
+/**
+ * Values that rows refer to by index from 1 (an activity, a device type, a settings object: a few
+ * distinct ones among many rows), each index counted by the rows that hold it and given out again
+ * once none does: bounded by the rows. Index 0 is none.
+ */
+class Interned<T> {
+  readonly #indexes = new Map<T, number>()
+  #values: Array<T | undefined> = [undefined]
+  #holders = new Int32Array(64)
+  #free: number[] = []
+
+  /** `value`'s index (from 1), held once more. */
+  acquire(value: T): number {
+    let index = this.#indexes.get(value)
+    if (index === undefined) {
+      index = this.#free.pop() ?? this.#values.length
+      if (index === this.#values.length) this.#values.push(value)
+      else this.#values[index] = value
+      if (index >= this.#holders.length) {
+        const grown = new Int32Array(this.#holders.length * 2)
+        grown.set(this.#holders)
+        this.#holders = grown
+      }
+      this.#indexes.set(value, index)
+    }
+    this.#holders[index]!++
+    return index
+  }
+
+  /** One holder of `index` fewer (0: none, nothing done). */
+  release(index: number): void {
+    if (index === 0 || --this.#holders[index]! > 0) return
+    this.#indexes.delete(this.#values[index]!)
+    this.#values[index] = undefined
+    this.#free.push(index)
+  }
+
+  get size(): number {
+    return this.#indexes.size
+  }
+
+  /** The value of `index` (undefined for 0). */
+  value(index: number): T | undefined {
+    return this.#values[index]
+  }
+
+  clear(): void {
+    this.#indexes.clear()
+    this.#values = [undefined]
+    this.#holders.fill(0)
+    this.#free = []
+  }
 }
 
 /** Redis's channel of invalidation messages for a client in RESP2 (CLIENT TRACKING REDIRECT). */
@@ -85,18 +174,29 @@ interface Flight {
  * - when either connection drops, everything is cleared and nothing is used or kept until the
  *   subscriber has tracking on and is subscribed again (`usable`).
  *
- * Rows found by the id's int64 (NearRows, no string-keyed Map), what each holds in arrays by
- * row. Bounded by `maxEntries`: at the cap, the oldest row goes (NearRows' clock hand).
+ * Rows found by the id's int64 (NearRows, no string-keyed Map). What a hit needs of its row is in
+ * one 64-byte stride of one buffer (see ROW), the summary built fresh from it with the caller's id
+ * string, as the memory store builds its summaries from its typed rows: a hit touches the id's
+ * slot and its row, where a kept PresenceSummary (old, scattered: its userId string and its
+ * numbers' heap boxes each elsewhere) and five arrays by row were about ten cache lines a hit.
+ * Bounded by `maxEntries`: at the cap, the oldest row goes (NearRows' clock hand).
  */
 export class NearCache {
   /** By user id: every key it caches is `<one of the heads><id>` (RedisKeys.userKeyHeads). */
   readonly #rows: NearRows
-  /** By row: the summary, its folded settings, whether there was a value, when it holds. */
-  readonly #summaries: Array<PresenceSummary | undefined>
-  readonly #settings: Array<Readonly<UserSettings> | undefined>
-  readonly #present: Uint8Array
-  readonly #since: Float64Array
-  readonly #until: Float64Array
+  /** By row, ROW's fields: the same bytes seen as doubles and as int32s. */
+  readonly #times: Float64Array
+  readonly #fields: Int32Array
+  /** What rows refer to by index (Interned). */
+  readonly #activities = new Interned<Activity>()
+  /** Per activity index: the codec's id of it when last kept (PresenceSummary.activityId). */
+  #activityIds = new Int32Array(64)
+  readonly #deviceTypes = new Interned<string>()
+  readonly #settingsKept = new Interned<Readonly<UserSettings>>()
+  /** plan's rows of its ids, reused; and what its touches read (kept: not dropped). */
+  #found = new Int32Array(64)
+  // eslint-disable-next-line no-unused-private-class-members -- written, never read: see above
+  #touched = 0
   readonly #flights = new Map<string, Flight>()
   readonly #prefixes: readonly string[]
   /** The heads, and their lengths: an invalidated key's head is found by its length. */
@@ -129,11 +229,9 @@ export class NearCache {
     this.#headLengths = [...new Set(prefixes.map((head) => head.length))]
     this.maxEntries = maxEntries
     const rows = (this.#rows = new NearRows(maxEntries))
-    this.#summaries = new Array<PresenceSummary | undefined>(rows.max).fill(undefined)
-    this.#settings = new Array<Readonly<UserSettings> | undefined>(rows.max).fill(undefined)
-    this.#present = new Uint8Array(rows.max)
-    this.#since = new Float64Array(rows.max)
-    this.#until = new Float64Array(rows.max)
+    const buffer = new ArrayBuffer(rows.max * ROW.BYTES)
+    this.#times = new Float64Array(buffer)
+    this.#fields = new Int32Array(buffer)
     this.#readerUp = readerUp
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer[] | Buffer | null) => {
       if (channel.toString() === INVALIDATE) this.#invalidated(message)
@@ -150,6 +248,15 @@ export class NearCache {
 
   get size(): number {
     return this.#rows.size
+  }
+
+  /** How many distinct activities, device types and settings the rows refer to (tests). */
+  get held(): { activities: number; deviceTypes: number; settings: number } {
+    return {
+      activities: this.#activities.size,
+      deviceTypes: this.#deviceTypes.size,
+      settings: this.#settingsKept.size,
+    }
   }
 
   /** Tracking on, then subscribed, on this connection of the subscriber. */
@@ -186,8 +293,10 @@ export class NearCache {
     this.#generation++
     this.stats.clears++
     this.#rows.clear()
-    this.#summaries.fill(undefined)
-    this.#settings.fill(undefined)
+    this.#fields.fill(0)
+    this.#activities.clear()
+    this.#deviceTypes.clear()
+    this.#settingsKept.clear()
     for (const flight of this.#flights.values()) flight.dead = true
     this.#flights.clear()
   }
@@ -202,10 +311,7 @@ export class NearCache {
       const id = this.#idOf(key.toString('utf8'))
       if (id === undefined) continue
       const row = this.#rows.delete(id)
-      if (row >= 0) {
-        this.#summaries[row] = undefined
-        this.#settings[row] = undefined
-      }
+      if (row >= 0) this.#release(row)
       const flight = this.#flights.get(id)
       if (flight !== undefined) {
         flight.dead = true
@@ -247,13 +353,17 @@ export class NearCache {
       hits: 0,
       generation: this.#generation,
     }
-    const rows = this.#rows
+    if (this.#found.length < n) this.#found = new Int32Array(n)
+    const found = this.#found
+    this.#rows.findMany(ids, found)
+    // the rows read ahead too, before the pass that reads them (their misses overlap)
+    this.#touched = touchRows(this.#fields, found, n, ROW.INTS, ROW.FLAGS)
     for (let i = 0; i < n; i++) {
       const id = ids[i]!
-      const row = rows.find(id)
+      const row = found[i]!
       if (row >= 0 && this.#holds(row, now)) {
         plan.from[i] = -1
-        plan.summaries[i] = this.#summaries[row]!
+        plan.summaries[i] = this.#summaryOf(row, id)
         plan.settings[i] = this.#settingsOf(row, foldDone)
         plan.hits++
         continue
@@ -273,11 +383,59 @@ export class NearCache {
 
   /** Whether `row`'s summary holds at `now` (from its read's time until its first expiry). */
   #holds(row: number, now: number): boolean {
-    return now >= this.#since[row]! && now < this.#until[row]!
+    const at = row * ROW.DOUBLES
+    return now >= this.#times[at + ROW.SINCE]! && now < this.#times[at + ROW.UNTIL]!
   }
 
   #settingsOf(row: number, foldDone: boolean): Readonly<UserSettings> | undefined {
-    return this.#present[row] === 1 || foldDone ? this.#settings[row] : undefined
+    const at = row * ROW.INTS
+    return (this.#fields[at + ROW.FLAGS]! & ROW.PRESENT) !== 0 || foldDone
+      ? this.#settingsKept.value(this.#fields[at + ROW.SETTINGS]!)
+      : undefined
+  }
+
+  /**
+   * The summary `row` holds, made now for `id` (the caller's string, in cache: the row's id is
+   * the same number), of the same shape as summarizeBytes's (summaryOf's, without the
+   * activityId hint, for a missing value).
+   */
+  #summaryOf(row: number, id: string): PresenceSummary {
+    const times = this.#times
+    const fields = this.#fields
+    const at = row * ROW.DOUBLES
+    const fieldsAt = row * ROW.INTS
+    const flags = fields[fieldsAt + ROW.FLAGS]!
+    const activity = fields[fieldsAt + ROW.ACTIVITY]!
+    const lastOnline = times[at + ROW.LAST_ONLINE]!
+    const state = (flags & ROW.STATE) as PresenceType
+    const updatedAt = times[at + ROW.UPDATED_AT]!
+    const sessions = flags >>> ROW.SESSIONS_SHIFT
+    const deviceType = this.#deviceTypes.value(fields[fieldsAt + ROW.DEVICE_TYPE]!)!
+    const source = SOURCES[(flags >>> ROW.SOURCE_SHIFT) & 3]!
+    if ((flags & ROW.HINTED) === 0) {
+      return {
+        userId: id as UserId,
+        state,
+        activity: this.#activities.value(activity),
+        updatedAt,
+        // NaN: undefined (a stored lastOnline is an integer)
+        lastOnline: lastOnline === lastOnline ? lastOnline : undefined,
+        sessions,
+        deviceType,
+        source,
+      }
+    }
+    return {
+      userId: id as UserId,
+      state,
+      activity: this.#activities.value(activity),
+      updatedAt,
+      lastOnline: lastOnline === lastOnline ? lastOnline : undefined,
+      sessions,
+      deviceType,
+      source,
+      activityId: activity === 0 ? -1 : this.#activityIds[activity]!,
+    }
   }
 
   /**
@@ -305,7 +463,7 @@ export class NearCache {
         else if (!unchanged) {
           const row = rows.find(id)
           if (row >= 0 && this.#holds(row, now)) {
-            plan.summaries[i] = this.#summaries[row]!
+            plan.summaries[i] = this.#summaryOf(row, id)
             plan.settings[i] = this.#settingsOf(row, plan.foldDone)
           } else (lost ??= []).push(i)
         }
@@ -344,14 +502,54 @@ export class NearCache {
     since: number,
     until: number,
   ): void {
-    const rows = this.#rows
-    const row = rows.insert(id)
+    // a count the row cannot hold (never seen: millions of sessions) is not kept
+    if (!(summary.sessions <= ROW.MOST_SESSIONS)) return
+    const row = this.#rows.insert(id)
     if (row < 0) return
-    this.#summaries[row] = summary
-    this.#settings[row] = settings
-    this.#present[row] = present ? 1 : 0
-    this.#since[row] = since
-    this.#until[row] = until
+    // the row's id's before (kept again), the evicted id's, or nothing (a freed or fresh row)
+    this.#release(row)
+    const at = row * ROW.DOUBLES
+    const times = this.#times
+    times[at + ROW.SINCE] = since
+    times[at + ROW.UNTIL] = until
+    times[at + ROW.UPDATED_AT] = summary.updatedAt
+    times[at + ROW.LAST_ONLINE] = summary.lastOnline ?? Number.NaN
+    const fieldsAt = row * ROW.INTS
+    const fields = this.#fields
+    const activity = summary.activity
+    if (activity !== undefined) {
+      const index = this.#activities.acquire(activity)
+      if (index >= this.#activityIds.length) {
+        const grown = new Int32Array(this.#activityIds.length * 2)
+        grown.set(this.#activityIds)
+        this.#activityIds = grown
+      }
+      this.#activityIds[index] = summary.activityId ?? -1
+      fields[fieldsAt + ROW.ACTIVITY] = index
+    }
+    fields[fieldsAt + ROW.DEVICE_TYPE] = this.#deviceTypes.acquire(summary.deviceType)
+    if (settings !== undefined) {
+      fields[fieldsAt + ROW.SETTINGS] = this.#settingsKept.acquire(settings)
+    }
+    fields[fieldsAt + ROW.FLAGS] =
+      summary.state |
+      (SOURCE_CODES[summary.source] << ROW.SOURCE_SHIFT) |
+      (present ? ROW.PRESENT : 0) |
+      (summary.activityId !== undefined ? ROW.HINTED : 0) |
+      (summary.sessions << ROW.SESSIONS_SHIFT)
+  }
+
+  /** Drops what `row` refers to (its interned values), its fields zeroed: it holds nothing. */
+  #release(row: number): void {
+    const fieldsAt = row * ROW.INTS
+    const fields = this.#fields
+    this.#activities.release(fields[fieldsAt + ROW.ACTIVITY]!)
+    this.#deviceTypes.release(fields[fieldsAt + ROW.DEVICE_TYPE]!)
+    this.#settingsKept.release(fields[fieldsAt + ROW.SETTINGS]!)
+    fields[fieldsAt + ROW.ACTIVITY] = 0
+    fields[fieldsAt + ROW.DEVICE_TYPE] = 0
+    fields[fieldsAt + ROW.SETTINGS] = 0
+    fields[fieldsAt + ROW.FLAGS] = 0
   }
 
   /**

@@ -120,6 +120,11 @@ test('with many collisions, inserts, deletes and evictions leave the table as a 
           const other = idOf()
           assert.equal(rows.find(other), model.get(other) ?? -1, other)
         }
+        // findMany finds what find does, held ids, others and text that is no id among them
+        const asked = [...model.keys(), idOf(), '007', idOf(), '', '18446744073709551616']
+        const found = new Int32Array(asked.length)
+        rows.findMany(asked, found)
+        asked.forEach((id, i) => assert.equal(found[i], rows.find(id), id))
       }
     }
   }

@@ -13,11 +13,20 @@
  * Bounded: at `max` rows, a new id takes the row of the clock hand, which moves over the rows in
  * the order they were first given out (the oldest first, as the Map's insertion order was).
  */
+import { touchRows } from '../memory/touch-rows.js'
+
 export class NearRows {
   readonly max: number
   /** `[hi, lo, row + 1, 0]` per slot; row + 1 = 0: empty. */
   readonly #slots: Uint32Array
+  /** The same slots as int32s (touchRows reads those). */
+  readonly #slotWords: Int32Array
   readonly #mask: number
+  /** findMany's halves of each id, reused. */
+  #keys = new Uint32Array(2 * 64)
+  /** What findMany's touches read; kept so that the reads are not dropped. */
+  // eslint-disable-next-line no-unused-private-class-members -- written, never read: see above
+  #touched = 0
   /** Each row's id halves (to find its slot when it is evicted), and whether it is taken. */
   readonly #rowHi: Uint32Array
   readonly #rowLo: Uint32Array
@@ -38,6 +47,7 @@ export class NearRows {
     let capacity = 8
     while (capacity < this.max * 2) capacity *= 2
     this.#slots = new Uint32Array(capacity * 4)
+    this.#slotWords = new Int32Array(this.#slots.buffer)
     this.#mask = capacity - 1
     this.#rowHi = new Uint32Array(this.max)
     this.#rowLo = new Uint32Array(this.max)
@@ -50,6 +60,42 @@ export class NearRows {
     if (!splitId(id)) return -1
     const slot = this.#slotOf(idHi, idLo)
     return slot < 0 ? -1 : this.#slots[slot * 4 + 2]! - 1
+  }
+
+  /**
+   * find() of each of `ids` into `out`, in passes, as the memory store's UserTable.findMany: the
+   * ids split and hashed, their home slots read ahead (touchRows: the misses of a read's random
+   * ids overlap), then probed.
+   */
+  findMany(ids: readonly string[], out: Int32Array): void {
+    const n = ids.length
+    if (this.#keys.length < 2 * n) this.#keys = new Uint32Array(2 * n)
+    const keys = this.#keys
+    const mask = this.#mask
+    for (let i = 0; i < n; i++) {
+      if (splitId(ids[i]!)) {
+        keys[2 * i] = idHi
+        keys[2 * i + 1] = idLo
+        out[i] = hashOf(idHi, idLo) & mask
+      } else out[i] = -1
+    }
+    this.#touched = touchRows(this.#slotWords, out, n, 4, 2)
+    const slots = this.#slots
+    for (let i = 0; i < n; i++) {
+      let slot = out[i]!
+      if (slot < 0) continue
+      const hi = keys[2 * i]!
+      const lo = keys[2 * i + 1]!
+      for (;;) {
+        const at = slot * 4
+        const row = slots[at + 2]!
+        if (row === 0 || (slots[at + 1] === lo && slots[at] === hi)) {
+          out[i] = row - 1
+          break
+        }
+        slot = (slot + 1) & mask
+      }
+    }
   }
 
   /**
