@@ -52,6 +52,9 @@ test('PRESENCED_REALTIME_MAX_IDS=3: SSE and WebSocket refuse a fourth id, and te
     assert.match(String(res.headers.get('content-type')), /^application\/json/, label)
     assert.equal(JSON.parse(body).error.code, code, `${label}: ${body}`)
     assert.equal(res.headers.get('x-presenced-max-ids'), '3', `${label}: the limit told`)
+    // and in the body, where a refusal for the count is: what the WebSocket frame says too
+    const told = code === 'TOO_MANY_IDS' ? 3 : undefined
+    assert.equal(JSON.parse(body).error.maxIds, told, `${label}: maxIds in the body`)
     // an SSE request's refusal speaks of what it sent: no WebSocket frame here
     assert.doesNotMatch(JSON.parse(body).error.message, /frame/, label)
   }
@@ -81,9 +84,10 @@ test('PRESENCED_REALTIME_MAX_IDS=3: SSE and WebSocket refuse a fourth id, and te
       await new Promise((r) => setTimeout(r, 10))
     return frames[seen]
   }
-  const refused = (for_: string) => ({ type: 'error', code: 'TOO_MANY_IDS', for: for_ })
+  // a browser's WebSocket cannot read the upgrade's header: every refusal says the limit in band
+  const refused = (for_: string) => ({ type: 'error', code: 'TOO_MANY_IDS', for: for_, maxIds: 3 })
   const pick = (f: Record<string, unknown> | undefined) =>
-    f && { type: f.type, code: f.code, for: f.for }
+    f && { type: f.type, code: f.code, for: f.for, maxIds: f.maxIds }
   assert.deepEqual(
     pick(await answer({ type: 'subscribe', ids: ['1', '2', '3', '4'] })),
     refused('subscribe'),
@@ -102,6 +106,11 @@ test('PRESENCED_REALTIME_MAX_IDS=3: SSE and WebSocket refuse a fourth id, and te
         positions: { 1: POS, 2: POS, 3: POS, 4: POS },
       }),
     ),
+    refused('resume'),
+  )
+  // a resume from positions alone, past what the stream may watch with them: the stream's bound
+  assert.deepEqual(
+    pick(await answer({ type: 'resume', positions: { 4: POS, 5: POS, 6: POS, 7: POS } })),
     refused('resume'),
   )
 })

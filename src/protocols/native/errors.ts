@@ -12,12 +12,13 @@ export type AnsweredFrame = (typeof ANSWERED_FRAMES)[number]
 /**
  * An in-band error frame; the connection stays open, unless `close` says the close code that
  * ends it next. `for` names the client frame it answers when that is known, so a client can tell
- * a refused heartbeat from a refused subscribe.
+ * a refused heartbeat from a refused subscribe. `maxIds` is the limit a TOO_MANY_IDS refusal tells
+ * (limits.ts tooManyIds).
  */
 export function errorFrame(
   code: ErrorCode,
   message: string,
-  extra?: { retryAfterMs?: number; for?: AnsweredFrame; close?: number },
+  extra?: { retryAfterMs?: number; for?: AnsweredFrame; close?: number; maxIds?: number },
 ): string {
   return JSON.stringify({ type: 'error', code, message, ...extra })
 }

@@ -4,6 +4,7 @@ import { canonicalGameId } from '../../core/game-id.js'
 import { parseInt64Id, parseUserId, type UserId } from '../../core/user-id.js'
 import { parseJsonLossless } from '../shared/lossless-json.js'
 import { ANSWERED_FRAMES, type AnsweredFrame } from './errors.js'
+import { tooManyIds } from './limits.js'
 
 /** What a client may send over the WebSocket (docs/reference/native.md). */
 export type ClientFrame =
@@ -21,7 +22,8 @@ export type ClientFrame =
 
 /** Why a frame was refused; sent back as `{"type":"error",code,message}`. */
 export interface FrameError {
-  error: { code: ErrorCode; message: string }
+  /** `maxIds`: the limit a TOO_MANY_IDS refusal tells (tooManyIds). */
+  error: { code: ErrorCode; message: string; maxIds?: number }
   /** The frame's type, when it was a JSON object of a known type: the error's `for`. */
   answered?: AnsweredFrame
 }
@@ -126,7 +128,7 @@ export function parsePositions(raw: unknown, maxIds: number): Array<[UserId, str
   }
   const entries = Object.entries(raw as Record<string, unknown>)
   // a resume frame's or an SSE body's: one position a watched user, so no more than it watches
-  if (entries.length > maxIds) return fail('TOO_MANY_IDS', `At most ${maxIds} positions.`)
+  if (entries.length > maxIds) return { error: tooManyIds(maxIds, 'positions') }
   const out: Array<[UserId, string]> = []
   for (const [key, value] of entries) {
     const id = parseUserId(key)
@@ -174,9 +176,7 @@ function parseIds(
   if (!Array.isArray(raw) || raw.length === 0) {
     return fail('IDS_INVALID', `"ids" must be a non-empty array of user ids.`)
   }
-  if (raw.length > maxIds) {
-    return fail('TOO_MANY_IDS', `At most ${maxIds} ids per frame.`)
-  }
+  if (raw.length > maxIds) return { error: tooManyIds(maxIds, 'frame') }
   const ids: UserId[] = []
   for (const item of raw) {
     const id = parseUserId(item)

@@ -24,6 +24,29 @@ export const limitMessages = {
     `Subscribing too fast: more than ${refusals} frames refused within ${seconds} s. The connection is closed: reconnect after retryAfterMs and resume.`,
 }
 
+/**
+ * A refusal for more ids than a stream may watch (PRESENCED_REALTIME_MAX_IDS), on either
+ * transport: it always says the limit in `maxIds` (the WebSocket `error` frame, the SSE 400
+ * body), since a browser's WebSocket cannot read the upgrade's `x-presenced-max-ids` and a
+ * client that knows the limit can split its ids over more streams rather than fail.
+ * `counted` says what went past it: a frame's ids, a resume's positions, the stream's watches.
+ *
+ * @example tooManyIds(300, 'stream')
+ * // { code: 'TOO_MANY_IDS', message: 'A stream watches at most 300 users.', maxIds: 300 }
+ */
+export function tooManyIds(
+  maxIds: number,
+  counted: 'ids' | 'frame' | 'positions' | 'stream',
+): { code: 'TOO_MANY_IDS'; message: string; maxIds: number } {
+  const message = {
+    ids: `At most ${maxIds} ids.`,
+    frame: `At most ${maxIds} ids per frame.`,
+    positions: `At most ${maxIds} positions.`,
+    stream: `A stream watches at most ${maxIds} users.`,
+  }[counted]
+  return { code: 'TOO_MANY_IDS', message, maxIds }
+}
+
 export function streamLimit(max: number): PresenceError {
   return fail('STREAM_LIMIT', limitMessages.streams(max), { retryAfter: 1 })
 }

@@ -1,5 +1,16 @@
-import { errorRecordSchema as error } from '../shared/error-record.js'
+import { errorRecordSchema } from '../shared/error-record.js'
 import { int64 } from '../shared/int64-keyword.js'
+
+/** The error record, whose TOO_MANY_IDS refusal tells the limit (`maxIds`, limits.ts tooManyIds). */
+const error = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: { ...errorRecordSchema.properties.error.properties, maxIds: { type: 'integer' } },
+    },
+  },
+} as const
 
 /**
  * `POST /api/v1/realtime/sse`: the SSE stream of `GET`, with what does not fit a URL (up to 1000

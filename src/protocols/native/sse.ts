@@ -7,7 +7,7 @@ import { userOf } from './auth.js'
 import { errorFrame, failureFrame, recoveryFrame, sendNativeError } from './errors.js'
 import { parsePositions } from './frames.js'
 import type { Kept } from './keepalive.js'
-import { limitMessages } from './limits.js'
+import { limitMessages, tooManyIds } from './limits.js'
 import { shuttingDown, type RealtimeDeps } from './ws.js'
 import { warnFailure } from '../shared/warn-failure.js'
 
@@ -38,6 +38,8 @@ export interface SseRequest {
 interface Refusal {
   code: ErrorCode
   message: string
+  /** TOO_MANY_IDS: the limit (tooManyIds), told in the body as in the WebSocket error frame. */
+  maxIds?: number
 }
 
 /** The body of `POST /api/v1/realtime/sse` as its schema (schemas.ts) lets it through. */
@@ -81,11 +83,6 @@ function resumePointOf(
   return { token: resume ?? '', since: Number(since) }
 }
 
-const tooManyIds = (maxIds: number): Refusal => ({
-  code: 'TOO_MANY_IDS',
-  message: `At most ${maxIds} ids.`,
-})
-
 function idsOf(raw: unknown, maxIds: number): UserId[] | Refusal {
   const parts = Array.isArray(raw)
     ? raw.map(String)
@@ -98,7 +95,7 @@ function idsOf(raw: unknown, maxIds: number): UserId[] | Refusal {
       : '"ids" must be a comma-separated list of user ids.'
     return { code: 'IDS_INVALID', message }
   }
-  if (parts.length > maxIds) return tooManyIds(maxIds)
+  if (parts.length > maxIds) return tooManyIds(maxIds, 'ids')
   const ids: UserId[] = []
   for (const part of parts) {
     const id = parseUserId(part)
@@ -148,8 +145,8 @@ export function sseBodyRequest(body: SseBody, maxIds: number): SseRequest | Refu
   }
   const held = parsePositions(body.positions, maxIds)
   if (!Array.isArray(held)) {
-    const { code, message } = held.error
-    return { code: code === 'FRAME_INVALID' ? 'INVALID_REQUEST' : code, message }
+    const { code, ...told } = held.error
+    return { code: code === 'FRAME_INVALID' ? 'INVALID_REQUEST' : code, ...told }
   }
   return { ids, resume, positions: true, held }
 }
@@ -184,7 +181,10 @@ export function serveSse(
     asked: SseRequest | Refusal,
   ): Promise<void> => {
     // a refusal tells the limit as every answer does (the routes' onRequest hook)
-    if (!('ids' in asked)) return void sendNativeError(reply, 400, asked.code, asked.message)
+    if (!('ids' in asked)) {
+      const { code, message, maxIds } = asked
+      return void sendNativeError(reply, 400, code, message, maxIds === undefined ? {} : { maxIds })
+    }
     const caller = userOf(request)
     const userId = caller.userId
     const { ids, resume: resumePoint } = asked

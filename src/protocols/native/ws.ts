@@ -1,4 +1,4 @@
-import { PresenceError, fail, type ErrorCode } from '../../core/errors.js'
+import { PresenceError, fail } from '../../core/errors.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Duplex } from 'node:stream'
 import type { ServerResponse } from 'node:http'
@@ -11,8 +11,8 @@ import type { PresenceService } from '../../service/presence-service.js'
 import type { StreamAccess, StreamEnd, StreamHolder } from '../../service/stream-access.js'
 import { ConnectionPresence } from './connection-presence.js'
 import { errorFrame, failureFrame, recoveryFrame, type AnsweredFrame } from './errors.js'
-import { isFrameError, parseClientFrame } from './frames.js'
-import { limitMessages, type RealtimeLimits } from './limits.js'
+import { isFrameError, parseClientFrame, type FrameError } from './frames.js'
+import { limitMessages, tooManyIds, type RealtimeLimits } from './limits.js'
 import type { KeepaliveWheel, Kept } from './keepalive.js'
 import { TokenBucket } from './token-bucket.js'
 import { warnFailure } from '../shared/warn-failure.js'
@@ -93,8 +93,6 @@ function compactListeners(socket: Owned): void {
 }
 
 const noop = (): void => {}
-
-const tooManyIds = (maxIds: number): string => `A stream watches at most ${maxIds} users.`
 
 /*
  * ws calls every listener below from its socket's own handlers (data, close, error): a throw in
@@ -444,14 +442,18 @@ class Connection implements Sink, Kept, StreamHolder {
     if (this.#open) this.send(frame)
   }
 
-  #strike(code: ErrorCode, message: string, answered?: AnsweredFrame): void {
+  /** Answers a frame refused for what it is (`refusal`): more than STRIKES in a window close. */
+  #strike(refusal: FrameError['error'], answered?: AnsweredFrame): void {
     const now = Date.now()
     const strikes = (this.#strikes = (this.#strikes ?? []).filter(
       (at) => now - at < STRIKE_WINDOW_MS,
     ))
     strikes.push(now)
     if (strikes.length > STRIKES) return this.#close(CLOSE.policy, 'too many malformed frames')
-    this.#reply(errorFrame(code, message, answered && { for: answered }))
+    const { code, message, maxIds } = refusal
+    this.#reply(
+      errorFrame(code, message, { ...(answered && { for: answered }), ...(maxIds && { maxIds }) }),
+    )
   }
 
   #budgetOf(): TokenBucket {
@@ -543,10 +545,12 @@ class Connection implements Sink, Kept, StreamHolder {
     // heartbeat would write the user's presence with a token that no longer holds
     if (this.#access?.stillAllowed() === false) return
     const { fanout, log, maxIds, limits } = this.deps
-    if (isBinary) return this.#strike('FRAME_INVALID', 'Frames are JSON text, not binary.')
+    if (isBinary) {
+      return this.#strike({ code: 'FRAME_INVALID', message: 'Frames are JSON text, not binary.' })
+    }
     const frame = parseClientFrame(data.toString(), maxIds)
     if (isFrameError(frame)) {
-      return this.#strike(frame.error.code, frame.error.message, frame.answered)
+      return this.#strike(frame.error, frame.answered)
     }
     switch (frame.type) {
       case 'subscribe': {
@@ -560,7 +564,7 @@ class Connection implements Sink, Kept, StreamHolder {
         fanout.subscribe(stream, frame.ids, maxIds).then(
           (result) => {
             if (result === 'too_many_ids') {
-              this.#strike('TOO_MANY_IDS', tooManyIds(maxIds), 'subscribe')
+              this.#strike(tooManyIds(maxIds, 'stream'), 'subscribe')
             } else if (result === 'watch_limit') {
               this.#reply(
                 errorFrame('WATCH_LIMIT', limitMessages.watches(limits.watchesPerUser), {
@@ -593,8 +597,7 @@ class Connection implements Sink, Kept, StreamHolder {
       case 'resume': {
         if (!this.#fresh || stream.seq > 0) {
           return this.#strike(
-            'RESUME_LATE',
-            'resume must be the first frame of a connection.',
+            { code: 'RESUME_LATE', message: 'resume must be the first frame of a connection.' },
             'resume',
           )
         }
@@ -614,7 +617,7 @@ class Connection implements Sink, Kept, StreamHolder {
         // not held here (another node's, or too old): from the users' histories, on any node
         const positions = frame.positions
         if (!fanout.fitsIds(stream, positions.length, maxIds)) {
-          return this.#strike('TOO_MANY_IDS', tooManyIds(maxIds), 'resume')
+          return this.#strike(tooManyIds(maxIds, 'stream'), 'resume')
         }
         if (!this.#budgetOf().take(positions.length)) {
           return this.#throttle(positions.length, 'resume')

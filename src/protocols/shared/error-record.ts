@@ -5,7 +5,8 @@ import { validationError } from './int64-keyword.js'
 
 /** The error shape of the native, admin and servers APIs. */
 export interface ErrorRecordBody {
-  error: { code: string; message: string; line?: number }
+  /** `maxIds`: the native real-time API's TOO_MANY_IDS refusal says the limit. */
+  error: { code: string; message: string; line?: number; maxIds?: number }
 }
 
 /** ErrorRecordBody as a response schema (`line` is admin's own, documented there). */
@@ -19,13 +20,16 @@ export const errorRecordSchema = {
   },
 } as const
 
-/** Writes `{"error":{code,message}}` (plus `line` for a refused import line). */
+/**
+ * Writes `{"error":{code,message}}` (plus `line` for a refused import line, `maxIds` for a
+ * real-time request of too many ids).
+ */
 export function sendErrorRecord(
   reply: FastifyReply,
   status: number,
   code: string,
   message: string,
-  extra: { line?: number } = {},
+  extra: { line?: number; maxIds?: number } = {},
 ): FastifyReply {
   return reply
     .code(status)
