@@ -1,7 +1,7 @@
 import { errorRecordSchema } from '../shared/error-record.js'
 import { int64 } from '../shared/int64-keyword.js'
 
-/** The error record, whose TOO_MANY_IDS refusal tells the limit (`maxIds`, limits.ts tooManyIds). */
+/** The error record; a TOO_MANY_IDS refusal tells the limit (`maxIds`, limits.ts tooManyIds). */
 const error = {
   type: 'object',
   properties: {
