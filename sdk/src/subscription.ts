@@ -56,7 +56,8 @@ export class Subscription
   #closed = false
   /**
    * The most ids one stream may watch, as a shard learned it: a server that lets fewer than 1000
-   * says so (the SSE response or refusal, the WebSocket upgrade), and new shards are that size.
+   * says so (the SSE response or refusal, the WebSocket upgrade or refusal), and new shards are
+   * that size.
    */
   #limit = MAX_STREAM_IDS
   #resolveReady!: () => void
@@ -153,8 +154,8 @@ export class Subscription
   /**
    * The most users one stream may watch: what the server told when a stream's last connection
    * opened (presenced says it in the `x-presenced-max-ids` header of the SSE response and the
-   * WebSocket upgrade; a browser's WebSocket cannot read it), else 1000. More are spread over
-   * further streams.
+   * WebSocket upgrade; a browser's WebSocket cannot read it, and learns it from a refusal's
+   * `maxIds`), else 1000. More are spread over further streams.
    */
   get maxIds(): number {
     return Math.min(...this.#shards.map((shard) => shard.maxIds))

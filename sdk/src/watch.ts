@@ -196,9 +196,9 @@ export interface ShardOptions {
   /** The most ids one stream may watch, as another stream learned it; else 1000. */
   maxIds?: number
   /**
-   * Takes ids off this stream, which learned (from the server's MAX_IDS_HEADER) that it holds
-   * more than a stream may watch: they are watched by other streams, which continue them from
-   * `from` (`from` of ShardOptions).
+   * Takes ids off this stream, which learned (the server's MAX_IDS_HEADER, a refusal's `maxIds`)
+   * that it holds more than a stream may watch: they are watched by other streams, which continue
+   * them from `from` (`from` of ShardOptions).
    */
   shed?: (ids: string[], from: Handover) => void
   /**
@@ -326,7 +326,7 @@ export class StreamSubscription
   #tooFast = 0
   /** When the current connection opened (undefined: it has not). */
   #openedAt: number | undefined
-  /** The most ids one stream may watch: the server's word (MAX_IDS_HEADER), else 1000. */
+  /** The most ids a stream may watch: the server's word (MAX_IDS_HEADER, `maxIds`), else 1000. */
   #maxIds = MAX_STREAM_IDS
   /** The token the current connection was opened with (what a refresh replaces). */
   #connectionToken: string | undefined
@@ -417,7 +417,8 @@ export class StreamSubscription
   /**
    * The most users one stream may watch: what the server told when the last connection opened
    * (presenced says it in the `x-presenced-max-ids` header of the SSE response and the
-   * WebSocket upgrade; a browser's WebSocket cannot read it), else 1000.
+   * WebSocket upgrade; a browser's WebSocket cannot read it, and learns it from a refusal's
+   * `maxIds`), else 1000.
    */
   get maxIds(): number {
     return this.#maxIds
@@ -651,6 +652,18 @@ export class StreamSubscription
   }
 
   /**
+   * A TOO_MANY_IDS refusal told the server's limit (`maxIds`: the SSE refusal's MAX_IDS_HEADER,
+   * the WebSocket error frame's `maxIds`): it is this stream's from now on, and the ids past it
+   * go to other streams (#fitLimit). True when any went: the refused request or frame, sent
+   * again with this stream's share, can pass.
+   */
+  #learnedLimit(maxIds: number | undefined): boolean {
+    if (maxIds === undefined) return false
+    this.#maxIds = maxIds
+    return this.#fitLimit()
+  }
+
+  /**
    * SSE: reopens the stream within `delayMs`, unless a reopen already pending goes sooner (it
    * carries this change too, as each request names every id watched then). A connection made
    * meanwhile for any reason (a reconnect) carries it instead (#connect cancels it).
@@ -778,14 +791,13 @@ export class StreamSubscription
         if (this.#connection !== connection) return
         this.#connection = undefined
         if (
-          maxIds !== undefined &&
           error instanceof PresencedError &&
-          error.code === 'TOO_MANY_IDS'
+          error.code === 'TOO_MANY_IDS' &&
+          this.#learnedLimit(maxIds)
         ) {
           // an SSE request of more ids than the server's limit (below 1000), which the refusal
           // tells: the rest go to other streams, and this one opens again at once with its share
-          this.#maxIds = maxIds
-          if (this.#fitLimit()) return this.#connect()
+          return this.#connect()
         }
         let fatal = refusedForGood
         const ended = tokenEnd(error)
@@ -1154,6 +1166,21 @@ export class StreamSubscription
         // 1011). Neither is the client's doing: reconnected after a backoff and resumed, the
         // subscribes it left unanswered sent again, and the app told this error, not the close
         return this.#drop(error, false)
+      }
+      if (
+        error.code === 'TOO_MANY_IDS' &&
+        this.#connection?.kind === 'websocket' &&
+        this.#learnedLimit(maxIdsOf(frame.maxIds as number | undefined))
+      ) {
+        // a subscribe or resume of more ids than the server lets a stream watch, which the
+        // refusal tells (a browser's WebSocket cannot read the upgrade's MAX_IDS_HEADER): the
+        // rest went to other streams, and this one starts again at once with its share, as an
+        // SSE request refused for them does (nothing of a refused frame was applied; the adds
+        // it left unanswered are sent again)
+        this.#connection.close()
+        this.#connection = undefined
+        this.#unanswered()
+        return this.#connect()
       }
       // a refused heartbeat or unsubscribe says so (`for`); it answers no subscribe. An
       // unsubscribe refused for the rate is sent again after the server's wait: the server
@@ -1840,8 +1867,10 @@ function connectWebSocket(
   return { socket, stop: idle.stop }
 }
 
-/** The limit a header tells (MAX_IDS_HEADER), if it is a positive integer. */
-function maxIdsOf(header: string | string[] | null | undefined): number | undefined {
+/**
+ * The limit a header (MAX_IDS_HEADER) or a refusal's `maxIds` tells, if it is a positive integer.
+ */
+function maxIdsOf(header: string | number | string[] | null | undefined): number | undefined {
   const value = Number(Array.isArray(header) ? header[0] : (header ?? undefined))
   return Number.isSafeInteger(value) && value > 0 ? value : undefined
 }
