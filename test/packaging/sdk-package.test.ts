@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { after, before, test } from 'node:test'
+import { after, before, test, type TestContext } from 'node:test'
 import { build } from 'esbuild'
 import { chromium } from 'playwright-core'
 import type { UserId } from '../../src/core/user-id.js'
@@ -165,6 +165,53 @@ export const wrong: number = ({} as Presence).userId
   assert.equal(checked.code, 0, checked.stdout + checked.stderr)
 })
 
+/**
+ * A Chromium page of presenced's own origin (`url`), as a site behind the same front would be
+ * (presenced sends no CORS headers), with the package's browser bundle added to it as that
+ * site's script would be: `window.presenced` is the package.
+ */
+async function browserPage(t: TestContext, url: string) {
+  writeFileSync(
+    join(project, 'browser-entry.js'),
+    `import * as presenced from '@presenced/client'\nwindow.presenced = presenced\n`,
+  )
+  const bundle = await build({
+    absWorkingDir: project,
+    entryPoints: ['browser-entry.js'],
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    target: 'chrome110',
+    write: false,
+    logLevel: 'silent',
+  })
+  const script = bundle.outputFiles[0]!.text
+  t.diagnostic(`browser bundle: ${script.length} bytes`)
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+  t.after(() => browser.close())
+  const page = await browser.newPage()
+  const pageErrors: string[] = []
+  page.on('pageerror', (error) => pageErrors.push(error.message))
+  await page.goto(`${url}/healthz`)
+  await page.addScriptTag({ content: script })
+  await page.waitForFunction(() => 'presenced' in window)
+
+  return { page, pageErrors }
+}
+
 test(
   'a browser bundle of the package subscribes to live users over WebSocket and SSE in Chromium',
   {
@@ -173,45 +220,7 @@ test(
   },
   async (t) => {
     const server = await startApp(t, { listen: true })
-    writeFileSync(
-      join(project, 'browser-entry.js'),
-      `import * as presenced from '@presenced/client'\nwindow.presenced = presenced\n`,
-    )
-    const bundle = await build({
-      absWorkingDir: project,
-      entryPoints: ['browser-entry.js'],
-      bundle: true,
-      format: 'iife',
-      platform: 'browser',
-      target: 'chrome110',
-      write: false,
-      logLevel: 'silent',
-    })
-    const script = bundle.outputFiles[0]!.text
-    t.diagnostic(`browser bundle: ${script.length} bytes`)
-
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
-    t.after(() => browser.close())
-    const page = await browser.newPage()
-    const pageErrors: string[] = []
-    page.on('pageerror', (error) => pageErrors.push(error.message))
-    // a page of presenced's own origin, as a site behind the same front would be (presenced
-    // sends no CORS headers), with the bundle added to it as that site's script would be
-    await page.goto(`${server.url}/healthz`)
-    await page.addScriptTag({ content: script })
-    await page.waitForFunction(() => 'presenced' in window)
+    const { page, pageErrors } = await browserPage(t, server.url)
 
     const watcherToken = await server.tokens.issue('9' as UserId)
     for (const [transport, target] of [
@@ -265,6 +274,37 @@ test(
         { type: 'online', userId: target, place: '1818' },
       ])
     }
+    assert.deepEqual(pageErrors, [])
+  },
+)
+
+test(
+  "a browser bundle over Chromium's WebSocket (no upgrade headers) learns a server limit of 300 from the refusal: 800 ids, every one's snapshot",
+  {
+    skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`,
+    timeout: 60_000,
+  },
+  async (t) => {
+    const server = await startApp(t, { listen: true, config: { realtimeMaxIds: 300 } })
+    const { page, pageErrors } = await browserPage(t, server.url)
+    const told = await page.evaluate(
+      async ({ token }) => {
+        type Sdk = typeof import('@presenced/client')
+        const { createClient } = (window as unknown as { presenced: Sdk }).presenced
+        const ids = Array.from({ length: 800 }, (_, i) => String(1000 + i))
+        const sub = createClient({ baseUrl: location.origin, token }).subscribe(ids, {
+          transport: 'websocket',
+        })
+        const snapshots = new Set<string>()
+        sub.on('snapshot', (e) => e.presences.forEach((p) => snapshots.add(p.userId)))
+        await sub.ready
+        const result = { maxIds: sub.maxIds, snapshots: snapshots.size, ids: sub.ids.size }
+        sub.close()
+        return result
+      },
+      { token: await server.tokens.issue('9' as UserId) },
+    )
+    assert.deepEqual(told, { maxIds: 300, snapshots: 800, ids: 800 })
     assert.deepEqual(pageErrors, [])
   },
 )
