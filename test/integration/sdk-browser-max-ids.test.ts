@@ -1,46 +1,14 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { createClient, type PresenceEvent, type WebSocketLike } from '@presenced/client'
-import WebSocket from 'ws'
 import type { UserId } from '../../src/core/user-id.js'
 import { startApp } from '../helpers/start-app.js'
-import { settledWithin, WATCHER } from './sdk-kit.js'
+import { BrowserLikeWebSocket, settledWithin, WATCHER } from './sdk-kit.js'
 
 // A browser's WebSocket cannot read the upgrade's x-presenced-max-ids: against a server whose
 // PRESENCED_REALTIME_MAX_IDS is below 1000, the SDK's first subscribe of a stream is refused
 // TOO_MANY_IDS. The refusal says the limit in band ("maxIds"), and the SDK re-splits its ids
 // over streams of that size, as it does for the SSE refusal's header: the subscription works.
-
-/**
- * `ws` as a browser's WebSocket: the four handlers, send, close and readyState, and nothing of
- * the upgrade (no `on`, so no 'upgrade' event and no headers), and no headers sent either.
- */
-class BrowserLikeWebSocket {
-  /** Connections opened, all tests together (a test reads the difference). */
-  static opened = 0
-  readonly #socket: WebSocket
-  onopen: ((event: never) => void) | null = null
-  onmessage: ((event: never) => void) | null = null
-  onclose: ((event: never) => void) | null = null
-  onerror: ((event: never) => void) | null = null
-  constructor(url: string) {
-    BrowserLikeWebSocket.opened++
-    const socket = (this.#socket = new WebSocket(url))
-    socket.onopen = (event) => this.onopen?.(event as never)
-    socket.onmessage = (event) => this.onmessage?.(event as never)
-    socket.onclose = (event) => this.onclose?.(event as never)
-    socket.onerror = (event) => this.onerror?.(event as never)
-  }
-  get readyState(): number {
-    return this.#socket.readyState
-  }
-  send(data: string): void {
-    this.#socket.send(data)
-  }
-  close(code?: number, reason?: string): void {
-    this.#socket.close(code, reason)
-  }
-}
 
 const idsFrom = (from: number, n: number) => Array.from({ length: n }, (_, i) => String(from + i))
 

@@ -151,3 +151,34 @@ export function assertServerWait({ delayMs, error }: { delayMs: number; error: u
     /\(reconnecting in \d+(\.\d+)? s as the server asks, more than reconnect\.maxDelayMs, 0\.2 s\)$/,
   )
 }
+
+/**
+ * `ws` as a browser's WebSocket: the four handlers, send, close and readyState, and nothing of
+ * the upgrade (no `on`, so no 'upgrade' event and no headers), and no headers sent either.
+ */
+export class BrowserLikeWebSocket {
+  /** Connections opened, all tests together (a test reads the difference). */
+  static opened = 0
+  readonly #socket: WebSocket
+  onopen: ((event: never) => void) | null = null
+  onmessage: ((event: never) => void) | null = null
+  onclose: ((event: never) => void) | null = null
+  onerror: ((event: never) => void) | null = null
+  constructor(url: string) {
+    BrowserLikeWebSocket.opened++
+    const socket = (this.#socket = new WebSocket(url))
+    socket.onopen = (event) => this.onopen?.(event as never)
+    socket.onmessage = (event) => this.onmessage?.(event as never)
+    socket.onclose = (event) => this.onclose?.(event as never)
+    socket.onerror = (event) => this.onerror?.(event as never)
+  }
+  get readyState(): number {
+    return this.#socket.readyState
+  }
+  send(data: string): void {
+    this.#socket.send(data)
+  }
+  close(code?: number, reason?: string): void {
+    this.#socket.close(code, reason)
+  }
+}

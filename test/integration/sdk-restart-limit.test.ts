@@ -11,7 +11,7 @@ import type { PresencedApp } from '../../src/app/build-app.js'
 import type { UserId } from '../../src/core/user-id.js'
 import { freePort } from '../helpers/redis-cluster.js'
 import { startApp } from '../helpers/start-app.js'
-import { settledWithin, WATCHER } from './sdk-kit.js'
+import { BrowserLikeWebSocket, settledWithin, WATCHER } from './sdk-kit.js'
 
 // A server restarted with a lower PRESENCED_REALTIME_MAX_IDS refuses a resumed stream of more ids
 // than its new limit (TOO_MANY_IDS): the SDK learns the limit and re-splits the stream, so that
@@ -33,9 +33,12 @@ const beat = (server: PresencedApp, userId: string) =>
     activity: { kind: 'online' },
   })
 
-for (const transport of ['websocket', 'sse'] as const) {
+// 'browser': a WebSocket that shows no upgrade header (sdk-kit's BrowserLikeWebSocket): the
+// limits are learned from the refusals' maxIds alone
+for (const variant of ['websocket', 'sse', 'browser'] as const) {
+  const transport = variant === 'sse' ? 'sse' : 'websocket'
   test(
-    `over ${transport}, a stream resumed on a server restarted with a lower limit (400 -> 150 ids) is re-split: every user told again as a reset, then every user's events`,
+    `over ${variant === 'browser' ? "a browser's WebSocket" : transport}, a stream resumed on a server restarted with a lower limit (400 -> 150 ids) is re-split: every user told again as a reset, then every user's events`,
     { timeout: 90_000 },
     async (t) => {
       // the restarted server listens where the first did: where the subscription reconnects
@@ -45,18 +48,23 @@ for (const transport of ['websocket', 'sse'] as const) {
       const client = createClient({
         baseUrl: before.url,
         token: await before.tokens.issue(WATCHER as never),
-        WebSocket: WebSocket as unknown as WebSocketLike,
+        WebSocket: (variant === 'browser'
+          ? BrowserLikeWebSocket
+          : WebSocket) as unknown as WebSocketLike,
       })
       const ids = idsFrom(1000, 350)
       const sub = client.subscribe(ids, {
         transport,
+        // a browser sends the token in the URL
+        webSocketHeaders: variant !== 'browser',
         reconnect: { minDelayMs: 50, maxDelayMs: 200 },
       })
       t.after(() => sub.close())
       const errors: unknown[] = []
       sub.on('error', (e) => errors.push(e))
       assert.equal(await within(sub.ready), 'resolved')
-      assert.equal(sub.maxIds, 400)
+      // 350 ids fit a stream: a browser's WebSocket is told no limit (no upgrade header, no refusal)
+      assert.equal(sub.maxIds, variant === 'browser' ? 1000 : 400)
 
       // every user online on the first server: each one's event arrives
       let online = new Set<string>()
