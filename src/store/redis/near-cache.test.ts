@@ -108,6 +108,42 @@ test('an invalidation slow to arrive still comes before the next read (the PING 
   assert.equal(await placeOf(a.store, '2'), '2')
 })
 
+test("a barrier's PING is written on the subscriber at once, not on a later tick", async (t) => {
+  const { cache } = await nodes(t)
+  const stream = (cache!.subscriber as unknown as { stream: { write(chunk: unknown): boolean } })
+    .stream
+  const written: string[] = []
+  const own = stream.write
+  stream.write = function (chunk: unknown) {
+    written.push(String(chunk))
+    return own.apply(this, [chunk] as never)
+  }
+  t.after(() => {
+    stream.write = own
+  })
+  const barrier = cache!.barrier()
+  assert.deepEqual(written, ['*1\r\n$4\r\nPING\r\n'])
+  await barrier
+})
+
+test('a read beside a cached one in the same write is answered without waiting for its barrier', async (t) => {
+  const { a, b, keys, cache } = await nodes(t)
+  await b.store.heartbeat(write('9', '1'), T0)
+  assert.equal(await placeOf(a.store, '9'), '1')
+  // the subscriber's socket not read for 200 ms: the barrier's PONG waits in the kernel
+  const stream = (cache!.subscriber as unknown as { stream: { pause(): void; resume(): void } })
+    .stream
+  stream.pause()
+  setTimeout(() => stream.resume(), 200)
+  const order: string[] = []
+  const cached = placeOf(a.store, '9').then((place) => order.push(`cached ${place}`))
+  const plain = a.connection.mget([keys.presence('9' as UserId)]).then(([value]) => {
+    order.push(`plain ${value === null ? 'none' : 'value'}`)
+  })
+  await Promise.all([cached, plain])
+  assert.deepEqual(order, ['plain value', 'cached 1'])
+})
+
 test('a value read while an invalidation of its key arrives is not kept (in-flight marker)', async (t) => {
   const { a, b, keys, cache } = await nodes(t)
   await b.store.heartbeat(write('7', '1'), T0)

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import { Command, type Redis } from 'ioredis'
 import type { Activity, PresenceType, SessionSource } from '../../core/presence.js'
 import type { PresenceSummary, UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
@@ -555,14 +555,20 @@ export class NearCache {
   /**
    * Resolves once the subscriber has answered a PING sent now: every invalidation Redis had
    * queued for it before has arrived (see the class). Rejects when it cannot (the connection is
-   * down), after which nothing here is to be trusted.
+   * down), after which nothing here is to be trusted. The PING is handed to the subscriber
+   * itself (PingCommand: written at once, with the client's command timeout), not through
+   * ioredis's auto-pipelining, which built a Pipeline, ran its exec and a callback wrapper for
+   * the one PING of each tick.
    */
   barrier(): Promise<unknown> {
-    return this.subscriber.ping().catch((error: unknown) => {
+    const subscriber = this.subscriber
+    const ping = new PingCommand()
+    subscriber.sendCommand(ping)
+    return ping.promise.catch((error: unknown) => {
       // a subscriber that does not answer may hold invalidations back: start it over
       if (!this.#closed && this.#subscribed) {
         this.clear()
-        this.subscriber.disconnect(true)
+        subscriber.disconnect(true)
       }
       throw error
     })
@@ -572,6 +578,23 @@ export class NearCache {
     this.#closed = true
     this.clear()
     this.subscriber.disconnect()
+  }
+}
+
+/** `PING` as RESP, the same text for every barrier (NearCache.barrier). */
+const PING = '*1\r\n$4\r\nPING\r\n'
+
+/**
+ * A PING whose text is written here (as the main connection's MgetCommand is), its reply as the
+ * parser gives it: ioredis makes it the same text from its name and no arguments otherwise.
+ */
+class PingCommand extends Command {
+  constructor() {
+    super('ping')
+  }
+
+  override toWritable(): string {
+    return PING
   }
 }
 

@@ -378,6 +378,114 @@ function sendWindowHits(client: Redis, out: BatchWrite, window: string, hits: Wi
   )
 }
 
+/** How a near-cached waiter is answered (RedisConnection.#finishCached). */
+type FinishCached = (
+  w: MgetWaiter,
+  cache: NearCache,
+  plan: NearPlan,
+  values: readonly (Buffer | null)[],
+  trusted: boolean,
+) => void
+
+/**
+ * What a joined MGET with near-cached waiters waits for (RedisConnection.#sendCachedMget): its
+ * reply, and the barrier of each cache some waiter took hits from. A waiter is answered as soon
+ * as what it needs is in: its part of the reply, and, when it took hits, its cache's barrier.
+ */
+class CachedMget {
+  readonly #waiters: readonly MgetWaiter[]
+  /** Per waiter: its plan, or undefined when it reads without its cache. */
+  readonly #plans: ReadonlyArray<NearPlan | undefined>
+  /** Per waiter: how many of the MGET's values are its. */
+  readonly #counts: readonly number[]
+  /** The caches whose barrier is waited for, and each one's outcome (undefined: not in). */
+  readonly #caches: readonly NearCache[]
+  readonly #trusted: Array<boolean | undefined>
+  readonly #finish: FinishCached
+  #values: (Buffer | null)[] | undefined
+
+  constructor(
+    waiters: readonly MgetWaiter[],
+    plans: ReadonlyArray<NearPlan | undefined>,
+    counts: readonly number[],
+    caches: readonly NearCache[],
+    finish: FinishCached,
+  ) {
+    this.#waiters = waiters
+    this.#plans = plans
+    this.#counts = counts
+    this.#caches = caches
+    this.#trusted = new Array<boolean | undefined>(caches.length).fill(undefined)
+    this.#finish = finish
+  }
+
+  /** How many barriers it waits for (sendBarriers sends them). */
+  get barriers(): number {
+    return this.#caches.length
+  }
+
+  /** Each cache's barrier (NearCache.barrier), sent after the plans. */
+  sendBarriers(): void {
+    const caches = this.#caches
+    for (let k = 0; k < caches.length; k++) {
+      caches[k]!.barrier().then(
+        () => this.barrierIn(k, true),
+        () => this.barrierIn(k, false),
+      )
+    }
+  }
+
+  replied(values: (Buffer | null)[]): void {
+    this.#values = values
+    this.#answer(-1)
+  }
+
+  /** The MGET failed: every waiter fails with it, its plan's flights ended. */
+  failed(error: unknown): void {
+    const waiters = this.#waiters
+    for (let i = 0; i < waiters.length; i++) {
+      const w = waiters[i]!
+      const plan = this.#plans[i]
+      if (plan !== undefined) w.cache!.abandon(plan)
+      w.reject(error)
+    }
+  }
+
+  /** The barrier of `caches[index]` arrived (`trusted`) or failed. */
+  barrierIn(index: number, trusted: boolean): void {
+    this.#trusted[index] = trusted
+    if (this.#values !== undefined) this.#answer(index)
+  }
+
+  /**
+   * Answers the waiters that wait for nothing more: at the reply (`barrier` -1) those without
+   * hits and those whose barrier is in; at the barrier of `caches[barrier]` after the reply, the
+   * ones waiting for it. One waiter's answer failing (a value it cannot decode) fails it alone.
+   */
+  #answer(barrier: number): void {
+    const values = this.#values!
+    const waiters = this.#waiters
+    const trusted = this.#trusted
+    let from = 0
+    for (let i = 0; i < waiters.length; i++) {
+      const w = waiters[i]!
+      const start = from
+      const count = this.#counts[i]!
+      from += count
+      const plan = this.#plans[i]
+      const waits = plan === undefined || plan.hits === 0 ? -1 : this.#caches.indexOf(w.cache!)
+      if (barrier < 0 ? waits >= 0 && trusted[waits] === undefined : waits !== barrier) continue
+      const mine = count === values.length ? values : values.slice(start, start + count)
+      try {
+        if (plan === undefined) w.resolve(plainAnswer(w, mine, count))
+        else this.#finish(w, w.cache!, plan, mine, waits < 0 || trusted[waits]!)
+      } catch (error) {
+        w.reject(error)
+      }
+    }
+  }
+}
+
 /** The callers who share one joined MGET, each with its keys, in order. */
 interface MgetGroup {
   /** Keys of all waiters. */
@@ -1341,9 +1449,11 @@ export class RedisConnection {
     }
     for (const call of batch.calls) call.send(client, out).then(call.resolve, call.reject)
     for (const [window, hits] of batch.hits) sendWindowHits(client, out, window, hits)
+    let barriers: CachedMget[] | undefined
     for (const group of batch.mgets) {
       if (group.waiters.some((w) => w.cache !== undefined)) {
-        this.#sendCachedMget(client, out, group)
+        const wait = this.#sendCachedMget(client, out, group)
+        if (wait.barriers > 0) (barriers ??= []).push(wait)
         continue
       }
       const command = new MgetCommand(group.waiters)
@@ -1360,16 +1470,20 @@ export class RedisConnection {
     }
     gathering = false
     // nothing gathered when the client refused every command (not connected)
-    if (parts.length === 0) return
-    // commands' text joined into one string (the usual batch: EVALSHAs and MGETs): a Buffer
-    // made of each and then concatenated cost more
-    client.stream.write(
-      parts.length === 1
-        ? parts[0]!
-        : parts.every((p) => typeof p === 'string')
-          ? parts.join('')
-          : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))),
-    )
+    if (parts.length > 0) {
+      // commands' text joined into one string (the usual batch: EVALSHAs and MGETs): a Buffer
+      // made of each and then concatenated cost more
+      client.stream.write(
+        parts.length === 1
+          ? parts[0]!
+          : parts.every((p) => typeof p === 'string')
+            ? parts.join('')
+            : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))),
+      )
+    }
+    // the barriers' PINGs after the write (any time after the plans would do): Redis, woken by
+    // the write, finds them beside it rather than being woken for a PING first
+    if (barriers !== undefined) for (const wait of barriers) wait.sendBarriers()
   }
 
   /**
@@ -1377,77 +1491,53 @@ export class RedisConnection {
    * waiter's ids held there are not sent; the MGET (when anything is left to read) goes in this
    * write, and one barrier per cache (a PING on its subscriber) beside it. A waiter that took
    * anything from its cache is answered once both replied; its ids dropped from the cache
-   * meanwhile (or all of them, when the barrier failed) are read again by a plain MGET.
+   * meanwhile (or all of them, when the barrier failed) are read again by a plain MGET. The
+   * group waits as one (CachedMget): a callback for the reply and one per barrier, not a
+   * promise per waiter and a Promise.all of its part and its barrier. The barriers are sent by
+   * #send once the write has gone (CachedMget.sendBarriers).
    */
-  #sendCachedMget(client: Redis, out: BatchWrite, group: MgetGroup): void {
-    const parts: MgetKeys[] = []
-    const plans: Array<NearPlan | undefined> = []
-    let barriers: Map<NearCache, Promise<boolean>> | undefined
+  #sendCachedMget(client: Redis, out: BatchWrite, group: MgetGroup): CachedMget {
+    const waiters = group.waiters
+    const n = waiters.length
+    const plans = new Array<NearPlan | undefined>(n)
+    const parts = new Array<MgetKeys>(n)
+    const counts = new Array<number>(n)
+    const caches: NearCache[] = []
     let size = 0
-    for (const w of group.waiters) {
+    for (let i = 0; i < n; i++) {
+      const w = waiters[i]!
       const cache = w.cache
       if (cache === undefined || !cache.usable) {
-        plans.push(undefined)
-        parts.push(w)
+        plans[i] = undefined
+        parts[i] = w
+        counts[i] = w.keys.length
         size += w.keys.length
         continue
       }
       const plan = cache.plan(w.keys, w.heads ?? [], w.now, w.foldDone)
-      plans.push(plan)
-      parts.push(plan)
+      plans[i] = plan
+      parts[i] = plan
+      counts[i] = plan.keys.length
       size += plan.keys.length
-      if (plan.hits > 0 && !(barriers ??= new Map()).has(cache)) {
-        barriers.set(
-          cache,
-          cache.barrier().then(
-            () => true,
-            () => false,
-          ),
-        )
-      }
+      if (plan.hits > 0 && !caches.includes(cache)) caches.push(cache)
     }
-    let reply: Promise<(Buffer | null)[]>
+    const wait = new CachedMget(waiters, plans, counts, caches, this.#finishCached)
     if (size === 0) {
-      reply = Promise.resolve([])
-    } else {
-      const command = new MgetCommand(parts)
-      command.setTimeout(this.deadlineFor(size))
-      sendTo(client, command, out)
-      reply = command.promise as unknown as Promise<(Buffer | null)[]>
+      wait.replied([])
+      return wait
     }
-    let from = 0
-    group.waiters.forEach((w, i) => {
-      const plan = plans[i]
-      const start = from
-      const count = parts[i]!.keys.length
-      from += count
-      const mine = reply.then((values) =>
-        count === values.length ? values : values.slice(start, start + count),
-      )
-      if (plan === undefined) {
-        mine.then((values) => w.resolve(plainAnswer(w, values, count)), w.reject)
-        return
-      }
-      const cache = w.cache!
-      const barrier = plan.hits > 0 ? barriers!.get(cache)! : Promise.resolve(true)
-      Promise.all([mine, barrier]).then(
-        ([values, trusted]) => this.#finishCached(w, cache, plan, values, trusted),
-        (error: unknown) => {
-          cache.abandon(plan)
-          w.reject(error)
-        },
-      )
-    })
+    const command = new MgetCommand(parts)
+    command.setTimeout(this.deadlineFor(size))
+    sendTo(client, command, out)
+    ;(command.promise as unknown as Promise<(Buffer | null)[]>).then(
+      (values) => wait.replied(values),
+      (error: unknown) => wait.failed(error),
+    )
+    return wait
   }
 
   /** A cached waiter's answer (see #sendCachedMget), its lost hits read again first. */
-  #finishCached(
-    w: MgetWaiter,
-    cache: NearCache,
-    plan: NearPlan,
-    values: readonly (Buffer | null)[],
-    trusted: boolean,
-  ): void {
+  readonly #finishCached: FinishCached = (w, cache, plan, values, trusted) => {
     const { read, lost } = cache.finish(plan, values, trusted)
     if (lost === undefined) return w.resolve(read)
     const heads = w.heads
