@@ -126,6 +126,44 @@ test("a barrier's PING is written on the subscriber at once, not on a later tick
   await barrier
 })
 
+test("the batches of a turn share one barrier, sent after the last one's plans", async (t) => {
+  const { a, b, cache } = await nodes(t)
+  await b.store.heartbeat(write('10', '1'), T0)
+  assert.equal(await placeOf(a.store, '10'), '1')
+  const stream = (
+    cache!.subscriber as unknown as {
+      stream: { write(chunk: unknown): boolean; pause(): void; resume(): void }
+    }
+  ).stream
+  let pings = 0
+  const own = stream.write
+  stream.write = function (chunk: unknown) {
+    if (String(chunk).includes('PING')) pings++
+    return own.apply(this, [chunk] as never)
+  }
+  t.after(() => {
+    stream.write = own
+  })
+  // acknowledged before the reads, its invalidation held in the kernel until after their plans
+  // (each a hit): every read sees it, in whichever batch it goes
+  stream.pause()
+  setTimeout(() => stream.resume(), 100)
+  await b.store.heartbeat(write('10', '2'), T0)
+  // 10 reads in one turn, as requests come (a microtask apart): two batches sent as their 4th
+  // read joins them (MAX_JOINED_READS), one at the turn's end
+  const reads: Array<Promise<string | undefined>> = []
+  for (let i = 0; i < 10; i++) {
+    reads.push(placeOf(a.store, '10'))
+    if (i % 4 === 3) await Promise.resolve()
+  }
+  const places = await Promise.all(reads)
+  assert.deepEqual(
+    places,
+    Array.from({ length: 10 }, () => '2'),
+  )
+  assert.equal(pings, 1)
+})
+
 test('a read beside a cached one in the same write is answered without waiting for its barrier', async (t) => {
   const { a, b, keys, cache } = await nodes(t)
   await b.store.heartbeat(write('9', '1'), T0)

@@ -424,11 +424,11 @@ class CachedMget {
     return this.#caches.length
   }
 
-  /** Each cache's barrier (NearCache.barrier), sent after the plans. */
-  sendBarriers(): void {
+  /** Each cache's barrier, as `barrierOf` gives it (a PING sent after the plans). */
+  sendBarriers(barrierOf: (cache: NearCache) => Promise<unknown>): void {
     const caches = this.#caches
     for (let k = 0; k < caches.length; k++) {
-      caches[k]!.barrier().then(
+      barrierOf(caches[k]!).then(
         () => this.barrierIn(k, true),
         () => this.barrierIn(k, false),
       )
@@ -1252,16 +1252,19 @@ export class RedisConnection {
     let batch = this.#pending
     if (batch === undefined) {
       const started = (batch = this.#pending = { mgets: [], calls: [], hits: new Map(), reads: 0 })
-      setImmediate(() => this.#flush(started))
+      setImmediate(() => this.#flush(started, true))
     }
     return batch
   }
 
-  /** Sends `batch` unless it has gone already (MAX_JOINED_READS). */
-  #flush(batch: Batch): void {
+  /**
+   * Sends `batch` unless it has gone already (MAX_JOINED_READS); `endOfTurn` from its
+   * setImmediate, when the turn's reads are done.
+   */
+  #flush(batch: Batch, endOfTurn: boolean): void {
     if (this.#pending !== batch) return
     this.#pending = undefined
-    this.#send(batch)
+    this.#send(batch, endOfTurn)
   }
 
   /**
@@ -1298,7 +1301,7 @@ export class RedisConnection {
   ): Promise<(string | null)[] | (Buffer | null)[] | NearRead> {
     if (keys.length === 0) return Promise.resolve([])
     const batch = this.#batch()
-    if (++batch.reads === MAX_JOINED_READS) queueMicrotask(() => this.#flush(batch))
+    if (++batch.reads === MAX_JOINED_READS) queueMicrotask(() => this.#flush(batch, false))
     const mgets = batch.mgets
     let group = mgets[mgets.length - 1]
     if (group === undefined || group.size + keys.length > MAX_JOINED_KEYS) {
@@ -1435,7 +1438,7 @@ export class RedisConnection {
    * defined script onto itself), each script's EVALSHA through its Script wrapper and the exec's
    * result arrays cost more than the commands (issue 19: 0.75x the node CPU of a 50-id read).
    */
-  #send(batch: Batch): void {
+  #send(batch: Batch, endOfTurn: boolean): void {
     const client = this.client as Redis
     const parts: Array<string | Buffer> = []
     let gathering = true
@@ -1481,9 +1484,47 @@ export class RedisConnection {
             : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))),
       )
     }
-    // the barriers' PINGs after the write (any time after the plans would do): Redis, woken by
-    // the write, finds them beside it rather than being woken for a PING first
-    if (barriers !== undefined) for (const wait of barriers) wait.sendBarriers()
+    if (barriers === undefined) return
+    const unbarriered = this.#unbarriered
+    if (unbarriered !== undefined) {
+      unbarriered.push(...barriers)
+    } else {
+      this.#unbarriered = barriers
+      if (endOfTurn) this.#sendBarriers()
+      else setImmediate(this.#sendBarriers)
+    }
+  }
+
+  /**
+   * Near-cached reads sent this turn whose barriers are not sent yet: a batch sent before the
+   * turn's end (MAX_JOINED_READS) leaves its barriers to the turn's end (#sendBarriers), where
+   * one PING per cache serves every plan made in the turn.
+   */
+  #unbarriered: CachedMget[] | undefined
+
+  /**
+   * Sends the barriers of the reads sent this turn (#unbarriered), one per cache for them all,
+   * after the batch begun since (sent now: its own setImmediate comes later in this check phase)
+   * so that its plans share it too. A PING sent after every plan it covers is all a barrier
+   * needs (NearCache.barrier); sent per batch, it was a write on the subscriber's socket (a
+   * wake-up of Redis) for every 4 reads under load.
+   */
+  readonly #sendBarriers = (): void => {
+    const pending = this.#pending
+    if (pending !== undefined) {
+      this.#pending = undefined
+      this.#send(pending, false)
+    }
+    const waits = this.#unbarriered
+    this.#unbarriered = undefined
+    if (waits === undefined) return
+    let sent: Map<NearCache, Promise<unknown>> | undefined
+    const barrierOf = (cache: NearCache): Promise<unknown> => {
+      let barrier = (sent ??= new Map()).get(cache)
+      if (barrier === undefined) sent.set(cache, (barrier = cache.barrier()))
+      return barrier
+    }
+    for (const wait of waits) wait.sendBarriers(barrierOf)
   }
 
   /**
@@ -1493,8 +1534,8 @@ export class RedisConnection {
    * anything from its cache is answered once both replied; its ids dropped from the cache
    * meanwhile (or all of them, when the barrier failed) are read again by a plain MGET. The
    * group waits as one (CachedMget): a callback for the reply and one per barrier, not a
-   * promise per waiter and a Promise.all of its part and its barrier. The barriers are sent by
-   * #send once the write has gone (CachedMget.sendBarriers).
+   * promise per waiter and a Promise.all of its part and its barrier. The barriers are sent
+   * after the write, at the turn's end (#sendBarriers).
    */
   #sendCachedMget(client: Redis, out: BatchWrite, group: MgetGroup): CachedMget {
     const waiters = group.waiters
