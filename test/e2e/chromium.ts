@@ -7,6 +7,21 @@ import { chromium, type Page } from 'playwright-core'
 
 export const CHROMIUM = '/usr/bin/chromium'
 
+/**
+ * Headless and quiet: no background networking, sync, component updates or QUIC, so the page's
+ * requests are the only ones.
+ */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
+
 /** Where screenshots go (ignored by git). */
 export const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url))
 
@@ -27,16 +42,7 @@ export async function openPage(
   const profile = mkdtempSync(join(tmpdir(), 'presenced-chromium-'))
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
     viewport,
   })
   t.after(async () => {

@@ -10,10 +10,10 @@ import { after, before, test, type TestContext } from 'node:test'
 import { build } from 'esbuild'
 import { chromium } from 'playwright-core'
 import type { UserId } from '../../src/core/user-id.js'
+import { CHROMIUM, CHROMIUM_ARGS } from '../e2e/chromium.js'
 import { startApp } from '../helpers/start-app.js'
 import { ROOT, emptyProject, pack, run, runOk, tempDir, userEnv, type Packed } from './packing.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 /** Past 2^53: a client that rounds ids through a JS number would show ...808. */
 const BIG = '9223372036854775807'
 const BIG_MINUS_ONE = '9223372036854775806'
@@ -190,16 +190,7 @@ async function browserPage(t: TestContext, url: string) {
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   })
   t.after(() => browser.close())
   const page = await browser.newPage()
