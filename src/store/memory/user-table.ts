@@ -227,7 +227,7 @@ export class UserTable {
  * Parses a canonical decimal below 2^64 ('0' or no leading zero, digits only, at most 20) into
  * its high and low 32 bits at `halves[at]` and `halves[at + 1]`; false for anything else.
  */
-function parseId(id: string, halves: Uint32Array, at: number): boolean {
+export function parseId(id: string, halves: Uint32Array, at: number): boolean {
   const length = id.length
   if (length === 0 || length > 20) return false
   const first = id.charCodeAt(0) - 48

@@ -1,3 +1,5 @@
+import { parseId } from '../memory/user-table.js'
+
 /**
  * Rows of a near cache (NearCache) found by user id without a string-keyed Map: an
  * open-addressed table (linear probing, at most half full) over the id's int64 as two uint32
@@ -58,7 +60,7 @@ export class NearRows {
   /** The row of `id`, or -1. */
   find(id: string): number {
     if (!splitId(id)) return -1
-    const slot = this.#slotOf(idHi, idLo)
+    const slot = this.#slotOf(HALVES[0]!, HALVES[1]!)
     return slot < 0 ? -1 : this.#slots[slot * 4 + 2]! - 1
   }
 
@@ -73,11 +75,7 @@ export class NearRows {
     const keys = this.#keys
     const mask = this.#mask
     for (let i = 0; i < n; i++) {
-      if (splitId(ids[i]!)) {
-        keys[2 * i] = idHi
-        keys[2 * i + 1] = idLo
-        out[i] = hashOf(idHi, idLo) & mask
-      } else out[i] = -1
+      out[i] = parseId(ids[i]!, keys, 2 * i) ? hashOf(keys[2 * i]!, keys[2 * i + 1]!) & mask : -1
     }
     this.#touched = touchRows(this.#slotWords, out, n, 4, 2)
     const slots = this.#slots
@@ -105,8 +103,8 @@ export class NearRows {
   insert(id: string): number {
     this.evicted = -1
     if (!splitId(id)) return -1
-    const hi = idHi
-    const lo = idLo
+    const hi = HALVES[0]!
+    const lo = HALVES[1]!
     const found = this.#slotOf(hi, lo)
     if (found >= 0) return this.#slots[found * 4 + 2]! - 1
     let row: number
@@ -135,7 +133,7 @@ export class NearRows {
   /** Frees the row of `id`: returns it, or -1 when `id` had none. */
   delete(id: string): number {
     if (!splitId(id)) return -1
-    const slot = this.#slotOf(idHi, idLo)
+    const slot = this.#slotOf(HALVES[0]!, HALVES[1]!)
     if (slot < 0) return -1
     const row = this.#slots[slot * 4 + 2]! - 1
     this.#remove(slot)
@@ -195,51 +193,21 @@ export class NearRows {
   }
 }
 
-/** The halves splitId found last. */
-let idHi = 0
-let idLo = 0
-
-const TWO_32 = 4294967296
+/** The halves splitId found last: [hi, lo]. */
+const HALVES = new Uint32Array(2)
 
 /**
  * Splits `id`, an int64's canonical decimal digits (no sign, no leading zero; "0" too), into
- * idHi and idLo exactly; false for anything else (more than 19 digits, or 64 bits overflowed).
- * Up to 15 digits the number is exact as a double; longer ids carry between the halves.
+ * its halves exactly (the memory store's parseId, the one reading of an id's halves); false for
+ * anything else.
  */
 export function splitId(id: string): boolean {
-  const n = id.length
-  if (n === 0 || n > 20 || (n > 1 && id.charCodeAt(0) === 0x30)) return false
-  if (n <= 15) {
-    let v = 0
-    for (let i = 0; i < n; i++) {
-      const d = id.charCodeAt(i) - 0x30
-      if (d < 0 || d > 9) return false
-      v = v * 10 + d
-    }
-    idHi = Math.floor(v / TWO_32)
-    idLo = v >>> 0
-    return true
-  }
-  let hi = 0
-  let lo = 0
-  for (let i = 0; i < n; i++) {
-    const d = id.charCodeAt(i) - 0x30
-    if (d < 0 || d > 9) return false
-    // lo * 10 + d < 2^36 and hi * 10 + carry < 2^36: exact doubles
-    const low = lo * 10 + d
-    const carry = Math.floor(low / TWO_32)
-    lo = low - carry * TWO_32
-    hi = hi * 10 + carry
-    if (hi >= TWO_32) return false
-  }
-  idHi = hi
-  idLo = lo
-  return true
+  return parseId(id, HALVES, 0)
 }
 
 /** The halves of the id splitId split last (tests). */
 export function splitHalves(): [hi: number, lo: number] {
-  return [idHi, idLo]
+  return [HALVES[0]!, HALVES[1]!]
 }
 
 /** A mix of both halves (murmur3's finalizer), so that consecutive ids spread. */
