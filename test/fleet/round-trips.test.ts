@@ -257,6 +257,50 @@ async function readsOverHttp(t: TestContext, nearCache: number) {
   await badBody.arrayBuffer()
 }
 
+test('single Redis over HTTP, near cache: once its rate-limit lease covers it, a read of cached ids writes nothing to Redis', async (t) => {
+  // 6,400 a window: leases of up to 400 counts (RedisRateLimiter, LEASE_FRACTION)
+  const { presenced, address, connection } = await httpApp(
+    t,
+    { rateLimitMax: 6_400 },
+    { url: LOCAL_REDIS_URL },
+    1000,
+  )
+  const cache = (presenced.stores.presence as RedisPresenceStore).nearCache!
+  for (let i = 0; i < 500 && !cache.usable; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  const ids = Array.from({ length: 50 }, (_, i) => String(5_100_000 + i) as UserId)
+  for (const id of ids.slice(0, 10)) await heartbeat(presenced.service, id)
+  await presenced.service.stop()
+  const writes = countWrites(connection.client)
+  const post = () =>
+    fetch(`${address}/v1/presence/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'accept-encoding': 'identity' },
+      body: JSON.stringify({ userIds: ids.map(Number) }),
+    })
+  // warm: the ids are in the near cache; the caller's lease of 1 is spent
+  assert.equal((await post()).status, 200)
+  await quiet(writes)
+  const sent: number[] = []
+  for (let read = 2; read <= 20; read++) {
+    const before = writes()[0]!
+    const hits = cache.stats.hits
+    const response = await post()
+    assert.equal(response.status, 200)
+    const reply = (await response.json()) as { userPresences: Array<{ userPresenceType: number }> }
+    assert.equal(reply.userPresences.filter((p) => p.userPresenceType === 2).length, 10)
+    assert.equal(cache.stats.hits - hits, 50)
+    sent.push(writes()[0]! - before)
+  }
+  // a write only where a lease is spent and the next taken (of 2, 4, 8, 16 counts): the 2nd,
+  // 4th, 8th and 16th read
+  assert.deepEqual(
+    sent,
+    Array.from({ length: 19 }, (_, i) => ([2, 4, 8, 16].includes(i + 2) ? 1 : 0)),
+  )
+})
+
 test('single Redis over HTTP: a heartbeat and its rate limit are one round trip; a refused one writes nothing', async (t) => {
   const { presenced, address, connection } = await httpApp(t, { rateLimitMax: 6 })
   await presenced.service.stop()

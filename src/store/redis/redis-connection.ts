@@ -331,26 +331,33 @@ interface HitCall {
   reject: (error: unknown) => void
 }
 
-/** A batch's hits of one rate-limit window: `calls[k]` counts it as its window `slots[k]`. */
+/**
+ * A batch's hits of one rate-limit window: `calls[k]` counts `units[k]` hits of it (a lease of
+ * RedisRateLimiter takes several at once) as its window `slots[k]`.
+ */
 interface WindowHits {
   /** The window's length in ms, as text. */
   length: string
   calls: HitCall[]
   slots: number[]
+  units: number[]
+  /** The sum of `units`. */
+  total: number
 }
 
 /**
  * Sends the `n` hits of one rate-limit window in a write (RedisConnection.besideHits) to `out`:
  * `SET <window> 0 PX <2 lengths> NX`, so the counter starts with its expiry, then one
  * `INCRBY <window> n` (`INCR` for one); the k-th hit (from 1) gets `total - n + k`, the count
- * n `INCR`s in the hits' order would have given it. Sent together, so the expiry is set before
+ * n `INCR`s in the hits' order would have given it (a call of several units, the count of its
+ * last one: its units are consecutive counts). Sent together, so the expiry is set before
  * a count is (a process that dies between the two leaves a key that still expires, and never
  * an immortal one). Counted (bench/redis-server-callgrind.ts, 8 hits of a caller in a write):
  * redis-server spends ~6k instructions a hit on a `SET` and 8 `INCR`s, ~2.3k on a `SET` and one
  * `INCRBY 8`.
  */
 function sendWindowHits(client: Redis, out: BatchWrite, window: string, hits: WindowHits): void {
-  const n = hits.calls.length
+  const n = hits.total
   const key = `$${Buffer.byteLength(window, 'utf8')}\r\n${window}\r\n`
   const by = String(n)
   const incr = new TextCommand(
@@ -365,10 +372,11 @@ function sendWindowHits(client: Redis, out: BatchWrite, window: string, hits: Wi
   sendTo(client, incr, out)
   ;(incr.promise as Promise<number>).then(
     (total) => {
-      const { calls, slots } = hits
-      for (let k = 0; k < n; k++) {
+      const { calls, slots, units } = hits
+      let count = total - n
+      for (let k = 0; k < calls.length; k++) {
         const call = calls[k]!
-        call.counts[slots[k]!] = total - n + k + 1
+        call.counts[slots[k]!] = count += units[k]!
         if (--call.left === 0) call.resolve(call.counts)
       }
     },
@@ -1402,8 +1410,15 @@ export class RedisConnection {
    * ASK: a slot moving) again on its own, so an `INCR` could reach the new master before its
    * `SET … NX` and make a counter with no expiry; the script counts and sets the expiry in one
    * step wherever it runs.
+   *
+   * `units[i]` (single Redis only; default 1): hits counted at once in `windows[i]`, a lease of
+   * RedisRateLimiter; its count is then that of the last of them.
    */
-  besideHits(windows: readonly string[], lengths: readonly string[]): Promise<number[]> {
+  besideHits(
+    windows: readonly string[],
+    lengths: readonly string[],
+    units?: readonly number[],
+  ): Promise<number[]> {
     if (this.isCluster) return this.variadic('presencedRateLimit', windows, lengths)
     const hits = this.#batch().hits
     return new Promise((resolve, reject) => {
@@ -1416,10 +1431,15 @@ export class RedisConnection {
       for (let i = 0; i < windows.length; i++) {
         const window = windows[i]!
         let pending = hits.get(window)
-        if (pending === undefined)
-          hits.set(window, (pending = { length: lengths[i]!, calls: [], slots: [] }))
+        if (pending === undefined) {
+          pending = { length: lengths[i]!, calls: [], slots: [], units: [], total: 0 }
+          hits.set(window, pending)
+        }
+        const n = units === undefined ? 1 : units[i]!
         pending.calls.push(call)
         pending.slots.push(i)
+        pending.units.push(n)
+        pending.total += n
       }
     })
   }

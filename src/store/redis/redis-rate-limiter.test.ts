@@ -6,7 +6,7 @@ import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../tes
 import { rateLimiterContract } from '../contract/rate-limiter.contract.js'
 import { RedisKeys } from './keys.js'
 import { RedisConnection, type RedisTarget } from './redis-connection.js'
-import { RedisRateLimiter } from './redis-rate-limiter.js'
+import { LEASES, RedisRateLimiter } from './redis-rate-limiter.js'
 
 const single: RedisTarget = { url: LOCAL_REDIS_URL }
 const T0 = Date.UTC(2026, 0, 1)
@@ -182,26 +182,127 @@ test('on a single Redis, hits of one caller in one write are one SET … NX and 
     }
   }
   // the next write starts its windows again (a key gone in between is made with its expiry)
-  await connection.client.del(keys.rateWindow('user:4', 'burst', Math.floor(T0 / 1_000)))
+  await connection.client.del(keys.rateWindow('user:5', 'burst', Math.floor(T0 / 1_000)))
   sent.length = 0
   const again = await Promise.all([
-    limiter.hit('user:4', rules, T0 + 5),
-    limiter.hit('user:4', rules, T0 + 6),
+    limiter.hit('user:5', rules, T0 + 5),
+    limiter.hit('user:5', rules, T0 + 6),
   ])
   assert.deepEqual(sent, ['set', 'incrby', 'set', 'incrby'])
-  // each hit sees what it would have seen counted alone: burst 1 then 2 (its key was gone),
-  // sustain 5 then 6 (refused)
+  // each hit sees what it would have seen counted alone: burst 1 then 2 (its key was gone)
   assert.deepEqual(
     again.map((v) => [v.allowed, v.rule, v.count]),
     [
       [true, 'burst', 1],
-      [false, 'sustain', 6],
+      [true, 'burst', 2],
     ],
   )
-  const sustain = keys.rateWindow('user:4', 'sustain', Math.floor(T0 / 60_000))
-  assert.equal(await connection.client.get(sustain), '6')
-  const burst = keys.rateWindow('user:4', 'burst', Math.floor(T0 / 1_000))
+  const burst = keys.rateWindow('user:5', 'burst', Math.floor(T0 / 1_000))
   assert.equal(await connection.client.get(burst), '2')
   const ttl = await connection.client.pttl(burst)
   assert.ok(ttl > 0 && ttl <= 2_000, `PTTL ${ttl}`)
+  // user:4's burst window is spent (Redis said 4 of 3): refused here without asking Redis again;
+  // its sustained window still counts the hit (5 of 5)
+  sent.length = 0
+  const spent = await limiter.hit('user:4', rules, T0 + 7)
+  assert.deepEqual(sent, ['set', 'incr'])
+  assert.deepEqual([spent.allowed, spent.rule, spent.count], [false, 'burst', 5])
+  const sustain = keys.rateWindow('user:4', 'sustain', Math.floor(T0 / 60_000))
+  assert.equal(await connection.client.get(sustain), '5')
+})
+
+test('on a single Redis, a node leases counts of a window: few commands, refused exactly at max + 1', async (t) => {
+  const { limiter, keys, connection, cleanup } = await open(single)
+  t.after(cleanup)
+  const sent = recordSent(t, connection.client as Redis, (command) => command.name)
+  // max 100: leases of 1, 2, 4, then 100/16 = 6 counts
+  const rule = { name: 'roblox', max: 100, windowMs: 60_000 }
+  const verdicts = []
+  for (let i = 0; i < 110; i++) verdicts.push(await limiter.hit('ip:1', [rule], T0 + i))
+  assert.deepEqual(
+    verdicts.map((v) => v.count),
+    Array.from({ length: 110 }, (_, i) => i + 1),
+  )
+  assert.deepEqual(
+    verdicts.map((v) => v.allowed),
+    Array.from({ length: 110 }, (_, i) => i < 100),
+  )
+  assert.equal(verdicts[100]!.retryAfterMs, 60_000 - 100)
+  // 1 + 2 + 4 + 6·16 = 103: 19 leases, the last past max; the 7 refusals after it ask nothing
+  const incrs = sent.filter((name) => name === 'incr' || name === 'incrby')
+  assert.equal(incrs.length, 19)
+  assert.equal(sent.filter((name) => name === 'set').length, 19)
+  const window = keys.rateWindow('ip:1', 'roblox', Math.floor(T0 / 60_000))
+  assert.equal(await connection.client.get(window), '103')
+  // hits of one tick share the leases they take: 50 at once, each counted once, one write
+  sent.length = 0
+  const big = { name: 'big', max: 1_600, windowMs: 60_000 }
+  const many = await Promise.all(Array.from({ length: 50 }, () => limiter.hit('ip:2', [big], T0)))
+  assert.deepEqual(
+    many.map((v) => v.count),
+    Array.from({ length: 50 }, (_, i) => i + 1),
+  )
+  // leases of 1, 2, 4, 8, 16, 32 joined in one INCRBY 63
+  assert.deepEqual(sent, ['set', 'incrby'])
+})
+
+test('on a single Redis, two nodes leasing one window never allow more than max together', async (t) => {
+  const prefix = uniquePrefix('rate')
+  const connections = [new RedisConnection(single, PATIENT), new RedisConnection(single, PATIENT)]
+  await Promise.all(connections.map((c) => c.waitReady()))
+  t.after(async () => {
+    await Promise.all(connections.map((c) => c.retain().release()))
+    await deleteKeys(single, prefix)
+  })
+  const [a, b] = connections.map((c) => new RedisRateLimiter(c, new RedisKeys(prefix)))
+  const rules = [
+    { name: 'short', max: 200, windowMs: 60_000 },
+    { name: 'long', max: 320, windowMs: 600_000 },
+  ]
+  const verdicts: Array<{ allowed: boolean }> = []
+  // rounds of concurrent hits on both nodes, of varying sizes, 700 in all
+  for (let round = 0; round < 100; round++) {
+    const now = T0 + round
+    const hits = Array.from({ length: 7 }, (_, i) =>
+      ((round + i) % 3 === 0 ? b! : a!).hit('user:7', rules, now),
+    )
+    verdicts.push(...(await Promise.all(hits)))
+  }
+  const allowed = verdicts.filter((v) => v.allowed).length
+  // each node may hold at most max/16 − 1 counts leased and unspent: 11 of the short window
+  assert.ok(allowed <= 200, `${allowed} allowed`)
+  assert.ok(allowed >= 200 - 2 * 11, `${allowed} allowed`)
+  // every allowed hit holds a count of its own, at most max, in Redis's counter
+  const counter = Number(
+    await connections[0]!.client.get(
+      new RedisKeys(prefix).rateWindow('user:7', 'short', Math.floor(T0 / 60_000)),
+    ),
+  )
+  assert.ok(counter >= allowed && counter < 700, `counter ${counter}`)
+})
+
+test('on a single Redis, leases end with their window and stay bounded in number', async (t) => {
+  const { limiter, connection, cleanup } = await open(single)
+  t.after(cleanup)
+  const sent = recordSent(t, connection.client as Redis, (command) => command.name)
+  const rule = { name: 'r', max: 1_600, windowMs: 1_000 }
+  // leases of 1 and 2: 3 counts, 2 spent, one left in window T0
+  await limiter.hit('ip:3', [rule], T0)
+  await limiter.hit('ip:3', [rule], T0 + 1)
+  sent.length = 0
+  assert.equal((await limiter.hit('ip:3', [rule], T0 + 2)).count, 3)
+  assert.deepEqual(sent, [], 'the lease covered it')
+  // the next window: its own lease, from 1, the last one's unspent counts gone with it
+  const next = await limiter.hit('ip:3', [rule], T0 + 1_000)
+  assert.deepEqual([next.allowed, next.count], [true, 1])
+  assert.deepEqual(sent, ['set', 'incr'])
+  // a flood of callers (addresses) in one window: the leases kept stay at most LEASES
+  for (let from = 0; from < 2.5 * LEASES; from += 1_000) {
+    await Promise.all(
+      Array.from({ length: 1_000 }, (_, i) =>
+        limiter.hit(`ip:flood:${from + i}`, [rule], T0 + 1_001),
+      ),
+    )
+    assert.ok(limiter.leases <= LEASES, `${limiter.leases} leases`)
+  }
 })

@@ -12,6 +12,41 @@ import type { RedisKeys } from './keys.js'
 import type { RedisConnection } from './redis-connection.js'
 
 /**
+ * The share of a rule's `max` one lease may take at most (never less than one hit): with a
+ * caller's hits spread over k nodes, the hits leased and not yet spent are at most
+ * k·(max/LEASE_FRACTION − 1), all the caller can be refused early by (docs/decisions/0004).
+ */
+export const LEASE_FRACTION = 16
+
+/** Windows whose lease one limiter keeps at most (#sweep); ~150 B each. */
+export const LEASES = 10_000
+
+/**
+ * A node's lease of one rate-limit window: `size` consecutive counts of the window's counter in
+ * Redis, taken at once (`INCRBY <window> size`), which the node's hits of that window take one
+ * by one, each answered the count it holds (allowed when it is at most the rule's max). Counts
+ * are only ever handed out once, so the fleet never allows more than max hits per window.
+ */
+class Lease {
+  /** The count of the lease's first unit, once Redis answered (`known`). */
+  first = 0
+  known = false
+  /** Units handed out; past `size` only when every one is a refusal (RedisRateLimiter.#leaseOf). */
+  claimed = 0
+  readonly size: number
+  /** When the lease's window ends (#sweep). */
+  readonly endsAt: number
+  /** Redis's answer: the count of the lease's last unit. */
+  readonly last: Promise<number>
+
+  constructor(size: number, endsAt: number, last: Promise<number>) {
+    this.size = size
+    this.endsAt = endsAt
+    this.last = last
+  }
+}
+
+/**
  * Fixed windows counted in Redis, so every node of a fleet shares one count per caller. The
  * window index comes from `now` (like MemoryRateLimiter), so windows line up across nodes and
  * tests can drive them with a manual clock. A hit is counted in the write of the tick's MGET
@@ -22,10 +57,20 @@ import type { RedisConnection } from './redis-connection.js'
  * shares: see `countsIn`), both giving a window's counter the expiry of two windows from its
  * first hit. Each window is its own key with its own expiry, so memory follows the
  * callers of the last two windows of each rule.
+ *
+ * On a single Redis, a node takes counts of a window by leases (Lease, issue 19): the first hit
+ * of a window takes one, and each time a lease is spent the next takes twice as many, up to
+ * max/LEASE_FRACTION; a hit its lease covers is answered at once, with nothing sent (a read
+ * served from the near cache then writes nothing on the connection). A lease past max grants
+ * only refusals; once Redis has said a window is spent, its hits are refused here without
+ * asking again (nothing allows again before the window ends). Leases are forgotten with their
+ * window, and at most LEASES are kept. On a cluster every hit is still counted alone.
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly #connection: RedisConnection
   readonly #keys: RedisKeys
+  /** Window key → this node's current lease of it (single Redis). */
+  readonly #leases = new Map<string, Lease>()
 
   constructor(connection: RedisConnection, keys: RedisKeys) {
     this.#connection = connection
@@ -42,7 +87,82 @@ export class RedisRateLimiter implements RateLimiter {
     const { windows, lengths } = windowArgs(this.#keys, { key, rules, near }, now)
     const connection = this.#connection
     // in the write of this tick's MGET: a read's rate limit adds no round trip
-    return connection.runThen(connection.besideHits(windows, lengths), verdictOfCounts, rules, now)
+    if (connection.isCluster) {
+      return connection.runThen(
+        connection.besideHits(windows, lengths),
+        verdictOfCounts,
+        rules,
+        now,
+      )
+    }
+    const counts = new Array<number>(rules.length)
+    let waits: Array<Promise<unknown>> | undefined
+    for (let i = 0; i < rules.length; i++) {
+      const lease = this.#leaseOf(windows[i]!, lengths[i]!, rules[i]!, now)
+      const k = lease.claimed++
+      if (lease.known) counts[i] = lease.first + k
+      else
+        (waits ??= []).push(lease.last.then((last) => void (counts[i] = last - lease.size + 1 + k)))
+    }
+    // every window's count leased already: nothing to send
+    if (waits === undefined) return Promise.resolve(verdictOf(rules, counts, now))
+    return connection.runThen(
+      waits.length === 1 ? waits[0]! : (Promise.all(waits) as Promise<unknown>),
+      () => verdictOf(rules, counts, now),
+      undefined,
+      undefined,
+    )
+  }
+
+  /** How many windows this limiter holds a lease of (tests: memory stays bounded). */
+  get leases(): number {
+    return this.#leases.size
+  }
+
+  /**
+   * The lease a hit of `window` takes its count from: the current one while it has units left,
+   * or once Redis said it is past `rule.max` (every later count is a refusal); else a new one,
+   * sent in this tick's write, twice the size of the last (1 at the window's first hit here),
+   * at most max/LEASE_FRACTION.
+   */
+  #leaseOf(window: string, length: string, rule: RateLimitRule, now: number): Lease {
+    const leases = this.#leases
+    const current = leases.get(window)
+    if (current !== undefined) {
+      if (current.claimed < current.size) return current
+      if (current.known && current.first + current.size - 1 > rule.max) return current
+    } else if (leases.size >= LEASES) {
+      this.#sweep(now)
+    }
+    const cap = Math.max(1, Math.floor(rule.max / LEASE_FRACTION))
+    const size = current === undefined ? 1 : Math.min(2 * current.size, cap)
+    const last = this.#connection.besideHits([window], [length], [size]).then(lastOf)
+    const lease = new Lease(size, windowOf(rule, now).endsAt, last)
+    last.then(
+      (count) => {
+        lease.first = count - size + 1
+        lease.known = true
+      },
+      // the hits waiting for it fail with the error; the next hit takes a new lease
+      () => {
+        if (leases.get(window) === lease) leases.delete(window)
+      },
+    )
+    leases.set(window, lease)
+    return lease
+  }
+
+  /**
+   * Makes room for a new window's lease (LEASES reached): forgets the leases of ended windows and
+   * those with nothing left to hand out; when that frees less than half, every lease (their
+   * unspent counts are given up: their callers may be refused early, never late).
+   */
+  #sweep(now: number): void {
+    const leases = this.#leases
+    for (const [window, lease] of leases) {
+      if (lease.endsAt <= now || (lease.known && lease.claimed >= lease.size)) leases.delete(window)
+    }
+    if (leases.size >= LEASES / 2) leases.clear()
   }
 
   /**
@@ -52,6 +172,10 @@ export class RedisRateLimiter implements RateLimiter {
   countsIn(connection: RedisConnection, keys: RedisKeys): boolean {
     return connection === this.#connection && keys.prefix === this.#keys.prefix
   }
+}
+
+function lastOf(counts: number[]): number {
+  return counts[0]!
 }
 
 /** verdictOf with the counts first, as RedisConnection.runThen hands them. */
