@@ -18,7 +18,7 @@ import type { RedisConnection } from './redis-connection.js'
  */
 export const LEASE_FRACTION = 16
 
-/** Windows whose lease one limiter keeps at most (#sweep); ~150 B each. */
+/** Windows whose lease one limiter keeps at most (#sweep); a few hundred bytes each. */
 export const LEASES = 10_000
 
 /**
