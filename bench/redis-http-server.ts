@@ -8,7 +8,7 @@
  * (`npm run bench`'s default too); `--catalogue-just-changed` reports them at once, so every
  * read checks every session's place, as in the minute after a catalogue change or a node's
  * start. Prints one JSON line: {port, statsPort, loadSeconds, redisBytesPerSession}; GET on
- * statsPort answers {writes}: round trips so far.
+ * statsPort answers {writes, near}: round trips so far, the near cache's counters (NearCache.stats) when on.
  * `--profile file.cpuprofile`: a CPU profile of the serving, written on SIGTERM;
  * `--heap-profile file.heapprofile`: what the serving allocated, freed objects included
  * (bench/heap-profile-summary.ts), written on SIGTERM.
@@ -70,7 +70,7 @@ const address = await presenced.app.listen({ port: 0, host: '127.0.0.1' })
 const stats = createServer((_request, response) => {
   // no keep-alive: a pooled connection closed by the idle timeout between rounds fails a fetch
   response.writeHead(200, { connection: 'close' })
-  response.end(JSON.stringify({ writes: counted?.writes() ?? 0 }))
+  response.end(JSON.stringify({ writes: counted?.writes() ?? 0, near: counted?.near() }))
 })
 stats.listen(0, '127.0.0.1', () => {
   const statsAddress = stats.address()

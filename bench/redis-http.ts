@@ -12,7 +12,8 @@
  *                               [--profile redis-mode.cpuprofile] [--baseline <dir>]
  *                               [--profile-embedded embedded-mode.cpuprofile]
  *                               [--heap-profile redis-mode.heapprofile]
- *                               [--writes <per second>] [--catalogue-just-changed]
+ *                               [--writes <per second>] [--idle-seconds 0]
+ *                               [--catalogue-just-changed]
  *
  * The players are reported once the places catalogue's check margin has passed, so reads do
  * not check each session's place, as in a service running for longer than a heartbeat interval
@@ -26,7 +27,12 @@
  * `--writes N`: mixed reads and writes. N users' presence values a second are rewritten in
  * Redis during the rounds (bench/redis-writer.ts), for Redis mode and the baseline alike, as their
  * heartbeats would: each write invalidates the value in a node's near cache (near-cache.ts).
- * Without it, nothing is written while the rounds run.
+ * Without it, nothing is written while the rounds run. With the near cache on, its hit rate and the
+ * invalidations it received a second are printed per Redis-mode target.
+ *
+ * `--idle-seconds S`: after the rounds, the Redis-mode targets' CPU over S s in which no request
+ * is sent (the writes of `--writes` go on): what the near cache's invalidations cost a node that
+ * serves no reads, beside the same on a target with it off.
  *
  * Starts a redis-server of its own unless --url is given (then writes under a unique prefix,
  * deleted after).
@@ -68,6 +74,7 @@ const { values } = benchArgs(import.meta.url, {
     'near-cache': { type: 'string' },
     'baseline-near-cache': { type: 'string' },
     writes: { type: 'string', default: '0' },
+    'idle-seconds': { type: 'string', default: '0' },
     /** Every session's place checked on read, as in the minute after a catalogue change. */
     'catalogue-just-changed': { type: 'boolean', default: false },
   },
@@ -105,8 +112,26 @@ const post = async (port: number, ids: number[]) => {
   if (response.status !== 200) throw new Error(`${port}: ${response.status} ${body}`)
   return body
 }
-const writesOf = async (info: ServerInfo) =>
-  ((await (await fetch(`http://127.0.0.1:${info.statsPort}`)).json()) as { writes: number }).writes
+interface NearStats {
+  hits: number
+  misses: number
+  invalidations: number
+}
+const statsOf = async (info: ServerInfo) =>
+  (await (await fetch(`http://127.0.0.1:${info.statsPort}`)).json()) as {
+    writes: number
+    near?: NearStats
+  }
+const writesOf = async (info: ServerInfo) => (await statsOf(info)).writes
+/** `after` less `before` (the near cache's counters over a window), or undefined when off. */
+const nearDelta = (before: NearStats | undefined, after: NearStats | undefined) =>
+  before && after
+    ? {
+        hits: after.hits - before.hits,
+        misses: after.misses - before.misses,
+        invalidations: after.invalidations - before.invalidations,
+      }
+    : undefined
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 try {
@@ -220,11 +245,17 @@ try {
     ? undefined
     : Number(/process_id:(\d+)/.exec(await client.info('server'))?.[1])
   const errors = targets.map(() => 0)
+  /** Per target, the near cache's counters summed over its rounds (Redis-mode targets with it on). */
+  const near = targets.map(() => ({ hits: 0, misses: 0, invalidations: 0, seconds: 0, on: false }))
+  const infoOf = (i: number) => (i === 1 ? redisMode.info : i === 3 ? baseline?.info : undefined)
   let redisWrites = 0
   let redisRequests = 0
   for (let round = 0; round < rounds; round++) {
     for (const [i, target] of targets.entries()) {
       const before = i === 1 ? await writesOf(redisMode.info) : 0
+      const info = infoOf(i)
+      const nearBefore = info ? (await statsOf(info)).near : undefined
+      const started = performance.now()
       const cpuBefore = [
         cpuSeconds(target.pid),
         redisPid ? cpuSeconds(redisPid) : 0,
@@ -240,10 +271,45 @@ try {
         result.clientCpuMicros,
       ])
       errors[i]! += result.errors
+      const delta = nearDelta(nearBefore, info ? (await statsOf(info)).near : undefined)
+      if (delta) {
+        const sum = near[i]!
+        sum.on = true
+        sum.hits += delta.hits
+        sum.misses += delta.misses
+        sum.invalidations += delta.invalidations
+        sum.seconds += (performance.now() - started) / 1000
+      }
       if (i === 1) {
         redisWrites += (await writesOf(redisMode.info)) - before
         redisRequests += result.requestsPerSecond * seconds
       }
+    }
+  }
+
+  // no requests for a while, the writes going on: what the invalidations cost an idle node
+  const idleSeconds = Number(values['idle-seconds'])
+  const idle: string[] = []
+  if (idleSeconds > 0) {
+    const idleTargets = [1, 3].filter((i) => infoOf(i) !== undefined)
+    const before = await Promise.all(
+      idleTargets.map(async (i) => ({
+        cpu: cpuSeconds(targets[i]!.pid),
+        near: (await statsOf(infoOf(i)!)).near,
+      })),
+    )
+    const started = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000))
+    const elapsed = (performance.now() - started) / 1000
+    for (const [k, i] of idleTargets.entries()) {
+      const cpu = cpuSeconds(targets[i]!.pid) - before[k]!.cpu
+      const delta = nearDelta(before[k]!.near, (await statsOf(infoOf(i)!)).near)
+      idle.push(
+        `${targets[i]!.name}: ${((cpu * 1000) / elapsed).toFixed(1)} ms CPU a second` +
+          (delta
+            ? ` (near cache on: ${(delta.invalidations / elapsed).toFixed(0)} invalidations/s)`
+            : ' (near cache off)'),
+      )
     }
   }
 
@@ -293,6 +359,21 @@ try {
     'the most 2 cores allow: 2 s of CPU a second over node + redis-server + wrk per request, ' +
       'each process alone on a core at most (median of the rounds); wrk runs on the same machine',
   )
+  for (const [i, sum] of near.entries()) {
+    if (!sum.on) continue
+    const rate = sum.hits / Math.max(1, sum.hits + sum.misses)
+    console.log(
+      `near cache of ${targets[i]!.name}: hit rate ${(rate * 100).toFixed(1)} % over the rounds, ` +
+        `${(sum.invalidations / sum.seconds).toFixed(0)} invalidations/s received`,
+    )
+  }
+  if (idle.length > 0) {
+    console.log(
+      `idle (no requests) for ${idleSeconds} s` +
+        (writesPerSecond > 0 ? ` under ${writesPerSecond} writes/s: ` : ': ') +
+        idle.join('; '),
+    )
+  }
 
   /**
    * The req/s the machine's two cores allow a target at the CPU per request its processes spent

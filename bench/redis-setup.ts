@@ -43,6 +43,8 @@ export interface CountedStores {
   keys: RedisKeys
   /** Socket writes on the node's connection so far: each is one round trip. */
   writes(): number
+  /** The near cache's counters (NearCache.stats) when it is on. */
+  near(): { hits: number; misses: number; invalidations: number } | undefined
 }
 
 /** The stores createStores builds for Redis, on a connection whose round trips are counted. */
@@ -55,15 +57,16 @@ export async function countedRedisStores(url: string, prefix: string): Promise<C
   await bus.subscribed
   const profiles = new RedisProfileStore(connection, keys)
   await profiles.foldStoredSettings() // as every node's start does (create-stores.ts)
+  const presence = new RedisPresenceStore(connection, keys, {
+    changes: { channel: keys.channel(), nodeId: bus.nodeId },
+    // as a node configured by PRESENCED_REDIS_NEAR_CACHE (its default when unset)
+    nearCache: loadConfig({
+      PRESENCED_REDIS_NEAR_CACHE: process.env.PRESENCED_REDIS_NEAR_CACHE,
+    }).redisNearCache,
+  })
   const stores: Stores = {
     mode: 'redis',
-    presence: new RedisPresenceStore(connection, keys, {
-      changes: { channel: keys.channel(), nodeId: bus.nodeId },
-      // as a node configured by PRESENCED_REDIS_NEAR_CACHE (its default when unset)
-      nearCache: loadConfig({
-        PRESENCED_REDIS_NEAR_CACHE: process.env.PRESENCED_REDIS_NEAR_CACHE,
-      }).redisNearCache,
-    }),
+    presence,
     profiles,
     bus,
     rateLimiter: new RedisRateLimiter(connection, keys),
@@ -76,7 +79,7 @@ export async function countedRedisStores(url: string, prefix: string): Promise<C
     writes++
     return write(...args)
   }
-  return { stores, connection, keys, writes: () => writes }
+  return { stores, connection, keys, writes: () => writes, near: () => presence.nearCache?.stats }
 }
 
 /**
