@@ -63,10 +63,9 @@ export interface Config {
    */
   redisTimeoutMs: number
   /**
-   * PRESENCED_REDIS_NEAR_CACHE, default 0 (off): users whose presence values a node keeps in
-   * memory, kept exact by Redis's client-side caching (single Redis; off on a cluster). Off by
-   * default: it takes ~85 % of a read's work off redis-server but adds ~50 % to the node's CPU
-   * per read (docs/performance.md, 2026-12-03 23:02), a win only where Redis is the bottleneck.
+   * PRESENCED_REDIS_NEAR_CACHE, default DEFAULT_REDIS_NEAR_CACHE (100,000; 0: off): users whose
+   * presence values a node keeps in memory, kept exact by Redis's client-side caching (single
+   * Redis; off on a cluster). See docs/decisions/0004-near-cache-on-by-default.md.
    */
   redisNearCache: number
   /** LOG_LEVEL, default info (silent in tests). */
@@ -182,6 +181,12 @@ type Env = Record<string, string | undefined>
 
 /** HS256 wants a key at least as long as its hash (RFC 7518 §3.2): 256 bits. */
 export const MIN_TOKEN_SECRET_BYTES = 32
+
+/**
+ * PRESENCED_REDIS_NEAR_CACHE's default: users' presence values a node keeps (NearCache), ~126 B
+ * each (bench/near-cache-memory.ts), ~12 MB for 100,000, allocated at the start (decision 0004).
+ */
+export const DEFAULT_REDIS_NEAR_CACHE = 100_000
 
 /**
  * The token secret, refused when shorter than MIN_TOKEN_SECRET_BYTES: every access token is an
@@ -322,7 +327,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisCluster: cluster && cluster.length > 0 ? cluster : undefined,
     redisPrefix: env.PRESENCED_REDIS_PREFIX || 'presenced',
     redisTimeoutMs: int(env, 'PRESENCED_REDIS_TIMEOUT', 500, 10, TIMER_MAX_MS),
-    redisNearCache: int(env, 'PRESENCED_REDIS_NEAR_CACHE', 0, 0),
+    redisNearCache: int(env, 'PRESENCED_REDIS_NEAR_CACHE', DEFAULT_REDIS_NEAR_CACHE, 0),
     logLevel: logLevel(env),
     rateLimitMax: int(env, 'PRESENCED_RATE_LIMIT', 600, 1),
     rateLimitWindowSeconds: int(env, 'PRESENCED_RATE_WINDOW', 60, 1),

@@ -29,6 +29,7 @@ import { RedisWebhookStore } from '../store/redis/redis-webhook-store.js'
 import { RedisFleetDuties } from '../store/redis/redis-fleet-duties.js'
 import type { FleetDuties } from '../store/fleet-duties.js'
 import { systemClock, type Clock } from '../service/clock.js'
+import { DEFAULT_REDIS_NEAR_CACHE } from './config.js'
 import type { WebhookStore } from '../store/webhook-store.js'
 
 export interface StoreOptions {
@@ -40,7 +41,10 @@ export interface StoreOptions {
   redisTimeoutMs?: number
   /** PRESENCED_MAX_SESSIONS: the live sessions one user may hold (MAX_SESSIONS_PER_USER). */
   maxSessionsPerUser?: number
-  /** PRESENCED_REDIS_NEAR_CACHE: users' presence values a node keeps (NearCache); 0: none. */
+  /**
+   * PRESENCED_REDIS_NEAR_CACHE: users' presence values a node keeps (NearCache); 0: none;
+   * absent: DEFAULT_REDIS_NEAR_CACHE (on a single Redis; a cluster has none).
+   */
   redisNearCache?: number
   /** PRESENCED_REALTIME_HISTORY / _AGE: each user's recent changes kept for resume. */
   realtimeHistory?: number
@@ -182,7 +186,7 @@ async function createRedisStores(
     presence: new RedisPresenceStore(connection, keys, {
       changes: { channel: keys.channel(), nodeId: bus.nodeId },
       history: historyBounds(options),
-      nearCache: options.redisNearCache ?? 0,
+      nearCache: options.redisNearCache ?? DEFAULT_REDIS_NEAR_CACHE,
       ...(options.maxSessionsPerUser === undefined
         ? {}
         : { maxSessions: options.maxSessionsPerUser }),
