@@ -292,6 +292,8 @@ try {
   const idle: string[] = []
   if (idleSeconds > 0) {
     const idleTargets = [1, 3].filter((i) => infoOf(i) !== undefined)
+    // the last round's collections and closing connections settle first
+    await new Promise((resolve) => setTimeout(resolve, 2000))
     const before = await Promise.all(
       idleTargets.map(async (i) => ({
         cpu: cpuSeconds(targets[i]!.pid),

@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { privateRedis } from '../../../test/helpers/redis-cluster.js'
 import { LOCAL_REDIS_URL, PATIENT, deleteKeys, uniquePrefix } from '../../../test/helpers/redis.js'
-import { loadConfig } from '../../app/config.js'
+import { DEFAULT_REDIS_NEAR_CACHE, loadConfig } from '../../app/config.js'
+import type { Stores } from '../../app/create-stores.js'
+import { startWithStores } from '../../../test/helpers/start-with-stores.js'
 import type { UserId } from '../../core/user-id.js'
 import type { SessionWrite } from '../presence-store.js'
 import { RedisKeys } from './keys.js'
@@ -352,9 +354,17 @@ test('ids above 2^53 are held and invalidated each as itself', async (t) => {
   assert.equal(cache!.stats.hits - before.hits, 1, 'only the other id was still held')
 })
 
-test('PRESENCED_REDIS_NEAR_CACHE=0 turns it off; it is off by default', async (t) => {
+test('on by default on a single Redis, as a node builds its stores', async (t) => {
+  assert.equal(loadConfig({}).redisNearCache, DEFAULT_REDIS_NEAR_CACHE)
+  let stores: Stores | undefined
+  await startWithStores(t, true, 'near-default', (built) => (stores = built))
+  const cache = (stores!.presence as RedisPresenceStore).nearCache
+  assert.ok(cache, 'a near cache')
+  assert.equal(cache.maxEntries, DEFAULT_REDIS_NEAR_CACHE)
+})
+
+test('PRESENCED_REDIS_NEAR_CACHE=0 turns it off', async (t) => {
   assert.equal(loadConfig({ PRESENCED_REDIS_NEAR_CACHE: '0' }).redisNearCache, 0)
-  assert.equal(loadConfig({}).redisNearCache, 0)
   const { a, b } = await nodes(t, LOCAL_REDIS_URL, 0)
   assert.equal(a.store.nearCache, undefined)
   await b.store.heartbeat(write('6', '1'), T0)

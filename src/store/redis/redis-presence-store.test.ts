@@ -44,6 +44,12 @@ async function open(target: RedisTarget, nearCache = 0) {
 
 presenceStoreContract('redis', () => open(single))
 presenceStoreContract('redis (near cache)', () => open(single, 1000))
+
+test('a Redis Cluster has no near cache, even when one is asked for (the default)', async (t) => {
+  const { store, cleanup } = await open(await clusterTarget(), 100_000)
+  t.after(cleanup)
+  assert.equal(store.nearCache, undefined)
+})
 presenceStoreContract('redis cluster (3 masters)', async () => open(await clusterTarget()))
 
 const T0 = Date.UTC(2026, 0, 1)
