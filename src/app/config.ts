@@ -65,7 +65,7 @@ export interface Config {
   /**
    * PRESENCED_REDIS_NEAR_CACHE, default DEFAULT_REDIS_NEAR_CACHE (100,000; 0: off): users whose
    * presence values a node keeps in memory, kept exact by Redis's client-side caching (single
-   * Redis; off on a cluster). See docs/decisions/0004-near-cache-on-by-default.md.
+   * Redis; off on a cluster). See docs/decisions/0005-near-cache-on-by-default.md.
    */
   redisNearCache: number
   /** LOG_LEVEL, default info (silent in tests). */
@@ -184,7 +184,7 @@ export const MIN_TOKEN_SECRET_BYTES = 32
 
 /**
  * PRESENCED_REDIS_NEAR_CACHE's default: users' presence values a node keeps (NearCache), ~126 B
- * each (bench/near-cache-memory.ts), ~12 MB for 100,000, allocated at the start (decision 0004).
+ * each (bench/near-cache-memory.ts), ~12 MB for 100,000, allocated at the start (decision 0005).
  */
 export const DEFAULT_REDIS_NEAR_CACHE = 100_000
 
