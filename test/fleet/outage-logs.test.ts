@@ -248,3 +248,35 @@ test("fleet: the Redis URL's database refused after a restart: 503 and not ready
   assert.equal(after0, 0)
   assert.ok(after3! > 0)
 })
+
+test('fleet: a Redis whose ACL refuses client-side caching: one warning that the near cache is off, and reads and writes served from Redis', async (t) => {
+  const redis = await privateRedis(t, 'near-refused')
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  // everything but CLIENT: the node's own connections and the change bus work, tracking cannot
+  await admin.call('ACL', 'SETUSER', 'default', '-client')
+  const node = await startFleetNode({
+    PRESENCED_REDIS_URL: redis.url,
+    PRESENCED_REDIS_PREFIX: 'near-refused:',
+  })
+  t.after(() => node.kill())
+  const user = '9223372036854775805'
+  const { register, lookup } = await robloxCallsOf(node, user)
+
+  assert.equal((await register()).status, 200)
+  for (let i = 0; i < 3; i++) {
+    const response = await lookup()
+    assert.equal(response.status, 200)
+    const body = await response.text()
+    assert.match(body, /"userPresenceType":2/)
+    assert.match(body, new RegExp(`"userId":${user}`))
+  }
+  await until(
+    () => warnings(node).some((line) => line.msg.startsWith('The near cache is off')),
+    5000,
+    'the near cache warning',
+  )
+  const said = warnings(node).filter((line) => line.msg.startsWith('The near cache is off'))
+  assert.equal(said.length, 1, JSON.stringify(said))
+  assert.match(String(said[0]!.reason), /NOPERM|no permissions/i)
+})

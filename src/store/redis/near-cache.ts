@@ -1,4 +1,4 @@
-import { Command, type Redis } from 'ioredis'
+import { Command, ReplyError, type Redis } from 'ioredis'
 import type { Activity, PresenceType, SessionSource } from '../../core/presence.js'
 import type { PresenceSummary, UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
@@ -211,6 +211,7 @@ export class NearCache {
   #epoch = 0
   #subscribed = false
   #readerUp: () => boolean
+  readonly #onRefused: ((reason: string) => void) | undefined
   #closed = false
   /** The subscriber's client id while tracking is on (tests). */
   clientId: number | undefined
@@ -222,8 +223,10 @@ export class NearCache {
     prefixes: readonly string[],
     maxEntries: number,
     readerUp: () => boolean,
+    onRefused?: (reason: string) => void,
   ) {
     this.subscriber = subscriber
+    this.#onRefused = onRefused
     this.#prefixes = prefixes
     this.#heads = new Set(prefixes)
     this.#headLengths = [...new Set(prefixes.map((head) => head.length))]
@@ -270,9 +273,11 @@ export class NearCache {
       args.push('PREFIX', commonPrefix(this.#prefixes))
       await s.call('CLIENT', ...args)
       await s.subscribe(INVALIDATE)
-    } catch {
+    } catch (error) {
       // the connection dropped (cleared on 'close'; tried again on 'ready'), or Redis refused
-      // tracking (an ACL without CLIENT): the cache stays off
+      // tracking (an ACL without CLIENT or SUBSCRIBE): the cache stays off, which an operator
+      // who did not ask for it to be off is told (on by default)
+      if (error instanceof ReplyError) this.#onRefused?.((error as Error).message)
       return
     }
     if (epoch === this.#epoch && !this.#closed) {

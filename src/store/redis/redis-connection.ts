@@ -925,7 +925,13 @@ export class RedisConnection {
       const subscriber = this.#create(true, false) as Redis
       subscriber.on('error', () => {})
       const client = this.client
-      cache = new NearCache(subscriber, heads, maxEntries, () => client.status === 'ready')
+      cache = new NearCache(
+        subscriber,
+        heads,
+        maxEntries,
+        () => client.status === 'ready',
+        (reason) => this.outages.nearCacheRefused(reason),
+      )
       this.#nearCaches.set(name, cache)
       // values read on a connection that dropped were read from a Redis that may have restarted
       if (this.#nearCaches.size === 1) {

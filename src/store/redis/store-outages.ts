@@ -65,6 +65,7 @@ export class StoreOutages {
   #refusing: Episode | undefined
   /** Since when the change bus does not listen; `said` once the log told it. */
   #deaf: { since: number; said: boolean } | undefined
+  #nearRefusalSaid = false
 
   constructor(options: StoreOutagesOptions = {}) {
     this.#log = options.log
@@ -185,6 +186,21 @@ export class StoreOutages {
    * per loss, and only while Redis is taken as reachable: a subscription that still does not
    * hold after Redis answers again. Attempts are retried every 2 s at most: never each one.
    */
+  /**
+   * Redis refused the near cache's tracking (an ACL without `CLIENT` or `SUBSCRIBE`): the node
+   * serves every read from Redis. Said once: the cache is on by default, so an operator who did
+   * not turn it off learns why reads cost what they do.
+   */
+  nearCacheRefused(reason: string): void {
+    if (this.#nearRefusalSaid) return
+    this.#nearRefusalSaid = true
+    const said = clip(reason)
+    this.#log?.warn(
+      { reason: said },
+      `The near cache is off: Redis refused client-side caching (${said}); every read goes to Redis. Allow CLIENT and SUBSCRIBE to this node's Redis user, or set PRESENCED_REDIS_NEAR_CACHE=0 to silence this`,
+    )
+  }
+
   busFailed(reason: string): void {
     const deaf = this.#deaf
     if (deaf === undefined || deaf.said || this.#unreachable !== undefined) return
