@@ -18,7 +18,7 @@
  * esbuild's keepNames wrapped every closure made in a `__name` call. PRESENCED_BENCH_SOURCE=1
  * runs the sources instead.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,6 +41,12 @@ const { values: args } = benchArgs(import.meta.url, {
     'no-baseline': { type: 'boolean', default: false },
     /** Write the server's CPU profile of presenced's measured phase to this file. */
     profile: { type: 'string' },
+    /**
+     * Pin the subscribers' process to these CPUs (taskset list, e.g. `1`): with the bench under
+     * `taskset -c 0` beside a busy loop on CPU 0, the servers get half a core and the clients
+     * one of their own (the contention of a CI run beside the bench).
+     */
+    'client-cpus': { type: 'string' },
     /** Write a heap snapshot of the server once presenced's subscribers are connected. */
     'heap-snapshot': { type: 'string' },
   },
@@ -142,6 +148,8 @@ async function runClients(): Promise<void> {
           await new Promise((resolve) => setTimeout(resolve, 500))
         }
         measuring = false
+        // the server reads its CPU time here: the window ends with the last delivery, not the closes
+        send({ drained: true })
         const sorted = Float64Array.from(latencies).sort()
         const at = (q: number): number =>
           sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
@@ -185,6 +193,8 @@ function ask<T>(child: ChildProcess, message: ToChild, key: string): Promise<T> 
 
 interface PhaseResult extends Report {
   seconds: number
+  /** The server process's CPU time (user + system) from the first change to the last delivery. */
+  cpuMs: number
   changes: number
   bytesPerConnection: { heap: number; rss: number }
   connectSeconds: number
@@ -211,6 +221,7 @@ async function phase(
     await new Promise((resolve) => setTimeout(resolve, 100))
     const stopProfile = args.profile ? await startCpuProfile() : undefined
     const started = performance.now()
+    const cpuStarted = process.cpuUsage()
     let changes = 0
     let seed = 12345
     const tickMs = 10
@@ -234,11 +245,22 @@ async function phase(
       }, tickMs)
     })
     const seconds = (performance.now() - started) / 1000
+    const reported = ask<Report>(child, { cmd: 'close' }, 'report')
+    await new Promise<void>((resolve) => {
+      const onMessage = (reply: Record<string, unknown>): void => {
+        if (!('drained' in reply)) return
+        child.off('message', onMessage)
+        resolve()
+      }
+      child.on('message', onMessage)
+    })
+    const cpu = process.cpuUsage(cpuStarted)
     await stopProfile?.(`${args.profile!}.${mode}.cpuprofile`)
-    const report = await ask<Report>(child, { cmd: 'close' }, 'report')
+    const report = await reported
     return {
       ...report,
       seconds,
+      cpuMs: (cpu.user + cpu.system) / 1000,
       changes,
       connectSeconds,
       bytesPerConnection: {
@@ -270,6 +292,10 @@ async function runServer(): Promise<void> {
     execArgv: ['--import', 'tsx'],
   })
   await new Promise((resolve) => child.once('message', resolve))
+  if (args['client-cpus'] !== undefined) {
+    const pinned = spawnSync('taskset', ['-a', '-p', '-c', args['client-cpus'], String(child.pid)])
+    if (pinned.status !== 0) throw new Error(`taskset failed: ${pinned.stderr.toString()}`)
+  }
 
   const kinds = ['online', 'inGame', 'inStudio'] as const
   let k = 0
@@ -360,6 +386,16 @@ function print(ours: PhaseResult, baseline: PhaseResult): void {
   console.log(row('change-to-delivery p50', ours.p50, baseline.p50, 'ms', 2))
   console.log(row('change-to-delivery p99', ours.p99, baseline.p99, 'ms', 2))
   console.log(row('change-to-delivery max', ours.max, baseline.max, 'ms', 1))
+  console.log(row('server CPU, first change to drain', ours.cpuMs, baseline.cpuMs, 'ms'))
+  console.log(
+    row(
+      'server CPU per delivered event',
+      (ours.cpuMs * 1000) / ours.delivered,
+      (baseline.cpuMs * 1000) / baseline.delivered,
+      'µs',
+      2,
+    ),
+  )
   console.log(
     row(
       'server heap per connection',
