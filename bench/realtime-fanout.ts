@@ -18,7 +18,8 @@
  * esbuild's keepNames wrapped every closure made in a `__name` call. PRESENCED_BENCH_SOURCE=1
  * runs the sources instead.
  */
-import { fork, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFile, fork, spawnSync, type ChildProcess } from 'node:child_process'
+import { promisify } from 'node:util'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,6 +48,14 @@ const { values: args } = benchArgs(import.meta.url, {
      * one of their own (the contention of a CI run beside the bench).
      */
     'client-cpus': { type: 'string' },
+    /**
+     * Run under `valgrind --tool=callgrind --instr-atstart=no`: instrumentation is turned on for
+     * each measured window and dumped at its end (one file per server: the instructions the
+     * window cost in user space, the kernel's writes not counted).
+     */
+    callgrind: { type: 'boolean', default: false },
+    /** The subscribers count a run as drained after this long without a frame (ms). */
+    'quiet-ms': { type: 'string', default: '500' },
     /** Write a heap snapshot of the server once presenced's subscribers are connected. */
     'heap-snapshot': { type: 'string' },
   },
@@ -142,10 +151,10 @@ async function runClients(): Promise<void> {
         closedEarly = 0
         measuring = true
       } else {
-        // let in-flight frames land: wait until nothing has arrived for half a second
+        // let in-flight frames land: wait until nothing has arrived for --quiet-ms (half a second)
         for (let seen = -1; seen !== latencies.length;) {
           seen = latencies.length
-          await new Promise((resolve) => setTimeout(resolve, 500))
+          await new Promise((resolve) => setTimeout(resolve, Number(args['quiet-ms'])))
         }
         measuring = false
         // the server reads its CPU time here: the window ends with the last delivery, not the closes
@@ -220,6 +229,8 @@ async function phase(
     child.send({ cmd: 'measure' })
     await new Promise((resolve) => setTimeout(resolve, 100))
     const stopProfile = args.profile ? await startCpuProfile() : undefined
+    // asynchronously: callgrind answers while this process runs
+    if (args.callgrind) await callgrindControl('-i', 'on')
     const started = performance.now()
     const cpuStarted = process.cpuUsage()
     let changes = 0
@@ -255,6 +266,10 @@ async function phase(
       child.on('message', onMessage)
     })
     const cpu = process.cpuUsage(cpuStarted)
+    if (args.callgrind) {
+      await callgrindControl('-d', mode)
+      await callgrindControl('-i', 'off')
+    }
     await stopProfile?.(`${args.profile!}.${mode}.cpuprofile`)
     const report = await reported
     return {
@@ -269,6 +284,12 @@ async function phase(
       },
     }
   }
+}
+
+async function callgrindControl(...options: string[]): Promise<void> {
+  const [flag, value] = options
+  const option = flag === '-d' ? [`--dump=${value}`] : [flag!, value!]
+  await promisify(execFile)('callgrind_control', [...option, String(process.pid)])
 }
 
 async function runServer(): Promise<void> {
@@ -366,6 +387,8 @@ function forwarded(): string[] {
     String(RATE),
     '--seconds',
     String(SECONDS),
+    '--quiet-ms',
+    args['quiet-ms'],
   ]
 }
 
