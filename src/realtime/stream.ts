@@ -11,6 +11,12 @@ export interface Sink {
    * they are undefined for frames outside the sequence (reset, error).
    */
   send(frame: string, seq?: number, token?: string): void
+  /**
+   * Delivers the frame `head + seq + tail`, as `send` would: for a transport that sends the tail,
+   * the same string for every stream sent the same view of a change, as it is (WebSocket:
+   * encoded once for all of them) rather than a copy joined to each stream's head.
+   */
+  sendParts?(head: string, seq: number, tail: string): void
   /** Another connection resumed the stream: this one must close. */
   replaced(): void
 }
@@ -71,6 +77,11 @@ export class Stream {
   push(frame: Frame): void {
     const seq = ++this.seq
     this.replay.push(seq, frame)
-    this.sink?.send(frame.head + seq + tailText(frame.tail), seq, this.token)
+    const sink = this.sink
+    if (sink === undefined) return
+    const tail = frame.tail
+    if (typeof tail === 'string' && sink.sendParts !== undefined)
+      sink.sendParts(frame.head, seq, tail)
+    else sink.send(frame.head + seq + tailText(tail), seq, this.token)
   }
 }

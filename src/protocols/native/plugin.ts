@@ -73,7 +73,9 @@ export async function nativeProtocol(
   })
   // connections are found on the keepalive wheel: ws need not track them (a closure each)
   await app.register(websocket, {
-    options: { maxPayload: MAX_FRAME_BYTES, clientTracking: false },
+    // no permessage-deflate (ws's default, said here): frames are written as their bytes (ws.ts
+    // sendParts), and compressing each socket's copy would cost more than the bytes it saves
+    options: { maxPayload: MAX_FRAME_BYTES, clientTracking: false, perMessageDeflate: false },
   })
   app.websocketServer.on('wsClientError', refuseHandshake)
   // the upgrade tells the limit a stream's ids are held to, as an SSE response does

@@ -15,6 +15,7 @@ import { isFrameError, parseClientFrame, type FrameError } from './frames.js'
 import { limitMessages, tooManyIds, type RealtimeLimits } from './limits.js'
 import type { KeepaliveWheel, Kept } from './keepalive.js'
 import { TokenBucket } from './token-bucket.js'
+import { tailBytes, textFrameHead } from './text-frame.js'
 import { warnFailure } from '../shared/warn-failure.js'
 
 /** What both transports share. */
@@ -93,6 +94,8 @@ function compactListeners(socket: Owned): void {
 }
 
 const noop = (): void => {}
+/** WebSocket.OPEN (the type import brings no value). */
+const OPEN = 1
 
 /*
  * ws calls every listener below from its socket's own handlers (data, close, error): a throw in
@@ -343,15 +346,45 @@ class Connection implements Sink, Kept, StreamHolder {
       )
       return this.#close(CLOSE.slowConsumer, 'slow consumer')
     }
-    if (!this.#corked) {
-      const tcp = socket._socket
-      if (tcp) {
-        this.#corked = true
-        tcp.cork()
-        if (corked.push(this) === 1) process.nextTick(uncorkAll)
-      }
-    }
+    this.#cork()
     socket.send(frame)
+  }
+
+  /**
+   * A change's frame, written to the socket as its bytes (text-frame.ts): the tail encoded once
+   * for every socket sent it. ws's sender is bypassed, which it allows: with no permessage-deflate
+   * (plugin.ts) it queues nothing and writes each frame whole, so frames never interleave.
+   */
+  sendParts(head: string, seq: number, tail: string): void {
+    if (!this.#open) return
+    if (this.#access?.stillAllowed() === false) return
+    const socket = this.socket
+    const tcp = socket._socket
+    // closing: ws sends nothing after its close frame, nor does this
+    if (socket.readyState !== OPEN) return
+    if (tcp === undefined) return socket.send(head + seq + tail)
+    const bytes = tailBytes(tail)
+    const start = textFrameHead(head, seq, bytes.length)
+    if (socket.bufferedAmount + start.length + bytes.length > this.deps.queueBytes) {
+      this.deps.log.info(
+        { stream: this.#stream?.id, buffered: socket.bufferedAmount },
+        'slow consumer cut off',
+      )
+      return this.#close(CLOSE.slowConsumer, 'slow consumer')
+    }
+    this.#cork()
+    tcp.write(start)
+    tcp.write(bytes)
+  }
+
+  /** Frames of this batch leave in one write (see uncorkAll). */
+  #cork(): void {
+    if (this.#corked) return
+    const tcp = this.socket._socket
+    if (!tcp) return
+    this.#corked = true
+    tcp.cork()
+    if (corked.push(this) === 1) process.nextTick(uncorkAll)
   }
 
   shutdown(): void {
