@@ -338,16 +338,9 @@ class Connection implements Sink, Kept, StreamHolder {
     // past the token's expiry or revocation no frame goes out, even before its timer fires (a
     // loaded loop runs it late): closed with 4001 (accessEnded)
     if (this.#access?.stillAllowed() === false) return
-    const socket = this.socket
-    if (socket.bufferedAmount + frame.length > this.deps.queueBytes) {
-      this.deps.log.info(
-        { stream: this.#stream?.id, buffered: socket.bufferedAmount },
-        'slow consumer cut off',
-      )
-      return this.#close(CLOSE.slowConsumer, 'slow consumer')
-    }
+    if (!this.#fits(frame.length)) return
     this.#cork()
-    socket.send(frame)
+    this.socket.send(frame)
   }
 
   /**
@@ -365,16 +358,19 @@ class Connection implements Sink, Kept, StreamHolder {
     if (tcp === undefined) return socket.send(head + seq + tail)
     const bytes = tailBytes(tail)
     const start = textFrameHead(head, seq, bytes.length)
-    if (socket.bufferedAmount + start.length + bytes.length > this.deps.queueBytes) {
-      this.deps.log.info(
-        { stream: this.#stream?.id, buffered: socket.bufferedAmount },
-        'slow consumer cut off',
-      )
-      return this.#close(CLOSE.slowConsumer, 'slow consumer')
-    }
+    if (!this.#fits(start.length + bytes.length)) return
     this.#cork()
     tcp.write(start)
     tcp.write(bytes)
+  }
+
+  /** Whether `bytes` more fit the socket's queue; if not, the slow consumer is cut off. */
+  #fits(bytes: number): boolean {
+    const buffered = this.socket.bufferedAmount
+    if (buffered + bytes <= this.deps.queueBytes) return true
+    this.deps.log.info({ stream: this.#stream?.id, buffered }, 'slow consumer cut off')
+    this.#close(CLOSE.slowConsumer, 'slow consumer')
+    return false
   }
 
   /** Frames of this batch leave in one write (see uncorkAll). */

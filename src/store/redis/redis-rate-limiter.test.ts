@@ -52,10 +52,11 @@ function recordSent(
   return sent
 }
 
-rateLimiterContract('redis', () => open(single))
-rateLimiterContract('redis cluster (3 masters)', async () => open(await clusterTarget()))
-
-test('two nodes share one count per caller; windows reset by the clock passed in', async (t) => {
+/**
+ * Two nodes' limiters on the single Redis, under one fresh prefix (deleted after the test), and
+ * a window counter's value as Redis holds it.
+ */
+async function twoNodes(t: TestContext) {
   const prefix = uniquePrefix('rate')
   const connections = [new RedisConnection(single, PATIENT), new RedisConnection(single, PATIENT)]
   await Promise.all(connections.map((c) => c.waitReady()))
@@ -63,9 +64,20 @@ test('two nodes share one count per caller; windows reset by the clock passed in
     await Promise.all(connections.map((c) => c.retain().release()))
     await deleteKeys(single, prefix)
   })
-  const [a, b] = connections.map((c) => new RedisRateLimiter(c, new RedisKeys(prefix)))
+  const keys = new RedisKeys(prefix)
+  const [a, b] = connections.map((c) => new RedisRateLimiter(c, keys))
+  const counter = async (key: string, rule: string, window: number) =>
+    Number(await connections[0]!.client.get(keys.rateWindow(key, rule, window)))
+  return { a: a!, b: b!, counter }
+}
+
+rateLimiterContract('redis', () => open(single))
+rateLimiterContract('redis cluster (3 masters)', async () => open(await clusterTarget()))
+
+test('two nodes share one count per caller; windows reset by the clock passed in', async (t) => {
+  const { a, b } = await twoNodes(t)
   const verdicts = []
-  for (let i = 0; i < 4; i++) verdicts.push(await (i % 2 ? b! : a!).hit('user:1', rules, T0 + i))
+  for (let i = 0; i < 4; i++) verdicts.push(await (i % 2 ? b : a).hit('user:1', rules, T0 + i))
   assert.deepEqual(
     verdicts.map((v) => [v.allowed, v.rule, v.count]),
     [
@@ -77,9 +89,9 @@ test('two nodes share one count per caller; windows reset by the clock passed in
   )
   assert.equal(verdicts[3]!.retryAfterMs, 1_000 - 3)
   // the next burst window: the sustained limit still counts every hit
-  const next = await b!.hit('user:1', rules, T0 + 1_000)
+  const next = await b.hit('user:1', rules, T0 + 1_000)
   assert.equal(next.allowed, true)
-  const refused = await a!.hit('user:1', rules, T0 + 1_001)
+  const refused = await a.hit('user:1', rules, T0 + 1_001)
   assert.equal(refused.allowed, false)
   assert.equal(refused.rule, 'sustain')
   assert.equal(refused.count, 6)
@@ -247,14 +259,7 @@ test('on a single Redis, a node leases counts of a window: few commands, refused
 })
 
 test('on a single Redis, two nodes leasing one window never allow more than max together', async (t) => {
-  const prefix = uniquePrefix('rate')
-  const connections = [new RedisConnection(single, PATIENT), new RedisConnection(single, PATIENT)]
-  await Promise.all(connections.map((c) => c.waitReady()))
-  t.after(async () => {
-    await Promise.all(connections.map((c) => c.retain().release()))
-    await deleteKeys(single, prefix)
-  })
-  const [a, b] = connections.map((c) => new RedisRateLimiter(c, new RedisKeys(prefix)))
+  const { a, b, counter: counterOf } = await twoNodes(t)
   const rules = [
     { name: 'short', max: 200, windowMs: 60_000 },
     { name: 'long', max: 320, windowMs: 600_000 },
@@ -264,7 +269,7 @@ test('on a single Redis, two nodes leasing one window never allow more than max 
   for (let round = 0; round < 100; round++) {
     const now = T0 + round
     const hits = Array.from({ length: 7 }, (_, i) =>
-      ((round + i) % 3 === 0 ? b! : a!).hit('user:7', rules, now),
+      ((round + i) % 3 === 0 ? b : a).hit('user:7', rules, now),
     )
     verdicts.push(...(await Promise.all(hits)))
   }
@@ -273,11 +278,7 @@ test('on a single Redis, two nodes leasing one window never allow more than max 
   assert.ok(allowed <= 200, `${allowed} allowed`)
   assert.ok(allowed >= 200 - 2 * 11, `${allowed} allowed`)
   // every allowed hit holds a count of its own, at most max, in Redis's counter
-  const counter = Number(
-    await connections[0]!.client.get(
-      new RedisKeys(prefix).rateWindow('user:7', 'short', Math.floor(T0 / 60_000)),
-    ),
-  )
+  const counter = await counterOf('user:7', 'short', Math.floor(T0 / 60_000))
   assert.ok(counter >= allowed && counter < 700, `counter ${counter}`)
 })
 
