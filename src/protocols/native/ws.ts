@@ -355,7 +355,8 @@ class Connection implements Sink, Kept, StreamHolder {
     const tcp = socket._socket
     // closing: ws sends nothing after its close frame, nor does this
     if (socket.readyState !== OPEN) return
-    if (tcp === undefined) return socket.send(head + seq + tail)
+    // no socket to write to yet: the whole frame through send, with its queue check
+    if (tcp === undefined) return this.send(head + seq + tail)
     const bytes = tailBytes(tail)
     const start = textFrameHead(head, seq, bytes.length)
     if (!this.#fits(start.length + bytes.length)) return
