@@ -250,9 +250,12 @@ try {
   const infoOf = (i: number) => (i === 1 ? redisMode.info : i === 3 ? baseline?.info : undefined)
   let redisWrites = 0
   let redisRequests = 0
+  /** Redis's command counts over the Redis-mode target's rounds (INFO commandstats). */
+  const callsUnderLoad: Record<string, number> = {}
   for (let round = 0; round < rounds; round++) {
     for (const [i, target] of targets.entries()) {
       const before = i === 1 ? await writesOf(redisMode.info) : 0
+      const callsBeforeRound = i === 1 ? await commandCalls(client) : undefined
       const info = infoOf(i)
       const nearBefore = info ? (await statsOf(info)).near : undefined
       const started = performance.now()
@@ -283,6 +286,10 @@ try {
       if (i === 1) {
         redisWrites += (await writesOf(redisMode.info)) - before
         redisRequests += result.requestsPerSecond * seconds
+        for (const [name, calls] of Object.entries(await commandCalls(client))) {
+          callsUnderLoad[name] =
+            (callsUnderLoad[name] ?? 0) + calls - (callsBeforeRound![name] ?? 0)
+        }
       }
     }
   }
@@ -321,11 +328,20 @@ try {
   for (let i = 0; i < 50; i++) await post(redisMode.info.port, sampleIds)
   const writesAlone = ((await writesOf(redisMode.info)) - writesBefore) / 50
   const callsAfter = await commandCalls(client)
-  const commands = Object.entries(callsAfter)
-    .map(([name, calls]) => [name, (calls - (callsBefore[name] ?? 0)) / 50] as const)
-    .filter(([name, perRequest]) => perRequest > 0 && name !== 'info')
-    .map(([name, perRequest]) => `${name} ${perRequest}`)
-    .join(', ')
+  const perRequest = (calls: Array<readonly [string, number]>) =>
+    calls
+      .filter(([name, n]) => n > 0 && name !== 'info')
+      .map(([name, n]) => `${name} ${Number(n.toFixed(3))}`)
+      .join(', ')
+  const commands = perRequest(
+    Object.entries(callsAfter).map(([name, calls]) => [
+      name,
+      (calls - (callsBefore[name] ?? 0)) / 50,
+    ]),
+  )
+  const commandsUnderLoad = perRequest(
+    Object.entries(callsUnderLoad).map(([name, calls]) => [name, calls / redisRequests]),
+  )
 
   console.log(
     `\n${users.toLocaleString()} users online on game servers; reply ${fromRedis.length} bytes ` +
@@ -412,7 +428,7 @@ try {
   console.log(
     `Redis round trips per request: ${writesAlone.toFixed(2)} alone, ` +
       `${(redisWrites / redisRequests).toFixed(2)} under load (auto-pipelining merges requests); ` +
-      `commands per request: ${commands}`,
+      `commands per request: ${commands} alone; ${commandsUnderLoad} under load`,
   )
   console.log(
     `Redis memory per live session: ${redisMode.info.redisBytesPerSession.toFixed(0)} B ` +
