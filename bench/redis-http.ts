@@ -428,7 +428,9 @@ try {
   console.log(
     `Redis round trips per request: ${writesAlone.toFixed(2)} alone, ` +
       `${(redisWrites / redisRequests).toFixed(2)} under load (auto-pipelining merges requests); ` +
-      `commands per request: ${commands} alone; ${commandsUnderLoad} under load`,
+      `commands per request: ${commands} alone; ${commandsUnderLoad} under load` +
+      // Redis counts every client's commands: --writes' writer runs through the rounds
+      (writesPerSecond > 0 ? " (the writer's writes included)" : ''),
   )
   console.log(
     `Redis memory per live session: ${redisMode.info.redisBytesPerSession.toFixed(0)} B ` +
