@@ -123,6 +123,9 @@ const statsOf = async (info: ServerInfo) =>
     near?: NearStats
   }
 const writesOf = async (info: ServerInfo) => (await statsOf(info)).writes
+/** Each command's calls between two INFO commandstats readings (commandCalls). */
+const callsSince = (before: Record<string, number>, after: Record<string, number>) =>
+  Object.entries(after).map(([name, calls]) => [name, calls - (before[name] ?? 0)] as const)
 /** `after` less `before` (the near cache's counters over a window), or undefined when off. */
 const nearDelta = (before: NearStats | undefined, after: NearStats | undefined) =>
   before && after
@@ -286,9 +289,8 @@ try {
       if (i === 1) {
         redisWrites += (await writesOf(redisMode.info)) - before
         redisRequests += result.requestsPerSecond * seconds
-        for (const [name, calls] of Object.entries(await commandCalls(client))) {
-          callsUnderLoad[name] =
-            (callsUnderLoad[name] ?? 0) + calls - (callsBeforeRound![name] ?? 0)
+        for (const [name, calls] of callsSince(callsBeforeRound!, await commandCalls(client))) {
+          callsUnderLoad[name] = (callsUnderLoad[name] ?? 0) + calls
         }
       }
     }
@@ -334,10 +336,7 @@ try {
       .map(([name, n]) => `${name} ${Number(n.toFixed(3))}`)
       .join(', ')
   const commands = perRequest(
-    Object.entries(callsAfter).map(([name, calls]) => [
-      name,
-      (calls - (callsBefore[name] ?? 0)) / 50,
-    ]),
+    callsSince(callsBefore, callsAfter).map(([name, calls]) => [name, calls / 50]),
   )
   const commandsUnderLoad = perRequest(
     Object.entries(callsUnderLoad).map(([name, calls]) => [name, calls / redisRequests]),

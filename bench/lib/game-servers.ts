@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildApp } from '../../src/app/build-app.js'
 import { testConfig } from '../../src/app/config.js'
+import { BENCH_SERVER_CONFIG } from './bench-config.js'
 import type { PresenceService } from '../../src/service/presence-service.js'
 import { countedRedisStores, type CountedStores } from '../redis-setup.js'
 
@@ -23,10 +24,7 @@ export async function benchPresenced(url: string | undefined, prefix: string) {
     testConfig({
       dataDir: mkdtempSync(join(tmpdir(), 'presenced-bench-')),
       sessionTtlSeconds: 3600,
-      rateLimitMax: 1_000_000_000,
-      // the dashboard's stats pass (every live user read, at most 1/20 of the time) only at the
-      // start: one running at a random instant fell in another target's rounds (performance.md)
-      statsIntervalMs: 2_147_483_647,
+      ...BENCH_SERVER_CONFIG,
     }),
     counted ? { stores: counted.stores } : {},
   )

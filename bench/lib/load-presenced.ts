@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildApp, type PresencedApp } from '../../src/app/build-app.js'
 import { testConfig } from '../../src/app/config.js'
+import { BENCH_SERVER_CONFIG } from './bench-config.js'
 import type { UserId } from '../../src/core/user-id.js'
 import {
   DEVICE_TYPE,
@@ -59,10 +60,7 @@ export async function loadPresenced(options: LoadOptions): Promise<LoadedPresenc
       dataDir: mkdtempSync(join(tmpdir(), 'presenced-bench-')),
       // long enough that no session expires during any bench run
       sessionTtlSeconds: 86_400,
-      rateLimitMax: 1_000_000_000,
-      // the dashboard's stats pass (every live user read, at most 1/20 of the time) only at the
-      // start: one running at a random instant fell in another target's rounds (performance.md)
-      statsIntervalMs: 2_147_483_647,
+      ...BENCH_SERVER_CONFIG,
       ...(options.history !== undefined && { realtimeHistory: options.history }),
       // the Xbox read budget is its own (30 per 15 s by default): a bench answered 429s
       xboxReadBurstMax: 1_000_000_000,
