@@ -135,8 +135,13 @@ export const UNLIMITED: RateLimitVerdict = Object.freeze({
 
 /** Where `now` falls for `rule`: the window's index on the clock and when it ends. */
 export function windowOf(rule: RateLimitRule, now: number): { index: number; endsAt: number } {
-  const index = Math.floor(now / rule.windowMs)
+  const index = windowIndexOf(rule, now)
   return { index, endsAt: (index + 1) * rule.windowMs }
+}
+
+/** The index of `rule`'s window at `now` (windowOf without its end). */
+export function windowIndexOf(rule: RateLimitRule, now: number): number {
+  return Math.floor(now / rule.windowMs)
 }
 
 /**

@@ -297,6 +297,13 @@ test('on a single Redis, leases end with their window and stay bounded in number
   const next = await limiter.hit('ip:3', [rule], T0 + 1_000)
   assert.deepEqual([next.allowed, next.count], [true, 1])
   assert.deepEqual(sent, ['set', 'incr'])
+  // the same caller under other rules in the same window: their own counters, not the last ones'
+  const other = { name: 'o', max: 1_600, windowMs: 1_000 }
+  sent.length = 0
+  const both = await limiter.hit('ip:3', [other, rule], T0 + 1_002)
+  assert.deepEqual([both.allowed, both.rule, both.count], [true, 'o', 1])
+  // o's first lease (1) and r's next (2, its lease of 1 spent), in one write
+  assert.deepEqual(sent, ['set', 'incr', 'set', 'incrby'])
   // a flood of callers (addresses) in one window: the leases kept stay at most LEASES
   for (let from = 0; from < 2.5 * LEASES; from += 1_000) {
     await Promise.all(
@@ -305,5 +312,6 @@ test('on a single Redis, leases end with their window and stay bounded in number
       ),
     )
     assert.ok(limiter.leases <= LEASES, `${limiter.leases} leases`)
+    assert.ok(limiter.keysBuilt <= LEASES, `${limiter.keysBuilt} callers' keys built`)
   }
 })
