@@ -60,7 +60,6 @@ async function until(check: () => boolean, ms = 5000): Promise<void> {
 const ids = (...list: string[]) => list as UserId[]
 
 /** What precedes the id in its presence key. */
-const headOf = (keys: RedisKeys, id: string) => keys.presenceHeads()[keys.bucketOf(id as UserId)]!
 
 /** The place of the user's primary session as A reads it (a summary: through the cache). */
 async function placeOf(
@@ -188,7 +187,7 @@ test('a value read while an invalidation of its key arrives is not kept (in-flig
   const { a, b, keys, cache } = await nodes(t)
   await b.store.heartbeat(write('7', '1'), T0)
   const key = keys.presence('7' as UserId)
-  const plan = cache!.plan(['7'], [headOf(keys, '7')], T0 + 1, true)
+  const plan = cache!.plan(['7'], keys.presenceHeads(), keys, T0 + 1, true)
   assert.equal(plan.keys.length, 1)
   // the value as an MGET sent now would have read it, then a write that invalidates it
   const old = await b.connection.client.getBuffer(key)
@@ -210,7 +209,7 @@ test('a hit invalidated before its barrier arrives is read again', async (t) => 
   const { a, b, keys, cache } = await nodes(t)
   await b.store.heartbeat(write('8', '1'), T0)
   assert.equal(await placeOf(a.store, '8'), '1')
-  const plan = cache!.plan(['8'], [headOf(keys, '8')], T0 + 1, true)
+  const plan = cache!.plan(['8'], keys.presenceHeads(), keys, T0 + 1, true)
   assert.equal(plan.hits, 1)
   await b.store.heartbeat(write('8', '2'), T0)
   await cache!.barrier()
@@ -270,7 +269,7 @@ test('at the cap, the oldest entry goes', async (t) => {
   for (const id of ['11', '12', '13', '14', '15']) await b.store.heartbeat(write(id), T0)
   for (const id of ['11', '12', '13', '14', '15']) await a.store.summarize(ids(id), T0 + 1)
   assert.equal(cache!.size, 3)
-  const plan = cache!.plan(['11', '15'], [headOf(keys, '11'), headOf(keys, '15')], T0 + 1, true)
+  const plan = cache!.plan(['11', '15'], keys.presenceHeads(), keys, T0 + 1, true)
   cache!.abandon(plan)
   assert.equal(plan.from[0], 0, 'the oldest went')
   const hits = cache!.stats.hits

@@ -2,6 +2,7 @@ import { Command, ReplyError, type Redis } from 'ioredis'
 import type { Activity, PresenceType, SessionSource } from '../../core/presence.js'
 import type { PresenceSummary, UserSettings } from '../../core/privacy.js'
 import type { UserId } from '../../core/user-id.js'
+import type { UserBuckets } from './redis-connection.js'
 import { touchRows } from '../memory/touch-rows.js'
 import { NearRows } from './near-rows.js'
 import { settingsOfSummarized, summarizeBytes, summarizedUntil } from './presence-codec.js'
@@ -334,13 +335,14 @@ export class NearCache {
   }
 
   /**
-   * How a read of `ids` (keys `heads[i] + ids[i]`) at `now` goes: the ones held here for `now`
-   * are hits (their summaries and settings set), the others are read (their flights started).
-   * Only when `usable`.
+   * How a read of `ids` (keys `heads[buckets.bucketOf(id)] + id`, a head found for a miss only)
+   * at `now` goes: the ones held here for `now` are hits (their summaries and settings set), the
+   * others are read (their flights started). Only when `usable`.
    */
   plan(
     ids: readonly string[],
-    heads: ReadonlyArray<string | undefined>,
+    heads: readonly string[],
+    buckets: UserBuckets,
     now: number,
     foldDone: boolean,
   ): NearPlan {
@@ -375,7 +377,7 @@ export class NearCache {
       }
       plan.from[i] = plan.keys.length
       plan.keys.push(id)
-      plan.heads.push(heads[i] ?? '')
+      plan.heads.push(heads[buckets.bucketOf(id)] ?? '')
       let flight = this.#flights.get(id)
       if (flight === undefined) this.#flights.set(id, (flight = { dead: false, readers: 0 }))
       flight.readers++

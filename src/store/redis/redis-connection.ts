@@ -237,6 +237,13 @@ interface MgetWaiter extends MgetKeys {
    * the answer is a NearRead of the values at `now`.
    */
   cache: NearCache | undefined
+  /**
+   * A near-cached read's key heads by bucket, and its ids' buckets (mgetUsersNear): `heads` is
+   * left unset, and an id's head is found only when its key is read from Redis (a read the
+   * cache serves whole hashes none of its ids).
+   */
+  bucketHeads?: readonly string[] | undefined
+  buckets?: UserBuckets | undefined
   now: number
   foldDone: boolean
   resolve: (values: (string | null)[] | (Buffer | null)[] | NearRead) => void
@@ -257,6 +264,11 @@ function headsOf(heads: readonly string[], ids: readonly string[], buckets: User
   const out = new Array<string>(ids.length)
   for (let i = 0; i < ids.length; i++) out[i] = heads[buckets.bucketOf(ids[i]!)]!
   return out
+}
+
+/** The heads of `ids`' keys, for a near-cached waiter's ids it reads from Redis. */
+function keyHeadsOf(w: MgetWaiter, ids: readonly string[]): string[] {
+  return headsOf(w.bucketHeads ?? [], ids, w.buckets!)
 }
 
 /** Keys of an MGET: `heads[i]` (when given) followed by `keys[i]` (see mgetText). */
@@ -1248,7 +1260,7 @@ export class RedisConnection {
     foldDone: boolean,
   ): Promise<NearRead> {
     if (ids.length === 0) return Promise.resolve({ summaries: [], settings: [] })
-    return this.#joinedMget(false, ids, headsOf(heads, ids, buckets), cache, now, foldDone)
+    return this.#joinedMget(false, ids, undefined, cache, now, foldDone, heads, buckets)
   }
 
   /**
@@ -1300,10 +1312,12 @@ export class RedisConnection {
   #joinedMget(
     strings: false,
     keys: readonly string[],
-    heads: readonly string[],
+    heads: undefined,
     cache: NearCache,
     now: number,
     foldDone: boolean,
+    bucketHeads: readonly string[],
+    buckets: UserBuckets,
   ): Promise<NearRead>
   #joinedMget(
     strings: boolean,
@@ -1312,6 +1326,8 @@ export class RedisConnection {
     cache?: NearCache,
     now = 0,
     foldDone = false,
+    bucketHeads?: readonly string[],
+    buckets?: UserBuckets,
   ): Promise<(string | null)[] | (Buffer | null)[] | NearRead> {
     if (keys.length === 0) return Promise.resolve([])
     const batch = this.#batch()
@@ -1325,7 +1341,12 @@ export class RedisConnection {
     group.size += keys.length
     const joined = group
     return new Promise((resolve, reject) => {
-      joined.waiters.push({ keys, heads, strings, cache, now, foldDone, resolve, reject })
+      const waiter: MgetWaiter = { keys, heads, strings, cache, now, foldDone, resolve, reject }
+      if (buckets !== undefined) {
+        waiter.bucketHeads = bucketHeads
+        waiter.buckets = buckets
+      }
+      joined.waiters.push(waiter)
     })
   }
 
@@ -1576,12 +1597,12 @@ export class RedisConnection {
       const cache = w.cache
       if (cache === undefined || !cache.usable) {
         plans[i] = undefined
-        parts[i] = w
+        parts[i] = w.buckets === undefined ? w : { keys: w.keys, heads: keyHeadsOf(w, w.keys) }
         counts[i] = w.keys.length
         size += w.keys.length
         continue
       }
-      const plan = cache.plan(w.keys, w.heads ?? [], w.now, w.foldDone)
+      const plan = cache.plan(w.keys, w.bucketHeads ?? [], w.buckets!, w.now, w.foldDone)
       plans[i] = plan
       parts[i] = plan
       counts[i] = plan.keys.length
@@ -1607,12 +1628,8 @@ export class RedisConnection {
   readonly #finishCached: FinishCached = (w, cache, plan, values, trusted) => {
     const { read, lost } = cache.finish(plan, values, trusted)
     if (lost === undefined) return w.resolve(read)
-    const heads = w.heads
-    this.#joinedMget(
-      false,
-      lost.map((i) => w.keys[i]!),
-      heads && lost.map((i) => heads[i] ?? ''),
-    ).then((again) => {
+    const ids = lost.map((i) => w.keys[i]!)
+    this.#joinedMget(false, ids, keyHeadsOf(w, ids)).then((again) => {
       readInto(read, w.keys, lost, again, w.now, w.foldDone)
       w.resolve(read)
     }, w.reject)
