@@ -59,8 +59,6 @@ async function until(check: () => boolean, ms = 5000): Promise<void> {
 
 const ids = (...list: string[]) => list as UserId[]
 
-/** What precedes the id in its presence key. */
-
 /** The place of the user's primary session as A reads it (a summary: through the cache). */
 async function placeOf(
   store: RedisPresenceStore,
