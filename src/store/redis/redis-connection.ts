@@ -1341,12 +1341,19 @@ export class RedisConnection {
     group.size += keys.length
     const joined = group
     return new Promise((resolve, reject) => {
-      const waiter: MgetWaiter = { keys, heads, strings, cache, now, foldDone, resolve, reject }
-      if (buckets !== undefined) {
-        waiter.bucketHeads = bucketHeads
-        waiter.buckets = buckets
-      }
-      joined.waiters.push(waiter)
+      // every waiter of one shape, near-cached or not (fields added after would make two)
+      joined.waiters.push({
+        keys,
+        heads,
+        strings,
+        cache,
+        bucketHeads,
+        buckets,
+        now,
+        foldDone,
+        resolve,
+        reject,
+      })
     })
   }
 
